@@ -1,0 +1,119 @@
+# Posthaste -- GNU make build.
+#
+#   make            build every program into the source tree (smtpd/smtpd ...)
+#   make check      install missing Debian packages, build, run unit and
+#                   integration tests, then again under ASan+UBSan
+#   make run        install missing packages, build, run in the foreground on
+#                   a safe default configuration (etc/smtpd.conf.run)
+#   make install    PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc
+#   make fuzz       build the libFuzzer harnesses (clang)
+#   make bench      run ../shared/bench against Posthaste and Postfix
+#   make clean
+
+PREFIX		?= /usr/local
+SYSCONFDIR	?= /etc
+SBINDIR		?= $(PREFIX)/sbin
+BINDIR		?= $(PREFIX)/bin
+MANDIR		?= $(PREFIX)/share/man
+LIBEXECDIR	?= $(PREFIX)/libexec/posthaste
+DESTDIR		?=
+
+CC		?= cc
+OBJDIR		?= obj
+SAN		?=
+
+WARNINGS	= -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
+		  -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
+		  -Wno-unused-parameter
+HARDEN		= -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=2 \
+		  -fstack-clash-protection
+HARDEN_LD	= -pie -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
+
+PKGS		= libevent libevent_openssl openssl libseccomp libbsd
+PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+OPT		?= -O2 -g
+ifeq ($(SAN),1)
+OPT		= -O1 -g -fno-omit-frame-pointer
+SANFLAGS	= -fsanitize=address,undefined -fno-sanitize-recover=undefined
+HARDEN		= -fstack-protector-strong -fPIE
+endif
+
+CPPFLAGS	+= -I. -Icommon -Ismtpd -Iqueue -Ilookup -D_GNU_SOURCE \
+		   -DSMTPD_SYSCONFDIR=\"$(SYSCONFDIR)\" $(if $(SAN),-DPOSTHASTE_SAN=1)
+CFLAGS		+= -std=c11 $(OPT) $(WARNINGS) $(HARDEN) $(SANFLAGS) $(PKG_CFLAGS)
+LDFLAGS		+= $(HARDEN_LD) $(SANFLAGS)
+LDLIBS		+= $(PKG_LIBS) -ldb -lunbound -lcrypt -lresolv
+
+# Source files with a main(); everything else goes into one library.
+MAINS		:= smtpd/smtpd.c smtpd/smtpctl.c smtpd/makemap.c smtpd/sendmail.c
+PROGS		:= $(patsubst smtpd/%.c,%,$(wildcard $(MAINS)))
+LIB_SRCS	:= $(filter-out $(MAINS),$(wildcard common/*.c smtpd/*.c queue/*.c lookup/*.c))
+LIB_OBJS	:= $(patsubst %.c,$(OBJDIR)/%.o,$(LIB_SRCS))
+LIB		:= $(OBJDIR)/libposthaste.a
+
+UNIT_SRCS	:= $(wildcard regress/unit/test_*.c)
+UNIT_BINS	:= $(patsubst regress/unit/%.c,$(OBJDIR)/regress/%,$(UNIT_SRCS))
+FUZZ_SRCS	:= $(wildcard regress/fuzz/fuzz_*.c)
+
+.PHONY: all deps check check-unit check-integration check-san run install \
+	uninstall clean fuzz bench lint
+
+BINS		:= $(patsubst %,$(OBJDIR)/bin/%,$(PROGS))
+
+all: $(BINS) $(if $(SAN),,$(patsubst %,smtpd/%,$(PROGS)))
+
+smtpd/%: $(OBJDIR)/bin/%
+	cp -f $< $@
+
+$(OBJDIR)/bin/%: $(OBJDIR)/smtpd/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(LIB): $(LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(OBJDIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(OBJDIR)/regress/%: regress/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB) \
+	    $(LDFLAGS) $(LDLIBS) -lcmocka
+
+-include $(shell find $(OBJDIR) -name '*.d' 2>/dev/null)
+
+deps:
+	@sh mk/deps.sh
+
+unit: $(UNIT_BINS)
+
+check-unit: $(UNIT_BINS)
+	@sh mk/run-unit.sh $(UNIT_BINS)
+
+check-integration: all
+	@/usr/bin/python3 regress/integration/run.py --bindir $(OBJDIR)/bin
+
+# The whole suite: normal build, then again under ASan+UBSan.
+check: deps
+	@$(MAKE) --no-print-directory all unit
+	@sh mk/check.sh
+
+run: deps all
+	@sh mk/run.sh
+
+fuzz:
+	@$(MAKE) --no-print-directory -f mk/fuzz.mk
+
+bench: all
+	@sh mk/bench.sh
+
+install: all
+	sh mk/install.sh "$(DESTDIR)" "$(SBINDIR)" "$(BINDIR)" "$(MANDIR)" \
+	    "$(SYSCONFDIR)" "$(LIBEXECDIR)"
+
+clean:
+	rm -rf obj obj-san obj-fuzz $(patsubst %,smtpd/%,$(PROGS)) regress/results

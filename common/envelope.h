@@ -1,0 +1,76 @@
+/*
+ * envelope.h -- one recipient of one message, as the queue keeps it.
+ *
+ * The struct travels between processes of the same binary (fixed-size,
+ * no pointers) and is stored on disk as versioned "key: value" text
+ * (envelope.c), escaped on write and validated on read.
+ */
+#ifndef POSTHASTE_ENVELOPE_H
+#define POSTHASTE_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "addr.h"
+
+#define ENVELOPE_VERSION	1
+#define ENV_NAME_MAX		128
+#define ENV_TEXT_MAX		512
+#define ENV_PATH_MAX		1024
+
+/* what the final recipient is, after alias/virtual expansion */
+enum dest_type {
+	DEST_MAILBOX = 1,	/* a local user's mailbox per the action */
+	DEST_FILE,		/* "/path" from aliases or .forward */
+	DEST_PROGRAM,		/* "|command" from aliases or .forward */
+	DEST_REMOTE,		/* relay to dest address */
+};
+
+/* envelope flags */
+#define EF_SMTPUTF8		0x0001
+#define EF_8BITMIME		0x0002
+#define EF_BOUNCE		0x0004	/* this message is a DSN we made */
+#define EF_DSN_RET_FULL		0x0010
+#define EF_DSN_RET_HDRS		0x0020
+#define EF_NOTIFY_NEVER		0x0100
+#define EF_NOTIFY_SUCCESS	0x0200
+#define EF_NOTIFY_FAILURE	0x0400
+#define EF_NOTIFY_DELAY		0x0800
+#define EF_AUTHENTICATED	0x1000
+#define EF_TLS			0x2000
+#define EF_WARNED		0x4000	/* delay DSN already sent */
+#define EF_PAUSED		0x8000	/* smtpctl pause envelope */
+
+struct envelope {
+	uint64_t	 id;		/* msgid << 32 | random */
+	int64_t		 ctime;		/* when queued */
+	int64_t		 lasttry;
+	int64_t		 nexttry;
+	uint32_t	 tries;
+	uint32_t	 flags;
+	uint32_t	 dest_type;	/* enum dest_type */
+	struct mailaddr	 sender;	/* envelope sender, empty = <> */
+	struct mailaddr	 rcpt;		/* as the client gave it */
+	struct mailaddr	 dest;		/* after expansion */
+	char		 action[ENV_NAME_MAX];	/* smtpd.conf action */
+	char		 user[ENV_NAME_MAX];	/* system user to deliver as */
+	char		 path[ENV_PATH_MAX];	/* DEST_FILE/DEST_PROGRAM */
+	char		 helo[ENV_NAME_MAX * 2];
+	char		 client[ENV_NAME_MAX];	/* client address text */
+	char		 authname[ENV_NAME_MAX];
+	char		 envid[ENV_TEXT_MAX / 4];	/* DSN ENVID, xtext */
+	char		 orcpt[ENV_TEXT_MAX];	/* DSN ORCPT, as given */
+	char		 errorline[ENV_TEXT_MAX];	/* last error */
+};
+
+#define msgid_of(evpid)		((uint32_t)((evpid) >> 32))
+
+/* text form; returns bytes written, or -1 if it did not fit */
+int	envelope_dump(const struct envelope *, char *buf, size_t len);
+/* parse and validate; -1 on anything unknown, duplicate or malformed */
+int	envelope_load(const char *buf, size_t len, struct envelope *);
+/* check every field of a struct received from another process */
+int	envelope_valid(const struct envelope *);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * imsg.h -- message framing between Posthaste processes.
+ *
+ * A message is a fixed header followed by `len' bytes of payload, on a
+ * Unix stream socket.  At most one file descriptor travels with a
+ * message (SCM_RIGHTS); the header says whether one does, so a message
+ * and its descriptor can never be paired wrongly.
+ */
+#ifndef POSTHASTE_IMSG_H
+#define POSTHASTE_IMSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <bsd/sys/queue.h>
+
+#define IMSG_MAX_PAYLOAD	(256 * 1024)
+#define IMSG_MAX_FDS		64	/* received but not yet consumed */
+
+#define IMSGF_HASFD		0x1
+
+struct imsg_hdr {
+	uint32_t	type;
+	uint32_t	len;		/* payload bytes, excluding header */
+	uint32_t	peerid;		/* request id, echoed in the reply */
+	uint32_t	pid;		/* sender's pid, for logs */
+	uint32_t	flags;
+};
+
+struct imsg {
+	struct imsg_hdr	 hdr;
+	int		 fd;		/* -1 when none */
+	const void	*data;		/* valid until the next imsg_get() */
+	size_t		 len;
+};
+
+struct imsg_chunk {
+	TAILQ_ENTRY(imsg_chunk) entry;
+	int		 fd;		/* sent with the first byte, or -1 */
+	size_t		 off;		/* bytes already written */
+	size_t		 len;
+	unsigned char	 data[];
+};
+
+struct imsgbuf {
+	int		 fd;
+	unsigned char	*rbuf;
+	size_t		 rlen;		/* bytes buffered */
+	size_t		 rpos;		/* start of unconsumed bytes */
+	size_t		 rcap;
+	int		 rfds[IMSG_MAX_FDS];
+	size_t		 nrfds;
+	TAILQ_HEAD(, imsg_chunk) wq;
+	size_t		 wqlen;		/* bytes queued */
+};
+
+void	imsgbuf_init(struct imsgbuf *, int fd);
+void	imsgbuf_clear(struct imsgbuf *);	/* frees, closes queued fds */
+/* queue a message; fd (or -1) is owned by the buffer from now on */
+int	imsg_compose(struct imsgbuf *, uint32_t type, uint32_t peerid,
+	    int fd, const void *data, size_t len);
+/* write what can be written: 1 done, 0 more pending, -1 error */
+int	imsg_flush_nb(struct imsgbuf *);
+/* blocking flush, for simple processes without an event loop */
+int	imsg_flush(struct imsgbuf *);
+/* read what is available: bytes read, 0 on EOF, -1 error (EAGAIN too) */
+ssize_t	imsg_read(struct imsgbuf *);
+/*
+ * Next complete message: 1 and *m filled, 0 none yet, -1 malformed
+ * stream (oversized, or a descriptor promised but not received).
+ */
+int	imsg_get(struct imsgbuf *, struct imsg *m);
+
+#endif

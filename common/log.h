@@ -1,0 +1,33 @@
+/*
+ * log.h -- logging for every process.
+ *
+ * syslog facility mail by default; with -d, lines go to stderr prefixed
+ * by the process name.  fatal()/fatalx() are for broken invariants only:
+ * they log and exit the process, which brings the whole daemon down.
+ */
+#ifndef POSTHASTE_LOG_H
+#define POSTHASTE_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+void	log_init(int foreground, int verbose);
+void	log_reopen(void);		/* in a child, before the sandbox */
+void	log_procname(const char *);	/* "smtp worker 1", "queue" ... */
+const char *log_getprocname(void);
+void	log_setverbose(int);
+int	log_getverbose(void);
+
+void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	fatal(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+void	fatalx(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+
+/* Escape untrusted text for a log line: non-printables as \xNN. */
+const char *log_sanitize(const char *in, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,144 @@
+/*
+ * mproc.c -- event-driven imsg channels.
+ *
+ * Peers on these channels are sibling processes of the same daemon.  A
+ * malformed message from one of them means a bug or a compromise; either
+ * way the safe answer is to stop (fail closed).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mproc.h"
+
+struct event_base	*ev_base;
+
+static void	mproc_update(struct mproc *);
+
+static void
+mproc_dispatch(evutil_socket_t fd, short ev, void *arg)
+{
+	struct mproc	*p = arg;
+	struct imsg	 m;
+	ssize_t		 n;
+	int		 r;
+
+	if (ev & EV_WRITE) {
+		if (imsg_flush_nb(&p->ib) == -1) {
+			if (p->closed) {
+				p->closed(p);
+				return;
+			}
+			fatal("write to %s", p->name);
+		}
+	}
+	if (ev & EV_READ) {
+		n = imsg_read(&p->ib);
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			goto out;
+		if (n <= 0) {
+			if (p->closed) {
+				p->closed(p);
+				return;
+			}
+			if (n == 0)
+				fatalx("lost channel to %s", p->name);
+			fatal("read from %s", p->name);
+		}
+		for (;;) {
+			r = imsg_get(&p->ib, &m);
+			if (r == 0)
+				break;
+			if (r == -1 && p->untrusted && p->closed) {
+				p->closed(p);
+				return;
+			}
+			if (r == -1)
+				fatal("malformed message stream from %s",
+				    p->name);
+			p->handler(p, &m);
+			if (p->ev == NULL)
+				return;	/* the handler closed the channel */
+		}
+	}
+out:
+	mproc_update(p);
+}
+
+static void
+mproc_update(struct mproc *p)
+{
+	short	want = EV_READ | EV_PERSIST;
+
+	if (!TAILQ_EMPTY(&p->ib.wq))
+		want |= EV_WRITE;
+	if (want == p->events)
+		return;
+	p->events = want;
+	event_del(p->ev);
+	event_assign(p->ev, ev_base, p->ib.fd, want, mproc_dispatch, p);
+	event_add(p->ev, NULL);
+}
+
+void
+mproc_init(struct mproc *p, int fd, const char *name, mproc_handler h,
+    void *arg)
+{
+	int	fl;
+
+	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
+		fatal("fcntl");
+	imsgbuf_init(&p->ib, fd);
+	p->name = name;
+	p->handler = h;
+	p->arg = arg;
+	p->closed = NULL;
+	p->untrusted = 0;
+	p->events = EV_READ | EV_PERSIST;
+	if ((p->ev = event_new(ev_base, fd, p->events, mproc_dispatch, p)) ==
+	    NULL)
+		fatal("event_new");
+	event_add(p->ev, NULL);
+}
+
+void
+mproc_compose(struct mproc *p, uint32_t type, uint32_t peerid, int fd,
+    const void *data, size_t len)
+{
+	if (imsg_compose(&p->ib, type, peerid, fd, data, len) == -1)
+		fatal("imsg_compose to %s", p->name);
+	/*
+	 * Write at once when the socket has room: it saves an event loop
+	 * round trip on every request (most replies fit).
+	 */
+	if (imsg_flush_nb(&p->ib) == -1) {
+		if (p->closed == NULL)
+			fatal("write to %s", p->name);
+		/* the read side will see the EOF and call closed() */
+	}
+	mproc_update(p);
+}
+
+void
+mproc_clear(struct mproc *p)
+{
+	if (p->ev) {
+		event_del(p->ev);
+		event_free(p->ev);
+		p->ev = NULL;
+	}
+	close(p->ib.fd);
+	imsgbuf_clear(&p->ib);
+}
+
+void
+mproc_check_len(struct mproc *p, const struct imsg *m, size_t want)
+{
+	if (m->len != want)
+		fatalx("bad length %zu (want %zu) for message %u from %s",
+		    m->len, want, m->hdr.type, p->name);
+}

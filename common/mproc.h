@@ -1,0 +1,36 @@
+/*
+ * mproc.h -- an imsg channel to another process, driven by libevent.
+ */
+#ifndef POSTHASTE_MPROC_H
+#define POSTHASTE_MPROC_H
+
+#include <event2/event.h>
+
+#include "imsg.h"
+
+extern struct event_base	*ev_base;
+
+struct mproc;
+typedef void	(*mproc_handler)(struct mproc *, struct imsg *);
+typedef void	(*mproc_closed)(struct mproc *);
+
+struct mproc {
+	struct imsgbuf	 ib;
+	struct event	*ev;
+	short		 events;
+	const char	*name;		/* the peer, for logs */
+	mproc_handler	 handler;
+	mproc_closed	 closed;	/* NULL: losing the peer is fatal */
+	int		 untrusted;	/* a client: malformed input closes */
+	void		*arg;
+};
+
+void	mproc_init(struct mproc *, int fd, const char *name,
+	    mproc_handler, void *arg);
+void	mproc_compose(struct mproc *, uint32_t type, uint32_t peerid, int fd,
+	    const void *data, size_t len);
+void	mproc_clear(struct mproc *);
+/* payload length must be exactly `want', else a sibling is broken: fatal */
+void	mproc_check_len(struct mproc *, const struct imsg *, size_t want);
+
+#endif

@@ -1,0 +1,208 @@
+/*
+ * privsep.c -- dropping privileges and entering the seccomp sandbox.
+ *
+ * Every child follows the same fixed order: look up the user while
+ * /etc/passwd is still visible, chroot, chdir, setgroups, setresgid,
+ * setresuid, verify nothing can be regained, then the syscall filter.
+ * Group before user: once the uid is gone we could no longer change gids.
+ */
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+
+#include <bsd/unistd.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "privsep.h"
+
+void
+privsep_drop_ids(uid_t uid, gid_t gid, const gid_t *groups, int ngroups)
+{
+	uid_t	ru, eu, su;
+	gid_t	rg, eg, sg;
+
+	if (setgroups(ngroups, groups) == -1)
+		fatal("setgroups");
+	if (setresgid(gid, gid, gid) == -1)
+		fatal("setresgid");
+	if (setresuid(uid, uid, uid) == -1)
+		fatal("setresuid");
+	if (getresuid(&ru, &eu, &su) == -1 || ru != uid || eu != uid ||
+	    su != uid)
+		fatalx("uid not dropped");
+	if (getresgid(&rg, &eg, &sg) == -1 || rg != gid || eg != gid ||
+	    sg != gid)
+		fatalx("gid not dropped");
+	if (uid != 0 && setuid(0) != -1)
+		fatalx("could regain root after dropping privileges");
+	/* no core dumps of a process that saw other users' mail */
+	if (prctl(PR_SET_DUMPABLE, 0) == -1)
+		fatal("prctl(PR_SET_DUMPABLE)");
+}
+
+void
+privsep_drop(const char *user, const char *chrootdir)
+{
+	struct passwd	*pw;
+	uid_t		 uid;
+	gid_t		 gid;
+
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("unknown user %s", user);
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (uid == 0)
+		fatalx("user %s must not be root", user);
+	if (chrootdir != NULL) {
+		if (chroot(chrootdir) == -1)
+			fatal("chroot %s", chrootdir);
+	}
+	if (chdir("/") == -1)
+		fatal("chdir /");
+	privsep_drop_ids(uid, gid, &gid, 1);
+}
+
+/* system calls every process needs, whatever it does */
+static const int sc_base[] = {
+	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
+	SCMP_SYS(close), SCMP_SYS(exit), SCMP_SYS(exit_group),
+	SCMP_SYS(brk), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap),
+	SCMP_SYS(madvise), SCMP_SYS(mprotect),
+	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
+	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(select), SCMP_SYS(pselect6),
+	SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(time),
+	SCMP_SYS(getpid), SCMP_SYS(getuid), SCMP_SYS(geteuid),
+	SCMP_SYS(getgid), SCMP_SYS(getegid),
+	SCMP_SYS(sendmsg), SCMP_SYS(recvmsg), SCMP_SYS(sendto),
+	SCMP_SYS(recvfrom),
+	SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
+	SCMP_SYS(rt_sigaction), SCMP_SYS(sigaltstack),
+	SCMP_SYS(fcntl), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
+	SCMP_SYS(lseek), SCMP_SYS(getrandom), SCMP_SYS(nanosleep),
+	SCMP_SYS(clock_nanosleep), SCMP_SYS(restart_syscall),
+	SCMP_SYS(futex), SCMP_SYS(pipe2), SCMP_SYS(eventfd2),
+	SCMP_SYS(statx), SCMP_SYS(dup), SCMP_SYS(dup2), SCMP_SYS(dup3),
+	SCMP_SYS(getresuid), SCMP_SYS(getresgid), SCMP_SYS(getppid),
+#ifdef POSTHASTE_SAN
+	/* what the sanitizer runtimes need to report an error */
+	SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(readlink),
+	SCMP_SYS(readlinkat), SCMP_SYS(prctl), SCMP_SYS(getrlimit),
+	SCMP_SYS(prlimit64), SCMP_SYS(sched_yield), SCMP_SYS(uname),
+	SCMP_SYS(getppid), SCMP_SYS(gettid), SCMP_SYS(tgkill),
+	SCMP_SYS(getdents64), SCMP_SYS(sched_getaffinity), SCMP_SYS(kill),
+	SCMP_SYS(clone), SCMP_SYS(wait4), SCMP_SYS(ptrace),
+#endif
+	-1
+};
+
+/* network servers: accept clients and talk on sockets */
+static const int sc_accept[] = {
+	SCMP_SYS(accept), SCMP_SYS(accept4), SCMP_SYS(getsockopt),
+	SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
+	SCMP_SYS(shutdown), -1
+};
+
+/* the smtp worker writes the spool file it is handed and syncs it */
+static const int sc_smtp[] = {
+	SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(pwrite64),
+	SCMP_SYS(ftruncate), SCMP_SYS(pread64), -1
+};
+
+/* filesystem work inside a directory tree */
+static const int sc_files[] = {
+	SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(mkdir), SCMP_SYS(mkdirat),
+	SCMP_SYS(rename), SCMP_SYS(renameat), SCMP_SYS(renameat2),
+	SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(rmdir),
+	SCMP_SYS(link), SCMP_SYS(linkat), SCMP_SYS(stat), SCMP_SYS(lstat),
+	SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(syncfs),
+	SCMP_SYS(getdents64), SCMP_SYS(ftruncate), SCMP_SYS(fchmod),
+	SCMP_SYS(fchown), SCMP_SYS(umask), SCMP_SYS(pread64),
+	SCMP_SYS(pwrite64), SCMP_SYS(statfs), SCMP_SYS(fstatfs),
+	SCMP_SYS(utimensat), SCMP_SYS(access), SCMP_SYS(faccessat),
+	SCMP_SYS(uname), SCMP_SYS(flock), SCMP_SYS(chdir), SCMP_SYS(fchdir),
+	-1
+};
+
+/* outgoing connections and DNS */
+static const int sc_client[] = {
+	SCMP_SYS(socket), SCMP_SYS(connect), SCMP_SYS(bind),
+	SCMP_SYS(getsockopt), SCMP_SYS(setsockopt), SCMP_SYS(getsockname),
+	SCMP_SYS(getpeername), SCMP_SYS(shutdown),
+	SCMP_SYS(sendmmsg), SCMP_SYS(recvmmsg), -1
+};
+
+static void
+sandbox_allow(scmp_filter_ctx ctx, const int *list)
+{
+	int	rc;
+
+	for (; *list != -1; list++) {
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, *list, 0);
+		if (rc < 0 && rc != -EEXIST)
+			fatalx("seccomp_rule_add %d: %s", *list, strerror(-rc));
+	}
+}
+
+void
+sandbox_enter(enum sandbox_profile profile)
+{
+	scmp_filter_ctx	ctx;
+	uint32_t	defact = SCMP_ACT_KILL_PROCESS;
+
+	/* the process must never gain privileges through exec */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("prctl(PR_SET_NO_NEW_PRIVS)");
+	if (getenv("POSTHASTE_SECCOMP_LOG") != NULL)
+		defact = SCMP_ACT_LOG;	/* development: find missing calls */
+	if ((ctx = seccomp_init(defact)) == NULL)
+		fatalx("seccomp_init");
+	sandbox_allow(ctx, sc_base);
+	/* libevent asks how much is readable; no other ioctl */
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+	    SCMP_A1(SCMP_CMP_EQ, FIONREAD)) < 0)
+		fatalx("seccomp_rule_add ioctl");
+	switch (profile) {
+	case SANDBOX_SMTP:
+		sandbox_allow(ctx, sc_accept);
+		sandbox_allow(ctx, sc_smtp);
+		break;
+	case SANDBOX_CONTROL:
+		sandbox_allow(ctx, sc_accept);
+		break;
+	case SANDBOX_QUEUE:
+	case SANDBOX_MDA:
+		sandbox_allow(ctx, sc_files);
+		break;
+	case SANDBOX_LOOKUP:
+		sandbox_allow(ctx, sc_files);
+		sandbox_allow(ctx, sc_client);
+		break;
+	case SANDBOX_MTA:
+		sandbox_allow(ctx, sc_client);
+		break;
+	}
+	if (seccomp_load(ctx) < 0)
+		fatalx("seccomp_load");
+	seccomp_release(ctx);
+}
+
+void
+privsep_title_init(int argc, char **argv)
+{
+	setproctitle_init(argc, argv, environ);
+}
+
+void
+privsep_title(const char *name)
+{
+	setproctitle("-smtpd: %s", name);
+	log_procname(name);
+}

@@ -1,0 +1,94 @@
+/*
+ * proto.c -- payload checks for the messages in proto.h.
+ */
+#include <string.h>
+
+#include "log.h"
+#include "mproc.h"
+#include "proto.h"
+
+void
+proto_get(struct mproc *p, const struct imsg *m, void *out, size_t len)
+{
+	mproc_check_len(p, m, len);
+	memcpy(out, m->data, len);
+}
+
+int
+proto_valid_string(const char *s, size_t size)
+{
+	return memchr(s, '\0', size) != NULL ? 0 : -1;
+}
+
+#define STR_OK(f)	(proto_valid_string((f), sizeof(f)) == 0)
+
+static int
+mailaddr_ok(const struct mailaddr *a)
+{
+	return STR_OK(a->user) && STR_OK(a->domain);
+}
+
+int
+proto_valid_lka_rcpt_req(const struct lka_rcpt_req *r)
+{
+	if (!STR_OK(r->helo) || !STR_OK(r->authname) ||
+	    !mailaddr_ok(&r->mailfrom) || !mailaddr_ok(&r->rcpt))
+		return -1;
+	return 0;
+}
+
+int
+proto_valid_lka_dest(const struct lka_dest *d)
+{
+	if (d->dest_type < DEST_MAILBOX || d->dest_type > DEST_REMOTE)
+		return -1;
+	if (!mailaddr_ok(&d->dest) || !STR_OK(d->action) ||
+	    !STR_OK(d->user) || !STR_OK(d->path))
+		return -1;
+	return 0;
+}
+
+int
+proto_valid_lka_result(const struct lka_result *r)
+{
+	if (r->status > PROTO_PERMFAIL || !STR_OK(r->reply))
+		return -1;
+	return 0;
+}
+
+int
+proto_valid_lka_auth_req(const struct lka_auth_req *r)
+{
+	if (!STR_OK(r->mech) || !STR_OK(r->user) || !STR_OK(r->pass))
+		return -1;
+	return 0;
+}
+
+int
+proto_valid_queue_msg_resp(const struct queue_msg_resp *r)
+{
+	if (r->status > PROTO_PERMFAIL || !STR_OK(r->reply))
+		return -1;
+	return 0;
+}
+
+int
+proto_valid_delivery_result(const struct delivery_result *r)
+{
+	if (r->status > PROTO_PERMFAIL || !STR_OK(r->text) ||
+	    !STR_OK(r->relay))
+		return -1;
+	return 0;
+}
+
+int
+proto_valid_ctl_request(const struct ctl_request *r)
+{
+	return STR_OK(r->arg) ? 0 : -1;
+}
+
+int
+proto_valid_ctl_reply(const struct ctl_reply *r)
+{
+	return STR_OK(r->text) ? 0 : -1;
+}

@@ -1,0 +1,164 @@
+/*
+ * proto.h -- every message that travels between Posthaste processes.
+ *
+ * Each payload is a fixed-size struct of integers and NUL-terminated
+ * char arrays: no pointers, and every process is the same binary, so the
+ * layout is the same on both ends.  Receivers copy the payload out with
+ * proto_get() (which checks the length) and then check every string with
+ * the decode function of its type before using anything in it.
+ */
+#ifndef POSTHASTE_PROTO_H
+#define POSTHASTE_PROTO_H
+
+#include <sys/socket.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "envelope.h"
+#include "imsg.h"
+
+enum imsg_type {
+	IMSG_NONE,
+
+	/* smtp -> lookup: resolve a recipient; replies DEST* then RESULT */
+	IMSG_LKA_RCPT,		/* struct lka_rcpt_req */
+	IMSG_LKA_RCPT_DEST,	/* struct lka_dest */
+	IMSG_LKA_RCPT_RESULT,	/* struct lka_result */
+	IMSG_LKA_VRFY,		/* struct lka_rcpt_req; DEST* then RESULT */
+	IMSG_LKA_EXPN,		/* struct lka_rcpt_req; DEST* then RESULT */
+	IMSG_LKA_AUTH,		/* struct lka_auth_req -> lka_result */
+	IMSG_LKA_SENDER,	/* struct lka_rcpt_req (mailfrom only) */
+
+	/* smtp -> queue: a new message; reply carries the spool fd */
+	IMSG_QUEUE_CREATE,	/* struct queue_msg_req */
+	IMSG_QUEUE_CREATED,	/* struct queue_msg_resp + fd */
+	IMSG_QUEUE_ENVELOPE,	/* struct envelope (id: msgid << 32) */
+	IMSG_QUEUE_COMMIT,	/* struct queue_msg_req */
+	IMSG_QUEUE_COMMITTED,	/* struct queue_msg_resp */
+	IMSG_QUEUE_ROLLBACK,	/* struct queue_msg_req, no reply */
+
+	/* queue -> parent: local delivery; parent -> queue: result */
+	IMSG_MDA_DELIVER,	/* struct envelope + message fd */
+	IMSG_MDA_RESULT,	/* struct delivery_result */
+	/* parent -> mda process and back, same payloads */
+
+	/* queue -> mta: remote delivery; mta -> queue: result */
+	IMSG_MTA_DELIVER,	/* struct envelope + message fd */
+	IMSG_MTA_RESULT,	/* struct delivery_result */
+
+	/* control <-> queue/parent */
+	IMSG_CTL_REQUEST,	/* struct ctl_request */
+	IMSG_CTL_REPLY,		/* struct ctl_reply (many), end flag */
+
+	/* parent -> children */
+	IMSG_SHUTDOWN,		/* stop accepting, finish, exit */
+	IMSG_PAUSE,		/* uint32 what */
+	IMSG_RESUME,
+
+	IMSG_MAX
+};
+
+/* reply status in results */
+#define PROTO_OK	0
+#define PROTO_TEMPFAIL	1
+#define PROTO_PERMFAIL	2
+
+/* session flags in lookup requests */
+#define SF_TLS		0x01
+#define SF_AUTH		0x02
+#define SF_LOCAL	0x04	/* local submission (socket) */
+#define SF_SMTPUTF8	0x08
+
+struct lka_rcpt_req {
+	uint32_t		reqid;
+	uint32_t		flags;		/* SF_* */
+	uint32_t		listener;	/* index, for tags/policies */
+	struct sockaddr_storage	client;
+	char			helo[256];
+	char			authname[128];
+	struct mailaddr		mailfrom;
+	struct mailaddr		rcpt;
+};
+
+struct lka_dest {
+	uint32_t		reqid;
+	uint32_t		dest_type;	/* enum dest_type */
+	struct mailaddr		dest;		/* final address */
+	char			action[ENV_NAME_MAX];
+	char			user[ENV_NAME_MAX];	/* system user */
+	char			path[ENV_PATH_MAX];	/* file/program */
+};
+
+struct lka_result {
+	uint32_t	reqid;
+	uint32_t	status;		/* PROTO_* */
+	uint32_t	ndest;		/* DEST messages sent before this */
+	char		reply[512];	/* "550 5.1.1 ..." when not OK */
+};
+
+struct lka_auth_req {
+	uint32_t	reqid;
+	uint32_t	listener;
+	char		mech[16];	/* PLAIN, LOGIN, CRAM-MD5 */
+	char		user[256];
+	char		pass[256];	/* or CRAM-MD5 "challenge digest" */
+};
+
+struct queue_msg_req {
+	uint32_t	reqid;
+	uint32_t	msgid;
+	uint64_t	size;
+	uint32_t	nenvelopes;	/* COMMIT: how many were sent */
+};
+
+struct queue_msg_resp {
+	uint32_t	reqid;
+	uint32_t	msgid;
+	uint32_t	status;		/* PROTO_* */
+	char		reply[256];	/* when not OK */
+};
+
+struct delivery_result {
+	uint64_t	evpid;
+	uint32_t	status;		/* PROTO_* */
+	char		text[ENV_TEXT_MAX];	/* "2.0.0 ..." or error */
+	char		relay[256];	/* where it went, for logs */
+};
+
+struct ctl_request {
+	uint32_t	reqid;
+	uint32_t	cmd;
+	uint32_t	uid;		/* the client's uid (SO_PEERCRED) */
+	uint64_t	id;		/* evpid / msgid / 0 = all */
+	char		arg[256];
+};
+
+struct ctl_reply {
+	uint32_t	reqid;
+	uint32_t	end;		/* last reply of this request */
+	uint32_t	status;
+	char		text[1024];
+};
+
+/* copy a payload out; fatal when its length is not exactly that size */
+struct mproc;
+void	proto_get(struct mproc *, const struct imsg *, void *out, size_t len);
+/* every char array NUL-terminated, every enum in range: else -1 */
+int	proto_valid_string(const char *, size_t size);
+int	proto_valid_lka_rcpt_req(const struct lka_rcpt_req *);
+int	proto_valid_lka_dest(const struct lka_dest *);
+int	proto_valid_lka_result(const struct lka_result *);
+int	proto_valid_lka_auth_req(const struct lka_auth_req *);
+int	proto_valid_queue_msg_resp(const struct queue_msg_resp *);
+int	proto_valid_delivery_result(const struct delivery_result *);
+int	proto_valid_ctl_request(const struct ctl_request *);
+int	proto_valid_ctl_reply(const struct ctl_reply *);
+
+/* get + validate, fatal on a broken sibling */
+#define PROTO_READ(p, m, out, validator) do {				\
+	proto_get((p), (m), (out), sizeof(*(out)));			\
+	if (validator(out) == -1)					\
+		fatalx("invalid %s from %s", #validator, (p)->name);	\
+} while (0)
+
+#endif

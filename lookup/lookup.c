@@ -1,0 +1,126 @@
+/*
+ * lookup.c -- the lookup process.
+ *
+ * Runs unprivileged but not chrooted (it reads the password database and
+ * the tables), in its own sandbox.  It answers smtp workers' questions
+ * about recipients and the mta's questions about hosts.
+ */
+#include <sys/types.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "addr.h"
+#include "log.h"
+#include "lookup.h"
+#include "mproc.h"
+#include "privsep.h"
+#include "proto.h"
+#include "smtpd.h"
+
+static struct mproc	l_parent, l_queue, l_mta;
+static struct mproc	l_smtp[SMTPD_MAX_WORKERS];
+
+struct emit_ctx {
+	struct mproc	*p;
+	uint32_t	 ndest;
+	uint32_t	 max;
+};
+
+static void
+emit_dest(void *arg, const struct lka_dest *d)
+{
+	struct emit_ctx	*ctx = arg;
+
+	if (ctx->ndest >= ctx->max)
+		return;
+	ctx->ndest++;
+	mproc_compose(ctx->p, IMSG_LKA_RCPT_DEST, d->reqid, -1, d, sizeof(*d));
+}
+
+static void
+lookup_rcpt(struct mproc *p, const struct lka_rcpt_req *req)
+{
+	struct lka_result	 r;
+	struct match		*m;
+	struct emit_ctx		 ctx;
+	char			 rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+
+	memset(&r, 0, sizeof(r));
+	r.reqid = req->reqid;
+	addr_to_string(&req->rcpt, rcpt, sizeof(rcpt));
+	if (!rule_find(req, &m)) {
+		r.status = PROTO_PERMFAIL;
+		snprintf(r.reply, sizeof(r.reply), "550 5.7.1 <%s>: "
+		    "Relaying denied", rcpt);
+		goto done;
+	}
+	if (m->reject || m->action == NULL) {
+		r.status = PROTO_PERMFAIL;
+		snprintf(r.reply, sizeof(r.reply), "550 5.7.1 <%s>: "
+		    "Recipient address rejected by policy", rcpt);
+		goto done;
+	}
+	ctx.p = p;
+	ctx.ndest = 0;
+	ctx.max = 1000;
+	r.status = expand_recipient(req, m->action, emit_dest, &ctx,
+	    r.reply, sizeof(r.reply));
+	r.ndest = ctx.ndest;
+done:
+	if (r.status != PROTO_OK) {
+		char clean[sizeof(r.reply) * 4];
+
+		log_info("reject: RCPT from %s: %s", req->helo,
+		    log_sanitize(r.reply, clean, sizeof(clean)));
+	}
+	mproc_compose(p, IMSG_LKA_RCPT_RESULT, req->reqid, -1, &r, sizeof(r));
+}
+
+static void
+lookup_smtp_dispatch(struct mproc *p, struct imsg *m)
+{
+	struct lka_rcpt_req	req;
+
+	switch (m->hdr.type) {
+	case IMSG_LKA_RCPT:
+		PROTO_READ(p, m, &req, proto_valid_lka_rcpt_req);
+		lookup_rcpt(p, &req);
+		break;
+	default:
+		fatalx("unexpected message %u from %s", m->hdr.type, p->name);
+	}
+}
+
+static void
+lookup_other_dispatch(struct mproc *p, struct imsg *m)
+{
+	fatalx("unexpected message %u from %s", m->hdr.type, p->name);
+}
+
+void
+lookup_main(struct proc_fds *f)
+{
+	static char	names[SMTPD_MAX_WORKERS][24];
+	int		i;
+
+	proc_setup("lookup");
+	privsep_drop(SMTPD_USER, NULL);
+	if ((ev_base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	sandbox_enter(SANDBOX_LOOKUP);
+	mproc_init(&l_parent, f->parent, "parent", lookup_other_dispatch, NULL);
+	mproc_init(&l_queue, f->queue, "queue", lookup_other_dispatch, NULL);
+	mproc_init(&l_mta, f->mta, "mta", lookup_other_dispatch, NULL);
+	for (i = 0; i < f->nsmtp; i++) {
+		snprintf(names[i], sizeof(names[i]), "smtp worker %d", i + 1);
+		mproc_init(&l_smtp[i], f->smtp[i], names[i],
+		    lookup_smtp_dispatch, NULL);
+	}
+	proc_on_term(NULL);
+	event_base_dispatch(ev_base);
+	exit(0);
+}

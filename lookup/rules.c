@@ -1,0 +1,234 @@
+/*
+ * rules.c -- which "match" rule applies to a recipient.
+ *
+ * Rules are tried in the order they are written; the first whose every
+ * criterion holds decides (an action, or reject).  No match at all means
+ * the recipient is not ours to accept: relaying denied.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "addr.h"
+#include "log.h"
+#include "lookup.h"
+#include "smtpd.h"
+
+int
+addr_in_cidr(const struct sockaddr_storage *ss, const char *cidr)
+{
+	char		 buf[INET6_ADDRSTRLEN + 8], *slash, *end;
+	unsigned char	 net[16], addr[16];
+	long		 bits;
+	int		 family, alen, i;
+
+	snprintf(buf, sizeof(buf), "%s", cidr);
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash++ = '\0';
+	if (inet_pton(AF_INET, buf, net) == 1) {
+		family = AF_INET;
+		alen = 4;
+	} else if (inet_pton(AF_INET6, buf, net) == 1) {
+		family = AF_INET6;
+		alen = 16;
+	} else
+		return 0;
+	bits = alen * 8;
+	if (slash) {
+		bits = strtol(slash, &end, 10);
+		if (*slash == '\0' || *end || bits < 0 || bits > alen * 8)
+			return 0;
+	}
+	if (ss->ss_family == AF_INET && family == AF_INET)
+		memcpy(addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	else if (ss->ss_family == AF_INET6 && family == AF_INET6)
+		memcpy(addr, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+	else if (ss->ss_family == AF_INET6 && family == AF_INET &&
+	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)ss)->sin6_addr))
+		memcpy(addr, ((const unsigned char *)&((const struct
+		    sockaddr_in6 *)ss)->sin6_addr) + 12, 4);
+	else
+		return 0;
+	for (i = 0; bits > 0; i++, bits -= 8) {
+		unsigned char mask = bits >= 8 ? 0xff :
+		    (unsigned char)(0xff << (8 - bits));
+
+		if ((addr[i] & mask) != (net[i] & mask))
+			return 0;
+	}
+	return 1;
+}
+
+static int
+client_is_local(const struct lka_rcpt_req *req)
+{
+	if (req->flags & SF_LOCAL)
+		return 1;
+	return addr_in_cidr(&req->client, "127.0.0.0/8") ||
+	    addr_in_cidr(&req->client, "::1/128");
+}
+
+int
+rule_is_local_domain(const char *domain)
+{
+	if (domain[0] == '\0' || strcasecmp(domain, "localhost") == 0 ||
+	    strcasecmp(domain, "localhost.localdomain") == 0)
+		return 1;
+	if (strcasecmp(domain, conf->hostname) == 0)
+		return 1;
+	if (conf->mailname[0] && strcasecmp(domain, conf->mailname) == 0)
+		return 1;
+	return 0;
+}
+
+/* a literal or <table> value against a string key */
+static int
+crit_match_string(const struct match_crit *c, const char *key)
+{
+	struct table	*t;
+
+	if (!c->is_table)
+		return strcasecmp(c->value, key) == 0;
+	if ((t = config_find_table(conf, c->value)) == NULL)
+		return 0;
+	return table_match(t, key) == TABLE_FOUND;
+}
+
+static int
+crit_match_addr(const struct match_crit *c, const struct sockaddr_storage *ss)
+{
+	struct table	*t;
+
+	if (!c->is_table)
+		return addr_in_cidr(ss, c->value);
+	if ((t = config_find_table(conf, c->value)) == NULL)
+		return 0;
+	return table_match_addr(t, ss);
+}
+
+static int
+match_from(const struct match *m, const struct lka_rcpt_req *req)
+{
+	int	r;
+
+	switch (m->from) {
+	case MATCH_FROM_ANY:
+		r = 1;
+		break;
+	case MATCH_FROM_LOCAL:
+		r = client_is_local(req);
+		break;
+	case MATCH_FROM_SOCKET:
+		r = (req->flags & SF_LOCAL) != 0;
+		break;
+	case MATCH_FROM_SRC:
+		r = crit_match_addr(&m->from_crit, &req->client);
+		break;
+	case MATCH_FROM_AUTH:
+		r = (req->flags & SF_AUTH) != 0;
+		if (r && m->from_crit.value[0])
+			r = crit_match_string(&m->from_crit, req->authname);
+		break;
+	case MATCH_FROM_RDNS:
+	default:
+		r = 0;
+		break;
+	}
+	return m->from_crit.negate ? !r : r;
+}
+
+static int
+match_for(const struct match *m, const struct lka_rcpt_req *req)
+{
+	char	addr[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	int	r;
+
+	switch (m->for_) {
+	case MATCH_FOR_ANY:
+		r = 1;
+		break;
+	case MATCH_FOR_LOCAL:
+		r = rule_is_local_domain(req->rcpt.domain);
+		break;
+	case MATCH_FOR_DOMAIN:
+		r = crit_match_string(&m->for_crit, req->rcpt.domain);
+		if (!r && m->for_crit.is_table && req->rcpt.domain[0]) {
+			/* "*.example.org" style wildcard entries */
+			const char *dot = strchr(req->rcpt.domain, '.');
+
+			while (!r && dot != NULL) {
+				char wild[ADDR_DOMAIN_MAX + 2];
+
+				snprintf(wild, sizeof(wild), "*%s", dot);
+				r = crit_match_string(&m->for_crit, wild);
+				dot = strchr(dot + 1, '.');
+			}
+		}
+		break;
+	case MATCH_FOR_RCPT:
+		addr_to_string(&req->rcpt, addr, sizeof(addr));
+		r = crit_match_string(&m->for_crit, addr);
+		break;
+	default:
+		r = 0;
+	}
+	return m->for_crit.negate ? !r : r;
+}
+
+int
+rule_find(const struct lka_rcpt_req *req, struct match **out)
+{
+	struct match	*m;
+	char		 addr[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+
+	TAILQ_FOREACH(m, &conf->matches, entry) {
+		if (!match_from(m, req) || !match_for(m, req))
+			continue;
+		if (m->auth.set) {
+			int r = (req->flags & SF_AUTH) != 0;
+
+			if (r && m->auth.value[0])
+				r = crit_match_string(&m->auth, req->authname);
+			if (m->auth.negate ? r : !r)
+				continue;
+		}
+		if (m->mail_from.set) {
+			int r;
+
+			addr_to_string(&req->mailfrom, addr, sizeof(addr));
+			r = crit_match_string(&m->mail_from, addr);
+			if (!r && m->mail_from.is_table) {
+				char at[ADDR_DOMAIN_MAX + 2];
+
+				snprintf(at, sizeof(at), "@%s",
+				    req->mailfrom.domain);
+				r = crit_match_string(&m->mail_from, at);
+			}
+			if (m->mail_from.negate ? r : !r)
+				continue;
+		}
+		if (m->tls.set) {
+			int r = (req->flags & SF_TLS) != 0;
+
+			if (m->tls.negate ? r : !r)
+				continue;
+		}
+		if (m->helo.set) {
+			int r = crit_match_string(&m->helo, req->helo);
+
+			if (m->helo.negate ? r : !r)
+				continue;
+		}
+		*out = m;
+		return 1;
+	}
+	*out = NULL;
+	return 0;
+}

@@ -1,0 +1,122 @@
+#!/bin/sh
+#
+# check.sh -- the whole test suite, as "make check" runs it after building
+# the normal tree (obj/):
+#
+#   1. unit tests of obj/
+#   2. integration tests against obj/smtpd (the real daemon, as root)
+#   3. build obj-san/ with AddressSanitizer + UndefinedBehaviorSanitizer
+#   4. unit tests of obj-san/
+#   5. integration tests against obj-san/smtpd
+#
+# Every step ends its output with "N passed, N failed"; those are added up.
+# A step that dies without such a line, or exits non-zero while reporting no
+# failure, counts as one failure, so a broken step can never pass silently.
+# The last line printed is the total, "N passed, N failed", and the exit
+# status is non-zero when anything failed.  No "set -e": a failing step must
+# not stop the later ones from running and being counted.
+
+set -u
+
+cd "$(dirname "$0")/.." || exit 1
+
+PYTHON=/usr/bin/python3
+[ -x "$PYTHON" ] || PYTHON=python3
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+total_passed=0
+total_failed=0
+summary=
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/posthaste-check.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+# unit_bins OBJDIR: the unit test binaries of a build, one per source file
+# (globbing OBJDIR/regress would also pick up stale binaries of removed tests)
+unit_bins()
+{
+	for src in regress/unit/test_*.c; do
+		[ -e "$src" ] || continue
+		name=$(basename "$src" .c)
+		printf '%s ' "$1/regress/$name"
+	done
+}
+
+# step NAME COMMAND...: run a command, show its output as it comes, and add
+# its closing "N passed, N failed" to the totals.
+step()
+{
+	name=$1
+	shift
+	echo
+	echo "==> $name"
+	start=$(date +%s)
+	{ "$@" 2>&1; echo $? >"$tmp/rc"; } | tee "$tmp/out"
+	rc=$(cat "$tmp/rc")
+	counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$tmp/out" | tail -n 1)
+	if [ -n "$counts" ]; then
+		passed=${counts%% passed*}
+		failed=${counts#*passed, }
+		failed=${failed%% failed*}
+	else
+		passed=0
+		failed=0
+	fi
+	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+		echo "FAIL $name: exit status $rc without a failed test"
+		failed=1
+	fi
+	total_passed=$((total_passed + passed))
+	total_failed=$((total_failed + failed))
+	summary="$summary
+  $name: $passed passed, $failed failed ($(($(date +%s) - start))s)"
+}
+
+# build NAME COMMAND...: a build step counts as one test of its own only
+# when it fails (a broken build must fail the run, not just skip tests).
+build()
+{
+	name=$1
+	shift
+	echo
+	echo "==> $name"
+	if "$@"; then
+		summary="$summary
+  $name: ok"
+		return 0
+	fi
+	echo "FAIL $name"
+	total_failed=$((total_failed + 1))
+	summary="$summary
+  $name: FAILED"
+	return 1
+}
+
+# The sanitizer settings.  The daemon gets the same ones through the
+# integration runner's environment.  Leaks are not checked in the daemon
+# (it exits through fatal paths and forked children by design), only in
+# the unit tests, where they are real bugs.
+ASAN_DAEMON="detect_leaks=0:abort_on_error=1"
+ASAN_UNIT=${UNIT_ASAN_OPTIONS:-"detect_leaks=1:abort_on_error=1"}
+UBSAN="print_stacktrace=1:halt_on_error=1"
+
+# shellcheck disable=SC2046 # one word per binary
+step "unit tests (obj)" sh mk/run-unit.sh $(unit_bins obj)
+step "integration tests (obj)" "$PYTHON" regress/integration/run.py \
+    --bindir obj
+
+if build "build obj-san (ASan+UBSan)" \
+    make --no-print-directory -j"$JOBS" OBJDIR=obj-san SAN=1 all unit; then
+	# shellcheck disable=SC2046
+	step "unit tests (obj-san)" env ASAN_OPTIONS="$ASAN_UNIT" \
+	    UBSAN_OPTIONS="$UBSAN" sh mk/run-unit.sh $(unit_bins obj-san)
+	step "integration tests (obj-san)" env ASAN_OPTIONS="$ASAN_DAEMON" \
+	    UBSAN_OPTIONS="$UBSAN" "$PYTHON" regress/integration/run.py \
+	    --bindir obj-san
+fi
+
+echo
+echo "==> summary$summary"
+echo "$total_passed passed, $total_failed failed"
+[ "$total_failed" -eq 0 ]

@@ -1,0 +1,75 @@
+#!/bin/sh
+#
+# deps.sh -- install the Debian packages Posthaste needs to build and test.
+#
+# Idempotent: every package is checked with dpkg-query first; when all are
+# present this prints nothing and touches nothing.  Otherwise it runs
+# "apt-get update" once and installs only the missing packages, without
+# recommends and without questions (it is also run by CI, as root, with no
+# terminal and no standard input).
+#
+# Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
+# but installing the package starts a second MTA on port 25 that competes
+# with the daemon under test (and with "make run").  Whatever needs it (the
+# benchmarks) must install it on purpose and stop its service.  Likewise no
+# other mail-transport-agent is pulled in here.
+
+set -u
+
+PACKAGES="
+	build-essential
+	pkg-config
+	clang
+	libclang-rt-14-dev
+	libssl-dev
+	libbsd-dev
+	libseccomp-dev
+	libdb-dev
+	db-util
+	libevent-dev
+	libunbound-dev
+	libcmocka-dev
+	python3
+	swaks
+	openssl
+	procps
+	passwd
+"
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "deps: not a Debian system (no dpkg-query); install the" \
+	    "equivalents of these packages by hand:" $PACKAGES >&2
+	exit 0
+fi
+
+missing=
+for pkg in $PACKAGES; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)
+	if [ "$status" != installed ]; then
+		missing="$missing $pkg"
+	fi
+done
+
+[ -z "$missing" ] && exit 0
+
+echo "deps: missing Debian packages:$missing"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: run as root (or: sudo apt-get install$missing)" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Wait for a concurrent apt/dpkg (unattended-upgrades on a fresh machine)
+# instead of failing at once on its lock.
+APT="apt-get -q -o DPkg::Lock::Timeout=300"
+
+$APT update || {
+	echo "deps: apt-get update failed" >&2
+	exit 1
+}
+# shellcheck disable=SC2086 # word splitting of the package list is wanted
+$APT install -y --no-install-recommends $missing || {
+	echo "deps: apt-get install failed:$missing" >&2
+	exit 1
+}
+echo "deps: installed:$missing"

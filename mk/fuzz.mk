@@ -1,0 +1,123 @@
+# mk/fuzz.mk -- build and smoke-run the libFuzzer harnesses (GNU make).
+#
+#   make -f mk/fuzz.mk              build obj-fuzz/fuzz_* from regress/fuzz/
+#   make -f mk/fuzz.mk fuzz-smoke   build, then run each for a bounded time
+#   make -f mk/fuzz.mk fuzz-clean
+#
+# Each harness links against a library of every source the daemons are
+# built from, compiled with coverage instrumentation and ASan+UBSan, so a
+# harness exercises the same code that runs in production.  While the
+# tree is half-built, the library can be narrowed, e.g.
+#
+#   make -f mk/fuzz.mk FUZZ_LIB_SRCS='$(wildcard common/*.c)'
+#
+# Knobs: FUZZ_CC (clang), FUZZ_OBJDIR (obj-fuzz), FUZZ_WERROR (-Werror),
+# FUZZ_TIME (seconds per harness, 20), FUZZ_RUNS (cap on executions),
+# FUZZ_ARGS (extra libFuzzer flags).
+#
+# Seed corpus for regress/fuzz/fuzz_NAME.c: regress/fuzz/corpus/NAME/
+# (or corpus/fuzz_NAME/); a dictionary: regress/fuzz/NAME.dict.  The seeds
+# are only read: new inputs go to $(FUZZ_OBJDIR)/corpus/NAME/ and crash
+# reproducers to $(FUZZ_OBJDIR)/artifacts/.
+
+FUZZ_CC		?= clang
+FUZZ_OBJDIR	?= obj-fuzz
+FUZZ_WERROR	?= -Werror
+FUZZ_TIME	?= 20
+FUZZ_RUNS	?= 10000000
+FUZZ_ARGS	?=
+
+WARNINGS	= -Wall -Wextra $(FUZZ_WERROR) -Wshadow -Wpointer-arith \
+		  -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
+		  -Wno-unused-parameter
+
+PKGS		= libevent libevent_openssl openssl libseccomp libbsd
+PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# Library objects get coverage instrumentation but no main(); the
+# harness link adds libFuzzer's main.
+SAN_COMMON	= -fsanitize=address,undefined -fno-sanitize-recover=undefined
+SAN_COMPILE	= -fsanitize=fuzzer-no-link $(SAN_COMMON)
+SAN_LINK	= -fsanitize=fuzzer $(SAN_COMMON)
+
+FUZZ_CPPFLAGS	= -I. -Icommon -Ismtpd -Iqueue -Ilookup -D_GNU_SOURCE \
+		  -DSMTPD_SYSCONFDIR=\"/etc\"
+FUZZ_CFLAGS	= -std=c11 -O1 -g -fno-omit-frame-pointer $(WARNINGS) \
+		  $(SAN_COMPILE) $(PKG_CFLAGS)
+FUZZ_LDLIBS	= $(PKG_LIBS) -ldb -lunbound -lcrypt -lresolv
+
+# Same split as the main Makefile: files with a main() stay out.
+MAINS		:= smtpd/smtpd.c smtpd/smtpctl.c smtpd/makemap.c \
+		   smtpd/sendmail.c
+FUZZ_LIB_SRCS	?= $(filter-out $(MAINS),$(wildcard common/*.c smtpd/*.c \
+		   queue/*.c lookup/*.c))
+FUZZ_LIB_OBJS	:= $(patsubst %.c,$(FUZZ_OBJDIR)/%.o,$(FUZZ_LIB_SRCS))
+FUZZ_LIB	:= $(FUZZ_OBJDIR)/libposthaste-fuzz.a
+
+FUZZ_SRCS	:= $(wildcard regress/fuzz/fuzz_*.c)
+FUZZ_NAMES	:= $(patsubst regress/fuzz/%.c,%,$(FUZZ_SRCS))
+FUZZ_OBJS	:= $(patsubst %,$(FUZZ_OBJDIR)/regress/fuzz/%.o,$(FUZZ_NAMES))
+FUZZ_BINS	:= $(patsubst %,$(FUZZ_OBJDIR)/%,$(FUZZ_NAMES))
+
+# The archive must be rebuilt when the set of sources changes (say,
+# FUZZ_LIB_SRCS is narrowed), not only when an object is newer, or a
+# stale object from the wider set would stay in it.  The list file is
+# rewritten only when its contents differ.
+FUZZ_LIB_LIST	:= $(FUZZ_OBJDIR)/lib-srcs.txt
+$(shell mkdir -p $(FUZZ_OBJDIR) && \
+	echo '$(sort $(FUZZ_LIB_SRCS))' | cmp -s - $(FUZZ_LIB_LIST) || \
+	echo '$(sort $(FUZZ_LIB_SRCS))' > $(FUZZ_LIB_LIST))
+
+.PHONY: fuzz-all fuzz-smoke fuzz-clean
+.DELETE_ON_ERROR:
+# Reached only through pattern rules, these would count as intermediate
+# and be deleted after each build, forcing a rebuild every time.
+.SECONDARY: $(FUZZ_OBJS) $(FUZZ_BINS)
+
+fuzz-all: $(FUZZ_BINS)
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJS) $(FUZZ_LIB_LIST)
+	rm -f $@
+	ar rcs $@ $(FUZZ_LIB_OBJS)
+
+$(FUZZ_OBJDIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Harnesses define LLVMFuzzerTestOneInput without needing a header.
+$(FUZZ_OBJDIR)/regress/fuzz/%.o: regress/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -Wno-missing-prototypes \
+	    -MMD -MP -c -o $@ $<
+
+$(FUZZ_OBJDIR)/fuzz_%: $(FUZZ_OBJDIR)/regress/fuzz/fuzz_%.o $(FUZZ_LIB)
+	$(FUZZ_CC) $(SAN_LINK) -o $@ $< $(FUZZ_LIB) $(FUZZ_LDLIBS)
+
+-include $(shell find $(FUZZ_OBJDIR) -name '*.d' 2>/dev/null)
+
+# One target per harness, so "make -j -f mk/fuzz.mk fuzz-smoke" runs them
+# side by side.  -runs caps a very fast harness, -max_total_time a slow
+# one; either way the run ends and a crash makes make fail.
+fuzz-smoke: $(patsubst %,fuzz-smoke-%,$(FUZZ_NAMES))
+
+fuzz-smoke-%: $(FUZZ_OBJDIR)/%
+	@name=$(patsubst fuzz_%,%,$*); \
+	work=$(FUZZ_OBJDIR)/corpus/$$name; \
+	mkdir -p $$work $(FUZZ_OBJDIR)/artifacts || exit 1; \
+	seeds=; \
+	for d in regress/fuzz/corpus/$$name regress/fuzz/corpus/$*; do \
+		if [ -d $$d ]; then seeds="$$seeds $$d"; fi; \
+	done; \
+	dict=; \
+	if [ -f regress/fuzz/$$name.dict ]; then \
+		dict=-dict=regress/fuzz/$$name.dict; \
+	fi; \
+	echo "==> $* ($(FUZZ_TIME)s)"; \
+	$(FUZZ_OBJDIR)/$* -max_total_time=$(FUZZ_TIME) \
+	    -runs=$(FUZZ_RUNS) -timeout=10 $$dict \
+	    -artifact_prefix=$(FUZZ_OBJDIR)/artifacts/$*- $(FUZZ_ARGS) \
+	    $$work $$seeds
+
+fuzz-clean:
+	rm -rf $(FUZZ_OBJDIR)

@@ -1,0 +1,1076 @@
+/*
+ * queue.c -- the queue process: owner of the spool.
+ *
+ * Layout, relative to the spool (the queue's chroot):
+ *
+ *	incoming/MSGID/message		being received; never acknowledged
+ *	incoming/MSGID/EVPID		envelopes, written at commit
+ *	queue/MSGID/...			committed: the same directory, renamed
+ *	corrupt/			envelopes that failed validation
+ *
+ * The commit point is the rename of incoming/MSGID into queue/.  Before
+ * it, the message body (synced by the smtp worker that wrote it), every
+ * envelope and the message directory itself are on stable storage; after
+ * it, the queue directory is synced, and only then is the client told
+ * 250.  A crash before the rename leaves an incoming/ directory, which
+ * start-up removes (the client never got 250, so it still has the
+ * message); a crash after it leaves a complete queue/ entry.  Commits
+ * that arrive together are synced together (group commit): the cost of
+ * a sync is shared by every session waiting on it, and no session is
+ * answered before its data is durable.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <bsd/stdlib.h>
+#include "tree.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "mproc.h"
+#include "privsep.h"
+#include "proto.h"
+#include "queue.h"
+#include "smtpd.h"
+
+#define ENVELOPE_FILE_MAX	8192
+#define SPOOL_MIN_FREE_PCT	2	/* below this, refuse new mail */
+
+struct qmsg;
+
+struct qenv {
+	TAILQ_ENTRY(qenv)	 sched;		/* ready or waiting list */
+	RB_ENTRY(qenv)		 node;
+	struct qmsg		*msg;
+	struct envelope		 evp;
+	int			 inflight;
+	int			 onlist;	/* 0, LIST_READY, LIST_WAIT */
+};
+
+struct qmsg {
+	RB_ENTRY(qmsg)		 node;
+	uint32_t		 msgid;
+	int			 committed;
+	int			 worker;	/* channel that created it */
+	int			 nenv;		/* envelopes still queued */
+	struct envelope		*pending;	/* incoming envelopes */
+	size_t			 npending, cappending;
+	TAILQ_ENTRY(qmsg)	 batch;		/* commit batch */
+	uint32_t		 commit_reqid;
+};
+
+#define LIST_READY	1
+#define LIST_WAIT	2
+
+static int	qmsg_cmp(struct qmsg *a, struct qmsg *b)
+{
+	return a->msgid < b->msgid ? -1 : a->msgid > b->msgid;
+}
+static int	qenv_cmp(struct qenv *a, struct qenv *b)
+{
+	return a->evp.id < b->evp.id ? -1 : a->evp.id > b->evp.id;
+}
+RB_HEAD(qmsg_tree, qmsg);
+RB_GENERATE_STATIC(qmsg_tree, qmsg, node, qmsg_cmp)
+RB_HEAD(qenv_tree, qenv);
+RB_GENERATE_STATIC(qenv_tree, qenv, node, qenv_cmp)
+
+static struct qmsg_tree		 msgs = RB_INITIALIZER(&msgs);
+static struct qenv_tree		 envs = RB_INITIALIZER(&envs);
+TAILQ_HEAD(qenv_list, qenv);
+static struct qenv_list		 ready = TAILQ_HEAD_INITIALIZER(ready);
+static struct qenv_list		 waiting = TAILQ_HEAD_INITIALIZER(waiting);
+static TAILQ_HEAD(, qmsg)	 batch = TAILQ_HEAD_INITIALIZER(batch);
+
+static struct mproc	 q_parent, q_mta, q_control, q_lookup;
+static struct mproc	 q_smtp[SMTPD_MAX_WORKERS];
+static int		 nsmtp;
+static int		 dfd_incoming, dfd_queue, dfd_corrupt;
+static struct event	*ev_commit, *ev_sched;
+static int		 inflight;
+static int		 paused_mda, paused_mta;
+
+struct queue_stats	 queue_stats;
+
+static void	queue_schedule(void);
+static void	sched_wait(struct qenv *);
+
+static void
+qenv_unlist(struct qenv *e)
+{
+	if (e->onlist == LIST_READY)
+		TAILQ_REMOVE(&ready, e, sched);
+	else if (e->onlist == LIST_WAIT)
+		TAILQ_REMOVE(&waiting, e, sched);
+	e->onlist = 0;
+}
+
+static void
+sched_ready(struct qenv *e)
+{
+	qenv_unlist(e);
+	TAILQ_INSERT_TAIL(&ready, e, sched);
+	e->onlist = LIST_READY;
+}
+
+/* the waiting list stays sorted by next try */
+static void
+sched_wait(struct qenv *e)
+{
+	struct qenv	*w;
+
+	qenv_unlist(e);
+	TAILQ_FOREACH_REVERSE(w, &waiting, qenv_list, sched)
+		if (w->evp.nexttry <= e->evp.nexttry)
+			break;
+	if (w == NULL)
+		TAILQ_INSERT_HEAD(&waiting, e, sched);
+	else
+		TAILQ_INSERT_AFTER(&waiting, w, e, sched);
+	e->onlist = LIST_WAIT;
+}
+
+static int
+spool_nearly_full(void)
+{
+	struct statvfs	sv;
+
+	if (fstatvfs(dfd_queue, &sv) == -1)
+		return 0;
+	if (sv.f_blocks == 0)
+		return 0;
+	return sv.f_bavail * 100 / sv.f_blocks < SPOOL_MIN_FREE_PCT ||
+	    (sv.f_files > 0 && sv.f_favail * 100 / sv.f_files <
+	    SPOOL_MIN_FREE_PCT);
+}
+
+static void
+msgdir_remove(int dfd, uint32_t msgid)
+{
+	char		 name[9];
+	int		 fd;
+	DIR		*dir;
+	struct dirent	*de;
+
+	msgid_to_text(msgid, name);
+	if ((fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) ==
+	    -1) {
+		if (errno != ENOENT)
+			log_warn("open %s", name);
+		return;
+	}
+	if ((dir = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (unlinkat(fd, de->d_name, 0) == -1 && errno != ENOENT)
+			log_warn("unlink %s/%s", name, de->d_name);
+	}
+	closedir(dir);
+	if (unlinkat(dfd, name, AT_REMOVEDIR) == -1 && errno != ENOENT)
+		log_warn("rmdir %s", name);
+}
+
+static struct qmsg *
+qmsg_find(uint32_t msgid)
+{
+	struct qmsg	key;
+
+	key.msgid = msgid;
+	return RB_FIND(qmsg_tree, &msgs, &key);
+}
+
+static void
+qmsg_free(struct qmsg *m)
+{
+	RB_REMOVE(qmsg_tree, &msgs, m);
+	free(m->pending);
+	free(m);
+}
+
+static void
+queue_create(int worker, const struct queue_msg_req *req)
+{
+	struct queue_msg_resp	 r;
+	struct qmsg		*m;
+	char			 name[9];
+	uint32_t		 msgid;
+	int			 dfd, fd = -1, tries;
+
+	memset(&r, 0, sizeof(r));
+	r.reqid = req->reqid;
+	if (spool_nearly_full()) {
+		log_warnx("spool nearly full: refusing new mail");
+		r.status = PROTO_TEMPFAIL;
+		snprintf(r.reply, sizeof(r.reply), "452 4.3.1 Insufficient "
+		    "system storage");
+		goto reply;
+	}
+	for (tries = 0; tries < 100; tries++) {
+		msgid = arc4random();
+		if (msgid == 0 || qmsg_find(msgid) != NULL)
+			continue;
+		msgid_to_text(msgid, name);
+		if (mkdirat(dfd_incoming, name, 0700) == -1) {
+			if (errno == EEXIST)
+				continue;
+			log_warn("mkdir incoming/%s", name);
+			break;
+		}
+		if ((dfd = openat(dfd_incoming, name, O_RDONLY |
+		    O_DIRECTORY)) == -1) {
+			log_warn("open incoming/%s", name);
+			unlinkat(dfd_incoming, name, AT_REMOVEDIR);
+			break;
+		}
+		fd = openat(dfd, "message", O_RDWR | O_CREAT | O_EXCL |
+		    O_CLOEXEC, 0600);
+		close(dfd);
+		if (fd == -1) {
+			log_warn("create incoming/%s/message", name);
+			unlinkat(dfd_incoming, name, AT_REMOVEDIR);
+			break;
+		}
+		if ((m = calloc(1, sizeof(*m))) == NULL)
+			fatal("calloc");
+		m->msgid = msgid;
+		m->worker = worker;
+		RB_INSERT(qmsg_tree, &msgs, m);
+		r.msgid = msgid;
+		r.status = PROTO_OK;
+		break;
+	}
+	if (fd == -1) {
+		r.status = PROTO_TEMPFAIL;
+		snprintf(r.reply, sizeof(r.reply), "451 4.3.0 Temporary "
+		    "queue failure");
+	}
+reply:
+	mproc_compose(&q_smtp[worker], IMSG_QUEUE_CREATED, req->reqid, fd,
+	    &r, sizeof(r));
+}
+
+static struct qmsg *
+incoming_msg(int worker, uint32_t msgid)
+{
+	struct qmsg	*m;
+
+	if ((m = qmsg_find(msgid)) == NULL || m->committed ||
+	    m->worker != worker)
+		return NULL;
+	return m;
+}
+
+static void
+queue_envelope(int worker, const struct envelope *evp)
+{
+	struct qmsg	*m;
+	struct envelope	*n;
+	size_t		 i;
+
+	if (envelope_valid(evp) == -1)
+		fatalx("invalid envelope from smtp worker %d", worker + 1);
+	if ((m = incoming_msg(worker, msgid_of(evp->id))) == NULL)
+		fatalx("envelope for unknown message from smtp worker %d",
+		    worker + 1);
+	if (m->npending >= 100000)
+		fatalx("too many envelopes from smtp worker %d", worker + 1);
+	if (m->npending == m->cappending) {
+		size_t ncap = m->cappending ? m->cappending * 2 : 2;
+
+		if ((n = reallocarray(m->pending, ncap, sizeof(*n))) == NULL)
+			fatal("reallocarray");
+		m->pending = n;
+		m->cappending = ncap;
+	}
+	n = &m->pending[m->npending];
+	*n = *evp;
+	/* a random envelope part, unique within the message */
+	for (;;) {
+		n->id = (uint64_t)m->msgid << 32 | arc4random();
+		for (i = 0; i < m->npending; i++)
+			if (m->pending[i].id == n->id)
+				break;
+		if (i == m->npending && (uint32_t)n->id != 0)
+			break;
+	}
+	m->npending++;
+}
+
+static int
+write_envelope_at(int dfd, const char *name, const struct envelope *evp,
+    int dosync)
+{
+	char	buf[ENVELOPE_FILE_MAX];
+	int	fd, len;
+
+	if ((len = envelope_dump(evp, buf, sizeof(buf))) == -1) {
+		log_warnx("envelope %016" PRIx64 " does not serialise",
+		    evp->id);
+		return -1;
+	}
+	if ((fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) == -1) {
+		log_warn("create envelope %s", name);
+		return -1;
+	}
+	if (write(fd, buf, len) != len || (dosync && fsync(fd) == -1)) {
+		log_warn("write envelope %s", name);
+		close(fd);
+		unlinkat(dfd, name, 0);
+		return -1;
+	}
+	return close(fd);
+}
+
+static void
+commit_reply(struct qmsg *m, int ok)
+{
+	struct queue_msg_resp	r;
+
+	memset(&r, 0, sizeof(r));
+	r.reqid = m->commit_reqid;
+	r.msgid = m->msgid;
+	r.status = ok ? PROTO_OK : PROTO_TEMPFAIL;
+	if (!ok)
+		snprintf(r.reply, sizeof(r.reply), "451 4.3.0 Temporary "
+		    "queue failure, try again later");
+	mproc_compose(&q_smtp[m->worker], IMSG_QUEUE_COMMITTED,
+	    m->commit_reqid, -1, &r, sizeof(r));
+}
+
+/* envelope files of one message, in its incoming directory */
+static int
+commit_prepare(struct qmsg *m)
+{
+	char	name[9], evname[17];
+	int	dfd, rc = 0;
+	size_t	i;
+
+	msgid_to_text(m->msgid, name);
+	if ((dfd = openat(dfd_incoming, name, O_RDONLY | O_DIRECTORY)) ==
+	    -1) {
+		log_warn("open incoming/%s", name);
+		return -1;
+	}
+	for (i = 0; i < m->npending && rc == 0; i++) {
+		evpid_to_text(m->pending[i].id, evname);
+		rc = write_envelope_at(dfd, evname, &m->pending[i],
+		    !QUEUE_SYNCFS);
+	}
+	if (rc == 0 && !QUEUE_SYNCFS && fsync(dfd) == -1) {
+		log_warn("fsync incoming/%s", name);
+		rc = -1;
+	}
+	close(dfd);
+	if (rc == 0 && renameat(dfd_incoming, name, dfd_queue, name) == -1) {
+		log_warn("rename incoming/%s", name);
+		rc = -1;
+	}
+	return rc;
+}
+
+static void
+commit_schedule(struct qmsg *m)
+{
+	struct qenv	*e;
+	size_t		 i;
+
+	for (i = 0; i < m->npending; i++) {
+		if ((e = calloc(1, sizeof(*e))) == NULL)
+			fatal("calloc");
+		e->evp = m->pending[i];
+		e->msg = m;
+		RB_INSERT(qenv_tree, &envs, e);
+		sched_ready(e);
+		m->nenv++;
+	}
+	free(m->pending);
+	m->pending = NULL;
+	m->npending = m->cappending = 0;
+	m->committed = 1;
+	queue_stats.queued++;
+	queue_stats.envelopes += m->nenv;
+}
+
+/*
+ * Run once per event loop iteration in which commits arrived: every
+ * message of the batch is prepared, then one sync makes the whole batch
+ * durable, then every client is answered.
+ */
+static void
+commit_batch(evutil_socket_t fd, short ev, void *arg)
+{
+	struct qmsg	*m, *tmp;
+	int		 syncok;
+	TAILQ_HEAD(, qmsg) done = TAILQ_HEAD_INITIALIZER(done);
+
+	TAILQ_FOREACH_SAFE(m, &batch, batch, tmp) {
+		TAILQ_REMOVE(&batch, m, batch);
+		if (commit_prepare(m) == -1) {
+			msgdir_remove(dfd_incoming, m->msgid);
+			msgdir_remove(dfd_queue, m->msgid);
+			commit_reply(m, 0);
+			qmsg_free(m);
+			continue;
+		}
+		TAILQ_INSERT_TAIL(&done, m, batch);
+	}
+	if (TAILQ_EMPTY(&done))
+		return;
+#if QUEUE_SYNCFS
+	/*
+	 * One syncfs() writes back every dirty page and inode of the spool
+	 * file system -- bodies, envelopes, directories -- and waits for
+	 * the journal commit: the durability of one fsync per file, at the
+	 * price of one for the whole batch.
+	 */
+	syncok = syncfs(dfd_queue) == 0;
+	if (!syncok)
+		log_warn("syncfs");
+#else
+	syncok = fsync(dfd_queue) == 0;
+	if (!syncok)
+		log_warn("fsync queue/");
+#endif
+	queue_stats.commit_batches++;
+	while ((m = TAILQ_FIRST(&done)) != NULL) {
+		TAILQ_REMOVE(&done, m, batch);
+		if (!syncok) {
+			msgdir_remove(dfd_queue, m->msgid);
+			commit_reply(m, 0);
+			qmsg_free(m);
+			continue;
+		}
+		commit_reply(m, 1);
+		commit_schedule(m);
+	}
+	queue_schedule();
+}
+
+static void
+queue_commit(int worker, const struct queue_msg_req *req)
+{
+	struct qmsg	*m;
+
+	if ((m = incoming_msg(worker, req->msgid)) == NULL)
+		fatalx("commit of unknown message from smtp worker %d",
+		    worker + 1);
+	if (req->nenvelopes != m->npending || m->npending == 0)
+		fatalx("commit with %u envelopes, %zu received, from smtp "
+		    "worker %d", req->nenvelopes, m->npending, worker + 1);
+	m->commit_reqid = req->reqid;
+	m->committed = 1;	/* no more envelopes or rollback */
+	TAILQ_INSERT_TAIL(&batch, m, batch);
+	event_active(ev_commit, EV_TIMEOUT, 0);
+}
+
+static void
+queue_rollback(int worker, const struct queue_msg_req *req)
+{
+	struct qmsg	*m;
+
+	if ((m = incoming_msg(worker, req->msgid)) == NULL)
+		return;		/* already gone: harmless */
+	msgdir_remove(dfd_incoming, m->msgid);
+	qmsg_free(m);
+}
+
+static void
+queue_smtp_dispatch(struct mproc *p, struct imsg *im)
+{
+	int			 worker = (int)(p - q_smtp);
+	struct queue_msg_req	 req;
+	struct envelope		 evp;
+
+	switch (im->hdr.type) {
+	case IMSG_QUEUE_CREATE:
+		proto_get(p, im, &req, sizeof(req));
+		queue_create(worker, &req);
+		break;
+	case IMSG_QUEUE_ENVELOPE:
+		proto_get(p, im, &evp, sizeof(evp));
+		queue_envelope(worker, &evp);
+		break;
+	case IMSG_QUEUE_COMMIT:
+		proto_get(p, im, &req, sizeof(req));
+		queue_commit(worker, &req);
+		break;
+	case IMSG_QUEUE_ROLLBACK:
+		proto_get(p, im, &req, sizeof(req));
+		queue_rollback(worker, &req);
+		break;
+	default:
+		fatalx("unexpected message %u from %s", im->hdr.type, p->name);
+	}
+}
+
+/* ---- delivery ---- */
+
+static struct qenv *
+qenv_find(uint64_t evpid)
+{
+	struct qenv	key;
+
+	key.evp.id = evpid;
+	return RB_FIND(qenv_tree, &envs, &key);
+}
+
+static int
+open_message(uint32_t msgid)
+{
+	char	path[32];
+
+	snprintf(path, sizeof(path), "%08x/message", msgid);
+	return openat(dfd_queue, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+}
+
+static void
+qenv_remove(struct qenv *e)
+{
+	struct qmsg	*m = e->msg;
+	char		 path[32];
+
+	snprintf(path, sizeof(path), "%08x/%016" PRIx64, m->msgid, e->evp.id);
+	if (unlinkat(dfd_queue, path, 0) == -1 && errno != ENOENT)
+		log_warn("unlink %s", path);
+	qenv_unlist(e);
+	RB_REMOVE(qenv_tree, &envs, e);
+	free(e);
+	if (--m->nenv == 0) {
+		msgdir_remove(dfd_queue, m->msgid);
+		qmsg_free(m);
+	}
+}
+
+static int
+qenv_update(struct qenv *e)
+{
+	char	path[32], tmp[48];
+	char	name[9];
+	int	dfd, rc;
+
+	msgid_to_text(e->msg->msgid, name);
+	if ((dfd = openat(dfd_queue, name, O_RDONLY | O_DIRECTORY)) == -1)
+		return -1;
+	snprintf(path, sizeof(path), "%016" PRIx64, e->evp.id);
+	snprintf(tmp, sizeof(tmp), "%016" PRIx64 ".tmp", e->evp.id);
+	rc = write_envelope_at(dfd, tmp, &e->evp, 1);
+	if (rc == 0 && renameat(dfd, tmp, dfd, path) == -1) {
+		log_warn("rename %s", tmp);
+		rc = -1;
+	}
+	close(dfd);
+	return rc;
+}
+
+static time_t
+retry_delay(const struct envelope *evp)
+{
+	time_t	base = evp->dest_type == DEST_REMOTE ? conf->retry_remote :
+	    conf->retry_local;
+	time_t	d = base;
+	uint32_t i;
+
+	/* doubling per try, capped at four hours */
+	for (i = 1; i < evp->tries && d < 4 * 3600; i++)
+		d *= 2;
+	if (d > 4 * 3600)
+		d = 4 * 3600;
+	return d;
+}
+
+static void
+log_delivery(const struct qenv *e, const char *status, const char *text,
+    const char *relay)
+{
+	char	to[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2], clean[ENV_TEXT_MAX * 4];
+	time_t	now = time(NULL);
+
+	addr_to_string(&e->evp.dest, to, sizeof(to));
+	log_info("%016" PRIx64 ": to=<%s>, relay=%s, delay=%lld, tries=%u, "
+	    "dsn=%.5s, status=%s (%s)", e->evp.id, to, relay,
+	    (long long)(now - e->evp.ctime), e->evp.tries, text, status,
+	    log_sanitize(text, clean, sizeof(clean)));
+}
+
+static void
+queue_delivery_result(const struct delivery_result *r)
+{
+	struct qenv	*e;
+	time_t		 now = time(NULL);
+
+	if ((e = qenv_find(r->evpid)) == NULL || !e->inflight)
+		fatalx("delivery result for an envelope not in flight");
+	e->inflight = 0;
+	inflight--;
+	e->evp.tries++;
+	e->evp.lasttry = now;
+	switch (r->status) {
+	case PROTO_OK:
+		log_delivery(e, "sent", r->text, r->relay);
+		queue_stats.delivered++;
+		qenv_remove(e);
+		break;
+	case PROTO_TEMPFAIL:
+		if (now - e->evp.ctime < conf->queue_ttl) {
+			snprintf(e->evp.errorline, sizeof(e->evp.errorline),
+			    "%s", r->text);
+			e->evp.nexttry = now + retry_delay(&e->evp);
+			log_delivery(e, "deferred", r->text, r->relay);
+			queue_stats.deferred++;
+			if (qenv_update(e) == -1)
+				log_warnx("%016" PRIx64 ": cannot update "
+				    "envelope", e->evp.id);
+			sched_wait(e);
+			break;
+		}
+		/* expired: a permanent failure */
+		/* FALLTHROUGH */
+	default:
+		snprintf(e->evp.errorline, sizeof(e->evp.errorline), "%s",
+		    r->text);
+		log_delivery(e, "bounced", r->text, r->relay);
+		queue_stats.bounced++;
+		queue_bounce(e->msg->msgid, &e->evp);
+		qenv_remove(e);
+		break;
+	}
+	queue_schedule();
+}
+
+static void
+queue_dispatch_one(struct qenv *e)
+{
+	int	fd;
+
+	if ((fd = open_message(e->msg->msgid)) == -1) {
+		log_warn("%016" PRIx64 ": open message", e->evp.id);
+		e->evp.nexttry = time(NULL) + conf->retry_local;
+		sched_wait(e);
+		return;
+	}
+	qenv_unlist(e);
+	e->inflight = 1;
+	inflight++;
+	if (e->evp.dest_type == DEST_REMOTE)
+		mproc_compose(&q_mta, IMSG_MTA_DELIVER, 0, fd, &e->evp,
+		    sizeof(e->evp));
+	else
+		mproc_compose(&q_parent, IMSG_MDA_DELIVER, 0, fd, &e->evp,
+		    sizeof(e->evp));
+}
+
+static void
+on_sched_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	queue_schedule();
+}
+
+static void
+queue_schedule(void)
+{
+	struct qenv	*e, *tmp;
+	struct timeval	 tv;
+	time_t		 now = time(NULL);
+
+	/* waiting envelopes whose time has come join the ready list */
+	while ((e = TAILQ_FIRST(&waiting)) != NULL &&
+	    e->evp.nexttry <= now)
+		sched_ready(e);
+	TAILQ_FOREACH_SAFE(e, &ready, sched, tmp) {
+		if (inflight >= conf->queue_max_inflight)
+			break;
+		if (e->evp.flags & EF_PAUSED)
+			continue;
+		if (e->evp.dest_type == DEST_REMOTE ? paused_mta : paused_mda)
+			continue;
+		queue_dispatch_one(e);
+	}
+	evtimer_del(ev_sched);
+	if ((e = TAILQ_FIRST(&waiting)) != NULL) {
+		tv.tv_sec = e->evp.nexttry > now ? e->evp.nexttry - now : 0;
+		tv.tv_usec = 0;
+		evtimer_add(ev_sched, &tv);
+	}
+}
+
+/* ---- start-up ---- */
+
+static void
+move_corrupt(int dfd, const char *name, const char *why)
+{
+	char	dst[64];
+
+	snprintf(dst, sizeof(dst), "%s.%lld", name, (long long)time(NULL));
+	log_warnx("envelope %s is corrupt (%s): moved to corrupt/", name,
+	    why);
+	if (renameat(dfd, name, dfd_corrupt, dst) == -1)
+		log_warn("rename %s to corrupt/", name);
+}
+
+static void
+load_message(const char *name)
+{
+	char		 buf[ENVELOPE_FILE_MAX];
+	struct qmsg	*m;
+	struct qenv	*e;
+	struct dirent	*de;
+	DIR		*dir;
+	uint64_t	 evpid;
+	uint32_t	 msgid;
+	ssize_t		 n;
+	char		*end;
+	int		 dfd, fd;
+
+	msgid = (uint32_t)strtoul(name, &end, 16);
+	if (strlen(name) != 8 || *end != '\0' || msgid == 0 ||
+	    qmsg_find(msgid) != NULL) {
+		log_warnx("queue/%s: unexpected entry, ignored", name);
+		return;
+	}
+	if ((dfd = openat(dfd_queue, name, O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW)) == -1) {
+		log_warn("open queue/%s", name);
+		return;
+	}
+	if ((dir = fdopendir(dfd)) == NULL)
+		fatal("fdopendir");
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		fatal("calloc");
+	m->msgid = msgid;
+	m->committed = 1;
+	m->worker = -1;
+	RB_INSERT(qmsg_tree, &msgs, m);
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.' || strcmp(de->d_name, "message") == 0)
+			continue;
+		if (strlen(de->d_name) != 16) {
+			/* an interrupted envelope update */
+			unlinkat(dfd, de->d_name, 0);
+			continue;
+		}
+		evpid = strtoull(de->d_name, &end, 16);
+		if (*end != '\0' || msgid_of(evpid) != msgid) {
+			move_corrupt(dfd, de->d_name, "bad name");
+			continue;
+		}
+		if ((fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW)) ==
+		    -1) {
+			log_warn("open %s/%s", name, de->d_name);
+			continue;
+		}
+		n = read(fd, buf, sizeof(buf));
+		close(fd);
+		if ((e = calloc(1, sizeof(*e))) == NULL)
+			fatal("calloc");
+		if (n <= 0 || n == (ssize_t)sizeof(buf) ||
+		    envelope_load(buf, n, &e->evp) == -1 ||
+		    e->evp.id != evpid) {
+			free(e);
+			move_corrupt(dfd, de->d_name, "invalid content");
+			continue;
+		}
+		e->msg = m;
+		RB_INSERT(qenv_tree, &envs, e);
+		m->nenv++;
+		if (e->evp.nexttry > time(NULL))
+			sched_wait(e);
+		else
+			sched_ready(e);
+	}
+	closedir(dir);
+	if (m->nenv == 0) {
+		msgdir_remove(dfd_queue, msgid);
+		qmsg_free(m);
+	}
+}
+
+static void
+queue_load(void)
+{
+	struct dirent	*de;
+	DIR		*dir;
+	int		 fd, n = 0;
+
+	/* never acknowledged: the clients still have these */
+	if ((fd = dup(dfd_incoming)) == -1 || (dir = fdopendir(fd)) == NULL)
+		fatal("incoming/");
+	while ((de = readdir(dir)) != NULL) {
+		uint32_t	msgid;
+		char		*end;
+
+		if (de->d_name[0] == '.')
+			continue;
+		msgid = (uint32_t)strtoul(de->d_name, &end, 16);
+		if (*end == '\0' && strlen(de->d_name) == 8)
+			msgdir_remove(dfd_incoming, msgid);
+		else
+			log_warnx("incoming/%s: unexpected entry", de->d_name);
+	}
+	closedir(dir);
+
+	if ((fd = dup(dfd_queue)) == -1 || (dir = fdopendir(fd)) == NULL)
+		fatal("queue/");
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		load_message(de->d_name);
+		n++;
+	}
+	closedir(dir);
+	if (n)
+		log_info("queue: %d messages loaded from the spool", n);
+}
+
+static void
+queue_parent_dispatch(struct mproc *p, struct imsg *im)
+{
+	struct delivery_result	r;
+
+	switch (im->hdr.type) {
+	case IMSG_MDA_RESULT:
+		PROTO_READ(p, im, &r, proto_valid_delivery_result);
+		queue_delivery_result(&r);
+		break;
+	default:
+		fatalx("unexpected message %u from parent", im->hdr.type);
+	}
+}
+
+static void
+queue_mta_dispatch(struct mproc *p, struct imsg *im)
+{
+	struct delivery_result	r;
+
+	switch (im->hdr.type) {
+	case IMSG_MTA_RESULT:
+		PROTO_READ(p, im, &r, proto_valid_delivery_result);
+		queue_delivery_result(&r);
+		break;
+	default:
+		fatalx("unexpected message %u from mta", im->hdr.type);
+	}
+}
+
+static void
+queue_control_dispatch(struct mproc *p, struct imsg *im)
+{
+	struct ctl_request	req;
+
+	switch (im->hdr.type) {
+	case IMSG_CTL_REQUEST:
+		PROTO_READ(p, im, &req, proto_valid_ctl_request);
+		queue_control_request(p, &req);
+		break;
+	default:
+		fatalx("unexpected message %u from control", im->hdr.type);
+	}
+}
+
+static void
+queue_lookup_dispatch(struct mproc *p, struct imsg *im)
+{
+	fatalx("unexpected message %u from lookup", im->hdr.type);
+}
+
+static void
+queue_shutdown(void)
+{
+	/* commits are synchronous: none is half done when we get here */
+	exit(0);
+}
+
+void
+queue_main(struct proc_fds *f)
+{
+	static char	names[SMTPD_MAX_WORKERS][24];
+	int		i;
+
+	proc_setup("queue");
+	privsep_drop(SMTPD_QUEUE_USER, conf->spool);
+	if ((dfd_incoming = open("/incoming", O_RDONLY | O_DIRECTORY)) == -1 ||
+	    (dfd_queue = open("/queue", O_RDONLY | O_DIRECTORY)) == -1 ||
+	    (dfd_corrupt = open("/corrupt", O_RDONLY | O_DIRECTORY)) == -1)
+		fatal("spool layout");
+	if ((ev_base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	sandbox_enter(SANDBOX_QUEUE);
+
+	queue_load();
+	mproc_init(&q_parent, f->parent, "parent", queue_parent_dispatch,
+	    NULL);
+	mproc_init(&q_mta, f->mta, "mta", queue_mta_dispatch, NULL);
+	mproc_init(&q_control, f->control, "control", queue_control_dispatch,
+	    NULL);
+	mproc_init(&q_lookup, f->lookup, "lookup", queue_lookup_dispatch,
+	    NULL);
+	nsmtp = f->nsmtp;
+	for (i = 0; i < nsmtp; i++) {
+		snprintf(names[i], sizeof(names[i]), "smtp worker %d", i + 1);
+		mproc_init(&q_smtp[i], f->smtp[i], names[i],
+		    queue_smtp_dispatch, NULL);
+	}
+	ev_commit = event_new(ev_base, -1, 0, commit_batch, NULL);
+	ev_sched = evtimer_new(ev_base, on_sched_timer, NULL);
+	proc_on_term(queue_shutdown);
+	queue_schedule();
+	event_base_dispatch(ev_base);
+	exit(0);
+}
+
+/* ---- smtpctl, through control ---- */
+
+void
+queue_ctl_reply(struct mproc *p, uint32_t reqid, int end, int status,
+    const char *fmt, ...)
+{
+	struct ctl_reply	r;
+	va_list			ap;
+
+	memset(&r, 0, sizeof(r));
+	r.reqid = reqid;
+	r.end = end;
+	r.status = status;
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(r.text, sizeof(r.text), fmt, ap);
+		va_end(ap);
+	}
+	mproc_compose(p, IMSG_CTL_REPLY, reqid, -1, &r, sizeof(r));
+}
+
+static int
+ctl_may_see(const struct ctl_request *req, const struct qenv *e)
+{
+	/* root sees all; others only what they sent (local submission) */
+	return req->uid == 0;
+}
+
+void
+queue_control_request(struct mproc *p, const struct ctl_request *req)
+{
+	struct qenv	*e;
+	char		 from[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char		 to[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char		 err[ENV_TEXT_MAX * 4];
+	time_t		 now = time(NULL);
+	int		 n = 0;
+
+	switch (req->cmd) {
+	case CTL_SHOW_QUEUE:
+		RB_FOREACH(e, qenv_tree, &envs) {
+			if (!ctl_may_see(req, e))
+				continue;
+			addr_to_string(&e->evp.sender, from, sizeof(from));
+			addr_to_string(&e->evp.dest, to, sizeof(to));
+			queue_ctl_reply(p, req->reqid, 0, 0,
+			    "%016" PRIx64 "|%s|%s|%lld|%u|%s|%s", e->evp.id,
+			    from, to, (long long)(now - e->evp.ctime),
+			    e->evp.tries, e->inflight ? "inflight" :
+			    (e->evp.flags & EF_PAUSED) ? "paused" :
+			    e->onlist == LIST_WAIT ? "deferred" : "pending",
+			    log_sanitize(e->evp.errorline, err, sizeof(err)));
+		}
+		queue_ctl_reply(p, req->reqid, 1, 0, NULL);
+		break;
+	case CTL_SHOW_STATS:
+		queue_ctl_reply(p, req->reqid, 0, 0, "queue.messages.queued=%"
+		    PRIu64, queue_stats.queued);
+		queue_ctl_reply(p, req->reqid, 0, 0, "queue.envelopes="
+		    "%" PRIu64, queue_stats.envelopes);
+		queue_ctl_reply(p, req->reqid, 0, 0, "queue.commit_batches="
+		    "%" PRIu64, queue_stats.commit_batches);
+		queue_ctl_reply(p, req->reqid, 0, 0, "delivery.ok=%" PRIu64,
+		    queue_stats.delivered);
+		queue_ctl_reply(p, req->reqid, 0, 0, "delivery.deferred=%"
+		    PRIu64, queue_stats.deferred);
+		queue_ctl_reply(p, req->reqid, 0, 0, "delivery.bounced=%"
+		    PRIu64, queue_stats.bounced);
+		queue_ctl_reply(p, req->reqid, 0, 0, "queue.inflight=%d",
+		    inflight);
+		RB_FOREACH(e, qenv_tree, &envs)
+			n++;
+		queue_ctl_reply(p, req->reqid, 0, 0, "queue.size=%d", n);
+		queue_ctl_reply(p, req->reqid, 1, 0, NULL);
+		break;
+	case CTL_SCHEDULE:
+		RB_FOREACH(e, qenv_tree, &envs) {
+			if (e->inflight || (req->id != 0 && e->evp.id !=
+			    req->id && msgid_of(e->evp.id) != req->id))
+				continue;
+			e->evp.nexttry = 0;
+			sched_ready(e);
+			n++;
+		}
+		queue_schedule();
+		queue_ctl_reply(p, req->reqid, 1, n ? 0 : 1,
+		    n ? "%d envelopes scheduled" : "no such envelope", n);
+		break;
+	case CTL_REMOVE: {
+		struct qenv *tmp;
+
+		RB_FOREACH_SAFE(e, qenv_tree, &envs, tmp) {
+			if (e->inflight || (req->id != 0 && e->evp.id !=
+			    req->id && msgid_of(e->evp.id) != req->id))
+				continue;
+			log_info("%016" PRIx64 ": removed by smtpctl",
+			    e->evp.id);
+			qenv_remove(e);
+			n++;
+		}
+		queue_ctl_reply(p, req->reqid, 1, n ? 0 : 1,
+		    n ? "%d envelopes removed" : "no such envelope", n);
+		break;
+	}
+	case CTL_PAUSE_ENVELOPE:
+	case CTL_RESUME_ENVELOPE:
+		RB_FOREACH(e, qenv_tree, &envs) {
+			if (req->id != 0 && e->evp.id != req->id &&
+			    msgid_of(e->evp.id) != req->id)
+				continue;
+			if (req->cmd == CTL_PAUSE_ENVELOPE)
+				e->evp.flags |= EF_PAUSED;
+			else
+				e->evp.flags &= ~EF_PAUSED;
+			n++;
+		}
+		queue_schedule();
+		queue_ctl_reply(p, req->reqid, 1, n ? 0 : 1,
+		    n ? "%d envelopes %s" : "no such envelope", n,
+		    req->cmd == CTL_PAUSE_ENVELOPE ? "paused" : "resumed");
+		break;
+	case CTL_PAUSE_MDA:
+	case CTL_RESUME_MDA:
+		paused_mda = req->cmd == CTL_PAUSE_MDA;
+		queue_schedule();
+		queue_ctl_reply(p, req->reqid, 1, 0, "mda %s",
+		    paused_mda ? "paused" : "resumed");
+		break;
+	case CTL_PAUSE_MTA:
+	case CTL_RESUME_MTA:
+		paused_mta = req->cmd == CTL_PAUSE_MTA;
+		queue_schedule();
+		queue_ctl_reply(p, req->reqid, 1, 0, "mta %s",
+		    paused_mta ? "paused" : "resumed");
+		break;
+	default:
+		queue_ctl_reply(p, req->reqid, 1, 1, "unknown command");
+		break;
+	}
+}

@@ -1,0 +1,62 @@
+/*
+ * queue.h -- the queue process: spool, scheduler, bounces, control.
+ */
+#ifndef POSTHASTE_QUEUE_H
+#define POSTHASTE_QUEUE_H
+
+#include <stdint.h>
+
+#include "envelope.h"
+#include "mproc.h"
+#include "proto.h"
+
+/*
+ * Group commit with one syncfs() per batch on Linux; elsewhere, fsync
+ * of every envelope and directory (and the smtp worker syncs the body).
+ */
+#ifdef __linux__
+#define QUEUE_SYNCFS	1
+#else
+#define QUEUE_SYNCFS	0
+#endif
+
+/* smtpctl commands (struct ctl_request.cmd) */
+enum ctl_cmd {
+	CTL_NONE,
+	CTL_SHOW_QUEUE,
+	CTL_SHOW_STATS,
+	CTL_SHOW_STATUS,
+	CTL_SHOW_MESSAGE,
+	CTL_SHOW_ENVELOPE,
+	CTL_SCHEDULE,
+	CTL_REMOVE,
+	CTL_PAUSE_ENVELOPE,
+	CTL_RESUME_ENVELOPE,
+	CTL_PAUSE_MDA,
+	CTL_RESUME_MDA,
+	CTL_PAUSE_MTA,
+	CTL_RESUME_MTA,
+	CTL_PAUSE_SMTP,
+	CTL_RESUME_SMTP,
+	CTL_LOG_VERBOSE,
+	CTL_LOG_BRIEF,
+	CTL_MONITOR,
+};
+
+struct queue_stats {
+	uint64_t	queued;
+	uint64_t	envelopes;
+	uint64_t	commit_batches;
+	uint64_t	delivered;
+	uint64_t	deferred;
+	uint64_t	bounced;
+};
+extern struct queue_stats queue_stats;
+
+void	queue_control_request(struct mproc *, const struct ctl_request *);
+void	queue_ctl_reply(struct mproc *, uint32_t reqid, int end, int status,
+	    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* bounce.c: a DSN to the sender for a failed envelope */
+void	queue_bounce(uint32_t msgid, const struct envelope *);
+
+#endif

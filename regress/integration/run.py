@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""
+run.py -- the integration test runner: the real daemon, real clients.
+
+    run.py --bindir obj [-k SUBSTRING] [--timeout SECONDS] [--list]
+
+Discovers the functions named test_* in the modules test_*.py beside this
+file (in file order), runs each with a time limit, and prints
+
+    PASS module::test
+    FAIL module::test: reason
+        (traceback, then the tail of each daemon log the test started)
+
+ending with the line "N passed, N failed".  Exit status 1 if any test
+failed (or none ran).  Needs root.  No third-party modules: Debian's
+/usr/bin/python3 is enough.
+
+A test module may set TIMEOUT (seconds) for its tests, and a test function
+may carry a .timeout attribute.  Daemon logs are kept under
+regress/results/<bindir name>/; set POSTHASTE_KEEP=1 to keep the temporary
+spools too.
+"""
+
+import argparse
+import importlib
+import inspect
+import os
+import signal
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True	# no __pycache__ in the source tree
+
+import fixture  # noqa: E402
+
+DEFAULT_TIMEOUT = 60
+
+
+class TestTimeout(BaseException):
+    """Raised in the test by SIGALRM.  A BaseException, so that a test's
+    own "except Exception" cannot swallow it."""
+
+
+def _on_alarm(signum, frame):
+    raise TestTimeout()
+
+
+def discover(pattern):
+    tests = []
+    for name in sorted(os.listdir(HERE)):
+        if not (name.startswith("test_") and name.endswith(".py")):
+            continue
+        modname = name[:-3]
+        try:
+            module = importlib.import_module(modname)
+        except Exception:
+            # A module that does not import is one failing test, not a
+            # crash of the whole run.
+            err = traceback.format_exc()
+
+            def broken(err=err):
+                raise AssertionError("module does not import:\n" + err)
+            tests.append(("%s::<import>" % modname, broken, DEFAULT_TIMEOUT))
+            continue
+        mod_timeout = getattr(module, "TIMEOUT", DEFAULT_TIMEOUT)
+        funcs = [f for n, f in vars(module).items()
+                 if n.startswith("test_") and inspect.isfunction(f)
+                 and f.__module__ == modname]
+        funcs.sort(key=lambda f: f.__code__.co_firstlineno)
+        for f in funcs:
+            full = "%s::%s" % (modname, f.__name__)
+            if pattern and pattern not in full:
+                continue
+            tests.append((full, f, getattr(f, "timeout", mod_timeout)))
+    return tests
+
+
+def indent(text, prefix="    "):
+    return "\n".join(prefix + line for line in text.rstrip().splitlines())
+
+
+def short_reason(exc):
+    if isinstance(exc, TestTimeout):
+        return None
+    msg = str(exc).strip().splitlines()
+    first = msg[0] if msg else ""
+    if isinstance(exc, AssertionError):
+        return first or "assertion failed"
+    return "%s: %s" % (type(exc).__name__, first) if first \
+        else type(exc).__name__
+
+
+def run_one(name, func, timeout, scale):
+    """Run one test; returns (ok, reason, details)."""
+    limit = max(1, int(timeout * scale))
+    fixture.begin_test()
+    reason = None
+    details = []
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(limit)
+    try:
+        try:
+            func()
+        finally:
+            signal.alarm(0)
+    except TestTimeout:
+        reason = "timed out after %ds" % limit
+        details.append("".join(traceback.format_exc(limit=-3)))
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
+        reason = short_reason(e)
+        details.append(traceback.format_exc())
+
+    # Stop whatever the test left running; a failed stop (unclean exit,
+    # leftover children, sanitizer report) fails the test too.
+    daemons = []
+    signal.alarm(60)
+    try:
+        daemons = fixture.end_test()
+    except AssertionError as e:
+        daemons = list(fixture._started)
+        if reason is None:
+            reason = str(e)
+        else:
+            details.append("also: %s" % e)
+    except TestTimeout:
+        reason = reason or "timed out stopping the daemon"
+    finally:
+        signal.alarm(0)
+
+    if reason is not None:
+        for d in daemons:
+            details.append("daemon log %s (last lines):\n%s"
+                           % (d.log_path, indent(d.log_tail(40))))
+    return reason is None, reason, details
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
+    ap.add_argument("--bindir", required=True,
+                    help="directory holding the built smtpd (obj, obj-san)")
+    ap.add_argument("-k", dest="pattern", default="",
+                    help="run only tests whose name contains this")
+    ap.add_argument("--timeout-scale", type=float,
+                    default=float(os.environ.get("POSTHASTE_TIMEOUT_SCALE",
+                                                 "1")),
+                    help="multiply every per-test time limit")
+    ap.add_argument("--list", action="store_true",
+                    help="list the tests and exit")
+    args = ap.parse_args()
+
+    fixture.BINDIR = os.path.abspath(args.bindir)
+    fixture.RESULTS = os.path.join(fixture.REPO, "regress", "results",
+                                   os.path.basename(fixture.BINDIR))
+    tests = discover(args.pattern)
+    if args.list:
+        for name, _, timeout in tests:
+            print("%s (%ds)" % (name, timeout))
+        return 0
+
+    passed = failed = 0
+    setup_error = None
+    if not os.path.exists(fixture.binary("smtpd")):
+        setup_error = "%s not built" % fixture.binary("smtpd")
+    else:
+        try:
+            fixture.setup_system()
+        except fixture.FixtureError as e:
+            setup_error = str(e)
+
+    started = time.monotonic()
+    for name, func, timeout in tests:
+        if setup_error:
+            print("FAIL %s: %s" % (name, setup_error), flush=True)
+            failed += 1
+            continue
+        t0 = time.monotonic()
+        ok, reason, details = run_one(name, func, timeout,
+                                      args.timeout_scale)
+        took = time.monotonic() - t0
+        if ok:
+            passed += 1
+            print("PASS %s (%.1fs)" % (name, took), flush=True)
+        else:
+            failed += 1
+            first, _, rest = (reason or "failed").partition("\n")
+            print("FAIL %s: %s" % (name, first), flush=True)
+            if rest.strip():
+                details.insert(0, rest)
+            for d in details:
+                print(indent(d), flush=True)
+    if not tests:
+        print("no tests found%s" % (" matching %r" % args.pattern
+                                    if args.pattern else ""))
+    print("integration (%s): %.0fs" % (os.path.basename(fixture.BINDIR),
+                                       time.monotonic() - started))
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    return 1 if failed or not tests else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""
+smtpd -n: check the configuration and say so.  A good file prints
+"configuration OK" and exits 0; a bad one prints "FILE:LINE: message" and
+exits non-zero -- for the first error, on the line that holds it.
+"""
+
+import os
+import shutil
+import tempfile
+
+from fixture import DEFAULT_CONF, REPO, TEST_ROOT, run_smtpd, setup_system
+
+TIMEOUT = 30
+
+
+class ConfDir:
+    """A temporary directory with configuration files in it."""
+
+    def __enter__(self):
+        setup_system()
+        os.makedirs(TEST_ROOT, mode=0o755, exist_ok=True)
+        self.path = tempfile.mkdtemp(prefix="conf.", dir=TEST_ROOT)
+        return self
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.path, ignore_errors=True)
+        return False
+
+    def write(self, name, text):
+        path = os.path.join(self.path, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+
+def good_conf(tmp):
+    return DEFAULT_CONF.replace("@TMP@", tmp).replace("@PORT@", "2525")
+
+
+def check_ok(path):
+    r = run_smtpd(["-n", "-f", path])
+    assert "configuration OK" in r.output, \
+        "smtpd -n -f %s printed %r, expected 'configuration OK'" \
+        % (path, r.output.strip())
+    assert r.returncode == 0, "smtpd -n exit status %d on a good file" \
+        % r.returncode
+
+
+def check_error(path, line):
+    r = run_smtpd(["-n", "-f", path])
+    where = "%s:%d:" % (path, line)
+    assert r.returncode != 0, \
+        "smtpd -n exit status 0 on a bad file (output %r)" % r.output.strip()
+    assert where in r.output, \
+        "smtpd -n output %r does not name %s" % (r.output.strip(), where)
+    assert "configuration OK" not in r.output, \
+        "smtpd -n says 'configuration OK' on a bad file"
+
+
+def test_good_config():
+    with ConfDir() as c:
+        check_ok(c.write("good.conf", good_conf(c.path)))
+
+
+def test_shipped_config():
+    """etc/smtpd.conf as installed, with its aliases table pointed at the
+    shipped etc/aliases (no /etc/aliases on a machine without an MTA)."""
+    with open(os.path.join(REPO, "etc", "smtpd.conf")) as f:
+        text = f.read()
+    text = text.replace("/etc/aliases", os.path.join(REPO, "etc", "aliases"))
+    with ConfDir() as c:
+        check_ok(c.write("shipped.conf", text))
+
+
+def test_unknown_keyword():
+    with ConfDir() as c:
+        lines = good_conf(c.path).splitlines()
+        lines.insert(2, "frobnicate the widgets")	# becomes line 3
+        check_error(c.write("bad.conf", "\n".join(lines) + "\n"), 3)
+
+
+def test_bad_port():
+    with ConfDir() as c:
+        text = good_conf(c.path).replace("port 2525", "port 99999")
+        line = text.splitlines().index("listen on 127.0.0.1 port 99999") + 1
+        check_error(c.write("bad.conf", text), line)
+
+
+def test_undefined_action():
+    with ConfDir() as c:
+        text = good_conf(c.path) + \
+            'match from any for domain "other.test" action "nosuch"\n'
+        check_error(c.write("bad.conf", text), len(text.splitlines()))
+
+
+def test_bad_size():
+    with ConfDir() as c:
+        text = good_conf(c.path).replace("max-message-size 10M",
+                                         "max-message-size lots")
+        line = text.splitlines().index("smtp max-message-size lots") + 1
+        check_error(c.write("bad.conf", text), line)
+
+
+def test_missing_file():
+    """A file that does not exist is an error too, not an empty config."""
+    with ConfDir() as c:
+        path = os.path.join(c.path, "nonexistent.conf")
+        r = run_smtpd(["-n", "-f", path])
+        assert r.returncode != 0, "smtpd -n exit 0 on a missing file"
+        assert "configuration OK" not in r.output
+        assert path in r.output, \
+            "error %r does not name the file" % r.output.strip()

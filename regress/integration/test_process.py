@@ -1,0 +1,203 @@
+"""
+The process model of DESIGN.md: a root parent and its children, each
+named by its title, running as _smtpd or _smtpq under a seccomp filter,
+chrooted where listed; SIGTERM ends them all cleanly, and a child that
+dies takes the daemon down.
+"""
+
+import os
+import signal
+import socket
+import time
+
+from fixture import (DAEMON_USER, EMPTY_DIR, QUEUE_USER, Daemon,
+                     SMTPConnection, alive, poll, proc_cwd, proc_root,
+                     proc_stat, proc_status, proc_title, user)
+
+TIMEOUT = 60
+
+# title -> (user, chroot): "spool", "empty" or None (not chrooted)
+EXPECTED = {
+    "smtpd: smtp worker 1": (DAEMON_USER, "empty"),
+    "smtpd: smtp worker 2": (DAEMON_USER, "empty"),
+    "smtpd: queue": (QUEUE_USER, "spool"),
+    "smtpd: lookup": (DAEMON_USER, None),
+    "smtpd: mta": (DAEMON_USER, "empty"),
+    "smtpd: control": (DAEMON_USER, "empty"),
+}
+
+
+def titled_children(d):
+    """{title: pid} of the daemon's children."""
+    out = {}
+    for pid in d.children():
+        title = proc_title(pid)
+        if title is not None:
+            out.setdefault(title, pid)
+    return out
+
+
+def wait_children(d):
+    """Wait (briefly) until every expected title is there: titles are set
+    right after fork, but not atomically with it."""
+    poll(lambda: set(EXPECTED) <= set(titled_children(d)), timeout=5)
+    return titled_children(d)
+
+
+def ids(status, key):
+    return [int(x) for x in status[key].split()]
+
+
+def test_process_titles():
+    with Daemon() as d:
+        kids = wait_children(d)
+        missing = sorted(set(EXPECTED) - set(kids))
+        assert not missing, "missing children %s; children are %s" \
+            % (missing, sorted(kids))
+        workers = [t for t in kids if t.startswith("smtpd: smtp worker")]
+        assert len(workers) == 2, \
+            "'smtp workers 2' but worker titles are %s" % workers
+
+
+def test_parent_is_root():
+    with Daemon() as d:
+        st = proc_status(d.pid)
+        assert ids(st, "Uid") == [0, 0, 0, 0], "parent Uid: %s" % st["Uid"]
+
+
+def test_children_privileges():
+    """Every child: not root (real, effective, saved, fs uid and gid),
+    no supplementary root group, seccomp filter mode (Seccomp: 2)."""
+    with Daemon() as d:
+        kids = wait_children(d)
+        assert set(EXPECTED) <= set(kids), "children: %s" % sorted(kids)
+        problems = []
+        for pid in d.children():
+            title = proc_title(pid)
+            try:
+                st = proc_status(pid)
+            except FileNotFoundError:
+                continue	# exited meanwhile (e.g. a delivery)
+            who = "%s (pid %d)" % (title, pid)
+            uids, gids = ids(st, "Uid"), ids(st, "Gid")
+            groups = [int(g) for g in st.get("Groups", "").split()]
+            if 0 in uids:
+                problems.append("%s runs with uid %s" % (who, uids))
+            if 0 in gids or 0 in groups:
+                problems.append("%s runs with gid %s groups %s"
+                                % (who, gids, groups))
+            if st.get("Seccomp") != "2":
+                problems.append("%s Seccomp: %s, expected 2"
+                                % (who, st.get("Seccomp")))
+            if title in EXPECTED:
+                pw = user(EXPECTED[title][0])
+                if uids != [pw.pw_uid] * 4:
+                    problems.append("%s uid %s, expected %s (%d)"
+                                    % (who, uids, pw.pw_name, pw.pw_uid))
+                if gids != [pw.pw_gid] * 4:
+                    problems.append("%s gid %s, expected %d"
+                                    % (who, gids, pw.pw_gid))
+                if set(groups) - {pw.pw_gid}:
+                    problems.append("%s keeps supplementary groups %s"
+                                    % (who, groups))
+        assert not problems, "; ".join(problems)
+
+
+def test_children_chroot():
+    """smtp workers, mta and control are jailed in an empty directory,
+    the queue in the spool; each did chdir("/") inside its jail."""
+    with Daemon() as d:
+        kids = wait_children(d)
+        problems = []
+        spool = os.path.realpath(d.spool)
+        for title, (_, jail) in sorted(EXPECTED.items()):
+            pid = kids.get(title)
+            if pid is None:
+                problems.append("no %r child" % title)
+                continue
+            root = proc_root(pid)
+            if jail is None:
+                continue
+            if root == "/":
+                problems.append("%s is not chrooted" % title)
+                continue
+            if proc_cwd(pid) != root:
+                problems.append("%s: cwd %s outside its chroot %s"
+                                % (title, proc_cwd(pid), root))
+            if jail == "spool" and root != spool:
+                problems.append("%s chrooted in %s, expected the spool %s"
+                                % (title, root, spool))
+            if jail == "empty":
+                entries = os.listdir("/proc/%d/root" % pid)
+                if entries:
+                    problems.append("%s chrooted in %s, which is not empty: "
+                                    "%s" % (title, root, entries[:5]))
+                st = os.stat(root)
+                if st.st_uid != 0 or st.st_mode & 0o022:
+                    problems.append("%s chroot %s writable by others "
+                                    "(owner %d, mode %04o)"
+                                    % (title, root, st.st_uid,
+                                       st.st_mode & 0o7777))
+        assert not problems, "; ".join(problems)
+        assert os.path.isdir(EMPTY_DIR)
+
+
+def test_sigterm_clean_exit():
+    """SIGTERM: exit status 0 within 10 s, no child left behind."""
+    with Daemon() as d:
+        kids = [(pid, proc_stat(pid)[3]) for pid in d.children()
+                if proc_stat(pid)]
+        assert kids, "daemon has no children"
+        t0 = time.monotonic()
+        d.send_signal(signal.SIGTERM)
+        status = d.wait_exit(10)
+        took = time.monotonic() - t0
+        assert status is not None, "still running 10s after SIGTERM"
+        assert status == 0, "exit status %s after SIGTERM" % status
+        left = [pid for pid, start in kids if alive(pid, start)]
+        assert not left, "children left after exit: %s" % left
+        assert took < 10
+        # nothing listens on the port any more
+        s = socket.socket()
+        try:
+            refused = s.connect_ex(("127.0.0.1", d.port)) != 0
+        finally:
+            s.close()
+        assert refused, "port %d still accepts after exit" % d.port
+        d.stop()	# checks the log for sanitizer reports
+
+
+def test_sigterm_with_open_session():
+    """An idle client does not hold up shutdown."""
+    with Daemon() as d:
+        with SMTPConnection(d.port) as c:
+            assert c.command("EHLO tester.example.test").code == 250
+            d.send_signal(signal.SIGTERM)
+            status = d.wait_exit(10)
+            assert status is not None, \
+                "still running 10s after SIGTERM with a session open"
+            assert status == 0, "exit status %s after SIGTERM" % status
+        d.stop()
+
+
+def test_child_death_stops_daemon():
+    """A child that dies takes the whole daemon down (fail closed), with
+    the reason logged."""
+    with Daemon() as d:
+        kids = wait_children(d)
+        victim = kids.get("smtpd: mta")
+        assert victim, "no mta child: %s" % sorted(kids)
+        everyone = [(pid, proc_stat(pid)[3]) for pid in d.children()
+                    if proc_stat(pid)]
+        before = len(d.log())
+        os.kill(victim, signal.SIGKILL)
+        status = d.wait_exit(10)
+        assert status is not None, "daemon still running 10s after its " \
+            "mta child was killed"
+        assert status != 0, "daemon exit status 0 after losing a child"
+        left = [pid for pid, start in everyone if alive(pid, start)]
+        assert not left, "children left after exit: %s" % left
+        new_log = d.log()[before:]
+        assert "mta" in new_log, \
+            "the log does not name the child that died:\n%s" % new_log
+        d.stop(expect_status=None)

@@ -1,0 +1,227 @@
+/*
+ * config.h -- the in-memory form of smtpd.conf.
+ *
+ * The parent parses the file (parse.c) into a struct smtpd_config; every
+ * child inherits it across fork(), so nothing here travels over IPC and
+ * plain pointers are fine.  Strings are fixed-size arrays so that a
+ * configuration is one self-contained object that can be freed with
+ * config_free() and compared or replaced whole on reload.
+ */
+#ifndef POSTHASTE_CONFIG_H
+#define POSTHASTE_CONFIG_H
+
+#include <bsd/sys/queue.h>
+#include <sys/socket.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#define CONF_NAME_MAX	128	/* action, table, pki names */
+#define CONF_PATH_MAX	1024	/* file names, templates, commands */
+#define CONF_HOST_MAX	256	/* host names */
+
+#define SMTPD_CONF_DEFAULT	"/etc/smtpd.conf"
+#define SMTPD_SPOOL_DEFAULT	"/var/spool/smtpd"
+#define SMTPD_SOCKET_DEFAULT	"/var/run/smtpd.sock"
+
+enum table_backend {
+	TABLE_INLINE,		/* { a, b } or { k = v } in smtpd.conf */
+	TABLE_FILE,		/* file:/path  (or a bare absolute path) */
+	TABLE_DB,		/* db:/path.db  Berkeley DB hash */
+};
+
+struct table_entry {
+	char	*key;
+	char	*value;		/* NULL in a list (set) table */
+};
+
+struct table {
+	TAILQ_ENTRY(table) entry;
+	char			 name[CONF_NAME_MAX];
+	enum table_backend	 backend;
+	char			 path[CONF_PATH_MAX];	/* FILE and DB */
+	int			 is_mapping;	/* INLINE: k = v form */
+	struct table_entry	*entries;	/* INLINE only */
+	size_t			 nentries;
+};
+
+struct pki {
+	TAILQ_ENTRY(pki) entry;
+	char	name[CONF_HOST_MAX];
+	char	cert_file[CONF_PATH_MAX];
+	char	key_file[CONF_PATH_MAX];
+};
+
+enum listen_tls {
+	LISTEN_TLS_NONE,	/* plain, STARTTLS not offered */
+	LISTEN_TLS_STARTTLS,	/* "tls": STARTTLS offered */
+	LISTEN_TLS_REQUIRE,	/* "tls-require": no mail until STARTTLS */
+	LISTEN_TLS_SMTPS,	/* "smtps": implicit TLS */
+};
+
+enum listen_auth {
+	LISTEN_AUTH_NONE,
+	LISTEN_AUTH_REQUIRE,	/* "auth [<table>]": no mail until AUTH */
+	LISTEN_AUTH_OPTIONAL,	/* "auth-optional [<table>]" */
+};
+
+struct listener {
+	TAILQ_ENTRY(listener) entry;
+	struct sockaddr_storage	 ss;		/* address and port */
+	socklen_t		 sslen;
+	char			 ifname[CONF_HOST_MAX]; /* as written */
+	uint16_t		 port;
+	enum listen_tls		 tls;
+	char			 pki[CONF_HOST_MAX];	/* "" = none */
+	enum listen_auth	 auth;
+	char			 auth_table[CONF_NAME_MAX]; /* "" = system */
+	int			 auth_plain_ok;	/* "auth-plaintext"? AUTH w/o TLS */
+	char			 hostname[CONF_HOST_MAX]; /* "" = global */
+	char			 tag[CONF_NAME_MAX];
+	int			 submission;	/* port 587 or "submission" */
+	int			 senders_checked; /* "senders <table>" */
+	char			 senders_table[CONF_NAME_MAX];
+	int			 check_sender_domain; /* "check-sender-domain" */
+};
+
+enum action_type {
+	ACTION_MAILDIR,		/* maildir ["template"] */
+	ACTION_MBOX,		/* mbox: /var/mail/USER */
+	ACTION_MDA,		/* mda "command" */
+	ACTION_LMTP,		/* lmtp "/socket" | "host:port" */
+	ACTION_RELAY,		/* relay [host URL] ... */
+};
+
+enum relay_tls {
+	RELAY_TLS_OPPORTUNISTIC,	/* default: STARTTLS when offered */
+	RELAY_TLS_REQUIRE,		/* "tls" */
+	RELAY_TLS_VERIFY,		/* "tls verify" (or "tls" with smtps://) */
+	RELAY_TLS_NO,			/* "tls no": never */
+};
+
+struct action {
+	TAILQ_ENTRY(action) entry;
+	char		 name[CONF_NAME_MAX];
+	enum action_type type;
+	/* maildir template, mda command, lmtp destination; "" = default */
+	char		 path[CONF_PATH_MAX];
+	/* local actions */
+	char		 alias_table[CONF_NAME_MAX];	/* "alias <t>" */
+	char		 virtual_table[CONF_NAME_MAX];	/* "virtual <t>" */
+	char		 userbase_table[CONF_NAME_MAX];	/* "userbase <t>" */
+	char		 user[CONF_NAME_MAX];		/* "user NAME" */
+	int		 forward_file;		/* honour ~/.forward (default 1) */
+	/* relay */
+	char		 relay_host[CONF_PATH_MAX];	/* "host URL", "" = MX */
+	char		 relay_auth_table[CONF_NAME_MAX]; /* "auth <t>" */
+	enum relay_tls	 relay_tls;
+	char		 helo[CONF_HOST_MAX];		/* "helo NAME" */
+	char		 relay_src[CONF_HOST_MAX];	/* "src ADDR" */
+};
+
+enum match_from {
+	MATCH_FROM_ANY,		/* from any */
+	MATCH_FROM_LOCAL,	/* from local (default): loopback, local socket */
+	MATCH_FROM_SOCKET,	/* from socket: local submission only */
+	MATCH_FROM_SRC,		/* from src <table> | "addr/len" */
+	MATCH_FROM_RDNS,	/* from rdns [<table>] */
+	MATCH_FROM_AUTH,	/* from auth [<table>]: authenticated */
+};
+
+enum match_for {
+	MATCH_FOR_ANY,		/* for any */
+	MATCH_FOR_LOCAL,	/* for local (default): the host's names */
+	MATCH_FOR_DOMAIN,	/* for domain "name" | <table> */
+	MATCH_FOR_RCPT,		/* for rcpt-to <table> */
+};
+
+/*
+ * One "match" rule.  A string criterion value is either a literal (value)
+ * or a table reference written <name> (value_is_table).  Each criterion
+ * may be negated with "!".
+ */
+struct match_crit {
+	int	set;		/* criterion present in the rule */
+	int	negate;		/* written with "!" */
+	int	is_table;	/* value names a table */
+	char	value[CONF_PATH_MAX];
+};
+
+struct match {
+	TAILQ_ENTRY(match) entry;
+	int		 line;		/* for log messages */
+	enum match_from	 from;
+	struct match_crit from_crit;	/* src/rdns/auth value */
+	enum match_for	 for_;
+	struct match_crit for_crit;	/* domain/rcpt-to value */
+	struct match_crit auth;		/* "auth [<t>]" as its own criterion */
+	struct match_crit mail_from;	/* "mail-from <t>|"addr"" */
+	struct match_crit tls;		/* "tls": session is encrypted */
+	struct match_crit helo;		/* "helo <t>" */
+	int		 reject;	/* "reject" instead of "action" */
+	char		 action_name[CONF_NAME_MAX];
+	struct action	*action;	/* resolved at end of parse */
+};
+
+struct smtpd_config {
+	char		 path[CONF_PATH_MAX];	/* the file this came from */
+	char		 spool[CONF_PATH_MAX];	/* "spool PATH" */
+	char		 socket[CONF_PATH_MAX];	/* "socket PATH" */
+	char		 hostname[CONF_HOST_MAX]; /* "hostname NAME", default gethostname */
+	char		 mailname[CONF_HOST_MAX]; /* "mailname NAME"/etc/mailname */
+
+	/* smtp */
+	int		 smtp_workers;		/* "smtp workers N", 0 = ncpu */
+	size_t		 max_message_size;	/* "smtp max-message-size 10M" */
+	size_t		 max_rcpt;		/* "smtp max-rcpt N" (1000) */
+	size_t		 max_line;		/* "smtp max-line N" (1000) */
+	int		 max_sessions;		/* "smtp max-sessions N" */
+	int		 max_sessions_per_ip;	/* "smtp max-sessions-per-ip N" */
+	int		 max_messages_per_session; /* "smtp max-messages N" */
+	int		 vrfy;			/* "smtp vrfy yes|no" */
+	int		 expn;			/* "smtp expn yes|no" */
+	time_t		 timeout_cmd;		/* "smtp timeout N[smh]" */
+	time_t		 timeout_data;		/* data block timeout */
+
+	/* queue */
+	time_t		 queue_ttl;		/* "queue ttl 4d" */
+	time_t		 bounce_warn;		/* "bounce warn-interval 4h" */
+	time_t		 retry_local;		/* "queue retry-local 1m" base */
+	time_t		 retry_remote;		/* "queue retry-remote 5m" base */
+	int		 queue_max_inflight;	/* "queue max-inflight N" */
+	int		 mda_max;		/* "mda max-processes N" */
+	int		 mta_max_per_dest;	/* "mta max-conn-per-host N" */
+
+	char		 resolver[CONF_HOST_MAX]; /* "resolver ADDR [port N]" */
+	uint16_t	 resolver_port;
+
+	TAILQ_HEAD(, table)	tables;
+	TAILQ_HEAD(, pki)	pkis;
+	TAILQ_HEAD(, listener)	listeners;
+	TAILQ_HEAD(, action)	actions;
+	TAILQ_HEAD(, match)	matches;
+};
+
+/*
+ * Parse `path' into a freshly allocated configuration.  On error returns
+ * NULL and writes "FILE:LINE: message" into err.
+ */
+struct smtpd_config	*config_parse(const char *path, char *err, size_t errlen);
+/* The same from an open stream; `name' is used in error messages. */
+struct smtpd_config	*config_parse_file(FILE *fp, const char *name,
+			    char *err, size_t errlen);
+/* Defaults only: what an empty file gives. */
+struct smtpd_config	*config_default(void);
+void			 config_free(struct smtpd_config *);
+
+struct table	*config_find_table(const struct smtpd_config *, const char *);
+struct action	*config_find_action(const struct smtpd_config *, const char *);
+struct pki	*config_find_pki(const struct smtpd_config *, const char *);
+
+/* "10M", "512k", "1G", "1000" -> bytes; -1 on error */
+long long	 config_parse_size(const char *);
+/* "30s", "5m", "4h", "4d", "60" -> seconds; -1 on error */
+long long	 config_parse_duration(const char *);
+
+#endif

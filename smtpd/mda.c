@@ -1,0 +1,456 @@
+/*
+ * mda.c -- local delivery processes, forked by the parent as the user.
+ *
+ * Forking and exec'ing a delivery program per message is what makes
+ * local delivery slow in most MTAs.  Instead the parent keeps a small
+ * pool of long-lived delivery processes per (uid, needs-mail-group):
+ * each one has become that user for good, sits in its own seccomp
+ * sandbox, and serves delivery requests that carry the envelope and the
+ * spool file descriptor.  A process idle for MDA_IDLE_SECS exits.  No
+ * delivery process ever runs as root: a root recipient is refused.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mda.h"
+#include "mda_proc.h"
+#include "mproc.h"
+#include "privsep.h"
+#include "smtpd.h"
+
+#define MDA_IDLE_SECS	30
+#define MDA_PER_USER	4	/* processes serving one user at once */
+
+struct mda_job {
+	TAILQ_ENTRY(mda_job) entry;
+	uint64_t	evpid;
+};
+
+struct mda_proc {
+	TAILQ_ENTRY(mda_proc) entry;
+	uid_t		 uid;
+	int		 mailgrp;	/* has the mail group (mbox) */
+	pid_t		 pid;
+	struct mproc	 mp;
+	int		 closed;
+	int		 inflight;
+	TAILQ_HEAD(, mda_job) jobs;
+	char		 name[64];
+};
+
+static TAILQ_HEAD(, mda_proc) procs = TAILQ_HEAD_INITIALIZER(procs);
+static int	nprocs;
+
+static void	mda_child_main(int fd, const struct passwd *, int mailgrp)
+		    __attribute__((noreturn));
+
+void
+mda_init(void)
+{
+}
+
+int
+mda_count(void)
+{
+	return nprocs;
+}
+
+static void
+result(uint64_t evpid, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+result(uint64_t evpid, int status, const char *fmt, ...)
+{
+	struct delivery_result	r;
+	va_list			ap;
+
+	memset(&r, 0, sizeof(r));
+	r.evpid = evpid;
+	r.status = status;
+	va_start(ap, fmt);
+	vsnprintf(r.text, sizeof(r.text), fmt, ap);
+	va_end(ap);
+	snprintf(r.relay, sizeof(r.relay), "local");
+	parent_delivery_result(&r);
+}
+
+static void
+proc_fail_jobs(struct mda_proc *mp, const char *why)
+{
+	struct mda_job	*j;
+
+	while ((j = TAILQ_FIRST(&mp->jobs)) != NULL) {
+		TAILQ_REMOVE(&mp->jobs, j, entry);
+		result(j->evpid, PROTO_TEMPFAIL, "4.3.0 %s", why);
+		free(j);
+	}
+	mp->inflight = 0;
+}
+
+static void
+proc_closed(struct mproc *p)
+{
+	struct mda_proc	*mp = p->arg;
+
+	if (mp->closed)
+		return;
+	mp->closed = 1;
+	event_del(p->ev);
+	proc_fail_jobs(mp, "delivery process went away");
+}
+
+static void
+proc_dispatch(struct mproc *p, struct imsg *m)
+{
+	struct mda_proc		*mp = p->arg;
+	struct delivery_result	 r;
+	struct mda_job		*j;
+
+	if (m->hdr.type != IMSG_MDA_RESULT)
+		fatalx("unexpected message %u from %s", m->hdr.type, mp->name);
+	PROTO_READ(p, m, &r, proto_valid_delivery_result);
+	TAILQ_FOREACH(j, &mp->jobs, entry)
+		if (j->evpid == r.evpid)
+			break;
+	if (j == NULL)
+		fatalx("%s answered for an envelope it was not given",
+		    mp->name);
+	TAILQ_REMOVE(&mp->jobs, j, entry);
+	free(j);
+	mp->inflight--;
+	parent_delivery_result(&r);
+}
+
+static struct mda_proc *
+proc_spawn(const struct passwd *pw, int mailgrp)
+{
+	struct mda_proc	*mp;
+	int		 sv[2];
+	pid_t		 pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("socketpair");
+		return NULL;
+	}
+	if ((pid = fork()) == -1) {
+		log_warn("fork");
+		close(sv[0]);
+		close(sv[1]);
+		return NULL;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		mda_child_main(sv[1], pw, mailgrp);
+	}
+	close(sv[1]);
+	if ((mp = calloc(1, sizeof(*mp))) == NULL)
+		fatal("calloc");
+	mp->uid = pw->pw_uid;
+	mp->mailgrp = mailgrp;
+	mp->pid = pid;
+	TAILQ_INIT(&mp->jobs);
+	snprintf(mp->name, sizeof(mp->name), "delivery process for %s",
+	    pw->pw_name);
+	mproc_init(&mp->mp, sv[0], mp->name, proc_dispatch, mp);
+	mp->mp.closed = proc_closed;
+	TAILQ_INSERT_TAIL(&procs, mp, entry);
+	nprocs++;
+	log_debug("started %s (pid %d)", mp->name, (int)pid);
+	return mp;
+}
+
+static struct mda_proc *
+proc_pick(const struct passwd *pw, int mailgrp)
+{
+	struct mda_proc	*mp, *best = NULL;
+	int		 n = 0;
+
+	TAILQ_FOREACH(mp, &procs, entry) {
+		if (mp->closed || mp->uid != pw->pw_uid ||
+		    mp->mailgrp != mailgrp)
+			continue;
+		n++;
+		if (best == NULL || mp->inflight < best->inflight)
+			best = mp;
+	}
+	if (best != NULL && (best->inflight == 0 || n >= MDA_PER_USER))
+		return best;
+	if (nprocs >= conf->mda_max && best != NULL)
+		return best;
+	if (nprocs >= conf->mda_max)
+		return NULL;
+	return proc_spawn(pw, mailgrp);
+}
+
+void
+mda_deliver(const struct envelope *evp, int fd)
+{
+	struct passwd	*pw;
+	struct action	*a;
+	struct mda_proc	*mp;
+	struct mda_job	*j;
+	int		 mailgrp;
+
+	if ((a = config_find_action(conf, evp->action)) == NULL) {
+		close(fd);
+		result(evp->id, PROTO_TEMPFAIL,
+		    "4.3.5 action \"%s\" is no longer configured", evp->action);
+		return;
+	}
+	if (evp->dest_type == DEST_PROGRAM || evp->dest_type == DEST_REMOTE ||
+	    a->type == ACTION_MDA || a->type == ACTION_LMTP ||
+	    a->type == ACTION_RELAY) {
+		close(fd);
+		result(evp->id, PROTO_TEMPFAIL,
+		    "4.3.0 delivery method not supported yet");
+		return;
+	}
+	errno = 0;
+	if ((pw = getpwnam(evp->user)) == NULL) {
+		close(fd);
+		if (errno != 0)
+			result(evp->id, PROTO_TEMPFAIL,
+			    "4.3.0 user database lookup failed");
+		else
+			result(evp->id, PROTO_PERMFAIL,
+			    "5.1.1 no such user: %s", evp->user);
+		return;
+	}
+	if (pw->pw_uid == 0) {
+		/* root's mail goes through an alias; never deliver as root */
+		close(fd);
+		result(evp->id, PROTO_PERMFAIL,
+		    "5.7.1 refusing to deliver as root; alias root to a user");
+		return;
+	}
+	mailgrp = a->type == ACTION_MBOX && evp->dest_type == DEST_MAILBOX;
+	if ((mp = proc_pick(pw, mailgrp)) == NULL) {
+		close(fd);
+		result(evp->id, PROTO_TEMPFAIL,
+		    "4.3.2 too many delivery processes");
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		fatal("calloc");
+	j->evpid = evp->id;
+	TAILQ_INSERT_TAIL(&mp->jobs, j, entry);
+	mp->inflight++;
+	mproc_compose(&mp->mp, IMSG_MDA_DELIVER, 0, fd, evp, sizeof(*evp));
+}
+
+int
+mda_reaped(pid_t pid, int status)
+{
+	struct mda_proc	*mp;
+
+	TAILQ_FOREACH(mp, &procs, entry)
+		if (mp->pid == pid)
+			break;
+	if (mp == NULL)
+		return 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+			log_warnx("%s (pid %d) killed by the seccomp sandbox",
+			    mp->name, (int)pid);
+		else
+			log_warnx("%s (pid %d) died (status %d)", mp->name,
+			    (int)pid, status);
+	}
+	proc_fail_jobs(mp, "delivery process died");
+	TAILQ_REMOVE(&procs, mp, entry);
+	nprocs--;
+	mproc_clear(&mp->mp);
+	free(mp);
+	return 1;
+}
+
+void
+mda_shutdown(void)
+{
+	struct mda_proc	*mp;
+
+	/* closing the channel lets each finish its delivery and exit */
+	TAILQ_FOREACH(mp, &procs, entry) {
+		if (!mp->closed) {
+			mp->closed = 1;
+			event_del(mp->mp.ev);
+			shutdown(mp->mp.ib.fd, SHUT_RDWR);
+		}
+	}
+}
+
+void
+mda_kill_all(void)
+{
+	struct mda_proc	*mp;
+
+	TAILQ_FOREACH(mp, &procs, entry)
+		kill(mp->pid, SIGKILL);
+}
+
+/*
+ * The delivery process.  It is the user for good (no saved ids), in a
+ * sandbox without exec, and reads requests until its channel closes or
+ * it has been idle for a while.
+ */
+static void
+mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
+    struct delivery_result *r)
+{
+	struct mda_message	 msg;
+	struct mda_expand_ctx	 ctx;
+	struct action		*a;
+	char			 sender[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char			 rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char			 path[CONF_PATH_MAX];
+	const char		*tmpl;
+	int			 rc;
+
+	memset(r, 0, sizeof(*r));
+	r->evpid = evp->id;
+	snprintf(r->relay, sizeof(r->relay), "local");
+	if (strcmp(evp->user, pw->pw_name) != 0)
+		fatalx("delivery for %s sent to process of %s", evp->user,
+		    pw->pw_name);
+	addr_to_string(&evp->sender, sender, sizeof(sender));
+	addr_to_string(&evp->dest, rcpt, sizeof(rcpt));
+	msg.fd = fd;
+	msg.sender = sender;
+	msg.rcpt = rcpt;
+	msg.hostname = conf->hostname;
+	a = config_find_action(conf, evp->action);
+	if (a == NULL) {
+		r->status = PROTO_TEMPFAIL;
+		snprintf(r->text, sizeof(r->text), "4.3.5 no action %s",
+		    evp->action);
+		return;
+	}
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.username = pw->pw_name;
+	ctx.homedir = pw->pw_dir;
+	ctx.dest_user = evp->dest.user;
+	ctx.dest_domain = evp->dest.domain;
+	ctx.rcpt_user = evp->rcpt.user;
+	ctx.rcpt_domain = evp->rcpt.domain;
+	ctx.sender = sender;
+
+	if (evp->dest_type == DEST_FILE) {
+		rc = mda_file_deliver(evp->path, &msg, r->text,
+		    sizeof(r->text));
+	} else if (a->type == ACTION_MBOX) {
+		snprintf(path, sizeof(path), "/var/mail/%s", pw->pw_name);
+		rc = mda_mbox_deliver(path, &msg, r->text, sizeof(r->text));
+	} else {
+		tmpl = a->path[0] ? a->path : "~/Maildir";
+		if (mda_expand_path(tmpl, &ctx, path, sizeof(path)) == -1) {
+			r->status = PROTO_PERMFAIL;
+			snprintf(r->text, sizeof(r->text),
+			    "5.3.5 cannot expand maildir path \"%.200s\"", tmpl);
+			return;
+		}
+		rc = mda_maildir_deliver(path, &msg, r->text,
+		    sizeof(r->text));
+	}
+	switch (rc) {
+	case MDA_OK:
+		r->status = PROTO_OK;
+		if (r->text[0] == '\0')
+			snprintf(r->text, sizeof(r->text), "2.0.0 delivered");
+		break;
+	case MDA_PERMFAIL:
+		r->status = PROTO_PERMFAIL;
+		break;
+	default:
+		r->status = PROTO_TEMPFAIL;
+		break;
+	}
+}
+
+static void
+mda_child_main(int fd, const struct passwd *pwin, int mailgrp)
+{
+	struct passwd		 pw = *pwin;
+	struct imsgbuf		 ib;
+	struct imsg		 m;
+	struct envelope		 evp;
+	struct delivery_result	 r;
+	struct pollfd		 pfd;
+	struct group		*gr;
+	gid_t			 groups[2];
+	int			 ngroups = 1, keep[1], rc;
+	char			 title[64];
+
+	keep[0] = fd;
+	close_all_but(keep, 1);
+	/* copy what we need before the struct's storage can change */
+	if ((pw.pw_name = strdup(pwin->pw_name)) == NULL ||
+	    (pw.pw_dir = strdup(pwin->pw_dir)) == NULL)
+		_exit(1);
+	signal(SIGTERM, SIG_IGN);	/* finish, then exit on EOF */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);
+	groups[0] = pw.pw_gid;
+	if (mailgrp && (gr = getgrnam("mail")) != NULL)
+		groups[ngroups++] = gr->gr_gid;
+	snprintf(title, sizeof(title), "delivery %s", pw.pw_name);
+	privsep_title(title);
+	log_reopen();
+	if (chdir(pw.pw_dir) == -1 && chdir("/") == -1)
+		fatal("chdir");
+	privsep_drop_ids(pw.pw_uid, pw.pw_gid, groups, ngroups);
+	umask(077);
+	sandbox_enter(SANDBOX_MDA);
+
+	imsgbuf_init(&ib, fd);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	for (;;) {
+		rc = poll(&pfd, 1, MDA_IDLE_SECS * 1000);
+		if (rc == -1 && errno == EINTR)
+			continue;
+		if (rc == -1)
+			fatal("poll");
+		if (rc == 0)
+			_exit(0);	/* idle */
+		rc = imsg_read(&ib);
+		if (rc == 0)
+			_exit(0);
+		if (rc == -1) {
+			if (errno == EAGAIN)
+				continue;
+			_exit(0);
+		}
+		while ((rc = imsg_get(&ib, &m)) == 1) {
+			if (m.hdr.type != IMSG_MDA_DELIVER ||
+			    m.len != sizeof(evp) || m.fd == -1)
+				fatalx("bad request from the parent");
+			memcpy(&evp, m.data, sizeof(evp));
+			if (envelope_valid(&evp) == -1)
+				fatalx("invalid envelope from the parent");
+			mda_child_deliver(&pw, &evp, m.fd, &r);
+			close(m.fd);
+			if (imsg_compose(&ib, IMSG_MDA_RESULT, 0, -1, &r,
+			    sizeof(r)) == -1 || imsg_flush(&ib) == -1)
+				_exit(0);
+		}
+		if (rc == -1)
+			fatalx("malformed stream from the parent");
+	}
+}

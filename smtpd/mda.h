@@ -1,0 +1,90 @@
+/*
+ * mda.h -- local delivery writers.  These run in a delivery process that
+ * has already become the recipient user; they never see root.
+ */
+#ifndef POSTHASTE_MDA_H
+#define POSTHASTE_MDA_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* results; a delivery reports exactly one of these to the queue */
+#define MDA_OK		0
+#define MDA_TEMPFAIL	1	/* try again later (4.x.x) */
+#define MDA_PERMFAIL	2	/* bounce (5.x.x) */
+
+struct mda_message {
+	int		 fd;	/* spool message file, read with pread() from 0;
+				 * LF line endings, no dot-stuffing */
+	const char	*sender;	/* envelope sender; "" = null path <> */
+	const char	*rcpt;		/* final recipient "user@domain", for
+					 * Delivered-To */
+	const char	*hostname;	/* this host, for Maildir names */
+};
+
+/*
+ * Deliver into the Maildir at `path' (created with tmp/ new/ cur/, 0700,
+ * if missing).  Prepends Return-Path and Delivered-To.  The file is
+ * written in tmp/, fsynced, renamed into new/, and new/ is fsynced.
+ * err receives a human-readable reason on failure (with an enhanced
+ * status code prefix, e.g. "4.2.0 Maildir tmp/: Permission denied").
+ */
+int	mda_maildir_deliver(const char *path, const struct mda_message *,
+	    char *err, size_t errlen);
+
+/*
+ * Append to the mbox file at `path' (e.g. /var/mail/USER): O_APPEND,
+ * O_NOFOLLOW, regular file with one link owned by the caller's euid; a
+ * dotlock (path.lock) and an fcntl write lock, both with bounded waits; a
+ * "From sender date" line; mboxrd quoting (any line matching ^>*From  gets
+ * one more '>'); a blank line after the message; fsync.  On any failure
+ * after writing began, the file is truncated back to its original size.
+ */
+int	mda_mbox_deliver(const char *path, const struct mda_message *,
+	    char *err, size_t errlen);
+
+/* Append to a regular file (aliases "/file"): same as mbox, no dotlock. */
+int	mda_file_deliver(const char *path, const struct mda_message *,
+	    char *err, size_t errlen);
+
+/*
+ * Expand a maildir path template for a user: "~" / "~/x" -> home,
+ * %{user.username} %{user.directory} %{dest.user} %{dest.domain}
+ * %{rcpt.user} %{rcpt.domain} %{sender}; with :lowercase modifier
+ * e.g. %{dest.domain:lowercase}.  Characters '/' and leading '.' in
+ * substituted address parts are refused (returns -1), so no address can
+ * walk the tree.
+ */
+struct mda_expand_ctx {
+	const char	*username;
+	const char	*homedir;
+	const char	*dest_user;
+	const char	*dest_domain;
+	const char	*rcpt_user;
+	const char	*rcpt_domain;
+	const char	*sender;
+};
+int	mda_expand_path(const char *tmpl, const struct mda_expand_ctx *,
+	    char *out, size_t outlen);
+
+/*
+ * Notes on the above, as implemented in mda_local.c:
+ *
+ * mda_expand_path() returns 0 with the result in `out', or -1 with `out'
+ * set to "" (unknown %{name} or modifier, a NULL or refused value, a
+ * "~user" form, an empty result or one with a ".." component, or no
+ * room).  "%%" is a literal '%'; any other '%' not followed by '{' is
+ * refused.  Modifiers are ASCII-only: :lowercase and :uppercase.  Address
+ * values (and user.username) must be non-empty -- except %{sender},
+ * which is "" for the null sender -- and contain no '/', no control
+ * characters, and no leading '.'.
+ *
+ * mda_file_deliver("/dev/null", ...) discards the message and returns
+ * MDA_OK, so that "user: /dev/null" in aliases works as administrators
+ * expect.
+ *
+ * The delivery process should ignore SIGXFSZ: a file size limit then
+ * shows up as EFBIG, a temporary failure with the append rolled back.
+ */
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * mda_proc.h -- the parent's pool of local delivery processes.
+ */
+#ifndef POSTHASTE_MDA_PROC_H
+#define POSTHASTE_MDA_PROC_H
+
+#include <sys/types.h>
+
+#include "envelope.h"
+#include "proto.h"
+
+void	mda_init(void);
+/* route one envelope (and its message fd, now owned) to a process */
+void	mda_deliver(const struct envelope *, int fd);
+/* SIGCHLD: 1 if pid was a delivery process (handled) */
+int	mda_reaped(pid_t, int status);
+void	mda_shutdown(void);
+void	mda_kill_all(void);
+int	mda_count(void);
+
+/* smtpd.c: forward a delivery result to the queue */
+void	parent_delivery_result(const struct delivery_result *);
+void	close_all_but(int *keep, int nkeep);
+
+#endif

@@ -1,0 +1,217 @@
+/*
+ * smtp.c -- an smtp worker: accepts clients and runs their sessions.
+ *
+ * Each worker is pre-forked, unprivileged, chrooted into an empty
+ * directory and sandboxed.  It serves many sessions on one event loop;
+ * a slow or hostile client costs a few hundred bytes of state and never
+ * blocks anyone.  The worker knows no users and no tables: every
+ * recipient is resolved by the lookup process, and message data goes
+ * straight into a spool file whose descriptor the queue hands over.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "log.h"
+#include "mproc.h"
+#include "privsep.h"
+#include "proto.h"
+#include "smtp_session.h"
+#include "smtpd.h"
+
+struct smtp_worker	 smtp_worker;
+
+struct accept_slot {
+	int		 fd;
+	struct listener	*l;
+	struct event	*ev;
+};
+
+static struct accept_slot	*slots;
+static int			 nslots;
+static int			 stopping;
+static struct event		*ev_resume_accept;
+
+static void	smtp_queue_dispatch(struct mproc *, struct imsg *);
+static void	smtp_lookup_dispatch(struct mproc *, struct imsg *);
+static void	smtp_parent_dispatch(struct mproc *, struct imsg *);
+
+static void
+accept_pause(void)
+{
+	struct timeval	tv = { 1, 0 };
+	int		i;
+
+	for (i = 0; i < nslots; i++)
+		event_del(slots[i].ev);
+	evtimer_add(ev_resume_accept, &tv);
+}
+
+static void
+accept_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	int	i;
+
+	if (stopping)
+		return;
+	for (i = 0; i < nslots; i++)
+		event_add(slots[i].ev, NULL);
+}
+
+static void
+on_accept(evutil_socket_t lfd, short ev, void *arg)
+{
+	struct accept_slot	*slot = arg;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	int			 fd, n;
+
+	/* a few per wakeup: fairness between listeners and sessions */
+	for (n = 0; n < 32; n++) {
+		sslen = sizeof(ss);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR || errno == ECONNABORTED)
+				return;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				log_warn("accept");
+				accept_pause();
+				return;
+			}
+			fatal("accept");
+		}
+		session_new(fd, slot->l, &ss, sslen);
+	}
+}
+
+static void
+smtp_shutdown(void)
+{
+	int	i;
+
+	if (stopping)
+		return;
+	stopping = 1;
+	for (i = 0; i < nslots; i++) {
+		event_del(slots[i].ev);
+		close(slots[i].fd);
+	}
+	log_debug("stopping: %zu sessions open", smtp_worker.nsessions);
+	session_shutdown_all();
+	smtp_maybe_exit();
+}
+
+void
+smtp_maybe_exit(void)
+{
+	if (stopping && smtp_worker.nsessions == 0)
+		exit(0);
+}
+
+void
+smtp_main(int worker, struct proc_fds *f)
+{
+	struct listener	*l;
+	char		 title[32];
+	int		 i;
+
+	snprintf(title, sizeof(title), "smtp worker %d", worker);
+	proc_setup(title);
+	smtp_worker.id = worker;
+	privsep_drop(SMTPD_USER, SMTPD_EMPTY_DIR);
+	if ((ev_base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	smtp_tls_init();
+	sandbox_enter(SANDBOX_SMTP);
+
+	mproc_init(&smtp_worker.parent, f->parent, "parent",
+	    smtp_parent_dispatch, NULL);
+	mproc_init(&smtp_worker.queue, f->queue, "queue",
+	    smtp_queue_dispatch, NULL);
+	mproc_init(&smtp_worker.lookup, f->lookup, "lookup",
+	    smtp_lookup_dispatch, NULL);
+
+	nslots = f->nlisten;
+	if ((slots = calloc(nslots + 1, sizeof(*slots))) == NULL)
+		fatal("calloc");
+	i = 0;
+	TAILQ_FOREACH(l, &conf->listeners, entry) {
+		if (i >= nslots)
+			break;
+		slots[i].fd = f->listen[i];
+		slots[i].l = l;
+		slots[i].ev = event_new(ev_base, slots[i].fd,
+		    EV_READ | EV_PERSIST, on_accept, &slots[i]);
+		event_add(slots[i].ev, NULL);
+		i++;
+	}
+	ev_resume_accept = evtimer_new(ev_base, accept_resume, NULL);
+	proc_on_term(smtp_shutdown);
+	session_init();
+	event_base_dispatch(ev_base);
+	exit(0);
+}
+
+static void
+smtp_parent_dispatch(struct mproc *p, struct imsg *m)
+{
+	fatalx("unexpected message %u from parent", m->hdr.type);
+}
+
+static void
+smtp_queue_dispatch(struct mproc *p, struct imsg *m)
+{
+	struct queue_msg_resp	r;
+
+	switch (m->hdr.type) {
+	case IMSG_QUEUE_CREATED:
+		PROTO_READ(p, m, &r, proto_valid_queue_msg_resp);
+		if ((r.status == PROTO_OK) != (m->fd != -1))
+			fatalx("queue: descriptor and status disagree");
+		session_queue_created(&r, m->fd);
+		break;
+	case IMSG_QUEUE_COMMITTED:
+		PROTO_READ(p, m, &r, proto_valid_queue_msg_resp);
+		session_queue_committed(&r);
+		break;
+	default:
+		fatalx("unexpected message %u from queue", m->hdr.type);
+	}
+}
+
+static void
+smtp_lookup_dispatch(struct mproc *p, struct imsg *m)
+{
+	struct lka_dest		d;
+	struct lka_result	r;
+
+	switch (m->hdr.type) {
+	case IMSG_LKA_RCPT_DEST:
+		PROTO_READ(p, m, &d, proto_valid_lka_dest);
+		session_lookup_dest(&d);
+		break;
+	case IMSG_LKA_RCPT_RESULT:
+		PROTO_READ(p, m, &r, proto_valid_lka_result);
+		session_lookup_result(&r);
+		break;
+	default:
+		fatalx("unexpected message %u from lookup", m->hdr.type);
+	}
+}

@@ -1,0 +1,231 @@
+/*
+ * smtpctl.c -- control a running smtpd over its control socket.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "imsg.h"
+#include "proto.h"
+#include "queue.h"
+
+static __attribute__((noreturn)) void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: smtpctl [-s socket] [-f config] command [argument]\n"
+	    "commands:\n"
+	    "  show queue [-j]          show status [stats]\n"
+	    "  schedule ID|all          remove ID|all\n"
+	    "  pause envelope ID|all    resume envelope ID|all\n"
+	    "  pause mda|mta            resume mda|mta\n"
+	    "  log verbose|brief\n");
+	exit(64);
+}
+
+static int
+parse_id(const char *s, uint64_t *id)
+{
+	char	*end;
+
+	if (strcmp(s, "all") == 0) {
+		*id = 0;
+		return 0;
+	}
+	errno = 0;
+	*id = strtoull(s, &end, 16);
+	if (errno || *end || *s == '\0' || *id == 0 ||
+	    (strlen(s) != 8 && strlen(s) != 16))
+		return -1;
+	return 0;
+}
+
+/* the socket named in the configuration, when -s is not given */
+static void
+socket_from_config(const char *path, char *out, size_t len)
+{
+	FILE	*fp;
+	char	 line[1200], *p, *q;
+
+	snprintf(out, len, "%s", SMTPD_SOCKET_DEFAULT);
+	if ((fp = fopen(path, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		for (p = line; *p == ' ' || *p == '\t'; p++)
+			;
+		if (strncmp(p, "socket", 6) != 0 || (p[6] != ' ' &&
+		    p[6] != '\t'))
+			continue;
+		for (p += 6; *p == ' ' || *p == '\t' || *p == '"'; p++)
+			;
+		for (q = p; *q && *q != '"' && *q != '\n' && *q != ' '; q++)
+			;
+		*q = '\0';
+		snprintf(out, len, "%s", p);
+	}
+	fclose(fp);
+}
+
+static void
+print_queue_line(const char *text, int json)
+{
+	char	 buf[1100], *f[7];
+	int	 n = 0;
+	char	*p = buf;
+
+	snprintf(buf, sizeof(buf), "%s", text);
+	while (n < 7 && (f[n] = strsep(&p, "|")) != NULL)
+		n++;
+	if (n < 7) {
+		printf("%s\n", text);
+		return;
+	}
+	if (json)
+		printf("{\"id\":\"%s\",\"sender\":\"%s\",\"recipient\":\"%s\","
+		    "\"age\":%s,\"tries\":%s,\"state\":\"%s\","
+		    "\"error\":\"%s\"}\n", f[0], f[1], f[2], f[3], f[4], f[5],
+		    f[6]);
+	else
+		printf("%s %s -> %s age=%ss tries=%s state=%s%s%s\n", f[0],
+		    f[1][0] ? f[1] : "<>", f[2], f[3], f[4], f[5],
+		    f[6][0] ? " error=" : "", f[6]);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct sockaddr_un	 sun;
+	struct ctl_request	 req;
+	struct imsgbuf		 ib;
+	struct imsg		 m;
+	struct ctl_reply	 r;
+	const char		*sock = NULL, *cfg = SMTPD_CONF_DEFAULT;
+	char			 sockbuf[CONF_PATH_MAX];
+	int			 ch, fd, json = 0, show_queue = 0, status = 0;
+	ssize_t			 n;
+
+	while ((ch = getopt(argc, argv, "f:s:")) != -1) {
+		switch (ch) {
+		case 'f':
+			cfg = optarg;
+			break;
+		case 's':
+			sock = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		usage();
+	memset(&req, 0, sizeof(req));
+	if (strcmp(argv[0], "show") == 0 && argc >= 2) {
+		if (strcmp(argv[1], "queue") == 0) {
+			req.cmd = CTL_SHOW_QUEUE;
+			show_queue = 1;
+			json = argc > 2 && strcmp(argv[2], "-j") == 0;
+		} else if (strcmp(argv[1], "stats") == 0 ||
+		    strcmp(argv[1], "status") == 0)
+			req.cmd = CTL_SHOW_STATS;
+		else
+			usage();
+	} else if ((strcmp(argv[0], "schedule") == 0 ||
+	    strcmp(argv[0], "remove") == 0) && argc == 2) {
+		req.cmd = argv[0][0] == 's' ? CTL_SCHEDULE : CTL_REMOVE;
+		if (parse_id(argv[1], &req.id) == -1) {
+			fprintf(stderr, "smtpctl: invalid id: %s\n", argv[1]);
+			exit(64);
+		}
+	} else if ((strcmp(argv[0], "pause") == 0 ||
+	    strcmp(argv[0], "resume") == 0) && argc >= 2) {
+		int pause = strcmp(argv[0], "pause") == 0;
+
+		if (strcmp(argv[1], "envelope") == 0 && argc == 3) {
+			req.cmd = pause ? CTL_PAUSE_ENVELOPE :
+			    CTL_RESUME_ENVELOPE;
+			if (parse_id(argv[2], &req.id) == -1) {
+				fprintf(stderr, "smtpctl: invalid id: %s\n",
+				    argv[2]);
+				exit(64);
+			}
+		} else if (strcmp(argv[1], "mda") == 0)
+			req.cmd = pause ? CTL_PAUSE_MDA : CTL_RESUME_MDA;
+		else if (strcmp(argv[1], "mta") == 0)
+			req.cmd = pause ? CTL_PAUSE_MTA : CTL_RESUME_MTA;
+		else
+			usage();
+	} else if (strcmp(argv[0], "log") == 0 && argc == 2) {
+		if (strcmp(argv[1], "verbose") == 0)
+			req.cmd = CTL_LOG_VERBOSE;
+		else if (strcmp(argv[1], "brief") == 0)
+			req.cmd = CTL_LOG_BRIEF;
+		else
+			usage();
+	} else
+		usage();
+
+	if (sock == NULL) {
+		socket_from_config(cfg, sockbuf, sizeof(sockbuf));
+		sock = sockbuf;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(sock) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "smtpctl: socket path too long\n");
+		exit(64);
+	}
+	memcpy(sun.sun_path, sock, strlen(sock));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		fprintf(stderr, "smtpctl: cannot connect to %s: %s (is smtpd "
+		    "running?)\n", sock, strerror(errno));
+		exit(69);
+	}
+	imsgbuf_init(&ib, fd);
+	if (imsg_compose(&ib, IMSG_CTL_REQUEST, 0, -1, &req, sizeof(req)) ==
+	    -1 || imsg_flush(&ib) == -1) {
+		perror("smtpctl: write");
+		exit(74);
+	}
+	for (;;) {
+		if ((n = imsg_read(&ib)) == -1 && errno != EAGAIN) {
+			perror("smtpctl: read");
+			exit(74);
+		}
+		if (n == 0) {
+			fprintf(stderr, "smtpctl: connection closed\n");
+			exit(74);
+		}
+		while (imsg_get(&ib, &m) == 1) {
+			if (m.hdr.type != IMSG_CTL_REPLY ||
+			    m.len != sizeof(r)) {
+				fprintf(stderr, "smtpctl: bad reply\n");
+				exit(76);
+			}
+			memcpy(&r, m.data, sizeof(r));
+			r.text[sizeof(r.text) - 1] = '\0';
+			if (r.text[0]) {
+				if (show_queue && !r.end)
+					print_queue_line(r.text, json);
+				else
+					fprintf(r.status ? stderr : stdout,
+					    "%s\n", r.text);
+			}
+			if (r.status)
+				status = 1;
+			if (r.end)
+				exit(status);
+		}
+	}
+}

@@ -1,0 +1,652 @@
+/*
+ * smtpd.c -- the privileged parent.
+ *
+ * The parent reads the configuration, prepares the spool, binds every
+ * listening socket and the control socket, creates the IPC channels and
+ * forks the children, each of which drops privileges at once.  It stays
+ * root for two jobs only: forking local delivery processes as the
+ * recipient user (mda.c), and supervising.  A core child that dies takes
+ * the whole daemon down (fail closed): a half-running MTA that accepts
+ * mail it cannot deliver, or delivers mail it cannot log, is worse than
+ * one that is visibly down.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "mda_proc.h"
+#include "mproc.h"
+#include "privsep.h"
+#include "proto.h"
+#include "smtpd.h"
+
+struct smtpd_config	*conf;
+int			 smtpd_debug;
+int			 smtpd_verbose;
+
+enum child_kind { C_SMTP, C_QUEUE, C_LOOKUP, C_MTA, C_CONTROL };
+
+struct child {
+	enum child_kind	 kind;
+	int		 index;
+	pid_t		 pid;
+	char		 title[32];
+	struct mproc	 mp;		/* channel from the parent */
+	int		 exited;
+};
+
+static struct child	 children[SMTPD_MAX_WORKERS + 4];
+static int		 nchildren;
+static int		 shutting_down;
+static int		 exit_status;
+static struct event	*ev_shutdown_timer;
+
+static struct child	*queue_child;
+
+static void	parent_dispatch(struct mproc *, struct imsg *);
+static void	parent_child_closed(struct mproc *);
+static void	parent_shutdown(int status);
+
+static __attribute__((noreturn)) void
+usage(void)
+{
+	fprintf(stderr, "usage: smtpd [-dnv] [-f file]\n");
+	exit(1);
+}
+
+void
+msgid_to_text(uint32_t id, char buf[9])
+{
+	snprintf(buf, 9, "%08x", id);
+}
+
+void
+evpid_to_text(uint64_t id, char buf[17])
+{
+	snprintf(buf, 17, "%016llx", (unsigned long long)id);
+}
+
+static void
+mkdir_owned(const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+	struct stat	st;
+
+	if (mkdir(path, mode) == -1 && errno != EEXIST)
+		fatal("mkdir %s", path);
+	if (lstat(path, &st) == -1)
+		fatal("stat %s", path);
+	if (!S_ISDIR(st.st_mode))
+		fatalx("%s: not a directory", path);
+	if ((st.st_uid != uid || st.st_gid != gid) &&
+	    chown(path, uid, gid) == -1)
+		fatal("chown %s", path);
+	if ((st.st_mode & 07777) != mode && chmod(path, mode) == -1)
+		fatal("chmod %s", path);
+}
+
+/*
+ * The spool is root's (0711) so that the queue, chrooted into it, cannot
+ * rename it away; everything inside belongs to the queue user alone.
+ */
+static void
+setup_spool(void)
+{
+	static const char *subdirs[] = {
+		"incoming", "queue", "corrupt", "offline", "purge", NULL
+	};
+	struct passwd	*pw;
+	char		 path[CONF_PATH_MAX + 32];
+	uid_t		 quid;
+	gid_t		 qgid;
+	int		 i;
+
+	if ((pw = getpwnam(SMTPD_QUEUE_USER)) == NULL)
+		fatalx("user %s does not exist (see INSTALL)",
+		    SMTPD_QUEUE_USER);
+	quid = pw->pw_uid;
+	qgid = pw->pw_gid;
+	if (getpwnam(SMTPD_USER) == NULL)
+		fatalx("user %s does not exist (see INSTALL)", SMTPD_USER);
+	mkdir_owned(conf->spool, 0711, 0, 0);
+	for (i = 0; subdirs[i]; i++) {
+		snprintf(path, sizeof(path), "%s/%s", conf->spool, subdirs[i]);
+		mkdir_owned(path, strcmp(subdirs[i], "offline") == 0 ?
+		    01730 : 0700, quid, qgid);
+	}
+	if (mkdir(SMTPD_EMPTY_DIR, 0755) == -1 && errno != EEXIST)
+		fatal("mkdir %s", SMTPD_EMPTY_DIR);
+}
+
+static int
+bind_listener(struct listener *l)
+{
+	int	fd, on = 1;
+
+	if ((fd = socket(l->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1)
+		fatal("socket");
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
+		fatal("setsockopt SO_REUSEADDR");
+	/*
+	 * Each worker gets its own socket on the same address: the kernel
+	 * spreads new connections across the workers' accept queues, so no
+	 * worker is woken for a connection another one takes.
+	 */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == -1)
+		fatal("setsockopt SO_REUSEPORT");
+	if (l->ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1)
+		fatal("setsockopt IPV6_V6ONLY");
+	if (bind(fd, (struct sockaddr *)&l->ss, l->sslen) == -1)
+		fatal("bind %s port %u", l->ifname, l->port);
+	if (listen(fd, 1024) == -1)
+		fatal("listen");
+	return fd;
+}
+
+static int
+bind_control(void)
+{
+	struct sockaddr_un	sun;
+	mode_t			old;
+	int			fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(conf->socket) >= sizeof(sun.sun_path))
+		fatalx("socket path too long: %s", conf->socket);
+	strncpy(sun.sun_path, conf->socket, sizeof(sun.sun_path) - 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		fatal("socket");
+	if (unlink(conf->socket) == -1 && errno != ENOENT)
+		fatal("unlink %s", conf->socket);
+	old = umask(0111);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		fatal("bind %s", conf->socket);
+	umask(old);
+	/* anyone may connect; control checks each peer's uid per command */
+	if (chmod(conf->socket, 0666) == -1)
+		fatal("chmod %s", conf->socket);
+	if (listen(fd, 64) == -1)
+		fatal("listen");
+	return fd;
+}
+
+static void
+socketpair_or_die(int sv[2])
+{
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+		fatal("socketpair");
+}
+
+static int
+cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* close every descriptor above stderr that is not in keep[] */
+void
+close_all_but(int *keep, int nkeep)
+{
+	int	i, from = 3;
+
+	qsort(keep, nkeep, sizeof(int), cmp_int);
+	for (i = 0; i < nkeep; i++) {
+		if (keep[i] < from)
+			continue;
+		if (keep[i] > from)
+			close_range(from, keep[i] - 1, 0);
+		from = keep[i] + 1;
+	}
+	close_range(from, ~0U, 0);
+}
+
+static void
+child_keep_fds(struct proc_fds *f)
+{
+	int	keep[SMTPD_MAX_WORKERS * 2 + 64], n = 0, i;
+
+#define KEEP(x)	do { if ((x) != -1) keep[n++] = (x); } while (0)
+	KEEP(f->parent);
+	KEEP(f->queue);
+	KEEP(f->lookup);
+	KEEP(f->mta);
+	KEEP(f->control);
+	KEEP(f->ctlsock);
+	for (i = 0; i < f->nsmtp; i++)
+		KEEP(f->smtp[i]);
+	for (i = 0; i < f->nlisten; i++)
+		KEEP(f->listen[i]);
+#undef KEEP
+	close_all_but(keep, n);
+	/* channels must survive nothing; no child ever execs */
+	for (i = 0; i < n; i++)
+		fcntl(keep[i], F_SETFD, 0);
+}
+
+static void
+proc_fds_init(struct proc_fds *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->parent = f->queue = f->lookup = f->mta = f->control = -1;
+	f->ctlsock = -1;
+}
+
+static void
+spawn(struct child *c, struct proc_fds *f, int parent_end)
+{
+	pid_t	pid;
+
+	if ((pid = fork()) == -1)
+		fatal("fork");
+	if (pid == 0) {
+		child_keep_fds(f);
+		switch (c->kind) {
+		case C_SMTP:
+			smtp_main(c->index, f);
+		case C_QUEUE:
+			queue_main(f);
+		case C_LOOKUP:
+			lookup_main(f);
+		case C_MTA:
+			mta_main(f);
+		case C_CONTROL:
+			control_main(f);
+		}
+		_exit(1);
+	}
+	c->pid = pid;
+	(void)parent_end;
+}
+
+static struct child *
+child_new(enum child_kind kind, int index, const char *title)
+{
+	struct child	*c = &children[nchildren++];
+
+	memset(c, 0, sizeof(*c));
+	c->kind = kind;
+	c->index = index;
+	snprintf(c->title, sizeof(c->title), "%s", title);
+	return c;
+}
+
+static void
+start_children(int *listen_fds, int nlisten_per_worker, int nworkers,
+    int ctlsock)
+{
+	int		 ps[SMTPD_MAX_WORKERS + 4][2];	/* parent <-> child */
+	int		 qs[SMTPD_MAX_WORKERS][2];	/* queue <-> smtp */
+	int		 ls[SMTPD_MAX_WORKERS][2];	/* lookup <-> smtp */
+	int		 qm[2], qc[2], ql[2], lm[2];
+	struct proc_fds	 f;
+	struct child	*c;
+	char		 title[32];
+	int		 i, k, nproc = nworkers + 4;
+
+	for (i = 0; i < nproc; i++)
+		socketpair_or_die(ps[i]);
+	for (i = 0; i < nworkers; i++) {
+		socketpair_or_die(qs[i]);
+		socketpair_or_die(ls[i]);
+	}
+	socketpair_or_die(qm);
+	socketpair_or_die(qc);
+	socketpair_or_die(ql);
+	socketpair_or_die(lm);
+
+	/* queue first: workers talk to it from their first session */
+	k = 0;
+	c = child_new(C_QUEUE, 0, "queue");
+	proc_fds_init(&f);
+	f.parent = ps[k][1];
+	for (i = 0; i < nworkers; i++)
+		f.smtp[i] = qs[i][0];
+	f.nsmtp = nworkers;
+	f.mta = qm[0];
+	f.control = qc[0];
+	f.lookup = ql[0];
+	spawn(c, &f, ps[k][0]);
+	k++;
+
+	c = child_new(C_LOOKUP, 0, "lookup");
+	proc_fds_init(&f);
+	f.parent = ps[k][1];
+	for (i = 0; i < nworkers; i++)
+		f.smtp[i] = ls[i][0];
+	f.nsmtp = nworkers;
+	f.queue = ql[1];
+	f.mta = lm[0];
+	spawn(c, &f, ps[k][0]);
+	k++;
+
+	c = child_new(C_MTA, 0, "mta");
+	proc_fds_init(&f);
+	f.parent = ps[k][1];
+	f.queue = qm[1];
+	f.lookup = lm[1];
+	spawn(c, &f, ps[k][0]);
+	k++;
+
+	c = child_new(C_CONTROL, 0, "control");
+	proc_fds_init(&f);
+	f.parent = ps[k][1];
+	f.queue = qc[1];
+	f.ctlsock = ctlsock;
+	spawn(c, &f, ps[k][0]);
+	k++;
+
+	for (i = 0; i < nworkers; i++) {
+		snprintf(title, sizeof(title), "smtp worker %d", i + 1);
+		c = child_new(C_SMTP, i + 1, title);
+		proc_fds_init(&f);
+		f.parent = ps[k][1];
+		f.queue = qs[i][1];
+		f.lookup = ls[i][1];
+		f.listen = listen_fds + i * nlisten_per_worker;
+		f.nlisten = nlisten_per_worker;
+		spawn(c, &f, ps[k][0]);
+		k++;
+	}
+
+	/* the parent keeps only its own ends */
+	for (i = 0; i < nproc; i++)
+		close(ps[i][1]);
+	for (i = 0; i < nworkers; i++) {
+		close(qs[i][0]);
+		close(qs[i][1]);
+		close(ls[i][0]);
+		close(ls[i][1]);
+	}
+	close(qm[0]); close(qm[1]);
+	close(qc[0]); close(qc[1]);
+	close(ql[0]); close(ql[1]);
+	close(lm[0]); close(lm[1]);
+	for (i = 0; i < nlisten_per_worker * nworkers; i++)
+		close(listen_fds[i]);
+	close(ctlsock);
+
+	for (i = 0; i < nchildren; i++) {
+		mproc_init(&children[i].mp, ps[i][0], children[i].title,
+		    parent_dispatch, &children[i]);
+		children[i].mp.closed = parent_child_closed;
+		if (children[i].kind == C_QUEUE)
+			queue_child = &children[i];
+	}
+}
+
+/* a child's channel closed: SIGCHLD will tell why; stop reading it */
+static void
+parent_child_closed(struct mproc *p)
+{
+	if (p->ev)
+		event_del(p->ev);
+}
+
+static const char *
+describe_status(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d",
+		    WEXITSTATUS(status));
+	else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+		snprintf(buf, len, "killed by the seccomp sandbox (SIGSYS): "
+		    "a forbidden system call");
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)",
+		    WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "stopped");
+	return buf;
+}
+
+static int
+children_alive(int kind_mask)
+{
+	int	i, n = 0;
+
+	for (i = 0; i < nchildren; i++)
+		if (!children[i].exited && (kind_mask & (1 << children[i].kind)))
+			n++;
+	return n;
+}
+
+static void
+shutdown_step(void)
+{
+	int	i;
+
+	/* workers first, so every in-flight commit is answered */
+	if (children_alive(1 << C_SMTP) > 0)
+		return;
+	if (children_alive(~(1 << C_SMTP)) > 0) {
+		for (i = 0; i < nchildren; i++)
+			if (!children[i].exited && children[i].kind != C_SMTP)
+				kill(children[i].pid, SIGTERM);
+		mda_shutdown();
+		return;
+	}
+	if (mda_count() > 0) {
+		mda_shutdown();
+		return;
+	}
+	log_info("exiting");
+	if (conf->socket[0])
+		unlink(conf->socket);
+	exit(exit_status);
+}
+
+static void
+on_sigchld(evutil_socket_t sig, short ev, void *arg)
+{
+	char	desc[128];
+	pid_t	pid;
+	int	status, i;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (mda_reaped(pid, status))
+			continue;
+		for (i = 0; i < nchildren; i++) {
+			struct child *c = &children[i];
+
+			if (c->pid != pid)
+				continue;
+			c->exited = 1;
+			if (c->mp.ev)
+				mproc_clear(&c->mp);
+			describe_status(status, desc, sizeof(desc));
+			if (!shutting_down) {
+				log_warnx("%s (pid %d) %s; shutting down",
+				    c->title, (int)pid, desc);
+				parent_shutdown(1);
+			} else if (!WIFEXITED(status) ||
+			    WEXITSTATUS(status) != 0)
+				log_warnx("%s (pid %d) %s", c->title,
+				    (int)pid, desc);
+			else
+				log_debug("%s (pid %d) exited", c->title,
+				    (int)pid);
+		}
+	}
+	if (shutting_down)
+		shutdown_step();
+}
+
+static void
+on_shutdown_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	int	i;
+
+	log_warnx("children did not stop in time; killing them");
+	for (i = 0; i < nchildren; i++)
+		if (!children[i].exited)
+			kill(children[i].pid, SIGKILL);
+	mda_kill_all();
+}
+
+static void
+parent_shutdown(int status)
+{
+	struct timeval	tv = { 30, 0 };
+	int		i;
+
+	if (status > exit_status)
+		exit_status = status;
+	if (shutting_down)
+		return;
+	shutting_down = 1;
+	for (i = 0; i < nchildren; i++)
+		if (!children[i].exited && children[i].kind == C_SMTP)
+			kill(children[i].pid, SIGTERM);
+	ev_shutdown_timer = evtimer_new(ev_base, on_shutdown_timeout, NULL);
+	evtimer_add(ev_shutdown_timer, &tv);
+	shutdown_step();
+}
+
+static void
+on_sigterm(evutil_socket_t sig, short ev, void *arg)
+{
+	log_info("received signal %d, shutting down", (int)sig);
+	parent_shutdown(0);
+}
+
+/* mda.c reports a local delivery's outcome; the queue gets it */
+void
+parent_delivery_result(const struct delivery_result *r)
+{
+	if (queue_child == NULL || queue_child->exited)
+		return;
+	mproc_compose(&queue_child->mp, IMSG_MDA_RESULT, 0, -1, r,
+	    sizeof(*r));
+}
+
+static void
+parent_dispatch(struct mproc *p, struct imsg *m)
+{
+	struct child	*c = p->arg;
+	struct envelope	 evp;
+
+	switch (m->hdr.type) {
+	case IMSG_MDA_DELIVER:
+		if (c->kind != C_QUEUE)
+			fatalx("delivery request from %s", c->title);
+		proto_get(p, m, &evp, sizeof(evp));
+		if (envelope_valid(&evp) == -1 || m->fd == -1)
+			fatalx("invalid delivery request from queue");
+		mda_deliver(&evp, m->fd);
+		break;
+	default:
+		fatalx("unexpected message %u from %s", m->hdr.type, c->title);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	const char	*path = NULL;
+	char		 err[CONF_PATH_MAX + 256];
+	struct listener	*l;
+	struct event	*ev_chld, *ev_term, *ev_int, *ev_hup;
+	int		*listen_fds, nl = 0, nworkers, ch, checkonly = 0, i, k;
+
+	privsep_title_init(argc, argv);
+	while ((ch = getopt(argc, argv, "df:hnv")) != -1) {
+		switch (ch) {
+		case 'd':
+			smtpd_debug = 1;
+			break;
+		case 'f':
+			path = optarg;
+			break;
+		case 'n':
+			checkonly = 1;
+			break;
+		case 'v':
+			smtpd_verbose++;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	if (path == NULL)
+		path = SMTPD_SYSCONFDIR "/smtpd.conf";
+	if ((conf = config_parse(path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s\n", err);
+		exit(1);
+	}
+	if (checkonly) {
+		printf("configuration OK\n");
+		exit(0);
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "smtpd: need root privileges\n");
+		exit(1);
+	}
+	log_init(smtpd_debug, smtpd_verbose);
+	log_procname("parent");
+
+	nworkers = conf->smtp_workers;
+	if (nworkers <= 0)
+		nworkers = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (nworkers <= 0)
+		nworkers = 1;
+	if (nworkers > SMTPD_MAX_WORKERS)
+		nworkers = SMTPD_MAX_WORKERS;
+
+	setup_spool();
+	TAILQ_FOREACH(l, &conf->listeners, entry)
+		nl++;
+	if (nl == 0)
+		log_warnx("no listener configured; only local submission");
+	if ((listen_fds = calloc(nl * nworkers + 1, sizeof(int))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < nworkers; i++) {
+		k = 0;
+		TAILQ_FOREACH(l, &conf->listeners, entry)
+			listen_fds[i * nl + k++] = bind_listener(l);
+	}
+
+	if (!smtpd_debug && daemon(0, 0) == -1)
+		fatal("daemon");
+	signal(SIGPIPE, SIG_IGN);
+	if ((ev_base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	start_children(listen_fds, nl, nworkers, bind_control());
+	free(listen_fds);
+	mda_init();
+	privsep_title("parent");
+
+	ev_chld = evsignal_new(ev_base, SIGCHLD, on_sigchld, NULL);
+	ev_term = evsignal_new(ev_base, SIGTERM, on_sigterm, NULL);
+	ev_int = evsignal_new(ev_base, SIGINT, on_sigterm, NULL);
+	ev_hup = evsignal_new(ev_base, SIGHUP, on_sigterm, NULL);
+	evsignal_add(ev_chld, NULL);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	(void)ev_hup;	/* reload: issue 7 */
+	log_info("%s ready: %d smtp workers, %d listeners, spool %s",
+	    SMTPD_NAME, nworkers, nl, conf->spool);
+	event_base_dispatch(ev_base);
+	return exit_status;
+}

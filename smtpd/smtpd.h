@@ -1,0 +1,52 @@
+/*
+ * smtpd.h -- process entry points and what the parent hands each child.
+ */
+#ifndef POSTHASTE_SMTPD_H
+#define POSTHASTE_SMTPD_H
+
+#include <sys/types.h>
+
+#include "config.h"
+
+#define SMTPD_NAME	"Posthaste"
+#define SMTPD_MAX_WORKERS 64
+
+/* the running configuration; every child inherits it across fork() */
+extern struct smtpd_config	*conf;
+extern int			 smtpd_debug;	/* -d */
+extern int			 smtpd_verbose;	/* -v */
+
+/*
+ * Descriptors a child needs.  -1 where a child has no such peer; the
+ * parent closes everything a child is not given before calling its main.
+ */
+struct proc_fds {
+	int	parent;
+	int	queue;
+	int	lookup;
+	int	mta;
+	int	control;
+	int	smtp[SMTPD_MAX_WORKERS];	/* queue, lookup: one per worker */
+	int	nsmtp;
+	int	*listen;			/* smtp worker: its sockets */
+	int	nlisten;
+	int	ctlsock;			/* control: listening socket */
+};
+
+void	smtp_main(int worker, struct proc_fds *)
+	    __attribute__((noreturn));
+void	queue_main(struct proc_fds *) __attribute__((noreturn));
+void	lookup_main(struct proc_fds *) __attribute__((noreturn));
+void	mta_main(struct proc_fds *) __attribute__((noreturn));
+void	control_main(struct proc_fds *) __attribute__((noreturn));
+
+/* common child set-up: title, signals, event base; after privsep_drop */
+void	proc_setup(const char *title);
+/* install a libevent SIGTERM/SIGINT handler that calls cb */
+void	proc_on_term(void (*cb)(void));
+
+/* queue ids as text */
+void	msgid_to_text(uint32_t, char buf[9]);
+void	evpid_to_text(uint64_t, char buf[17]);
+
+#endif
