@@ -50,6 +50,17 @@ enum imsg_type {
 	IMSG_CTL_REQUEST,	/* struct ctl_request */
 	IMSG_CTL_REPLY,		/* struct ctl_reply (many), end flag */
 
+	/* mta -> lookup: where does mail for a domain go (issue 6/5) */
+	IMSG_LKA_MX,		/* struct lka_mx_req */
+	IMSG_LKA_MX_HOST,	/* struct lka_mx_host, in preference order */
+	IMSG_LKA_MX_RESULT,	/* struct lka_result (ndest = hosts sent) */
+	/* smtp -> lookup: reverse DNS of a new client */
+	IMSG_LKA_RDNS,		/* struct lka_rdns (request and reply) */
+	/* lookup -> parent: open ~user/.forward; reply carries the fd */
+	IMSG_PARENT_FORWARD,	/* struct forward_req (request and reply) */
+	/* control -> smtp: a local submission session on a unix socket */
+	IMSG_SMTP_LOCAL,	/* struct local_session + client fd */
+
 	/* parent -> children */
 	IMSG_SHUTDOWN,		/* stop accepting, finish, exit */
 	IMSG_PAUSE,		/* uint32 what */
@@ -102,6 +113,38 @@ struct lka_auth_req {
 	char		mech[16];	/* PLAIN, LOGIN, CRAM-MD5 */
 	char		user[256];
 	char		pass[256];	/* or CRAM-MD5 "challenge digest" */
+};
+
+struct lka_mx_req {
+	uint32_t	reqid;
+	char		domain[256];
+	char		relay_host[1024];	/* action's "host URL", "" = MX */
+};
+
+struct lka_mx_host {
+	uint32_t		reqid;
+	uint32_t		preference;
+	char			host[256];
+	struct sockaddr_storage	addr;	/* port filled when the URL had one */
+};
+
+struct lka_rdns {
+	uint32_t		reqid;
+	struct sockaddr_storage	addr;
+	uint32_t		status;		/* reply: PROTO_* */
+	uint32_t		fcrdns;		/* reply: forward-confirmed */
+	char			name[256];	/* reply: "" when none */
+};
+
+struct forward_req {
+	uint32_t	reqid;
+	uint32_t	status;		/* reply: PROTO_OK with fd, else why not */
+	char		user[128];
+};
+
+struct local_session {
+	uint32_t	uid;		/* from SO_PEERCRED */
+	char		user[128];	/* its name, for the envelope */
 };
 
 struct queue_msg_req {
