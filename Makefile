@@ -77,7 +77,8 @@ $(LIB): $(LIB_OBJS)
 
 $(OBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(OBJDIR)/regress/%: regress/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
