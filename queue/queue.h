@@ -41,6 +41,9 @@ enum ctl_cmd {
 	CTL_LOG_VERBOSE,
 	CTL_LOG_BRIEF,
 	CTL_MONITOR,
+	CTL_SUBMIT,		/* then SMTP on the same socket (sendmail) */
+	CTL_SHOW_MESSAGE_BODY,
+	CTL_UPDATE_TABLE,
 };
 
 struct queue_stats {

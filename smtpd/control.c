@@ -87,10 +87,34 @@ cmd_needs_root(uint32_t cmd)
 	case CTL_SHOW_QUEUE:
 	case CTL_SHOW_STATS:
 	case CTL_SHOW_STATUS:
+	case CTL_SUBMIT:
 		return 0;
 	default:
 		return 1;
 	}
+}
+
+/*
+ * Local submission (sendmail): the client's socket goes to an smtp
+ * worker, by way of the parent, which adds the user name; from then on
+ * the client speaks SMTP to the worker.  The client waits for the 220
+ * greeting before it writes, so nothing is left unread here.
+ */
+static void
+control_submit(struct ctl_client *c)
+{
+	struct local_session	ls;
+	int			fd;
+
+	if ((fd = dup(c->mp.ib.fd)) == -1) {
+		log_warn("control: dup");
+		client_reply(c, 1, "temporary failure");
+		return;
+	}
+	memset(&ls, 0, sizeof(ls));
+	ls.uid = (uint32_t)c->uid;
+	mproc_compose(&c_parent, IMSG_SMTP_LOCAL, c->id, fd, &ls, sizeof(ls));
+	client_free(c);
 }
 
 static void
@@ -122,6 +146,9 @@ client_dispatch(struct mproc *p, struct imsg *m)
 		return;
 	}
 	switch (req.cmd) {
+	case CTL_SUBMIT:
+		control_submit(c);
+		return;
 	case CTL_LOG_VERBOSE:
 	case CTL_LOG_BRIEF:
 		log_setverbose(req.cmd == CTL_LOG_VERBOSE);

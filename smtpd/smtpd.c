@@ -539,6 +539,39 @@ parent_delivery_result(const struct delivery_result *r)
 	    sizeof(*r));
 }
 
+/* a local submission from control goes to the next smtp worker */
+static void
+parent_local_session(struct mproc *p, struct imsg *m)
+{
+	static int		 next;
+	struct local_session	 ls;
+	struct passwd		*pw;
+	int			 i = 0, n;
+
+	proto_get(p, m, &ls, sizeof(ls));
+	if (m->fd == -1)
+		fatalx("local session without a descriptor");
+	if ((pw = getpwuid((uid_t)ls.uid)) == NULL) {
+		log_warnx("local submission from unknown uid %u refused",
+		    ls.uid);
+		close(m->fd);
+		return;
+	}
+	snprintf(ls.user, sizeof(ls.user), "%s", pw->pw_name);
+	for (n = 0; n < nchildren; n++) {
+		i = (next + n) % nchildren;
+		if (children[i].kind == C_SMTP && !children[i].exited)
+			break;
+	}
+	if (n == nchildren) {
+		close(m->fd);
+		return;
+	}
+	next = i + 1;
+	mproc_compose(&children[i].mp, IMSG_SMTP_LOCAL, 0, m->fd, &ls,
+	    sizeof(ls));
+}
+
 static void
 parent_dispatch(struct mproc *p, struct imsg *m)
 {
@@ -546,6 +579,11 @@ parent_dispatch(struct mproc *p, struct imsg *m)
 	struct envelope	 evp;
 
 	switch (m->hdr.type) {
+	case IMSG_SMTP_LOCAL:
+		if (c->kind != C_CONTROL)
+			fatalx("local session from %s", c->title);
+		parent_local_session(p, m);
+		break;
 	case IMSG_MDA_DELIVER:
 		if (c->kind != C_QUEUE)
 			fatalx("delivery request from %s", c->title);
