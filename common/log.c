@@ -62,6 +62,9 @@ log_getverbose(void)
 	return log_verbose;
 }
 
+static void	vlog(int, const char *, va_list, int, int)
+		    __attribute__((format(printf, 2, 0)));
+
 static void
 vlog(int pri, const char *fmt, va_list ap, int with_errno, int saved_errno)
 {

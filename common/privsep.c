@@ -166,8 +166,10 @@ sandbox_enter(enum sandbox_profile profile)
 		fatalx("seccomp_init");
 	sandbox_allow(ctx, sc_base);
 	/* libevent asks how much is readable; no other ioctl */
+	struct scmp_arg_cmp fionread = { 1, SCMP_CMP_EQ, FIONREAD, 0 };
+
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-	    SCMP_A1(SCMP_CMP_EQ, FIONREAD)) < 0)
+	    fionread) < 0)
 		fatalx("seccomp_rule_add ioctl");
 	switch (profile) {
 	case SANDBOX_SMTP:
