@@ -39,81 +39,83 @@
 #include "config.h"
 
 /* A configuration file larger than this is a mistake, not a config. */
-#define CONF_FILE_MAX		(16 * 1024 * 1024)
+#define CONF_FILE_MAX (16 * 1024 * 1024)
 /* How much of an offending token an error message quotes. */
-#define ERR_TOKEN_SHOW		48
+#define ERR_TOKEN_SHOW 48
 
-#define SECONDS_PER_DAY		(24LL * 60 * 60)
-#define DURATION_MAX		(365 * SECONDS_PER_DAY)
-#define SIZE_LIMIT							\
-	((long long)((unsigned long long)SIZE_MAX > (unsigned long long)LLONG_MAX \
-	    ? (unsigned long long)LLONG_MAX : (unsigned long long)SIZE_MAX))
+#define SECONDS_PER_DAY (24LL * 60 * 60)
+#define DURATION_MAX (365 * SECONDS_PER_DAY)
+#define SIZE_LIMIT                                                             \
+	((long long)((unsigned long long)SIZE_MAX >                            \
+			     (unsigned long long)LLONG_MAX                     \
+			 ? (unsigned long long)LLONG_MAX                       \
+			 : (unsigned long long)SIZE_MAX))
 
-#define MAILNAME_FILE		"/etc/mailname"
+#define MAILNAME_FILE "/etc/mailname"
 
 enum token_type {
 	TOK_EOF,
 	TOK_NEWLINE,
-	TOK_WORD,	/* bare word, or the value of a $macro */
-	TOK_STRING,	/* "quoted" or 'quoted': never a keyword */
-	TOK_TABLE,	/* <name>; text is the name */
+	TOK_WORD,   /* bare word, or the value of a $macro */
+	TOK_STRING, /* "quoted" or 'quoted': never a keyword */
+	TOK_TABLE,  /* <name>; text is the name */
 	TOK_LBRACE,
 	TOK_RBRACE,
 	TOK_COMMA,
 	TOK_EQUAL,
 	TOK_BANG,
-	TOK_ERROR,	/* the lexer failed; the error is already recorded */
+	TOK_ERROR, /* the lexer failed; the error is already recorded */
 };
 
 struct token {
-	enum token_type	 type;
-	int		 line;
-	char		*text;		/* always NUL-terminated */
-	size_t		 len;
-	size_t		 cap;
+	enum token_type type;
+	int line;
+	char *text; /* always NUL-terminated */
+	size_t len;
+	size_t cap;
 };
 
 struct macro {
-	struct macro	*next;
-	char		*name;
-	char		*value;
+	struct macro *next;
+	char *name;
+	char *value;
 };
 
 enum ref_kind {
-	REF_TABLE,		/* a <table> used as a list or for its keys */
-	REF_TABLE_MAPPING,	/* a <table> used as key -> value */
-	REF_PKI,		/* "pki NAME" on a listener */
-	REF_LISTENER_TLS,	/* tls without "pki NAME": find one by host */
-	REF_PKI_COMPLETE,	/* a pki needs both cert and key */
-	REF_ACTION,		/* match ... action "NAME" */
+	REF_TABLE,	   /* a <table> used as a list or for its keys */
+	REF_TABLE_MAPPING, /* a <table> used as key -> value */
+	REF_PKI,	   /* "pki NAME" on a listener */
+	REF_LISTENER_TLS,  /* tls without "pki NAME": find one by host */
+	REF_PKI_COMPLETE,  /* a pki needs both cert and key */
+	REF_ACTION,	   /* match ... action "NAME" */
 };
 
 struct ref {
-	enum ref_kind	 kind;
-	int		 line;
-	char		 name[CONF_HOST_MAX];
-	struct listener	*listener;	/* REF_LISTENER_TLS: first of n */
-	int		 nlisteners;
-	struct match	*match;		/* REF_ACTION */
+	enum ref_kind kind;
+	int line;
+	char name[CONF_HOST_MAX];
+	struct listener *listener; /* REF_LISTENER_TLS: first of n */
+	int nlisteners;
+	struct match *match; /* REF_ACTION */
 };
 
 struct parser {
-	const char		*file;
-	const char		*buf;
-	size_t			 len;
-	size_t			 pos;
-	int			 line;
-	struct token		 cur;		/* last token taken */
-	struct token		 ahead;		/* one token of lookahead */
-	int			 have_ahead;
-	struct macro		*macros;
-	struct ref		*refs;
-	size_t			 nrefs;
-	size_t			 refs_cap;
-	struct smtpd_config	*conf;
-	char			*err;
-	size_t			 errlen;
-	int			 failed;
+	const char *file;
+	const char *buf;
+	size_t len;
+	size_t pos;
+	int line;
+	struct token cur;   /* last token taken */
+	struct token ahead; /* one token of lookahead */
+	int have_ahead;
+	struct macro *macros;
+	struct ref *refs;
+	size_t nrefs;
+	size_t refs_cap;
+	struct smtpd_config *conf;
+	char *err;
+	size_t errlen;
+	int failed;
 };
 
 /*
@@ -127,8 +129,8 @@ static int parse_error(struct parser *, int, const char *, ...)
 static int
 parse_error(struct parser *p, int line, const char *fmt, ...)
 {
-	char	msg[512], *c;
-	va_list	ap;
+	char msg[512], *c;
+	va_list ap;
 
 	if (p->failed)
 		return -1;
@@ -153,8 +155,8 @@ parse_error(struct parser *p, int line, const char *fmt, ...)
 static const char *
 token_show(const struct token *t, char *buf, size_t bufsz)
 {
-	const char	*src = t->text;
-	size_t		 i, n = 0;
+	const char *src = t->text;
+	size_t i, n = 0;
 
 	switch (t->type) {
 	case TOK_LBRACE:
@@ -196,27 +198,27 @@ token_show(const struct token *t, char *buf, size_t bufsz)
 static int
 syntax_error(struct parser *p, const struct token *t)
 {
-	char	show[ERR_TOKEN_SHOW + 8];
+	char show[ERR_TOKEN_SHOW + 8];
 
 	if (t->type == TOK_NEWLINE)
 		return parse_error(p, t->line, "unexpected end of line");
 	if (t->type == TOK_EOF || t->type == TOK_ERROR)
 		return parse_error(p, t->line, "unexpected end of file");
 	return parse_error(p, t->line, "syntax error near \"%s\"",
-	    token_show(t, show, sizeof(show)));
+			   token_show(t, show, sizeof(show)));
 }
 
 /* `what' was expected and `t' came instead. */
 static int
 unexpected(struct parser *p, const struct token *t, const char *what)
 {
-	char	show[ERR_TOKEN_SHOW + 8];
+	char show[ERR_TOKEN_SHOW + 8];
 
 	if (t->type == TOK_NEWLINE || t->type == TOK_EOF ||
 	    t->type == TOK_ERROR)
 		return parse_error(p, t->line, "missing %s", what);
 	return parse_error(p, t->line, "syntax error near \"%s\", expected %s",
-	    token_show(t, show, sizeof(show)), what);
+			   token_show(t, show, sizeof(show)), what);
 }
 
 /*
@@ -255,8 +257,8 @@ is_word_char(int c)
 static int
 token_putc(struct parser *p, struct token *t, int c)
 {
-	char	*text;
-	size_t	 cap;
+	char *text;
+	size_t cap;
 
 	if (t->len + 1 >= t->cap) {
 		cap = t->cap * 2;
@@ -282,7 +284,7 @@ token_set(struct parser *p, struct token *t, const char *s)
 static int
 lex_word(struct parser *p, struct token *t)
 {
-	int	c;
+	int c;
 
 	while ((c = lex_char(p, 0)) != -1 && is_word_char(c)) {
 		if (lex_continuation(p) > 0)
@@ -298,15 +300,15 @@ lex_word(struct parser *p, struct token *t)
 static int
 lex_quoted(struct parser *p, struct token *t)
 {
-	int	quote, c, n;
-	int	start = p->line;
+	int quote, c, n;
+	int start = p->line;
 
 	quote = lex_char(p, 0);
 	p->pos++;
 	for (;;) {
 		if ((c = lex_char(p, 0)) == -1 || c == '\n')
 			return parse_error(p, start,
-			    "unterminated quoted string");
+					   "unterminated quoted string");
 		if (c == '\\' && lex_continuation(p) > 0) {
 			p->pos += lex_continuation(p);
 			p->line++;
@@ -323,7 +325,8 @@ lex_quoted(struct parser *p, struct token *t)
 			}
 		}
 		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return parse_error(p, p->line,
+			return parse_error(
+			    p, p->line,
 			    "invalid character 0x%02x in quoted string", c);
 		if (token_putc(p, t, c) == -1)
 			return -1;
@@ -336,7 +339,7 @@ lex_quoted(struct parser *p, struct token *t)
 static int
 lex_table(struct parser *p, struct token *t)
 {
-	int	c;
+	int c;
 
 	p->pos++;
 	while ((c = lex_char(p, 0)) != -1 && is_word_char(c)) {
@@ -346,7 +349,7 @@ lex_table(struct parser *p, struct token *t)
 	}
 	if (t->len == 0 || c != '>')
 		return parse_error(p, p->line,
-		    "invalid table reference, expected <name>");
+				   "invalid table reference, expected <name>");
 	p->pos++;
 	t->type = TOK_TABLE;
 	return 0;
@@ -356,13 +359,13 @@ static int
 is_macro_char(int c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || c == '_';
+	       (c >= '0' && c <= '9') || c == '_';
 }
 
 static const struct macro *
 macro_find(const struct parser *p, const char *name)
 {
-	const struct macro	*m;
+	const struct macro *m;
 
 	for (m = p->macros; m != NULL; m = m->next)
 		if (strcmp(m->name, name) == 0)
@@ -378,8 +381,8 @@ macro_find(const struct parser *p, const char *name)
 static int
 lex_macro(struct parser *p, struct token *t)
 {
-	const struct macro	*m;
-	int			 c;
+	const struct macro *m;
+	int c;
 
 	p->pos++;
 	while ((c = lex_char(p, 0)) != -1 && is_macro_char(c)) {
@@ -387,12 +390,12 @@ lex_macro(struct parser *p, struct token *t)
 			return -1;
 		p->pos++;
 	}
-	if (t->len == 0 || (c != -1 && is_word_char(c) &&
-	    lex_continuation(p) == 0))
+	if (t->len == 0 ||
+	    (c != -1 && is_word_char(c) && lex_continuation(p) == 0))
 		return parse_error(p, p->line, "invalid macro reference");
 	if ((m = macro_find(p, t->text)) == NULL)
 		return parse_error(p, p->line, "macro \"%s\" not defined",
-		    t->text);
+				   t->text);
 	t->len = 0;
 	t->text[0] = '\0';
 	if (token_set(p, t, m->value) == -1)
@@ -404,8 +407,8 @@ lex_macro(struct parser *p, struct token *t)
 static int
 lex_token(struct parser *p, struct token *t)
 {
-	size_t	n;
-	int	c;
+	size_t n;
+	int c;
 
 	for (;;) {
 		c = lex_char(p, 0);
@@ -463,7 +466,7 @@ lex_token(struct parser *p, struct token *t)
 	default:
 		if (!is_word_char(c))
 			return parse_error(p, p->line,
-			    "invalid character 0x%02x", c);
+					   "invalid character 0x%02x", c);
 		return lex_word(p, t);
 	}
 	p->pos++;
@@ -510,7 +513,7 @@ peek(struct parser *p)
 static struct token *
 next(struct parser *p)
 {
-	struct token	tmp;
+	struct token tmp;
 
 	peek(p);
 	tmp = p->cur;
@@ -536,14 +539,14 @@ static int
 is_end(const struct token *t)
 {
 	return t->type == TOK_NEWLINE || t->type == TOK_EOF ||
-	    t->type == TOK_ERROR;
+	       t->type == TOK_ERROR;
 }
 
 /* A statement ends at a newline or at the end of the file. */
 static int
 expect_end(struct parser *p)
 {
-	struct token	*t = peek(p);
+	struct token *t = peek(p);
 
 	if (t->type == TOK_NEWLINE) {
 		next(p);
@@ -557,7 +560,7 @@ expect_end(struct parser *p)
 static int
 get_value(struct parser *p, const char *what, struct token **tp)
 {
-	struct token	*t = next(p);
+	struct token *t = next(p);
 
 	*tp = t;
 	if (!is_value(t))
@@ -568,14 +571,14 @@ get_value(struct parser *p, const char *what, struct token **tp)
 /* Copy a value into a fixed-size field: never empty, never truncated. */
 static int
 copy_value(struct parser *p, const struct token *t, char *dst, size_t dstsz,
-    const char *what)
+	   const char *what)
 {
 	if (t->len == 0)
 		return parse_error(p, t->line, "%s must not be empty", what);
 	if (t->len >= dstsz)
 		return parse_error(p, t->line,
-		    "%s is too long (at most %zu characters)", what,
-		    dstsz - 1);
+				   "%s is too long (at most %zu characters)",
+				   what, dstsz - 1);
 	memcpy(dst, t->text, t->len + 1);
 	return 0;
 }
@@ -583,7 +586,7 @@ copy_value(struct parser *p, const struct token *t, char *dst, size_t dstsz,
 static int
 get_string(struct parser *p, char *dst, size_t dstsz, const char *what)
 {
-	struct token	*t;
+	struct token *t;
 
 	if (get_value(p, what, &t) == -1)
 		return -1;
@@ -593,8 +596,8 @@ get_string(struct parser *p, char *dst, size_t dstsz, const char *what)
 static int
 get_yesno(struct parser *p, const char *what, int *out)
 {
-	char		 expect[128];
-	struct token	*t = next(p);
+	char expect[128];
+	struct token *t = next(p);
 
 	snprintf(expect, sizeof(expect), "yes or no for %s", what);
 	if (is_keyword(t, "yes"))
@@ -609,8 +612,8 @@ get_yesno(struct parser *p, const char *what, int *out)
 static struct ref *
 add_ref(struct parser *p, enum ref_kind kind, int line, const char *name)
 {
-	struct ref	*refs, *r;
-	size_t		 cap, len = strlen(name);
+	struct ref *refs, *r;
+	size_t cap, len = strlen(name);
 
 	if (len >= sizeof(r->name)) {
 		parse_error(p, line, "name \"%.48s...\" is too long", name);
@@ -637,16 +640,16 @@ add_ref(struct parser *p, enum ref_kind kind, int line, const char *name)
 /* <table> into dst, to be checked against the table list at the end. */
 static int
 get_table_ref(struct parser *p, char *dst, size_t dstsz, int mapping,
-    const char *what)
+	      const char *what)
 {
-	struct token	*t = next(p);
+	struct token *t = next(p);
 
 	if (t->type != TOK_TABLE)
 		return unexpected(p, t, what);
 	if (copy_value(p, t, dst, dstsz, "table name") == -1)
 		return -1;
-	if (add_ref(p, mapping ? REF_TABLE_MAPPING : REF_TABLE, t->line,
-	    dst) == NULL)
+	if (add_ref(p, mapping ? REF_TABLE_MAPPING : REF_TABLE, t->line, dst) ==
+	    NULL)
 		return -1;
 	return 0;
 }
@@ -659,7 +662,7 @@ get_table_ref(struct parser *p, char *dst, size_t dstsz, int mapping,
 static int
 valid_hostname(const char *s)
 {
-	size_t	len = strlen(s), i;
+	size_t len = strlen(s), i;
 
 	if (len == 0 || len > 253 || s[0] == '.' || s[0] == '-' ||
 	    s[len - 1] == '.' || strstr(s, "..") != NULL)
@@ -668,8 +671,8 @@ valid_hostname(const char *s)
 		unsigned char c = (unsigned char)s[i];
 
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_'))
+		      (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		      c == '_'))
 			return 0;
 	}
 	return 1;
@@ -705,18 +708,18 @@ valid_pattern(const char *s)
 static int
 valid_ip(const char *s)
 {
-	struct in_addr	 in4;
-	struct in6_addr	 in6;
+	struct in_addr in4;
+	struct in6_addr in6;
 
 	return inet_pton(AF_INET, s, &in4) == 1 ||
-	    inet_pton(AF_INET6, s, &in6) == 1;
+	       inet_pton(AF_INET6, s, &in6) == 1;
 }
 
 /* Digits only, no sign: 0 ok, -1 not a number, -2 too large. */
 static int
 parse_decimal(const char *s, const char **end, long long *out)
 {
-	long long	v = 0;
+	long long v = 0;
 
 	if (*s < '0' || *s > '9')
 		return -1;
@@ -734,12 +737,12 @@ parse_decimal(const char *s, const char **end, long long *out)
 static int
 valid_cidr(const char *s)
 {
-	char		 addr[INET6_ADDRSTRLEN + 1];
-	const char	*slash = strchr(s, '/'), *end;
-	size_t		 len = slash ? (size_t)(slash - s) : strlen(s);
-	struct in_addr	 in4;
-	struct in6_addr	 in6;
-	long long	 prefix, max;
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(s, '/'), *end;
+	size_t len = slash ? (size_t)(slash - s) : strlen(s);
+	struct in_addr in4;
+	struct in6_addr in6;
+	long long prefix, max;
 
 	if (len == 0 || len >= sizeof(addr))
 		return 0;
@@ -761,10 +764,10 @@ valid_cidr(const char *s)
 static int
 valid_port_text(const char *s, long long *port)
 {
-	const char	*end;
+	const char *end;
 
 	return parse_decimal(s, &end, port) == 0 && *end == '\0' &&
-	    *port >= 1 && *port <= 65535;
+	       *port >= 1 && *port <= 65535;
 }
 
 enum url_scheme {
@@ -783,20 +786,18 @@ static const char *
 check_relay_url(const char *url, enum url_scheme *scheme)
 {
 	static const struct {
-		const char	*prefix;
-		enum url_scheme	 scheme;
+		const char *prefix;
+		enum url_scheme scheme;
 	} schemes[] = {
-		{ "smtp://", URL_SMTP },
-		{ "smtp+tls://", URL_SMTP_TLS },
-		{ "smtps://", URL_SMTPS },
-		{ "smtp+notls://", URL_SMTP_NOTLS },
-		{ "lmtp://", URL_LMTP },
+	    {"smtp://", URL_SMTP},   {"smtp+tls://", URL_SMTP_TLS},
+	    {"smtps://", URL_SMTPS}, {"smtp+notls://", URL_SMTP_NOTLS},
+	    {"lmtp://", URL_LMTP},
 	};
-	char		 host[CONF_HOST_MAX];
-	const char	*rest = NULL, *at, *colon, *end;
-	struct in6_addr	 in6;
-	long long	 port;
-	size_t		 i, len;
+	char host[CONF_HOST_MAX];
+	const char *rest = NULL, *at, *colon, *end;
+	struct in6_addr in6;
+	long long port;
+	size_t i, len;
 
 	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
 		len = strlen(schemes[i].prefix);
@@ -808,7 +809,7 @@ check_relay_url(const char *url, enum url_scheme *scheme)
 	}
 	if (rest == NULL)
 		return "unknown scheme (expected smtp://, smtp+tls://, "
-		    "smtps://, smtp+notls:// or lmtp://)";
+		       "smtps://, smtp+notls:// or lmtp://)";
 	if ((at = strchr(rest, '@')) != NULL) {
 		if (at == rest)
 			return "empty label before \"@\"";
@@ -843,8 +844,8 @@ check_relay_url(const char *url, enum url_scheme *scheme)
 		if (!valid_hostname(host))
 			return "invalid host name";
 	}
-	if (colon != NULL && *colon == ':' && !valid_port_text(colon + 1,
-	    &port))
+	if (colon != NULL && *colon == ':' &&
+	    !valid_port_text(colon + 1, &port))
 		return "invalid port";
 	return NULL;
 }
@@ -856,8 +857,8 @@ check_relay_url(const char *url, enum url_scheme *scheme)
 long long
 config_parse_size(const char *s)
 {
-	const char	*end;
-	long long	 v, mult = 1;
+	const char *end;
+	long long v, mult = 1;
 
 	if (s == NULL || parse_decimal(s, &end, &v) != 0)
 		return -1;
@@ -895,8 +896,8 @@ config_parse_size(const char *s)
 long long
 config_parse_duration(const char *s)
 {
-	const char	*end;
-	long long	 v, mult = 1;
+	const char *end;
+	long long v, mult = 1;
 
 	if (s == NULL || parse_decimal(s, &end, &v) != 0)
 		return -1;
@@ -929,9 +930,9 @@ config_parse_duration(const char *s)
 }
 
 enum scalar_kind {
-	SCALAR_COUNT,		/* 1000 */
-	SCALAR_BYTES,		/* 10M */
-	SCALAR_SECONDS,		/* 5m */
+	SCALAR_COUNT,	/* 1000 */
+	SCALAR_BYTES,	/* 10M */
+	SCALAR_SECONDS, /* 5m */
 };
 
 /*
@@ -942,8 +943,8 @@ enum scalar_kind {
 static int
 is_overflow(enum scalar_kind kind, const char *s)
 {
-	char	one[8];
-	size_t	digits = strspn(s, "0123456789");
+	char one[8];
+	size_t digits = strspn(s, "0123456789");
 
 	if (digits == 0 || strlen(s + digits) > sizeof(one) - 2)
 		return 0;
@@ -960,18 +961,18 @@ is_overflow(enum scalar_kind kind, const char *s)
 
 static int
 get_scalar(struct parser *p, enum scalar_kind kind, const char *what,
-    long long min, long long max, long long *out)
+	   long long min, long long max, long long *out)
 {
 	static const char *const kind_name[] = {
-		[SCALAR_COUNT] = "number",
-		[SCALAR_BYTES] = "size",
-		[SCALAR_SECONDS] = "duration",
+	    [SCALAR_COUNT] = "number",
+	    [SCALAR_BYTES] = "size",
+	    [SCALAR_SECONDS] = "duration",
 	};
-	char		 expect[128], show[ERR_TOKEN_SHOW + 8];
-	struct token	*t;
-	const char	*end;
-	long long	 v;
-	int		 rc;
+	char expect[128], show[ERR_TOKEN_SHOW + 8];
+	struct token *t;
+	const char *end;
+	long long v;
+	int rc;
 
 	snprintf(expect, sizeof(expect), "%s for %s", kind_name[kind], what);
 	if (get_value(p, expect, &t) == -1)
@@ -995,10 +996,12 @@ get_scalar(struct parser *p, enum scalar_kind kind, const char *what,
 		rc = -2;
 	if (rc == -1)
 		return parse_error(p, t->line, "invalid %s \"%s\" for %s",
-		    kind_name[kind], token_show(t, show, sizeof(show)), what);
+				   kind_name[kind],
+				   token_show(t, show, sizeof(show)), what);
 	if (rc == -2 || v < min || v > max)
 		return parse_error(p, t->line,
-		    "%s must be between %lld and %lld", what, min, max);
+				   "%s must be between %lld and %lld", what,
+				   min, max);
 	*out = v;
 	return 0;
 }
@@ -1006,7 +1009,7 @@ get_scalar(struct parser *p, enum scalar_kind kind, const char *what,
 static int
 get_port(struct parser *p, const char *what, uint16_t *port)
 {
-	long long	v;
+	long long v;
 
 	if (get_scalar(p, SCALAR_COUNT, what, 1, 65535, &v) == -1)
 		return -1;
@@ -1026,70 +1029,71 @@ enum option_store {
 };
 
 struct option_spec {
-	const char		*section;
-	const char		*name;
-	enum scalar_kind	 kind;
-	int			 yesno;
-	enum option_store	 store;
-	size_t			 offset;
-	long long		 min;
-	long long		 max;
+	const char *section;
+	const char *name;
+	enum scalar_kind kind;
+	int yesno;
+	enum option_store store;
+	size_t offset;
+	long long min;
+	long long max;
 };
 
-#define OPTION(sect, name, kind, yesno, store, field, min, max)		\
-	{ sect, name, kind, yesno, store,				\
-	    offsetof(struct smtpd_config, field), min, max }
+#define OPTION(sect, name, kind, yesno, store, field, min, max)                \
+	{                                                                      \
+		sect, name, kind, yesno, store,                                \
+		    offsetof(struct smtpd_config, field), min, max             \
+	}
 
 static const struct option_spec option_specs[] = {
-	OPTION("smtp", "workers", SCALAR_COUNT, 0, STORE_INT,
-	    smtp_workers, 0, 256),
-	OPTION("smtp", "max-message-size", SCALAR_BYTES, 0, STORE_SIZE,
-	    max_message_size, 1, SIZE_LIMIT),
-	OPTION("smtp", "max-rcpt", SCALAR_COUNT, 0, STORE_SIZE,
-	    max_rcpt, 1, 100000),
-	/* RFC 5321 4.5.3.1.6: at least 1000 octets with CRLF; allow less
-	 * only down to a size that still makes sense for testing */
-	OPTION("smtp", "max-line", SCALAR_COUNT, 0, STORE_SIZE,
-	    max_line, 512, 1024 * 1024),
-	OPTION("smtp", "max-sessions", SCALAR_COUNT, 0, STORE_INT,
-	    max_sessions, 1, 1000000),
-	OPTION("smtp", "max-sessions-per-ip", SCALAR_COUNT, 0, STORE_INT,
-	    max_sessions_per_ip, 1, 1000000),
-	OPTION("smtp", "max-messages", SCALAR_COUNT, 0, STORE_INT,
-	    max_messages_per_session, 1, 1000000),
-	OPTION("smtp", "vrfy", SCALAR_COUNT, 1, STORE_INT, vrfy, 0, 1),
-	OPTION("smtp", "expn", SCALAR_COUNT, 1, STORE_INT, expn, 0, 1),
-	OPTION("smtp", "timeout", SCALAR_SECONDS, 0, STORE_TIME,
-	    timeout_cmd, 1, SECONDS_PER_DAY),
-	OPTION("smtp", "data-timeout", SCALAR_SECONDS, 0, STORE_TIME,
-	    timeout_data, 1, SECONDS_PER_DAY),
-	OPTION("queue", "ttl", SCALAR_SECONDS, 0, STORE_TIME,
-	    queue_ttl, 1, DURATION_MAX),
-	OPTION("queue", "retry-local", SCALAR_SECONDS, 0, STORE_TIME,
-	    retry_local, 1, SECONDS_PER_DAY),
-	OPTION("queue", "retry-remote", SCALAR_SECONDS, 0, STORE_TIME,
-	    retry_remote, 1, SECONDS_PER_DAY),
-	OPTION("queue", "max-inflight", SCALAR_COUNT, 0, STORE_INT,
-	    queue_max_inflight, 1, 1000000),
-	/* 0 turns delay warnings off */
-	OPTION("bounce", "warn-interval", SCALAR_SECONDS, 0, STORE_TIME,
-	    bounce_warn, 0, DURATION_MAX),
-	OPTION("mda", "max-processes", SCALAR_COUNT, 0, STORE_INT,
-	    mda_max, 1, 10000),
-	OPTION("mta", "max-conn-per-host", SCALAR_COUNT, 0, STORE_INT,
-	    mta_max_per_dest, 1, 1000),
+    OPTION("smtp", "workers", SCALAR_COUNT, 0, STORE_INT, smtp_workers, 0, 256),
+    OPTION("smtp", "max-message-size", SCALAR_BYTES, 0, STORE_SIZE,
+	   max_message_size, 1, SIZE_LIMIT),
+    OPTION("smtp", "max-rcpt", SCALAR_COUNT, 0, STORE_SIZE, max_rcpt, 1,
+	   100000),
+    /* RFC 5321 4.5.3.1.6: at least 1000 octets with CRLF; allow less
+     * only down to a size that still makes sense for testing */
+    OPTION("smtp", "max-line", SCALAR_COUNT, 0, STORE_SIZE, max_line, 512,
+	   1024 * 1024),
+    OPTION("smtp", "max-sessions", SCALAR_COUNT, 0, STORE_INT, max_sessions, 1,
+	   1000000),
+    OPTION("smtp", "max-sessions-per-ip", SCALAR_COUNT, 0, STORE_INT,
+	   max_sessions_per_ip, 1, 1000000),
+    OPTION("smtp", "max-messages", SCALAR_COUNT, 0, STORE_INT,
+	   max_messages_per_session, 1, 1000000),
+    OPTION("smtp", "vrfy", SCALAR_COUNT, 1, STORE_INT, vrfy, 0, 1),
+    OPTION("smtp", "expn", SCALAR_COUNT, 1, STORE_INT, expn, 0, 1),
+    OPTION("smtp", "timeout", SCALAR_SECONDS, 0, STORE_TIME, timeout_cmd, 1,
+	   SECONDS_PER_DAY),
+    OPTION("smtp", "data-timeout", SCALAR_SECONDS, 0, STORE_TIME, timeout_data,
+	   1, SECONDS_PER_DAY),
+    OPTION("queue", "ttl", SCALAR_SECONDS, 0, STORE_TIME, queue_ttl, 1,
+	   DURATION_MAX),
+    OPTION("queue", "retry-local", SCALAR_SECONDS, 0, STORE_TIME, retry_local,
+	   1, SECONDS_PER_DAY),
+    OPTION("queue", "retry-remote", SCALAR_SECONDS, 0, STORE_TIME, retry_remote,
+	   1, SECONDS_PER_DAY),
+    OPTION("queue", "max-inflight", SCALAR_COUNT, 0, STORE_INT,
+	   queue_max_inflight, 1, 1000000),
+    /* 0 turns delay warnings off */
+    OPTION("bounce", "warn-interval", SCALAR_SECONDS, 0, STORE_TIME,
+	   bounce_warn, 0, DURATION_MAX),
+    OPTION("mda", "max-processes", SCALAR_COUNT, 0, STORE_INT, mda_max, 1,
+	   10000),
+    OPTION("mta", "max-conn-per-host", SCALAR_COUNT, 0, STORE_INT,
+	   mta_max_per_dest, 1, 1000),
 };
 
 static int
 parse_option(struct parser *p, const char *section, int line)
 {
-	const struct option_spec	*spec = NULL;
-	char				 what[128], show[ERR_TOKEN_SHOW + 8];
-	struct token			*t;
-	char				*field;
-	long long			 v;
-	size_t				 i;
-	int				 yes;
+	const struct option_spec *spec = NULL;
+	char what[128], show[ERR_TOKEN_SHOW + 8];
+	struct token *t;
+	char *field;
+	long long v;
+	size_t i;
+	int yes;
 
 	(void)line;
 	t = next(p);
@@ -1105,14 +1109,14 @@ parse_option(struct parser *p, const char *section, int line)
 		}
 	if (spec == NULL)
 		return parse_error(p, t->line, "unknown %s option \"%s\"",
-		    section, token_show(t, show, sizeof(show)));
+				   section, token_show(t, show, sizeof(show)));
 	snprintf(what, sizeof(what), "%s %s", section, spec->name);
 	if (spec->yesno) {
 		if (get_yesno(p, what, &yes) == -1)
 			return -1;
 		v = yes;
-	} else if (get_scalar(p, spec->kind, what, spec->min, spec->max,
-	    &v) == -1)
+	} else if (get_scalar(p, spec->kind, what, spec->min, spec->max, &v) ==
+		   -1)
 		return -1;
 	field = (char *)p->conf + spec->offset;
 	switch (spec->store) {
@@ -1132,10 +1136,10 @@ parse_option(struct parser *p, const char *section, int line)
 static int
 parse_path_statement(struct parser *p, const char *keyword, int line)
 {
-	struct smtpd_config	*conf = p->conf;
-	char			*dst;
-	char			 what[64];
-	struct token		*t;
+	struct smtpd_config *conf = p->conf;
+	char *dst;
+	char what[64];
+	struct token *t;
 
 	(void)line;
 	dst = strcmp(keyword, "spool") == 0 ? conf->spool : conf->socket;
@@ -1145,46 +1149,46 @@ parse_path_statement(struct parser *p, const char *keyword, int line)
 		return -1;
 	if (dst[0] != '/')
 		return parse_error(p, t->line, "%s must be an absolute path",
-		    keyword);
+				   keyword);
 	return 0;
 }
 
 static int
 parse_hostname_statement(struct parser *p, const char *keyword, int line)
 {
-	struct smtpd_config	*conf = p->conf;
-	char			*dst;
-	char			 what[64];
-	struct token		*t;
+	struct smtpd_config *conf = p->conf;
+	char *dst;
+	char what[64];
+	struct token *t;
 
 	(void)line;
-	dst = strcmp(keyword, "hostname") == 0 ? conf->hostname :
-	    conf->mailname;
+	dst =
+	    strcmp(keyword, "hostname") == 0 ? conf->hostname : conf->mailname;
 	snprintf(what, sizeof(what), "name for %s", keyword);
 	if (get_value(p, what, &t) == -1 ||
 	    copy_value(p, t, dst, CONF_HOST_MAX, what) == -1)
 		return -1;
 	if (!valid_hostname(dst))
 		return parse_error(p, t->line, "invalid %s \"%s\"", keyword,
-		    dst);
+				   dst);
 	return 0;
 }
 
 static int
 parse_resolver(struct parser *p, const char *keyword, int line)
 {
-	struct smtpd_config	*conf = p->conf;
-	struct token		*t;
+	struct smtpd_config *conf = p->conf;
+	struct token *t;
 
 	(void)keyword;
 	(void)line;
 	if (get_value(p, "address for resolver", &t) == -1 ||
 	    copy_value(p, t, conf->resolver, sizeof(conf->resolver),
-	    "resolver address") == -1)
+		       "resolver address") == -1)
 		return -1;
 	if (!valid_ip(conf->resolver))
 		return parse_error(p, t->line,
-		    "resolver must be an IPv4 or IPv6 address");
+				   "resolver must be an IPv4 or IPv6 address");
 	conf->resolver_port = 53;
 	if (is_keyword(peek(p), "port")) {
 		next(p);
@@ -1196,21 +1200,21 @@ parse_resolver(struct parser *p, const char *keyword, int line)
 static int
 parse_macro(struct parser *p)
 {
-	struct macro	*m;
-	struct token	*t = &p->cur;
-	char		*name, *value;
-	int		 line = t->line;
-	size_t		 i;
+	struct macro *m;
+	struct token *t = &p->cur;
+	char *name, *value;
+	int line = t->line;
+	size_t i;
 
 	for (i = 0; i < t->len; i++)
 		if (!is_macro_char((unsigned char)t->text[i]))
 			break;
 	if (i != t->len || (t->text[0] >= '0' && t->text[0] <= '9'))
 		return parse_error(p, line, "invalid macro name \"%s\"",
-		    t->text);
+				   t->text);
 	if ((name = strdup(t->text)) == NULL)
 		return parse_error(p, line, "out of memory");
-	next(p);	/* = */
+	next(p); /* = */
 	t = next(p);
 	if (!is_value(t)) {
 		free(name);
@@ -1245,12 +1249,12 @@ parse_macro(struct parser *p)
 static int
 parse_pki(struct parser *p, const char *keyword, int line)
 {
-	struct smtpd_config	*conf = p->conf;
-	char			 name[CONF_HOST_MAX];
-	struct pki		*pki;
-	struct token		*t;
-	char			*dst;
-	const char		*what;
+	struct smtpd_config *conf = p->conf;
+	char name[CONF_HOST_MAX];
+	struct pki *pki;
+	struct token *t;
+	char *dst;
+	const char *what;
 
 	(void)keyword;
 	if (get_string(p, name, sizeof(name), "pki name") == -1)
@@ -1272,14 +1276,14 @@ parse_pki(struct parser *p, const char *keyword, int line)
 	dst = what[0] == 'c' ? pki->cert_file : pki->key_file;
 	if (dst[0] != '\0')
 		return parse_error(p, line, "pki \"%s\": %s already specified",
-		    name, what);
-	if (get_value(p, what[0] == 'c' ? "cert file" : "key file", &t) ==
-	    -1 || copy_value(p, t, dst, CONF_PATH_MAX,
-	    what[0] == 'c' ? "cert file" : "key file") == -1)
+				   name, what);
+	if (get_value(p, what[0] == 'c' ? "cert file" : "key file", &t) == -1 ||
+	    copy_value(p, t, dst, CONF_PATH_MAX,
+		       what[0] == 'c' ? "cert file" : "key file") == -1)
 		return -1;
 	if (dst[0] != '/')
-		return parse_error(p, t->line,
-		    "pki %s file must be an absolute path", what);
+		return parse_error(
+		    p, t->line, "pki %s file must be an absolute path", what);
 	return 0;
 }
 
@@ -1288,17 +1292,18 @@ parse_pki(struct parser *p, const char *keyword, int line)
  */
 
 static int
-table_add_entry(struct parser *p, struct table *table, char *key,
-    char *value, int line)
+table_add_entry(struct parser *p, struct table *table, char *key, char *value,
+		int line)
 {
-	struct table_entry	*entries;
-	size_t			 i;
+	struct table_entry *entries;
+	size_t i;
 
 	/* capacity is implied: 4, then doubled at every power of two */
-	if (table->nentries == 0 || (table->nentries >= 4 &&
-	    (table->nentries & (table->nentries - 1)) == 0)) {
-		entries = reallocarray(table->entries,
-		    table->nentries ? table->nentries * 2 : 4,
+	if (table->nentries == 0 ||
+	    (table->nentries >= 4 &&
+	     (table->nentries & (table->nentries - 1)) == 0)) {
+		entries = reallocarray(
+		    table->entries, table->nentries ? table->nentries * 2 : 4,
 		    sizeof(*entries));
 		if (entries == NULL) {
 			free(key);
@@ -1310,7 +1315,8 @@ table_add_entry(struct parser *p, struct table *table, char *key,
 	if (value != NULL) {
 		for (i = 0; i < table->nentries; i++)
 			if (strcmp(table->entries[i].key, key) == 0) {
-				parse_error(p, line,
+				parse_error(
+				    p, line,
 				    "table \"%s\": duplicate key \"%.48s\"",
 				    table->name, key);
 				free(key);
@@ -1326,14 +1332,14 @@ table_add_entry(struct parser *p, struct table *table, char *key,
 
 static int
 get_table_item(struct parser *p, struct table *table, struct token *t,
-    char **out)
+	       char **out)
 {
 	*out = NULL;
 	if (!is_value(t))
 		return unexpected(p, t, "table entry");
 	if (t->len == 0)
 		return parse_error(p, t->line, "table \"%s\": empty entry",
-		    table->name);
+				   table->name);
 	if ((*out = strdup(t->text)) == NULL)
 		return parse_error(p, t->line, "out of memory");
 	return 0;
@@ -1343,9 +1349,9 @@ get_table_item(struct parser *p, struct table *table, struct token *t,
 static int
 parse_table_inline(struct parser *p, struct table *table, int line)
 {
-	struct token	*t;
-	char		*key, *value;
-	int		 mapping;
+	struct token *t;
+	char *key, *value;
+	int mapping;
 
 	table->backend = TABLE_INLINE;
 	for (;;) {
@@ -1356,7 +1362,8 @@ parse_table_inline(struct parser *p, struct table *table, int line)
 			break;
 		if (t->type == TOK_EOF)
 			return parse_error(p, line,
-			    "table \"%s\": missing \"}\"", table->name);
+					   "table \"%s\": missing \"}\"",
+					   table->name);
 		if (get_table_item(p, table, t, &key) == -1)
 			return -1;
 		value = NULL;
@@ -1371,9 +1378,11 @@ parse_table_inline(struct parser *p, struct table *table, int line)
 		if (table->nentries > 0 && mapping != table->is_mapping) {
 			free(key);
 			free(value);
-			return parse_error(p, p->cur.line,
+			return parse_error(
+			    p, p->cur.line,
 			    "table \"%s\": cannot mix list entries and "
-			    "key = value entries", table->name);
+			    "key = value entries",
+			    table->name);
 		}
 		table->is_mapping = mapping;
 		if (table_add_entry(p, table, key, value, p->cur.line) == -1)
@@ -1387,21 +1396,20 @@ parse_table_inline(struct parser *p, struct table *table, int line)
 static int
 parse_table(struct parser *p, const char *keyword, int line)
 {
-	struct smtpd_config	*conf = p->conf;
-	struct table		*table;
-	char			 name[CONF_NAME_MAX];
-	struct token		*t;
-	const char		*path;
+	struct smtpd_config *conf = p->conf;
+	struct table *table;
+	char name[CONF_NAME_MAX];
+	struct token *t;
+	const char *path;
 
 	(void)keyword;
 	if (get_string(p, name, sizeof(name), "table name") == -1)
 		return -1;
 	if (!valid_name(name, "{}<>,=!\"'#"))
-		return parse_error(p, line, "invalid table name \"%s\"",
-		    name);
+		return parse_error(p, line, "invalid table name \"%s\"", name);
 	if (config_find_table(conf, name) != NULL)
 		return parse_error(p, line, "table \"%s\" already defined",
-		    name);
+				   name);
 	if ((table = calloc(1, sizeof(*table))) == NULL)
 		return parse_error(p, line, "out of memory");
 	memcpy(table->name, name, sizeof(table->name));
@@ -1422,17 +1430,20 @@ parse_table(struct parser *p, const char *keyword, int line)
 		table->backend = TABLE_FILE;
 		path = t->text;
 	} else {
-		char	show[ERR_TOKEN_SHOW + 8];
+		char show[ERR_TOKEN_SHOW + 8];
 
-		return parse_error(p, t->line,
+		return parse_error(
+		    p, t->line,
 		    "unknown table source \"%s\" (expected file:/path, "
-		    "db:/path or { ... })", token_show(t, show, sizeof(show)));
+		    "db:/path or { ... })",
+		    token_show(t, show, sizeof(show)));
 	}
 	if (path[0] != '/')
 		return parse_error(p, t->line,
-		    "table \"%s\": path must be absolute", name);
+				   "table \"%s\": path must be absolute", name);
 	if (strlen(path) >= sizeof(table->path))
-		return parse_error(p, t->line,
+		return parse_error(
+		    p, t->line,
 		    "table \"%s\": path is too long (at most %zu characters)",
 		    name, sizeof(table->path) - 1);
 	memcpy(table->path, path, strlen(path) + 1);
@@ -1452,8 +1463,8 @@ enum listen_family {
 static int
 same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	const struct sockaddr_in	*a4, *b4;
-	const struct sockaddr_in6	*a6, *b6;
+	const struct sockaddr_in *a4, *b4;
+	const struct sockaddr_in6 *a6, *b6;
 
 	if (a->ss_family != b->ss_family)
 		return 0;
@@ -1461,24 +1472,26 @@ same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 		a4 = (const struct sockaddr_in *)(const void *)a;
 		b4 = (const struct sockaddr_in *)(const void *)b;
 		return a4->sin_port == b4->sin_port &&
-		    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+		       a4->sin_addr.s_addr == b4->sin_addr.s_addr;
 	}
 	a6 = (const struct sockaddr_in6 *)(const void *)a;
 	b6 = (const struct sockaddr_in6 *)(const void *)b;
 	return a6->sin6_port == b6->sin6_port &&
-	    a6->sin6_scope_id == b6->sin6_scope_id &&
-	    memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
+	       a6->sin6_scope_id == b6->sin6_scope_id &&
+	       memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) ==
+		   0;
 }
 
 /* Add one listener for `sa' (port filled in here) from the template. */
 static int
 add_listener(struct parser *p, const struct listener *tmpl,
-    const struct sockaddr *sa, int line, struct listener **first, int *n)
+	     const struct sockaddr *sa, int line, struct listener **first,
+	     int *n)
 {
-	struct listener		*l, *other;
-	struct sockaddr_in	*sin;
-	struct sockaddr_in6	*sin6;
-	char			 addr[INET6_ADDRSTRLEN];
+	struct listener *l, *other;
+	struct sockaddr_in *sin;
+	struct sockaddr_in6 *sin6;
+	char addr[INET6_ADDRSTRLEN];
 
 	if ((l = malloc(sizeof(*l))) == NULL)
 		return parse_error(p, line, "out of memory");
@@ -1498,12 +1511,11 @@ add_listener(struct parser *p, const struct listener *tmpl,
 		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
 	}
 	TAILQ_FOREACH(other, &p->conf->listeners, entry)
-		if (same_address(&other->ss, &l->ss)) {
-			free(l);
-			return parse_error(p, line,
-			    "duplicate listener on %s port %u", addr,
-			    (unsigned)tmpl->port);
-		}
+	if (same_address(&other->ss, &l->ss)) {
+		free(l);
+		return parse_error(p, line, "duplicate listener on %s port %u",
+				   addr, (unsigned)tmpl->port);
+	}
 	TAILQ_INSERT_TAIL(&p->conf->listeners, l, entry);
 	if (*first == NULL)
 		*first = l;
@@ -1512,11 +1524,11 @@ add_listener(struct parser *p, const struct listener *tmpl,
 }
 
 static int
-add_listener_text(struct parser *p, const struct listener *tmpl,
-    int family, const char *text, int line, struct listener **first, int *n)
+add_listener_text(struct parser *p, const struct listener *tmpl, int family,
+		  const char *text, int line, struct listener **first, int *n)
 {
-	struct sockaddr_in	sin;
-	struct sockaddr_in6	sin6;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
 
 	if (family == AF_INET) {
 		memset(&sin, 0, sizeof(sin));
@@ -1524,30 +1536,31 @@ add_listener_text(struct parser *p, const struct listener *tmpl,
 		if (inet_pton(AF_INET, text, &sin.sin_addr) != 1)
 			return parse_error(p, line, "bad address %s", text);
 		return add_listener(p, tmpl, (struct sockaddr *)(void *)&sin,
-		    line, first, n);
+				    line, first, n);
 	}
 	memset(&sin6, 0, sizeof(sin6));
 	sin6.sin6_family = AF_INET6;
 	if (inet_pton(AF_INET6, text, &sin6.sin6_addr) != 1)
 		return parse_error(p, line, "bad address %s", text);
 	return add_listener(p, tmpl, (struct sockaddr *)(void *)&sin6, line,
-	    first, n);
+			    first, n);
 }
 
 static int
 family_allowed(enum listen_family family, int af)
 {
 	return family == FAMILY_ANY ||
-	    (family == FAMILY_INET4 && af == AF_INET) ||
-	    (family == FAMILY_INET6 && af == AF_INET6);
+	       (family == FAMILY_INET4 && af == AF_INET) ||
+	       (family == FAMILY_INET6 && af == AF_INET6);
 }
 
 static int
 expand_interface(struct parser *p, const struct listener *tmpl,
-    enum listen_family family, int line, struct listener **first, int *n)
+		 enum listen_family family, int line, struct listener **first,
+		 int *n)
 {
-	struct ifaddrs	*ifap, *ifa;
-	int		 found = 0, rc = 0;
+	struct ifaddrs *ifap, *ifa;
+	int found = 0, rc = 0;
 
 	if (getifaddrs(&ifap) == -1)
 		return parse_error(p, line, "getifaddrs: %s", strerror(errno));
@@ -1558,7 +1571,7 @@ expand_interface(struct parser *p, const struct listener *tmpl,
 		found = 1;
 		if (ifa->ifa_addr == NULL ||
 		    (ifa->ifa_addr->sa_family != AF_INET &&
-		    ifa->ifa_addr->sa_family != AF_INET6) ||
+		     ifa->ifa_addr->sa_family != AF_INET6) ||
 		    !family_allowed(family, ifa->ifa_addr->sa_family))
 			continue;
 		rc = add_listener(p, tmpl, ifa->ifa_addr, line, first, n);
@@ -1568,10 +1581,12 @@ expand_interface(struct parser *p, const struct listener *tmpl,
 		return -1;
 	if (!found)
 		return parse_error(p, line,
-		    "unknown interface or address \"%s\"", tmpl->ifname);
+				   "unknown interface or address \"%s\"",
+				   tmpl->ifname);
 	if (*n == 0)
 		return parse_error(p, line,
-		    "interface \"%s\" has no usable address", tmpl->ifname);
+				   "interface \"%s\" has no usable address",
+				   tmpl->ifname);
 	return 0;
 }
 
@@ -1579,32 +1594,35 @@ expand_interface(struct parser *p, const struct listener *tmpl,
  * interface with several addresses. */
 static int
 expand_listen(struct parser *p, const struct listener *tmpl,
-    enum listen_family family, int line, struct listener **first, int *n)
+	      enum listen_family family, int line, struct listener **first,
+	      int *n)
 {
-	const char		*name = tmpl->ifname;
-	struct addrinfo		 hints, *res;
-	struct in_addr		 in4;
-	int			 rc;
+	const char *name = tmpl->ifname;
+	struct addrinfo hints, *res;
+	struct in_addr in4;
+	int rc;
 
 	if (strcmp(name, "localhost") == 0 || strcmp(name, "lo") == 0 ||
 	    strcmp(name, "any") == 0 || strcmp(name, "all") == 0) {
 		int local = name[0] == 'l';
 
-		if (family != FAMILY_INET6 && add_listener_text(p, tmpl,
-		    AF_INET, local ? "127.0.0.1" : "0.0.0.0", line, first,
-		    n) == -1)
+		if (family != FAMILY_INET6 &&
+		    add_listener_text(p, tmpl, AF_INET,
+				      local ? "127.0.0.1" : "0.0.0.0", line,
+				      first, n) == -1)
 			return -1;
-		if (family != FAMILY_INET4 && add_listener_text(p, tmpl,
-		    AF_INET6, local ? "::1" : "::", line, first, n) == -1)
+		if (family != FAMILY_INET4 &&
+		    add_listener_text(p, tmpl, AF_INET6, local ? "::1" : "::",
+				      line, first, n) == -1)
 			return -1;
 		return 0;
 	}
 	if (inet_pton(AF_INET, name, &in4) == 1) {
 		if (family == FAMILY_INET6)
 			return parse_error(p, line,
-			    "%s is not an inet6 address", name);
+					   "%s is not an inet6 address", name);
 		return add_listener_text(p, tmpl, AF_INET, name, line, first,
-		    n);
+					 n);
 	}
 	if (strchr(name, ':') != NULL) {
 		/* getaddrinfo rather than inet_pton: fe80::1%eth0 */
@@ -1612,15 +1630,14 @@ expand_listen(struct parser *p, const struct listener *tmpl,
 		hints.ai_family = AF_INET6;
 		hints.ai_socktype = SOCK_STREAM;
 		hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-		if (getaddrinfo(name, NULL, &hints, &res) != 0 ||
-		    res == NULL)
+		if (getaddrinfo(name, NULL, &hints, &res) != 0 || res == NULL)
 			return parse_error(p, line,
-			    "invalid IPv6 address \"%s\"", name);
+					   "invalid IPv6 address \"%s\"", name);
 		if (family == FAMILY_INET4 ||
 		    res->ai_addrlen > sizeof(struct sockaddr_storage)) {
 			freeaddrinfo(res);
 			return parse_error(p, line,
-			    "%s is not an inet4 address", name);
+					   "%s is not an inet4 address", name);
 		}
 		rc = add_listener(p, tmpl, res->ai_addr, line, first, n);
 		freeaddrinfo(res);
@@ -1633,26 +1650,26 @@ static int
 listen_option_twice(struct parser *p, const struct token *t)
 {
 	return parse_error(p, t->line, "listen option \"%s\" given twice",
-	    t->text);
+			   t->text);
 }
 
 static int
 parse_listen(struct parser *p, const char *keyword, int line)
 {
-	struct listener		 tmpl, *first = NULL;
-	enum listen_family	 family = FAMILY_ANY;
-	struct token		*t;
-	int			 n = 0, have_port = 0, family_set = 0;
-	int			 tls_set = 0, auth_set = 0;
-	int			 submission_set = 0;
-	struct ref		*r;
+	struct listener tmpl, *first = NULL;
+	enum listen_family family = FAMILY_ANY;
+	struct token *t;
+	int n = 0, have_port = 0, family_set = 0;
+	int tls_set = 0, auth_set = 0;
+	int submission_set = 0;
+	struct ref *r;
 
 	(void)keyword;
 	memset(&tmpl, 0, sizeof(tmpl));
 	if (!is_keyword(t = next(p), "on"))
 		return unexpected(p, t, "\"on\" after listen");
 	if (get_string(p, tmpl.ifname, sizeof(tmpl.ifname),
-	    "address or interface for listen on") == -1)
+		       "address or interface for listen on") == -1)
 		return -1;
 
 	while (!is_end(t = peek(p))) {
@@ -1660,8 +1677,8 @@ parse_listen(struct parser *p, const char *keyword, int line)
 		if (is_keyword(t, "inet4") || is_keyword(t, "inet6")) {
 			if (family_set++)
 				return listen_option_twice(p, t);
-			family = t->text[4] == '4' ? FAMILY_INET4 :
-			    FAMILY_INET6;
+			family =
+			    t->text[4] == '4' ? FAMILY_INET4 : FAMILY_INET6;
 		} else if (is_keyword(t, "port")) {
 			if (have_port++)
 				return listen_option_twice(p, t);
@@ -1670,60 +1687,68 @@ parse_listen(struct parser *p, const char *keyword, int line)
 			if (tmpl.port == 587)
 				tmpl.submission = 1;
 		} else if (is_keyword(t, "tls") ||
-		    is_keyword(t, "tls-require") || is_keyword(t, "smtps")) {
+			   is_keyword(t, "tls-require") ||
+			   is_keyword(t, "smtps")) {
 			if (tls_set++)
-				return parse_error(p, t->line,
+				return parse_error(
+				    p, t->line,
 				    "only one of tls, tls-require and smtps "
 				    "may be given");
-			tmpl.tls = is_keyword(t, "tls") ? LISTEN_TLS_STARTTLS :
-			    is_keyword(t, "smtps") ? LISTEN_TLS_SMTPS :
-			    LISTEN_TLS_REQUIRE;
+			tmpl.tls = is_keyword(t, "tls") ? LISTEN_TLS_STARTTLS
+				   : is_keyword(t, "smtps")
+				       ? LISTEN_TLS_SMTPS
+				       : LISTEN_TLS_REQUIRE;
 		} else if (is_keyword(t, "pki")) {
 			if (tmpl.pki[0] != '\0')
 				return listen_option_twice(p, t);
 			if (get_value(p, "pki name", &t) == -1 ||
 			    copy_value(p, t, tmpl.pki, sizeof(tmpl.pki),
-			    "pki name") == -1 ||
+				       "pki name") == -1 ||
 			    add_ref(p, REF_PKI, t->line, tmpl.pki) == NULL)
 				return -1;
 		} else if (is_keyword(t, "auth") ||
-		    is_keyword(t, "auth-optional")) {
+			   is_keyword(t, "auth-optional")) {
 			if (auth_set++)
-				return parse_error(p, t->line,
+				return parse_error(
+				    p, t->line,
 				    "only one of auth and auth-optional may "
 				    "be given");
-			tmpl.auth = is_keyword(t, "auth") ?
-			    LISTEN_AUTH_REQUIRE : LISTEN_AUTH_OPTIONAL;
+			tmpl.auth = is_keyword(t, "auth")
+					? LISTEN_AUTH_REQUIRE
+					: LISTEN_AUTH_OPTIONAL;
 			if (peek(p)->type == TOK_TABLE &&
 			    get_table_ref(p, tmpl.auth_table,
-			    sizeof(tmpl.auth_table), 1, "<table>") == -1)
+					  sizeof(tmpl.auth_table), 1,
+					  "<table>") == -1)
 				return -1;
 		} else if (is_keyword(t, "hostname")) {
 			if (tmpl.hostname[0] != '\0')
 				return listen_option_twice(p, t);
 			if (get_value(p, "listener hostname", &t) == -1 ||
 			    copy_value(p, t, tmpl.hostname,
-			    sizeof(tmpl.hostname), "listener hostname") == -1)
+				       sizeof(tmpl.hostname),
+				       "listener hostname") == -1)
 				return -1;
 			if (!valid_hostname(tmpl.hostname))
 				return parse_error(p, t->line,
-				    "invalid hostname \"%s\"", tmpl.hostname);
+						   "invalid hostname \"%s\"",
+						   tmpl.hostname);
 		} else if (is_keyword(t, "tag")) {
 			if (tmpl.tag[0] != '\0')
 				return listen_option_twice(p, t);
 			if (get_value(p, "tag name", &t) == -1 ||
 			    copy_value(p, t, tmpl.tag, sizeof(tmpl.tag),
-			    "tag") == -1)
+				       "tag") == -1)
 				return -1;
 			if (!valid_name(tmpl.tag, "{}<>,=!\"'#"))
-				return parse_error(p, t->line,
-				    "invalid tag \"%s\"", tmpl.tag);
+				return parse_error(
+				    p, t->line, "invalid tag \"%s\"", tmpl.tag);
 		} else if (is_keyword(t, "senders")) {
 			if (tmpl.senders_checked++)
 				return listen_option_twice(p, t);
 			if (get_table_ref(p, tmpl.senders_table,
-			    sizeof(tmpl.senders_table), 1,
-			    "<table> after senders") == -1)
+					  sizeof(tmpl.senders_table), 1,
+					  "<table> after senders") == -1)
 				return -1;
 		} else if (is_keyword(t, "check-sender-domain")) {
 			if (tmpl.check_sender_domain++)
@@ -1736,8 +1761,9 @@ parse_listen(struct parser *p, const char *keyword, int line)
 			return syntax_error(p, t);
 	}
 	if (!have_port)
-		tmpl.port = tmpl.tls == LISTEN_TLS_SMTPS ? 465 :
-		    tmpl.submission ? 587 : 25;
+		tmpl.port = tmpl.tls == LISTEN_TLS_SMTPS ? 465
+			    : tmpl.submission		 ? 587
+							 : 25;
 	if (expand_listen(p, &tmpl, family, line, &first, &n) == -1)
 		return -1;
 	if (tmpl.tls != LISTEN_TLS_NONE && tmpl.pki[0] == '\0') {
@@ -1755,13 +1781,13 @@ parse_listen(struct parser *p, const char *keyword, int line)
  */
 
 static const char *const local_options[] = {
-	"alias", "virtual", "userbase", "user", "forward-file",
+    "alias", "virtual", "userbase", "user", "forward-file",
 };
 
 static int
 is_local_option(const struct token *t)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < sizeof(local_options) / sizeof(local_options[0]); i++)
 		if (is_keyword(t, local_options[i]))
@@ -1773,16 +1799,16 @@ static int
 action_option_twice(struct parser *p, const struct token *t)
 {
 	return parse_error(p, t->line, "action option \"%s\" given twice",
-	    t->text);
+			   t->text);
 }
 
 static int
 parse_relay_options(struct parser *p, struct action *a)
 {
-	struct token	*t;
-	enum url_scheme	 scheme = URL_SMTP;
-	const char	*why;
-	int		 tls_set = 0, host_line = 0;
+	struct token *t;
+	enum url_scheme scheme = URL_SMTP;
+	const char *why;
+	int tls_set = 0, host_line = 0;
 
 	while (!is_end(peek(p))) {
 		t = next(p);
@@ -1791,12 +1817,14 @@ parse_relay_options(struct parser *p, struct action *a)
 				return action_option_twice(p, t);
 			if (get_value(p, "URL after host", &t) == -1 ||
 			    copy_value(p, t, a->relay_host,
-			    sizeof(a->relay_host), "relay host") == -1)
+				       sizeof(a->relay_host),
+				       "relay host") == -1)
 				return -1;
 			host_line = t->line;
 			if ((why = check_relay_url(a->relay_host, &scheme)) !=
 			    NULL)
-				return parse_error(p, t->line,
+				return parse_error(
+				    p, t->line,
 				    "invalid relay host \"%.64s\": %s",
 				    a->relay_host, why);
 		} else if (is_keyword(t, "tls")) {
@@ -1814,8 +1842,8 @@ parse_relay_options(struct parser *p, struct action *a)
 			if (a->relay_auth_table[0] != '\0')
 				return action_option_twice(p, t);
 			if (get_table_ref(p, a->relay_auth_table,
-			    sizeof(a->relay_auth_table), 1,
-			    "<table> after auth") == -1)
+					  sizeof(a->relay_auth_table), 1,
+					  "<table> after auth") == -1)
 				return -1;
 			host_line = host_line ? host_line : t->line;
 		} else if (is_keyword(t, "helo")) {
@@ -1823,23 +1851,26 @@ parse_relay_options(struct parser *p, struct action *a)
 				return action_option_twice(p, t);
 			if (get_value(p, "name after helo", &t) == -1 ||
 			    copy_value(p, t, a->helo, sizeof(a->helo),
-			    "helo name") == -1)
+				       "helo name") == -1)
 				return -1;
 			if (!valid_hostname(a->helo))
 				return parse_error(p, t->line,
-				    "invalid helo name \"%s\"", a->helo);
+						   "invalid helo name \"%s\"",
+						   a->helo);
 		} else if (is_keyword(t, "src")) {
 			if (a->relay_src[0] != '\0')
 				return action_option_twice(p, t);
 			if (get_value(p, "address after src", &t) == -1 ||
-			    copy_value(p, t, a->relay_src,
-			    sizeof(a->relay_src), "src address") == -1)
+			    copy_value(p, t, a->relay_src, sizeof(a->relay_src),
+				       "src address") == -1)
 				return -1;
 			if (!valid_ip(a->relay_src))
-				return parse_error(p, t->line,
+				return parse_error(
+				    p, t->line,
 				    "src must be an IPv4 or IPv6 address");
 		} else if (is_local_option(t))
-			return parse_error(p, t->line,
+			return parse_error(
+			    p, t->line,
 			    "\"%s\" is not valid for a relay action", t->text);
 		else
 			return syntax_error(p, t);
@@ -1848,22 +1879,24 @@ parse_relay_options(struct parser *p, struct action *a)
 	 * whatever MX a recipient domain happens to publish */
 	if (a->relay_auth_table[0] != '\0' && a->relay_host[0] == '\0')
 		return parse_error(p, host_line,
-		    "relay auth requires a relay host");
+				   "relay auth requires a relay host");
 	switch (scheme) {
 	case URL_SMTPS:
 	case URL_SMTP_TLS:
 		if (tls_set && a->relay_tls == RELAY_TLS_NO)
-			return parse_error(p, host_line,
+			return parse_error(
+			    p, host_line,
 			    "\"tls no\" contradicts the relay host URL");
 		if (!tls_set)
 			a->relay_tls = RELAY_TLS_REQUIRE;
 		else if (scheme == URL_SMTPS &&
-		    a->relay_tls == RELAY_TLS_REQUIRE)
+			 a->relay_tls == RELAY_TLS_REQUIRE)
 			a->relay_tls = RELAY_TLS_VERIFY;
 		break;
 	case URL_SMTP_NOTLS:
 		if (tls_set && a->relay_tls != RELAY_TLS_NO)
-			return parse_error(p, host_line,
+			return parse_error(
+			    p, host_line,
 			    "tls contradicts the smtp+notls:// relay host");
 		a->relay_tls = RELAY_TLS_NO;
 		break;
@@ -1876,38 +1909,41 @@ parse_relay_options(struct parser *p, struct action *a)
 static int
 parse_local_options(struct parser *p, struct action *a)
 {
-	struct token	*t;
-	int		 forward_set = 0;
+	struct token *t;
+	int forward_set = 0;
 
 	while (!is_end(peek(p))) {
 		t = next(p);
 		if (is_keyword(t, "alias") || is_keyword(t, "virtual")) {
 			if (a->alias_table[0] != '\0' ||
 			    a->virtual_table[0] != '\0')
-				return parse_error(p, t->line,
+				return parse_error(
+				    p, t->line,
 				    "only one of alias and virtual may be "
 				    "given");
-			if (get_table_ref(p, t->text[0] == 'a' ?
-			    a->alias_table : a->virtual_table,
-			    CONF_NAME_MAX, 1, "<table>") == -1)
+			if (get_table_ref(p,
+					  t->text[0] == 'a' ? a->alias_table
+							    : a->virtual_table,
+					  CONF_NAME_MAX, 1, "<table>") == -1)
 				return -1;
 		} else if (is_keyword(t, "userbase")) {
 			if (a->userbase_table[0] != '\0')
 				return action_option_twice(p, t);
 			if (get_table_ref(p, a->userbase_table,
-			    sizeof(a->userbase_table), 1,
-			    "<table> after userbase") == -1)
+					  sizeof(a->userbase_table), 1,
+					  "<table> after userbase") == -1)
 				return -1;
 		} else if (is_keyword(t, "user")) {
 			if (a->user[0] != '\0')
 				return action_option_twice(p, t);
 			if (get_value(p, "user name", &t) == -1 ||
 			    copy_value(p, t, a->user, sizeof(a->user),
-			    "user name") == -1)
+				       "user name") == -1)
 				return -1;
 			if (!valid_name(a->user, "/:"))
 				return parse_error(p, t->line,
-				    "invalid user name \"%s\"", a->user);
+						   "invalid user name \"%s\"",
+						   a->user);
 		} else if (is_keyword(t, "forward-file")) {
 			if (forward_set++)
 				return action_option_twice(p, t);
@@ -1915,11 +1951,11 @@ parse_local_options(struct parser *p, struct action *a)
 			    -1)
 				return -1;
 		} else if (is_keyword(t, "host") || is_keyword(t, "helo") ||
-		    is_keyword(t, "src") || is_keyword(t, "tls") ||
-		    is_keyword(t, "auth"))
-			return parse_error(p, t->line,
-			    "\"%s\" is only valid for a relay action",
-			    t->text);
+			   is_keyword(t, "src") || is_keyword(t, "tls") ||
+			   is_keyword(t, "auth"))
+			return parse_error(
+			    p, t->line,
+			    "\"%s\" is only valid for a relay action", t->text);
 		else
 			return syntax_error(p, t);
 	}
@@ -1929,17 +1965,17 @@ parse_local_options(struct parser *p, struct action *a)
 static int
 parse_action(struct parser *p, const char *keyword, int line)
 {
-	struct smtpd_config	*conf = p->conf;
-	char			 name[CONF_NAME_MAX], show[ERR_TOKEN_SHOW + 8];
-	struct action		*a;
-	struct token		*t;
+	struct smtpd_config *conf = p->conf;
+	char name[CONF_NAME_MAX], show[ERR_TOKEN_SHOW + 8];
+	struct action *a;
+	struct token *t;
 
 	(void)keyword;
 	if (get_string(p, name, sizeof(name), "action name") == -1)
 		return -1;
 	if (config_find_action(conf, name) != NULL)
 		return parse_error(p, line, "action \"%s\" already defined",
-		    name);
+				   name);
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return parse_error(p, line, "out of memory");
 	memcpy(a->name, name, sizeof(a->name));
@@ -1954,7 +1990,7 @@ parse_action(struct parser *p, const char *keyword, int line)
 		if (t->type == TOK_STRING ||
 		    (t->type == TOK_WORD && !is_local_option(t))) {
 			if (get_string(p, a->path, sizeof(a->path),
-			    "maildir template") == -1)
+				       "maildir template") == -1)
 				return -1;
 		}
 	} else if (is_keyword(t, "mbox")) {
@@ -1962,23 +1998,26 @@ parse_action(struct parser *p, const char *keyword, int line)
 	} else if (is_keyword(t, "mda")) {
 		a->type = ACTION_MDA;
 		if (get_string(p, a->path, sizeof(a->path),
-		    "command after mda") == -1)
+			       "command after mda") == -1)
 			return -1;
 	} else if (is_keyword(t, "lmtp")) {
 		a->type = ACTION_LMTP;
 		if (get_value(p, "destination after lmtp", &t) == -1 ||
 		    copy_value(p, t, a->path, sizeof(a->path),
-		    "lmtp destination") == -1)
+			       "lmtp destination") == -1)
 			return -1;
 		if (a->path[0] != '/' && strchr(a->path, ':') == NULL)
-			return parse_error(p, t->line,
+			return parse_error(
+			    p, t->line,
 			    "lmtp destination must be \"/socket\" or "
 			    "\"host:port\"");
 	} else if (is_keyword(t, "relay")) {
 		a->type = ACTION_RELAY;
 		return parse_relay_options(p, a);
 	} else if (is_value(t))
-		return parse_error(p, t->line, "unknown action \"%s\" "
+		return parse_error(
+		    p, t->line,
+		    "unknown action \"%s\" "
 		    "(expected maildir, mbox, mda, lmtp or relay)",
 		    token_show(t, show, sizeof(show)));
 	else
@@ -1991,16 +2030,15 @@ parse_action(struct parser *p, const char *keyword, int line)
  */
 
 static const char *const match_keywords[] = {
-	"from", "for", "auth", "mail-from", "tls", "helo", "action", "reject",
+    "from", "for", "auth", "mail-from", "tls", "helo", "action", "reject",
 };
 
 static int
 is_match_keyword(const struct token *t)
 {
-	size_t	i;
+	size_t i;
 
-	for (i = 0; i < sizeof(match_keywords) / sizeof(match_keywords[0]);
-	    i++)
+	for (i = 0; i < sizeof(match_keywords) / sizeof(match_keywords[0]); i++)
 		if (is_keyword(t, match_keywords[i]))
 			return 1;
 	return 0;
@@ -2012,10 +2050,9 @@ is_match_keyword(const struct token *t)
  * keyword is never a value ("for domain action x" lacks the domain).
  */
 static int
-get_crit(struct parser *p, struct match_crit *c, int optional,
-    const char *what)
+get_crit(struct parser *p, struct match_crit *c, int optional, const char *what)
 {
-	struct token	*t = peek(p);
+	struct token *t = peek(p);
 
 	if (t->type == TOK_TABLE) {
 		c->is_table = 1;
@@ -2030,15 +2067,15 @@ get_crit(struct parser *p, struct match_crit *c, int optional,
 		return -1;
 	if (!valid_pattern(c->value))
 		return parse_error(p, t->line, "invalid %s \"%.64s\"", what,
-		    c->value);
+				   c->value);
 	return 0;
 }
 
 static int
 parse_match_from(struct parser *p, struct match *m)
 {
-	struct token	*t = next(p);
-	char		 show[ERR_TOKEN_SHOW + 8];
+	struct token *t = next(p);
+	char show[ERR_TOKEN_SHOW + 8];
 
 	if (is_keyword(t, "any"))
 		m->from = MATCH_FROM_ANY;
@@ -2049,10 +2086,11 @@ parse_match_from(struct parser *p, struct match *m)
 	else if (is_keyword(t, "src")) {
 		m->from = MATCH_FROM_SRC;
 		if (get_crit(p, &m->from_crit, 0,
-		    "<table> or address after src") == -1)
+			     "<table> or address after src") == -1)
 			return -1;
 		if (!m->from_crit.is_table && !valid_cidr(m->from_crit.value))
-			return parse_error(p, p->cur.line,
+			return parse_error(
+			    p, p->cur.line,
 			    "invalid address \"%.64s\" after src",
 			    m->from_crit.value);
 	} else if (is_keyword(t, "rdns")) {
@@ -2063,19 +2101,20 @@ parse_match_from(struct parser *p, struct match *m)
 		return get_crit(p, &m->from_crit, 1, "auth user");
 	} else if (is_value(t))
 		return parse_error(p, t->line,
-		    "unknown \"from\" criterion \"%s\"",
-		    token_show(t, show, sizeof(show)));
+				   "unknown \"from\" criterion \"%s\"",
+				   token_show(t, show, sizeof(show)));
 	else
-		return unexpected(p, t, "any, local, socket, src, rdns or "
-		    "auth after from");
+		return unexpected(p, t,
+				  "any, local, socket, src, rdns or "
+				  "auth after from");
 	return 0;
 }
 
 static int
 parse_match_for(struct parser *p, struct match *m)
 {
-	struct token	*t = next(p);
-	char		 show[ERR_TOKEN_SHOW + 8];
+	struct token *t = next(p);
+	char show[ERR_TOKEN_SHOW + 8];
 
 	if (is_keyword(t, "any"))
 		m->for_ = MATCH_FOR_ANY;
@@ -2084,29 +2123,30 @@ parse_match_for(struct parser *p, struct match *m)
 	else if (is_keyword(t, "domain")) {
 		m->for_ = MATCH_FOR_DOMAIN;
 		return get_crit(p, &m->for_crit, 0,
-		    "<table> or domain after domain");
+				"<table> or domain after domain");
 	} else if (is_keyword(t, "rcpt-to")) {
 		m->for_ = MATCH_FOR_RCPT;
 		return get_crit(p, &m->for_crit, 0,
-		    "<table> or address after rcpt-to");
+				"<table> or address after rcpt-to");
 	} else if (is_value(t))
 		return parse_error(p, t->line,
-		    "unknown \"for\" criterion \"%s\"",
-		    token_show(t, show, sizeof(show)));
+				   "unknown \"for\" criterion \"%s\"",
+				   token_show(t, show, sizeof(show)));
 	else
-		return unexpected(p, t, "any, local, domain or rcpt-to "
-		    "after for");
+		return unexpected(p, t,
+				  "any, local, domain or rcpt-to "
+				  "after for");
 	return 0;
 }
 
 static int
 parse_match(struct parser *p, const char *keyword, int line)
 {
-	struct match		*m;
-	struct match_crit	*crit;
-	struct token		*t;
-	struct ref		*r;
-	int			 negate;
+	struct match *m;
+	struct match_crit *crit;
+	struct token *t;
+	struct ref *r;
+	int negate;
 
 	(void)keyword;
 	if ((m = calloc(1, sizeof(*m))) == NULL)
@@ -2140,14 +2180,16 @@ parse_match(struct parser *p, const char *keyword, int line)
 		else if (is_keyword(t, "action") || is_keyword(t, "reject"))
 			break;
 		else if (is_end(t))
-			return parse_error(p, t->line,
+			return parse_error(
+			    p, t->line,
 			    "match rule needs \"action NAME\" or \"reject\"");
 		else
 			return syntax_error(p, t);
 
 		if (crit->set)
 			return parse_error(p, t->line,
-			    "match criterion \"%s\" given twice", t->text);
+					   "match criterion \"%s\" given twice",
+					   t->text);
 		crit->set = 1;
 		crit->negate = negate;
 		if (crit == &m->from_crit) {
@@ -2161,11 +2203,12 @@ parse_match(struct parser *p, const char *keyword, int line)
 				return -1;
 		} else if (crit == &m->mail_from) {
 			if (get_crit(p, crit, 0,
-			    "<table> or address after mail-from") == -1)
+				     "<table> or address after mail-from") ==
+			    -1)
 				return -1;
 		} else if (crit == &m->helo) {
 			if (get_crit(p, crit, 0,
-			    "<table> or name after helo") == -1)
+				     "<table> or name after helo") == -1)
 				return -1;
 		}
 	}
@@ -2174,7 +2217,7 @@ parse_match(struct parser *p, const char *keyword, int line)
 		return 0;
 	}
 	if (get_string(p, m->action_name, sizeof(m->action_name),
-	    "action name") == -1)
+		       "action name") == -1)
 		return -1;
 	if ((r = add_ref(p, REF_ACTION, line, m->action_name)) == NULL)
 		return -1;
@@ -2187,30 +2230,30 @@ parse_match(struct parser *p, const char *keyword, int line)
  */
 
 static const struct {
-	const char	*keyword;
-	int		(*parse)(struct parser *, const char *, int);
+	const char *keyword;
+	int (*parse)(struct parser *, const char *, int);
 } statements[] = {
-	{ "action", parse_action },
-	{ "bounce", parse_option },
-	{ "hostname", parse_hostname_statement },
-	{ "listen", parse_listen },
-	{ "mailname", parse_hostname_statement },
-	{ "match", parse_match },
-	{ "mda", parse_option },
-	{ "mta", parse_option },
-	{ "pki", parse_pki },
-	{ "queue", parse_option },
-	{ "resolver", parse_resolver },
-	{ "smtp", parse_option },
-	{ "socket", parse_path_statement },
-	{ "spool", parse_path_statement },
-	{ "table", parse_table },
+    {"action", parse_action},
+    {"bounce", parse_option},
+    {"hostname", parse_hostname_statement},
+    {"listen", parse_listen},
+    {"mailname", parse_hostname_statement},
+    {"match", parse_match},
+    {"mda", parse_option},
+    {"mta", parse_option},
+    {"pki", parse_pki},
+    {"queue", parse_option},
+    {"resolver", parse_resolver},
+    {"smtp", parse_option},
+    {"socket", parse_path_statement},
+    {"spool", parse_path_statement},
+    {"table", parse_table},
 };
 
 static int
 parse_statement(struct parser *p, struct token *t)
 {
-	size_t	i;
+	size_t i;
 
 	if (t->type != TOK_WORD)
 		return syntax_error(p, t);
@@ -2222,7 +2265,7 @@ parse_statement(struct parser *p, struct token *t)
 	for (i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
 		if (strcmp(t->text, statements[i].keyword) == 0) {
 			if (statements[i].parse(p, statements[i].keyword,
-			    t->line) == -1)
+						t->line) == -1)
 				return -1;
 			return expect_end(p);
 		}
@@ -2233,14 +2276,14 @@ parse_statement(struct parser *p, struct token *t)
 static int
 resolve_refs(struct parser *p)
 {
-	struct smtpd_config	*conf = p->conf;
-	struct listener		*l;
-	struct table		*table;
-	struct pki		*pki;
-	struct ref		*r;
-	const char		*host;
-	size_t			 i;
-	int			 j;
+	struct smtpd_config *conf = p->conf;
+	struct listener *l;
+	struct table *table;
+	struct pki *pki;
+	struct ref *r;
+	const char *host;
+	size_t i;
+	int j;
 
 	for (i = 0; i < p->nrefs; i++) {
 		r = &p->refs[i];
@@ -2249,27 +2292,34 @@ resolve_refs(struct parser *p)
 		case REF_TABLE_MAPPING:
 			if ((table = config_find_table(conf, r->name)) == NULL)
 				return parse_error(p, r->line,
-				    "no table \"%s\" defined", r->name);
+						   "no table \"%s\" defined",
+						   r->name);
 			if (r->kind == REF_TABLE_MAPPING &&
 			    table->backend == TABLE_INLINE &&
 			    table->nentries > 0 && !table->is_mapping)
-				return parse_error(p, r->line,
+				return parse_error(
+				    p, r->line,
 				    "table \"%s\" must be a key = value "
-				    "mapping here", r->name);
+				    "mapping here",
+				    r->name);
 			break;
 		case REF_PKI:
 			if (config_find_pki(conf, r->name) == NULL)
 				return parse_error(p, r->line,
-				    "no pki \"%s\" defined", r->name);
+						   "no pki \"%s\" defined",
+						   r->name);
 			break;
 		case REF_LISTENER_TLS:
 			host = r->name[0] != '\0' ? r->name : conf->hostname;
 			if ((pki = config_find_pki(conf, host)) == NULL)
-				return parse_error(p, r->line,
+				return parse_error(
+				    p, r->line,
 				    "tls requires a pki: no \"pki\" option "
-				    "and no pki \"%s\" defined", host);
-			for (l = r->listener, j = 0; l != NULL &&
-			    j < r->nlisteners; l = TAILQ_NEXT(l, entry), j++)
+				    "and no pki \"%s\" defined",
+				    host);
+			for (l = r->listener, j = 0;
+			     l != NULL && j < r->nlisteners;
+			     l = TAILQ_NEXT(l, entry), j++)
 				memcpy(l->pki, pki->name, sizeof(l->pki));
 			break;
 		case REF_PKI_COMPLETE:
@@ -2277,16 +2327,19 @@ resolve_refs(struct parser *p)
 				break;
 			if (pki->cert_file[0] == '\0')
 				return parse_error(p, r->line,
-				    "pki \"%s\" has no cert", r->name);
+						   "pki \"%s\" has no cert",
+						   r->name);
 			if (pki->key_file[0] == '\0')
 				return parse_error(p, r->line,
-				    "pki \"%s\" has no key", r->name);
+						   "pki \"%s\" has no key",
+						   r->name);
 			break;
 		case REF_ACTION:
 			r->match->action = config_find_action(conf, r->name);
 			if (r->match->action == NULL)
 				return parse_error(p, r->line,
-				    "no action \"%s\" defined", r->name);
+						   "no action \"%s\" defined",
+						   r->name);
 			break;
 		}
 	}
@@ -2297,9 +2350,9 @@ resolve_refs(struct parser *p)
 static void
 read_mailname(char *dst, size_t dstsz)
 {
-	char	 line[CONF_HOST_MAX + 2];
-	FILE	*fp;
-	size_t	 len;
+	char line[CONF_HOST_MAX + 2];
+	FILE *fp;
+	size_t len;
 
 	if ((fp = fopen(MAILNAME_FILE, "re")) == NULL)
 		return;
@@ -2318,14 +2371,13 @@ config_finish(struct smtpd_config *conf)
 	if (conf->mailname[0] == '\0')
 		read_mailname(conf->mailname, sizeof(conf->mailname));
 	if (conf->mailname[0] == '\0')
-		memcpy(conf->mailname, conf->hostname,
-		    sizeof(conf->mailname));
+		memcpy(conf->mailname, conf->hostname, sizeof(conf->mailname));
 }
 
 static struct smtpd_config *
 config_new(void)
 {
-	struct smtpd_config	*conf;
+	struct smtpd_config *conf;
 
 	if ((conf = calloc(1, sizeof(*conf))) == NULL)
 		return NULL;
@@ -2336,7 +2388,7 @@ config_new(void)
 	TAILQ_INIT(&conf->matches);
 	memcpy(conf->spool, SMTPD_SPOOL_DEFAULT, sizeof(SMTPD_SPOOL_DEFAULT));
 	memcpy(conf->socket, SMTPD_SOCKET_DEFAULT,
-	    sizeof(SMTPD_SOCKET_DEFAULT));
+	       sizeof(SMTPD_SOCKET_DEFAULT));
 	if (gethostname(conf->hostname, sizeof(conf->hostname) - 1) == -1)
 		conf->hostname[0] = '\0';
 	conf->hostname[sizeof(conf->hostname) - 1] = '\0';
@@ -2370,7 +2422,7 @@ config_new(void)
 struct smtpd_config *
 config_default(void)
 {
-	struct smtpd_config	*conf;
+	struct smtpd_config *conf;
 
 	if ((conf = config_new()) == NULL)
 		return NULL;
@@ -2382,8 +2434,8 @@ config_default(void)
 static char *
 read_all(FILE *fp, size_t *lenp, const char **why)
 {
-	char	*buf = NULL, *nbuf;
-	size_t	 len = 0, cap = 0, n;
+	char *buf = NULL, *nbuf;
+	size_t len = 0, cap = 0, n;
 
 	for (;;) {
 		if (cap - len < 4096) {
@@ -2422,7 +2474,7 @@ read_all(FILE *fp, size_t *lenp, const char **why)
 static void
 parser_cleanup(struct parser *p)
 {
-	struct macro	*m;
+	struct macro *m;
 
 	while ((m = p->macros) != NULL) {
 		p->macros = m->next;
@@ -2438,12 +2490,12 @@ parser_cleanup(struct parser *p)
 struct smtpd_config *
 config_parse_file(FILE *fp, const char *name, char *err, size_t errlen)
 {
-	struct parser		 p;
-	struct token		*t;
-	struct smtpd_config	*conf;
-	const char		*why = NULL;
-	char			*buf;
-	size_t			 len;
+	struct parser p;
+	struct token *t;
+	struct smtpd_config *conf;
+	const char *why = NULL;
+	char *buf;
+	size_t len;
 
 	memset(&p, 0, sizeof(p));
 	p.file = name != NULL ? name : "(config)";
@@ -2496,15 +2548,15 @@ config_parse_file(FILE *fp, const char *name, char *err, size_t errlen)
 struct smtpd_config *
 config_parse(const char *path, char *err, size_t errlen)
 {
-	struct smtpd_config	*conf;
-	FILE			*fp;
+	struct smtpd_config *conf;
+	FILE *fp;
 
 	if (path == NULL)
 		path = SMTPD_CONF_DEFAULT;
 	if ((fp = fopen(path, "re")) == NULL) {
 		if (err != NULL && errlen > 0)
 			snprintf(err, errlen, "%s:0: %s", path,
-			    strerror(errno));
+				 strerror(errno));
 		return NULL;
 	}
 	conf = config_parse_file(fp, path, err, errlen);
@@ -2515,12 +2567,12 @@ config_parse(const char *path, char *err, size_t errlen)
 void
 config_free(struct smtpd_config *conf)
 {
-	struct table	*table;
-	struct pki	*pki;
-	struct listener	*l;
-	struct action	*a;
-	struct match	*m;
-	size_t		 i;
+	struct table *table;
+	struct pki *pki;
+	struct listener *l;
+	struct action *a;
+	struct match *m;
+	size_t i;
 
 	if (conf == NULL)
 		return;
@@ -2555,32 +2607,32 @@ config_free(struct smtpd_config *conf)
 struct table *
 config_find_table(const struct smtpd_config *conf, const char *name)
 {
-	struct table	*table;
+	struct table *table;
 
 	TAILQ_FOREACH(table, &conf->tables, entry)
-		if (strcmp(table->name, name) == 0)
-			return table;
+	if (strcmp(table->name, name) == 0)
+		return table;
 	return NULL;
 }
 
 struct action *
 config_find_action(const struct smtpd_config *conf, const char *name)
 {
-	struct action	*a;
+	struct action *a;
 
 	TAILQ_FOREACH(a, &conf->actions, entry)
-		if (strcmp(a->name, name) == 0)
-			return a;
+	if (strcmp(a->name, name) == 0)
+		return a;
 	return NULL;
 }
 
 struct pki *
 config_find_pki(const struct smtpd_config *conf, const char *name)
 {
-	struct pki	*pki;
+	struct pki *pki;
 
 	TAILQ_FOREACH(pki, &conf->pkis, entry)
-		if (strcmp(pki->name, name) == 0)
-			return pki;
+	if (strcmp(pki->name, name) == 0)
+		return pki;
 	return NULL;
 }

@@ -16,24 +16,24 @@
 
 #include "config.h"
 
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-#define CHECK(cond)							\
-	do {								\
-		if (!(cond)) {						\
-			fprintf(stderr, "fuzz_parse: %s:%d: %s\n",	\
-			    __FILE__, __LINE__, #cond);			\
-			abort();					\
-		}							\
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "fuzz_parse: %s:%d: %s\n", __FILE__,   \
+				__LINE__, #cond);                              \
+			abort();                                               \
+		}                                                              \
 	} while (0)
 
 /* A fixed-size field must hold its terminator. */
-#define TERMINATED(field)	CHECK(memchr(field, '\0', sizeof(field)) != NULL)
+#define TERMINATED(field) CHECK(memchr(field, '\0', sizeof(field)) != NULL)
 
 static void
 check_error(const char *err)
 {
-	const char	*c;
+	const char *c;
 
 	CHECK(strncmp(err, "fuzz:", 5) == 0);
 	c = err + 5;
@@ -48,19 +48,20 @@ check_error(const char *err)
 static void
 check_config(const struct smtpd_config *conf)
 {
-	const struct table	*t;
-	const struct pki	*pki;
-	const struct listener	*l;
-	const struct action	*a;
-	const struct match	*m;
-	size_t			 i;
+	const struct table *t;
+	const struct pki *pki;
+	const struct listener *l;
+	const struct action *a;
+	const struct match *m;
+	size_t i;
 
 	TERMINATED(conf->spool);
 	TERMINATED(conf->socket);
 	TERMINATED(conf->hostname);
 	TERMINATED(conf->mailname);
 	CHECK(conf->spool[0] == '/' && conf->socket[0] == '/');
-	TAILQ_FOREACH(t, &conf->tables, entry) {
+	TAILQ_FOREACH(t, &conf->tables, entry)
+	{
 		TERMINATED(t->name);
 		CHECK(config_find_table(conf, t->name) == t);
 		for (i = 0; i < t->nentries; i++) {
@@ -69,19 +70,22 @@ check_config(const struct smtpd_config *conf)
 		}
 	}
 	TAILQ_FOREACH(pki, &conf->pkis, entry)
-		CHECK(pki->cert_file[0] == '/' && pki->key_file[0] == '/');
-	TAILQ_FOREACH(l, &conf->listeners, entry) {
+	CHECK(pki->cert_file[0] == '/' && pki->key_file[0] == '/');
+	TAILQ_FOREACH(l, &conf->listeners, entry)
+	{
 		CHECK(l->port != 0);
-		CHECK(l->ss.ss_family == AF_INET || l->ss.ss_family == AF_INET6);
+		CHECK(l->ss.ss_family == AF_INET ||
+		      l->ss.ss_family == AF_INET6);
 		if (l->tls != LISTEN_TLS_NONE)
 			CHECK(config_find_pki(conf, l->pki) != NULL);
 		if (l->auth_table[0] != '\0')
 			CHECK(config_find_table(conf, l->auth_table) != NULL);
 		if (l->senders_checked)
 			CHECK(config_find_table(conf, l->senders_table) !=
-			    NULL);
+			      NULL);
 	}
-	TAILQ_FOREACH(a, &conf->actions, entry) {
+	TAILQ_FOREACH(a, &conf->actions, entry)
+	{
 		TERMINATED(a->path);
 		CHECK(config_find_action(conf, a->name) == a);
 		CHECK(a->alias_table[0] == '\0' || a->virtual_table[0] == '\0');
@@ -90,28 +94,29 @@ check_config(const struct smtpd_config *conf)
 		if (a->relay_auth_table[0] != '\0')
 			CHECK(a->relay_host[0] != '\0');
 	}
-	TAILQ_FOREACH(m, &conf->matches, entry) {
+	TAILQ_FOREACH(m, &conf->matches, entry)
+	{
 		CHECK(m->line > 0);
 		if (m->reject)
 			CHECK(m->action == NULL);
 		else
 			CHECK(m->action != NULL &&
-			    strcmp(m->action->name, m->action_name) == 0);
+			      strcmp(m->action->name, m->action_name) == 0);
 		if (m->for_crit.is_table)
 			CHECK(config_find_table(conf, m->for_crit.value) !=
-			    NULL);
+			      NULL);
 		if (m->from_crit.is_table)
 			CHECK(config_find_table(conf, m->from_crit.value) !=
-			    NULL);
+			      NULL);
 	}
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct smtpd_config	*conf;
-	char			 err[1024];
-	FILE			*fp;
+	struct smtpd_config *conf;
+	char err[1024];
+	FILE *fp;
 
 	/* fmemopen() refuses an empty buffer on some libcs */
 	if (size == 0)

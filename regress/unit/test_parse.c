@@ -21,19 +21,19 @@
 
 #include "config.h"
 
-#define MB	(1024LL * 1024)
+#define MB (1024LL * 1024)
 
 /* The name of the file the last parse_text() call wrote. */
-static char	last_path[64];
+static char last_path[64];
 
 /* Write `text' to a fresh temporary file and parse it. */
 static struct smtpd_config *
 parse_text(const char *text, char *err, size_t errlen)
 {
-	struct smtpd_config	*conf;
-	size_t			 len = strlen(text), off = 0;
-	ssize_t			 n;
-	int			 fd;
+	struct smtpd_config *conf;
+	size_t len = strlen(text), off = 0;
+	ssize_t n;
+	int fd;
 
 	snprintf(last_path, sizeof(last_path), "/tmp/test_parse.XXXXXX");
 	fd = mkstemp(last_path);
@@ -53,8 +53,8 @@ parse_text(const char *text, char *err, size_t errlen)
 static struct smtpd_config *
 parse_ok(const char *text)
 {
-	struct smtpd_config	*conf;
-	char			 err[512] = "";
+	struct smtpd_config *conf;
+	char err[512] = "";
 
 	conf = parse_text(text, err, sizeof(err));
 	if (conf == NULL)
@@ -66,8 +66,8 @@ parse_ok(const char *text)
 static void
 expect_error(const char *text, int line, const char *message)
 {
-	struct smtpd_config	*conf;
-	char			 err[512] = "", want[512];
+	struct smtpd_config *conf;
+	char err[512] = "", want[512];
 
 	conf = parse_text(text, err, sizeof(err));
 	if (conf != NULL) {
@@ -82,11 +82,11 @@ expect_error(const char *text, int line, const char *message)
 static struct listener *
 nth_listener(struct smtpd_config *conf, int n)
 {
-	struct listener	*l;
+	struct listener *l;
 
 	TAILQ_FOREACH(l, &conf->listeners, entry)
-		if (n-- == 0)
-			return l;
+	if (n-- == 0)
+		return l;
 	fail_msg("no listener %d", n);
 	return NULL;
 }
@@ -94,11 +94,11 @@ nth_listener(struct smtpd_config *conf, int n)
 static struct match *
 nth_match(struct smtpd_config *conf, int n)
 {
-	struct match	*m;
+	struct match *m;
 
 	TAILQ_FOREACH(m, &conf->matches, entry)
-		if (n-- == 0)
-			return m;
+	if (n-- == 0)
+		return m;
 	fail_msg("no match %d", n);
 	return NULL;
 }
@@ -106,21 +106,21 @@ nth_match(struct smtpd_config *conf, int n)
 static int
 count_listeners(struct smtpd_config *conf)
 {
-	struct listener	*l;
-	int		 n = 0;
+	struct listener *l;
+	int n = 0;
 
 	TAILQ_FOREACH(l, &conf->listeners, entry)
-		n++;
+	n++;
 	return n;
 }
 
 static void
 assert_addr(const struct listener *l, int family, const char *addr,
-    uint16_t port)
+	    uint16_t port)
 {
-	const struct sockaddr_in	*sin;
-	const struct sockaddr_in6	*sin6;
-	char				 buf[INET6_ADDRSTRLEN];
+	const struct sockaddr_in *sin;
+	const struct sockaddr_in6 *sin6;
+	char buf[INET6_ADDRSTRLEN];
 
 	assert_int_equal(l->ss.ss_family, family);
 	assert_int_equal(l->port, port);
@@ -141,9 +141,9 @@ assert_addr(const struct listener *l, int family, const char *addr,
 static void
 test_example(void **state)
 {
-	struct smtpd_config	*conf;
-	struct action		*local, *spool;
-	struct match		*m;
+	struct smtpd_config *conf;
+	struct action *local, *spool;
+	struct match *m;
 
 	(void)state;
 	conf = parse_ok(
@@ -199,7 +199,7 @@ test_example(void **state)
 static void
 check_defaults(const struct smtpd_config *conf)
 {
-	char	host[256] = "";
+	char host[256] = "";
 
 	assert_string_equal(conf->spool, "/var/spool/smtpd");
 	assert_string_equal(conf->socket, "/var/run/smtpd.sock");
@@ -236,7 +236,7 @@ check_defaults(const struct smtpd_config *conf)
 static void
 test_defaults(void **state)
 {
-	struct smtpd_config	*conf;
+	struct smtpd_config *conf;
 
 	(void)state;
 	conf = config_default();
@@ -258,14 +258,13 @@ test_defaults(void **state)
 static void
 test_globals(void **state)
 {
-	struct smtpd_config	*conf;
+	struct smtpd_config *conf;
 
 	(void)state;
-	conf = parse_ok(
-	    "spool /var/spool/other\n"
-	    "socket '/run/smtpd.sock'\n"
-	    "hostname mx1.example.org\n"
-	    "mailname example.org\n");
+	conf = parse_ok("spool /var/spool/other\n"
+			"socket '/run/smtpd.sock'\n"
+			"hostname mx1.example.org\n"
+			"mailname example.org\n");
 	assert_string_equal(conf->spool, "/var/spool/other");
 	assert_string_equal(conf->socket, "/run/smtpd.sock");
 	assert_string_equal(conf->hostname, "mx1.example.org");
@@ -283,21 +282,20 @@ test_globals(void **state)
 static void
 test_smtp_options(void **state)
 {
-	struct smtpd_config	*conf;
+	struct smtpd_config *conf;
 
 	(void)state;
-	conf = parse_ok(
-	    "smtp workers 0\n"
-	    "smtp max-message-size 512k\n"
-	    "smtp max-rcpt 50\n"
-	    "smtp max-line 2048\n"
-	    "smtp max-sessions 500\n"
-	    "smtp max-sessions-per-ip 7\n"
-	    "smtp max-messages 3\n"
-	    "smtp vrfy no\n"
-	    "smtp expn no\n"
-	    "smtp timeout 30s\n"
-	    "smtp data-timeout 2m\n");
+	conf = parse_ok("smtp workers 0\n"
+			"smtp max-message-size 512k\n"
+			"smtp max-rcpt 50\n"
+			"smtp max-line 2048\n"
+			"smtp max-sessions 500\n"
+			"smtp max-sessions-per-ip 7\n"
+			"smtp max-messages 3\n"
+			"smtp vrfy no\n"
+			"smtp expn no\n"
+			"smtp timeout 30s\n"
+			"smtp data-timeout 2m\n");
 	assert_int_equal(conf->smtp_workers, 0);
 	assert_int_equal(conf->max_message_size, 512 * 1024);
 	assert_int_equal(conf->max_rcpt, 50);
@@ -311,12 +309,11 @@ test_smtp_options(void **state)
 	assert_int_equal(conf->timeout_data, 120);
 	config_free(conf);
 
-	conf = parse_ok(
-	    "smtp vrfy yes\n"
-	    "smtp expn yes\n"
-	    "smtp max-message-size 35000000\n"
-	    "smtp timeout 90\n"
-	    "smtp max-message-size 1G\n");	/* the last one wins */
+	conf = parse_ok("smtp vrfy yes\n"
+			"smtp expn yes\n"
+			"smtp max-message-size 35000000\n"
+			"smtp timeout 90\n"
+			"smtp max-message-size 1G\n"); /* the last one wins */
 	assert_int_equal(conf->vrfy, 1);
 	assert_int_equal(conf->expn, 1);
 	assert_int_equal(conf->timeout_cmd, 90);
@@ -327,17 +324,16 @@ test_smtp_options(void **state)
 static void
 test_queue_options(void **state)
 {
-	struct smtpd_config	*conf;
+	struct smtpd_config *conf;
 
 	(void)state;
-	conf = parse_ok(
-	    "queue ttl 5d\n"
-	    "bounce warn-interval 2h\n"
-	    "queue retry-local 30s\n"
-	    "queue retry-remote 10m\n"
-	    "queue max-inflight 42\n"
-	    "mda max-processes 8\n"
-	    "mta max-conn-per-host 3\n");
+	conf = parse_ok("queue ttl 5d\n"
+			"bounce warn-interval 2h\n"
+			"queue retry-local 30s\n"
+			"queue retry-remote 10m\n"
+			"queue max-inflight 42\n"
+			"mda max-processes 8\n"
+			"mta max-conn-per-host 3\n");
 	assert_int_equal(conf->queue_ttl, 5 * 86400);
 	assert_int_equal(conf->bounce_warn, 2 * 3600);
 	assert_int_equal(conf->retry_local, 30);
@@ -355,7 +351,7 @@ test_queue_options(void **state)
 static void
 test_resolver(void **state)
 {
-	struct smtpd_config	*conf;
+	struct smtpd_config *conf;
 
 	(void)state;
 	conf = parse_ok("resolver 127.0.0.53\n");
@@ -372,15 +368,14 @@ test_resolver(void **state)
 static void
 test_pki(void **state)
 {
-	struct smtpd_config	*conf;
-	struct pki		*pki;
+	struct smtpd_config *conf;
+	struct pki *pki;
 
 	(void)state;
-	conf = parse_ok(
-	    "pki mx.example.org cert \"/etc/ssl/mx.crt\"\n"
-	    "pki mx.example.org key \"/etc/ssl/private/mx.key\"\n"
-	    "pki other key /k\n"
-	    "pki other cert /c\n");
+	conf = parse_ok("pki mx.example.org cert \"/etc/ssl/mx.crt\"\n"
+			"pki mx.example.org key \"/etc/ssl/private/mx.key\"\n"
+			"pki other key /k\n"
+			"pki other cert /c\n");
 	pki = config_find_pki(conf, "mx.example.org");
 	assert_non_null(pki);
 	assert_string_equal(pki->cert_file, "/etc/ssl/mx.crt");
@@ -396,22 +391,22 @@ test_pki(void **state)
 static void
 test_tables(void **state)
 {
-	struct smtpd_config	*conf;
-	struct table		*t;
+	struct smtpd_config *conf;
+	struct table *t;
 
 	(void)state;
-	conf = parse_ok(
-	    "table aliases file:/etc/mail/aliases\n"
-	    "table vdom db:/etc/mail/vdom.db\n"
-	    "table plain \"/etc/mail/plain\"\n"
-	    "table list { a.example, \"b example\", c }\n"
-	    "table map { joe = \"joe@example.org\", \"k 2\" = v2 }\n"
-	    "table multi {\n"
-	    "    one,\n"
-	    "    two\n"
-	    "    three\n"
-	    "}\n"
-	    "table empty { }\n");
+	conf =
+	    parse_ok("table aliases file:/etc/mail/aliases\n"
+		     "table vdom db:/etc/mail/vdom.db\n"
+		     "table plain \"/etc/mail/plain\"\n"
+		     "table list { a.example, \"b example\", c }\n"
+		     "table map { joe = \"joe@example.org\", \"k 2\" = v2 }\n"
+		     "table multi {\n"
+		     "    one,\n"
+		     "    two\n"
+		     "    three\n"
+		     "}\n"
+		     "table empty { }\n");
 	t = config_find_table(conf, "aliases");
 	assert_non_null(t);
 	assert_int_equal(t->backend, TABLE_FILE);
@@ -453,11 +448,11 @@ test_tables(void **state)
 static void
 test_table_large(void **state)
 {
-	struct smtpd_config	*conf;
-	struct table		*t;
-	char			*text;
-	size_t			 off;
-	int			 i;
+	struct smtpd_config *conf;
+	struct table *t;
+	char *text;
+	size_t off;
+	int i;
 
 	(void)state;
 	text = malloc(64 * 1024);
@@ -465,7 +460,7 @@ test_table_large(void **state)
 	off = (size_t)sprintf(text, "table big {");
 	for (i = 0; i < 1000; i++)
 		off += (size_t)sprintf(text + off, "%sk%d = v%d",
-		    i ? ", " : " ", i, i);
+				       i ? ", " : " ", i, i);
 	sprintf(text + off, " }\n");
 	conf = parse_ok(text);
 	t = config_find_table(conf, "big");
@@ -479,20 +474,19 @@ test_table_large(void **state)
 static void
 test_listen(void **state)
 {
-	struct smtpd_config	*conf;
-	struct listener		*l;
+	struct smtpd_config *conf;
+	struct listener *l;
 
 	(void)state;
-	conf = parse_ok(
-	    "listen on localhost\n"				/* 0, 1 */
-	    "listen on any port 2526\n"				/* 2, 3 */
-	    "listen on ::1 port 2527\n"				/* 4 */
-	    "listen on all inet4 port 2528\n"			/* 5 */
-	    "listen on localhost inet6 port 2529\n"		/* 6 */
-	    "listen on 192.0.2.1 submission\n"			/* 7 */
-	    "listen on 192.0.2.2 port 587 tag MSA\n"		/* 8 */
-	    "listen on 192.0.2.3 check-sender-domain hostname "
-	    "mx.example.org\n");				/* 9 */
+	conf = parse_ok("listen on localhost\n"			 /* 0, 1 */
+			"listen on any port 2526\n"		 /* 2, 3 */
+			"listen on ::1 port 2527\n"		 /* 4 */
+			"listen on all inet4 port 2528\n"	 /* 5 */
+			"listen on localhost inet6 port 2529\n"	 /* 6 */
+			"listen on 192.0.2.1 submission\n"	 /* 7 */
+			"listen on 192.0.2.2 port 587 tag MSA\n" /* 8 */
+			"listen on 192.0.2.3 check-sender-domain hostname "
+			"mx.example.org\n"); /* 9 */
 	assert_int_equal(count_listeners(conf), 10);
 	assert_addr(nth_listener(conf, 0), AF_INET, "127.0.0.1", 25);
 	assert_addr(nth_listener(conf, 1), AF_INET6, "::1", 25);
@@ -527,8 +521,8 @@ test_listen(void **state)
 static void
 test_listen_tls_auth(void **state)
 {
-	struct smtpd_config	*conf;
-	struct listener		*l;
+	struct smtpd_config *conf;
+	struct listener *l;
 
 	(void)state;
 	conf = parse_ok(
@@ -574,8 +568,8 @@ test_listen_tls_auth(void **state)
 static void
 test_actions(void **state)
 {
-	struct smtpd_config	*conf;
-	struct action		*a;
+	struct smtpd_config *conf;
+	struct action *a;
 
 	(void)state;
 	conf = parse_ok(
@@ -632,7 +626,7 @@ test_actions(void **state)
 	assert_int_equal(a->relay_tls, RELAY_TLS_OPPORTUNISTIC);
 	a = config_find_action(conf, "smart");
 	assert_string_equal(a->relay_host,
-	    "smtp+tls://label@smtp.example.org:587");
+			    "smtp+tls://label@smtp.example.org:587");
 	assert_string_equal(a->relay_auth_table, "creds");
 	assert_string_equal(a->helo, "mx.example.org");
 	assert_string_equal(a->relay_src, "192.0.2.1");
@@ -656,9 +650,9 @@ test_actions(void **state)
 static void
 test_match(void **state)
 {
-	struct smtpd_config	*conf;
-	struct match		*m;
-	struct action		*a;
+	struct smtpd_config *conf;
+	struct match *m;
+	struct action *a;
 
 	(void)state;
 	conf = parse_ok(
@@ -690,7 +684,7 @@ test_match(void **state)
 
 	m = nth_match(conf, 0);
 	assert_int_equal(m->line, 9);
-	assert_int_equal(m->from, MATCH_FROM_LOCAL);	/* default */
+	assert_int_equal(m->from, MATCH_FROM_LOCAL); /* default */
 	assert_false(m->from_crit.set);
 	assert_int_equal(m->for_, MATCH_FOR_LOCAL);
 	assert_true(m->for_crit.set);
@@ -772,22 +766,21 @@ test_match(void **state)
 static void
 test_lexer(void **state)
 {
-	struct smtpd_config	*conf;
-	struct table		*t;
+	struct smtpd_config *conf;
+	struct table *t;
 
 	(void)state;
-	conf = parse_ok(
-	    "# comment\n"
-	    "spool \"/a b/\\\"q\\\"\\\\\"   # trailing comment\n"
-	    "hostname \\\n"
-	    "    mx.example.org\n"
-	    "table t { 'single', \"x#y\", \"line\\\n"
-	    "continued\" }\r\n"
-	    "smtp max-rcpt\t\t77 \r\n"
-	    "action \"a\" mbox\n"
-	    "match from any \\\n"
-	    "  for any \\\n"
-	    "  action \"a\"");			/* no final newline */
+	conf = parse_ok("# comment\n"
+			"spool \"/a b/\\\"q\\\"\\\\\"   # trailing comment\n"
+			"hostname \\\n"
+			"    mx.example.org\n"
+			"table t { 'single', \"x#y\", \"line\\\n"
+			"continued\" }\r\n"
+			"smtp max-rcpt\t\t77 \r\n"
+			"action \"a\" mbox\n"
+			"match from any \\\n"
+			"  for any \\\n"
+			"  action \"a\""); /* no final newline */
 	assert_string_equal(conf->spool, "/a b/\"q\"\\");
 	assert_string_equal(conf->hostname, "mx.example.org");
 	t = config_find_table(conf, "t");
@@ -803,18 +796,17 @@ test_lexer(void **state)
 static void
 test_macros(void **state)
 {
-	struct smtpd_config	*conf;
+	struct smtpd_config *conf;
 
 	(void)state;
-	conf = parse_ok(
-	    "lan_addr = \"127.0.0.1\"\n"
-	    "size=20M\n"
-	    "name = \"mx.example.org\"\n"
-	    "name = \"mx2.example.org\"\n"	/* redefinition wins */
-	    "listen on $lan_addr port 2525\n"
-	    "smtp max-message-size $size\n"
-	    "hostname $name\n"
-	    "spool \"/$not_expanded\"\n");
+	conf = parse_ok("lan_addr = \"127.0.0.1\"\n"
+			"size=20M\n"
+			"name = \"mx.example.org\"\n"
+			"name = \"mx2.example.org\"\n" /* redefinition wins */
+			"listen on $lan_addr port 2525\n"
+			"smtp max-message-size $size\n"
+			"hostname $name\n"
+			"spool \"/$not_expanded\"\n");
 	assert_addr(nth_listener(conf, 0), AF_INET, "127.0.0.1", 2525);
 	assert_int_equal(conf->max_message_size, 20 * MB);
 	assert_string_equal(conf->hostname, "mx2.example.org");
@@ -825,10 +817,10 @@ test_macros(void **state)
 static void
 test_parse_file(void **state)
 {
-	static const char	 text[] = "smtp max-rcpt 12\nfoo\n";
-	struct smtpd_config	*conf;
-	char			 err[256];
-	FILE			*fp;
+	static const char text[] = "smtp max-rcpt 12\nfoo\n";
+	struct smtpd_config *conf;
+	char err[256];
+	FILE *fp;
 
 	(void)state;
 	fp = fmemopen((void *)(uintptr_t)text, strlen(text) - 4, "r");
@@ -857,63 +849,63 @@ test_parse_file(void **state)
 static void
 test_errors(void **state)
 {
-	char	long_path[2100], text[2200];
+	char long_path[2100], text[2200];
 
 	(void)state;
 	expect_error("foo bar\n", 1, "syntax error near \"foo\"");
 	expect_error("\n\n# c\nspool /x\nbogus\n", 5,
-	    "syntax error near \"bogus\"");
+		     "syntax error near \"bogus\"");
 	expect_error("action \"x\" foo\n", 1, "unknown action \"foo\"");
 	expect_error("action a mbox\n\nmatch from any for any action "
-	    "\"nope\"\n", 3, "no action \"nope\" defined");
+		     "\"nope\"\n",
+		     3, "no action \"nope\" defined");
 	expect_error("table t { a }\ntable t { b }\n", 2,
-	    "table \"t\" already defined");
+		     "table \"t\" already defined");
 	expect_error("action a mbox\naction a mbox\n", 2,
-	    "action \"a\" already defined");
+		     "action \"a\" already defined");
 	expect_error("action a mbox alias <missing>\n", 1,
-	    "no table \"missing\" defined");
+		     "no table \"missing\" defined");
 	expect_error("action a mbox\nmatch from src <nets> action a\n", 2,
-	    "no table \"nets\" defined");
+		     "no table \"nets\" defined");
 	expect_error("hostname mx.example.org\nlisten on 127.0.0.1 tls\n", 2,
-	    "tls requires a pki");
+		     "tls requires a pki");
 	expect_error("listen on 127.0.0.1 smtps pki nope\n", 1,
-	    "no pki \"nope\" defined");
+		     "no pki \"nope\" defined");
 	expect_error("pki a cert /c\n", 1, "pki \"a\" has no key");
 	expect_error("pki a cert /c\npki a cert /d\n", 2,
-	    "pki \"a\": cert already specified");
+		     "pki \"a\": cert already specified");
 	expect_error("smtp max-rcpt 0\n", 1,
-	    "smtp max-rcpt must be between 1 and 100000");
+		     "smtp max-rcpt must be between 1 and 100000");
 	expect_error("smtp max-rcpt 99999999999999999999999\n", 1,
-	    "smtp max-rcpt must be between 1 and 100000");
+		     "smtp max-rcpt must be between 1 and 100000");
 	expect_error("smtp max-rcpt -1\n", 1,
-	    "invalid number \"-1\" for smtp max-rcpt");
+		     "invalid number \"-1\" for smtp max-rcpt");
 	expect_error("smtp max-message-size 10X\n", 1,
-	    "invalid size \"10X\" for smtp max-message-size");
+		     "invalid size \"10X\" for smtp max-message-size");
 	expect_error("smtp max-message-size 99999999999999G\n", 1,
-	    "smtp max-message-size must be between");
+		     "smtp max-message-size must be between");
 	expect_error("smtp timeout 5x\n", 1,
-	    "invalid duration \"5x\" for smtp timeout");
+		     "invalid duration \"5x\" for smtp timeout");
 	expect_error("smtp timeout 0\n", 1,
-	    "smtp timeout must be between 1 and 86400");
+		     "smtp timeout must be between 1 and 86400");
 	expect_error("smtp vrfy maybe\n", 1,
-	    "syntax error near \"maybe\", expected yes or no");
+		     "syntax error near \"maybe\", expected yes or no");
 	expect_error("smtp frobnicate 1\n", 1,
-	    "unknown smtp option \"frobnicate\"");
-	expect_error("smtp max-rcpt\n", 1,
-	    "missing number for smtp max-rcpt");
+		     "unknown smtp option \"frobnicate\"");
+	expect_error("smtp max-rcpt\n", 1, "missing number for smtp max-rcpt");
 	expect_error("listen on 127.0.0.1 port 70000\n", 1,
-	    "listen port must be between 1 and 65535");
+		     "listen port must be between 1 and 65535");
 	expect_error("listen on 127.0.0.1\nlisten on 127.0.0.1\n", 2,
-	    "duplicate listener on 127.0.0.1 port 25");
+		     "duplicate listener on 127.0.0.1 port 25");
 	expect_error("listen on 300.1.1.1\n", 1,
-	    "unknown interface or address \"300.1.1.1\"");
+		     "unknown interface or address \"300.1.1.1\"");
 	expect_error("listen on ::1 inet4\n", 1, "::1 is not an inet4");
 	expect_error("listen on lo port 25 port 26\n", 1,
-	    "listen option \"port\" given twice");
+		     "listen option \"port\" given twice");
 	expect_error("listen on lo tls smtps\n", 1,
-	    "only one of tls, tls-require and smtps");
+		     "only one of tls, tls-require and smtps");
 	expect_error("listen 127.0.0.1\n", 1,
-	    "syntax error near \"127.0.0.1\", expected \"on\"");
+		     "syntax error near \"127.0.0.1\", expected \"on\"");
 	expect_error("listen on lo frob\n", 1, "syntax error near \"frob\"");
 
 	memset(long_path, 'a', sizeof(long_path) - 1);
@@ -922,84 +914,87 @@ test_errors(void **state)
 	snprintf(text, sizeof(text), "\nspool \"%s\"\n", long_path);
 	expect_error(text, 2, "path for spool is too long");
 	expect_error("spool relative/path\n", 1,
-	    "spool must be an absolute path");
+		     "spool must be an absolute path");
 	expect_error("spool \"\"\n", 1, "path for spool must not be empty");
 
 	expect_error("\nspool \"/unterminated\n", 2,
-	    "unterminated quoted string");
+		     "unterminated quoted string");
 	expect_error("table t { a, b\n", 1, "table \"t\": missing \"}\"");
 	expect_error("table t { a, b = c }\n", 1,
-	    "table \"t\": cannot mix list entries");
+		     "table \"t\": cannot mix list entries");
 	expect_error("table t { a = 1, a = 2 }\n", 1,
-	    "table \"t\": duplicate key \"a\"");
+		     "table \"t\": duplicate key \"a\"");
 	expect_error("table t ldap:/x\n", 1, "unknown table source");
 	expect_error("table t file:relative\n", 1,
-	    "table \"t\": path must be absolute");
+		     "table \"t\": path must be absolute");
 	expect_error("table t { a }\naction a mbox alias <t>\n", 2,
-	    "table \"t\" must be a key = value mapping");
+		     "table \"t\" must be a key = value mapping");
 
 	expect_error("table a { x = y }\ntable v { x = y }\n"
-	    "action a mbox alias <a> virtual <v>\n", 3,
-	    "only one of alias and virtual");
-	expect_error("action r relay host \"http://example.org\"\n", 1,
+		     "action a mbox alias <a> virtual <v>\n",
+		     3, "only one of alias and virtual");
+	expect_error(
+	    "action r relay host \"http://example.org\"\n", 1,
 	    "invalid relay host \"http://example.org\": unknown scheme");
-	expect_error("action r relay host smtp://example.org:0\n", 1,
+	expect_error(
+	    "action r relay host smtp://example.org:0\n", 1,
 	    "invalid relay host \"smtp://example.org:0\": invalid port");
 	expect_error("action r relay host \"smtp://\"\n", 1,
-	    "invalid relay host \"smtp://\": missing host");
+		     "invalid relay host \"smtp://\": missing host");
 	expect_error("table c { a = b }\naction r relay auth <c>\n", 2,
-	    "relay auth requires a relay host");
+		     "relay auth requires a relay host");
 	expect_error("action r relay host smtps://a.example tls no\n", 1,
-	    "\"tls no\" contradicts");
+		     "\"tls no\" contradicts");
 	expect_error("action r relay alias <x>\n", 1,
-	    "\"alias\" is not valid for a relay action");
+		     "\"alias\" is not valid for a relay action");
 	expect_error("action r mbox host smtp://x\n", 1,
-	    "\"host\" is only valid for a relay action");
+		     "\"host\" is only valid for a relay action");
 	expect_error("action r mda\n", 1, "missing command after mda");
-	expect_error("action r lmtp relative\n", 1,
-	    "lmtp destination must be");
+	expect_error("action r lmtp relative\n", 1, "lmtp destination must be");
 
 	expect_error("action a mbox\nmatch from any for any\n", 2,
-	    "match rule needs \"action NAME\" or \"reject\"");
+		     "match rule needs \"action NAME\" or \"reject\"");
 	expect_error("action a mbox\nmatch from src \"10.0.0.0/33\" "
-	    "action a\n", 2, "invalid address \"10.0.0.0/33\" after src");
-	expect_error("action a mbox\nmatch from any from local action a\n",
-	    2, "match criterion \"from\" given twice");
+		     "action a\n",
+		     2, "invalid address \"10.0.0.0/33\" after src");
+	expect_error("action a mbox\nmatch from any from local action a\n", 2,
+		     "match criterion \"from\" given twice");
 	expect_error("action a mbox\nmatch from nowhere action a\n", 2,
-	    "unknown \"from\" criterion \"nowhere\"");
-	expect_error("action a mbox\nmatch ! action a\n", 2,
+		     "unknown \"from\" criterion \"nowhere\"");
+	expect_error(
+	    "action a mbox\nmatch ! action a\n", 2,
 	    "syntax error near \"action\", expected criterion after \"!\"");
-	expect_error("action a mbox\nmatch for domain action a\n", 2,
+	expect_error(
+	    "action a mbox\nmatch for domain action a\n", 2,
 	    "syntax error near \"action\", expected <table> or domain");
 	expect_error("action a mbox\nmatch for domain\n", 2,
-	    "missing <table> or domain after domain");
+		     "missing <table> or domain after domain");
 
 	expect_error("listen on $nope\n", 1, "macro \"nope\" not defined");
 	expect_error("1abc = \"x\"\n", 1, "invalid macro name \"1abc\"");
 	expect_error("hostname \"bad host\"\n", 1,
-	    "invalid hostname \"bad host\"");
+		     "invalid hostname \"bad host\"");
 	expect_error("resolver dns.example.org\n", 1,
-	    "resolver must be an IPv4 or IPv6 address");
+		     "resolver must be an IPv4 or IPv6 address");
 	expect_error("spool /x extra\n", 1, "syntax error near \"extra\"");
 	expect_error("spool /x\x01\n", 1, "invalid character 0x01");
 	expect_error("table t { a }\n\n\nmatch from src <t\n", 4,
-	    "invalid table reference");
+		     "invalid table reference");
 
 	/* errors after continuation lines are reported on the right line */
 	expect_error("smtp \\\n  max-rcpt \\\n  abc\n", 3,
-	    "invalid number \"abc\"");
+		     "invalid number \"abc\"");
 }
 
 static void
 test_missing_file(void **state)
 {
-	char	err[256];
+	char err[256];
 
 	(void)state;
-	assert_null(config_parse("/nonexistent/smtpd.conf", err,
-	    sizeof(err)));
-	assert_string_equal(err,
-	    "/nonexistent/smtpd.conf:0: No such file or directory");
+	assert_null(config_parse("/nonexistent/smtpd.conf", err, sizeof(err)));
+	assert_string_equal(
+	    err, "/nonexistent/smtpd.conf:0: No such file or directory");
 }
 
 static void
@@ -1027,7 +1022,7 @@ test_size(void **state)
 	assert_int_equal(config_parse_size("10X"), -1);
 	assert_int_equal(config_parse_size("10MM"), -1);
 	assert_int_equal(config_parse_size("9223372036854775807"),
-	    9223372036854775807LL);
+			 9223372036854775807LL);
 	assert_int_equal(config_parse_size("9223372036854775808"), -1);
 	assert_int_equal(config_parse_size("9999999999G"), -1);
 	assert_int_equal(config_parse_size(NULL), -1);
@@ -1059,26 +1054,26 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_example),
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_globals),
-		cmocka_unit_test(test_smtp_options),
-		cmocka_unit_test(test_queue_options),
-		cmocka_unit_test(test_resolver),
-		cmocka_unit_test(test_pki),
-		cmocka_unit_test(test_tables),
-		cmocka_unit_test(test_table_large),
-		cmocka_unit_test(test_listen),
-		cmocka_unit_test(test_listen_tls_auth),
-		cmocka_unit_test(test_actions),
-		cmocka_unit_test(test_match),
-		cmocka_unit_test(test_lexer),
-		cmocka_unit_test(test_macros),
-		cmocka_unit_test(test_parse_file),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_size),
-		cmocka_unit_test(test_duration),
+	    cmocka_unit_test(test_example),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_globals),
+	    cmocka_unit_test(test_smtp_options),
+	    cmocka_unit_test(test_queue_options),
+	    cmocka_unit_test(test_resolver),
+	    cmocka_unit_test(test_pki),
+	    cmocka_unit_test(test_tables),
+	    cmocka_unit_test(test_table_large),
+	    cmocka_unit_test(test_listen),
+	    cmocka_unit_test(test_listen_tls_auth),
+	    cmocka_unit_test(test_actions),
+	    cmocka_unit_test(test_match),
+	    cmocka_unit_test(test_lexer),
+	    cmocka_unit_test(test_macros),
+	    cmocka_unit_test(test_parse_file),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_size),
+	    cmocka_unit_test(test_duration),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
