@@ -113,7 +113,8 @@ lookup_main(struct proc_fds *f)
 		fatalx("event_base_new");
 	sandbox_enter(SANDBOX_LOOKUP);
 	mproc_init(&l_parent, f->parent, "parent", lookup_other_dispatch, NULL);
-	mproc_init(&l_queue, f->queue, "queue", lookup_other_dispatch, NULL);
+	/* the queue resolves bounce recipients like an smtp session */
+	mproc_init(&l_queue, f->queue, "queue", lookup_smtp_dispatch, NULL);
 	mproc_init(&l_mta, f->mta, "mta", lookup_other_dispatch, NULL);
 	for (i = 0; i < f->nsmtp; i++) {
 		snprintf(names[i], sizeof(names[i]), "smtp worker %d", i + 1);
