@@ -41,6 +41,7 @@ enum dest_type {
 #define EF_TLS			0x2000
 #define EF_WARNED		0x4000	/* delay DSN already sent */
 #define EF_PAUSED		0x8000	/* smtpctl pause envelope */
+#define EF_DOUBLE_BOUNCE	0x10000	/* a failed DSN, sent to postmaster */
 
 struct envelope {
 	uint64_t	 id;		/* msgid << 32 | random */

@@ -56,6 +56,7 @@ struct qenv {
 	struct qmsg		*msg;
 	struct envelope		 evp;
 	int			 inflight;
+	int			 bouncing;	/* kept until its DSN is queued */
 	int			 onlist;	/* 0, LIST_READY, LIST_WAIT */
 };
 
@@ -203,24 +204,15 @@ qmsg_free(struct qmsg *m)
 	free(m);
 }
 
-static void
-queue_create(int worker, const struct queue_msg_req *req)
+/* a new message directory and file in incoming/; NULL on failure */
+static struct qmsg *
+message_create(int worker, int *fdp)
 {
-	struct queue_msg_resp	 r;
-	struct qmsg		*m;
-	char			 name[9];
-	uint32_t		 msgid;
-	int			 dfd, fd = -1, tries;
+	struct qmsg	*m;
+	char		 name[9];
+	uint32_t	 msgid;
+	int		 dfd, fd, tries;
 
-	memset(&r, 0, sizeof(r));
-	r.reqid = req->reqid;
-	if (spool_nearly_full()) {
-		log_warnx("spool nearly full: refusing new mail");
-		r.status = PROTO_TEMPFAIL;
-		snprintf(r.reply, sizeof(r.reply), "452 4.3.1 Insufficient "
-		    "system storage");
-		goto reply;
-	}
 	for (tries = 0; tries < 100; tries++) {
 		msgid = arc4random();
 		if (msgid == 0 || qmsg_find(msgid) != NULL)
@@ -230,13 +222,13 @@ queue_create(int worker, const struct queue_msg_req *req)
 			if (errno == EEXIST)
 				continue;
 			log_warn("mkdir incoming/%s", name);
-			break;
+			return NULL;
 		}
 		if ((dfd = openat(dfd_incoming, name, O_RDONLY |
 		    O_DIRECTORY)) == -1) {
 			log_warn("open incoming/%s", name);
 			unlinkat(dfd_incoming, name, AT_REMOVEDIR);
-			break;
+			return NULL;
 		}
 		fd = openat(dfd, "message", O_RDWR | O_CREAT | O_EXCL |
 		    O_CLOEXEC, 0600);
@@ -244,23 +236,41 @@ queue_create(int worker, const struct queue_msg_req *req)
 		if (fd == -1) {
 			log_warn("create incoming/%s/message", name);
 			unlinkat(dfd_incoming, name, AT_REMOVEDIR);
-			break;
+			return NULL;
 		}
 		if ((m = calloc(1, sizeof(*m))) == NULL)
 			fatal("calloc");
 		m->msgid = msgid;
 		m->worker = worker;
 		RB_INSERT(qmsg_tree, &msgs, m);
-		r.msgid = msgid;
-		r.status = PROTO_OK;
-		break;
+		*fdp = fd;
+		return m;
 	}
-	if (fd == -1) {
+	return NULL;
+}
+
+static void
+queue_create(int worker, const struct queue_msg_req *req)
+{
+	struct queue_msg_resp	 r;
+	struct qmsg		*m;
+	int			 fd = -1;
+
+	memset(&r, 0, sizeof(r));
+	r.reqid = req->reqid;
+	if (spool_nearly_full()) {
+		log_warnx("spool nearly full: refusing new mail");
+		r.status = PROTO_TEMPFAIL;
+		snprintf(r.reply, sizeof(r.reply), "452 4.3.1 Insufficient "
+		    "system storage");
+	} else if ((m = message_create(worker, &fd)) == NULL) {
 		r.status = PROTO_TEMPFAIL;
 		snprintf(r.reply, sizeof(r.reply), "451 4.3.0 Temporary "
 		    "queue failure");
+	} else {
+		r.msgid = m->msgid;
+		r.status = PROTO_OK;
 	}
-reply:
 	mproc_compose(&q_smtp[worker], IMSG_QUEUE_CREATED, req->reqid, fd,
 	    &r, sizeof(r));
 }
@@ -276,12 +286,12 @@ incoming_msg(int worker, uint32_t msgid)
 	return m;
 }
 
+static void	message_add_envelope(struct qmsg *, const struct envelope *);
+
 static void
 queue_envelope(int worker, const struct envelope *evp)
 {
 	struct qmsg	*m;
-	struct envelope	*n;
-	size_t		 i;
 
 	if (envelope_valid(evp) == -1)
 		fatalx("invalid envelope from smtp worker %d", worker + 1);
@@ -290,6 +300,15 @@ queue_envelope(int worker, const struct envelope *evp)
 		    worker + 1);
 	if (m->npending >= 100000)
 		fatalx("too many envelopes from smtp worker %d", worker + 1);
+	message_add_envelope(m, evp);
+}
+
+static void
+message_add_envelope(struct qmsg *m, const struct envelope *evp)
+{
+	struct envelope	*n;
+	size_t		 i;
+
 	if (m->npending == m->cappending) {
 		size_t ncap = m->cappending ? m->cappending * 2 : 2;
 
@@ -520,6 +539,66 @@ queue_smtp_dispatch(struct mproc *p, struct imsg *im)
 	}
 }
 
+/* ---- messages the queue writes itself (bounce.c) ---- */
+
+int
+queue_message_create(uint32_t *msgidp, int *fdp)
+{
+	struct qmsg	*m;
+
+	if ((m = message_create(-1, fdp)) == NULL)
+		return -1;
+	*msgidp = m->msgid;
+	return 0;
+}
+
+void
+queue_message_abort(uint32_t msgid)
+{
+	struct qmsg	*m;
+
+	if ((m = incoming_msg(-1, msgid)) == NULL)
+		return;
+	msgdir_remove(dfd_incoming, msgid);
+	qmsg_free(m);
+}
+
+/*
+ * The same commit as for a message from a client, done at once: the
+ * caller has written and synced the message file.
+ */
+int
+queue_message_commit(uint32_t msgid, const struct envelope *evps, size_t n)
+{
+	struct qmsg	*m;
+	size_t		 i;
+	int		 syncok;
+
+	if ((m = incoming_msg(-1, msgid)) == NULL || n == 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		message_add_envelope(m, &evps[i]);
+	if (commit_prepare(m) == -1) {
+		msgdir_remove(dfd_incoming, msgid);
+		msgdir_remove(dfd_queue, msgid);
+		qmsg_free(m);
+		return -1;
+	}
+#if QUEUE_SYNCFS
+	syncok = syncfs(dfd_queue) == 0;
+#else
+	syncok = fsync(dfd_queue) == 0;
+#endif
+	if (!syncok) {
+		log_warn("sync of bounce %08x", msgid);
+		msgdir_remove(dfd_queue, msgid);
+		qmsg_free(m);
+		return -1;
+	}
+	commit_schedule(m);
+	return 0;
+}
+
 /* ---- delivery ---- */
 
 static struct qenv *
@@ -531,8 +610,8 @@ qenv_find(uint64_t evpid)
 	return RB_FIND(qenv_tree, &envs, &key);
 }
 
-static int
-open_message(uint32_t msgid)
+int
+queue_open_message(uint32_t msgid)
 {
 	char	path[32];
 
@@ -625,6 +704,8 @@ queue_delivery_result(const struct delivery_result *r)
 	case PROTO_OK:
 		log_delivery(e, "sent", r->text, r->relay);
 		queue_stats.delivered++;
+		if (e->evp.flags & EF_NOTIFY_SUCCESS)
+			bounce_generate(&e->evp, DSN_DELIVERED, r->text);
 		qenv_remove(e);
 		break;
 	case PROTO_TEMPFAIL:
@@ -634,6 +715,13 @@ queue_delivery_result(const struct delivery_result *r)
 			e->evp.nexttry = now + retry_delay(&e->evp);
 			log_delivery(e, "deferred", r->text, r->relay);
 			queue_stats.deferred++;
+			if (conf->bounce_warn > 0 &&
+			    !(e->evp.flags & EF_WARNED) &&
+			    now - e->evp.ctime >= conf->bounce_warn &&
+			    bounce_wants(&e->evp, DSN_DELAYED)) {
+				e->evp.flags |= EF_WARNED;
+				bounce_generate(&e->evp, DSN_DELAYED, r->text);
+			}
 			if (qenv_update(e) == -1)
 				log_warnx("%016" PRIx64 ": cannot update "
 				    "envelope", e->evp.id);
@@ -647,8 +735,14 @@ queue_delivery_result(const struct delivery_result *r)
 		    r->text);
 		log_delivery(e, "bounced", r->text, r->relay);
 		queue_stats.bounced++;
-		queue_bounce(e->msg->msgid, &e->evp);
-		qenv_remove(e);
+		if (!bounce_wants(&e->evp, DSN_FAILED)) {
+			qenv_remove(e);
+			break;
+		}
+		/* the envelope stays until its DSN is safely queued */
+		qenv_unlist(e);
+		e->bouncing = 1;
+		bounce_generate(&e->evp, DSN_FAILED, r->text);
 		break;
 	}
 	queue_schedule();
@@ -659,7 +753,7 @@ queue_dispatch_one(struct qenv *e)
 {
 	int	fd;
 
-	if ((fd = open_message(e->msg->msgid)) == -1) {
+	if ((fd = queue_open_message(e->msg->msgid)) == -1) {
 		log_warn("%016" PRIx64 ": open message", e->evp.id);
 		e->evp.nexttry = time(NULL) + conf->retry_local;
 		sched_wait(e);
@@ -674,6 +768,17 @@ queue_dispatch_one(struct qenv *e)
 	else
 		mproc_compose(&q_parent, IMSG_MDA_DELIVER, 0, fd, &e->evp,
 		    sizeof(e->evp));
+}
+
+/* bounce.c: the DSN for a failed envelope is queued (or given up) */
+void
+queue_bounce_done(uint64_t evpid)
+{
+	struct qenv	*e;
+
+	if ((e = qenv_find(evpid)) == NULL || !e->bouncing)
+		return;
+	qenv_remove(e);
 }
 
 static void
@@ -886,7 +991,29 @@ queue_control_dispatch(struct mproc *p, struct imsg *im)
 static void
 queue_lookup_dispatch(struct mproc *p, struct imsg *im)
 {
-	fatalx("unexpected message %u from lookup", im->hdr.type);
+	struct lka_dest		d;
+	struct lka_result	r;
+
+	switch (im->hdr.type) {
+	case IMSG_LKA_RCPT_DEST:
+		PROTO_READ(p, im, &d, proto_valid_lka_dest);
+		bounce_lookup_dest(&d);
+		break;
+	case IMSG_LKA_RCPT_RESULT:
+		PROTO_READ(p, im, &r, proto_valid_lka_result);
+		bounce_lookup_result(&r);
+		queue_schedule();
+		break;
+	default:
+		fatalx("unexpected message %u from lookup", im->hdr.type);
+	}
+}
+
+void
+queue_lookup_request(const struct lka_rcpt_req *req)
+{
+	mproc_compose(&q_lookup, IMSG_LKA_RCPT, req->reqid, -1, req,
+	    sizeof(*req));
 }
 
 static void
@@ -1011,8 +1138,9 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 		break;
 	case CTL_SCHEDULE:
 		RB_FOREACH(e, qenv_tree, &envs) {
-			if (e->inflight || (req->id != 0 && e->evp.id !=
-			    req->id && msgid_of(e->evp.id) != req->id))
+			if (e->inflight || e->bouncing || (req->id != 0 &&
+			    e->evp.id != req->id && msgid_of(e->evp.id) !=
+			    req->id))
 				continue;
 			e->evp.nexttry = 0;
 			sched_ready(e);
@@ -1026,8 +1154,9 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 		struct qenv *tmp;
 
 		RB_FOREACH_SAFE(e, qenv_tree, &envs, tmp) {
-			if (e->inflight || (req->id != 0 && e->evp.id !=
-			    req->id && msgid_of(e->evp.id) != req->id))
+			if (e->inflight || e->bouncing || (req->id != 0 &&
+			    e->evp.id != req->id && msgid_of(e->evp.id) !=
+			    req->id))
 				continue;
 			log_info("%016" PRIx64 ": removed by smtpctl",
 			    e->evp.id);

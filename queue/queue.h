@@ -59,7 +59,21 @@ extern struct queue_stats queue_stats;
 void	queue_control_request(struct mproc *, const struct ctl_request *);
 void	queue_ctl_reply(struct mproc *, uint32_t reqid, int end, int status,
 	    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* bounce.c: a DSN to the sender for a failed envelope */
-void	queue_bounce(uint32_t msgid, const struct envelope *);
+/* queue.c, for messages the queue writes itself */
+int	queue_message_create(uint32_t *msgid, int *fd);
+int	queue_message_commit(uint32_t msgid, const struct envelope *, size_t);
+void	queue_message_abort(uint32_t msgid);
+int	queue_open_message(uint32_t msgid);
+void	queue_bounce_done(uint64_t evpid);
+void	queue_lookup_request(const struct lka_rcpt_req *);
+
+/* bounce.c: delivery status notifications (RFC 3464) */
+enum dsn_action { DSN_FAILED, DSN_DELAYED, DSN_DELIVERED };
+int	bounce_wants(const struct envelope *, enum dsn_action);
+/* copies the envelope; for DSN_FAILED calls queue_bounce_done() later */
+void	bounce_generate(const struct envelope *, enum dsn_action,
+	    const char *diagnostic);
+void	bounce_lookup_dest(const struct lka_dest *);
+void	bounce_lookup_result(const struct lka_result *);
 
 #endif

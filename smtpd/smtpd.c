@@ -134,6 +134,28 @@ setup_spool(void)
 		fatal("mkdir %s", SMTPD_EMPTY_DIR);
 }
 
+/*
+ * SO_REUSEPORT would let us share a port with another running instance
+ * without a word; a plain bind first makes that an error.
+ */
+static void
+probe_listener(struct listener *l)
+{
+	int	fd, on = 1;
+
+	if ((fd = socket(l->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) ==
+	    -1)
+		fatal("socket");
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
+		fatal("setsockopt SO_REUSEADDR");
+	if (l->ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1)
+		fatal("setsockopt IPV6_V6ONLY");
+	if (bind(fd, (struct sockaddr *)&l->ss, l->sslen) == -1)
+		fatal("bind %s port %u", l->ifname, l->port);
+	close(fd);
+}
+
 static int
 bind_listener(struct listener *l)
 {
@@ -659,6 +681,8 @@ main(int argc, char **argv)
 		log_warnx("no listener configured; only local submission");
 	if ((listen_fds = calloc(nl * nworkers + 1, sizeof(int))) == NULL)
 		fatal("calloc");
+	TAILQ_FOREACH(l, &conf->listeners, entry)
+		probe_listener(l);
 	for (i = 0; i < nworkers; i++) {
 		k = 0;
 		TAILQ_FOREACH(l, &conf->listeners, entry)
