@@ -10,7 +10,6 @@
 #include <sys/prctl.h>
 #include <sys/types.h>
 
-#include <bsd/unistd.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -128,6 +127,7 @@ static const int sc_files[] = {
 	SCMP_SYS(pwrite64), SCMP_SYS(statfs), SCMP_SYS(fstatfs),
 	SCMP_SYS(utimensat), SCMP_SYS(access), SCMP_SYS(faccessat),
 	SCMP_SYS(uname), SCMP_SYS(flock), SCMP_SYS(chdir), SCMP_SYS(fchdir),
+	SCMP_SYS(readlink), SCMP_SYS(readlinkat),
 	-1
 };
 
@@ -183,10 +183,18 @@ sandbox_enter(enum sandbox_profile profile)
 	case SANDBOX_MDA:
 		sandbox_allow(ctx, sc_files);
 		break;
-	case SANDBOX_LOOKUP:
+	case SANDBOX_LOOKUP: {
+		/* nss modules (systemd's) probe capabilities on first use */
+		struct scmp_arg_cmp capbset = { 0, SCMP_CMP_EQ,
+		    PR_CAPBSET_READ, 0 };
+
 		sandbox_allow(ctx, sc_files);
 		sandbox_allow(ctx, sc_client);
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+		    capbset) < 0)
+			fatalx("seccomp_rule_add prctl");
 		break;
+	}
 	case SANDBOX_MTA:
 		sandbox_allow(ctx, sc_client);
 		break;
@@ -196,15 +204,59 @@ sandbox_enter(enum sandbox_profile profile)
 	seccomp_release(ctx);
 }
 
+/*
+ * Process titles.  The kernel shows the memory that held argv (and the
+ * environment right after it) as /proc/PID/cmdline; we copy argv and the
+ * environment elsewhere once, then write each title over that area and
+ * clear the rest, so no leftover of the old arguments shows in ps(1).
+ */
+static char	*title_area;
+static size_t	 title_size;
+
 void
 privsep_title_init(int argc, char **argv)
 {
-	setproctitle_init(argc, argv, environ);
+	char	*start, *end, **env;
+	int	 i, n;
+
+	if (argc < 1 || argv[0] == NULL)
+		return;
+	start = argv[0];
+	end = argv[0] + strlen(argv[0]) + 1;
+	for (i = 1; i < argc; i++)
+		if (argv[i] == end)
+			end = argv[i] + strlen(argv[i]) + 1;
+	for (n = 0; environ[n] != NULL; n++)
+		if (environ[n] == end)
+			end = environ[n] + strlen(environ[n]) + 1;
+	/* move what lives in the area before we write over it */
+	if ((env = calloc(n + 1, sizeof(*env))) == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		if ((env[i] = strdup(environ[i])) == NULL)
+			return;
+	environ = env;
+	for (i = 0; i < argc; i++)
+		if ((argv[i] = strdup(argv[i])) == NULL)
+			return;
+	title_area = start;
+	title_size = end - start;
 }
 
 void
 privsep_title(const char *name)
 {
-	setproctitle("-smtpd: %s", name);
+	char	buf[128];
+	int	len;
+
 	log_procname(name);
+	if (title_area == NULL || title_size < 2)
+		return;
+	len = snprintf(buf, sizeof(buf), "smtpd: %s", name);
+	if (len < 0)
+		return;
+	if ((size_t)len >= title_size)
+		len = (int)title_size - 1;
+	memset(title_area, 0, title_size);
+	memcpy(title_area, buf, len);
 }

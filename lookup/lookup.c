@@ -7,6 +7,9 @@
  */
 #include <sys/types.h>
 
+#include <grp.h>
+#include <pwd.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +112,12 @@ lookup_main(struct proc_fds *f)
 
 	proc_setup("lookup");
 	privsep_drop(SMTPD_USER, NULL);
+	/*
+	 * Load the name service modules now: a first lookup maps shared
+	 * libraries, which the sandbox would not allow later.
+	 */
+	(void)getpwnam("posthaste-nss-warmup");
+	(void)getgrnam("posthaste-nss-warmup");
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	sandbox_enter(SANDBOX_LOOKUP);
