@@ -1,0 +1,89 @@
+#!/bin/sh
+# mk/bench.sh -- what `make bench` runs: Posthaste and Postfix measured by
+# ../shared/bench in the same run on this machine, then their ratios.
+#
+#   SCENARIOS="local relay"     which scenarios (also: idle)
+#   MATRIX="20:10000:1024"      sessions:messages:size cells (bench/run.sh)
+#   REPS=1                      repetitions per cell
+#   DATAFS=1                    put state on the harness's journaled ext4
+#                               loop file system (the production-like case)
+#   BENCH_DIR=../shared/bench   the harness
+#
+# Results: regress/results/bench.jsonl (one JSON line per run) and a table.
+set -eu
+cd "$(dirname "$0")/.."
+TOP=$(pwd)
+BENCH_DIR=${BENCH_DIR:-$TOP/../shared/bench}
+SCENARIOS=${SCENARIOS:-"local relay"}
+export MATRIX=${MATRIX:-"20:10000:1024"}
+export REPS=${REPS:-1}
+OUT=$TOP/regress/results/bench.jsonl
+STATE=/tmp/bench-posthaste
+PORT=10027
+
+[ "$(id -u)" = 0 ] || { echo "make bench: run as root" >&2; exit 1; }
+[ -x "$BENCH_DIR/run.sh" ] || {
+	echo "make bench: no harness at $BENCH_DIR" >&2; exit 1; }
+mkdir -p "$TOP/regress/results"
+"$BENCH_DIR/setup.sh" >/dev/null
+if [ "${DATAFS:-1}" = 1 ]; then
+	"$BENCH_DIR/datafs.sh" up >/dev/null
+fi
+# the daemon's users and directories, as the tests create them
+getent passwd _smtpd >/dev/null || useradd -r -M -d /var/empty \
+    -s /usr/sbin/nologin _smtpd
+getent passwd _smtpq >/dev/null || useradd -r -M -d /var/empty \
+    -s /usr/sbin/nologin _smtpq
+mkdir -p /var/empty
+
+mkdir -p "$STATE"
+cat > "$STATE/smtpd.conf" <<EOF
+spool "$STATE/spool"
+socket "$STATE/smtpd.sock"
+listen on 127.0.0.1 port $PORT
+action "local" maildir "~/Maildir"
+action "relay" relay host "smtp://127.0.0.1:10040"
+match from any for domain "bench.test" action "local"
+match from local for domain "relay.test" action "relay"
+EOF
+cp "$TOP/obj/bin/smtpd" "$STATE/smtpd"
+
+: > "$OUT.new"
+for sc in $SCENARIOS; do
+	RESULTS=$OUT.new IDLE_RESULTS=$OUT.new \
+	    "$BENCH_DIR/run.sh" postfix "$sc" || true
+	START_CMD="$STATE/smtpd -d -f $STATE/smtpd.conf >$STATE/log 2>&1 &
+	    echo \$! > $STATE/pid" \
+	STOP_CMD="kill \$(cat $STATE/pid) 2>/dev/null; sleep 1" \
+	RESET_CMD="rm -rf $STATE/spool" \
+	RESULTS=$OUT.new IDLE_RESULTS=$OUT.new PORT=$PORT \
+	    "$BENCH_DIR/run.sh" custom "$sc" || true
+done
+cat "$OUT.new" >> "$OUT"
+
+/usr/bin/python3 - "$OUT.new" <<'EOF'
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+cells = {}
+for r in runs:
+    if "delivered_per_s" not in r:
+        continue
+    key = (r["scenario"], r["sessions"], r["msgs"], r["size"])
+    cells.setdefault(key, {}).setdefault(r["server"], []).append(r)
+def med(xs):
+    xs = sorted(x for x in xs if x is not None)
+    return xs[len(xs) // 2] if xs else None
+print("%-7s %-16s %10s %10s %7s %12s %12s" % ("scen", "cell", "postfix/s",
+      "posthaste/s", "ratio", "pf cpu ms/m", "ph cpu ms/m"))
+for key, by in sorted(cells.items()):
+    pf, ph = by.get("postfix", []), by.get("custom", [])
+    a = med([r["delivered_per_s"] for r in pf])
+    b = med([r["delivered_per_s"] for r in ph])
+    ca = med([r["cpu_s"] * 1000 / r["msgs"] for r in pf])
+    cb = med([r["cpu_s"] * 1000 / r["msgs"] for r in ph])
+    ratio = "%.2fx" % (b / a) if a and b else "-"
+    print("%-7s %-16s %10s %10s %7s %12s %12s" % (key[0],
+          "%d:%d:%d" % key[1:], a, b, ratio,
+          "%.2f" % ca if ca is not None else "-",
+          "%.2f" % cb if cb is not None else "-"))
+EOF
