@@ -98,6 +98,9 @@ struct lka_dest {
 	char			action[ENV_NAME_MAX];
 	char			user[ENV_NAME_MAX];	/* system user */
 	char			path[ENV_PATH_MAX];	/* file/program */
+	/* list mail (an "owner-LIST" alias exists): the envelope sender
+	 * for this destination; empty user and domain = keep MAIL FROM */
+	struct mailaddr		sender_override;
 };
 
 struct lka_result {
@@ -166,6 +169,12 @@ struct delivery_result {
 	uint32_t	status;		/* PROTO_* */
 	char		text[ENV_TEXT_MAX];	/* "2.0.0 ..." or error */
 	char		relay[256];	/* where it went, for logs */
+	/* Postfix's delays=a/b/c/d after the queue's own part, in ms:
+	 * waiting in the agent for a session, connection set-up (DNS,
+	 * greeting, EHLO, TLS, AUTH), and the transaction itself */
+	uint32_t	delay_wait;
+	uint32_t	delay_conn;
+	uint32_t	delay_xfer;
 };
 
 struct ctl_request {
@@ -203,5 +212,20 @@ int	proto_valid_ctl_reply(const struct ctl_reply *);
 	if (validator(out) == -1)					\
 		fatalx("invalid %s from %s", #validator, (p)->name);	\
 } while (0)
+
+/*
+ * Lookup messages of issue 5 (checks in lookup/lka_proto.c).
+ * IMSG_LKA_RDNS reply: PROTO_OK with name (fcrdns 1 when the name's
+ * A/AAAA lead back to the address), PROTO_PERMFAIL when there is no PTR,
+ * PROTO_TEMPFAIL on DNS trouble.  IMSG_LKA_SENDER is answered with a
+ * struct lka_result on the same message type.  IMSG_LKA_MX_HOST port is
+ * 0 unless the relay URL had one.  IMSG_PARENT_FORWARD reply: PROTO_OK
+ * with the fd, PROTO_PERMFAIL no usable .forward, PROTO_TEMPFAIL error.
+ */
+int	proto_valid_lka_rdns(const struct lka_rdns *);
+int	proto_valid_lka_mx_req(const struct lka_mx_req *);
+int	proto_valid_lka_mx_host(const struct lka_mx_host *);
+int	proto_valid_forward_req(const struct forward_req *);
+int	proto_valid_mailaddr(const struct mailaddr *);
 
 #endif

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "addr.h"
+#include "dns.h"
 #include "log.h"
 #include "lookup.h"
 #include "mproc.h"
@@ -87,11 +88,35 @@ static void
 lookup_smtp_dispatch(struct mproc *p, struct imsg *m)
 {
 	struct lka_rcpt_req	req;
+	struct lka_rdns		rdns;
 
 	switch (m->hdr.type) {
 	case IMSG_LKA_RCPT:
 		PROTO_READ(p, m, &req, proto_valid_lka_rcpt_req);
 		lookup_rcpt(p, &req);
+		break;
+	case IMSG_LKA_RDNS:
+		PROTO_READ(p, m, &rdns, proto_valid_lka_rdns);
+		dns_lka_rdns(p, &rdns);
+		break;
+	case IMSG_LKA_SENDER:
+		PROTO_READ(p, m, &req, proto_valid_lka_rcpt_req);
+		dns_lka_sender(p, &req);
+		break;
+	default:
+		fatalx("unexpected message %u from %s", m->hdr.type, p->name);
+	}
+}
+
+static void
+lookup_mta_dispatch(struct mproc *p, struct imsg *m)
+{
+	struct lka_mx_req	req;
+
+	switch (m->hdr.type) {
+	case IMSG_LKA_MX:
+		PROTO_READ(p, m, &req, proto_valid_lka_mx_req);
+		dns_lka_mx(p, &req);
 		break;
 	default:
 		fatalx("unexpected message %u from %s", m->hdr.type, p->name);
@@ -120,11 +145,12 @@ lookup_main(struct proc_fds *f)
 	(void)getgrnam("posthaste-nss-warmup");
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	dns_init();	/* reads resolv.conf and hosts */
 	sandbox_enter(SANDBOX_LOOKUP);
 	mproc_init(&l_parent, f->parent, "parent", lookup_other_dispatch, NULL);
 	/* the queue resolves bounce recipients like an smtp session */
 	mproc_init(&l_queue, f->queue, "queue", lookup_smtp_dispatch, NULL);
-	mproc_init(&l_mta, f->mta, "mta", lookup_other_dispatch, NULL);
+	mproc_init(&l_mta, f->mta, "mta", lookup_mta_dispatch, NULL);
 	for (i = 0; i < f->nsmtp; i++) {
 		snprintf(names[i], sizeof(names[i]), "smtp worker %d", i + 1);
 		mproc_init(&l_smtp[i], f->smtp[i], names[i],

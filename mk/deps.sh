@@ -34,9 +34,11 @@ PACKAGES="
 	openssl
 	procps
 	passwd
+	dnsmasq-base
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
+	# shellcheck disable=SC2086 # one word per package
 	echo "deps: not a Debian system (no dpkg-query); install the" \
 	    "equivalents of these packages by hand:" $PACKAGES >&2
 	exit 0

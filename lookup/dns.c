@@ -1,0 +1,646 @@
+/*
+ * dns.c -- asynchronous DNS for the lookup process: the libunbound
+ * context, one-query plumbing, reverse DNS of clients and the sender
+ * domain check.  MX routing for the mta lives in mx.c.
+ *
+ * libunbound runs on our own libevent base (ub_ctx_create_event): no
+ * resolver thread and no forked helper, so the lookup process stays one
+ * single-threaded process under one seccomp filter.  Its answers come as
+ * wire-format packets, parsed here with libresolv's ns_* routines into
+ * the records of the asked type only; names are checked to be plain host
+ * names before anyone (a Received header, a log line) sees them.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+#include <unbound.h>
+#include <unbound-event.h>
+
+#include "addr.h"
+#include "dns.h"
+#include "log.h"
+#include "lookup.h"
+#include "mproc.h"
+#include "smtpd.h"
+
+#define DNS_RDNS_TIMEOUT	10	/* seconds per query, client waits */
+#define DNS_SENDER_TIMEOUT	20
+#define DNS_RDNS_MAX_NAMES	4	/* PTR names tried for confirmation */
+
+static struct ub_ctx	*ub;
+
+struct dns_query {
+	struct event		*ev;	/* timeout, and deferred delivery */
+	dns_cb			 cb;
+	void			*arg;
+	int			 type;
+	int			 submitting;	/* inside ub_resolve_event */
+	int			 answered;	/* unbound is done with us */
+	int			 delivered;	/* cb has run (e.g. timeout) */
+	struct dns_result	 res;
+};
+
+/*
+ * unbound answers some zones itself (RFC 6761 names such as "test.",
+ * loopback and private reverse zones).  Behind a configured resolver
+ * that is wrong for a mail server: the site's resolver knows the PTR
+ * records of its private networks and its internal names, and only it
+ * should answer.  Without a forwarder (iterating from the root servers)
+ * the defaults stay, so private names never leak to the Internet.
+ */
+static void
+dns_unblock_local_zones(void)
+{
+	static const char *zones[] = {
+		"test.", "invalid.", "home.arpa.", "local.",
+		"127.in-addr.arpa.", "10.in-addr.arpa.", "168.192.in-addr.arpa.",
+		"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+		    "0.ip6.arpa.",
+		"d.f.ip6.arpa.", NULL
+	};
+	char	buf[128];
+	int	i, rc;
+
+	if ((rc = ub_ctx_set_option(ub, "unblock-lan-zones:", "yes")) != 0 ||
+	    (rc = ub_ctx_set_option(ub, "insecure-lan-zones:", "yes")) != 0)
+		log_warnx("dns: unblock-lan-zones: %s", ub_strerror(rc));
+	for (i = 0; zones[i] != NULL; i++) {
+		/* "nodefault" is not honoured through ub_ctx_set_option */
+		snprintf(buf, sizeof(buf), "%s transparent", zones[i]);
+		if ((rc = ub_ctx_set_option(ub, "local-zone:", buf)) != 0)
+			log_warnx("dns: local-zone %s: %s", buf,
+			    ub_strerror(rc));
+	}
+}
+
+int
+dns_init_with(const char *addr, uint16_t port, const char *hosts)
+{
+	char	fwd[128];
+	int	rc, forwarding = 0;
+
+	if (ub != NULL)
+		dns_shutdown();
+	if ((ub = ub_ctx_create_event(ev_base)) == NULL) {
+		log_warnx("dns: ub_ctx_create_event failed");
+		return -1;
+	}
+	/*
+	 * Local resolvers (127.0.0.53, a dnsmasq, a test server) are the
+	 * common case for an MTA host; unbound refuses to query loopback
+	 * addresses unless told otherwise.
+	 */
+	if ((rc = ub_ctx_set_option(ub, "do-not-query-localhost:", "no")) !=
+	    0)
+		log_warnx("dns: do-not-query-localhost: %s", ub_strerror(rc));
+	if (addr != NULL && addr[0] != '\0') {
+		if (strchr(addr, ':') != NULL || port != 53)
+			snprintf(fwd, sizeof(fwd), "%s@%u", addr,
+			    port ? port : 53);
+		else
+			snprintf(fwd, sizeof(fwd), "%s", addr);
+		if ((rc = ub_ctx_set_fwd(ub, fwd)) != 0) {
+			log_warnx("dns: resolver %s: %s", fwd, ub_strerror(rc));
+			return -1;
+		}
+		forwarding = 1;
+	} else if ((rc = ub_ctx_resolvconf(ub, NULL)) != 0)
+		log_warnx("dns: /etc/resolv.conf: %s; resolving from the "
+		    "root servers", ub_strerror(rc));
+	else
+		forwarding = 1;
+	if (forwarding)
+		dns_unblock_local_zones();
+	if (hosts != NULL && (rc = ub_ctx_hosts(ub, hosts)) != 0)
+		log_warnx("dns: %s: %s", hosts, ub_strerror(rc));
+	return 0;
+}
+
+void
+dns_init(void)
+{
+	if (dns_init_with(conf->resolver, conf->resolver_port,
+	    "/etc/hosts") == -1)
+		fatalx("dns: cannot set up the resolver");
+}
+
+void
+dns_shutdown(void)
+{
+	if (ub != NULL)
+		ub_ctx_delete(ub);
+	ub = NULL;
+}
+
+/* a host name we are willing to pass on: LDH labels (and '_') */
+static int
+dns_name_ok(const char *s)
+{
+	size_t	label = 0;
+
+	if (*s == '\0' || strlen(s) >= DNS_NAME_MAX)
+		return 0;
+	for (; *s; s++) {
+		if (*s == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return 1;
+}
+
+/* a name from the wire: lower case, no trailing dot, "" for the root */
+static int
+dns_name_from_wire(const ns_msg *msg, const unsigned char *p, char *out,
+    size_t outlen)
+{
+	size_t	n;
+	char	*c;
+
+	if (ns_name_uncompress(ns_msg_base(*msg), ns_msg_end(*msg), p, out,
+	    outlen) == -1)
+		return -1;
+	n = strlen(out);
+	if (n > 0 && out[n - 1] == '.')
+		out[--n] = '\0';
+	for (c = out; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	if (n == 0)
+		return 0;
+	return dns_name_ok(out) ? 0 : -1;
+}
+
+static void
+dns_parse(struct dns_result *res, int qtype, int rcode,
+    const unsigned char *pkt, int len)
+{
+	ns_msg		 msg;
+	ns_rr		 rr;
+	struct dns_rr	*r;
+	int		 i, n;
+
+	res->nrr = 0;
+	if (rcode == ns_r_nxdomain) {
+		res->status = DNS_NXDOMAIN;
+		return;
+	}
+	res->status = DNS_TEMPFAIL;
+	if (rcode != ns_r_noerror || pkt == NULL || len <= 0)
+		return;
+	if (ns_initparse(pkt, len, &msg) == -1)
+		return;
+	rcode = ns_msg_getflag(msg, ns_f_rcode);
+	if (rcode == ns_r_nxdomain) {
+		res->status = DNS_NXDOMAIN;
+		return;
+	}
+	if (rcode != ns_r_noerror)
+		return;
+	n = ns_msg_count(msg, ns_s_an);
+	for (i = 0; i < n && res->nrr < DNS_MAX_RR; i++) {
+		if (ns_parserr(&msg, ns_s_an, i, &rr) == -1)
+			return;
+		if (ns_rr_class(rr) != ns_c_in || (int)ns_rr_type(rr) != qtype)
+			continue;
+		r = &res->rr[res->nrr];
+		memset(r, 0, sizeof(*r));
+		r->type = (uint16_t)qtype;
+		switch (qtype) {
+		case DNS_T_A: {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&r->addr;
+
+			if (ns_rr_rdlen(rr) != 4)
+				continue;
+			sin->sin_family = AF_INET;
+			memcpy(&sin->sin_addr, ns_rr_rdata(rr), 4);
+			break;
+		}
+		case DNS_T_AAAA: {
+			struct sockaddr_in6 *sin6 =
+			    (struct sockaddr_in6 *)&r->addr;
+
+			if (ns_rr_rdlen(rr) != 16)
+				continue;
+			sin6->sin6_family = AF_INET6;
+			memcpy(&sin6->sin6_addr, ns_rr_rdata(rr), 16);
+			break;
+		}
+		case DNS_T_MX:
+			if (ns_rr_rdlen(rr) < 3)
+				continue;
+			r->preference = (uint16_t)ns_get16(ns_rr_rdata(rr));
+			if (dns_name_from_wire(&msg, ns_rr_rdata(rr) + 2,
+			    r->name, sizeof(r->name)) == -1)
+				continue;
+			break;
+		case DNS_T_PTR:
+			if (dns_name_from_wire(&msg, ns_rr_rdata(rr), r->name,
+			    sizeof(r->name)) == -1 || r->name[0] == '\0')
+				continue;
+			break;
+		default:
+			continue;
+		}
+		res->nrr++;
+	}
+	res->status = res->nrr > 0 ? DNS_OK : DNS_NODATA;
+}
+
+static void
+dns_query_free(struct dns_query *q)
+{
+	event_free(q->ev);
+	free(q);
+}
+
+static void
+dns_query_deliver(struct dns_query *q)
+{
+	q->delivered = 1;
+	evtimer_del(q->ev);
+	q->cb(q->arg, &q->res);
+}
+
+/* unbound's answer; may run inside ub_resolve_event (/etc/hosts data) */
+static void
+dns_ub_cb(void *arg, int rcode, void *pkt, int len, int sec, char *bogus,
+    int ratelimited)
+{
+	struct dns_query	*q = arg;
+
+	q->answered = 1;
+	if (q->delivered) {
+		/* timed out earlier; the caller has moved on */
+		dns_query_free(q);
+		return;
+	}
+	dns_parse(&q->res, q->type, rcode, pkt, len);
+	q->res.secure = sec == 2;
+	if (sec == 1) {
+		/* bogus DNSSEC: do not believe it, try again later */
+		q->res.status = DNS_TEMPFAIL;
+		q->res.nrr = 0;
+	}
+	if (q->submitting)
+		return;		/* dns_query() schedules the delivery */
+	dns_query_deliver(q);
+	dns_query_free(q);
+}
+
+static void
+dns_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct dns_query	*q = arg;
+
+	if (q->answered) {
+		dns_query_deliver(q);
+		dns_query_free(q);
+		return;
+	}
+	q->res.status = DNS_TEMPFAIL;
+	q->res.nrr = 0;
+	dns_query_deliver(q);
+	/* freed when unbound finally calls back */
+}
+
+void
+dns_query(const char *name, int type, int timeout, dns_cb cb, void *arg)
+{
+	struct dns_query	*q;
+	struct timeval		 tv;
+	int			 rc;
+
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		fatal("calloc");
+	if ((q->ev = evtimer_new(ev_base, dns_timer_cb, q)) == NULL)
+		fatal("evtimer_new");
+	q->cb = cb;
+	q->arg = arg;
+	q->type = type;
+	q->res.status = DNS_TEMPFAIL;
+	if (ub == NULL) {
+		rc = UB_INITFAIL;
+	} else {
+		q->submitting = 1;
+		rc = ub_resolve_event(ub, name, type, ns_c_in, q, dns_ub_cb,
+		    NULL);
+		q->submitting = 0;
+	}
+	if (rc != 0) {
+		log_warnx("dns: query %s type %d: %s", name, type,
+		    ub_strerror(rc));
+		q->answered = 1;
+	}
+	if (q->answered) {
+		/* deliver from the loop, never from inside this call */
+		event_active(q->ev, EV_TIMEOUT, 0);
+		return;
+	}
+	tv.tv_sec = timeout;
+	tv.tv_usec = 0;
+	evtimer_add(q->ev, &tv);
+}
+
+/* v4-mapped IPv6 as plain IPv4, so it reverses and compares as IPv4 */
+static void
+dns_unmap(const struct sockaddr_storage *in, struct sockaddr_storage *out)
+{
+	const struct sockaddr_in6	*sin6 = (const void *)in;
+	struct sockaddr_in		*sin = (void *)out;
+
+	memset(out, 0, sizeof(*out));
+	if (in->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+		sin->sin_family = AF_INET;
+		memcpy(&sin->sin_addr, (const unsigned char *)
+		    &sin6->sin6_addr + 12, 4);
+		return;
+	}
+	*out = *in;
+}
+
+int
+dns_ptr_name(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	struct sockaddr_storage	 a;
+	const unsigned char	*b;
+	size_t			 off = 0;
+	int			 i, n;
+
+	dns_unmap(ss, &a);
+	if (a.ss_family == AF_INET) {
+		b = (const unsigned char *)&((struct sockaddr_in *)&a)->sin_addr;
+		n = snprintf(buf, len, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2],
+		    b[1], b[0]);
+		return n < 0 || (size_t)n >= len ? -1 : 0;
+	}
+	if (a.ss_family != AF_INET6)
+		return -1;
+	b = (const unsigned char *)&((struct sockaddr_in6 *)&a)->sin6_addr;
+	for (i = 15; i >= 0; i--) {
+		n = snprintf(buf + off, len - off, "%x.%x.", b[i] & 0xf,
+		    b[i] >> 4);
+		if (n < 0 || (size_t)n >= len - off)
+			return -1;
+		off += (size_t)n;
+	}
+	n = snprintf(buf + off, len - off, "ip6.arpa");
+	return n < 0 || (size_t)n >= len - off ? -1 : 0;
+}
+
+int
+dns_addr_equal(const struct sockaddr_storage *x,
+    const struct sockaddr_storage *y)
+{
+	struct sockaddr_storage	a, b;
+
+	dns_unmap(x, &a);
+	dns_unmap(y, &b);
+	if (a.ss_family != b.ss_family)
+		return 0;
+	if (a.ss_family == AF_INET)
+		return memcmp(&((struct sockaddr_in *)&a)->sin_addr,
+		    &((struct sockaddr_in *)&b)->sin_addr, 4) == 0;
+	if (a.ss_family == AF_INET6)
+		return memcmp(&((struct sockaddr_in6 *)&a)->sin6_addr,
+		    &((struct sockaddr_in6 *)&b)->sin6_addr, 16) == 0;
+	return 0;
+}
+
+/*
+ * Reverse DNS.  Forward confirmation matters: whoever controls the
+ * client's address block writes its PTR records and can claim any name;
+ * only a name whose own A/AAAA records lead back to the address was put
+ * there by the name's owner too.
+ */
+struct rdns_state {
+	struct lka_rdns		 reply;
+	struct sockaddr_storage	 addr;		/* unmapped */
+	dns_rdns_cb		 cb;
+	void			*arg;
+	char			 names[DNS_RDNS_MAX_NAMES][DNS_NAME_MAX];
+	size_t			 nnames, next;
+	int			 tempfail;
+};
+
+static void	rdns_forward_next(struct rdns_state *);
+
+static void
+rdns_done(struct rdns_state *st)
+{
+	st->cb(st->arg, &st->reply);
+	free(st);
+}
+
+static void
+rdns_forward_cb(void *arg, const struct dns_result *res)
+{
+	struct rdns_state	*st = arg;
+	size_t			 i;
+
+	if (res->status == DNS_TEMPFAIL)
+		st->tempfail = 1;
+	for (i = 0; i < res->nrr; i++) {
+		if (dns_addr_equal(&res->rr[i].addr, &st->addr)) {
+			snprintf(st->reply.name, sizeof(st->reply.name), "%s",
+			    st->names[st->next - 1]);
+			st->reply.fcrdns = 1;
+			st->reply.status = PROTO_OK;
+			rdns_done(st);
+			return;
+		}
+	}
+	rdns_forward_next(st);
+}
+
+static void
+rdns_forward_next(struct rdns_state *st)
+{
+	if (st->next < st->nnames) {
+		dns_query(st->names[st->next++], st->addr.ss_family == AF_INET ?
+		    DNS_T_A : DNS_T_AAAA, DNS_RDNS_TIMEOUT, rdns_forward_cb, st);
+		return;
+	}
+	/* a name, but not confirmed: report it, flagged as such */
+	snprintf(st->reply.name, sizeof(st->reply.name), "%s", st->names[0]);
+	st->reply.fcrdns = 0;
+	st->reply.status = st->tempfail ? PROTO_TEMPFAIL : PROTO_OK;
+	rdns_done(st);
+}
+
+static void
+rdns_ptr_cb(void *arg, const struct dns_result *res)
+{
+	struct rdns_state	*st = arg;
+	size_t			 i;
+
+	switch (res->status) {
+	case DNS_OK:
+		break;
+	case DNS_TEMPFAIL:
+		st->reply.status = PROTO_TEMPFAIL;
+		rdns_done(st);
+		return;
+	default:
+		st->reply.status = PROTO_PERMFAIL;
+		rdns_done(st);
+		return;
+	}
+	for (i = 0; i < res->nrr && st->nnames < DNS_RDNS_MAX_NAMES; i++)
+		snprintf(st->names[st->nnames++], DNS_NAME_MAX, "%s",
+		    res->rr[i].name);
+	rdns_forward_next(st);
+}
+
+void
+dns_rdns(const struct lka_rdns *req, dns_rdns_cb cb, void *arg)
+{
+	struct rdns_state	*st;
+	char			 ptr[128];
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		fatal("calloc");
+	st->cb = cb;
+	st->arg = arg;
+	st->reply.reqid = req->reqid;
+	st->reply.addr = req->addr;
+	st->reply.status = PROTO_PERMFAIL;
+	dns_unmap(&req->addr, &st->addr);
+	if (dns_ptr_name(&req->addr, ptr, sizeof(ptr)) == -1) {
+		/* a local (unix socket) client has no reverse name */
+		rdns_done(st);
+		return;
+	}
+	dns_query(ptr, DNS_T_PTR, DNS_RDNS_TIMEOUT, rdns_ptr_cb, st);
+}
+
+static void
+lka_rdns_reply(void *arg, const struct lka_rdns *r)
+{
+	struct mproc	*p = arg;
+
+	mproc_compose(p, IMSG_LKA_RDNS, r->reqid, -1, r, sizeof(*r));
+}
+
+void
+dns_lka_rdns(struct mproc *p, const struct lka_rdns *req)
+{
+	dns_rdns(req, lka_rdns_reply, p);
+}
+
+/*
+ * Sender domain check, as Postfix's reject_unknown_sender_domain: a
+ * MAIL FROM domain that can receive no mail (no MX, no A, no AAAA, or a
+ * null MX) cannot receive our bounces either.
+ */
+struct sender_state {
+	dns_result_cb		 cb;
+	void			*arg;
+	struct lka_result	 r;
+	char			 domain[ADDR_DOMAIN_MAX + 1];
+	char			 from[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	int			 step;	/* 0 MX, 1 A, 2 AAAA */
+};
+
+static void
+sender_done(struct sender_state *st, uint32_t status, const char *code,
+    const char *why)
+{
+	st->r.status = status;
+	if (code != NULL)
+		snprintf(st->r.reply, sizeof(st->r.reply), "%s <%s>: Sender "
+		    "address rejected: domain %s", code, st->from, why);
+	st->cb(st->arg, &st->r);
+	free(st);
+}
+
+static void
+sender_cb(void *arg, const struct dns_result *res)
+{
+	static const int	 types[] = { DNS_T_MX, DNS_T_A, DNS_T_AAAA };
+	struct sender_state	*st = arg;
+
+	switch (res->status) {
+	case DNS_OK:
+		/* RFC 7505 3: a lone MX with target "." */
+		if (st->step == 0 && res->nrr == 1 && res->rr[0].name[0] ==
+		    '\0') {
+			sender_done(st, PROTO_PERMFAIL, "550 5.7.27",
+			    "accepts no mail (null MX)");
+			return;
+		}
+		sender_done(st, PROTO_OK, NULL, NULL);
+		return;
+	case DNS_TEMPFAIL:
+		sender_done(st, PROTO_TEMPFAIL, "450 4.1.8",
+		    "cannot be looked up now, try again later");
+		return;
+	case DNS_NXDOMAIN:
+		sender_done(st, PROTO_PERMFAIL, "550 5.1.8", "not found");
+		return;
+	}
+	if (++st->step >= 3) {
+		sender_done(st, PROTO_PERMFAIL, "550 5.1.8",
+		    "has no MX, A or AAAA record");
+		return;
+	}
+	dns_query(st->domain, types[st->step], DNS_SENDER_TIMEOUT, sender_cb,
+	    st);
+}
+
+void
+dns_check_sender(const struct lka_rcpt_req *req, dns_result_cb cb, void *arg)
+{
+	struct sender_state	*st;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		fatal("calloc");
+	st->cb = cb;
+	st->arg = arg;
+	st->r.reqid = req->reqid;
+	snprintf(st->domain, sizeof(st->domain), "%s", req->mailfrom.domain);
+	addr_to_string(&req->mailfrom, st->from, sizeof(st->from));
+	/*
+	 * The null sender, address literals and our own names need no DNS.
+	 * Nor can we check an internationalized (U-label) domain: without
+	 * IDNA there is no A-label to ask for, and refusing a valid sender
+	 * is worse than not checking it.
+	 */
+	if (st->domain[0] == '\0' || st->domain[0] == '[' ||
+	    !dns_name_ok(st->domain) || rule_is_local_domain(st->domain)) {
+		sender_done(st, PROTO_OK, NULL, NULL);
+		return;
+	}
+	dns_query(st->domain, DNS_T_MX, DNS_SENDER_TIMEOUT, sender_cb, st);
+}
+
+static void
+lka_sender_reply(void *arg, const struct lka_result *r)
+{
+	struct mproc	*p = arg;
+
+	mproc_compose(p, IMSG_LKA_SENDER, r->reqid, -1, r, sizeof(*r));
+}
+
+void
+dns_lka_sender(struct mproc *p, const struct lka_rcpt_req *req)
+{
+	dns_check_sender(req, lka_sender_reply, p);
+}

@@ -1,0 +1,108 @@
+/*
+ * dns.h -- the lookup process's asynchronous resolver (libunbound on the
+ * process's own libevent loop) and the questions built on it: reverse
+ * DNS of clients, MX routes for the mta, sender domain checks.
+ */
+#ifndef POSTHASTE_DNS_H
+#define POSTHASTE_DNS_H
+
+#include <sys/socket.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+/* outcome of one query */
+#define DNS_OK		0	/* records of the asked type (nrr > 0) */
+#define DNS_NODATA	1	/* the name exists, no such records */
+#define DNS_NXDOMAIN	2	/* the name does not exist */
+#define DNS_TEMPFAIL	3	/* SERVFAIL, timeout, resolver trouble */
+
+#define DNS_T_A		1
+#define DNS_T_PTR	12
+#define DNS_T_MX	15
+#define DNS_T_AAAA	28
+
+#define DNS_MAX_RR	32	/* answers kept per query; more are ignored */
+#define DNS_NAME_MAX	256
+
+struct dns_rr {
+	uint16_t		type;
+	uint16_t		preference;		/* MX */
+	char			name[DNS_NAME_MAX];	/* MX, PTR target */
+	struct sockaddr_storage	addr;			/* A, AAAA */
+};
+
+struct dns_result {
+	int		status;		/* DNS_* */
+	int		secure;		/* DNSSEC validated (for DANE) */
+	size_t		nrr;
+	struct dns_rr	rr[DNS_MAX_RR];
+};
+
+typedef void	(*dns_cb)(void *arg, const struct dns_result *);
+
+/*
+ * Set up the resolver on ev_base from conf ("resolver ADDR [port N]",
+ * else /etc/resolv.conf) with /etc/hosts honoured.  Call before the
+ * sandbox: it reads those files.  Fatal on failure.
+ */
+void	dns_init(void);
+/* the same with an explicit forwarder (NULL: resolv.conf); for tests */
+int	dns_init_with(const char *addr, uint16_t port, const char *hosts);
+void	dns_shutdown(void);
+
+/*
+ * Ask for `type' records of `name'.  The callback always runs later
+ * from the event loop, exactly once, never from inside this call, with
+ * only records of the asked type (CNAME chains are followed by the
+ * resolver).  A query not answered in `timeout' seconds reports
+ * DNS_TEMPFAIL.
+ */
+void	dns_query(const char *name, int type, int timeout, dns_cb, void *arg);
+
+/* "1.2.3.4" / "::1" -> in-addr.arpa / ip6.arpa name; -1 if not IP */
+int	dns_ptr_name(const struct sockaddr_storage *, char *, size_t);
+/* same address (v4-mapped IPv6 equal to its IPv4), ports ignored */
+int	dns_addr_equal(const struct sockaddr_storage *,
+	    const struct sockaddr_storage *);
+
+/*
+ * Reverse DNS of a client, forward-confirmed: PTR names, then their
+ * A/AAAA records must contain the address.  The callback gets a filled
+ * struct lka_rdns (status PROTO_OK with name, PROTO_PERMFAIL when there
+ * is no PTR, PROTO_TEMPFAIL on DNS trouble; fcrdns 1 when confirmed).
+ */
+typedef void	(*dns_rdns_cb)(void *arg, const struct lka_rdns *);
+void	dns_rdns(const struct lka_rdns *req, dns_rdns_cb, void *arg);
+
+/* IMSG_LKA_RDNS from an smtp worker: answer on the same channel */
+struct mproc;
+void	dns_lka_rdns(struct mproc *, const struct lka_rdns *);
+
+/*
+ * IMSG_LKA_SENDER: does the MAIL FROM domain exist for mail (MX, or
+ * A/AAAA)?  Answers IMSG_LKA_SENDER with a struct lka_result: OK,
+ * 550 5.1.8 (no such domain), 550 5.7.27 (null MX), 450 4.1.8 (DNS
+ * failed temporarily).
+ */
+void	dns_lka_sender(struct mproc *, const struct lka_rcpt_req *);
+typedef void	(*dns_result_cb)(void *arg, const struct lka_result *);
+void	dns_check_sender(const struct lka_rcpt_req *, dns_result_cb, void *);
+
+/*
+ * IMSG_LKA_MX from the mta: IMSG_LKA_MX_HOST per address (MX preference
+ * order, equal preferences shuffled; A/AAAA of the domain when there is
+ * no MX; the relay host when relay_host is set), then
+ * IMSG_LKA_MX_RESULT.  mx.c.
+ */
+void	dns_lka_mx(struct mproc *, const struct lka_mx_req *);
+typedef void	(*dns_mx_host_cb)(void *arg, const struct lka_mx_host *);
+void	dns_mx(const struct lka_mx_req *, dns_mx_host_cb, dns_result_cb,
+	    void *arg);
+
+/* parse "smtp://host:port" style relay URLs: host and port (0 = none) */
+int	dns_parse_relay_url(const char *url, char *host, size_t hostlen,
+	    uint16_t *port);
+
+#endif

@@ -1,0 +1,418 @@
+/*
+ * mx.c -- where mail for a domain goes, for the mta (IMSG_LKA_MX).
+ *
+ * RFC 5321 5.1: the MX records sorted by preference (hosts of equal
+ * preference in random order, to spread the load as the RFC asks); no MX
+ * at all means the domain's own A/AAAA records, as an implicit MX of
+ * preference 0; a null MX (RFC 7505) means the domain accepts no mail.
+ * NXDOMAIN is permanent, a DNS failure temporary.  With a relay host
+ * ("relay host smtp://host:port") that host is resolved instead, and its
+ * port passed along.
+ *
+ * Every MX host's A and AAAA are asked at once; the answers are sent in
+ * MX order when all are in.  IPv4 addresses of a host come before its
+ * IPv6 ones: a host without IPv6 connectivity then finds a working
+ * address first.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dns.h"
+#include "log.h"
+#include "mproc.h"
+#include "proto.h"
+
+#define MX_TIMEOUT	30	/* seconds per query */
+#define MX_MAX_HOSTS	16	/* MX hosts tried */
+#define MX_MAX_ADDRS	8	/* addresses per host and family */
+
+struct mx_host {
+	uint32_t	 preference;
+	uint32_t	 order;		/* random, among equal preferences */
+	char		 name[DNS_NAME_MAX];
+	struct dns_result *res[2];	/* A, AAAA */
+};
+
+struct mx_state {
+	struct lka_mx_req	 req;
+	dns_mx_host_cb		 host_cb;
+	dns_result_cb		 done_cb;
+	void			*arg;
+	uint16_t		 port;		/* from the relay URL */
+	int			 implicit;	/* no MX: the domain itself */
+	struct mx_host		 hosts[MX_MAX_HOSTS];
+	size_t			 nhosts;
+	size_t			 pending;
+	int			 mx_status;	/* DNS_* of the MX query */
+};
+
+struct mx_addr_query {
+	struct mx_state	*st;
+	size_t		 host;
+	int		 family;	/* 0 A, 1 AAAA */
+};
+
+int
+dns_parse_relay_url(const char *url, char *host, size_t hostlen,
+    uint16_t *port)
+{
+	const char	*p, *end, *at;
+	char		*e;
+	size_t		 n;
+	long		 v;
+
+	*port = 0;
+	if ((p = strstr(url, "://")) != NULL)
+		p += 3;
+	else
+		p = url;
+	/* "smtp://label@host": the label names credentials, not the host */
+	if ((end = strchr(p, '/')) == NULL)
+		end = p + strlen(p);
+	if ((at = memchr(p, '@', (size_t)(end - p))) != NULL)
+		p = at + 1;
+	if (*p == '[') {
+		const char *close = memchr(p, ']', (size_t)(end - p));
+
+		if (close == NULL)
+			return -1;
+		n = (size_t)(close - p - 1);
+		if (n == 0 || n >= hostlen)
+			return -1;
+		memcpy(host, p + 1, n);
+		host[n] = '\0';
+		p = close + 1;
+	} else {
+		const char *colon = memchr(p, ':', (size_t)(end - p));
+
+		n = (size_t)((colon ? colon : end) - p);
+		if (n == 0 || n >= hostlen)
+			return -1;
+		memcpy(host, p, n);
+		host[n] = '\0';
+		p += n;
+	}
+	if (p < end && *p == ':') {
+		v = strtol(p + 1, &e, 10);
+		if (e == p + 1 || e != end || v < 1 || v > 65535)
+			return -1;
+		*port = (uint16_t)v;
+	} else if (p != end)
+		return -1;
+	return 0;
+}
+
+static int
+mx_host_cmp(const void *a, const void *b)
+{
+	const struct mx_host	*x = a, *y = b;
+
+	if (x->preference != y->preference)
+		return x->preference < y->preference ? -1 : 1;
+	if (x->order != y->order)
+		return x->order < y->order ? -1 : 1;
+	return 0;
+}
+
+static void
+mx_finish(struct mx_state *st, uint32_t status, const char *fmt_code,
+    const char *why)
+{
+	struct lka_result	r;
+
+	memset(&r, 0, sizeof(r));
+	r.reqid = st->req.reqid;
+	r.status = status;
+	if (status != PROTO_OK)
+		snprintf(r.reply, sizeof(r.reply), "%s %.300s: %s", fmt_code,
+		    st->req.relay_host[0] ? st->req.relay_host :
+		    st->req.domain, why);
+	st->done_cb(st->arg, &r);
+}
+
+static void
+mx_free(struct mx_state *st)
+{
+	size_t	i;
+
+	for (i = 0; i < st->nhosts; i++) {
+		free(st->hosts[i].res[0]);
+		free(st->hosts[i].res[1]);
+	}
+	free(st);
+}
+
+/* every address query is in: send the hosts in order, then the result */
+static void
+mx_emit(struct mx_state *st)
+{
+	struct lka_mx_host	 h;
+	struct mx_host		*mh;
+	size_t			 i, j, nsent = 0;
+	int			 f, tempfail = 0;
+	struct lka_result	 r;
+
+	for (i = 0; i < st->nhosts; i++) {
+		mh = &st->hosts[i];
+		for (f = 0; f < 2; f++) {
+			const struct dns_result *res = mh->res[f];
+
+			if (res->status == DNS_TEMPFAIL)
+				tempfail = 1;
+			for (j = 0; j < res->nrr && j < MX_MAX_ADDRS; j++) {
+				memset(&h, 0, sizeof(h));
+				h.reqid = st->req.reqid;
+				h.preference = mh->preference;
+				snprintf(h.host, sizeof(h.host), "%s",
+				    mh->name);
+				h.addr = res->rr[j].addr;
+				if (h.addr.ss_family == AF_INET)
+					((struct sockaddr_in *)&h.addr)->
+					    sin_port = htons(st->port);
+				else
+					((struct sockaddr_in6 *)&h.addr)->
+					    sin6_port = htons(st->port);
+				st->host_cb(st->arg, &h);
+				nsent++;
+			}
+		}
+	}
+	if (nsent > 0) {
+		memset(&r, 0, sizeof(r));
+		r.reqid = st->req.reqid;
+		r.status = PROTO_OK;
+		r.ndest = (uint32_t)nsent;
+		st->done_cb(st->arg, &r);
+	} else if (tempfail)
+		mx_finish(st, PROTO_TEMPFAIL, "451 4.4.3",
+		    "cannot resolve the mail exchangers now");
+	else if (st->implicit && st->mx_status == DNS_NXDOMAIN)
+		mx_finish(st, PROTO_PERMFAIL, "550 5.1.2",
+		    "domain not found");
+	else if (st->implicit)
+		mx_finish(st, PROTO_PERMFAIL, "550 5.1.2",
+		    "no MX, A or AAAA record");
+	else
+		mx_finish(st, PROTO_PERMFAIL, "550 5.4.4",
+		    "mail exchangers have no address");
+	mx_free(st);
+}
+
+static void
+mx_addr_cb(void *arg, const struct dns_result *res)
+{
+	struct mx_addr_query	*q = arg;
+	struct mx_state		*st = q->st;
+	struct dns_result	*copy;
+
+	if ((copy = malloc(sizeof(*copy))) == NULL)
+		fatal("malloc");
+	*copy = *res;
+	st->hosts[q->host].res[q->family] = copy;
+	free(q);
+	if (--st->pending == 0)
+		mx_emit(st);
+}
+
+/* an address literal, "[1.2.3.4]" or a bare IP: no DNS needed */
+static int
+mx_literal(struct mx_state *st, const char *name)
+{
+	struct dns_result	*res;
+	struct sockaddr_in	*sin;
+	struct sockaddr_in6	*sin6;
+	char			 buf[DNS_NAME_MAX];
+	size_t			 n = strlen(name);
+	int			 v6 = 0;
+
+	if (name[0] == '[' && n > 2 && name[n - 1] == ']') {
+		snprintf(buf, sizeof(buf), "%.*s", (int)(n - 2), name + 1);
+		if (strncasecmp(buf, "IPv6:", 5) == 0) {
+			memmove(buf, buf + 5, strlen(buf + 5) + 1);
+			v6 = 1;
+		}
+	} else
+		snprintf(buf, sizeof(buf), "%s", name);
+	if ((res = calloc(2, sizeof(*res))) == NULL)
+		fatal("calloc");
+	res[0].status = res[1].status = DNS_NODATA;
+	sin = (struct sockaddr_in *)&res[0].rr[0].addr;
+	sin6 = (struct sockaddr_in6 *)&res[1].rr[0].addr;
+	if (!v6 && inet_pton(AF_INET, buf, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		res[0].status = DNS_OK;
+		res[0].nrr = 1;
+	} else if (strchr(buf, ':') != NULL &&
+	    inet_pton(AF_INET6, buf, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		res[1].status = DNS_OK;
+		res[1].nrr = 1;
+	} else {
+		free(res);
+		return 0;
+	}
+	st->nhosts = 1;
+	snprintf(st->hosts[0].name, sizeof(st->hosts[0].name), "%s", name);
+	if ((st->hosts[0].res[0] = malloc(sizeof(*res))) == NULL ||
+	    (st->hosts[0].res[1] = malloc(sizeof(*res))) == NULL)
+		fatal("malloc");
+	*st->hosts[0].res[0] = res[0];
+	*st->hosts[0].res[1] = res[1];
+	free(res);
+	return 1;
+}
+
+static void
+mx_resolve_hosts(struct mx_state *st)
+{
+	struct mx_addr_query	*q;
+	size_t			 i;
+	int			 f;
+
+	st->pending = st->nhosts * 2;
+	for (i = 0; i < st->nhosts; i++) {
+		for (f = 0; f < 2; f++) {
+			if ((q = calloc(1, sizeof(*q))) == NULL)
+				fatal("calloc");
+			q->st = st;
+			q->host = i;
+			q->family = f;
+			dns_query(st->hosts[i].name, f ? DNS_T_AAAA : DNS_T_A,
+			    MX_TIMEOUT, mx_addr_cb, q);
+		}
+	}
+}
+
+static void
+mx_cb(void *arg, const struct dns_result *res)
+{
+	struct mx_state	*st = arg;
+	size_t		 i;
+
+	st->mx_status = res->status;
+	switch (res->status) {
+	case DNS_TEMPFAIL:
+		mx_finish(st, PROTO_TEMPFAIL, "451 4.4.3",
+		    "DNS lookup failed temporarily");
+		mx_free(st);
+		return;
+	case DNS_NXDOMAIN:
+		mx_finish(st, PROTO_PERMFAIL, "550 5.1.2", "domain not found");
+		mx_free(st);
+		return;
+	case DNS_NODATA:
+		/* RFC 5321 5.1: the domain itself is the implicit MX */
+		st->implicit = 1;
+		st->nhosts = 1;
+		snprintf(st->hosts[0].name, sizeof(st->hosts[0].name), "%s",
+		    st->req.domain);
+		mx_resolve_hosts(st);
+		return;
+	}
+	/* RFC 7505 3: exactly one MX, target "." (any preference) */
+	for (i = 0; i < res->nrr; i++) {
+		if (res->rr[i].name[0] != '\0')
+			continue;
+		if (res->nrr == 1) {
+			mx_finish(st, PROTO_PERMFAIL, "556 5.1.10",
+			    "domain accepts no mail (null MX)");
+			mx_free(st);
+			return;
+		}
+	}
+	for (i = 0; i < res->nrr && st->nhosts < MX_MAX_HOSTS; i++) {
+		struct mx_host *h = &st->hosts[st->nhosts];
+
+		/* a "." among real MXes is a misconfiguration: skip it */
+		if (res->rr[i].name[0] == '\0')
+			continue;
+		h->preference = res->rr[i].preference;
+		h->order = arc4random();
+		snprintf(h->name, sizeof(h->name), "%s", res->rr[i].name);
+		st->nhosts++;
+	}
+	if (st->nhosts == 0) {
+		mx_finish(st, PROTO_PERMFAIL, "556 5.1.10",
+		    "domain accepts no mail (null MX)");
+		mx_free(st);
+		return;
+	}
+	qsort(st->hosts, st->nhosts, sizeof(st->hosts[0]), mx_host_cmp);
+	mx_resolve_hosts(st);
+}
+
+void
+dns_mx(const struct lka_mx_req *req, dns_mx_host_cb host_cb,
+    dns_result_cb done_cb, void *arg)
+{
+	struct mx_state	*st;
+	char		 host[DNS_NAME_MAX];
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		fatal("calloc");
+	st->req = *req;
+	st->host_cb = host_cb;
+	st->done_cb = done_cb;
+	st->arg = arg;
+	if (req->relay_host[0] != '\0') {
+		if (dns_parse_relay_url(req->relay_host, host, sizeof(host),
+		    &st->port) == -1) {
+			/* the parser checked it; a bad one is a config bug */
+			mx_finish(st, PROTO_PERMFAIL, "550 5.3.5",
+			    "invalid relay host");
+			mx_free(st);
+			return;
+		}
+		if (mx_literal(st, host)) {
+			mx_emit(st);
+			return;
+		}
+		st->nhosts = 1;
+		snprintf(st->hosts[0].name, sizeof(st->hosts[0].name), "%s",
+		    host);
+		mx_resolve_hosts(st);
+		return;
+	}
+	if (req->domain[0] == '[') {
+		/* RFC 5321 4.1.3: an address literal is the host itself */
+		if (mx_literal(st, req->domain))
+			mx_emit(st);
+		else {
+			mx_finish(st, PROTO_PERMFAIL, "550 5.1.2",
+			    "invalid address literal");
+			mx_free(st);
+		}
+		return;
+	}
+	dns_query(req->domain, DNS_T_MX, MX_TIMEOUT, mx_cb, st);
+}
+
+static void
+lka_mx_host_reply(void *arg, const struct lka_mx_host *h)
+{
+	struct mproc	*p = arg;
+
+	mproc_compose(p, IMSG_LKA_MX_HOST, h->reqid, -1, h, sizeof(*h));
+}
+
+static void
+lka_mx_result_reply(void *arg, const struct lka_result *r)
+{
+	struct mproc	*p = arg;
+
+	mproc_compose(p, IMSG_LKA_MX_RESULT, r->reqid, -1, r, sizeof(*r));
+}
+
+void
+dns_lka_mx(struct mproc *p, const struct lka_mx_req *req)
+{
+	dns_mx(req, lka_mx_host_reply, lka_mx_result_reply, p);
+}
