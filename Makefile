@@ -4,7 +4,7 @@
 #   make check      install missing Debian packages, build, run unit and
 #                   integration tests, then again under ASan+UBSan
 #   make run        install missing packages, build, run in the foreground on
-#                   a safe default configuration (etc/smtpd.conf.run)
+#                   the safe default configuration (etc/smtpd.conf)
 #   make install    PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc
 #   make fuzz       build the libFuzzer harnesses (clang)
 #   make bench      run ../shared/bench against Posthaste and Postfix
@@ -100,7 +100,6 @@ check-integration: all
 
 # The whole suite: normal build, then again under ASan+UBSan.
 check: deps
-	@$(MAKE) --no-print-directory all unit
 	@sh mk/check.sh
 
 run: deps all

@@ -44,8 +44,16 @@ mproc_dispatch(evutil_socket_t fd, short ev, void *arg)
 				p->closed(p);
 				return;
 			}
-			if (n == 0)
-				fatalx("lost channel to %s", p->name);
+			/*
+			 * A peer that went away either died (the parent logs
+			 * why and takes the daemon down) or is shutting down
+			 * with us: either way, leave quietly.
+			 */
+			if (n == 0) {
+				log_debug("channel to %s closed, exiting",
+				    p->name);
+				exit(0);
+			}
 			fatal("read from %s", p->name);
 		}
 		for (;;) {

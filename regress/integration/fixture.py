@@ -92,8 +92,13 @@ MAX_START_FAILURES = 3
 _start_failures = 0
 
 
-def begin_test():
+_current_test = None
+
+
+def begin_test(name=None):
     """Called by the runner before each test."""
+    global _current_test
+    _current_test = name
     del _started[:]
 
 
@@ -254,16 +259,30 @@ def alive(pid, starttime=None):
     return starttime is None or st[3] == starttime
 
 
-def proc_title(pid):
-    """The title a process set for itself (/proc/PID/cmdline, NULs and
-    runs of spaces collapsed)."""
+def _cmdline(pid):
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
+            return f.read()
+    except (FileNotFoundError, ProcessLookupError):
         return None
-    text = raw.replace(b"\0", b" ").decode("utf-8", "replace")
-    return " ".join(text.split())
+
+
+def proc_title(pid):
+    """The title a process set for itself: /proc/PID/cmdline up to its
+    first NUL, white space trimmed."""
+    raw = _cmdline(pid)
+    if raw is None:
+        return None
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace").strip()
+
+
+def proc_title_shown(pid):
+    """The title as ps(1) shows it: the whole argv area, NULs as spaces
+    (leftovers of the original arguments included)."""
+    raw = _cmdline(pid)
+    if raw is None:
+        return None
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
 
 
 def proc_status(pid):
@@ -380,9 +399,15 @@ class Daemon:
                 return self
             except FixtureError as e:
                 last = e
-                if "in use" not in self.log() or self.proc.poll() is None:
+                if self.proc.poll() is None:
+                    break		# hung: end_test() stops it
+                # Exited by itself: nothing left to stop.
+                self.stopped = True
+                self.status = self.proc.returncode
+                self._cleanup_tmp()
+                if "in use" not in self.log():
                     break
-                self._cleanup_tmp()	# port race: try another one
+                # port race: try another one
         _start_failures += 1
         raise last
 
@@ -397,10 +422,10 @@ class Daemon:
             f.write(self.config_text())
 
         Daemon._serial += 1
-        base = self.name or "daemon"
+        base = self.name or _current_test or "daemon"
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "-", base)
         self.log_path = os.path.join(
-            results_dir(), "%s.%d.%d.log" % (base, os.getpid(),
-                                             Daemon._serial))
+            results_dir(), "%s.%d.log" % (base, Daemon._serial))
         env = dict(os.environ)
         for key, value in SANITIZER_ENV.items():
             env.setdefault(key, value)
@@ -414,6 +439,7 @@ class Daemon:
                     cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                     cwd=self.tmp, env=env, start_new_session=True)
             except OSError as e:
+                self._cleanup_tmp()
                 raise FixtureError("cannot start %s: %s" % (cmd[0], e))
         self.pid = self.proc.pid
         self.status = None
@@ -427,9 +453,12 @@ class Daemon:
         last = "no connection"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                lines = [ln for ln in self.log().splitlines()
+                         if ln.strip() and not ln.startswith("# ")]
                 raise FixtureError(
-                    "daemon exited with status %s before its 220 banner"
-                    % self.proc.returncode)
+                    "daemon exited with status %s before its 220 banner%s"
+                    % (_describe_status(self.proc.returncode),
+                       ": " + lines[-1].strip() if lines else ""))
             try:
                 with SMTPConnection(self.port, timeout=5) as c:
                     if c.greeting.code == 220:
@@ -547,7 +576,7 @@ def _describe_status(status):
     return str(status)
 
 
-def run_smtpd(args, timeout=30):
+def run_smtpd(args, timeout=10):
     """Run BINDIR/smtpd with args (not as a daemon, e.g. -n); returns the
     CompletedProcess with stdout and stderr merged into .output.  A
     sanitizer report fails the caller."""

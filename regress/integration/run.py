@@ -2,7 +2,7 @@
 """
 run.py -- the integration test runner: the real daemon, real clients.
 
-    run.py --bindir obj [-k SUBSTRING] [--timeout SECONDS] [--list]
+    run.py --bindir obj/bin [-k SUBSTRING] [--timeout-scale X] [--list]
 
 Discovers the functions named test_* in the modules test_*.py beside this
 file (in file order), runs each with a time limit, and prints
@@ -17,7 +17,7 @@ failed (or none ran).  Needs root.  No third-party modules: Debian's
 
 A test module may set TIMEOUT (seconds) for its tests, and a test function
 may carry a .timeout attribute.  Daemon logs are kept under
-regress/results/<bindir name>/; set POSTHASTE_KEEP=1 to keep the temporary
+regress/results/<build>/ (obj, obj-san); set POSTHASTE_KEEP=1 to keep the temporary
 spools too.
 """
 
@@ -96,7 +96,7 @@ def short_reason(exc):
 def run_one(name, func, timeout, scale):
     """Run one test; returns (ok, reason, details)."""
     limit = max(1, int(timeout * scale))
-    fixture.begin_test()
+    fixture.begin_test(name)
     reason = None
     details = []
     signal.signal(signal.SIGALRM, _on_alarm)
@@ -142,7 +142,7 @@ def run_one(name, func, timeout, scale):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
     ap.add_argument("--bindir", required=True,
-                    help="directory holding the built smtpd (obj, obj-san)")
+                    help="directory holding the built smtpd (obj/bin, obj-san/bin)")
     ap.add_argument("-k", dest="pattern", default="",
                     help="run only tests whose name contains this")
     ap.add_argument("--timeout-scale", type=float,
@@ -154,8 +154,11 @@ def main():
     args = ap.parse_args()
 
     fixture.BINDIR = os.path.abspath(args.bindir)
-    fixture.RESULTS = os.path.join(fixture.REPO, "regress", "results",
-                                   os.path.basename(fixture.BINDIR))
+    # obj/bin -> "obj", obj-san/bin -> "obj-san"
+    build = os.path.basename(fixture.BINDIR)
+    if build == "bin":
+        build = os.path.basename(os.path.dirname(fixture.BINDIR))
+    fixture.RESULTS = os.path.join(fixture.REPO, "regress", "results", build)
     tests = discover(args.pattern)
     if args.list:
         for name, _, timeout in tests:
@@ -164,8 +167,9 @@ def main():
 
     passed = failed = 0
     setup_error = None
-    if not os.path.exists(fixture.binary("smtpd")):
-        setup_error = "%s not built" % fixture.binary("smtpd")
+    smtpd = fixture.binary("smtpd")
+    if not (os.path.isfile(smtpd) and os.access(smtpd, os.X_OK)):
+        setup_error = "%s not built" % smtpd
     else:
         try:
             fixture.setup_system()
@@ -196,8 +200,7 @@ def main():
     if not tests:
         print("no tests found%s" % (" matching %r" % args.pattern
                                     if args.pattern else ""))
-    print("integration (%s): %.0fs" % (os.path.basename(fixture.BINDIR),
-                                       time.monotonic() - started))
+    print("integration (%s): %.0fs" % (build, time.monotonic() - started))
     print("%d passed, %d failed" % (passed, failed), flush=True)
     return 1 if failed or not tests else 0
 

@@ -195,10 +195,10 @@ def test_mbox_appends():
     assert data.index(first.encode()) < data.index(second.encode())
     box = mailbox.mbox(mbox_path(TEST_USER2), create=False)
     try:
-        subjects = [m.get_payload() for m in box]
+        payloads = [m.get_payload() for m in box]
     finally:
         box.close()
-    assert len(subjects) == 2, "mbox holds %d messages" % len(subjects)
+    assert len(payloads) == 2, "mbox holds %d messages" % len(payloads)
 
 
 def send_raw(port, sender, rcpt, wire_body):

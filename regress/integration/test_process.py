@@ -12,7 +12,8 @@ import time
 
 from fixture import (DAEMON_USER, EMPTY_DIR, QUEUE_USER, Daemon,
                      SMTPConnection, alive, poll, proc_cwd, proc_root,
-                     proc_stat, proc_status, proc_title, user)
+                     proc_stat, proc_status, proc_title, proc_title_shown,
+                     user)
 
 TIMEOUT = 60
 
@@ -57,6 +58,12 @@ def test_process_titles():
         workers = [t for t in kids if t.startswith("smtpd: smtp worker")]
         assert len(workers) == 2, \
             "'smtp workers 2' but worker titles are %s" % workers
+        # What ps shows: no leftovers of the original command line.
+        shown = dict((t, proc_title_shown(kids[t])) for t in EXPECTED)
+        garbled = ["%r shows as %r" % (t, v) for t, v in sorted(shown.items())
+                   if v is not None and v != t]
+        assert not garbled, "ps shows leftovers of the old argv after the " \
+            "title (clear the whole argv area): " + "; ".join(garbled)
 
 
 def test_parent_is_root():
