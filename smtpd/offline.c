@@ -1,0 +1,280 @@
+/*
+ * offline.c -- submit the messages sendmail(8) left while we were down.
+ *
+ * The spool's offline directory is world-writable and sticky (1777, as
+ * /tmp): sendmail has no privileges, so that is the only way a user can
+ * leave a message there.  Everything in it is therefore untrusted.  The
+ * root-owned part here only looks: a file is considered when it is a
+ * regular file (not a symbolic link, not a device or FIFO that could
+ * block us), has exactly one link (a hard link to someone else's file
+ * would otherwise be submitted in their name), and belongs to an existing
+ * user who is not one of the daemon's own.  Then a child takes on that
+ * user's identity -- groups, gid, uid -- before it opens the file, checks
+ * it is still the same file, and submits it through the control socket
+ * exactly as sendmail would have: the daemon sees the user's uid on the
+ * socket, so an offline file can never claim more than its owner could
+ * have sent directly.
+ *
+ * The parent must not wait for any of this (it has a daemon to run), so
+ * one process walks the directory and the parent reaps it like any other
+ * child it does not know.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "offline.h"
+#include "privsep.h"
+#include "smtpd.h"
+#include "submit.h"
+
+#define OFFLINE_MAX_FILES	100000
+#define OFFLINE_MAX_GROUPS	256
+
+static void
+offline_report(const char *line)
+{
+	char	clean[1024];
+
+	log_warnx("offline: %s", log_sanitize(line, clean, sizeof(clean)));
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * In the per-file child: become the owner, then submit.  The exit
+ * status says nothing; everything worth knowing is logged here.
+ */
+static __attribute__((noreturn)) void
+offline_submit_file(int dfd, const char *name, const struct stat *seen,
+    const struct passwd *pw)
+{
+	struct submission	 sub;
+	struct submit_result	 res;
+	struct stat		 st;
+	gid_t			 groups[OFFLINE_MAX_GROUPS];
+	char			 err[1200];
+	int			 ngroups = OFFLINE_MAX_GROUPS, fd, sfd, rc;
+
+	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) == -1) {
+		/* too many groups: the primary one is enough to submit */
+		groups[0] = pw->pw_gid;
+		ngroups = 1;
+	}
+	privsep_drop_ids(pw->pw_uid, pw->pw_gid, groups, ngroups);
+
+	if ((fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC)) == -1) {
+		log_warn("offline: %s", name);
+		_exit(1);
+	}
+	if (fstat(fd, &st) == -1) {
+		log_warn("offline: %s: fstat", name);
+		_exit(1);
+	}
+	/* the file we looked at as root, not one swapped in meanwhile */
+	if (st.st_dev != seen->st_dev || st.st_ino != seen->st_ino ||
+	    !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+	    st.st_uid != pw->pw_uid) {
+		log_warnx("offline: %s changed while being examined; left "
+		    "alone", name);
+		_exit(1);
+	}
+	rc = submit_offline_read(fd, conf->max_message_size, &sub, err,
+	    sizeof(err));
+	close(fd);
+	if (rc == 1) {
+		log_warnx("offline: %s (user %s): %s; left for the next start",
+		    name, pw->pw_name, err);
+		_exit(1);
+	}
+	if (rc == -1) {
+		log_warnx("offline: %s (user %s): %s; left alone", name,
+		    pw->pw_name, err);
+		_exit(1);
+	}
+	if ((sfd = submit_connect(conf->socket)) == -1) {
+		log_warn("offline: %s: connect %s", name, conf->socket);
+		_exit(1);
+	}
+	submit_message(sfd, &sub, offline_report, NULL, &res);
+	if (res.queued) {
+		if (unlinkat(dfd, name, 0) == -1)
+			log_warn("offline: %s: unlink (submitted as %s)",
+			    name, res.queueid);
+		log_info("offline: %s user=%s submitted, queued as %s%s",
+		    name, pw->pw_name, res.queueid,
+		    res.status ? " (some recipients refused)" : "");
+		_exit(0);
+	}
+	if (!res.reached || res.status == EX_TEMPFAIL ||
+	    res.status == EX_IOERR || res.status == EX_OSERR) {
+		log_warnx("offline: %s user=%s: %s; left for the next start",
+		    name, pw->pw_name, res.error);
+		_exit(1);
+	}
+	/* refused for good: give it back to the user, as sendmail would */
+	if (submit_dead_letter(&sub, err, sizeof(err)) == -1) {
+		log_warnx("offline: %s user=%s: %s; and cannot save it to "
+		    "dead.letter: %s; left alone", name, pw->pw_name,
+		    res.error, err);
+		_exit(1);
+	}
+	if (unlinkat(dfd, name, 0) == -1)
+		log_warn("offline: %s: unlink", name);
+	log_warnx("offline: %s user=%s: %s; returned to ~%s/dead.letter",
+	    name, pw->pw_name, res.error, pw->pw_name);
+	_exit(1);
+}
+
+/* may this file be submitted at all?  (as root, without opening it) */
+static struct passwd *
+offline_owner(int dfd, const char *name, struct stat *st)
+{
+	struct passwd	*pw;
+
+	if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == -1) {
+		if (errno != ENOENT)
+			log_warn("offline: %s", name);
+		return NULL;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		log_warnx("offline: %s: not a regular file; ignored", name);
+		return NULL;
+	}
+	if (st->st_nlink != 1) {
+		log_warnx("offline: %s: %lu links; ignored", name,
+		    (unsigned long)st->st_nlink);
+		return NULL;
+	}
+	if ((pw = getpwuid(st->st_uid)) == NULL) {
+		log_warnx("offline: %s: owner uid %lu is no user; ignored",
+		    name, (unsigned long)st->st_uid);
+		return NULL;
+	}
+	if (strcmp(pw->pw_name, SMTPD_USER) == 0 ||
+	    strcmp(pw->pw_name, SMTPD_QUEUE_USER) == 0) {
+		log_warnx("offline: %s: owned by %s, which never submits "
+		    "mail; ignored", name, pw->pw_name);
+		return NULL;
+	}
+	return pw;
+}
+
+static void
+offline_walk(void)
+{
+	struct stat	  st;
+	struct passwd	 *pw, owner;
+	struct dirent	 *de;
+	DIR		 *dir;
+	char		  path[CONF_PATH_MAX + 32], **names = NULL, **n;
+	size_t		  nnames = 0, cap = 0, i;
+	pid_t		  pid;
+	int		  dfd, dirfd2, status;
+	size_t		  done = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", conf->spool,
+	    SUBMIT_OFFLINE_DIR);
+	if ((dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
+		if (errno != ENOENT)
+			log_warn("offline: %s", path);
+		return;
+	}
+	/* fdopendir owns its descriptor; dfd stays for the *at calls */
+	if ((dirfd2 = dup(dfd)) == -1 || (dir = fdopendir(dirfd2)) == NULL) {
+		log_warn("offline: %s", path);
+		if (dirfd2 != -1)
+			close(dirfd2);
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(dir)) != NULL && nnames < OFFLINE_MAX_FILES) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (nnames == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((n = reallocarray(names, cap, sizeof(*n))) == NULL)
+				fatal("offline: reallocarray");
+			names = n;
+		}
+		if ((names[nnames] = strdup(de->d_name)) == NULL)
+			fatal("offline: strdup");
+		nnames++;
+	}
+	closedir(dir);
+	/* oldest first: the names start with the time they were made */
+	qsort(names, nnames, sizeof(*names), name_cmp);
+
+	for (i = 0; i < nnames; i++) {
+		if ((pw = offline_owner(dfd, names[i], &st)) == NULL)
+			continue;
+		owner = *pw;
+		if ((pid = fork()) == -1) {
+			log_warn("offline: fork");
+			break;
+		}
+		if (pid == 0)
+			offline_submit_file(dfd, names[i], &st, &owner);
+		while (waitpid(pid, &status, 0) == -1)
+			if (errno != EINTR)
+				fatal("offline: waitpid");
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			done++;
+	}
+	if (nnames > 0)
+		log_info("offline: %zu message(s) submitted, %zu left",
+		    done, nnames - done);
+	for (i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
+	close(dfd);
+}
+
+void
+offline_enqueue_all(void)
+{
+	sigset_t	all;
+	pid_t		pid;
+
+	if ((pid = fork()) == -1) {
+		log_warn("offline: fork");
+		return;
+	}
+	if (pid != 0)
+		return;
+
+	/* the parent's handlers and descriptors are not ours */
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	if (close_range(3, ~0U, 0) == -1)
+		fatal("offline: close_range");
+	log_reopen();
+	log_procname("offline");
+	privsep_title("offline");
+	offline_walk();
+	_exit(0);
+}
