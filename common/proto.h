@@ -61,6 +61,12 @@ enum imsg_type {
 	/* control -> smtp: a local submission session on a unix socket */
 	IMSG_SMTP_LOCAL,	/* struct local_session + client fd */
 
+	/* parent -> queue: channels of a (new) generation, and settings */
+	IMSG_QUEUE_ADD_WORKER,	/* fd: a channel to a new smtp worker */
+	IMSG_QUEUE_SET_MTA,	/* fd: the channel to the current mta */
+	IMSG_QUEUE_SET_LOOKUP,	/* fd: the channel to the current lookup */
+	IMSG_QUEUE_CONF,	/* struct queue_conf */
+
 	/* parent -> children */
 	IMSG_SHUTDOWN,		/* stop accepting, finish, exit */
 	IMSG_PAUSE,		/* uint32 what */
@@ -148,6 +154,16 @@ struct forward_req {
 struct local_session {
 	uint32_t	uid;		/* from SO_PEERCRED */
 	char		user[128];	/* its name, for the envelope */
+};
+
+/* what the queue takes from smtpd.conf, sent again on reload */
+struct queue_conf {
+	int64_t		queue_ttl;
+	int64_t		bounce_warn;
+	int64_t		retry_local;
+	int64_t		retry_remote;
+	int32_t		max_inflight;
+	char		hostname[256];
 };
 
 struct queue_msg_req {

@@ -75,6 +75,11 @@ lookup_rcpt(struct mproc *p, const struct lka_rcpt_req *req)
 	    r.reply, sizeof(r.reply));
 	r.ndest = ctx.ndest;
 done:
+	/* RFC 5321 4.5.1: postmaster is always accepted (lookup/auth.c) */
+	if (r.status == PROTO_PERMFAIL && r.ndest == 0 &&
+	    lookup_postmaster(p, req, m, &r.ndest, r.reply,
+	    sizeof(r.reply)) == PROTO_OK)
+		r.status = PROTO_OK;
 	if (r.status != PROTO_OK) {
 		char clean[sizeof(r.reply) * 4];
 
@@ -88,12 +93,22 @@ static void
 lookup_smtp_dispatch(struct mproc *p, struct imsg *m)
 {
 	struct lka_rcpt_req	req;
+	struct lka_auth_req	areq;
 	struct lka_rdns		rdns;
 
 	switch (m->hdr.type) {
 	case IMSG_LKA_RCPT:
 		PROTO_READ(p, m, &req, proto_valid_lka_rcpt_req);
 		lookup_rcpt(p, &req);
+		break;
+	case IMSG_LKA_VRFY:
+	case IMSG_LKA_EXPN:
+		PROTO_READ(p, m, &req, proto_valid_lka_rcpt_req);
+		lookup_vrfy(p, &req, m->hdr.type == IMSG_LKA_EXPN);
+		break;
+	case IMSG_LKA_AUTH:
+		PROTO_READ(p, m, &areq, proto_valid_lka_auth_req);
+		lookup_auth(p, &areq);
 		break;
 	case IMSG_LKA_RDNS:
 		PROTO_READ(p, m, &rdns, proto_valid_lka_rdns);
@@ -129,6 +144,16 @@ lookup_other_dispatch(struct mproc *p, struct imsg *m)
 	fatalx("unexpected message %u from %s", m->hdr.type, p->name);
 }
 
+/*
+ * A worker that exits (after a reload, its generation retiring) closes
+ * its channel; the others still need us, so that is no reason to go.
+ */
+static void
+lookup_peer_closed(struct mproc *p)
+{
+	mproc_clear(p);
+}
+
 void
 lookup_main(struct proc_fds *f)
 {
@@ -155,6 +180,7 @@ lookup_main(struct proc_fds *f)
 		snprintf(names[i], sizeof(names[i]), "smtp worker %d", i + 1);
 		mproc_init(&l_smtp[i], f->smtp[i], names[i],
 		    lookup_smtp_dispatch, NULL);
+		l_smtp[i].closed = lookup_peer_closed;
 	}
 	proc_on_term(NULL);
 	event_base_dispatch(ev_base);

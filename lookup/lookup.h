@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "mproc.h"
 #include "proto.h"
 
 /* table.c: every backend behind one interface */
@@ -24,6 +25,13 @@ void	table_reload_all(void);
 int	rule_find(const struct lka_rcpt_req *, struct match **);
 int	rule_is_local_domain(const char *domain);
 int	addr_in_cidr(const struct sockaddr_storage *, const char *cidr);
+
+/* auth.c: AUTH checks, VRFY/EXPN answers, the postmaster fallback */
+void	lookup_auth(struct mproc *, const struct lka_auth_req *);
+void	lookup_vrfy(struct mproc *, const struct lka_rcpt_req *, int expn);
+int	lookup_client_trusted(const struct lka_rcpt_req *);
+int	lookup_postmaster(struct mproc *, const struct lka_rcpt_req *,
+	    struct match *, uint32_t *ndest, char *reply, size_t replylen);
 
 /* expand.c: a recipient to its final destinations */
 typedef void (*expand_emit)(void *arg, const struct lka_dest *);

@@ -56,6 +56,7 @@ struct qenv {
 	struct qmsg		*msg;
 	struct envelope		 evp;
 	int			 inflight;
+	struct mproc		*via;		/* where it is in flight */
 	int			 bouncing;	/* kept until its DSN is queued */
 	int			 onlist;	/* 0, LIST_READY, LIST_WAIT */
 };
@@ -95,9 +96,22 @@ static struct qenv_list		 ready = TAILQ_HEAD_INITIALIZER(ready);
 static struct qenv_list		 waiting = TAILQ_HEAD_INITIALIZER(waiting);
 static TAILQ_HEAD(, qmsg)	 batch = TAILQ_HEAD_INITIALIZER(batch);
 
-static struct mproc	 q_parent, q_mta, q_control, q_lookup;
-static struct mproc	 q_smtp[SMTPD_MAX_WORKERS];
-static int		 nsmtp;
+#define QUEUE_MAX_SMTP	256	/* worker channels, across reloads */
+#define QUEUE_MAX_PEERS	8	/* mta/lookup channels, old and current */
+
+static struct mproc	 q_parent, q_control;
+static struct mproc	 q_smtp[QUEUE_MAX_SMTP];
+static int		 q_smtp_open[QUEUE_MAX_SMTP];
+static char		 q_smtp_name[QUEUE_MAX_SMTP][24];
+static int		 q_smtp_serial;
+/*
+ * A reload starts a new mta and lookup; the old ones may still answer
+ * on their channels until they exit, so those stay open until then.
+ */
+static struct mproc	 q_mtas[QUEUE_MAX_PEERS], q_lookups[QUEUE_MAX_PEERS];
+static int		 q_mtas_open[QUEUE_MAX_PEERS];
+static int		 q_lookups_open[QUEUE_MAX_PEERS];
+static struct mproc	*q_mta, *q_lookup;	/* the current ones */
 static int		 dfd_incoming, dfd_queue, dfd_corrupt;
 static struct event	*ev_commit, *ev_sched;
 static int		 inflight;
@@ -107,6 +121,9 @@ struct queue_stats	 queue_stats;
 
 static void	queue_schedule(void);
 static void	sched_wait(struct qenv *);
+static void	queue_smtp_dispatch(struct mproc *, struct imsg *);
+static void	queue_mta_dispatch(struct mproc *, struct imsg *);
+static void	queue_lookup_dispatch(struct mproc *, struct imsg *);
 
 static void
 qenv_unlist(struct qenv *e)
@@ -369,6 +386,9 @@ commit_reply(struct qmsg *m, int ok)
 	if (!ok)
 		snprintf(r.reply, sizeof(r.reply), "451 4.3.0 Temporary "
 		    "queue failure, try again later");
+	/* a worker that went away meanwhile no longer needs an answer */
+	if (m->worker < 0 || !q_smtp_open[m->worker])
+		return;
 	mproc_compose(&q_smtp[m->worker], IMSG_QUEUE_COMMITTED,
 	    m->commit_reqid, -1, &r, sizeof(r));
 }
@@ -514,6 +534,7 @@ static void
 queue_smtp_dispatch(struct mproc *p, struct imsg *im)
 {
 	int			 worker = (int)(p - q_smtp);
+
 	struct queue_msg_req	 req;
 	struct envelope		 evp;
 
@@ -697,6 +718,7 @@ queue_delivery_result(const struct delivery_result *r)
 	if ((e = qenv_find(r->evpid)) == NULL || !e->inflight)
 		fatalx("delivery result for an envelope not in flight");
 	e->inflight = 0;
+	e->via = NULL;
 	inflight--;
 	e->evp.tries++;
 	e->evp.lasttry = now;
@@ -762,12 +784,10 @@ queue_dispatch_one(struct qenv *e)
 	qenv_unlist(e);
 	e->inflight = 1;
 	inflight++;
-	if (e->evp.dest_type == DEST_REMOTE)
-		mproc_compose(&q_mta, IMSG_MTA_DELIVER, 0, fd, &e->evp,
-		    sizeof(e->evp));
-	else
-		mproc_compose(&q_parent, IMSG_MDA_DELIVER, 0, fd, &e->evp,
-		    sizeof(e->evp));
+	e->via = e->evp.dest_type == DEST_REMOTE ? q_mta : &q_parent;
+	mproc_compose(e->via, e->evp.dest_type == DEST_REMOTE ?
+	    IMSG_MTA_DELIVER : IMSG_MDA_DELIVER, 0, fd, &e->evp,
+	    sizeof(e->evp));
 }
 
 /* bounce.c: the DSN for a failed envelope is queued (or given up) */
@@ -805,6 +825,8 @@ queue_schedule(void)
 			continue;
 		if (e->evp.dest_type == DEST_REMOTE ? paused_mta : paused_mda)
 			continue;
+		if (e->evp.dest_type == DEST_REMOTE && q_mta == NULL)
+			continue;	/* no mta yet: the parent sends one */
 		queue_dispatch_one(e);
 	}
 	evtimer_del(ev_sched);
@@ -944,21 +966,6 @@ queue_load(void)
 }
 
 static void
-queue_parent_dispatch(struct mproc *p, struct imsg *im)
-{
-	struct delivery_result	r;
-
-	switch (im->hdr.type) {
-	case IMSG_MDA_RESULT:
-		PROTO_READ(p, im, &r, proto_valid_delivery_result);
-		queue_delivery_result(&r);
-		break;
-	default:
-		fatalx("unexpected message %u from parent", im->hdr.type);
-	}
-}
-
-static void
 queue_mta_dispatch(struct mproc *p, struct imsg *im)
 {
 	struct delivery_result	r;
@@ -1012,8 +1019,150 @@ queue_lookup_dispatch(struct mproc *p, struct imsg *im)
 void
 queue_lookup_request(const struct lka_rcpt_req *req)
 {
-	mproc_compose(&q_lookup, IMSG_LKA_RCPT, req->reqid, -1, req,
+	if (q_lookup == NULL)
+		fatalx("bounce lookup before the parent sent a lookup channel");
+	mproc_compose(q_lookup, IMSG_LKA_RCPT, req->reqid, -1, req,
 	    sizeof(*req));
+}
+
+/* a worker of an old generation is gone: drop what it left unfinished */
+static void
+queue_smtp_closed(struct mproc *p)
+{
+	int		 worker = (int)(p - q_smtp);
+	struct qmsg	*m, *tmp;
+
+	RB_FOREACH_SAFE(m, qmsg_tree, &msgs, tmp) {
+		if (m->worker != worker || m->committed)
+			continue;
+		msgdir_remove(dfd_incoming, m->msgid);
+		qmsg_free(m);
+	}
+	log_debug("channel to %s closed", p->name);
+	q_smtp_open[worker] = 0;
+	mproc_clear(p);
+}
+
+static void
+queue_add_worker(int fd)
+{
+	int	i;
+
+	for (i = 0; i < QUEUE_MAX_SMTP; i++)
+		if (!q_smtp_open[i])
+			break;
+	if (i == QUEUE_MAX_SMTP)
+		fatalx("too many smtp worker channels");
+	snprintf(q_smtp_name[i], sizeof(q_smtp_name[i]), "smtp worker %d",
+	    ++q_smtp_serial);
+	mproc_init(&q_smtp[i], fd, q_smtp_name[i], queue_smtp_dispatch,
+	    NULL);
+	q_smtp[i].closed = queue_smtp_closed;
+	q_smtp_open[i] = 1;
+}
+
+/* an mta went away: what it had in flight is tried again soon */
+static void
+queue_mta_closed(struct mproc *p)
+{
+	struct qenv	*e;
+	time_t		 now = time(NULL);
+
+	RB_FOREACH(e, qenv_tree, &envs) {
+		if (!e->inflight || e->via != p)
+			continue;
+		e->inflight = 0;
+		e->via = NULL;
+		inflight--;
+		e->evp.nexttry = now + 5;
+		sched_wait(e);
+	}
+	if (q_mta == p) {
+		log_warnx("lost the current mta");
+		q_mta = NULL;
+	}
+	q_mtas_open[p - q_mtas] = 0;
+	mproc_clear(p);
+	queue_schedule();
+}
+
+static void
+queue_lookup_closed(struct mproc *p)
+{
+	if (q_lookup == p)
+		q_lookup = NULL;
+	q_lookups_open[p - q_lookups] = 0;
+	mproc_clear(p);
+}
+
+static struct mproc *
+queue_new_peer(struct mproc *arr, int *open, int fd, const char *name,
+    mproc_handler h, mproc_closed closed)
+{
+	int	i;
+
+	for (i = 0; i < QUEUE_MAX_PEERS; i++)
+		if (!open[i])
+			break;
+	if (i == QUEUE_MAX_PEERS)
+		fatalx("too many %s channels", name);
+	mproc_init(&arr[i], fd, name, h, NULL);
+	arr[i].closed = closed;
+	open[i] = 1;
+	return &arr[i];
+}
+
+static void
+queue_set_conf(const struct queue_conf *qc)
+{
+	if (proto_valid_string(qc->hostname, sizeof(qc->hostname)) == -1 ||
+	    qc->queue_ttl < 0 || qc->bounce_warn < 0 || qc->retry_local <= 0 ||
+	    qc->retry_remote <= 0 || qc->max_inflight <= 0)
+		fatalx("invalid queue settings from the parent");
+	conf->queue_ttl = qc->queue_ttl;
+	conf->bounce_warn = qc->bounce_warn;
+	conf->retry_local = qc->retry_local;
+	conf->retry_remote = qc->retry_remote;
+	conf->queue_max_inflight = qc->max_inflight;
+	snprintf(conf->hostname, sizeof(conf->hostname), "%s", qc->hostname);
+}
+
+static void
+queue_parent_dispatch(struct mproc *p, struct imsg *im)
+{
+	struct delivery_result	r;
+	struct queue_conf	qc;
+
+	switch (im->hdr.type) {
+	case IMSG_MDA_RESULT:
+		PROTO_READ(p, im, &r, proto_valid_delivery_result);
+		queue_delivery_result(&r);
+		break;
+	case IMSG_QUEUE_ADD_WORKER:
+		if (im->fd == -1 || im->len != 0)
+			fatalx("bad worker channel from the parent");
+		queue_add_worker(im->fd);
+		break;
+	case IMSG_QUEUE_SET_MTA:
+		if (im->fd == -1 || im->len != 0)
+			fatalx("bad mta channel from the parent");
+		q_mta = queue_new_peer(q_mtas, q_mtas_open, im->fd, "mta",
+		    queue_mta_dispatch, queue_mta_closed);
+		queue_schedule();
+		break;
+	case IMSG_QUEUE_SET_LOOKUP:
+		if (im->fd == -1 || im->len != 0)
+			fatalx("bad lookup channel from the parent");
+		q_lookup = queue_new_peer(q_lookups, q_lookups_open, im->fd,
+		    "lookup", queue_lookup_dispatch, queue_lookup_closed);
+		break;
+	case IMSG_QUEUE_CONF:
+		proto_get(p, im, &qc, sizeof(qc));
+		queue_set_conf(&qc);
+		break;
+	default:
+		fatalx("unexpected message %u from parent", im->hdr.type);
+	}
 }
 
 static void
@@ -1023,12 +1172,14 @@ queue_shutdown(void)
 	exit(0);
 }
 
+/*
+ * The queue starts with channels to the parent and to control only; the
+ * parent then hands it the channels of each generation of smtp workers,
+ * mta and lookup (at start and at every reload).
+ */
 void
 queue_main(struct proc_fds *f)
 {
-	static char	names[SMTPD_MAX_WORKERS][24];
-	int		i;
-
 	proc_setup("queue");
 	privsep_drop(SMTPD_QUEUE_USER, conf->spool);
 	if ((dfd_incoming = open("/incoming", O_RDONLY | O_DIRECTORY)) == -1 ||
@@ -1042,17 +1193,8 @@ queue_main(struct proc_fds *f)
 	queue_load();
 	mproc_init(&q_parent, f->parent, "parent", queue_parent_dispatch,
 	    NULL);
-	mproc_init(&q_mta, f->mta, "mta", queue_mta_dispatch, NULL);
 	mproc_init(&q_control, f->control, "control", queue_control_dispatch,
 	    NULL);
-	mproc_init(&q_lookup, f->lookup, "lookup", queue_lookup_dispatch,
-	    NULL);
-	nsmtp = f->nsmtp;
-	for (i = 0; i < nsmtp; i++) {
-		snprintf(names[i], sizeof(names[i]), "smtp worker %d", i + 1);
-		mproc_init(&q_smtp[i], f->smtp[i], names[i],
-		    queue_smtp_dispatch, NULL);
-	}
 	ev_commit = event_new(ev_base, -1, 0, commit_batch, NULL);
 	ev_sched = evtimer_new(ev_base, on_sched_timer, NULL);
 	proc_on_term(queue_shutdown);

@@ -77,6 +77,8 @@ struct listener {
 	enum listen_auth	 auth;
 	char			 auth_table[CONF_NAME_MAX]; /* "" = system */
 	int			 auth_plain_ok;	/* "auth-plaintext"? AUTH w/o TLS */
+	int			 auth_cram_md5;	/* "auth-cram-md5": the table
+						 * holds {plain} secrets */
 	char			 hostname[CONF_HOST_MAX]; /* "" = global */
 	char			 tag[CONF_NAME_MAX];
 	int			 submission;	/* port 587 or "submission" */

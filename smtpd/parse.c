@@ -1757,6 +1757,13 @@ parse_listen(struct parser *p, const char *keyword, int line)
 			if (submission_set++)
 				return listen_option_twice(p, t);
 			tmpl.submission = 1;
+		} else if (is_keyword(t, "auth-plaintext")) {
+			/* AUTH offered without TLS too */
+			if (tmpl.auth_plain_ok++)
+				return listen_option_twice(p, t);
+		} else if (is_keyword(t, "auth-cram-md5")) {
+			if (tmpl.auth_cram_md5++)
+				return listen_option_twice(p, t);
 		} else
 			return syntax_error(p, t);
 	}

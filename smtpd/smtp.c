@@ -37,6 +37,7 @@ struct smtp_worker	 smtp_worker;
 
 struct accept_slot {
 	int		 fd;
+	uint32_t	 lindex;	/* position in conf->listeners */
 	struct listener	*l;
 	struct event	*ev;
 };
@@ -97,7 +98,7 @@ on_accept(evutil_socket_t lfd, short ev, void *arg)
 			}
 			fatal("accept");
 		}
-		session_new(fd, slot->l, &ss, sslen);
+		session_new(fd, slot->l, slot->lindex, &ss, sslen);
 	}
 }
 
@@ -135,10 +136,14 @@ smtp_main(int worker, struct proc_fds *f)
 	snprintf(title, sizeof(title), "smtp worker %d", worker);
 	proc_setup(title);
 	smtp_worker.id = worker;
+	/*
+	 * Keys are read while we are still root and outside the chroot:
+	 * after the drop this process can never open the key file again.
+	 */
+	smtp_tls_init();
 	privsep_drop(SMTPD_USER, SMTPD_EMPTY_DIR);
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
-	smtp_tls_init();
 	sandbox_enter(SANDBOX_SMTP);
 
 	mproc_init(&smtp_worker.parent, f->parent, "parent",
@@ -156,6 +161,7 @@ smtp_main(int worker, struct proc_fds *f)
 		if (i >= nslots)
 			break;
 		slots[i].fd = f->listen[i];
+		slots[i].lindex = (uint32_t)i;
 		slots[i].l = l;
 		slots[i].ev = event_new(ev_base, slots[i].fd,
 		    EV_READ | EV_PERSIST, on_accept, &slots[i]);
@@ -172,7 +178,23 @@ smtp_main(int worker, struct proc_fds *f)
 static void
 smtp_parent_dispatch(struct mproc *p, struct imsg *m)
 {
-	fatalx("unexpected message %u from parent", m->hdr.type);
+	struct local_session	ls;
+
+	switch (m->hdr.type) {
+	case IMSG_SMTP_LOCAL:
+		proto_get(p, m, &ls, sizeof(ls));
+		if (m->fd == -1 || proto_valid_string(ls.user,
+		    sizeof(ls.user)) == -1 || ls.user[0] == '\0')
+			fatalx("parent: malformed local session");
+		if (stopping) {
+			close(m->fd);
+			break;
+		}
+		session_new_local(m->fd, &ls);
+		break;
+	default:
+		fatalx("unexpected message %u from parent", m->hdr.type);
+	}
 }
 
 static void
@@ -201,6 +223,8 @@ smtp_lookup_dispatch(struct mproc *p, struct imsg *m)
 {
 	struct lka_dest		d;
 	struct lka_result	r;
+	struct lka_rdns		rdns;
+	struct session		*s;
 
 	switch (m->hdr.type) {
 	case IMSG_LKA_RCPT_DEST:
@@ -210,6 +234,15 @@ smtp_lookup_dispatch(struct mproc *p, struct imsg *m)
 	case IMSG_LKA_RCPT_RESULT:
 		PROTO_READ(p, m, &r, proto_valid_lka_result);
 		session_lookup_result(&r);
+		break;
+	case IMSG_LKA_RDNS:
+		PROTO_READ(p, m, &rdns, proto_valid_lka_rdns);
+		session_lookup_rdns(&rdns);
+		break;
+	case IMSG_LKA_AUTH:
+		PROTO_READ(p, m, &r, proto_valid_lka_result);
+		if ((s = session_find(r.reqid)) != NULL)
+			smtp_auth_result(s, &r);
 		break;
 	default:
 		fatalx("unexpected message %u from lookup", m->hdr.type);

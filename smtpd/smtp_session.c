@@ -1,11 +1,18 @@
 /*
  * smtp_session.c -- the RFC 5321 server state machine.
  *
- * Input is taken one line at a time.  A command that needs another
- * process (RCPT asks lookup, DATA asks queue, end of data asks queue to
- * commit) sets SF_WAIT and stops the loop; the answer resumes it.  So
- * pipelined commands are answered strictly in order, and their replies
- * leave together when the worker returns to its event loop (RFC 2920).
+ * Input is taken one line at a time (or, in a BDAT chunk, as counted
+ * octets).  A command that needs another process (RCPT, VRFY and EXPN
+ * ask lookup, DATA and BDAT ask queue, end of data asks queue to commit,
+ * AUTH asks lookup) sets SS_WAIT and stops the loop; the answer resumes
+ * it.  So pipelined commands are answered strictly in order, and their
+ * replies leave together when the worker returns to its event loop
+ * (RFC 2920).
+ *
+ * Memory: an idle session is a struct session (a few hundred octets), a
+ * bufferevent and whatever the client sent that we have not read yet.
+ * The transaction (struct txn), AUTH and TLS state exist only while in
+ * use, so ten thousand idle clients cost little.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -13,7 +20,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-#include "tree.h"
+#include <bsd/stdlib.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -33,73 +40,41 @@
 #include "log.h"
 #include "mproc.h"
 #include "proto.h"
+#include "queue.h"
+#include "smtp_parse.h"
 #include "smtp_session.h"
 #include "smtpd.h"
+#include "tree.h"
 
 #define SMTP_CMD_MAX		512	/* RFC 5321 4.5.3.1.4, incl. CRLF */
+#define SMTP_AUTH_LINE_MAX	12288	/* RFC 4954 4, AUTH lines */
 #define SMTP_MAX_ERRORS		20	/* bad commands before we hang up */
+#define SMTP_MAX_HOPS		100	/* Received: fields, RFC 5321 6.3 */
 #define SPOOL_FLUSH_SIZE	65536
-
-enum sstate {
-	S_CONNECTED,	/* greeted, no HELO yet */
-	S_HELO,		/* HELO/EHLO done, no transaction */
-	S_MAIL,		/* MAIL accepted */
-	S_RCPT,		/* at least one RCPT attempted */
-	S_DATA,		/* reading message data */
-};
-
-/* session flags */
-#define SF_EHLO		0x0001
-#define SF_WAIT		0x0002	/* waiting for lookup or queue */
-#define SF_CLOSING	0x0004	/* close once output is flushed */
-#define SF_LONGLINE	0x0008	/* discarding the rest of a long line */
-#define SS_8BITMIME	0x0010	/* MAIL BODY=8BITMIME */
-#define SS_SMTPUTF8	0x0020	/* MAIL SMTPUTF8 */
+#define OUTPUT_MAX		65536	/* unread replies before we pause */
+#define INPUT_HIWAT		65536	/* unprocessed input we buffer */
 
 /* data errors, answered at end of data */
 #define DE_TOOBIG	1
 #define DE_LONGLINE	2
 #define DE_IO		3
+#define DE_LOOP		4
+#define DE_BARE		5	/* bare CR or LF in a BDAT chunk */
 
-/* line flags from session_getline() */
+/* line flags from buf_getline() */
 #define LF_BARELF	0x1
 #define LF_BARECR	0x2
 #define LF_TOOLONG	0x4
 #define LF_NUL		0x8
 
-struct sdest {
-	struct mailaddr	rcpt;		/* as given in RCPT TO */
-	struct lka_dest	d;
-};
+/* session.chunk_flags: the BDAT chunk being read */
+#define CHUNK_LAST	0x1
+#define CHUNK_DISCARD	0x2	/* read and drop; s->pending is the reply */
 
-struct session {
-	RB_ENTRY(session) node;
-	uint32_t		 id;
-	struct bufferevent	*bev;
-	struct listener		*l;
-	struct sockaddr_storage	 ss;
-	char			 addr[INET6_ADDRSTRLEN];
-	enum sstate		 state;
-	uint32_t		 flags;
-	int			 nerrors;
-	int			 nmessages;
-	char			 helo[256];
-
-	/* the transaction */
-	struct mailaddr		 mailfrom;
-	struct mailaddr		 rcpt_pending;	/* RCPT being looked up */
-	size_t			 nrcpt_ok;	/* RCPT commands accepted */
-	struct sdest		*dests;
-	size_t			 ndests, capdests;
-	size_t			 ndests_before;	/* at the pending RCPT */
-
-	/* message data */
-	uint32_t		 msgid;
-	int			 msgfd;
-	struct evbuffer		*msgbuf;
-	size_t			 msgsize;
-	int			 data_err;
-	int			 data_prev_bare; /* last line ended in bare LF */
+struct ipcount {
+	RB_ENTRY(ipcount)	node;
+	char			addr[46];
+	int			n;
 };
 
 static int
@@ -108,23 +83,43 @@ session_cmp(struct session *a, struct session *b)
 	return a->id < b->id ? -1 : a->id > b->id;
 }
 
+static int
+ipcount_cmp(struct ipcount *a, struct ipcount *b)
+{
+	return strcmp(a->addr, b->addr);
+}
+
 RB_HEAD(session_tree, session);
 RB_GENERATE_STATIC(session_tree, session, node, session_cmp)
+RB_HEAD(ipcount_tree, ipcount);
+RB_GENERATE_STATIC(ipcount_tree, ipcount, node, ipcount_cmp)
 static struct session_tree	sessions = RB_INITIALIZER(&sessions);
+static struct ipcount_tree	ipcounts = RB_INITIALIZER(&ipcounts);
 static uint32_t			next_id;
+static char			*linebuf;	/* one line, shared */
+static size_t			 linebufsz;
 
-static void	session_process(struct session *);
-static void	session_close(struct session *);
+/* local submission sessions have no listener of their own */
+static struct listener		local_listener;
+
 static void	session_reset(struct session *);
+static void	msg_end(struct session *);
 
 void
 session_init(void)
 {
 	/* ids unique per worker; the worker number keeps them apart */
 	next_id = (uint32_t)smtp_worker.id << 24;
+	linebufsz = conf->max_line + 3;
+	if (linebufsz < SMTP_AUTH_LINE_MAX + 3)
+		linebufsz = SMTP_AUTH_LINE_MAX + 3;
+	if ((linebuf = malloc(linebufsz)) == NULL)
+		fatal("malloc");
+	snprintf(local_listener.ifname, sizeof(local_listener.ifname),
+	    "local");
 }
 
-static struct session *
+struct session *
 session_find(uint32_t id)
 {
 	struct session	key;
@@ -133,55 +128,88 @@ session_find(uint32_t id)
 	return RB_FIND(session_tree, &sessions, &key);
 }
 
-static void
-session_reply(struct session *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+const char *
+session_hostname(const struct session *s)
+{
+	return s->l->hostname[0] ? s->l->hostname : conf->hostname;
+}
+
+uint32_t
+session_lka_flags(const struct session *s)
+{
+	uint32_t	f = 0;
+
+	if (s->flags & SS_TLS)
+		f |= SF_TLS;
+	if (s->flags & SS_AUTH)
+		f |= SF_AUTH;
+	if (s->flags & SS_LOCAL)
+		f |= SF_LOCAL;
+	if (s->tx && (s->tx->mp.evflags & EF_SMTPUTF8))
+		f |= SF_SMTPUTF8;
+	return f;
+}
 
 static void
-session_reply(struct session *s, const char *fmt, ...)
+session_vreply(struct session *s, const char *fmt, va_list ap)
 {
 	struct evbuffer	*out = bufferevent_get_output(s->bev);
-	va_list		 ap;
+	va_list		 ap2;
 
-	va_start(ap, fmt);
+	va_copy(ap2, ap);
 	evbuffer_add_vprintf(out, fmt, ap);
-	va_end(ap);
 	evbuffer_add(out, "\r\n", 2);
 	if (log_getverbose() > 1) {
 		char	buf[600];
 
-		va_start(ap, fmt);
-		vsnprintf(buf, sizeof(buf), fmt, ap);
-		va_end(ap);
+		vsnprintf(buf, sizeof(buf), fmt, ap2);
 		log_debug("%08x: >>> %s", s->id, buf);
 	}
+	va_end(ap2);
+}
+
+void
+session_reply(struct session *s, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, fmt, ap);
+	va_end(ap);
 }
 
 /* reply, then hang up once the reply is on its way */
-static void
-session_reply_close(struct session *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
+void
 session_reply_close(struct session *s, const char *fmt, ...)
 {
-	struct evbuffer	*out = bufferevent_get_output(s->bev);
-	va_list		 ap;
+	va_list	ap;
 
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	session_vreply(s, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
-	s->flags |= SF_CLOSING;
+	s->flags |= SS_CLOSING;
 	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_enable(s->bev, EV_WRITE);
 }
 
-static void
+void
 session_error(struct session *s)
 {
 	if (++s->nerrors >= SMTP_MAX_ERRORS)
 		session_reply_close(s, "421 4.7.0 %s Too many errors, "
-		    "closing connection", conf->hostname);
+		    "closing connection", session_hostname(s));
+}
+
+static void
+ipcount_release(struct session *s)
+{
+	if (s->ip == NULL)
+		return;
+	if (--s->ip->n == 0) {
+		RB_REMOVE(ipcount_tree, &ipcounts, s->ip);
+		free(s->ip);
+	}
+	s->ip = NULL;
 }
 
 static void
@@ -189,16 +217,24 @@ session_free(struct session *s)
 {
 	RB_REMOVE(session_tree, &sessions, s);
 	session_reset(s);
-	if (s->msgbuf)
-		evbuffer_free(s->msgbuf);
+	smtp_auth_free(s);
+	if (s->ev_delay)
+		event_free(s->ev_delay);
+	/* a TLS bufferevent owns the socket; a plain one does not */
 	bufferevent_free(s->bev);
-	free(s->dests);
+	if (!(s->flags & SS_TLS))
+		close(s->fd);
+	ipcount_release(s);
+	free(s->helo);
+	free(s->rdns);
+	free(s->authname);
+	free(s->pending);
 	free(s);
 	smtp_worker.nsessions--;
 	smtp_maybe_exit();
 }
 
-static void
+void
 session_close(struct session *s)
 {
 	log_debug("%08x: disconnected from %s", s->id, s->addr);
@@ -209,33 +245,62 @@ static void
 on_write(struct bufferevent *bev, void *arg)
 {
 	struct session	*s = arg;
+	size_t		 left = evbuffer_get_length(bufferevent_get_output(bev));
 
-	if ((s->flags & SF_CLOSING) &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (left == 0 && (s->flags & SS_CLOSING)) {
 		session_close(s);
+		return;
+	}
+	if (left == 0 && s->state == S_TLS && !(s->flags & SS_TLS)) {
+		/* "220 Ready to start TLS" is out: switch now */
+		smtp_tls_starttls(s);
+		return;
+	}
+	if ((s->flags & SS_OUTFULL) && left < OUTPUT_MAX / 2) {
+		s->flags &= ~SS_OUTFULL;
+		session_process(s);
+	}
+}
+
+static void
+session_set_timeout(struct session *s)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = (s->state == S_DATA || s->state == S_BDAT) ?
+	    conf->timeout_data : conf->timeout_cmd;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
 }
 
 static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session	*s = arg;
+	struct timeval	 tv = { 10, 0 };
 
+	if (what & BEV_EVENT_CONNECTED) {
+		smtp_tls_connected(s);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->flags & SF_CLOSING) {
+		if (s->flags & SS_CLOSING) {
 			session_close(s);
 			return;
 		}
+		/* RFC 5321 4.5.3.2: we may close after a timeout, with 421 */
 		log_info("%08x: timeout, client %s", s->id, s->addr);
-		bufferevent_set_timeouts(s->bev, NULL, NULL);
-		{
-			struct timeval tv = { 10, 0 };
-			bufferevent_set_timeouts(s->bev, NULL, &tv);
+		bufferevent_set_timeouts(s->bev, NULL, &tv);
+		if (s->state == S_TLS) {
+			session_close(s);
+			return;
 		}
 		session_reply_close(s, "421 4.4.2 %s Timeout, closing "
-		    "connection", conf->hostname);
-		bufferevent_enable(s->bev, EV_WRITE);
+		    "connection", session_hostname(s));
 		return;
 	}
+	if ((what & BEV_EVENT_ERROR) && (s->flags & SS_TLS))
+		smtp_tls_describe(s, NULL, 0);	/* logs the TLS error */
 	/* EOF or error: the client is gone */
 	session_close(s);
 }
@@ -246,32 +311,82 @@ on_read(struct bufferevent *bev, void *arg)
 	session_process(arg);
 }
 
-static void
-session_set_timeout(struct session *s)
+void
+session_attach_bev(struct session *s, struct bufferevent *bev)
 {
-	struct timeval	tv;
-
-	tv.tv_sec = s->state == S_DATA ? conf->timeout_data : conf->timeout_cmd;
-	tv.tv_usec = 0;
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	s->bev = bev;
+	bufferevent_setcb(bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(bev, EV_READ, 0, INPUT_HIWAT > linebufsz ?
+	    INPUT_HIWAT : linebufsz + 1);
+	session_set_timeout(s);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
-void
-session_new(int fd, struct listener *l, struct sockaddr_storage *ss,
-    socklen_t sslen)
+static void
+session_greet(struct session *s)
 {
-	struct session	*s;
-	int		 per_worker;
+	session_reply(s, "220 %s ESMTP %s", session_hostname(s), SMTPD_NAME);
+}
 
-	per_worker = conf->max_sessions > 0 ? conf->max_sessions : 10000;
+static struct session *
+session_alloc(int fd)
+{
+	struct session		*s;
+	struct bufferevent	*bev;
+
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("calloc");
 		close(fd);
-		return;
+		return NULL;
+	}
+	/* the session closes the socket itself: see session_free() */
+	if ((bev = bufferevent_socket_new(ev_base, fd, 0)) == NULL) {
+		log_warnx("bufferevent_socket_new failed");
+		close(fd);
+		free(s);
+		return NULL;
 	}
 	s->id = ++next_id;
+	s->fd = fd;
+	s->bev = bev;
+	RB_INSERT(session_tree, &sessions, s);
+	smtp_worker.nsessions++;
+	return s;
+}
+
+/* sessions per client address in this worker; 0 when over the limit */
+static int
+ipcount_take(struct session *s)
+{
+	struct ipcount	key, *ic;
+
+	snprintf(key.addr, sizeof(key.addr), "%s", s->addr);
+	if ((ic = RB_FIND(ipcount_tree, &ipcounts, &key)) == NULL) {
+		if ((ic = calloc(1, sizeof(*ic))) == NULL)
+			return 0;
+		memcpy(ic->addr, key.addr, sizeof(ic->addr));
+		RB_INSERT(ipcount_tree, &ipcounts, ic);
+	}
+	ic->n++;
+	s->ip = ic;
+	return conf->max_sessions_per_ip <= 0 ||
+	    ic->n <= conf->max_sessions_per_ip;
+}
+
+void
+session_new(int fd, struct listener *l, uint32_t lindex,
+    struct sockaddr_storage *ss, socklen_t sslen)
+{
+	struct session	*s;
+	struct lka_rdns	 rdns;
+	int		 per_worker, ok;
+
+	if ((s = session_alloc(fd)) == NULL)
+		return;
 	s->l = l;
-	s->msgfd = -1;
+	s->lindex = lindex;
+	if (sslen > sizeof(s->ss))
+		sslen = sizeof(s->ss);
 	memcpy(&s->ss, ss, sslen);
 	if (ss->ss_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)ss)->sin_addr,
@@ -281,26 +396,75 @@ session_new(int fd, struct listener *l, struct sockaddr_storage *ss,
 		    s->addr, sizeof(s->addr));
 	else
 		snprintf(s->addr, sizeof(s->addr), "local");
-	s->bev = bufferevent_socket_new(ev_base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL) {
-		log_warnx("bufferevent_socket_new failed");
-		close(fd);
-		free(s);
-		return;
-	}
-	RB_INSERT(session_tree, &sessions, s);
-	smtp_worker.nsessions++;
-	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-	session_set_timeout(s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	log_debug("%08x: connection from %s on %s port %u", s->id, s->addr,
 	    l->ifname, l->port);
+	per_worker = conf->max_sessions > 0 ? conf->max_sessions : 10000;
+	ok = ipcount_take(s);
+	session_attach_bev(s, s->bev);
 	if ((int)smtp_worker.nsessions > per_worker) {
+		log_info("%08x: too many sessions, client %s refused", s->id,
+		    s->addr);
 		session_reply_close(s, "421 4.7.0 %s Too many sessions, try "
-		    "again later", conf->hostname);
+		    "again later", session_hostname(s));
 		return;
 	}
-	session_reply(s, "220 %s ESMTP %s", conf->hostname, SMTPD_NAME);
+	if (!ok) {
+		log_info("%08x: too many sessions from %s", s->id, s->addr);
+		session_reply_close(s, "421 4.7.0 %s Too many sessions from "
+		    "your address, try again later", session_hostname(s));
+		return;
+	}
+	/* the name goes into the Received header if it comes in time */
+	memset(&rdns, 0, sizeof(rdns));
+	rdns.reqid = s->id;
+	rdns.addr = s->ss;
+	mproc_compose(&smtp_worker.lookup, IMSG_LKA_RDNS, s->id, -1, &rdns,
+	    sizeof(rdns));
+	if (l->tls == LISTEN_TLS_SMTPS) {
+		/* RFC 8314: implicit TLS; the greeting comes after it */
+		if (smtp_tls_accept(s) == -1)
+			session_close(s);
+		return;
+	}
+	session_greet(s);
+}
+
+void
+session_new_local(int fd, const struct local_session *ls)
+{
+	struct session	*s;
+
+	if ((s = session_alloc(fd)) == NULL)
+		return;
+	s->l = &local_listener;
+	s->lindex = UINT32_MAX;
+	s->ss.ss_family = AF_UNIX;
+	s->flags |= SS_LOCAL;
+	snprintf(s->addr, sizeof(s->addr), "local");
+	if ((s->authname = strdup(ls->user)) == NULL) {
+		log_warn("strdup");
+		session_close(s);
+		return;
+	}
+	log_debug("%08x: local submission by %s (uid %u)", s->id, ls->user,
+	    ls->uid);
+	session_attach_bev(s, s->bev);
+	session_greet(s);
+}
+
+void
+session_lookup_rdns(const struct lka_rdns *r)
+{
+	struct session	*s;
+
+	/* only a forward-confirmed name is worth writing down */
+	if ((s = session_find(r->reqid)) == NULL || r->status != PROTO_OK ||
+	    !r->fcrdns || r->name[0] == '\0' || s->rdns != NULL)
+		return;
+	if (!domain_valid(r->name, 0))
+		return;
+	if ((s->rdns = strdup(r->name)) == NULL)
+		log_warn("strdup");
 }
 
 void
@@ -310,11 +474,30 @@ session_shutdown_all(void)
 
 	/* sessions waiting on the queue get their answer first */
 	RB_FOREACH_SAFE(s, session_tree, &sessions, tmp) {
-		if (s->flags & (SF_WAIT | SF_CLOSING))
+		if (s->flags & (SS_WAIT | SS_CLOSING))
 			continue;
+		if (s->state == S_TLS) {
+			session_close(s);
+			continue;
+		}
 		session_reply_close(s, "421 4.3.2 %s Service shutting down",
-		    conf->hostname);
+		    session_hostname(s));
 	}
+}
+
+static void
+txn_free(struct txn *tx)
+{
+	size_t	i;
+
+	for (i = 0; i < tx->ndests; i++)
+		free(tx->dests[i].orcpt);
+	free(tx->dests);
+	if (tx->msgbuf)
+		evbuffer_free(tx->msgbuf);
+	if (tx->partial)
+		evbuffer_free(tx->partial);
+	free(tx);
 }
 
 /* drop the transaction; a message file being written is rolled back */
@@ -322,58 +505,56 @@ static void
 session_reset(struct session *s)
 {
 	struct queue_msg_req	req;
+	struct txn		*tx = s->tx;
 
-	if (s->msgfd != -1) {
-		close(s->msgfd);
-		s->msgfd = -1;
+	if (tx == NULL)
+		goto done;
+	if (tx->msgfd != -1) {
+		close(tx->msgfd);
 		memset(&req, 0, sizeof(req));
 		req.reqid = s->id;
-		req.msgid = s->msgid;
+		req.msgid = tx->msgid;
 		mproc_compose(&smtp_worker.queue, IMSG_QUEUE_ROLLBACK, s->id,
 		    -1, &req, sizeof(req));
 	}
-	s->msgid = 0;
-	if (s->msgbuf)
-		evbuffer_drain(s->msgbuf, evbuffer_get_length(s->msgbuf));
-	s->msgsize = 0;
-	s->data_err = 0;
-	s->data_prev_bare = 0;
-	memset(&s->mailfrom, 0, sizeof(s->mailfrom));
-	s->ndests = 0;
-	s->nrcpt_ok = 0;
-	s->flags &= ~(SS_8BITMIME | SS_SMTPUTF8);
-	if (s->state > S_HELO)
+	txn_free(tx);
+	s->tx = NULL;
+done:
+	if (s->state > S_HELO && s->state != S_TLS && s->state != S_AUTH)
 		s->state = S_HELO;
 }
 
 /*
- * Take one line out of the input.  Returns 1 with the line (terminator
- * removed, NUL-terminated) or 0 when no complete line is buffered.  A
- * line over `max' octets (terminator included) is discarded and reported
- * as LF_TOOLONG once its end arrives.
+ * Take one line out of `in'.  Returns 1 with the line (terminator
+ * removed, NUL-terminated, in linebuf) or 0 when no complete line is
+ * buffered.  A line over `max' octets (terminator included) is discarded
+ * and reported as LF_TOOLONG once its end arrives; *longp remembers that
+ * one is being discarded.
  */
 static int
-session_getline(struct session *s, char *buf, size_t max, size_t *lenp,
+buf_getline(struct evbuffer *in, int *longp, size_t max, size_t *lenp,
     int *lflags)
 {
-	struct evbuffer		*in = bufferevent_get_input(s->bev);
 	struct evbuffer_ptr	 p;
 	size_t			 len, i;
+	char			*buf = linebuf;
 
 	*lflags = 0;
+	if (max > linebufsz - 1)
+		max = linebufsz - 1;
 	p = evbuffer_search(in, "\n", 1, NULL);
 	if (p.pos == -1) {
 		len = evbuffer_get_length(in);
 		if (len > max) {
 			evbuffer_drain(in, len);
-			s->flags |= SF_LONGLINE;
+			*longp = 1;
 		}
 		return 0;
 	}
 	len = (size_t)p.pos + 1;
-	if ((s->flags & SF_LONGLINE) || len > max) {
+	if (*longp || len > max) {
 		evbuffer_drain(in, len);
-		s->flags &= ~SF_LONGLINE;
+		*longp = 0;
 		*lflags = LF_TOOLONG;
 		buf[0] = '\0';
 		*lenp = 0;
@@ -396,137 +577,186 @@ session_getline(struct session *s, char *buf, size_t max, size_t *lenp,
 	return 1;
 }
 
+static int
+session_getline(struct session *s, size_t max, size_t *lenp, int *lflags)
+{
+	int	lng = (s->flags & SS_LONGLINE) != 0, r;
+
+	r = buf_getline(bufferevent_get_input(s->bev), &lng, max, lenp,
+	    lflags);
+	if (lng)
+		s->flags |= SS_LONGLINE;
+	else
+		s->flags &= ~SS_LONGLINE;
+	return r;
+}
+
 /* "FROM:" / "TO:" prefix, case-insensitive, RFC 5321 4.1.1.2 */
 static const char *
 skip_prefix(const char *args, const char *prefix)
 {
 	size_t	n = strlen(prefix);
 
-	if (strncasecmp(args, prefix, n) != 0)
+	if (args == NULL || strncasecmp(args, prefix, n) != 0)
 		return NULL;
 	return args + n;
 }
 
+static int
+has_8bit(const char *p)
+{
+	for (; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			return 1;
+	return 0;
+}
+
+/* ---- HELO, EHLO ---- */
+
 static void
 cmd_helo(struct session *s, const char *verb, char *args, int ehlo)
 {
+	const char	*ext[16];
+	char		 size[32], *helo;
+	int		 n = 0, i;
+
 	if (args == NULL || *args == '\0') {
 		session_reply(s, "501 5.5.4 Syntax: %s hostname", verb);
 		session_error(s);
 		return;
 	}
-	if (strchr(args, ' ') != NULL || strlen(args) >= sizeof(s->helo) ||
+	if (strchr(args, ' ') != NULL || strlen(args) > ADDR_DOMAIN_MAX ||
 	    !domain_valid(args, ADDR_ALLOW_UTF8)) {
 		session_reply(s, "501 5.5.4 Invalid domain name");
 		session_error(s);
 		return;
 	}
-	session_reset(s);
-	snprintf(s->helo, sizeof(s->helo), "%s", args);
-	s->state = S_HELO;
-	if (!ehlo) {
-		s->flags &= ~SF_EHLO;
-		session_reply(s, "250 %s Hello %s [%s]", conf->hostname, args,
-		    s->addr);
+	if ((helo = strdup(args)) == NULL) {
+		session_reply(s, "451 4.3.0 Out of memory");
 		return;
 	}
-	s->flags |= SF_EHLO;
-	session_reply(s, "250-%s Hello %s [%s]", conf->hostname, args,
+	session_reset(s);
+	free(s->helo);
+	s->helo = helo;
+	s->state = S_HELO;
+	if (!ehlo) {
+		s->flags &= ~SS_EHLO;
+		session_reply(s, "250 %s Hello %s [%s]", session_hostname(s),
+		    args, s->addr);
+		return;
+	}
+	s->flags |= SS_EHLO;
+	snprintf(size, sizeof(size), "SIZE %zu", conf->max_message_size);
+	ext[n++] = "8BITMIME";
+	ext[n++] = "PIPELINING";
+	ext[n++] = size;
+	ext[n++] = "ENHANCEDSTATUSCODES";
+	ext[n++] = "SMTPUTF8";
+	ext[n++] = "DSN";
+	ext[n++] = "CHUNKING";
+	ext[n++] = "ETRN";
+	if (smtp_tls_available(s))
+		ext[n++] = "STARTTLS";
+	if (smtp_auth_offered(s))
+		ext[n++] = smtp_auth_mechanisms(s);
+	ext[n++] = "HELP";
+	session_reply(s, "250-%s Hello %s [%s]", session_hostname(s), args,
 	    s->addr);
-	session_reply(s, "250-8BITMIME");
-	session_reply(s, "250-PIPELINING");
-	session_reply(s, "250-SIZE %zu", conf->max_message_size);
-	session_reply(s, "250 ENHANCEDSTATUSCODES");
+	for (i = 0; i < n; i++)
+		session_reply(s, "250%c%s", i == n - 1 ? ' ' : '-', ext[i]);
+}
+
+/* ---- MAIL, RCPT ---- */
+
+/* may this session start a transaction?  If not, say why. */
+static int
+session_may_mail(struct session *s)
+{
+	if (s->flags & SS_LOCAL)
+		return 1;
+	if (s->l->tls == LISTEN_TLS_REQUIRE && !(s->flags & SS_TLS)) {
+		session_reply(s, "530 5.7.0 Must issue a STARTTLS command "
+		    "first");
+		return 0;
+	}
+	if (smtp_auth_required(s) && !(s->flags & SS_AUTH)) {
+		session_reply(s, "530 5.7.0 Authentication required");
+		return 0;
+	}
+	return 1;
 }
 
 static void
 cmd_mail(struct session *s, char *args)
 {
-	struct esmtp_param	 params[ESMTP_PARAMS_MAX];
-	const char		*p, *rest;
-	char			 buf[SMTP_CMD_MAX];
-	int			 n, i, rc;
+	struct txn	*tx;
+	const char	*p, *rest;
+	char		 reply[SMTP_REPLY_MAX];
+	int		 rc;
 
 	if (s->state < S_HELO) {
 		session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
 		session_error(s);
 		return;
 	}
-	if (s->state > S_HELO) {
+	if (s->tx != NULL) {
 		session_reply(s, "503 5.5.1 Error: nested MAIL command");
 		session_error(s);
 		return;
 	}
-	if (args == NULL || (p = skip_prefix(args, "FROM:")) == NULL) {
+	if (!session_may_mail(s)) {
+		session_error(s);
+		return;
+	}
+	if ((p = skip_prefix(args, "FROM:")) == NULL) {
 		session_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
 		session_error(s);
 		return;
 	}
-	rc = addr_parse_path(p, &s->mailfrom, ADDR_ALLOW_NULL |
+	if (conf->max_messages_per_session > 0 &&
+	    s->nmessages >= conf->max_messages_per_session) {
+		session_reply_close(s, "421 4.7.0 %s Too many messages in "
+		    "this session", session_hostname(s));
+		return;
+	}
+	if ((tx = calloc(1, sizeof(*tx))) == NULL) {
+		session_reply(s, "451 4.3.0 Out of memory");
+		return;
+	}
+	tx->msgfd = -1;
+	rc = addr_parse_path(p, &tx->mailfrom, ADDR_ALLOW_NULL |
 	    ADDR_ALLOW_UTF8, &rest);
 	if (rc != ADDR_OK) {
-		session_reply(s, "553 5.1.7 Sender address syntax error");
-		session_error(s);
-		return;
+		session_reply(s, "501 5.1.7 Bad sender address syntax");
+		goto fail;
 	}
-	snprintf(buf, sizeof(buf), "%s", rest);
-	if ((n = esmtp_parse_params(buf, params, ESMTP_PARAMS_MAX)) == -1) {
-		session_reply(s, "501 5.5.4 Syntax error in parameters");
-		session_error(s);
-		return;
+	if (*rest != '\0' && *rest != ' ') {
+		session_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address> "
+		    "[parameters]");
+		goto fail;
 	}
-	for (i = 0; i < n; i++) {
-		const char *k = params[i].key, *v = params[i].value;
-
-		if (strcasecmp(k, "SIZE") == 0 && v != NULL &&
-		    (s->flags & SF_EHLO)) {
-			char			*end;
-			unsigned long long	 sz;
-
-			errno = 0;
-			sz = strtoull(v, &end, 10);
-			if (*v < '0' || *v > '9' || *end || errno) {
-				session_reply(s, "501 5.5.4 Bad SIZE value");
-				goto fail;
-			}
-			if (sz > conf->max_message_size) {
-				session_reply(s, "552 5.3.4 Message size "
-				    "exceeds fixed maximum message size");
-				goto fail;
-			}
-		} else if (strcasecmp(k, "BODY") == 0 && v != NULL &&
-		    (s->flags & SF_EHLO)) {
-			if (strcasecmp(v, "8BITMIME") == 0)
-				s->flags |= SS_8BITMIME;
-			else if (strcasecmp(v, "7BIT") != 0) {
-				session_reply(s, "501 5.5.4 Unsupported BODY "
-				    "type");
-				goto fail;
-			}
-		} else {
-			session_reply(s, "555 5.5.4 Unsupported parameter "
-			    "%.64s", k);
-			goto fail;
-		}
+	if (smtp_parse_mail_params(rest, s->flags & SS_EHLO, &tx->mp, reply,
+	    sizeof(reply)) == -1) {
+		session_reply(s, "%s", reply);
+		goto fail;
+	}
+	if (tx->mp.has_size && tx->mp.size > conf->max_message_size) {
+		session_reply(s, "552 5.3.4 Message size exceeds fixed "
+		    "maximum message size");
+		goto fail;
 	}
 	/* RFC 6531 3.4: UTF-8 addresses only with SMTPUTF8 */
-	for (p = s->mailfrom.user; *p; p++)
-		if ((unsigned char)*p >= 0x80 && !(s->flags & SS_SMTPUTF8)) {
-			session_reply(s, "553 5.6.7 UTF-8 address requires "
-			    "SMTPUTF8");
-			goto fail;
-		}
-	for (p = s->mailfrom.domain; *p; p++)
-		if ((unsigned char)*p >= 0x80 && !(s->flags & SS_SMTPUTF8)) {
-			session_reply(s, "553 5.6.7 UTF-8 address requires "
-			    "SMTPUTF8");
-			goto fail;
-		}
+	if (!(tx->mp.evflags & EF_SMTPUTF8) &&
+	    (has_8bit(tx->mailfrom.user) || has_8bit(tx->mailfrom.domain))) {
+		session_reply(s, "553 5.6.7 UTF-8 address requires SMTPUTF8");
+		goto fail;
+	}
+	s->tx = tx;
 	s->state = S_MAIL;
 	session_reply(s, "250 2.1.0 Ok");
 	return;
 fail:
-	session_reset(s);
+	txn_free(tx);
 	session_error(s);
 }
 
@@ -534,143 +764,345 @@ static void
 cmd_rcpt(struct session *s, char *args)
 {
 	struct lka_rcpt_req	 req;
-	struct esmtp_param	 params[ESMTP_PARAMS_MAX];
+	struct txn		*tx = s->tx;
 	const char		*p, *rest;
-	char			 buf[SMTP_CMD_MAX];
-	int			 n, rc, flags;
+	char			 reply[SMTP_REPLY_MAX];
+	int			 rc, flags;
 
-	if (s->state < S_MAIL) {
+	if (tx == NULL) {
 		session_reply(s, "503 5.5.1 Error: need MAIL command");
 		session_error(s);
 		return;
 	}
-	if (args == NULL || (p = skip_prefix(args, "TO:")) == NULL) {
+	if (tx->bdat) {
+		session_reply(s, "503 5.5.1 Error: RCPT after BDAT");
+		session_error(s);
+		return;
+	}
+	if ((p = skip_prefix(args, "TO:")) == NULL) {
 		session_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		session_error(s);
 		return;
 	}
-	if (s->nrcpt_ok >= conf->max_rcpt) {
+	if (tx->nrcpt_ok >= conf->max_rcpt) {
 		session_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
 	flags = ADDR_ALLOW_NODOMAIN;
-	if (s->flags & SS_SMTPUTF8)
+	if (tx->mp.evflags & EF_SMTPUTF8)
 		flags |= ADDR_ALLOW_UTF8;
-	rc = addr_parse_path(p, &s->rcpt_pending, flags, &rest);
+	rc = addr_parse_path(p, &tx->rcpt_pending, flags, &rest);
 	if (rc == ADDR_ERR_UTF8) {
 		session_reply(s, "553 5.6.7 UTF-8 address requires SMTPUTF8");
 		session_error(s);
 		return;
 	}
-	if (rc != ADDR_OK) {
-		session_reply(s, "501 5.1.3 Recipient address syntax error");
+	if (rc != ADDR_OK || (*rest != '\0' && *rest != ' ')) {
+		session_reply(s, "501 5.1.3 Bad recipient address syntax");
 		session_error(s);
 		return;
 	}
-	snprintf(buf, sizeof(buf), "%s", rest);
-	if ((n = esmtp_parse_params(buf, params, ESMTP_PARAMS_MAX)) == -1) {
-		session_reply(s, "501 5.5.4 Syntax error in parameters");
-		session_error(s);
-		return;
-	}
-	if (n > 0) {
-		session_reply(s, "555 5.5.4 Unsupported parameter %.64s",
-		    params[0].key);
+	if (smtp_parse_rcpt_params(rest, s->flags & SS_EHLO, &tx->rp_pending,
+	    reply, sizeof(reply)) == -1) {
+		session_reply(s, "%s", reply);
 		session_error(s);
 		return;
 	}
 	s->state = S_RCPT;
-	s->ndests_before = s->ndests;
+	tx->ndests_before = tx->ndests;
 	memset(&req, 0, sizeof(req));
 	req.reqid = s->id;
+	req.flags = session_lka_flags(s);
+	req.listener = s->lindex;
 	req.client = s->ss;
-	snprintf(req.helo, sizeof(req.helo), "%s", s->helo);
-	req.mailfrom = s->mailfrom;
-	req.rcpt = s->rcpt_pending;
-	s->flags |= SF_WAIT;
+	snprintf(req.helo, sizeof(req.helo), "%s", s->helo ? s->helo : "");
+	if (s->authname)
+		snprintf(req.authname, sizeof(req.authname), "%s",
+		    s->authname);
+	req.mailfrom = tx->mailfrom;
+	req.rcpt = tx->rcpt_pending;
+	s->flags |= SS_WAIT;
 	mproc_compose(&smtp_worker.lookup, IMSG_LKA_RCPT, s->id, -1, &req,
 	    sizeof(req));
 }
+
+/* ---- VRFY, EXPN ---- */
+
+static void
+cmd_vrfy(struct session *s, char *args, int expn)
+{
+	struct lka_rcpt_req	 req;
+	const char		*verb = expn ? "EXPN" : "VRFY", *lt, *rest;
+	size_t			 i;
+
+	if (!(expn ? conf->expn : conf->vrfy)) {
+		session_reply(s, "502 5.5.1 %s command is disabled", verb);
+		return;
+	}
+	if (args == NULL || *args == '\0') {
+		session_reply(s, "501 5.5.4 Syntax: %s address", verb);
+		session_error(s);
+		return;
+	}
+	memset(&req, 0, sizeof(req));
+	if ((lt = strchr(args, '<')) != NULL) {
+		/* "Some Name <user@domain>" */
+		if (addr_parse_path(lt, &req.rcpt, ADDR_ALLOW_NODOMAIN,
+		    &rest) != ADDR_OK || *rest != '\0')
+			goto bad;
+	} else if (strchr(args, '@') != NULL) {
+		if (addr_parse_mailbox(args, &req.rcpt, 0) != ADDR_OK)
+			goto bad;
+	} else {
+		/* a bare local part, resolved against the local domain */
+		if (strlen(args) > ADDR_LOCAL_MAX)
+			goto bad;
+		for (i = 0; args[i]; i++)
+			if (!isalnum((unsigned char)args[i]) &&
+			    strchr("!#$%&'*+-/=?^_`{|}~.", args[i]) == NULL)
+				goto bad;
+		snprintf(req.rcpt.user, sizeof(req.rcpt.user), "%s", args);
+	}
+	req.reqid = s->id;
+	req.flags = session_lka_flags(s);
+	req.listener = s->lindex;
+	req.client = s->ss;
+	snprintf(req.helo, sizeof(req.helo), "%s", s->helo ? s->helo : "");
+	if (s->authname)
+		snprintf(req.authname, sizeof(req.authname), "%s",
+		    s->authname);
+	s->flags |= SS_WAIT | (expn ? SS_EXPN : SS_VRFY);
+	mproc_compose(&smtp_worker.lookup, expn ? IMSG_LKA_EXPN :
+	    IMSG_LKA_VRFY, s->id, -1, &req, sizeof(req));
+	return;
+bad:
+	session_reply(s, "501 5.1.3 Bad address syntax");
+	session_error(s);
+}
+
+static void
+format_dest(const struct lka_dest *d, char *buf, size_t len)
+{
+	char	addr[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2], clean[1100];
+
+	addr_to_string(&d->dest, addr, sizeof(addr));
+	switch (d->dest_type) {
+	case DEST_MAILBOX:
+		snprintf(buf, len, "%s <%s>", d->user, addr);
+		break;
+	case DEST_FILE:
+	case DEST_PROGRAM:
+		snprintf(buf, len, "%s", log_sanitize(d->path, clean,
+		    sizeof(clean)));
+		break;
+	default:
+		snprintf(buf, len, "<%s>", addr);
+		break;
+	}
+}
+
+static void
+vrfy_dest(struct session *s, const struct lka_dest *d)
+{
+	char	line[1200];
+
+	format_dest(d, line, sizeof(line));
+	if (s->pending != NULL) {
+		if (s->flags & SS_VRFY)
+			return;		/* one answer is enough */
+		session_reply(s, "250-2.1.5 %s", s->pending);
+		free(s->pending);
+	}
+	if ((s->pending = strdup(line)) == NULL)
+		fatal("strdup");
+}
+
+static void
+vrfy_result(struct session *s, const struct lka_result *r)
+{
+	s->flags &= ~(SS_VRFY | SS_EXPN);
+	if (r->status == PROTO_OK && s->pending != NULL)
+		session_reply(s, "250 2.1.5 %s", s->pending);
+	else
+		session_reply(s, "%s", r->reply[0] ? r->reply :
+		    "252 2.5.0 Cannot verify user, but will accept message "
+		    "and attempt delivery");
+	free(s->pending);
+	s->pending = NULL;
+}
+
+/* ---- lookup answers ---- */
 
 void
 session_lookup_dest(const struct lka_dest *d)
 {
 	struct session	*s;
+	struct txn	*tx;
 	struct sdest	*nd;
 
-	if ((s = session_find(d->reqid)) == NULL || !(s->flags & SF_WAIT))
+	if ((s = session_find(d->reqid)) == NULL || !(s->flags & SS_WAIT))
 		return;
-	if (s->ndests >= conf->max_rcpt * 4)
-		return;		/* lookup bounds expansions; belt and braces */
-	if (s->ndests == s->capdests) {
-		size_t ncap = s->capdests ? s->capdests * 2 : 4;
-
-		if ((nd = reallocarray(s->dests, ncap, sizeof(*nd))) == NULL)
-			fatal("reallocarray");
-		s->dests = nd;
-		s->capdests = ncap;
+	if (s->flags & (SS_VRFY | SS_EXPN)) {
+		vrfy_dest(s, d);
+		return;
 	}
-	s->dests[s->ndests].rcpt = s->rcpt_pending;
-	s->dests[s->ndests].d = *d;
-	s->ndests++;
+	if ((tx = s->tx) == NULL || s->state != S_RCPT)
+		return;
+	if (tx->ndests >= conf->max_rcpt * 4)
+		return;		/* lookup bounds expansions; belt and braces */
+	if (tx->ndests == tx->capdests) {
+		size_t ncap = tx->capdests ? tx->capdests * 2 : 4;
+
+		if ((nd = reallocarray(tx->dests, ncap, sizeof(*nd))) == NULL)
+			fatal("reallocarray");
+		tx->dests = nd;
+		tx->capdests = ncap;
+	}
+	nd = &tx->dests[tx->ndests];
+	memset(nd, 0, sizeof(*nd));
+	nd->rcpt = tx->rcpt_pending;
+	nd->notify = tx->rp_pending.notify;
+	nd->d = *d;
+	if (tx->rp_pending.orcpt[0] &&
+	    (nd->orcpt = strdup(tx->rp_pending.orcpt)) == NULL)
+		fatal("strdup");
+	tx->ndests++;
 }
 
 void
 session_lookup_result(const struct lka_result *r)
 {
 	struct session	*s;
+	struct txn	*tx;
+	size_t		 i;
 
-	if ((s = session_find(r->reqid)) == NULL || !(s->flags & SF_WAIT))
+	if ((s = session_find(r->reqid)) == NULL || !(s->flags & SS_WAIT))
 		return;
-	s->flags &= ~SF_WAIT;
-	if (r->status == PROTO_OK && s->ndests > s->ndests_before) {
-		s->nrcpt_ok++;
+	s->flags &= ~SS_WAIT;
+	if (s->flags & (SS_VRFY | SS_EXPN)) {
+		vrfy_result(s, r);
+		session_process(s);
+		return;
+	}
+	if ((tx = s->tx) == NULL)
+		return;
+	if (r->status == PROTO_OK && tx->ndests > tx->ndests_before) {
+		tx->nrcpt_ok++;
 		session_reply(s, "250 2.1.5 Ok");
 	} else {
 		/* forget whatever this recipient expanded to */
-		s->ndests = s->ndests_before;
+		for (i = tx->ndests_before; i < tx->ndests; i++)
+			free(tx->dests[i].orcpt);
+		tx->ndests = tx->ndests_before;
 		session_reply(s, "%s", r->reply[0] ? r->reply :
 		    "451 4.3.0 Temporary lookup failure");
 	}
 	session_process(s);
 }
 
-static void
-cmd_data(struct session *s, char *args)
-{
-	struct queue_msg_req	req;
+/* ---- DATA, BDAT ---- */
 
-	if (args != NULL && *args != '\0') {
-		session_reply(s, "501 5.5.4 Syntax: DATA");
-		session_error(s);
-		return;
-	}
-	if (s->state < S_MAIL) {
+/* can the transaction take message data?  If not, reply why. */
+static int
+data_allowed(struct session *s, const char *what)
+{
+	if (s->tx == NULL) {
 		session_reply(s, "503 5.5.1 Error: need MAIL command");
-		session_error(s);
-		return;
+		return 0;
 	}
-	if (s->nrcpt_ok == 0) {
+	if (s->tx->nrcpt_ok == 0) {
 		/* RFC 2920 3.1: pipelined DATA after failed RCPTs */
 		if (s->state == S_RCPT)
 			session_reply(s, "554 5.5.1 Error: no valid "
 			    "recipients");
 		else
 			session_reply(s, "503 5.5.1 Error: need RCPT command");
+		return 0;
+	}
+	return 1;
+}
+
+static void
+queue_create(struct session *s)
+{
+	struct queue_msg_req	req;
+
+	memset(&req, 0, sizeof(req));
+	req.reqid = s->id;
+	s->flags |= SS_WAIT;
+	mproc_compose(&smtp_worker.queue, IMSG_QUEUE_CREATE, s->id, -1, &req,
+	    sizeof(req));
+}
+
+static void
+cmd_data(struct session *s, char *args)
+{
+	if (args != NULL) {
+		session_reply(s, "501 5.5.4 Syntax: DATA");
 		session_error(s);
 		return;
 	}
-	if (conf->max_messages_per_session > 0 &&
-	    s->nmessages >= conf->max_messages_per_session) {
-		session_reply_close(s, "421 4.7.0 %s Too many messages in "
-		    "this session", conf->hostname);
+	if (!data_allowed(s, "DATA")) {
+		session_error(s);
 		return;
 	}
-	memset(&req, 0, sizeof(req));
-	req.reqid = s->id;
-	s->flags |= SF_WAIT;
-	mproc_compose(&smtp_worker.queue, IMSG_QUEUE_CREATE, s->id, -1, &req,
-	    sizeof(req));
+	if (s->tx->bdat) {
+		session_reply(s, "503 5.5.1 Error: DATA after BDAT");
+		session_error(s);
+		return;
+	}
+	queue_create(s);
+}
+
+/* read the coming chunk and drop it; then send `reply' */
+static void
+bdat_discard(struct session *s, uint64_t size, const char *reply)
+{
+	free(s->pending);
+	if ((s->pending = strdup(reply)) == NULL)
+		fatal("strdup");
+	s->state = S_BDAT;
+	s->chunk_left = size;
+	s->chunk_flags = CHUNK_DISCARD;
+	session_set_timeout(s);
+}
+
+static void
+cmd_bdat(struct session *s, char *args)
+{
+	struct txn	*tx = s->tx;
+	uint64_t	 size;
+	int		 last;
+
+	if (smtp_parse_bdat(args, &size, &last) == -1) {
+		/* without a size we cannot find the next command */
+		session_reply_close(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		return;
+	}
+	if (tx == NULL) {
+		bdat_discard(s, size, "503 5.5.1 Error: need MAIL command");
+		session_error(s);
+		return;
+	}
+	if (tx->nrcpt_ok == 0) {
+		bdat_discard(s, size, s->state == S_RCPT ?
+		    "554 5.5.1 Error: no valid recipients" :
+		    "503 5.5.1 Error: need RCPT command");
+		session_reset(s);
+		session_error(s);
+		return;
+	}
+	s->chunk_left = s->chunk_size = size;
+	s->chunk_flags = last ? CHUNK_LAST : 0;
+	if (!tx->bdat) {
+		tx->bdat = 1;
+		if ((tx->partial = evbuffer_new()) == NULL)
+			fatal("evbuffer_new");
+		queue_create(s);
+		return;
+	}
+	s->state = S_BDAT;
+	session_set_timeout(s);
 }
 
 static void
@@ -683,34 +1115,74 @@ format_date(char *buf, size_t len)
 	strftime(buf, len, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
 
+/* printable ASCII without parentheses and backslashes, for comments */
+static const char *
+trace_clean(const char *in, char *out, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; in[i] && i < len - 1; i++)
+		out[i] = (in[i] > 0x20 && in[i] < 0x7f && in[i] != '(' &&
+		    in[i] != ')' && in[i] != '\\') ? in[i] : '_';
+	out[i] = '\0';
+	return out;
+}
+
 /* RFC 5321 4.4: the trace header we prepend */
 static void
 session_received(struct session *s)
 {
-	char	date[64], rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
-	char	msgid[9];
+	struct txn	*tx = s->tx;
+	char		 date[64], rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char		 msgid[9], tls[128], name[ENV_NAME_MAX];
+	const char	*with;
 
 	format_date(date, sizeof(date));
-	msgid_to_text(s->msgid, msgid);
-	evbuffer_add_printf(s->msgbuf, "Received: from %s (%s [%s])\n"
-	    "\tby %s (%s) with %s id %s", s->helo, "unknown", s->addr,
-	    conf->hostname, SMTPD_NAME, (s->flags & SF_EHLO) ? "ESMTP" :
-	    "SMTP", msgid);
-	if (s->nrcpt_ok == 1 && s->ndests > 0) {
-		addr_to_string(&s->dests[0].rcpt, rcpt, sizeof(rcpt));
-		evbuffer_add_printf(s->msgbuf, "\n\tfor <%s>", rcpt);
+	msgid_to_text(tx->msgid, msgid);
+	/* RFC 3848 */
+	if (!(s->flags & SS_EHLO))
+		with = "SMTP";
+	else if ((s->flags & (SS_TLS | SS_AUTH)) == (SS_TLS | SS_AUTH))
+		with = "ESMTPSA";
+	else if (s->flags & SS_TLS)
+		with = "ESMTPS";
+	else if (s->flags & SS_AUTH)
+		with = "ESMTPA";
+	else
+		with = "ESMTP";
+	if (s->flags & SS_LOCAL)
+		evbuffer_add_printf(tx->msgbuf, "Received: from %s "
+		    "(userid %s)\n\tby %s (%s) with %s id %s",
+		    s->helo ? s->helo : "local", trace_clean(s->authname, name,
+		    sizeof(name)), session_hostname(s), SMTPD_NAME, with,
+		    msgid);
+	else
+		evbuffer_add_printf(tx->msgbuf, "Received: from %s (%s [%s])"
+		    "\n\tby %s (%s) with %s id %s", s->helo,
+		    s->rdns ? s->rdns : "unknown", s->addr,
+		    session_hostname(s), SMTPD_NAME, with, msgid);
+	if (s->flags & SS_TLS)
+		evbuffer_add_printf(tx->msgbuf, "\n\t(%s)",
+		    smtp_tls_describe(s, tls, sizeof(tls)));
+	if ((s->flags & SS_AUTH) && s->authname)
+		evbuffer_add_printf(tx->msgbuf, "\n\t(authenticated as %s)",
+		    trace_clean(s->authname, name, sizeof(name)));
+	if (tx->nrcpt_ok == 1 && tx->ndests > 0) {
+		addr_to_string(&tx->dests[0].rcpt, rcpt, sizeof(rcpt));
+		evbuffer_add_printf(tx->msgbuf, "\n\tfor <%s>", rcpt);
 	}
-	evbuffer_add_printf(s->msgbuf, ";\n\t%s\n", date);
+	evbuffer_add_printf(tx->msgbuf, ";\n\t%s\n", date);
 }
 
 void
 session_queue_created(const struct queue_msg_resp *r, int fd)
 {
 	struct session		*s;
+	struct txn		*tx;
 	struct queue_msg_req	 req;
 
-	if ((s = session_find(r->reqid)) == NULL || !(s->flags & SF_WAIT) ||
-	    s->msgfd != -1) {
+	if ((s = session_find(r->reqid)) == NULL || !(s->flags & SS_WAIT) ||
+	    (tx = s->tx) == NULL || tx->msgfd != -1) {
 		if (fd != -1) {
 			close(fd);
 			memset(&req, 0, sizeof(req));
@@ -720,32 +1192,46 @@ session_queue_created(const struct queue_msg_resp *r, int fd)
 		}
 		return;
 	}
-	s->flags &= ~SF_WAIT;
+	s->flags &= ~SS_WAIT;
 	if (r->status != PROTO_OK) {
-		session_reply(s, "%s", r->reply[0] ? r->reply :
-		    "451 4.3.0 Temporary queue failure");
+		if (tx->bdat) {
+			/* the chunk is on its way all the same */
+			bdat_discard(s, s->chunk_left, r->reply[0] ?
+			    r->reply : "451 4.3.0 Temporary queue failure");
+			session_reset(s);
+			s->state = S_BDAT;
+		} else
+			session_reply(s, "%s", r->reply[0] ? r->reply :
+			    "451 4.3.0 Temporary queue failure");
 		session_process(s);
 		return;
 	}
-	s->msgid = r->msgid;
-	s->msgfd = fd;
-	if (s->msgbuf == NULL && (s->msgbuf = evbuffer_new()) == NULL)
+	tx->msgid = r->msgid;
+	tx->msgfd = fd;
+	if ((tx->msgbuf = evbuffer_new()) == NULL)
 		fatal("evbuffer_new");
-	s->state = S_DATA;
-	session_set_timeout(s);
+	tx->in_headers = 1;
 	session_received(s);
-	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	if (tx->bdat)
+		s->state = S_BDAT;
+	else {
+		s->state = S_DATA;
+		session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	}
+	session_set_timeout(s);
 	session_process(s);
 }
 
 static int
 spool_flush(struct session *s)
 {
-	while (evbuffer_get_length(s->msgbuf) > 0) {
-		if (evbuffer_write(s->msgbuf, s->msgfd) == -1) {
+	struct txn	*tx = s->tx;
+
+	while (evbuffer_get_length(tx->msgbuf) > 0) {
+		if (evbuffer_write(tx->msgbuf, tx->msgfd) == -1) {
 			if (errno == EINTR)
 				continue;
-			log_warn("%08x: spool write", s->msgid);
+			log_warn("%08x: spool write", tx->msgid);
 			return -1;
 		}
 	}
@@ -755,38 +1241,49 @@ spool_flush(struct session *s)
 static void
 session_commit(struct session *s)
 {
+	struct txn		*tx = s->tx;
 	struct queue_msg_req	 req;
 	struct envelope		 evp;
 	size_t			 i;
 
 	memset(&evp, 0, sizeof(evp));
-	evp.id = (uint64_t)s->msgid << 32;
+	evp.id = (uint64_t)tx->msgid << 32;
 	evp.ctime = time(NULL);
-	evp.sender = s->mailfrom;
-	if (s->flags & SS_8BITMIME)
-		evp.flags |= EF_8BITMIME;
-	if (s->flags & SS_SMTPUTF8)
-		evp.flags |= EF_SMTPUTF8;
-	snprintf(evp.helo, sizeof(evp.helo), "%s", s->helo);
+	evp.sender = tx->mailfrom;
+	evp.flags = tx->mp.evflags;
+	if (s->flags & SS_TLS)
+		evp.flags |= EF_TLS;
+	if (s->flags & SS_AUTH)
+		evp.flags |= EF_AUTHENTICATED;
+	if (s->authname)
+		snprintf(evp.authname, sizeof(evp.authname), "%s",
+		    s->authname);
+	snprintf(evp.envid, sizeof(evp.envid), "%s", tx->mp.envid);
+	snprintf(evp.helo, sizeof(evp.helo), "%s", s->helo ? s->helo : "");
 	snprintf(evp.client, sizeof(evp.client), "%s", s->addr);
-	for (i = 0; i < s->ndests; i++) {
-		const struct lka_dest *d = &s->dests[i].d;
+	for (i = 0; i < tx->ndests; i++) {
+		const struct sdest *sd = &tx->dests[i];
 
-		evp.rcpt = s->dests[i].rcpt;
-		evp.dest = d->dest;
-		evp.dest_type = d->dest_type;
-		memcpy(evp.action, d->action, sizeof(evp.action));
-		memcpy(evp.user, d->user, sizeof(evp.user));
-		memcpy(evp.path, d->path, sizeof(evp.path));
+		evp.flags &= ~(EF_NOTIFY_NEVER | EF_NOTIFY_SUCCESS |
+		    EF_NOTIFY_FAILURE | EF_NOTIFY_DELAY);
+		evp.flags |= sd->notify;
+		evp.rcpt = sd->rcpt;
+		evp.dest = sd->d.dest;
+		evp.dest_type = sd->d.dest_type;
+		snprintf(evp.orcpt, sizeof(evp.orcpt), "%s",
+		    sd->orcpt ? sd->orcpt : "");
+		memcpy(evp.action, sd->d.action, sizeof(evp.action));
+		memcpy(evp.user, sd->d.user, sizeof(evp.user));
+		memcpy(evp.path, sd->d.path, sizeof(evp.path));
 		mproc_compose(&smtp_worker.queue, IMSG_QUEUE_ENVELOPE, s->id,
 		    -1, &evp, sizeof(evp));
 	}
 	memset(&req, 0, sizeof(req));
 	req.reqid = s->id;
-	req.msgid = s->msgid;
-	req.size = s->msgsize;
-	req.nenvelopes = (uint32_t)s->ndests;
-	s->flags |= SF_WAIT;
+	req.msgid = tx->msgid;
+	req.size = tx->msgsize;
+	req.nenvelopes = (uint32_t)tx->ndests;
+	s->flags |= SS_WAIT;
 	mproc_compose(&smtp_worker.queue, IMSG_QUEUE_COMMIT, s->id, -1, &req,
 	    sizeof(req));
 }
@@ -795,59 +1292,176 @@ void
 session_queue_committed(const struct queue_msg_resp *r)
 {
 	struct session	*s;
+	struct txn	*tx;
 	char		 sender[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 
-	if ((s = session_find(r->reqid)) == NULL || !(s->flags & SF_WAIT) ||
-	    s->msgid != r->msgid)
+	if ((s = session_find(r->reqid)) == NULL || !(s->flags & SS_WAIT) ||
+	    (tx = s->tx) == NULL || tx->msgid != r->msgid)
 		return;
-	s->flags &= ~SF_WAIT;
+	s->flags &= ~SS_WAIT;
 	/* the queue owns the file now, whatever the outcome */
-	close(s->msgfd);
-	s->msgfd = -1;
+	close(tx->msgfd);
+	tx->msgfd = -1;
 	if (r->status == PROTO_OK) {
-		addr_to_string(&s->mailfrom, sender, sizeof(sender));
+		addr_to_string(&tx->mailfrom, sender, sizeof(sender));
 		log_info("%08x: from=<%s>, size=%zu, nrcpt=%zu, client=%s, "
-		    "helo=%s", s->msgid, sender, s->msgsize, s->ndests,
-		    s->addr, s->helo);
+		    "helo=%s%s%s", tx->msgid, sender, tx->msgsize,
+		    tx->ndests, s->addr, s->helo ? s->helo : "",
+		    s->authname ? ", user=" : "",
+		    s->authname ? s->authname : "");
 		s->nmessages++;
-		session_reply(s, "250 2.0.0 Ok: queued as %08x", s->msgid);
+		session_reply(s, "250 2.0.0 Ok: queued as %08x", tx->msgid);
 	} else
 		session_reply(s, "%s", r->reply[0] ? r->reply :
 		    "451 4.3.0 Temporary queue failure");
-	s->state = S_HELO;
 	session_reset(s);
+	s->state = S_HELO;
 	session_set_timeout(s);
 	session_process(s);
 }
 
+/* Message-ID and Date for submissions that lack them (RFC 6409 8) */
 static void
-data_end(struct session *s)
+msg_add_headers(struct session *s)
 {
-	int	err = s->data_err;
+	struct txn	*tx = s->tx;
+	char		 date[64], stamp[32];
+	struct tm	 tm;
+	time_t		 now;
 
+	if (!(s->flags & (SS_AUTH | SS_LOCAL)))
+		return;
+	if (!tx->has_date) {
+		format_date(date, sizeof(date));
+		evbuffer_add_printf(tx->msgbuf, "Date: %s\n", date);
+	}
+	if (!tx->has_msgid) {
+		now = time(NULL);
+		gmtime_r(&now, &tm);
+		strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
+		evbuffer_add_printf(tx->msgbuf, "Message-ID: <%s.%08x.%08x@%s>"
+		    "\n", stamp, tx->msgid, arc4random(), session_hostname(s));
+	}
+}
+
+static int
+header_is(const char *line, size_t len, const char *name)
+{
+	size_t	n = strlen(name);
+
+	return len > n && strncasecmp(line, name, n) == 0 && line[n] == ':';
+}
+
+/* a field name: printable ASCII but ':' and space, then ':' */
+static int
+header_field(const char *line, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++) {
+		if (line[i] == ':')
+			return i > 0;
+		if (line[i] <= 0x20 || line[i] >= 0x7f)
+			return 0;
+	}
+	return 0;
+}
+
+/* one line of the message, transparency already undone, no CRLF */
+static void
+msg_line(struct session *s, const char *line, size_t len)
+{
+	struct txn	*tx = s->tx;
+
+	if (tx->data_err)
+		return;
+	tx->msgsize += len + 2;
+	if (tx->msgsize > conf->max_message_size) {
+		tx->data_err = DE_TOOBIG;
+		return;
+	}
+	if (tx->in_headers) {
+		if (len == 0) {
+			tx->in_headers = 0;
+			msg_add_headers(s);
+		} else if (line[0] == ' ' || line[0] == '\t') {
+			/* a folded header line */
+		} else if (header_field(line, len)) {
+			if (header_is(line, len, "Received") &&
+			    ++tx->nreceived >= SMTP_MAX_HOPS) {
+				tx->data_err = DE_LOOP;
+				return;
+			}
+			if (header_is(line, len, "Message-ID"))
+				tx->has_msgid = 1;
+			else if (header_is(line, len, "Date"))
+				tx->has_date = 1;
+		} else {
+			/* no header block at all: make one */
+			tx->in_headers = 0;
+			if (s->flags & (SS_AUTH | SS_LOCAL)) {
+				msg_add_headers(s);
+				evbuffer_add(tx->msgbuf, "\n", 1);
+			}
+		}
+	}
+	evbuffer_add(tx->msgbuf, line, len);
+	evbuffer_add(tx->msgbuf, "\n", 1);
+	if (evbuffer_get_length(tx->msgbuf) >= SPOOL_FLUSH_SIZE &&
+	    spool_flush(s) == -1)
+		tx->data_err = DE_IO;
+}
+
+static const char *
+data_error_reply(int err)
+{
+	switch (err) {
+	case DE_TOOBIG:
+		return "552 5.3.4 Message size exceeds fixed maximum "
+		    "message size";
+	case DE_LONGLINE:
+		return "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)";
+	case DE_LOOP:
+		return "554 5.4.6 Too many hops: mail loop detected";
+	case DE_BARE:
+		return "554 5.6.0 Bare <CR> or <LF> in message; RFC 5321 "
+		    "2.3.8 requires CRLF";
+	default:
+		return "451 4.3.0 Local error writing the message";
+	}
+}
+
+/* the message is complete: check, sync and commit it */
+static void
+msg_end(struct session *s)
+{
+	struct txn	*tx = s->tx;
+	int		 err = tx->data_err;
+
+	if (!err && tx->in_headers) {
+		/* a message of headers only */
+		tx->in_headers = 0;
+		msg_add_headers(s);
+	}
 	if (!err && spool_flush(s) == -1)
 		err = DE_IO;
-	/* the worker syncs the body; the queue syncs envelopes and names */
-	if (!err && fdatasync(s->msgfd) == -1) {
-		log_warn("%08x: fdatasync", s->msgid);
+	/*
+	 * Where the queue commits with syncfs() (queue.h), that one call
+	 * makes the body durable too; elsewhere the worker syncs the body
+	 * and the queue the envelopes and names.
+	 */
+	if (!err && !QUEUE_SYNCFS && fdatasync(tx->msgfd) == -1) {
+		log_warn("%08x: fdatasync", tx->msgid);
 		err = DE_IO;
 	}
-	switch (err) {
-	case 0:
+	if (!err) {
 		session_commit(s);
 		return;
-	case DE_TOOBIG:
-		session_reply(s, "552 5.3.4 Message size exceeds fixed "
-		    "maximum message size");
-		break;
-	case DE_LONGLINE:
-		session_reply(s, "500 5.5.2 Line too long (RFC 5321 "
-		    "4.5.3.1.6)");
-		break;
-	default:
-		session_reply(s, "451 4.3.0 Local error writing the message");
-		break;
 	}
+	if (err == DE_LOOP)
+		log_info("%08x: loop: %d Received: fields, client %s",
+		    tx->msgid, tx->nreceived, s->addr);
+	session_reply(s, "%s", data_error_reply(err));
 	session_reset(s);
 	s->state = S_HELO;
 	session_set_timeout(s);
@@ -856,6 +1470,8 @@ data_end(struct session *s)
 static void
 data_line(struct session *s, char *line, size_t len, int lflags)
 {
+	struct txn	*tx = s->tx;
+
 	if (lflags & (LF_BARELF | LF_BARECR)) {
 		/*
 		 * Only CRLF.CRLF ends the data.  A bare LF or CR could make
@@ -866,59 +1482,194 @@ data_line(struct session *s, char *line, size_t len, int lflags)
 		    (lflags & LF_BARELF) ? "LF" : "CR", s->addr);
 		session_reset(s);
 		session_reply_close(s, "521 5.5.2 %s Bare <LF> or <CR> "
-		    "received; RFC 5321 2.3.8 requires CRLF", conf->hostname);
+		    "received; RFC 5321 2.3.8 requires CRLF",
+		    session_hostname(s));
 		return;
 	}
 	if (len == 1 && line[0] == '.') {
-		data_end(s);
+		msg_end(s);
 		return;
 	}
 	if (lflags & LF_TOOLONG) {
-		if (!s->data_err)
-			s->data_err = DE_LONGLINE;
+		if (!tx->data_err)
+			tx->data_err = DE_LONGLINE;
 		return;
 	}
 	if (line[0] == '.') {		/* RFC 5321 4.5.2 */
 		line++;
 		len--;
 	}
-	if (s->data_err)
-		return;
-	s->msgsize += len + 2;
-	if (s->msgsize > conf->max_message_size) {
-		s->data_err = DE_TOOBIG;
-		return;
-	}
-	evbuffer_add(s->msgbuf, line, len);
-	evbuffer_add(s->msgbuf, "\n", 1);
-	if (evbuffer_get_length(s->msgbuf) >= SPOOL_FLUSH_SIZE &&
-	    spool_flush(s) == -1)
-		s->data_err = DE_IO;
+	msg_line(s, line, len);
 }
+
+/*
+ * The octets of a BDAT chunk (RFC 3030).  They are stored as DATA's are,
+ * with LF line ends, so the spool has one form whatever the client used.
+ * A bare CR or LF is refused here too: the chunk's length frames the
+ * message unambiguously, but the next hop may receive it as DATA, where
+ * a bare line end is what SMTP smuggling is made of.  Returns 1 when it
+ * made progress, 0 when it needs more input.
+ */
+static int
+bdat_consume(struct session *s)
+{
+	struct evbuffer	*in = bufferevent_get_input(s->bev);
+	struct txn	*tx = s->tx;
+	size_t		 avail = evbuffer_get_length(in), n, len;
+	int		 lflags, lng;
+
+	n = avail < s->chunk_left ? avail : (size_t)s->chunk_left;
+	if (n == 0 && s->chunk_left > 0)
+		return 0;
+	if (s->chunk_flags & CHUNK_DISCARD) {
+		evbuffer_drain(in, n);
+		s->chunk_left -= n;
+		if (s->chunk_left > 0)
+			return 1;
+		s->state = s->tx ? S_RCPT : (s->helo ? S_HELO : S_CONNECTED);
+		session_reply(s, "%s", s->pending);
+		free(s->pending);
+		s->pending = NULL;
+		session_set_timeout(s);
+		return 1;
+	}
+	evbuffer_remove_buffer(in, tx->partial, n);
+	s->chunk_left -= n;
+	lng = (tx->data_err == DE_LONGLINE);
+	while (buf_getline(tx->partial, &lng, conf->max_line + 2, &len,
+	    &lflags)) {
+		if (lflags & LF_TOOLONG) {
+			if (!tx->data_err)
+				tx->data_err = DE_LONGLINE;
+		} else if (lflags & (LF_BARELF | LF_BARECR)) {
+			if (!tx->data_err)
+				tx->data_err = DE_BARE;
+		} else
+			msg_line(s, linebuf, len);
+	}
+	if (lng && !tx->data_err)
+		tx->data_err = DE_LONGLINE;
+	if (s->chunk_left > 0)
+		return 1;
+
+	/* the chunk is complete */
+	if (tx->data_err) {
+		log_info("%08x: BDAT refused from %s: %s", s->id, s->addr,
+		    data_error_reply(tx->data_err));
+		session_reply(s, "%s", data_error_reply(tx->data_err));
+		session_reset(s);
+		s->state = S_HELO;
+		session_set_timeout(s);
+		return 1;
+	}
+	if (!(s->chunk_flags & CHUNK_LAST)) {
+		s->state = S_RCPT;
+		session_reply(s, "250 2.0.0 %" PRIu64 " octets received",
+		    s->chunk_size);
+		session_set_timeout(s);
+		return 1;
+	}
+	/* the last line may lack its CRLF: it still is a line */
+	if ((len = evbuffer_get_length(tx->partial)) > 0) {
+		evbuffer_remove(tx->partial, linebuf, len);
+		linebuf[len] = '\0';
+		if (memchr(linebuf, '\r', len) != NULL)
+			tx->data_err = DE_BARE;
+		else
+			msg_line(s, linebuf, len);
+	}
+	s->state = S_RCPT;
+	msg_end(s);
+	return 1;
+}
+
+/* ---- the others ---- */
 
 static void
 cmd_help(struct session *s)
 {
 	session_reply(s, "214-2.0.0 This is %s; commands:", SMTPD_NAME);
-	session_reply(s, "214-2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP "
-	    "QUIT");
-	session_reply(s, "214-2.0.0   VRFY EXPN HELP");
+	session_reply(s, "214-2.0.0   HELO EHLO MAIL RCPT DATA BDAT RSET "
+	    "NOOP QUIT");
+	session_reply(s, "214-2.0.0   VRFY EXPN HELP STARTTLS AUTH ETRN");
 	session_reply(s, "214 2.0.0 End of HELP info");
+}
+
+static void
+cmd_starttls(struct session *s, char *args)
+{
+	if (args != NULL) {
+		session_reply(s, "501 5.5.4 Syntax: STARTTLS");
+		session_error(s);
+		return;
+	}
+	if (s->flags & SS_TLS) {
+		session_reply(s, "503 5.5.1 Error: TLS already active");
+		session_error(s);
+		return;
+	}
+	if (!smtp_tls_available(s)) {
+		session_reply(s, "502 5.5.1 Error: STARTTLS not offered");
+		session_error(s);
+		return;
+	}
+	if (s->tx != NULL) {
+		session_reply(s, "503 5.5.1 Error: STARTTLS inside a mail "
+		    "transaction");
+		session_error(s);
+		return;
+	}
+	session_reply(s, "220 2.0.0 Ready to start TLS");
+	/*
+	 * Whatever the client pipelined after STARTTLS was sent in the
+	 * clear and must not be taken as if it came through TLS
+	 * (CVE-2011-0411): throw it away, read nothing more in plain text.
+	 */
+	evbuffer_drain(bufferevent_get_input(s->bev),
+	    evbuffer_get_length(bufferevent_get_input(s->bev)));
+	bufferevent_disable(s->bev, EV_READ);
+	s->state = S_TLS;
+}
+
+static void
+cmd_etrn(struct session *s, char *args)
+{
+	if (args == NULL || *args == '\0') {
+		session_reply(s, "501 5.5.4 Syntax: ETRN node");
+		session_error(s);
+		return;
+	}
+	if (s->state < S_HELO) {
+		session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		session_error(s);
+		return;
+	}
+	if (s->tx != NULL) {
+		session_reply(s, "503 5.5.1 Error: ETRN inside a mail "
+		    "transaction");
+		session_error(s);
+		return;
+	}
+	/* RFC 1985: 458 unable to queue messages for node */
+	session_reply(s, "458 4.3.0 Unable to queue messages for node %.*s",
+	    64, args);
 }
 
 static void
 session_command(struct session *s, char *line, size_t len, int lflags)
 {
-	char	*verb = line, *args = NULL;
+	enum smtp_cmd	 cmd;
+	char		*args;
 
+	if (lflags & (LF_BARELF | LF_BARECR)) {
+		session_reply_close(s, "521 5.5.2 %s Bare <LF> or <CR> "
+		    "received; RFC 5321 2.3.8 requires CRLF",
+		    session_hostname(s));
+		return;
+	}
 	if (lflags & LF_TOOLONG) {
 		session_reply(s, "500 5.5.2 Line too long");
 		session_error(s);
-		return;
-	}
-	if (lflags & (LF_BARELF | LF_BARECR)) {
-		session_reply_close(s, "521 5.5.2 %s Bare <LF> or <CR> "
-		    "received; RFC 5321 2.3.8 requires CRLF", conf->hostname);
 		return;
 	}
 	if (lflags & LF_NUL) {
@@ -926,76 +1677,122 @@ session_command(struct session *s, char *line, size_t len, int lflags)
 		session_error(s);
 		return;
 	}
-	if (log_getverbose() > 1)
-		log_debug("%08x: <<< %s", s->id, line);
-	if ((args = strchr(line, ' ')) != NULL) {
-		*args++ = '\0';
-		while (*args == ' ')
-			args++;
-	}
+	if (log_getverbose() > 1) {
+		char clean[SMTP_CMD_MAX * 4];
 
-	if (strcasecmp(verb, "HELO") == 0)
+		log_debug("%08x: <<< %s", s->id, strncasecmp(line, "AUTH ", 5)
+		    == 0 ? "AUTH ..." : log_sanitize(line, clean,
+		    sizeof(clean)));
+	}
+	cmd = smtp_parse_command(line, &args);
+	/* RFC 4954 4: only AUTH may carry a long initial response */
+	if (len + 2 > SMTP_CMD_MAX && cmd != CMD_AUTH) {
+		session_reply(s, "500 5.5.2 Line too long");
+		session_error(s);
+		return;
+	}
+	switch (cmd) {
+	case CMD_HELO:
 		cmd_helo(s, "HELO", args, 0);
-	else if (strcasecmp(verb, "EHLO") == 0)
+		break;
+	case CMD_EHLO:
 		cmd_helo(s, "EHLO", args, 1);
-	else if (strcasecmp(verb, "MAIL") == 0)
+		break;
+	case CMD_MAIL:
 		cmd_mail(s, args);
-	else if (strcasecmp(verb, "RCPT") == 0)
+		break;
+	case CMD_RCPT:
 		cmd_rcpt(s, args);
-	else if (strcasecmp(verb, "DATA") == 0)
+		break;
+	case CMD_DATA:
 		cmd_data(s, args);
-	else if (strcasecmp(verb, "RSET") == 0) {
-		if (args && *args) {
+		break;
+	case CMD_BDAT:
+		cmd_bdat(s, args);
+		break;
+	case CMD_RSET:
+		if (args != NULL) {
 			session_reply(s, "501 5.5.4 Syntax: RSET");
-			return;
+			session_error(s);
+			break;
 		}
 		session_reset(s);
 		session_reply(s, "250 2.0.0 Ok");
-	} else if (strcasecmp(verb, "NOOP") == 0)
+		break;
+	case CMD_NOOP:
+		/* RFC 5321 4.1.1.9: a parameter is allowed and ignored */
 		session_reply(s, "250 2.0.0 Ok");
-	else if (strcasecmp(verb, "QUIT") == 0) {
-		session_reset(s);
-		session_reply_close(s, "221 2.0.0 %s Bye", conf->hostname);
-	} else if (strcasecmp(verb, "VRFY") == 0 ||
-	    strcasecmp(verb, "EXPN") == 0) {
-		if (args == NULL || *args == '\0') {
-			session_reply(s, "501 5.5.4 Syntax: %s address", verb);
-			return;
+		break;
+	case CMD_QUIT:
+		if (args != NULL) {
+			session_reply(s, "501 5.5.4 Syntax: QUIT");
+			session_error(s);
+			break;
 		}
-		session_reply(s, "252 2.5.0 Cannot verify user, but will "
-		    "accept message and attempt delivery");
-	} else if (strcasecmp(verb, "HELP") == 0)
+		session_reset(s);
+		session_reply_close(s, "221 2.0.0 %s Bye",
+		    session_hostname(s));
+		break;
+	case CMD_VRFY:
+		cmd_vrfy(s, args, 0);
+		break;
+	case CMD_EXPN:
+		cmd_vrfy(s, args, 1);
+		break;
+	case CMD_HELP:
 		cmd_help(s);
-	else if (strcasecmp(verb, "SEND") == 0 ||
-	    strcasecmp(verb, "SOML") == 0 || strcasecmp(verb, "SAML") == 0 ||
-	    strcasecmp(verb, "TURN") == 0) {
+		break;
+	case CMD_STARTTLS:
+		cmd_starttls(s, args);
+		break;
+	case CMD_AUTH:
+		smtp_auth_command(s, args);
+		break;
+	case CMD_ETRN:
+		cmd_etrn(s, args);
+		break;
+	case CMD_OBSOLETE:
 		session_reply(s, "502 5.5.1 Command not implemented");
 		session_error(s);
-	} else {
+		break;
+	default:
 		session_reply(s, "500 5.5.2 Error: command not recognized");
 		session_error(s);
+		break;
 	}
 }
 
-static void
+void
 session_process(struct session *s)
 {
-	char	line[4096 + 4];
-	size_t	len, max;
-	int	lflags;
+	struct evbuffer	*out;
+	size_t		 len, max;
+	int		 lflags;
 
-	while (!(s->flags & (SF_WAIT | SF_CLOSING))) {
-		if (s->state == S_DATA) {
+	while (!(s->flags & (SS_WAIT | SS_CLOSING | SS_OUTFULL)) &&
+	    s->state != S_TLS) {
+		out = bufferevent_get_output(s->bev);
+		if (evbuffer_get_length(out) > OUTPUT_MAX) {
+			/* the client does not read: stop reading it */
+			s->flags |= SS_OUTFULL;
+			break;
+		}
+		if (s->state == S_BDAT) {
+			if (!bdat_consume(s))
+				break;
+			continue;
+		}
+		if (s->state == S_DATA)
 			max = conf->max_line + 2;
-			if (max > sizeof(line) - 1)
-				max = sizeof(line) - 1;
-		} else
-			max = SMTP_CMD_MAX;
-		if (!session_getline(s, line, max, &len, &lflags))
+		else
+			max = SMTP_AUTH_LINE_MAX + 2;
+		if (!session_getline(s, max, &len, &lflags))
 			break;
 		if (s->state == S_DATA)
-			data_line(s, line, len, lflags);
+			data_line(s, linebuf, len, lflags);
+		else if (s->state == S_AUTH)
+			smtp_auth_line(s, lflags ? NULL : linebuf);
 		else
-			session_command(s, line, len, lflags);
+			session_command(s, linebuf, len, lflags);
 	}
 }

@@ -1,15 +1,23 @@
 /*
  * smtp_session.h -- one SMTP session in an smtp worker.
+ *
+ * The struct session is shared by the three files of the state machine:
+ * smtp_session.c (commands, data), smtp_tls.c (STARTTLS, smtps) and
+ * smtp_auth.c (AUTH).  An idle session is kept small: transaction, AUTH
+ * and TLS state are allocated only while they are in use.
  */
 #ifndef POSTHASTE_SMTP_SESSION_H
 #define POSTHASTE_SMTP_SESSION_H
 
 #include <sys/socket.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "mproc.h"
 #include "proto.h"
+#include "smtp_parse.h"
+#include "tree.h"
 
 struct smtp_worker {
 	int		id;
@@ -20,17 +28,133 @@ struct smtp_worker {
 };
 extern struct smtp_worker smtp_worker;
 
+enum sstate {
+	S_CONNECTED,	/* greeted (or TLS restarted), no HELO yet */
+	S_HELO,		/* HELO/EHLO done, no transaction */
+	S_MAIL,		/* MAIL accepted */
+	S_RCPT,		/* at least one RCPT attempted */
+	S_DATA,		/* reading DATA lines */
+	S_BDAT,		/* reading a BDAT chunk */
+	S_AUTH,		/* in an AUTH exchange: lines are responses */
+	S_TLS,		/* waiting to switch to TLS, or in the handshake */
+};
+
+/* session flags (SS_*; the SF_* of proto.h go to lookup) */
+#define SS_EHLO		0x0001
+#define SS_WAIT		0x0002	/* waiting for lookup, queue or a timer */
+#define SS_CLOSING	0x0004	/* close once output is flushed */
+#define SS_LONGLINE	0x0008	/* discarding the rest of a long line */
+#define SS_TLS		0x0010	/* the session is encrypted */
+#define SS_AUTH		0x0020	/* authenticated (authname set) */
+#define SS_LOCAL	0x0040	/* local submission over a unix socket */
+#define SS_OUTFULL	0x0080	/* too many unread replies: pause input */
+#define SS_VRFY		0x0100	/* a VRFY is being looked up */
+#define SS_EXPN		0x0200	/* an EXPN is being looked up */
+#define SS_ETRN		0x0400	/* an ETRN is being looked up */
+
+/* one recipient after expansion, with its DSN parameters */
+struct sdest {
+	struct mailaddr		rcpt;		/* as given in RCPT TO */
+	uint32_t		notify;		/* EF_NOTIFY_* */
+	struct lka_dest		d;
+	char			*orcpt;		/* NULL when not given */
+};
+
+/* the mail transaction, from MAIL to the end of data or RSET */
+struct txn {
+	struct mailaddr		 mailfrom;
+	struct smtp_mail_params	 mp;
+	struct mailaddr		 rcpt_pending;	/* RCPT being looked up */
+	struct smtp_rcpt_params	 rp_pending;
+	size_t			 nrcpt_ok;	/* RCPT commands accepted */
+	struct sdest		*dests;
+	size_t			 ndests, capdests;
+	size_t			 ndests_before;	/* at the pending RCPT */
+
+	/* message data */
+	uint32_t		 msgid;
+	int			 msgfd;
+	struct evbuffer		*msgbuf;	/* to the spool file */
+	size_t			 msgsize;
+	int			 data_err;
+	int			 in_headers;	/* still in the header block */
+	int			 nreceived;	/* Received: fields seen */
+	int			 has_msgid, has_date;
+
+	/* BDAT */
+	int			 bdat;		/* the data comes in chunks */
+	struct evbuffer		*partial;	/* bytes of an unfinished line */
+};
+
+struct auth_state;
+
+struct session {
+	RB_ENTRY(session)	 node;
+	uint32_t		 id;
+	uint32_t		 flags;		/* SS_* */
+	uint8_t			 state;		/* enum sstate */
+	uint8_t			 nerrors;
+	uint8_t			 nauthfail;
+	uint8_t			 chunk_flags;	/* the BDAT chunk being read */
+	uint16_t		 nmessages;
+	int			 fd;		/* the client socket */
+	struct bufferevent	*bev;
+	struct listener		*l;
+	uint32_t		 lindex;	/* listener index, for lookup */
+	struct sockaddr_storage	 ss;
+	char			 addr[46];	/* INET6_ADDRSTRLEN */
+	char			*helo;
+	char			*rdns;		/* NULL: "unknown" */
+	char			*authname;
+	struct ipcount		*ip;
+	struct txn		*tx;		/* NULL outside a transaction */
+	struct auth_state	*auth;		/* NULL outside AUTH */
+	char			*pending;	/* a reply line held back */
+	uint64_t		 chunk_left;	/* BDAT octets still to read */
+	uint64_t		 chunk_size;
+	struct event		*ev_delay;	/* AUTH failure delay */
+};
+
 void	session_init(void);
-void	session_new(int fd, struct listener *, struct sockaddr_storage *,
-	    socklen_t);
+void	session_new(int fd, struct listener *, uint32_t lindex,
+	    struct sockaddr_storage *, socklen_t);
+void	session_new_local(int fd, const struct local_session *);
 void	session_shutdown_all(void);
 void	session_lookup_dest(const struct lka_dest *);
 void	session_lookup_result(const struct lka_result *);
+void	session_lookup_rdns(const struct lka_rdns *);
 void	session_queue_created(const struct queue_msg_resp *, int fd);
 void	session_queue_committed(const struct queue_msg_resp *);
 void	smtp_maybe_exit(void);
 
+/* smtp_session.c, for smtp_tls.c and smtp_auth.c */
+struct session	*session_find(uint32_t id);
+void	session_reply(struct session *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	session_reply_close(struct session *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	session_error(struct session *);
+void	session_close(struct session *);
+void	session_process(struct session *);
+void	session_attach_bev(struct session *, struct bufferevent *);
+const char *session_hostname(const struct session *);
+uint32_t session_lka_flags(const struct session *);
+
 /* smtp_tls.c */
-void	smtp_tls_init(void);
+void	smtp_tls_init(void);		/* as root, before the drop */
+int	smtp_tls_available(const struct session *);
+void	smtp_tls_starttls(struct session *);	/* after "220 Ready" */
+int	smtp_tls_accept(struct session *);	/* smtps: at connect */
+void	smtp_tls_connected(struct session *);
+const char *smtp_tls_describe(const struct session *, char *, size_t);
+
+/* smtp_auth.c */
+int	smtp_auth_offered(const struct session *);
+int	smtp_auth_required(const struct session *);
+const char *smtp_auth_mechanisms(const struct session *);
+void	smtp_auth_command(struct session *, char *args);
+void	smtp_auth_line(struct session *, char *line);
+void	smtp_auth_result(struct session *, const struct lka_result *);
+void	smtp_auth_free(struct session *);
 
 #endif

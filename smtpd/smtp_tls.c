@@ -1,9 +1,231 @@
 /*
- * smtp_tls.c -- TLS for smtp workers (STARTTLS and smtps).
+ * smtp_tls.c -- TLS for smtp workers: STARTTLS (RFC 3207) and smtps
+ * (implicit TLS, RFC 8314).
+ *
+ * Certificates and keys are loaded once, while the worker is still root
+ * and outside its chroot; after privsep_drop() the key file can never be
+ * opened again by this process, only the copy in memory is used.
+ *
+ * The switch to TLS replaces the session's plain bufferevent with an
+ * OpenSSL one on the same socket.  What the client pipelined after
+ * STARTTLS has been discarded by then (smtp_session.c, cmd_starttls), and
+ * the session starts over: a new EHLO is required (RFC 3207 4.2).
  */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+
+#include "log.h"
 #include "smtp_session.h"
+#include "smtpd.h"
+
+/* TLS 1.2 suites: forward secrecy and AEAD first, nothing weak */
+#define SMTP_TLS_CIPHERS \
+	"HIGH:!aNULL:!eNULL:!MD5:!RC4:!3DES:!PSK:!SRP:!CAMELLIA:!ARIA:@STRENGTH"
+
+struct tls_ctx {
+	const struct pki	*pki;
+	SSL_CTX			*ctx;
+};
+
+static struct tls_ctx	*ctxs;
+static size_t		 nctxs;
+
+static const char *
+ssl_error(void)
+{
+	static char	buf[256];
+	unsigned long	e = ERR_get_error();
+
+	if (e == 0)
+		return "unknown error";
+	ERR_error_string_n(e, buf, sizeof(buf));
+	return buf;
+}
+
+static SSL_CTX *
+tls_ctx_new(const struct pki *pki)
+{
+	SSL_CTX	*ctx;
+
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
+		fatalx("SSL_CTX_new: %s", ssl_error());
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION))
+		fatalx("SSL_CTX_set_min_proto_version: %s", ssl_error());
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_NO_TICKET);
+	/* an idle TLS session should not hold 2 x 16 KB of record buffers */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (!SSL_CTX_set_cipher_list(ctx, SMTP_TLS_CIPHERS))
+		fatalx("SSL_CTX_set_cipher_list: %s", ssl_error());
+	SSL_CTX_set_dh_auto(ctx, 1);
+	if (!SSL_CTX_use_certificate_chain_file(ctx, pki->cert_file))
+		fatalx("pki %s: certificate %s: %s", pki->name, pki->cert_file,
+		    ssl_error());
+	if (!SSL_CTX_use_PrivateKey_file(ctx, pki->key_file,
+	    SSL_FILETYPE_PEM))
+		fatalx("pki %s: key %s: %s", pki->name, pki->key_file,
+		    ssl_error());
+	if (!SSL_CTX_check_private_key(ctx))
+		fatalx("pki %s: key does not match the certificate: %s",
+		    pki->name, ssl_error());
+	return ctx;
+}
 
 void
 smtp_tls_init(void)
 {
+	struct listener	*l;
+	struct pki	*pki;
+	size_t		 i;
+
+	TAILQ_FOREACH(l, &conf->listeners, entry) {
+		if (l->tls == LISTEN_TLS_NONE || l->pki[0] == '\0')
+			continue;
+		if ((pki = config_find_pki(conf, l->pki)) == NULL)
+			fatalx("listener %s: no pki %s", l->ifname, l->pki);
+		for (i = 0; i < nctxs; i++)
+			if (ctxs[i].pki == pki)
+				break;
+		if (i < nctxs)
+			continue;
+		if ((ctxs = reallocarray(ctxs, nctxs + 1, sizeof(*ctxs))) ==
+		    NULL)
+			fatal("reallocarray");
+		ctxs[nctxs].pki = pki;
+		ctxs[nctxs].ctx = tls_ctx_new(pki);
+		nctxs++;
+	}
+}
+
+static SSL_CTX *
+ctx_for(const struct listener *l)
+{
+	size_t	i;
+
+	if (l->tls == LISTEN_TLS_NONE || l->pki[0] == '\0')
+		return NULL;
+	for (i = 0; i < nctxs; i++)
+		if (strcmp(ctxs[i].pki->name, l->pki) == 0)
+			return ctxs[i].ctx;
+	return NULL;
+}
+
+int
+smtp_tls_available(const struct session *s)
+{
+	if (s->flags & (SS_TLS | SS_LOCAL))
+		return 0;
+	if (s->l->tls != LISTEN_TLS_STARTTLS && s->l->tls != LISTEN_TLS_REQUIRE)
+		return 0;
+	return ctx_for(s->l) != NULL;
+}
+
+/* put an OpenSSL bufferevent, in accept state, on the session's socket */
+static int
+tls_switch(struct session *s)
+{
+	struct bufferevent	*bev;
+	SSL_CTX			*ctx;
+	SSL			*ssl;
+
+	if ((ctx = ctx_for(s->l)) == NULL) {
+		log_warnx("%08x: no TLS context", s->id);
+		return -1;
+	}
+	if ((ssl = SSL_new(ctx)) == NULL) {
+		log_warnx("%08x: SSL_new: %s", s->id, ssl_error());
+		return -1;
+	}
+	/* from here on the TLS bufferevent owns the socket and the SSL */
+	bev = bufferevent_openssl_socket_new(ev_base, s->fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		log_warnx("%08x: bufferevent_openssl_socket_new failed",
+		    s->id);
+		SSL_free(ssl);
+		return -1;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	bufferevent_free(s->bev);
+	s->flags |= SS_TLS;
+	s->state = S_TLS;
+	session_attach_bev(s, bev);
+	return 0;
+}
+
+void
+smtp_tls_starttls(struct session *s)
+{
+	if (tls_switch(s) == -1)
+		session_close(s);
+}
+
+int
+smtp_tls_accept(struct session *s)
+{
+	return tls_switch(s);
+}
+
+void
+smtp_tls_connected(struct session *s)
+{
+	char	desc[128];
+
+	log_info("%08x: TLS established with %s: %s", s->id, s->addr,
+	    smtp_tls_describe(s, desc, sizeof(desc)));
+	/*
+	 * RFC 3207 4.2: forget everything the client said in the clear,
+	 * its EHLO name and any authentication included.
+	 */
+	free(s->helo);
+	s->helo = NULL;
+	free(s->authname);
+	s->authname = NULL;
+	s->flags &= ~(SS_EHLO | SS_AUTH);
+	s->state = S_CONNECTED;
+	if (s->l->tls == LISTEN_TLS_SMTPS)
+		session_reply(s, "220 %s ESMTP %s", session_hostname(s),
+		    SMTPD_NAME);
+	session_process(s);
+}
+
+const char *
+smtp_tls_describe(const struct session *s, char *buf, size_t len)
+{
+	SSL		*ssl;
+	unsigned long	 e;
+	char		 err[256];
+
+	if (buf == NULL) {
+		/* log why the TLS connection failed */
+		while ((e = bufferevent_get_openssl_error(s->bev)) != 0) {
+			ERR_error_string_n(e, err, sizeof(err));
+			log_info("%08x: TLS error from %s: %s", s->id, s->addr,
+			    err);
+		}
+		return NULL;
+	}
+	if ((ssl = bufferevent_openssl_get_ssl(s->bev)) == NULL) {
+		snprintf(buf, len, "no TLS");
+		return buf;
+	}
+	snprintf(buf, len, "version=%s cipher=%s bits=%d",
+	    SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+	    SSL_get_cipher_bits(ssl, NULL));
+	return buf;
 }

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <crypt.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,7 +29,8 @@ usage(void)
 	    "  schedule ID|all          remove ID|all\n"
 	    "  pause envelope ID|all    resume envelope ID|all\n"
 	    "  pause mda|mta            resume mda|mta\n"
-	    "  log verbose|brief\n");
+	    "  log verbose|brief\n"
+	    "  encrypt [password]       print a SHA-512-crypt hash\n");
 	exit(64);
 }
 
@@ -100,6 +102,47 @@ print_queue_line(const char *text, int json)
 		    f[6][0] ? " error=" : "", f[6]);
 }
 
+/*
+ * "smtpctl encrypt [password]": a SHA-512-crypt hash for a credentials
+ * table.  Without an argument the password is read from standard input
+ * (one line), which keeps it out of ps(1) and shell history.
+ */
+static int
+encrypt_password(const char *arg)
+{
+	static struct crypt_data	 cd;
+	char				 buf[1024];
+	char				 salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	const char			*pw = arg, *h;
+
+	if (pw == NULL) {
+		if (fgets(buf, sizeof(buf), stdin) == NULL) {
+			fprintf(stderr, "smtpctl: no password on standard "
+			    "input\n");
+			return 1;
+		}
+		buf[strcspn(buf, "\r\n")] = '\0';
+		pw = buf;
+	}
+	if (*pw == '\0') {
+		fprintf(stderr, "smtpctl: empty password\n");
+		return 1;
+	}
+	if (crypt_gensalt_rn("$6$", 0, NULL, 0, salt, sizeof(salt)) == NULL) {
+		fprintf(stderr, "smtpctl: crypt_gensalt: %s\n",
+		    strerror(errno));
+		return 1;
+	}
+	if ((h = crypt_r(pw, salt, &cd)) == NULL || h[0] == '*') {
+		fprintf(stderr, "smtpctl: crypt failed\n");
+		return 1;
+	}
+	printf("%s\n", h);
+	explicit_bzero(buf, sizeof(buf));
+	explicit_bzero(&cd, sizeof(cd));
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -129,6 +172,11 @@ main(int argc, char **argv)
 	argv += optind;
 	if (argc < 1)
 		usage();
+	if (strcmp(argv[0], "encrypt") == 0) {
+		if (argc > 2)
+			usage();
+		return encrypt_password(argc == 2 ? argv[1] : NULL);
+	}
 	memset(&req, 0, sizeof(req));
 	if (strcmp(argv[0], "show") == 0 && argc >= 2) {
 		if (strcmp(argv[1], "queue") == 0) {

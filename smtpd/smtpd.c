@@ -43,20 +43,33 @@ int			 smtpd_verbose;
 
 enum child_kind { C_SMTP, C_QUEUE, C_LOOKUP, C_MTA, C_CONTROL };
 
+/*
+ * Children come in two kinds of lifetime.  The queue and control live as
+ * long as the daemon.  Lookup, mta and the smtp workers form a
+ * generation: a reload starts a new one with the new configuration and
+ * retires the old one -- its workers stop accepting and finish their
+ * sessions, then its lookup goes.
+ */
+#define MAX_CHILDREN	256
+
 struct child {
+	int		 used;
 	enum child_kind	 kind;
 	int		 index;
+	int		 generation;
 	pid_t		 pid;
 	char		 title[32];
 	struct mproc	 mp;		/* channel from the parent */
 	int		 exited;
+	int		 retiring;	/* of an old generation, stopping */
 };
 
-static struct child	 children[SMTPD_MAX_WORKERS + 4];
-static int		 nchildren;
+static struct child	 children[MAX_CHILDREN];
+static int		 generation;
 static int		 shutting_down;
 static int		 exit_status;
 static struct event	*ev_shutdown_timer;
+static const char	*conf_path;
 
 static struct child	*queue_child;
 
@@ -162,24 +175,30 @@ bind_listener(struct listener *l)
 	int	fd, on = 1;
 
 	if ((fd = socket(l->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0)) == -1)
-		fatal("socket");
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
-		fatal("setsockopt SO_REUSEADDR");
+	    SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("socket");
+		return -1;
+	}
 	/*
 	 * Each worker gets its own socket on the same address: the kernel
 	 * spreads new connections across the workers' accept queues, so no
-	 * worker is woken for a connection another one takes.
+	 * worker is woken for a connection another one takes.  It also lets
+	 * a new generation listen while the old one is still draining.
 	 */
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == -1)
-		fatal("setsockopt SO_REUSEPORT");
-	if (l->ss.ss_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1)
-		fatal("setsockopt IPV6_V6ONLY");
-	if (bind(fd, (struct sockaddr *)&l->ss, l->sslen) == -1)
-		fatal("bind %s port %u", l->ifname, l->port);
-	if (listen(fd, 1024) == -1)
-		fatal("listen");
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == -1 ||
+	    (l->ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &on, sizeof(on)) == -1)) {
+		log_warn("setsockopt");
+		close(fd);
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&l->ss, l->sslen) == -1 ||
+	    listen(fd, 1024) == -1) {
+		log_warn("bind %s port %u", l->ifname, l->port);
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
@@ -303,117 +322,185 @@ spawn(struct child *c, struct proc_fds *f, int parent_end)
 static struct child *
 child_new(enum child_kind kind, int index, const char *title)
 {
-	struct child	*c = &children[nchildren++];
+	struct child	*c;
+	int		 i;
 
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (!children[i].used)
+			break;
+	if (i == MAX_CHILDREN)
+		fatalx("too many children (reloads piling up?)");
+	c = &children[i];
 	memset(c, 0, sizeof(*c));
+	c->used = 1;
 	c->kind = kind;
 	c->index = index;
+	c->generation = generation;
 	snprintf(c->title, sizeof(c->title), "%s", title);
 	return c;
 }
 
-static void
-start_children(int *listen_fds, int nlisten_per_worker, int nworkers,
-    int ctlsock)
+/* fork a child and open the parent's channel to it */
+static struct child *
+start_child(enum child_kind kind, int index, const char *title,
+    struct proc_fds *f)
 {
-	int		 ps[SMTPD_MAX_WORKERS + 4][2];	/* parent <-> child */
+	struct child	*c;
+	int		 ps[2];
+
+	socketpair_or_die(ps);
+	c = child_new(kind, index, title);
+	f->parent = ps[1];
+	spawn(c, f, ps[0]);
+	close(ps[1]);
+	mproc_init(&c->mp, ps[0], c->title, parent_dispatch, c);
+	c->mp.closed = parent_child_closed;
+	return c;
+}
+
+/* queue and control: for the whole life of the daemon */
+static void
+start_core(int ctlsock)
+{
+	struct proc_fds	 f;
+	int		 qc[2];
+
+	socketpair_or_die(qc);
+	proc_fds_init(&f);
+	f.control = qc[0];
+	queue_child = start_child(C_QUEUE, 0, "queue", &f);
+	proc_fds_init(&f);
+	f.queue = qc[1];
+	f.ctlsock = ctlsock;
+	start_child(C_CONTROL, 0, "control", &f);
+	close(qc[0]);
+	close(qc[1]);
+	close(ctlsock);
+}
+
+static void
+send_queue_conf(void)
+{
+	struct queue_conf	qc;
+
+	memset(&qc, 0, sizeof(qc));
+	qc.queue_ttl = conf->queue_ttl;
+	qc.bounce_warn = conf->bounce_warn;
+	qc.retry_local = conf->retry_local > 0 ? conf->retry_local : 60;
+	qc.retry_remote = conf->retry_remote > 0 ? conf->retry_remote : 300;
+	qc.max_inflight = conf->queue_max_inflight > 0 ?
+	    conf->queue_max_inflight : 1000;
+	snprintf(qc.hostname, sizeof(qc.hostname), "%s", conf->hostname);
+	mproc_compose(&queue_child->mp, IMSG_QUEUE_CONF, 0, -1, &qc,
+	    sizeof(qc));
+}
+
+/*
+ * A generation: lookup, mta and the smtp workers, wired to each other
+ * and -- through descriptors passed to it -- to the queue.
+ */
+static void
+start_generation(int *listen_fds, int nl, int nworkers)
+{
 	int		 qs[SMTPD_MAX_WORKERS][2];	/* queue <-> smtp */
 	int		 ls[SMTPD_MAX_WORKERS][2];	/* lookup <-> smtp */
-	int		 qm[2], qc[2], ql[2], lm[2];
+	int		 qm[2], ql[2], lm[2];
 	struct proc_fds	 f;
-	struct child	*c;
 	char		 title[32];
-	int		 i, k, nproc = nworkers + 4;
+	int		 i;
 
-	for (i = 0; i < nproc; i++)
-		socketpair_or_die(ps[i]);
+	generation++;
 	for (i = 0; i < nworkers; i++) {
 		socketpair_or_die(qs[i]);
 		socketpair_or_die(ls[i]);
 	}
 	socketpair_or_die(qm);
-	socketpair_or_die(qc);
 	socketpair_or_die(ql);
 	socketpair_or_die(lm);
 
-	/* queue first: workers talk to it from their first session */
-	k = 0;
-	c = child_new(C_QUEUE, 0, "queue");
 	proc_fds_init(&f);
-	f.parent = ps[k][1];
-	for (i = 0; i < nworkers; i++)
-		f.smtp[i] = qs[i][0];
-	f.nsmtp = nworkers;
-	f.mta = qm[0];
-	f.control = qc[0];
-	f.lookup = ql[0];
-	spawn(c, &f, ps[k][0]);
-	k++;
-
-	c = child_new(C_LOOKUP, 0, "lookup");
-	proc_fds_init(&f);
-	f.parent = ps[k][1];
 	for (i = 0; i < nworkers; i++)
 		f.smtp[i] = ls[i][0];
 	f.nsmtp = nworkers;
 	f.queue = ql[1];
 	f.mta = lm[0];
-	spawn(c, &f, ps[k][0]);
-	k++;
+	start_child(C_LOOKUP, 0, "lookup", &f);
 
-	c = child_new(C_MTA, 0, "mta");
 	proc_fds_init(&f);
-	f.parent = ps[k][1];
 	f.queue = qm[1];
 	f.lookup = lm[1];
-	spawn(c, &f, ps[k][0]);
-	k++;
-
-	c = child_new(C_CONTROL, 0, "control");
-	proc_fds_init(&f);
-	f.parent = ps[k][1];
-	f.queue = qc[1];
-	f.ctlsock = ctlsock;
-	spawn(c, &f, ps[k][0]);
-	k++;
+	start_child(C_MTA, 0, "mta", &f);
 
 	for (i = 0; i < nworkers; i++) {
 		snprintf(title, sizeof(title), "smtp worker %d", i + 1);
-		c = child_new(C_SMTP, i + 1, title);
 		proc_fds_init(&f);
-		f.parent = ps[k][1];
 		f.queue = qs[i][1];
 		f.lookup = ls[i][1];
-		f.listen = listen_fds + i * nlisten_per_worker;
-		f.nlisten = nlisten_per_worker;
-		spawn(c, &f, ps[k][0]);
-		k++;
+		f.listen = listen_fds + i * nl;
+		f.nlisten = nl;
+		start_child(C_SMTP, i + 1, title, &f);
 	}
 
-	/* the parent keeps only its own ends */
-	for (i = 0; i < nproc; i++)
-		close(ps[i][1]);
+	/* the queue's ends travel to it; the parent keeps nothing else */
+	send_queue_conf();
+	mproc_compose(&queue_child->mp, IMSG_QUEUE_SET_LOOKUP, 0, ql[0],
+	    NULL, 0);
+	mproc_compose(&queue_child->mp, IMSG_QUEUE_SET_MTA, 0, qm[0], NULL, 0);
 	for (i = 0; i < nworkers; i++) {
-		close(qs[i][0]);
+		mproc_compose(&queue_child->mp, IMSG_QUEUE_ADD_WORKER, 0,
+		    qs[i][0], NULL, 0);
 		close(qs[i][1]);
 		close(ls[i][0]);
 		close(ls[i][1]);
 	}
-	close(qm[0]); close(qm[1]);
-	close(qc[0]); close(qc[1]);
-	close(ql[0]); close(ql[1]);
-	close(lm[0]); close(lm[1]);
-	for (i = 0; i < nlisten_per_worker * nworkers; i++)
+	close(qm[1]);
+	close(ql[1]);
+	close(lm[0]);
+	close(lm[1]);
+	for (i = 0; i < nl * nworkers; i++)
 		close(listen_fds[i]);
-	close(ctlsock);
+}
 
-	for (i = 0; i < nchildren; i++) {
-		mproc_init(&children[i].mp, ps[i][0], children[i].title,
-		    parent_dispatch, &children[i]);
-		children[i].mp.closed = parent_child_closed;
-		if (children[i].kind == C_QUEUE)
-			queue_child = &children[i];
+static int
+worker_count(void)
+{
+	int	n = conf->smtp_workers;
+
+	if (n <= 0)
+		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (n <= 0)
+		n = 1;
+	if (n > SMTPD_MAX_WORKERS)
+		n = SMTPD_MAX_WORKERS;
+	return n;
+}
+
+/* every listener once per worker; NULL (logged) when one cannot bind */
+static int *
+bind_listeners(int nworkers, int *nlp)
+{
+	struct listener	*l;
+	int		*fds, nl = 0, i, k, n = 0;
+
+	TAILQ_FOREACH(l, &conf->listeners, entry)
+		nl++;
+	if ((fds = calloc(nl * nworkers + 1, sizeof(int))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < nworkers; i++) {
+		k = 0;
+		TAILQ_FOREACH(l, &conf->listeners, entry) {
+			if ((fds[i * nl + k] = bind_listener(l)) == -1) {
+				while (n > 0)
+					close(fds[--n]);
+				free(fds);
+				return NULL;
+			}
+			k++;
+			n++;
+		}
 	}
+	*nlp = nl;
+	return fds;
 }
 
 /* a child's channel closed: SIGCHLD will tell why; stop reading it */
@@ -442,28 +529,42 @@ describe_status(int status, char *buf, size_t len)
 }
 
 static int
-children_alive(int kind_mask)
+children_alive(int kind_mask, int retiring_only)
 {
 	int	i, n = 0;
 
-	for (i = 0; i < nchildren; i++)
-		if (!children[i].exited && (kind_mask & (1 << children[i].kind)))
+	for (i = 0; i < MAX_CHILDREN; i++) {
+		struct child *c = &children[i];
+
+		if (c->used && !c->exited && (kind_mask & (1 << c->kind)) &&
+		    (!retiring_only || c->retiring))
 			n++;
+	}
 	return n;
+}
+
+static void
+kill_children(int kind_mask, int retiring_only, int sig)
+{
+	int	i;
+
+	for (i = 0; i < MAX_CHILDREN; i++) {
+		struct child *c = &children[i];
+
+		if (c->used && !c->exited && (kind_mask & (1 << c->kind)) &&
+		    (!retiring_only || c->retiring))
+			kill(c->pid, sig);
+	}
 }
 
 static void
 shutdown_step(void)
 {
-	int	i;
-
 	/* workers first, so every in-flight commit is answered */
-	if (children_alive(1 << C_SMTP) > 0)
+	if (children_alive(1 << C_SMTP, 0) > 0)
 		return;
-	if (children_alive(~(1 << C_SMTP)) > 0) {
-		for (i = 0; i < nchildren; i++)
-			if (!children[i].exited && children[i].kind != C_SMTP)
-				kill(children[i].pid, SIGTERM);
+	if (children_alive(~(1 << C_SMTP), 0) > 0) {
+		kill_children(~(1 << C_SMTP), 0, SIGTERM);
 		mda_shutdown();
 		return;
 	}
@@ -477,6 +578,14 @@ shutdown_step(void)
 	exit(exit_status);
 }
 
+/* an old generation's lookup goes once its workers are all gone */
+static void
+retire_step(void)
+{
+	if (children_alive(1 << C_SMTP, 1) == 0)
+		kill_children(1 << C_LOOKUP, 1, SIGTERM);
+}
+
 static void
 on_sigchld(evutil_socket_t sig, short ev, void *arg)
 {
@@ -487,16 +596,16 @@ on_sigchld(evutil_socket_t sig, short ev, void *arg)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (mda_reaped(pid, status))
 			continue;
-		for (i = 0; i < nchildren; i++) {
+		for (i = 0; i < MAX_CHILDREN; i++) {
 			struct child *c = &children[i];
 
-			if (c->pid != pid)
+			if (!c->used || c->exited || c->pid != pid)
 				continue;
 			c->exited = 1;
 			if (c->mp.ev)
 				mproc_clear(&c->mp);
 			describe_status(status, desc, sizeof(desc));
-			if (!shutting_down) {
+			if (!shutting_down && !c->retiring) {
 				log_warnx("%s (pid %d) %s; shutting down",
 				    c->title, (int)pid, desc);
 				parent_shutdown(1);
@@ -507,21 +616,21 @@ on_sigchld(evutil_socket_t sig, short ev, void *arg)
 			else
 				log_debug("%s (pid %d) exited", c->title,
 				    (int)pid);
+			if (c != queue_child)
+				c->used = 0;
 		}
 	}
 	if (shutting_down)
 		shutdown_step();
+	else
+		retire_step();
 }
 
 static void
 on_shutdown_timeout(evutil_socket_t fd, short ev, void *arg)
 {
-	int	i;
-
 	log_warnx("children did not stop in time; killing them");
-	for (i = 0; i < nchildren; i++)
-		if (!children[i].exited)
-			kill(children[i].pid, SIGKILL);
+	kill_children(~0, 0, SIGKILL);
 	mda_kill_all();
 }
 
@@ -529,16 +638,13 @@ static void
 parent_shutdown(int status)
 {
 	struct timeval	tv = { 30, 0 };
-	int		i;
 
 	if (status > exit_status)
 		exit_status = status;
 	if (shutting_down)
 		return;
 	shutting_down = 1;
-	for (i = 0; i < nchildren; i++)
-		if (!children[i].exited && children[i].kind == C_SMTP)
-			kill(children[i].pid, SIGTERM);
+	kill_children(1 << C_SMTP, 0, SIGTERM);
 	ev_shutdown_timer = evtimer_new(ev_base, on_shutdown_timeout, NULL);
 	evtimer_add(ev_shutdown_timer, &tv);
 	shutdown_step();
@@ -549,6 +655,68 @@ on_sigterm(evutil_socket_t sig, short ev, void *arg)
 {
 	log_info("received signal %d, shutting down", (int)sig);
 	parent_shutdown(0);
+}
+
+/*
+ * SIGHUP: read smtpd.conf again.  A file with errors changes nothing.
+ * Otherwise a new generation starts with the new configuration (its
+ * lookup reads the tables afresh) and the old one retires: its workers
+ * stop accepting and finish their sessions, its mta stops (what it had
+ * in flight is retried by the new one), its lookup follows its workers.
+ * The queue and control stay; the queue takes the new queue settings.
+ */
+static void
+parent_reload(void)
+{
+	struct smtpd_config	*nconf, *old;
+	char			 err[CONF_PATH_MAX + 256];
+	int			*fds, nl, nworkers, i;
+
+	if (shutting_down)
+		return;
+	if ((nconf = config_parse(conf_path, err, sizeof(err))) == NULL) {
+		log_warnx("reload failed, keeping the running configuration: "
+		    "%s", err);
+		return;
+	}
+	if (strcmp(nconf->spool, conf->spool) != 0 ||
+	    strcmp(nconf->socket, conf->socket) != 0) {
+		log_warnx("reload failed: spool and socket can only change "
+		    "with a restart");
+		config_free(nconf);
+		return;
+	}
+	old = conf;
+	conf = nconf;
+	nworkers = worker_count();
+	if ((fds = bind_listeners(nworkers, &nl)) == NULL) {
+		log_warnx("reload failed: cannot listen as configured; "
+		    "keeping the running configuration");
+		conf = old;
+		config_free(nconf);
+		return;
+	}
+	for (i = 0; i < MAX_CHILDREN; i++) {
+		struct child *c = &children[i];
+
+		if (c->used && !c->exited && c->kind != C_QUEUE &&
+		    c->kind != C_CONTROL)
+			c->retiring = 1;
+	}
+	start_generation(fds, nl, nworkers);
+	free(fds);
+	kill_children((1 << C_SMTP) | (1 << C_MTA), 1, SIGTERM);
+	retire_step();
+	config_free(old);
+	log_info("configuration reloaded from %s: %d smtp workers",
+	    conf_path, nworkers);
+}
+
+static void
+on_sighup(evutil_socket_t sig, short ev, void *arg)
+{
+	log_info("received SIGHUP, reloading the configuration");
+	parent_reload();
 }
 
 /* mda.c reports a local delivery's outcome; the queue gets it */
@@ -580,12 +748,13 @@ parent_local_session(struct mproc *p, struct imsg *m)
 		return;
 	}
 	snprintf(ls.user, sizeof(ls.user), "%s", pw->pw_name);
-	for (n = 0; n < nchildren; n++) {
-		i = (next + n) % nchildren;
-		if (children[i].kind == C_SMTP && !children[i].exited)
+	for (n = 0; n < MAX_CHILDREN; n++) {
+		i = (next + n) % MAX_CHILDREN;
+		if (children[i].used && children[i].kind == C_SMTP &&
+		    !children[i].exited && !children[i].retiring)
 			break;
 	}
-	if (n == nchildren) {
+	if (n == MAX_CHILDREN) {
 		close(m->fd);
 		return;
 	}
@@ -626,7 +795,7 @@ main(int argc, char **argv)
 	char		 err[CONF_PATH_MAX + 256];
 	struct listener	*l;
 	struct event	*ev_chld, *ev_term, *ev_int, *ev_hup;
-	int		*listen_fds, nl = 0, nworkers, ch, checkonly = 0, i, k;
+	int		*listen_fds, nl = 0, nworkers, ch, checkonly = 0;
 
 	privsep_title_init(argc, argv);
 	while ((ch = getopt(argc, argv, "df:hnv")) != -1) {
@@ -666,35 +835,23 @@ main(int argc, char **argv)
 	log_init(smtpd_debug, smtpd_verbose);
 	log_procname("parent");
 
-	nworkers = conf->smtp_workers;
-	if (nworkers <= 0)
-		nworkers = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (nworkers <= 0)
-		nworkers = 1;
-	if (nworkers > SMTPD_MAX_WORKERS)
-		nworkers = SMTPD_MAX_WORKERS;
-
+	conf_path = path;
+	nworkers = worker_count();
 	setup_spool();
 	TAILQ_FOREACH(l, &conf->listeners, entry)
-		nl++;
+		probe_listener(l);
+	if ((listen_fds = bind_listeners(nworkers, &nl)) == NULL)
+		fatalx("cannot listen as configured");
 	if (nl == 0)
 		log_warnx("no listener configured; only local submission");
-	if ((listen_fds = calloc(nl * nworkers + 1, sizeof(int))) == NULL)
-		fatal("calloc");
-	TAILQ_FOREACH(l, &conf->listeners, entry)
-		probe_listener(l);
-	for (i = 0; i < nworkers; i++) {
-		k = 0;
-		TAILQ_FOREACH(l, &conf->listeners, entry)
-			listen_fds[i * nl + k++] = bind_listener(l);
-	}
 
 	if (!smtpd_debug && daemon(0, 0) == -1)
 		fatal("daemon");
 	signal(SIGPIPE, SIG_IGN);
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
-	start_children(listen_fds, nl, nworkers, bind_control());
+	start_core(bind_control());
+	start_generation(listen_fds, nl, nworkers);
 	free(listen_fds);
 	mda_init();
 	privsep_title("parent");
@@ -702,11 +859,11 @@ main(int argc, char **argv)
 	ev_chld = evsignal_new(ev_base, SIGCHLD, on_sigchld, NULL);
 	ev_term = evsignal_new(ev_base, SIGTERM, on_sigterm, NULL);
 	ev_int = evsignal_new(ev_base, SIGINT, on_sigterm, NULL);
-	ev_hup = evsignal_new(ev_base, SIGHUP, on_sigterm, NULL);
+	ev_hup = evsignal_new(ev_base, SIGHUP, on_sighup, NULL);
 	evsignal_add(ev_chld, NULL);
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
-	(void)ev_hup;	/* reload: issue 7 */
+	evsignal_add(ev_hup, NULL);
 	log_info("%s ready: %d smtp workers, %d listeners, spool %s",
 	    SMTPD_NAME, nworkers, nl, conf->spool);
 	event_base_dispatch(ev_base);
