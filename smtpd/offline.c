@@ -50,7 +50,7 @@ offline_report(const char *line)
 {
 	char	clean[1024];
 
-	log_warnx("offline: %s", log_sanitize(line, clean, sizeof(clean)));
+	log_warnx("%s", log_sanitize(line, clean, sizeof(clean)));
 }
 
 static int
@@ -83,18 +83,18 @@ offline_submit_file(int dfd, const char *name, const struct stat *seen,
 
 	if ((fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC)) == -1) {
-		log_warn("offline: %s", name);
+		log_warn("%s", name);
 		_exit(1);
 	}
 	if (fstat(fd, &st) == -1) {
-		log_warn("offline: %s: fstat", name);
+		log_warn("%s: fstat", name);
 		_exit(1);
 	}
 	/* the file we looked at as root, not one swapped in meanwhile */
 	if (st.st_dev != seen->st_dev || st.st_ino != seen->st_ino ||
 	    !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
 	    st.st_uid != pw->pw_uid) {
-		log_warnx("offline: %s changed while being examined; left "
+		log_warnx("%s changed while being examined; left "
 		    "alone", name);
 		_exit(1);
 	}
@@ -102,45 +102,45 @@ offline_submit_file(int dfd, const char *name, const struct stat *seen,
 	    sizeof(err));
 	close(fd);
 	if (rc == 1) {
-		log_warnx("offline: %s (user %s): %s; left for the next start",
+		log_warnx("%s (user %s): %s; left for the next start",
 		    name, pw->pw_name, err);
 		_exit(1);
 	}
 	if (rc == -1) {
-		log_warnx("offline: %s (user %s): %s; left alone", name,
+		log_warnx("%s (user %s): %s; left alone", name,
 		    pw->pw_name, err);
 		_exit(1);
 	}
 	if ((sfd = submit_connect(conf->socket)) == -1) {
-		log_warn("offline: %s: connect %s", name, conf->socket);
+		log_warn("%s: connect %s", name, conf->socket);
 		_exit(1);
 	}
 	submit_message(sfd, &sub, offline_report, NULL, &res);
 	if (res.queued) {
 		if (unlinkat(dfd, name, 0) == -1)
-			log_warn("offline: %s: unlink (submitted as %s)",
+			log_warn("%s: unlink (submitted as %s)",
 			    name, res.queueid);
-		log_info("offline: %s user=%s submitted, queued as %s%s",
+		log_info("%s user=%s submitted, queued as %s%s",
 		    name, pw->pw_name, res.queueid,
 		    res.status ? " (some recipients refused)" : "");
 		_exit(0);
 	}
 	if (!res.reached || res.status == EX_TEMPFAIL ||
 	    res.status == EX_IOERR || res.status == EX_OSERR) {
-		log_warnx("offline: %s user=%s: %s; left for the next start",
+		log_warnx("%s user=%s: %s; left for the next start",
 		    name, pw->pw_name, res.error);
 		_exit(1);
 	}
 	/* refused for good: give it back to the user, as sendmail would */
 	if (submit_dead_letter(&sub, err, sizeof(err)) == -1) {
-		log_warnx("offline: %s user=%s: %s; and cannot save it to "
+		log_warnx("%s user=%s: %s; and cannot save it to "
 		    "dead.letter: %s; left alone", name, pw->pw_name,
 		    res.error, err);
 		_exit(1);
 	}
 	if (unlinkat(dfd, name, 0) == -1)
-		log_warn("offline: %s: unlink", name);
-	log_warnx("offline: %s user=%s: %s; returned to ~%s/dead.letter",
+		log_warn("%s: unlink", name);
+	log_warnx("%s user=%s: %s; returned to ~%s/dead.letter",
 	    name, pw->pw_name, res.error, pw->pw_name);
 	_exit(1);
 }
@@ -153,26 +153,26 @@ offline_owner(int dfd, const char *name, struct stat *st)
 
 	if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == -1) {
 		if (errno != ENOENT)
-			log_warn("offline: %s", name);
+			log_warn("%s", name);
 		return NULL;
 	}
 	if (!S_ISREG(st->st_mode)) {
-		log_warnx("offline: %s: not a regular file; ignored", name);
+		log_warnx("%s: not a regular file; ignored", name);
 		return NULL;
 	}
 	if (st->st_nlink != 1) {
-		log_warnx("offline: %s: %lu links; ignored", name,
+		log_warnx("%s: %lu links; ignored", name,
 		    (unsigned long)st->st_nlink);
 		return NULL;
 	}
 	if ((pw = getpwuid(st->st_uid)) == NULL) {
-		log_warnx("offline: %s: owner uid %lu is no user; ignored",
+		log_warnx("%s: owner uid %lu is no user; ignored",
 		    name, (unsigned long)st->st_uid);
 		return NULL;
 	}
 	if (strcmp(pw->pw_name, SMTPD_USER) == 0 ||
 	    strcmp(pw->pw_name, SMTPD_QUEUE_USER) == 0) {
-		log_warnx("offline: %s: owned by %s, which never submits "
+		log_warnx("%s: owned by %s, which never submits "
 		    "mail; ignored", name, pw->pw_name);
 		return NULL;
 	}
@@ -197,12 +197,12 @@ offline_walk(void)
 	if ((dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC)) == -1) {
 		if (errno != ENOENT)
-			log_warn("offline: %s", path);
+			log_warn("%s", path);
 		return;
 	}
 	/* fdopendir owns its descriptor; dfd stays for the *at calls */
 	if ((dirfd2 = dup(dfd)) == -1 || (dir = fdopendir(dirfd2)) == NULL) {
-		log_warn("offline: %s", path);
+		log_warn("%s", path);
 		if (dirfd2 != -1)
 			close(dirfd2);
 		close(dfd);
@@ -214,11 +214,11 @@ offline_walk(void)
 		if (nnames == cap) {
 			cap = cap ? cap * 2 : 64;
 			if ((n = reallocarray(names, cap, sizeof(*n))) == NULL)
-				fatal("offline: reallocarray");
+				fatal("reallocarray");
 			names = n;
 		}
 		if ((names[nnames] = strdup(de->d_name)) == NULL)
-			fatal("offline: strdup");
+			fatal("strdup");
 		nnames++;
 	}
 	closedir(dir);
@@ -230,19 +230,19 @@ offline_walk(void)
 			continue;
 		owner = *pw;
 		if ((pid = fork()) == -1) {
-			log_warn("offline: fork");
+			log_warn("fork");
 			break;
 		}
 		if (pid == 0)
 			offline_submit_file(dfd, names[i], &st, &owner);
 		while (waitpid(pid, &status, 0) == -1)
 			if (errno != EINTR)
-				fatal("offline: waitpid");
+				fatal("waitpid");
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			done++;
 	}
 	if (nnames > 0)
-		log_info("offline: %zu message(s) submitted, %zu left",
+		log_info("%zu message(s) submitted, %zu left",
 		    done, nnames - done);
 	for (i = 0; i < nnames; i++)
 		free(names[i]);
@@ -257,7 +257,7 @@ offline_enqueue_all(void)
 	pid_t		pid;
 
 	if ((pid = fork()) == -1) {
-		log_warn("offline: fork");
+		log_warn("offline pick-up: fork");
 		return;
 	}
 	if (pid != 0)
@@ -271,7 +271,7 @@ offline_enqueue_all(void)
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	if (close_range(3, ~0U, 0) == -1)
-		fatal("offline: close_range");
+		fatal("close_range");
 	log_reopen();
 	log_procname("offline");
 	privsep_title("offline");

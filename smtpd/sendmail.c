@@ -44,6 +44,7 @@
 #endif
 
 #define MAKEMAP_NAME		"makemap"
+#define BS_LINGER_MS		(10 * 1000)	/* -bs: silence before EOF */
 
 enum mode {
 	MODE_DELIVER,		/* -bm */
@@ -989,7 +990,7 @@ mode_smtp(const struct instance *inst)
 	struct pollfd	pfd[2];
 	char		buf[16384];
 	ssize_t		n;
-	int		fd, in_open = 1;
+	int		fd, rc, in_open = 1, greeted = 0;
 
 	if ((fd = submit_connect(inst->socket)) == -1) {
 		printf("421 4.3.0 Mail system unavailable\r\n");
@@ -997,15 +998,26 @@ mode_smtp(const struct instance *inst)
 		die(EX_UNAVAILABLE, "cannot connect to %s: %s", inst->socket,
 		    strerror(errno));
 	}
+	/*
+	 * Nothing may be written before the greeting: until the daemon has
+	 * handed the socket to an smtp worker, what we write would be read
+	 * (and lost) by the control process.
+	 */
 	for (;;) {
-		pfd[0].fd = in_open ? STDIN_FILENO : -1;
+		pfd[0].fd = in_open == 1 && greeted ? STDIN_FILENO : -1;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = fd;
 		pfd[1].events = POLLIN;
-		if (poll(pfd, 2, -1) == -1) {
+		if ((rc = poll(pfd, 2, in_open ? -1 : BS_LINGER_MS)) == -1) {
 			if (errno == EINTR)
 				continue;
 			die(EX_OSERR, "poll: %s", strerror(errno));
+		}
+		if (rc == 0) {
+			if (shutdown(fd, SHUT_WR) == -1 && errno != ENOTCONN)
+				die(EX_IOERR, "shutdown: %s", strerror(errno));
+			in_open = -1;	/* closed, and no more timeouts */
+			continue;
 		}
 		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) {
 			if ((n = read(fd, buf, sizeof(buf))) == -1) {
@@ -1015,21 +1027,28 @@ mode_smtp(const struct instance *inst)
 			}
 			if (n == 0)
 				break;
+			if (memchr(buf, '\n', (size_t)n) != NULL)
+				greeted = 1;
 			if (write_full(STDOUT_FILENO, buf, (size_t)n) == -1)
 				die(EX_IOERR, "write: %s", strerror(errno));
 		}
-		if (in_open && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+		if (in_open == 1 &&
+		    (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
 			if ((n = read(STDIN_FILENO, buf, sizeof(buf))) == -1) {
 				if (errno == EINTR)
 					continue;
 				die(EX_IOERR, "read: %s", strerror(errno));
 			}
 			if (n == 0) {
+				/*
+				 * The client may have written everything at
+				 * once, QUIT included; closing our side now
+				 * would end the session before the daemon
+				 * has answered it all.  So wait for the
+				 * daemon to close, and close only once it
+				 * has been silent for a while.
+				 */
 				in_open = 0;
-				if (shutdown(fd, SHUT_WR) == -1 &&
-				    errno != ENOTCONN)
-					die(EX_IOERR, "shutdown: %s",
-					    strerror(errno));
 				continue;
 			}
 			if (write_full(fd, buf, (size_t)n) == -1)
