@@ -37,8 +37,9 @@ SPOOL=/var/spool/smtpd
 # The spool layout of smtpd.c:setup_spool(), which creates and repairs it
 # at every start as well: the spool itself root's and only traversable, so
 # that the queue, chrooted into it, cannot rename it away; everything inside
-# the queue user's alone.  offline/ (mail submitted while the daemon is
-# down) is sticky and writable by the group, not readable.
+# the queue user's alone.  offline/ (mail submitted by sendmail while the
+# daemon is down) is world-writable and sticky like /tmp (1777), since
+# sendmail has no privileges; see sendmail(8) and smtpd/offline.c.
 SPOOL_SUBDIRS="incoming queue corrupt purge"
 
 # Owner and group flags for install(1): only root can give files away, and
@@ -132,6 +133,23 @@ if [ "$(uname -s)" = Linux ] && [ -e etc/posthaste.service ]; then
 	say "/lib/systemd/system/posthaste.service"
 fi
 
+# rc scripts: OpenBSD rc.d(8), FreeBSD rc(8) (the daemon path adjusted)
+case $(uname -s) in
+OpenBSD)	RCSRC=etc/rc.d/posthaste.openbsd RCDIR=/etc/rc.d ;;
+FreeBSD)	RCSRC=etc/rc.d/posthaste.freebsd RCDIR=/usr/local/etc/rc.d ;;
+*)		RCSRC= RCDIR= ;;
+esac
+if [ -n "$RCSRC" ] && [ -e "$RCSRC" ]; then
+	inst_dir "$RCDIR"
+	sed -e "s|/usr/local/sbin/smtpd|$SBINDIR/smtpd|g" \
+	    -e "s|/usr/local/etc/smtpd.conf|$SYSCONFDIR/smtpd.conf|g" \
+	    -e "s| /etc/smtpd.conf| $SYSCONFDIR/smtpd.conf|g" "$RCSRC" \
+	    >"$DESTDIR$RCDIR/posthaste.tmp"
+	chmod 0555 "$DESTDIR$RCDIR/posthaste.tmp"
+	mv "$DESTDIR$RCDIR/posthaste.tmp" "$DESTDIR$RCDIR/posthaste"
+	say "$RCDIR/posthaste"
+fi
+
 # --- the live system: users and directories -------------------------------------
 
 if [ -n "$DESTDIR" ]; then
@@ -193,7 +211,7 @@ install -d -m 0711 -o root -g 0 "$SPOOL"
 for sub in $SPOOL_SUBDIRS; do
 	install -d -m 0700 -o _smtpq -g _smtpq "$SPOOL/$sub"
 done
-install -d -m 1730 -o _smtpq -g _smtpq "$SPOOL/offline"
+install -d -m 1777 -o _smtpq -g _smtpq "$SPOOL/offline"
 say "$SPOOL ($SPOOL_SUBDIRS offline)"
 
 if [ ! -d /var/mail ]; then
