@@ -139,6 +139,11 @@ static const int sc_client[] = {
 	SCMP_SYS(sendmmsg), SCMP_SYS(recvmmsg), -1
 };
 
+/* the mta (and the LMTP client) read the spool file they are handed */
+static const int sc_mta[] = {
+	SCMP_SYS(pread64), -1
+};
+
 static void
 sandbox_allow(scmp_filter_ctx ctx, const int *list)
 {
@@ -197,6 +202,7 @@ sandbox_enter(enum sandbox_profile profile)
 	}
 	case SANDBOX_MTA:
 		sandbox_allow(ctx, sc_client);
+		sandbox_allow(ctx, sc_mta);
 		break;
 	}
 	if (seccomp_load(ctx) < 0)

@@ -52,9 +52,15 @@ for pkg in $PACKAGES; do
 	fi
 done
 
-[ -z "$missing" ] && exit 0
+# smtp-sink (regress/integration/test_mta_*.py) is taken out of the
+# postfix package without installing it: no second MTA, no daemon.
+SINK_DIR=/usr/local/libexec/posthaste-test/postfix
+need_sink=
+[ -x /usr/sbin/smtp-sink ] || [ -x "$SINK_DIR/smtp-sink" ] || need_sink=1
 
-echo "deps: missing Debian packages:$missing"
+[ -z "$missing" ] && [ -z "$need_sink" ] && exit 0
+
+echo "deps: missing Debian packages:$missing${need_sink:+ (and smtp-sink)}"
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: run as root (or: sudo apt-get install$missing)" >&2
 	exit 1
@@ -69,9 +75,25 @@ $APT update || {
 	echo "deps: apt-get update failed" >&2
 	exit 1
 }
-# shellcheck disable=SC2086 # word splitting of the package list is wanted
-$APT install -y --no-install-recommends $missing || {
-	echo "deps: apt-get install failed:$missing" >&2
-	exit 1
-}
-echo "deps: installed:$missing"
+if [ -n "$missing" ]; then
+	# shellcheck disable=SC2086 # word splitting of the list is wanted
+	$APT install -y --no-install-recommends $missing || {
+		echo "deps: apt-get install failed:$missing" >&2
+		exit 1
+	}
+	echo "deps: installed:$missing"
+fi
+if [ -n "$need_sink" ]; then
+	tmp=$(mktemp -d) && chmod 755 "$tmp" &&
+	(cd "$tmp" && $APT download postfix && dpkg-deb -x postfix_*.deb x) &&
+	mkdir -p "$SINK_DIR" &&
+	cp "$tmp/x/usr/sbin/smtp-sink" "$tmp/x/usr/sbin/smtp-source" \
+	    "$tmp/x/usr/lib/postfix/libpostfix-global.so" \
+	    "$tmp/x/usr/lib/postfix/libpostfix-util.so" "$SINK_DIR/" || {
+		echo "deps: cannot extract smtp-sink from postfix" >&2
+		rm -rf "$tmp"
+		exit 1
+	}
+	rm -rf "$tmp"
+	echo "deps: installed smtp-sink in $SINK_DIR"
+fi

@@ -1,47 +1,641 @@
 /*
  * mta.c -- the mta process: remote delivery over SMTP.
  *
- * Skeleton for now: every remote envelope is deferred with a clear
- * reason, so remote mail waits safely in the queue until the SMTP client
- * lands (issue 6).
+ * The queue hands us one envelope at a time (IMSG_MTA_DELIVER, with the
+ * spool message's descriptor).  Envelopes are sorted into routes: one
+ * per relay action and destination -- the recipient domain, whose MX
+ * hosts lookup resolves, or the action's "relay host" URL.  Within a
+ * route, envelopes of the same message and sender that arrive in the
+ * same turn of the event loop become one task (one transaction with many
+ * RCPTs), which is how the queue's one-by-one dispatch still yields one
+ * copy of a message per destination.
+ *
+ * Sessions (mta_session.c) take tasks from their route: an idle cached
+ * session first, otherwise a new connection while the route has fewer
+ * than "mta max-conn-per-host" of them.  Every recipient's outcome goes
+ * back to the queue as its own struct delivery_result.
+ *
+ * Nothing a remote server sends ever changes an envelope: the results
+ * carry our own escaped copy of its reply text, and the queue writes
+ * that through the envelope escaping again.
  */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
+#define POSTHASTE_MTA_INTERNAL
 #include "log.h"
+#include "lookup.h"
 #include "mproc.h"
+#include "mta.h"
 #include "privsep.h"
 #include "proto.h"
 #include "smtpd.h"
 
-static struct mproc	m_parent, m_queue, m_lookup;
+#define MTA_RESOLVE_TTL	300	/* seconds a route trusts its host list */
+
+SSL_CTX			*mta_ssl_ctx;
+int			 mta_ssl_ca_loaded;
+
+static struct mproc	 m_parent, m_queue, m_lookup;
+static TAILQ_HEAD(, mta_route) routes = TAILQ_HEAD_INITIALIZER(routes);
+static uint32_t		 mta_reqid;
+
+/* credentials for smarthosts, read from the secrets tables at start-up */
+struct mta_secret {
+	const struct action	*action;
+	char			*user;
+	char			*pass;
+};
+static struct mta_secret *secrets;
+static size_t		  nsecrets;
+
+static void	mta_route_kick_cb(evutil_socket_t, short, void *);
+
+double
+mta_elapsed_ms(const struct timespec *since)
+{
+	struct timespec	now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) * 1000.0 +
+	    (now.tv_nsec - since->tv_nsec) / 1e6;
+}
+
+int
+mta_addr_utf8(const struct mailaddr *a)
+{
+	const char	*p;
+
+	for (p = a->user; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			return 1;
+	for (p = a->domain; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			return 1;
+	return 0;
+}
+
+/* ---- results ---- */
+
+static void
+rcpt_send_result(struct mta_task *t, struct mta_rcpt *r, int status,
+    const char *relay, const char *text)
+{
+	struct delivery_result	res;
+	double			wait;
+
+	memset(&res, 0, sizeof(res));
+	res.evpid = r->evp.id;
+	res.status = status;
+	snprintf(res.text, sizeof(res.text), "%s", text);
+	snprintf(res.relay, sizeof(res.relay), "%s", relay ? relay : "none");
+	/* waiting includes the set-up of the session that took it */
+	wait = t->started ? (t->t_taken.tv_sec - t->t_arrived.tv_sec) *
+	    1000.0 + (t->t_taken.tv_nsec - t->t_arrived.tv_nsec) / 1e6 -
+	    t->delay_conn : mta_elapsed_ms(&t->t_arrived);
+	res.delay_wait = wait > 0 ? (uint32_t)wait : 0;
+	res.delay_conn = t->delay_conn;
+	if (t->started)
+		res.delay_xfer = (uint32_t)mta_elapsed_ms(&t->t_taken);
+	r->done = 1;
+	mproc_compose(&m_queue, IMSG_MTA_RESULT, 0, -1, &res, sizeof(res));
+}
+
+void
+mta_rcpt_result(struct mta_task *t, size_t i, int status, const char *relay,
+    const char *fmt, ...)
+{
+	char	text[ENV_TEXT_MAX];
+	va_list	ap;
+
+	if (i >= t->nrcpts || t->rcpts[i].done)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	rcpt_send_result(t, &t->rcpts[i], status, relay, text);
+}
+
+void
+mta_task_fail(struct mta_task *t, int status, const char *relay,
+    const char *fmt, ...)
+{
+	char	text[ENV_TEXT_MAX];
+	va_list	ap;
+	size_t	i;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	for (i = 0; i < t->nrcpts; i++)
+		if (!t->rcpts[i].done)
+			rcpt_send_result(t, &t->rcpts[i], status, relay, text);
+}
+
+void
+mta_task_free(struct mta_task *t)
+{
+	size_t	i;
+
+	/* a task must never vanish with a recipient unanswered */
+	for (i = 0; i < t->nrcpts; i++)
+		if (!t->rcpts[i].done)
+			rcpt_send_result(t, &t->rcpts[i], PROTO_TEMPFAIL, NULL,
+			    "4.3.0 delivery attempt ended without a result");
+	if (t->fd != -1)
+		close(t->fd);
+	free(t->rcpts);
+	free(t);
+}
+
+void
+mta_task_requeue(struct mta_task *t)
+{
+	struct mta_route	*rt = t->route;
+
+	t->started = 0;
+	TAILQ_INSERT_HEAD(&rt->tasks, t, entry);
+	rt->ntasks++;
+	mta_route_kick(rt);
+}
+
+/* ---- the message: what it needs from the peer ---- */
+
+/*
+ * One pass over the spool file: the exact size on the wire (CRLF line
+ * ends and dot-stuffing, RFC 1870 wants the size as transmitted), and
+ * whether the header or the body carries 8-bit bytes.
+ */
+static int
+mta_task_scan(struct mta_task *t)
+{
+	char		buf[65536];
+	ssize_t		n;
+	off_t		off = 0;
+	uint64_t	size = 0;
+	int		bol = 1, inhdr = 1, prevlf = 0, last = '\n';
+
+	for (;;) {
+		n = pread(t->fd, buf, sizeof(buf), off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0)
+			break;
+		for (ssize_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)buf[i];
+
+			if (bol && c == '.')
+				size++;
+			if (c == '\n') {
+				size += 2;
+				if (prevlf)
+					inhdr = 0;
+				prevlf = 1;
+				bol = 1;
+			} else {
+				size++;
+				prevlf = 0;
+				bol = 0;
+				if (c >= 0x80) {
+					t->body8bit = 1;
+					if (inhdr)
+						t->header8bit = 1;
+				}
+			}
+			last = c;
+		}
+		off += n;
+	}
+	if (last != '\n')
+		size += 2;
+	t->wire_size = size;
+	return 0;
+}
+
+/* ---- routes ---- */
+
+static uint16_t
+scheme_port(enum mta_scheme s)
+{
+	switch (s) {
+	case MTA_SCHEME_SMTPS:
+		return 465;
+	case MTA_SCHEME_LMTP:
+		return 24;
+	default:
+		return 25;
+	}
+}
+
+/*
+ * The relay host URL, already checked by parse.c:
+ * scheme://[label@]host[:port], host a name, IPv4 or [IPv6].
+ */
+static int
+route_parse_url(struct mta_route *rt, const char *url)
+{
+	static const struct {
+		const char	*prefix;
+		enum mta_scheme	 scheme;
+	} schemes[] = {
+		{ "smtp://", MTA_SCHEME_SMTP },
+		{ "smtp+tls://", MTA_SCHEME_SMTP_TLS },
+		{ "smtps://", MTA_SCHEME_SMTPS },
+		{ "smtp+notls://", MTA_SCHEME_SMTP_NOTLS },
+		{ "lmtp://", MTA_SCHEME_LMTP },
+	};
+	const char	*p = NULL, *at, *end, *colon;
+	size_t		 i, n;
+	long		 port;
+	char		*ep;
+
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		n = strlen(schemes[i].prefix);
+		if (strncmp(url, schemes[i].prefix, n) == 0) {
+			p = url + n;
+			rt->scheme = schemes[i].scheme;
+			break;
+		}
+	}
+	if (p == NULL)
+		return -1;
+	if ((at = strchr(p, '@')) != NULL) {
+		n = at - p;
+		if (n == 0 || n >= sizeof(rt->label))
+			return -1;
+		memcpy(rt->label, p, n);
+		rt->label[n] = '\0';
+		p = at + 1;
+	}
+	if (*p == '[') {
+		if ((end = strchr(p, ']')) == NULL)
+			return -1;
+		n = end - p - 1;
+		p++;
+		colon = end[1] == ':' ? end + 1 : NULL;
+		if (end[1] != '\0' && colon == NULL)
+			return -1;
+	} else {
+		colon = strchr(p, ':');
+		n = colon ? (size_t)(colon - p) : strlen(p);
+	}
+	if (n == 0 || n >= sizeof(rt->host))
+		return -1;
+	memcpy(rt->host, p, n);
+	rt->host[n] = '\0';
+	if (colon != NULL) {
+		errno = 0;
+		port = strtol(colon + 1, &ep, 10);
+		if (errno || *ep != '\0' || port < 1 || port > 65535)
+			return -1;
+		rt->port = (uint16_t)port;
+	}
+	return 0;
+}
+
+static void
+route_resolve(struct mta_route *rt)
+{
+	struct lka_mx_req	req;
+
+	if (rt->scheme == MTA_SCHEME_LMTP) {
+		mta_route_error(rt, PROTO_TEMPFAIL, "4.3.5 lmtp:// relay hosts "
+		    "are not supported; use an lmtp action");
+		return;
+	}
+	memset(&req, 0, sizeof(req));
+	req.reqid = rt->reqid = ++mta_reqid;
+	snprintf(req.domain, sizeof(req.domain), "%s", rt->domain);
+	snprintf(req.relay_host, sizeof(req.relay_host), "%s",
+	    rt->action->relay_host);
+	rt->resolving = 1;
+	rt->nhosts = 0;
+	mproc_compose(&m_lookup, IMSG_LKA_MX, 0, -1, &req, sizeof(req));
+}
+
+static struct mta_route *
+route_find(struct action *a, const char *domain)
+{
+	struct mta_route	*rt;
+	size_t			 i;
+
+	/* a smarthost takes every domain; otherwise one route per domain */
+	if (a->relay_host[0] != '\0')
+		domain = "";
+	TAILQ_FOREACH(rt, &routes, entry)
+		if (rt->action == a && strcasecmp(rt->domain, domain) == 0)
+			return rt;
+	if ((rt = calloc(1, sizeof(*rt))) == NULL)
+		fatal("calloc");
+	rt->action = a;
+	snprintf(rt->domain, sizeof(rt->domain), "%s", domain);
+	rt->scheme = MTA_SCHEME_MX;
+	if (a->relay_host[0] != '\0' &&
+	    route_parse_url(rt, a->relay_host) == -1)
+		fatalx("relay host \"%s\" of action %s does not parse",
+		    a->relay_host, a->name);
+	TAILQ_INIT(&rt->tasks);
+	TAILQ_INIT(&rt->sessions);
+	if ((rt->ev_kick = event_new(ev_base, -1, 0, mta_route_kick_cb, rt)) ==
+	    NULL)
+		fatal("event_new");
+	for (i = 0; i < nsecrets; i++)
+		if (secrets[i].action == a) {
+			rt->auth_user = secrets[i].user;
+			rt->auth_pass = secrets[i].pass;
+		}
+	TAILQ_INSERT_TAIL(&routes, rt, entry);
+	return rt;
+}
+
+static void
+route_free(struct mta_route *rt)
+{
+	TAILQ_REMOVE(&routes, rt, entry);
+	event_free(rt->ev_kick);
+	free(rt);
+}
+
+/*
+ * Every waiting task of the route fails the same way: no host to send
+ * to, or every host refused.
+ */
+void
+mta_route_error(struct mta_route *rt, int status, const char *text)
+{
+	struct mta_task	*t;
+
+	rt->lasterr_status = status;
+	if (text != rt->lasterr)
+		snprintf(rt->lasterr, sizeof(rt->lasterr), "%s", text);
+	while ((t = TAILQ_FIRST(&rt->tasks)) != NULL) {
+		TAILQ_REMOVE(&rt->tasks, t, entry);
+		rt->ntasks--;
+		mta_task_fail(t, status, NULL, "%s", text);
+		mta_task_free(t);
+	}
+	mta_route_kick(rt);
+}
+
+struct mta_task *
+mta_route_take(struct mta_route *rt)
+{
+	struct mta_task	*t;
+
+	if ((t = TAILQ_FIRST(&rt->tasks)) == NULL)
+		return NULL;
+	TAILQ_REMOVE(&rt->tasks, t, entry);
+	rt->ntasks--;
+	t->started = 1;
+	clock_gettime(CLOCK_MONOTONIC, &t->t_taken);
+	return t;
+}
+
+/* do the route's work on the next turn of the loop, once */
+void
+mta_route_kick(struct mta_route *rt)
+{
+	event_active(rt->ev_kick, EV_TIMEOUT, 0);
+}
+
+static int
+route_all_dead(struct mta_route *rt)
+{
+	time_t	now = time(NULL);
+	size_t	i;
+
+	for (i = 0; i < rt->nhosts; i++)
+		if (rt->hosts[i].dead_until <= now)
+			return 0;
+	return 1;
+}
+
+static void
+mta_route_kick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct mta_route	*rt = arg;
+	struct mta_session	*s;
+	struct mta_task		*t;
+	int			 limit = conf->mta_max_per_dest;
+
+	if (rt->ntasks == 0 && rt->nsessions == 0 && !rt->resolving) {
+		route_free(rt);
+		return;
+	}
+	if (rt->ntasks == 0 || rt->resolving)
+		return;
+	if (rt->resolved && rt->nsessions == 0 &&
+	    time(NULL) - rt->resolved_at > MTA_RESOLVE_TTL)
+		rt->resolved = 0;
+	if (!rt->resolved) {
+		route_resolve(rt);
+		return;
+	}
+	while (rt->ntasks > 0) {
+		if ((s = mta_session_idle(rt)) != NULL) {
+			t = mta_route_take(rt);
+			mta_session_give(s, t);
+			continue;
+		}
+		if (rt->nsessions >= limit ||
+		    (size_t)rt->nconnecting >= rt->ntasks)
+			break;
+		if (route_all_dead(rt)) {
+			/* nothing left to try now; the queue retries later */
+			if (rt->nsessions == 0)
+				mta_route_error(rt, rt->lasterr_status ?
+				    rt->lasterr_status : PROTO_TEMPFAIL,
+				    rt->lasterr[0] ? rt->lasterr :
+				    "4.4.1 no host to connect to");
+			break;
+		}
+		mta_session_new(rt);
+	}
+}
+
+/* ---- the queue ---- */
+
+static void
+mta_deliver(const struct envelope *evp, int fd)
+{
+	struct delivery_result	 r;
+	struct action		*a;
+	struct mta_route	*rt;
+	struct mta_task		*t;
+	struct mta_rcpt		*nr;
+	const char		*why = NULL;
+
+	a = config_find_action(conf, evp->action);
+	if (a == NULL)
+		why = "4.3.5 the envelope's action is no longer configured";
+	else if (a->type != ACTION_RELAY)
+		why = "4.3.5 the envelope's action is not a relay action";
+	if (why != NULL) {
+		close(fd);
+		memset(&r, 0, sizeof(r));
+		r.evpid = evp->id;
+		r.status = PROTO_TEMPFAIL;
+		snprintf(r.text, sizeof(r.text), "%s", why);
+		snprintf(r.relay, sizeof(r.relay), "none");
+		mproc_compose(&m_queue, IMSG_MTA_RESULT, 0, -1, &r, sizeof(r));
+		return;
+	}
+	rt = route_find(a, evp->dest.domain);
+	/* same message, same sender, not yet taken: one more RCPT */
+	TAILQ_FOREACH(t, &rt->tasks, entry) {
+		if (t->msgid == msgid_of(evp->id) &&
+		    t->nrcpts < MTA_TASK_MAX_RCPT &&
+		    strcmp(t->rcpts[0].evp.sender.user, evp->sender.user) == 0 &&
+		    strcmp(t->rcpts[0].evp.sender.domain,
+		    evp->sender.domain) == 0 &&
+		    t->rcpts[0].evp.flags == evp->flags &&
+		    strcmp(t->rcpts[0].evp.envid, evp->envid) == 0)
+			break;
+	}
+	if (t != NULL) {
+		close(fd);
+		nr = reallocarray(t->rcpts, t->nrcpts + 1, sizeof(*nr));
+		if (nr == NULL)
+			fatal("reallocarray");
+		t->rcpts = nr;
+		memset(&nr[t->nrcpts], 0, sizeof(*nr));
+		nr[t->nrcpts++].evp = *evp;
+		return;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL ||
+	    (t->rcpts = calloc(1, sizeof(*t->rcpts))) == NULL)
+		fatal("calloc");
+	t->route = rt;
+	t->msgid = msgid_of(evp->id);
+	t->fd = fd;
+	t->rcpts[0].evp = *evp;
+	t->nrcpts = 1;
+	clock_gettime(CLOCK_MONOTONIC, &t->t_arrived);
+	if (mta_task_scan(t) == -1) {
+		log_warn("%08x: cannot read the message", t->msgid);
+		mta_task_fail(t, PROTO_TEMPFAIL, NULL,
+		    "4.3.0 cannot read the queued message");
+		mta_task_free(t);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&rt->tasks, t, entry);
+	rt->ntasks++;
+	mta_route_kick(rt);
+}
 
 static void
 mta_queue_dispatch(struct mproc *p, struct imsg *m)
 {
-	struct envelope		evp;
-	struct delivery_result	r;
+	struct envelope	evp;
 
 	switch (m->hdr.type) {
 	case IMSG_MTA_DELIVER:
 		proto_get(p, m, &evp, sizeof(evp));
-		if (m->fd == -1 || envelope_valid(&evp) == -1)
+		if (m->fd == -1 || envelope_valid(&evp) == -1 ||
+		    evp.dest_type != DEST_REMOTE)
 			fatalx("invalid delivery request from queue");
-		close(m->fd);
-		memset(&r, 0, sizeof(r));
-		r.evpid = evp.id;
-		r.status = PROTO_TEMPFAIL;
-		snprintf(r.text, sizeof(r.text), "4.4.0 remote delivery is "
-		    "not available yet");
-		snprintf(r.relay, sizeof(r.relay), "none");
-		mproc_compose(p, IMSG_MTA_RESULT, 0, -1, &r, sizeof(r));
+		mta_deliver(&evp, m->fd);
 		break;
 	default:
 		fatalx("unexpected message %u from queue", m->hdr.type);
+	}
+}
+
+/* ---- lookup: MX hosts ---- */
+
+static struct mta_route *
+route_by_reqid(uint32_t reqid)
+{
+	struct mta_route	*rt;
+
+	TAILQ_FOREACH(rt, &routes, entry)
+		if (rt->resolving && rt->reqid == reqid)
+			return rt;
+	return NULL;
+}
+
+static void
+mta_lookup_dispatch(struct mproc *p, struct imsg *m)
+{
+	struct lka_mx_host	 h;
+	struct lka_result	 res;
+	struct mta_route	*rt;
+	struct mta_host		*mh;
+	struct sockaddr_in	*sin;
+	struct sockaddr_in6	*sin6;
+	uint16_t		 port;
+	char			 text[ENV_TEXT_MAX];
+
+	switch (m->hdr.type) {
+	case IMSG_LKA_MX_HOST:
+		proto_get(p, m, &h, sizeof(h));
+		if (proto_valid_string(h.host, sizeof(h.host)) == -1 ||
+		    (h.addr.ss_family != AF_INET &&
+		    h.addr.ss_family != AF_INET6))
+			fatalx("invalid MX host from lookup");
+		if ((rt = route_by_reqid(h.reqid)) == NULL)
+			fatalx("MX host for an unknown request from lookup");
+		if (rt->nhosts >= MTA_HOSTS_MAX)
+			break;	/* enough to try; the rest is ignored */
+		mh = &rt->hosts[rt->nhosts++];
+		memset(mh, 0, sizeof(*mh));
+		snprintf(mh->name, sizeof(mh->name), "%s", h.host);
+		mh->preference = h.preference;
+		mh->ss = h.addr;
+		port = rt->port ? rt->port : scheme_port(rt->scheme);
+		if (mh->ss.ss_family == AF_INET) {
+			sin = (struct sockaddr_in *)&mh->ss;
+			if (sin->sin_port == 0)
+				sin->sin_port = htons(port);
+		} else {
+			sin6 = (struct sockaddr_in6 *)&mh->ss;
+			if (sin6->sin6_port == 0)
+				sin6->sin6_port = htons(port);
+		}
+		break;
+	case IMSG_LKA_MX_RESULT:
+		PROTO_READ(p, m, &res, proto_valid_lka_result);
+		if ((rt = route_by_reqid(res.reqid)) == NULL)
+			fatalx("MX result for an unknown request from lookup");
+		rt->resolving = 0;
+		if (res.status == PROTO_OK && rt->nhosts > 0) {
+			rt->resolved = 1;
+			rt->resolved_at = time(NULL);
+			mta_route_kick(rt);
+			break;
+		}
+		/* lookup's reply is "NNN X.Y.Z text"; keep from X.Y.Z on */
+		if (strlen(res.reply) > 4 && res.reply[3] == ' ')
+			snprintf(text, sizeof(text), "%s", res.reply + 4);
+		else if (res.reply[0] != '\0')
+			snprintf(text, sizeof(text), "%s", res.reply);
+		else
+			snprintf(text, sizeof(text), "%s",
+			    "4.4.3 no mail host found for the domain");
+		mta_route_error(rt, res.status == PROTO_PERMFAIL ?
+		    PROTO_PERMFAIL : PROTO_TEMPFAIL, text);
+		break;
+	default:
+		fatalx("unexpected message %u from lookup", m->hdr.type);
 	}
 }
 
@@ -51,17 +645,88 @@ mta_other_dispatch(struct mproc *p, struct imsg *m)
 	fatalx("unexpected message %u from %s", m->hdr.type, p->name);
 }
 
+/* ---- start-up ---- */
+
+/*
+ * The chroot has no CA store and no tables: read both now.  OpenSSL
+ * parses the whole default CA file at load time; the hashed directory
+ * lookup would be lazy and fail inside the chroot, so it is not used.
+ */
+static void
+mta_tls_init(void)
+{
+	const char	*cafile;
+
+	if ((mta_ssl_ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		fatalx("SSL_CTX_new");
+	SSL_CTX_set_mode(mta_ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_verify(mta_ssl_ctx, SSL_VERIFY_NONE, NULL);
+	cafile = getenv(X509_get_default_cert_file_env());
+	if (cafile == NULL)
+		cafile = X509_get_default_cert_file();
+	if (SSL_CTX_load_verify_locations(mta_ssl_ctx, cafile, NULL) == 1)
+		mta_ssl_ca_loaded = 1;
+	else {
+		log_warnx("cannot load the CA store %s: \"relay tls verify\" "
+		    "will fail", cafile);
+		ERR_clear_error();
+	}
+}
+
+static void
+mta_secrets_init(void)
+{
+	struct action	*a;
+	struct table	*t;
+	char		 val[1024], *colon;
+	struct mta_route tmp;
+
+	TAILQ_FOREACH(a, &conf->actions, entry) {
+		if (a->type != ACTION_RELAY || a->relay_auth_table[0] == '\0')
+			continue;
+		memset(&tmp, 0, sizeof(tmp));
+		if (route_parse_url(&tmp, a->relay_host) == -1 ||
+		    tmp.label[0] == '\0') {
+			log_warnx("action %s: relay auth needs a label in the "
+			    "host URL (smtp+tls://label@host)", a->name);
+			continue;
+		}
+		if ((t = config_find_table(conf, a->relay_auth_table)) ==
+		    NULL || table_lookup(t, tmp.label, val, sizeof(val)) !=
+		    TABLE_FOUND || (colon = strchr(val, ':')) == NULL) {
+			log_warnx("action %s: no \"user:password\" for label "
+			    "%s in table %s", a->name, tmp.label,
+			    a->relay_auth_table);
+			explicit_bzero(val, sizeof(val));
+			continue;
+		}
+		*colon = '\0';
+		secrets = reallocarray(secrets, nsecrets + 1,
+		    sizeof(*secrets));
+		if (secrets == NULL)
+			fatal("reallocarray");
+		secrets[nsecrets].action = a;
+		if ((secrets[nsecrets].user = strdup(val)) == NULL ||
+		    (secrets[nsecrets].pass = strdup(colon + 1)) == NULL)
+			fatal("strdup");
+		nsecrets++;
+		explicit_bzero(val, sizeof(val));
+	}
+}
+
 void
 mta_main(struct proc_fds *f)
 {
 	proc_setup("mta");
+	mta_tls_init();
+	mta_secrets_init();
 	privsep_drop(SMTPD_USER, SMTPD_EMPTY_DIR);
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	sandbox_enter(SANDBOX_MTA);
 	mproc_init(&m_parent, f->parent, "parent", mta_other_dispatch, NULL);
 	mproc_init(&m_queue, f->queue, "queue", mta_queue_dispatch, NULL);
-	mproc_init(&m_lookup, f->lookup, "lookup", mta_other_dispatch, NULL);
+	mproc_init(&m_lookup, f->lookup, "lookup", mta_lookup_dispatch, NULL);
 	proc_on_term(NULL);
 	event_base_dispatch(ev_base);
 	exit(0);

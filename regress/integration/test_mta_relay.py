@@ -1,0 +1,461 @@
+"""
+test_mta_relay.py -- remote delivery by the mta process (issue 6).
+
+The daemon relays to servers on loopback: Postfix's smtp-sink (installed
+by mk/deps.sh from the postfix package, without the Postfix daemon), and
+FakeSMTP below, a small scripted SMTP server that records every command
+and can answer what a test needs (451, 550, broken replies, no EHLO,
+SIZE limits, STARTTLS, AUTH).  Other test_mta_*.py modules import
+FakeSMTP and the helpers from here.
+"""
+
+import base64
+import os
+import re
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import fixture
+from fixture import Daemon, poll, smtp_dialog, queue_id, unique_marker
+
+TIMEOUT = 90
+
+SINK_DIRS = ("/usr/sbin", "/usr/local/libexec/posthaste-test/postfix")
+
+RELAY_CONF = """\
+spool "@TMP@/spool"
+socket "@TMP@/smtpd.sock"
+smtp workers 2
+queue retry-remote 1s
+listen on 127.0.0.1 port @PORT@
+action "local" maildir "~/Maildir"
+action "relay" relay host "smtp://127.0.0.1:%(port)d" %(opts)s
+match from any for domain "example.test" action "local"
+match from local for any action "relay"
+"""
+
+
+def relay_conf(port, opts=""):
+    return RELAY_CONF % {"port": port, "opts": opts}
+
+
+# --------------------------------------------------------------------------
+# a scripted SMTP server
+
+class FakeSMTP:
+    """A threaded SMTP server on 127.0.0.1.  Records sessions as lists of
+    transactions: {"mail": line, "rcpts": [lines], "data": bytes}.
+
+    ehlo: list of extension lines (None = EHLO answered 502)
+    rcpt_reply(addr, n) -> reply line, n = how many times addr was seen
+    data_reply(txn) -> reply line for the end of data
+    raw_replies: {COMMAND: raw bytes sent instead of a reply}
+    """
+
+    def __init__(self, ehlo=("PIPELINING", "8BITMIME", "SIZE 10240000",
+                             "ENHANCEDSTATUSCODES", "SMTPUTF8"),
+                 rcpt_reply=None, data_reply=None, raw_replies=None,
+                 greeting="220 fake.test ESMTP", cert=None, auth=None):
+        self.ehlo = list(ehlo) if ehlo is not None else None
+        self.rcpt_reply = rcpt_reply
+        self.data_reply = data_reply
+        self.raw_replies = raw_replies or {}
+        self.greeting = greeting
+        self.cert = cert		# (certfile, keyfile): offer STARTTLS
+        self.auth = auth		# {user: password}: offer AUTH
+        self.sessions = []
+        self.auth_seen = []
+        self.seen = {}
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,),
+                             daemon=True).start()
+
+    def transactions(self):
+        with self.lock:
+            return [t for s in self.sessions for t in s["txns"]]
+
+    def _serve(self, conn):
+        conn.settimeout(30)
+        sess = {"txns": [], "commands": [], "tls": False}
+        with self.lock:
+            self.sessions.append(sess)
+        f = conn.makefile("rb")
+
+        def send(line):
+            conn.sendall(line.encode() + b"\r\n" if isinstance(line, str)
+                         else line)
+        try:
+            send(self.greeting)
+            if not self.greeting.startswith("220"):
+                return
+            txn = None
+            while True:
+                line = f.readline(4096)
+                if not line:
+                    return
+                cmd = line.rstrip(b"\r\n").decode("utf-8", "replace")
+                sess["commands"].append(cmd)
+                verb = cmd.split(" ")[0].split(":")[0].upper()
+                if verb in self.raw_replies:
+                    send(self.raw_replies[verb])
+                    continue
+                if verb == "EHLO":
+                    if self.ehlo is None:
+                        send("502 5.5.2 no EHLO here")
+                        continue
+                    ext = list(self.ehlo)
+                    if self.cert and not sess["tls"]:
+                        ext.append("STARTTLS")
+                    if self.auth:
+                        ext.append("AUTH PLAIN LOGIN")
+                    lines = ["fake.test"] + ext
+                    for i, e in enumerate(lines):
+                        send("250%s%s" % ("-" if i < len(lines) - 1
+                                          else " ", e))
+                elif verb == "HELO":
+                    send("250 fake.test")
+                elif verb == "STARTTLS" and self.cert:
+                    send("220 2.0.0 go ahead")
+                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                    ctx.load_cert_chain(*self.cert)
+                    conn = ctx.wrap_socket(conn, server_side=True)
+                    f = conn.makefile("rb")
+                    sess["tls"] = True
+                elif verb == "AUTH" and self.auth:
+                    parts = cmd.split(" ")
+                    if parts[1].upper() == "PLAIN":
+                        raw = base64.b64decode(parts[2])
+                        _, user, pw = raw.split(b"\0")
+                    else:
+                        send("334 VXNlcm5hbWU6")
+                        user = base64.b64decode(f.readline().strip())
+                        send("334 UGFzc3dvcmQ6")
+                        pw = base64.b64decode(f.readline().strip())
+                    user, pw = user.decode(), pw.decode()
+                    self.auth_seen.append((parts[1].upper(), user, pw,
+                                           sess["tls"]))
+                    if self.auth.get(user) == pw:
+                        send("235 2.7.0 ok")
+                    else:
+                        send("535 5.7.8 bad credentials")
+                elif verb == "MAIL":
+                    txn = {"mail": cmd, "rcpts": [], "data": None,
+                           "accepted": 0}
+                    send("250 2.1.0 ok")
+                elif verb == "RCPT":
+                    addr = re.search(r"<([^>]*)>", cmd).group(1)
+                    with self.lock:
+                        n = self.seen.get(addr, 0) + 1
+                        self.seen[addr] = n
+                    reply = self.rcpt_reply(addr, n) if self.rcpt_reply \
+                        else "250 2.1.5 ok"
+                    if txn is not None:
+                        txn["rcpts"].append(cmd)
+                        if reply.startswith("2"):
+                            txn["accepted"] += 1
+                    send(reply)
+                elif verb == "DATA":
+                    if txn is None or txn["accepted"] == 0:
+                        send("554 5.5.1 no valid recipients")
+                        continue
+                    send("354 go")
+                    data = b""
+                    while True:
+                        dl = f.readline(65536)
+                        if not dl:
+                            return
+                        if dl == b".\r\n":
+                            break
+                        data += dl
+                    txn["data"] = data
+                    sess["txns"].append(txn)
+                    send(self.data_reply(txn) if self.data_reply
+                         else "250 2.0.0 queued as FAKE%d"
+                         % len(self.transactions()))
+                    txn = None
+                elif verb == "RSET":
+                    txn = None
+                    send("250 2.0.0 ok")
+                elif verb == "QUIT":
+                    send("221 2.0.0 bye")
+                    return
+                else:
+                    send("502 5.5.2 what")
+        except (OSError, ssl.SSLError, ValueError):
+            return
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+def send_mail(port, rcpts, body, sender="sender@client.test",
+              mail_params=""):
+    """One SMTP transaction to the daemon; returns the queue id."""
+    items = ["EHLO client.test", "MAIL FROM:<%s>%s" % (sender, mail_params)]
+    items += ["RCPT TO:<%s>" % r for r in rcpts]
+    items += ["DATA", body, "QUIT"]
+    replies = smtp_dialog(port, items)
+    codes = [r.code for r in replies]
+    assert codes[:2] == [220, 250], codes
+    assert all(c == 250 for c in codes[2:3 + len(rcpts)]), replies
+    assert replies[3 + len(rcpts)].code == 354, replies
+    return queue_id(replies[4 + len(rcpts)])
+
+
+def message(marker, extra=b""):
+    return (b"Subject: " + marker.encode() + b"\r\n\r\n" + extra +
+            b"line one\r\n..leading dot\r\n.\r\n")
+
+
+def wait_log(d, pattern, timeout=20, count=1):
+    """Wait until the daemon log has count lines matching pattern."""
+    rx = re.compile(pattern)
+
+    def found():
+        hits = [ln for ln in d.log().splitlines() if rx.search(ln)]
+        return hits if len(hits) >= count else None
+    hits = poll(found, timeout)
+    if not hits:
+        raise AssertionError("no log line matching %r within %ds; log "
+                             "tail:\n%s" % (pattern, timeout,
+                                            "\n".join(d.log().splitlines()
+                                                      [-25:])))
+    return hits
+
+
+def sink_binary():
+    for d in SINK_DIRS:
+        path = os.path.join(d, "smtp-sink")
+        if os.access(path, os.X_OK):
+            return path
+    raise fixture.FixtureError("smtp-sink not installed (mk/deps.sh "
+                               "extracts it from the postfix package)")
+
+
+class Sink:
+    """Postfix's smtp-sink on a free loopback port, dumping each message
+    into a directory; -c prints counters to its output."""
+
+    def __init__(self, extra=()):
+        self.dir = fixture.tempfile.mkdtemp(prefix="sink.",
+                                            dir=fixture.TEST_ROOT)
+        os.chmod(self.dir, 0o777)
+        self.port = fixture.free_port()
+        path = sink_binary()
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = os.path.dirname(path)
+        self.out = open(os.path.join(self.dir, "sink.out"), "wb")
+        self.proc = subprocess.Popen(
+            [path, "-c", "-u", "nobody", "-d",
+             os.path.join(self.dir, "%M.")] + list(extra) +
+            ["127.0.0.1:%d" % self.port, "64"],
+            stdout=self.out, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise fixture.FixtureError("smtp-sink did not start")
+
+    def messages(self):
+        return sorted(os.path.join(self.dir, n) for n in os.listdir(self.dir)
+                      if n != "sink.out")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.out.close()
+        fixture.shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def count_connections(d, relay_port):
+    return len([ln for ln in d.log().splitlines()
+                if "connecting to" in ln and ":%d" % relay_port in ln])
+
+
+# --------------------------------------------------------------------------
+# tests
+
+def test_relay_to_smtp_sink():
+    """A message relayed to smtp-sink arrives whole, with the Received
+    header and the body as the client sent it."""
+    with Sink() as sink, Daemon(conf=relay_conf(sink.port)) as d:
+        marker = unique_marker("sink")
+        qid = send_mail(d.port, ["someone@remote.test"], message(marker))
+        wait_log(d, r"to=<someone@remote.test>, relay=127\.0\.0\.1\[127\."
+                 r"0\.0\.1\]:%d.*dsn=2\.0\.0, status=sent" % sink.port)
+        files = poll(sink.messages, 10)
+        assert len(files) == 1, files
+        data = fixture.read_file(files[0])
+        assert marker.encode() in data
+        assert b"by " in data and qid.encode() in data
+        assert b"\n.leading dot\n" in data.replace(b"\r\n", b"\n"), data
+
+
+def test_sink_connection_reuse():
+    """Messages arriving one after the other share one cached SMTP
+    session: one connection in the mta's log, one session at the sink."""
+    with Sink() as sink, Daemon(conf=relay_conf(sink.port)) as d:
+        for i in range(5):
+            send_mail(d.port, ["r%d@remote.test" % i],
+                      message(unique_marker("reuse%d" % i)))
+            wait_log(d, r"to=<r%d@remote.test>.*status=sent" % i)
+        assert len(sink.messages()) == 5
+        assert count_connections(d, sink.port) == 1, d.log()
+
+
+def test_wire_format_dot_stuffing():
+    """LF becomes CRLF, a leading dot is doubled, the message ends with
+    CRLF.CRLF; one transaction for the message's two recipients, sent
+    pipelined (MAIL, RCPT, RCPT, DATA without waiting)."""
+    with FakeSMTP() as srv, Daemon(conf=relay_conf(srv.port)) as d:
+        body = (b"Subject: dots\r\n\r\n..one\r\n...two\r\nno dot\r\n"
+                b"last line\r\n.\r\n")
+        send_mail(d.port, ["a@remote.test", "b@remote.test"], body)
+        wait_log(d, r"status=sent", count=2)
+        txns = srv.transactions()
+        assert len(txns) == 1, txns
+        t = txns[0]
+        assert len(t["rcpts"]) == 2, t
+        data = t["data"]
+        assert b"\r\n..one\r\n...two\r\nno dot\r\nlast line\r\n" in data, \
+            data
+        assert b"\n" not in data.replace(b"\r\n", b""), "bare LF in data"
+        assert t["mail"].startswith("MAIL FROM:<sender@client.test>")
+        assert "SIZE=" in t["mail"], t["mail"]
+
+
+def test_tempfail_then_retry():
+    """451 at RCPT: deferred, tried again, then delivered."""
+    def rcpt(addr, n):
+        return "451 4.3.0 try later" if n == 1 else "250 2.1.5 ok"
+    with FakeSMTP(rcpt_reply=rcpt) as srv, \
+            Daemon(conf=relay_conf(srv.port)) as d:
+        send_mail(d.port, ["later@remote.test"], message("retry"))
+        wait_log(d, r"to=<later@remote.test>.*dsn=4\.3\.0, "
+                 r"status=deferred .*451 4\.3\.0 try later")
+        wait_log(d, r"to=<later@remote.test>.*status=sent", timeout=30)
+        assert len(srv.transactions()) == 1
+
+
+def test_permfail_bounces_with_escaped_text():
+    """550 at RCPT bounces; the remote text reaches the bounce and the
+    log escaped, and only for that recipient."""
+    fixture.setup_system()
+    fixture.reset_maildir(fixture.TEST_USER1)
+
+    def rcpt(addr, n):
+        if addr.startswith("bad"):
+            return "550 5.1.1 no such user \x01here"
+        return "250 2.1.5 ok"
+    with FakeSMTP(rcpt_reply=rcpt) as srv, \
+            Daemon(conf=relay_conf(srv.port)) as d:
+        send_mail(d.port, ["bad@remote.test", "good@remote.test"],
+                  message("bounce"),
+                  sender="%s@example.test" % fixture.TEST_USER1)
+        wait_log(d, r"to=<bad@remote.test>.*dsn=5\.1\.1, status=bounced")
+        wait_log(d, r"to=<good@remote.test>.*status=sent")
+        line = wait_log(d, r"to=<bad@remote.test>.*status=bounced")[0]
+        assert "\x01" not in line and "no such user ?here" in line, line
+        files = fixture.wait_maildir(fixture.TEST_USER1, 1, timeout=20)
+        dsn = fixture.read_file(files[0])
+        assert b"bad@remote.test" in dsn
+        assert b"no such user" in dsn
+        assert b"\x01" not in dsn
+        assert b"good@remote.test" not in dsn.split(b"\n\n", 1)[1] or \
+            b"Action: failed" in dsn
+
+
+def test_malformed_reply_is_tempfail():
+    """A reply whose code changes between lines is not guessed at."""
+    with FakeSMTP(raw_replies={"RCPT": b"250-ok\r\n550 no\r\n"}) as srv, \
+            Daemon(conf=relay_conf(srv.port)) as d:
+        send_mail(d.port, ["x@remote.test"], message("malformed"))
+        wait_log(d, r"to=<x@remote.test>.*dsn=4\.5\.0, status=deferred.*"
+                 r"malformed reply")
+        assert srv.transactions() == []
+
+
+def test_helo_fallback():
+    """A server that does not know EHLO gets HELO, and the mail."""
+    with FakeSMTP(ehlo=None) as srv, Daemon(conf=relay_conf(srv.port)) as d:
+        send_mail(d.port, ["old@remote.test"], message("helo"))
+        wait_log(d, r"to=<old@remote.test>.*status=sent")
+        cmds = srv.sessions[0]["commands"]
+        assert cmds[0].startswith("EHLO ") and cmds[1].startswith("HELO "), \
+            cmds
+        assert "SIZE=" not in srv.transactions()[0]["mail"]
+
+
+def test_size_limit_bounces():
+    """A message larger than the peer's SIZE bounces with 5.3.4 without
+    being sent."""
+    with FakeSMTP(ehlo=("PIPELINING", "SIZE 100")) as srv, \
+            Daemon(conf=relay_conf(srv.port)) as d:
+        send_mail(d.port, ["big@remote.test"], message("big", b"x" * 500 +
+                                                       b"\r\n"))
+        wait_log(d, r"to=<big@remote.test>.*dsn=5\.3\.4, status=bounced")
+        assert srv.transactions() == []
+
+
+def test_unreachable_host_defers():
+    """Nothing listening: deferred with 4.4.1, nothing lost."""
+    port = fixture.free_port()
+    with Daemon(conf=relay_conf(port)) as d:
+        send_mail(d.port, ["nobody@remote.test"], message("refused"))
+        wait_log(d, r"to=<nobody@remote.test>.*dsn=4\.4\.1, "
+                 r"status=deferred")

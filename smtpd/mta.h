@@ -1,0 +1,187 @@
+/*
+ * mta.h -- remote delivery: the SMTP client of the mta process, and the
+ * reply parser it shares with the LMTP client of the delivery processes.
+ */
+#ifndef POSTHASTE_MTA_H
+#define POSTHASTE_MTA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * RFC 5321 4.5.3.1.5 allows 512 octets per reply line; real servers
+ * send a little more, so accept a generous line but no more.  A reply
+ * longer than MTA_REPLY_MAX_LINES lines or MTA_REPLY_MAX bytes is a
+ * broken or hostile server.
+ */
+#define MTA_LINE_MAX		2048
+#define MTA_REPLY_MAX		8192
+#define MTA_REPLY_MAX_LINES	64
+
+/*
+ * One SMTP/LMTP reply, collected line by line.  text holds every line's
+ * text (after "NNN-" / "NNN "), one per '\n', with anything that is not
+ * printable ASCII replaced by '?': nothing a remote server sends reaches
+ * a log line, an envelope or a bounce as it was sent.
+ */
+struct mta_reply {
+	int	 code;			/* 200..599, or 0 before the first line */
+	int	 done;			/* the last line was seen */
+	size_t	 nlines;
+	size_t	 len;
+	char	 text[MTA_REPLY_MAX];
+};
+
+#define MTA_REPLY_MORE	0	/* a continuation line: wait for more */
+#define MTA_REPLY_DONE	1	/* that was the last line */
+#define MTA_REPLY_BAD	-1	/* malformed: a temporary failure */
+
+void	mta_reply_init(struct mta_reply *);
+/* feed one line without its CRLF / LF */
+int	mta_reply_line(struct mta_reply *, const char *line, size_t len);
+/*
+ * The enhanced status code (RFC 3463) at the start of the first line,
+ * if there is one whose class matches the reply code; else the default
+ * "C.0.0" for the reply's class.  out needs 16 bytes.
+ */
+void	mta_reply_status(const struct mta_reply *, char *out, size_t len);
+/* "NNN text / text ..." in one line, truncated to fit */
+void	mta_reply_oneline(const struct mta_reply *, char *out, size_t len);
+
+/* EHLO keywords we act on */
+#define MTA_EXT_PIPELINING	0x0001
+#define MTA_EXT_SIZE		0x0002
+#define MTA_EXT_8BITMIME	0x0004
+#define MTA_EXT_SMTPUTF8	0x0008
+#define MTA_EXT_DSN		0x0010
+#define MTA_EXT_STARTTLS	0x0020
+#define MTA_EXT_AUTH_PLAIN	0x0040
+#define MTA_EXT_AUTH_LOGIN	0x0080
+#define MTA_EXT_ENHANCED	0x0100
+
+/* the extensions of an EHLO (or LHLO) reply; *size = SIZE limit or 0 */
+uint32_t mta_reply_extensions(const struct mta_reply *, uint64_t *size);
+
+/* true when s is a valid RFC 3461 xtext (ENVID, ORCPT values) */
+int	mta_xtext_valid(const char *s);
+
+/*
+ * Inside the mta process: mta.c keeps routes (one per action and
+ * destination domain, or per relay host) with their pending tasks (one
+ * message with up to MTA_TASK_MAX_RCPT recipients); mta_session.c runs
+ * the SMTP sessions that take tasks from a route.
+ */
+#ifdef POSTHASTE_MTA_INTERNAL
+
+#include <sys/socket.h>
+#include <bsd/sys/queue.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "envelope.h"
+#include "mproc.h"
+
+#define MTA_TASK_MAX_RCPT	100	/* RFC 5321 4.5.3.1.8 minimum */
+#define MTA_HOSTS_MAX		32	/* MX hosts x addresses we try */
+
+enum mta_scheme {
+	MTA_SCHEME_MX,		/* no relay host: the domain's MX */
+	MTA_SCHEME_SMTP,
+	MTA_SCHEME_SMTP_TLS,
+	MTA_SCHEME_SMTPS,
+	MTA_SCHEME_SMTP_NOTLS,
+	MTA_SCHEME_LMTP,
+};
+
+struct mta_host {
+	char			 name[256];
+	uint32_t		 preference;
+	struct sockaddr_storage	 ss;
+	time_t			 dead_until;	/* connecting failed lately */
+	time_t			 notls_until;	/* its TLS handshake failed */
+};
+
+struct mta_rcpt {
+	struct envelope	 evp;
+	int		 done;		/* a result was decided */
+	int		 accepted;	/* RCPT got 2xx in this transaction */
+};
+
+struct mta_task {
+	TAILQ_ENTRY(mta_task)	 entry;
+	struct mta_route	*route;
+	uint32_t		 msgid;
+	int			 fd;		/* spool message, pread from 0 */
+	int			 started;	/* a session has it */
+	int			 requeued;	/* put back after a lost session */
+	struct mta_rcpt		*rcpts;
+	size_t			 nrcpts;
+	/* what the message needs from the peer (mta_task_scan) */
+	uint64_t		 wire_size;	/* CRLF and dot-stuffed */
+	int			 body8bit;
+	int			 header8bit;
+	struct timespec		 t_arrived;
+	struct timespec		 t_taken;
+	uint32_t		 delay_conn;	/* ms of set-up it waited for */
+};
+
+struct mta_route {
+	TAILQ_ENTRY(mta_route)	 entry;
+	struct action		*action;
+	char			 domain[256];	/* MX lookups; "" = relay */
+	enum mta_scheme		 scheme;
+	char			 label[CONF_NAME_MAX];
+	char			 host[256];
+	uint16_t		 port;		/* 0 = scheme default */
+	int			 resolving;
+	int			 resolved;
+	uint32_t		 reqid;
+	struct mta_host		 hosts[MTA_HOSTS_MAX];
+	size_t			 nhosts;
+	time_t			 resolved_at;
+	TAILQ_HEAD(, mta_task)	 tasks;		/* waiting for a session */
+	size_t			 ntasks;
+	TAILQ_HEAD(, mta_session) sessions;
+	int			 nsessions;
+	int			 nconnecting;	/* not ready for mail yet */
+	struct event		*ev_kick;
+	const char		*auth_user;	/* from the secrets table */
+	const char		*auth_pass;
+	int			 lasterr_status;	/* PROTO_* */
+	char			 lasterr[ENV_TEXT_MAX];
+};
+
+extern SSL_CTX		*mta_ssl_ctx;
+extern int		 mta_ssl_ca_loaded;
+
+/* mta.c */
+void	mta_route_kick(struct mta_route *);
+struct mta_task *mta_route_take(struct mta_route *);
+void	mta_route_error(struct mta_route *, int status, const char *text);
+/* one recipient's outcome; text starts with its X.Y.Z status */
+void	mta_rcpt_result(struct mta_task *, size_t, int status,
+	    const char *relay, const char *fmt, ...)
+	    __attribute__((format(printf, 5, 6)));
+/* every recipient without a result yet */
+void	mta_task_fail(struct mta_task *, int status, const char *relay,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* all recipients answered: free the task */
+void	mta_task_free(struct mta_task *);
+/* back to the front of its route, untouched (session lost early) */
+void	mta_task_requeue(struct mta_task *);
+/* 1 when the recipient's or the sender's address is not ASCII */
+int	mta_addr_utf8(const struct mailaddr *);
+double	mta_elapsed_ms(const struct timespec *since);
+
+/* mta_session.c */
+void	mta_session_new(struct mta_route *);
+/* an idle session of the route, or NULL */
+struct mta_session *mta_session_idle(struct mta_route *);
+void	mta_session_give(struct mta_session *, struct mta_task *);
+
+#endif /* POSTHASTE_MTA_INTERNAL */
+
+#endif

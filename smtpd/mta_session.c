@@ -1,0 +1,1245 @@
+/*
+ * mta_session.c -- one outgoing SMTP session of the mta process.
+ *
+ * A session connects to the first usable host of its route (MX order,
+ * then each address), falls back to the next one when connecting, the
+ * greeting, EHLO/HELO, STARTTLS or AUTH fails, and once ready runs one
+ * transaction per task it takes from the route.  After a transaction it
+ * stays open for the next task (connection caching), until it has been
+ * idle for MTA_IDLE_SECS or has carried MTA_SESSION_MAX_MSGS messages.
+ *
+ * With PIPELINING (RFC 2920) a whole transaction goes out in one write:
+ * [RSET] MAIL RCPT... DATA, and the replies are matched to the commands
+ * in order.  Without it, one command waits for the previous reply.
+ * Everything is event-driven on libevent bufferevents; TLS is an OpenSSL
+ * filter bufferevent stacked on the socket after STARTTLS (or at once
+ * for smtps://).
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#define POSTHASTE_MTA_INTERNAL
+#include "log.h"
+#include "mproc.h"
+#include "mta.h"
+#include "proto.h"
+#include "smtpd.h"
+
+#define MTA_IDLE_SECS		10	/* a cached session waits this long */
+#define MTA_DEAD_SECS		30	/* a host that failed is skipped */
+#define MTA_SESSION_MAX_MSGS	100	/* then a fresh connection */
+#define MTA_NOTLS_SECS		3600	/* after a failed opportunistic TLS */
+/* RFC 5321 4.5.3.2 timeouts */
+#define MTA_TIMEOUT_CONNECT	30
+#define MTA_TIMEOUT_REPLY	300
+#define MTA_TIMEOUT_DATA_END	600
+#define MTA_TIMEOUT_QUIT	5
+#define MTA_BODY_HIGH		(256 * 1024)	/* output buffered ahead */
+#define MTA_BODY_LOW		(64 * 1024)
+
+enum mta_state {
+	S_CONNECT,
+	S_TLS,		/* handshake: smtps at once, or after STARTTLS */
+	S_GREETING,
+	S_EHLO,
+	S_HELO,
+	S_STARTTLS,
+	S_AUTH,		/* AUTH PLAIN, or LOGIN's last step */
+	S_AUTH_USER,	/* AUTH LOGIN: 334 for the user name */
+	S_AUTH_PASS,	/* AUTH LOGIN: 334 for the password */
+	S_READY,	/* idle, waiting for a task */
+	S_TXN,
+	S_QUIT,
+};
+
+static const char *state_names[] = {
+	"connect", "TLS handshake", "initial greeting", "EHLO", "HELO",
+	"STARTTLS", "AUTH", "AUTH", "AUTH", "idle", "transaction", "QUIT",
+};
+
+enum mta_cmd { C_RSET, C_MAIL, C_RCPT, C_DATA, C_BODY };
+
+struct mta_plan {
+	enum mta_cmd	 cmd;
+	size_t		 rcpt;		/* C_RCPT: index in the task */
+};
+
+struct mta_session {
+	TAILQ_ENTRY(mta_session) entry;
+	uint64_t		 id;
+	struct mta_route	*route;
+	struct bufferevent	*bev;
+	SSL			*ssl;
+	enum mta_state		 state;
+	size_t			 hostidx;
+	struct mta_host		*host;
+	char			 relay[320];	/* host[ip]:port */
+	int			 ready;		/* left the connecting count */
+	int			 tls;
+	int			 starttls_refused;
+	int			 authed;
+	uint32_t		 ext;
+	uint64_t		 maxsize;
+	struct mta_reply	 reply;
+	struct timespec		 t_start;
+	uint32_t		 setup_ms;
+	int			 nmsgs;
+	struct event		*ev_idle;
+
+	/* the transaction */
+	struct mta_task		*task;
+	struct mta_plan		 plan[MTA_TASK_MAX_RCPT + 4];
+	size_t			 nplan, nsent, nreplied;
+	int			 need_rset;
+	int			 naccepted;
+	int			 mail_status;	/* PROTO_* when MAIL failed */
+	char			 mail_text[ENV_TEXT_MAX];
+	int			 body_started, body_done, body_discard;
+	off_t			 body_off;
+	int			 body_bol;
+};
+
+static uint64_t	 session_ids;
+
+static void	session_readcb(struct bufferevent *, void *);
+static void	session_writecb(struct bufferevent *, void *);
+static void	session_eventcb(struct bufferevent *, short, void *);
+static int	session_connect(struct mta_session *);
+static void	session_next(struct mta_session *);
+
+static void
+session_free(struct mta_session *s)
+{
+	struct mta_route	*rt = s->route;
+
+	if (s->task != NULL) {
+		mta_task_fail(s->task, PROTO_TEMPFAIL, s->relay,
+		    "4.4.2 %s: session ended", s->relay);
+		mta_task_free(s->task);
+	}
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);	/* and the SSL, and the socket */
+	else if (s->ssl != NULL)
+		SSL_free(s->ssl);
+	if (s->ev_idle != NULL)
+		event_free(s->ev_idle);
+	TAILQ_REMOVE(&rt->sessions, s, entry);
+	rt->nsessions--;
+	if (!s->ready)
+		rt->nconnecting--;
+	log_debug("mta session %016llx: closed", (unsigned long long)s->id);
+	free(s);
+	mta_route_kick(rt);
+}
+
+static enum relay_tls
+session_tls_mode(const struct mta_session *s)
+{
+	return s->route->action->relay_tls;
+}
+
+static void
+session_timeout(struct mta_session *s, int secs)
+{
+	struct timeval	tv = { secs, 0 };
+
+	bufferevent_set_timeouts(s->bev, secs ? &tv : NULL, secs ? &tv : NULL);
+}
+
+static void
+session_printf(struct mta_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+session_printf(struct mta_session *s, const char *fmt, ...)
+{
+	struct evbuffer	*out = bufferevent_get_output(s->bev);
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	if (evbuffer_add_vprintf(out, fmt, ap) == -1 ||
+	    evbuffer_add(out, "\r\n", 2) == -1)
+		fatalx("evbuffer_add");
+	va_end(ap);
+}
+
+static int
+reply_status(int code)
+{
+	if (code >= 200 && code < 400)
+		return PROTO_OK;
+	return code >= 500 ? PROTO_PERMFAIL : PROTO_TEMPFAIL;
+}
+
+/* snprintf for texts that are cut to fit on purpose */
+static void
+textf(char *out, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+textf(char *out, size_t len, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(out, len, fmt, ap);
+	va_end(ap);
+}
+
+static const char *
+state_name(enum mta_state st)
+{
+	if ((size_t)st >= sizeof(state_names) / sizeof(state_names[0]))
+		return "?";
+	return state_names[st];
+}
+
+/* "X.Y.Z host[ip]:port said: NNN text (in reply to WHAT)" */
+static void
+reply_describe(struct mta_session *s, const char *what, char *out,
+    size_t len)
+{
+	char	dsn[16], line[ENV_TEXT_MAX];
+
+	mta_reply_status(&s->reply, dsn, sizeof(dsn));
+	mta_reply_oneline(&s->reply, line, sizeof(line));
+	textf(out, len, "%s host %s said: %s (in reply to %s)", dsn,
+	    s->relay, line, what);
+}
+
+/*
+ * Setting up the session failed at this host: note why for the route,
+ * skip the host for a while, and go on with the next one.  Returns -1:
+ * the connection the caller was reading is gone (and the session may be
+ * too), so the caller must return at once.
+ */
+static int
+session_setup_failed(struct mta_session *s, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+session_setup_failed(struct mta_session *s, int status, const char *fmt, ...)
+{
+	struct mta_route	*rt = s->route;
+	va_list			 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rt->lasterr, sizeof(rt->lasterr), fmt, ap);
+	va_end(ap);
+	rt->lasterr_status = status;
+	log_info("mta session %016llx: %s", (unsigned long long)s->id,
+	    rt->lasterr);
+	if (s->host != NULL)
+		s->host->dead_until = time(NULL) + MTA_DEAD_SECS;
+	if (s->bev != NULL) {
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+		s->ssl = NULL;
+	}
+	s->hostidx++;
+	session_connect(s);
+	return -1;
+}
+
+static void
+session_lost(struct mta_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* the connection broke after set-up */
+static void
+session_lost(struct mta_session *s, const char *fmt, ...)
+{
+	struct mta_task	*t = s->task;
+	char		 text[ENV_TEXT_MAX];
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (t != NULL && s->nreplied == 0 && !t->requeued) {
+		/*
+		 * A cached session the server had already closed: nothing of
+		 * this task was answered, so another session may carry it.
+		 */
+		t->requeued = 1;
+		s->task = NULL;
+		mta_task_requeue(t);
+	} else if (t != NULL) {
+		log_info("mta session %016llx: %s", (unsigned long long)s->id,
+		    text);
+		mta_task_fail(t, PROTO_TEMPFAIL, s->relay, "%s", text);
+		mta_task_free(t);
+		s->task = NULL;
+	}
+	session_free(s);
+}
+
+/* ---- connecting ---- */
+
+static int
+host_is_literal(const char *name)
+{
+	struct in6_addr	a;
+
+	return inet_pton(AF_INET, name, &a) == 1 ||
+	    inet_pton(AF_INET6, name, &a) == 1;
+}
+
+static int
+session_bind_src(struct mta_session *s, int fd, int family)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
+	const char		*src = s->route->action->relay_src;
+	socklen_t		 len;
+
+	if (src[0] == '\0')
+		return 0;
+	memset(&ss, 0, sizeof(ss));
+	if (family == AF_INET && inet_pton(AF_INET, src, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		len = sizeof(*sin);
+	} else if (family == AF_INET6 &&
+	    inet_pton(AF_INET6, src, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		len = sizeof(*sin6);
+	} else
+		return 0;	/* "src" of the other family: let the kernel pick */
+	return bind(fd, (struct sockaddr *)&ss, len);
+}
+
+/* connect to the next usable host from s->hostidx on; 0, or -1 freed */
+static int
+session_connect(struct mta_session *s)
+{
+	struct mta_route	*rt = s->route;
+	struct mta_host		*h = NULL;
+	char			 ip[INET6_ADDRSTRLEN];
+	time_t			 now = time(NULL);
+	socklen_t		 len;
+	uint16_t		 port;
+	int			 fd, on = 1;
+
+	for (; s->hostidx < rt->nhosts; s->hostidx++) {
+		if (rt->hosts[s->hostidx].dead_until <= now) {
+			h = &rt->hosts[s->hostidx];
+			break;
+		}
+	}
+	if (h == NULL) {
+		session_free(s);
+		return -1;
+	}
+	s->host = h;
+	s->tls = s->authed = s->starttls_refused = 0;
+	s->ext = 0;
+	mta_reply_init(&s->reply);
+	if (h->ss.ss_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&h->ss;
+
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		port = ntohs(sin->sin_port);
+		len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&h->ss;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(sin6->sin6_port);
+		len = sizeof(*sin6);
+	}
+	snprintf(s->relay, sizeof(s->relay), "%s[%s]:%u", h->name, ip, port);
+	if ((fd = socket(h->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		session_setup_failed(s, PROTO_TEMPFAIL, "4.4.0 socket: %s",
+		    strerror(errno));
+		return -1;
+	}
+	/* commands are small and pipelined: do not wait to coalesce */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1)
+		log_warn("setsockopt TCP_NODELAY");
+	if (session_bind_src(s, fd, h->ss.ss_family) == -1) {
+		close(fd);
+		session_setup_failed(s, PROTO_TEMPFAIL,
+		    "4.4.0 cannot bind to source address %s: %s",
+		    rt->action->relay_src, strerror(errno));
+		return -1;
+	}
+	if ((s->bev = bufferevent_socket_new(ev_base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		fatalx("bufferevent_socket_new");
+	bufferevent_setcb(s->bev, session_readcb, session_writecb,
+	    session_eventcb, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, MTA_BODY_LOW, 0);
+	session_timeout(s, MTA_TIMEOUT_CONNECT);
+	s->state = S_CONNECT;
+	log_debug("mta session %016llx: connecting to %s",
+	    (unsigned long long)s->id, s->relay);
+	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&h->ss,
+	    len) == -1) {
+		session_setup_failed(s, PROTO_TEMPFAIL,
+		    "4.4.1 connect to %s: %s", s->relay, strerror(errno));
+		return -1;
+	}
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	return 0;
+}
+
+void
+mta_session_new(struct mta_route *rt)
+{
+	struct mta_session	*s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		fatal("calloc");
+	s->id = ((uint64_t)arc4random() << 32) | ++session_ids;
+	s->route = rt;
+	clock_gettime(CLOCK_MONOTONIC, &s->t_start);
+	TAILQ_INSERT_TAIL(&rt->sessions, s, entry);
+	rt->nsessions++;
+	rt->nconnecting++;
+	session_connect(s);
+}
+
+/* ---- TLS ---- */
+
+static void
+session_start_tls(struct mta_session *s)
+{
+	struct bufferevent	*b;
+	X509_VERIFY_PARAM	*param;
+	const char		*name = s->host->name;
+
+	if ((s->ssl = SSL_new(mta_ssl_ctx)) == NULL)
+		fatalx("SSL_new");
+	if (!host_is_literal(name) &&
+	    SSL_set_tlsext_host_name(s->ssl, name) != 1)
+		log_debug("SNI %s refused by OpenSSL", name);
+	if (session_tls_mode(s) == RELAY_TLS_VERIFY) {
+		param = SSL_get0_param(s->ssl);
+		X509_VERIFY_PARAM_set_hostflags(param,
+		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		if (host_is_literal(name) ?
+		    X509_VERIFY_PARAM_set1_ip_asc(param, name) != 1 :
+		    X509_VERIFY_PARAM_set1_host(param, name, 0) != 1)
+			fatalx("X509_VERIFY_PARAM_set1_host");
+	}
+	b = bufferevent_openssl_filter_new(ev_base, s->bev, s->ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (b == NULL)
+		fatalx("bufferevent_openssl_filter_new");
+	bufferevent_openssl_set_allow_dirty_shutdown(b, 1);
+	s->bev = b;
+	bufferevent_setcb(s->bev, session_readcb, session_writecb,
+	    session_eventcb, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, MTA_BODY_LOW, 0);
+	session_timeout(s, MTA_TIMEOUT_REPLY);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	s->state = S_TLS;
+}
+
+static void
+session_tls_done(struct mta_session *s)
+{
+	X509	*cert;
+	long	 vr;
+
+	if (session_tls_mode(s) == RELAY_TLS_VERIFY) {
+		vr = SSL_get_verify_result(s->ssl);
+		cert = SSL_get1_peer_certificate(s->ssl);
+		if (cert != NULL)
+			X509_free(cert);
+		if (!mta_ssl_ca_loaded || cert == NULL || vr != X509_V_OK) {
+			session_setup_failed(s, PROTO_TEMPFAIL, "4.7.5 %s: TLS "
+			    "certificate verification failed: %s", s->relay,
+			    cert == NULL ? "no certificate" :
+			    X509_verify_cert_error_string(vr));
+			return;
+		}
+	}
+	s->tls = 1;
+	log_debug("mta session %016llx: %s with %s", (unsigned long long)s->id,
+	    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
+	if (s->route->scheme == MTA_SCHEME_SMTPS) {
+		s->state = S_GREETING;
+		return;
+	}
+	s->state = S_EHLO;
+	session_printf(s, "EHLO %s", s->route->action->helo[0] ?
+	    s->route->action->helo : conf->hostname);
+}
+
+/* ---- after EHLO: TLS, AUTH, ready ---- */
+
+static int
+session_auth(struct mta_session *s)
+{
+	struct mta_route	*rt = s->route;
+	char			 raw[600], b64[820];
+	size_t			 ul, pl;
+
+	if (s->ext & MTA_EXT_AUTH_PLAIN) {
+		/* RFC 4616: authzid NUL authcid NUL passwd */
+		ul = strlen(rt->auth_user);
+		pl = strlen(rt->auth_pass);
+		if (ul + pl + 2 > sizeof(raw))
+			return session_setup_failed(s, PROTO_TEMPFAIL,
+			    "4.7.0 credentials too long");
+		raw[0] = '\0';
+		memcpy(raw + 1, rt->auth_user, ul);
+		raw[1 + ul] = '\0';
+		memcpy(raw + 2 + ul, rt->auth_pass, pl);
+		EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)raw,
+		    (int)(ul + pl + 2));
+		explicit_bzero(raw, sizeof(raw));
+		session_printf(s, "AUTH PLAIN %s", b64);
+		explicit_bzero(b64, sizeof(b64));
+		s->state = S_AUTH;
+	} else if (s->ext & MTA_EXT_AUTH_LOGIN) {
+		session_printf(s, "AUTH LOGIN");
+		s->state = S_AUTH_USER;
+	} else
+		return session_setup_failed(s, PROTO_TEMPFAIL, "4.7.0 %s "
+		    "offers no AUTH mechanism we use (PLAIN, LOGIN)",
+		    s->relay);
+	return 0;
+}
+
+static int
+session_auth_login_step(struct mta_session *s, const char *secret)
+{
+	char	b64[820];
+	size_t	n = strlen(secret);
+
+	if (n > 600)
+		return session_setup_failed(s, PROTO_TEMPFAIL,
+		    "4.7.0 credentials too long");
+	EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)secret,
+	    (int)n);
+	session_printf(s, "%s", b64);
+	explicit_bzero(b64, sizeof(b64));
+	return 0;
+}
+
+static void
+session_is_ready(struct mta_session *s)
+{
+	struct mta_route	*rt = s->route;
+
+	if (!s->ready) {
+		s->ready = 1;
+		rt->nconnecting--;
+		s->setup_ms = (uint32_t)mta_elapsed_ms(&s->t_start);
+		log_debug("mta session %016llx: ready on %s (%s%s)",
+		    (unsigned long long)s->id, s->relay,
+		    s->tls ? "TLS" : "plain", s->authed ? ", authenticated" :
+		    "");
+	}
+	session_next(s);
+}
+
+/* 0, or -1 when the connection is gone */
+static int
+session_after_ehlo(struct mta_session *s)
+{
+	struct mta_route	*rt = s->route;
+	enum relay_tls		 mode = session_tls_mode(s);
+
+	if (!s->tls) {
+		if (mode != RELAY_TLS_NO && (s->ext & MTA_EXT_STARTTLS) &&
+		    !s->starttls_refused &&
+		    s->host->notls_until <= time(NULL)) {
+			session_printf(s, "STARTTLS");
+			s->state = S_STARTTLS;
+			return 0;
+		}
+		if (mode == RELAY_TLS_REQUIRE || mode == RELAY_TLS_VERIFY)
+			return session_setup_failed(s, PROTO_TEMPFAIL, "4.7.4 "
+			    "%s: TLS is required, but %s", s->relay,
+			    s->starttls_refused ? "STARTTLS was refused" :
+			    "was not offered");
+	}
+	if (rt->action->relay_auth_table[0] != '\0' && !s->authed) {
+		if (rt->auth_user == NULL)
+			return session_setup_failed(s, PROTO_TEMPFAIL, "4.7.0 "
+			    "no credentials for \"%s\" in table %s",
+			    rt->label, rt->action->relay_auth_table);
+		/* never hand a password to someone who can read the wire */
+		if (!s->tls)
+			return session_setup_failed(s, PROTO_TEMPFAIL, "4.7.0 "
+			    "%s: not sending credentials without TLS",
+			    s->relay);
+		return session_auth(s);
+	}
+	session_is_ready(s);
+	return 0;
+}
+
+/* ---- transactions ---- */
+
+/* RFC 3461 ORCPT: addr-type ";" xtext */
+static int
+mta_orcpt_valid(const char *s)
+{
+	const char	*semi = strchr(s, ';');
+	const char	*p;
+
+	if (semi == NULL || semi == s)
+		return 0;
+	for (p = s; p < semi; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-'))
+			return 0;
+	return mta_xtext_valid(semi + 1);
+}
+
+static int
+task_needs_utf8(const struct mta_task *t)
+{
+	const struct envelope	*e = &t->rcpts[0].evp;
+
+	return mta_addr_utf8(&e->sender) ||
+	    ((e->flags & EF_SMTPUTF8) && t->header8bit);
+}
+
+static void
+session_send_cmd(struct mta_session *s, const struct mta_plan *p)
+{
+	struct mta_task		*t = s->task;
+	const struct envelope	*e = &t->rcpts[0].evp;
+	char			 addr[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char			 params[ENV_TEXT_MAX * 2];
+	size_t			 o = 0;
+	uint32_t		 nf;
+
+#define PARAM(...) do {							\
+	int n_ = snprintf(params + o, sizeof(params) - o, __VA_ARGS__);	\
+	if (n_ > 0 && (size_t)n_ < sizeof(params) - o)			\
+		o += n_;						\
+} while (0)
+	params[0] = '\0';
+	switch (p->cmd) {
+	case C_RSET:
+		session_printf(s, "RSET");
+		break;
+	case C_MAIL:
+		addr_to_string(&e->sender, addr, sizeof(addr));
+		if (s->ext & MTA_EXT_SIZE)
+			PARAM(" SIZE=%llu", (unsigned long long)t->wire_size);
+		if ((e->flags & EF_8BITMIME) && (s->ext & MTA_EXT_8BITMIME))
+			PARAM(" BODY=8BITMIME");
+		if ((s->ext & MTA_EXT_SMTPUTF8) && ((e->flags & EF_SMTPUTF8) ||
+		    task_needs_utf8(t)))
+			PARAM(" SMTPUTF8");
+		if (s->ext & MTA_EXT_DSN) {
+			if (e->flags & EF_DSN_RET_FULL)
+				PARAM(" RET=FULL");
+			else if (e->flags & EF_DSN_RET_HDRS)
+				PARAM(" RET=HDRS");
+			if (mta_xtext_valid(e->envid))
+				PARAM(" ENVID=%s", e->envid);
+		}
+		session_printf(s, "MAIL FROM:<%s>%s", addr, params);
+		break;
+	case C_RCPT:
+		e = &t->rcpts[p->rcpt].evp;
+		addr_to_string(&e->dest, addr, sizeof(addr));
+		if (s->ext & MTA_EXT_DSN) {
+			nf = e->flags & (EF_NOTIFY_NEVER | EF_NOTIFY_SUCCESS |
+			    EF_NOTIFY_FAILURE | EF_NOTIFY_DELAY);
+			if (nf & EF_NOTIFY_NEVER)
+				PARAM(" NOTIFY=NEVER");
+			else if (nf != 0)
+				PARAM(" NOTIFY=%s%s%s%s",
+				    (nf & EF_NOTIFY_SUCCESS) ? "SUCCESS" : "",
+				    (nf & EF_NOTIFY_SUCCESS) &&
+				    (nf & (EF_NOTIFY_FAILURE | EF_NOTIFY_DELAY)) ?
+				    "," : "",
+				    (nf & EF_NOTIFY_FAILURE) ? "FAILURE" : "",
+				    (nf & EF_NOTIFY_DELAY) ?
+				    ((nf & (EF_NOTIFY_SUCCESS |
+				    EF_NOTIFY_FAILURE)) ? ",DELAY" : "DELAY") :
+				    "");
+			if (mta_orcpt_valid(e->orcpt))
+				PARAM(" ORCPT=%s", e->orcpt);
+		}
+		session_printf(s, "RCPT TO:<%s>%s", addr, params);
+		break;
+	case C_DATA:
+		session_printf(s, "DATA");
+		break;
+	case C_BODY:
+		break;
+	}
+#undef PARAM
+}
+
+/* send what may go out now: everything up to DATA when pipelining */
+static void
+session_send_plan(struct mta_session *s)
+{
+	while (s->nsent < s->nplan && s->plan[s->nsent].cmd != C_BODY) {
+		if (!(s->ext & MTA_EXT_PIPELINING) && s->nsent > s->nreplied)
+			break;
+		session_send_cmd(s, &s->plan[s->nsent]);
+		s->nsent++;
+	}
+}
+
+static void
+session_txn_done(struct mta_session *s)
+{
+	struct mta_task	*t = s->task;
+
+	if (s->mail_status != PROTO_OK)
+		mta_task_fail(t, s->mail_status, s->relay, "%s", s->mail_text);
+	s->task = NULL;
+	mta_task_free(t);
+	s->nmsgs++;
+	session_next(s);
+}
+
+static void
+session_txn_start(struct mta_session *s)
+{
+	struct mta_task	*t = s->task;
+	size_t		 i, nrcpt = 0;
+
+	s->nplan = s->nsent = s->nreplied = 0;
+	s->naccepted = 0;
+	s->mail_status = PROTO_OK;
+	s->mail_text[0] = '\0';
+	s->body_started = s->body_done = s->body_discard = 0;
+	s->body_off = 0;
+	s->body_bol = 1;
+	t->delay_conn = s->nmsgs == 0 ? s->setup_ms : 0;
+
+	/* what the message needs that the peer does not offer: bounce */
+	if ((s->ext & MTA_EXT_SIZE) && s->maxsize > 0 &&
+	    t->wire_size > s->maxsize) {
+		mta_task_fail(t, PROTO_PERMFAIL, s->relay, "5.3.4 message "
+		    "size %llu exceeds the limit %llu of %s",
+		    (unsigned long long)t->wire_size,
+		    (unsigned long long)s->maxsize, s->relay);
+		goto done;
+	}
+	if ((t->rcpts[0].evp.flags & EF_8BITMIME) && t->body8bit &&
+	    !(s->ext & MTA_EXT_8BITMIME)) {
+		mta_task_fail(t, PROTO_PERMFAIL, s->relay, "5.6.3 %s does not "
+		    "support 8BITMIME and this message needs it", s->relay);
+		goto done;
+	}
+	if (!(s->ext & MTA_EXT_SMTPUTF8)) {
+		if (task_needs_utf8(t)) {
+			mta_task_fail(t, PROTO_PERMFAIL, s->relay, "5.6.7 %s "
+			    "does not support SMTPUTF8 and this message "
+			    "needs it", s->relay);
+			goto done;
+		}
+		for (i = 0; i < t->nrcpts; i++)
+			if (mta_addr_utf8(&t->rcpts[i].evp.dest))
+				mta_rcpt_result(t, i, PROTO_PERMFAIL, s->relay,
+				    "5.6.7 %s does not support SMTPUTF8, "
+				    "needed for this recipient", s->relay);
+	}
+	if (s->need_rset)
+		s->plan[s->nplan++].cmd = C_RSET;
+	s->plan[s->nplan++].cmd = C_MAIL;
+	for (i = 0; i < t->nrcpts; i++) {
+		if (t->rcpts[i].done)
+			continue;
+		t->rcpts[i].accepted = 0;
+		s->plan[s->nplan].cmd = C_RCPT;
+		s->plan[s->nplan++].rcpt = i;
+		nrcpt++;
+	}
+	if (nrcpt == 0)
+		goto done;
+	s->plan[s->nplan++].cmd = C_DATA;
+	s->plan[s->nplan++].cmd = C_BODY;
+	s->state = S_TXN;
+	session_timeout(s, MTA_TIMEOUT_REPLY);
+	session_send_plan(s);
+	return;
+done:
+	s->task = NULL;
+	mta_task_free(t);
+	session_next(s);
+}
+
+void
+mta_session_give(struct mta_session *s, struct mta_task *t)
+{
+	if (s->ev_idle != NULL)
+		evtimer_del(s->ev_idle);
+	s->task = t;
+	session_txn_start(s);
+}
+
+struct mta_session *
+mta_session_idle(struct mta_route *rt)
+{
+	struct mta_session	*s;
+
+	TAILQ_FOREACH(s, &rt->sessions, entry)
+		if (s->state == S_READY && s->task == NULL)
+			return s;
+	return NULL;
+}
+
+static void
+session_on_idle(evutil_socket_t fd, short ev, void *arg)
+{
+	struct mta_session	*s = arg;
+
+	session_printf(s, "QUIT");
+	s->state = S_QUIT;
+	session_timeout(s, MTA_TIMEOUT_QUIT);
+}
+
+static void
+session_next(struct mta_session *s)
+{
+	struct mta_task	*t;
+	struct timeval	 tv = { MTA_IDLE_SECS, 0 };
+
+	if (s->nmsgs >= MTA_SESSION_MAX_MSGS) {
+		session_on_idle(-1, 0, s);
+		return;
+	}
+	if ((t = mta_route_take(s->route)) != NULL) {
+		s->state = S_READY;
+		mta_session_give(s, t);
+		return;
+	}
+	s->state = S_READY;
+	/* an idle session waits on its own timer, not a read timeout */
+	session_timeout(s, 0);
+	if (s->ev_idle == NULL &&
+	    (s->ev_idle = evtimer_new(ev_base, session_on_idle, s)) == NULL)
+		fatal("evtimer_new");
+	evtimer_add(s->ev_idle, &tv);
+}
+
+/*
+ * The message body: LF to CRLF and a dot doubled at the start of a line
+ * (RFC 5321 4.5.2), read with pread() in large blocks and kept at most
+ * MTA_BODY_HIGH ahead of the socket.
+ */
+static int
+session_fill_body(struct mta_session *s)
+{
+	struct evbuffer	*out = bufferevent_get_output(s->bev);
+	static char	 in[65536], conv[65536 * 2 + 4];
+	ssize_t		 n, i;
+	size_t		 o;
+
+	while (!s->body_done && evbuffer_get_length(out) < MTA_BODY_HIGH) {
+		n = pread(s->task->fd, in, sizeof(in), s->body_off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			log_warn("%08x: read message", s->task->msgid);
+			return -1;
+		}
+		if (n == 0) {
+			if (!s->body_bol)
+				evbuffer_add(out, "\r\n", 2);
+			evbuffer_add(out, ".\r\n", 3);
+			s->body_done = 1;
+			session_timeout(s, MTA_TIMEOUT_DATA_END);
+			break;
+		}
+		for (i = 0, o = 0; i < n; i++) {
+			if (s->body_bol && in[i] == '.')
+				conv[o++] = '.';
+			if (in[i] == '\n') {
+				conv[o++] = '\r';
+				conv[o++] = '\n';
+				s->body_bol = 1;
+			} else {
+				conv[o++] = in[i];
+				s->body_bol = 0;
+			}
+		}
+		if (evbuffer_add(out, conv, o) == -1)
+			fatalx("evbuffer_add");
+		s->body_off += n;
+	}
+	return 0;
+}
+
+/* a reply in a transaction; -1 when the session was freed */
+static int
+session_txn_reply(struct mta_session *s)
+{
+	struct mta_task	*t = s->task;
+	struct mta_plan	*p;
+	char		 text[ENV_TEXT_MAX], dsn[16], line[ENV_TEXT_MAX];
+	int		 st = reply_status(s->reply.code);
+	size_t		 i;
+
+	if (s->nreplied >= s->nsent) {
+		session_lost(s, "4.5.0 %s: reply to no command", s->relay);
+		return -1;
+	}
+	p = &s->plan[s->nreplied++];
+	switch (p->cmd) {
+	case C_RSET:
+		if (st != PROTO_OK) {
+			session_lost(s, "4.5.0 %s: RSET refused", s->relay);
+			return -1;
+		}
+		s->need_rset = 0;
+		break;
+	case C_MAIL:
+		if (st == PROTO_OK && s->reply.code < 300)
+			break;
+		s->mail_status = st == PROTO_OK ? PROTO_TEMPFAIL : st;
+		reply_describe(s, "MAIL FROM command", s->mail_text,
+		    sizeof(s->mail_text));
+		s->need_rset = 1;
+		if (!(s->ext & MTA_EXT_PIPELINING)) {
+			session_txn_done(s);
+			return 0;
+		}
+		break;
+	case C_RCPT:
+		if (s->mail_status != PROTO_OK)
+			break;
+		if (st == PROTO_OK && s->reply.code < 300) {
+			t->rcpts[p->rcpt].accepted = 1;
+			s->naccepted++;
+		} else {
+			reply_describe(s, "RCPT TO command", text,
+			    sizeof(text));
+			mta_rcpt_result(t, p->rcpt, st == PROTO_OK ?
+			    PROTO_TEMPFAIL : st, s->relay, "%s", text);
+		}
+		/* without pipelining, no DATA for nobody */
+		if (!(s->ext & MTA_EXT_PIPELINING) && s->naccepted == 0 &&
+		    s->plan[s->nreplied].cmd == C_DATA) {
+			s->need_rset = 1;
+			session_txn_done(s);
+			return 0;
+		}
+		break;
+	case C_DATA:
+		if (s->reply.code == 354) {
+			s->plan[s->nsent++].cmd = C_BODY;
+			s->body_started = 1;
+			if (s->mail_status != PROTO_OK || s->naccepted == 0) {
+				/* RFC 2920 3.1: end the data at once */
+				s->body_discard = 1;
+				s->body_done = 1;
+				s->need_rset = 1;
+				evbuffer_add(bufferevent_get_output(s->bev),
+				    ".\r\n", 3);
+				break;
+			}
+			if (session_fill_body(s) == -1) {
+				session_lost(s, "4.3.0 cannot read the queued "
+				    "message");
+				return -1;
+			}
+			break;
+		}
+		if (s->mail_status == PROTO_OK && s->naccepted > 0) {
+			reply_describe(s, "DATA command", text, sizeof(text));
+			for (i = 0; i < t->nrcpts; i++)
+				if (t->rcpts[i].accepted)
+					mta_rcpt_result(t, i, st == PROTO_OK ?
+					    PROTO_TEMPFAIL : st, s->relay, "%s",
+					    text);
+		}
+		s->need_rset = 1;
+		session_txn_done(s);
+		return 0;
+	case C_BODY:
+		if (!s->body_done) {
+			session_lost(s, "4.5.0 %s: reply before the end of "
+			    "the message", s->relay);
+			return -1;
+		}
+		if (s->body_discard) {
+			session_txn_done(s);
+			return 0;
+		}
+		if (st == PROTO_OK && s->reply.code < 300) {
+			mta_reply_status(&s->reply, dsn, sizeof(dsn));
+			mta_reply_oneline(&s->reply, line, sizeof(line));
+			textf(text, sizeof(text), "%s %s", dsn, line);
+			st = PROTO_OK;
+		} else {
+			reply_describe(s, "end of DATA command", text,
+			    sizeof(text));
+			if (st == PROTO_OK)
+				st = PROTO_TEMPFAIL;
+		}
+		for (i = 0; i < t->nrcpts; i++)
+			if (t->rcpts[i].accepted)
+				mta_rcpt_result(t, i, st, s->relay, "%s", text);
+		session_txn_done(s);
+		return 0;
+	}
+	session_send_plan(s);
+	return 0;
+}
+
+/* one whole reply arrived; -1 when the session was freed */
+static int
+session_on_reply(struct mta_session *s)
+{
+	struct mta_route	*rt = s->route;
+	struct evbuffer		*in;
+	char			 text[ENV_TEXT_MAX];
+	int			 st = reply_status(s->reply.code);
+
+	switch (s->state) {
+	case S_GREETING:
+		if (s->reply.code != 220) {
+			reply_describe(s, "initial greeting", text,
+			    sizeof(text));
+			session_setup_failed(s, st == PROTO_PERMFAIL ?
+			    PROTO_PERMFAIL : PROTO_TEMPFAIL, "%s", text);
+			return -1;
+		}
+		s->state = S_EHLO;
+		session_printf(s, "EHLO %s", rt->action->helo[0] ?
+		    rt->action->helo : conf->hostname);
+		return 0;
+	case S_EHLO:
+		if (s->reply.code == 250) {
+			s->ext = mta_reply_extensions(&s->reply, &s->maxsize);
+			return session_after_ehlo(s);
+		}
+		if (st == PROTO_PERMFAIL && !s->tls) {
+			/* RFC 5321 3.2: an old server; try HELO */
+			s->state = S_HELO;
+			session_printf(s, "HELO %s", rt->action->helo[0] ?
+			    rt->action->helo : conf->hostname);
+			return 0;
+		}
+		reply_describe(s, "EHLO command", text, sizeof(text));
+		session_setup_failed(s, st == PROTO_PERMFAIL ? PROTO_PERMFAIL :
+		    PROTO_TEMPFAIL, "%s", text);
+		return -1;
+	case S_HELO:
+		if (s->reply.code != 250) {
+			reply_describe(s, "HELO command", text, sizeof(text));
+			session_setup_failed(s, st == PROTO_PERMFAIL ?
+			    PROTO_PERMFAIL : PROTO_TEMPFAIL, "%s", text);
+			return -1;
+		}
+		s->ext = 0;
+		return session_after_ehlo(s);
+	case S_STARTTLS:
+		if (s->reply.code != 220) {
+			s->starttls_refused = 1;
+			return session_after_ehlo(s);
+		}
+		/*
+		 * Anything the server sent after its 220 was sent in the
+		 * clear and would be read as if it came over TLS: refuse
+		 * (the STARTTLS command injection class, CVE-2011-0411).
+		 */
+		in = bufferevent_get_input(s->bev);
+		if (evbuffer_get_length(in) > 0) {
+			session_setup_failed(s, PROTO_TEMPFAIL, "4.5.0 %s: "
+			    "data after the STARTTLS reply", s->relay);
+			return -1;
+		}
+		session_start_tls(s);
+		return 1;
+	case S_AUTH:
+		if (s->reply.code != 235) {
+			reply_describe(s, "AUTH command", text, sizeof(text));
+			session_setup_failed(s, PROTO_TEMPFAIL,
+			    "4.7.0 authentication failed: %s", text);
+			return -1;
+		}
+		s->authed = 1;
+		session_is_ready(s);
+		return 0;
+	case S_AUTH_USER:
+	case S_AUTH_PASS:
+		if (s->reply.code != 334) {
+			reply_describe(s, "AUTH command", text, sizeof(text));
+			session_setup_failed(s, PROTO_TEMPFAIL,
+			    "4.7.0 authentication failed: %s", text);
+			return -1;
+		}
+		if (session_auth_login_step(s, s->state == S_AUTH_USER ?
+		    rt->auth_user : rt->auth_pass) == -1)
+			return -1;
+		s->state = s->state == S_AUTH_USER ? S_AUTH_PASS : S_AUTH;
+		return 0;
+	case S_TXN:
+		return session_txn_reply(s);
+	case S_QUIT:
+		session_free(s);
+		return -1;
+	case S_READY:
+		/* unsolicited, e.g. "421 idle timeout": just close */
+		session_free(s);
+		return -1;
+	default:
+		session_lost(s, "4.5.0 %s: unexpected reply during %s",
+		    s->relay, state_name(s->state));
+		return -1;
+	}
+}
+
+static void
+session_readcb(struct bufferevent *bev, void *arg)
+{
+	struct mta_session	*s = arg;
+	struct evbuffer		*in;
+	struct evbuffer_ptr	 eol;
+	char			 line[MTA_LINE_MAX + 1];
+	size_t			 eollen;
+	int			 rc;
+
+	/* the greeting may be read before the connect event is seen */
+	if (s->state == S_CONNECT && s->route->scheme != MTA_SCHEME_SMTPS) {
+		session_timeout(s, MTA_TIMEOUT_REPLY);
+		s->state = S_GREETING;
+	}
+	for (;;) {
+		in = bufferevent_get_input(s->bev);
+		eol = evbuffer_search_eol(in, NULL, &eollen, EVBUFFER_EOL_CRLF);
+		if (eol.pos == -1) {
+			if (evbuffer_get_length(in) > MTA_LINE_MAX)
+				goto bad;
+			return;
+		}
+		if ((size_t)eol.pos > MTA_LINE_MAX)
+			goto bad;
+		if (evbuffer_remove(in, line, eol.pos) != eol.pos ||
+		    evbuffer_drain(in, eollen) == -1)
+			fatalx("evbuffer_remove");
+		line[eol.pos] = '\0';
+		rc = mta_reply_line(&s->reply, line, eol.pos);
+		if (rc == MTA_REPLY_BAD)
+			goto bad;
+		if (rc == MTA_REPLY_MORE)
+			continue;
+		if (s->state == S_TLS)
+			goto bad;	/* nothing may come before TLS */
+		rc = session_on_reply(s);
+		if (rc != 0)
+			return;	/* freed, or a new bufferevent */
+	}
+bad:
+	if (!s->ready) {
+		session_setup_failed(s, PROTO_TEMPFAIL, "4.5.0 %s: malformed "
+		    "reply during %s", s->relay, state_name(s->state));
+		return;
+	}
+	if (s->task != NULL) {
+		/* the task's commands may have been half answered */
+		s->task->requeued = 1;
+	}
+	session_lost(s, "4.5.0 %s: malformed reply during %s", s->relay,
+	    state_name(s->state));
+}
+
+static void
+session_writecb(struct bufferevent *bev, void *arg)
+{
+	struct mta_session	*s = arg;
+
+	if (s->state == S_TXN && s->body_started && !s->body_done &&
+	    session_fill_body(s) == -1)
+		session_lost(s, "4.3.0 cannot read the queued message");
+}
+
+static void
+session_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct mta_session	*s = arg;
+	unsigned long		 e;
+	char			 why[256];
+	int			 err = EVUTIL_SOCKET_ERROR();
+
+	if (what & BEV_EVENT_CONNECTED) {
+		if (s->state == S_TLS) {
+			session_tls_done(s);
+			return;
+		}
+		if (s->state != S_CONNECT)
+			return;	/* the greeting was faster */
+		session_timeout(s, MTA_TIMEOUT_REPLY);
+		if (s->route->scheme == MTA_SCHEME_SMTPS) {
+			session_start_tls(s);
+			return;
+		}
+		s->state = S_GREETING;
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		snprintf(why, sizeof(why), "timeout");
+	else if ((e = bufferevent_get_openssl_error(bev)) != 0)
+		snprintf(why, sizeof(why), "TLS: %s",
+		    ERR_reason_error_string(e) ? ERR_reason_error_string(e) :
+		    "error");
+	else if (what & BEV_EVENT_EOF)
+		snprintf(why, sizeof(why), "connection closed");
+	else
+		snprintf(why, sizeof(why), "%s", evutil_socket_error_to_string(
+		    err));
+	ERR_clear_error();
+
+	if (s->state == S_TLS && !s->tls &&
+	    session_tls_mode(s) == RELAY_TLS_OPPORTUNISTIC &&
+	    s->route->scheme != MTA_SCHEME_SMTPS) {
+		/* opportunistic: this host gets plain text for a while */
+		log_info("mta session %016llx: %s: TLS handshake failed (%s);"
+		    " retrying without TLS", (unsigned long long)s->id,
+		    s->relay, why);
+		s->host->notls_until = time(NULL) + MTA_NOTLS_SECS;
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+		s->ssl = NULL;
+		session_connect(s);
+		return;
+	}
+	if (!s->ready) {
+		session_setup_failed(s, PROTO_TEMPFAIL, "4.4.%d %s: %s during "
+		    "%s", s->state == S_CONNECT ? 1 : 2, s->relay, why,
+		    state_name(s->state));
+		return;
+	}
+	if (s->state == S_READY || s->state == S_QUIT) {
+		session_free(s);
+		return;
+	}
+	session_lost(s, "4.4.2 %s: %s during %s", s->relay, why,
+	    state_name(s->state));
+}
+
+/* keep the compiler honest about the table sizes */
+_Static_assert(sizeof(state_names) / sizeof(state_names[0]) == S_QUIT + 1,
+    "state_names");
