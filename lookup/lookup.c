@@ -176,6 +176,9 @@ lookup_main(struct proc_fds *f)
 	/* the queue resolves bounce recipients like an smtp session */
 	mproc_init(&l_queue, f->queue, "queue", lookup_smtp_dispatch, NULL);
 	mproc_init(&l_mta, f->mta, "mta", lookup_mta_dispatch, NULL);
+	/* an old generation's mta goes first; the queue may close too */
+	l_mta.closed = lookup_peer_closed;
+	l_queue.closed = lookup_peer_closed;
 	for (i = 0; i < f->nsmtp; i++) {
 		snprintf(names[i], sizeof(names[i]), "smtp worker %d", i + 1);
 		mproc_init(&l_smtp[i], f->smtp[i], names[i],

@@ -13,9 +13,24 @@
 
 static void	(*term_cb)(void);
 
+/*
+ * libevent's own messages.  One is expected: a child forked from the
+ * parent's running event loop gets a fresh event base and adds its own
+ * signal events, which libevent warns about although it is what we want.
+ */
+static void
+libevent_log(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_ERR)
+		log_warnx("libevent: %s", msg);
+	else
+		log_debug("libevent: %s", msg);
+}
+
 void
 proc_setup(const char *title)
 {
+	event_set_log_callback(libevent_log);
 	privsep_title(title);
 	log_reopen();
 	/* the parent coordinates shutdown; ^C in -d mode reaches us all */

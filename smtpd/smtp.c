@@ -119,6 +119,12 @@ smtp_shutdown(void)
 	smtp_maybe_exit();
 }
 
+int
+smtp_stopping(void)
+{
+	return stopping;
+}
+
 void
 smtp_maybe_exit(void)
 {

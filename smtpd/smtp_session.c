@@ -472,9 +472,16 @@ session_shutdown_all(void)
 {
 	struct session	*s, *tmp;
 
-	/* sessions waiting on the queue get their answer first */
+	/*
+	 * Sessions waiting on the queue get their answer first, and a
+	 * session inside a mail transaction may finish it: session_process()
+	 * says 421 once it is back outside one (a reload retires workers
+	 * this way without losing what their clients are sending).
+	 */
 	RB_FOREACH_SAFE(s, session_tree, &sessions, tmp) {
 		if (s->flags & (SS_WAIT | SS_CLOSING))
+			continue;
+		if (s->state >= S_MAIL && s->state <= S_BDAT)
 			continue;
 		if (s->state == S_TLS) {
 			session_close(s);
@@ -1771,6 +1778,11 @@ session_process(struct session *s)
 
 	while (!(s->flags & (SS_WAIT | SS_CLOSING | SS_OUTFULL)) &&
 	    s->state != S_TLS) {
+		if (smtp_stopping() && s->state <= S_HELO) {
+			session_reply_close(s, "421 4.3.2 %s Service shutting "
+			    "down", session_hostname(s));
+			break;
+		}
 		out = bufferevent_get_output(s->bev);
 		if (evbuffer_get_length(out) > OUTPUT_MAX) {
 			/* the client does not read: stop reading it */

@@ -126,6 +126,7 @@ void	session_lookup_rdns(const struct lka_rdns *);
 void	session_queue_created(const struct queue_msg_resp *, int fd);
 void	session_queue_committed(const struct queue_msg_resp *);
 void	smtp_maybe_exit(void);
+int	smtp_stopping(void);	/* smtp.c: shutting down or retiring */
 
 /* smtp_session.c, for smtp_tls.c and smtp_auth.c */
 struct session	*session_find(uint32_t id);

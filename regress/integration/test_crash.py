@@ -15,15 +15,17 @@ import tempfile
 import threading
 import time
 
-from fixture import (TEST_ROOT, TEST_USER1, binary, free_port, maildir_path,
-                     reset_maildir, setup_system)
+from fixture import (TEST_ROOT, binary, ensure_test_user, free_port,
+                     maildir_path, reset_maildir, setup_system)
 
 ROUNDS = 3		# kill -9 this many times
 SENDERS = 4		# concurrent clients
 ROUND_MAX_SECS = 2.0	# load time before the kill, at most
 DRAIN_TIMEOUT = 60
 TIMEOUT = 150
-RCPT = "%s@example.test" % TEST_USER1
+# a user of its own: other test runs reset phtest1's Maildir
+CRASH_USER = "phcrash"
+RCPT = "%s@example.test" % CRASH_USER
 
 CONF = """\
 spool "{tmp}/spool"
@@ -106,7 +108,7 @@ def send_one(port, marker):
 def delivered_markers():
     found = set()
     for sub in ("new", "cur"):
-        d = os.path.join(maildir_path(TEST_USER1), sub)
+        d = os.path.join(maildir_path(CRASH_USER), sub)
         if not os.path.isdir(d):
             continue
         for name in os.listdir(d):
@@ -123,7 +125,8 @@ def delivered_markers():
 
 def test_sigkill_loses_nothing():
     setup_system()
-    reset_maildir(TEST_USER1)
+    ensure_test_user(CRASH_USER)
+    reset_maildir(CRASH_USER)
     tmp = tempfile.mkdtemp(prefix="crash.", dir=TEST_ROOT)
     os.chmod(tmp, 0o755)
     port = free_port()

@@ -1,0 +1,88 @@
+"""
+SIGHUP reloads smtpd.conf without dropping sessions or mail: a new
+generation of workers starts with the new configuration, the old workers
+finish the transactions they are in, and a configuration with errors is
+refused while the old one keeps running.
+"""
+
+import signal
+import time
+
+from fixture import (TEST_USER1, Daemon, SMTPConnection, reset_maildir,
+                     unique_marker, wait_maildir)
+
+TIMEOUT = 90
+NEW_RULE = 'match from any for domain "reloaded.test" action "local"\n'
+
+
+def wait_log(d, text, count=1, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if d.log().count(text) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no %r in the daemon log:\n%s" % (text,
+                                                           d.log_tail()))
+
+
+def rcpt_code(port, rcpt):
+    with SMTPConnection(port) as c:
+        c.command("EHLO reload.test")
+        c.command("MAIL FROM:<a@example.test>")
+        code = c.command("RCPT TO:<%s>" % rcpt).code
+        c.command("QUIT")
+        return code
+
+
+def test_reload_new_rules_and_open_session_survives():
+    reset_maildir(TEST_USER1)
+    with Daemon() as d:
+        assert rcpt_code(d.port, "%s@reloaded.test" % TEST_USER1) == 550
+        # a session in the middle of a transaction on an old worker
+        old = SMTPConnection(d.port)
+        old.command("EHLO old.test")
+        assert old.command("MAIL FROM:<a@example.test>").code == 250
+        assert old.command("RCPT TO:<%s@example.test>"
+                           % TEST_USER1).code == 250
+
+        with open(d.conf_path, "a") as f:
+            f.write(NEW_RULE)
+        d.send_signal(signal.SIGHUP)
+        wait_log(d, "configuration reloaded")
+
+        # the new generation knows the new domain
+        deadline = time.monotonic() + 10
+        while rcpt_code(d.port, "%s@reloaded.test" % TEST_USER1) != 250:
+            assert time.monotonic() < deadline, "new rule never applied"
+            time.sleep(0.1)
+
+        # the old session finishes its message
+        marker = unique_marker("reload")
+        assert old.command("DATA").code == 354
+        old.send(("Subject: %s\r\n\r\nsent across a reload\r\n.\r\n"
+                  % marker).encode())
+        r = old.reply()
+        assert r.code == 250, "message in flight across reload: %s" % r
+        old.close()
+        files = wait_maildir(TEST_USER1, 1)
+        assert any(marker.encode() in open(f, "rb").read() for f in files)
+        # the retired generation is gone, the daemon is whole
+        assert d.running()
+
+
+def test_reload_bad_config_keeps_running():
+    with Daemon() as d:
+        with open(d.conf_path, "a") as f:
+            f.write("this is not a keyword\n")
+        d.send_signal(signal.SIGHUP)
+        wait_log(d, "reload failed")
+        assert d.running(), "a bad configuration stopped the daemon"
+        assert rcpt_code(d.port, "%s@example.test" % TEST_USER1) == 250
+
+
+def test_reload_twice():
+    with Daemon() as d:
+        for n in range(2):
+            d.send_signal(signal.SIGHUP)
+            wait_log(d, "configuration reloaded", count=n + 1)
+        assert rcpt_code(d.port, "%s@example.test" % TEST_USER1) == 250
