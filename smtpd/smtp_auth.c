@@ -202,7 +202,7 @@ auth_cram(struct session *s, const char *b64)
 	/* "user digest", the digest 32 lower-case hex digits */
 	sp = strrchr((char *)buf, ' ');
 	if (sp == NULL || sp == (char *)buf || strlen(sp + 1) != 32 ||
-	    memchr(buf, '\0', (size_t)n) != buf + n)
+	    memchr(buf, '\0', (size_t)n) != NULL)
 		goto bad;
 	for (i = 1; i <= 32; i++)
 		if (!isxdigit((unsigned char)sp[i]) ||

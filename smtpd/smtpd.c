@@ -30,9 +30,11 @@
 
 #include <event2/event.h>
 
+#include "forward.h"
 #include "log.h"
 #include "mda_proc.h"
 #include "mproc.h"
+#include "offline.h"
 #include "privsep.h"
 #include "proto.h"
 #include "smtpd.h"
@@ -140,8 +142,14 @@ setup_spool(void)
 	mkdir_owned(conf->spool, 0711, 0, 0);
 	for (i = 0; subdirs[i]; i++) {
 		snprintf(path, sizeof(path), "%s/%s", conf->spool, subdirs[i]);
+		/*
+		 * offline/ takes mail from sendmail while the daemon is down:
+		 * any user may create a file there, the sticky bit keeps
+		 * users from touching each other's, and the pick-up checks
+		 * owner, type and links before it submits anything.
+		 */
 		mkdir_owned(path, strcmp(subdirs[i], "offline") == 0 ?
-		    01730 : 0700, quid, qgid);
+		    01777 : 0700, quid, qgid);
 	}
 	if (mkdir(SMTPD_EMPTY_DIR, 0755) == -1 && errno != EEXIST)
 		fatal("mkdir %s", SMTPD_EMPTY_DIR);
@@ -766,10 +774,19 @@ parent_local_session(struct mproc *p, struct imsg *m)
 static void
 parent_dispatch(struct mproc *p, struct imsg *m)
 {
-	struct child	*c = p->arg;
-	struct envelope	 evp;
+	struct child		*c = p->arg;
+	struct envelope		 evp;
+	struct forward_req	 fwd;
 
 	switch (m->hdr.type) {
+	case IMSG_PARENT_FORWARD:
+		if (c->kind != C_LOOKUP)
+			fatalx(".forward request from %s", c->title);
+		PROTO_READ(p, m, &fwd, proto_valid_forward_req);
+		if (m->fd != -1)
+			fatalx("unexpected descriptor from %s", c->title);
+		parent_forward(p, &fwd);
+		break;
 	case IMSG_SMTP_LOCAL:
 		if (c->kind != C_CONTROL)
 			fatalx("local session from %s", c->title);
@@ -854,6 +871,7 @@ main(int argc, char **argv)
 	start_generation(listen_fds, nl, nworkers);
 	free(listen_fds);
 	mda_init();
+	offline_enqueue_all();
 	privsep_title("parent");
 
 	ev_chld = evsignal_new(ev_base, SIGCHLD, on_sigchld, NULL);
