@@ -66,7 +66,7 @@ mda_init(void)
 int
 mda_count(void)
 {
-	return nprocs;
+	return nprocs + mda_program_count();
 }
 
 static void
@@ -212,9 +212,13 @@ mda_deliver(const struct envelope *evp, int fd)
 		    "4.3.5 action \"%s\" is no longer configured", evp->action);
 		return;
 	}
-	if (evp->dest_type == DEST_PROGRAM || evp->dest_type == DEST_REMOTE ||
-	    a->type == ACTION_MDA || a->type == ACTION_LMTP ||
-	    a->type == ACTION_RELAY) {
+	if (evp->dest_type == DEST_REMOTE || a->type == ACTION_RELAY) {
+		close(fd);
+		result(evp->id, PROTO_TEMPFAIL,
+		    "4.3.5 a remote envelope was sent to local delivery");
+		return;
+	}
+	if (a->type == ACTION_LMTP && evp->dest_type == DEST_MAILBOX) {
 		close(fd);
 		result(evp->id, PROTO_TEMPFAIL,
 		    "4.3.0 delivery method not supported yet");
@@ -238,6 +242,15 @@ mda_deliver(const struct envelope *evp, int fd)
 		    "5.7.1 refusing to deliver as root; alias root to a user");
 		return;
 	}
+	/* a command needs exec, which the pooled processes cannot do */
+	if (evp->dest_type == DEST_PROGRAM) {
+		mda_program_deliver(evp, fd, pw, evp->path);
+		return;
+	}
+	if (a->type == ACTION_MDA && evp->dest_type == DEST_MAILBOX) {
+		mda_program_deliver(evp, fd, pw, a->path);
+		return;
+	}
 	mailgrp = a->type == ACTION_MBOX && evp->dest_type == DEST_MAILBOX;
 	if ((mp = proc_pick(pw, mailgrp)) == NULL) {
 		close(fd);
@@ -258,6 +271,8 @@ mda_reaped(pid_t pid, int status)
 {
 	struct mda_proc	*mp;
 
+	if (mda_program_reaped(pid, status))
+		return 1;
 	TAILQ_FOREACH(mp, &procs, entry)
 		if (mp->pid == pid)
 			break;
@@ -301,6 +316,7 @@ mda_kill_all(void)
 
 	TAILQ_FOREACH(mp, &procs, entry)
 		kill(mp->pid, SIGKILL);
+	mda_program_kill_all();
 }
 
 /*
@@ -349,6 +365,12 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 	ctx.rcpt_domain = evp->rcpt.domain;
 	ctx.sender = sender;
 
+	if (mda_delivered_to_loop(fd, rcpt)) {
+		r->status = PROTO_PERMFAIL;
+		snprintf(r->text, sizeof(r->text), "5.4.6 mail forwarding "
+		    "loop for %s (Delivered-To already present)", rcpt);
+		return;
+	}
 	if (evp->dest_type == DEST_FILE) {
 		rc = mda_file_deliver(evp->path, &msg, r->text,
 		    sizeof(r->text));

@@ -68,6 +68,12 @@ int	mda_expand_path(const char *tmpl, const struct mda_expand_ctx *,
 	    char *out, size_t outlen);
 
 /*
+ * 1 when the message's header already has "Delivered-To: rcpt" (any
+ * case, with or without <>): delivering again would loop (5.4.6).
+ */
+int	mda_delivered_to_loop(int fd, const char *rcpt);
+
+/*
  * Notes on the above, as implemented in mda_local.c:
  *
  * mda_expand_path() returns 0 with the result in `out', or -1 with `out'

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1398,4 +1399,53 @@ mda_expand_path(const char *tmpl, const struct mda_expand_ctx *ctx,
 bad:
 	out[0] = '\0';
 	return -1;
+}
+
+/*
+ * RFC 5321 6.3 / Postfix and qmail practice: a message that already
+ * carries "Delivered-To: <this recipient>" has been here before and is
+ * looping (a forward that points back, two aliases that point at each
+ * other across hosts).  Only the header is read, and only so much of it.
+ */
+#define LOOP_SCAN_MAX	(256 * 1024)
+
+int
+mda_delivered_to_loop(int fd, const char *rcpt)
+{
+	static const char	 key[] = "delivered-to:";
+	char			*buf, *p, *end, *nl, *v, *ve;
+	ssize_t			 n;
+	size_t			 klen = sizeof(key) - 1, rlen = strlen(rcpt);
+	int			 found = 0;
+
+	if ((buf = malloc(LOOP_SCAN_MAX)) == NULL)
+		return 0;
+	n = spool_read(fd, buf, LOOP_SCAN_MAX, 0);
+	if (n <= 0) {
+		free(buf);
+		return 0;
+	}
+	for (p = buf, end = buf + n; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			break;
+		if (nl == p)
+			break;	/* the end of the header */
+		if ((size_t)(nl - p) < klen || strncasecmp(p, key, klen) != 0)
+			continue;
+		for (v = p + klen; v < nl && (*v == ' ' || *v == '\t'); v++)
+			;
+		for (ve = nl; ve > v && (ve[-1] == ' ' || ve[-1] == '\t' ||
+		    ve[-1] == '\r'); ve--)
+			;
+		if (ve - v >= 2 && *v == '<' && ve[-1] == '>') {
+			v++;
+			ve--;
+		}
+		if ((size_t)(ve - v) == rlen && strncasecmp(v, rcpt, rlen) == 0) {
+			found = 1;
+			break;
+		}
+	}
+	free(buf);
+	return found;
 }

@@ -18,6 +18,14 @@ void	mda_shutdown(void);
 void	mda_kill_all(void);
 int	mda_count(void);
 
+/* mda_program.c: "|command" and mda "command", one process each */
+struct passwd;
+void	mda_program_deliver(const struct envelope *, int fd,
+	    const struct passwd *, const char *command);
+int	mda_program_reaped(pid_t, int status);
+int	mda_program_count(void);
+void	mda_program_kill_all(void);
+
 /* smtpd.c: forward a delivery result to the queue */
 void	parent_delivery_result(const struct delivery_result *);
 void	close_all_but(int *keep, int nkeep);
