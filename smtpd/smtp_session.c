@@ -1092,10 +1092,12 @@ cmd_bdat(struct session *s, char *args)
 		return;
 	}
 	if (tx->nrcpt_ok == 0) {
-		bdat_discard(s, size, s->state == S_RCPT ?
+		int	tried = s->state == S_RCPT;
+
+		session_reset(s);
+		bdat_discard(s, size, tried ?
 		    "554 5.5.1 Error: no valid recipients" :
 		    "503 5.5.1 Error: need RCPT command");
-		session_reset(s);
 		session_error(s);
 		return;
 	}
