@@ -28,65 +28,26 @@
 static struct mproc	l_parent, l_queue, l_mta;
 static struct mproc	l_smtp[SMTPD_MAX_WORKERS];
 
-struct emit_ctx {
-	struct mproc	*p;
-	uint32_t	 ndest;
-	uint32_t	 max;
-};
-
-static void
-emit_dest(void *arg, const struct lka_dest *d)
+/*
+ * The end of an RCPT lookup (rcpt.c): RFC 5321 4.5.1's postmaster
+ * fallback, a log line for refusals, and the result to the asker.
+ */
+void
+lookup_rcpt_reply(struct mproc *p, const struct lka_rcpt_req *req,
+    struct match *m, struct lka_result *r)
 {
-	struct emit_ctx	*ctx = arg;
-
-	if (ctx->ndest >= ctx->max)
-		return;
-	ctx->ndest++;
-	mproc_compose(ctx->p, IMSG_LKA_RCPT_DEST, d->reqid, -1, d, sizeof(*d));
-}
-
-static void
-lookup_rcpt(struct mproc *p, const struct lka_rcpt_req *req)
-{
-	struct lka_result	 r;
-	struct match		*m;
-	struct emit_ctx		 ctx;
-	char			 rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
-
-	memset(&r, 0, sizeof(r));
-	r.reqid = req->reqid;
-	addr_to_string(&req->rcpt, rcpt, sizeof(rcpt));
-	if (!rule_find(req, &m)) {
-		r.status = PROTO_PERMFAIL;
-		snprintf(r.reply, sizeof(r.reply), "550 5.7.1 <%s>: "
-		    "Relaying denied", rcpt);
-		goto done;
-	}
-	if (m->reject || m->action == NULL) {
-		r.status = PROTO_PERMFAIL;
-		snprintf(r.reply, sizeof(r.reply), "550 5.7.1 <%s>: "
-		    "Recipient address rejected by policy", rcpt);
-		goto done;
-	}
-	ctx.p = p;
-	ctx.ndest = 0;
-	ctx.max = 1000;
-	r.status = expand_recipient(req, m->action, emit_dest, &ctx,
-	    r.reply, sizeof(r.reply));
-	r.ndest = ctx.ndest;
-done:
 	/* RFC 5321 4.5.1: postmaster is always accepted (lookup/auth.c) */
-	if (r.status == PROTO_PERMFAIL && r.ndest == 0 &&
-	    lookup_postmaster(p, req, m, &r.ndest, r.reply,
-	    sizeof(r.reply)) == PROTO_OK)
-		r.status = PROTO_OK;
-	if (r.status != PROTO_OK) {
-		char clean[sizeof(r.reply) * 4];
+	if (r->status == PROTO_PERMFAIL && r->ndest == 0 &&
+	    lookup_postmaster(p, req, m, &r->ndest, r->reply,
+	    sizeof(r->reply)) == PROTO_OK)
+		r->status = PROTO_OK;
+	if (r->status != PROTO_OK) {
+		char clean[sizeof(r->reply) * 4];
 
 		log_info("reject: RCPT from %s: %s", req->helo,
-		    log_sanitize(r.reply, clean, sizeof(clean)));
+		    log_sanitize(r->reply, clean, sizeof(clean)));
 	}
-	mproc_compose(p, IMSG_LKA_RCPT_RESULT, req->reqid, -1, &r, sizeof(r));
+	mproc_compose(p, IMSG_LKA_RCPT_RESULT, req->reqid, -1, r, sizeof(*r));
 }
 
 static void
@@ -99,7 +60,7 @@ lookup_smtp_dispatch(struct mproc *p, struct imsg *m)
 	switch (m->hdr.type) {
 	case IMSG_LKA_RCPT:
 		PROTO_READ(p, m, &req, proto_valid_lka_rcpt_req);
-		lookup_rcpt(p, &req);
+		rcpt_start(p, &req);
 		break;
 	case IMSG_LKA_VRFY:
 	case IMSG_LKA_EXPN:
@@ -139,9 +100,18 @@ lookup_mta_dispatch(struct mproc *p, struct imsg *m)
 }
 
 static void
-lookup_other_dispatch(struct mproc *p, struct imsg *m)
+lookup_parent_dispatch(struct mproc *p, struct imsg *m)
 {
-	fatalx("unexpected message %u from %s", m->hdr.type, p->name);
+	struct forward_req	fr;
+
+	switch (m->hdr.type) {
+	case IMSG_PARENT_FORWARD:
+		PROTO_READ(p, m, &fr, proto_valid_forward_req);
+		rcpt_forward_reply(&fr, m->fd);
+		break;
+	default:
+		fatalx("unexpected message %u from %s", m->hdr.type, p->name);
+	}
 }
 
 /*
@@ -172,7 +142,9 @@ lookup_main(struct proc_fds *f)
 		fatalx("event_base_new");
 	dns_init();	/* reads resolv.conf and hosts */
 	sandbox_enter(SANDBOX_LOOKUP);
-	mproc_init(&l_parent, f->parent, "parent", lookup_other_dispatch, NULL);
+	mproc_init(&l_parent, f->parent, "parent", lookup_parent_dispatch,
+	    NULL);
+	rcpt_init(&l_parent);
 	/* the queue resolves bounce recipients like an smtp session */
 	mproc_init(&l_queue, f->queue, "queue", lookup_smtp_dispatch, NULL);
 	mproc_init(&l_mta, f->mta, "mta", lookup_mta_dispatch, NULL);

@@ -20,9 +20,44 @@ int	table_match(struct table *, const char *key);
 /* netaddr: is the address in the table's CIDR list? */
 int	table_match_addr(struct table *, const struct sockaddr_storage *);
 void	table_reload_all(void);
+/* "smtpctl update table NAME": drop and reload; -1 unknown or broken */
+int	table_reload(const char *name);
+/* the value in a malloc'd string (free it), any length */
+int	table_lookup_alloc(struct table *, const char *key, char **val);
+/* domain: the name or a "*.parent" entry */
+int	table_match_domain(struct table *, const char *domain);
+/* userinfo: "uid:gid:/home" for a virtual user */
+struct table_userinfo {
+	uid_t	uid;
+	gid_t	gid;
+	char	home[CONF_PATH_MAX];
+};
+int	table_lookup_userinfo(struct table *, const char *user,
+	    struct table_userinfo *);
+/* credentials: the crypt(3) hash stored for a user ("user:hash" too) */
+int	table_lookup_credentials(struct table *, const char *user,
+	    char *hash, size_t len);
+/* mailaddr: may authenticated user `key' use MAIL FROM `from'? */
+int	table_match_mailaddr(struct table *, const char *key,
+	    const struct mailaddr *from);
+/* used by an "alias <t>" action, so read as aliases(5) text */
+int	table_is_aliases(const struct table *);
+/* uid owning the file of a file:/db: table */
+int	table_owner(struct table *, uid_t *);
+
+/*
+ * Lookup-internal request flag (beside SF_* of proto.h): an address
+ * produced by alias expansion, matched as if submitted locally.
+ */
+#define SF_INTERNAL	0x100
 
 /* rules.c: the first matching "match" rule for a recipient */
 int	rule_find(const struct lka_rcpt_req *, struct match **);
+/* the same knowing the client's reverse DNS ("from rdns"); may be NULL */
+int	rule_find_rdns(const struct lka_rcpt_req *, const struct lka_rdns *,
+	    struct match **);
+/* does any rule use "from rdns"? then RCPT needs the client's name */
+int	rule_need_rdns(void);
 int	rule_is_local_domain(const char *domain);
 int	addr_in_cidr(const struct sockaddr_storage *, const char *cidr);
 
@@ -35,8 +70,37 @@ int	lookup_postmaster(struct mproc *, const struct lka_rcpt_req *,
 
 /* expand.c: a recipient to its final destinations */
 typedef void (*expand_emit)(void *arg, const struct lka_dest *);
-/* returns PROTO_*; on failure reply holds the SMTP reply */
+/*
+ * Synchronous, without ~/.forward (VRFY, EXPN): returns PROTO_*; on
+ * failure reply holds the SMTP reply.
+ */
 int	expand_recipient(const struct lka_rcpt_req *, struct action *,
 	    expand_emit, void *arg, char *reply, size_t replylen);
+/*
+ * Asynchronous, with ~/.forward: forward(arg, e, user) is called when a
+ * user's .forward is wanted (NULL: never); answer it, later or at once,
+ * with expand_forward_done(e, fd or -1, PROTO_*), which takes the fd.
+ * done() runs exactly once, at the end; e is gone after it.
+ */
+struct expand;
+typedef void (*expand_forward)(void *arg, struct expand *, const char *user);
+typedef void (*expand_done)(void *arg, int status, const char *reply,
+    uint32_t ndest);
+void	expand_start(const struct lka_rcpt_req *, struct action *,
+	    expand_emit, expand_forward, expand_done, void *arg,
+	    uint32_t maxdest);
+void	expand_forward_done(struct expand *, int fd, int status);
+
+/*
+ * rcpt.c: IMSG_LKA_RCPT, asynchronous (rDNS for "from rdns" rules,
+ * ~/.forward through the parent).  It ends with lookup_rcpt_reply().
+ */
+struct mproc;
+void	rcpt_init(struct mproc *parent);
+void	rcpt_start(struct mproc *, const struct lka_rcpt_req *);
+void	rcpt_forward_reply(const struct forward_req *, int fd);
+/* lookup.c: the RCPT result (m: the rule that matched, or NULL) */
+void	lookup_rcpt_reply(struct mproc *, const struct lka_rcpt_req *,
+	    struct match *, struct lka_result *);
 
 #endif

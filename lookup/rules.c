@@ -4,6 +4,10 @@
  * Rules are tried in the order they are written; the first whose every
  * criterion holds decides (an action, or reject).  No match at all means
  * the recipient is not ours to accept: relaying denied.
+ *
+ * "from rdns" uses only a forward-confirmed client name: a PTR record
+ * alone is written by whoever owns the address block and proves
+ * nothing about the name.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -69,7 +73,8 @@ addr_in_cidr(const struct sockaddr_storage *ss, const char *cidr)
 static int
 client_is_local(const struct lka_rcpt_req *req)
 {
-	if (req->flags & SF_LOCAL)
+	/* addresses found by alias expansion count as submitted here */
+	if (req->flags & (SF_LOCAL | SF_INTERNAL))
 		return 1;
 	return addr_in_cidr(&req->client, "127.0.0.0/8") ||
 	    addr_in_cidr(&req->client, "::1/128");
@@ -113,8 +118,42 @@ crit_match_addr(const struct match_crit *c, const struct sockaddr_storage *ss)
 	return table_match_addr(t, ss);
 }
 
+/* a host name against a literal or <table>; "*.example.org" wildcards */
 static int
-match_from(const struct match *m, const struct lka_rcpt_req *req)
+crit_match_host(const struct match_crit *c, const char *name)
+{
+	struct table	*t;
+	const char	*dot;
+
+	if (c->is_table) {
+		if ((t = config_find_table(conf, c->value)) == NULL)
+			return 0;
+		return table_match_domain(t, name) == TABLE_FOUND;
+	}
+	if (strcasecmp(c->value, name) == 0)
+		return 1;
+	if (strncmp(c->value, "*.", 2) != 0)
+		return 0;
+	for (dot = strchr(name, '.'); dot != NULL; dot = strchr(dot + 1, '.'))
+		if (strcasecmp(dot, c->value + 1) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+match_rdns(const struct match *m, const struct lka_rdns *rdns)
+{
+	if (rdns == NULL || rdns->status != PROTO_OK || !rdns->fcrdns ||
+	    rdns->name[0] == '\0')
+		return 0;
+	if (m->from_crit.value[0] == '\0')
+		return 1;
+	return crit_match_host(&m->from_crit, rdns->name);
+}
+
+static int
+match_from(const struct match *m, const struct lka_rcpt_req *req,
+    const struct lka_rdns *rdns)
 {
 	int	r;
 
@@ -137,6 +176,8 @@ match_from(const struct match *m, const struct lka_rcpt_req *req)
 			r = crit_match_string(&m->from_crit, req->authname);
 		break;
 	case MATCH_FROM_RDNS:
+		r = match_rdns(m, rdns);
+		break;
 	default:
 		r = 0;
 		break;
@@ -183,13 +224,31 @@ match_for(const struct match *m, const struct lka_rcpt_req *req)
 }
 
 int
+rule_need_rdns(void)
+{
+	struct match	*m;
+
+	TAILQ_FOREACH(m, &conf->matches, entry)
+		if (m->from == MATCH_FROM_RDNS)
+			return 1;
+	return 0;
+}
+
+int
 rule_find(const struct lka_rcpt_req *req, struct match **out)
+{
+	return rule_find_rdns(req, NULL, out);
+}
+
+int
+rule_find_rdns(const struct lka_rcpt_req *req, const struct lka_rdns *rdns,
+    struct match **out)
 {
 	struct match	*m;
 	char		 addr[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 
 	TAILQ_FOREACH(m, &conf->matches, entry) {
-		if (!match_from(m, req) || !match_for(m, req))
+		if (!match_from(m, req, rdns) || !match_for(m, req))
 			continue;
 		if (m->auth.set) {
 			int r = (req->flags & SF_AUTH) != 0;

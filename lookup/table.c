@@ -1,10 +1,16 @@
 /*
- * table.c -- table backends: inline, text file, Berkeley DB hash.
+ * table.c -- table backends: inline, text file, Berkeley DB (hash or
+ * btree), and the services built on them (aliases, domains, virtual
+ * users, credentials, netaddr, userinfo, mailaddr).
  *
  * Keys are compared lower-cased (makemap stores them lower-cased).  A
- * text file is read into a sorted array and read again when its mtime
- * changes; a .db file is reopened when it is replaced (makemap renames a
- * new file into place), so an edited table is picked up by itself.
+ * text file is read into a sorted array and read again when it changes
+ * (mtime with nanoseconds, size or inode); a .db file is reopened when it
+ * is replaced (makemap renames a new file into place), so an edited or
+ * rebuilt table is picked up by itself, and "smtpctl update table"
+ * (table_reload) forces it.  A table that cannot be read answers
+ * TABLE_ERROR, which callers turn into a temporary failure: mail waits
+ * for the administrator instead of bouncing.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -13,27 +19,34 @@
 #include <db.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "addr.h"
 #include "log.h"
 #include "lookup.h"
 #include "smtpd.h"
+#include "tabfile.h"
 
 struct kv {
 	char	*key;
 	char	*val;		/* "" in a list */
+	size_t	 seq;		/* order in the source, to keep the first */
 };
 
 struct table_state {
 	struct table	*t;
 	struct kv	*kv;
-	size_t		 nkv;
+	size_t		 nkv, cap;
 	DB		*db;
-	time_t		 mtime;
+	struct timespec	 mtime;
+	off_t		 size;
 	ino_t		 ino;
+	dev_t		 dev;
+	uid_t		 owner;
 	int		 loaded;
 };
 
@@ -44,6 +57,17 @@ static int
 kv_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct kv *)a)->key, ((const struct kv *)b)->key);
+}
+
+static int
+kv_cmp_seq(const void *a, const void *b)
+{
+	const struct kv	*x = a, *y = b;
+	int		 c;
+
+	if ((c = strcmp(x->key, y->key)) != 0)
+		return c;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 static void
@@ -64,7 +88,7 @@ state_clear(struct table_state *st)
 	}
 	free(st->kv);
 	st->kv = NULL;
-	st->nkv = 0;
+	st->nkv = st->cap = 0;
 	if (st->db) {
 		st->db->close(st->db, 0);
 		st->db = NULL;
@@ -73,101 +97,108 @@ state_clear(struct table_state *st)
 }
 
 static int
-kv_add(struct table_state *st, size_t *cap, const char *k, const char *v)
+kv_add(struct table_state *st, const char *k, const char *v)
 {
-	if (st->nkv == *cap) {
-		size_t		 ncap = *cap ? *cap * 2 : 16;
+	if (st->nkv == st->cap) {
+		size_t		 ncap = st->cap ? st->cap * 2 : 16;
 		struct kv	*n = reallocarray(st->kv, ncap, sizeof(*n));
 
 		if (n == NULL)
 			return -1;
 		st->kv = n;
-		*cap = ncap;
+		st->cap = ncap;
 	}
-	if ((st->kv[st->nkv].key = strdup(k)) == NULL ||
-	    (st->kv[st->nkv].val = strdup(v ? v : "")) == NULL)
+	if ((st->kv[st->nkv].key = strdup(k)) == NULL)
 		return -1;
+	if ((st->kv[st->nkv].val = strdup(v ? v : "")) == NULL) {
+		free(st->kv[st->nkv].key);
+		return -1;
+	}
 	lower(st->kv[st->nkv].key);
+	st->kv[st->nkv].seq = st->nkv;
 	st->nkv++;
 	return 0;
 }
 
-/*
- * Text tables: "key value" or "key: value" per line (a mapping), or one
- * "key" per line (a list); '#' starts a comment; a line starting with
- * white space continues the previous value (aliases(5) style).
- */
+/* sort, and keep the first of duplicate keys (makemap refuses them) */
+static void
+kv_sort(struct table_state *st)
+{
+	size_t	i, j;
+
+	qsort(st->kv, st->nkv, sizeof(*st->kv), kv_cmp_seq);
+	for (i = 0, j = 0; i < st->nkv; i++) {
+		if (j > 0 && strcmp(st->kv[j - 1].key, st->kv[i].key) == 0) {
+			log_warnx("table %s: duplicate key \"%s\" ignored",
+			    st->t->name, st->kv[i].key);
+			free(st->kv[i].key);
+			free(st->kv[i].val);
+			continue;
+		}
+		st->kv[j++] = st->kv[i];
+	}
+	st->nkv = j;
+}
+
+/* is this table read as aliases(5) (by an action's "alias <t>")? */
+int
+table_is_aliases(const struct table *t)
+{
+	struct action	*a;
+
+	if (conf == NULL)
+		return 0;
+	TAILQ_FOREACH(a, &conf->actions, entry)
+		if (strcmp(a->alias_table, t->name) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+load_file_entry(void *arg, const char *key, const char *value, size_t line,
+    char *err, size_t errlen)
+{
+	struct table_state	*st = arg;
+
+	if (kv_add(st, key, value) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 load_file(struct table_state *st)
 {
 	FILE	*fp;
-	char	*line = NULL, *p, *k, *v;
-	size_t	 linecap = 0, cap = 0;
-	ssize_t	 n;
-	int	 rc = 0;
+	char	 err[CONF_PATH_MAX + 128];
+	int	 rc;
 
 	if ((fp = fopen(st->t->path, "re")) == NULL) {
 		log_warn("table %s: %s", st->t->name, st->t->path);
 		return -1;
 	}
-	while ((n = getline(&line, &linecap, fp)) != -1) {
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-			line[--n] = '\0';
-		if ((p = strchr(line, '#')) != NULL)
-			*p = '\0';
-		if ((line[0] == ' ' || line[0] == '\t') && st->nkv > 0) {
-			char	*old = st->kv[st->nkv - 1].val, *joined;
-
-			for (p = line; *p == ' ' || *p == '\t'; p++)
-				;
-			if (*p == '\0')
-				continue;
-			if (asprintf(&joined, "%s %s", old, p) == -1) {
-				rc = -1;
-				break;
-			}
-			free(old);
-			st->kv[st->nkv - 1].val = joined;
-			continue;
-		}
-		for (k = line; *k == ' ' || *k == '\t'; k++)
-			;
-		if (*k == '\0')
-			continue;
-		for (p = k; *p && *p != ' ' && *p != '\t' && *p != ':'; p++)
-			;
-		v = NULL;
-		if (*p) {
-			*p++ = '\0';
-			while (*p == ' ' || *p == '\t' || *p == ':')
-				p++;
-			v = p;
-			for (p = v + strlen(v); p > v && (p[-1] == ' ' ||
-			    p[-1] == '\t'); p--)
-				p[-1] = '\0';
-		}
-		if (kv_add(st, &cap, k, v) == -1) {
-			rc = -1;
-			break;
-		}
-	}
-	free(line);
+	rc = tabfile_parse(fp, st->t->path, table_is_aliases(st->t) ?
+	    TABFILE_ALIASES : 0, load_file_entry, st, err, sizeof(err));
 	fclose(fp);
-	if (rc == 0)
-		qsort(st->kv, st->nkv, sizeof(*st->kv), kv_cmp);
-	return rc;
+	if (rc == -1) {
+		log_warnx("table %s: %s", st->t->name, err);
+		return -1;
+	}
+	kv_sort(st);
+	return 0;
 }
 
 static int
 load_inline(struct table_state *st)
 {
-	size_t	i, cap = 0;
+	size_t	i;
 
 	for (i = 0; i < st->t->nentries; i++)
-		if (kv_add(st, &cap, st->t->entries[i].key,
+		if (kv_add(st, st->t->entries[i].key,
 		    st->t->entries[i].value) == -1)
 			return -1;
-	qsort(st->kv, st->nkv, sizeof(*st->kv), kv_cmp);
+	kv_sort(st);
 	return 0;
 }
 
@@ -220,14 +251,19 @@ table_state(struct table *t)
 			state_clear(st);
 			return NULL;
 		}
-		if (st->loaded && (sb.st_mtime != st->mtime ||
-		    sb.st_ino != st->ino)) {
+		if (st->loaded && (sb.st_mtim.tv_sec != st->mtime.tv_sec ||
+		    sb.st_mtim.tv_nsec != st->mtime.tv_nsec ||
+		    sb.st_size != st->size || sb.st_ino != st->ino ||
+		    sb.st_dev != st->dev)) {
 			log_info("table %s changed on disk, reloading",
 			    t->name);
 			state_clear(st);
 		}
-		st->mtime = sb.st_mtime;
+		st->mtime = sb.st_mtim;
+		st->size = sb.st_size;
 		st->ino = sb.st_ino;
+		st->dev = sb.st_dev;
+		st->owner = sb.st_uid;
 	}
 	if (st->loaded)
 		return st;
@@ -262,7 +298,32 @@ table_reload_all(void)
 }
 
 int
-table_lookup(struct table *t, const char *key, char *val, size_t len)
+table_reload(const char *name)
+{
+	struct table	*t;
+	size_t		 i;
+
+	if ((t = config_find_table(conf, name)) == NULL)
+		return -1;
+	for (i = 0; i < nstates; i++)
+		if (states[i].t == t)
+			state_clear(&states[i]);
+	return table_state(t) == NULL ? -1 : 0;
+}
+
+int
+table_owner(struct table *t, uid_t *uid)
+{
+	struct table_state	*st;
+
+	if (t->backend == TABLE_INLINE || (st = table_state(t)) == NULL)
+		return -1;
+	*uid = st->owner;
+	return 0;
+}
+
+int
+table_lookup_alloc(struct table *t, const char *key, char **val)
 {
 	struct table_state	*st;
 	struct kv		 k, *f;
@@ -270,6 +331,8 @@ table_lookup(struct table *t, const char *key, char *val, size_t len)
 	DBT			 dkey, dval;
 	int			 rc;
 
+	if (val)
+		*val = NULL;
 	if ((st = table_state(t)) == NULL)
 		return TABLE_ERROR;
 	if (strlen(key) >= sizeof(lk))
@@ -291,13 +354,18 @@ table_lookup(struct table *t, const char *key, char *val, size_t len)
 		if (val) {
 			size_t n = dval.size;
 
-			if (n >= len)
-				return TABLE_ERROR;
-			memcpy(val, dval.data, n);
-			val[n] = '\0';
-			/* tolerate a stored terminating NUL */
-			if (n > 0 && val[n - 1] == '\0')
+			/* tolerate a stored terminating NUL (other tools) */
+			if (n > 0 && ((char *)dval.data)[n - 1] == '\0')
 				n--;
+			if (memchr(dval.data, '\0', n) != NULL) {
+				log_warnx("table %s: NUL in the value of %s",
+				    t->name, lk);
+				return TABLE_ERROR;
+			}
+			if ((*val = malloc(n + 1)) == NULL)
+				return TABLE_ERROR;
+			memcpy(*val, dval.data, n);
+			(*val)[n] = '\0';
 		}
 		return TABLE_FOUND;
 	}
@@ -305,11 +373,27 @@ table_lookup(struct table *t, const char *key, char *val, size_t len)
 	f = bsearch(&k, st->kv, st->nkv, sizeof(*st->kv), kv_cmp);
 	if (f == NULL)
 		return TABLE_NOTFOUND;
-	if (val) {
-		if (strlen(f->val) >= len)
-			return TABLE_ERROR;
-		memcpy(val, f->val, strlen(f->val) + 1);
+	if (val && (*val = strdup(f->val)) == NULL)
+		return TABLE_ERROR;
+	return TABLE_FOUND;
+}
+
+int
+table_lookup(struct table *t, const char *key, char *val, size_t len)
+{
+	char	*v = NULL;
+	int	 rc;
+
+	rc = table_lookup_alloc(t, key, val ? &v : NULL);
+	if (rc != TABLE_FOUND || val == NULL)
+		return rc;
+	if (strlen(v) >= len) {
+		log_warnx("table %s: value of %s too long", t->name, key);
+		free(v);
+		return TABLE_ERROR;
 	}
+	memcpy(val, v, strlen(v) + 1);
+	free(v);
 	return TABLE_FOUND;
 }
 
@@ -319,16 +403,166 @@ table_match(struct table *t, const char *key)
 	return table_lookup(t, key, NULL, 0);
 }
 
+/*
+ * Walk every key (netaddr and mailaddr tables are matched by content,
+ * not by exact key).  cb returns 1 to stop with a match.
+ */
+static int
+table_foreach(struct table *t, int (*cb)(void *, const char *,
+    const char *), void *arg)
+{
+	struct table_state	*st;
+	DBC			*cur;
+	DBT			 k, v;
+	char			*ks, *vs;
+	size_t			 i;
+	int			 rc, found = 0;
+
+	if ((st = table_state(t)) == NULL)
+		return TABLE_ERROR;
+	if (st->db == NULL) {
+		for (i = 0; i < st->nkv; i++)
+			if (cb(arg, st->kv[i].key, st->kv[i].val))
+				return TABLE_FOUND;
+		return TABLE_NOTFOUND;
+	}
+	if ((rc = st->db->cursor(st->db, NULL, &cur, 0)) != 0) {
+		log_warnx("table %s: cursor: %s", t->name, db_strerror(rc));
+		return TABLE_ERROR;
+	}
+	memset(&k, 0, sizeof(k));
+	memset(&v, 0, sizeof(v));
+	while (!found && (rc = cur->get(cur, &k, &v, DB_NEXT)) == 0) {
+		if ((ks = strndup(k.data, k.size)) == NULL ||
+		    (vs = strndup(v.data, v.size)) == NULL) {
+			free(ks);
+			rc = ENOMEM;
+			break;
+		}
+		found = cb(arg, ks, vs);
+		free(ks);
+		free(vs);
+	}
+	cur->close(cur);
+	if (found)
+		return TABLE_FOUND;
+	if (rc != DB_NOTFOUND) {
+		log_warnx("table %s: %s", t->name, db_strerror(rc));
+		return TABLE_ERROR;
+	}
+	return TABLE_NOTFOUND;
+}
+
+static int
+cidr_cb(void *arg, const char *key, const char *val)
+{
+	return addr_in_cidr(arg, key);
+}
+
 int
 table_match_addr(struct table *t, const struct sockaddr_storage *ss)
 {
-	struct table_state	*st;
-	size_t			 i;
+	return table_foreach(t, cidr_cb, (void *)(uintptr_t)ss) ==
+	    TABLE_FOUND;
+}
 
-	if ((st = table_state(t)) == NULL || st->db != NULL)
-		return 0;
-	for (i = 0; i < st->nkv; i++)
-		if (addr_in_cidr(ss, st->kv[i].key))
-			return 1;
-	return 0;
+int
+table_lookup_userinfo(struct table *t, const char *user,
+    struct table_userinfo *ui)
+{
+	char		 val[CONF_PATH_MAX + 64], *p, *e;
+	unsigned long	 n;
+	int		 rc, i;
+
+	if ((rc = table_lookup(t, user, val, sizeof(val))) != TABLE_FOUND)
+		return rc;
+	/* "uid:gid:home" */
+	p = val;
+	for (i = 0; i < 2; i++) {
+		errno = 0;
+		n = strtoul(p, &e, 10);
+		if (e == p || *e != ':' || errno != 0 || n >= UINT_MAX ||
+		    *p == '-' || *p == '+')
+			goto bad;
+		if (i == 0)
+			ui->uid = (uid_t)n;
+		else
+			ui->gid = (gid_t)n;
+		p = e + 1;
+	}
+	if (*p != '/' || strlen(p) >= sizeof(ui->home))
+		goto bad;
+	snprintf(ui->home, sizeof(ui->home), "%s", p);
+	return TABLE_FOUND;
+bad:
+	log_warnx("table %s: userinfo for %s is not uid:gid:/home", t->name,
+	    user);
+	return TABLE_ERROR;
+}
+
+int
+table_lookup_credentials(struct table *t, const char *user, char *hash,
+    size_t len)
+{
+	char	val[1024], *colon;
+	int	rc;
+
+	if ((rc = table_lookup(t, user, val, sizeof(val))) != TABLE_FOUND)
+		return rc;
+	/* "user:hash" in the value is accepted as well as the bare hash */
+	colon = strchr(val, ':');
+	if (colon != NULL && val[0] != '$' &&
+	    strncasecmp(val, user, (size_t)(colon - val)) == 0 &&
+	    strlen(user) == (size_t)(colon - val))
+		memmove(val, colon + 1, strlen(colon + 1) + 1);
+	if (strlen(val) >= len)
+		return TABLE_ERROR;
+	memcpy(hash, val, strlen(val) + 1);
+	return TABLE_FOUND;
+}
+
+/*
+ * mailaddr: may `key' (an authenticated user) send as `from'?  The
+ * value is a list of "user@domain" or "@domain" entries, separated by
+ * commas or white space.
+ */
+int
+table_match_mailaddr(struct table *t, const char *key,
+    const struct mailaddr *from)
+{
+	char	*val, *p, *tok, full[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	int	 rc, found = 0;
+
+	if ((rc = table_lookup_alloc(t, key, &val)) != TABLE_FOUND)
+		return rc;
+	addr_to_string(from, full, sizeof(full));
+	for (p = val; !found && (tok = strsep(&p, ", \t")) != NULL;) {
+		if (*tok == '\0')
+			continue;
+		if (tok[0] == '@')
+			found = strcasecmp(tok + 1, from->domain) == 0;
+		else
+			found = strcasecmp(tok, full) == 0;
+	}
+	free(val);
+	return found ? TABLE_FOUND : TABLE_NOTFOUND;
+}
+
+/* domain: the name itself or a "*.parent" wildcard entry */
+int
+table_match_domain(struct table *t, const char *domain)
+{
+	char		 wild[ADDR_DOMAIN_MAX + 2];
+	const char	*dot;
+	int		 rc;
+
+	if ((rc = table_match(t, domain)) != TABLE_NOTFOUND)
+		return rc;
+	for (dot = strchr(domain, '.'); dot != NULL;
+	    dot = strchr(dot + 1, '.')) {
+		snprintf(wild, sizeof(wild), "*%s", dot);
+		if ((rc = table_match(t, wild)) != TABLE_NOTFOUND)
+			return rc;
+	}
+	return TABLE_NOTFOUND;
 }

@@ -1,0 +1,179 @@
+/*
+ * rcpt.c -- one RCPT TO lookup, from request to result, asynchronously.
+ *
+ * Steps: the client's reverse DNS when a "from rdns" rule needs it, the
+ * match rules, then the expansion (expand.c), which may stop to have
+ * the privileged parent open a user's ~/.forward.  Destinations go to
+ * the asker as they are found; the result (lookup_rcpt_reply() in
+ * lookup.c) comes last.  The asker (an smtp worker, or the queue for
+ * bounces) waits for that result, so any number of lookups may be in
+ * flight, each known here by its own id.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dns.h"
+#include "log.h"
+#include "lookup.h"
+#include "mproc.h"
+#include "proto.h"
+#include "smtpd.h"
+
+#define RCPT_MAX_DESTS	1000	/* destinations one recipient may have */
+
+struct rcpt_job {
+	TAILQ_ENTRY(rcpt_job)	 entry;
+	uint32_t		 id;	/* ours; the asker's is in req */
+	struct mproc		*p;
+	struct lka_rcpt_req	 req;
+	struct lka_rdns		 rdns;
+	int			 have_rdns;
+	struct match		*m;
+	struct expand		*e;	/* while a .forward is asked for */
+};
+
+static TAILQ_HEAD(, rcpt_job)	jobs = TAILQ_HEAD_INITIALIZER(jobs);
+static uint32_t			next_id;
+static struct mproc		*parent;
+
+void
+rcpt_init(struct mproc *p)
+{
+	parent = p;
+}
+
+static void
+rcpt_finish(struct rcpt_job *j, uint32_t status, const char *reply,
+    uint32_t ndest)
+{
+	struct lka_result	r;
+
+	memset(&r, 0, sizeof(r));
+	r.reqid = j->req.reqid;
+	r.status = status;
+	r.ndest = ndest;
+	snprintf(r.reply, sizeof(r.reply), "%s", reply);
+	TAILQ_REMOVE(&jobs, j, entry);
+	lookup_rcpt_reply(j->p, &j->req, j->m, &r);
+	free(j);
+}
+
+static void
+rcpt_emit(void *arg, const struct lka_dest *d)
+{
+	struct rcpt_job	*j = arg;
+
+	mproc_compose(j->p, IMSG_LKA_RCPT_DEST, d->reqid, -1, d, sizeof(*d));
+}
+
+static void
+rcpt_expand_done(void *arg, int status, const char *reply, uint32_t ndest)
+{
+	rcpt_finish(arg, (uint32_t)status, reply, ndest);
+}
+
+static void
+rcpt_forward(void *arg, struct expand *e, const char *user)
+{
+	struct rcpt_job		*j = arg;
+	struct forward_req	 fr;
+
+	if (parent == NULL) {
+		expand_forward_done(e, -1, PROTO_PERMFAIL);
+		return;
+	}
+	j->e = e;
+	memset(&fr, 0, sizeof(fr));
+	fr.reqid = j->id;
+	snprintf(fr.user, sizeof(fr.user), "%s", user);
+	mproc_compose(parent, IMSG_PARENT_FORWARD, j->id, -1, &fr,
+	    sizeof(fr));
+}
+
+void
+rcpt_forward_reply(const struct forward_req *fr, int fd)
+{
+	struct rcpt_job	*j;
+	struct expand	*e;
+
+	TAILQ_FOREACH(j, &jobs, entry)
+		if (j->id == fr->reqid)
+			break;
+	if (j == NULL || j->e == NULL)
+		fatalx("forward reply for unknown request %u", fr->reqid);
+	if ((fr->status == PROTO_OK) != (fd != -1))
+		fatalx("forward reply from parent: status and fd disagree");
+	e = j->e;
+	j->e = NULL;
+	expand_forward_done(e, fd, (int)fr->status);
+}
+
+static void
+rcpt_route(struct rcpt_job *j)
+{
+	char	rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2], reply[512];
+
+	addr_to_string(&j->req.rcpt, rcpt, sizeof(rcpt));
+	if (!rule_find_rdns(&j->req, j->have_rdns ? &j->rdns : NULL, &j->m)) {
+		/* a rule might have matched had the client's name resolved */
+		if (j->have_rdns && j->rdns.status == PROTO_TEMPFAIL) {
+			snprintf(reply, sizeof(reply), "451 4.4.3 <%s>: "
+			    "Temporary failure resolving the client's name",
+			    rcpt);
+			rcpt_finish(j, PROTO_TEMPFAIL, reply, 0);
+			return;
+		}
+		snprintf(reply, sizeof(reply), "550 5.7.1 <%s>: Relaying "
+		    "denied", rcpt);
+		rcpt_finish(j, PROTO_PERMFAIL, reply, 0);
+		return;
+	}
+	if (j->m->reject || j->m->action == NULL) {
+		snprintf(reply, sizeof(reply), "550 5.7.1 <%s>: Recipient "
+		    "address rejected by policy", rcpt);
+		rcpt_finish(j, PROTO_PERMFAIL, reply, 0);
+		return;
+	}
+	expand_start(&j->req, j->m->action, rcpt_emit, rcpt_forward,
+	    rcpt_expand_done, j, RCPT_MAX_DESTS);
+}
+
+static void
+rcpt_rdns_done(void *arg, const struct lka_rdns *r)
+{
+	struct rcpt_job	*j = arg;
+
+	j->rdns = *r;
+	j->have_rdns = 1;
+	rcpt_route(j);
+}
+
+void
+rcpt_start(struct mproc *p, const struct lka_rcpt_req *req)
+{
+	struct rcpt_job	*j;
+	struct lka_rdns	 q;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		fatal("calloc");
+	j->id = ++next_id;
+	j->p = p;
+	j->req = *req;
+	TAILQ_INSERT_TAIL(&jobs, j, entry);
+	if (rule_need_rdns() && !(req->flags & SF_LOCAL) &&
+	    (req->client.ss_family == AF_INET ||
+	    req->client.ss_family == AF_INET6)) {
+		/* unbound caches: one query per client, not per RCPT */
+		memset(&q, 0, sizeof(q));
+		q.reqid = j->id;
+		q.addr = req->client;
+		dns_rdns(&q, rcpt_rdns_done, j);
+		return;
+	}
+	rcpt_route(j);
+}
