@@ -489,11 +489,13 @@ mta_deliver(const struct envelope *evp, int fd)
 		why = "4.3.5 the envelope's action is no longer configured";
 	else if (a->type != ACTION_RELAY)
 		why = "4.3.5 the envelope's action is not a relay action";
+	else if (a->relay_host[0] == '\0' && evp->dest.domain[0] == '\0')
+		why = "5.1.3 the recipient address has no domain";
 	if (why != NULL) {
 		close(fd);
 		memset(&r, 0, sizeof(r));
 		r.evpid = evp->id;
-		r.status = PROTO_TEMPFAIL;
+		r.status = why[0] == '5' ? PROTO_PERMFAIL : PROTO_TEMPFAIL;
 		snprintf(r.text, sizeof(r.text), "%s", why);
 		snprintf(r.relay, sizeof(r.relay), "none");
 		mproc_compose(&m_queue, IMSG_MTA_RESULT, 0, -1, &r, sizeof(r));

@@ -58,7 +58,8 @@ class FakeSMTP:
     def __init__(self, ehlo=("PIPELINING", "8BITMIME", "SIZE 10240000",
                              "ENHANCEDSTATUSCODES", "SMTPUTF8"),
                  rcpt_reply=None, data_reply=None, raw_replies=None,
-                 greeting="220 fake.test ESMTP", cert=None, auth=None):
+                 greeting="220 fake.test ESMTP", cert=None, auth=None,
+                 addr=("127.0.0.1", 0)):
         self.ehlo = list(ehlo) if ehlo is not None else None
         self.rcpt_reply = rcpt_reply
         self.data_reply = data_reply
@@ -72,7 +73,7 @@ class FakeSMTP:
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(addr)
         self.sock.listen(64)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
