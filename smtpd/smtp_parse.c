@@ -321,6 +321,11 @@ smtp_b64_decode(const char *in, unsigned char *out, size_t outlen)
 			    == -1)
 				return -1;
 		}
+		/* RFC 4648 3.5: the bits the padding hides must be zero, so
+		 * that one octet string has one encoding */
+		if ((pad == 2 && (v[1] & 0xf) != 0) ||
+		    (pad == 1 && (v[2] & 0x3) != 0))
+			return -1;
 		if (n + 3 - (size_t)pad >= outlen)
 			return -1;
 		out[n++] = (unsigned char)(v[0] << 2 | v[1] >> 4);
