@@ -43,6 +43,7 @@ static const struct field fields[] = {
 	FLD("nexttry", F_I64, nexttry, 0),
 	FLD("tries", F_U32, tries, 0),
 	FLD("flags", F_U32HEX, flags, 0),
+	FLD("uid", F_U32, uid, 0),
 	FLD("dest-type", F_DEST, dest_type, 1),
 	FLD("sender", F_ADDR, sender, 1),
 	FLD("rcpt", F_ADDR, rcpt, 1),

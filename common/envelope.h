@@ -42,6 +42,7 @@ enum dest_type {
 #define EF_WARNED		0x4000	/* delay DSN already sent */
 #define EF_PAUSED		0x8000	/* smtpctl pause envelope */
 #define EF_DOUBLE_BOUNCE	0x10000	/* a failed DSN, sent to postmaster */
+#define EF_LOCAL		0x20000	/* local submission; uid is set */
 
 struct envelope {
 	uint64_t	 id;		/* msgid << 32 | random */
@@ -51,6 +52,7 @@ struct envelope {
 	uint32_t	 tries;
 	uint32_t	 flags;
 	uint32_t	 dest_type;	/* enum dest_type */
+	uint32_t	 uid;		/* EF_LOCAL: who submitted it */
 	struct mailaddr	 sender;	/* envelope sender, empty = <> */
 	struct mailaddr	 rcpt;		/* as the client gave it */
 	struct mailaddr	 dest;		/* after expansion */

@@ -1228,7 +1228,8 @@ static int
 ctl_may_see(const struct ctl_request *req, const struct qenv *e)
 {
 	/* root sees all; others only what they sent (local submission) */
-	return req->uid == 0;
+	return req->uid == 0 || ((e->evp.flags & EF_LOCAL) &&
+	    e->evp.uid == req->uid);
 }
 
 void

@@ -440,6 +440,7 @@ session_new_local(int fd, const struct local_session *ls)
 	s->lindex = UINT32_MAX;
 	s->ss.ss_family = AF_UNIX;
 	s->flags |= SS_LOCAL;
+	s->local_uid = ls->uid;
 	snprintf(s->addr, sizeof(s->addr), "local");
 	if ((s->authname = strdup(ls->user)) == NULL) {
 		log_warn("strdup");
@@ -1264,6 +1265,11 @@ session_commit(struct session *s)
 		evp.flags |= EF_TLS;
 	if (s->flags & SS_AUTH)
 		evp.flags |= EF_AUTHENTICATED;
+	if (s->flags & SS_LOCAL) {
+		/* mailq shows a user what that user submitted */
+		evp.flags |= EF_LOCAL;
+		evp.uid = s->local_uid;
+	}
 	if (s->authname)
 		snprintf(evp.authname, sizeof(evp.authname), "%s",
 		    s->authname);

@@ -101,6 +101,7 @@ struct session {
 	struct bufferevent	*bev;
 	struct listener		*l;
 	uint32_t		 lindex;	/* listener index, for lookup */
+	uint32_t		 local_uid;	/* SS_LOCAL: the submitter */
 	struct sockaddr_storage	 ss;
 	char			 addr[46];	/* INET6_ADDRSTRLEN */
 	char			*helo;
