@@ -58,7 +58,7 @@ username_ok(const char *s)
 
 	if (*s == '\0' || strlen(s) > ADDR_LOCAL_MAX)
 		return 0;
-	snprintf(buf, sizeof(buf), "%s@localhost", s);
+	snprintf(buf, sizeof(buf), "%.64s@localhost", s);
 	if (addr_parse_mailbox(buf, &a, 0) != ADDR_OK)
 		return 0;
 	return addr_local_is_plain(&a);
