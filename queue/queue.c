@@ -1232,6 +1232,46 @@ ctl_may_see(const struct ctl_request *req, const struct qenv *e)
 	    e->evp.uid == req->uid);
 }
 
+/*
+ * smtpctl show message|envelope ID: the file, in chunks.  Each chunk is
+ * a NUL-terminated text, so the reader gets the file as text.
+ */
+static void
+ctl_show_file(struct mproc *p, const struct ctl_request *req)
+{
+	struct qenv	*e = NULL, *it;
+	char		 path[64], buf[1000];
+	ssize_t		 n;
+	int		 fd;
+
+	RB_FOREACH(it, qenv_tree, &envs)
+		if (it->evp.id == req->id || (req->cmd == CTL_SHOW_MESSAGE &&
+		    msgid_of(it->evp.id) == req->id)) {
+			e = it;
+			break;
+		}
+	if (e == NULL || req->id == 0) {
+		queue_ctl_reply(p, req->reqid, 1, 1, "no such %s",
+		    req->cmd == CTL_SHOW_MESSAGE ? "message" : "envelope");
+		return;
+	}
+	if (req->cmd == CTL_SHOW_MESSAGE)
+		snprintf(path, sizeof(path), "%08x/message", e->msg->msgid);
+	else
+		snprintf(path, sizeof(path), "%08x/%016" PRIx64,
+		    e->msg->msgid, e->evp.id);
+	if ((fd = openat(dfd_queue, path, O_RDONLY | O_NOFOLLOW)) == -1) {
+		queue_ctl_reply(p, req->reqid, 1, 1, "cannot open %s", path);
+		return;
+	}
+	while ((n = read(fd, buf, sizeof(buf) - 1)) > 0) {
+		buf[n] = '\0';
+		queue_ctl_reply(p, req->reqid, 0, 0, "%s", buf);
+	}
+	close(fd);
+	queue_ctl_reply(p, req->reqid, 1, n < 0, n < 0 ? "read error" : NULL);
+}
+
 void
 queue_control_request(struct mproc *p, const struct ctl_request *req)
 {
@@ -1258,6 +1298,20 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 			    log_sanitize(e->evp.errorline, err, sizeof(err)));
 		}
 		queue_ctl_reply(p, req->reqid, 1, 0, NULL);
+		break;
+	case CTL_SHOW_STATUS:
+		RB_FOREACH(e, qenv_tree, &envs)
+			n++;
+		queue_ctl_reply(p, req->reqid, 0, 0, "mda: %s",
+		    paused_mda ? "paused" : "running");
+		queue_ctl_reply(p, req->reqid, 0, 0, "mta: %s",
+		    paused_mta ? "paused" : q_mta ? "running" : "starting");
+		queue_ctl_reply(p, req->reqid, 1, 0, "queue: %d envelopes, "
+		    "%d in flight", n, inflight);
+		break;
+	case CTL_SHOW_MESSAGE:
+	case CTL_SHOW_ENVELOPE:
+		ctl_show_file(p, req);
 		break;
 	case CTL_SHOW_STATS:
 		queue_ctl_reply(p, req->reqid, 0, 0, "queue.messages.queued=%"

@@ -149,6 +149,13 @@ client_dispatch(struct mproc *p, struct imsg *m)
 	case CTL_SUBMIT:
 		control_submit(c);
 		return;
+	case CTL_PAUSE_SMTP:
+	case CTL_RESUME_SMTP:
+		mproc_compose(&c_parent, req.cmd == CTL_PAUSE_SMTP ?
+		    IMSG_PAUSE : IMSG_RESUME, c->id, -1, NULL, 0);
+		client_reply(c, 0, req.cmd == CTL_PAUSE_SMTP ?
+		    "smtp paused" : "smtp resumed");
+		return;
 	case CTL_LOG_VERBOSE:
 	case CTL_LOG_BRIEF:
 		log_setverbose(req.cmd == CTL_LOG_VERBOSE);

@@ -45,6 +45,7 @@ struct accept_slot {
 static struct accept_slot	*slots;
 static int			 nslots;
 static int			 stopping;
+static int			 paused;	/* smtpctl pause smtp */
 static struct event		*ev_resume_accept;
 
 static void	smtp_queue_dispatch(struct mproc *, struct imsg *);
@@ -67,7 +68,7 @@ accept_resume(evutil_socket_t fd, short ev, void *arg)
 {
 	int	i;
 
-	if (stopping)
+	if (stopping || paused)
 		return;
 	for (i = 0; i < nslots; i++)
 		event_add(slots[i].ev, NULL);
@@ -197,6 +198,19 @@ smtp_parent_dispatch(struct mproc *p, struct imsg *m)
 			break;
 		}
 		session_new_local(m->fd, &ls);
+		break;
+	case IMSG_PAUSE:
+	case IMSG_RESUME:
+		mproc_check_len(p, m, 0);
+		/* open sessions go on; only new connections wait */
+		paused = m->hdr.type == IMSG_PAUSE;
+		if (paused) {
+			int i;
+
+			for (i = 0; i < nslots; i++)
+				event_del(slots[i].ev);
+		} else
+			accept_resume(-1, 0, NULL);
 		break;
 	default:
 		fatalx("unexpected message %u from parent", m->hdr.type);

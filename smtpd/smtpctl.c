@@ -25,10 +25,12 @@ usage(void)
 	fprintf(stderr,
 	    "usage: smtpctl [-s socket] [-f config] command [argument]\n"
 	    "commands:\n"
-	    "  show queue [-j]          show status [stats]\n"
+	    "  show queue [-j]          show status | stats\n"
+	    "  show message ID          show envelope ID\n"
+	    "  monitor\n"
 	    "  schedule ID|all          remove ID|all\n"
 	    "  pause envelope ID|all    resume envelope ID|all\n"
-	    "  pause mda|mta            resume mda|mta\n"
+	    "  pause mda|mta|smtp       resume mda|mta|smtp\n"
 	    "  log verbose|brief\n"
 	    "  encrypt [password]       print a SHA-512-crypt hash\n");
 	exit(64);
@@ -143,18 +145,146 @@ encrypt_password(const char *arg)
 	return 0;
 }
 
+enum out_mode { OUT_LINES, OUT_RAW, OUT_QUEUE, OUT_QUEUE_JSON, OUT_STATS };
+
+static int
+ctl_connect(const char *sock)
+{
+	struct sockaddr_un	sun;
+	int			fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(sock) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "smtpctl: socket path too long\n");
+		exit(64);
+	}
+	memcpy(sun.sun_path, sock, strlen(sock));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		fprintf(stderr, "smtpctl: cannot connect to %s: %s (is smtpd "
+		    "running?)\n", sock, strerror(errno));
+		exit(69);
+	}
+	return fd;
+}
+
+struct stats {
+	char	key[32][64];
+	long long val[32];
+	int	n;
+};
+
+/*
+ * One request, its replies printed as asked; -1 when the daemon said
+ * something failed.  OUT_STATS collects key=value replies instead.
+ */
+static int
+ctl_call(const char *sock, const struct ctl_request *req, enum out_mode mode,
+    struct stats *st)
+{
+	struct imsgbuf		ib;
+	struct imsg		m;
+	struct ctl_reply	r;
+	ssize_t			n;
+	int			fd, failed = 0;
+
+	fd = ctl_connect(sock);
+	imsgbuf_init(&ib, fd);
+	if (imsg_compose(&ib, IMSG_CTL_REQUEST, 0, -1, req, sizeof(*req)) ==
+	    -1 || imsg_flush(&ib) == -1) {
+		perror("smtpctl: write");
+		exit(74);
+	}
+	for (;;) {
+		if ((n = imsg_read(&ib)) == -1 && errno != EAGAIN) {
+			perror("smtpctl: read");
+			exit(74);
+		}
+		if (n == 0) {
+			fprintf(stderr, "smtpctl: connection closed\n");
+			exit(74);
+		}
+		while (imsg_get(&ib, &m) == 1) {
+			if (m.hdr.type != IMSG_CTL_REPLY ||
+			    m.len != sizeof(r)) {
+				fprintf(stderr, "smtpctl: bad reply\n");
+				exit(76);
+			}
+			memcpy(&r, m.data, sizeof(r));
+			r.text[sizeof(r.text) - 1] = '\0';
+			if (r.status)
+				failed = 1;
+			if (r.text[0] == '\0')
+				;
+			else if (r.status)
+				fprintf(stderr, "%s\n", r.text);
+			else if (mode == OUT_STATS && st && st->n < 32) {
+				char *eq = strchr(r.text, '=');
+
+				if (eq) {
+					*eq = '\0';
+					snprintf(st->key[st->n],
+					    sizeof(st->key[0]), "%.63s", r.text);
+					st->val[st->n++] = atoll(eq + 1);
+				}
+			} else if (mode == OUT_RAW)
+				fputs(r.text, stdout);
+			else if ((mode == OUT_QUEUE || mode == OUT_QUEUE_JSON) &&
+			    !r.end)
+				print_queue_line(r.text,
+				    mode == OUT_QUEUE_JSON);
+			else
+				printf("%s\n", r.text);
+			if (r.end) {
+				imsgbuf_clear(&ib);
+				close(fd);
+				fflush(stdout);
+				return failed ? -1 : 0;
+			}
+		}
+	}
+}
+
+/* smtpctl monitor: the counters every second, as changes, until ^C */
+static int
+ctl_monitor(const char *sock)
+{
+	struct ctl_request	req;
+	struct stats		prev, cur;
+	int			i, line = 0;
+
+	memset(&req, 0, sizeof(req));
+	req.cmd = CTL_SHOW_STATS;
+	memset(&prev, 0, sizeof(prev));
+	for (;;) {
+		memset(&cur, 0, sizeof(cur));
+		if (ctl_call(sock, &req, OUT_STATS, &cur) == -1)
+			return 1;
+		if (line++ % 20 == 0) {
+			for (i = 0; i < cur.n; i++)
+				printf("%s%s", i ? " " : "", cur.key[i]);
+			printf("\n");
+		}
+		for (i = 0; i < cur.n; i++)
+			printf("%s%lld", i ? " " : "", prev.n ?
+			    cur.val[i] - prev.val[i] : cur.val[i]);
+		printf("\n");
+		fflush(stdout);
+		prev = cur;
+		sleep(1);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
-	struct sockaddr_un	 sun;
 	struct ctl_request	 req;
-	struct imsgbuf		 ib;
-	struct imsg		 m;
-	struct ctl_reply	 r;
+	enum out_mode		 mode;
 	const char		*sock = NULL, *cfg = SMTPD_CONF_DEFAULT;
 	char			 sockbuf[CONF_PATH_MAX];
-	int			 ch, fd, json = 0, show_queue = 0, status = 0;
-	ssize_t			 n;
+	int			 ch, json = 0, show_queue = 0, status = 0;
+	int			 raw = 0, monitor = 0;
 
 	while ((ch = getopt(argc, argv, "f:s:")) != -1) {
 		switch (ch) {
@@ -183,11 +313,24 @@ main(int argc, char **argv)
 			req.cmd = CTL_SHOW_QUEUE;
 			show_queue = 1;
 			json = argc > 2 && strcmp(argv[2], "-j") == 0;
-		} else if (strcmp(argv[1], "stats") == 0 ||
-		    strcmp(argv[1], "status") == 0)
+		} else if (strcmp(argv[1], "stats") == 0)
 			req.cmd = CTL_SHOW_STATS;
-		else
+		else if (strcmp(argv[1], "status") == 0)
+			req.cmd = CTL_SHOW_STATUS;
+		else if ((strcmp(argv[1], "message") == 0 ||
+		    strcmp(argv[1], "envelope") == 0) && argc == 3) {
+			req.cmd = argv[1][0] == 'm' ? CTL_SHOW_MESSAGE :
+			    CTL_SHOW_ENVELOPE;
+			raw = 1;
+			if (parse_id(argv[2], &req.id) == -1 || req.id == 0) {
+				fprintf(stderr, "smtpctl: invalid id: %s\n",
+				    argv[2]);
+				exit(64);
+			}
+		} else
 			usage();
+	} else if (strcmp(argv[0], "monitor") == 0 && argc == 1) {
+		monitor = 1;
 	} else if ((strcmp(argv[0], "schedule") == 0 ||
 	    strcmp(argv[0], "remove") == 0) && argc == 2) {
 		req.cmd = argv[0][0] == 's' ? CTL_SCHEDULE : CTL_REMOVE;
@@ -211,6 +354,8 @@ main(int argc, char **argv)
 			req.cmd = pause ? CTL_PAUSE_MDA : CTL_RESUME_MDA;
 		else if (strcmp(argv[1], "mta") == 0)
 			req.cmd = pause ? CTL_PAUSE_MTA : CTL_RESUME_MTA;
+		else if (strcmp(argv[1], "smtp") == 0)
+			req.cmd = pause ? CTL_PAUSE_SMTP : CTL_RESUME_SMTP;
 		else
 			usage();
 	} else if (strcmp(argv[0], "log") == 0 && argc == 2) {
@@ -227,53 +372,9 @@ main(int argc, char **argv)
 		socket_from_config(cfg, sockbuf, sizeof(sockbuf));
 		sock = sockbuf;
 	}
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(sock) >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "smtpctl: socket path too long\n");
-		exit(64);
-	}
-	memcpy(sun.sun_path, sock, strlen(sock));
-	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		fprintf(stderr, "smtpctl: cannot connect to %s: %s (is smtpd "
-		    "running?)\n", sock, strerror(errno));
-		exit(69);
-	}
-	imsgbuf_init(&ib, fd);
-	if (imsg_compose(&ib, IMSG_CTL_REQUEST, 0, -1, &req, sizeof(req)) ==
-	    -1 || imsg_flush(&ib) == -1) {
-		perror("smtpctl: write");
-		exit(74);
-	}
-	for (;;) {
-		if ((n = imsg_read(&ib)) == -1 && errno != EAGAIN) {
-			perror("smtpctl: read");
-			exit(74);
-		}
-		if (n == 0) {
-			fprintf(stderr, "smtpctl: connection closed\n");
-			exit(74);
-		}
-		while (imsg_get(&ib, &m) == 1) {
-			if (m.hdr.type != IMSG_CTL_REPLY ||
-			    m.len != sizeof(r)) {
-				fprintf(stderr, "smtpctl: bad reply\n");
-				exit(76);
-			}
-			memcpy(&r, m.data, sizeof(r));
-			r.text[sizeof(r.text) - 1] = '\0';
-			if (r.text[0]) {
-				if (show_queue && !r.end)
-					print_queue_line(r.text, json);
-				else
-					fprintf(r.status ? stderr : stdout,
-					    "%s\n", r.text);
-			}
-			if (r.status)
-				status = 1;
-			if (r.end)
-				exit(status);
-		}
-	}
+	if (monitor)
+		return ctl_monitor(sock);
+	mode = show_queue ? (json ? OUT_QUEUE_JSON : OUT_QUEUE) :
+	    raw ? OUT_RAW : OUT_LINES;
+	return ctl_call(sock, &req, mode, NULL) == 0 ? status : 1;
 }

@@ -74,9 +74,11 @@ static struct event	*ev_shutdown_timer;
 static const char	*conf_path;
 
 static struct child	*queue_child;
+static int		 smtp_paused;	/* smtpctl pause smtp */
 
 static void	parent_dispatch(struct mproc *, struct imsg *);
 static void	parent_child_closed(struct mproc *);
+static void	broadcast_smtp(uint32_t);
 static void	parent_shutdown(int status);
 
 static __attribute__((noreturn)) void
@@ -449,6 +451,10 @@ start_generation(int *listen_fds, int nl, int nworkers)
 		start_child(C_SMTP, i + 1, title, &f);
 	}
 
+	/* a paused service stays paused across a reload */
+	if (smtp_paused)
+		broadcast_smtp(IMSG_PAUSE);
+
 	/* the queue's ends travel to it; the parent keeps nothing else */
 	send_queue_conf();
 	mproc_compose(&queue_child->mp, IMSG_QUEUE_SET_LOOKUP, 0, ql[0],
@@ -737,6 +743,19 @@ parent_delivery_result(const struct delivery_result *r)
 	    sizeof(*r));
 }
 
+static void
+broadcast_smtp(uint32_t type)
+{
+	int	i;
+
+	for (i = 0; i < MAX_CHILDREN; i++) {
+		struct child *c = &children[i];
+
+		if (c->used && !c->exited && c->kind == C_SMTP)
+			mproc_compose(&c->mp, type, 0, -1, NULL, 0);
+	}
+}
+
 /* a local submission from control goes to the next smtp worker */
 static void
 parent_local_session(struct mproc *p, struct imsg *m)
@@ -786,6 +805,16 @@ parent_dispatch(struct mproc *p, struct imsg *m)
 		if (m->fd != -1)
 			fatalx("unexpected descriptor from %s", c->title);
 		parent_forward(p, &fwd);
+		break;
+	case IMSG_PAUSE:
+	case IMSG_RESUME:
+		if (c->kind != C_CONTROL)
+			fatalx("pause/resume from %s", c->title);
+		mproc_check_len(p, m, 0);
+		smtp_paused = m->hdr.type == IMSG_PAUSE;
+		log_info("smtp %s by smtpctl", smtp_paused ? "paused" :
+		    "resumed");
+		broadcast_smtp(m->hdr.type);
 		break;
 	case IMSG_SMTP_LOCAL:
 		if (c->kind != C_CONTROL)
