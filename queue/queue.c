@@ -1344,8 +1344,10 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 			n++;
 		}
 		queue_schedule();
-		queue_ctl_reply(p, req->reqid, 1, n ? 0 : 1,
-		    n ? "%d envelopes scheduled" : "no such envelope", n);
+		/* "all" on an empty queue is not an error; a missing id is */
+		queue_ctl_reply(p, req->reqid, 1, n || !req->id ? 0 : 1,
+		    n || !req->id ? "%d envelopes scheduled" :
+		    "no such envelope", n);
 		break;
 	case CTL_REMOVE: {
 		struct qenv *tmp;
@@ -1360,8 +1362,9 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 			qenv_remove(e);
 			n++;
 		}
-		queue_ctl_reply(p, req->reqid, 1, n ? 0 : 1,
-		    n ? "%d envelopes removed" : "no such envelope", n);
+		queue_ctl_reply(p, req->reqid, 1, n || !req->id ? 0 : 1,
+		    n || !req->id ? "%d envelopes removed" :
+		    "no such envelope", n);
 		break;
 	}
 	case CTL_PAUSE_ENVELOPE:

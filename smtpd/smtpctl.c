@@ -286,7 +286,7 @@ main(int argc, char **argv)
 	int			 ch, json = 0, show_queue = 0, status = 0;
 	int			 raw = 0, monitor = 0;
 
-	while ((ch = getopt(argc, argv, "f:s:")) != -1) {
+	while ((ch = getopt(argc, argv, "+f:s:")) != -1) {
 		switch (ch) {
 		case 'f':
 			cfg = optarg;

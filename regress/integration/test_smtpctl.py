@@ -1,0 +1,173 @@
+"""
+smtpctl against the real daemon: queue inspection and control, pausing
+and resuming, permissions (SO_PEERCRED), and a control client that sends
+garbage.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+from fixture import (TEST_USER2, Daemon, SMTPConnection, binary,
+                     ensure_test_user, maildir_files, reset_maildir,
+                     unique_marker, wait_maildir)
+
+TIMEOUT = 90
+# users of their own: other test runs on the machine reset phtest1's mail
+TEST_USER1 = "phctl"
+ensure_test_user(TEST_USER1)
+
+
+def ctl(d, *args, user=None, check=True):
+    cmd = [binary("smtpctl"), "-s", d.socket_path] + list(args)
+    if user:
+        cmd = ["setpriv", "--reuid", user, "--regid", user, "--init-groups",
+               "--"] + cmd
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=20)
+    if check and p.returncode != 0:
+        raise AssertionError("smtpctl %s: exit %d: %s" % (
+            " ".join(args), p.returncode, p.stderr.decode()))
+    return p
+
+
+def send(d, rcpt, marker):
+    with SMTPConnection(d.port) as c:
+        c.command("EHLO ctl.test")
+        c.command("MAIL FROM:<sender@example.test>")
+        assert c.command("RCPT TO:<%s>" % rcpt).code == 250
+        assert c.command("DATA").code == 354
+        c.send(("Subject: %s\r\n\r\nbody\r\n.\r\n" % marker).encode())
+        r = c.reply()
+        assert r.code == 250, r
+        c.command("QUIT")
+        return r.text.split()[-1]
+
+
+def queue_json(d, user=None):
+    out = ctl(d, "show", "queue", "-j", user=user).stdout.decode()
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_pause_mda_show_and_resume():
+    reset_maildir(TEST_USER1)
+    with Daemon() as d:
+        ctl(d, "pause", "mda")
+        marker = unique_marker("ctl")
+        msgid = send(d, "%s@example.test" % TEST_USER1, marker)
+        time.sleep(0.5)
+        assert maildir_files(TEST_USER1) == [], "delivered while paused"
+        q = queue_json(d)
+        assert len(q) == 1 and q[0]["id"].startswith(msgid), q
+        assert q[0]["recipient"] == "%s@example.test" % TEST_USER1
+        assert q[0]["sender"] == "sender@example.test"
+        text = ctl(d, "show", "queue").stdout.decode()
+        assert msgid in text and "pending" in text, text
+        body = ctl(d, "show", "message", msgid).stdout.decode()
+        assert "Subject: %s" % marker in body, body
+        env = ctl(d, "show", "envelope", q[0]["id"]).stdout.decode()
+        assert env.startswith("version: 1\n") and "end: ok" in env, env
+        status = ctl(d, "show", "status").stdout.decode()
+        assert "mda: paused" in status, status
+        ctl(d, "resume", "mda")
+        wait_maildir(TEST_USER1, 1)
+        deadline = time.monotonic() + 10
+        while queue_json(d):
+            assert time.monotonic() < deadline, "queue not emptied"
+            time.sleep(0.1)
+        stats = ctl(d, "show", "stats").stdout.decode()
+        assert "delivery.ok=1" in stats, stats
+
+
+def test_remove_and_pause_envelope():
+    reset_maildir(TEST_USER1)
+    with Daemon() as d:
+        ctl(d, "pause", "mda")
+        a = send(d, "%s@example.test" % TEST_USER1, unique_marker("a"))
+        b = send(d, "%s@example.test" % TEST_USER1, unique_marker("b"))
+        ctl(d, "remove", a)
+        ids = [e["id"] for e in queue_json(d)]
+        assert len(ids) == 1 and ids[0].startswith(b), ids
+        ctl(d, "pause", "envelope", b)
+        ctl(d, "resume", "mda")
+        time.sleep(0.5)
+        assert maildir_files(TEST_USER1) == [], "paused envelope delivered"
+        assert queue_json(d)[0]["state"] == "paused"
+        ctl(d, "resume", "envelope", b)
+        ctl(d, "schedule", "all")
+        wait_maildir(TEST_USER1, 1)
+        p = ctl(d, "remove", "0123abcd", check=False)
+        assert p.returncode != 0 and b"no such" in p.stderr
+
+
+def test_pause_smtp():
+    with Daemon() as d:
+        ctl(d, "pause", "smtp")
+        time.sleep(0.3)
+        s = socket.create_connection(("127.0.0.1", d.port), 5)
+        s.settimeout(1.0)
+        try:
+            got = s.recv(100)
+        except socket.timeout:
+            got = b""
+        assert got == b"", "greeted while smtp is paused: %r" % got
+        ctl(d, "resume", "smtp")
+        s.settimeout(10)
+        assert s.recv(100).startswith(b"220"), "no greeting after resume"
+        s.close()
+
+
+def test_permissions_and_mailq_for_users():
+    """A user sees only the mail that user submitted; changing the queue
+    takes root."""
+    with Daemon() as d:
+        ctl(d, "pause", "mda")
+        os.chmod(d.tmp, 0o755)
+        # root's message, and one submitted by phtest2 with sendmail
+        send(d, "%s@example.test" % TEST_USER1, unique_marker("root"))
+        conf = d.conf_path
+        p = subprocess.run(
+            ["setpriv", "--reuid", TEST_USER2, "--regid", TEST_USER2,
+             "--init-groups", "--", binary("sendmail"), "-C", conf,
+             "%s@example.test" % TEST_USER1],
+            input=b"Subject: from a user\n\nhello\n", capture_output=True,
+            timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert len(queue_json(d)) == 2
+        mine = queue_json(d, user=TEST_USER2)
+        assert len(mine) == 1, "user sees: %r" % mine
+        others = queue_json(d, user=TEST_USER1)
+        assert others == [], "user sees other users' mail: %r" % others
+        p = ctl(d, "remove", "all", user=TEST_USER2, check=False)
+        assert p.returncode != 0 and b"permission denied" in p.stderr
+        p = ctl(d, "pause", "mda", user=TEST_USER2, check=False)
+        assert p.returncode != 0
+        assert len(queue_json(d)) == 2
+
+
+def test_garbage_client_dropped():
+    with Daemon() as d:
+        for junk in (b"\xff" * 64, b"\x01\x00\x00\x00" + b"\xff" * 16,
+                     os.urandom(300)):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(d.socket_path)
+            s.sendall(junk)
+            s.settimeout(5)
+            try:
+                s.recv(100)
+            except (socket.timeout, ConnectionResetError):
+                pass
+            s.close()
+        time.sleep(0.3)
+        assert d.running(), "a garbage control client killed the daemon"
+        assert "mda: running" in ctl(d, "show", "status").stdout.decode()
+
+
+def test_log_verbose_and_usage():
+    with Daemon() as d:
+        ctl(d, "log", "brief")
+        ctl(d, "log", "verbose")
+        p = ctl(d, "frobnicate", check=False)
+        assert p.returncode == 64 and b"usage" in p.stderr
