@@ -171,8 +171,15 @@ emit_dest(struct expand *e, const struct expand_node *n, int type,
 	struct lka_dest	d;
 	char		dest[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 
-	addr_to_string(&n->dest, dest, sizeof(dest));
-	/* duplicate suppression: same delivery, same mailbox address */
+	/*
+	 * Duplicate suppression: the same delivery.  The address only
+	 * tells deliveries apart when the action's path depends on it (a
+	 * vmail tree, "/var/vmail/%{dest.domain}/%{dest.user}"); otherwise
+	 * "list: bob, bob@here" gives bob one copy.
+	 */
+	dest[0] = '\0';
+	if (strstr(n->action->path, "%{") != NULL)
+		addr_to_string(&n->dest, dest, sizeof(dest));
 	if (seen(e, "d:%d:%s:%s:%s:%s", type, n->action->name, user, path,
 	    dest))
 		return;
