@@ -1,0 +1,123 @@
+"""
+makemap(8) and newaliases: text to .db and back (-U), map, set and
+aliases types, hash and btree, duplicate keys and bad lines reported as
+FILE:LINE with nothing written, and newaliases finding the aliases table
+of smtpd.conf.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+from fixture import binary
+
+
+def run(args):
+    return subprocess.run([binary("makemap")] + args,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=30, universal_newlines=True)
+
+
+def newaliases(tmp, args):
+    link = os.path.join(tmp, "newaliases")
+    if not os.path.exists(link):
+        os.symlink(binary("makemap"), link)
+    return subprocess.run([link] + args, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=30,
+                          universal_newlines=True)
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def test_makemap_round_trips():
+    tmp = tempfile.mkdtemp(prefix="lookup-mm-")
+    try:
+        src = os.path.join(tmp, "map")
+        write(src, "# comment\nKey1 value one\nkey2: v2\n  continued\n"
+              "@Example.ORG catchall\n")
+        for dbtype in ("hash", "btree"):
+            r = run(["-d", dbtype, src])
+            assert r.returncode == 0, r.stderr
+            r = run(["-U", src + ".db"])
+            assert r.returncode == 0, r.stderr
+            assert sorted(r.stdout.splitlines()) == sorted([
+                "key1\tvalue one", "key2\tv2 continued",
+                "@example.org\tcatchall"]), r.stdout
+        # a set, with -o
+        write(src, "example.org\nexample.net\n")
+        out = os.path.join(tmp, "domains.db")
+        r = run(["-t", "set", "-o", out, src])
+        assert r.returncode == 0, r.stderr
+        r = run(["-U", out])
+        assert sorted(r.stdout.split()) == ["example.net", "example.org"]
+        # aliases
+        al = os.path.join(tmp, "aliases")
+        write(al, "Root: alice\nlist: a, b,\n\tc@d.test\n")
+        r = run(["-t", "aliases", al])
+        assert r.returncode == 0, r.stderr
+        r = run(["-t", "aliases", "-U", al + ".db"])
+        assert sorted(r.stdout.splitlines()) == [
+            "list: a, b, c@d.test", "root: alice"], r.stdout
+    finally:
+        shutil.rmtree(tmp)
+
+
+def test_makemap_errors_write_nothing():
+    tmp = tempfile.mkdtemp(prefix="lookup-mm-")
+    try:
+        src = os.path.join(tmp, "map")
+        write(src, "a 1\nb 2\n")
+        assert run([src]).returncode == 0
+        before = os.stat(src + ".db")
+        write(src, "a 1\nb 2\nA 3\n")
+        r = run([src])
+        assert r.returncode != 0
+        assert "%s:3: duplicate key" % src in r.stderr, r.stderr
+        al = os.path.join(tmp, "aliases")
+        write(al, "ok: alice\nbad no colon\n")
+        r = run(["-t", "aliases", al])
+        assert r.returncode != 0 and "%s:2:" % al in r.stderr, r.stderr
+        write(al, "ok: alice\nbad: /a/../b\n")
+        r = run(["-t", "aliases", al])
+        assert r.returncode != 0 and "%s:2:" % al in r.stderr, r.stderr
+        assert not os.path.exists(al + ".db")
+        write(src, "a b\n")
+        r = run(["-t", "set", src])
+        assert r.returncode != 0 and "%s:1:" % src in r.stderr
+        # the old database is untouched, and no temporary is left
+        after = os.stat(src + ".db")
+        assert (before.st_ino, before.st_mtime_ns) == \
+            (after.st_ino, after.st_mtime_ns)
+        assert [n for n in os.listdir(tmp) if n.startswith(".")] == []
+        assert run(["-t", "nope", src]).returncode != 0
+    finally:
+        shutil.rmtree(tmp)
+
+
+def test_newaliases_uses_the_configured_table():
+    tmp = tempfile.mkdtemp(prefix="lookup-mm-")
+    try:
+        al = os.path.join(tmp, "aliases")
+        write(al, "root: alice\n")
+        conf = os.path.join(tmp, "smtpd.conf")
+        write(conf, 'table aliases db:%s.db\n'
+              'action "local" maildir alias <aliases>\n'
+              'match from any for domain "example.test" action "local"\n'
+              % al)
+        r = newaliases(tmp, ["-f", conf])
+        assert r.returncode == 0, r.stderr
+        assert os.path.exists(al + ".db")
+        r = run(["-t", "aliases", "-U", al + ".db"])
+        assert r.stdout.strip() == "root: alice"
+        write(conf, 'table aliases file:%s\n' % al)
+        r = newaliases(tmp, ["-f", conf])
+        assert r.returncode == 0 and "nothing to build" in r.stdout
+        write(conf, 'table other file:%s\n' % al)
+        r = newaliases(tmp, ["-f", conf])
+        assert r.returncode != 0
+    finally:
+        shutil.rmtree(tmp)
