@@ -35,6 +35,8 @@ PACKAGES="
 	procps
 	passwd
 	dnsmasq-base
+	dovecot-core
+	dovecot-lmtpd
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -76,11 +78,20 @@ $APT update || {
 	exit 1
 }
 if [ -n "$missing" ]; then
+	# Dovecot (for the LMTP tests) must not stay running after its
+	# install: forbid service starts meanwhile, as policy-rc.d(8) allows.
+	tmp_policy=
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d &&
+		    chmod 755 /usr/sbin/policy-rc.d && tmp_policy=1
+	fi
 	# shellcheck disable=SC2086 # word splitting of the list is wanted
 	$APT install -y --no-install-recommends $missing || {
 		echo "deps: apt-get install failed:$missing" >&2
+		[ -n "$tmp_policy" ] && rm -f /usr/sbin/policy-rc.d
 		exit 1
 	}
+	[ -n "$tmp_policy" ] && rm -f /usr/sbin/policy-rc.d
 	echo "deps: installed:$missing"
 fi
 if [ -n "$need_sink" ]; then

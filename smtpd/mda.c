@@ -35,6 +35,17 @@
 #define MDA_IDLE_SECS	30
 #define MDA_PER_USER	4	/* processes serving one user at once */
 
+/*
+ * Kinds of delivery process: as the user, as the user with the mail
+ * group (mbox spool), and LMTP clients, which run as the daemon user
+ * because the LMTP server does the writing as the recipient.
+ */
+#define MDA_KIND_USER	0
+#define MDA_KIND_MBOX	1
+#define MDA_KIND_LMTP	2
+
+static int	child_kind;	/* in a delivery process: what it is */
+
 struct mda_job {
 	TAILQ_ENTRY(mda_job) entry;
 	uint64_t	evpid;
@@ -43,7 +54,7 @@ struct mda_job {
 struct mda_proc {
 	TAILQ_ENTRY(mda_proc) entry;
 	uid_t		 uid;
-	int		 mailgrp;	/* has the mail group (mbox) */
+	int		 kind;		/* MDA_KIND_* */
 	pid_t		 pid;
 	struct mproc	 mp;
 	int		 closed;
@@ -55,7 +66,7 @@ struct mda_proc {
 static TAILQ_HEAD(, mda_proc) procs = TAILQ_HEAD_INITIALIZER(procs);
 static int	nprocs;
 
-static void	mda_child_main(int fd, const struct passwd *, int mailgrp)
+static void	mda_child_main(int fd, const struct passwd *, int kind)
 		    __attribute__((noreturn));
 
 void
@@ -137,7 +148,7 @@ proc_dispatch(struct mproc *p, struct imsg *m)
 }
 
 static struct mda_proc *
-proc_spawn(const struct passwd *pw, int mailgrp)
+proc_spawn(const struct passwd *pw, int kind)
 {
 	struct mda_proc	*mp;
 	int		 sv[2];
@@ -155,13 +166,13 @@ proc_spawn(const struct passwd *pw, int mailgrp)
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		mda_child_main(sv[1], pw, mailgrp);
+		mda_child_main(sv[1], pw, kind);
 	}
 	close(sv[1]);
 	if ((mp = calloc(1, sizeof(*mp))) == NULL)
 		fatal("calloc");
 	mp->uid = pw->pw_uid;
-	mp->mailgrp = mailgrp;
+	mp->kind = kind;
 	mp->pid = pid;
 	TAILQ_INIT(&mp->jobs);
 	snprintf(mp->name, sizeof(mp->name), "delivery process for %s",
@@ -175,14 +186,14 @@ proc_spawn(const struct passwd *pw, int mailgrp)
 }
 
 static struct mda_proc *
-proc_pick(const struct passwd *pw, int mailgrp)
+proc_pick(const struct passwd *pw, int kind)
 {
 	struct mda_proc	*mp, *best = NULL;
 	int		 n = 0;
 
 	TAILQ_FOREACH(mp, &procs, entry) {
 		if (mp->closed || mp->uid != pw->pw_uid ||
-		    mp->mailgrp != mailgrp)
+		    mp->kind != kind)
 			continue;
 		n++;
 		if (best == NULL || mp->inflight < best->inflight)
@@ -194,7 +205,7 @@ proc_pick(const struct passwd *pw, int mailgrp)
 		return best;
 	if (nprocs >= conf->mda_max)
 		return NULL;
-	return proc_spawn(pw, mailgrp);
+	return proc_spawn(pw, kind);
 }
 
 void
@@ -204,7 +215,7 @@ mda_deliver(const struct envelope *evp, int fd)
 	struct action	*a;
 	struct mda_proc	*mp;
 	struct mda_job	*j;
-	int		 mailgrp;
+	int		 kind;
 
 	if ((a = config_find_action(conf, evp->action)) == NULL) {
 		close(fd);
@@ -216,12 +227,6 @@ mda_deliver(const struct envelope *evp, int fd)
 		close(fd);
 		result(evp->id, PROTO_TEMPFAIL,
 		    "4.3.5 a remote envelope was sent to local delivery");
-		return;
-	}
-	if (a->type == ACTION_LMTP && evp->dest_type == DEST_MAILBOX) {
-		close(fd);
-		result(evp->id, PROTO_TEMPFAIL,
-		    "4.3.0 delivery method not supported yet");
 		return;
 	}
 	errno = 0;
@@ -251,8 +256,19 @@ mda_deliver(const struct envelope *evp, int fd)
 		mda_program_deliver(evp, fd, pw, a->path);
 		return;
 	}
-	mailgrp = a->type == ACTION_MBOX && evp->dest_type == DEST_MAILBOX;
-	if ((mp = proc_pick(pw, mailgrp)) == NULL) {
+	kind = a->type == ACTION_MBOX && evp->dest_type == DEST_MAILBOX ?
+	    MDA_KIND_MBOX : MDA_KIND_USER;
+	if (a->type == ACTION_LMTP && evp->dest_type == DEST_MAILBOX) {
+		errno = 0;
+		if ((pw = getpwnam(SMTPD_USER)) == NULL) {
+			close(fd);
+			result(evp->id, PROTO_TEMPFAIL, "4.3.0 user %s for "
+			    "LMTP delivery not found", SMTPD_USER);
+			return;
+		}
+		kind = MDA_KIND_LMTP;
+	}
+	if ((mp = proc_pick(pw, kind)) == NULL) {
 		close(fd);
 		result(evp->id, PROTO_TEMPFAIL,
 		    "4.3.2 too many delivery processes");
@@ -340,7 +356,7 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 	memset(r, 0, sizeof(*r));
 	r->evpid = evp->id;
 	snprintf(r->relay, sizeof(r->relay), "local");
-	if (strcmp(evp->user, pw->pw_name) != 0)
+	if (child_kind != MDA_KIND_LMTP && strcmp(evp->user, pw->pw_name) != 0)
 		fatalx("delivery for %s sent to process of %s", evp->user,
 		    pw->pw_name);
 	addr_to_string(&evp->sender, sender, sizeof(sender));
@@ -365,6 +381,13 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 	ctx.rcpt_domain = evp->rcpt.domain;
 	ctx.sender = sender;
 
+	if (child_kind == MDA_KIND_LMTP) {
+		if (a->type != ACTION_LMTP)
+			fatalx("%s delivery sent to the LMTP process",
+			    evp->action);
+		mda_lmtp_deliver(a->path, evp, fd, r);
+		return;
+	}
 	if (mda_delivered_to_loop(fd, rcpt)) {
 		r->status = PROTO_PERMFAIL;
 		snprintf(r->text, sizeof(r->text), "5.4.6 mail forwarding "
@@ -404,7 +427,7 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 }
 
 static void
-mda_child_main(int fd, const struct passwd *pwin, int mailgrp)
+mda_child_main(int fd, const struct passwd *pwin, int kind)
 {
 	struct passwd		 pw = *pwin;
 	struct imsgbuf		 ib;
@@ -429,16 +452,23 @@ mda_child_main(int fd, const struct passwd *pwin, int mailgrp)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	groups[0] = pw.pw_gid;
-	if (mailgrp && (gr = getgrnam("mail")) != NULL)
+	child_kind = kind;
+	if (kind == MDA_KIND_MBOX && (gr = getgrnam("mail")) != NULL)
 		groups[ngroups++] = gr->gr_gid;
-	snprintf(title, sizeof(title), "delivery %s", pw.pw_name);
+	snprintf(title, sizeof(title), "delivery %s%s", pw.pw_name,
+	    kind == MDA_KIND_LMTP ? " (lmtp)" : "");
 	privsep_title(title);
 	log_reopen();
 	if (chdir(pw.pw_dir) == -1 && chdir("/") == -1)
 		fatal("chdir");
 	privsep_drop_ids(pw.pw_uid, pw.pw_gid, groups, ngroups);
 	umask(077);
-	sandbox_enter(SANDBOX_MDA);
+	if (child_kind == MDA_KIND_LMTP) {
+		/* names resolve now; the sandbox has sockets, no files */
+		mda_lmtp_init();
+		sandbox_enter(SANDBOX_MTA);
+	} else
+		sandbox_enter(SANDBOX_MDA);
 
 	imsgbuf_init(&ib, fd);
 	pfd.fd = fd;

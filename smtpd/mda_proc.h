@@ -26,6 +26,11 @@ int	mda_program_reaped(pid_t, int status);
 int	mda_program_count(void);
 void	mda_program_kill_all(void);
 
+/* mda_lmtp.c: in the LMTP delivery process */
+void	mda_lmtp_init(void);
+void	mda_lmtp_deliver(const char *dest, const struct envelope *, int fd,
+	    struct delivery_result *);
+
 /* smtpd.c: forward a delivery result to the queue */
 void	parent_delivery_result(const struct delivery_result *);
 void	close_all_but(int *keep, int nkeep);

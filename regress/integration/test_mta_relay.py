@@ -133,7 +133,7 @@ class FakeSMTP:
                 if verb in self.raw_replies:
                     send(self.raw_replies[verb])
                     continue
-                if verb == "EHLO":
+                if verb in ("EHLO", "LHLO"):
                     if self.ehlo is None:
                         send("502 5.5.2 no EHLO here")
                         continue
