@@ -223,7 +223,8 @@ offline_walk(void)
 	}
 	closedir(dir);
 	/* oldest first: the names start with the time they were made */
-	qsort(names, nnames, sizeof(*names), name_cmp);
+	if (nnames > 0)
+		qsort(names, nnames, sizeof(*names), name_cmp);
 
 	for (i = 0; i < nnames; i++) {
 		if ((pw = offline_owner(dfd, names[i], &st)) == NULL)
