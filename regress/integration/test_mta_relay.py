@@ -466,3 +466,51 @@ def test_unreachable_host_defers():
         send_mail(d.port, ["nobody@remote.test"], message("refused"))
         wait_log(d, r"to=<nobody@remote.test>.*dsn=4\.4\.1, "
                  r"status=deferred")
+
+
+def test_smtputf8_required():
+    """A UTF-8 recipient cannot go to a server without SMTPUTF8: 5.6.7;
+    with SMTPUTF8 offered it goes, with the SMTPUTF8 parameter."""
+    rcpt = "j\u00f6rg@remote.test"
+    for ext, expect in ((("PIPELINING",), r"dsn=5\.6\.7, status=bounced"),
+                        (("PIPELINING", "SMTPUTF8", "8BITMIME"),
+                         r"status=sent")):
+        with FakeSMTP(ehlo=ext) as srv, \
+                Daemon(conf=relay_conf(srv.port)) as d:
+            items = ["EHLO client.test",
+                     "MAIL FROM:<s@client.test> SMTPUTF8",
+                     "RCPT TO:<%s>" % rcpt, "DATA", message("utf8"), "QUIT"]
+            replies = smtp_dialog(d.port, items)
+            assert [r.code for r in replies[:5]] == [220, 250, 250, 250,
+                                                     354], replies
+            wait_log(d, r"to=<j.*rg@remote.test>.*" + expect)
+            if "SMTPUTF8" in ext:
+                assert "SMTPUTF8" in srv.transactions()[0]["mail"]
+            else:
+                assert srv.transactions() == []
+
+
+def test_dsn_parameters_passed_on():
+    """RET, ENVID, NOTIFY and ORCPT go on to a peer that offers DSN, and
+    are left out for one that does not."""
+    for ext in (("PIPELINING", "DSN"), ("PIPELINING",)):
+        with FakeSMTP(ehlo=ext) as srv, \
+                Daemon(conf=relay_conf(srv.port)) as d:
+            items = ["EHLO client.test",
+                     "MAIL FROM:<s@client.test> RET=HDRS ENVID=QQ314",
+                     "RCPT TO:<n@remote.test> NOTIFY=SUCCESS,FAILURE "
+                     "ORCPT=rfc822;n+40remote.test",
+                     "DATA", message("dsn"), "QUIT"]
+            replies = smtp_dialog(d.port, items)
+            assert [r.code for r in replies[:5]] == [220, 250, 250, 250,
+                                                     354], replies
+            wait_log(d, r"to=<n@remote.test>.*status=sent")
+            t = srv.transactions()[0]
+            if "DSN" in ext:
+                assert "RET=HDRS" in t["mail"] and "ENVID=QQ314" in \
+                    t["mail"], t
+                assert "NOTIFY=SUCCESS,FAILURE" in t["rcpts"][0], t
+                assert "ORCPT=rfc822;n+40remote.test" in t["rcpts"][0], t
+            else:
+                assert "RET=" not in t["mail"] and "NOTIFY" not in \
+                    t["rcpts"][0], t
