@@ -82,7 +82,8 @@ $(OBJDIR)/%.o: %.c
 
 $(OBJDIR)/regress/%: regress/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB) \
+	@echo "  CCLD    $@"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB) \
 	    $(LDFLAGS) $(LDLIBS) -lcmocka
 
 -include $(shell find $(OBJDIR) -name '*.d' 2>/dev/null)

@@ -28,6 +28,12 @@ enum imsg_type {
 	IMSG_LKA_EXPN,		/* struct lka_rcpt_req; DEST* then RESULT */
 	IMSG_LKA_AUTH,		/* struct lka_auth_req -> lka_result */
 	IMSG_LKA_SENDER,	/* struct lka_rcpt_req (mailfrom only) */
+	/* smtp -> lookup: may this client ETRN?  rcpt.domain is the node,
+	 * rcpt.user "@" for subdomains; reply lka_result with the node in
+	 * reply and ndest = subdomains flag */
+	IMSG_LKA_ETRN,
+	/* smtp -> queue: schedule mail for a node now (RFC 1985) */
+	IMSG_QUEUE_ETRN,	/* struct queue_etrn (request and reply) */
 
 	/* smtp -> queue: a new message; reply carries the spool fd */
 	IMSG_QUEUE_CREATE,	/* struct queue_msg_req */
@@ -164,6 +170,13 @@ struct queue_conf {
 	int64_t		retry_remote;
 	int32_t		max_inflight;
 	char		hostname[256];
+};
+
+struct queue_etrn {
+	uint32_t	reqid;
+	uint32_t	subdomains;	/* "@domain": subdomains too */
+	uint32_t	count;		/* reply: envelopes scheduled */
+	char		domain[256];
 };
 
 struct queue_msg_req {

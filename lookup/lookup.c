@@ -79,6 +79,27 @@ lookup_smtp_dispatch(struct mproc *p, struct imsg *m)
 		PROTO_READ(p, m, &req, proto_valid_lka_rcpt_req);
 		dns_lka_sender(p, &req);
 		break;
+	case IMSG_LKA_ETRN: {
+		struct lka_result r;
+
+		/* RFC 1985: only trusted clients may start a queue run */
+		PROTO_READ(p, m, &req, proto_valid_lka_rcpt_req);
+		memset(&r, 0, sizeof(r));
+		r.reqid = req.reqid;
+		if (lookup_client_trusted(&req)) {
+			r.status = PROTO_OK;
+			r.ndest = strcmp(req.rcpt.user, "@") == 0;
+			snprintf(r.reply, sizeof(r.reply), "%s",
+			    req.rcpt.domain);
+		} else {
+			r.status = PROTO_PERMFAIL;
+			snprintf(r.reply, sizeof(r.reply), "459 4.7.1 <%s>: "
+			    "Node not allowed: not a trusted client",
+			    req.rcpt.domain);
+		}
+		mproc_compose(p, IMSG_LKA_ETRN, req.reqid, -1, &r, sizeof(r));
+		break;
+	}
 	default:
 		fatalx("unexpected message %u from %s", m->hdr.type, p->name);
 	}

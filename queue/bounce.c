@@ -95,9 +95,12 @@ bounce_generate(const struct envelope *e, enum dsn_action action,
 	req.reqid = b->reqid;
 	req.flags = SF_LOCAL;		/* from the local system */
 	snprintf(req.helo, sizeof(req.helo), "%s", conf->hostname);
-	if (is_null_sender(e))
+	if (is_null_sender(e)) {
+		/* postmaster of this host: a local name the rules know */
 		snprintf(req.rcpt.user, sizeof(req.rcpt.user), "postmaster");
-	else
+		snprintf(req.rcpt.domain, sizeof(req.rcpt.domain), "%s",
+		    conf->hostname);
+	} else
 		req.rcpt = e->sender;
 	queue_lookup_request(&req);
 }

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -555,6 +556,16 @@ queue_smtp_dispatch(struct mproc *p, struct imsg *im)
 		proto_get(p, im, &req, sizeof(req));
 		queue_rollback(worker, &req);
 		break;
+	case IMSG_QUEUE_ETRN: {
+		struct queue_etrn q;
+
+		proto_get(p, im, &q, sizeof(q));
+		if (proto_valid_string(q.domain, sizeof(q.domain)) == -1)
+			fatalx("malformed ETRN from %s", p->name);
+		q.count = queue_schedule_domain(q.domain, q.subdomains);
+		mproc_compose(p, IMSG_QUEUE_ETRN, q.reqid, -1, &q, sizeof(q));
+		break;
+	}
 	default:
 		fatalx("unexpected message %u from %s", im->hdr.type, p->name);
 	}
@@ -788,6 +799,37 @@ queue_dispatch_one(struct qenv *e)
 	mproc_compose(e->via, e->evp.dest_type == DEST_REMOTE ?
 	    IMSG_MTA_DELIVER : IMSG_MDA_DELIVER, 0, fd, &e->evp,
 	    sizeof(e->evp));
+}
+
+/*
+ * ETRN (RFC 1985): deferred mail for a domain (and, with "@domain", its
+ * subdomains) is tried now.  Returns how many envelopes that is.
+ */
+uint32_t
+queue_schedule_domain(const char *domain, int subdomains)
+{
+	struct qenv	*e;
+	size_t		 dl = strlen(domain), el;
+	uint32_t	 n = 0;
+
+	RB_FOREACH(e, qenv_tree, &envs) {
+		const char *d = e->evp.dest.domain;
+
+		if (e->inflight || e->bouncing ||
+		    e->evp.dest_type != DEST_REMOTE)
+			continue;
+		el = strlen(d);
+		if (strcasecmp(d, domain) != 0 && !(subdomains && el > dl &&
+		    d[el - dl - 1] == '.' && strcasecmp(d + el - dl,
+		    domain) == 0))
+			continue;
+		e->evp.nexttry = 0;
+		sched_ready(e);
+		n++;
+	}
+	if (n)
+		queue_schedule();
+	return n;
 }
 
 /* bounce.c: the DSN for a failed envelope is queued (or given up) */

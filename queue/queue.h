@@ -65,6 +65,7 @@ int	queue_message_commit(uint32_t msgid, const struct envelope *, size_t);
 void	queue_message_abort(uint32_t msgid);
 int	queue_open_message(uint32_t msgid);
 void	queue_bounce_done(uint64_t evpid);
+uint32_t queue_schedule_domain(const char *domain, int subdomains);
 void	queue_lookup_request(const struct lka_rcpt_req *);
 
 /* bounce.c: delivery status notifications (RFC 3464) */

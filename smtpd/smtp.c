@@ -233,6 +233,15 @@ smtp_queue_dispatch(struct mproc *p, struct imsg *m)
 		PROTO_READ(p, m, &r, proto_valid_queue_msg_resp);
 		session_queue_committed(&r);
 		break;
+	case IMSG_QUEUE_ETRN: {
+		struct queue_etrn q;
+
+		proto_get(p, m, &q, sizeof(q));
+		if (proto_valid_string(q.domain, sizeof(q.domain)) == -1)
+			fatalx("queue: malformed ETRN reply");
+		session_queue_etrn(&q);
+		break;
+	}
 	default:
 		fatalx("unexpected message %u from queue", m->hdr.type);
 	}
@@ -254,6 +263,14 @@ smtp_lookup_dispatch(struct mproc *p, struct imsg *m)
 	case IMSG_LKA_RCPT_RESULT:
 		PROTO_READ(p, m, &r, proto_valid_lka_result);
 		session_lookup_result(&r);
+		break;
+	case IMSG_LKA_SENDER:
+		PROTO_READ(p, m, &r, proto_valid_lka_result);
+		session_lookup_sender(&r);
+		break;
+	case IMSG_LKA_ETRN:
+		PROTO_READ(p, m, &r, proto_valid_lka_result);
+		session_lookup_etrn(&r);
 		break;
 	case IMSG_LKA_RDNS:
 		PROTO_READ(p, m, &rdns, proto_valid_lka_rdns);

@@ -761,11 +761,48 @@ cmd_mail(struct session *s, char *args)
 	}
 	s->tx = tx;
 	s->state = S_MAIL;
+	/* check-sender-domain: MAIL FROM must name a domain that exists */
+	if (s->l->check_sender_domain && (tx->mailfrom.user[0] ||
+	    tx->mailfrom.domain[0]) && tx->mailfrom.domain[0]) {
+		struct lka_rcpt_req req;
+
+		memset(&req, 0, sizeof(req));
+		req.reqid = s->id;
+		req.flags = session_lka_flags(s);
+		req.listener = s->lindex;
+		req.client = s->ss;
+		req.mailfrom = tx->mailfrom;
+		s->flags |= SS_WAIT | SS_SENDER;
+		mproc_compose(&smtp_worker.lookup, IMSG_LKA_SENDER, s->id, -1,
+		    &req, sizeof(req));
+		return;
+	}
 	session_reply(s, "250 2.1.0 Ok");
 	return;
 fail:
 	txn_free(tx);
 	session_error(s);
+}
+
+void
+session_lookup_sender(const struct lka_result *r)
+{
+	struct session	*s;
+
+	if ((s = session_find(r->reqid)) == NULL ||
+	    !(s->flags & SS_SENDER))
+		return;
+	s->flags &= ~(SS_WAIT | SS_SENDER);
+	if (r->status == PROTO_OK)
+		session_reply(s, "250 2.1.0 Ok");
+	else {
+		session_reply(s, "%s", r->reply[0] ? r->reply :
+		    "450 4.1.8 Sender address rejected: Domain not found");
+		txn_free(s->tx);
+		s->tx = NULL;
+		s->state = S_HELO;
+	}
+	session_process(s);
 }
 
 static void
@@ -947,6 +984,7 @@ session_lookup_dest(const struct lka_dest *d)
 	struct session	*s;
 	struct txn	*tx;
 	struct sdest	*nd;
+	size_t		 i;
 
 	if ((s = session_find(d->reqid)) == NULL || !(s->flags & SS_WAIT))
 		return;
@@ -958,6 +996,20 @@ session_lookup_dest(const struct lka_dest *d)
 		return;
 	if (tx->ndests >= conf->max_rcpt * 4)
 		return;		/* lookup bounds expansions; belt and braces */
+	/*
+	 * Two RCPTs that expand to the same destination (an alias and its
+	 * member, say) get one copy; lookup already merges within one RCPT.
+	 */
+	for (i = 0; i < tx->ndests_before; i++) {
+		const struct lka_dest *o = &tx->dests[i].d;
+
+		if (o->dest_type == d->dest_type &&
+		    strcmp(o->user, d->user) == 0 &&
+		    strcmp(o->path, d->path) == 0 &&
+		    strcmp(o->action, d->action) == 0 &&
+		    memcmp(&o->dest, &d->dest, sizeof(o->dest)) == 0)
+			return;
+	}
 	if (tx->ndests == tx->capdests) {
 		size_t ncap = tx->capdests ? tx->capdests * 2 : 4;
 
@@ -994,7 +1046,8 @@ session_lookup_result(const struct lka_result *r)
 	}
 	if ((tx = s->tx) == NULL)
 		return;
-	if (r->status == PROTO_OK && tx->ndests > tx->ndests_before) {
+	/* lookup counts what it sent; duplicates may have been merged here */
+	if (r->status == PROTO_OK && r->ndest > 0) {
 		tx->nrcpt_ok++;
 		session_reply(s, "250 2.1.5 Ok");
 	} else {
@@ -1282,6 +1335,12 @@ session_commit(struct session *s)
 		evp.flags &= ~(EF_NOTIFY_NEVER | EF_NOTIFY_SUCCESS |
 		    EF_NOTIFY_FAILURE | EF_NOTIFY_DELAY);
 		evp.flags |= sd->notify;
+		/* list mail: owner-LIST becomes the envelope sender */
+		if (sd->d.sender_override.user[0] ||
+		    sd->d.sender_override.domain[0])
+			evp.sender = sd->d.sender_override;
+		else
+			evp.sender = tx->mailfrom;
 		evp.rcpt = sd->rcpt;
 		evp.dest = sd->d.dest;
 		evp.dest_type = sd->d.dest_type;
@@ -1665,9 +1724,83 @@ cmd_etrn(struct session *s, char *args)
 		session_error(s);
 		return;
 	}
-	/* RFC 1985: 458 unable to queue messages for node */
-	session_reply(s, "458 4.3.0 Unable to queue messages for node %.*s",
-	    64, args);
+	{
+		struct lka_rcpt_req	 req;
+		const char		*node = args;
+
+		memset(&req, 0, sizeof(req));
+		/* RFC 1985 5.3: "@domain" is the domain and its subdomains */
+		if (*node == '@')
+			node++;
+		if (*args == '#') {
+			session_reply(s, "458 4.3.0 Unable to queue messages "
+			    "for node %.*s: queue names are not supported",
+			    64, args);
+			return;
+		}
+		if (strlen(node) > ADDR_DOMAIN_MAX ||
+		    !domain_valid(node, 0)) {
+			session_reply(s, "501 5.5.4 Syntax: ETRN [@]domain");
+			session_error(s);
+			return;
+		}
+		req.reqid = s->id;
+		req.flags = session_lka_flags(s);
+		req.listener = s->lindex;
+		req.client = s->ss;
+		snprintf(req.rcpt.domain, sizeof(req.rcpt.domain), "%s", node);
+		/* remember the subdomain flag in the local part slot */
+		snprintf(req.rcpt.user, sizeof(req.rcpt.user), "%s",
+		    *args == '@' ? "@" : "");
+		if (s->authname)
+			snprintf(req.authname, sizeof(req.authname), "%s",
+			    s->authname);
+		s->flags |= SS_WAIT | SS_ETRN;
+		mproc_compose(&smtp_worker.lookup, IMSG_LKA_ETRN, s->id, -1,
+		    &req, sizeof(req));
+	}
+}
+
+/* lookup said whether this client may ask; then the queue does it */
+void
+session_lookup_etrn(const struct lka_result *r)
+{
+	struct session		*s;
+	struct queue_etrn	 q;
+
+	if ((s = session_find(r->reqid)) == NULL || !(s->flags & SS_ETRN))
+		return;
+	if (r->status != PROTO_OK) {
+		s->flags &= ~(SS_WAIT | SS_ETRN);
+		session_reply(s, "%s", r->reply[0] ? r->reply :
+		    "459 4.7.1 Node not allowed: not a trusted client");
+		session_process(s);
+		return;
+	}
+	memset(&q, 0, sizeof(q));
+	q.reqid = s->id;
+	snprintf(q.domain, sizeof(q.domain), "%.255s", r->reply);
+	q.subdomains = r->ndest;
+	mproc_compose(&smtp_worker.queue, IMSG_QUEUE_ETRN, s->id, -1, &q,
+	    sizeof(q));
+}
+
+void
+session_queue_etrn(const struct queue_etrn *q)
+{
+	struct session	*s;
+
+	if ((s = session_find(q->reqid)) == NULL || !(s->flags & SS_ETRN))
+		return;
+	s->flags &= ~(SS_WAIT | SS_ETRN);
+	/* RFC 1985 5.1 */
+	if (q->count == 0)
+		session_reply(s, "251 2.0.0 OK, no messages waiting for node "
+		    "%s", q->domain);
+	else
+		session_reply(s, "253 2.0.0 OK, %u pending messages for node "
+		    "%s started", q->count, q->domain);
+	session_process(s);
 }
 
 static void

@@ -51,6 +51,7 @@ enum sstate {
 #define SS_VRFY		0x0100	/* a VRFY is being looked up */
 #define SS_EXPN		0x0200	/* an EXPN is being looked up */
 #define SS_ETRN		0x0400	/* an ETRN is being looked up */
+#define SS_SENDER	0x0800	/* MAIL FROM's domain is being checked */
 
 /* one recipient after expansion, with its DSN parameters */
 struct sdest {
@@ -117,6 +118,9 @@ struct session {
 };
 
 void	session_init(void);
+void	session_lookup_sender(const struct lka_result *);
+void	session_lookup_etrn(const struct lka_result *);
+void	session_queue_etrn(const struct queue_etrn *);
 void	session_new(int fd, struct listener *, uint32_t lindex,
 	    struct sockaddr_storage *, socklen_t);
 void	session_new_local(int fd, const struct local_session *);
