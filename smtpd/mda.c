@@ -34,6 +34,13 @@
 
 #define MDA_IDLE_SECS	30
 #define MDA_PER_USER	4	/* processes serving one user at once */
+#define MDA_BATCH_MAX	64	/* deliveries that share their syncs */
+
+struct mda_batch_item {
+	int				pending;	/* Maildir, begun */
+	struct mda_maildir_pending	p;
+	struct delivery_result		r;
+};
 
 /*
  * Kinds of delivery process: as the user, as the user with the mail
@@ -340,9 +347,13 @@ mda_kill_all(void)
  * sandbox without exec, and reads requests until its channel closes or
  * it has been idle for a while.
  */
-static void
+/*
+ * One delivery.  A Maildir delivery only begins here when `pend' is given
+ * (1 is returned): the batch completes it after its syncs.
+ */
+static int
 mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
-    struct delivery_result *r)
+    struct delivery_result *r, struct mda_maildir_pending *pend)
 {
 	struct mda_message	 msg;
 	struct mda_expand_ctx	 ctx;
@@ -370,7 +381,7 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 		r->status = PROTO_TEMPFAIL;
 		snprintf(r->text, sizeof(r->text), "4.3.5 no action %s",
 		    evp->action);
-		return;
+		return 0;
 	}
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.username = pw->pw_name;
@@ -386,13 +397,13 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 			fatalx("%s delivery sent to the LMTP process",
 			    evp->action);
 		mda_lmtp_deliver(a->path, evp, fd, r);
-		return;
+		return 0;
 	}
 	if (mda_delivered_to_loop(fd, rcpt)) {
 		r->status = PROTO_PERMFAIL;
 		snprintf(r->text, sizeof(r->text), "5.4.6 mail forwarding "
 		    "loop for %s (Delivered-To already present)", rcpt);
-		return;
+		return 0;
 	}
 	if (evp->dest_type == DEST_FILE) {
 		rc = mda_file_deliver(evp->path, &msg, r->text,
@@ -406,10 +417,16 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 			r->status = PROTO_PERMFAIL;
 			snprintf(r->text, sizeof(r->text),
 			    "5.3.5 cannot expand maildir path \"%.200s\"", tmpl);
-			return;
+			return 0;
 		}
-		rc = mda_maildir_deliver(path, &msg, r->text,
-		    sizeof(r->text));
+		if (pend != NULL) {
+			rc = mda_maildir_begin(path, &msg, pend, r->text,
+			    sizeof(r->text));
+			if (rc == MDA_OK)
+				return 1;
+		} else
+			rc = mda_maildir_deliver(path, &msg, r->text,
+			    sizeof(r->text));
 	}
 	switch (rc) {
 	case MDA_OK:
@@ -424,6 +441,60 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 		r->status = PROTO_TEMPFAIL;
 		break;
 	}
+	return 0;
+}
+
+/*
+ * The Maildir deliveries of a batch, begun in tmp/, are made durable
+ * together: one syncfs() for all their files, the renames into new/, one
+ * syncfs() for the renames.  Two syncs per batch instead of two per
+ * message, and no result leaves before its message is safely in new/.
+ */
+static void
+mda_batch_complete(struct mda_batch_item *batch, int n)
+{
+	int	i, syncfd = -1, ok = 1;
+
+	for (i = 0; i < n; i++)
+		if (batch[i].pending && syncfd == -1)
+			syncfd = batch[i].p.dfd;
+	if (syncfd == -1)
+		return;
+	if (syncfs(syncfd) == -1) {
+		log_warn("syncfs");
+		ok = 0;
+	}
+	for (i = 0; ok && i < n; i++) {
+		struct mda_batch_item *it = &batch[i];
+
+		if (it->pending && mda_maildir_finish(&it->p, it->r.text,
+		    sizeof(it->r.text)) != MDA_OK) {
+			/* finish removed the file; this one is retried */
+			it->pending = 0;
+			it->r.status = PROTO_TEMPFAIL;
+		}
+	}
+	if (ok && syncfs(syncfd) == -1) {
+		log_warn("syncfs");
+		ok = 0;
+	}
+	for (i = 0; i < n; i++) {
+		struct mda_batch_item *it = &batch[i];
+
+		if (!it->pending)
+			continue;
+		it->pending = 0;
+		if (!ok) {
+			mda_maildir_abort(&it->p);
+			it->r.status = PROTO_TEMPFAIL;
+			snprintf(it->r.text, sizeof(it->r.text),
+			    "4.3.0 maildir: sync failed");
+			continue;
+		}
+		mda_maildir_release(&it->p);
+		it->r.status = PROTO_OK;
+		snprintf(it->r.text, sizeof(it->r.text), "2.0.0 delivered");
+	}
 }
 
 static void
@@ -433,12 +504,12 @@ mda_child_main(int fd, const struct passwd *pwin, int kind)
 	struct imsgbuf		 ib;
 	struct imsg		 m;
 	struct envelope		 evp;
-	struct delivery_result	 r;
 	struct pollfd		 pfd;
 	struct group		*gr;
 	gid_t			 groups[2];
-	int			 ngroups = 1, keep[1], rc;
+	int			 ngroups = 1, keep[1], rc, nbatch, i;
 	char			 title[64];
+	static struct mda_batch_item batch[MDA_BATCH_MAX];
 
 	keep[0] = fd;
 	close_all_but(keep, 1);
@@ -489,19 +560,33 @@ mda_child_main(int fd, const struct passwd *pwin, int kind)
 				continue;
 			_exit(0);
 		}
-		while ((rc = imsg_get(&ib, &m)) == 1) {
-			if (m.hdr.type != IMSG_MDA_DELIVER ||
-			    m.len != sizeof(evp) || m.fd == -1)
-				fatalx("bad request from the parent");
-			memcpy(&evp, m.data, sizeof(evp));
-			if (envelope_valid(&evp) == -1)
-				fatalx("invalid envelope from the parent");
-			mda_child_deliver(&pw, &evp, m.fd, &r);
-			close(m.fd);
-			if (imsg_compose(&ib, IMSG_MDA_RESULT, 0, -1, &r,
-			    sizeof(r)) == -1 || imsg_flush(&ib) == -1)
+		/* everything buffered, in batches that share their syncs */
+		do {
+			nbatch = 0;
+			while (nbatch < MDA_BATCH_MAX &&
+			    (rc = imsg_get(&ib, &m)) == 1) {
+				struct mda_batch_item *it = &batch[nbatch++];
+
+				if (m.hdr.type != IMSG_MDA_DELIVER ||
+				    m.len != sizeof(evp) || m.fd == -1)
+					fatalx("bad request from the parent");
+				memcpy(&evp, m.data, sizeof(evp));
+				if (envelope_valid(&evp) == -1)
+					fatalx("invalid envelope from the "
+					    "parent");
+				it->pending = mda_child_deliver(&pw, &evp,
+				    m.fd, &it->r, child_kind == MDA_KIND_LMTP ?
+				    NULL : &it->p);
+				close(m.fd);
+			}
+			mda_batch_complete(batch, nbatch);
+			for (i = 0; i < nbatch; i++)
+				if (imsg_compose(&ib, IMSG_MDA_RESULT, 0, -1,
+				    &batch[i].r, sizeof(batch[i].r)) == -1)
+					_exit(0);
+			if (nbatch > 0 && imsg_flush(&ib) == -1)
 				_exit(0);
-		}
+		} while (nbatch == MDA_BATCH_MAX && rc == 1);
 		if (rc == -1)
 			fatalx("malformed stream from the parent");
 	}

@@ -33,6 +33,27 @@ int	mda_maildir_deliver(const char *path, const struct mda_message *,
 	    char *err, size_t errlen);
 
 /*
+ * A batch of Maildir deliveries shares its syncs: _begin writes each
+ * message into tmp/ without syncing; the caller then makes them all
+ * durable at once (syncfs), _finish renames each into new/, and a second
+ * sync makes the renames durable.  Only after that may success be
+ * reported.  _abort removes what a failed delivery left.
+ */
+struct mda_maildir_pending {
+	int	dfd;			/* the Maildir */
+	int	created;
+	char	tmpname[300];		/* "tmp/NAME" */
+	char	newname[340];		/* "new/NAME,S=SIZE" */
+	char	victim[340];		/* what to unlink on failure */
+};
+int	mda_maildir_begin(const char *path, const struct mda_message *,
+	    struct mda_maildir_pending *, char *err, size_t errlen);
+int	mda_maildir_finish(struct mda_maildir_pending *, char *err,
+	    size_t errlen);
+void	mda_maildir_abort(struct mda_maildir_pending *);
+void	mda_maildir_release(struct mda_maildir_pending *);
+
+/*
  * Append to the mbox file at `path' (e.g. /var/mail/USER): O_APPEND,
  * O_NOFOLLOW, regular file with one link owned by the caller's euid; a
  * dotlock (path.lock) and an fcntl write lock, both with bounded waits; a

@@ -595,28 +595,35 @@ maildir_create_tmp(int dfd, int *createdp, const char *host, char *name,
 	}
 }
 
+/*
+ * The two halves of a Maildir delivery.  maildir_write() puts the message
+ * in tmp/; maildir_publish() renames it into new/.  Between them the file
+ * must reach the disk, and after the rename new/ must: a single delivery
+ * fsyncs the file and the directory; a batch (mda_maildir_begin/_finish)
+ * lets the caller make a whole batch durable with one sync each time.
+ */
 static int
-maildir_store(int dfd, int created, const struct mda_message *m,
-    char *err, size_t errlen)
+maildir_write(int dfd, int *createdp, const struct mda_message *m,
+    int dosync, struct mda_maildir_pending *p, char *err, size_t errlen)
 {
 	char		 host[MAILDIR_HOST_MAX + 1];
 	char		 name[NAME_MAX + 1];
-	char		 tmpname[NAME_MAX + 8], newname[NAME_MAX + 32];
 	struct wbuf	 w;
 	enum copy_error	 ce;
-	const char	*victim;
-	int		 fd, ndfd, rc, e;
+	int		 fd, rc, e;
 
 	maildir_host(m->hostname, host, sizeof(host));
-	if ((fd = maildir_create_tmp(dfd, &created, host, name, sizeof(name),
-	    tmpname, sizeof(tmpname))) == -1)
+	if ((fd = maildir_create_tmp(dfd, createdp, host, name, sizeof(name),
+	    p->tmpname, sizeof(p->tmpname))) == -1)
 		return maildir_fail(err, errlen, "create in tmp/", errno);
-	victim = tmpname;
+	p->dfd = dfd;
+	p->created = *createdp;
+	snprintf(p->victim, sizeof(p->victim), "%s", p->tmpname);
 
 	if (wbuf_init(&w, fd) == -1) {
 		rc = fail_sys(err, errlen, "maildir", "buffer", errno);
 		(void)close(fd);
-		goto fail;
+		return rc;
 	}
 	e = 0;
 	if (put_trace_headers(&w, m) == -1) {
@@ -628,60 +635,110 @@ maildir_store(int dfd, int created, const struct mda_message *m,
 	if (ce != COPY_OK) {
 		rc = fail_copy(err, errlen, "maildir", ce, e);
 		(void)close(fd);
-		goto fail;
+		return rc;
 	}
-	if (fsync(fd) == -1) {
+	if (dosync && fsync(fd) == -1) {
 		rc = fail_sys(err, errlen, "maildir", "fsync", errno);
 		(void)close(fd);
-		goto fail;
+		return rc;
 	}
 	/* on NFS a write error may first be reported by close() */
-	if (close(fd) == -1) {
-		rc = fail_sys(err, errlen, "maildir", "close", errno);
-		goto fail;
-	}
+	if (close(fd) == -1)
+		return fail_sys(err, errlen, "maildir", "close", errno);
 
 	/* Maildir++ carries the size in the name so readers need no stat */
-	if ((size_t)snprintf(newname, sizeof(newname), "new/%s,S=%lld", name,
-	    (long long)w.total) >= sizeof(newname)) {
-		rc = fail_sys(err, errlen, "maildir", "rename into new/",
+	if ((size_t)snprintf(p->newname, sizeof(p->newname), "new/%s,S=%lld",
+	    name, (long long)w.total) >= sizeof(p->newname))
+		return fail_sys(err, errlen, "maildir", "rename into new/",
 		    ENAMETOOLONG);
-		goto fail;
-	}
-	while (renameat(dfd, tmpname, dfd, newname) == -1) {
+	return MDA_OK;
+}
+
+static int
+maildir_publish(struct mda_maildir_pending *p, char *err, size_t errlen)
+{
+	int	e;
+
+	while (renameat(p->dfd, p->tmpname, p->dfd, p->newname) == -1) {
 		e = errno;
-		if (e == ENOENT && !created) {
-			created = 1;
-			if (maildir_subdirs(dfd) == 0)
+		if (e == ENOENT && !p->created) {
+			p->created = 1;
+			if (maildir_subdirs(p->dfd) == 0)
 				continue;
 			e = errno;
 		}
-		rc = maildir_fail(err, errlen, "rename into new/", e);
-		goto fail;
+		return maildir_fail(err, errlen, "rename into new/", e);
 	}
-	victim = newname;
+	snprintf(p->victim, sizeof(p->victim), "%s", p->newname);
+	return MDA_OK;
+}
+
+static int
+maildir_sync_new(int dfd, char *err, size_t errlen)
+{
+	int	ndfd;
 
 	/* the rename is durable only once new/ itself is on disk */
 	if ((ndfd = openat(dfd, "new", O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) == -1) {
-		rc = maildir_fail(err, errlen, "open new/", errno);
-		goto fail;
-	}
+	    O_CLOEXEC)) == -1)
+		return maildir_fail(err, errlen, "open new/", errno);
 	if (fsync(ndfd) == -1) {
-		rc = fail_sys(err, errlen, "maildir", "fsync new/", errno);
 		(void)close(ndfd);
-		goto fail;
+		return fail_sys(err, errlen, "maildir", "fsync new/", errno);
 	}
 	(void)close(ndfd);	/* read-only directory: nothing to lose */
 	return MDA_OK;
+}
 
-fail:
-	/*
-	 * Not delivered, so the queue will try again: leave nothing that a
-	 * reader could take for a first copy.  If the unlink fails too, the
-	 * error already reported is the one that matters.
-	 */
-	(void)unlinkat(dfd, victim, 0);
+/*
+ * Not delivered, so the queue will try again: leave nothing that a
+ * reader could take for a first copy.  If the unlink fails too, the error
+ * already reported is the one that matters.
+ */
+void
+mda_maildir_abort(struct mda_maildir_pending *p)
+{
+	if (p->dfd != -1 && p->victim[0])
+		(void)unlinkat(p->dfd, p->victim, 0);
+	mda_maildir_release(p);
+}
+
+void
+mda_maildir_release(struct mda_maildir_pending *p)
+{
+	if (p->dfd != -1)
+		(void)close(p->dfd);
+	p->dfd = -1;
+}
+
+int
+mda_maildir_begin(const char *path, const struct mda_message *m,
+    struct mda_maildir_pending *p, char *err, size_t errlen)
+{
+	int	dfd = -1, created, rc;
+
+	memset(p, 0, sizeof(*p));
+	p->dfd = -1;
+	err_clear(err, errlen);
+	if ((rc = envelope_check(m, "maildir", err, errlen)) != MDA_OK)
+		return rc;
+	if ((rc = maildir_open(path, &dfd, &created, err, errlen)) != MDA_OK)
+		return rc;
+	if ((rc = maildir_write(dfd, &created, m, 0, p, err, errlen)) !=
+	    MDA_OK) {
+		p->dfd = dfd;
+		mda_maildir_abort(p);
+	}
+	return rc;
+}
+
+int
+mda_maildir_finish(struct mda_maildir_pending *p, char *err, size_t errlen)
+{
+	int	rc;
+
+	if ((rc = maildir_publish(p, err, errlen)) != MDA_OK)
+		mda_maildir_abort(p);
 	return rc;
 }
 
@@ -689,16 +746,25 @@ int
 mda_maildir_deliver(const char *path, const struct mda_message *m,
     char *err, size_t errlen)
 {
-	int	dfd = -1, created, rc;
+	struct mda_maildir_pending	p;
+	int				dfd = -1, created, rc;
 
+	memset(&p, 0, sizeof(p));
+	p.dfd = -1;
 	err_clear(err, errlen);
 	if ((rc = envelope_check(m, "maildir", err, errlen)) != MDA_OK)
 		return rc;
 	if ((rc = maildir_open(path, &dfd, &created, err, errlen)) != MDA_OK)
 		return rc;
-	rc = maildir_store(dfd, created, m, err, errlen);
-	(void)close(dfd);	/* read-only directory: nothing to lose */
-	return rc;
+	p.dfd = dfd;
+	if ((rc = maildir_write(dfd, &created, m, 1, &p, err, errlen)) !=
+	    MDA_OK || (rc = maildir_publish(&p, err, errlen)) != MDA_OK ||
+	    (rc = maildir_sync_new(dfd, err, errlen)) != MDA_OK) {
+		mda_maildir_abort(&p);
+		return rc;
+	}
+	mda_maildir_release(&p);
+	return MDA_OK;
 }
 
 /*
