@@ -58,6 +58,7 @@ struct qenv {
 	struct envelope		 evp;
 	int			 inflight;
 	struct mproc		*via;		/* where it is in flight */
+	int64_t			 dispatched;	/* when, in ms */
 	int			 bouncing;	/* kept until its DSN is queued */
 	int			 onlist;	/* 0, LIST_READY, LIST_WAIT */
 };
@@ -706,17 +707,54 @@ retry_delay(const struct envelope *evp)
 	return d;
 }
 
-static void
-log_delivery(const struct qenv *e, const char *status, const char *text,
-    const char *relay)
+static int64_t
+now_ms(void)
 {
-	char	to[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2], clean[ENV_TEXT_MAX * 4];
-	time_t	now = time(NULL);
+	struct timespec	ts;
 
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * One line per delivery attempt, in the shape log analysers know from
+ * Postfix: delay is the message's age; delays=a/b/c/d are before the
+ * queue (not measured: 0), in the queue and waiting in the agent,
+ * connection set-up, and the transfer itself.
+ */
+static void
+log_delivery(const struct qenv *e, const char *status,
+    const struct delivery_result *r)
+{
+	char		 to[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char		 clean[ENV_TEXT_MAX * 4], dsn[16];
+	const char	*text = r->text;
+	int64_t		 now = now_ms(), inagent, b, c, d;
+	int		 x, y, z, n = 0;
+
+	if (sscanf(text, "%1d.%3d.%3d%n", &x, &y, &z, &n) == 3 &&
+	    (text[n] == ' ' || text[n] == '\0')) {
+		snprintf(dsn, sizeof(dsn), "%d.%d.%d", x, y, z);
+		text += n;
+		while (*text == ' ')
+			text++;
+	} else
+		snprintf(dsn, sizeof(dsn), "%s", r->status == PROTO_OK ?
+		    "2.0.0" : r->status == PROTO_TEMPFAIL ? "4.0.0" : "5.0.0");
+	inagent = e->dispatched ? now - e->dispatched : 0;
+	b = (e->dispatched ? e->dispatched - e->evp.ctime * 1000 : 0) +
+	    r->delay_wait;
+	c = r->delay_conn;
+	d = r->delay_xfer ? r->delay_xfer : inagent - r->delay_wait - c;
+	if (b < 0)
+		b = 0;
+	if (d < 0)
+		d = 0;
 	addr_to_string(&e->evp.dest, to, sizeof(to));
-	log_info("%016" PRIx64 ": to=<%s>, relay=%s, delay=%lld, tries=%u, "
-	    "dsn=%.5s, status=%s (%s)", e->evp.id, to, relay,
-	    (long long)(now - e->evp.ctime), e->evp.tries, text, status,
+	log_info("%016" PRIx64 ": to=<%s>, relay=%s, delay=%.2f, "
+	    "delays=0/%.2f/%.2f/%.2f, tries=%u, dsn=%s, status=%s (%s)",
+	    e->evp.id, to, r->relay, (now - e->evp.ctime * 1000) / 1000.0,
+	    b / 1000.0, c / 1000.0, d / 1000.0, e->evp.tries, dsn, status,
 	    log_sanitize(text, clean, sizeof(clean)));
 }
 
@@ -735,7 +773,7 @@ queue_delivery_result(const struct delivery_result *r)
 	e->evp.lasttry = now;
 	switch (r->status) {
 	case PROTO_OK:
-		log_delivery(e, "sent", r->text, r->relay);
+		log_delivery(e, "sent", r);
 		queue_stats.delivered++;
 		if (e->evp.flags & EF_NOTIFY_SUCCESS)
 			bounce_generate(&e->evp, DSN_DELIVERED, r->text);
@@ -746,7 +784,7 @@ queue_delivery_result(const struct delivery_result *r)
 			snprintf(e->evp.errorline, sizeof(e->evp.errorline),
 			    "%s", r->text);
 			e->evp.nexttry = now + retry_delay(&e->evp);
-			log_delivery(e, "deferred", r->text, r->relay);
+			log_delivery(e, "deferred", r);
 			queue_stats.deferred++;
 			if (conf->bounce_warn > 0 &&
 			    !(e->evp.flags & EF_WARNED) &&
@@ -766,7 +804,7 @@ queue_delivery_result(const struct delivery_result *r)
 	default:
 		snprintf(e->evp.errorline, sizeof(e->evp.errorline), "%s",
 		    r->text);
-		log_delivery(e, "bounced", r->text, r->relay);
+		log_delivery(e, "bounced", r);
 		queue_stats.bounced++;
 		if (!bounce_wants(&e->evp, DSN_FAILED)) {
 			qenv_remove(e);
@@ -796,6 +834,7 @@ queue_dispatch_one(struct qenv *e)
 	e->inflight = 1;
 	inflight++;
 	e->via = e->evp.dest_type == DEST_REMOTE ? q_mta : &q_parent;
+	e->dispatched = now_ms();
 	mproc_compose(e->via, e->evp.dest_type == DEST_REMOTE ?
 	    IMSG_MTA_DELIVER : IMSG_MDA_DELIVER, 0, fd, &e->evp,
 	    sizeof(e->evp));
