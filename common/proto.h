@@ -73,6 +73,9 @@ enum imsg_type {
 	IMSG_QUEUE_SET_LOOKUP,	/* fd: the channel to the current lookup */
 	IMSG_QUEUE_CONF,	/* struct queue_conf */
 
+	/* control -> parent -> lookup: smtpctl update table NAME */
+	IMSG_LKA_UPDATE_TABLE,	/* char name[128] */
+
 	/* parent -> children */
 	IMSG_SHUTDOWN,		/* stop accepting, finish, exit */
 	IMSG_PAUSE,		/* uint32 what */

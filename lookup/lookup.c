@@ -130,6 +130,18 @@ lookup_parent_dispatch(struct mproc *p, struct imsg *m)
 		PROTO_READ(p, m, &fr, proto_valid_forward_req);
 		rcpt_forward_reply(&fr, m->fd);
 		break;
+	case IMSG_LKA_UPDATE_TABLE: {
+		char name[128];
+
+		proto_get(p, m, name, sizeof(name));
+		if (proto_valid_string(name, sizeof(name)) == -1)
+			fatalx("malformed table name from the parent");
+		if (table_reload(name) == -1)
+			log_warnx("update table %s: no such table", name);
+		else
+			log_info("table %s reloaded by smtpctl", name);
+		break;
+	}
 	default:
 		fatalx("unexpected message %u from %s", m->hdr.type, p->name);
 	}

@@ -149,6 +149,21 @@ client_dispatch(struct mproc *p, struct imsg *m)
 	case CTL_SUBMIT:
 		control_submit(c);
 		return;
+	case CTL_UPDATE_TABLE: {
+		char name[128];
+
+		if (config_find_table(conf, req.arg) == NULL ||
+		    strlen(req.arg) >= sizeof(name)) {
+			client_reply(c, 1, "no such table");
+			return;
+		}
+		memset(name, 0, sizeof(name));
+		memcpy(name, req.arg, strlen(req.arg));
+		mproc_compose(&c_parent, IMSG_LKA_UPDATE_TABLE, c->id, -1,
+		    name, sizeof(name));
+		client_reply(c, 0, "table reloaded");
+		return;
+	}
 	case CTL_PAUSE_SMTP:
 	case CTL_RESUME_SMTP:
 		mproc_compose(&c_parent, req.cmd == CTL_PAUSE_SMTP ?

@@ -31,7 +31,7 @@ usage(void)
 	    "  schedule ID|all          remove ID|all\n"
 	    "  pause envelope ID|all    resume envelope ID|all\n"
 	    "  pause mda|mta|smtp       resume mda|mta|smtp\n"
-	    "  log verbose|brief\n"
+	    "  log verbose|brief        update table NAME\n"
 	    "  encrypt [password]       print a SHA-512-crypt hash\n");
 	exit(64);
 }
@@ -358,6 +358,14 @@ main(int argc, char **argv)
 			req.cmd = pause ? CTL_PAUSE_SMTP : CTL_RESUME_SMTP;
 		else
 			usage();
+	} else if (strcmp(argv[0], "update") == 0 && argc == 3 &&
+	    strcmp(argv[1], "table") == 0) {
+		req.cmd = CTL_UPDATE_TABLE;
+		if (strlen(argv[2]) >= sizeof(req.arg)) {
+			fprintf(stderr, "smtpctl: table name too long\n");
+			exit(64);
+		}
+		snprintf(req.arg, sizeof(req.arg), "%s", argv[2]);
 	} else if (strcmp(argv[0], "log") == 0 && argc == 2) {
 		if (strcmp(argv[1], "verbose") == 0)
 			req.cmd = CTL_LOG_VERBOSE;

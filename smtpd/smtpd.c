@@ -796,6 +796,7 @@ parent_dispatch(struct mproc *p, struct imsg *m)
 	struct child		*c = p->arg;
 	struct envelope		 evp;
 	struct forward_req	 fwd;
+	int			 i;
 
 	switch (m->hdr.type) {
 	case IMSG_PARENT_FORWARD:
@@ -805,6 +806,16 @@ parent_dispatch(struct mproc *p, struct imsg *m)
 		if (m->fd != -1)
 			fatalx("unexpected descriptor from %s", c->title);
 		parent_forward(p, &fwd);
+		break;
+	case IMSG_LKA_UPDATE_TABLE:
+		if (c->kind != C_CONTROL || m->len != 128)
+			fatalx("bad table update from %s", c->title);
+		for (i = 0; i < MAX_CHILDREN; i++)
+			if (children[i].used && !children[i].exited &&
+			    !children[i].retiring &&
+			    children[i].kind == C_LOOKUP)
+				mproc_compose(&children[i].mp,
+				    IMSG_LKA_UPDATE_TABLE, 0, -1, m->data, 128);
 		break;
 	case IMSG_PAUSE:
 	case IMSG_RESUME:

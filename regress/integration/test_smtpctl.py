@@ -171,3 +171,27 @@ def test_log_verbose_and_usage():
         ctl(d, "log", "verbose")
         p = ctl(d, "frobnicate", check=False)
         assert p.returncode == 64 and b"usage" in p.stderr
+
+
+def test_update_table():
+    conf = """\
+spool "@TMP@/spool"
+socket "@TMP@/smtpd.sock"
+smtp workers 1
+listen on 127.0.0.1 port @PORT@
+table doms file:@TMP@/doms
+action "local" maildir "~/Maildir"
+match from any for domain <doms> action "local"
+"""
+    with Daemon(conf=conf) as d:
+        with open(os.path.join(d.tmp, "doms"), "w") as f:
+            f.write("example.test\nnew.test\n")
+        ctl(d, "update", "table", "doms")
+        with SMTPConnection(d.port) as c:
+            c.command("EHLO t.test")
+            c.command("MAIL FROM:<a@example.test>")
+            r = c.command("RCPT TO:<%s@new.test>" % TEST_USER1)
+            assert r.code == 250, r
+        p = ctl(d, "update", "table", "nosuch", check=False)
+        assert p.returncode != 0 and b"no such table" in p.stderr
+        assert "table doms reloaded" in d.log()
