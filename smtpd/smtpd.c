@@ -11,6 +11,7 @@
  * one that is visibly down.
  */
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -475,6 +476,30 @@ start_generation(int *listen_fds, int nl, int nworkers)
 		close(listen_fds[i]);
 }
 
+/*
+ * Every session is a descriptor: a worker holding thousands of idle
+ * sessions needs far more than the usual soft limit of 1024.  Root may
+ * raise the hard limit too; the children inherit it.
+ */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit	rl;
+	rlim_t		want = (rlim_t)(conf->max_sessions > 0 ?
+			    conf->max_sessions : 10000) + 4096;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("getrlimit");
+		return;
+	}
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+		rl.rlim_max = want;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("setrlimit(RLIMIT_NOFILE, %llu)",
+		    (unsigned long long)rl.rlim_cur);
+}
+
 static int
 worker_count(void)
 {
@@ -893,6 +918,7 @@ main(int argc, char **argv)
 	log_procname("parent");
 
 	conf_path = path;
+	raise_fd_limit();
 	nworkers = worker_count();
 	setup_spool();
 	TAILQ_FOREACH(l, &conf->listeners, entry)
