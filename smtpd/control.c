@@ -63,6 +63,30 @@ client_free(struct ctl_client *c)
 }
 
 static void
+client_free_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	client_free(arg);
+}
+
+/*
+ * From inside the client's own dispatch the client must outlive the
+ * call: stop reading it now, free it on the next turn of the loop.
+ */
+static void
+client_free_later(struct ctl_client *c)
+{
+	struct timeval	tv = { 0, 0 };
+
+	if (c->closing)
+		return;
+	c->closing = 1;
+	event_del(c->mp.ev);
+	if (event_base_once(ev_base, -1, EV_TIMEOUT, client_free_cb, c,
+	    &tv) == -1)
+		fatalx("event_base_once");
+}
+
+static void
 client_closed(struct mproc *p)
 {
 	client_free(p->arg);
@@ -114,7 +138,7 @@ control_submit(struct ctl_client *c)
 	memset(&ls, 0, sizeof(ls));
 	ls.uid = (uint32_t)c->uid;
 	mproc_compose(&c_parent, IMSG_SMTP_LOCAL, c->id, fd, &ls, sizeof(ls));
-	client_free(c);
+	client_free_later(c);
 }
 
 static void
@@ -123,20 +147,25 @@ client_dispatch(struct mproc *p, struct imsg *m)
 	struct ctl_client	*c = p->arg;
 	struct ctl_request	 req;
 
+	if (c->closing) {
+		if (m->fd != -1)
+			close(m->fd);
+		return;
+	}
 	if (m->hdr.type != IMSG_CTL_REQUEST || m->len != sizeof(req) ||
 	    m->fd != -1) {
 		if (m->fd != -1)
 			close(m->fd);
 		log_warnx("control: malformed request from uid %u; dropped",
 		    (unsigned)c->uid);
-		client_free(c);
+		client_free_later(c);
 		return;
 	}
 	memcpy(&req, m->data, sizeof(req));
 	if (proto_valid_ctl_request(&req) == -1) {
 		log_warnx("control: invalid request from uid %u; dropped",
 		    (unsigned)c->uid);
-		client_free(c);
+		client_free_later(c);
 		return;
 	}
 	req.uid = c->uid;		/* what the kernel says, not the client */
