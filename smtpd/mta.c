@@ -21,11 +21,13 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,7 @@
 
 #include <event2/event.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -52,6 +55,8 @@
 
 SSL_CTX			*mta_ssl_ctx;
 int			 mta_ssl_ca_loaded;
+static char		*ca_pem;		/* the CA bundle, read before the chroot */
+static size_t		 ca_pem_len;
 
 static struct mproc	 m_parent, m_queue, m_lookup;
 static TAILQ_HEAD(, mta_route) routes = TAILQ_HEAD_INITIALIZER(routes);
@@ -658,6 +663,9 @@ static void
 mta_tls_init(void)
 {
 	const char	*cafile;
+	struct stat	 st;
+	ssize_t		 n;
+	int		 fd;
 
 	if ((mta_ssl_ctx = SSL_CTX_new(TLS_client_method())) == NULL)
 		fatalx("SSL_CTX_new");
@@ -666,13 +674,59 @@ mta_tls_init(void)
 	cafile = getenv(X509_get_default_cert_file_env());
 	if (cafile == NULL)
 		cafile = X509_get_default_cert_file();
-	if (SSL_CTX_load_verify_locations(mta_ssl_ctx, cafile, NULL) == 1)
-		mta_ssl_ca_loaded = 1;
-	else {
-		log_warnx("cannot load the CA store %s: \"relay tls verify\" "
+	/*
+	 * Only the bytes are read here, as root before the chroot: parsing
+	 * a few hundred certificates is slow, and that can wait until the
+	 * process is unprivileged (mta_tls_load_cas).
+	 */
+	if ((fd = open(cafile, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1 || st.st_size <= 0 ||
+	    st.st_size > 16 * 1024 * 1024 ||
+	    (ca_pem = malloc(st.st_size)) == NULL) {
+		log_warnx("cannot read the CA store %s: \"relay tls verify\" "
 		    "will fail", cafile);
-		ERR_clear_error();
+		if (fd != -1)
+			close(fd);
+		return;
 	}
+	for (ca_pem_len = 0; ca_pem_len < (size_t)st.st_size;
+	    ca_pem_len += n)
+		if ((n = read(fd, ca_pem + ca_pem_len, st.st_size -
+		    ca_pem_len)) <= 0)
+			break;
+	close(fd);
+}
+
+static void
+mta_tls_load_cas(void)
+{
+	STACK_OF(X509_INFO)	*infos;
+	X509_STORE		*store;
+	BIO			*bio;
+	int			 i, n = 0;
+
+	if (ca_pem == NULL)
+		return;
+	store = SSL_CTX_get_cert_store(mta_ssl_ctx);
+	if ((bio = BIO_new_mem_buf(ca_pem, (int)ca_pem_len)) == NULL)
+		fatalx("BIO_new_mem_buf");
+	infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	for (i = 0; infos && i < sk_X509_INFO_num(infos); i++) {
+		X509_INFO *xi = sk_X509_INFO_value(infos, i);
+
+		if (xi->x509 && X509_STORE_add_cert(store, xi->x509) == 1)
+			n++;
+	}
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	ERR_clear_error();
+	free(ca_pem);
+	ca_pem = NULL;
+	if (n > 0)
+		mta_ssl_ca_loaded = 1;
+	else
+		log_warnx("no CA certificate loaded: \"relay tls verify\" "
+		    "will fail");
 }
 
 static void
@@ -726,6 +780,7 @@ mta_main(struct proc_fds *f)
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	sandbox_enter(SANDBOX_MTA);
+	mta_tls_load_cas();
 	mproc_init(&m_parent, f->parent, "parent", mta_other_dispatch, NULL);
 	mproc_init(&m_queue, f->queue, "queue", mta_queue_dispatch, NULL);
 	mproc_init(&m_lookup, f->lookup, "lookup", mta_lookup_dispatch, NULL);

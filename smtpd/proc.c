@@ -30,7 +30,17 @@ libevent_log(int severity, const char *msg)
 void
 proc_setup(const char *title)
 {
+	sigset_t	term;
+
 	event_set_log_callback(libevent_log);
+	/*
+	 * A SIGTERM that comes while the child is still setting up waits
+	 * until its event loop can handle it (proc_on_term), so even a very
+	 * early shutdown is a clean one.
+	 */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, NULL);
 	privsep_title(title);
 	log_reopen();
 	/* the parent coordinates shutdown; ^C in -d mode reaches us all */
@@ -53,9 +63,13 @@ void
 proc_on_term(void (*cb)(void))
 {
 	struct event	*ev;
+	sigset_t	 term;
 
 	term_cb = cb;
 	if ((ev = evsignal_new(ev_base, SIGTERM, on_term, NULL)) == NULL)
 		fatalx("evsignal_new");
 	evsignal_add(ev, NULL);
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_UNBLOCK, &term, NULL);
 }

@@ -463,6 +463,7 @@ class Daemon:
                 with SMTPConnection(self.port, timeout=5) as c:
                     if c.greeting.code == 220:
                         c.command("QUIT")
+                        self.wait_sandboxed(deadline)
                         return
                     last = "greeting %s" % (c.greeting,)
             except (OSError, SMTPError) as e:
@@ -470,6 +471,25 @@ class Daemon:
             time.sleep(0.1)
         raise FixtureError("no 220 banner on port %d within %ds (%s)"
                            % (self.port, timeout, last))
+
+    def wait_sandboxed(self, deadline):
+        """The workers greet before every sibling has finished starting
+        (the mta reads its CA store as root, slowly under ASan): wait
+        until each core child has entered its sandbox."""
+        core = ("smtpd: queue", "smtpd: lookup", "smtpd: mta",
+                "smtpd: control", "smtpd: smtp worker")
+        while time.monotonic() < deadline:
+            waiting = []
+            for pid in self.children():
+                try:
+                    if (proc_title(pid) or "").startswith(core) and \
+                            proc_status(pid).get("Seccomp") != "2":
+                        waiting.append(pid)
+                except OSError:
+                    pass	# gone meanwhile
+            if not waiting:
+                return
+            time.sleep(0.05)
 
     # -- inspection --------------------------------------------------------
 
