@@ -44,7 +44,7 @@ CPPFLAGS	+= -I. -Icommon -Ismtpd -Iqueue -Ilookup -D_GNU_SOURCE \
 		   -DSMTPD_SYSCONFDIR=\"$(SYSCONFDIR)\" $(if $(SAN),-DPOSTHASTE_SAN=1)
 CFLAGS		+= -std=c11 $(OPT) $(WARNINGS) $(HARDEN) $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS		+= $(HARDEN_LD) $(SANFLAGS)
-LDLIBS		+= $(PKG_LIBS) -ldb -lunbound -lcrypt -lresolv
+LDLIBS		+= $(PKG_LIBS) -ldb -lunbound -lcrypt -lresolv -pthread
 
 # Source files with a main(); everything else goes into one library.
 MAINS		:= smtpd/smtpd.c smtpd/smtpctl.c smtpd/makemap.c smtpd/sendmail.c

@@ -90,6 +90,7 @@ static const int sc_base[] = {
 	SCMP_SYS(futex), SCMP_SYS(pipe2), SCMP_SYS(eventfd2),
 	SCMP_SYS(statx), SCMP_SYS(dup), SCMP_SYS(dup2), SCMP_SYS(dup3),
 	SCMP_SYS(getresuid), SCMP_SYS(getresgid), SCMP_SYS(getppid),
+	SCMP_SYS(rseq), SCMP_SYS(set_robust_list),	/* a thread starting */
 #ifdef POSTHASTE_SAN
 	/* what the sanitizer runtimes need to report an error */
 	SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(readlink),
@@ -169,6 +170,9 @@ sandbox_enter(enum sandbox_profile profile)
 		defact = SCMP_ACT_LOG;	/* development: find missing calls */
 	if ((ctx = seccomp_init(defact)) == NULL)
 		fatalx("seccomp_init");
+	/* every thread of the process (the queue's syncer) gets the filter */
+	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) != 0)
+		fatalx("seccomp_attr_set TSYNC");
 	sandbox_allow(ctx, sc_base);
 	/* libevent asks how much is readable; no other ioctl */
 	struct scmp_arg_cmp fionread = { 1, SCMP_CMP_EQ, FIONREAD, 0 };

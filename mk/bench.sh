@@ -30,6 +30,8 @@ mkdir -p "$TOP/regress/results"
 "$BENCH_DIR/setup.sh" >/dev/null
 if [ "${DATAFS:-1}" = 1 ]; then
 	"$BENCH_DIR/datafs.sh" up >/dev/null
+	# the spool too, like the anchors' queues: same file system, same rules
+	STATE=/tmp/bench-fs/bench-posthaste
 fi
 # the daemon's users and directories, as the tests create them
 getent passwd _smtpd >/dev/null || useradd -r -M -d /var/empty \

@@ -26,6 +26,7 @@
 #include <bsd/stdlib.h>
 #include "tree.h"
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -455,11 +456,114 @@ commit_schedule(struct qmsg *m)
  * durable, then every client is answered.
  */
 static void
+commit_finish(struct qmsg *m, int syncok)
+{
+	if (!syncok) {
+		msgdir_remove(dfd_queue, m->msgid);
+		commit_reply(m, 0);
+		qmsg_free(m);
+		return;
+	}
+	commit_reply(m, 1);
+	commit_schedule(m);
+}
+
+#if QUEUE_SYNCFS
+/*
+ * Group commit, pipelined.  A syncer thread runs syncfs() while the
+ * queue goes on serving: commits that arrive during a sync are prepared
+ * (envelopes written, directory renamed) and wait for the next one, so
+ * each sync covers everything that came in while the previous one ran.
+ * No client is answered, and no message scheduled, before the sync that
+ * covers it has returned.
+ */
+TAILQ_HEAD(qmsg_list, qmsg);
+static struct qmsg_list	 sync_waiting = TAILQ_HEAD_INITIALIZER(sync_waiting);
+static struct qmsg_list	 sync_running_list =
+			    TAILQ_HEAD_INITIALIZER(sync_running_list);
+static int		 sync_running;
+static int		 sync_req[2], sync_done[2];
+static struct event	*ev_sync_done;
+
+static void *
+syncer_main(void *arg)
+{
+	char	c;
+
+	for (;;) {
+		if (read(sync_req[0], &c, 1) != 1)
+			return NULL;
+		c = syncfs(dfd_queue) == 0 ? 1 : 0;
+		if (write(sync_done[1], &c, 1) != 1)
+			return NULL;
+	}
+}
+
+static void
+sync_start(void)
+{
+	struct qmsg	*m;
+
+	if (sync_running || TAILQ_EMPTY(&sync_waiting))
+		return;
+	while ((m = TAILQ_FIRST(&sync_waiting)) != NULL) {
+		TAILQ_REMOVE(&sync_waiting, m, batch);
+		TAILQ_INSERT_TAIL(&sync_running_list, m, batch);
+	}
+	sync_running = 1;
+	queue_stats.commit_batches++;
+	if (write(sync_req[1], "s", 1) != 1)
+		fatal("syncer request");
+}
+
+static void
+on_sync_done(evutil_socket_t fd, short ev, void *arg)
+{
+	struct qmsg	*m;
+	char		 c;
+
+	if (read(sync_done[0], &c, 1) != 1)
+		fatal("syncer result");
+	if (!c)
+		log_warnx("syncfs of the spool failed: those commits are "
+		    "refused");
+	sync_running = 0;
+	while ((m = TAILQ_FIRST(&sync_running_list)) != NULL) {
+		TAILQ_REMOVE(&sync_running_list, m, batch);
+		commit_finish(m, c);
+	}
+	sync_start();
+	queue_schedule();
+}
+
+static void
+syncer_init(void)
+{
+	pthread_t	tid;
+
+	if (pipe2(sync_req, O_CLOEXEC) == -1 ||
+	    pipe2(sync_done, O_CLOEXEC | O_NONBLOCK) == -1)
+		fatal("pipe2");
+	if ((errno = pthread_create(&tid, NULL, syncer_main, NULL)) != 0)
+		fatal("pthread_create");
+	ev_sync_done = event_new(ev_base, sync_done[0], EV_READ | EV_PERSIST,
+	    on_sync_done, NULL);
+	event_add(ev_sync_done, NULL);
+}
+#endif
+
+/*
+ * Run once per event loop iteration in which commits arrived: every
+ * message of the batch is prepared; then a sync makes it durable (at once
+ * where there is no syncfs, else by the syncer), then its clients are
+ * answered.
+ */
+static void
 commit_batch(evutil_socket_t fd, short ev, void *arg)
 {
 	struct qmsg	*m, *tmp;
-	int		 syncok;
 	TAILQ_HEAD(, qmsg) done = TAILQ_HEAD_INITIALIZER(done);
+	int		 syncok;
 
 	TAILQ_FOREACH_SAFE(m, &batch, batch, tmp) {
 		TAILQ_REMOVE(&batch, m, batch);
@@ -475,33 +579,23 @@ commit_batch(evutil_socket_t fd, short ev, void *arg)
 	if (TAILQ_EMPTY(&done))
 		return;
 #if QUEUE_SYNCFS
-	/*
-	 * One syncfs() writes back every dirty page and inode of the spool
-	 * file system -- bodies, envelopes, directories -- and waits for
-	 * the journal commit: the durability of one fsync per file, at the
-	 * price of one for the whole batch.
-	 */
-	syncok = syncfs(dfd_queue) == 0;
-	if (!syncok)
-		log_warn("syncfs");
+	(void)syncok;
+	while ((m = TAILQ_FIRST(&done)) != NULL) {
+		TAILQ_REMOVE(&done, m, batch);
+		TAILQ_INSERT_TAIL(&sync_waiting, m, batch);
+	}
+	sync_start();
 #else
 	syncok = fsync(dfd_queue) == 0;
 	if (!syncok)
 		log_warn("fsync queue/");
-#endif
 	queue_stats.commit_batches++;
 	while ((m = TAILQ_FIRST(&done)) != NULL) {
 		TAILQ_REMOVE(&done, m, batch);
-		if (!syncok) {
-			msgdir_remove(dfd_queue, m->msgid);
-			commit_reply(m, 0);
-			qmsg_free(m);
-			continue;
-		}
-		commit_reply(m, 1);
-		commit_schedule(m);
+		commit_finish(m, syncok);
 	}
 	queue_schedule();
+#endif
 }
 
 static void
@@ -1269,6 +1363,9 @@ queue_main(struct proc_fds *f)
 		fatal("spool layout");
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+#if QUEUE_SYNCFS
+	syncer_init();		/* before the sandbox: it creates a thread */
+#endif
 	sandbox_enter(SANDBOX_QUEUE);
 
 	queue_load();
