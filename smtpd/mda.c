@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
@@ -198,6 +199,14 @@ proc_pick(const struct passwd *pw, int kind)
 	struct mda_proc	*mp, *best = NULL;
 	int		 n = 0;
 
+	/*
+	 * Load one process before starting the next: a delivery process
+	 * makes a whole backlog durable with two syncs, so a deeper backlog
+	 * in one process is cheaper than shallow ones in several.  Another
+	 * process starts only when the backlog is over a batch (a slow
+	 * mailbox, a big message), so one stuck delivery cannot hold up the
+	 * rest of a user's mail for long.
+	 */
 	TAILQ_FOREACH(mp, &procs, entry) {
 		if (mp->closed || mp->uid != pw->pw_uid ||
 		    mp->kind != kind)
@@ -206,7 +215,8 @@ proc_pick(const struct passwd *pw, int kind)
 		if (best == NULL || mp->inflight < best->inflight)
 			best = mp;
 	}
-	if (best != NULL && (best->inflight == 0 || n >= MDA_PER_USER))
+	if (best != NULL && (best->inflight < MDA_BATCH_MAX ||
+	    n >= MDA_PER_USER))
 		return best;
 	if (nprocs >= conf->mda_max && best != NULL)
 		return best;
@@ -507,7 +517,7 @@ mda_child_main(int fd, const struct passwd *pwin, int kind)
 	struct pollfd		 pfd;
 	struct group		*gr;
 	gid_t			 groups[2];
-	int			 ngroups = 1, keep[1], rc, nbatch, i;
+	int			 ngroups = 1, keep[1], rc, nbatch, i, n, fl;
 	char			 title[64];
 	static struct mda_batch_item batch[MDA_BATCH_MAX];
 
@@ -541,6 +551,9 @@ mda_child_main(int fd, const struct passwd *pwin, int kind)
 	} else
 		sandbox_enter(SANDBOX_MDA);
 
+	if ((n = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, n | O_NONBLOCK) == -1)
+		fatal("fcntl");
 	imsgbuf_init(&ib, fd);
 	pfd.fd = fd;
 	pfd.events = POLLIN;
@@ -552,14 +565,20 @@ mda_child_main(int fd, const struct passwd *pwin, int kind)
 			fatal("poll");
 		if (rc == 0)
 			_exit(0);	/* idle */
-		rc = imsg_read(&ib);
-		if (rc == 0)
-			_exit(0);
-		if (rc == -1) {
-			if (errno == EAGAIN)
-				continue;
-			_exit(0);
+		/*
+		 * Each request carries a descriptor, and the kernel hands
+		 * them over one recvmsg() each: read until nothing is left,
+		 * so that everything waiting forms one batch.
+		 */
+		for (n = 0; n < MDA_BATCH_MAX; n++) {
+			rc = imsg_read(&ib);
+			if (rc == 0)
+				_exit(0);
+			if (rc == -1)
+				break;
 		}
+		if (rc == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
+			_exit(0);
 		/* everything buffered, in batches that share their syncs */
 		do {
 			nbatch = 0;
@@ -584,8 +603,13 @@ mda_child_main(int fd, const struct passwd *pwin, int kind)
 				if (imsg_compose(&ib, IMSG_MDA_RESULT, 0, -1,
 				    &batch[i].r, sizeof(batch[i].r)) == -1)
 					_exit(0);
-			if (nbatch > 0 && imsg_flush(&ib) == -1)
-				_exit(0);
+			while (nbatch > 0 && (fl = imsg_flush_nb(&ib)) != 1) {
+				struct pollfd	wfd = { fd, POLLOUT, 0 };
+
+				if (fl == -1)
+					_exit(0);
+				(void)poll(&wfd, 1, 1000);
+			}
 		} while (nbatch == MDA_BATCH_MAX && rc == 1);
 		if (rc == -1)
 			fatalx("malformed stream from the parent");
