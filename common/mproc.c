@@ -24,7 +24,7 @@ mproc_dispatch(evutil_socket_t fd, short ev, void *arg)
 	struct mproc	*p = arg;
 	struct imsg	 m;
 	ssize_t		 n;
-	int		 r;
+	int		 r, iter;
 
 	if (ev & EV_WRITE) {
 		if (imsg_flush_nb(&p->ib) == -1) {
@@ -35,7 +35,12 @@ mproc_dispatch(evutil_socket_t fd, short ev, void *arg)
 			fatal("write to %s", p->name);
 		}
 	}
-	if (ev & EV_READ) {
+	/*
+	 * A message that carries a descriptor comes out of the kernel one
+	 * recvmsg() at a time: read a few times per wakeup, so a burst of
+	 * them costs one turn of the event loop, not one each.
+	 */
+	for (iter = 0; (ev & EV_READ) && iter < 8; iter++) {
 		n = imsg_read(&p->ib);
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			goto out;
