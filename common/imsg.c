@@ -44,6 +44,19 @@ imsgbuf_clear(struct imsgbuf *ib)
 	ib->wqlen = 0;
 }
 
+/*
+ * The sender's pid goes into every header (for logs).  Asking the kernel
+ * each time costs a system call per message, so it is kept; a process
+ * forked from one that already used it calls imsg_pid_reset().
+ */
+static pid_t	imsg_pid;
+
+void
+imsg_pid_reset(void)
+{
+	imsg_pid = getpid();
+}
+
 int
 imsg_compose(struct imsgbuf *ib, uint32_t type, uint32_t peerid, int fd,
     const void *data, size_t len)
@@ -60,7 +73,9 @@ imsg_compose(struct imsgbuf *ib, uint32_t type, uint32_t peerid, int fd,
 	hdr.type = type;
 	hdr.len = (uint32_t)len;
 	hdr.peerid = peerid;
-	hdr.pid = (uint32_t)getpid();
+	if (imsg_pid == 0)
+		imsg_pid = getpid();
+	hdr.pid = (uint32_t)imsg_pid;
 	hdr.flags = fd != -1 ? IMSGF_HASFD : 0;
 	memcpy(c->data, &hdr, sizeof(hdr));
 	if (len)

@@ -54,6 +54,8 @@ struct imsgbuf {
 };
 
 void	imsgbuf_init(struct imsgbuf *, int fd);
+/* after fork(), in the child: the pid written into headers */
+void	imsg_pid_reset(void);
 void	imsgbuf_clear(struct imsgbuf *);	/* frees, closes queued fds */
 /* queue a message; fd (or -1) is owned by the buffer from now on */
 int	imsg_compose(struct imsgbuf *, uint32_t type, uint32_t peerid,

@@ -11,7 +11,10 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
+#include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,13 +80,35 @@ rcpt_expand_done(void *arg, int status, const char *reply, uint32_t ndest)
 	rcpt_finish(arg, (uint32_t)status, reply, ndest);
 }
 
+/*
+ * Most users have no ~/.forward, and asking the parent costs a round
+ * trip per recipient.  Where the home directory can be searched by us, a
+ * stat() that says there is no such file settles it; anything else (a
+ * file, a home we may not look into) goes to the parent, which alone
+ * opens and checks the file.
+ */
+static int
+forward_absent(const char *user)
+{
+	struct passwd	*pw;
+	struct stat	 sb;
+	char		 path[1100];
+
+	if ((pw = getpwnam(user)) == NULL || pw->pw_dir == NULL)
+		return 0;
+	if ((size_t)snprintf(path, sizeof(path), "%s/.forward", pw->pw_dir) >=
+	    sizeof(path))
+		return 0;
+	return lstat(path, &sb) == -1 && errno == ENOENT;
+}
+
 static void
 rcpt_forward(void *arg, struct expand *e, const char *user)
 {
 	struct rcpt_job		*j = arg;
 	struct forward_req	 fr;
 
-	if (parent == NULL) {
+	if (parent == NULL || forward_absent(user)) {
 		expand_forward_done(e, -1, PROTO_PERMFAIL);
 		return;
 	}

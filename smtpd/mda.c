@@ -523,6 +523,7 @@ mda_child_main(int fd, const struct passwd *pwin, int kind)
 
 	keep[0] = fd;
 	close_all_but(keep, 1);
+	imsg_pid_reset();
 	/* copy what we need before the struct's storage can change */
 	if ((pw.pw_name = strdup(pwin->pw_name)) == NULL ||
 	    (pw.pw_dir = strdup(pwin->pw_dir)) == NULL)

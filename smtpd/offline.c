@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "imsg.h"
 #include "log.h"
 #include "offline.h"
 #include "privsep.h"
@@ -274,6 +275,7 @@ offline_enqueue_all(void)
 	if (close_range(3, ~0U, 0) == -1)
 		fatal("close_range");
 	log_reopen();
+	imsg_pid_reset();
 	log_procname("offline");
 	privsep_title("offline");
 	offline_walk();

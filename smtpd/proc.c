@@ -6,6 +6,7 @@
 
 #include <event2/event.h>
 
+#include "imsg.h"
 #include "log.h"
 #include "mproc.h"
 #include "privsep.h"
@@ -32,6 +33,7 @@ proc_setup(const char *title)
 {
 	sigset_t	term;
 
+	imsg_pid_reset();
 	event_set_log_callback(libevent_log);
 	/*
 	 * A SIGTERM that comes while the child is still setting up waits

@@ -1168,14 +1168,25 @@ cmd_bdat(struct session *s, char *args)
 	session_set_timeout(s);
 }
 
+/*
+ * RFC 5322 date of now.  localtime_r() looks at /etc/localtime on every
+ * call; one formatting per second is plenty for a trace header.
+ */
 static void
 format_date(char *buf, size_t len)
 {
+	static time_t	last;
+	static char	cached[64];
 	struct tm	tm;
 	time_t		now = time(NULL);
 
-	localtime_r(&now, &tm);
-	strftime(buf, len, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (now != last) {
+		localtime_r(&now, &tm);
+		strftime(cached, sizeof(cached), "%a, %d %b %Y %H:%M:%S %z",
+		    &tm);
+		last = now;
+	}
+	snprintf(buf, len, "%s", cached);
 }
 
 /* printable ASCII without parentheses and backslashes, for comments */
