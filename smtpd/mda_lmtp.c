@@ -40,6 +40,7 @@
 #include "mta.h"
 #include "proto.h"
 #include "smtpd.h"
+#include "util.h"
 
 #define LMTP_MAX_DEST		16
 #define LMTP_TIMEOUT		300	/* seconds per reply */
@@ -60,19 +61,6 @@ struct lmtp_dest {
 static struct lmtp_dest	dests[LMTP_MAX_DEST];
 static size_t		ndests;
 
-static void
-textf(char *out, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-textf(char *out, size_t len, const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out, len, fmt, ap);
-	va_end(ap);
-}
 
 /* "/path" or "host:port" (host a name, an address, or [IPv6]) */
 static int

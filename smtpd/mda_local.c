@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "mda.h"
+#include "util.h"
 
 #define MDA_BUFSIZE	(64 * 1024)
 
@@ -164,27 +165,6 @@ envelope_check(const struct mda_message *m, const char *label, char *err,
  * Buffered output.
  */
 
-static int
-write_full(int fd, const char *p, size_t n)
-{
-	ssize_t	r;
-
-	while (n > 0) {
-		r = write(fd, p, n);
-		if (r == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
 
 static int
 wbuf_init(struct wbuf *w, int fd)

@@ -44,6 +44,7 @@
 #include "mproc.h"
 #include "privsep.h"
 #include "smtpd.h"
+#include "util.h"
 
 #define MDA_PROG_TIMEOUT	300	/* seconds for one delivery */
 #define MDA_PROG_OUTPUT		1024	/* bytes of output kept */
@@ -291,20 +292,6 @@ static const struct {
 	{ 78, "5.3.5", "EX_CONFIG" },
 };
 
-/* snprintf for texts that are cut to fit on purpose */
-static void
-textf(char *out, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-textf(char *out, size_t len, const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out, len, fmt, ap);
-	va_end(ap);
-}
 
 static void
 prog_verdict(int wstatus, int timedout, const struct prog_out *o,

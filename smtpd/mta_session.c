@@ -46,6 +46,7 @@
 #include "mta.h"
 #include "proto.h"
 #include "smtpd.h"
+#include "util.h"
 
 #define MTA_IDLE_SECS		10	/* a cached session waits this long */
 #define MTA_DEAD_SECS		30	/* a host that failed is skipped */
@@ -193,20 +194,6 @@ reply_status(int code)
 	return code >= 500 ? PROTO_PERMFAIL : PROTO_TEMPFAIL;
 }
 
-/* snprintf for texts that are cut to fit on purpose */
-static void
-textf(char *out, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-textf(char *out, size_t len, const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out, len, fmt, ap);
-	va_end(ap);
-}
 
 static const char *
 state_name(enum mta_state st)

@@ -38,6 +38,7 @@
 #include "proto.h"
 #include "queue.h"
 #include "submit.h"
+#include "util.h"
 
 #ifndef SMTPD_SYSCONFDIR
 #define SMTPD_SYSCONFDIR	"/etc"
@@ -965,23 +966,6 @@ offline:
 	return EX_OK;
 }
 
-static int
-write_full(int fd, const void *data, size_t len)
-{
-	const char	*p = data;
-	ssize_t		 n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* -bs: after the control request, copy bytes both ways unchanged */
 static int

@@ -51,6 +51,7 @@
 #include "proto.h"
 #include "queue.h"
 #include "submit.h"
+#include "util.h"
 
 #define SUBMIT_TIMEOUT_MS	(10 * 60 * 1000)	/* per reply */
 #define SUBMIT_LINE_MAX		4096
@@ -606,23 +607,6 @@ done:
  * The offline directory
  */
 
-static int
-write_all(int fd, const void *data, size_t len)
-{
-	const char	*p = data;
-	ssize_t		 n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* printable ASCII, no CR/LF: safe as one line of the offline header */
 static int
@@ -702,9 +686,9 @@ submit_offline_write(const char *spool, const struct submission *s,
 		return -1;
 	}
 	if (offline_header(s, &hdr, &hdrlen) == -1 ||
-	    write_all(fd, hdr, hdrlen) == -1 ||
-	    write_all(fd, s->msg, s->msglen) == -1 ||
-	    write_all(fd, "end\n", 4) == -1 || fsync(fd) == -1) {
+	    write_full(fd, hdr, hdrlen) == -1 ||
+	    write_full(fd, s->msg, s->msglen) == -1 ||
+	    write_full(fd, "end\n", 4) == -1 || fsync(fd) == -1) {
 		saved = errno;
 		free(hdr);
 		close(fd);
