@@ -42,6 +42,7 @@
 #include "proto.h"
 #include "queue.h"
 #include "smtp_parse.h"
+#include "sesscount.h"
 #include "smtp_session.h"
 #include "smtpd.h"
 #include "tree.h"
@@ -71,30 +72,15 @@
 #define CHUNK_LAST	0x1
 #define CHUNK_DISCARD	0x2	/* read and drop; s->pending is the reply */
 
-struct ipcount {
-	RB_ENTRY(ipcount)	node;
-	char			addr[46];
-	int			n;
-};
-
 static int
 session_cmp(struct session *a, struct session *b)
 {
 	return a->id < b->id ? -1 : a->id > b->id;
 }
 
-static int
-ipcount_cmp(struct ipcount *a, struct ipcount *b)
-{
-	return strcmp(a->addr, b->addr);
-}
-
 RB_HEAD(session_tree, session);
 RB_GENERATE_STATIC(session_tree, session, node, session_cmp)
-RB_HEAD(ipcount_tree, ipcount);
-RB_GENERATE_STATIC(ipcount_tree, ipcount, node, ipcount_cmp)
 static struct session_tree	sessions = RB_INITIALIZER(&sessions);
-static struct ipcount_tree	ipcounts = RB_INITIALIZER(&ipcounts);
 static uint32_t			next_id;
 static char			*linebuf;	/* one line, shared */
 static size_t			 linebufsz;
@@ -203,13 +189,10 @@ session_error(struct session *s)
 static void
 ipcount_release(struct session *s)
 {
-	if (s->ip == NULL)
+	if (s->ip == -1)
 		return;
-	if (--s->ip->n == 0) {
-		RB_REMOVE(ipcount_tree, &ipcounts, s->ip);
-		free(s->ip);
-	}
-	s->ip = NULL;
+	sesscount_release(s->ip);
+	s->ip = -1;
 }
 
 static void
@@ -349,29 +332,12 @@ session_alloc(int fd)
 	s->id = ++next_id;
 	s->fd = fd;
 	s->bev = bev;
+	s->ip = -1;
 	RB_INSERT(session_tree, &sessions, s);
 	smtp_worker.nsessions++;
 	return s;
 }
 
-/* sessions per client address in this worker; 0 when over the limit */
-static int
-ipcount_take(struct session *s)
-{
-	struct ipcount	key, *ic;
-
-	snprintf(key.addr, sizeof(key.addr), "%s", s->addr);
-	if ((ic = RB_FIND(ipcount_tree, &ipcounts, &key)) == NULL) {
-		if ((ic = calloc(1, sizeof(*ic))) == NULL)
-			return 0;
-		memcpy(ic->addr, key.addr, sizeof(ic->addr));
-		RB_INSERT(ipcount_tree, &ipcounts, ic);
-	}
-	ic->n++;
-	s->ip = ic;
-	return conf->max_sessions_per_ip <= 0 ||
-	    ic->n <= conf->max_sessions_per_ip;
-}
 
 void
 session_new(int fd, struct listener *l, uint32_t lindex,
@@ -379,7 +345,7 @@ session_new(int fd, struct listener *l, uint32_t lindex,
 {
 	struct session	*s;
 	struct lka_rdns	 rdns;
-	int		 per_worker, ok;
+	int		 ok;
 
 	if ((s = session_alloc(fd)) == NULL)
 		return;
@@ -398,17 +364,19 @@ session_new(int fd, struct listener *l, uint32_t lindex,
 		snprintf(s->addr, sizeof(s->addr), "local");
 	log_debug("%08x: connection from %s on %s port %u", s->id, s->addr,
 	    l->ifname, l->port);
-	per_worker = conf->max_sessions > 0 ? conf->max_sessions : 10000;
-	ok = ipcount_take(s);
+	/* counted across all workers: the kernel spreads one client's
+	 * connections over all of them */
+	ok = sesscount_take(s->addr, conf->max_sessions_per_ip,
+	    conf->max_sessions > 0 ? conf->max_sessions : 10000, &s->ip);
 	session_attach_bev(s, s->bev);
-	if ((int)smtp_worker.nsessions > per_worker) {
+	if (ok == SESSCOUNT_TOTAL) {
 		log_info("%08x: too many sessions, client %s refused", s->id,
 		    s->addr);
 		session_reply_close(s, "421 4.7.0 %s Too many sessions, try "
 		    "again later", session_hostname(s));
 		return;
 	}
-	if (!ok) {
+	if (ok == SESSCOUNT_PER_IP) {
 		log_info("%08x: too many sessions from %s", s->id, s->addr);
 		session_reply_close(s, "421 4.7.0 %s Too many sessions from "
 		    "your address, try again later", session_hostname(s));

@@ -108,7 +108,7 @@ struct session {
 	char			*helo;
 	char			*rdns;		/* NULL: "unknown" */
 	char			*authname;
-	struct ipcount		*ip;
+	int			 ip;		/* sesscount handle */
 	struct txn		*tx;		/* NULL outside a transaction */
 	struct auth_state	*auth;		/* NULL outside AUTH */
 	char			*pending;	/* a reply line held back */

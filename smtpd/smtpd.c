@@ -38,6 +38,7 @@
 #include "offline.h"
 #include "privsep.h"
 #include "proto.h"
+#include "sesscount.h"
 #include "smtpd.h"
 
 struct smtpd_config	*conf;
@@ -934,6 +935,7 @@ main(int argc, char **argv)
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	start_core(bind_control());
+	sesscount_init();	/* shared by every generation of workers */
 	start_generation(listen_fds, nl, nworkers);
 	free(listen_fds);
 	mda_init();

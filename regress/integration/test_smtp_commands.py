@@ -501,3 +501,22 @@ def test_swaks_pipelining():
         assert r.returncode == 0, out
         assert "queued as" in out, out
     wait_marker(TEST_USER1, mark)
+
+
+def test_session_limits_across_workers():
+    """The kernel spreads one client's connections over all workers; the
+    limits hold for the server as a whole."""
+    conf = "smtp workers 4\nsmtp max-sessions-per-ip 3\n"
+    conf_text = fixture.DEFAULT_CONF.replace("smtp workers 2\n", "")
+    with Daemon(conf=conf_text, conf_extra=conf) as d:
+        time.sleep(0.5)		# the fixture's banner probe is gone
+        conns = [SMTPConnection(d.port) for _ in range(8)]
+        try:
+            codes = sorted(c.greeting.code for c in conns)
+            assert codes == [220] * 3 + [421] * 5, codes
+        finally:
+            for c in conns:
+                c.close()
+        time.sleep(0.5)
+        with SMTPConnection(d.port) as c:
+            assert c.greeting.code == 220, c.greeting
