@@ -9,6 +9,7 @@
 #   3. build obj-san/ with AddressSanitizer + UndefinedBehaviorSanitizer
 #   4. unit tests of obj-san/
 #   5. integration tests against obj-san/bin/smtpd
+#   6. each libFuzzer harness for a few seconds (mk/fuzz-smoke.sh)
 #
 # Every step ends its output with "N passed, N failed"; those are added up.
 # A step that dies without such a line, or exits non-zero while reporting no
@@ -119,6 +120,12 @@ if build "build obj-san (ASan+UBSan)" \
 	step "integration tests (obj-san)" env ASAN_OPTIONS="$ASAN_DAEMON" \
 	    UBSAN_OPTIONS="$UBSAN" "$PYTHON" regress/integration/run.py \
 	    --bindir obj-san/bin
+fi
+
+# every parser's libFuzzer harness, briefly (clang builds the whole tree
+# once more, so clang-only warnings are caught too)
+if command -v clang >/dev/null 2>&1; then
+	step "fuzz smoke (libFuzzer, ASan+UBSan)" sh mk/fuzz-smoke.sh
 fi
 
 echo

@@ -223,7 +223,7 @@ lmtp_connect(struct lmtp_dest *d, char *err, size_t errlen)
 {
 	struct mta_reply	r;
 	uint64_t		size;
-	int			fl, soerr;
+	int			fl, soerr = 0;
 	socklen_t		sl = sizeof(soerr);
 
 	if ((d->fd = socket(d->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC |

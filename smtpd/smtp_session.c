@@ -136,6 +136,9 @@ session_lka_flags(const struct session *s)
 	return f;
 }
 
+static void	session_vreply(struct session *, const char *, va_list)
+		    __attribute__((format(printf, 2, 0)));
+
 static void
 session_vreply(struct session *s, const char *fmt, va_list ap)
 {
