@@ -162,7 +162,7 @@ def test_authenticated_submission():
             s.rset()
         finally:
             s.quit()
-    data = wait_marker(TEST_USER1, mark)[0]
+        data = wait_marker(TEST_USER1, mark)[0]
     head = data.split(b"\n\n", 1)[0]
     assert b"with ESMTPSA id" in head, head
     assert b"(authenticated as alice)" in head, head
@@ -248,4 +248,4 @@ def test_swaks_auth():
         out = r.stdout.decode("utf-8", "replace")
         assert r.returncode == 0, out
         assert "235 2.7.0" in out and "queued as" in out, out
-    wait_marker(TEST_USER1, mark)
+        wait_marker(TEST_USER1, mark)

@@ -36,7 +36,7 @@ def test_bdat_chunks():
         r = bdat(c, b"", last=True)
         expect(r, 250, "2.0.0", "BDAT 0 LAST")
         assert "queued as" in r.text, r
-    data = wait_marker(TEST_USER1, mark)[0]
+        data = wait_marker(TEST_USER1, mark)[0]
     body = data.split(b"\n\n", 1)[1]
     # LF line ends in the mailbox, no dot-unstuffing for BDAT
     assert body == b"line one\nline two\n.dot stays\n", body
@@ -58,7 +58,7 @@ def test_bdat_pipelined_with_commands():
                b"NOOP\r\n")
         codes = [c.reply().code for _ in range(9)]
         assert codes == [250, 550, 250, 250, 250, 250, 250, 250, 250], codes
-    wait_marker(TEST_USER1, mark, 2)
+        wait_marker(TEST_USER1, mark, 2)
 
 
 def test_bdat_without_recipients_is_consumed():

@@ -151,7 +151,7 @@ def test_8bitmime_and_body():
         body = ("Subject: %s\r\n\r\nGrüße aus Köln\r\n" % mark).encode()
         c.send(body + b".\r\n")
         expect(c.reply(), 250, "2.0.0", "end of data")
-    data = wait_marker(TEST_USER1, mark)[0]
+        data = wait_marker(TEST_USER1, mark)[0]
     assert "Grüße aus Köln".encode("utf-8") in data
 
 
@@ -265,7 +265,7 @@ def test_pipelining():
         codes = [c.reply().code for _ in range(10)]
         assert codes == [250, 550, 250, 354, 250, 250, 250, 354, 250, 250], \
             codes
-    wait_marker(TEST_USER1, mark, 2)
+        wait_marker(TEST_USER1, mark, 2)
 
 
 def test_pipelining_data_after_failed_rcpt():
@@ -485,7 +485,7 @@ def test_smtplib_full_session():
             assert code == 252, code
         finally:
             s.quit()
-    data = wait_marker(TEST_USER1, mark)[0]
+        data = wait_marker(TEST_USER1, mark)[0]
     assert b"by " in data and b"with ESMTP id" in data
 
 
@@ -501,7 +501,7 @@ def test_swaks_pipelining():
         out = r.stdout.decode("utf-8", "replace")
         assert r.returncode == 0, out
         assert "queued as" in out, out
-    wait_marker(TEST_USER1, mark)
+        wait_marker(TEST_USER1, mark)
 
 
 def test_session_limits_across_workers():

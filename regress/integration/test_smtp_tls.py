@@ -51,7 +51,7 @@ def test_starttls_offered_and_works():
         c.send(("Subject: %s\r\n\r\nover tls\r\n.\r\n" % mark).encode())
         expect(c.reply(), 250, "2.0.0", "end of data")
         expect(c.command("QUIT"), 221, "2.0.0", "QUIT")
-    data = wait_marker(TEST_USER1, mark)[0]
+        data = wait_marker(TEST_USER1, mark)[0]
     assert b"with ESMTPS id" in data, data[:400]
     assert b"version=TLSv1." in data, data[:400]
 
@@ -122,7 +122,7 @@ def test_smtps_and_several_listeners():
             s.quit()
         with SMTPConnection(d.port) as c:
             assert not c.greeting.lines[0].startswith("smtps."), c.greeting
-    data = wait_marker(TEST_USER1, mark)[0]
+        data = wait_marker(TEST_USER1, mark)[0]
     assert b"by smtps.example.test" in data, data[:300]
 
 
@@ -182,7 +182,7 @@ def test_swaks_starttls():
         out = r.stdout.decode("utf-8", "replace")
         assert r.returncode == 0, out
         assert "queued as" in out, out
-    wait_marker(TEST_USER1, mark)
+        wait_marker(TEST_USER1, mark)
 
 
 def test_key_out_of_workers_reach():
