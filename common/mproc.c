@@ -86,6 +86,9 @@ mproc_update(struct mproc *p)
 {
 	short	want = EV_READ | EV_PERSIST;
 
+	if (p->ev == NULL)
+		return;
+
 	if (!TAILQ_EMPTY(&p->ib.wq))
 		want |= EV_WRITE;
 	if (want == p->events)
@@ -122,6 +125,15 @@ void
 mproc_compose(struct mproc *p, uint32_t type, uint32_t peerid, int fd,
     const void *data, size_t len)
 {
+	/*
+	 * An answer for a peer that has gone (a worker of a retired
+	 * generation, a control client) has nobody to go to.
+	 */
+	if (p->ev == NULL) {
+		if (fd != -1)
+			close(fd);
+		return;
+	}
 	if (imsg_compose(&p->ib, type, peerid, fd, data, len) == -1)
 		fatal("imsg_compose to %s", p->name);
 	/*
