@@ -73,7 +73,7 @@ mproc_dispatch(evutil_socket_t fd, short ev, void *arg)
 				fatal("malformed message stream from %s",
 				    p->name);
 			p->handler(p, &m);
-			if (p->ev == NULL)
+			if (p->ev == NULL || p->stopped)
 				return;	/* the handler closed the channel */
 		}
 	}
@@ -86,7 +86,7 @@ mproc_update(struct mproc *p)
 {
 	short	want = EV_READ | EV_PERSIST;
 
-	if (p->ev == NULL)
+	if (p->ev == NULL || p->stopped)
 		return;
 
 	if (!TAILQ_EMPTY(&p->ib.wq))
@@ -114,6 +114,7 @@ mproc_init(struct mproc *p, int fd, const char *name, mproc_handler h,
 	p->arg = arg;
 	p->closed = NULL;
 	p->untrusted = 0;
+	p->stopped = 0;
 	p->events = EV_READ | EV_PERSIST;
 	if ((p->ev = event_new(ev_base, fd, p->events, mproc_dispatch, p)) ==
 	    NULL)
@@ -146,6 +147,19 @@ mproc_compose(struct mproc *p, uint32_t type, uint32_t peerid, int fd,
 		/* the read side will see the EOF and call closed() */
 	}
 	mproc_update(p);
+}
+
+/*
+ * Not one byte more may be read: the socket now belongs to someone else
+ * (control hands a sendmail client to an smtp worker, and whatever the
+ * client sends next is the worker's to read).
+ */
+void
+mproc_stop_reading(struct mproc *p)
+{
+	p->stopped = 1;
+	if (p->ev)
+		event_del(p->ev);
 }
 
 void

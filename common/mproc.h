@@ -22,6 +22,7 @@ struct mproc {
 	mproc_handler	 handler;
 	mproc_closed	 closed;	/* NULL: losing the peer is fatal */
 	int		 untrusted;	/* a client: malformed input closes */
+	int		 stopped;	/* mproc_stop_reading() was called */
 	void		*arg;
 };
 
@@ -30,6 +31,8 @@ void	mproc_init(struct mproc *, int fd, const char *name,
 void	mproc_compose(struct mproc *, uint32_t type, uint32_t peerid, int fd,
 	    const void *data, size_t len);
 void	mproc_clear(struct mproc *);
+/* read nothing more from this channel (its descriptor changes hands) */
+void	mproc_stop_reading(struct mproc *);
 /* payload length must be exactly `want', else a sibling is broken: fatal */
 void	mproc_check_len(struct mproc *, const struct imsg *, size_t want);
 

@@ -80,7 +80,7 @@ client_free_later(struct ctl_client *c)
 	if (c->closing)
 		return;
 	c->closing = 1;
-	event_del(c->mp.ev);
+	mproc_stop_reading(&c->mp);
 	if (event_base_once(ev_base, -1, EV_TIMEOUT, client_free_cb, c,
 	    &tv) == -1)
 		fatalx("event_base_once");

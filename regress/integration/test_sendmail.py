@@ -42,6 +42,11 @@ def sendmail(args, data=b"", username=None, argv0=None, timeout=30):
     """Run BINDIR/sendmail (as username, if given); CompletedProcess
     with .out and .err as text."""
     env = {"PATH": "/usr/bin:/bin"}
+    # the sanitizer build's settings (no leak check: its ptrace-based
+    # stop-the-world does not mix with a process that changed its uid)
+    for key in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+        if key in os.environ:
+            env[key] = os.environ[key]
     cwd = "/"
     if username:
         env["HOME"] = user(username).pw_dir
