@@ -37,540 +37,22 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "parse.h"
 
-/* A configuration file larger than this is a mistake, not a config. */
-#define CONF_FILE_MAX (16 * 1024 * 1024)
-/* How much of an offending token an error message quotes. */
-#define ERR_TOKEN_SHOW 48
-
-#define SECONDS_PER_DAY (24LL * 60 * 60)
-#define DURATION_MAX (365 * SECONDS_PER_DAY)
-#define SIZE_LIMIT                                                             \
-	((long long)((unsigned long long)SIZE_MAX >                            \
-			     (unsigned long long)LLONG_MAX                     \
-			 ? (unsigned long long)LLONG_MAX                       \
-			 : (unsigned long long)SIZE_MAX))
-
-#define MAILNAME_FILE "/etc/mailname"
-
-enum token_type {
-	TOK_EOF,
-	TOK_NEWLINE,
-	TOK_WORD,   /* bare word, or the value of a $macro */
-	TOK_STRING, /* "quoted" or 'quoted': never a keyword */
-	TOK_TABLE,  /* <name>; text is the name */
-	TOK_LBRACE,
-	TOK_RBRACE,
-	TOK_COMMA,
-	TOK_EQUAL,
-	TOK_BANG,
-	TOK_ERROR, /* the lexer failed; the error is already recorded */
-};
-
-struct token {
-	enum token_type type;
-	int line;
-	char *text; /* always NUL-terminated */
-	size_t len;
-	size_t cap;
-};
-
-struct macro {
-	struct macro *next;
-	char *name;
-	char *value;
-};
-
-enum ref_kind {
-	REF_TABLE,	   /* a <table> used as a list or for its keys */
-	REF_TABLE_MAPPING, /* a <table> used as key -> value */
-	REF_PKI,	   /* "pki NAME" on a listener */
-	REF_LISTENER_TLS,  /* tls without "pki NAME": find one by host */
-	REF_PKI_COMPLETE,  /* a pki needs both cert and key */
-	REF_ACTION,	   /* match ... action "NAME" */
-};
-
-struct ref {
-	enum ref_kind kind;
-	int line;
-	char name[CONF_HOST_MAX];
-	struct listener *listener; /* REF_LISTENER_TLS: first of n */
-	int nlisteners;
-	struct match *match; /* REF_ACTION */
-};
-
-struct parser {
-	const char *file;
-	const char *buf;
-	size_t len;
-	size_t pos;
-	int line;
-	struct token cur;   /* last token taken */
-	struct token ahead; /* one token of lookahead */
-	int have_ahead;
-	struct macro *macros;
-	struct ref *refs;
-	size_t nrefs;
-	size_t refs_cap;
-	struct smtpd_config *conf;
-	char *err;
-	size_t errlen;
-	int failed;
-};
-
-/*
- * Errors
- */
-
-static int parse_error(struct parser *, int, const char *, ...)
-    __attribute__((__format__(__printf__, 3, 4)));
-
-/* Record the first error only; always returns -1 for "return error(...)". */
-static int
-parse_error(struct parser *p, int line, const char *fmt, ...)
+int
+conf_get_value(struct parser *p, const char *what, struct token **tp)
 {
-	char msg[512], *c;
-	va_list ap;
-
-	if (p->failed)
-		return -1;
-	p->failed = 1;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	/* values quoted from the file: keep the message one clean line */
-	for (c = msg; *c != '\0'; c++)
-		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
-			*c = '?';
-	if (p->err != NULL && p->errlen > 0)
-		snprintf(p->err, p->errlen, "%s:%d: %s", p->file, line, msg);
-	return -1;
-}
-
-/*
- * A token as an error message quotes it: printable ASCII only (the file
- * may hold anything and the message ends up in a terminal or syslog),
- * and cut short if long.
- */
-static const char *
-token_show(const struct token *t, char *buf, size_t bufsz)
-{
-	const char *src = t->text;
-	size_t i, n = 0;
-
-	switch (t->type) {
-	case TOK_LBRACE:
-		return "{";
-	case TOK_RBRACE:
-		return "}";
-	case TOK_COMMA:
-		return ",";
-	case TOK_EQUAL:
-		return "=";
-	case TOK_BANG:
-		return "!";
-	case TOK_NEWLINE:
-		return "end of line";
-	case TOK_EOF:
-	case TOK_ERROR:
-		return "end of file";
-	default:
-		break;
-	}
-	if (t->type == TOK_TABLE && n + 1 < bufsz)
-		buf[n++] = '<';
-	for (i = 0; i < t->len && n + 5 < bufsz; i++) {
-		unsigned char c = (unsigned char)src[i];
-
-		if (i == ERR_TOKEN_SHOW) {
-			memcpy(buf + n, "...", 3);
-			n += 3;
-			break;
-		}
-		buf[n++] = (c >= 0x20 && c < 0x7f && c != '"') ? (char)c : '?';
-	}
-	if (t->type == TOK_TABLE && n + 1 < bufsz)
-		buf[n++] = '>';
-	buf[n] = '\0';
-	return buf;
-}
-
-static int
-syntax_error(struct parser *p, const struct token *t)
-{
-	char show[ERR_TOKEN_SHOW + 8];
-
-	if (t->type == TOK_NEWLINE)
-		return parse_error(p, t->line, "unexpected end of line");
-	if (t->type == TOK_EOF || t->type == TOK_ERROR)
-		return parse_error(p, t->line, "unexpected end of file");
-	return parse_error(p, t->line, "syntax error near \"%s\"",
-			   token_show(t, show, sizeof(show)));
-}
-
-/* `what' was expected and `t' came instead. */
-static int
-unexpected(struct parser *p, const struct token *t, const char *what)
-{
-	char show[ERR_TOKEN_SHOW + 8];
-
-	if (t->type == TOK_NEWLINE || t->type == TOK_EOF ||
-	    t->type == TOK_ERROR)
-		return parse_error(p, t->line, "missing %s", what);
-	return parse_error(p, t->line, "syntax error near \"%s\", expected %s",
-			   token_show(t, show, sizeof(show)), what);
-}
-
-/*
- * Lexer
- */
-
-static int
-lex_char(const struct parser *p, size_t off)
-{
-	if (p->pos + off >= p->len)
-		return -1;
-	return (unsigned char)p->buf[p->pos + off];
-}
-
-/* Length of a "\" line continuation at the current position, or 0. */
-static size_t
-lex_continuation(const struct parser *p)
-{
-	if (lex_char(p, 0) != '\\')
-		return 0;
-	if (lex_char(p, 1) == '\n')
-		return 2;
-	if (lex_char(p, 1) == '\r' && lex_char(p, 2) == '\n')
-		return 3;
-	return 0;
-}
-
-static int
-is_word_char(int c)
-{
-	if (c <= ' ' || c == 0x7f)
-		return 0;
-	return strchr("{}<>,=!\"'#", c) == NULL;
-}
-
-static int
-token_putc(struct parser *p, struct token *t, int c)
-{
-	char *text;
-	size_t cap;
-
-	if (t->len + 1 >= t->cap) {
-		cap = t->cap * 2;
-		if ((text = realloc(t->text, cap)) == NULL)
-			return parse_error(p, p->line, "out of memory");
-		t->text = text;
-		t->cap = cap;
-	}
-	t->text[t->len++] = (char)c;
-	t->text[t->len] = '\0';
-	return 0;
-}
-
-static int
-token_set(struct parser *p, struct token *t, const char *s)
-{
-	for (; *s != '\0'; s++)
-		if (token_putc(p, t, (unsigned char)*s) == -1)
-			return -1;
-	return 0;
-}
-
-static int
-lex_word(struct parser *p, struct token *t)
-{
-	int c;
-
-	while ((c = lex_char(p, 0)) != -1 && is_word_char(c)) {
-		if (lex_continuation(p) > 0)
-			break;
-		if (token_putc(p, t, c) == -1)
-			return -1;
-		p->pos++;
-	}
-	t->type = TOK_WORD;
-	return 0;
-}
-
-static int
-lex_quoted(struct parser *p, struct token *t)
-{
-	int quote, c, n;
-	int start = p->line;
-
-	quote = lex_char(p, 0);
-	p->pos++;
-	for (;;) {
-		if ((c = lex_char(p, 0)) == -1 || c == '\n')
-			return parse_error(p, start,
-					   "unterminated quoted string");
-		if (c == '\\' && lex_continuation(p) > 0) {
-			p->pos += lex_continuation(p);
-			p->line++;
-			continue;
-		}
-		p->pos++;
-		if (c == quote)
-			break;
-		if (c == '\\') {
-			n = lex_char(p, 0);
-			if (n == quote || n == '\\') {
-				p->pos++;
-				c = n;
-			}
-		}
-		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return parse_error(
-			    p, p->line,
-			    "invalid character 0x%02x in quoted string", c);
-		if (token_putc(p, t, c) == -1)
-			return -1;
-	}
-	t->type = TOK_STRING;
-	return 0;
-}
-
-/* <name>: a table reference, one token so that "< x >" is not one. */
-static int
-lex_table(struct parser *p, struct token *t)
-{
-	int c;
-
-	p->pos++;
-	while ((c = lex_char(p, 0)) != -1 && is_word_char(c)) {
-		if (token_putc(p, t, c) == -1)
-			return -1;
-		p->pos++;
-	}
-	if (t->len == 0 || c != '>')
-		return parse_error(p, p->line,
-				   "invalid table reference, expected <name>");
-	p->pos++;
-	t->type = TOK_TABLE;
-	return 0;
-}
-
-static int
-is_macro_char(int c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '_';
-}
-
-static const struct macro *
-macro_find(const struct parser *p, const char *name)
-{
-	const struct macro *m;
-
-	for (m = p->macros; m != NULL; m = m->next)
-		if (strcmp(m->name, name) == 0)
-			return m;
-	return NULL;
-}
-
-/*
- * $name: replaced by the macro's value as one bare word.  The value is
- * not lexed again, so a macro can neither expand to several tokens nor
- * refer to itself.
- */
-static int
-lex_macro(struct parser *p, struct token *t)
-{
-	const struct macro *m;
-	int c;
-
-	p->pos++;
-	while ((c = lex_char(p, 0)) != -1 && is_macro_char(c)) {
-		if (token_putc(p, t, c) == -1)
-			return -1;
-		p->pos++;
-	}
-	if (t->len == 0 ||
-	    (c != -1 && is_word_char(c) && lex_continuation(p) == 0))
-		return parse_error(p, p->line, "invalid macro reference");
-	if ((m = macro_find(p, t->text)) == NULL)
-		return parse_error(p, p->line, "macro \"%s\" not defined",
-				   t->text);
-	t->len = 0;
-	t->text[0] = '\0';
-	if (token_set(p, t, m->value) == -1)
-		return -1;
-	t->type = TOK_WORD;
-	return 0;
-}
-
-static int
-lex_token(struct parser *p, struct token *t)
-{
-	size_t n;
-	int c;
-
-	for (;;) {
-		c = lex_char(p, 0);
-		if (c == ' ' || c == '\t' || c == '\r' || c == '\f' ||
-		    c == '\v') {
-			p->pos++;
-			continue;
-		}
-		if ((n = lex_continuation(p)) > 0) {
-			p->pos += n;
-			p->line++;
-			continue;
-		}
-		if (c == '#') {
-			while ((c = lex_char(p, 0)) != -1 && c != '\n')
-				p->pos++;
-			continue;
-		}
-		break;
-	}
-	t->line = p->line;
-	switch (c) {
-	case -1:
-		t->type = TOK_EOF;
-		return 0;
-	case '\n':
-		p->pos++;
-		p->line++;
-		t->type = TOK_NEWLINE;
-		return 0;
-	case '{':
-		t->type = TOK_LBRACE;
-		break;
-	case '}':
-		t->type = TOK_RBRACE;
-		break;
-	case ',':
-		t->type = TOK_COMMA;
-		break;
-	case '=':
-		t->type = TOK_EQUAL;
-		break;
-	case '!':
-		t->type = TOK_BANG;
-		break;
-	case '"':
-	case '\'':
-		return lex_quoted(p, t);
-	case '<':
-		return lex_table(p, t);
-	case '$':
-		return lex_macro(p, t);
-	case '>':
-		return parse_error(p, p->line, "syntax error near \">\"");
-	default:
-		if (!is_word_char(c))
-			return parse_error(p, p->line,
-					   "invalid character 0x%02x", c);
-		return lex_word(p, t);
-	}
-	p->pos++;
-	return 0;
-}
-
-static void
-lex(struct parser *p, struct token *t)
-{
-	if (t->text == NULL) {
-		if ((t->text = malloc(64)) == NULL) {
-			parse_error(p, p->line, "out of memory");
-			t->cap = 0;
-		} else
-			t->cap = 64;
-	}
-	t->len = 0;
-	if (t->text != NULL)
-		t->text[0] = '\0';
-	t->line = p->line;
-	if (p->failed || t->text == NULL || lex_token(p, t) == -1) {
-		t->type = TOK_ERROR;
-		t->len = 0;
-		if (t->text != NULL)
-			t->text[0] = '\0';
-	}
-}
-
-/*
- * Parser primitives.  The token returned by next() stays valid until the
- * next call to next(); peek() does not disturb it.
- */
-
-static struct token *
-peek(struct parser *p)
-{
-	if (!p->have_ahead) {
-		lex(p, &p->ahead);
-		p->have_ahead = 1;
-	}
-	return &p->ahead;
-}
-
-static struct token *
-next(struct parser *p)
-{
-	struct token tmp;
-
-	peek(p);
-	tmp = p->cur;
-	p->cur = p->ahead;
-	p->ahead = tmp;
-	p->have_ahead = 0;
-	return &p->cur;
-}
-
-static int
-is_keyword(const struct token *t, const char *keyword)
-{
-	return t->type == TOK_WORD && strcmp(t->text, keyword) == 0;
-}
-
-static int
-is_value(const struct token *t)
-{
-	return t->type == TOK_WORD || t->type == TOK_STRING;
-}
-
-static int
-is_end(const struct token *t)
-{
-	return t->type == TOK_NEWLINE || t->type == TOK_EOF ||
-	       t->type == TOK_ERROR;
-}
-
-/* A statement ends at a newline or at the end of the file. */
-static int
-expect_end(struct parser *p)
-{
-	struct token *t = peek(p);
-
-	if (t->type == TOK_NEWLINE) {
-		next(p);
-		return 0;
-	}
-	if (t->type == TOK_EOF)
-		return 0;
-	return syntax_error(p, t);
-}
-
-static int
-get_value(struct parser *p, const char *what, struct token **tp)
-{
-	struct token *t = next(p);
+	struct token *t = tok_next(p);
 
 	*tp = t;
-	if (!is_value(t))
-		return unexpected(p, t, what);
+	if (!tok_is_value(t))
+		return parse_unexpected(p, t, what);
 	return 0;
 }
 
 /* Copy a value into a fixed-size field: never empty, never truncated. */
-static int
-copy_value(struct parser *p, const struct token *t, char *dst, size_t dstsz,
+int
+conf_copy_value(struct parser *p, const struct token *t, char *dst, size_t dstsz,
 	   const char *what)
 {
 	if (t->len == 0)
@@ -583,34 +65,34 @@ copy_value(struct parser *p, const struct token *t, char *dst, size_t dstsz,
 	return 0;
 }
 
-static int
-get_string(struct parser *p, char *dst, size_t dstsz, const char *what)
+int
+conf_get_string(struct parser *p, char *dst, size_t dstsz, const char *what)
 {
 	struct token *t;
 
-	if (get_value(p, what, &t) == -1)
+	if (conf_get_value(p, what, &t) == -1)
 		return -1;
-	return copy_value(p, t, dst, dstsz, what);
+	return conf_copy_value(p, t, dst, dstsz, what);
 }
 
-static int
-get_yesno(struct parser *p, const char *what, int *out)
+int
+conf_get_yesno(struct parser *p, const char *what, int *out)
 {
 	char expect[128];
-	struct token *t = next(p);
+	struct token *t = tok_next(p);
 
 	snprintf(expect, sizeof(expect), "yes or no for %s", what);
-	if (is_keyword(t, "yes"))
+	if (tok_is_keyword(t, "yes"))
 		*out = 1;
-	else if (is_keyword(t, "no"))
+	else if (tok_is_keyword(t, "no"))
 		*out = 0;
 	else
-		return unexpected(p, t, expect);
+		return parse_unexpected(p, t, expect);
 	return 0;
 }
 
-static struct ref *
-add_ref(struct parser *p, enum ref_kind kind, int line, const char *name)
+struct ref *
+conf_add_ref(struct parser *p, enum ref_kind kind, int line, const char *name)
 {
 	struct ref *refs, *r;
 	size_t cap, len = strlen(name);
@@ -638,17 +120,17 @@ add_ref(struct parser *p, enum ref_kind kind, int line, const char *name)
 }
 
 /* <table> into dst, to be checked against the table list at the end. */
-static int
-get_table_ref(struct parser *p, char *dst, size_t dstsz, int mapping,
+int
+conf_get_table_ref(struct parser *p, char *dst, size_t dstsz, int mapping,
 	      const char *what)
 {
-	struct token *t = next(p);
+	struct token *t = tok_next(p);
 
 	if (t->type != TOK_TABLE)
-		return unexpected(p, t, what);
-	if (copy_value(p, t, dst, dstsz, "table name") == -1)
+		return parse_unexpected(p, t, what);
+	if (conf_copy_value(p, t, dst, dstsz, "table name") == -1)
 		return -1;
-	if (add_ref(p, mapping ? REF_TABLE_MAPPING : REF_TABLE, t->line, dst) ==
+	if (conf_add_ref(p, mapping ? REF_TABLE_MAPPING : REF_TABLE, t->line, dst) ==
 	    NULL)
 		return -1;
 	return 0;
@@ -659,8 +141,8 @@ get_table_ref(struct parser *p, char *dst, size_t dstsz, int mapping,
  */
 
 /* Host names as written in a config: LDH labels, "_" tolerated. */
-static int
-valid_hostname(const char *s)
+int
+conf_valid_hostname(const char *s)
 {
 	size_t len = strlen(s), i;
 
@@ -679,8 +161,8 @@ valid_hostname(const char *s)
 }
 
 /* Printable ASCII without white space or `extra'. */
-static int
-valid_name(const char *s, const char *extra)
+int
+conf_valid_name(const char *s, const char *extra)
 {
 	if (*s == '\0')
 		return 0;
@@ -694,8 +176,8 @@ valid_name(const char *s, const char *extra)
 }
 
 /* Text without control characters or white space (UTF-8 allowed). */
-static int
-valid_pattern(const char *s)
+int
+conf_valid_pattern(const char *s)
 {
 	if (*s == '\0')
 		return 0;
@@ -705,8 +187,8 @@ valid_pattern(const char *s)
 	return 1;
 }
 
-static int
-valid_ip(const char *s)
+int
+conf_valid_ip(const char *s)
 {
 	struct in_addr in4;
 	struct in6_addr in6;
@@ -734,8 +216,8 @@ parse_decimal(const char *s, const char **end, long long *out)
 }
 
 /* "addr" or "addr/prefix", IPv4 or IPv6. */
-static int
-valid_cidr(const char *s)
+int
+conf_valid_cidr(const char *s)
 {
 	char addr[INET6_ADDRSTRLEN + 1];
 	const char *slash = strchr(s, '/'), *end;
@@ -770,20 +252,13 @@ valid_port_text(const char *s, long long *port)
 	       *port >= 1 && *port <= 65535;
 }
 
-enum url_scheme {
-	URL_SMTP,
-	URL_SMTP_TLS,
-	URL_SMTPS,
-	URL_SMTP_NOTLS,
-	URL_LMTP,
-};
 
 /*
  * scheme://[label@]host[:port] with host a name, an IPv4 address or
  * [IPv6].  Returns an error message or NULL.
  */
-static const char *
-check_relay_url(const char *url, enum url_scheme *scheme)
+const char *
+conf_check_relay_url(const char *url, enum url_scheme *scheme)
 {
 	static const struct {
 		const char *prefix;
@@ -814,7 +289,7 @@ check_relay_url(const char *url, enum url_scheme *scheme)
 		if (at == rest)
 			return "empty label before \"@\"";
 		for (; rest < at; rest++)
-			if (!is_macro_char((unsigned char)*rest) &&
+			if (!lex_is_macro_char((unsigned char)*rest) &&
 			    *rest != '-' && *rest != '.')
 				return "invalid character in label";
 		rest = at + 1;
@@ -841,7 +316,7 @@ check_relay_url(const char *url, enum url_scheme *scheme)
 			return "host name too long";
 		memcpy(host, rest, len);
 		host[len] = '\0';
-		if (!valid_hostname(host))
+		if (!conf_valid_hostname(host))
 			return "invalid host name";
 	}
 	if (colon != NULL && *colon == ':' &&
@@ -975,7 +450,7 @@ get_scalar(struct parser *p, enum scalar_kind kind, const char *what,
 	int rc;
 
 	snprintf(expect, sizeof(expect), "%s for %s", kind_name[kind], what);
-	if (get_value(p, expect, &t) == -1)
+	if (conf_get_value(p, expect, &t) == -1)
 		return -1;
 	switch (kind) {
 	case SCALAR_BYTES:
@@ -997,7 +472,7 @@ get_scalar(struct parser *p, enum scalar_kind kind, const char *what,
 	if (rc == -1)
 		return parse_error(p, t->line, "invalid %s \"%s\" for %s",
 				   kind_name[kind],
-				   token_show(t, show, sizeof(show)), what);
+				   tok_show(t, show, sizeof(show)), what);
 	if (rc == -2 || v < min || v > max)
 		return parse_error(p, t->line,
 				   "%s must be between %lld and %lld", what,
@@ -1006,8 +481,8 @@ get_scalar(struct parser *p, enum scalar_kind kind, const char *what,
 	return 0;
 }
 
-static int
-get_port(struct parser *p, const char *what, uint16_t *port)
+int
+conf_get_port(struct parser *p, const char *what, uint16_t *port)
 {
 	long long v;
 
@@ -1096,23 +571,23 @@ parse_option(struct parser *p, const char *section, int line)
 	int yes;
 
 	(void)line;
-	t = next(p);
-	if (!is_value(t)) {
+	t = tok_next(p);
+	if (!tok_is_value(t)) {
 		snprintf(what, sizeof(what), "option after \"%s\"", section);
-		return unexpected(p, t, what);
+		return parse_unexpected(p, t, what);
 	}
 	for (i = 0; i < sizeof(option_specs) / sizeof(option_specs[0]); i++)
 		if (strcmp(option_specs[i].section, section) == 0 &&
-		    is_keyword(t, option_specs[i].name)) {
+		    tok_is_keyword(t, option_specs[i].name)) {
 			spec = &option_specs[i];
 			break;
 		}
 	if (spec == NULL)
 		return parse_error(p, t->line, "unknown %s option \"%s\"",
-				   section, token_show(t, show, sizeof(show)));
+				   section, tok_show(t, show, sizeof(show)));
 	snprintf(what, sizeof(what), "%s %s", section, spec->name);
 	if (spec->yesno) {
-		if (get_yesno(p, what, &yes) == -1)
+		if (conf_get_yesno(p, what, &yes) == -1)
 			return -1;
 		v = yes;
 	} else if (get_scalar(p, spec->kind, what, spec->min, spec->max, &v) ==
@@ -1144,8 +619,8 @@ parse_path_statement(struct parser *p, const char *keyword, int line)
 	(void)line;
 	dst = strcmp(keyword, "spool") == 0 ? conf->spool : conf->socket;
 	snprintf(what, sizeof(what), "path for %s", keyword);
-	if (get_value(p, what, &t) == -1 ||
-	    copy_value(p, t, dst, CONF_PATH_MAX, what) == -1)
+	if (conf_get_value(p, what, &t) == -1 ||
+	    conf_copy_value(p, t, dst, CONF_PATH_MAX, what) == -1)
 		return -1;
 	if (dst[0] != '/')
 		return parse_error(p, t->line, "%s must be an absolute path",
@@ -1165,10 +640,10 @@ parse_hostname_statement(struct parser *p, const char *keyword, int line)
 	dst =
 	    strcmp(keyword, "hostname") == 0 ? conf->hostname : conf->mailname;
 	snprintf(what, sizeof(what), "name for %s", keyword);
-	if (get_value(p, what, &t) == -1 ||
-	    copy_value(p, t, dst, CONF_HOST_MAX, what) == -1)
+	if (conf_get_value(p, what, &t) == -1 ||
+	    conf_copy_value(p, t, dst, CONF_HOST_MAX, what) == -1)
 		return -1;
-	if (!valid_hostname(dst))
+	if (!conf_valid_hostname(dst))
 		return parse_error(p, t->line, "invalid %s \"%s\"", keyword,
 				   dst);
 	return 0;
@@ -1182,17 +657,17 @@ parse_resolver(struct parser *p, const char *keyword, int line)
 
 	(void)keyword;
 	(void)line;
-	if (get_value(p, "address for resolver", &t) == -1 ||
-	    copy_value(p, t, conf->resolver, sizeof(conf->resolver),
+	if (conf_get_value(p, "address for resolver", &t) == -1 ||
+	    conf_copy_value(p, t, conf->resolver, sizeof(conf->resolver),
 		       "resolver address") == -1)
 		return -1;
-	if (!valid_ip(conf->resolver))
+	if (!conf_valid_ip(conf->resolver))
 		return parse_error(p, t->line,
 				   "resolver must be an IPv4 or IPv6 address");
 	conf->resolver_port = 53;
-	if (is_keyword(peek(p), "port")) {
-		next(p);
-		return get_port(p, "resolver port", &conf->resolver_port);
+	if (tok_is_keyword(tok_peek(p), "port")) {
+		tok_next(p);
+		return conf_get_port(p, "resolver port", &conf->resolver_port);
 	}
 	return 0;
 }
@@ -1207,18 +682,18 @@ parse_macro(struct parser *p)
 	size_t i;
 
 	for (i = 0; i < t->len; i++)
-		if (!is_macro_char((unsigned char)t->text[i]))
+		if (!lex_is_macro_char((unsigned char)t->text[i]))
 			break;
 	if (i != t->len || (t->text[0] >= '0' && t->text[0] <= '9'))
 		return parse_error(p, line, "invalid macro name \"%s\"",
 				   t->text);
 	if ((name = strdup(t->text)) == NULL)
 		return parse_error(p, line, "out of memory");
-	next(p); /* = */
-	t = next(p);
-	if (!is_value(t)) {
+	tok_next(p); /* = */
+	t = tok_next(p);
+	if (!tok_is_value(t)) {
 		free(name);
-		return unexpected(p, t, "macro value");
+		return parse_unexpected(p, t, "macro value");
 	}
 	if ((value = strdup(t->text)) == NULL) {
 		free(name);
@@ -1257,28 +732,28 @@ parse_pki(struct parser *p, const char *keyword, int line)
 	const char *what;
 
 	(void)keyword;
-	if (get_string(p, name, sizeof(name), "pki name") == -1)
+	if (conf_get_string(p, name, sizeof(name), "pki name") == -1)
 		return -1;
-	if (!valid_name(name, ""))
+	if (!conf_valid_name(name, ""))
 		return parse_error(p, line, "invalid pki name \"%s\"", name);
-	t = next(p);
-	if (!is_keyword(t, "cert") && !is_keyword(t, "key"))
-		return unexpected(p, t, "cert or key after pki name");
-	what = is_keyword(t, "cert") ? "cert" : "key";
+	t = tok_next(p);
+	if (!tok_is_keyword(t, "cert") && !tok_is_keyword(t, "key"))
+		return parse_unexpected(p, t, "cert or key after pki name");
+	what = tok_is_keyword(t, "cert") ? "cert" : "key";
 	if ((pki = config_find_pki(conf, name)) == NULL) {
 		if ((pki = calloc(1, sizeof(*pki))) == NULL)
 			return parse_error(p, line, "out of memory");
 		memcpy(pki->name, name, sizeof(pki->name));
 		TAILQ_INSERT_TAIL(&conf->pkis, pki, entry);
-		if (add_ref(p, REF_PKI_COMPLETE, line, name) == NULL)
+		if (conf_add_ref(p, REF_PKI_COMPLETE, line, name) == NULL)
 			return -1;
 	}
 	dst = what[0] == 'c' ? pki->cert_file : pki->key_file;
 	if (dst[0] != '\0')
 		return parse_error(p, line, "pki \"%s\": %s already specified",
 				   name, what);
-	if (get_value(p, what[0] == 'c' ? "cert file" : "key file", &t) == -1 ||
-	    copy_value(p, t, dst, CONF_PATH_MAX,
+	if (conf_get_value(p, what[0] == 'c' ? "cert file" : "key file", &t) == -1 ||
+	    conf_copy_value(p, t, dst, CONF_PATH_MAX,
 		       what[0] == 'c' ? "cert file" : "key file") == -1)
 		return -1;
 	if (dst[0] != '/')
@@ -1335,8 +810,8 @@ get_table_item(struct parser *p, struct table *table, struct token *t,
 	       char **out)
 {
 	*out = NULL;
-	if (!is_value(t))
-		return unexpected(p, t, "table entry");
+	if (!tok_is_value(t))
+		return parse_unexpected(p, t, "table entry");
 	if (t->len == 0)
 		return parse_error(p, t->line, "table \"%s\": empty entry",
 				   table->name);
@@ -1356,7 +831,7 @@ parse_table_inline(struct parser *p, struct table *table, int line)
 	table->backend = TABLE_INLINE;
 	for (;;) {
 		do {
-			t = next(p);
+			t = tok_next(p);
 		} while (t->type == TOK_NEWLINE);
 		if (t->type == TOK_RBRACE)
 			break;
@@ -1367,9 +842,9 @@ parse_table_inline(struct parser *p, struct table *table, int line)
 		if (get_table_item(p, table, t, &key) == -1)
 			return -1;
 		value = NULL;
-		if (peek(p)->type == TOK_EQUAL) {
-			next(p);
-			if (get_table_item(p, table, next(p), &value) == -1) {
+		if (tok_peek(p)->type == TOK_EQUAL) {
+			tok_next(p);
+			if (get_table_item(p, table, tok_next(p), &value) == -1) {
 				free(key);
 				return -1;
 			}
@@ -1387,8 +862,8 @@ parse_table_inline(struct parser *p, struct table *table, int line)
 		table->is_mapping = mapping;
 		if (table_add_entry(p, table, key, value, p->cur.line) == -1)
 			return -1;
-		if (peek(p)->type == TOK_COMMA)
-			next(p);
+		if (tok_peek(p)->type == TOK_COMMA)
+			tok_next(p);
 	}
 	return 0;
 }
@@ -1403,9 +878,9 @@ parse_table(struct parser *p, const char *keyword, int line)
 	const char *path;
 
 	(void)keyword;
-	if (get_string(p, name, sizeof(name), "table name") == -1)
+	if (conf_get_string(p, name, sizeof(name), "table name") == -1)
 		return -1;
-	if (!valid_name(name, "{}<>,=!\"'#"))
+	if (!conf_valid_name(name, "{}<>,=!\"'#"))
 		return parse_error(p, line, "invalid table name \"%s\"", name);
 	if (config_find_table(conf, name) != NULL)
 		return parse_error(p, line, "table \"%s\" already defined",
@@ -1415,11 +890,11 @@ parse_table(struct parser *p, const char *keyword, int line)
 	memcpy(table->name, name, sizeof(table->name));
 	TAILQ_INSERT_TAIL(&conf->tables, table, entry);
 
-	t = next(p);
+	t = tok_next(p);
 	if (t->type == TOK_LBRACE)
 		return parse_table_inline(p, table, line);
-	if (!is_value(t))
-		return unexpected(p, t, "table source");
+	if (!tok_is_value(t))
+		return parse_unexpected(p, t, "table source");
 	if (strncmp(t->text, "file:", 5) == 0) {
 		table->backend = TABLE_FILE;
 		path = t->text + 5;
@@ -1436,7 +911,7 @@ parse_table(struct parser *p, const char *keyword, int line)
 		    p, t->line,
 		    "unknown table source \"%s\" (expected file:/path, "
 		    "db:/path or { ... })",
-		    token_show(t, show, sizeof(show)));
+		    tok_show(t, show, sizeof(show)));
 	}
 	if (path[0] != '/')
 		return parse_error(p, t->line,
@@ -1447,788 +922,6 @@ parse_table(struct parser *p, const char *keyword, int line)
 		    "table \"%s\": path is too long (at most %zu characters)",
 		    name, sizeof(table->path) - 1);
 	memcpy(table->path, path, strlen(path) + 1);
-	return 0;
-}
-
-/*
- * listen on ADDR|IFACE|localhost|any [options]
- */
-
-enum listen_family {
-	FAMILY_ANY,
-	FAMILY_INET4,
-	FAMILY_INET6,
-};
-
-static int
-same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	const struct sockaddr_in *a4, *b4;
-	const struct sockaddr_in6 *a6, *b6;
-
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET) {
-		a4 = (const struct sockaddr_in *)(const void *)a;
-		b4 = (const struct sockaddr_in *)(const void *)b;
-		return a4->sin_port == b4->sin_port &&
-		       a4->sin_addr.s_addr == b4->sin_addr.s_addr;
-	}
-	a6 = (const struct sockaddr_in6 *)(const void *)a;
-	b6 = (const struct sockaddr_in6 *)(const void *)b;
-	return a6->sin6_port == b6->sin6_port &&
-	       a6->sin6_scope_id == b6->sin6_scope_id &&
-	       memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) ==
-		   0;
-}
-
-/* Add one listener for `sa' (port filled in here) from the template. */
-static int
-add_listener(struct parser *p, const struct listener *tmpl,
-	     const struct sockaddr *sa, int line, struct listener **first,
-	     int *n)
-{
-	struct listener *l, *other;
-	struct sockaddr_in *sin;
-	struct sockaddr_in6 *sin6;
-	char addr[INET6_ADDRSTRLEN];
-
-	if ((l = malloc(sizeof(*l))) == NULL)
-		return parse_error(p, line, "out of memory");
-	*l = *tmpl;
-	memset(&l->ss, 0, sizeof(l->ss));
-	if (sa->sa_family == AF_INET) {
-		l->sslen = sizeof(struct sockaddr_in);
-		memcpy(&l->ss, sa, l->sslen);
-		sin = (struct sockaddr_in *)(void *)&l->ss;
-		sin->sin_port = htons(l->port);
-		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
-	} else {
-		l->sslen = sizeof(struct sockaddr_in6);
-		memcpy(&l->ss, sa, l->sslen);
-		sin6 = (struct sockaddr_in6 *)(void *)&l->ss;
-		sin6->sin6_port = htons(l->port);
-		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
-	}
-	TAILQ_FOREACH(other, &p->conf->listeners, entry)
-	if (same_address(&other->ss, &l->ss)) {
-		free(l);
-		return parse_error(p, line, "duplicate listener on %s port %u",
-				   addr, (unsigned)tmpl->port);
-	}
-	TAILQ_INSERT_TAIL(&p->conf->listeners, l, entry);
-	if (*first == NULL)
-		*first = l;
-	(*n)++;
-	return 0;
-}
-
-static int
-add_listener_text(struct parser *p, const struct listener *tmpl, int family,
-		  const char *text, int line, struct listener **first, int *n)
-{
-	struct sockaddr_in sin;
-	struct sockaddr_in6 sin6;
-
-	if (family == AF_INET) {
-		memset(&sin, 0, sizeof(sin));
-		sin.sin_family = AF_INET;
-		if (inet_pton(AF_INET, text, &sin.sin_addr) != 1)
-			return parse_error(p, line, "bad address %s", text);
-		return add_listener(p, tmpl, (struct sockaddr *)(void *)&sin,
-				    line, first, n);
-	}
-	memset(&sin6, 0, sizeof(sin6));
-	sin6.sin6_family = AF_INET6;
-	if (inet_pton(AF_INET6, text, &sin6.sin6_addr) != 1)
-		return parse_error(p, line, "bad address %s", text);
-	return add_listener(p, tmpl, (struct sockaddr *)(void *)&sin6, line,
-			    first, n);
-}
-
-static int
-family_allowed(enum listen_family family, int af)
-{
-	return family == FAMILY_ANY ||
-	       (family == FAMILY_INET4 && af == AF_INET) ||
-	       (family == FAMILY_INET6 && af == AF_INET6);
-}
-
-static int
-expand_interface(struct parser *p, const struct listener *tmpl,
-		 enum listen_family family, int line, struct listener **first,
-		 int *n)
-{
-	struct ifaddrs *ifap, *ifa;
-	int found = 0, rc = 0;
-
-	if (getifaddrs(&ifap) == -1)
-		return parse_error(p, line, "getifaddrs: %s", strerror(errno));
-	for (ifa = ifap; ifa != NULL && rc == 0; ifa = ifa->ifa_next) {
-		if (ifa->ifa_name == NULL ||
-		    strcmp(ifa->ifa_name, tmpl->ifname) != 0)
-			continue;
-		found = 1;
-		if (ifa->ifa_addr == NULL ||
-		    (ifa->ifa_addr->sa_family != AF_INET &&
-		     ifa->ifa_addr->sa_family != AF_INET6) ||
-		    !family_allowed(family, ifa->ifa_addr->sa_family))
-			continue;
-		rc = add_listener(p, tmpl, ifa->ifa_addr, line, first, n);
-	}
-	freeifaddrs(ifap);
-	if (rc == -1)
-		return -1;
-	if (!found)
-		return parse_error(p, line,
-				   "unknown interface or address \"%s\"",
-				   tmpl->ifname);
-	if (*n == 0)
-		return parse_error(p, line,
-				   "interface \"%s\" has no usable address",
-				   tmpl->ifname);
-	return 0;
-}
-
-/* One listen statement may create several listeners: localhost, any, an
- * interface with several addresses. */
-static int
-expand_listen(struct parser *p, const struct listener *tmpl,
-	      enum listen_family family, int line, struct listener **first,
-	      int *n)
-{
-	const char *name = tmpl->ifname;
-	struct addrinfo hints, *res;
-	struct in_addr in4;
-	int rc;
-
-	if (strcmp(name, "localhost") == 0 || strcmp(name, "lo") == 0 ||
-	    strcmp(name, "any") == 0 || strcmp(name, "all") == 0) {
-		int local = name[0] == 'l';
-
-		if (family != FAMILY_INET6 &&
-		    add_listener_text(p, tmpl, AF_INET,
-				      local ? "127.0.0.1" : "0.0.0.0", line,
-				      first, n) == -1)
-			return -1;
-		if (family != FAMILY_INET4 &&
-		    add_listener_text(p, tmpl, AF_INET6, local ? "::1" : "::",
-				      line, first, n) == -1)
-			return -1;
-		return 0;
-	}
-	if (inet_pton(AF_INET, name, &in4) == 1) {
-		if (family == FAMILY_INET6)
-			return parse_error(p, line,
-					   "%s is not an inet6 address", name);
-		return add_listener_text(p, tmpl, AF_INET, name, line, first,
-					 n);
-	}
-	if (strchr(name, ':') != NULL) {
-		/* getaddrinfo rather than inet_pton: fe80::1%eth0 */
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_family = AF_INET6;
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-		if (getaddrinfo(name, NULL, &hints, &res) != 0 || res == NULL)
-			return parse_error(p, line,
-					   "invalid IPv6 address \"%s\"", name);
-		if (family == FAMILY_INET4 ||
-		    res->ai_addrlen > sizeof(struct sockaddr_storage)) {
-			freeaddrinfo(res);
-			return parse_error(p, line,
-					   "%s is not an inet4 address", name);
-		}
-		rc = add_listener(p, tmpl, res->ai_addr, line, first, n);
-		freeaddrinfo(res);
-		return rc;
-	}
-	return expand_interface(p, tmpl, family, line, first, n);
-}
-
-static int
-listen_option_twice(struct parser *p, const struct token *t)
-{
-	return parse_error(p, t->line, "listen option \"%s\" given twice",
-			   t->text);
-}
-
-static int
-parse_listen(struct parser *p, const char *keyword, int line)
-{
-	struct listener tmpl, *first = NULL;
-	enum listen_family family = FAMILY_ANY;
-	struct token *t;
-	int n = 0, have_port = 0, family_set = 0;
-	int tls_set = 0, auth_set = 0;
-	int submission_set = 0;
-	struct ref *r;
-
-	(void)keyword;
-	memset(&tmpl, 0, sizeof(tmpl));
-	if (!is_keyword(t = next(p), "on"))
-		return unexpected(p, t, "\"on\" after listen");
-	if (get_string(p, tmpl.ifname, sizeof(tmpl.ifname),
-		       "address or interface for listen on") == -1)
-		return -1;
-
-	while (!is_end(t = peek(p))) {
-		t = next(p);
-		if (is_keyword(t, "inet4") || is_keyword(t, "inet6")) {
-			if (family_set++)
-				return listen_option_twice(p, t);
-			family =
-			    t->text[4] == '4' ? FAMILY_INET4 : FAMILY_INET6;
-		} else if (is_keyword(t, "port")) {
-			if (have_port++)
-				return listen_option_twice(p, t);
-			if (get_port(p, "listen port", &tmpl.port) == -1)
-				return -1;
-			if (tmpl.port == 587)
-				tmpl.submission = 1;
-		} else if (is_keyword(t, "tls") ||
-			   is_keyword(t, "tls-require") ||
-			   is_keyword(t, "smtps")) {
-			if (tls_set++)
-				return parse_error(
-				    p, t->line,
-				    "only one of tls, tls-require and smtps "
-				    "may be given");
-			tmpl.tls = is_keyword(t, "tls") ? LISTEN_TLS_STARTTLS
-				   : is_keyword(t, "smtps")
-				       ? LISTEN_TLS_SMTPS
-				       : LISTEN_TLS_REQUIRE;
-		} else if (is_keyword(t, "pki")) {
-			if (tmpl.pki[0] != '\0')
-				return listen_option_twice(p, t);
-			if (get_value(p, "pki name", &t) == -1 ||
-			    copy_value(p, t, tmpl.pki, sizeof(tmpl.pki),
-				       "pki name") == -1 ||
-			    add_ref(p, REF_PKI, t->line, tmpl.pki) == NULL)
-				return -1;
-		} else if (is_keyword(t, "auth") ||
-			   is_keyword(t, "auth-optional")) {
-			if (auth_set++)
-				return parse_error(
-				    p, t->line,
-				    "only one of auth and auth-optional may "
-				    "be given");
-			tmpl.auth = is_keyword(t, "auth")
-					? LISTEN_AUTH_REQUIRE
-					: LISTEN_AUTH_OPTIONAL;
-			if (peek(p)->type == TOK_TABLE &&
-			    get_table_ref(p, tmpl.auth_table,
-					  sizeof(tmpl.auth_table), 1,
-					  "<table>") == -1)
-				return -1;
-		} else if (is_keyword(t, "hostname")) {
-			if (tmpl.hostname[0] != '\0')
-				return listen_option_twice(p, t);
-			if (get_value(p, "listener hostname", &t) == -1 ||
-			    copy_value(p, t, tmpl.hostname,
-				       sizeof(tmpl.hostname),
-				       "listener hostname") == -1)
-				return -1;
-			if (!valid_hostname(tmpl.hostname))
-				return parse_error(p, t->line,
-						   "invalid hostname \"%s\"",
-						   tmpl.hostname);
-		} else if (is_keyword(t, "tag")) {
-			if (tmpl.tag[0] != '\0')
-				return listen_option_twice(p, t);
-			if (get_value(p, "tag name", &t) == -1 ||
-			    copy_value(p, t, tmpl.tag, sizeof(tmpl.tag),
-				       "tag") == -1)
-				return -1;
-			if (!valid_name(tmpl.tag, "{}<>,=!\"'#"))
-				return parse_error(
-				    p, t->line, "invalid tag \"%s\"", tmpl.tag);
-		} else if (is_keyword(t, "senders")) {
-			if (tmpl.senders_checked++)
-				return listen_option_twice(p, t);
-			if (get_table_ref(p, tmpl.senders_table,
-					  sizeof(tmpl.senders_table), 1,
-					  "<table> after senders") == -1)
-				return -1;
-		} else if (is_keyword(t, "check-sender-domain")) {
-			if (tmpl.check_sender_domain++)
-				return listen_option_twice(p, t);
-		} else if (is_keyword(t, "submission")) {
-			if (submission_set++)
-				return listen_option_twice(p, t);
-			tmpl.submission = 1;
-		} else if (is_keyword(t, "auth-plaintext")) {
-			/* AUTH offered without TLS too */
-			if (tmpl.auth_plain_ok++)
-				return listen_option_twice(p, t);
-		} else if (is_keyword(t, "auth-cram-md5")) {
-			if (tmpl.auth_cram_md5++)
-				return listen_option_twice(p, t);
-		} else
-			return syntax_error(p, t);
-	}
-	if (!have_port)
-		tmpl.port = tmpl.tls == LISTEN_TLS_SMTPS ? 465
-			    : tmpl.submission		 ? 587
-							 : 25;
-	if (expand_listen(p, &tmpl, family, line, &first, &n) == -1)
-		return -1;
-	if (tmpl.tls != LISTEN_TLS_NONE && tmpl.pki[0] == '\0') {
-		if ((r = add_ref(p, REF_LISTENER_TLS, line, tmpl.hostname)) ==
-		    NULL)
-			return -1;
-		r->listener = first;
-		r->nlisteners = n;
-	}
-	return 0;
-}
-
-/*
- * action "NAME" METHOD [options]
- */
-
-static const char *const local_options[] = {
-    "alias", "virtual", "userbase", "user", "forward-file",
-};
-
-static int
-is_local_option(const struct token *t)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(local_options) / sizeof(local_options[0]); i++)
-		if (is_keyword(t, local_options[i]))
-			return 1;
-	return 0;
-}
-
-static int
-action_option_twice(struct parser *p, const struct token *t)
-{
-	return parse_error(p, t->line, "action option \"%s\" given twice",
-			   t->text);
-}
-
-static int
-parse_relay_options(struct parser *p, struct action *a)
-{
-	struct token *t;
-	enum url_scheme scheme = URL_SMTP;
-	const char *why;
-	int tls_set = 0, host_line = 0;
-
-	while (!is_end(peek(p))) {
-		t = next(p);
-		if (is_keyword(t, "host")) {
-			if (a->relay_host[0] != '\0')
-				return action_option_twice(p, t);
-			if (get_value(p, "URL after host", &t) == -1 ||
-			    copy_value(p, t, a->relay_host,
-				       sizeof(a->relay_host),
-				       "relay host") == -1)
-				return -1;
-			host_line = t->line;
-			if ((why = check_relay_url(a->relay_host, &scheme)) !=
-			    NULL)
-				return parse_error(
-				    p, t->line,
-				    "invalid relay host \"%.64s\": %s",
-				    a->relay_host, why);
-		} else if (is_keyword(t, "tls")) {
-			if (tls_set++)
-				return action_option_twice(p, t);
-			a->relay_tls = RELAY_TLS_REQUIRE;
-			if (is_keyword(peek(p), "verify")) {
-				next(p);
-				a->relay_tls = RELAY_TLS_VERIFY;
-			} else if (is_keyword(peek(p), "no")) {
-				next(p);
-				a->relay_tls = RELAY_TLS_NO;
-			}
-		} else if (is_keyword(t, "auth")) {
-			if (a->relay_auth_table[0] != '\0')
-				return action_option_twice(p, t);
-			if (get_table_ref(p, a->relay_auth_table,
-					  sizeof(a->relay_auth_table), 1,
-					  "<table> after auth") == -1)
-				return -1;
-			host_line = host_line ? host_line : t->line;
-		} else if (is_keyword(t, "helo")) {
-			if (a->helo[0] != '\0')
-				return action_option_twice(p, t);
-			if (get_value(p, "name after helo", &t) == -1 ||
-			    copy_value(p, t, a->helo, sizeof(a->helo),
-				       "helo name") == -1)
-				return -1;
-			if (!valid_hostname(a->helo))
-				return parse_error(p, t->line,
-						   "invalid helo name \"%s\"",
-						   a->helo);
-		} else if (is_keyword(t, "src")) {
-			if (a->relay_src[0] != '\0')
-				return action_option_twice(p, t);
-			if (get_value(p, "address after src", &t) == -1 ||
-			    copy_value(p, t, a->relay_src, sizeof(a->relay_src),
-				       "src address") == -1)
-				return -1;
-			if (!valid_ip(a->relay_src))
-				return parse_error(
-				    p, t->line,
-				    "src must be an IPv4 or IPv6 address");
-		} else if (is_local_option(t))
-			return parse_error(
-			    p, t->line,
-			    "\"%s\" is not valid for a relay action", t->text);
-		else
-			return syntax_error(p, t);
-	}
-	/* credentials are only ever sent to a named smarthost, never to
-	 * whatever MX a recipient domain happens to publish */
-	if (a->relay_auth_table[0] != '\0' && a->relay_host[0] == '\0')
-		return parse_error(p, host_line,
-				   "relay auth requires a relay host");
-	switch (scheme) {
-	case URL_SMTPS:
-	case URL_SMTP_TLS:
-		if (tls_set && a->relay_tls == RELAY_TLS_NO)
-			return parse_error(
-			    p, host_line,
-			    "\"tls no\" contradicts the relay host URL");
-		if (!tls_set)
-			a->relay_tls = RELAY_TLS_REQUIRE;
-		else if (scheme == URL_SMTPS &&
-			 a->relay_tls == RELAY_TLS_REQUIRE)
-			a->relay_tls = RELAY_TLS_VERIFY;
-		break;
-	case URL_SMTP_NOTLS:
-		if (tls_set && a->relay_tls != RELAY_TLS_NO)
-			return parse_error(
-			    p, host_line,
-			    "tls contradicts the smtp+notls:// relay host");
-		a->relay_tls = RELAY_TLS_NO;
-		break;
-	default:
-		break;
-	}
-	return 0;
-}
-
-static int
-parse_local_options(struct parser *p, struct action *a)
-{
-	struct token *t;
-	int forward_set = 0;
-
-	while (!is_end(peek(p))) {
-		t = next(p);
-		if (is_keyword(t, "alias") || is_keyword(t, "virtual")) {
-			if (a->alias_table[0] != '\0' ||
-			    a->virtual_table[0] != '\0')
-				return parse_error(
-				    p, t->line,
-				    "only one of alias and virtual may be "
-				    "given");
-			if (get_table_ref(p,
-					  t->text[0] == 'a' ? a->alias_table
-							    : a->virtual_table,
-					  CONF_NAME_MAX, 1, "<table>") == -1)
-				return -1;
-		} else if (is_keyword(t, "userbase")) {
-			if (a->userbase_table[0] != '\0')
-				return action_option_twice(p, t);
-			if (get_table_ref(p, a->userbase_table,
-					  sizeof(a->userbase_table), 1,
-					  "<table> after userbase") == -1)
-				return -1;
-		} else if (is_keyword(t, "user")) {
-			if (a->user[0] != '\0')
-				return action_option_twice(p, t);
-			if (get_value(p, "user name", &t) == -1 ||
-			    copy_value(p, t, a->user, sizeof(a->user),
-				       "user name") == -1)
-				return -1;
-			if (!valid_name(a->user, "/:"))
-				return parse_error(p, t->line,
-						   "invalid user name \"%s\"",
-						   a->user);
-		} else if (is_keyword(t, "forward-file")) {
-			if (forward_set++)
-				return action_option_twice(p, t);
-			if (get_yesno(p, "forward-file", &a->forward_file) ==
-			    -1)
-				return -1;
-		} else if (is_keyword(t, "host") || is_keyword(t, "helo") ||
-			   is_keyword(t, "src") || is_keyword(t, "tls") ||
-			   is_keyword(t, "auth"))
-			return parse_error(
-			    p, t->line,
-			    "\"%s\" is only valid for a relay action", t->text);
-		else
-			return syntax_error(p, t);
-	}
-	return 0;
-}
-
-static int
-parse_action(struct parser *p, const char *keyword, int line)
-{
-	struct smtpd_config *conf = p->conf;
-	char name[CONF_NAME_MAX], show[ERR_TOKEN_SHOW + 8];
-	struct action *a;
-	struct token *t;
-
-	(void)keyword;
-	if (get_string(p, name, sizeof(name), "action name") == -1)
-		return -1;
-	if (config_find_action(conf, name) != NULL)
-		return parse_error(p, line, "action \"%s\" already defined",
-				   name);
-	if ((a = calloc(1, sizeof(*a))) == NULL)
-		return parse_error(p, line, "out of memory");
-	memcpy(a->name, name, sizeof(a->name));
-	a->forward_file = 1;
-	a->relay_tls = RELAY_TLS_OPPORTUNISTIC;
-	TAILQ_INSERT_TAIL(&conf->actions, a, entry);
-
-	t = next(p);
-	if (is_keyword(t, "maildir")) {
-		a->type = ACTION_MAILDIR;
-		t = peek(p);
-		if (t->type == TOK_STRING ||
-		    (t->type == TOK_WORD && !is_local_option(t))) {
-			if (get_string(p, a->path, sizeof(a->path),
-				       "maildir template") == -1)
-				return -1;
-		}
-	} else if (is_keyword(t, "mbox")) {
-		a->type = ACTION_MBOX;
-	} else if (is_keyword(t, "mda")) {
-		a->type = ACTION_MDA;
-		if (get_string(p, a->path, sizeof(a->path),
-			       "command after mda") == -1)
-			return -1;
-	} else if (is_keyword(t, "lmtp")) {
-		a->type = ACTION_LMTP;
-		if (get_value(p, "destination after lmtp", &t) == -1 ||
-		    copy_value(p, t, a->path, sizeof(a->path),
-			       "lmtp destination") == -1)
-			return -1;
-		if (a->path[0] != '/' && strchr(a->path, ':') == NULL)
-			return parse_error(
-			    p, t->line,
-			    "lmtp destination must be \"/socket\" or "
-			    "\"host:port\"");
-	} else if (is_keyword(t, "relay")) {
-		a->type = ACTION_RELAY;
-		return parse_relay_options(p, a);
-	} else if (is_value(t))
-		return parse_error(
-		    p, t->line,
-		    "unknown action \"%s\" "
-		    "(expected maildir, mbox, mda, lmtp or relay)",
-		    token_show(t, show, sizeof(show)));
-	else
-		return unexpected(p, t, "maildir, mbox, mda, lmtp or relay");
-	return parse_local_options(p, a);
-}
-
-/*
- * match [!]from ... [!]for ... [criteria] action "NAME" | reject
- */
-
-static const char *const match_keywords[] = {
-    "from", "for", "auth", "mail-from", "tls", "helo", "action", "reject",
-};
-
-static int
-is_match_keyword(const struct token *t)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(match_keywords) / sizeof(match_keywords[0]); i++)
-		if (is_keyword(t, match_keywords[i]))
-			return 1;
-	return 0;
-}
-
-/*
- * A criterion's value: <table> or a literal.  `optional' accepts only a
- * quoted literal, since a bare word may be the next criterion; and a bare
- * keyword is never a value ("for domain action x" lacks the domain).
- */
-static int
-get_crit(struct parser *p, struct match_crit *c, int optional, const char *what)
-{
-	struct token *t = peek(p);
-
-	if (t->type == TOK_TABLE) {
-		c->is_table = 1;
-		return get_table_ref(p, c->value, sizeof(c->value), 0, what);
-	}
-	if (optional && t->type != TOK_STRING)
-		return 0;
-	if (is_match_keyword(t))
-		return unexpected(p, next(p), what);
-	if (get_value(p, what, &t) == -1 ||
-	    copy_value(p, t, c->value, sizeof(c->value), what) == -1)
-		return -1;
-	if (!valid_pattern(c->value))
-		return parse_error(p, t->line, "invalid %s \"%.64s\"", what,
-				   c->value);
-	return 0;
-}
-
-static int
-parse_match_from(struct parser *p, struct match *m)
-{
-	struct token *t = next(p);
-	char show[ERR_TOKEN_SHOW + 8];
-
-	if (is_keyword(t, "any"))
-		m->from = MATCH_FROM_ANY;
-	else if (is_keyword(t, "local"))
-		m->from = MATCH_FROM_LOCAL;
-	else if (is_keyword(t, "socket"))
-		m->from = MATCH_FROM_SOCKET;
-	else if (is_keyword(t, "src")) {
-		m->from = MATCH_FROM_SRC;
-		if (get_crit(p, &m->from_crit, 0,
-			     "<table> or address after src") == -1)
-			return -1;
-		if (!m->from_crit.is_table && !valid_cidr(m->from_crit.value))
-			return parse_error(
-			    p, p->cur.line,
-			    "invalid address \"%.64s\" after src",
-			    m->from_crit.value);
-	} else if (is_keyword(t, "rdns")) {
-		m->from = MATCH_FROM_RDNS;
-		return get_crit(p, &m->from_crit, 1, "rdns domain");
-	} else if (is_keyword(t, "auth")) {
-		m->from = MATCH_FROM_AUTH;
-		return get_crit(p, &m->from_crit, 1, "auth user");
-	} else if (is_value(t))
-		return parse_error(p, t->line,
-				   "unknown \"from\" criterion \"%s\"",
-				   token_show(t, show, sizeof(show)));
-	else
-		return unexpected(p, t,
-				  "any, local, socket, src, rdns or "
-				  "auth after from");
-	return 0;
-}
-
-static int
-parse_match_for(struct parser *p, struct match *m)
-{
-	struct token *t = next(p);
-	char show[ERR_TOKEN_SHOW + 8];
-
-	if (is_keyword(t, "any"))
-		m->for_ = MATCH_FOR_ANY;
-	else if (is_keyword(t, "local"))
-		m->for_ = MATCH_FOR_LOCAL;
-	else if (is_keyword(t, "domain")) {
-		m->for_ = MATCH_FOR_DOMAIN;
-		return get_crit(p, &m->for_crit, 0,
-				"<table> or domain after domain");
-	} else if (is_keyword(t, "rcpt-to")) {
-		m->for_ = MATCH_FOR_RCPT;
-		return get_crit(p, &m->for_crit, 0,
-				"<table> or address after rcpt-to");
-	} else if (is_value(t))
-		return parse_error(p, t->line,
-				   "unknown \"for\" criterion \"%s\"",
-				   token_show(t, show, sizeof(show)));
-	else
-		return unexpected(p, t,
-				  "any, local, domain or rcpt-to "
-				  "after for");
-	return 0;
-}
-
-static int
-parse_match(struct parser *p, const char *keyword, int line)
-{
-	struct match *m;
-	struct match_crit *crit;
-	struct token *t;
-	struct ref *r;
-	int negate;
-
-	(void)keyword;
-	if ((m = calloc(1, sizeof(*m))) == NULL)
-		return parse_error(p, line, "out of memory");
-	m->line = line;
-	m->from = MATCH_FROM_LOCAL;
-	m->for_ = MATCH_FOR_LOCAL;
-	TAILQ_INSERT_TAIL(&p->conf->matches, m, entry);
-
-	for (;;) {
-		t = next(p);
-		negate = 0;
-		if (t->type == TOK_BANG) {
-			negate = 1;
-			t = next(p);
-		}
-		if (is_keyword(t, "from"))
-			crit = &m->from_crit;
-		else if (is_keyword(t, "for"))
-			crit = &m->for_crit;
-		else if (is_keyword(t, "auth"))
-			crit = &m->auth;
-		else if (is_keyword(t, "mail-from"))
-			crit = &m->mail_from;
-		else if (is_keyword(t, "tls"))
-			crit = &m->tls;
-		else if (is_keyword(t, "helo"))
-			crit = &m->helo;
-		else if (negate)
-			return unexpected(p, t, "criterion after \"!\"");
-		else if (is_keyword(t, "action") || is_keyword(t, "reject"))
-			break;
-		else if (is_end(t))
-			return parse_error(
-			    p, t->line,
-			    "match rule needs \"action NAME\" or \"reject\"");
-		else
-			return syntax_error(p, t);
-
-		if (crit->set)
-			return parse_error(p, t->line,
-					   "match criterion \"%s\" given twice",
-					   t->text);
-		crit->set = 1;
-		crit->negate = negate;
-		if (crit == &m->from_crit) {
-			if (parse_match_from(p, m) == -1)
-				return -1;
-		} else if (crit == &m->for_crit) {
-			if (parse_match_for(p, m) == -1)
-				return -1;
-		} else if (crit == &m->auth) {
-			if (get_crit(p, crit, 1, "auth user") == -1)
-				return -1;
-		} else if (crit == &m->mail_from) {
-			if (get_crit(p, crit, 0,
-				     "<table> or address after mail-from") ==
-			    -1)
-				return -1;
-		} else if (crit == &m->helo) {
-			if (get_crit(p, crit, 0,
-				     "<table> or name after helo") == -1)
-				return -1;
-		}
-	}
-	if (is_keyword(t, "reject")) {
-		m->reject = 1;
-		return 0;
-	}
-	if (get_string(p, m->action_name, sizeof(m->action_name),
-		       "action name") == -1)
-		return -1;
-	if ((r = add_ref(p, REF_ACTION, line, m->action_name)) == NULL)
-		return -1;
-	r->match = m;
 	return 0;
 }
 
@@ -2257,26 +950,27 @@ static const struct {
     {"table", parse_table},
 };
 
+
 static int
 parse_statement(struct parser *p, struct token *t)
 {
 	size_t i;
 
 	if (t->type != TOK_WORD)
-		return syntax_error(p, t);
-	if (peek(p)->type == TOK_EQUAL) {
+		return parse_syntax_error(p, t);
+	if (tok_peek(p)->type == TOK_EQUAL) {
 		if (parse_macro(p) == -1)
 			return -1;
-		return expect_end(p);
+		return tok_expect_end(p);
 	}
 	for (i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
 		if (strcmp(t->text, statements[i].keyword) == 0) {
 			if (statements[i].parse(p, statements[i].keyword,
 						t->line) == -1)
 				return -1;
-			return expect_end(p);
+			return tok_expect_end(p);
 		}
-	return syntax_error(p, t);
+	return parse_syntax_error(p, t);
 }
 
 /* Everything that names something defined elsewhere in the file. */
@@ -2366,7 +1060,7 @@ read_mailname(char *dst, size_t dstsz)
 	if (fgets(line, sizeof(line), fp) != NULL) {
 		len = strcspn(line, "\r\n");
 		line[len] = '\0';
-		if (len < dstsz && valid_hostname(line))
+		if (len < dstsz && conf_valid_hostname(line))
 			memcpy(dst, line, len + 1);
 	}
 	fclose(fp);
@@ -2530,7 +1224,7 @@ config_parse_file(FILE *fp, const char *name, char *err, size_t errlen)
 		memcpy(conf->path, p.file, strlen(p.file) + 1);
 
 	while (!p.failed) {
-		t = next(&p);
+		t = tok_next(&p);
 		if (t->type == TOK_EOF || t->type == TOK_ERROR)
 			break;
 		if (t->type == TOK_NEWLINE)

@@ -163,4 +163,46 @@ void	smtp_auth_line(struct session *, char *line);
 void	smtp_auth_result(struct session *, const struct lka_result *);
 void	smtp_auth_free(struct session *);
 
+
+/*
+ * Shared by smtp_session.c and smtp_data.c only.
+ */
+struct evbuffer;
+extern char	*linebuf;	/* the line being handled, shared */
+
+#define SMTP_CMD_MAX		512	/* RFC 5321 4.5.3.1.4, incl. CRLF */
+#define SMTP_AUTH_LINE_MAX	12288	/* RFC 4954 4, AUTH lines */
+#define SMTP_MAX_ERRORS		20	/* bad commands before we hang up */
+#define SMTP_MAX_HOPS		100	/* Received: fields, RFC 5321 6.3 */
+#define SPOOL_FLUSH_SIZE	65536
+#define OUTPUT_MAX		65536	/* unread replies before we pause */
+#define INPUT_HIWAT		65536	/* unprocessed input we buffer */
+
+/* data errors, answered at end of data */
+#define DE_TOOBIG	1
+#define DE_LONGLINE	2
+#define DE_IO		3
+#define DE_LOOP		4
+#define DE_BARE		5	/* bare CR or LF in a BDAT chunk */
+
+/* line flags from buf_getline() */
+#define LF_BARELF	0x1
+#define LF_BARECR	0x2
+#define LF_TOOLONG	0x4
+#define LF_NUL		0x8
+
+/* session.chunk_flags: the BDAT chunk being read */
+#define CHUNK_LAST	0x1
+#define CHUNK_DISCARD	0x2	/* read and drop; s->pending is the reply */
+
+void	session_set_timeout(struct session *s);
+void	session_reset(struct session *s);
+int	buf_getline(struct evbuffer *in, int *longp, size_t max,
+	    size_t *lenp, int *lflags);
+void	cmd_data(struct session *s, char *args);
+void	cmd_bdat(struct session *s, char *args);
+void	msg_end(struct session *s);
+void	data_line(struct session *s, char *line, size_t len, int lflags);
+int	bdat_consume(struct session *s);
+
 #endif

@@ -1,0 +1,805 @@
+/*
+ * parse_rules.c -- the statements that make up a mail policy: "listen
+ * on", "action" and "match".
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "config.h"
+#include "parse.h"
+
+/*
+ * listen on ADDR|IFACE|localhost|any [options]
+ */
+
+enum listen_family {
+	FAMILY_ANY,
+	FAMILY_INET4,
+	FAMILY_INET6,
+};
+
+static int
+same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	const struct sockaddr_in *a4, *b4;
+	const struct sockaddr_in6 *a6, *b6;
+
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET) {
+		a4 = (const struct sockaddr_in *)(const void *)a;
+		b4 = (const struct sockaddr_in *)(const void *)b;
+		return a4->sin_port == b4->sin_port &&
+		       a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	}
+	a6 = (const struct sockaddr_in6 *)(const void *)a;
+	b6 = (const struct sockaddr_in6 *)(const void *)b;
+	return a6->sin6_port == b6->sin6_port &&
+	       a6->sin6_scope_id == b6->sin6_scope_id &&
+	       memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) ==
+		   0;
+}
+
+/* Add one listener for `sa' (port filled in here) from the template. */
+static int
+add_listener(struct parser *p, const struct listener *tmpl,
+	     const struct sockaddr *sa, int line, struct listener **first,
+	     int *n)
+{
+	struct listener *l, *other;
+	struct sockaddr_in *sin;
+	struct sockaddr_in6 *sin6;
+	char addr[INET6_ADDRSTRLEN];
+
+	if ((l = malloc(sizeof(*l))) == NULL)
+		return parse_error(p, line, "out of memory");
+	*l = *tmpl;
+	memset(&l->ss, 0, sizeof(l->ss));
+	if (sa->sa_family == AF_INET) {
+		l->sslen = sizeof(struct sockaddr_in);
+		memcpy(&l->ss, sa, l->sslen);
+		sin = (struct sockaddr_in *)(void *)&l->ss;
+		sin->sin_port = htons(l->port);
+		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
+	} else {
+		l->sslen = sizeof(struct sockaddr_in6);
+		memcpy(&l->ss, sa, l->sslen);
+		sin6 = (struct sockaddr_in6 *)(void *)&l->ss;
+		sin6->sin6_port = htons(l->port);
+		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
+	}
+	TAILQ_FOREACH(other, &p->conf->listeners, entry)
+	if (same_address(&other->ss, &l->ss)) {
+		free(l);
+		return parse_error(p, line, "duplicate listener on %s port %u",
+				   addr, (unsigned)tmpl->port);
+	}
+	TAILQ_INSERT_TAIL(&p->conf->listeners, l, entry);
+	if (*first == NULL)
+		*first = l;
+	(*n)++;
+	return 0;
+}
+
+static int
+add_listener_text(struct parser *p, const struct listener *tmpl, int family,
+		  const char *text, int line, struct listener **first, int *n)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+
+	if (family == AF_INET) {
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		if (inet_pton(AF_INET, text, &sin.sin_addr) != 1)
+			return parse_error(p, line, "bad address %s", text);
+		return add_listener(p, tmpl, (struct sockaddr *)(void *)&sin,
+				    line, first, n);
+	}
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	if (inet_pton(AF_INET6, text, &sin6.sin6_addr) != 1)
+		return parse_error(p, line, "bad address %s", text);
+	return add_listener(p, tmpl, (struct sockaddr *)(void *)&sin6, line,
+			    first, n);
+}
+
+static int
+family_allowed(enum listen_family family, int af)
+{
+	return family == FAMILY_ANY ||
+	       (family == FAMILY_INET4 && af == AF_INET) ||
+	       (family == FAMILY_INET6 && af == AF_INET6);
+}
+
+static int
+expand_interface(struct parser *p, const struct listener *tmpl,
+		 enum listen_family family, int line, struct listener **first,
+		 int *n)
+{
+	struct ifaddrs *ifap, *ifa;
+	int found = 0, rc = 0;
+
+	if (getifaddrs(&ifap) == -1)
+		return parse_error(p, line, "getifaddrs: %s", strerror(errno));
+	for (ifa = ifap; ifa != NULL && rc == 0; ifa = ifa->ifa_next) {
+		if (ifa->ifa_name == NULL ||
+		    strcmp(ifa->ifa_name, tmpl->ifname) != 0)
+			continue;
+		found = 1;
+		if (ifa->ifa_addr == NULL ||
+		    (ifa->ifa_addr->sa_family != AF_INET &&
+		     ifa->ifa_addr->sa_family != AF_INET6) ||
+		    !family_allowed(family, ifa->ifa_addr->sa_family))
+			continue;
+		rc = add_listener(p, tmpl, ifa->ifa_addr, line, first, n);
+	}
+	freeifaddrs(ifap);
+	if (rc == -1)
+		return -1;
+	if (!found)
+		return parse_error(p, line,
+				   "unknown interface or address \"%s\"",
+				   tmpl->ifname);
+	if (*n == 0)
+		return parse_error(p, line,
+				   "interface \"%s\" has no usable address",
+				   tmpl->ifname);
+	return 0;
+}
+
+/* One listen statement may create several listeners: localhost, any, an
+ * interface with several addresses. */
+static int
+expand_listen(struct parser *p, const struct listener *tmpl,
+	      enum listen_family family, int line, struct listener **first,
+	      int *n)
+{
+	const char *name = tmpl->ifname;
+	struct addrinfo hints, *res;
+	struct in_addr in4;
+	int rc;
+
+	if (strcmp(name, "localhost") == 0 || strcmp(name, "lo") == 0 ||
+	    strcmp(name, "any") == 0 || strcmp(name, "all") == 0) {
+		int local = name[0] == 'l';
+
+		if (family != FAMILY_INET6 &&
+		    add_listener_text(p, tmpl, AF_INET,
+				      local ? "127.0.0.1" : "0.0.0.0", line,
+				      first, n) == -1)
+			return -1;
+		if (family != FAMILY_INET4 &&
+		    add_listener_text(p, tmpl, AF_INET6, local ? "::1" : "::",
+				      line, first, n) == -1)
+			return -1;
+		return 0;
+	}
+	if (inet_pton(AF_INET, name, &in4) == 1) {
+		if (family == FAMILY_INET6)
+			return parse_error(p, line,
+					   "%s is not an inet6 address", name);
+		return add_listener_text(p, tmpl, AF_INET, name, line, first,
+					 n);
+	}
+	if (strchr(name, ':') != NULL) {
+		/* getaddrinfo rather than inet_pton: fe80::1%eth0 */
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_INET6;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+		if (getaddrinfo(name, NULL, &hints, &res) != 0 || res == NULL)
+			return parse_error(p, line,
+					   "invalid IPv6 address \"%s\"", name);
+		if (family == FAMILY_INET4 ||
+		    res->ai_addrlen > sizeof(struct sockaddr_storage)) {
+			freeaddrinfo(res);
+			return parse_error(p, line,
+					   "%s is not an inet4 address", name);
+		}
+		rc = add_listener(p, tmpl, res->ai_addr, line, first, n);
+		freeaddrinfo(res);
+		return rc;
+	}
+	return expand_interface(p, tmpl, family, line, first, n);
+}
+
+static int
+listen_option_twice(struct parser *p, const struct token *t)
+{
+	return parse_error(p, t->line, "listen option \"%s\" given twice",
+			   t->text);
+}
+
+int
+parse_listen(struct parser *p, const char *keyword, int line)
+{
+	struct listener tmpl, *first = NULL;
+	enum listen_family family = FAMILY_ANY;
+	struct token *t;
+	int n = 0, have_port = 0, family_set = 0;
+	int tls_set = 0, auth_set = 0;
+	int submission_set = 0;
+	struct ref *r;
+
+	(void)keyword;
+	memset(&tmpl, 0, sizeof(tmpl));
+	if (!tok_is_keyword(t = tok_next(p), "on"))
+		return parse_unexpected(p, t, "\"on\" after listen");
+	if (conf_get_string(p, tmpl.ifname, sizeof(tmpl.ifname),
+		       "address or interface for listen on") == -1)
+		return -1;
+
+	while (!tok_is_end(t = tok_peek(p))) {
+		t = tok_next(p);
+		if (tok_is_keyword(t, "inet4") || tok_is_keyword(t, "inet6")) {
+			if (family_set++)
+				return listen_option_twice(p, t);
+			family =
+			    t->text[4] == '4' ? FAMILY_INET4 : FAMILY_INET6;
+		} else if (tok_is_keyword(t, "port")) {
+			if (have_port++)
+				return listen_option_twice(p, t);
+			if (conf_get_port(p, "listen port", &tmpl.port) == -1)
+				return -1;
+			if (tmpl.port == 587)
+				tmpl.submission = 1;
+		} else if (tok_is_keyword(t, "tls") ||
+			   tok_is_keyword(t, "tls-require") ||
+			   tok_is_keyword(t, "smtps")) {
+			if (tls_set++)
+				return parse_error(
+				    p, t->line,
+				    "only one of tls, tls-require and smtps "
+				    "may be given");
+			tmpl.tls = tok_is_keyword(t, "tls") ? LISTEN_TLS_STARTTLS
+				   : tok_is_keyword(t, "smtps")
+				       ? LISTEN_TLS_SMTPS
+				       : LISTEN_TLS_REQUIRE;
+		} else if (tok_is_keyword(t, "pki")) {
+			if (tmpl.pki[0] != '\0')
+				return listen_option_twice(p, t);
+			if (conf_get_value(p, "pki name", &t) == -1 ||
+			    conf_copy_value(p, t, tmpl.pki, sizeof(tmpl.pki),
+				       "pki name") == -1 ||
+			    conf_add_ref(p, REF_PKI, t->line, tmpl.pki) == NULL)
+				return -1;
+		} else if (tok_is_keyword(t, "auth") ||
+			   tok_is_keyword(t, "auth-optional")) {
+			if (auth_set++)
+				return parse_error(
+				    p, t->line,
+				    "only one of auth and auth-optional may "
+				    "be given");
+			tmpl.auth = tok_is_keyword(t, "auth")
+					? LISTEN_AUTH_REQUIRE
+					: LISTEN_AUTH_OPTIONAL;
+			if (tok_peek(p)->type == TOK_TABLE &&
+			    conf_get_table_ref(p, tmpl.auth_table,
+					  sizeof(tmpl.auth_table), 1,
+					  "<table>") == -1)
+				return -1;
+		} else if (tok_is_keyword(t, "hostname")) {
+			if (tmpl.hostname[0] != '\0')
+				return listen_option_twice(p, t);
+			if (conf_get_value(p, "listener hostname", &t) == -1 ||
+			    conf_copy_value(p, t, tmpl.hostname,
+				       sizeof(tmpl.hostname),
+				       "listener hostname") == -1)
+				return -1;
+			if (!conf_valid_hostname(tmpl.hostname))
+				return parse_error(p, t->line,
+						   "invalid hostname \"%s\"",
+						   tmpl.hostname);
+		} else if (tok_is_keyword(t, "tag")) {
+			if (tmpl.tag[0] != '\0')
+				return listen_option_twice(p, t);
+			if (conf_get_value(p, "tag name", &t) == -1 ||
+			    conf_copy_value(p, t, tmpl.tag, sizeof(tmpl.tag),
+				       "tag") == -1)
+				return -1;
+			if (!conf_valid_name(tmpl.tag, "{}<>,=!\"'#"))
+				return parse_error(
+				    p, t->line, "invalid tag \"%s\"", tmpl.tag);
+		} else if (tok_is_keyword(t, "senders")) {
+			if (tmpl.senders_checked++)
+				return listen_option_twice(p, t);
+			if (conf_get_table_ref(p, tmpl.senders_table,
+					  sizeof(tmpl.senders_table), 1,
+					  "<table> after senders") == -1)
+				return -1;
+		} else if (tok_is_keyword(t, "check-sender-domain")) {
+			if (tmpl.check_sender_domain++)
+				return listen_option_twice(p, t);
+		} else if (tok_is_keyword(t, "submission")) {
+			if (submission_set++)
+				return listen_option_twice(p, t);
+			tmpl.submission = 1;
+		} else if (tok_is_keyword(t, "auth-plaintext")) {
+			/* AUTH offered without TLS too */
+			if (tmpl.auth_plain_ok++)
+				return listen_option_twice(p, t);
+		} else if (tok_is_keyword(t, "auth-cram-md5")) {
+			if (tmpl.auth_cram_md5++)
+				return listen_option_twice(p, t);
+		} else
+			return parse_syntax_error(p, t);
+	}
+	if (!have_port)
+		tmpl.port = tmpl.tls == LISTEN_TLS_SMTPS ? 465
+			    : tmpl.submission		 ? 587
+							 : 25;
+	if (expand_listen(p, &tmpl, family, line, &first, &n) == -1)
+		return -1;
+	if (tmpl.tls != LISTEN_TLS_NONE && tmpl.pki[0] == '\0') {
+		if ((r = conf_add_ref(p, REF_LISTENER_TLS, line, tmpl.hostname)) ==
+		    NULL)
+			return -1;
+		r->listener = first;
+		r->nlisteners = n;
+	}
+	return 0;
+}
+
+/*
+ * action "NAME" METHOD [options]
+ */
+
+static const char *const local_options[] = {
+    "alias", "virtual", "userbase", "user", "forward-file",
+};
+
+static int
+is_local_option(const struct token *t)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(local_options) / sizeof(local_options[0]); i++)
+		if (tok_is_keyword(t, local_options[i]))
+			return 1;
+	return 0;
+}
+
+static int
+action_option_twice(struct parser *p, const struct token *t)
+{
+	return parse_error(p, t->line, "action option \"%s\" given twice",
+			   t->text);
+}
+
+static int
+parse_relay_options(struct parser *p, struct action *a)
+{
+	struct token *t;
+	enum url_scheme scheme = URL_SMTP;
+	const char *why;
+	int tls_set = 0, host_line = 0;
+
+	while (!tok_is_end(tok_peek(p))) {
+		t = tok_next(p);
+		if (tok_is_keyword(t, "host")) {
+			if (a->relay_host[0] != '\0')
+				return action_option_twice(p, t);
+			if (conf_get_value(p, "URL after host", &t) == -1 ||
+			    conf_copy_value(p, t, a->relay_host,
+				       sizeof(a->relay_host),
+				       "relay host") == -1)
+				return -1;
+			host_line = t->line;
+			if ((why = conf_check_relay_url(a->relay_host, &scheme)) !=
+			    NULL)
+				return parse_error(
+				    p, t->line,
+				    "invalid relay host \"%.64s\": %s",
+				    a->relay_host, why);
+		} else if (tok_is_keyword(t, "tls")) {
+			if (tls_set++)
+				return action_option_twice(p, t);
+			a->relay_tls = RELAY_TLS_REQUIRE;
+			if (tok_is_keyword(tok_peek(p), "verify")) {
+				tok_next(p);
+				a->relay_tls = RELAY_TLS_VERIFY;
+			} else if (tok_is_keyword(tok_peek(p), "no")) {
+				tok_next(p);
+				a->relay_tls = RELAY_TLS_NO;
+			}
+		} else if (tok_is_keyword(t, "auth")) {
+			if (a->relay_auth_table[0] != '\0')
+				return action_option_twice(p, t);
+			if (conf_get_table_ref(p, a->relay_auth_table,
+					  sizeof(a->relay_auth_table), 1,
+					  "<table> after auth") == -1)
+				return -1;
+			host_line = host_line ? host_line : t->line;
+		} else if (tok_is_keyword(t, "helo")) {
+			if (a->helo[0] != '\0')
+				return action_option_twice(p, t);
+			if (conf_get_value(p, "name after helo", &t) == -1 ||
+			    conf_copy_value(p, t, a->helo, sizeof(a->helo),
+				       "helo name") == -1)
+				return -1;
+			if (!conf_valid_hostname(a->helo))
+				return parse_error(p, t->line,
+						   "invalid helo name \"%s\"",
+						   a->helo);
+		} else if (tok_is_keyword(t, "src")) {
+			if (a->relay_src[0] != '\0')
+				return action_option_twice(p, t);
+			if (conf_get_value(p, "address after src", &t) == -1 ||
+			    conf_copy_value(p, t, a->relay_src, sizeof(a->relay_src),
+				       "src address") == -1)
+				return -1;
+			if (!conf_valid_ip(a->relay_src))
+				return parse_error(
+				    p, t->line,
+				    "src must be an IPv4 or IPv6 address");
+		} else if (is_local_option(t))
+			return parse_error(
+			    p, t->line,
+			    "\"%s\" is not valid for a relay action", t->text);
+		else
+			return parse_syntax_error(p, t);
+	}
+	/* credentials are only ever sent to a named smarthost, never to
+	 * whatever MX a recipient domain happens to publish */
+	if (a->relay_auth_table[0] != '\0' && a->relay_host[0] == '\0')
+		return parse_error(p, host_line,
+				   "relay auth requires a relay host");
+	switch (scheme) {
+	case URL_SMTPS:
+	case URL_SMTP_TLS:
+		if (tls_set && a->relay_tls == RELAY_TLS_NO)
+			return parse_error(
+			    p, host_line,
+			    "\"tls no\" contradicts the relay host URL");
+		if (!tls_set)
+			a->relay_tls = RELAY_TLS_REQUIRE;
+		else if (scheme == URL_SMTPS &&
+			 a->relay_tls == RELAY_TLS_REQUIRE)
+			a->relay_tls = RELAY_TLS_VERIFY;
+		break;
+	case URL_SMTP_NOTLS:
+		if (tls_set && a->relay_tls != RELAY_TLS_NO)
+			return parse_error(
+			    p, host_line,
+			    "tls contradicts the smtp+notls:// relay host");
+		a->relay_tls = RELAY_TLS_NO;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int
+parse_local_options(struct parser *p, struct action *a)
+{
+	struct token *t;
+	int forward_set = 0;
+
+	while (!tok_is_end(tok_peek(p))) {
+		t = tok_next(p);
+		if (tok_is_keyword(t, "alias") || tok_is_keyword(t, "virtual")) {
+			if (a->alias_table[0] != '\0' ||
+			    a->virtual_table[0] != '\0')
+				return parse_error(
+				    p, t->line,
+				    "only one of alias and virtual may be "
+				    "given");
+			if (conf_get_table_ref(p,
+					  t->text[0] == 'a' ? a->alias_table
+							    : a->virtual_table,
+					  CONF_NAME_MAX, 1, "<table>") == -1)
+				return -1;
+		} else if (tok_is_keyword(t, "userbase")) {
+			if (a->userbase_table[0] != '\0')
+				return action_option_twice(p, t);
+			if (conf_get_table_ref(p, a->userbase_table,
+					  sizeof(a->userbase_table), 1,
+					  "<table> after userbase") == -1)
+				return -1;
+		} else if (tok_is_keyword(t, "user")) {
+			if (a->user[0] != '\0')
+				return action_option_twice(p, t);
+			if (conf_get_value(p, "user name", &t) == -1 ||
+			    conf_copy_value(p, t, a->user, sizeof(a->user),
+				       "user name") == -1)
+				return -1;
+			if (!conf_valid_name(a->user, "/:"))
+				return parse_error(p, t->line,
+						   "invalid user name \"%s\"",
+						   a->user);
+		} else if (tok_is_keyword(t, "forward-file")) {
+			if (forward_set++)
+				return action_option_twice(p, t);
+			if (conf_get_yesno(p, "forward-file", &a->forward_file) ==
+			    -1)
+				return -1;
+		} else if (tok_is_keyword(t, "host") || tok_is_keyword(t, "helo") ||
+			   tok_is_keyword(t, "src") || tok_is_keyword(t, "tls") ||
+			   tok_is_keyword(t, "auth"))
+			return parse_error(
+			    p, t->line,
+			    "\"%s\" is only valid for a relay action", t->text);
+		else
+			return parse_syntax_error(p, t);
+	}
+	return 0;
+}
+
+int
+parse_action(struct parser *p, const char *keyword, int line)
+{
+	struct smtpd_config *conf = p->conf;
+	char name[CONF_NAME_MAX], show[ERR_TOKEN_SHOW + 8];
+	struct action *a;
+	struct token *t;
+
+	(void)keyword;
+	if (conf_get_string(p, name, sizeof(name), "action name") == -1)
+		return -1;
+	if (config_find_action(conf, name) != NULL)
+		return parse_error(p, line, "action \"%s\" already defined",
+				   name);
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return parse_error(p, line, "out of memory");
+	memcpy(a->name, name, sizeof(a->name));
+	a->forward_file = 1;
+	a->relay_tls = RELAY_TLS_OPPORTUNISTIC;
+	TAILQ_INSERT_TAIL(&conf->actions, a, entry);
+
+	t = tok_next(p);
+	if (tok_is_keyword(t, "maildir")) {
+		a->type = ACTION_MAILDIR;
+		t = tok_peek(p);
+		if (t->type == TOK_STRING ||
+		    (t->type == TOK_WORD && !is_local_option(t))) {
+			if (conf_get_string(p, a->path, sizeof(a->path),
+				       "maildir template") == -1)
+				return -1;
+		}
+	} else if (tok_is_keyword(t, "mbox")) {
+		a->type = ACTION_MBOX;
+	} else if (tok_is_keyword(t, "mda")) {
+		a->type = ACTION_MDA;
+		if (conf_get_string(p, a->path, sizeof(a->path),
+			       "command after mda") == -1)
+			return -1;
+	} else if (tok_is_keyword(t, "lmtp")) {
+		a->type = ACTION_LMTP;
+		if (conf_get_value(p, "destination after lmtp", &t) == -1 ||
+		    conf_copy_value(p, t, a->path, sizeof(a->path),
+			       "lmtp destination") == -1)
+			return -1;
+		if (a->path[0] != '/' && strchr(a->path, ':') == NULL)
+			return parse_error(
+			    p, t->line,
+			    "lmtp destination must be \"/socket\" or "
+			    "\"host:port\"");
+	} else if (tok_is_keyword(t, "relay")) {
+		a->type = ACTION_RELAY;
+		return parse_relay_options(p, a);
+	} else if (tok_is_value(t))
+		return parse_error(
+		    p, t->line,
+		    "unknown action \"%s\" "
+		    "(expected maildir, mbox, mda, lmtp or relay)",
+		    tok_show(t, show, sizeof(show)));
+	else
+		return parse_unexpected(p, t, "maildir, mbox, mda, lmtp or relay");
+	return parse_local_options(p, a);
+}
+
+/*
+ * match [!]from ... [!]for ... [criteria] action "NAME" | reject
+ */
+
+static const char *const match_keywords[] = {
+    "from", "for", "auth", "mail-from", "tls", "helo", "action", "reject",
+};
+
+static int
+is_match_keyword(const struct token *t)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(match_keywords) / sizeof(match_keywords[0]); i++)
+		if (tok_is_keyword(t, match_keywords[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * A criterion's value: <table> or a literal.  `optional' accepts only a
+ * quoted literal, since a bare word may be the next criterion; and a bare
+ * keyword is never a value ("for domain action x" lacks the domain).
+ */
+static int
+get_crit(struct parser *p, struct match_crit *c, int optional, const char *what)
+{
+	struct token *t = tok_peek(p);
+
+	if (t->type == TOK_TABLE) {
+		c->is_table = 1;
+		return conf_get_table_ref(p, c->value, sizeof(c->value), 0, what);
+	}
+	if (optional && t->type != TOK_STRING)
+		return 0;
+	if (is_match_keyword(t))
+		return parse_unexpected(p, tok_next(p), what);
+	if (conf_get_value(p, what, &t) == -1 ||
+	    conf_copy_value(p, t, c->value, sizeof(c->value), what) == -1)
+		return -1;
+	if (!conf_valid_pattern(c->value))
+		return parse_error(p, t->line, "invalid %s \"%.64s\"", what,
+				   c->value);
+	return 0;
+}
+
+static int
+parse_match_from(struct parser *p, struct match *m)
+{
+	struct token *t = tok_next(p);
+	char show[ERR_TOKEN_SHOW + 8];
+
+	if (tok_is_keyword(t, "any"))
+		m->from = MATCH_FROM_ANY;
+	else if (tok_is_keyword(t, "local"))
+		m->from = MATCH_FROM_LOCAL;
+	else if (tok_is_keyword(t, "socket"))
+		m->from = MATCH_FROM_SOCKET;
+	else if (tok_is_keyword(t, "src")) {
+		m->from = MATCH_FROM_SRC;
+		if (get_crit(p, &m->from_crit, 0,
+			     "<table> or address after src") == -1)
+			return -1;
+		if (!m->from_crit.is_table && !conf_valid_cidr(m->from_crit.value))
+			return parse_error(
+			    p, p->cur.line,
+			    "invalid address \"%.64s\" after src",
+			    m->from_crit.value);
+	} else if (tok_is_keyword(t, "rdns")) {
+		m->from = MATCH_FROM_RDNS;
+		return get_crit(p, &m->from_crit, 1, "rdns domain");
+	} else if (tok_is_keyword(t, "auth")) {
+		m->from = MATCH_FROM_AUTH;
+		return get_crit(p, &m->from_crit, 1, "auth user");
+	} else if (tok_is_value(t))
+		return parse_error(p, t->line,
+				   "unknown \"from\" criterion \"%s\"",
+				   tok_show(t, show, sizeof(show)));
+	else
+		return parse_unexpected(p, t,
+				  "any, local, socket, src, rdns or "
+				  "auth after from");
+	return 0;
+}
+
+static int
+parse_match_for(struct parser *p, struct match *m)
+{
+	struct token *t = tok_next(p);
+	char show[ERR_TOKEN_SHOW + 8];
+
+	if (tok_is_keyword(t, "any"))
+		m->for_ = MATCH_FOR_ANY;
+	else if (tok_is_keyword(t, "local"))
+		m->for_ = MATCH_FOR_LOCAL;
+	else if (tok_is_keyword(t, "domain")) {
+		m->for_ = MATCH_FOR_DOMAIN;
+		return get_crit(p, &m->for_crit, 0,
+				"<table> or domain after domain");
+	} else if (tok_is_keyword(t, "rcpt-to")) {
+		m->for_ = MATCH_FOR_RCPT;
+		return get_crit(p, &m->for_crit, 0,
+				"<table> or address after rcpt-to");
+	} else if (tok_is_value(t))
+		return parse_error(p, t->line,
+				   "unknown \"for\" criterion \"%s\"",
+				   tok_show(t, show, sizeof(show)));
+	else
+		return parse_unexpected(p, t,
+				  "any, local, domain or rcpt-to "
+				  "after for");
+	return 0;
+}
+
+int
+parse_match(struct parser *p, const char *keyword, int line)
+{
+	struct match *m;
+	struct match_crit *crit;
+	struct token *t;
+	struct ref *r;
+	int negate;
+
+	(void)keyword;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return parse_error(p, line, "out of memory");
+	m->line = line;
+	m->from = MATCH_FROM_LOCAL;
+	m->for_ = MATCH_FOR_LOCAL;
+	TAILQ_INSERT_TAIL(&p->conf->matches, m, entry);
+
+	for (;;) {
+		t = tok_next(p);
+		negate = 0;
+		if (t->type == TOK_BANG) {
+			negate = 1;
+			t = tok_next(p);
+		}
+		if (tok_is_keyword(t, "from"))
+			crit = &m->from_crit;
+		else if (tok_is_keyword(t, "for"))
+			crit = &m->for_crit;
+		else if (tok_is_keyword(t, "auth"))
+			crit = &m->auth;
+		else if (tok_is_keyword(t, "mail-from"))
+			crit = &m->mail_from;
+		else if (tok_is_keyword(t, "tls"))
+			crit = &m->tls;
+		else if (tok_is_keyword(t, "helo"))
+			crit = &m->helo;
+		else if (negate)
+			return parse_unexpected(p, t, "criterion after \"!\"");
+		else if (tok_is_keyword(t, "action") || tok_is_keyword(t, "reject"))
+			break;
+		else if (tok_is_end(t))
+			return parse_error(
+			    p, t->line,
+			    "match rule needs \"action NAME\" or \"reject\"");
+		else
+			return parse_syntax_error(p, t);
+
+		if (crit->set)
+			return parse_error(p, t->line,
+					   "match criterion \"%s\" given twice",
+					   t->text);
+		crit->set = 1;
+		crit->negate = negate;
+		if (crit == &m->from_crit) {
+			if (parse_match_from(p, m) == -1)
+				return -1;
+		} else if (crit == &m->for_crit) {
+			if (parse_match_for(p, m) == -1)
+				return -1;
+		} else if (crit == &m->auth) {
+			if (get_crit(p, crit, 1, "auth user") == -1)
+				return -1;
+		} else if (crit == &m->mail_from) {
+			if (get_crit(p, crit, 0,
+				     "<table> or address after mail-from") ==
+			    -1)
+				return -1;
+		} else if (crit == &m->helo) {
+			if (get_crit(p, crit, 0,
+				     "<table> or name after helo") == -1)
+				return -1;
+		}
+	}
+	if (tok_is_keyword(t, "reject")) {
+		m->reject = 1;
+		return 0;
+	}
+	if (conf_get_string(p, m->action_name, sizeof(m->action_name),
+		       "action name") == -1)
+		return -1;
+	if ((r = conf_add_ref(p, REF_ACTION, line, m->action_name)) == NULL)
+		return -1;
+	r->match = m;
+	return 0;
+}
+
+

@@ -1,0 +1,648 @@
+/*
+ * smtp_data.c -- the message itself: DATA and BDAT, the trace header,
+ * headers added for submission, and the hand-over to the queue.
+ *
+ * Split from smtp_session.c along the seam the protocol already has:
+ * everything here runs between the end of the envelope (RCPT) and the
+ * 250 (or refusal) for the message.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <bsd/stdlib.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "addr.h"
+#include "log.h"
+#include "mproc.h"
+#include "proto.h"
+#include "queue.h"
+#include "smtp_parse.h"
+#include "sesscount.h"
+#include "smtp_session.h"
+#include "smtpd.h"
+#include "tree.h"
+
+/* ---- DATA, BDAT ---- */
+
+/* can the transaction take message data?  If not, reply why. */
+static int
+data_allowed(struct session *s, const char *what)
+{
+	if (s->tx == NULL) {
+		session_reply(s, "503 5.5.1 Error: need MAIL command");
+		return 0;
+	}
+	if (s->tx->nrcpt_ok == 0) {
+		/* RFC 2920 3.1: pipelined DATA after failed RCPTs */
+		if (s->state == S_RCPT)
+			session_reply(s, "554 5.5.1 Error: no valid "
+			    "recipients");
+		else
+			session_reply(s, "503 5.5.1 Error: need RCPT command");
+		return 0;
+	}
+	return 1;
+}
+
+static void
+queue_create(struct session *s)
+{
+	struct queue_msg_req	req;
+
+	memset(&req, 0, sizeof(req));
+	req.reqid = s->id;
+	s->flags |= SS_WAIT;
+	mproc_compose(&smtp_worker.queue, IMSG_QUEUE_CREATE, s->id, -1, &req,
+	    sizeof(req));
+}
+
+void
+cmd_data(struct session *s, char *args)
+{
+	if (args != NULL) {
+		session_reply(s, "501 5.5.4 Syntax: DATA");
+		session_error(s);
+		return;
+	}
+	if (!data_allowed(s, "DATA")) {
+		session_error(s);
+		return;
+	}
+	if (s->tx->bdat) {
+		session_reply(s, "503 5.5.1 Error: DATA after BDAT");
+		session_error(s);
+		return;
+	}
+	queue_create(s);
+}
+
+/* read the coming chunk and drop it; then send `reply' */
+static void
+bdat_discard(struct session *s, uint64_t size, const char *reply)
+{
+	free(s->pending);
+	if ((s->pending = strdup(reply)) == NULL)
+		fatal("strdup");
+	s->state = S_BDAT;
+	s->chunk_left = size;
+	s->chunk_flags = CHUNK_DISCARD;
+	session_set_timeout(s);
+}
+
+void
+cmd_bdat(struct session *s, char *args)
+{
+	struct txn	*tx = s->tx;
+	uint64_t	 size;
+	int		 last;
+
+	if (smtp_parse_bdat(args, &size, &last) == -1) {
+		/* without a size we cannot find the next command */
+		session_reply_close(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		return;
+	}
+	if (tx == NULL) {
+		bdat_discard(s, size, "503 5.5.1 Error: need MAIL command");
+		session_error(s);
+		return;
+	}
+	if (tx->nrcpt_ok == 0) {
+		int	tried = s->state == S_RCPT;
+
+		session_reset(s);
+		bdat_discard(s, size, tried ?
+		    "554 5.5.1 Error: no valid recipients" :
+		    "503 5.5.1 Error: need RCPT command");
+		session_error(s);
+		return;
+	}
+	s->chunk_left = s->chunk_size = size;
+	s->chunk_flags = last ? CHUNK_LAST : 0;
+	if (!tx->bdat) {
+		tx->bdat = 1;
+		if ((tx->partial = evbuffer_new()) == NULL)
+			fatal("evbuffer_new");
+		queue_create(s);
+		return;
+	}
+	s->state = S_BDAT;
+	session_set_timeout(s);
+}
+
+/*
+ * RFC 5322 date of now.  localtime_r() looks at /etc/localtime on every
+ * call; one formatting per second is plenty for a trace header.
+ */
+static void
+format_date(char *buf, size_t len)
+{
+	static time_t	last;
+	static char	cached[64];
+	struct tm	tm;
+	time_t		now = time(NULL);
+
+	if (now != last) {
+		localtime_r(&now, &tm);
+		strftime(cached, sizeof(cached), "%a, %d %b %Y %H:%M:%S %z",
+		    &tm);
+		last = now;
+	}
+	snprintf(buf, len, "%s", cached);
+}
+
+/* printable ASCII without parentheses and backslashes, for comments */
+static const char *
+trace_clean(const char *in, char *out, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; in[i] && i < len - 1; i++)
+		out[i] = (in[i] > 0x20 && in[i] < 0x7f && in[i] != '(' &&
+		    in[i] != ')' && in[i] != '\\') ? in[i] : '_';
+	out[i] = '\0';
+	return out;
+}
+
+/* RFC 5321 4.4: the trace header we prepend */
+static void
+session_received(struct session *s)
+{
+	struct txn	*tx = s->tx;
+	char		 date[64], rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char		 msgid[9], tls[128], name[ENV_NAME_MAX];
+	const char	*with;
+
+	format_date(date, sizeof(date));
+	msgid_to_text(tx->msgid, msgid);
+	/* RFC 3848 */
+	if (!(s->flags & SS_EHLO))
+		with = "SMTP";
+	else if ((s->flags & (SS_TLS | SS_AUTH)) == (SS_TLS | SS_AUTH))
+		with = "ESMTPSA";
+	else if (s->flags & SS_TLS)
+		with = "ESMTPS";
+	else if (s->flags & SS_AUTH)
+		with = "ESMTPA";
+	else
+		with = "ESMTP";
+	if (s->flags & SS_LOCAL)
+		evbuffer_add_printf(tx->msgbuf, "Received: from %s "
+		    "(userid %s)\n\tby %s (%s) with %s id %s",
+		    s->helo ? s->helo : "local", trace_clean(s->authname, name,
+		    sizeof(name)), session_hostname(s), SMTPD_NAME, with,
+		    msgid);
+	else
+		evbuffer_add_printf(tx->msgbuf, "Received: from %s (%s [%s])"
+		    "\n\tby %s (%s) with %s id %s", s->helo,
+		    s->rdns ? s->rdns : "unknown", s->addr,
+		    session_hostname(s), SMTPD_NAME, with, msgid);
+	if (s->flags & SS_TLS)
+		evbuffer_add_printf(tx->msgbuf, "\n\t(%s)",
+		    smtp_tls_describe(s, tls, sizeof(tls)));
+	if ((s->flags & SS_AUTH) && s->authname)
+		evbuffer_add_printf(tx->msgbuf, "\n\t(authenticated as %s)",
+		    trace_clean(s->authname, name, sizeof(name)));
+	if (tx->nrcpt_ok == 1 && tx->ndests > 0) {
+		addr_to_string(&tx->dests[0].rcpt, rcpt, sizeof(rcpt));
+		evbuffer_add_printf(tx->msgbuf, "\n\tfor <%s>", rcpt);
+	}
+	evbuffer_add_printf(tx->msgbuf, ";\n\t%s\n", date);
+}
+
+void
+session_queue_created(const struct queue_msg_resp *r, int fd)
+{
+	struct session		*s;
+	struct txn		*tx;
+	struct queue_msg_req	 req;
+
+	if ((s = session_find(r->reqid)) == NULL || !(s->flags & SS_WAIT) ||
+	    (tx = s->tx) == NULL || tx->msgfd != -1) {
+		if (fd != -1) {
+			close(fd);
+			memset(&req, 0, sizeof(req));
+			req.msgid = r->msgid;
+			mproc_compose(&smtp_worker.queue, IMSG_QUEUE_ROLLBACK,
+			    0, -1, &req, sizeof(req));
+		}
+		return;
+	}
+	s->flags &= ~SS_WAIT;
+	if (r->status != PROTO_OK) {
+		if (tx->bdat) {
+			/* the chunk is on its way all the same */
+			bdat_discard(s, s->chunk_left, r->reply[0] ?
+			    r->reply : "451 4.3.0 Temporary queue failure");
+			session_reset(s);
+			s->state = S_BDAT;
+		} else
+			session_reply(s, "%s", r->reply[0] ? r->reply :
+			    "451 4.3.0 Temporary queue failure");
+		session_process(s);
+		return;
+	}
+	tx->msgid = r->msgid;
+	tx->msgfd = fd;
+	if ((tx->msgbuf = evbuffer_new()) == NULL)
+		fatal("evbuffer_new");
+	tx->in_headers = 1;
+	session_received(s);
+	if (tx->bdat)
+		s->state = S_BDAT;
+	else {
+		s->state = S_DATA;
+		session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	}
+	session_set_timeout(s);
+	session_process(s);
+}
+
+static int
+spool_flush(struct session *s)
+{
+	struct txn	*tx = s->tx;
+
+	while (evbuffer_get_length(tx->msgbuf) > 0) {
+		if (evbuffer_write(tx->msgbuf, tx->msgfd) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_warn("%08x: spool write", tx->msgid);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+session_commit(struct session *s)
+{
+	struct txn		*tx = s->tx;
+	struct queue_msg_req	 req;
+	struct envelope		 evp;
+	size_t			 i;
+
+	memset(&evp, 0, sizeof(evp));
+	evp.id = (uint64_t)tx->msgid << 32;
+	evp.ctime = time(NULL);
+	evp.sender = tx->mailfrom;
+	evp.flags = tx->mp.evflags;
+	if (s->flags & SS_TLS)
+		evp.flags |= EF_TLS;
+	if (s->flags & SS_AUTH)
+		evp.flags |= EF_AUTHENTICATED;
+	if (s->flags & SS_LOCAL) {
+		/* mailq shows a user what that user submitted */
+		evp.flags |= EF_LOCAL;
+		evp.uid = s->local_uid;
+	}
+	if (s->authname)
+		snprintf(evp.authname, sizeof(evp.authname), "%s",
+		    s->authname);
+	snprintf(evp.envid, sizeof(evp.envid), "%s", tx->mp.envid);
+	snprintf(evp.helo, sizeof(evp.helo), "%s", s->helo ? s->helo : "");
+	snprintf(evp.client, sizeof(evp.client), "%s", s->addr);
+	for (i = 0; i < tx->ndests; i++) {
+		const struct sdest *sd = &tx->dests[i];
+
+		evp.flags &= ~(EF_NOTIFY_NEVER | EF_NOTIFY_SUCCESS |
+		    EF_NOTIFY_FAILURE | EF_NOTIFY_DELAY);
+		evp.flags |= sd->notify;
+		/* list mail: owner-LIST becomes the envelope sender */
+		if (sd->d.sender_override.user[0] ||
+		    sd->d.sender_override.domain[0])
+			evp.sender = sd->d.sender_override;
+		else
+			evp.sender = tx->mailfrom;
+		evp.rcpt = sd->rcpt;
+		evp.dest = sd->d.dest;
+		evp.dest_type = sd->d.dest_type;
+		snprintf(evp.orcpt, sizeof(evp.orcpt), "%s",
+		    sd->orcpt ? sd->orcpt : "");
+		memcpy(evp.action, sd->d.action, sizeof(evp.action));
+		memcpy(evp.user, sd->d.user, sizeof(evp.user));
+		memcpy(evp.path, sd->d.path, sizeof(evp.path));
+		mproc_compose(&smtp_worker.queue, IMSG_QUEUE_ENVELOPE, s->id,
+		    -1, &evp, sizeof(evp));
+	}
+	memset(&req, 0, sizeof(req));
+	req.reqid = s->id;
+	req.msgid = tx->msgid;
+	req.size = tx->msgsize;
+	req.nenvelopes = (uint32_t)tx->ndests;
+	s->flags |= SS_WAIT;
+	mproc_compose(&smtp_worker.queue, IMSG_QUEUE_COMMIT, s->id, -1, &req,
+	    sizeof(req));
+}
+
+void
+session_queue_committed(const struct queue_msg_resp *r)
+{
+	struct session	*s;
+	struct txn	*tx;
+	char		 sender[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+
+	if ((s = session_find(r->reqid)) == NULL || !(s->flags & SS_WAIT) ||
+	    (tx = s->tx) == NULL || tx->msgid != r->msgid)
+		return;
+	s->flags &= ~SS_WAIT;
+	/* the queue owns the file now, whatever the outcome */
+	close(tx->msgfd);
+	tx->msgfd = -1;
+	if (r->status == PROTO_OK) {
+		addr_to_string(&tx->mailfrom, sender, sizeof(sender));
+		log_info("%08x: from=<%s>, size=%zu, nrcpt=%zu, client=%s, "
+		    "helo=%s%s%s", tx->msgid, sender, tx->msgsize,
+		    tx->ndests, s->addr, s->helo ? s->helo : "",
+		    s->authname ? ", user=" : "",
+		    s->authname ? s->authname : "");
+		s->nmessages++;
+		session_reply(s, "250 2.0.0 Ok: queued as %08x", tx->msgid);
+	} else
+		session_reply(s, "%s", r->reply[0] ? r->reply :
+		    "451 4.3.0 Temporary queue failure");
+	session_reset(s);
+	s->state = S_HELO;
+	session_set_timeout(s);
+	session_process(s);
+}
+
+/* Message-ID and Date for submissions that lack them (RFC 6409 8) */
+static void
+msg_add_headers(struct session *s)
+{
+	struct txn	*tx = s->tx;
+	char		 date[64], stamp[32];
+	struct tm	 tm;
+	time_t		 now;
+
+	if (!(s->flags & (SS_AUTH | SS_LOCAL)))
+		return;
+	if (!tx->has_date) {
+		format_date(date, sizeof(date));
+		evbuffer_add_printf(tx->msgbuf, "Date: %s\n", date);
+	}
+	if (!tx->has_msgid) {
+		now = time(NULL);
+		gmtime_r(&now, &tm);
+		strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
+		evbuffer_add_printf(tx->msgbuf, "Message-ID: <%s.%08x.%08x@%s>"
+		    "\n", stamp, tx->msgid, arc4random(), session_hostname(s));
+	}
+}
+
+static int
+header_is(const char *line, size_t len, const char *name)
+{
+	size_t	n = strlen(name);
+
+	return len > n && strncasecmp(line, name, n) == 0 && line[n] == ':';
+}
+
+/* a field name: printable ASCII but ':' and space, then ':' */
+static int
+header_field(const char *line, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++) {
+		if (line[i] == ':')
+			return i > 0;
+		if (line[i] <= 0x20 || line[i] >= 0x7f)
+			return 0;
+	}
+	return 0;
+}
+
+/* one line of the message, transparency already undone, no CRLF */
+static void
+msg_line(struct session *s, const char *line, size_t len)
+{
+	struct txn	*tx = s->tx;
+
+	if (tx->data_err)
+		return;
+	tx->msgsize += len + 2;
+	if (tx->msgsize > conf->max_message_size) {
+		tx->data_err = DE_TOOBIG;
+		return;
+	}
+	if (tx->in_headers) {
+		if (len == 0) {
+			tx->in_headers = 0;
+			msg_add_headers(s);
+		} else if (line[0] == ' ' || line[0] == '\t') {
+			/* a folded header line */
+		} else if (header_field(line, len)) {
+			if (header_is(line, len, "Received") &&
+			    ++tx->nreceived >= SMTP_MAX_HOPS) {
+				tx->data_err = DE_LOOP;
+				return;
+			}
+			if (header_is(line, len, "Message-ID"))
+				tx->has_msgid = 1;
+			else if (header_is(line, len, "Date"))
+				tx->has_date = 1;
+		} else {
+			/* no header block at all: make one */
+			tx->in_headers = 0;
+			if (s->flags & (SS_AUTH | SS_LOCAL)) {
+				msg_add_headers(s);
+				evbuffer_add(tx->msgbuf, "\n", 1);
+			}
+		}
+	}
+	evbuffer_add(tx->msgbuf, line, len);
+	evbuffer_add(tx->msgbuf, "\n", 1);
+	if (evbuffer_get_length(tx->msgbuf) >= SPOOL_FLUSH_SIZE &&
+	    spool_flush(s) == -1)
+		tx->data_err = DE_IO;
+}
+
+static const char *
+data_error_reply(int err)
+{
+	switch (err) {
+	case DE_TOOBIG:
+		return "552 5.3.4 Message size exceeds fixed maximum "
+		    "message size";
+	case DE_LONGLINE:
+		return "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)";
+	case DE_LOOP:
+		return "554 5.4.6 Too many hops: mail loop detected";
+	case DE_BARE:
+		return "554 5.6.0 Bare <CR> or <LF> in message; RFC 5321 "
+		    "2.3.8 requires CRLF";
+	default:
+		return "451 4.3.0 Local error writing the message";
+	}
+}
+
+/* the message is complete: check, sync and commit it */
+void
+msg_end(struct session *s)
+{
+	struct txn	*tx = s->tx;
+	int		 err = tx->data_err;
+
+	if (!err && tx->in_headers) {
+		/* a message of headers only */
+		tx->in_headers = 0;
+		msg_add_headers(s);
+	}
+	if (!err && spool_flush(s) == -1)
+		err = DE_IO;
+	/*
+	 * Where the queue commits with syncfs() (queue.h), that one call
+	 * makes the body durable too; elsewhere the worker syncs the body
+	 * and the queue the envelopes and names.
+	 */
+	if (!err && !QUEUE_SYNCFS && fdatasync(tx->msgfd) == -1) {
+		log_warn("%08x: fdatasync", tx->msgid);
+		err = DE_IO;
+	}
+	if (!err) {
+		session_commit(s);
+		return;
+	}
+	if (err == DE_LOOP)
+		log_info("%08x: loop: %d Received: fields, client %s",
+		    tx->msgid, tx->nreceived, s->addr);
+	session_reply(s, "%s", data_error_reply(err));
+	session_reset(s);
+	s->state = S_HELO;
+	session_set_timeout(s);
+}
+
+void
+data_line(struct session *s, char *line, size_t len, int lflags)
+{
+	struct txn	*tx = s->tx;
+
+	if (lflags & (LF_BARELF | LF_BARECR)) {
+		/*
+		 * Only CRLF.CRLF ends the data.  A bare LF or CR could make
+		 * us and a later hop disagree on where a message ends (SMTP
+		 * smuggling, CVE-2023-51764): refuse and hang up.
+		 */
+		log_info("%08x: bare %s in data from %s", s->id,
+		    (lflags & LF_BARELF) ? "LF" : "CR", s->addr);
+		session_reset(s);
+		session_reply_close(s, "521 5.5.2 %s Bare <LF> or <CR> "
+		    "received; RFC 5321 2.3.8 requires CRLF",
+		    session_hostname(s));
+		return;
+	}
+	if (len == 1 && line[0] == '.') {
+		msg_end(s);
+		return;
+	}
+	if (lflags & LF_TOOLONG) {
+		if (!tx->data_err)
+			tx->data_err = DE_LONGLINE;
+		return;
+	}
+	if (line[0] == '.') {		/* RFC 5321 4.5.2 */
+		line++;
+		len--;
+	}
+	msg_line(s, line, len);
+}
+
+/*
+ * The octets of a BDAT chunk (RFC 3030).  They are stored as DATA's are,
+ * with LF line ends, so the spool has one form whatever the client used.
+ * A bare CR or LF is refused here too: the chunk's length frames the
+ * message unambiguously, but the next hop may receive it as DATA, where
+ * a bare line end is what SMTP smuggling is made of.  Returns 1 when it
+ * made progress, 0 when it needs more input.
+ */
+int
+bdat_consume(struct session *s)
+{
+	struct evbuffer	*in = bufferevent_get_input(s->bev);
+	struct txn	*tx = s->tx;
+	size_t		 avail = evbuffer_get_length(in), n, len;
+	int		 lflags, lng;
+
+	n = avail < s->chunk_left ? avail : (size_t)s->chunk_left;
+	if (n == 0 && s->chunk_left > 0)
+		return 0;
+	if (s->chunk_flags & CHUNK_DISCARD) {
+		evbuffer_drain(in, n);
+		s->chunk_left -= n;
+		if (s->chunk_left > 0)
+			return 1;
+		s->state = s->tx ? S_RCPT : (s->helo ? S_HELO : S_CONNECTED);
+		session_reply(s, "%s", s->pending);
+		free(s->pending);
+		s->pending = NULL;
+		session_set_timeout(s);
+		return 1;
+	}
+	evbuffer_remove_buffer(in, tx->partial, n);
+	s->chunk_left -= n;
+	lng = (tx->data_err == DE_LONGLINE);
+	while (buf_getline(tx->partial, &lng, conf->max_line + 2, &len,
+	    &lflags)) {
+		if (lflags & LF_TOOLONG) {
+			if (!tx->data_err)
+				tx->data_err = DE_LONGLINE;
+		} else if (lflags & (LF_BARELF | LF_BARECR)) {
+			if (!tx->data_err)
+				tx->data_err = DE_BARE;
+		} else
+			msg_line(s, linebuf, len);
+	}
+	if (lng && !tx->data_err)
+		tx->data_err = DE_LONGLINE;
+	if (s->chunk_left > 0)
+		return 1;
+
+	/* the chunk is complete */
+	if (tx->data_err) {
+		log_info("%08x: BDAT refused from %s: %s", s->id, s->addr,
+		    data_error_reply(tx->data_err));
+		session_reply(s, "%s", data_error_reply(tx->data_err));
+		session_reset(s);
+		s->state = S_HELO;
+		session_set_timeout(s);
+		return 1;
+	}
+	if (!(s->chunk_flags & CHUNK_LAST)) {
+		s->state = S_RCPT;
+		session_reply(s, "250 2.0.0 %" PRIu64 " octets received",
+		    s->chunk_size);
+		session_set_timeout(s);
+		return 1;
+	}
+	/* the last line may lack its CRLF: it still is a line */
+	if ((len = evbuffer_get_length(tx->partial)) > 0) {
+		evbuffer_remove(tx->partial, linebuf, len);
+		linebuf[len] = '\0';
+		if (memchr(linebuf, '\r', len) != NULL)
+			tx->data_err = DE_BARE;
+		else
+			msg_line(s, linebuf, len);
+	}
+	s->state = S_RCPT;
+	msg_end(s);
+	return 1;
+}
+
