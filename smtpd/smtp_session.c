@@ -65,6 +65,54 @@ static size_t			 linebufsz;
 static struct listener		local_listener;
 
 
+/*
+ * Replies of plain (not TLS) sessions are written by us, once per turn of
+ * the event loop, straight to the socket: letting libevent do it means
+ * adding and removing the socket's write interest around every reply,
+ * two epoll_ctl() calls each time.  Only what the socket does not take
+ * at once is left to libevent (EV_WRITE enabled until it drains).
+ */
+static TAILQ_HEAD(, session)	flushq = TAILQ_HEAD_INITIALIZER(flushq);
+static struct event		*ev_flush;
+
+static void
+on_flush(evutil_socket_t fd, short ev, void *arg)
+{
+	struct session	*s;
+	struct evbuffer	*out;
+
+	while ((s = TAILQ_FIRST(&flushq)) != NULL) {
+		TAILQ_REMOVE(&flushq, s, flushq);
+		s->flags &= ~SS_FLUSHQ;
+		out = bufferevent_get_output(s->bev);
+		/* a bufferevent keeps its output frozen at the front */
+		evbuffer_unfreeze(out, 1);
+		while (evbuffer_get_length(out) > 0)
+			if (evbuffer_write(out, s->fd) <= 0)
+				break;
+		evbuffer_freeze(out, 1);
+		if (evbuffer_get_length(out) > 0) {
+			/* the socket is full (or failed): libevent goes on */
+			bufferevent_enable(s->bev, EV_WRITE);
+			continue;
+		}
+		if (s->flags & SS_CLOSING)
+			session_close(s);
+		else if (s->state == S_TLS && !(s->flags & SS_TLS))
+			smtp_tls_starttls(s);	/* "220 Ready" is out */
+	}
+}
+
+static void
+session_want_flush(struct session *s)
+{
+	if (s->flags & (SS_TLS | SS_FLUSHQ))
+		return;
+	s->flags |= SS_FLUSHQ;
+	TAILQ_INSERT_TAIL(&flushq, s, flushq);
+	event_active(ev_flush, EV_TIMEOUT, 1);
+}
+
 void
 session_init(void)
 {
@@ -77,6 +125,8 @@ session_init(void)
 		fatal("malloc");
 	snprintf(local_listener.ifname, sizeof(local_listener.ifname),
 	    "local");
+	if ((ev_flush = event_new(ev_base, -1, 0, on_flush, NULL)) == NULL)
+		fatalx("event_new");
 }
 
 struct session *
@@ -122,6 +172,7 @@ session_vreply(struct session *s, const char *fmt, va_list ap)
 	va_copy(ap2, ap);
 	evbuffer_add_vprintf(out, fmt, ap);
 	evbuffer_add(out, "\r\n", 2);
+	session_want_flush(s);
 	if (log_getverbose() > 1) {
 		char	buf[600];
 
@@ -176,6 +227,8 @@ static void
 session_free(struct session *s)
 {
 	RB_REMOVE(session_tree, &sessions, s);
+	if (s->flags & SS_FLUSHQ)
+		TAILQ_REMOVE(&flushq, s, flushq);
 	session_reset(s);
 	smtp_auth_free(s);
 	if (s->ev_delay)
@@ -219,7 +272,11 @@ on_write(struct bufferevent *bev, void *arg)
 	if ((s->flags & SS_OUTFULL) && left < OUTPUT_MAX / 2) {
 		s->flags &= ~SS_OUTFULL;
 		session_process(s);
+		return;
 	}
+	/* drained: a plain session writes its own replies again */
+	if (left == 0 && !(s->flags & SS_TLS))
+		bufferevent_disable(bev, EV_WRITE);
 }
 
 void
@@ -279,7 +336,13 @@ session_attach_bev(struct session *s, struct bufferevent *bev)
 	bufferevent_setwatermark(bev, EV_READ, 0, INPUT_HIWAT > linebufsz ?
 	    INPUT_HIWAT : linebufsz + 1);
 	session_set_timeout(s);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/* TLS: libevent writes; plain: on_flush() does (see there) */
+	if (s->flags & SS_TLS)
+		bufferevent_enable(bev, EV_READ | EV_WRITE);
+	else {
+		bufferevent_disable(bev, EV_WRITE);	/* on by default */
+		bufferevent_enable(bev, EV_READ);
+	}
 }
 
 static void

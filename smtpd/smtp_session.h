@@ -52,6 +52,7 @@ enum sstate {
 #define SS_EXPN		0x0200	/* an EXPN is being looked up */
 #define SS_ETRN		0x0400	/* an ETRN is being looked up */
 #define SS_SENDER	0x0800	/* MAIL FROM's domain is being checked */
+#define SS_FLUSHQ	0x1000	/* replies waiting for on_flush() */
 
 /* one recipient after expansion, with its DSN parameters */
 struct sdest {
@@ -91,6 +92,7 @@ struct auth_state;
 
 struct session {
 	RB_ENTRY(session)	 node;
+	TAILQ_ENTRY(session)	 flushq;	/* SS_FLUSHQ */
 	uint32_t		 id;
 	uint32_t		 flags;		/* SS_* */
 	uint8_t			 state;		/* enum sstate */
