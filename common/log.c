@@ -12,6 +12,7 @@
 #include "log.h"
 
 static int	 log_foreground;
+static pid_t	 log_pid;	/* set with the process name */
 static int	 log_verbose;
 static char	 log_name[64] = "smtpd";
 
@@ -41,6 +42,7 @@ log_reopen(void)
 void
 log_procname(const char *name)
 {
+	log_pid = getpid();
 	snprintf(log_name, sizeof(log_name), "%s", name);
 }
 
@@ -83,7 +85,7 @@ vlog(int pri, const char *fmt, va_list ap, int with_errno, int saved_errno)
 		int	len;
 
 		len = snprintf(line, sizeof(line), "smtpd[%d] %s: %s\n",
-		    (int)getpid(), log_name, msg);
+		    (int)(log_pid ? log_pid : getpid()), log_name, msg);
 		if (len > (int)sizeof(line) - 1)
 			len = sizeof(line) - 1;
 		if (len > 0)

@@ -186,6 +186,20 @@ msgdir_remove(int dfd, uint32_t msgid)
 	struct dirent	*de;
 
 	msgid_to_text(msgid, name);
+	/*
+	 * Usually only the message file is left (each envelope went with
+	 * its delivery): remove it and the directory by name, and list the
+	 * directory only when something else turns out to be there.
+	 */
+	{
+		char	path[32];
+
+		snprintf(path, sizeof(path), "%s/message", name);
+		if (unlinkat(dfd, path, 0) == -1 && errno != ENOENT)
+			log_warn("unlink %s", path);
+		if (unlinkat(dfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+			return;
+	}
 	if ((fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) ==
 	    -1) {
 		if (errno != ENOENT)
