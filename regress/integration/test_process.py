@@ -6,9 +6,14 @@ dies takes the daemon down.
 """
 
 import os
+import shutil
 import signal
 import socket
+import subprocess
+import tempfile
 import time
+
+import fixture
 
 from fixture import (DAEMON_USER, EMPTY_DIR, QUEUE_USER, Daemon,
                      SMTPConnection, alive, poll, proc_cwd, proc_root,
@@ -208,3 +213,23 @@ def test_child_death_stops_daemon():
         assert "mta" in new_log, \
             "the log does not name the child that died:\n%s" % new_log
         d.stop(expect_status=None)
+
+
+def test_second_instance_refuses_a_taken_port():
+    """Each worker listens on its own SO_REUSEPORT socket; a second daemon
+    on the same address must not join them silently."""
+    with Daemon() as d:
+        conf = d.config_text()
+        tmp = tempfile.mkdtemp(prefix="dup.", dir=fixture.TEST_ROOT)
+        try:
+            path = os.path.join(tmp, "smtpd.conf")
+            with open(path, "w") as f:
+                f.write(conf.replace(d.tmp, tmp))
+            p = subprocess.run([fixture.binary("smtpd"), "-d", "-f", path],
+                               capture_output=True, timeout=30,
+                               stdin=subprocess.DEVNULL)
+            assert p.returncode != 0, "second instance started"
+            assert b"Address already in use" in p.stderr, p.stderr
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        assert d.running()
