@@ -478,7 +478,7 @@ expand_username(struct expand *e, struct expand_node *n)
 		return STEP_DONE;
 	}
 	errno = 0;
-	pw = getpwnam(base);
+	pw = pwcache_getpwnam(base);
 	if (pw == NULL && errno != 0 && errno != ENOENT && errno != ESRCH)
 		goto tempfail;
 	if (pw == NULL)

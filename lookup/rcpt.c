@@ -94,7 +94,7 @@ forward_absent(const char *user)
 	struct stat	 sb;
 	char		 path[1100];
 
-	if ((pw = getpwnam(user)) == NULL || pw->pw_dir == NULL)
+	if ((pw = pwcache_getpwnam(user)) == NULL || pw->pw_dir == NULL)
 		return 0;
 	if ((size_t)snprintf(path, sizeof(path), "%s/.forward", pw->pw_dir) >=
 	    sizeof(path))
