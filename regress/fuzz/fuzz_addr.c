@@ -16,17 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
+
 #include "addr.h"
 
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "%s:%d: invariant failed: %s\n",	\
-		    __FILE__, __LINE__, #cond);				\
-		abort();						\
-	}								\
-} while (0)
 
 static void	check_text(const char *, size_t, int);
 static void	check_mailaddr(const struct mailaddr *, int);

@@ -15,18 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
+
 #include "aliases.h"
 #include "tabfile.h"
 
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "%s:%d: invariant failed: %s\n",	\
-		    __FILE__, __LINE__, #cond);				\
-		abort();						\
-	}								\
-} while (0)
 
 static int
 item_cb(void *arg, const struct alias_item *it)
