@@ -77,11 +77,6 @@ static int	nprocs;
 static void	mda_child_main(int fd, const struct passwd *, int kind)
 		    __attribute__((noreturn));
 
-void
-mda_init(void)
-{
-}
-
 int
 mda_count(void)
 {

@@ -9,7 +9,6 @@
 #include "envelope.h"
 #include "proto.h"
 
-void	mda_init(void);
 /* route one envelope (and its message fd, now owned) to a process */
 void	mda_deliver(const struct envelope *, int fd);
 /* SIGCHLD: 1 if pid was a delivery process (handled) */

@@ -283,7 +283,7 @@ main(int argc, char **argv)
 	enum out_mode		 mode;
 	const char		*sock = NULL, *cfg = SMTPD_CONF_DEFAULT;
 	char			 sockbuf[CONF_PATH_MAX];
-	int			 ch, json = 0, show_queue = 0, status = 0;
+	int			 ch, json = 0, show_queue = 0;
 	int			 raw = 0, monitor = 0;
 
 	while ((ch = getopt(argc, argv, "+f:s:")) != -1) {
@@ -384,5 +384,5 @@ main(int argc, char **argv)
 		return ctl_monitor(sock);
 	mode = show_queue ? (json ? OUT_QUEUE_JSON : OUT_QUEUE) :
 	    raw ? OUT_RAW : OUT_LINES;
-	return ctl_call(sock, &req, mode, NULL) == 0 ? status : 1;
+	return ctl_call(sock, &req, mode, NULL) == 0 ? 0 : 1;
 }

@@ -305,7 +305,7 @@ proc_fds_init(struct proc_fds *f)
 }
 
 static void
-spawn(struct child *c, struct proc_fds *f, int parent_end)
+spawn(struct child *c, struct proc_fds *f)
 {
 	pid_t	pid;
 
@@ -328,7 +328,6 @@ spawn(struct child *c, struct proc_fds *f, int parent_end)
 		_exit(1);
 	}
 	c->pid = pid;
-	(void)parent_end;
 }
 
 static struct child *
@@ -363,7 +362,7 @@ start_child(enum child_kind kind, int index, const char *title,
 	socketpair_or_die(ps);
 	c = child_new(kind, index, title);
 	f->parent = ps[1];
-	spawn(c, f, ps[0]);
+	spawn(c, f);
 	close(ps[1]);
 	mproc_init(&c->mp, ps[0], c->title, parent_dispatch, c);
 	c->mp.closed = parent_child_closed;
@@ -938,7 +937,6 @@ main(int argc, char **argv)
 	sesscount_init();	/* shared by every generation of workers */
 	start_generation(listen_fds, nl, nworkers);
 	free(listen_fds);
-	mda_init();
 	offline_enqueue_all();
 	privsep_title("parent");
 
