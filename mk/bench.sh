@@ -10,6 +10,8 @@
 #   DATAFS=1                    put state on the harness's journaled ext4
 #                               loop file system (the production-like case)
 #   BENCH_DIR=../shared/bench   the harness
+#   POSTFIX=0                   skip the Postfix runs (quick iterations;
+#                               no ratios then)
 #
 # Results: regress/results/bench.jsonl (one JSON line per run) and a table.
 set -eu
@@ -70,7 +72,7 @@ for sc in $SCENARIOS; do
 		wait "$pid" 2>/dev/null || true
 		continue
 	fi
-	RESULTS=$OUT.new IDLE_RESULTS=$OUT.new \
+	[ "${POSTFIX:-1}" = 0 ] || RESULTS=$OUT.new IDLE_RESULTS=$OUT.new \
 	    "$BENCH_DIR/run.sh" postfix "$sc" || true
 	START_CMD="$STATE/smtpd -d -f $STATE/smtpd.conf >$STATE/log 2>&1 &
 	    echo \$! > $STATE/pid" \

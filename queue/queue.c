@@ -25,6 +25,7 @@
 
 #include <bsd/stdlib.h>
 #include "tree.h"
+#include <ctype.h>
 #include <dirent.h>
 #include <pthread.h>
 #include <errno.h>
@@ -49,6 +50,11 @@
 
 #define ENVELOPE_FILE_MAX	8192
 #define SPOOL_MIN_FREE_PCT	2	/* below this, refuse new mail */
+#ifdef CLOCK_MONOTONIC_COARSE
+#define QUEUE_CLOCK		CLOCK_MONOTONIC_COARSE	/* no system call */
+#else
+#define QUEUE_CLOCK		CLOCK_MONOTONIC
+#endif
 
 struct qmsg;
 
@@ -74,6 +80,7 @@ struct qmsg {
 	size_t			 npending, cappending;
 	TAILQ_ENTRY(qmsg)	 batch;		/* commit batch */
 	uint32_t		 commit_reqid;
+	int			 onspool;	/* queue_load(): file seen */
 };
 
 #define LIST_READY	1
@@ -163,62 +170,72 @@ sched_wait(struct qenv *e)
 	e->onlist = LIST_WAIT;
 }
 
+/*
+ * Asked for every new message.  With room to spare (64 MB and 2% of the
+ * inodes above the limits) the answer is kept for a tenth of a second: a
+ * statvfs() per message is a system call per message.  Near the limit
+ * every message asks again.
+ */
 static int
 spool_nearly_full(void)
 {
-	struct statvfs	sv;
+	static struct timespec	 checked;
+	static int		 roomy;
+	struct timespec		 now;
+	struct statvfs		 sv;
+	uint64_t		 minblocks, minfiles;
 
-	if (fstatvfs(dfd_queue, &sv) == -1)
+	clock_gettime(QUEUE_CLOCK, &now);
+	if (roomy && (now.tv_sec - checked.tv_sec) * 1000 +
+	    (now.tv_nsec - checked.tv_nsec) / 1000000 < 100)
 		return 0;
-	if (sv.f_blocks == 0)
+	checked = now;
+	roomy = 0;
+	if (fstatvfs(dfd_queue, &sv) == -1 || sv.f_blocks == 0)
 		return 0;
-	return sv.f_bavail * 100 / sv.f_blocks < SPOOL_MIN_FREE_PCT ||
-	    (sv.f_files > 0 && sv.f_favail * 100 / sv.f_files <
-	    SPOOL_MIN_FREE_PCT);
+	minblocks = (uint64_t)sv.f_blocks * SPOOL_MIN_FREE_PCT / 100;
+	minfiles = (uint64_t)sv.f_files * SPOOL_MIN_FREE_PCT / 100;
+	if (sv.f_bavail < minblocks || (sv.f_files > 0 &&
+	    sv.f_favail < minfiles))
+		return 1;
+	roomy = sv.f_frsize > 0 && sv.f_bavail - minblocks >
+	    (64ULL << 20) / sv.f_frsize && sv.f_favail >= 2 * minfiles;
+	return 0;
 }
 
-static void
-msgdir_remove(int dfd, uint32_t msgid)
+/*
+ * Message and envelope names only have to be unlikely to collide (each
+ * is checked, O_EXCL and in the trees) and need no secrecy: a generator
+ * seeded once from arc4random() saves the getpid() libbsd's arc4random()
+ * makes on every call to notice a fork.
+ */
+static uint64_t	rng_state;
+
+static uint32_t
+queue_random(void)
 {
-	char		 name[9];
-	int		 fd;
-	DIR		*dir;
-	struct dirent	*de;
+	uint64_t	z = (rng_state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
+/*
+ * The spool is flat: incoming/MSGID while a message is received, then
+ * queue/MSGID for the message and queue/EVPID (MSGID followed by eight
+ * more hex digits) for each envelope.  No directory per message: a
+ * mkdir and an rmdir per message are two more inodes and blocks for
+ * every journal commit to write.
+ */
+static void
+message_unlink(int dfd, uint32_t msgid)
+{
+	char	name[9];
 
 	msgid_to_text(msgid, name);
-	/*
-	 * Usually only the message file is left (each envelope went with
-	 * its delivery): remove it and the directory by name, and list the
-	 * directory only when something else turns out to be there.
-	 */
-	{
-		char	path[32];
-
-		snprintf(path, sizeof(path), "%s/message", name);
-		if (unlinkat(dfd, path, 0) == -1 && errno != ENOENT)
-			log_warn("unlink %s", path);
-		if (unlinkat(dfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
-			return;
-	}
-	if ((fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)) ==
-	    -1) {
-		if (errno != ENOENT)
-			log_warn("open %s", name);
-		return;
-	}
-	if ((dir = fdopendir(fd)) == NULL) {
-		close(fd);
-		return;
-	}
-	while ((de = readdir(dir)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (unlinkat(fd, de->d_name, 0) == -1 && errno != ENOENT)
-			log_warn("unlink %s/%s", name, de->d_name);
-	}
-	closedir(dir);
-	if (unlinkat(dfd, name, AT_REMOVEDIR) == -1 && errno != ENOENT)
-		log_warn("rmdir %s", name);
+	if (unlinkat(dfd, name, 0) == -1 && errno != ENOENT)
+		log_warn("unlink %s", name);
 }
 
 static struct qmsg *
@@ -238,38 +255,49 @@ qmsg_free(struct qmsg *m)
 	free(m);
 }
 
-/* a new message directory and file in incoming/; NULL on failure */
+/* the envelope files of a commit that failed */
+static void
+pending_unlink(struct qmsg *m)
+{
+	char	name[17];
+	size_t	i;
+
+	for (i = 0; i < m->npending; i++) {
+		evpid_to_text(m->pending[i].id, name);
+		if (unlinkat(dfd_queue, name, 0) == -1 && errno != ENOENT)
+			log_warn("unlink queue/%s", name);
+	}
+}
+
+/* everything of a message that did not commit, wherever it got to */
+static void
+message_discard(struct qmsg *m)
+{
+	pending_unlink(m);
+	message_unlink(dfd_incoming, m->msgid);
+	message_unlink(dfd_queue, m->msgid);
+	qmsg_free(m);
+}
+
+/* a new message file in incoming/; NULL on failure */
 static struct qmsg *
 message_create(int worker, int *fdp)
 {
 	struct qmsg	*m;
 	char		 name[9];
 	uint32_t	 msgid;
-	int		 dfd, fd, tries;
+	int		 fd, tries;
 
 	for (tries = 0; tries < 100; tries++) {
-		msgid = arc4random();
+		msgid = queue_random();
 		if (msgid == 0 || qmsg_find(msgid) != NULL)
 			continue;
 		msgid_to_text(msgid, name);
-		if (mkdirat(dfd_incoming, name, 0700) == -1) {
+		if ((fd = openat(dfd_incoming, name, O_RDWR | O_CREAT |
+		    O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) == -1) {
 			if (errno == EEXIST)
 				continue;
-			log_warn("mkdir incoming/%s", name);
-			return NULL;
-		}
-		if ((dfd = openat(dfd_incoming, name, O_RDONLY |
-		    O_DIRECTORY)) == -1) {
-			log_warn("open incoming/%s", name);
-			unlinkat(dfd_incoming, name, AT_REMOVEDIR);
-			return NULL;
-		}
-		fd = openat(dfd, "message", O_RDWR | O_CREAT | O_EXCL |
-		    O_CLOEXEC, 0600);
-		close(dfd);
-		if (fd == -1) {
-			log_warn("create incoming/%s/message", name);
-			unlinkat(dfd_incoming, name, AT_REMOVEDIR);
+			log_warn("create incoming/%s", name);
 			return NULL;
 		}
 		if ((m = calloc(1, sizeof(*m))) == NULL)
@@ -355,7 +383,7 @@ message_add_envelope(struct qmsg *m, const struct envelope *evp)
 	*n = *evp;
 	/* a random envelope part, unique within the message */
 	for (;;) {
-		n->id = (uint64_t)m->msgid << 32 | arc4random();
+		n->id = (uint64_t)m->msgid << 32 | queue_random();
 		for (i = 0; i < m->npending; i++)
 			if (m->pending[i].id == n->id)
 				break;
@@ -410,30 +438,25 @@ commit_reply(struct qmsg *m, int ok)
 	    m->commit_reqid, -1, &r, sizeof(r));
 }
 
-/* envelope files of one message, in its incoming directory */
+/*
+ * The envelope files go straight into queue/, then the message is
+ * renamed in after them.  Until the sync that follows, none of it is
+ * acknowledged: at start-up an envelope whose message is not in queue/
+ * was never committed and is removed (see queue_load()).
+ */
 static int
 commit_prepare(struct qmsg *m)
 {
 	char	name[9], evname[17];
-	int	dfd, rc = 0;
+	int	rc = 0;
 	size_t	i;
 
-	msgid_to_text(m->msgid, name);
-	if ((dfd = openat(dfd_incoming, name, O_RDONLY | O_DIRECTORY)) ==
-	    -1) {
-		log_warn("open incoming/%s", name);
-		return -1;
-	}
 	for (i = 0; i < m->npending && rc == 0; i++) {
 		evpid_to_text(m->pending[i].id, evname);
-		rc = write_envelope_at(dfd, evname, &m->pending[i],
+		rc = write_envelope_at(dfd_queue, evname, &m->pending[i],
 		    !QUEUE_SYNCFS);
 	}
-	if (rc == 0 && !QUEUE_SYNCFS && fsync(dfd) == -1) {
-		log_warn("fsync incoming/%s", name);
-		rc = -1;
-	}
-	close(dfd);
+	msgid_to_text(m->msgid, name);
 	if (rc == 0 && renameat(dfd_incoming, name, dfd_queue, name) == -1) {
 		log_warn("rename incoming/%s", name);
 		rc = -1;
@@ -473,9 +496,8 @@ static void
 commit_finish(struct qmsg *m, int syncok)
 {
 	if (!syncok) {
-		msgdir_remove(dfd_queue, m->msgid);
 		commit_reply(m, 0);
-		qmsg_free(m);
+		message_discard(m);
 		return;
 	}
 	commit_reply(m, 1);
@@ -582,10 +604,8 @@ commit_batch(evutil_socket_t fd, short ev, void *arg)
 	TAILQ_FOREACH_SAFE(m, &batch, batch, tmp) {
 		TAILQ_REMOVE(&batch, m, batch);
 		if (commit_prepare(m) == -1) {
-			msgdir_remove(dfd_incoming, m->msgid);
-			msgdir_remove(dfd_queue, m->msgid);
 			commit_reply(m, 0);
-			qmsg_free(m);
+			message_discard(m);
 			continue;
 		}
 		TAILQ_INSERT_TAIL(&done, m, batch);
@@ -600,6 +620,7 @@ commit_batch(evutil_socket_t fd, short ev, void *arg)
 	}
 	sync_start();
 #else
+	/* the envelopes were fsynced as written; the renames need this */
 	syncok = fsync(dfd_queue) == 0;
 	if (!syncok)
 		log_warn("fsync queue/");
@@ -636,7 +657,7 @@ queue_rollback(int worker, const struct queue_msg_req *req)
 
 	if ((m = incoming_msg(worker, req->msgid)) == NULL)
 		return;		/* already gone: harmless */
-	msgdir_remove(dfd_incoming, m->msgid);
+	message_unlink(dfd_incoming, m->msgid);
 	qmsg_free(m);
 }
 
@@ -700,7 +721,7 @@ queue_message_abort(uint32_t msgid)
 
 	if ((m = incoming_msg(-1, msgid)) == NULL)
 		return;
-	msgdir_remove(dfd_incoming, msgid);
+	message_unlink(dfd_incoming, msgid);
 	qmsg_free(m);
 }
 
@@ -720,9 +741,7 @@ queue_message_commit(uint32_t msgid, const struct envelope *evps, size_t n)
 	for (i = 0; i < n; i++)
 		message_add_envelope(m, &evps[i]);
 	if (commit_prepare(m) == -1) {
-		msgdir_remove(dfd_incoming, msgid);
-		msgdir_remove(dfd_queue, msgid);
-		qmsg_free(m);
+		message_discard(m);
 		return -1;
 	}
 #if QUEUE_SYNCFS
@@ -732,8 +751,7 @@ queue_message_commit(uint32_t msgid, const struct envelope *evps, size_t n)
 #endif
 	if (!syncok) {
 		log_warn("sync of bounce %08x", msgid);
-		msgdir_remove(dfd_queue, msgid);
-		qmsg_free(m);
+		message_discard(m);
 		return -1;
 	}
 	commit_schedule(m);
@@ -754,26 +772,27 @@ qenv_find(uint64_t evpid)
 int
 queue_open_message(uint32_t msgid)
 {
-	char	path[32];
+	char	name[9];
 
-	snprintf(path, sizeof(path), "%08x/message", msgid);
-	return openat(dfd_queue, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	msgid_to_text(msgid, name);
+	return openat(dfd_queue, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 }
 
 static void
 qenv_remove(struct qenv *e)
 {
 	struct qmsg	*m = e->msg;
-	char		 path[32];
+	char		 name[17];
 
-	snprintf(path, sizeof(path), "%08x/%016" PRIx64, m->msgid, e->evp.id);
-	if (unlinkat(dfd_queue, path, 0) == -1 && errno != ENOENT)
-		log_warn("unlink %s", path);
+	/* the envelope first: a message alone is removed at start-up */
+	evpid_to_text(e->evp.id, name);
+	if (unlinkat(dfd_queue, name, 0) == -1 && errno != ENOENT)
+		log_warn("unlink queue/%s", name);
 	qenv_unlist(e);
 	RB_REMOVE(qenv_tree, &envs, e);
 	free(e);
 	if (--m->nenv == 0) {
-		msgdir_remove(dfd_queue, m->msgid);
+		message_unlink(dfd_queue, m->msgid);
 		qmsg_free(m);
 	}
 }
@@ -781,21 +800,17 @@ qenv_remove(struct qenv *e)
 static int
 qenv_update(struct qenv *e)
 {
-	char	path[32], tmp[48];
-	char	name[9];
-	int	dfd, rc;
+	char	name[17], tmp[24];
+	int	rc;
 
-	msgid_to_text(e->msg->msgid, name);
-	if ((dfd = openat(dfd_queue, name, O_RDONLY | O_DIRECTORY)) == -1)
-		return -1;
-	snprintf(path, sizeof(path), "%016" PRIx64, e->evp.id);
-	snprintf(tmp, sizeof(tmp), "%016" PRIx64 ".tmp", e->evp.id);
-	rc = write_envelope_at(dfd, tmp, &e->evp, 1);
-	if (rc == 0 && renameat(dfd, tmp, dfd, path) == -1) {
-		log_warn("rename %s", tmp);
+	evpid_to_text(e->evp.id, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	rc = write_envelope_at(dfd_queue, tmp, &e->evp, 1);
+	if (rc == 0 && renameat(dfd_queue, tmp, dfd_queue, name) == -1) {
+		log_warn("rename queue/%s", tmp);
+		unlinkat(dfd_queue, tmp, 0);
 		rc = -1;
 	}
-	close(dfd);
 	return rc;
 }
 
@@ -1040,116 +1055,138 @@ move_corrupt(int dfd, const char *name, const char *why)
 		log_warn("rename %s to corrupt/", name);
 }
 
-static void
-load_message(const char *name)
+/* queue_load(): the message an entry belongs to, made if new */
+static struct qmsg *
+load_qmsg(uint32_t msgid)
 {
-	char		 buf[ENVELOPE_FILE_MAX];
 	struct qmsg	*m;
-	struct qenv	*e;
-	struct dirent	*de;
-	DIR		*dir;
-	uint64_t	 evpid;
-	uint32_t	 msgid;
-	ssize_t		 n;
-	char		*end;
-	int		 dfd, fd;
 
-	msgid = (uint32_t)strtoul(name, &end, 16);
-	if (strlen(name) != 8 || *end != '\0' || msgid == 0 ||
-	    qmsg_find(msgid) != NULL) {
-		log_warnx("queue/%s: unexpected entry, ignored", name);
-		return;
-	}
-	if ((dfd = openat(dfd_queue, name, O_RDONLY | O_DIRECTORY |
-	    O_NOFOLLOW)) == -1) {
-		log_warn("open queue/%s", name);
-		return;
-	}
-	if ((dir = fdopendir(dfd)) == NULL)
-		fatal("fdopendir");
+	if ((m = qmsg_find(msgid)) != NULL)
+		return m;
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		fatal("calloc");
 	m->msgid = msgid;
 	m->committed = 1;
 	m->worker = -1;
 	RB_INSERT(qmsg_tree, &msgs, m);
-	while ((de = readdir(dir)) != NULL) {
-		if (de->d_name[0] == '.' || strcmp(de->d_name, "message") == 0)
-			continue;
-		if (strlen(de->d_name) != 16) {
-			/* an interrupted envelope update */
-			unlinkat(dfd, de->d_name, 0);
-			continue;
-		}
-		evpid = strtoull(de->d_name, &end, 16);
-		if (*end != '\0' || msgid_of(evpid) != msgid) {
-			move_corrupt(dfd, de->d_name, "bad name");
-			continue;
-		}
-		if ((fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW)) ==
-		    -1) {
-			log_warn("open %s/%s", name, de->d_name);
-			continue;
-		}
-		n = read(fd, buf, sizeof(buf));
-		close(fd);
-		if ((e = calloc(1, sizeof(*e))) == NULL)
-			fatal("calloc");
-		if (n <= 0 || n == (ssize_t)sizeof(buf) ||
-		    envelope_load(buf, n, &e->evp) == -1 ||
-		    e->evp.id != evpid) {
-			free(e);
-			move_corrupt(dfd, de->d_name, "invalid content");
-			continue;
-		}
-		e->msg = m;
-		RB_INSERT(qenv_tree, &envs, e);
-		m->nenv++;
-		if (e->evp.nexttry > time(NULL))
-			sched_wait(e);
-		else
-			sched_ready(e);
-	}
-	closedir(dir);
-	if (m->nenv == 0) {
-		msgdir_remove(dfd_queue, msgid);
-		qmsg_free(m);
-	}
+	return m;
 }
 
+static void
+load_envelope(const char *name, uint64_t evpid)
+{
+	char		 buf[ENVELOPE_FILE_MAX];
+	struct qenv	*e;
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = openat(dfd_queue, name, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
+		log_warn("open queue/%s", name);
+		return;
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		fatal("calloc");
+	if (n <= 0 || n == (ssize_t)sizeof(buf) ||
+	    envelope_load(buf, n, &e->evp) == -1 || e->evp.id != evpid) {
+		free(e);
+		move_corrupt(dfd_queue, name, "invalid content");
+		return;
+	}
+	e->msg = load_qmsg(msgid_of(evpid));
+	RB_INSERT(qenv_tree, &envs, e);
+	e->msg->nenv++;
+}
+
+/* one name in queue/: a message, an envelope or a leftover */
+static void
+load_entry(const char *name)
+{
+	size_t		 len = strlen(name);
+	uint64_t	 v;
+	char		*end;
+
+	if (len > 4 && strcmp(name + len - 4, ".tmp") == 0) {
+		/* an envelope update that was interrupted */
+		unlinkat(dfd_queue, name, 0);
+		return;
+	}
+	v = strtoull(name, &end, 16);
+	if (*end != '\0' || (len != 8 && len != 16) || v == 0 ||
+	    !isxdigit((unsigned char)name[0])) {
+		move_corrupt(dfd_queue, name, "unexpected name");
+		return;
+	}
+	if (len == 8)
+		load_qmsg((uint32_t)v)->onspool = 1;
+	else if ((uint32_t)v == 0)
+		move_corrupt(dfd_queue, name, "bad envelope id");
+	else
+		load_envelope(name, v);
+}
+
+/*
+ * Rebuild the schedule from queue/.  An envelope whose message file is
+ * not there was written by a commit that never finished (the message is
+ * renamed in last), so it was never acknowledged: removed.  A message
+ * without envelopes is what a delivery left when it stopped between its
+ * two unlinks: removed.
+ */
 static void
 queue_load(void)
 {
 	struct dirent	*de;
+	struct qmsg	*m, *mtmp;
+	struct qenv	*e, *etmp;
 	DIR		*dir;
+	char		 name[17];
 	int		 fd, n = 0;
+	time_t		 now = time(NULL);
 
 	/* never acknowledged: the clients still have these */
 	if ((fd = dup(dfd_incoming)) == -1 || (dir = fdopendir(fd)) == NULL)
 		fatal("incoming/");
 	while ((de = readdir(dir)) != NULL) {
-		uint32_t	msgid;
-		char		*end;
-
 		if (de->d_name[0] == '.')
 			continue;
-		msgid = (uint32_t)strtoul(de->d_name, &end, 16);
-		if (*end == '\0' && strlen(de->d_name) == 8)
-			msgdir_remove(dfd_incoming, msgid);
-		else
-			log_warnx("incoming/%s: unexpected entry", de->d_name);
+		if (unlinkat(dfd_incoming, de->d_name, 0) == -1)
+			log_warn("unlink incoming/%s", de->d_name);
 	}
 	closedir(dir);
 
 	if ((fd = dup(dfd_queue)) == -1 || (dir = fdopendir(fd)) == NULL)
 		fatal("queue/");
-	while ((de = readdir(dir)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		load_message(de->d_name);
-		n++;
-	}
+	while ((de = readdir(dir)) != NULL)
+		if (de->d_name[0] != '.')
+			load_entry(de->d_name);
 	closedir(dir);
+
+	RB_FOREACH_SAFE(e, qenv_tree, &envs, etmp) {
+		if (e->msg->onspool) {
+			if (e->evp.nexttry > now)
+				sched_wait(e);
+			else
+				sched_ready(e);
+			continue;
+		}
+		evpid_to_text(e->evp.id, name);
+		log_info("queue/%s: its message never committed, removed",
+		    name);
+		unlinkat(dfd_queue, name, 0);
+		RB_REMOVE(qenv_tree, &envs, e);
+		e->msg->nenv--;
+		free(e);
+	}
+	RB_FOREACH_SAFE(m, qmsg_tree, &msgs, mtmp) {
+		if (m->nenv == 0) {
+			if (m->onspool)
+				message_unlink(dfd_queue, m->msgid);
+			qmsg_free(m);
+		} else
+			n++;
+	}
 	if (n)
 		log_info("queue: %d messages loaded from the spool", n);
 }
@@ -1224,7 +1261,7 @@ queue_smtp_closed(struct mproc *p)
 	RB_FOREACH_SAFE(m, qmsg_tree, &msgs, tmp) {
 		if (m->worker != worker || m->committed)
 			continue;
-		msgdir_remove(dfd_incoming, m->msgid);
+		message_unlink(dfd_incoming, m->msgid);
 		qmsg_free(m);
 	}
 	log_debug("channel to %s closed", p->name);
@@ -1377,6 +1414,7 @@ queue_main(struct proc_fds *f)
 		fatal("spool layout");
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	arc4random_buf(&rng_state, sizeof(rng_state));
 #if QUEUE_SYNCFS
 	syncer_init();		/* before the sandbox: it creates a thread */
 #endif
@@ -1448,10 +1486,9 @@ ctl_show_file(struct mproc *p, const struct ctl_request *req)
 		return;
 	}
 	if (req->cmd == CTL_SHOW_MESSAGE)
-		snprintf(path, sizeof(path), "%08x/message", e->msg->msgid);
+		msgid_to_text(e->msg->msgid, path);
 	else
-		snprintf(path, sizeof(path), "%08x/%016" PRIx64,
-		    e->msg->msgid, e->evp.id);
+		evpid_to_text(e->evp.id, path);
 	if ((fd = openat(dfd_queue, path, O_RDONLY | O_NOFOLLOW)) == -1) {
 		queue_ctl_reply(p, req->reqid, 1, 1, "cannot open %s", path);
 		return;
