@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,9 +18,80 @@
 struct event_base	*ev_base;
 
 static void	mproc_update(struct mproc *);
+static void	mproc_dispatch_one(evutil_socket_t, short, void *);
+
+/* channels with composed messages waiting for mproc_defer_end() */
+static TAILQ_HEAD(, mproc)	dirty = TAILQ_HEAD_INITIALIZER(dirty);
+static int			defer_depth;
+
+static void
+mproc_write(struct mproc *p)
+{
+	if (imsg_flush_nb(&p->ib) == -1 && p->closed == NULL)
+		fatal("write to %s", p->name);
+	/* else the read side will see the EOF and call closed() */
+	mproc_update(p);
+}
+
+static void
+mproc_flush_dirty(void)
+{
+	struct mproc	*p;
+
+	while ((p = TAILQ_FIRST(&dirty)) != NULL) {
+		TAILQ_REMOVE(&dirty, p, dirty_entry);
+		p->dirty = 0;
+		if (p->ev != NULL)
+			mproc_write(p);
+	}
+}
+
+void
+mproc_defer_begin(void)
+{
+	defer_depth++;
+}
+
+void
+mproc_defer_end(void)
+{
+	if (--defer_depth == 0)
+		mproc_flush_dirty();
+}
+
+/* a child starts with nothing of its parent's waiting to be written */
+static void
+mproc_atfork_child(void)
+{
+	TAILQ_INIT(&dirty);
+	defer_depth = 0;
+}
+
+/* what a handler composed just before calling exit() still goes out */
+static void
+mproc_atexit(void)
+{
+	struct mproc	*p;
+
+	while ((p = TAILQ_FIRST(&dirty)) != NULL) {
+		TAILQ_REMOVE(&dirty, p, dirty_entry);
+		p->dirty = 0;
+		if (p->ev != NULL)
+			(void)imsg_flush_nb(&p->ib);
+	}
+}
 
 static void
 mproc_dispatch(evutil_socket_t fd, short ev, void *arg)
+{
+	/* the handler may free the channel: nothing of it after this */
+	mproc_defer_begin();
+	mproc_dispatch_one(fd, ev, arg);
+	mproc_defer_end();
+}
+
+static void
+mproc_dispatch_one(evutil_socket_t fd, short ev, void *arg)
 {
 	struct mproc	*p = arg;
 	struct imsg	 m;
@@ -89,7 +161,8 @@ mproc_update(struct mproc *p)
 	if (p->ev == NULL || p->stopped)
 		return;
 
-	if (!TAILQ_EMPTY(&p->ib.wq))
+	/* a dirty channel is written at mproc_defer_end(), no need to wait */
+	if (!TAILQ_EMPTY(&p->ib.wq) && !p->dirty)
 		want |= EV_WRITE;
 	if (want == p->events)
 		return;
@@ -103,8 +176,15 @@ void
 mproc_init(struct mproc *p, int fd, const char *name, mproc_handler h,
     void *arg)
 {
-	int	fl;
+	static int	registered;
+	int		fl;
 
+	if (!registered) {
+		registered = 1;
+		if (pthread_atfork(NULL, NULL, mproc_atfork_child) != 0 ||
+		    atexit(mproc_atexit) != 0)
+			fatalx("mproc: cannot register fork and exit handlers");
+	}
 	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
 	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
 		fatal("fcntl");
@@ -116,6 +196,7 @@ mproc_init(struct mproc *p, int fd, const char *name, mproc_handler h,
 	p->untrusted = 0;
 	p->stopped = 0;
 	p->events = EV_READ | EV_PERSIST;
+	p->dirty = 0;
 	if ((p->ev = event_new(ev_base, fd, p->events, mproc_dispatch, p)) ==
 	    NULL)
 		fatal("event_new");
@@ -137,16 +218,18 @@ mproc_compose(struct mproc *p, uint32_t type, uint32_t peerid, int fd,
 	}
 	if (imsg_compose(&p->ib, type, peerid, fd, data, len) == -1)
 		fatal("imsg_compose to %s", p->name);
+	if (defer_depth > 0) {
+		if (!p->dirty) {
+			p->dirty = 1;
+			TAILQ_INSERT_TAIL(&dirty, p, dirty_entry);
+		}
+		return;
+	}
 	/*
 	 * Write at once when the socket has room: it saves an event loop
 	 * round trip on every request (most replies fit).
 	 */
-	if (imsg_flush_nb(&p->ib) == -1) {
-		if (p->closed == NULL)
-			fatal("write to %s", p->name);
-		/* the read side will see the EOF and call closed() */
-	}
-	mproc_update(p);
+	mproc_write(p);
 }
 
 /*
@@ -165,6 +248,12 @@ mproc_stop_reading(struct mproc *p)
 void
 mproc_clear(struct mproc *p)
 {
+	if (p->dirty) {
+		TAILQ_REMOVE(&dirty, p, dirty_entry);
+		p->dirty = 0;
+		if (p->ev)
+			(void)imsg_flush_nb(&p->ib);
+	}
 	if (p->ev) {
 		event_del(p->ev);
 		event_free(p->ev);

@@ -4,6 +4,8 @@
 #ifndef POSTHASTE_MPROC_H
 #define POSTHASTE_MPROC_H
 
+#include <sys/queue.h>
+
 #include <event2/event.h>
 
 #include "imsg.h"
@@ -24,6 +26,8 @@ struct mproc {
 	int		 untrusted;	/* a client: malformed input closes */
 	int		 stopped;	/* mproc_stop_reading() was called */
 	void		*arg;
+	int		 dirty;		/* composed, not yet written */
+	TAILQ_ENTRY(mproc) dirty_entry;
 };
 
 void	mproc_init(struct mproc *, int fd, const char *name,
@@ -31,6 +35,13 @@ void	mproc_init(struct mproc *, int fd, const char *name,
 void	mproc_compose(struct mproc *, uint32_t type, uint32_t peerid, int fd,
 	    const void *data, size_t len);
 void	mproc_clear(struct mproc *);
+/*
+ * Between begin and end, composed messages wait and each channel is
+ * written once at the end: several messages to one peer share a
+ * sendmsg().  Every dispatch of incoming messages is such a section.
+ */
+void	mproc_defer_begin(void);
+void	mproc_defer_end(void);
 /* read nothing more from this channel (its descriptor changes hands) */
 void	mproc_stop_reading(struct mproc *);
 /* payload length must be exactly `want', else a sibling is broken: fatal */

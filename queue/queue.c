@@ -564,12 +564,14 @@ on_sync_done(evutil_socket_t fd, short ev, void *arg)
 		log_warnx("syncfs of the spool failed: those commits are "
 		    "refused");
 	sync_running = 0;
+	mproc_defer_begin();	/* one write per worker for the batch */
 	while ((m = TAILQ_FIRST(&sync_running_list)) != NULL) {
 		TAILQ_REMOVE(&sync_running_list, m, batch);
 		commit_finish(m, c);
 	}
 	sync_start();
 	queue_schedule();
+	mproc_defer_end();
 }
 
 static void
