@@ -40,6 +40,7 @@
 #include "aliases.h"
 #include "log.h"
 #include "lookup.h"
+#include "pwcache.h"
 #include "privsep.h"
 #include "smtpd.h"
 

@@ -21,9 +21,6 @@ int	table_match(struct table *, const char *key);
 int	table_match_addr(struct table *, const struct sockaddr_storage *);
 void	table_reload_all(void);
 
-/* pwcache.c: getpwnam() remembered for a second */
-struct passwd;
-struct passwd	*pwcache_getpwnam(const char *);
 /* "smtpctl update table NAME": drop and reload; -1 unknown or broken */
 int	table_reload(const char *name);
 /* the value in a malloc'd string (free it), any length */

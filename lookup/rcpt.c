@@ -23,6 +23,7 @@
 #include "dns.h"
 #include "log.h"
 #include "lookup.h"
+#include "pwcache.h"
 #include "mproc.h"
 #include "proto.h"
 #include "smtpd.h"

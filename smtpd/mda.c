@@ -30,6 +30,7 @@
 #include "mda.h"
 #include "mda_proc.h"
 #include "mproc.h"
+#include "pwcache.h"
 #include "privsep.h"
 #include "smtpd.h"
 
@@ -241,8 +242,9 @@ mda_deliver(const struct envelope *evp, int fd)
 		    "4.3.5 a remote envelope was sent to local delivery");
 		return;
 	}
+	/* a cached answer: this runs for every local delivery */
 	errno = 0;
-	if ((pw = getpwnam(evp->user)) == NULL) {
+	if ((pw = pwcache_getpwnam(evp->user)) == NULL) {
 		close(fd);
 		if (errno != 0)
 			result(evp->id, PROTO_TEMPFAIL,
@@ -260,6 +262,15 @@ mda_deliver(const struct envelope *evp, int fd)
 		return;
 	}
 	/* a command needs exec, which the pooled processes cannot do */
+	if ((evp->dest_type == DEST_PROGRAM || (a->type == ACTION_MDA &&
+	    evp->dest_type == DEST_MAILBOX)) && (pw = getpwnam(evp->user)) ==
+	    NULL) {
+		/* its environment wants the whole entry (the shell) */
+		close(fd);
+		result(evp->id, PROTO_TEMPFAIL, "4.3.0 user database lookup "
+		    "failed");
+		return;
+	}
 	if (evp->dest_type == DEST_PROGRAM) {
 		mda_program_deliver(evp, fd, pw, evp->path);
 		return;
@@ -272,7 +283,7 @@ mda_deliver(const struct envelope *evp, int fd)
 	    MDA_KIND_MBOX : MDA_KIND_USER;
 	if (a->type == ACTION_LMTP && evp->dest_type == DEST_MAILBOX) {
 		errno = 0;
-		if ((pw = getpwnam(SMTPD_USER)) == NULL) {
+		if ((pw = pwcache_getpwnam(SMTPD_USER)) == NULL) {
 			close(fd);
 			result(evp->id, PROTO_TEMPFAIL, "4.3.0 user %s for "
 			    "LMTP delivery not found", SMTPD_USER);

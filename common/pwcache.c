@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "lookup.h"
+#include "pwcache.h"
 
 #define PWCACHE_SLOTS	64
 #define PWCACHE_TTL	1
