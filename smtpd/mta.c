@@ -189,13 +189,26 @@ mta_task_requeue(struct mta_task *t)
  * whether the header or the body carries 8-bit bytes.
  */
 static int
+has_8bit(const char *p, size_t len)
+{
+	unsigned char	acc = 0;
+	size_t		i;
+
+	for (i = 0; i < len; i++)	/* vectorised by the compiler */
+		acc |= (unsigned char)p[i];
+	return (acc & 0x80) != 0;
+}
+
+static int
 mta_task_scan(struct mta_task *t)
 {
-	char		buf[65536];
-	ssize_t		n;
-	off_t		off = 0;
-	uint64_t	size = 0;
-	int		bol = 1, inhdr = 1, prevlf = 0, last = '\n';
+	static char	 buf[65536];
+	const char	*p, *end, *nl;
+	ssize_t		 n;
+	size_t		 len;
+	off_t		 off = 0;
+	uint64_t	 size = 0;
+	int		 bol = 1, inhdr = 1, prevlf = 0, last = '\n';
 
 	for (;;) {
 		n = pread(t->fd, buf, sizeof(buf), off);
@@ -205,29 +218,32 @@ mta_task_scan(struct mta_task *t)
 			return -1;
 		if (n == 0)
 			break;
-		for (ssize_t i = 0; i < n; i++) {
-			unsigned char c = (unsigned char)buf[i];
-
-			if (bol && c == '.')
+		/* a line (or the piece of one in this block) at a time */
+		for (p = buf, end = buf + n; p < end; p = nl ? nl + 1 : end) {
+			if (bol && *p == '.')
 				size++;
-			if (c == '\n') {
+			nl = memchr(p, '\n', end - p);
+			len = (nl ? nl : end) - p;
+			if (len > 0) {
+				if ((!t->body8bit || (inhdr &&
+				    !t->header8bit)) && has_8bit(p, len)) {
+					t->body8bit = 1;
+					if (inhdr)
+						t->header8bit = 1;
+				}
+				prevlf = 0;
+				bol = 0;
+			}
+			size += len;
+			if (nl != NULL) {
 				size += 2;
 				if (prevlf)
 					inhdr = 0;
 				prevlf = 1;
 				bol = 1;
-			} else {
-				size++;
-				prevlf = 0;
-				bol = 0;
-				if (c >= 0x80) {
-					t->body8bit = 1;
-					if (inhdr)
-						t->header8bit = 1;
-				}
 			}
-			last = c;
 		}
+		last = (unsigned char)buf[n - 1];
 		off += n;
 	}
 	if (last != '\n')

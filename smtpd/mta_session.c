@@ -838,10 +838,13 @@ session_next(struct mta_session *s)
 static int
 session_fill_body(struct mta_session *s)
 {
-	struct evbuffer	*out = bufferevent_get_output(s->bev);
-	static char	 in[65536], conv[65536 * 2 + 4];
-	ssize_t		 n, i;
-	size_t		 o;
+	struct evbuffer		*out = bufferevent_get_output(s->bev);
+	static char		 in[65536];
+	struct evbuffer_iovec	 v;
+	const char		*p, *end, *nl;
+	char			*o;
+	ssize_t			 n;
+	size_t			 len;
 
 	while (!s->body_done && evbuffer_get_length(out) < MTA_BODY_HIGH) {
 		n = pread(s->task->fd, in, sizeof(in), s->body_off);
@@ -859,20 +862,28 @@ session_fill_body(struct mta_session *s)
 			session_timeout(s, MTA_TIMEOUT_DATA_END);
 			break;
 		}
-		for (i = 0, o = 0; i < n; i++) {
-			if (s->body_bol && in[i] == '.')
-				conv[o++] = '.';
-			if (in[i] == '\n') {
-				conv[o++] = '\r';
-				conv[o++] = '\n';
+		/* converted straight into the buffer: at most twice as long */
+		if (evbuffer_reserve_space(out, 2 * n, &v, 1) < 1 ||
+		    v.iov_len < 2 * (size_t)n)
+			fatalx("evbuffer_reserve_space");
+		o = v.iov_base;
+		for (p = in, end = in + n; p < end; p = nl ? nl + 1 : end) {
+			if (s->body_bol && *p == '.')
+				*o++ = '.';
+			nl = memchr(p, '\n', end - p);
+			len = (nl ? nl : end) - p;
+			memcpy(o, p, len);
+			o += len;
+			if (nl != NULL) {
+				*o++ = '\r';
+				*o++ = '\n';
 				s->body_bol = 1;
-			} else {
-				conv[o++] = in[i];
+			} else if (len > 0)
 				s->body_bol = 0;
-			}
 		}
-		if (evbuffer_add(out, conv, o) == -1)
-			fatalx("evbuffer_add");
+		v.iov_len = o - (char *)v.iov_base;
+		if (evbuffer_commit_space(out, &v, 1) == -1)
+			fatalx("evbuffer_commit_space");
 		s->body_off += n;
 	}
 	return 0;

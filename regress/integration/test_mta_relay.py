@@ -380,6 +380,38 @@ def test_wire_format_dot_stuffing():
         assert "SIZE=" in t["mail"], t["mail"]
 
 
+def test_large_body_exact_on_the_wire():
+    """A body of several 64 KB read blocks, with dotted lines, long and
+    empty lines and 8-bit bytes falling on every offset: the peer gets it
+    byte for byte (after the Received header), and the SIZE parameter is
+    the exact length of what was sent."""
+    lines = []
+    for i in range(9000):
+        kind = i % 7
+        if kind == 0:
+            lines.append(b"." * (1 + i % 5) + b"dot %d" % i)
+        elif kind == 1:
+            lines.append(b"")
+        elif kind == 2:
+            lines.append(b"x" * (i % 997))
+        elif kind == 3:
+            lines.append(b"caf\xc3\xa9 %d" % i)
+        else:
+            lines.append(b"line %d %s" % (i, b"y" * (i % 61)))
+    text = [b"Subject: big", b""] + lines
+    # dot-stuffed, as on the wire both ways
+    stuffed = b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n"
+                       for l in text)
+    with FakeSMTP() as srv, Daemon(conf=relay_conf(srv.port)) as d:
+        send_mail(d.port, ["a@remote.test"], stuffed + b".\r\n")
+        wait_log(d, r"status=sent", count=1, timeout=30)
+        t = srv.transactions()[0]
+        data = t["data"]
+        assert data.endswith(stuffed), "body changed on the way"
+        size = int(re.search(r"SIZE=(\d+)", t["mail"]).group(1))
+        assert size == len(data), (size, len(data))
+
+
 def test_tempfail_then_retry():
     """451 at RCPT: deferred, tried again, then delivered."""
     def rcpt(addr, n):
