@@ -244,6 +244,11 @@ imsg_read(struct imsgbuf *ib)
 		errno = EBADMSG;
 		return -1;
 	}
+	/*
+	 * Short and without a descriptor (which ends a read early): the
+	 * socket was empty, and another read would only say EAGAIN.
+	 */
+	ib->rdrained = (size_t)n < iov.iov_len && msg.msg_controllen == 0;
 	ib->rlen += n;
 	return n;
 }

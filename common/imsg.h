@@ -49,6 +49,7 @@ struct imsgbuf {
 	size_t		 rcap;
 	int		 rfds[IMSG_MAX_FDS];
 	size_t		 nrfds;
+	int		 rdrained;	/* the last read emptied the socket */
 	TAILQ_HEAD(, imsg_chunk) wq;
 	size_t		 wqlen;		/* bytes queued */
 };

@@ -148,6 +148,8 @@ mproc_dispatch_one(evutil_socket_t fd, short ev, void *arg)
 			if (p->ev == NULL || p->stopped)
 				return;	/* the handler closed the channel */
 		}
+		if (p->ib.rdrained)
+			break;	/* epoll says when there is more */
 	}
 out:
 	mproc_update(p);
