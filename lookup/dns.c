@@ -11,6 +11,7 @@
  * names before anyone (a Received header, a log line) sees them.
  */
 #include <sys/types.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -430,22 +431,98 @@ dns_addr_equal(const struct sockaddr_storage *x,
  * only a name whose own A/AAAA records lead back to the address was put
  * there by the name's owner too.
  */
-struct rdns_state {
-	struct lka_rdns		 reply;
-	struct sockaddr_storage	 addr;		/* unmapped */
+struct rdns_waiter {
+	TAILQ_ENTRY(rdns_waiter) entry;
 	dns_rdns_cb		 cb;
 	void			*arg;
+	uint32_t		 reqid;
+};
+
+struct rdns_state {
+	TAILQ_ENTRY(rdns_state)	 entry;		/* rdns_inflight */
+	struct lka_rdns		 reply;
+	struct sockaddr_storage	 addr;		/* unmapped */
+	TAILQ_HEAD(, rdns_waiter) waiters;
 	char			 names[DNS_RDNS_MAX_NAMES][DNS_NAME_MAX];
 	size_t			 nnames, next;
 	int			 tempfail;
+	int			 cacheable;
+	struct event		*ev;		/* a cached answer's delivery */
 };
 
+/*
+ * Answers are kept a while per address, and a question already asked is
+ * not asked again: clients come back (a busy sender opens a connection
+ * per message, and `match from rdns' asks for every recipient), and a
+ * resolver that does not answer would otherwise collect one pending
+ * query per connection.
+ */
+#define RDNS_CACHE_SLOTS	256
+#define RDNS_TTL_OK		300	/* seconds, a name or "none" */
+#define RDNS_TTL_TEMPFAIL	10
+
+struct rdns_cached {
+	struct sockaddr_storage	 addr;		/* unmapped; AF_UNSPEC: free */
+	time_t			 expires;
+	struct lka_rdns		 reply;
+};
+
+static struct rdns_cached	rdns_cache[RDNS_CACHE_SLOTS];
+static TAILQ_HEAD(, rdns_state)	rdns_inflight =
+				    TAILQ_HEAD_INITIALIZER(rdns_inflight);
+
 static void	rdns_forward_next(struct rdns_state *);
+static void	rdns_done(struct rdns_state *);
+
+/* a cached answer too is delivered from the loop, never from dns_rdns() */
+static void
+rdns_cached_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct rdns_state	*st = arg;
+
+	event_free(st->ev);
+	rdns_done(st);
+}
+
+static struct rdns_cached *
+rdns_slot(const struct sockaddr_storage *a)
+{
+	const unsigned char	*b;
+	size_t			 len, i;
+	uint32_t		 h = 2166136261u;
+
+	if (a->ss_family == AF_INET) {
+		b = (const void *)&((const struct sockaddr_in *)a)->sin_addr;
+		len = 4;
+	} else {
+		b = (const void *)&((const struct sockaddr_in6 *)a)->sin6_addr;
+		len = 16;
+	}
+	for (i = 0; i < len; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return &rdns_cache[h % RDNS_CACHE_SLOTS];
+}
 
 static void
 rdns_done(struct rdns_state *st)
 {
-	st->cb(st->arg, &st->reply);
+	struct rdns_waiter	*w;
+	struct rdns_cached	*c;
+
+	if (st->cacheable) {
+		TAILQ_REMOVE(&rdns_inflight, st, entry);
+		c = rdns_slot(&st->addr);
+		c->addr = st->addr;
+		c->reply = st->reply;
+		c->expires = time(NULL) + (st->reply.status ==
+		    PROTO_TEMPFAIL ? RDNS_TTL_TEMPFAIL : RDNS_TTL_OK);
+	}
+	while ((w = TAILQ_FIRST(&st->waiters)) != NULL) {
+		TAILQ_REMOVE(&st->waiters, w, entry);
+		st->reply.reqid = w->reqid;
+		w->cb(w->arg, &st->reply);
+		free(w);
+	}
 	free(st);
 }
 
@@ -513,21 +590,54 @@ void
 dns_rdns(const struct lka_rdns *req, dns_rdns_cb cb, void *arg)
 {
 	struct rdns_state	*st;
+	struct rdns_waiter	*w;
+	struct rdns_cached	*c;
+	struct sockaddr_storage	 addr;
 	char			 ptr[128];
 
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		fatal("calloc");
+	w->cb = cb;
+	w->arg = arg;
+	w->reqid = req->reqid;
+	dns_unmap(&req->addr, &addr);
+	if (addr.ss_family == AF_INET || addr.ss_family == AF_INET6) {
+		c = rdns_slot(&addr);
+		if (c->addr.ss_family != AF_UNSPEC &&
+		    dns_addr_equal(&c->addr, &addr) &&
+		    c->expires > time(NULL)) {
+			if ((st = calloc(1, sizeof(*st))) == NULL ||
+			    (st->ev = event_new(ev_base, -1, 0,
+			    rdns_cached_cb, st)) == NULL)
+				fatal("rdns");
+			TAILQ_INIT(&st->waiters);
+			TAILQ_INSERT_TAIL(&st->waiters, w, entry);
+			st->reply = c->reply;
+			st->reply.addr = req->addr;
+			event_active(st->ev, EV_TIMEOUT, 0);
+			return;
+		}
+		TAILQ_FOREACH(st, &rdns_inflight, entry)
+			if (dns_addr_equal(&st->addr, &addr)) {
+				TAILQ_INSERT_TAIL(&st->waiters, w, entry);
+				return;
+			}
+	}
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		fatal("calloc");
-	st->cb = cb;
-	st->arg = arg;
+	TAILQ_INIT(&st->waiters);
+	TAILQ_INSERT_TAIL(&st->waiters, w, entry);
 	st->reply.reqid = req->reqid;
 	st->reply.addr = req->addr;
 	st->reply.status = PROTO_PERMFAIL;
-	dns_unmap(&req->addr, &st->addr);
+	st->addr = addr;
 	if (dns_ptr_name(&req->addr, ptr, sizeof(ptr)) == -1) {
 		/* a local (unix socket) client has no reverse name */
 		rdns_done(st);
 		return;
 	}
+	st->cacheable = 1;
+	TAILQ_INSERT_TAIL(&rdns_inflight, st, entry);
 	dns_query(ptr, DNS_T_PTR, DNS_RDNS_TIMEOUT, rdns_ptr_cb, st);
 }
 

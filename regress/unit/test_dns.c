@@ -485,6 +485,50 @@ test_rdns(void **state)
 	assert_int_equal(rres.fcrdns, 1);
 }
 
+static int		nrdns;
+static struct lka_rdns	rres2[2];
+
+static void
+rdns_cb2(void *arg, const struct lka_rdns *r)
+{
+	rres2[nrdns++] = *r;
+	done = nrdns == 2;
+}
+
+/*
+ * Two questions for one address at once are asked once and both get the
+ * answer, each with its own request id; then the answer comes from the
+ * cache, still never from inside dns_rdns().
+ */
+static void
+test_rdns_shared_and_cached(void **state)
+{
+	struct lka_rdns		 req;
+	struct sockaddr_in	*s4 = (struct sockaddr_in *)&req.addr;
+	int			 i;
+
+	NEED_DNSMASQ();
+	memset(&req, 0, sizeof(req));
+	s4->sin_family = AF_INET;
+	assert_int_equal(inet_pton(AF_INET, "127.0.0.30", &s4->sin_addr), 1);
+	for (i = 0; i < 2; i++) {
+		nrdns = 0;
+		done = 0;
+		req.reqid = 100;
+		dns_rdns(&req, rdns_cb2, NULL);
+		req.reqid = 101;
+		dns_rdns(&req, rdns_cb2, NULL);
+		assert_int_equal(nrdns, 0);
+		run_loop();
+		assert_int_equal(nrdns, 2);
+		assert_int_equal(rres2[0].reqid, 100);
+		assert_int_equal(rres2[1].reqid, 101);
+		assert_int_equal(rres2[0].status, PROTO_OK);
+		assert_string_equal(rres2[1].name, "client.test");
+		assert_int_equal(rres2[1].fcrdns, 1);
+	}
+}
+
 static void
 test_sender(void **state)
 {
@@ -543,6 +587,8 @@ main(void)
 		cmocka_unit_test(test_mx_order),
 		cmocka_unit_test(test_mx_fallbacks),
 		cmocka_unit_test(test_mx_relay_host),
+		/* first: its first round must really ask */
+		cmocka_unit_test(test_rdns_shared_and_cached),
 		cmocka_unit_test(test_rdns),
 		cmocka_unit_test(test_sender),
 	};
