@@ -90,6 +90,70 @@ def test_tls_verify_refuses_self_signed():
         assert srv.transactions() == []
 
 
+def make_ca_and_cert(names):
+    """(cafile, certfile, keyfile): a test CA and a server certificate it
+    signed, with the given subjectAltName entries."""
+    d = tempfile.mkdtemp(prefix="ca.", dir=fixture.TEST_ROOT)
+    p = lambda n: os.path.join(d, n)
+    ext = p("ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n" % names)
+    for cmd in (
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+             "-keyout", p("ca.key"), "-out", p("ca.pem"), "-days", "2",
+             "-subj", "/CN=Posthaste test CA"],
+            ["openssl", "req", "-newkey", "rsa:2048", "-nodes",
+             "-keyout", p("key.pem"), "-out", p("req.pem"),
+             "-subj", "/CN=mx.test"],
+            ["openssl", "x509", "-req", "-in", p("req.pem"), "-CA",
+             p("ca.pem"), "-CAkey", p("ca.key"), "-CAcreateserial",
+             "-out", p("cert.pem"), "-days", "2", "-extfile", ext]):
+        r = subprocess.run(cmd, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            raise fixture.FixtureError("%s: %s" % (cmd[:2], r.stdout))
+    for n in ("ca.pem", "cert.pem", "key.pem"):
+        os.chmod(p(n), 0o644)
+    os.chmod(d, 0o755)
+    return p("ca.pem"), p("cert.pem"), p("key.pem")
+
+
+def test_tls_verify_accepts_trusted_chain_and_name():
+    """A certificate from a CA in the store (SSL_CERT_FILE names it) for
+    the relay host's name: verified, the message goes out over TLS."""
+    ca, cert, key = make_ca_and_cert("DNS:localhost")
+    with FakeSMTP(cert=(cert, key)) as srv, \
+            Daemon(conf=CONF % {"url": "smtp://localhost:%d" % srv.port,
+                                "opts": "tls verify"},
+                   env={"SSL_CERT_FILE": ca}) as d:
+        marker = unique_marker("verified")
+        send_mail(d.port, ["ok@remote.test"], message(marker))
+        wait_log(d, r"to=<ok@remote.test>.*status=sent", timeout=TIMEOUT)
+        txns = srv.transactions()
+        assert len(txns) == 1 and marker.encode() in txns[0]["data"]
+        assert [s["tls"] for s in srv.sessions] == [True], srv.sessions
+        assert "ready on localhost[127.0.0.1]" in d.log() and \
+            "(TLS)" in d.log()
+
+
+def test_tls_verify_refuses_wrong_name():
+    """The same trusted chain, but the certificate is not for the name
+    the relay host was reached by: refused, deferred."""
+    ca, cert, key = make_ca_and_cert("DNS:other.test")
+    with FakeSMTP(cert=(cert, key)) as srv, \
+            Daemon(conf=CONF % {"url": "smtp://localhost:%d" % srv.port,
+                                "opts": "tls verify"},
+                   env={"SSL_CERT_FILE": ca}) as d:
+        send_mail(d.port, ["n@remote.test"], message("wrongname"))
+        wait_log(d, r"4\.7\.5 localhost\[127\.0\.0\.1\]:\d+: TLS "
+                 r"certificate verification failed: hostname mismatch",
+                 timeout=TIMEOUT)
+        # (localhost also has ::1, where nobody listens: the last error)
+        wait_log(d, r"to=<n@remote.test>.*status=deferred", timeout=TIMEOUT)
+        assert srv.transactions() == []
+
+
 def test_auth_plain_over_tls():
     with FakeSMTP(cert=make_cert(), auth={"joe": "s3cret"}) as srv, \
             Daemon(conf=conf(srv.port, "smtp+tls", "lab@",
