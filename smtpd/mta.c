@@ -393,6 +393,8 @@ route_free(struct mta_route *rt)
 {
 	TAILQ_REMOVE(&routes, rt, entry);
 	event_free(rt->ev_kick);
+	if (rt->ev_pace != NULL)
+		event_free(rt->ev_pace);
 	free(rt);
 }
 
@@ -417,12 +419,52 @@ mta_route_error(struct mta_route *rt, int status, const char *text)
 	mta_route_kick(rt);
 }
 
+static void
+route_pace_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	mta_route_kick(arg);
+}
+
+/*
+ * "mta delay-per-dest": at least that long between two messages to one
+ * destination, as Postfix's default_destination_rate_delay (and, like
+ * it, one connection at a time then).  When it is too early, a timer
+ * kicks the route when it is time.
+ */
+static int
+route_paced_ok(struct mta_route *rt)
+{
+	struct timespec	now;
+	struct timeval	tv;
+	int64_t		wait_ms;
+
+	if (conf->mta_delay_per_dest <= 0)
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	wait_ms = (rt->next_take.tv_sec - now.tv_sec) * 1000 +
+	    (rt->next_take.tv_nsec - now.tv_nsec) / 1000000;
+	if (wait_ms > 0) {
+		if (rt->ev_pace == NULL && (rt->ev_pace = evtimer_new(ev_base,
+		    route_pace_cb, rt)) == NULL)
+			fatal("evtimer_new");
+		if (!evtimer_pending(rt->ev_pace, NULL)) {
+			tv.tv_sec = wait_ms / 1000;
+			tv.tv_usec = (wait_ms % 1000) * 1000;
+			evtimer_add(rt->ev_pace, &tv);
+		}
+		return 0;
+	}
+	rt->next_take = now;
+	rt->next_take.tv_sec += conf->mta_delay_per_dest;
+	return 1;
+}
+
 struct mta_task *
 mta_route_take(struct mta_route *rt)
 {
 	struct mta_task	*t;
 
-	if ((t = TAILQ_FIRST(&rt->tasks)) == NULL)
+	if ((t = TAILQ_FIRST(&rt->tasks)) == NULL || !route_paced_ok(rt))
 		return NULL;
 	TAILQ_REMOVE(&rt->tasks, t, entry);
 	rt->ntasks--;
@@ -473,10 +515,13 @@ mta_route_kick_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	while (rt->ntasks > 0) {
 		if ((s = mta_session_idle(rt)) != NULL) {
-			t = mta_route_take(rt);
+			if ((t = mta_route_take(rt)) == NULL)
+				break;	/* paced: the timer comes back */
 			mta_session_give(s, t);
 			continue;
 		}
+		if (conf->mta_delay_per_dest > 0)
+			limit = 1;
 		if (rt->nsessions >= limit ||
 		    (size_t)rt->nconnecting >= rt->ntasks)
 			break;

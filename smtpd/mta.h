@@ -148,6 +148,8 @@ struct mta_route {
 	int			 nsessions;
 	int			 nconnecting;	/* not ready for mail yet */
 	struct event		*ev_kick;
+	struct event		*ev_pace;	/* "mta delay-per-dest" */
+	struct timespec		 next_take;	/* the pace allows a message */
 	const char		*auth_user;	/* from the secrets table */
 	const char		*auth_pass;
 	int			 lasterr_status;	/* PROTO_* */

@@ -557,6 +557,9 @@ static const struct option_spec option_specs[] = {
 	   10000),
     OPTION("mta", "max-conn-per-host", SCALAR_COUNT, 0, STORE_INT,
 	   mta_max_per_dest, 1, 1000),
+    /* 0, the default, sets no pace */
+    OPTION("mta", "delay-per-dest", SCALAR_SECONDS, 0, STORE_TIME,
+	   mta_delay_per_dest, 0, SECONDS_PER_DAY),
 };
 
 static int

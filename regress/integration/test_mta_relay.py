@@ -202,6 +202,7 @@ class FakeSMTP:
                             break
                         data += dl
                     txn["data"] = data
+                    txn["time"] = time.monotonic()
                     sess["txns"].append(txn)
                     send(self.data_reply(txn) if self.data_reply
                          else "250 2.0.0 queued as FAKE%d"
@@ -357,6 +358,29 @@ def test_sink_connection_reuse():
             wait_log(d, r"to=<r%d@remote.test>.*status=sent" % i)
         assert len(sink.messages()) == 5
         assert count_connections(d, sink.port) == 1, d.log()
+
+
+def test_delay_per_dest_paces_messages():
+    """mta delay-per-dest 1s: three messages queued together go out at
+    least a second apart, over one connection."""
+    conf = relay_conf(0).replace("queue retry-remote 1s\n",
+                                 "queue retry-remote 1s\n"
+                                 "mta delay-per-dest 1s\n")
+    with FakeSMTP() as srv:
+        conf = conf.replace("127.0.0.1:0", "127.0.0.1:%d" % srv.port)
+        with Daemon(conf=conf) as d:
+            subprocess.run([fixture.binary("smtpctl"), "-s", d.socket_path,
+                            "pause", "mta"], check=True, capture_output=True)
+            for i in range(3):
+                send_mail(d.port, ["p%d@remote.test" % i],
+                          message(unique_marker("pace%d" % i)))
+            subprocess.run([fixture.binary("smtpctl"), "-s", d.socket_path,
+                            "resume", "mta"], check=True, capture_output=True)
+            wait_log(d, r"status=sent", count=3, timeout=30)
+            times = sorted(t["time"] for t in srv.transactions())
+            gaps = [b - a for a, b in zip(times, times[1:])]
+            assert len(times) == 3 and all(g >= 0.95 for g in gaps), gaps
+            assert len(srv.sessions) == 1, len(srv.sessions)
 
 
 def test_wire_format_dot_stuffing():
