@@ -35,19 +35,27 @@ int	mda_maildir_deliver(const char *path, const struct mda_message *,
 /*
  * A batch of Maildir deliveries shares its syncs: _begin writes each
  * message into tmp/ without syncing; the caller then makes them all
- * durable at once (syncfs), _finish renames each into new/, and a second
- * sync makes the renames durable.  Only after that may success be
- * reported.  _abort removes what a failed delivery left.
+ * durable at once (mda_maildir_sync), _finish renames each into new/, and
+ * a later sync makes the renames durable.  Only after that may success be
+ * reported.  _abort removes what a failed delivery left; _release lets go
+ * of a delivery that is complete.
+ *
+ * The deliveries begun into one Maildir between two calls of
+ * mda_maildir_next_batch() share one open directory.  mda_maildir_sync()
+ * makes everything written or renamed so far in the Maildirs that pending
+ * deliveries hold durable, with one syncfs() per file system.
  */
+struct mda_maildir;
 struct mda_maildir_pending {
-	int	dfd;			/* the Maildir */
-	int	created;
+	struct mda_maildir *md;		/* the Maildir, NULL when let go */
 	char	tmpname[300];		/* "tmp/NAME" */
 	char	newname[340];		/* "new/NAME,S=SIZE" */
 	char	victim[340];		/* what to unlink on failure */
 };
+void	mda_maildir_next_batch(void);
 int	mda_maildir_begin(const char *path, const struct mda_message *,
 	    struct mda_maildir_pending *, char *err, size_t errlen);
+int	mda_maildir_sync(void);
 int	mda_maildir_finish(struct mda_maildir_pending *, char *err,
 	    size_t errlen);
 void	mda_maildir_abort(struct mda_maildir_pending *);

@@ -516,6 +516,88 @@ test_maildir_repair_and_errors(void **state)
 	assert_int_equal(count_entries(sub, NULL), 1);
 }
 
+/* descriptors this process has open */
+static int
+open_fds(void)
+{
+	return count_entries("/proc/self/fd", NULL);
+}
+
+/*
+ * The batch API as the delivery process drives it: deliveries begun into
+ * one Maildir in one batch share a descriptor; a file is in new/ only
+ * after _finish and out of tmp/ only then; _abort removes whichever of the
+ * two it left; and the next batch opens the path again, so a Maildir
+ * replaced between batches gets the next batch's mail.
+ */
+static void
+test_maildir_batch(void **state)
+{
+	char			 md[PATH_MAX], old[PATH_MAX], sub[PATH_MAX];
+	char			 err[256];
+	struct mda_maildir_pending p[5];
+	struct mda_message	 m;
+	int			 fds, i;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.sender = "a@b";
+	m.rcpt = "c@d";
+	m.hostname = "h";
+	m.fd = spool("x\n", 2);
+	path_in(md, sizeof(md), "Maildir");
+	fds = open_fds();
+
+	/* batch 1: three into one Maildir, which is created on the way */
+	mda_maildir_next_batch();
+	for (i = 0; i < 3; i++)
+		assert_int_equal(mda_maildir_begin(md, &m, &p[i], err,
+		    sizeof(err)), MDA_OK);
+	assert_int_equal(open_fds(), fds + 1);
+	path_in(sub, sizeof(sub), "Maildir/tmp");
+	assert_int_equal(count_entries(sub, NULL), 3);
+	path_in(sub, sizeof(sub), "Maildir/new");
+	assert_int_equal(count_entries(sub, NULL), 0);
+	assert_int_equal(mda_maildir_sync(), 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(mda_maildir_finish(&p[i], err, sizeof(err)),
+		    MDA_OK);
+	assert_int_equal(count_entries(sub, NULL), 3);
+
+	/*
+	 * batch 2, begun while batch 1 waits for its sync: the Maildir is
+	 * opened again, and it is another one now
+	 */
+	path_in(old, sizeof(old), "Maildir.old");
+	assert_int_equal(rename(md, old), 0);
+	mda_maildir_next_batch();
+	for (i = 3; i < 5; i++)
+		assert_int_equal(mda_maildir_begin(md, &m, &p[i], err,
+		    sizeof(err)), MDA_OK);
+	assert_int_equal(open_fds(), fds + 2);
+	assert_int_equal(mda_maildir_sync(), 0);
+	for (i = 0; i < 3; i++)
+		mda_maildir_release(&p[i]);
+	assert_int_equal(open_fds(), fds + 1);
+	path_in(sub, sizeof(sub), "Maildir.old/new");
+	assert_int_equal(count_entries(sub, NULL), 3);
+
+	/* one of batch 2 fails before its rename, one after */
+	mda_maildir_abort(&p[3]);
+	assert_int_equal(mda_maildir_finish(&p[4], err, sizeof(err)), MDA_OK);
+	path_in(sub, sizeof(sub), "Maildir/new");
+	assert_int_equal(count_entries(sub, NULL), 1);
+	mda_maildir_abort(&p[4]);
+	assert_int_equal(count_entries(sub, NULL), 0);
+	path_in(sub, sizeof(sub), "Maildir/tmp");
+	assert_int_equal(count_entries(sub, NULL), 0);
+	assert_int_equal(open_fds(), fds);
+
+	/* nothing open: nothing to sync */
+	assert_int_equal(mda_maildir_sync(), 0);
+	assert_int_equal(close(m.fd), 0);
+}
+
 /*
  * mbox.
  */
@@ -1333,6 +1415,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_maildir_repair_and_errors,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_batch, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_mbox_deliver, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_mbox_partial_prefix_at_eof,
