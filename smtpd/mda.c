@@ -360,7 +360,9 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 	char			 sender[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 	char			 rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 	char			 path[CONF_PATH_MAX];
+	static char		 head[MDA_HEAD_MAX];
 	const char		*tmpl;
+	ssize_t			 n;
 	int			 rc;
 
 	memset(r, 0, sizeof(*r));
@@ -371,6 +373,7 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 		    pw->pw_name);
 	addr_to_string(&evp->sender, sender, sizeof(sender));
 	addr_to_string(&evp->dest, rcpt, sizeof(rcpt));
+	memset(&msg, 0, sizeof(msg));
 	msg.fd = fd;
 	msg.sender = sender;
 	msg.rcpt = rcpt;
@@ -398,7 +401,10 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 		mda_lmtp_deliver(a->path, evp, fd, r);
 		return 0;
 	}
-	if (mda_delivered_to_loop(fd, rcpt)) {
+	n = mda_read_head(fd, head, sizeof(head));
+	msg.head = head;
+	msg.headlen = n > 0 ? (size_t)n : 0;
+	if (mda_head_loops(msg.head, msg.headlen, rcpt)) {
 		r->status = PROTO_PERMFAIL;
 		snprintf(r->text, sizeof(r->text), "5.4.6 mail forwarding "
 		    "loop for %s (Delivered-To already present)", rcpt);

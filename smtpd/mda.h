@@ -16,6 +16,8 @@
 struct mda_message {
 	int		 fd;	/* spool message file, read with pread() from 0;
 				 * LF line endings, no dot-stuffing */
+	const char	*head;	/* its first headlen bytes, read already */
+	size_t		 headlen;	/* (the writers read on from there) */
 	const char	*sender;	/* envelope sender; "" = null path <> */
 	const char	*rcpt;		/* final recipient "user@domain", for
 					 * Delivered-To */
@@ -98,9 +100,16 @@ int	mda_expand_path(const char *tmpl, const struct mda_expand_ctx *,
 
 /*
  * 1 when the message's header already has "Delivered-To: rcpt" (any
- * case, with or without <>): delivering again would loop (5.4.6).
+ * case, with or without <>): delivering again would loop (5.4.6).  Only
+ * the first MDA_HEAD_MAX bytes are looked at.  A delivery that goes on to
+ * write the message reads them with mda_read_head() (bytes read, or -1),
+ * checks them with mda_head_loops() and hands them to the writer as the
+ * message's head, so they are read only once.
  */
+#define MDA_HEAD_MAX	(256 * 1024)
 int	mda_delivered_to_loop(int fd, const char *rcpt);
+ssize_t	mda_read_head(int fd, char *buf, size_t len);
+int	mda_head_loops(const char *head, size_t len, const char *rcpt);
 
 /*
  * Notes on the above, as implemented in mda_local.c:

@@ -266,17 +266,22 @@ put_trace_headers(struct wbuf *w, const struct mda_message *m)
 	return 0;
 }
 
-/* Copy the spool message verbatim, reading straight into the buffer. */
+/*
+ * Copy the spool message verbatim: what the caller read already, then the
+ * rest, read straight into the buffer.
+ */
 static enum copy_error
-copy_verbatim(struct wbuf *w, int spoolfd, int *errp)
+copy_verbatim(struct wbuf *w, const struct mda_message *m, int *errp)
 {
-	off_t	off = 0;
+	off_t	off = (off_t)m->headlen;
 	ssize_t	r;
 
+	if (m->headlen > 0 && wbuf_put(w, m->head, m->headlen) == -1)
+		goto bad_write;
 	for (;;) {
 		if (w->len == w->size && wbuf_flush(w) == -1)
 			goto bad_write;
-		r = spool_read(spoolfd, w->buf + w->len, w->size - w->len,
+		r = spool_read(m->fd, w->buf + w->len, w->size - w->len,
 		    off);
 		if (r == -1) {
 			*errp = errno;
@@ -357,19 +362,21 @@ mboxrd_put(struct wbuf *w, struct mboxrd *q, const char *p, size_t n)
 }
 
 static enum copy_error
-copy_mboxrd(struct wbuf *w, int spoolfd, int *errp)
+copy_mboxrd(struct wbuf *w, const struct mda_message *m, int *errp)
 {
 	struct mboxrd	 q = { 1, 0, 0 };
 	char		*rbuf;
-	off_t		 off = 0;
+	off_t		 off = (off_t)m->headlen;
 	ssize_t		 r;
 
+	if (m->headlen > 0 && mboxrd_put(w, &q, m->head, m->headlen) == -1)
+		goto bad_write;
 	if ((rbuf = malloc(MDA_BUFSIZE)) == NULL) {
 		*errp = errno;
 		return COPY_READ;
 	}
 	for (;;) {
-		r = spool_read(spoolfd, rbuf, MDA_BUFSIZE, off);
+		r = spool_read(m->fd, rbuf, MDA_BUFSIZE, off);
 		if (r == -1) {
 			*errp = errno;
 			free(rbuf);
@@ -378,8 +385,11 @@ copy_mboxrd(struct wbuf *w, int spoolfd, int *errp)
 		if (r == 0)
 			break;
 		off += r;
-		if (mboxrd_put(w, &q, rbuf, (size_t)r) == -1)
-			goto bad_write;
+		if (mboxrd_put(w, &q, rbuf, (size_t)r) == -1) {
+			*errp = errno;
+			free(rbuf);
+			return COPY_WRITE;
+		}
 	}
 	free(rbuf);
 	if (q.bol && mboxrd_release(w, &q) == -1)
@@ -707,7 +717,7 @@ maildir_write(const struct mda_message *m, int dosync,
 		ce = COPY_WRITE;
 		e = errno;
 	} else
-		ce = copy_verbatim(&w, m->fd, &e);
+		ce = copy_verbatim(&w, m, &e);
 	wbuf_free(&w);
 	if (ce != COPY_OK) {
 		rc = fail_copy(err, errlen, "maildir", ce, e);
@@ -1261,7 +1271,7 @@ mbox_write(int fd, const struct mda_message *m, const char *label,
 		ce = COPY_WRITE;
 		e = errno;
 	} else
-		ce = copy_mboxrd(&w, m->fd, &e);
+		ce = copy_mboxrd(&w, m, &e);
 	wbuf_free(&w);
 	if (ce != COPY_OK)
 		return fail_copy(err, errlen, label, ce, e);
@@ -1545,25 +1555,22 @@ bad:
  * looping (a forward that points back, two aliases that point at each
  * other across hosts).  Only the header is read, and only so much of it.
  */
-#define LOOP_SCAN_MAX	(256 * 1024)
+ssize_t
+mda_read_head(int fd, char *buf, size_t len)
+{
+	return spool_read(fd, buf, len, 0);
+}
 
 int
-mda_delivered_to_loop(int fd, const char *rcpt)
+mda_head_loops(const char *head, size_t len, const char *rcpt)
 {
 	static const char	 key[] = "delivered-to:";
-	char			*buf, *p, *end, *nl, *v, *ve;
-	ssize_t			 n;
+	const char		*p, *end, *nl, *v, *ve;
 	size_t			 klen = sizeof(key) - 1, rlen = strlen(rcpt);
-	int			 found = 0;
 
-	if ((buf = malloc(LOOP_SCAN_MAX)) == NULL)
+	if (len == 0)
 		return 0;
-	n = spool_read(fd, buf, LOOP_SCAN_MAX, 0);
-	if (n <= 0) {
-		free(buf);
-		return 0;
-	}
-	for (p = buf, end = buf + n; p < end; p = nl + 1) {
+	for (p = head, end = head + len; p < end; p = nl + 1) {
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 			break;
 		if (nl == p)
@@ -1579,11 +1586,23 @@ mda_delivered_to_loop(int fd, const char *rcpt)
 			v++;
 			ve--;
 		}
-		if ((size_t)(ve - v) == rlen && strncasecmp(v, rcpt, rlen) == 0) {
-			found = 1;
-			break;
-		}
+		if ((size_t)(ve - v) == rlen && strncasecmp(v, rcpt, rlen) == 0)
+			return 1;
 	}
+	return 0;
+}
+
+int
+mda_delivered_to_loop(int fd, const char *rcpt)
+{
+	char	*buf;
+	ssize_t	 n;
+	int	 found;
+
+	if ((buf = malloc(MDA_HEAD_MAX)) == NULL)
+		return 0;
+	n = mda_read_head(fd, buf, MDA_HEAD_MAX);
+	found = n > 0 && mda_head_loops(buf, (size_t)n, rcpt);
 	free(buf);
 	return found;
 }
