@@ -36,13 +36,7 @@
 
 #define MDA_IDLE_SECS	30
 #define MDA_PER_USER	4	/* processes serving one user at once */
-#define MDA_BATCH_MAX	64	/* deliveries that share their syncs */
-
-struct mda_batch_item {
-	int				pending;	/* Maildir, begun */
-	struct mda_maildir_pending	p;
-	struct delivery_result		r;
-};
+#define MDA_BATCH_MAX	64	/* requests begun between two syncs */
 
 /*
  * Kinds of delivery process: as the user, as the user with the mail
@@ -197,11 +191,11 @@ proc_pick(const struct passwd *pw, int kind)
 
 	/*
 	 * Load one process before starting the next: a delivery process
-	 * makes a whole backlog durable with two syncs, so a deeper backlog
-	 * in one process is cheaper than shallow ones in several.  Another
-	 * process starts only when the backlog is over a batch (a slow
-	 * mailbox, a big message), so one stuck delivery cannot hold up the
-	 * rest of a user's mail for long.
+	 * makes a whole batch durable with one sync (see mda_batch_turn),
+	 * so a deeper backlog in one process is cheaper than shallow ones
+	 * in several.  Another process starts only when the backlog is over
+	 * a batch (a slow mailbox, a big message), so one stuck delivery
+	 * cannot hold up the rest of a user's mail for long.
 	 */
 	TAILQ_FOREACH(mp, &procs, entry) {
 		if (mp->closed || mp->uid != pw->pw_uid ||
@@ -377,7 +371,9 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 	char			 sender[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 	char			 rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 	char			 path[CONF_PATH_MAX];
+	static char		 head[MDA_HEAD_MAX];
 	const char		*tmpl;
+	ssize_t			 n;
 	int			 rc;
 
 	memset(r, 0, sizeof(*r));
@@ -388,6 +384,7 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 		    pw->pw_name);
 	addr_to_string(&evp->sender, sender, sizeof(sender));
 	addr_to_string(&evp->dest, rcpt, sizeof(rcpt));
+	memset(&msg, 0, sizeof(msg));
 	msg.fd = fd;
 	msg.sender = sender;
 	msg.rcpt = rcpt;
@@ -415,7 +412,10 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 		mda_lmtp_deliver(a->path, evp, fd, r);
 		return 0;
 	}
-	if (mda_delivered_to_loop(fd, rcpt)) {
+	n = mda_read_head(fd, head, sizeof(head));
+	msg.head = head;
+	msg.headlen = n > 0 ? (size_t)n : 0;
+	if (mda_head_loops(msg.head, msg.headlen, rcpt)) {
 		r->status = PROTO_PERMFAIL;
 		snprintf(r->text, sizeof(r->text), "5.4.6 mail forwarding "
 		    "loop for %s (Delivered-To already present)", rcpt);
@@ -461,56 +461,158 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 }
 
 /*
- * The Maildir deliveries of a batch, begun in tmp/, are made durable
- * together: one syncfs() for all their files, the renames into new/, one
- * syncfs() for the renames.  Two syncs per batch instead of two per
- * message, and no result leaves before its message is safely in new/.
+ * Maildir deliveries are made durable in a pipeline, one syncfs() per
+ * turn.  Each turn begins the requests that have arrived (their messages
+ * written into tmp/, batch k+1) while the batch before (k) waits in new/
+ * for its renames to reach the disk; then one sync covers both:
+ *
+ *	begin k+1 in tmp/	k renamed into new/ last turn
+ *	syncfs			k's renames and k+1's files are on disk
+ *	report k		delivered
+ *	rename k+1 into new/	it waits for the next turn's sync
+ *
+ * A file is renamed only after a sync that followed its writing, and a
+ * success is reported only after a sync that followed its rename.  Under
+ * load that is one sync per batch rather than two.  When nothing new has
+ * arrived the next turn comes at once, begins nothing and only syncs: no
+ * result waits for more work.  Other kinds of delivery are complete (and
+ * durable) when they return, and are reported right away.
+ */
+struct mda_batch {
+	struct {
+		struct mda_maildir_pending	p;
+		struct delivery_result		r;
+	}	item[MDA_BATCH_MAX];
+	int	n;
+};
+
+static void
+mda_child_report(struct imsgbuf *ib, const struct delivery_result *r)
+{
+	if (imsg_compose(ib, IMSG_MDA_RESULT, 0, -1, r, sizeof(*r)) == -1)
+		_exit(0);
+}
+
+static void
+mda_child_flush(struct imsgbuf *ib)
+{
+	struct pollfd	wfd;
+	int		rc;
+
+	while ((rc = imsg_flush_nb(ib)) != 1) {
+		if (rc == -1)
+			_exit(0);
+		wfd.fd = ib->fd;
+		wfd.events = POLLOUT;
+		(void)poll(&wfd, 1, 1000);
+	}
+}
+
+/*
+ * Read what the parent has sent, without waiting.  Each request carries
+ * a descriptor, and the kernel hands them over one recvmsg() each: read
+ * until nothing is left, or until the imsg buffer holds all the
+ * descriptors it can (a batch's worth), so that everything waiting is
+ * begun together.  1 at the end of the stream.
+ */
+static int
+mda_child_read(struct imsgbuf *ib)
+{
+	ssize_t	n;
+
+	while (ib->nrfds < IMSG_MAX_FDS) {
+		if ((n = imsg_read(ib)) == 0)
+			return 1;
+		if (n == -1)
+			return errno != EAGAIN && errno != EWOULDBLOCK;
+	}
+	return 0;
+}
+
+/*
+ * Take up to a batch of the requests read, and deliver them.  Begun
+ * Maildir deliveries join `b'; every other one is reported.  Returns how
+ * many requests were taken.
+ */
+static int
+mda_child_begin(const struct passwd *pw, struct imsgbuf *ib,
+    struct mda_batch *b)
+{
+	struct envelope	 evp;
+	struct imsg	 m;
+	int		 n, rc;
+
+	mda_maildir_next_batch();
+	for (n = 0; n < MDA_BATCH_MAX; n++) {
+		if ((rc = imsg_get(ib, &m)) == -1)
+			fatalx("malformed stream from the parent");
+		if (rc == 0)
+			break;
+		if (m.hdr.type != IMSG_MDA_DELIVER || m.len != sizeof(evp) ||
+		    m.fd == -1)
+			fatalx("bad request from the parent");
+		memcpy(&evp, m.data, sizeof(evp));
+		if (envelope_valid(&evp) == -1)
+			fatalx("invalid envelope from the parent");
+		if (mda_child_deliver(pw, &evp, m.fd, &b->item[b->n].r,
+		    child_kind == MDA_KIND_LMTP ? NULL : &b->item[b->n].p))
+			b->n++;
+		else
+			mda_child_report(ib, &b->item[b->n].r);
+		close(m.fd);
+	}
+	return n;
+}
+
+/*
+ * One turn of the pipeline: one sync for the renames of `renamed' and the
+ * files of `written'; `renamed' is reported; `written' is renamed into
+ * new/ and kept for the next turn's sync.  A failed sync fails both: their
+ * files are removed and the queue tries them again later.
  */
 static void
-mda_batch_complete(struct mda_batch_item *batch, int n)
+mda_batch_turn(struct imsgbuf *ib, struct mda_batch *written,
+    struct mda_batch *renamed)
 {
-	int	i, syncfd = -1, ok = 1;
+	struct delivery_result	*r;
+	int			 i, n, ok = 1;
 
-	for (i = 0; i < n; i++)
-		if (batch[i].pending && syncfd == -1)
-			syncfd = batch[i].p.dfd;
-	if (syncfd == -1)
-		return;
-	if (syncfs(syncfd) == -1) {
+	if (mda_maildir_sync() == -1) {
 		log_warn("syncfs");
 		ok = 0;
 	}
-	for (i = 0; ok && i < n; i++) {
-		struct mda_batch_item *it = &batch[i];
-
-		if (it->pending && mda_maildir_finish(&it->p, it->r.text,
-		    sizeof(it->r.text)) != MDA_OK) {
-			/* finish removed the file; this one is retried */
-			it->pending = 0;
-			it->r.status = PROTO_TEMPFAIL;
-		}
-	}
-	if (ok && syncfs(syncfd) == -1) {
-		log_warn("syncfs");
-		ok = 0;
-	}
-	for (i = 0; i < n; i++) {
-		struct mda_batch_item *it = &batch[i];
-
-		if (!it->pending)
-			continue;
-		it->pending = 0;
-		if (!ok) {
-			mda_maildir_abort(&it->p);
-			it->r.status = PROTO_TEMPFAIL;
-			snprintf(it->r.text, sizeof(it->r.text),
+	for (i = 0; i < renamed->n; i++) {
+		r = &renamed->item[i].r;
+		if (ok) {
+			mda_maildir_release(&renamed->item[i].p);
+			r->status = PROTO_OK;
+			snprintf(r->text, sizeof(r->text), "2.0.0 delivered");
+		} else {
+			mda_maildir_abort(&renamed->item[i].p);
+			r->status = PROTO_TEMPFAIL;
+			snprintf(r->text, sizeof(r->text),
 			    "4.3.0 maildir: sync failed");
-			continue;
 		}
-		mda_maildir_release(&it->p);
-		it->r.status = PROTO_OK;
-		snprintf(it->r.text, sizeof(it->r.text), "2.0.0 delivered");
+		mda_child_report(ib, r);
 	}
+	renamed->n = 0;
+	for (i = n = 0; i < written->n; i++) {
+		r = &written->item[i].r;
+		if (!ok) {
+			mda_maildir_abort(&written->item[i].p);
+			r->status = PROTO_TEMPFAIL;
+			snprintf(r->text, sizeof(r->text),
+			    "4.3.0 maildir: sync failed");
+			mda_child_report(ib, r);
+		} else if (mda_maildir_finish(&written->item[i].p, r->text,
+		    sizeof(r->text)) != MDA_OK) {
+			/* finish removed the file; this one is retried */
+			r->status = PROTO_TEMPFAIL;
+			mda_child_report(ib, r);
+		} else if (n++ != i)
+			written->item[n - 1] = written->item[i];
+	}
+	written->n = n;
 }
 
 static void
@@ -518,14 +620,13 @@ mda_child_main(int fd, const struct passwd *pwin, int kind)
 {
 	struct passwd		 pw = *pwin;
 	struct imsgbuf		 ib;
-	struct imsg		 m;
-	struct envelope		 evp;
 	struct pollfd		 pfd;
 	struct group		*gr;
+	struct mda_batch	*written, *renamed, *swap;
 	gid_t			 groups[2];
-	int			 ngroups = 1, keep[1], rc, nbatch, i, n, fl;
+	int			 ngroups = 1, keep[1], rc, n, taken, eof = 0;
 	char			 title[64];
-	static struct mda_batch_item batch[MDA_BATCH_MAX];
+	static struct mda_batch	 batch[2];
 
 	keep[0] = fd;
 	close_all_but(keep, 1);
@@ -562,63 +663,32 @@ mda_child_main(int fd, const struct passwd *pwin, int kind)
 	    fcntl(fd, F_SETFL, n | O_NONBLOCK) == -1)
 		fatal("fcntl");
 	imsgbuf_init(&ib, fd);
-	pfd.fd = fd;
-	pfd.events = POLLIN;
+	written = &batch[0];
+	renamed = &batch[1];
 	for (;;) {
-		rc = poll(&pfd, 1, MDA_IDLE_SECS * 1000);
-		if (rc == -1 && errno == EINTR)
+		if (!eof)
+			eof = mda_child_read(&ib);
+		/* at the end of the stream nobody will hear more results */
+		taken = eof ? 0 : mda_child_begin(&pw, &ib, written);
+		if (written->n > 0 || renamed->n > 0) {
+			mda_batch_turn(&ib, written, renamed);
+			swap = renamed;
+			renamed = written;
+			written = swap;
+		}
+		mda_child_flush(&ib);
+		if (taken > 0 || renamed->n > 0)
 			continue;
+		if (eof)
+			_exit(0);
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		do {
+			rc = poll(&pfd, 1, MDA_IDLE_SECS * 1000);
+		} while (rc == -1 && errno == EINTR);
 		if (rc == -1)
 			fatal("poll");
 		if (rc == 0)
 			_exit(0);	/* idle */
-		/*
-		 * Each request carries a descriptor, and the kernel hands
-		 * them over one recvmsg() each: read until nothing is left,
-		 * so that everything waiting forms one batch.
-		 */
-		for (n = 0; n < MDA_BATCH_MAX; n++) {
-			rc = imsg_read(&ib);
-			if (rc == 0)
-				_exit(0);
-			if (rc == -1)
-				break;
-		}
-		if (rc == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
-			_exit(0);
-		/* everything buffered, in batches that share their syncs */
-		do {
-			nbatch = 0;
-			while (nbatch < MDA_BATCH_MAX &&
-			    (rc = imsg_get(&ib, &m)) == 1) {
-				struct mda_batch_item *it = &batch[nbatch++];
-
-				if (m.hdr.type != IMSG_MDA_DELIVER ||
-				    m.len != sizeof(evp) || m.fd == -1)
-					fatalx("bad request from the parent");
-				memcpy(&evp, m.data, sizeof(evp));
-				if (envelope_valid(&evp) == -1)
-					fatalx("invalid envelope from the "
-					    "parent");
-				it->pending = mda_child_deliver(&pw, &evp,
-				    m.fd, &it->r, child_kind == MDA_KIND_LMTP ?
-				    NULL : &it->p);
-				close(m.fd);
-			}
-			mda_batch_complete(batch, nbatch);
-			for (i = 0; i < nbatch; i++)
-				if (imsg_compose(&ib, IMSG_MDA_RESULT, 0, -1,
-				    &batch[i].r, sizeof(batch[i].r)) == -1)
-					_exit(0);
-			while (nbatch > 0 && (fl = imsg_flush_nb(&ib)) != 1) {
-				struct pollfd	wfd = { fd, POLLOUT, 0 };
-
-				if (fl == -1)
-					_exit(0);
-				(void)poll(&wfd, 1, 1000);
-			}
-		} while (nbatch == MDA_BATCH_MAX && rc == 1);
-		if (rc == -1)
-			fatalx("malformed stream from the parent");
 	}
 }

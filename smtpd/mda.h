@@ -16,6 +16,8 @@
 struct mda_message {
 	int		 fd;	/* spool message file, read with pread() from 0;
 				 * LF line endings, no dot-stuffing */
+	const char	*head;	/* its first headlen bytes, read already */
+	size_t		 headlen;	/* (the writers read on from there) */
 	const char	*sender;	/* envelope sender; "" = null path <> */
 	const char	*rcpt;		/* final recipient "user@domain", for
 					 * Delivered-To */
@@ -35,19 +37,27 @@ int	mda_maildir_deliver(const char *path, const struct mda_message *,
 /*
  * A batch of Maildir deliveries shares its syncs: _begin writes each
  * message into tmp/ without syncing; the caller then makes them all
- * durable at once (syncfs), _finish renames each into new/, and a second
- * sync makes the renames durable.  Only after that may success be
- * reported.  _abort removes what a failed delivery left.
+ * durable at once (mda_maildir_sync), _finish renames each into new/, and
+ * a later sync makes the renames durable.  Only after that may success be
+ * reported.  _abort removes what a failed delivery left; _release lets go
+ * of a delivery that is complete.
+ *
+ * The deliveries begun into one Maildir between two calls of
+ * mda_maildir_next_batch() share one open directory.  mda_maildir_sync()
+ * makes everything written or renamed so far in the Maildirs that pending
+ * deliveries hold durable, with one syncfs() per file system.
  */
+struct mda_maildir;
 struct mda_maildir_pending {
-	int	dfd;			/* the Maildir */
-	int	created;
+	struct mda_maildir *md;		/* the Maildir, NULL when let go */
 	char	tmpname[300];		/* "tmp/NAME" */
 	char	newname[340];		/* "new/NAME,S=SIZE" */
 	char	victim[340];		/* what to unlink on failure */
 };
+void	mda_maildir_next_batch(void);
 int	mda_maildir_begin(const char *path, const struct mda_message *,
 	    struct mda_maildir_pending *, char *err, size_t errlen);
+int	mda_maildir_sync(void);
 int	mda_maildir_finish(struct mda_maildir_pending *, char *err,
 	    size_t errlen);
 void	mda_maildir_abort(struct mda_maildir_pending *);
@@ -90,9 +100,16 @@ int	mda_expand_path(const char *tmpl, const struct mda_expand_ctx *,
 
 /*
  * 1 when the message's header already has "Delivered-To: rcpt" (any
- * case, with or without <>): delivering again would loop (5.4.6).
+ * case, with or without <>): delivering again would loop (5.4.6).  Only
+ * the first MDA_HEAD_MAX bytes are looked at.  A delivery that goes on to
+ * write the message reads them with mda_read_head() (bytes read, or -1),
+ * checks them with mda_head_loops() and hands them to the writer as the
+ * message's head, so they are read only once.
  */
+#define MDA_HEAD_MAX	(256 * 1024)
 int	mda_delivered_to_loop(int fd, const char *rcpt);
+ssize_t	mda_read_head(int fd, char *buf, size_t len);
+int	mda_head_loops(const char *head, size_t len, const char *rcpt);
 
 /*
  * Notes on the above, as implemented in mda_local.c:

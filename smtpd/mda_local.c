@@ -266,17 +266,22 @@ put_trace_headers(struct wbuf *w, const struct mda_message *m)
 	return 0;
 }
 
-/* Copy the spool message verbatim, reading straight into the buffer. */
+/*
+ * Copy the spool message verbatim: what the caller read already, then the
+ * rest, read straight into the buffer.
+ */
 static enum copy_error
-copy_verbatim(struct wbuf *w, int spoolfd, int *errp)
+copy_verbatim(struct wbuf *w, const struct mda_message *m, int *errp)
 {
-	off_t	off = 0;
+	off_t	off = (off_t)m->headlen;
 	ssize_t	r;
 
+	if (m->headlen > 0 && wbuf_put(w, m->head, m->headlen) == -1)
+		goto bad_write;
 	for (;;) {
 		if (w->len == w->size && wbuf_flush(w) == -1)
 			goto bad_write;
-		r = spool_read(spoolfd, w->buf + w->len, w->size - w->len,
+		r = spool_read(m->fd, w->buf + w->len, w->size - w->len,
 		    off);
 		if (r == -1) {
 			*errp = errno;
@@ -357,19 +362,21 @@ mboxrd_put(struct wbuf *w, struct mboxrd *q, const char *p, size_t n)
 }
 
 static enum copy_error
-copy_mboxrd(struct wbuf *w, int spoolfd, int *errp)
+copy_mboxrd(struct wbuf *w, const struct mda_message *m, int *errp)
 {
 	struct mboxrd	 q = { 1, 0, 0 };
 	char		*rbuf;
-	off_t		 off = 0;
+	off_t		 off = (off_t)m->headlen;
 	ssize_t		 r;
 
+	if (m->headlen > 0 && mboxrd_put(w, &q, m->head, m->headlen) == -1)
+		goto bad_write;
 	if ((rbuf = malloc(MDA_BUFSIZE)) == NULL) {
 		*errp = errno;
 		return COPY_READ;
 	}
 	for (;;) {
-		r = spool_read(spoolfd, rbuf, MDA_BUFSIZE, off);
+		r = spool_read(m->fd, rbuf, MDA_BUFSIZE, off);
 		if (r == -1) {
 			*errp = errno;
 			free(rbuf);
@@ -378,8 +385,11 @@ copy_mboxrd(struct wbuf *w, int spoolfd, int *errp)
 		if (r == 0)
 			break;
 		off += r;
-		if (mboxrd_put(w, &q, rbuf, (size_t)r) == -1)
-			goto bad_write;
+		if (mboxrd_put(w, &q, rbuf, (size_t)r) == -1) {
+			*errp = errno;
+			free(rbuf);
+			return COPY_WRITE;
+		}
 	}
 	free(rbuf);
 	if (q.bol && mboxrd_release(w, &q) == -1)
@@ -489,7 +499,7 @@ maildir_host(const char *host, char *out, size_t outlen)
 
 /* time.M<usec>P<pid>Q<counter>.<host> */
 static int
-maildir_name(char *buf, size_t len, const char *host)
+maildir_name(char *buf, size_t len, pid_t pid, const char *host)
 {
 	static unsigned int	counter;
 	struct timespec		ts;
@@ -498,7 +508,7 @@ maildir_name(char *buf, size_t len, const char *host)
 	if (clock_gettime(CLOCK_REALTIME, &ts) == -1)
 		return -1;
 	n = snprintf(buf, len, "%lld.M%06ldP%ldQ%u.%s", (long long)ts.tv_sec,
-	    ts.tv_nsec / 1000, (long)getpid(), ++counter, host);
+	    ts.tv_nsec / 1000, (long)pid, ++counter, host);
 	if (n < 0 || (size_t)n >= len) {
 		errno = ENAMETOOLONG;
 		return -1;
@@ -516,53 +526,152 @@ maildir_fail(char *err, size_t errlen, const char *what, int e)
 	return fail_sys(err, errlen, "maildir", what, e);
 }
 
-/* Open the Maildir directory, creating it and its parents if missing. */
-static int
-maildir_open(const char *path, int *dfdp, int *createdp, char *err,
-    size_t errlen)
-{
-	int	dfd;
+/*
+ * An open Maildir.  The deliveries that a batch begins into one Maildir
+ * share it: one open() per Maildir and batch rather than one per message.
+ * A batch is begun in a few milliseconds, and the next batch opens the
+ * path again, so a Maildir that is moved or replaced gets the next
+ * batch's mail, as it would have with a descriptor per message.
+ */
+struct mda_maildir {
+	struct mda_maildir	*next;		/* all open Maildirs */
+	char			*path;
+	int			 dfd;
+	dev_t			 dev;		/* its file system, for syncfs */
+	pid_t			 pid;		/* for unique names */
+	int			 created;	/* tmp/ new/ cur/ made once */
+	int			 current;	/* of the batch being begun */
+	int			 refs;		/* deliveries that hold it */
+};
 
-	*createdp = 0;
+static struct mda_maildir	*maildirs;
+
+/*
+ * The Maildir at `path', opened (and created with its parents if missing)
+ * unless the batch being begun has it open already and `share' is set.
+ */
+static int
+maildir_get(const char *path, int share, struct mda_maildir **mdp,
+    char *err, size_t errlen)
+{
+	struct mda_maildir	*md;
+	struct stat		 st;
+	int			 dfd, created = 0, e;
+
+	for (md = share ? maildirs : NULL; md != NULL; md = md->next)
+		if (md->current && strcmp(md->path, path) == 0) {
+			md->refs++;
+			*mdp = md;
+			return MDA_OK;
+		}
 	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd == -1 && errno == ENOENT) {
 		if (mkdir_parents(path) == -1)
 			return maildir_fail(err, errlen, "mkdir", errno);
-		*createdp = 1;
+		created = 1;
 		dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
 	if (dfd == -1)
 		return maildir_fail(err, errlen, "open", errno);
-	if (*createdp && maildir_subdirs(dfd) == -1) {
+	if (created && maildir_subdirs(dfd) == -1) {
+		e = errno;
 		(void)close(dfd);
-		return maildir_fail(err, errlen, "mkdir", errno);
+		return maildir_fail(err, errlen, "mkdir", e);
 	}
-	*dfdp = dfd;
+	if (fstat(dfd, &st) == -1) {
+		e = errno;
+		(void)close(dfd);
+		return maildir_fail(err, errlen, "fstat", e);
+	}
+	if ((md = calloc(1, sizeof(*md))) == NULL ||
+	    (md->path = strdup(path)) == NULL) {
+		e = errno;
+		free(md);
+		(void)close(dfd);
+		return fail_sys(err, errlen, "maildir", "memory", e);
+	}
+	md->dfd = dfd;
+	md->dev = st.st_dev;
+	md->pid = getpid();
+	md->created = created;
+	md->current = share;
+	md->refs = 1;
+	md->next = maildirs;
+	maildirs = md;
+	*mdp = md;
 	return MDA_OK;
+}
+
+static void
+maildir_put(struct mda_maildir *md)
+{
+	struct mda_maildir	**pp;
+
+	if (--md->refs > 0)
+		return;
+	for (pp = &maildirs; *pp != md; pp = &(*pp)->next)
+		;
+	*pp = md->next;
+	(void)close(md->dfd);	/* read-only directory: nothing to lose */
+	free(md->path);
+	free(md);
+}
+
+void
+mda_maildir_next_batch(void)
+{
+	struct mda_maildir	*md;
+
+	for (md = maildirs; md != NULL; md = md->next)
+		md->current = 0;
+}
+
+/*
+ * One syncfs() per file system that an open Maildir is on.  Everything
+ * still pending holds its Maildir open, so this covers all of it.
+ */
+int
+mda_maildir_sync(void)
+{
+	struct mda_maildir	*md, *seen;
+	int			 rc = 0, e = 0;
+
+	for (md = maildirs; md != NULL; md = md->next) {
+		for (seen = maildirs; seen != md; seen = seen->next)
+			if (seen->dev == md->dev)
+				break;
+		if (seen == md && syncfs(md->dfd) == -1) {
+			e = errno;
+			rc = -1;
+		}
+	}
+	if (rc == -1)
+		errno = e;
+	return rc;
 }
 
 /* Create tmp/<unique>, creating tmp/ new/ cur/ once if they are missing. */
 static int
-maildir_create_tmp(int dfd, int *createdp, const char *host, char *name,
+maildir_create_tmp(struct mda_maildir *md, const char *host, char *name,
     size_t namelen, char *tmpname, size_t tmplen)
 {
 	int	fd, attempt;
 
 	for (attempt = 0;; attempt++) {
-		if (maildir_name(name, namelen, host) == -1)
+		if (maildir_name(name, namelen, md->pid, host) == -1)
 			return -1;
 		if ((size_t)snprintf(tmpname, tmplen, "tmp/%s", name) >=
 		    tmplen) {
 			errno = ENAMETOOLONG;
 			return -1;
 		}
-		fd = openat(dfd, tmpname, O_WRONLY | O_CREAT | O_EXCL |
+		fd = openat(md->dfd, tmpname, O_WRONLY | O_CREAT | O_EXCL |
 		    O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
 		if (fd != -1)
 			return fd;
-		if (errno == ENOENT && !*createdp) {
-			*createdp = 1;
-			if (maildir_subdirs(dfd) == -1)
+		if (errno == ENOENT && !md->created) {
+			md->created = 1;
+			if (maildir_subdirs(md->dfd) == -1)
 				return -1;
 			continue;
 		}
@@ -583,8 +692,8 @@ maildir_create_tmp(int dfd, int *createdp, const char *host, char *name,
  * lets the caller make a whole batch durable with one sync each time.
  */
 static int
-maildir_write(int dfd, int *createdp, const struct mda_message *m,
-    int dosync, struct mda_maildir_pending *p, char *err, size_t errlen)
+maildir_write(const struct mda_message *m, int dosync,
+    struct mda_maildir_pending *p, char *err, size_t errlen)
 {
 	char		 host[MAILDIR_HOST_MAX + 1];
 	char		 name[NAME_MAX + 1];
@@ -593,11 +702,9 @@ maildir_write(int dfd, int *createdp, const struct mda_message *m,
 	int		 fd, rc, e;
 
 	maildir_host(m->hostname, host, sizeof(host));
-	if ((fd = maildir_create_tmp(dfd, createdp, host, name, sizeof(name),
+	if ((fd = maildir_create_tmp(p->md, host, name, sizeof(name),
 	    p->tmpname, sizeof(p->tmpname))) == -1)
 		return maildir_fail(err, errlen, "create in tmp/", errno);
-	p->dfd = dfd;
-	p->created = *createdp;
 	snprintf(p->victim, sizeof(p->victim), "%s", p->tmpname);
 
 	if (wbuf_init(&w, fd) == -1) {
@@ -610,7 +717,7 @@ maildir_write(int dfd, int *createdp, const struct mda_message *m,
 		ce = COPY_WRITE;
 		e = errno;
 	} else
-		ce = copy_verbatim(&w, m->fd, &e);
+		ce = copy_verbatim(&w, m, &e);
 	wbuf_free(&w);
 	if (ce != COPY_OK) {
 		rc = fail_copy(err, errlen, "maildir", ce, e);
@@ -637,13 +744,14 @@ maildir_write(int dfd, int *createdp, const struct mda_message *m,
 static int
 maildir_publish(struct mda_maildir_pending *p, char *err, size_t errlen)
 {
-	int	e;
+	struct mda_maildir	*md = p->md;
+	int			 e;
 
-	while (renameat(p->dfd, p->tmpname, p->dfd, p->newname) == -1) {
+	while (renameat(md->dfd, p->tmpname, md->dfd, p->newname) == -1) {
 		e = errno;
-		if (e == ENOENT && !p->created) {
-			p->created = 1;
-			if (maildir_subdirs(p->dfd) == 0)
+		if (e == ENOENT && !md->created) {
+			md->created = 1;
+			if (maildir_subdirs(md->dfd) == 0)
 				continue;
 			e = errno;
 		}
@@ -678,37 +786,33 @@ maildir_sync_new(int dfd, char *err, size_t errlen)
 void
 mda_maildir_abort(struct mda_maildir_pending *p)
 {
-	if (p->dfd != -1 && p->victim[0])
-		(void)unlinkat(p->dfd, p->victim, 0);
+	if (p->md != NULL && p->victim[0])
+		(void)unlinkat(p->md->dfd, p->victim, 0);
 	mda_maildir_release(p);
 }
 
 void
 mda_maildir_release(struct mda_maildir_pending *p)
 {
-	if (p->dfd != -1)
-		(void)close(p->dfd);
-	p->dfd = -1;
+	if (p->md != NULL)
+		maildir_put(p->md);
+	p->md = NULL;
 }
 
 int
 mda_maildir_begin(const char *path, const struct mda_message *m,
     struct mda_maildir_pending *p, char *err, size_t errlen)
 {
-	int	dfd = -1, created, rc;
+	int	rc;
 
 	memset(p, 0, sizeof(*p));
-	p->dfd = -1;
 	err_clear(err, errlen);
 	if ((rc = envelope_check(m, "maildir", err, errlen)) != MDA_OK)
 		return rc;
-	if ((rc = maildir_open(path, &dfd, &created, err, errlen)) != MDA_OK)
+	if ((rc = maildir_get(path, 1, &p->md, err, errlen)) != MDA_OK)
 		return rc;
-	if ((rc = maildir_write(dfd, &created, m, 0, p, err, errlen)) !=
-	    MDA_OK) {
-		p->dfd = dfd;
+	if ((rc = maildir_write(m, 0, p, err, errlen)) != MDA_OK)
 		mda_maildir_abort(p);
-	}
 	return rc;
 }
 
@@ -727,19 +831,17 @@ mda_maildir_deliver(const char *path, const struct mda_message *m,
     char *err, size_t errlen)
 {
 	struct mda_maildir_pending	p;
-	int				dfd = -1, created, rc;
+	int				rc;
 
 	memset(&p, 0, sizeof(p));
-	p.dfd = -1;
 	err_clear(err, errlen);
 	if ((rc = envelope_check(m, "maildir", err, errlen)) != MDA_OK)
 		return rc;
-	if ((rc = maildir_open(path, &dfd, &created, err, errlen)) != MDA_OK)
+	if ((rc = maildir_get(path, 0, &p.md, err, errlen)) != MDA_OK)
 		return rc;
-	p.dfd = dfd;
-	if ((rc = maildir_write(dfd, &created, m, 1, &p, err, errlen)) !=
-	    MDA_OK || (rc = maildir_publish(&p, err, errlen)) != MDA_OK ||
-	    (rc = maildir_sync_new(dfd, err, errlen)) != MDA_OK) {
+	if ((rc = maildir_write(m, 1, &p, err, errlen)) != MDA_OK ||
+	    (rc = maildir_publish(&p, err, errlen)) != MDA_OK ||
+	    (rc = maildir_sync_new(p.md->dfd, err, errlen)) != MDA_OK) {
 		mda_maildir_abort(&p);
 		return rc;
 	}
@@ -1169,7 +1271,7 @@ mbox_write(int fd, const struct mda_message *m, const char *label,
 		ce = COPY_WRITE;
 		e = errno;
 	} else
-		ce = copy_mboxrd(&w, m->fd, &e);
+		ce = copy_mboxrd(&w, m, &e);
 	wbuf_free(&w);
 	if (ce != COPY_OK)
 		return fail_copy(err, errlen, label, ce, e);
@@ -1453,25 +1555,22 @@ bad:
  * looping (a forward that points back, two aliases that point at each
  * other across hosts).  Only the header is read, and only so much of it.
  */
-#define LOOP_SCAN_MAX	(256 * 1024)
+ssize_t
+mda_read_head(int fd, char *buf, size_t len)
+{
+	return spool_read(fd, buf, len, 0);
+}
 
 int
-mda_delivered_to_loop(int fd, const char *rcpt)
+mda_head_loops(const char *head, size_t len, const char *rcpt)
 {
 	static const char	 key[] = "delivered-to:";
-	char			*buf, *p, *end, *nl, *v, *ve;
-	ssize_t			 n;
+	const char		*p, *end, *nl, *v, *ve;
 	size_t			 klen = sizeof(key) - 1, rlen = strlen(rcpt);
-	int			 found = 0;
 
-	if ((buf = malloc(LOOP_SCAN_MAX)) == NULL)
+	if (len == 0)
 		return 0;
-	n = spool_read(fd, buf, LOOP_SCAN_MAX, 0);
-	if (n <= 0) {
-		free(buf);
-		return 0;
-	}
-	for (p = buf, end = buf + n; p < end; p = nl + 1) {
+	for (p = head, end = head + len; p < end; p = nl + 1) {
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 			break;
 		if (nl == p)
@@ -1487,11 +1586,23 @@ mda_delivered_to_loop(int fd, const char *rcpt)
 			v++;
 			ve--;
 		}
-		if ((size_t)(ve - v) == rlen && strncasecmp(v, rcpt, rlen) == 0) {
-			found = 1;
-			break;
-		}
+		if ((size_t)(ve - v) == rlen && strncasecmp(v, rcpt, rlen) == 0)
+			return 1;
 	}
+	return 0;
+}
+
+int
+mda_delivered_to_loop(int fd, const char *rcpt)
+{
+	char	*buf;
+	ssize_t	 n;
+	int	 found;
+
+	if ((buf = malloc(MDA_HEAD_MAX)) == NULL)
+		return 0;
+	n = mda_read_head(fd, buf, MDA_HEAD_MAX);
+	found = n > 0 && mda_head_loops(buf, (size_t)n, rcpt);
 	free(buf);
 	return found;
 }

@@ -1,22 +1,26 @@
 """
 From SMTP in to a mailbox out: Maildir with smtplib, mbox with swaks,
-dot-unstuffing with raw bytes, and durability (250 only once queued, and
-the spool emptied once delivered).  Every delivered file is checked byte
-for byte: the prepended Return-Path, Delivered-To and Received lines, then
-the message exactly as sent with CRLF turned into LF.
+dot-unstuffing with raw bytes, durability (250 only once queued, and the
+spool emptied once delivered), and a burst of many batches delivered each
+exactly once.  The file of each single delivery is checked byte for
+byte: the prepended Return-Path, Delivered-To and Received lines, then the
+message exactly as sent with CRLF turned into LF.
 """
 
+import collections
 import mailbox
 import os
 import re
 import smtplib
 import subprocess
+import threading
 
 from fixture import (TEST_USER1, TEST_USER2, Daemon, SMTPConnection,
-                     check_owner_mode, dot_stuff, maildir_files,
-                     mbox_path, poll, queue_id, read_file, reset_maildir,
-                     reset_mbox, spool_files_containing, split_delivery,
-                     unique_marker, user, wait_maildir, wait_stable_file)
+                     binary, check_owner_mode, dot_stuff, ensure_test_user,
+                     maildir_files, mbox_path, poll, queue_id, read_file,
+                     reset_maildir, reset_mbox, spool_files_containing,
+                     split_delivery, unique_marker, user, wait_maildir,
+                     wait_stable_file)
 
 TIMEOUT = 60
 HELO = "tester.example.test"
@@ -303,3 +307,82 @@ def test_two_messages_one_session():
         for m in markers:
             assert sum(m.encode() in g for g in got) == 1, \
                 "%s not delivered exactly once" % m
+
+
+# a user of its own: other test runs reset phtest1's Maildir
+BURST_USER = "phburst"
+
+
+def _send_many(port, rcpt, markers):
+    """One session, one transaction per marker; returns the acknowledged."""
+    acked = []
+    with SMTPConnection(port) as c:
+        assert c.command("EHLO %s" % HELO).code == 250
+        for m in markers:
+            assert c.command("MAIL FROM:<burst@client.example.test>").code \
+                == 250
+            assert c.command("RCPT TO:<%s>" % rcpt).code == 250
+            assert c.command("DATA").code == 354
+            r = c.command(("Subject: %s\r\n\r\nbody of %s\r\n.\r\n"
+                           % (m, m)).encode())
+            assert r.code == 250, "end of data: %s" % r
+            acked.append(m)
+        c.command("QUIT")
+    return acked
+
+
+def _send_burst(port, rcpt, tag, count, sessions=4):
+    markers = ["%s-%d" % (unique_marker(tag), i) for i in range(count)]
+    results = [None] * sessions
+    errors = []
+
+    def run(k):
+        try:
+            results[k] = _send_many(port, rcpt, markers[k::sessions])
+        except Exception as e:	# reported below, in the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(k,))
+               for k in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=TIMEOUT)
+    assert not errors, "sending failed: %r" % errors[0]
+    return [m for r in results for m in r]
+
+
+def test_maildir_burst_each_once():
+    """A backlog of several batches, and more mail arriving while it is
+    delivered.  The delivery process pipelines its batches (one sync makes
+    the renames of one batch and the files of the next durable), and still
+    every message lands in new/ exactly once, nothing is left in tmp/, and
+    every envelope is reported delivered, none deferred."""
+    ensure_test_user(BURST_USER)
+    reset_maildir(BURST_USER)
+    rcpt = "%s@example.test" % BURST_USER
+    with Daemon() as d:
+        ctl = [binary("smtpctl"), "-s", d.socket_path]
+        subprocess.run(ctl + ["pause", "mda"], check=True, timeout=20,
+                       stdin=subprocess.DEVNULL, capture_output=True)
+        markers = _send_burst(d.port, rcpt, "backlog", 200)
+        subprocess.run(ctl + ["resume", "mda"], check=True, timeout=20,
+                       stdin=subprocess.DEVNULL, capture_output=True)
+        markers += _send_burst(d.port, rcpt, "during", 100)
+        files = wait_maildir(BURST_USER, len(markers), timeout=TIMEOUT)
+        seen = collections.Counter()
+        for f in files:
+            m = re.search(rb"^Subject: (\S+)$", read_file(f), re.M)
+            assert m, "no Subject in %s" % f
+            seen[m.group(1).decode()] += 1
+        twice = [m for m, n in seen.items() if n > 1]
+        assert not twice, "delivered more than once: %s" % twice[:10]
+        missing = set(markers) - set(seen)
+        assert not missing, "not delivered: %s" % sorted(missing)[:10]
+        assert maildir_files(BURST_USER, "tmp") == [], \
+            "files left in Maildir/tmp: %r" % maildir_files(BURST_USER,
+                                                            "tmp")
+        sent = poll(lambda: d.log().count("status=sent") >= len(markers))
+        assert sent, "%d of %d envelopes logged as delivered" % (
+            d.log().count("status=sent"), len(markers))
+        assert "status=deferred" not in d.log(), "a delivery was deferred"

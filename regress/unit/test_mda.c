@@ -257,6 +257,7 @@ deliver_mbox_str(const char *path, const char *sender, const char *rcpt,
 	struct mda_message	m;
 	int			rc;
 
+	memset(&m, 0, sizeof(m));
 	m.fd = spool(msg, strlen(msg));
 	m.sender = sender;
 	m.rcpt = rcpt;
@@ -323,6 +324,7 @@ test_maildir_deliver(void **state)
 	const char	*s;
 
 	(void)state;
+	memset(&m, 0, sizeof(m));
 	/* nested, missing, with a trailing slash: mkdir -p */
 	path_in(md, sizeof(md), "home/u/Maildir/");
 	m.sender = "alice@example.org";
@@ -399,6 +401,7 @@ test_maildir_large_null_sender(void **state)
 	size_t		 len, elen, i, n = 3 * 65536 + 12345;
 
 	(void)state;
+	memset(&m, 0, sizeof(m));
 	msg = malloc(n);
 	assert_non_null(msg);
 	for (i = 0; i < n; i++)
@@ -438,6 +441,7 @@ test_maildir_not_a_directory(void **state)
 	struct mda_message	m;
 
 	(void)state;
+	memset(&m, 0, sizeof(m));
 	m.sender = "a@b";
 	m.rcpt = "c@d";
 	m.hostname = "h";
@@ -475,6 +479,7 @@ test_maildir_repair_and_errors(void **state)
 	struct mda_message	m;
 
 	(void)state;
+	memset(&m, 0, sizeof(m));
 	m.sender = "a@b";
 	m.rcpt = "c@d";
 	m.hostname = "h";
@@ -514,6 +519,176 @@ test_maildir_repair_and_errors(void **state)
 	    MDA_PERMFAIL);
 	assert_int_equal(close(m.fd), 0);
 	assert_int_equal(count_entries(sub, NULL), 1);
+}
+
+/* descriptors this process has open */
+static int
+open_fds(void)
+{
+	return count_entries("/proc/self/fd", NULL);
+}
+
+/*
+ * The batch API as the delivery process drives it: deliveries begun into
+ * one Maildir in one batch share a descriptor; a file is in new/ only
+ * after _finish and out of tmp/ only then; _abort removes whichever of the
+ * two it left; and the next batch opens the path again, so a Maildir
+ * replaced between batches gets the next batch's mail.
+ */
+static void
+test_maildir_batch(void **state)
+{
+	char			 md[PATH_MAX], old[PATH_MAX], sub[PATH_MAX];
+	char			 err[256];
+	struct mda_maildir_pending p[5];
+	struct mda_message	 m;
+	int			 fds, i;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.sender = "a@b";
+	m.rcpt = "c@d";
+	m.hostname = "h";
+	m.fd = spool("x\n", 2);
+	path_in(md, sizeof(md), "Maildir");
+	fds = open_fds();
+
+	/* batch 1: three into one Maildir, which is created on the way */
+	mda_maildir_next_batch();
+	for (i = 0; i < 3; i++)
+		assert_int_equal(mda_maildir_begin(md, &m, &p[i], err,
+		    sizeof(err)), MDA_OK);
+	assert_int_equal(open_fds(), fds + 1);
+	path_in(sub, sizeof(sub), "Maildir/tmp");
+	assert_int_equal(count_entries(sub, NULL), 3);
+	path_in(sub, sizeof(sub), "Maildir/new");
+	assert_int_equal(count_entries(sub, NULL), 0);
+	assert_int_equal(mda_maildir_sync(), 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(mda_maildir_finish(&p[i], err, sizeof(err)),
+		    MDA_OK);
+	assert_int_equal(count_entries(sub, NULL), 3);
+
+	/*
+	 * batch 2, begun while batch 1 waits for its sync: the Maildir is
+	 * opened again, and it is another one now
+	 */
+	path_in(old, sizeof(old), "Maildir.old");
+	assert_int_equal(rename(md, old), 0);
+	mda_maildir_next_batch();
+	for (i = 3; i < 5; i++)
+		assert_int_equal(mda_maildir_begin(md, &m, &p[i], err,
+		    sizeof(err)), MDA_OK);
+	assert_int_equal(open_fds(), fds + 2);
+	assert_int_equal(mda_maildir_sync(), 0);
+	for (i = 0; i < 3; i++)
+		mda_maildir_release(&p[i]);
+	assert_int_equal(open_fds(), fds + 1);
+	path_in(sub, sizeof(sub), "Maildir.old/new");
+	assert_int_equal(count_entries(sub, NULL), 3);
+
+	/* one of batch 2 fails before its rename, one after */
+	mda_maildir_abort(&p[3]);
+	assert_int_equal(mda_maildir_finish(&p[4], err, sizeof(err)), MDA_OK);
+	path_in(sub, sizeof(sub), "Maildir/new");
+	assert_int_equal(count_entries(sub, NULL), 1);
+	mda_maildir_abort(&p[4]);
+	assert_int_equal(count_entries(sub, NULL), 0);
+	path_in(sub, sizeof(sub), "Maildir/tmp");
+	assert_int_equal(count_entries(sub, NULL), 0);
+	assert_int_equal(open_fds(), fds);
+
+	/* nothing open: nothing to sync */
+	assert_int_equal(mda_maildir_sync(), 0);
+	assert_int_equal(close(m.fd), 0);
+}
+
+/* The one file in DIR/new. */
+static char *
+slurp_only_new(const char *dir, size_t *lenp)
+{
+	char		 sub[PATH_MAX + 8], file[PATH_MAX * 2];
+	DIR		*d;
+	struct dirent	*de;
+
+	(void)snprintf(sub, sizeof(sub), "%s/new", dir);
+	assert_int_equal(count_entries(sub, NULL), 1);
+	d = opendir(sub);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL && de->d_name[0] == '.')
+		;
+	assert_non_null(de);
+	(void)snprintf(file, sizeof(file), "%s/%s", sub, de->d_name);
+	assert_int_equal(closedir(d), 0);
+	return slurp(file, lenp);
+}
+
+/*
+ * What the caller read already (the head) and what the writer reads on
+ * from there make the message, wherever the cut falls: inside a "From "
+ * that mboxrd quoting must see whole, at a buffer's edge, at the end.
+ */
+static void
+test_head_then_rest(void **state)
+{
+	static const char small[] =
+	    "Subject: s\n\nFrom here\n>From there\nFrom";
+	static const size_t big_cuts[] = { 65535, 65536, 150000, 200000 };
+	char		 path[PATH_MAX], name[64], err[256], *big;
+	char		*data, *q, *exp;
+	const char	*msg;
+	struct mda_message m;
+	size_t		 n, cut, len, qlen, elen, i, ncuts;
+	int		 round;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.sender = "a@b";
+	m.rcpt = "c@d";
+	m.hostname = "h";
+	big = malloc(200000);
+	assert_non_null(big);
+	for (i = 0; i < 200000; i++)
+		big[i] = i % 61 == 60 ? '\n' : "From >x"[i % 7];
+	for (round = 0; round < 2; round++) {
+		msg = round == 0 ? small : big;
+		n = round == 0 ? strlen(small) : 200000;
+		ncuts = round == 0 ? n + 1 : 4;
+		for (i = 0; i < ncuts; i++) {
+			cut = round == 0 ? i : big_cuts[i];
+			m.fd = spool(msg, n);
+			m.head = msg;
+			m.headlen = cut;
+
+			(void)snprintf(name, sizeof(name), "md.%d.%zu", round,
+			    cut);
+			path_in(path, sizeof(path), name);
+			assert_int_equal(mda_maildir_deliver(path, &m, err,
+			    sizeof(err)), MDA_OK);
+			data = slurp_only_new(path, &len);
+			exp = expected_body(m.sender, m.rcpt, msg, n, 0, &elen);
+			assert_int_equal(len, elen);
+			assert_memory_equal(data, exp, len);
+			free(exp);
+			free(data);
+
+			(void)snprintf(name, sizeof(name), "mbox.%d.%zu",
+			    round, cut);
+			path_in(path, sizeof(path), name);
+			assert_int_equal(mda_mbox_deliver(path, &m, err,
+			    sizeof(err)), MDA_OK);
+			data = slurp(path, &len);
+			q = ref_quote(msg, n, &qlen);
+			exp = expected_body(m.sender, m.rcpt, q, qlen, 1, &elen);
+			assert_true(len > elen + 1);
+			assert_memory_equal(data + len - elen - 1, exp, elen);
+			free(exp);
+			free(q);
+			free(data);
+			assert_int_equal(close(m.fd), 0);
+		}
+	}
+	free(big);
 }
 
 /*
@@ -670,6 +845,7 @@ test_mbox_quoting_boundaries(void **state)
 	int		 i, np;
 
 	(void)state;
+	memset(&m, 0, sizeof(m));
 	path_in(mbox, sizeof(mbox), "mbox");
 	msg = malloc(cap + 64);
 	assert_non_null(msg);
@@ -796,6 +972,7 @@ test_mbox_rollback(void **state)
 	int		 status;
 
 	(void)state;
+	memset(&m, 0, sizeof(m));
 	path_in(mbox, sizeof(mbox), "mbox");
 	assert_int_equal(deliver_mbox_str(mbox, "a@b", "c@d",
 	    "Subject: first\n\nhello\n", err, sizeof(err)), MDA_OK);
@@ -1055,6 +1232,7 @@ test_mbox_unwritable_dir(void **state)
 	int		 status, rc;
 
 	(void)state;
+	memset(&m, 0, sizeof(m));
 	m.fd = spool("x\n", 2);
 	m.sender = "a@b";
 	m.rcpt = "c@d";
@@ -1169,6 +1347,7 @@ test_file_deliver(void **state)
 	double		 t0;
 
 	(void)state;
+	memset(&m, 0, sizeof(m));
 	m.sender = "a@b";
 	m.rcpt = "c@d";
 	m.hostname = "h";
@@ -1333,6 +1512,10 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_maildir_repair_and_errors,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_batch, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_head_then_rest, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_mbox_deliver, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_mbox_partial_prefix_at_eof,
