@@ -44,6 +44,7 @@ static const struct field fields[] = {
 	FLD("tries", F_U32, tries, 0),
 	FLD("flags", F_U32HEX, flags, 0),
 	FLD("uid", F_U32, uid, 0),
+	FLD("wire-size", F_I64, wire_size, 0),
 	FLD("dest-type", F_DEST, dest_type, 1),
 	FLD("sender", F_ADDR, sender, 1),
 	FLD("rcpt", F_ADDR, rcpt, 1),
@@ -386,7 +387,8 @@ envelope_valid(const struct envelope *e)
 		return -1;
 	if ((e->dest_type != DEST_REMOTE) && e->user[0] == '\0')
 		return -1;
-	if (e->ctime < 0 || e->lasttry < 0 || e->nexttry < 0)
+	if (e->ctime < 0 || e->lasttry < 0 || e->nexttry < 0 ||
+	    e->wire_size < 0)
 		return -1;
 	return 0;
 }

@@ -43,6 +43,15 @@ enum dest_type {
 #define EF_PAUSED		0x8000	/* smtpctl pause envelope */
 #define EF_DOUBLE_BOUNCE	0x10000	/* a failed DSN, sent to postmaster */
 #define EF_LOCAL		0x20000	/* local submission; uid is set */
+/*
+ * Set by the smtp worker, which sees every line as it spools it: the
+ * message's size on the wire (CRLF, dot-stuffed) is in wire_size and the
+ * two flags below say where it has 8-bit bytes.  Without EF_MEASURED
+ * (bounces, older envelopes) the mta reads the message to find out.
+ */
+#define EF_MEASURED		0x40000
+#define EF_HEADER_8BIT		0x80000
+#define EF_BODY_8BIT		0x100000
 
 struct envelope {
 	uint64_t	 id;		/* msgid << 32 | random */
@@ -53,6 +62,7 @@ struct envelope {
 	uint32_t	 flags;
 	uint32_t	 dest_type;	/* enum dest_type */
 	uint32_t	 uid;		/* EF_LOCAL: who submitted it */
+	int64_t		 wire_size;	/* EF_MEASURED: bytes on the wire */
 	struct mailaddr	 sender;	/* envelope sender, empty = <> */
 	struct mailaddr	 rcpt;		/* as the client gave it */
 	struct mailaddr	 dest;		/* after expansion */

@@ -598,7 +598,13 @@ mta_deliver(const struct envelope *evp, int fd)
 	t->rcpts[0].evp = *evp;
 	t->nrcpts = 1;
 	clock_gettime(CLOCK_MONOTONIC, &t->t_arrived);
-	if (mta_task_scan(t) == -1) {
+	if (evp->flags & EF_MEASURED) {
+		/* the smtp worker measured it as it spooled it */
+		t->wire_size = (uint64_t)evp->wire_size;
+		t->header8bit = (evp->flags & EF_HEADER_8BIT) != 0;
+		t->body8bit = (evp->flags & (EF_HEADER_8BIT |
+		    EF_BODY_8BIT)) != 0;
+	} else if (mta_task_scan(t) == -1) {
 		log_warn("%08x: cannot read the message", t->msgid);
 		mta_task_fail(t, PROTO_TEMPFAIL, NULL,
 		    "4.3.0 cannot read the queued message");
