@@ -50,6 +50,7 @@
 #include "privsep.h"
 #include "proto.h"
 #include "smtpd.h"
+#include "wirescan.h"
 
 #define MTA_RESOLVE_TTL	300	/* seconds a route trusts its host list */
 
@@ -189,27 +190,14 @@ mta_task_requeue(struct mta_task *t)
  * whether the header or the body carries 8-bit bytes.
  */
 static int
-has_8bit(const char *p, size_t len)
-{
-	unsigned char	acc = 0;
-	size_t		i;
-
-	for (i = 0; i < len; i++)	/* vectorised by the compiler */
-		acc |= (unsigned char)p[i];
-	return (acc & 0x80) != 0;
-}
-
-static int
 mta_task_scan(struct mta_task *t)
 {
 	static char	 buf[65536];
-	const char	*p, *end, *nl;
+	struct wirescan	 w;
 	ssize_t		 n;
-	size_t		 len;
 	off_t		 off = 0;
-	uint64_t	 size = 0;
-	int		 bol = 1, inhdr = 1, prevlf = 0, last = '\n';
 
+	wirescan_init(&w);
 	for (;;) {
 		n = pread(t->fd, buf, sizeof(buf), off);
 		if (n == -1 && errno == EINTR)
@@ -218,37 +206,12 @@ mta_task_scan(struct mta_task *t)
 			return -1;
 		if (n == 0)
 			break;
-		/* a line (or the piece of one in this block) at a time */
-		for (p = buf, end = buf + n; p < end; p = nl ? nl + 1 : end) {
-			if (bol && *p == '.')
-				size++;
-			nl = memchr(p, '\n', end - p);
-			len = (nl ? nl : end) - p;
-			if (len > 0) {
-				if ((!t->body8bit || (inhdr &&
-				    !t->header8bit)) && has_8bit(p, len)) {
-					t->body8bit = 1;
-					if (inhdr)
-						t->header8bit = 1;
-				}
-				prevlf = 0;
-				bol = 0;
-			}
-			size += len;
-			if (nl != NULL) {
-				size += 2;
-				if (prevlf)
-					inhdr = 0;
-				prevlf = 1;
-				bol = 1;
-			}
-		}
-		last = (unsigned char)buf[n - 1];
+		wirescan_add(&w, buf, n);
 		off += n;
 	}
-	if (last != '\n')
-		size += 2;
-	t->wire_size = size;
+	t->wire_size = wirescan_size(&w);
+	t->header8bit = w.header8bit;
+	t->body8bit = w.body8bit;
 	return 0;
 }
 

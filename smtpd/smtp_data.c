@@ -262,6 +262,7 @@ session_queue_created(const struct queue_msg_resp *r, int fd)
 	tx->msgfd = fd;
 	if ((tx->msgbuf = evbuffer_new()) == NULL)
 		fatal("evbuffer_new");
+	wirescan_init(&tx->wire);
 	tx->in_headers = 1;
 	session_received(s);
 	if (tx->bdat)
@@ -274,11 +275,43 @@ session_queue_created(const struct queue_msg_resp *r, int fd)
 	session_process(s);
 }
 
+/*
+ * What goes to the spool is measured on the way, while it is in the
+ * cache: the envelope then tells the mta the size on the wire and where
+ * the 8-bit bytes are, and the mta need not read the message first.
+ */
+static void
+spool_measure(struct txn *tx)
+{
+	struct evbuffer_iovec	 v[16];
+	struct evbuffer_ptr	 pos;
+	size_t			 left = evbuffer_get_length(tx->msgbuf), got;
+	int			 n, i;
+
+	if (evbuffer_ptr_set(tx->msgbuf, &pos, 0, EVBUFFER_PTR_SET) == -1)
+		return;
+	while (left > 0) {
+		n = evbuffer_peek(tx->msgbuf, (ev_ssize_t)left, &pos, v, 16);
+		if (n <= 0)
+			return;
+		for (i = 0, got = 0; i < n && i < 16; i++) {
+			wirescan_add(&tx->wire, v[i].iov_base, v[i].iov_len);
+			got += v[i].iov_len;
+		}
+		/* more chains than iovecs: go on after the ones seen */
+		left -= got < left ? got : left;
+		if (left > 0 && evbuffer_ptr_set(tx->msgbuf, &pos, got,
+		    EVBUFFER_PTR_ADD) == -1)
+			return;
+	}
+}
+
 static int
 spool_flush(struct session *s)
 {
 	struct txn	*tx = s->tx;
 
+	spool_measure(tx);
 	while (evbuffer_get_length(tx->msgbuf) > 0) {
 		if (evbuffer_write(tx->msgbuf, tx->msgfd) == -1) {
 			if (errno == EINTR)
@@ -305,6 +338,12 @@ session_commit(struct session *s)
 	evp.flags = tx->mp.evflags;
 	if (s->flags & SS_TLS)
 		evp.flags |= EF_TLS;
+	evp.flags |= EF_MEASURED;
+	evp.wire_size = (int64_t)wirescan_size(&tx->wire);
+	if (tx->wire.header8bit)
+		evp.flags |= EF_HEADER_8BIT;
+	if (tx->wire.body8bit)
+		evp.flags |= EF_BODY_8BIT;
 	if (s->flags & SS_AUTH)
 		evp.flags |= EF_AUTHENTICATED;
 	if (s->flags & SS_LOCAL) {

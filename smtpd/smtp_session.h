@@ -18,6 +18,7 @@
 #include "proto.h"
 #include "smtp_parse.h"
 #include "tree.h"
+#include "wirescan.h"
 
 struct smtp_worker {
 	int		id;
@@ -77,6 +78,7 @@ struct txn {
 	uint32_t		 msgid;
 	int			 msgfd;
 	struct evbuffer		*msgbuf;	/* to the spool file */
+	struct wirescan		 wire;		/* what was spooled, measured */
 	size_t			 msgsize;
 	int			 data_err;
 	int			 in_headers;	/* still in the header block */
