@@ -27,6 +27,7 @@ wirescan_init(struct wirescan *w)
 	memset(w, 0, sizeof(*w));
 	w->bol = 1;
 	w->inhdr = 1;
+	w->prevlf = 1;		/* an empty first line: no header at all */
 	w->last = '\n';
 }
 
