@@ -47,6 +47,12 @@ enum imsg_type {
 	IMSG_MDA_DELIVER,	/* struct envelope + message fd */
 	IMSG_MDA_RESULT,	/* struct delivery_result */
 	/* parent -> mda process and back, same payloads */
+	/*
+	 * parent -> queue: a Maildir delivery process of its own for a user,
+	 * for the queue to talk to directly from now on (same payloads as
+	 * above), and the envelope that made the parent start it
+	 */
+	IMSG_MDA_CHANNEL,	/* struct mda_channel + channel fd */
 
 	/* queue -> mta: remote delivery; mta -> queue: result */
 	IMSG_MTA_DELIVER,	/* struct envelope + message fd */
@@ -194,6 +200,11 @@ struct queue_msg_resp {
 	uint32_t	msgid;
 	uint32_t	status;		/* PROTO_* */
 	char		reply[256];	/* when not OK */
+};
+
+struct mda_channel {
+	uint64_t	evpid;		/* in flight, to be sent again */
+	char		user[ENV_NAME_MAX];
 };
 
 struct delivery_result {

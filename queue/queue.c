@@ -42,6 +42,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "mda_proc.h"
 #include "mproc.h"
 #include "privsep.h"
 #include "proto.h"
@@ -58,6 +59,19 @@
 
 struct qmsg;
 
+/*
+ * A delivery process the parent started for the queue (mda.c,
+ * mda_hand_over): the queue sends a user's Maildir deliveries to it and
+ * reads the results, without the parent in between.
+ */
+struct mdachan {
+	struct mproc		 mp;
+	TAILQ_ENTRY(mdachan)	 entry;
+	char			 user[ENV_NAME_MAX];
+	int			 inflight;
+};
+static TAILQ_HEAD(, mdachan)	mdachans = TAILQ_HEAD_INITIALIZER(mdachans);
+
 struct qenv {
 	TAILQ_ENTRY(qenv)	 sched;		/* ready or waiting list */
 	RB_ENTRY(qenv)		 node;
@@ -65,6 +79,7 @@ struct qenv {
 	struct envelope		 evp;
 	int			 inflight;
 	struct mproc		*via;		/* where it is in flight */
+	struct mdachan		*chan;		/* via a delivery process */
 	int64_t			 dispatched;	/* when, in ms */
 	int			 bouncing;	/* kept until its DSN is queued */
 	int			 onlist;	/* 0, LIST_READY, LIST_WAIT */
@@ -893,6 +908,10 @@ queue_delivery_result(const struct delivery_result *r)
 		fatalx("delivery result for an envelope not in flight");
 	e->inflight = 0;
 	e->via = NULL;
+	if (e->chan != NULL) {
+		e->chan->inflight--;
+		e->chan = NULL;
+	}
 	inflight--;
 	e->evp.tries++;
 	e->evp.lasttry = now;
@@ -944,6 +963,23 @@ queue_delivery_result(const struct delivery_result *r)
 	queue_schedule();
 }
 
+/* the least busy delivery process of the queue's for this envelope */
+static struct mdachan *
+mdachan_pick(const struct envelope *evp)
+{
+	struct mdachan	*ch, *best = NULL;
+
+	if (TAILQ_EMPTY(&mdachans) ||
+	    !mda_direct_ok(evp, config_find_action(conf, evp->action)))
+		return NULL;
+	TAILQ_FOREACH(ch, &mdachans, entry)
+		if (strcmp(ch->user, evp->user) == 0 &&
+		    ch->inflight < MDA_DIRECT_MAX &&
+		    (best == NULL || ch->inflight < best->inflight))
+			best = ch;
+	return best;
+}
+
 static void
 queue_dispatch_one(struct qenv *e)
 {
@@ -959,6 +995,11 @@ queue_dispatch_one(struct qenv *e)
 	e->inflight = 1;
 	inflight++;
 	e->via = e->evp.dest_type == DEST_REMOTE ? q_mta : &q_parent;
+	if (e->evp.dest_type != DEST_REMOTE &&
+	    (e->chan = mdachan_pick(&e->evp)) != NULL) {
+		e->chan->inflight++;
+		e->via = &e->chan->mp;
+	}
 	e->dispatched = now_ms();
 	mproc_compose(e->via, e->evp.dest_type == DEST_REMOTE ?
 	    IMSG_MTA_DELIVER : IMSG_MDA_DELIVER, 0, fd, &e->evp,
@@ -1355,6 +1396,112 @@ queue_set_conf(const struct queue_conf *qc)
 	snprintf(conf->hostname, sizeof(conf->hostname), "%s", qc->hostname);
 }
 
+static void	mdachan_closed(struct mproc *);
+
+static void
+mdachan_dispatch(struct mproc *p, struct imsg *im)
+{
+	struct mdachan		*ch = p->arg;
+	struct delivery_result	 r;
+	struct qenv		*e;
+
+	if (im->hdr.type != IMSG_MDA_RESULT || im->len != sizeof(r) ||
+	    im->fd != -1) {
+		log_warnx("delivery process for %s: unexpected message",
+		    ch->user);
+		mdachan_closed(p);
+		return;
+	}
+	memcpy(&r, im->data, sizeof(r));
+	/*
+	 * It runs as the user: it may only answer for what it was given,
+	 * never for someone else's mail.
+	 */
+	if (proto_valid_delivery_result(&r) == -1 ||
+	    (e = qenv_find(r.evpid)) == NULL || !e->inflight ||
+	    e->chan != ch) {
+		log_warnx("delivery process for %s answered for an envelope "
+		    "it was not given", ch->user);
+		mdachan_closed(p);
+		return;
+	}
+	queue_delivery_result(&r);
+}
+
+static void
+mdachan_free(evutil_socket_t fd, short ev, void *arg)
+{
+	free(arg);
+}
+
+/* it exited (idle) or died: what it had is tried again */
+static void
+mdachan_closed(struct mproc *p)
+{
+	struct mdachan	*ch = p->arg;
+	struct qenv	*e;
+	time_t		 now = time(NULL);
+
+	RB_FOREACH(e, qenv_tree, &envs) {
+		if (!e->inflight || e->chan != ch)
+			continue;
+		e->inflight = 0;
+		e->via = NULL;
+		e->chan = NULL;
+		inflight--;
+		e->evp.nexttry = now + 5;
+		sched_wait(e);
+	}
+	TAILQ_REMOVE(&mdachans, ch, entry);
+	mproc_clear(p);
+	/* called from its own dispatch too: freed once that has returned */
+	if (event_base_once(ev_base, -1, EV_TIMEOUT, mdachan_free, ch,
+	    NULL) == -1)
+		fatalx("event_base_once");
+	queue_schedule();
+}
+
+/* the parent started a delivery process for us, for this envelope */
+static void
+mdachan_add(struct imsg *im)
+{
+	struct mda_channel	 c;
+	struct mdachan		*ch;
+	struct qenv		*e;
+	int			 fd;
+
+	if (im->fd == -1 || im->len != sizeof(c))
+		fatalx("bad delivery channel from the parent");
+	memcpy(&c, im->data, sizeof(c));
+	if (memchr(c.user, '\0', sizeof(c.user)) == NULL)
+		fatalx("bad delivery channel from the parent");
+	if ((ch = calloc(1, sizeof(*ch))) == NULL)
+		fatal("calloc");
+	memcpy(ch->user, c.user, sizeof(ch->user));
+	mproc_init(&ch->mp, im->fd, "delivery process", mdachan_dispatch, ch);
+	ch->mp.closed = mdachan_closed;
+	ch->mp.untrusted = 1;
+	TAILQ_INSERT_TAIL(&mdachans, ch, entry);
+	/* the envelope that asked is sent again, this time directly */
+	if ((e = qenv_find(c.evpid)) == NULL || !e->inflight ||
+	    e->via != &q_parent)
+		return;
+	if ((fd = queue_open_message(e->msg->msgid)) == -1) {
+		log_warn("%016" PRIx64 ": open message", e->evp.id);
+		e->inflight = 0;
+		e->via = NULL;
+		inflight--;
+		e->evp.nexttry = time(NULL) + conf->retry_local;
+		sched_wait(e);
+		return;
+	}
+	e->chan = ch;
+	e->via = &ch->mp;
+	ch->inflight++;
+	mproc_compose(&ch->mp, IMSG_MDA_DELIVER, 0, fd, &e->evp,
+	    sizeof(e->evp));
+}
+
 static void
 queue_parent_dispatch(struct mproc *p, struct imsg *im)
 {
@@ -1365,6 +1512,9 @@ queue_parent_dispatch(struct mproc *p, struct imsg *im)
 	case IMSG_MDA_RESULT:
 		PROTO_READ(p, im, &r, proto_valid_delivery_result);
 		queue_delivery_result(&r);
+		break;
+	case IMSG_MDA_CHANNEL:
+		mdachan_add(im);
 		break;
 	case IMSG_QUEUE_ADD_WORKER:
 		if (im->fd == -1 || im->len != 0)

@@ -61,6 +61,7 @@ struct mda_proc {
 	pid_t		 pid;
 	struct mproc	 mp;
 	int		 closed;
+	int		 handed;	/* its channel went to the queue */
 	int		 inflight;
 	TAILQ_HEAD(, mda_job) jobs;
 	char		 name[64];
@@ -198,7 +199,7 @@ proc_pick(const struct passwd *pw, int kind)
 	 * cannot hold up the rest of a user's mail for long.
 	 */
 	TAILQ_FOREACH(mp, &procs, entry) {
-		if (mp->closed || mp->uid != pw->pw_uid ||
+		if (mp->closed || mp->handed || mp->uid != pw->pw_uid ||
 		    mp->kind != kind)
 			continue;
 		n++;
@@ -213,6 +214,68 @@ proc_pick(const struct passwd *pw, int kind)
 	if (nprocs >= conf->mda_max)
 		return NULL;
 	return proc_spawn(pw, kind);
+}
+
+int
+mda_direct_ok(const struct envelope *evp, const struct action *a)
+{
+	return a != NULL && a->type == ACTION_MAILDIR &&
+	    evp->dest_type == DEST_MAILBOX;
+}
+
+/*
+ * Maildir deliveries for a user without a process of the queue's: a new
+ * delivery process whose channel goes to the queue, which then sends the
+ * user's Maildir mail to it directly (the parent no longer relays every
+ * message and its result).  The envelope that asked comes back with the
+ * channel, for the queue to send again.  0 if handed over.
+ */
+static int
+mda_hand_over(const struct envelope *evp, int fd, const struct passwd *pw)
+{
+	struct mda_proc		*mp;
+	struct mda_channel	 ch;
+	int			 sv[2], n = 0;
+	pid_t			 pid;
+
+	TAILQ_FOREACH(mp, &procs, entry)
+		if (mp->uid == pw->pw_uid && mp->kind == MDA_KIND_USER)
+			n++;
+	if (n >= MDA_PER_USER || nprocs >= conf->mda_max)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("socketpair");
+		return -1;
+	}
+	if ((pid = fork()) == -1) {
+		log_warn("fork");
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		mda_child_main(sv[1], pw, MDA_KIND_USER);
+	}
+	close(sv[1]);
+	close(fd);		/* the queue opens the message itself */
+	if ((mp = calloc(1, sizeof(*mp))) == NULL)
+		fatal("calloc");
+	mp->uid = pw->pw_uid;
+	mp->kind = MDA_KIND_USER;
+	mp->pid = pid;
+	mp->handed = 1;
+	TAILQ_INIT(&mp->jobs);
+	snprintf(mp->name, sizeof(mp->name), "delivery process for %s",
+	    pw->pw_name);
+	TAILQ_INSERT_TAIL(&procs, mp, entry);
+	nprocs++;
+	memset(&ch, 0, sizeof(ch));
+	ch.evpid = evp->id;
+	snprintf(ch.user, sizeof(ch.user), "%s", evp->user);
+	parent_mda_channel(&ch, sv[0]);
+	log_debug("started %s (pid %d) for the queue", mp->name, (int)pid);
+	return 0;
 }
 
 void
@@ -275,6 +338,8 @@ mda_deliver(const struct envelope *evp, int fd)
 	}
 	kind = a->type == ACTION_MBOX && evp->dest_type == DEST_MAILBOX ?
 	    MDA_KIND_MBOX : MDA_KIND_USER;
+	if (mda_direct_ok(evp, a) && mda_hand_over(evp, fd, pw) == 0)
+		return;
 	if (a->type == ACTION_LMTP && evp->dest_type == DEST_MAILBOX) {
 		errno = 0;
 		if ((pw = pwcache_getpwnam(SMTPD_USER)) == NULL) {
@@ -322,7 +387,8 @@ mda_reaped(pid_t pid, int status)
 	proc_fail_jobs(mp, "delivery process died");
 	TAILQ_REMOVE(&procs, mp, entry);
 	nprocs--;
-	mproc_clear(&mp->mp);
+	if (!mp->handed)
+		mproc_clear(&mp->mp);
 	free(mp);
 	return 1;
 }
@@ -334,7 +400,8 @@ mda_shutdown(void)
 
 	/* closing the channel lets each finish its delivery and exit */
 	TAILQ_FOREACH(mp, &procs, entry) {
-		if (!mp->closed) {
+		/* (the queue's processes end when the queue does) */
+		if (!mp->closed && !mp->handed) {
 			mp->closed = 1;
 			event_del(mp->mp.ev);
 			shutdown(mp->mp.ib.fd, SHUT_RDWR);
@@ -554,6 +621,11 @@ mda_child_begin(const struct passwd *pw, struct imsgbuf *ib,
 		memcpy(&evp, m.data, sizeof(evp));
 		if (envelope_valid(&evp) == -1)
 			fatalx("invalid envelope from the parent");
+		/* the queue talks to some directly: only its own user's mail */
+		if (child_kind != MDA_KIND_LMTP &&
+		    strcmp(evp.user, pw->pw_name) != 0)
+			fatalx("a delivery for %s sent to %s's process",
+			    evp.user, pw->pw_name);
 		if (mda_child_deliver(pw, &evp, m.fd, &b->item[b->n].r,
 		    child_kind == MDA_KIND_LMTP ? NULL : &b->item[b->n].p))
 			b->n++;

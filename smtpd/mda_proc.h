@@ -16,6 +16,15 @@ int	mda_reaped(pid_t, int status);
 void	mda_shutdown(void);
 void	mda_kill_all(void);
 int	mda_count(void);
+/*
+ * Whether the queue may send this envelope straight to a delivery
+ * process of its own (Maildir deliveries to a user's mailbox), asked by
+ * the parent and the queue alike.
+ */
+struct action;
+int	mda_direct_ok(const struct envelope *, const struct action *);
+/* the queue's side of that: at most this many in flight per process */
+#define MDA_DIRECT_MAX	64
 
 /* mda_program.c: "|command" and mda "command", one process each */
 struct passwd;
@@ -32,6 +41,8 @@ void	mda_lmtp_deliver(const char *dest, const struct envelope *, int fd,
 
 /* smtpd.c: forward a delivery result to the queue */
 void	parent_delivery_result(const struct delivery_result *);
+/* smtpd.c: a delivery process's channel (fd, now owned) to the queue */
+void	parent_mda_channel(const struct mda_channel *, int fd);
 void	close_all_but(int *keep, int nkeep);
 
 #endif

@@ -768,6 +768,17 @@ parent_delivery_result(const struct delivery_result *r)
 	    sizeof(*r));
 }
 
+void
+parent_mda_channel(const struct mda_channel *ch, int fd)
+{
+	if (queue_child == NULL || queue_child->exited) {
+		close(fd);
+		return;
+	}
+	mproc_compose(&queue_child->mp, IMSG_MDA_CHANNEL, 0, fd, ch,
+	    sizeof(*ch));
+}
+
 static void
 broadcast_smtp(uint32_t type)
 {
