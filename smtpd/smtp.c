@@ -74,33 +74,37 @@ accept_resume(evutil_socket_t fd, short ev, void *arg)
 		event_add(slots[i].ev, NULL);
 }
 
+/*
+ * One connection per wakeup.  The listening socket is this worker's own
+ * (SO_REUSEPORT) and level-triggered: while more connections wait, the
+ * next turn of the loop reports it again, and under load that turn comes
+ * anyway.  Accepting until EAGAIN would cost a failing accept4() on
+ * every wakeup, which is most of them.
+ */
 static void
 on_accept(evutil_socket_t lfd, short ev, void *arg)
 {
 	struct accept_slot	*slot = arg;
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen;
-	int			 fd, n;
+	int			 fd;
 
-	/* a few per wakeup: fairness between listeners and sessions */
-	for (n = 0; n < 32; n++) {
-		sslen = sizeof(ss);
-		fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK ||
-			    errno == EINTR || errno == ECONNABORTED)
-				return;
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM) {
-				log_warn("accept");
-				accept_pause();
-				return;
-			}
-			fatal("accept");
+	sslen = sizeof(ss);
+	fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINTR || errno == ECONNABORTED)
+			return;
+		if (errno == EMFILE || errno == ENFILE ||
+		    errno == ENOBUFS || errno == ENOMEM) {
+			log_warn("accept");
+			accept_pause();
+			return;
 		}
-		session_new(fd, slot->l, slot->lindex, &ss, sslen);
+		fatal("accept");
 	}
+	session_new(fd, slot->l, slot->lindex, &ss, sslen);
 }
 
 static void
