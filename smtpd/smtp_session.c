@@ -446,7 +446,7 @@ buf_getline(struct evbuffer *in, int *longp, size_t max, size_t *lenp,
     int *lflags)
 {
 	struct evbuffer_ptr	 p;
-	size_t			 len, i;
+	size_t			 len;
 	char			*buf = linebuf;
 
 	*lflags = 0;
@@ -477,12 +477,11 @@ buf_getline(struct evbuffer *in, int *longp, size_t max, size_t *lenp,
 	else
 		*lflags |= LF_BARELF;
 	buf[len] = '\0';
-	for (i = 0; i < len; i++) {
-		if (buf[i] == '\r')
-			*lflags |= LF_BARECR;
-		else if (buf[i] == '\0')
-			*lflags |= LF_NUL;
-	}
+	/* every line of a message passes here: memchr, not a byte loop */
+	if (memchr(buf, '\r', len) != NULL)
+		*lflags |= LF_BARECR;
+	if (memchr(buf, '\0', len) != NULL)
+		*lflags |= LF_NUL;
 	*lenp = len;
 	return 1;
 }
