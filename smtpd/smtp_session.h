@@ -1,8 +1,9 @@
 /*
  * smtp_session.h -- one SMTP session in an smtp worker.
  *
- * The struct session is shared by the three files of the state machine:
- * smtp_session.c (commands, data), smtp_tls.c (STARTTLS, smtps) and
+ * The struct session is shared by the files of the state machine:
+ * smtp_session.c (commands), smtp_data.c (DATA, BDAT), smtp_io.c (the
+ * client socket, timeouts), smtp_tls.c (STARTTLS, smtps) and
  * smtp_auth.c (AUTH).  An idle session is kept small: transaction, AUTH
  * and TLS state are allocated only while they are in use.
  */
