@@ -82,7 +82,14 @@ on_accept(evutil_socket_t lfd, short ev, void *arg)
 	socklen_t		 sslen;
 	int			 fd, n;
 
-	/* a few per wakeup: fairness between listeners and sessions */
+	/*
+	 * Until EAGAIN, a few at most: fairness between listeners and
+	 * sessions.  The failing accept4() that ends most wakeups is the
+	 * cheaper way: taking one per wakeup and leaving the rest to the
+	 * next turn of the loop (the socket is level-triggered) cost more
+	 * epoll_wait() and imsg reads than it saved (smtp-source, 20
+	 * sessions: 30.5 system calls per message against 31.7).
+	 */
 	for (n = 0; n < 32; n++) {
 		sslen = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,

@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "addr.h"
@@ -615,7 +614,7 @@ data_line(struct session *s, char *line, size_t len, int lflags)
 int
 bdat_consume(struct session *s)
 {
-	struct evbuffer	*in = bufferevent_get_input(s->bev);
+	struct evbuffer	*in = s->in;
 	struct txn	*tx = s->tx;
 	size_t		 avail = evbuffer_get_length(in), n, len;
 	int		 lflags, lng;

@@ -10,7 +10,8 @@
  * (RFC 2920).
  *
  * Memory: an idle session is a struct session (a few hundred octets), a
- * bufferevent and whatever the client sent that we have not read yet.
+ * read event, two empty evbuffers and whatever the client sent that we
+ * have not read yet (smtp_io.c does the socket's side).
  * The transaction (struct txn), AUTH and TLS state exist only while in
  * use, so ten thousand idle clients cost little.
  */
@@ -65,54 +66,6 @@ static size_t			 linebufsz;
 static struct listener		local_listener;
 
 
-/*
- * Replies of plain (not TLS) sessions are written by us, once per turn of
- * the event loop, straight to the socket: letting libevent do it means
- * adding and removing the socket's write interest around every reply,
- * two epoll_ctl() calls each time.  Only what the socket does not take
- * at once is left to libevent (EV_WRITE enabled until it drains).
- */
-static TAILQ_HEAD(, session)	flushq = TAILQ_HEAD_INITIALIZER(flushq);
-static struct event		*ev_flush;
-
-static void
-on_flush(evutil_socket_t fd, short ev, void *arg)
-{
-	struct session	*s;
-	struct evbuffer	*out;
-
-	while ((s = TAILQ_FIRST(&flushq)) != NULL) {
-		TAILQ_REMOVE(&flushq, s, flushq);
-		s->flags &= ~SS_FLUSHQ;
-		out = bufferevent_get_output(s->bev);
-		/* a bufferevent keeps its output frozen at the front */
-		evbuffer_unfreeze(out, 1);
-		while (evbuffer_get_length(out) > 0)
-			if (evbuffer_write(out, s->fd) <= 0)
-				break;
-		evbuffer_freeze(out, 1);
-		if (evbuffer_get_length(out) > 0) {
-			/* the socket is full (or failed): libevent goes on */
-			bufferevent_enable(s->bev, EV_WRITE);
-			continue;
-		}
-		if (s->flags & SS_CLOSING)
-			session_close(s);
-		else if (s->state == S_TLS && !(s->flags & SS_TLS))
-			smtp_tls_starttls(s);	/* "220 Ready" is out */
-	}
-}
-
-static void
-session_want_flush(struct session *s)
-{
-	if (s->flags & (SS_TLS | SS_FLUSHQ))
-		return;
-	s->flags |= SS_FLUSHQ;
-	TAILQ_INSERT_TAIL(&flushq, s, flushq);
-	event_active(ev_flush, EV_TIMEOUT, 1);
-}
-
 void
 session_init(void)
 {
@@ -125,8 +78,8 @@ session_init(void)
 		fatal("malloc");
 	snprintf(local_listener.ifname, sizeof(local_listener.ifname),
 	    "local");
-	if ((ev_flush = event_new(ev_base, -1, 0, on_flush, NULL)) == NULL)
-		fatalx("event_new");
+	/* a whole line of the longest kind must fit in the input */
+	smtp_io_init(INPUT_HIWAT > linebufsz ? INPUT_HIWAT : linebufsz + 1);
 }
 
 struct session *
@@ -166,13 +119,12 @@ static void	session_vreply(struct session *, const char *, va_list)
 static void
 session_vreply(struct session *s, const char *fmt, va_list ap)
 {
-	struct evbuffer	*out = bufferevent_get_output(s->bev);
 	va_list		 ap2;
 
 	va_copy(ap2, ap);
-	evbuffer_add_vprintf(out, fmt, ap);
-	evbuffer_add(out, "\r\n", 2);
-	session_want_flush(s);
+	evbuffer_add_vprintf(s->out, fmt, ap);
+	evbuffer_add(s->out, "\r\n", 2);
+	session_io_flush_later(s);
 	if (log_getverbose() > 1) {
 		char	buf[600];
 
@@ -202,8 +154,11 @@ session_reply_close(struct session *s, const char *fmt, ...)
 	session_vreply(s, fmt, ap);
 	va_end(ap);
 	s->flags |= SS_CLOSING;
-	bufferevent_disable(s->bev, EV_READ);
-	bufferevent_enable(s->bev, EV_WRITE);
+	if (s->flags & SS_TLS) {
+		bufferevent_disable(s->bev, EV_READ);
+		bufferevent_enable(s->bev, EV_WRITE);
+	} else
+		session_io_update(s);	/* stops reading */
 }
 
 void
@@ -227,16 +182,11 @@ static void
 session_free(struct session *s)
 {
 	RB_REMOVE(session_tree, &sessions, s);
-	if (s->flags & SS_FLUSHQ)
-		TAILQ_REMOVE(&flushq, s, flushq);
 	session_reset(s);
 	smtp_auth_free(s);
 	if (s->ev_delay)
 		event_free(s->ev_delay);
-	/* a TLS bufferevent owns the socket; a plain one does not */
-	bufferevent_free(s->bev);
-	if (!(s->flags & SS_TLS))
-		close(s->fd);
+	session_io_close(s);
 	ipcount_release(s);
 	free(s->helo);
 	free(s->rdns);
@@ -254,95 +204,43 @@ session_close(struct session *s)
 	session_free(s);
 }
 
-static void
-on_write(struct bufferevent *bev, void *arg)
+/* every reply is out: what was waiting for that may go on */
+void
+session_drained(struct session *s)
 {
-	struct session	*s = arg;
-	size_t		 left = evbuffer_get_length(bufferevent_get_output(bev));
-
-	if (left == 0 && (s->flags & SS_CLOSING)) {
+	if (s->flags & SS_CLOSING) {
 		session_close(s);
 		return;
 	}
-	if (left == 0 && s->state == S_TLS && !(s->flags & SS_TLS)) {
+	if (s->state == S_TLS && !(s->flags & SS_TLS)) {
 		/* "220 Ready to start TLS" is out: switch now */
 		smtp_tls_starttls(s);
 		return;
 	}
-	if ((s->flags & SS_OUTFULL) && left < OUTPUT_MAX / 2) {
+	if (s->flags & SS_OUTFULL) {
 		s->flags &= ~SS_OUTFULL;
 		session_process(s);
-		return;
 	}
-	/* drained: a plain session writes its own replies again */
-	if (left == 0 && !(s->flags & SS_TLS))
-		bufferevent_disable(bev, EV_WRITE);
 }
 
+/* the client was silent, or left our replies unread, for too long */
 void
-session_set_timeout(struct session *s)
+session_timeout(struct session *s)
 {
-	struct timeval	tv;
-
-	tv.tv_sec = (s->state == S_DATA || s->state == S_BDAT) ?
-	    conf->timeout_data : conf->timeout_cmd;
-	tv.tv_usec = 0;
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
-}
-
-static void
-on_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct session	*s = arg;
-	struct timeval	 tv = { 10, 0 };
-
-	if (what & BEV_EVENT_CONNECTED) {
-		smtp_tls_connected(s);
+	if (s->flags & SS_CLOSING) {
+		session_close(s);
 		return;
 	}
-	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->flags & SS_CLOSING) {
-			session_close(s);
-			return;
-		}
-		/* RFC 5321 4.5.3.2: we may close after a timeout, with 421 */
-		log_info("%08x: timeout, client %s", s->id, s->addr);
-		bufferevent_set_timeouts(s->bev, NULL, &tv);
-		if (s->state == S_TLS) {
-			session_close(s);
-			return;
-		}
-		session_reply_close(s, "421 4.4.2 %s Timeout, closing "
-		    "connection", session_hostname(s));
+	/* RFC 5321 4.5.3.2: we may close after a timeout, with 421 */
+	log_info("%08x: timeout, client %s", s->id, s->addr);
+	if (s->state == S_TLS) {
+		session_close(s);
 		return;
 	}
-	if ((what & BEV_EVENT_ERROR) && (s->flags & SS_TLS))
-		smtp_tls_describe(s, NULL, 0);	/* logs the TLS error */
-	/* EOF or error: the client is gone */
-	session_close(s);
-}
-
-static void
-on_read(struct bufferevent *bev, void *arg)
-{
-	session_process(arg);
-}
-
-void
-session_attach_bev(struct session *s, struct bufferevent *bev)
-{
-	s->bev = bev;
-	bufferevent_setcb(bev, on_read, on_write, on_event, s);
-	bufferevent_setwatermark(bev, EV_READ, 0, INPUT_HIWAT > linebufsz ?
-	    INPUT_HIWAT : linebufsz + 1);
+	s->flags |= SS_TIMEDOUT;
+	session_reply_close(s, "421 4.4.2 %s Timeout, closing connection",
+	    session_hostname(s));
 	session_set_timeout(s);
-	/* TLS: libevent writes; plain: on_flush() does (see there) */
-	if (s->flags & SS_TLS)
-		bufferevent_enable(bev, EV_READ | EV_WRITE);
-	else {
-		bufferevent_disable(bev, EV_WRITE);	/* on by default */
-		bufferevent_enable(bev, EV_READ);
-	}
 }
 
 static void
@@ -355,23 +253,19 @@ static struct session *
 session_alloc(int fd)
 {
 	struct session		*s;
-	struct bufferevent	*bev;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("calloc");
 		close(fd);
 		return NULL;
 	}
-	/* the session closes the socket itself: see session_free() */
-	if ((bev = bufferevent_socket_new(ev_base, fd, 0)) == NULL) {
-		log_warnx("bufferevent_socket_new failed");
-		close(fd);
+	s->id = ++next_id;
+	s->fd = fd;
+	if (session_io_open(s) == -1) {
+		session_io_close(s);
 		free(s);
 		return NULL;
 	}
-	s->id = ++next_id;
-	s->fd = fd;
-	s->bev = bev;
 	s->ip = -1;
 	RB_INSERT(session_tree, &sessions, s);
 	smtp_worker.nsessions++;
@@ -408,7 +302,6 @@ session_new(int fd, struct listener *l, uint32_t lindex,
 	 * connections over all of them */
 	ok = sesscount_take(s->addr, conf->max_sessions_per_ip,
 	    conf->max_sessions > 0 ? conf->max_sessions : 10000, &s->ip);
-	session_attach_bev(s, s->bev);
 	if (ok == SESSCOUNT_TOTAL) {
 		log_info("%08x: too many sessions, client %s refused", s->id,
 		    s->addr);
@@ -435,6 +328,7 @@ session_new(int fd, struct listener *l, uint32_t lindex,
 		return;
 	}
 	session_greet(s);
+	session_io_update(s);		/* start reading */
 }
 
 void
@@ -457,8 +351,8 @@ session_new_local(int fd, const struct local_session *ls)
 	}
 	log_debug("%08x: local submission by %s (uid %u)", s->id, ls->user,
 	    ls->uid);
-	session_attach_bev(s, s->bev);
 	session_greet(s);
+	session_io_update(s);		/* start reading */
 }
 
 void
@@ -552,7 +446,7 @@ buf_getline(struct evbuffer *in, int *longp, size_t max, size_t *lenp,
     int *lflags)
 {
 	struct evbuffer_ptr	 p;
-	size_t			 len, i;
+	size_t			 len;
 	char			*buf = linebuf;
 
 	*lflags = 0;
@@ -583,12 +477,11 @@ buf_getline(struct evbuffer *in, int *longp, size_t max, size_t *lenp,
 	else
 		*lflags |= LF_BARELF;
 	buf[len] = '\0';
-	for (i = 0; i < len; i++) {
-		if (buf[i] == '\r')
-			*lflags |= LF_BARECR;
-		else if (buf[i] == '\0')
-			*lflags |= LF_NUL;
-	}
+	/* every line of a message passes here: memchr, not a byte loop */
+	if (memchr(buf, '\r', len) != NULL)
+		*lflags |= LF_BARECR;
+	if (memchr(buf, '\0', len) != NULL)
+		*lflags |= LF_NUL;
 	*lenp = len;
 	return 1;
 }
@@ -598,8 +491,7 @@ session_getline(struct session *s, size_t max, size_t *lenp, int *lflags)
 {
 	int	lng = (s->flags & SS_LONGLINE) != 0, r;
 
-	r = buf_getline(bufferevent_get_input(s->bev), &lng, max, lenp,
-	    lflags);
+	r = buf_getline(s->in, &lng, max, lenp, lflags);
 	if (lng)
 		s->flags |= SS_LONGLINE;
 	else
@@ -1111,10 +1003,9 @@ cmd_starttls(struct session *s, char *args)
 	 * clear and must not be taken as if it came through TLS
 	 * (CVE-2011-0411): throw it away, read nothing more in plain text.
 	 */
-	evbuffer_drain(bufferevent_get_input(s->bev),
-	    evbuffer_get_length(bufferevent_get_input(s->bev)));
-	bufferevent_disable(s->bev, EV_READ);
+	evbuffer_drain(s->in, evbuffer_get_length(s->in));
 	s->state = S_TLS;
+	session_io_update(s);
 }
 
 static void
@@ -1325,7 +1216,6 @@ session_command(struct session *s, char *line, size_t len, int lflags)
 void
 session_process(struct session *s)
 {
-	struct evbuffer	*out;
 	size_t		 len, max;
 	int		 lflags;
 
@@ -1336,8 +1226,7 @@ session_process(struct session *s)
 			    "down", session_hostname(s));
 			break;
 		}
-		out = bufferevent_get_output(s->bev);
-		if (evbuffer_get_length(out) > OUTPUT_MAX) {
+		if (evbuffer_get_length(s->out) > OUTPUT_MAX) {
 			/* the client does not read: stop reading it */
 			s->flags |= SS_OUTFULL;
 			break;
@@ -1360,4 +1249,5 @@ session_process(struct session *s)
 		else
 			session_command(s, linebuf, len, lflags);
 	}
+	session_io_update(s);
 }

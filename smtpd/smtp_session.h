@@ -1,8 +1,9 @@
 /*
  * smtp_session.h -- one SMTP session in an smtp worker.
  *
- * The struct session is shared by the three files of the state machine:
- * smtp_session.c (commands, data), smtp_tls.c (STARTTLS, smtps) and
+ * The struct session is shared by the files of the state machine:
+ * smtp_session.c (commands), smtp_data.c (DATA, BDAT), smtp_io.c (the
+ * client socket, timeouts), smtp_tls.c (STARTTLS, smtps) and
  * smtp_auth.c (AUTH).  An idle session is kept small: transaction, AUTH
  * and TLS state are allocated only while they are in use.
  */
@@ -53,7 +54,8 @@ enum sstate {
 #define SS_EXPN		0x0200	/* an EXPN is being looked up */
 #define SS_ETRN		0x0400	/* an ETRN is being looked up */
 #define SS_SENDER	0x0800	/* MAIL FROM's domain is being checked */
-#define SS_FLUSHQ	0x1000	/* replies waiting for on_flush() */
+#define SS_FLUSHQ	0x1000	/* replies waiting for io_flush() */
+#define SS_TIMEDOUT	0x2000	/* timed out: 10 s more to say 421 */
 
 /* one recipient after expansion, with its DSN parameters */
 struct sdest {
@@ -103,7 +105,11 @@ struct session {
 	uint8_t			 chunk_flags;	/* the BDAT chunk being read */
 	uint16_t		 nmessages;
 	int			 fd;		/* the client socket */
-	struct bufferevent	*bev;
+	struct evbuffer		*in;		/* what the client sent */
+	struct evbuffer		*out;		/* our replies */
+	struct event		*ev_read;	/* plain sessions only */
+	struct event		*ev_write;	/* plain, when the socket is full */
+	struct bufferevent	*bev;		/* TLS sessions only */
 	struct listener		*l;
 	uint32_t		 lindex;	/* listener index, for lookup */
 	uint32_t		 local_uid;	/* SS_LOCAL: the submitter */
@@ -146,9 +152,19 @@ void	session_reply_close(struct session *, const char *, ...)
 void	session_error(struct session *);
 void	session_close(struct session *);
 void	session_process(struct session *);
-void	session_attach_bev(struct session *, struct bufferevent *);
+void	session_timeout(struct session *);
+void	session_drained(struct session *);
 const char *session_hostname(const struct session *);
 uint32_t session_lka_flags(const struct session *);
+
+/* smtp_io.c: the client socket */
+void	smtp_io_init(size_t input_max);
+int	session_io_open(struct session *);
+void	session_io_tls(struct session *, struct bufferevent *);
+void	session_io_close(struct session *);
+void	session_io_flush_later(struct session *);
+void	session_io_update(struct session *);
+void	session_set_timeout(struct session *);
 
 /* smtp_tls.c */
 void	smtp_tls_init(void);		/* as root, before the drop */
@@ -199,7 +215,6 @@ extern char	*linebuf;	/* the line being handled, shared */
 #define CHUNK_LAST	0x1
 #define CHUNK_DISCARD	0x2	/* read and drop; s->pending is the reply */
 
-void	session_set_timeout(struct session *s);
 void	session_reset(struct session *s);
 int	buf_getline(struct evbuffer *in, int *longp, size_t max,
 	    size_t *lenp, int *lflags);

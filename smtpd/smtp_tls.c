@@ -6,10 +6,11 @@
  * and outside its chroot; after privsep_drop() the key file can never be
  * opened again by this process, only the copy in memory is used.
  *
- * The switch to TLS replaces the session's plain bufferevent with an
- * OpenSSL one on the same socket.  What the client pipelined after
- * STARTTLS has been discarded by then (smtp_session.c, cmd_starttls), and
- * the session starts over: a new EHLO is required (RFC 3207 4.2).
+ * The switch to TLS puts an OpenSSL bufferevent on the session's socket
+ * in place of the plain session's own reading and writing (smtp_io.c).
+ * What the client pipelined after STARTTLS has been discarded by then
+ * (smtp_session.c, cmd_starttls), and the session starts over: a new
+ * EHLO is required (RFC 3207 4.2).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -161,10 +162,9 @@ tls_switch(struct session *s)
 		return -1;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	bufferevent_free(s->bev);
 	s->flags |= SS_TLS;
 	s->state = S_TLS;
-	session_attach_bev(s, bev);
+	session_io_tls(s, bev);
 	return 0;
 }
 
@@ -220,7 +220,8 @@ smtp_tls_describe(const struct session *s, char *buf, size_t len)
 		}
 		return NULL;
 	}
-	if ((ssl = bufferevent_openssl_get_ssl(s->bev)) == NULL) {
+	if (s->bev == NULL ||
+	    (ssl = bufferevent_openssl_get_ssl(s->bev)) == NULL) {
 		snprintf(buf, len, "no TLS");
 		return buf;
 	}

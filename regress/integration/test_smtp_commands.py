@@ -305,6 +305,13 @@ def test_bare_lf_in_command():
         assert closed(c)
 
 
+def test_nul_in_command():
+    with Daemon() as d, SMTPConnection(d.port) as c:
+        expect(c.command(b"NOOP a\0b\r\n"), 500, "5.5.2", "NUL in a command")
+        expect(c.command(b"\0\r\n"), 500, "5.5.2", "a lone NUL")
+        expect(c.command("NOOP"), 250, "2.0.0", "NOOP after NUL")
+
+
 def test_bare_cr_in_data():
     with Daemon() as d, SMTPConnection(d.port) as c:
         r = dialog(c, ["EHLO " + HELO, "MAIL FROM:<a@client.test>",
