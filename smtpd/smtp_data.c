@@ -356,6 +356,8 @@ session_commit(struct session *s)
 	snprintf(evp.envid, sizeof(evp.envid), "%s", tx->mp.envid);
 	snprintf(evp.helo, sizeof(evp.helo), "%s", s->helo ? s->helo : "");
 	snprintf(evp.client, sizeof(evp.client), "%s", s->addr);
+	/* the envelopes and the commit leave in one write */
+	mproc_defer_begin();
 	for (i = 0; i < tx->ndests; i++) {
 		const struct sdest *sd = &tx->dests[i];
 
@@ -387,6 +389,7 @@ session_commit(struct session *s)
 	s->flags |= SS_WAIT;
 	mproc_compose(&smtp_worker.queue, IMSG_QUEUE_COMMIT, s->id, -1, &req,
 	    sizeof(req));
+	mproc_defer_end();
 }
 
 void
