@@ -72,6 +72,21 @@ struct mdachan {
 };
 static TAILQ_HEAD(, mdachan)	mdachans = TAILQ_HEAD_INITIALIZER(mdachans);
 
+/*
+ * A user's Maildir envelope went to the parent to get a delivery process
+ * (the asker): the user's other Maildir envelopes wait here, off the
+ * ready list, until the channel arrives or the asker's result does (the
+ * parent delivered it itself).  Else a burst would make the parent start
+ * a process per envelope until the first channel is back.
+ */
+struct chanwait {
+	TAILQ_ENTRY(chanwait)	 entry;
+	char			 user[ENV_NAME_MAX];
+	uint64_t		 asker;
+	TAILQ_HEAD(, qenv)	 parked;
+};
+static TAILQ_HEAD(, chanwait)	chanwaits = TAILQ_HEAD_INITIALIZER(chanwaits);
+
 struct qenv {
 	TAILQ_ENTRY(qenv)	 sched;		/* ready or waiting list */
 	RB_ENTRY(qenv)		 node;
@@ -82,7 +97,9 @@ struct qenv {
 	struct mdachan		*chan;		/* via a delivery process */
 	int64_t			 dispatched;	/* when, in ms */
 	int			 bouncing;	/* kept until its DSN is queued */
-	int			 onlist;	/* 0, LIST_READY, LIST_WAIT */
+	int			 onlist;	/* 0, LIST_READY, LIST_WAIT,
+						 * LIST_PARKED */
+	struct chanwait		*park;		/* LIST_PARKED: on whose list */
 };
 
 struct qmsg {
@@ -100,6 +117,7 @@ struct qmsg {
 
 #define LIST_READY	1
 #define LIST_WAIT	2
+#define LIST_PARKED	3
 
 static int	qmsg_cmp(struct qmsg *a, struct qmsg *b)
 {
@@ -157,7 +175,10 @@ qenv_unlist(struct qenv *e)
 		TAILQ_REMOVE(&ready, e, sched);
 	else if (e->onlist == LIST_WAIT)
 		TAILQ_REMOVE(&waiting, e, sched);
+	else if (e->onlist == LIST_PARKED)
+		TAILQ_REMOVE(&e->park->parked, e, sched);
 	e->onlist = 0;
+	e->park = NULL;
 }
 
 static void
@@ -980,13 +1001,83 @@ mdachan_pick(const struct envelope *evp)
 	return best;
 }
 
+static struct chanwait *
+chanwait_find(const char *user)
+{
+	struct chanwait	*cw;
+
+	TAILQ_FOREACH(cw, &chanwaits, entry)
+		if (strcmp(cw->user, user) == 0)
+			return cw;
+	return NULL;
+}
+
+/* the parked envelopes go back to the ready list */
+static void
+chanwait_release(struct chanwait *cw)
+{
+	struct qenv	*e;
+
+	while ((e = TAILQ_FIRST(&cw->parked)) != NULL)
+		sched_ready(e);
+	TAILQ_REMOVE(&chanwaits, cw, entry);
+	free(cw);
+}
+
+/*
+ * An envelope the queue could send to a delivery process of its own but
+ * has none with room for: 1 if it was parked because the parent is
+ * already being asked for one, else the envelope becomes the asker.
+ */
+static int
+chanwait_park(struct qenv *e)
+{
+	struct chanwait	*cw;
+
+	if (!mda_direct_ok(&e->evp, config_find_action(conf, e->evp.action)))
+		return 0;
+	if ((cw = chanwait_find(e->evp.user)) != NULL) {
+		qenv_unlist(e);
+		TAILQ_INSERT_TAIL(&cw->parked, e, sched);
+		e->onlist = LIST_PARKED;
+		e->park = cw;
+		return 1;
+	}
+	if ((cw = calloc(1, sizeof(*cw))) == NULL)
+		fatal("calloc");
+	memcpy(cw->user, e->evp.user, sizeof(cw->user));
+	cw->asker = e->evp.id;
+	TAILQ_INIT(&cw->parked);
+	TAILQ_INSERT_TAIL(&chanwaits, cw, entry);
+	return 0;
+}
+
+/* a result for an asker: the parent did without a new process */
+static void
+chanwait_answered(uint64_t evpid)
+{
+	struct chanwait	*cw;
+
+	TAILQ_FOREACH(cw, &chanwaits, entry)
+		if (cw->asker == evpid) {
+			chanwait_release(cw);
+			return;
+		}
+}
+
 static void
 queue_dispatch_one(struct qenv *e)
 {
 	int	fd;
 
+	if (e->evp.dest_type != DEST_REMOTE &&
+	    (e->chan = mdachan_pick(&e->evp)) == NULL && chanwait_park(e))
+		return;
+
 	if ((fd = queue_open_message(e->msg->msgid)) == -1) {
 		log_warn("%016" PRIx64 ": open message", e->evp.id);
+		e->chan = NULL;
+		chanwait_answered(e->evp.id);	/* it asks nobody after all */
 		e->evp.nexttry = time(NULL) + conf->retry_local;
 		sched_wait(e);
 		return;
@@ -995,8 +1086,7 @@ queue_dispatch_one(struct qenv *e)
 	e->inflight = 1;
 	inflight++;
 	e->via = e->evp.dest_type == DEST_REMOTE ? q_mta : &q_parent;
-	if (e->evp.dest_type != DEST_REMOTE &&
-	    (e->chan = mdachan_pick(&e->evp)) != NULL) {
+	if (e->chan != NULL) {
 		e->chan->inflight++;
 		e->via = &e->chan->mp;
 	}
@@ -1467,6 +1557,7 @@ mdachan_add(struct imsg *im)
 {
 	struct mda_channel	 c;
 	struct mdachan		*ch;
+	struct chanwait		*cw;
 	struct qenv		*e;
 	int			 fd;
 
@@ -1482,6 +1573,10 @@ mdachan_add(struct imsg *im)
 	ch->mp.closed = mdachan_closed;
 	ch->mp.untrusted = 1;
 	TAILQ_INSERT_TAIL(&mdachans, ch, entry);
+	if ((cw = chanwait_find(ch->user)) != NULL) {
+		chanwait_release(cw);
+		queue_schedule();
+	}
 	/* the envelope that asked is sent again, this time directly */
 	if ((e = qenv_find(c.evpid)) == NULL || !e->inflight ||
 	    e->via != &q_parent)
@@ -1512,6 +1607,8 @@ queue_parent_dispatch(struct mproc *p, struct imsg *im)
 	case IMSG_MDA_RESULT:
 		PROTO_READ(p, im, &r, proto_valid_delivery_result);
 		queue_delivery_result(&r);
+		chanwait_answered(r.evpid);
+		queue_schedule();
 		break;
 	case IMSG_MDA_CHANNEL:
 		mdachan_add(im);

@@ -24,7 +24,7 @@ int	mda_count(void);
 struct action;
 int	mda_direct_ok(const struct envelope *, const struct action *);
 /* the queue's side of that: at most this many in flight per process */
-#define MDA_DIRECT_MAX	64
+#define MDA_DIRECT_MAX	256
 
 /* mda_program.c: "|command" and mda "command", one process each */
 struct passwd;

@@ -7,11 +7,11 @@ is delivered anyway.
 
 import os
 import signal
-import time
+import subprocess
 
-from fixture import (TEST_USER1, Daemon, poll, proc_title, reset_maildir,
-                     unique_marker, user, wait_maildir)
-from test_delivery import HELO, RCPT1, send_raw
+from fixture import (TEST_USER1, Daemon, binary, poll, proc_title,
+                     reset_maildir, unique_marker, user, wait_maildir)
+from test_delivery import RCPT1, send_raw
 
 
 def delivery_processes(d):
@@ -52,3 +52,24 @@ def test_direct_delivery_survives_its_process():
         files = wait_maildir(TEST_USER1, 7, timeout=30)
         assert any(after.encode() in open(f, "rb").read() for f in files)
         assert d.running(), "daemon went down with a delivery process"
+
+
+def test_burst_starts_one_process():
+    """A backlog for one user, released at once: the queue asks the parent
+    for one delivery process and holds the rest of the user's mail until
+    its channel is there, instead of the parent starting one per message
+    (each would make its own syncs)."""
+    reset_maildir(TEST_USER1)
+    with Daemon(conf_extra="smtp workers 1\n", args=["-v"]) as d:
+        ctl = [binary("smtpctl"), "-s", d.socket_path]
+        subprocess.run(ctl + ["pause", "mda"], check=True,
+                       capture_output=True)
+        for i in range(40):
+            send_raw(d.port, "a@client.test", RCPT1,
+                     body(unique_marker("burst%d" % i)))
+        subprocess.run(ctl + ["resume", "mda"], check=True,
+                       capture_output=True)
+        wait_maildir(TEST_USER1, 40, timeout=30)
+        started = d.log().count("for the queue")
+        assert started == 1, "%d delivery processes started" % started
+        assert len(delivery_processes(d)) == 1
