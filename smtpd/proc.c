@@ -2,6 +2,9 @@
  * proc.c -- what every child does right after fork.
  */
 #include <signal.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 
 #include <event2/event.h>
@@ -50,6 +53,16 @@ proc_setup(const char *title)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
+#ifdef M_TRIM_THRESHOLD
+	/*
+	 * Message buffers come and go with every message: glibc would give
+	 * the top of the heap back after each and fault it in again for the
+	 * next (a brk() and page faults per 100 KB message).  Keep up to a
+	 * few MB instead, and serve big buffers from the heap, not mmap().
+	 */
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
 }
 
 static void

@@ -259,7 +259,9 @@ session_queue_created(const struct queue_msg_resp *r, int fd)
 	}
 	tx->msgid = r->msgid;
 	tx->msgfd = fd;
-	if ((tx->msgbuf = evbuffer_new()) == NULL)
+	/* one chunk for a flush's worth of lines, not a malloc per 1 KB */
+	if ((tx->msgbuf = evbuffer_new()) == NULL ||
+	    evbuffer_expand(tx->msgbuf, SPOOL_FLUSH_SIZE + 1024) == -1)
 		fatal("evbuffer_new");
 	wirescan_init(&tx->wire);
 	tx->in_headers = 1;
@@ -319,6 +321,8 @@ spool_flush(struct session *s)
 			return -1;
 		}
 	}
+	if (evbuffer_expand(tx->msgbuf, SPOOL_FLUSH_SIZE + 1024) == -1)
+		fatal("evbuffer_expand");
 	return 0;
 }
 
