@@ -273,10 +273,56 @@ session_alloc(int fd)
 }
 
 
+/*
+ * The reverse name of the last few client addresses, kept for a minute:
+ * a client that connects again and again (one message per connection is
+ * common) costs one question to lookup per minute, not one per session.
+ * (lookup keeps answers longer, for every worker.)
+ */
+#define RDNS_MEMO_SLOTS	64
+#define RDNS_MEMO_TTL	60
+
+struct rdns_memo {
+	struct sockaddr_storage	 ss;
+	time_t			 at;
+	char			 name[256];	/* "": none worth writing */
+};
+static struct rdns_memo	rdns_memo[RDNS_MEMO_SLOTS];
+
+static struct rdns_memo *
+rdns_memo_slot(const struct sockaddr_storage *ss, int *match)
+{
+	const unsigned char	*b;
+	size_t			 len, i;
+	uint32_t		 h = 2166136261u;
+	struct rdns_memo	*m;
+
+	*match = 0;
+	if (ss->ss_family == AF_INET) {
+		b = (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+		len = 4;
+	} else if (ss->ss_family == AF_INET6) {
+		b = (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+		len = 16;
+	} else
+		return NULL;
+	for (i = 0; i < len; i++)
+		h = (h ^ b[i]) * 16777619u;
+	m = &rdns_memo[h % RDNS_MEMO_SLOTS];
+	if (m->ss.ss_family == ss->ss_family && memcmp(len == 4 ?
+	    (const void *)&((const struct sockaddr_in *)&m->ss)->sin_addr :
+	    (const void *)&((const struct sockaddr_in6 *)&m->ss)->sin6_addr,
+	    b, len) == 0)
+		*match = 1;
+	return m;
+}
+
 void
 session_new(int fd, struct listener *l, uint32_t lindex,
     struct sockaddr_storage *ss, socklen_t sslen)
 {
+	struct rdns_memo *memo;
+	int		 known;
 	struct session	*s;
 	struct lka_rdns	 rdns;
 	int		 ok;
@@ -316,11 +362,18 @@ session_new(int fd, struct listener *l, uint32_t lindex,
 		return;
 	}
 	/* the name goes into the Received header if it comes in time */
-	memset(&rdns, 0, sizeof(rdns));
-	rdns.reqid = s->id;
-	rdns.addr = s->ss;
-	mproc_compose(&smtp_worker.lookup, IMSG_LKA_RDNS, s->id, -1, &rdns,
-	    sizeof(rdns));
+	memo = rdns_memo_slot(&s->ss, &known);
+	if (memo != NULL && known && time(NULL) - memo->at < RDNS_MEMO_TTL) {
+		if (memo->name[0] != '\0' &&
+		    (s->rdns = strdup(memo->name)) == NULL)
+			log_warn("strdup");
+	} else {
+		memset(&rdns, 0, sizeof(rdns));
+		rdns.reqid = s->id;
+		rdns.addr = s->ss;
+		mproc_compose(&smtp_worker.lookup, IMSG_LKA_RDNS, s->id, -1,
+		    &rdns, sizeof(rdns));
+	}
 	if (l->tls == LISTEN_TLS_SMTPS) {
 		/* RFC 8314: implicit TLS; the greeting comes after it */
 		if (smtp_tls_accept(s) == -1)
@@ -358,13 +411,22 @@ session_new_local(int fd, const struct local_session *ls)
 void
 session_lookup_rdns(const struct lka_rdns *r)
 {
-	struct session	*s;
+	struct session		*s;
+	struct rdns_memo	*memo;
+	int			 known, good;
 
 	/* only a forward-confirmed name is worth writing down */
-	if ((s = session_find(r->reqid)) == NULL || r->status != PROTO_OK ||
-	    !r->fcrdns || r->name[0] == '\0' || s->rdns != NULL)
-		return;
-	if (!domain_valid(r->name, 0))
+	good = r->status == PROTO_OK && r->fcrdns && r->name[0] != '\0' &&
+	    domain_valid(r->name, 0);
+	/* a temporary failure is asked again next time */
+	if (r->status != PROTO_TEMPFAIL &&
+	    (memo = rdns_memo_slot(&r->addr, &known)) != NULL) {
+		memo->ss = r->addr;
+		memo->at = time(NULL);
+		snprintf(memo->name, sizeof(memo->name), "%s",
+		    good ? r->name : "");
+	}
+	if ((s = session_find(r->reqid)) == NULL || !good || s->rdns != NULL)
 		return;
 	if ((s->rdns = strdup(r->name)) == NULL)
 		log_warn("strdup");
