@@ -33,15 +33,20 @@ mproc_write(struct mproc *p)
 	mproc_update(p);
 }
 
+/* at exit, what can be written is, and nothing else matters */
 static void
-mproc_flush_dirty(void)
+mproc_flush_dirty(int exiting)
 {
 	struct mproc	*p;
 
 	while ((p = TAILQ_FIRST(&dirty)) != NULL) {
 		TAILQ_REMOVE(&dirty, p, dirty_entry);
 		p->dirty = 0;
-		if (p->ev != NULL)
+		if (p->ev == NULL)
+			continue;
+		if (exiting)
+			(void)imsg_flush_nb(&p->ib);
+		else
 			mproc_write(p);
 	}
 }
@@ -56,7 +61,7 @@ void
 mproc_defer_end(void)
 {
 	if (--defer_depth == 0)
-		mproc_flush_dirty();
+		mproc_flush_dirty(0);
 }
 
 /* a child starts with nothing of its parent's waiting to be written */
@@ -71,14 +76,7 @@ mproc_atfork_child(void)
 static void
 mproc_atexit(void)
 {
-	struct mproc	*p;
-
-	while ((p = TAILQ_FIRST(&dirty)) != NULL) {
-		TAILQ_REMOVE(&dirty, p, dirty_entry);
-		p->dirty = 0;
-		if (p->ev != NULL)
-			(void)imsg_flush_nb(&p->ib);
-	}
+	mproc_flush_dirty(1);
 }
 
 static void

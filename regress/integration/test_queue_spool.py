@@ -14,32 +14,15 @@ import subprocess
 import tempfile
 import time
 
-from fixture import (TEST_ROOT, Daemon, SMTPConnection, binary,
-                     ensure_test_user, maildir_files, reset_maildir,
-                     unique_marker, wait_maildir)
-
-USER = "phctl"
-
-CONF = """\
-spool "{spool}"
-socket "@TMP@/smtpd.sock"
-smtp workers 1
-listen on 127.0.0.1 port @PORT@
-action "local" maildir "~/Maildir"
-match from any for domain "example.test" action "local"
-"""
+from fixture import (TEST_ROOT, Daemon, binary, ensure_test_user,
+                     maildir_files, reset_maildir, unique_marker,
+                     wait_maildir)
+from test_diskfull import CONF, USER, transaction
 
 
 def send(port, marker):
-    with SMTPConnection(port) as c:
-        c.command("EHLO spool.test")
-        c.command("MAIL FROM:<a@example.test>")
-        assert c.command("RCPT TO:<%s@example.test>" % USER).code == 250
-        assert c.command("DATA").code == 354
-        c.send(("Subject: %s\r\n\r\nx\r\n.\r\n" % marker).encode())
-        r = c.reply()
-        assert r.code == 250, r
-        c.command("QUIT")
+    r = transaction(port, marker)
+    assert r.code == 250, r
 
 
 def test_spool_entries_at_start():
