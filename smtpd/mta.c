@@ -371,8 +371,11 @@ mta_route_error(struct mta_route *rt, int status, const char *text)
 	struct mta_task	*t;
 
 	rt->lasterr_status = status;
-	if (text != rt->lasterr)
+	if (text != rt->lasterr) {
 		snprintf(rt->lasterr, sizeof(rt->lasterr), "%s", text);
+		rt->lasterr_conn = 0;
+		rt->lasterr_at = time(NULL);
+	}
 	while ((t = TAILQ_FIRST(&rt->tasks)) != NULL) {
 		TAILQ_REMOVE(&rt->tasks, t, entry);
 		rt->ntasks--;

@@ -154,6 +154,8 @@ struct mta_route {
 	const char		*auth_pass;
 	int			 lasterr_status;	/* PROTO_* */
 	char			 lasterr[ENV_TEXT_MAX];
+	int			 lasterr_conn;	/* only "could not connect" */
+	time_t			 lasterr_at;
 };
 
 extern SSL_CTX		*mta_ssl_ctx;

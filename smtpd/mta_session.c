@@ -230,14 +230,29 @@ static int
 session_setup_failed(struct mta_session *s, int status, const char *fmt, ...)
 {
 	struct mta_route	*rt = s->route;
+	char			 text[ENV_TEXT_MAX];
 	va_list			 ap;
+	time_t			 now = time(NULL);
+	int			 conn;
 
 	va_start(ap, fmt);
-	vsnprintf(rt->lasterr, sizeof(rt->lasterr), fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	rt->lasterr_status = status;
-	log_info("mta session %016llx: %s", (unsigned long long)s->id,
-	    rt->lasterr);
+	log_info("mta session %016llx: %s", (unsigned long long)s->id, text);
+	/*
+	 * What the queue will say if every host fails: a host that could
+	 * not be reached says less than one that answered (a TLS name
+	 * mismatch on one address is worth more than "connection refused"
+	 * on the next), so it does not replace a recent answer.
+	 */
+	conn = strncmp(text, "4.4.", 4) == 0;
+	if (!conn || rt->lasterr[0] == '\0' || rt->lasterr_conn ||
+	    now - rt->lasterr_at > MTA_DEAD_SECS) {
+		memcpy(rt->lasterr, text, sizeof(rt->lasterr));
+		rt->lasterr_status = status;
+		rt->lasterr_conn = conn;
+		rt->lasterr_at = now;
+	}
 	if (s->host != NULL)
 		s->host->dead_until = time(NULL) + MTA_DEAD_SECS;
 	if (s->bev != NULL) {
