@@ -69,6 +69,7 @@ struct mdachan {
 	TAILQ_ENTRY(mdachan)	 entry;
 	char			 user[ENV_NAME_MAX];
 	int			 inflight;
+	int			 retired;	/* a reload: no more work */
 };
 static TAILQ_HEAD(, mdachan)	mdachans = TAILQ_HEAD_INITIALIZER(mdachans);
 
@@ -86,6 +87,9 @@ struct chanwait {
 	TAILQ_HEAD(, qenv)	 parked;
 };
 static TAILQ_HEAD(, chanwait)	chanwaits = TAILQ_HEAD_INITIALIZER(chanwaits);
+
+static void	mdachan_close(struct mdachan *);
+static void	mdachan_retire_all(void);
 
 struct qenv {
 	TAILQ_ENTRY(qenv)	 sched;		/* ready or waiting list */
@@ -942,7 +946,8 @@ queue_delivery_result(const struct delivery_result *r)
 	e->inflight = 0;
 	e->via = NULL;
 	if (e->chan != NULL) {
-		e->chan->inflight--;
+		if (--e->chan->inflight == 0 && e->chan->retired)
+			mdachan_close(e->chan);
 		e->chan = NULL;
 	}
 	inflight--;
@@ -1006,7 +1011,7 @@ mdachan_pick(const struct envelope *evp)
 	    !mda_direct_ok(evp, config_find_action(conf, evp->action)))
 		return NULL;
 	TAILQ_FOREACH(ch, &mdachans, entry)
-		if (strcmp(ch->user, evp->user) == 0 &&
+		if (!ch->retired && strcmp(ch->user, evp->user) == 0 &&
 		    ch->inflight < MDA_DIRECT_MAX &&
 		    (best == NULL || ch->inflight < best->inflight))
 			best = ch;
@@ -1496,9 +1501,47 @@ queue_set_conf(const struct queue_conf *qc)
 	conf->retry_remote = qc->retry_remote;
 	conf->queue_max_inflight = qc->max_inflight;
 	snprintf(conf->hostname, sizeof(conf->hostname), "%s", qc->hostname);
+	mdachan_retire_all();
 }
 
 static void	mdachan_closed(struct mproc *);
+
+static void
+mdachan_free(evutil_socket_t fd, short ev, void *arg)
+{
+	free(arg);
+}
+
+/*
+ * A channel with nothing in flight goes; its process reads the end and
+ * exits.  Called from its own dispatch too: freed once that has returned.
+ */
+static void
+mdachan_close(struct mdachan *ch)
+{
+	TAILQ_REMOVE(&mdachans, ch, entry);
+	mproc_clear(&ch->mp);
+	if (event_base_once(ev_base, -1, EV_TIMEOUT, mdachan_free, ch,
+	    NULL) == -1)
+		fatalx("event_base_once");
+}
+
+/*
+ * A reload: the delivery processes were started with the old settings
+ * (Maildir paths, say).  They get no more work and go once idle; the
+ * parent starts new ones.
+ */
+static void
+mdachan_retire_all(void)
+{
+	struct mdachan	*ch, *tmp;
+
+	TAILQ_FOREACH_SAFE(ch, &mdachans, entry, tmp) {
+		ch->retired = 1;
+		if (ch->inflight == 0)
+			mdachan_close(ch);
+	}
+}
 
 static void
 mdachan_dispatch(struct mproc *p, struct imsg *im)
@@ -1530,12 +1573,6 @@ mdachan_dispatch(struct mproc *p, struct imsg *im)
 	queue_delivery_result(&r);
 }
 
-static void
-mdachan_free(evutil_socket_t fd, short ev, void *arg)
-{
-	free(arg);
-}
-
 /* it exited (idle) or died: what it had is tried again */
 static void
 mdachan_closed(struct mproc *p)
@@ -1554,12 +1591,7 @@ mdachan_closed(struct mproc *p)
 		e->evp.nexttry = now + 5;
 		sched_wait(e);
 	}
-	TAILQ_REMOVE(&mdachans, ch, entry);
-	mproc_clear(p);
-	/* called from its own dispatch too: freed once that has returned */
-	if (event_base_once(ev_base, -1, EV_TIMEOUT, mdachan_free, ch,
-	    NULL) == -1)
-		fatalx("event_base_once");
+	mdachan_close(ch);
 	queue_schedule();
 }
 

@@ -73,3 +73,21 @@ def test_burst_starts_one_process():
         started = d.log().count("for the queue")
         assert started == 1, "%d delivery processes started" % started
         assert len(delivery_processes(d)) == 1
+
+
+def test_reload_retires_the_process():
+    """After a reload the queue gives the old delivery process no more
+    work (it was started with the old settings): it exits, and the next
+    message goes to a new one."""
+    reset_maildir(TEST_USER1)
+    with Daemon(conf_extra="smtp workers 1\n", args=["-v"]) as d:
+        send_raw(d.port, "a@client.test", RCPT1, body(unique_marker("one")))
+        wait_maildir(TEST_USER1, 1)
+        old = delivery_processes(d)
+        assert len(old) == 1, old
+        d.send_signal(signal.SIGHUP)
+        assert poll(lambda: old[0] not in delivery_processes(d),
+                    timeout=20), "old delivery process still there"
+        send_raw(d.port, "a@client.test", RCPT1, body(unique_marker("two")))
+        wait_maildir(TEST_USER1, 2, timeout=30)
+        assert d.log().count("for the queue") == 2, d.log_tail()
