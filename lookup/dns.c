@@ -34,6 +34,7 @@
 #include "lookup.h"
 #include "mproc.h"
 #include "smtpd.h"
+#include "util.h"
 
 #define DNS_RDNS_TIMEOUT	10	/* seconds per query, client waits */
 #define DNS_SENDER_TIMEOUT	20
@@ -487,20 +488,7 @@ rdns_cached_cb(evutil_socket_t fd, short ev, void *arg)
 static struct rdns_cached *
 rdns_slot(const struct sockaddr_storage *a)
 {
-	const unsigned char	*b;
-	size_t			 len, i;
-	uint32_t		 h = 2166136261u;
-
-	if (a->ss_family == AF_INET) {
-		b = (const void *)&((const struct sockaddr_in *)a)->sin_addr;
-		len = 4;
-	} else {
-		b = (const void *)&((const struct sockaddr_in6 *)a)->sin6_addr;
-		len = 16;
-	}
-	for (i = 0; i < len; i++)
-		h = (h ^ b[i]) * 16777619u;
-	return &rdns_cache[h % RDNS_CACHE_SLOTS];
+	return &rdns_cache[sockaddr_ip_hash(a) % RDNS_CACHE_SLOTS];
 }
 
 static void

@@ -1001,15 +1001,24 @@ queue_delivery_result(const struct delivery_result *r)
 	queue_schedule();
 }
 
+/* out of flight without a result (its agent went away): tried later */
+static void
+qenv_retry_in(struct qenv *e, time_t delay)
+{
+	e->inflight = 0;
+	e->via = NULL;
+	e->chan = NULL;
+	inflight--;
+	e->evp.nexttry = time(NULL) + delay;
+	sched_wait(e);
+}
+
 /* the least busy delivery process of the queue's for this envelope */
 static struct mdachan *
 mdachan_pick(const struct envelope *evp)
 {
 	struct mdachan	*ch, *best = NULL;
 
-	if (TAILQ_EMPTY(&mdachans) ||
-	    !mda_direct_ok(evp, config_find_action(conf, evp->action)))
-		return NULL;
 	TAILQ_FOREACH(ch, &mdachans, entry)
 		if (!ch->retired && strcmp(ch->user, evp->user) == 0 &&
 		    ch->inflight < MDA_DIRECT_MAX &&
@@ -1051,8 +1060,6 @@ chanwait_park(struct qenv *e)
 {
 	struct chanwait	*cw;
 
-	if (!mda_direct_ok(&e->evp, config_find_action(conf, e->evp.action)))
-		return 0;
 	if ((cw = chanwait_find(e->evp.user)) != NULL) {
 		qenv_unlist(e);
 		TAILQ_INSERT_TAIL(&cw->parked, e, sched);
@@ -1087,7 +1094,9 @@ queue_dispatch_one(struct qenv *e)
 {
 	int	fd;
 
+	/* a user's Maildir mail: straight to the queue's delivery process */
 	if (e->evp.dest_type != DEST_REMOTE &&
+	    mda_direct_ok(&e->evp, config_find_action(conf, e->evp.action)) &&
 	    (e->chan = mdachan_pick(&e->evp)) == NULL && chanwait_park(e))
 		return;
 
@@ -1442,16 +1451,10 @@ static void
 queue_mta_closed(struct mproc *p)
 {
 	struct qenv	*e;
-	time_t		 now = time(NULL);
 
 	RB_FOREACH(e, qenv_tree, &envs) {
-		if (!e->inflight || e->via != p)
-			continue;
-		e->inflight = 0;
-		e->via = NULL;
-		inflight--;
-		e->evp.nexttry = now + 5;
-		sched_wait(e);
+		if (e->inflight && e->via == p)
+			qenv_retry_in(e, 5);
 	}
 	if (q_mta == p) {
 		log_warnx("lost the current mta");
@@ -1579,17 +1582,10 @@ mdachan_closed(struct mproc *p)
 {
 	struct mdachan	*ch = p->arg;
 	struct qenv	*e;
-	time_t		 now = time(NULL);
 
 	RB_FOREACH(e, qenv_tree, &envs) {
-		if (!e->inflight || e->chan != ch)
-			continue;
-		e->inflight = 0;
-		e->via = NULL;
-		e->chan = NULL;
-		inflight--;
-		e->evp.nexttry = now + 5;
-		sched_wait(e);
+		if (e->inflight && e->chan == ch)
+			qenv_retry_in(e, 5);
 	}
 	mdachan_close(ch);
 	queue_schedule();
@@ -1627,11 +1623,7 @@ mdachan_add(struct imsg *im)
 		return;
 	if ((fd = queue_open_message(e->msg->msgid)) == -1) {
 		log_warn("%016" PRIx64 ": open message", e->evp.id);
-		e->inflight = 0;
-		e->via = NULL;
-		inflight--;
-		e->evp.nexttry = time(NULL) + conf->retry_local;
-		sched_wait(e);
+		qenv_retry_in(e, conf->retry_local);
 		return;
 	}
 	e->chan = ch;

@@ -146,8 +146,12 @@ proc_dispatch(struct mproc *p, struct imsg *m)
 	parent_delivery_result(&r);
 }
 
+/*
+ * A new delivery process.  With handfd, its channel is not the parent's:
+ * the descriptor is returned there, for the queue (mda_hand_over).
+ */
 static struct mda_proc *
-proc_spawn(const struct passwd *pw, int kind)
+proc_spawn(const struct passwd *pw, int kind, int *handfd)
 {
 	struct mda_proc	*mp;
 	int		 sv[2];
@@ -176,11 +180,17 @@ proc_spawn(const struct passwd *pw, int kind)
 	TAILQ_INIT(&mp->jobs);
 	snprintf(mp->name, sizeof(mp->name), "delivery process for %s",
 	    pw->pw_name);
-	mproc_init(&mp->mp, sv[0], mp->name, proc_dispatch, mp);
-	mp->mp.closed = proc_closed;
+	if (handfd != NULL) {
+		mp->handed = 1;
+		*handfd = sv[0];
+	} else {
+		mproc_init(&mp->mp, sv[0], mp->name, proc_dispatch, mp);
+		mp->mp.closed = proc_closed;
+	}
 	TAILQ_INSERT_TAIL(&procs, mp, entry);
 	nprocs++;
-	log_debug("started %s (pid %d)", mp->name, (int)pid);
+	log_debug("started %s (pid %d)%s", mp->name, (int)pid,
+	    handfd != NULL ? " for the queue" : "");
 	return mp;
 }
 
@@ -213,7 +223,7 @@ proc_pick(const struct passwd *pw, int kind)
 		return best;
 	if (nprocs >= conf->mda_max)
 		return NULL;
-	return proc_spawn(pw, kind);
+	return proc_spawn(pw, kind, NULL);
 }
 
 int
@@ -235,46 +245,19 @@ mda_hand_over(const struct envelope *evp, int fd, const struct passwd *pw)
 {
 	struct mda_proc		*mp;
 	struct mda_channel	 ch;
-	int			 sv[2], n = 0;
-	pid_t			 pid;
+	int			 chanfd, n = 0;
 
 	TAILQ_FOREACH(mp, &procs, entry)
 		if (mp->uid == pw->pw_uid && mp->kind == MDA_KIND_USER)
 			n++;
-	if (n >= MDA_PER_USER || nprocs >= conf->mda_max)
+	if (n >= MDA_PER_USER || nprocs >= conf->mda_max ||
+	    proc_spawn(pw, MDA_KIND_USER, &chanfd) == NULL)
 		return -1;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
-		log_warn("socketpair");
-		return -1;
-	}
-	if ((pid = fork()) == -1) {
-		log_warn("fork");
-		close(sv[0]);
-		close(sv[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		mda_child_main(sv[1], pw, MDA_KIND_USER);
-	}
-	close(sv[1]);
 	close(fd);		/* the queue opens the message itself */
-	if ((mp = calloc(1, sizeof(*mp))) == NULL)
-		fatal("calloc");
-	mp->uid = pw->pw_uid;
-	mp->kind = MDA_KIND_USER;
-	mp->pid = pid;
-	mp->handed = 1;
-	TAILQ_INIT(&mp->jobs);
-	snprintf(mp->name, sizeof(mp->name), "delivery process for %s",
-	    pw->pw_name);
-	TAILQ_INSERT_TAIL(&procs, mp, entry);
-	nprocs++;
 	memset(&ch, 0, sizeof(ch));
 	ch.evpid = evp->id;
 	snprintf(ch.user, sizeof(ch.user), "%s", evp->user);
-	parent_mda_channel(&ch, sv[0]);
-	log_debug("started %s (pid %d) for the queue", mp->name, (int)pid);
+	parent_mda_channel(&ch, chanfd);
 	return 0;
 }
 

@@ -47,6 +47,7 @@
 #include "smtp_session.h"
 #include "smtpd.h"
 #include "tree.h"
+#include "util.h"
 
 
 static int
@@ -292,28 +293,16 @@ static struct rdns_memo	rdns_memo[RDNS_MEMO_SLOTS];
 static struct rdns_memo *
 rdns_memo_slot(const struct sockaddr_storage *ss, int *match)
 {
-	const unsigned char	*b;
-	size_t			 len, i;
-	uint32_t		 h = 2166136261u;
+	const void		*b, *mb;
+	size_t			 len, mlen;
 	struct rdns_memo	*m;
 
 	*match = 0;
-	if (ss->ss_family == AF_INET) {
-		b = (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
-		len = 4;
-	} else if (ss->ss_family == AF_INET6) {
-		b = (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
-		len = 16;
-	} else
+	if ((b = sockaddr_ip(ss, &len)) == NULL)
 		return NULL;
-	for (i = 0; i < len; i++)
-		h = (h ^ b[i]) * 16777619u;
-	m = &rdns_memo[h % RDNS_MEMO_SLOTS];
-	if (m->ss.ss_family == ss->ss_family && memcmp(len == 4 ?
-	    (const void *)&((const struct sockaddr_in *)&m->ss)->sin_addr :
-	    (const void *)&((const struct sockaddr_in6 *)&m->ss)->sin6_addr,
-	    b, len) == 0)
-		*match = 1;
+	m = &rdns_memo[sockaddr_ip_hash(ss) % RDNS_MEMO_SLOTS];
+	mb = sockaddr_ip(&m->ss, &mlen);
+	*match = mb != NULL && mlen == len && memcmp(mb, b, len) == 0;
 	return m;
 }
 
