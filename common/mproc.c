@@ -23,6 +23,8 @@ static void	mproc_dispatch_one(evutil_socket_t, short, void *);
 /* channels with composed messages waiting for mproc_defer_end() */
 static TAILQ_HEAD(, mproc)	dirty = TAILQ_HEAD_INITIALIZER(dirty);
 static int			defer_depth;
+/* mproc_defer_turns(): composing anywhere waits for the end of the turn */
+static struct event		*ev_turn_end;
 
 static void
 mproc_write(struct mproc *p)
@@ -64,12 +66,27 @@ mproc_defer_end(void)
 		mproc_flush_dirty(0);
 }
 
+static void
+mproc_turn_end(evutil_socket_t fd, short ev, void *arg)
+{
+	mproc_flush_dirty(0);
+}
+
+void
+mproc_defer_turns(void)
+{
+	if (ev_turn_end == NULL && (ev_turn_end = event_new(ev_base, -1, 0,
+	    mproc_turn_end, NULL)) == NULL)
+		fatal("event_new");
+}
+
 /* a child starts with nothing of its parent's waiting to be written */
 static void
 mproc_atfork_child(void)
 {
 	TAILQ_INIT(&dirty);
 	defer_depth = 0;
+	ev_turn_end = NULL;	/* the parent's; the child decides anew */
 }
 
 /* what a handler composed just before calling exit() still goes out */
@@ -218,11 +235,18 @@ mproc_compose(struct mproc *p, uint32_t type, uint32_t peerid, int fd,
 	}
 	if (imsg_compose(&p->ib, type, peerid, fd, data, len) == -1)
 		fatal("imsg_compose to %s", p->name);
-	if (defer_depth > 0) {
+	if (defer_depth > 0 || ev_turn_end != NULL) {
 		if (!p->dirty) {
 			p->dirty = 1;
 			TAILQ_INSERT_TAIL(&dirty, p, dirty_entry);
 		}
+		/*
+		 * Outside a dispatch, the events of this turn that are
+		 * still to run (other sessions' input, say) may compose
+		 * to the same peer: the write waits for them.
+		 */
+		if (defer_depth == 0 && ev_turn_end != NULL)
+			event_active(ev_turn_end, EV_TIMEOUT, 1);
 		return;
 	}
 	/*

@@ -42,6 +42,12 @@ void	mproc_clear(struct mproc *);
  */
 void	mproc_defer_begin(void);
 void	mproc_defer_end(void);
+/*
+ * From now on in this process, everything composed during one turn of
+ * the event loop is written at the end of that turn: one sendmsg() per
+ * peer for all the sessions whose input arrived together.
+ */
+void	mproc_defer_turns(void);
 /* read nothing more from this channel (its descriptor changes hands) */
 void	mproc_stop_reading(struct mproc *);
 /* payload length must be exactly `want', else a sibling is broken: fatal */

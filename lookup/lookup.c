@@ -173,6 +173,7 @@ lookup_main(struct proc_fds *f)
 	(void)getgrnam("posthaste-nss-warmup");
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	mproc_defer_turns();
 	dns_init();	/* reads resolv.conf and hosts */
 	sandbox_enter(SANDBOX_LOOKUP);
 	mproc_init(&l_parent, f->parent, "parent", lookup_parent_dispatch,

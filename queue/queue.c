@@ -1699,6 +1699,7 @@ queue_main(struct proc_fds *f)
 		fatal("spool layout");
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	mproc_defer_turns();
 	arc4random_buf(&rng_state, sizeof(rng_state));
 #if QUEUE_SYNCFS
 	syncer_init();		/* before the sandbox: it creates a thread */

@@ -812,6 +812,7 @@ mta_main(struct proc_fds *f)
 	privsep_drop(SMTPD_USER, SMTPD_EMPTY_DIR);
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	mproc_defer_turns();
 	sandbox_enter(SANDBOX_MTA);
 	mta_tls_load_cas();
 	mproc_init(&m_parent, f->parent, "parent", mta_other_dispatch, NULL);

@@ -158,6 +158,7 @@ smtp_main(int worker, struct proc_fds *f)
 	privsep_drop(SMTPD_USER, SMTPD_EMPTY_DIR);
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	mproc_defer_turns();
 	sandbox_enter(SANDBOX_SMTP);
 
 	mproc_init(&smtp_worker.parent, f->parent, "parent",
