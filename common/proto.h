@@ -128,6 +128,11 @@ struct lka_result {
 	uint32_t	reqid;
 	uint32_t	status;		/* PROTO_* */
 	uint32_t	ndest;		/* DEST messages sent before this */
+	/*
+	 * RCPT: the asker may give the same answer (destinations and
+	 * all) to the same request for this long; 0 = ask every time
+	 */
+	uint32_t	reuse_ms;
 	char		reply[512];	/* "550 5.1.1 ..." when not OK */
 };
 

@@ -59,6 +59,7 @@ int	rule_find_rdns(const struct lka_rcpt_req *, const struct lka_rdns *,
 	    struct match **);
 /* does any rule use "from rdns"? then RCPT needs the client's name */
 int	rule_need_rdns(void);
+int	rule_decided_statically(const struct match *);
 int	rule_is_local_domain(const char *domain);
 int	addr_in_cidr(const struct sockaddr_storage *, const char *cidr);
 

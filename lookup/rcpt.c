@@ -29,6 +29,15 @@
 #include "smtpd.h"
 
 #define RCPT_MAX_DESTS	1000	/* destinations one recipient may have */
+/*
+ * How long a worker may give the same answer to the same request
+ * without asking (smtpd/smtp_rcache.c), when nothing but the request and
+ * the configuration decided it: a recipient relayed by rules without
+ * tables.  Anything that looked at a table, the password file or a
+ * ~/.forward is asked every time, so an administrator's change is seen
+ * by the very next RCPT.
+ */
+#define RCPT_REUSE_MS	1000
 
 struct rcpt_job {
 	TAILQ_ENTRY(rcpt_job)	 entry;
@@ -37,6 +46,7 @@ struct rcpt_job {
 	struct lka_rcpt_req	 req;
 	struct lka_rdns		 rdns;
 	int			 have_rdns;
+	uint32_t		 reuse_ms;	/* for an acceptance */
 	struct match		*m;
 	struct expand		*e;	/* while a .forward is asked for */
 };
@@ -61,6 +71,7 @@ rcpt_finish(struct rcpt_job *j, uint32_t status, const char *reply,
 	r.reqid = j->req.reqid;
 	r.status = status;
 	r.ndest = ndest;
+	r.reuse_ms = status == PROTO_OK ? j->reuse_ms : 0;
 	snprintf(r.reply, sizeof(r.reply), "%s", reply);
 	TAILQ_REMOVE(&jobs, j, entry);
 	lookup_rcpt_reply(j->p, &j->req, j->m, &r);
@@ -165,6 +176,9 @@ rcpt_route(struct rcpt_job *j)
 		rcpt_finish(j, PROTO_PERMFAIL, reply, 0);
 		return;
 	}
+	if (j->m->action->type == ACTION_RELAY &&
+	    rule_decided_statically(j->m))
+		j->reuse_ms = RCPT_REUSE_MS;
 	expand_start(&j->req, j->m->action, rcpt_emit, rcpt_forward,
 	    rcpt_expand_done, j, RCPT_MAX_DESTS);
 }

@@ -223,6 +223,34 @@ match_for(const struct match *m, const struct lka_rcpt_req *req)
 	return m->for_crit.negate ? !r : r;
 }
 
+static int
+crit_static(const struct match_crit *c)
+{
+	return !c->set || !c->is_table;
+}
+
+/*
+ * Whether the rules that decided on `m' (it, and every rule before it
+ * that did not match) looked at nothing but the request and the
+ * configuration: no table, which may be rebuilt under a running
+ * daemon, and no reverse DNS.
+ */
+int
+rule_decided_statically(const struct match *m)
+{
+	const struct match	*r;
+
+	TAILQ_FOREACH(r, &conf->matches, entry) {
+		if (r->from == MATCH_FROM_RDNS || !crit_static(&r->from_crit) ||
+		    !crit_static(&r->for_crit) || !crit_static(&r->auth) ||
+		    !crit_static(&r->mail_from) || !crit_static(&r->helo))
+			return 0;
+		if (r == m)
+			return 1;
+	}
+	return 0;
+}
+
 int
 rule_need_rdns(void)
 {

@@ -454,6 +454,7 @@ txn_free(struct txn *tx)
 	for (i = 0; i < tx->ndests; i++)
 		free(tx->dests[i].orcpt);
 	free(tx->dests);
+	rcache_rec_free(tx);
 	if (tx->msgbuf)
 		evbuffer_free(tx->msgbuf);
 	if (tx->partial)
@@ -817,6 +818,9 @@ cmd_rcpt(struct session *s, char *args)
 		    s->authname);
 	req.mailfrom = tx->mailfrom;
 	req.rcpt = tx->rcpt_pending;
+	if (rcache_replay(s, &req))
+		return;		/* asked a moment ago, and accepted */
+	rcache_record(tx, &req);
 	s->flags |= SS_WAIT;
 	mproc_compose(&smtp_worker.lookup, IMSG_LKA_RCPT, s->id, -1, &req,
 	    sizeof(req));
@@ -945,6 +949,7 @@ session_lookup_dest(const struct lka_dest *d)
 	}
 	if ((tx = s->tx) == NULL || s->state != S_RCPT)
 		return;
+	rcache_rec_dest(tx, d);
 	if (tx->ndests >= conf->max_rcpt * 4)
 		return;		/* lookup bounds expansions; belt and braces */
 	/*
@@ -984,19 +989,28 @@ void
 session_lookup_result(const struct lka_result *r)
 {
 	struct session	*s;
-	struct txn	*tx;
-	size_t		 i;
 
 	if ((s = session_find(r->reqid)) == NULL || !(s->flags & SS_WAIT))
 		return;
+	session_rcpt_result(s, r);
+	session_process(s);
+}
+
+/* lookup's answer, or the cache's (inside session_process() then) */
+void
+session_rcpt_result(struct session *s, const struct lka_result *r)
+{
+	struct txn	*tx;
+	size_t		 i;
+
 	s->flags &= ~SS_WAIT;
 	if (s->flags & (SS_VRFY | SS_EXPN)) {
 		vrfy_result(s, r);
-		session_process(s);
 		return;
 	}
 	if ((tx = s->tx) == NULL)
 		return;
+	rcache_rec_done(tx, r);
 	/* lookup counts what it sent; duplicates may have been merged here */
 	if (r->status == PROTO_OK && r->ndest > 0) {
 		tx->nrcpt_ok++;
@@ -1009,7 +1023,6 @@ session_lookup_result(const struct lka_result *r)
 		session_reply(s, "%s", r->reply[0] ? r->reply :
 		    "451 4.3.0 Temporary lookup failure");
 	}
-	session_process(s);
 }
 
 /* ---- the others ---- */

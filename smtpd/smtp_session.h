@@ -75,6 +75,7 @@ struct txn {
 	struct sdest		*dests;
 	size_t			 ndests, capdests;
 	size_t			 ndests_before;	/* at the pending RCPT */
+	struct rcache_rec	*rrec;		/* its answer, for the cache */
 
 	/* message data */
 	uint32_t		 msgid;
@@ -137,6 +138,7 @@ void	session_new_local(int fd, const struct local_session *);
 void	session_shutdown_all(void);
 void	session_lookup_dest(const struct lka_dest *);
 void	session_lookup_result(const struct lka_result *);
+void	session_rcpt_result(struct session *, const struct lka_result *);
 void	session_lookup_rdns(const struct lka_rdns *);
 void	session_queue_created(const struct queue_msg_resp *, int fd);
 void	session_queue_committed(const struct queue_msg_resp *);
@@ -155,6 +157,14 @@ void	session_process(struct session *);
 void	session_timeout(struct session *);
 void	session_drained(struct session *);
 const char *session_hostname(const struct session *);
+
+/* smtp_rcache.c: recipients lookup accepted a moment ago */
+struct rcache_rec;
+int	rcache_replay(struct session *, const struct lka_rcpt_req *);
+void	rcache_record(struct txn *, const struct lka_rcpt_req *);
+void	rcache_rec_dest(struct txn *, const struct lka_dest *);
+void	rcache_rec_done(struct txn *, const struct lka_result *);
+void	rcache_rec_free(struct txn *);
 uint32_t session_lka_flags(const struct session *);
 
 /* smtp_io.c: the client socket */

@@ -573,3 +573,49 @@ def test_dsn_parameters_passed_on():
             else:
                 assert "RET=" not in t["mail"] and "NOTIFY" not in \
                     t["rcpts"][0], t
+
+
+CACHE_CONF = """\
+spool "@TMP@/spool"
+socket "@TMP@/smtpd.sock"
+smtp workers 1
+listen on 127.0.0.1 port @PORT@
+action "local" maildir "~/Maildir"
+action "relay" relay host "smtp://127.0.0.1:%(port)d"
+match from any for domain "example.test" action "local"
+match from any for domain "refused.test" reject
+match from local for any action "relay"
+"""
+
+CACHED_RE = r"RCPT answered as lookup did a moment ago"
+
+
+def test_relayed_recipient_answer_reused():
+    """A recipient that rules alone route to a relay is asked of lookup
+    once: the same RCPT a moment later (same client, HELO, sender) gets
+    lookup's answer again from the worker, and the message still goes
+    out.  A refusal is asked (and logged by lookup) every time, and so
+    is a local recipient, whose answer depends on the user and files."""
+    with Sink() as sink, \
+            Daemon(conf=CACHE_CONF % {"port": sink.port}) as d:
+        items = ["EHLO client.test"]
+        for i in range(3):
+            items += ["MAIL FROM:<s@client.test>",
+                      "RCPT TO:<same@remote.test>", "DATA",
+                      message(unique_marker("cache%d" % i))]
+        items += ["MAIL FROM:<s@client.test>",
+                  "RCPT TO:<x@refused.test>", "RCPT TO:<x@refused.test>",
+                  "RCPT TO:<%s@example.test>" % fixture.TEST_USER1,
+                  "RCPT TO:<%s@example.test>" % fixture.TEST_USER1,
+                  "RSET", "QUIT"]
+        replies = smtp_dialog(d.port, items)
+        codes = [r.code for r in replies]
+        assert codes[2:14] == [250, 250, 354, 250] * 3, replies
+        assert codes[14:19] == [250, 550, 550, 250, 250], replies
+        wait_log(d, r"to=<same@remote.test>.*status=sent", count=3)
+        assert len(poll(lambda: len(sink.messages()) == 3 and
+                        sink.messages(), 10)) == 3
+        log = d.log()
+        # the first relayed RCPT was asked; the next two were not
+        assert len(re.findall(CACHED_RE, log)) == 2, log
+        assert len(re.findall(r"reject: RCPT from client\.test", log)) == 2
