@@ -460,7 +460,7 @@ write_envelope_at(int dfd, const char *name, const struct envelope *evp,
 }
 
 static void
-commit_reply(struct qmsg *m, int ok)
+commit_reply_text(struct qmsg *m, int ok, const char *reply)
 {
 	struct queue_msg_resp	r;
 
@@ -469,13 +469,19 @@ commit_reply(struct qmsg *m, int ok)
 	r.msgid = m->msgid;
 	r.status = ok ? PROTO_OK : PROTO_TEMPFAIL;
 	if (!ok)
-		snprintf(r.reply, sizeof(r.reply), "451 4.3.0 Temporary "
-		    "queue failure, try again later");
+		snprintf(r.reply, sizeof(r.reply), "%s", reply);
 	/* a worker that went away meanwhile no longer needs an answer */
 	if (m->worker < 0 || !q_smtp_open[m->worker])
 		return;
 	mproc_compose(&q_smtp[m->worker], IMSG_QUEUE_COMMITTED,
 	    m->commit_reqid, -1, &r, sizeof(r));
+}
+
+static void
+commit_reply(struct qmsg *m, int ok)
+{
+	commit_reply_text(m, ok, "451 4.3.0 Temporary queue failure, try "
+	    "again later");
 }
 
 /*
@@ -687,6 +693,17 @@ queue_commit(int worker, const struct queue_msg_req *req)
 		fatalx("commit with %u envelopes, %zu received, from smtp "
 		    "worker %d", req->nenvelopes, m->npending, worker + 1);
 	m->commit_reqid = req->reqid;
+	/*
+	 * Free space was looked at when the file was made, which may have
+	 * been a while ago (a worker keeps spare files): again now.
+	 */
+	if (spool_nearly_full()) {
+		log_warnx("spool nearly full: refusing new mail");
+		commit_reply_text(m, 0, "452 4.3.1 Insufficient system "
+		    "storage");
+		message_discard(m);
+		return;
+	}
 	m->committed = 1;	/* no more envelopes or rollback */
 	TAILQ_INSERT_TAIL(&batch, m, batch);
 	event_active(ev_commit, EV_TIMEOUT, 0);

@@ -60,14 +60,99 @@ data_allowed(struct session *s, const char *what)
 	return 1;
 }
 
+/*
+ * Spare message files.  Asking the queue for a file at DATA would put a
+ * round trip between two processes between the client's DATA and our
+ * 354, and wake the queue once per message.  So a worker keeps a few
+ * files the queue created ahead of need, asks for more in one go when
+ * it is down to SPARE_LOW, and a DATA takes one at once.  A spare is an
+ * incoming/ file like any other: never acknowledged, removed by the
+ * queue when the worker goes away and by start-up after a crash.  The
+ * queue looks at the spool's free space again at commit, so a spare
+ * taken after the disk filled up gets 452 4.3.1 at the end of data.
+ */
+#define SPARE_MAX	16
+#define SPARE_LOW	8
+#define SPARE_REQID	0	/* no session has it */
+#define SPARE_PAUSE	2	/* seconds without asking after a refusal */
+
+static struct {
+	uint32_t	msgid;
+	int		fd;
+}			spares[SPARE_MAX];
+static int		nspares, nasked;
+static time_t		spare_refused;
+
+static void
+spares_refill(void)
+{
+	struct queue_msg_req	req;
+
+	if (nspares + nasked > SPARE_LOW || smtp_stopping() ||
+	    time(NULL) - spare_refused < SPARE_PAUSE)
+		return;
+	memset(&req, 0, sizeof(req));
+	req.reqid = SPARE_REQID;
+	for (; nspares + nasked < SPARE_MAX; nasked++)
+		mproc_compose(&smtp_worker.queue, IMSG_QUEUE_CREATE,
+		    SPARE_REQID, -1, &req, sizeof(req));
+}
+
+static void
+spare_return(uint32_t msgid, int fd)
+{
+	struct queue_msg_req	req;
+
+	close(fd);
+	memset(&req, 0, sizeof(req));
+	req.msgid = msgid;
+	mproc_compose(&smtp_worker.queue, IMSG_QUEUE_ROLLBACK, 0, -1, &req,
+	    sizeof(req));
+}
+
+/* the queue's answer to a request for a spare */
+static void
+spare_created(const struct queue_msg_resp *r, int fd)
+{
+	if (nasked > 0)
+		nasked--;
+	if (r->status != PROTO_OK) {
+		spare_refused = time(NULL);
+		return;
+	}
+	if (nspares == SPARE_MAX || smtp_stopping()) {
+		spare_return(r->msgid, fd);
+		return;
+	}
+	spares[nspares].msgid = r->msgid;
+	spares[nspares].fd = fd;
+	nspares++;
+}
+
+static void	queue_created(struct session *, const struct queue_msg_resp *,
+		    int);
+
 static void
 queue_create(struct session *s)
 {
 	struct queue_msg_req	req;
+	struct queue_msg_resp	r;
 
+	s->flags |= SS_WAIT;
+	if (nspares > 0) {
+		nspares--;
+		memset(&r, 0, sizeof(r));
+		r.reqid = s->id;
+		r.msgid = spares[nspares].msgid;
+		r.status = PROTO_OK;
+		spares_refill();
+		/* inside session_process(), which goes on with the data */
+		queue_created(s, &r, spares[nspares].fd);
+		return;
+	}
+	spares_refill();	/* for the next one */
 	memset(&req, 0, sizeof(req));
 	req.reqid = s->id;
-	s->flags |= SS_WAIT;
 	mproc_compose(&smtp_worker.queue, IMSG_QUEUE_CREATE, s->id, -1, &req,
 	    sizeof(req));
 }
@@ -230,19 +315,27 @@ session_queue_created(const struct queue_msg_resp *r, int fd)
 {
 	struct session		*s;
 	struct txn		*tx;
-	struct queue_msg_req	 req;
 
-	if ((s = session_find(r->reqid)) == NULL || !(s->flags & SS_WAIT) ||
-	    (tx = s->tx) == NULL || tx->msgfd != -1) {
-		if (fd != -1) {
-			close(fd);
-			memset(&req, 0, sizeof(req));
-			req.msgid = r->msgid;
-			mproc_compose(&smtp_worker.queue, IMSG_QUEUE_ROLLBACK,
-			    0, -1, &req, sizeof(req));
-		}
+	if (r->reqid == SPARE_REQID) {
+		spare_created(r, fd);
 		return;
 	}
+	if ((s = session_find(r->reqid)) == NULL || !(s->flags & SS_WAIT) ||
+	    (tx = s->tx) == NULL || tx->msgfd != -1) {
+		if (fd != -1)
+			spare_return(r->msgid, fd);
+		return;
+	}
+	queue_created(s, r, fd);
+	session_process(s);
+}
+
+/* a message file for the session's transaction, or why there is none */
+static void
+queue_created(struct session *s, const struct queue_msg_resp *r, int fd)
+{
+	struct txn	*tx = s->tx;
+
 	s->flags &= ~SS_WAIT;
 	if (r->status != PROTO_OK) {
 		if (tx->bdat) {
@@ -254,7 +347,6 @@ session_queue_created(const struct queue_msg_resp *r, int fd)
 		} else
 			session_reply(s, "%s", r->reply[0] ? r->reply :
 			    "451 4.3.0 Temporary queue failure");
-		session_process(s);
 		return;
 	}
 	tx->msgid = r->msgid;
@@ -273,7 +365,6 @@ session_queue_created(const struct queue_msg_resp *r, int fd)
 		session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	}
 	session_set_timeout(s);
-	session_process(s);
 }
 
 /*

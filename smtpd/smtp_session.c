@@ -260,7 +260,9 @@ session_alloc(int fd)
 		close(fd);
 		return NULL;
 	}
-	s->id = ++next_id;
+	if (++next_id == 0)
+		++next_id;	/* 0 asks the queue for spare files */
+	s->id = next_id;
 	s->fd = fd;
 	if (session_io_open(s) == -1) {
 		session_io_close(s);
