@@ -100,6 +100,8 @@ struct qenv {
 	struct mproc		*via;		/* where it is in flight */
 	struct mdachan		*chan;		/* via a delivery process */
 	int64_t			 dispatched;	/* when, in ms */
+	/* committed, in ms; 0 when loaded from the spool (evp.ctime, s) */
+	int64_t			 arrived;
 	int			 bouncing;	/* kept until its DSN is queued */
 	int			 onlist;	/* 0, LIST_READY, LIST_WAIT,
 						 * LIST_PARKED */
@@ -510,10 +512,20 @@ commit_prepare(struct qmsg *m)
 	return rc;
 }
 
+static int64_t
+now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void
 commit_schedule(struct qmsg *m)
 {
 	struct qenv	*e;
+	int64_t		 now = now_ms();
 	size_t		 i;
 
 	for (i = 0; i < m->npending; i++) {
@@ -521,6 +533,7 @@ commit_schedule(struct qmsg *m)
 			fatal("calloc");
 		e->evp = m->pending[i];
 		e->msg = m;
+		e->arrived = now;
 		RB_INSERT(qenv_tree, &envs, e);
 		sched_ready(e);
 		m->nenv++;
@@ -901,15 +914,6 @@ retry_delay(const struct envelope *evp)
 	return d;
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * One line per delivery attempt, in the shape log analysers know from
  * Postfix: delay is the message's age; delays=a/b/c/d are before the
@@ -923,7 +927,7 @@ log_delivery(const struct qenv *e, const char *status,
 	char		 to[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 	char		 clean[ENV_TEXT_MAX * 4], dsn[16];
 	const char	*text = r->text;
-	int64_t		 now = now_ms(), inagent, b, c, d;
+	int64_t		 now = now_ms(), since, inagent, b, c, d;
 	int		 x, y, z, n = 0;
 
 	if (sscanf(text, "%1d.%3d.%3d%n", &x, &y, &z, &n) == 3 &&
@@ -935,9 +939,10 @@ log_delivery(const struct qenv *e, const char *status,
 	} else
 		snprintf(dsn, sizeof(dsn), "%s", r->status == PROTO_OK ?
 		    "2.0.0" : r->status == PROTO_TEMPFAIL ? "4.0.0" : "5.0.0");
+	/* to the millisecond when it arrived since we started */
+	since = e->arrived ? e->arrived : (int64_t)e->evp.ctime * 1000;
 	inagent = e->dispatched ? now - e->dispatched : 0;
-	b = (e->dispatched ? e->dispatched - e->evp.ctime * 1000 : 0) +
-	    r->delay_wait;
+	b = (e->dispatched ? e->dispatched - since : 0) + r->delay_wait;
 	c = r->delay_conn;
 	d = r->delay_xfer ? r->delay_xfer : inagent - r->delay_wait - c;
 	if (b < 0)
@@ -947,7 +952,7 @@ log_delivery(const struct qenv *e, const char *status,
 	addr_to_string(&e->evp.dest, to, sizeof(to));
 	log_info("%016" PRIx64 ": to=<%s>, relay=%s, delay=%.2f, "
 	    "delays=0/%.2f/%.2f/%.2f, tries=%u, dsn=%s, status=%s (%s)",
-	    e->evp.id, to, r->relay, (now - e->evp.ctime * 1000) / 1000.0,
+	    e->evp.id, to, r->relay, (now - since) / 1000.0,
 	    b / 1000.0, c / 1000.0, d / 1000.0, e->evp.tries, dsn, status,
 	    log_sanitize(text, clean, sizeof(clean)));
 }
