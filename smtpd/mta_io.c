@@ -127,8 +127,10 @@ io_read(evutil_socket_t fd, short ev, void *arg)
 }
 
 /*
- * The connect() has finished, one way or the other.  Reading starts
- * before the session hears of it: the greeting may already be there.
+ * The connect() has finished, one way or the other.  The read event is
+ * added here, but cannot fire before the session has heard of the
+ * connection (in this call): a greeting that is already there is read
+ * after it, never before.
  */
 static void
 io_connected(struct mta_io *io)
@@ -168,6 +170,14 @@ io_writable(evutil_socket_t fd, short ev, void *arg)
 	io_write(io);
 }
 
+/*
+ * The connect() is ours, not bufferevent_socket_connect()'s: a socket
+ * bufferevent, once connected, could only be taken off the socket by
+ * freeing it, and that costs the epoll_ctl() calls we are here to save
+ * (and a read it may already have done would have to be carried over).
+ * Waiting for the socket to become writable, then asking SO_ERROR, is
+ * all it did anyway.
+ */
 int
 mta_io_connect(struct mta_io *io, int fd, const struct sockaddr *sa,
     socklen_t salen)

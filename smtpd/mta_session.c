@@ -33,7 +33,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -1143,7 +1142,11 @@ session_readcb(void *arg)
 	size_t			 eollen;
 	int			 rc;
 
-	/* the greeting may be read before the connect event is seen */
+	/*
+	 * A greeting read before the connect event: a bufferevent could
+	 * do that; mta_io reports the connection first, so this is only a
+	 * guard that keeps the state machine right whatever the order.
+	 */
 	if (s->state == S_CONNECT && s->route->scheme != MTA_SCHEME_SMTPS) {
 		session_timeout(s, MTA_TIMEOUT_REPLY);
 		s->state = S_GREETING;
