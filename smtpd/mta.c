@@ -813,6 +813,7 @@ mta_main(struct proc_fds *f)
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	mproc_defer_turns();
+	mta_io_init();
 	sandbox_enter(SANDBOX_MTA);
 	mta_tls_load_cas();
 	mproc_init(&m_parent, f->parent, "parent", mta_other_dispatch, NULL);

@@ -158,6 +158,32 @@ struct mta_route {
 	time_t			 lasterr_at;
 };
 
+/*
+ * The connection of a session (mta_io.c): the socket of a plain session,
+ * or the OpenSSL bufferevent of a TLS one.  in and out are the session's
+ * buffers either way.  The callbacks are those of a bufferevent: input
+ * arrived; the output drained to lowat or below; connected, EOF, error
+ * or timeout (BEV_EVENT_*, err the errno of an error).  Each may free
+ * the session.
+ */
+struct mta_io {
+	TAILQ_ENTRY(mta_io)	 flushq;
+	int			 fd;		/* -1: closed */
+	int			 flags;
+	int			 connect_err;	/* connect() refused at once */
+	struct evbuffer		*in;
+	struct evbuffer		*out;
+	struct event		*ev_read;
+	struct event		*ev_write;	/* connecting, or socket full */
+	struct bufferevent	*bev;		/* TLS: owns socket and buffers */
+	struct timeval		 timeout;	/* 0 s: none */
+	size_t			 lowat;
+	void			(*on_read)(void *);
+	void			(*on_write)(void *);
+	void			(*on_event)(void *, short, int);
+	void			*arg;
+};
+
 extern SSL_CTX		*mta_ssl_ctx;
 extern int		 mta_ssl_ca_loaded;
 
@@ -179,6 +205,19 @@ void	mta_task_requeue(struct mta_task *);
 /* 1 when the recipient's or the sender's address is not ASCII */
 int	mta_addr_utf8(const struct mailaddr *);
 double	mta_elapsed_ms(const struct timespec *since);
+
+/* mta_io.c */
+void	mta_io_init(void);
+/* start a non-blocking connect on fd; -1 and errno if it failed at once */
+int	mta_io_connect(struct mta_io *, int fd, const struct sockaddr *,
+	    socklen_t);
+void	mta_io_set_timeout(struct mta_io *, int secs);
+/* what was added to out is written at the end of this turn of the loop */
+void	mta_io_flush_later(struct mta_io *);
+/* from now on over TLS, in the connecting state; takes the SSL */
+void	mta_io_start_tls(struct mta_io *, SSL *);
+unsigned long mta_io_tls_error(struct mta_io *);
+void	mta_io_close(struct mta_io *);
 
 /* mta_session.c */
 void	mta_session_new(struct mta_route *);

@@ -11,9 +11,9 @@
  * With PIPELINING (RFC 2920) a whole transaction goes out in one write:
  * [RSET] MAIL RCPT... DATA, and the replies are matched to the commands
  * in order.  Without it, one command waits for the previous reply.
- * Everything is event-driven on libevent bufferevents; TLS is an OpenSSL
- * filter bufferevent stacked on the socket after STARTTLS (or at once
- * for smtps://).
+ * Everything is event-driven; the connection (mta_io.c) is the socket
+ * itself for a plain session, and an OpenSSL filter bufferevent stacked
+ * on it after STARTTLS (or at once for smtps://).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -33,7 +33,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -91,8 +90,8 @@ struct mta_session {
 	TAILQ_ENTRY(mta_session) entry;
 	uint64_t		 id;
 	struct mta_route	*route;
-	struct bufferevent	*bev;
-	SSL			*ssl;
+	struct mta_io		 io;
+	SSL			*ssl;		/* owned by io once set */
 	enum mta_state		 state;
 	size_t			 hostidx;
 	struct mta_host		*host;
@@ -119,14 +118,15 @@ struct mta_session {
 	char			 mail_text[ENV_TEXT_MAX];
 	int			 body_started, body_done, body_discard;
 	off_t			 body_off;
+	uint64_t		 body_wire;	/* bytes converted so far */
 	int			 body_bol;
 };
 
 static uint64_t	 session_ids;
 
-static void	session_readcb(struct bufferevent *, void *);
-static void	session_writecb(struct bufferevent *, void *);
-static void	session_eventcb(struct bufferevent *, short, void *);
+static void	session_readcb(void *);
+static void	session_writecb(void *);
+static void	session_eventcb(void *, short, int);
 static int	session_connect(struct mta_session *);
 static void	session_next(struct mta_session *);
 
@@ -140,10 +140,9 @@ session_free(struct mta_session *s)
 		    "4.4.2 %s: session ended", s->relay);
 		mta_task_free(s->task);
 	}
-	if (s->bev != NULL)
-		bufferevent_free(s->bev);	/* and the SSL, and the socket */
-	else if (s->ssl != NULL)
+	if (s->io.bev == NULL && s->ssl != NULL)
 		SSL_free(s->ssl);
+	mta_io_close(&s->io);		/* and the SSL, and the socket */
 	if (s->ev_idle != NULL)
 		event_free(s->ev_idle);
 	TAILQ_REMOVE(&rt->sessions, s, entry);
@@ -164,9 +163,7 @@ session_tls_mode(const struct mta_session *s)
 static void
 session_timeout(struct mta_session *s, int secs)
 {
-	struct timeval	tv = { secs, 0 };
-
-	bufferevent_set_timeouts(s->bev, secs ? &tv : NULL, secs ? &tv : NULL);
+	mta_io_set_timeout(&s->io, secs);
 }
 
 static void
@@ -176,7 +173,7 @@ session_printf(struct mta_session *s, const char *fmt, ...)
 static void
 session_printf(struct mta_session *s, const char *fmt, ...)
 {
-	struct evbuffer	*out = bufferevent_get_output(s->bev);
+	struct evbuffer	*out = s->io.out;
 	va_list		 ap;
 
 	va_start(ap, fmt);
@@ -184,6 +181,7 @@ session_printf(struct mta_session *s, const char *fmt, ...)
 	    evbuffer_add(out, "\r\n", 2) == -1)
 		fatalx("evbuffer_add");
 	va_end(ap);
+	mta_io_flush_later(&s->io);
 }
 
 static int
@@ -255,11 +253,8 @@ session_setup_failed(struct mta_session *s, int status, const char *fmt, ...)
 	}
 	if (s->host != NULL)
 		s->host->dead_until = time(NULL) + MTA_DEAD_SECS;
-	if (s->bev != NULL) {
-		bufferevent_free(s->bev);
-		s->bev = NULL;
-		s->ssl = NULL;
-	}
+	mta_io_close(&s->io);
+	s->ssl = NULL;
 	s->hostidx++;
 	session_connect(s);
 	return -1;
@@ -389,23 +384,16 @@ session_connect(struct mta_session *s)
 		    rt->action->relay_src, strerror(errno));
 		return -1;
 	}
-	if ((s->bev = bufferevent_socket_new(ev_base, fd,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
-		fatalx("bufferevent_socket_new");
-	bufferevent_setcb(s->bev, session_readcb, session_writecb,
-	    session_eventcb, s);
-	bufferevent_setwatermark(s->bev, EV_WRITE, MTA_BODY_LOW, 0);
 	session_timeout(s, MTA_TIMEOUT_CONNECT);
 	s->state = S_CONNECT;
 	log_debug("mta session %016llx: connecting to %s",
 	    (unsigned long long)s->id, s->relay);
-	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&h->ss,
+	if (mta_io_connect(&s->io, fd, (struct sockaddr *)&h->ss,
 	    len) == -1) {
 		session_setup_failed(s, PROTO_TEMPFAIL,
 		    "4.4.1 connect to %s: %s", s->relay, strerror(errno));
 		return -1;
 	}
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	return 0;
 }
 
@@ -422,6 +410,12 @@ mta_session_new(struct mta_route *rt)
 	TAILQ_INSERT_TAIL(&rt->sessions, s, entry);
 	rt->nsessions++;
 	rt->nconnecting++;
+	s->io.fd = -1;
+	s->io.lowat = MTA_BODY_LOW;	/* the body pump refills below this */
+	s->io.on_read = session_readcb;
+	s->io.on_write = session_writecb;
+	s->io.on_event = session_eventcb;
+	s->io.arg = s;
 	session_connect(s);
 }
 
@@ -430,7 +424,6 @@ mta_session_new(struct mta_route *rt)
 static void
 session_start_tls(struct mta_session *s)
 {
-	struct bufferevent	*b;
 	X509_VERIFY_PARAM	*param;
 	const char		*name = s->host->name;
 
@@ -448,17 +441,8 @@ session_start_tls(struct mta_session *s)
 		    X509_VERIFY_PARAM_set1_host(param, name, 0) != 1)
 			fatalx("X509_VERIFY_PARAM_set1_host");
 	}
-	b = bufferevent_openssl_filter_new(ev_base, s->bev, s->ssl,
-	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-	if (b == NULL)
-		fatalx("bufferevent_openssl_filter_new");
-	bufferevent_openssl_set_allow_dirty_shutdown(b, 1);
-	s->bev = b;
-	bufferevent_setcb(s->bev, session_readcb, session_writecb,
-	    session_eventcb, s);
-	bufferevent_setwatermark(s->bev, EV_WRITE, MTA_BODY_LOW, 0);
 	session_timeout(s, MTA_TIMEOUT_REPLY);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	mta_io_start_tls(&s->io, s->ssl);
 	s->state = S_TLS;
 }
 
@@ -735,6 +719,7 @@ session_txn_start(struct mta_session *s)
 	s->mail_text[0] = '\0';
 	s->body_started = s->body_done = s->body_discard = 0;
 	s->body_off = 0;
+	s->body_wire = 0;
 	s->body_bol = 1;
 	t->delay_conn = s->nmsgs == 0 ? s->setup_ms : 0;
 
@@ -846,6 +831,22 @@ session_next(struct mta_session *s)
 }
 
 /*
+ * The whole message has been read, without the pread() that returns 0:
+ * the last one came back short, and what was converted is the size the
+ * message was measured to have on the wire (wirescan_size(): the CRLF we
+ * add after an unterminated last line included).  Either sign alone
+ * could mislead (a measurement of something else; a short read that a
+ * file system owes nobody), both together do not; if they disagree, the
+ * next pread() decides.
+ */
+static int
+body_at_end(const struct mta_session *s, size_t n, size_t asked)
+{
+	return n < asked &&
+	    s->body_wire + (s->body_bol ? 0 : 2) == s->task->wire_size;
+}
+
+/*
  * The message body: LF to CRLF and a dot doubled at the start of a line
  * (RFC 5321 4.5.2), read with pread() in large blocks and kept at most
  * MTA_BODY_HIGH ahead of the socket.
@@ -853,7 +854,7 @@ session_next(struct mta_session *s)
 static int
 session_fill_body(struct mta_session *s)
 {
-	struct evbuffer		*out = bufferevent_get_output(s->bev);
+	struct evbuffer		*out = s->io.out;
 	static char		 in[65536];
 	struct evbuffer_iovec	 v;
 	const char		*p, *end, *nl;
@@ -869,14 +870,8 @@ session_fill_body(struct mta_session *s)
 			log_warn("%08x: read message", s->task->msgid);
 			return -1;
 		}
-		if (n == 0) {
-			if (!s->body_bol)
-				evbuffer_add(out, "\r\n", 2);
-			evbuffer_add(out, ".\r\n", 3);
-			s->body_done = 1;
-			session_timeout(s, MTA_TIMEOUT_DATA_END);
-			break;
-		}
+		if (n == 0)
+			goto end;
 		/* converted straight into the buffer: at most twice as long */
 		if (evbuffer_reserve_space(out, 2 * n, &v, 1) < 1 ||
 		    v.iov_len < 2 * (size_t)n)
@@ -900,7 +895,19 @@ session_fill_body(struct mta_session *s)
 		if (evbuffer_commit_space(out, &v, 1) == -1)
 			fatalx("evbuffer_commit_space");
 		s->body_off += n;
+		s->body_wire += v.iov_len;
+		if (body_at_end(s, n, sizeof(in)))
+			goto end;
 	}
+	mta_io_flush_later(&s->io);
+	return 0;
+end:
+	if (!s->body_bol)
+		evbuffer_add(out, "\r\n", 2);
+	evbuffer_add(out, ".\r\n", 3);
+	s->body_done = 1;
+	session_timeout(s, MTA_TIMEOUT_DATA_END);
+	mta_io_flush_later(&s->io);
 	return 0;
 }
 
@@ -968,8 +975,8 @@ session_txn_reply(struct mta_session *s)
 				s->body_discard = 1;
 				s->body_done = 1;
 				s->need_rset = 1;
-				evbuffer_add(bufferevent_get_output(s->bev),
-				    ".\r\n", 3);
+				evbuffer_add(s->io.out, ".\r\n", 3);
+				mta_io_flush_later(&s->io);
 				break;
 			}
 			if (session_fill_body(s) == -1) {
@@ -1078,7 +1085,7 @@ session_on_reply(struct mta_session *s)
 		 * clear and would be read as if it came over TLS: refuse
 		 * (the STARTTLS command injection class, CVE-2011-0411).
 		 */
-		in = bufferevent_get_input(s->bev);
+		in = s->io.in;
 		if (evbuffer_get_length(in) > 0) {
 			session_setup_failed(s, PROTO_TEMPFAIL, "4.5.0 %s: "
 			    "data after the STARTTLS reply", s->relay);
@@ -1126,7 +1133,7 @@ session_on_reply(struct mta_session *s)
 }
 
 static void
-session_readcb(struct bufferevent *bev, void *arg)
+session_readcb(void *arg)
 {
 	struct mta_session	*s = arg;
 	struct evbuffer		*in;
@@ -1135,13 +1142,17 @@ session_readcb(struct bufferevent *bev, void *arg)
 	size_t			 eollen;
 	int			 rc;
 
-	/* the greeting may be read before the connect event is seen */
+	/*
+	 * A greeting read before the connect event: a bufferevent could
+	 * do that; mta_io reports the connection first, so this is only a
+	 * guard that keeps the state machine right whatever the order.
+	 */
 	if (s->state == S_CONNECT && s->route->scheme != MTA_SCHEME_SMTPS) {
 		session_timeout(s, MTA_TIMEOUT_REPLY);
 		s->state = S_GREETING;
 	}
 	for (;;) {
-		in = bufferevent_get_input(s->bev);
+		in = s->io.in;
 		eol = evbuffer_search_eol(in, NULL, &eollen, EVBUFFER_EOL_CRLF);
 		if (eol.pos == -1) {
 			if (evbuffer_get_length(in) > MTA_LINE_MAX)
@@ -1163,7 +1174,7 @@ session_readcb(struct bufferevent *bev, void *arg)
 			goto bad;	/* nothing may come before TLS */
 		rc = session_on_reply(s);
 		if (rc != 0)
-			return;	/* freed, or a new bufferevent */
+			return;	/* freed, or now TLS */
 	}
 bad:
 	if (!s->ready) {
@@ -1180,7 +1191,7 @@ bad:
 }
 
 static void
-session_writecb(struct bufferevent *bev, void *arg)
+session_writecb(void *arg)
 {
 	struct mta_session	*s = arg;
 
@@ -1190,12 +1201,11 @@ session_writecb(struct bufferevent *bev, void *arg)
 }
 
 static void
-session_eventcb(struct bufferevent *bev, short what, void *arg)
+session_eventcb(void *arg, short what, int err)
 {
 	struct mta_session	*s = arg;
 	unsigned long		 e;
 	char			 why[256];
-	int			 err = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (s->state == S_TLS) {
@@ -1214,7 +1224,7 @@ session_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT)
 		snprintf(why, sizeof(why), "timeout");
-	else if ((e = bufferevent_get_openssl_error(bev)) != 0)
+	else if ((e = mta_io_tls_error(&s->io)) != 0)
 		snprintf(why, sizeof(why), "TLS: %s",
 		    ERR_reason_error_string(e) ? ERR_reason_error_string(e) :
 		    "error");
@@ -1233,8 +1243,7 @@ session_eventcb(struct bufferevent *bev, short what, void *arg)
 		    " retrying without TLS", (unsigned long long)s->id,
 		    s->relay, why);
 		s->host->notls_until = time(NULL) + MTA_NOTLS_SECS;
-		bufferevent_free(s->bev);
-		s->bev = NULL;
+		mta_io_close(&s->io);
 		s->ssl = NULL;
 		session_connect(s);
 		return;

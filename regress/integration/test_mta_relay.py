@@ -53,13 +53,21 @@ class FakeSMTP:
     rcpt_reply(addr, n) -> reply line, n = how many times addr was seen
     data_reply(txn) -> reply line for the end of data
     raw_replies: {COMMAND: raw bytes sent instead of a reply}
+    dribble: send every reply (and the greeting) in pieces of this many
+        bytes, each in its own TCP segment
+    implicit_tls: TLS from the start (smtps), with cert
+    rcvbuf, data_delay: a small receive buffer, and a pause after every
+        64 KB of message data: a server slow to read a large body
+    hangup_after: commands after whose reply (raw or not; "DATA": the
+        reply to the end of the message) the server hangs up
     """
 
     def __init__(self, ehlo=("PIPELINING", "8BITMIME", "SIZE 10240000",
                              "ENHANCEDSTATUSCODES", "SMTPUTF8"),
                  rcpt_reply=None, data_reply=None, raw_replies=None,
                  greeting="220 fake.test ESMTP", cert=None, auth=None,
-                 addr=("127.0.0.1", 0)):
+                 addr=("127.0.0.1", 0), dribble=0, implicit_tls=False,
+                 rcvbuf=0, data_delay=0, hangup_after=()):
         self.ehlo = list(ehlo) if ehlo is not None else None
         self.rcpt_reply = rcpt_reply
         self.data_reply = data_reply
@@ -67,12 +75,20 @@ class FakeSMTP:
         self.greeting = greeting
         self.cert = cert		# (certfile, keyfile): offer STARTTLS
         self.auth = auth		# {user: password}: offer AUTH
+        self.dribble = dribble
+        self.implicit_tls = implicit_tls
+        self.data_delay = data_delay
+        self.hangup_after = set(hangup_after)
         self.sessions = []
         self.auth_seen = []
         self.seen = {}
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if rcvbuf:
+            # inherited by the accepted sockets, before the handshake
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                 rcvbuf)
         self.sock.bind(addr)
         self.sock.listen(64)
         self.sock.settimeout(0.2)
@@ -116,9 +132,23 @@ class FakeSMTP:
         f = conn.makefile("rb")
 
         def send(line):
-            conn.sendall(line.encode() + b"\r\n" if isinstance(line, str)
-                         else line)
+            data = (line.encode() + b"\r\n" if isinstance(line, str)
+                    else line)
+            if not self.dribble:
+                conn.sendall(data)
+                return
+            for i in range(0, len(data), self.dribble):
+                conn.sendall(data[i:i + self.dribble])
+                time.sleep(0.01)
         try:
+            if self.dribble:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.implicit_tls:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(*self.cert)
+                conn = ctx.wrap_socket(conn, server_side=True)
+                f = conn.makefile("rb")
+                sess["tls"] = True
             send(self.greeting)
             if not self.greeting.startswith("220"):
                 return
@@ -132,6 +162,8 @@ class FakeSMTP:
                 verb = cmd.split(" ")[0].split(":")[0].upper()
                 if verb in self.raw_replies:
                     send(self.raw_replies[verb])
+                    if verb in self.hangup_after:
+                        return
                     continue
                 if verb in ("EHLO", "LHLO"):
                     if self.ehlo is None:
@@ -194,6 +226,7 @@ class FakeSMTP:
                         continue
                     send("354 go")
                     data = b""
+                    slept = 0
                     while True:
                         dl = f.readline(65536)
                         if not dl:
@@ -201,6 +234,9 @@ class FakeSMTP:
                         if dl == b".\r\n":
                             break
                         data += dl
+                        if self.data_delay and len(data) - slept >= 65536:
+                            time.sleep(self.data_delay)
+                            slept = len(data)
                     txn["data"] = data
                     txn["time"] = time.monotonic()
                     sess["txns"].append(txn)
@@ -208,6 +244,8 @@ class FakeSMTP:
                          else "250 2.0.0 queued as FAKE%d"
                          % len(self.transactions()))
                     txn = None
+                    if "DATA" in self.hangup_after:
+                        return
                 elif verb == "RSET":
                     txn = None
                     send("250 2.0.0 ok")
