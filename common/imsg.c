@@ -89,56 +89,65 @@ imsg_compose(struct imsgbuf *ib, uint32_t type, uint32_t peerid, int fd,
 }
 
 /*
- * One sendmsg(): a descriptor is only ever sent with the first chunk of a
- * batch, so it is attached to the first byte of its own message.
+ * One sendmsg().  The descriptors of the messages it carries go with it
+ * (up to IMSG_FDS_PER_WRITE): they reach the reader with the first bytes
+ * it receives of this write, before or with their own messages, and
+ * imsg_get() pairs them in order.  A partial write has sent them all;
+ * the rest of the bytes follow without.
  */
 static ssize_t
 imsg_write_once(struct imsgbuf *ib)
 {
 	struct iovec		 iov[WRITE_IOV_MAX];
+	struct imsg_chunk	*sent[IMSG_FDS_PER_WRITE];
 	union {
 		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
+		char		buf[CMSG_SPACE(sizeof(int) *
+				    IMSG_FDS_PER_WRITE)];
 	}			 cmsgbuf;
 	struct msghdr		 msg;
-	struct imsg_chunk	*c, *first;
+	struct cmsghdr		*cm;
+	struct imsg_chunk	*c;
 	ssize_t			 n;
-	int			 niov = 0;
+	int			 niov = 0, nfds = 0, i;
 
-	first = TAILQ_FIRST(&ib->wq);
 	memset(&msg, 0, sizeof(msg));
+	memset(&cmsgbuf, 0, sizeof(cmsgbuf));
 	TAILQ_FOREACH(c, &ib->wq, entry) {
 		if (niov == WRITE_IOV_MAX)
 			break;
-		if (c != first && c->fd != -1)
-			break;
+		/* a chunk's descriptor is gone once any of it was sent */
+		if (c->fd != -1) {
+			if (nfds == IMSG_FDS_PER_WRITE)
+				break;
+			sent[nfds] = c;
+			memcpy(CMSG_DATA(&cmsgbuf.hdr) + nfds * sizeof(int),
+			    &c->fd, sizeof(int));
+			nfds++;
+		}
 		iov[niov].iov_base = c->data + c->off;
 		iov[niov].iov_len = c->len - c->off;
 		niov++;
 	}
 	msg.msg_iov = iov;
 	msg.msg_iovlen = niov;
-	if (first->fd != -1 && first->off == 0) {
-		struct cmsghdr	*cm;
-
-		memset(&cmsgbuf, 0, sizeof(cmsgbuf));
+	if (nfds > 0) {
 		msg.msg_control = cmsgbuf.buf;
-		msg.msg_controllen = sizeof(cmsgbuf.buf);
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
 		cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
 		cm->cmsg_level = SOL_SOCKET;
 		cm->cmsg_type = SCM_RIGHTS;
-		memcpy(CMSG_DATA(cm), &first->fd, sizeof(int));
 	}
 	do {
 		n = sendmsg(ib->fd, &msg, MSG_NOSIGNAL);
 	} while (n == -1 && errno == EINTR);
 	if (n == -1)
 		return -1;
-	if (first->fd != -1) {
-		/* the receiver has its own copy now */
-		close(first->fd);
-		first->fd = -1;
+	/* the receiver has its own copies now */
+	for (i = 0; i < nfds; i++) {
+		close(sent[i]->fd);
+		sent[i]->fd = -1;
 	}
 	ib->wqlen -= n;
 	while (n > 0 && (c = TAILQ_FIRST(&ib->wq)) != NULL) {
@@ -182,7 +191,8 @@ imsg_read(struct imsgbuf *ib)
 {
 	union {
 		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int) * 8)];
+		char		buf[CMSG_SPACE(sizeof(int) *
+				    IMSG_FDS_PER_WRITE)];
 	}			 cmsgbuf;
 	struct msghdr		 msg;
 	struct iovec		 iov;

@@ -3,8 +3,9 @@
  *
  * A message is a fixed header followed by `len' bytes of payload, on a
  * Unix stream socket.  At most one file descriptor travels with a
- * message (SCM_RIGHTS); the header says whether one does, so a message
- * and its descriptor can never be paired wrongly.
+ * message (SCM_RIGHTS); the header says whether one does, and
+ * descriptors are paired with those messages in the order they were
+ * sent, so a message and its descriptor can never be paired wrongly.
  */
 #ifndef POSTHASTE_IMSG_H
 #define POSTHASTE_IMSG_H
@@ -15,6 +16,13 @@
 
 #define IMSG_MAX_PAYLOAD	(256 * 1024)
 #define IMSG_MAX_FDS		64	/* received but not yet consumed */
+/*
+ * Descriptors sent with one sendmsg(), each with its own message: the
+ * kernel hands over each write's descriptors in one recvmsg(), so a
+ * burst of messages with descriptors costs a call or two, not one each.
+ * A reader reads only with this much room left in rfds.
+ */
+#define IMSG_FDS_PER_WRITE	8
 
 #define IMSGF_HASFD		0x1
 

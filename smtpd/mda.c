@@ -570,7 +570,7 @@ mda_child_read(struct imsgbuf *ib)
 {
 	ssize_t	n;
 
-	while (ib->nrfds < IMSG_MAX_FDS) {
+	while (ib->nrfds + IMSG_FDS_PER_WRITE <= IMSG_MAX_FDS) {
 		if ((n = imsg_read(ib)) == 0)
 			return 1;
 		if (n == -1)
