@@ -37,6 +37,7 @@
 #define MDA_IDLE_SECS	30
 #define MDA_PER_USER	4	/* processes serving one user at once */
 #define MDA_BATCH_MAX	64	/* requests begun between two syncs */
+#define MDA_SYNC_GAP_MS	20	/* under load, a sync at most this often */
 
 /*
  * Kinds of delivery process: as the user, as the user with the mail
@@ -536,6 +537,15 @@ struct mda_batch {
 	int	n;
 };
 
+static int64_t
+mono_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void
 mda_child_report(struct imsgbuf *ib, const struct delivery_result *r)
 {
@@ -592,8 +602,9 @@ mda_child_begin(const struct passwd *pw, struct imsgbuf *ib,
 	struct imsg	 m;
 	int		 n, rc;
 
-	mda_maildir_next_batch();
-	for (n = 0; n < MDA_BATCH_MAX; n++) {
+	if (b->n == 0)
+		mda_maildir_next_batch();
+	for (n = 0; b->n < MDA_BATCH_MAX; n++) {
 		if ((rc = imsg_get(ib, &m)) == -1)
 			fatalx("malformed stream from the parent");
 		if (rc == 0)
@@ -680,6 +691,7 @@ mda_child_main(int fd, const struct passwd *pwin, int kind)
 	struct mda_batch	*written, *renamed, *swap;
 	gid_t			 groups[2];
 	int			 ngroups = 1, keep[1], rc, n, taken, eof = 0;
+	int64_t			 last_sync = 0, wait;
 	char			 title[64];
 	static struct mda_batch	 batch[2];
 
@@ -725,8 +737,30 @@ mda_child_main(int fd, const struct passwd *pwin, int kind)
 			eof = mda_child_read(&ib);
 		/* at the end of the stream nobody will hear more results */
 		taken = eof ? 0 : mda_child_begin(&pw, &ib, written);
+		/*
+		 * Under load, gather: each sync is a journal commit, and a
+		 * commit every few messages is work the file system does
+		 * for every process on it (the queue's commits wait behind
+		 * ours).  So when the last sync was less than
+		 * MDA_SYNC_GAP_MS ago and the batch has room, more requests
+		 * are waited for, for the rest of the gap, before the next
+		 * one.  A lone message, or the first after a pause, is
+		 * synced at once.
+		 */
+		if (taken > 0 && !eof && written->n < MDA_BATCH_MAX &&
+		    (wait = last_sync + MDA_SYNC_GAP_MS - mono_ms()) > 0) {
+			mda_child_flush(&ib);	/* other kinds' results */
+			pfd.fd = fd;
+			pfd.events = POLLIN;
+			if ((rc = poll(&pfd, 1, (int)wait)) == -1 &&
+			    errno != EINTR)
+				fatal("poll");
+			if (rc > 0)
+				continue;
+		}
 		if (written->n > 0 || renamed->n > 0) {
 			mda_batch_turn(&ib, written, renamed);
+			last_sync = mono_ms();
 			swap = renamed;
 			renamed = written;
 			written = swap;
