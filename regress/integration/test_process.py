@@ -50,6 +50,23 @@ def wait_children(d):
     return titled_children(d)
 
 
+
+def test_default_worker_count():
+    """Without "smtp workers", one worker per CPU but one (at least one):
+    the queue, lookup and delivery processes need a CPU too."""
+    conf = fixture.DEFAULT_CONF.replace("smtp workers 2\n", "")
+    assert "smtp workers" not in conf
+    with Daemon(conf=conf) as d:
+        want = max(1, os.cpu_count() - 1)
+
+        def workers():
+            return [t for t in titled_children(d)
+                    if t.startswith("smtpd: smtp worker")]
+        got = poll(lambda: len(workers()) == want and workers(), 10)
+        assert got and len(got) == want, \
+            "%d CPUs, worker titles %s" % (os.cpu_count(), workers())
+        assert "%d smtp workers" % want in d.log()
+
 def ids(status, key):
     return [int(x) for x in status[key].split()]
 
