@@ -568,7 +568,7 @@ header_field(const char *line, size_t len)
 
 /* one line of the message, transparency already undone, no CRLF */
 static void
-msg_line(struct session *s, const char *line, size_t len)
+msg_line(struct session *s, char *line, size_t len)
 {
 	struct txn	*tx = s->tx;
 
@@ -604,8 +604,9 @@ msg_line(struct session *s, const char *line, size_t len)
 			}
 		}
 	}
-	evbuffer_add(tx->msgbuf, line, len);
-	evbuffer_add(tx->msgbuf, "\n", 1);
+	/* the line sits in linebuf, which has room for its LF */
+	line[len] = '\n';
+	evbuffer_add(tx->msgbuf, line, len + 1);
 	if (evbuffer_get_length(tx->msgbuf) >= SPOOL_FLUSH_SIZE &&
 	    spool_flush(s) == -1)
 		tx->data_err = DE_IO;
