@@ -1,23 +1,23 @@
 /*
  * queue.c -- the queue process: owner of the spool.
  *
- * Layout, relative to the spool (the queue's chroot):
+ * Layout, relative to the spool (the queue's chroot), flat:
  *
- *	incoming/MSGID/message		being received; never acknowledged
- *	incoming/MSGID/EVPID		envelopes, written at commit
- *	queue/MSGID/...			committed: the same directory, renamed
- *	corrupt/			envelopes that failed validation
+ *	incoming/MSGID		being received; never acknowledged (a
+ *				worker's spare files are here too, empty)
+ *	queue/MSGID		a committed message
+ *	queue/EVPID		its envelopes, one per recipient
+ *	corrupt/		envelopes that failed validation
  *
- * The commit point is the rename of incoming/MSGID into queue/.  Before
- * it, the message body (synced by the smtp worker that wrote it), every
- * envelope and the message directory itself are on stable storage; after
- * it, the queue directory is synced, and only then is the client told
- * 250.  A crash before the rename leaves an incoming/ directory, which
- * start-up removes (the client never got 250, so it still has the
- * message); a crash after it leaves a complete queue/ entry.  Commits
- * that arrive together are synced together (group commit): the cost of
- * a sync is shared by every session waiting on it, and no session is
- * answered before its data is durable.
+ * At commit the envelopes are written straight into queue/, then the
+ * message is renamed in from incoming/: that rename is the commit point.
+ * Only after a sync that followed it is the client told 250.  A crash
+ * before the rename leaves an incoming/ file and perhaps envelopes whose
+ * message is not in queue/; start-up removes both (the client never got
+ * 250, so it still has the message).  Commits that arrive together are
+ * synced together (group commit): the cost of a sync is shared by every
+ * session waiting on it, and no session is answered before its data is
+ * durable.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
