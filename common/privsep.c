@@ -123,7 +123,7 @@ static const int sc_files[] = {
 	SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(rmdir),
 	SCMP_SYS(link), SCMP_SYS(linkat), SCMP_SYS(stat), SCMP_SYS(lstat),
 	SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(syncfs),
-	SCMP_SYS(sync_file_range), SCMP_SYS(getdents64), SCMP_SYS(ftruncate), SCMP_SYS(fchmod),
+	SCMP_SYS(getdents64), SCMP_SYS(ftruncate), SCMP_SYS(fchmod),
 	SCMP_SYS(fchown), SCMP_SYS(umask), SCMP_SYS(pread64),
 	SCMP_SYS(pwrite64), SCMP_SYS(statfs), SCMP_SYS(fstatfs),
 	SCMP_SYS(utimensat), SCMP_SYS(access), SCMP_SYS(faccessat),

@@ -729,17 +729,6 @@ maildir_write(const struct mda_message *m, int dosync,
 		(void)close(fd);
 		return rc;
 	}
-	/*
-	 * Batched: start writing the file out now.  Left dirty, it would
-	 * be written by the next sync of the file system, and that is most
-	 * often the queue's group commit, which every SMTP client waiting
-	 * for its 250 waits on (local mail, 1 KB: 9% more per second with
-	 * this).  Only a hint; the batch's sync is what makes it durable.
-	 */
-#ifdef SYNC_FILE_RANGE_WRITE
-	if (!dosync)
-		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-#endif
 	/* on NFS a write error may first be reported by close() */
 	if (close(fd) == -1)
 		return fail_sys(err, errlen, "maildir", "close", errno);
