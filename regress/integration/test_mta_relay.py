@@ -657,3 +657,30 @@ def test_relayed_recipient_answer_reused():
         # the first relayed RCPT was asked; the next two were not
         assert len(re.findall(CACHED_RE, log)) == 2, log
         assert len(re.findall(r"reject: RCPT from client\.test", log)) == 2
+
+
+TABLE_CACHE_CONF = """\
+spool "@TMP@/spool"
+socket "@TMP@/smtpd.sock"
+smtp workers 1
+listen on 127.0.0.1 port @PORT@
+table relayed { "remote.test" }
+action "relay" relay host "smtp://127.0.0.1:%(port)d"
+match from local for domain <relayed> action "relay"
+"""
+
+
+def test_table_routed_recipient_asked_each_time():
+    """A recipient routed by a rule that looks at a table is asked of
+    lookup every time (tables change under a running daemon), so no
+    answer is reused even for the same RCPT a moment later."""
+    with Sink() as sink, \
+            Daemon(conf=TABLE_CACHE_CONF % {"port": sink.port}) as d:
+        items = ["EHLO client.test"]
+        for i in range(3):
+            items += ["MAIL FROM:<s@client.test>",
+                      "RCPT TO:<same@remote.test>", "RSET"]
+        items += ["QUIT"]
+        replies = smtp_dialog(d.port, items)
+        assert [r.code for r in replies[2:11]] == [250] * 9, replies
+        assert not re.findall(CACHED_RE, d.log()), d.log()
