@@ -47,14 +47,6 @@ struct rcache_entry {
 	struct lka_dest		dests[RCACHE_MAX_DESTS];
 };
 
-/* an answer being received, for the cache once it is complete */
-struct rcache_rec {
-	struct lka_rcpt_req	key;
-	size_t			ndest;
-	int			overflow;
-	struct lka_dest		dests[RCACHE_MAX_DESTS];
-};
-
 static struct rcache_entry	*slots[RCACHE_SLOTS];
 
 static uint64_t
@@ -66,16 +58,15 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* the request as a key: what lookup decides by, nothing else */
+/* a request as a key: what lookup decides by, nothing else */
 static void
-make_key(struct lka_rcpt_req *key, const struct lka_rcpt_req *req)
+make_key(struct lka_rcpt_req *req)
 {
-	*key = *req;	/* the session zeroed it before filling it in */
-	key->reqid = 0;
-	if (key->client.ss_family == AF_INET)
-		((struct sockaddr_in *)&key->client)->sin_port = 0;
-	else if (key->client.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&key->client)->sin6_port = 0;
+	req->reqid = 0;
+	if (req->client.ss_family == AF_INET)
+		((struct sockaddr_in *)&req->client)->sin_port = 0;
+	else if (req->client.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&req->client)->sin6_port = 0;
 }
 
 static size_t
@@ -108,7 +99,8 @@ rcache_replay(struct session *s, const struct lka_rcpt_req *req)
 	struct lka_result	 r;
 	size_t			 i;
 
-	make_key(&key, req);
+	key = *req;	/* zeroed before it was filled in: padding too */
+	make_key(&key);
 	e = slots[slot_of(&key)];
 	if (e == NULL || now_ms() >= e->expires ||
 	    memcmp(&e->key, &key, sizeof(key)) != 0)
@@ -122,62 +114,37 @@ rcache_replay(struct session *s, const struct lka_rcpt_req *req)
 	}
 	r = e->result;
 	r.reqid = s->id;
+	r.reuse_ms = 0;		/* a replay does not make the answer younger */
 	session_rcpt_result(s, &r);
 	return 1;
 }
 
-/* the answer to this request is to be recorded as it arrives */
+/*
+ * Lookup has accepted the session's pending recipient and says the answer
+ * may be reused: keep it, with the destinations the session took from it.
+ * They are the transaction's last ones, unless some were merged with an
+ * earlier recipient's (then the counts differ, and nothing is kept).
+ */
 void
-rcache_record(struct txn *tx, const struct lka_rcpt_req *req)
+rcache_store(const struct session *s, const struct lka_result *r)
 {
-	rcache_rec_free(tx);
-	if ((tx->rrec = calloc(1, sizeof(*tx->rrec))) == NULL)
-		return;		/* no memory: no caching, no harm */
-	make_key(&tx->rrec->key, req);
-}
-
-void
-rcache_rec_dest(struct txn *tx, const struct lka_dest *d)
-{
-	struct rcache_rec	*rec = tx->rrec;
-
-	if (rec == NULL)
-		return;
-	if (rec->ndest == RCACHE_MAX_DESTS)
-		rec->overflow = 1;
-	else
-		rec->dests[rec->ndest++] = *d;
-}
-
-/* the result has come: an acceptance goes into the cache */
-void
-rcache_rec_done(struct txn *tx, const struct lka_result *r)
-{
-	struct rcache_rec	*rec = tx->rrec;
+	const struct txn	*tx = s->tx;
+	struct lka_rcpt_req	 req;
 	struct rcache_entry	*e, **slot;
+	size_t			 i, n = tx->ndests - tx->ndests_before;
 
-	if (rec == NULL)
+	if (r->ndest == 0 || n != r->ndest || n > RCACHE_MAX_DESTS)
 		return;
-	if (r->status == PROTO_OK && r->reuse_ms > 0 && !rec->overflow &&
-	    r->ndest > 0 && r->ndest == rec->ndest) {
-		slot = &slots[slot_of(&rec->key)];
-		if ((e = *slot) == NULL && (e = *slot = malloc(sizeof(*e))) ==
-		    NULL)
-			goto done;
-		e->key = rec->key;
-		e->expires = now_ms() + (r->reuse_ms < RCACHE_TTL_MAX_MS ?
-		    r->reuse_ms : RCACHE_TTL_MAX_MS);
-		e->result = *r;
-		e->ndest = rec->ndest;
-		memcpy(e->dests, rec->dests, rec->ndest * sizeof(*e->dests));
-	}
-done:
-	rcache_rec_free(tx);
-}
-
-void
-rcache_rec_free(struct txn *tx)
-{
-	free(tx->rrec);
-	tx->rrec = NULL;
+	session_rcpt_request(s, &req);
+	make_key(&req);
+	slot = &slots[slot_of(&req)];
+	if ((e = *slot) == NULL && (e = *slot = malloc(sizeof(*e))) == NULL)
+		return;		/* no memory: no caching, no harm */
+	e->key = req;
+	e->expires = now_ms() + (r->reuse_ms < RCACHE_TTL_MAX_MS ?
+	    r->reuse_ms : RCACHE_TTL_MAX_MS);
+	e->result = *r;
+	e->ndest = n;
+	for (i = 0; i < n; i++)
+		e->dests[i] = tx->dests[tx->ndests_before + i].d;
 }

@@ -456,7 +456,6 @@ txn_free(struct txn *tx)
 	for (i = 0; i < tx->ndests; i++)
 		free(tx->dests[i].orcpt);
 	free(tx->dests);
-	rcache_rec_free(tx);
 	if (tx->msgbuf)
 		evbuffer_free(tx->msgbuf);
 	if (tx->partial)
@@ -786,6 +785,23 @@ session_lookup_sender(const struct lka_result *r)
 	session_process(s);
 }
 
+/* what lookup is asked about the transaction's pending recipient */
+void
+session_rcpt_request(const struct session *s, struct lka_rcpt_req *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->reqid = s->id;
+	req->flags = session_lka_flags(s);
+	req->listener = s->lindex;
+	req->client = s->ss;
+	snprintf(req->helo, sizeof(req->helo), "%s", s->helo ? s->helo : "");
+	if (s->authname)
+		snprintf(req->authname, sizeof(req->authname), "%s",
+		    s->authname);
+	req->mailfrom = s->tx->mailfrom;
+	req->rcpt = s->tx->rcpt_pending;
+}
+
 static void
 cmd_rcpt(struct session *s, char *args)
 {
@@ -836,20 +852,9 @@ cmd_rcpt(struct session *s, char *args)
 	}
 	s->state = S_RCPT;
 	tx->ndests_before = tx->ndests;
-	memset(&req, 0, sizeof(req));
-	req.reqid = s->id;
-	req.flags = session_lka_flags(s);
-	req.listener = s->lindex;
-	req.client = s->ss;
-	snprintf(req.helo, sizeof(req.helo), "%s", s->helo ? s->helo : "");
-	if (s->authname)
-		snprintf(req.authname, sizeof(req.authname), "%s",
-		    s->authname);
-	req.mailfrom = tx->mailfrom;
-	req.rcpt = tx->rcpt_pending;
+	session_rcpt_request(s, &req);
 	if (rcache_replay(s, &req))
 		return;		/* asked a moment ago, and accepted */
-	rcache_record(tx, &req);
 	s->flags |= SS_WAIT;
 	mproc_compose(&smtp_worker.lookup, IMSG_LKA_RCPT, s->id, -1, &req,
 	    sizeof(req));
@@ -978,7 +983,6 @@ session_lookup_dest(const struct lka_dest *d)
 	}
 	if ((tx = s->tx) == NULL || s->state != S_RCPT)
 		return;
-	rcache_rec_dest(tx, d);
 	if (tx->ndests >= conf->max_rcpt * 4)
 		return;		/* lookup bounds expansions; belt and braces */
 	/*
@@ -1039,7 +1043,8 @@ session_rcpt_result(struct session *s, const struct lka_result *r)
 	}
 	if ((tx = s->tx) == NULL)
 		return;
-	rcache_rec_done(tx, r);
+	if (r->status == PROTO_OK && r->reuse_ms > 0)
+		rcache_store(s, r);
 	/* lookup counts what it sent; duplicates may have been merged here */
 	if (r->status == PROTO_OK && r->ndest > 0) {
 		tx->nrcpt_ok++;

@@ -75,7 +75,6 @@ struct txn {
 	struct sdest		*dests;
 	size_t			 ndests, capdests;
 	size_t			 ndests_before;	/* at the pending RCPT */
-	struct rcache_rec	*rrec;		/* its answer, for the cache */
 
 	/* message data */
 	uint32_t		 msgid;
@@ -158,13 +157,11 @@ void	session_timeout(struct session *);
 void	session_drained(struct session *);
 const char *session_hostname(const struct session *);
 
+void	session_rcpt_request(const struct session *, struct lka_rcpt_req *);
+
 /* smtp_rcache.c: recipients lookup accepted a moment ago */
-struct rcache_rec;
 int	rcache_replay(struct session *, const struct lka_rcpt_req *);
-void	rcache_record(struct txn *, const struct lka_rcpt_req *);
-void	rcache_rec_dest(struct txn *, const struct lka_dest *);
-void	rcache_rec_done(struct txn *, const struct lka_result *);
-void	rcache_rec_free(struct txn *);
+void	rcache_store(const struct session *, const struct lka_result *);
 uint32_t session_lka_flags(const struct session *);
 
 /* smtp_io.c: the client socket */

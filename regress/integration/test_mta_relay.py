@@ -684,3 +684,27 @@ def test_table_routed_recipient_asked_each_time():
         replies = smtp_dialog(d.port, items)
         assert [r.code for r in replies[2:11]] == [250] * 9, replies
         assert not re.findall(CACHED_RE, d.log()), d.log()
+
+
+def test_reused_answer_expires():
+    """A reused answer is not made younger by being reused: the same
+    RCPT sent every 0.1 s for 2.5 s is asked of lookup again at least
+    every second (the answer's reuse_ms), not once for good."""
+    with Sink() as sink, \
+            Daemon(conf=CACHE_CONF % {"port": sink.port}) as d:
+        with fixture.SMTPConnection(d.port) as c:
+            assert c.command("EHLO client.test").code == 250
+            n = 0
+            end = time.monotonic() + 2.5
+            while time.monotonic() < end:
+                assert c.command("MAIL FROM:<s@client.test>").code == 250
+                assert c.command("RCPT TO:<same@remote.test>").code == 250
+                assert c.command("RSET").code == 250
+                n += 1
+                time.sleep(0.1)
+            c.command("QUIT")
+        cached = len(re.findall(CACHED_RE, d.log()))
+        assert n >= 10, n
+        # asked at the start and again after each second at least
+        assert cached <= n - 3, (n, cached)
+        assert cached >= 1, (n, cached)
