@@ -13,6 +13,9 @@ int	write_full(int fd, const void *data, size_t len);
 void	textf(char *out, size_t len, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 
+/* milliseconds of a clock that only goes forward, for intervals */
+int64_t	monotonic_ms(void);
+
 struct sockaddr_storage;
 /*
  * The address bytes of an IPv4 or IPv6 socket address (4 or 16 in *len),

@@ -1664,9 +1664,9 @@ queue_parent_dispatch(struct mproc *p, struct imsg *im)
 	switch (im->hdr.type) {
 	case IMSG_MDA_RESULT:
 		PROTO_READ(p, im, &r, proto_valid_delivery_result);
-		queue_delivery_result(&r);
+		/* parked envelopes back first: the result schedules them */
 		chanwait_answered(r.evpid);
-		queue_schedule();
+		queue_delivery_result(&r);
 		break;
 	case IMSG_MDA_CHANNEL:
 		mdachan_add(im);

@@ -33,6 +33,7 @@
 #include "pwcache.h"
 #include "privsep.h"
 #include "smtpd.h"
+#include "util.h"
 
 #define MDA_IDLE_SECS	30
 #define MDA_PER_USER	4	/* processes serving one user at once */
@@ -537,15 +538,6 @@ struct mda_batch {
 	int	n;
 };
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 mda_child_report(struct imsgbuf *ib, const struct delivery_result *r)
 {
@@ -748,7 +740,7 @@ mda_child_main(int fd, const struct passwd *pwin, int kind)
 		 * synced at once.
 		 */
 		if (taken > 0 && !eof && written->n < MDA_BATCH_MAX &&
-		    (wait = last_sync + MDA_SYNC_GAP_MS - mono_ms()) > 0) {
+		    (wait = last_sync + MDA_SYNC_GAP_MS - monotonic_ms()) > 0) {
 			mda_child_flush(&ib);	/* other kinds' results */
 			pfd.fd = fd;
 			pfd.events = POLLIN;
@@ -760,7 +752,7 @@ mda_child_main(int fd, const struct passwd *pwin, int kind)
 		}
 		if (written->n > 0 || renamed->n > 0) {
 			mda_batch_turn(&ib, written, renamed);
-			last_sync = mono_ms();
+			last_sync = monotonic_ms();
 			swap = renamed;
 			renamed = written;
 			written = swap;

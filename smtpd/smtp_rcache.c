@@ -29,11 +29,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 #include "proto.h"
 #include "smtp_session.h"
+#include "util.h"
 
 #define RCACHE_SLOTS		64	/* direct-mapped */
 #define RCACHE_TTL_MAX_MS	10000	/* whatever lookup says */
@@ -41,22 +41,13 @@
 
 struct rcache_entry {
 	struct lka_rcpt_req	key;
-	uint64_t		expires;	/* ms, monotonic */
+	int64_t			expires;	/* ms, monotonic_ms() */
 	struct lka_result	result;
 	size_t			ndest;
 	struct lka_dest		dests[RCACHE_MAX_DESTS];
 };
 
 static struct rcache_entry	*slots[RCACHE_SLOTS];
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* a request as a key: what lookup decides by, nothing else */
 static void
@@ -102,7 +93,7 @@ rcache_replay(struct session *s, const struct lka_rcpt_req *req)
 	key = *req;	/* zeroed before it was filled in: padding too */
 	make_key(&key);
 	e = slots[slot_of(&key)];
-	if (e == NULL || now_ms() >= e->expires ||
+	if (e == NULL || monotonic_ms() >= e->expires ||
 	    memcmp(&e->key, &key, sizeof(key)) != 0)
 		return 0;
 	log_debug("%08x: RCPT answered as lookup did a moment ago", s->id);
@@ -141,7 +132,7 @@ rcache_store(const struct session *s, const struct lka_result *r)
 	if ((e = *slot) == NULL && (e = *slot = malloc(sizeof(*e))) == NULL)
 		return;		/* no memory: no caching, no harm */
 	e->key = req;
-	e->expires = now_ms() + (r->reuse_ms < RCACHE_TTL_MAX_MS ?
+	e->expires = monotonic_ms() + (r->reuse_ms < RCACHE_TTL_MAX_MS ?
 	    r->reuse_ms : RCACHE_TTL_MAX_MS);
 	e->result = *r;
 	e->ndest = n;

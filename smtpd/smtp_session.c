@@ -114,6 +114,21 @@ session_lka_flags(const struct session *s)
 	return f;
 }
 
+/* a request to lookup with what it knows of the session; all else zero */
+static void
+session_lka_request(const struct session *s, struct lka_rcpt_req *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->reqid = s->id;
+	req->flags = session_lka_flags(s);
+	req->listener = s->lindex;
+	req->client = s->ss;
+	snprintf(req->helo, sizeof(req->helo), "%s", s->helo ? s->helo : "");
+	if (s->authname)
+		snprintf(req->authname, sizeof(req->authname), "%s",
+		    s->authname);
+}
+
 static void	session_vreply(struct session *, const char *, va_list)
 		    __attribute__((format(printf, 2, 0)));
 
@@ -746,11 +761,7 @@ cmd_mail(struct session *s, char *args)
 	    tx->mailfrom.domain[0]) && tx->mailfrom.domain[0]) {
 		struct lka_rcpt_req req;
 
-		memset(&req, 0, sizeof(req));
-		req.reqid = s->id;
-		req.flags = session_lka_flags(s);
-		req.listener = s->lindex;
-		req.client = s->ss;
+		session_lka_request(s, &req);
 		req.mailfrom = tx->mailfrom;
 		s->flags |= SS_WAIT | SS_SENDER;
 		mproc_compose(&smtp_worker.lookup, IMSG_LKA_SENDER, s->id, -1,
@@ -789,15 +800,7 @@ session_lookup_sender(const struct lka_result *r)
 void
 session_rcpt_request(const struct session *s, struct lka_rcpt_req *req)
 {
-	memset(req, 0, sizeof(*req));
-	req->reqid = s->id;
-	req->flags = session_lka_flags(s);
-	req->listener = s->lindex;
-	req->client = s->ss;
-	snprintf(req->helo, sizeof(req->helo), "%s", s->helo ? s->helo : "");
-	if (s->authname)
-		snprintf(req->authname, sizeof(req->authname), "%s",
-		    s->authname);
+	session_lka_request(s, req);
 	req->mailfrom = s->tx->mailfrom;
 	req->rcpt = s->tx->rcpt_pending;
 }
@@ -878,7 +881,7 @@ cmd_vrfy(struct session *s, char *args, int expn)
 		session_error(s);
 		return;
 	}
-	memset(&req, 0, sizeof(req));
+	session_lka_request(s, &req);
 	if ((lt = strchr(args, '<')) != NULL) {
 		/* "Some Name <user@domain>" */
 		if (addr_parse_path(lt, &req.rcpt, ADDR_ALLOW_NODOMAIN,
@@ -897,14 +900,6 @@ cmd_vrfy(struct session *s, char *args, int expn)
 				goto bad;
 		snprintf(req.rcpt.user, sizeof(req.rcpt.user), "%s", args);
 	}
-	req.reqid = s->id;
-	req.flags = session_lka_flags(s);
-	req.listener = s->lindex;
-	req.client = s->ss;
-	snprintf(req.helo, sizeof(req.helo), "%s", s->helo ? s->helo : "");
-	if (s->authname)
-		snprintf(req.authname, sizeof(req.authname), "%s",
-		    s->authname);
 	s->flags |= SS_WAIT | (expn ? SS_EXPN : SS_VRFY);
 	mproc_compose(&smtp_worker.lookup, expn ? IMSG_LKA_EXPN :
 	    IMSG_LKA_VRFY, s->id, -1, &req, sizeof(req));
@@ -1129,7 +1124,7 @@ cmd_etrn(struct session *s, char *args)
 		struct lka_rcpt_req	 req;
 		const char		*node = args;
 
-		memset(&req, 0, sizeof(req));
+		session_lka_request(s, &req);
 		/* RFC 1985 5.3: "@domain" is the domain and its subdomains */
 		if (*node == '@')
 			node++;
@@ -1145,17 +1140,10 @@ cmd_etrn(struct session *s, char *args)
 			session_error(s);
 			return;
 		}
-		req.reqid = s->id;
-		req.flags = session_lka_flags(s);
-		req.listener = s->lindex;
-		req.client = s->ss;
 		snprintf(req.rcpt.domain, sizeof(req.rcpt.domain), "%s", node);
 		/* remember the subdomain flag in the local part slot */
 		snprintf(req.rcpt.user, sizeof(req.rcpt.user), "%s",
 		    *args == '@' ? "@" : "");
-		if (s->authname)
-			snprintf(req.authname, sizeof(req.authname), "%s",
-			    s->authname);
 		s->flags |= SS_WAIT | SS_ETRN;
 		mproc_compose(&smtp_worker.lookup, IMSG_LKA_ETRN, s->id, -1,
 		    &req, sizeof(req));
