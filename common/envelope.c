@@ -392,3 +392,57 @@ envelope_valid(const struct envelope *e)
 		return -1;
 	return 0;
 }
+
+/* ---- the spool footer (envelope.h) ---- */
+
+#define FOOTER_HEAD	"#posthaste-spool 1 body="
+#define FOOTER_MID	" envelope="
+
+void
+spool_footer_format(char buf[SPOOL_FOOTER_LEN + 1], uint64_t body,
+    size_t envlen)
+{
+	snprintf(buf, SPOOL_FOOTER_LEN + 1, FOOTER_HEAD "%020llu" FOOTER_MID
+	    "%06u\n", (unsigned long long)body, (unsigned)envlen);
+}
+
+/* n decimal digits exactly; 0 and the value, or -1 */
+static int
+fixed_digits(const char *p, size_t n, uint64_t *v)
+{
+	uint64_t	x = 0;
+	size_t		i;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9' || x > (UINT64_MAX - 9) / 10)
+			return -1;
+		x = x * 10 + (uint64_t)(p[i] - '0');
+	}
+	*v = x;
+	return 0;
+}
+
+int
+spool_footer_parse(const char *buf, size_t len, uint64_t filesize,
+    uint64_t *body, size_t *envlen)
+{
+	const size_t	 hl = sizeof(FOOTER_HEAD) - 1, ml = sizeof(FOOTER_MID) - 1;
+	const char	*p = buf;
+	uint64_t	 b, e;
+
+	if (len != SPOOL_FOOTER_LEN || filesize < SPOOL_FOOTER_LEN)
+		return -1;
+	if (memcmp(p, FOOTER_HEAD, hl) != 0 || fixed_digits(p + hl, 20, &b))
+		return -1;
+	p += hl + 20;
+	if (memcmp(p, FOOTER_MID, ml) != 0 || fixed_digits(p + ml, 6, &e))
+		return -1;
+	p += ml + 6;
+	if (*p != '\n' || e >= SPOOL_ENVELOPE_MAX ||
+	    e > filesize - SPOOL_FOOTER_LEN ||
+	    b != filesize - SPOOL_FOOTER_LEN - e)
+		return -1;
+	*body = b;
+	*envlen = (size_t)e;
+	return 0;
+}

@@ -75,6 +75,12 @@ struct envelope {
 	char		 envid[ENV_TEXT_MAX / 4];	/* DSN ENVID, xtext */
 	char		 orcpt[ENV_TEXT_MAX];	/* DSN ORCPT, as given */
 	char		 errorline[ENV_TEXT_MAX];	/* last error */
+	/*
+	 * Not stored: set by the queue when it hands the message file to a
+	 * delivery.  The file goes on after the message (spool footer
+	 * below); every reader stops here.
+	 */
+	int64_t		 body_size;
 };
 
 #define msgid_of(evpid)		((uint32_t)((evpid) >> 32))
@@ -85,5 +91,28 @@ int	envelope_dump(const struct envelope *, char *buf, size_t len);
 int	envelope_load(const char *buf, size_t len, struct envelope *);
 /* check every field of a struct received from another process */
 int	envelope_valid(const struct envelope *);
+
+/*
+ * A committed message file in the spool is the message, then the
+ * envelope of a message with one recipient (envelope_dump() text; none
+ * for several recipients, whose envelopes are files of their own), then
+ * this footer, which the queue writes last, always:
+ *
+ *	"#posthaste-spool 1 body=%020llu envelope=%06u\n"
+ *
+ * It ends every committed file, so no message text can pass for one.
+ */
+#define SPOOL_FOOTER_LEN	61
+#define SPOOL_ENVELOPE_MAX	8192
+/* footer for a message of body bytes and envlen bytes of envelope */
+void	spool_footer_format(char buf[SPOOL_FOOTER_LEN + 1], uint64_t body,
+	    size_t envlen);
+/*
+ * The last SPOOL_FOOTER_LEN bytes of a file of filesize bytes: 0 and the
+ * message's and the envelope's sizes if it is a footer that fits the
+ * file exactly, -1 if not.
+ */
+int	spool_footer_parse(const char *buf, size_t len, uint64_t filesize,
+	    uint64_t *body, size_t *envlen);
 
 #endif

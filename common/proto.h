@@ -197,6 +197,7 @@ struct queue_msg_req {
 	uint32_t	reqid;
 	uint32_t	msgid;
 	uint64_t	size;
+	uint64_t	spooled;	/* COMMIT: bytes in the file */
 	uint32_t	nenvelopes;	/* COMMIT: how many were sent */
 };
 

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "queue.h"
 #include "smtpd.h"
+#include "util.h"
 
 #define BOUNCE_MAX_DESTS	16
 #define BOUNCE_COPY_MAX		(10 * 1024 * 1024)	/* of the original */
@@ -176,18 +177,21 @@ append_original(struct evbuffer *out, uint32_t msgid, int headers_only)
 	char			 buf[16384];
 	size_t			 limit = headers_only ? 256 * 1024 :
 				    BOUNCE_COPY_MAX;
+	int64_t			 size, off = 0;
 	ssize_t			 n = 0;
 	int			 fd, truncated = 0;
 
-	if ((fd = queue_open_message(msgid)) == -1)
+	if ((fd = queue_open_message(msgid, &size)) == -1)
 		return -1;
 	if ((tmp = evbuffer_new()) == NULL) {
 		close(fd);
 		return -1;
 	}
 	while (evbuffer_get_length(tmp) < limit &&
-	    (n = read(fd, buf, sizeof(buf))) > 0)
+	    (n = msg_pread(fd, buf, sizeof(buf), off, size)) > 0) {
 		evbuffer_add(tmp, buf, n);
+		off += n;
+	}
 	if (n > 0)
 		truncated = 1;
 	close(fd);

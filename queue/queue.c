@@ -5,12 +5,21 @@
  *
  *	incoming/MSGID		being received; never acknowledged (a
  *				worker's spare files are here too, empty)
- *	queue/MSGID		a committed message
- *	queue/EVPID		its envelopes, one per recipient
+ *	queue/MSGID		a committed message: the message, then the
+ *				envelope if it has one recipient, then a
+ *				footer (envelope.h)
+ *	queue/EVPID		an envelope of a message with several
+ *				recipients, or one that changed since
+ *				the commit (a retry, a pause)
+ *	queue/.format		"2": every message in queue/ has a footer
  *	corrupt/		envelopes that failed validation
  *
- * At commit the envelopes are written straight into queue/, then the
- * message is renamed in from incoming/: that rename is the commit point.
+ * One recipient is the common case, and its envelope travels in the
+ * message file: one inode per message to create, sync and unlink, not
+ * two.  At commit the queue writes the envelope and footer after the
+ * message (or, for several recipients, the envelope files straight into
+ * queue/), then renames the message in from incoming/: that rename is
+ * the commit point.
  * Only after a sync that followed it is the client told 250.  A crash
  * before the rename leaves an incoming/ file and perhaps envelopes whose
  * message is not in queue/; start-up removes both (the client never got
@@ -48,8 +57,11 @@
 #include "proto.h"
 #include "queue.h"
 #include "smtpd.h"
+#include "util.h"
 
-#define ENVELOPE_FILE_MAX	8192
+#define ENVELOPE_FILE_MAX	SPOOL_ENVELOPE_MAX
+#define SPOOL_FORMAT_FILE	".format"
+#define SPOOL_FORMAT		"2\n"
 #define SPOOL_MIN_FREE_PCT	2	/* below this, refuse new mail */
 #ifdef CLOCK_MONOTONIC_COARSE
 #define QUEUE_CLOCK		CLOCK_MONOTONIC_COARSE	/* no system call */
@@ -103,6 +115,7 @@ struct qenv {
 	/* committed, in ms; 0 when loaded from the spool (evp.ctime, s) */
 	int64_t			 arrived;
 	int			 bouncing;	/* kept until its DSN is queued */
+	int			 onfile;	/* queue/EVPID exists */
 	int			 onlist;	/* 0, LIST_READY, LIST_WAIT,
 						 * LIST_PARKED */
 	struct chanwait		*park;		/* LIST_PARKED: on whose list */
@@ -119,6 +132,10 @@ struct qmsg {
 	TAILQ_ENTRY(qmsg)	 batch;		/* commit batch */
 	uint32_t		 commit_reqid;
 	int			 onspool;	/* queue_load(): file seen */
+	int			 fd;		/* incoming: the queue's own */
+	uint64_t		 body_size;	/* the message, without footer */
+	int			 inline_env;	/* its envelope is in the file */
+	int			 corrupt;	/* queue_load(): moved away */
 };
 
 #define LIST_READY	1
@@ -293,8 +310,24 @@ static void
 qmsg_free(struct qmsg *m)
 {
 	RB_REMOVE(qmsg_tree, &msgs, m);
+	if (m->fd != -1)
+		close(m->fd);
 	free(m->pending);
 	free(m);
+}
+
+static struct qmsg *
+qmsg_new(uint32_t msgid, int worker)
+{
+	struct qmsg	*m;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		fatal("calloc");
+	m->msgid = msgid;
+	m->worker = worker;
+	m->fd = -1;
+	RB_INSERT(qmsg_tree, &msgs, m);
+	return m;
 }
 
 /* the envelope files of a commit that failed */
@@ -342,12 +375,15 @@ message_create(int worker, int *fdp)
 			log_warn("create incoming/%s", name);
 			return NULL;
 		}
-		if ((m = calloc(1, sizeof(*m))) == NULL)
-			fatal("calloc");
-		m->msgid = msgid;
-		m->worker = worker;
-		RB_INSERT(qmsg_tree, &msgs, m);
-		*fdp = fd;
+		/* the writer gets a copy; the queue's writes the footer */
+		if ((*fdp = dup(fd)) == -1) {
+			log_warn("dup");
+			close(fd);
+			unlinkat(dfd_incoming, name, 0);
+			return NULL;
+		}
+		m = qmsg_new(msgid, worker);
+		m->fd = fd;
 		return m;
 	}
 	return NULL;
@@ -496,14 +532,35 @@ static int
 commit_prepare(struct qmsg *m)
 {
 	char	name[9], evname[17];
-	int	rc = 0;
+	char	tail[ENVELOPE_FILE_MAX + SPOOL_FOOTER_LEN + 1];
+	int	rc = 0, envlen = 0;
 	size_t	i;
 
-	for (i = 0; i < m->npending && rc == 0; i++) {
+	if (m->npending == 1 &&
+	    (envlen = envelope_dump(&m->pending[0], tail, ENVELOPE_FILE_MAX)) ==
+	    -1) {
+		log_warnx("envelope %016" PRIx64 " does not serialise",
+		    m->pending[0].id);
+		return -1;
+	}
+	for (i = 0; m->npending > 1 && i < m->npending && rc == 0; i++) {
 		evpid_to_text(m->pending[i].id, evname);
 		rc = write_envelope_at(dfd_queue, evname, &m->pending[i],
 		    !QUEUE_SYNCFS);
 	}
+	if (rc == 0) {
+		ssize_t	len = envlen + SPOOL_FOOTER_LEN;
+
+		spool_footer_format(tail + envlen, m->body_size, (size_t)envlen);
+		if (pwrite(m->fd, tail, len, (off_t)m->body_size) != len ||
+		    (!QUEUE_SYNCFS && fsync(m->fd) == -1)) {
+			log_warn("%08x: write footer", m->msgid);
+			rc = -1;
+		}
+		m->inline_env = m->npending == 1;
+	}
+	close(m->fd);
+	m->fd = -1;
 	msgid_to_text(m->msgid, name);
 	if (rc == 0 && renameat(dfd_incoming, name, dfd_queue, name) == -1) {
 		log_warn("rename incoming/%s", name);
@@ -534,6 +591,7 @@ commit_schedule(struct qmsg *m)
 		e->evp = m->pending[i];
 		e->msg = m;
 		e->arrived = now;
+		e->onfile = !m->inline_env;
 		RB_INSERT(qenv_tree, &envs, e);
 		sched_ready(e);
 		m->nenv++;
@@ -706,6 +764,7 @@ queue_commit(int worker, const struct queue_msg_req *req)
 		fatalx("commit with %u envelopes, %zu received, from smtp "
 		    "worker %d", req->nenvelopes, m->npending, worker + 1);
 	m->commit_reqid = req->reqid;
+	m->body_size = req->spooled;
 	/*
 	 * Free space was looked at when the file was made, which may have
 	 * been a while ago (a worker keeps spare files): again now.
@@ -805,11 +864,17 @@ int
 queue_message_commit(uint32_t msgid, const struct envelope *evps, size_t n)
 {
 	struct qmsg	*m;
+	struct stat	 st;
 	size_t		 i;
 	int		 syncok;
 
 	if ((m = incoming_msg(-1, msgid)) == NULL || n == 0)
 		return -1;
+	if (fstat(m->fd, &st) == -1) {
+		log_warn("fstat of bounce %08x", msgid);
+		return -1;
+	}
+	m->body_size = (uint64_t)st.st_size;
 	for (i = 0; i < n; i++)
 		message_add_envelope(m, &evps[i]);
 	if (commit_prepare(m) == -1) {
@@ -842,11 +907,17 @@ qenv_find(uint64_t evpid)
 }
 
 int
-queue_open_message(uint32_t msgid)
+queue_open_message(uint32_t msgid, int64_t *body_size)
 {
-	char	name[9];
-	int	fd;
+	struct qmsg	*m;
+	char		 name[9];
+	int		 fd;
 
+	if ((m = qmsg_find(msgid)) == NULL || !m->committed) {
+		errno = ENOENT;
+		return -1;
+	}
+	*body_size = (int64_t)m->body_size;
 	msgid_to_text(msgid, name);
 #ifdef O_NOATIME
 	/*
@@ -868,15 +939,24 @@ qenv_remove(struct qenv *e)
 	struct qmsg	*m = e->msg;
 	char		 name[17];
 
-	/* the envelope first: a message alone is removed at start-up */
+	/*
+	 * An envelope file first, then the message: a message alone is
+	 * removed at start-up.  But an envelope that is in its message goes
+	 * with it, and a newer copy in a file must outlive it (an envelope
+	 * file alone is removed at start-up, the message's copy is not).
+	 */
 	evpid_to_text(e->evp.id, name);
-	if (unlinkat(dfd_queue, name, 0) == -1 && errno != ENOENT)
+	if (m->inline_env)
+		message_unlink(dfd_queue, m->msgid);
+	if (e->onfile && unlinkat(dfd_queue, name, 0) == -1 &&
+	    errno != ENOENT)
 		log_warn("unlink queue/%s", name);
 	qenv_unlist(e);
 	RB_REMOVE(qenv_tree, &envs, e);
 	free(e);
 	if (--m->nenv == 0) {
-		message_unlink(dfd_queue, m->msgid);
+		if (!m->inline_env)
+			message_unlink(dfd_queue, m->msgid);
 		qmsg_free(m);
 	}
 }
@@ -895,6 +975,8 @@ qenv_update(struct qenv *e)
 		unlinkat(dfd_queue, tmp, 0);
 		rc = -1;
 	}
+	if (rc == 0)
+		e->onfile = 1;
 	return rc;
 }
 
@@ -1122,7 +1204,8 @@ queue_dispatch_one(struct qenv *e)
 	    (e->chan = mdachan_pick(&e->evp)) == NULL && chanwait_park(e))
 		return;
 
-	if ((fd = queue_open_message(e->msg->msgid)) == -1) {
+	if ((fd = queue_open_message(e->msg->msgid, &e->evp.body_size)) ==
+	    -1) {
 		log_warn("%016" PRIx64 ": open message", e->evp.id);
 		e->chan = NULL;
 		chanwait_answered(e->evp.id);	/* it asks nobody after all */
@@ -1230,8 +1313,8 @@ move_corrupt(int dfd, const char *name, const char *why)
 	char	dst[64];
 
 	snprintf(dst, sizeof(dst), "%s.%lld", name, (long long)time(NULL));
-	log_warnx("envelope %s is corrupt (%s): moved to corrupt/", name,
-	    why);
+	log_warnx("%s %s is corrupt (%s): moved to corrupt/",
+	    strlen(name) == 8 ? "message" : "envelope", name, why);
 	if (renameat(dfd, name, dfd_corrupt, dst) == -1)
 		log_warn("rename %s to corrupt/", name);
 }
@@ -1244,13 +1327,83 @@ load_qmsg(uint32_t msgid)
 
 	if ((m = qmsg_find(msgid)) != NULL)
 		return m;
-	if ((m = calloc(1, sizeof(*m))) == NULL)
-		fatal("calloc");
-	m->msgid = msgid;
+	m = qmsg_new(msgid, -1);
 	m->committed = 1;
-	m->worker = -1;
-	RB_INSERT(qmsg_tree, &msgs, m);
 	return m;
+}
+
+/* queue_load(): no queue/.format, so the messages end where their files do */
+static int	spool_legacy;
+
+/*
+ * queue_load(): a message file.  Its footer gives the message's size and
+ * perhaps its envelope (kept in m->pending until every envelope file has
+ * been read: a file is newer).  A file without a valid footer was not
+ * written by a commit: moved to corrupt/, and its envelopes with it.
+ */
+static void
+load_message(const char *name, uint32_t msgid)
+{
+	char		 tail[ENVELOPE_FILE_MAX + SPOOL_FOOTER_LEN + 1];
+	struct qmsg	*m = load_qmsg(msgid);
+	struct envelope	 evp;
+	struct stat	 st;
+	uint64_t	 body;
+	size_t		 envlen;
+	const char	*why = "cannot read it";
+	int		 fd;
+
+	if ((fd = openat(dfd_queue, name, (spool_legacy ? O_RDWR : O_RDONLY) |
+	    O_NOFOLLOW | O_CLOEXEC)) == -1 || fstat(fd, &st) == -1)
+		goto bad;
+	if (spool_legacy) {
+		/*
+		 * The whole file is the message: give it its footer, unless
+		 * a conversion that was cut short did already.  (Only one
+		 * without an envelope counts: a message's own text can at
+		 * worst end itself early, never bring an envelope.)
+		 */
+		if (st.st_size >= SPOOL_FOOTER_LEN &&
+		    pread(fd, tail, SPOOL_FOOTER_LEN, st.st_size -
+		    SPOOL_FOOTER_LEN) == SPOOL_FOOTER_LEN &&
+		    spool_footer_parse(tail, SPOOL_FOOTER_LEN,
+		    (uint64_t)st.st_size, &body, &envlen) == 0 && envlen == 0)
+			goto loaded;
+		body = (uint64_t)st.st_size;
+		spool_footer_format(tail, body, 0);
+		if (pwrite(fd, tail, SPOOL_FOOTER_LEN, st.st_size) !=
+		    SPOOL_FOOTER_LEN || fsync(fd) == -1)
+			fatal("queue/%s: add footer", name);
+		envlen = 0;
+	} else {
+		why = "no valid footer";
+		if (st.st_size < SPOOL_FOOTER_LEN ||
+		    pread(fd, tail, SPOOL_FOOTER_LEN, st.st_size -
+		    SPOOL_FOOTER_LEN) != SPOOL_FOOTER_LEN ||
+		    spool_footer_parse(tail, SPOOL_FOOTER_LEN,
+		    (uint64_t)st.st_size, &body, &envlen) == -1)
+			goto bad;
+		why = "invalid envelope";
+		if (envlen > 0 && (pread(fd, tail, envlen, (off_t)body) !=
+		    (ssize_t)envlen || envelope_load(tail, envlen, &evp) ==
+		    -1 || msgid_of(evp.id) != msgid || (uint32_t)evp.id == 0))
+			goto bad;
+	}
+loaded:
+	close(fd);
+	m->onspool = 1;
+	m->body_size = body;
+	if (envlen > 0) {
+		m->inline_env = 1;
+		message_add_envelope(m, &evp);
+		m->pending[0].id = evp.id;	/* not a new one */
+	}
+	return;
+bad:
+	if (fd != -1)
+		close(fd);
+	m->corrupt = 1;
+	move_corrupt(dfd_queue, name, why);
 }
 
 static void
@@ -1277,6 +1430,7 @@ load_envelope(const char *name, uint64_t evpid)
 		return;
 	}
 	e->msg = load_qmsg(msgid_of(evpid));
+	e->onfile = 1;
 	RB_INSERT(qenv_tree, &envs, e);
 	e->msg->nenv++;
 }
@@ -1301,7 +1455,7 @@ load_entry(const char *name)
 		return;
 	}
 	if (len == 8)
-		load_qmsg((uint32_t)v)->onspool = 1;
+		load_message(name, (uint32_t)v);
 	else if ((uint32_t)v == 0)
 		move_corrupt(dfd_queue, name, "bad envelope id");
 	else
@@ -1309,11 +1463,52 @@ load_entry(const char *name)
 }
 
 /*
+ * queue/.format says every message has a footer.  A spool without it was
+ * written before footers existed: queue_load() gives each message one,
+ * then writes the marker.  Anything else in it is a spool we do not know.
+ */
+static int
+spool_format_known(void)
+{
+	char	buf[16];
+	ssize_t	n;
+	int	fd;
+
+	if ((fd = openat(dfd_queue, SPOOL_FORMAT_FILE, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
+		if (errno != ENOENT)
+			fatal("queue/%s", SPOOL_FORMAT_FILE);
+		return 0;
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n != sizeof(SPOOL_FORMAT) - 1 ||
+	    memcmp(buf, SPOOL_FORMAT, n) != 0)
+		fatalx("queue/%s: a spool format this version does not know",
+		    SPOOL_FORMAT_FILE);
+	return 1;
+}
+
+static void
+spool_format_write(void)
+{
+	int	fd;
+
+	if ((fd = openat(dfd_queue, SPOOL_FORMAT_FILE, O_WRONLY | O_CREAT |
+	    O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1 ||
+	    write(fd, SPOOL_FORMAT, sizeof(SPOOL_FORMAT) - 1) !=
+	    sizeof(SPOOL_FORMAT) - 1 || fsync(fd) == -1 || close(fd) == -1 ||
+	    fsync(dfd_queue) == -1)
+		fatal("queue/%s", SPOOL_FORMAT_FILE);
+}
+
+/*
  * Rebuild the schedule from queue/.  An envelope whose message file is
  * not there was written by a commit that never finished (the message is
  * renamed in last), so it was never acknowledged: removed.  A message
  * without envelopes is what a delivery left when it stopped between its
- * two unlinks: removed.
+ * two unlinks: removed.  An envelope in its message file counts unless
+ * a file of its own, written later, says otherwise.
  */
 static void
 queue_load(void)
@@ -1325,6 +1520,8 @@ queue_load(void)
 	char		 name[17];
 	int		 fd, n = 0;
 	time_t		 now = time(NULL);
+
+	spool_legacy = !spool_format_known();
 
 	/* never acknowledged: the clients still have these */
 	if ((fd = dup(dfd_incoming)) == -1 || (dir = fdopendir(fd)) == NULL)
@@ -1343,8 +1540,34 @@ queue_load(void)
 		if (de->d_name[0] != '.')
 			load_entry(de->d_name);
 	closedir(dir);
+	if (spool_legacy) {
+		spool_format_write();
+		spool_legacy = 0;
+	}
+
+	RB_FOREACH(m, qmsg_tree, &msgs) {
+		if (m->npending == 1 && qenv_find(m->pending[0].id) == NULL) {
+			if ((e = calloc(1, sizeof(*e))) == NULL)
+				fatal("calloc");
+			e->evp = m->pending[0];
+			e->msg = m;
+			RB_INSERT(qenv_tree, &envs, e);
+			m->nenv++;
+		}
+		free(m->pending);
+		m->pending = NULL;
+		m->npending = m->cappending = 0;
+	}
 
 	RB_FOREACH_SAFE(e, qenv_tree, &envs, etmp) {
+		evpid_to_text(e->evp.id, name);
+		if (e->msg->corrupt) {
+			move_corrupt(dfd_queue, name, "its message is corrupt");
+			RB_REMOVE(qenv_tree, &envs, e);
+			e->msg->nenv--;
+			free(e);
+			continue;
+		}
 		if (e->msg->onspool) {
 			if (e->evp.nexttry > now)
 				sched_wait(e);
@@ -1352,7 +1575,6 @@ queue_load(void)
 				sched_ready(e);
 			continue;
 		}
-		evpid_to_text(e->evp.id, name);
 		log_info("queue/%s: its message never committed, removed",
 		    name);
 		unlinkat(dfd_queue, name, 0);
@@ -1643,7 +1865,8 @@ mdachan_add(struct imsg *im)
 	if ((e = qenv_find(c.evpid)) == NULL || !e->inflight ||
 	    e->via != &q_parent)
 		return;
-	if ((fd = queue_open_message(e->msg->msgid)) == -1) {
+	if ((fd = queue_open_message(e->msg->msgid, &e->evp.body_size)) ==
+	    -1) {
 		log_warn("%016" PRIx64 ": open message", e->evp.id);
 		qenv_retry_in(e, conf->retry_local);
 		return;
@@ -1778,7 +2001,8 @@ static void
 ctl_show_file(struct mproc *p, const struct ctl_request *req)
 {
 	struct qenv	*e = NULL, *it;
-	char		 path[64], buf[1000];
+	char		 buf[ENVELOPE_FILE_MAX];
+	int64_t		 off = 0, size;
 	ssize_t		 n;
 	int		 fd;
 
@@ -1793,16 +2017,24 @@ ctl_show_file(struct mproc *p, const struct ctl_request *req)
 		    req->cmd == CTL_SHOW_MESSAGE ? "message" : "envelope");
 		return;
 	}
-	if (req->cmd == CTL_SHOW_MESSAGE)
-		msgid_to_text(e->msg->msgid, path);
-	else
-		evpid_to_text(e->evp.id, path);
-	if ((fd = openat(dfd_queue, path, O_RDONLY | O_NOFOLLOW)) == -1) {
-		queue_ctl_reply(p, req->reqid, 1, 1, "cannot open %s", path);
+	if (req->cmd == CTL_SHOW_ENVELOPE) {
+		/* as it is stored, in its file or in its message's */
+		if ((n = envelope_dump(&e->evp, buf, sizeof(buf))) == -1) {
+			queue_ctl_reply(p, req->reqid, 1, 1, "envelope does "
+			    "not serialise");
+			return;
+		}
+		queue_ctl_reply(p, req->reqid, 0, 0, "%s", buf);
+		queue_ctl_reply(p, req->reqid, 1, 0, NULL);
 		return;
 	}
-	while ((n = read(fd, buf, sizeof(buf) - 1)) > 0) {
+	if ((fd = queue_open_message(e->msg->msgid, &size)) == -1) {
+		queue_ctl_reply(p, req->reqid, 1, 1, "cannot open message");
+		return;
+	}
+	while ((n = msg_pread(fd, buf, 999, off, size)) > 0) {
 		buf[n] = '\0';
+		off += n;
 		queue_ctl_reply(p, req->reqid, 0, 0, "%s", buf);
 	}
 	close(fd);

@@ -438,6 +438,7 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 	addr_to_string(&evp->dest, rcpt, sizeof(rcpt));
 	memset(&msg, 0, sizeof(msg));
 	msg.fd = fd;
+	msg.size = evp->body_size;
 	msg.sender = sender;
 	msg.rcpt = rcpt;
 	msg.hostname = conf->hostname;
@@ -464,7 +465,7 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 		mda_lmtp_deliver(a->path, evp, fd, r);
 		return 0;
 	}
-	n = mda_read_head(fd, head, sizeof(head));
+	n = mda_read_head(fd, evp->body_size, head, sizeof(head));
 	msg.head = head;
 	msg.headlen = n > 0 ? (size_t)n : 0;
 	if (mda_head_loops(msg.head, msg.headlen, rcpt)) {

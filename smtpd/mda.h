@@ -22,6 +22,7 @@ struct mda_message {
 	const char	*rcpt;		/* final recipient "user@domain", for
 					 * Delivered-To */
 	const char	*hostname;	/* this host, for Maildir names */
+	int64_t		 size;		/* the message's: the file goes on */
 };
 
 /*
@@ -107,8 +108,8 @@ int	mda_expand_path(const char *tmpl, const struct mda_expand_ctx *,
  * message's head, so they are read only once.
  */
 #define MDA_HEAD_MAX	(256 * 1024)
-int	mda_delivered_to_loop(int fd, const char *rcpt);
-ssize_t	mda_read_head(int fd, char *buf, size_t len);
+int	mda_delivered_to_loop(int fd, int64_t size, const char *rcpt);
+ssize_t	mda_read_head(int fd, int64_t size, char *buf, size_t len);
 int	mda_head_loops(const char *head, size_t len, const char *rcpt);
 
 /*

@@ -265,7 +265,7 @@ lmtp_connect(struct lmtp_dest *d, char *err, size_t errlen)
 
 /* the message: LF to CRLF, leading dots doubled, ".\r\n" at the end */
 static int
-lmtp_send_body(struct lmtp_dest *d, int msgfd)
+lmtp_send_body(struct lmtp_dest *d, int msgfd, int64_t size)
 {
 	static char	in[32768], out[32768 * 2 + 8];
 	off_t		off = 0;
@@ -274,9 +274,7 @@ lmtp_send_body(struct lmtp_dest *d, int msgfd)
 	int		bol = 1;
 
 	for (;;) {
-		do {
-			n = pread(msgfd, in, sizeof(in), off);
-		} while (n == -1 && errno == EINTR);
+		n = msg_pread(msgfd, in, sizeof(in), off, size);
 		if (n == -1)
 			return -2;
 		if (n == 0)
@@ -355,7 +353,7 @@ lmtp_transaction(struct lmtp_dest *d, const struct envelope *evp, int msgfd,
 	if (r.code != 354)
 		goto refused;
 	what = "end of DATA";
-	if ((rc = lmtp_send_body(d, msgfd)) == -2) {
+	if ((rc = lmtp_send_body(d, msgfd, evp->body_size)) == -2) {
 		lmtp_close(d);	/* mid-data: this connection is lost */
 		res->status = PROTO_TEMPFAIL;
 		textf(res->text, sizeof(res->text),
@@ -404,7 +402,7 @@ mda_lmtp_deliver(const char *name, const struct envelope *evp, int msgfd,
 		return;
 	}
 	addr_to_string(&evp->dest, rcpt, sizeof(rcpt));
-	if (mda_delivered_to_loop(msgfd, rcpt)) {
+	if (mda_delivered_to_loop(msgfd, evp->body_size, rcpt)) {
 		res->status = PROTO_PERMFAIL;
 		textf(res->text, sizeof(res->text), "5.4.6 mail forwarding "
 		    "loop for %s (Delivered-To already present)", rcpt);

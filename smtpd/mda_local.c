@@ -242,17 +242,6 @@ wbuf_putc_n(struct wbuf *w, char c, size_t n)
 	return 0;
 }
 
-static ssize_t
-spool_read(int fd, char *buf, size_t n, off_t off)
-{
-	ssize_t	r;
-
-	do {
-		r = pread(fd, buf, n, off);
-	} while (r == -1 && errno == EINTR);
-	return r;
-}
-
 /* "Return-Path: <sender>\nDelivered-To: rcpt\n" */
 static int
 put_trace_headers(struct wbuf *w, const struct mda_message *m)
@@ -281,8 +270,8 @@ copy_verbatim(struct wbuf *w, const struct mda_message *m, int *errp)
 	for (;;) {
 		if (w->len == w->size && wbuf_flush(w) == -1)
 			goto bad_write;
-		r = spool_read(m->fd, w->buf + w->len, w->size - w->len,
-		    off);
+		r = msg_pread(m->fd, w->buf + w->len, w->size - w->len,
+		    off, m->size);
 		if (r == -1) {
 			*errp = errno;
 			return COPY_READ;
@@ -376,7 +365,7 @@ copy_mboxrd(struct wbuf *w, const struct mda_message *m, int *errp)
 		return COPY_READ;
 	}
 	for (;;) {
-		r = spool_read(m->fd, rbuf, MDA_BUFSIZE, off);
+		r = msg_pread(m->fd, rbuf, MDA_BUFSIZE, off, m->size);
 		if (r == -1) {
 			*errp = errno;
 			free(rbuf);
@@ -1556,9 +1545,9 @@ bad:
  * other across hosts).  Only the header is read, and only so much of it.
  */
 ssize_t
-mda_read_head(int fd, char *buf, size_t len)
+mda_read_head(int fd, int64_t size, char *buf, size_t len)
 {
-	return spool_read(fd, buf, len, 0);
+	return msg_pread(fd, buf, len, 0, size);
 }
 
 int
@@ -1593,7 +1582,7 @@ mda_head_loops(const char *head, size_t len, const char *rcpt)
 }
 
 int
-mda_delivered_to_loop(int fd, const char *rcpt)
+mda_delivered_to_loop(int fd, int64_t size, const char *rcpt)
 {
 	char	*buf;
 	ssize_t	 n;
@@ -1601,7 +1590,7 @@ mda_delivered_to_loop(int fd, const char *rcpt)
 
 	if ((buf = malloc(MDA_HEAD_MAX)) == NULL)
 		return 0;
-	n = mda_read_head(fd, buf, MDA_HEAD_MAX);
+	n = mda_read_head(fd, size, buf, MDA_HEAD_MAX);
 	found = n > 0 && mda_head_loops(buf, (size_t)n, rcpt);
 	free(buf);
 	return found;

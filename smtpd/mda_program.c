@@ -335,8 +335,8 @@ prog_verdict(int wstatus, int timedout, const struct prog_out *o,
 
 /* feed the message, collect output, wait; the verdict goes into r */
 static void
-prog_run(int msgfd, const char *head, pid_t pid, int in, int out,
-    struct delivery_result *r)
+prog_run(int msgfd, int64_t size, const char *head, pid_t pid, int in,
+    int out, struct delivery_result *r)
 {
 	static char	 buf[65536];
 	struct pollfd	 pfd[2];
@@ -370,9 +370,7 @@ prog_run(int msgfd, const char *head, pid_t pid, int in, int out,
 		}
 		/* refill from the spool file */
 		if (in_open && boff == blen && !eof) {
-			do {
-				n = pread(msgfd, buf, sizeof(buf), off);
-			} while (n == -1 && errno == EINTR);
+			n = msg_pread(msgfd, buf, sizeof(buf), off, size);
 			if (n == -1) {
 				r->status = PROTO_TEMPFAIL;
 				snprintf(r->text, sizeof(r->text),
@@ -470,7 +468,7 @@ prog_child(int resfd, int msgfd, const struct envelope *evp,
 	addr_to_string(&evp->rcpt, orig, sizeof(orig));
 	addr_split_subaddress(evp->dest.user, base, sizeof(base), ext,
 	    sizeof(ext));
-	if (mda_delivered_to_loop(msgfd, rcpt)) {
+	if (mda_delivered_to_loop(msgfd, evp->body_size, rcpt)) {
 		r.status = PROTO_PERMFAIL;
 		snprintf(r.text, sizeof(r.text), "5.4.6 mail forwarding "
 		    "loop for %s (Delivered-To already present)", rcpt);
@@ -511,7 +509,7 @@ prog_child(int resfd, int msgfd, const struct envelope *evp,
 	if (fcntl(in[1], F_SETFL, O_NONBLOCK) == -1 ||
 	    fcntl(out[0], F_SETFL, O_NONBLOCK) == -1)
 		fatal("fcntl");
-	prog_run(msgfd, head, pid, in[1], out[0], &r);
+	prog_run(msgfd, evp->body_size, head, pid, in[1], out[0], &r);
 report:
 	imsgbuf_init(&ib, resfd);
 	if (imsg_compose(&ib, IMSG_MDA_RESULT, 0, -1, &r, sizeof(r)) == -1 ||

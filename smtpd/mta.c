@@ -50,6 +50,7 @@
 #include "privsep.h"
 #include "proto.h"
 #include "smtpd.h"
+#include "util.h"
 #include "wirescan.h"
 
 #define MTA_RESOLVE_TTL	300	/* seconds a route trusts its host list */
@@ -199,9 +200,7 @@ mta_task_scan(struct mta_task *t)
 
 	wirescan_init(&w);
 	for (;;) {
-		n = pread(t->fd, buf, sizeof(buf), off);
-		if (n == -1 && errno == EINTR)
-			continue;
+		n = msg_pread(t->fd, buf, sizeof(buf), off, t->body_size);
 		if (n == -1)
 			return -1;
 		if (n == 0)
@@ -561,6 +560,7 @@ mta_deliver(const struct envelope *evp, int fd)
 	t->route = rt;
 	t->msgid = msgid_of(evp->id);
 	t->fd = fd;
+	t->body_size = evp->body_size;
 	t->rcpts[0].evp = *evp;
 	t->nrcpts = 1;
 	clock_gettime(CLOCK_MONOTONIC, &t->t_arrived);

@@ -121,6 +121,7 @@ struct mta_task {
 	size_t			 nrcpts;
 	/* what the message needs from the peer (mta_task_scan) */
 	uint64_t		 wire_size;	/* CRLF and dot-stuffed */
+	int64_t			 body_size;	/* where the message ends */
 	int			 body8bit;
 	int			 header8bit;
 	struct timespec		 t_arrived;

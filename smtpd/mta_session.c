@@ -831,22 +831,6 @@ session_next(struct mta_session *s)
 }
 
 /*
- * The whole message has been read, without the pread() that returns 0:
- * the last one came back short, and what was converted is the size the
- * message was measured to have on the wire (wirescan_size(): the CRLF we
- * add after an unterminated last line included).  Either sign alone
- * could mislead (a measurement of something else; a short read that a
- * file system owes nobody), both together do not; if they disagree, the
- * next pread() decides.
- */
-static int
-body_at_end(const struct mta_session *s, size_t n, size_t asked)
-{
-	return n < asked &&
-	    s->body_wire + (s->body_bol ? 0 : 2) == s->task->wire_size;
-}
-
-/*
  * The message body: LF to CRLF and a dot doubled at the start of a line
  * (RFC 5321 4.5.2), read with pread() in large blocks and kept at most
  * MTA_BODY_HIGH ahead of the socket.
@@ -863,9 +847,8 @@ session_fill_body(struct mta_session *s)
 	size_t			 len;
 
 	while (!s->body_done && evbuffer_get_length(out) < MTA_BODY_HIGH) {
-		n = pread(s->task->fd, in, sizeof(in), s->body_off);
-		if (n == -1 && errno == EINTR)
-			continue;
+		n = msg_pread(s->task->fd, in, sizeof(in), s->body_off,
+		    s->task->body_size);
 		if (n == -1) {
 			log_warn("%08x: read message", s->task->msgid);
 			return -1;
@@ -896,7 +879,8 @@ session_fill_body(struct mta_session *s)
 			fatalx("evbuffer_commit_space");
 		s->body_off += n;
 		s->body_wire += v.iov_len;
-		if (body_at_end(s, n, sizeof(in)))
+		/* the whole message: no read to find its end */
+		if (s->body_off >= s->task->body_size)
 			goto end;
 	}
 	mta_io_flush_later(&s->io);

@@ -405,12 +405,15 @@ spool_flush(struct session *s)
 
 	spool_measure(tx);
 	while (evbuffer_get_length(tx->msgbuf) > 0) {
-		if (evbuffer_write(tx->msgbuf, tx->msgfd) == -1) {
+		int	n;
+
+		if ((n = evbuffer_write(tx->msgbuf, tx->msgfd)) == -1) {
 			if (errno == EINTR)
 				continue;
 			log_warn("%08x: spool write", tx->msgid);
 			return -1;
 		}
+		tx->spooled += (uint64_t)n;
 	}
 	if (evbuffer_expand(tx->msgbuf, SPOOL_FLUSH_SIZE + 1024) == -1)
 		fatal("evbuffer_expand");
@@ -480,6 +483,7 @@ session_commit(struct session *s)
 	req.reqid = s->id;
 	req.msgid = tx->msgid;
 	req.size = tx->msgsize;
+	req.spooled = tx->spooled;
 	req.nenvelopes = (uint32_t)tx->ndests;
 	s->flags |= SS_WAIT;
 	mproc_compose(&smtp_worker.queue, IMSG_QUEUE_COMMIT, s->id, -1, &req,

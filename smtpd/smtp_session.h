@@ -82,6 +82,7 @@ struct txn {
 	struct evbuffer		*msgbuf;	/* to the spool file */
 	struct wirescan		 wire;		/* what was spooled, measured */
 	size_t			 msgsize;
+	uint64_t		 spooled;	/* bytes written to msgfd */
 	int			 data_err;
 	int			 in_headers;	/* still in the header block */
 	int			 nreceived;	/* Received: fields seen */

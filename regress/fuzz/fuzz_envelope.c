@@ -4,7 +4,9 @@
  *
  * Whatever envelope_load() accepts must be a valid envelope, must write
  * back out, and must read back to the same struct: the on-disk form can
- * never carry more than the struct says.
+ * never carry more than the struct says.  The input's tail is also read
+ * as a message file's footer: one accepted must add up to the file and
+ * format back to the same bytes.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +25,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char		buf[16384];
 	int		n;
 
+	if (size >= SPOOL_FOOTER_LEN) {
+		char		f[SPOOL_FOOTER_LEN + 1];
+		uint64_t	body;
+		size_t		envlen;
+
+		if (spool_footer_parse((const char *)data + size -
+		    SPOOL_FOOTER_LEN, SPOOL_FOOTER_LEN, size, &body,
+		    &envlen) == 0) {
+			if (body + envlen + SPOOL_FOOTER_LEN != size)
+				abort();
+			spool_footer_format(f, body, envlen);
+			if (memcmp(f, data + size - SPOOL_FOOTER_LEN,
+			    SPOOL_FOOTER_LEN) != 0)
+				abort();
+		}
+	}
 	if (envelope_load((const char *)data, size, &e) == -1)
 		return 0;
 	if (envelope_valid(&e) == -1)

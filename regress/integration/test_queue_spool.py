@@ -1,14 +1,21 @@
 """
-The spool at start-up.  The spool is flat: queue/MSGID is a message,
-queue/EVPID (MSGID and eight more hex digits) one of its envelopes.  A
-restart delivers what was committed; an envelope whose content does not
-validate is moved to corrupt/ and never acted on; an envelope without
-its message (a commit that never finished: the message is renamed in
-last) and a message without envelopes are removed; leftovers of an
-interrupted envelope update go.
+The spool at start-up.  The spool is flat: queue/MSGID is a committed
+message, then its envelope when it has one recipient, then a footer that
+says how long each is (the queue writes it last, so it ends every
+committed file); queue/EVPID (MSGID and eight more hex digits) is an
+envelope of a message with several recipients, or a newer copy of one
+that changed after the commit.  A restart delivers what was committed,
+exactly the message and nothing of what follows it; a message without a
+valid footer or with an envelope that does not validate is moved to
+corrupt/ and never acted on; an envelope without its message (a commit
+that never finished: the message is renamed in last) and a message
+without envelopes are removed; leftovers of an interrupted envelope
+update go; an envelope file wins over the copy in its message.  A spool
+written before footers existed (no queue/.format) is taken over.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,10 +26,52 @@ from fixture import (TEST_ROOT, Daemon, binary, ensure_test_user,
                      wait_maildir)
 from test_diskfull import CONF, USER, transaction
 
+FOOTER = re.compile(rb"#posthaste-spool 1 body=(\d{20}) envelope=(\d{6})\n\Z")
+FOOTER_LEN = 61
+
 
 def send(port, marker):
     r = transaction(port, marker)
     assert r.code == 250, r
+
+
+def split(data):
+    """A committed message file: (message, envelope text)."""
+    m = FOOTER.search(data[-FOOTER_LEN:])
+    assert m, "no footer at the end: %r" % data[-FOOTER_LEN:]
+    body, env = int(m.group(1)), int(m.group(2))
+    assert body + env + FOOTER_LEN == len(data), "footer does not add up"
+    return data[:body], data[body:body + env].decode()
+
+
+def footer(body, env):
+    return b"#posthaste-spool 1 body=%020d envelope=%06d\n" % (body, env)
+
+
+def committed(body, envtext=""):
+    env = envtext.encode()
+    return body + env + footer(len(body), len(env))
+
+
+def ctl(d, *args):
+    return subprocess.run([binary("smtpctl"), "-s", d.socket_path] +
+                          list(args), check=True, capture_output=True,
+                          text=True).stdout
+
+
+def one_queued(spool, marker):
+    """Queue one message with delivery paused: its file and envelope."""
+    d = Daemon(conf=CONF.format(spool=spool))
+    with d:
+        ctl(d, "pause", "mda")
+        send(d.port, marker)
+    queue = os.path.join(spool, "queue")
+    names = sorted(os.listdir(queue))
+    msgs = [n for n in names if len(n) == 8]
+    assert len(msgs) == 1 and names == [".format", msgs[0]], \
+        "one file per single-recipient message expected: %s" % names
+    path = os.path.join(queue, msgs[0])
+    return msgs[0], open(path, "rb").read(), os.stat(path)
 
 
 def test_spool_entries_at_start():
@@ -33,20 +82,13 @@ def test_spool_entries_at_start():
     spool = os.path.join(top, "spool")
     try:
         good = unique_marker("good")
-        d = Daemon(conf=CONF.format(spool=spool))
-        with d:
-            subprocess.run([binary("smtpctl"), "-s", d.socket_path,
-                            "pause", "mda"], check=True, capture_output=True)
-            send(d.port, good)
+        msgid, data, st = one_queued(spool, good)
+        body, envtext = split(data)
+        assert good.encode() in body and good not in envtext
+        assert envtext.startswith("version: 1\n") and \
+            ("id: " + msgid) in envtext, envtext
+        evsuffix = re.search(r"\nid: ([0-9a-f]{16})\n", envtext).group(1)[8:]
         queue = os.path.join(spool, "queue")
-        names = sorted(os.listdir(queue))
-        msgs = [n for n in names if len(n) == 8]
-        envs = [n for n in names if len(n) == 16]
-        assert len(msgs) == 1 and len(envs) == 1 and \
-            envs[0].startswith(msgs[0]), "flat spool expected: %s" % names
-        body = open(os.path.join(queue, msgs[0]), "rb").read()
-        envtext = open(os.path.join(queue, envs[0])).read()
-        st = os.stat(os.path.join(queue, envs[0]))
 
         def plant(name, data):
             path = os.path.join(queue, name)
@@ -55,42 +97,145 @@ def test_spool_entries_at_start():
             os.chown(path, st.st_uid, st.st_gid)
             os.chmod(path, 0o600)
 
-        bad, orphan, lone = "0badc0de", "0fa11ed0", "01011e00"
+        def retext(newid, marker):
+            return (body.replace(good.encode(), marker.encode()),
+                    envtext.replace(msgid + evsuffix, newid + evsuffix))
+
+        bad, torn, orphan, lone = "0badc0de", "07042e00", "0fa11ed0", \
+            "01011e00"
         # a committed message whose envelope carries an unknown key
         bad_marker = unique_marker("corrupt")
-        plant(bad, body.replace(good.encode(), bad_marker.encode()))
-        plant(bad + envs[0][8:], envtext.replace(envs[0], bad + envs[0][8:])
-              .replace("\nend: ok", "\nmda: /bin/sh -c evil\nend: ok"))
+        b, e = retext(bad, bad_marker)
+        plant(bad, committed(b, e.replace("\nend: ok",
+                                          "\nmda: /bin/sh -c evil\nend: ok")))
+        # a message whose footer is gone, or was never written
+        torn_marker = unique_marker("torn")
+        b, e = retext(torn, torn_marker)
+        plant(torn, committed(b, e)[:-1])
         # an envelope whose message never made it into queue/
         orphan_marker = unique_marker("orphan")
-        plant(orphan + envs[0][8:],
-              envtext.replace(envs[0], orphan + envs[0][8:]))
-        os.makedirs(os.path.join(spool, "incoming"), exist_ok=True)
+        plant(orphan + evsuffix, retext(orphan, orphan_marker)[1])
         # a message without envelopes, an interrupted update
-        plant(lone, body.replace(good.encode(), orphan_marker.encode()))
-        plant(envs[0] + ".tmp", "version: 1\n")
+        plant(lone, committed(retext(lone, orphan_marker)[0]))
+        plant(msgid + evsuffix + ".tmp", "version: 1\n")
 
         d2 = Daemon(conf=CONF.format(spool=spool))
         with d2:
             files = wait_maildir(USER, 1)
-            assert good.encode() in open(files[0], "rb").read()
+            got = open(files[0], "rb").read()
+            assert got.endswith(body), "delivered is not the message"
+            assert b"posthaste-spool" not in got and \
+                b"\nversion: 1\n" not in got
             # the queue is empty once the good one is delivered
             deadline = time.time() + 10
-            while time.time() < deadline and os.listdir(queue):
+            while time.time() < deadline and \
+                    os.listdir(queue) != [".format"]:
                 time.sleep(0.05)
             left = os.listdir(queue)
-            assert left == [], "left in queue/: %s" % left
+            assert left == [".format"], "left in queue/: %s" % left
             corrupt = os.listdir(os.path.join(spool, "corrupt"))
-            assert any(n.startswith(bad + envs[0][8:]) for n in corrupt), \
-                "corrupt envelope not in corrupt/: %s" % corrupt
+            for name in (bad, torn):
+                assert any(n.startswith(name + ".") for n in corrupt), \
+                    "%s not in corrupt/: %s" % (name, corrupt)
             log = d2.log()
-            assert "is corrupt" in log, log
+            assert "message %s is corrupt (invalid envelope)" % bad in log, log
+            assert "message %s is corrupt (no valid footer)" % torn in log, \
+                log
             assert "never committed" in log, log
             time.sleep(0.5)
             delivered = b"".join(open(f, "rb").read()
                                  for f in maildir_files(USER))
             assert len(maildir_files(USER)) == 1, "more than one delivered"
-            assert bad_marker.encode() not in delivered
-            assert orphan_marker.encode() not in delivered
+            for m in (bad_marker, torn_marker, orphan_marker):
+                assert m.encode() not in delivered
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_envelope_file_wins_over_the_copy_in_its_message():
+    """A retry or pause rewrites the envelope as a file of its own; after
+    a restart that file, not the copy committed with the message, says
+    what happens (here: 7 tries, next one in a day, so nothing now)."""
+    ensure_test_user(USER)
+    reset_maildir(USER)
+    top = tempfile.mkdtemp(prefix="spool.", dir=TEST_ROOT)
+    os.chmod(top, 0o755)
+    spool = os.path.join(top, "spool")
+    try:
+        marker = unique_marker("later")
+        msgid, data, st = one_queued(spool, marker)
+        body, envtext = split(data)
+        evpid = re.search(r"\nid: ([0-9a-f]{16})\n", envtext).group(1)
+        later = int(time.time()) + 86400
+        newer = re.sub(r"\n(tries|nexttry): \d+(?=\n)", "", envtext)
+        newer = newer.replace("\nend: ok", "\ntries: 7\nnexttry: %d\nend: ok"
+                              % later)
+        path = os.path.join(spool, "queue", evpid)
+        with open(path, "w") as f:
+            f.write(newer)
+        os.chown(path, st.st_uid, st.st_gid)
+        os.chmod(path, 0o600)
+        d = Daemon(conf=CONF.format(spool=spool))
+        with d:
+            out = ""
+            deadline = time.time() + 5
+            while time.time() < deadline and evpid not in out:
+                out = ctl(d, "show", "queue")
+                time.sleep(0.1)
+            line = [l for l in out.splitlines() if evpid in l]
+            assert line and "tries=7" in line[0], out
+            shown = ctl(d, "show", "envelope", evpid)
+            assert "tries: 7" in shown, shown
+            time.sleep(1)
+            assert maildir_files(USER) == [], "delivered before its time"
+            # removing it takes the message and the envelope file
+            ctl(d, "remove", evpid)
+            deadline = time.time() + 5
+            queue = os.path.join(spool, "queue")
+            while time.time() < deadline and \
+                    os.listdir(queue) != [".format"]:
+                time.sleep(0.05)
+            assert os.listdir(queue) == [".format"], os.listdir(queue)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_spool_without_footers_is_taken_over():
+    """A spool of the earlier format (the message file is the message,
+    every envelope a file, no queue/.format): the queue gives each
+    message its footer (once: not again after a conversion that was cut
+    short), marks the spool, and delivers exactly the message."""
+    ensure_test_user(USER)
+    reset_maildir(USER)
+    top = tempfile.mkdtemp(prefix="spool.", dir=TEST_ROOT)
+    os.chmod(top, 0o755)
+    spool = os.path.join(top, "spool")
+    try:
+        marker = unique_marker("legacy")
+        msgid, data, st = one_queued(spool, marker)
+        body, envtext = split(data)
+        evpid = re.search(r"\nid: ([0-9a-f]{16})\n", envtext).group(1)
+        queue = os.path.join(spool, "queue")
+        os.unlink(os.path.join(queue, ".format"))
+        # a second one that a conversion cut short had given its footer
+        again = unique_marker("again")
+        msgid2 = "0a6a1200"
+        evpid2 = msgid2 + evpid[8:]
+        body2 = body.replace(marker.encode(), again.encode())
+        files = {msgid: body, evpid: envtext.encode(),
+                 msgid2: committed(body2),
+                 evpid2: envtext.replace(evpid, evpid2).encode()}
+        for n, data in files.items():
+            with open(os.path.join(queue, n), "wb") as f:
+                f.write(data)
+            os.chown(os.path.join(queue, n), st.st_uid, st.st_gid)
+        d = Daemon(conf=CONF.format(spool=spool))
+        with d:
+            got = [open(f, "rb").read() for f in wait_maildir(USER, 2)]
+            assert any(g.endswith(body) for g in got), got
+            assert any(g.endswith(body2) for g in got), got
+            assert not any(b"posthaste-spool" in g for g in got)
+            assert open(os.path.join(queue, ".format")).read() == "2\n"
+        assert len(maildir_files(USER)) == 2
     finally:
         shutil.rmtree(top, ignore_errors=True)

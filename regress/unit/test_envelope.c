@@ -2,7 +2,9 @@
  * test_envelope.c -- the envelope file format (common/envelope.c): what
  * is written reads back the same, values are escaped, and anything a
  * reader cannot vouch for (an unknown or repeated key, a value out of
- * range, a missing end marker, another version) is refused.
+ * range, a missing end marker, another version) is refused.  And the
+ * footer that ends every committed message file: it says where the
+ * message ends only when it fits the file exactly.
  */
 
 #include <setjmp.h>
@@ -124,6 +126,68 @@ test_refusals(void **state)
 	refused_with("end: ok\n", "");
 }
 
+static void
+test_footer_round_trip(void **state)
+{
+	char		buf[SPOOL_FOOTER_LEN + 1];
+	uint64_t	body;
+	size_t		envlen;
+
+	(void)state;
+	spool_footer_format(buf, 1296, 517);
+	assert_int_equal(strlen(buf), SPOOL_FOOTER_LEN);
+	assert_int_equal(buf[SPOOL_FOOTER_LEN - 1], '\n');
+	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN,
+	    1296 + 517 + SPOOL_FOOTER_LEN, &body, &envlen), 0);
+	assert_int_equal(body, 1296);
+	assert_int_equal(envlen, 517);
+	/* several recipients: no envelope in the file */
+	spool_footer_format(buf, 7, 0);
+	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN,
+	    7 + SPOOL_FOOTER_LEN, &body, &envlen), 0);
+	assert_int_equal(body, 7);
+	assert_int_equal(envlen, 0);
+}
+
+static void
+test_footer_refusals(void **state)
+{
+	char		buf[SPOOL_FOOTER_LEN + 1], bad[SPOOL_FOOTER_LEN + 1];
+	uint64_t	body;
+	size_t		envlen, i;
+	uint64_t	size = 1000 + 300 + SPOOL_FOOTER_LEN;
+
+	(void)state;
+	spool_footer_format(buf, 1000, 300);
+	/* a size the footer does not add up to: a file that grew or shrank */
+	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN, size + 1,
+	    &body, &envlen), -1);
+	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN, size - 1,
+	    &body, &envlen), -1);
+	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN, 10,
+	    &body, &envlen), -1);
+	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN - 1, size,
+	    &body, &envlen), -1);
+	/* any byte changed: not a footer */
+	for (i = 0; i < SPOOL_FOOTER_LEN; i++) {
+		memcpy(bad, buf, sizeof(bad));
+		bad[i] = bad[i] == '9' ? '8' : bad[i] == '0' ? 'x' : '?';
+		if (bad[i] == '8')
+			continue;	/* another valid number */
+		assert_int_equal(spool_footer_parse(bad, SPOOL_FOOTER_LEN,
+		    size, &body, &envlen), -1);
+	}
+	/* an envelope too long for any envelope file */
+	spool_footer_format(buf, 0, SPOOL_ENVELOPE_MAX);
+	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN,
+	    SPOOL_ENVELOPE_MAX + SPOOL_FOOTER_LEN, &body, &envlen), -1);
+	/* sizes that would wrap around */
+	snprintf(buf, sizeof(buf), "#posthaste-spool 1 body=%020llu "
+	    "envelope=%06u\n", 18446744073709551615ULL, 10U);
+	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN,
+	    9 + SPOOL_FOOTER_LEN, &body, &envlen), -1);
+}
+
 int
 main(void)
 {
@@ -131,6 +195,8 @@ main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_optional_key_absent),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_footer_round_trip),
+		cmocka_unit_test(test_footer_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
