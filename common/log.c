@@ -15,6 +15,33 @@ static int	 log_foreground;
 static pid_t	 log_pid;	/* set with the process name */
 static int	 log_verbose;
 static char	 log_name[64] = "smtpd";
+/*
+ * log_batch(): lines wait here for log_flush().  One write of at most
+ * PIPE_BUF bytes, so a pipe (the journal's) never mixes it with another
+ * process's lines.
+ */
+static char	 batch[4096];
+static size_t	 batch_len;
+static void	(*batch_wake)(void);
+
+void
+log_flush(void)
+{
+	if (batch_len > 0)
+		(void)!write(STDERR_FILENO, batch, batch_len);
+	batch_len = 0;
+}
+
+void
+log_batch(void (*wake)(void))
+{
+	static int	registered;
+
+	batch_wake = wake;
+	batch_len = 0;
+	if (wake != NULL && !registered && atexit(log_flush) == 0)
+		registered = 1;
+}
 
 void
 log_init(int foreground, int verbose)
@@ -88,8 +115,18 @@ vlog(int pri, const char *fmt, va_list ap, int with_errno, int saved_errno)
 		    (int)(log_pid ? log_pid : getpid()), log_name, msg);
 		if (len > (int)sizeof(line) - 1)
 			len = sizeof(line) - 1;
-		if (len > 0)
-			(void)!write(STDERR_FILENO, line, len);
+		if (len <= 0)
+			return;
+		if (batch_wake != NULL && pri != LOG_CRIT) {
+			if (batch_len + len > sizeof(batch))
+				log_flush();
+			memcpy(batch + batch_len, line, len);
+			if ((batch_len += len) == (size_t)len)
+				batch_wake();
+			return;
+		}
+		log_flush();	/* what came before goes first */
+		(void)!write(STDERR_FILENO, line, len);
 	} else
 		syslog(pri, "%s: %s", log_name, msg);
 }

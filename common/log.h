@@ -17,6 +17,15 @@ void	log_procname(const char *);	/* "smtp worker 1", "queue" ... */
 const char *log_getprocname(void);
 void	log_setverbose(int);
 int	log_getverbose(void);
+/*
+ * With -d, a process that works in event loop turns (mproc_defer_turns)
+ * writes the lines of a turn together at its end: log_batch(wake) turns
+ * that on, wake() is called for the first line of a batch, log_flush()
+ * writes it (at the end of the turn, at exit, before a fatal line).
+ * log_batch(NULL) turns it off and drops a batch (a child after fork).
+ */
+void	log_batch(void (*wake)(void));
+void	log_flush(void);
 
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -69,7 +69,14 @@ mproc_defer_end(void)
 static void
 mproc_turn_end(evutil_socket_t fd, short ev, void *arg)
 {
+	log_flush();
 	mproc_flush_dirty(0);
+}
+
+static void
+mproc_wake_turn_end(void)
+{
+	event_active(ev_turn_end, EV_TIMEOUT, 1);
 }
 
 void
@@ -78,6 +85,7 @@ mproc_defer_turns(void)
 	if (ev_turn_end == NULL && (ev_turn_end = event_new(ev_base, -1, 0,
 	    mproc_turn_end, NULL)) == NULL)
 		fatal("event_new");
+	log_batch(mproc_wake_turn_end);
 }
 
 /* a child starts with nothing of its parent's waiting to be written */
@@ -87,6 +95,7 @@ mproc_atfork_child(void)
 	TAILQ_INIT(&dirty);
 	defer_depth = 0;
 	ev_turn_end = NULL;	/* the parent's; the child decides anew */
+	log_batch(NULL);	/* the parent writes its own lines */
 }
 
 /* what a handler composed just before calling exit() still goes out */
