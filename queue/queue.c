@@ -2032,10 +2032,21 @@ ctl_show_file(struct mproc *p, const struct ctl_request *req)
 		queue_ctl_reply(p, req->reqid, 1, 1, "cannot open message");
 		return;
 	}
-	while ((n = msg_pread(fd, buf, 999, off, size)) > 0) {
-		buf[n] = '\0';
+	/* text replies: a NUL byte shows as ^@ rather than cut the chunk */
+	while ((n = msg_pread(fd, buf, 511, off, size)) > 0) {
+		char	out[1024];
+		ssize_t	i, o = 0;
+
+		for (i = 0; i < n; i++) {
+			if (buf[i] == '\0') {
+				out[o++] = '^';
+				out[o++] = '@';
+			} else
+				out[o++] = buf[i];
+		}
+		out[o] = '\0';
 		off += n;
-		queue_ctl_reply(p, req->reqid, 0, 0, "%s", buf);
+		queue_ctl_reply(p, req->reqid, 0, 0, "%s", out);
 	}
 	close(fd);
 	queue_ctl_reply(p, req->reqid, 1, n < 0, n < 0 ? "read error" : NULL);
