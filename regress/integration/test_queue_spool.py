@@ -14,6 +14,7 @@ update go; an envelope file wins over the copy in its message.  A spool
 written before footers existed (no queue/.format) is taken over.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -59,8 +60,22 @@ def ctl(d, *args):
                           text=True).stdout
 
 
+@contextlib.contextmanager
+def fresh_spool():
+    """A spool directory of its own, removed afterwards."""
+    ensure_test_user(USER)
+    reset_maildir(USER)
+    top = tempfile.mkdtemp(prefix="spool.", dir=TEST_ROOT)
+    os.chmod(top, 0o755)
+    try:
+        yield os.path.join(top, "spool")
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 def one_queued(spool, marker):
-    """Queue one message with delivery paused: its file and envelope."""
+    """Queue one message with delivery paused: its id, the message, the
+    envelope text, the envelope id and the file's stat."""
     d = Daemon(conf=CONF.format(spool=spool))
     with d:
         ctl(d, "pause", "mda")
@@ -71,23 +86,19 @@ def one_queued(spool, marker):
     assert len(msgs) == 1 and names == [".format", msgs[0]], \
         "one file per single-recipient message expected: %s" % names
     path = os.path.join(queue, msgs[0])
-    return msgs[0], open(path, "rb").read(), os.stat(path)
+    body, envtext = split(open(path, "rb").read())
+    evpid = re.search(r"\nid: ([0-9a-f]{16})\n", envtext).group(1)
+    return msgs[0], body, envtext, evpid, os.stat(path)
 
 
 def test_spool_entries_at_start():
-    ensure_test_user(USER)
-    reset_maildir(USER)
-    top = tempfile.mkdtemp(prefix="spool.", dir=TEST_ROOT)
-    os.chmod(top, 0o755)
-    spool = os.path.join(top, "spool")
-    try:
+    with fresh_spool() as spool:
         good = unique_marker("good")
-        msgid, data, st = one_queued(spool, good)
-        body, envtext = split(data)
+        msgid, body, envtext, evpid, st = one_queued(spool, good)
         assert good.encode() in body and good not in envtext
         assert envtext.startswith("version: 1\n") and \
             ("id: " + msgid) in envtext, envtext
-        evsuffix = re.search(r"\nid: ([0-9a-f]{16})\n", envtext).group(1)[8:]
+        evsuffix = evpid[8:]
         queue = os.path.join(spool, "queue")
 
         def plant(name, data):
@@ -148,24 +159,15 @@ def test_spool_entries_at_start():
             assert len(maildir_files(USER)) == 1, "more than one delivered"
             for m in (bad_marker, torn_marker, orphan_marker):
                 assert m.encode() not in delivered
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_envelope_file_wins_over_the_copy_in_its_message():
     """A retry or pause rewrites the envelope as a file of its own; after
     a restart that file, not the copy committed with the message, says
     what happens (here: 7 tries, next one in a day, so nothing now)."""
-    ensure_test_user(USER)
-    reset_maildir(USER)
-    top = tempfile.mkdtemp(prefix="spool.", dir=TEST_ROOT)
-    os.chmod(top, 0o755)
-    spool = os.path.join(top, "spool")
-    try:
+    with fresh_spool() as spool:
         marker = unique_marker("later")
-        msgid, data, st = one_queued(spool, marker)
-        body, envtext = split(data)
-        evpid = re.search(r"\nid: ([0-9a-f]{16})\n", envtext).group(1)
+        msgid, body, envtext, evpid, st = one_queued(spool, marker)
         later = int(time.time()) + 86400
         newer = re.sub(r"\n(tries|nexttry): \d+(?=\n)", "", envtext)
         newer = newer.replace("\nend: ok", "\ntries: 7\nnexttry: %d\nend: ok"
@@ -196,8 +198,6 @@ def test_envelope_file_wins_over_the_copy_in_its_message():
                     os.listdir(queue) != [".format"]:
                 time.sleep(0.05)
             assert os.listdir(queue) == [".format"], os.listdir(queue)
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_spool_without_footers_is_taken_over():
@@ -205,16 +205,9 @@ def test_spool_without_footers_is_taken_over():
     every envelope a file, no queue/.format): the queue gives each
     message its footer (once: not again after a conversion that was cut
     short), marks the spool, and delivers exactly the message."""
-    ensure_test_user(USER)
-    reset_maildir(USER)
-    top = tempfile.mkdtemp(prefix="spool.", dir=TEST_ROOT)
-    os.chmod(top, 0o755)
-    spool = os.path.join(top, "spool")
-    try:
+    with fresh_spool() as spool:
         marker = unique_marker("legacy")
-        msgid, data, st = one_queued(spool, marker)
-        body, envtext = split(data)
-        evpid = re.search(r"\nid: ([0-9a-f]{16})\n", envtext).group(1)
+        msgid, body, envtext, evpid, st = one_queued(spool, marker)
         queue = os.path.join(spool, "queue")
         os.unlink(os.path.join(queue, ".format"))
         # a second one that a conversion cut short had given its footer
@@ -237,5 +230,3 @@ def test_spool_without_footers_is_taken_over():
             assert not any(b"posthaste-spool" in g for g in got)
             assert open(os.path.join(queue, ".format")).read() == "2\n"
         assert len(maildir_files(USER)) == 2
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
