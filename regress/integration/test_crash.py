@@ -2,7 +2,10 @@
 Nothing acknowledged is ever lost: while a bounded load of messages is
 sent, every daemon process is killed with SIGKILL at random moments,
 several times; after a restart on the same spool every message that got
-"250 ... queued" is delivered at least once.
+"250 ... queued" is delivered at least once, to each of its recipients.
+Every third message has two recipients, so both spool layouts are under
+fire: one recipient (the envelope inside the message file) and several
+(envelope files of their own).
 """
 
 import os
@@ -25,7 +28,7 @@ DRAIN_TIMEOUT = 60
 TIMEOUT = 150
 # a user of its own: other test runs reset phtest1's Maildir
 CRASH_USER = "phcrash"
-RCPT = "%s@example.test" % CRASH_USER
+CRASH_USER2 = "phcrash2"
 
 CONF = """\
 spool "{tmp}/spool"
@@ -76,7 +79,7 @@ def kill_all(proc):
         time.sleep(0.05)
 
 
-def send_one(port, marker):
+def send_one(port, marker, rcpts):
     """One message on its own connection; True once the server said 250
     to the end of data."""
     with socket.create_connection(("127.0.0.1", port), 5) as s:
@@ -94,21 +97,21 @@ def send_one(port, marker):
             return False
         s.sendall(b"EHLO crash.test\r\n")
         reply()
-        s.sendall(("MAIL FROM:<crash@example.test>\r\nRCPT TO:<%s>\r\n"
-                   "DATA\r\n" % RCPT).encode())
-        if not reply().startswith(b"250") or \
-                not reply().startswith(b"250") or \
-                not reply().startswith(b"354"):
-            return False
+        s.sendall(("MAIL FROM:<crash@example.test>\r\n" +
+                   "".join("RCPT TO:<%s>\r\n" % r for r in rcpts) +
+                   "DATA\r\n").encode())
+        for want in [b"250"] * (1 + len(rcpts)) + [b"354"]:
+            if not reply().startswith(want):
+                return False
         s.sendall(("Subject: %s\r\n\r\nbody of %s\r\n.\r\nQUIT\r\n"
                    % (marker, marker)).encode())
         return reply().startswith(b"250")
 
 
-def delivered_markers():
+def delivered_markers(user):
     found = set()
     for sub in ("new", "cur"):
-        d = os.path.join(maildir_path(CRASH_USER), sub)
+        d = os.path.join(maildir_path(user), sub)
         if not os.path.isdir(d):
             continue
         for name in os.listdir(d):
@@ -125,15 +128,16 @@ def delivered_markers():
 
 def test_sigkill_loses_nothing():
     setup_system()
-    ensure_test_user(CRASH_USER)
-    reset_maildir(CRASH_USER)
+    for user in (CRASH_USER, CRASH_USER2):
+        ensure_test_user(user)
+        reset_maildir(user)
     tmp = tempfile.mkdtemp(prefix="crash.", dir=TEST_ROOT)
     os.chmod(tmp, 0o755)
     port = free_port()
     with open(os.path.join(tmp, "smtpd.conf"), "w") as f:
         f.write(CONF.format(tmp=tmp, port=port))
     log = open(os.path.join(tmp, "log"), "ab")
-    acked = set()
+    acked = {CRASH_USER: set(), CRASH_USER2: set()}
     lock = threading.Lock()
     counter = [0]
     proc = None
@@ -147,10 +151,14 @@ def test_sigkill_loses_nothing():
                     with lock:
                         counter[0] += 1
                         marker = "crash-%d" % counter[0]
+                        users = [CRASH_USER] + \
+                            ([CRASH_USER2] if counter[0] % 3 == 0 else [])
                     try:
-                        if send_one(port, marker):
+                        if send_one(port, marker,
+                                    ["%s@example.test" % u for u in users]):
                             with lock:
-                                acked.add(marker)
+                                for u in users:
+                                    acked[u].add(marker)
                     except OSError:
                         time.sleep(0.01)
 
@@ -163,23 +171,27 @@ def test_sigkill_loses_nothing():
             stop.set()
             for t in threads:
                 t.join(timeout=10)
-        assert acked, "no message was acknowledged at all"
+        assert acked[CRASH_USER2], "no two-recipient message acknowledged"
         # restart on the same spool: everything acknowledged must arrive
         proc = start(tmp, port, log)
         deadline = time.monotonic() + DRAIN_TIMEOUT
-        missing = acked
+        missing = {}
         while time.monotonic() < deadline:
-            missing = acked - delivered_markers()
-            if not missing:
+            missing = {u: acked[u] - delivered_markers(u) for u in acked}
+            if not any(missing.values()):
                 break
             time.sleep(0.2)
-        assert not missing, "%d of %d acknowledged messages lost: %s" % (
-            len(missing), len(acked), sorted(missing)[:10])
+        for u in acked:
+            assert not missing[u], \
+                "%s: %d of %d acknowledged messages lost: %s" % (
+                    u, len(missing[u]), len(acked[u]),
+                    sorted(missing[u])[:10])
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0, "unclean shutdown after drain"
         proc = None
-        print("  %d messages acknowledged across %d kills, all delivered"
-              % (len(acked), ROUNDS))
+        print("  %d messages (%d with two recipients) acknowledged across "
+              "%d kills, all delivered" % (len(acked[CRASH_USER]),
+                                           len(acked[CRASH_USER2]), ROUNDS))
     finally:
         if proc is not None and proc.poll() is None:
             kill_all(proc)
