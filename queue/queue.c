@@ -132,7 +132,12 @@ struct qmsg {
 	TAILQ_ENTRY(qmsg)	 batch;		/* commit batch */
 	uint32_t		 commit_reqid;
 	int			 onspool;	/* queue_load(): file seen */
-	int			 fd;		/* incoming: the queue's own */
+	/*
+	 * incoming: the queue's own descriptor, for the tail it writes at
+	 * commit.  At most one per session in DATA plus the workers'
+	 * spares: the parent's raised RLIMIT_NOFILE has room for them.
+	 */
+	int			 fd;
 	uint64_t		 body_size;	/* the message, without footer */
 	int			 inline_env;	/* its envelope is in the file */
 	int			 corrupt;	/* queue_load(): moved away */
