@@ -225,7 +225,7 @@ class FakeSMTP:
                         send("554 5.5.1 no valid recipients")
                         continue
                     send("354 go")
-                    data = b""
+                    data = bytearray()	# += on bytes is quadratic
                     slept = 0
                     while True:
                         dl = f.readline(65536)
@@ -237,7 +237,7 @@ class FakeSMTP:
                         if self.data_delay and len(data) - slept >= 65536:
                             time.sleep(self.data_delay)
                             slept = len(data)
-                    txn["data"] = data
+                    txn["data"] = bytes(data)
                     txn["time"] = time.monotonic()
                     sess["txns"].append(txn)
                     send(self.data_reply(txn) if self.data_reply
