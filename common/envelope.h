@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "addr.h"
+#include "destmac.h"
 
 #define ENVELOPE_VERSION	1
 #define ENV_NAME_MAX		128
@@ -81,6 +82,12 @@ struct envelope {
 	 * below); every reader stops here.
 	 */
 	int64_t		 body_size;
+	/*
+	 * Not stored either: lookup's tag on the destination (dest_type,
+	 * dest, action, user, path, and the sender if lookup chose it),
+	 * from the worker to the queue, which checks it (destmac.h).
+	 */
+	uint8_t		 dest_mac[DESTMAC_LEN];
 };
 
 #define msgid_of(evpid)		((uint32_t)((evpid) >> 32))

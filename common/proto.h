@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "destmac.h"
 #include "envelope.h"
 #include "imsg.h"
 
@@ -122,6 +123,11 @@ struct lka_dest {
 	/* list mail (an "owner-LIST" alias exists): the envelope sender
 	 * for this destination; empty user and domain = keep MAIL FROM */
 	struct mailaddr		sender_override;
+	/*
+	 * lookup's HMAC over the fields above but reqid (destmac.h); the
+	 * worker copies it unchanged into the envelope for the queue
+	 */
+	uint8_t			mac[DESTMAC_LEN];
 };
 
 struct lka_result {

@@ -4,6 +4,13 @@
  * Runs unprivileged but not chrooted (it reads the password database and
  * the tables), in its own sandbox.  It answers smtp workers' questions
  * about recipients and the mta's questions about hosts.
+ *
+ * Lookup alone decides what a recipient becomes.  The workers face the
+ * network and are not trusted with that: each RCPT destination leaves
+ * here sealed with a key the workers never hold (rcpt.c, destmac.h), and
+ * the queue refuses a destination without the seal.  The key is the
+ * parent's, inherited by fork (smtpd.c), so we hold it before the first
+ * request, in every generation.
  */
 #include <sys/types.h>
 

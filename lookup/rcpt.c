@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "destmac.h"
 #include "dns.h"
 #include "log.h"
 #include "lookup.h"
@@ -78,12 +79,23 @@ rcpt_finish(struct rcpt_job *j, uint32_t status, const char *reply,
 	free(j);
 }
 
+/*
+ * Only RCPT destinations become envelopes, so only they are sealed (VRFY
+ * and EXPN answers are shown to the client, never queued).  The queue
+ * refuses an envelope whose destination does not carry this seal.
+ */
 static void
 rcpt_emit(void *arg, const struct lka_dest *d)
 {
 	struct rcpt_job	*j = arg;
+	struct lka_dest	 sealed = *d;
+	const uint8_t	*key;
 
-	mproc_compose(j->p, IMSG_LKA_RCPT_DEST, d->reqid, -1, d, sizeof(*d));
+	if ((key = destmac_key()) == NULL)
+		fatalx("lookup holds no destination key");
+	destmac_compute(key, &sealed, sealed.mac);
+	mproc_compose(j->p, IMSG_LKA_RCPT_DEST, sealed.reqid, -1, &sealed,
+	    sizeof(sealed));
 }
 
 static void

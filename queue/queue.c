@@ -27,6 +27,14 @@
  * synced together (group commit): the cost of a sync is shared by every
  * session waiting on it, and no session is answered before its data is
  * durable.
+ *
+ * The smtp workers are the least trusted of our peers: they face the
+ * network.  An envelope from a worker is accepted only if it is well
+ * formed (envelope_valid()) and its destination -- dest_type, dest,
+ * action, user, path, and a sender lookup chose -- carries lookup's seal
+ * (destmac.h), checked in queue_envelope(); otherwise a worker could have
+ * us run any command as any user.  Envelopes we make ourselves (bounces)
+ * take their destinations straight from lookup and need no seal.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -50,6 +58,7 @@
 
 #include <event2/event.h>
 
+#include "destmac.h"
 #include "log.h"
 #include "mda_proc.h"
 #include "mproc.h"
@@ -437,9 +446,23 @@ static void
 queue_envelope(int worker, const struct envelope *evp)
 {
 	struct qmsg	*m;
+	const uint8_t	*key;
 
 	if (envelope_valid(evp) == -1)
 		fatalx("invalid envelope from smtp worker %d", worker + 1);
+	/*
+	 * The worker faces the network; the destination (what to run, as
+	 * whom, into which file) is lookup's to decide.  A tag that does not
+	 * verify means a worker that forges destinations, taken over or
+	 * broken: fatal, like every other protocol violation here, rather
+	 * than a refusal that would let it keep trying.  The key does not
+	 * change while we run, so no honest worker can trip this.
+	 */
+	if ((key = destmac_key()) == NULL)
+		fatalx("queue holds no destination key");
+	if (destmac_verify_envelope(key, evp) == -1)
+		fatalx("envelope with a destination lookup did not seal from "
+		    "smtp worker %d", worker + 1);
 	if ((m = incoming_msg(worker, msgid_of(evp->id))) == NULL)
 		fatalx("envelope for unknown message from smtp worker %d",
 		    worker + 1);

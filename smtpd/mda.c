@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "destmac.h"
 #include "log.h"
 #include "mda.h"
 #include "mda_proc.h"
@@ -170,6 +171,7 @@ proc_spawn(const struct passwd *pw, int kind, int *handfd)
 		return NULL;
 	}
 	if (pid == 0) {
+		destmac_key_forget();	/* the parent's; see smtpd.c */
 		close(sv[0]);
 		mda_child_main(sv[1], pw, kind);
 	}

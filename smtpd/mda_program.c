@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "destmac.h"
 #include "log.h"
 #include "mda.h"
 #include "mda_proc.h"
@@ -193,6 +194,7 @@ mda_program_deliver(const struct envelope *evp, int fd,
 		return;
 	}
 	if (pid == 0) {
+		destmac_key_forget();	/* the parent's; see smtpd.c */
 		close(sv[0]);
 		prog_child(sv[1], fd, evp, pw, command);
 	}

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "destmac.h"
 #include "imsg.h"
 #include "log.h"
 #include "offline.h"
@@ -264,6 +265,7 @@ offline_enqueue_all(void)
 	}
 	if (pid != 0)
 		return;
+	destmac_key_forget();	/* the parent's; see smtpd.c */
 
 	/* the parent's handlers and descriptors are not ours */
 	signal(SIGCHLD, SIG_DFL);

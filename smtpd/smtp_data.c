@@ -476,6 +476,8 @@ session_commit(struct session *s)
 		memcpy(evp.action, sd->d.action, sizeof(evp.action));
 		memcpy(evp.user, sd->d.user, sizeof(evp.user));
 		memcpy(evp.path, sd->d.path, sizeof(evp.path));
+		/* lookup's seal on all of the above; the queue checks it */
+		memcpy(evp.dest_mac, sd->d.mac, sizeof(evp.dest_mac));
 		mproc_compose(&smtp_worker.queue, IMSG_QUEUE_ENVELOPE, s->id,
 		    -1, &evp, sizeof(evp));
 	}

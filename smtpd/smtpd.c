@@ -9,6 +9,12 @@
  * the whole daemon down (fail closed): a half-running MTA that accepts
  * mail it cannot deliver, or delivers mail it cannot log, is worse than
  * one that is visibly down.
+ *
+ * What a recipient becomes (the mailbox, file or program, and the user
+ * to deliver as) is decided by lookup alone: the smtp workers, which
+ * face the network, only carry lookup's answers to the queue, sealed
+ * with a key they never hold (destmac.h), and the queue refuses any
+ * destination without lookup's seal.
  */
 #include <sys/types.h>
 #include <sys/resource.h>
@@ -31,6 +37,7 @@
 
 #include <event2/event.h>
 
+#include "destmac.h"
 #include "forward.h"
 #include "log.h"
 #include "mda_proc.h"
@@ -312,6 +319,9 @@ spawn(struct child *c, struct proc_fds *f)
 	if ((pid = fork()) == -1)
 		fatal("fork");
 	if (pid == 0) {
+		/* only the queue and lookup may seal destinations */
+		if (c->kind != C_QUEUE && c->kind != C_LOOKUP)
+			destmac_key_forget();
 		child_keep_fds(f);
 		switch (c->kind) {
 		case C_SMTP:
@@ -952,6 +962,19 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	/*
+	 * The key with which lookup seals the destinations it gives the
+	 * workers and the queue checks them (destmac.h).  It is made here,
+	 * before any child, and reaches the queue and every generation's
+	 * lookup by fork alone: no message carries it, so lookup holds it
+	 * before it can answer its first RCPT, with no start-up or reload
+	 * ordering to get right.  Every other child wipes its copy at once
+	 * (spawn(), and the forks in mda.c, mda_program.c, offline.c); the
+	 * workers, mta, control and delivery processes never hold it.  We
+	 * keep it for the lookups of later generations: the parent is root
+	 * and could deliver anywhere anyway, so it loses nothing by it.
+	 */
+	destmac_key_generate();
 	start_core(bind_control());
 	sesscount_init();	/* shared by every generation of workers */
 	start_generation(listen_fds, nl, nworkers);

@@ -1,0 +1,152 @@
+/*
+ * destmac.c -- the HMAC that lets the queue trust a destination only
+ * lookup could have produced (destmac.h).
+ *
+ * The MAC is over a canonical encoding: a version label, then dest_type
+ * as four big-endian bytes, then each string field as a four-byte
+ * big-endian length and its bytes.  With lengths, no two different sets
+ * of fields encode alike (a plain concatenation would let "ab"+"c" pass
+ * for "a"+"bc", e.g. a user name that swallows the start of a path).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include <bsd/stdlib.h>
+#include <bsd/string.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "destmac.h"
+#include "log.h"
+#include "proto.h"
+
+#define DESTMAC_LABEL	"posthaste destination v1"
+
+static uint8_t	key[DESTMAC_KEY_LEN];
+static int	have_key;
+
+struct encoder {
+	uint8_t	buf[sizeof(DESTMAC_LABEL) + 4 + sizeof(struct lka_dest) +
+		    8 * 4];
+	size_t	len;
+};
+
+static void
+put_u32(struct encoder *e, uint32_t v)
+{
+	if (e->len + 4 > sizeof(e->buf))
+		fatalx("destmac: encoding overflow");
+	e->buf[e->len++] = (uint8_t)(v >> 24);
+	e->buf[e->len++] = (uint8_t)(v >> 16);
+	e->buf[e->len++] = (uint8_t)(v >> 8);
+	e->buf[e->len++] = (uint8_t)v;
+}
+
+/* a fixed-size field, up to its NUL (or its end, if it has none) */
+static void
+put_field(struct encoder *e, const char *s, size_t size)
+{
+	size_t	n = strnlen(s, size);
+
+	put_u32(e, (uint32_t)n);
+	if (e->len + n > sizeof(e->buf))
+		fatalx("destmac: encoding overflow");
+	memcpy(e->buf + e->len, s, n);
+	e->len += n;
+}
+
+#define PUT_FIELD(e, f)	put_field((e), (f), sizeof(f))
+
+void
+destmac_compute(const uint8_t k[DESTMAC_KEY_LEN], const struct lka_dest *d,
+    uint8_t tag[DESTMAC_LEN])
+{
+	struct encoder	e;
+	unsigned int	taglen = DESTMAC_LEN;
+
+	e.len = 0;
+	put_field(&e, DESTMAC_LABEL, sizeof(DESTMAC_LABEL));
+	put_u32(&e, d->dest_type);
+	PUT_FIELD(&e, d->dest.user);
+	PUT_FIELD(&e, d->dest.domain);
+	PUT_FIELD(&e, d->action);
+	PUT_FIELD(&e, d->user);
+	PUT_FIELD(&e, d->path);
+	PUT_FIELD(&e, d->sender_override.user);
+	PUT_FIELD(&e, d->sender_override.domain);
+	if (HMAC(EVP_sha256(), k, DESTMAC_KEY_LEN, e.buf, e.len, tag,
+	    &taglen) == NULL || taglen != DESTMAC_LEN)
+		fatalx("destmac: HMAC failed");
+	explicit_bzero(&e, sizeof(e));
+}
+
+int
+destmac_verify(const uint8_t k[DESTMAC_KEY_LEN], const struct lka_dest *d,
+    const uint8_t tag[DESTMAC_LEN])
+{
+	uint8_t	want[DESTMAC_LEN];
+	int	rc;
+
+	destmac_compute(k, d, want);
+	rc = CRYPTO_memcmp(want, tag, DESTMAC_LEN) == 0 ? 0 : -1;
+	explicit_bzero(want, sizeof(want));
+	return rc;
+}
+
+/*
+ * The seal covers the sender only where lookup chose one (list mail's
+ * owner-LIST); otherwise the sender is the client's MAIL FROM, which it
+ * does not cover.  So an envelope passes if its tag verifies with its
+ * sender as lookup's choice, or with no choice at all.  A tag for a
+ * chosen sender verifies neither way once the sender is changed.
+ */
+int
+destmac_verify_envelope(const uint8_t k[DESTMAC_KEY_LEN],
+    const struct envelope *evp)
+{
+	struct lka_dest	d;
+
+	memset(&d, 0, sizeof(d));
+	d.dest_type = evp->dest_type;
+	d.dest = evp->dest;
+	memcpy(d.action, evp->action, sizeof(d.action));
+	memcpy(d.user, evp->user, sizeof(d.user));
+	memcpy(d.path, evp->path, sizeof(d.path));
+	d.sender_override = evp->sender;
+	if (destmac_verify(k, &d, evp->dest_mac) == 0)
+		return 0;
+	memset(&d.sender_override, 0, sizeof(d.sender_override));
+	return destmac_verify(k, &d, evp->dest_mac);
+}
+
+void
+destmac_key_generate(void)
+{
+	struct lka_dest	d;
+	uint8_t		tag[DESTMAC_LEN];
+
+	arc4random_buf(key, sizeof(key));
+	have_key = 1;
+	/*
+	 * OpenSSL reads its configuration and loads its providers on first
+	 * use.  Use it once here, before the parent forks anything, so the
+	 * queue and lookup never do that under their sandbox or chroot.
+	 */
+	memset(&d, 0, sizeof(d));
+	destmac_compute(key, &d, tag);
+	explicit_bzero(tag, sizeof(tag));
+}
+
+void
+destmac_key_forget(void)
+{
+	explicit_bzero(key, sizeof(key));
+	have_key = 0;
+}
+
+const uint8_t *
+destmac_key(void)
+{
+	return have_key ? key : NULL;
+}
