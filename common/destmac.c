@@ -121,6 +121,30 @@ destmac_verify_envelope(const uint8_t k[DESTMAC_KEY_LEN],
 }
 
 void
+spool_footer_mac(const uint8_t k[DESTMAC_KEY_LEN], uint64_t body,
+    const char *env, size_t envlen, uint8_t mac[DESTMAC_LEN])
+{
+	static const char	 label[] = "posthaste spool footer v1";
+	unsigned int		 maclen = DESTMAC_LEN;
+	uint8_t			 buf[sizeof(label) - 1 + 12 + 8192];
+	size_t			 n = sizeof(label) - 1;
+	int			 i;
+
+	if (envlen > 8192)
+		fatalx("spool footer: envelope too long");
+	memcpy(buf, label, n);
+	for (i = 7; i >= 0; i--)
+		buf[n++] = (uint8_t)(body >> (8 * i));
+	for (i = 3; i >= 0; i--)
+		buf[n++] = (uint8_t)(envlen >> (8 * i));
+	memcpy(buf + n, env, envlen);
+	n += envlen;
+	if (HMAC(EVP_sha256(), k, DESTMAC_KEY_LEN, buf, n, mac, &maclen) ==
+	    NULL || maclen != DESTMAC_LEN)
+		fatalx("spool footer: HMAC failed");
+}
+
+void
 destmac_key_generate(void)
 {
 	struct lka_dest	d;

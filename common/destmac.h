@@ -17,6 +17,14 @@
 #define DESTMAC_KEY_LEN		32
 #define DESTMAC_LEN		32	/* HMAC-SHA256 */
 
+/*
+ * The mac in a spool file's footer (envelope.h): HMAC-SHA256 under the
+ * queue's spool key (queue/.key) of a label, the message's size (8 bytes,
+ * big-endian), the envelope's length (4 bytes) and the envelope text.
+ */
+void	spool_footer_mac(const uint8_t key[DESTMAC_KEY_LEN], uint64_t body,
+	    const char *env, size_t envlen, uint8_t mac[DESTMAC_LEN]);
+
 struct envelope;
 struct lka_dest;
 

@@ -397,13 +397,34 @@ envelope_valid(const struct envelope *e)
 
 #define FOOTER_HEAD	"#posthaste-spool 1 body="
 #define FOOTER_MID	" envelope="
+#define FOOTER_MAC	" mac="
 
 void
 spool_footer_format(char buf[SPOOL_FOOTER_LEN + 1], uint64_t body,
-    size_t envlen)
+    size_t envlen, const uint8_t mac[SPOOL_MAC_LEN])
 {
-	snprintf(buf, SPOOL_FOOTER_LEN + 1, FOOTER_HEAD "%020llu" FOOTER_MID
-	    "%06u\n", (unsigned long long)body, (unsigned)envlen);
+	static const char	hex[] = "0123456789abcdef";
+	int			n, i;
+
+	n = snprintf(buf, SPOOL_FOOTER_LEN + 1, FOOTER_HEAD "%020llu"
+	    FOOTER_MID "%06u" FOOTER_MAC, (unsigned long long)body,
+	    (unsigned)envlen);
+	for (i = 0; i < SPOOL_MAC_LEN && n + 2 < SPOOL_FOOTER_LEN; i++) {
+		buf[n++] = hex[mac[i] >> 4];
+		buf[n++] = hex[mac[i] & 15];
+	}
+	buf[n++] = '\n';
+	buf[n] = '\0';
+}
+
+static int
+footer_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
 }
 
 /* n decimal digits exactly; 0 and the value, or -1 */
@@ -424,11 +445,13 @@ fixed_digits(const char *p, size_t n, uint64_t *v)
 
 int
 spool_footer_parse(const char *buf, size_t len, uint64_t filesize,
-    uint64_t *body, size_t *envlen)
+    uint64_t *body, size_t *envlen, uint8_t mac[SPOOL_MAC_LEN])
 {
 	const size_t	 hl = sizeof(FOOTER_HEAD) - 1, ml = sizeof(FOOTER_MID) - 1;
+	const size_t	 cl = sizeof(FOOTER_MAC) - 1;
 	const char	*p = buf;
 	uint64_t	 b, e;
+	int		 i, hi, lo;
 
 	if (len != SPOOL_FOOTER_LEN || filesize < SPOOL_FOOTER_LEN)
 		return -1;
@@ -438,6 +461,14 @@ spool_footer_parse(const char *buf, size_t len, uint64_t filesize,
 	if (memcmp(p, FOOTER_MID, ml) != 0 || fixed_digits(p + ml, 6, &e))
 		return -1;
 	p += ml + 6;
+	if (memcmp(p, FOOTER_MAC, cl) != 0)
+		return -1;
+	p += cl;
+	for (i = 0; i < SPOOL_MAC_LEN; i++, p += 2) {
+		if ((hi = footer_hexval(p[0])) == -1 || (lo = footer_hexval(p[1])) == -1)
+			return -1;
+		mac[i] = (uint8_t)(hi << 4 | lo);
+	}
 	if (*p != '\n' || e >= SPOOL_ENVELOPE_MAX ||
 	    e > filesize - SPOOL_FOOTER_LEN ||
 	    b != filesize - SPOOL_FOOTER_LEN - e)

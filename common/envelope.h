@@ -105,21 +105,26 @@ int	envelope_valid(const struct envelope *);
  * for several recipients, whose envelopes are files of their own), then
  * this footer, which the queue writes last, always:
  *
- *	"#posthaste-spool 1 body=%020llu envelope=%06u\n"
+ *	"#posthaste-spool 1 body=%020llu envelope=%06u mac=%64x\n"
  *
- * It ends every committed file, so no message text can pass for one.
+ * It ends every committed file, so no message text can pass for one.  The
+ * mac (spool_footer_mac(), destmac.h) is over the message's size and the
+ * envelope, under a key in queue/ that only the queue can read: the smtp
+ * worker keeps a writable descriptor of its file, and without the key
+ * it cannot rewrite the tail into an envelope the queue would load.
  */
-#define SPOOL_FOOTER_LEN	61
+#define SPOOL_FOOTER_LEN	130
 #define SPOOL_ENVELOPE_MAX	8192
+#define SPOOL_MAC_LEN		32
 /* footer for a message of body bytes and envlen bytes of envelope */
 void	spool_footer_format(char buf[SPOOL_FOOTER_LEN + 1], uint64_t body,
-	    size_t envlen);
+	    size_t envlen, const uint8_t mac[SPOOL_MAC_LEN]);
 /*
  * The last SPOOL_FOOTER_LEN bytes of a file of filesize bytes: 0 and the
- * message's and the envelope's sizes if it is a footer that fits the
- * file exactly, -1 if not.
+ * message's and the envelope's sizes and the mac if it is a footer that
+ * fits the file exactly, -1 if not.  The caller checks the mac.
  */
 int	spool_footer_parse(const char *buf, size_t len, uint64_t filesize,
-	    uint64_t *body, size_t *envlen);
+	    uint64_t *body, size_t *envlen, uint8_t mac[SPOOL_MAC_LEN]);
 
 #endif

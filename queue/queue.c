@@ -12,6 +12,7 @@
  *				recipients, or one that changed since
  *				the commit (a retry, a pause)
  *	queue/.format		"2": every message in queue/ has a footer
+ *	queue/.key		the key of the footers' macs
  *	corrupt/		envelopes that failed validation
  *
  * One recipient is the common case, and its envelope travels in the
@@ -57,6 +58,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/crypto.h>
 
 #include "destmac.h"
 #include "log.h"
@@ -70,6 +72,7 @@
 
 #define ENVELOPE_FILE_MAX	SPOOL_ENVELOPE_MAX
 #define SPOOL_FORMAT_FILE	".format"
+#define SPOOL_KEY_FILE		".key"
 #define SPOOL_FORMAT		"2\n"
 #define SPOOL_MIN_FREE_PCT	2	/* below this, refuse new mail */
 #ifdef CLOCK_MONOTONIC_COARSE
@@ -169,6 +172,7 @@ RB_GENERATE_STATIC(qmsg_tree, qmsg, node, qmsg_cmp)
 RB_HEAD(qenv_tree, qenv);
 RB_GENERATE_STATIC(qenv_tree, qenv, node, qenv_cmp)
 
+static uint8_t			 spool_key[SPOOL_MAC_LEN];	/* spool_key_load() */
 static struct qmsg_tree		 msgs = RB_INITIALIZER(&msgs);
 static struct qenv_tree		 envs = RB_INITIALIZER(&envs);
 TAILQ_HEAD(qenv_list, qenv);
@@ -578,8 +582,12 @@ commit_prepare(struct qmsg *m)
 	}
 	if (rc == 0) {
 		ssize_t	len = envlen + SPOOL_FOOTER_LEN;
+		uint8_t	mac[SPOOL_MAC_LEN];
 
-		spool_footer_format(tail + envlen, m->body_size, (size_t)envlen);
+		spool_footer_mac(spool_key, m->body_size, tail, (size_t)envlen,
+		    mac);
+		spool_footer_format(tail + envlen, m->body_size, (size_t)envlen,
+		    mac);
 		if (pwrite(m->fd, tail, len, (off_t)m->body_size) != len ||
 		    (!QUEUE_SYNCFS && fsync(m->fd) == -1)) {
 			log_warn("%08x: write footer", m->msgid);
@@ -1373,6 +1381,7 @@ static void
 load_message(const char *name, uint32_t msgid)
 {
 	char		 tail[ENVELOPE_FILE_MAX + SPOOL_FOOTER_LEN + 1];
+	uint8_t		 mac[SPOOL_MAC_LEN], want[SPOOL_MAC_LEN];
 	struct qmsg	*m = load_qmsg(msgid);
 	struct envelope	 evp;
 	struct stat	 st;
@@ -1395,10 +1404,15 @@ load_message(const char *name, uint32_t msgid)
 		    pread(fd, tail, SPOOL_FOOTER_LEN, st.st_size -
 		    SPOOL_FOOTER_LEN) == SPOOL_FOOTER_LEN &&
 		    spool_footer_parse(tail, SPOOL_FOOTER_LEN,
-		    (uint64_t)st.st_size, &body, &envlen) == 0 && envlen == 0)
-			goto loaded;
+		    (uint64_t)st.st_size, &body, &envlen, mac) == 0 &&
+		    envlen == 0) {
+			spool_footer_mac(spool_key, body, "", 0, want);
+			if (CRYPTO_memcmp(mac, want, sizeof(mac)) == 0)
+				goto loaded;
+		}
 		body = (uint64_t)st.st_size;
-		spool_footer_format(tail, body, 0);
+		spool_footer_mac(spool_key, body, "", 0, mac);
+		spool_footer_format(tail, body, 0, mac);
 		if (pwrite(fd, tail, SPOOL_FOOTER_LEN, st.st_size) !=
 		    SPOOL_FOOTER_LEN || fsync(fd) == -1)
 			fatal("queue/%s: add footer", name);
@@ -1409,12 +1423,18 @@ load_message(const char *name, uint32_t msgid)
 		    pread(fd, tail, SPOOL_FOOTER_LEN, st.st_size -
 		    SPOOL_FOOTER_LEN) != SPOOL_FOOTER_LEN ||
 		    spool_footer_parse(tail, SPOOL_FOOTER_LEN,
-		    (uint64_t)st.st_size, &body, &envlen) == -1)
+		    (uint64_t)st.st_size, &body, &envlen, mac) == -1)
+			goto bad;
+		why = "footer does not verify";
+		if (envlen > 0 && pread(fd, tail, envlen, (off_t)body) !=
+		    (ssize_t)envlen)
+			goto bad;
+		spool_footer_mac(spool_key, body, tail, envlen, want);
+		if (CRYPTO_memcmp(mac, want, sizeof(mac)) != 0)
 			goto bad;
 		why = "invalid envelope";
-		if (envlen > 0 && (pread(fd, tail, envlen, (off_t)body) !=
-		    (ssize_t)envlen || envelope_load(tail, envlen, &evp) ==
-		    -1 || msgid_of(evp.id) != msgid || (uint32_t)evp.id == 0))
+		if (envlen > 0 && (envelope_load(tail, envlen, &evp) == -1 ||
+		    msgid_of(evp.id) != msgid || (uint32_t)evp.id == 0))
 			goto bad;
 	}
 loaded:
@@ -1517,6 +1537,34 @@ spool_format_known(void)
 	return 1;
 }
 
+/*
+ * The key of the footers' macs (envelope.h), made at the first start and
+ * kept in queue/, which only the queue can read.
+ */
+static void
+spool_key_load(void)
+{
+	ssize_t	n;
+	int	fd;
+
+	if ((fd = openat(dfd_queue, SPOOL_KEY_FILE, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC)) != -1) {
+		n = read(fd, spool_key, sizeof(spool_key));
+		close(fd);
+		if (n != sizeof(spool_key))
+			fatalx("queue/%s: not a key", SPOOL_KEY_FILE);
+		return;
+	}
+	if (errno != ENOENT)
+		fatal("queue/%s", SPOOL_KEY_FILE);
+	arc4random_buf(spool_key, sizeof(spool_key));
+	if ((fd = openat(dfd_queue, SPOOL_KEY_FILE, O_WRONLY | O_CREAT |
+	    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1 ||
+	    write(fd, spool_key, sizeof(spool_key)) != sizeof(spool_key) ||
+	    fsync(fd) == -1 || close(fd) == -1 || fsync(dfd_queue) == -1)
+		fatal("queue/%s", SPOOL_KEY_FILE);
+}
+
 static void
 spool_format_write(void)
 {
@@ -1550,6 +1598,7 @@ queue_load(void)
 	time_t		 now = time(NULL);
 
 	spool_legacy = !spool_format_known();
+	spool_key_load();
 
 	/* never acknowledged: the clients still have these */
 	if ((fd = dup(dfd_incoming)) == -1 || (dir = fdopendir(fd)) == NULL)

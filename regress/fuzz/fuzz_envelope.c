@@ -29,13 +29,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char		f[SPOOL_FOOTER_LEN + 1];
 		uint64_t	body;
 		size_t		envlen;
+		uint8_t		mac[SPOOL_MAC_LEN];
 
 		if (spool_footer_parse((const char *)data + size -
 		    SPOOL_FOOTER_LEN, SPOOL_FOOTER_LEN, size, &body,
-		    &envlen) == 0) {
+		    &envlen, mac) == 0) {
 			if (body + envlen + SPOOL_FOOTER_LEN != size)
 				abort();
-			spool_footer_format(f, body, envlen);
+			spool_footer_format(f, body, envlen, mac);
 			if (memcmp(f, data + size - SPOOL_FOOTER_LEN,
 			    SPOOL_FOOTER_LEN) != 0)
 				abort();

@@ -6,7 +6,9 @@ committed file); queue/EVPID (MSGID and eight more hex digits) is an
 envelope of a message with several recipients, or a newer copy of one
 that changed after the commit.  A restart delivers what was committed,
 exactly the message and nothing of what follows it; a message without a
-valid footer or with an envelope that does not validate is moved to
+valid footer, with a footer whose mac does not verify under the spool's
+key (a tail rewritten by someone without it: a worker taken over still
+holds its file), or with an envelope that does not validate is moved to
 corrupt/ and never acted on; an envelope without its message (a commit
 that never finished: the message is renamed in last) and a message
 without envelopes are removed; leftovers of an interrupted envelope
@@ -15,9 +17,12 @@ written before footers existed (no queue/.format) is taken over.
 """
 
 import contextlib
+import hashlib
+import hmac
 import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 import time
@@ -27,8 +32,10 @@ from fixture import (TEST_ROOT, Daemon, binary, ensure_test_user,
                      wait_maildir)
 from test_diskfull import CONF, USER, transaction
 
-FOOTER = re.compile(rb"#posthaste-spool 1 body=(\d{20}) envelope=(\d{6})\n\Z")
-FOOTER_LEN = 61
+FOOTER = re.compile(rb"#posthaste-spool 1 body=(\d{20}) envelope=(\d{6}) "
+                    rb"mac=[0-9a-f]{64}\n\Z")
+FOOTER_LEN = 130
+QUEUE_FILES = [".format", ".key"]	# besides messages and envelopes
 
 
 def send(port, marker):
@@ -45,13 +52,23 @@ def split(data):
     return data[:body], data[body:body + env].decode()
 
 
-def footer(body, env):
-    return b"#posthaste-spool 1 body=%020d envelope=%06d\n" % (body, env)
+def spool_key(spool):
+    return open(os.path.join(spool, "queue", ".key"), "rb").read()
 
 
-def committed(body, envtext=""):
+def footer(body, env, key):
+    """What the queue writes after a message of body bytes and its
+    envelope text env: sizes and the mac under the spool's key."""
+    mac = hmac.new(key, b"posthaste spool footer v1" +
+                   struct.pack(">QI", body, len(env)) + env,
+                   hashlib.sha256).hexdigest()
+    return b"#posthaste-spool 1 body=%020d envelope=%06d mac=%s\n" % (
+        body, len(env), mac.encode())
+
+
+def committed(key, body, envtext=""):
     env = envtext.encode()
-    return body + env + footer(len(body), len(env))
+    return body + env + footer(len(body), env, key)
 
 
 def ctl(d, *args):
@@ -83,7 +100,7 @@ def one_queued(spool, marker):
     queue = os.path.join(spool, "queue")
     names = sorted(os.listdir(queue))
     msgs = [n for n in names if len(n) == 8]
-    assert len(msgs) == 1 and names == [".format", msgs[0]], \
+    assert len(msgs) == 1 and names == sorted(QUEUE_FILES + msgs), \
         "one file per single-recipient message expected: %s" % names
     path = os.path.join(queue, msgs[0])
     body, envtext = split(open(path, "rb").read())
@@ -117,17 +134,23 @@ def test_spool_entries_at_start():
         # a committed message whose envelope carries an unknown key
         bad_marker = unique_marker("corrupt")
         b, e = retext(bad, bad_marker)
-        plant(bad, committed(b, e.replace("\nend: ok",
-                                          "\nmda: /bin/sh -c evil\nend: ok")))
+        key = spool_key(spool)
+        plant(bad, committed(key, b, e.replace(
+            "\nend: ok", "\nmda: /bin/sh -c evil\nend: ok")))
+        # a tail rewritten by someone without the key (a worker taken over
+        # still holds its file): a valid envelope, sizes that add up
+        forged, forged_marker = "0f0e9ed0", unique_marker("forged")
+        b, e = retext(forged, forged_marker)
+        plant(forged, committed(bytes(32), b, e))
         # a message whose footer is gone, or was never written
         torn_marker = unique_marker("torn")
         b, e = retext(torn, torn_marker)
-        plant(torn, committed(b, e)[:-1])
+        plant(torn, committed(key, b, e)[:-1])
         # an envelope whose message never made it into queue/
         orphan_marker = unique_marker("orphan")
         plant(orphan + evsuffix, retext(orphan, orphan_marker)[1])
         # a message without envelopes, an interrupted update
-        plant(lone, committed(retext(lone, orphan_marker)[0]))
+        plant(lone, committed(key, retext(lone, orphan_marker)[0]))
         plant(msgid + evsuffix + ".tmp", "version: 1\n")
 
         d2 = Daemon(conf=CONF.format(spool=spool))
@@ -140,24 +163,26 @@ def test_spool_entries_at_start():
             # the queue is empty once the good one is delivered
             deadline = time.time() + 10
             while time.time() < deadline and \
-                    os.listdir(queue) != [".format"]:
+                    sorted(os.listdir(queue)) != QUEUE_FILES:
                 time.sleep(0.05)
-            left = os.listdir(queue)
-            assert left == [".format"], "left in queue/: %s" % left
+            left = sorted(os.listdir(queue))
+            assert left == QUEUE_FILES, "left in queue/: %s" % left
             corrupt = os.listdir(os.path.join(spool, "corrupt"))
-            for name in (bad, torn):
+            for name in (bad, torn, forged):
                 assert any(n.startswith(name + ".") for n in corrupt), \
                     "%s not in corrupt/: %s" % (name, corrupt)
             log = d2.log()
             assert "message %s is corrupt (invalid envelope)" % bad in log, log
             assert "message %s is corrupt (no valid footer)" % torn in log, \
                 log
+            assert "message %s is corrupt (footer does not verify)" % \
+                forged in log, log
             assert "never committed" in log, log
             time.sleep(0.5)
             delivered = b"".join(open(f, "rb").read()
                                  for f in maildir_files(USER))
             assert len(maildir_files(USER)) == 1, "more than one delivered"
-            for m in (bad_marker, torn_marker, orphan_marker):
+            for m in (bad_marker, torn_marker, orphan_marker, forged_marker):
                 assert m.encode() not in delivered
 
 
@@ -195,9 +220,10 @@ def test_envelope_file_wins_over_the_copy_in_its_message():
             deadline = time.time() + 5
             queue = os.path.join(spool, "queue")
             while time.time() < deadline and \
-                    os.listdir(queue) != [".format"]:
+                    sorted(os.listdir(queue)) != QUEUE_FILES:
                 time.sleep(0.05)
-            assert os.listdir(queue) == [".format"], os.listdir(queue)
+            assert sorted(os.listdir(queue)) == QUEUE_FILES, \
+                os.listdir(queue)
 
 
 def test_spool_without_footers_is_taken_over():
@@ -216,7 +242,7 @@ def test_spool_without_footers_is_taken_over():
         evpid2 = msgid2 + evpid[8:]
         body2 = body.replace(marker.encode(), again.encode())
         files = {msgid: body, evpid: envtext.encode(),
-                 msgid2: committed(body2),
+                 msgid2: committed(spool_key(spool), body2),
                  evpid2: envtext.replace(evpid, evpid2).encode()}
         for n, data in files.items():
             with open(os.path.join(queue, n), "wb") as f:
