@@ -13,9 +13,11 @@
 
 #include <bsd/stdlib.h>
 #include <bsd/string.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include "destmac.h"
 #include "log.h"
@@ -25,6 +27,74 @@
 
 static uint8_t	key[DESTMAC_KEY_LEN];
 static int	have_key;
+
+/*
+ * HMAC-SHA256 with the key's share of the work done once: a context
+ * keyed per key, copied for each message (OpenSSL's one-shot HMAC()
+ * fetches the algorithm and hashes the key every time).  Only the queue
+ * and lookup fill this; the parent warms OpenSSL up without it, so no
+ * child inherits keyed state (destmac_key_generate()).
+ */
+#define HMAC_CACHE	2
+static struct {
+	uint8_t		 key[DESTMAC_KEY_LEN];
+	EVP_MAC_CTX	*ctx;
+} hmac_cache[HMAC_CACHE];
+static int	hmac_next;
+
+static EVP_MAC_CTX *
+hmac_keyed(const uint8_t k[DESTMAC_KEY_LEN])
+{
+	static EVP_MAC	*mac;
+	OSSL_PARAM	 params[2];
+	EVP_MAC_CTX	*ctx;
+	int		 i;
+
+	for (i = 0; i < HMAC_CACHE; i++)
+		if (hmac_cache[i].ctx != NULL &&
+		    CRYPTO_memcmp(hmac_cache[i].key, k, DESTMAC_KEY_LEN) == 0)
+			return hmac_cache[i].ctx;
+	if (mac == NULL && (mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
+		fatalx("EVP_MAC_fetch HMAC");
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if ((ctx = EVP_MAC_CTX_new(mac)) == NULL ||
+	    EVP_MAC_init(ctx, k, DESTMAC_KEY_LEN, params) != 1)
+		fatalx("HMAC key set-up failed");
+	i = hmac_next++ % HMAC_CACHE;
+	EVP_MAC_CTX_free(hmac_cache[i].ctx);
+	memcpy(hmac_cache[i].key, k, DESTMAC_KEY_LEN);
+	hmac_cache[i].ctx = ctx;
+	return ctx;
+}
+
+static void
+hmac_cache_clear(void)
+{
+	int	i;
+
+	for (i = 0; i < HMAC_CACHE; i++) {
+		EVP_MAC_CTX_free(hmac_cache[i].ctx);
+		hmac_cache[i].ctx = NULL;
+		explicit_bzero(hmac_cache[i].key, sizeof(hmac_cache[i].key));
+	}
+}
+
+static void
+hmac_sha256(const uint8_t k[DESTMAC_KEY_LEN], const uint8_t *data,
+    size_t len, uint8_t out[DESTMAC_LEN])
+{
+	EVP_MAC_CTX	*c;
+	size_t		 outl = 0;
+
+	if ((c = EVP_MAC_CTX_dup(hmac_keyed(k))) == NULL ||
+	    EVP_MAC_update(c, data, len) != 1 ||
+	    EVP_MAC_final(c, out, &outl, DESTMAC_LEN) != 1 ||
+	    outl != DESTMAC_LEN)
+		fatalx("HMAC failed");
+	EVP_MAC_CTX_free(c);
+}
 
 struct encoder {
 	uint8_t	buf[sizeof(DESTMAC_LABEL) + 4 + sizeof(struct lka_dest) +
@@ -63,7 +133,6 @@ destmac_compute(const uint8_t k[DESTMAC_KEY_LEN], const struct lka_dest *d,
     uint8_t tag[DESTMAC_LEN])
 {
 	struct encoder	e;
-	unsigned int	taglen = DESTMAC_LEN;
 
 	e.len = 0;
 	put_field(&e, DESTMAC_LABEL, sizeof(DESTMAC_LABEL));
@@ -75,9 +144,7 @@ destmac_compute(const uint8_t k[DESTMAC_KEY_LEN], const struct lka_dest *d,
 	PUT_FIELD(&e, d->path);
 	PUT_FIELD(&e, d->sender_override.user);
 	PUT_FIELD(&e, d->sender_override.domain);
-	if (HMAC(EVP_sha256(), k, DESTMAC_KEY_LEN, e.buf, e.len, tag,
-	    &taglen) == NULL || taglen != DESTMAC_LEN)
-		fatalx("destmac: HMAC failed");
+	hmac_sha256(k, e.buf, e.len, tag);
 	explicit_bzero(&e, sizeof(e));
 }
 
@@ -113,10 +180,10 @@ destmac_verify_envelope(const uint8_t k[DESTMAC_KEY_LEN],
 	memcpy(d.action, evp->action, sizeof(d.action));
 	memcpy(d.user, evp->user, sizeof(d.user));
 	memcpy(d.path, evp->path, sizeof(d.path));
-	d.sender_override = evp->sender;
+	/* the common case first: lookup chose no sender */
 	if (destmac_verify(k, &d, evp->dest_mac) == 0)
 		return 0;
-	memset(&d.sender_override, 0, sizeof(d.sender_override));
+	d.sender_override = evp->sender;
 	return destmac_verify(k, &d, evp->dest_mac);
 }
 
@@ -125,7 +192,6 @@ spool_footer_mac(const uint8_t k[DESTMAC_KEY_LEN], uint64_t body,
     const char *env, size_t envlen, uint8_t mac[DESTMAC_LEN])
 {
 	static const char	 label[] = "posthaste spool footer v1";
-	unsigned int		 maclen = DESTMAC_LEN;
 	uint8_t			 buf[sizeof(label) - 1 + 12 + 8192];
 	size_t			 n = sizeof(label) - 1;
 	int			 i;
@@ -139,27 +205,28 @@ spool_footer_mac(const uint8_t k[DESTMAC_KEY_LEN], uint64_t body,
 		buf[n++] = (uint8_t)(envlen >> (8 * i));
 	memcpy(buf + n, env, envlen);
 	n += envlen;
-	if (HMAC(EVP_sha256(), k, DESTMAC_KEY_LEN, buf, n, mac, &maclen) ==
-	    NULL || maclen != DESTMAC_LEN)
-		fatalx("spool footer: HMAC failed");
+	hmac_sha256(k, buf, n, mac);
 }
 
 void
 destmac_key_generate(void)
 {
-	struct lka_dest	d;
-	uint8_t		tag[DESTMAC_LEN];
+	static const uint8_t	throwaway[DESTMAC_KEY_LEN];
+	struct lka_dest		d;
+	uint8_t			tag[DESTMAC_LEN];
 
 	arc4random_buf(key, sizeof(key));
 	have_key = 1;
 	/*
 	 * OpenSSL reads its configuration and loads its providers on first
 	 * use.  Use it once here, before the parent forks anything, so the
-	 * queue and lookup never do that under their sandbox or chroot.
+	 * queue and lookup never do that under their sandbox or chroot --
+	 * with a key of zeros, and the keyed state dropped after: no child
+	 * inherits anything derived from the real key.
 	 */
 	memset(&d, 0, sizeof(d));
-	destmac_compute(key, &d, tag);
-	explicit_bzero(tag, sizeof(tag));
+	destmac_compute(throwaway, &d, tag);
+	hmac_cache_clear();
 }
 
 void
@@ -167,6 +234,7 @@ destmac_key_forget(void)
 {
 	explicit_bzero(key, sizeof(key));
 	have_key = 0;
+	hmac_cache_clear();
 }
 
 const uint8_t *
