@@ -35,11 +35,17 @@ mproc_write(struct mproc *p)
 	mproc_update(p);
 }
 
-/* at exit, what can be written is, and nothing else matters */
+/*
+ * At exit, what can be written is, and nothing else matters.  The log
+ * lines of the turn go first: a peer acting on a message (a client told
+ * 452, a test reading the log) must find the line that explains it.
+ */
 static void
 mproc_flush_dirty(int exiting)
 {
 	struct mproc	*p;
+
+	log_flush();
 
 	while ((p = TAILQ_FIRST(&dirty)) != NULL) {
 		TAILQ_REMOVE(&dirty, p, dirty_entry);
@@ -69,8 +75,7 @@ mproc_defer_end(void)
 static void
 mproc_turn_end(evutil_socket_t fd, short ev, void *arg)
 {
-	log_flush();
-	mproc_flush_dirty(0);
+	mproc_flush_dirty(0);	/* the log's lines first */
 }
 
 static void
