@@ -417,16 +417,6 @@ spool_footer_format(char buf[SPOOL_FOOTER_LEN + 1], uint64_t body,
 	buf[n] = '\0';
 }
 
-static int
-footer_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* n decimal digits exactly; 0 and the value, or -1 */
 static int
 fixed_digits(const char *p, size_t n, uint64_t *v)
@@ -465,7 +455,8 @@ spool_footer_parse(const char *buf, size_t len, uint64_t filesize,
 		return -1;
 	p += cl;
 	for (i = 0; i < SPOOL_MAC_LEN; i++, p += 2) {
-		if ((hi = footer_hexval(p[0])) == -1 || (lo = footer_hexval(p[1])) == -1)
+		if ((hi = hexval((unsigned char)p[0])) == -1 ||
+		    (lo = hexval((unsigned char)p[1])) == -1)
 			return -1;
 		mac[i] = (uint8_t)(hi << 4 | lo);
 	}
