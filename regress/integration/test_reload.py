@@ -26,12 +26,19 @@ def wait_log(d, text, count=1, timeout=15):
 
 
 def rcpt_code(port, rcpt):
-    with SMTPConnection(port) as c:
-        c.command("EHLO reload.test")
-        c.command("MAIL FROM:<a@example.test>")
-        code = c.command("RCPT TO:<%s>" % rcpt).code
-        c.command("QUIT")
-        return code
+    """The reply code to RCPT, or None when the session was cut: a client
+    that connects just as a reload retires a generation may land on one
+    of its workers, which says 421 outside a transaction and closes
+    (known, see the issue notes); callers that just reloaded retry."""
+    try:
+        with SMTPConnection(port) as c:
+            c.command("EHLO reload.test")
+            c.command("MAIL FROM:<a@example.test>")
+            code = c.command("RCPT TO:<%s>" % rcpt).code
+            c.command("QUIT")
+            return code
+    except (OSError, SMTPError):
+        return None
 
 
 def test_reload_new_rules_and_open_session_survives():
@@ -92,10 +99,7 @@ def test_reload_twice():
             wait_log(d, "configuration reloaded", count=n + 1)
         deadline = time.monotonic() + 10
         while True:
-            try:
-                code = rcpt_code(d.port, "%s@example.test" % TEST_USER1)
-            except (OSError, SMTPError):
-                code = None
+            code = rcpt_code(d.port, "%s@example.test" % TEST_USER1)
             if code == 250:
                 break
             assert code in (None, 421) and time.monotonic() < deadline, \
