@@ -265,6 +265,7 @@ child_exec(int in, int out, const char *command, char **env)
 	signal(SIGHUP, SIG_DFL);
 	sigemptyset(&set);
 	sigprocmask(SIG_SETMASK, &set, NULL);
+	sched_restore();
 	execle(MDA_PROG_SHELL, "sh", "-c", command, (char *)NULL, env);
 	dprintf(2, "cannot run %s: %s\n", MDA_PROG_SHELL, strerror(errno));
 	_exit(127);

@@ -47,6 +47,7 @@
 #include "proto.h"
 #include "sesscount.h"
 #include "smtpd.h"
+#include "util.h"
 
 struct smtpd_config	*conf;
 int			 smtpd_debug;
@@ -975,6 +976,7 @@ main(int argc, char **argv)
 	 * and could deliver anywhere anyway, so it loses nothing by it.
 	 */
 	destmac_key_generate();
+	sched_batch();		/* every child inherits it (util.c) */
 	start_core(bind_control());
 	sesscount_init();	/* shared by every generation of workers */
 	start_generation(listen_fds, nl, nworkers);

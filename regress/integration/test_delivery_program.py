@@ -23,7 +23,7 @@ smtp workers 1
 queue retry-local 1s
 listen on 127.0.0.1 port @PORT@
 action "local" maildir "~/Maildir"
-action "prog_ok" mda "cat > $HOME/prog.msg; env > $HOME/prog.env; echo done"
+action "prog_ok" mda "cat > $HOME/prog.msg; env > $HOME/prog.env; cut -d' ' -f41 /proc/self/stat > $HOME/prog.sched; echo done"
 action "prog_temp" mda "echo busy now; exit 75"
 action "prog_fail" mda "echo no way >&2; exit 1"
 match from any for domain "example.test" action "local"
@@ -48,7 +48,7 @@ def home(name):
 
 
 def clean(name):
-    for f in ("prog.msg", "prog.env"):
+    for f in ("prog.msg", "prog.env", "prog.sched"):
         try:
             os.unlink(os.path.join(home(name), f))
         except FileNotFoundError:
@@ -85,6 +85,9 @@ def test_program_exit_0_delivers():
         assert "ASAN_OPTIONS" not in env and "SSL_CERT_FILE" not in env
         st = os.stat(os.path.join(home(u), "prog.msg"))
         assert st.st_uid == fixture.user(u).pw_uid
+        # the daemon runs SCHED_BATCH; a user's command the default class
+        policy = fixture.read_file(os.path.join(home(u), "prog.sched"))
+        assert int(policy) == os.SCHED_OTHER, policy
 
 
 def test_program_exit_75_defers():

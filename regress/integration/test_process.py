@@ -132,6 +132,31 @@ def test_children_privileges():
         assert not problems, "; ".join(problems)
 
 
+def test_scheduling_class():
+    """Every process of the daemon runs SCHED_BATCH (its wake-ups do not
+    preempt the process on the CPU: mail is throughput work), unless the
+    daemon was started under a class somebody chose, which it keeps."""
+    with Daemon() as d:
+        kids = wait_children(d)
+        wrong = ["%s: %d" % (t, os.sched_getscheduler(p))
+                 for t, p in sorted(kids.items()) + [("parent", d.pid)]
+                 if os.sched_getscheduler(p) != os.SCHED_BATCH]
+        assert not wrong, "not SCHED_BATCH (%d): %s" % (os.SCHED_BATCH,
+                                                        "; ".join(wrong))
+    param = os.sched_param(0)
+    os.sched_setscheduler(0, os.SCHED_IDLE, param)
+    try:
+        d = Daemon().start()
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, param)
+    with d:
+        kids = wait_children(d)
+        wrong = ["%s: %d" % (t, os.sched_getscheduler(p))
+                 for t, p in sorted(kids.items()) + [("parent", d.pid)]
+                 if os.sched_getscheduler(p) != os.SCHED_IDLE]
+        assert not wrong, "started SCHED_IDLE, now: %s" % "; ".join(wrong)
+
+
 def test_children_chroot():
     """smtp workers, mta and control are jailed in an empty directory,
     the queue in the spool; each did chdir("/") inside its jail."""
