@@ -45,6 +45,7 @@ struct accept_slot {
 static struct accept_slot	*slots;
 static int			 nslots;
 static int			 stopping;
+static int			 retiring;	/* a reload replaced us */
 static int			 paused;	/* smtpctl pause smtp */
 static struct event		*ev_resume_accept;
 
@@ -68,16 +69,17 @@ accept_resume(evutil_socket_t fd, short ev, void *arg)
 {
 	int	i;
 
-	if (stopping || paused)
+	if (stopping || retiring || paused)
 		return;
 	for (i = 0; i < nslots; i++)
 		event_add(slots[i].ev, NULL);
 }
 
-static void
-on_accept(evutil_socket_t lfd, short ev, void *arg)
+/* connections taken: fewer than ACCEPT_BATCH when no more wait */
+#define ACCEPT_BATCH	32
+static int
+accept_some(struct accept_slot *slot)
 {
-	struct accept_slot	*slot = arg;
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen;
 	int			 fd, n;
@@ -90,40 +92,92 @@ on_accept(evutil_socket_t lfd, short ev, void *arg)
 	 * epoll_wait() and imsg reads than it saved (smtp-source, 20
 	 * sessions: 30.5 system calls per message against 31.7).
 	 */
-	for (n = 0; n < 32; n++) {
+	for (n = 0; n < ACCEPT_BATCH; n++) {
 		sslen = sizeof(ss);
-		fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
+		fd = accept4(slot->fd, (struct sockaddr *)&ss, &sslen,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK ||
 			    errno == EINTR || errno == ECONNABORTED)
-				return;
+				return n;
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM) {
 				log_warn("accept");
 				accept_pause();
-				return;
+				return n;
 			}
 			fatal("accept");
 		}
 		session_new(fd, slot->l, slot->lindex, &ss, sslen);
 	}
+	return n;
 }
 
 static void
-smtp_shutdown(void)
+on_accept(evutil_socket_t lfd, short ev, void *arg)
+{
+	accept_some(arg);
+}
+
+static void
+slots_close(void)
 {
 	int	i;
 
-	if (stopping)
-		return;
-	stopping = 1;
 	for (i = 0; i < nslots; i++) {
 		event_del(slots[i].ev);
 		close(slots[i].fd);
 	}
+	nslots = 0;
+	evtimer_del(ev_resume_accept);
+}
+
+/* SIGTERM: the daemon stops; sessions end at their next chance (421) */
+static void
+smtp_shutdown(void)
+{
+	if (stopping)
+		return;
+	stopping = 1;
+	slots_close();
 	log_debug("stopping: %zu sessions open", smtp_worker.nsessions);
 	session_shutdown_all();
+	smtp_maybe_exit();
+}
+
+/*
+ * A reload started a new generation of workers with the new
+ * configuration, on the same listening sockets where the address stayed
+ * (smtpd.c).  We stop accepting, but first take the connections already
+ * queued on our sockets: a socket the new configuration no longer has
+ * would reset them when it closes.  Every session we hold is served to
+ * its end under the configuration it started with, as if nothing had
+ * happened -- a client that connected a moment before the reload must
+ * not see "421 shutting down" at its next command.  We exit when the
+ * last one ends; the parent sends SIGTERM (smtp_shutdown) to a worker
+ * whose sessions outlive its grace period.
+ */
+static void
+smtp_retire(void)
+{
+	int	i, n;
+
+	char	title[48];
+
+	if (stopping || retiring)
+		return;
+	retiring = 1;
+	snprintf(title, sizeof(title), "smtp worker %d (retired)",
+	    smtp_worker.id);
+	privsep_title(title);	/* ps tells the generations apart */
+	/* bounded: the new generation takes new ones meanwhile */
+	for (i = 0; i < nslots && !paused; i++)
+		for (n = 0; n < 8; n++)
+			if (accept_some(&slots[i]) < ACCEPT_BATCH)
+				break;
+	slots_close();
+	log_debug("retired by a reload: %zu sessions open",
+	    smtp_worker.nsessions);
 	smtp_maybe_exit();
 }
 
@@ -136,7 +190,7 @@ smtp_stopping(void)
 void
 smtp_maybe_exit(void)
 {
-	if (stopping && smtp_worker.nsessions == 0)
+	if ((stopping || retiring) && smtp_worker.nsessions == 0)
 		exit(0);
 }
 
@@ -219,6 +273,10 @@ smtp_parent_dispatch(struct mproc *p, struct imsg *m)
 				event_del(slots[i].ev);
 		} else
 			accept_resume(-1, 0, NULL);
+		break;
+	case IMSG_RETIRE:
+		mproc_check_len(p, m, 0);
+		smtp_retire();
 		break;
 	default:
 		fatalx("unexpected message %u from parent", m->hdr.type);

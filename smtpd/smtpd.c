@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -74,13 +75,23 @@ struct child {
 	struct mproc	 mp;		/* channel from the parent */
 	int		 exited;
 	int		 retiring;	/* of an old generation, stopping */
+	time_t		 retire_by;	/* smtp: SIGTERM then (RETIRE_GRACE) */
 };
+
+/*
+ * How long a worker retired by a reload may go on serving the sessions
+ * it had (smtp.c, smtp_retire()) before it is told to stop them (421 at
+ * their next command outside a transaction).  An idle session times out
+ * before that; this bounds the few that keep sending.
+ */
+#define RETIRE_GRACE	300
 
 static struct child	 children[MAX_CHILDREN];
 static int		 generation;
 static int		 shutting_down;
 static int		 exit_status;
 static struct event	*ev_shutdown_timer;
+static struct event	*ev_retire;	/* on_retire_timer() */
 static const char	*conf_path;
 
 static struct child	*queue_child;
@@ -89,6 +100,8 @@ static int		 smtp_paused;	/* smtpctl pause smtp */
 static void	parent_dispatch(struct mproc *, struct imsg *);
 static void	parent_child_closed(struct mproc *);
 static void	broadcast_smtp(uint32_t);
+static void	lsocks_settle(int);
+static void	lsocks_close_all(void);
 static void	parent_shutdown(int status);
 
 static __attribute__((noreturn)) void
@@ -483,8 +496,7 @@ start_generation(int *listen_fds, int nl, int nworkers)
 	close(ql[1]);
 	close(lm[0]);
 	close(lm[1]);
-	for (i = 0; i < nl * nworkers; i++)
-		close(listen_fds[i]);
+	lsocks_settle(1);	/* the parent keeps the listening sockets */
 }
 
 /*
@@ -533,12 +545,97 @@ worker_count(void)
 	return n;
 }
 
+/*
+ * The listening sockets belong to the parent, one per listener and
+ * worker (SO_REUSEPORT, bind_listener()), and outlive generations: a
+ * reload that keeps an address hands the same sockets to the new
+ * workers.  The kernel then goes on queueing connections on them, and
+ * one that was waiting in an accept queue when the old worker stopped is
+ * taken by the new one, where a socket closed and bound afresh would
+ * have reset it.  Children other than the workers never hold them
+ * (start_child() and every other fork close what they do not need).
+ */
+struct lsock {
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	int			 worker;
+	int			 fd;
+	enum { LS_IDLE, LS_KEPT, LS_NEW } use;	/* by the next generation */
+};
+static struct lsock	*lsocks;
+static size_t		 nlsocks;
+
+static int
+lsock_get(struct listener *l, int worker)
+{
+	struct lsock	*ls, *n;
+	size_t		 i;
+	int		 fd;
+
+	for (i = 0; i < nlsocks; i++) {
+		ls = &lsocks[i];
+		if (ls->use == LS_IDLE && ls->worker == worker &&
+		    ls->sslen == l->sslen &&
+		    memcmp(&ls->ss, &l->ss, l->sslen) == 0) {
+			ls->use = LS_KEPT;
+			return ls->fd;
+		}
+	}
+	if ((fd = bind_listener(l)) == -1)
+		return -1;
+	if ((n = reallocarray(lsocks, nlsocks + 1, sizeof(*n))) == NULL)
+		fatal("reallocarray");
+	lsocks = n;
+	ls = &lsocks[nlsocks++];
+	memset(ls, 0, sizeof(*ls));
+	memcpy(&ls->ss, &l->ss, l->sslen);
+	ls->sslen = l->sslen;
+	ls->worker = worker;
+	ls->fd = fd;
+	ls->use = LS_NEW;
+	return fd;
+}
+
+/*
+ * After a generation started (keep) or failed to (!keep): close the
+ * sockets it did not take, or the ones it bound.  Old workers close
+ * their own copies when they retire.  At shutdown (lsocks_close_all())
+ * all go at once, so that new clients are refused rather than left
+ * waiting in an accept queue nobody reads.
+ */
+static void
+lsocks_settle(int keep)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; i < nlsocks; i++) {
+		if (keep ? lsocks[i].use == LS_IDLE :
+		    lsocks[i].use == LS_NEW) {
+			close(lsocks[i].fd);
+			continue;
+		}
+		lsocks[i].use = LS_IDLE;
+		lsocks[n++] = lsocks[i];
+	}
+	nlsocks = n;
+}
+
+static void
+lsocks_close_all(void)
+{
+	size_t	i;
+
+	for (i = 0; i < nlsocks; i++)
+		close(lsocks[i].fd);
+	nlsocks = 0;
+}
+
 /* every listener once per worker; NULL (logged) when one cannot bind */
 static int *
 bind_listeners(int nworkers, int *nlp)
 {
 	struct listener	*l;
-	int		*fds, nl = 0, i, k, n = 0;
+	int		*fds, nl = 0, i, k;
 
 	TAILQ_FOREACH(l, &conf->listeners, entry)
 		nl++;
@@ -547,14 +644,12 @@ bind_listeners(int nworkers, int *nlp)
 	for (i = 0; i < nworkers; i++) {
 		k = 0;
 		TAILQ_FOREACH(l, &conf->listeners, entry) {
-			if ((fds[i * nl + k] = bind_listener(l)) == -1) {
-				while (n > 0)
-					close(fds[--n]);
+			if ((fds[i * nl + k] = lsock_get(l, i)) == -1) {
+				lsocks_settle(0);
 				free(fds);
 				return NULL;
 			}
 			k++;
-			n++;
 		}
 	}
 	*nlp = nl;
@@ -703,6 +798,7 @@ parent_shutdown(int status)
 		return;
 	shutting_down = 1;
 	kill_children(1 << C_SMTP, 0, SIGTERM);
+	lsocks_close_all();
 	ev_shutdown_timer = evtimer_new(ev_base, on_shutdown_timeout, NULL);
 	evtimer_add(ev_shutdown_timer, &tv);
 	shutdown_step();
@@ -713,6 +809,62 @@ on_sigterm(evutil_socket_t sig, short ev, void *arg)
 {
 	log_info("received signal %d, shutting down", (int)sig);
 	parent_shutdown(0);
+}
+
+/* old workers whose grace ran out stop their sessions now */
+static void
+on_retire_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval	tv = { 0, 0 };
+	time_t		now = time(NULL), next = 0;
+	int		i;
+
+	for (i = 0; i < MAX_CHILDREN; i++) {
+		struct child *c = &children[i];
+
+		if (!c->used || c->exited || c->kind != C_SMTP ||
+		    !c->retiring || c->retire_by == 0)
+			continue;
+		if (c->retire_by <= now) {
+			log_info("%s (pid %d) retired %d s ago, still has "
+			    "sessions: stopping them", c->title, (int)c->pid,
+			    RETIRE_GRACE);
+			kill(c->pid, SIGTERM);
+			c->retire_by = 0;
+		} else if (next == 0 || c->retire_by < next)
+			next = c->retire_by;
+	}
+	if (next != 0) {
+		tv.tv_sec = next - now;
+		evtimer_add(ev_retire, &tv);
+	}
+}
+
+/*
+ * The workers of the old generation stop accepting and serve the
+ * sessions they have to their end (smtp_retire()); the new generation
+ * already listens on the same sockets.
+ */
+static void
+retire_workers(void)
+{
+	struct timeval	tv = { RETIRE_GRACE, 0 };
+	int		i;
+
+	for (i = 0; i < MAX_CHILDREN; i++) {
+		struct child *c = &children[i];
+
+		if (!c->used || c->exited || c->kind != C_SMTP ||
+		    !c->retiring || c->retire_by != 0)
+			continue;
+		c->retire_by = time(NULL) + RETIRE_GRACE;
+		mproc_compose(&c->mp, IMSG_RETIRE, 0, -1, NULL, 0);
+	}
+	if (ev_retire == NULL &&
+	    (ev_retire = evtimer_new(ev_base, on_retire_timer, NULL)) == NULL)
+		fatalx("evtimer_new");
+	if (!evtimer_pending(ev_retire, NULL))
+		evtimer_add(ev_retire, &tv);
 }
 
 /*
@@ -763,7 +915,9 @@ parent_reload(void)
 	}
 	start_generation(fds, nl, nworkers);
 	free(fds);
-	kill_children((1 << C_SMTP) | (1 << C_MTA), 1, SIGTERM);
+	/* the old mta stops at once: the queue hands its work to the new one */
+	kill_children(1 << C_MTA, 1, SIGTERM);
+	retire_workers();
 	retire_step();
 	config_free(old);
 	log_info("configuration reloaded from %s: %d smtp workers",
