@@ -91,7 +91,19 @@ $(OBJDIR)/regress/%: regress/unit/%.c $(LIB)
 deps:
 	@sh mk/deps.sh
 
-unit: $(UNIT_BINS)
+# a worker that forges destinations, for test_privsep.py only
+FORGE		:= $(OBJDIR)/regress/smtpd-forge
+
+$(OBJDIR)/regress/forge/smtp_data.o: smtpd/smtp_data.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (forging worker)"
+	@$(CC) $(CPPFLAGS) -DPOSTHASTE_TEST_FORGE $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(FORGE): $(OBJDIR)/smtpd/smtpd.o $(OBJDIR)/regress/forge/smtp_data.o $(LIB)
+	@echo "  CCLD    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit: $(UNIT_BINS) $(FORGE)
 
 check-unit: $(UNIT_BINS)
 	@sh mk/run-unit.sh $(UNIT_BINS)

@@ -420,6 +420,27 @@ spool_flush(struct session *s)
 	return 0;
 }
 
+#ifdef POSTHASTE_TEST_FORGE
+/*
+ * Only in obj/regress/smtpd-forge, a test build that is never installed:
+ * a worker that lies about a destination, as one taken over by a client
+ * could, so that test_privsep.py can show that the queue refuses what
+ * lookup did not seal.  POSTHASTE_FORGE="user command": deliver to the
+ * command, run as user, whatever lookup said.
+ */
+static void
+forge_dest(struct envelope *evp)
+{
+	const char	*f = getenv("POSTHASTE_FORGE"), *sp;
+
+	if (f == NULL || (sp = strchr(f, ' ')) == NULL)
+		return;
+	evp->dest_type = DEST_PROGRAM;
+	snprintf(evp->user, sizeof(evp->user), "%.*s", (int)(sp - f), f);
+	snprintf(evp->path, sizeof(evp->path), "%s", sp + 1);
+}
+#endif
+
 static void
 session_commit(struct session *s)
 {
@@ -478,6 +499,9 @@ session_commit(struct session *s)
 		memcpy(evp.path, sd->d.path, sizeof(evp.path));
 		/* lookup's seal on all of the above; the queue checks it */
 		memcpy(evp.dest_mac, sd->d.mac, sizeof(evp.dest_mac));
+#ifdef POSTHASTE_TEST_FORGE
+		forge_dest(&evp);
+#endif
 		mproc_compose(&smtp_worker.queue, IMSG_QUEUE_ENVELOPE, s->id,
 		    -1, &evp, sizeof(evp));
 	}

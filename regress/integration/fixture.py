@@ -322,7 +322,8 @@ class Daemon:
     _serial = 0
 
     def __init__(self, conf_extra="", conf=None, args=(), env=None,
-                 name=None):
+                 name=None, program=None):
+        self.program = program	# another build of smtpd (test_privsep)
         self.conf_extra = conf_extra
         self.conf_template = conf
         self.args = list(args)
@@ -435,7 +436,8 @@ class Daemon:
         for key, value in SANITIZER_ENV.items():
             env.setdefault(key, value)
         env.update(self.env_extra)
-        cmd = [binary("smtpd"), "-d", "-v", "-f", self.conf_path] + self.args
+        cmd = [self.program or binary("smtpd"), "-d", "-v", "-f",
+               self.conf_path] + self.args
         with open(self.log_path, "wb") as log:
             log.write(("# %s\n" % " ".join(cmd)).encode())
             log.flush()
