@@ -63,6 +63,7 @@ static size_t		 ca_pem_len;
 static struct mproc	 m_parent, m_queue, m_lookup;
 static TAILQ_HEAD(, mta_route) routes = TAILQ_HEAD_INITIALIZER(routes);
 static uint32_t		 mta_reqid;
+static int		 retiring;	/* mta_retire() */
 
 /* credentials for smarthosts, read from the secrets tables at start-up */
 struct mta_secret {
@@ -467,6 +468,8 @@ mta_route_kick_cb(evutil_socket_t fd, short ev, void *arg)
 
 	if (rt->ntasks == 0 && rt->nsessions == 0 && !rt->resolving) {
 		route_free(rt);
+		if (retiring && TAILQ_EMPTY(&routes))
+			exit(0);
 		return;
 	}
 	if (rt->ntasks == 0 || rt->resolving)
@@ -679,10 +682,50 @@ mta_lookup_dispatch(struct mproc *p, struct imsg *m)
 	}
 }
 
-static void
-mta_other_dispatch(struct mproc *p, struct imsg *m)
+/*
+ * A reload started a new mta, and the queue sends its work there from
+ * now on.  We deliver what we already hold, with the configuration we
+ * started with -- cutting a transaction short after its "." could make
+ * the peer deliver the message twice -- QUIT every session as soon as
+ * it has nothing to do, and exit when no route is left.  The parent
+ * sends SIGTERM after its grace period (smtpd.c, RETIRE_GRACE): what
+ * we still hold then is retried by the queue when our channel closes.
+ */
+int
+mta_retiring(void)
 {
-	fatalx("unexpected message %u from %s", m->hdr.type, p->name);
+	return retiring;
+}
+
+static void
+mta_retire(void)
+{
+	struct mta_route	*rt;
+
+	if (retiring)
+		return;
+	retiring = 1;
+	log_debug("retired by a reload");
+	TAILQ_FOREACH(rt, &routes, entry) {
+		mta_session_quit_idle(rt);
+		mta_route_kick(rt);
+	}
+	if (TAILQ_EMPTY(&routes))
+		exit(0);
+}
+
+static void
+mta_parent_dispatch(struct mproc *p, struct imsg *m)
+{
+	switch (m->hdr.type) {
+	case IMSG_RETIRE:
+		mproc_check_len(p, m, 0);
+		mta_retire();
+		break;
+	default:
+		fatalx("unexpected message %u from %s", m->hdr.type,
+		    p->name);
+	}
 }
 
 /* ---- start-up ---- */
@@ -816,7 +859,7 @@ mta_main(struct proc_fds *f)
 	mta_io_init();
 	sandbox_enter(SANDBOX_MTA);
 	mta_tls_load_cas();
-	mproc_init(&m_parent, f->parent, "parent", mta_other_dispatch, NULL);
+	mproc_init(&m_parent, f->parent, "parent", mta_parent_dispatch, NULL);
 	mproc_init(&m_queue, f->queue, "queue", mta_queue_dispatch, NULL);
 	mproc_init(&m_lookup, f->lookup, "lookup", mta_lookup_dispatch, NULL);
 	proc_on_term(NULL);

@@ -205,6 +205,8 @@ void	mta_task_free(struct mta_task *);
 void	mta_task_requeue(struct mta_task *);
 /* 1 when the recipient's or the sender's address is not ASCII */
 int	mta_addr_utf8(const struct mailaddr *);
+/* a reload replaced us: finish what we hold, keep no session idle */
+int	mta_retiring(void);
 double	mta_elapsed_ms(const struct timespec *since);
 
 /* mta_io.c */
@@ -225,6 +227,8 @@ void	mta_session_new(struct mta_route *);
 /* an idle session of the route, or NULL */
 struct mta_session *mta_session_idle(struct mta_route *);
 void	mta_session_give(struct mta_session *, struct mta_task *);
+/* QUIT the route's sessions that have nothing to do */
+void	mta_session_quit_idle(struct mta_route *);
 
 #endif /* POSTHASTE_MTA_INTERNAL */
 

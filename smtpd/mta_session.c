@@ -806,6 +806,19 @@ session_on_idle(evutil_socket_t fd, short ev, void *arg)
 	session_timeout(s, MTA_TIMEOUT_QUIT);
 }
 
+void
+mta_session_quit_idle(struct mta_route *rt)
+{
+	struct mta_session	*s;
+
+	TAILQ_FOREACH(s, &rt->sessions, entry)
+		if (s->state == S_READY && s->task == NULL) {
+			if (s->ev_idle != NULL)
+				evtimer_del(s->ev_idle);
+			session_on_idle(-1, 0, s);
+		}
+}
+
 static void
 session_next(struct mta_session *s)
 {
@@ -819,6 +832,11 @@ session_next(struct mta_session *s)
 	if ((t = mta_route_take(s->route)) != NULL) {
 		s->state = S_READY;
 		mta_session_give(s, t);
+		return;
+	}
+	if (mta_retiring()) {
+		/* no more work will come to this process */
+		session_on_idle(-1, 0, s);
 		return;
 	}
 	s->state = S_READY;

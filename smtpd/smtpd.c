@@ -61,7 +61,7 @@ enum child_kind { C_SMTP, C_QUEUE, C_LOOKUP, C_MTA, C_CONTROL };
  * long as the daemon.  Lookup, mta and the smtp workers form a
  * generation: a reload starts a new one with the new configuration and
  * retires the old one -- its workers stop accepting and finish their
- * sessions, then its lookup goes.
+ * sessions, its mta the deliveries it holds, then its lookup goes.
  */
 #define MAX_CHILDREN	256
 
@@ -85,6 +85,7 @@ struct child {
  * before that; this bounds the few that keep sending.
  */
 #define RETIRE_GRACE	300
+#define RETIRES_GENTLY(c) ((c)->kind == C_SMTP || (c)->kind == C_MTA)
 
 static struct child	 children[MAX_CHILDREN];
 static int		 generation;
@@ -731,11 +732,11 @@ shutdown_step(void)
 	exit(exit_status);
 }
 
-/* an old generation's lookup goes once its workers are all gone */
+/* an old generation's lookup goes once its workers and mta are gone */
 static void
 retire_step(void)
 {
-	if (children_alive(1 << C_SMTP, 1) == 0)
+	if (children_alive((1 << C_SMTP) | (1 << C_MTA), 1) == 0)
 		kill_children(1 << C_LOOKUP, 1, SIGTERM);
 }
 
@@ -822,12 +823,12 @@ on_retire_timer(evutil_socket_t fd, short ev, void *arg)
 	for (i = 0; i < MAX_CHILDREN; i++) {
 		struct child *c = &children[i];
 
-		if (!c->used || c->exited || c->kind != C_SMTP ||
+		if (!c->used || c->exited || !RETIRES_GENTLY(c) ||
 		    !c->retiring || c->retire_by == 0)
 			continue;
 		if (c->retire_by <= now) {
 			log_info("%s (pid %d) retired %d s ago, still has "
-			    "sessions: stopping them", c->title, (int)c->pid,
+			    "sessions: stopping it", c->title, (int)c->pid,
 			    RETIRE_GRACE);
 			kill(c->pid, SIGTERM);
 			c->retire_by = 0;
@@ -843,7 +844,9 @@ on_retire_timer(evutil_socket_t fd, short ev, void *arg)
 /*
  * The workers of the old generation stop accepting and serve the
  * sessions they have to their end (smtp_retire()); the new generation
- * already listens on the same sockets.
+ * already listens on the same sockets.  The old mta finishes the
+ * deliveries it holds (mta_retire()) while the queue gives new ones to
+ * the new mta.
  */
 static void
 retire_workers(void)
@@ -854,7 +857,7 @@ retire_workers(void)
 	for (i = 0; i < MAX_CHILDREN; i++) {
 		struct child *c = &children[i];
 
-		if (!c->used || c->exited || c->kind != C_SMTP ||
+		if (!c->used || c->exited || !RETIRES_GENTLY(c) ||
 		    !c->retiring || c->retire_by != 0)
 			continue;
 		c->retire_by = time(NULL) + RETIRE_GRACE;
@@ -871,8 +874,8 @@ retire_workers(void)
  * SIGHUP: read smtpd.conf again.  A file with errors changes nothing.
  * Otherwise a new generation starts with the new configuration (its
  * lookup reads the tables afresh) and the old one retires: its workers
- * stop accepting and finish their sessions, its mta stops (what it had
- * in flight is retried by the new one), its lookup follows its workers.
+ * stop accepting and finish their sessions, its mta finishes the
+ * deliveries it holds, its lookup follows them.
  * The queue and control stay; the queue takes the new queue settings.
  */
 static void
@@ -915,8 +918,6 @@ parent_reload(void)
 	}
 	start_generation(fds, nl, nworkers);
 	free(fds);
-	/* the old mta stops at once: the queue hands its work to the new one */
-	kill_children(1 << C_MTA, 1, SIGTERM);
 	retire_workers();
 	retire_step();
 	config_free(old);

@@ -208,3 +208,33 @@ def test_reload_under_load():
         wait_log(d, "configuration reloaded", count=reloads)
         wait_maildir(TEST_USER1, n, timeout=60)
         assert poll(lambda: not workers(d, retired=True), timeout=10)
+
+
+def test_reload_lets_the_mta_finish_its_delivery():
+    """A reload while the mta waits for the peer's reply to the end of a
+    message: the old mta waits for it and reports the delivery, so the
+    message is sent once (cutting the session there and retrying from
+    the new mta would deliver it twice); then it QUITs and exits."""
+    from test_mta_relay import FakeSMTP, relay_conf, send_mail, message
+    from test_mta_relay import wait_log as wait_log_rx
+    marker = unique_marker("reload-mta")
+    with FakeSMTP(data_reply=lambda txn: (time.sleep(2),
+                                          "250 2.0.0 got it")[1]) as fake:
+        with Daemon(conf=relay_conf(fake.port)) as d:
+            qid = send_mail(d.port, ["someone@remote.test"],
+                            message(marker))
+            assert poll(lambda: fake.transactions(), timeout=20), \
+                "the message never reached the peer"
+            d.send_signal(signal.SIGHUP)
+            wait_log(d, "configuration reloaded")
+            wait_log_rx(d, r"%s.*to=<someone@remote.test>.*status=sent"
+                        % qid)
+            # and the retired mta goes once its session is over
+            assert poll(lambda: len([p for p in d.children()
+                                     if proc_title(p) == "smtpd: mta"])
+                        == 1, timeout=10), "the old mta is still there"
+            time.sleep(1.5)	# a second copy would have come by now
+            txns = fake.transactions()
+            assert len(txns) == 1, "delivered %d times" % len(txns)
+            assert marker.encode() in txns[0]["data"]
+            assert "deferred" not in d.log()
