@@ -180,8 +180,9 @@ static struct qenv_list		 ready = TAILQ_HEAD_INITIALIZER(ready);
 static struct qenv_list		 waiting = TAILQ_HEAD_INITIALIZER(waiting);
 static TAILQ_HEAD(, qmsg)	 batch = TAILQ_HEAD_INITIALIZER(batch);
 
-#define QUEUE_MAX_SMTP	256	/* worker channels, across reloads */
-#define QUEUE_MAX_PEERS	8	/* mta/lookup channels, old and current */
+/* channels across reloads, old and current (smtpd.h) */
+#define QUEUE_MAX_SMTP	(2 * SMTPD_MAX_LIVE_WORKERS)	/* workers */
+#define QUEUE_MAX_PEERS	(2 * SMTPD_MAX_GENERATIONS)	/* mta, lookup */
 
 static struct mproc	 q_parent, q_control;
 static struct mproc	 q_smtp[QUEUE_MAX_SMTP];

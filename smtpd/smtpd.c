@@ -682,6 +682,17 @@ describe_status(int status, char *buf, size_t len)
 	return buf;
 }
 
+/* slots of the children table in use (the queue's stays, even exited) */
+static int
+children_used(void)
+{
+	int	i, n = 0;
+
+	for (i = 0; i < MAX_CHILDREN; i++)
+		n += children[i].used != 0;
+	return n;
+}
+
 static int
 children_alive(int kind_mask, int retiring_only)
 {
@@ -736,8 +747,25 @@ shutdown_step(void)
 static void
 retire_step(void)
 {
-	if (children_alive((1 << C_SMTP) | (1 << C_MTA), 1) == 0)
-		kill_children(1 << C_LOOKUP, 1, SIGTERM);
+	int	i, k;
+
+	for (i = 0; i < MAX_CHILDREN; i++) {
+		struct child *l = &children[i];
+
+		if (!l->used || l->exited || l->kind != C_LOOKUP ||
+		    !l->retiring)
+			continue;
+		for (k = 0; k < MAX_CHILDREN; k++) {
+			struct child *c = &children[k];
+
+			if (c->used && !c->exited && c->generation ==
+			    l->generation && (c->kind == C_SMTP ||
+			    c->kind == C_MTA))
+				break;
+		}
+		if (k == MAX_CHILDREN)
+			kill(l->pid, SIGTERM);
+	}
 }
 
 static void
@@ -902,6 +930,23 @@ parent_reload(void)
 	old = conf;
 	conf = nconf;
 	nworkers = worker_count();
+	/*
+	 * Every generation a reload retires lives until its sessions and
+	 * deliveries end (at most RETIRE_GRACE): a storm of reloads must
+	 * not pile them up without bound.  One lookup per generation.
+	 */
+	if (children_alive(1 << C_LOOKUP, 0) >= SMTPD_MAX_GENERATIONS ||
+	    children_alive(1 << C_SMTP, 0) + nworkers >
+	    SMTPD_MAX_LIVE_WORKERS ||
+	    children_used() + nworkers + 2 > MAX_CHILDREN) {
+		log_warnx("reload refused: %d older generations of processes "
+		    "are still finishing their sessions; keeping the running "
+		    "configuration, try again later",
+		    children_alive(1 << C_LOOKUP, 1));
+		conf = old;
+		config_free(nconf);
+		return;
+	}
 	if ((fds = bind_listeners(nworkers, &nl)) == NULL) {
 		log_warnx("reload failed: cannot listen as configured; "
 		    "keeping the running configuration");

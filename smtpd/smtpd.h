@@ -10,6 +10,16 @@
 
 #define SMTPD_NAME	"Posthaste"
 #define SMTPD_MAX_WORKERS 64
+/*
+ * Generations alive at once: the current one and those a reload retired
+ * that still finish their sessions and deliveries (smtpd.c).  The parent
+ * refuses a reload beyond these; the queue, which keeps a channel to
+ * each generation's lookup and mta and to every worker, has room for
+ * twice as many (a channel closes there a moment after the parent saw
+ * its process exit).
+ */
+#define SMTPD_MAX_GENERATIONS	16
+#define SMTPD_MAX_LIVE_WORKERS	256
 
 /* the running configuration; every child inherits it across fork() */
 extern struct smtpd_config	*conf;

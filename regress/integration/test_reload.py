@@ -238,3 +238,44 @@ def test_reload_lets_the_mta_finish_its_delivery():
             assert len(txns) == 1, "delivered %d times" % len(txns)
             assert marker.encode() in txns[0]["data"]
             assert "deferred" not in d.log()
+
+
+def test_reload_storm_is_bounded():
+    """Each retired generation lives while one of its sessions does: a
+    session held open across every reload keeps them all.  With 16
+    generations alive a reload is refused (logged, the running
+    configuration stays) instead of piling up processes; once the old
+    sessions end, their generations go and reloads work again."""
+    def lookups():
+        return [p for p in d.children() if proc_title(p) == "smtpd: lookup"]
+
+    with Daemon() as d:
+        held = []
+        refused = False
+        for n in range(40):
+            c = SMTPConnection(d.port)
+            assert c.command("EHLO storm.test").code == 250
+            held.append(c)
+            before = d.log().count("configuration reloaded")
+            d.send_signal(signal.SIGHUP)
+            assert poll(lambda: "reload refused" in d.log() or
+                        d.log().count("configuration reloaded") > before,
+                        timeout=15)
+            if "reload refused" in d.log():
+                refused = True
+                break
+        assert refused, "40 reloads, none refused"
+        assert len(lookups()) == 16, "%d generations" % len(lookups())
+        # every held session still works, on its own generation
+        for c in held:
+            assert c.command("MAIL FROM:<a@example.test>").code == 250
+            assert c.command("RCPT TO:<%s@example.test>"
+                             % TEST_USER1).code == 250
+            assert c.command("QUIT").code == 221
+            c.close()
+        assert poll(lambda: len(workers(d)) == 2 and len(lookups()) == 1,
+                    timeout=15), "old generations left"
+        before = d.log().count("configuration reloaded")
+        d.send_signal(signal.SIGHUP)
+        wait_log(d, "configuration reloaded", count=before + 1)
+        assert rcpt_code(d.port, "%s@example.test" % TEST_USER1) == 250
