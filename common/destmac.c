@@ -81,15 +81,17 @@ hmac_cache_clear(void)
 	}
 }
 
+/* HMAC of a then b (b may be empty) */
 static void
-hmac_sha256(const uint8_t k[DESTMAC_KEY_LEN], const uint8_t *data,
-    size_t len, uint8_t out[DESTMAC_LEN])
+hmac_sha256(const uint8_t k[DESTMAC_KEY_LEN], const void *a, size_t alen,
+    const void *b, size_t blen, uint8_t out[DESTMAC_LEN])
 {
 	EVP_MAC_CTX	*c;
 	size_t		 outl = 0;
 
 	if ((c = EVP_MAC_CTX_dup(hmac_keyed(k))) == NULL ||
-	    EVP_MAC_update(c, data, len) != 1 ||
+	    EVP_MAC_update(c, a, alen) != 1 ||
+	    (blen > 0 && EVP_MAC_update(c, b, blen) != 1) ||
 	    EVP_MAC_final(c, out, &outl, DESTMAC_LEN) != 1 ||
 	    outl != DESTMAC_LEN)
 		fatalx("HMAC failed");
@@ -144,7 +146,7 @@ destmac_compute(const uint8_t k[DESTMAC_KEY_LEN], const struct lka_dest *d,
 	PUT_FIELD(&e, d->path);
 	PUT_FIELD(&e, d->sender_override.user);
 	PUT_FIELD(&e, d->sender_override.domain);
-	hmac_sha256(k, e.buf, e.len, tag);
+	hmac_sha256(k, e.buf, e.len, NULL, 0, tag);
 	explicit_bzero(&e, sizeof(e));
 }
 
@@ -192,20 +194,16 @@ spool_footer_mac(const uint8_t k[DESTMAC_KEY_LEN], uint64_t body,
     const char *env, size_t envlen, uint8_t mac[DESTMAC_LEN])
 {
 	static const char	 label[] = "posthaste spool footer v1";
-	uint8_t			 buf[sizeof(label) - 1 + 12 + 8192];
+	uint8_t			 head[sizeof(label) - 1 + 12];
 	size_t			 n = sizeof(label) - 1;
 	int			 i;
 
-	if (envlen > 8192)
-		fatalx("spool footer: envelope too long");
-	memcpy(buf, label, n);
+	memcpy(head, label, n);
 	for (i = 7; i >= 0; i--)
-		buf[n++] = (uint8_t)(body >> (8 * i));
+		head[n++] = (uint8_t)(body >> (8 * i));
 	for (i = 3; i >= 0; i--)
-		buf[n++] = (uint8_t)(envlen >> (8 * i));
-	memcpy(buf + n, env, envlen);
-	n += envlen;
-	hmac_sha256(k, buf, n, mac);
+		head[n++] = (uint8_t)((uint64_t)envlen >> (8 * i));
+	hmac_sha256(k, head, n, env, envlen, mac);
 }
 
 void

@@ -87,7 +87,7 @@ enum imsg_type {
 	IMSG_SHUTDOWN,		/* stop accepting, finish, exit */
 	IMSG_PAUSE,		/* uint32 what */
 	IMSG_RESUME,
-	IMSG_RETIRE,		/* smtp worker: a reload replaced you */
+	IMSG_RETIRE,		/* smtp worker, mta: a reload replaced you */
 
 	IMSG_MAX
 };

@@ -1540,29 +1540,38 @@ spool_format_known(void)
 
 /*
  * The key of the footers' macs (envelope.h), made at the first start and
- * kept in queue/, which only the queue can read.
+ * kept in queue/, which only the queue can read.  It appears whole or
+ * not at all (written aside, then renamed): a key file of the wrong
+ * size is damage we cannot repair -- a new key would send every queued
+ * message to corrupt/ -- so we say so and stop.
  */
 static void
 spool_key_load(void)
 {
-	ssize_t	n;
-	int	fd;
+	static const char	 tmp[] = SPOOL_KEY_FILE ".tmp";
+	ssize_t			 n;
+	int			 fd;
 
 	if ((fd = openat(dfd_queue, SPOOL_KEY_FILE, O_RDONLY | O_NOFOLLOW |
 	    O_CLOEXEC)) != -1) {
 		n = read(fd, spool_key, sizeof(spool_key));
 		close(fd);
 		if (n != sizeof(spool_key))
-			fatalx("queue/%s: not a key", SPOOL_KEY_FILE);
+			fatalx("queue/%s: not %zu bytes; restore it from a "
+			    "backup (a new key would make every queued "
+			    "message unreadable)", SPOOL_KEY_FILE,
+			    sizeof(spool_key));
 		return;
 	}
 	if (errno != ENOENT)
 		fatal("queue/%s", SPOOL_KEY_FILE);
 	arc4random_buf(spool_key, sizeof(spool_key));
-	if ((fd = openat(dfd_queue, SPOOL_KEY_FILE, O_WRONLY | O_CREAT |
-	    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1 ||
+	if ((fd = openat(dfd_queue, tmp, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_NOFOLLOW | O_CLOEXEC, 0600)) == -1 ||
 	    write(fd, spool_key, sizeof(spool_key)) != sizeof(spool_key) ||
-	    fsync(fd) == -1 || close(fd) == -1 || fsync(dfd_queue) == -1)
+	    fsync(fd) == -1 || close(fd) == -1 ||
+	    renameat(dfd_queue, tmp, dfd_queue, SPOOL_KEY_FILE) == -1 ||
+	    fsync(dfd_queue) == -1)
 		fatal("queue/%s", SPOOL_KEY_FILE);
 }
 

@@ -160,9 +160,8 @@ smtp_shutdown(void)
 static void
 smtp_retire(void)
 {
-	int	i, n;
-
 	char	title[48];
+	int	i, n;
 
 	if (stopping || retiring)
 		return;

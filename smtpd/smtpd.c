@@ -75,14 +75,16 @@ struct child {
 	struct mproc	 mp;		/* channel from the parent */
 	int		 exited;
 	int		 retiring;	/* of an old generation, stopping */
-	time_t		 retire_by;	/* smtp: SIGTERM then (RETIRE_GRACE) */
+	time_t		 retire_by;	/* smtp, mta: SIGTERM then */
 };
 
 /*
  * How long a worker retired by a reload may go on serving the sessions
- * it had (smtp.c, smtp_retire()) before it is told to stop them (421 at
- * their next command outside a transaction).  An idle session times out
- * before that; this bounds the few that keep sending.
+ * it had (smtp.c, smtp_retire()), and the old mta the deliveries it held
+ * (mta.c, mta_retire()), before SIGTERM stops them (421 at a session's
+ * next command outside a transaction; the queue retries what the mta
+ * still held).  An idle session times out before that; this bounds the
+ * few that keep sending.
  */
 #define RETIRE_GRACE	300
 #define RETIRES_GENTLY(c) ((c)->kind == C_SMTP || (c)->kind == C_MTA)
@@ -709,15 +711,14 @@ children_alive(int kind_mask, int retiring_only)
 }
 
 static void
-kill_children(int kind_mask, int retiring_only, int sig)
+kill_children(int kind_mask, int sig)
 {
 	int	i;
 
 	for (i = 0; i < MAX_CHILDREN; i++) {
 		struct child *c = &children[i];
 
-		if (c->used && !c->exited && (kind_mask & (1 << c->kind)) &&
-		    (!retiring_only || c->retiring))
+		if (c->used && !c->exited && (kind_mask & (1 << c->kind)))
 			kill(c->pid, sig);
 	}
 }
@@ -729,7 +730,7 @@ shutdown_step(void)
 	if (children_alive(1 << C_SMTP, 0) > 0)
 		return;
 	if (children_alive(~(1 << C_SMTP), 0) > 0) {
-		kill_children(~(1 << C_SMTP), 0, SIGTERM);
+		kill_children(~(1 << C_SMTP), SIGTERM);
 		mda_shutdown();
 		return;
 	}
@@ -743,28 +744,34 @@ shutdown_step(void)
 	exit(exit_status);
 }
 
+/* a worker or the mta of generation g is still running */
+static int
+generation_busy(int g)
+{
+	int	i;
+
+	for (i = 0; i < MAX_CHILDREN; i++) {
+		struct child *c = &children[i];
+
+		if (c->used && !c->exited && c->generation == g &&
+		    (c->kind == C_SMTP || c->kind == C_MTA))
+			return 1;
+	}
+	return 0;
+}
+
 /* an old generation's lookup goes once its workers and mta are gone */
 static void
 retire_step(void)
 {
-	int	i, k;
+	int	i;
 
 	for (i = 0; i < MAX_CHILDREN; i++) {
-		struct child *l = &children[i];
+		struct child *c = &children[i];
 
-		if (!l->used || l->exited || l->kind != C_LOOKUP ||
-		    !l->retiring)
-			continue;
-		for (k = 0; k < MAX_CHILDREN; k++) {
-			struct child *c = &children[k];
-
-			if (c->used && !c->exited && c->generation ==
-			    l->generation && (c->kind == C_SMTP ||
-			    c->kind == C_MTA))
-				break;
-		}
-		if (k == MAX_CHILDREN)
-			kill(l->pid, SIGTERM);
+		if (c->used && !c->exited && c->kind == C_LOOKUP &&
+		    c->retiring && !generation_busy(c->generation))
+			kill(c->pid, SIGTERM);
 	}
 }
 
@@ -812,7 +819,7 @@ static void
 on_shutdown_timeout(evutil_socket_t fd, short ev, void *arg)
 {
 	log_warnx("children did not stop in time; killing them");
-	kill_children(~0, 0, SIGKILL);
+	kill_children(~0, SIGKILL);
 	mda_kill_all();
 }
 
@@ -826,7 +833,7 @@ parent_shutdown(int status)
 	if (shutting_down)
 		return;
 	shutting_down = 1;
-	kill_children(1 << C_SMTP, 0, SIGTERM);
+	kill_children(1 << C_SMTP, SIGTERM);
 	lsocks_close_all();
 	ev_shutdown_timer = evtimer_new(ev_base, on_shutdown_timeout, NULL);
 	evtimer_add(ev_shutdown_timer, &tv);
