@@ -11,11 +11,13 @@
 #   5. integration tests against obj-san/bin/smtpd
 #   6. each libFuzzer harness for a few seconds (mk/fuzz-smoke.sh)
 #
-# Every step ends its output with "N passed, N failed"; those are added up.
-# A step that dies without such a line, or exits non-zero while reporting no
-# failure, counts as one failure, so a broken step can never pass silently.
-# The last line printed is the total, "N passed, N failed", and the exit
-# status is non-zero when anything failed.  No "set -e": a failing step must
+# Every step ends its output with "N passed, N failed" (", N skipped" may
+# follow: tests that did not run, each with its reason on a SKIP line);
+# those are added up.  A step that dies without such a line, or exits
+# non-zero while reporting no failure, counts as one failure, so a broken
+# step can never pass silently.  The last line printed is the total,
+# "N passed, N failed, N skipped", and the exit status is non-zero when
+# anything failed.  No "set -e": a failing step must
 # not stop the later ones from running and being counted.
 
 set -u
@@ -28,6 +30,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 total_passed=0
 total_failed=0
+total_skipped=0
 summary=
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/posthaste-check.XXXXXX") || exit 1
@@ -56,14 +59,21 @@ step()
 	start=$(date +%s)
 	{ "$@" 2>&1; echo $? >"$tmp/rc"; } | tee "$tmp/out"
 	rc=$(cat "$tmp/rc")
+	grep '^SKIP ' "$tmp/out" >>"$tmp/skips"
 	counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$tmp/out" | tail -n 1)
+	passed=0
+	failed=0
+	skipped=0
 	if [ -n "$counts" ]; then
 		passed=${counts%% passed*}
 		failed=${counts#*passed, }
 		failed=${failed%% failed*}
-	else
-		passed=0
-		failed=0
+		case $counts in
+		*skipped*)
+			skipped=${counts#*failed, }
+			skipped=${skipped%% skipped*}
+			;;
+		esac
 	fi
 	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
 		echo "FAIL $name: exit status $rc without a failed test"
@@ -71,8 +81,9 @@ step()
 	fi
 	total_passed=$((total_passed + passed))
 	total_failed=$((total_failed + failed))
+	total_skipped=$((total_skipped + skipped))
 	summary="$summary
-  $name: $passed passed, $failed failed ($(($(date +%s) - start))s)"
+  $name: $passed passed, $failed failed, $skipped skipped ($(($(date +%s) - start))s)"
 }
 
 # build NAME COMMAND...: a build step counts as one test of its own only
@@ -130,5 +141,10 @@ fi
 
 echo
 echo "==> summary$summary"
-echo "$total_passed passed, $total_failed failed"
+if [ "$total_skipped" -ne 0 ]; then
+	echo
+	echo "==> skipped (each with its reason)"
+	grep -h '^SKIP ' "$tmp"/skips 2>/dev/null
+fi
+echo "$total_passed passed, $total_failed failed, $total_skipped skipped"
 [ "$total_failed" -eq 0 ]

@@ -8,6 +8,15 @@
 # recommends and without questions (it is also run by CI, as root, with no
 # terminal and no standard input).
 #
+# What a minimal Debian (debootstrap --variant=minbase) lacks is listed
+# too, since recommends are not installed: swaks's TLS and AUTH modules
+# (Net::SSLeay, IO::Socket::SSL, Authen::SASL, Digest::HMAC),
+# ca-certificates, mandoc for the manual page lint, git, dpkg-dev and
+# debhelper for the package test.  "make check-fresh" proves the list.
+#
+# Dovecot (for the LMTP tests) is installed but never enabled or left
+# running: its package enables dovecot.service, which is undone at once.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -31,12 +40,22 @@ PACKAGES="
 	libcmocka-dev
 	python3
 	swaks
+	libnet-ssleay-perl
+	libio-socket-ssl-perl
+	libauthen-sasl-perl
+	libdigest-hmac-perl
+	ca-certificates
 	openssl
 	procps
 	passwd
+	util-linux
 	dnsmasq-base
 	dovecot-core
 	dovecot-lmtpd
+	mandoc
+	git
+	dpkg-dev
+	debhelper
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -92,6 +111,20 @@ if [ -n "$missing" ]; then
 		exit 1
 	}
 	[ -n "$tmp_policy" ] && rm -f /usr/sbin/policy-rc.d
+	case " $missing " in
+	*" dovecot-core "*)
+		# the tests start their own dovecot; the system's stays off
+		if command -v deb-systemd-helper >/dev/null 2>&1; then
+			deb-systemd-helper disable dovecot.service \
+			    dovecot.socket >/dev/null 2>&1
+		fi
+		rm -f /etc/systemd/system/*.wants/dovecot.service \
+		    /etc/systemd/system/*.wants/dovecot.socket
+		if command -v update-rc.d >/dev/null 2>&1; then
+			update-rc.d dovecot disable >/dev/null 2>&1
+		fi
+		;;
+	esac
 	echo "deps: installed:$missing"
 fi
 if [ -n "$need_sink" ]; then

@@ -24,6 +24,7 @@ unset CMOCKA_XML_FILE
 
 total_passed=0
 total_failed=0
+total_skipped=0
 out=$(mktemp "${TMPDIR:-/tmp}/posthaste-unit.XXXXXX") || exit 1
 trap 'rm -f "$out"' EXIT
 trap 'exit 130' INT TERM
@@ -52,6 +53,7 @@ for bin in "$@"; do
 
 	passed=$(sum_counts PASSED)
 	failed=$(sum_counts FAILED)
+	skipped=$(sum_counts SKIPPED)
 	reason=
 	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
 		# Crashed or timed out outside any test cmocka could report.
@@ -69,13 +71,16 @@ for bin in "$@"; do
 	if [ "$failed" -eq 0 ]; then
 		echo "PASS $name: $passed passed"
 		[ "$VERBOSE" = 1 ] && sed 's/^/    /' "$out"
+		[ "$skipped" -ne 0 ] && echo "SKIP $name: $skipped test(s) skipped" &&
+		    grep -i 'skip' "$out" | sed 's/^/    /'
 	else
 		echo "FAIL $name: $passed passed, $failed failed$reason"
 		sed 's/^/    /' "$out"
 	fi
 	total_passed=$((total_passed + passed))
 	total_failed=$((total_failed + failed))
+	total_skipped=$((total_skipped + skipped))
 done
 
-echo "$total_passed passed, $total_failed failed"
+echo "$total_passed passed, $total_failed failed, $total_skipped skipped"
 [ "$total_failed" -eq 0 ]

@@ -86,6 +86,16 @@ class FixtureError(Exception):
     of the daemon as such, but reported the same way)."""
 
 
+class Skip(Exception):
+    """Raised by skip(): the test did not run, for the reason given.
+    The runner counts it apart from passed and failed tests, so a test
+    whose tool is missing can never count as passed."""
+
+
+def skip(reason):
+    raise Skip(reason)
+
+
 # --------------------------------------------------------------------------
 # bookkeeping shared with run.py
 
@@ -140,6 +150,13 @@ def results_dir():
 # --------------------------------------------------------------------------
 # users and directories
 
+# Users, groups and directories this run created, so that teardown_system()
+# leaves the machine as it found it.
+_created_users = []
+_created_groups = []
+_created_empty_dir = False
+
+
 def _useradd(name, system, home=None):
     """useradd with a group of the same name (reusing an existing one)."""
     cmd = ["useradd"]
@@ -149,16 +166,21 @@ def _useradd(name, system, home=None):
     else:
         cmd += ["-m", "-d", home, "-s", "/bin/sh",
                 "-c", "Posthaste test user"]
+    new_group = False
     try:
         grp.getgrnam(name)
         cmd += ["-g", name]
     except KeyError:
         cmd += ["-U"]
+        new_group = True
     cmd.append(name)
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        universal_newlines=True)
     if r.returncode != 0:
         raise FixtureError("%s: %s" % (" ".join(cmd), r.stdout.strip()))
+    _created_users.append(name)
+    if new_group:
+        _created_groups.append(name)
 
 
 def ensure_system_user(name):
@@ -189,8 +211,10 @@ def ensure_test_user(name):
 
 
 def ensure_empty_dir():
+    global _created_empty_dir
     if not os.path.isdir(EMPTY_DIR):
         os.makedirs(EMPTY_DIR, mode=0o755)
+        _created_empty_dir = True
     os.chown(EMPTY_DIR, 0, 0)
     os.chmod(EMPTY_DIR, 0o755)
 
@@ -211,6 +235,49 @@ def setup_system():
     ensure_test_user(TEST_USER1)
     ensure_test_user(TEST_USER2)
     _setup_done = True
+
+
+def teardown_system():
+    """After the run: remove the users, groups, mailboxes and directories
+    the run created (and only those), and the test root.  Returns a list
+    of what could not be removed."""
+    global _setup_done, _created_empty_dir
+    problems = []
+    for name in reversed(_created_users):
+        r = subprocess.run(["userdel", name], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT,
+                           universal_newlines=True)
+        if r.returncode != 0:
+            problems.append("userdel %s: %s" % (name, r.stdout.strip()))
+        for spool in (os.path.join(MAIL_DIR, name),
+                      os.path.join(MAIL_DIR, name + ".lock")):
+            try:
+                os.unlink(spool)
+            except FileNotFoundError:
+                pass
+    for name in reversed(_created_groups):
+        try:
+            grp.getgrnam(name)
+        except KeyError:
+            continue	# userdel removed it with its user
+        r = subprocess.run(["groupdel", name], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT,
+                           universal_newlines=True)
+        if r.returncode != 0:
+            problems.append("groupdel %s: %s" % (name, r.stdout.strip()))
+    del _created_users[:]
+    del _created_groups[:]
+    if _created_empty_dir:
+        try:
+            os.rmdir(EMPTY_DIR)
+        except OSError as e:
+            problems.append("%s: %s" % (EMPTY_DIR, e))
+        _created_empty_dir = False
+    shutil.rmtree(TEST_ROOT, ignore_errors=True)
+    if os.path.exists(TEST_ROOT):
+        problems.append("%s could not be removed" % TEST_ROOT)
+    _setup_done = False
+    return problems
 
 
 def user(name):

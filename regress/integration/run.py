@@ -10,10 +10,17 @@ file (in file order), runs each with a time limit, and prints
     PASS module::test
     FAIL module::test: reason
         (traceback, then the tail of each daemon log the test started)
+    SKIP module::test: reason (fixture.skip(): the test did not run)
 
-ending with the line "N passed, N failed".  Exit status 1 if any test
-failed (or none ran).  Needs root.  No third-party modules: Debian's
-/usr/bin/python3 is enough.
+ending with the line "N passed, N failed, N skipped".  Exit status 1 if
+any test failed (or none ran).  Needs root.  No third-party modules:
+Debian's /usr/bin/python3 is enough.
+
+The programs under test are copied from --bindir into a directory every
+user can read before the first test, so the test users can run sendmail
+and smtpctl wherever the tree is (a checkout under /root is mode 0700).
+After the last test the users, groups, mailboxes and directories the run
+created are removed again.
 
 A test module may set TIMEOUT (seconds) for its tests, and a test function
 may carry a .timeout attribute.  Daemon logs are kept under
@@ -25,8 +32,10 @@ import argparse
 import importlib
 import inspect
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import traceback
 
@@ -93,11 +102,34 @@ def short_reason(exc):
         else type(exc).__name__
 
 
+def copy_programs(bindir):
+    """A copy of bindir/* (and the forging test build beside it, in
+    ../regress/) in a new directory of mode 0755 under /tmp, so that
+    unprivileged users can run the programs whatever the modes of the
+    directories above the tree.  Returns (root, new bindir)."""
+    root = tempfile.mkdtemp(prefix="posthaste-bin.")
+    os.chmod(root, 0o755)
+    dest = os.path.join(root, "bin")
+    os.mkdir(dest, 0o755)
+    for name in sorted(os.listdir(bindir)):
+        src = os.path.join(bindir, name)
+        if os.path.isfile(src):
+            shutil.copy2(src, dest)
+            os.chmod(os.path.join(dest, name), 0o755)
+    forge = os.path.join(os.path.dirname(bindir), "regress", "smtpd-forge")
+    if os.path.isfile(forge):
+        os.mkdir(os.path.join(root, "regress"), 0o755)
+        shutil.copy2(forge, os.path.join(root, "regress"))
+    return root, dest
+
+
 def run_one(name, func, timeout, scale):
-    """Run one test; returns (ok, reason, details)."""
+    """Run one test; returns (status, reason, details), status being
+    "pass", "fail" or "skip"."""
     limit = max(1, int(timeout * scale))
     fixture.begin_test(name)
     reason = None
+    skipped = None
     details = []
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(limit)
@@ -111,6 +143,8 @@ def run_one(name, func, timeout, scale):
         details.append("".join(traceback.format_exc(limit=-3)))
     except KeyboardInterrupt:
         raise
+    except fixture.Skip as e:
+        skipped = str(e) or "skipped"
     except BaseException as e:
         reason = short_reason(e)
         details.append(traceback.format_exc())
@@ -136,7 +170,10 @@ def run_one(name, func, timeout, scale):
         for d in daemons:
             details.append("daemon log %s (last lines):\n%s"
                            % (d.log_path, indent(d.log_tail(40))))
-    return reason is None, reason, details
+        return "fail", reason, details
+    if skipped is not None:
+        return "skip", skipped, details
+    return "pass", None, details
 
 
 def main():
@@ -153,11 +190,12 @@ def main():
                     help="list the tests and exit")
     args = ap.parse_args()
 
-    fixture.BINDIR = os.path.abspath(args.bindir)
+    bindir = os.path.abspath(args.bindir)
+    fixture.BINDIR = bindir
     # obj/bin -> "obj", obj-san/bin -> "obj-san"
-    build = os.path.basename(fixture.BINDIR)
+    build = os.path.basename(bindir)
     if build == "bin":
-        build = os.path.basename(os.path.dirname(fixture.BINDIR))
+        build = os.path.basename(os.path.dirname(bindir))
     fixture.RESULTS = os.path.join(fixture.REPO, "regress", "results", build)
     tests = discover(args.pattern)
     if args.list:
@@ -165,15 +203,17 @@ def main():
             print("%s (%ds)" % (name, timeout))
         return 0
 
-    passed = failed = 0
+    passed = failed = skipped = 0
     setup_error = None
-    smtpd = fixture.binary("smtpd")
+    copy_root = None
+    smtpd = os.path.join(bindir, "smtpd")
     if not (os.path.isfile(smtpd) and os.access(smtpd, os.X_OK)):
         setup_error = "%s not built" % smtpd
     else:
         try:
+            copy_root, fixture.BINDIR = copy_programs(bindir)
             fixture.setup_system()
-        except fixture.FixtureError as e:
+        except (OSError, fixture.FixtureError) as e:
             setup_error = str(e)
 
     started = time.monotonic()
@@ -183,12 +223,15 @@ def main():
             failed += 1
             continue
         t0 = time.monotonic()
-        ok, reason, details = run_one(name, func, timeout,
-                                      args.timeout_scale)
+        status, reason, details = run_one(name, func, timeout,
+                                          args.timeout_scale)
         took = time.monotonic() - t0
-        if ok:
+        if status == "pass":
             passed += 1
             print("PASS %s (%.1fs)" % (name, took), flush=True)
+        elif status == "skip":
+            skipped += 1
+            print("SKIP %s: %s" % (name, reason), flush=True)
         else:
             failed += 1
             first, _, rest = (reason or "failed").partition("\n")
@@ -200,8 +243,16 @@ def main():
     if not tests:
         print("no tests found%s" % (" matching %r" % args.pattern
                                     if args.pattern else ""))
+    # leave the machine as it was: the run's users, mailboxes, test root
+    # and the copy of the programs go
+    for problem in fixture.teardown_system():
+        print("FAIL cleanup: %s" % problem, flush=True)
+        failed += 1
+    if copy_root:
+        shutil.rmtree(copy_root, ignore_errors=True)
     print("integration (%s): %.0fs" % (build, time.monotonic() - started))
-    print("%d passed, %d failed" % (passed, failed), flush=True)
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped),
+          flush=True)
     return 1 if failed or not tests else 0
 
 
