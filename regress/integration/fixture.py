@@ -21,6 +21,7 @@ a test left running) sends SIGTERM and requires exit status 0 within 10 s,
 no child left behind and no sanitizer report in the daemon's log.
 """
 
+import fcntl
 import grp
 import os
 import pwd
@@ -150,9 +151,16 @@ def results_dir():
 # --------------------------------------------------------------------------
 # users and directories
 
-# Users, groups and directories this run created, so that teardown_system()
-# leaves the machine as it found it.
-_created_users = []
+# Users the tests create carry one of these comments (GECOS), so that
+# teardown_system() can tell them from the daemon's real accounts (which
+# "make run" and the package create as "Posthaste _smtpd") and remove them
+# even after an interrupted run.
+TEST_USER_COMMENT = "Posthaste test user"
+TEST_SYSTEM_USER_COMMENT = "Posthaste test system user"
+# Several runs may share the machine (obj and obj-san, two checkouts): each
+# holds a shared lock on this file, and only the last one out cleans up.
+LOCK_FILE = "/var/tmp/posthaste-test.lock"
+_lock_fd = None
 _created_groups = []
 _created_empty_dir = False
 
@@ -162,10 +170,10 @@ def _useradd(name, system, home=None):
     cmd = ["useradd"]
     if system:
         cmd += ["-r", "-M", "-d", EMPTY_DIR, "-s", "/usr/sbin/nologin",
-                "-c", "Posthaste %s" % name]
+                "-c", TEST_SYSTEM_USER_COMMENT]
     else:
         cmd += ["-m", "-d", home, "-s", "/bin/sh",
-                "-c", "Posthaste test user"]
+                "-c", TEST_USER_COMMENT]
     new_group = False
     try:
         grp.getgrnam(name)
@@ -178,7 +186,6 @@ def _useradd(name, system, home=None):
                        universal_newlines=True)
     if r.returncode != 0:
         raise FixtureError("%s: %s" % (" ".join(cmd), r.stdout.strip()))
-    _created_users.append(name)
     if new_group:
         _created_groups.append(name)
 
@@ -229,6 +236,10 @@ def setup_system():
         return
     if os.geteuid() != 0:
         raise FixtureError("integration tests must run as root")
+    global _lock_fd
+    if _lock_fd is None:
+        _lock_fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(_lock_fd, fcntl.LOCK_SH)
     ensure_system_user(DAEMON_USER)
     ensure_system_user(QUEUE_USER)
     ensure_empty_dir()
@@ -241,16 +252,31 @@ def teardown_system():
     """After the run: remove the users, groups, mailboxes and directories
     the run created (and only those), and the test root.  Returns a list
     of what could not be removed."""
-    global _setup_done, _created_empty_dir
+    global _setup_done, _created_empty_dir, _lock_fd
     problems = []
-    for name in reversed(_created_users):
-        r = subprocess.run(["userdel", name], stdout=subprocess.PIPE,
+    _setup_done = False
+    if _lock_fd is not None:
+        try:
+            fcntl.flock(_lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # another run is still using the users and the test root
+            os.close(_lock_fd)
+            _lock_fd = None
+            return problems
+        os.unlink(LOCK_FILE)
+        os.close(_lock_fd)
+        _lock_fd = None
+    for pw in pwd.getpwall():
+        if pw.pw_gecos not in (TEST_USER_COMMENT, TEST_SYSTEM_USER_COMMENT):
+            continue
+        r = subprocess.run(["userdel", pw.pw_name], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT,
                            universal_newlines=True)
         if r.returncode != 0:
-            problems.append("userdel %s: %s" % (name, r.stdout.strip()))
-        for spool in (os.path.join(MAIL_DIR, name),
-                      os.path.join(MAIL_DIR, name + ".lock")):
+            problems.append("userdel %s: %s" % (pw.pw_name,
+                                                r.stdout.strip()))
+        for spool in (os.path.join(MAIL_DIR, pw.pw_name),
+                      os.path.join(MAIL_DIR, pw.pw_name + ".lock")):
             try:
                 os.unlink(spool)
             except FileNotFoundError:
@@ -265,7 +291,6 @@ def teardown_system():
                            universal_newlines=True)
         if r.returncode != 0:
             problems.append("groupdel %s: %s" % (name, r.stdout.strip()))
-    del _created_users[:]
     del _created_groups[:]
     if _created_empty_dir:
         try:
@@ -276,7 +301,6 @@ def teardown_system():
     shutil.rmtree(TEST_ROOT, ignore_errors=True)
     if os.path.exists(TEST_ROOT):
         problems.append("%s could not be removed" % TEST_ROOT)
-    _setup_done = False
     return problems
 
 
