@@ -113,6 +113,11 @@ def start_daemon(smtpd, conf_src, tmp, spool=None, sock=None):
                         "listen on 127.0.0.1 port %d" % port)
     if spool:
         text = 'spool "%s"\nsocket "%s"\n' % (spool, sock) + text
+        # not installed: the machine may have no /etc/aliases (the
+        # package's postinst makes it); use the tree's sample
+        aliases = os.path.join(tmp, "aliases")
+        shutil.copy(os.path.join(REPO, "etc", "aliases"), aliases)
+        text = text.replace("/etc/aliases", aliases)
     conf = os.path.join(tmp, "smtpd.conf")
     with open(conf, "w") as f:
         f.write(text)
