@@ -31,6 +31,13 @@ ctl_queue_state_name(uint32_t state)
 	return state_names[state];
 }
 
+/* later - earlier in seconds, 0 if not later; no overflow either way */
+static uint64_t
+age_of(int64_t earlier, int64_t later)
+{
+	return later > earlier ? (uint64_t)later - (uint64_t)earlier : 0;
+}
+
 void
 ctl_queue_entry_json(struct json *j, const struct ctl_queue_entry *q)
 {
@@ -49,7 +56,7 @@ ctl_queue_entry_json(struct json *j, const struct ctl_queue_entry *q)
 	json_kv_string(j, "state", ctl_queue_state_name(q->state));
 	json_kv_uint(j, "size", q->size);
 	json_kv_int(j, "arrival", q->arrival);
-	json_kv_int(j, "age", q->now > q->arrival ? q->now - q->arrival : 0);
+	json_kv_uint(j, "age", age_of(q->arrival, q->now));
 	json_kv_uint(j, "tries", q->tries);
 	if (q->lasttry > 0)
 		json_kv_int(j, "last_try", q->lasttry);
@@ -97,11 +104,11 @@ ctl_queue_entry_text(FILE *fp, const struct ctl_queue_entry *q)
 		text_safe(fp, q->sender, sizeof(q->sender));
 	fputs(" -> ", fp);
 	text_safe(fp, q->recipient, sizeof(q->recipient));
-	fprintf(fp, " size=%" PRIu64 " age=%llds tries=%u state=%s", q->size,
-	    (long long)(q->now > q->arrival ? q->now - q->arrival : 0),
-	    q->tries, ctl_queue_state_name(q->state));
+	fprintf(fp, " size=%" PRIu64 " age=%" PRIu64 "s tries=%u state=%s",
+	    q->size, age_of(q->arrival, q->now), q->tries,
+	    ctl_queue_state_name(q->state));
 	if (q->nexttry > q->now)
-		fprintf(fp, " next=%llds", (long long)(q->nexttry - q->now));
+		fprintf(fp, " next=%" PRIu64 "s", age_of(q->now, q->nexttry));
 	if (q->error[0] != '\0') {
 		fputs(" error=", fp);
 		text_safe(fp, q->error, sizeof(q->error));
