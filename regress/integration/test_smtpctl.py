@@ -12,7 +12,7 @@ import threading
 import time
 
 from fixture import (TEST_USER2, Daemon, SMTPConnection, binary,
-                     ensure_test_user, maildir_files, reset_maildir,
+                     ensure_test_user, maildir_files, poll, reset_maildir,
                      unique_marker, wait_maildir)
 
 TIMEOUT = 90
@@ -323,3 +323,43 @@ def test_remove_in_flight_tempfail_not_retried():
 
 def test_remove_in_flight_permfail_not_bounced():
     _remove_in_flight("550 5.1.1 no such user")
+
+
+def test_remove_in_flight_local_delivery():
+    """The same for a local delivery (the parent's mda): a command that
+    waits for the test, then fails temporarily; removed while it runs,
+    the envelope is not tried again."""
+    pw = ensure_test_user(TEST_USER1)
+    attempts = os.path.join(pw.pw_dir, "slow.attempts")
+    try:
+        os.unlink(attempts)
+    except FileNotFoundError:
+        pass
+    conf_extra = (
+        "queue retry-local 1s\n"
+        'action "slow" mda "echo x >> $HOME/slow.attempts; i=0; '
+        'while [ ! -e @TMP@/go ] && [ $i -lt 300 ]; do sleep 0.1; '
+        'i=$((i+1)); done; cat > /dev/null; echo busy; exit 75"\n'
+        'match from any for domain "slow.test" action "slow"\n')
+    with Daemon(conf_extra=conf_extra) as d:
+        send(d, "%s@slow.test" % TEST_USER1, unique_marker("slow"))
+        assert poll(lambda: os.path.exists(attempts), 20), \
+            "the delivery command never started"
+        q = queue_json(d)
+        assert len(q) == 1 and q[0]["state"] == "inflight", q
+        p = ctl(d, "remove", q[0]["id"][:8], check=False)
+        assert p.returncode == 0 and b"in flight" in p.stdout, \
+            (p.stdout, p.stderr)
+        assert spool_records(d) == [], spool_records(d)
+        with open(os.path.join(d.tmp, "go"), "w"):
+            pass
+        deadline = time.monotonic() + 20
+        while "%s: removed by smtpctl\n" % q[0]["id"] not in d.log():
+            assert time.monotonic() < deadline, d.log_tail()
+            time.sleep(0.1)
+        time.sleep(3)		# retry-local 1s: a retry would have run
+        with open(attempts) as f:
+            assert len(f.read().split()) == 1, "tried again after removal"
+        assert queue_json(d) == []
+        assert spool_records(d) == []
+        assert "status=deferred" not in d.log()
