@@ -92,3 +92,12 @@ proto_valid_ctl_reply(const struct ctl_reply *r)
 {
 	return STR_OK(r->text) ? 0 : -1;
 }
+
+int
+proto_valid_ctl_queue_entry(const struct ctl_queue_entry *q)
+{
+	if (q->state >= CTL_QSTATE_MAX || !STR_OK(q->sender) ||
+	    !STR_OK(q->recipient) || !STR_OK(q->error))
+		return -1;
+	return 0;
+}

@@ -161,6 +161,7 @@ struct match {
 	struct match_crit mail_from;	/* "mail-from <t>|"addr"" */
 	struct match_crit tls;		/* "tls": session is encrypted */
 	struct match_crit helo;		/* "helo <t>" */
+	struct match_crit tag;		/* "tag NAME": the listener's tag */
 	int		 reject;	/* "reject" instead of "action" */
 	char		 action_name[CONF_NAME_MAX];
 	struct action	*action;	/* resolved at end of parse */

@@ -607,7 +607,8 @@ parse_action(struct parser *p, const char *keyword, int line)
  */
 
 static const char *const match_keywords[] = {
-    "from", "for", "auth", "mail-from", "tls", "helo", "action", "reject",
+    "from", "for", "auth", "mail-from", "tls", "helo", "tag", "action",
+    "reject",
 };
 
 static int
@@ -752,6 +753,8 @@ parse_match(struct parser *p, const char *keyword, int line)
 			crit = &m->tls;
 		else if (tok_is_keyword(t, "helo"))
 			crit = &m->helo;
+		else if (tok_is_keyword(t, "tag"))
+			crit = &m->tag;
 		else if (negate)
 			return parse_unexpected(p, t, "criterion after \"!\"");
 		else if (tok_is_keyword(t, "action") || tok_is_keyword(t, "reject"))
@@ -786,6 +789,10 @@ parse_match(struct parser *p, const char *keyword, int line)
 		} else if (crit == &m->helo) {
 			if (get_crit(p, crit, 0,
 				     "<table> or name after helo") == -1)
+				return -1;
+		} else if (crit == &m->tag) {
+			if (get_crit(p, crit, 0,
+				     "<table> or name after tag") == -1)
 				return -1;
 		}
 	}

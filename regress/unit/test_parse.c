@@ -763,6 +763,37 @@ test_match(void **state)
 	config_free(conf);
 }
 
+/* match tag NAME | <table>, negated too; a tag value is required */
+static void
+test_match_tag(void **state)
+{
+	struct smtpd_config *conf;
+	struct match *m;
+
+	(void)state;
+	conf = parse_ok(
+	    "table tags { FILTERED }\n"
+	    "listen on 127.0.0.1 port 10028 tag FILTERED\n"
+	    "action out relay\n"
+	    "match from any tag FILTERED for any action out\n"
+	    "match from any !tag <tags> for any reject\n");
+	m = nth_match(conf, 0);
+	assert_true(m->tag.set);
+	assert_false(m->tag.negate);
+	assert_false(m->tag.is_table);
+	assert_string_equal(m->tag.value, "FILTERED");
+	m = nth_match(conf, 1);
+	assert_true(m->tag.set && m->tag.negate && m->tag.is_table);
+	assert_string_equal(m->tag.value, "tags");
+	config_free(conf);
+	expect_error("action out relay\nmatch from any tag action out\n", 2,
+	    "syntax error near \"action\", expected <table> or name after "
+	    "tag");
+	expect_error("action out relay\n"
+	    "match tag A tag B for any action out\n", 2,
+	    "match criterion \"tag\" given twice");
+}
+
 static void
 test_lexer(void **state)
 {
@@ -1067,6 +1098,7 @@ main(void)
 	    cmocka_unit_test(test_listen_tls_auth),
 	    cmocka_unit_test(test_actions),
 	    cmocka_unit_test(test_match),
+	    cmocka_unit_test(test_match_tag),
 	    cmocka_unit_test(test_lexer),
 	    cmocka_unit_test(test_macros),
 	    cmocka_unit_test(test_parse_file),
