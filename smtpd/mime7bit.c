@@ -84,6 +84,8 @@ struct mime7bit {
 	const char	*error;
 	mime7bit_out	 out;
 	void		*arg;
+	char		 obuf[8192];	/* output not yet handed to out */
+	size_t		 olen;
 
 	/* one byte of E_* per entity, in the order they start */
 	uint8_t		*eflags;
@@ -142,12 +144,34 @@ fail(struct mime7bit *c, const char *why)
 }
 
 static int
+flush(struct mime7bit *c)
+{
+	size_t	n = c->olen;
+
+	c->olen = 0;
+	if (n > 0 && c->out(c->arg, c->obuf, n) == -1)
+		return fail(c, "the converted message could not be written");
+	return 0;
+}
+
+/* output goes out in blocks: most pieces are a few bytes long */
+static int
 emit(struct mime7bit *c, const char *p, size_t len)
 {
 	if (!c->converting || len == 0)
 		return 0;
-	if (c->out(c->arg, p, len) == -1)
-		return fail(c, "the converted message could not be written");
+	if (len > sizeof(c->obuf) - c->olen) {
+		if (flush(c) == -1)
+			return -1;
+		if (len > sizeof(c->obuf)) {
+			if (c->out(c->arg, p, len) == -1)
+				return fail(c, "the converted message could "
+				    "not be written");
+			return 0;
+		}
+	}
+	memcpy(c->obuf + c->olen, p, len);
+	c->olen += len;
 	return 0;
 }
 
@@ -217,6 +241,7 @@ mime7bit_convert(struct mime7bit *c, mime7bit_out out, void *arg)
 	if (c->failed || c->converting)
 		return -1;
 	c->converting = 1;
+	c->olen = 0;
 	c->out = out;
 	c->arg = arg;
 	reset_parse(c);
@@ -921,7 +946,9 @@ mime7bit_feed(struct mime7bit *c, const char *data, size_t len)
 			c->lstart = 0;
 		}
 	}
-	return c->failed ? -1 : 0;
+	if (c->failed)
+		return -1;
+	return c->converting ? flush(c) : 0;
 }
 
 int
@@ -945,5 +972,5 @@ mime7bit_finish(struct mime7bit *c)
 	}
 	if (c->enc != ENC_NONE && enc_end(c, 1) == -1)
 		return -1;
-	return 0;
+	return c->converting ? flush(c) : 0;
 }
