@@ -352,6 +352,13 @@ qp_byte(struct mime7bit *c, unsigned char b)
 {
 	char	ch = (char)b;
 
+	/* the common case, without the calls */
+	if (b >= 33 && b <= 126 && b != '=' && !c->pend_ws && !c->pend_cr &&
+	    c->col < 75 && c->olen < sizeof(c->obuf)) {
+		c->obuf[c->olen++] = ch;
+		c->col++;
+		return 0;
+	}
 	if (b == '\r' && !c->pend_cr) {
 		/* with a blank before it, both may still end the line */
 		c->pend_cr = 1;
@@ -404,6 +411,16 @@ b64_group(struct mime7bit *c)
 	    '=';
 	o[3] = n > 2 ? b64chars[c->b64[2] & 63] : '=';
 	c->nb64 = 0;
+	if (c->olen + 5 <= sizeof(c->obuf)) {
+		/* the common case, without the calls */
+		memcpy(c->obuf + c->olen, o, 4);
+		c->olen += 4;
+		if ((c->col += 4) >= 76) {
+			c->col = 0;
+			c->obuf[c->olen++] = '\n';
+		}
+		return 0;
+	}
 	if (emit(c, o, 4) == -1)
 		return -1;
 	if ((c->col += 4) >= 76) {
@@ -423,6 +440,10 @@ b64_raw(struct mime7bit *c, unsigned char b)
 static int
 b64_byte(struct mime7bit *c, unsigned char b)
 {
+	if (!c->pend_crlf && !c->pend_cr && b != '\r') {
+		c->b64[c->nb64++] = b;
+		return c->nb64 == 3 ? b64_group(c) : 0;
+	}
 	if (c->pend_crlf) {
 		c->pend_crlf = 0;
 		if (b64_raw(c, '\r') == -1 || b64_raw(c, '\n') == -1)
