@@ -32,9 +32,10 @@
  *   - 8-bit bytes in a part that cannot be re-encoded: one already
  *     labelled quoted-printable or base64 (or an unknown encoding), a
  *     message type other than message/rfc822 (RFC 2046 5.2: partial
- *     and external-body are 7bit only; message/global is left alone), a
- *     multipart that is not well formed (no boundary, an encoding on it,
- *     nested deeper than MIME7BIT_MAX_DEPTH).
+ *     and external-body are 7bit only; message/global is not
+ *     re-encoded either), a multipart that is not well formed (no
+ *     boundary, an encoding on it, nested deeper than
+ *     MIME7BIT_MAX_DEPTH).
  *   - 8-bit bytes in a multipart's preamble or epilogue, which no
  *     encoding covers.
  *   - More than MIME7BIT_MAX_ENTITIES parts.
@@ -288,7 +289,8 @@ push_entity(struct mime7bit *c, int in_digest)
 	size_t		 idx;
 
 	if (c->depth >= MIME7BIT_MAX_DEPTH)
-		return fail(c, "MIME parts nested too deep");	/* not reached */
+		/* header_end() leaves room: only a guard */
+		return fail(c, "MIME parts nested too deep");
 	if (new_entity(c, &idx) == -1)
 		return -1;
 	f = &c->stack[c->depth++];

@@ -161,8 +161,8 @@ qp_decode(const char *p, size_t len)
 static int
 b64val(char ch)
 {
-	const char	*s = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789+/", *f = strchr(s, ch);
+	const char	*s = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789+/", *f = strchr(s, ch);
 
 	assert_non_null(f);
 	return (int)(f - s);
@@ -467,7 +467,8 @@ test_digest_default(void **state)
 	assert_int_equal(nconv, 1);
 	assert_non_null(strstr(o, "--d\n\nSubject: one\n"
 	    "Content-Type: text/plain; charset=unknown-8bit\n"
-	    "Content-Transfer-Encoding: quoted-printable\n\nbody =E9\n--d--\n"));
+	    "Content-Transfer-Encoding: quoted-printable\n\nbody =E9\n"
+	    "--d--\n"));
 	free(o);
 }
 
