@@ -203,7 +203,7 @@ def test_large_message_streams():
         before = int(fixture.proc_status(pid)["VmHWM"].split()[0])
         send_mail(d.port, ["big@remote.test"], body,
                   mail_params=" BODY=8BITMIME")
-        wait_log(d, r"to=<big@remote.test>.*status=sent", timeout=120)
+        wait_log(d, r"to=<big@remote.test>.*status=sent", timeout=45)
         grown = int(fixture.proc_status(pid)["VmHWM"].split()[0]) - before
         data = received(sink)
     assert max(data) < 0x80
