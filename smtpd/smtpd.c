@@ -54,7 +54,7 @@ struct smtpd_config	*conf;
 int			 smtpd_debug;
 int			 smtpd_verbose;
 
-enum child_kind { C_SMTP, C_QUEUE, C_LOOKUP, C_MTA, C_CONTROL };
+enum child_kind { C_SMTP, C_QUEUE, C_LOOKUP, C_MTA, C_CONTROL, C_AUTH };
 
 /*
  * Children come in two kinds of lifetime.  The queue and control live as
@@ -308,6 +308,7 @@ child_keep_fds(struct proc_fds *f)
 	KEEP(f->lookup);
 	KEEP(f->mta);
 	KEEP(f->control);
+	KEEP(f->auth);
 	KEEP(f->ctlsock);
 	for (i = 0; i < f->nsmtp; i++)
 		KEEP(f->smtp[i]);
@@ -325,6 +326,7 @@ proc_fds_init(struct proc_fds *f)
 {
 	memset(f, 0, sizeof(*f));
 	f->parent = f->queue = f->lookup = f->mta = f->control = -1;
+	f->auth = -1;
 	f->ctlsock = -1;
 }
 
@@ -351,6 +353,8 @@ spawn(struct child *c, struct proc_fds *f)
 			mta_main(f);
 		case C_CONTROL:
 			control_main(f);
+		case C_AUTH:
+			auth_system_main(f);
 		}
 		_exit(1);
 	}
@@ -435,14 +439,16 @@ send_queue_conf(void)
 
 /*
  * A generation: lookup, mta and the smtp workers, wired to each other
- * and -- through descriptors passed to it -- to the queue.
+ * and -- through descriptors passed to it -- to the queue; and, when a
+ * listener authenticates system accounts, the auth helper that lookup
+ * asks (auth_system.c), which goes when its lookup does.
  */
 static void
 start_generation(int *listen_fds, int nl, int nworkers)
 {
 	int		 qs[SMTPD_MAX_WORKERS][2];	/* queue <-> smtp */
 	int		 ls[SMTPD_MAX_WORKERS][2];	/* lookup <-> smtp */
-	int		 qm[2], ql[2], lm[2];
+	int		 qm[2], ql[2], lm[2], la[2] = { -1, -1 };
 	struct proc_fds	 f;
 	char		 title[32];
 	int		 i;
@@ -455,6 +461,8 @@ start_generation(int *listen_fds, int nl, int nworkers)
 	socketpair_or_die(qm);
 	socketpair_or_die(ql);
 	socketpair_or_die(lm);
+	if (auth_system_needed(conf))
+		socketpair_or_die(la);
 
 	proc_fds_init(&f);
 	for (i = 0; i < nworkers; i++)
@@ -462,7 +470,16 @@ start_generation(int *listen_fds, int nl, int nworkers)
 	f.nsmtp = nworkers;
 	f.queue = ql[1];
 	f.mta = lm[0];
+	f.auth = la[0];
 	start_child(C_LOOKUP, 0, "lookup", &f);
+
+	if (la[0] != -1) {
+		proc_fds_init(&f);
+		f.lookup = la[1];
+		start_child(C_AUTH, 0, "auth", &f);
+		close(la[0]);
+		close(la[1]);
+	}
 
 	proc_fds_init(&f);
 	f.queue = qm[1];
@@ -945,7 +962,7 @@ parent_reload(void)
 	if (children_alive(1 << C_LOOKUP, 0) >= SMTPD_MAX_GENERATIONS ||
 	    children_alive(1 << C_SMTP, 0) + nworkers >
 	    SMTPD_MAX_LIVE_WORKERS ||
-	    children_used() + nworkers + 2 > MAX_CHILDREN) {
+	    children_used() + nworkers + 3 > MAX_CHILDREN) {
 		log_warnx("reload refused: %d older generations of processes "
 		    "are still finishing their sessions; keeping the running "
 		    "configuration, try again later",
