@@ -1161,6 +1161,9 @@ main(int argc, char **argv)
 		exit(1);
 	}
 	if (checkonly) {
+		/* each file as the process that will open it: config_check.c */
+		if (config_check_files(conf, stderr) > 0)
+			exit(1);
 		printf("configuration OK\n");
 		exit(0);
 	}
@@ -1172,6 +1175,7 @@ main(int argc, char **argv)
 	log_procname("parent");
 
 	conf_path = path;
+	(void)config_check_files(conf, NULL);	/* logged; files may appear */
 	raise_fd_limit();
 	nworkers = worker_count();
 	setup_spool();
