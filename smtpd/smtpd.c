@@ -44,6 +44,7 @@
 #include "mda_proc.h"
 #include "mproc.h"
 #include "offline.h"
+#include "pidfile.h"
 #include "privsep.h"
 #include "proto.h"
 #include "sesscount.h"
@@ -110,7 +111,7 @@ static void	parent_shutdown(int status);
 static __attribute__((noreturn)) void
 usage(void)
 {
-	fprintf(stderr, "usage: smtpd [-dnv] [-f file]\n");
+	fprintf(stderr, "usage: smtpd [-dnVv] [-f file] [-P pidfile]\n");
 	exit(1);
 }
 
@@ -758,6 +759,7 @@ shutdown_step(void)
 	log_info("exiting");
 	if (conf->socket[0])
 		unlink(conf->socket);
+	pidfile_remove();
 	exit(exit_status);
 }
 
@@ -1127,14 +1129,14 @@ parent_dispatch(struct mproc *p, struct imsg *m)
 int
 main(int argc, char **argv)
 {
-	const char	*path = NULL;
+	const char	*path = NULL, *pidpath = SMTPD_PIDFILE;
 	char		 err[CONF_PATH_MAX + 256];
 	struct listener	*l;
 	struct event	*ev_chld, *ev_term, *ev_int, *ev_hup;
 	int		*listen_fds, nl = 0, nworkers, ch, checkonly = 0;
 
 	privsep_title_init(argc, argv);
-	while ((ch = getopt(argc, argv, "df:hnv")) != -1) {
+	while ((ch = getopt(argc, argv, "df:hnP:vV")) != -1) {
 		switch (ch) {
 		case 'd':
 			smtpd_debug = 1;
@@ -1145,9 +1147,15 @@ main(int argc, char **argv)
 		case 'n':
 			checkonly = 1;
 			break;
+		case 'P':
+			pidpath = optarg;
+			break;
 		case 'v':
 			smtpd_verbose++;
 			break;
+		case 'V':
+			printf("%s %s\n", SMTPD_NAME, SMTPD_VERSION);
+			exit(0);
 		default:
 			usage();
 		}
@@ -1171,6 +1179,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "smtpd: need root privileges\n");
 		exit(1);
 	}
+	/* before anything is bound: "already running", not "in use" */
+	if (pidfile_lock(pidpath) == -1)
+		exit(1);
 	log_init(smtpd_debug, smtpd_verbose);
 	log_procname("parent");
 
@@ -1188,6 +1199,7 @@ main(int argc, char **argv)
 
 	if (!smtpd_debug && daemon(0, 0) == -1)
 		fatal("daemon");
+	pidfile_write();	/* bound, and the final pid */
 	signal(SIGPIPE, SIG_IGN);
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");

@@ -9,6 +9,9 @@
 #include "config.h"
 
 #define SMTPD_NAME	"Posthaste"
+#ifndef SMTPD_VERSION		/* the Makefile takes it from debian/changelog */
+#define SMTPD_VERSION	"unknown"
+#endif
 #define SMTPD_MAX_WORKERS 64
 /*
  * Generations alive at once: the current one and those a reload retired

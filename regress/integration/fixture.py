@@ -470,6 +470,10 @@ class Daemon:
     def conf_path(self):
         return os.path.join(self.tmp, "smtpd.conf")
 
+    @property
+    def pid_path(self):
+        return os.path.join(self.tmp, "smtpd.pid")
+
     # -- start -------------------------------------------------------------
 
     def start(self, conf_extra=None, conf=None, wait=True):
@@ -527,8 +531,10 @@ class Daemon:
         for key, value in SANITIZER_ENV.items():
             env.setdefault(key, value)
         env.update(self.env_extra)
+        # a pid file of its own: /run/smtpd.pid would let only one
+        # daemon of the run (or of the machine) start
         cmd = [self.program or binary("smtpd"), "-d", "-v", "-f",
-               self.conf_path] + self.args
+               self.conf_path, "-P", self.pid_path] + self.args
         with open(self.log_path, "wb") as log:
             log.write(("# %s\n" % " ".join(cmd)).encode())
             log.flush()
