@@ -404,7 +404,8 @@ def proc_cwd(pid):
 
 class Daemon:
     """The real daemon, started as root in the foreground:
-    BINDIR/smtpd -d -v -f TMP/smtpd.conf, output to a log file.
+    BINDIR/smtpd -d -v -f TMP/smtpd.conf -P TMP/smtpd.pid, output to a log
+    file.
 
     Attributes once started: port, tmp, spool, socket_path, conf_path,
     log_path, proc (subprocess.Popen), pid.
