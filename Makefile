@@ -41,8 +41,11 @@ SANFLAGS	= -fsanitize=address,undefined -fno-sanitize-recover=undefined
 HARDEN		= -fstack-protector-strong -fPIE
 endif
 
+# smtpd -V: the version of the newest debian/changelog entry
+POSTHASTE_VERSION ?= $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog 2>/dev/null)
 CPPFLAGS	+= -I. -Icommon -Ismtpd -Iqueue -Ilookup -D_GNU_SOURCE \
-		   -DSMTPD_SYSCONFDIR=\"$(SYSCONFDIR)\" $(if $(SAN),-DPOSTHASTE_SAN=1)
+		   -DSMTPD_SYSCONFDIR=\"$(SYSCONFDIR)\" $(if $(SAN),-DPOSTHASTE_SAN=1) \
+		   $(if $(POSTHASTE_VERSION),-DSMTPD_VERSION=\"$(POSTHASTE_VERSION)\")
 CFLAGS		+= -std=c11 $(OPT) $(WARNINGS) $(HARDEN) $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS		+= $(HARDEN_LD) $(SANFLAGS)
 LDLIBS		+= $(PKG_LIBS) -ldb -lunbound -lcrypt -lresolv -pthread

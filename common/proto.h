@@ -28,6 +28,8 @@ enum imsg_type {
 	IMSG_LKA_VRFY,		/* struct lka_rcpt_req; DEST* then RESULT */
 	IMSG_LKA_EXPN,		/* struct lka_rcpt_req; DEST* then RESULT */
 	IMSG_LKA_AUTH,		/* struct lka_auth_req -> lka_result */
+	/* lookup -> auth helper: "auth" without a table (system accounts) */
+	IMSG_AUTH_SYSTEM,	/* struct auth_system_req -> auth_system_res */
 	IMSG_LKA_SENDER,	/* struct lka_rcpt_req (mailfrom only) */
 	/* smtp -> lookup: may this client ETRN?  rcpt.domain is the node,
 	 * rcpt.user "@" for subdomains; reply lka_result with the node in
@@ -152,6 +154,21 @@ struct lka_auth_req {
 	char		mech[16];	/* PLAIN, LOGIN, CRAM-MD5 */
 	char		user[256];
 	char		pass[256];	/* or CRAM-MD5 "challenge digest" */
+};
+
+/*
+ * A system-account check (smtpd/auth_system.c).  reqid is lookup's own;
+ * the answer is only a status: the hash never leaves the helper.
+ */
+struct auth_system_req {
+	uint32_t	reqid;
+	char		user[256];
+	char		pass[256];
+};
+
+struct auth_system_res {
+	uint32_t	reqid;
+	uint32_t	status;		/* PROTO_OK, PROTO_PERMFAIL, TEMPFAIL */
 };
 
 struct lka_mx_req {
@@ -315,6 +332,8 @@ int	proto_valid_lka_rdns(const struct lka_rdns *);
 int	proto_valid_lka_mx_req(const struct lka_mx_req *);
 int	proto_valid_lka_mx_host(const struct lka_mx_host *);
 int	proto_valid_forward_req(const struct forward_req *);
+int	proto_valid_auth_system_req(const struct auth_system_req *);
+int	proto_valid_auth_system_res(const struct auth_system_res *);
 int	proto_valid_mailaddr(const struct mailaddr *);
 
 #endif

@@ -341,6 +341,25 @@ parse_listen(struct parser *p, const char *keyword, int line)
 		tmpl.port = tmpl.tls == LISTEN_TLS_SMTPS ? 465
 			    : tmpl.submission		 ? 587
 							 : 25;
+	/*
+	 * AUTH is offered only inside TLS (smtp_auth.c): a listener that
+	 * asks for it but has no TLS could never take a password.
+	 */
+	if (tmpl.auth != LISTEN_AUTH_NONE && tmpl.tls == LISTEN_TLS_NONE &&
+	    !tmpl.auth_plain_ok)
+		return parse_error(p, line,
+				   "listen on %s: auth without tls, "
+				   "tls-require or smtps: AUTH is only offered "
+				   "inside TLS (add tls, or auth-plaintext to "
+				   "allow it in the clear)",
+				   tmpl.ifname);
+	/* CRAM-MD5 needs the cleartext secret, which no system account has */
+	if (tmpl.auth_cram_md5 && tmpl.auth_table[0] == '\0')
+		return parse_error(p, line,
+				   "listen on %s: auth-cram-md5 needs a "
+				   "credentials table with {plain} secrets "
+				   "(auth <table>)",
+				   tmpl.ifname);
 	if (expand_listen(p, &tmpl, family, line, &first, &n) == -1)
 		return -1;
 	if (tmpl.tls != LISTEN_TLS_NONE && tmpl.pki[0] == '\0') {

@@ -122,7 +122,8 @@ def start_daemon(smtpd, conf_src, tmp, spool=None, sock=None):
     with open(conf, "w") as f:
         f.write(text)
     log = open(os.path.join(tmp, "smtpd.log"), "wb")
-    proc = subprocess.Popen([smtpd, "-d", "-f", conf], stdout=log,
+    proc = subprocess.Popen([smtpd, "-d", "-f", conf, "-P",
+                             os.path.join(tmp, "smtpd.pid")], stdout=log,
                             stderr=log, stdin=subprocess.DEVNULL)
     return proc, conf
 

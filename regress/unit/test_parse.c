@@ -974,6 +974,17 @@ test_errors(void **state)
 		     "invalid relay host \"smtp://\": missing host");
 	expect_error("table c { a = b }\naction r relay auth <c>\n", 2,
 		     "relay auth requires a relay host");
+	/* issue 15: AUTH is offered only inside TLS; CRAM-MD5 needs a table */
+	expect_error("hostname a.example\n\nlisten on 127.0.0.1 auth\n", 3,
+		     "listen on 127.0.0.1: auth without tls, tls-require or "
+		     "smtps: AUTH is only offered inside TLS");
+	expect_error("table c { a = b }\n"
+		     "listen on 127.0.0.1 port 2525 auth-optional <c>\n", 2,
+		     "listen on 127.0.0.1: auth without tls");
+	expect_error("pki a cert /c\npki a key /k\n"
+		     "listen on 127.0.0.1 tls pki a auth auth-cram-md5\n", 3,
+		     "listen on 127.0.0.1: auth-cram-md5 needs a credentials "
+		     "table");
 	expect_error("action r relay host smtps://a.example tls no\n", 1,
 		     "\"tls no\" contradicts");
 	expect_error("action r relay alias <x>\n", 1,
