@@ -114,6 +114,9 @@ rcpt_send_result(struct mta_task *t, struct mta_rcpt *r, int status,
 	res.status = status;
 	snprintf(res.text, sizeof(res.text), "%s", text);
 	snprintf(res.relay, sizeof(res.relay), "%s", relay ? relay : "none");
+	if (status == PROTO_OK)
+		res.dsn = r->dsn;
+	snprintf(res.reply, sizeof(res.reply), "%s", t->reply);
 	/* waiting includes the set-up of the session that took it */
 	wait = t->started ? (t->t_taken.tv_sec - t->t_arrived.tv_sec) *
 	    1000.0 + (t->t_taken.tv_nsec - t->t_arrived.tv_nsec) / 1e6 -

@@ -108,6 +108,7 @@ struct mta_rcpt {
 	struct envelope	 evp;
 	int		 done;		/* a result was decided */
 	int		 accepted;	/* RCPT got 2xx in this transaction */
+	uint32_t	 dsn;		/* DR_DSN_*, for a success */
 };
 
 struct mta_task {
@@ -127,6 +128,9 @@ struct mta_task {
 	struct timespec		 t_arrived;
 	struct timespec		 t_taken;
 	uint32_t		 delay_conn;	/* ms of set-up it waited for */
+	/* the server's reply behind the failures sent next (a DSN's
+	 * Diagnostic-Code), or empty: not a reply of a server */
+	char			 reply[ENV_TEXT_MAX];
 };
 
 struct mta_route {
