@@ -89,7 +89,7 @@ enum imsg_type {
 	IMSG_LKA_UPDATE_TABLE,	/* char name[128] */
 
 	/* parent -> children */
-	IMSG_SHUTDOWN,		/* stop accepting, finish, exit */
+	IMSG_SHUTDOWN,		/* mta: the daemon stops (mta_retire()) */
 	IMSG_PAUSE,		/* uint32 what */
 	IMSG_RESUME,
 	IMSG_RETIRE,		/* smtp worker, mta: a reload replaced you */

@@ -56,6 +56,7 @@
 #define MTA_TIMEOUT_REPLY	300
 #define MTA_TIMEOUT_DATA_END	600
 #define MTA_TIMEOUT_QUIT	5
+#define MTA_TIMEOUT_QUIT_STOP	1	/* when the daemon stops */
 #define MTA_BODY_HIGH		(256 * 1024)	/* output buffered ahead */
 #define MTA_BODY_LOW		(64 * 1024)
 
@@ -818,6 +819,23 @@ session_on_idle(evutil_socket_t fd, short ev, void *arg)
 }
 
 void
+mta_session_stop(struct mta_route *rt)
+{
+	struct mta_session	*s, *tmp;
+
+	TAILQ_FOREACH_SAFE(s, &rt->sessions, entry, tmp) {
+		/* its "." is written or on its way: the peer may have it */
+		if (s->state == S_TXN && s->body_done && !s->body_discard)
+			continue;
+		if (s->task != NULL) {
+			mta_task_drop(s->task);
+			s->task = NULL;
+		}
+		session_free(s);
+	}
+}
+
+void
 mta_session_quit_idle(struct mta_route *rt)
 {
 	struct mta_session	*s;
@@ -848,6 +866,8 @@ session_next(struct mta_session *s)
 	if (mta_retiring()) {
 		/* no more work will come to this process */
 		session_on_idle(-1, 0, s);
+		if (mta_stopping())
+			session_timeout(s, MTA_TIMEOUT_QUIT_STOP);
 		return;
 	}
 	s->state = S_READY;
