@@ -1097,6 +1097,7 @@ queue_delivery_result(const struct delivery_result *r)
 	inflight--;
 	if (e->removed) {
 		ctl_removed_landed(e, r);	/* no retry, no DSN */
+		bounce_settle(msgid_of(r->evpid));
 		queue_schedule();
 		return;
 	}
