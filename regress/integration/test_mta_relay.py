@@ -771,3 +771,52 @@ def test_sigterm_waits_for_end_of_data_reply():
 
 
 test_sigterm_waits_for_end_of_data_reply.timeout = 120
+
+
+def test_sigterm_cuts_a_delivery_before_its_end_of_data():
+    """The wait at SIGTERM is only for a reply to an end of data: a
+    delivery whose RCPT the peer has not answered yet is broken off (no
+    copy can be at the peer), the daemon exits at once, and after a
+    restart on the same spool the message goes, once."""
+    spool_dir = fixture.tempfile.mkdtemp(prefix="spool.",
+                                         dir=fixture.TEST_ROOT)
+    os.chmod(spool_dir, 0o755)
+    marker = unique_marker("term-early")
+
+    def slow_first_rcpt(addr, n):
+        if n == 1:
+            time.sleep(6)
+        return "250 2.1.5 ok"
+
+    def copies(srv):
+        return [t for t in srv.transactions()
+                if marker.encode() in (t["data"] or b"")]
+    try:
+        with FakeSMTP(rcpt_reply=slow_first_rcpt) as srv:
+            conf = relay_conf(srv.port).replace(
+                '"@TMP@/spool"', '"%s/spool"' % spool_dir)
+            d = Daemon(conf=conf)
+            d.start()
+            try:
+                send_mail(d.port, ["early@remote.test"], message(marker))
+                assert poll(lambda: srv.seen.get("early@remote.test"),
+                            20), "the peer never saw the RCPT"
+                t0 = time.monotonic()
+                d.send_signal(fixture.signal.SIGTERM)
+                status = d.wait_exit(fixture.STOP_TIMEOUT)
+                took = time.monotonic() - t0
+                assert status == 0, "exit status %s" % status
+                assert took < 4, "%.1fs to stop with no end of data " \
+                    "sent" % took
+            finally:
+                d.stop()
+            assert not copies(srv)
+            with Daemon(conf=conf) as d2:
+                wait_log(d2, r"to=<early@remote.test>.*status=sent")
+                time.sleep(1)
+                assert len(copies(srv)) == 1, len(copies(srv))
+    finally:
+        fixture.shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+test_sigterm_cuts_a_delivery_before_its_end_of_data.timeout = 90
