@@ -92,7 +92,7 @@ int
 proto_valid_delivery_result(const struct delivery_result *r)
 {
 	if (r->status > PROTO_PERMFAIL || !STR_OK(r->text) ||
-	    !STR_OK(r->relay))
+	    !STR_OK(r->relay) || !STR_OK(r->reply) || r->dsn > DR_DSN_RELAYED)
 		return -1;
 	return 0;
 }

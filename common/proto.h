@@ -89,7 +89,7 @@ enum imsg_type {
 	IMSG_LKA_UPDATE_TABLE,	/* char name[128] */
 
 	/* parent -> children */
-	IMSG_SHUTDOWN,		/* stop accepting, finish, exit */
+	IMSG_SHUTDOWN,		/* mta: the daemon stops (mta_retire()) */
 	IMSG_PAUSE,		/* uint32 what */
 	IMSG_RESUME,
 	IMSG_RETIRE,		/* smtp worker, mta: a reload replaced you */
@@ -251,7 +251,19 @@ struct delivery_result {
 	uint32_t	delay_wait;
 	uint32_t	delay_conn;
 	uint32_t	delay_xfer;
+	/*
+	 * RFC 3461 for a success, from the mta: did the next hop take our
+	 * NOTIFY (it reports success itself), or does it not offer DSN (we
+	 * report "relayed")?  DR_DSN_FINAL for a delivery of our own.
+	 */
+	uint32_t	dsn;
+	/* the remote server's reply that decided it ("554 5.7.1 ..."), for
+	 * a DSN's Diagnostic-Code: smtp; empty when none did */
+	char		reply[ENV_TEXT_MAX];
 };
+#define DR_DSN_FINAL	0	/* delivered here: "delivered" */
+#define DR_DSN_PASSED	1	/* the next hop took NOTIFY: no DSN of ours */
+#define DR_DSN_RELAYED	2	/* the next hop offers no DSN: "relayed" */
 
 struct ctl_request {
 	uint32_t	reqid;

@@ -4,10 +4,23 @@
  * A DSN is an ordinary message that the queue writes itself and sends
  * the normal way: its recipient (the original envelope sender) is
  * resolved by the lookup process like any RCPT, so a DSN to a local user
- * lands in a mailbox and one to a remote sender is relayed.  A failed
- * envelope is kept in the queue until its DSN is committed, so a crash
- * can never lose both.  DSNs have the null sender, so they never cause
- * another DSN; a DSN that itself fails goes to postmaster, once.
+ * lands in a mailbox and one to a remote sender is relayed.  DSNs have
+ * the null sender, so they never cause another DSN; a DSN that itself
+ * fails goes to postmaster, once.
+ *
+ * One DSN per message and kind (failed, delayed, delivered, relayed)
+ * covers the recipients whose outcome arrives together: while the lookup
+ * of the DSN's recipient is under way, and then while other envelopes of
+ * the same message are still in flight (at most BOUNCE_HOLD_SECS), a
+ * further recipient joins the pending DSN instead of making its own
+ * (RFC 3461 5.2.8: one DSN may describe many recipients).
+ *
+ * A DSN holds the original message open from the moment it is asked
+ * for: a delivered envelope is removed at once (its message file may go
+ * with it) and the DSN still reads the original.  A failed envelope is
+ * kept in the queue until its DSN is committed, so a crash can never
+ * lose both; a success report is not worth that (a crash in between
+ * would deliver the message again), so a crash may lose one.
  */
 #include <sys/types.h>
 
@@ -20,27 +33,55 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
+#include "addr.h"
 #include "log.h"
 #include "queue.h"
 #include "smtpd.h"
 #include "util.h"
 
 #define BOUNCE_MAX_DESTS	16
+#define BOUNCE_MAX_RCPTS	1000	/* per DSN; then another one */
+#define BOUNCE_HOLD_SECS	10	/* waiting for a message's other
+					 * envelopes in flight */
 #define BOUNCE_COPY_MAX		(10 * 1024 * 1024)	/* of the original */
+
+/* one recipient the DSN reports on */
+struct bounce_rcpt {
+	uint64_t		 evpid;
+	int			 kept;		/* DSN_FAILED: waits for us */
+	int			 remote;	/* a remote delivery */
+	struct mailaddr		 dest;
+	char			 orcpt[ENV_TEXT_MAX];
+	char			 text[ENV_TEXT_MAX];	/* our diagnostic */
+	char			 reply[ENV_TEXT_MAX];	/* the server's */
+	char			 relay[256];	/* host[addr]:port, or none */
+	time_t			 lasttry;
+};
 
 struct bounce {
 	TAILQ_ENTRY(bounce)	 entry;
 	uint32_t		 reqid;
 	enum dsn_action		 action;
-	struct envelope		 orig;
-	char			 diag[ENV_TEXT_MAX];
+	struct envelope		 orig;		/* the first recipient's */
+	int			 fd;		/* the original message */
+	int64_t			 size;
+	struct bounce_rcpt	*rcpts;
+	size_t			 nrcpts;
 	struct lka_dest		 dests[BOUNCE_MAX_DESTS];
 	size_t			 ndests;
+	int			 answered;	/* lookup's result arrived */
+	int			 refused;
+	char			 why[256];	/* when refused */
+	time_t			 created;
+	struct event		*ev_hold;
 };
 
 static TAILQ_HEAD(, bounce) pending = TAILQ_HEAD_INITIALIZER(pending);
 static uint32_t		 next_reqid;
+
+static void	bounce_finish(struct bounce *);
 
 static int
 is_null_sender(const struct envelope *e)
@@ -68,28 +109,100 @@ bounce_wants(const struct envelope *e, enum dsn_action action)
 	case DSN_DELAYED:
 		return notify == 0 || (notify & EF_NOTIFY_DELAY);
 	case DSN_DELIVERED:
+	case DSN_RELAYED:
 		return (notify & EF_NOTIFY_SUCCESS) != 0;
 	}
 	return 0;
 }
 
+static int
+same_sender(const struct envelope *a, const struct envelope *b)
+{
+	return strcmp(a->sender.user, b->sender.user) == 0 &&
+	    strcmp(a->sender.domain, b->sender.domain) == 0;
+}
+
+/* a pending DSN of the same message and kind that can take one more */
+static struct bounce *
+bounce_joinable(const struct envelope *e, enum dsn_action action)
+{
+	struct bounce	*b;
+
+	TAILQ_FOREACH(b, &pending, entry)
+		if (msgid_of(b->orig.id) == msgid_of(e->id) &&
+		    b->action == action && same_sender(&b->orig, e) &&
+		    b->nrcpts < BOUNCE_MAX_RCPTS)
+			return b;
+	return NULL;
+}
+
+static int
+bounce_add_rcpt(struct bounce *b, const struct envelope *e,
+    const struct delivery_result *r)
+{
+	struct bounce_rcpt	*br;
+
+	br = reallocarray(b->rcpts, b->nrcpts + 1, sizeof(*br));
+	if (br == NULL)
+		return -1;
+	b->rcpts = br;
+	br = &b->rcpts[b->nrcpts++];
+	memset(br, 0, sizeof(*br));
+	br->evpid = e->id;
+	br->kept = b->action == DSN_FAILED;
+	br->remote = e->dest_type == DEST_REMOTE;
+	br->dest = e->dest;
+	memcpy(br->orcpt, e->orcpt, sizeof(br->orcpt));
+	snprintf(br->text, sizeof(br->text), "%s", r->text);
+	snprintf(br->reply, sizeof(br->reply), "%s", r->reply);
+	snprintf(br->relay, sizeof(br->relay), "%s", r->relay);
+	br->lasttry = e->lasttry;
+	return 0;
+}
+
+static void
+bounce_free(struct bounce *b)
+{
+	if (b->ev_hold != NULL)
+		event_free(b->ev_hold);
+	if (b->fd != -1)
+		close(b->fd);
+	free(b->rcpts);
+	free(b);
+}
+
 void
 bounce_generate(const struct envelope *e, enum dsn_action action,
-    const char *diag)
+    const struct delivery_result *r)
 {
 	struct bounce		*b;
 	struct lka_rcpt_req	 req;
 
-	if ((b = calloc(1, sizeof(*b))) == NULL) {
-		log_warn("bounce");
-		if (action == DSN_FAILED)
-			queue_bounce_done(e->id);
-		return;
+	if ((b = bounce_joinable(e, action)) != NULL) {
+		if (bounce_add_rcpt(b, e, r) == 0)
+			return;
+		log_warn("%016" PRIx64 ": DSN", e->id);
+		goto fail;
 	}
-	b->reqid = ++next_reqid;
+	if ((b = calloc(1, sizeof(*b))) == NULL) {
+		log_warn("%016" PRIx64 ": DSN", e->id);
+		goto fail;
+	}
 	b->action = action;
 	b->orig = *e;
-	snprintf(b->diag, sizeof(b->diag), "%s", diag);
+	b->created = time(NULL);
+	/* the original, read when the DSN is written: its file may go now */
+	if ((b->fd = queue_open_message(msgid_of(e->id), &b->size)) == -1) {
+		log_warn("%016" PRIx64 ": DSN: open the message", e->id);
+		bounce_free(b);
+		goto fail;
+	}
+	if (bounce_add_rcpt(b, e, r) == -1) {
+		log_warn("%016" PRIx64 ": DSN", e->id);
+		bounce_free(b);
+		goto fail;
+	}
+	b->reqid = ++next_reqid;
 	TAILQ_INSERT_TAIL(&pending, b, entry);
 
 	memset(&req, 0, sizeof(req));
@@ -104,6 +217,11 @@ bounce_generate(const struct envelope *e, enum dsn_action action,
 	} else
 		req.rcpt = e->sender;
 	queue_lookup_request(&req);
+	return;
+fail:
+	/* a failed envelope must not wait for a DSN that will not come */
+	if (action == DSN_FAILED)
+		queue_bounce_done(e->id);
 }
 
 static struct bounce *
@@ -122,7 +240,7 @@ bounce_lookup_dest(const struct lka_dest *d)
 {
 	struct bounce	*b;
 
-	if ((b = bounce_find(d->reqid)) == NULL)
+	if ((b = bounce_find(d->reqid)) == NULL || b->answered)
 		fatalx("lookup answered an unknown bounce request");
 	if (b->ndests < BOUNCE_MAX_DESTS)
 		b->dests[b->ndests++] = *d;
@@ -170,23 +288,19 @@ clean_text(const char *in, char *out, size_t len)
 
 /* copy the original message (or its header) into the DSN */
 static int
-append_original(struct evbuffer *out, uint32_t msgid, int headers_only)
+append_original(struct evbuffer *out, int fd, int64_t size, int headers_only)
 {
 	struct evbuffer		*tmp;
 	struct evbuffer_ptr	 p;
 	char			 buf[16384];
 	size_t			 limit = headers_only ? 256 * 1024 :
 				    BOUNCE_COPY_MAX;
-	int64_t			 size, off = 0;
+	int64_t			 off = 0;
 	ssize_t			 n = 0;
-	int			 fd, truncated = 0;
+	int			 truncated = 0;
 
-	if ((fd = queue_open_message(msgid, &size)) == -1)
+	if ((tmp = evbuffer_new()) == NULL)
 		return -1;
-	if ((tmp = evbuffer_new()) == NULL) {
-		close(fd);
-		return -1;
-	}
 	while (evbuffer_get_length(tmp) < limit &&
 	    (n = msg_pread(fd, buf, sizeof(buf), off, size)) > 0) {
 		evbuffer_add(tmp, buf, n);
@@ -194,7 +308,6 @@ append_original(struct evbuffer *out, uint32_t msgid, int headers_only)
 	}
 	if (n > 0)
 		truncated = 1;
-	close(fd);
 	if (headers_only) {
 		p = evbuffer_search(tmp, "\n\n", 2, NULL);
 		if (p.pos != -1) {
@@ -210,25 +323,100 @@ append_original(struct evbuffer *out, uint32_t msgid, int headers_only)
 	return n < 0 ? -1 : 0;
 }
 
+/* RFC 3461 4.2: ORCPT is addr-type ";" xtext; the DSN shows it decoded */
+static void
+original_recipient(const char *orcpt, char *out, size_t len)
+{
+	const char	*semi = strchr(orcpt, ';');
+	char		 dec[ENV_TEXT_MAX];
+	size_t		 n;
+
+	out[0] = '\0';
+	if (semi == NULL || (n = semi - orcpt) == 0 || n + 2 >= len ||
+	    xtext_decode(semi + 1, dec, sizeof(dec)) < 0)
+		return;
+	memcpy(out, orcpt, n + 1);
+	clean_text(dec, out + n + 1, len - n - 1);
+}
+
+/* "host[addr]:port" -> host, for Remote-MTA: dns; */
+static void
+remote_host(const char *relay, char *out, size_t len)
+{
+	size_t	n = strcspn(relay, "[:");
+
+	if (n == 0 || n >= len || strcmp(relay, "none") == 0) {
+		out[0] = '\0';
+		return;
+	}
+	memcpy(out, relay, n);
+	out[n] = '\0';
+}
+
+/* is diag an SMTP reply: "NNN" then a space or its end? */
+static int
+is_smtp_reply(const char *diag)
+{
+	return diag[0] >= '2' && diag[0] <= '5' && diag[1] >= '0' &&
+	    diag[1] <= '9' && diag[2] >= '0' && diag[2] <= '9' &&
+	    (diag[3] == ' ' || diag[3] == '\0');
+}
+
+/* RFC 3464 2.3: the per-recipient fields */
+static void
+write_rcpt_fields(struct evbuffer *out, const struct bounce *b,
+    const struct bounce_rcpt *br, const char *action)
+{
+	char	rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char	text[ENV_TEXT_MAX], orig[ENV_TEXT_MAX], host[256];
+	char	status[16], date[64];
+
+	addr_to_string(&br->dest, rcpt, sizeof(rcpt));
+	status_code(br->text, b->action, status, sizeof(status));
+	evbuffer_add_printf(out, "\nFinal-Recipient: rfc822; %s\n", rcpt);
+	original_recipient(br->orcpt, orig, sizeof(orig));
+	if (orig[0])
+		evbuffer_add_printf(out, "Original-Recipient: %s\n", orig);
+	evbuffer_add_printf(out, "Action: %s\nStatus: %s\n", action, status);
+	host[0] = '\0';
+	if (br->remote)
+		remote_host(br->relay, host, sizeof(host));
+	if (host[0])
+		evbuffer_add_printf(out, "Remote-MTA: dns; %s\n", host);
+	clean_text(br->reply, text, sizeof(text));
+	if (text[0] && is_smtp_reply(text))
+		evbuffer_add_printf(out, "Diagnostic-Code: smtp; %s\n", text);
+	else {
+		clean_text(br->text, text, sizeof(text));
+		if (is_smtp_reply(text))
+			evbuffer_add_printf(out, "Diagnostic-Code: smtp; %s\n",
+			    text);
+		else
+			evbuffer_add_printf(out,
+			    "Diagnostic-Code: X-Posthaste; %s\n", text);
+	}
+	format_date(br->lasttry ? br->lasttry : time(NULL), date,
+	    sizeof(date));
+	evbuffer_add_printf(out, "Last-Attempt-Date: %s\n", date);
+}
+
 static int
 bounce_write(struct bounce *b, uint32_t msgid, int fd)
 {
 	const struct envelope	*e = &b->orig;
 	struct evbuffer		*out;
-	char			 date[64], arrival[64], status[16];
+	char			 date[64], arrival[64], origmsg[9];
 	char			 rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
-	char			 diag[ENV_TEXT_MAX], origmsg[9], boundary[300];
+	char			 diag[ENV_TEXT_MAX], boundary[300];
 	char			 to[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 	const char		*subject, *action, *intro;
+	size_t			 i;
 	int			 headers_only, rc = 0;
 
 	if ((out = evbuffer_new()) == NULL)
 		return -1;
 	format_date(time(NULL), date, sizeof(date));
 	format_date(e->ctime, arrival, sizeof(arrival));
-	status_code(b->diag, b->action, status, sizeof(status));
-	clean_text(b->diag, diag, sizeof(diag));
-	addr_to_string(&e->dest, rcpt, sizeof(rcpt));
 	if (is_null_sender(e))
 		snprintf(to, sizeof(to), "postmaster@%s", conf->hostname);
 	else
@@ -249,11 +437,19 @@ bounce_write(struct bounce *b, uint32_t msgid, int fd)
 		intro = "Your message could not be delivered yet. The mail "
 		    "system will keep\ntrying; you do not need to resend it.";
 		break;
+	case DSN_RELAYED:
+		subject = "Successful Mail Relay Report";
+		action = "relayed";
+		intro = "Your message was passed on to the mail system "
+		    "named below, which\ndoes not report deliveries: there "
+		    "will be no further report of\nits delivery, only "
+		    "perhaps of a failure.";
+		break;
 	default:
 		subject = "Successful Mail Delivery Report";
 		action = "delivered";
 		intro = "Your message was successfully delivered to the "
-		    "recipient below.";
+		    "recipients below.";
 		break;
 	}
 	/* RET=HDRS asks for headers only; delay and success reports too */
@@ -277,13 +473,17 @@ bounce_write(struct bounce *b, uint32_t msgid, int fd)
 	    "--%s\n"
 	    "Content-Type: text/plain; charset=us-ascii\n"
 	    "\n"
-	    "This is the mail system at host %s.\n\n%s\n\n"
-	    "<%s>: %s\n"
-	    "\n",
+	    "This is the mail system at host %s.\n\n%s\n\n",
 	    conf->hostname, SMTPD_NAME, msgid, date, conf->hostname, to,
 	    subject, date, msgid, conf->hostname, boundary,
-	    boundary, conf->hostname, intro, rcpt, diag);
+	    boundary, conf->hostname, intro);
+	for (i = 0; i < b->nrcpts; i++) {
+		addr_to_string(&b->rcpts[i].dest, rcpt, sizeof(rcpt));
+		clean_text(b->rcpts[i].text, diag, sizeof(diag));
+		evbuffer_add_printf(out, "<%s>: %s\n", rcpt, diag);
+	}
 	evbuffer_add_printf(out,
+	    "\n"
 	    "--%s\n"
 	    "Content-Type: message/delivery-status\n"
 	    "\n"
@@ -294,25 +494,13 @@ bounce_write(struct bounce *b, uint32_t msgid, int fd)
 	if (e->envid[0])
 		evbuffer_add_printf(out, "Original-Envelope-Id: %s\n",
 		    e->envid);
-	evbuffer_add_printf(out, "\nFinal-Recipient: rfc822; %s\n", rcpt);
-	if (e->orcpt[0])
-		evbuffer_add_printf(out, "Original-Recipient: %s\n", e->orcpt);
-	evbuffer_add_printf(out, "Action: %s\nStatus: %s\n", action, status);
-	if (diag[0] >= '2' && diag[0] <= '5' && diag[1] >= '0' &&
-	    diag[1] <= '9' && diag[2] >= '0' && diag[2] <= '9' &&
-	    diag[3] == ' ')
-		evbuffer_add_printf(out, "Diagnostic-Code: smtp; %s\n", diag);
-	else
-		evbuffer_add_printf(out, "Diagnostic-Code: X-Posthaste; %s\n",
-		    diag);
-	if (e->lasttry)
-		format_date(e->lasttry, arrival, sizeof(arrival));
-	evbuffer_add_printf(out, "Last-Attempt-Date: %s\n\n", arrival);
-	evbuffer_add_printf(out, "--%s\nContent-Type: %s\n%s\n", boundary,
+	for (i = 0; i < b->nrcpts; i++)
+		write_rcpt_fields(out, b, &b->rcpts[i], action);
+	evbuffer_add_printf(out, "\n--%s\nContent-Type: %s\n%s\n", boundary,
 	    headers_only ? "text/rfc822-headers" : "message/rfc822",
 	    (e->flags & EF_8BITMIME) ? "Content-Transfer-Encoding: 8bit\n" :
 	    "");
-	if (append_original(out, msgid_of(e->id), headers_only) == -1)
+	if (append_original(out, b->fd, b->size, headers_only) == -1)
 		rc = -1;
 	evbuffer_add_printf(out, "\n--%s--\n", boundary);
 	while (rc == 0 && evbuffer_get_length(out) > 0)
@@ -324,24 +512,34 @@ bounce_write(struct bounce *b, uint32_t msgid, int fd)
 	return rc;
 }
 
-void
-bounce_lookup_result(const struct lka_result *r)
+static const char *
+action_name(enum dsn_action a)
 {
-	struct bounce	*b;
+	switch (a) {
+	case DSN_FAILED:
+		return "failed";
+	case DSN_DELAYED:
+		return "delayed";
+	case DSN_RELAYED:
+		return "relayed";
+	default:
+		return "delivered";
+	}
+}
+
+/* write, queue and forget the DSN, whatever lookup said */
+static void
+bounce_finish(struct bounce *b)
+{
 	struct envelope	 evps[BOUNCE_MAX_DESTS];
 	uint32_t	 msgid;
 	size_t		 i;
 	int		 fd;
 
-	if ((b = bounce_find(r->reqid)) == NULL)
-		fatalx("lookup answered an unknown bounce request");
 	TAILQ_REMOVE(&pending, b, entry);
-	if (r->status != PROTO_OK || b->ndests == 0) {
-		char clean[sizeof(r->reply)];
-
-		clean_text(r->reply, clean, sizeof(clean));
+	if (b->refused) {
 		log_warnx("%016" PRIx64 ": no DSN: its recipient was refused "
-		    "(%s)", b->orig.id, clean);
+		    "(%s)", b->orig.id, b->why);
 		goto done;
 	}
 	if (queue_message_create(&msgid, &fd) == -1) {
@@ -362,12 +560,11 @@ bounce_lookup_result(const struct lka_result *r)
 		n->id = (uint64_t)msgid << 32;
 		n->ctime = time(NULL);
 		n->flags = EF_BOUNCE | (b->orig.flags & EF_8BITMIME);
-		if (b->orig.sender.user[0] == '\0' &&
-		    b->orig.sender.domain[0] == '\0')
+		if (is_null_sender(&b->orig))
 			n->flags |= EF_DOUBLE_BOUNCE;
 		n->dest_type = b->dests[i].dest_type;
 		n->dest = b->dests[i].dest;
-		if (b->orig.sender.user[0] || b->orig.sender.domain[0])
+		if (!is_null_sender(&b->orig))
 			n->rcpt = b->orig.sender;
 		else
 			n->rcpt = b->dests[i].dest;
@@ -381,15 +578,80 @@ bounce_lookup_result(const struct lka_result *r)
 		log_warnx("%016" PRIx64 ": cannot queue DSN", b->orig.id);
 		goto done;
 	}
-	log_info("%08x: DSN (%s) for %016" PRIx64 " queued", msgid,
-	    b->action == DSN_FAILED ? "failed" : b->action == DSN_DELAYED ?
-	    "delayed" : "delivered", b->orig.id);
+	if (b->nrcpts == 1)
+		log_info("%08x: DSN (%s) for %016" PRIx64 " queued", msgid,
+		    action_name(b->action), b->orig.id);
+	else
+		log_info("%08x: DSN (%s) for %016" PRIx64 " and %zu more "
+		    "recipients of %08x queued", msgid, action_name(b->action),
+		    b->orig.id, b->nrcpts - 1, msgid_of(b->orig.id));
 done:
 	/*
-	 * Whatever happened, the failed envelope goes: keeping it would
+	 * Whatever happened, the failed envelopes go: keeping them would
 	 * retry a bounce that cannot be made, forever.
 	 */
-	if (b->action == DSN_FAILED)
-		queue_bounce_done(b->orig.id);
-	free(b);
+	for (i = 0; i < b->nrcpts; i++)
+		if (b->rcpts[i].kept)
+			queue_bounce_done(b->rcpts[i].evpid);
+	bounce_free(b);
+}
+
+static void
+on_hold_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	bounce_finish(arg);
+}
+
+/*
+ * Lookup answered: write the DSN now, unless envelopes of the same
+ * message are still in flight -- their outcome may join it -- and the
+ * DSN has not waited BOUNCE_HOLD_SECS yet.
+ */
+static void
+bounce_try(struct bounce *b)
+{
+	struct timeval	tv = { 0, 0 };
+	time_t		now = time(NULL);
+
+	if (!b->answered)
+		return;
+	if (b->refused || !queue_message_busy(msgid_of(b->orig.id)) ||
+	    now - b->created >= BOUNCE_HOLD_SECS) {
+		bounce_finish(b);
+		return;
+	}
+	if (b->ev_hold != NULL)
+		return;		/* already waiting */
+	if ((b->ev_hold = evtimer_new(ev_base, on_hold_timeout, b)) == NULL) {
+		bounce_finish(b);
+		return;
+	}
+	tv.tv_sec = BOUNCE_HOLD_SECS - (now - b->created);
+	evtimer_add(b->ev_hold, &tv);
+}
+
+/* the queue got a delivery result for an envelope of this message */
+void
+bounce_settle(uint32_t msgid)
+{
+	struct bounce	*b, *tmp;
+
+	TAILQ_FOREACH_SAFE(b, &pending, entry, tmp)
+		if (msgid_of(b->orig.id) == msgid && b->answered)
+			bounce_try(b);
+}
+
+void
+bounce_lookup_result(const struct lka_result *r)
+{
+	struct bounce	*b;
+
+	if ((b = bounce_find(r->reqid)) == NULL || b->answered)
+		fatalx("lookup answered an unknown bounce request");
+	b->answered = 1;
+	if (r->status != PROTO_OK || b->ndests == 0) {
+		b->refused = 1;
+		clean_text(r->reply, b->why, sizeof(b->why));
+	}
+	bounce_try(b);
 }

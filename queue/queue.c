@@ -1097,6 +1097,7 @@ queue_delivery_result(const struct delivery_result *r)
 	inflight--;
 	if (e->removed) {
 		ctl_removed_landed(e, r);	/* no retry, no DSN */
+		bounce_settle(msgid_of(r->evpid));
 		queue_schedule();
 		return;
 	}
@@ -1106,8 +1107,17 @@ queue_delivery_result(const struct delivery_result *r)
 	case PROTO_OK:
 		log_delivery(e, "sent", r);
 		queue_stats.delivered++;
-		if (e->evp.flags & EF_NOTIFY_SUCCESS)
-			bounce_generate(&e->evp, DSN_DELIVERED, r->text);
+		/*
+		 * RFC 3461 5.2: a next hop that took our NOTIFY reports the
+		 * success itself; one without DSN makes it ours to say the
+		 * message was "relayed".  The DSN holds the message open:
+		 * the envelope goes now.
+		 */
+		if ((e->evp.flags & EF_NOTIFY_SUCCESS) &&
+		    r->dsn != DR_DSN_PASSED &&
+		    bounce_wants(&e->evp, DSN_DELIVERED))
+			bounce_generate(&e->evp, r->dsn == DR_DSN_RELAYED ?
+			    DSN_RELAYED : DSN_DELIVERED, r);
 		qenv_remove(e);
 		break;
 	case PROTO_TEMPFAIL:
@@ -1122,7 +1132,7 @@ queue_delivery_result(const struct delivery_result *r)
 			    now - e->evp.ctime >= conf->bounce_warn &&
 			    bounce_wants(&e->evp, DSN_DELAYED)) {
 				e->evp.flags |= EF_WARNED;
-				bounce_generate(&e->evp, DSN_DELAYED, r->text);
+				bounce_generate(&e->evp, DSN_DELAYED, r);
 			}
 			if (qenv_update(e) == -1)
 				log_warnx("%016" PRIx64 ": cannot update "
@@ -1144,9 +1154,11 @@ queue_delivery_result(const struct delivery_result *r)
 		/* the envelope stays until its DSN is safely queued */
 		qenv_unlist(e);
 		e->bouncing = 1;
-		bounce_generate(&e->evp, DSN_FAILED, r->text);
+		bounce_generate(&e->evp, DSN_FAILED, r);
 		break;
 	}
+	/* a DSN waiting for this message's other envelopes may go now */
+	bounce_settle(msgid_of(r->evpid));
 	queue_schedule();
 }
 
@@ -1305,6 +1317,21 @@ queue_schedule_domain(const char *domain, int subdomains)
 	if (n)
 		queue_schedule();
 	return n;
+}
+
+/* bounce.c: one DSN for the recipients of a message that fail together */
+int
+queue_message_busy(uint32_t msgid)
+{
+	struct qenv	 key, *e;
+
+	key.evp.id = (uint64_t)msgid << 32;
+	for (e = RB_NFIND(qenv_tree, &envs, &key);
+	    e != NULL && msgid_of(e->evp.id) == msgid;
+	    e = RB_NEXT(qenv_tree, &envs, e))
+		if (e->inflight)
+			return 1;
+	return 0;
 }
 
 /* bounce.c: the DSN for a failed envelope is queued (or given up) */

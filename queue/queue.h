@@ -73,12 +73,20 @@ uint32_t queue_schedule_domain(const char *domain, int subdomains);
 void	queue_lookup_request(const struct lka_rcpt_req *);
 
 /* bounce.c: delivery status notifications (RFC 3464) */
-enum dsn_action { DSN_FAILED, DSN_DELAYED, DSN_DELIVERED };
+enum dsn_action { DSN_FAILED, DSN_DELAYED, DSN_DELIVERED, DSN_RELAYED };
 int	bounce_wants(const struct envelope *, enum dsn_action);
-/* copies the envelope; for DSN_FAILED calls queue_bounce_done() later */
+/*
+ * Copies the envelope and the result, and opens the message (the
+ * envelope may go at once, but for DSN_FAILED: queue_bounce_done() is
+ * called for it later).
+ */
 void	bounce_generate(const struct envelope *, enum dsn_action,
-	    const char *diagnostic);
+	    const struct delivery_result *);
 void	bounce_lookup_dest(const struct lka_dest *);
 void	bounce_lookup_result(const struct lka_result *);
+/* a delivery result arrived for an envelope of the message */
+void	bounce_settle(uint32_t msgid);
+/* queue.c: is an envelope of the message in flight? */
+int	queue_message_busy(uint32_t msgid);
 
 #endif

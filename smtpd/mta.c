@@ -54,6 +54,12 @@
 #include "wirescan.h"
 
 #define MTA_RESOLVE_TTL	300	/* seconds a route trusts its host list */
+/*
+ * At shutdown, how long the replies to ends of data are waited for: below
+ * the parent's own bound (smtpd.c, SHUTDOWN_WAIT), so that the results
+ * still reach the queue before anything is killed.
+ */
+#define MTA_STOP_SECS	25
 
 SSL_CTX			*mta_ssl_ctx;
 int			 mta_ssl_ca_loaded;
@@ -64,6 +70,7 @@ static struct mproc	 m_parent, m_queue, m_lookup;
 static TAILQ_HEAD(, mta_route) routes = TAILQ_HEAD_INITIALIZER(routes);
 static uint32_t		 mta_reqid;
 static int		 retiring;	/* mta_retire() */
+static int		 stopping;	/* mta_retire(1): the daemon stops */
 
 /* credentials for smarthosts, read from the secrets tables at start-up */
 struct mta_secret {
@@ -114,6 +121,9 @@ rcpt_send_result(struct mta_task *t, struct mta_rcpt *r, int status,
 	res.status = status;
 	snprintf(res.text, sizeof(res.text), "%s", text);
 	snprintf(res.relay, sizeof(res.relay), "%s", relay ? relay : "none");
+	if (status == PROTO_OK)
+		res.dsn = r->dsn;
+	snprintf(res.reply, sizeof(res.reply), "%s", t->reply);
 	/* waiting includes the set-up of the session that took it */
 	wait = t->started ? (t->t_taken.tv_sec - t->t_arrived.tv_sec) *
 	    1000.0 + (t->t_taken.tv_nsec - t->t_arrived.tv_nsec) / 1e6 -
@@ -167,6 +177,15 @@ mta_task_free(struct mta_task *t)
 		if (!t->rcpts[i].done)
 			rcpt_send_result(t, &t->rcpts[i], PROTO_TEMPFAIL, NULL,
 			    "4.3.0 delivery attempt ended without a result");
+	if (t->fd != -1)
+		close(t->fd);
+	free(t->rcpts);
+	free(t);
+}
+
+void
+mta_task_drop(struct mta_task *t)
+{
 	if (t->fd != -1)
 		close(t->fd);
 	free(t->rcpts);
@@ -466,7 +485,8 @@ mta_route_kick_cb(evutil_socket_t fd, short ev, void *arg)
 	struct mta_task		*t;
 	int			 limit = conf->mta_max_per_dest;
 
-	if (rt->ntasks == 0 && rt->nsessions == 0 && !rt->resolving) {
+	if (rt->ntasks == 0 && rt->nsessions == 0 &&
+	    (!rt->resolving || stopping)) {
 		route_free(rt);
 		if (retiring && TAILQ_EMPTY(&routes))
 			exit(0);
@@ -518,6 +538,11 @@ mta_deliver(const struct envelope *evp, int fd)
 	struct mta_rcpt		*nr;
 	const char		*why = NULL;
 
+	if (stopping) {
+		/* not begun: the queue keeps it for the next start */
+		close(fd);
+		return;
+	}
 	a = config_find_action(conf, evp->action);
 	if (a == NULL)
 		why = "4.3.5 the envelope's action is no longer configured";
@@ -635,7 +660,9 @@ mta_lookup_dispatch(struct mproc *p, struct imsg *m)
 		    (h.addr.ss_family != AF_INET &&
 		    h.addr.ss_family != AF_INET6))
 			fatalx("invalid MX host from lookup");
-		if ((rt = route_by_reqid(h.reqid)) == NULL)
+		if ((rt = route_by_reqid(h.reqid)) == NULL && stopping)
+			break;	/* its route is gone */
+		if (rt == NULL)
 			fatalx("MX host for an unknown request from lookup");
 		if (rt->nhosts >= MTA_HOSTS_MAX)
 			break;	/* enough to try; the rest is ignored */
@@ -657,7 +684,9 @@ mta_lookup_dispatch(struct mproc *p, struct imsg *m)
 		break;
 	case IMSG_LKA_MX_RESULT:
 		PROTO_READ(p, m, &res, proto_valid_lka_result);
-		if ((rt = route_by_reqid(res.reqid)) == NULL)
+		if ((rt = route_by_reqid(res.reqid)) == NULL && stopping)
+			break;
+		if (rt == NULL)
 			fatalx("MX result for an unknown request from lookup");
 		rt->resolving = 0;
 		if (res.status == PROTO_OK && rt->nhosts > 0) {
@@ -690,6 +719,14 @@ mta_lookup_dispatch(struct mproc *p, struct imsg *m)
  * it has nothing to do, and exit when no route is left.  The parent
  * sends SIGTERM after its grace period (smtpd.c, RETIRE_GRACE): what
  * we still hold then is retried by the queue when our channel closes.
+ *
+ * When the daemon stops (stop: IMSG_SHUTDOWN), smtpd(8) promises the
+ * deliveries in flight their end, for the same reason: a session whose
+ * "." went out waits for its reply, sends the result to the queue and
+ * QUITs; every other session ends at once and nothing new begins (what
+ * we held goes back to the queue untried: a transaction cut before its
+ * "." delivers nothing).  MTA_STOP_SECS bounds the wait.  With nothing
+ * in flight we exit at once.
  */
 int
 mta_retiring(void)
@@ -697,11 +734,62 @@ mta_retiring(void)
 	return retiring;
 }
 
+int
+mta_stopping(void)
+{
+	return stopping;
+}
+
 static void
-mta_retire(void)
+on_stop_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	log_warnx("stopping: no reply to the end of data within %d s; the "
+	    "queue will try those messages again", MTA_STOP_SECS);
+	exit(0);
+}
+
+static void
+mta_stop(void)
+{
+	struct mta_route	*rt;
+	struct mta_task		*t;
+	struct event		*ev;
+	struct timeval		 tv = { MTA_STOP_SECS, 0 };
+	int			 waiting = 0;
+
+	stopping = 1;
+	TAILQ_FOREACH(rt, &routes, entry) {
+		while ((t = TAILQ_FIRST(&rt->tasks)) != NULL) {
+			TAILQ_REMOVE(&rt->tasks, t, entry);
+			rt->ntasks--;
+			mta_task_drop(t);
+		}
+		if (rt->ev_pace != NULL)
+			evtimer_del(rt->ev_pace);
+		mta_session_stop(rt);
+		waiting += rt->nsessions;
+		mta_route_kick(rt);
+	}
+	if (TAILQ_EMPTY(&routes))
+		exit(0);
+	if (waiting > 0)
+		log_info("stopping: waiting for the reply to the end of data "
+		    "in %d session%s", waiting, waiting == 1 ? "" : "s");
+	if ((ev = evtimer_new(ev_base, on_stop_timeout, NULL)) == NULL)
+		fatal("evtimer_new");
+	evtimer_add(ev, &tv);
+}
+
+static void
+mta_retire(int stop)
 {
 	struct mta_route	*rt;
 
+	if (stop && !stopping) {
+		retiring = 1;
+		mta_stop();
+		return;
+	}
 	if (retiring)
 		return;
 	retiring = 1;
@@ -720,7 +808,11 @@ mta_parent_dispatch(struct mproc *p, struct imsg *m)
 	switch (m->hdr.type) {
 	case IMSG_RETIRE:
 		mproc_check_len(p, m, 0);
-		mta_retire();
+		mta_retire(0);
+		break;
+	case IMSG_SHUTDOWN:
+		mproc_check_len(p, m, 0);
+		mta_retire(1);
 		break;
 	default:
 		fatalx("unexpected message %u from %s", m->hdr.type,

@@ -108,6 +108,7 @@ struct mta_rcpt {
 	struct envelope	 evp;
 	int		 done;		/* a result was decided */
 	int		 accepted;	/* RCPT got 2xx in this transaction */
+	uint32_t	 dsn;		/* DR_DSN_*, for a success */
 };
 
 struct mta_task {
@@ -127,6 +128,9 @@ struct mta_task {
 	struct timespec		 t_arrived;
 	struct timespec		 t_taken;
 	uint32_t		 delay_conn;	/* ms of set-up it waited for */
+	/* the server's reply behind the failures sent next (a DSN's
+	 * Diagnostic-Code), or empty: not a reply of a server */
+	char			 reply[ENV_TEXT_MAX];
 };
 
 struct mta_route {
@@ -203,10 +207,15 @@ void	mta_task_fail(struct mta_task *, int status, const char *relay,
 void	mta_task_free(struct mta_task *);
 /* back to the front of its route, untouched (session lost early) */
 void	mta_task_requeue(struct mta_task *);
+/* the daemon stops: free it, its unanswered recipients left to the
+ * queue (they are retried when our channel closes, or at the next start) */
+void	mta_task_drop(struct mta_task *);
 /* 1 when the recipient's or the sender's address is not ASCII */
 int	mta_addr_utf8(const struct mailaddr *);
 /* a reload replaced us: finish what we hold, keep no session idle */
 int	mta_retiring(void);
+/* the daemon stops: only a reply to an end of data is still awaited */
+int	mta_stopping(void);
 double	mta_elapsed_ms(const struct timespec *since);
 
 /* mta_io.c */
@@ -245,6 +254,9 @@ struct mta_session *mta_session_idle(struct mta_route *);
 void	mta_session_give(struct mta_session *, struct mta_task *);
 /* QUIT the route's sessions that have nothing to do */
 void	mta_session_quit_idle(struct mta_route *);
+/* the daemon stops: end every session of the route but those waiting
+ * for the reply to their end of data */
+void	mta_session_stop(struct mta_route *);
 
 #endif /* POSTHASTE_MTA_INTERNAL */
 

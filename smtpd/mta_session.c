@@ -56,6 +56,7 @@
 #define MTA_TIMEOUT_REPLY	300
 #define MTA_TIMEOUT_DATA_END	600
 #define MTA_TIMEOUT_QUIT	5
+#define MTA_TIMEOUT_QUIT_STOP	1	/* when the daemon stops */
 #define MTA_BODY_HIGH		(256 * 1024)	/* output buffered ahead */
 #define MTA_BODY_LOW		(64 * 1024)
 
@@ -137,6 +138,7 @@ session_free(struct mta_session *s)
 	struct mta_route	*rt = s->route;
 
 	if (s->task != NULL) {
+		s->task->reply[0] = '\0';
 		mta_task_fail(s->task, PROTO_TEMPFAIL, s->relay,
 		    "4.4.2 %s: session ended", s->relay);
 		mta_task_free(s->task);
@@ -214,6 +216,9 @@ reply_describe(struct mta_session *s, const char *what, char *out,
 	mta_reply_oneline(&s->reply, line, sizeof(line));
 	textf(out, len, "%s host %s said: %s (in reply to %s)", dsn,
 	    s->relay, line, what);
+	/* the reply itself, for a DSN's "Diagnostic-Code: smtp;" */
+	if (s->task != NULL)
+		textf(s->task->reply, sizeof(s->task->reply), "%s", line);
 }
 
 /*
@@ -288,6 +293,7 @@ session_lost(struct mta_session *s, const char *fmt, ...)
 	} else if (t != NULL) {
 		log_info("mta session %016llx: %s", (unsigned long long)s->id,
 		    text);
+		t->reply[0] = '\0';	/* no reply decided this */
 		mta_task_fail(t, PROTO_TEMPFAIL, s->relay, "%s", text);
 		mta_task_free(t);
 		s->task = NULL;
@@ -726,6 +732,7 @@ session_txn_start(struct mta_session *s)
 	s->body_wire = 0;
 	s->body_bol = 1;
 	t->delay_conn = s->nmsgs == 0 ? s->setup_ms : 0;
+	t->reply[0] = '\0';
 
 	/* what the message needs that the peer does not offer: bounce */
 	if ((s->ext & MTA_EXT_SIZE) && s->maxsize > 0 &&
@@ -812,6 +819,23 @@ session_on_idle(evutil_socket_t fd, short ev, void *arg)
 }
 
 void
+mta_session_stop(struct mta_route *rt)
+{
+	struct mta_session	*s, *tmp;
+
+	TAILQ_FOREACH_SAFE(s, &rt->sessions, entry, tmp) {
+		/* its "." is written or on its way: the peer may have it */
+		if (s->state == S_TXN && s->body_done && !s->body_discard)
+			continue;
+		if (s->task != NULL) {
+			mta_task_drop(s->task);
+			s->task = NULL;
+		}
+		session_free(s);
+	}
+}
+
+void
 mta_session_quit_idle(struct mta_route *rt)
 {
 	struct mta_session	*s;
@@ -842,6 +866,8 @@ session_next(struct mta_session *s)
 	if (mta_retiring()) {
 		/* no more work will come to this process */
 		session_on_idle(-1, 0, s);
+		if (mta_stopping())
+			session_timeout(s, MTA_TIMEOUT_QUIT_STOP);
 		return;
 	}
 	s->state = S_READY;
@@ -1030,6 +1056,7 @@ session_txn_reply(struct mta_session *s)
 			mta_reply_status(&s->reply, dsn, sizeof(dsn));
 			mta_reply_oneline(&s->reply, line, sizeof(line));
 			textf(text, sizeof(text), "%s %s", dsn, line);
+			textf(t->reply, sizeof(t->reply), "%s", line);
 			st = PROTO_OK;
 		} else {
 			reply_describe(s, "end of DATA command", text,
@@ -1037,9 +1064,18 @@ session_txn_reply(struct mta_session *s)
 			if (st == PROTO_OK)
 				st = PROTO_TEMPFAIL;
 		}
-		for (i = 0; i < t->nrcpts; i++)
-			if (t->rcpts[i].accepted)
-				mta_rcpt_result(t, i, st, s->relay, "%s", text);
+		for (i = 0; i < t->nrcpts; i++) {
+			if (!t->rcpts[i].accepted)
+				continue;
+			/*
+			 * RFC 3461 5.2.2: a peer without DSN got no NOTIFY,
+			 * so a success we were asked to report is "relayed";
+			 * one with DSN reports it itself.
+			 */
+			t->rcpts[i].dsn = (s->ext & MTA_EXT_DSN) ?
+			    DR_DSN_PASSED : DR_DSN_RELAYED;
+			mta_rcpt_result(t, i, st, s->relay, "%s", text);
+		}
 		session_txn_done(s);
 		return 0;
 	}

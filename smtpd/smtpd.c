@@ -88,6 +88,12 @@ struct child {
  * few that keep sending.
  */
 #define RETIRE_GRACE	300
+/*
+ * From SIGTERM to SIGKILL of what is left: smtpd(8) promises the
+ * deliveries in flight this long (the mta waits MTA_STOP_SECS of it for
+ * the replies to its ends of data, then the queue records them).
+ */
+#define SHUTDOWN_WAIT	30
 #define RETIRES_GENTLY(c) ((c)->kind == C_SMTP || (c)->kind == C_MTA)
 
 static struct child	 children[MAX_CHILDREN];
@@ -744,8 +750,11 @@ kill_children(int kind_mask, int sig)
 static void
 shutdown_step(void)
 {
-	/* workers first, so every in-flight commit is answered */
-	if (children_alive(1 << C_SMTP, 0) > 0)
+	/*
+	 * Workers and mtas first, while the queue still runs: every commit
+	 * in flight is answered, every delivery result recorded.
+	 */
+	if (children_alive((1 << C_SMTP) | (1 << C_MTA), 0) > 0)
 		return;
 	if (children_alive(~(1 << C_SMTP), 0) > 0) {
 		kill_children(~(1 << C_SMTP), SIGTERM);
@@ -845,7 +854,8 @@ on_shutdown_timeout(evutil_socket_t fd, short ev, void *arg)
 static void
 parent_shutdown(int status)
 {
-	struct timeval	tv = { 30, 0 };
+	struct timeval	tv = { SHUTDOWN_WAIT, 0 };
+	int		i;
 
 	if (status > exit_status)
 		exit_status = status;
@@ -853,6 +863,19 @@ parent_shutdown(int status)
 		return;
 	shutting_down = 1;
 	kill_children(1 << C_SMTP, SIGTERM);
+	/*
+	 * The mtas (a retiring one too) stop as a reload retires them, but
+	 * at once: a delivery whose end of data is sent waits for its reply
+	 * (mta.c, mta_retire()), nothing else does.  SIGTERM would cut it,
+	 * and the message would go twice: the peer has it, the queue not
+	 * its result.
+	 */
+	for (i = 0; i < MAX_CHILDREN; i++) {
+		struct child *c = &children[i];
+
+		if (c->used && !c->exited && c->kind == C_MTA)
+			mproc_compose(&c->mp, IMSG_SHUTDOWN, 0, -1, NULL, 0);
+	}
 	lsocks_close_all();
 	ev_shutdown_timer = evtimer_new(ev_base, on_shutdown_timeout, NULL);
 	evtimer_add(ev_shutdown_timer, &tv);

@@ -708,3 +708,115 @@ def test_reused_answer_expires():
         # asked at the start and again after each second at least
         assert cached <= n - 3, (n, cached)
         assert cached >= 1, (n, cached)
+
+
+def test_sigterm_waits_for_end_of_data_reply():
+    """smtpd(8): SIGTERM lets the deliveries in flight finish.  A peer
+    that takes 8 s to answer the end of data, SIGTERM 2 s after it has
+    the message: the daemon exits only after the reply (recording the
+    delivery), cleanly, and after a restart on the same spool the peer
+    has exactly one copy.  (Cutting the session after the "." left the
+    envelope in the queue while the peer had the message: two copies.)"""
+    delay = 8
+    spool_dir = fixture.tempfile.mkdtemp(prefix="spool.",
+                                         dir=fixture.TEST_ROOT)
+    os.chmod(spool_dir, 0o755)
+    conf = relay_conf(0).replace('"@TMP@/spool"',
+                                 '"%s/spool"' % spool_dir)
+    marker = unique_marker("term")
+
+    def slow_reply(txn):
+        time.sleep(delay)
+        return "250 2.0.0 queued after a while"
+
+    def copies(srv):
+        return [t for t in srv.transactions()
+                if marker.encode() in (t["data"] or b"")]
+    try:
+        with FakeSMTP(data_reply=slow_reply) as srv:
+            conf = re.sub(r"smtp://127\.0\.0\.1:0\b",
+                          "smtp://127.0.0.1:%d" % srv.port, conf)
+            d = Daemon(conf=conf)
+            d.start()
+            try:
+                send_mail(d.port, ["far@remote.test"], message(marker))
+                assert poll(lambda: copies(srv), 20), \
+                    "the peer never got the message"
+                time.sleep(2)
+                t0 = time.monotonic()
+                d.send_signal(fixture.signal.SIGTERM)
+                status = d.wait_exit(40)
+                took = time.monotonic() - t0
+                assert status == 0, "exit status %s after %.1fs" % (status,
+                                                                    took)
+                recorded = re.search(r"to=<far@remote.test>.*status=sent",
+                                     d.log())
+            finally:
+                d.stop()
+            d2 = Daemon(conf=conf)
+            with d2:
+                # a second copy would go out at once: wait for it a while
+                time.sleep(4)
+                assert len(copies(srv)) == 1, \
+                    "%d copies at the peer after the restart (the first " \
+                    "daemon exited %.1fs after SIGTERM)" % \
+                    (len(copies(srv)), took)
+                assert not re.search(r"far@remote.test", d2.log()), \
+                    d2.log_tail()
+            assert took >= delay - 2 - 1, \
+                "exited %.1fs after SIGTERM, before the peer's reply" % took
+            assert recorded, "the delivery was not recorded before the exit"
+    finally:
+        fixture.shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+test_sigterm_waits_for_end_of_data_reply.timeout = 120
+
+
+def test_sigterm_cuts_a_delivery_before_its_end_of_data():
+    """The wait at SIGTERM is only for a reply to an end of data: a
+    delivery whose RCPT the peer has not answered yet is broken off (no
+    copy can be at the peer), the daemon exits at once, and after a
+    restart on the same spool the message goes, once."""
+    spool_dir = fixture.tempfile.mkdtemp(prefix="spool.",
+                                         dir=fixture.TEST_ROOT)
+    os.chmod(spool_dir, 0o755)
+    marker = unique_marker("term-early")
+
+    def slow_first_rcpt(addr, n):
+        if n == 1:
+            time.sleep(6)
+        return "250 2.1.5 ok"
+
+    def copies(srv):
+        return [t for t in srv.transactions()
+                if marker.encode() in (t["data"] or b"")]
+    try:
+        with FakeSMTP(rcpt_reply=slow_first_rcpt) as srv:
+            conf = relay_conf(srv.port).replace(
+                '"@TMP@/spool"', '"%s/spool"' % spool_dir)
+            d = Daemon(conf=conf)
+            d.start()
+            try:
+                send_mail(d.port, ["early@remote.test"], message(marker))
+                assert poll(lambda: srv.seen.get("early@remote.test"),
+                            20), "the peer never saw the RCPT"
+                t0 = time.monotonic()
+                d.send_signal(fixture.signal.SIGTERM)
+                status = d.wait_exit(fixture.STOP_TIMEOUT)
+                took = time.monotonic() - t0
+                assert status == 0, "exit status %s" % status
+                assert took < 4, "%.1fs to stop with no end of data " \
+                    "sent" % took
+            finally:
+                d.stop()
+            assert not copies(srv)
+            with Daemon(conf=conf) as d2:
+                wait_log(d2, r"to=<early@remote.test>.*status=sent")
+                time.sleep(1)
+                assert len(copies(srv)) == 1, len(copies(srv))
+    finally:
+        fixture.shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+test_sigterm_cuts_a_delivery_before_its_end_of_data.timeout = 90
