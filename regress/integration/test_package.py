@@ -26,8 +26,8 @@ import subprocess
 import tempfile
 import time
 
-from fixture import (REPO, TEST_USER1, free_port, poll, read_file, user,
-                     maildir_files, skip, unique_marker)
+from fixture import (REPO, TEST_USER1, free_port, mbox_path, poll,
+                     read_file, user, skip, unique_marker)
 
 TIMEOUT = 1200
 PKG = "posthaste"
@@ -94,14 +94,13 @@ def check_package(deb):
 
 
 def wait_delivery(marker):
+    """The package's default configuration delivers to /var/mail/USER
+    (Debian Policy 11.6), where mail(1) looks."""
     def found():
-        for p in maildir_files(TEST_USER1):
-            try:
-                if marker.encode() in read_file(p):
-                    return p
-            except FileNotFoundError:
-                pass
-        return None
+        try:
+            return marker.encode() in read_file(mbox_path(TEST_USER1))
+        except FileNotFoundError:
+            return False
     return poll(found, timeout=20)
 
 
