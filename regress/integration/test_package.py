@@ -222,9 +222,13 @@ def wait_delivery(marker):
     return poll(found, timeout=20)
 
 
-def start_daemon(smtpd, conf_src, tmp, spool=None, sock=None):
-    """The daemon on a copy of conf_src, listening on a free port."""
+def start_daemon(smtpd, conf_src, tmp, spool=None, sock=None, aliases=None):
+    """The daemon on a copy of conf_src, listening on a free port (and
+    with aliases in place of /etc/aliases, which the package's postinst
+    would have installed)."""
     text = open(conf_src).read()
+    if aliases:
+        text = text.replace("file:/etc/aliases", "file:" + aliases)
     port = free_port()
     text = text.replace("listen on localhost",
                         "listen on 127.0.0.1 port %d" % port)
@@ -287,7 +291,8 @@ def test_debian_package():
                 os.path.join(root, "usr/sbin/smtpd"),
                 os.path.join(root, "etc/smtpd.conf"), tmp,
                 spool=os.path.join(tmp, "spool"),
-                sock=os.path.join(tmp, "smtpd.sock"))
+                sock=os.path.join(tmp, "smtpd.sock"),
+                aliases=os.path.join(root, "usr/share/posthaste/aliases"))
             try:
                 time.sleep(1)
                 assert proc.poll() is None, read_file(
