@@ -18,9 +18,11 @@ import os
 import pwd
 import re
 import subprocess
+import tempfile
 
-from fixture import (Daemon, binary, mbox_path, poll, read_file,
-                     smtp_dialog, unique_marker, wait_stable_file)
+from fixture import (TEST_USER1, Daemon, binary, maildir_files, mbox_path,
+                     poll, read_file, smtp_dialog, unique_marker,
+                     wait_stable_file)
 
 TIMEOUT = 90
 ROOT = pwd.getpwuid(0).pw_name
@@ -109,6 +111,7 @@ def send(port, rcpt, marker):
     r = smtp_dialog(port, ["EHLO client.test", "MAIL FROM:<s@client.test>",
                            "RCPT TO:<%s>" % rcpt, "DATA",
                            message(rcpt, marker), "QUIT"])
+    assert len(r) == 7, "the server closed the dialog early: %r" % r
     assert r[3].code == 250, "RCPT TO:<%s> refused: %s" % (rcpt, r[3].text)
     assert r[5].code == 250, "message for %s not queued: %s" \
         % (rcpt, r[5].text)
@@ -225,3 +228,28 @@ def test_root_mbox_owned_by_another_refused():
         assert "unsafe file: not owned by the recipient" in log, \
             log[-2000:]
         assert os.path.getsize(ROOT_MBOX) == 0, "appended to a planted file"
+
+
+def test_postmaster_fallback_is_sealed():
+    """<postmaster> that no rule matches takes lookup's RFC 5321 4.5.1
+    fallback (here to root's alias, a user's Maildir): its destination
+    must be sealed like any other, or the queue refuses the envelope and
+    the daemon goes down."""
+    marker = unique_marker("pmseal")
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
+        os.chmod(tmp, 0o755)
+        aliases = os.path.join(tmp, "aliases")
+        with open(aliases, "w") as f:
+            f.write("root: %s\n" % TEST_USER1)
+        os.chmod(aliases, 0o644)
+        conf = CONF.replace(
+            'action "local" maildir "~/Maildir"\n',
+            'table aliases file:%s\naction "local" maildir "~/Maildir" '
+            'alias <aliases>\n' % aliases)
+        with Daemon(conf=conf) as d:
+            send(d.port, "postmaster", marker)
+            assert poll(lambda: any(
+                marker.encode() in read_file(p)
+                for p in maildir_files(TEST_USER1))), \
+                "postmaster's mail did not reach root's alias"
+            assert d.running(), "the daemon went down:\n" + d.log_tail()
