@@ -308,9 +308,10 @@ def test_debian_package():
                       "files run, but not installed (POSTHASTE_PACKAGE_TEST="
                       "replace-mta lets apt replace it)" % ", ".join(others))
             return
-        # the package writes root's alias into /etc/aliases: put it back
-        saved_aliases = read_file("/etc/aliases") \
-            if os.path.exists("/etc/aliases") else None
+        # the package writes /etc/aliases (root's alias) and
+        # /etc/mailname, which purge leaves: put them back as found
+        saved = {p: read_file(p) if os.path.exists(p) else None
+                 for p in ("/etc/aliases", "/etc/mailname")}
         r = run(["apt-get", "install", "-y", "--no-install-recommends",
                  deb], env=dict(os.environ,
                                 DEBIAN_FRONTEND="noninteractive"),
@@ -351,12 +352,13 @@ def test_debian_package():
         finally:
             r = run(["apt-get", "purge", "-y", PKG],
                     env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-            if saved_aliases is None:
-                if os.path.exists("/etc/aliases"):
-                    os.unlink("/etc/aliases")
-            else:
-                with open("/etc/aliases", "wb") as f:
-                    f.write(saved_aliases)
+            for p, data in saved.items():
+                if data is None:
+                    if os.path.exists(p):
+                        os.unlink(p)
+                else:
+                    with open(p, "wb") as f:
+                        f.write(data)
             assert r.returncode == 0, r.text
     finally:
         shutil.rmtree(work, ignore_errors=True)
