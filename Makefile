@@ -41,8 +41,11 @@ SANFLAGS	= -fsanitize=address,undefined -fno-sanitize-recover=undefined
 HARDEN		= -fstack-protector-strong -fPIE
 endif
 
+# smtpd -V: the version of the newest debian/changelog entry
+POSTHASTE_VERSION ?= $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog 2>/dev/null)
 CPPFLAGS	+= -I. -Icommon -Ismtpd -Iqueue -Ilookup -D_GNU_SOURCE \
-		   -DSMTPD_SYSCONFDIR=\"$(SYSCONFDIR)\" $(if $(SAN),-DPOSTHASTE_SAN=1)
+		   -DSMTPD_SYSCONFDIR=\"$(SYSCONFDIR)\" $(if $(SAN),-DPOSTHASTE_SAN=1) \
+		   $(if $(POSTHASTE_VERSION),-DSMTPD_VERSION=\"$(POSTHASTE_VERSION)\")
 CFLAGS		+= -std=c11 $(OPT) $(WARNINGS) $(HARDEN) $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS		+= $(HARDEN_LD) $(SANFLAGS)
 LDLIBS		+= $(PKG_LIBS) -ldb -lunbound -lcrypt -lresolv -pthread
@@ -58,7 +61,7 @@ UNIT_SRCS	:= $(wildcard regress/unit/test_*.c)
 UNIT_BINS	:= $(patsubst regress/unit/%.c,$(OBJDIR)/regress/%,$(UNIT_SRCS))
 FUZZ_SRCS	:= $(wildcard regress/fuzz/fuzz_*.c)
 
-.PHONY: all deps check check-fresh check-unit check-integration check-san run install \
+.PHONY: all deps pkgcheck check check-fresh check-unit check-integration check-san run install \
 	uninstall clean fuzz bench lint
 
 BINS		:= $(patsubst %,$(OBJDIR)/bin/%,$(PROGS))
@@ -68,7 +71,7 @@ all: $(BINS) $(if $(SAN),,$(patsubst %,smtpd/%,$(PROGS)))
 smtpd/%: $(OBJDIR)/bin/%
 	cp -f $< $@
 
-$(OBJDIR)/bin/%: $(OBJDIR)/smtpd/%.o $(LIB)
+$(OBJDIR)/bin/%: $(OBJDIR)/smtpd/%.o $(LIB) | pkgcheck
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
@@ -91,6 +94,12 @@ $(OBJDIR)/regress/%: regress/unit/%.c $(LIB)
 
 deps:
 	@sh mk/deps.sh
+
+# pkg-config is asked once, when make reads this file: say so plainly when
+# it found nothing instead of failing later with missing symbols.
+pkgcheck:
+	@[ -n "$(PKG_LIBS)" ] || { echo "make: pkg-config finds no" \
+	    "$(PKGS); run 'make deps' as root first" >&2; exit 1; }
 
 # a worker that forges destinations, for test_privsep.py only
 FORGE		:= $(OBJDIR)/regress/smtpd-forge
@@ -121,7 +130,10 @@ check: deps
 check-fresh:
 	@sh mk/check-fresh.sh
 
-run: deps all
+# deps may install pkg-config and the -dev packages this Makefile asked
+# pkg-config about when it was read: build in a make that reads it anew.
+run: deps
+	@$(MAKE) --no-print-directory all
 	@sh mk/run.sh
 
 fuzz:

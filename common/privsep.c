@@ -8,9 +8,11 @@
  */
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <seccomp.h>
@@ -145,6 +147,18 @@ static const int sc_mta[] = {
 	SCMP_SYS(pread64), -1
 };
 
+/*
+ * The system-account helper reads the password and shadow files through
+ * the name service; systemd's module may try its varlink socket.
+ */
+static const int sc_auth[] = {
+	SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(access), SCMP_SYS(faccessat),
+	SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(getdents64),
+	SCMP_SYS(uname), SCMP_SYS(connect), SCMP_SYS(getsockopt),
+	SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
+	-1
+};
+
 static void
 sandbox_allow(scmp_filter_ctx ctx, const int *list)
 {
@@ -155,6 +169,36 @@ sandbox_allow(scmp_filter_ctx ctx, const int *list)
 		if (rc < 0 && rc != -EEXIST)
 			fatalx("seccomp_rule_add %d: %s", *list, strerror(-rc));
 	}
+}
+
+static void
+sandbox_rule(scmp_filter_ctx ctx, int sc, unsigned int argc,
+    const struct scmp_arg_cmp *args)
+{
+	int	rc;
+
+	rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, sc, argc, args);
+	if (rc < 0 && rc != -EEXIST)
+		fatalx("seccomp_rule_add %d: %s", sc, strerror(-rc));
+}
+
+/* opens for reading only, unix sockets only, capability probes */
+static void
+sandbox_auth(scmp_filter_ctx ctx)
+{
+	const scmp_datum_t	 wmask = O_ACCMODE | O_CREAT | O_TRUNC;
+	struct scmp_arg_cmp	 ro_open = SCMP_A1(SCMP_CMP_MASKED_EQ, wmask, 0);
+	struct scmp_arg_cmp	 ro_openat = SCMP_A2(SCMP_CMP_MASKED_EQ, wmask,
+				    0);
+	struct scmp_arg_cmp	 unix_only = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
+	struct scmp_arg_cmp	 capbset = SCMP_A0(SCMP_CMP_EQ,
+				    PR_CAPBSET_READ);
+
+	sandbox_allow(ctx, sc_auth);
+	sandbox_rule(ctx, SCMP_SYS(open), 1, &ro_open);
+	sandbox_rule(ctx, SCMP_SYS(openat), 1, &ro_openat);
+	sandbox_rule(ctx, SCMP_SYS(socket), 1, &unix_only);
+	sandbox_rule(ctx, SCMP_SYS(prctl), 1, &capbset);
 }
 
 void
@@ -207,6 +251,9 @@ sandbox_enter(enum sandbox_profile profile)
 	case SANDBOX_MTA:
 		sandbox_allow(ctx, sc_client);
 		sandbox_allow(ctx, sc_mta);
+		break;
+	case SANDBOX_AUTH:
+		sandbox_auth(ctx);
 		break;
 	}
 	if (seccomp_load(ctx) < 0)

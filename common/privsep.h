@@ -17,6 +17,7 @@ enum sandbox_profile {
 	SANDBOX_MTA,
 	SANDBOX_CONTROL,
 	SANDBOX_MDA,		/* local delivery as a user, no exec */
+	SANDBOX_AUTH,		/* system passwords: read-only files */
 };
 
 /*

@@ -65,6 +65,22 @@ proto_valid_lka_auth_req(const struct lka_auth_req *r)
 }
 
 int
+proto_valid_auth_system_req(const struct auth_system_req *r)
+{
+	if (!STR_OK(r->user) || !STR_OK(r->pass))
+		return -1;
+	return 0;
+}
+
+int
+proto_valid_auth_system_res(const struct auth_system_res *r)
+{
+	if (r->status > PROTO_PERMFAIL)
+		return -1;
+	return 0;
+}
+
+int
 proto_valid_queue_msg_resp(const struct queue_msg_resp *r)
 {
 	if (r->status > PROTO_PERMFAIL || !STR_OK(r->reply))
@@ -91,4 +107,13 @@ int
 proto_valid_ctl_reply(const struct ctl_reply *r)
 {
 	return STR_OK(r->text) ? 0 : -1;
+}
+
+int
+proto_valid_ctl_queue_entry(const struct ctl_queue_entry *q)
+{
+	if (q->state >= CTL_QSTATE_MAX || !STR_OK(q->sender) ||
+	    !STR_OK(q->recipient) || !STR_OK(q->error))
+		return -1;
+	return 0;
 }

@@ -28,6 +28,8 @@ enum imsg_type {
 	IMSG_LKA_VRFY,		/* struct lka_rcpt_req; DEST* then RESULT */
 	IMSG_LKA_EXPN,		/* struct lka_rcpt_req; DEST* then RESULT */
 	IMSG_LKA_AUTH,		/* struct lka_auth_req -> lka_result */
+	/* lookup -> auth helper: "auth" without a table (system accounts) */
+	IMSG_AUTH_SYSTEM,	/* struct auth_system_req -> auth_system_res */
 	IMSG_LKA_SENDER,	/* struct lka_rcpt_req (mailfrom only) */
 	/* smtp -> lookup: may this client ETRN?  rcpt.domain is the node,
 	 * rcpt.user "@" for subdomains; reply lka_result with the node in
@@ -62,6 +64,9 @@ enum imsg_type {
 	/* control <-> queue/parent */
 	IMSG_CTL_REQUEST,	/* struct ctl_request */
 	IMSG_CTL_REPLY,		/* struct ctl_reply (many), end flag */
+	/* queue -> control -> smtpctl: one envelope of "show queue", then
+	 * an IMSG_CTL_REPLY with the end flag */
+	IMSG_CTL_QUEUE_ENTRY,	/* struct ctl_queue_entry */
 
 	/* mta -> lookup: where does mail for a domain go (issue 6/5) */
 	IMSG_LKA_MX,		/* struct lka_mx_req */
@@ -149,6 +154,21 @@ struct lka_auth_req {
 	char		mech[16];	/* PLAIN, LOGIN, CRAM-MD5 */
 	char		user[256];
 	char		pass[256];	/* or CRAM-MD5 "challenge digest" */
+};
+
+/*
+ * A system-account check (smtpd/auth_system.c).  reqid is lookup's own;
+ * the answer is only a status: the hash never leaves the helper.
+ */
+struct auth_system_req {
+	uint32_t	reqid;
+	char		user[256];
+	char		pass[256];
+};
+
+struct auth_system_res {
+	uint32_t	reqid;
+	uint32_t	status;		/* PROTO_OK, PROTO_PERMFAIL, TEMPFAIL */
 };
 
 struct lka_mx_req {
@@ -248,6 +268,35 @@ struct ctl_reply {
 	char		text[1024];
 };
 
+/*
+ * One envelope as smtpctl shows it: the fields as they are, for smtpctl
+ * to format (text or JSON) and escape; nothing here is pre-formatted.
+ */
+enum ctl_queue_state {
+	CTL_QSTATE_PENDING,	/* due now, waiting for a delivery slot */
+	CTL_QSTATE_DEFERRED,	/* waiting for nexttry */
+	CTL_QSTATE_INFLIGHT,	/* a delivery attempt is running */
+	CTL_QSTATE_PAUSED,	/* smtpctl pause envelope */
+	CTL_QSTATE_REMOVING,	/* removed in flight: goes when it ends */
+	CTL_QSTATE_BOUNCING,	/* failed: kept until its DSN is queued */
+	CTL_QSTATE_MAX
+};
+
+struct ctl_queue_entry {
+	uint32_t	reqid;
+	uint32_t	state;		/* enum ctl_queue_state */
+	uint64_t	evpid;
+	uint64_t	size;		/* the message, in bytes */
+	int64_t		now;		/* the queue's clock, time(3) */
+	int64_t		arrival;	/* when it was queued */
+	int64_t		lasttry;	/* 0: never tried */
+	int64_t		nexttry;	/* 0: none planned (in flight...) */
+	uint32_t	tries;
+	char		sender[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char		recipient[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char		error[ENV_TEXT_MAX];	/* the last, as received */
+};
+
 /* copy a payload out; fatal when its length is not exactly that size */
 struct mproc;
 void	proto_get(struct mproc *, const struct imsg *, void *out, size_t len);
@@ -261,6 +310,7 @@ int	proto_valid_queue_msg_resp(const struct queue_msg_resp *);
 int	proto_valid_delivery_result(const struct delivery_result *);
 int	proto_valid_ctl_request(const struct ctl_request *);
 int	proto_valid_ctl_reply(const struct ctl_reply *);
+int	proto_valid_ctl_queue_entry(const struct ctl_queue_entry *);
 
 /* get + validate, fatal on a broken sibling */
 #define PROTO_READ(p, m, out, validator) do {				\
@@ -282,6 +332,8 @@ int	proto_valid_lka_rdns(const struct lka_rdns *);
 int	proto_valid_lka_mx_req(const struct lka_mx_req *);
 int	proto_valid_lka_mx_host(const struct lka_mx_host *);
 int	proto_valid_forward_req(const struct forward_req *);
+int	proto_valid_auth_system_req(const struct auth_system_req *);
+int	proto_valid_auth_system_res(const struct auth_system_res *);
 int	proto_valid_mailaddr(const struct mailaddr *);
 
 #endif

@@ -9,12 +9,17 @@
  *	carol	{plain}secret
  * which is what CRAM-MD5 needs (RFC 2195 computes an HMAC keyed with
  * the secret itself).  PLAIN and LOGIN work with either form.  Weak or
- * unknown hash formats (DES, MD5-crypt) never match.
+ * unknown hash formats (DES, MD5-crypt) never match (common/pwcheck.c).
+ *
+ * "auth" without a table means the system accounts.  Their hashes are in
+ * /etc/shadow, which we must not be able to read; we pass the name and
+ * password to the auth helper (smtpd/auth_system.c), which can, and
+ * carry its yes or no back to the worker.  Requests get our own ids:
+ * the workers' session ids are unique per worker only.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
 
-#include <crypt.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,14 +36,10 @@
 #include "lookup.h"
 #include "mproc.h"
 #include "proto.h"
+#include "pwcheck.h"
 #include "smtpd.h"
 
 #define PLAIN_PREFIX	"{plain}"
-
-/* a SHA-512-crypt setting: as much work for an unknown user */
-#define DUMMY_HASH	"$6$posthaste.dummy$"
-
-static struct crypt_data	cdata;
 
 static struct listener *
 listener_by_index(uint32_t idx)
@@ -52,46 +53,109 @@ listener_by_index(uint32_t idx)
 	return NULL;
 }
 
-/* crypt(3) formats we accept: modern, salted and slow */
-static int
-hash_acceptable(const char *h)
-{
-	static const char *const ok[] = {
-		"$6$", "$5$", "$2b$", "$2a$", "$2y$", "$y$", "$gy$", "$7$",
-	};
-	size_t	i;
+/* system-account checks waiting for the helper's answer */
+struct auth_pending {
+	TAILQ_ENTRY(auth_pending) entry;
+	uint32_t	 id;		/* ours, on the helper channel */
+	uint32_t	 reqid;		/* the worker's */
+	struct mproc	*asker;
+};
 
-	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		if (strncmp(h, ok[i], strlen(ok[i])) == 0)
-			return 1;
-	return 0;
+static TAILQ_HEAD(, auth_pending) auth_pending =
+    TAILQ_HEAD_INITIALIZER(auth_pending);
+static struct mproc	auth_helper;
+static int		auth_helper_ready;
+static uint32_t		auth_next_id;
+
+static void
+auth_answer(struct mproc *p, uint32_t reqid, uint32_t status)
+{
+	struct lka_result	r;
+
+	memset(&r, 0, sizeof(r));
+	r.reqid = reqid;
+	r.status = status;
+	mproc_compose(p, IMSG_LKA_AUTH, reqid, -1, &r, sizeof(r));
 }
 
-static int
-equal_ct(const char *a, const char *b)
+static void
+auth_helper_dispatch(struct mproc *p, struct imsg *m)
 {
-	size_t	la = strlen(a), lb = strlen(b);
+	struct auth_system_res	 res;
+	struct auth_pending	*ap;
 
-	if (la != lb)
-		return 0;
-	return CRYPTO_memcmp(a, b, la) == 0;
+	if (m->hdr.type != IMSG_AUTH_SYSTEM)
+		fatalx("unexpected message %u from %s", m->hdr.type, p->name);
+	PROTO_READ(p, m, &res, proto_valid_auth_system_res);
+	TAILQ_FOREACH(ap, &auth_pending, entry)
+		if (ap->id == res.reqid)
+			break;
+	if (ap == NULL)
+		fatalx("auth helper answered unknown request %u", res.reqid);
+	TAILQ_REMOVE(&auth_pending, ap, entry);
+	/* a worker that has gone meanwhile is not written to (mproc.c) */
+	auth_answer(ap->asker, ap->reqid, res.status);
+	free(ap);
+}
+
+void
+auth_system_init(int fd)
+{
+	if (fd == -1)
+		return;
+	mproc_init(&auth_helper, fd, "auth helper", auth_helper_dispatch,
+	    NULL);
+	auth_helper_ready = 1;
+}
+
+static void
+auth_system_ask(struct mproc *p, const struct lka_auth_req *req)
+{
+	struct auth_system_req	 q;
+	struct auth_pending	*ap;
+
+	if (!auth_helper_ready) {
+		/* the parent starts one whenever a listener needs it */
+		log_warnx("auth: no system-account helper running");
+		auth_answer(p, req->reqid, PROTO_TEMPFAIL);
+		return;
+	}
+	if ((ap = calloc(1, sizeof(*ap))) == NULL) {
+		log_warn("auth: calloc");
+		auth_answer(p, req->reqid, PROTO_TEMPFAIL);
+		return;
+	}
+	ap->id = ++auth_next_id;
+	ap->reqid = req->reqid;
+	ap->asker = p;
+	TAILQ_INSERT_TAIL(&auth_pending, ap, entry);
+	memset(&q, 0, sizeof(q));
+	q.reqid = ap->id;
+	/* same sizes as lka_auth_req's, checked there: never truncated */
+	_Static_assert(sizeof(q.user) == sizeof(req->user) &&
+	    sizeof(q.pass) == sizeof(req->pass), "auth request sizes");
+	memcpy(q.user, req->user, sizeof(q.user));
+	memcpy(q.pass, req->pass, sizeof(q.pass));
+	mproc_compose(&auth_helper, IMSG_AUTH_SYSTEM, q.reqid, -1, &q,
+	    sizeof(q));
+	explicit_bzero(&q, sizeof(q));
 }
 
 static int
 check_password(const char *stored, const char *pass)
 {
-	const char	*h;
-
 	if (strncmp(stored, PLAIN_PREFIX, strlen(PLAIN_PREFIX)) == 0)
-		return equal_ct(stored + strlen(PLAIN_PREFIX), pass);
-	if (!hash_acceptable(stored)) {
+		return pwcheck_equal(stored + strlen(PLAIN_PREFIX), pass);
+	switch (pwcheck_crypt(stored, pass)) {
+	case PWCHECK_MATCH:
+		return 1;
+	case PWCHECK_UNSUPPORTED:
 		log_warnx("auth: unsupported password hash format in "
 		    "credentials table");
 		return 0;
-	}
-	if ((h = crypt_r(pass, stored, &cdata)) == NULL || h[0] == '*')
+	default:
 		return 0;
-	return equal_ct(h, stored);
+	}
 }
 
 /* RFC 2195: pass is "challenge digest" */
@@ -115,7 +179,7 @@ check_cram(const char *stored, const char *pass)
 	for (i = 0; i < maclen; i++)
 		snprintf(hex + i * 2, 3, "%02x", mac[i]);
 	hex[maclen * 2] = '\0';
-	i = (unsigned int)equal_ct(hex, sp + 1);
+	i = (unsigned int)pwcheck_equal(hex, sp + 1);
 	OPENSSL_cleanse(mac, sizeof(mac));
 	return (int)i;
 }
@@ -136,12 +200,11 @@ lookup_auth(struct mproc *p, const struct lka_auth_req *req)
 		fatalx("auth request for unknown listener %u", req->listener);
 	cram = strcmp(req->mech, "CRAM-MD5") == 0;
 	if (l->auth_table[0] == '\0') {
-		/* system accounts would need /etc/shadow, which we may not
-		 * read: a credentials table is required */
-		log_warnx("auth: listener %s has no credentials table; use "
-		    "\"auth <table>\"", l->ifname);
-		r.status = PROTO_TEMPFAIL;
-		goto done;
+		/* system accounts: the helper that may read /etc/shadow */
+		if (cram)
+			goto done;	/* the parser refuses the combination */
+		auth_system_ask(p, req);
+		return;
 	}
 	if ((t = config_find_table(conf, l->auth_table)) == NULL)
 		fatalx("auth: no table %s", l->auth_table);
@@ -152,7 +215,7 @@ lookup_auth(struct mproc *p, const struct lka_auth_req *req)
 	}
 	if (rc != TABLE_FOUND) {
 		if (!cram)
-			(void)check_password(DUMMY_HASH, req->pass);
+			pwcheck_dummy(req->pass);
 		goto done;
 	}
 	if (cram ? check_cram(stored, req->pass) :
@@ -160,7 +223,6 @@ lookup_auth(struct mproc *p, const struct lka_auth_req *req)
 		r.status = PROTO_OK;
 done:
 	explicit_bzero(stored, sizeof(stored));
-	explicit_bzero(&cdata, sizeof(cdata));
 	mproc_compose(p, IMSG_LKA_AUTH, req->reqid, -1, &r, sizeof(r));
 }
 

@@ -189,8 +189,8 @@ dns_name_from_wire(const ns_msg *msg, const unsigned char *p, char *out,
 	return dns_name_ok(out) ? 0 : -1;
 }
 
-static void
-dns_parse(struct dns_result *res, int qtype, int rcode,
+void
+dns_parse_answer(struct dns_result *res, int qtype, int rcode,
     const unsigned char *pkt, int len)
 {
 	ns_msg		 msg;
@@ -217,8 +217,11 @@ dns_parse(struct dns_result *res, int qtype, int rcode,
 		return;
 	n = ns_msg_count(msg, ns_s_an);
 	for (i = 0; i < n && res->nrr < DNS_MAX_RR; i++) {
-		if (ns_parserr(&msg, ns_s_an, i, &rr) == -1)
+		if (ns_parserr(&msg, ns_s_an, i, &rr) == -1) {
+			/* malformed: trust none of it */
+			res->nrr = 0;
 			return;
+		}
 		if (ns_rr_class(rr) != ns_c_in || (int)ns_rr_type(rr) != qtype)
 			continue;
 		r = &res->rr[res->nrr];
@@ -293,7 +296,7 @@ dns_ub_cb(void *arg, int rcode, void *pkt, int len, int sec, char *bogus,
 		dns_query_free(q);
 		return;
 	}
-	dns_parse(&q->res, q->type, rcode, pkt, len);
+	dns_parse_answer(&q->res, q->type, rcode, pkt, len);
 	q->res.secure = sec == 2;
 	if (sec == 1) {
 		/* bogus DNSSEC: do not believe it, try again later */

@@ -43,6 +43,18 @@ struct dns_result {
 typedef void	(*dns_cb)(void *arg, const struct dns_result *);
 
 /*
+ * The answer section of a DNS reply (pkt, len: the wire message as the
+ * resolver returned it, rcode its result code) into res: the records of
+ * type qtype and class IN, at most DNS_MAX_RR; names lower case, without
+ * the trailing dot, LDH labels only (a record with any other name is
+ * skipped); A and AAAA of the right length only.  Never reads outside
+ * pkt; any malformed message is DNS_TEMPFAIL.  Exposed for the unit
+ * tests and the fuzz harness.
+ */
+void	dns_parse_answer(struct dns_result *res, int qtype, int rcode,
+	    const unsigned char *pkt, int len);
+
+/*
  * Set up the resolver on ev_base from conf ("resolver ADDR [port N]",
  * else /etc/resolv.conf) with /etc/hosts honoured.  Call before the
  * sandbox: it reads those files.  Fatal on failure.

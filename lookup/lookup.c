@@ -186,6 +186,7 @@ lookup_main(struct proc_fds *f)
 	mproc_init(&l_parent, f->parent, "parent", lookup_parent_dispatch,
 	    NULL);
 	rcpt_init(&l_parent);
+	auth_system_init(f->auth);	/* "auth" without a table */
 	/* the queue resolves bounce recipients like an smtp session */
 	mproc_init(&l_queue, f->queue, "queue", lookup_smtp_dispatch, NULL);
 	mproc_init(&l_mta, f->mta, "mta", lookup_mta_dispatch, NULL);

@@ -65,6 +65,8 @@ int	addr_in_cidr(const struct sockaddr_storage *, const char *cidr);
 
 /* auth.c: AUTH checks, VRFY/EXPN answers, the postmaster fallback */
 void	lookup_auth(struct mproc *, const struct lka_auth_req *);
+/* the channel to the system-account helper (-1: none configured) */
+void	auth_system_init(int fd);
 void	lookup_vrfy(struct mproc *, const struct lka_rcpt_req *, int expn);
 int	lookup_client_trusted(const struct lka_rcpt_req *);
 int	lookup_postmaster(struct mproc *, const struct lka_rcpt_req *,

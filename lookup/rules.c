@@ -8,6 +8,12 @@
  * "from rdns" uses only a forward-confirmed client name: a PTR record
  * alone is written by whoever owns the address block and proves
  * nothing about the name.
+ *
+ * Literal values mean what smtpd.conf(5) says they mean, as tables do:
+ * "*.example.org" after "for domain" is every subdomain, "@example.org"
+ * after "mail-from" every sender of that domain.  "tag" is the tag of
+ * the listener the mail came in on; local submission and bounces come
+ * in on none.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -199,6 +205,11 @@ match_for(const struct match *m, const struct lka_rcpt_req *req)
 		r = rule_is_local_domain(req->rcpt.domain);
 		break;
 	case MATCH_FOR_DOMAIN:
+		if (!m->for_crit.is_table) {
+			r = req->rcpt.domain[0] != '\0' &&
+			    crit_match_host(&m->for_crit, req->rcpt.domain);
+			break;
+		}
 		r = crit_match_string(&m->for_crit, req->rcpt.domain);
 		if (!r && m->for_crit.is_table && req->rcpt.domain[0]) {
 			/* "*.example.org" style wildcard entries */
@@ -223,6 +234,37 @@ match_for(const struct match *m, const struct lka_rcpt_req *req)
 	return m->for_crit.negate ? !r : r;
 }
 
+/* the sender against an address, "@domain", or a table of either */
+static int
+match_mail_from(const struct match_crit *c, const struct mailaddr *from)
+{
+	char	addr[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char	at[ADDR_DOMAIN_MAX + 2];
+
+	addr_to_string(from, addr, sizeof(addr));
+	if (crit_match_string(c, addr))
+		return 1;
+	if (from->domain[0] == '\0')
+		return 0;		/* <> has no domain */
+	snprintf(at, sizeof(at), "@%s", from->domain);
+	return crit_match_string(c, at);
+}
+
+/* the tag of the listener the request came in on, NULL if none */
+static const char *
+request_tag(const struct lka_rcpt_req *req)
+{
+	struct listener	*l;
+	uint32_t	 i = 0;
+
+	if (req->flags & SF_LOCAL)
+		return NULL;
+	TAILQ_FOREACH(l, &conf->listeners, entry)
+		if (i++ == req->listener)
+			return l->tag[0] != '\0' ? l->tag : NULL;
+	return NULL;
+}
+
 static int
 crit_static(const struct match_crit *c)
 {
@@ -243,7 +285,8 @@ rule_decided_statically(const struct match *m)
 	TAILQ_FOREACH(r, &conf->matches, entry) {
 		if (r->from == MATCH_FROM_RDNS || !crit_static(&r->from_crit) ||
 		    !crit_static(&r->for_crit) || !crit_static(&r->auth) ||
-		    !crit_static(&r->mail_from) || !crit_static(&r->helo))
+		    !crit_static(&r->mail_from) || !crit_static(&r->helo) ||
+		    !crit_static(&r->tag))
 			return 0;
 		if (r == m)
 			return 1;
@@ -273,7 +316,6 @@ rule_find_rdns(const struct lka_rcpt_req *req, const struct lka_rdns *rdns,
     struct match **out)
 {
 	struct match	*m;
-	char		 addr[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 
 	TAILQ_FOREACH(m, &conf->matches, entry) {
 		if (!match_from(m, req, rdns) || !match_for(m, req))
@@ -287,17 +329,8 @@ rule_find_rdns(const struct lka_rcpt_req *req, const struct lka_rdns *rdns,
 				continue;
 		}
 		if (m->mail_from.set) {
-			int r;
+			int r = match_mail_from(&m->mail_from, &req->mailfrom);
 
-			addr_to_string(&req->mailfrom, addr, sizeof(addr));
-			r = crit_match_string(&m->mail_from, addr);
-			if (!r && m->mail_from.is_table) {
-				char at[ADDR_DOMAIN_MAX + 2];
-
-				snprintf(at, sizeof(at), "@%s",
-				    req->mailfrom.domain);
-				r = crit_match_string(&m->mail_from, at);
-			}
 			if (m->mail_from.negate ? r : !r)
 				continue;
 		}
@@ -311,6 +344,14 @@ rule_find_rdns(const struct lka_rcpt_req *req, const struct lka_rdns *rdns,
 			int r = crit_match_string(&m->helo, req->helo);
 
 			if (m->helo.negate ? r : !r)
+				continue;
+		}
+		if (m->tag.set) {
+			const char	*tag = request_tag(req);
+			int		 r = tag != NULL &&
+			    crit_match_string(&m->tag, tag);
+
+			if (m->tag.negate ? r : !r)
 				continue;
 		}
 		*out = m;

@@ -66,7 +66,8 @@ for sc in $SCENARIOS; do
 		printf 'smtp max-sessions 20000\nsmtp max-sessions-per-ip 20000\n' \
 		    >> "$STATE/idle.conf"
 		rm -rf "$STATE/spool"
-		"$STATE/smtpd" -d -f "$STATE/idle.conf" >"$STATE/idle.log" 2>&1 &
+		"$STATE/smtpd" -d -f "$STATE/idle.conf" -P "$STATE/idle.pid" \
+		    >"$STATE/idle.log" 2>&1 &
 		pid=$!
 		sleep 1
 		/usr/bin/python3 "$TOP/mk/bench_idle.py" --port 10029 \
@@ -84,7 +85,8 @@ for sc in $SCENARIOS; do
 		[ "${POSTFIX:-1}" = 0 ] || REPS=1 REP_BASE=$rep \
 		    RESULTS=$OUT.new IDLE_RESULTS=$OUT.new \
 		    "$BENCH_DIR/run.sh" postfix "$sc" || true
-		START_CMD="$STATE/smtpd -d -f $STATE/smtpd.conf >$STATE/log 2>&1 &
+		START_CMD="$STATE/smtpd -d -f $STATE/smtpd.conf \
+		    -P $STATE/smtpd.pid >$STATE/log 2>&1 &
 		    echo \$! > $STATE/pid" \
 		STOP_CMD="kill \$(cat $STATE/pid) 2>/dev/null; sleep 1" \
 		RESET_CMD="rm -rf $STATE/spool" \

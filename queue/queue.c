@@ -127,6 +127,7 @@ struct qenv {
 	/* committed, in ms; 0 when loaded from the spool (evp.ctime, s) */
 	int64_t			 arrived;
 	int			 bouncing;	/* kept until its DSN is queued */
+	int			 removed;	/* smtpctl remove, in flight */
 	int			 onfile;	/* queue/EVPID exists */
 	int			 onlist;	/* 0, LIST_READY, LIST_WAIT,
 						 * LIST_PARKED */
@@ -209,6 +210,8 @@ static void	sched_wait(struct qenv *);
 static void	queue_smtp_dispatch(struct mproc *, struct imsg *);
 static void	queue_mta_dispatch(struct mproc *, struct imsg *);
 static void	queue_lookup_dispatch(struct mproc *, struct imsg *);
+static void	ctl_removed_landed(struct qenv *,
+		    const struct delivery_result *);
 
 static void
 qenv_unlist(struct qenv *e)
@@ -1092,6 +1095,11 @@ queue_delivery_result(const struct delivery_result *r)
 		e->chan = NULL;
 	}
 	inflight--;
+	if (e->removed) {
+		ctl_removed_landed(e, r);	/* no retry, no DSN */
+		queue_schedule();
+		return;
+	}
 	e->evp.tries++;
 	e->evp.lasttry = now;
 	switch (r->status) {
@@ -1150,6 +1158,10 @@ qenv_retry_in(struct qenv *e, time_t delay)
 	e->via = NULL;
 	e->chan = NULL;
 	inflight--;
+	if (e->removed) {
+		ctl_removed_landed(e, NULL);
+		return;
+	}
 	e->evp.nexttry = time(NULL) + delay;
 	sched_wait(e);
 }
@@ -1781,9 +1793,9 @@ queue_add_worker(int fd)
 static void
 queue_mta_closed(struct mproc *p)
 {
-	struct qenv	*e;
+	struct qenv	*e, *tmp;
 
-	RB_FOREACH(e, qenv_tree, &envs) {
+	RB_FOREACH_SAFE(e, qenv_tree, &envs, tmp) {
 		if (e->inflight && e->via == p)
 			qenv_retry_in(e, 5);
 	}
@@ -1912,9 +1924,9 @@ static void
 mdachan_closed(struct mproc *p)
 {
 	struct mdachan	*ch = p->arg;
-	struct qenv	*e;
+	struct qenv	*e, *tmp;
 
-	RB_FOREACH(e, qenv_tree, &envs) {
+	RB_FOREACH_SAFE(e, qenv_tree, &envs, tmp) {
 		if (e->inflight && e->chan == ch)
 			qenv_retry_in(e, 5);
 	}
@@ -1952,6 +1964,10 @@ mdachan_add(struct imsg *im)
 	if ((e = qenv_find(c.evpid)) == NULL || !e->inflight ||
 	    e->via != &q_parent)
 		return;
+	if (e->removed) {		/* smtpctl remove: no new attempt */
+		qenv_retry_in(e, 0);
+		return;
+	}
 	if ((fd = queue_open_message(e->msg->msgid, &e->evp.body_size)) ==
 	    -1) {
 		log_warn("%016" PRIx64 ": open message", e->evp.id);
@@ -2139,6 +2155,99 @@ ctl_show_file(struct mproc *p, const struct ctl_request *req)
 	queue_ctl_reply(p, req->reqid, 1, n < 0, n < 0 ? "read error" : NULL);
 }
 
+static enum ctl_queue_state
+ctl_state(const struct qenv *e)
+{
+	if (e->removed)
+		return CTL_QSTATE_REMOVING;
+	if (e->inflight)
+		return CTL_QSTATE_INFLIGHT;
+	if (e->bouncing)
+		return CTL_QSTATE_BOUNCING;
+	if (e->evp.flags & EF_PAUSED)
+		return CTL_QSTATE_PAUSED;
+	return e->onlist == LIST_WAIT ? CTL_QSTATE_DEFERRED :
+	    CTL_QSTATE_PENDING;
+}
+
+/*
+ * smtpctl show queue: each envelope the asker may see, field by field;
+ * smtpctl formats and escapes (the addresses may hold quotes and
+ * backslashes, the error is what a remote server said).
+ */
+static void
+ctl_show_entries(struct mproc *p, const struct ctl_request *req)
+{
+	struct ctl_queue_entry	 q;
+	struct qenv		*e;
+	time_t			 now = time(NULL);
+
+	RB_FOREACH(e, qenv_tree, &envs) {
+		if (!ctl_may_see(req, e))
+			continue;
+		memset(&q, 0, sizeof(q));
+		q.reqid = req->reqid;
+		q.state = ctl_state(e);
+		q.evpid = e->evp.id;
+		q.size = e->msg->body_size;
+		q.now = now;
+		q.arrival = e->evp.ctime;
+		q.lasttry = e->evp.lasttry;
+		if (q.state == CTL_QSTATE_DEFERRED)
+			q.nexttry = e->evp.nexttry;
+		else if (q.state == CTL_QSTATE_PENDING)
+			q.nexttry = e->evp.nexttry > now ? e->evp.nexttry : now;
+		q.tries = e->evp.tries;
+		addr_to_string(&e->evp.sender, q.sender, sizeof(q.sender));
+		addr_to_string(&e->evp.dest, q.recipient, sizeof(q.recipient));
+		memcpy(q.error, e->evp.errorline, sizeof(q.error));
+		q.error[sizeof(q.error) - 1] = '\0';
+		mproc_compose(p, IMSG_CTL_QUEUE_ENTRY, req->reqid, -1, &q,
+		    sizeof(q));
+	}
+	queue_ctl_reply(p, req->reqid, 1, 0, NULL);
+}
+
+/*
+ * smtpctl remove: an envelope in flight cannot be taken back from its
+ * agent.  Its records go from the spool now (a restart does not bring it
+ * back) and the envelope itself when the attempt ends, whatever the
+ * result: no retry, no DSN (ctl_removed_landed()).
+ */
+static void
+ctl_remove_in_flight(struct qenv *e)
+{
+	char	name[17];
+
+	if (e->removed)
+		return;
+	e->removed = 1;
+	if (e->msg->inline_env)
+		message_unlink(dfd_queue, e->msg->msgid);
+	if (e->onfile) {
+		evpid_to_text(e->evp.id, name);
+		if (unlinkat(dfd_queue, name, 0) == -1 && errno != ENOENT)
+			log_warn("unlink queue/%s", name);
+		e->onfile = 0;
+	}
+	log_info("%016" PRIx64 ": removed by smtpctl while in flight: "
+	    "gone when its delivery attempt ends", e->evp.id);
+}
+
+/* the attempt of an envelope removed in flight ended (r NULL: cut off) */
+static void
+ctl_removed_landed(struct qenv *e, const struct delivery_result *r)
+{
+	if (r != NULL) {
+		e->evp.tries++;
+		log_delivery(e, r->status == PROTO_OK ? "sent" : "removed", r);
+		if (r->status == PROTO_OK)
+			queue_stats.delivered++;
+	}
+	log_info("%016" PRIx64 ": removed by smtpctl", e->evp.id);
+	qenv_remove(e);
+}
+
 void
 queue_control_request(struct mproc *p, const struct ctl_request *req)
 {
@@ -2159,12 +2268,16 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 			queue_ctl_reply(p, req->reqid, 0, 0,
 			    "%016" PRIx64 "|%s|%s|%lld|%u|%s|%s", e->evp.id,
 			    from, to, (long long)(now - e->evp.ctime),
-			    e->evp.tries, e->inflight ? "inflight" :
+			    e->evp.tries, e->removed ? "removing" :
+			    e->inflight ? "inflight" :
 			    (e->evp.flags & EF_PAUSED) ? "paused" :
 			    e->onlist == LIST_WAIT ? "deferred" : "pending",
 			    log_sanitize(e->evp.errorline, err, sizeof(err)));
 		}
 		queue_ctl_reply(p, req->reqid, 1, 0, NULL);
+		break;
+	case CTL_SHOW_QUEUE_ENTRIES:
+		ctl_show_entries(p, req);
 		break;
 	case CTL_SHOW_STATUS:
 		RB_FOREACH(e, qenv_tree, &envs)
@@ -2217,40 +2330,61 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 		    "no such envelope", n);
 		break;
 	case CTL_REMOVE: {
-		struct qenv *tmp;
+		struct qenv	*tmp;
+		int		 flying = 0;
 
 		RB_FOREACH_SAFE(e, qenv_tree, &envs, tmp) {
-			if (e->inflight || e->bouncing || (req->id != 0 &&
+			if (e->bouncing || (req->id != 0 &&
 			    e->evp.id != req->id && msgid_of(e->evp.id) !=
 			    req->id))
 				continue;
+			if (e->inflight) {
+				ctl_remove_in_flight(e);
+				flying++;
+				continue;
+			}
 			log_info("%016" PRIx64 ": removed by smtpctl",
 			    e->evp.id);
 			qenv_remove(e);
 			n++;
 		}
-		queue_ctl_reply(p, req->reqid, 1, n || !req->id ? 0 : 1,
-		    n || !req->id ? "%d envelopes removed" :
-		    "no such envelope", n);
+		if (n == 0 && flying == 0 && req->id != 0)
+			queue_ctl_reply(p, req->reqid, 1, 1,
+			    "no such envelope");
+		else if (flying)
+			queue_ctl_reply(p, req->reqid, 1, 0, "%d envelopes "
+			    "removed, %d in flight: removed when their "
+			    "delivery attempt ends", n, flying);
+		else
+			queue_ctl_reply(p, req->reqid, 1, 0,
+			    "%d envelopes removed", n);
 		break;
 	}
 	case CTL_PAUSE_ENVELOPE:
-	case CTL_RESUME_ENVELOPE:
+	case CTL_RESUME_ENVELOPE: {
+		int	pause = req->cmd == CTL_PAUSE_ENVELOPE, matched = 0;
+
+		/* the count is of those that changed, not of those seen */
 		RB_FOREACH(e, qenv_tree, &envs) {
 			if (req->id != 0 && e->evp.id != req->id &&
 			    msgid_of(e->evp.id) != req->id)
 				continue;
-			if (req->cmd == CTL_PAUSE_ENVELOPE)
+			matched++;
+			if (pause == !!(e->evp.flags & EF_PAUSED))
+				continue;
+			if (pause)
 				e->evp.flags |= EF_PAUSED;
 			else
 				e->evp.flags &= ~EF_PAUSED;
 			n++;
 		}
 		queue_schedule();
-		queue_ctl_reply(p, req->reqid, 1, n ? 0 : 1,
-		    n ? "%d envelopes %s" : "no such envelope", n,
-		    req->cmd == CTL_PAUSE_ENVELOPE ? "paused" : "resumed");
+		/* "all" on an empty queue is not an error; a missing id is */
+		queue_ctl_reply(p, req->reqid, 1, matched || !req->id ? 0 : 1,
+		    matched || !req->id ? "%d envelopes %s" :
+		    "no such envelope", n, pause ? "paused" : "resumed");
 		break;
+	}
 	case CTL_PAUSE_MDA:
 	case CTL_RESUME_MDA:
 		paused_mda = req->cmd == CTL_PAUSE_MDA;

@@ -44,6 +44,9 @@ enum ctl_cmd {
 	CTL_SUBMIT,		/* then SMTP on the same socket (sendmail) */
 	CTL_SHOW_MESSAGE_BODY,
 	CTL_UPDATE_TABLE,
+	/* show queue as IMSG_CTL_QUEUE_ENTRY replies (smtpctl); the text
+	 * replies of CTL_SHOW_QUEUE stay for mailq */
+	CTL_SHOW_QUEUE_ENTRIES,
 };
 
 struct queue_stats {

@@ -44,6 +44,7 @@ struct table {
 	int			 is_mapping;	/* INLINE: k = v form */
 	struct table_entry	*entries;	/* INLINE only */
 	size_t			 nentries;
+	int			 line;		/* FILE and DB: where defined */
 };
 
 struct pki {
@@ -51,6 +52,8 @@ struct pki {
 	char	name[CONF_HOST_MAX];
 	char	cert_file[CONF_PATH_MAX];
 	char	key_file[CONF_PATH_MAX];
+	int	cert_line;	/* where each was given, for smtpd -n */
+	int	key_line;
 };
 
 enum listen_tls {
@@ -161,6 +164,7 @@ struct match {
 	struct match_crit mail_from;	/* "mail-from <t>|"addr"" */
 	struct match_crit tls;		/* "tls": session is encrypted */
 	struct match_crit helo;		/* "helo <t>" */
+	struct match_crit tag;		/* "tag NAME": the listener's tag */
 	int		 reject;	/* "reject" instead of "action" */
 	char		 action_name[CONF_NAME_MAX];
 	struct action	*action;	/* resolved at end of parse */
@@ -221,6 +225,12 @@ void			 config_free(struct smtpd_config *);
 struct table	*config_find_table(const struct smtpd_config *, const char *);
 struct action	*config_find_action(const struct smtpd_config *, const char *);
 struct pki	*config_find_pki(const struct smtpd_config *, const char *);
+/*
+ * Can each process open the files the configuration names, as the user
+ * it runs as (config_check.c)?  Writes one "FILE:LINE: ..." line per
+ * problem to out (NULL: the log) and returns their number.
+ */
+int		 config_check_files(const struct smtpd_config *, FILE *out);
 
 /* "10M", "512k", "1G", "1000" -> bytes; -1 on error */
 long long	 config_parse_size(const char *);

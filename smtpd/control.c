@@ -109,6 +109,7 @@ cmd_needs_root(uint32_t cmd)
 {
 	switch (cmd) {
 	case CTL_SHOW_QUEUE:
+	case CTL_SHOW_QUEUE_ENTRIES:	/* the queue shows each user his own */
 	case CTL_SHOW_STATS:
 	case CTL_SHOW_STATUS:
 	case CTL_SUBMIT:
@@ -248,6 +249,7 @@ static void
 control_queue_dispatch(struct mproc *p, struct imsg *m)
 {
 	struct ctl_reply	 r;
+	struct ctl_queue_entry	 q;
 	struct ctl_client	*c;
 
 	switch (m->hdr.type) {
@@ -256,6 +258,13 @@ control_queue_dispatch(struct mproc *p, struct imsg *m)
 		if ((c = client_find(r.reqid)) == NULL)
 			return;		/* the client went away */
 		mproc_compose(&c->mp, IMSG_CTL_REPLY, 0, -1, &r, sizeof(r));
+		break;
+	case IMSG_CTL_QUEUE_ENTRY:
+		PROTO_READ(p, m, &q, proto_valid_ctl_queue_entry);
+		if ((c = client_find(q.reqid)) == NULL)
+			return;
+		mproc_compose(&c->mp, IMSG_CTL_QUEUE_ENTRY, 0, -1, &q,
+		    sizeof(q));
 		break;
 	default:
 		fatalx("unexpected message %u from queue", m->hdr.type);

@@ -222,6 +222,22 @@ void	mta_io_start_tls(struct mta_io *, SSL *);
 unsigned long mta_io_tls_error(struct mta_io *);
 void	mta_io_close(struct mta_io *);
 
+/*
+ * mta_7bit.c: 8-bit mail for a peer without 8BITMIME.  prepare() reads
+ * the message once; -1: the task was failed (5.6.3 when it cannot be
+ * converted).  feed() converts a block of the spooled message read in
+ * order and adds it to out as it goes on the wire (CRLF, dot-stuffed;
+ * *bol: the wire is at the start of a line); finish() after the last.
+ */
+struct mta_7bit;
+struct evbuffer;
+int	mta_7bit_prepare(struct mta_task *, const char *relay,
+	    struct mta_7bit **);
+int	mta_7bit_feed(struct mta_7bit *, const char *, size_t,
+	    struct evbuffer *out, int *bol);
+int	mta_7bit_finish(struct mta_7bit *, struct evbuffer *out, int *bol);
+void	mta_7bit_free(struct mta_7bit *);
+
 /* mta_session.c */
 void	mta_session_new(struct mta_route *);
 /* an idle session of the route, or NULL */

@@ -120,6 +120,7 @@ struct mta_session {
 	off_t			 body_off;
 	uint64_t		 body_wire;	/* bytes converted so far */
 	int			 body_bol;
+	struct mta_7bit		*body_7bit;	/* converting (mta_7bit.c) */
 };
 
 static uint64_t	 session_ids;
@@ -140,6 +141,7 @@ session_free(struct mta_session *s)
 		    "4.4.2 %s: session ended", s->relay);
 		mta_task_free(s->task);
 	}
+	mta_7bit_free(s->body_7bit);
 	if (s->io.bev == NULL && s->ssl != NULL)
 		SSL_free(s->ssl);
 	mta_io_close(&s->io);		/* and the SSL, and the socket */
@@ -701,6 +703,8 @@ session_txn_done(struct mta_session *s)
 
 	if (s->mail_status != PROTO_OK)
 		mta_task_fail(t, s->mail_status, s->relay, "%s", s->mail_text);
+	mta_7bit_free(s->body_7bit);
+	s->body_7bit = NULL;
 	s->task = NULL;
 	mta_task_free(t);
 	s->nmsgs++;
@@ -732,12 +736,13 @@ session_txn_start(struct mta_session *s)
 		    (unsigned long long)s->maxsize, s->relay);
 		goto done;
 	}
+	/* RFC 6152 3: converted to 7-bit, 5.6.3 if it cannot be */
+	mta_7bit_free(s->body_7bit);
+	s->body_7bit = NULL;
 	if ((t->rcpts[0].evp.flags & EF_8BITMIME) && t->body8bit &&
-	    !(s->ext & MTA_EXT_8BITMIME)) {
-		mta_task_fail(t, PROTO_PERMFAIL, s->relay, "5.6.3 %s does not "
-		    "support 8BITMIME and this message needs it", s->relay);
+	    !(s->ext & MTA_EXT_8BITMIME) &&
+	    mta_7bit_prepare(t, s->relay, &s->body_7bit) == -1)
 		goto done;
-	}
 	if (!(s->ext & MTA_EXT_SMTPUTF8)) {
 		if (task_needs_utf8(t)) {
 			mta_task_fail(t, PROTO_PERMFAIL, s->relay, "5.6.7 %s "
@@ -873,6 +878,15 @@ session_fill_body(struct mta_session *s)
 		}
 		if (n == 0)
 			goto end;
+		if (s->body_7bit != NULL) {
+			if (mta_7bit_feed(s->body_7bit, in, n, out,
+			    &s->body_bol) == -1)
+				return -1;
+			s->body_off += n;
+			if (s->body_off >= s->task->body_size)
+				goto end;
+			continue;
+		}
 		/* converted straight into the buffer: at most twice as long */
 		if (evbuffer_reserve_space(out, 2 * n, &v, 1) < 1 ||
 		    v.iov_len < 2 * (size_t)n)
@@ -904,6 +918,9 @@ session_fill_body(struct mta_session *s)
 	mta_io_flush_later(&s->io);
 	return 0;
 end:
+	if (s->body_7bit != NULL &&
+	    mta_7bit_finish(s->body_7bit, out, &s->body_bol) == -1)
+		return -1;
 	if (!s->body_bol)
 		evbuffer_add(out, "\r\n", 2);
 	evbuffer_add(out, ".\r\n", 3);

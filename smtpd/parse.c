@@ -762,6 +762,10 @@ parse_pki(struct parser *p, const char *keyword, int line)
 	if (dst[0] != '/')
 		return parse_error(
 		    p, t->line, "pki %s file must be an absolute path", what);
+	if (what[0] == 'c')
+		pki->cert_line = line;
+	else
+		pki->key_line = line;
 	return 0;
 }
 
@@ -925,6 +929,7 @@ parse_table(struct parser *p, const char *keyword, int line)
 		    "table \"%s\": path is too long (at most %zu characters)",
 		    name, sizeof(table->path) - 1);
 	memcpy(table->path, path, strlen(path) + 1);
+	table->line = line;
 	return 0;
 }
 

@@ -341,6 +341,25 @@ parse_listen(struct parser *p, const char *keyword, int line)
 		tmpl.port = tmpl.tls == LISTEN_TLS_SMTPS ? 465
 			    : tmpl.submission		 ? 587
 							 : 25;
+	/*
+	 * AUTH is offered only inside TLS (smtp_auth.c): a listener that
+	 * asks for it but has no TLS could never take a password.
+	 */
+	if (tmpl.auth != LISTEN_AUTH_NONE && tmpl.tls == LISTEN_TLS_NONE &&
+	    !tmpl.auth_plain_ok)
+		return parse_error(p, line,
+				   "listen on %s: auth without tls, "
+				   "tls-require or smtps: AUTH is only offered "
+				   "inside TLS (add tls, or auth-plaintext to "
+				   "allow it in the clear)",
+				   tmpl.ifname);
+	/* CRAM-MD5 needs the cleartext secret, which no system account has */
+	if (tmpl.auth_cram_md5 && tmpl.auth_table[0] == '\0')
+		return parse_error(p, line,
+				   "listen on %s: auth-cram-md5 needs a "
+				   "credentials table with {plain} secrets "
+				   "(auth <table>)",
+				   tmpl.ifname);
 	if (expand_listen(p, &tmpl, family, line, &first, &n) == -1)
 		return -1;
 	if (tmpl.tls != LISTEN_TLS_NONE && tmpl.pki[0] == '\0') {
@@ -607,7 +626,8 @@ parse_action(struct parser *p, const char *keyword, int line)
  */
 
 static const char *const match_keywords[] = {
-    "from", "for", "auth", "mail-from", "tls", "helo", "action", "reject",
+    "from", "for", "auth", "mail-from", "tls", "helo", "tag", "action",
+    "reject",
 };
 
 static int
@@ -752,6 +772,8 @@ parse_match(struct parser *p, const char *keyword, int line)
 			crit = &m->tls;
 		else if (tok_is_keyword(t, "helo"))
 			crit = &m->helo;
+		else if (tok_is_keyword(t, "tag"))
+			crit = &m->tag;
 		else if (negate)
 			return parse_unexpected(p, t, "criterion after \"!\"");
 		else if (tok_is_keyword(t, "action") || tok_is_keyword(t, "reject"))
@@ -786,6 +808,10 @@ parse_match(struct parser *p, const char *keyword, int line)
 		} else if (crit == &m->helo) {
 			if (get_crit(p, crit, 0,
 				     "<table> or name after helo") == -1)
+				return -1;
+		} else if (crit == &m->tag) {
+			if (get_crit(p, crit, 0,
+				     "<table> or name after tag") == -1)
 				return -1;
 		}
 	}

@@ -189,6 +189,33 @@ set_notify(struct options *o, const char *arg)
 	memcpy(o->notify, out, sizeof(out));
 }
 
+/*
+ * -oX options that only tune how Sendmail itself delivers or reports
+ * (the daemon decides that): d DeliveryMode (-odi, -odb, -odq), e
+ * ErrorMode (-oem, -oee, -oep, -oeq, -oew), m MeToo, 7 SevenBitInput, 8
+ * EightBitMode, L LogLevel, r Timeout, s SuperSafe, c HoldExpensive.
+ * Silently accepted; -oi is used; any other warns.
+ */
+#define SILENT_O	"dem78Lrsc"
+
+/* the same as -O LongName=value */
+static int
+silent_long_option(const char *v)
+{
+	static const char	*names[] = { "DeliveryMode", "ErrorMode",
+	    "MeToo", "SevenBitInput", "EightBitMode", "LogLevel", "Timeout",
+	    "SuperSafe", "HoldExpensive" };
+	size_t			 i, n;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		n = strlen(names[i]);
+		if (strncasecmp(v, names[i], n) == 0 &&
+		    (v[n] == '=' || v[n] == '\0' || v[n] == '.'))
+			return 1;
+	}
+	return 0;
+}
+
 /* an option's argument: "-fvalue" or "-f value" */
 static const char *
 optarg_of(char **argv, int *i, const char *rest)
@@ -248,8 +275,28 @@ parse_options(int argc, char **argv, struct options *o)
 			v = optarg_of(argv, &i, arg + 2);
 			if (strcmp(v, "i") == 0)
 				o->ignore_dots = 1;
-			else
+			else if (v[0] == '\0' || strchr(SILENT_O, v[0]) == NULL)
 				warnmsg("option -o%s ignored", v);
+			break;
+		case 'O':
+			v = optarg_of(argv, &i, arg + 2);
+			if (strcasecmp(v, "IgnoreDots") == 0 ||
+			    strncasecmp(v, "IgnoreDots=t", 12) == 0)
+				o->ignore_dots = 1;
+			else if (!silent_long_option(v))
+				warnmsg("option -O %s ignored", v);
+			break;
+		case 'B':
+			/* the daemon finds 8-bit data by itself */
+			v = optarg_of(argv, &i, arg + 2);
+			if (strcasecmp(v, "7BIT") != 0 &&
+			    strcasecmp(v, "8BITMIME") != 0)
+				warnmsg("option -B %s ignored", v);
+			break;
+		case 'I':
+			if (arg[2] != '\0')
+				goto unknown;
+			o->mode = MODE_ALIASES;
 			break;
 		case 'q':
 			o->mode = MODE_RUNQUEUE;
@@ -287,23 +334,30 @@ parse_options(int argc, char **argv, struct options *o)
 				goto unknown;
 			o->verbose = 1;
 			break;
-		/* Sendmail options with an argument, accepted and ignored */
+		/*
+		 * What mail programs and cron pass by habit and what has no
+		 * meaning here (sendmail(8) lists them): silently accepted.
+		 * -A c|m (submit.cf or sendmail.cf), -h hops, -L syslog label
+		 */
 		case 'A':
-		case 'B':
 		case 'h':
 		case 'L':
-		case 'O':
-		case 'X':
-			v = optarg_of(argv, &i, arg + 2);
-			warnmsg("option -%c %s ignored", arg[1], v);
+			(void)optarg_of(argv, &i, arg + 2);
 			break;
-		/* and without one */
-		case 'd':
+		/* -e[mpqew] error mode, -G gateway, -m me too, -n no
+		 * aliasing, -U initial submission */
 		case 'e':
 		case 'G':
 		case 'm':
 		case 'n':
 		case 'U':
+			break;
+		/* understood but not done: said so */
+		case 'X':
+			v = optarg_of(argv, &i, arg + 2);
+			warnmsg("option -X %s ignored: no traffic log", v);
+			break;
+		case 'd':
 		case 'x':
 			warnmsg("option %s ignored", arg);
 			break;
@@ -761,9 +815,151 @@ full_name(const struct options *o, char *out, size_t outlen)
 }
 
 /*
+ * Header addresses are qualified like the envelope's: "bob" becomes
+ * "bob@mailname", as Postfix's append_at_myorigin does for mail
+ * submitted locally, in the same fields: the sender fields (From,
+ * Sender, Reply-To, Errors-To, Return-Receipt-To), the recipient fields
+ * (To, Cc, Apparently-To) and their Resent- forms (Bcc goes anyway).
+ * An address is left as it is when it has a domain, is a quoted string,
+ * or is no single word (a display name without <>, a group's name).
+ */
+static const char *const addr_fields[] = {
+	"From", "Sender", "Reply-To", "Errors-To", "Return-Receipt-To",
+	"To", "Cc", "Apparently-To", "Resent-From", "Resent-Sender",
+	"Resent-Reply-To", "Resent-To", "Resent-Cc",
+};
+
+struct addr_elem {
+	size_t	end;		/* the ',' or ';' after it, or the length */
+	size_t	angle_close;	/* where its '>' is */
+	size_t	bare_end;	/* after the last byte of a bare address */
+	int	have_angle, in_angle, multiword, overflow;
+	size_t	alen;
+	char	addr[SUBMIT_ADDR_MAX];
+};
+
+static void
+elem_add(struct addr_elem *e, char ch)
+{
+	if (e->alen + 1 >= sizeof(e->addr))
+		e->overflow = 1;
+	else
+		e->addr[e->alen++] = ch;
+}
+
+/* one element of an address list from v[i], the way parse_address_list
+ * reads it */
+static void
+scan_address(const char *v, size_t len, size_t i, struct addr_elem *e)
+{
+	int	depth, gap = 0;
+
+	memset(e, 0, sizeof(*e));
+	for (; i < len; i++) {
+		if (!e->in_angle && (v[i] == ',' || v[i] == ';'))
+			break;
+		if (v[i] == '(') {
+			for (depth = 1, i++; i < len && depth; i++) {
+				if (v[i] == '\\' && i + 1 < len)
+					i++;
+				else if (v[i] == '(')
+					depth++;
+				else if (v[i] == ')')
+					depth--;
+			}
+			i--;
+			gap = 1;
+			continue;
+		}
+		if (v[i] == '<' && !e->have_angle) {
+			e->have_angle = e->in_angle = 1;
+			e->alen = 0;
+			continue;
+		}
+		if (v[i] == '>' && e->in_angle) {
+			e->in_angle = 0;
+			e->angle_close = i;
+			continue;
+		}
+		if (v[i] == ':' && !e->in_angle) {
+			/* "group name:" was no address */
+			e->alen = e->bare_end = 0;
+			e->multiword = gap = 0;
+			continue;
+		}
+		if (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' ||
+		    v[i] == '\n') {
+			gap = 1;
+			continue;
+		}
+		if (e->have_angle && !e->in_angle)
+			continue;	/* after the <address> */
+		if (gap && e->alen > 0 && !e->in_angle)
+			e->multiword = 1;
+		gap = 0;
+		if (v[i] == '"') {
+			do {
+				if (v[i] == '\\' && i + 1 < len)
+					elem_add(e, v[i++]);
+				elem_add(e, v[i++]);
+			} while (i < len && v[i] != '"');
+			if (i < len)
+				elem_add(e, '"');
+			else
+				i--;
+		} else
+			elem_add(e, v[i]);
+		if (!e->in_angle)
+			e->bare_end = i + 1;
+	}
+	e->end = i;
+}
+
+/* a field's value, its addresses qualified */
+static void
+add_qualified(struct buf *out, const char *v, size_t len,
+    const struct instance *inst)
+{
+	struct addr_elem	 e;
+	char			 q[SUBMIT_ADDR_MAX];
+	size_t			 i = 0, at;
+
+	while (i < len) {
+		scan_address(v, len, i, &e);
+		at = e.have_angle ? e.angle_close : e.bare_end;
+		e.addr[e.alen] = '\0';
+		if (!e.overflow && e.alen > 0 && at > i &&
+		    !(e.have_angle && (e.in_angle || e.angle_close == 0)) &&
+		    !(!e.have_angle && e.multiword) &&
+		    strchr(e.addr, '@') == NULL && e.addr[0] != '"' &&
+		    qualify(e.addr, inst, q, sizeof(q)) == 0) {
+			buf_add(out, v + i, at - i);
+			buf_printf(out, "@%s", inst->mailname);
+			buf_add(out, v + at, e.end - at);
+		} else
+			buf_add(out, v + i, e.end - i);
+		i = e.end;
+		if (i < len)
+			buf_add(out, v + i++, 1);	/* ',' or ';' */
+	}
+}
+
+static int
+is_address_field(const char *field, size_t namelen)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(addr_fields) / sizeof(addr_fields[0]); i++)
+		if (field_is(field, namelen, addr_fields[i]))
+			return 1;
+	return 0;
+}
+
+/*
  * Fix up the message: drop a Unix "From " line and every Bcc, add From,
- * Date and Message-ID when missing, and with -t collect the recipients
- * from To/Cc/Bcc (the Resent- set when there is one).
+ * Date and Message-ID when missing, qualify the header's addresses, and
+ * with -t collect the recipients from To/Cc/Bcc (the Resent- set when
+ * there is one).
  */
 static void
 prepare_message(const struct options *o, const struct instance *inst,
@@ -823,7 +1019,11 @@ prepare_message(const struct options *o, const struct instance *inst,
 				    (size_t)(fend - field) - namelen - 1);
 				buf_add(&rcpthdr[r], ",", 1);
 			}
-		if (!drop)
+		if (!drop && is_address_field(field, namelen)) {
+			buf_add(&out, field, namelen + 1);
+			add_qualified(&out, field + namelen + 1,
+			    (size_t)(fend - field) - namelen - 1, inst);
+		} else if (!drop)
 			buf_add(&out, field, (size_t)(fend - field));
 		if (fend > field && fend[-1] != '\n')
 			buf_add(&out, "\n", 1);

@@ -348,8 +348,8 @@ session_new(int fd, struct listener *l, uint32_t lindex,
 		    s->addr, sizeof(s->addr));
 	else
 		snprintf(s->addr, sizeof(s->addr), "local");
-	log_debug("%08x: connection from %s on %s port %u", s->id, s->addr,
-	    l->ifname, l->port);
+	log_debug("%08x: connection from %s on %s port %u%s%s", s->id,
+	    s->addr, l->ifname, l->port, l->tag[0] ? " tag=" : "", l->tag);
 	/* counted across all workers: the kernel spreads one client's
 	 * connections over all of them */
 	ok = sesscount_take(s->addr, conf->max_sessions_per_ip,

@@ -1,5 +1,9 @@
 /*
  * smtpctl.c -- control a running smtpd over its control socket.
+ *
+ * What the daemon sends is printed through ctl_format.c (show queue) or
+ * json.c (-j): never a field pasted into output by hand, since the fields
+ * hold what senders and remote servers chose.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -15,7 +19,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctl_format.h"
 #include "imsg.h"
+#include "json.h"
 #include "proto.h"
 #include "queue.h"
 
@@ -25,7 +31,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: smtpctl [-s socket] [-f config] command [argument]\n"
 	    "commands:\n"
-	    "  show queue [-j]          show status | stats\n"
+	    "  show queue [-j]          show status | stats [-j]\n"
 	    "  show message ID          show envelope ID\n"
 	    "  monitor\n"
 	    "  schedule ID|all          remove ID|all\n"
@@ -77,31 +83,6 @@ socket_from_config(const char *path, char *out, size_t len)
 		snprintf(out, len, "%s", p);
 	}
 	fclose(fp);
-}
-
-static void
-print_queue_line(const char *text, int json)
-{
-	char	 buf[1100], *f[7];
-	int	 n = 0;
-	char	*p = buf;
-
-	snprintf(buf, sizeof(buf), "%s", text);
-	while (n < 7 && (f[n] = strsep(&p, "|")) != NULL)
-		n++;
-	if (n < 7) {
-		printf("%s\n", text);
-		return;
-	}
-	if (json)
-		printf("{\"id\":\"%s\",\"sender\":\"%s\",\"recipient\":\"%s\","
-		    "\"age\":%s,\"tries\":%s,\"state\":\"%s\","
-		    "\"error\":\"%s\"}\n", f[0], f[1], f[2], f[3], f[4], f[5],
-		    f[6]);
-	else
-		printf("%s %s -> %s age=%ss tries=%s state=%s%s%s\n", f[0],
-		    f[1][0] ? f[1] : "<>", f[2], f[3], f[4], f[5],
-		    f[6][0] ? " error=" : "", f[6]);
 }
 
 /*
@@ -175,6 +156,51 @@ struct stats {
 	int	n;
 };
 
+/* a finished JSON document on a line of its own, or an error */
+static void
+print_json(struct json *j)
+{
+	const char	*doc;
+	size_t		 len;
+
+	if ((doc = json_finish(j, &len)) == NULL) {
+		fprintf(stderr, "smtpctl: cannot build the JSON output\n");
+		exit(70);
+	}
+	fwrite(doc, 1, len, stdout);
+	fputc('\n', stdout);
+	json_free(j);
+}
+
+static void
+print_queue_entry(const struct ctl_queue_entry *q, int json)
+{
+	struct json	j;
+
+	if (!json) {
+		ctl_queue_entry_text(stdout, q);
+		return;
+	}
+	json_init(&j);
+	ctl_queue_entry_json(&j, q);
+	print_json(&j);
+}
+
+/* smtpctl show stats -j: one object, a member per counter */
+static void
+print_stats_json(const struct stats *st)
+{
+	struct json	j;
+	int		i;
+
+	json_init(&j);
+	json_object_begin(&j);
+	for (i = 0; i < st->n; i++)
+		json_kv_int(&j, st->key[i], st->val[i]);
+	json_object_end(&j);
+	print_json(&j);
+}
+
 /*
  * One request, its replies printed as asked; -1 when the daemon said
  * something failed.  OUT_STATS collects key=value replies instead.
@@ -186,6 +212,7 @@ ctl_call(const char *sock, const struct ctl_request *req, enum out_mode mode,
 	struct imsgbuf		ib;
 	struct imsg		m;
 	struct ctl_reply	r;
+	struct ctl_queue_entry	q;
 	ssize_t			n;
 	int			fd, failed = 0;
 
@@ -206,6 +233,17 @@ ctl_call(const char *sock, const struct ctl_request *req, enum out_mode mode,
 			exit(74);
 		}
 		while (imsg_get(&ib, &m) == 1) {
+			if ((mode == OUT_QUEUE || mode == OUT_QUEUE_JSON) &&
+			    m.hdr.type == IMSG_CTL_QUEUE_ENTRY &&
+			    m.len == sizeof(q)) {
+				memcpy(&q, m.data, sizeof(q));
+				if (proto_valid_ctl_queue_entry(&q) == -1) {
+					fprintf(stderr, "smtpctl: bad reply\n");
+					exit(76);
+				}
+				print_queue_entry(&q, mode == OUT_QUEUE_JSON);
+				continue;
+			}
 			if (m.hdr.type != IMSG_CTL_REPLY ||
 			    m.len != sizeof(r)) {
 				fprintf(stderr, "smtpctl: bad reply\n");
@@ -230,10 +268,6 @@ ctl_call(const char *sock, const struct ctl_request *req, enum out_mode mode,
 				}
 			} else if (mode == OUT_RAW)
 				fputs(r.text, stdout);
-			else if ((mode == OUT_QUEUE || mode == OUT_QUEUE_JSON) &&
-			    !r.end)
-				print_queue_line(r.text,
-				    mode == OUT_QUEUE_JSON);
 			else
 				printf("%s\n", r.text);
 			if (r.end) {
@@ -283,8 +317,9 @@ main(int argc, char **argv)
 	enum out_mode		 mode;
 	const char		*sock = NULL, *cfg = SMTPD_CONF_DEFAULT;
 	char			 sockbuf[CONF_PATH_MAX];
+	struct stats		 st;
 	int			 ch, json = 0, show_queue = 0;
-	int			 raw = 0, monitor = 0;
+	int			 raw = 0, monitor = 0, rc;
 
 	while ((ch = getopt(argc, argv, "+f:s:")) != -1) {
 		switch (ch) {
@@ -309,13 +344,18 @@ main(int argc, char **argv)
 	}
 	memset(&req, 0, sizeof(req));
 	if (strcmp(argv[0], "show") == 0 && argc >= 2) {
+		if (argc > 2 && (strcmp(argv[1], "queue") == 0 ||
+		    strcmp(argv[1], "stats") == 0)) {
+			if (argc > 3 || strcmp(argv[2], "-j") != 0)
+				usage();
+			json = 1;
+		}
 		if (strcmp(argv[1], "queue") == 0) {
-			req.cmd = CTL_SHOW_QUEUE;
+			req.cmd = CTL_SHOW_QUEUE_ENTRIES;
 			show_queue = 1;
-			json = argc > 2 && strcmp(argv[2], "-j") == 0;
 		} else if (strcmp(argv[1], "stats") == 0)
 			req.cmd = CTL_SHOW_STATS;
-		else if (strcmp(argv[1], "status") == 0)
+		else if (strcmp(argv[1], "status") == 0 && argc == 2)
 			req.cmd = CTL_SHOW_STATUS;
 		else if ((strcmp(argv[1], "message") == 0 ||
 		    strcmp(argv[1], "envelope") == 0) && argc == 3) {
@@ -382,6 +422,12 @@ main(int argc, char **argv)
 	}
 	if (monitor)
 		return ctl_monitor(sock);
+	if (req.cmd == CTL_SHOW_STATS && json) {
+		memset(&st, 0, sizeof(st));
+		if ((rc = ctl_call(sock, &req, OUT_STATS, &st)) == 0)
+			print_stats_json(&st);
+		return rc == 0 ? 0 : 1;
+	}
 	mode = show_queue ? (json ? OUT_QUEUE_JSON : OUT_QUEUE) :
 	    raw ? OUT_RAW : OUT_LINES;
 	return ctl_call(sock, &req, mode, NULL) == 0 ? 0 : 1;

@@ -44,6 +44,7 @@
 #include "mda_proc.h"
 #include "mproc.h"
 #include "offline.h"
+#include "pidfile.h"
 #include "privsep.h"
 #include "proto.h"
 #include "sesscount.h"
@@ -54,7 +55,7 @@ struct smtpd_config	*conf;
 int			 smtpd_debug;
 int			 smtpd_verbose;
 
-enum child_kind { C_SMTP, C_QUEUE, C_LOOKUP, C_MTA, C_CONTROL };
+enum child_kind { C_SMTP, C_QUEUE, C_LOOKUP, C_MTA, C_CONTROL, C_AUTH };
 
 /*
  * Children come in two kinds of lifetime.  The queue and control live as
@@ -110,7 +111,7 @@ static void	parent_shutdown(int status);
 static __attribute__((noreturn)) void
 usage(void)
 {
-	fprintf(stderr, "usage: smtpd [-dnv] [-f file]\n");
+	fprintf(stderr, "usage: smtpd [-dnVv] [-f file] [-P pidfile]\n");
 	exit(1);
 }
 
@@ -308,6 +309,7 @@ child_keep_fds(struct proc_fds *f)
 	KEEP(f->lookup);
 	KEEP(f->mta);
 	KEEP(f->control);
+	KEEP(f->auth);
 	KEEP(f->ctlsock);
 	for (i = 0; i < f->nsmtp; i++)
 		KEEP(f->smtp[i]);
@@ -325,6 +327,7 @@ proc_fds_init(struct proc_fds *f)
 {
 	memset(f, 0, sizeof(*f));
 	f->parent = f->queue = f->lookup = f->mta = f->control = -1;
+	f->auth = -1;
 	f->ctlsock = -1;
 }
 
@@ -351,6 +354,8 @@ spawn(struct child *c, struct proc_fds *f)
 			mta_main(f);
 		case C_CONTROL:
 			control_main(f);
+		case C_AUTH:
+			auth_system_main(f);
 		}
 		_exit(1);
 	}
@@ -435,14 +440,16 @@ send_queue_conf(void)
 
 /*
  * A generation: lookup, mta and the smtp workers, wired to each other
- * and -- through descriptors passed to it -- to the queue.
+ * and -- through descriptors passed to it -- to the queue; and, when a
+ * listener authenticates system accounts, the auth helper that lookup
+ * asks (auth_system.c), which goes when its lookup does.
  */
 static void
 start_generation(int *listen_fds, int nl, int nworkers)
 {
 	int		 qs[SMTPD_MAX_WORKERS][2];	/* queue <-> smtp */
 	int		 ls[SMTPD_MAX_WORKERS][2];	/* lookup <-> smtp */
-	int		 qm[2], ql[2], lm[2];
+	int		 qm[2], ql[2], lm[2], la[2] = { -1, -1 };
 	struct proc_fds	 f;
 	char		 title[32];
 	int		 i;
@@ -455,6 +462,8 @@ start_generation(int *listen_fds, int nl, int nworkers)
 	socketpair_or_die(qm);
 	socketpair_or_die(ql);
 	socketpair_or_die(lm);
+	if (auth_system_needed(conf))
+		socketpair_or_die(la);
 
 	proc_fds_init(&f);
 	for (i = 0; i < nworkers; i++)
@@ -462,7 +471,16 @@ start_generation(int *listen_fds, int nl, int nworkers)
 	f.nsmtp = nworkers;
 	f.queue = ql[1];
 	f.mta = lm[0];
+	f.auth = la[0];
 	start_child(C_LOOKUP, 0, "lookup", &f);
+
+	if (la[0] != -1) {
+		proc_fds_init(&f);
+		f.lookup = la[1];
+		start_child(C_AUTH, 0, "auth", &f);
+		close(la[0]);
+		close(la[1]);
+	}
 
 	proc_fds_init(&f);
 	f.queue = qm[1];
@@ -741,6 +759,7 @@ shutdown_step(void)
 	log_info("exiting");
 	if (conf->socket[0])
 		unlink(conf->socket);
+	pidfile_remove();
 	exit(exit_status);
 }
 
@@ -945,7 +964,7 @@ parent_reload(void)
 	if (children_alive(1 << C_LOOKUP, 0) >= SMTPD_MAX_GENERATIONS ||
 	    children_alive(1 << C_SMTP, 0) + nworkers >
 	    SMTPD_MAX_LIVE_WORKERS ||
-	    children_used() + nworkers + 2 > MAX_CHILDREN) {
+	    children_used() + nworkers + 3 > MAX_CHILDREN) {
 		log_warnx("reload refused: %d older generations of processes "
 		    "are still finishing their sessions; keeping the running "
 		    "configuration, try again later",
@@ -1110,14 +1129,14 @@ parent_dispatch(struct mproc *p, struct imsg *m)
 int
 main(int argc, char **argv)
 {
-	const char	*path = NULL;
+	const char	*path = NULL, *pidpath = SMTPD_PIDFILE;
 	char		 err[CONF_PATH_MAX + 256];
 	struct listener	*l;
 	struct event	*ev_chld, *ev_term, *ev_int, *ev_hup;
 	int		*listen_fds, nl = 0, nworkers, ch, checkonly = 0;
 
 	privsep_title_init(argc, argv);
-	while ((ch = getopt(argc, argv, "df:hnv")) != -1) {
+	while ((ch = getopt(argc, argv, "df:hnP:vV")) != -1) {
 		switch (ch) {
 		case 'd':
 			smtpd_debug = 1;
@@ -1128,9 +1147,15 @@ main(int argc, char **argv)
 		case 'n':
 			checkonly = 1;
 			break;
+		case 'P':
+			pidpath = optarg;
+			break;
 		case 'v':
 			smtpd_verbose++;
 			break;
+		case 'V':
+			printf("%s %s\n", SMTPD_NAME, SMTPD_VERSION);
+			exit(0);
 		default:
 			usage();
 		}
@@ -1144,6 +1169,9 @@ main(int argc, char **argv)
 		exit(1);
 	}
 	if (checkonly) {
+		/* each file as the process that will open it: config_check.c */
+		if (config_check_files(conf, stderr) > 0)
+			exit(1);
 		printf("configuration OK\n");
 		exit(0);
 	}
@@ -1151,10 +1179,14 @@ main(int argc, char **argv)
 		fprintf(stderr, "smtpd: need root privileges\n");
 		exit(1);
 	}
+	/* before anything is bound: "already running", not "in use" */
+	if (pidfile_lock(pidpath) == -1)
+		exit(1);
 	log_init(smtpd_debug, smtpd_verbose);
 	log_procname("parent");
 
 	conf_path = path;
+	(void)config_check_files(conf, NULL);	/* logged; files may appear */
 	raise_fd_limit();
 	nworkers = worker_count();
 	setup_spool();
@@ -1167,6 +1199,7 @@ main(int argc, char **argv)
 
 	if (!smtpd_debug && daemon(0, 0) == -1)
 		fatal("daemon");
+	pidfile_write();	/* bound, and the final pid */
 	signal(SIGPIPE, SIG_IGN);
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");

@@ -9,6 +9,9 @@
 #include "config.h"
 
 #define SMTPD_NAME	"Posthaste"
+#ifndef SMTPD_VERSION		/* the Makefile takes it from debian/changelog */
+#define SMTPD_VERSION	"unknown"
+#endif
 #define SMTPD_MAX_WORKERS 64
 /*
  * Generations alive at once: the current one and those a reload retired
@@ -36,6 +39,7 @@ struct proc_fds {
 	int	lookup;
 	int	mta;
 	int	control;
+	int	auth;				/* lookup, auth helper */
 	int	smtp[SMTPD_MAX_WORKERS];	/* queue, lookup: one per worker */
 	int	nsmtp;
 	int	*listen;			/* smtp worker: its sockets */
@@ -49,6 +53,9 @@ void	queue_main(struct proc_fds *) __attribute__((noreturn));
 void	lookup_main(struct proc_fds *) __attribute__((noreturn));
 void	mta_main(struct proc_fds *) __attribute__((noreturn));
 void	control_main(struct proc_fds *) __attribute__((noreturn));
+void	auth_system_main(struct proc_fds *) __attribute__((noreturn));
+/* does a listener authenticate against the system accounts? */
+int	auth_system_needed(const struct smtpd_config *);
 
 /* common child set-up: title, signals, event base; after privsep_drop */
 void	proc_setup(const char *title);

@@ -404,7 +404,8 @@ def proc_cwd(pid):
 
 class Daemon:
     """The real daemon, started as root in the foreground:
-    BINDIR/smtpd -d -v -f TMP/smtpd.conf, output to a log file.
+    BINDIR/smtpd -d -v -f TMP/smtpd.conf -P TMP/smtpd.pid, output to a log
+    file.
 
     Attributes once started: port, tmp, spool, socket_path, conf_path,
     log_path, proc (subprocess.Popen), pid.
@@ -470,6 +471,10 @@ class Daemon:
     def conf_path(self):
         return os.path.join(self.tmp, "smtpd.conf")
 
+    @property
+    def pid_path(self):
+        return os.path.join(self.tmp, "smtpd.pid")
+
     # -- start -------------------------------------------------------------
 
     def start(self, conf_extra=None, conf=None, wait=True):
@@ -527,8 +532,10 @@ class Daemon:
         for key, value in SANITIZER_ENV.items():
             env.setdefault(key, value)
         env.update(self.env_extra)
+        # a pid file of its own: /run/smtpd.pid would let only one
+        # daemon of the run (or of the machine) start
         cmd = [self.program or binary("smtpd"), "-d", "-v", "-f",
-               self.conf_path] + self.args
+               self.conf_path, "-P", self.pid_path] + self.args
         with open(self.log_path, "wb") as log:
             log.write(("# %s\n" % " ".join(cmd)).encode())
             log.flush()

@@ -19,6 +19,7 @@ from fixture import (DEFAULT_CONF, REPO, TEST_ROOT, TEST_USER1, Daemon,
                      maildir_files, mbox_path, poll, read_file, run_smtpd,
                      setup_system, smtp_dialog, unique_marker, user,
                      wait_stable_file)
+from test_smtp_common import make_certificate
 
 TIMEOUT = 30
 
@@ -77,8 +78,14 @@ def test_shipped_config():
     shipped etc/aliases (no /etc/aliases on a machine without an MTA)."""
     with open(os.path.join(REPO, "etc", "smtpd.conf")) as f:
         text = f.read()
-    text = text.replace("/etc/aliases", os.path.join(REPO, "etc", "aliases"))
     with ConfDir() as c:
+        # a copy: smtpd -n checks that _smtpd can read it, and the
+        # checkout may be under /root (0700)
+        os.chmod(c.path, 0o755)
+        aliases = os.path.join(c.path, "aliases")
+        shutil.copy(os.path.join(REPO, "etc", "aliases"), aliases)
+        os.chmod(aliases, 0o644)
+        text = text.replace("/etc/aliases", aliases)
         check_ok(c.write("shipped.conf", text))
 
 
@@ -243,3 +250,77 @@ def test_shipped_config_maildir_alternative():
             send_local(d.port, rcpt, marker)
             assert poll(lambda: in_maildir(TEST_USER1, marker)), \
                 "not delivered to ~/Maildir"
+
+
+# ---------------------------------------------------------------------------
+# issue 15: what parses but could never work
+
+def test_auth_without_tls_is_an_error():
+    """AUTH is offered only inside TLS: "auth" on a plain listener could
+    never take a password (unless auth-plaintext says so)."""
+    with ConfDir() as c:
+        text = good_conf(c.path).replace(
+            "listen on 127.0.0.1 port 2525",
+            "listen on 127.0.0.1 port 2525\nlisten on 127.0.0.1 port 2587 "
+            "auth")
+        line = text.splitlines().index(
+            "listen on 127.0.0.1 port 2587 auth") + 1
+        path = c.write("auth.conf", text)
+        check_error(path, line)
+        r = run_smtpd(["-n", "-f", path])
+        assert "auth without tls" in r.output, r.output
+        check_ok(c.write("plain.conf", text.replace(
+            "port 2587 auth", "port 2587 auth auth-plaintext")))
+
+
+def test_table_unreadable_by_lookup():
+    """A credentials table root alone can read (in a 0700 directory, as
+    under /root) parses, but lookup (_smtpd) could never open it: -n says
+    so with the table's line; once readable, OK."""
+    with ConfDir() as c:
+        os.chmod(c.path, 0o700)
+        creds = c.write("creds", "alice $6$salt$hash\n")
+        os.chmod(creds, 0o600)
+        cert, key = make_certificate()
+        text = (good_conf(c.path) +
+                'pki mail.example.test cert "%s"\n'
+                'pki mail.example.test key "%s"\n'
+                "table creds file:%s\n" % (cert, key, creds)).replace(
+            "listen on 127.0.0.1 port 2525",
+            "listen on 127.0.0.1 port 2525 tls pki mail.example.test "
+            "auth <creds>")
+        line = text.splitlines().index("table creds file:%s" % creds) + 1
+        path = c.write("creds.conf", text)
+        check_error(path, line)
+        r = run_smtpd(["-n", "-f", path])
+        assert "_smtpd" in r.output and creds in r.output, r.output
+        os.chmod(c.path, 0o755)
+        os.chmod(creds, 0o644)
+        check_ok(path)
+
+
+def test_relay_secrets_root_only_is_fine():
+    """Relay credentials are read by the mta while still root: a 0600
+    table is what they should be, and no error."""
+    with ConfDir() as c:
+        secrets = c.write("secrets", "isp user:pass\n")
+        os.chmod(secrets, 0o600)
+        text = good_conf(c.path) + (
+            "table secrets file:%s\n"
+            'action "out" relay host smtp+tls://isp@smtp.example.net:587 '
+            "auth <secrets>\n" % secrets)
+        check_ok(c.write("relay.conf", text))
+
+
+def test_pki_key_missing():
+    """A listener's key that does not exist is an error on its line."""
+    with ConfDir() as c:
+        cert, _ = make_certificate()
+        missing = os.path.join(c.path, "nokey.pem")
+        text = good_conf(c.path).replace(
+            "listen on 127.0.0.1 port 2525",
+            'pki mx cert "%s"\npki mx key "%s"\n'
+            "listen on 127.0.0.1 port 2525 tls pki mx" % (cert, missing))
+        line = text.splitlines().index('pki mx key "%s"' % missing) + 1
+        path = c.write("key.conf", text)
+        check_error(path, line)

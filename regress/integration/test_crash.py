@@ -42,7 +42,8 @@ match from any for domain "example.test" action "local"
 
 def start(tmp, port, log):
     proc = subprocess.Popen([binary("smtpd"), "-d", "-f",
-                             os.path.join(tmp, "smtpd.conf")],
+                             os.path.join(tmp, "smtpd.conf"), "-P",
+                             os.path.join(tmp, "smtpd.pid")],
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True)
     deadline = time.monotonic() + 30

@@ -234,11 +234,17 @@ def start_daemon(smtpd, conf_src, tmp, spool=None, sock=None, aliases=None):
                         "listen on 127.0.0.1 port %d" % port)
     if spool:
         text = 'spool "%s"\nsocket "%s"\n' % (spool, sock) + text
+        # not installed: the machine may have no /etc/aliases (the
+        # package's postinst makes it); use the tree's sample
+        aliases = os.path.join(tmp, "aliases")
+        shutil.copy(os.path.join(REPO, "etc", "aliases"), aliases)
+        text = text.replace("/etc/aliases", aliases)
     conf = os.path.join(tmp, "smtpd.conf")
     with open(conf, "w") as f:
         f.write(text)
     log = open(os.path.join(tmp, "smtpd.log"), "wb")
-    proc = subprocess.Popen([smtpd, "-d", "-f", conf], stdout=log,
+    proc = subprocess.Popen([smtpd, "-d", "-f", conf, "-P",
+                             os.path.join(tmp, "smtpd.pid")], stdout=log,
                             stderr=log, stdin=subprocess.DEVNULL)
     return proc, conf
 

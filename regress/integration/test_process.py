@@ -267,7 +267,8 @@ def test_second_instance_refuses_a_taken_port():
             path = os.path.join(tmp, "smtpd.conf")
             with open(path, "w") as f:
                 f.write(conf.replace(d.tmp, tmp))
-            p = subprocess.run([fixture.binary("smtpd"), "-d", "-f", path],
+            p = subprocess.run([fixture.binary("smtpd"), "-d", "-f", path,
+                                "-P", os.path.join(tmp, "smtpd.pid")],
                                capture_output=True, timeout=30,
                                stdin=subprocess.DEVNULL)
             assert p.returncode != 0, "second instance started"
@@ -275,3 +276,113 @@ def test_second_instance_refuses_a_taken_port():
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         assert d.running()
+
+
+# ---------------------------------------------------------------------------
+# smtpd -V and the pid file (issue 15, item 17)
+
+def changelog_version():
+    with open(os.path.join(fixture.REPO, "debian", "changelog")) as f:
+        first = f.readline()
+    return first.split("(", 1)[1].split(")", 1)[0]
+
+
+def test_version_flag():
+    """-V prints the version (that of debian/changelog) and exits 0,
+    before reading any configuration."""
+    r = fixture.run_smtpd(["-V", "-f", "/nonexistent/smtpd.conf"])
+    assert r.returncode == 0, r.output
+    assert r.output.strip() == "Posthaste %s" % changelog_version(), \
+        r.output
+
+
+def read_pid(path):
+    with open(path) as f:
+        return int(f.read().strip())
+
+
+def test_pid_file_lifecycle():
+    """The parent writes its pid once it listens; a second daemon with
+    the same pid file refuses to start and says who runs; a clean stop
+    removes the file."""
+    with Daemon() as d:
+        assert read_pid(d.pid_path) == d.pid
+        tmp = tempfile.mkdtemp(prefix="dup.", dir=fixture.TEST_ROOT)
+        try:
+            path = os.path.join(tmp, "smtpd.conf")
+            conf = d.config_text().replace(d.tmp, tmp).replace(
+                "port %d" % d.port, "port %d" % fixture.free_port())
+            with open(path, "w") as f:
+                f.write(conf)
+            p = subprocess.run([fixture.binary("smtpd"), "-d", "-f", path,
+                                "-P", d.pid_path], capture_output=True,
+                               timeout=30, stdin=subprocess.DEVNULL)
+            err = p.stderr.decode("utf-8", "replace")
+            assert p.returncode == 1, "second daemon: %s" % err
+            assert "already running as pid %d" % d.pid in err, err
+            assert d.pid_path in err, err
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        assert d.running()
+        assert read_pid(d.pid_path) == d.pid
+        pid_path = d.pid_path
+        d.stop()
+    assert not os.path.exists(pid_path), "pid file left after a clean stop"
+
+
+def test_pid_file_stale_is_taken_over():
+    """A pid file a crash left (not locked, naming no live daemon) does
+    not stop a start."""
+    stale = os.path.join(fixture.TEST_ROOT, "stale-%d.pid" % os.getpid())
+    os.makedirs(fixture.TEST_ROOT, exist_ok=True)
+    with open(stale, "w") as f:
+        f.write("999999999\n")
+    try:
+        with Daemon(args=["-P", stale]) as d:
+            assert read_pid(stale) == d.pid
+        assert not os.path.exists(stale)
+    finally:
+        if os.path.exists(stale):
+            os.unlink(stale)
+
+
+def test_pid_file_of_a_real_daemon():
+    """Without -d (as the BSD rc scripts run it) the file names the
+    detached daemon, not the process that was started; SIGTERM to that
+    pid stops it and removes the file."""
+    fixture.setup_system()
+    tmp = tempfile.mkdtemp(prefix="bg.", dir=fixture.TEST_ROOT)
+    os.chmod(tmp, 0o755)
+    pid_path = os.path.join(tmp, "smtpd.pid")
+    port = fixture.free_port()
+    conf = fixture.DEFAULT_CONF.replace("@TMP@", tmp).replace(
+        "@PORT@", str(port))
+    path = os.path.join(tmp, "smtpd.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    pid = None
+    try:
+        p = subprocess.run([fixture.binary("smtpd"), "-f", path, "-P",
+                            pid_path], capture_output=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr
+        assert poll(lambda: os.path.exists(pid_path) and
+                    os.path.getsize(pid_path) > 0, timeout=20)
+        pid = read_pid(pid_path)
+        assert alive(pid), pid
+        assert poll(lambda: proc_title(pid) == "smtpd: parent",
+                    timeout=20), proc_title(pid)
+        with SMTPConnection(port) as c:
+            assert c.greeting.code == 220
+            c.command("QUIT")
+        os.kill(pid, signal.SIGTERM)
+        assert poll(lambda: not alive(pid), timeout=fixture.STOP_TIMEOUT), \
+            "daemon did not stop"
+        pid = None
+        assert not os.path.exists(pid_path), "pid file left after SIGTERM"
+    finally:
+        if pid is not None and alive(pid):
+            for kid in fixture.children_of(pid):
+                os.kill(kid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(tmp, ignore_errors=True)

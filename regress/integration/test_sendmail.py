@@ -262,25 +262,87 @@ def test_mailq_and_q():
                         "mda"], check=True, stdout=subprocess.DEVNULL)
 
 
-def test_other_options_warned_and_dsn_accepted():
+def test_common_options_silent_and_dsn_accepted():
+    """What cron, mail(1), mutt and friends pass by habit is accepted
+    without a word (issue 15: every cron mail printed warnings); an
+    option that is understood but not done still warns, an unknown one
+    is a usage error."""
     marker = unique_marker("opts")
+    habitual = ["-B8BITMIME", "-B", "7BIT", "-odi", "-odb", "-oem",
+                "-oee", "-om", "-oi", "-ep", "-em", "-m", "-n", "-G", "-U",
+                "-L", "cron", "-h", "10", "-Am", "-O", "DeliveryMode=b",
+                "-O", "ErrorMode=m", "-o7", "-o8"]
     with Daemon(conf_extra=CONF_EXTRA) as d:
-        r = sendmail(["-C", d.conf_path, "-B8BITMIME", "-odi", "-oem",
-                      "-N", "failure,delay", "-R", "hdrs", "-V", "env+id=1",
+        r = sendmail(["-C", d.conf_path] + habitual +
+                     ["-N", "failure,delay", "-R", "hdrs", "-V", "env+id=1",
                       "-v", "--", RCPT1],
                      ("Subject: %s\n\nx\n" % marker).encode(),
                      username=TEST_USER2)
         assert r.returncode == 0, r.err
-        assert "-B 8BITMIME ignored" in r.err and "-odi ignored" in r.err, \
-            r.err
+        assert "ignored" not in r.err and "unknown" not in r.err, r.err
         assert "NOTIFY=FAILURE,DELAY" in r.err, r.err
         assert "RET=HDRS" in r.err and "ENVID=env+2Bid+3D1" in r.err, r.err
+        delivered(marker)
+        # quiet without -v: nothing at all on stderr
+        marker = unique_marker("quiet")
+        r = sendmail(["-C", d.conf_path] + habitual + ["-t"],
+                     ("To: %s\nSubject: %s\n\nx\n" % (RCPT1, marker))
+                     .encode(), username=TEST_USER2)
+        assert r.returncode == 0 and r.err == "", r.err
+        delivered(marker)
+        # understood, not done: said so, and the mail still goes
+        marker = unique_marker("warned")
+        r = sendmail(["-C", d.conf_path, "-X", "/tmp/traffic", "-oQ/tmp",
+                      "-B", "BINARYMIME", RCPT1],
+                     ("Subject: %s\n\nx\n" % marker).encode(),
+                     username=TEST_USER2)
+        assert r.returncode == 0, r.err
+        assert "-X /tmp/traffic ignored" in r.err and \
+            "-oQ/tmp ignored" in r.err and "-B BINARYMIME ignored" in \
+            r.err, r.err
         delivered(marker)
         r = sendmail(["-C", d.conf_path, "-N", "sometimes", RCPT1], b"x\n",
                      username=TEST_USER2)
         assert r.returncode == EX_USAGE, r.err
         r = sendmail(["-C", d.conf_path, "-bt"], b"", username=TEST_USER2)
         assert r.returncode == EX_USAGE, r.err
+        r = sendmail(["-C", d.conf_path, "-Z", RCPT1], b"x\n",
+                     username=TEST_USER2)
+        assert r.returncode == EX_USAGE and "unknown option -Z" in r.err, \
+            r.err
+
+
+def test_t_qualifies_header_addresses():
+    """sendmail -t: unqualified addresses in the header get the mail
+    name, as the envelope's do (issue 15); qualified ones, groups,
+    display names and comments stay as they were."""
+    marker = unique_marker("qual")
+    u1, u2 = TEST_USER1, TEST_USER2
+    text = ("From: Sender Name <%(u2)s>\n"
+            "Reply-To: %(u2)s (the sender)\n"
+            "To: %(u1)s, \"Tester One\" <%(u1)s>,\n"
+            "\t%(u1)s@%(mn)s\n"
+            "Cc: undisclosed-recipients:;\n"
+            "Sender: %(u2)s\n"
+            "X-Other: %(u1)s\n"
+            "Subject: %(m)s\n\nTo: %(u1)s\n"
+            % {"u1": u1, "u2": u2, "mn": MAILNAME, "m": marker})
+    with Daemon(conf_extra=CONF_EXTRA) as d:
+        r = sendmail(["-C", d.conf_path, "-t"], text.encode(),
+                     username=TEST_USER2)
+        assert r.returncode == 0, r.err
+        msg, = delivered(marker)
+    q1, q2 = "%s@%s" % (u1, MAILNAME), "%s@%s" % (u2, MAILNAME)
+    hdr = header_block(msg)
+    assert "\nFrom: Sender Name <%s>\n" % q2 in hdr, hdr
+    assert "\nReply-To: %s (the sender)\n" % q2 in hdr, hdr
+    assert "\nTo: %s, \"Tester One\" <%s>,\n\t%s\n" % (q1, q1, q1) in hdr, \
+        hdr
+    assert "\nCc: undisclosed-recipients:;\n" in hdr, hdr
+    assert "\nSender: %s\n" % q2 in hdr, hdr
+    # not an address field, and not the body
+    assert "\nX-Other: %s\n" % u1 in hdr, hdr
+    assert msg.endswith(("\n\nTo: %s\n" % u1).encode()), msg
 
 
 def test_refused_recipient_goes_to_dead_letter():

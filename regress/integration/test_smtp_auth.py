@@ -10,6 +10,9 @@ Date are added for them.
 import base64
 import hashlib
 import hmac
+import os
+import shutil
+import signal
 import smtplib
 import subprocess
 import time
@@ -249,3 +252,159 @@ def test_swaks_auth():
         assert r.returncode == 0, out
         assert "235 2.7.0" in out and "queued as" in out, out
         wait_marker(TEST_USER1, mark)
+
+
+# ---------------------------------------------------------------------------
+# "auth" without a table: system accounts (issue 15, item 4)
+
+SYS_USER = "phauth1"		# a password set with chpasswd (yescrypt)
+SYS_LOCKED = "phauth2"		# the same password, then usermod -L
+SYS_PASSWORD = "Sys-pass 15 ok"
+
+
+def system_users():
+    """Two test users (removed after the run like the others) with a
+    known password; the second one locked."""
+    for tool in ("chpasswd", "usermod"):
+        if shutil.which(tool) is None:
+            fixture.skip("%s is not installed" % tool)
+    fixture.setup_system()
+    for name, method in ((SYS_USER, "YESCRYPT"), (SYS_LOCKED, "SHA512")):
+        fixture.ensure_test_user(name)
+        r = subprocess.run(["chpasswd", "-c", method],
+                           input=("%s:%s\n" % (name, SYS_PASSWORD)).encode(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if r.returncode != 0 and method == "YESCRYPT":
+            r = subprocess.run(["chpasswd"], input=("%s:%s\n" % (
+                name, SYS_PASSWORD)).encode(), stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT)
+        assert r.returncode == 0, r.stdout
+    subprocess.run(["usermod", "-L", SYS_LOCKED], check=True)
+
+
+def system_auth_conf():
+    base = fixture.DEFAULT_CONF.replace(
+        "listen on 127.0.0.1 port @PORT@",
+        "listen on 127.0.0.1 port @PORT@ tls pki mail.example.test auth")
+    return (pki_conf() + base + 'action "relay" relay\n'
+            'match from any auth for any action "relay"\n')
+
+
+def auth_helper(d):
+    for pid in d.children():
+        if fixture.proc_title(pid) == "smtpd: auth":
+            return pid
+    return None
+
+
+def test_system_auth_smtplib():
+    """Correct password 235, wrong 535, locked 535, unknown 535; the log
+    lines are those of table auth; the check runs in a helper that is
+    neither root (where a group may read /etc/shadow) nor unsandboxed."""
+    system_users()
+    with Daemon(conf=system_auth_conf()) as d:
+        s = smtplib.SMTP("127.0.0.1", d.port, local_hostname=HELO,
+                         timeout=20)
+        try:
+            s.starttls(context=client_context())
+            s.ehlo()
+            code, msg = s.login(SYS_USER, SYS_PASSWORD)
+            assert code == 235, (code, msg)
+            code, _ = s.docmd("MAIL FROM:<%s@example.test>" % SYS_USER)
+            assert code == 250
+            code, msg = s.docmd("RCPT TO:<someone@remote.test>")
+            assert code == 250, (code, msg)	# authenticated: relayed
+            s.rset()
+        finally:
+            s.quit()
+        for user, password, what in (
+                (SYS_USER, "wrong", "wrong password"),
+                (SYS_LOCKED, SYS_PASSWORD, "locked account"),
+                ("phauthnobody", SYS_PASSWORD, "unknown user"),
+                ("root", SYS_PASSWORD, "root")):
+            s = smtplib.SMTP("127.0.0.1", d.port, local_hostname=HELO,
+                             timeout=20)
+            try:
+                s.starttls(context=client_context())
+                s.ehlo()
+                try:
+                    s.login(user, password)
+                    raise AssertionError("%s: login accepted" % what)
+                except smtplib.SMTPAuthenticationError as e:
+                    assert e.smtp_code == 535, (what, e)
+            finally:
+                s.close()
+        pid = auth_helper(d)
+        assert pid is not None, "no auth helper process"
+        st = fixture.proc_status(pid)
+        assert st.get("Seccomp") == "2", st
+        shadow = os.stat("/etc/shadow")
+        if shadow.st_gid != 0 and shadow.st_mode & 0o040:
+            assert st["Uid"].split()[0] == str(
+                fixture.user(fixture.DAEMON_USER).pw_uid), st
+            assert st["Gid"].split()[0] == str(shadow.st_gid), st
+        log = d.log()
+    assert "AUTH LOGIN user=%s client=127.0.0.1: ok" % SYS_USER in log or \
+        "AUTH PLAIN user=%s client=127.0.0.1: ok" % SYS_USER in log, log
+    assert "user=%s client=127.0.0.1: failed" % SYS_LOCKED in log, log
+    assert "system account %s is locked" % SYS_LOCKED in log, log
+    assert ": tempfail" not in log, log
+
+
+def test_system_auth_swaks_and_limits():
+    """swaks over STARTTLS: 235 and the mail goes; a wrong password is
+    535 after the same growing delay as table auth, the third 421."""
+    system_users()
+    mark = unique("sysauth")
+    with Daemon(conf=system_auth_conf()) as d:
+        r = subprocess.run(["swaks", "--server", "127.0.0.1", "--port",
+                            str(d.port), "--from", SYS_USER + "@example.test",
+                            "--to", RCPT1, "--tls", "--auth", "PLAIN",
+                            "--auth-user", SYS_USER, "--auth-password",
+                            SYS_PASSWORD, "--helo", HELO,
+                            "--header", "Subject: " + mark],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30)
+        out = r.stdout.decode("utf-8", "replace")
+        assert r.returncode == 0, out
+        assert "235 2.7.0" in out and "queued as" in out, out
+        wait_marker(TEST_USER1, mark)
+        r = subprocess.run(["swaks", "--server", "127.0.0.1", "--port",
+                            str(d.port), "--from", SYS_USER + "@example.test",
+                            "--to", RCPT1, "--tls", "--auth", "LOGIN",
+                            "--auth-user", SYS_USER, "--auth-password",
+                            "not it", "--helo", HELO, "--quit-after", "AUTH"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30)
+        out = r.stdout.decode("utf-8", "replace")
+        assert r.returncode != 0 and "535 5.7.8" in out, out
+        c, _ = tls_session(d.port)
+        with c:
+            times = []
+            for i in range(2):
+                t0 = time.monotonic()
+                expect(c.command("AUTH PLAIN " + b64(
+                    "\0%s\0wrong%d" % (SYS_USER, i))), 535, "5.7.8",
+                    "bad system password %d" % i)
+                times.append(time.monotonic() - t0)
+            assert times[0] >= 0.4, times
+            assert times[1] >= times[0] * 1.5, times
+            expect(c.command("AUTH PLAIN " + b64(
+                "\0%s\0wrong" % SYS_LOCKED)), 421, "4.7.0", "third failure")
+            assert closed(c)
+
+
+def test_system_auth_survives_reload():
+    """A reload starts a new generation with its own helper; the old
+    one goes with its lookup, and the daemon keeps running."""
+    system_users()
+    with Daemon(conf=system_auth_conf()) as d:
+        old = auth_helper(d)
+        d.send_signal(signal.SIGHUP)
+        assert fixture.poll(lambda: auth_helper(d) not in (None, old) and
+                            not fixture.alive(old), timeout=20), d.log_tail()
+        c, _ = tls_session(d.port)
+        with c:
+            expect(c.command("AUTH PLAIN " + b64(
+                "\0%s\0%s" % (SYS_USER, SYS_PASSWORD))), 235, "2.7.0",
+                "after a reload")

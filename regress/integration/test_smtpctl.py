@@ -8,10 +8,11 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
 
 from fixture import (TEST_USER2, Daemon, SMTPConnection, binary,
-                     ensure_test_user, maildir_files, reset_maildir,
+                     ensure_test_user, maildir_files, poll, reset_maildir,
                      unique_marker, wait_maildir)
 
 TIMEOUT = 90
@@ -195,3 +196,170 @@ match from any for domain <doms> action "local"
         p = ctl(d, "update", "table", "nosuch", check=False)
         assert p.returncode != 0 and b"no such table" in p.stderr
         assert "table doms reloaded" in d.log()
+
+
+# --------------------------------------------------------------------------
+# show queue -j (issue 15 item 11), resume counts and remove in flight
+# (item 13)
+
+def spool_records(d):
+    """What is left in the spool's queue/ (not its .format and .key)."""
+    qdir = os.path.join(d.spool, "queue")
+    return sorted(n for n in os.listdir(qdir) if not n.startswith("."))
+
+
+def test_show_queue_json_escapes_every_field():
+    """A sender with a quoted local part and a recipient with a backslash
+    (both legal, RFC 5321 4.1.2) give JSON that python's json module
+    reads back unchanged, with size, arrival and next try; show stats -j
+    is one object."""
+    conf_extra = ('action "relay" relay host "smtp://127.0.0.1:9"\n'
+                  'match from any for domain "remote.test" action "relay"\n')
+    with Daemon(conf_extra=conf_extra) as d:
+        ctl(d, "pause", "mta")
+        before = int(time.time())
+        body = "Subject: %s\r\n\r\nbody\r\n" % unique_marker("json")
+        with SMTPConnection(d.port) as c:
+            c.command("EHLO ctl.test")
+            r = c.command('MAIL FROM:<"john doe"@example.test>')
+            assert r.code == 250, r
+            r = c.command('RCPT TO:<"back\\\\slash"@remote.test>')
+            assert r.code == 250, r
+            assert c.command("DATA").code == 354
+            c.send((body + ".\r\n").encode())
+            r = c.reply()
+            assert r.code == 250, r
+            c.command("QUIT")
+        after = int(time.time())
+        out = ctl(d, "show", "queue", "-j").stdout.decode()
+        lines = [ln for ln in out.splitlines() if ln.strip()]
+        assert len(lines) == 1, out
+        try:
+            q = json.loads(lines[0])
+        except ValueError as e:
+            raise AssertionError("invalid JSON from show queue -j: %s: %r"
+                                 % (e, lines[0]))
+        assert q["sender"] == '"john doe"@example.test', q
+        assert q["recipient"] == '"back\\\\slash"@remote.test', q
+        assert q["state"] == "pending", q
+        assert q["id"].startswith(q["message"]) and len(q["id"]) == 16, q
+        assert isinstance(q["size"], int) and q["size"] >= len(body), q
+        assert before <= q["arrival"] <= after, (before, q, after)
+        assert isinstance(q["next_try"], int) and \
+            q["next_try"] >= q["arrival"], q
+        assert q["tries"] == 0 and q["last_try"] is None, q
+        assert q["error"] == "", q
+        text = ctl(d, "show", "queue").stdout.decode()
+        assert '"john doe"@example.test -> "back\\\\slash"@remote.test' \
+            in text and "size=%d" % q["size"] in text, text
+        stats = json.loads(ctl(d, "show", "stats", "-j").stdout.decode())
+        assert stats["queue.size"] == 1, stats
+        p = ctl(d, "show", "queue", "-x", check=False)
+        assert p.returncode == 64, p
+
+
+def test_resume_envelope_all_counts_the_resumed():
+    reset_maildir(TEST_USER1)
+    with Daemon() as d:
+        ctl(d, "pause", "mda")
+        a = send(d, "%s@example.test" % TEST_USER1, unique_marker("a"))
+        send(d, "%s@example.test" % TEST_USER1, unique_marker("b"))
+        send(d, "%s@example.test" % TEST_USER1, unique_marker("c"))
+        out = ctl(d, "pause", "envelope", a).stdout.decode()
+        assert "1 envelopes paused" in out, out
+        out = ctl(d, "pause", "envelope", "all").stdout.decode()
+        assert "2 envelopes paused" in out, out
+        out = ctl(d, "resume", "envelope", a).stdout.decode()
+        assert "1 envelopes resumed" in out, out
+        out = ctl(d, "resume", "envelope", "all").stdout.decode()
+        assert "2 envelopes resumed" in out, out
+        out = ctl(d, "resume", "envelope", "all").stdout.decode()
+        assert "0 envelopes resumed" in out, out
+
+
+def _remove_in_flight(final_reply):
+    """A remote delivery held at the end of data by a slow peer; smtpctl
+    remove says it is in flight; when the peer then answers final_reply,
+    the envelope goes: no retry, no bounce, nothing left in the spool."""
+    from test_mta_relay import FakeSMTP, relay_conf, send_mail, message, \
+        wait_log
+    arrived = threading.Event()
+    release = threading.Event()
+
+    def data_reply(txn):
+        arrived.set()
+        release.wait(30)
+        return final_reply
+
+    with FakeSMTP(data_reply=data_reply) as srv, \
+            Daemon(conf=relay_conf(srv.port)) as d:
+        send_mail(d.port, ["held@remote.test"],
+                  message(unique_marker("inflight")))
+        assert arrived.wait(20), "the message never reached the peer"
+        q = queue_json(d)
+        assert len(q) == 1 and q[0]["state"] == "inflight", q
+        p = ctl(d, "remove", q[0]["id"], check=False)
+        assert p.returncode == 0, p.stderr
+        assert b"in flight" in p.stdout, p.stdout
+        q = queue_json(d)
+        assert len(q) == 1 and q[0]["state"] == "removing", q
+        # removed from the spool now: a restart would not bring it back
+        assert spool_records(d) == [], spool_records(d)
+        release.set()
+        wait_log(d, r"%s: removed by smtpctl$" % q[0]["id"])
+        # retry-remote is 1s: a re-queued envelope would be tried again,
+        # a bounce would go to sender@client.test through the same peer
+        time.sleep(3)
+        assert queue_json(d) == []
+        assert len(srv.transactions()) == 1, srv.transactions()
+        assert spool_records(d) == [], spool_records(d)
+        assert "status=deferred" not in d.log()
+        assert "status=bounced" not in d.log()
+
+
+def test_remove_in_flight_tempfail_not_retried():
+    _remove_in_flight("451 4.3.0 try again later")
+
+
+def test_remove_in_flight_permfail_not_bounced():
+    _remove_in_flight("550 5.1.1 no such user")
+
+
+def test_remove_in_flight_local_delivery():
+    """The same for a local delivery (the parent's mda): a command that
+    waits for the test, then fails temporarily; removed while it runs,
+    the envelope is not tried again."""
+    pw = ensure_test_user(TEST_USER1)
+    attempts = os.path.join(pw.pw_dir, "slow.attempts")
+    try:
+        os.unlink(attempts)
+    except FileNotFoundError:
+        pass
+    conf_extra = (
+        "queue retry-local 1s\n"
+        'action "slow" mda "echo x >> $HOME/slow.attempts; i=0; '
+        'while [ ! -e @TMP@/go ] && [ $i -lt 300 ]; do sleep 0.1; '
+        'i=$((i+1)); done; cat > /dev/null; echo busy; exit 75"\n'
+        'match from any for domain "slow.test" action "slow"\n')
+    with Daemon(conf_extra=conf_extra) as d:
+        send(d, "%s@slow.test" % TEST_USER1, unique_marker("slow"))
+        assert poll(lambda: os.path.exists(attempts), 20), \
+            "the delivery command never started"
+        q = queue_json(d)
+        assert len(q) == 1 and q[0]["state"] == "inflight", q
+        p = ctl(d, "remove", q[0]["id"][:8], check=False)
+        assert p.returncode == 0 and b"in flight" in p.stdout, \
+            (p.stdout, p.stderr)
+        assert spool_records(d) == [], spool_records(d)
+        with open(os.path.join(d.tmp, "go"), "w"):
+            pass
+        deadline = time.monotonic() + 20
+        while "%s: removed by smtpctl\n" % q[0]["id"] not in d.log():
+            assert time.monotonic() < deadline, d.log_tail()
+            time.sleep(0.1)
+        time.sleep(3)		# retry-local 1s: a retry would have run
+        with open(attempts) as f:
+            assert len(f.read().split()) == 1, "tried again after removal"
+        assert queue_json(d) == []
+        assert spool_records(d) == []
+        assert "status=deferred" not in d.log()

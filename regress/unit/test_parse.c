@@ -763,6 +763,37 @@ test_match(void **state)
 	config_free(conf);
 }
 
+/* match tag NAME | <table>, negated too; a tag value is required */
+static void
+test_match_tag(void **state)
+{
+	struct smtpd_config *conf;
+	struct match *m;
+
+	(void)state;
+	conf = parse_ok(
+	    "table tags { FILTERED }\n"
+	    "listen on 127.0.0.1 port 10028 tag FILTERED\n"
+	    "action out relay\n"
+	    "match from any tag FILTERED for any action out\n"
+	    "match from any !tag <tags> for any reject\n");
+	m = nth_match(conf, 0);
+	assert_true(m->tag.set);
+	assert_false(m->tag.negate);
+	assert_false(m->tag.is_table);
+	assert_string_equal(m->tag.value, "FILTERED");
+	m = nth_match(conf, 1);
+	assert_true(m->tag.set && m->tag.negate && m->tag.is_table);
+	assert_string_equal(m->tag.value, "tags");
+	config_free(conf);
+	expect_error("action out relay\nmatch from any tag action out\n", 2,
+	    "syntax error near \"action\", expected <table> or name after "
+	    "tag");
+	expect_error("action out relay\n"
+	    "match tag A tag B for any action out\n", 2,
+	    "match criterion \"tag\" given twice");
+}
+
 static void
 test_lexer(void **state)
 {
@@ -943,6 +974,17 @@ test_errors(void **state)
 		     "invalid relay host \"smtp://\": missing host");
 	expect_error("table c { a = b }\naction r relay auth <c>\n", 2,
 		     "relay auth requires a relay host");
+	/* issue 15: AUTH is offered only inside TLS; CRAM-MD5 needs a table */
+	expect_error("hostname a.example\n\nlisten on 127.0.0.1 auth\n", 3,
+		     "listen on 127.0.0.1: auth without tls, tls-require or "
+		     "smtps: AUTH is only offered inside TLS");
+	expect_error("table c { a = b }\n"
+		     "listen on 127.0.0.1 port 2525 auth-optional <c>\n", 2,
+		     "listen on 127.0.0.1: auth without tls");
+	expect_error("pki a cert /c\npki a key /k\n"
+		     "listen on 127.0.0.1 tls pki a auth auth-cram-md5\n", 3,
+		     "listen on 127.0.0.1: auth-cram-md5 needs a credentials "
+		     "table");
 	expect_error("action r relay host smtps://a.example tls no\n", 1,
 		     "\"tls no\" contradicts");
 	expect_error("action r relay alias <x>\n", 1,
@@ -1067,6 +1109,7 @@ main(void)
 	    cmocka_unit_test(test_listen_tls_auth),
 	    cmocka_unit_test(test_actions),
 	    cmocka_unit_test(test_match),
+	    cmocka_unit_test(test_match_tag),
 	    cmocka_unit_test(test_lexer),
 	    cmocka_unit_test(test_macros),
 	    cmocka_unit_test(test_parse_file),

@@ -1,0 +1,86 @@
+/*
+ * fuzz_dns.c -- libFuzzer harness for lookup/dns.c's dns_parse_answer():
+ * the DNS reply as the lookup process receives it from the resolver (and
+ * so, through a resolver that passes answers on, from any name server on
+ * the Internet).  The first byte chooses the question type and the
+ * resolver's result code; the rest is the wire message.
+ *
+ * Beyond "does not crash", the promises of dns.h are checked: a known
+ * status, at most DNS_MAX_RR records (none unless DNS_OK), all of the type asked, names lower
+ * case LDH without a trailing dot and NUL-terminated inside their field,
+ * addresses of the family the type says, a status of DNS_OK exactly when
+ * there are records.
+ */
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <ctype.h>
+#include <string.h>
+
+#include "fuzz.h"
+
+#include "dns.h"
+
+struct smtpd_config	*conf;
+
+static const int qtypes[] = { DNS_T_A, DNS_T_AAAA, DNS_T_MX, DNS_T_PTR };
+
+static void
+check_name(const char *name, int may_be_empty)
+{
+	size_t	n = strnlen(name, DNS_NAME_MAX);
+
+	CHECK(n < DNS_NAME_MAX);
+	CHECK(may_be_empty || n > 0);
+	if (n == 0)
+		return;
+	CHECK(name[0] != '.' && name[n - 1] != '.');
+	CHECK(strstr(name, "..") == NULL);
+	for (; *name; name++)
+		CHECK(islower((unsigned char)*name) ||
+		    isdigit((unsigned char)*name) || *name == '-' ||
+		    *name == '_' || *name == '.');
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct dns_result	res;
+	const struct dns_rr		*r;
+	int				qtype, rcode;
+	size_t				i;
+
+	if (size < 1)
+		return 0;
+	qtype = qtypes[data[0] & 3];
+	/* mostly NOERROR; sometimes NXDOMAIN or SERVFAIL from the resolver */
+	rcode = (data[0] >> 2) == 1 ? 3 : (data[0] >> 2) == 2 ? 2 : 0;
+	memset(&res, 0xa5, sizeof(res));
+	dns_parse_answer(&res, qtype, rcode, data + 1, (int)(size - 1));
+
+	CHECK(res.status == DNS_OK || res.status == DNS_NODATA ||
+	    res.status == DNS_NXDOMAIN || res.status == DNS_TEMPFAIL);
+	CHECK(res.nrr <= DNS_MAX_RR);
+	CHECK((res.status == DNS_OK) == (res.nrr > 0));
+	for (i = 0; i < res.nrr; i++) {
+		r = &res.rr[i];
+		CHECK(r->type == qtype);
+		switch (qtype) {
+		case DNS_T_A:
+			CHECK(r->addr.ss_family == AF_INET);
+			break;
+		case DNS_T_AAAA:
+			CHECK(r->addr.ss_family == AF_INET6);
+			break;
+		case DNS_T_MX:
+			/* "" is the null MX's root (RFC 7505) */
+			check_name(r->name, 1);
+			break;
+		case DNS_T_PTR:
+			check_name(r->name, 0);
+			break;
+		}
+	}
+	return 0;
+}

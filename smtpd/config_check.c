@@ -1,0 +1,177 @@
+/*
+ * config_check.c -- can each process open the files smtpd.conf names?
+ *
+ * Parsing proves the file is well formed, not that the daemon can use
+ * it: a credentials table under /root (mode 0600) parsed fine, and only
+ * at run time did every AUTH get 454, because the lookup process that
+ * reads it runs as _smtpd.  Permission bits, ACLs, a directory on the
+ * way, a security module: the only sure answer is to try, so a child
+ * becomes the user that will open each file and opens it.
+ *
+ * Who opens what:
+ *   - file: and db: tables: lookup, as _smtpd, when first asked;
+ *   - tables a relay action names with "auth": the mta, as root, before
+ *     it drops privileges (mta.c, mta_secrets_init());
+ *   - pki certificates and keys: each smtp worker, as root, before it
+ *     drops privileges (smtp_tls.c).
+ *
+ * smtpd -n reports every file that fails as "FILE:LINE: ..." and exits
+ * 1; the daemon logs the same at start-up and carries on, as it always
+ * did (the files may appear later).  Only root can take another user's
+ * identity: run by anyone else, the check says so and checks nothing.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "privsep.h"
+
+#define CHECK_NOT_REGULAR	250	/* child exit codes beyond errno */
+#define CHECK_NO_IDENTITY	251
+
+struct who {
+	const char	*name;		/* "_smtpd (lookup)" */
+	uid_t		 uid;
+	gid_t		 gid;
+};
+
+/* open path as who, in a child; 0 or an errno-like code */
+static int
+open_as(const struct who *w, const char *path)
+{
+	struct stat	sb;
+	pid_t		pid;
+	int		status, fd;
+
+	if ((pid = fork()) == -1)
+		return errno;
+	if (pid == 0) {
+		if (w->uid != 0 && (setgroups(1, &w->gid) == -1 ||
+		    setresgid(w->gid, w->gid, w->gid) == -1 ||
+		    setresuid(w->uid, w->uid, w->uid) == -1))
+			_exit(CHECK_NO_IDENTITY);
+		if ((fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK)) == -1)
+			_exit(errno > 0 && errno < CHECK_NOT_REGULAR ? errno :
+			    EIO);
+		if (fstat(fd, &sb) == -1)
+			_exit(EIO);
+		_exit(S_ISREG(sb.st_mode) ? 0 : CHECK_NOT_REGULAR);
+	}
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			return errno;
+	if (!WIFEXITED(status))
+		return EIO;
+	return WEXITSTATUS(status);
+}
+
+static void
+report(FILE *out, const char *fmt, ...)
+{
+	char	buf[CONF_PATH_MAX * 3];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (out != NULL)
+		fprintf(out, "%s\n", buf);
+	else
+		log_warnx("%s", buf);
+}
+
+static int
+check_one(const struct smtpd_config *c, FILE *out, const struct who *w,
+    int line, const char *what, const char *path)
+{
+	int	rc;
+
+	if ((rc = open_as(w, path)) == 0)
+		return 0;
+	report(out, "%s:%d: %s %s: %s cannot read it: %s", c->path, line,
+	    what, path, w->name, rc == CHECK_NOT_REGULAR ?
+	    "not a regular file" : rc == CHECK_NO_IDENTITY ?
+	    "cannot take that identity" : strerror(rc));
+	return 1;
+}
+
+/* a table the mta reads as root: relay credentials */
+static int
+table_read_by_mta(const struct smtpd_config *c, const struct table *t)
+{
+	const struct action	*a;
+
+	TAILQ_FOREACH(a, &c->actions, entry)
+		if (a->type == ACTION_RELAY &&
+		    strcmp(a->relay_auth_table, t->name) == 0)
+			return 1;
+	return 0;
+}
+
+/* as smtp_tls_init(): only the pkis of TLS listeners are loaded */
+static int
+pki_used(const struct smtpd_config *c, const struct pki *k)
+{
+	const struct listener	*l;
+
+	TAILQ_FOREACH(l, &c->listeners, entry)
+		if (l->tls != LISTEN_TLS_NONE && strcmp(l->pki, k->name) == 0)
+			return 1;
+	return 0;
+}
+
+int
+config_check_files(const struct smtpd_config *c, FILE *out)
+{
+	struct who		 lookup, root = { "root (smtp workers, mta)",
+				    0, 0 };
+	const struct table	*t;
+	const struct pki	*k;
+	struct passwd		*pw;
+	char			 what[CONF_HOST_MAX + 16];
+	int			 n = 0;
+
+	if (geteuid() != 0) {
+		if (out != NULL)
+			fprintf(out, "not root: not checked whether each "
+			    "process can read the files the configuration "
+			    "names\n");
+		return 0;
+	}
+	if ((pw = getpwnam(SMTPD_USER)) == NULL) {
+		report(out, "%s:0: user %s does not exist (see INSTALL)",
+		    c->path, SMTPD_USER);
+		return 1;
+	}
+	lookup.name = SMTPD_USER " (lookup)";
+	lookup.uid = pw->pw_uid;
+	lookup.gid = pw->pw_gid;
+	TAILQ_FOREACH(t, &c->tables, entry) {
+		if (t->backend == TABLE_INLINE)
+			continue;
+		snprintf(what, sizeof(what), "table %s:", t->name);
+		n += check_one(c, out, table_read_by_mta(c, t) ? &root :
+		    &lookup, t->line, what, t->path);
+	}
+	TAILQ_FOREACH(k, &c->pkis, entry) {
+		if (!pki_used(c, k))
+			continue;
+		snprintf(what, sizeof(what), "pki %s cert", k->name);
+		n += check_one(c, out, &root, k->cert_line, what,
+		    k->cert_file);
+		snprintf(what, sizeof(what), "pki %s key", k->name);
+		n += check_one(c, out, &root, k->key_line, what, k->key_file);
+	}
+	return n;
+}

@@ -1,0 +1,18 @@
+/*
+ * pidfile.h -- the parent's locked pid file (pidfile.c).
+ */
+#ifndef POSTHASTE_PIDFILE_H
+#define POSTHASTE_PIDFILE_H
+
+#ifndef SMTPD_PIDFILE
+#define SMTPD_PIDFILE	"/run/smtpd.pid"
+#endif
+
+/* open and lock; -1 (said on stderr) when another daemon holds it */
+int	pidfile_lock(const char *path);
+/* write our pid, once the sockets are bound and we are the daemon */
+void	pidfile_write(void);
+/* at a clean exit */
+void	pidfile_remove(void);
+
+#endif
