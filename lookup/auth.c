@@ -31,6 +31,7 @@
 #include <openssl/hmac.h>
 
 #include "addr.h"
+#include "destmac.h"
 #include "log.h"
 #include "lookup.h"
 #include "mproc.h"
@@ -335,6 +336,25 @@ done:
 }
 
 /*
+ * The fallback's destinations become envelopes, as an RCPT's do, so they
+ * are sealed like rcpt.c's (the queue refuses, fatally, one that is not).
+ */
+static void
+postmaster_emit(void *arg, const struct lka_dest *d)
+{
+	struct vrfy_ctx	*ctx = arg;
+	struct lka_dest	 sealed = *d;
+	const uint8_t	*key;
+
+	if ((key = destmac_key()) == NULL)
+		fatalx("lookup holds no destination key");
+	destmac_compute(key, &sealed, sealed.mac);
+	ctx->ndest++;
+	mproc_compose(ctx->p, IMSG_LKA_RCPT_DEST, sealed.reqid, -1, &sealed,
+	    sizeof(sealed));
+}
+
+/*
  * RFC 5321 4.5.1: mail for postmaster (bare, or at a local domain) is
  * accepted even when no rule or user matches: it goes to the
  * "postmaster" alias or user of the first local action, else to root's
@@ -369,7 +389,7 @@ lookup_postmaster(struct mproc *p, const struct lka_rcpt_req *req,
 	ctx.ndest = 0;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		snprintf(q.rcpt.user, sizeof(q.rcpt.user), "%s", names[i]);
-		rc = expand_recipient(&q, a, vrfy_emit, &ctx, why,
+		rc = expand_recipient(&q, a, postmaster_emit, &ctx, why,
 		    sizeof(why));
 		if (rc != PROTO_PERMFAIL || ctx.ndest > 0)
 			break;

@@ -19,6 +19,13 @@
  * :include: files, whose content may be maintained by others, and never
  * as root.
  *
+ * Root (any uid 0 account) that no alias catches still gets its mail, so
+ * that postmaster (RFC 5321 4.5.1) and cron work on a host where root is
+ * not aliased: as a mailbox destination only, which the parent always
+ * appends to root's mbox in /var/mail without running as root
+ * (smtpd/mda_root.c).  Root's ~/.forward is never read: it would run
+ * files and programs as root.
+ *
  * Reading ~/.forward needs the privileged parent, so expansion can
  * pause: the caller's forward callback asks, and expand_forward_done()
  * resumes with the descriptor.
@@ -467,8 +474,12 @@ expand_username(struct expand *e, struct expand_node *n)
 			    "(for %s)", t->name, (unsigned)ui.uid, base);
 			goto tempfail;
 		}
-		if (pw->pw_uid == 0)
-			goto root;
+		if (pw->pw_uid == 0) {
+			/* a virtual mailbox store owned by root is a mistake */
+			log_warnx("userbase %s: %s maps to uid 0", t->name,
+			    base);
+			goto unknown;
+		}
 		/* one vmail account serves many mailboxes: no .forward */
 		emit_dest(e, n, DEST_MAILBOX, pw->pw_name, "");
 		return STEP_DONE;
@@ -484,8 +495,11 @@ expand_username(struct expand *e, struct expand_node *n)
 		goto tempfail;
 	if (pw == NULL)
 		goto unknown;
-	if (pw->pw_uid == 0)
-		goto root;
+	if (pw->pw_uid == 0) {
+		/* root's mbox, never its .forward (see the top) */
+		emit_dest(e, n, DEST_MAILBOX, pw->pw_name, "");
+		return STEP_DONE;
+	}
 	/* each user's .forward once: a .forward naming its user ends there */
 	if (e->forward != NULL && a->forward_file && !n->it.literal &&
 	    !seen(e, "f:%s", pw->pw_name)) {
@@ -501,11 +515,6 @@ unknown:
 tempfail:
 	expand_fail(e, PROTO_TEMPFAIL, "451 4.3.0 <%s>: Temporary failure in "
 	    "user lookup", e->rcpt);
-	return STEP_DONE;
-root:
-	/* RFC 5321 4.5.1: postmaster must work, so alias root to a user */
-	expand_fail(e, PROTO_PERMFAIL, "550 5.1.1 <%s>: Recipient address "
-	    "rejected: mail for root must be aliased to a user", e->rcpt);
 	return STEP_DONE;
 }
 

@@ -11,8 +11,10 @@
 # What a minimal Debian (debootstrap --variant=minbase) lacks is listed
 # too, since recommends are not installed: swaks's TLS and AUTH modules
 # (Net::SSLeay, IO::Socket::SSL, Authen::SASL, Digest::HMAC),
-# ca-certificates, mandoc for the manual page lint, git, dpkg-dev and
-# debhelper for the package test.  "make check-fresh" proves the list.
+# ca-certificates, mandoc for the manual page lint, git, dpkg-dev,
+# debhelper and lintian for the package test (which fails on lintian's
+# errors; lintian brings groff for the manual page rendering test).
+# "make check-fresh" proves the list.
 #
 # Dovecot (for the LMTP tests) is installed but never enabled or left
 # running: its package enables dovecot.service, which is undone at once.
@@ -56,6 +58,7 @@ PACKAGES="
 	git
 	dpkg-dev
 	debhelper
+	lintian
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

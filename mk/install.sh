@@ -6,7 +6,7 @@
 #
 #   SBINDIR/smtpd, SBINDIR/smtpctl, SBINDIR/makemap, SBINDIR/sendmail
 #   BINDIR/mailq, BINDIR/newaliases -> SBINDIR/sendmail (multi-call)
-#   MANDIR/man5/*.5, MANDIR/man8/*.8
+#   MANDIR/man5/*.5, MANDIR/man8/*.8; mailq.8, newaliases.8 -> sendmail.8
 #   SYSCONFDIR/smtpd.conf, SYSCONFDIR/aliases     (never overwritten)
 #   /lib/systemd/system/posthaste.service         (Linux)
 #
@@ -116,6 +116,13 @@ for section in 5 8; do
 		inst_file "$page" "$MANDIR/man$section/$(basename "$page")" 0444
 	done
 done
+# mailq and newaliases are sendmail under other names: so are their pages
+if [ -e man/sendmail.8 ]; then
+	for link in mailq newaliases; do
+		ln -sf sendmail.8 "$DESTDIR$MANDIR/man8/$link.8"
+		say "$MANDIR/man8/$link.8 -> sendmail.8"
+	done
+fi
 
 # --- configuration ------------------------------------------------------------
 

@@ -5,7 +5,8 @@
 # from the build tree, logging to the terminal (Ctrl-C stops it).
 #
 #   RUN_CONF=FILE   configuration to use (default etc/smtpd.conf: loopback
-#                   only, port 25, local delivery to ~/Maildir, no relaying)
+#                   only, port 25, local delivery to /var/mail/USER, no
+#                   relaying)
 #   RUN_FLAGS=...   extra smtpd flags, e.g. RUN_FLAGS=-v for traces
 #
 # Needs root: the daemon binds port 25, chroots and drops to _smtpd/_smtpq.

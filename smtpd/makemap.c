@@ -2,7 +2,13 @@
  * makemap.c -- compile text tables into Berkeley DB files; newaliases.
  *
  *	makemap [-U] [-d hash|btree] [-t map|set|aliases] [-o dbfile] file
- *	newaliases [-f smtpd.conf]
+ *	newaliases [-C smtpd.conf] [-f aliases]
+ *
+ * newaliases (also sendmail -bi, which runs this) compiles the aliases
+ * file given with -f, as makemap(8) has always documented it; without
+ * -f, the one smtpd.conf names, or SYSCONFDIR/aliases when smtpd.conf
+ * names none or does not exist (a host where Posthaste is not set up
+ * yet: what other MTAs' newaliases do).
  *
  * The text is parsed by the same code as file: tables (lookup/tabfile.c),
  * keys lower-cased, keys and values stored without a terminating NUL
@@ -51,7 +57,8 @@ static __attribute__((noreturn)) void
 usage(void)
 {
 	if (strcmp(progname, "newaliases") == 0)
-		fprintf(stderr, "usage: newaliases [-f smtpd.conf]\n");
+		fprintf(stderr, "usage: newaliases [-C smtpd.conf] "
+		    "[-f aliases]\n");
 	else
 		fprintf(stderr, "usage: makemap [-U] [-d hash|btree] "
 		    "[-t map|set|aliases] [-o dbfile] file\n");
@@ -264,10 +271,25 @@ dump_map(const char *path, enum map_type type)
 	return 0;
 }
 
+/* FILE into FILE.db, in aliases(5) syntax */
+static int
+newaliases_file(const char *src)
+{
+	char	dst[PATH_MAX];
+
+	if ((size_t)snprintf(dst, sizeof(dst), "%s.db", src) >= sizeof(dst)) {
+		fprintf(stderr, "%s: %s: name too long\n", progname, src);
+		return EX_USAGE;
+	}
+	return make_map(src, dst, MAP_ALIASES, DB_HASH);
+}
+
 /*
- * newaliases: the aliases table of smtpd.conf -- the one an action uses
- * with "alias <t>", else one named "aliases" -- compiled from its text
- * source (the .db path without ".db").  A file: table needs no build.
+ * newaliases without -f: the aliases table of smtpd.conf -- the one an
+ * action uses with "alias <t>", else one named "aliases" -- compiled
+ * from its text source (the .db path without ".db").  A file: table
+ * needs no build.  No smtpd.conf, or one without an aliases table:
+ * SYSCONFDIR/aliases.
  */
 static int
 newaliases(const char *confpath)
@@ -275,10 +297,13 @@ newaliases(const char *confpath)
 	struct smtpd_config	*c;
 	struct table		*t = NULL;
 	struct action		*a;
+	struct stat		 sb;
 	char			 err[CONF_PATH_MAX + 256], src[CONF_PATH_MAX];
 	size_t			 n;
 	int			 rc;
 
+	if (stat(confpath, &sb) == -1 && errno == ENOENT)
+		return newaliases_file(SMTPD_SYSCONFDIR "/aliases");
 	if ((c = config_parse(confpath, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "%s: %s\n", progname, err);
 		return EX_CONFIG;
@@ -290,11 +315,8 @@ newaliases(const char *confpath)
 	if (t == NULL)
 		t = config_find_table(c, "aliases");
 	if (t == NULL) {
-		fprintf(stderr, "%s: %s: no aliases table (\"table aliases "
-		    "db:/etc/aliases.db\" and \"alias <aliases>\")\n",
-		    progname, confpath);
 		config_free(c);
-		return EX_CONFIG;
+		return newaliases_file(SMTPD_SYSCONFDIR "/aliases");
 	}
 	if (t->backend != TABLE_DB) {
 		printf("%s: table %s is read as text; nothing to build\n",
@@ -323,6 +345,7 @@ int
 main(int argc, char **argv)
 {
 	const char	*out = NULL, *confpath = SMTPD_SYSCONFDIR "/smtpd.conf";
+	const char	*aliases = NULL;
 	char		 dst[PATH_MAX];
 	enum map_type	 type = MAP_MAP;
 	DBTYPE		 dbtype = DB_HASH;
@@ -332,13 +355,22 @@ main(int argc, char **argv)
 	n = strlen(argv[0]);
 	if (n >= 10 && strcmp(argv[0] + n - 10, "newaliases") == 0) {
 		progname = "newaliases";
-		while ((ch = getopt(argc, argv, "f:")) != -1) {
-			if (ch != 'f')
+		while ((ch = getopt(argc, argv, "C:f:")) != -1) {
+			switch (ch) {
+			case 'C':
+				confpath = optarg;
+				break;
+			case 'f':
+				aliases = optarg;
+				break;
+			default:
 				usage();
-			confpath = optarg;
+			}
 		}
 		if (optind != argc)
 			usage();
+		if (aliases != NULL)
+			return newaliases_file(aliases);
 		return newaliases(confpath);
 	}
 	while ((ch = getopt(argc, argv, "d:o:t:U")) != -1) {

@@ -7,7 +7,8 @@
  * each one has become that user for good, sits in its own seccomp
  * sandbox, and serves delivery requests that carry the envelope and the
  * spool file descriptor.  A process idle for MDA_IDLE_SECS exits.  No
- * delivery process ever runs as root: a root recipient is refused.
+ * delivery process ever runs as root: mail for root (uid 0) goes only to
+ * its mbox, appended by a process that is not root (mda_root.c).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -299,10 +300,18 @@ mda_deliver(const struct envelope *evp, int fd)
 		return;
 	}
 	if (pw->pw_uid == 0) {
-		/* root's mail goes through an alias; never deliver as root */
-		close(fd);
-		result(evp->id, PROTO_PERMFAIL,
-		    "5.7.1 refusing to deliver as root; alias root to a user");
+		/*
+		 * Root's mail is only ever appended to its mbox, whatever
+		 * the action: no file, program, Maildir or LMTP as root.
+		 * Lookup emits nothing else for root; this is the backstop.
+		 */
+		if (evp->dest_type != DEST_MAILBOX) {
+			close(fd);
+			result(evp->id, PROTO_PERMFAIL, "5.7.1 refusing to "
+			    "deliver to a file or program as root");
+			return;
+		}
+		mda_root_deliver(evp, fd, pw);
 		return;
 	}
 	/* a command needs exec, which the pooled processes cannot do */
@@ -480,7 +489,8 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 		rc = mda_file_deliver(evp->path, &msg, r->text,
 		    sizeof(r->text));
 	} else if (a->type == ACTION_MBOX) {
-		snprintf(path, sizeof(path), "/var/mail/%s", pw->pw_name);
+		snprintf(path, sizeof(path), "%s/%s", MDA_MBOX_DIR,
+		    pw->pw_name);
 		rc = mda_mbox_deliver(path, &msg, r->text, sizeof(r->text));
 	} else {
 		tmpl = a->path[0] ? a->path : "~/Maildir";

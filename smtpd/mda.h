@@ -1,12 +1,16 @@
 /*
  * mda.h -- local delivery writers.  These run in a delivery process that
- * has already become the recipient user; they never see root.
+ * has already become the recipient user, or (root's mailbox only) the
+ * daemon's user holding a descriptor root opened; they never run as root.
  */
 #ifndef POSTHASTE_MDA_H
 #define POSTHASTE_MDA_H
 
 #include <stddef.h>
 #include <sys/types.h>
+
+/* the mbox spool (Debian Policy 11.6): MDA_MBOX_DIR/USER */
+#define MDA_MBOX_DIR	"/var/mail"
 
 /* results; a delivery reports exactly one of these to the queue */
 #define MDA_OK		0
@@ -74,6 +78,15 @@ void	mda_maildir_release(struct mda_maildir_pending *);
  */
 int	mda_mbox_deliver(const char *path, const struct mda_message *,
 	    char *err, size_t errlen);
+
+/*
+ * The same append to an mbox that root opened for us (root's own mailbox,
+ * which no delivery process may open as root): fd is taken over and
+ * closed; the file must be a regular file with one link owned by `owner',
+ * and still be the one named `path' once locked (dotlock, then fcntl).
+ */
+int	mda_mbox_deliver_fd(int fd, const char *path, uid_t owner,
+	    const struct mda_message *, char *err, size_t errlen);
 
 /* Append to a regular file (aliases "/file"): same as mbox, no dotlock. */
 int	mda_file_deliver(const char *path, const struct mda_message *,

@@ -1089,13 +1089,13 @@ fcntl_lock_wait(int fd, int *timedoutp)
  * mail appended, and a device or FIFO would hang or leak it.
  */
 static const char *
-mbox_unsafe(const struct stat *st)
+mbox_unsafe(const struct stat *st, uid_t owner)
 {
 	if (!S_ISREG(st->st_mode))
 		return "not a regular file";
 	if (st->st_nlink != 1)
 		return "more than one link";
-	if (st->st_uid != geteuid())
+	if (st->st_uid != owner)
 		return "not owned by the recipient";
 	return NULL;
 }
@@ -1179,7 +1179,7 @@ mbox_open(const char *path, const char *label, int *fdp, char *err,
 		(void)close(fd);
 		return fail_sys(err, errlen, label, "fstat", e);
 	}
-	if ((why = mbox_unsafe(&st)) != NULL) {
+	if ((why = mbox_unsafe(&st, geteuid())) != NULL) {
 		(void)close(fd);
 		return fail(MDA_PERMFAIL, err, errlen,
 		    "5.2.0 %s: unsafe file: %s", label, why);
@@ -1200,8 +1200,8 @@ mbox_open(const char *path, const char *label, int *fdp, char *err,
  * have replaced the file between our open and our lock (*replacedp).
  */
 static int
-mbox_lock(int fd, const char *path, const char *label, off_t *sizep,
-    int *replacedp, char *err, size_t errlen)
+mbox_lock(int fd, const char *path, uid_t owner, const char *label,
+    off_t *sizep, int *replacedp, char *err, size_t errlen)
 {
 	struct stat	 st, lst;
 	const char	*why;
@@ -1233,7 +1233,7 @@ mbox_lock(int fd, const char *path, const char *label, off_t *sizep,
 		    "4.2.0 %s: mailbox replaced while locking", label);
 	}
 	/* and still safe: a link may have been added meanwhile */
-	if ((why = mbox_unsafe(&st)) != NULL)
+	if ((why = mbox_unsafe(&st, owner)) != NULL)
 		return fail(MDA_PERMFAIL, err, errlen,
 		    "5.2.0 %s: unsafe file: %s", label, why);
 	*sizep = st.st_size;
@@ -1307,7 +1307,8 @@ append_deliver(const char *path, const char *label, int use_dotlock,
 			dotlock_release(&dl);
 			return rc;
 		}
-		rc = mbox_lock(fd, path, label, &size, &replaced, err, errlen);
+		rc = mbox_lock(fd, path, geteuid(), label, &size, &replaced,
+		    err, errlen);
 		if (!replaced || attempt == 2)
 			break;
 		(void)close(fd);	/* nothing written yet */
@@ -1333,6 +1334,56 @@ mda_mbox_deliver(const char *path, const struct mda_message *m, char *err,
     size_t errlen)
 {
 	return append_deliver(path, "mbox", 1, m, err, errlen);
+}
+
+/*
+ * Root's mailbox, opened by root (the only one who may) and handed to a
+ * process that is not root: the same locks and checks as above, except
+ * that the file is root's and cannot be opened again here.  A mailbox
+ * replaced between that open and our locks (a reader rewriting it by
+ * rename) is a temporary failure; the next attempt opens the new one.
+ */
+int
+mda_mbox_deliver_fd(int fd, const char *path, uid_t owner,
+    const struct mda_message *m, char *err, size_t errlen)
+{
+	struct dotlock	 dl;
+	struct stat	 st;
+	const char	*why, *label = "mbox";
+	off_t		 size = 0;
+	int		 rc, replaced, flags;
+
+	err_clear(err, errlen);
+	dl.held = 0;
+	if ((rc = envelope_check(m, label, err, errlen)) != MDA_OK)
+		goto out;
+	if (fstat(fd, &st) == -1) {
+		rc = fail_sys(err, errlen, label, "fstat", errno);
+		goto out;
+	}
+	if ((why = mbox_unsafe(&st, owner)) != NULL) {
+		rc = fail(MDA_PERMFAIL, err, errlen,
+		    "5.2.0 %s: unsafe file: %s", label, why);
+		goto out;
+	}
+	/* opened O_NONBLOCK against a planted FIFO; a file now */
+	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
+		rc = fail_sys(err, errlen, label, "fcntl", errno);
+		goto out;
+	}
+	if ((rc = dotlock_acquire(&dl, path, m->hostname, label, err,
+	    errlen)) != MDA_OK)
+		goto out;
+	rc = mbox_lock(fd, path, owner, label, &size, &replaced, err,
+	    errlen);
+	if (rc == MDA_OK && (rc = mbox_write(fd, m, label, err, errlen)) !=
+	    MDA_OK)
+		mbox_rollback(fd, size, err, errlen);
+out:
+	(void)close(fd);	/* drops the fcntl lock, before the dotlock */
+	dotlock_release(&dl);
+	return rc;
 }
 
 int

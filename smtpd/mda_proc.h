@@ -31,6 +31,12 @@ struct passwd;
 void	mda_program_deliver(const struct envelope *, int fd,
 	    const struct passwd *, const char *command);
 int	mda_program_reaped(pid_t, int status);
+/* mda_root.c: root's mailbox, in the same kind of one-shot process */
+void	mda_root_deliver(const struct envelope *, int fd,
+	    const struct passwd *);
+void	mda_root_child(int resfd, int msgfd, const struct envelope *,
+	    const struct passwd *, const char *unused)
+	    __attribute__((noreturn));
 int	mda_program_count(void);
 void	mda_program_kill_all(void);
 

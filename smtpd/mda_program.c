@@ -20,6 +20,9 @@
  * other status bounces, with the sysexits meaning as the DSN status
  * where there is one.  A command killed by a signal or by the time limit
  * is tried again later: nothing was promised either way.
+ *
+ * Deliveries to root's mailbox (mda_root.c) use the same one-shot
+ * processes and bookkeeping.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -160,12 +163,16 @@ mda_program_kill_all(void)
 }
 
 /*
- * Start one delivery.  fd (the spool message) is owned from now on; the
- * result reaches the queue through parent_delivery_result().
+ * Start one delivery in a process of its own, which runs `child' and
+ * reports on its end of a socketpair.  fd (the spool message) is owned
+ * from now on; the result reaches the queue through
+ * parent_delivery_result().
  */
-void
-mda_program_deliver(const struct envelope *evp, int fd,
-    const struct passwd *pw, const char *command)
+static void
+oneshot_spawn(const struct envelope *evp, int fd, const struct passwd *pw,
+    const char *command, const char *what,
+    void (*child)(int, int, const struct envelope *, const struct passwd *,
+    const char *))
 {
 	struct mda_prog	*pr;
 	int		 sv[2];
@@ -181,7 +188,7 @@ mda_program_deliver(const struct envelope *evp, int fd,
 		log_warn("socketpair");
 		close(fd);
 		prog_result(evp->id, PROTO_TEMPFAIL,
-		    "4.3.0 cannot start the delivery command");
+		    "4.3.0 cannot start the delivery process");
 		return;
 	}
 	if ((pid = fork()) == -1) {
@@ -190,13 +197,13 @@ mda_program_deliver(const struct envelope *evp, int fd,
 		close(sv[1]);
 		close(fd);
 		prog_result(evp->id, PROTO_TEMPFAIL,
-		    "4.3.0 cannot start the delivery command");
+		    "4.3.0 cannot start the delivery process");
 		return;
 	}
 	if (pid == 0) {
 		destmac_key_forget();	/* the parent's; see smtpd.c */
 		close(sv[0]);
-		prog_child(sv[1], fd, evp, pw, command);
+		child(sv[1], fd, evp, pw, command);
 	}
 	close(sv[1]);
 	close(fd);
@@ -209,8 +216,23 @@ mda_program_deliver(const struct envelope *evp, int fd,
 	pr->mp.closed = prog_closed;
 	TAILQ_INSERT_TAIL(&progs, pr, entry);
 	nprogs++;
-	log_debug("%016llx: delivery command for %s started (pid %d)",
-	    (unsigned long long)evp->id, pw->pw_name, (int)pid);
+	log_debug("%016llx: %s for %s started (pid %d)",
+	    (unsigned long long)evp->id, what, pw->pw_name, (int)pid);
+}
+
+void
+mda_program_deliver(const struct envelope *evp, int fd,
+    const struct passwd *pw, const char *command)
+{
+	oneshot_spawn(evp, fd, pw, command, "delivery command", prog_child);
+}
+
+/* root's mailbox: see mda_root.c */
+void
+mda_root_deliver(const struct envelope *evp, int fd, const struct passwd *pw)
+{
+	oneshot_spawn(evp, fd, pw, "", "delivery to root's mailbox",
+	    mda_root_child);
 }
 
 /* ---- the delivery command process, as the user ---- */

@@ -129,7 +129,7 @@ usage(void)
 	    "                [-V envid] [-o option] [--] [recipient ...]\n"
 	    "       sendmail -bs | -bp | -bi | -q [-C file]\n"
 	    "       mailq [-C file]\n"
-	    "       newaliases\n");
+	    "       newaliases [-C smtpd.conf] [-f aliases]\n");
 	exit(EX_USAGE);
 }
 
@@ -1322,19 +1322,21 @@ control_request(const struct instance *inst, uint32_t cmd, int queue_list)
 	}
 }
 
-/* -bi: makemap, in its newaliases mode, from next to us if it is there */
+/*
+ * -bi and newaliases: makemap in its newaliases mode, from next to us if
+ * it is there.  `args' are its options: newaliases's own command line
+ * ([-C smtpd.conf] [-f aliases]) or, for -bi, -C when one was given.
+ */
 static __attribute__((noreturn)) void
-mode_aliases(char **argv0)
+mode_aliases(char *const *args)
 {
 	static const char *const fallback[] = {
 		"/usr/sbin/" MAKEMAP_NAME, "/usr/local/sbin/" MAKEMAP_NAME,
 	};
 	char	 self[PATH_MAX], path[PATH_MAX + 16], *slash;
-	char	*args[] = { "newaliases", NULL };
 	ssize_t	 n;
 	size_t	 i;
 
-	(void)argv0;
 	if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0) {
 		self[n] = '\0';
 		if ((slash = strrchr(self, '/')) != NULL) {
@@ -1390,12 +1392,20 @@ main(int argc, char **argv)
 		progname = "mailq";
 		o.mode = MODE_QUEUE;
 	} else if (ends_with(base, "newaliases")) {
+		/* its options are makemap's newaliases options */
 		progname = "newaliases";
-		o.mode = MODE_ALIASES;
+		argv[0] = (char *)"newaliases";
+		mode_aliases(argv);
 	}
 	first = parse_options(argc, argv, &o);
-	if (o.mode == MODE_ALIASES)
-		mode_aliases(argv);
+	if (o.mode == MODE_ALIASES) {
+		char	*args[] = { (char *)"newaliases", (char *)"-C",
+		    (char *)o.conffile, NULL };
+
+		if (o.conffile == NULL)
+			args[1] = NULL;
+		mode_aliases(args);
+	}
 
 	errno = 0;
 	if ((pw = getpwuid(getuid())) == NULL)

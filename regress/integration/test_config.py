@@ -2,13 +2,23 @@
 smtpd -n: check the configuration and say so.  A good file prints
 "configuration OK" and exits 0; a bad one prints "FILE:LINE: message" and
 exits non-zero -- for the first error, on the line that holds it.
+
+And the shipped etc/smtpd.conf itself, run: mail for this host goes to
+/var/mail/USER as Debian Policy 11.6 asks (mbox, fcntl lock and dotlock,
+both waited for), and the documented Maildir line is one swap away.
 """
 
+import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
+import time
 
-from fixture import DEFAULT_CONF, REPO, TEST_ROOT, run_smtpd, setup_system
+from fixture import (DEFAULT_CONF, REPO, TEST_ROOT, TEST_USER1, Daemon,
+                     maildir_files, mbox_path, poll, read_file, run_smtpd,
+                     setup_system, smtp_dialog, unique_marker, user,
+                     wait_stable_file)
 from test_smtp_common import make_certificate
 
 TIMEOUT = 30
@@ -117,6 +127,129 @@ def test_missing_file():
         assert "configuration OK" not in r.output
         assert path in r.output, \
             "error %r does not name the file" % r.output.strip()
+
+
+# --------------------------------------------------------------------------
+# the shipped configuration, run
+
+MAILDIR_LINE = '#\taction "local" maildir "~/Maildir" alias <aliases>'
+MBOX_LINE = 'action "local" mbox alias <aliases>'
+
+
+def shipped_template(aliases, maildir=False):
+    """etc/smtpd.conf as a Daemon template: a free loopback port, the
+    test's spool and socket, aliases from the given file; with maildir,
+    the documented swap of its two action lines."""
+    with open(os.path.join(REPO, "etc", "smtpd.conf")) as f:
+        text = f.read()
+    assert MAILDIR_LINE in text and MBOX_LINE in text, \
+        "etc/smtpd.conf lacks the mbox action or the Maildir alternative"
+    assert "\n" + MBOX_LINE + "\n" in text, "mbox is not the default"
+    if maildir:
+        text = text.replace("\n" + MBOX_LINE + "\n",
+                            "\n#" + MBOX_LINE + "\n")
+        text = text.replace(MAILDIR_LINE, MAILDIR_LINE[2:])
+    assert "listen on localhost\n" in text
+    text = text.replace("listen on localhost\n",
+                        "listen on 127.0.0.1 port @PORT@\n")
+    text = text.replace("file:/etc/aliases", "file:" + aliases)
+    return 'spool "@TMP@/spool"\nsocket "@TMP@/smtpd.sock"\n' + text
+
+
+def send_local(port, rcpt, marker):
+    r = smtp_dialog(port, [
+        "EHLO localhost", "MAIL FROM:<%s>" % rcpt, "RCPT TO:<%s>" % rcpt,
+        "DATA", ("Subject: %s\r\n\r\n%s\r\n.\r\n"
+                 % (marker, marker)).encode(), "QUIT"])
+    assert r[3].code == 250, "RCPT TO:<%s>: %s" % (rcpt, r[3].text)
+    assert r[5].code == 250, "DATA: %s" % r[5].text
+
+
+def ensure_mbox(username):
+    """/var/mail/USER as useradd leaves it, unless it exists already
+    (another test may be appending to it: never truncated here)."""
+    path = mbox_path(username)
+    pw = user(username)
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchown(fd, pw.pw_uid, pw.pw_gid)
+        os.close(fd)
+    return path
+
+
+def in_maildir(username, marker):
+    for p in maildir_files(username):
+        with contextlib.suppress(FileNotFoundError):
+            if marker.encode() in read_file(p):
+                return True
+    return False
+
+
+def test_shipped_config_delivers_to_var_mail():
+    """The default: /var/mail/USER, an mbox entry, not ~/Maildir; the
+    delivery waits for a reader's dotlock and for its fcntl lock."""
+    rcpt = "%s@localhost" % TEST_USER1
+    with ConfDir() as c:
+        aliases = c.write("aliases", open(os.path.join(REPO, "etc",
+                                                       "aliases")).read())
+        os.chmod(aliases, 0o644)
+        os.chmod(c.path, 0o755)
+        with Daemon(conf=shipped_template(aliases)) as d:
+            path = ensure_mbox(TEST_USER1)
+            marker = unique_marker("defmbox")
+            send_local(d.port, rcpt, marker)
+            data = wait_stable_file(path, marker.encode())
+            assert not in_maildir(TEST_USER1, marker), "went to Maildir"
+            i = data.index(marker.encode())
+            start = data.rfind(b"\nFrom ", 0, i) + 1
+            assert data[start:].startswith(b"From " + rcpt.encode()), \
+                data[start:start + 100]
+            st = os.stat(path)
+            assert st.st_uid == user(TEST_USER1).pw_uid
+
+            # a reader's dotlock (as mail(1) takes it) is waited for:
+            # the delivery process has the mail group to take it too
+            lock = path + ".lock"
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.close(fd)
+            try:
+                marker = unique_marker("dotlock")
+                send_local(d.port, rcpt, marker)
+                time.sleep(2)
+                assert marker.encode() not in read_file(path), \
+                    "delivered while the mailbox was dotlocked"
+            finally:
+                os.unlink(lock)
+            wait_stable_file(path, marker.encode())
+
+            # and so is an fcntl lock on the mailbox
+            with open(path, "ab") as f:
+                fcntl.lockf(f, fcntl.LOCK_EX)
+                marker = unique_marker("fcntl")
+                send_local(d.port, rcpt, marker)
+                time.sleep(2)
+                assert marker.encode() not in read_file(path), \
+                    "delivered while the mailbox was fcntl-locked"
+                fcntl.lockf(f, fcntl.LOCK_UN)
+            wait_stable_file(path, marker.encode())
+
+
+def test_shipped_config_maildir_alternative():
+    """The documented one-line swap: valid, and it delivers to ~/Maildir."""
+    rcpt = "%s@localhost" % TEST_USER1
+    with ConfDir() as c:
+        aliases = c.write("aliases", open(os.path.join(REPO, "etc",
+                                                       "aliases")).read())
+        os.chmod(aliases, 0o644)
+        os.chmod(c.path, 0o755)
+        template = shipped_template(aliases, maildir=True)
+        check_ok(c.write("maildir.conf", template.replace(
+            "@TMP@", c.path).replace("@PORT@", "2525")))
+        with Daemon(conf=template) as d:
+            marker = unique_marker("defmaildir")
+            send_local(d.port, rcpt, marker)
+            assert poll(lambda: in_maildir(TEST_USER1, marker)), \
+                "not delivered to ~/Maildir"
 
 
 # ---------------------------------------------------------------------------

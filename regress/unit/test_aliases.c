@@ -4,8 +4,8 @@
  * expansion (lookup/expand.c) on tables written to a temporary
  * directory: lists, includes, loops, depth, duplicates, error:, +detail,
  * owner-LIST, virtual catch-alls.  Expansion resolves system users, so
- * the test uses ones that exist everywhere (root must be refused, and
- * "nobody", "daemon" and "bin" are real unprivileged users).
+ * the test uses ones that exist everywhere (root, and "nobody", "daemon"
+ * and "bin" are real unprivileged users).
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -271,7 +271,9 @@ setup_conf(void **state)
 	    "action \"vu\" maildir \"/var/vmail/%%{dest.user}\" "
 	    "userbase <userinfo>\n"
 	    "action \"out\" relay\n"
+	    "action \"plain\" maildir\n"
 	    "match from any for domain \"local.test\" action \"local\"\n"
+	    "match from any for domain \"plain.test\" action \"plain\"\n"
 	    "match from any for domain <vdomains> action \"virt\"\n"
 	    "match from any for domain <vudomains> action \"vu\"\n"
 	    "match from local for any action \"out\"\n",
@@ -384,6 +386,31 @@ test_expand_errors(void **state)
 	    sizeof(reply)), PROTO_PERMFAIL);
 }
 
+/*
+ * Root without an alias: its mailbox, nothing else (the parent appends it
+ * to /var/mail/root without running as root), so postmaster and cron
+ * mail are not refused.
+ */
+static void
+test_expand_root(void **state)
+{
+	char	reply[512];
+
+	assert_int_equal(expand("root@plain.test", NULL, reply,
+	    sizeof(reply)), PROTO_OK);
+	assert_int_equal(ndests, 1);
+	assert_true(has_dest(DEST_MAILBOX, getpwuid(0)->pw_name, ""));
+	assert_int_equal(expand("Root+cron@plain.test", NULL, reply,
+	    sizeof(reply)), PROTO_OK);
+	assert_int_equal(ndests, 1);
+	assert_true(has_dest(DEST_MAILBOX, getpwuid(0)->pw_name, ""));
+	/* an alias still wins */
+	assert_int_equal(expand("root@local.test", NULL, reply,
+	    sizeof(reply)), PROTO_OK);
+	assert_int_equal(ndests, 1);
+	assert_true(has_dest(DEST_MAILBOX, "daemon", ""));
+}
+
 static void
 test_expand_virtual(void **state)
 {
@@ -454,6 +481,7 @@ main(void)
 		cmocka_unit_test(test_expand_lists),
 		cmocka_unit_test(test_expand_files_includes),
 		cmocka_unit_test(test_expand_errors),
+		cmocka_unit_test(test_expand_root),
 		cmocka_unit_test(test_expand_virtual),
 		cmocka_unit_test(test_table_services),
 	};
