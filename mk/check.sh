@@ -5,7 +5,8 @@
 #
 #   0. make sure obj/ is built (a no-op after "make check" built it)
 #   1. unit tests of obj/
-#   2. integration tests against obj/bin/smtpd (the real daemon, as root)
+#   2. integration tests against obj/bin/smtpd (the real daemon, as root),
+#      then the package and manual page tests (test_package, once)
 #   3. build obj-san/ with AddressSanitizer + UndefinedBehaviorSanitizer
 #   4. unit tests of obj-san/
 #   5. integration tests against obj-san/bin/smtpd
@@ -120,7 +121,11 @@ if build "build obj" make --no-print-directory -j"$JOBS" all unit; then
 	# shellcheck disable=SC2046 # one word per binary
 	step "unit tests (obj)" sh mk/run-unit.sh $(unit_bins obj)
 	step "integration tests (obj)" "$PYTHON" \
-	    regress/integration/run.py --bindir obj/bin
+	    regress/integration/run.py --bindir obj/bin -x test_package::
+	# the package is built by dpkg-buildpackage, the same whatever the
+	# build under test: once is enough
+	step "package and manual pages" "$PYTHON" \
+	    regress/integration/run.py --bindir obj/bin -k test_package::
 fi
 
 if build "build obj-san (ASan+UBSan)" \
@@ -130,7 +135,7 @@ if build "build obj-san (ASan+UBSan)" \
 	    UBSAN_OPTIONS="$UBSAN" sh mk/run-unit.sh $(unit_bins obj-san)
 	step "integration tests (obj-san)" env ASAN_OPTIONS="$ASAN_DAEMON" \
 	    UBSAN_OPTIONS="$UBSAN" "$PYTHON" regress/integration/run.py \
-	    --bindir obj-san/bin
+	    --bindir obj-san/bin -x test_package::
 fi
 
 # every parser's libFuzzer harness, briefly (clang builds the whole tree

@@ -2,7 +2,8 @@
 """
 run.py -- the integration test runner: the real daemon, real clients.
 
-    run.py --bindir obj/bin [-k SUBSTRING] [--timeout-scale X] [--list]
+    run.py --bindir obj/bin [-k SUBSTRING] [-x SUBSTRING] [--timeout-scale X]
+           [--list]
 
 Discovers the functions named test_* in the modules test_*.py beside this
 file (in file order), runs each with a time limit, and prints
@@ -57,7 +58,7 @@ def _on_alarm(signum, frame):
     raise TestTimeout()
 
 
-def discover(pattern):
+def discover(pattern, exclude=()):
     tests = []
     for name in sorted(os.listdir(HERE)):
         if not (name.startswith("test_") and name.endswith(".py")):
@@ -82,6 +83,8 @@ def discover(pattern):
         for f in funcs:
             full = "%s::%s" % (modname, f.__name__)
             if pattern and pattern not in full:
+                continue
+            if any(x in full for x in exclude):
                 continue
             tests.append((full, f, getattr(f, "timeout", mod_timeout)))
     return tests
@@ -180,6 +183,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
     ap.add_argument("--bindir", required=True,
                     help="directory holding the built smtpd (obj/bin, obj-san/bin)")
+    ap.add_argument("-x", dest="exclude", action="append", default=[],
+                    help="leave out tests whose name contains this "
+                    "(repeatable)")
     ap.add_argument("-k", dest="pattern", default="",
                     help="run only tests whose name contains this")
     ap.add_argument("--timeout-scale", type=float,
@@ -197,7 +203,7 @@ def main():
     if build == "bin":
         build = os.path.basename(os.path.dirname(bindir))
     fixture.RESULTS = os.path.join(fixture.REPO, "regress", "results", build)
-    tests = discover(args.pattern)
+    tests = discover(args.pattern, args.exclude)
     if args.list:
         for name, _, timeout in tests:
             print("%s (%ds)" % (name, timeout))
