@@ -267,6 +267,33 @@ bind_control(void)
 	return fd;
 }
 
+/*
+ * The descriptors whoever started us left open (a shell's redirections,
+ * an init system's or a test harness's pipes) are not ours to keep: the
+ * parent runs for months as root and every child would inherit them.
+ * Everything above stderr is closed before anything of ours is opened,
+ * and 0-2 are made valid (/dev/null) so that no socket or file of ours
+ * lands there to be written by a stray message to stdout.
+ */
+static void
+fds_sanitize(void)
+{
+	int	fd;
+
+	for (fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		if (open("/dev/null", O_RDWR) != fd) {
+			fprintf(stderr, "smtpd: cannot open /dev/null\n");
+			exit(1);
+		}
+	}
+	if (close_range(3, ~0U, 0) == -1) {
+		fprintf(stderr, "smtpd: close_range: %s\n", strerror(errno));
+		exit(1);
+	}
+}
+
 static void
 socketpair_or_die(int sv[2])
 {
@@ -1116,6 +1143,7 @@ main(int argc, char **argv)
 	struct event	*ev_chld, *ev_term, *ev_int, *ev_hup;
 	int		*listen_fds, nl = 0, nworkers, ch, checkonly = 0;
 
+	fds_sanitize();		/* before anything opens a file */
 	privsep_title_init(argc, argv);
 	while ((ch = getopt(argc, argv, "df:hnv")) != -1) {
 		switch (ch) {
@@ -1188,17 +1216,27 @@ main(int argc, char **argv)
 	sesscount_init();	/* shared by every generation of workers */
 	start_generation(listen_fds, nl, nworkers);
 	free(listen_fds);
-	offline_enqueue_all();
 	privsep_title("parent");
 
 	ev_chld = evsignal_new(ev_base, SIGCHLD, on_sigchld, NULL);
 	ev_term = evsignal_new(ev_base, SIGTERM, on_sigterm, NULL);
 	ev_int = evsignal_new(ev_base, SIGINT, on_sigterm, NULL);
 	ev_hup = evsignal_new(ev_base, SIGHUP, on_sighup, NULL);
-	evsignal_add(ev_chld, NULL);
-	evsignal_add(ev_term, NULL);
-	evsignal_add(ev_int, NULL);
-	evsignal_add(ev_hup, NULL);
+	if (ev_chld == NULL || ev_term == NULL || ev_int == NULL ||
+	    ev_hup == NULL || evsignal_add(ev_chld, NULL) == -1 ||
+	    evsignal_add(ev_term, NULL) == -1 ||
+	    evsignal_add(ev_int, NULL) == -1 ||
+	    evsignal_add(ev_hup, NULL) == -1)
+		fatalx("cannot handle signals");
+	/*
+	 * A child that died before the SIGCHLD handler existed sent its
+	 * signal to nobody: one pass of the reaper on the first turn of the
+	 * loop finds it (and a child that died at start-up takes the daemon
+	 * down at once rather than at the next signal).  The offline
+	 * pick-up, which may be over in a moment, is forked only now.
+	 */
+	event_active(ev_chld, EV_SIGNAL, 1);
+	offline_enqueue_all();
 	log_info("%s ready: %d smtp workers, %d listeners, spool %s",
 	    SMTPD_NAME, nworkers, nl, conf->spool);
 	event_base_dispatch(ev_base);
