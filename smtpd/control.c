@@ -293,15 +293,29 @@ client_refusal(uid_t uid)
 }
 
 /*
- * Told why in one write, then closed: the request it may already have
- * sent is never read, and a blocking smtpctl or sendmail finds the
- * answer before the end of the connection.
+ * Told why in one write; our side is shut for writing at once, and
+ * closed when the client's request arrives or a second has passed.  A
+ * client (smtpctl, sendmail) writes its request right after connect():
+ * closed before that write, it would only see EPIPE, not the reason.
+ * Only so many wait like this; beyond that they are closed at once.
  */
+#define CONTROL_MAX_REFUSED	64
+
+static int	nrefused;
+
+static void
+refused_close(evutil_socket_t fd, short ev, void *arg)
+{
+	close(fd);
+	nrefused--;
+}
+
 static void
 refuse_client(int fd, uid_t uid, const char *why)
 {
 	struct imsgbuf		ib;
 	struct ctl_reply	r;
+	struct timeval		tv = { 1, 0 };
 	static time_t		last;
 	time_t			now = time(NULL);
 
@@ -317,7 +331,14 @@ refuse_client(int fd, uid_t uid, const char *why)
 	if (imsg_compose(&ib, IMSG_CTL_REPLY, 0, -1, &r, sizeof(r)) == 0)
 		(void)imsg_flush_nb(&ib);
 	imsgbuf_clear(&ib);
-	close(fd);
+	if (nrefused >= CONTROL_MAX_REFUSED ||
+	    shutdown(fd, SHUT_WR) == -1 ||
+	    event_base_once(ev_base, fd, EV_READ, refused_close, NULL,
+	    &tv) == -1) {
+		close(fd);
+		return;
+	}
+	nrefused++;
 }
 
 static void
