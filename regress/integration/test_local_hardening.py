@@ -100,15 +100,15 @@ def test_bs_user_cannot_choose_another_sender():
         assert final_codes(r.out) == ["220", "250", "250", "250", "354",
                                       "250", "221"], r.out
         r = sendmail(["-C", d.conf_path, "-bs"],
-                     bs_dialog("", own + "-null"), username=TEST_USER2)
+                     bs_dialog("", "null-%d" % os.getpid()), username=TEST_USER2)
         assert final_codes(r.out)[:3] == ["220", "250", "250"], r.out
         r = sendmail(["-C", d.conf_path, "-bs"],
-                     bs_dialog("robot@elsewhere.test", own + "-root"))
+                     bs_dialog("robot@elsewhere.test", "root-%d" % os.getpid()))
         assert final_codes(r.out)[:3] == ["220", "250", "250"], r.out
         msg, = delivered(own)
         assert msg.startswith(("Return-Path: <%s@%s>\n" % (
             TEST_USER2, MAILNAME)).encode()), msg[:200]
-        assert delivered(own + "-root")[0].startswith(
+        assert delivered("root-%d" % os.getpid())[0].startswith(
             b"Return-Path: <robot@elsewhere.test>\n")
         time.sleep(0.5)
         assert not delivered_now(spoof), "the spoofed message was delivered"
