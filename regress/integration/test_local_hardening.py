@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from fixture import (TEST_ROOT, TEST_USER1, TEST_USER2, Daemon, binary,
-                     maildir_files, poll, proc_stat, read_file, user)
+                     maildir_files, poll, proc_stat, read_file, unique_marker, user)
 
 TIMEOUT = 120
 MAILNAME = "example.test"
@@ -83,8 +83,8 @@ def test_bs_user_cannot_choose_another_sender():
     refuse MAIL FROM:<root@...> from an ordinary user (553 5.7.1); the
     user's own address, the host name form and <> are accepted; root may
     use any sender."""
-    spoof = "spoof-%d" % os.getpid()
-    own = "own-%d" % os.getpid()
+    spoof, own, null, rooted = (unique_marker(m) for m in
+                                ("spoof", "own", "null", "rooted"))
     with Daemon(conf_extra=CONF_EXTRA) as d:
         r = sendmail(["-C", d.conf_path, "-bs"],
                      bs_dialog("root@%s" % MAILNAME, spoof),
@@ -100,15 +100,15 @@ def test_bs_user_cannot_choose_another_sender():
         assert final_codes(r.out) == ["220", "250", "250", "250", "354",
                                       "250", "221"], r.out
         r = sendmail(["-C", d.conf_path, "-bs"],
-                     bs_dialog("", "null-%d" % os.getpid()), username=TEST_USER2)
+                     bs_dialog("", null), username=TEST_USER2)
         assert final_codes(r.out)[:3] == ["220", "250", "250"], r.out
         r = sendmail(["-C", d.conf_path, "-bs"],
-                     bs_dialog("robot@elsewhere.test", "root-%d" % os.getpid()))
+                     bs_dialog("robot@elsewhere.test", rooted))
         assert final_codes(r.out)[:3] == ["220", "250", "250"], r.out
         msg, = delivered(own)
         assert msg.startswith(("Return-Path: <%s@%s>\n" % (
             TEST_USER2, MAILNAME)).encode()), msg[:200]
-        assert delivered("root-%d" % os.getpid())[0].startswith(
+        assert delivered(rooted)[0].startswith(
             b"Return-Path: <robot@elsewhere.test>\n")
         time.sleep(0.5)
         assert not delivered_now(spoof), "the spoofed message was delivered"
@@ -138,7 +138,7 @@ def test_offline_file_cannot_claim_another_sender():
     with open(conf_path, "w") as f:
         f.write(conf.replace("@PORT@", "25"))
     offline = os.path.join(base, "spool", "offline")
-    marker = "offspoof-%d" % os.getpid()
+    marker = unique_marker("offspoof")
     dead = os.path.join(user(TEST_USER2).pw_dir, "dead.letter")
     try:
         if os.path.exists(dead):
