@@ -5,7 +5,7 @@
  * malformed message from one of them means a bug or a compromise; either
  * way the safe answer is to stop (fail closed).  A channel marked
  * untrusted (a client, a process running as a user) is closed instead,
- * and is read no further while it leaves our answers unread (mproc.h).
+ * and also when it leaves our answers unread for too long (mproc.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -129,6 +129,13 @@ mproc_backlogged(const struct mproc *p)
 	    p->ib.wqlen > MPROC_UNTRUSTED_WQ_MAX;
 }
 
+/* the owner holds it, or a throttled client has too much unread */
+static int
+mproc_paused(const struct mproc *p)
+{
+	return p->held || (p->throttle_reads && mproc_backlogged(p));
+}
+
 /*
  * The messages already read: -1 the channel is gone or no longer ours
  * (nothing of it may be touched), 1 reading is paused, 0 all handled.
@@ -140,7 +147,7 @@ mproc_handle_buffered(struct mproc *p)
 	int		r;
 
 	for (;;) {
-		if (p->held || mproc_backlogged(p))
+		if (mproc_paused(p))
 			return 1;
 		if ((r = imsg_get(&p->ib, &m)) == 0)
 			return 0;
@@ -229,8 +236,8 @@ mproc_drain_timeout(evutil_socket_t fd, short ev, void *arg)
 
 /*
  * The drain timer runs while an untrusted peer is backlogged, and starts
- * again whenever the backlog shrank: a slow reader is served, one that
- * does not read at all is dropped.
+ * again whenever some of it was written: a slow reader is served, one
+ * that does not read at all is dropped.
  */
 static void
 mproc_update_drain(struct mproc *p, int backlogged)
@@ -247,9 +254,9 @@ mproc_update_drain(struct mproc *p, int backlogged)
 	    mproc_drain_timeout, p)) == NULL)
 		fatal("evtimer_new");
 	if (evtimer_pending(p->ev_drain, NULL) &&
-	    p->ib.wqlen >= p->drain_mark)
+	    p->ib.wtotal == p->drain_mark)
 		return;
-	p->drain_mark = p->ib.wqlen;
+	p->drain_mark = p->ib.wtotal;
 	evtimer_add(p->ev_drain, &tv);
 }
 
@@ -257,14 +264,13 @@ static void
 mproc_update(struct mproc *p)
 {
 	short	want = EV_PERSIST;
-	int	backlogged, paused, resume;
+	int	paused, resume;
 
 	if (p->ev == NULL || p->stopped)
 		return;
 
-	backlogged = mproc_backlogged(p);
-	mproc_update_drain(p, backlogged);
-	paused = p->held || backlogged;
+	mproc_update_drain(p, mproc_backlogged(p));
+	paused = mproc_paused(p);
 	/* unpaused with messages already read: handle them on this turn */
 	resume = p->paused && !paused && p->ib.rlen > p->ib.rpos;
 	p->paused = paused;
@@ -316,6 +322,7 @@ mproc_init(struct mproc *p, int fd, const char *name, mproc_handler h,
 	p->closed = NULL;
 	p->untrusted = 0;
 	p->stopped = 0;
+	p->throttle_reads = 0;
 	p->held = 0;
 	p->paused = 0;
 	p->ev_drain = NULL;

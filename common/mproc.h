@@ -15,12 +15,18 @@ extern struct event_base	*ev_base;
 /*
  * A peer that is less trusted than we are (an smtpctl or sendmail
  * client, a delivery process running as a user) may send requests and
- * never read the answers.  Its channel (untrusted and with a closed()
- * handler) is read no further while more than MPROC_UNTRUSTED_WQ_MAX
- * bytes wait to be written to it, and is closed when that backlog has
- * not shrunk for MPROC_DRAIN_TIMEOUT seconds.  Sibling channels are
- * never throttled: a sibling that stops reading is a bug, and the
- * daemon would only deadlock.
+ * never read the answers.  On a channel marked untrusted (with a closed()
+ * handler), more than MPROC_UNTRUSTED_WQ_MAX bytes waiting to be written,
+ * of which nothing could be written for MPROC_DRAIN_TIMEOUT seconds,
+ * close it; with
+ * throttle_reads also set, nothing more is read from it meanwhile, so a
+ * client cannot make us answer more than that.  Reads are throttled only
+ * where the peer's progress does not depend on our reading: a delivery
+ * process blocks on writing its results, and stopping to read those
+ * while its requests wait would deadlock both ends (it is dropped, and
+ * its envelopes retried, only when it stops reading altogether).
+ * Sibling channels are never limited: a sibling that stops reading is a
+ * bug, and the daemon would only deadlock.
  */
 #define MPROC_UNTRUSTED_WQ_MAX	(256 * 1024)
 #define MPROC_DRAIN_TIMEOUT	30
@@ -38,10 +44,11 @@ struct mproc {
 	mproc_closed	 closed;	/* NULL: losing the peer is fatal */
 	int		 untrusted;	/* a client: malformed input closes */
 	int		 stopped;	/* mproc_stop_reading() was called */
+	int		 throttle_reads; /* untrusted: no reads while backlogged */
 	int		 held;		/* mproc_hold_reading(): owner says wait */
 	int		 paused;	/* not reading: held, or output backlog */
 	struct event	*ev_drain;	/* untrusted backlog: closed() when due */
-	size_t		 drain_mark;	/* wqlen when ev_drain was last armed */
+	uint64_t	 drain_mark;	/* ib.wtotal when ev_drain was armed */
 	void		*arg;
 	int		 dirty;		/* composed, not yet written */
 	TAILQ_ENTRY(mproc) dirty_entry;

@@ -377,6 +377,7 @@ on_accept(evutil_socket_t lfd, short ev, void *arg)
 	mproc_init(&c->mp, fd, "control client", client_dispatch, c);
 	c->mp.closed = client_closed;
 	c->mp.untrusted = 1;
+	c->mp.throttle_reads = 1;
 	TAILQ_INSERT_TAIL(&clients, c, entry);
 	nclients++;
 	client_touch(c);
