@@ -87,6 +87,7 @@ struct child {
  * few that keep sending.
  */
 #define RETIRE_GRACE	300
+#define OFFLINE_RESCAN_SECS 30	/* the offline directory, looked at again */
 #define RETIRES_GENTLY(c) ((c)->kind == C_SMTP || (c)->kind == C_MTA)
 
 static struct child	 children[MAX_CHILDREN];
@@ -95,6 +96,8 @@ static int		 shutting_down;
 static int		 exit_status;
 static struct event	*ev_shutdown_timer;
 static struct event	*ev_retire;	/* on_retire_timer() */
+static struct event	*ev_offline;	/* on_offline_timer() */
+static pid_t		 offline_pid;	/* the pick-up running, or 0 */
 static const char	*conf_path;
 
 static struct child	*queue_child;
@@ -810,6 +813,10 @@ on_sigchld(evutil_socket_t sig, short ev, void *arg)
 	int	status, i;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == offline_pid) {
+			offline_pid = 0;
+			continue;
+		}
 		if (mda_reaped(pid, status))
 			continue;
 		for (i = 0; i < MAX_CHILDREN; i++) {
@@ -840,6 +847,23 @@ on_sigchld(evutil_socket_t sig, short ev, void *arg)
 		shutdown_step();
 	else
 		retire_step();
+}
+
+/*
+ * Messages sendmail left in the offline directory while we ran (we did
+ * not greet it in time, or the control socket was full) are picked up
+ * within OFFLINE_RESCAN_SECS, not at the next start.
+ */
+static void
+on_offline_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval	tv = { OFFLINE_RESCAN_SECS, 0 };
+	pid_t		pid;
+
+	if (!shutting_down && offline_pid == 0 && offline_pending() &&
+	    (pid = offline_enqueue_all()) != -1)
+		offline_pid = pid;
+	evtimer_add(ev_offline, &tv);
 }
 
 static void
@@ -1236,7 +1260,12 @@ main(int argc, char **argv)
 	 * pick-up, which may be over in a moment, is forked only now.
 	 */
 	event_active(ev_chld, EV_SIGNAL, 1);
-	offline_enqueue_all();
+	if ((ev_offline = evtimer_new(ev_base, on_offline_timer, NULL)) ==
+	    NULL)
+		fatalx("evtimer_new");
+	if ((offline_pid = offline_enqueue_all()) == -1)
+		offline_pid = 0;
+	on_offline_timer(-1, 0, NULL);	/* arms it; the pick-up runs */
 	log_info("%s ready: %d smtp workers, %d listeners, spool %s",
 	    SMTPD_NAME, nworkers, nl, conf->spool);
 	event_base_dispatch(ev_base);

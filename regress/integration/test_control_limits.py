@@ -32,6 +32,7 @@ MAX_CLIENTS = 64	# control.c
 PER_UID = 16		# CONTROL_MAX_PER_UID
 ROOT_RESERVE = 16	# CONTROL_ROOT_RESERVE
 IDLE_TIMEOUT = 10	# CONTROL_IDLE_TIMEOUT
+OFFLINE_RESCAN = 30	# smtpd.c OFFLINE_RESCAN_SECS
 # the helpers run as test users, who cannot read root's own python
 PYTHON = "/usr/bin/python3"
 
@@ -294,7 +295,8 @@ def test_idle_connections_do_not_lock_out_root_or_users():
 def test_sendmail_goes_offline_when_the_daemon_does_not_answer():
     """The control process stopped (SIGSTOP): sendmail does not wait for
     ever but leaves the message in the offline directory within the
-    greeting timeout; sendmail -bs says 421."""
+    greeting timeout; sendmail -bs says 421.  Once the daemon answers
+    again, the running daemon picks the file up."""
     with Daemon(conf_extra=CONF_EXTRA) as d:
         pid = control_pid(d)
         env = {"PATH": "/usr/bin:/bin",
@@ -321,3 +323,8 @@ def test_sendmail_goes_offline_when_the_daemon_does_not_answer():
             os.kill(pid, signal.SIGCONT)
         r = ctl(d, "show", "status")
         assert r.returncode == 0, r.stderr
+        # picked up while the daemon runs, not only at the next start
+        assert poll(lambda: not os.listdir(offline), timeout=OFFLINE_RESCAN
+                    + 20), "offline file left: %s" % d.log_tail()
+        assert poll(lambda: "submitted, queued as" in d.log()), \
+            d.log_tail()
