@@ -18,8 +18,8 @@
  *    however many connections users hold; a client that is not served
  *    is told so (CTL_STATUS_BUSY) and closed, and the listening socket is
  *    always accepted from, so nobody waits in the kernel's backlog;
- *  - time: a client with nothing in flight and nothing to say is closed
- *    after CONTROL_IDLE_TIMEOUT seconds.
+ *  - time: a client with nothing in flight, nothing to say and nothing
+ *    read of what we wrote for CONTROL_IDLE_TIMEOUT seconds is closed.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -53,6 +53,7 @@ struct ctl_client {
 	struct mproc	 mp;
 	struct event	*ev_idle;
 	int		 inflight;	/* requests the queue has not ended */
+	uint64_t	 idle_wmark;	/* mp.ib.wtotal at the last idle check */
 	int		 closing;
 };
 
@@ -92,8 +93,13 @@ client_idle_timeout(evutil_socket_t fd, short ev, void *arg)
 {
 	struct ctl_client	*c = arg;
 
-	/* waiting for the queue is our delay, not the client's */
-	if (c->inflight > 0) {
+	/*
+	 * Waiting for the queue is our delay, not the client's; a client
+	 * still reading a long answer (show queue) is not idle either.
+	 */
+	if (c->inflight > 0 || (!TAILQ_EMPTY(&c->mp.ib.wq) &&
+	    c->mp.ib.wtotal != c->idle_wmark)) {
+		c->idle_wmark = c->mp.ib.wtotal;
 		client_touch(c);
 		return;
 	}
