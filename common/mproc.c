@@ -230,7 +230,7 @@ mproc_drain_timeout(evutil_socket_t fd, short ev, void *arg)
 	struct mproc	*p = arg;
 
 	log_warnx("%s: %zu bytes of replies not read in %d seconds; "
-	    "dropped", p->name, p->ib.wqlen, MPROC_DRAIN_TIMEOUT);
+	    "dropped", p->name, p->ib.wqlen, p->drain_timeout);
 	p->closed(p);
 }
 
@@ -242,9 +242,9 @@ mproc_drain_timeout(evutil_socket_t fd, short ev, void *arg)
 static void
 mproc_update_drain(struct mproc *p, int backlogged)
 {
-	struct timeval	tv = { MPROC_DRAIN_TIMEOUT, 0 };
+	struct timeval	tv = { p->drain_timeout, 0 };
 
-	if (!backlogged) {
+	if (!backlogged || p->drain_timeout <= 0) {
 		if (p->ev_drain != NULL)
 			evtimer_del(p->ev_drain);
 		p->drain_mark = 0;
@@ -326,6 +326,7 @@ mproc_init(struct mproc *p, int fd, const char *name, mproc_handler h,
 	p->held = 0;
 	p->paused = 0;
 	p->ev_drain = NULL;
+	p->drain_timeout = MPROC_DRAIN_TIMEOUT;
 	p->drain_mark = 0;
 	p->events = EV_READ | EV_PERSIST;
 	p->dirty = 0;

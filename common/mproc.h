@@ -17,8 +17,8 @@ extern struct event_base	*ev_base;
  * client, a delivery process running as a user) may send requests and
  * never read the answers.  On a channel marked untrusted (with a closed()
  * handler), more than MPROC_UNTRUSTED_WQ_MAX bytes waiting to be written,
- * of which nothing could be written for MPROC_DRAIN_TIMEOUT seconds,
- * close it; with
+ * of which nothing could be written for drain_timeout seconds (by default
+ * MPROC_DRAIN_TIMEOUT), close it; with
  * throttle_reads also set, nothing more is read from it meanwhile, so a
  * client cannot make us answer more than that.  Reads are throttled only
  * where the peer's progress does not depend on our reading: a delivery
@@ -48,6 +48,7 @@ struct mproc {
 	int		 held;		/* mproc_hold_reading(): owner says wait */
 	int		 paused;	/* not reading: held, or output backlog */
 	struct event	*ev_drain;	/* untrusted backlog: closed() when due */
+	int		 drain_timeout;	/* seconds; 0: never closed for that */
 	uint64_t	 drain_mark;	/* ib.wtotal when ev_drain was armed */
 	void		*arg;
 	int		 dirty;		/* composed, not yet written */

@@ -20,6 +20,9 @@
  *    always accepted from, so nobody waits in the kernel's backlog;
  *  - time: a client with nothing in flight, nothing to say and nothing
  *    read of what we wrote for CONTROL_IDLE_TIMEOUT seconds is closed.
+ *    Root's output is never given up on: root is trusted not to starve
+ *    the daemon's memory on purpose, and may pipe show queue into a
+ *    pager for as long as it likes.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -95,10 +98,11 @@ client_idle_timeout(evutil_socket_t fd, short ev, void *arg)
 
 	/*
 	 * Waiting for the queue is our delay, not the client's; a client
-	 * still reading a long answer (show queue) is not idle either.
+	 * still reading a long answer (show queue) is not idle either, nor
+	 * is root with an answer not yet read at all.
 	 */
 	if (c->inflight > 0 || (!TAILQ_EMPTY(&c->mp.ib.wq) &&
-	    c->mp.ib.wtotal != c->idle_wmark)) {
+	    (c->uid == 0 || c->mp.ib.wtotal != c->idle_wmark))) {
 		c->idle_wmark = c->mp.ib.wtotal;
 		client_touch(c);
 		return;
@@ -384,6 +388,9 @@ on_accept(evutil_socket_t lfd, short ev, void *arg)
 	c->mp.closed = client_closed;
 	c->mp.untrusted = 1;
 	c->mp.throttle_reads = 1;
+	/* root may take its time reading a long answer (show queue | less) */
+	if (cred.uid == 0)
+		c->mp.drain_timeout = 0;
 	TAILQ_INSERT_TAIL(&clients, c, entry);
 	nclients++;
 	client_touch(c);
