@@ -1024,6 +1024,17 @@ mode_smtp(const struct instance *inst)
 			}
 			if (n == 0)
 				break;
+			/*
+			 * Before the greeting, anything but SMTP is the
+			 * control process refusing the session (busy).
+			 */
+			if (!greeted && (buf[0] < '0' || buf[0] > '9')) {
+				printf("421 4.3.0 Mail system busy, try again "
+				    "later\r\n");
+				fflush(stdout);
+				die(EX_TEMPFAIL, "the mail daemon refused the "
+				    "session");
+			}
 			if (memchr(buf, '\n', (size_t)n) != NULL)
 				greeted = 1;
 			if (write_full(STDOUT_FILENO, buf, (size_t)n) == -1)

@@ -278,6 +278,14 @@ def test_idle_connections_do_not_lock_out_root_or_users():
                        pwd.getpwnam(USERS[3]).pw_uid
                        for f in os.listdir(offline)), os.listdir(offline)
             assert took < 5, "sendmail took %.1fs" % took
+            # sendmail -bs: an SMTP refusal, not control's binary answer
+            r = subprocess.run(
+                [binary("sendmail"), "-C", d.conf_path, "-bs"],
+                input=b"QUIT\r\n", capture_output=True, timeout=30,
+                preexec_fn=as_user(USERS[3]), cwd="/",
+                env={"PATH": "/usr/bin:/bin",
+                     "HOME": pwd.getpwnam(USERS[3]).pw_dir})
+            assert r.stdout.startswith(b"421 "), (r.stdout, r.stderr)
             # idle connections are closed after the timeout
             time.sleep(IDLE_TIMEOUT + 2)
             for p in holders:
