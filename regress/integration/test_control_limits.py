@@ -216,7 +216,7 @@ def test_pipelined_requests_do_not_grow_control():
                 peak = max(peak, rss_kb(pid))
             print("control RSS %d kB before, %d kB peak; %d requests got "
                   "in (of 50000)" % (before, peak, sent))
-            assert peak - before < 32 * 1024, \
+            assert peak - before < 8 * 1024, \
                 "control grew from %d to %d kB" % (before, peak)
             assert sent < 50000, \
                 "every request was read without a reply read"

@@ -249,9 +249,11 @@ def zombies_of(ppid):
 
 def test_offline_pickup_child_reaped():
     """The offline pick-up child, done at once with an empty directory,
-    is reaped promptly rather than at the next SIGCHLD."""
-    for _ in range(3):
+    is reaped promptly rather than at the next SIGCHLD.  (Before the fix
+    it was a race between that child's exit and the parent's installing
+    its SIGCHLD handler: hence several starts.)"""
+    for _ in range(10):
         with Daemon(conf_extra=CONF_EXTRA) as d:
-            time.sleep(1)
+            time.sleep(0.3)
             z = zombies_of(d.pid)
             assert not z, "zombie children %s of the parent" % z
