@@ -10,11 +10,12 @@ inherited; the offline pick-up child does not linger as a zombie.
 import os
 import pwd
 import shutil
-import stat
+import socket
 import subprocess
 import tempfile
 import time
 
+import fixture
 from fixture import (TEST_ROOT, TEST_USER1, TEST_USER2, Daemon, binary,
                      maildir_files, poll, proc_stat, read_file, unique_marker, user)
 
@@ -257,3 +258,80 @@ def test_offline_pickup_child_reaped():
             time.sleep(0.3)
             z = zombies_of(d.pid)
             assert not z, "zombie children %s of the parent" % z
+
+
+def captured_submit_request():
+    """The bytes sendmail sends on the control socket before SMTP (its
+    CTL_SUBMIT request), taken from a socket of our own."""
+    tmp = tempfile.mkdtemp(prefix="subcap.", dir=TEST_ROOT)
+    path = os.path.join(tmp, "s")
+    conf = os.path.join(tmp, "smtpd.conf")
+    with open(conf, "w") as f:
+        f.write('socket "%s"\nspool "%s/spool"\n' % (path, tmp))
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    p = subprocess.Popen([binary("sendmail"), "-C", conf, "-bs"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        srv.settimeout(10)
+        conn, _ = srv.accept()
+        conn.settimeout(2)
+        data = b""
+        try:
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except socket.timeout:
+            pass
+        conn.close()
+    finally:
+        p.kill()
+        p.wait()
+        srv.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert len(data) >= 20, "sendmail sent %d bytes" % len(data)
+    return data
+
+
+# a program of the user's own on the control socket, sendmail bypassed
+RAW = r"""
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(20)
+s.connect(sys.argv[1])
+s.sendall(bytes.fromhex(sys.argv[2]))
+f = s.makefile("rb")
+def reply():
+    while True:
+        line = f.readline()
+        if not line or line[3:4] != b"-":
+            return line.decode().strip()
+print(reply())
+for cmd in ("EHLO raw.test", "MAIL FROM:<%s>" % sys.argv[3], "QUIT"):
+    s.sendall(cmd.encode() + b"\r\n")
+    print(reply())
+"""
+
+
+def test_raw_control_socket_cannot_choose_another_sender():
+    """A user's own program that speaks the control protocol and then
+    SMTP, without sendmail, is held to the same rule."""
+    python = "/usr/bin/python3"
+    if not os.access(python, os.X_OK):
+        fixture.skip("%s is needed to run a client as a user" % python)
+    req = captured_submit_request()
+    with Daemon(conf_extra=CONF_EXTRA) as d:
+        for sender, want in (("root@%s" % MAILNAME, "553"),
+                             ("%s@%s" % (TEST_USER2, MAILNAME), "250")):
+            r = subprocess.run([python, "-c", RAW, d.socket_path,
+                                req.hex(), sender], capture_output=True,
+                               timeout=30, preexec_fn=as_user(TEST_USER2),
+                               cwd="/")
+            lines = r.stdout.decode().splitlines()
+            assert len(lines) == 4 and lines[0].startswith("220"), \
+                (lines, r.stderr)
+            assert lines[2].startswith(want), (sender, lines)
