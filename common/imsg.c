@@ -150,6 +150,7 @@ imsg_write_once(struct imsgbuf *ib)
 		sent[i]->fd = -1;
 	}
 	ib->wqlen -= n;
+	ib->wtotal += n;
 	while (n > 0 && (c = TAILQ_FIRST(&ib->wq)) != NULL) {
 		size_t	left = c->len - c->off;
 

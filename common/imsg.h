@@ -60,6 +60,7 @@ struct imsgbuf {
 	int		 rdrained;	/* the last read emptied the socket */
 	TAILQ_HEAD(, imsg_chunk) wq;
 	size_t		 wqlen;		/* bytes queued */
+	uint64_t	 wtotal;	/* bytes written, ever: progress */
 };
 
 void	imsgbuf_init(struct imsgbuf *, int fd);

@@ -3,7 +3,9 @@
  *
  * Peers on these channels are sibling processes of the same daemon.  A
  * malformed message from one of them means a bug or a compromise; either
- * way the safe answer is to stop (fail closed).
+ * way the safe answer is to stop (fail closed).  A channel marked
+ * untrusted (a client, a process running as a user) is closed instead,
+ * and also when it leaves our answers unread for too long (mproc.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -119,13 +121,54 @@ mproc_dispatch(evutil_socket_t fd, short ev, void *arg)
 	mproc_defer_end();
 }
 
+/* an untrusted peer with too much of our output unread */
+static int
+mproc_backlogged(const struct mproc *p)
+{
+	return p->untrusted && p->closed != NULL &&
+	    p->ib.wqlen > MPROC_UNTRUSTED_WQ_MAX;
+}
+
+/* the owner holds it, or a throttled client has too much unread */
+static int
+mproc_paused(const struct mproc *p)
+{
+	return p->held || (p->throttle_reads && mproc_backlogged(p));
+}
+
+/*
+ * The messages already read: -1 the channel is gone or no longer ours
+ * (nothing of it may be touched), 1 reading is paused, 0 all handled.
+ */
+static int
+mproc_handle_buffered(struct mproc *p)
+{
+	struct imsg	m;
+	int		r;
+
+	for (;;) {
+		if (mproc_paused(p))
+			return 1;
+		if ((r = imsg_get(&p->ib, &m)) == 0)
+			return 0;
+		if (r == -1 && p->untrusted && p->closed) {
+			p->closed(p);
+			return -1;
+		}
+		if (r == -1)
+			fatal("malformed message stream from %s", p->name);
+		p->handler(p, &m);
+		if (p->ev == NULL || p->stopped)
+			return -1;	/* the handler closed the channel */
+	}
+}
+
 static void
 mproc_dispatch_one(evutil_socket_t fd, short ev, void *arg)
 {
 	struct mproc	*p = arg;
-	struct imsg	 m;
 	ssize_t		 n;
-	int		 r, iter;
+	int		 rc, iter;
 
 	if (ev & EV_WRITE) {
 		if (imsg_flush_nb(&p->ib) == -1) {
@@ -135,6 +178,13 @@ mproc_dispatch_one(evutil_socket_t fd, short ev, void *arg)
 			}
 			fatal("write to %s", p->name);
 		}
+	}
+	/* what was read before a pause comes first */
+	if (ev & EV_READ) {
+		if ((rc = mproc_handle_buffered(p)) == -1)
+			return;
+		if (rc == 1)
+			goto out;
 	}
 	/*
 	 * A message that carries a descriptor comes out of the kernel one
@@ -162,21 +212,10 @@ mproc_dispatch_one(evutil_socket_t fd, short ev, void *arg)
 			}
 			fatal("read from %s", p->name);
 		}
-		for (;;) {
-			r = imsg_get(&p->ib, &m);
-			if (r == 0)
-				break;
-			if (r == -1 && p->untrusted && p->closed) {
-				p->closed(p);
-				return;
-			}
-			if (r == -1)
-				fatal("malformed message stream from %s",
-				    p->name);
-			p->handler(p, &m);
-			if (p->ev == NULL || p->stopped)
-				return;	/* the handler closed the channel */
-		}
+		if ((rc = mproc_handle_buffered(p)) == -1)
+			return;
+		if (rc == 1)
+			break;
 		if (p->ib.rdrained)
 			break;	/* epoll says when there is more */
 	}
@@ -184,23 +223,80 @@ out:
 	mproc_update(p);
 }
 
+/* the backlog of an untrusted peer did not shrink in time */
+static void
+mproc_drain_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct mproc	*p = arg;
+
+	log_warnx("%s: %zu bytes of replies not read in %d seconds; "
+	    "dropped", p->name, p->ib.wqlen, p->drain_timeout);
+	p->closed(p);
+}
+
+/*
+ * The drain timer runs while an untrusted peer is backlogged, and starts
+ * again whenever some of it was written: a slow reader is served, one
+ * that does not read at all is dropped.
+ */
+static void
+mproc_update_drain(struct mproc *p, int backlogged)
+{
+	struct timeval	tv = { p->drain_timeout, 0 };
+
+	if (!backlogged || p->drain_timeout <= 0) {
+		if (p->ev_drain != NULL)
+			evtimer_del(p->ev_drain);
+		p->drain_mark = 0;
+		return;
+	}
+	if (p->ev_drain == NULL && (p->ev_drain = evtimer_new(ev_base,
+	    mproc_drain_timeout, p)) == NULL)
+		fatal("evtimer_new");
+	if (evtimer_pending(p->ev_drain, NULL) &&
+	    p->ib.wtotal == p->drain_mark)
+		return;
+	p->drain_mark = p->ib.wtotal;
+	evtimer_add(p->ev_drain, &tv);
+}
+
 static void
 mproc_update(struct mproc *p)
 {
-	short	want = EV_READ | EV_PERSIST;
+	short	want = EV_PERSIST;
+	int	paused, resume;
 
 	if (p->ev == NULL || p->stopped)
 		return;
 
+	mproc_update_drain(p, mproc_backlogged(p));
+	paused = mproc_paused(p);
+	/* unpaused with messages already read: handle them on this turn */
+	resume = p->paused && !paused && p->ib.rlen > p->ib.rpos;
+	p->paused = paused;
+	if (!paused)
+		want |= EV_READ;
 	/* a dirty channel is written at mproc_defer_end(), no need to wait */
 	if (!TAILQ_EMPTY(&p->ib.wq) && !p->dirty)
 		want |= EV_WRITE;
-	if (want == p->events)
-		return;
-	p->events = want;
-	event_del(p->ev);
-	event_assign(p->ev, ev_base, p->ib.fd, want, mproc_dispatch, p);
-	event_add(p->ev, NULL);
+	if (want != p->events) {
+		p->events = want;
+		event_del(p->ev);
+		event_assign(p->ev, ev_base, p->ib.fd, want, mproc_dispatch,
+		    p);
+		if ((want & (EV_READ | EV_WRITE)) &&
+		    event_add(p->ev, NULL) == -1)
+			fatal("event_add");
+	}
+	if (resume)
+		event_active(p->ev, EV_READ, 1);
+}
+
+void
+mproc_hold_reading(struct mproc *p, int hold)
+{
+	p->held = hold;
+	mproc_update(p);
 }
 
 void
@@ -226,6 +322,12 @@ mproc_init(struct mproc *p, int fd, const char *name, mproc_handler h,
 	p->closed = NULL;
 	p->untrusted = 0;
 	p->stopped = 0;
+	p->throttle_reads = 0;
+	p->held = 0;
+	p->paused = 0;
+	p->ev_drain = NULL;
+	p->drain_timeout = MPROC_DRAIN_TIMEOUT;
+	p->drain_mark = 0;
 	p->events = EV_READ | EV_PERSIST;
 	p->dirty = 0;
 	if ((p->ev = event_new(ev_base, fd, p->events, mproc_dispatch, p)) ==
@@ -281,6 +383,8 @@ mproc_stop_reading(struct mproc *p)
 	p->stopped = 1;
 	if (p->ev)
 		event_del(p->ev);
+	if (p->ev_drain)
+		evtimer_del(p->ev_drain);
 }
 
 void
@@ -296,6 +400,10 @@ mproc_clear(struct mproc *p)
 		event_del(p->ev);
 		event_free(p->ev);
 		p->ev = NULL;
+	}
+	if (p->ev_drain) {
+		event_free(p->ev_drain);
+		p->ev_drain = NULL;
 	}
 	close(p->ib.fd);
 	imsgbuf_clear(&p->ib);

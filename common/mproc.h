@@ -12,6 +12,25 @@
 
 extern struct event_base	*ev_base;
 
+/*
+ * A peer that is less trusted than we are (an smtpctl or sendmail
+ * client, a delivery process running as a user) may send requests and
+ * never read the answers.  On a channel marked untrusted (with a closed()
+ * handler), more than MPROC_UNTRUSTED_WQ_MAX bytes waiting to be written,
+ * of which nothing could be written for drain_timeout seconds (by default
+ * MPROC_DRAIN_TIMEOUT), close it; with
+ * throttle_reads also set, nothing more is read from it meanwhile, so a
+ * client cannot make us answer more than that.  Reads are throttled only
+ * where the peer's progress does not depend on our reading: a delivery
+ * process blocks on writing its results, and stopping to read those
+ * while its requests wait would deadlock both ends (it is dropped, and
+ * its envelopes retried, only when it stops reading altogether).
+ * Sibling channels are never limited: a sibling that stops reading is a
+ * bug, and the daemon would only deadlock.
+ */
+#define MPROC_UNTRUSTED_WQ_MAX	(256 * 1024)
+#define MPROC_DRAIN_TIMEOUT	30
+
 struct mproc;
 typedef void	(*mproc_handler)(struct mproc *, struct imsg *);
 typedef void	(*mproc_closed)(struct mproc *);
@@ -25,6 +44,12 @@ struct mproc {
 	mproc_closed	 closed;	/* NULL: losing the peer is fatal */
 	int		 untrusted;	/* a client: malformed input closes */
 	int		 stopped;	/* mproc_stop_reading() was called */
+	int		 throttle_reads; /* untrusted: no reads while backlogged */
+	int		 held;		/* mproc_hold_reading(): owner says wait */
+	int		 paused;	/* not reading: held, or output backlog */
+	struct event	*ev_drain;	/* untrusted backlog: closed() when due */
+	int		 drain_timeout;	/* seconds; 0: never closed for that */
+	uint64_t	 drain_mark;	/* ib.wtotal when ev_drain was armed */
 	void		*arg;
 	int		 dirty;		/* composed, not yet written */
 	TAILQ_ENTRY(mproc) dirty_entry;
@@ -50,6 +75,12 @@ void	mproc_defer_end(void);
 void	mproc_defer_turns(void);
 /* read nothing more from this channel (its descriptor changes hands) */
 void	mproc_stop_reading(struct mproc *);
+/*
+ * Read nothing more from this channel until released (hold 0); what is
+ * already buffered waits too.  For the owner's own flow control: control
+ * holds a client that has too many requests in flight.
+ */
+void	mproc_hold_reading(struct mproc *, int hold);
 /* payload length must be exactly `want', else a sibling is broken: fatal */
 void	mproc_check_len(struct mproc *, const struct imsg *, size_t want);
 

@@ -49,6 +49,13 @@ enum ctl_cmd {
 	CTL_SHOW_QUEUE_ENTRIES,
 };
 
+/*
+ * struct ctl_reply.status: 0 done, 1 failed; CTL_STATUS_BUSY: control
+ * refused the connection (too many clients, of this uid or in all) and
+ * nothing was done; sendmail leaves the message in the offline directory.
+ */
+#define CTL_STATUS_BUSY		2
+
 struct queue_stats {
 	uint64_t	queued;
 	uint64_t	envelopes;

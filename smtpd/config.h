@@ -215,6 +215,8 @@ struct smtpd_config {
  * NULL and writes "FILE:LINE: message" into err.
  */
 struct smtpd_config	*config_parse(const char *path, char *err, size_t errlen);
+/* open a configuration file: regular files only (else NULL, EINVAL) */
+FILE			*config_fopen(const char *path);
 /* The same from an open stream; `name' is used in error messages. */
 struct smtpd_config	*config_parse_file(FILE *fp, const char *name,
 			    char *err, size_t errlen);

@@ -5,6 +5,24 @@
  * kernel reports it (SO_PEERCRED), never as the client claims it.  Only
  * root may change anything.  A client that sends something malformed is
  * dropped; it cannot harm the daemon.
+ *
+ * Nor can a client that is merely greedy (issue 16):
+ *  - memory: a client with a request in flight to the queue is read no
+ *    further until it is answered, and mproc stops reading one that
+ *    leaves too much of our output unread and drops it when that does
+ *    not drain (mproc.h), so pipelining requests without reading the
+ *    answers costs a bounded amount;
+ *  - slots: each uid other than root holds at most CONTROL_MAX_PER_UID
+ *    connections and all of them together CONTROL_MAX_CLIENTS minus a
+ *    reserve that only root may use, so smtpctl keeps working for root
+ *    however many connections users hold; a client that is not served
+ *    is told so (CTL_STATUS_BUSY) and closed, and the listening socket is
+ *    always accepted from, so nobody waits in the kernel's backlog;
+ *  - time: a client with nothing in flight, nothing to say and nothing
+ *    read of what we wrote for CONTROL_IDLE_TIMEOUT seconds is closed.
+ *    Root's output is never given up on: root is trusted not to starve
+ *    the daemon's memory on purpose, and may pipe show queue into a
+ *    pager for as long as it likes.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -13,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -25,12 +44,19 @@
 #include "smtpd.h"
 
 #define CONTROL_MAX_CLIENTS	64
+#define CONTROL_ROOT_RESERVE	16	/* of those, only for uid 0 */
+#define CONTROL_MAX_PER_UID	16	/* any other uid */
+#define CONTROL_MAX_INFLIGHT	1	/* requests at the queue per client */
+#define CONTROL_IDLE_TIMEOUT	10	/* seconds */
 
 struct ctl_client {
 	TAILQ_ENTRY(ctl_client) entry;
 	uint32_t	 id;
 	uid_t		 uid;
 	struct mproc	 mp;
+	struct event	*ev_idle;
+	int		 inflight;	/* requests the queue has not ended */
+	uint64_t	 idle_wmark;	/* mp.ib.wtotal at the last idle check */
 	int		 closing;
 };
 
@@ -56,10 +82,44 @@ client_free(struct ctl_client *c)
 {
 	TAILQ_REMOVE(&clients, c, entry);
 	mproc_clear(&c->mp);
+	if (c->ev_idle)
+		event_free(c->ev_idle);
 	free(c);
 	nclients--;
-	if (nclients < CONTROL_MAX_CLIENTS)
-		event_add(ev_accept, NULL);
+}
+
+static void	client_free_later(struct ctl_client *);
+static void	client_touch(struct ctl_client *);
+
+static void
+client_idle_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct ctl_client	*c = arg;
+
+	/*
+	 * Waiting for the queue is our delay, not the client's; a client
+	 * still reading a long answer (show queue) is not idle either, nor
+	 * is root with an answer not yet read at all.
+	 */
+	if (c->inflight > 0 || (!TAILQ_EMPTY(&c->mp.ib.wq) &&
+	    (c->uid == 0 || c->mp.ib.wtotal != c->idle_wmark))) {
+		c->idle_wmark = c->mp.ib.wtotal;
+		client_touch(c);
+		return;
+	}
+	log_info("control: uid %u idle for %d seconds; closed",
+	    (unsigned)c->uid, CONTROL_IDLE_TIMEOUT);
+	client_free_later(c);
+}
+
+/* the client did something, or was answered: the idle clock restarts */
+static void
+client_touch(struct ctl_client *c)
+{
+	struct timeval	tv = { CONTROL_IDLE_TIMEOUT, 0 };
+
+	if (c->ev_idle != NULL && !c->closing)
+		evtimer_add(c->ev_idle, &tv);
 }
 
 static void
@@ -81,6 +141,8 @@ client_free_later(struct ctl_client *c)
 		return;
 	c->closing = 1;
 	mproc_stop_reading(&c->mp);
+	if (c->ev_idle)
+		evtimer_del(c->ev_idle);
 	if (event_base_once(ev_base, -1, EV_TIMEOUT, client_free_cb, c,
 	    &tv) == -1)
 		fatalx("event_base_once");
@@ -162,6 +224,7 @@ client_dispatch(struct mproc *p, struct imsg *m)
 		client_free_later(c);
 		return;
 	}
+	client_touch(c);
 	memcpy(&req, m->data, sizeof(req));
 	if (proto_valid_ctl_request(&req) == -1) {
 		log_warnx("control: invalid request from uid %u; dropped",
@@ -209,7 +272,84 @@ client_dispatch(struct mproc *p, struct imsg *m)
 	default:
 		mproc_compose(&c_queue, IMSG_CTL_REQUEST, c->id, -1, &req,
 		    sizeof(req));
+		if (++c->inflight >= CONTROL_MAX_INFLIGHT)
+			mproc_hold_reading(&c->mp, 1);
 	}
+}
+
+/* may a new client of this uid be served?  NULL, or why not */
+static const char *
+client_refusal(uid_t uid)
+{
+	struct ctl_client	*c;
+	int			 nuid = 0, nusers = 0;
+
+	if (nclients >= CONTROL_MAX_CLIENTS)
+		return "too many control clients; try again later";
+	if (uid == 0)
+		return NULL;
+	TAILQ_FOREACH(c, &clients, entry) {
+		if (c->uid == 0)
+			continue;
+		nusers++;
+		if (c->uid == uid)
+			nuid++;
+	}
+	if (nuid >= CONTROL_MAX_PER_UID)
+		return "too many control connections from your uid; "
+		    "try again later";
+	if (nusers >= CONTROL_MAX_CLIENTS - CONTROL_ROOT_RESERVE)
+		return "too many control clients; try again later";
+	return NULL;
+}
+
+/*
+ * Told why in one write; our side is shut for writing at once, and
+ * closed when the client's request arrives or a second has passed.  A
+ * client (smtpctl, sendmail) writes its request right after connect():
+ * closed before that write, it would only see EPIPE, not the reason.
+ * Only so many wait like this; beyond that they are closed at once.
+ */
+#define CONTROL_MAX_REFUSED	64
+
+static int	nrefused;
+
+static void
+refused_close(evutil_socket_t fd, short ev, void *arg)
+{
+	close(fd);
+	nrefused--;
+}
+
+static void
+refuse_client(int fd, uid_t uid, const char *why)
+{
+	struct imsgbuf		ib;
+	struct ctl_reply	r;
+	struct timeval		tv = { 1, 0 };
+	static time_t		last;
+	time_t			now = time(NULL);
+
+	if (now != last) {	/* a flood of refusals is one line a second */
+		last = now;
+		log_warnx("control: uid %u refused: %s", (unsigned)uid, why);
+	}
+	memset(&r, 0, sizeof(r));
+	r.end = 1;
+	r.status = CTL_STATUS_BUSY;
+	snprintf(r.text, sizeof(r.text), "%s", why);
+	imsgbuf_init(&ib, fd);
+	if (imsg_compose(&ib, IMSG_CTL_REPLY, 0, -1, &r, sizeof(r)) == 0)
+		(void)imsg_flush_nb(&ib);
+	imsgbuf_clear(&ib);
+	if (nrefused >= CONTROL_MAX_REFUSED ||
+	    shutdown(fd, SHUT_WR) == -1 ||
+	    event_base_once(ev_base, fd, EV_READ, refused_close, NULL,
+	    &tv) == -1) {
+		close(fd);
+		return;
+	}
+	nrefused++;
 }
 
 static void
@@ -218,6 +358,7 @@ on_accept(evutil_socket_t lfd, short ev, void *arg)
 	struct ctl_client	*c;
 	struct ucred		 cred;
 	socklen_t		 len = sizeof(cred);
+	const char		*why;
 	int			 fd;
 
 	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) ==
@@ -231,18 +372,29 @@ on_accept(evutil_socket_t lfd, short ev, void *arg)
 		close(fd);
 		return;
 	}
+	if ((why = client_refusal(cred.uid)) != NULL) {
+		refuse_client(fd, cred.uid, why);
+		return;
+	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
 		return;
 	}
+	if ((c->ev_idle = evtimer_new(ev_base, client_idle_timeout, c)) ==
+	    NULL)
+		fatal("evtimer_new");
 	c->id = ++next_client;
 	c->uid = cred.uid;
 	mproc_init(&c->mp, fd, "control client", client_dispatch, c);
 	c->mp.closed = client_closed;
 	c->mp.untrusted = 1;
+	c->mp.throttle_reads = 1;
+	/* root may take its time reading a long answer (show queue | less) */
+	if (cred.uid == 0)
+		c->mp.drain_timeout = 0;
 	TAILQ_INSERT_TAIL(&clients, c, entry);
-	if (++nclients >= CONTROL_MAX_CLIENTS)
-		event_del(ev_accept);
+	nclients++;
+	client_touch(c);
 }
 
 static void
@@ -258,6 +410,10 @@ control_queue_dispatch(struct mproc *p, struct imsg *m)
 		if ((c = client_find(r.reqid)) == NULL)
 			return;		/* the client went away */
 		mproc_compose(&c->mp, IMSG_CTL_REPLY, 0, -1, &r, sizeof(r));
+		client_touch(c);
+		if (r.end && c->inflight > 0 && --c->inflight <
+		    CONTROL_MAX_INFLIGHT)
+			mproc_hold_reading(&c->mp, 0);
 		break;
 	case IMSG_CTL_QUEUE_ENTRY:
 		PROTO_READ(p, m, &q, proto_valid_ctl_queue_entry);

@@ -16,8 +16,8 @@
  * have sent directly.
  *
  * The parent must not wait for any of this (it has a daemon to run), so
- * one process walks the directory and the parent reaps it like any other
- * child it does not know.
+ * one process walks the directory; the parent reaps it, and runs it at
+ * start-up and then whenever the directory is not empty, one at a time.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -104,7 +105,7 @@ offline_submit_file(int dfd, const char *name, const struct stat *seen,
 	    sizeof(err));
 	close(fd);
 	if (rc == 1) {
-		log_warnx("%s (user %s): %s; left for the next start",
+		log_warnx("%s (user %s): %s; left for a later pick-up",
 		    name, pw->pw_name, err);
 		_exit(1);
 	}
@@ -129,7 +130,7 @@ offline_submit_file(int dfd, const char *name, const struct stat *seen,
 	}
 	if (!res.reached || res.status == EX_TEMPFAIL ||
 	    res.status == EX_IOERR || res.status == EX_OSERR) {
-		log_warnx("%s user=%s: %s; left for the next start",
+		log_warnx("%s user=%s: %s; left for a later pick-up",
 		    name, pw->pw_name, res.error);
 		_exit(1);
 	}
@@ -253,18 +254,74 @@ offline_walk(void)
 	close(dfd);
 }
 
-void
+/*
+ * sendmail leaves a message here also while the daemon runs (it did not
+ * answer in time, or its control socket was full), so the parent looks
+ * again from time to time; only the names are read, nothing is opened.
+ * A new file changes the directory's mtime; files a pick-up left (torn,
+ * refused, a user without a home) are looked at again only every
+ * OFFLINE_RETRY_SECS, so that they do not fill the log.
+ */
+#define OFFLINE_RETRY_SECS	600
+
+static struct timespec	scanned_mtime;	/* the directory's, at the last */
+static time_t		scanned_at;
+
+static int
+offline_dir_mtime(struct timespec *ts)
+{
+	struct stat	st;
+	char		path[CONF_PATH_MAX + 32];
+
+	snprintf(path, sizeof(path), "%s/%s", conf->spool,
+	    SUBMIT_OFFLINE_DIR);
+	if (stat(path, &st) == -1 || !S_ISDIR(st.st_mode))
+		return -1;
+	*ts = st.st_mtim;
+	return 0;
+}
+
+int
+offline_pending(void)
+{
+	struct timespec	 ts;
+	struct dirent	*de;
+	DIR		*dir;
+	char		 path[CONF_PATH_MAX + 32];
+	int		 found = 0;
+
+	if (offline_dir_mtime(&ts) == -1)
+		return 0;
+	if (ts.tv_sec == scanned_mtime.tv_sec &&
+	    ts.tv_nsec == scanned_mtime.tv_nsec &&
+	    time(NULL) - scanned_at < OFFLINE_RETRY_SECS)
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", conf->spool,
+	    SUBMIT_OFFLINE_DIR);
+	if ((dir = opendir(path)) == NULL)
+		return 0;
+	while (!found && (de = readdir(dir)) != NULL)
+		found = de->d_name[0] != '.';
+	closedir(dir);
+	return found;
+}
+
+pid_t
 offline_enqueue_all(void)
 {
 	sigset_t	all;
 	pid_t		pid;
 
+	/* what this pick-up will see; a later change is looked at again */
+	if (offline_dir_mtime(&scanned_mtime) == -1)
+		memset(&scanned_mtime, 0, sizeof(scanned_mtime));
+	scanned_at = time(NULL);
 	if ((pid = fork()) == -1) {
 		log_warn("offline pick-up: fork");
-		return;
+		return -1;
 	}
 	if (pid != 0)
-		return;
+		return pid;
 	destmac_key_forget();	/* the parent's; see smtpd.c */
 
 	/* the parent's handlers and descriptors are not ours */

@@ -5,12 +5,17 @@
 #ifndef POSTHASTE_OFFLINE_H
 #define POSTHASTE_OFFLINE_H
 
+#include <sys/types.h>
+
 /*
  * Called by the parent once its children run (the control socket is
- * listening): forks one process that submits every offline message as
- * its owner and removes it.  Returns at once; the parent reaps the
- * process like any unknown child.
+ * listening), and again from time to time while there is something to
+ * pick up: forks one process that submits every offline message as its
+ * owner and removes it.  Returns at once with its pid (-1: fork failed);
+ * the parent reaps it and starts no other while it runs.
  */
-void	offline_enqueue_all(void);
+pid_t	offline_enqueue_all(void);
+/* is there anything in the offline directory?  (a look, as root) */
+int	offline_pending(void);
 
 #endif

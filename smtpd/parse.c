@@ -21,10 +21,12 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <limits.h>
 #include <netdb.h>
@@ -1254,6 +1256,41 @@ config_parse_file(FILE *fp, const char *name, char *err, size_t errlen)
 	return conf;
 }
 
+/*
+ * A configuration file is a regular file: a FIFO would block the open
+ * and a device (sendmail -C /dev/zero) the read, for ever.  So it is
+ * opened without waiting, looked at, and only then read (as a stream,
+ * bounded by CONF_FILE_MAX in read_all()).  NULL with errno set, EINVAL
+ * for anything but a regular file.
+ */
+FILE *
+config_fopen(const char *path)
+{
+	struct stat	st;
+	FILE		*fp;
+	int		fd, fl, saved;
+
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1)
+		return NULL;
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		goto fail;
+	}
+	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1)
+		goto fail;
+	if ((fp = fdopen(fd, "r")) == NULL)
+		goto fail;
+	return fp;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return NULL;
+}
+
 struct smtpd_config *
 config_parse(const char *path, char *err, size_t errlen)
 {
@@ -1262,8 +1299,11 @@ config_parse(const char *path, char *err, size_t errlen)
 
 	if (path == NULL)
 		path = SMTPD_CONF_DEFAULT;
-	if ((fp = fopen(path, "re")) == NULL) {
-		if (err != NULL && errlen > 0)
+	if ((fp = config_fopen(path)) == NULL) {
+		if (err != NULL && errlen > 0 && errno == EINVAL)
+			snprintf(err, errlen, "%s:0: not a regular file",
+				 path);
+		else if (err != NULL && errlen > 0)
 			snprintf(err, errlen, "%s:0: %s", path,
 				 strerror(errno));
 		return NULL;

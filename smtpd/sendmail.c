@@ -46,6 +46,8 @@
 
 #define MAKEMAP_NAME		"makemap"
 #define BS_LINGER_MS		(10 * 1000)	/* -bs: silence before EOF */
+#define SCAN_CONF_MAX		(16 * 1024 * 1024)	/* as the parser */
+#define BS_GREETING_MS		(10 * 1000)	/* -bs: connect to 220 */
 
 enum mode {
 	MODE_DELIVER,		/* -bm */
@@ -382,11 +384,14 @@ scan_conf_line(const char *path, struct instance *in)
 {
 	FILE	*fp;
 	char	 line[CONF_PATH_MAX + 64], *p, *q, *dst;
-	size_t	 dstlen;
+	size_t	 dstlen, nread = 0;
 
-	if ((fp = fopen(path, "re")) == NULL)
+	/* a regular file (not -C /dev/zero or a FIFO), and only so much */
+	if ((fp = config_fopen(path)) == NULL)
 		return;
-	while (fgets(line, sizeof(line), fp) != NULL) {
+	while (nread < SCAN_CONF_MAX && fgets(line, sizeof(line), fp) !=
+	    NULL) {
+		nread += strlen(line) + 1;
 		for (p = line; *p == ' ' || *p == '\t'; p++)
 			;
 		if (strncmp(p, "socket", 6) == 0 && (p[6] == ' ' ||
@@ -1192,10 +1197,18 @@ mode_smtp(const struct instance *inst)
 		pfd[0].events = POLLIN;
 		pfd[1].fd = fd;
 		pfd[1].events = POLLIN;
-		if ((rc = poll(pfd, 2, in_open ? -1 : BS_LINGER_MS)) == -1) {
+		if ((rc = poll(pfd, 2, !greeted ? BS_GREETING_MS :
+		    in_open ? -1 : BS_LINGER_MS)) == -1) {
 			if (errno == EINTR)
 				continue;
 			die(EX_OSERR, "poll: %s", strerror(errno));
+		}
+		if (rc == 0 && !greeted) {
+			/* the daemon is stuck or its socket is held: say so */
+			printf("421 4.3.0 Mail system not answering\r\n");
+			fflush(stdout);
+			die(EX_TEMPFAIL, "the mail daemon did not greet us in "
+			    "%d seconds", BS_GREETING_MS / 1000);
 		}
 		if (rc == 0) {
 			if (shutdown(fd, SHUT_WR) == -1 && errno != ENOTCONN)
@@ -1211,6 +1224,17 @@ mode_smtp(const struct instance *inst)
 			}
 			if (n == 0)
 				break;
+			/*
+			 * Before the greeting, anything but SMTP is the
+			 * control process refusing the session (busy).
+			 */
+			if (!greeted && (buf[0] < '0' || buf[0] > '9')) {
+				printf("421 4.3.0 Mail system busy, try again "
+				    "later\r\n");
+				fflush(stdout);
+				die(EX_TEMPFAIL, "the mail daemon refused the "
+				    "session");
+			}
 			if (memchr(buf, '\n', (size_t)n) != NULL)
 				greeted = 1;
 			if (write_full(STDOUT_FILENO, buf, (size_t)n) == -1)

@@ -689,6 +689,29 @@ session_may_mail(struct session *s)
 	return 1;
 }
 
+/*
+ * Local submission (sendmail, or anything speaking to the control
+ * socket): only root may choose the envelope sender (sendmail(8)).
+ * Anyone else may send as themselves -- their login name at the mail
+ * name or the host name -- or with the null sender, and is refused
+ * otherwise.  This is where it is enforced, whatever the client
+ * (sendmail -bs, -f, -t, a program of the user's own, an offline file
+ * picked up as its owner): s->authname and s->local_uid are what the
+ * kernel said of the peer (SO_PEERCRED), by way of control and parent.
+ */
+static int
+local_sender_allowed(const struct session *s, const struct mailaddr *a)
+{
+	if (!(s->flags & SS_LOCAL) || s->local_uid == 0)
+		return 1;
+	if (a->user[0] == '\0' && a->domain[0] == '\0')
+		return 1;
+	if (s->authname == NULL || strcmp(a->user, s->authname) != 0)
+		return 0;
+	return strcasecmp(a->domain, conf->mailname) == 0 ||
+	    strcasecmp(a->domain, conf->hostname) == 0;
+}
+
 static void
 cmd_mail(struct session *s, char *args)
 {
@@ -752,6 +775,14 @@ cmd_mail(struct session *s, char *args)
 	if (!(tx->mp.evflags & EF_SMTPUTF8) &&
 	    (has_8bit(tx->mailfrom.user) || has_8bit(tx->mailfrom.domain))) {
 		session_reply(s, "553 5.6.7 UTF-8 address requires SMTPUTF8");
+		goto fail;
+	}
+	if (!local_sender_allowed(s, &tx->mailfrom)) {
+		log_info("%08x: local sender refused: uid=%u user=%s may "
+		    "only send as %s@%s", s->id, (unsigned)s->local_uid,
+		    s->authname, s->authname, conf->mailname);
+		session_reply(s, "553 5.7.1 Sender address not owned by user "
+		    "%s; only root may choose another", s->authname);
 		goto fail;
 	}
 	s->tx = tx;

@@ -94,6 +94,7 @@ struct child {
  * the replies to its ends of data, then the queue records them).
  */
 #define SHUTDOWN_WAIT	30
+#define OFFLINE_RESCAN_SECS 30	/* the offline directory, looked at again */
 #define RETIRES_GENTLY(c) ((c)->kind == C_SMTP || (c)->kind == C_MTA)
 
 static struct child	 children[MAX_CHILDREN];
@@ -102,6 +103,8 @@ static int		 shutting_down;
 static int		 exit_status;
 static struct event	*ev_shutdown_timer;
 static struct event	*ev_retire;	/* on_retire_timer() */
+static struct event	*ev_offline;	/* on_offline_timer() */
+static pid_t		 offline_pid;	/* the pick-up running, or 0 */
 static const char	*conf_path;
 
 static struct child	*queue_child;
@@ -272,6 +275,33 @@ bind_control(void)
 	if (listen(fd, 64) == -1)
 		fatal("listen");
 	return fd;
+}
+
+/*
+ * The descriptors whoever started us left open (a shell's redirections,
+ * an init system's or a test harness's pipes) are not ours to keep: the
+ * parent runs for months as root and every child would inherit them.
+ * Everything above stderr is closed before anything of ours is opened,
+ * and 0-2 are made valid (/dev/null) so that no socket or file of ours
+ * lands there to be written by a stray message to stdout.
+ */
+static void
+fds_sanitize(void)
+{
+	int	fd;
+
+	for (fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		if (open("/dev/null", O_RDWR) != fd) {
+			fprintf(stderr, "smtpd: cannot open /dev/null\n");
+			exit(1);
+		}
+	}
+	if (close_range(3, ~0U, 0) == -1) {
+		fprintf(stderr, "smtpd: close_range: %s\n", strerror(errno));
+		exit(1);
+	}
 }
 
 static void
@@ -811,6 +841,10 @@ on_sigchld(evutil_socket_t sig, short ev, void *arg)
 	int	status, i;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == offline_pid) {
+			offline_pid = 0;
+			continue;
+		}
 		if (mda_reaped(pid, status))
 			continue;
 		for (i = 0; i < MAX_CHILDREN; i++) {
@@ -841,6 +875,23 @@ on_sigchld(evutil_socket_t sig, short ev, void *arg)
 		shutdown_step();
 	else
 		retire_step();
+}
+
+/*
+ * Messages sendmail left in the offline directory while we ran (we did
+ * not greet it in time, or the control socket was full) are picked up
+ * within OFFLINE_RESCAN_SECS, not at the next start.
+ */
+static void
+on_offline_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval	tv = { OFFLINE_RESCAN_SECS, 0 };
+	pid_t		pid;
+
+	if (!shutting_down && offline_pid == 0 && offline_pending() &&
+	    (pid = offline_enqueue_all()) != -1)
+		offline_pid = pid;
+	evtimer_add(ev_offline, &tv);
 }
 
 static void
@@ -1158,6 +1209,7 @@ main(int argc, char **argv)
 	struct event	*ev_chld, *ev_term, *ev_int, *ev_hup;
 	int		*listen_fds, nl = 0, nworkers, ch, checkonly = 0;
 
+	fds_sanitize();		/* before anything opens a file */
 	privsep_title_init(argc, argv);
 	while ((ch = getopt(argc, argv, "df:hnP:vV")) != -1) {
 		switch (ch) {
@@ -1244,17 +1296,32 @@ main(int argc, char **argv)
 	sesscount_init();	/* shared by every generation of workers */
 	start_generation(listen_fds, nl, nworkers);
 	free(listen_fds);
-	offline_enqueue_all();
 	privsep_title("parent");
 
 	ev_chld = evsignal_new(ev_base, SIGCHLD, on_sigchld, NULL);
 	ev_term = evsignal_new(ev_base, SIGTERM, on_sigterm, NULL);
 	ev_int = evsignal_new(ev_base, SIGINT, on_sigterm, NULL);
 	ev_hup = evsignal_new(ev_base, SIGHUP, on_sighup, NULL);
-	evsignal_add(ev_chld, NULL);
-	evsignal_add(ev_term, NULL);
-	evsignal_add(ev_int, NULL);
-	evsignal_add(ev_hup, NULL);
+	if (ev_chld == NULL || ev_term == NULL || ev_int == NULL ||
+	    ev_hup == NULL || evsignal_add(ev_chld, NULL) == -1 ||
+	    evsignal_add(ev_term, NULL) == -1 ||
+	    evsignal_add(ev_int, NULL) == -1 ||
+	    evsignal_add(ev_hup, NULL) == -1)
+		fatalx("cannot handle signals");
+	/*
+	 * A child that died before the SIGCHLD handler existed sent its
+	 * signal to nobody: one pass of the reaper on the first turn of the
+	 * loop finds it (and a child that died at start-up takes the daemon
+	 * down at once rather than at the next signal).  The offline
+	 * pick-up, which may be over in a moment, is forked only now.
+	 */
+	event_active(ev_chld, EV_SIGNAL, 1);
+	if ((ev_offline = evtimer_new(ev_base, on_offline_timer, NULL)) ==
+	    NULL)
+		fatalx("evtimer_new");
+	if ((offline_pid = offline_enqueue_all()) == -1)
+		offline_pid = 0;
+	on_offline_timer(-1, 0, NULL);	/* arms it; the pick-up runs */
 	log_info("%s ready: %d smtp workers, %d listeners, spool %s",
 	    SMTPD_NAME, nworkers, nl, conf->spool);
 	event_base_dispatch(ev_base);

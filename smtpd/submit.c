@@ -31,6 +31,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include <errno.h>
@@ -54,6 +55,8 @@
 #include "util.h"
 
 #define SUBMIT_TIMEOUT_MS	(10 * 60 * 1000)	/* per reply */
+/* connect, and the 220 (or control's refusal) after it */
+#define SUBMIT_GREETING_TIMEOUT_MS	(10 * 1000)
 #define SUBMIT_LINE_MAX		4096
 #define OFFLINE_MAGIC		"posthaste-offline 1"
 #define OFFLINE_HEADER_MAX	(64 * 1024)	/* of header, not message */
@@ -113,6 +116,7 @@ submit_connect(const char *sockpath)
 	struct sockaddr_un	 sun;
 	struct ctl_request	 req;
 	struct imsgbuf		 ib;
+	struct timeval		 tv;
 	int			 fd, saved;
 
 	memset(&sun, 0, sizeof(sun));
@@ -124,7 +128,19 @@ submit_connect(const char *sockpath)
 	memcpy(sun.sun_path, sockpath, strlen(sockpath));
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
+	/*
+	 * A full listen backlog makes connect() wait; as long as the
+	 * send timeout (Linux unix(7)), then EAGAIN: the daemon is as good
+	 * as down.  The timeout is cleared again for the session.
+	 */
+	tv.tv_sec = SUBMIT_GREETING_TIMEOUT_MS / 1000;
+	tv.tv_usec = 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1)
+		goto fail;
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		goto fail;
+	tv.tv_sec = 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1)
 		goto fail;
 	memset(&req, 0, sizeof(req));
 	req.cmd = CTL_SUBMIT;
@@ -156,6 +172,7 @@ struct smtp_conn {
 	size_t			 wlen;
 	int			 eof;
 	int			 ioerr;
+	int			 timeout_ms;	/* for the next reply */
 	submit_report_fn	 trace;
 	/* EHLO keywords */
 	int			 has_dsn, has_8bitmime, has_size;
@@ -260,7 +277,7 @@ conn_getline(struct smtp_conn *c, char *out, size_t outlen)
 		}
 		pfd.fd = c->fd;
 		pfd.events = POLLIN;
-		if ((rc = poll(&pfd, 1, SUBMIT_TIMEOUT_MS)) == -1 &&
+		if ((rc = poll(&pfd, 1, c->timeout_ms)) == -1 &&
 		    errno == EINTR)
 			continue;
 		if (rc == -1) {
@@ -339,7 +356,8 @@ conn_reply(struct smtp_conn *c, char *text, size_t textlen, int ehlo)
  * is that reply.
  */
 static int
-conn_ctl_refusal(struct smtp_conn *c, char *text, size_t textlen)
+conn_ctl_refusal(struct smtp_conn *c, char *text, size_t textlen,
+    uint32_t *status)
 {
 	struct pollfd		pfd;
 	struct imsg_hdr		hdr;
@@ -350,7 +368,7 @@ conn_ctl_refusal(struct smtp_conn *c, char *text, size_t textlen)
 	pfd.fd = c->fd;
 	pfd.events = POLLIN;
 	while (c->rlen < sizeof(hdr) + sizeof(r)) {
-		if ((rc = poll(&pfd, 1, SUBMIT_TIMEOUT_MS)) == -1 &&
+		if ((rc = poll(&pfd, 1, c->timeout_ms)) == -1 &&
 		    errno == EINTR)
 			continue;
 		if (rc <= 0)
@@ -371,6 +389,7 @@ conn_ctl_refusal(struct smtp_conn *c, char *text, size_t textlen)
 	memcpy(&r, c->rbuf + sizeof(hdr), sizeof(r));
 	r.text[sizeof(r.text) - 1] = '\0';
 	snprintf(text, textlen, "%s", r.text[0] ? r.text : "refused");
+	*status = r.status;
 	return 0;
 }
 
@@ -445,6 +464,7 @@ submit_message(int fd, const struct submission *s, submit_report_fn report,
 	char			 xenvid[SUBMIT_ENVID_MAX * 3 + 1];
 	char			 msg[SUBMIT_LINE_MAX + 64], *p;
 	size_t			 i, accepted = 0, rejected = 0;
+	uint32_t		 ctlstatus;
 	int			 code, dsn_warned = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -457,15 +477,26 @@ submit_message(int fd, const struct submission *s, submit_report_fn report,
 	c->fd = fd;
 	c->trace = trace;
 
+	/*
+	 * A daemon that does not greet us soon is as good as down (stopped,
+	 * or its control socket held by others): the caller leaves the
+	 * message offline rather than making the user wait.
+	 */
+	c->timeout_ms = SUBMIT_GREETING_TIMEOUT_MS;
 	if ((code = conn_reply(c, text, sizeof(text), 0)) == -2) {
-		if (conn_ctl_refusal(c, text, sizeof(text)) == 0) {
+		if (conn_ctl_refusal(c, text, sizeof(text), &ctlstatus) == -1)
+			result_conn_failed(res, c, -2, "at its greeting");
+		else if (ctlstatus == CTL_STATUS_BUSY) {
+			/* not served at all: as if not reached */
+			result_set(res, EX_TEMPFAIL, "the mail daemon is busy: "
+			    "%s", text);
+		} else {
 			res->reached = 1;
 			result_set(res, strstr(text, "temporar") ?
 			    EX_TEMPFAIL : EX_UNAVAILABLE,
 			    "the mail daemon refused the submission: %s",
 			    text);
-		} else
-			result_conn_failed(res, c, -2, "at its greeting");
+		}
 		goto done;
 	}
 	if (code == -1) {
@@ -474,6 +505,7 @@ submit_message(int fd, const struct submission *s, submit_report_fn report,
 		goto done;
 	}
 	res->reached = 1;
+	c->timeout_ms = SUBMIT_TIMEOUT_MS;
 	if (code != 220) {
 		result_set(res, status_of(code, EX_UNAVAILABLE),
 		    "the mail daemon refused the session: %s", text);
