@@ -2,7 +2,8 @@
  * log.h -- logging for every process.
  *
  * syslog facility mail by default; with -d, lines go to stderr prefixed
- * by the process name.  fatal()/fatalx() are for broken invariants only:
+ * by the process name.  Without -d the parent alone talks to syslog and
+ * the children hand it their lines (log.c says why and how).  fatal()/fatalx() are for broken invariants only:
  * they log and exit the process, which brings the whole daemon down.
  */
 #ifndef POSTHASTE_LOG_H
@@ -13,6 +14,9 @@
 
 void	log_init(int foreground, int verbose);
 void	log_reopen(void);		/* in a child, before the sandbox */
+int	log_channel_fd(void);		/* every child keeps it open */
+int	log_collector_fd(void);		/* the parent reads it: */
+void	log_collect(void);		/* forwards what children sent */
 void	log_procname(const char *);	/* "smtp worker 1", "queue" ... */
 const char *log_getprocname(void);
 void	log_setverbose(int);

@@ -280,19 +280,28 @@ cmp_int(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
-/* close every descriptor above stderr that is not in keep[] */
+/*
+ * Close every descriptor above stderr that is not in keep[], nor the
+ * channel the process logs through (log.c).
+ */
 void
 close_all_but(int *keep, int nkeep)
 {
-	int	i, from = 3;
+	int	i, from = 3, fd, logfd = log_channel_fd();
 
 	qsort(keep, nkeep, sizeof(int), cmp_int);
-	for (i = 0; i < nkeep; i++) {
-		if (keep[i] < from)
+	for (i = 0; i <= nkeep; i++) {
+		fd = i < nkeep ? keep[i] : -1;
+		if (logfd >= from && (fd == -1 || logfd < fd)) {
+			if (logfd > from)
+				close_range(from, logfd - 1, 0);
+			from = logfd + 1;
+		}
+		if (fd < from)
 			continue;
-		if (keep[i] > from)
-			close_range(from, keep[i] - 1, 0);
-		from = keep[i] + 1;
+		if (fd > from)
+			close_range(from, fd - 1, 0);
+		from = fd + 1;
 	}
 	close_range(from, ~0U, 0);
 }
@@ -738,6 +747,7 @@ shutdown_step(void)
 		mda_shutdown();
 		return;
 	}
+	log_collect();		/* the children's last lines first */
 	log_info("exiting");
 	if (conf->socket[0])
 		unlink(conf->socket);
@@ -782,6 +792,7 @@ on_sigchld(evutil_socket_t sig, short ev, void *arg)
 	pid_t	pid;
 	int	status, i;
 
+	log_collect();		/* what a child said before it died first */
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (mda_reaped(pid, status))
 			continue;
@@ -978,6 +989,12 @@ parent_reload(void)
 }
 
 static void
+on_log(evutil_socket_t fd, short ev, void *arg)
+{
+	log_collect();
+}
+
+static void
 on_sighup(evutil_socket_t sig, short ev, void *arg)
 {
 	log_info("received SIGHUP, reloading the configuration");
@@ -1113,7 +1130,7 @@ main(int argc, char **argv)
 	const char	*path = NULL;
 	char		 err[CONF_PATH_MAX + 256];
 	struct listener	*l;
-	struct event	*ev_chld, *ev_term, *ev_int, *ev_hup;
+	struct event	*ev_chld, *ev_term, *ev_int, *ev_hup, *ev_log;
 	int		*listen_fds, nl = 0, nworkers, ch, checkonly = 0;
 
 	privsep_title_init(argc, argv);
@@ -1170,6 +1187,11 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	/* the children's log lines, on their way to syslog (log.c) */
+	if (log_collector_fd() != -1 && ((ev_log = event_new(ev_base,
+	    log_collector_fd(), EV_READ | EV_PERSIST, on_log, NULL)) == NULL ||
+	    event_add(ev_log, NULL) == -1))
+		fatalx("event_new");
 	/*
 	 * The key with which lookup seals the destinations it gives the
 	 * workers and the queue checks them (destmac.h).  It is made here,

@@ -4,9 +4,20 @@ Log lines in the shape log analysers know: one per received message
 relay=, delay=, delays=a/b/c/d, dsn=, status=), with the queue id.
 """
 
+import os
 import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
 
-from fixture import Daemon, SMTPConnection, ensure_test_user, wait_maildir
+from fixture import (DEFAULT_CONF, START_TIMEOUT, STOP_TIMEOUT, TEST_ROOT,
+                     Daemon, FixtureError, SMTPConnection, SMTPError, alive,
+                     binary, ensure_test_user, free_port, proc_title,
+                     reset_maildir, setup_system, skip, wait_maildir)
 
 USER = "phctl"
 
@@ -35,3 +46,262 @@ def test_received_and_delivered_lines():
         assert re.search(r"%s: from=<a@example\.test>, size=\d+, nrcpt=1, "
                          r"client=127\.0\.0\.1" % msgid, d.log()), \
             d.log_tail()
+
+
+# --------------------------------------------------------------------------
+# The daemon as the BSD rc scripts and systemd run it: without -d, logging
+# to syslog.  The syslog daemon is ours: a unix datagram receiver at a path
+# in the test's directory, which /dev/log names inside a private mount
+# namespace the daemon runs in (a tmpfs over /dev whose entries point to
+# the real ones, and log to our socket).  Nothing outside the namespace
+# sees it, so a system syslogd, if any, is never involved.
+
+class SyslogReceiver:
+    """What syslogd does for us: take datagrams at `path', keep each as a
+    line with the time it came.  stop() closes and removes the socket, as
+    a syslogd that stops; start() binds a new one at the same path, as a
+    restarted one."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lines = []		# (monotonic time, text)
+        self.sock = None
+        self.thread = None
+        self.lock = threading.Lock()
+
+    def start(self):
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.bind(self.path)
+        os.chmod(self.path, 0o666)
+        sock.settimeout(0.2)
+        self.sock = sock
+        self.thread = threading.Thread(target=self._run, args=(sock,),
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self, sock):
+        while self.sock is sock:
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.lines.append((time.monotonic(),
+                                   data.decode("utf-8", "replace")))
+
+    def stop(self):
+        sock, self.sock = self.sock, None
+        if self.thread is not None:
+            self.thread.join(5)
+        if sock is not None:
+            sock.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+    def text(self, since=0):
+        with self.lock:
+            return "\n".join(t for at, t in self.lines if at >= since)
+
+    def as_file(self, path, hostname="mx"):
+        """The lines as syslogd writes them to /var/log/mail.log:
+        "<pri>Mmm dd hh:mm:ss tag: msg" becomes "Mmm dd hh:mm:ss host
+        tag: msg"."""
+        with open(path, "w") as f:
+            for line in self.text().splitlines():
+                m = re.match(r"<\d+>(\w{3} [ \d]\d \d\d:\d\d:\d\d) (.*)",
+                             line)
+                if m:
+                    f.write("%s %s %s\n" % (m.group(1), hostname,
+                                            m.group(2)))
+
+
+def _mount_ns_of(pid):
+    try:
+        return os.readlink("/proc/%d/ns/mnt" % pid)
+    except OSError:
+        return None
+
+
+def _pids_in_ns(ns):
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and _mount_ns_of(int(name)) == ns:
+            pids.append(int(name))
+    return pids
+
+
+class SyslogDaemon:
+    """smtpd without -d, in its own mount namespace where /dev/log is
+    the receiver's socket.  Attributes: port, tmp, pid (the parent),
+    syslog (the SyslogReceiver), conf_path."""
+
+    def __init__(self, conf_extra=""):
+        self.conf_extra = conf_extra
+        self.pid = None
+        self.ns = None
+        self.tmp = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def start(self):
+        if shutil.which("unshare") is None or \
+                shutil.which("mount") is None:
+            skip("unshare(1) and mount(8) are needed (util-linux)")
+        setup_system()
+        os.makedirs(TEST_ROOT, mode=0o755, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix="s.", dir=TEST_ROOT)
+        os.chmod(self.tmp, 0o755)
+        self.port = free_port()
+        self.conf_path = os.path.join(self.tmp, "smtpd.conf")
+        conf = DEFAULT_CONF
+        if self.conf_extra:
+            conf = conf.rstrip("\n") + "\n" + self.conf_extra
+        with open(self.conf_path, "w") as f:
+            f.write(conf.replace("@TMP@", self.tmp).replace(
+                "@PORT@", str(self.port)))
+        self.syslog = SyslogReceiver(os.path.join(self.tmp, "log"))
+        self.syslog.start()
+        olddev = os.path.join(self.tmp, "olddev")
+        os.mkdir(olddev)
+        nsfile = os.path.join(self.tmp, "ns")
+        script = """
+set -e
+mount --make-rprivate /
+mount --bind /dev "$OLDDEV"
+mount -t tmpfs -o mode=755 tmpfs /dev
+for f in "$OLDDEV"/* "$OLDDEV"/.[!.]*; do
+	[ -e "$f" ] || [ -L "$f" ] || continue
+	ln -s "$f" "/dev/${f##*/}"
+done
+rm -f /dev/log
+ln -s "$SOCK" /dev/log
+readlink /proc/self/ns/mnt >"$NSFILE"
+exec "$SMTPD" -f "$CONF"
+"""
+        env = dict(os.environ, OLDDEV=olddev, SOCK=self.syslog.path,
+                   NSFILE=nsfile, SMTPD=binary("smtpd"),
+                   CONF=self.conf_path)
+        r = subprocess.run(["unshare", "--mount", "sh", "-c", script],
+                           env=env, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30)
+        if r.returncode != 0:
+            self.syslog.stop()
+            raise FixtureError("smtpd in a mount namespace: status %d: %s"
+                               % (r.returncode, r.stdout.decode()))
+        with open(nsfile) as f:
+            self.ns = f.read().strip()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            for pid in _pids_in_ns(self.ns):
+                if (proc_title(pid) or "") == "smtpd: parent":
+                    self.pid = pid
+            if self.pid is not None:
+                try:
+                    with SMTPConnection(self.port, timeout=5) as c:
+                        if c.greeting.code == 220:
+                            c.command("QUIT")
+                            return self
+                except (OSError, SMTPError):
+                    pass
+            time.sleep(0.1)
+        self.stop()
+        raise FixtureError("no 220 banner from the daemon without -d; "
+                           "syslog:\n%s" % self.syslog.text())
+
+    def processes(self):
+        return _pids_in_ns(self.ns) if self.ns else []
+
+    def running(self):
+        return self.pid is not None and alive(self.pid)
+
+    def stop(self):
+        """SIGTERM to the parent; every process of the namespace must be
+        gone within STOP_TIMEOUT."""
+        left = []
+        if self.ns is not None:
+            if self.running():
+                os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while self.processes() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            left = self.processes()
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.ns = None
+        self.syslog.stop()
+        if self.tmp and not os.environ.get("POSTHASTE_KEEP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        assert not left, "processes left after SIGTERM: %s" % left
+
+
+def _send_messages(port, rcpt, markers, helo="load.test"):
+    """One session, one message per marker; returns the queue ids."""
+    ids = []
+    with SMTPConnection(port) as c:
+        c.command("EHLO %s" % helo)
+        for m in markers:
+            assert c.command("MAIL FROM:<a@example.test>").code == 250
+            assert c.command("RCPT TO:<%s>" % rcpt).code == 250
+            assert c.command("DATA").code == 354
+            c.send(("Subject: %s\r\n\r\n%s\r\n.\r\n" % (m, m)).encode())
+            r = c.reply()
+            assert r.code == 250, r
+            ids.append(r.text.split()[-1])
+        c.command("QUIT")
+    return ids
+
+
+def test_syslog_stopped_and_restarted_under_load():
+    """Issue 15 item 7: without -d, a syslogd that goes away and comes
+    back (rsyslog restarted) must not stop the daemon or any child: 200
+    messages, the receiver stopped after 50 and restarted after 150; all
+    200 are delivered, nothing died, and lines arrive after the
+    restart."""
+    ensure_test_user(USER)
+    reset_maildir(USER)
+    rcpt = "%s@example.test" % USER
+    with SyslogDaemon() as d:
+        before = sorted(d.processes())
+        ids = _send_messages(d.port, rcpt, ["m%03d" % i for i in range(50)])
+        d.syslog.stop()
+        ids += _send_messages(d.port, rcpt,
+                              ["m%03d" % i for i in range(50, 150)])
+        time.sleep(0.5)
+        assert d.running(), "the daemon died while syslog was away"
+        restarted = time.monotonic()
+        d.syslog.start()
+        ids += _send_messages(d.port, rcpt,
+                              ["m%03d" % i for i in range(150, 200)])
+        wait_maildir(USER, 200, timeout=60)
+        gone = [pid for pid in before if pid not in d.processes()]
+        assert not gone, "processes died: %s; syslog:\n%s" % (
+            gone, d.syslog.text()[-3000:])
+        # the last 50 are logged in full, from the restarted syslogd on
+        deadline = time.monotonic() + 10
+        while True:
+            after = d.syslog.text(restarted)
+            missing = [i for i in ids[150:]
+                       if not re.search(r"%s[0-9a-f]{0,8}: to=<%s>"
+                                        r".*status=sent" % (i, rcpt), after)]
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert not missing, "no delivery line after the restart for %s:" \
+            "\n%s" % (missing[:5], after[-3000:])
+        assert re.search(r"lines were dropped", after), after[-3000:]
+    assert "SIGSYS" not in d.syslog.text(), d.syslog.text()[-3000:]
