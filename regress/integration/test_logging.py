@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import tempfile
@@ -16,36 +17,91 @@ import time
 
 from fixture import (DEFAULT_CONF, START_TIMEOUT, STOP_TIMEOUT, TEST_ROOT,
                      Daemon, FixtureError, SMTPConnection, SMTPError, alive,
-                     binary, ensure_test_user, free_port, proc_title,
-                     reset_maildir, setup_system, skip, wait_maildir)
+                     TEST_USER1, binary, ensure_test_user, free_port, poll,
+                     proc_title, reset_maildir, setup_system, skip,
+                     unique_marker, wait_maildir)
 
 USER = "phctl"
 
 
 def test_received_and_delivered_lines():
+    """One queue id per message (issue 15 item 10): "queued as", the
+    from= line and every to= line carry the same one; the client is
+    host[address]."""
     ensure_test_user(USER)
     with Daemon() as d:
         with SMTPConnection(d.port) as c:
             c.command("EHLO log.test")
             c.command("MAIL FROM:<a@example.test>")
             c.command("RCPT TO:<%s@example.test>" % USER)
+            c.command("RCPT TO:<%s@example.test>" % TEST_USER1)
             c.command("DATA")
             c.send(b"Subject: log\r\n\r\nx\r\n.\r\n")
             msgid = c.reply().text.split()[-1]
             c.command("QUIT")
-        pat = (r"%s[0-9a-f]{8}: to=<%s@example\.test>, relay=local, "
-               r"delay=\d+\.\d\d, delays=0/\d+\.\d\d/\d+\.\d\d/\d+\.\d\d, "
-               r"tries=1, dsn=2\.0\.0, status=sent \(delivered\)"
-               % (msgid, USER))
-        import time
+        assert re.fullmatch(r"[0-9a-f]{8}", msgid), msgid
+        pats = [(r"\] queue: %s: to=<%s@example\.test>, relay=local, "
+                 r"delay=\d+\.\d\d, delays=0/\d+\.\d\d/\d+\.\d\d/"
+                 r"\d+\.\d\d, tries=1, dsn=2\.0\.0, status=sent "
+                 r"\(delivered\)" % (msgid, u)) for u in (USER, TEST_USER1)]
         deadline = time.monotonic() + 10
-        while not re.search(pat, d.log()):
+        while not all(re.search(p, d.log()) for p in pats):
             assert time.monotonic() < deadline, \
-                "no delivery line like %r in:\n%s" % (pat, d.log_tail())
+                "no delivery lines like %r in:\n%s" % (pats, d.log_tail())
             time.sleep(0.1)
-        assert re.search(r"%s: from=<a@example\.test>, size=\d+, nrcpt=1, "
-                         r"client=127\.0\.0\.1" % msgid, d.log()), \
-            d.log_tail()
+        assert re.search(r"\] smtp worker \d+: %s: from=<a@example\.test>, "
+                         r"size=\d+, nrcpt=2, client=[^\s\[\]]+"
+                         r"\[127\.0\.0\.1\], helo=<log\.test>" % msgid,
+                         d.log()), d.log_tail()
+
+
+def test_no_doubled_prefix():
+    """"queue: queue: 1 messages loaded" (issue 15 item 10): no line
+    repeats the process name the prefix already gives."""
+    from test_diskfull import CONF
+    from test_queue_spool import fresh_spool, one_queued
+    with fresh_spool() as spool:
+        one_queued(spool, unique_marker("prefix"))
+        with Daemon(conf=CONF.format(spool=spool)) as d:
+            poll(lambda: "messages loaded" in d.log())
+            log = d.log()
+    assert re.search(r"^smtpd\[\d+\] queue: 1 messages loaded", log, re.M), \
+        log
+    doubled = re.findall(r"^smtpd\[\d+\] (([a-z]+)[^:]*: \2: .*)$", log,
+                         re.M)
+    assert not doubled, doubled
+
+
+REJECT = (r"\] smtp worker \d+: NOQUEUE: reject: %s from "
+          r"(?:unknown|[a-z0-9.-]+)\[127\.0\.0\.1\]: %s")
+
+
+def test_reject_lines_name_the_client():
+    """Issue 15 item 10: a refusal names the client as host[address] in
+    Postfix's shape, never by its HELO name alone: RCPT (relay), DATA
+    without recipients, a connection over the per-address limit."""
+    with Daemon(conf_extra="smtp max-sessions-per-ip 1\n") as d:
+        with SMTPConnection(d.port) as c:
+            c.command("EHLO client7.test")
+            assert c.command("MAIL FROM:<a@b.test>").code == 250
+            r = c.command("RCPT TO:<x@elsewhere.test>")
+            assert r.code == 550, r
+            assert c.command("DATA").code == 554
+            with SMTPConnection(d.port) as c2:
+                assert c2.greeting.code == 421, c2.greeting
+            c.command("QUIT")
+        log = d.log()
+    for stage, rest in (
+            ("RCPT", r"550 5\.7\.1 <x@elsewhere\.test>: Relay access "
+                     r"denied; from=<a@b\.test> to=<x@elsewhere\.test> "
+                     r"proto=ESMTP helo=<client7\.test>$"),
+            ("DATA", r"554 5\.5\.1 Error: no valid recipients; "
+                     r"from=<a@b\.test> proto=ESMTP helo=<client7\.test>$"),
+            ("CONNECT", r"421 4\.7\.0 \S+ Too many sessions from your "
+                        r"address, try again later; proto=SMTP$")):
+        assert re.search(REJECT % (stage, rest), log, re.M), \
+            "no %s reject line in:\n%s" % (stage, log)
+    assert "RCPT from client7.test" not in log, log
 
 
 # --------------------------------------------------------------------------
@@ -140,8 +196,9 @@ class SyslogDaemon:
     the receiver's socket.  Attributes: port, tmp, pid (the parent),
     syslog (the SyslogReceiver), conf_path."""
 
-    def __init__(self, conf_extra=""):
+    def __init__(self, conf_extra="", conf=None):
         self.conf_extra = conf_extra
+        self.conf_template = conf
         self.pid = None
         self.ns = None
         self.tmp = None
@@ -164,7 +221,7 @@ class SyslogDaemon:
         os.chmod(self.tmp, 0o755)
         self.port = free_port()
         self.conf_path = os.path.join(self.tmp, "smtpd.conf")
-        conf = DEFAULT_CONF
+        conf = self.conf_template or DEFAULT_CONF
         if self.conf_extra:
             conf = conf.rstrip("\n") + "\n" + self.conf_extra
         with open(self.conf_path, "w") as f:
@@ -296,7 +353,7 @@ def test_syslog_stopped_and_restarted_under_load():
         while True:
             after = d.syslog.text(restarted)
             missing = [i for i in ids[150:]
-                       if not re.search(r"%s[0-9a-f]{0,8}: to=<%s>"
+                       if not re.search(r"smtpd/queue\[\d+\]: %s: to=<%s>"
                                         r".*status=sent" % (i, rcpt), after)]
             if not missing or time.monotonic() > deadline:
                 break
@@ -305,3 +362,69 @@ def test_syslog_stopped_and_restarted_under_load():
             "\n%s" % (missing[:5], after[-3000:])
         assert re.search(r"lines were dropped", after), after[-3000:]
     assert "SIGSYS" not in d.syslog.text(), d.syslog.text()[-3000:]
+
+
+# What an administrator puts in jail.local to have fail2ban's own postfix
+# filter read our log (smtpd(8) LOGGING): our syslog tag is smtpd/SERVICE.
+F2B_FILTER = 'postfix[_daemon="smtpd/\\w+"]'
+F2B_FILTER_SASL = 'postfix[_daemon="smtpd/\\w+", mode=auth]'
+
+
+def _fail2ban_ips(logfile, filt):
+    r = subprocess.run(["fail2ban-regex", "-o", "ip", logfile, filt],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60)
+    out = r.stdout.decode("utf-8", "replace")
+    assert r.returncode == 0, out
+    return out.split()
+
+
+def _smtp_from(source, port):
+    c = smtplib.SMTP(timeout=30, source_address=(source, 0))
+    c.connect("127.0.0.1", port)
+    return c
+
+
+def test_fail2ban_postfix_filter_reads_rejects():
+    """Issue 15 item 10: Debian's fail2ban filter for Postfix, pointed at
+    our syslog tag, finds the client address of relay attempts (mode
+    normal) and of AUTH failures (mode auth, the postfix-sasl jail) in
+    the daemon's syslog lines, and nothing of an innocent client."""
+    if shutil.which("fail2ban-regex") is None or \
+            not os.path.exists("/etc/fail2ban/filter.d/postfix.conf"):
+        skip("fail2ban is not installed (mk/deps.sh installs it)")
+    from test_smtp_auth import PASSWORD, auth_conf
+    with SyslogDaemon(conf=auth_conf("auth-optional <creds> "
+                                     "auth-plaintext")) as d:
+        for _ in range(3):	# relaying, as a spammer tries it
+            c = _smtp_from("127.0.0.7", d.port)
+            c.ehlo("innocent.example.test")
+            c.mail("a@b.test")
+            code, _text = c.rcpt("victim@elsewhere.test")
+            assert code == 550, (code, _text)
+            c.quit()
+        for _ in range(2):	# guessing passwords
+            c = _smtp_from("127.0.0.8", d.port)
+            c.ehlo("guess.test")
+            try:
+                c.login("alice", "wrong " + PASSWORD)
+                raise AssertionError("a wrong password was taken")
+            except smtplib.SMTPAuthenticationError:
+                pass
+            c.quit()
+        c = _smtp_from("127.0.0.9", d.port)	# a good client
+        c.ehlo("good.test")
+        c.login("alice", PASSWORD)
+        c.quit()
+        logfile = os.path.join(d.tmp, "mail.log")
+        deadline = time.monotonic() + 10
+        while d.syslog.text().count("authentication failed") < 4 and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        d.syslog.as_file(logfile)
+        text = open(logfile).read()
+        rejects = _fail2ban_ips(logfile, F2B_FILTER)
+        sasl = _fail2ban_ips(logfile, F2B_FILTER_SASL)
+    assert rejects == ["127.0.0.7"] * 3, (rejects, text)
+    # smtplib tries PLAIN, then LOGIN: two failures a connection
+    assert sasl == ["127.0.0.8"] * 4, (sasl, text)
