@@ -99,6 +99,7 @@ static const char	*conf_path;
 
 static struct child	*queue_child;
 static int		 smtp_paused;	/* smtpctl pause smtp */
+static struct event	*ev_signals[4];	/* CHLD, TERM, INT, HUP */
 
 static void	parent_dispatch(struct mproc *, struct imsg *);
 static void	parent_child_closed(struct mproc *);
@@ -337,6 +338,26 @@ proc_fds_init(struct proc_fds *f)
 	f->ctlsock = -1;
 }
 
+/*
+ * A child forked from the running event loop (a reload's generation)
+ * inherits the parent's signal events.  libevent handles signals of one
+ * event base per process, in globals: unless the child removes the
+ * parent's, its own base's first signal event finds "signals already
+ * added" to another base, and until then a signal would go to the
+ * parent's handlers, writing to the parent's descriptor numbers.
+ * Removing them touches no descriptor (signal events live outside
+ * epoll) and restores the handlers the parent found.
+ */
+static void
+forget_parent_signals(void)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(ev_signals) / sizeof(ev_signals[0]); i++)
+		if (ev_signals[i] != NULL)
+			evsignal_del(ev_signals[i]);
+}
+
 static void
 spawn(struct child *c, struct proc_fds *f)
 {
@@ -345,6 +366,7 @@ spawn(struct child *c, struct proc_fds *f)
 	if ((pid = fork()) == -1)
 		fatal("fork");
 	if (pid == 0) {
+		forget_parent_signals();
 		/* only the queue and lookup may seal destinations */
 		if (c->kind != C_QUEUE && c->kind != C_LOOKUP)
 			destmac_key_forget();
@@ -1130,8 +1152,8 @@ main(int argc, char **argv)
 	const char	*path = NULL;
 	char		 err[CONF_PATH_MAX + 256];
 	struct listener	*l;
-	struct event	*ev_chld, *ev_term, *ev_int, *ev_hup, *ev_log;
-	int		*listen_fds, nl = 0, nworkers, ch, checkonly = 0;
+	struct event	*ev_log;
+	int		*listen_fds, nl = 0, nworkers, ch, checkonly = 0, i;
 
 	privsep_title_init(argc, argv);
 	while ((ch = getopt(argc, argv, "df:hnv")) != -1) {
@@ -1213,14 +1235,14 @@ main(int argc, char **argv)
 	offline_enqueue_all();
 	privsep_title("parent");
 
-	ev_chld = evsignal_new(ev_base, SIGCHLD, on_sigchld, NULL);
-	ev_term = evsignal_new(ev_base, SIGTERM, on_sigterm, NULL);
-	ev_int = evsignal_new(ev_base, SIGINT, on_sigterm, NULL);
-	ev_hup = evsignal_new(ev_base, SIGHUP, on_sighup, NULL);
-	evsignal_add(ev_chld, NULL);
-	evsignal_add(ev_term, NULL);
-	evsignal_add(ev_int, NULL);
-	evsignal_add(ev_hup, NULL);
+	ev_signals[0] = evsignal_new(ev_base, SIGCHLD, on_sigchld, NULL);
+	ev_signals[1] = evsignal_new(ev_base, SIGTERM, on_sigterm, NULL);
+	ev_signals[2] = evsignal_new(ev_base, SIGINT, on_sigterm, NULL);
+	ev_signals[3] = evsignal_new(ev_base, SIGHUP, on_sighup, NULL);
+	for (i = 0; i < 4; i++)
+		if (ev_signals[i] == NULL || evsignal_add(ev_signals[i],
+		    NULL) == -1)
+			fatalx("evsignal_add");
 	log_info("%s ready: %d smtp workers, %d listeners, spool %s",
 	    SMTPD_NAME, nworkers, nl, conf->spool);
 	event_base_dispatch(ev_base);
