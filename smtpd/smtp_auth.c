@@ -110,6 +110,11 @@ auth_check(struct session *s, const char *user, const char *pass)
 	    "CRAM-MD5");
 	if (strlcpy(req.user, user, sizeof(req.user)) >= sizeof(req.user) ||
 	    strlcpy(req.pass, pass, sizeof(req.pass)) >= sizeof(req.pass)) {
+		char	client[320];
+
+		log_warnx("warning: %s: SASL %s authentication failed: "
+		    "credentials too long", session_client(s, client,
+		    sizeof(client)), req.mech);
 		explicit_bzero(&req, sizeof(req));
 		session_reply(s, "535 5.7.8 Authentication credentials "
 		    "invalid");
