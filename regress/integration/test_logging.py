@@ -196,9 +196,10 @@ class SyslogDaemon:
     the receiver's socket.  Attributes: port, tmp, pid (the parent),
     syslog (the SyslogReceiver), conf_path."""
 
-    def __init__(self, conf_extra="", conf=None):
+    def __init__(self, conf_extra="", conf=None, syslog=True):
         self.conf_extra = conf_extra
         self.conf_template = conf
+        self.with_syslog = syslog	# False: no syslogd at all
         self.pid = None
         self.ns = None
         self.tmp = None
@@ -228,7 +229,8 @@ class SyslogDaemon:
             f.write(conf.replace("@TMP@", self.tmp).replace(
                 "@PORT@", str(self.port)))
         self.syslog = SyslogReceiver(os.path.join(self.tmp, "log"))
-        self.syslog.start()
+        if self.with_syslog:
+            self.syslog.start()
         olddev = os.path.join(self.tmp, "olddev")
         os.mkdir(olddev)
         nsfile = os.path.join(self.tmp, "ns")
@@ -321,6 +323,28 @@ def _send_messages(port, rcpt, markers, helo="load.test"):
             ids.append(r.text.split()[-1])
         c.command("QUIT")
     return ids
+
+
+def test_no_syslog_at_all():
+    """Issue 15 item 7: with no /dev/log, the daemon without -d died
+    within a second of its first queued message (a sandboxed child's
+    syslog() tried to reconnect: socket(), SIGSYS).  It must deliver and
+    keep running; when a syslogd appears, lines arrive."""
+    ensure_test_user(USER)
+    reset_maildir(USER)
+    rcpt = "%s@example.test" % USER
+    with SyslogDaemon(syslog=False) as d:
+        before = sorted(d.processes())
+        _send_messages(d.port, rcpt, ["n%02d" % i for i in range(10)])
+        wait_maildir(USER, 10)
+        time.sleep(1.5)
+        gone = [pid for pid in before if pid not in d.processes()]
+        assert not gone, "processes died: %s" % gone
+        d.syslog.start()
+        ids = _send_messages(d.port, rcpt, ["late"])
+        assert poll(lambda: re.search(r"smtpd/queue\[\d+\]: %s: to=<"
+                                      % ids[0], d.syslog.text())), \
+            d.syslog.text()
 
 
 def test_syslog_stopped_and_restarted_under_load():
