@@ -55,8 +55,7 @@ data_allowed(struct session *s, const char *what)
 			    "valid recipients", NULL);
 			session_reply(s, "554 5.5.1 Error: no valid "
 			    "recipients");
-		}
-		else
+		} else
 			session_reply(s, "503 5.5.1 Error: need RCPT command");
 		return 0;
 	}
@@ -726,9 +725,7 @@ data_line(struct session *s, char *line, size_t len, int lflags)
 		    (lflags & LF_BARELF) ? "LF" : "CR");
 		session_log_reject(s, "END-OF-MESSAGE", reply, NULL);
 		session_reset(s);
-		session_reply_close(s, "521 5.5.2 %s Bare <LF> or <CR> "
-		    "received; RFC 5321 2.3.8 requires CRLF",
-		    session_hostname(s));
+		session_reply_close(s, "%s", reply);
 		return;
 	}
 	if (len == 1 && line[0] == '.') {

@@ -276,15 +276,34 @@ session_reject(struct session *s, const char *stage,
 void
 session_error(struct session *s)
 {
-	char	client[320];
+	const char	*stage;
+	char		 client[320];
 
 	if (++s->nerrors < SMTP_MAX_ERRORS)
 		return;
 	/* Postfix's words, which its fail2ban filter knows */
-	log_info("too many errors after %s from %s",
-	    s->state == S_DATA || s->state == S_BDAT ? "DATA" :
-	    s->state >= S_RCPT ? "RCPT" : s->state == S_MAIL ? "MAIL" :
-	    s->state == S_HELO ? "HELO" : "CONNECT",
+	switch (s->state) {
+	case S_HELO:
+		stage = "HELO";
+		break;
+	case S_MAIL:
+		stage = "MAIL";
+		break;
+	case S_RCPT:
+		stage = "RCPT";
+		break;
+	case S_DATA:
+	case S_BDAT:
+		stage = "DATA";
+		break;
+	case S_AUTH:
+		stage = "AUTH";
+		break;
+	default:
+		stage = "CONNECT";
+		break;
+	}
+	log_info("too many errors after %s from %s", stage,
 	    session_client(s, client, sizeof(client)));
 	session_reply_close(s, "421 4.7.0 %s Too many errors, "
 	    "closing connection", session_hostname(s));
