@@ -1073,9 +1073,14 @@ vrfy_dest(struct session *s, const struct lka_dest *d)
 static void
 vrfy_result(struct session *s, const struct lka_result *r)
 {
+	const char	*verb = (s->flags & SS_EXPN) ? "EXPN" : "VRFY";
+
 	s->flags &= ~(SS_VRFY | SS_EXPN);
 	if (r->status == PROTO_OK && s->pending != NULL)
 		session_reply(s, "250 2.1.5 %s", s->pending);
+	else if (r->status != PROTO_OK && r->reply[0])
+		/* probing for users is worth a line a log watcher sees */
+		session_reject(s, verb, NULL, "%s", r->reply);
 	else
 		session_reply(s, "%s", r->reply[0] ? r->reply :
 		    "252 2.5.0 Cannot verify user, but will accept message "

@@ -79,10 +79,15 @@ REJECT = (r"\] smtp worker \d+: NOQUEUE: reject: %s from "
 def test_reject_lines_name_the_client():
     """Issue 15 item 10: a refusal names the client as host[address] in
     Postfix's shape, never by its HELO name alone: RCPT (relay), DATA
-    without recipients, a connection over the per-address limit."""
-    with Daemon(conf_extra="smtp max-sessions-per-ip 1\n") as d:
+    without recipients, VRFY of an unknown user, a connection over the
+    per-address limit."""
+    conf = ("smtp max-sessions-per-ip 1\n"
+            'match from src 127.0.0.0/8 for domain "trusted.test" '
+            'action "local"\n')
+    with Daemon(conf_extra=conf) as d:
         with SMTPConnection(d.port) as c:
             c.command("EHLO client7.test")
+            assert c.command("VRFY nosuchuser@example.test").code == 550
             assert c.command("MAIL FROM:<a@b.test>").code == 250
             r = c.command("RCPT TO:<x@elsewhere.test>")
             assert r.code == 550, r
@@ -97,6 +102,8 @@ def test_reject_lines_name_the_client():
                      r"proto=ESMTP helo=<client7\.test>$"),
             ("DATA", r"554 5\.5\.1 Error: no valid recipients; "
                      r"from=<a@b\.test> proto=ESMTP helo=<client7\.test>$"),
+            ("VRFY", r"550 5\.1\.1 .*; proto=ESMTP "
+                     r"helo=<client7\.test>$"),
             ("CONNECT", r"421 4\.7\.0 \S+ Too many sessions from your "
                         r"address, try again later; proto=SMTP$")):
         assert re.search(REJECT % (stage, rest), log, re.M), \
