@@ -45,17 +45,17 @@
 #define LOG_COLLECT_MAX	256
 
 enum log_dest {
-	LOG_DEST_LIBC,		/* not initialised (the tools): syslog(3) */
+	LOG_DEST_LIBC,		/* not initialised (the tools): libc */
 	LOG_DEST_STDERR,	/* -d */
 	LOG_DEST_DEVLOG,	/* the parent: its own socket to /dev/log */
 	LOG_DEST_PARENT,	/* a child: datagrams to the parent */
 };
 
 static enum log_dest	 log_dest = LOG_DEST_LIBC;
-static int		 log_devlog = -1;	/* the parent's, unconnected */
+static int		 log_devlog = -1;	/* the parent's to syslog */
 static int		 log_rx = -1;		/* the parent reads here */
-static int		 log_tx = -1;		/* every child sends here */
-static unsigned long	 log_dropped;		/* lines lost, not yet told */
+static int		 log_tx = -1;		/* children send here */
+static unsigned long	 log_dropped;	/* lost, not yet told */
 static char		 log_service[16] = "parent";
 static int	 log_foreground;
 static pid_t	 log_pid;	/* set with the process name */
@@ -293,7 +293,7 @@ log_collect(void)
 		mh.msg_control = cbuf.buf;
 		mh.msg_controllen = sizeof(cbuf.buf);
 		if ((n = recvmsg(log_rx, &mh, MSG_DONTWAIT)) == -1)
-			return;		/* EAGAIN: nothing more for now */
+			return;		/* EAGAIN: nothing more */
 		buf[n] = '\0';
 		pid = 0;
 		for (cm = CMSG_FIRSTHDR(&mh); cm != NULL;

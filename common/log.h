@@ -3,8 +3,9 @@
  *
  * syslog facility mail by default; with -d, lines go to stderr prefixed
  * by the process name.  Without -d the parent alone talks to syslog and
- * the children hand it their lines (log.c says why and how).  fatal()/fatalx() are for broken invariants only:
- * they log and exit the process, which brings the whole daemon down.
+ * the children hand it their lines (log.c says why and how).
+ * fatal()/fatalx() are for broken invariants only: they log and exit
+ * the process, which brings the whole daemon down.
  */
 #ifndef POSTHASTE_LOG_H
 #define POSTHASTE_LOG_H

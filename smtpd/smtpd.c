@@ -814,7 +814,7 @@ on_sigchld(evutil_socket_t sig, short ev, void *arg)
 	pid_t	pid;
 	int	status, i;
 
-	log_collect();		/* what a child said before it died first */
+	log_collect();		/* what a child said before it died */
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (mda_reaped(pid, status))
 			continue;
