@@ -18,8 +18,9 @@
  * so a child cannot pose as another) and writes the line to /dev/log
  * itself: a datagram socket that names the path at each send, so a
  * syslogd that was restarted (a new socket at the same path) is found
- * at the next line, and one that is absent or full costs a dropped,
- * counted line, never a wait.  The syslog tag is Postfix's shape,
+ * at the next line.  A syslogd that is behind or away never makes the
+ * parent wait either: its lines wait in a bounded backlog, tried again
+ * from the event loop, and what does not fit is dropped and counted.  The syslog tag is Postfix's shape,
  * "smtpd/SERVICE[PID]:" (smtpd/smtp, smtpd/queue ...), which log
  * analysers such as pflogsumm and fail2ban know how to take apart.
  */
@@ -29,6 +30,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,8 @@
 #endif
 /* the most lines log_collect() forwards in one turn of the event loop */
 #define LOG_COLLECT_MAX	256
+/* what the parent keeps for a syslogd that is behind or away */
+#define LOG_BACKLOG_SIZE	(1 << 20)
 
 enum log_dest {
 	LOG_DEST_LIBC,		/* not initialised (the tools): libc */
@@ -176,55 +180,110 @@ log_procname(const char *name)
 		snprintf(log_service, sizeof(log_service), "smtpd");
 }
 
-/*
- * The parent: one line to syslog, as a datagram to /dev/log named at
- * each send (see the top of this file).  Never waits.
- */
+/* the parent: one datagram to /dev/log, named at each send; never waits */
 static int
-devlog_send(int pri, const char *service, pid_t pid, const char *msg)
+devlog_send(const char *line, size_t len)
 {
 	static struct sockaddr_un sun;
-	char		 line[2400], stamp[32];
-	struct tm	 tm;
-	time_t		 now = time(NULL);
-	int		 len;
 
 	if (sun.sun_family == 0) {
 		sun.sun_family = AF_UNIX;
 		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", LOG_DEVLOG);
 	}
-	if (localtime_r(&now, &tm) == NULL ||
-	    strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm) == 0)
-		stamp[0] = '\0';
-	len = snprintf(line, sizeof(line), "<%d>%s smtpd/%s[%d]: %s",
-	    LOG_MAIL | (pri & LOG_PRIMASK), stamp, service, (int)pid, msg);
-	if (len < 0)
+	return sendto(log_devlog, line, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+	    (struct sockaddr *)&sun, sizeof(sun)) == -1 ? -1 : 0;
+}
+
+/*
+ * Lines syslog did not take yet, oldest first, each a 2-octet length and
+ * the datagram (with the time of the event).  A syslogd that is only
+ * behind (its queue full: EAGAIN) is tried again in a few milliseconds,
+ * one that is absent every second; what does not fit is dropped and
+ * counted, and the count is logged once the backlog is out.
+ */
+static char	*backlog;
+static size_t	 bl_head, bl_tail;
+static void	(*backlog_wake)(int);
+
+static int
+backlog_push(const char *line, size_t len)
+{
+	uint16_t	n = (uint16_t)len;
+
+	if (backlog == NULL && (backlog = malloc(LOG_BACKLOG_SIZE)) == NULL)
 		return -1;
-	if ((size_t)len >= sizeof(line))
-		len = sizeof(line) - 1;
-	if (sendto(log_devlog, line, len, MSG_DONTWAIT | MSG_NOSIGNAL,
-	    (struct sockaddr *)&sun, sizeof(sun)) == -1)
+	if (bl_tail + 2 + len > LOG_BACKLOG_SIZE && bl_head > 0) {
+		memmove(backlog, backlog + bl_head, bl_tail - bl_head);
+		bl_tail -= bl_head;
+		bl_head = 0;
+	}
+	if (bl_tail + 2 + len > LOG_BACKLOG_SIZE)
 		return -1;
+	memcpy(backlog + bl_tail, &n, 2);
+	memcpy(backlog + bl_tail + 2, line, len);
+	bl_tail += 2 + len;
 	return 0;
+}
+
+/* 0 once the backlog is out; else the milliseconds to wait and retry */
+static int
+backlog_flush(void)
+{
+	char		note[160];
+	uint16_t	n;
+	int		len;
+
+	while (bl_head < bl_tail) {
+		memcpy(&n, backlog + bl_head, 2);
+		if (devlog_send(backlog + bl_head + 2, n) == -1)
+			return errno == EAGAIN || errno == ENOBUFS ? 10 : 1000;
+		bl_head += 2 + n;
+	}
+	bl_head = bl_tail = 0;
+	if (log_dropped == 0)
+		return 0;
+	len = snprintf(note, sizeof(note), "<%d>smtpd/parent[%d]: log: %lu "
+	    "lines were dropped: syslog did not take them", LOG_MAIL |
+	    LOG_WARNING, (int)getpid(), log_dropped);
+	log_dropped = 0;
+	if (devlog_send(note, len) == 0 || backlog_push(note, len) == -1)
+		return 0;
+	return errno == EAGAIN || errno == ENOBUFS ? 10 : 1000;
 }
 
 /* a line for syslog from the parent, or one a child handed it */
 static void
 devlog_line(int pri, const char *service, pid_t pid, const char *msg)
 {
-	char	note[128];
+	char		 line[2400], stamp[32];
+	struct tm	 tm;
+	time_t		 now = time(NULL);
+	int		 len, err = 0, empty = bl_head == bl_tail;
 
-	if (log_dropped > 0) {
-		snprintf(note, sizeof(note), "log: %lu lines were dropped: "
-		    "syslog did not take them", log_dropped);
-		if (devlog_send(LOG_WARNING, "parent", getpid(), note) == -1) {
-			log_dropped++;
+	if (localtime_r(&now, &tm) == NULL ||
+	    strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm) == 0)
+		stamp[0] = '\0';
+	len = snprintf(line, sizeof(line), "<%d>%s smtpd/%s[%d]: %s",
+	    LOG_MAIL | (pri & LOG_PRIMASK), stamp, service, (int)pid, msg);
+	if (len < 0)
+		return;
+	if ((size_t)len >= sizeof(line))
+		len = sizeof(line) - 1;
+	if (empty) {
+		if (devlog_send(line, len) == 0)
 			return;
-		}
-		log_dropped = 0;
+		err = errno;
 	}
-	if (devlog_send(pri, service, pid, msg) == -1)
+	if (backlog_push(line, len) == -1)
 		log_dropped++;
+	else if (empty && backlog_wake != NULL)
+		backlog_wake(err == EAGAIN || err == ENOBUFS ? 10 : 1000);
+}
+
+void
+log_backlog_wake(void (*wake)(int))
+{
+	backlog_wake = wake;
 }
 
 /*
@@ -265,7 +324,7 @@ parent_line(int pri, const char *msg)
  * must be: its pid comes from the kernel, the service must be a word,
  * and control characters (a forged second line) become '?'.
  */
-void
+int
 log_collect(void)
 {
 	char		 buf[2200], service[16], *p, *msg;
@@ -283,7 +342,7 @@ log_collect(void)
 	int		 count, pri;
 
 	if (log_dest != LOG_DEST_DEVLOG)
-		return;
+		return 0;
 	for (count = 0; count < LOG_COLLECT_MAX; count++) {
 		memset(&mh, 0, sizeof(mh));
 		iov.iov_base = buf;
@@ -293,7 +352,7 @@ log_collect(void)
 		mh.msg_control = cbuf.buf;
 		mh.msg_controllen = sizeof(cbuf.buf);
 		if ((n = recvmsg(log_rx, &mh, MSG_DONTWAIT)) == -1)
-			return;		/* EAGAIN: nothing more */
+			break;		/* EAGAIN: nothing more */
 		buf[n] = '\0';
 		pid = 0;
 		for (cm = CMSG_FIRSTHDR(&mh); cm != NULL;
@@ -323,6 +382,7 @@ log_collect(void)
 				*p = '?';
 		devlog_line(pri, service, pid, msg);
 	}
+	return backlog_flush();
 }
 
 const char *

@@ -16,8 +16,16 @@
 void	log_init(int foreground, int verbose);
 void	log_reopen(void);		/* in a child, before the sandbox */
 int	log_channel_fd(void);		/* every child keeps it open */
-int	log_collector_fd(void);		/* the parent reads it: */
-void	log_collect(void);		/* forwards what children sent */
+/*
+ * The parent: log_collect() forwards what the children sent (on
+ * log_collector_fd() readable) and what syslog did not take before;
+ * it returns 0, or the milliseconds after which to call it again.
+ * wake(ms) asks for that call when a line of the parent's own starts
+ * a backlog.
+ */
+int	log_collector_fd(void);
+int	log_collect(void);
+void	log_backlog_wake(void (*wake)(int ms));
 void	log_procname(const char *);	/* "smtp worker 1", "queue" ... */
 const char *log_getprocname(void);
 void	log_setverbose(int);

@@ -1010,10 +1010,25 @@ parent_reload(void)
 	    conf_path, nworkers);
 }
 
+/* lines for syslog: the children's, and those syslog did not take yet */
+static struct event	*ev_log_retry;
+
+static void
+log_retry_in(int ms)
+{
+	struct timeval	tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (ev_log_retry != NULL && !evtimer_pending(ev_log_retry, NULL))
+		evtimer_add(ev_log_retry, &tv);
+}
+
 static void
 on_log(evutil_socket_t fd, short ev, void *arg)
 {
-	log_collect();
+	int	ms;
+
+	if ((ms = log_collect()) > 0)
+		log_retry_in(ms);
 }
 
 static void
@@ -1210,10 +1225,15 @@ main(int argc, char **argv)
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	/* the children's log lines, on their way to syslog (log.c) */
-	if (log_collector_fd() != -1 && ((ev_log = event_new(ev_base,
-	    log_collector_fd(), EV_READ | EV_PERSIST, on_log, NULL)) == NULL ||
-	    event_add(ev_log, NULL) == -1))
-		fatalx("event_new");
+	if (log_collector_fd() != -1) {
+		if ((ev_log = event_new(ev_base, log_collector_fd(),
+		    EV_READ | EV_PERSIST, on_log, NULL)) == NULL ||
+		    event_add(ev_log, NULL) == -1 ||
+		    (ev_log_retry = evtimer_new(ev_base, on_log, NULL)) ==
+		    NULL)
+			fatalx("event_new");
+		log_backlog_wake(log_retry_in);
+	}
 	/*
 	 * The key with which lookup seals the destinations it gives the
 	 * workers and the queue checks them (destmac.h).  It is made here,

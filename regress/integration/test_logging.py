@@ -22,6 +22,8 @@ from fixture import (DEFAULT_CONF, START_TIMEOUT, STOP_TIMEOUT, TEST_ROOT,
                      unique_marker, wait_maildir)
 
 USER = "phctl"
+# the syslog tests' own mailbox: phctl is shared with other modules
+SYSLOG_USER = "phlog"
 
 
 def test_received_and_delivered_lines():
@@ -337,13 +339,13 @@ def test_no_syslog_at_all():
     within a second of its first queued message (a sandboxed child's
     syslog() tried to reconnect: socket(), SIGSYS).  It must deliver and
     keep running; when a syslogd appears, lines arrive."""
-    ensure_test_user(USER)
-    reset_maildir(USER)
-    rcpt = "%s@example.test" % USER
+    ensure_test_user(SYSLOG_USER)
+    reset_maildir(SYSLOG_USER)
+    rcpt = "%s@example.test" % SYSLOG_USER
     with SyslogDaemon(syslog=False) as d:
         before = sorted(d.processes())
         _send_messages(d.port, rcpt, ["n%02d" % i for i in range(10)])
-        wait_maildir(USER, 10)
+        wait_maildir(SYSLOG_USER, 10)
         time.sleep(1.5)
         gone = [pid for pid in before if pid not in d.processes()]
         assert not gone, "processes died: %s" % gone
@@ -354,15 +356,18 @@ def test_no_syslog_at_all():
             d.syslog.text()
 
 
+test_no_syslog_at_all.timeout = 120
+
+
 def test_syslog_stopped_and_restarted_under_load():
     """Issue 15 item 7: without -d, a syslogd that goes away and comes
     back (rsyslog restarted) must not stop the daemon or any child: 200
     messages, the receiver stopped after 50 and restarted after 150; all
-    200 are delivered, nothing died, and lines arrive after the
-    restart."""
-    ensure_test_user(USER)
-    reset_maildir(USER)
-    rcpt = "%s@example.test" % USER
+    200 are delivered, nothing died, and the lines of the outage and
+    after it arrive at the restarted receiver."""
+    ensure_test_user(SYSLOG_USER)
+    reset_maildir(SYSLOG_USER)
+    rcpt = "%s@example.test" % SYSLOG_USER
     with SyslogDaemon() as d:
         before = sorted(d.processes())
         ids = _send_messages(d.port, rcpt, ["m%03d" % i for i in range(50)])
@@ -375,15 +380,16 @@ def test_syslog_stopped_and_restarted_under_load():
         d.syslog.start()
         ids += _send_messages(d.port, rcpt,
                               ["m%03d" % i for i in range(150, 200)])
-        wait_maildir(USER, 200, timeout=60)
+        wait_maildir(SYSLOG_USER, 200, timeout=60)
         gone = [pid for pid in before if pid not in d.processes()]
         assert not gone, "processes died: %s; syslog:\n%s" % (
             gone, d.syslog.text()[-3000:])
-        # the last 50 are logged in full, from the restarted syslogd on
+        # what happened while syslog was away waited for it (a bounded
+        # backlog in the parent); the last 50 came to the restarted one
         deadline = time.monotonic() + 10
         while True:
             after = d.syslog.text(restarted)
-            missing = [i for i in ids[150:]
+            missing = [i for i in ids[50:]
                        if not re.search(r"smtpd/queue\[\d+\]: %s: to=<%s>"
                                         r".*status=sent" % (i, rcpt), after)]
             if not missing or time.monotonic() > deadline:
@@ -391,8 +397,10 @@ def test_syslog_stopped_and_restarted_under_load():
             time.sleep(0.2)
         assert not missing, "no delivery line after the restart for %s:" \
             "\n%s" % (missing[:5], after[-3000:])
-        assert re.search(r"lines were dropped", after), after[-3000:]
     assert "SIGSYS" not in d.syslog.text(), d.syslog.text()[-3000:]
+
+
+test_syslog_stopped_and_restarted_under_load.timeout = 240
 
 
 # What an administrator puts in jail.local to have fail2ban's own postfix
