@@ -61,6 +61,9 @@ static int		 log_rx = -1;		/* the parent reads here */
 static int		 log_tx = -1;		/* children send here */
 static unsigned long	 log_dropped;	/* lost, not yet told */
 static char		 log_service[16] = "parent";
+static char		*backlog;		/* the parent's: backlog_push() */
+static size_t		 bl_head, bl_tail;
+static void		(*backlog_wake)(int);
 static int	 log_foreground;
 static pid_t	 log_pid;	/* set with the process name */
 static int	 log_verbose;
@@ -142,6 +145,11 @@ log_reopen(void)
 		log_devlog = -1;
 		log_rx = -1;
 		log_dest = LOG_DEST_PARENT;
+		/* the parent's backlog and count are the parent's to tell */
+		free(backlog);
+		backlog = NULL;
+		bl_head = bl_tail = 0;
+		log_dropped = 0;
 		break;
 	case LOG_DEST_LIBC:
 		closelog();
@@ -201,10 +209,6 @@ devlog_send(const char *line, size_t len)
  * one that is absent every second; what does not fit is dropped and
  * counted, and the count is logged once the backlog is out.
  */
-static char	*backlog;
-static size_t	 bl_head, bl_tail;
-static void	(*backlog_wake)(int);
-
 static int
 backlog_push(const char *line, size_t len)
 {
