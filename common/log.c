@@ -205,7 +205,7 @@ devlog_send(const char *line, size_t len)
 /*
  * Lines syslog did not take yet, oldest first, each a 2-octet length and
  * the datagram (with the time of the event).  A syslogd that is only
- * behind (its queue full: EAGAIN) is tried again in a few milliseconds,
+ * behind (its queue full: EAGAIN) is tried again the next millisecond,
  * one that is absent every second; what does not fit is dropped and
  * counted, and the count is logged once the backlog is out.
  */
@@ -240,7 +240,7 @@ backlog_flush(void)
 	while (bl_head < bl_tail) {
 		memcpy(&n, backlog + bl_head, 2);
 		if (devlog_send(backlog + bl_head + 2, n) == -1)
-			return errno == EAGAIN || errno == ENOBUFS ? 10 : 1000;
+			return errno == EAGAIN || errno == ENOBUFS ? 1 : 1000;
 		bl_head += 2 + n;
 	}
 	bl_head = bl_tail = 0;
@@ -252,7 +252,7 @@ backlog_flush(void)
 	log_dropped = 0;
 	if (devlog_send(note, len) == 0 || backlog_push(note, len) == -1)
 		return 0;
-	return errno == EAGAIN || errno == ENOBUFS ? 10 : 1000;
+	return errno == EAGAIN || errno == ENOBUFS ? 1 : 1000;
 }
 
 /* a line for syslog from the parent, or one a child handed it */
@@ -281,7 +281,7 @@ devlog_line(int pri, const char *service, pid_t pid, const char *msg)
 	if (backlog_push(line, len) == -1)
 		log_dropped++;
 	else if (empty && backlog_wake != NULL)
-		backlog_wake(err == EAGAIN || err == ENOBUFS ? 10 : 1000);
+		backlog_wake(err == EAGAIN || err == ENOBUFS ? 1 : 1000);
 }
 
 void

@@ -134,7 +134,9 @@ class SyslogReceiver:
         self.thread = None
         self.lock = threading.Lock()
 
-    def start(self):
+    def start(self, read=True):
+        """Bind the socket; with read=False nobody reads it until
+        resume(), as a syslogd that hangs."""
         if os.path.exists(self.path):
             os.unlink(self.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -143,7 +145,11 @@ class SyslogReceiver:
         os.chmod(self.path, 0o666)
         sock.settimeout(0.2)
         self.sock = sock
-        self.thread = threading.Thread(target=self._run, args=(sock,),
+        if read:
+            self.resume()
+
+    def resume(self):
+        self.thread = threading.Thread(target=self._run, args=(self.sock,),
                                        daemon=True)
         self.thread.start()
 
@@ -205,10 +211,12 @@ class SyslogDaemon:
     the receiver's socket.  Attributes: port, tmp, pid (the parent),
     syslog (the SyslogReceiver), conf_path."""
 
-    def __init__(self, conf_extra="", conf=None, syslog=True):
+    def __init__(self, conf_extra="", conf=None, syslog=True, args=()):
+        self.args = " ".join(args)	# options for smtpd, e.g. -v
         self.conf_extra = conf_extra
         self.conf_template = conf
-        self.with_syslog = syslog	# False: no syslogd at all
+        # False: no syslogd at all; "hung": its socket, nobody reading
+        self.with_syslog = syslog
         self.pid = None
         self.ns = None
         self.tmp = None
@@ -239,7 +247,7 @@ class SyslogDaemon:
                 "@PORT@", str(self.port)))
         self.syslog = SyslogReceiver(os.path.join(self.tmp, "log"))
         if self.with_syslog:
-            self.syslog.start()
+            self.syslog.start(read=self.with_syslog != "hung")
         olddev = os.path.join(self.tmp, "olddev")
         os.mkdir(olddev)
         nsfile = os.path.join(self.tmp, "ns")
@@ -255,11 +263,11 @@ done
 rm -f /dev/log
 ln -s "$SOCK" /dev/log
 readlink /proc/self/ns/mnt >"$NSFILE"
-exec "$SMTPD" -f "$CONF"
+exec "$SMTPD" $ARGS -f "$CONF"
 """
         env = dict(os.environ, OLDDEV=olddev, SOCK=self.syslog.path,
                    NSFILE=nsfile, SMTPD=binary("smtpd"),
-                   CONF=self.conf_path)
+                   CONF=self.conf_path, ARGS=self.args)
         r = subprocess.run(["unshare", "--mount", "sh", "-c", script],
                            env=env, stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -317,13 +325,14 @@ exec "$SMTPD" -f "$CONF"
         assert not left, "processes left after SIGTERM: %s" % left
 
 
-def _send_messages(port, rcpt, markers, helo="load.test"):
+def _send_messages(port, rcpt, markers, helo="load.test",
+                   sender="a@example.test"):
     """One session, one message per marker; returns the queue ids."""
     ids = []
     with SMTPConnection(port) as c:
         c.command("EHLO %s" % helo)
         for m in markers:
-            assert c.command("MAIL FROM:<a@example.test>").code == 250
+            assert c.command("MAIL FROM:<%s>" % sender).code == 250
             assert c.command("RCPT TO:<%s>" % rcpt).code == 250
             assert c.command("DATA").code == 354
             c.send(("Subject: %s\r\n\r\n%s\r\n.\r\n" % (m, m)).encode())
@@ -401,6 +410,44 @@ def test_syslog_stopped_and_restarted_under_load():
 
 
 test_syslog_stopped_and_restarted_under_load.timeout = 240
+
+
+def test_syslog_that_hangs_costs_counted_lines_only():
+    """Issue 15 item 7: a syslogd that takes no lines at all (its socket
+    there, nobody reading) never blocks the daemon: with -v -v (a line
+    per command and reply) and 1000 messages the parent's backlog
+    overflows; mail flows all the same, and once syslog reads again the
+    lines come, with the number of those dropped."""
+    ensure_test_user(SYSLOG_USER)
+    reset_maildir(SYSLOG_USER)
+    rcpt = "%s@example.test" % SYSLOG_USER
+    with SyslogDaemon(syslog="hung", args=("-v", "-v")) as d:
+        before = sorted(d.processes())
+        # long lines: the backlog (1 MB) overflows after some 7000
+        sender = "a@" + ".".join(["s" * 60] * 4)
+        threads = [threading.Thread(target=_send_messages, args=(
+            d.port, rcpt, ["h%d_%03d" % (k, i) for i in range(250)]),
+            kwargs={"sender": sender}) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        wait_maildir(SYSLOG_USER, 1000, timeout=120)
+        gone = [pid for pid in before if pid not in d.processes()]
+        assert not gone, "processes died: %s" % gone
+        d.syslog.resume()
+        assert poll(lambda: re.search(
+            r"smtpd/parent\[\d+\]: log: [1-9]\d* lines were dropped: "
+            r"syslog did not take them", d.syslog.text()), timeout=15), \
+            d.syslog.text()[-3000:]
+        # lines logged afterwards come through
+        ids = _send_messages(d.port, rcpt, ["after"])
+        assert poll(lambda: re.search(r"smtpd/queue\[\d+\]: %s: to=<"
+                                      % ids[0], d.syslog.text())), \
+            d.syslog.text()[-3000:]
+
+
+test_syslog_that_hangs_costs_counted_lines_only.timeout = 300
 
 
 # What an administrator puts in jail.local to have fail2ban's own postfix
