@@ -2,8 +2,10 @@
  * log.h -- logging for every process.
  *
  * syslog facility mail by default; with -d, lines go to stderr prefixed
- * by the process name.  fatal()/fatalx() are for broken invariants only:
- * they log and exit the process, which brings the whole daemon down.
+ * by the process name.  Without -d the parent alone talks to syslog and
+ * the children hand it their lines (log.c says why and how).
+ * fatal()/fatalx() are for broken invariants only: they log and exit
+ * the process, which brings the whole daemon down.
  */
 #ifndef POSTHASTE_LOG_H
 #define POSTHASTE_LOG_H
@@ -13,6 +15,17 @@
 
 void	log_init(int foreground, int verbose);
 void	log_reopen(void);		/* in a child, before the sandbox */
+int	log_channel_fd(void);		/* every child keeps it open */
+/*
+ * The parent: log_collect() forwards what the children sent (on
+ * log_collector_fd() readable) and what syslog did not take before;
+ * it returns 0, or the milliseconds after which to call it again.
+ * wake(ms) asks for that call when a line of the parent's own starts
+ * a backlog.
+ */
+int	log_collector_fd(void);
+int	log_collect(void);
+void	log_backlog_wake(void (*wake)(int ms));
 void	log_procname(const char *);	/* "smtp worker 1", "queue" ... */
 const char *log_getprocname(void);
 void	log_setverbose(int);

@@ -37,7 +37,8 @@ static struct mproc	l_smtp[SMTPD_MAX_WORKERS];
 
 /*
  * The end of an RCPT lookup (rcpt.c): RFC 5321 4.5.1's postmaster
- * fallback, a log line for refusals, and the result to the asker.
+ * fallback, and the result to the asker.  The worker logs a refusal:
+ * it knows the client (smtp_session.c, session_log_reject()).
  */
 void
 lookup_rcpt_reply(struct mproc *p, const struct lka_rcpt_req *req,
@@ -48,12 +49,6 @@ lookup_rcpt_reply(struct mproc *p, const struct lka_rcpt_req *req,
 	    lookup_postmaster(p, req, m, &r->ndest, r->reply,
 	    sizeof(r->reply)) == PROTO_OK)
 		r->status = PROTO_OK;
-	if (r->status != PROTO_OK) {
-		char clean[sizeof(r->reply) * 4];
-
-		log_info("reject: RCPT from %s: %s", req->helo,
-		    log_sanitize(r->reply, clean, sizeof(clean)));
-	}
 	mproc_compose(p, IMSG_LKA_RCPT_RESULT, req->reqid, -1, r, sizeof(*r));
 }
 

@@ -177,7 +177,8 @@ rcpt_route(struct rcpt_job *j)
 			rcpt_finish(j, PROTO_TEMPFAIL, reply, 0);
 			return;
 		}
-		snprintf(reply, sizeof(reply), "550 5.7.1 <%s>: Relaying "
+		/* Postfix's words, which log analysers know */
+		snprintf(reply, sizeof(reply), "550 5.7.1 <%s>: Relay access "
 		    "denied", rcpt);
 		rcpt_finish(j, PROTO_PERMFAIL, reply, 0);
 		return;

@@ -18,6 +18,8 @@
 #
 # Dovecot (for the LMTP tests) is installed but never enabled or left
 # running: its package enables dovecot.service, which is undone at once.
+# So is fail2ban: the logging tests run its fail2ban-regex(1) and filters
+# against the daemon's log; its service, which would firewall, stays off.
 #
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
@@ -54,6 +56,7 @@ PACKAGES="
 	dnsmasq-base
 	dovecot-core
 	dovecot-lmtpd
+	fail2ban
 	mandoc
 	git
 	dpkg-dev
@@ -100,8 +103,9 @@ $APT update || {
 	exit 1
 }
 if [ -n "$missing" ]; then
-	# Dovecot (for the LMTP tests) must not stay running after its
-	# install: forbid service starts meanwhile, as policy-rc.d(8) allows.
+	# Dovecot (for the LMTP tests) and fail2ban must not stay running
+	# after their install: forbid service starts meanwhile, as
+	# policy-rc.d(8) allows.
 	tmp_policy=
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
 		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d &&
@@ -125,6 +129,19 @@ if [ -n "$missing" ]; then
 		    /etc/systemd/system/*.wants/dovecot.socket
 		if command -v update-rc.d >/dev/null 2>&1; then
 			update-rc.d dovecot disable >/dev/null 2>&1
+		fi
+		;;
+	esac
+	case " $missing " in
+	*" fail2ban "*)
+		# only fail2ban-regex and the filters are used, never the service
+		if command -v deb-systemd-helper >/dev/null 2>&1; then
+			deb-systemd-helper disable fail2ban.service \
+			    >/dev/null 2>&1
+		fi
+		rm -f /etc/systemd/system/*.wants/fail2ban.service
+		if command -v update-rc.d >/dev/null 2>&1; then
+			update-rc.d fail2ban disable >/dev/null 2>&1
 		fi
 		;;
 	esac

@@ -1072,9 +1072,10 @@ log_delivery(const struct qenv *e, const char *status,
 	if (d < 0)
 		d = 0;
 	addr_to_string(&e->evp.dest, to, sizeof(to));
-	log_info("%016" PRIx64 ": to=<%s>, relay=%s, delay=%.2f, "
+	/* the message's queue id, as in "queued as" and the from= line */
+	log_info("%08" PRIx32 ": to=<%s>, relay=%s, delay=%.2f, "
 	    "delays=0/%.2f/%.2f/%.2f, tries=%u, dsn=%s, status=%s (%s)",
-	    e->evp.id, to, r->relay, (now - since) / 1000.0,
+	    (uint32_t)(e->evp.id >> 32), to, r->relay, (now - since) / 1000.0,
 	    b / 1000.0, c / 1000.0, d / 1000.0, e->evp.tries, dsn, status,
 	    log_sanitize(text, clean, sizeof(clean)));
 }
@@ -1717,7 +1718,7 @@ queue_load(void)
 			n++;
 	}
 	if (n)
-		log_info("queue: %d messages loaded from the spool", n);
+		log_info("%d messages loaded from the spool", n);
 }
 
 static void

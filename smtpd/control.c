@@ -194,7 +194,7 @@ control_submit(struct ctl_client *c)
 	int			fd;
 
 	if ((fd = dup(c->mp.ib.fd)) == -1) {
-		log_warn("control: dup");
+		log_warn("dup");
 		client_reply(c, 1, "temporary failure");
 		return;
 	}
@@ -219,7 +219,7 @@ client_dispatch(struct mproc *p, struct imsg *m)
 	    m->fd != -1) {
 		if (m->fd != -1)
 			close(m->fd);
-		log_warnx("control: malformed request from uid %u; dropped",
+		log_warnx("malformed request from uid %u; dropped",
 		    (unsigned)c->uid);
 		client_free_later(c);
 		return;
@@ -227,7 +227,7 @@ client_dispatch(struct mproc *p, struct imsg *m)
 	client_touch(c);
 	memcpy(&req, m->data, sizeof(req));
 	if (proto_valid_ctl_request(&req) == -1) {
-		log_warnx("control: invalid request from uid %u; dropped",
+		log_warnx("invalid request from uid %u; dropped",
 		    (unsigned)c->uid);
 		client_free_later(c);
 		return;
@@ -364,11 +364,11 @@ on_accept(evutil_socket_t lfd, short ev, void *arg)
 	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) ==
 	    -1) {
 		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-			log_warn("control: accept");
+			log_warn("accept");
 		return;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
-		log_warn("control: SO_PEERCRED");
+		log_warn("SO_PEERCRED");
 		close(fd);
 		return;
 	}

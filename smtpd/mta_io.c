@@ -30,6 +30,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -350,10 +352,22 @@ mta_io_start_tls(struct mta_io *io, SSL *ssl)
 	bufferevent_enable(b, EV_READ | EV_WRITE);
 }
 
+/*
+ * The first OpenSSL error of the connection, or 0.  libevent keeps them
+ * on a stack, with the SSL_get_error() value of the failed call on top,
+ * which is no OpenSSL error (no library part; smtp_tls.c says more).
+ */
 unsigned long
 mta_io_tls_error(struct mta_io *io)
 {
-	return io->bev != NULL ? bufferevent_get_openssl_error(io->bev) : 0;
+	unsigned long	e, first = 0;
+
+	if (io->bev == NULL)
+		return 0;
+	while ((e = bufferevent_get_openssl_error(io->bev)) != 0)
+		if (ERR_GET_LIB(e) != 0)
+			first = e;
+	return first;
 }
 
 /* free the connection's I/O and close its socket; closing twice is fine */

@@ -311,6 +311,7 @@ offline_enqueue_all(void)
 {
 	sigset_t	all;
 	pid_t		pid;
+	int		logfd;
 
 	/* what this pick-up will see; a later change is looked at again */
 	if (offline_dir_mtime(&scanned_mtime) == -1)
@@ -331,7 +332,11 @@ offline_enqueue_all(void)
 	signal(SIGHUP, SIG_DFL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
-	if (close_range(3, ~0U, 0) == -1)
+	/* all but the channel we log through (log.c) */
+	if ((logfd = log_channel_fd()) > 3 &&
+	    close_range(3, logfd - 1, 0) == -1)
+		fatal("close_range");
+	if (close_range(logfd >= 3 ? logfd + 1 : 3, ~0U, 0) == -1)
 		fatal("close_range");
 	log_reopen();
 	imsg_pid_reset();

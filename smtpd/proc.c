@@ -18,9 +18,9 @@
 static void	(*term_cb)(void);
 
 /*
- * libevent's own messages.  One is expected: a child forked from the
- * parent's running event loop gets a fresh event base and adds its own
- * signal events, which libevent warns about although it is what we want.
+ * libevent's own messages.  None is expected: a child forked from the
+ * parent's running event loop has removed the parent's signal events
+ * before it adds its own (smtpd.c, forget_parent_signals()).
  */
 static void
 libevent_log(int severity, const char *msg)

@@ -110,6 +110,11 @@ auth_check(struct session *s, const char *user, const char *pass)
 	    "CRAM-MD5");
 	if (strlcpy(req.user, user, sizeof(req.user)) >= sizeof(req.user) ||
 	    strlcpy(req.pass, pass, sizeof(req.pass)) >= sizeof(req.pass)) {
+		char	client[320];
+
+		log_warnx("warning: %s: SASL %s authentication failed: "
+		    "credentials too long", session_client(s, client,
+		    sizeof(client)), req.mech);
 		explicit_bzero(&req, sizeof(req));
 		session_reply(s, "535 5.7.8 Authentication credentials "
 		    "invalid");
@@ -361,8 +366,12 @@ auth_failed_later(evutil_socket_t fd, short ev, void *arg)
 
 	s->flags &= ~SS_WAIT;
 	if (s->nauthfail >= AUTH_MAX_FAILURES) {
-		session_reply_close(s, "421 4.7.0 %s Too many authentication "
-		    "failures", session_hostname(s));
+		char	reply[128];
+
+		snprintf(reply, sizeof(reply), "421 4.7.0 %s Too many "
+		    "authentication failures", session_hostname(s));
+		session_log_reject(s, "AUTH", reply, NULL);
+		session_reply_close(s, "%s", reply);
 		return;
 	}
 	session_reply(s, "535 5.7.8 Authentication credentials invalid");
@@ -372,17 +381,33 @@ auth_failed_later(evutil_socket_t fd, short ev, void *arg)
 void
 smtp_auth_result(struct session *s, const struct lka_result *r)
 {
-	struct timeval	tv;
-	long		ms;
-	char		clean[1024];
+	struct timeval	 tv;
+	long		 ms;
+	char		 clean[1024], client[320];
+	const char	*mech;
 
 	if (!(s->flags & SS_WAIT) || s->auth == NULL)
 		return;
-	log_info("%08x: AUTH %s user=%s client=%s: %s", s->id,
-	    s->auth->mech == MECH_PLAIN ? "PLAIN" : s->auth->mech ==
-	    MECH_LOGIN ? "LOGIN" : "CRAM-MD5", log_sanitize(s->auth->user,
-	    clean, sizeof(clean)), s->addr, r->status == PROTO_OK ? "ok" :
-	    r->status == PROTO_TEMPFAIL ? "tempfail" : "failed");
+	/*
+	 * Postfix's lines: fail2ban's postfix filter (mode auth) bans on
+	 * "authentication failed", so a failure on our side (tempfail) must
+	 * not say it.
+	 */
+	session_client(s, client, sizeof(client));
+	mech = s->auth->mech == MECH_PLAIN ? "PLAIN" : s->auth->mech ==
+	    MECH_LOGIN ? "LOGIN" : "CRAM-MD5";
+	log_sanitize(s->auth->user, clean, sizeof(clean));
+	if (r->status == PROTO_OK)
+		log_info("%08x: client=%s, sasl_method=%s, sasl_username=%s",
+		    s->id, client, mech, clean);
+	else if (r->status == PROTO_TEMPFAIL)
+		log_warnx("warning: %s: SASL %s authentication unavailable: "
+		    "temporary failure, sasl_username=%s", client, mech,
+		    clean);
+	else
+		log_warnx("warning: %s: SASL %s authentication failed: "
+		    "authentication failure, sasl_username=%s", client, mech,
+		    clean);
 	if (r->status == PROTO_OK) {
 		free(s->authname);
 		if ((s->authname = strdup(s->auth->user)) == NULL)

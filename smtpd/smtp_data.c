@@ -50,10 +50,12 @@ data_allowed(struct session *s, const char *what)
 	}
 	if (s->tx->nrcpt_ok == 0) {
 		/* RFC 2920 3.1: pipelined DATA after failed RCPTs */
-		if (s->state == S_RCPT)
+		if (s->state == S_RCPT) {
+			session_log_reject(s, what, "554 5.5.1 Error: no "
+			    "valid recipients", NULL);
 			session_reply(s, "554 5.5.1 Error: no valid "
 			    "recipients");
-		else
+		} else
 			session_reply(s, "503 5.5.1 Error: need RCPT command");
 		return 0;
 	}
@@ -523,6 +525,8 @@ session_queue_committed(const struct queue_msg_resp *r)
 	struct session	*s;
 	struct txn	*tx;
 	char		 sender[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char		 client[320], clean[sizeof(sender) * 4];
+	char		 helo[ADDR_DOMAIN_MAX * 4 + 1];
 
 	if ((s = session_find(r->reqid)) == NULL || !(s->flags & SS_WAIT) ||
 	    (tx = s->tx) == NULL || tx->msgid != r->msgid)
@@ -533,10 +537,13 @@ session_queue_committed(const struct queue_msg_resp *r)
 	tx->msgfd = -1;
 	if (r->status == PROTO_OK) {
 		addr_to_string(&tx->mailfrom, sender, sizeof(sender));
+		/* the queue id of "queued as" and of the delivery lines */
 		log_info("%08x: from=<%s>, size=%zu, nrcpt=%zu, client=%s, "
-		    "helo=%s%s%s", tx->msgid, sender, tx->msgsize,
-		    tx->ndests, s->addr, s->helo ? s->helo : "",
-		    s->authname ? ", user=" : "",
+		    "helo=<%s>%s%s", tx->msgid, log_sanitize(sender, clean,
+		    sizeof(clean)), tx->msgsize, tx->ndests,
+		    session_client(s, client, sizeof(client)),
+		    s->helo ? log_sanitize(s->helo, helo, sizeof(helo)) : "",
+		    s->authname ? ", sasl_username=" : "",
 		    s->authname ? s->authname : "");
 		s->nmessages++;
 		session_reply(s, "250 2.0.0 Ok: queued as %08x", tx->msgid);
@@ -689,8 +696,9 @@ msg_end(struct session *s)
 		return;
 	}
 	if (err == DE_LOOP)
-		log_info("%08x: loop: %d Received: fields, client %s",
-		    tx->msgid, tx->nreceived, s->addr);
+		log_info("%08x: loop: %d Received: fields", tx->msgid,
+		    tx->nreceived);
+	session_log_reject(s, "END-OF-MESSAGE", data_error_reply(err), NULL);
 	session_reply(s, "%s", data_error_reply(err));
 	session_reset(s);
 	s->state = S_HELO;
@@ -708,12 +716,16 @@ data_line(struct session *s, char *line, size_t len, int lflags)
 		 * us and a later hop disagree on where a message ends (SMTP
 		 * smuggling, CVE-2023-51764): refuse and hang up.
 		 */
-		log_info("%08x: bare %s in data from %s", s->id,
-		    (lflags & LF_BARELF) ? "LF" : "CR", s->addr);
-		session_reset(s);
-		session_reply_close(s, "521 5.5.2 %s Bare <LF> or <CR> "
-		    "received; RFC 5321 2.3.8 requires CRLF",
+		char	reply[128];
+
+		snprintf(reply, sizeof(reply), "521 5.5.2 %s Bare <LF> or "
+		    "<CR> received; RFC 5321 2.3.8 requires CRLF",
 		    session_hostname(s));
+		log_info("%08x: bare %s in data", s->id,
+		    (lflags & LF_BARELF) ? "LF" : "CR");
+		session_log_reject(s, "END-OF-MESSAGE", reply, NULL);
+		session_reset(s);
+		session_reply_close(s, "%s", reply);
 		return;
 	}
 	if (len == 1 && line[0] == '.') {
@@ -784,8 +796,8 @@ bdat_consume(struct session *s)
 
 	/* the chunk is complete */
 	if (tx->data_err) {
-		log_info("%08x: BDAT refused from %s: %s", s->id, s->addr,
-		    data_error_reply(tx->data_err));
+		session_log_reject(s, "BDAT", data_error_reply(tx->data_err),
+		    NULL);
 		session_reply(s, "%s", data_error_reply(tx->data_err));
 		session_reset(s);
 		s->state = S_HELO;

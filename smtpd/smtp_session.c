@@ -66,6 +66,9 @@ static size_t			 linebufsz;
 /* local submission sessions have no listener of their own */
 static struct listener		local_listener;
 
+/* a refusal's reply as logged: lookup's replies may be this long */
+#define REJECT_REPLY_MAX	512
+
 
 void
 session_init(void)
@@ -96,6 +99,62 @@ const char *
 session_hostname(const struct session *s)
 {
 	return s->l->hostname[0] ? s->l->hostname : conf->hostname;
+}
+
+/*
+ * The client as log analysers expect it, Postfix's "host[address]": the
+ * forward-confirmed reverse name (session_lookup_rdns() keeps no other)
+ * or "unknown", never the HELO name, which the client chooses.
+ */
+const char *
+session_client(const struct session *s, char *buf, size_t len)
+{
+	if (s->flags & SS_LOCAL)
+		snprintf(buf, len, "localhost[uid=%u]", s->local_uid);
+	else
+		snprintf(buf, len, "%s[%s]", s->rdns ? s->rdns : "unknown",
+		    s->addr);
+	return buf;
+}
+
+/*
+ * One line per refused command or connection, in Postfix's shape, so
+ * that fail2ban's postfix filter and pflogsumm read it as they read
+ * Postfix's (smtpd(8) LOGGING):
+ *
+ * NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 550 5.7.1 <x@y>: Relay
+ *     access denied; from=<a@b> to=<x@y> proto=ESMTP helo=<h>
+ *
+ * stage is the command refused (RCPT, MAIL, DATA, ...) or CONNECT.
+ * Everything the client sent is escaped.
+ */
+void
+session_log_reject(const struct session *s, const char *stage,
+    const char *reply, const struct mailaddr *rcpt)
+{
+	char	client[320], addr[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char	from[sizeof(addr) * 4 + 16], to[sizeof(addr) * 4 + 16];
+	char	helo[ADDR_DOMAIN_MAX * 4 + 16], clean[REJECT_REPLY_MAX * 4];
+	char	tmp[ADDR_DOMAIN_MAX * 4 + 1];
+
+	from[0] = to[0] = helo[0] = '\0';
+	if (s->tx != NULL) {
+		addr_to_string(&s->tx->mailfrom, addr, sizeof(addr));
+		snprintf(from, sizeof(from), " from=<%s>",
+		    log_sanitize(addr, clean, sizeof(clean)));
+	}
+	if (rcpt != NULL) {
+		addr_to_string(rcpt, addr, sizeof(addr));
+		snprintf(to, sizeof(to), " to=<%s>",
+		    log_sanitize(addr, clean, sizeof(clean)));
+	}
+	if (s->helo != NULL)
+		snprintf(helo, sizeof(helo), " helo=<%s>",
+		    log_sanitize(s->helo, tmp, sizeof(tmp)));
+	log_info("NOQUEUE: reject: %s from %s: %s;%s%s proto=%s%s", stage,
+	    session_client(s, client, sizeof(client)),
+	    log_sanitize(reply, clean, sizeof(clean)), from, to,
+	    (s->flags & SS_EHLO) ? "ESMTP" : "SMTP", helo);
 }
 
 uint32_t
@@ -177,12 +236,77 @@ session_reply_close(struct session *s, const char *fmt, ...)
 		session_io_update(s);	/* stops reading */
 }
 
+/* refuse and hang up, with a reject line (session_log_reject()) */
+static void	session_reject_close(struct session *, const char *,
+		    const char *, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+session_reject_close(struct session *s, const char *stage,
+    const char *fmt, ...)
+{
+	char	reply[REJECT_REPLY_MAX];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reply, sizeof(reply), fmt, ap);
+	va_end(ap);
+	session_log_reject(s, stage, reply, NULL);
+	session_reply_close(s, "%s", reply);
+}
+
+/* refuse a command, with a reject line (session_log_reject()) */
+static void	session_reject(struct session *, const char *,
+		    const struct mailaddr *, const char *, ...)
+		    __attribute__((format(printf, 4, 5)));
+
+static void
+session_reject(struct session *s, const char *stage,
+    const struct mailaddr *rcpt, const char *fmt, ...)
+{
+	char	reply[REJECT_REPLY_MAX];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reply, sizeof(reply), fmt, ap);
+	va_end(ap);
+	session_log_reject(s, stage, reply, rcpt);
+	session_reply(s, "%s", reply);
+}
+
 void
 session_error(struct session *s)
 {
-	if (++s->nerrors >= SMTP_MAX_ERRORS)
-		session_reply_close(s, "421 4.7.0 %s Too many errors, "
-		    "closing connection", session_hostname(s));
+	const char	*stage;
+	char		 client[320];
+
+	if (++s->nerrors < SMTP_MAX_ERRORS)
+		return;
+	/* Postfix's words, which its fail2ban filter knows */
+	switch (s->state) {
+	case S_HELO:
+		stage = "HELO";
+		break;
+	case S_MAIL:
+		stage = "MAIL";
+		break;
+	case S_RCPT:
+		stage = "RCPT";
+		break;
+	case S_DATA:
+	case S_BDAT:
+		stage = "DATA";
+		break;
+	case S_AUTH:
+		stage = "AUTH";
+		break;
+	default:
+		stage = "CONNECT";
+		break;
+	}
+	log_info("too many errors after %s from %s", stage,
+	    session_client(s, client, sizeof(client)));
+	session_reply_close(s, "421 4.7.0 %s Too many errors, "
+	    "closing connection", session_hostname(s));
 }
 
 static void
@@ -355,16 +479,14 @@ session_new(int fd, struct listener *l, uint32_t lindex,
 	ok = sesscount_take(s->addr, conf->max_sessions_per_ip,
 	    conf->max_sessions > 0 ? conf->max_sessions : 10000, &s->ip);
 	if (ok == SESSCOUNT_TOTAL) {
-		log_info("%08x: too many sessions, client %s refused", s->id,
-		    s->addr);
-		session_reply_close(s, "421 4.7.0 %s Too many sessions, try "
-		    "again later", session_hostname(s));
+		session_reject_close(s, "CONNECT", "421 4.7.0 %s Too many "
+		    "sessions, try again later", session_hostname(s));
 		return;
 	}
 	if (ok == SESSCOUNT_PER_IP) {
-		log_info("%08x: too many sessions from %s", s->id, s->addr);
-		session_reply_close(s, "421 4.7.0 %s Too many sessions from "
-		    "your address, try again later", session_hostname(s));
+		session_reject_close(s, "CONNECT", "421 4.7.0 %s Too many "
+		    "sessions from your address, try again later",
+		    session_hostname(s));
 		return;
 	}
 	/* the name goes into the Received header if it comes in time */
@@ -678,12 +800,13 @@ session_may_mail(struct session *s)
 	if (s->flags & SS_LOCAL)
 		return 1;
 	if (s->l->tls == LISTEN_TLS_REQUIRE && !(s->flags & SS_TLS)) {
-		session_reply(s, "530 5.7.0 Must issue a STARTTLS command "
-		    "first");
+		session_reject(s, "MAIL", NULL, "530 5.7.0 Must issue a "
+		    "STARTTLS command first");
 		return 0;
 	}
 	if (smtp_auth_required(s) && !(s->flags & SS_AUTH)) {
-		session_reply(s, "530 5.7.0 Authentication required");
+		session_reject(s, "MAIL", NULL, "530 5.7.0 Authentication "
+		    "required");
 		return 0;
 	}
 	return 1;
@@ -741,8 +864,8 @@ cmd_mail(struct session *s, char *args)
 	}
 	if (conf->max_messages_per_session > 0 &&
 	    s->nmessages >= conf->max_messages_per_session) {
-		session_reply_close(s, "421 4.7.0 %s Too many messages in "
-		    "this session", session_hostname(s));
+		session_reject_close(s, "MAIL", "421 4.7.0 %s Too many "
+		    "messages in this session", session_hostname(s));
 		return;
 	}
 	if ((tx = calloc(1, sizeof(*tx))) == NULL) {
@@ -767,8 +890,8 @@ cmd_mail(struct session *s, char *args)
 		goto fail;
 	}
 	if (tx->mp.has_size && tx->mp.size > conf->max_message_size) {
-		session_reply(s, "552 5.3.4 Message size exceeds fixed "
-		    "maximum message size");
+		session_reject(s, "MAIL", NULL, "552 5.3.4 Message size "
+		    "exceeds fixed maximum message size");
 		goto fail;
 	}
 	/* RFC 6531 3.4: UTF-8 addresses only with SMTPUTF8 */
@@ -818,7 +941,7 @@ session_lookup_sender(const struct lka_result *r)
 	if (r->status == PROTO_OK)
 		session_reply(s, "250 2.1.0 Ok");
 	else {
-		session_reply(s, "%s", r->reply[0] ? r->reply :
+		session_reject(s, "MAIL", NULL, "%s", r->reply[0] ? r->reply :
 		    "450 4.1.8 Sender address rejected: Domain not found");
 		txn_free(s->tx);
 		s->tx = NULL;
@@ -861,7 +984,8 @@ cmd_rcpt(struct session *s, char *args)
 		return;
 	}
 	if (tx->nrcpt_ok >= conf->max_rcpt) {
-		session_reply(s, "452 4.5.3 Too many recipients");
+		session_reject(s, "RCPT", NULL, "452 4.5.3 Too many "
+		    "recipients");
 		return;
 	}
 	flags = ADDR_ALLOW_NODOMAIN;
@@ -980,9 +1104,14 @@ vrfy_dest(struct session *s, const struct lka_dest *d)
 static void
 vrfy_result(struct session *s, const struct lka_result *r)
 {
+	const char	*verb = (s->flags & SS_EXPN) ? "EXPN" : "VRFY";
+
 	s->flags &= ~(SS_VRFY | SS_EXPN);
 	if (r->status == PROTO_OK && s->pending != NULL)
 		session_reply(s, "250 2.1.5 %s", s->pending);
+	else if (r->status != PROTO_OK && r->reply[0])
+		/* probing for users is worth a line a log watcher sees */
+		session_reject(s, verb, NULL, "%s", r->reply);
 	else
 		session_reply(s, "%s", r->reply[0] ? r->reply :
 		    "252 2.5.0 Cannot verify user, but will accept message "
@@ -1080,7 +1209,8 @@ session_rcpt_result(struct session *s, const struct lka_result *r)
 		for (i = tx->ndests_before; i < tx->ndests; i++)
 			free(tx->dests[i].orcpt);
 		tx->ndests = tx->ndests_before;
-		session_reply(s, "%s", r->reply[0] ? r->reply :
+		session_reject(s, "RCPT", &tx->rcpt_pending, "%s",
+		    r->reply[0] ? r->reply :
 		    "451 4.3.0 Temporary lookup failure");
 	}
 }
@@ -1192,7 +1322,7 @@ session_lookup_etrn(const struct lka_result *r)
 		return;
 	if (r->status != PROTO_OK) {
 		s->flags &= ~(SS_WAIT | SS_ETRN);
-		session_reply(s, "%s", r->reply[0] ? r->reply :
+		session_reject(s, "ETRN", NULL, "%s", r->reply[0] ? r->reply :
 		    "459 4.7.1 Node not allowed: not a trusted client");
 		session_process(s);
 		return;
@@ -1230,8 +1360,8 @@ session_command(struct session *s, char *line, size_t len, int lflags)
 	char		*args;
 
 	if (lflags & (LF_BARELF | LF_BARECR)) {
-		session_reply_close(s, "521 5.5.2 %s Bare <LF> or <CR> "
-		    "received; RFC 5321 2.3.8 requires CRLF",
+		session_reject_close(s, "CONNECT", "521 5.5.2 %s Bare <LF> or "
+		    "<CR> received; RFC 5321 2.3.8 requires CRLF",
 		    session_hostname(s));
 		return;
 	}

@@ -157,6 +157,9 @@ void	session_process(struct session *);
 void	session_timeout(struct session *);
 void	session_drained(struct session *);
 const char *session_hostname(const struct session *);
+const char *session_client(const struct session *, char *, size_t);
+void	session_log_reject(const struct session *, const char *stage,
+	    const char *reply, const struct mailaddr *rcpt);
 
 void	session_rcpt_request(const struct session *, struct lka_rcpt_req *);
 

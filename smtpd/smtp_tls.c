@@ -204,20 +204,47 @@ smtp_tls_connected(struct session *s)
 	session_process(s);
 }
 
+/*
+ * Log why the TLS connection failed.  libevent's OpenSSL bufferevent
+ * keeps OpenSSL's error codes and, after them, the SSL_get_error() value
+ * of the call that failed (SSL_ERROR_SSL, SSL_ERROR_SYSCALL ...), which
+ * is no OpenSSL error code: it has no library part, and printed as one
+ * it reads "error:00000001:lib(0)::reason(1)".  It only says what kind
+ * of failure the real errors describe; alone, it is said in words.  The
+ * queue is a stack: bufferevent_get_openssl_error() takes the newest.
+ */
+static void
+tls_log_errors(const struct session *s)
+{
+	unsigned long	 errs[8], e, kind = 0;
+	char		 err[256], client[320];
+	int		 n = 0;
+
+	session_client(s, client, sizeof(client));
+	while ((e = bufferevent_get_openssl_error(s->bev)) != 0) {
+		if (ERR_GET_LIB(e) == 0)
+			kind = e;
+		else if (n < (int)(sizeof(errs) / sizeof(errs[0])))
+			errs[n++] = e;
+	}
+	while (n-- > 0) {
+		ERR_error_string_n(errs[n], err, sizeof(err));
+		log_info("%08x: TLS error from %s: %s", s->id, client, err);
+		kind = 0;
+	}
+	if (kind != 0)
+		log_info("%08x: TLS error from %s: %s", s->id, client,
+		    kind == SSL_ERROR_SYSCALL ? "connection closed or broken" :
+		    kind == SSL_ERROR_SSL ? "protocol error" : "TLS failure");
+}
+
 const char *
 smtp_tls_describe(const struct session *s, char *buf, size_t len)
 {
 	SSL		*ssl;
-	unsigned long	 e;
-	char		 err[256];
 
 	if (buf == NULL) {
-		/* log why the TLS connection failed */
-		while ((e = bufferevent_get_openssl_error(s->bev)) != 0) {
-			ERR_error_string_n(e, err, sizeof(err));
-			log_info("%08x: TLS error from %s: %s", s->id, s->addr,
-			    err);
-		}
+		tls_log_errors(s);
 		return NULL;
 	}
 	if (s->bev == NULL ||

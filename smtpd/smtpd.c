@@ -109,6 +109,7 @@ static const char	*conf_path;
 
 static struct child	*queue_child;
 static int		 smtp_paused;	/* smtpctl pause smtp */
+static struct event	*ev_signals[4];	/* CHLD, TERM, INT, HUP */
 
 static void	parent_dispatch(struct mproc *, struct imsg *);
 static void	parent_child_closed(struct mproc *);
@@ -317,19 +318,28 @@ cmp_int(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
-/* close every descriptor above stderr that is not in keep[] */
+/*
+ * Close every descriptor above stderr that is not in keep[], nor the
+ * channel the process logs through (log.c).
+ */
 void
 close_all_but(int *keep, int nkeep)
 {
-	int	i, from = 3;
+	int	i, from = 3, fd, logfd = log_channel_fd();
 
 	qsort(keep, nkeep, sizeof(int), cmp_int);
-	for (i = 0; i < nkeep; i++) {
-		if (keep[i] < from)
+	for (i = 0; i <= nkeep; i++) {
+		fd = i < nkeep ? keep[i] : -1;
+		if (logfd >= from && (fd == -1 || logfd < fd)) {
+			if (logfd > from)
+				close_range(from, logfd - 1, 0);
+			from = logfd + 1;
+		}
+		if (fd < from)
 			continue;
-		if (keep[i] > from)
-			close_range(from, keep[i] - 1, 0);
-		from = keep[i] + 1;
+		if (fd > from)
+			close_range(from, fd - 1, 0);
+		from = fd + 1;
 	}
 	close_range(from, ~0U, 0);
 }
@@ -367,6 +377,26 @@ proc_fds_init(struct proc_fds *f)
 	f->ctlsock = -1;
 }
 
+/*
+ * A child forked from the running event loop (a reload's generation)
+ * inherits the parent's signal events.  libevent handles signals of one
+ * event base per process, in globals: unless the child removes the
+ * parent's, its own base's first signal event finds "signals already
+ * added" to another base, and until then a signal would go to the
+ * parent's handlers, writing to the parent's descriptor numbers.
+ * Removing them touches no descriptor (signal events live outside
+ * epoll) and restores the handlers the parent found.
+ */
+static void
+forget_parent_signals(void)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(ev_signals) / sizeof(ev_signals[0]); i++)
+		if (ev_signals[i] != NULL)
+			evsignal_del(ev_signals[i]);
+}
+
 static void
 spawn(struct child *c, struct proc_fds *f)
 {
@@ -375,6 +405,7 @@ spawn(struct child *c, struct proc_fds *f)
 	if ((pid = fork()) == -1)
 		fatal("fork");
 	if (pid == 0) {
+		forget_parent_signals();
 		/* only the queue and lookup may seal destinations */
 		if (c->kind != C_QUEUE && c->kind != C_LOOKUP)
 			destmac_key_forget();
@@ -795,6 +826,7 @@ shutdown_step(void)
 		mda_shutdown();
 		return;
 	}
+	log_collect();		/* the children's last lines first */
 	log_info("exiting");
 	if (conf->socket[0])
 		unlink(conf->socket);
@@ -840,6 +872,7 @@ on_sigchld(evutil_socket_t sig, short ev, void *arg)
 	pid_t	pid;
 	int	status, i;
 
+	log_collect();		/* what a child said before it died */
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == offline_pid) {
 			offline_pid = 0;
@@ -1070,6 +1103,27 @@ parent_reload(void)
 	    conf_path, nworkers);
 }
 
+/* lines for syslog: the children's, and those syslog did not take yet */
+static struct event	*ev_log_retry;
+
+static void
+log_retry_in(int ms)
+{
+	struct timeval	tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (ev_log_retry != NULL && !evtimer_pending(ev_log_retry, NULL))
+		evtimer_add(ev_log_retry, &tv);
+}
+
+static void
+on_log(evutil_socket_t fd, short ev, void *arg)
+{
+	int	ms;
+
+	if ((ms = log_collect()) > 0)
+		log_retry_in(ms);
+}
+
 static void
 on_sighup(evutil_socket_t sig, short ev, void *arg)
 {
@@ -1206,8 +1260,8 @@ main(int argc, char **argv)
 	const char	*path = NULL, *pidpath = SMTPD_PIDFILE;
 	char		 err[CONF_PATH_MAX + 256];
 	struct listener	*l;
-	struct event	*ev_chld, *ev_term, *ev_int, *ev_hup;
-	int		*listen_fds, nl = 0, nworkers, ch, checkonly = 0;
+	struct event	*ev_log;
+	int		*listen_fds, nl = 0, nworkers, ch, checkonly = 0, i;
 
 	fds_sanitize();		/* before anything opens a file */
 	privsep_title_init(argc, argv);
@@ -1278,6 +1332,16 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	/* the children's log lines, on their way to syslog (log.c) */
+	if (log_collector_fd() != -1) {
+		if ((ev_log = event_new(ev_base, log_collector_fd(),
+		    EV_READ | EV_PERSIST, on_log, NULL)) == NULL ||
+		    event_add(ev_log, NULL) == -1 ||
+		    (ev_log_retry = evtimer_new(ev_base, on_log, NULL)) ==
+		    NULL)
+			fatalx("event_new");
+		log_backlog_wake(log_retry_in);
+	}
 	/*
 	 * The key with which lookup seals the destinations it gives the
 	 * workers and the queue checks them (destmac.h).  It is made here,
@@ -1298,16 +1362,14 @@ main(int argc, char **argv)
 	free(listen_fds);
 	privsep_title("parent");
 
-	ev_chld = evsignal_new(ev_base, SIGCHLD, on_sigchld, NULL);
-	ev_term = evsignal_new(ev_base, SIGTERM, on_sigterm, NULL);
-	ev_int = evsignal_new(ev_base, SIGINT, on_sigterm, NULL);
-	ev_hup = evsignal_new(ev_base, SIGHUP, on_sighup, NULL);
-	if (ev_chld == NULL || ev_term == NULL || ev_int == NULL ||
-	    ev_hup == NULL || evsignal_add(ev_chld, NULL) == -1 ||
-	    evsignal_add(ev_term, NULL) == -1 ||
-	    evsignal_add(ev_int, NULL) == -1 ||
-	    evsignal_add(ev_hup, NULL) == -1)
-		fatalx("cannot handle signals");
+	ev_signals[0] = evsignal_new(ev_base, SIGCHLD, on_sigchld, NULL);
+	ev_signals[1] = evsignal_new(ev_base, SIGTERM, on_sigterm, NULL);
+	ev_signals[2] = evsignal_new(ev_base, SIGINT, on_sigterm, NULL);
+	ev_signals[3] = evsignal_new(ev_base, SIGHUP, on_sighup, NULL);
+	for (i = 0; i < 4; i++)
+		if (ev_signals[i] == NULL || evsignal_add(ev_signals[i],
+		    NULL) == -1)
+			fatalx("evsignal_add");
 	/*
 	 * A child that died before the SIGCHLD handler existed sent its
 	 * signal to nobody: one pass of the reaper on the first turn of the
@@ -1315,7 +1377,7 @@ main(int argc, char **argv)
 	 * down at once rather than at the next signal).  The offline
 	 * pick-up, which may be over in a moment, is forked only now.
 	 */
-	event_active(ev_chld, EV_SIGNAL, 1);
+	event_active(ev_signals[0], EV_SIGNAL, 1);
 	if ((ev_offline = evtimer_new(ev_base, on_offline_timer, NULL)) ==
 	    NULL)
 		fatalx("evtimer_new");

@@ -279,3 +279,22 @@ def test_reload_storm_is_bounded():
         d.send_signal(signal.SIGHUP)
         wait_log(d, "configuration reloaded", count=before + 1)
         assert rcpt_code(d.port, "%s@example.test" % TEST_USER1) == 250
+
+
+def test_reload_children_log_no_libevent_warning():
+    """Issue 15 item 8: the children a reload starts were forked from the
+    parent's running event loop, and each logged libevent's "Added a
+    signal to event base ... with signals already added": they now drop
+    the parent's signal events first."""
+    with Daemon() as d:
+        for n in (1, 2):
+            d.send_signal(signal.SIGHUP)
+            wait_log(d, "configuration reloaded", count=n)
+            # the new generation's workers are up and serving
+            poll(lambda: rcpt_code(d.port, "%s@example.test"
+                                   % TEST_USER1) == 250)
+        time.sleep(0.5)
+        log = d.log()
+    assert "configuration reloaded" in log
+    assert "libevent" not in log, [ln for ln in log.splitlines()
+                                   if "libevent" in ln]

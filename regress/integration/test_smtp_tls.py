@@ -6,10 +6,12 @@ Received header says ESMTPS, and the key is out of the workers' reach.
 """
 
 import os
+import re
 import smtplib
 import socket
 import ssl
 import subprocess
+import time
 
 import fixture
 from fixture import TEST_USER1, Daemon, SMTPConnection, SMTPError
@@ -208,3 +210,30 @@ def test_key_out_of_workers_reach():
             assert c.command("EHLO " + HELO).code == 250
             starttls(c)
             assert c.command("EHLO " + HELO).code == 250
+
+
+def test_tls_error_logged_with_its_reason_only():
+    """Issue 15 item 8: a failed handshake is logged with OpenSSL's
+    reason and the client as host[address], not followed by libevent's
+    SSL_get_error() code printed as if it were an OpenSSL error
+    ("error:00000001:lib(0)::reason(1)")."""
+    with Daemon(conf=tls_conf()) as d:
+        with SMTPConnection(d.port) as c:
+            c.command("EHLO " + HELO)
+            assert c.command("STARTTLS").code == 220
+            # plain text where the ClientHello belongs
+            c.send(b"EHLO not.tls.test\r\nQUIT\r\n")
+            try:
+                while c.sock.recv(4096):
+                    pass
+            except OSError:
+                pass
+        lines = fixture.poll(lambda: [
+            ln for ln in d.log().splitlines() if "TLS error" in ln])
+        time.sleep(0.3)
+        lines = [ln for ln in d.log().splitlines() if "TLS error" in ln]
+    assert lines, "no TLS error logged"
+    assert not [ln for ln in lines if "lib(0)" in ln], lines
+    assert len(lines) == 1 and \
+        re.search(r"TLS error from unknown\[127\.0\.0\.1\]: "
+                  r"error:[0-9A-F]{8}:SSL routines::", lines[0]), lines
