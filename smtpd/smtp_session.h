@@ -65,6 +65,8 @@ struct sdest {
 	char			*orcpt;		/* NULL when not given */
 };
 
+struct strset;
+
 /* the mail transaction, from MAIL to the end of data or RSET */
 struct txn {
 	struct mailaddr		 mailfrom;
@@ -75,6 +77,7 @@ struct txn {
 	struct sdest		*dests;
 	size_t			 ndests, capdests;
 	size_t			 ndests_before;	/* at the pending RCPT */
+	struct strset		*destset;	/* accepted ones, for dups */
 
 	/* message data */
 	uint32_t		 msgid;
