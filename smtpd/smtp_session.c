@@ -1353,7 +1353,7 @@ session_command(struct session *s, char *line, size_t len, int lflags)
 void
 session_process(struct session *s)
 {
-	size_t		 len, max;
+	size_t		 len, max, lines = 0;
 	int		 lflags;
 
 	while (!(s->flags & (SS_WAIT | SS_CLOSING | SS_OUTFULL)) &&
@@ -1379,6 +1379,7 @@ session_process(struct session *s)
 			max = SMTP_AUTH_LINE_MAX + 2;
 		if (!session_getline(s, max, &len, &lflags))
 			break;
+		lines++;
 		if (s->state == S_DATA)
 			data_line(s, linebuf, len, lflags);
 		else if (s->state == S_AUTH)
@@ -1386,5 +1387,6 @@ session_process(struct session *s)
 		else
 			session_command(s, linebuf, len, lflags);
 	}
+	session_deadline_update(s, lines);
 	session_io_update(s);
 }

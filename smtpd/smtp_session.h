@@ -129,6 +129,11 @@ struct session {
 	uint64_t		 chunk_left;	/* BDAT octets still to read */
 	uint64_t		 chunk_size;
 	struct event		*ev_delay;	/* AUTH failure delay */
+	/* smtp_deadline.c: per-record deadlines */
+	int64_t			 dl_line_start;	/* unfinished line, or 0 */
+	int64_t			 dl_data_start;	/* DATA/BDAT phase, or 0 */
+	uint64_t		 dl_data_bytes;	/* read since then */
+	size_t			 dl_in_left;	/* s->in after processing */
 };
 
 void	session_init(void);
@@ -176,6 +181,10 @@ void	session_io_close(struct session *);
 void	session_io_flush_later(struct session *);
 void	session_io_update(struct session *);
 void	session_set_timeout(struct session *);
+
+/* smtp_deadline.c: slowloris */
+int	session_deadline_check(struct session *);
+void	session_deadline_update(struct session *, size_t lines);
 
 /* smtp_tls.c */
 void	smtp_tls_init(void);		/* as root, before the drop */
