@@ -224,6 +224,7 @@ extern char	*linebuf;	/* the line being handled, shared */
 #define DE_IO		3
 #define DE_LOOP		4
 #define DE_BARE		5	/* bare CR or LF in a BDAT chunk */
+#define DE_NUL		6	/* a NUL in the message (RFC 5322 2.1) */
 
 /* line flags from buf_getline() */
 #define LF_BARELF	0x1

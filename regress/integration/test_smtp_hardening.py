@@ -164,6 +164,19 @@ def test_whole_lines_slowly_are_not_cut():
             assert c.command("QUIT").code == 221
 
 
+def mailbox_with(marker):
+    """The message in TEST_USER1's Maildir holding marker, or None (other
+    runs may deliver there too: count nothing, look for the marker)."""
+    for path in fixture.maildir_files(fixture.TEST_USER1):
+        try:
+            data = fixture.read_file(path)
+        except OSError:
+            continue
+        if marker.encode() in data:
+            return data
+    return None
+
+
 def start_data(c):
     assert c.command("EHLO client.test").code == 250
     assert c.command("MAIL FROM:<s@client.test>").code == 250
@@ -179,14 +192,14 @@ def test_trickled_data_below_min_rate_is_cut():
     conf = ("smtp data-timeout 20s\nsmtp data-min-rate 1K\n"
             "smtp data-rate-grace 2s\n")
     with Daemon(conf_extra=conf) as d:
-        fixture.reset_maildir(fixture.TEST_USER1)
         with SMTPConnection(d.port) as c:
             start_data(c)
-            reply, taken = trickle(c, b"Subject: slow\r\n\r\n" + b"x" * 200,
-                                   0.3, 15)
+            marker = unique_marker("slow")
+            reply, taken = trickle(c, ("Subject: %s\r\n\r\n" % marker)
+                                   .encode() + b"x" * 200, 0.3, 15)
             expect_cut(d, reply, taken, "data rate", 10)
         time.sleep(1)
-        assert fixture.maildir_files(fixture.TEST_USER1) == []
+        assert mailbox_with(marker) is None
 
 
 def test_data_deadline_is_cut():
@@ -211,4 +224,74 @@ def test_fast_data_within_limits_is_accepted():
             start_data(c)
             queue_id(c.command(b"Subject: fast\r\n\r\n" +
                                b"line\r\n" * 2000 + b".\r\n"))
+            assert c.command("QUIT").code == 221
+
+
+# --------------------------------------------------------------------------
+# input RFC 5322 and RFC 6533 forbid
+
+def test_nul_in_data_is_refused():
+    """A NUL inside DATA gets 554 5.6.0 at the end of the data, nothing
+    is delivered, and the session goes on: the next message (without the
+    NUL) is queued and delivered."""
+    with Daemon() as d:
+        bad, good = unique_marker("nul"), unique_marker("after")
+        with SMTPConnection(d.port) as c:
+            start_data(c)
+            r = c.command(("Subject: %s\r\n\r\nbefore\x00after\r\nend\r\n"
+                           ".\r\n" % bad).encode())
+            assert r.code == 554 and r.text.startswith("5.6.0"), r
+            assert c.command("NOOP").code == 250
+            start_data(c)
+            queue_id(c.command(("Subject: %s\r\n\r\nclean\r\n.\r\n" % good)
+                               .encode()))
+            assert c.command("QUIT").code == 221
+        data = poll(lambda: mailbox_with(good), 10)
+        assert data and b"\x00" not in data, data
+        assert mailbox_with(bad) is None
+        assert not fixture.spool_files_containing(d.spool, bad.encode())
+
+
+def test_nul_in_bdat_is_refused():
+    """The same for a NUL in a BDAT chunk: 554 5.6.0, and the session
+    goes on."""
+    with Daemon() as d:
+        bad = unique_marker("bnul")
+        body = ("Subject: %s\r\n\r\nx\x00y\r\n" % bad).encode()
+        with SMTPConnection(d.port) as c:
+            assert c.command("EHLO client.test").code == 250
+            assert c.command("MAIL FROM:<s@client.test>").code == 250
+            assert c.command("RCPT TO:<%s@example.test>"
+                             % fixture.TEST_USER1).code == 250
+            r = c.command(b"BDAT %d LAST\r\n" % len(body) + body)
+            assert r.code == 554 and r.text.startswith("5.6.0"), r
+            assert c.command("NOOP").code == 250
+            assert c.command("QUIT").code == 221
+        time.sleep(0.5)
+        assert mailbox_with(bad) is None
+        assert not fixture.spool_files_containing(d.spool, bad.encode())
+
+
+def test_orcpt_utf8_validated():
+    """ORCPT=utf-8;... follows RFC 6533: an empty or surrogate \\x{},
+    leading zeros, a value past U+10FFFF and a "+" get 501 5.5.4; the
+    well-formed forms are accepted."""
+    rcpt = "RCPT TO:<%s@example.test> ORCPT=" % fixture.TEST_USER1
+    bad = ["utf-8;\\x{}", "utf-8;\\x{D800}@b.example",
+           "utf-8;\\x{0041}@b", "utf-8;\\x{110000}@b", "utf-8;a+40b",
+           "utf-8;\\x{E9", "utf-8;a\\b"]
+    good = ["utf-8;a@b.example", "utf-8;\\x{E9}l\\x{E8}ve@b.example",
+            "utf-8;\\x{1F600}@b.example", "rfc822;a+40b.example"]
+    with Daemon() as d:
+        with SMTPConnection(d.port) as c:
+            assert c.command("EHLO client.test").code == 250
+            for value in bad + good:
+                assert c.command("MAIL FROM:<s@client.test>").code == 250
+                r = c.command(rcpt + value)
+                if value in bad:
+                    assert r.code == 501 and r.text.startswith("5.5.4"), \
+                        (value, r)
+                else:
+                    assert r.code == 250, (value, r)
+                assert c.command("RSET").code == 250
             assert c.command("QUIT").code == 221
