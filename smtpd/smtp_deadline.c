@@ -66,7 +66,12 @@ session_deadline_check(struct session *s)
 	int64_t		 now, elapsed;
 	uint64_t	 want;
 
-	if (s->flags & (SS_CLOSING | SS_TIMEDOUT))
+	/*
+	 * While the session waits for lookup or the queue (a commit of
+	 * many recipients may take a while), what the client pipelines is
+	 * not late: the server is.
+	 */
+	if (s->flags & (SS_CLOSING | SS_TIMEDOUT | SS_WAIT))
 		return 0;
 	len = evbuffer_get_length(s->in);
 	if (len > s->dl_in_left)

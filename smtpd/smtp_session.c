@@ -975,8 +975,9 @@ dest_key_str(unsigned char *buf, const char *str, size_t size)
 }
 
 /*
- * A destination as the duplicate check sees it: what the scan compared
- * (type, final address byte for byte, action, user, path).
+ * A destination as the duplicate check sees it: type, final address,
+ * action, user and path, each string up to its NUL (lookup zeroes the
+ * rest), so that a key costs the set tens of bytes, not kilobytes.
  */
 static size_t
 dest_key(const struct lka_dest *d, unsigned char *buf, size_t size)
@@ -988,8 +989,8 @@ dest_key(const struct lka_dest *d, unsigned char *buf, size_t size)
 		fatalx("dest_key: buffer too small");
 	memcpy(buf + n, &d->dest_type, sizeof(d->dest_type));
 	n += sizeof(d->dest_type);
-	memcpy(buf + n, &d->dest, sizeof(d->dest));
-	n += sizeof(d->dest);
+	n += dest_key_str(buf + n, d->dest.user, sizeof(d->dest.user));
+	n += dest_key_str(buf + n, d->dest.domain, sizeof(d->dest.domain));
 	n += dest_key_str(buf + n, d->action, sizeof(d->action));
 	n += dest_key_str(buf + n, d->user, sizeof(d->user));
 	n += dest_key_str(buf + n, d->path, sizeof(d->path));
