@@ -17,6 +17,8 @@ import fixture
 from fixture import Daemon, SMTPConnection, poll, queue_id, unique_marker
 
 from test_mta_relay import Sink, sink_binary
+from test_smtp_common import starttls
+from test_smtp_tls import tls_conf
 
 TIMEOUT = 180
 
@@ -141,6 +143,20 @@ def test_trickled_command_line_is_cut():
     conf = "smtp timeout 20s\nsmtp command-deadline 3s\n"
     with Daemon(conf_extra=conf) as d:
         with SMTPConnection(d.port) as c:
+            assert c.command("EHLO client.test").code == 250
+            reply, taken = trickle(c, b"NOOP " + b"x" * 200 + b"\r\n",
+                                   0.4, 15)
+            expect_cut(d, reply, taken, "command line", 10)
+
+
+def test_trickle_over_tls_is_cut():
+    """The same trickle after STARTTLS (the TLS bufferevent's input) is
+    cut the same way."""
+    conf = tls_conf(extra="smtp timeout 20s\nsmtp command-deadline 3s\n")
+    with Daemon(conf=conf) as d:
+        with SMTPConnection(d.port) as c:
+            assert c.command("EHLO client.test").code == 250
+            starttls(c)
             assert c.command("EHLO client.test").code == 250
             reply, taken = trickle(c, b"NOOP " + b"x" * 200 + b"\r\n",
                                    0.4, 15)
