@@ -168,23 +168,25 @@ strset_grow(struct strset *set)
 }
 
 /*
- * The key as stored: a copy, folded for STRSET_ICASE.  Keys are short
- * (addresses, ids); a longer one costs a malloc and no more.
+ * The key as the set compares it: as given, or folded for STRSET_ICASE
+ * into buf when it fits (keys are addresses and ids: short), else into
+ * memory the caller frees (*allocp).  NULL when out of memory.
  */
-static unsigned char *
-strset_copy(const struct strset *set, const void *key, size_t len)
+static const unsigned char *
+strset_norm(const struct strset *set, const void *key, size_t len,
+    unsigned char *buf, size_t bufsize, unsigned char **allocp)
 {
 	const unsigned char	*k = key;
-	unsigned char		*c;
+	unsigned char		*c = buf;
 	size_t			 i;
 
-	if ((c = malloc(len ? len : 1)) == NULL)
+	*allocp = NULL;
+	if (!(set->flags & STRSET_ICASE))
+		return k;
+	if (len > bufsize && (c = *allocp = malloc(len)) == NULL)
 		return NULL;
-	if (set->flags & STRSET_ICASE)
-		for (i = 0; i < len; i++)
-			c[i] = fold(k[i]);
-	else if (len > 0)
-		memcpy(c, key, len);
+	for (i = 0; i < len; i++)
+		c[i] = fold(k[i]);
 	return c;
 }
 
@@ -192,21 +194,29 @@ int
 strset_add(struct strset *set, const void *key, size_t len)
 {
 	struct strset_entry	*e;
-	unsigned char		*c;
+	const unsigned char	*k;
+	unsigned char		 buf[256], *alloc, *c;
 	uint64_t		 hash;
 
 	if ((set->count + 1) * 2 > set->size && strset_grow(set) == -1) {
 		errno = ENOMEM;
 		return -1;
 	}
-	if ((c = strset_copy(set, key, len)) == NULL)
+	if ((k = strset_norm(set, key, len, buf, sizeof(buf), &alloc)) == NULL)
 		return -1;
-	hash = strset_siphash24(set->sipkey, c, len);
-	e = strset_slot(set, hash, c, len);
+	hash = strset_siphash24(set->sipkey, k, len);
+	e = strset_slot(set, hash, k, len);
 	if (e->key != NULL) {
-		free(c);
+		free(alloc);
 		return 0;
 	}
+	if ((c = malloc(len ? len : 1)) == NULL) {
+		free(alloc);
+		return -1;
+	}
+	if (len > 0)
+		memcpy(c, k, len);
+	free(alloc);
 	e->hash = hash;
 	e->len = len;
 	e->key = c;
@@ -223,18 +233,18 @@ strset_add_str(struct strset *set, const char *s)
 int
 strset_has(const struct strset *set, const void *key, size_t len)
 {
-	struct strset_entry	*e;
-	unsigned char		*c;
+	const unsigned char	*k;
+	unsigned char		 buf[256], *alloc;
 	uint64_t		 hash;
 	int			 found;
 
 	if (set->count == 0)
 		return 0;
-	if ((c = strset_copy(set, key, len)) == NULL)
+	/* out of memory for a long folded key: say "absent", as documented */
+	if ((k = strset_norm(set, key, len, buf, sizeof(buf), &alloc)) == NULL)
 		return 0;
-	hash = strset_siphash24(set->sipkey, c, len);
-	e = strset_slot(set, hash, c, len);
-	found = e->key != NULL;
-	free(c);
+	hash = strset_siphash24(set->sipkey, k, len);
+	found = strset_slot(set, hash, k, len)->key != NULL;
+	free(alloc);
 	return found;
 }

@@ -22,7 +22,8 @@ void		 strset_free(struct strset *);
 /* 1 when added, 0 when it was already there, -1 when out of memory */
 int		 strset_add(struct strset *, const void *key, size_t len);
 int		 strset_add_str(struct strset *, const char *);
-/* 1 when there, 0 when not */
+/* 1 when there, 0 when not (or, for a STRSET_ICASE key over 256 bytes,
+ * when there is no memory to fold it) */
 int		 strset_has(const struct strset *, const void *key,
 		    size_t len);
 size_t		 strset_count(const struct strset *);

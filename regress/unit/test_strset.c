@@ -79,6 +79,29 @@ test_icase(void **state)
 	strset_free(set);
 }
 
+/* keys longer than the fold buffer, and one a prefix of the other */
+static void
+test_long_keys(void **state)
+{
+	struct strset	*set;
+	char		 a[1000], b[1000];
+
+	(void)state;
+	memset(a, 'A', sizeof(a));
+	memset(b, 'a', sizeof(b));
+	assert_non_null(set = strset_new(STRSET_ICASE));
+	assert_int_equal(strset_add(set, a, sizeof(a)), 1);
+	assert_int_equal(strset_add(set, b, sizeof(b)), 0);
+	assert_int_equal(strset_has(set, b, sizeof(b) - 1), 0);
+	assert_int_equal(strset_add(set, b, sizeof(b) - 1), 1);
+	strset_free(set);
+	assert_non_null(set = strset_new(0));
+	assert_int_equal(strset_add(set, a, sizeof(a)), 1);
+	assert_int_equal(strset_add(set, b, sizeof(b)), 1);
+	assert_int_equal(strset_has(set, a, sizeof(a)), 1);
+	strset_free(set);
+}
+
 static void
 test_many(void **state)
 {
@@ -109,6 +132,7 @@ main(void)
 		cmocka_unit_test(test_siphash_vector),
 		cmocka_unit_test(test_exact),
 		cmocka_unit_test(test_icase),
+		cmocka_unit_test(test_long_keys),
 		cmocka_unit_test(test_many),
 	};
 
