@@ -83,16 +83,29 @@ def test_many_recipients_with_duplicates():
             hits = [m.group(1) for m in map(sent.search,
                                             d.log().splitlines()) if m]
             return hits if len(hits) >= len(distinct) else None
-        hits = poll(delivered, 150, interval=1)
+        hits = poll(delivered, 280, interval=1)
         assert hits, "only %d deliveries logged" % len(
             [1 for ln in d.log().splitlines() if sent.search(ln)])
         assert len(hits) == len(distinct), len(hits)
         assert set(hits) == set(distinct)
 
 
-# About 45 s here; the quadratic scans took 120 s (and 74 s of worker CPU
-# at 40 000): a limit well above the one and below the other.
-test_many_recipients_with_duplicates.timeout = 100
+def _sanitizer_build():
+    """Whether the smtpd under test is an ASan build (several times
+    slower: the 19 000 deliveries alone take minutes)."""
+    try:
+        with open(fixture.binary("smtpd"), "rb") as f:
+            return b"__asan_init" in f.read()
+    except (OSError, fixture.FixtureError):
+        return False
+
+
+# About 45 s here on a loaded 2-core machine, where the quadratic scans
+# took 120 s: a limit well above the one and below the other.  This test
+# fails on the old code only by this limit (the behaviour was right, only
+# slow); performance itself is measured in the issue note, not asserted.
+test_many_recipients_with_duplicates.timeout = \
+    300 if _sanitizer_build() else 100
 
 
 # --------------------------------------------------------------------------
