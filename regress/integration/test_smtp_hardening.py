@@ -11,6 +11,8 @@ check behaviour and stay well inside TIMEOUT on the old code's scale.
 import os
 import re
 import socket
+import subprocess
+import tempfile
 import time
 
 import fixture
@@ -324,3 +326,39 @@ def test_orcpt_utf8_validated():
                     assert r.code == 250, (value, r)
                 assert c.command("RSET").code == 250
             assert c.command("QUIT").code == 221
+
+
+def test_sendmail_t_merges_duplicates():
+    """sendmail -t keeps one of each recipient, compared without regard
+    to ASCII case, across To, Cc and Bcc, also among 20 000 (the daemon
+    is down: the offline file lists what would be sent)."""
+    tmp = tempfile.mkdtemp(prefix="hardening-t.", dir=fixture.TEST_ROOT)
+    os.chmod(tmp, 0o755)
+    offline = os.path.join(tmp, "spool", "offline")
+    os.makedirs(offline)
+    os.chmod(offline, 0o1777)
+    try:
+        conf = os.path.join(tmp, "smtpd.conf")
+        with open(conf, "w") as f:
+            f.write('spool "%s/spool"\nsocket "%s/none.sock"\n' % (tmp, tmp))
+        many = ["m%d@x.test" % i for i in range(20000)]
+        to = "".join("To: %s\n" % ", ".join(many[i:i + 50])
+                     for i in range(0, len(many), 50))
+        msg = ("To: a@x.test, A@X.TEST, b@x.test\nCc: a@x.test, M7@X.test\n"
+               "Bcc: B@x.test\n%sSubject: t\n\nbody\n" % to).encode()
+        r = subprocess.run([fixture.binary("sendmail"), "-C", conf, "-t",
+                            "-f", "s@x.test"], input=msg,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+        assert r.returncode == 0, r.stdout
+        files = os.listdir(offline)
+        assert len(files) == 1, files
+        text = fixture.read_file(os.path.join(offline, files[0]))
+        rcpts = [ln[5:].decode() for ln in text.split(b"\n\n", 1)[0]
+                 .split(b"\n") if ln.startswith(b"rcpt ")]
+        assert len(rcpts) == 20002, len(rcpts)
+        assert rcpts[:2] == ["a@x.test", "b@x.test"], rcpts[:3]
+        assert set(r.lower() for r in rcpts) == \
+            set(["a@x.test", "b@x.test"] + many)
+    finally:
+        fixture.shutil.rmtree(tmp, ignore_errors=True)
