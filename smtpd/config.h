@@ -189,6 +189,11 @@ struct smtpd_config {
 	int		 expn;			/* "smtp expn yes|no" */
 	time_t		 timeout_cmd;		/* "smtp timeout N[smh]" */
 	time_t		 timeout_data;		/* data block timeout */
+	/* per-record deadlines (smtp_deadline.c); 0 = off */
+	time_t		 deadline_cmd;		/* a whole command line */
+	time_t		 deadline_data;		/* the whole DATA/BDAT phase */
+	size_t		 data_min_rate;		/* bytes/s, averaged ... */
+	time_t		 data_rate_grace;	/* ... once this old */
 
 	/* queue */
 	time_t		 queue_ttl;		/* "queue ttl 4d" */

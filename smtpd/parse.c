@@ -544,6 +544,15 @@ static const struct option_spec option_specs[] = {
 	   SECONDS_PER_DAY),
     OPTION("smtp", "data-timeout", SCALAR_SECONDS, 0, STORE_TIME, timeout_data,
 	   1, SECONDS_PER_DAY),
+    /* slowloris: deadlines per record, not reset by every byte */
+    OPTION("smtp", "command-deadline", SCALAR_SECONDS, 0, STORE_TIME,
+	   deadline_cmd, 0, SECONDS_PER_DAY),
+    OPTION("smtp", "data-deadline", SCALAR_SECONDS, 0, STORE_TIME,
+	   deadline_data, 0, SECONDS_PER_DAY),
+    OPTION("smtp", "data-min-rate", SCALAR_BYTES, 0, STORE_SIZE, data_min_rate,
+	   0, 1024 * 1024 * 1024),
+    OPTION("smtp", "data-rate-grace", SCALAR_SECONDS, 0, STORE_TIME,
+	   data_rate_grace, 1, SECONDS_PER_DAY),
     OPTION("queue", "ttl", SCALAR_SECONDS, 0, STORE_TIME, queue_ttl, 1,
 	   DURATION_MAX),
     OPTION("queue", "retry-local", SCALAR_SECONDS, 0, STORE_TIME, retry_local,
@@ -1117,6 +1126,10 @@ config_new(void)
 	conf->expn = 1;
 	conf->timeout_cmd = 5 * 60;
 	conf->timeout_data = 10 * 60;
+	conf->deadline_cmd = 5 * 60;
+	conf->deadline_data = 0;
+	conf->data_min_rate = 1024;
+	conf->data_rate_grace = 60;
 
 	conf->queue_ttl = 4 * SECONDS_PER_DAY;
 	conf->bounce_warn = 4 * 60 * 60;
