@@ -190,9 +190,9 @@ sandbox_auth(scmp_filter_ctx ctx)
 	struct scmp_arg_cmp	 ro_open = SCMP_A1(SCMP_CMP_MASKED_EQ, wmask, 0);
 	struct scmp_arg_cmp	 ro_openat = SCMP_A2(SCMP_CMP_MASKED_EQ, wmask,
 				    0);
-	struct scmp_arg_cmp	 unix_only = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
+	struct scmp_arg_cmp	 unix_only = SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0);
 	struct scmp_arg_cmp	 capbset = SCMP_A0(SCMP_CMP_EQ,
-				    PR_CAPBSET_READ);
+				    PR_CAPBSET_READ, 0);
 
 	sandbox_allow(ctx, sc_auth);
 	sandbox_rule(ctx, SCMP_SYS(open), 1, &ro_open);
