@@ -45,6 +45,8 @@ struct table {
 	struct table_entry	*entries;	/* INLINE only */
 	size_t			 nentries;
 	int			 line;		/* FILE and DB: where defined */
+	int			 forgotten;	/* INLINE: entries wiped here
+						 * (config_forget_secrets) */
 };
 
 struct pki {
@@ -227,7 +229,20 @@ struct smtpd_config	*config_parse_file(FILE *fp, const char *name,
 			    char *err, size_t errlen);
 /* Defaults only: what an empty file gives. */
 struct smtpd_config	*config_default(void);
+/* wipes every table entry it frees: they may be secrets */
 void			 config_free(struct smtpd_config *);
+/*
+ * Inline tables hold secrets (crypt hashes of credentials tables, relay
+ * passwords) that every child inherits through fork.  Each process that
+ * does not use them wipes (explicit_bzero) and frees the entries right
+ * after fork: every inline table (CONF_FORGET_ALL), or those only a
+ * relay's "auth <table>" names (CONF_FORGET_RELAY_AUTH, for lookup, which
+ * never uses them: the mta reads them itself).  A forgotten table is
+ * kept, empty, so its name still resolves; looking it up is a bug.
+ */
+enum conf_forget { CONF_FORGET_ALL, CONF_FORGET_RELAY_AUTH };
+void			 config_forget_secrets(struct smtpd_config *,
+			    enum conf_forget);
 
 struct table	*config_find_table(const struct smtpd_config *, const char *);
 struct action	*config_find_action(const struct smtpd_config *, const char *);
