@@ -89,6 +89,7 @@ cleanup()
 		for m in run dev/pts dev sys proc; do
 			umount -l "$ROOT/$m" 2>/dev/null
 		done
+		umount -l "$ROOT" 2>/dev/null
 	fi
 	if [ "${FRESH_KEEP:-0}" != 1 ]; then
 		rm -rf "$ROOT"
@@ -127,7 +128,10 @@ ff02::2		ip6-allrouters
 EOF
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null
 
-mount -t proc proc "$ROOT/proc" && mount -t sysfs sys "$ROOT/sys" &&
+# The root a mount point of its own, as / is on a machine: tests that
+# unshare a mount namespace make / private, which needs a mount.
+mount --bind "$ROOT" "$ROOT" &&
+    mount -t proc proc "$ROOT/proc" && mount -t sysfs sys "$ROOT/sys" &&
     mount --bind /dev "$ROOT/dev" && mount --bind /dev/pts "$ROOT/dev/pts" &&
     mount -t tmpfs -o mode=0755 tmpfs "$ROOT/run" || die "cannot mount"
 mounted=1
