@@ -433,6 +433,25 @@ mda_kill_all(void)
  * it has been idle for a while.
  */
 /*
+ * What the mailbox writers need of a queued message: its file, size and
+ * envelope addresses (written into sender and rcpt, each of
+ * MDA_ADDR_MAX bytes, which msg then points to).
+ */
+void
+mda_message_init(struct mda_message *msg, const struct envelope *evp,
+    int fd, char *sender, char *rcpt)
+{
+	addr_to_string(&evp->sender, sender, MDA_ADDR_MAX);
+	addr_to_string(&evp->dest, rcpt, MDA_ADDR_MAX);
+	memset(msg, 0, sizeof(*msg));
+	msg->fd = fd;
+	msg->size = evp->body_size;
+	msg->sender = sender;
+	msg->rcpt = rcpt;
+	msg->hostname = conf->hostname;
+}
+
+/*
  * One delivery.  A Maildir delivery only begins here when `pend' is given
  * (1 is returned): the batch completes it after its syncs.
  */
@@ -443,8 +462,8 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 	struct mda_message	 msg;
 	struct mda_expand_ctx	 ctx;
 	struct action		*a;
-	char			 sender[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
-	char			 rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char			 sender[MDA_ADDR_MAX];
+	char			 rcpt[MDA_ADDR_MAX];
 	char			 path[CONF_PATH_MAX];
 	static char		 head[MDA_HEAD_MAX];
 	const char		*tmpl;
@@ -457,14 +476,7 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 	if (child_kind != MDA_KIND_LMTP && strcmp(evp->user, pw->pw_name) != 0)
 		fatalx("delivery for %s sent to process of %s", evp->user,
 		    pw->pw_name);
-	addr_to_string(&evp->sender, sender, sizeof(sender));
-	addr_to_string(&evp->dest, rcpt, sizeof(rcpt));
-	memset(&msg, 0, sizeof(msg));
-	msg.fd = fd;
-	msg.size = evp->body_size;
-	msg.sender = sender;
-	msg.rcpt = rcpt;
-	msg.hostname = conf->hostname;
+	mda_message_init(&msg, evp, fd, sender, rcpt);
 	a = config_find_action(conf, evp->action);
 	if (a == NULL) {
 		r->status = PROTO_TEMPFAIL;

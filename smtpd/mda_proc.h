@@ -31,6 +31,13 @@ struct passwd;
 void	mda_program_deliver(const struct envelope *, int fd,
 	    const struct passwd *, const char *command);
 int	mda_program_reaped(pid_t, int status);
+/* mda.c: a message's envelope addresses, as the mailbox writers take them */
+#define MDA_ADDR_MAX	(ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2)
+struct mda_message;
+void	mda_message_init(struct mda_message *, const struct envelope *,
+	    int fd, char *sender, char *rcpt);
+/* the first steps of every one-shot delivery process */
+void	mda_oneshot_setup(int resfd, int msgfd, const char *title);
 /* mda_root.c: root's mailbox, in the same kind of one-shot process */
 void	mda_root_deliver(const struct envelope *, int fd,
 	    const struct passwd *);

@@ -447,6 +447,29 @@ prog_run(int msgfd, int64_t size, const char *head, pid_t pid, int in,
 	prog_verdict(wstatus, timedout, &o, r);
 }
 
+/*
+ * The first steps of a one-shot delivery process (a command's, root's
+ * mailbox's): only its result channel and the message stay open, it
+ * finishes what it started whatever signal the daemon gets (the parent
+ * waits for it), and it names itself.
+ */
+void
+mda_oneshot_setup(int resfd, int msgfd, const char *title)
+{
+	int	keep[2];
+
+	keep[0] = resfd;
+	keep[1] = msgfd;
+	close_all_but(keep, 2);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);
+	privsep_title(title);
+	log_reopen();
+}
+
 static void
 prog_child(int resfd, int msgfd, const struct envelope *evp,
     const struct passwd *pwin, const char *command)
@@ -460,20 +483,11 @@ prog_child(int resfd, int msgfd, const struct envelope *evp,
 	char			 orig[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 	char			 base[ADDR_LOCAL_MAX + 1];
 	char			 ext[ADDR_LOCAL_MAX + 1];
-	int			 keep[2], in[2], out[2];
+	int			 in[2], out[2];
 	size_t			 nenv = 0;
 	pid_t			 pid;
 
-	keep[0] = resfd;
-	keep[1] = msgfd;
-	close_all_but(keep, 2);
-	signal(SIGTERM, SIG_IGN);	/* finish; the parent waits */
-	signal(SIGINT, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGCHLD, SIG_DFL);
-	privsep_title("delivery command");
-	log_reopen();
+	mda_oneshot_setup(resfd, msgfd, "delivery command");
 	memset(&r, 0, sizeof(r));
 	r.evpid = evp->id;
 	snprintf(r.relay, sizeof(r.relay), "local (command)");

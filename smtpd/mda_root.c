@@ -74,25 +74,16 @@ mda_root_child(int resfd, int msgfd, const struct envelope *evp,
 	struct mda_message	 msg;
 	struct passwd		*du;
 	struct group		*gr;
-	char			 sender[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
-	char			 rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char			 sender[MDA_ADDR_MAX];
+	char			 rcpt[MDA_ADDR_MAX];
 	char			 path[PATH_MAX];
 	gid_t			 groups[2];
 	uid_t			 uid;
 	gid_t			 gid;
 	ssize_t			 n;
-	int			 keep[2], mboxfd, ngroups = 1, e, rc;
+	int			 mboxfd, ngroups = 1, e, rc;
 
-	keep[0] = resfd;
-	keep[1] = msgfd;
-	close_all_but(keep, 2);
-	signal(SIGTERM, SIG_IGN);	/* finish; the parent waits */
-	signal(SIGINT, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGCHLD, SIG_DFL);
-	privsep_title("delivery root");
-	log_reopen();
+	mda_oneshot_setup(resfd, msgfd, "delivery root");
 	memset(&r, 0, sizeof(r));
 	r.evpid = evp->id;
 	snprintf(r.relay, sizeof(r.relay), "local");
@@ -138,14 +129,7 @@ mda_root_child(int resfd, int msgfd, const struct envelope *evp,
 		}
 		root_report(resfd, &r);
 	}
-	addr_to_string(&evp->sender, sender, sizeof(sender));
-	addr_to_string(&evp->dest, rcpt, sizeof(rcpt));
-	memset(&msg, 0, sizeof(msg));
-	msg.fd = msgfd;
-	msg.size = evp->body_size;
-	msg.sender = sender;
-	msg.rcpt = rcpt;
-	msg.hostname = conf->hostname;
+	mda_message_init(&msg, evp, msgfd, sender, rcpt);
 	n = mda_read_head(msgfd, evp->body_size, head, sizeof(head));
 	msg.head = head;
 	msg.headlen = n > 0 ? (size_t)n : 0;
