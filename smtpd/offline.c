@@ -63,8 +63,9 @@ name_cmp(const void *a, const void *b)
 }
 
 /*
- * In the per-file child: become the owner, then submit.  The exit
- * status says nothing; everything worth knowing is logged here.
+ * In the per-file child: become the owner, then submit.  Everything worth
+ * knowing is logged here; the exit status only says 0 (submitted) or
+ * EX_TEMPFAIL (the daemon could not take it now: try again soon).
  */
 static __attribute__((noreturn)) void
 offline_submit_file(int dfd, const char *name, const struct stat *seen,
@@ -116,7 +117,7 @@ offline_submit_file(int dfd, const char *name, const struct stat *seen,
 	}
 	if ((sfd = submit_connect(conf->socket)) == -1) {
 		log_warn("%s: connect %s", name, conf->socket);
-		_exit(1);
+		_exit(EX_TEMPFAIL);
 	}
 	submit_message(sfd, &sub, offline_report, NULL, &res);
 	if (res.queued) {
@@ -132,7 +133,7 @@ offline_submit_file(int dfd, const char *name, const struct stat *seen,
 	    res.status == EX_IOERR || res.status == EX_OSERR) {
 		log_warnx("%s user=%s: %s; left for a later pick-up",
 		    name, pw->pw_name, res.error);
-		_exit(1);
+		_exit(EX_TEMPFAIL);
 	}
 	/* refused for good: give it back to the user, as sendmail would */
 	if (submit_dead_letter(&sub, err, sizeof(err)) == -1) {
@@ -182,7 +183,8 @@ offline_owner(int dfd, const char *name, struct stat *st)
 	return pw;
 }
 
-static void
+/* 1 when a message was left because the daemon could not take it now */
+static int
 offline_walk(void)
 {
 	struct stat	  st;
@@ -193,7 +195,7 @@ offline_walk(void)
 	size_t		  nnames = 0, cap = 0, i;
 	pid_t		  pid;
 	int		  dfd, dirfd2, status;
-	size_t		  done = 0;
+	size_t		  done = 0, again = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", conf->spool,
 	    SUBMIT_OFFLINE_DIR);
@@ -201,7 +203,7 @@ offline_walk(void)
 	    O_CLOEXEC)) == -1) {
 		if (errno != ENOENT)
 			log_warn("%s", path);
-		return;
+		return 0;
 	}
 	/* fdopendir owns its descriptor; dfd stays for the *at calls */
 	if ((dirfd2 = dup(dfd)) == -1 || (dir = fdopendir(dirfd2)) == NULL) {
@@ -209,7 +211,7 @@ offline_walk(void)
 		if (dirfd2 != -1)
 			close(dirfd2);
 		close(dfd);
-		return;
+		return 0;
 	}
 	while ((de = readdir(dir)) != NULL && nnames < OFFLINE_MAX_FILES) {
 		if (de->d_name[0] == '.')
@@ -244,6 +246,9 @@ offline_walk(void)
 				fatal("waitpid");
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			done++;
+		else if (WIFEXITED(status) &&
+		    WEXITSTATUS(status) == EX_TEMPFAIL)
+			again++;
 	}
 	if (nnames > 0)
 		log_info("%zu message(s) submitted, %zu left",
@@ -252,6 +257,7 @@ offline_walk(void)
 		free(names[i]);
 	free(names);
 	close(dfd);
+	return again > 0;
 }
 
 /*
@@ -342,6 +348,18 @@ offline_enqueue_all(void)
 	imsg_pid_reset();
 	log_procname("offline");
 	privsep_title("offline");
-	offline_walk();
-	_exit(0);
+	_exit(offline_walk() ? EX_TEMPFAIL : 0);
+}
+
+/*
+ * The pick-up ended with EX_TEMPFAIL: a message was left because the
+ * daemon could not take it then (its control socket was not up yet at
+ * start, or full): look again at the next rescan, not OFFLINE_RETRY_SECS
+ * later.
+ */
+void
+offline_pickup_ended(int status)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == EX_TEMPFAIL)
+		memset(&scanned_mtime, 0, sizeof(scanned_mtime));
 }

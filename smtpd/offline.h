@@ -17,5 +17,7 @@
 pid_t	offline_enqueue_all(void);
 /* is there anything in the offline directory?  (a look, as root) */
 int	offline_pending(void);
+/* the pick-up's exit status, from the parent's SIGCHLD handler */
+void	offline_pickup_ended(int status);
 
 #endif

@@ -888,6 +888,7 @@ on_sigchld(evutil_socket_t sig, short ev, void *arg)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == offline_pid) {
 			offline_pid = 0;
+			offline_pickup_ended(status);
 			continue;
 		}
 		if (mda_reaped(pid, status))

@@ -237,9 +237,19 @@ def setup_system():
     if os.geteuid() != 0:
         raise FixtureError("integration tests must run as root")
     global _lock_fd
-    if _lock_fd is None:
-        _lock_fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(_lock_fd, fcntl.LOCK_SH)
+    while _lock_fd is None:
+        fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        # a run that is cleaning up holds the file exclusively and removes
+        # it when done: ours must be the file still at that path
+        try:
+            same = os.stat(LOCK_FILE).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            _lock_fd = fd
+        else:
+            os.close(fd)
     ensure_system_user(DAEMON_USER)
     ensure_system_user(QUEUE_USER)
     ensure_empty_dir()
@@ -263,9 +273,8 @@ def teardown_system():
             os.close(_lock_fd)
             _lock_fd = None
             return problems
-        os.unlink(LOCK_FILE)
-        os.close(_lock_fd)
-        _lock_fd = None
+        # held exclusively until everything is removed (below): a run
+        # starting meanwhile waits for it, then makes a new lock file
     for pw in pwd.getpwall():
         if pw.pw_gecos not in (TEST_USER_COMMENT, TEST_SYSTEM_USER_COMMENT):
             continue
@@ -301,11 +310,70 @@ def teardown_system():
     shutil.rmtree(TEST_ROOT, ignore_errors=True)
     if os.path.exists(TEST_ROOT):
         problems.append("%s could not be removed" % TEST_ROOT)
+    if _lock_fd is not None:
+        os.unlink(LOCK_FILE)
+        os.close(_lock_fd)
+        _lock_fd = None
     return problems
 
 
 def user(name):
     return pwd.getpwnam(name)
+
+
+def as_user(name):
+    """A preexec_fn that makes a child process run as user `name' (its
+    own group, no supplementary groups)."""
+    pw = pwd.getpwnam(name)
+
+    def drop():
+        os.setgroups([])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+    return drop
+
+
+def maildir_holds(marker, username=TEST_USER1):
+    """Is a message with marker in the user's Maildir now?  (Other tests
+    may deliver there too: counting files would not do.)"""
+    marker = marker.encode() if isinstance(marker, str) else marker
+    for path in maildir_files(username):
+        try:
+            if marker in read_file(path):
+                return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
+def capture_unix_client(path, argv, stdin=subprocess.DEVNULL):
+    """Run argv (a client told to use the unix socket `path') against a
+    listening socket of ours at path, and return the bytes it sent
+    before it stopped sending for 2 s or closed (it is then killed)."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    data = b""
+    try:
+        srv.settimeout(10)
+        conn, _ = srv.accept()
+        conn.settimeout(2)
+        try:
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except socket.timeout:
+            pass
+        conn.close()
+    finally:
+        p.kill()
+        p.wait()
+        srv.close()
+    return data
 
 
 # --------------------------------------------------------------------------

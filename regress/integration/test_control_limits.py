@@ -11,13 +11,13 @@ import os
 import pwd
 import select
 import signal
-import socket
+import shutil
 import subprocess
 import tempfile
 import time
 
 import fixture
-from fixture import (TEST_ROOT, Daemon, binary, ensure_test_user, poll,
+from fixture import (as_user, capture_unix_client, TEST_ROOT, Daemon, binary, ensure_test_user, poll,
                      proc_status, proc_title)
 
 TIMEOUT = 180
@@ -37,14 +37,6 @@ OFFLINE_RESCAN = 30	# smtpd.c OFFLINE_RESCAN_SECS
 PYTHON = "/usr/bin/python3"
 
 
-def as_user(name):
-    pw = pwd.getpwnam(name)
-
-    def drop():
-        os.setgroups([])
-        os.setgid(pw.pw_gid)
-        os.setuid(pw.pw_uid)
-    return drop
 
 
 def ctl(d, *args, username=None, timeout=20):
@@ -71,32 +63,11 @@ def captured_request(*args):
     numbers and follows any change to them."""
     tmp = tempfile.mkdtemp(prefix="ctlcap.", dir=TEST_ROOT)
     path = os.path.join(tmp, "s")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(1)
-    p = subprocess.Popen([binary("smtpctl"), "-s", path] + list(args),
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
     try:
-        srv.settimeout(10)
-        conn, _ = srv.accept()
-        conn.settimeout(2)
-        data = b""
-        try:
-            while True:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        except socket.timeout:
-            pass
-        conn.close()
+        data = capture_unix_client(path, [binary("smtpctl"), "-s", path] +
+                                   list(args))
     finally:
-        p.kill()
-        p.wait()
-        srv.close()
-        os.unlink(path)
-        os.rmdir(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
     assert len(data) >= 20, "smtpctl sent %d bytes" % len(data)
     return data
 

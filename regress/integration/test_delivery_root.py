@@ -28,7 +28,8 @@ TIMEOUT = 90
 ROOT = pwd.getpwuid(0).pw_name
 ROOT_MBOX = mbox_path(ROOT)
 ROOT_FORWARD = os.path.join(pwd.getpwuid(0).pw_dir, ".forward")
-LOCK = "/var/tmp/posthaste-test-root-mbox.lock"
+# under the test root, which the last run out removes
+LOCK = os.path.join(TEST_ROOT, "root-mbox.lock")
 
 # no alias table at all: root and postmaster can only be found as users
 CONF = """\

@@ -8,15 +8,13 @@ inherited; the offline pick-up child does not linger as a zombie.
 """
 
 import os
-import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 
 import fixture
-from fixture import (TEST_ROOT, TEST_USER1, TEST_USER2, Daemon, binary,
+from fixture import (as_user, capture_unix_client, maildir_holds, TEST_ROOT, TEST_USER1, TEST_USER2, Daemon, binary,
                      maildir_files, poll, proc_stat, read_file, unique_marker, user)
 
 TIMEOUT = 120
@@ -25,14 +23,6 @@ RCPT1 = "%s@example.test" % TEST_USER1
 CONF_EXTRA = 'mailname "%s"\n' % MAILNAME
 
 
-def as_user(name):
-    pw = pwd.getpwnam(name)
-
-    def drop():
-        os.setgroups([])
-        os.setgid(pw.pw_gid)
-        os.setuid(pw.pw_uid)
-    return drop
 
 
 def sendmail(args, data=b"", username=None, timeout=30):
@@ -116,13 +106,7 @@ def test_bs_user_cannot_choose_another_sender():
 
 
 def delivered_now(marker):
-    for path in maildir_files(TEST_USER1):
-        try:
-            if marker.encode() in read_file(path):
-                return True
-        except FileNotFoundError:
-            pass
-    return False
+    return maildir_holds(marker)
 
 
 def test_offline_file_cannot_claim_another_sender():
@@ -268,30 +252,10 @@ def captured_submit_request():
     conf = os.path.join(tmp, "smtpd.conf")
     with open(conf, "w") as f:
         f.write('socket "%s"\nspool "%s/spool"\n' % (path, tmp))
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(1)
-    p = subprocess.Popen([binary("sendmail"), "-C", conf, "-bs"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
     try:
-        srv.settimeout(10)
-        conn, _ = srv.accept()
-        conn.settimeout(2)
-        data = b""
-        try:
-            while True:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        except socket.timeout:
-            pass
-        conn.close()
+        data = capture_unix_client(path, [binary("sendmail"), "-C", conf,
+                                          "-bs"], stdin=subprocess.PIPE)
     finally:
-        p.kill()
-        p.wait()
-        srv.close()
         shutil.rmtree(tmp, ignore_errors=True)
     assert len(data) >= 20, "sendmail sent %d bytes" % len(data)
     return data

@@ -189,7 +189,7 @@ def test_newaliases_without_arguments():
     if os.path.exists("/etc/smtpd.conf"):
         skip("/etc/smtpd.conf exists: newaliases would build what it "
              "names, which this test does not touch")
-    lock = os.open("/var/tmp/posthaste-test-etc-aliases.lock",
+    lock = os.open(os.path.join(TEST_ROOT, "etc-aliases.lock"),
                    os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(lock, fcntl.LOCK_EX)
     saved = {}

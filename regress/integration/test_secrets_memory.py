@@ -22,8 +22,8 @@ import shutil
 import signal
 import subprocess
 
-from fixture import (TEST_USER1, Daemon, binary, children_of, maildir_files, poll,
-                     proc_title, read_file, skip, smtp_dialog,
+from fixture import (maildir_holds, TEST_USER1, Daemon, binary, children_of, poll,
+                     proc_title, skip, smtp_dialog,
                      unique_marker)
 
 PASSWORD = "PhSecretLogin-5e1"
@@ -54,15 +54,7 @@ def crypt_hash():
 
 
 def delivered(marker):
-    """Is a message with marker in the test user's Maildir?  (Other
-    tests may deliver there too: counting files would not do.)"""
-    for path in maildir_files(TEST_USER1):
-        try:
-            if marker.encode() in read_file(path):
-                return True
-        except FileNotFoundError:
-            pass
-    return False
+    return maildir_holds(marker)
 
 
 def descendants(pid):

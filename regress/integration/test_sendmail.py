@@ -8,13 +8,12 @@ delivered when it starts.
 """
 
 import os
-import pwd
 import shutil
 import signal
 import subprocess
 import tempfile
 
-from fixture import (TEST_ROOT, TEST_USER1, TEST_USER2, Daemon, binary,
+from fixture import (as_user, TEST_ROOT, TEST_USER1, TEST_USER2, Daemon, binary,
                      maildir_files, poll, read_file,
                      reset_mbox, mbox_path, unique_marker, user,
                      wait_stable_file)
@@ -28,14 +27,6 @@ CONF_EXTRA = 'mailname "%s"\n' % MAILNAME
 EX_USAGE, EX_NOUSER, EX_TEMPFAIL, EX_NOPERM = 64, 67, 75, 77
 
 
-def as_user(name):
-    pw = pwd.getpwnam(name)
-
-    def drop():
-        os.setgroups([])
-        os.setgid(pw.pw_gid)
-        os.setuid(pw.pw_uid)
-    return drop
 
 
 def sendmail(args, data=b"", username=None, argv0=None, timeout=30):
