@@ -20,7 +20,8 @@ import re
 import subprocess
 import tempfile
 
-from fixture import (TEST_USER1, Daemon, binary, maildir_files, mbox_path,
+from fixture import (TEST_ROOT, TEST_USER1, Daemon, binary, maildir_files,
+                     mbox_path,
                      poll, read_file, smtp_dialog, unique_marker,
                      wait_stable_file)
 

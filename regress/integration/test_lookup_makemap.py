@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 
-from fixture import binary, skip
+from fixture import TEST_ROOT, binary, skip
 
 
 def run(args):
