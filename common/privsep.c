@@ -5,6 +5,11 @@
  * /etc/passwd is still visible, chroot, chdir, setgroups, setresgid,
  * setresuid, verify nothing can be regained, then the syscall filter.
  * Group before user: once the uid is gone we could no longer change gids.
+ *
+ * Each profile allows what its process does and no more; none may map
+ * memory executable after start-up (W^X).  A build with sanitizers
+ * (POSTHASTE_SAN) allows more and is never installed (Makefile, obj-san).
+ * test_sandbox.py tries the forbidden calls through a test build.
  */
 #include <sys/ioctl.h>
 #include <sys/mman.h>
