@@ -102,8 +102,9 @@ static const int sc_base[] = {
 	SCMP_SYS(getresuid), SCMP_SYS(getresgid), SCMP_SYS(getppid),
 	SCMP_SYS(rseq), SCMP_SYS(set_robust_list),	/* a thread starting */
 #ifdef POSTHASTE_SAN
-	/* what the sanitizer runtimes need to report an error */
-	SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(readlink),
+	/* what the sanitizer runtimes need to report an error (and
+	 * read-only opens: sandbox_enter) */
+	SCMP_SYS(readlink),
 	SCMP_SYS(readlinkat), SCMP_SYS(prctl), SCMP_SYS(getrlimit),
 	SCMP_SYS(prlimit64), SCMP_SYS(sched_yield), SCMP_SYS(uname),
 	SCMP_SYS(getppid), SCMP_SYS(gettid), SCMP_SYS(tgkill),
@@ -372,6 +373,9 @@ sandbox_enter(enum sandbox_profile profile)
 		fatalx("seccomp_attr_set TSYNC");
 	sandbox_allow(ctx, sc_base);
 	sandbox_wx(ctx);
+#ifdef POSTHASTE_SAN
+	sandbox_ro_open(ctx);	/* /proc/self/maps for a report */
+#endif
 	/* libevent asks how much is readable; no other ioctl */
 	struct scmp_arg_cmp fionread = { 1, SCMP_CMP_EQ, FIONREAD, 0 };
 

@@ -154,12 +154,16 @@ def _has_marker(path):
 
 
 def test_installed_build_has_no_sanitizer_allowances():
-    """obj/bin/smtpd, what 'make install' takes, is built without the
-    sanitizer build's sandbox allowances (POSTHASTE_SAN)."""
-    path = os.path.join(fixture.REPO, "obj", "bin", "smtpd")
-    if not os.path.exists(path):
+    """obj/bin/smtpd, what 'make install' takes (and obj-deb's, what the
+    package takes), is built without the sanitizer build's sandbox
+    allowances (POSTHASTE_SAN)."""
+    paths = [os.path.join(fixture.REPO, d, "bin", "smtpd")
+             for d in ("obj", "obj-deb")]
+    paths = [p for p in paths if os.path.exists(p)]
+    if not paths:
         fixture.skip("obj/bin/smtpd not built")
-    assert not _has_marker(path), "%s has the SAN allowances" % path
+    for path in paths:
+        assert not _has_marker(path), "%s has the SAN allowances" % path
 
 
 def test_install_refuses_a_sanitizer_build():
