@@ -28,7 +28,7 @@ SAN_MARKER = b"POSTHASTE_SAN_SANDBOX_ALLOWANCES"
 
 # the process title the parent logs, per sandbox profile
 TITLES = {"smtp": "smtp worker 1", "queue": "queue", "lookup": "lookup",
-          "mta": "mta", "control": "control"}
+          "mta": "mta", "control": "control", "auth": "auth"}
 
 
 def sandbox_binary():
@@ -41,7 +41,12 @@ def sandbox_binary():
 def killed_at_start(profile, call):
     """Start the daemon with PROFILE trying CALL once sandboxed: the
     process must die by the filter's signal, and the parent say so."""
-    d = Daemon(program=sandbox_binary(),
+    conf = None
+    if profile == "auth":
+        # the system-password helper runs for "auth" without a table
+        import test_smtp_auth
+        conf = test_smtp_auth.system_auth_conf()
+    d = Daemon(program=sandbox_binary(), conf=conf,
                env={"POSTHASTE_SANDBOX_TRY": "%s:%s" % (profile, call)})
     d.start(wait=False)
     try:
@@ -81,10 +86,12 @@ def _make(profile, call):
 _CASES = [("lookup", c) for c in ("socket-raw6", "socket-packet", "create",
                                   "unlink", "rename", "mkdir")]
 # W^X everywhere
-_CASES += [(p, c) for p in ("smtp", "queue", "lookup", "mta", "control")
+_CASES += [(p, c) for p in ("smtp", "queue", "lookup", "mta", "control",
+                            "auth")
            for c in ("mmap-exec", "mprotect-exec")]
-# the servers open no sockets at all
-_CASES += [(p, "socket-inet") for p in ("smtp", "queue", "control")]
+# the servers open no sockets at all, auth unix sockets only
+_CASES += [(p, "socket-inet") for p in ("smtp", "queue", "control",
+                                        "auth")]
 # mta: TCP and unix stream sockets only
 _CASES += [("mta", "socket-raw6")]
 
