@@ -31,6 +31,11 @@ endif
 ifeq ($(SAN)$(OBJDIR),1obj)
 $(error SAN=1 builds into obj-san, never into obj (what make install takes))
 endif
+ifneq ($(SAN),)
+ifneq ($(filter install,$(MAKECMDGOALS)),)
+$(error a sanitizer build (SAN=1) is never installed (mk/install.sh too))
+endif
+endif
 
 WARNINGS	= -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 		  -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
@@ -165,8 +170,6 @@ bench: all
 	@sh mk/bench.sh
 
 install: all
-	@[ -z "$(SAN)" ] || { echo "make: a sanitizer build (SAN=1) is" \
-	    "never installed" >&2; exit 1; }
 	OBJDIR=$(OBJDIR) sh mk/install.sh "$(DESTDIR)" "$(SBINDIR)" "$(BINDIR)" "$(MANDIR)" \
 	    "$(SYSCONFDIR)" "$(LIBEXECDIR)"
 
