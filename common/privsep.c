@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -262,7 +263,7 @@ sandbox_wx(scmp_filter_ctx ctx)
 
 	sandbox_rule(ctx, SCMP_SYS(mmap), 1, &noexec);
 	sandbox_rule(ctx, SCMP_SYS(mprotect), 1, &noexec);
-	sandbox_rule(ctx, SCMP_SYS(pkey_mprotect), 1, &noexec);
+	/* pkey_mprotect, and remap_file_pages, are not allowed at all */
 }
 
 /* opens for reading only, unix sockets only, capability probes */
@@ -346,6 +347,13 @@ sandbox_test_try(enum sandbox_profile profile)
 		if (p == MAP_FAILED)
 			fatal("sandbox test: mmap");
 		rc = mprotect(p, 4096, PROT_READ | PROT_EXEC);
+	} else if (strcmp(call, "pkey-mprotect-exec") == 0) {
+		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			fatal("sandbox test: mmap");
+		rc = syscall(SYS_pkey_mprotect, p, 4096, PROT_READ | PROT_EXEC,
+		    -1);
 	} else
 		fatalx("sandbox test: unknown call %s", call);
 	log_warnx("sandbox test: %s survived %s: returned %ld%s%s",
