@@ -703,10 +703,111 @@ xtext_encode(const char *in, char *out, size_t outlen)
 }
 
 /*
+ * One EmbeddedUnicodeChar of RFC 6533 3, "\x{" HEXPOINT "}", at p: its
+ * length, with the code point in *cp, or 0.  HEXPOINT is 2 to 6 hex
+ * digits without leading zeros (two digits for values below 0x10) and
+ * names a Unicode scalar value: at most 0x10FFFF, no surrogate.  NUL
+ * is refused too: no address holds one, and the value is a C string.
+ */
+/* ABNF's HEXDIG (RFC 5234): its quoted letters match either case */
+static int
+hexdig_value(unsigned char c)
+{
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return hex_value(c);
+}
+
+static size_t
+embedded_unicode_char(const unsigned char *p, uint32_t *cp)
+{
+	size_t		i, ndig;
+	uint32_t	v = 0;
+	int		h;
+
+	if (p[0] != '\\' || p[1] != 'x' || p[2] != '{')
+		return 0;
+	for (i = 3; (h = hexdig_value(p[i])) >= 0; i++) {
+		if (i - 3 >= 6)
+			return 0;
+		v = v << 4 | (uint32_t)h;
+	}
+	ndig = i - 3;
+	if (p[i] != '}' || ndig < 2 || (ndig > 2 && p[3] == '0'))
+		return 0;
+	if (v == 0 || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
+	return i + 1;
+}
+
+static size_t
+utf8_put(uint32_t cp, unsigned char *out)
+{
+	if (cp < 0x80) {
+		out[0] = (unsigned char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (unsigned char)(0xc0 | cp >> 6);
+		out[1] = (unsigned char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (unsigned char)(0xe0 | cp >> 12);
+		out[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
+		out[2] = (unsigned char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	out[0] = (unsigned char)(0xf0 | cp >> 18);
+	out[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3f));
+	out[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
+	out[3] = (unsigned char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/*
+ * utf-8-addr-xtext / utf-8-addr-unitext (RFC 6533 3): 1*(QCHAR /
+ * QUCHAR / EmbeddedUnicodeChar), QCHAR being printable ASCII but "\",
+ * "+" and "=", QUCHAR a UTF-8 character.  Decoded, the address must be
+ * UTF-8 (a raw QUCHAR is checked, an escape is a scalar value) and not
+ * empty.  Returns 1 when valid.
+ */
+int
+utf8_addr_xtext_valid(const char *value)
+{
+	const unsigned char	*p = (const unsigned char *)value;
+	unsigned char		 decoded[ORCPT_MAX * 4 + 1];
+	size_t			 n = 0, len;
+	uint32_t		 cp;
+
+	if (*p == '\0')
+		return 0;
+	while (*p != '\0') {
+		if (n + 4 >= sizeof(decoded))
+			return 0;
+		if (*p == '\\') {
+			if ((len = embedded_unicode_char(p, &cp)) == 0)
+				return 0;
+			n += utf8_put(cp, decoded + n);
+			p += len;
+		} else if (*p >= 0x80) {
+			decoded[n++] = *p++;
+		} else if (*p >= 0x21 && *p <= 0x7e && *p != '+' &&
+		    *p != '=')
+			decoded[n++] = *p++;
+		else
+			return 0;
+	}
+	return utf8_valid((const char *)decoded, n);
+}
+
+/*
  * original-recipient-address = addr-type ";" xtext (RFC 3461 4.2).  The
  * addr-type is an atom; the address itself "is NOT constrained to
  * conform to the syntax rules for that addr-type", so only its xtext
- * encoding is checked, and that it is not empty.
+ * encoding is checked, and that it is not empty.  The "utf-8" type has
+ * its own encoding (RFC 6533 3 and 4), checked as such.
  */
 int
 orcpt_valid(const char *value)
@@ -724,6 +825,8 @@ orcpt_valid(const char *value)
 		return 0;
 	if (*p == '\0')
 		return 0;
+	if ((const char *)p - value == 6 && strncasecmp(value, "utf-8;", 6) == 0)
+		return utf8_addr_xtext_valid((const char *)p);
 	return xtext_decode((const char *)p, decoded, sizeof(decoded)) > 0;
 }
 

@@ -80,6 +80,8 @@ int	xtext_encode(const char *in, char *out, size_t outlen);
 
 /* RFC 3461 4.2: ORCPT addr-type ";" xtext, e.g. "rfc822;a+40b". */
 int	orcpt_valid(const char *value);
+/* RFC 6533 3: utf-8-addr-xtext or -unitext, \x{HEXPOINT} escapes. */
+int	utf8_addr_xtext_valid(const char *value);
 
 /* Validate a domain name (LDH, or address literal); flags as above. */
 int	domain_valid(const char *domain, int flags);

@@ -238,12 +238,12 @@ sandbox_sockets(scmp_filter_ctx ctx, const int *families, int dgram)
 			int proto = *families == AF_UNIX ? 0 :
 			    t == 0 ? IPPROTO_TCP : IPPROTO_UDP;
 
-			a[0] = SCMP_A0(SCMP_CMP_EQ, *families);
+			a[0] = SCMP_A0(SCMP_CMP_EQ, *families, 0);
 			a[1] = SCMP_A1(SCMP_CMP_MASKED_EQ, tmask, type);
-			a[2] = SCMP_A2(SCMP_CMP_EQ, 0);
+			a[2] = SCMP_A2(SCMP_CMP_EQ, 0, 0);
 			sandbox_rule(ctx, SCMP_SYS(socket), 3, a);
 			if (proto != 0) {
-				a[2] = SCMP_A2(SCMP_CMP_EQ, proto);
+				a[2] = SCMP_A2(SCMP_CMP_EQ, proto, 0);
 				sandbox_rule(ctx, SCMP_SYS(socket), 3, a);
 			}
 		}
@@ -270,9 +270,9 @@ sandbox_wx(scmp_filter_ctx ctx)
 static void
 sandbox_auth(scmp_filter_ctx ctx)
 {
-	struct scmp_arg_cmp	 unix_only = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
+	struct scmp_arg_cmp	 unix_only = SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0);
 	struct scmp_arg_cmp	 capbset = SCMP_A0(SCMP_CMP_EQ,
-				    PR_CAPBSET_READ);
+				    PR_CAPBSET_READ, 0);
 
 	sandbox_allow(ctx, sc_auth);
 	sandbox_ro_open(ctx);

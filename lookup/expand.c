@@ -26,6 +26,11 @@
  * (smtpd/mda_root.c).  Root's ~/.forward is never read: it would run
  * files and programs as root.
  *
+ * The daemon's own accounts (_smtpd, _smtpq) and nobody have no mailbox
+ * (common/sysusers.c): as users they are unknown, unless an alias sends
+ * their mail elsewhere, and a table they own runs its files and programs
+ * as nobody, as one of root's does.  Other system accounts are users.
+ *
  * Reading ~/.forward needs the privileged parent, so expansion can
  * pause: the caller's forward callback asks, and expand_forward_done()
  * resumes with the descriptor.
@@ -50,6 +55,7 @@
 #include "pwcache.h"
 #include "privsep.h"
 #include "smtpd.h"
+#include "sysusers.h"
 
 #define EXPAND_DEPTH_MAX	10
 #define EXPAND_NODES_MAX	10000
@@ -274,9 +280,12 @@ alias_run_as(struct action *a, struct table *t, char *out, size_t len)
 		snprintf(out, len, "%s", a->user);
 		return;
 	}
-	/* Postfix's rule: the table owner's rights, unless that is root */
+	/*
+	 * Postfix's rule: the table owner's rights, unless that is root
+	 * (or one of the daemon's own accounts, which never deliver)
+	 */
 	if (table_owner(t, &owner) == 0 && owner != 0 &&
-	    (pw = getpwuid(owner)) != NULL) {
+	    !sysusers_is_daemon(owner) && (pw = getpwuid(owner)) != NULL) {
 		snprintf(out, len, "%s", pw->pw_name);
 		return;
 	}
@@ -480,12 +489,24 @@ expand_username(struct expand *e, struct expand_node *n)
 			    base);
 			goto unknown;
 		}
+		if (sysusers_no_mailbox(pw->pw_uid)) {
+			log_warnx("userbase %s: %s maps to %s, which never "
+			    "receives mail", t->name, base, pw->pw_name);
+			goto unknown;
+		}
 		/* one vmail account serves many mailboxes: no .forward */
 		emit_dest(e, n, DEST_MAILBOX, pw->pw_name, "");
 		return STEP_DONE;
 	}
 	if (a->user[0] != '\0') {
 		/* "user NAME": every recipient delivered as that account */
+		errno = 0;
+		pw = pwcache_getpwnam(a->user);
+		if (pw != NULL && sysusers_no_mailbox(pw->pw_uid)) {
+			log_warnx("action %s: user %s never receives mail",
+			    a->name, a->user);
+			goto unknown;
+		}
 		emit_dest(e, n, DEST_MAILBOX, a->user, "");
 		return STEP_DONE;
 	}
@@ -500,6 +521,9 @@ expand_username(struct expand *e, struct expand_node *n)
 		emit_dest(e, n, DEST_MAILBOX, pw->pw_name, "");
 		return STEP_DONE;
 	}
+	/* the daemon's own accounts: as if there were no such user */
+	if (sysusers_no_mailbox(pw->pw_uid))
+		goto unknown;
 	/* each user's .forward once: a .forward naming its user ends there */
 	if (e->forward != NULL && a->forward_file && !n->it.literal &&
 	    !seen(e, "f:%s", pw->pw_name)) {
@@ -531,7 +555,8 @@ expand_file_program(struct expand *e, struct expand_node *n)
 		    "program" : "file", clean);
 		return;
 	}
-	if ((pw = getpwnam(n->run_as)) == NULL || pw->pw_uid == 0) {
+	if ((pw = getpwnam(n->run_as)) == NULL || pw->pw_uid == 0 ||
+	    sysusers_is_daemon(pw->pw_uid)) {
 		log_warnx("expansion of <%s>: %s ignored: no unprivileged "
 		    "user %s to run it as", e->rcpt, clean, n->run_as);
 		return;

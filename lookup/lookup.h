@@ -20,6 +20,8 @@ int	table_match(struct table *, const char *key);
 /* netaddr: is the address in the table's CIDR list? */
 int	table_match_addr(struct table *, const struct sockaddr_storage *);
 void	table_reload_all(void);
+/* wipe and drop every loaded table (values may be secrets) */
+void	table_forget_all(void);
 
 /* "smtpctl update table NAME": drop and reload; -1 unknown or broken */
 int	table_reload(const char *name);

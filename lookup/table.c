@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <bsd/stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -82,9 +83,10 @@ state_clear(struct table_state *st)
 {
 	size_t	i;
 
+	/* wiped: a value may be a secret (config_forget_secrets()) */
 	for (i = 0; i < st->nkv; i++) {
-		free(st->kv[i].key);
-		free(st->kv[i].val);
+		freezero(st->kv[i].key, strlen(st->kv[i].key) + 1);
+		freezero(st->kv[i].val, strlen(st->kv[i].val) + 1);
 	}
 	free(st->kv);
 	st->kv = NULL;
@@ -131,8 +133,8 @@ kv_sort(struct table_state *st)
 		if (j > 0 && strcmp(st->kv[j - 1].key, st->kv[i].key) == 0) {
 			log_warnx("table %s: duplicate key \"%s\" ignored",
 			    st->t->name, st->kv[i].key);
-			free(st->kv[i].key);
-			free(st->kv[i].val);
+			freezero(st->kv[i].key, strlen(st->kv[i].key) + 1);
+			freezero(st->kv[i].val, strlen(st->kv[i].val) + 1);
 			continue;
 		}
 		st->kv[j++] = st->kv[i];
@@ -193,6 +195,10 @@ static int
 load_inline(struct table_state *st)
 {
 	size_t	i;
+
+	if (st->t->forgotten)
+		fatalx("table %s: its entries were wiped in this process",
+		    st->t->name);
 
 	for (i = 0; i < st->t->nentries; i++)
 		if (kv_add(st, st->t->entries[i].key,
@@ -305,6 +311,9 @@ table_reload(const char *name)
 
 	if ((t = config_find_table(conf, name)) == NULL)
 		return -1;
+	/* a relay's credentials: the mta's, nothing of it is held here */
+	if (t->forgotten)
+		return 0;
 	for (i = 0; i < nstates; i++)
 		if (states[i].t == t)
 			state_clear(&states[i]);
@@ -565,4 +574,20 @@ table_match_domain(struct table *t, const char *domain)
 			return rc;
 	}
 	return TABLE_NOTFOUND;
+}
+
+/*
+ * Wipe every loaded table (the mta, once it has copied the relay
+ * credentials it needs): nothing read from a table stays behind.
+ */
+void
+table_forget_all(void)
+{
+	size_t	i;
+
+	for (i = 0; i < nstates; i++)
+		state_clear(&states[i]);
+	free(states);
+	states = NULL;
+	nstates = 0;
 }

@@ -45,6 +45,8 @@ struct table {
 	struct table_entry	*entries;	/* INLINE only */
 	size_t			 nentries;
 	int			 line;		/* FILE and DB: where defined */
+	int			 forgotten;	/* INLINE: entries wiped here
+						 * (config_forget_secrets) */
 };
 
 struct pki {
@@ -189,6 +191,11 @@ struct smtpd_config {
 	int		 expn;			/* "smtp expn yes|no" */
 	time_t		 timeout_cmd;		/* "smtp timeout N[smh]" */
 	time_t		 timeout_data;		/* data block timeout */
+	/* per-record deadlines (smtp_deadline.c); 0 = off */
+	time_t		 deadline_cmd;		/* a whole command line */
+	time_t		 deadline_data;		/* the whole DATA/BDAT phase */
+	size_t		 data_min_rate;		/* bytes/s, averaged ... */
+	time_t		 data_rate_grace;	/* ... once this old */
 
 	/* queue */
 	time_t		 queue_ttl;		/* "queue ttl 4d" */
@@ -222,7 +229,20 @@ struct smtpd_config	*config_parse_file(FILE *fp, const char *name,
 			    char *err, size_t errlen);
 /* Defaults only: what an empty file gives. */
 struct smtpd_config	*config_default(void);
+/* wipes every table entry it frees: they may be secrets */
 void			 config_free(struct smtpd_config *);
+/*
+ * Inline tables hold secrets (crypt hashes of credentials tables, relay
+ * passwords) that every child inherits through fork.  Each process that
+ * does not use them wipes (explicit_bzero) and frees the entries right
+ * after fork: every inline table (CONF_FORGET_ALL), or those only a
+ * relay's "auth <table>" names (CONF_FORGET_RELAY_AUTH, for lookup, which
+ * never uses them: the mta reads them itself).  A forgotten table is
+ * kept, empty, so its name still resolves; looking it up is a bug.
+ */
+enum conf_forget { CONF_FORGET_ALL, CONF_FORGET_RELAY_AUTH };
+void			 config_forget_secrets(struct smtpd_config *,
+			    enum conf_forget);
 
 struct table	*config_find_table(const struct smtpd_config *, const char *);
 struct action	*config_find_action(const struct smtpd_config *, const char *);

@@ -76,6 +76,9 @@ open_as(const struct who *w, const char *path)
 	return WEXITSTATUS(status);
 }
 
+static void report(FILE *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void
 report(FILE *out, const char *fmt, ...)
 {

@@ -34,6 +34,7 @@
 #include "log.h"
 #include "mproc.h"
 #include "proto.h"
+#include "sysusers.h"
 
 void
 forward_open(struct forward_req *req, int *fdp)
@@ -53,8 +54,12 @@ forward_open(struct forward_req *req, int *fdp)
 		}
 		return;
 	}
-	/* mail is never delivered as root, so root has no .forward */
-	if (pw->pw_uid == 0 || pw->pw_dir == NULL || pw->pw_dir[0] != '/')
+	/*
+	 * mail is never delivered as root, the daemon's own accounts or
+	 * nobody (sysusers.c), so they have no .forward
+	 */
+	if (pw->pw_uid == 0 || sysusers_no_mailbox(pw->pw_uid) ||
+	    pw->pw_dir == NULL || pw->pw_dir[0] != '/')
 		return;
 	n = snprintf(path, sizeof(path), "%s/.forward", pw->pw_dir);
 	if (n < 0 || (size_t)n >= sizeof(path))

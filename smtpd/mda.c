@@ -35,6 +35,7 @@
 #include "pwcache.h"
 #include "privsep.h"
 #include "smtpd.h"
+#include "sysusers.h"
 #include "util.h"
 
 #define MDA_IDLE_SECS	30
@@ -312,6 +313,17 @@ mda_deliver(const struct envelope *evp, int fd)
 			return;
 		}
 		mda_root_deliver(evp, fd, pw);
+		return;
+	}
+	/*
+	 * Never as the daemon's own accounts, nor a mailbox as nobody
+	 * (common/sysusers.c): lookup refuses them; this is the backstop.
+	 */
+	if (sysusers_is_daemon(pw->pw_uid) || (evp->dest_type ==
+	    DEST_MAILBOX && sysusers_no_mailbox(pw->pw_uid))) {
+		close(fd);
+		result(evp->id, PROTO_PERMFAIL, "5.1.1 refusing to deliver "
+		    "as %s, which never receives mail", evp->user);
 		return;
 	}
 	/* a command needs exec, which the pooled processes cannot do */

@@ -944,6 +944,9 @@ mta_main(struct proc_fds *f)
 	proc_setup("mta");
 	mta_tls_init();
 	mta_secrets_init();
+	/* the credentials are copied: no other table entry stays here */
+	config_forget_secrets(conf, CONF_FORGET_ALL);
+	table_forget_all();
 	privsep_drop(SMTPD_USER, SMTPD_EMPTY_DIR);
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");

@@ -35,11 +35,23 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <bsd/stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "parse.h"
+
+/*
+ * Free a string that may be a secret (a table entry, a macro's value):
+ * wiped first, so that no freed memory a child inherits still holds it.
+ */
+static void
+free_secret(char *s)
+{
+	if (s != NULL)
+		freezero(s, strlen(s) + 1);
+}
 
 int
 conf_get_value(struct parser *p, const char *what, struct token **tp)
@@ -544,6 +556,15 @@ static const struct option_spec option_specs[] = {
 	   SECONDS_PER_DAY),
     OPTION("smtp", "data-timeout", SCALAR_SECONDS, 0, STORE_TIME, timeout_data,
 	   1, SECONDS_PER_DAY),
+    /* slowloris: deadlines per record, not reset by every byte */
+    OPTION("smtp", "command-deadline", SCALAR_SECONDS, 0, STORE_TIME,
+	   deadline_cmd, 0, SECONDS_PER_DAY),
+    OPTION("smtp", "data-deadline", SCALAR_SECONDS, 0, STORE_TIME,
+	   deadline_data, 0, SECONDS_PER_DAY),
+    OPTION("smtp", "data-min-rate", SCALAR_BYTES, 0, STORE_SIZE, data_min_rate,
+	   0, 1024 * 1024 * 1024),
+    OPTION("smtp", "data-rate-grace", SCALAR_SECONDS, 0, STORE_TIME,
+	   data_rate_grace, 1, SECONDS_PER_DAY),
     OPTION("queue", "ttl", SCALAR_SECONDS, 0, STORE_TIME, queue_ttl, 1,
 	   DURATION_MAX),
     OPTION("queue", "retry-local", SCALAR_SECONDS, 0, STORE_TIME, retry_local,
@@ -706,7 +727,7 @@ parse_macro(struct parser *p)
 	}
 	for (m = p->macros; m != NULL; m = m->next)
 		if (strcmp(m->name, name) == 0) {
-			free(m->value);
+			free_secret(m->value);
 			m->value = value;
 			free(name);
 			return 0;
@@ -790,8 +811,8 @@ table_add_entry(struct parser *p, struct table *table, char *key, char *value,
 		    table->entries, table->nentries ? table->nentries * 2 : 4,
 		    sizeof(*entries));
 		if (entries == NULL) {
-			free(key);
-			free(value);
+			free_secret(key);
+			free_secret(value);
 			return parse_error(p, line, "out of memory");
 		}
 		table->entries = entries;
@@ -803,8 +824,8 @@ table_add_entry(struct parser *p, struct table *table, char *key, char *value,
 				    p, line,
 				    "table \"%s\": duplicate key \"%.48s\"",
 				    table->name, key);
-				free(key);
-				free(value);
+				free_secret(key);
+				free_secret(value);
 				return -1;
 			}
 	}
@@ -854,14 +875,14 @@ parse_table_inline(struct parser *p, struct table *table, int line)
 		if (tok_peek(p)->type == TOK_EQUAL) {
 			tok_next(p);
 			if (get_table_item(p, table, tok_next(p), &value) == -1) {
-				free(key);
+				free_secret(key);
 				return -1;
 			}
 		}
 		mapping = value != NULL;
 		if (table->nentries > 0 && mapping != table->is_mapping) {
-			free(key);
-			free(value);
+			free_secret(key);
+			free_secret(value);
 			return parse_error(
 			    p, p->cur.line,
 			    "table \"%s\": cannot mix list entries and "
@@ -1117,6 +1138,10 @@ config_new(void)
 	conf->expn = 1;
 	conf->timeout_cmd = 5 * 60;
 	conf->timeout_data = 10 * 60;
+	conf->deadline_cmd = 5 * 60;
+	conf->deadline_data = 0;
+	conf->data_min_rate = 1024;
+	conf->data_rate_grace = 60;
 
 	conf->queue_ttl = 4 * SECONDS_PER_DAY;
 	conf->bounce_warn = 4 * 60 * 60;
@@ -1141,7 +1166,14 @@ config_default(void)
 	return conf;
 }
 
-/* The whole file in memory, NUL-free or not (the lexer rejects NULs). */
+/*
+ * The whole file in memory, NUL-free or not (the lexer rejects NULs).
+ * Inline tables may hold secrets (credential hashes, relay passwords)
+ * that only one process may keep (config_forget_secrets()): no copy of
+ * the text is left behind in freed memory for every child to inherit,
+ * here (recallocarray, freezero), in the lexer's token buffers, or in a
+ * stdio buffer (config_fopen() makes the stream unbuffered).
+ */
 static char *
 read_all(FILE *fp, size_t *lenp, const char **why)
 {
@@ -1153,12 +1185,14 @@ read_all(FILE *fp, size_t *lenp, const char **why)
 			cap = cap ? cap * 2 : 8192;
 			if (cap > CONF_FILE_MAX + 8192) {
 				*why = "file too large";
-				free(buf);
+				freezero(buf, len);
 				return NULL;
 			}
-			if ((nbuf = realloc(buf, cap)) == NULL) {
+			/* recallocarray wipes the copy it leaves */
+			if ((nbuf = recallocarray(buf, buf ? cap / 2 : 0, cap,
+			    1)) == NULL) {
 				*why = "out of memory";
-				free(buf);
+				freezero(buf, len);
 				return NULL;
 			}
 			buf = nbuf;
@@ -1167,7 +1201,7 @@ read_all(FILE *fp, size_t *lenp, const char **why)
 		len += n;
 		if (len > CONF_FILE_MAX) {
 			*why = "file too large";
-			free(buf);
+			freezero(buf, len);
 			return NULL;
 		}
 		if (n == 0)
@@ -1175,7 +1209,7 @@ read_all(FILE *fp, size_t *lenp, const char **why)
 	}
 	if (ferror(fp)) {
 		*why = strerror(errno);
-		free(buf);
+		freezero(buf, len);
 		return NULL;
 	}
 	*lenp = len;
@@ -1189,12 +1223,12 @@ parser_cleanup(struct parser *p)
 
 	while ((m = p->macros) != NULL) {
 		p->macros = m->next;
-		free(m->name);
-		free(m->value);
+		free_secret(m->name);
+		free_secret(m->value);
 		free(m);
 	}
-	free(p->cur.text);
-	free(p->ahead.text);
+	freezero(p->cur.text, p->cur.cap);
+	freezero(p->ahead.text, p->ahead.cap);
 	free(p->refs);
 }
 
@@ -1221,7 +1255,7 @@ config_parse_file(FILE *fp, const char *name, char *err, size_t errlen)
 		return NULL;
 	}
 	if ((conf = config_new()) == NULL) {
-		free(buf);
+		freezero(buf, len);
 		parse_error(&p, 0, "out of memory");
 		return NULL;
 	}
@@ -1248,7 +1282,7 @@ config_parse_file(FILE *fp, const char *name, char *err, size_t errlen)
 		config_finish(conf);
 
 	parser_cleanup(&p);
-	free(buf);
+	freezero(buf, len);
 	if (p.failed) {
 		config_free(conf);
 		return NULL;
@@ -1283,6 +1317,13 @@ config_fopen(const char *path)
 		goto fail;
 	if ((fp = fdopen(fd, "r")) == NULL)
 		goto fail;
+	/* no stdio buffer: it would keep a copy of the text (read_all()) */
+	if (setvbuf(fp, NULL, _IONBF, 0) != 0) {
+		saved = errno;
+		fclose(fp);
+		errno = saved;
+		return NULL;
+	}
 	return fp;
 fail:
 	saved = errno;
@@ -1313,6 +1354,79 @@ config_parse(const char *path, char *err, size_t errlen)
 	return conf;
 }
 
+static void
+table_forget_entries(struct table *table)
+{
+	size_t i;
+
+	for (i = 0; i < table->nentries; i++) {
+		free_secret(table->entries[i].key);
+		free_secret(table->entries[i].value);
+	}
+	freezero(table->entries, table->nentries * sizeof(*table->entries));
+	table->entries = NULL;
+	table->nentries = 0;
+}
+
+/* is the table named anywhere lookup uses tables (not a relay's auth)? */
+static int
+table_used_by_lookup(const struct smtpd_config *conf, const char *name)
+{
+	const struct listener *l;
+	const struct action *a;
+	const struct match *m;
+	const struct match_crit *crits[7];
+	size_t i;
+
+	TAILQ_FOREACH(l, &conf->listeners, entry)
+		if (strcmp(l->auth_table, name) == 0 ||
+		    strcmp(l->senders_table, name) == 0)
+			return 1;
+	TAILQ_FOREACH(a, &conf->actions, entry)
+		if (strcmp(a->alias_table, name) == 0 ||
+		    strcmp(a->virtual_table, name) == 0 ||
+		    strcmp(a->userbase_table, name) == 0)
+			return 1;
+	TAILQ_FOREACH(m, &conf->matches, entry) {
+		crits[0] = &m->from_crit;
+		crits[1] = &m->for_crit;
+		crits[2] = &m->auth;
+		crits[3] = &m->mail_from;
+		crits[4] = &m->tls;
+		crits[5] = &m->helo;
+		crits[6] = &m->tag;
+		for (i = 0; i < sizeof(crits) / sizeof(crits[0]); i++)
+			if (crits[i]->is_table &&
+			    strcmp(crits[i]->value, name) == 0)
+				return 1;
+	}
+	return 0;
+}
+
+void
+config_forget_secrets(struct smtpd_config *conf, enum conf_forget which)
+{
+	struct table *table;
+	const struct action *a;
+	int relay;
+
+	TAILQ_FOREACH(table, &conf->tables, entry) {
+		if (table->backend != TABLE_INLINE)
+			continue;
+		if (which == CONF_FORGET_RELAY_AUTH) {
+			relay = 0;
+			TAILQ_FOREACH(a, &conf->actions, entry)
+				if (strcmp(a->relay_auth_table,
+				    table->name) == 0)
+					relay = 1;
+			if (!relay || table_used_by_lookup(conf, table->name))
+				continue;
+		}
+		table_forget_entries(table);
+		table->forgotten = 1;
+	}
+}
+
 void
 config_free(struct smtpd_config *conf)
 {
@@ -1321,17 +1435,12 @@ config_free(struct smtpd_config *conf)
 	struct listener *l;
 	struct action *a;
 	struct match *m;
-	size_t i;
 
 	if (conf == NULL)
 		return;
 	while ((table = TAILQ_FIRST(&conf->tables)) != NULL) {
 		TAILQ_REMOVE(&conf->tables, table, entry);
-		for (i = 0; i < table->nentries; i++) {
-			free(table->entries[i].key);
-			free(table->entries[i].value);
-		}
-		free(table->entries);
+		table_forget_entries(table);
 		free(table);
 	}
 	while ((pki = TAILQ_FIRST(&conf->pkis)) != NULL) {

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <bsd/stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "config.h"
@@ -165,7 +166,8 @@ token_putc(struct parser *p, struct token *t, int c)
 
 	if (t->len + 1 >= t->cap) {
 		cap = t->cap * 2;
-		if ((text = realloc(t->text, cap)) == NULL)
+		/* the old copy wiped: it may hold a table's secret */
+		if ((text = recallocarray(t->text, t->cap, cap, 1)) == NULL)
 			return parse_error(p, p->line, "out of memory");
 		t->text = text;
 		t->cap = cap;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "config.h"
 #include "parse.h"
+#include "privsep.h"
 
 /*
  * listen on ADDR|IFACE|localhost|any [options]
@@ -540,6 +541,13 @@ parse_local_options(struct parser *p, struct action *a)
 				return parse_error(p, t->line,
 						   "invalid user name \"%s\"",
 						   a->user);
+			/* never as the daemon's own (common/sysusers.c) */
+			if (strcmp(a->user, SMTPD_USER) == 0 ||
+			    strcmp(a->user, SMTPD_QUEUE_USER) == 0)
+				return parse_error(p, t->line,
+						   "user %s: the daemon's own "
+						   "account never receives "
+						   "mail", a->user);
 		} else if (tok_is_keyword(t, "forward-file")) {
 			if (forward_set++)
 				return action_option_twice(p, t);

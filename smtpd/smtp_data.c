@@ -663,6 +663,9 @@ data_error_reply(int err)
 	case DE_BARE:
 		return "554 5.6.0 Bare <CR> or <LF> in message; RFC 5321 "
 		    "2.3.8 requires CRLF";
+	case DE_NUL:
+		return "554 5.6.0 NUL character in message; RFC 5322 2.1 "
+		    "forbids it";
 	default:
 		return "451 4.3.0 Local error writing the message";
 	}
@@ -737,6 +740,16 @@ data_line(struct session *s, char *line, size_t len, int lflags)
 			tx->data_err = DE_LONGLINE;
 		return;
 	}
+	/*
+	 * RFC 5322 2.1 and 5321 4.5.2 forbid NUL in a message, and stored
+	 * verbatim it would reach every program and mailbox downstream:
+	 * refuse the message at its end, the session goes on.
+	 */
+	if (lflags & LF_NUL) {
+		if (!tx->data_err)
+			tx->data_err = DE_NUL;
+		return;
+	}
 	if (line[0] == '.') {		/* RFC 5321 4.5.2 */
 		line++;
 		len--;
@@ -786,6 +799,9 @@ bdat_consume(struct session *s)
 		} else if (lflags & (LF_BARELF | LF_BARECR)) {
 			if (!tx->data_err)
 				tx->data_err = DE_BARE;
+		} else if (lflags & LF_NUL) {
+			if (!tx->data_err)
+				tx->data_err = DE_NUL;
 		} else
 			msg_line(s, linebuf, len);
 	}
@@ -817,6 +833,8 @@ bdat_consume(struct session *s)
 		linebuf[len] = '\0';
 		if (memchr(linebuf, '\r', len) != NULL)
 			tx->data_err = DE_BARE;
+		else if (memchr(linebuf, '\0', len) != NULL)
+			tx->data_err = DE_NUL;
 		else
 			msg_line(s, linebuf, len);
 	}

@@ -154,6 +154,8 @@ io_read(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (evbuffer_add(s->in, readbuf, (size_t)n) == -1)
 		fatalx("evbuffer_add");
+	if (session_deadline_check(s) == -1)
+		return;
 	session_process(s);
 }
 
@@ -279,6 +281,8 @@ io_free_plain(struct session *s)
 static void
 tls_read(struct bufferevent *bev, void *arg)
 {
+	if (session_deadline_check(arg) == -1)
+		return;
 	session_process(arg);
 }
 

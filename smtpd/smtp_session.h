@@ -65,6 +65,8 @@ struct sdest {
 	char			*orcpt;		/* NULL when not given */
 };
 
+struct strset;
+
 /* the mail transaction, from MAIL to the end of data or RSET */
 struct txn {
 	struct mailaddr		 mailfrom;
@@ -75,6 +77,7 @@ struct txn {
 	struct sdest		*dests;
 	size_t			 ndests, capdests;
 	size_t			 ndests_before;	/* at the pending RCPT */
+	struct strset		*destset;	/* accepted ones, for dups */
 
 	/* message data */
 	uint32_t		 msgid;
@@ -126,6 +129,11 @@ struct session {
 	uint64_t		 chunk_left;	/* BDAT octets still to read */
 	uint64_t		 chunk_size;
 	struct event		*ev_delay;	/* AUTH failure delay */
+	/* smtp_deadline.c: per-record deadlines */
+	int64_t			 dl_line_start;	/* unfinished line, or 0 */
+	int64_t			 dl_data_start;	/* DATA/BDAT phase, or 0 */
+	uint64_t		 dl_data_bytes;	/* read since then */
+	size_t			 dl_in_left;	/* s->in after processing */
 };
 
 void	session_init(void);
@@ -177,6 +185,10 @@ void	session_io_flush_later(struct session *);
 void	session_io_update(struct session *);
 void	session_set_timeout(struct session *);
 
+/* smtp_deadline.c: slowloris */
+int	session_deadline_check(struct session *);
+void	session_deadline_update(struct session *, size_t lines);
+
 /* smtp_tls.c */
 void	smtp_tls_init(void);		/* as root, before the drop */
 int	smtp_tls_available(const struct session *);
@@ -215,6 +227,7 @@ extern char	*linebuf;	/* the line being handled, shared */
 #define DE_IO		3
 #define DE_LOOP		4
 #define DE_BARE		5	/* bare CR or LF in a BDAT chunk */
+#define DE_NUL		6	/* a NUL in the message (RFC 5322 2.1) */
 
 /* line flags from buf_getline() */
 #define LF_BARELF	0x1

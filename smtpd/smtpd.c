@@ -49,6 +49,7 @@
 #include "proto.h"
 #include "sesscount.h"
 #include "smtpd.h"
+#include "sysusers.h"
 #include "util.h"
 
 struct smtpd_config	*conf;
@@ -178,6 +179,7 @@ setup_spool(void)
 	qgid = pw->pw_gid;
 	if (getpwnam(SMTPD_USER) == NULL)
 		fatalx("user %s does not exist (see INSTALL)", SMTPD_USER);
+	sysusers_init();	/* every child inherits the answer */
 	mkdir_owned(conf->spool, 0711, 0, 0);
 	for (i = 0; subdirs[i]; i++) {
 		snprintf(path, sizeof(path), "%s/%s", conf->spool, subdirs[i]);
@@ -409,6 +411,16 @@ spawn(struct child *c, struct proc_fds *f)
 		/* only the queue and lookup may seal destinations */
 		if (c->kind != C_QUEUE && c->kind != C_LOOKUP)
 			destmac_key_forget();
+		/*
+		 * Table secrets: lookup keeps those it checks credentials
+		 * against, the mta reads the relay passwords and then
+		 * forgets the rest itself (mta_main()), every other child
+		 * forgets them all now.
+		 */
+		if (c->kind == C_LOOKUP)
+			config_forget_secrets(conf, CONF_FORGET_RELAY_AUTH);
+		else if (c->kind != C_MTA)
+			config_forget_secrets(conf, CONF_FORGET_ALL);
 		child_keep_fds(f);
 		switch (c->kind) {
 		case C_SMTP:
@@ -1095,6 +1107,8 @@ parent_reload(void)
 			c->retiring = 1;
 	}
 	start_generation(fds, nl, nworkers);
+	/* lookup and the mta have their copies now (spawn()) */
+	config_forget_secrets(conf, CONF_FORGET_ALL);
 	free(fds);
 	retire_workers();
 	retire_step();
@@ -1359,6 +1373,14 @@ main(int argc, char **argv)
 	start_core(bind_control());
 	sesscount_init();	/* shared by every generation of workers */
 	start_generation(listen_fds, nl, nworkers);
+	/*
+	 * The parent keeps no table secret: lookup and the mta took
+	 * theirs through fork, no child is ever started again from this
+	 * configuration (a child that dies stops the daemon), and a reload
+	 * reads the file anew.  Every later fork (deliveries, the offline
+	 * pick-up) starts without them.
+	 */
+	config_forget_secrets(conf, CONF_FORGET_ALL);
 	free(listen_fds);
 	privsep_title("parent");
 

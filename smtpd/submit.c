@@ -51,6 +51,7 @@
 #include "imsg.h"
 #include "proto.h"
 #include "queue.h"
+#include "strset.h"
 #include "submit.h"
 #include "util.h"
 
@@ -76,6 +77,7 @@ submission_free(struct submission *s)
 		free(s->rcpts[i]);
 	free(s->rcpts);
 	free(s->msg);
+	strset_free(s->rcptset);
 	submission_init(s);
 }
 
@@ -84,11 +86,14 @@ int
 submission_add_rcpt(struct submission *s, const char *rcpt)
 {
 	char	**n;
-	size_t	  i, cap;
+	size_t	  cap;
 
-	for (i = 0; i < s->nrcpts; i++)
-		if (strcasecmp(s->rcpts[i], rcpt) == 0)
-			return 1;
+	/* a set, not a scan: sendmail -t with 100 000 recipients */
+	if (s->rcptset == NULL &&
+	    (s->rcptset = strset_new(STRSET_ICASE)) == NULL)
+		return -1;
+	if (strset_has(s->rcptset, rcpt, strlen(rcpt)))
+		return 1;
 	if (s->nrcpts >= SUBMIT_RCPT_MAX) {
 		errno = E2BIG;
 		return -1;
@@ -102,6 +107,10 @@ submission_add_rcpt(struct submission *s, const char *rcpt)
 	}
 	if ((s->rcpts[s->nrcpts] = strdup(rcpt)) == NULL)
 		return -1;
+	if (strset_add_str(s->rcptset, rcpt) == -1) {
+		free(s->rcpts[s->nrcpts]);
+		return -1;
+	}
 	s->nrcpts++;
 	return 0;
 }

@@ -13,6 +13,8 @@
 
 #include "addr.h"
 
+struct strset;
+
 #define SUBMIT_ADDR_MAX		(ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2)
 #define SUBMIT_RCPT_MAX		100000	/* as "smtp max-rcpt" allows */
 #define SUBMIT_ENVID_MAX	100	/* RFC 3461 4.4 */
@@ -24,6 +26,7 @@ struct submission {
 	char	**rcpts;			/* "user@domain" each */
 	size_t	  nrcpts;
 	size_t	  rcptcap;
+	struct strset *rcptset;		/* rcpts, case-folded, for dups */
 	char	  notify[64];	/* RFC 3461 NOTIFY value, "" = none */
 	char	  ret[8];	/* "FULL", "HDRS" or "" */
 	char	  envid[SUBMIT_ENVID_MAX + 1];	/* raw, "" = none */

@@ -265,9 +265,14 @@ ln -s "$SOCK" /dev/log
 readlink /proc/self/ns/mnt >"$NSFILE"
 exec "$SMTPD" $ARGS -f "$CONF"
 """
+        # a pid file of its own (the default /run/smtpd.pid would be
+        # shared with any other daemon); it names the parent once the
+        # daemon has detached
+        self.pid_path = os.path.join(self.tmp, "smtpd.pid")
         env = dict(os.environ, OLDDEV=olddev, SOCK=self.syslog.path,
                    NSFILE=nsfile, SMTPD=binary("smtpd"),
-                   CONF=self.conf_path, ARGS=self.args)
+                   CONF=self.conf_path,
+                   ARGS=(self.args + " -P " + self.pid_path).strip())
         r = subprocess.run(["unshare", "--mount", "sh", "-c", script],
                            env=env, stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -281,7 +286,7 @@ exec "$SMTPD" $ARGS -f "$CONF"
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             for pid in _pids_in_ns(self.ns):
-                if (proc_title(pid) or "") == "smtpd: parent":
+                if pid == self._pid_from_file():
                     self.pid = pid
             if self.pid is not None:
                 try:
@@ -298,6 +303,22 @@ exec "$SMTPD" $ARGS -f "$CONF"
 
     def processes(self):
         return _pids_in_ns(self.ns) if self.ns else []
+
+    def daemons(self):
+        """The daemon's long-lived processes: without the offline
+        pick-up child, which comes and goes (at start and every 30 s),
+        and which is a copy of the parent until it names itself."""
+        return [pid for pid in self.processes()
+                if pid == self.pid or
+                (proc_title(pid) or "") not in ("smtpd: parent",
+                                                "smtpd: offline")]
+
+    def _pid_from_file(self):
+        try:
+            with open(self.pid_path) as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def running(self):
         return self.pid is not None and alive(self.pid)
@@ -352,11 +373,11 @@ def test_no_syslog_at_all():
     reset_maildir(SYSLOG_USER)
     rcpt = "%s@example.test" % SYSLOG_USER
     with SyslogDaemon(syslog=False) as d:
-        before = sorted(d.processes())
+        before = sorted(d.daemons())
         _send_messages(d.port, rcpt, ["n%02d" % i for i in range(10)])
         wait_maildir(SYSLOG_USER, 10)
         time.sleep(1.5)
-        gone = [pid for pid in before if pid not in d.processes()]
+        gone = [pid for pid in before if pid not in d.daemons()]
         assert not gone, "processes died: %s" % gone
         d.syslog.start()
         ids = _send_messages(d.port, rcpt, ["late"])
@@ -378,7 +399,7 @@ def test_syslog_stopped_and_restarted_under_load():
     reset_maildir(SYSLOG_USER)
     rcpt = "%s@example.test" % SYSLOG_USER
     with SyslogDaemon() as d:
-        before = sorted(d.processes())
+        before = sorted(d.daemons())
         ids = _send_messages(d.port, rcpt, ["m%03d" % i for i in range(50)])
         d.syslog.stop()
         ids += _send_messages(d.port, rcpt,
@@ -390,7 +411,7 @@ def test_syslog_stopped_and_restarted_under_load():
         ids += _send_messages(d.port, rcpt,
                               ["m%03d" % i for i in range(150, 200)])
         wait_maildir(SYSLOG_USER, 200, timeout=60)
-        gone = [pid for pid in before if pid not in d.processes()]
+        gone = [pid for pid in before if pid not in d.daemons()]
         assert not gone, "processes died: %s; syslog:\n%s" % (
             gone, d.syslog.text()[-3000:])
         # what happened while syslog was away waited for it (a bounded
@@ -422,7 +443,7 @@ def test_syslog_that_hangs_costs_counted_lines_only():
     reset_maildir(SYSLOG_USER)
     rcpt = "%s@example.test" % SYSLOG_USER
     with SyslogDaemon(syslog="hung", args=("-v", "-v")) as d:
-        before = sorted(d.processes())
+        before = sorted(d.daemons())
         # long lines: the backlog (1 MB) overflows after some 7000
         sender = "a@" + ".".join(["s" * 60] * 4)
         threads = [threading.Thread(target=_send_messages, args=(
@@ -433,7 +454,7 @@ def test_syslog_that_hangs_costs_counted_lines_only():
         for t in threads:
             t.join(120)
         wait_maildir(SYSLOG_USER, 1000, timeout=120)
-        gone = [pid for pid in before if pid not in d.processes()]
+        gone = [pid for pid in before if pid not in d.daemons()]
         assert not gone, "processes died: %s" % gone
         d.syslog.resume()
         assert poll(lambda: re.search(

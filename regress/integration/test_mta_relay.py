@@ -417,7 +417,10 @@ def test_delay_per_dest_paces_messages():
             wait_log(d, r"status=sent", count=3, timeout=30)
             times = sorted(t["time"] for t in srv.transactions())
             gaps = [b - a for a, b in zip(times, times[1:])]
-            assert len(times) == 3 and all(g >= 0.95 for g in gaps), gaps
+            # unpaced they arrive milliseconds apart; the server's clock
+            # is a Python thread's, which a loaded machine delays by tens
+            # of milliseconds (0.9496 s seen under ASan on 2 busy cores)
+            assert len(times) == 3 and all(g >= 0.8 for g in gaps), gaps
             assert len(srv.sessions) == 1, len(srv.sessions)
 
 
@@ -656,7 +659,8 @@ def test_relayed_recipient_answer_reused():
         log = d.log()
         # the first relayed RCPT was asked; the next two were not
         assert len(re.findall(CACHED_RE, log)) == 2, log
-        assert len(re.findall(r"reject: RCPT from client\.test", log)) == 2
+        assert len(re.findall(r"reject: RCPT from unknown\[127\.0\.0\.1\]",
+                              log)) == 2
 
 
 TABLE_CACHE_CONF = """\

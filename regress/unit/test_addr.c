@@ -853,6 +853,63 @@ test_xtext_roundtrip(void **state)
 	}
 }
 
+/* RFC 6533 3: the utf-8 addr-type and its \\x{HEXPOINT} escapes */
+static void
+test_orcpt_utf8(void **state)
+{
+	static const struct {
+		const char	*in;
+		int		 valid;
+	} cases[] = {
+		{ "utf-8;a@b.example", 1 },
+		{ "UTF-8;a@b.example", 1 },
+		{ "utf-8;\\x{E9}l\\x{E8}ve@b.example", 1 },	/* 2 digits */
+		{ "utf-8;\\x{e9}@b", 1 },			/* HEXDIG, any case */
+		{ "utf-8;\\x{0A}@b", 1 },			/* below 0x10 */
+		{ "utf-8;\\x{2B}a@b", 1 },			/* "+" escaped */
+		{ "utf-8;\\x{5C}a@b", 1 },			/* "\\" escaped */
+		{ "utf-8;\\x{100}@b", 1 },			/* 3 digits */
+		{ "utf-8;\\x{D7FF}@b", 1 },			/* below surrogates */
+		{ "utf-8;\\x{E000}@b", 1 },			/* above them */
+		{ "utf-8;\\x{1F600}@b", 1 },			/* 5 digits */
+		{ "utf-8;\\x{10FFFF}@b", 1 },		/* the last one */
+		{ "utf-8;\\x{}", 0 },			/* no digits */
+		{ "utf-8;\\x{}@b", 0 },
+		{ "utf-8;\\x{D800}@b", 0 },			/* surrogates */
+		{ "utf-8;\\x{DFFF}@b", 0 },
+		{ "utf-8;\\x{dc00}@b", 0 },
+		{ "utf-8;\\x{110000}@b", 0 },		/* past Unicode */
+		{ "utf-8;\\x{1000000}@b", 0 },		/* 7 digits */
+		{ "utf-8;\\x{0041}@b", 0 },			/* leading zeros */
+		{ "utf-8;\\x{041}@b", 0 },
+		{ "utf-8;\\x{00}@b", 0 },			/* NUL */
+		{ "utf-8;\\x{A}@b", 0 },			/* one digit */
+		{ "utf-8;\\x{41@b", 0 },			/* unclosed */
+		{ "utf-8;\\x{4G}@b", 0 },
+		{ "utf-8;\\x41@b", 0 },			/* no braces */
+		{ "utf-8;\\y{41}@b", 0 },
+		{ "utf-8;a\\", 0 },				/* lone backslash */
+		{ "utf-8;a+40b", 0 },				/* "+" is no QCHAR */
+		{ "utf-8;a=b", 0 },
+		{ "utf-8;a b", 0 },
+		{ "utf-8;", 0 },
+		{ "utf-8;\xc3\xa9@b", 1 },			/* unitext */
+		{ "utf-8;\xc3@b", 0 },			/* truncated UTF-8 */
+		{ "utf-8;\xed\xa0\x80@b", 0 },		/* raw surrogate */
+		{ "utf-8;\xc0\xaf@b", 0 },			/* overlong */
+		/* other types keep RFC 3461 xtext */
+		{ "rfc822;\\x{D800}", 1 },
+		{ "utf8;a+40b", 1 },
+	};
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < NELEM(cases); i++)
+		if (orcpt_valid(cases[i].in) != cases[i].valid)
+			fail_msg("orcpt %zu \"%s\": want %d", i,
+			    show(cases[i].in), cases[i].valid);
+}
+
 static void
 test_orcpt_valid(void **state)
 {
@@ -1011,6 +1068,7 @@ main(void)
 		cmocka_unit_test(test_xtext_encode),
 		cmocka_unit_test(test_xtext_roundtrip),
 		cmocka_unit_test(test_orcpt_valid),
+		cmocka_unit_test(test_orcpt_utf8),
 		cmocka_unit_test(test_domain_valid),
 		cmocka_unit_test(test_utf8_valid),
 	};

@@ -235,7 +235,8 @@ setup_conf(void **state)
 	    "d0: d1\nd1: d2\nd2: d3\nd3: d4\nd4: d5\nd5: d6\nd6: d7\n"
 	    "d7: d8\nd8: d9\nd9: d10\nd10: d11\nd11: daemon\n"
 	    "remote: someone@far.test\n"
-	    "tag+x: bin\n");
+	    "tag+x: bin\n"
+	    "_smtpq: daemon\n");
 	put("inc", "# an include file\nbin\n/tmp/never\n|/bin/never\n");
 	put("virtuals", "a@virt.test: daemon\n@virt.test bin\n"
 	    "x@strict.test daemon\n");
@@ -411,6 +412,40 @@ test_expand_root(void **state)
 	assert_true(has_dest(DEST_MAILBOX, "daemon", ""));
 }
 
+/*
+ * The daemon's own accounts and nobody have no mailbox: unknown users
+ * (550 5.1.1), unless an alias sends their mail elsewhere.
+ */
+static void
+test_expand_daemon_accounts(void **state)
+{
+	char	reply[512];
+
+	if (getpwnam("_smtpd") == NULL || getpwnam("_smtpq") == NULL)
+		skip();
+	assert_int_equal(expand("_smtpd@plain.test", NULL, reply,
+	    sizeof(reply)), PROTO_PERMFAIL);
+	assert_non_null(strstr(reply, "550 5.1.1"));
+	assert_int_equal(ndests, 0);
+	assert_int_equal(expand("_SMTPQ+x@plain.test", NULL, reply,
+	    sizeof(reply)), PROTO_PERMFAIL);
+	assert_int_equal(ndests, 0);
+	assert_int_equal(expand("nobody@plain.test", NULL, reply,
+	    sizeof(reply)), PROTO_PERMFAIL);
+	assert_int_equal(ndests, 0);
+	/* the alias table has "_smtpq: daemon"; not _smtpd */
+	assert_int_equal(expand("_smtpq@local.test", NULL, reply,
+	    sizeof(reply)), PROTO_OK);
+	assert_int_equal(ndests, 1);
+	assert_true(has_dest(DEST_MAILBOX, "daemon", ""));
+	assert_int_equal(expand("_smtpd@local.test", NULL, reply,
+	    sizeof(reply)), PROTO_PERMFAIL);
+	/* other system accounts are users */
+	assert_int_equal(expand("bin@plain.test", NULL, reply,
+	    sizeof(reply)), PROTO_OK);
+	assert_true(has_dest(DEST_MAILBOX, "bin", ""));
+}
+
 static void
 test_expand_virtual(void **state)
 {
@@ -482,6 +517,7 @@ main(void)
 		cmocka_unit_test(test_expand_files_includes),
 		cmocka_unit_test(test_expand_errors),
 		cmocka_unit_test(test_expand_root),
+		cmocka_unit_test(test_expand_daemon_accounts),
 		cmocka_unit_test(test_expand_virtual),
 		cmocka_unit_test(test_table_services),
 	};

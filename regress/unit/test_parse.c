@@ -1092,6 +1092,47 @@ test_duration(void **state)
 	assert_int_equal(config_parse_duration(NULL), -1);
 }
 
+/*
+ * config_forget_secrets(): lookup forgets only the tables a relay's auth
+ * alone names; every other process forgets every inline table.  Names
+ * stay, so references still resolve.
+ */
+static void
+test_forget_secrets(void **state)
+{
+	static const char *text =
+	    "table creds { alice = \"$6$salt$hash\" }\n"
+	    "table relay { lbl = \"user:relaypass\" }\n"
+	    "table both { lbl = \"user:both\" }\n"
+	    "table aliases { postmaster = root }\n"
+	    "listen on 127.0.0.1 port 2525 auth <creds> auth-plaintext\n"
+	    "action \"out\" relay host smtp+tls://lbl@192.0.2.1 "
+	    "auth <relay>\n"
+	    "action \"out2\" relay host smtp+tls://lbl@192.0.2.2 "
+	    "auth <both>\n"
+	    "action \"local\" mbox alias <aliases>\n"
+	    "match from any for domain <both> action \"local\"\n"
+	    "match from auth for any action \"out\"\n";
+	struct smtpd_config *conf;
+
+	conf = parse_ok(text);
+	config_forget_secrets(conf, CONF_FORGET_RELAY_AUTH);
+	assert_int_equal(config_find_table(conf, "creds")->nentries, 1);
+	assert_int_equal(config_find_table(conf, "relay")->nentries, 0);
+	assert_true(config_find_table(conf, "relay")->forgotten);
+	assert_null(config_find_table(conf, "relay")->entries);
+	/* "both" is also a domain list of a match rule: lookup's too */
+	assert_int_equal(config_find_table(conf, "both")->nentries, 1);
+	assert_int_equal(config_find_table(conf, "aliases")->nentries, 1);
+	assert_false(config_find_table(conf, "creds")->forgotten);
+	config_forget_secrets(conf, CONF_FORGET_ALL);
+	assert_int_equal(config_find_table(conf, "creds")->nentries, 0);
+	assert_int_equal(config_find_table(conf, "both")->nentries, 0);
+	assert_int_equal(config_find_table(conf, "aliases")->nentries, 0);
+	assert_true(config_find_table(conf, "aliases")->forgotten);
+	config_free(conf);
+}
+
 int
 main(void)
 {
@@ -1117,6 +1158,7 @@ main(void)
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_size),
 	    cmocka_unit_test(test_duration),
+	    cmocka_unit_test(test_forget_secrets),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
