@@ -20,8 +20,22 @@ LIBEXECDIR	?= $(PREFIX)/libexec/posthaste
 DESTDIR		?=
 
 CC		?= cc
-OBJDIR		?= obj
 SAN		?=
+# A sanitizer build's sandboxes allow more (common/privsep.c, POSTHASTE_SAN):
+# it lives in obj-san, never in obj, which holds what is installed.
+ifeq ($(SAN),1)
+OBJDIR		?= obj-san
+else
+OBJDIR		?= obj
+endif
+ifeq ($(SAN)$(OBJDIR),1obj)
+$(error SAN=1 builds into obj-san, never into obj (what make install takes))
+endif
+ifneq ($(SAN),)
+ifneq ($(filter install,$(MAKECMDGOALS)),)
+$(error a sanitizer build (SAN=1) is never installed (mk/install.sh too))
+endif
+endif
 
 WARNINGS	= -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 		  -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
@@ -113,7 +127,20 @@ $(FORGE): $(OBJDIR)/smtpd/smtpd.o $(OBJDIR)/regress/forge/smtp_data.o $(LIB)
 	@echo "  CCLD    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-unit: $(UNIT_BINS) $(FORGE)
+# every sandboxed process tries a forbidden call on request, for
+# test_sandbox.py only (common/privsep.c, POSTHASTE_SANDBOX_TRY)
+SANDBOX_TEST	:= $(OBJDIR)/regress/smtpd-sandbox
+
+$(OBJDIR)/regress/sandbox/privsep.o: common/privsep.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (sandbox test build)"
+	@$(CC) $(CPPFLAGS) -DPOSTHASTE_TEST_SANDBOX $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(SANDBOX_TEST): $(OBJDIR)/smtpd/smtpd.o $(OBJDIR)/regress/sandbox/privsep.o $(LIB)
+	@echo "  CCLD    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit: $(UNIT_BINS) $(FORGE) $(SANDBOX_TEST)
 
 check-unit: $(UNIT_BINS)
 	@sh mk/run-unit.sh $(UNIT_BINS)
@@ -143,7 +170,7 @@ bench: all
 	@sh mk/bench.sh
 
 install: all
-	sh mk/install.sh "$(DESTDIR)" "$(SBINDIR)" "$(BINDIR)" "$(MANDIR)" \
+	OBJDIR=$(OBJDIR) sh mk/install.sh "$(DESTDIR)" "$(SBINDIR)" "$(BINDIR)" "$(MANDIR)" \
 	    "$(SYSCONFDIR)" "$(LIBEXECDIR)"
 
 clean:

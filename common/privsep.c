@@ -5,14 +5,23 @@
  * /etc/passwd is still visible, chroot, chdir, setgroups, setresgid,
  * setresuid, verify nothing can be regained, then the syscall filter.
  * Group before user: once the uid is gone we could no longer change gids.
+ *
+ * Each profile allows what its process does and no more; none may map
+ * memory executable after start-up (W^X).  A build with sanitizers
+ * (POSTHASTE_SAN) allows more and is never installed (Makefile, obj-san).
+ * test_sandbox.py tries the forbidden calls through a test build.
  */
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <grp.h>
 #include <pwd.h>
 #include <seccomp.h>
@@ -75,8 +84,8 @@ privsep_drop(const char *user, const char *chrootdir)
 static const int sc_base[] = {
 	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
 	SCMP_SYS(close), SCMP_SYS(exit), SCMP_SYS(exit_group),
-	SCMP_SYS(brk), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap),
-	SCMP_SYS(madvise), SCMP_SYS(mprotect),
+	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap),
+	SCMP_SYS(madvise),	/* mmap, mprotect: sandbox_wx() */
 	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
 	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(select), SCMP_SYS(pselect6),
 	SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(time),
@@ -94,8 +103,9 @@ static const int sc_base[] = {
 	SCMP_SYS(getresuid), SCMP_SYS(getresgid), SCMP_SYS(getppid),
 	SCMP_SYS(rseq), SCMP_SYS(set_robust_list),	/* a thread starting */
 #ifdef POSTHASTE_SAN
-	/* what the sanitizer runtimes need to report an error */
-	SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(readlink),
+	/* what the sanitizer runtimes need to report an error (and
+	 * read-only opens: sandbox_enter) */
+	SCMP_SYS(readlink),
 	SCMP_SYS(readlinkat), SCMP_SYS(prctl), SCMP_SYS(getrlimit),
 	SCMP_SYS(prlimit64), SCMP_SYS(sched_yield), SCMP_SYS(uname),
 	SCMP_SYS(getppid), SCMP_SYS(gettid), SCMP_SYS(tgkill),
@@ -118,7 +128,7 @@ static const int sc_smtp[] = {
 	SCMP_SYS(ftruncate), SCMP_SYS(pread64), -1
 };
 
-/* filesystem work inside a directory tree */
+/* filesystem work inside a directory tree (queue, local delivery) */
 static const int sc_files[] = {
 	SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(mkdir), SCMP_SYS(mkdirat),
 	SCMP_SYS(rename), SCMP_SYS(renameat), SCMP_SYS(renameat2),
@@ -134,9 +144,23 @@ static const int sc_files[] = {
 	-1
 };
 
-/* outgoing connections and DNS */
+/*
+ * Lookup reads its tables (text and Berkeley DB files, includes), the
+ * password and group files through the name service, and .forward files
+ * the parent opens for it: it never creates, renames, links, removes or
+ * changes a file.  open and openat are added read-only (sandbox_ro_open).
+ */
+static const int sc_lookup[] = {
+	SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(access), SCMP_SYS(faccessat),
+	SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(getdents64),
+	SCMP_SYS(pread64), SCMP_SYS(statfs), SCMP_SYS(fstatfs),
+	SCMP_SYS(uname), SCMP_SYS(flock),
+	-1
+};
+
+/* outgoing connections and DNS; socket() itself: sandbox_sockets() */
 static const int sc_client[] = {
-	SCMP_SYS(socket), SCMP_SYS(connect), SCMP_SYS(bind),
+	SCMP_SYS(connect), SCMP_SYS(bind),
 	SCMP_SYS(getsockopt), SCMP_SYS(setsockopt), SCMP_SYS(getsockname),
 	SCMP_SYS(getpeername), SCMP_SYS(shutdown),
 	SCMP_SYS(sendmmsg), SCMP_SYS(recvmmsg), -1
@@ -182,28 +206,166 @@ sandbox_rule(scmp_filter_ctx ctx, int sc, unsigned int argc,
 		fatalx("seccomp_rule_add %d: %s", sc, strerror(-rc));
 }
 
-/* opens for reading only, unix sockets only, capability probes */
+/* open and openat for reading only: no creating, truncating or writing */
 static void
-sandbox_auth(scmp_filter_ctx ctx)
+sandbox_ro_open(scmp_filter_ctx ctx)
 {
 	const scmp_datum_t	 wmask = O_ACCMODE | O_CREAT | O_TRUNC;
 	struct scmp_arg_cmp	 ro_open = SCMP_A1(SCMP_CMP_MASKED_EQ, wmask, 0);
 	struct scmp_arg_cmp	 ro_openat = SCMP_A2(SCMP_CMP_MASKED_EQ, wmask,
 				    0);
+
+	sandbox_rule(ctx, SCMP_SYS(open), 1, &ro_open);
+	sandbox_rule(ctx, SCMP_SYS(openat), 1, &ro_openat);
+}
+
+/*
+ * socket() for the given families, with the given types only (flags
+ * SOCK_NONBLOCK and SOCK_CLOEXEC aside), protocol 0 or the type's own
+ * (TCP, UDP): no raw, packet, netlink or any other kind of socket.
+ */
+static void
+sandbox_sockets(scmp_filter_ctx ctx, const int *families, int dgram)
+{
+	const scmp_datum_t	 tmask = 0xffffffffU &
+				    ~(scmp_datum_t)(SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct scmp_arg_cmp	 a[3];
+	int			 t;
+
+	for (; *families != -1; families++) {
+		for (t = 0; t < (dgram ? 2 : 1); t++) {
+			int type = t == 0 ? SOCK_STREAM : SOCK_DGRAM;
+			int proto = *families == AF_UNIX ? 0 :
+			    t == 0 ? IPPROTO_TCP : IPPROTO_UDP;
+
+			a[0] = SCMP_A0(SCMP_CMP_EQ, *families, 0);
+			a[1] = SCMP_A1(SCMP_CMP_MASKED_EQ, tmask, type);
+			a[2] = SCMP_A2(SCMP_CMP_EQ, 0, 0);
+			sandbox_rule(ctx, SCMP_SYS(socket), 3, a);
+			if (proto != 0) {
+				a[2] = SCMP_A2(SCMP_CMP_EQ, proto, 0);
+				sandbox_rule(ctx, SCMP_SYS(socket), 3, a);
+			}
+		}
+	}
+}
+
+/*
+ * W^X: after start-up no process maps or makes memory executable; every
+ * library it runs was mapped before the filter (the name service modules
+ * are loaded on purpose first, lookup.c).  An exploit cannot stage code.
+ */
+static void
+sandbox_wx(scmp_filter_ctx ctx)
+{
+	struct scmp_arg_cmp	noexec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC,
+				    0);
+
+	sandbox_rule(ctx, SCMP_SYS(mmap), 1, &noexec);
+	sandbox_rule(ctx, SCMP_SYS(mprotect), 1, &noexec);
+	/* pkey_mprotect, and remap_file_pages, are not allowed at all */
+}
+
+/* opens for reading only, unix sockets only, capability probes */
+static void
+sandbox_auth(scmp_filter_ctx ctx)
+{
 	struct scmp_arg_cmp	 unix_only = SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0);
 	struct scmp_arg_cmp	 capbset = SCMP_A0(SCMP_CMP_EQ,
 				    PR_CAPBSET_READ, 0);
 
 	sandbox_allow(ctx, sc_auth);
-	sandbox_rule(ctx, SCMP_SYS(open), 1, &ro_open);
-	sandbox_rule(ctx, SCMP_SYS(openat), 1, &ro_openat);
+	sandbox_ro_open(ctx);
 	sandbox_rule(ctx, SCMP_SYS(socket), 1, &unix_only);
 	sandbox_rule(ctx, SCMP_SYS(prctl), 1, &capbset);
 }
 
+#ifdef POSTHASTE_SAN
+/*
+ * In the binary for test_sandbox.py to find: a build with the sanitizer
+ * allowances above must never be installed (mk/install.sh refuses it).
+ */
+__attribute__((used)) static const char san_marker[] =
+    "POSTHASTE_SAN_SANDBOX_ALLOWANCES";
+#endif
+
+#ifdef POSTHASTE_TEST_SANDBOX
+/*
+ * The test build only (Makefile: obj/regress/smtpd-sandbox, never
+ * installed): POSTHASTE_SANDBOX_TRY="profile:call" makes the process of
+ * that profile try the call right after entering its sandbox, as code
+ * an attacker took over could.  A call the filter forbids kills it; one
+ * that returns is logged, and the process goes on.
+ */
+static const char *const profile_names[] = {
+	[SANDBOX_SMTP] = "smtp", [SANDBOX_QUEUE] = "queue",
+	[SANDBOX_LOOKUP] = "lookup", [SANDBOX_MTA] = "mta",
+	[SANDBOX_CONTROL] = "control", [SANDBOX_MDA] = "mda",
+	[SANDBOX_AUTH] = "auth",
+};
+
+static void
+sandbox_test_try(enum sandbox_profile profile)
+{
+	const char	*want, *call;
+	char		 path[64];
+	void		*p;
+	long		 rc = 0;
+	size_t		 len;
+
+	if ((want = getenv("POSTHASTE_SANDBOX_TRY")) == NULL)
+		return;
+	len = strlen(profile_names[profile]);
+	if (strncmp(want, profile_names[profile], len) != 0 ||
+	    want[len] != ':')
+		return;
+	call = want + len + 1;
+	snprintf(path, sizeof(path), "/tmp/posthaste-sandbox-%d",
+	    (int)getpid());
+	log_info("sandbox test: %s tries %s", profile_names[profile], call);
+	if (strcmp(call, "socket-raw6") == 0)
+		rc = socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6);
+	else if (strcmp(call, "socket-packet") == 0)
+		rc = socket(AF_PACKET, SOCK_DGRAM, 0);
+	else if (strcmp(call, "socket-inet") == 0)
+		rc = socket(AF_INET, SOCK_STREAM, 0);
+	else if (strcmp(call, "create") == 0)
+		rc = open(path, O_CREAT | O_WRONLY, 0600);
+	else if (strcmp(call, "unlink") == 0)
+		rc = unlink(path);
+	else if (strcmp(call, "rename") == 0)
+		rc = rename(path, "/tmp/posthaste-sandbox-renamed");
+	else if (strcmp(call, "mkdir") == 0)
+		rc = mkdir(path, 0700);
+	else if (strcmp(call, "mmap-exec") == 0) {
+		p = mmap(NULL, 4096, PROT_READ | PROT_EXEC,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		rc = p == MAP_FAILED ? -1 : 0;
+	} else if (strcmp(call, "mprotect-exec") == 0) {
+		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			fatal("sandbox test: mmap");
+		rc = mprotect(p, 4096, PROT_READ | PROT_EXEC);
+	} else if (strcmp(call, "pkey-mprotect-exec") == 0) {
+		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			fatal("sandbox test: mmap");
+		rc = syscall(SYS_pkey_mprotect, p, 4096, PROT_READ | PROT_EXEC,
+		    -1);
+	} else
+		fatalx("sandbox test: unknown call %s", call);
+	log_warnx("sandbox test: %s survived %s: returned %ld%s%s",
+	    profile_names[profile], call, rc, rc == -1 ? ", " : "",
+	    rc == -1 ? strerror(errno) : "");
+}
+#endif
+
 void
 sandbox_enter(enum sandbox_profile profile)
 {
+	static const int inet_unix[] = { AF_INET, AF_INET6, AF_UNIX, -1 };
 	scmp_filter_ctx	ctx;
 	uint32_t	defact = SCMP_ACT_KILL_PROCESS;
 
@@ -218,6 +380,10 @@ sandbox_enter(enum sandbox_profile profile)
 	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) != 0)
 		fatalx("seccomp_attr_set TSYNC");
 	sandbox_allow(ctx, sc_base);
+	sandbox_wx(ctx);
+#ifdef POSTHASTE_SAN
+	sandbox_ro_open(ctx);	/* /proc/self/maps for a report */
+#endif
 	/* libevent asks how much is readable; no other ioctl */
 	struct scmp_arg_cmp fionread = { 1, SCMP_CMP_EQ, FIONREAD, 0 };
 
@@ -241,15 +407,24 @@ sandbox_enter(enum sandbox_profile profile)
 		struct scmp_arg_cmp capbset = { 0, SCMP_CMP_EQ,
 		    PR_CAPBSET_READ, 0 };
 
-		sandbox_allow(ctx, sc_files);
+		sandbox_allow(ctx, sc_lookup);
+		sandbox_ro_open(ctx);
 		sandbox_allow(ctx, sc_client);
+		/*
+		 * DNS over UDP and TCP (libunbound, to the configured
+		 * resolvers), unix stream sockets for the name service
+		 * (nscd, systemd's userdb)
+		 */
+		sandbox_sockets(ctx, inet_unix, 1);
 		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
 		    capbset) < 0)
 			fatalx("seccomp_rule_add prctl");
 		break;
 	}
 	case SANDBOX_MTA:
+		/* SMTP over TCP, LMTP over TCP or a unix socket */
 		sandbox_allow(ctx, sc_client);
+		sandbox_sockets(ctx, inet_unix, 0);
 		sandbox_allow(ctx, sc_mta);
 		break;
 	case SANDBOX_AUTH:
@@ -259,6 +434,9 @@ sandbox_enter(enum sandbox_profile profile)
 	if (seccomp_load(ctx) < 0)
 		fatalx("seccomp_load");
 	seccomp_release(ctx);
+#ifdef POSTHASTE_TEST_SANDBOX
+	sandbox_test_try(profile);
+#endif
 }
 
 /*

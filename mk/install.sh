@@ -89,6 +89,16 @@ inst_conf()
 	echo "install: $BIN/smtpd is not built; run make first" >&2
 	exit 1
 }
+# A sanitizer build's sandboxes allow more (common/privsep.c marks it):
+# never install one, whatever OBJDIR says.
+for prog in smtpd smtpctl makemap sendmail; do
+	if [ -f "$BIN/$prog" ] &&
+	    grep -aq POSTHASTE_SAN_SANDBOX_ALLOWANCES "$BIN/$prog"; then
+		echo "install: $BIN/$prog is a sanitizer build (SAN=1);" \
+		    "refusing to install it" >&2
+		exit 1
+	fi
+done
 
 inst_dir "$SBINDIR"
 inst_file "$BIN/smtpd" "$SBINDIR/smtpd" 0555

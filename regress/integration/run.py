@@ -106,8 +106,8 @@ def short_reason(exc):
 
 
 def copy_programs(bindir):
-    """A copy of bindir/* (and the forging test build beside it, in
-    ../regress/) in a new directory of mode 0755 under /tmp, so that
+    """A copy of bindir/* (and the forging and sandbox test builds beside
+    it, in ../regress/) in a new directory of mode 0755 under /tmp, so that
     unprivileged users can run the programs whatever the modes of the
     directories above the tree.  Returns (root, new bindir)."""
     root = tempfile.mkdtemp(prefix="posthaste-bin.")
@@ -119,10 +119,11 @@ def copy_programs(bindir):
         if os.path.isfile(src):
             shutil.copy2(src, dest)
             os.chmod(os.path.join(dest, name), 0o755)
-    forge = os.path.join(os.path.dirname(bindir), "regress", "smtpd-forge")
-    if os.path.isfile(forge):
-        os.mkdir(os.path.join(root, "regress"), 0o755)
-        shutil.copy2(forge, os.path.join(root, "regress"))
+    os.mkdir(os.path.join(root, "regress"), 0o755)
+    for test_build in ("smtpd-forge", "smtpd-sandbox"):
+        src = os.path.join(os.path.dirname(bindir), "regress", test_build)
+        if os.path.isfile(src):
+            shutil.copy2(src, os.path.join(root, "regress"))
     return root, dest
 
 
