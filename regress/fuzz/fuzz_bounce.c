@@ -212,7 +212,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mailaddr		 a;
 	char			 f[1024], reply[SMTP_REPLY_MAX];
 	char			 boundary[300], host[200];
-	const char		*marker = NULL, *hdrend;
+	const char		*marker = NULL, *hdrend, *rest;
 	char			*dsn;
 	struct stat		 st;
 	size_t			 i, mlen;
@@ -247,8 +247,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the sender, as MAIL FROM accepted it */
 	if (next_field(&p, end, f, sizeof(f)) == NULL)
 		return 0;
-	if (!(flags & 1) && addr_parse_mailbox(f, &a, ADDR_ALLOW_UTF8 |
-	    ADDR_ALLOW_NULL) == ADDR_OK)
+	if (!(flags & 1) && addr_parse_path(f, &a, ADDR_ALLOW_UTF8 |
+	    ADDR_ALLOW_NULL, &rest) == ADDR_OK)
 		e.sender = a;
 	if (next_field(&p, end, f, sizeof(f)) == NULL)
 		return 0;
