@@ -46,11 +46,19 @@ struct smtpd_config	*conf;
 
 static struct imsgbuf	parent_ib, queue_ib;
 static struct sockaddr_un sun;
+static char		sockdir[64];
+
+/* the scratch directory goes when libFuzzer is done */
+static void
+cleanup(void)
+{
+	unlink(sun.sun_path);
+	rmdir(sockdir);
+}
 
 static void
 init(void)
 {
-	char	dir[64];
 	int	pa[2], qu[2], lfd;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -59,12 +67,13 @@ init(void)
 		abort();
 	if ((ev_base = event_base_new()) == NULL)
 		abort();
-	snprintf(dir, sizeof(dir), "/tmp/posthaste-fuzz-ctl-XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	snprintf(sockdir, sizeof(sockdir), "/tmp/posthaste-fuzz-ctl-XXXXXX");
+	if (mkdtemp(sockdir) == NULL)
 		abort();
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/ctl.sock", dir);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/ctl.sock", sockdir);
+	atexit(cleanup);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pa) == -1 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, qu) == -1 ||
 	    (lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0)) == -1 ||
@@ -211,7 +220,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		init();
 		inited = 1;
 	}
-	if (size < 2 || size > 64 * 1024)
+	/* 8 KB: some 25 requests, written a byte at a time at worst */
+	if (size < 2 || size > 8 * 1024)
 		return 0;
 	chunk = data[1] ? data[1] : size;
 	if (data[0] & 1) {

@@ -40,7 +40,16 @@
 struct smtpd_config	*conf;
 
 static char		 sockpath[108];
+static char		 sockdir[64];
 static int		 lfd = -1;
+
+/* the scratch directory goes when libFuzzer is done */
+static void
+cleanup(void)
+{
+	unlink(sockpath);
+	rmdir(sockdir);
+}
 
 struct server {
 	const uint8_t	*script;
@@ -81,17 +90,17 @@ init(void)
 {
 	struct sockaddr_un	 sun;
 	struct action		*a;
-	char			 dir[64];
 
 	signal(SIGPIPE, SIG_IGN);
 	log_init(0, 0);
 	if ((conf = config_default()) == NULL)
 		abort();
 	snprintf(conf->hostname, sizeof(conf->hostname), "mx.example.org");
-	snprintf(dir, sizeof(dir), "/tmp/posthaste-fuzz-lmtp-XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	snprintf(sockdir, sizeof(sockdir), "/tmp/posthaste-fuzz-lmtp-XXXXXX");
+	if (mkdtemp(sockdir) == NULL)
 		abort();
-	snprintf(sockpath, sizeof(sockpath), "%s/lmtp.sock", dir);
+	snprintf(sockpath, sizeof(sockpath), "%s/lmtp.sock", sockdir);
+	atexit(cleanup);
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		abort();
 	snprintf(a->name, sizeof(a->name), "lmtp");

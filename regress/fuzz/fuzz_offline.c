@@ -28,6 +28,17 @@
 
 static char	spool[64];
 
+/* the scratch spool goes when libFuzzer is done */
+static void
+cleanup(void)
+{
+	char	dir[128];
+
+	snprintf(dir, sizeof(dir), "%s/%s", spool, SUBMIT_OFFLINE_DIR);
+	rmdir(dir);
+	rmdir(spool);
+}
+
 static int
 memfd_of(const void *data, size_t len)
 {
@@ -141,6 +152,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		snprintf(dir, sizeof(dir), "%s/%s", spool, SUBMIT_OFFLINE_DIR);
 		if (mkdir(dir, 0700) == -1)
 			abort();
+		atexit(cleanup);
 	}
 	if (len > MAXSIZE + 4096)
 		return 0;
