@@ -8,6 +8,8 @@
 #                   the safe default configuration (etc/smtpd.conf)
 #   make install    PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc
 #   make fuzz       build the libFuzzer harnesses (clang)
+#   make fuzz-long  run each harness FUZZ_TIME seconds (600), then print a
+#                   table of execs/s and coverage (-j2: two at a time)
 #   make bench      run ../shared/bench against Posthaste and Postfix
 #   make clean
 
@@ -76,7 +78,7 @@ UNIT_BINS	:= $(patsubst regress/unit/%.c,$(OBJDIR)/regress/%,$(UNIT_SRCS))
 FUZZ_SRCS	:= $(wildcard regress/fuzz/fuzz_*.c)
 
 .PHONY: all deps pkgcheck check check-fresh check-unit check-integration check-san run install \
-	uninstall clean fuzz bench lint
+	uninstall clean fuzz fuzz-long bench lint
 
 BINS		:= $(patsubst %,$(OBJDIR)/bin/%,$(PROGS))
 
@@ -165,6 +167,11 @@ run: deps
 
 fuzz:
 	@$(MAKE) --no-print-directory -f mk/fuzz.mk
+
+FUZZ_TIME	?= 600
+fuzz-long:
+	@$(MAKE) --no-print-directory -f mk/fuzz.mk fuzz-long \
+	    FUZZ_TIME=$(FUZZ_TIME)
 
 bench: all
 	@sh mk/bench.sh

@@ -274,16 +274,34 @@ status_code(const char *diag, enum dsn_action action, char *out, size_t len)
 	    action == DSN_DELAYED ? "4.0.0" : "2.0.0");
 }
 
-/* the text of a diagnostic without control characters */
+/*
+ * The text of a diagnostic as US-ASCII without control characters: it
+ * goes into a text/plain; charset=us-ascii part and a
+ * message/delivery-status part, whose fields are US-ASCII (RFC 3464
+ * 2.1.3), and a remote server's reply may hold any octet.
+ */
 static void
 clean_text(const char *in, char *out, size_t len)
 {
 	size_t	o = 0;
 
-	for (; *in && o + 1 < len; in++)
-		out[o++] = ((unsigned char)*in < 0x20 || *in == 0x7f) ? ' ' :
-		    *in;
+	for (; *in && o + 1 < len; in++) {
+		if ((unsigned char)*in >= 0x80)
+			out[o++] = '?';
+		else
+			out[o++] = ((unsigned char)*in < 0x20 ||
+			    *in == 0x7f) ? ' ' : *in;
+	}
 	out[o] = '\0';
+}
+
+static int
+is_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 0;
+	return 1;
 }
 
 /* copy the original message (or its header) into the DSN */
@@ -336,7 +354,12 @@ original_recipient(const char *orcpt, char *out, size_t len)
 	    xtext_decode(semi + 1, dec, sizeof(dec)) < 0)
 		return;
 	memcpy(out, orcpt, n + 1);
-	clean_text(dec, out + n + 1, len - n - 1);
+	/*
+	 * xtext that decodes to 8-bit text (an address written with
+	 * "+C3+A9") has no place in a message/delivery-status field: it
+	 * stays in the ASCII form the client gave.
+	 */
+	clean_text(is_ascii(dec) ? dec : semi + 1, out + n + 1, len - n - 1);
 }
 
 /* "host[addr]:port" -> host, for Remote-MTA: dns; */
@@ -511,6 +534,28 @@ bounce_write(struct bounce *b, uint32_t msgid, int fd)
 	evbuffer_free(out);
 	return rc;
 }
+
+#ifdef POSTHASTE_FUZZ
+int
+bounce_fuzz_write(const struct envelope *e, enum dsn_action action,
+    const struct delivery_result *r, int msgfd, int64_t size, uint32_t msgid,
+    int outfd)
+{
+	struct bounce	b;
+	int		rc;
+
+	memset(&b, 0, sizeof(b));
+	b.action = action;
+	b.orig = *e;
+	b.fd = msgfd;
+	b.size = size;
+	if (bounce_add_rcpt(&b, e, r) == -1)
+		return -1;
+	rc = bounce_write(&b, msgid, outfd);
+	free(b.rcpts);
+	return rc;
+}
+#endif
 
 static const char *
 action_name(enum dsn_action a)

@@ -93,6 +93,17 @@ void	bounce_lookup_dest(const struct lka_dest *);
 void	bounce_lookup_result(const struct lka_result *);
 /* a delivery result arrived for an envelope of the message */
 void	bounce_settle(uint32_t msgid);
+#ifdef POSTHASTE_FUZZ
+/*
+ * regress/fuzz/fuzz_bounce.c only (mk/fuzz.mk defines POSTHASTE_FUZZ;
+ * no installed binary has it): the DSN that bounce_generate() would
+ * write for one envelope, the original read from msgfd, written to
+ * outfd as msgid.  0 or -1.
+ */
+int	bounce_fuzz_write(const struct envelope *, enum dsn_action,
+	    const struct delivery_result *, int msgfd, int64_t size,
+	    uint32_t msgid, int outfd);
+#endif
 /* queue.c: is an envelope of the message in flight? */
 int	queue_message_busy(uint32_t msgid);
 

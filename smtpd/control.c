@@ -433,6 +433,30 @@ control_parent_dispatch(struct mproc *p, struct imsg *m)
 	fatalx("unexpected message %u from parent", m->hdr.type);
 }
 
+#ifdef POSTHASTE_FUZZ
+/*
+ * Only in mk/fuzz.mk's build: control_main() without the privilege drop,
+ * the sandbox and the loop, which fuzz_control.c turns itself; and how
+ * many clients are held, which must come back to 0.
+ */
+void
+control_fuzz_start(int parent, int queue, int ctlsock)
+{
+	mproc_init(&c_parent, parent, "parent", control_parent_dispatch,
+	    NULL);
+	mproc_init(&c_queue, queue, "queue", control_queue_dispatch, NULL);
+	ev_accept = event_new(ev_base, ctlsock, EV_READ | EV_PERSIST,
+	    on_accept, NULL);
+	event_add(ev_accept, NULL);
+}
+
+int
+control_fuzz_nclients(void)
+{
+	return nclients;
+}
+#endif
+
 void
 control_main(struct proc_fds *f)
 {

@@ -927,8 +927,17 @@ add_qualified(struct buf *out, const char *v, size_t len,
 {
 	struct addr_elem	 e;
 	char			 q[SUBMIT_ADDR_MAX];
-	size_t			 i = 0, at;
+	const char		*end = v + len;
+	size_t			 i = 0, at, eol = len;
 
+	/*
+	 * The field's line end stays last: an element that runs to the end
+	 * (an unterminated quoted string) must not get its "@domain" after
+	 * the LF, where it would start a line that is no field.
+	 */
+	while (eol > 0 && (v[eol - 1] == '\n' || v[eol - 1] == '\r'))
+		eol--;
+	len = eol;
 	while (i < len) {
 		scan_address(v, len, i, &e);
 		at = e.have_angle ? e.angle_close : e.bare_end;
@@ -947,6 +956,7 @@ add_qualified(struct buf *out, const char *v, size_t len,
 		if (i < len)
 			buf_add(out, v + i++, 1);	/* ',' or ';' */
 	}
+	buf_add(out, v + len, (size_t)(end - (v + len)));
 }
 
 static int
@@ -1030,7 +1040,9 @@ prepare_message(const struct options *o, const struct instance *inst,
 			    (size_t)(fend - field) - namelen - 1, inst);
 		} else if (!drop)
 			buf_add(&out, field, (size_t)(fend - field));
-		if (fend > field && fend[-1] != '\n')
+		/* a last field without its LF gets one, unless dropped:
+		 * that LF alone would end the header before From and Date */
+		if (!drop && fend > field && fend[-1] != '\n')
 			buf_add(&out, "\n", 1);
 	}
 	if (!have_from) {

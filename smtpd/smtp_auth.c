@@ -33,7 +33,12 @@
 #include "smtpd.h"
 
 #define AUTH_MAX_FAILURES	3
+#ifndef POSTHASTE_FUZZ
 #define AUTH_DELAY_MS		500	/* first failure; doubles */
+#else
+/* mk/fuzz.mk only: fuzz_smtp_session runs sessions without waiting */
+#define AUTH_DELAY_MS		0
+#endif
 
 enum auth_mech {
 	MECH_PLAIN,

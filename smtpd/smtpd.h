@@ -53,6 +53,11 @@ void	queue_main(struct proc_fds *) __attribute__((noreturn));
 void	lookup_main(struct proc_fds *) __attribute__((noreturn));
 void	mta_main(struct proc_fds *) __attribute__((noreturn));
 void	control_main(struct proc_fds *) __attribute__((noreturn));
+#ifdef POSTHASTE_FUZZ
+/* control.c, for regress/fuzz/fuzz_control.c only (mk/fuzz.mk) */
+void	control_fuzz_start(int parent, int queue, int ctlsock);
+int	control_fuzz_nclients(void);
+#endif
 void	auth_system_main(struct proc_fds *) __attribute__((noreturn));
 /* does a listener authenticate against the system accounts? */
 int	auth_system_needed(const struct smtpd_config *);

@@ -1,0 +1,169 @@
+/*
+ * test_bounce.c -- the DSN that queue/bounce.c writes (RFC 3464).
+ *
+ * bounce.c is included whole so that bounce_write(), which only the
+ * queue's event loop reaches, can be given one recipient here.
+ */
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "../../queue/bounce.c"
+
+struct smtpd_config	*conf;
+
+/* smtpd.c's, which holds main() and so is not in the library */
+void
+msgid_to_text(uint32_t id, char buf[9])
+{
+	snprintf(buf, 9, "%08x", id);
+}
+
+void
+evpid_to_text(uint64_t id, char buf[17])
+{
+	snprintf(buf, 17, "%016llx", (unsigned long long)id);
+}
+
+void	parent_delivery_result(const struct delivery_result *);
+void	parent_mda_channel(const struct mda_channel *, int);
+void	close_all_but(int *, int);
+
+void
+parent_delivery_result(const struct delivery_result *r)
+{
+	(void)r;
+	fail();
+}
+
+void
+parent_mda_channel(const struct mda_channel *c, int fd)
+{
+	(void)c;
+	(void)fd;
+	fail();
+}
+
+void
+close_all_but(int *keep, int nkeep)
+{
+	(void)keep;
+	(void)nkeep;
+	fail();
+}
+
+/* the DSN for one failed recipient with this diagnostic and ORCPT */
+static char *
+write_dsn(const char *text, const char *reply, const char *orcpt)
+{
+	static const char	 orig[] = "Subject: x\n\nbody\n";
+	struct envelope		 e;
+	struct delivery_result	 r;
+	struct bounce		 b;
+	struct stat		 st;
+	char			*dsn;
+	int			 msgfd, outfd;
+
+	memset(&e, 0, sizeof(e));
+	memset(&r, 0, sizeof(r));
+	memset(&b, 0, sizeof(b));
+	e.id = (uint64_t)0x1234 << 32 | 1;
+	snprintf(e.sender.user, sizeof(e.sender.user), "alice");
+	snprintf(e.sender.domain, sizeof(e.sender.domain), "example.org");
+	snprintf(e.dest.user, sizeof(e.dest.user), "bob");
+	snprintf(e.dest.domain, sizeof(e.dest.domain), "example.net");
+	snprintf(e.orcpt, sizeof(e.orcpt), "%s", orcpt);
+	e.dest_type = DEST_REMOTE;
+	snprintf(r.text, sizeof(r.text), "%s", text);
+	snprintf(r.reply, sizeof(r.reply), "%s", reply);
+	snprintf(r.relay, sizeof(r.relay), "mx.example.net[192.0.2.1]:25");
+	msgfd = memfd_create("orig", 0);
+	outfd = memfd_create("dsn", 0);
+	assert_true(msgfd != -1 && outfd != -1);
+	assert_int_equal(write(msgfd, orig, sizeof(orig) - 1),
+	    sizeof(orig) - 1);
+	b.action = DSN_FAILED;
+	b.orig = e;
+	b.fd = msgfd;
+	b.size = sizeof(orig) - 1;
+	assert_int_equal(bounce_add_rcpt(&b, &e, &r), 0);
+	assert_int_equal(bounce_write(&b, 0xabcd, outfd), 0);
+	free(b.rcpts);
+	close(msgfd);
+	assert_int_equal(fstat(outfd, &st), 0);
+	dsn = calloc(1, (size_t)st.st_size + 1);
+	assert_non_null(dsn);
+	assert_int_equal(pread(outfd, dsn, (size_t)st.st_size, 0),
+	    st.st_size);
+	close(outfd);
+	return dsn;
+}
+
+/* everything before the returned original is ours: US-ASCII only */
+static void
+assert_report_ascii(const char *dsn)
+{
+	const char	*end = strstr(dsn, "Content-Type: message/rfc822");
+	const char	*p;
+
+	assert_non_null(end);
+	for (p = dsn; p < end; p++)
+		assert_true((unsigned char)*p < 0x80);
+}
+
+/* found by fuzz_bounce: a server's 8-bit reply went into the report */
+static void
+test_diagnostic_8bit(void **state)
+{
+	char	*dsn;
+
+	(void)state;
+	dsn = write_dsn("5.2.2 mailbox full \xc3\xa9\xff",
+	    "552 5.2.2 \xe2\x80\x9c" "full\xe2\x80\x9d", "");
+	assert_report_ascii(dsn);
+	assert_non_null(strstr(dsn, "Diagnostic-Code: smtp; 552 5.2.2 "
+	    "???full???\n"));
+	assert_non_null(strstr(dsn, "<bob@example.net>: 5.2.2 mailbox full "
+	    "???\n"));
+	free(dsn);
+}
+
+/* an ORCPT whose xtext decodes to 8-bit stays in its ASCII form */
+static void
+test_orcpt_8bit(void **state)
+{
+	char	*dsn;
+
+	(void)state;
+	dsn = write_dsn("5.1.1 no such user", "",
+	    "rfc822;b+C3+A9b@example.net");
+	assert_report_ascii(dsn);
+	assert_non_null(strstr(dsn, "Original-Recipient: "
+	    "rfc822;b+C3+A9b@example.net\n"));
+	free(dsn);
+	/* an ASCII one is shown decoded, as before */
+	dsn = write_dsn("5.1.1 no such user", "",
+	    "rfc822;bob+2Bx@example.net");
+	assert_non_null(strstr(dsn, "Original-Recipient: "
+	    "rfc822;bob+x@example.net\n"));
+	free(dsn);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_diagnostic_8bit),
+		cmocka_unit_test(test_orcpt_8bit),
+	};
+	static struct smtpd_config c;
+
+	snprintf(c.hostname, sizeof(c.hostname), "mx.example.org");
+	conf = &c;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
