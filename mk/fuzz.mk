@@ -32,13 +32,8 @@ FUZZ_ARGS	?=
 
 WARNINGS	= -Wall -Wextra $(FUZZ_WERROR) -Wshadow -Wpointer-arith \
 		  -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
-		  -Wno-unused-parameter -Wno-missing-field-initializers \
-		  -Wno-format-nonliteral
+		  -Wno-unused-parameter
 
-# -Wno-missing-field-initializers: libseccomp's SCMP_A0_64() expands to a
-# compound literal that leaves datum_b out, which clang (not gcc) flags;
-# -Wno-format-nonliteral: clang, unlike gcc, flags vsnprintf(fmt) in a
-# function that takes a va_list.
 PKGS		= libevent libevent_openssl openssl libseccomp libbsd
 PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
