@@ -304,14 +304,18 @@ exec "$SMTPD" $ARGS -f "$CONF"
     def processes(self):
         return _pids_in_ns(self.ns) if self.ns else []
 
+    # the processes that live as long as the daemon (the offline pick-up,
+    # forked at start and every 30 s, wears the parent's title until it
+    # names itself; delivery processes end when idle)
+    LONG_LIVED = ("smtpd: smtp worker", "smtpd: queue", "smtpd: lookup",
+                  "smtpd: mta", "smtpd: control", "smtpd: auth")
+
     def daemons(self):
-        """The daemon's long-lived processes: without the offline
-        pick-up child, which comes and goes (at start and every 30 s),
-        and which is a copy of the parent until it names itself."""
+        """The daemon's long-lived processes: the parent and its
+        permanent children, not the ones that come and go."""
         return [pid for pid in self.processes()
                 if pid == self.pid or
-                (proc_title(pid) or "") not in ("smtpd: parent",
-                                                "smtpd: offline")]
+                (proc_title(pid) or "").startswith(self.LONG_LIVED)]
 
     def _pid_from_file(self):
         try:
