@@ -3,14 +3,14 @@
 # check.sh -- the whole test suite, as "make check" runs it after building
 # the normal tree (obj/):
 #
-#   0. make sure obj/ is built (a no-op after "make check" built it)
+#   0. make sure obj/ is built (a no-op after "make check" built it), and
+#      build obj-san/ with AddressSanitizer + UndefinedBehaviorSanitizer
 #   1. unit tests of obj/
 #   2. integration tests against obj/bin/smtpd (the real daemon, as root),
 #      then the package and manual page tests (test_package, once)
-#   3. build obj-san/ with AddressSanitizer + UndefinedBehaviorSanitizer
-#   4. unit tests of obj-san/
-#   5. integration tests against obj-san/bin/smtpd
-#   6. each libFuzzer harness for a few seconds (mk/fuzz-smoke.sh)
+#   3. unit tests of obj-san/
+#   4. integration tests against obj-san/bin/smtpd
+#   5. each libFuzzer harness for a few seconds (mk/fuzz-smoke.sh)
 #
 # Every step ends its output with "N passed, N failed" (", N skipped" may
 # follow: tests that did not run, each with its reason on a SKIP line);
@@ -116,8 +116,17 @@ ASAN_UNIT=${UNIT_ASAN_OPTIONS:-"detect_leaks=1:abort_on_error=1"}
 UBSAN="print_stacktrace=1:halt_on_error=1"
 
 # "make check" has built obj/ already; this is a no-op then, and makes the
-# script complete on its own (a broken build is counted, not fatal).
-if build "build obj" make --no-print-directory -j"$JOBS" all unit; then
+# script complete on its own (a broken build is counted, not fatal).  Both
+# builds come first: a test of the plain build may need the sanitizer one
+# (test_sandbox checks that "make install" refuses it).
+obj_ok=0
+san_ok=0
+build "build obj" make --no-print-directory -j"$JOBS" all unit && obj_ok=1
+build "build obj-san (ASan+UBSan)" \
+    make --no-print-directory -j"$JOBS" OBJDIR=obj-san SAN=1 all unit &&
+    san_ok=1
+
+if [ "$obj_ok" = 1 ]; then
 	# shellcheck disable=SC2046 # one word per binary
 	step "unit tests (obj)" sh mk/run-unit.sh $(unit_bins obj)
 	step "integration tests (obj)" "$PYTHON" \
@@ -128,8 +137,7 @@ if build "build obj" make --no-print-directory -j"$JOBS" all unit; then
 	    regress/integration/run.py --bindir obj/bin -k test_package::
 fi
 
-if build "build obj-san (ASan+UBSan)" \
-    make --no-print-directory -j"$JOBS" OBJDIR=obj-san SAN=1 all unit; then
+if [ "$san_ok" = 1 ]; then
 	# shellcheck disable=SC2046
 	step "unit tests (obj-san)" env ASAN_OPTIONS="$ASAN_UNIT" \
 	    UBSAN_OPTIONS="$UBSAN" sh mk/run-unit.sh $(unit_bins obj-san)

@@ -421,16 +421,28 @@ test_expand_daemon_accounts(void **state)
 {
 	char	reply[512];
 
+	/* nobody exists on every system: no mailbox */
+	assert_int_equal(expand("nobody@plain.test", NULL, reply,
+	    sizeof(reply)), PROTO_PERMFAIL);
+	assert_non_null(strstr(reply, "550 5.1.1"));
+	assert_int_equal(ndests, 0);
+	/* other system accounts are users */
+	assert_int_equal(expand("bin@plain.test", NULL, reply,
+	    sizeof(reply)), PROTO_OK);
+	assert_true(has_dest(DEST_MAILBOX, "bin", ""));
+	/*
+	 * _smtpd and _smtpq exist once the daemon was installed or the
+	 * integration tests ran (test_delivery_daemon_accounts proves the
+	 * same with the real daemon on every run); a unit test creates no
+	 * accounts.
+	 */
 	if (getpwnam("_smtpd") == NULL || getpwnam("_smtpq") == NULL)
-		skip();
+		return;
 	assert_int_equal(expand("_smtpd@plain.test", NULL, reply,
 	    sizeof(reply)), PROTO_PERMFAIL);
 	assert_non_null(strstr(reply, "550 5.1.1"));
 	assert_int_equal(ndests, 0);
 	assert_int_equal(expand("_SMTPQ+x@plain.test", NULL, reply,
-	    sizeof(reply)), PROTO_PERMFAIL);
-	assert_int_equal(ndests, 0);
-	assert_int_equal(expand("nobody@plain.test", NULL, reply,
 	    sizeof(reply)), PROTO_PERMFAIL);
 	assert_int_equal(ndests, 0);
 	/* the alias table has "_smtpq: daemon"; not _smtpd */
@@ -440,10 +452,6 @@ test_expand_daemon_accounts(void **state)
 	assert_true(has_dest(DEST_MAILBOX, "daemon", ""));
 	assert_int_equal(expand("_smtpd@local.test", NULL, reply,
 	    sizeof(reply)), PROTO_PERMFAIL);
-	/* other system accounts are users */
-	assert_int_equal(expand("bin@plain.test", NULL, reply,
-	    sizeof(reply)), PROTO_OK);
-	assert_true(has_dest(DEST_MAILBOX, "bin", ""));
 }
 
 static void
