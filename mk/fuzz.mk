@@ -101,15 +101,12 @@ $(FUZZ_OBJDIR)/fuzz_%: $(FUZZ_OBJDIR)/regress/fuzz/fuzz_%.o $(FUZZ_LIB)
 
 -include $(shell find $(FUZZ_OBJDIR) -name '*.d' 2>/dev/null)
 
-# One target per harness, so "make -j -f mk/fuzz.mk fuzz-smoke" runs them
-# side by side.  -runs caps a very fast harness, -max_total_time a slow
-# one; either way the run ends and a crash makes make fail.
-fuzz-smoke: $(patsubst %,fuzz-smoke-%,$(FUZZ_NAMES))
-
-fuzz-smoke-%: $(FUZZ_OBJDIR)/%
-	@name=$(patsubst fuzz_%,%,$*); \
+# The command line of harness fuzz_$* on its scratch corpus (written to,
+# first) and its seeds (only read), with its dictionary if it has one:
+# shared by the smoke and the long runs.
+FUZZ_CMD = name=$(patsubst fuzz_%,%,$*); \
 	work=$(FUZZ_OBJDIR)/corpus/$$name; \
-	mkdir -p $$work $(FUZZ_OBJDIR)/artifacts || exit 1; \
+	mkdir -p $$work $(FUZZ_OBJDIR)/artifacts $(FUZZ_OBJDIR)/long || exit 1; \
 	seeds=; \
 	for d in regress/fuzz/corpus/$$name regress/fuzz/corpus/$*; do \
 		if [ -d $$d ]; then seeds="$$seeds $$d"; fi; \
@@ -119,10 +116,16 @@ fuzz-smoke-%: $(FUZZ_OBJDIR)/%
 		dict=-dict=regress/fuzz/$$name.dict; \
 	fi; \
 	echo "==> $* ($(FUZZ_TIME)s)"; \
-	$(FUZZ_OBJDIR)/$* -max_total_time=$(FUZZ_TIME) \
-	    -runs=$(FUZZ_RUNS) -timeout=10 $$dict \
-	    -artifact_prefix=$(FUZZ_OBJDIR)/artifacts/$*- $(FUZZ_ARGS) \
-	    $$work $$seeds
+	$(FUZZ_OBJDIR)/$* -max_total_time=$(FUZZ_TIME) -timeout=10 $$dict \
+	    -artifact_prefix=$(FUZZ_OBJDIR)/artifacts/$*- $(FUZZ_ARGS)
+
+# One target per harness, so "make -j -f mk/fuzz.mk fuzz-smoke" runs them
+# side by side.  -runs caps a very fast harness, -max_total_time a slow
+# one; either way the run ends and a crash makes make fail.
+fuzz-smoke: $(patsubst %,fuzz-smoke-%,$(FUZZ_NAMES))
+
+fuzz-smoke-%: $(FUZZ_OBJDIR)/%
+	@$(FUZZ_CMD) -runs=$(FUZZ_RUNS) $$work $$seeds
 
 # The long run: each harness alone (or two with -j2) for FUZZ_TIME
 # seconds, its log kept in $(FUZZ_OBJDIR)/long/, then one table.  New
@@ -137,22 +140,7 @@ fuzz-long: $(FUZZ_BINS)
 	test $$rc -eq 0
 
 $(FUZZ_OBJDIR)/long/%.log: $(FUZZ_OBJDIR)/%
-	@name=$(patsubst fuzz_%,%,$*); \
-	work=$(FUZZ_OBJDIR)/corpus/$$name; \
-	mkdir -p $$work $(FUZZ_OBJDIR)/artifacts $(FUZZ_OBJDIR)/long || exit 1; \
-	seeds=; \
-	for d in regress/fuzz/corpus/$$name regress/fuzz/corpus/$*; do \
-		if [ -d $$d ]; then seeds="$$seeds $$d"; fi; \
-	done; \
-	dict=; \
-	if [ -f regress/fuzz/$$name.dict ]; then \
-		dict=-dict=regress/fuzz/$$name.dict; \
-	fi; \
-	echo "==> $* ($(FUZZ_TIME)s)"; \
-	$(FUZZ_OBJDIR)/$* -max_total_time=$(FUZZ_TIME) -timeout=10 \
-	    -print_final_stats=1 $$dict \
-	    -artifact_prefix=$(FUZZ_OBJDIR)/artifacts/$*- $(FUZZ_ARGS) \
-	    $$work $$seeds > $@.tmp 2>&1; \
+	@$(FUZZ_CMD) -print_final_stats=1 $$work $$seeds > $@.tmp 2>&1; \
 	rc=$$?; echo "exit: $$rc" >> $@.tmp; mv $@.tmp $@; \
 	test $$rc -eq 0
 
