@@ -256,17 +256,33 @@ format_date(time_t t, char *buf, size_t len)
 }
 
 /* the first "X.Y.Z" in a diagnostic, else a default for the action */
+/* the length of a run of 1 to 3 digits at p, or 0 */
+static size_t
+status_digits(const char *p)
+{
+	size_t	n = 0;
+
+	while (n < 4 && p[n] >= '0' && p[n] <= '9')
+		n++;
+	return n >= 1 && n <= 3 ? n : 0;
+}
+
 static void
 status_code(const char *diag, enum dsn_action action, char *out, size_t len)
 {
 	const char	*p;
-	int		 a, b, c, n;
+	size_t		 n;
 
+	/* class.subject.detail, RFC 3463: 1-3 digits each, no sign */
 	for (p = diag; *p; p++) {
 		if ((*p == '2' || *p == '4' || *p == '5') && (p == diag ||
-		    p[-1] == ' ') && sscanf(p, "%1d.%3d.%3d%n", &a, &b, &c,
-		    &n) == 3 && (p[n] == '\0' || p[n] == ' ')) {
-			snprintf(out, len, "%d.%d.%d", a, b, c);
+		    p[-1] == ' ') && p[1] == '.' &&
+		    (n = status_digits(p + 2)) > 0 && p[2 + n] == '.' &&
+		    status_digits(p + 3 + n) > 0) {
+			n = 3 + n + status_digits(p + 3 + n);
+			if (p[n] != '\0' && p[n] != ' ')
+				continue;
+			snprintf(out, len, "%.*s", (int)n, p);
 			return;
 		}
 	}
