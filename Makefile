@@ -1,6 +1,7 @@
 # Posthaste -- GNU make build.
 #
-#   make            build every program into the source tree (smtpd/smtpd ...)
+#   make            build every program, and copy each beside its main()
+#                   (smtpd/smtpd, programs/smtpctl ...)
 #   make check      install missing Debian packages, build, run unit and
 #                   integration tests, then again under ASan+UBSan
 #   make check-fresh  the same on a new debootstrapped Debian 12 under /root
@@ -59,17 +60,14 @@ endif
 
 # smtpd -V: the version of the newest debian/changelog entry
 POSTHASTE_VERSION ?= $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog 2>/dev/null)
-CPPFLAGS	+= -I. -Icommon -Ismtpd -Iqueue -Ilookup -D_GNU_SOURCE \
+include mk/layout.mk
+CPPFLAGS	+= -I. $(addprefix -I,$(SHARED_DIRS)) -D_GNU_SOURCE \
 		   -DSMTPD_SYSCONFDIR=\"$(SYSCONFDIR)\" $(if $(SAN),-DPOSTHASTE_SAN=1) \
 		   $(if $(POSTHASTE_VERSION),-DSMTPD_VERSION=\"$(POSTHASTE_VERSION)\")
 CFLAGS		+= -std=c11 $(OPT) $(WARNINGS) $(HARDEN) $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS		+= $(HARDEN_LD) $(SANFLAGS)
 LDLIBS		+= $(PKG_LIBS) -ldb -lunbound -lcrypt -lresolv -pthread
 
-# Source files with a main(); everything else goes into one library.
-MAINS		:= smtpd/smtpd.c smtpd/smtpctl.c smtpd/makemap.c smtpd/sendmail.c
-PROGS		:= $(patsubst smtpd/%.c,%,$(wildcard $(MAINS)))
-LIB_SRCS	:= $(filter-out $(MAINS),$(wildcard common/*.c smtpd/*.c queue/*.c lookup/*.c))
 LIB_OBJS	:= $(patsubst %.c,$(OBJDIR)/%.o,$(LIB_SRCS))
 LIB		:= $(OBJDIR)/libposthaste.a
 
@@ -82,14 +80,19 @@ FUZZ_SRCS	:= $(wildcard regress/fuzz/fuzz_*.c)
 
 BINS		:= $(patsubst %,$(OBJDIR)/bin/%,$(PROGS))
 
-all: $(BINS) $(if $(SAN),,$(patsubst %,smtpd/%,$(PROGS)))
+# each program is also copied beside its main (smtpd/smtpd ...)
+IN_TREE		:= $(basename $(MAINS))
+all: $(BINS) $(if $(SAN),,$(IN_TREE))
 
-smtpd/%: $(OBJDIR)/bin/%
-	cp -f $< $@
+define program_rules
+$(basename $(1)): $$(OBJDIR)/bin/$(notdir $(basename $(1)))
+	cp -f $$< $$@
 
-$(OBJDIR)/bin/%: $(OBJDIR)/smtpd/%.o $(LIB) | pkgcheck
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+$$(OBJDIR)/bin/$(notdir $(basename $(1))): $$(OBJDIR)/$(basename $(1)).o $$(LIB) | pkgcheck
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$< $$(LIB) $$(LDLIBS)
+endef
+$(foreach m,$(MAINS),$(eval $(call program_rules,$(m))))
 
 $(LIB): $(LIB_OBJS)
 	rm -f $@
@@ -103,7 +106,7 @@ $(OBJDIR)/%.o: %.c
 $(OBJDIR)/regress/%: regress/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  CCLD    $@"
-	@$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB) \
+	@$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB) \
 	    $(LDFLAGS) $(LDLIBS) -lcmocka
 
 -include $(shell find $(OBJDIR) -name '*.d' 2>/dev/null)
@@ -120,7 +123,7 @@ pkgcheck:
 # a worker that forges destinations, for test_privsep.py only
 FORGE		:= $(OBJDIR)/regress/smtpd-forge
 
-$(OBJDIR)/regress/forge/smtp_data.o: smtpd/smtp_data.c
+$(OBJDIR)/regress/forge/smtp_data.o: smtp/smtp_data.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $< (forging worker)"
 	@$(CC) $(CPPFLAGS) -DPOSTHASTE_TEST_FORGE $(CFLAGS) -MMD -MP -c -o $@ $<
@@ -181,4 +184,4 @@ install: all
 	    "$(SYSCONFDIR)" "$(LIBEXECDIR)"
 
 clean:
-	rm -rf obj obj-san obj-fuzz $(patsubst %,smtpd/%,$(PROGS)) regress/results
+	rm -rf obj obj-san obj-fuzz $(IN_TREE) regress/results

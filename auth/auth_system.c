@@ -55,7 +55,7 @@
 #include "privsep.h"
 #include "proto.h"
 #include "pwcheck.h"
-#include "smtpd.h"
+#include "proc.h"
 
 #define SHADOW_FILE	"/etc/shadow"
 

@@ -89,4 +89,8 @@ int	domain_valid(const char *domain, int flags);
 /* UTF-8 well-formedness (no overlongs, no surrogates). */
 int	utf8_valid(const char *s, size_t len);
 
+/* is the address inside a network ("192.0.2.0/24", "2001:db8::/32")? */
+struct sockaddr_storage;
+int	addr_in_cidr(const struct sockaddr_storage *, const char *cidr);
+
 #endif

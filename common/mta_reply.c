@@ -20,7 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "mta.h"
+#include "mta_reply.h"
 
 void
 mta_reply_init(struct mta_reply *r)

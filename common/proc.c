@@ -1,7 +1,11 @@
 /*
- * proc.c -- what every child does right after fork.
+ * proc.c -- what every process of the daemon shares: the running
+ * configuration and the flags of the command line, queue ids as text,
+ * and what every child does right after fork.
  */
 #include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -13,7 +17,12 @@
 #include "log.h"
 #include "mproc.h"
 #include "privsep.h"
-#include "smtpd.h"
+#include "proc.h"
+
+/* the running configuration; every child inherits it across fork() */
+struct smtpd_config	*conf;
+int			 smtpd_debug;
+int			 smtpd_verbose;
 
 static void	(*term_cb)(void);
 
@@ -87,4 +96,48 @@ proc_on_term(void (*cb)(void))
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
 	sigprocmask(SIG_UNBLOCK, &term, NULL);
+}
+
+void
+msgid_to_text(uint32_t id, char buf[9])
+{
+	snprintf(buf, 9, "%08x", id);
+}
+
+void
+evpid_to_text(uint64_t id, char buf[17])
+{
+	snprintf(buf, 17, "%016llx", (unsigned long long)id);
+}
+
+static int
+cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/*
+ * Close every descriptor above stderr that is not in keep[], nor the
+ * channel the process logs through (log.c).
+ */
+void
+close_all_but(int *keep, int nkeep)
+{
+	int	i, from = 3, fd, logfd = log_channel_fd();
+
+	qsort(keep, nkeep, sizeof(int), cmp_int);
+	for (i = 0; i <= nkeep; i++) {
+		fd = i < nkeep ? keep[i] : -1;
+		if (logfd >= from && (fd == -1 || logfd < fd)) {
+			if (logfd > from)
+				close_range(from, logfd - 1, 0);
+			from = logfd + 1;
+		}
+		if (fd < from)
+			continue;
+		if (fd > from)
+			close_range(from, fd - 1, 0);
+		from = fd + 1;
+	}
+	close_range(from, ~0U, 0);
 }

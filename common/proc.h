@@ -1,10 +1,13 @@
 /*
- * smtpd.h -- process entry points and what the parent hands each child.
+ * proc.h -- the daemon's processes: each child's entry point, what the
+ * parent hands it, and what all of them share (proc.c).  Each entry
+ * point is defined in its process's folder (README.md, "Layout").
  */
-#ifndef POSTHASTE_SMTPD_H
-#define POSTHASTE_SMTPD_H
+#ifndef POSTHASTE_PROC_H
+#define POSTHASTE_PROC_H
 
 #include <sys/types.h>
+#include <stdint.h>
 
 #include "config.h"
 
@@ -70,5 +73,10 @@ void	proc_on_term(void (*cb)(void));
 /* queue ids as text */
 void	msgid_to_text(uint32_t, char buf[9]);
 void	evpid_to_text(uint64_t, char buf[17]);
+/*
+ * Close every descriptor above stderr that is not in keep[] (sorted
+ * here), nor the channel the process logs through (log.c).
+ */
+void	close_all_but(int *keep, int nkeep);
 
 #endif

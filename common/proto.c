@@ -3,6 +3,7 @@
  */
 #include <string.h>
 
+#include "config.h"
 #include "log.h"
 #include "mproc.h"
 #include "proto.h"
@@ -116,4 +117,11 @@ proto_valid_ctl_queue_entry(const struct ctl_queue_entry *q)
 	    !STR_OK(q->recipient) || !STR_OK(q->error))
 		return -1;
 	return 0;
+}
+
+int
+proto_direct_delivery(const struct envelope *evp, const struct action *a)
+{
+	return a != NULL && a->type == ACTION_MAILDIR &&
+	    evp->dest_type == DEST_MAILBOX;
 }

@@ -18,6 +18,16 @@
 #include "envelope.h"
 #include "imsg.h"
 
+/*
+ * Group commit with one syncfs() per batch on Linux; elsewhere, fsync
+ * of every envelope and directory (and the smtp worker syncs the body).
+ */
+#ifdef __linux__
+#define QUEUE_SYNCFS	1
+#else
+#define QUEUE_SYNCFS	0
+#endif
+
 enum imsg_type {
 	IMSG_NONE,
 
@@ -157,7 +167,7 @@ struct lka_auth_req {
 };
 
 /*
- * A system-account check (smtpd/auth_system.c).  reqid is lookup's own;
+ * A system-account check (auth/auth_system.c).  reqid is lookup's own;
  * the answer is only a status: the hash never leaves the helper.
  */
 struct auth_system_req {
@@ -332,7 +342,7 @@ int	proto_valid_ctl_queue_entry(const struct ctl_queue_entry *);
 } while (0)
 
 /*
- * Lookup messages of issue 5 (checks in lookup/lka_proto.c).
+ * Lookup messages of issue 5 (checks in common/lka_proto.c).
  * IMSG_LKA_RDNS reply: PROTO_OK with name (fcrdns 1 when the name's
  * A/AAAA lead back to the address), PROTO_PERMFAIL when there is no PTR,
  * PROTO_TEMPFAIL on DNS trouble.  IMSG_LKA_SENDER is answered with a
@@ -347,5 +357,15 @@ int	proto_valid_forward_req(const struct forward_req *);
 int	proto_valid_auth_system_req(const struct auth_system_req *);
 int	proto_valid_auth_system_res(const struct auth_system_res *);
 int	proto_valid_mailaddr(const struct mailaddr *);
+
+/*
+ * Whether the queue may send this envelope straight to a delivery
+ * process of its own (Maildir deliveries to a user's mailbox), asked by
+ * the parent (mda/mda.c) and the queue alike; at most
+ * PROTO_DIRECT_MAX envelopes in flight per such process.
+ */
+struct action;
+int	proto_direct_delivery(const struct envelope *, const struct action *);
+#define PROTO_DIRECT_MAX	256
 
 #endif

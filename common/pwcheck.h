@@ -2,7 +2,7 @@
  * pwcheck.h -- compare a password with a stored crypt(3) hash.
  *
  * Shared by the two places that check passwords: lookup (credentials
- * tables) and the system-account helper (smtpd/auth_system.c).  Neither
+ * tables) and the system-account helper (auth/auth_system.c).  Neither
  * the smtp workers nor any other network-facing process links a caller.
  */
 #ifndef POSTHASTE_PWCHECK_H

@@ -50,7 +50,7 @@
 
 #include "imsg.h"
 #include "proto.h"
-#include "queue.h"
+#include "ctl.h"
 #include "strset.h"
 #include "submit.h"
 #include "util.h"

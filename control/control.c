@@ -40,8 +40,8 @@
 #include "mproc.h"
 #include "privsep.h"
 #include "proto.h"
-#include "queue.h"
-#include "smtpd.h"
+#include "ctl.h"
+#include "proc.h"
 
 #define CONTROL_MAX_CLIENTS	64
 #define CONTROL_ROOT_RESERVE	16	/* of those, only for uid 0 */

@@ -13,7 +13,7 @@
  *
  * "auth" without a table means the system accounts.  Their hashes are in
  * /etc/shadow, which we must not be able to read; we pass the name and
- * password to the auth helper (smtpd/auth_system.c), which can, and
+ * password to the auth helper (auth/auth_system.c), which can, and
  * carry its yes or no back to the worker.  Requests get our own ids:
  * the workers' session ids are unique per worker only.
  */
@@ -37,7 +37,7 @@
 #include "mproc.h"
 #include "proto.h"
 #include "pwcheck.h"
-#include "smtpd.h"
+#include "proc.h"
 
 #define PLAIN_PREFIX	"{plain}"
 

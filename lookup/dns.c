@@ -33,7 +33,7 @@
 #include "log.h"
 #include "lookup.h"
 #include "mproc.h"
-#include "smtpd.h"
+#include "proc.h"
 #include "util.h"
 
 #define DNS_RDNS_TIMEOUT	10	/* seconds per query, client waits */

@@ -23,7 +23,7 @@
  * that postmaster (RFC 5321 4.5.1) and cron work on a host where root is
  * not aliased: as a mailbox destination only, which the parent always
  * appends to root's mbox in /var/mail without running as root
- * (smtpd/mda_root.c).  Root's ~/.forward is never read: it would run
+ * (mda/mda_root.c).  Root's ~/.forward is never read: it would run
  * files and programs as root.
  *
  * The daemon's own accounts (_smtpd, _smtpq) and nobody have no mailbox
@@ -54,7 +54,7 @@
 #include "lookup.h"
 #include "pwcache.h"
 #include "privsep.h"
-#include "smtpd.h"
+#include "proc.h"
 #include "sysusers.h"
 
 #define EXPAND_DEPTH_MAX	10

@@ -30,7 +30,7 @@
 #include "mproc.h"
 #include "privsep.h"
 #include "proto.h"
-#include "smtpd.h"
+#include "proc.h"
 
 static struct mproc	l_parent, l_queue, l_mta;
 static struct mproc	l_smtp[SMTPD_MAX_WORKERS];

@@ -27,12 +27,12 @@
 #include "pwcache.h"
 #include "mproc.h"
 #include "proto.h"
-#include "smtpd.h"
+#include "proc.h"
 
 #define RCPT_MAX_DESTS	1000	/* destinations one recipient may have */
 /*
  * How long a worker may give the same answer to the same request
- * without asking (smtpd/smtp_rcache.c), when nothing but the request and
+ * without asking (smtp/smtp_rcache.c), when nothing but the request and
  * the configuration decided it: a recipient relayed by rules without
  * tables.  Anything that looked at a table, the password file or a
  * ~/.forward is asked every time, so an administrator's change is seen

@@ -29,52 +29,7 @@
 #include "addr.h"
 #include "log.h"
 #include "lookup.h"
-#include "smtpd.h"
-
-int
-addr_in_cidr(const struct sockaddr_storage *ss, const char *cidr)
-{
-	char		 buf[INET6_ADDRSTRLEN + 8], *slash, *end;
-	unsigned char	 net[16], addr[16];
-	long		 bits;
-	int		 family, alen, i;
-
-	snprintf(buf, sizeof(buf), "%s", cidr);
-	if ((slash = strchr(buf, '/')) != NULL)
-		*slash++ = '\0';
-	if (inet_pton(AF_INET, buf, net) == 1) {
-		family = AF_INET;
-		alen = 4;
-	} else if (inet_pton(AF_INET6, buf, net) == 1) {
-		family = AF_INET6;
-		alen = 16;
-	} else
-		return 0;
-	bits = alen * 8;
-	if (slash) {
-		bits = strtol(slash, &end, 10);
-		if (*slash == '\0' || *end || bits < 0 || bits > alen * 8)
-			return 0;
-	}
-	if (ss->ss_family == AF_INET && family == AF_INET)
-		memcpy(addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-	else if (ss->ss_family == AF_INET6 && family == AF_INET6)
-		memcpy(addr, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-	else if (ss->ss_family == AF_INET6 && family == AF_INET &&
-	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)ss)->sin6_addr))
-		memcpy(addr, ((const unsigned char *)&((const struct
-		    sockaddr_in6 *)ss)->sin6_addr) + 12, 4);
-	else
-		return 0;
-	for (i = 0; bits > 0; i++, bits -= 8) {
-		unsigned char mask = bits >= 8 ? 0xff :
-		    (unsigned char)(0xff << (8 - bits));
-
-		if ((addr[i] & mask) != (net[i] & mask))
-			return 0;
-	}
-	return 1;
-}
+#include "proc.h"
 
 static int
 client_is_local(const struct lka_rcpt_req *req)

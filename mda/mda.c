@@ -34,7 +34,7 @@
 #include "mproc.h"
 #include "pwcache.h"
 #include "privsep.h"
-#include "smtpd.h"
+#include "proc.h"
 #include "sysusers.h"
 #include "util.h"
 
@@ -73,6 +73,24 @@ struct mda_proc {
 };
 
 static TAILQ_HEAD(, mda_proc) procs = TAILQ_HEAD_INITIALIZER(procs);
+
+/* the parent's side (smtpd.c, mda_init): where results and channels go */
+static void	(*report_result)(const struct delivery_result *);
+static void	(*report_channel)(const struct mda_channel *, int fd);
+
+void
+mda_init(void (*result)(const struct delivery_result *),
+    void (*channel)(const struct mda_channel *, int fd))
+{
+	report_result = result;
+	report_channel = channel;
+}
+
+void
+mda_report_result(const struct delivery_result *r)
+{
+	report_result(r);
+}
 static int	nprocs;
 
 static void	mda_child_main(int fd, const struct passwd *, int kind)
@@ -101,7 +119,7 @@ result(uint64_t evpid, int status, const char *fmt, ...)
 	vsnprintf(r.text, sizeof(r.text), fmt, ap);
 	va_end(ap);
 	snprintf(r.relay, sizeof(r.relay), "local");
-	parent_delivery_result(&r);
+	mda_report_result(&r);
 }
 
 static void
@@ -148,7 +166,7 @@ proc_dispatch(struct mproc *p, struct imsg *m)
 	TAILQ_REMOVE(&mp->jobs, j, entry);
 	free(j);
 	mp->inflight--;
-	parent_delivery_result(&r);
+	mda_report_result(&r);
 }
 
 /*
@@ -232,13 +250,6 @@ proc_pick(const struct passwd *pw, int kind)
 	return proc_spawn(pw, kind, NULL);
 }
 
-int
-mda_direct_ok(const struct envelope *evp, const struct action *a)
-{
-	return a != NULL && a->type == ACTION_MAILDIR &&
-	    evp->dest_type == DEST_MAILBOX;
-}
-
 /*
  * Maildir deliveries for a user without a process of the queue's: a new
  * delivery process whose channel goes to the queue, which then sends the
@@ -263,7 +274,7 @@ mda_hand_over(const struct envelope *evp, int fd, const struct passwd *pw)
 	memset(&ch, 0, sizeof(ch));
 	ch.evpid = evp->id;
 	snprintf(ch.user, sizeof(ch.user), "%s", evp->user);
-	parent_mda_channel(&ch, chanfd);
+	report_channel(&ch, chanfd);
 	return 0;
 }
 
@@ -346,7 +357,7 @@ mda_deliver(const struct envelope *evp, int fd)
 	}
 	kind = a->type == ACTION_MBOX && evp->dest_type == DEST_MAILBOX ?
 	    MDA_KIND_MBOX : MDA_KIND_USER;
-	if (mda_direct_ok(evp, a) && mda_hand_over(evp, fd, pw) == 0)
+	if (proto_direct_delivery(evp, a) && mda_hand_over(evp, fd, pw) == 0)
 		return;
 	if (a->type == ACTION_LMTP && evp->dest_type == DEST_MAILBOX) {
 		errno = 0;

@@ -37,9 +37,9 @@
 #include "log.h"
 #include "mda.h"
 #include "mda_proc.h"
-#include "mta.h"
+#include "mta_reply.h"
 #include "proto.h"
-#include "smtpd.h"
+#include "proc.h"
 #include "util.h"
 
 #define LMTP_MAX_DEST		16

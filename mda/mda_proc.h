@@ -17,14 +17,16 @@ void	mda_shutdown(void);
 void	mda_kill_all(void);
 int	mda_count(void);
 /*
- * Whether the queue may send this envelope straight to a delivery
- * process of its own (Maildir deliveries to a user's mailbox), asked by
- * the parent and the queue alike.
+ * The parent's side, given once before the first delivery (smtpd.c):
+ * result() takes each delivery's outcome to the queue, channel() a
+ * delivery process's channel (fd, now owned) to the queue.  Callbacks
+ * rather than calls into smtpd.c, so that mda/ does not reach into the
+ * parent's file.
  */
-struct action;
-int	mda_direct_ok(const struct envelope *, const struct action *);
-/* the queue's side of that: at most this many in flight per process */
-#define MDA_DIRECT_MAX	256
+void	mda_init(void (*result)(const struct delivery_result *),
+	    void (*channel)(const struct mda_channel *, int fd));
+/* mda_program.c and mda_root.c report through it too */
+void	mda_report_result(const struct delivery_result *);
 
 /* mda_program.c: "|command" and mda "command", one process each */
 struct passwd;
@@ -52,10 +54,5 @@ void	mda_lmtp_init(void);
 void	mda_lmtp_deliver(const char *dest, const struct envelope *, int fd,
 	    struct delivery_result *);
 
-/* smtpd.c: forward a delivery result to the queue */
-void	parent_delivery_result(const struct delivery_result *);
-/* smtpd.c: a delivery process's channel (fd, now owned) to the queue */
-void	parent_mda_channel(const struct mda_channel *, int fd);
-void	close_all_but(int *keep, int nkeep);
 
 #endif

@@ -47,7 +47,7 @@
 #include "mda_proc.h"
 #include "mproc.h"
 #include "privsep.h"
-#include "smtpd.h"
+#include "proc.h"
 #include "util.h"
 
 #define MDA_PROG_TIMEOUT	300	/* seconds for one delivery */
@@ -88,7 +88,7 @@ prog_result(uint64_t evpid, int status, const char *text)
 	r.status = status;
 	snprintf(r.text, sizeof(r.text), "%s", text);
 	snprintf(r.relay, sizeof(r.relay), "local (command)");
-	parent_delivery_result(&r);
+	mda_report_result(&r);
 }
 
 static void
@@ -131,7 +131,7 @@ prog_dispatch(struct mproc *p, struct imsg *m)
 		fatalx("delivery command process answered for another "
 		    "envelope");
 	pr->answered = 1;
-	parent_delivery_result(&r);
+	mda_report_result(&r);
 }
 
 int
@@ -166,7 +166,7 @@ mda_program_kill_all(void)
  * Start one delivery in a process of its own, which runs `child' and
  * reports on its end of a socketpair.  fd (the spool message) is owned
  * from now on; the result reaches the queue through
- * parent_delivery_result().
+ * mda_report_result().
  */
 static void
 oneshot_spawn(const struct envelope *evp, int fd, const struct passwd *pw,

@@ -40,7 +40,7 @@
 #include "mda_proc.h"
 #include "mproc.h"
 #include "privsep.h"
-#include "smtpd.h"
+#include "proc.h"
 
 static void	root_report(int, const struct delivery_result *)
 		    __attribute__((noreturn));

@@ -46,17 +46,16 @@ SAN_LINK	= -fsanitize=fuzzer $(SAN_COMMON)
 
 # POSTHASTE_FUZZ: the few test-only seams in production code (grep for
 # it); never set by the main Makefile, so no installed binary has them.
-FUZZ_CPPFLAGS	= -I. -Icommon -Ismtpd -Iqueue -Ilookup -D_GNU_SOURCE \
+include mk/layout.mk
+FUZZ_CPPFLAGS	= -I. $(TEST_CPPFLAGS) -D_GNU_SOURCE \
 		  -DSMTPD_SYSCONFDIR=\"/etc\" -DPOSTHASTE_FUZZ
 FUZZ_CFLAGS	= -std=c11 -O1 -g -fno-omit-frame-pointer $(WARNINGS) \
 		  $(SAN_COMPILE) $(PKG_CFLAGS)
 FUZZ_LDLIBS	= $(PKG_LIBS) -ldb -lunbound -lcrypt -lresolv
 
-# Same split as the main Makefile: files with a main() stay out.
-MAINS		:= smtpd/smtpd.c smtpd/smtpctl.c smtpd/makemap.c \
-		   smtpd/sendmail.c
-FUZZ_LIB_SRCS	?= $(filter-out $(MAINS),$(wildcard common/*.c smtpd/*.c \
-		   queue/*.c lookup/*.c))
+# Same split as the main Makefile (mk/layout.mk): files with a main()
+# stay out.
+FUZZ_LIB_SRCS	?= $(LIB_SRCS)
 FUZZ_LIB_OBJS	:= $(patsubst %.c,$(FUZZ_OBJDIR)/%.o,$(FUZZ_LIB_SRCS))
 FUZZ_LIB	:= $(FUZZ_OBJDIR)/libposthaste-fuzz.a
 

@@ -44,12 +44,12 @@
 
 #define POSTHASTE_MTA_INTERNAL
 #include "log.h"
-#include "lookup.h"
+#include "table.h"
 #include "mproc.h"
 #include "mta.h"
 #include "privsep.h"
 #include "proto.h"
-#include "smtpd.h"
+#include "proc.h"
 #include "util.h"
 #include "wirescan.h"
 

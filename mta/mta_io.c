@@ -40,7 +40,7 @@
 #define POSTHASTE_MTA_INTERNAL
 #include "log.h"
 #include "mta.h"
-#include "smtpd.h"
+#include "proc.h"
 
 #define IO_CONNECTING	0x01	/* ev_write waits for connect() */
 #define IO_FLUSHQ	0x02	/* on the flush queue */

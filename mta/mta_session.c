@@ -44,7 +44,7 @@
 #include "mproc.h"
 #include "mta.h"
 #include "proto.h"
-#include "smtpd.h"
+#include "proc.h"
 #include "util.h"
 
 #define MTA_IDLE_SECS		10	/* a cached session waits this long */

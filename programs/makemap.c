@@ -10,7 +10,7 @@
  * names none or does not exist (a host where Posthaste is not set up
  * yet: what other MTAs' newaliases do).
  *
- * The text is parsed by the same code as file: tables (lookup/tabfile.c),
+ * The text is parsed by the same code as file: tables (table/tabfile.c),
  * keys lower-cased, keys and values stored without a terminating NUL
  * (what table.c reads).  A duplicate key or an unparsable line is an
  * error reported as FILE:LINE, and then nothing is written.

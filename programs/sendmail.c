@@ -36,7 +36,7 @@
 #include "config.h"
 #include "imsg.h"
 #include "proto.h"
-#include "queue.h"
+#include "ctl.h"
 #include "submit.h"
 #include "util.h"
 

@@ -23,7 +23,7 @@
 #include "imsg.h"
 #include "json.h"
 #include "proto.h"
-#include "queue.h"
+#include "ctl.h"
 
 static __attribute__((noreturn)) void
 usage(void)

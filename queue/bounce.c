@@ -38,7 +38,7 @@
 #include "addr.h"
 #include "log.h"
 #include "queue.h"
-#include "smtpd.h"
+#include "proc.h"
 #include "util.h"
 
 #define BOUNCE_MAX_DESTS	16

@@ -62,12 +62,11 @@
 
 #include "destmac.h"
 #include "log.h"
-#include "mda_proc.h"
 #include "mproc.h"
 #include "privsep.h"
 #include "proto.h"
 #include "queue.h"
-#include "smtpd.h"
+#include "proc.h"
 #include "strset.h"
 #include "util.h"
 
@@ -1201,7 +1200,7 @@ mdachan_pick(const struct envelope *evp)
 
 	TAILQ_FOREACH(ch, &mdachans, entry)
 		if (!ch->retired && strcmp(ch->user, evp->user) == 0 &&
-		    ch->inflight < MDA_DIRECT_MAX &&
+		    ch->inflight < PROTO_DIRECT_MAX &&
 		    (best == NULL || ch->inflight < best->inflight))
 			best = ch;
 	return best;
@@ -1276,7 +1275,7 @@ queue_dispatch_one(struct qenv *e)
 
 	/* a user's Maildir mail: straight to the queue's delivery process */
 	if (e->evp.dest_type != DEST_REMOTE &&
-	    mda_direct_ok(&e->evp, config_find_action(conf, e->evp.action)) &&
+	    proto_direct_delivery(&e->evp, config_find_action(conf, e->evp.action)) &&
 	    (e->chan = mdachan_pick(&e->evp)) == NULL && chanwait_park(e))
 		return;
 

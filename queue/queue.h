@@ -8,53 +8,8 @@
 
 #include "envelope.h"
 #include "mproc.h"
+#include "ctl.h"
 #include "proto.h"
-
-/*
- * Group commit with one syncfs() per batch on Linux; elsewhere, fsync
- * of every envelope and directory (and the smtp worker syncs the body).
- */
-#ifdef __linux__
-#define QUEUE_SYNCFS	1
-#else
-#define QUEUE_SYNCFS	0
-#endif
-
-/* smtpctl commands (struct ctl_request.cmd) */
-enum ctl_cmd {
-	CTL_NONE,
-	CTL_SHOW_QUEUE,
-	CTL_SHOW_STATS,
-	CTL_SHOW_STATUS,
-	CTL_SHOW_MESSAGE,
-	CTL_SHOW_ENVELOPE,
-	CTL_SCHEDULE,
-	CTL_REMOVE,
-	CTL_PAUSE_ENVELOPE,
-	CTL_RESUME_ENVELOPE,
-	CTL_PAUSE_MDA,
-	CTL_RESUME_MDA,
-	CTL_PAUSE_MTA,
-	CTL_RESUME_MTA,
-	CTL_PAUSE_SMTP,
-	CTL_RESUME_SMTP,
-	CTL_LOG_VERBOSE,
-	CTL_LOG_BRIEF,
-	CTL_MONITOR,
-	CTL_SUBMIT,		/* then SMTP on the same socket (sendmail) */
-	CTL_SHOW_MESSAGE_BODY,
-	CTL_UPDATE_TABLE,
-	/* show queue as IMSG_CTL_QUEUE_ENTRY replies (smtpctl); the text
-	 * replies of CTL_SHOW_QUEUE stay for mailq */
-	CTL_SHOW_QUEUE_ENTRIES,
-};
-
-/*
- * struct ctl_reply.status: 0 done, 1 failed; CTL_STATUS_BUSY: control
- * refused the connection (too many clients, of this uid or in all) and
- * nothing was done; sendmail leaves the message in the offline directory.
- */
-#define CTL_STATUS_BUSY		2
 
 struct queue_stats {
 	uint64_t	queued;

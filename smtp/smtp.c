@@ -31,7 +31,7 @@
 #include "privsep.h"
 #include "proto.h"
 #include "smtp_session.h"
-#include "smtpd.h"
+#include "proc.h"
 
 struct smtp_worker	 smtp_worker;
 

@@ -30,7 +30,7 @@
 #include "proto.h"
 #include "smtp_parse.h"
 #include "smtp_session.h"
-#include "smtpd.h"
+#include "proc.h"
 
 #define AUTH_MAX_FAILURES	3
 #ifndef POSTHASTE_FUZZ

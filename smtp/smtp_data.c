@@ -31,11 +31,11 @@
 #include "log.h"
 #include "mproc.h"
 #include "proto.h"
-#include "queue.h"
+#include "ctl.h"
 #include "smtp_parse.h"
 #include "sesscount.h"
 #include "smtp_session.h"
-#include "smtpd.h"
+#include "proc.h"
 #include "tree.h"
 
 /* ---- DATA, BDAT ---- */

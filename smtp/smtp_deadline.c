@@ -34,7 +34,7 @@
 
 #include "log.h"
 #include "smtp_session.h"
-#include "smtpd.h"
+#include "proc.h"
 #include "util.h"
 
 static int

@@ -36,7 +36,7 @@
 #include "log.h"
 #include "mproc.h"
 #include "smtp_session.h"
-#include "smtpd.h"
+#include "proc.h"
 
 /* what a session that timed out gets to deliver its 421 */
 #define TIMEOUT_GOODBYE	10

@@ -30,7 +30,7 @@
 
 #include "log.h"
 #include "smtp_session.h"
-#include "smtpd.h"
+#include "proc.h"
 
 /* TLS 1.2 suites: forward secrecy and AEAD first, nothing weak */
 #define SMTP_TLS_CIPHERS \

@@ -42,7 +42,7 @@
 #include "log.h"
 #include "offline.h"
 #include "privsep.h"
-#include "smtpd.h"
+#include "proc.h"
 #include "submit.h"
 
 #define OFFLINE_MAX_FILES	100000

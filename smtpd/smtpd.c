@@ -41,20 +41,17 @@
 #include "destmac.h"
 #include "forward.h"
 #include "log.h"
-#include "mda_proc.h"
+#include "mda/mda_proc.h"
 #include "mproc.h"
 #include "offline.h"
 #include "pidfile.h"
 #include "privsep.h"
 #include "proto.h"
 #include "sesscount.h"
-#include "smtpd.h"
+#include "proc.h"
 #include "sysusers.h"
 #include "util.h"
 
-struct smtpd_config	*conf;
-int			 smtpd_debug;
-int			 smtpd_verbose;
 
 enum child_kind { C_SMTP, C_QUEUE, C_LOOKUP, C_MTA, C_CONTROL, C_AUTH };
 
@@ -124,18 +121,6 @@ usage(void)
 {
 	fprintf(stderr, "usage: smtpd [-dnVv] [-f file] [-P pidfile]\n");
 	exit(1);
-}
-
-void
-msgid_to_text(uint32_t id, char buf[9])
-{
-	snprintf(buf, 9, "%08x", id);
-}
-
-void
-evpid_to_text(uint64_t id, char buf[17])
-{
-	snprintf(buf, 17, "%016llx", (unsigned long long)id);
 }
 
 static void
@@ -312,38 +297,6 @@ socketpair_or_die(int sv[2])
 {
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
 		fatal("socketpair");
-}
-
-static int
-cmp_int(const void *a, const void *b)
-{
-	return *(const int *)a - *(const int *)b;
-}
-
-/*
- * Close every descriptor above stderr that is not in keep[], nor the
- * channel the process logs through (log.c).
- */
-void
-close_all_but(int *keep, int nkeep)
-{
-	int	i, from = 3, fd, logfd = log_channel_fd();
-
-	qsort(keep, nkeep, sizeof(int), cmp_int);
-	for (i = 0; i <= nkeep; i++) {
-		fd = i < nkeep ? keep[i] : -1;
-		if (logfd >= from && (fd == -1 || logfd < fd)) {
-			if (logfd > from)
-				close_range(from, logfd - 1, 0);
-			from = logfd + 1;
-		}
-		if (fd < from)
-			continue;
-		if (fd > from)
-			close_range(from, fd - 1, 0);
-		from = fd + 1;
-	}
-	close_range(from, ~0U, 0);
 }
 
 static void
@@ -1146,8 +1099,8 @@ on_sighup(evutil_socket_t sig, short ev, void *arg)
 	parent_reload();
 }
 
-/* mda.c reports a local delivery's outcome; the queue gets it */
-void
+/* mda/ reports a local delivery's outcome; the queue gets it */
+static void
 parent_delivery_result(const struct delivery_result *r)
 {
 	if (queue_child == NULL || queue_child->exited)
@@ -1156,7 +1109,7 @@ parent_delivery_result(const struct delivery_result *r)
 	    sizeof(*r));
 }
 
-void
+static void
 parent_mda_channel(const struct mda_channel *ch, int fd)
 {
 	if (queue_child == NULL || queue_child->exited) {
@@ -1371,6 +1324,7 @@ main(int argc, char **argv)
 	 */
 	destmac_key_generate();
 	sched_batch();		/* every child inherits it (util.c) */
+	mda_init(parent_delivery_result, parent_mda_channel);
 	start_core(bind_control());
 	sesscount_init();	/* shared by every generation of workers */
 	start_generation(listen_fds, nl, nworkers);

@@ -28,8 +28,8 @@
 
 #include "addr.h"
 #include "log.h"
-#include "lookup.h"
-#include "smtpd.h"
+#include "table.h"
+#include "proc.h"
 #include "tabfile.h"
 
 struct kv {

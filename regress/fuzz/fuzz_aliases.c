@@ -1,6 +1,6 @@
 /*
- * fuzz_aliases.c -- libFuzzer harness for lookup/aliases.c (alias
- * values, .forward text) and lookup/tabfile.c (the text table format).
+ * fuzz_aliases.c -- libFuzzer harness for table/aliases.c (alias
+ * values, .forward text) and table/tabfile.c (the text table format).
  *
  * Beyond "does not crash": every accepted item keeps its promises (a
  * NUL-terminated value with no control characters, absolute paths for

@@ -38,50 +38,7 @@
 #include "proto.h"
 #include "queue.h"
 #include "smtp_parse.h"
-#include "smtpd.h"
-
-struct smtpd_config	*conf;
-
-/* smtpd.c's, which holds main() and so stays out of the library */
-void
-msgid_to_text(uint32_t id, char buf[9])
-{
-	snprintf(buf, 9, "%08x", id);
-}
-
-void
-evpid_to_text(uint64_t id, char buf[17])
-{
-	snprintf(buf, 17, "%016llx", (unsigned long long)id);
-}
-
-/* the rest of smtpd.c that queue.o drags in: never reached from here */
-void	parent_delivery_result(const struct delivery_result *);
-void	parent_mda_channel(const struct mda_channel *, int);
-void	close_all_but(int *, int);
-
-void
-parent_delivery_result(const struct delivery_result *r)
-{
-	(void)r;
-	abort();
-}
-
-void
-parent_mda_channel(const struct mda_channel *c, int fd)
-{
-	(void)c;
-	(void)fd;
-	abort();
-}
-
-void
-close_all_but(int *keep, int nkeep)
-{
-	(void)keep;
-	(void)nkeep;
-	abort();
-}
+#include "proc.h"
 
 #define DSN_MSGID	0x0000abcdU
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_control.c -- libFuzzer harness for the control process
- * (smtpd/control.c): what any local user may write to smtpctl's socket.
+ * (control/control.c): what any local user may write to smtpctl's socket.
  *
  * The seam is control_fuzz_start() (smtpd.h, compiled only under
  * -DPOSTHASTE_FUZZ): control_main() without the privilege drop, the
@@ -38,9 +38,7 @@
 #include "mproc.h"
 #include "proto.h"
 #include "queue.h"
-#include "smtpd.h"
-
-struct smtpd_config	*conf;
+#include "proc.h"
 
 #define LOOP_MAX	2000
 

@@ -22,8 +22,6 @@
 
 #include "dns.h"
 
-struct smtpd_config	*conf;
-
 static const int qtypes[] = { DNS_T_A, DNS_T_AAAA, DNS_T_MX, DNS_T_PTR };
 
 static void

@@ -1,6 +1,6 @@
 /*
  * fuzz_json.c -- libFuzzer harness for common/json.c and the show queue
- * objects smtpctl builds with it (smtpd/ctl_format.c).
+ * objects smtpctl builds with it (programs/ctl_format.c).
  *
  * The input is cut into fields (a 0xfe byte ends one) that go, as they
  * are, into every string of a struct ctl_queue_entry and into the keys

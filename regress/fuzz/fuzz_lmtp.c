@@ -34,10 +34,9 @@
 #include "config.h"
 #include "envelope.h"
 #include "log.h"
+#include "proc.h"
 #include "mda_proc.h"
 #include "proto.h"
-
-struct smtpd_config	*conf;
 
 static char		 sockpath[108];
 static char		 sockdir[64];

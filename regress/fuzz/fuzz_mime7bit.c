@@ -1,5 +1,5 @@
 /*
- * fuzz_mime7bit.c -- libFuzzer harness for smtpd/mime7bit.c, the 8-bit
+ * fuzz_mime7bit.c -- libFuzzer harness for mta/mime7bit.c, the 8-bit
  * to 7-bit MIME converter of the mta.
  *
  * The first input byte picks the size of the pieces the rest is fed in.

@@ -1,5 +1,5 @@
 /*
- * fuzz_mta_reply.c -- libFuzzer harness for smtpd/mta_reply.c, the
+ * fuzz_mta_reply.c -- libFuzzer harness for common/mta_reply.c, the
  * parser of what remote SMTP servers answer.
  *
  * The input is split at '\n' into reply lines fed one by one.  Whatever

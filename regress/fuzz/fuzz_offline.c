@@ -1,6 +1,6 @@
 /*
  * fuzz_offline.c -- libFuzzer harness for the offline-file reader,
- * submit_offline_read() in smtpd/submit.c: what the daemon's pick-up
+ * submit_offline_read() in common/submit.c: what the daemon's pick-up
  * (offline.c) reads from the world-writable offline directory, so
  * anything any local user can write.
  *

@@ -7,7 +7,7 @@
  *
  *   clang -std=c11 -D_GNU_SOURCE -I. -Icommon -Ismtpd -g -O1 \
  *       -fsanitize=fuzzer,address,undefined -o fuzz_parse \
- *       regress/fuzz/fuzz_parse.c smtpd/parse.c
+ *       regress/fuzz/fuzz_parse.c config/parse.c
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -30,10 +30,9 @@
 #include "config.h"
 #include "envelope.h"
 #include "log.h"
+#include "proc.h"
 #include "lookup.h"
 #include "proto.h"
-
-struct smtpd_config	*conf;
 
 static size_t	ndest;
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_sendmail.c -- libFuzzer harness for sendmail(8)'s own parsers
- * (smtpd/sendmail.c): the RFC 5322 address lists of the command line
+ * (programs/sendmail.c): the RFC 5322 address lists of the command line
  * and of To/Cc/Bcc with -t, and the header fix-up (prepare_message())
  * that drops Bcc, adds From, Date and Message-ID and qualifies
  * addresses.  Whoever runs sendmail chooses all of it, and so does
@@ -25,7 +25,7 @@ static FILE	*fuzz_devnull, *fuzz_stderr;
 #undef stderr
 #define stderr	fuzz_devnull
 #define main	sendmail_main
-#include "../../smtpd/sendmail.c"
+#include "../../programs/sendmail.c"
 #undef main
 #undef stderr
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_smtp_parse.c -- libFuzzer harness for smtpd/smtp_parse.c: the
+ * fuzz_smtp_parse.c -- libFuzzer harness for smtp/smtp_parse.c: the
  * command splitter, MAIL/RCPT parameters, BDAT arguments, base64 and
  * SASL PLAIN, all fed the same hostile line.
  *

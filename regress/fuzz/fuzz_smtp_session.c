@@ -48,17 +48,8 @@
 #include "mproc.h"
 #include "proto.h"
 #include "sesscount.h"
-#include "smtpd.h"
+#include "proc.h"
 #include "smtp_session.h"
-
-struct smtpd_config	*conf;
-
-/* smtpd.c's, which holds main() and so stays out of the library */
-void
-msgid_to_text(uint32_t id, char buf[9])
-{
-	snprintf(buf, 9, "%08x", id);
-}
 
 #define LOOP_MAX	4000	/* event loop turns per input */
 #define REPLY_MAX	(1024 * 1024)

@@ -1,5 +1,5 @@
 """
-test_mta_io.py -- the mta's own socket I/O (smtpd/mta_io.c): replies that
+test_mta_io.py -- the mta's own socket I/O (mta/mta_io.c): replies that
 arrive a few bytes at a time, a server too slow to take a large message
 at once, a server that hangs up, implicit TLS, and the hand-over to TLS
 after STARTTLS (what may and may not be read in the clear).

@@ -1,5 +1,5 @@
 """
-The client socket of an SMTP session (smtpd/smtp_io.c): input arriving
+The client socket of an SMTP session (smtp/smtp_io.c): input arriving
 faster than it is answered, replies the client does not read, messages
 spread over many reads, and the timeouts of each state.
 """

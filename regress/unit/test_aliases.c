@@ -1,6 +1,6 @@
 /*
- * test_aliases.c -- alias values (lookup/aliases.c), the text table
- * format (lookup/tabfile.c), table lookups (lookup/table.c) and recipient
+ * test_aliases.c -- alias values (table/aliases.c), the text table
+ * format (table/tabfile.c), table lookups (table/table.c) and recipient
  * expansion (lookup/expand.c) on tables written to a temporary
  * directory: lists, includes, loops, depth, duplicates, error:, +detail,
  * owner-LIST, virtual catch-alls.  Expansion resolves system users, so
@@ -26,10 +26,9 @@
 #include "aliases.h"
 #include "config.h"
 #include "log.h"
+#include "proc.h"
 #include "lookup.h"
 #include "tabfile.h"
-
-struct smtpd_config	*conf;
 
 static char	tdir[64];	/* mkdtemp name, short */
 

@@ -15,48 +15,6 @@
 
 #include "../../queue/bounce.c"
 
-struct smtpd_config	*conf;
-
-/* smtpd.c's, which holds main() and so is not in the library */
-void
-msgid_to_text(uint32_t id, char buf[9])
-{
-	snprintf(buf, 9, "%08x", id);
-}
-
-void
-evpid_to_text(uint64_t id, char buf[17])
-{
-	snprintf(buf, 17, "%016llx", (unsigned long long)id);
-}
-
-void	parent_delivery_result(const struct delivery_result *);
-void	parent_mda_channel(const struct mda_channel *, int);
-void	close_all_but(int *, int);
-
-void
-parent_delivery_result(const struct delivery_result *r)
-{
-	(void)r;
-	fail();
-}
-
-void
-parent_mda_channel(const struct mda_channel *c, int fd)
-{
-	(void)c;
-	(void)fd;
-	fail();
-}
-
-void
-close_all_but(int *keep, int nkeep)
-{
-	(void)keep;
-	(void)nkeep;
-	fail();
-}
-
 /* the DSN for one failed recipient with this diagnostic and ORCPT */
 static char *
 write_dsn(const char *text, const char *reply, const char *orcpt)

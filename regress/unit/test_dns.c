@@ -31,10 +31,9 @@
 #include "config.h"
 #include "dns.h"
 #include "log.h"
+#include "proc.h"
 #include "mproc.h"
 #include "proto.h"
-
-struct smtpd_config	*conf;
 
 #define DNSMASQ		"/usr/sbin/dnsmasq"
 #define LOOP_LIMIT	15	/* seconds any one test may run the loop */

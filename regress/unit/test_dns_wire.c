@@ -20,8 +20,6 @@
 
 #include "dns.h"
 
-struct smtpd_config	*conf;
-
 struct pkt {
 	unsigned char	b[1024];
 	size_t		len;

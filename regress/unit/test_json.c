@@ -1,6 +1,6 @@
 /*
  * test_json.c -- common/json.c, the writer of every -j output, and
- * smtpd/ctl_format.c, which builds smtpctl's show queue objects with it:
+ * programs/ctl_format.c, which builds smtpctl's show queue objects with it:
  * exact output for escapes (RFC 8259 section 7), UTF-8 kept or replaced
  * byte by byte (RFC 3629 section 4), numbers at their limits, and calls
  * out of place refused rather than turned into a broken document.

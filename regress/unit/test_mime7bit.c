@@ -1,5 +1,5 @@
 /*
- * test_mime7bit.c -- smtpd/mime7bit.c, the 8-bit to 7-bit MIME
+ * test_mime7bit.c -- mta/mime7bit.c, the 8-bit to 7-bit MIME
  * converter of the mta: each message goes through both passes, fed
  * whole and fed a byte at a time (the output must not depend on how
  * the input was cut), the output must be 7-bit with lines of at most

@@ -1,5 +1,5 @@
 /*
- * test_mta_reply.c -- the SMTP reply parser of smtpd/mta_reply.c: tables
+ * test_mta_reply.c -- the SMTP reply parser of common/mta_reply.c: tables
  * of replies, line by line, with the verdict and the text expected.
  */
 

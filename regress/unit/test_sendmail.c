@@ -10,7 +10,7 @@ static FILE	*test_devnull;
 #undef stderr
 #define stderr	test_devnull
 #define main	sendmail_main
-#include "../../smtpd/sendmail.c"
+#include "../../programs/sendmail.c"
 #undef main
 #undef stderr
 

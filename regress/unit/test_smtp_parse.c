@@ -1,5 +1,5 @@
 /*
- * test_smtp_parse.c -- tables for smtpd/smtp_parse.c: command verbs,
+ * test_smtp_parse.c -- tables for smtp/smtp_parse.c: command verbs,
  * MAIL and RCPT parameters (SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH,
  * NOTIFY, ORCPT), BDAT arguments, base64 and SASL PLAIN.
  *

@@ -1,0 +1,45 @@
+/*
+ * ctl.h -- the requests of the control socket (struct ctl_request.cmd):
+ * what smtpctl(8) and sendmail(8) ask, the control process checks and
+ * passes on, and the queue (or the parent) answers.
+ */
+#ifndef POSTHASTE_CTL_H
+#define POSTHASTE_CTL_H
+
+/* smtpctl commands (struct ctl_request.cmd) */
+enum ctl_cmd {
+	CTL_NONE,
+	CTL_SHOW_QUEUE,
+	CTL_SHOW_STATS,
+	CTL_SHOW_STATUS,
+	CTL_SHOW_MESSAGE,
+	CTL_SHOW_ENVELOPE,
+	CTL_SCHEDULE,
+	CTL_REMOVE,
+	CTL_PAUSE_ENVELOPE,
+	CTL_RESUME_ENVELOPE,
+	CTL_PAUSE_MDA,
+	CTL_RESUME_MDA,
+	CTL_PAUSE_MTA,
+	CTL_RESUME_MTA,
+	CTL_PAUSE_SMTP,
+	CTL_RESUME_SMTP,
+	CTL_LOG_VERBOSE,
+	CTL_LOG_BRIEF,
+	CTL_MONITOR,
+	CTL_SUBMIT,		/* then SMTP on the same socket (sendmail) */
+	CTL_SHOW_MESSAGE_BODY,
+	CTL_UPDATE_TABLE,
+	/* show queue as IMSG_CTL_QUEUE_ENTRY replies (smtpctl); the text
+	 * replies of CTL_SHOW_QUEUE stay for mailq */
+	CTL_SHOW_QUEUE_ENTRIES,
+};
+
+/*
+ * struct ctl_reply.status: 0 done, 1 failed; CTL_STATUS_BUSY: control
+ * refused the connection (too many clients, of this uid or in all) and
+ * nothing was done; sendmail leaves the message in the offline directory.
+ */
+#define CTL_STATUS_BUSY		2
+
+#endif
