@@ -35,6 +35,8 @@
  * here ("is this the password in the shadow file?") libxcrypt answers
  * with no moving parts.  Sites whose users live in LDAP or Kerberos use
  * a credentials table, or Dovecot's SASL, instead.
+ *
+ * The folder auth/ is this helper process alone; lookup is its only peer.
  */
 #include <sys/types.h>
 #include <sys/stat.h>

@@ -2,6 +2,12 @@
  * proc.h -- the daemon's processes: each child's entry point, what the
  * parent hands it, and what all of them share (proc.c).  Each entry
  * point is defined in its process's folder (README.md, "Layout").
+ *
+ * The folder common/ is a library of what two or more processes share:
+ * the imsg framing and every message (imsg.c, mproc.c, proto.h), logging,
+ * addresses and envelopes, privilege drop, the child set-up here, the
+ * control requests (ctl.h) and local submission (submit.c).  Nothing in
+ * it includes a process folder's header.
  */
 #ifndef POSTHASTE_PROC_H
 #define POSTHASTE_PROC_H

@@ -18,6 +18,10 @@
  * Keywords are only recognised as bare words: a "quoted" string is always
  * a value, so an action may be called "relay" and a maildir template may
  * be "alias".
+ *
+ * The folder config/ is a library: the parser runs in the parent (and in
+ * smtpctl, sendmail and makemap, which read smtpd.conf too); config.h, the
+ * in-memory form, is what every process inherits across fork().
  */
 #include <sys/types.h>
 #include <sys/socket.h>

@@ -23,6 +23,9 @@
  *    Root's output is never given up on: root is trusted not to starve
  *    the daemon's memory on purpose, and may pipe show queue into a
  *    pager for as long as it likes.
+ *
+ * The folder control/ is the control process; its peers are the parent
+ * (which hands a submission's socket on to an smtp worker) and the queue.
  */
 #include <sys/types.h>
 #include <sys/socket.h>

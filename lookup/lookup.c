@@ -11,6 +11,10 @@
  * the queue refuses a destination without the seal.  The key is the
  * parent's, inherited by fork (smtpd.c), so we hold it before the first
  * request, in every generation.
+ *
+ * The folder lookup/ is the lookup process: this file (its entry point and
+ * dispatch), rules.c, rcpt.c and expand.c (recipients), auth.c, dns.c and
+ * mx.c.  The table backends it reads are the table/ library.
  */
 #include <sys/types.h>
 

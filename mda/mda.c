@@ -9,6 +9,14 @@
  * spool file descriptor.  A process idle for MDA_IDLE_SECS exits.  No
  * delivery process ever runs as root: mail for root (uid 0) goes only to
  * its mbox, appended by a process that is not root (mda_root.c).
+ *
+ * The folder mda/ is local delivery.  This file runs in the parent: the
+ * pool, and the fork into each delivery process; mda_local.c (Maildir,
+ * mbox), mda_program.c, mda_root.c and mda_lmtp.c run in the delivery
+ * processes (mda_program.c and mda_root.c also hold the parent's side of
+ * their one-shot processes).  The parent reaches this folder only through
+ * mda_proc.h and gives it its callbacks with mda_init(), so mda/ calls
+ * nothing in smtpd/.
  */
 #include <sys/types.h>
 #include <sys/socket.h>

@@ -18,6 +18,11 @@
  * Nothing a remote server sends ever changes an envelope: the results
  * carry our own escaped copy of its reply text, and the queue writes
  * that through the envelope escaping again.
+ *
+ * The folder mta/ is the mta process: this file (routes and tasks),
+ * mta_session.c (the SMTP/LMTP client), mta_io.c (its sockets), mta_7bit.c
+ * and mime7bit.c (8-bit to 7-bit).  The reply parser is shared with the
+ * LMTP delivery process, so it lives in common/mta_reply.c.
  */
 #include <sys/types.h>
 #include <sys/socket.h>

@@ -4,6 +4,11 @@
  * What the daemon sends is printed through ctl_format.c (show queue) or
  * json.c (-j): never a field pasted into output by hand, since the fields
  * hold what senders and remote servers chose.
+ *
+ * The folder programs/ holds the user programs, apart from the daemon:
+ * smtpctl.c, sendmail.c (also mailq and newaliases) and makemap.c.  They
+ * speak to the daemon only through the control socket (common/ctl.h,
+ * common/submit.c) and share no memory with it.
  */
 #include <sys/types.h>
 #include <sys/socket.h>

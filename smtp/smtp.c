@@ -7,6 +7,11 @@
  * blocks anyone.  The worker knows no users and no tables: every
  * recipient is resolved by the lookup process, and message data goes
  * straight into a spool file whose descriptor the queue hands over.
+ *
+ * The folder smtp/ is the smtp worker process and nothing else: smtp.c
+ * (the worker), smtp_session.c (the state machine) and the files it calls
+ * for each part of a session.  It talks to the queue, lookup and the
+ * parent over imsg (common/proto.h) and includes no other process's header.
  */
 #include <sys/types.h>
 #include <sys/socket.h>

@@ -15,6 +15,13 @@
  * face the network, only carry lookup's answers to the queue, sealed
  * with a key they never hold (destmac.h), and the queue refuses any
  * destination without lookup's seal.
+ *
+ * The folder smtpd/ is the parent process: this file (main(), the
+ * children, reload, shutdown), pidfile.c, forward.c (a user's ~/.forward,
+ * read as that user) and offline.c (sendmail's offline files).  It is root
+ * and faces no network input; it starts the other processes through their
+ * entry points (common/proc.h) and the pool of local delivery processes
+ * through mda/mda_proc.h.
  */
 #include <sys/types.h>
 #include <sys/resource.h>

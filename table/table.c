@@ -11,6 +11,11 @@
  * (table_reload) forces it.  A table that cannot be read answers
  * TABLE_ERROR, which callers turn into a temporary failure: mail waits
  * for the administrator instead of bouncing.
+ *
+ * The folder table/ is a library: the lookup process answers every table
+ * query through it; the mta reads its relay credentials through it once,
+ * before it drops privileges; makemap(8) shares its file formats
+ * (tabfile.c, aliases.c).
  */
 #include <sys/types.h>
 #include <sys/stat.h>
