@@ -1,6 +1,11 @@
 /*
  * parse.h -- what parse.c and parse_lex.c share: the parser's state,
  * tokens and the lexer.  Not for use outside smtpd.conf parsing.
+ *
+ * parse.c (the file, the tables and the checks after it) and
+ * parse_rules.c (the listen, action and match statements) call each
+ * other both ways on purpose: they are one recursive-descent parser cut
+ * in two along its statements.
  */
 #ifndef POSTHASTE_PARSE_H
 #define POSTHASTE_PARSE_H

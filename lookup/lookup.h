@@ -1,5 +1,9 @@
 /*
  * lookup.h -- the lookup process: rules, tables, recipient resolution.
+ *
+ * lookup.c (the dispatch) and rcpt.c (a RCPT's asynchronous resolution)
+ * call each other both ways on purpose: lookup.c starts a resolution and
+ * rcpt.c ends it with lookup_rcpt_reply(), which answers the worker.
  */
 #ifndef POSTHASTE_LOOKUP_H
 #define POSTHASTE_LOOKUP_H

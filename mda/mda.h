@@ -2,6 +2,11 @@
  * mda.h -- local delivery writers.  These run in a delivery process that
  * has already become the recipient user, or (root's mailbox only) the
  * daemon's user holding a descriptor root opened; they never run as root.
+ *
+ * mda.c, mda_program.c and mda_root.c call each other both ways on
+ * purpose: the pool (mda.c) hands programs and root's mailbox to their
+ * one-shot processes, which report through mda_report_result() and share
+ * the one-shot set-up (mda_oneshot_setup) and the mailbox writers.
  */
 #ifndef POSTHASTE_MDA_H
 #define POSTHASTE_MDA_H

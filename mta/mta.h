@@ -1,5 +1,11 @@
 /*
  * mta.h -- remote delivery: the SMTP client of the mta process.
+ *
+ * mta.c (routes, tasks, the queue's requests) and mta_session.c (the
+ * sessions that carry them) call each other both ways on purpose: a
+ * route hands a session its next task, and the session reports each
+ * recipient's result and its own end back to the route.  One process,
+ * one header; nothing outside mta/ includes it.
  */
 #ifndef POSTHASTE_MTA_H
 #define POSTHASTE_MTA_H

@@ -6,6 +6,13 @@
  * client socket, timeouts), smtp_tls.c (STARTTLS, smtps) and
  * smtp_auth.c (AUTH).  An idle session is kept small: transaction, AUTH
  * and TLS state are allocated only while they are in use.
+ *
+ * These files call each other both ways, on purpose: smtp_session.c
+ * dispatches each command to the file that handles it, and that file
+ * answers through the session (session_reply, session_close...) and
+ * returns to the state machine when its part is done.  They are one
+ * state machine cut into readable parts, in one process, sharing this
+ * header; nothing outside smtp/ includes it.
  */
 #ifndef POSTHASTE_SMTP_SESSION_H
 #define POSTHASTE_SMTP_SESSION_H
