@@ -45,7 +45,7 @@ def it_entries(page, macro):
 
 
 def test_listen_options_documented():
-    body = function_body(read("smtpd", "parse_rules.c"), "parse_listen")
+    body = function_body(read("config", "parse_rules.c"), "parse_listen")
     keywords = set(re.findall(r'tok_is_keyword\(t, "([a-z0-9-]+)"\)', body))
     keywords.discard("on")		# "listen on", the statement itself
     assert {"auth", "auth-plaintext", "auth-cram-md5", "tls"} <= keywords, \
@@ -61,7 +61,7 @@ def test_listen_options_documented():
 def smtpctl_commands():
     """(verb, argument) pairs from smtpctl's usage text, e.g. ("pause",
     "smtp"), ("monitor", None)."""
-    body = function_body(read("smtpd", "smtpctl.c"), "usage")
+    body = function_body(read("programs", "smtpctl.c"), "usage")
     text = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', body))
     text = text.split("commands:", 1)[1].replace("\\n", "\n")
     pairs = []
