@@ -36,70 +36,53 @@
  * (destmac.h), checked in queue_envelope(); otherwise a worker could have
  * us run any command as any user.  Envelopes we make ourselves (bounces)
  * take their destinations straight from lookup and need no seal.
+ *
+ * The process's files: queue.c starts it and holds its channels;
+ * queue_spool.c the spool's files and the start-up load; queue_commit.c
+ * a worker's message up to the commit, and the group commit;
+ * queue_sched.c the ready and waiting lists; queue_deliver.c the agents'
+ * results and channels; queue_control.c smtpctl's requests; bounce.c the
+ * DSNs.  queue_int.h is what they share, queue.h the queue's interface.
  */
 #include <sys/types.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #include <bsd/stdlib.h>
 #include "tree.h"
-#include <ctype.h>
-#include <dirent.h>
-#include <pthread.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <strings.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <event2/event.h>
-#include <openssl/crypto.h>
 
-#include "destmac.h"
 #include "log.h"
 #include "mproc.h"
 #include "privsep.h"
 #include "proto.h"
 #include "queue.h"
+#include "queue_int.h"
 #include "proc.h"
-#include "strset.h"
 #include "util.h"
 
-static void	mdachan_close(struct mdachan *);
-static void	mdachan_retire_all(void);
-
-static struct mproc	 q_parent, q_control;
-static struct mproc	 q_smtp[QUEUE_MAX_SMTP];
-static int		 q_smtp_open[QUEUE_MAX_SMTP];
+struct mproc		 q_parent;
+static struct mproc	 q_control;
+struct mproc		 q_smtp[QUEUE_MAX_SMTP];
+int			 q_smtp_open[QUEUE_MAX_SMTP];
 static char		 q_smtp_name[QUEUE_MAX_SMTP][24];
 static int		 q_smtp_serial;
 /*
  * A reload starts a new mta and lookup; the old ones may still answer
  * on their channels until they exit, so those stay open until then.
  */
-static struct mproc	 q_mtas[QUEUE_MAX_PEERS], q_lookups[QUEUE_MAX_PEERS];
-static int		 q_mtas_open[QUEUE_MAX_PEERS];
-static int		 q_lookups_open[QUEUE_MAX_PEERS];
-static struct mproc	*q_mta, *q_lookup;	/* the current ones */
-static int		 dfd_incoming, dfd_queue, dfd_corrupt;
-static struct event	*ev_commit, *ev_sched;
-static int		 inflight;
-static int		 paused_mda, paused_mta;
+struct mproc		 q_mtas[QUEUE_MAX_PEERS], q_lookups[QUEUE_MAX_PEERS];
+int			 q_mtas_open[QUEUE_MAX_PEERS];
+int			 q_lookups_open[QUEUE_MAX_PEERS];
+struct mproc		*q_mta, *q_lookup;	/* the current ones */
+int			 dfd_incoming, dfd_queue, dfd_corrupt;
+struct event		*ev_commit, *ev_sched;
+int			 inflight;
+int			 paused_mda, paused_mta;
 
 struct queue_stats	 queue_stats;
-
-static void	queue_schedule(void);
-static void	sched_wait(struct qenv *);
-static void	queue_smtp_dispatch(struct mproc *, struct imsg *);
-static void	queue_mta_dispatch(struct mproc *, struct imsg *);
-static void	queue_lookup_dispatch(struct mproc *, struct imsg *);
-static void	ctl_removed_landed(struct qenv *,
-		    const struct delivery_result *);
 
 /*
  * Message and envelope names only have to be unlikely to collide (each
@@ -109,7 +92,7 @@ static void	ctl_removed_landed(struct qenv *,
  */
 static uint64_t	rng_state;
 
-static uint32_t
+uint32_t
 queue_random(void)
 {
 	uint64_t	z = (rng_state += 0x9e3779b97f4a7c15ULL);
@@ -118,8 +101,6 @@ queue_random(void)
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	return (uint32_t)((z ^ (z >> 31)) >> 32);
 }
-
-/* ---- delivery ---- */
 
 /* a worker of an old generation is gone: drop what it left unfinished */
 static void

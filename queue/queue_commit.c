@@ -1,3 +1,37 @@
+/*
+ * queue_commit.c -- a message from an smtp worker, from its file in
+ * incoming/ to the commit; and the messages the queue writes itself.
+ *
+ * The worker asks for a file (queue_create()), sends the envelopes, each
+ * checked for lookup's seal (queue_envelope()), then asks for the
+ * commit.  Commits that arrive together are made durable by one sync
+ * (group commit), run by a syncer thread where the system has syncfs().
+ * No worker is answered before the sync that covers its message has
+ * returned: the comments below give the order, and the opening comment
+ * of queue.c what a crash at each step leaves.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "destmac.h"
+#include "log.h"
+#include "queue.h"
+#include "queue_int.h"
+#include "strset.h"
+#include "util.h"
+
 static TAILQ_HEAD(, qmsg)	 batch = TAILQ_HEAD_INITIALIZER(batch);
 
 static void
@@ -37,8 +71,6 @@ incoming_msg(int worker, uint32_t msgid)
 	return m;
 }
 
-static void	message_add_envelope(struct qmsg *, const struct envelope *);
-
 static void
 queue_envelope(int worker, const struct envelope *evp)
 {
@@ -68,7 +100,7 @@ queue_envelope(int worker, const struct envelope *evp)
 	message_add_envelope(m, evp);
 }
 
-static void
+void
 message_add_envelope(struct qmsg *m, const struct envelope *evp)
 {
 	struct envelope	*n;
@@ -181,7 +213,7 @@ commit_prepare(struct qmsg *m)
 	return rc;
 }
 
-static int64_t
+int64_t
 now_ms(void)
 {
 	struct timespec	ts;
@@ -305,7 +337,7 @@ on_sync_done(evutil_socket_t fd, short ev, void *arg)
 	mproc_defer_end();
 }
 
-static void
+void
 syncer_init(void)
 {
 	pthread_t	tid;
@@ -327,7 +359,7 @@ syncer_init(void)
  * where there is no syncfs, else by the syncer), then its clients are
  * answered.
  */
-static void
+void
 commit_batch(evutil_socket_t fd, short ev, void *arg)
 {
 	struct qmsg	*m, *tmp;
@@ -406,7 +438,7 @@ queue_rollback(int worker, const struct queue_msg_req *req)
 	qmsg_free(m);
 }
 
-static void
+void
 queue_smtp_dispatch(struct mproc *p, struct imsg *im)
 {
 	int			 worker = (int)(p - q_smtp);

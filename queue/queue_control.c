@@ -1,4 +1,30 @@
-static void
+/*
+ * queue_control.c -- smtpctl's requests, as the control process passes
+ * them on: show queue, status, stats, message or envelope; schedule,
+ * remove, pause and resume.
+ *
+ * Each request comes with the asker's uid: one who is not root sees and
+ * touches only what he sent by local submission (ctl_may_see()).  An
+ * envelope in flight cannot be taken back from its agent: remove takes
+ * its records off the spool at once and the envelope when the attempt
+ * ends (ctl_remove_in_flight(), ctl_removed_landed()).
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "queue.h"
+#include "queue_int.h"
+#include "util.h"
+
+void
 queue_control_dispatch(struct mproc *p, struct imsg *im)
 {
 	struct ctl_request	req;
@@ -181,7 +207,7 @@ ctl_remove_in_flight(struct qenv *e)
 }
 
 /* the attempt of an envelope removed in flight ended (r NULL: cut off) */
-static void
+void
 ctl_removed_landed(struct qenv *e, const struct delivery_result *r)
 {
 	if (r != NULL) {

@@ -1,5 +1,37 @@
+/*
+ * queue_deliver.c -- the delivery agents as the queue sees them: their
+ * results, one log line per attempt, and their channels.
+ *
+ * Remote mail goes to the mta; local mail to the parent, which forks the
+ * delivery as the user; a user's Maildir mail straight to a delivery
+ * process the parent started for the queue (mdachan).  That channel's
+ * peer runs as the user: it is untrusted, and may only answer for the
+ * envelopes it was given.  queue_delivery_result() says what a result
+ * means for its envelope: gone, tried again later (queue_sched.c), or
+ * bounced once expired or failed (bounce.c).  The lookup channel is
+ * bounce.c's.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "queue.h"
+#include "queue_int.h"
+#include "util.h"
+
 static TAILQ_HEAD(, mdachan)	mdachans = TAILQ_HEAD_INITIALIZER(mdachans);
 static TAILQ_HEAD(, chanwait)	chanwaits = TAILQ_HEAD_INITIALIZER(chanwaits);
+
+static void	mdachan_close(struct mdachan *);
 
 /*
  * One line per delivery attempt, in the shape log analysers know from
@@ -7,7 +39,7 @@ static TAILQ_HEAD(, chanwait)	chanwaits = TAILQ_HEAD_INITIALIZER(chanwaits);
  * queue (not measured: 0), in the queue and waiting in the agent,
  * connection set-up, and the transfer itself.
  */
-static void
+void
 log_delivery(const struct qenv *e, const char *status,
     const struct delivery_result *r)
 {
@@ -45,7 +77,7 @@ log_delivery(const struct qenv *e, const char *status,
 	    log_sanitize(text, clean, sizeof(clean)));
 }
 
-static void
+void
 queue_delivery_result(const struct delivery_result *r)
 {
 	struct qenv	*e;
@@ -145,7 +177,7 @@ qenv_retry_in(struct qenv *e, time_t delay)
 }
 
 /* the least busy delivery process of the queue's for this envelope */
-static struct mdachan *
+struct mdachan *
 mdachan_pick(const struct envelope *evp)
 {
 	struct mdachan	*ch, *best = NULL;
@@ -186,7 +218,7 @@ chanwait_release(struct chanwait *cw)
  * has none with room for: 1 if it was parked because the parent is
  * already being asked for one, else the envelope becomes the asker.
  */
-static int
+int
 chanwait_park(struct qenv *e)
 {
 	struct chanwait	*cw;
@@ -208,7 +240,7 @@ chanwait_park(struct qenv *e)
 }
 
 /* a result for an asker: the parent did without a new process */
-static void
+void
 chanwait_answered(uint64_t evpid)
 {
 	struct chanwait	*cw;
@@ -220,7 +252,7 @@ chanwait_answered(uint64_t evpid)
 		}
 }
 
-static void
+void
 queue_mta_dispatch(struct mproc *p, struct imsg *im)
 {
 	struct delivery_result	r;
@@ -235,7 +267,7 @@ queue_mta_dispatch(struct mproc *p, struct imsg *im)
 	}
 }
 
-static void
+void
 queue_lookup_dispatch(struct mproc *p, struct imsg *im)
 {
 	struct lka_dest		d;
@@ -266,7 +298,7 @@ queue_lookup_request(const struct lka_rcpt_req *req)
 }
 
 /* an mta went away: what it had in flight is tried again soon */
-static void
+void
 queue_mta_closed(struct mproc *p)
 {
 	struct qenv	*e, *tmp;
@@ -284,7 +316,7 @@ queue_mta_closed(struct mproc *p)
 	queue_schedule();
 }
 
-static void
+void
 queue_lookup_closed(struct mproc *p)
 {
 	if (q_lookup == p)
@@ -320,7 +352,7 @@ mdachan_close(struct mdachan *ch)
  * (Maildir paths, say).  They get no more work and go once idle; the
  * parent starts new ones.
  */
-static void
+void
 mdachan_retire_all(void)
 {
 	struct mdachan	*ch, *tmp;
@@ -378,7 +410,7 @@ mdachan_closed(struct mproc *p)
 }
 
 /* the parent started a delivery process for us, for this envelope */
-static void
+void
 mdachan_add(struct imsg *im)
 {
 	struct mda_channel	 c;

@@ -1,3 +1,28 @@
+/*
+ * queue_int.h -- what the queue process's own files share, and nobody
+ * else: queue.h is the queue's interface to the rest of the daemon.
+ *
+ * The queue is one process on one event loop, split into files by job
+ * (queue.c says which holds what): the structures and the few globals
+ * below are that process's state, read and changed only from its loop
+ * (the syncer thread of queue_commit.c touches none of them).
+ */
+#ifndef POSTHASTE_QUEUE_INT_H
+#define POSTHASTE_QUEUE_INT_H
+
+#include <sys/types.h>
+
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "tree.h"
+#include "envelope.h"
+#include "mproc.h"
+#include "proc.h"
+#include "proto.h"
+
 #define ENVELOPE_FILE_MAX	SPOOL_ENVELOPE_MAX
 
 struct qmsg;
@@ -78,3 +103,75 @@ struct qmsg {
 /* channels across reloads, old and current (smtpd.h) */
 #define QUEUE_MAX_SMTP	(2 * SMTPD_MAX_LIVE_WORKERS)	/* workers */
 #define QUEUE_MAX_PEERS	(2 * SMTPD_MAX_GENERATIONS)	/* mta, lookup */
+
+RB_HEAD(qmsg_tree, qmsg);
+RB_PROTOTYPE(qmsg_tree, qmsg, node, qmsg_cmp)
+RB_HEAD(qenv_tree, qenv);
+RB_PROTOTYPE(qenv_tree, qenv, node, qenv_cmp)
+
+/* queue.c: the process and its channels */
+extern struct mproc	 q_parent;
+extern struct mproc	 q_smtp[QUEUE_MAX_SMTP];
+extern int		 q_smtp_open[QUEUE_MAX_SMTP];
+extern struct mproc	 q_mtas[QUEUE_MAX_PEERS], q_lookups[QUEUE_MAX_PEERS];
+extern int		 q_mtas_open[QUEUE_MAX_PEERS];
+extern int		 q_lookups_open[QUEUE_MAX_PEERS];
+extern struct mproc	*q_mta, *q_lookup;
+extern int		 dfd_incoming, dfd_queue, dfd_corrupt;
+extern struct event	*ev_commit, *ev_sched;
+extern int		 inflight;
+extern int		 paused_mda, paused_mta;
+uint32_t	queue_random(void);
+
+/* queue_spool.c: the files of the spool, and loading them at start-up */
+extern uint8_t		 spool_key[SPOOL_MAC_LEN];
+extern struct qmsg_tree	 msgs;
+extern struct qenv_tree	 envs;
+int		spool_nearly_full(void);
+void		message_unlink(int, uint32_t);
+struct qmsg	*qmsg_find(uint32_t);
+void		qmsg_free(struct qmsg *);
+void		message_discard(struct qmsg *);
+struct qmsg	*message_create(int, int *);
+int		write_envelope_at(int, const char *, const struct envelope *,
+		    int);
+struct qenv	*qenv_find(uint64_t);
+void		qenv_remove(struct qenv *);
+int		qenv_update(struct qenv *);
+void		queue_load(void);
+
+/* queue_commit.c: messages from the workers, made durable */
+void		message_add_envelope(struct qmsg *, const struct envelope *);
+int64_t		now_ms(void);
+void		syncer_init(void);
+void		commit_batch(evutil_socket_t, short, void *);
+void		queue_smtp_dispatch(struct mproc *, struct imsg *);
+
+/* queue_sched.c: which envelope goes when */
+void		qenv_unlist(struct qenv *);
+void		sched_ready(struct qenv *);
+void		sched_wait(struct qenv *);
+time_t		retry_delay(const struct envelope *);
+void		on_sched_timer(evutil_socket_t, short, void *);
+void		queue_schedule(void);
+
+/* queue_deliver.c: the agents, their channels and their results */
+void		log_delivery(const struct qenv *, const char *,
+		    const struct delivery_result *);
+void		queue_delivery_result(const struct delivery_result *);
+struct mdachan	*mdachan_pick(const struct envelope *);
+int		chanwait_park(struct qenv *);
+void		chanwait_answered(uint64_t);
+void		queue_mta_dispatch(struct mproc *, struct imsg *);
+void		queue_lookup_dispatch(struct mproc *, struct imsg *);
+void		queue_mta_closed(struct mproc *);
+void		queue_lookup_closed(struct mproc *);
+void		mdachan_retire_all(void);
+void		mdachan_add(struct imsg *);
+
+/* queue_control.c: smtpctl's requests */
+void		queue_control_dispatch(struct mproc *, struct imsg *);
+void		ctl_removed_landed(struct qenv *,
+		    const struct delivery_result *);
+
+#endif

@@ -1,8 +1,34 @@
+/*
+ * queue_sched.c -- the scheduler: which envelope goes to its agent, and
+ * when.
+ *
+ * An envelope that is not in flight is on one list: ready (to go now),
+ * waiting (sorted by its next try) or parked (until a delivery process
+ * is there for it, queue_deliver.c).  queue_schedule() moves the due
+ * ones to ready and sends as many as the in-flight limit allows; a
+ * temporary failure waits retry_delay(); ETRN and smtpctl schedule make
+ * envelopes due now.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "queue.h"
+#include "queue_int.h"
+#include "util.h"
+
 TAILQ_HEAD(qenv_list, qenv);
 static struct qenv_list		 ready = TAILQ_HEAD_INITIALIZER(ready);
 static struct qenv_list		 waiting = TAILQ_HEAD_INITIALIZER(waiting);
 
-static void
+void
 qenv_unlist(struct qenv *e)
 {
 	if (e->onlist == LIST_READY)
@@ -15,7 +41,7 @@ qenv_unlist(struct qenv *e)
 	e->park = NULL;
 }
 
-static void
+void
 sched_ready(struct qenv *e)
 {
 	qenv_unlist(e);
@@ -24,7 +50,7 @@ sched_ready(struct qenv *e)
 }
 
 /* the waiting list stays sorted by next try */
-static void
+void
 sched_wait(struct qenv *e)
 {
 	struct qenv	*w;
@@ -40,7 +66,7 @@ sched_wait(struct qenv *e)
 	e->onlist = LIST_WAIT;
 }
 
-static time_t
+time_t
 retry_delay(const struct envelope *evp)
 {
 	time_t	base = evp->dest_type == DEST_REMOTE ? conf->retry_remote :
@@ -147,13 +173,13 @@ queue_bounce_done(uint64_t evpid)
 	qenv_remove(e);
 }
 
-static void
+void
 on_sched_timer(evutil_socket_t fd, short ev, void *arg)
 {
 	queue_schedule();
 }
 
-static void
+void
 queue_schedule(void)
 {
 	struct qenv	*e, *tmp;

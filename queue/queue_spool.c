@@ -1,3 +1,40 @@
+/*
+ * queue_spool.c -- the queue's files: what a message and its envelopes
+ * are on disk, and the spool read back at start-up.
+ *
+ * Here: the index of the spool in memory (the msgs and envs trees), a
+ * new message file in incoming/, envelope files, the order in which a
+ * delivered envelope and its message leave, and queue_load() with the
+ * footers' format and key (queue/.format, queue/.key).  What a crash
+ * leaves at each step, and why start-up may remove it, is in the
+ * opening comment of queue.c; the comment by each function gives its
+ * part of that order.  The commit itself (rename, then sync) is
+ * queue_commit.c's.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <bsd/stdlib.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "queue.h"
+#include "queue_int.h"
+#include "strset.h"
+#include "util.h"
+
 #define SPOOL_FORMAT_FILE	".format"
 #define SPOOL_KEY_FILE		".key"
 #define SPOOL_FORMAT		"2\n"
@@ -16,14 +53,12 @@ static int	qenv_cmp(struct qenv *a, struct qenv *b)
 {
 	return a->evp.id < b->evp.id ? -1 : a->evp.id > b->evp.id;
 }
-RB_HEAD(qmsg_tree, qmsg);
-RB_GENERATE_STATIC(qmsg_tree, qmsg, node, qmsg_cmp)
-RB_HEAD(qenv_tree, qenv);
-RB_GENERATE_STATIC(qenv_tree, qenv, node, qenv_cmp)
+RB_GENERATE(qmsg_tree, qmsg, node, qmsg_cmp)
+RB_GENERATE(qenv_tree, qenv, node, qenv_cmp)
 
-static uint8_t			 spool_key[SPOOL_MAC_LEN];	/* spool_key_load() */
-static struct qmsg_tree		 msgs = RB_INITIALIZER(&msgs);
-static struct qenv_tree		 envs = RB_INITIALIZER(&envs);
+uint8_t				 spool_key[SPOOL_MAC_LEN];	/* spool_key_load() */
+struct qmsg_tree		 msgs = RB_INITIALIZER(&msgs);
+struct qenv_tree		 envs = RB_INITIALIZER(&envs);
 
 /*
  * Asked for every new message.  With room to spare (64 MB and 2% of the
@@ -31,7 +66,7 @@ static struct qenv_tree		 envs = RB_INITIALIZER(&envs);
  * statvfs() per message is a system call per message.  Near the limit
  * every message asks again.
  */
-static int
+int
 spool_nearly_full(void)
 {
 	static struct timespec	 checked;
@@ -65,7 +100,7 @@ spool_nearly_full(void)
  * mkdir and an rmdir per message are two more inodes and blocks for
  * every journal commit to write.
  */
-static void
+void
 message_unlink(int dfd, uint32_t msgid)
 {
 	char	name[9];
@@ -75,7 +110,7 @@ message_unlink(int dfd, uint32_t msgid)
 		log_warn("unlink %s", name);
 }
 
-static struct qmsg *
+struct qmsg *
 qmsg_find(uint32_t msgid)
 {
 	struct qmsg	key;
@@ -84,7 +119,7 @@ qmsg_find(uint32_t msgid)
 	return RB_FIND(qmsg_tree, &msgs, &key);
 }
 
-static void
+void
 qmsg_free(struct qmsg *m)
 {
 	RB_REMOVE(qmsg_tree, &msgs, m);
@@ -124,7 +159,7 @@ pending_unlink(struct qmsg *m)
 }
 
 /* everything of a message that did not commit, wherever it got to */
-static void
+void
 message_discard(struct qmsg *m)
 {
 	pending_unlink(m);
@@ -134,7 +169,7 @@ message_discard(struct qmsg *m)
 }
 
 /* a new message file in incoming/; NULL on failure */
-static struct qmsg *
+struct qmsg *
 message_create(int worker, int *fdp)
 {
 	struct qmsg	*m;
@@ -168,7 +203,7 @@ message_create(int worker, int *fdp)
 	return NULL;
 }
 
-static int
+int
 write_envelope_at(int dfd, const char *name, const struct envelope *evp,
     int dosync)
 {
@@ -194,7 +229,7 @@ write_envelope_at(int dfd, const char *name, const struct envelope *evp,
 	return close(fd);
 }
 
-static struct qenv *
+struct qenv *
 qenv_find(uint64_t evpid)
 {
 	struct qenv	key;
@@ -230,7 +265,7 @@ queue_open_message(uint32_t msgid, int64_t *body_size)
 	return fd;
 }
 
-static void
+void
 qenv_remove(struct qenv *e)
 {
 	struct qmsg	*m = e->msg;
@@ -258,7 +293,7 @@ qenv_remove(struct qenv *e)
 	}
 }
 
-static int
+int
 qenv_update(struct qenv *e)
 {
 	char	name[17], tmp[24];
@@ -531,7 +566,7 @@ spool_format_write(void)
  * two unlinks: removed.  An envelope in its message file counts unless
  * a file of its own, written later, says otherwise.
  */
-static void
+void
 queue_load(void)
 {
 	struct dirent	*de;
