@@ -1,6 +1,10 @@
 /*
  * mda_local.c -- local delivery writers: Maildir, mbox and plain files,
- * and the expansion of mailbox path templates.
+ * and the expansion of mailbox path templates.  This file holds what
+ * they share (failure texts, the envelope check, buffered output and the
+ * verbatim copy, declared in mda_local.h), the path templates and the
+ * Delivered-To loop check; Maildir is in mda_maildir.c, mbox and plain
+ * files in mda_mbox.c.
  *
  * These run in a delivery child that has already become the recipient
  * user, so the kernel's permission checks are the access policy.  What
@@ -35,9 +39,10 @@
 #include <unistd.h>
 
 #include "mda.h"
+#include "mda_local.h"
 #include "util.h"
 
-static int
+int
 fail(int rc, char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list	ap;
@@ -57,14 +62,14 @@ fail(int rc, char *err, size_t errlen, const char *fmt, ...)
  * (RFC 3463 4.2.2) so that the bounce, if it comes to that, says so.
  */
 /* Success leaves no text behind: the caller supplies its own. */
-static void
+void
 err_clear(char *err, size_t errlen)
 {
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 }
 
-static int
+int
 fail_sys(char *err, size_t errlen, const char *label, const char *what,
     int e)
 {
@@ -76,7 +81,7 @@ fail_sys(char *err, size_t errlen, const char *label, const char *what,
 	    what, strerror(e));
 }
 
-static int
+int
 fail_copy(char *err, size_t errlen, const char *label, enum copy_error ce,
     int e)
 {
@@ -103,7 +108,7 @@ header_safe(const char *s)
 	return 1;
 }
 
-static int
+int
 envelope_check(const struct mda_message *m, const char *label, char *err,
     size_t errlen)
 {
@@ -120,7 +125,7 @@ envelope_check(const struct mda_message *m, const char *label, char *err,
  * Buffered output.
  */
 
-static int
+int
 wbuf_init(struct wbuf *w, int fd)
 {
 	w->fd = fd;
@@ -133,14 +138,14 @@ wbuf_init(struct wbuf *w, int fd)
 	return 0;
 }
 
-static void
+void
 wbuf_free(struct wbuf *w)
 {
 	free(w->buf);
 	w->buf = NULL;
 }
 
-static int
+int
 wbuf_flush(struct wbuf *w)
 {
 	if (w->len == 0)
@@ -151,7 +156,7 @@ wbuf_flush(struct wbuf *w)
 	return 0;
 }
 
-static int
+int
 wbuf_put(struct wbuf *w, const char *p, size_t n)
 {
 	size_t	room;
@@ -174,13 +179,13 @@ wbuf_put(struct wbuf *w, const char *p, size_t n)
 	return 0;
 }
 
-static int
+int
 wbuf_puts(struct wbuf *w, const char *s)
 {
 	return wbuf_put(w, s, strlen(s));
 }
 
-static int
+int
 wbuf_putc_n(struct wbuf *w, char c, size_t n)
 {
 	char	chunk[64];
@@ -197,7 +202,7 @@ wbuf_putc_n(struct wbuf *w, char c, size_t n)
 }
 
 /* "Return-Path: <sender>\nDelivered-To: rcpt\n" */
-static int
+int
 put_trace_headers(struct wbuf *w, const struct mda_message *m)
 {
 	if (wbuf_puts(w, "Return-Path: <") == -1 ||
@@ -213,7 +218,7 @@ put_trace_headers(struct wbuf *w, const struct mda_message *m)
  * Copy the spool message verbatim: what the caller read already, then the
  * rest, read straight into the buffer.
  */
-static enum copy_error
+enum copy_error
 copy_verbatim(struct wbuf *w, const struct mda_message *m, int *errp)
 {
 	off_t	off = (off_t)m->headlen;

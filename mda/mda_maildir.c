@@ -1,3 +1,28 @@
+/*
+ * mda_maildir.c -- delivery into a Maildir: tmp/, fsync, rename into
+ * new/, fsync of new/ (mda.h), one message or a batch that shares its
+ * syncs.
+ *
+ * Split from mda_local.c, whose opening comment holds for this file
+ * too: it runs as the recipient user, reports nothing delivered before
+ * it is durable, and never follows a name somebody else could plant.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mda.h"
+#include "mda_local.h"
+#include "util.h"
+
 /* room for the escaped host name inside a Maildir file name */
 #define MAILDIR_HOST_MAX	160
 

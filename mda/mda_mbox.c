@@ -1,3 +1,29 @@
+/*
+ * mda_mbox.c -- appending to an mbox (a dotlock and an fcntl lock, a
+ * From_ line, mboxrd quoting) and to a plain file (aliases "/file").
+ *
+ * Split from mda_local.c, whose opening comment holds for this file
+ * too: it runs as the recipient user (or on a descriptor root opened,
+ * mda_mbox_deliver_fd()), reports nothing delivered before it is
+ * fsynced, refuses a mailbox that is not a regular file of one link that
+ * the recipient owns, and truncates a failed append away.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mda.h"
+#include "mda_local.h"
+#include "util.h"
+
 #define LOCK_WAIT_SEC	30	/* give up on a dotlock or fcntl lock */
 #define LOCK_STALE_SEC	300	/* a dotlock this old was left by a crash */
 #define LOCK_PAUSE_MS	100	/* retry every 100..200 ms */
