@@ -1,6 +1,32 @@
+/*
+ * smtp_query.c -- the commands with which a client asks rather than
+ * sends mail: VRFY and EXPN (RFC 5321 3.5), HELP, and ETRN (RFC 1985).
+ *
+ * Split from smtp_session.c, whose state machine calls them: each that
+ * needs lookup (VRFY, EXPN, ETRN; ETRN then the queue) sets SS_WAIT
+ * and stops the loop, and the answer resumes it, so pipelined commands
+ * are still answered in order.  Whether VRFY and EXPN are offered, and
+ * which clients may ask for ETRN, is the configuration's and lookup's
+ * to say.
+ */
+#include <sys/types.h>
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "log.h"
+#include "mproc.h"
+#include "proc.h"
+#include "proto.h"
+#include "smtp_session.h"
+#include "util.h"
+
 /* ---- VRFY, EXPN ---- */
 
-static void
+void
 cmd_vrfy(struct session *s, char *args, int expn)
 {
 	struct lka_rcpt_req	 req;
@@ -65,7 +91,7 @@ format_dest(const struct lka_dest *d, char *buf, size_t len)
 	}
 }
 
-static void
+void
 vrfy_dest(struct session *s, const struct lka_dest *d)
 {
 	char	line[1200];
@@ -81,7 +107,7 @@ vrfy_dest(struct session *s, const struct lka_dest *d)
 		fatal("strdup");
 }
 
-static void
+void
 vrfy_result(struct session *s, const struct lka_result *r)
 {
 	const char	*verb = (s->flags & SS_EXPN) ? "EXPN" : "VRFY";
@@ -100,7 +126,7 @@ vrfy_result(struct session *s, const struct lka_result *r)
 	s->pending = NULL;
 }
 
-static void
+void
 cmd_help(struct session *s)
 {
 	session_reply(s, "214-2.0.0 This is %s; commands:", SMTPD_NAME);
@@ -110,7 +136,7 @@ cmd_help(struct session *s)
 	session_reply(s, "214 2.0.0 End of HELP info");
 }
 
-static void
+void
 cmd_etrn(struct session *s, char *args)
 {
 	if (args == NULL || *args == '\0') {

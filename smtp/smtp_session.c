@@ -7,7 +7,7 @@
  * AUTH asks lookup) sets SS_WAIT and stops the loop; the answer resumes
  * it.  So pipelined commands are answered strictly in order, and their
  * replies leave together when the worker returns to its event loop
- * (RFC 2920).
+ * (RFC 2920).  VRFY, EXPN, HELP and ETRN are in smtp_query.c.
  *
  * Memory: an idle session is a struct session (a few hundred octets), a
  * read event, two empty evbuffers and whatever the client sent that we
@@ -173,7 +173,7 @@ session_lka_flags(const struct session *s)
 }
 
 /* a request to lookup with what it knows of the session; all else zero */
-static void
+void
 session_lka_request(const struct session *s, struct lka_rcpt_req *req)
 {
 	memset(req, 0, sizeof(*req));
@@ -254,11 +254,7 @@ session_reject_close(struct session *s, const char *stage,
 }
 
 /* refuse a command, with a reject line (session_log_reject()) */
-static void	session_reject(struct session *, const char *,
-		    const struct mailaddr *, const char *, ...)
-		    __attribute__((format(printf, 4, 5)));
-
-static void
+void
 session_reject(struct session *s, const char *stage,
     const struct mailaddr *rcpt, const char *fmt, ...)
 {
