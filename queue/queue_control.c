@@ -3,8 +3,9 @@
  * them on: show queue, status, stats, message or envelope; schedule,
  * remove, pause and resume.
  *
- * Each request comes with the asker's uid: one who is not root sees and
- * touches only what he sent by local submission (ctl_may_see()).  An
+ * Each request comes with the asker's uid, as the kernel gave it to
+ * control, which lets only root change the queue: one who is not root
+ * sees only what he sent by local submission (ctl_may_see()).  An
  * envelope in flight cannot be taken back from its agent: remove takes
  * its records off the spool at once and the envelope when the attempt
  * ends (ctl_remove_in_flight(), ctl_removed_landed()).

@@ -5,7 +5,8 @@
  * The queue is one process on one event loop, split into files by job
  * (queue.c says which holds what): the structures and the few globals
  * below are that process's state, read and changed only from its loop
- * (the syncer thread of queue_commit.c touches none of them).
+ * (the syncer thread of queue_commit.c only reads dfd_queue, which is
+ * set before the thread starts).
  */
 #ifndef POSTHASTE_QUEUE_INT_H
 #define POSTHASTE_QUEUE_INT_H
