@@ -43,7 +43,7 @@
 #include "util.h"
 
 int
-fail(int rc, char *err, size_t errlen, const char *fmt, ...)
+mda_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list	ap;
 
@@ -63,33 +63,33 @@ fail(int rc, char *err, size_t errlen, const char *fmt, ...)
  */
 /* Success leaves no text behind: the caller supplies its own. */
 void
-err_clear(char *err, size_t errlen)
+mda_err_clear(char *err, size_t errlen)
 {
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 }
 
 int
-fail_sys(char *err, size_t errlen, const char *label, const char *what,
+mda_fail_sys(char *err, size_t errlen, const char *label, const char *what,
     int e)
 {
 	if (e == EDQUOT || e == ENOSPC || e == EFBIG)
-		return fail(MDA_TEMPFAIL, err, errlen,
+		return mda_fail(MDA_TEMPFAIL, err, errlen,
 		    "4.2.2 %s: %s: %s (mailbox full)", label, what,
 		    strerror(e));
-	return fail(MDA_TEMPFAIL, err, errlen, "4.2.0 %s: %s: %s", label,
+	return mda_fail(MDA_TEMPFAIL, err, errlen, "4.2.0 %s: %s: %s", label,
 	    what, strerror(e));
 }
 
 int
-fail_copy(char *err, size_t errlen, const char *label, enum copy_error ce,
+mda_fail_copy(char *err, size_t errlen, const char *label, enum copy_error ce,
     int e)
 {
 	if (ce == COPY_READ)
-		return fail(MDA_TEMPFAIL, err, errlen,
+		return mda_fail(MDA_TEMPFAIL, err, errlen,
 		    "4.3.0 %s: reading queued message: %s", label,
 		    strerror(e));
-	return fail_sys(err, errlen, label, "write", e);
+	return mda_fail_sys(err, errlen, label, "write", e);
 }
 
 /*
@@ -109,14 +109,14 @@ header_safe(const char *s)
 }
 
 int
-envelope_check(const struct mda_message *m, const char *label, char *err,
+mda_envelope_check(const struct mda_message *m, const char *label, char *err,
     size_t errlen)
 {
 	if (m->sender == NULL || !header_safe(m->sender))
-		return fail(MDA_PERMFAIL, err, errlen,
+		return mda_fail(MDA_PERMFAIL, err, errlen,
 		    "5.1.7 %s: invalid envelope sender", label);
 	if (m->rcpt == NULL || m->rcpt[0] == '\0' || !header_safe(m->rcpt))
-		return fail(MDA_PERMFAIL, err, errlen,
+		return mda_fail(MDA_PERMFAIL, err, errlen,
 		    "5.1.3 %s: invalid envelope recipient", label);
 	return MDA_OK;
 }
@@ -126,7 +126,7 @@ envelope_check(const struct mda_message *m, const char *label, char *err,
  */
 
 int
-wbuf_init(struct wbuf *w, int fd)
+mda_wbuf_init(struct wbuf *w, int fd)
 {
 	w->fd = fd;
 	w->len = 0;
@@ -139,14 +139,14 @@ wbuf_init(struct wbuf *w, int fd)
 }
 
 void
-wbuf_free(struct wbuf *w)
+mda_wbuf_free(struct wbuf *w)
 {
 	free(w->buf);
 	w->buf = NULL;
 }
 
 int
-wbuf_flush(struct wbuf *w)
+mda_wbuf_flush(struct wbuf *w)
 {
 	if (w->len == 0)
 		return 0;
@@ -157,7 +157,7 @@ wbuf_flush(struct wbuf *w)
 }
 
 int
-wbuf_put(struct wbuf *w, const char *p, size_t n)
+mda_wbuf_put(struct wbuf *w, const char *p, size_t n)
 {
 	size_t	room;
 
@@ -166,7 +166,7 @@ wbuf_put(struct wbuf *w, const char *p, size_t n)
 	w->total += (off_t)n;
 	w->last = (unsigned char)p[n - 1];
 	while (n > 0) {
-		if (w->len == w->size && wbuf_flush(w) == -1)
+		if (w->len == w->size && mda_wbuf_flush(w) == -1)
 			return -1;
 		room = w->size - w->len;
 		if (room > n)
@@ -180,13 +180,13 @@ wbuf_put(struct wbuf *w, const char *p, size_t n)
 }
 
 int
-wbuf_puts(struct wbuf *w, const char *s)
+mda_wbuf_puts(struct wbuf *w, const char *s)
 {
-	return wbuf_put(w, s, strlen(s));
+	return mda_wbuf_put(w, s, strlen(s));
 }
 
 int
-wbuf_putc_n(struct wbuf *w, char c, size_t n)
+mda_wbuf_putc_n(struct wbuf *w, char c, size_t n)
 {
 	char	chunk[64];
 	size_t	k;
@@ -194,7 +194,7 @@ wbuf_putc_n(struct wbuf *w, char c, size_t n)
 	memset(chunk, c, sizeof(chunk));
 	while (n > 0) {
 		k = n < sizeof(chunk) ? n : sizeof(chunk);
-		if (wbuf_put(w, chunk, k) == -1)
+		if (mda_wbuf_put(w, chunk, k) == -1)
 			return -1;
 		n -= k;
 	}
@@ -203,13 +203,13 @@ wbuf_putc_n(struct wbuf *w, char c, size_t n)
 
 /* "Return-Path: <sender>\nDelivered-To: rcpt\n" */
 int
-put_trace_headers(struct wbuf *w, const struct mda_message *m)
+mda_put_trace_headers(struct wbuf *w, const struct mda_message *m)
 {
-	if (wbuf_puts(w, "Return-Path: <") == -1 ||
-	    wbuf_puts(w, m->sender) == -1 ||
-	    wbuf_puts(w, ">\nDelivered-To: ") == -1 ||
-	    wbuf_puts(w, m->rcpt) == -1 ||
-	    wbuf_puts(w, "\n") == -1)
+	if (mda_wbuf_puts(w, "Return-Path: <") == -1 ||
+	    mda_wbuf_puts(w, m->sender) == -1 ||
+	    mda_wbuf_puts(w, ">\nDelivered-To: ") == -1 ||
+	    mda_wbuf_puts(w, m->rcpt) == -1 ||
+	    mda_wbuf_puts(w, "\n") == -1)
 		return -1;
 	return 0;
 }
@@ -219,15 +219,15 @@ put_trace_headers(struct wbuf *w, const struct mda_message *m)
  * rest, read straight into the buffer.
  */
 enum copy_error
-copy_verbatim(struct wbuf *w, const struct mda_message *m, int *errp)
+mda_copy_verbatim(struct wbuf *w, const struct mda_message *m, int *errp)
 {
 	off_t	off = (off_t)m->headlen;
 	ssize_t	r;
 
-	if (m->headlen > 0 && wbuf_put(w, m->head, m->headlen) == -1)
+	if (m->headlen > 0 && mda_wbuf_put(w, m->head, m->headlen) == -1)
 		goto bad_write;
 	for (;;) {
-		if (w->len == w->size && wbuf_flush(w) == -1)
+		if (w->len == w->size && mda_wbuf_flush(w) == -1)
 			goto bad_write;
 		r = msg_pread(m->fd, w->buf + w->len, w->size - w->len,
 		    off, m->size);
@@ -242,7 +242,7 @@ copy_verbatim(struct wbuf *w, const struct mda_message *m, int *errp)
 		w->last = (unsigned char)w->buf[w->len - 1];
 		off += r;
 	}
-	if (wbuf_flush(w) == -1)
+	if (mda_wbuf_flush(w) == -1)
 		goto bad_write;
 	return COPY_OK;
 

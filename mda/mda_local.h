@@ -31,21 +31,21 @@ enum copy_error {
 	COPY_WRITE,
 };
 
-int	fail(int, char *, size_t, const char *, ...)
+int	mda_fail(int, char *, size_t, const char *, ...)
 	    __attribute__((format(printf, 4, 5)));
-void	err_clear(char *, size_t);
-int	fail_sys(char *, size_t, const char *, const char *, int);
-int	fail_copy(char *, size_t, const char *, enum copy_error, int);
-int	envelope_check(const struct mda_message *, const char *, char *,
+void	mda_err_clear(char *, size_t);
+int	mda_fail_sys(char *, size_t, const char *, const char *, int);
+int	mda_fail_copy(char *, size_t, const char *, enum copy_error, int);
+int	mda_envelope_check(const struct mda_message *, const char *, char *,
 	    size_t);
-int	wbuf_init(struct wbuf *, int);
-void	wbuf_free(struct wbuf *);
-int	wbuf_flush(struct wbuf *);
-int	wbuf_put(struct wbuf *, const char *, size_t);
-int	wbuf_puts(struct wbuf *, const char *);
-int	wbuf_putc_n(struct wbuf *, char, size_t);
-int	put_trace_headers(struct wbuf *, const struct mda_message *);
-enum copy_error copy_verbatim(struct wbuf *, const struct mda_message *,
+int	mda_wbuf_init(struct wbuf *, int);
+void	mda_wbuf_free(struct wbuf *);
+int	mda_wbuf_flush(struct wbuf *);
+int	mda_wbuf_put(struct wbuf *, const char *, size_t);
+int	mda_wbuf_puts(struct wbuf *, const char *);
+int	mda_wbuf_putc_n(struct wbuf *, char, size_t);
+int	mda_put_trace_headers(struct wbuf *, const struct mda_message *);
+enum copy_error mda_copy_verbatim(struct wbuf *, const struct mda_message *,
 	    int *);
 
 #endif

@@ -140,9 +140,9 @@ static int
 maildir_fail(char *err, size_t errlen, const char *what, int e)
 {
 	if (e == ENOTDIR)
-		return fail(MDA_PERMFAIL, err, errlen,
+		return mda_fail(MDA_PERMFAIL, err, errlen,
 		    "5.2.0 maildir: %s: %s", what, strerror(e));
-	return fail_sys(err, errlen, "maildir", what, e);
+	return mda_fail_sys(err, errlen, "maildir", what, e);
 }
 
 /*
@@ -207,7 +207,7 @@ maildir_get(const char *path, int share, struct mda_maildir **mdp,
 		e = errno;
 		free(md);
 		(void)close(dfd);
-		return fail_sys(err, errlen, "maildir", "memory", e);
+		return mda_fail_sys(err, errlen, "maildir", "memory", e);
 	}
 	md->dfd = dfd;
 	md->dev = st.st_dev;
@@ -326,36 +326,36 @@ maildir_write(const struct mda_message *m, int dosync,
 		return maildir_fail(err, errlen, "create in tmp/", errno);
 	snprintf(p->victim, sizeof(p->victim), "%s", p->tmpname);
 
-	if (wbuf_init(&w, fd) == -1) {
-		rc = fail_sys(err, errlen, "maildir", "buffer", errno);
+	if (mda_wbuf_init(&w, fd) == -1) {
+		rc = mda_fail_sys(err, errlen, "maildir", "buffer", errno);
 		(void)close(fd);
 		return rc;
 	}
 	e = 0;
-	if (put_trace_headers(&w, m) == -1) {
+	if (mda_put_trace_headers(&w, m) == -1) {
 		ce = COPY_WRITE;
 		e = errno;
 	} else
-		ce = copy_verbatim(&w, m, &e);
-	wbuf_free(&w);
+		ce = mda_copy_verbatim(&w, m, &e);
+	mda_wbuf_free(&w);
 	if (ce != COPY_OK) {
-		rc = fail_copy(err, errlen, "maildir", ce, e);
+		rc = mda_fail_copy(err, errlen, "maildir", ce, e);
 		(void)close(fd);
 		return rc;
 	}
 	if (dosync && fsync(fd) == -1) {
-		rc = fail_sys(err, errlen, "maildir", "fsync", errno);
+		rc = mda_fail_sys(err, errlen, "maildir", "fsync", errno);
 		(void)close(fd);
 		return rc;
 	}
 	/* on NFS a write error may first be reported by close() */
 	if (close(fd) == -1)
-		return fail_sys(err, errlen, "maildir", "close", errno);
+		return mda_fail_sys(err, errlen, "maildir", "close", errno);
 
 	/* Maildir++ carries the size in the name so readers need no stat */
 	if ((size_t)snprintf(p->newname, sizeof(p->newname), "new/%s,S=%lld",
 	    name, (long long)w.total) >= sizeof(p->newname))
-		return fail_sys(err, errlen, "maildir", "rename into new/",
+		return mda_fail_sys(err, errlen, "maildir", "rename into new/",
 		    ENAMETOOLONG);
 	return MDA_OK;
 }
@@ -391,7 +391,8 @@ maildir_sync_new(int dfd, char *err, size_t errlen)
 		return maildir_fail(err, errlen, "open new/", errno);
 	if (fsync(ndfd) == -1) {
 		(void)close(ndfd);
-		return fail_sys(err, errlen, "maildir", "fsync new/", errno);
+		return mda_fail_sys(err, errlen, "maildir", "fsync new/",
+		    errno);
 	}
 	(void)close(ndfd);	/* read-only directory: nothing to lose */
 	return MDA_OK;
@@ -425,8 +426,8 @@ mda_maildir_begin(const char *path, const struct mda_message *m,
 	int	rc;
 
 	memset(p, 0, sizeof(*p));
-	err_clear(err, errlen);
-	if ((rc = envelope_check(m, "maildir", err, errlen)) != MDA_OK)
+	mda_err_clear(err, errlen);
+	if ((rc = mda_envelope_check(m, "maildir", err, errlen)) != MDA_OK)
 		return rc;
 	if ((rc = maildir_get(path, 1, &p->md, err, errlen)) != MDA_OK)
 		return rc;
@@ -453,8 +454,8 @@ mda_maildir_deliver(const char *path, const struct mda_message *m,
 	int				rc;
 
 	memset(&p, 0, sizeof(p));
-	err_clear(err, errlen);
-	if ((rc = envelope_check(m, "maildir", err, errlen)) != MDA_OK)
+	mda_err_clear(err, errlen);
+	if ((rc = mda_envelope_check(m, "maildir", err, errlen)) != MDA_OK)
 		return rc;
 	if ((rc = maildir_get(path, 0, &p.md, err, errlen)) != MDA_OK)
 		return rc;

@@ -57,8 +57,8 @@ static const char mbox_from[] = "From ";
 static int
 mboxrd_release(struct wbuf *w, struct mboxrd *q)
 {
-	if (wbuf_putc_n(w, '>', q->ngt) == -1 ||
-	    wbuf_put(w, mbox_from, q->nfrom) == -1)
+	if (mda_wbuf_putc_n(w, '>', q->ngt) == -1 ||
+	    mda_wbuf_put(w, mbox_from, q->nfrom) == -1)
 		return -1;
 	q->bol = 0;
 	return 0;
@@ -73,8 +73,8 @@ mboxrd_put(struct wbuf *w, struct mboxrd *q, const char *p, size_t n)
 		if (!q->bol) {
 			nl = memchr(p, '\n', (size_t)(end - p));
 			if (nl == NULL)
-				return wbuf_put(w, p, (size_t)(end - p));
-			if (wbuf_put(w, p, (size_t)(nl + 1 - p)) == -1)
+				return mda_wbuf_put(w, p, (size_t)(end - p));
+			if (mda_wbuf_put(w, p, (size_t)(nl + 1 - p)) == -1)
 				return -1;
 			p = nl + 1;
 			q->bol = 1;
@@ -91,7 +91,7 @@ mboxrd_put(struct wbuf *w, struct mboxrd *q, const char *p, size_t n)
 			p++;
 			if (++q->nfrom < sizeof(mbox_from) - 1)
 				continue;
-			if (wbuf_put(w, ">", 1) == -1 ||
+			if (mda_wbuf_put(w, ">", 1) == -1 ||
 			    mboxrd_release(w, q) == -1)
 				return -1;
 			continue;
@@ -137,10 +137,10 @@ copy_mboxrd(struct wbuf *w, const struct mda_message *m, int *errp)
 	if (q.bol && mboxrd_release(w, &q) == -1)
 		goto bad_write;
 	/* the next From_ line must start a line of its own */
-	if (w->last != '\n' && wbuf_put(w, "\n", 1) == -1)
+	if (w->last != '\n' && mda_wbuf_put(w, "\n", 1) == -1)
 		goto bad_write;
 	/* and is preceded by an empty line */
-	if (wbuf_put(w, "\n", 1) == -1 || wbuf_flush(w) == -1)
+	if (mda_wbuf_put(w, "\n", 1) == -1 || mda_wbuf_flush(w) == -1)
 		goto bad_write;
 	return COPY_OK;
 
@@ -290,11 +290,12 @@ dotlock_acquire(struct dotlock *dl, const char *path, const char *host,
 	dl->held = 0;
 	if ((size_t)snprintf(dl->path, sizeof(dl->path), "%s.lock", path) >=
 	    sizeof(dl->path))
-		return fail_sys(err, errlen, label, "dotlock", ENAMETOOLONG);
+		return mda_fail_sys(err, errlen, label, "dotlock",
+		    ENAMETOOLONG);
 	if (dotlock_create_tmp(dl, tmp, sizeof(tmp), path, host) == -1) {
 		if (errno == EACCES)
 			return MDA_OK;
-		return fail_sys(err, errlen, label, "dotlock", errno);
+		return mda_fail_sys(err, errlen, label, "dotlock", errno);
 	}
 	if (lock_wait_start(&start) == -1) {
 		e = errno;
@@ -313,7 +314,7 @@ dotlock_acquire(struct dotlock *dl, const char *path, const char *host,
 			goto fail;
 		if (lock_wait_over(&start)) {
 			(void)unlink(tmp);
-			return fail(MDA_TEMPFAIL, err, errlen,
+			return mda_fail(MDA_TEMPFAIL, err, errlen,
 			    "4.2.0 %s: mailbox is locked (dotlock): timed out",
 			    label);
 		}
@@ -346,7 +347,7 @@ fail:
 		dl->held = 0;
 	}
 	(void)unlink(tmp);
-	return fail_sys(err, errlen, label, "dotlock", e);
+	return mda_fail_sys(err, errlen, label, "dotlock", e);
 }
 
 static void
@@ -448,16 +449,16 @@ put_from_line(struct wbuf *w, const char *sender, const char *date)
 
 	if (sender[0] == '\0')
 		sender = "MAILER-DAEMON";
-	if (wbuf_puts(w, "From ") == -1)
+	if (mda_wbuf_puts(w, "From ") == -1)
 		return -1;
 	while ((sp = strchr(sender, ' ')) != NULL) {
-		if (wbuf_put(w, sender, (size_t)(sp - sender)) == -1 ||
-		    wbuf_put(w, "_", 1) == -1)
+		if (mda_wbuf_put(w, sender, (size_t)(sp - sender)) == -1 ||
+		    mda_wbuf_put(w, "_", 1) == -1)
 			return -1;
 		sender = sp + 1;
 	}
-	if (wbuf_puts(w, sender) == -1 || wbuf_puts(w, " ") == -1 ||
-	    wbuf_puts(w, date) == -1 || wbuf_puts(w, "\n") == -1)
+	if (mda_wbuf_puts(w, sender) == -1 || mda_wbuf_puts(w, " ") == -1 ||
+	    mda_wbuf_puts(w, date) == -1 || mda_wbuf_puts(w, "\n") == -1)
 		return -1;
 	return 0;
 }
@@ -480,26 +481,26 @@ mbox_open(const char *path, const char *label, int *fdp, char *err,
 	if (fd == -1) {
 		e = errno;
 		if (e == ELOOP || e == EISDIR || e == ENXIO)
-			return fail(MDA_PERMFAIL, err, errlen,
+			return mda_fail(MDA_PERMFAIL, err, errlen,
 			    "5.2.0 %s: unsafe file: %s", label,
 			    e == ELOOP ? "symbolic link" : strerror(e));
-		return fail_sys(err, errlen, label, "open", e);
+		return mda_fail_sys(err, errlen, label, "open", e);
 	}
 	if (fstat(fd, &st) == -1) {
 		e = errno;
 		(void)close(fd);
-		return fail_sys(err, errlen, label, "fstat", e);
+		return mda_fail_sys(err, errlen, label, "fstat", e);
 	}
 	if ((why = mbox_unsafe(&st, geteuid())) != NULL) {
 		(void)close(fd);
-		return fail(MDA_PERMFAIL, err, errlen,
+		return mda_fail(MDA_PERMFAIL, err, errlen,
 		    "5.2.0 %s: unsafe file: %s", label, why);
 	}
 	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
 	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
 		e = errno;
 		(void)close(fd);
-		return fail_sys(err, errlen, label, "fcntl", e);
+		return mda_fail_sys(err, errlen, label, "fcntl", e);
 	}
 	*fdp = fd;
 	return MDA_OK;
@@ -521,31 +522,31 @@ mbox_lock(int fd, const char *path, uid_t owner, const char *label,
 	*replacedp = 0;
 	if (fcntl_lock_wait(fd, &timedout) == -1) {
 		if (timedout)
-			return fail(MDA_TEMPFAIL, err, errlen,
+			return mda_fail(MDA_TEMPFAIL, err, errlen,
 			    "4.2.0 %s: mailbox is locked (fcntl): timed out",
 			    label);
-		return fail_sys(err, errlen, label, "fcntl lock", errno);
+		return mda_fail_sys(err, errlen, label, "fcntl lock", errno);
 	}
 	if (fstat(fd, &st) == -1)
-		return fail_sys(err, errlen, label, "fstat", errno);
+		return mda_fail_sys(err, errlen, label, "fstat", errno);
 	/*
 	 * Renamed over, or removed (a reader may delete a mailbox it has
 	 * emptied): appending to a file without that name loses the mail.
 	 */
 	if (lstat(path, &lst) == -1) {
 		if (errno != ENOENT)
-			return fail_sys(err, errlen, label, "lstat", errno);
+			return mda_fail_sys(err, errlen, label, "lstat", errno);
 		gone = 1;
 	} else
 		gone = lst.st_dev != st.st_dev || lst.st_ino != st.st_ino;
 	if (gone || st.st_nlink == 0) {
 		*replacedp = 1;
-		return fail(MDA_TEMPFAIL, err, errlen,
+		return mda_fail(MDA_TEMPFAIL, err, errlen,
 		    "4.2.0 %s: mailbox replaced while locking", label);
 	}
 	/* and still safe: a link may have been added meanwhile */
 	if ((why = mbox_unsafe(&st, owner)) != NULL)
-		return fail(MDA_PERMFAIL, err, errlen,
+		return mda_fail(MDA_PERMFAIL, err, errlen,
 		    "5.2.0 %s: unsafe file: %s", label, why);
 	*sizep = st.st_size;
 	return MDA_OK;
@@ -562,21 +563,21 @@ mbox_write(int fd, const struct mda_message *m, const char *label,
 	int		e = 0;
 
 	if (mbox_date(date, sizeof(date)) == -1)
-		return fail(MDA_TEMPFAIL, err, errlen,
+		return mda_fail(MDA_TEMPFAIL, err, errlen,
 		    "4.3.0 %s: cannot format the date", label);
-	if (wbuf_init(&w, fd) == -1)
-		return fail_sys(err, errlen, label, "buffer", errno);
+	if (mda_wbuf_init(&w, fd) == -1)
+		return mda_fail_sys(err, errlen, label, "buffer", errno);
 	if (put_from_line(&w, m->sender, date) == -1 ||
-	    put_trace_headers(&w, m) == -1) {
+	    mda_put_trace_headers(&w, m) == -1) {
 		ce = COPY_WRITE;
 		e = errno;
 	} else
 		ce = copy_mboxrd(&w, m, &e);
-	wbuf_free(&w);
+	mda_wbuf_free(&w);
 	if (ce != COPY_OK)
-		return fail_copy(err, errlen, label, ce, e);
+		return mda_fail_copy(err, errlen, label, ce, e);
 	if (fsync(fd) == -1)
-		return fail_sys(err, errlen, label, "fsync", errno);
+		return mda_fail_sys(err, errlen, label, "fsync", errno);
 	return MDA_OK;
 }
 
@@ -606,8 +607,8 @@ append_deliver(const char *path, const char *label, int use_dotlock,
 	off_t		size = 0;
 	int		fd = -1, rc, replaced, attempt;
 
-	err_clear(err, errlen);
-	if ((rc = envelope_check(m, label, err, errlen)) != MDA_OK)
+	mda_err_clear(err, errlen);
+	if ((rc = mda_envelope_check(m, label, err, errlen)) != MDA_OK)
 		return rc;
 	dl.held = 0;
 	if (use_dotlock && (rc = dotlock_acquire(&dl, path, m->hostname,
@@ -626,7 +627,7 @@ append_deliver(const char *path, const char *label, int use_dotlock,
 	}
 	if (rc == MDA_OK) {
 		/* a retry may have left the text of the replaced attempt */
-		err_clear(err, errlen);
+		mda_err_clear(err, errlen);
 		if ((rc = mbox_write(fd, m, label, err, errlen)) != MDA_OK)
 			mbox_rollback(fd, size, err, errlen);
 	}
@@ -664,23 +665,23 @@ mda_mbox_deliver_fd(int fd, const char *path, uid_t owner,
 	off_t		 size = 0;
 	int		 rc, replaced, flags;
 
-	err_clear(err, errlen);
+	mda_err_clear(err, errlen);
 	dl.held = 0;
-	if ((rc = envelope_check(m, label, err, errlen)) != MDA_OK)
+	if ((rc = mda_envelope_check(m, label, err, errlen)) != MDA_OK)
 		goto out;
 	if (fstat(fd, &st) == -1) {
-		rc = fail_sys(err, errlen, label, "fstat", errno);
+		rc = mda_fail_sys(err, errlen, label, "fstat", errno);
 		goto out;
 	}
 	if ((why = mbox_unsafe(&st, owner)) != NULL) {
-		rc = fail(MDA_PERMFAIL, err, errlen,
+		rc = mda_fail(MDA_PERMFAIL, err, errlen,
 		    "5.2.0 %s: unsafe file: %s", label, why);
 		goto out;
 	}
 	/* opened O_NONBLOCK against a planted FIFO; a file now */
 	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
 	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
-		rc = fail_sys(err, errlen, label, "fcntl", errno);
+		rc = mda_fail_sys(err, errlen, label, "fcntl", errno);
 		goto out;
 	}
 	if ((rc = dotlock_acquire(&dl, path, m->hostname, label, err,
@@ -703,7 +704,7 @@ mda_file_deliver(const char *path, const struct mda_message *m, char *err,
 {
 	/* "user: /dev/null" in aliases discards, as administrators expect */
 	if (strcmp(path, "/dev/null") == 0) {
-		err_clear(err, errlen);
+		mda_err_clear(err, errlen);
 		return MDA_OK;
 	}
 	return append_deliver(path, "file", 0, m, err, errlen);
