@@ -6,7 +6,10 @@
  * (queue.c says which holds what): the structures and the few globals
  * below are that process's state, read and changed only from its loop
  * (the syncer thread of queue_commit.c only reads dfd_queue, which is
- * set before the thread starts).
+ * set before the thread starts).  The files call each other both ways
+ * on purpose (the scheduler sends, a result reschedules, a commit or the
+ * load schedules, control reaches all of them): they are that one loop's
+ * parts, and nothing outside queue/ includes this header.
  */
 #ifndef POSTHASTE_QUEUE_INT_H
 #define POSTHASTE_QUEUE_INT_H
