@@ -17,9 +17,9 @@
  * Input: byte 0 is a set of flags (the action's TLS mode, DSN
  * parameters, BODY=8BITMIME, SMTPUTF8, a second message, two MX hosts,
  * the null sender); byte 1 picks the message (plain with dot lines,
- * 8-bit that converts to 7-bit, 8-bit that does not, 330 KB), the number
- * of recipients, the server's manner and the size of the pieces its
- * bytes are written in.  The rest is what the server says, one script
+ * 8-bit that converts to 7-bit, 8-bit that does not, 260 KB for one
+ * recipient or a single byte for more), the number of recipients, the
+ * server's manner and the size of the pieces its bytes are written in.  The rest is what the server says, one script
  * per connection, the scripts separated by NUL bytes.  The server is
  * either eager (the script goes out at once, whatever the client says)
  * or in lockstep, as a real one: the greeting, then one reply (the lines
@@ -43,6 +43,7 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,13 +60,14 @@
 #include "mta.h"
 #include "proto.h"
 #include "proc.h"
+#include "wirescan.h"
 
 #define LOOP_MAX	3000	/* event loop turns, besides the writing */
 #define CONN_MAX	16	/* connections served a script */
 #define SCRIPT_MAX	8	/* scripts in one input */
 #define SENT_MAX	(1024 * 1024)	/* what a connection keeps of the client */
 #define RCPT_MAX	4
-#define BIG_LINES	5000	/* message 3: some 330 KB */
+#define BIG_LINES	270	/* message 3: some 260 KB, in long lines */
 
 static struct imsgbuf	 queue_ib, lookup_ib;	/* the far ends */
 static struct sockaddr_in listen_sin;
@@ -85,6 +87,7 @@ static const char msg_refused[] =
     "Content-Transfer-Encoding: base64\n\n\xe9\n";
 static char	*msg_big;
 static size_t	 msg_big_len;
+static uint64_t	 msg_big_wire;
 
 /* one message handed to the mta */
 struct fake_msg {
@@ -119,6 +122,7 @@ init(void)
 {
 	int		 qu[2], lk[2], on = 1, i;
 	socklen_t	 len = sizeof(listen_sin);
+	struct wirescan	 ws;
 	char		*p;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -161,15 +165,22 @@ init(void)
 	    -1 || listen(lfd, 64) == -1)
 		abort();
 
-	/* message 3: long enough for the body pump to refill */
-	msg_big_len = 14 + (size_t)BIG_LINES * 66;
+	/*
+	 * Message 3: long enough for the body pump to refill.  The smtp
+	 * worker measured it (EF_MEASURED), as it does every message it
+	 * spools: the mta does not read it once more to know its size.
+	 */
+	msg_big_len = 14 + (size_t)BIG_LINES * 991;
 	if ((msg_big = malloc(msg_big_len + 1)) == NULL)
 		abort();
 	p = msg_big;
 	p += sprintf(p, "Subject: big\n\n");
 	for (i = 0; i < BIG_LINES; i++)
-		p += sprintf(p, "%c%064d\n", i % 7 == 0 ? '.' : 'x', i);
+		p += sprintf(p, "%c%0989d\n", i % 7 == 0 ? '.' : 'x', i);
 	msg_big_len = (size_t)(p - msg_big);
+	wirescan_init(&ws);
+	wirescan_add(&ws, msg_big, msg_big_len);
+	msg_big_wire = wirescan_size(&ws);
 	for (i = 0; i < CONN_MAX; i++) {
 		conns[i].fd = -1;
 		if ((conns[i].sent = malloc(SENT_MAX)) == NULL ||
@@ -233,6 +244,10 @@ queue_deliver(uint32_t msgid, const struct fake_msg *fm, int action,
 			    EF_NOTIFY_SUCCESS | EF_NOTIFY_FAILURE;
 		}
 		evp.body_size = (int64_t)fm->len;
+		if (fm->body == msg_big) {
+			evp.flags |= EF_MEASURED;
+			evp.wire_size = (int64_t)msg_big_wire;
+		}
 		if ((dupfd = dup(fd)) == -1)
 			abort();
 		/* imsg closes dupfd once it is sent */
@@ -372,11 +387,11 @@ next_reply(const struct conn *c, size_t off)
 	return c->len;
 }
 
-static void
+static int
 conn_accept(void)
 {
 	struct conn	*c;
-	int		 fd;
+	int		 fd, any = 0;
 
 	while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK |
 	    SOCK_CLOEXEC)) != -1) {
@@ -393,8 +408,10 @@ conn_accept(void)
 		/* the greeting goes out at once; the rest as asked */
 		c->avail = lockstep ? next_reply(c, 0) : c->len;
 		nconns++;
+		any = 1;
 	}
 	CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
+	return any;
 }
 
 static int
@@ -489,8 +506,12 @@ conn_parse(struct conn *c)
 				    14) != NULL;
 		}
 		if (!lockstep) {
-			/* eager: whatever the reply, TLS may follow */
-			if (n == 8 && memcmp(l, "STARTTLS", 8) == 0)
+			/*
+			 * Eager: whatever the reply, TLS may follow STARTTLS
+			 * and the message DATA; the lines are not followed.
+			 */
+			if ((n == 8 && memcmp(l, "STARTTLS", 8) == 0) ||
+			    (n == 4 && memcmp(l, "DATA", 4) == 0))
 				c->binary = 1;
 			continue;
 		}
@@ -515,7 +536,7 @@ conn_parse(struct conn *c)
 }
 
 static int
-conn_io(struct conn *c)
+conn_io(struct conn *c, int readable)
 {
 	ssize_t	n;
 	size_t	want;
@@ -535,7 +556,7 @@ conn_io(struct conn *c)
 		} else if (n == -1 && errno != EAGAIN)
 			c->off = c->avail = c->len;	/* the client is gone */
 	}
-	while (!c->eof) {
+	while (readable && !c->eof) {
 		n = read(c->fd, buf, sizeof(buf));
 		if (n == 0 || (n == -1 && errno != EAGAIN &&
 		    errno != EWOULDBLOCK)) {
@@ -587,6 +608,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t		*p, *end, *nul;
 	uint8_t			 f, g;
 	size_t			 i, k, turns;
+	struct pollfd		 pfd[3 + CONN_MAX];
+	size_t			 npfd;
 	int			 turn, idle = 0, quit = 0, action;
 
 	if (!inited) {
@@ -634,8 +657,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fm->len = sizeof(msg_refused) - 1;
 			break;
 		default:
-			fm->body = msg_big;
-			fm->len = msg_big_len;
+			/* the costly one only with one recipient */
+			if ((g & 0x0c) == 0) {
+				fm->body = msg_big;
+				fm->len = msg_big_len;
+			} else {
+				fm->body = "x";
+				fm->len = 1;
+			}
 			break;
 		}
 		fm->nrcpts = k == 0 ? 1 + ((g >> 2) & 3) : 1;
@@ -658,17 +687,37 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int	progress = 0;
 
 		event_base_loop(ev_base, EVLOOP_NONBLOCK);
-		progress |= serve(&lookup_ib, lookup_mx);
-		progress |= serve(&queue_ib, queue_result);
-		conn_accept();
+		/* one poll() says which of our ends have anything */
+		npfd = 3 + nconns;
+		pfd[0].fd = lookup_ib.fd;
+		pfd[1].fd = queue_ib.fd;
+		pfd[2].fd = lfd;
 		for (i = 0; i < nconns; i++)
-			progress |= conn_io(&conns[i]);
+			pfd[3 + i].fd = conns[i].eof ? -1 : conns[i].fd;
+		for (i = 0; i < npfd; i++)
+			pfd[i].events = POLLIN;
+		if (poll(pfd, npfd, 0) == -1)
+			abort();
+		if (pfd[0].revents)
+			progress |= serve(&lookup_ib, lookup_mx);
+		if (pfd[1].revents)
+			progress |= serve(&queue_ib, queue_result);
+		if (pfd[2].revents)
+			progress |= conn_accept();
+		for (i = 0; i < nconns; i++)
+			progress |= conn_io(&conns[i], i + 3 >= npfd ||
+			    pfd[3 + i].revents != 0);
 		if (progress) {
 			idle = 0;
 			continue;
 		}
-		if (++idle < 3)
-			continue;
+		/*
+		 * One turn of the loop runs all the mta can do (a
+		 * non-blocking event_base_loop() goes on while callbacks
+		 * are active), and loopback delivers at once: a turn in
+		 * which nothing moved on either side means all wait.
+		 */
+		idle++;
 		/* the results are in: idle sessions QUIT, as on a reload */
 		if (!quit && nresults == nexpected) {
 			mta_fuzz_quit_idle();
@@ -683,7 +732,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			idle = 0;
 			continue;
 		}
-		if (mta_fuzz_nroutes() == 0 || idle > 50)
+		if (mta_fuzz_nroutes() == 0 || idle > 5)
 			break;
 	}
 	for (i = 0; i < nconns; i++)
