@@ -24,7 +24,7 @@ extern struct queue_stats queue_stats;
 void	queue_control_request(struct mproc *, const struct ctl_request *);
 void	queue_ctl_reply(struct mproc *, uint32_t reqid, int end, int status,
 	    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* queue.c, for messages the queue writes itself */
+/* queue_commit.c, for messages the queue writes itself */
 int	queue_message_create(uint32_t *msgid, int *fd);
 int	queue_message_commit(uint32_t msgid, const struct envelope *, size_t);
 void	queue_message_abort(uint32_t msgid);
@@ -59,7 +59,7 @@ int	bounce_fuzz_write(const struct envelope *, enum dsn_action,
 	    const struct delivery_result *, int msgfd, int64_t size,
 	    uint32_t msgid, int outfd);
 #endif
-/* queue.c: is an envelope of the message in flight? */
+/* queue_sched.c: is an envelope of the message in flight? */
 int	queue_message_busy(uint32_t msgid);
 
 #endif

@@ -170,6 +170,18 @@ void	session_log_reject(const struct session *, const char *stage,
 	    const char *reply, const struct mailaddr *rcpt);
 
 void	session_rcpt_request(const struct session *, struct lka_rcpt_req *);
+/* smtp_session.c, for smtp_query.c */
+void	session_lka_request(const struct session *, struct lka_rcpt_req *);
+void	session_reject(struct session *, const char *,
+	    const struct mailaddr *, const char *, ...)
+	    __attribute__((format(printf, 4, 5)));
+
+/* smtp_query.c: VRFY, EXPN, HELP, ETRN */
+void	cmd_vrfy(struct session *, char *args, int expn);
+void	vrfy_dest(struct session *, const struct lka_dest *);
+void	vrfy_result(struct session *, const struct lka_result *);
+void	cmd_help(struct session *);
+void	cmd_etrn(struct session *, char *args);
 
 /* smtp_rcache.c: recipients lookup accepted a moment ago */
 int	rcache_replay(struct session *, const struct lka_rcpt_req *);
