@@ -19,12 +19,13 @@
  * the null sender); byte 1 picks the message (plain with dot lines,
  * 8-bit that converts to 7-bit, 8-bit that does not, 260 KB for one
  * recipient or a single byte for more), the number of recipients, the
- * server's manner and the size of the pieces its bytes are written in.  The rest is what the server says, one script
- * per connection, the scripts separated by NUL bytes.  The server is
- * either eager (the script goes out at once, whatever the client says)
- * or in lockstep, as a real one: the greeting, then one reply (the lines
- * up to one whose fourth byte is not '-') per command line it reads,
- * none for the lines of the message after a 354.
+ * server's manner and the size of the pieces its bytes are written in.
+ * The rest is what the server says, one script per connection, the
+ * scripts separated by NUL bytes.  The server is either eager (the
+ * script goes out at once, whatever the client says) or in lockstep, as
+ * a real one: the greeting, then one reply (the lines up to one whose
+ * fourth byte is not '-') per command line it reads, none for the lines
+ * of the message after a 354.
  *
  * Beyond "does not crash": each recipient gets exactly one result, with
  * a valid status, a text that starts with a status code of the same
