@@ -411,7 +411,7 @@ conn_accept(void)
 		nconns++;
 		any = 1;
 	}
-	CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
+	CHECK(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
 	return any;
 }
 
@@ -554,13 +554,13 @@ conn_io(struct conn *c, int readable)
 		if (n > 0) {
 			c->off += (size_t)n;
 			progress = 1;
-		} else if (n == -1 && errno != EAGAIN)
+		} else if (n == -1 && errno != EAGAIN && errno != EINTR)
 			c->off = c->avail = c->len;	/* the client is gone */
 	}
 	while (readable && !c->eof) {
 		n = read(c->fd, buf, sizeof(buf));
 		if (n == 0 || (n == -1 && errno != EAGAIN &&
-		    errno != EWOULDBLOCK)) {
+		    errno != EWOULDBLOCK && errno != EINTR)) {
 			c->eof = 1;
 			progress = 1;
 			break;
@@ -697,8 +697,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			pfd[3 + i].fd = conns[i].eof ? -1 : conns[i].fd;
 		for (i = 0; i < npfd; i++)
 			pfd[i].events = POLLIN;
-		if (poll(pfd, npfd, 0) == -1)
-			abort();
+		/* libFuzzer's -timeout alarm may interrupt it */
+		if (poll(pfd, npfd, 0) == -1) {
+			if (errno != EINTR)
+				abort();
+			for (i = 0; i < npfd; i++)
+				pfd[i].revents = 0;
+			progress = 1;	/* not idle: ask again */
+		}
 		if (pfd[0].revents)
 			progress |= serve(&lookup_ib, lookup_mx);
 		if (pfd[1].revents)
