@@ -1144,6 +1144,17 @@ session_on_reply(struct mta_session *s)
 			return session_after_ehlo(s);
 		}
 		/*
+		 * A 220 read with the EHLO reply came before our STARTTLS left
+		 * (it waits in the output until the end of this turn): it
+		 * answers nothing, and starting TLS now would drop the command
+		 * and send the server a ClientHello it never asked for.
+		 */
+		if (evbuffer_get_length(s->io.out) > 0) {
+			session_setup_failed(s, PROTO_TEMPFAIL, "4.5.0 %s: reply "
+			    "to STARTTLS before it was sent", s->relay);
+			return -1;
+		}
+		/*
 		 * Anything the server sent after its 220 was sent in the
 		 * clear and would be read as if it came over TLS: refuse
 		 * (the STARTTLS command injection class, CVE-2011-0411).
