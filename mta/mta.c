@@ -966,3 +966,46 @@ mta_main(struct proc_fds *f)
 	event_base_dispatch(ev_base);
 	exit(0);
 }
+
+#ifdef POSTHASTE_FUZZ
+/*
+ * Only in mk/fuzz.mk's build (regress/fuzz/fuzz_mta_session.c): the mta
+ * as mta_main() sets it up, without the privilege drop, the sandbox, the
+ * CA store, the secrets and the loop, which the harness turns itself
+ * while it plays the queue and lookup on the far ends of the channels.
+ */
+void
+mta_fuzz_start(int queue, int lookup)
+{
+	if ((mta_ssl_ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		fatalx("SSL_CTX_new");
+	SSL_CTX_set_mode(mta_ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_verify(mta_ssl_ctx, SSL_VERIFY_NONE, NULL);
+	mproc_defer_turns();
+	mta_io_init();
+	mproc_init(&m_queue, queue, "queue", mta_queue_dispatch, NULL);
+	mproc_init(&m_lookup, lookup, "lookup", mta_lookup_dispatch, NULL);
+}
+
+/* what a reload does to idle sessions (QUIT), without retiring */
+void
+mta_fuzz_quit_idle(void)
+{
+	struct mta_route	*rt;
+
+	TAILQ_FOREACH(rt, &routes, entry)
+		mta_session_quit_idle(rt);
+}
+
+/* routes still held: each goes once its tasks and sessions are done */
+int
+mta_fuzz_nroutes(void)
+{
+	struct mta_route	*rt;
+	int			 n = 0;
+
+	TAILQ_FOREACH(rt, &routes, entry)
+		n++;
+	return n;
+}
+#endif

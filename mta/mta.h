@@ -210,4 +210,11 @@ void	mta_session_stop(struct mta_route *);
 
 #endif /* POSTHASTE_MTA_INTERNAL */
 
+#ifdef POSTHASTE_FUZZ
+/* mta.c, for regress/fuzz/fuzz_mta_session.c only (mk/fuzz.mk) */
+void	mta_fuzz_start(int queue, int lookup);
+void	mta_fuzz_quit_idle(void);
+int	mta_fuzz_nroutes(void);
+#endif
+
 #endif

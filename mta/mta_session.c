@@ -213,6 +213,14 @@ reply_describe(struct mta_session *s, const char *what, char *out,
 	char	dsn[16], line[ENV_TEXT_MAX];
 
 	mta_reply_status(&s->reply, dsn, sizeof(dsn));
+	/*
+	 * Only a failure is described, and a 2xx or 3xx reply that is one
+	 * (a greeting other than 220, a 354 to RCPT) fails temporarily: its
+	 * own status, of class 2, would make the result and a delay DSN
+	 * call it a success.  It is a protocol error (RFC 3463 X.5.0).
+	 */
+	if (dsn[0] == '2')
+		snprintf(dsn, sizeof(dsn), "4.5.0");
 	mta_reply_oneline(&s->reply, line, sizeof(line));
 	textf(out, len, "%s host %s said: %s (in reply to %s)", dsn,
 	    s->relay, line, what);
@@ -1134,6 +1142,17 @@ session_on_reply(struct mta_session *s)
 		if (s->reply.code != 220) {
 			s->starttls_refused = 1;
 			return session_after_ehlo(s);
+		}
+		/*
+		 * A 220 read with the EHLO reply came before our STARTTLS left
+		 * (it waits in the output until the end of this turn): it
+		 * answers nothing, and starting TLS now would drop the command
+		 * and send the server a ClientHello it never asked for.
+		 */
+		if (evbuffer_get_length(s->io.out) > 0) {
+			session_setup_failed(s, PROTO_TEMPFAIL, "4.5.0 %s: reply "
+			    "to STARTTLS before it was sent", s->relay);
+			return -1;
 		}
 		/*
 		 * Anything the server sent after its 220 was sent in the

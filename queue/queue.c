@@ -256,3 +256,47 @@ queue_main(struct proc_fds *f)
 	event_base_dispatch(ev_base);
 	exit(0);
 }
+
+#ifdef POSTHASTE_FUZZ
+#include <unistd.h>
+
+/*
+ * Only in mk/fuzz.mk's build (regress/fuzz/fuzz_queue_control.c):
+ * queue_main() without the privilege drop, the chroot (the spool's
+ * folders are opened under spool), the syncer thread, the sandbox and
+ * the loop, which the harness turns itself while it plays the parent,
+ * control and the mta on the given channels.  queue_fuzz_seed() makes
+ * the names of new messages and envelopes the same from run to run.
+ */
+void
+queue_fuzz_start(const char *spool, int parent, int control, int mta)
+{
+	int	dfd;
+
+	if ((dfd = open(spool, O_RDONLY | O_DIRECTORY)) == -1 ||
+	    (dfd_incoming = openat(dfd, "incoming", O_RDONLY |
+	    O_DIRECTORY)) == -1 ||
+	    (dfd_queue = openat(dfd, "queue", O_RDONLY | O_DIRECTORY)) == -1 ||
+	    (dfd_corrupt = openat(dfd, "corrupt", O_RDONLY |
+	    O_DIRECTORY)) == -1)
+		fatal("spool layout");
+	close(dfd);
+	mproc_defer_turns();
+	queue_load();
+	mproc_init(&q_parent, parent, "parent", queue_parent_dispatch,
+	    NULL);
+	mproc_init(&q_control, control, "control", queue_control_dispatch,
+	    NULL);
+	q_mta = queue_new_peer(q_mtas, q_mtas_open, mta, "mta",
+	    queue_mta_dispatch, queue_mta_closed);
+	ev_commit = event_new(ev_base, -1, 0, commit_batch, NULL);
+	ev_sched = evtimer_new(ev_base, on_sched_timer, NULL);
+	queue_schedule();
+}
+
+void
+queue_fuzz_seed(uint64_t seed)
+{
+	rng_state = seed;
+}
+#endif

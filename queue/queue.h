@@ -58,6 +58,10 @@ void	bounce_settle(uint32_t msgid);
 int	bounce_fuzz_write(const struct envelope *, enum dsn_action,
 	    const struct delivery_result *, int msgfd, int64_t size,
 	    uint32_t msgid, int outfd);
+/* queue.c, for regress/fuzz/fuzz_queue_control.c */
+void	queue_fuzz_start(const char *spool, int parent, int control,
+	    int mta);
+void	queue_fuzz_seed(uint64_t);
 #endif
 /* queue_sched.c: is an envelope of the message in flight? */
 int	queue_message_busy(uint32_t msgid);
