@@ -1,36 +1,20 @@
 /*
- * privsep.c -- dropping privileges and entering the seccomp sandbox.
+ * privsep.c -- dropping privileges.
  *
  * Every child follows the same fixed order: look up the user while
  * /etc/passwd is still visible, chroot, chdir, setgroups, setresgid,
- * setresuid, verify nothing can be regained, then the syscall filter.
+ * setresuid, verify nothing can be regained, then the sandbox
+ * (sandbox_enter(), platform/: seccomp on Linux, pledge on OpenBSD).
  * Group before user: once the uid is gone we could no longer change gids.
- *
- * Each profile allows what its process does and no more; none may map
- * memory executable after start-up (W^X).  A build with sanitizers
- * (POSTHASTE_SAN) allows more and is never installed (Makefile, obj-san).
- * test_sandbox.py tries the forbidden calls through a test build.
  */
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/socket.h>
 #include <sys/types.h>
 
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <grp.h>
 #include <pwd.h>
-#include <seccomp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "platform.h"
 #include "privsep.h"
 
 void
@@ -41,21 +25,21 @@ privsep_drop_ids(uid_t uid, gid_t gid, const gid_t *groups, int ngroups)
 
 	if (setgroups(ngroups, groups) == -1)
 		fatal("setgroups");
-	if (setresgid(gid, gid, gid) == -1)
+	if (platform_setresgid(gid, gid, gid) == -1)
 		fatal("setresgid");
-	if (setresuid(uid, uid, uid) == -1)
+	if (platform_setresuid(uid, uid, uid) == -1)
 		fatal("setresuid");
-	if (getresuid(&ru, &eu, &su) == -1 || ru != uid || eu != uid ||
-	    su != uid)
+	if (platform_getresuid(&ru, &eu, &su) == -1 || ru != uid ||
+	    eu != uid || su != uid)
 		fatalx("uid not dropped");
-	if (getresgid(&rg, &eg, &sg) == -1 || rg != gid || eg != gid ||
-	    sg != gid)
+	if (platform_getresgid(&rg, &eg, &sg) == -1 || rg != gid ||
+	    eg != gid || sg != gid)
 		fatalx("gid not dropped");
 	if (uid != 0 && setuid(0) != -1)
 		fatalx("could regain root after dropping privileges");
 	/* no core dumps of a process that saw other users' mail */
-	if (prctl(PR_SET_DUMPABLE, 0) == -1)
-		fatal("prctl(PR_SET_DUMPABLE)");
+	if (platform_nodump() == -1)
+		fatal("platform_nodump");
 }
 
 void
@@ -78,4 +62,17 @@ privsep_drop(const char *user, const char *chrootdir)
 	if (chdir("/") == -1)
 		fatal("chdir /");
 	privsep_drop_ids(uid, gid, &gid, 1);
+}
+
+void
+privsep_title_init(int argc, char **argv)
+{
+	platform_title_init(argc, argv);
+}
+
+void
+privsep_title(const char *name)
+{
+	log_procname(name);
+	platform_title(name);
 }

@@ -5,7 +5,6 @@
 #include <netinet/in.h>
 
 #include <errno.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>

@@ -1,6 +1,45 @@
 /*
- * Process titles.  The kernel shows the memory that held argv (and the
- * environment right after it) as /proc/PID/cmdline; we copy argv and the
+ * proctitle.c -- what ps(1) shows for each process: "smtpd: NAME".
+ *
+ * The BSDs have setproctitle(3), which puts the program name and a
+ * colon in front by itself.  Linux has none: see below.
+ */
+#if defined(__linux__)
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* glibc: the extensions this file wraps */
+#endif
+#endif
+
+#include <sys/types.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "platform.h"
+
+#if defined(__OpenBSD__) || defined(__FreeBSD__)
+
+void
+platform_title_init(int argc, char **argv)
+{
+}
+
+void
+platform_title(const char *name)
+{
+	setproctitle("%s", name);
+}
+
+#else
+
+extern char	**environ;
+
+/*
+ * Linux (and any other system without setproctitle).  The kernel shows
+ * the memory that held argv (and the environment right after it) as
+ * /proc/PID/cmdline; we copy argv and the
  * environment elsewhere once, then write each title over that area and
  * clear the rest, so no leftover of the old arguments shows in ps(1).
  */
@@ -8,7 +47,7 @@ static char	*title_area;
 static size_t	 title_size;
 
 void
-privsep_title_init(int argc, char **argv)
+platform_title_init(int argc, char **argv)
 {
 	char	*start, *end, **env;
 	int	 i, n;
@@ -38,12 +77,11 @@ privsep_title_init(int argc, char **argv)
 }
 
 void
-privsep_title(const char *name)
+platform_title(const char *name)
 {
 	char	buf[128];
 	int	len;
 
-	log_procname(name);
 	if (title_area == NULL || title_size < 2)
 		return;
 	len = snprintf(buf, sizeof(buf), "smtpd: %s", name);
@@ -54,3 +92,5 @@ privsep_title(const char *name)
 	memset(title_area, 0, title_size);
 	memcpy(title_area, buf, len);
 }
+
+#endif

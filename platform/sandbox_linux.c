@@ -1,3 +1,36 @@
+/*
+ * sandbox_linux.c -- the seccomp sandboxes (Linux, libseccomp).
+ *
+ * Each profile allows what its process does and no more; none may map
+ * memory executable after start-up (W^X).  A build with sanitizers
+ * (POSTHASTE_SAN) allows more and is never installed (Makefile, obj-san).
+ * test_sandbox.py tries the forbidden calls through a test build.
+ */
+#if defined(__linux__)
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* glibc: the extensions this file wraps */
+#endif
+
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "platform.h"
+
 /* system calls every process needs, whatever it does */
 static const int sc_base[] = {
 	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
@@ -356,3 +389,5 @@ sandbox_enter(enum sandbox_profile profile)
 	sandbox_test_try(profile);
 #endif
 }
+
+#endif /* __linux__ */

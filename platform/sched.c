@@ -1,4 +1,21 @@
 /*
+ * sched.c -- the scheduling class of mail work (Linux SCHED_BATCH).
+ *
+ * glibc declares SCHED_BATCH for _GNU_SOURCE only; the BSDs have no
+ * such class (their SCHED_OTHER is all there is for us), so there both
+ * calls do nothing.
+ */
+#if defined(__linux__)
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* glibc: SCHED_BATCH */
+#endif
+#endif
+
+#include <sched.h>
+
+#include "platform.h"
+
+/*
  * Mail is throughput work, and SCHED_BATCH (sched(7)) says so: a process
  * of that class that wakes up does not preempt the one running on its
  * CPU; it runs when that one blocks or its slice ends.  A worker woken
