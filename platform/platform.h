@@ -21,6 +21,10 @@
  *	malloc.c	  allocator tuning (glibc)
  *	libc.c		  asprintf, vasprintf
  *
+ * Used directly everywhere, since Linux, FreeBSD (10) and OpenBSD (5.7)
+ * all have them: SOCK_NONBLOCK and SOCK_CLOEXEC in socket(2) and
+ * socketpair(2), MSG_NOSIGNAL, O_CLOEXEC, O_DIRECTORY, getentropy(3).
+ *
  * A file here may define _GNU_SOURCE at its top; no other file needs
  * it.  Failures are returned as -1 with errno (the caller decides what
  * is fatal), except in the sandbox, which is fatal by design.
@@ -63,6 +67,15 @@ enum sandbox_profile {
 	SANDBOX_AUTH,		/* system passwords: read-only files */
 };
 void	sandbox_enter(enum sandbox_profile);
+/*
+ * Before sandbox_enter(): the process may read under this path (a file,
+ * or a directory and everything beneath it) and nowhere else, where the
+ * platform confines reads by path: Landlock on Linux (5.13 and later;
+ * on an older kernel or one without it, nothing is confined), unveil(2)
+ * on OpenBSD.  Only lookup uses it.  A path that does not exist is
+ * skipped.  Fatal on any other failure.
+ */
+void	sandbox_read_only(const char *path);
 
 /* native on Linux, FreeBSD and OpenBSD; glibc declares them for GNU */
 int	platform_setresuid(uid_t, uid_t, uid_t);

@@ -18,6 +18,12 @@
 #include "platform.h"
 
 void
+sandbox_read_only(const char *path)
+{
+	(void)path;
+}
+
+void
 sandbox_enter(enum sandbox_profile profile)
 {
 	(void)profile;

@@ -9,6 +9,7 @@
  */
 #if defined(__OpenBSD__)
 
+#include <errno.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -35,12 +36,29 @@ static const char *const promises[] = {
 	[SANDBOX_AUTH] = "stdio rpath getpw unix",
 };
 
+static int	unveiled;
+
+/* unveil(2): from the first call on, only what was unveiled is visible */
+void
+sandbox_read_only(const char *path)
+{
+	if (unveil(path, "r") == -1) {
+		if (errno == ENOENT)
+			return;
+		fatal("unveil %s", path);
+	}
+	unveiled = 1;
+}
+
 void
 sandbox_enter(enum sandbox_profile profile)
 {
 	if ((size_t)profile >= sizeof(promises) / sizeof(promises[0]) ||
 	    promises[profile] == NULL)
 		fatalx("sandbox_enter: unknown profile %d", (int)profile);
+	/* no more unveil(2) calls: the set is final */
+	if (unveiled && unveil(NULL, NULL) == -1)
+		fatal("unveil");
 	if (pledge(promises[profile], NULL) == -1)
 		fatal("pledge");
 }

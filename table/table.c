@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "addr.h"
+#include "aliases.h"
 #include "log.h"
 #include "table.h"
 #include "proc.h"
@@ -591,4 +592,40 @@ table_forget_all(void)
 	free(states);
 	states = NULL;
 	nstates = 0;
+}
+
+struct include_walk {
+	void	(*cb)(void *, const char *);
+	void	 *arg;
+};
+
+static int
+include_item_cb(void *arg, const struct alias_item *it)
+{
+	struct include_walk	*w = arg;
+
+	if (it->type == ALIAS_INCLUDE)
+		w->cb(w->arg, it->value);
+	return 0;
+}
+
+static int
+include_entry_cb(void *arg, const char *key, const char *val)
+{
+	if (val != NULL)
+		(void)alias_parse_list(val, include_item_cb, NULL, arg);
+	return 0;
+}
+
+/*
+ * Every ":include:" path an aliases table names, to cb (lookup's read
+ * set, lookup.c).  Bad items are skipped here: expansion reports them.
+ */
+int
+table_alias_includes(struct table *t, void (*cb)(void *, const char *),
+    void *arg)
+{
+	struct include_walk	w = { cb, arg };
+
+	return table_foreach(t, include_entry_cb, &w) == TABLE_ERROR ? -1 : 0;
 }
