@@ -14,8 +14,8 @@
  * behind and the socket buffer is full, the line is dropped and
  * counted, and the count is logged with the next line that gets
  * through.  The parent reads the other end on its event loop
- * (log_collect()), takes the sender's pid from the kernel (SO_PASSCRED,
- * so a child cannot pose as another) and writes the line to /dev/log
+ * (log_collect()), takes the sender's pid from the kernel (SO_PASSCRED
+ * on Linux: platform/peercred.c; so a child cannot pose as another) and writes the line to /dev/log
  * itself: a datagram socket that names the path at each send, so a
  * syslogd that was restarted (a new socket at the same path) is found
  * at the next line.  A syslogd that is behind or away never makes the
@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "platform.h"
 
 #ifndef LOG_DEVLOG
 #define LOG_DEVLOG	"/dev/log"
@@ -99,7 +100,7 @@ log_batch(void (*wake)(void))
 void
 log_init(int foreground, int verbose)
 {
-	int	sv[2], on = 1, size = 4 << 20;
+	int	sv[2], size = 4 << 20;
 
 	log_foreground = foreground;
 	log_verbose = verbose;
@@ -117,18 +118,14 @@ log_init(int foreground, int verbose)
 	log_rx = sv[0];
 	log_tx = sv[1];
 	if (fcntl(log_rx, F_SETFL, O_NONBLOCK) == -1 ||
-	    setsockopt(log_rx, SOL_SOCKET, SO_PASSCRED, &on,
-	    sizeof(on)) == -1)
+	    platform_passcred(log_rx) == -1)
 		fatal("log_init: log channel");
 	/*
 	 * Room for a few thousand lines while the parent is busy: the
 	 * children's datagrams count against the sending end's buffer.
 	 * Root may go past wmem_max; if not, the default must do.
 	 */
-	if (setsockopt(log_tx, SOL_SOCKET, SO_SNDBUFFORCE, &size,
-	    sizeof(size)) == -1)
-		(void)setsockopt(log_tx, SOL_SOCKET, SO_SNDBUF, &size,
-		    sizeof(size));
+	(void)platform_sndbuf(log_tx, size);
 	log_dest = LOG_DEST_DEVLOG;
 }
 
@@ -334,10 +331,8 @@ log_collect(void)
 	char		 buf[2200], service[16], *p, *msg;
 	union {
 		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(struct ucred))];
+		char		buf[PLATFORM_CRED_SPACE];
 	}		 cbuf;
-	struct ucred	 cred;
-	struct cmsghdr	*cm;
 	struct msghdr	 mh;
 	struct iovec	 iov;
 	ssize_t		 n;
@@ -358,16 +353,7 @@ log_collect(void)
 		if ((n = recvmsg(log_rx, &mh, MSG_DONTWAIT)) == -1)
 			break;		/* EAGAIN: nothing more */
 		buf[n] = '\0';
-		pid = 0;
-		for (cm = CMSG_FIRSTHDR(&mh); cm != NULL;
-		    cm = CMSG_NXTHDR(&mh, cm)) {
-			if (cm->cmsg_level == SOL_SOCKET &&
-			    cm->cmsg_type == SCM_CREDENTIALS &&
-			    cm->cmsg_len >= CMSG_LEN(sizeof(cred))) {
-				memcpy(&cred, CMSG_DATA(cm), sizeof(cred));
-				pid = cred.pid;
-			}
-		}
+		pid = platform_cred_pid(&mh);
 		pri = LOG_INFO;
 		if (buf[0] >= '0' && buf[0] <= '7' && buf[1] == ' ')
 			pri = buf[0] - '0';

@@ -1,36 +1,20 @@
 /*
- * privsep.c -- dropping privileges and entering the seccomp sandbox.
+ * privsep.c -- dropping privileges.
  *
  * Every child follows the same fixed order: look up the user while
  * /etc/passwd is still visible, chroot, chdir, setgroups, setresgid,
- * setresuid, verify nothing can be regained, then the syscall filter.
+ * setresuid, verify nothing can be regained, then the sandbox
+ * (sandbox_enter(), platform/: seccomp on Linux, pledge on OpenBSD).
  * Group before user: once the uid is gone we could no longer change gids.
- *
- * Each profile allows what its process does and no more; none may map
- * memory executable after start-up (W^X).  A build with sanitizers
- * (POSTHASTE_SAN) allows more and is never installed (Makefile, obj-san).
- * test_sandbox.py tries the forbidden calls through a test build.
  */
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/socket.h>
 #include <sys/types.h>
 
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <grp.h>
 #include <pwd.h>
-#include <seccomp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "platform.h"
 #include "privsep.h"
 
 void
@@ -41,21 +25,21 @@ privsep_drop_ids(uid_t uid, gid_t gid, const gid_t *groups, int ngroups)
 
 	if (setgroups(ngroups, groups) == -1)
 		fatal("setgroups");
-	if (setresgid(gid, gid, gid) == -1)
+	if (platform_setresgid(gid, gid, gid) == -1)
 		fatal("setresgid");
-	if (setresuid(uid, uid, uid) == -1)
+	if (platform_setresuid(uid, uid, uid) == -1)
 		fatal("setresuid");
-	if (getresuid(&ru, &eu, &su) == -1 || ru != uid || eu != uid ||
-	    su != uid)
+	if (platform_getresuid(&ru, &eu, &su) == -1 || ru != uid ||
+	    eu != uid || su != uid)
 		fatalx("uid not dropped");
-	if (getresgid(&rg, &eg, &sg) == -1 || rg != gid || eg != gid ||
-	    sg != gid)
+	if (platform_getresgid(&rg, &eg, &sg) == -1 || rg != gid ||
+	    eg != gid || sg != gid)
 		fatalx("gid not dropped");
 	if (uid != 0 && setuid(0) != -1)
 		fatalx("could regain root after dropping privileges");
 	/* no core dumps of a process that saw other users' mail */
-	if (prctl(PR_SET_DUMPABLE, 0) == -1)
-		fatal("prctl(PR_SET_DUMPABLE)");
+	if (platform_nodump() == -1)
+		fatal("platform_nodump");
 }
 
 void
@@ -80,418 +64,15 @@ privsep_drop(const char *user, const char *chrootdir)
 	privsep_drop_ids(uid, gid, &gid, 1);
 }
 
-/* system calls every process needs, whatever it does */
-static const int sc_base[] = {
-	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
-	SCMP_SYS(close), SCMP_SYS(exit), SCMP_SYS(exit_group),
-	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap),
-	SCMP_SYS(madvise),	/* mmap, mprotect: sandbox_wx() */
-	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
-	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(select), SCMP_SYS(pselect6),
-	SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(time),
-	SCMP_SYS(getpid), SCMP_SYS(getuid), SCMP_SYS(geteuid),
-	SCMP_SYS(getgid), SCMP_SYS(getegid),
-	SCMP_SYS(sendmsg), SCMP_SYS(recvmsg), SCMP_SYS(sendto),
-	SCMP_SYS(recvfrom),
-	SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
-	SCMP_SYS(rt_sigaction), SCMP_SYS(sigaltstack),
-	SCMP_SYS(fcntl), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
-	SCMP_SYS(lseek), SCMP_SYS(getrandom), SCMP_SYS(nanosleep),
-	SCMP_SYS(clock_nanosleep), SCMP_SYS(restart_syscall),
-	SCMP_SYS(futex), SCMP_SYS(pipe2), SCMP_SYS(eventfd2),
-	SCMP_SYS(statx), SCMP_SYS(dup), SCMP_SYS(dup2), SCMP_SYS(dup3),
-	SCMP_SYS(getresuid), SCMP_SYS(getresgid), SCMP_SYS(getppid),
-	SCMP_SYS(rseq), SCMP_SYS(set_robust_list),	/* a thread starting */
-#ifdef POSTHASTE_SAN
-	/* what the sanitizer runtimes need to report an error (and
-	 * read-only opens: sandbox_enter) */
-	SCMP_SYS(readlink),
-	SCMP_SYS(readlinkat), SCMP_SYS(prctl), SCMP_SYS(getrlimit),
-	SCMP_SYS(prlimit64), SCMP_SYS(sched_yield), SCMP_SYS(uname),
-	SCMP_SYS(getppid), SCMP_SYS(gettid), SCMP_SYS(tgkill),
-	SCMP_SYS(getdents64), SCMP_SYS(sched_getaffinity), SCMP_SYS(kill),
-	SCMP_SYS(clone), SCMP_SYS(wait4), SCMP_SYS(ptrace),
-#endif
-	-1
-};
-
-/* network servers: accept clients and talk on sockets */
-static const int sc_accept[] = {
-	SCMP_SYS(accept), SCMP_SYS(accept4), SCMP_SYS(getsockopt),
-	SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
-	SCMP_SYS(shutdown), -1
-};
-
-/* the smtp worker writes the spool file it is handed and syncs it */
-static const int sc_smtp[] = {
-	SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(pwrite64),
-	SCMP_SYS(ftruncate), SCMP_SYS(pread64), -1
-};
-
-/* filesystem work inside a directory tree (queue, local delivery) */
-static const int sc_files[] = {
-	SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(mkdir), SCMP_SYS(mkdirat),
-	SCMP_SYS(rename), SCMP_SYS(renameat), SCMP_SYS(renameat2),
-	SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(rmdir),
-	SCMP_SYS(link), SCMP_SYS(linkat), SCMP_SYS(stat), SCMP_SYS(lstat),
-	SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(syncfs),
-	SCMP_SYS(getdents64), SCMP_SYS(ftruncate), SCMP_SYS(fchmod),
-	SCMP_SYS(fchown), SCMP_SYS(umask), SCMP_SYS(pread64),
-	SCMP_SYS(pwrite64), SCMP_SYS(statfs), SCMP_SYS(fstatfs),
-	SCMP_SYS(utimensat), SCMP_SYS(access), SCMP_SYS(faccessat),
-	SCMP_SYS(uname), SCMP_SYS(flock), SCMP_SYS(chdir), SCMP_SYS(fchdir),
-	SCMP_SYS(readlink), SCMP_SYS(readlinkat),
-	-1
-};
-
-/*
- * Lookup reads its tables (text and Berkeley DB files, includes), the
- * password and group files through the name service, and .forward files
- * the parent opens for it: it never creates, renames, links, removes or
- * changes a file.  open and openat are added read-only (sandbox_ro_open).
- */
-static const int sc_lookup[] = {
-	SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(access), SCMP_SYS(faccessat),
-	SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(getdents64),
-	SCMP_SYS(pread64), SCMP_SYS(statfs), SCMP_SYS(fstatfs),
-	SCMP_SYS(uname), SCMP_SYS(flock),
-	-1
-};
-
-/* outgoing connections and DNS; socket() itself: sandbox_sockets() */
-static const int sc_client[] = {
-	SCMP_SYS(connect), SCMP_SYS(bind),
-	SCMP_SYS(getsockopt), SCMP_SYS(setsockopt), SCMP_SYS(getsockname),
-	SCMP_SYS(getpeername), SCMP_SYS(shutdown),
-	SCMP_SYS(sendmmsg), SCMP_SYS(recvmmsg), -1
-};
-
-/* the mta (and the LMTP client) read the spool file they are handed */
-static const int sc_mta[] = {
-	SCMP_SYS(pread64), -1
-};
-
-/*
- * The system-account helper reads the password and shadow files through
- * the name service; systemd's module may try its varlink socket.
- */
-static const int sc_auth[] = {
-	SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(access), SCMP_SYS(faccessat),
-	SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(getdents64),
-	SCMP_SYS(uname), SCMP_SYS(connect), SCMP_SYS(getsockopt),
-	SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
-	-1
-};
-
-static void
-sandbox_allow(scmp_filter_ctx ctx, const int *list)
-{
-	int	rc;
-
-	for (; *list != -1; list++) {
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, *list, 0);
-		if (rc < 0 && rc != -EEXIST)
-			fatalx("seccomp_rule_add %d: %s", *list, strerror(-rc));
-	}
-}
-
-static void
-sandbox_rule(scmp_filter_ctx ctx, int sc, unsigned int argc,
-    const struct scmp_arg_cmp *args)
-{
-	int	rc;
-
-	rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, sc, argc, args);
-	if (rc < 0 && rc != -EEXIST)
-		fatalx("seccomp_rule_add %d: %s", sc, strerror(-rc));
-}
-
-/* open and openat for reading only: no creating, truncating or writing */
-static void
-sandbox_ro_open(scmp_filter_ctx ctx)
-{
-	const scmp_datum_t	 wmask = O_ACCMODE | O_CREAT | O_TRUNC;
-	struct scmp_arg_cmp	 ro_open = SCMP_A1(SCMP_CMP_MASKED_EQ, wmask, 0);
-	struct scmp_arg_cmp	 ro_openat = SCMP_A2(SCMP_CMP_MASKED_EQ, wmask,
-				    0);
-
-	sandbox_rule(ctx, SCMP_SYS(open), 1, &ro_open);
-	sandbox_rule(ctx, SCMP_SYS(openat), 1, &ro_openat);
-}
-
-/*
- * socket() for the given families, with the given types only (flags
- * SOCK_NONBLOCK and SOCK_CLOEXEC aside), protocol 0 or the type's own
- * (TCP, UDP): no raw, packet, netlink or any other kind of socket.
- */
-static void
-sandbox_sockets(scmp_filter_ctx ctx, const int *families, int dgram)
-{
-	const scmp_datum_t	 tmask = 0xffffffffU &
-				    ~(scmp_datum_t)(SOCK_NONBLOCK | SOCK_CLOEXEC);
-	struct scmp_arg_cmp	 a[3];
-	int			 t;
-
-	for (; *families != -1; families++) {
-		for (t = 0; t < (dgram ? 2 : 1); t++) {
-			int type = t == 0 ? SOCK_STREAM : SOCK_DGRAM;
-			int proto = *families == AF_UNIX ? 0 :
-			    t == 0 ? IPPROTO_TCP : IPPROTO_UDP;
-
-			a[0] = SCMP_A0(SCMP_CMP_EQ, *families, 0);
-			a[1] = SCMP_A1(SCMP_CMP_MASKED_EQ, tmask, type);
-			a[2] = SCMP_A2(SCMP_CMP_EQ, 0, 0);
-			sandbox_rule(ctx, SCMP_SYS(socket), 3, a);
-			if (proto != 0) {
-				a[2] = SCMP_A2(SCMP_CMP_EQ, proto, 0);
-				sandbox_rule(ctx, SCMP_SYS(socket), 3, a);
-			}
-		}
-	}
-}
-
-/*
- * W^X: after start-up no process maps or makes memory executable; every
- * library it runs was mapped before the filter (the name service modules
- * are loaded on purpose first, lookup.c).  An exploit cannot stage code.
- */
-static void
-sandbox_wx(scmp_filter_ctx ctx)
-{
-	struct scmp_arg_cmp	noexec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC,
-				    0);
-
-	sandbox_rule(ctx, SCMP_SYS(mmap), 1, &noexec);
-	sandbox_rule(ctx, SCMP_SYS(mprotect), 1, &noexec);
-	/* pkey_mprotect, and remap_file_pages, are not allowed at all */
-}
-
-/* opens for reading only, unix sockets only, capability probes */
-static void
-sandbox_auth(scmp_filter_ctx ctx)
-{
-	struct scmp_arg_cmp	 unix_only = SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0);
-	struct scmp_arg_cmp	 capbset = SCMP_A0(SCMP_CMP_EQ,
-				    PR_CAPBSET_READ, 0);
-
-	sandbox_allow(ctx, sc_auth);
-	sandbox_ro_open(ctx);
-	sandbox_rule(ctx, SCMP_SYS(socket), 1, &unix_only);
-	sandbox_rule(ctx, SCMP_SYS(prctl), 1, &capbset);
-}
-
-#ifdef POSTHASTE_SAN
-/*
- * In the binary for test_sandbox.py to find: a build with the sanitizer
- * allowances above must never be installed (mk/install.sh refuses it).
- */
-__attribute__((used)) static const char san_marker[] =
-    "POSTHASTE_SAN_SANDBOX_ALLOWANCES";
-#endif
-
-#ifdef POSTHASTE_TEST_SANDBOX
-/*
- * The test build only (Makefile: obj/regress/smtpd-sandbox, never
- * installed): POSTHASTE_SANDBOX_TRY="profile:call" makes the process of
- * that profile try the call right after entering its sandbox, as code
- * an attacker took over could.  A call the filter forbids kills it; one
- * that returns is logged, and the process goes on.
- */
-static const char *const profile_names[] = {
-	[SANDBOX_SMTP] = "smtp", [SANDBOX_QUEUE] = "queue",
-	[SANDBOX_LOOKUP] = "lookup", [SANDBOX_MTA] = "mta",
-	[SANDBOX_CONTROL] = "control", [SANDBOX_MDA] = "mda",
-	[SANDBOX_AUTH] = "auth",
-};
-
-static void
-sandbox_test_try(enum sandbox_profile profile)
-{
-	const char	*want, *call;
-	char		 path[64];
-	void		*p;
-	long		 rc = 0;
-	size_t		 len;
-
-	if ((want = getenv("POSTHASTE_SANDBOX_TRY")) == NULL)
-		return;
-	len = strlen(profile_names[profile]);
-	if (strncmp(want, profile_names[profile], len) != 0 ||
-	    want[len] != ':')
-		return;
-	call = want + len + 1;
-	snprintf(path, sizeof(path), "/tmp/posthaste-sandbox-%d",
-	    (int)getpid());
-	log_info("sandbox test: %s tries %s", profile_names[profile], call);
-	if (strcmp(call, "socket-raw6") == 0)
-		rc = socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6);
-	else if (strcmp(call, "socket-packet") == 0)
-		rc = socket(AF_PACKET, SOCK_DGRAM, 0);
-	else if (strcmp(call, "socket-inet") == 0)
-		rc = socket(AF_INET, SOCK_STREAM, 0);
-	else if (strcmp(call, "create") == 0)
-		rc = open(path, O_CREAT | O_WRONLY, 0600);
-	else if (strcmp(call, "unlink") == 0)
-		rc = unlink(path);
-	else if (strcmp(call, "rename") == 0)
-		rc = rename(path, "/tmp/posthaste-sandbox-renamed");
-	else if (strcmp(call, "mkdir") == 0)
-		rc = mkdir(path, 0700);
-	else if (strcmp(call, "mmap-exec") == 0) {
-		p = mmap(NULL, 4096, PROT_READ | PROT_EXEC,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		rc = p == MAP_FAILED ? -1 : 0;
-	} else if (strcmp(call, "mprotect-exec") == 0) {
-		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p == MAP_FAILED)
-			fatal("sandbox test: mmap");
-		rc = mprotect(p, 4096, PROT_READ | PROT_EXEC);
-	} else if (strcmp(call, "pkey-mprotect-exec") == 0) {
-		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p == MAP_FAILED)
-			fatal("sandbox test: mmap");
-		rc = syscall(SYS_pkey_mprotect, p, 4096, PROT_READ | PROT_EXEC,
-		    -1);
-	} else
-		fatalx("sandbox test: unknown call %s", call);
-	log_warnx("sandbox test: %s survived %s: returned %ld%s%s",
-	    profile_names[profile], call, rc, rc == -1 ? ", " : "",
-	    rc == -1 ? strerror(errno) : "");
-}
-#endif
-
-void
-sandbox_enter(enum sandbox_profile profile)
-{
-	static const int inet_unix[] = { AF_INET, AF_INET6, AF_UNIX, -1 };
-	scmp_filter_ctx	ctx;
-	uint32_t	defact = SCMP_ACT_KILL_PROCESS;
-
-	/* the process must never gain privileges through exec */
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
-		fatal("prctl(PR_SET_NO_NEW_PRIVS)");
-	if (getenv("POSTHASTE_SECCOMP_LOG") != NULL)
-		defact = SCMP_ACT_LOG;	/* development: find missing calls */
-	if ((ctx = seccomp_init(defact)) == NULL)
-		fatalx("seccomp_init");
-	/* every thread of the process (the queue's syncer) gets the filter */
-	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) != 0)
-		fatalx("seccomp_attr_set TSYNC");
-	sandbox_allow(ctx, sc_base);
-	sandbox_wx(ctx);
-#ifdef POSTHASTE_SAN
-	sandbox_ro_open(ctx);	/* /proc/self/maps for a report */
-#endif
-	/* libevent asks how much is readable; no other ioctl */
-	struct scmp_arg_cmp fionread = { 1, SCMP_CMP_EQ, FIONREAD, 0 };
-
-	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-	    fionread) < 0)
-		fatalx("seccomp_rule_add ioctl");
-	switch (profile) {
-	case SANDBOX_SMTP:
-		sandbox_allow(ctx, sc_accept);
-		sandbox_allow(ctx, sc_smtp);
-		break;
-	case SANDBOX_CONTROL:
-		sandbox_allow(ctx, sc_accept);
-		break;
-	case SANDBOX_QUEUE:
-	case SANDBOX_MDA:
-		sandbox_allow(ctx, sc_files);
-		break;
-	case SANDBOX_LOOKUP: {
-		/* nss modules (systemd's) probe capabilities on first use */
-		struct scmp_arg_cmp capbset = { 0, SCMP_CMP_EQ,
-		    PR_CAPBSET_READ, 0 };
-
-		sandbox_allow(ctx, sc_lookup);
-		sandbox_ro_open(ctx);
-		sandbox_allow(ctx, sc_client);
-		/*
-		 * DNS over UDP and TCP (libunbound, to the configured
-		 * resolvers), unix stream sockets for the name service
-		 * (nscd, systemd's userdb)
-		 */
-		sandbox_sockets(ctx, inet_unix, 1);
-		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-		    capbset) < 0)
-			fatalx("seccomp_rule_add prctl");
-		break;
-	}
-	case SANDBOX_MTA:
-		/* SMTP over TCP, LMTP over TCP or a unix socket */
-		sandbox_allow(ctx, sc_client);
-		sandbox_sockets(ctx, inet_unix, 0);
-		sandbox_allow(ctx, sc_mta);
-		break;
-	case SANDBOX_AUTH:
-		sandbox_auth(ctx);
-		break;
-	}
-	if (seccomp_load(ctx) < 0)
-		fatalx("seccomp_load");
-	seccomp_release(ctx);
-#ifdef POSTHASTE_TEST_SANDBOX
-	sandbox_test_try(profile);
-#endif
-}
-
-/*
- * Process titles.  The kernel shows the memory that held argv (and the
- * environment right after it) as /proc/PID/cmdline; we copy argv and the
- * environment elsewhere once, then write each title over that area and
- * clear the rest, so no leftover of the old arguments shows in ps(1).
- */
-static char	*title_area;
-static size_t	 title_size;
-
 void
 privsep_title_init(int argc, char **argv)
 {
-	char	*start, *end, **env;
-	int	 i, n;
-
-	if (argc < 1 || argv[0] == NULL)
-		return;
-	start = argv[0];
-	end = argv[0] + strlen(argv[0]) + 1;
-	for (i = 1; i < argc; i++)
-		if (argv[i] == end)
-			end = argv[i] + strlen(argv[i]) + 1;
-	for (n = 0; environ[n] != NULL; n++)
-		if (environ[n] == end)
-			end = environ[n] + strlen(environ[n]) + 1;
-	/* move what lives in the area before we write over it */
-	if ((env = calloc(n + 1, sizeof(*env))) == NULL)
-		return;
-	for (i = 0; i < n; i++)
-		if ((env[i] = strdup(environ[i])) == NULL)
-			return;
-	environ = env;
-	for (i = 0; i < argc; i++)
-		if ((argv[i] = strdup(argv[i])) == NULL)
-			return;
-	title_area = start;
-	title_size = end - start;
+	platform_title_init(argc, argv);
 }
 
 void
 privsep_title(const char *name)
 {
-	char	buf[128];
-	int	len;
-
 	log_procname(name);
-	if (title_area == NULL || title_size < 2)
-		return;
-	len = snprintf(buf, sizeof(buf), "smtpd: %s", name);
-	if (len < 0)
-		return;
-	if ((size_t)len >= title_size)
-		len = (int)title_size - 1;
-	memset(title_area, 0, title_size);
-	memcpy(title_area, buf, len);
+	platform_title(name);
 }

@@ -1,24 +1,17 @@
 /*
- * privsep.h -- the privilege-drop ritual and the seccomp sandboxes.
+ * privsep.h -- the privilege-drop ritual.  The sandboxes (sandbox_enter())
+ * are the platform's: platform.h, included here for every caller.
  */
 #ifndef POSTHASTE_PRIVSEP_H
 #define POSTHASTE_PRIVSEP_H
 
 #include <sys/types.h>
 
+#include "platform.h"
+
 #define SMTPD_USER		"_smtpd"
 #define SMTPD_QUEUE_USER	"_smtpq"
 #define SMTPD_EMPTY_DIR		"/var/empty"
-
-enum sandbox_profile {
-	SANDBOX_SMTP,
-	SANDBOX_QUEUE,
-	SANDBOX_LOOKUP,
-	SANDBOX_MTA,
-	SANDBOX_CONTROL,
-	SANDBOX_MDA,		/* local delivery as a user, no exec */
-	SANDBOX_AUTH,		/* system passwords: read-only files */
-};
 
 /*
  * chroot (if chrootdir != NULL), chdir("/"), setgroups, setresgid,
@@ -27,8 +20,6 @@ enum sandbox_profile {
 void	privsep_drop(const char *user, const char *chrootdir);
 /* the same for a given uid/gid and supplementary groups (delivery) */
 void	privsep_drop_ids(uid_t, gid_t, const gid_t *groups, int ngroups);
-/* install the allow-list; default action kills the process */
-void	sandbox_enter(enum sandbox_profile);
 /* set the process title: "smtpd: NAME" */
 void	privsep_title(const char *name);
 void	privsep_title_init(int argc, char **argv);

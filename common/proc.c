@@ -6,9 +6,6 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <stdlib.h>
 
 #include <event2/event.h>
@@ -16,6 +13,7 @@
 #include "imsg.h"
 #include "log.h"
 #include "mproc.h"
+#include "platform.h"
 #include "privsep.h"
 #include "proc.h"
 
@@ -62,16 +60,8 @@ proc_setup(const char *title)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
-#ifdef M_TRIM_THRESHOLD
-	/*
-	 * Message buffers come and go with every message: glibc would give
-	 * the top of the heap back after each and fault it in again for the
-	 * next (a brk() and page faults per 100 KB message).  Keep up to a
-	 * few MB instead, and serve big buffers from the heap, not mmap().
-	 */
-	mallopt(M_TRIM_THRESHOLD, 8 << 20);
-	mallopt(M_MMAP_THRESHOLD, 1 << 20);
-#endif
+	/* buffers come and go with every message: keep the heap */
+	platform_malloc_tune();
 }
 
 static void
@@ -130,14 +120,14 @@ close_all_but(int *keep, int nkeep)
 		fd = i < nkeep ? keep[i] : -1;
 		if (logfd >= from && (fd == -1 || logfd < fd)) {
 			if (logfd > from)
-				close_range(from, logfd - 1, 0);
+				platform_close_range(from, logfd - 1);
 			from = logfd + 1;
 		}
 		if (fd < from)
 			continue;
 		if (fd > from)
-			close_range(from, fd - 1, 0);
+			platform_close_range(from, fd - 1);
 		from = fd + 1;
 	}
-	close_range(from, ~0U, 0);
+	platform_close_range(from, ~0U);
 }

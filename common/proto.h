@@ -17,16 +17,14 @@
 #include "destmac.h"
 #include "envelope.h"
 #include "imsg.h"
+#include "platform.h"
 
 /*
- * Group commit with one syncfs() per batch on Linux; elsewhere, fsync
- * of every envelope and directory (and the smtp worker syncs the body).
+ * Group commit with one syncfs() per batch where the platform has a
+ * whole-filesystem sync (platform.h: Linux); elsewhere, fsync of every
+ * envelope and directory (and the smtp worker syncs the body).
  */
-#ifdef __linux__
-#define QUEUE_SYNCFS	1
-#else
-#define QUEUE_SYNCFS	0
-#endif
+#define QUEUE_SYNCFS	PLATFORM_HAS_SYNCFS
 
 enum imsg_type {
 	IMSG_NONE,

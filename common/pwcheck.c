@@ -8,19 +8,17 @@
  * are accepted.  An attacker who reads a DES or MD5-crypt hash can brute
  * force it in hours; accepting one would make its weakness ours.
  */
-#include <crypt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
+#include "platform.h"
 #include "pwcheck.h"
 
 /* a SHA-512-crypt setting: as much work for an unknown user */
-static char	dummy_setting[CRYPT_GENSALT_OUTPUT_SIZE] = "$6$posthaste.dummy$";
-
-/* large (32 KB and more): static, and wiped after each use */
-static struct crypt_data	cdata;
+static char	dummy_setting[PLATFORM_CRYPT_SETTING_MAX] =
+    "$6$posthaste.dummy$";
 
 static int
 hash_acceptable(const char *h)
@@ -54,10 +52,11 @@ pwcheck_crypt(const char *hash, const char *pass)
 
 	if (!hash_acceptable(hash))
 		return PWCHECK_UNSUPPORTED;
-	if ((h = crypt_r(pass, hash, &cdata)) != NULL && h[0] != '*' &&
+	if ((h = platform_crypt(pass, hash)) != NULL && h[0] != '*' &&
 	    pwcheck_equal(h, hash))
 		rc = PWCHECK_MATCH;
-	explicit_bzero(&cdata, sizeof(cdata));
+	/* the result (and libxcrypt's work area) are wiped after each use */
+	platform_crypt_wipe();
 	return rc;
 }
 
@@ -70,11 +69,11 @@ pwcheck_dummy(const char *pass)
 void
 pwcheck_dummy_init(void)
 {
-	char	setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	char	setting[PLATFORM_CRYPT_SETTING_MAX];
 
-	/* NULL prefix: libxcrypt's default method (yescrypt on Debian) */
-	if (crypt_gensalt_rn(NULL, 0, NULL, 0, setting, sizeof(setting)) ==
-	    NULL || !hash_acceptable(setting))
+	/* NULL prefix: the system's default (yescrypt on Debian) */
+	if (platform_crypt_setting(NULL, setting, sizeof(setting)) == -1 ||
+	    !hash_acceptable(setting))
 		return;
 	memcpy(dummy_setting, setting, sizeof(dummy_setting));
 }

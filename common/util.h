@@ -24,13 +24,6 @@ int64_t	monotonic_ms(void);
  */
 ssize_t	msg_pread(int fd, void *buf, size_t n, int64_t off, int64_t end);
 
-/*
- * The scheduling class of mail work (util.c): sched_batch() once in the
- * daemon's parent, before any child, so every process inherits it;
- * sched_restore() in a child that is about to run a user's command.
- */
-void	sched_batch(void);
-void	sched_restore(void);
 
 struct sockaddr_storage;
 /*

@@ -35,6 +35,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "platform.h"
 #include "privsep.h"
 
 #define CHECK_NOT_REGULAR	250	/* child exit codes beyond errno */
@@ -58,8 +59,8 @@ open_as(const struct who *w, const char *path)
 		return errno;
 	if (pid == 0) {
 		if (w->uid != 0 && (setgroups(1, &w->gid) == -1 ||
-		    setresgid(w->gid, w->gid, w->gid) == -1 ||
-		    setresuid(w->uid, w->uid, w->uid) == -1))
+		    platform_setresgid(w->gid, w->gid, w->gid) == -1 ||
+		    platform_setresuid(w->uid, w->uid, w->uid) == -1))
 			_exit(CHECK_NO_IDENTITY);
 		if ((fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK)) == -1)
 			_exit(errno > 0 && errno < CHECK_NOT_REGULAR ? errno :

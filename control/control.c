@@ -41,6 +41,7 @@
 
 #include "log.h"
 #include "mproc.h"
+#include "platform.h"
 #include "privsep.h"
 #include "proto.h"
 #include "ctl.h"
@@ -359,24 +360,22 @@ static void
 on_accept(evutil_socket_t lfd, short ev, void *arg)
 {
 	struct ctl_client	*c;
-	struct ucred		 cred;
-	socklen_t		 len = sizeof(cred);
 	const char		*why;
+	uid_t			 uid;
 	int			 fd;
 
-	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) ==
-	    -1) {
+	if ((fd = platform_accept_nb(lfd, NULL, NULL)) == -1) {
 		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 			log_warn("accept");
 		return;
 	}
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
-		log_warn("SO_PEERCRED");
+	if (platform_peer_uid(fd, &uid) == -1) {
+		log_warn("peer credentials");
 		close(fd);
 		return;
 	}
-	if ((why = client_refusal(cred.uid)) != NULL) {
-		refuse_client(fd, cred.uid, why);
+	if ((why = client_refusal(uid)) != NULL) {
+		refuse_client(fd, uid, why);
 		return;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -387,13 +386,13 @@ on_accept(evutil_socket_t lfd, short ev, void *arg)
 	    NULL)
 		fatal("evtimer_new");
 	c->id = ++next_client;
-	c->uid = cred.uid;
+	c->uid = uid;
 	mproc_init(&c->mp, fd, "control client", client_dispatch, c);
 	c->mp.closed = client_closed;
 	c->mp.untrusted = 1;
 	c->mp.throttle_reads = 1;
 	/* root may take its time reading a long answer (show queue | less) */
-	if (cred.uid == 0)
+	if (uid == 0)
 		c->mp.drain_timeout = 0;
 	TAILQ_INSERT_TAIL(&clients, c, entry);
 	nclients++;

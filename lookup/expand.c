@@ -51,6 +51,7 @@
 #include "addr.h"
 #include "aliases.h"
 #include "log.h"
+#include "platform.h"
 #include "lookup.h"
 #include "pwcache.h"
 #include "privsep.h"
@@ -135,7 +136,7 @@ seen(struct expand *e, const char *fmt, ...)
 	size_t	 i;
 
 	va_start(ap, fmt);
-	if (vasprintf(&key, fmt, ap) == -1)
+	if (platform_vasprintf(&key, fmt, ap) == -1)
 		fatal("vasprintf");
 	va_end(ap);
 	for (i = 0; i < e->nseen; i++)

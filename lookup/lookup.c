@@ -34,6 +34,7 @@
 #include "mproc.h"
 #include "privsep.h"
 #include "proto.h"
+#include "table.h"
 #include "proc.h"
 
 static struct mproc	l_parent, l_queue, l_mta;
@@ -163,6 +164,57 @@ lookup_peer_closed(struct mproc *p)
 	mproc_clear(p);
 }
 
+/* a file's directory: the file may be replaced in it (makemap, editors) */
+static void
+read_dir_of(void *arg, const char *path)
+{
+	char	dir[CONF_PATH_MAX], *slash;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir) ||
+	    (slash = strrchr(dir, '/')) == NULL)
+		return;
+	if (slash == dir)
+		slash[1] = '\0';	/* a file in / */
+	else
+		*slash = '\0';
+	sandbox_read_only(dir);
+}
+
+/*
+ * What lookup may read once sandboxed (Landlock on Linux, unveil on
+ * OpenBSD; issue 16): /etc (passwd, group, nsswitch.conf, resolv.conf,
+ * hosts and the other name service files), systemd's userdb directory,
+ * the CPU count in /sys, the directory of each file: and db: table, and
+ * the directory of each :include: file an aliases table names.
+ * .forward files are opened by the parent.  A reload starts a new
+ * lookup with the new set; an :include: in a directory first named by
+ * "smtpctl update table" is refused (a temporary failure, logged) until
+ * then.
+ */
+static void
+lookup_read_set(void)
+{
+	struct table	*t;
+
+	sandbox_read_only("/etc");
+	/* nss_systemd lists the userdb services' sockets here */
+	sandbox_read_only("/run/systemd/userdb");
+	/*
+	 * Berkeley DB asks for the number of CPUs at each open: glibc reads
+	 * it here, and else falls back to sched_getaffinity(), which the
+	 * filter forbids (a reopened db: table killed lookup)
+	 */
+	sandbox_read_only("/sys/devices/system/cpu");
+	TAILQ_FOREACH(t, &conf->tables, entry) {
+		if (t->backend != TABLE_FILE && t->backend != TABLE_DB)
+			continue;
+		read_dir_of(NULL, t->path);
+		if (table_is_aliases(t) &&
+		    table_alias_includes(t, read_dir_of, NULL) == -1)
+			log_warnx("table %s: :include: files not read", t->name);
+	}
+}
+
 void
 lookup_main(struct proc_fds *f)
 {
@@ -181,6 +233,7 @@ lookup_main(struct proc_fds *f)
 		fatalx("event_base_new");
 	mproc_defer_turns();
 	dns_init();	/* reads resolv.conf and hosts */
+	lookup_read_set();
 	sandbox_enter(SANDBOX_LOOKUP);
 	mproc_init(&l_parent, f->parent, "parent", lookup_parent_dispatch,
 	    NULL);

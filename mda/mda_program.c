@@ -46,6 +46,7 @@
 #include "mda.h"
 #include "mda_proc.h"
 #include "mproc.h"
+#include "platform.h"
 #include "privsep.h"
 #include "proc.h"
 #include "util.h"
@@ -263,7 +264,7 @@ out_keep(struct prog_out *o, const char *p, size_t n)
 static int
 set_env(char **env, size_t *n, size_t max, const char *key, const char *val)
 {
-	if (*n + 1 >= max || asprintf(&env[*n], "%s=%s", key, val) == -1)
+	if (*n + 1 >= max || platform_asprintf(&env[*n], "%s=%s", key, val) == -1)
 		return -1;
 	(*n)++;
 	env[*n] = NULL;
@@ -525,10 +526,11 @@ prog_child(int resfd, int msgfd, const struct envelope *evp,
 	    set_env(env, &nenv, 16, "LOCAL", evp->dest.user) == -1 ||
 	    set_env(env, &nenv, 16, "EXTENSION", ext) == -1 ||
 	    set_env(env, &nenv, 16, "DOMAIN", evp->dest.domain) == -1 ||
-	    asprintf(&head, "Return-Path: <%s>\nDelivered-To: %s\n", sender,
-	    rcpt) == -1)
+	    platform_asprintf(&head, "Return-Path: <%s>\nDelivered-To: %s\n",
+	    sender, rcpt) == -1)
 		fatal("asprintf");
-	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1)
+	if (platform_pipe2(in, O_CLOEXEC) == -1 ||
+	    platform_pipe2(out, O_CLOEXEC) == -1)
 		fatal("pipe2");
 	if ((pid = fork()) == -1) {
 		r.status = PROTO_TEMPFAIL;

@@ -8,6 +8,8 @@
 #   1. unit tests of obj/
 #   2. integration tests against obj/bin/smtpd (the real daemon, as root),
 #      then the package and manual page tests (test_package, once)
+#   2b. "make strict": every source compiles as C11 + POSIX + BSD without
+#      _GNU_SOURCE (obj-strict/, not linked); one test, passed or failed
 #   3. unit tests of obj-san/
 #   4. integration tests against obj-san/bin/smtpd
 #   5. each libFuzzer harness for a few seconds (mk/fuzz-smoke.sh)
@@ -87,6 +89,18 @@ step()
   $name: $passed passed, $failed failed, $skipped skipped ($(($(date +%s) - start))s)"
 }
 
+# strict_compile: "make strict" as one test of its own, counted the way a
+# step is ("1 passed" or "1 failed"): the portability of the tree to the
+# BSDs' libc, checked on this one (platform/platform.h, INSTALL).
+strict_compile()
+{
+	if make --no-print-directory -j"$JOBS" strict; then
+		echo "1 passed, 0 failed"
+	else
+		echo "0 passed, 1 failed"
+	fi
+}
+
 # build NAME COMMAND...: a build step counts as one test of its own only
 # when it fails (a broken build must fail the run, not just skip tests).
 build()
@@ -136,6 +150,8 @@ if [ "$obj_ok" = 1 ]; then
 	step "package and manual pages" "$PYTHON" \
 	    regress/integration/run.py --bindir obj/bin -k test_package::
 fi
+
+step "strict compile (C11 + POSIX + BSD, no _GNU_SOURCE)" strict_compile
 
 if [ "$san_ok" = 1 ]; then
 	# shellcheck disable=SC2046

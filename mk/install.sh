@@ -89,7 +89,7 @@ inst_conf()
 	echo "install: $BIN/smtpd is not built; run make first" >&2
 	exit 1
 }
-# A sanitizer build's sandboxes allow more (common/privsep.c marks it):
+# A sanitizer build's sandboxes allow more (platform/sandbox_linux.c marks it):
 # never install one, whatever OBJDIR says.
 for prog in smtpd smtpctl makemap sendmail; do
 	if [ -f "$BIN/$prog" ] &&

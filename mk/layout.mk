@@ -6,7 +6,7 @@
 # table/).  Only the shared folders are on the include path: a process
 # includes its own headers from its own folder, and another folder's
 # header only by naming it ("mda/mda_proc.h"), so crossing is visible.
-SHARED_DIRS	:= common config table
+SHARED_DIRS	:= common config table platform
 # Every top-level folder's C files; a file with a main() (KNF: "main(" at
 # the start of a line) is a program named after it, everything else goes
 # into one library each program takes what it needs from.  No list to

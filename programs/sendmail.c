@@ -35,6 +35,7 @@
 #include "addr.h"
 #include "config.h"
 #include "imsg.h"
+#include "platform.h"
 #include "proto.h"
 #include "ctl.h"
 #include "submit.h"
@@ -691,7 +692,7 @@ buf_printf(struct buf *b, const char *fmt, ...)
 	int	 n;
 
 	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
+	n = platform_vasprintf(&s, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		die(EX_OSERR, "out of memory");
@@ -1403,7 +1404,8 @@ drop_setid(void)
 	gid_t	gid = getgid();
 	uid_t	uid = getuid();
 
-	if (setresgid(gid, gid, gid) == -1 || setresuid(uid, uid, uid) == -1)
+	if (platform_setresgid(gid, gid, gid) == -1 ||
+	    platform_setresuid(uid, uid, uid) == -1)
 		die(EX_OSERR, "cannot drop privileges: %s", strerror(errno));
 }
 

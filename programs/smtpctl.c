@@ -14,7 +14,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include <crypt.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 #include "ctl_format.h"
 #include "imsg.h"
 #include "json.h"
+#include "platform.h"
 #include "proto.h"
 #include "ctl.h"
 
@@ -98,10 +98,9 @@ socket_from_config(const char *path, char *out, size_t len)
 static int
 encrypt_password(const char *arg)
 {
-	static struct crypt_data	 cd;
-	char				 buf[1024];
-	char				 salt[CRYPT_GENSALT_OUTPUT_SIZE];
-	const char			*pw = arg, *h;
+	char		 buf[1024];
+	char		 salt[PLATFORM_CRYPT_SETTING_MAX];
+	const char	*pw = arg, *h;
 
 	if (pw == NULL) {
 		if (fgets(buf, sizeof(buf), stdin) == NULL) {
@@ -116,18 +115,18 @@ encrypt_password(const char *arg)
 		fprintf(stderr, "smtpctl: empty password\n");
 		return 1;
 	}
-	if (crypt_gensalt_rn("$6$", 0, NULL, 0, salt, sizeof(salt)) == NULL) {
+	if (platform_crypt_setting("$6$", salt, sizeof(salt)) == -1) {
 		fprintf(stderr, "smtpctl: crypt_gensalt: %s\n",
 		    strerror(errno));
 		return 1;
 	}
-	if ((h = crypt_r(pw, salt, &cd)) == NULL || h[0] == '*') {
+	if ((h = platform_crypt(pw, salt)) == NULL || h[0] == '*') {
 		fprintf(stderr, "smtpctl: crypt failed\n");
 		return 1;
 	}
 	printf("%s\n", h);
 	explicit_bzero(buf, sizeof(buf));
-	explicit_bzero(&cd, sizeof(cd));
+	platform_crypt_wipe();
 	return 0;
 }
 

@@ -33,6 +33,7 @@
 
 #include "log.h"
 #include "mproc.h"
+#include "platform.h"
 #include "privsep.h"
 #include "proto.h"
 #include "smtp_session.h"
@@ -99,8 +100,8 @@ accept_some(struct accept_slot *slot)
 	 */
 	for (n = 0; n < ACCEPT_BATCH; n++) {
 		sslen = sizeof(ss);
-		fd = accept4(slot->fd, (struct sockaddr *)&ss, &sslen,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = platform_accept_nb(slot->fd, (struct sockaddr *)&ss,
+		    &sslen);
 		if (fd == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK ||
 			    errno == EINTR || errno == ECONNABORTED)

@@ -41,6 +41,7 @@
 #include "imsg.h"
 #include "log.h"
 #include "offline.h"
+#include "platform.h"
 #include "privsep.h"
 #include "proc.h"
 #include "submit.h"
@@ -340,9 +341,9 @@ offline_enqueue_all(void)
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	/* all but the channel we log through (log.c) */
 	if ((logfd = log_channel_fd()) > 3 &&
-	    close_range(3, logfd - 1, 0) == -1)
+	    platform_close_range(3, logfd - 1) == -1)
 		fatal("close_range");
-	if (close_range(logfd >= 3 ? logfd + 1 : 3, ~0U, 0) == -1)
+	if (platform_close_range(logfd >= 3 ? logfd + 1 : 3, ~0U) == -1)
 		fatal("close_range");
 	log_reopen();
 	imsg_pid_reset();

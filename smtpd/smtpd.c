@@ -52,6 +52,7 @@
 #include "mproc.h"
 #include "offline.h"
 #include "pidfile.h"
+#include "platform.h"
 #include "privsep.h"
 #include "proto.h"
 #include "sesscount.h"
@@ -293,7 +294,7 @@ fds_sanitize(void)
 			exit(1);
 		}
 	}
-	if (close_range(3, ~0U, 0) == -1) {
+	if (platform_close_range(3, ~0U) == -1) {
 		fprintf(stderr, "smtpd: close_range: %s\n", strerror(errno));
 		exit(1);
 	}

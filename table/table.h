@@ -50,6 +50,9 @@ int	table_match_mailaddr(struct table *, const char *key,
 	    const struct mailaddr *from);
 /* used by an "alias <t>" action, so read as aliases(5) text */
 int	table_is_aliases(const struct table *);
+/* every ":include:" path named in an aliases table, to cb; -1 on error */
+int	table_alias_includes(struct table *, void (*cb)(void *, const char *),
+	    void *arg);
 /* uid owning the file of a file:/db: table */
 int	table_owner(struct table *, uid_t *);
 

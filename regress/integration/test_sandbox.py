@@ -1,9 +1,10 @@
 """
 test_sandbox.py -- each process's seccomp sandbox refuses what that process
-never does (smtpd(8), "Processes"; common/privsep.c).
+never does (smtpd(8), "Processes"; platform/sandbox_linux.c), and lookup
+reads only the files it was configured to read (Landlock).
 
 The daemon here is obj/regress/smtpd-sandbox: the real smtpd, built with
-common/privsep.c's test hook (POSTHASTE_TEST_SANDBOX, never installed).
+platform/sandbox_linux.c's test hook (POSTHASTE_TEST_SANDBOX, never installed).
 POSTHASTE_SANDBOX_TRY="profile:call" makes the process of that sandbox
 profile try the call right after entering its sandbox, as code a hostile
 client or DNS answer took over could.  The filter must kill it (SIGSYS),
@@ -13,7 +14,9 @@ extra allowances.
 """
 
 import os
+import platform
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -127,6 +130,95 @@ def test_lookup_may_still_do_dns_sockets():
         assert marker.encode() in open(files[0], "rb").read()
         assert "sandbox test: lookup survived socket-inet" in d.log(), \
             d.log_tail()
+
+
+def landlock_abi():
+    """The kernel's Landlock ABI version, or 0 where it has none."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)
+    abi = libc.syscall(ctypes.c_long(444), None, ctypes.c_size_t(0),
+                       ctypes.c_uint32(1))
+    return abi if abi > 0 else 0
+
+
+LANDLOCK_PROBE = "/var/tmp/posthaste-landlock-probe"
+
+
+def lookup_tries_read(call):
+    """Start the sandbox build with lookup trying CALL (an open for
+    reading); mail must still be delivered.  The log line of the try."""
+    reset_maildir(TEST_USER1)
+    marker = unique_marker("sandbox")
+    with Daemon(program=sandbox_binary(),
+                env={"POSTHASTE_SANDBOX_TRY": "lookup:%s" % call}) as d:
+        send(d.port, "%s@example.test" % TEST_USER1, marker)
+        files = wait_maildir(TEST_USER1, 1)
+        assert marker.encode() in open(files[0], "rb").read()
+        lines = [ln for ln in d.log().splitlines()
+                 if "sandbox test: lookup survived %s" % call in ln]
+        assert lines, d.log_tail()
+        return lines[0]
+
+
+def test_lookup_cannot_read_outside_its_files():
+    """Landlock (issue 16): once sandboxed, lookup reads only /etc, its
+    tables' directories and their :include: files' (lookup.c).  A file
+    outside, readable by everyone, cannot be opened (EACCES); /etc/passwd
+    still can, and mail still resolves and is delivered."""
+    if platform.system() != "Linux" or landlock_abi() < 1:
+        fixture.skip("no Landlock in this kernel")
+    with open(LANDLOCK_PROBE, "w") as f:
+        f.write("probe\n")
+    os.chmod(LANDLOCK_PROBE, 0o644)
+    try:
+        line = lookup_tries_read("read-outside")
+        assert "returned -1, Permission denied" in line, line
+        line = lookup_tries_read("read-etc")
+        assert re.search(r"read-etc: returned \d+$", line), line
+    finally:
+        os.unlink(LANDLOCK_PROBE)
+
+
+INCLUDE_CONF = """\
+spool "@TMP@/spool"
+socket "@TMP@/smtpd.sock"
+smtp workers 1
+listen on 127.0.0.1 port @PORT@
+table aliases file:@ALIASES@
+action "local" maildir "~/Maildir" alias <aliases>
+match from any for domain "example.test" action "local"
+"""
+
+
+def test_lookup_reads_its_tables_and_include_files():
+    """The other side of the read set: an aliases table and the
+    :include: file it names, each in a directory of its own outside
+    /etc, are read once lookup is sandboxed: the mail is delivered."""
+    tabdir = tempfile.mkdtemp(prefix="landlock-tab-", dir="/tmp")
+    incdir = tempfile.mkdtemp(prefix="landlock-inc-", dir="/tmp")
+    try:
+        for d in (tabdir, incdir):
+            os.chmod(d, 0o755)
+        inc = os.path.join(incdir, "list")
+        aliases = os.path.join(tabdir, "aliases")
+        with open(inc, "w") as f:
+            f.write("%s\n" % TEST_USER1)
+        with open(aliases, "w") as f:
+            f.write("listed: :include:%s\n" % inc)
+        os.chmod(inc, 0o644)
+        os.chmod(aliases, 0o644)
+        reset_maildir(TEST_USER1)
+        marker = unique_marker("landlock")
+        with Daemon(conf=INCLUDE_CONF.replace("@ALIASES@", aliases)) as d:
+            send(d.port, "listed@example.test", marker)
+            files = wait_maildir(TEST_USER1, 1)
+            assert marker.encode() in open(files[0], "rb").read()
+            assert "include file" not in d.log(), d.log_tail()
+    finally:
+        shutil.rmtree(tabdir, ignore_errors=True)
+        shutil.rmtree(incdir, ignore_errors=True)
 
 
 def mda_killed(call):

@@ -15,6 +15,18 @@
 
 #include "../../queue/bounce.c"
 
+/* an unnamed temporary file (memfd_create is Linux and GNU only) */
+static int
+anon_fd(void)
+{
+	char	path[] = "/tmp/test_bounce.XXXXXX";
+	int	fd;
+
+	if ((fd = mkstemp(path)) != -1)
+		unlink(path);
+	return fd;
+}
+
 /* the DSN for one failed recipient with this diagnostic and ORCPT */
 static char *
 write_dsn(const char *text, const char *reply, const char *orcpt)
@@ -40,8 +52,8 @@ write_dsn(const char *text, const char *reply, const char *orcpt)
 	snprintf(r.text, sizeof(r.text), "%s", text);
 	snprintf(r.reply, sizeof(r.reply), "%s", reply);
 	snprintf(r.relay, sizeof(r.relay), "mx.example.net[192.0.2.1]:25");
-	msgfd = memfd_create("orig", 0);
-	outfd = memfd_create("dsn", 0);
+	msgfd = anon_fd();
+	outfd = anon_fd();
 	assert_true(msgfd != -1 && outfd != -1);
 	assert_int_equal(write(msgfd, orig, sizeof(orig) - 1),
 	    sizeof(orig) - 1);

@@ -2,6 +2,8 @@
  * test_mda.c -- local delivery writers: Maildir, mbox, /file, and path
  * templates.  Every test works in its own mkdtemp(3) directory.
  */
+/* nftw(3) is XSI: glibc shows it only for _XOPEN_SOURCE */
+#define _XOPEN_SOURCE	700
 
 #include <sys/types.h>
 #include <sys/resource.h>
