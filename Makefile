@@ -74,11 +74,6 @@ LDLIBS		+= $(PKG_LIBS) -ldb -lunbound -lcrypt -lresolv -pthread
 # POSIX and the BSD extensions (-D_DEFAULT_SOURCE: what glibc needs under
 # -std=c11, and what the BSDs give by default).  Only platform/ may need
 # glibc's GNU extensions, and defines _GNU_SOURCE itself (platform.h).
-# Two files still call syncfs() and pipe2() (and test O_NOATIME) directly
-# until they are converted to platform.h after the split under way
-# (issue 17): until then they alone get it here, in make strict too.
-GNU_PENDING	:= queue/queue.c mda/mda_local.c
-$(patsubst %.c,$(OBJDIR)/%.o,$(GNU_PENDING)): CPPFLAGS += -D_GNU_SOURCE
 
 LIB_OBJS	:= $(patsubst %.c,$(OBJDIR)/%.o,$(LIB_SRCS))
 LIB		:= $(OBJDIR)/libposthaste.a
@@ -173,14 +168,13 @@ STRICT_OBJS	:= $(patsubst %.c,$(STRICT_DIR)/%.o,$(SRCS))
 
 strict: $(STRICT_OBJS)
 	@echo "strict: $(words $(STRICT_OBJS)) files compile as C11 + POSIX +" \
-	    "BSD without _GNU_SOURCE$(if $(GNU_PENDING),; with it until" \
-	    "converted: $(GNU_PENDING))"
+	    "BSD without _GNU_SOURCE"
 
 $(STRICT_DIR)/%.o: %.c | pkgcheck
 	@mkdir -p $(dir $@)
 	@echo "  CC      $< (strict)"
 	@$(CC) $(STRICT_FLAGS) $(STRICT_CPPFLAGS) \
-	    $(if $(filter $<,$(GNU_PENDING)),-D_GNU_SOURCE) -MMD -MP -c -o $@ $<
+	    -MMD -MP -c -o $@ $<
 
 -include $(shell find $(STRICT_DIR) -name '*.d' 2>/dev/null)
 

@@ -21,6 +21,7 @@
 
 #include "mda.h"
 #include "mda_local.h"
+#include "platform.h"
 #include "util.h"
 
 /* room for the escaped host name inside a Maildir file name */
@@ -247,19 +248,33 @@ mda_maildir_next_batch(void)
 
 /*
  * One syncfs() per file system that an open Maildir is on.  Everything
- * still pending holds its Maildir open, so this covers all of it.
+ * still pending holds its Maildir open, so this covers all of it.  Where
+ * the platform has no syncfs (platform.h), each file was fsynced as it
+ * was written (mda_maildir_begin) and only the renames are left: an
+ * fsync of each open Maildir's new/.
  */
 int
 mda_maildir_sync(void)
 {
 	struct mda_maildir	*md, *seen;
-	int			 rc = 0, e = 0;
+	int			 rc = 0, e = 0, ndfd;
 
 	for (md = maildirs; md != NULL; md = md->next) {
+		if (!PLATFORM_HAS_SYNCFS) {
+			if ((ndfd = openat(md->dfd, "new", O_RDONLY |
+			    O_DIRECTORY | O_CLOEXEC)) == -1 ||
+			    fsync(ndfd) == -1) {
+				e = errno;
+				rc = -1;
+			}
+			if (ndfd != -1)
+				(void)close(ndfd);
+			continue;
+		}
 		for (seen = maildirs; seen != md; seen = seen->next)
 			if (seen->dev == md->dev)
 				break;
-		if (seen == md && syncfs(md->dfd) == -1) {
+		if (seen == md && platform_syncfs(md->dfd) == -1) {
 			e = errno;
 			rc = -1;
 		}
@@ -431,7 +446,9 @@ mda_maildir_begin(const char *path, const struct mda_message *m,
 		return rc;
 	if ((rc = maildir_get(path, 1, &p->md, err, errlen)) != MDA_OK)
 		return rc;
-	if ((rc = maildir_write(m, 0, p, err, errlen)) != MDA_OK)
+	/* synced by the batch's mda_maildir_sync(), or here without syncfs */
+	if ((rc = maildir_write(m, !PLATFORM_HAS_SYNCFS, p, err,
+	    errlen)) != MDA_OK)
 		mda_maildir_abort(p);
 	return rc;
 }

@@ -292,7 +292,7 @@ syncer_main(void *arg)
 	for (;;) {
 		if (read(sync_req[0], &c, 1) != 1)
 			return NULL;
-		c = syncfs(dfd_queue) == 0 ? 1 : 0;
+		c = platform_syncfs(dfd_queue) == 0 ? 1 : 0;
 		if (write(sync_done[1], &c, 1) != 1)
 			return NULL;
 	}
@@ -342,8 +342,8 @@ syncer_init(void)
 {
 	pthread_t	tid;
 
-	if (pipe2(sync_req, O_CLOEXEC) == -1 ||
-	    pipe2(sync_done, O_CLOEXEC | O_NONBLOCK) == -1)
+	if (platform_pipe2(sync_req, O_CLOEXEC) == -1 ||
+	    platform_pipe2(sync_done, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe2");
 	if ((errno = pthread_create(&tid, NULL, syncer_main, NULL)) != 0)
 		fatal("pthread_create");
@@ -528,7 +528,7 @@ queue_message_commit(uint32_t msgid, const struct envelope *evps, size_t n)
 		return -1;
 	}
 #if QUEUE_SYNCFS
-	syncok = syncfs(dfd_queue) == 0;
+	syncok = platform_syncfs(dfd_queue) == 0;
 #else
 	syncok = fsync(dfd_queue) == 0;
 #endif

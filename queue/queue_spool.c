@@ -251,16 +251,15 @@ queue_open_message(uint32_t msgid, int64_t *body_size)
 	}
 	*body_size = (int64_t)m->body_size;
 	msgid_to_text(msgid, name);
-#ifdef O_NOATIME
 	/*
 	 * A delivery's read of a file just written would update its atime
 	 * (relatime does once after a write): an inode for the journal to
 	 * commit, per message, for nothing.  The queue owns these files.
 	 */
-	if ((fd = openat(dfd_queue, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
-	    O_NOATIME)) != -1 || errno != EPERM)
+	if (platform_o_noatime() != 0 &&
+	    ((fd = openat(dfd_queue, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+	    platform_o_noatime())) != -1 || errno != EPERM))
 		return fd;
-#endif
 	fd = openat(dfd_queue, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	return fd;
 }
