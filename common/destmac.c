@@ -11,8 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <bsd/stdlib.h>
-#include <bsd/string.h>
+#include <stdlib.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

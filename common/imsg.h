@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <bsd/sys/queue.h>
+#include <sys/queue.h>
 
 #define IMSG_MAX_PAYLOAD	(256 * 1024)
 #define IMSG_MAX_FDS		64	/* received but not yet consumed */

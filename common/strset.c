@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <bsd/stdlib.h>
 
 #include "strset.h"
 

@@ -7,6 +7,6 @@
 #ifndef __unused
 #define __unused	__attribute__((__unused__))
 #endif
-#include <bsd/sys/tree.h>
+#include <sys/tree.h>
 
 #endif

@@ -10,7 +10,7 @@
 #ifndef POSTHASTE_CONFIG_H
 #define POSTHASTE_CONFIG_H
 
-#include <bsd/sys/queue.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -16,7 +16,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <bsd/stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "config.h"

@@ -51,7 +51,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <bsd/string.h>
 
 #include "mime7bit.h"
 

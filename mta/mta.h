@@ -24,7 +24,7 @@
 #ifdef POSTHASTE_MTA_INTERNAL
 
 #include <sys/socket.h>
-#include <bsd/sys/queue.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include <event2/event.h>

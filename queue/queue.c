@@ -46,7 +46,6 @@
  */
 #include <sys/types.h>
 
-#include <bsd/stdlib.h>
 #include "tree.h"
 #include <fcntl.h>
 #include <stdio.h>

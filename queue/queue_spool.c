@@ -15,7 +15,6 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
-#include <bsd/stdlib.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>

@@ -14,8 +14,6 @@
  */
 #include <sys/types.h>
 
-#include <bsd/stdlib.h>
-#include <bsd/string.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -12,7 +12,6 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-#include <bsd/stdlib.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>

@@ -38,11 +38,11 @@ static void
 pidfile_atexit(void)
 {
 	if (getpid() == pid_owner)
-		pidfile_remove();
+		pid_file_remove();
 }
 
 int
-pidfile_lock(const char *path)
+pid_file_lock(const char *path)
 {
 	char	buf[32];
 	ssize_t	n;
@@ -81,7 +81,7 @@ pidfile_lock(const char *path)
 }
 
 void
-pidfile_write(void)
+pid_file_write(void)
 {
 	char	buf[32];
 	int	len;
@@ -96,7 +96,7 @@ pidfile_write(void)
 }
 
 void
-pidfile_remove(void)
+pid_file_remove(void)
 {
 	if (pid_fd == -1)
 		return;

@@ -9,10 +9,10 @@
 #endif
 
 /* open and lock; -1 (said on stderr) when another daemon holds it */
-int	pidfile_lock(const char *path);
+int	pid_file_lock(const char *path);
 /* write our pid, once the sockets are bound and we are the daemon */
-void	pidfile_write(void);
+void	pid_file_write(void);
 /* at a clean exit */
-void	pidfile_remove(void);
+void	pid_file_remove(void);
 
 #endif

@@ -803,7 +803,7 @@ shutdown_step(void)
 	log_info("exiting");
 	if (conf->socket[0])
 		unlink(conf->socket);
-	pidfile_remove();
+	pid_file_remove();
 	exit(exit_status);
 }
 
@@ -1285,7 +1285,7 @@ main(int argc, char **argv)
 		exit(1);
 	}
 	/* before anything is bound: "already running", not "in use" */
-	if (pidfile_lock(pidpath) == -1)
+	if (pid_file_lock(pidpath) == -1)
 		exit(1);
 	log_init(smtpd_debug, smtpd_verbose);
 	log_procname("parent");
@@ -1304,7 +1304,7 @@ main(int argc, char **argv)
 
 	if (!smtpd_debug && daemon(0, 0) == -1)
 		fatal("daemon");
-	pidfile_write();	/* bound, and the final pid */
+	pid_file_write();	/* bound, and the final pid */
 	signal(SIGPIPE, SIG_IGN);
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");

@@ -27,7 +27,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <bsd/stdlib.h>
 #include <string.h>
 #include <strings.h>
 
