@@ -43,7 +43,6 @@
 
 #include <errno.h>
 #include <pwd.h>
-#include <shadow.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,9 +56,9 @@
 #include "privsep.h"
 #include "proto.h"
 #include "pwcheck.h"
+#include "platform.h"
 #include "proc.h"
 
-#define SHADOW_FILE	"/etc/shadow"
 
 static struct mproc	a_parent, a_lookup;
 
@@ -93,9 +92,8 @@ static uint32_t
 system_check(const char *user, const char *pass)
 {
 	struct passwd	*pw;
-	struct spwd	*sp;
 	const char	*hash;
-	long		 today;
+	int		 expired;
 	char		 clean[1024];
 
 	errno = 0;
@@ -108,19 +106,14 @@ system_check(const char *user, const char *pass)
 	}
 	if (pw->pw_uid == 0)
 		return refuse(user, pass, "has uid 0: refused over SMTP");
-	hash = pw->pw_passwd;
-	errno = 0;
-	if ((sp = getspnam(user)) != NULL) {
-		hash = sp->sp_pwdp;
-		today = (long)(time(NULL) / (24 * 60 * 60));
-		if (sp->sp_expire > 0 && today >= sp->sp_expire)
-			return refuse(user, pass, "has expired");
-	} else if (errno == EACCES || errno == EPERM) {
-		log_warnx("cannot read %s for %s: %s", SHADOW_FILE,
+	if (platform_shadow(pw, &hash, &expired) == -1) {
+		log_warnx("cannot read %s for %s: %s", PLATFORM_SHADOW_FILE,
 		    log_sanitize(user, clean, sizeof(clean)),
 		    strerror(errno));
 		return PROTO_TEMPFAIL;
 	}
+	if (expired)
+		return refuse(user, pass, "has expired");
 	if (hash == NULL || hash[0] == '\0')
 		return refuse(user, pass, "has no password");
 	if (hash[0] == '!' || hash[0] == '*')
@@ -176,7 +169,7 @@ auth_system_drop(void)
 	uid = pw->pw_uid;
 	if (chdir("/") == -1)
 		fatal("chdir /");
-	if (stat(SHADOW_FILE, &sb) == 0 && sb.st_gid != 0 &&
+	if (stat(PLATFORM_SHADOW_FILE, &sb) == 0 && sb.st_gid != 0 &&
 	    (sb.st_mode & S_IRGRP)) {
 		gid = sb.st_gid;
 		privsep_drop_ids(uid, gid, &gid, 1);
@@ -186,7 +179,7 @@ auth_system_drop(void)
 	}
 	privsep_drop_ids(0, 0, NULL, 0);
 	log_debug("checking system passwords as root: no group may read %s",
-	    SHADOW_FILE);
+	    PLATFORM_SHADOW_FILE);
 }
 
 void
@@ -196,7 +189,7 @@ auth_system_main(struct proc_fds *f)
 	auth_system_drop();
 	/* load the name service modules before the sandbox (lookup.c) */
 	(void)getpwnam("posthaste-nss-warmup");
-	(void)getspnam("posthaste-nss-warmup");
+	platform_shadow_warmup();
 	pwcheck_dummy_init();
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");

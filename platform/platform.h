@@ -16,6 +16,8 @@
  *	sockbuf.c	  a socket send buffer beyond the usual limit
  *	durable.c	  syncfs(2), where there is one
  *	crypt.c		  crypt(3) settings (salts) and hashing
+ *	shadow.c	  system accounts' password hashes
+ *	self.c		  the running program's path
  *	proctitle.c	  what ps(1) shows
  *	sched.c		  the scheduling class (SCHED_BATCH)
  *	malloc.c	  allocator tuning (glibc)
@@ -145,5 +147,26 @@ int	platform_asprintf(char **, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 int	platform_vasprintf(char **, const char *, va_list)
 	    __attribute__((format(printf, 2, 0)));
+
+/*
+ * A system account's password hash and whether the account has expired
+ * (shadow.c); *hash may be the passwd entry's own ("x", "*") where there
+ * is no shadow entry.  -1 (errno EACCES or EPERM) when the hashes cannot
+ * be read by this process.  platform_shadow_warmup() before a sandbox
+ * loads what the name service needs.  PLATFORM_SHADOW_FILE is where the
+ * hashes live, for the privilege drop and the log.
+ */
+#if defined(__linux__)
+#define PLATFORM_SHADOW_FILE	"/etc/shadow"
+#else
+#define PLATFORM_SHADOW_FILE	"/etc/spwd.db"
+#endif
+struct passwd;
+int	platform_shadow(const struct passwd *, const char **hash,
+	    int *expired);
+void	platform_shadow_warmup(void);
+
+/* the running program's absolute path (self.c); -1 where unknown */
+int	platform_self_path(char *buf, size_t len);
 
 #endif

@@ -1371,11 +1371,9 @@ mode_aliases(char *const *args)
 		"/usr/sbin/" MAKEMAP_NAME, "/usr/local/sbin/" MAKEMAP_NAME,
 	};
 	char	 self[PATH_MAX], path[PATH_MAX + 16], *slash;
-	ssize_t	 n;
 	size_t	 i;
 
-	if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0) {
-		self[n] = '\0';
+	if (platform_self_path(self, sizeof(self)) == 0) {
 		if ((slash = strrchr(self, '/')) != NULL) {
 			*slash = '\0';
 			snprintf(path, sizeof(path), "%s/%s", self,

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +287,49 @@ test_asprintf(void **state)
 	free(s);
 }
 
+/* the running program: this test's own binary */
+static void
+test_self_path(void **state)
+{
+	char		 path[4096];
+	const char	*base;
+
+	(void)state;
+	assert_int_equal(platform_self_path(path, sizeof(path)), 0);
+	assert_true(path[0] == '/');
+	base = strrchr(path, '/') + 1;
+	assert_string_equal(base, "test_platform");
+	/* too small a buffer is a failure, never a truncated path */
+	assert_int_equal(platform_self_path(path, 0), -1);
+}
+
+/*
+ * A system account's hash: as root, root's entry in /etc/shadow is read
+ * (a hash, "!" or "*", never the passwd file's "x"); an account that
+ * has none keeps its passwd entry's field.
+ */
+static void
+test_shadow(void **state)
+{
+	struct passwd	 pw;
+	const char	*hash;
+	int		 expired;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	memset(&pw, 0, sizeof(pw));
+	pw.pw_name = "root";
+	pw.pw_passwd = "x";
+	assert_int_equal(platform_shadow(&pw, &hash, &expired), 0);
+	assert_non_null(hash);
+	assert_string_not_equal(hash, "x");
+	assert_int_equal(expired, 0);
+	pw.pw_name = "posthaste-no-such-user";
+	assert_int_equal(platform_shadow(&pw, &hash, &expired), 0);
+	assert_string_equal(hash, "x");
+}
+
 int
 main(void)
 {
@@ -298,6 +342,8 @@ main(void)
 		cmocka_unit_test(test_crypt),
 		cmocka_unit_test(test_syncfs),
 		cmocka_unit_test(test_asprintf),
+		cmocka_unit_test(test_self_path),
+		cmocka_unit_test(test_shadow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
