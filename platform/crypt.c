@@ -41,27 +41,12 @@
 _Static_assert(PLATFORM_CRYPT_SETTING_MAX >= CRYPT_GENSALT_OUTPUT_SIZE,
     "PLATFORM_CRYPT_SETTING_MAX too small for libxcrypt");
 
-/* large (32 KB and more): static, and wiped after each use */
-static struct crypt_data	cdata;
-
 int
 platform_crypt_setting(const char *prefix, char *buf, size_t len)
 {
 	if (crypt_gensalt_rn(prefix, 0, NULL, 0, buf, (int)len) == NULL)
 		return -1;
 	return 0;
-}
-
-const char *
-platform_crypt(const char *pass, const char *setting)
-{
-	return crypt_r(pass, setting, &cdata);
-}
-
-void
-platform_crypt_wipe(void)
-{
-	explicit_bzero(&cdata, sizeof(cdata));
 }
 
 #elif defined(__OpenBSD__)
@@ -110,8 +95,6 @@ platform_crypt_wipe(void)
 
 #define SHA512_SALT_LEN	16
 
-static struct crypt_data	cdata;
-
 int
 platform_crypt_setting(const char *prefix, char *buf, size_t len)
 {
@@ -135,6 +118,15 @@ platform_crypt_setting(const char *prefix, char *buf, size_t len)
 	return 0;
 }
 
+#endif
+
+#if !defined(__OpenBSD__)
+/*
+ * Linux (libxcrypt) and FreeBSD: crypt_r(3) into our own crypt_data,
+ * large (32 KB and more): static, and wiped after each use.
+ */
+static struct crypt_data	cdata;
+
 const char *
 platform_crypt(const char *pass, const char *setting)
 {
@@ -146,5 +138,4 @@ platform_crypt_wipe(void)
 {
 	explicit_bzero(&cdata, sizeof(cdata));
 }
-
 #endif
