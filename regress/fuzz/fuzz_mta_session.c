@@ -343,18 +343,8 @@ lookup_mx(struct imsg *m)
 static int
 serve(struct imsgbuf *ib, void (*one)(struct imsg *))
 {
-	struct imsg	m;
-	int		any = 0, rc;
+	int	any = fuzz_serve(ib, one);
 
-	while (imsg_read(ib) > 0)
-		;
-	while ((rc = imsg_get(ib, &m)) == 1) {
-		any = 1;
-		one(&m);
-		if (m.fd != -1)
-			close(m.fd);
-	}
-	CHECK(rc == 0);
 	if (imsg_flush_nb(ib) == -1 && errno != EAGAIN)
 		abort();
 	return any;

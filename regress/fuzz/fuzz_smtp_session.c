@@ -334,19 +334,7 @@ queue_one(struct imsg *m)
 static int
 serve(struct imsgbuf *ib, void (*one)(struct imsg *))
 {
-	struct imsg	m;
-	int		any = 0, rc;
-
-	while (imsg_read(ib) > 0)
-		;
-	while ((rc = imsg_get(ib, &m)) == 1) {
-		any = 1;
-		one(&m);
-		if (m.fd != -1)
-			close(m.fd);
-	}
-	CHECK(rc == 0);
-	return any;
+	return fuzz_serve(ib, one);
 }
 
 /* ---- the client's view ---- */
