@@ -47,7 +47,7 @@ SAN_LINK	= -fsanitize=fuzzer $(SAN_COMMON)
 # POSTHASTE_FUZZ: the few test-only seams in production code (grep for
 # it); never set by the main Makefile, so no installed binary has them.
 include mk/layout.mk
-FUZZ_CPPFLAGS	= -I. $(TEST_CPPFLAGS) -D_GNU_SOURCE \
+FUZZ_CPPFLAGS	= -I. $(TEST_CPPFLAGS) -D_DEFAULT_SOURCE \
 		  -DSMTPD_SYSCONFDIR=\"/etc\" -DPOSTHASTE_FUZZ
 FUZZ_CFLAGS	= -std=c11 -O1 -g -fno-omit-frame-pointer $(WARNINGS) \
 		  $(SAN_COMPILE) $(PKG_CFLAGS)
@@ -89,10 +89,13 @@ $(FUZZ_OBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
 
-# Harnesses define LLVMFuzzerTestOneInput without needing a header.
+# Harnesses define LLVMFuzzerTestOneInput without needing a header.  The
+# library is built as the daemon is (no _GNU_SOURCE); the harnesses are
+# Linux test code and may use memfd_create(), memmem(), accept4().
 $(FUZZ_OBJDIR)/regress/fuzz/%.o: regress/fuzz/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -Wno-missing-prototypes \
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) -D_GNU_SOURCE $(FUZZ_CFLAGS) \
+	    -Wno-missing-prototypes \
 	    -MMD -MP -c -o $@ $<
 
 $(FUZZ_OBJDIR)/fuzz_%: $(FUZZ_OBJDIR)/regress/fuzz/fuzz_%.o $(FUZZ_LIB)
