@@ -240,11 +240,7 @@ commit_schedule(struct qmsg *m)
 		sched_ready(e);
 		m->nenv++;
 	}
-	free(m->pending);
-	m->pending = NULL;
-	m->npending = m->cappending = 0;
-	strset_free(m->pending_ids);
-	m->pending_ids = NULL;
+	qmsg_pending_clear(m);
 	m->committed = 1;
 	queue_stats.queued++;
 	queue_stats.envelopes += m->nenv;

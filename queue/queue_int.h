@@ -135,6 +135,7 @@ int		spool_nearly_full(void);
 void		message_unlink(int, uint32_t);
 struct qmsg	*qmsg_find(uint32_t);
 void		qmsg_free(struct qmsg *);
+void		qmsg_pending_clear(struct qmsg *);
 void		message_discard(struct qmsg *);
 struct qmsg	*message_create(int, int *);
 int		write_envelope_at(int, const char *, const struct envelope *,

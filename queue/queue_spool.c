@@ -118,14 +118,24 @@ qmsg_find(uint32_t msgid)
 	return RB_FIND(qmsg_tree, &msgs, &key);
 }
 
+/* the envelopes a message held until its commit, and their ids */
+void
+qmsg_pending_clear(struct qmsg *m)
+{
+	free(m->pending);
+	m->pending = NULL;
+	m->npending = m->cappending = 0;
+	strset_free(m->pending_ids);
+	m->pending_ids = NULL;
+}
+
 void
 qmsg_free(struct qmsg *m)
 {
 	RB_REMOVE(qmsg_tree, &msgs, m);
 	if (m->fd != -1)
 		close(m->fd);
-	free(m->pending);
-	strset_free(m->pending_ids);
+	qmsg_pending_clear(m);
 	free(m);
 }
 
@@ -609,11 +619,7 @@ queue_load(void)
 			RB_INSERT(qenv_tree, &envs, e);
 			m->nenv++;
 		}
-		free(m->pending);
-		m->pending = NULL;
-		m->npending = m->cappending = 0;
-		strset_free(m->pending_ids);
-		m->pending_ids = NULL;
+		qmsg_pending_clear(m);
 	}
 
 	RB_FOREACH_SAFE(e, qenv_tree, &envs, etmp) {
