@@ -189,6 +189,36 @@ dns_name_from_wire(const ns_msg *msg, const unsigned char *p, char *out,
 	return dns_name_ok(out) ? 0 : -1;
 }
 
+/*
+ * One TXT record's character-strings (length byte, bytes), joined, into
+ * res->txtbuf.  -1 when the strings overrun the data (a malformed
+ * message), 0 when it does not fit in what is left of txtbuf, 1 kept.
+ */
+static int
+dns_txt_from_wire(struct dns_result *res, struct dns_rr *r,
+    const unsigned char *rd, size_t rdlen)
+{
+	size_t	i, n, at = res->txtused, len = 0;
+
+	for (i = 0; i < rdlen; i += 1 + n) {
+		n = rd[i];
+		if (n > rdlen - i - 1)
+			return -1;
+	}
+	if (rdlen > sizeof(res->txtbuf) - at - 1)
+		return 0;
+	for (i = 0; i < rdlen; i += 1 + n) {
+		n = rd[i];
+		memcpy(res->txtbuf + at + len, rd + i + 1, n);
+		len += n;
+	}
+	res->txtbuf[at + len] = '\0';
+	r->txt = (uint32_t)at;
+	r->txtlen = (uint32_t)len;
+	res->txtused = at + len + 1;
+	return 1;
+}
+
 void
 dns_parse_answer(struct dns_result *res, int qtype, int rcode,
     const unsigned char *pkt, int len)
@@ -199,6 +229,7 @@ dns_parse_answer(struct dns_result *res, int qtype, int rcode,
 	int		 i, n;
 
 	res->nrr = 0;
+	res->txtused = 0;
 	if (rcode == ns_r_nxdomain) {
 		res->status = DNS_NXDOMAIN;
 		return;
@@ -227,6 +258,7 @@ dns_parse_answer(struct dns_result *res, int qtype, int rcode,
 		r = &res->rr[res->nrr];
 		memset(r, 0, sizeof(*r));
 		r->type = (uint16_t)qtype;
+		r->ttl = ns_rr_ttl(rr);
 		switch (qtype) {
 		case DNS_T_A: {
 			struct sockaddr_in *sin = (struct sockaddr_in *)&r->addr;
@@ -259,6 +291,16 @@ dns_parse_answer(struct dns_result *res, int qtype, int rcode,
 			if (dns_name_from_wire(&msg, ns_rr_rdata(rr), r->name,
 			    sizeof(r->name)) == -1 || r->name[0] == '\0')
 				continue;
+			break;
+		case DNS_T_TXT:
+			switch (dns_txt_from_wire(res, r, ns_rr_rdata(rr),
+			    ns_rr_rdlen(rr))) {
+			case -1:
+				res->nrr = 0;
+				return;
+			case 0:
+				continue;
+			}
 			break;
 		default:
 			continue;

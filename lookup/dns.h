@@ -21,14 +21,19 @@
 #define DNS_T_A		1
 #define DNS_T_PTR	12
 #define DNS_T_MX	15
+#define DNS_T_TXT	16
 #define DNS_T_AAAA	28
 
 #define DNS_MAX_RR	32	/* answers kept per query; more are ignored */
 #define DNS_NAME_MAX	256
+#define DNS_TXT_MAX	16384	/* all TXT strings of one answer together */
 
 struct dns_rr {
 	uint16_t		type;
 	uint16_t		preference;		/* MX */
+	uint32_t		ttl;
+	uint32_t		txt;			/* TXT: offset in txtbuf */
+	uint32_t		txtlen;			/* TXT: its length */
 	char			name[DNS_NAME_MAX];	/* MX, PTR target */
 	struct sockaddr_storage	addr;			/* A, AAAA */
 };
@@ -38,7 +43,21 @@ struct dns_result {
 	int		secure;		/* DNSSEC validated (for DANE) */
 	size_t		nrr;
 	struct dns_rr	rr[DNS_MAX_RR];
+	/*
+	 * TXT records: each record's character-strings joined without
+	 * separator (RFC 7208 3.3, RFC 6376 3.6.2.2), NUL-terminated, at
+	 * rr[i].txt; a record with a NUL inside is kept (txtlen says its
+	 * length), the caller decides.  dns_rr_txt() reads one.
+	 */
+	size_t		txtused;
+	char		txtbuf[DNS_TXT_MAX];
 };
+
+static inline const char *
+dns_rr_txt(const struct dns_result *res, const struct dns_rr *rr)
+{
+	return res->txtbuf + rr->txt;
+}
 
 typedef void	(*dns_cb)(void *arg, const struct dns_result *);
 
@@ -47,7 +66,9 @@ typedef void	(*dns_cb)(void *arg, const struct dns_result *);
  * resolver returned it, rcode its result code) into res: the records of
  * type qtype and class IN, at most DNS_MAX_RR; names lower case, without
  * the trailing dot, LDH labels only (a record with any other name is
- * skipped); A and AAAA of the right length only.  Never reads outside
+ * skipped); A and AAAA of the right length only; TXT records whole (a
+ * record whose strings overrun its data is malformed; records that no
+ * longer fit in txtbuf are left out).  Never reads outside
  * pkt; any malformed message is DNS_TEMPFAIL.  Exposed for the unit
  * tests and the fuzz harness.
  */

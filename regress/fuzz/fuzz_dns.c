@@ -3,7 +3,8 @@
  * the DNS reply as the lookup process receives it from the resolver (and
  * so, through a resolver that passes answers on, from any name server on
  * the Internet).  The first byte chooses the question type and the
- * resolver's result code; the rest is the wire message.
+ * resolver's result code; the rest is the wire message.  TXT records
+ * must lie whole and NUL-terminated inside the answer's text buffer.
  *
  * Beyond "does not crash", the promises of dns.h are checked: a known
  * status, at most DNS_MAX_RR records (none unless DNS_OK), all of the type asked, names lower
@@ -22,7 +23,8 @@
 
 #include "dns.h"
 
-static const int qtypes[] = { DNS_T_A, DNS_T_AAAA, DNS_T_MX, DNS_T_PTR };
+static const int qtypes[] = { DNS_T_A, DNS_T_AAAA, DNS_T_MX, DNS_T_PTR,
+    DNS_T_TXT };
 
 static void
 check_name(const char *name, int may_be_empty)
@@ -51,9 +53,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	qtype = qtypes[data[0] & 3];
+	qtype = qtypes[(data[0] & 7) % 5];
 	/* mostly NOERROR; sometimes NXDOMAIN or SERVFAIL from the resolver */
-	rcode = (data[0] >> 2) == 1 ? 3 : (data[0] >> 2) == 2 ? 2 : 0;
+	rcode = (data[0] >> 3) == 1 ? 3 : (data[0] >> 3) == 2 ? 2 : 0;
 	memset(&res, 0xa5, sizeof(res));
 	dns_parse_answer(&res, qtype, rcode, data + 1, (int)(size - 1));
 
@@ -77,6 +79,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case DNS_T_PTR:
 			check_name(r->name, 0);
+			break;
+		case DNS_T_TXT:
+			CHECK(r->txt < res.txtused);
+			CHECK(r->txtlen < res.txtused - r->txt);
+			CHECK(res.txtused <= DNS_TXT_MAX);
+			CHECK(res.txtbuf[r->txt + r->txtlen] == '\0');
 			break;
 		}
 	}

@@ -287,6 +287,36 @@ test_at_most_max_rr(void **state)
 	assert_int_equal(res.nrr, DNS_MAX_RR);
 }
 
+/* TXT: strings joined per record, records apart, overruns malformed */
+static void
+test_txt_records(void **state)
+{
+	struct pkt	p;
+	const char	spf[] = "\x0cv=spf1 a -al\x03l a";
+	const char	two[] = "\x05hello\x00\x06 world";
+	const char	bad[] = "\x09short";
+
+	(void)state;
+	begin(&p, 0, 3, "example.test", DNS_T_TXT);
+	rr(&p, DNS_T_TXT, 1, spf, sizeof(spf) - 1);
+	rr(&p, DNS_T_TXT, 1, two, sizeof(two) - 1);
+	rr(&p, DNS_T_A, 1, "\x01\x02\x03\x04", 4);	/* other type */
+	parse(&p, DNS_T_TXT);
+	assert_int_equal(res.status, DNS_OK);
+	assert_int_equal(res.nrr, 2);
+	assert_string_equal(dns_rr_txt(&res, &res.rr[0]), "v=spf1 a -all a");
+	assert_int_equal(res.rr[0].txtlen, 15);
+	assert_int_equal(res.rr[0].ttl, 300);
+	assert_string_equal(dns_rr_txt(&res, &res.rr[1]), "hello world");
+
+	begin(&p, 0, 2, "example.test", DNS_T_TXT);
+	rr(&p, DNS_T_TXT, 1, spf, sizeof(spf) - 1);
+	rr(&p, DNS_T_TXT, 1, bad, sizeof(bad) - 1);
+	parse(&p, DNS_T_TXT);
+	assert_int_equal(res.status, DNS_TEMPFAIL);
+	assert_int_equal(res.nrr, 0);
+}
+
 int
 main(void)
 {
@@ -301,6 +331,7 @@ main(void)
 		cmocka_unit_test(test_truncated_and_lying),
 		cmocka_unit_test(test_pointer_loop),
 		cmocka_unit_test(test_at_most_max_rr),
+		cmocka_unit_test(test_txt_records),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
