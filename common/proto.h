@@ -102,6 +102,9 @@ enum imsg_type {
 	IMSG_RESUME,
 	IMSG_RETIRE,		/* smtp worker, mta: a reload replaced you */
 
+	/* smtp worker, mta -> keys: a private-key operation (keys_client.h) */
+	IMSG_KEYS_SIGN,		/* struct keys_sign_req -> keys_sign_res */
+
 	IMSG_MAX
 };
 
@@ -355,6 +358,38 @@ int	proto_valid_forward_req(const struct forward_req *);
 int	proto_valid_auth_system_req(const struct auth_system_req *);
 int	proto_valid_auth_system_res(const struct auth_system_res *);
 int	proto_valid_mailaddr(const struct mailaddr *);
+
+/*
+ * The keys process (keys/keys.c) signs for the smtp workers and the mta
+ * with keys only it holds: TLS server and client keys (key id = the
+ * pki's place in conf->pkis) and DKIM keys.  The request carries what
+ * is signed: a digest (RSA, ECDSA; md is its NID) or, for Ed25519, the
+ * whole message (TLS 1.3 signs at most ~200 bytes; DKIM a 32-byte hash).
+ */
+#define KEYS_OP_RSA_PKCS1	1	/* RSASSA-PKCS1-v1_5 over a digest */
+#define KEYS_OP_RSA_PSS		2	/* RSASSA-PSS: saltlen, mgf1md */
+#define KEYS_OP_ECDSA		3
+#define KEYS_OP_ED25519		4	/* PureEdDSA over the data */
+#define KEYS_DATA_MAX		1024
+#define KEYS_SIG_MAX		1024	/* RSA-8192 */
+
+struct keys_sign_req {
+	uint32_t	keyid;
+	uint32_t	op;		/* KEYS_OP_* */
+	uint32_t	md;		/* NID of the digest, 0 for Ed25519 */
+	uint32_t	mgf1md;		/* PSS: NID of the MGF1 digest */
+	int32_t		saltlen;	/* PSS: bytes, or -1 = digest size */
+	uint32_t	len;
+	uint8_t		data[KEYS_DATA_MAX];
+};
+
+struct keys_sign_res {
+	int32_t		status;		/* PROTO_OK, else PROTO_PERMFAIL */
+	uint32_t	len;
+	uint8_t		sig[KEYS_SIG_MAX];
+};
+int	proto_valid_keys_sign_req(const struct keys_sign_req *);
+int	proto_valid_keys_sign_res(const struct keys_sign_res *);
 
 /*
  * Whether the queue may send this envelope straight to a delivery

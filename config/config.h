@@ -20,6 +20,7 @@
 #define CONF_NAME_MAX	128	/* action, table, pki names */
 #define CONF_PATH_MAX	1024	/* file names, templates, commands */
 #define CONF_HOST_MAX	256	/* host names */
+#define CONF_MAX_PKIS	64	/* each is a key the keys process holds */
 
 #define SMTPD_CONF_DEFAULT	"/etc/smtpd.conf"
 #define SMTPD_SPOOL_DEFAULT	"/var/spool/smtpd"
@@ -125,6 +126,8 @@ struct action {
 	enum relay_tls	 relay_tls;
 	char		 helo[CONF_HOST_MAX];		/* "helo NAME" */
 	char		 relay_src[CONF_HOST_MAX];	/* "src ADDR" */
+	char		 relay_pki[CONF_HOST_MAX];	/* "pki NAME": client
+							 * certificate */
 };
 
 enum match_from {
@@ -211,7 +214,7 @@ struct smtpd_config {
 	uint16_t	 resolver_port;
 
 	TAILQ_HEAD(, table)	tables;
-	TAILQ_HEAD(, pki)	pkis;
+	TAILQ_HEAD(pkilist, pki)	pkis;
 	TAILQ_HEAD(, listener)	listeners;
 	TAILQ_HEAD(, action)	actions;
 	TAILQ_HEAD(, match)	matches;
@@ -247,6 +250,10 @@ void			 config_forget_secrets(struct smtpd_config *,
 struct table	*config_find_table(const struct smtpd_config *, const char *);
 struct action	*config_find_action(const struct smtpd_config *, const char *);
 struct pki	*config_find_pki(const struct smtpd_config *, const char *);
+/* a pki some listener or relay action uses: its files are loaded */
+int		 config_pki_used(const struct smtpd_config *, const struct pki *);
+/* a pki's place in conf->pkis: its key's id in the keys process */
+int		 config_pki_index(const struct smtpd_config *, const struct pki *);
 /*
  * Can each process open the files the configuration names, as the user
  * it runs as (config_check.c)?  Writes one "FILE:LINE: ..." line per

@@ -465,6 +465,16 @@ parse_relay_options(struct parser *p, struct action *a)
 				return parse_error(
 				    p, t->line,
 				    "src must be an IPv4 or IPv6 address");
+		} else if (tok_is_keyword(t, "pki")) {
+			/* a client certificate, for servers that ask */
+			if (a->relay_pki[0] != '\0')
+				return action_option_twice(p, t);
+			if (conf_get_value(p, "name after pki", &t) == -1 ||
+			    conf_copy_value(p, t, a->relay_pki,
+				       sizeof(a->relay_pki), "pki name") == -1 ||
+			    conf_add_ref(p, REF_PKI, t->line, a->relay_pki) ==
+				NULL)
+				return -1;
 		} else if (is_local_option(t))
 			return parse_error(
 			    p, t->line,
@@ -556,7 +566,7 @@ parse_local_options(struct parser *p, struct action *a)
 				return -1;
 		} else if (tok_is_keyword(t, "host") || tok_is_keyword(t, "helo") ||
 			   tok_is_keyword(t, "src") || tok_is_keyword(t, "tls") ||
-			   tok_is_keyword(t, "auth"))
+			   tok_is_keyword(t, "auth") || tok_is_keyword(t, "pki"))
 			return parse_error(
 			    p, t->line,
 			    "\"%s\" is only valid for a relay action", t->text);

@@ -31,6 +31,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "keys_client.h"
 #include "log.h"
 #include "mproc.h"
 #include "platform.h"
@@ -210,9 +211,10 @@ smtp_main(int worker, struct proc_fds *f)
 	proc_setup(title);
 	smtp_worker.id = worker;
 	/*
-	 * Keys are read while we are still root and outside the chroot:
-	 * after the drop this process can never open the key file again.
+	 * Certificates are read while we are still root and outside the
+	 * chroot; the keys stay in the keys process (keys_client.h).
 	 */
+	keys_client_init(f->keys);
 	smtp_tls_init();
 	privsep_drop(SMTPD_USER, SMTPD_EMPTY_DIR);
 	if ((ev_base = event_base_new()) == NULL)
