@@ -14,6 +14,8 @@
 # ca-certificates, mandoc for the manual page lint, git, dpkg-dev,
 # debhelper and lintian for the package test (which fails on lintian's
 # errors; lintian brings groff for the manual page rendering test).
+# gdb for gcore(1): test_keys_memory.py dumps the processes' memory to
+# prove that no private key is outside the keys process.
 # "make check-fresh" proves the list.
 #
 # Dovecot (for the LMTP tests) is installed but never enabled or left
@@ -57,6 +59,7 @@ PACKAGES="
 	dovecot-core
 	dovecot-lmtpd
 	fail2ban
+	gdb
 	mandoc
 	git
 	dpkg-dev
