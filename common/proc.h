@@ -55,6 +55,8 @@ struct proc_fds {
 	int	nlisten;
 	int	ctlsock;			/* control: listening socket */
 	int	keys;				/* smtp worker, mta: to keys */
+	int	keys_dkim;			/* smtp worker: to keys, DKIM */
+	int	smtp_dkim[SMTPD_MAX_WORKERS];	/* keys: one per worker */
 	int	*keyfiles;			/* keys: per pki, cert and key */
 	int	nkeyfiles;
 };

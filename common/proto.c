@@ -146,3 +146,15 @@ proto_valid_keys_sign_res(const struct keys_sign_res *r)
 		return -1;
 	return 0;
 }
+
+int
+proto_valid_keys_dkim_ident(const struct keys_dkim_ident *k)
+{
+	if (!STR_OK(k->domain) || !STR_OK(k->selector) ||
+	    k->domain[0] == '\0' || k->selector[0] == '\0')
+		return -1;
+	if (k->op != 0 && k->op != KEYS_OP_RSA_PKCS1 &&
+	    k->op != KEYS_OP_ED25519)
+		return -1;
+	return 0;
+}

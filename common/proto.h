@@ -104,6 +104,12 @@ enum imsg_type {
 
 	/* smtp worker, mta -> keys: a private-key operation (keys_client.h) */
 	IMSG_KEYS_SIGN,		/* struct keys_sign_req -> keys_sign_res */
+	/* parent -> keys: the DKIM signing keys (a new set replaces) */
+	IMSG_KEYS_DKIM_KEY,	/* struct keys_dkim_ident + key file fd */
+	IMSG_KEYS_DKIM_DONE,	/* the set is complete: use it */
+	/* keys -> smtp workers: whom they may sign for */
+	IMSG_KEYS_DKIM_LIST,	/* struct keys_dkim_ident, one per key */
+	IMSG_KEYS_DKIM_LIST_END,
 
 	IMSG_MAX
 };
@@ -388,6 +394,21 @@ struct keys_sign_res {
 	uint32_t	len;
 	uint8_t		sig[KEYS_SIG_MAX];
 };
+/*
+ * A DKIM signing key: the domain (lower case) and selector it signs as;
+ * from the keys process also its id (for IMSG_KEYS_SIGN, ids of DKIM
+ * keys start at KEYS_DKIM_ID0 and are never reused) and algorithm
+ * (KEYS_OP_RSA_PKCS1 for rsa-sha256, KEYS_OP_ED25519).
+ */
+#define KEYS_DKIM_ID0		0x10000
+#define KEYS_DKIM_MAX		1024	/* keys in one set */
+struct keys_dkim_ident {
+	uint32_t	keyid;
+	uint32_t	op;
+	char		domain[256];
+	char		selector[128];
+};
+int	proto_valid_keys_dkim_ident(const struct keys_dkim_ident *);
 int	proto_valid_keys_sign_req(const struct keys_sign_req *);
 int	proto_valid_keys_sign_res(const struct keys_sign_res *);
 

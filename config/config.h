@@ -213,6 +213,9 @@ struct smtpd_config {
 	char		 resolver[CONF_HOST_MAX]; /* "resolver ADDR [port N]" */
 	uint16_t	 resolver_port;
 
+	/* mail authentication (parse_auth.c) */
+	char		 dkim_sign_table[CONF_NAME_MAX]; /* "dkim sign <t>" */
+
 	TAILQ_HEAD(, table)	tables;
 	TAILQ_HEAD(pkilist, pki)	pkis;
 	TAILQ_HEAD(, listener)	listeners;

@@ -973,6 +973,7 @@ static const struct {
 } statements[] = {
     {"action", parse_action},
     {"bounce", parse_option},
+    {"dkim", parse_dkim},
     {"hostname", parse_hostname_statement},
     {"listen", parse_listen},
     {"mailname", parse_hostname_statement},

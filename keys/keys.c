@@ -16,7 +16,8 @@
  * on a channel of its own, through the stub keys of keys_client.c: they
  * send what is to be signed (a digest, or for Ed25519 the message), the
  * key's id and the signature scheme; we answer with the signature.
- * Key ids: a pki's place in conf->pkis.  A request for a key we do not
+ * Key ids: a pki's place in conf->pkis; DKIM keys (keys_dkim.c) from
+ * KEYS_DKIM_ID0 on.  A request for a key we do not
  * hold, or a scheme that does not fit the key, is refused (PROTO_PERMFAIL
  * and a log line): the handshake it was for fails, the daemon goes on.
  *
@@ -40,6 +41,7 @@
 #include <openssl/x509.h>
 
 #include "keys.h"
+#include "keys_int.h"
 #include "log.h"
 #include "mproc.h"
 #include "platform.h"
@@ -58,8 +60,9 @@ struct keys_client {
 static EVP_PKEY			**keys;
 static size_t			  nkeys;
 static struct mproc		  k_parent;
-static struct keys_client	  clients[SMTPD_MAX_WORKERS + 1];
-static int			  nclients, nopen;
+/* TLS: each worker's and the mta's; then each worker's DKIM channel */
+static struct keys_client	  clients[2 * SMTPD_MAX_WORKERS + 1];
+static int			  nclients, nopen, first_dkim;
 
 /* the whole file behind fd, NUL-terminated; NULL on error */
 static char *
@@ -244,8 +247,8 @@ keys_client_dispatch(struct mproc *p, struct imsg *m)
 	switch (m->hdr.type) {
 	case IMSG_KEYS_SIGN:
 		PROTO_READ(p, m, &req, proto_valid_keys_sign_req);
-		if (keys_sign(req.keyid < nkeys ? keys[req.keyid] : NULL,
-		    &req, &res) == -1)
+		if (keys_sign(req.keyid < nkeys ? keys[req.keyid] :
+		    keys_dkim_key(req.keyid), &req, &res) == -1)
 			log_warnx("keys: %s asked key %u for a signature it "
 			    "cannot make (operation %u)", p->name, req.keyid,
 			    req.op);
@@ -277,7 +280,17 @@ keys_client_closed(struct mproc *p)
 static void
 keys_parent_dispatch(struct mproc *p, struct imsg *m)
 {
-	fatalx("keys: unexpected message %u from the parent", m->hdr.type);
+	keys_dkim_parent(p, m);
+}
+
+void
+keys_dkim_broadcast(void)
+{
+	int	i;
+
+	for (i = first_dkim; i < nclients; i++)
+		if (clients[i].open)
+			keys_dkim_tell(&clients[i].mp);
 }
 
 static void
@@ -314,6 +327,11 @@ keys_main(struct proc_fds *f)
 		keys_add_client(f->smtp[i], name);
 	}
 	keys_add_client(f->mta, "mta");
+	first_dkim = nclients;
+	for (i = 0; i < f->nsmtp && i < SMTPD_MAX_WORKERS; i++) {
+		snprintf(name, sizeof(name), "smtp worker %d (dkim)", i + 1);
+		keys_add_client(f->smtp_dkim[i], name);
+	}
 	proc_on_term(NULL);
 	event_base_dispatch(ev_base);
 	exit(0);

@@ -46,6 +46,7 @@
 #include <event2/event.h>
 
 #include "destmac.h"
+#include "dkim_keys.h"
 #include "forward.h"
 #include "log.h"
 #include "mda/mda_proc.h"
@@ -321,10 +322,13 @@ child_keep_fds(struct proc_fds *f)
 	KEEP(f->auth);
 	KEEP(f->ctlsock);
 	KEEP(f->keys);
+	KEEP(f->keys_dkim);
 	for (i = 0; i < f->nkeyfiles; i++)
 		KEEP(f->keyfiles[i]);
-	for (i = 0; i < f->nsmtp; i++)
+	for (i = 0; i < f->nsmtp; i++) {
 		KEEP(f->smtp[i]);
+		KEEP(f->smtp_dkim[i]);
+	}
 	for (i = 0; i < f->nlisten; i++)
 		KEEP(f->listen[i]);
 #undef KEEP
@@ -341,7 +345,8 @@ proc_fds_init(struct proc_fds *f)
 	f->parent = f->queue = f->lookup = f->mta = f->control = -1;
 	f->auth = -1;
 	f->ctlsock = -1;
-	f->keys = -1;
+	f->keys = f->keys_dkim = -1;
+	memset(f->smtp_dkim, -1, sizeof(f->smtp_dkim));
 }
 
 /*
@@ -524,8 +529,10 @@ start_generation(int *listen_fds, int nl, int nworkers)
 	int		 qs[SMTPD_MAX_WORKERS][2];	/* queue <-> smtp */
 	int		 ls[SMTPD_MAX_WORKERS][2];	/* lookup <-> smtp */
 	int		 ks[SMTPD_MAX_WORKERS][2];	/* keys <-> smtp */
+	int		 kd[SMTPD_MAX_WORKERS][2];	/* the same, DKIM */
 	int		 qm[2], ql[2], lm[2], km[2], la[2] = { -1, -1 };
 	int		 keyfiles[2 * CONF_MAX_PKIS], nkeyfiles;
+	struct child	*kc;
 	struct proc_fds	 f;
 	char		 title[32];
 	int		 i;
@@ -535,6 +542,7 @@ start_generation(int *listen_fds, int nl, int nworkers)
 		socketpair_or_die(qs[i]);
 		socketpair_or_die(ls[i]);
 		socketpair_or_die(ks[i]);
+		socketpair_or_die(kd[i]);
 	}
 	socketpair_or_die(km);
 	socketpair_or_die(qm);
@@ -563,18 +571,23 @@ start_generation(int *listen_fds, int nl, int nworkers)
 	/* the keys first: no other child ever sees their files */
 	nkeyfiles = open_key_files(keyfiles);
 	proc_fds_init(&f);
-	for (i = 0; i < nworkers; i++)
+	for (i = 0; i < nworkers; i++) {
 		f.smtp[i] = ks[i][0];
+		f.smtp_dkim[i] = kd[i][0];
+	}
 	f.nsmtp = nworkers;
 	f.mta = km[0];
 	f.keyfiles = keyfiles;
 	f.nkeyfiles = nkeyfiles;
-	start_child(C_KEYS, 0, "keys", &f);
+	kc = start_child(C_KEYS, 0, "keys", &f);
+	dkim_keys_send(&kc->mp, 0);
 	for (i = 0; i < nkeyfiles; i++)
 		if (keyfiles[i] != -1)
 			close(keyfiles[i]);
-	for (i = 0; i < nworkers; i++)
+	for (i = 0; i < nworkers; i++) {
 		close(ks[i][0]);
+		close(kd[i][0]);
+	}
 	close(km[0]);
 
 	proc_fds_init(&f);
@@ -590,6 +603,7 @@ start_generation(int *listen_fds, int nl, int nworkers)
 		f.queue = qs[i][1];
 		f.lookup = ls[i][1];
 		f.keys = ks[i][1];
+		f.keys_dkim = kd[i][1];
 		f.listen = listen_fds + i * nl;
 		f.nlisten = nl;
 		start_child(C_SMTP, i + 1, title, &f);
@@ -611,6 +625,7 @@ start_generation(int *listen_fds, int nl, int nworkers)
 		close(ls[i][0]);
 		close(ls[i][1]);
 		close(ks[i][1]);
+		close(kd[i][1]);
 	}
 	close(qm[1]);
 	close(ql[1]);
@@ -1253,8 +1268,16 @@ parent_dispatch(struct mproc *p, struct imsg *m)
 		parent_forward(p, &fwd);
 		break;
 	case IMSG_LKA_UPDATE_TABLE:
-		if (c->kind != C_CONTROL || m->len != 128)
+		if (c->kind != C_CONTROL || m->len != 128 ||
+		    memchr(m->data, '\0', 128) == NULL)
 			fatalx("bad table update from %s", c->title);
+		/* the DKIM keys: opened anew here, swapped in by keys */
+		if (strcmp(m->data, conf->dkim_sign_table) == 0)
+			for (i = 0; i < MAX_CHILDREN; i++)
+				if (children[i].used && !children[i].exited &&
+				    !children[i].retiring &&
+				    children[i].kind == C_KEYS)
+					dkim_keys_send(&children[i].mp, 1);
 		for (i = 0; i < MAX_CHILDREN; i++)
 			if (children[i].used && !children[i].exited &&
 			    !children[i].retiring &&
