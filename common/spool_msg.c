@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include "envelope.h"
 #include "spool_msg.h"
 
 /* one pread of the file, again after EINTR */
@@ -20,6 +21,14 @@ pread_retry(int fd, void *buf, size_t n, int64_t off)
 		r = pread(fd, buf, n, (off_t)off);
 	} while (r == -1 && errno == EINTR);
 	return r;
+}
+
+void
+spool_msg_set(struct spool_msg *m, int fd, const struct envelope *evp)
+{
+	m->fd = fd;
+	m->body = evp->body_size;
+	m->head = evp->head_size;
 }
 
 ssize_t

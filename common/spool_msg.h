@@ -44,6 +44,13 @@ struct spool_msg {
 /* the size of the message as delivered: added headers and message */
 #define spool_msg_size(m)	((m)->head + (m)->body)
 
+struct envelope;
+/*
+ * The view of the message file fd that the queue handed over with evp
+ * (its body_size and head_size): what a delivery agent reads through.
+ */
+void	spool_msg_set(struct spool_msg *, int fd, const struct envelope *);
+
 /*
  * pread(2) of the message as delivered, at logical offset off: up to n
  * bytes, 0 at its end (the file goes on after it), -1 with errno on
