@@ -241,8 +241,10 @@ struct queue_msg_req {
 	uint32_t	reqid;
 	uint32_t	msgid;
 	uint64_t	size;
-	uint64_t	spooled;	/* COMMIT: bytes in the file */
+	uint64_t	spooled;	/* COMMIT: bytes of the message */
 	uint32_t	nenvelopes;	/* COMMIT: how many were sent */
+	/* COMMIT: bytes of headers added after it, at offset spooled */
+	uint32_t	head;
 };
 
 struct queue_msg_resp {

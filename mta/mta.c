@@ -183,8 +183,8 @@ mta_task_free(struct mta_task *t)
 		if (!t->rcpts[i].done)
 			rcpt_send_result(t, &t->rcpts[i], PROTO_TEMPFAIL, NULL,
 			    "4.3.0 delivery attempt ended without a result");
-	if (t->fd != -1)
-		close(t->fd);
+	if (t->msg.fd != -1)
+		close(t->msg.fd);
 	free(t->rcpts);
 	free(t);
 }
@@ -192,8 +192,8 @@ mta_task_free(struct mta_task *t)
 void
 mta_task_drop(struct mta_task *t)
 {
-	if (t->fd != -1)
-		close(t->fd);
+	if (t->msg.fd != -1)
+		close(t->msg.fd);
 	free(t->rcpts);
 	free(t);
 }
@@ -226,7 +226,7 @@ mta_task_scan(struct mta_task *t)
 
 	wirescan_init(&w);
 	for (;;) {
-		n = msg_pread(t->fd, buf, sizeof(buf), off, t->body_size);
+		n = spool_msg_pread(&t->msg, buf, sizeof(buf), off);
 		if (n == -1)
 			return -1;
 		if (n == 0)
@@ -593,8 +593,7 @@ mta_deliver(const struct envelope *evp, int fd)
 		fatal("calloc");
 	t->route = rt;
 	t->msgid = msgid_of(evp->id);
-	t->fd = fd;
-	t->body_size = evp->body_size;
+	spool_msg_set(&t->msg, fd, evp);
 	t->rcpts[0].evp = *evp;
 	t->nrcpts = 1;
 	clock_gettime(CLOCK_MONOTONIC, &t->t_arrived);

@@ -34,6 +34,7 @@
 #include "smtp_parse.h"
 #include "sesscount.h"
 #include "smtp_session.h"
+#include "spool_msg.h"
 #include "proc.h"
 #include "tree.h"
 
@@ -421,6 +422,69 @@ spool_flush(struct session *s)
 	return 0;
 }
 
+/* ---- headers added after the body (spool_msg.h) ---- */
+
+int
+smtp_data_add_header(struct session *s, const char *text)
+{
+	char		 field[SPOOL_HEAD_MAX];
+	const char	*p;
+	size_t		 n = 0, lines;
+
+	/* one field in the spool's form: LF line ends, a final one */
+	for (p = text; *p != '\0'; p++) {
+		if (*p == '\r' && p[1] == '\n')
+			continue;
+		if (n + 2 > sizeof(field))
+			return -1;
+		field[n++] = *p;
+	}
+	if (n == 0 || field[n - 1] != '\n')
+		field[n++] = '\n';
+	/* a field, and only one: no line of it starts another */
+	if (spool_head_valid(field, n, &lines) == -1)
+		return -1;
+	for (p = field; (p = memchr(p, '\n', field + n - 1 - p)) != NULL;)
+		if (*++p != ' ' && *p != '\t')
+			return -1;
+	if (s->addhead_len + n > SPOOL_HEAD_MAX)
+		return -1;
+	if (s->addhead == NULL &&
+	    (s->addhead = malloc(SPOOL_HEAD_MAX)) == NULL) {
+		log_warn("%08x: added header", s->tx ? s->tx->msgid : 0);
+		return -1;
+	}
+	/* above the ones added before */
+	memmove(s->addhead + n, s->addhead, s->addhead_len);
+	memcpy(s->addhead, field, n);
+	s->addhead_len += n;
+	s->addhead_lines += lines;
+	return 0;
+}
+
+/*
+ * The added fields go after the data, where the queue will look for
+ * them: one pwrite, before the sync that makes the data durable.
+ */
+static int
+spool_write_head(struct session *s)
+{
+	struct txn	*tx = s->tx;
+	ssize_t		 n;
+
+	if (s->addhead_len == 0)
+		return 0;
+	do {
+		n = pwrite(tx->msgfd, s->addhead, s->addhead_len,
+		    (off_t)tx->spooled);
+	} while (n == -1 && errno == EINTR);
+	if (n != (ssize_t)s->addhead_len) {
+		log_warn("%08x: spool write of added headers", tx->msgid);
+		return -1;
+	}
+	return 0;
+}
+
 #ifdef POSTHASTE_TEST_FORGE
 /*
  * Only in obj/regress/smtpd-forge, a test build that is never installed:
@@ -442,6 +506,51 @@ forge_dest(struct envelope *evp)
 }
 #endif
 
+#ifdef POSTHASTE_TEST_FORGE
+/*
+ * And the added headers: POSTHASTE_FORGE_ADD and POSTHASTE_FORGE_ADD2 go
+ * through smtp_data_add_header() (in that order), as the end-of-data
+ * checks will call it; POSTHASTE_FORGE_HEAD is written as it is, and
+ * POSTHASTE_FORGE_HEADLEN=N makes N bytes of well-formed fields, both
+ * unchecked, as a worker taken over could, for test_queue_prepend.py to
+ * show that the queue refuses what it should.
+ */
+static void
+forge_head(struct session *s)
+{
+	const char	*v;
+	size_t		 n, i;
+
+	if ((v = getenv("POSTHASTE_FORGE_ADD")) != NULL &&
+	    smtp_data_add_header(s, v) == -1)
+		log_warnx("forge: POSTHASTE_FORGE_ADD refused");
+	if ((v = getenv("POSTHASTE_FORGE_ADD2")) != NULL &&
+	    smtp_data_add_header(s, v) == -1)
+		log_warnx("forge: POSTHASTE_FORGE_ADD2 refused");
+	if ((v = getenv("POSTHASTE_FORGE_HEAD")) != NULL &&
+	    (n = strlen(v)) > 0 && n <= SPOOL_HEAD_MAX) {
+		if (s->addhead == NULL &&
+		    (s->addhead = malloc(SPOOL_HEAD_MAX)) == NULL)
+			fatal("malloc");
+		memcpy(s->addhead, v, n);
+		s->addhead_len = n;
+	}
+	if ((v = getenv("POSTHASTE_FORGE_HEADLEN")) != NULL &&
+	    (n = strtoul(v, NULL, 10)) > 10 && n < 1000000) {
+		free(s->addhead);
+		if ((s->addhead = malloc(n)) == NULL)
+			fatal("malloc");
+		for (i = 0; i < n; i++)
+			s->addhead[i] = i % 50 == 49 ? '\n' : 'a';
+		memcpy(s->addhead, "X:", 2);
+		for (i = 49; i + 2 < n; i += 50)
+			s->addhead[i + 1] = ' ';
+		s->addhead[n - 1] = '\n';
+		s->addhead_len = n;
+	}
+}
+#endif
+
 static void
 session_commit(struct session *s)
 {
@@ -458,7 +567,9 @@ session_commit(struct session *s)
 	if (s->flags & SS_TLS)
 		evp.flags |= EF_TLS;
 	evp.flags |= EF_MEASURED;
-	evp.wire_size = (int64_t)wirescan_size(&tx->wire);
+	/* the added fields are CRLF lines on the wire, none begins with "." */
+	evp.wire_size = (int64_t)(wirescan_size(&tx->wire) + s->addhead_len +
+	    s->addhead_lines);
 	if (tx->wire.header8bit)
 		evp.flags |= EF_HEADER_8BIT;
 	if (tx->wire.body8bit)
@@ -511,6 +622,7 @@ session_commit(struct session *s)
 	req.msgid = tx->msgid;
 	req.size = tx->msgsize;
 	req.spooled = tx->spooled;
+	req.head = (uint32_t)s->addhead_len;
 	req.nenvelopes = (uint32_t)tx->ndests;
 	s->flags |= SS_WAIT;
 	mproc_compose(&smtp_worker.queue, IMSG_QUEUE_COMMIT, s->id, -1, &req,
@@ -683,6 +795,12 @@ msg_end(struct session *s)
 		msg_add_headers(s);
 	}
 	if (!err && spool_flush(s) == -1)
+		err = DE_IO;
+#ifdef POSTHASTE_TEST_FORGE
+	if (!err)
+		forge_head(s);
+#endif
+	if (!err && spool_write_head(s) == -1)
 		err = DE_IO;
 	/*
 	 * Where the queue commits with syncfs() (queue.h), that one call

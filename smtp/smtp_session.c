@@ -326,6 +326,7 @@ session_free(struct session *s)
 	free(s->rdns);
 	free(s->authname);
 	free(s->pending);
+	free(s->addhead);
 	free(s);
 	smtp_worker.nsessions--;
 	smtp_maybe_exit();
@@ -614,6 +615,7 @@ session_reset(struct session *s)
 	txn_free(tx);
 	s->tx = NULL;
 done:
+	s->addhead_len = s->addhead_lines = 0;
 	if (s->state > S_HELO && s->state != S_TLS && s->state != S_AUTH)
 		s->state = S_HELO;
 }

@@ -141,6 +141,15 @@ struct session {
 	int64_t			 dl_data_start;	/* DATA/BDAT phase, or 0 */
 	uint64_t		 dl_data_bytes;	/* read since then */
 	size_t			 dl_in_left;	/* s->in after processing */
+	/*
+	 * smtp_data.c: header fields to add at the top of the message,
+	 * written after its data (spool_msg.h).  The buffer is made on
+	 * first use and kept for the session's next messages; the length
+	 * goes back to 0 with the transaction.
+	 */
+	char			*addhead;	/* SPOOL_HEAD_MAX bytes */
+	size_t			 addhead_len;
+	size_t			 addhead_lines;
 };
 
 void	session_init(void);
@@ -264,6 +273,22 @@ int	buf_getline(struct evbuffer *in, int *longp, size_t max,
 void	cmd_data(struct session *s, char *args);
 void	cmd_bdat(struct session *s, char *args);
 void	msg_end(struct session *s);
+/*
+ * At the end of data, before the commit: one header field to put at the
+ * top of the message as delivered, above the message's own header and
+ * above the fields added before it (as trace fields go, RFC 5321 4.4):
+ * add Authentication-Results, then sign and add DKIM-Signature, and the
+ * signature is on top.  text is "Name: value", folded lines separated by
+ * CRLF or LF and beginning with SP or HTAB, with or without a final line
+ * end; printable US-ASCII only (RFC 8601 and 6376 fields are).  The
+ * fields are written after the message data with one pwrite(2) at the
+ * commit, and the queue is told their length (queue_commit.c checks
+ * them).  0 if added, -1 if the text is not such a field or the fields
+ * would pass SPOOL_HEAD_MAX: nothing is added then.  For the smtp
+ * worker's own use (the lead's end-of-data checks and signing); nothing
+ * calls it yet.
+ */
+int	smtp_data_add_header(struct session *s, const char *text);
 void	data_line(struct session *s, char *line, size_t len, int lflags);
 int	bdat_consume(struct session *s);
 
