@@ -226,6 +226,7 @@ smtp_main(int worker, struct proc_fds *f)
 	    smtp_parent_dispatch, NULL);
 	mproc_init(&smtp_worker.queue, f->queue, "queue",
 	    smtp_queue_dispatch, NULL);
+	smtp_dkim_init(f->keys_dkim);
 	mproc_init(&smtp_worker.lookup, f->lookup, "lookup",
 	    smtp_lookup_dispatch, NULL);
 

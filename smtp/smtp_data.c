@@ -27,6 +27,7 @@
 #include <event2/event.h>
 
 #include "addr.h"
+#include "dkim.h"
 #include "log.h"
 #include "mproc.h"
 #include "proto.h"
@@ -359,6 +360,8 @@ queue_created(struct session *s, const struct queue_msg_resp *r, int fd)
 		fatal("evbuffer_new");
 	wirescan_init(&tx->wire);
 	tx->in_headers = 1;
+	if (smtp_dkim_want_sign(s) && (tx->dkim = dkim_msg_new(1)) == NULL)
+		fatal("dkim_msg_new");
 	session_received(s);
 	if (tx->bdat)
 		s->state = S_BDAT;
@@ -667,12 +670,25 @@ session_queue_committed(const struct queue_msg_resp *r)
 	session_process(s);
 }
 
+/* a line we add to the message, as the client's lines go (msg_line) */
+static void
+msg_add_line(struct txn *tx, char *line, int n)
+{
+	if (n < 0 || (size_t)n >= SMTP_LINE_ADD_MAX)
+		fatalx("msg_add_line: %d", n);
+	if (tx->dkim != NULL)
+		dkim_msg_line(tx->dkim, line, (size_t)n);
+	line[n] = '\n';
+	evbuffer_add(tx->msgbuf, line, (size_t)n + 1);
+}
+
 /* Message-ID and Date for submissions that lack them (RFC 6409 8) */
 static void
 msg_add_headers(struct session *s)
 {
 	struct txn	*tx = s->tx;
-	char		 date[64], stamp[32];
+	char		 date[64], stamp[32], line[SMTP_LINE_ADD_MAX];
+	int		 n;
 	struct tm	 tm;
 	time_t		 now;
 
@@ -680,14 +696,16 @@ msg_add_headers(struct session *s)
 		return;
 	if (!tx->has_date) {
 		format_date(date, sizeof(date));
-		evbuffer_add_printf(tx->msgbuf, "Date: %s\n", date);
+		n = snprintf(line, sizeof(line), "Date: %s", date);
+		msg_add_line(tx, line, n);
 	}
 	if (!tx->has_msgid) {
 		now = time(NULL);
 		gmtime_r(&now, &tm);
 		strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
-		evbuffer_add_printf(tx->msgbuf, "Message-ID: <%s.%08x.%08x@%s>"
-		    "\n", stamp, tx->msgid, arc4random(), session_hostname(s));
+		n = snprintf(line, sizeof(line), "Message-ID: <%s.%08x.%08x@%s>",
+		    stamp, tx->msgid, arc4random(), session_hostname(s));
+		msg_add_line(tx, line, n);
 	}
 }
 
@@ -752,6 +770,8 @@ msg_line(struct session *s, char *line, size_t len)
 			}
 		}
 	}
+	if (tx->dkim != NULL)
+		dkim_msg_line(tx->dkim, line, len);
 	/* the line sits in linebuf, which has room for its LF */
 	line[len] = '\n';
 	evbuffer_add(tx->msgbuf, line, len + 1);
@@ -777,12 +797,17 @@ data_error_reply(int err)
 	case DE_NUL:
 		return "554 5.6.0 NUL character in message; RFC 5322 2.1 "
 		    "forbids it";
+	case DE_SIGN:
+		return "451 4.7.0 DKIM signing failed, try again later";
 	default:
 		return "451 4.3.0 Local error writing the message";
 	}
 }
 
-/* the message is complete: check, sync and commit it */
+static void	msg_signed(struct session *, int);
+static void	msg_end_finish(struct session *, int);
+
+/* the message is complete: check, sign, sync and commit it */
 void
 msg_end(struct session *s)
 {
@@ -796,6 +821,30 @@ msg_end(struct session *s)
 	}
 	if (!err && spool_flush(s) == -1)
 		err = DE_IO;
+	if (!err && smtp_dkim_sign(s, msg_signed)) {
+		s->flags |= SS_WAIT;	/* until the signatures are back */
+		return;
+	}
+	msg_end_finish(s, err);
+}
+
+/* keys answered: the signatures are added, or the message failed */
+static void
+msg_signed(struct session *s, int ok)
+{
+	s->flags &= ~SS_WAIT;
+	if (!ok)
+		log_warnx("%08x: DKIM signing failed", s->tx->msgid);
+	msg_end_finish(s, ok ? 0 : DE_SIGN);
+	if (!(s->flags & SS_WAIT))
+		session_process(s);
+}
+
+static void
+msg_end_finish(struct session *s, int err)
+{
+	struct txn	*tx = s->tx;
+
 #ifdef POSTHASTE_TEST_FORGE
 	if (!err)
 		forge_head(s);

@@ -592,6 +592,7 @@ txn_free(struct txn *tx)
 		evbuffer_free(tx->msgbuf);
 	if (tx->partial)
 		evbuffer_free(tx->partial);
+	smtp_dkim_txn_gone(tx);
 	free(tx);
 }
 

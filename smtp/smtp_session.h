@@ -101,6 +101,10 @@ struct txn {
 	/* BDAT */
 	int			 bdat;		/* the data comes in chunks */
 	struct evbuffer		*partial;	/* bytes of an unfinished line */
+
+	/* DKIM (smtp_dkim.c): the hasher, a signature being made */
+	struct dkim_msg		*dkim;
+	struct dkim_job		*dkim_job;
 };
 
 struct auth_state;
@@ -256,6 +260,9 @@ extern char	*linebuf;	/* the line being handled, shared */
 #define DE_LOOP		4
 #define DE_BARE		5	/* bare CR or LF in a BDAT chunk */
 #define DE_NUL		6	/* a NUL in the message (RFC 5322 2.1) */
+#define DE_SIGN		7	/* the DKIM signature could not be made */
+/* a line the worker adds to the message (Date, Message-ID) */
+#define SMTP_LINE_ADD_MAX	1024
 
 /* line flags from buf_getline() */
 #define LF_BARELF	0x1
@@ -289,6 +296,19 @@ void	msg_end(struct session *s);
  * calls it yet.
  */
 int	smtp_data_add_header(struct session *s, const char *text);
+
+/* smtp_dkim.c */
+void	smtp_dkim_init(int fd);
+/* does this session's mail get signed (if its From: domain has keys)? */
+int	smtp_dkim_want_sign(const struct session *);
+/*
+ * At the end of data: 0 when there is nothing to sign; 1 when the
+ * signatures are being made: done(s, ok) follows, from the loop, with
+ * the DKIM-Signature fields added (smtp_data_add_header()) when ok.
+ */
+int	smtp_dkim_sign(struct session *, void (*done)(struct session *, int));
+/* the transaction is being freed */
+void	smtp_dkim_txn_gone(struct txn *);
 void	data_line(struct session *s, char *line, size_t len, int lflags);
 int	bdat_consume(struct session *s);
 
