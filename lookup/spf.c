@@ -57,6 +57,10 @@ enum spf_wait {
 	W_EXP		/* exp=: TXT of the explanation */
 };
 
+#define EXP_NONE	0
+#define EXP_DOMAIN	1	/* expanding exp='s domain-spec */
+#define EXP_TEXT	2	/* expanding the explanation's text */
+
 /* one record being evaluated: the checked domain's, or an include's */
 struct spf_frame {
 	struct spf_frame	*parent;	/* NULL: the top record */
@@ -106,6 +110,8 @@ struct spf_check {
 
 	/* the final answer, before exp= */
 	const struct spf_term	*exp;		/* in frame's terms */
+	int			 exp_stage;	/* EXP_* */
+	char			 exp_text[2048];
 	struct spf_result	 res;
 };
 
@@ -192,9 +198,35 @@ static void	spf_dns_cb(void *, const struct dns_result *);
 static void
 spf_ask(struct spf_check *c, enum spf_wait w, const char *name, int type)
 {
+	char	buf[SPF_DOMAIN_MAX * 4];
+	size_t	i, n = 0;
+
 	c->wait = w;
 	c->inflight = 1;
-	dns_query(name, type, spf_query_timeout, spf_dns_cb, c);
+	if (w == W_MX_ADDR || w == W_PTR_ADDR) {
+		/* names from MX and PTR answers: presentation form already */
+		dns_query(name, type, spf_query_timeout, spf_dns_cb, c);
+		return;
+	}
+	/*
+	 * An expanded domain-spec may hold any visible character and
+	 * spaces (%_); the resolver takes presentation form, so those
+	 * with a meaning there are escaped (RFC 1035 5.1).
+	 */
+	for (i = 0; name[i] != '\0' && n < sizeof(buf) - 5; i++) {
+		unsigned char ch = (unsigned char)name[i];
+
+		if (ch <= 0x20 || ch >= 0x7f)
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+			    "\\%03u", ch);
+		else {
+			if (strchr("\"();\\@$", ch) != NULL)
+				buf[n++] = '\\';
+			buf[n++] = (char)ch;
+		}
+	}
+	buf[n] = '\0';
+	dns_query(buf, type, spf_query_timeout, spf_dns_cb, c);
 }
 
 static int
@@ -277,6 +309,7 @@ spf_expand(struct spf_check *c, const char *in, size_t inlen, int flags,
     char *out, size_t outlen)
 {
 	struct spf_macro_ctx	ctx;
+	char			big[4096];
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.sender = c->sender;
@@ -291,7 +324,12 @@ spf_expand(struct spf_check *c, const char *in, size_t inlen, int flags,
 	ctx.helo = c->req.helo;
 	ctx.receiver = c->req.receiver[0] ? c->req.receiver : "unknown";
 	ctx.now = time(NULL);
-	return spf_macro_expand(&ctx, in, inlen, flags, out, outlen);
+	/* room for what 7.3 then cuts to 253 characters from the left */
+	if (spf_macro_expand(&ctx, in, inlen, flags, big, sizeof(big)) == -1 ||
+	    strlen(big) >= outlen)
+		return -1;
+	memcpy(out, big, strlen(big) + 1);
+	return 0;
 }
 
 /*
@@ -446,14 +484,18 @@ spf_frame_result(struct spf_check *c, int result, const struct spf_term *t)
 	spf_exp_start(c);
 }
 
-/* 6.2: any trouble with the explanation gives the default one */
+/*
+ * exp= (6.2): its domain-spec expanded, the one TXT record there fetched,
+ * its text expanded.  Either expansion may need %{p}, whose PTR lookups
+ * come first; spf_run() resumes at exp_stage.  Any trouble gives the
+ * default explanation.
+ */
 static void
 spf_exp_start(struct spf_check *c)
 {
+	c->exp_stage = EXP_DOMAIN;
 	if (spf_macro_uses(c->exp->spec, c->exp->speclen, 'p') &&
 	    c->ptr_state == 0) {
-		/* back through spf_run() when the names are known */
-		c->frame->next = c->frame->nterms + 1;
 		spf_ptr_start(c);
 		return;
 	}
@@ -463,6 +505,33 @@ spf_exp_start(struct spf_check *c)
 		return;
 	}
 	spf_ask(c, W_EXP, c->target, DNS_T_TXT);
+}
+
+static void
+spf_exp_text(struct spf_check *c)
+{
+	char	buf[SPF_EXP_MAX];
+	size_t	i;
+
+	c->exp_stage = EXP_TEXT;
+	if (spf_macro_uses(c->exp_text, strlen(c->exp_text), 'p') &&
+	    c->ptr_state == 0) {
+		spf_ptr_start(c);
+		return;
+	}
+	if (spf_expand(c, c->exp_text, strlen(c->exp_text), SPF_MACRO_EXP,
+	    buf, sizeof(buf)) == -1) {
+		spf_finish(c, SPF_FAIL, NULL);
+		return;
+	}
+	for (i = 0; buf[i] != '\0'; i++)
+		if (buf[i] < 0x20 || buf[i] > 0x7e) {
+			spf_finish(c, SPF_FAIL, NULL);
+			return;
+		}
+	snprintf(c->res.explanation, sizeof(c->res.explanation), "%s", buf);
+	snprintf(c->res.smtp_comment, sizeof(c->res.smtp_comment), "%s", buf);
+	spf_deliver(c);
 }
 
 /* 5.5: PTR names of the client, then each one's forward lookup */
@@ -479,7 +548,7 @@ spf_ptr_start(struct spf_check *c)
 		spf_run(c);
 		return;
 	}
-	spf_ask(c, W_PTR, name, DNS_T_PTR);
+	spf_ask(c, W_PTR, name, DNS_T_PTR | DNS_Q_ANYNAME);
 }
 
 static void
@@ -595,7 +664,7 @@ spf_term_start(struct spf_check *c, const struct spf_term *t)
 		spf_ask(c, W_A, c->target, spf_addr_type(c));
 		return -1;
 	case SPF_T_MX:
-		spf_ask(c, W_MX, c->target, DNS_T_MX);
+		spf_ask(c, W_MX, c->target, DNS_T_MX | DNS_Q_ANYNAME);
 		return -1;
 	case SPF_T_EXISTS:
 		spf_ask(c, W_EXISTS, c->target, DNS_T_A);
@@ -677,26 +746,20 @@ spf_record(struct spf_check *c, const struct dns_result *res)
 static void
 spf_exp(struct spf_check *c, const struct dns_result *res)
 {
-	char	buf[SPF_EXP_MAX];
-	size_t	i;
+	const char	*txt;
 
-	if (res->status == DNS_OK && res->nrr == 1 &&
-	    strlen(dns_rr_txt(res, &res->rr[0])) == res->rr[0].txtlen &&
-	    spf_expand(c, dns_rr_txt(res, &res->rr[0]), res->rr[0].txtlen,
-	    SPF_MACRO_EXP, buf, sizeof(buf)) == 0) {
-		for (i = 0; buf[i] != '\0'; i++)
-			if (buf[i] < 0x20 || buf[i] > 0x7e)
-				break;
-		if (buf[i] == '\0') {
-			snprintf(c->res.explanation,
-			    sizeof(c->res.explanation), "%s", buf);
-			snprintf(c->res.smtp_comment,
-			    sizeof(c->res.smtp_comment), "%s", buf);
-			spf_deliver(c);
-			return;
-		}
+	if (res->status != DNS_OK || res->nrr != 1) {
+		spf_finish(c, SPF_FAIL, NULL);
+		return;
 	}
-	spf_finish(c, SPF_FAIL, NULL);
+	txt = dns_rr_txt(res, &res->rr[0]);
+	if (strlen(txt) != res->rr[0].txtlen ||
+	    res->rr[0].txtlen >= sizeof(c->exp_text)) {
+		spf_finish(c, SPF_FAIL, NULL);
+		return;
+	}
+	memcpy(c->exp_text, txt, res->rr[0].txtlen + 1);
+	spf_exp_text(c);
 }
 
 static void
@@ -822,10 +885,13 @@ spf_run(struct spf_check *c)
 		spf_ask(c, W_RECORD, f->domain, DNS_T_TXT);
 		return;
 	}
-	if (f->next > f->nterms) {
-		/* an exp= with %{p}, back from the PTR lookups */
-		f->next = f->nterms;
+	if (c->exp_stage == EXP_DOMAIN) {
+		/* back from the PTR lookups of a %{p} in exp= */
 		spf_exp_start(c);
+		return;
+	}
+	if (c->exp_stage == EXP_TEXT) {
+		spf_exp_text(c);
 		return;
 	}
 	while (f->next < f->nterms) {

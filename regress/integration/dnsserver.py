@@ -189,7 +189,7 @@ class DNSServer:
             return True
         return any(n.endswith("." + name) for n in self.zone)
 
-    def _lookup(self, qname, qtype, reply, depth=0):
+    def _lookup(self, qname, qtype, reply, depth=0, owner=None):
         """Answer records into reply; False: do not answer at all."""
         name = qname.lower().rstrip(".")
         records = self.zone.get(name)
@@ -201,12 +201,13 @@ class DNSServer:
         wanted = [r for r in records if r != "TIMEOUT" and r[0] == qtype]
         cname = [r for r in records if r != "TIMEOUT" and r[0] == "CNAME"]
         if not wanted and cname and qtype != "CNAME" and depth < 8:
-            reply.add_answer(self._rr(qname, "CNAME", cname[0][1]))
+            reply.add_answer(self._rr(owner or qname, "CNAME",
+                                      cname[0][1]))
             return self._lookup(cname[0][1], qtype, reply, depth + 1)
         if not wanted and "TIMEOUT" in records:
             return False
         for r in wanted:
-            rr = self._rr(qname, r[0], r[1])
+            rr = self._rr(owner or qname, r[0], r[1])
             if rr is not None:
                 reply.add_answer(rr)
         return True
@@ -229,9 +230,11 @@ class DNSServer:
         qtype = dnslib.QTYPE.get(q.qtype)
         if q.qtype == 99:
             qtype = "SPF"
+        # the labels as they are on the wire, not dnslib's escaped text
+        qname = ".".join(l.decode("latin-1") for l in q.qname.label)
         with self.lock:
-            self.queries.append((str(q.qname).rstrip(".").lower(), qtype))
-            if not self._lookup(str(q.qname), qtype, reply):
+            self.queries.append((qname.lower(), qtype))
+            if not self._lookup(qname, qtype, reply, owner=q.qname):
                 return None, size
         return reply.pack(), size
 

@@ -21,6 +21,11 @@ from fixture import REPO, binary, skip
 TIMEOUT = 900
 SUITE = os.path.join(REPO, "regress", "spf", "rfc7208-tests.yml")
 PORT = 15360
+# pyspf, the suite's reference, writes the IPv6 nibbles of %{i} in upper
+# case; RFC 7208 7.4's own example (and we) in lower case.  DNS names are
+# case-insensitive, so the cases whose explanation shows %{i} of an IPv6
+# client are compared without case; every other one exactly.
+EXPLANATION_ANY_CASE = {"v-macro-ip6"}
 
 
 def load_suite():
@@ -73,7 +78,10 @@ def run_suite(only=None):
                     bad = "%s, want %s" % (result, "/".join(want))
                 elif "explanation" in case and result == "fail":
                     exp = str(case["explanation"])
-                    if exp != "DEFAULT" and explanation != exp:
+                    same = explanation == exp or (
+                        name in EXPLANATION_ANY_CASE and
+                        explanation.lower() == exp.lower())
+                    if exp != "DEFAULT" and not same:
                         bad = "explanation %r, want %r" % (explanation,
                                                            exp)
                 if bad:
