@@ -361,7 +361,8 @@ spf_name_ok(const char *s)
 static int
 spf_domain_ok(const char *s)
 {
-	if (!spf_name_ok(s) || s[0] == '.' || strchr(s, '.') == NULL)
+	if (!spf_name_ok(s) || s[0] == '.' || s[0] == '[' ||
+	    strchr(s, '.') == NULL)
 		return 0;
 	/* one label with a trailing dot is no FQDN either */
 	return strchr(s, '.') != s + strlen(s) - 1;
@@ -964,25 +965,26 @@ spf_kick_cb(evutil_socket_t fd, short ev, void *arg)
 	spf_run(c);
 }
 
-/* %{i}: dotted IPv4, or the 32 nibbles of IPv6 with dots (7.3) */
-static void
-spf_ip_strings(struct spf_check *c)
+void
+spf_macro_ip(const struct sockaddr_storage *ss, char *dots, size_t dlen,
+    char *text, size_t tlen)
 {
-	const unsigned char	*b = spf_addr_bytes(&c->ip);
+	const unsigned char	*b = spf_addr_bytes(ss);
 	size_t			 off = 0;
-	int			 i;
+	int			 i, n;
 
-	if (c->ip.ss_family == AF_INET6) {
-		for (i = 0; i < 16; i++)
-			off += (size_t)snprintf(c->ip_dots + off,
-			    sizeof(c->ip_dots) - off, "%s%x.%x",
+	if (ss->ss_family == AF_INET6) {
+		for (i = 0; i < 16; i++) {
+			n = snprintf(dots + off, dlen - off, "%s%x.%x",
 			    i ? "." : "", b[i] >> 4, b[i] & 0xf);
+			if (n < 0 || (size_t)n >= dlen - off)
+				break;
+			off += (size_t)n;
+		}
 	} else
-		snprintf(c->ip_dots, sizeof(c->ip_dots), "%u.%u.%u.%u",
-		    b[0], b[1], b[2], b[3]);
-	if (inet_ntop(c->ip.ss_family, b, c->ip_text,
-	    sizeof(c->ip_text)) == NULL)
-		snprintf(c->ip_text, sizeof(c->ip_text), "unknown");
+		snprintf(dots, dlen, "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
+	if (inet_ntop(ss->ss_family, b, text, (socklen_t)tlen) == NULL)
+		snprintf(text, tlen, "unknown");
 }
 
 static struct spf_check *
@@ -1017,7 +1019,8 @@ spf_start(const struct spf_req *req, int helo, spf_cb cb, void *arg)
 		memcpy(&sin->sin_addr, (const unsigned char *)
 		    &sin6->sin6_addr + 12, 4);
 	}
-	spf_ip_strings(c);
+	spf_macro_ip(&c->ip, c->ip_dots, sizeof(c->ip_dots), c->ip_text,
+	    sizeof(c->ip_text));
 
 	/* 2.4, 4.3: the null sender is postmaster@helo; no local part too */
 	if (helo || c->req.sender[0] == '\0')

@@ -163,6 +163,13 @@ struct spf_macro_ctx {
 int	spf_macro_expand(const struct spf_macro_ctx *, const char *in,
 	    size_t inlen, int flags, char *out, size_t outlen);
 int	spf_macro_check(const char *in, size_t inlen, int flags);
+/*
+ * The client's address for %{i} (dotted IPv4, or 32 dot-separated
+ * nibbles of IPv6 in lower case, as RFC 7208 7.4's example) and %{c}
+ * (inet_ntop's form); ss must be AF_INET or AF_INET6.
+ */
+void	spf_macro_ip(const struct sockaddr_storage *ss, char *dots,
+	    size_t dlen, char *text, size_t tlen);
 int	spf_macro_uses(const char *in, size_t inlen, int letter);
 
 #endif
