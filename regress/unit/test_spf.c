@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -431,6 +432,41 @@ test_eval_cancel(void **state)
 	assert_int_equal(called, 0);
 }
 
+/* a resolver that takes questions and never answers: the 20 s ceiling */
+static void
+test_eval_total_ceiling(void **state)
+{
+	struct sockaddr_in	 sin;
+	socklen_t		 len = sizeof(sin);
+	struct spf_req		 req;
+	time_t			 start;
+	int			 fd;
+
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_true(fd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	assert_int_equal(dns_init_with("127.0.0.1", ntohs(sin.sin_port),
+	    NULL), 0);
+	spf_set_timeouts(30, 1);
+
+	req_init(&req, "192.0.2.3", "user@example.com");
+	called = 0;
+	start = time(NULL);
+	spf_check(&req, spf_done, NULL);
+	loop_until(&called, 10);
+	assert_int_equal(called, 1);
+	assert_int_equal(got.result, SPF_TEMPERROR);
+	assert_true(time(NULL) - start <= 3);
+	assert_non_null(strstr(got.smtp_comment, "longer than 1 seconds"));
+	/* unbound lets go of the question later; the check is freed then */
+	dns_shutdown();
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -447,6 +483,8 @@ main(void)
 		    teardown_loop),
 		cmocka_unit_test_setup_teardown(test_eval_cancel, setup_loop,
 		    teardown_loop),
+		cmocka_unit_test_setup_teardown(test_eval_total_ceiling,
+		    setup_loop, teardown_loop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
