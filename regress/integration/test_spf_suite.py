@@ -101,6 +101,47 @@ def test_openspf_rfc7208_suite():
         len(failures), passed + len(failures), "\n".join(failures))
 
 
+def test_spf_large_record_over_tcp_and_helo_identity():
+    """A record too big for UDP (the server sets TC, the resolver asks
+    again over TCP), and -H: the HELO identity alone, whatever the
+    sender."""
+    dnsserver.require()
+    rec = "v=spf1 " + " ".join("x%d=%s" % (i, "a" * 200)
+                               for i in range(15)) + " ip4:192.0.2.1 -all"
+    zone = {"big.example.com": [("TXT", rec)],
+            "helo.example.com": [("TXT", "v=spf1 a -all"),
+                                 ("A", "192.0.2.7")]}
+    tmp = tempfile.mkdtemp(prefix="spf-tcp-")
+    conf = os.path.join(tmp, "smtpd.conf")
+    with open(conf, "w") as f:
+        f.write("resolver 127.0.0.1 port %d\n" % (PORT + 1))
+    os.chmod(tmp, 0o755)
+    os.chmod(conf, 0o644)
+
+    def run(*args):
+        r = subprocess.run([binary("smtpctl"), "-f", conf, "check", "spf",
+                            "-t", "2"] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60, universal_newlines=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split(" ", 1)[0]
+    try:
+        with dnsserver.DNSServer(zone, port=PORT + 1) as dns:
+            assert run("192.0.2.1", "h.example", "a@big.example.com") == \
+                "pass"
+            assert dns.queries.count(("big.example.com", "TXT")) == 2, \
+                dns.queries
+            assert run("192.0.2.2", "h.example", "a@big.example.com") == \
+                "fail"
+            assert run("-H", "192.0.2.7", "helo.example.com",
+                       "a@big.example.com") == "pass"
+            assert run("-H", "192.0.2.8", "helo.example.com", "") == "fail"
+            assert run("192.0.2.7", "helo.example.com", "<>") == "pass"
+    finally:
+        os.unlink(conf)
+        os.rmdir(tmp)
+
+
 if __name__ == "__main__":
     # by hand: BINDIR=obj/bin /usr/bin/python3 test_spf_suite.py [case...]
     import sys
