@@ -18,6 +18,12 @@
 # prove that no private key is outside the keys process.
 # "make check-fresh" proves the list.
 #
+# python3-dnslib and python3-yaml: the SPF conformance test
+# (regress/integration/test_spf_suite.py) reads the openspf suite's YAML
+# and serves its zones from regress/integration/dnsserver.py, a loopback
+# authoritative DNS server built on dnslib (reused for DKIM keys, DMARC
+# and block lists).
+#
 # Dovecot (for the LMTP tests) is installed but never enabled or left
 # running: its package enables dovecot.service, which is undone at once.
 # So is fail2ban: the logging tests run its fail2ban-regex(1) and filters
@@ -45,6 +51,8 @@ PACKAGES="
 	libunbound-dev
 	libcmocka-dev
 	python3
+	python3-dnslib
+	python3-yaml
 	swaks
 	libnet-ssleay-perl
 	libio-socket-ssl-perl
