@@ -1,3 +1,16 @@
+/*
+ * dmarc_record.h -- a published DMARC policy record (RFC 7489 6.3) as
+ * the lookup process found it, shared with the queue, which writes the
+ * aggregate reports (dmarc_report.h) about it: the record's limits and
+ * tags, and the names of its policies.  The parser and everything that
+ * asks DNS stay in lookup/dmarc.h.
+ */
+#ifndef POSTHASTE_DMARC_RECORD_H
+#define POSTHASTE_DMARC_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
 #define DMARC_DOMAIN_MAX	256	/* a domain name, NUL included */
 #define DMARC_URI_MAX		256	/* one rua/ruf URI, NUL included */
 #define DMARC_MAX_URI		8	/* URIs kept per tag; more ignored */
@@ -42,3 +55,8 @@ struct dmarc_record {
 	size_t		nruf;
 	char		ruf[DMARC_MAX_URI][DMARC_URI_MAX];
 };
+
+/* "none", "quarantine", "reject" (reports, logs, Authentication-Results) */
+const char *dmarc_policy_name(int);
+
+#endif

@@ -3,11 +3,11 @@
  * Appendix C for one policy domain and one period, gzip'd, with the file
  * name and Subject line of 7.2.1.1.
  *
- * Who calls what: whatever sends the day's reports (the lead's part:
- * storing the day's rows durably and mailing them) builds the rows for
- * one policy domain, then calls dmarc_report_xml(), dmarc_report_gzip(),
- * dmarc_report_filename() and dmarc_report_subject().  Pure functions,
- * no I/O: they run in whichever process does that.
+ * Who calls what: the queue process (queue/dmarc_send.c), which keeps
+ * the day's rows in the spool and mails the reports, builds the rows
+ * for one policy domain, then calls dmarc_report_xml(),
+ * dmarc_report_gzip(), dmarc_report_filename() and
+ * dmarc_report_subject().  Pure functions, no I/O.
  */
 #ifndef POSTHASTE_DMARC_REPORT_H
 #define POSTHASTE_DMARC_REPORT_H
@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "dmarc.h"
+#include "dmarc_record.h"
 
 /* authentication results as reported (DKIMResultType, SPFResultType) */
 #define DMARC_RPT_NONE		0

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dmarc_record.h"
+
 
 /*
  * Parse one TXT record (len bytes, may hold NULs: they are an error).
@@ -161,11 +163,10 @@ void	dmarc_check(const struct dmarc_req *, dmarc_cb, void *arg);
 
 /*
  * The names, for Authentication-Results (RFC 8601 2.7.4), logs and
- * reports: "none", "pass", "fail", "temperror", "permerror"; policies
- * "none", "quarantine", "reject".
+ * reports: "none", "pass", "fail", "temperror", "permerror"; the
+ * policies' names are dmarc_record.h's dmarc_policy_name().
  */
 const char *dmarc_result_name(int);
-const char *dmarc_policy_name(int);
 
 /*
  * A rua/ruf URI's mailbox when it is a mailto: URI (RFC 6068; the

@@ -1,5 +1,5 @@
 /*
- * test_dmarc_report.c -- lookup/dmarc_report.c: the aggregate report's
+ * test_dmarc_report.c -- common/dmarc_report.c: the aggregate report's
  * XML validated against RFC 7489 Appendix C's schema (regress/dmarc/
  * rua.xsd) by xmllint(1) from libxml2-utils, its escaping, the gzip
  * read back by gzip(1) (an independent implementation), and 7.2.1.1's
