@@ -33,6 +33,8 @@ enum ctl_cmd {
 	/* show queue as IMSG_CTL_QUEUE_ENTRY replies (smtpctl); the text
 	 * replies of CTL_SHOW_QUEUE stay for mailq */
 	CTL_SHOW_QUEUE_ENTRIES,
+	/* the DMARC aggregate reports of the rows so far, now */
+	CTL_DMARC_REPORT_NOW,
 };
 
 /*

@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "dmarc_rec.h"
 #include "proto.h"
 
 #define STR_OK(f)	(proto_valid_string((f), sizeof(f)) == 0)
@@ -91,6 +92,7 @@ proto_valid_lka_authcheck(const struct lka_authcheck *r)
 	uint32_t	i;
 
 	if (!STR_OK(r->from_domain) || !STR_OK(r->spf_domain) ||
+	    !STR_OK(r->mailfrom_domain) || !family_ok(&r->addr, 1) ||
 	    r->spf_result < 0 || r->spf_result > 6 ||
 	    r->nsigs > LKA_AUTH_SIGS)
 		return -1;
@@ -111,4 +113,10 @@ proto_valid_lka_authcheck_res(const struct lka_authcheck_res *r)
 		if (!STR_OK(r->dkim[i].why))
 			return -1;
 	return 0;
+}
+
+int
+proto_valid_queue_dmarc_record(const struct queue_dmarc_record *r)
+{
+	return dmarc_rec_valid(r);
 }

@@ -117,6 +117,9 @@ enum imsg_type {
 	IMSG_KEYS_DKIM_LIST,	/* struct keys_dkim_ident, one per key */
 	IMSG_KEYS_DKIM_LIST_END,
 
+	/* lookup -> queue: a row for the DMARC aggregate reports */
+	IMSG_QUEUE_DMARC_RECORD,	/* struct queue_dmarc_record */
+
 	IMSG_MAX
 };
 
@@ -248,6 +251,8 @@ struct lka_spf {
 struct lka_authcheck {
 	uint32_t		reqid;
 	uint32_t		serial;
+	struct sockaddr_storage	addr;		/* the client, for reports */
+	char			mailfrom_domain[256];	/* "" null sender */
 	char			from_domain[256];	/* "" when not one */
 	char			spf_domain[256];
 	int32_t			spf_result;		/* SPF_* */
@@ -273,6 +278,47 @@ int	proto_valid_lka_spf(const struct lka_spf *);
 int	proto_valid_lka_authcheck(const struct lka_authcheck *);
 int	proto_valid_lka_authcheck_res(const struct lka_authcheck_res *);
 
+/*
+ * lookup -> queue: one message DMARC evaluated (pass or fail) under a
+ * record with rua= mailto: URIs, when "dmarc reports" is on: a row of
+ * the next aggregate report (common/dmarc_rec.h, queue/dmarc_send.c).
+ * The mailboxes are the URIs lookup kept: those within the policy
+ * domain's organizational domain (RFC 7489 7.1; the others are skipped
+ * with a log line).  Codes: common/dmarc_record.h's DMARC_POLICY_*,
+ * DMARC_ALIGN_*, DMARC_FO_*; common/dmarc_report.h's DMARC_RPT_*.
+ * Every string is a token (printable ASCII, no space): dmarc_rec_valid()
+ * says so, on both sides.
+ */
+#define QUEUE_DMARC_RUA		4	/* mailboxes kept per record */
+#define QUEUE_DMARC_DKIM	8	/* DMARC_MAX_DKIM */
+struct queue_dmarc_record {
+	struct sockaddr_storage	source;
+	char			policy_domain[256];
+	int32_t			p, sp, pct;	/* as published */
+	int32_t			adkim, aspf, fo;
+	int32_t			disposition;	/* DMARC_POLICY_* applied */
+	int32_t			dkim_pass;	/* aligned DKIM passed */
+	int32_t			spf_pass;	/* aligned SPF passed */
+	int32_t			sampled_out;	/* pct= spared it */
+	char			header_from[256];
+	char			envelope_from[256];	/* "" null sender */
+	char			spf_domain[256];
+	int32_t			spf_scope;	/* DMARC_RPT_SPF_* */
+	int32_t			spf_result;	/* DMARC_RPT_* */
+	uint32_t		ndkim;
+	struct {
+		char		domain[256];
+		char		selector[64];	/* "" none */
+		int32_t		result;		/* DMARC_RPT_* */
+	} dkim[QUEUE_DMARC_DKIM];
+	uint32_t		nrua;
+	struct {
+		char		addr[512];	/* user@domain */
+		uint64_t	maxsize;	/* "!10m": bytes; 0 none */
+	} rua[QUEUE_DMARC_RUA];
+};
+int	proto_valid_queue_dmarc_record(const struct queue_dmarc_record *);
+
 struct forward_req {
 	uint32_t	reqid;
 	uint32_t	status;		/* reply: PROTO_OK with fd, else why not */
@@ -292,6 +338,8 @@ struct queue_conf {
 	int64_t		retry_remote;
 	int32_t		max_inflight;
 	char		hostname[256];
+	char		dmarc_report_from[256];	/* "" reports off */
+	char		dmarc_report_org[256];
 };
 
 struct queue_etrn {

@@ -236,6 +236,9 @@ struct smtpd_config {
 	int		 ndnsbl;
 	int		 dnsbl_threshold;	/* "dnsbl ... threshold N" */
 	int		 dmarc_policy;		/* CONF_DMARC_* */
+	/* "dmarc reports from ADDRESS [org NAME]": "" = reports off */
+	char		 dmarc_report_from[256];
+	char		 dmarc_report_org[256];
 
 	TAILQ_HEAD(, table)	tables;
 	TAILQ_HEAD(pkilist, pki)	pkis;

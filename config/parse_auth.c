@@ -4,6 +4,7 @@
  *	dkim sign <table>
  *	dnsbl "zone[=pattern...][*weight]" ... [threshold N]
  *	dmarc policy enforce | quarantine | tag
+ *	dmarc reports from "ADDRESS" [org "NAME"]
  *
  * The table maps a signing domain to its keys, "selector:keyfile",
  * several separated by commas (an RSA and an Ed25519 key side by side):
@@ -19,6 +20,7 @@
 
 #include <stdio.h>
 
+#include "addr.h"
 #include "config.h"
 #include "parse.h"
 #include "lookup/dnsbl.h"
@@ -81,15 +83,62 @@ parse_dnsbl(struct parser *p, const char *keyword, int line)
 	return 0;
 }
 
+/*
+ * Aggregate reports are mail to third parties (the rua= addresses of
+ * the domains whose mail we check): off unless this names the sender.
+ * The address is the report's From: and <email>, and its domain our
+ * name in the reports (the file name, the Subject); the org name
+ * defaults to the host name.
+ */
+static int
+parse_dmarc_reports(struct parser *p, int line)
+{
+	struct smtpd_config	*conf = p->conf;
+	struct mailaddr		 a;
+	struct token		*t;
+	const char		*c;
+
+	if (conf->dmarc_report_from[0] != '\0')
+		return parse_error(p, line, "dmarc reports given twice");
+	if (!tok_is_keyword(tok_next(p), "from"))
+		return parse_error(p, line, "dmarc reports: from \"ADDRESS\" "
+		    "expected");
+	if (conf_get_value(p, "address after dmarc reports from", &t) == -1 ||
+	    conf_copy_value(p, t, conf->dmarc_report_from,
+	    sizeof(conf->dmarc_report_from), "address") == -1)
+		return -1;
+	if (addr_parse_mailbox(conf->dmarc_report_from, &a, 0) != 0 ||
+	    a.user[0] == '\0' || strchr(a.domain, '.') == NULL ||
+	    a.domain[0] == '[')
+		return parse_error(p, t->line, "dmarc reports from \"%s\": "
+		    "not a user@domain address", conf->dmarc_report_from);
+	if (!tok_is_keyword(tok_peek(p), "org"))
+		return 0;
+	tok_next(p);
+	if (conf_get_value(p, "name after org", &t) == -1 ||
+	    conf_copy_value(p, t, conf->dmarc_report_org,
+	    sizeof(conf->dmarc_report_org), "org name") == -1)
+		return -1;
+	/* it goes into the report's XML and the mail's text: ASCII */
+	for (c = conf->dmarc_report_org; *c != '\0'; c++)
+		if (*c < ' ' || *c > '~')
+			return parse_error(p, t->line, "dmarc reports org: "
+			    "printable ASCII only");
+	if (conf->dmarc_report_org[0] == '\0')
+		return parse_error(p, t->line, "dmarc reports org: empty");
+	return 0;
+}
+
 int
 parse_dmarc(struct parser *p, const char *keyword, int line)
 {
 	struct token	*t = tok_next(p);
 
 	(void)keyword;
-	(void)line;
+	if (tok_is_keyword(t, "reports"))
+		return parse_dmarc_reports(p, line);
 	if (!tok_is_keyword(t, "policy"))
-		return parse_unexpected(p, t, "policy after dmarc");
+		return parse_unexpected(p, t, "policy or reports after dmarc");
 	t = tok_next(p);
 	if (tok_is_keyword(t, "enforce"))
 		p->conf->dmarc_policy = CONF_DMARC_ENFORCE;

@@ -202,6 +202,7 @@ dmarc_done(void *arg, const struct dmarc_result *r)
 	a->res.dmarc_disposition = r->disposition;
 	snprintf(a->res.dmarc_domain, sizeof(a->res.dmarc_domain), "%s",
 	    r->domain);
+	dmarc_collect(&a->req, &a->res, r);
 	auth_reply(a);
 }
 

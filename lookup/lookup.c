@@ -182,6 +182,12 @@ lookup_parent_dispatch(struct mproc *p, struct imsg *m)
  * A worker that exits (after a reload, its generation retiring) closes
  * its channel; the others still need us, so that is no reason to go.
  */
+struct mproc *
+lookup_queue_channel(void)
+{
+	return &l_queue;
+}
+
 static void
 lookup_peer_closed(struct mproc *p)
 {

@@ -85,4 +85,17 @@ void	checks_dnsbl(struct mproc *, const struct lka_dnsbl *);
 void	checks_spf(struct mproc *, const struct lka_spf *);
 void	checks_authcheck(struct mproc *, const struct lka_authcheck *);
 
+/*
+ * dmarc_collect.c: at the end of checks_authcheck(), the message's row
+ * for the DMARC aggregate reports, sent to the queue when "dmarc
+ * reports" is on and the policy asks for them (proto.h,
+ * IMSG_QUEUE_DMARC_RECORD).
+ */
+struct lka_authcheck_res;
+struct dmarc_result;
+void	dmarc_collect(const struct lka_authcheck *,
+	    const struct lka_authcheck_res *, const struct dmarc_result *);
+/* lookup.c: the channel to the queue */
+struct mproc *lookup_queue_channel(void);
+
 #endif

@@ -48,7 +48,8 @@ usage(void)
 	    "  encrypt [password]       print a SHA-512-crypt hash\n"
 	    "  dkim keygen [-t rsa|ed25519] [-b bits] -d domain -s selector "
 	    "-o keyfile\n"
-	    "  check spf [-H] [-t seconds] IP HELO SENDER\n");
+	    "  check spf [-H] [-t seconds] IP HELO SENDER\n"
+	    "  dmarc report now\n");
 	exit(64);
 }
 
@@ -420,6 +421,9 @@ main(int argc, char **argv)
 			exit(64);
 		}
 		snprintf(req.arg, sizeof(req.arg), "%s", argv[2]);
+	} else if (strcmp(argv[0], "dmarc") == 0 && argc == 3 &&
+	    strcmp(argv[1], "report") == 0 && strcmp(argv[2], "now") == 0) {
+		req.cmd = CTL_DMARC_REPORT_NOW;
 	} else if (strcmp(argv[0], "log") == 0 && argc == 2) {
 		if (strcmp(argv[1], "verbose") == 0)
 			req.cmd = CTL_LOG_VERBOSE;

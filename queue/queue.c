@@ -17,6 +17,10 @@
  *	queue/.format		"2": every message in queue/ has a footer
  *	queue/.key		the key of the footers' macs
  *	corrupt/		envelopes that failed validation
+ *	dmarc/records		rows of the DMARC aggregate reports, one
+ *				line each (dmarc_send.c: best effort,
+ *				appended without fsync)
+ *	dmarc/sending		the rows being reported on right now
  *
  * One recipient is the common case, and its envelope travels in the
  * message file: one inode per message to create, sync and unlink, not
@@ -45,7 +49,7 @@
  * a worker's message up to the commit, and the group commit;
  * queue_sched.c the ready and waiting lists; queue_deliver.c the agents'
  * results and channels; queue_control.c smtpctl's requests; bounce.c the
- * DSNs.  queue_int.h is what they share, queue.h the queue's interface.
+ * DSNs; dmarc_send.c the DMARC aggregate reports.  queue_int.h is what they share, queue.h the queue's interface.
  */
 #include <sys/types.h>
 
@@ -80,6 +84,7 @@ int			 q_mtas_open[QUEUE_MAX_PEERS];
 int			 q_lookups_open[QUEUE_MAX_PEERS];
 struct mproc		*q_mta, *q_lookup;	/* the current ones */
 int			 dfd_incoming, dfd_queue, dfd_corrupt;
+int			 dfd_dmarc = -1;
 struct event		*ev_commit, *ev_sched;
 int			 inflight;
 int			 paused_mda, paused_mta;
@@ -161,6 +166,10 @@ static void
 queue_set_conf(const struct queue_conf *qc)
 {
 	if (proto_valid_string(qc->hostname, sizeof(qc->hostname)) == -1 ||
+	    proto_valid_string(qc->dmarc_report_from,
+	    sizeof(qc->dmarc_report_from)) == -1 ||
+	    proto_valid_string(qc->dmarc_report_org,
+	    sizeof(qc->dmarc_report_org)) == -1 ||
 	    qc->queue_ttl < 0 || qc->bounce_warn < 0 || qc->retry_local <= 0 ||
 	    qc->retry_remote <= 0 || qc->max_inflight <= 0)
 		fatalx("invalid queue settings from the parent");
@@ -170,6 +179,10 @@ queue_set_conf(const struct queue_conf *qc)
 	conf->retry_remote = qc->retry_remote;
 	conf->queue_max_inflight = qc->max_inflight;
 	snprintf(conf->hostname, sizeof(conf->hostname), "%s", qc->hostname);
+	snprintf(conf->dmarc_report_from, sizeof(conf->dmarc_report_from),
+	    "%s", qc->dmarc_report_from);
+	snprintf(conf->dmarc_report_org, sizeof(conf->dmarc_report_org),
+	    "%s", qc->dmarc_report_org);
 	mdachan_retire_all();
 }
 
@@ -237,6 +250,8 @@ queue_main(struct proc_fds *f)
 	    (dfd_queue = open("/queue", O_RDONLY | O_DIRECTORY)) == -1 ||
 	    (dfd_corrupt = open("/corrupt", O_RDONLY | O_DIRECTORY)) == -1)
 		fatal("spool layout");
+	if ((dfd_dmarc = open("/dmarc", O_RDONLY | O_DIRECTORY)) == -1)
+		log_warn("spool: dmarc/: no DMARC reports");
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	mproc_defer_turns();
@@ -255,6 +270,7 @@ queue_main(struct proc_fds *f)
 	ev_sched = evtimer_new(ev_base, on_sched_timer, NULL);
 	proc_on_term(queue_shutdown);
 	queue_schedule();
+	dmarc_send_init();
 	event_base_dispatch(ev_base);
 	exit(0);
 }

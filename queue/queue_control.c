@@ -375,6 +375,14 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 		queue_ctl_reply(p, req->reqid, 1, 0, "mta %s",
 		    paused_mta ? "paused" : "resumed");
 		break;
+	case CTL_DMARC_REPORT_NOW:
+		if ((n = dmarc_send_now()) == -1)
+			queue_ctl_reply(p, req->reqid, 1, 1, "DMARC reports "
+			    "are off or cannot be sent now (see the log)");
+		else
+			queue_ctl_reply(p, req->reqid, 1, 0, "DMARC reports "
+			    "for %d domains on their way", (int)n);
+		break;
 	default:
 		queue_ctl_reply(p, req->reqid, 1, 1, "unknown command");
 		break;

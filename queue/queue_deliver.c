@@ -270,18 +270,32 @@ queue_mta_dispatch(struct mproc *p, struct imsg *im)
 void
 queue_lookup_dispatch(struct mproc *p, struct imsg *im)
 {
-	struct lka_dest		d;
-	struct lka_result	r;
+	struct lka_dest			 d;
+	struct lka_result		 r;
+	struct queue_dmarc_record	*dr;
 
 	switch (im->hdr.type) {
 	case IMSG_LKA_RCPT_DEST:
 		PROTO_READ(p, im, &d, proto_valid_lka_dest);
-		bounce_lookup_dest(&d);
+		if (d.reqid & DMARC_SEND_REQID)
+			dmarc_send_lookup_dest(&d);
+		else
+			bounce_lookup_dest(&d);
 		break;
 	case IMSG_LKA_RCPT_RESULT:
 		PROTO_READ(p, im, &r, proto_valid_lka_result);
-		bounce_lookup_result(&r);
+		if (r.reqid & DMARC_SEND_REQID)
+			dmarc_send_lookup_result(&r);
+		else
+			bounce_lookup_result(&r);
 		queue_schedule();
+		break;
+	case IMSG_QUEUE_DMARC_RECORD:
+		if ((dr = malloc(sizeof(*dr))) == NULL)
+			fatal("malloc");
+		PROTO_READ(p, im, dr, proto_valid_queue_dmarc_record);
+		dmarc_send_record(dr);
+		free(dr);
 		break;
 	default:
 		fatalx("unexpected message %u from lookup", im->hdr.type);

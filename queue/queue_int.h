@@ -123,6 +123,7 @@ extern int		 q_mtas_open[QUEUE_MAX_PEERS];
 extern int		 q_lookups_open[QUEUE_MAX_PEERS];
 extern struct mproc	*q_mta, *q_lookup;
 extern int		 dfd_incoming, dfd_queue, dfd_corrupt;
+extern int		 dfd_dmarc;		/* -1: no reports */
 extern struct event	*ev_commit, *ev_sched;
 extern int		 inflight;
 extern int		 paused_mda, paused_mta;
@@ -174,6 +175,17 @@ void		queue_mta_closed(struct mproc *);
 void		queue_lookup_closed(struct mproc *);
 void		mdachan_retire_all(void);
 void		mdachan_add(struct imsg *);
+
+/*
+ * dmarc_send.c: the DMARC aggregate reports.  Their lookups use request
+ * ids with DMARC_SEND_REQID set (bounce.c's never reach it).
+ */
+#define DMARC_SEND_REQID	0x80000000U
+void		dmarc_send_init(void);
+void		dmarc_send_record(const struct queue_dmarc_record *);
+int		dmarc_send_now(void);
+void		dmarc_send_lookup_dest(const struct lka_dest *);
+void		dmarc_send_lookup_result(const struct lka_result *);
 
 /* queue_control.c: smtpctl's requests */
 void		queue_control_dispatch(struct mproc *, struct imsg *);

@@ -192,6 +192,9 @@ authcheck_send(struct session *s)
 		fatal("calloc");
 	r->reqid = s->id;
 	r->serial = tx->serial;
+	r->addr = s->ss;		/* for the DMARC reports */
+	snprintf(r->mailfrom_domain, sizeof(r->mailfrom_domain), "%s",
+	    tx->mailfrom.domain);
 	if ((from = dkim_msg_from_domain(tx->dkim)) != NULL)
 		snprintf(r->from_domain, sizeof(r->from_domain), "%s", from);
 	/* SPF's identity: MAIL FROM's domain, or the HELO name for <> */

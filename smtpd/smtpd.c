@@ -158,7 +158,8 @@ static void
 setup_spool(void)
 {
 	static const char *subdirs[] = {
-		"incoming", "queue", "corrupt", "offline", "purge", NULL
+		"incoming", "queue", "corrupt", "offline", "purge", "dmarc",
+		NULL
 	};
 	struct passwd	*pw;
 	char		 path[CONF_PATH_MAX + 32];
@@ -485,6 +486,10 @@ send_queue_conf(void)
 	qc.max_inflight = conf->queue_max_inflight > 0 ?
 	    conf->queue_max_inflight : 1000;
 	snprintf(qc.hostname, sizeof(qc.hostname), "%s", conf->hostname);
+	snprintf(qc.dmarc_report_from, sizeof(qc.dmarc_report_from), "%s",
+	    conf->dmarc_report_from);
+	snprintf(qc.dmarc_report_org, sizeof(qc.dmarc_report_org), "%s",
+	    conf->dmarc_report_org);
 	mproc_compose(&queue_child->mp, IMSG_QUEUE_CONF, 0, -1, &qc,
 	    sizeof(qc));
 }

@@ -1,0 +1,731 @@
+/*
+ * dmarc_send.c -- DMARC aggregate reports (RFC 7489 7.2), the queue's
+ * part: keeping the day's rows and mailing the reports.
+ *
+ * Lookup sends one row per message DMARC judged under a record that asks
+ * for reports (lookup/dmarc_collect.c; IMSG_QUEUE_DMARC_RECORD); each is
+ * appended as one line to dmarc/records in the spool (common/dmarc_rec.h
+ * says the line).  Once a UTC day ends -- at the first minute of the
+ * next, or at start-up when the file holds an earlier day's rows, or at
+ * once for `smtpctl dmarc report now' -- the file is renamed to
+ * dmarc/sending, read back, its rows grouped per policy domain (equal
+ * rows counted), and for each domain one report is built
+ * (common/dmarc_report.h) and mailed to each of its rua mailboxes: an
+ * ordinary message that lookup resolves and the queue delivers by the
+ * normal path, like a DSN (bounce.c).  Then dmarc/sending goes.
+ *
+ * Reports are best effort, and the durability says so: rows are
+ * appended without fsync (a crash may lose the last ones, and a torn
+ * last line is refused by its missing end marker); a crash after the
+ * rename and before the unlink mails those reports again at start-up
+ * (a duplicate, which receivers tolerate); a crash after the unlink
+ * loses reports whose messages were not committed yet.  The report
+ * messages themselves, once committed, are as durable as any mail.
+ *
+ * A report bigger than a URI's "!size" limit is not sent to that URI
+ * (RFC 7489 7.2.1.1: MUST NOT), with a log line.  Each report message
+ * has the configured address as its envelope sender, so a failed one
+ * bounces to whoever runs the reports.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "addr.h"
+#include "dmarc_rec.h"
+#include "dmarc_report.h"
+#include "log.h"
+#include "queue.h"
+#include "queue_int.h"
+#include "proc.h"
+#include "util.h"
+
+#define RECORDS_FILE		"records"
+#define SENDING_FILE		"sending"
+#define SEND_MAX_DESTS		16
+#define SEND_MAX_ROWS		100000	/* distinct rows in one run */
+#define SEND_FILE_MAX		(256 * 1024 * 1024)
+#define DAY			86400
+#define AFTER_MIDNIGHT		60	/* seconds into the new day */
+#define RETRY_SECS		30	/* no lookup channel yet */
+
+/* one report message, waiting for lookup to resolve its recipient */
+struct report {
+	TAILQ_ENTRY(report)	 entry;
+	uint32_t		 reqid;
+	struct mailaddr		 rcpt;
+	char			 policy_domain[DMARC_DOMAIN_MAX];
+	char			*text;
+	size_t			 len;
+	struct lka_dest		 dests[SEND_MAX_DESTS];
+	size_t			 ndests;
+};
+
+/* one policy domain's rows of a run */
+struct domain_rows {
+	char				 name[DMARC_DOMAIN_MAX];
+	struct queue_dmarc_record	 last;	/* policy and rua: newest */
+	struct dmarc_report_row		*rows;
+	size_t				 nrow, cap;
+	int64_t				 begin;
+};
+
+static TAILQ_HEAD(, report) reports = TAILQ_HEAD_INITIALIZER(reports);
+static uint32_t		 next_reqid;
+static int		 records_fd = -1;
+static struct event	*ev_day;
+
+static void	on_day_timer(evutil_socket_t, short, void *);
+
+/* ---- recording ---- */
+
+void
+dmarc_send_record(const struct queue_dmarc_record *r)
+{
+	char	 line[DMARC_REC_LINE_MAX];
+	int	 n;
+
+	if (conf->dmarc_report_from[0] == '\0' || dfd_dmarc == -1)
+		return;
+	if ((n = dmarc_rec_format(r, (int64_t)time(NULL), line,
+	    sizeof(line))) == -1) {
+		log_warnx("dmarc: a report row for %s that cannot be written",
+		    r->policy_domain);
+		return;
+	}
+	if (records_fd == -1 && (records_fd = openat(dfd_dmarc, RECORDS_FILE,
+	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		log_warn("dmarc: open dmarc/%s", RECORDS_FILE);
+		return;
+	}
+	/* O_APPEND: one write per line, so lines never interleave */
+	if (write(records_fd, line, (size_t)n) != n)
+		log_warn("dmarc: append to dmarc/%s", RECORDS_FILE);
+}
+
+/* ---- grouping the rows ---- */
+
+static void
+row_of(const struct queue_dmarc_record *r, struct dmarc_report_row *w)
+{
+	uint32_t	i;
+
+	memset(w, 0, sizeof(*w));
+	w->source_ip = r->source;
+	w->count = 1;
+	w->disposition = r->disposition;
+	w->dkim_pass = r->dkim_pass;
+	w->spf_pass = r->spf_pass;
+	w->sampled_out = r->sampled_out;
+	snprintf(w->header_from, sizeof(w->header_from), "%s",
+	    r->header_from);
+	snprintf(w->envelope_from, sizeof(w->envelope_from), "%s",
+	    r->envelope_from);
+	for (i = 0; i < r->ndkim && i < DMARC_MAX_DKIM; i++) {
+		snprintf(w->dkim[i].domain, sizeof(w->dkim[i].domain), "%s",
+		    r->dkim[i].domain);
+		snprintf(w->dkim[i].selector, sizeof(w->dkim[i].selector),
+		    "%s", r->dkim[i].selector);
+		w->dkim[i].result = r->dkim[i].result;
+	}
+	w->ndkim = i;
+	snprintf(w->spf_domain, sizeof(w->spf_domain), "%s", r->spf_domain);
+	w->spf_scope = r->spf_scope;
+	w->spf_result = r->spf_result;
+}
+
+/* equal but for the count (rows are zeroed before they are filled) */
+static int
+row_same(const struct dmarc_report_row *a, const struct dmarc_report_row *b)
+{
+	struct dmarc_report_row	x = *a, y = *b;
+
+	x.count = y.count = 0;
+	return memcmp(&x, &y, sizeof(x)) == 0;
+}
+
+static int
+add_row(struct domain_rows *d, const struct dmarc_report_row *w,
+    size_t *total)
+{
+	struct dmarc_report_row	*n;
+	size_t			 i;
+
+	for (i = 0; i < d->nrow; i++)
+		if (row_same(&d->rows[i], w)) {
+			d->rows[i].count++;
+			return 0;
+		}
+	if (*total >= SEND_MAX_ROWS)
+		return -1;
+	if (d->nrow == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+
+		if ((n = reallocarray(d->rows, cap, sizeof(*n))) == NULL)
+			return -1;
+		d->rows = n;
+		d->cap = cap;
+	}
+	d->rows[d->nrow++] = *w;
+	(*total)++;
+	return 0;
+}
+
+/* the file's rows by policy domain; *ndom of them, or NULL */
+static struct domain_rows *
+read_rows(int fd, size_t *ndom)
+{
+	struct domain_rows		*doms = NULL, *d, *nd;
+	struct queue_dmarc_record	*r;
+	struct dmarc_report_row		 w;
+	struct stat			 st;
+	char				*buf, *p, *nl;
+	size_t				 n = 0, i, total = 0, bad = 0;
+	ssize_t				 got;
+	int64_t				 when;
+	off_t				 off = 0;
+
+	*ndom = 0;
+	if (fstat(fd, &st) == -1 || st.st_size > SEND_FILE_MAX) {
+		log_warnx("dmarc: dmarc/%s unreadable or too big",
+		    SENDING_FILE);
+		return NULL;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL ||
+	    (r = malloc(sizeof(*r))) == NULL) {
+		free(buf);
+		return NULL;
+	}
+	while (off < st.st_size) {
+		got = read(fd, buf + off, (size_t)(st.st_size - off));
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		off += got;
+	}
+	buf[off] = '\0';
+	for (p = buf; p < buf + off; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(buf + off - p))) == NULL)
+			nl = buf + off;		/* torn: refused below */
+		if (dmarc_rec_parse(p, (size_t)(nl - p), r, &when) == -1) {
+			bad++;
+			continue;
+		}
+		for (i = 0; i < n; i++)
+			if (strcmp(doms[i].name, r->policy_domain) == 0)
+				break;
+		if (i == n) {
+			if ((nd = reallocarray(doms, n + 1,
+			    sizeof(*nd))) == NULL) {
+				bad++;
+				continue;
+			}
+			doms = nd;
+			memset(&doms[n], 0, sizeof(doms[n]));
+			snprintf(doms[n].name, sizeof(doms[n].name), "%s",
+			    r->policy_domain);
+			doms[n].begin = when;
+			n++;
+		}
+		d = &doms[i];
+		d->last = *r;
+		if (when < d->begin)
+			d->begin = when;
+		row_of(r, &w);
+		if (add_row(d, &w, &total) == -1)
+			bad++;
+	}
+	if (bad)
+		log_warnx("dmarc: %zu report rows unreadable or over the "
+		    "limit, skipped", bad);
+	free(r);
+	free(buf);
+	*ndom = n;
+	return doms;
+}
+
+/* ---- the message ---- */
+
+static void
+format_date(time_t t, char *buf, size_t len)
+{
+	struct tm	tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+/* RFC 2045 base64, lines of 76 */
+static void
+add_base64(struct evbuffer *out, const unsigned char *p, size_t len)
+{
+	static const char	 b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char			 line[80];
+	size_t			 i, n = 0;
+	uint32_t		 v;
+
+	for (i = 0; i < len; i += 3) {
+		v = (uint32_t)p[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		line[n++] = b64[(v >> 18) & 63];
+		line[n++] = b64[(v >> 12) & 63];
+		line[n++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+		line[n++] = i + 2 < len ? b64[v & 63] : '=';
+		if (n == 76) {
+			line[n++] = '\n';
+			evbuffer_add(out, line, n);
+			n = 0;
+		}
+	}
+	if (n > 0) {
+		line[n++] = '\n';
+		evbuffer_add(out, line, n);
+	}
+}
+
+/* a quoted-string of printable ASCII (the org name, from the config) */
+static void
+add_quoted(struct evbuffer *out, const char *s)
+{
+	evbuffer_add(out, "\"", 1);
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			evbuffer_add(out, "\\", 1);
+		evbuffer_add(out, s, 1);
+	}
+	evbuffer_add(out, "\"", 1);
+}
+
+/*
+ * The whole message, To: rcpt: the text before and after the place of
+ * the To: header is the same for each rua of a domain, so it is built
+ * once (head and body) and joined here.
+ */
+static char *
+join_message(const char *head, const char *rcpt, const char *body,
+    size_t *len)
+{
+	size_t	 hl = strlen(head), rl = strlen(rcpt), bl = strlen(body);
+	char	*m;
+
+	*len = hl + 5 + rl + 2 + bl;
+	if ((m = malloc(*len + 1)) == NULL)
+		return NULL;
+	memcpy(m, head, hl);
+	memcpy(m + hl, "To: <", 5);
+	memcpy(m + hl + 5, rcpt, rl);
+	memcpy(m + hl + 5 + rl, ">\n", 2);
+	memcpy(m + hl + 5 + rl + 2, body, bl);
+	m[*len] = '\0';
+	return m;
+}
+
+static char *
+evbuffer_string(struct evbuffer *b)
+{
+	size_t	 n = evbuffer_get_length(b);
+	char	*s;
+
+	if ((s = malloc(n + 1)) == NULL)
+		return NULL;
+	if (evbuffer_remove(b, s, n) != (int)n) {
+		free(s);
+		return NULL;
+	}
+	s[n] = '\0';
+	return s;
+}
+
+/* the report's head (without To:) and body; 0 or -1 */
+static int
+build_report(const struct domain_rows *d, time_t end, char **head,
+    char **body)
+{
+	struct dmarc_report_meta	 m;
+	struct dmarc_record		 rec;
+	struct evbuffer			*h = NULL, *b = NULL;
+	unsigned char			*gz = NULL;
+	char				*xml = NULL, *at;
+	char				 id[64], fname[1024], subj[1024];
+	char				 date[64], boundary[128];
+	char				 b1[32], b2[32];
+	size_t				 xlen, gzlen;
+	int				 rc = -1;
+
+	*head = *body = NULL;
+	memset(&m, 0, sizeof(m));
+	m.org_name = conf->dmarc_report_org[0] ? conf->dmarc_report_org :
+	    conf->hostname;
+	m.email = conf->dmarc_report_from;
+	if ((at = strrchr(conf->dmarc_report_from, '@')) == NULL)
+		return -1;
+	m.receiver = at + 1;
+	snprintf(id, sizeof(id), "%lld.%08x", (long long)end, queue_random());
+	m.report_id = id;
+	m.begin = (time_t)d->begin;
+	m.end = end;
+	memset(&rec, 0, sizeof(rec));
+	rec.policy = d->last.p;
+	rec.subpolicy = d->last.sp;
+	rec.pct = d->last.pct;
+	rec.adkim = d->last.adkim;
+	rec.aspf = d->last.aspf;
+	rec.fo = d->last.fo;
+	if ((xml = dmarc_report_xml(&m, d->name, &rec, d->rows, d->nrow,
+	    &xlen)) == NULL ||
+	    (gz = dmarc_report_gzip(xml, xlen, &gzlen)) == NULL ||
+	    dmarc_report_filename(&m, d->name, NULL, fname,
+	    sizeof(fname)) == -1 ||
+	    dmarc_report_subject(&m, d->name, subj, sizeof(subj)) == -1 ||
+	    (h = evbuffer_new()) == NULL || (b = evbuffer_new()) == NULL)
+		goto done;
+	format_date(end, date, sizeof(date));
+	snprintf(boundary, sizeof(boundary), "=_dmarc_%s", id);
+	evbuffer_add_printf(h, "From: ");
+	add_quoted(h, m.org_name);
+	evbuffer_add_printf(h, " <%s>\n", m.email);
+	evbuffer_add_printf(b,
+	    "Subject: %s\n"
+	    "Date: %s\n"
+	    "Message-ID: <%s@%s>\n"
+	    "Auto-Submitted: auto-generated\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: multipart/mixed; boundary=\"%s\"\n"
+	    "\n"
+	    "This is a MIME-encapsulated message.\n"
+	    "\n"
+	    "--%s\n"
+	    "Content-Type: text/plain; charset=us-ascii\n"
+	    "\n"
+	    "This is a DMARC aggregate report (RFC 7489) from %s\n"
+	    "about mail from %s received by %s,\n"
+	    "from %s to %s (UTC seconds %lld to %lld).\n"
+	    "\n"
+	    "--%s\n"
+	    "Content-Type: application/gzip; name=\"%s\"\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "Content-Disposition: attachment; filename=\"%s\"\n"
+	    "\n",
+	    subj, date, id, m.receiver, boundary, boundary, m.email, d->name,
+	    conf->hostname, (format_date(m.begin, b1, sizeof(b1)), b1),
+	    (format_date(m.end, b2, sizeof(b2)), b2),
+	    (long long)m.begin, (long long)m.end, boundary, fname, fname);
+	add_base64(b, gz, gzlen);
+	evbuffer_add_printf(b, "\n--%s--\n", boundary);
+	if ((*head = evbuffer_string(h)) == NULL ||
+	    (*body = evbuffer_string(b)) == NULL) {
+		free(*head);
+		*head = NULL;
+		goto done;
+	}
+	rc = 0;
+done:
+	if (h != NULL)
+		evbuffer_free(h);
+	if (b != NULL)
+		evbuffer_free(b);
+	free(xml);
+	free(gz);
+	return rc;
+}
+
+/* ---- sending ---- */
+
+static void
+report_free(struct report *r)
+{
+	free(r->text);
+	free(r);
+}
+
+/* one message per rua mailbox; lookup resolves each */
+static void
+send_domain(const struct domain_rows *d, time_t end)
+{
+	struct lka_rcpt_req	 req;
+	struct mailaddr		 from;
+	struct report		*r;
+	char			*head, *body;
+	uint32_t		 i;
+
+	if (build_report(d, end, &head, &body) == -1) {
+		log_warnx("dmarc: cannot build the report for %s", d->name);
+		return;
+	}
+	if (addr_parse_mailbox(conf->dmarc_report_from, &from, 0) != 0) {
+		log_warnx("dmarc: reports from %s: not an address",
+		    conf->dmarc_report_from);
+		goto done;
+	}
+	for (i = 0; i < d->last.nrua; i++) {
+		if ((r = calloc(1, sizeof(*r))) == NULL) {
+			log_warn("dmarc: report for %s", d->name);
+			break;
+		}
+		snprintf(r->policy_domain, sizeof(r->policy_domain), "%s",
+		    d->name);
+		if (addr_parse_mailbox(d->last.rua[i].addr, &r->rcpt, 0) !=
+		    0 || (r->text = join_message(head, d->last.rua[i].addr,
+		    body, &r->len)) == NULL) {
+			log_warnx("dmarc: report for %s to %s: bad address "
+			    "or out of memory", d->name, d->last.rua[i].addr);
+			report_free(r);
+			continue;
+		}
+		if (d->last.rua[i].maxsize != 0 &&
+		    r->len > d->last.rua[i].maxsize) {
+			log_info("dmarc: report for %s to %s not sent: %zu "
+			    "bytes, over its limit of %" PRIu64, d->name,
+			    d->last.rua[i].addr, r->len,
+			    d->last.rua[i].maxsize);
+			report_free(r);
+			continue;
+		}
+		r->reqid = DMARC_SEND_REQID | (++next_reqid & ~DMARC_SEND_REQID);
+		TAILQ_INSERT_TAIL(&reports, r, entry);
+		memset(&req, 0, sizeof(req));
+		req.reqid = r->reqid;
+		req.flags = SF_LOCAL;		/* from the local system */
+		snprintf(req.helo, sizeof(req.helo), "%s", conf->hostname);
+		req.mailfrom = from;
+		req.rcpt = r->rcpt;
+		queue_lookup_request(&req);
+	}
+done:
+	free(head);
+	free(body);
+}
+
+/*
+ * Report what dmarc/sending holds (what an earlier run left), or else
+ * what dmarc/records holds.  The number of domains reported on, or -1.
+ */
+int
+dmarc_send_now(void)
+{
+	struct domain_rows	*doms;
+	size_t			 ndom, i;
+	int			 fd;
+
+	if (dfd_dmarc == -1 || conf->dmarc_report_from[0] == '\0')
+		return -1;
+	if (q_lookup == NULL)
+		return -1;
+	if (faccessat(dfd_dmarc, SENDING_FILE, F_OK, 0) == -1) {
+		if (records_fd != -1) {
+			close(records_fd);
+			records_fd = -1;
+		}
+		if (renameat(dfd_dmarc, RECORDS_FILE, dfd_dmarc,
+		    SENDING_FILE) == -1) {
+			if (errno == ENOENT)
+				return 0;
+			log_warn("dmarc: rename dmarc/%s", RECORDS_FILE);
+			return -1;
+		}
+	}
+	if ((fd = openat(dfd_dmarc, SENDING_FILE, O_RDONLY | O_CLOEXEC)) ==
+	    -1) {
+		log_warn("dmarc: open dmarc/%s", SENDING_FILE);
+		return -1;
+	}
+	doms = read_rows(fd, &ndom);
+	close(fd);
+	for (i = 0; i < ndom; i++)
+		send_domain(&doms[i], time(NULL));
+	for (i = 0; i < ndom; i++)
+		free(doms[i].rows);
+	free(doms);
+	if (unlinkat(dfd_dmarc, SENDING_FILE, 0) == -1)
+		log_warn("dmarc: unlink dmarc/%s", SENDING_FILE);
+	log_info("dmarc: aggregate reports for %zu domains", ndom);
+	return (int)ndom;
+}
+
+static struct report *
+report_find(uint32_t reqid)
+{
+	struct report	*r;
+
+	TAILQ_FOREACH(r, &reports, entry)
+		if (r->reqid == reqid)
+			return r;
+	return NULL;
+}
+
+void
+dmarc_send_lookup_dest(const struct lka_dest *d)
+{
+	struct report	*r;
+
+	if ((r = report_find(d->reqid)) == NULL)
+		fatalx("lookup answered an unknown report request");
+	if (r->ndests < SEND_MAX_DESTS)
+		r->dests[r->ndests++] = *d;
+}
+
+static int
+write_all(int fd, const char *p, size_t len)
+{
+	ssize_t	n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return fsync(fd);
+}
+
+void
+dmarc_send_lookup_result(const struct lka_result *res)
+{
+	struct envelope	 evps[SEND_MAX_DESTS];
+	struct report	*r;
+	uint32_t	 msgid;
+	size_t		 i;
+	int		 fd;
+	char		 rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+
+	if ((r = report_find(res->reqid)) == NULL)
+		fatalx("lookup answered an unknown report request");
+	TAILQ_REMOVE(&reports, r, entry);
+	addr_to_string(&r->rcpt, rcpt, sizeof(rcpt));
+	if (res->status != PROTO_OK || r->ndests == 0) {
+		log_warnx("dmarc: report for %s to %s refused: %s",
+		    r->policy_domain, rcpt, res->reply);
+		goto done;
+	}
+	if (queue_message_create(&msgid, &fd) == -1) {
+		log_warnx("dmarc: cannot create the report for %s",
+		    r->policy_domain);
+		goto done;
+	}
+	if (write_all(fd, r->text, r->len) == -1) {
+		log_warn("dmarc: writing the report for %s",
+		    r->policy_domain);
+		close(fd);
+		queue_message_abort(msgid);
+		goto done;
+	}
+	close(fd);
+	memset(evps, 0, sizeof(evps));
+	for (i = 0; i < r->ndests; i++) {
+		struct envelope *n = &evps[i];
+
+		n->id = (uint64_t)msgid << 32;
+		n->ctime = time(NULL);
+		n->dest_type = r->dests[i].dest_type;
+		n->dest = r->dests[i].dest;
+		n->rcpt = r->rcpt;
+		if (addr_parse_mailbox(conf->dmarc_report_from, &n->sender,
+		    0) != 0)
+			memset(&n->sender, 0, sizeof(n->sender));
+		memcpy(n->action, r->dests[i].action, sizeof(n->action));
+		memcpy(n->user, r->dests[i].user, sizeof(n->user));
+		memcpy(n->path, r->dests[i].path, sizeof(n->path));
+		snprintf(n->helo, sizeof(n->helo), "%s", conf->hostname);
+		snprintf(n->client, sizeof(n->client), "local");
+	}
+	if (queue_message_commit(msgid, evps, r->ndests) == -1) {
+		log_warnx("dmarc: cannot queue the report for %s",
+		    r->policy_domain);
+		goto done;
+	}
+	log_info("%08x: DMARC report for %s to %s queued", msgid,
+	    r->policy_domain, rcpt);
+done:
+	report_free(r);
+}
+
+/* ---- when ---- */
+
+/* the first row's time in dmarc/records, or -1 */
+static int64_t
+records_first(void)
+{
+	struct queue_dmarc_record	*r;
+	char				 line[DMARC_REC_LINE_MAX];
+	ssize_t				 n;
+	int64_t				 when = -1;
+	char				*nl;
+	int				 fd;
+
+	if ((fd = openat(dfd_dmarc, RECORDS_FILE, O_RDONLY | O_CLOEXEC)) ==
+	    -1)
+		return -1;
+	n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	if (n <= 0 || (nl = memchr(line, '\n', (size_t)n)) == NULL)
+		return -1;
+	if ((r = malloc(sizeof(*r))) == NULL)
+		return -1;
+	if (dmarc_rec_parse(line, (size_t)(nl - line), r, &when) == -1)
+		when = -1;
+	free(r);
+	return when;
+}
+
+static void
+arm(time_t secs)
+{
+	struct timeval	tv = { secs, 0 };
+
+	evtimer_add(ev_day, &tv);
+}
+
+/*
+ * At start-up (once lookup is there) and then a minute into each UTC
+ * day: report when a run was left half done or the rows are from a day
+ * that has ended.
+ */
+static void
+on_day_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	time_t	now = time(NULL);
+	int64_t	first;
+
+	if (conf->dmarc_report_from[0] == '\0') {
+		arm(DAY - now % DAY + AFTER_MIDNIGHT);
+		return;
+	}
+	if (q_lookup == NULL) {
+		arm(RETRY_SECS);
+		return;
+	}
+	first = records_first();
+	if (faccessat(dfd_dmarc, SENDING_FILE, F_OK, 0) == 0 ||
+	    (first >= 0 && first / DAY < (int64_t)now / DAY))
+		dmarc_send_now();
+	arm(DAY - now % DAY + AFTER_MIDNIGHT);
+}
+
+void
+dmarc_send_init(void)
+{
+	if (dfd_dmarc == -1)
+		return;
+	if ((ev_day = evtimer_new(ev_base, on_day_timer, NULL)) == NULL)
+		fatalx("evtimer_new");
+	arm(RETRY_SECS / 10);
+}
