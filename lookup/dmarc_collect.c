@@ -12,11 +12,13 @@
  *    the administrator's decision, never a default;
  *  - only pass and fail count (RFC 7489 7.2: none has no record to
  *    report to; a temperror was not judged);
- *  - only mailto: URIs whose domain has the policy domain's
- *    organizational domain.  The other ("external") ones need the
- *    verification record of RFC 7489 7.1, which we do not look up: they
- *    are skipped with a log line.  Mail to a domain that never asked for
- *    it is exactly what 7.1 exists to prevent.
+ *  - only mailto: URIs, and of those, the ones whose domain has the
+ *    policy domain's organizational domain, and the other ("external")
+ *    ones whose domain publishes the verification record of RFC 7489
+ *    7.1, looked up here on the event loop when the row is made (the
+ *    resolver caches it: one query per domain pair and TTL).  A URI that
+ *    fails is skipped for that row with a log line: mail to a domain
+ *    that never asked for it is exactly what 7.1 exists to prevent.
  * A row whose strings are not tokens (dmarc_rec.h: a From: domain or
  * selector with spaces or 8-bit bytes) is dropped with a log line; the
  * report's XML is ASCII-only anyway.
@@ -35,6 +37,7 @@
 #include "dmarc.h"
 #include "dmarc_rec.h"
 #include "dmarc_report.h"
+#include "dns.h"
 #include "log.h"
 #include "lookup.h"
 #include "mproc.h"
@@ -89,43 +92,146 @@ lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
-/* the rua mailboxes we may mail: within the policy's org domain */
-static void
-collect_rua(const struct dmarc_result *res, struct queue_dmarc_record *q)
-{
-	char		 addr[sizeof(q->rua[0].addr)];
-	char		 org[DMARC_DOMAIN_MAX], rorg[DMARC_DOMAIN_MAX];
-	const char	*at;
-	uint64_t	 maxsize;
-	size_t		 i;
+/*
+ * One message's row while the external rua mailboxes are verified: each
+ * candidate's verdict lands in ok[], and the row goes to the queue when
+ * the last answer is in (in the record's order of URIs).
+ */
+struct collect {
+	struct queue_dmarc_record	 q;
+	size_t				 ncand, pending;
+	struct {
+		char			 addr[512];	/* as rua[].addr */
+		uint64_t		 maxsize;
+		int			 ok;
+	} cand[DMARC_MAX_URI];
+};
 
-	if (dmarc_org_domain(res->policy_domain, org, sizeof(org)) == -1)
-		return;
-	for (i = 0; i < res->record.nrua && q->nrua < QUEUE_DMARC_RUA; i++) {
-		if (dmarc_uri_mailto(res->record.rua[i], addr, sizeof(addr),
-		    &maxsize) == -1)
-			continue;	/* not mailto: we only mail */
-		lower(addr);
-		if ((at = strrchr(addr, '@')) == NULL ||
-		    dmarc_org_domain(at + 1, rorg, sizeof(rorg)) == -1)
+struct verify_q {
+	struct collect	*c;
+	size_t		 i;
+};
+
+static void
+collect_finish(struct collect *c)
+{
+	struct queue_dmarc_record	*q = &c->q;
+	size_t				 i;
+
+	for (i = 0; i < c->ncand && q->nrua < QUEUE_DMARC_RUA; i++) {
+		if (!c->cand[i].ok)
 			continue;
-		if (strcmp(org, rorg) != 0) {
-			log_info("dmarc: %s: report address %s is outside "
-			    "%s, not used (no RFC 7489 7.1 verification)",
-			    res->policy_domain, addr, org);
-			continue;
-		}
 		snprintf(q->rua[q->nrua].addr, sizeof(q->rua[0].addr), "%s",
-		    addr);
-		q->rua[q->nrua].maxsize = maxsize;
+		    c->cand[i].addr);
+		q->rua[q->nrua].maxsize = c->cand[i].maxsize;
 		q->nrua++;
 	}
+	if (q->nrua == 0)
+		goto done;
+	if (dmarc_rec_valid(q) == -1) {
+		log_info("dmarc: %s: a report row that is not plain ASCII "
+		    "tokens, not recorded", q->policy_domain);
+		goto done;
+	}
+	mproc_compose(lookup_queue_channel(), IMSG_QUEUE_DMARC_RECORD, 0, -1,
+	    q, sizeof(*q));
+done:
+	free(c);
+}
+
+/*
+ * RFC 7489 7.1: the rua domain agrees to receive reports about the
+ * policy domain when <policy-domain>._report._dmarc.<rua-domain> has a
+ * TXT record that starts with "v=DMARC1".  No answer (NXDOMAIN, other
+ * records, a DNS failure) is no agreement: that URI is not used for
+ * this message.  A rua= in the answer (7.1's override) is not followed:
+ * we mail the address the policy named or nothing.
+ */
+static void
+verify_cb(void *arg, const struct dns_result *res)
+{
+	struct verify_q	*v = arg;
+	struct collect	*c = v->c;
+	const char	*txt;
+	size_t		 k;
+
+	if (res->status == DNS_OK)
+		for (k = 0; k < res->nrr; k++) {
+			if (res->rr[k].type != DNS_T_TXT)
+				continue;
+			txt = dns_rr_txt(res, &res->rr[k]);
+			if (res->rr[k].txtlen >= 8 &&
+			    strncmp(txt, "v=DMARC1", 8) == 0 &&
+			    (res->rr[k].txtlen == 8 || txt[8] == ';' ||
+			    txt[8] == ' ' || txt[8] == '\t')) {
+				c->cand[v->i].ok = 1;
+				break;
+			}
+		}
+	if (!c->cand[v->i].ok)
+		log_info("dmarc: %s: report address %s not used: its domain "
+		    "did not agree to receive the reports (RFC 7489 7.1%s)",
+		    c->q.policy_domain, c->cand[v->i].addr,
+		    res->status == DNS_TEMPFAIL ? ", DNS failure" : "");
+	free(v);
+	if (--c->pending == 0)
+		collect_finish(c);
+}
+
+/* the rua mailboxes: ours at once, external ones once verified */
+static void
+collect_rua(const struct dmarc_result *res, struct collect *c)
+{
+	struct verify_q	*v;
+	char		 org[DMARC_DOMAIN_MAX], rorg[DMARC_DOMAIN_MAX];
+	char		 name[2 * DMARC_DOMAIN_MAX + 32];
+	const char	*at;
+	size_t		 i;
+	int		 n;
+
+	c->pending = 1;		/* until every question is asked */
+	if (dmarc_org_domain(res->policy_domain, org, sizeof(org)) == -1)
+		goto out;
+	for (i = 0; i < res->record.nrua && c->ncand < DMARC_MAX_URI; i++) {
+		if (dmarc_uri_mailto(res->record.rua[i], c->cand[c->ncand].addr,
+		    sizeof(c->cand[0].addr), &c->cand[c->ncand].maxsize) == -1)
+			continue;	/* not mailto: we only mail */
+		lower(c->cand[c->ncand].addr);
+		at = strrchr(c->cand[c->ncand].addr, '@');
+		if (at == NULL || at[1] == '\0' ||
+		    dmarc_org_domain(at + 1, rorg, sizeof(rorg)) == -1)
+			continue;
+		if (strcmp(org, rorg) == 0) {
+			c->cand[c->ncand++].ok = 1;
+			continue;
+		}
+		n = snprintf(name, sizeof(name), "%s._report._dmarc.%s",
+		    res->policy_domain, at + 1);
+		if (n < 0 || n > 253) {
+			log_info("dmarc: %s: report address %s: verification "
+			    "name too long, not used", res->policy_domain,
+			    c->cand[c->ncand].addr);
+			continue;
+		}
+		if ((v = calloc(1, sizeof(*v))) == NULL) {
+			log_warn("dmarc: report address verification");
+			continue;
+		}
+		v->c = c;
+		v->i = c->ncand++;
+		c->pending++;
+		dns_query(name, DNS_T_TXT, DMARC_TIMEOUT, verify_cb, v);
+	}
+out:
+	if (--c->pending == 0)
+		collect_finish(c);
 }
 
 void
 dmarc_collect(const struct lka_authcheck *req,
     const struct lka_authcheck_res *ares, const struct dmarc_result *res)
 {
+	struct collect			*c;
 	struct queue_dmarc_record	*q;
 	const struct dmarc_record	*rec = &res->record;
 	uint32_t			 i;
@@ -134,18 +240,18 @@ dmarc_collect(const struct lka_authcheck *req,
 	    (res->result != DMARC_RESULT_PASS &&
 	    res->result != DMARC_RESULT_FAIL))
 		return;
-	if ((q = calloc(1, sizeof(*q))) == NULL) {
+	/* local submission has no source IP to report */
+	if (req->addr.ss_family != AF_INET && req->addr.ss_family != AF_INET6)
+		return;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_warn("dmarc: report row");
 		return;
 	}
-	collect_rua(res, q);
-	if (q->nrua == 0)
-		goto done;
+	q = &c->q;
 	q->source = req->addr;
-	if (q->source.ss_family != AF_INET && q->source.ss_family != AF_INET6)
-		goto done;		/* local submission: no source IP */
 	snprintf(q->policy_domain, sizeof(q->policy_domain), "%s",
 	    res->policy_domain);
+	lower(q->policy_domain);
 	q->p = rec->policy;
 	q->sp = rec->subpolicy;
 	q->pct = rec->pct;
@@ -177,13 +283,5 @@ dmarc_collect(const struct lka_authcheck *req,
 		q->dkim[q->ndkim].result = rpt_of_dkim(ares->dkim[i].result);
 		q->ndkim++;
 	}
-	if (dmarc_rec_valid(q) == -1) {
-		log_info("dmarc: %s: a report row that is not plain ASCII "
-		    "tokens, not recorded", res->policy_domain);
-		goto done;
-	}
-	mproc_compose(lookup_queue_channel(), IMSG_QUEUE_DMARC_RECORD, 0, -1,
-	    q, sizeof(*q));
-done:
-	free(q);
+	collect_rua(res, c);
 }
