@@ -512,6 +512,15 @@ done:
 	free(body);
 }
 
+/* a run left half done (fstatat: the queue's sandbox allows it) */
+static int
+sending_exists(void)
+{
+	struct stat	st;
+
+	return fstatat(dfd_dmarc, SENDING_FILE, &st, 0) == 0;
+}
+
 /*
  * Report what dmarc/sending holds (what an earlier run left), or else
  * what dmarc/records holds.  The number of domains reported on, or -1.
@@ -527,7 +536,7 @@ dmarc_send_now(void)
 		return -1;
 	if (q_lookup == NULL)
 		return -1;
-	if (faccessat(dfd_dmarc, SENDING_FILE, F_OK, 0) == -1) {
+	if (!sending_exists()) {
 		if (records_fd != -1) {
 			close(records_fd);
 			records_fd = -1;
@@ -714,7 +723,7 @@ on_day_timer(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	first = records_first();
-	if (faccessat(dfd_dmarc, SENDING_FILE, F_OK, 0) == 0 ||
+	if (sending_exists() ||
 	    (first >= 0 && first / DAY < (int64_t)now / DAY))
 		dmarc_send_now();
 	arm(DAY - now % DAY + AFTER_MIDNIGHT);
