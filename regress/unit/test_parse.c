@@ -365,6 +365,41 @@ test_resolver(void **state)
 	config_free(conf);
 }
 
+/* "dmarc reports from ADDRESS [org NAME]": off unless given */
+static void
+test_dmarc_reports(void **state)
+{
+	struct smtpd_config *conf;
+
+	(void)state;
+	conf = parse_ok("resolver 127.0.0.53\n");
+	assert_string_equal(conf->dmarc_report_from, "");
+	config_free(conf);
+
+	conf = parse_ok("dmarc reports from \"dmarc@mx.example.org\"\n");
+	assert_string_equal(conf->dmarc_report_from, "dmarc@mx.example.org");
+	assert_string_equal(conf->dmarc_report_org, "");
+	config_free(conf);
+
+	conf = parse_ok("dmarc policy tag\n"
+	    "dmarc reports from \"dmarc@example.org\" org \"Example, Inc.\"\n");
+	assert_string_equal(conf->dmarc_report_from, "dmarc@example.org");
+	assert_string_equal(conf->dmarc_report_org, "Example, Inc.");
+	config_free(conf);
+
+	expect_error("\ndmarc reports\n", 2, "dmarc reports: from");
+	expect_error("dmarc reports from \"nobody\"\n", 1,
+	    "dmarc reports from \"nobody\": not a user@domain");
+	expect_error("dmarc reports from \"a@localhost\"\n", 1,
+	    "dmarc reports from \"a@localhost\": not a user@domain");
+	expect_error("dmarc reports from \"a@b.example\" org \"\xc3\xa9\"\n", 1,
+	    "dmarc reports org: printable ASCII only");
+	expect_error("dmarc reports from \"a@b.example\"\n"
+	    "dmarc reports from \"c@b.example\"\n", 2,
+	    "dmarc reports given twice");
+	expect_error("dmarc sometimes\n", 1, "");
+}
+
 static void
 test_pki(void **state)
 {
@@ -1156,6 +1191,7 @@ main(void)
 	    cmocka_unit_test(test_parse_file),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_dmarc_reports),
 	    cmocka_unit_test(test_size),
 	    cmocka_unit_test(test_duration),
 	    cmocka_unit_test(test_forget_secrets),
