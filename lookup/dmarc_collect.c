@@ -277,8 +277,11 @@ dmarc_collect(const struct lka_authcheck *req,
 	    q->ndkim < QUEUE_DMARC_DKIM; i++) {
 		snprintf(q->dkim[q->ndkim].domain,
 		    sizeof(q->dkim[0].domain), "%s", req->sigs[i].d);
-		snprintf(q->dkim[q->ndkim].selector,
-		    sizeof(q->dkim[0].selector), "%s", req->sigs[i].s);
+		/* a selector longer than the report's field: left out */
+		if (strnlen(req->sigs[i].s, sizeof(req->sigs[i].s)) <
+		    sizeof(q->dkim[0].selector))
+			memcpy(q->dkim[q->ndkim].selector, req->sigs[i].s,
+			    strlen(req->sigs[i].s) + 1);
 		lower(q->dkim[q->ndkim].domain);
 		q->dkim[q->ndkim].result = rpt_of_dkim(ares->dkim[i].result);
 		q->ndkim++;
