@@ -35,8 +35,9 @@
 #   is dnsmasq on 127.0.0.1:$DNS_PORT, authoritative for client.test and
 #   bench.test (SPF ip4:127.0.0.0/8 -all, the DKIM key record,
 #   _dmarc p=reject; 127.0.0.1 is not listed, 127.0.0.2 is).  Each
-#   message is one pre-signed 1 KB message (smtp-source -F, so the size
-#   of the cell is not used), the same file for both columns.  Reported:
+#   message is one pre-signed 1 KB message (smtp-source -F; the size of
+#   the cell is not used, the file's is recorded), the same file for both
+#   columns.  Reported:
 #   checks-on as a % of checks-off (target >= 80 %).
 #
 # Results: regress/results/bench.jsonl (one JSON line per run) and a table.
@@ -94,30 +95,61 @@ EOF
 write_conf "$STATE/smtpd.conf" "" ""
 cp "$TOP/obj/bin/smtpd" "$STATE/smtpd"
 
-# run_posthaste LABEL SCENARIO HARNESS_SCENARIO CONF REP [SRC_OPTS]:
-# one run of the harness's "custom" server, recorded as LABEL/SCENARIO
+# run_posthaste LABEL SCENARIO HARNESS_SCENARIO CONF REP [MESSAGE]:
+# one run of the harness's "custom" server, recorded as LABEL/SCENARIO;
+# with MESSAGE, smtp-source sends that file (see with_message_file)
 run_posthaste() {
 	echo "== $2: $1, repetition $5" >&2
 	: > "$STATE/run.jsonl"
+	wrap=
+	[ -z "${6:-}" ] || wrap=with_message_file
 	START_CMD="$STATE/smtpd -d -f $4 \
 	    -P $STATE/smtpd.pid >$STATE/log 2>&1 &
 	    echo \$! > $STATE/pid" \
 	STOP_CMD="kill \$(cat $STATE/pid) 2>/dev/null; sleep 1" \
-	RESET_CMD="rm -rf $STATE/spool" SRC_OPTS="${6:-}" \
+	RESET_CMD="rm -rf $STATE/spool" SRC_OPTS="${6:+-F $6}" \
 	REPS=1 REP_BASE=$5 RESULTS=$STATE/run.jsonl \
-	PORT=$PORT "$BENCH_DIR/run.sh" custom "$3" || true
-	record "$1" "$2"
+	PORT=$PORT $wrap "$BENCH_DIR/run.sh" custom "$3" || true
+	record "$1" "$2" "${6:-}"
 }
 
-# record LABEL SCENARIO: $STATE/run.jsonl's runs go to $OUT.new under
-# these names (the harness knows them as "custom" and local or relay)
+# with_message_file COMMAND...: COMMAND where /usr/sbin/smtp-source
+# drops the "-l SIZE" the harness always gives it, as smtp-source refuses
+# -l with -F (a message file).  A bind mount in a mount namespace of its
+# own, so nothing else on the machine sees it; both columns of a scenario
+# go through it, so their ratio stays fair.
+with_message_file() {
+	cp /usr/sbin/smtp-source "$STATE/smtp-source.real"
+	cat > "$STATE/smtp-source-F" <<EOF
+#!/bin/sh
+skip=0
+for a do
+	shift
+	if [ \$skip = 1 ]; then skip=0; continue; fi
+	if [ "\$a" = -l ]; then skip=1; continue; fi
+	set -- "\$@" "\$a"
+done
+exec $STATE/smtp-source.real "\$@"
+EOF
+	chmod 755 "$STATE/smtp-source-F"
+	unshare -m --propagation private -- /bin/sh -c \
+	    'mount --bind "$0" /usr/sbin/smtp-source && exec "$@"' \
+	    "$STATE/smtp-source-F" "$@"
+}
+
+# record LABEL SCENARIO [MESSAGE]: $STATE/run.jsonl's runs go to $OUT.new
+# under these names (the harness knows them as "custom" and local or
+# relay), with MESSAGE's size as theirs
 record() {
-	/usr/bin/python3 - "$STATE/run.jsonl" "$1" "$2" >> "$OUT.new" <<'EOF'
-import json, sys
+	/usr/bin/python3 - "$STATE/run.jsonl" "$1" "$2" "${3:-}" \
+	    >> "$OUT.new" <<'EOF'
+import json, os, sys
 for l in open(sys.argv[1]):
     if l.strip():
         r = json.loads(l)
         r["server"], r["scenario"] = sys.argv[2], sys.argv[3]
+        if sys.argv[4]:
+            r["size"] = os.path.getsize(sys.argv[4])
         print(json.dumps(r))
 EOF
 }
@@ -199,8 +231,9 @@ run_pf_opendkim() {
 }
 
 # dns_start: dnsmasq on 127.0.0.1:$DNS_PORT, authoritative (local=) for
-# the bench's names, nothing forwarded; answers live 300 s (dnsmasq's
-# default for its own data is 0, which no real zone uses)
+# the bench's names and the reverse zone (127.0.0.1 is client.test both
+# ways), nothing forwarded; answers live 300 s (dnsmasq's default for
+# its own data is 0, which no real zone uses)
 DNS_PID=
 dns_start() {
 	{
@@ -213,7 +246,9 @@ no-hosts
 no-poll
 local=/client.test/
 local=/bench.test/
+local=/in-addr.arpa/
 local-ttl=300
+host-record=client.test,127.0.0.1
 txt-record=client.test,"v=spf1 ip4:127.0.0.0/8 -all"
 txt-record=_dmarc.client.test,"v=DMARC1; p=reject"
 host-record=2.0.0.127.bl.bench.test,127.0.0.2
@@ -293,11 +328,13 @@ smoke_wait_files() {
 		sleep 0.1
 	done
 }
-# smoke_send PORT RCPT [SMTP-SOURCE OPTIONS]: 3 messages
+# smoke_send PORT RCPT [MESSAGE]: 3 messages (generated ones, of 1 KB,
+# or the file MESSAGE)
 smoke_send() {
-	# shellcheck disable=SC2086
-	/usr/sbin/smtp-source -s 1 -m 3 -l 1024 -f loadgen@client.test \
-	    -t "$2" -M client.test ${3:-} "127.0.0.1:$1"
+	if [ -n "${3:-}" ]; then set -- "$1" "$2" -F "$3"
+	else set -- "$1" "$2" -l 1024; fi
+	/usr/sbin/smtp-source -s 1 -m 3 "$3" "$4" -f loadgen@client.test \
+	    -t "$2" -M client.test "127.0.0.1:$1"
 }
 smoke_posthaste_start() {
 	rm -rf "$STATE/spool"
@@ -327,15 +364,15 @@ smoke_dkim() {
 			PORT=10025 PROFILE=tuned SINK_PORT=10040 \
 			    POSTFIX_EXTRA="$PF_MILTER" "$OD/start.sh"
 			smoke_wait_port 10025
-			smoke_send 10025 user@relay.test
+			smoke_send 10025 user@relay.test || true
 			smoke_wait_files "$SM/$who" 3 || true
 			"$OD/stop.sh" ;;
 		*rsa)	smoke_posthaste_start "$STATE/dkim-rsa.conf"
-			smoke_send "$PORT" user@relay.test
+			smoke_send "$PORT" user@relay.test || true
 			smoke_wait_files "$SM/$who" 3 || true
 			smoke_posthaste_stop ;;
 		*)	smoke_posthaste_start "$STATE/dkim-ed25519.conf"
-			smoke_send "$PORT" user@relay.test
+			smoke_send "$PORT" user@relay.test || true
 			smoke_wait_files "$SM/$who" 3 || true
 			smoke_posthaste_stop ;;
 		esac
@@ -372,7 +409,7 @@ EOF
 smoke_checks() {
 	rm -rf /tmp/bench-home/benchuser/Maildir
 	smoke_posthaste_start "$1"
-	smoke_send "$PORT" benchuser@bench.test "-F $STATE/checks-msg.txt"
+	smoke_send "$PORT" benchuser@bench.test "$STATE/checks-msg.txt" || true
 	smoke_wait_files /tmp/bench-home/benchuser/Maildir/new 3 || true
 	smoke_posthaste_stop
 	for f in /tmp/bench-home/benchuser/Maildir/new/*; do
@@ -449,10 +486,10 @@ dnsbl \"bl.bench.test\""
 		while [ "$rep" -le "$REPS" ]; do
 			run_posthaste posthaste-checks-off checks local \
 			    "$STATE/checks-off.conf" "$rep" \
-			    "-F $STATE/checks-msg.txt"
+			    "$STATE/checks-msg.txt"
 			run_posthaste posthaste-checks-on checks local \
 			    "$STATE/checks-on.conf" "$rep" \
-			    "-F $STATE/checks-msg.txt"
+			    "$STATE/checks-msg.txt"
 			rep=$((rep + 1))
 		done
 		dns_stop
