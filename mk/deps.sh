@@ -27,7 +27,10 @@
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
 # benchmarks) must install it on purpose and stop its service.  Likewise no
-# other mail-transport-agent is pulled in here.
+# other mail-transport-agent is pulled in here, nor opendkim (the milter
+# daemon, not opendkim-tools): only "make bench SCENARIOS=dkim" runs it, as
+# Postfix's signer, and mk/bench.sh installs it itself (its service is
+# enabled by the package but never started: no init system runs here).
 
 set -u
 
