@@ -173,6 +173,11 @@ opendkim_setup() {
 	if ! [ -x /usr/sbin/opendkim ]; then
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 		    --no-install-recommends opendkim >/dev/null
+		# the package enables and starts its own instance: not ours
+		if [ -d /run/systemd/system ]; then
+			systemctl disable --now opendkim.service \
+			    >/dev/null 2>&1 || true
+		fi
 	fi
 	rm -rf "$OD"
 	mkdir -p "$OD"

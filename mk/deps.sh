@@ -29,8 +29,8 @@
 # benchmarks) must install it on purpose and stop its service.  Likewise no
 # other mail-transport-agent is pulled in here, nor opendkim (the milter
 # daemon, not opendkim-tools): only "make bench SCENARIOS=dkim" runs it, as
-# Postfix's signer, and mk/bench.sh installs it itself (its service is
-# enabled by the package but never started: no init system runs here).
+# Postfix's signer, and mk/bench.sh installs it itself and stops and
+# disables the service the package starts.
 
 set -u
 
