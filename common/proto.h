@@ -15,6 +15,7 @@
 
 #include "addr.h"
 #include "destmac.h"
+#include "dkim.h"
 #include "envelope.h"
 #include "imsg.h"
 #include "platform.h"
@@ -104,6 +105,11 @@ enum imsg_type {
 
 	/* smtp worker, mta -> keys: a private-key operation (keys_client.h) */
 	IMSG_KEYS_SIGN,		/* struct keys_sign_req -> keys_sign_res */
+	/* smtp worker -> lookup: the inbound checks (checks.c) */
+	IMSG_LKA_DNSBL,		/* struct lka_dnsbl (request and reply) */
+	IMSG_LKA_SPF,		/* struct lka_spf (request and reply) */
+	IMSG_LKA_AUTHCHECK,	/* struct lka_authcheck -> lka_authcheck_res */
+
 	/* parent -> keys: the DKIM signing keys (a new set replaces) */
 	IMSG_KEYS_DKIM_KEY,	/* struct keys_dkim_ident + key file fd */
 	IMSG_KEYS_DKIM_DONE,	/* the set is complete: use it */
@@ -208,6 +214,64 @@ struct lka_rdns {
 	uint32_t		fcrdns;		/* reply: forward-confirmed */
 	char			name[256];	/* reply: "" when none */
 };
+
+/*
+ * The inbound checks of a session (lookup/checks.c, smtp/smtp_checks.c).
+ * DNS lists at the connection; SPF from MAIL FROM on, answered while
+ * the client sends its recipients and data; DKIM verification and DMARC
+ * at the end of data.  Results are the RFC 8601 words' codes of
+ * lookup/spf.h (SPF_*), common/dkim.h (DKIM_*) and lookup/dmarc.h
+ * (DMARC_RESULT_*, DMARC_POLICY_*).
+ */
+struct lka_dnsbl {
+	uint32_t		reqid;
+	struct sockaddr_storage	addr;
+	int32_t			listed;		/* reply: 1 listed */
+	int32_t			score;
+	uint32_t		nfailed;	/* lists that did not answer */
+	char			lists[256];	/* reply: the lists that hit */
+};
+
+struct lka_spf {
+	uint32_t		reqid;
+	uint32_t		serial;		/* the transaction's */
+	struct sockaddr_storage	addr;
+	char			helo[256];
+	char			sender[512];	/* "" = the null sender */
+	int32_t			result;		/* reply: SPF_* */
+	char			domain[256];	/* reply */
+	char			mechanism[256];
+	char			explanation[512];
+};
+
+#define LKA_AUTH_SIGS	8		/* DKIM_MAX_SIGS */
+struct lka_authcheck {
+	uint32_t		reqid;
+	uint32_t		serial;
+	char			from_domain[256];	/* "" when not one */
+	char			spf_domain[256];
+	int32_t			spf_result;		/* SPF_* */
+	uint32_t		nsigs;
+	struct dkim_vsig	sigs[LKA_AUTH_SIGS];
+};
+
+struct lka_authcheck_res {
+	uint32_t		reqid;
+	uint32_t		serial;
+	uint32_t		nsigs;
+	struct {
+		int32_t		result;			/* DKIM_* */
+		char		why[96];
+	} dkim[LKA_AUTH_SIGS];
+	int32_t			dmarc_result;		/* DMARC_RESULT_* */
+	int32_t			dmarc_policy;		/* DMARC_POLICY_* */
+	int32_t			dmarc_disposition;	/* after pct */
+	char			dmarc_domain[256];
+};
+int	proto_valid_lka_dnsbl(const struct lka_dnsbl *);
+int	proto_valid_lka_spf(const struct lka_spf *);
+int	proto_valid_lka_authcheck(const struct lka_authcheck *);
+int	proto_valid_lka_authcheck_res(const struct lka_authcheck_res *);
 
 struct forward_req {
 	uint32_t	reqid;

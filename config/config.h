@@ -21,6 +21,11 @@
 #define CONF_PATH_MAX	1024	/* file names, templates, commands */
 #define CONF_HOST_MAX	256	/* host names */
 #define CONF_MAX_PKIS	64	/* each is a key the keys process holds */
+#define CONF_MAX_DNSBL	16	/* DNS lists: lookup/dnsbl.h DNSBL_MAX_LISTS */
+/* what a failed DMARC check with p=reject / p=quarantine does */
+#define CONF_DMARC_ENFORCE	0	/* 550 / quarantine (the default) */
+#define CONF_DMARC_QUARANTINE	1	/* quarantine both */
+#define CONF_DMARC_TAG		2	/* only the Authentication-Results */
 
 #define SMTPD_CONF_DEFAULT	"/etc/smtpd.conf"
 #define SMTPD_SPOOL_DEFAULT	"/var/spool/smtpd"
@@ -91,7 +96,17 @@ struct listener {
 	int			 senders_checked; /* "senders <table>" */
 	char			 senders_table[CONF_NAME_MAX];
 	int			 check_sender_domain; /* "check-sender-domain" */
+	int			 checks;	/* LISTEN_CHECKS_* */
 };
+/*
+ * The inbound checks (SPF, DKIM, DMARC, DNS lists): by default on mail
+ * from clients neither authenticated nor on this host (loopback, the
+ * local socket); "no-checks" turns them off on a listener, "checks
+ * all-clients" on for every client (a proxy or a test on loopback).
+ */
+#define LISTEN_CHECKS_DEFAULT		0
+#define LISTEN_CHECKS_NONE		1
+#define LISTEN_CHECKS_ALL_CLIENTS	2
 
 enum action_type {
 	ACTION_MAILDIR,		/* maildir ["template"] */
@@ -120,6 +135,8 @@ struct action {
 	char		 userbase_table[CONF_NAME_MAX];	/* "userbase <t>" */
 	char		 user[CONF_NAME_MAX];		/* "user NAME" */
 	int		 forward_file;		/* honour ~/.forward (default 1) */
+	int		 junk;			/* maildir: quarantined mail into
+						 * the .Junk folder */
 	/* relay */
 	char		 relay_host[CONF_PATH_MAX];	/* "host URL", "" = MX */
 	char		 relay_auth_table[CONF_NAME_MAX]; /* "auth <t>" */
@@ -215,6 +232,10 @@ struct smtpd_config {
 
 	/* mail authentication (parse_auth.c) */
 	char		 dkim_sign_table[CONF_NAME_MAX]; /* "dkim sign <t>" */
+	char		 dnsbl[CONF_MAX_DNSBL][CONF_HOST_MAX]; /* list specs */
+	int		 ndnsbl;
+	int		 dnsbl_threshold;	/* "dnsbl ... threshold N" */
+	int		 dmarc_policy;		/* CONF_DMARC_* */
 
 	TAILQ_HEAD(, table)	tables;
 	TAILQ_HEAD(pkilist, pki)	pkis;

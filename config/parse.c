@@ -974,6 +974,8 @@ static const struct {
     {"action", parse_action},
     {"bounce", parse_option},
     {"dkim", parse_dkim},
+    {"dmarc", parse_dmarc},
+    {"dnsbl", parse_dnsbl},
     {"hostname", parse_hostname_statement},
     {"listen", parse_listen},
     {"mailname", parse_hostname_statement},

@@ -321,6 +321,18 @@ parse_listen(struct parser *p, const char *keyword, int line)
 					  sizeof(tmpl.senders_table), 1,
 					  "<table> after senders") == -1)
 				return -1;
+		} else if (tok_is_keyword(t, "no-checks") ||
+			   tok_is_keyword(t, "checks")) {
+			if (tmpl.checks != LISTEN_CHECKS_DEFAULT)
+				return listen_option_twice(p, t);
+			tmpl.checks = LISTEN_CHECKS_NONE;
+			if (tok_is_keyword(t, "checks")) {
+				t = tok_next(p);
+				if (!tok_is_keyword(t, "all-clients"))
+					return parse_unexpected(p, t,
+					    "all-clients after checks");
+				tmpl.checks = LISTEN_CHECKS_ALL_CLIENTS;
+			}
 		} else if (tok_is_keyword(t, "check-sender-domain")) {
 			if (tmpl.check_sender_domain++)
 				return listen_option_twice(p, t);
@@ -378,7 +390,7 @@ parse_listen(struct parser *p, const char *keyword, int line)
  */
 
 static const char *const local_options[] = {
-    "alias", "virtual", "userbase", "user", "forward-file",
+    "alias", "virtual", "userbase", "user", "forward-file", "junk",
 };
 
 static int
@@ -558,6 +570,12 @@ parse_local_options(struct parser *p, struct action *a)
 						   "user %s: the daemon's own "
 						   "account never receives "
 						   "mail", a->user);
+		} else if (tok_is_keyword(t, "junk")) {
+			if (a->type != ACTION_MAILDIR)
+				return parse_error(p, t->line,
+				    "junk is only valid for a maildir action");
+			if (a->junk++)
+				return action_option_twice(p, t);
 		} else if (tok_is_keyword(t, "forward-file")) {
 			if (forward_set++)
 				return action_option_twice(p, t);

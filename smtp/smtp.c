@@ -350,6 +350,27 @@ smtp_lookup_dispatch(struct mproc *p, struct imsg *m)
 		PROTO_READ(p, m, &rdns, proto_valid_lka_rdns);
 		session_lookup_rdns(&rdns);
 		break;
+	case IMSG_LKA_DNSBL: {
+		struct lka_dnsbl bl;
+
+		PROTO_READ(p, m, &bl, proto_valid_lka_dnsbl);
+		smtp_checks_dnsbl_reply(&bl);
+		break;
+	}
+	case IMSG_LKA_SPF: {
+		struct lka_spf sp;
+
+		PROTO_READ(p, m, &sp, proto_valid_lka_spf);
+		smtp_checks_spf_reply(&sp);
+		break;
+	}
+	case IMSG_LKA_AUTHCHECK: {
+		struct lka_authcheck_res ar;
+
+		PROTO_READ(p, m, &ar, proto_valid_lka_authcheck_res);
+		smtp_checks_authcheck_reply(&ar);
+		break;
+	}
 	case IMSG_LKA_AUTH:
 		PROTO_READ(p, m, &r, proto_valid_lka_result);
 		if ((s = session_find(r.reqid)) != NULL)

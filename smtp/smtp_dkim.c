@@ -144,31 +144,13 @@ smtp_dkim_init(int fd)
 	have_keys = 1;
 }
 
-/* a client on this host: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104 */
-static int
-client_is_loopback(const struct sockaddr_storage *ss)
-{
-	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
-	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
-	const uint8_t			*a;
-
-	if (ss->ss_family == AF_INET)
-		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-	if (ss->ss_family != AF_INET6)
-		return 0;
-	a = sin6->sin6_addr.s6_addr;
-	if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
-		return 1;
-	return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && a[12] == 127;
-}
-
 int
 smtp_dkim_want_sign(const struct session *s)
 {
 	if (!have_keys || conf->dkim_sign_table[0] == '\0' || nidents == 0)
 		return 0;
 	return (s->flags & (SS_AUTH | SS_LOCAL)) ||
-	    client_is_loopback(&s->ss);
+	    smtp_client_is_loopback(&s->ss);
 }
 
 /* the keys of the From: domain, or of its nearest parent that has any */
@@ -201,7 +183,7 @@ smtp_dkim_sign(struct session *s, void (*done)(struct session *, int))
 	size_t				 n, i;
 	time_t				 now = time(NULL);
 
-	if (tx->dkim == NULL)
+	if (tx->dkim == NULL || !smtp_dkim_want_sign(s))
 		return 0;
 	dkim_msg_end(tx->dkim);
 	if ((domain = dkim_msg_from_domain(tx->dkim)) == NULL ||
