@@ -111,6 +111,19 @@ run_posthaste() {
 	REPS=1 REP_BASE=$5 RESULTS=$STATE/run.jsonl \
 	PORT=$PORT $wrap "$BENCH_DIR/run.sh" custom "$3" || true
 	record "$1" "$2" "${6:-}"
+	[ "$2" != checks ] || checks_seen "$1"
+}
+
+# checks_seen LABEL: say what the checks wrote in one delivered message
+# (a checks-on figure with no checks behind it would mean nothing)
+checks_seen() {
+	set -- "$1" /tmp/bench-home/benchuser/Maildir/new
+	f=$(find "$2" -type f 2>/dev/null | head -n 1)
+	[ -n "$f" ] || { echo "== $1: no message delivered" >&2; return 0; }
+	ar=$(awk '/^$/ { exit } /^Authentication-Results:/ { p = 1
+	    printf "%s", $0; next } p && /^[ \t]/ { printf " %s", $1
+	    next } { p = 0 }' "$f")
+	echo "== $1: first message: ${ar:-no Authentication-Results}" >&2
 }
 
 # with_message_file COMMAND...: COMMAND where /usr/sbin/smtp-source
