@@ -235,6 +235,8 @@ struct lka_dnsbl {
 struct lka_spf {
 	uint32_t		reqid;
 	uint32_t		serial;		/* the transaction's */
+	uint32_t		helo_only;	/* the HELO identity (RFC 7208
+						 * 2.3), not MAIL FROM */
 	struct sockaddr_storage	addr;
 	char			helo[256];
 	char			sender[512];	/* "" = the null sender */

@@ -14,8 +14,9 @@
  *    there yet, and a listed client gets 554 5.7.1 naming the lists and
  *    is disconnected.  Not on listeners that require AUTH (submission):
  *    users on listed dynamic addresses must still reach them;
- *  - SPF of MAIL FROM starts when MAIL is accepted and runs while the
- *    client sends its recipients and data;
+ *  - SPF of MAIL FROM (and of the HELO name, RFC 7208 2.3, reported
+ *    apart) starts when MAIL is accepted and runs while the client sends
+ *    its recipients and data;
  *  - the message is hashed while it is spooled (common/dkim.c, the same
  *    hasher as for signing); at the end of data lookup verifies each
  *    DKIM-Signature and evaluates DMARC with the SPF result.  A DMARC
@@ -159,6 +160,15 @@ smtp_checks_mail(struct session *s)
 	tx->spf.result = -1;		/* pending */
 	mproc_compose(&smtp_worker.lookup, IMSG_LKA_SPF, s->id, -1, &r,
 	    sizeof(r));
+	/* and the HELO identity (RFC 7208 2.3), when it is a name */
+	tx->spf_helo.result = SPF_NONE;
+	if (s->helo != NULL && s->helo[0] != '[' &&
+	    strchr(s->helo, '.') != NULL && r.sender[0] != '\0') {
+		r.helo_only = 1;
+		tx->spf_helo.result = -1;
+		mproc_compose(&smtp_worker.lookup, IMSG_LKA_SPF, s->id, -1,
+		    &r, sizeof(r));
+	}
 }
 
 static void	authcheck_send(struct session *);
@@ -171,8 +181,12 @@ smtp_checks_spf_reply(const struct lka_spf *r)
 	if ((s = session_find(r->reqid)) == NULL || s->tx == NULL ||
 	    s->tx->serial != r->serial || !s->tx->checks)
 		return;
-	s->tx->spf = *r;
-	if (s->tx->checks_waiting_spf) {
+	if (r->helo_only)
+		s->tx->spf_helo = *r;
+	else
+		s->tx->spf = *r;
+	if (s->tx->checks_waiting_spf && s->tx->spf.result != -1 &&
+	    s->tx->spf_helo.result != -1) {
 		s->tx->checks_waiting_spf = 0;
 		authcheck_send(s);
 	}
@@ -215,7 +229,7 @@ smtp_checks_end(struct session *s, void (*done)(struct session *, int))
 		return 0;
 	dkim_msg_end(tx->dkim);
 	tx->checks_done = done;
-	if (tx->spf.result == -1)
+	if (tx->spf.result == -1 || tx->spf_helo.result == -1)
 		tx->checks_waiting_spf = 1;	/* sent when SPF is in */
 	else
 		authcheck_send(s);
@@ -269,6 +283,10 @@ smtp_checks_authcheck_reply(const struct lka_authcheck_res *r)
 		sender[0] = '\0';
 	authres_spf(&ar, spf_result_name(tx->spf.result), sender,
 	    sender[0] == '\0' ? s->helo : NULL);
+	/* the HELO name's own result, when it was checked apart */
+	if (sender[0] != '\0' && tx->spf_helo.domain[0] != '\0')
+		authres_spf(&ar, spf_result_name(tx->spf_helo.result), NULL,
+		    s->helo);
 	for (i = 0; i < r->nsigs && i < dkim_msg_nsigs(tx->dkim); i++) {
 		v = dkim_msg_vsig(tx->dkim, i);
 		snprintf(b, sizeof(b), "%.8s", v->bprefix);

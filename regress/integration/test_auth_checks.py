@@ -59,6 +59,7 @@ def dkimpy():
 def zone(keytxt):
     return {
         "example.org": [("TXT", "v=spf1 ip4:127.0.0.1 -all")],
+        "client.checks.test": [("TXT", "v=spf1 a:other.test -all")],
         "_dmarc.example.org": [("TXT", "v=DMARC1; p=reject")],
         "sel._domainkey.example.org": [("TXT", keytxt)],
         "reject.test": [("TXT", "v=spf1 -all")],
@@ -150,6 +151,8 @@ def test_checks_results_and_policies():
         assert "spf=pass" in ours[0] and "dkim=pass" in ours[0] and \
             "dmarc=pass" in ours[0] and "header.d=example.org" in ours[0], \
             ours
+        # the HELO name checked apart (RFC 7208 2.3): not this client
+        assert "spf=fail smtp.helo=client.checks.test" in ours[0], ours
         assert any(a.startswith("other.example") for a in ar), ar
 
         # the body changed after signing: DKIM fails, SPF still aligns
