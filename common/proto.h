@@ -130,6 +130,8 @@ enum imsg_type {
 #define SF_AUTH		0x02
 #define SF_LOCAL	0x04	/* local submission (socket) */
 #define SF_SMTPUTF8	0x08
+#define SF_CHECKED	0x10	/* the inbound checks ran: spf is set */
+#define SF_DNSBL	0x20	/* the DNS lists listed the client */
 
 struct lka_rcpt_req {
 	uint32_t		reqid;
@@ -140,6 +142,7 @@ struct lka_rcpt_req {
 	char			authname[128];
 	struct mailaddr		mailfrom;
 	struct mailaddr		rcpt;
+	int32_t			spf;		/* SF_CHECKED: SPF_* */
 };
 
 struct lka_dest {

@@ -107,6 +107,14 @@ smtp_checks_gate(struct session *s)
 		s->flags |= SS_WAIT | SS_DNSBL;
 		return 1;
 	}
+	/* a rule asks SPF: the recipients wait for its result */
+	if (conf->rules_spf && s->tx != NULL && s->tx->checks &&
+	    s->tx->spf.result == -1 &&
+	    (s->state == S_MAIL || s->state == S_RCPT)) {
+		s->flags |= SS_WAIT | SS_DNSBL;
+		s->tx->checks_gated = 1;
+		return 1;
+	}
 	return 0;
 }
 
@@ -123,7 +131,11 @@ smtp_checks_dnsbl_reply(const struct lka_dnsbl *r)
 	if (r->nfailed > 0)
 		log_info("%08x: dnsbl: %u list(s) did not answer for %s",
 		    s->id, r->nfailed, s->addr);
-	if (r->listed) {
+	if (r->listed && conf->rules_dnsbl) {
+		/* the match rules decide ("dnsbl" criterion) */
+		log_info("%08x: dnsbl: %s listed by %s", s->id, s->addr,
+		    log_sanitize(r->lists, clean, sizeof(clean)));
+	} else if (r->listed) {
 		log_sanitize(r->lists, clean, sizeof(clean));
 		s->flags &= ~(SS_WAIT | SS_DNSBL);
 		session_reject_close(s, "CONNECT", "554 5.7.1 Service "
@@ -189,6 +201,11 @@ smtp_checks_spf_reply(const struct lka_spf *r)
 	    s->tx->spf_helo.result != -1) {
 		s->tx->checks_waiting_spf = 0;
 		authcheck_send(s);
+	} else if (s->tx->checks_gated && s->tx->spf.result != -1) {
+		/* the commands waiting for it go on (last: s may go) */
+		s->tx->checks_gated = 0;
+		s->flags &= ~(SS_WAIT | SS_DNSBL);
+		session_process(s);
 	}
 }
 

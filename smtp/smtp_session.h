@@ -113,6 +113,7 @@ struct txn {
 	uint32_t		 serial;	/* this transaction, for replies */
 	int			 checks;	/* they run on this message */
 	int			 checks_waiting_spf;
+	int			 checks_gated;	/* commands wait for SPF */
 	struct lka_spf		 spf;		/* result -1 while pending */
 	struct lka_spf		 spf_helo;	/* the HELO name's, likewise */
 	void			(*checks_done)(struct session *, int);
