@@ -80,7 +80,7 @@ proto_valid_lka_spf(const struct lka_spf *r)
 	if (!family_ok(&r->addr, 0) || !STR_OK(r->helo) ||
 	    !STR_OK(r->sender) || !STR_OK(r->domain) ||
 	    !STR_OK(r->mechanism) || !STR_OK(r->explanation) ||
-	    r->result < 0 || r->result > 6)
+	    r->result < 0 || r->result > 6 || r->helo_only > 1)
 		return -1;
 	return 0;
 }

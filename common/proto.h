@@ -130,6 +130,8 @@ enum imsg_type {
 #define SF_AUTH		0x02
 #define SF_LOCAL	0x04	/* local submission (socket) */
 #define SF_SMTPUTF8	0x08
+#define SF_CHECKED	0x10	/* the inbound checks ran: spf is set */
+#define SF_DNSBL	0x20	/* the DNS lists listed the client */
 
 struct lka_rcpt_req {
 	uint32_t		reqid;
@@ -140,6 +142,7 @@ struct lka_rcpt_req {
 	char			authname[128];
 	struct mailaddr		mailfrom;
 	struct mailaddr		rcpt;
+	int32_t			spf;		/* SF_CHECKED: SPF_* */
 };
 
 struct lka_dest {
@@ -235,6 +238,8 @@ struct lka_dnsbl {
 struct lka_spf {
 	uint32_t		reqid;
 	uint32_t		serial;		/* the transaction's */
+	uint32_t		helo_only;	/* the HELO identity (RFC 7208
+						 * 2.3), not MAIL FROM */
 	struct sockaddr_storage	addr;
 	char			helo[256];
 	char			sender[512];	/* "" = the null sender */

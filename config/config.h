@@ -187,10 +187,15 @@ struct match {
 	struct match_crit tls;		/* "tls": session is encrypted */
 	struct match_crit helo;		/* "helo <t>" */
 	struct match_crit tag;		/* "tag NAME": the listener's tag */
-	int		 reject;	/* "reject" instead of "action" */
+	struct match_crit spf;		/* "spf RESULT" of MAIL FROM */
+	struct match_crit dnsbl;	/* "dnsbl": the DNS lists listed it */
+	int		 reject;	/* MATCH_REJECT, MATCH_DEFER or 0 */
 	char		 action_name[CONF_NAME_MAX];
 	struct action	*action;	/* resolved at end of parse */
 };
+
+#define MATCH_REJECT	1		/* "reject": 550 5.7.1 */
+#define MATCH_DEFER	2		/* "defer": 451 4.7.1 */
 
 struct smtpd_config {
 	char		 path[CONF_PATH_MAX];	/* the file this came from */
@@ -236,6 +241,9 @@ struct smtpd_config {
 	int		 ndnsbl;
 	int		 dnsbl_threshold;	/* "dnsbl ... threshold N" */
 	int		 dmarc_policy;		/* CONF_DMARC_* */
+	int		 rules_spf;	/* a rule asks SPF: RCPT waits for it */
+	int		 rules_dnsbl;	/* a rule asks the lists: they do not
+					 * refuse at connect, the rules decide */
 
 	TAILQ_HEAD(, table)	tables;
 	TAILQ_HEAD(pkilist, pki)	pkis;

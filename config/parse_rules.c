@@ -663,7 +663,12 @@ parse_action(struct parser *p, const char *keyword, int line)
 
 static const char *const match_keywords[] = {
     "from", "for", "auth", "mail-from", "tls", "helo", "tag", "action",
-    "reject",
+    "reject", "defer", "spf", "dnsbl",
+};
+
+/* RFC 8601's SPF result words, the values of "spf" */
+static const char *const spf_words[] = {
+    "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror",
 };
 
 static int
@@ -810,14 +815,21 @@ parse_match(struct parser *p, const char *keyword, int line)
 			crit = &m->helo;
 		else if (tok_is_keyword(t, "tag"))
 			crit = &m->tag;
+		else if (tok_is_keyword(t, "spf"))
+			crit = &m->spf;
+		else if (tok_is_keyword(t, "dnsbl"))
+			crit = &m->dnsbl;
 		else if (negate)
 			return parse_unexpected(p, t, "criterion after \"!\"");
-		else if (tok_is_keyword(t, "action") || tok_is_keyword(t, "reject"))
+		else if (tok_is_keyword(t, "action") ||
+			 tok_is_keyword(t, "reject") ||
+			 tok_is_keyword(t, "defer"))
 			break;
 		else if (tok_is_end(t))
 			return parse_error(
 			    p, t->line,
-			    "match rule needs \"action NAME\" or \"reject\"");
+			    "match rule needs \"action NAME\", \"reject\" "
+			    "or \"defer\"");
 		else
 			return parse_syntax_error(p, t);
 
@@ -849,10 +861,31 @@ parse_match(struct parser *p, const char *keyword, int line)
 			if (get_crit(p, crit, 0,
 				     "<table> or name after tag") == -1)
 				return -1;
+		} else if (crit == &m->spf) {
+			size_t i;
+
+			t = tok_next(p);
+			for (i = 0; i < sizeof(spf_words) / sizeof(spf_words[0]);
+			     i++)
+				if (tok_is_keyword(t, spf_words[i]))
+					break;
+			if (i == sizeof(spf_words) / sizeof(spf_words[0]))
+				return parse_unexpected(p, t, "an SPF result "
+				    "(pass, fail, softfail, neutral, none, "
+				    "temperror, permerror) after spf");
+			snprintf(crit->value, sizeof(crit->value), "%zu", i);
+			p->conf->rules_spf = 1;
+		} else if (crit == &m->dnsbl) {
+			if (p->conf->ndnsbl == 0)
+				return parse_error(p, t->line, "dnsbl criterion "
+				    "without DNS lists: a \"dnsbl\" statement "
+				    "must come first");
+			p->conf->rules_dnsbl = 1;
 		}
 	}
-	if (tok_is_keyword(t, "reject")) {
-		m->reject = 1;
+	if (tok_is_keyword(t, "reject") || tok_is_keyword(t, "defer")) {
+		m->reject = tok_is_keyword(t, "reject") ? MATCH_REJECT :
+		    MATCH_DEFER;
 		return 0;
 	}
 	if (conf_get_string(p, m->action_name, sizeof(m->action_name),

@@ -135,7 +135,10 @@ checks_spf(struct mproc *p, const struct lka_spf *r)
 	snprintf(req.helo, sizeof(req.helo), "%s", r->helo);
 	snprintf(req.sender, sizeof(req.sender), "%s", r->sender);
 	snprintf(req.receiver, sizeof(req.receiver), "%s", conf->hostname);
-	(void)spf_check(&req, spf_done, q);
+	if (r->helo_only)
+		(void)spf_check_helo(&req, spf_done, q);
+	else
+		(void)spf_check(&req, spf_done, q);
 }
 
 /* ---- DKIM, then DMARC ---- */

@@ -14,8 +14,9 @@
  *    there yet, and a listed client gets 554 5.7.1 naming the lists and
  *    is disconnected.  Not on listeners that require AUTH (submission):
  *    users on listed dynamic addresses must still reach them;
- *  - SPF of MAIL FROM starts when MAIL is accepted and runs while the
- *    client sends its recipients and data;
+ *  - SPF of MAIL FROM (and of the HELO name, RFC 7208 2.3, reported
+ *    apart) starts when MAIL is accepted and runs while the client sends
+ *    its recipients and data;
  *  - the message is hashed while it is spooled (common/dkim.c, the same
  *    hasher as for signing); at the end of data lookup verifies each
  *    DKIM-Signature and evaluates DMARC with the SPF result.  A DMARC
@@ -106,6 +107,14 @@ smtp_checks_gate(struct session *s)
 		s->flags |= SS_WAIT | SS_DNSBL;
 		return 1;
 	}
+	/* a rule asks SPF: the recipients wait for its result */
+	if (conf->rules_spf && s->tx != NULL && s->tx->checks &&
+	    s->tx->spf.result == -1 &&
+	    (s->state == S_MAIL || s->state == S_RCPT)) {
+		s->flags |= SS_WAIT | SS_DNSBL;
+		s->tx->checks_gated = 1;
+		return 1;
+	}
 	return 0;
 }
 
@@ -122,7 +131,11 @@ smtp_checks_dnsbl_reply(const struct lka_dnsbl *r)
 	if (r->nfailed > 0)
 		log_info("%08x: dnsbl: %u list(s) did not answer for %s",
 		    s->id, r->nfailed, s->addr);
-	if (r->listed) {
+	if (r->listed && conf->rules_dnsbl) {
+		/* the match rules decide ("dnsbl" criterion) */
+		log_info("%08x: dnsbl: %s listed by %s", s->id, s->addr,
+		    log_sanitize(r->lists, clean, sizeof(clean)));
+	} else if (r->listed) {
 		log_sanitize(r->lists, clean, sizeof(clean));
 		s->flags &= ~(SS_WAIT | SS_DNSBL);
 		session_reject_close(s, "CONNECT", "554 5.7.1 Service "
@@ -159,6 +172,15 @@ smtp_checks_mail(struct session *s)
 	tx->spf.result = -1;		/* pending */
 	mproc_compose(&smtp_worker.lookup, IMSG_LKA_SPF, s->id, -1, &r,
 	    sizeof(r));
+	/* and the HELO identity (RFC 7208 2.3), when it is a name */
+	tx->spf_helo.result = SPF_NONE;
+	if (s->helo != NULL && s->helo[0] != '[' &&
+	    strchr(s->helo, '.') != NULL && r.sender[0] != '\0') {
+		r.helo_only = 1;
+		tx->spf_helo.result = -1;
+		mproc_compose(&smtp_worker.lookup, IMSG_LKA_SPF, s->id, -1,
+		    &r, sizeof(r));
+	}
 }
 
 static void	authcheck_send(struct session *);
@@ -171,10 +193,19 @@ smtp_checks_spf_reply(const struct lka_spf *r)
 	if ((s = session_find(r->reqid)) == NULL || s->tx == NULL ||
 	    s->tx->serial != r->serial || !s->tx->checks)
 		return;
-	s->tx->spf = *r;
-	if (s->tx->checks_waiting_spf) {
+	if (r->helo_only)
+		s->tx->spf_helo = *r;
+	else
+		s->tx->spf = *r;
+	if (s->tx->checks_waiting_spf && s->tx->spf.result != -1 &&
+	    s->tx->spf_helo.result != -1) {
 		s->tx->checks_waiting_spf = 0;
 		authcheck_send(s);
+	} else if (s->tx->checks_gated && s->tx->spf.result != -1) {
+		/* the commands waiting for it go on (last: s may go) */
+		s->tx->checks_gated = 0;
+		s->flags &= ~(SS_WAIT | SS_DNSBL);
+		session_process(s);
 	}
 }
 
@@ -215,7 +246,7 @@ smtp_checks_end(struct session *s, void (*done)(struct session *, int))
 		return 0;
 	dkim_msg_end(tx->dkim);
 	tx->checks_done = done;
-	if (tx->spf.result == -1)
+	if (tx->spf.result == -1 || tx->spf_helo.result == -1)
 		tx->checks_waiting_spf = 1;	/* sent when SPF is in */
 	else
 		authcheck_send(s);
@@ -269,6 +300,10 @@ smtp_checks_authcheck_reply(const struct lka_authcheck_res *r)
 		sender[0] = '\0';
 	authres_spf(&ar, spf_result_name(tx->spf.result), sender,
 	    sender[0] == '\0' ? s->helo : NULL);
+	/* the HELO name's own result, when it was checked apart */
+	if (sender[0] != '\0' && tx->spf_helo.domain[0] != '\0')
+		authres_spf(&ar, spf_result_name(tx->spf_helo.result), NULL,
+		    s->helo);
 	for (i = 0; i < r->nsigs && i < dkim_msg_nsigs(tx->dkim); i++) {
 		v = dkim_msg_vsig(tx->dkim, i);
 		snprintf(b, sizeof(b), "%.8s", v->bprefix);

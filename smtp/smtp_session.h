@@ -113,7 +113,9 @@ struct txn {
 	uint32_t		 serial;	/* this transaction, for replies */
 	int			 checks;	/* they run on this message */
 	int			 checks_waiting_spf;
+	int			 checks_gated;	/* commands wait for SPF */
 	struct lka_spf		 spf;		/* result -1 while pending */
+	struct lka_spf		 spf_helo;	/* the HELO name's, likewise */
 	void			(*checks_done)(struct session *, int);
 	char			 dmarc_domain[256];
 	/* an incoming Authentication-Results being held (smtp_data.c) */
