@@ -572,6 +572,6 @@ for key, by in sorted(cells.items()):
                      for r in ph if pfrep.get(r.get("rep"))
                      and r["delivered_per_s"]]
         print("%-7s %-14s %-20s %8s %-18s %8s %7s %7s %7s  %s" % (key[0],
-              "%d:%d:%d" % key[1:], base, a, srv or "-", b, ratio,
+              "%d:%d:%d" % key[1:], base, a or "-", srv or "-", b or "-", ratio,
               cpu(pf), cpu(ph), " ".join(pairs)))
 EOF
