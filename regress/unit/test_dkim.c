@@ -342,6 +342,15 @@ test_rfc8463(void **state)
 	assert_null(dkim_msg_from_domain(m));	/* two From: fields */
 	dkim_msg_free(m);
 	free(bad);
+	/*
+	 * A second To: above the signed one: h= names "to" once, and takes
+	 * the last instance (RFC 6376 5.4.2), so the signature holds (and
+	 * would not with the first instance taken)
+	 */
+	bad = replace(rfc8463_msg, "To: Suzie", "To: x@evil.test\nTo: Suzie");
+	assert_int_equal(verdict(bad, 1, rfc8463_rsa_key, RFC8463_NOW, &res),
+	    DKIM_PASS);
+	free(bad);
 	/* an unsigned field added: still good */
 	bad = replace(rfc8463_msg, "From: Joe", "X-Added: 1\nFrom: Joe");
 	assert_int_equal(verdict(bad, 1, rfc8463_rsa_key, RFC8463_NOW, &res),
