@@ -521,6 +521,10 @@ dkim_vsig_valid(const struct dkim_vsig *v)
 	    !terminated(v->bprefix, sizeof(v->bprefix)) ||
 	    !terminated(v->why, sizeof(v->why)))
 		return -1;
+	/* one that needs its key names it, and has an AUID */
+	if (v->status == DKIM_NONE && (v->d[0] == '\0' || v->s[0] == '\0' ||
+	    strchr(v->i, '@') == NULL))
+		return -1;
 	return 0;
 }
 

@@ -583,6 +583,42 @@ test_limits(void **state)
 	dkim_msg_free(m);
 }
 
+/* ---- what lookup checks of a vsig from a worker ---- */
+
+static void
+test_vsig_valid(void **state)
+{
+	struct dkim_msg		*m;
+	struct dkim_vsig	 v;
+	char			 name[300];
+
+	(void)state;
+	m = feed(rfc8463_msg, 0);
+	v = *dkim_msg_vsig(m, 0);
+	dkim_msg_free(m);
+	assert_int_equal(dkim_vsig_valid(&v), 0);
+	assert_int_equal(dkim_vsig_keyname(&v, name, sizeof(name)), 0);
+	assert_string_equal(name, "brisbane._domainkey.football.example.com");
+	assert_int_equal(dkim_vsig_keyname(&v, name, 10), -1);
+	memset(v.d, 'a', sizeof(v.d));
+	assert_int_equal(dkim_vsig_valid(&v), -1);
+	v.d[0] = '\0';
+	assert_int_equal(dkim_vsig_valid(&v), -1);	/* no domain */
+	v.d[0] = 'a';
+	v.d[1] = '\0';
+	assert_int_equal(dkim_vsig_valid(&v), 0);
+	v.i[0] = '\0';
+	assert_int_equal(dkim_vsig_valid(&v), -1);	/* no '@' */
+	v.status = DKIM_NEUTRAL;
+	assert_int_equal(dkim_vsig_valid(&v), 0);
+	v.status = 200;
+	assert_int_equal(dkim_vsig_valid(&v), -1);
+	v.status = DKIM_NONE;
+	v.i[0] = '@';
+	v.blen = sizeof(v.b) + 1;
+	assert_int_equal(dkim_vsig_valid(&v), -1);
+}
+
 /* ---- our own signatures ---- */
 
 static int
@@ -765,6 +801,7 @@ main(void)
 		cmocka_unit_test(test_rsa_sha1),
 		cmocka_unit_test(test_from_domain),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_vsig_valid),
 		cmocka_unit_test(test_sign_ed25519),
 		cmocka_unit_test(test_sign_rsa),
 		cmocka_unit_test(test_sign_refused),
