@@ -470,6 +470,19 @@ test_sig_checks(void **state)
 	    DKIM_NEUTRAL);
 	assert_int_equal(sig_verdict("s=brisbane;", "s=brisbane; s=x;",
 	    RFC8463_NOW, &res), DKIM_NEUTRAL);
+	/* key t=s: i= in a subdomain of d= is refused before any hash */
+	{
+		char	*msg = replace(rfc8463_msg, "i=@football.example.com",
+		    "i=joe@sub.football.example.com");
+
+		assert_int_equal(verdict(msg, 0, "k=ed25519; t=s; "
+		    "p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+		    RFC8463_NOW, &res), DKIM_PERMERROR);
+		/* without t=s it is allowed (and fails: the field changed) */
+		assert_int_equal(verdict(msg, 0, rfc8463_ed_key, RFC8463_NOW,
+		    &res), DKIM_FAIL);
+		free(msg);
+	}
 	/* t= in the future, x= in the past: policy (RFC 6376 3.5's MAY) */
 	assert_int_equal(verdict(rfc8463_msg, 0, rfc8463_ed_key,
 	    RFC8463_NOW - 3600, &res), DKIM_POLICY);
@@ -484,6 +497,50 @@ test_sig_checks(void **state)
 	/* x= still ahead: the field changed, so the signature fails */
 	assert_int_equal(sig_verdict("t=1528637909;", "t=1528637909; "
 	    "x=1528637999;", RFC8463_NOW, &res), DKIM_FAIL);
+}
+
+static void
+test_sig_parse(void **state)
+{
+	struct dkim_vsig	 v;
+	struct dkim_sigtags	 st;
+	const char		*s;
+
+	(void)state;
+	/* unknown tags are ignored (RFC 6376 3.2), names are lowered */
+	s = " v=1; a=ed25519-sha256; d=Example.ORG; s=Sel; zz=what ever;\r\n"
+	    "\th=From : To; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;"
+	    " future_tag=1; l=10; b=AAAA;";
+	dkim_sig_parse(s, strlen(s), &v, &st);
+	assert_int_equal(v.status, DKIM_NONE);
+	assert_string_equal(v.d, "example.org");
+	assert_string_equal(v.s, "sel");
+	assert_string_equal(v.i, "@example.org");
+	assert_int_equal(v.hcanon, DKIM_CANON_SIMPLE);
+	assert_int_equal(v.bcanon, DKIM_CANON_SIMPLE);
+	assert_int_equal(st.has_l, 1);
+	assert_int_equal(st.l, 10);
+	assert_int_equal(v.blen, 3);
+	assert_int_equal(st.hlen, strlen("From : To"));
+	/* t= of more than 12 digits: infinite (3.5) */
+	s = "v=1; a=rsa-sha256; d=x.test; s=s; h=from; t=9999999999999; "
+	    "bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA";
+	dkim_sig_parse(s, strlen(s), &v, &st);
+	assert_int_equal(v.status, DKIM_NONE);
+	assert_true(v.t == INT64_MAX);
+	/* required tags */
+	s = "v=1; a=rsa-sha256; d=x.test; h=from; bh=47DEQpj8HBSa+/TImW+5JCeu"
+	    "QeRkm5NMpJWZG3hSuFU=; b=AAAA";
+	dkim_sig_parse(s, strlen(s), &v, &st);
+	assert_int_equal(v.status, DKIM_NEUTRAL);
+	assert_string_equal(v.why, "signature s= missing or invalid");
+	s = "v=1; a=rsa-sha256; d=x..test; s=s; h=from; bh=47DEQpj8HBSa+/TIm"
+	    "W+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA";
+	dkim_sig_parse(s, strlen(s), &v, &st);
+	assert_int_equal(v.status, DKIM_NEUTRAL);
+	s = "v=1; a=rsa-sha256; d=x.test; s=s; h=from; bh=AAAA; b=AAAA";
+	dkim_sig_parse(s, strlen(s), &v, &st);
+	assert_int_equal(v.status, DKIM_NEUTRAL);	/* bh= not 32 bytes */
 }
 
 static void
@@ -798,6 +855,7 @@ main(void)
 		cmocka_unit_test(test_key_records),
 		cmocka_unit_test(test_small_rsa_key),
 		cmocka_unit_test(test_sig_checks),
+		cmocka_unit_test(test_sig_parse),
 		cmocka_unit_test(test_rsa_sha1),
 		cmocka_unit_test(test_from_domain),
 		cmocka_unit_test(test_limits),
