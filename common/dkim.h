@@ -13,25 +13,37 @@
  *					(exactly what smtp_data.c msg_line()
  *					has); the headers the worker adds
  *					(Received, Message-ID, Date) are
- *					lines like the others
+ *					lines like the others, fed before
+ *					the empty line that ends the header
+ *					section, in the order they are
+ *					written
  *	dkim_msg_end(m);		after the last line
  *	then, for verification: n = dkim_msg_nsigs(m) and each
  *	dkim_msg_vsig(m, k) -- a flat struct dkim_vsig that goes in an imsg
  *	to lookup as it is.  For signing: dkim_msg_from_domain(m) to choose
  *	a key, dkim_sign_prepare() for the 32-byte digest the keys process
  *	signs, dkim_sign_header() for the header to prepend.
- *  lookup: dkim_vsig_valid() on what a worker sent, dkim_vsig_precheck()
- *	(a result that needs no key: syntax, rsa-sha1, x=, t=, body hash),
- *	else a TXT query for dkim_vsig_keyname() and dkim_verify() on the
- *	answer.  A DNS failure is temperror and NXDOMAIN/no record is
- *	permerror: lookup decides those without calling here.
+ *  lookup: dkim_vsig_valid() on what a worker sent (a struct dkim_vsig
+ *	is about 1.3 KB: one per imsg, or all of them in one), then
+ *	dkim_vsig_precheck() (a result that needs no key: syntax, rsa-sha1,
+ *	x=, t=, body hash), else a TXT query for dkim_vsig_keyname() and
+ *	dkim_verify() on the answer.  A DNS failure is temperror and
+ *	NXDOMAIN or no TXT record permerror ("no key"): lookup decides
+ *	those without calling here.  Several TXT records at the name (RFC
+ *	6376 3.6.2.2 allows trying each): call dkim_verify() on each, and
+ *	take the first pass, else the first record's result.
  *  keys: dkim_sign_digest() with the private key.
  *  smtpctl dkim keygen (programs/ctl_dkim.c): dkim_key_txt().
  *
  * Limits (beyond them the message is neither signed nor verified, and
- * dkim_msg_overflow() says so): DKIM_HDR_MAX bytes of header section.
- * Only the first DKIM_MAX_SIGS DKIM-Signature fields (top down) are
- * verified; dkim_msg_nsigs_ignored() counts the rest.
+ * dkim_msg_overflow() says so): DKIM_HDR_MAX bytes of header section
+ * (the header hashes need all of it; the body is never kept).  Only the
+ * first DKIM_MAX_SIGS DKIM-Signature fields (top down) are verified;
+ * dkim_msg_nsigs_ignored() counts the rest (suggested A-R: none for
+ * them, they are not evaluated).  A message whose signed fields have
+ * more instances than fit 1 KB of h= is not signed (dkim_sign_prepare()
+ * says why).  The body costs one SHA-256 pass per distinct (body
+ * canonicalization, l=) asked for, at most DKIM_MAX_SIGS + 1.
  *
  * Result words (RFC 8601 2.7.1) and which failure gets which:
  *	pass		signature and body hash verified
