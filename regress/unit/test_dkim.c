@@ -131,7 +131,7 @@ test_tags(void **state)
 	assert_int_equal(dkim_tags_parse(s, strlen(s), t, 4), 1);
 	assert_int_equal(t[0].len, 0);
 	assert_int_equal(dkim_tags_parse("", 0, t, 4), 0);
-	s = "a=1; a=2";			/* 3.2: duplicates void the list */
+	s = "a=1; a=2";		/* 3.2: duplicates void the list */
 	assert_int_equal(dkim_tags_parse(s, strlen(s), t, 4), -1);
 	s = "1a=1";
 	assert_int_equal(dkim_tags_parse(s, strlen(s), t, 4), -1);
@@ -365,9 +365,10 @@ test_key_records(void **state)
 {
 	struct dkim_vres	 res;
 	char			 key[512];
-	const char		*p = "p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+	const char		*p;
 
 	(void)state;
+	p = "p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
 #define KEY(fmt) (snprintf(key, sizeof(key), fmt, p), key)
 	assert_int_equal(verdict(rfc8463_msg, 0, KEY("k=ed25519; %s"),
 	    RFC8463_NOW, &res), DKIM_PASS);
@@ -472,7 +473,9 @@ test_sig_checks(void **state)
 	    RFC8463_NOW, &res), DKIM_NEUTRAL);
 	/* key t=s: i= in a subdomain of d= is refused before any hash */
 	{
-		char	*msg = replace(rfc8463_msg, "i=@football.example.com",
+		char	*msg;
+
+		msg = replace(rfc8463_msg, "i=@football.example.com",
 		    "i=joe@sub.football.example.com");
 
 		assert_int_equal(verdict(msg, 0, "k=ed25519; t=s; "
@@ -549,10 +552,11 @@ test_rsa_sha1(void **state)
 	struct dkim_vres	 res;
 	struct dkim_vsig	 v;
 	struct dkim_sigtags	 st;
-	const char		*s = "v=1; a=rsa-sha1; d=x.test; s=s; h=from; "
-	    "bh=2jmj7l5rSw0yVb/vlWAYkK/YBwk=; b=AAAA";
+	const char		*s;
 
 	(void)state;
+	s = "v=1; a=rsa-sha1; d=x.test; s=s; h=from; "
+	    "bh=2jmj7l5rSw0yVb/vlWAYkK/YBwk=; b=AAAA";
 	dkim_sig_parse(s, strlen(s), &v, &st);
 	assert_int_equal(v.status, DKIM_NONE);
 	assert_int_equal(v.alg, DKIM_ALG_RSA_SHA1);
