@@ -78,7 +78,8 @@
 #define DKIM_HDR_MAX		65536	/* header section bytes kept */
 #define DKIM_MAX_SIGS		8	/* signatures verified */
 #define DKIM_MAX_TAGS		32	/* tags in one tag-list */
-#define DKIM_SIG_MAX		512	/* b= bytes: RSA <= 4096 bits */
+#define DKIM_SIG_MAX		512	/* b= bytes: RSA <= 4096 bits;
+					   a longer b= is neutral */
 #define DKIM_CLOCK_SKEW		300	/* seconds t= may be ahead */
 #define DKIM_RSA_MIN_VERIFY	1024	/* RFC 8301 3.2 */
 #define DKIM_RSA_MIN_SIGN	2048

@@ -603,6 +603,9 @@ dkim_msg_line(struct dkim_msg *m, const char *s, size_t len)
 		return;
 	}
 	if (is_wsp((unsigned char)s[0]) && m->nfields > 0) {
+		/* past the limit, a short line must not join a kept field */
+		if (m->overflow || m->nomem)
+			return;
 		if (hdr_append(m, s, len, 1) == 0)
 			m->fields[m->nfields - 1].len += len + 2;
 		return;
