@@ -30,8 +30,8 @@
  *	dkim_verify() on the answer.  A DNS failure is temperror and
  *	NXDOMAIN or no TXT record permerror ("no key"): lookup decides
  *	those without calling here.  Several TXT records at the name (RFC
- *	6376 3.6.2.2 allows trying each): call dkim_verify() on each, and
- *	take the first pass, else the first record's result.
+ *	6376 3.6.2.2 lets the verifier try each): dkim_verify() on each
+ *	until one is not permerror (a record that is not a usable key).
  *  keys: dkim_sign_digest() with the private key.
  *  smtpctl dkim keygen (programs/ctl_dkim.c): dkim_key_txt().
  *
