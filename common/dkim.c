@@ -234,7 +234,8 @@ dkim_b64_encode(const uint8_t *in, size_t len, char *out)
 	uint32_t		 v;
 
 	for (i = 0; i + 2 < len; i += 3) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
+		    in[i + 2];
 		out[n++] = a[v >> 18];
 		out[n++] = a[(v >> 12) & 63];
 		out[n++] = a[(v >> 6) & 63];
@@ -327,7 +328,7 @@ parse_count(const struct dkim_tag *t, uint64_t *out)
 		if (!isdigit((unsigned char)t->value[i]))
 			return -1;
 		if (v > (UINT64_MAX - 9) / 10)
-			v = UINT64_MAX;		/* longer than any body */
+			v = UINT64_MAX;	/* longer than any body */
 		else
 			v = v * 10 + (uint64_t)(t->value[i] - '0');
 	}
@@ -449,7 +450,9 @@ dkim_sig_parse(const char *s, size_t len, struct dkim_vsig *v,
 	v->hcanon = v->bcanon = DKIM_CANON_SIMPLE;
 	if ((t = tag_find(tags, ntags, "c")) != NULL) {
 		const char	*slash = memchr(t->value, '/', t->len);
-		size_t		 hl = slash ? (size_t)(slash - t->value) : t->len;
+		size_t		 hl;
+
+		hl = slash ? (size_t)(slash - t->value) : t->len;
 
 		if (parse_canon(t->value, hl, &v->hcanon) == -1 ||
 		    (slash != NULL && parse_canon(slash + 1,
@@ -520,6 +523,10 @@ dkim_vsig_valid(const struct dkim_vsig *v)
 	    !terminated(v->i, sizeof(v->i)) ||
 	    !terminated(v->bprefix, sizeof(v->bprefix)) ||
 	    !terminated(v->why, sizeof(v->why)))
+		return -1;
+	/* one that needs its key names it, and has an AUID */
+	if (v->status == DKIM_NONE && (v->d[0] == '\0' || v->s[0] == '\0' ||
+	    strchr(v->i, '@') == NULL))
 		return -1;
 	return 0;
 }

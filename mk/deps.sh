@@ -35,6 +35,14 @@
 # So is fail2ban: the logging tests run its fail2ban-regex(1) and filters
 # against the daemon's log; its service, which would firewall, stays off.
 #
+# The DKIM codec is proven against independent implementations
+# (regress/integration/test_dkim_codec.py): python3-dkim (dkimpy, with
+# python3-nacl for ed25519 and python3-cryptography for its test keys)
+# and opendkim-tools (opendkim-testmsg and libopendkim; the milter package
+# opendkim is not needed).  opendkim-testmsg finds keys only in DNS, so
+# it runs in a network namespace of its own (unshare from util-linux, ip
+# from iproute2) with dnsmasq answering there.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -73,6 +81,11 @@ PACKAGES="
 	passwd
 	util-linux
 	dnsmasq-base
+	iproute2
+	python3-dkim
+	python3-nacl
+	python3-cryptography
+	opendkim-tools
 	dovecot-core
 	dovecot-lmtpd
 	fail2ban
