@@ -20,7 +20,9 @@
 # (regress/integration/test_spf_suite.py) reads the openspf suite's YAML
 # and serves its zones from regress/integration/dnsserver.py, a loopback
 # authoritative DNS server built on dnslib (reused for DKIM keys, DMARC
-# and block lists).
+# and block lists); python3-spf (pyspf, on python3-dnspython) is the
+# independent SPF implementation the same test compares generated
+# records with.
 #
 # Dovecot (for the LMTP tests) is installed but never enabled or left
 # running: its package enables dovecot.service, which is undone at once.
@@ -51,6 +53,7 @@ PACKAGES="
 	python3
 	python3-dnslib
 	python3-yaml
+	python3-spf
 	swaks
 	libnet-ssleay-perl
 	libio-socket-ssl-perl

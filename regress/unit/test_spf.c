@@ -103,6 +103,9 @@ test_record_terms(void **state)
 	assert_int_equal(parse("v=spf1 -ALL Redirect=x.example", &t), 2);
 	assert_int_equal(t[1].type, SPF_T_REDIRECT);
 	free(t);
+	/* RFC 7208 6: unknown modifiers are ignored however often */
+	assert_int_equal(parse("v=spf1 foo=bar foo=bar -all", &t), 3);
+	free(t);
 	/* "a" with only an IPv6 prefix length */
 	assert_int_equal(parse("v=spf1 a//0", &t), 1);
 	assert_int_equal(t[0].cidr4, 32);
