@@ -949,6 +949,11 @@ spf_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct spf_check	*c = arg;
 
+	if (c->exp_stage != EXP_NONE) {
+		/* the result is known; only its explanation was late (6.2) */
+		spf_finish(c, SPF_FAIL, NULL);
+		return;
+	}
 	spf_finish(c, SPF_TEMPERROR, "SPF check of %s took longer than %d "
 	    "seconds", c->res.domain, spf_total_timeout);
 }
