@@ -158,7 +158,7 @@ test_record_errors(void **state)
 		"v=spf1 =foo",
 		"v=spf1 1x=foo",
 		"v=spf1 moo.cow/far_out=man:dog/cat",
-		"v=spf1 x=%",			/* unknown modifier, bad macro */
+		"v=spf1 x=%",			/* bad macro, unknown mod. */
 		"v=spf1 ++all",
 		"v=spf10",
 		"v=spf1\tall",
