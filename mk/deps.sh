@@ -22,7 +22,9 @@
 # (regress/integration/test_spf_suite.py) reads the openspf suite's YAML
 # and serves its zones from regress/integration/dnsserver.py, a loopback
 # authoritative DNS server built on dnslib (reused for DKIM keys, DMARC
-# and block lists).
+# and block lists); python3-spf (pyspf, on python3-dnspython) is the
+# independent SPF implementation the same test compares generated
+# records with.
 #
 # Mail authentication (issue 18): libpsl-dev and publicsuffix for DMARC's
 # organizational domain (libpsl reads Debian's list from
@@ -70,6 +72,7 @@ PACKAGES="
 	python3
 	python3-dnslib
 	python3-yaml
+	python3-spf
 	swaks
 	libnet-ssleay-perl
 	libio-socket-ssl-perl
