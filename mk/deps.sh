@@ -20,7 +20,9 @@
 # organizational domain (libpsl reads Debian's list from
 # /usr/share/publicsuffix, never a copy in the tree), zlib1g-dev for the
 # gzip'd DMARC aggregate reports, libxml2-utils for xmllint, which checks
-# those reports against RFC 7489's schema in the unit tests.
+# those reports against RFC 7489's schema in the unit tests, and
+# python3-authres, an independent RFC 8601 parser that reads back the
+# Authentication-Results headers we write (test_authres).
 #
 # Dovecot (for the LMTP tests) is installed but never enabled or left
 # running: its package enables dovecot.service, which is undone at once.
@@ -72,6 +74,7 @@ PACKAGES="
 	publicsuffix
 	zlib1g-dev
 	libxml2-utils
+	python3-authres
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
