@@ -22,7 +22,11 @@
 # gzip'd DMARC aggregate reports, libxml2-utils for xmllint, which checks
 # those reports against RFC 7489's schema in the unit tests, and
 # python3-authres, an independent RFC 8601 parser that reads back the
-# Authentication-Results headers we write (test_authres).
+# Authentication-Results headers we write (test_authres), and
+# libopendmarc2, OpenDMARC's library, an independent DMARC implementation
+# that test_dmarc_oracle loads with dlopen(3) to compare record readings
+# and verdicts (a test oracle only: nothing of Posthaste links it; it
+# brings libspf2-2 along as its own dependency, which we never use).
 #
 # Dovecot (for the LMTP tests) is installed but never enabled or left
 # running: its package enables dovecot.service, which is undone at once.
@@ -75,6 +79,7 @@ PACKAGES="
 	zlib1g-dev
 	libxml2-utils
 	python3-authres
+	libopendmarc2
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
