@@ -686,7 +686,7 @@ dmarc_dns_cb(void *arg, const struct dns_result *dr)
 	struct dmarc_check	*c = arg;
 	struct dmarc_record	 rec, found;
 	size_t			 i, ndmarc = 0, nbad = 0;
-	const char		*err = NULL;
+	const char		*err = NULL, *why = NULL;
 
 	if (dr->status == DNS_TEMPFAIL) {
 		c->res.result = DMARC_RESULT_TEMPERROR;
@@ -707,8 +707,10 @@ dmarc_dns_cb(void *arg, const struct dns_result *dr)
 		ndmarc++;
 		if (r == 1)
 			found = rec;
-		else
+		else {
 			nbad++;
+			why = err;
+		}
 	}
 	if (ndmarc > 1) {
 		/* 6.6.3 step 5: several records, no DMARC processing */
@@ -721,7 +723,7 @@ dmarc_dns_cb(void *arg, const struct dns_result *dr)
 	}
 	if (ndmarc == 1 && nbad == 1) {
 		log_debug("dmarc: %s: record not usable: %s",
-		    c->res.policy_domain, err ? err : "?");
+		    c->res.policy_domain, why ? why : "?");
 		c->res.result = DMARC_RESULT_PERMERROR;
 		c->res.reason = "DMARC record not usable";
 		dmarc_done(c);

@@ -131,7 +131,8 @@ struct dmarc_dkim {
 /*
  * One message.  from_domain: the RFC 5322.From domain (exactly one
  * From with one address: what to do otherwise is the caller's policy,
- * RFC 7489 6.6.1).  spf_domain: the MAIL FROM domain, or the HELO
+ * RFC 7489 6.6.1), internationalized names in A-labels (xn--...): a
+ * name with other than letters, digits, '-' and '_' is permerror.  spf_domain: the MAIL FROM domain, or the HELO
  * domain when MAIL FROM was null (RFC 7489 4.1 and RFC 7208 2.4), with
  * spf_result the SPF result for that identity.  dkim: every verified or
  * failed signature's d= with its result, at most DMARC_MAX_DKIM.

@@ -232,8 +232,16 @@ test_parse_id(void **state)
 	assert_int_equal(is_ours("(unclosed mx.example.org; spf=pass"), -1);
 	assert_int_equal(is_ours("\"mx.example.org; spf=pass"), -1);
 	assert_int_equal(is_ours("mx.example.org/x; spf=pass"), -1);
+	/* a name without its colon is no name: "Authentication-Results"
+	   is then the id, followed by junk */
 	assert_int_equal(is_ours("Authentication-Results mx.example.org"),
 	    -1);
+	/* an id that begins like the field name */
+	assert_int_equal(authres_is_ours("authentication-results.example; "
+	    "spf=pass", 40, "authentication-results.example"), 1);
+	assert_int_equal(authres_is_ours("Authentication-Results: "
+	    "authentication-results.example", 54,
+	    "authentication-results.example"), 1);
 	assert_int_equal(authres_is_ours("mx.example.org\0; x", 18,
 	    "mx.example.org"), -1);
 	/* too long for the caller's buffer */
