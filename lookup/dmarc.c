@@ -22,7 +22,6 @@
 #include <sys/types.h>
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -765,20 +764,21 @@ dmarc_check(const struct dmarc_req *req, dmarc_cb cb, void *arg)
 {
 	struct dmarc_check	*c;
 	struct timeval		 now = { 0, 0 };
+	size_t			 i;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		fatal("%s: calloc", __func__);
 	c->req = *req;
 	c->req.from_domain[sizeof(c->req.from_domain) - 1] = '\0';
 	c->req.spf_domain[sizeof(c->req.spf_domain) - 1] = '\0';
-	for (size_t i = 0; i < DMARC_MAX_DKIM; i++)
+	for (i = 0; i < DMARC_MAX_DKIM; i++)
 		c->req.dkim[i].domain[sizeof(c->req.dkim[i].domain) - 1] =
 		    '\0';
 	c->cb = cb;
 	c->arg = arg;
 	/*
 	 * The From domain must be one, and its _dmarc name must fit in
-	 * a DNS name (250 bytes leave room for "_dmarc." in 253+NUL+dot).
+	 * a DNS name: 246 bytes and "_dmarc." make the 253 of RFC 1035.
 	 */
 	if (domain_norm(c->req.from_domain, c->res.domain,
 	    sizeof(c->res.domain)) == -1 ||
