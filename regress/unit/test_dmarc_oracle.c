@@ -81,6 +81,7 @@ static struct {
 	int	 (*fetch_adkim)(void *, int *);
 	int	 (*fetch_aspf)(void *, int *);
 	unsigned char **(*fetch_rua)(void *, unsigned char *, size_t, int);
+	unsigned char **(*clearargv)(unsigned char **);
 } od;
 static void	*od_handle;
 static od_lib_t	 od_lib;
@@ -114,6 +115,7 @@ setup(void **state)
 	SYM(fetch_adkim, "opendmarc_policy_fetch_adkim");
 	SYM(fetch_aspf, "opendmarc_policy_fetch_aspf");
 	SYM(fetch_rua, "opendmarc_policy_fetch_rua");
+	SYM(clearargv, "opendmarc_util_clearargv");
 	memset(&od_lib, 0, sizeof(od_lib));
 	od_lib.tld_type = OD_TLD_TYPE_MOZILLA;
 	snprintf((char *)od_lib.tld_source_file,
@@ -272,6 +274,9 @@ test_records_same(void **state)
 				    rec.rua[0]);
 			} else
 				assert_null(l);
+			/* a copy of the list: the caller frees it */
+			if (l != NULL)
+				od.clearargv(l);
 		}
 		od.connect_shutdown(ctx);
 	}
