@@ -424,11 +424,17 @@ dmarc_init(void)
 	if (dmarc_psl != NULL)
 		return 0;
 	if ((dmarc_psl = psl_latest(NULL)) == NULL) {
-		log_warnx("dmarc: no Public Suffix List (%s): organizational "
-		    "domains from libpsl's built-in list", psl_dist_filename());
-		return psl_builtin() != NULL ? 0 : -1;
+		if (psl_builtin() == NULL) {
+			log_warnx("dmarc: no Public Suffix List: neither %s "
+			    "nor libpsl's built-in one", psl_dist_filename());
+			return -1;
+		}
+		log_warnx("dmarc: %s not loaded: libpsl's built-in Public "
+		    "Suffix List is used", psl_dist_filename());
+		return 0;
 	}
-	log_debug("dmarc: Public Suffix List from %s", psl_dist_filename());
+	log_debug("dmarc: Public Suffix List: the newer of %s and libpsl's "
+	    "built-in one", psl_dist_filename());
 	return 0;
 }
 

@@ -90,12 +90,13 @@ int	dmarc_org_domain(const char *domain, char *out, size_t outlen);
 
 /*
  * Load the Public Suffix List: psl_latest(NULL), which reads Debian's
- * /usr/share/publicsuffix/public_suffix_list.dafsa (package publicsuffix;
- * libpsl falls back to its built-in copy when the file is absent, and
- * says so in the log here).  Call once before the sandbox: that file
- * belongs in lookup's read set (lookup/lookup.c lookup_read_set) if the
- * lookup process ever needs to reload it.  0, or -1 when libpsl has no
- * list at all.
+ * /usr/share/publicsuffix/public_suffix_list.dafsa (package publicsuffix,
+ * kept current by apt) and keeps the newer of it and libpsl's built-in
+ * copy (the built-in one alone when the file is absent).  Call once
+ * before the sandbox: nothing is read afterwards; that file belongs in
+ * lookup's read set (lookup/lookup.c lookup_read_set) only if the lookup
+ * process is ever made to reload it.  0, or -1 when libpsl has no list
+ * at all.
  */
 int	dmarc_init(void);
 void	dmarc_shutdown(void);
