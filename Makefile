@@ -154,7 +154,11 @@ $(SANDBOX_TEST): $(OBJDIR)/smtpd/smtpd.o \
 	@echo "  CCLD    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-unit: $(UNIT_BINS) $(FORGE) $(SANDBOX_TEST)
+# signs and verifies message files through common/dkim.h, for
+# test_dkim_codec.py (built by the regress/unit rule above)
+DKIM_TOOL	:= $(OBJDIR)/regress/dkim_tool
+
+unit: $(UNIT_BINS) $(FORGE) $(SANDBOX_TEST) $(DKIM_TOOL)
 
 # Compile (no link) every library and program source as strict C11 and
 # POSIX.1-2008 with the BSD extensions (_DEFAULT_SOURCE) and nothing of

@@ -190,19 +190,22 @@ destmac_verify_envelope(const uint8_t k[DESTMAC_KEY_LEN],
 
 void
 spool_footer_mac(const uint8_t k[DESTMAC_KEY_LEN], uint64_t body,
-    const char *env, size_t envlen, uint8_t mac[DESTMAC_LEN])
+    size_t head, const char *env, size_t envlen, uint8_t mac[DESTMAC_LEN])
 {
-	static const char	 label[] = "posthaste spool footer v1";
-	uint8_t			 head[sizeof(label) - 1 + 12];
-	size_t			 n = sizeof(label) - 1;
+	static const char	 label1[] = "posthaste spool footer v1";
+	static const char	 label2[] = "posthaste spool footer v2";
+	uint8_t			 hd[sizeof(label1) - 1 + 16];
+	size_t			 n = sizeof(label1) - 1;
 	int			 i;
 
-	memcpy(head, label, n);
+	memcpy(hd, head == 0 ? label1 : label2, n);
 	for (i = 7; i >= 0; i--)
-		head[n++] = (uint8_t)(body >> (8 * i));
+		hd[n++] = (uint8_t)(body >> (8 * i));
+	for (i = 3; head > 0 && i >= 0; i--)
+		hd[n++] = (uint8_t)((uint64_t)head >> (8 * i));
 	for (i = 3; i >= 0; i--)
-		head[n++] = (uint8_t)((uint64_t)envlen >> (8 * i));
-	hmac_sha256(k, head, n, env, envlen, mac);
+		hd[n++] = (uint8_t)((uint64_t)envlen >> (8 * i));
+	hmac_sha256(k, hd, n, env, envlen, mac);
 }
 
 void

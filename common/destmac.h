@@ -21,9 +21,13 @@
  * The mac in a spool file's footer (envelope.h): HMAC-SHA256 under the
  * queue's spool key (queue/.key) of a label, the message's size (8 bytes,
  * big-endian), the envelope's length (4 bytes) and the envelope text.
+ * With added headers (head > 0, footer version 2) the label is another
+ * and their length (4 bytes) follows the message's size, so no version 1
+ * mac passes for a version 2 one or back.
  */
 void	spool_footer_mac(const uint8_t key[DESTMAC_KEY_LEN], uint64_t body,
-	    const char *env, size_t envlen, uint8_t mac[DESTMAC_LEN]);
+	    size_t head, const char *env, size_t envlen,
+	    uint8_t mac[DESTMAC_LEN]);
 
 struct envelope;
 struct lka_dest;

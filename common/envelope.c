@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "spool_msg.h"
 
 enum fkind { F_U64HEX, F_I64, F_U32, F_U32HEX, F_DEST, F_ADDR, F_STR };
 
@@ -396,25 +397,34 @@ envelope_valid(const struct envelope *e)
 /* ---- the spool footer (envelope.h) ---- */
 
 #define FOOTER_HEAD	"#posthaste-spool 1 body="
+#define FOOTER2_HEAD	"#posthaste-spool 2 body="
+#define FOOTER_HEADLEN	" head="
 #define FOOTER_MID	" envelope="
 #define FOOTER_MAC	" mac="
 
-void
-spool_footer_format(char buf[SPOOL_FOOTER_LEN + 1], uint64_t body,
-    size_t envlen, const uint8_t mac[SPOOL_MAC_LEN])
+size_t
+spool_footer_format(char buf[SPOOL_FOOTER_MAX + 1], struct spool_footer *f)
 {
 	static const char	hex[] = "0123456789abcdef";
 	int			n, i;
 
-	n = snprintf(buf, SPOOL_FOOTER_LEN + 1, FOOTER_HEAD "%020llu"
-	    FOOTER_MID "%06u" FOOTER_MAC, (unsigned long long)body,
-	    (unsigned)envlen);
-	for (i = 0; i < SPOOL_MAC_LEN && n + 2 < SPOOL_FOOTER_LEN; i++) {
-		buf[n++] = hex[mac[i] >> 4];
-		buf[n++] = hex[mac[i] & 15];
+	if (f->head == 0)
+		n = snprintf(buf, SPOOL_FOOTER_MAX + 1, FOOTER_HEAD "%020llu"
+		    FOOTER_MID "%06u" FOOTER_MAC, (unsigned long long)f->body,
+		    (unsigned)f->envlen);
+	else
+		n = snprintf(buf, SPOOL_FOOTER_MAX + 1, FOOTER2_HEAD "%020llu"
+		    FOOTER_HEADLEN "%05u" FOOTER_MID "%06u" FOOTER_MAC,
+		    (unsigned long long)f->body, (unsigned)f->head,
+		    (unsigned)f->envlen);
+	for (i = 0; i < SPOOL_MAC_LEN && n + 2 < SPOOL_FOOTER_MAX; i++) {
+		buf[n++] = hex[f->mac[i] >> 4];
+		buf[n++] = hex[f->mac[i] & 15];
 	}
 	buf[n++] = '\n';
 	buf[n] = '\0';
+	f->len = (size_t)n;
+	return f->len;
 }
 
 /* n decimal digits exactly; 0 and the value, or -1 */
@@ -433,38 +443,72 @@ fixed_digits(const char *p, size_t n, uint64_t *v)
 	return 0;
 }
 
-int
-spool_footer_parse(const char *buf, size_t len, uint64_t filesize,
-    uint64_t *body, size_t *envlen, uint8_t mac[SPOOL_MAC_LEN])
+/* "literal" then n digits at *pp, which moves past them */
+static int
+footer_field(const char **pp, const char *lit, size_t n, uint64_t *v)
 {
-	const size_t	 hl = sizeof(FOOTER_HEAD) - 1, ml = sizeof(FOOTER_MID) - 1;
-	const size_t	 cl = sizeof(FOOTER_MAC) - 1;
-	const char	*p = buf;
-	uint64_t	 b, e;
+	size_t	l = strlen(lit);
+
+	if (memcmp(*pp, lit, l) != 0 || fixed_digits(*pp + l, n, v) == -1)
+		return -1;
+	*pp += l + n;
+	return 0;
+}
+
+/* one footer of either version, exactly fl bytes at p */
+static int
+footer_parse_at(const char *p, size_t fl, uint64_t filesize,
+    struct spool_footer *f)
+{
+	uint64_t	 b, h = 0, e;
 	int		 i, hi, lo;
 
-	if (len != SPOOL_FOOTER_LEN || filesize < SPOOL_FOOTER_LEN)
+	if (fl == SPOOL_FOOTER_LEN) {
+		if (footer_field(&p, FOOTER_HEAD, 20, &b) == -1)
+			return -1;
+	} else {
+		if (footer_field(&p, FOOTER2_HEAD, 20, &b) == -1 ||
+		    footer_field(&p, FOOTER_HEADLEN, 5, &h) == -1 ||
+		    h == 0 || h > SPOOL_HEAD_MAX)
+			return -1;
+	}
+	if (footer_field(&p, FOOTER_MID, 6, &e) == -1 ||
+	    memcmp(p, FOOTER_MAC, sizeof(FOOTER_MAC) - 1) != 0)
 		return -1;
-	if (memcmp(p, FOOTER_HEAD, hl) != 0 || fixed_digits(p + hl, 20, &b))
-		return -1;
-	p += hl + 20;
-	if (memcmp(p, FOOTER_MID, ml) != 0 || fixed_digits(p + ml, 6, &e))
-		return -1;
-	p += ml + 6;
-	if (memcmp(p, FOOTER_MAC, cl) != 0)
-		return -1;
-	p += cl;
+	p += sizeof(FOOTER_MAC) - 1;
 	for (i = 0; i < SPOOL_MAC_LEN; i++, p += 2) {
 		if ((hi = hexval((unsigned char)p[0])) == -1 ||
 		    (lo = hexval((unsigned char)p[1])) == -1)
 			return -1;
-		mac[i] = (uint8_t)(hi << 4 | lo);
+		f->mac[i] = (uint8_t)(hi << 4 | lo);
 	}
-	if (*p != '\n' || e >= SPOOL_ENVELOPE_MAX ||
-	    e > filesize - SPOOL_FOOTER_LEN ||
-	    b != filesize - SPOOL_FOOTER_LEN - e)
+	/* each size is bounded, so the sum cannot wrap */
+	if (*p != '\n' || e >= SPOOL_ENVELOPE_MAX || filesize < fl ||
+	    e + h > filesize - fl || b != filesize - fl - e - h)
 		return -1;
-	*body = b;
-	*envlen = (size_t)e;
+	f->body = b;
+	f->head = (size_t)h;
+	f->envlen = (size_t)e;
+	f->len = fl;
 	return 0;
+}
+
+int
+spool_footer_parse(const char *buf, size_t len, uint64_t filesize,
+    struct spool_footer *f)
+{
+	if (len > SPOOL_FOOTER_MAX || len > filesize)
+		return -1;
+	/*
+	 * Version 1 first: most files.  Its last 130 bytes never parse as
+	 * version 1 when the footer is version 2 (they begin in the
+	 * digits), and a version 1 footer that parses is taken.
+	 */
+	if (len >= SPOOL_FOOTER_LEN && footer_parse_at(buf + len -
+	    SPOOL_FOOTER_LEN, SPOOL_FOOTER_LEN, filesize, f) == 0)
+		return 0;
+	if (len >= SPOOL_FOOTER2_LEN && footer_parse_at(buf + len -
+	    SPOOL_FOOTER2_LEN, SPOOL_FOOTER2_LEN, filesize, f) == 0)
+		return 0;
+	return -1;
 }

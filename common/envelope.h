@@ -53,6 +53,8 @@ enum dest_type {
 #define EF_MEASURED		0x40000
 #define EF_HEADER_8BIT		0x80000
 #define EF_BODY_8BIT		0x100000
+/* DMARC p=quarantine failed: the maildir "junk" option files it apart */
+#define EF_QUARANTINE		0x200000
 
 struct envelope {
 	uint64_t	 id;		/* msgid << 32 | random */
@@ -79,9 +81,12 @@ struct envelope {
 	/*
 	 * Not stored: set by the queue when it hands the message file to a
 	 * delivery.  The file goes on after the message (spool footer
-	 * below); every reader stops here.
+	 * below): body_size is where the message ends, head_size how many
+	 * bytes of added headers follow it; every reader reads the two
+	 * through spool_msg_pread() (spool_msg.h), never past them.
 	 */
 	int64_t		 body_size;
+	int64_t		 head_size;
 	/*
 	 * Not stored either: lookup's tag on the destination (dest_type,
 	 * dest, action, user, path, and the sender if lookup chose it),
@@ -100,31 +105,52 @@ int	envelope_load(const char *buf, size_t len, struct envelope *);
 int	envelope_valid(const struct envelope *);
 
 /*
- * A committed message file in the spool is the message, then the
- * envelope of a message with one recipient (envelope_dump() text; none
- * for several recipients, whose envelopes are files of their own), then
- * this footer, which the queue writes last, always:
+ * A committed message file in the spool is the message, then the headers
+ * added after its body was seen (spool_msg.h; most messages have none),
+ * then the envelope of a message with one recipient (envelope_dump()
+ * text; none for several recipients, whose envelopes are files of their
+ * own), then this footer, which the queue writes last, always:
  *
  *	"#posthaste-spool 1 body=%020llu envelope=%06u mac=%64x\n"
+ *	"#posthaste-spool 2 body=%020llu head=%05u envelope=%06u mac=%64x\n"
  *
- * It ends every committed file, so no message text can pass for one.  The
- * mac (spool_footer_mac(), destmac.h) is over the message's size and the
- * envelope, under a key in queue/ that only the queue can read: the smtp
- * worker keeps a writable descriptor of its file, and without the key
- * it cannot rewrite the tail into an envelope the queue would load.
+ * Version 2 when there are added headers (head= their length, 1 to
+ * SPOOL_HEAD_MAX), version 1 when not: a file without added headers is
+ * byte for byte what it was before they existed, so an older queue still
+ * reads it.  Both load.  The footer ends every committed file, so no
+ * message text can pass for one.  The mac (spool_footer_mac(),
+ * destmac.h) is over the sizes and the envelope, under a key in queue/
+ * that only the queue can read: the smtp worker keeps a writable
+ * descriptor of its file, and without the key it cannot rewrite the tail
+ * into an envelope, or a head length, the queue would load.
  */
-#define SPOOL_FOOTER_LEN	130
+#define SPOOL_FOOTER_LEN	130	/* version 1 */
+#define SPOOL_FOOTER2_LEN	141	/* version 2 */
+#define SPOOL_FOOTER_MAX	SPOOL_FOOTER2_LEN
 #define SPOOL_ENVELOPE_MAX	8192
 #define SPOOL_MAC_LEN		32
-/* footer for a message of body bytes and envlen bytes of envelope */
-void	spool_footer_format(char buf[SPOOL_FOOTER_LEN + 1], uint64_t body,
-	    size_t envlen, const uint8_t mac[SPOOL_MAC_LEN]);
+
+struct spool_footer {
+	uint64_t	 body;		/* the message's size */
+	size_t		 head;		/* the added headers', 0: version 1 */
+	size_t		 envlen;	/* the envelope's, 0: none */
+	size_t		 len;		/* the footer's own */
+	uint8_t		 mac[SPOOL_MAC_LEN];
+};
+
 /*
- * The last SPOOL_FOOTER_LEN bytes of a file of filesize bytes: 0 and the
- * message's and the envelope's sizes and the mac if it is a footer that
- * fits the file exactly, -1 if not.  The caller checks the mac.
+ * The footer of f (its body, head, envlen and mac) into buf, version 1 or
+ * 2 by f->head; returns its length (also set in f->len).
+ */
+size_t	spool_footer_format(char buf[SPOOL_FOOTER_MAX + 1],
+	    struct spool_footer *f);
+/*
+ * buf holds the last len bytes of a file of filesize bytes (len is
+ * SPOOL_FOOTER_MAX, or less for a file that short): 0 and f filled in if
+ * they end in a footer of either version that fits the file exactly, -1
+ * if not.  The caller checks the mac.
  */
 int	spool_footer_parse(const char *buf, size_t len, uint64_t filesize,
-	    uint64_t *body, size_t *envlen, uint8_t mac[SPOOL_MAC_LEN]);
+	    struct spool_footer *f);
 
 #endif

@@ -53,25 +53,6 @@ monotonic_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-ssize_t
-msg_pread(int fd, void *buf, size_t n, int64_t off, int64_t end)
-{
-	ssize_t	r;
-
-	if (end <= 0 || off < 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (off >= end)
-		return 0;
-	if ((uint64_t)n > (uint64_t)(end - off))
-		n = (size_t)(end - off);
-	do {
-		r = pread(fd, buf, n, (off_t)off);
-	} while (r == -1 && errno == EINTR);
-	return r;
-}
-
 const void *
 sockaddr_ip(const struct sockaddr_storage *ss, size_t *len)
 {

@@ -17,12 +17,6 @@ void	textf(char *out, size_t len, const char *fmt, ...)
 
 /* milliseconds of a clock that only goes forward, for intervals */
 int64_t	monotonic_ms(void);
-/*
- * pread(2) of a spool message file, which goes on after the message
- * (envelope.h): at most up to end, the message's size, and 0 there as at
- * the end of a file.  An end of 0 or less (the size never came) is EINVAL.
- */
-ssize_t	msg_pread(int fd, void *buf, size_t n, int64_t off, int64_t end);
 
 
 struct sockaddr_storage;

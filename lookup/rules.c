@@ -241,7 +241,7 @@ rule_decided_statically(const struct match *m)
 		if (r->from == MATCH_FROM_RDNS || !crit_static(&r->from_crit) ||
 		    !crit_static(&r->for_crit) || !crit_static(&r->auth) ||
 		    !crit_static(&r->mail_from) || !crit_static(&r->helo) ||
-		    !crit_static(&r->tag))
+		    !crit_static(&r->tag) || r->spf.set || r->dnsbl.set)
 			return 0;
 		if (r == m)
 			return 1;
@@ -307,6 +307,20 @@ rule_find_rdns(const struct lka_rcpt_req *req, const struct lka_rdns *rdns,
 			    crit_match_string(&m->tag, tag);
 
 			if (m->tag.negate ? r : !r)
+				continue;
+		}
+		/* the checks' results: false when the checks did not run */
+		if (m->spf.set) {
+			int r = (req->flags & SF_CHECKED) &&
+			    req->spf == atoi(m->spf.value);
+
+			if (m->spf.negate ? r : !r)
+				continue;
+		}
+		if (m->dnsbl.set) {
+			int r = (req->flags & SF_DNSBL) != 0;
+
+			if (m->dnsbl.negate ? r : !r)
 				continue;
 		}
 		*out = m;

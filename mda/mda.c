@@ -463,8 +463,7 @@ mda_message_init(struct mda_message *msg, const struct envelope *evp,
 	addr_to_string(&evp->sender, sender, MDA_ADDR_MAX);
 	addr_to_string(&evp->dest, rcpt, MDA_ADDR_MAX);
 	memset(msg, 0, sizeof(*msg));
-	msg->fd = fd;
-	msg->size = evp->body_size;
+	spool_msg_set(&msg->file, fd, evp);
 	msg->sender = sender;
 	msg->rcpt = rcpt;
 	msg->hostname = conf->hostname;
@@ -519,7 +518,7 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 		mda_lmtp_deliver(a->path, evp, fd, r);
 		return 0;
 	}
-	n = mda_read_head(fd, evp->body_size, head, sizeof(head));
+	n = mda_read_head(&msg.file, head, sizeof(head));
 	msg.head = head;
 	msg.headlen = n > 0 ? (size_t)n : 0;
 	if (mda_head_loops(msg.head, msg.headlen, rcpt)) {
@@ -541,6 +540,14 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 			r->status = PROTO_PERMFAIL;
 			snprintf(r->text, sizeof(r->text),
 			    "5.3.5 cannot expand maildir path \"%.200s\"", tmpl);
+			return 0;
+		}
+		/* "junk": DMARC quarantine into the Maildir++ folder Junk */
+		if (a->junk && (evp->flags & EF_QUARANTINE) &&
+		    strlcat(path, "/.Junk", sizeof(path)) >= sizeof(path)) {
+			r->status = PROTO_PERMFAIL;
+			snprintf(r->text, sizeof(r->text),
+			    "5.3.5 maildir path too long");
 			return 0;
 		}
 		if (pend != NULL) {

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "spool_msg.h"
+
 /* the mbox spool (Debian Policy 11.6): MDA_MBOX_DIR/USER */
 #define MDA_MBOX_DIR	"/var/mail"
 
@@ -23,15 +25,15 @@
 #define MDA_PERMFAIL	2	/* bounce (5.x.x) */
 
 struct mda_message {
-	int		 fd;	/* spool message file, read with pread() from 0;
-				 * LF line endings, no dot-stuffing */
+	struct spool_msg file;	/* the spool message, read through
+				 * spool_msg_pread() from 0 (added headers
+				 * first); LF line endings, no dot-stuffing */
 	const char	*head;	/* its first headlen bytes, read already */
 	size_t		 headlen;	/* (the writers read on from there) */
 	const char	*sender;	/* envelope sender; "" = null path <> */
 	const char	*rcpt;		/* final recipient "user@domain", for
 					 * Delivered-To */
 	const char	*hostname;	/* this host, for Maildir names */
-	int64_t		 size;		/* the message's: the file goes on */
 };
 
 /*
@@ -126,8 +128,8 @@ int	mda_expand_path(const char *tmpl, const struct mda_expand_ctx *,
  * message's head, so they are read only once.
  */
 #define MDA_HEAD_MAX	(256 * 1024)
-int	mda_delivered_to_loop(int fd, int64_t size, const char *rcpt);
-ssize_t	mda_read_head(int fd, int64_t size, char *buf, size_t len);
+int	mda_delivered_to_loop(const struct spool_msg *, const char *rcpt);
+ssize_t	mda_read_head(const struct spool_msg *, char *buf, size_t len);
 int	mda_head_loops(const char *head, size_t len, const char *rcpt);
 
 /*

@@ -265,7 +265,7 @@ lmtp_connect(struct lmtp_dest *d, char *err, size_t errlen)
 
 /* the message: LF to CRLF, leading dots doubled, ".\r\n" at the end */
 static int
-lmtp_send_body(struct lmtp_dest *d, int msgfd, int64_t size)
+lmtp_send_body(struct lmtp_dest *d, const struct spool_msg *msg)
 {
 	static char	in[32768], out[32768 * 2 + 8];
 	off_t		off = 0;
@@ -274,7 +274,7 @@ lmtp_send_body(struct lmtp_dest *d, int msgfd, int64_t size)
 	int		bol = 1;
 
 	for (;;) {
-		n = msg_pread(msgfd, in, sizeof(in), off, size);
+		n = spool_msg_pread(msg, in, sizeof(in), off);
 		if (n == -1)
 			return -2;
 		if (n == 0)
@@ -315,8 +315,8 @@ lmtp_dest_find(const char *name)
  * 0 with the outcome in res.
  */
 static int
-lmtp_transaction(struct lmtp_dest *d, const struct envelope *evp, int msgfd,
-    struct delivery_result *res)
+lmtp_transaction(struct lmtp_dest *d, const struct envelope *evp,
+    const struct spool_msg *msg, struct delivery_result *res)
 {
 	struct mta_reply	 r;
 	char			 sender[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
@@ -353,7 +353,7 @@ lmtp_transaction(struct lmtp_dest *d, const struct envelope *evp, int msgfd,
 	if (r.code != 354)
 		goto refused;
 	what = "end of DATA";
-	if ((rc = lmtp_send_body(d, msgfd, evp->body_size)) == -2) {
+	if ((rc = lmtp_send_body(d, msg)) == -2) {
 		lmtp_close(d);	/* mid-data: this connection is lost */
 		res->status = PROTO_TEMPFAIL;
 		textf(res->text, sizeof(res->text),
@@ -391,6 +391,7 @@ mda_lmtp_deliver(const char *name, const struct envelope *evp, int msgfd,
     struct delivery_result *res)
 {
 	struct lmtp_dest	*d;
+	struct spool_msg	 msg;
 	char			 rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 	int			 tries, cached;
 
@@ -402,7 +403,8 @@ mda_lmtp_deliver(const char *name, const struct envelope *evp, int msgfd,
 		return;
 	}
 	addr_to_string(&evp->dest, rcpt, sizeof(rcpt));
-	if (mda_delivered_to_loop(msgfd, evp->body_size, rcpt)) {
+	spool_msg_set(&msg, msgfd, evp);
+	if (mda_delivered_to_loop(&msg, rcpt)) {
 		res->status = PROTO_PERMFAIL;
 		textf(res->text, sizeof(res->text), "5.4.6 mail forwarding "
 		    "loop for %s (Delivered-To already present)", rcpt);
@@ -415,7 +417,7 @@ mda_lmtp_deliver(const char *name, const struct envelope *evp, int msgfd,
 			res->status = PROTO_TEMPFAIL;
 			return;
 		}
-		if (lmtp_transaction(d, evp, msgfd, res) == 0)
+		if (lmtp_transaction(d, evp, &msg, res) == 0)
 			return;
 		lmtp_close(d);
 		if (!cached)

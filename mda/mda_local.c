@@ -229,8 +229,8 @@ mda_copy_verbatim(struct wbuf *w, const struct mda_message *m, int *errp)
 	for (;;) {
 		if (w->len == w->size && mda_wbuf_flush(w) == -1)
 			goto bad_write;
-		r = msg_pread(m->fd, w->buf + w->len, w->size - w->len,
-		    off, m->size);
+		r = spool_msg_pread(&m->file, w->buf + w->len,
+		    w->size - w->len, off);
 		if (r == -1) {
 			*errp = errno;
 			return COPY_READ;
@@ -448,9 +448,9 @@ bad:
  * other across hosts).  Only the header is read, and only so much of it.
  */
 ssize_t
-mda_read_head(int fd, int64_t size, char *buf, size_t len)
+mda_read_head(const struct spool_msg *msg, char *buf, size_t len)
 {
-	return msg_pread(fd, buf, len, 0, size);
+	return spool_msg_pread(msg, buf, len, 0);
 }
 
 int
@@ -485,7 +485,7 @@ mda_head_loops(const char *head, size_t len, const char *rcpt)
 }
 
 int
-mda_delivered_to_loop(int fd, int64_t size, const char *rcpt)
+mda_delivered_to_loop(const struct spool_msg *msg, const char *rcpt)
 {
 	char	*buf;
 	ssize_t	 n;
@@ -493,7 +493,7 @@ mda_delivered_to_loop(int fd, int64_t size, const char *rcpt)
 
 	if ((buf = malloc(MDA_HEAD_MAX)) == NULL)
 		return 0;
-	n = mda_read_head(fd, size, buf, MDA_HEAD_MAX);
+	n = mda_read_head(msg, buf, MDA_HEAD_MAX);
 	found = n > 0 && mda_head_loops(buf, (size_t)n, rcpt);
 	free(buf);
 	return found;

@@ -118,7 +118,7 @@ copy_mboxrd(struct wbuf *w, const struct mda_message *m, int *errp)
 		return COPY_READ;
 	}
 	for (;;) {
-		r = msg_pread(m->fd, rbuf, MDA_BUFSIZE, off, m->size);
+		r = spool_msg_pread(&m->file, rbuf, MDA_BUFSIZE, off);
 		if (r == -1) {
 			*errp = errno;
 			free(rbuf);

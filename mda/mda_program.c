@@ -361,7 +361,7 @@ prog_verdict(int wstatus, int timedout, const struct prog_out *o,
 
 /* feed the message, collect output, wait; the verdict goes into r */
 static void
-prog_run(int msgfd, int64_t size, const char *head, pid_t pid, int in,
+prog_run(const struct spool_msg *msg, const char *head, pid_t pid, int in,
     int out, struct delivery_result *r)
 {
 	static char	 buf[65536];
@@ -396,7 +396,7 @@ prog_run(int msgfd, int64_t size, const char *head, pid_t pid, int in,
 		}
 		/* refill from the spool file */
 		if (in_open && boff == blen && !eof) {
-			n = msg_pread(msgfd, buf, sizeof(buf), off, size);
+			n = spool_msg_pread(msg, buf, sizeof(buf), off);
 			if (n == -1) {
 				r->status = PROTO_TEMPFAIL;
 				snprintf(r->text, sizeof(r->text),
@@ -477,6 +477,7 @@ prog_child(int resfd, int msgfd, const struct envelope *evp,
 {
 	struct delivery_result	 r;
 	struct imsgbuf		 ib;
+	struct spool_msg	 msg;
 	struct passwd		 pw = *pwin;
 	char			*env[16], *head = NULL, *cmd;
 	char			 sender[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
@@ -508,7 +509,8 @@ prog_child(int resfd, int msgfd, const struct envelope *evp,
 	addr_to_string(&evp->rcpt, orig, sizeof(orig));
 	addr_split_subaddress(evp->dest.user, base, sizeof(base), ext,
 	    sizeof(ext));
-	if (mda_delivered_to_loop(msgfd, evp->body_size, rcpt)) {
+	spool_msg_set(&msg, msgfd, evp);
+	if (mda_delivered_to_loop(&msg, rcpt)) {
 		r.status = PROTO_PERMFAIL;
 		snprintf(r.text, sizeof(r.text), "5.4.6 mail forwarding "
 		    "loop for %s (Delivered-To already present)", rcpt);
@@ -550,7 +552,7 @@ prog_child(int resfd, int msgfd, const struct envelope *evp,
 	if (fcntl(in[1], F_SETFL, O_NONBLOCK) == -1 ||
 	    fcntl(out[0], F_SETFL, O_NONBLOCK) == -1)
 		fatal("fcntl");
-	prog_run(msgfd, evp->body_size, head, pid, in[1], out[0], &r);
+	prog_run(&msg, head, pid, in[1], out[0], &r);
 report:
 	imsgbuf_init(&ib, resfd);
 	if (imsg_compose(&ib, IMSG_MDA_RESULT, 0, -1, &r, sizeof(r)) == -1 ||

@@ -130,7 +130,7 @@ mda_root_child(int resfd, int msgfd, const struct envelope *evp,
 		root_report(resfd, &r);
 	}
 	mda_message_init(&msg, evp, msgfd, sender, rcpt);
-	n = mda_read_head(msgfd, evp->body_size, head, sizeof(head));
+	n = mda_read_head(&msg.file, head, sizeof(head));
 	msg.head = head;
 	msg.headlen = n > 0 ? (size_t)n : 0;
 	if (mda_head_loops(msg.head, msg.headlen, rcpt)) {

@@ -32,6 +32,7 @@
 
 #include "config.h"
 #include "envelope.h"
+#include "spool_msg.h"
 #include "mproc.h"
 
 #define MTA_TASK_MAX_RCPT	100	/* RFC 5321 4.5.3.1.8 minimum */
@@ -65,14 +66,14 @@ struct mta_task {
 	TAILQ_ENTRY(mta_task)	 entry;
 	struct mta_route	*route;
 	uint32_t		 msgid;
-	int			 fd;		/* spool message, pread from 0 */
+	/* the spool message, read through spool_msg_pread() from 0 */
+	struct spool_msg	 msg;
 	int			 started;	/* a session has it */
 	int			 requeued;	/* put back after a lost session */
 	struct mta_rcpt		*rcpts;
 	size_t			 nrcpts;
 	/* what the message needs from the peer (mta_task_scan) */
 	uint64_t		 wire_size;	/* CRLF and dot-stuffed */
-	int64_t			 body_size;	/* where the message ends */
 	int			 body8bit;
 	int			 header8bit;
 	struct timespec		 t_arrived;
@@ -141,6 +142,9 @@ struct mta_io {
 
 extern SSL_CTX		*mta_ssl_ctx;
 extern int		 mta_ssl_ca_loaded;
+
+/* mta.c: the action's client certificate ("relay ... pki NAME") on ssl */
+void	mta_tls_use_client_cert(SSL *, const struct action *);
 
 /* mta.c */
 void	mta_route_kick(struct mta_route *);

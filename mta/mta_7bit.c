@@ -101,7 +101,7 @@ mta_7bit_prepare(struct mta_task *t, const char *relay, struct mta_7bit **convp)
 	}
 	m = c->mime;
 	for (;;) {
-		n = msg_pread(t->fd, buf, sizeof(buf), off, t->body_size);
+		n = spool_msg_pread(&t->msg, buf, sizeof(buf), off);
 		if (n == -1) {
 			log_warn("%08x: read message", t->msgid);
 			mta_7bit_free(c);

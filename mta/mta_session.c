@@ -445,6 +445,7 @@ session_start_tls(struct mta_session *s)
 
 	if ((s->ssl = SSL_new(mta_ssl_ctx)) == NULL)
 		fatalx("SSL_new");
+	mta_tls_use_client_cert(s->ssl, s->route->action);
 	if (!host_is_literal(name) &&
 	    SSL_set_tlsext_host_name(s->ssl, name) != 1)
 		log_debug("SNI %s refused by OpenSSL", name);
@@ -904,8 +905,8 @@ session_fill_body(struct mta_session *s)
 	size_t			 len;
 
 	while (!s->body_done && evbuffer_get_length(out) < MTA_BODY_HIGH) {
-		n = msg_pread(s->task->fd, in, sizeof(in), s->body_off,
-		    s->task->body_size);
+		n = spool_msg_pread(&s->task->msg, in, sizeof(in),
+		    s->body_off);
 		if (n == -1) {
 			log_warn("%08x: read message", s->task->msgid);
 			return -1;
@@ -917,7 +918,7 @@ session_fill_body(struct mta_session *s)
 			    &s->body_bol) == -1)
 				return -1;
 			s->body_off += n;
-			if (s->body_off >= s->task->body_size)
+			if (s->body_off >= spool_msg_size(&s->task->msg))
 				goto end;
 			continue;
 		}
@@ -946,7 +947,7 @@ session_fill_body(struct mta_session *s)
 		s->body_off += n;
 		s->body_wire += v.iov_len;
 		/* the whole message: no read to find its end */
-		if (s->body_off >= s->task->body_size)
+		if (s->body_off >= spool_msg_size(&s->task->msg))
 			goto end;
 	}
 	mta_io_flush_later(&s->io);

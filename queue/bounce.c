@@ -39,6 +39,7 @@
 #include "log.h"
 #include "queue.h"
 #include "proc.h"
+#include "spool_msg.h"
 #include "util.h"
 
 #define BOUNCE_MAX_DESTS	16
@@ -67,6 +68,7 @@ struct bounce {
 	struct envelope		 orig;		/* the first recipient's */
 	int			 fd;		/* the original message */
 	int64_t			 size;
+	int64_t			 head;		/* headers added after it */
 	struct bounce_rcpt	*rcpts;
 	size_t			 nrcpts;
 	struct lka_dest		 dests[BOUNCE_MAX_DESTS];
@@ -192,7 +194,8 @@ bounce_generate(const struct envelope *e, enum dsn_action action,
 	b->orig = *e;
 	b->created = time(NULL);
 	/* the original, read when the DSN is written: its file may go now */
-	if ((b->fd = queue_open_message(msgid_of(e->id), &b->size)) == -1) {
+	if ((b->fd = queue_open_message(msgid_of(e->id), &b->size,
+	    &b->head)) == -1) {
 		log_warn("%016" PRIx64 ": DSN: open the message", e->id);
 		bounce_free(b);
 		goto fail;
@@ -322,7 +325,8 @@ is_ascii(const char *s)
 
 /* copy the original message (or its header) into the DSN */
 static int
-append_original(struct evbuffer *out, int fd, int64_t size, int headers_only)
+append_original(struct evbuffer *out, const struct spool_msg *msg,
+    int headers_only)
 {
 	struct evbuffer		*tmp;
 	struct evbuffer_ptr	 p;
@@ -336,7 +340,7 @@ append_original(struct evbuffer *out, int fd, int64_t size, int headers_only)
 	if ((tmp = evbuffer_new()) == NULL)
 		return -1;
 	while (evbuffer_get_length(tmp) < limit &&
-	    (n = msg_pread(fd, buf, sizeof(buf), off, size)) > 0) {
+	    (n = spool_msg_pread(msg, buf, sizeof(buf), off)) > 0) {
 		evbuffer_add(tmp, buf, n);
 		off += n;
 	}
@@ -444,6 +448,7 @@ bounce_write(struct bounce *b, uint32_t msgid, int fd)
 {
 	const struct envelope	*e = &b->orig;
 	struct evbuffer		*out;
+	struct spool_msg	 msg;
 	char			 date[64], arrival[64], origmsg[9];
 	char			 rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 	char			 diag[ENV_TEXT_MAX], boundary[300];
@@ -539,7 +544,11 @@ bounce_write(struct bounce *b, uint32_t msgid, int fd)
 	    headers_only ? "text/rfc822-headers" : "message/rfc822",
 	    (e->flags & EF_8BITMIME) ? "Content-Transfer-Encoding: 8bit\n" :
 	    "");
-	if (append_original(out, b->fd, b->size, headers_only) == -1)
+	/* the original as delivered: the headers added at the top */
+	msg.fd = b->fd;
+	msg.body = b->size;
+	msg.head = b->head;
+	if (append_original(out, &msg, headers_only) == -1)
 		rc = -1;
 	evbuffer_add_printf(out, "\n--%s--\n", boundary);
 	while (rc == 0 && evbuffer_get_length(out) > 0)

@@ -6,8 +6,10 @@
  *	incoming/MSGID		being received; never acknowledged (a
  *				worker's spare files are here too, empty)
  *	queue/MSGID		a committed message: the message, then the
- *				envelope if it has one recipient, then a
- *				footer (envelope.h)
+ *				headers added after its body was seen
+ *				(spool_msg.h; delivered at the top), then
+ *				the envelope if it has one recipient, then
+ *				a footer (envelope.h)
  *	queue/EVPID		an envelope of a message with several
  *				recipients, or one that changed since
  *				the commit (a retry; a pause is

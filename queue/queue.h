@@ -28,8 +28,12 @@ void	queue_ctl_reply(struct mproc *, uint32_t reqid, int end, int status,
 int	queue_message_create(uint32_t *msgid, int *fd);
 int	queue_message_commit(uint32_t msgid, const struct envelope *, size_t);
 void	queue_message_abort(uint32_t msgid);
-/* the committed message and its size (the file goes on after it) */
-int	queue_open_message(uint32_t msgid, int64_t *body_size);
+/*
+ * The committed message, its size and the size of the headers added
+ * after it (the file goes on after both: spool_msg.h)
+ */
+int	queue_open_message(uint32_t msgid, int64_t *body_size,
+	    int64_t *head_size);
 void	queue_bounce_done(uint64_t evpid);
 uint32_t queue_schedule_domain(const char *domain, int subdomains);
 void	queue_lookup_request(const struct lka_rcpt_req *);

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "queue.h"
 #include "queue_int.h"
+#include "spool_msg.h"
 #include "strset.h"
 #include "util.h"
 
@@ -171,10 +172,11 @@ commit_reply(struct qmsg *m, int ok)
 static int
 commit_prepare(struct qmsg *m)
 {
-	char	name[9], evname[17];
-	char	tail[ENVELOPE_FILE_MAX + SPOOL_FOOTER_LEN + 1];
-	int	rc = 0, envlen = 0;
-	size_t	i;
+	char			name[9], evname[17];
+	char			tail[ENVELOPE_FILE_MAX + SPOOL_FOOTER_MAX + 1];
+	struct spool_footer	f;
+	int			rc = 0, envlen = 0;
+	size_t			i;
 
 	if (m->npending == 1 &&
 	    (envlen = envelope_dump(&m->pending[0], tail, ENVELOPE_FILE_MAX)) ==
@@ -189,14 +191,18 @@ commit_prepare(struct qmsg *m)
 		    !QUEUE_SYNCFS);
 	}
 	if (rc == 0) {
-		ssize_t	len = envlen + SPOOL_FOOTER_LEN;
-		uint8_t	mac[SPOOL_MAC_LEN];
+		ssize_t	len;
 
-		spool_footer_mac(spool_key, m->body_size, tail, (size_t)envlen,
-		    mac);
-		spool_footer_format(tail + envlen, m->body_size, (size_t)envlen,
-		    mac);
-		if (pwrite(m->fd, tail, len, (off_t)m->body_size) != len ||
+		/* after the message and the headers added after it */
+		memset(&f, 0, sizeof(f));
+		f.body = m->body_size;
+		f.head = (size_t)m->head_size;
+		f.envlen = (size_t)envlen;
+		spool_footer_mac(spool_key, f.body, f.head, tail, f.envlen,
+		    f.mac);
+		len = envlen + (ssize_t)spool_footer_format(tail + envlen, &f);
+		if (pwrite(m->fd, tail, len, (off_t)(m->body_size +
+		    m->head_size)) != len ||
 		    (!QUEUE_SYNCFS && fsync(m->fd) == -1)) {
 			log_warn("%08x: write footer", m->msgid);
 			rc = -1;
@@ -211,6 +217,43 @@ commit_prepare(struct qmsg *m)
 		rc = -1;
 	}
 	return rc;
+}
+
+/*
+ * The headers a worker added after the message (spool_msg.h): it wrote
+ * them at req->spooled and claims req->head bytes.  The worker faces the
+ * network and is trusted no more than for the rest of the file, so the
+ * queue reads them back and loads only what every reader can present as
+ * the top of the message: complete, well-formed header lines, within
+ * SPOOL_HEAD_MAX.  A bad claim is the worker's bug, not the client's
+ * doing (it never sees the block): the message is refused with a 451 and
+ * the rest goes on.  One pread, only for a message with added headers.
+ */
+static int
+commit_head_valid(struct qmsg *m, const struct queue_msg_req *req)
+{
+	static char	buf[SPOOL_HEAD_MAX];
+	ssize_t		n;
+
+	if (req->head == 0)
+		return 0;
+	if (req->head > SPOOL_HEAD_MAX) {
+		log_warnx("%08x: smtp worker %d claims %u bytes of added "
+		    "headers: more than %d", m->msgid, m->worker + 1,
+		    req->head, SPOOL_HEAD_MAX);
+		return -1;
+	}
+	if ((n = pread(m->fd, buf, req->head, (off_t)req->spooled)) == -1) {
+		log_warn("%08x: read added headers", m->msgid);
+		return -1;
+	}
+	if ((size_t)n != req->head || spool_head_valid(buf, n, NULL) == -1) {
+		log_warnx("%08x: smtp worker %d claims %u bytes of added "
+		    "headers that are not well-formed header lines",
+		    m->msgid, m->worker + 1, req->head);
+		return -1;
+	}
+	return 0;
 }
 
 int64_t
@@ -407,6 +450,12 @@ queue_commit(int worker, const struct queue_msg_req *req)
 		    "worker %d", req->nenvelopes, m->npending, worker + 1);
 	m->commit_reqid = req->reqid;
 	m->body_size = req->spooled;
+	if (commit_head_valid(m, req) == -1) {
+		commit_reply(m, 0);
+		message_discard(m);
+		return;
+	}
+	m->head_size = req->head;
 	/*
 	 * Free space was looked at when the file was made, which may have
 	 * been a while ago (a worker keeps spare files): again now.

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "queue.h"
 #include "queue_int.h"
+#include "spool_msg.h"
 #include "util.h"
 
 void
@@ -70,7 +71,8 @@ ctl_may_see(const struct ctl_request *req, const struct qenv *e)
 }
 
 /*
- * smtpctl show message|envelope ID: the file, in chunks.  Each chunk is
+ * smtpctl show message|envelope ID: the message as delivered (added
+ * headers first, spool_msg.h), in chunks.  Each chunk is
  * a NUL-terminated text, so the reader gets the file as text.
  */
 static void
@@ -78,9 +80,9 @@ ctl_show_file(struct mproc *p, const struct ctl_request *req)
 {
 	struct qenv	*e = NULL, *it;
 	char		 buf[ENVELOPE_FILE_MAX];
-	int64_t		 off = 0, size;
+	struct spool_msg msg;
+	int64_t		 off = 0;
 	ssize_t		 n;
-	int		 fd;
 
 	RB_FOREACH(it, qenv_tree, &envs)
 		if (it->evp.id == req->id || (req->cmd == CTL_SHOW_MESSAGE &&
@@ -104,12 +106,13 @@ ctl_show_file(struct mproc *p, const struct ctl_request *req)
 		queue_ctl_reply(p, req->reqid, 1, 0, NULL);
 		return;
 	}
-	if ((fd = queue_open_message(e->msg->msgid, &size)) == -1) {
+	if ((msg.fd = queue_open_message(e->msg->msgid, &msg.body,
+	    &msg.head)) == -1) {
 		queue_ctl_reply(p, req->reqid, 1, 1, "cannot open message");
 		return;
 	}
 	/* text replies: a NUL byte shows as ^@ rather than cut the chunk */
-	while ((n = msg_pread(fd, buf, 511, off, size)) > 0) {
+	while ((n = spool_msg_pread(&msg, buf, 511, off)) > 0) {
 		char	out[1024];
 		ssize_t	i, o = 0;
 
@@ -124,7 +127,7 @@ ctl_show_file(struct mproc *p, const struct ctl_request *req)
 		off += n;
 		queue_ctl_reply(p, req->reqid, 0, 0, "%s", out);
 	}
-	close(fd);
+	close(msg.fd);
 	queue_ctl_reply(p, req->reqid, 1, n < 0, n < 0 ? "read error" : NULL);
 }
 
@@ -162,7 +165,7 @@ ctl_show_entries(struct mproc *p, const struct ctl_request *req)
 		q.reqid = req->reqid;
 		q.state = ctl_state(e);
 		q.evpid = e->evp.id;
-		q.size = e->msg->body_size;
+		q.size = e->msg->head_size + e->msg->body_size;
 		q.now = now;
 		q.arrival = e->evp.ctime;
 		q.lasttry = e->evp.lasttry;

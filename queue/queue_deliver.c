@@ -443,7 +443,8 @@ mdachan_add(struct imsg *im)
 		qenv_retry_in(e, 0);
 		return;
 	}
-	if ((fd = queue_open_message(e->msg->msgid, &e->evp.body_size)) ==
+	if ((fd = queue_open_message(e->msg->msgid, &e->evp.body_size,
+	    &e->evp.head_size)) ==
 	    -1) {
 		log_warn("%016" PRIx64 ": open message", e->evp.id);
 		qenv_retry_in(e, conf->retry_local);

@@ -96,6 +96,7 @@ struct qmsg {
 	 */
 	int			 fd;
 	uint64_t		 body_size;	/* the message, without footer */
+	uint64_t		 head_size;	/* headers added after it */
 	int			 inline_env;	/* its envelope is in the file */
 	int			 corrupt;	/* queue_load(): moved away */
 };

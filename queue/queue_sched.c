@@ -93,7 +93,8 @@ queue_dispatch_one(struct qenv *e)
 	    (e->chan = mdachan_pick(&e->evp)) == NULL && chanwait_park(e))
 		return;
 
-	if ((fd = queue_open_message(e->msg->msgid, &e->evp.body_size)) ==
+	if ((fd = queue_open_message(e->msg->msgid, &e->evp.body_size,
+	    &e->evp.head_size)) ==
 	    -1) {
 		log_warn("%016" PRIx64 ": open message", e->evp.id);
 		e->chan = NULL;

@@ -248,7 +248,7 @@ qenv_find(uint64_t evpid)
 }
 
 int
-queue_open_message(uint32_t msgid, int64_t *body_size)
+queue_open_message(uint32_t msgid, int64_t *body_size, int64_t *head_size)
 {
 	struct qmsg	*m;
 	char		 name[9];
@@ -259,6 +259,7 @@ queue_open_message(uint32_t msgid, int64_t *body_size)
 		return -1;
 	}
 	*body_size = (int64_t)m->body_size;
+	*head_size = (int64_t)m->head_size;
 	msgid_to_text(msgid, name);
 	/*
 	 * A delivery's read of a file just written would update its atime
@@ -359,68 +360,70 @@ static int	spool_legacy;
 static void
 load_message(const char *name, uint32_t msgid)
 {
-	char		 tail[ENVELOPE_FILE_MAX + SPOOL_FOOTER_LEN + 1];
-	uint8_t		 mac[SPOOL_MAC_LEN], want[SPOOL_MAC_LEN];
-	struct qmsg	*m = load_qmsg(msgid);
-	struct envelope	 evp;
-	struct stat	 st;
-	uint64_t	 body;
-	size_t		 envlen;
-	const char	*why = "cannot read it";
-	int		 fd;
+	char			 tail[ENVELOPE_FILE_MAX + SPOOL_FOOTER_MAX + 1];
+	uint8_t			 want[SPOOL_MAC_LEN];
+	struct qmsg		*m = load_qmsg(msgid);
+	struct envelope		 evp;
+	struct spool_footer	 f;
+	struct stat		 st;
+	size_t			 tl;
+	const char		*why = "cannot read it";
+	int			 fd;
 
 	if ((fd = openat(dfd_queue, name, (spool_legacy ? O_RDWR : O_RDONLY) |
 	    O_NOFOLLOW | O_CLOEXEC)) == -1 || fstat(fd, &st) == -1)
 		goto bad;
+	tl = st.st_size < SPOOL_FOOTER_MAX ? (size_t)st.st_size :
+	    SPOOL_FOOTER_MAX;
 	if (spool_legacy) {
 		/*
 		 * The whole file is the message: give it its footer, unless
 		 * a conversion that was cut short did already.  (Only one
-		 * without an envelope counts: a message's own text can at
-		 * worst end itself early, never bring an envelope.)
+		 * without an envelope or added headers counts: a message's
+		 * own text can at worst end itself early, never bring an
+		 * envelope.)
 		 */
 		if (st.st_size >= SPOOL_FOOTER_LEN &&
-		    pread(fd, tail, SPOOL_FOOTER_LEN, st.st_size -
-		    SPOOL_FOOTER_LEN) == SPOOL_FOOTER_LEN &&
-		    spool_footer_parse(tail, SPOOL_FOOTER_LEN,
-		    (uint64_t)st.st_size, &body, &envlen, mac) == 0 &&
-		    envlen == 0) {
-			spool_footer_mac(spool_key, body, "", 0, want);
-			if (CRYPTO_memcmp(mac, want, sizeof(mac)) == 0)
+		    pread(fd, tail, tl, st.st_size - tl) == (ssize_t)tl &&
+		    spool_footer_parse(tail, tl, (uint64_t)st.st_size,
+		    &f) == 0 && f.envlen == 0 && f.head == 0) {
+			spool_footer_mac(spool_key, f.body, 0, "", 0, want);
+			if (CRYPTO_memcmp(f.mac, want, sizeof(want)) == 0)
 				goto loaded;
 		}
-		body = (uint64_t)st.st_size;
-		spool_footer_mac(spool_key, body, "", 0, mac);
-		spool_footer_format(tail, body, 0, mac);
-		if (pwrite(fd, tail, SPOOL_FOOTER_LEN, st.st_size) !=
-		    SPOOL_FOOTER_LEN || fsync(fd) == -1)
+		memset(&f, 0, sizeof(f));
+		f.body = (uint64_t)st.st_size;
+		spool_footer_mac(spool_key, f.body, 0, "", 0, f.mac);
+		spool_footer_format(tail, &f);
+		if (pwrite(fd, tail, f.len, st.st_size) != (ssize_t)f.len ||
+		    fsync(fd) == -1)
 			fatal("queue/%s: add footer", name);
-		envlen = 0;
 	} else {
 		why = "no valid footer";
 		if (st.st_size < SPOOL_FOOTER_LEN ||
-		    pread(fd, tail, SPOOL_FOOTER_LEN, st.st_size -
-		    SPOOL_FOOTER_LEN) != SPOOL_FOOTER_LEN ||
-		    spool_footer_parse(tail, SPOOL_FOOTER_LEN,
-		    (uint64_t)st.st_size, &body, &envlen, mac) == -1)
+		    pread(fd, tail, tl, st.st_size - tl) != (ssize_t)tl ||
+		    spool_footer_parse(tail, tl, (uint64_t)st.st_size,
+		    &f) == -1)
 			goto bad;
 		why = "footer does not verify";
-		if (envlen > 0 && pread(fd, tail, envlen, (off_t)body) !=
-		    (ssize_t)envlen)
+		if (f.envlen > 0 && pread(fd, tail, f.envlen,
+		    (off_t)(f.body + f.head)) != (ssize_t)f.envlen)
 			goto bad;
-		spool_footer_mac(spool_key, body, tail, envlen, want);
-		if (CRYPTO_memcmp(mac, want, sizeof(mac)) != 0)
+		spool_footer_mac(spool_key, f.body, f.head, tail, f.envlen,
+		    want);
+		if (CRYPTO_memcmp(f.mac, want, sizeof(want)) != 0)
 			goto bad;
 		why = "invalid envelope";
-		if (envlen > 0 && (envelope_load(tail, envlen, &evp) == -1 ||
-		    msgid_of(evp.id) != msgid || (uint32_t)evp.id == 0))
+		if (f.envlen > 0 && (envelope_load(tail, f.envlen, &evp) ==
+		    -1 || msgid_of(evp.id) != msgid || (uint32_t)evp.id == 0))
 			goto bad;
 	}
 loaded:
 	close(fd);
 	m->onspool = 1;
-	m->body_size = body;
-	if (envlen > 0) {
+	m->body_size = f.body;
+	m->head_size = f.head;
+	if (f.envlen > 0) {
 		m->inline_env = 1;
 		message_add_envelope(m, &evp);
 		m->pending[0].id = evp.id;	/* not a new one */

@@ -5,8 +5,9 @@
  * Whatever envelope_load() accepts must be a valid envelope, must write
  * back out, and must read back to the same struct: the on-disk form can
  * never carry more than the struct says.  The input's tail is also read
- * as a message file's footer: one accepted must add up to the file and
- * format back to the same bytes.
+ * as a message file's footer, of either version: one accepted must add
+ * up to the file (message, added headers, envelope, footer) and format
+ * back to the same bytes.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "spool_msg.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -26,19 +28,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int		n;
 
 	if (size >= SPOOL_FOOTER_LEN) {
-		char		f[SPOOL_FOOTER_LEN + 1];
-		uint64_t	body;
-		size_t		envlen;
-		uint8_t		mac[SPOOL_MAC_LEN];
+		char			f[SPOOL_FOOTER_MAX + 1];
+		struct spool_footer	ft, fa;
+		size_t			tl = size < SPOOL_FOOTER_MAX ? size :
+					    SPOOL_FOOTER_MAX;
 
-		if (spool_footer_parse((const char *)data + size -
-		    SPOOL_FOOTER_LEN, SPOOL_FOOTER_LEN, size, &body,
-		    &envlen, mac) == 0) {
-			if (body + envlen + SPOOL_FOOTER_LEN != size)
+		if (spool_footer_parse((const char *)data + size - tl, tl,
+		    size, &ft) == 0) {
+			if (ft.body + ft.head + ft.envlen + ft.len != size ||
+			    (ft.head > 0) != (ft.len == SPOOL_FOOTER2_LEN) ||
+			    ft.head > SPOOL_HEAD_MAX ||
+			    ft.envlen >= SPOOL_ENVELOPE_MAX)
 				abort();
-			spool_footer_format(f, body, envlen, mac);
-			if (memcmp(f, data + size - SPOOL_FOOTER_LEN,
-			    SPOOL_FOOTER_LEN) != 0)
+			fa = ft;
+			if (spool_footer_format(f, &fa) != ft.len ||
+			    memcmp(f, data + size - ft.len, ft.len) != 0)
 				abort();
 		}
 	}

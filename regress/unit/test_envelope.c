@@ -3,8 +3,9 @@
  * is written reads back the same, values are escaped, and anything a
  * reader cannot vouch for (an unknown or repeated key, a value out of
  * range, a missing end marker, another version) is refused.  And the
- * footer that ends every committed message file: it says where the
- * message ends only when it fits the file exactly.
+ * footer that ends every committed message file, in both versions: it
+ * says where the message and its added headers are only when it fits
+ * the file exactly, and a version 1 footer still reads.
  */
 
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 
 #include "envelope.h"
+#include "spool_msg.h"
 
 static void
 sample(struct envelope *e)
@@ -126,53 +128,178 @@ test_refusals(void **state)
 	refused_with("end: ok\n", "");
 }
 
+static size_t
+footer(char *buf, uint64_t body, size_t head, size_t envlen,
+    const uint8_t *mac)
+{
+	struct spool_footer	f;
+
+	memset(&f, 0, sizeof(f));
+	f.body = body;
+	f.head = head;
+	f.envlen = envlen;
+	if (mac != NULL)
+		memcpy(f.mac, mac, SPOOL_MAC_LEN);
+	return spool_footer_format(buf, &f);
+}
+
 static void
 test_footer_round_trip(void **state)
 {
-	char		buf[SPOOL_FOOTER_LEN + 1];
-	uint8_t		mac[SPOOL_MAC_LEN], got[SPOOL_MAC_LEN];
-	uint64_t	body;
-	size_t		envlen, i;
+	char			buf[SPOOL_FOOTER_MAX + 1];
+	uint8_t			mac[SPOOL_MAC_LEN];
+	struct spool_footer	f;
+	size_t			i;
 
 	(void)state;
 	for (i = 0; i < SPOOL_MAC_LEN; i++)
 		mac[i] = (uint8_t)(i * 37 + 1);
-	spool_footer_format(buf, 1296, 517, mac);
+	assert_int_equal(footer(buf, 1296, 0, 517, mac), SPOOL_FOOTER_LEN);
 	assert_int_equal(strlen(buf), SPOOL_FOOTER_LEN);
 	assert_int_equal(buf[SPOOL_FOOTER_LEN - 1], '\n');
 	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN,
-	    1296 + 517 + SPOOL_FOOTER_LEN, &body, &envlen, got), 0);
-	assert_int_equal(body, 1296);
-	assert_int_equal(envlen, 517);
-	assert_memory_equal(got, mac, SPOOL_MAC_LEN);
+	    1296 + 517 + SPOOL_FOOTER_LEN, &f), 0);
+	assert_int_equal(f.body, 1296);
+	assert_int_equal(f.head, 0);
+	assert_int_equal(f.envlen, 517);
+	assert_int_equal(f.len, SPOOL_FOOTER_LEN);
+	assert_memory_equal(f.mac, mac, SPOOL_MAC_LEN);
 	/* several recipients: no envelope in the file */
-	spool_footer_format(buf, 7, 0, mac);
+	footer(buf, 7, 0, 0, mac);
 	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN,
-	    7 + SPOOL_FOOTER_LEN, &body, &envlen, got), 0);
-	assert_int_equal(body, 7);
-	assert_int_equal(envlen, 0);
+	    7 + SPOOL_FOOTER_LEN, &f), 0);
+	assert_int_equal(f.body, 7);
+	assert_int_equal(f.envlen, 0);
+}
+
+/* what a file written before version 2 ends with still loads */
+static void
+test_footer_v1_bytes(void **state)
+{
+	static const char	v1[] = "#posthaste-spool 1 body="
+	    "00000000000000001000 envelope=000300 mac="
+	    "000102030405060708090a0b0c0d0e0f"
+	    "101112131415161718191a1b1c1d1e1f\n";
+	char			file[64 + SPOOL_FOOTER_LEN];
+	struct spool_footer	f;
+	size_t			i;
+
+	(void)state;
+	assert_int_equal(strlen(v1), SPOOL_FOOTER_LEN);
+	/* the parser is given the last SPOOL_FOOTER_MAX bytes of the file */
+	memset(file, 'x', sizeof(file));
+	memcpy(file + 64, v1, SPOOL_FOOTER_LEN);
+	assert_int_equal(spool_footer_parse(file + sizeof(file) -
+	    SPOOL_FOOTER_MAX, SPOOL_FOOTER_MAX, 1300 + SPOOL_FOOTER_LEN,
+	    &f), 0);
+	assert_int_equal(f.body, 1000);
+	assert_int_equal(f.head, 0);
+	assert_int_equal(f.envlen, 300);
+	assert_int_equal(f.len, SPOOL_FOOTER_LEN);
+	for (i = 0; i < SPOOL_MAC_LEN; i++)
+		assert_int_equal(f.mac[i], i);
+	/* and the writer still writes exactly that without added headers */
+	{
+		char	again[SPOOL_FOOTER_MAX + 1];
+
+		footer(again, 1000, 0, 300, f.mac);
+		assert_string_equal(again, v1);
+	}
+}
+
+static void
+test_footer_v2(void **state)
+{
+	static const char	v2[] = "#posthaste-spool 2 body="
+	    "00000000000000001000 head=00212 envelope=000300 mac="
+	    "000102030405060708090a0b0c0d0e0f"
+	    "101112131415161718191a1b1c1d1e1f\n";
+	char			buf[SPOOL_FOOTER_MAX + 1];
+	char			file[SPOOL_FOOTER_MAX + 200];
+	struct spool_footer	f;
+	uint64_t		size = 1000 + 212 + 300 + SPOOL_FOOTER2_LEN;
+	size_t			i;
+
+	(void)state;
+	assert_int_equal(strlen(v2), SPOOL_FOOTER2_LEN);
+	assert_int_equal(spool_footer_parse(v2, SPOOL_FOOTER2_LEN, size, &f),
+	    0);
+	assert_int_equal(f.body, 1000);
+	assert_int_equal(f.head, 212);
+	assert_int_equal(f.envlen, 300);
+	assert_int_equal(f.len, SPOOL_FOOTER2_LEN);
+	assert_int_equal(footer(buf, 1000, 212, 300, f.mac),
+	    SPOOL_FOOTER2_LEN);
+	assert_string_equal(buf, v2);
+	/* the sizes must add up to the file, head included */
+	assert_int_equal(spool_footer_parse(v2, SPOOL_FOOTER2_LEN, size - 1,
+	    &f), -1);
+	assert_int_equal(spool_footer_parse(v2, SPOOL_FOOTER2_LEN, size + 1,
+	    &f), -1);
+	assert_int_equal(spool_footer_parse(v2, SPOOL_FOOTER2_LEN - 1, size,
+	    &f), -1);
+	/* a file shorter than the bytes given */
+	assert_int_equal(spool_footer_parse(v2, SPOOL_FOOTER2_LEN, 140, &f),
+	    -1);
+	/* message text before it does not matter */
+	memset(file, '#', sizeof(file));
+	memcpy(file + sizeof(file) - SPOOL_FOOTER2_LEN, v2,
+	    SPOOL_FOOTER2_LEN);
+	assert_int_equal(spool_footer_parse(file + sizeof(file) -
+	    SPOOL_FOOTER_MAX, SPOOL_FOOTER_MAX, size, &f), 0);
+	assert_int_equal(f.head, 212);
+	/* any byte changed: not a footer (or another valid number) */
+	for (i = 0; i < SPOOL_FOOTER2_LEN; i++) {
+		memcpy(buf, v2, sizeof(v2));
+		buf[i] = buf[i] == '9' ? '8' : buf[i] == '0' ? 'x' : '?';
+		if (buf[i] == '8')
+			continue;
+		assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER2_LEN,
+		    size, &f), -1);
+	}
+	/* head=0 is version 1's business; more than SPOOL_HEAD_MAX never */
+	memcpy(buf, v2, sizeof(v2));
+	memcpy(buf + 50, "00000", 5);
+	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER2_LEN,
+	    size - 212, &f), -1);
+	footer(buf, 1000, SPOOL_HEAD_MAX, 300, NULL);
+	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER2_LEN,
+	    1000 + SPOOL_HEAD_MAX + 300 + SPOOL_FOOTER2_LEN, &f), 0);
+	footer(buf, 1000, SPOOL_HEAD_MAX + 1, 300, NULL);
+	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER2_LEN,
+	    1000 + SPOOL_HEAD_MAX + 1 + 300 + SPOOL_FOOTER2_LEN, &f), -1);
+	/* version 1's digits with a version 2 label, and back: refused */
+	memcpy(buf, v2, sizeof(v2));
+	buf[17] = '1';
+	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER2_LEN, size,
+	    &f), -1);
+	footer(buf, 1000, 0, 300, NULL);
+	buf[17] = '2';
+	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN,
+	    1300 + SPOOL_FOOTER_LEN, &f), -1);
 }
 
 static void
 test_footer_refusals(void **state)
 {
-	char		buf[SPOOL_FOOTER_LEN + 1], bad[SPOOL_FOOTER_LEN + 1];
-	uint8_t		mac[SPOOL_MAC_LEN] = { 0 }, got[SPOOL_MAC_LEN];
-	uint64_t	body;
-	size_t		envlen, i;
-	uint64_t	size = 1000 + 300 + SPOOL_FOOTER_LEN;
+	char			buf[SPOOL_FOOTER_MAX + 1];
+	char			bad[SPOOL_FOOTER_MAX + 1];
+	uint8_t			mac[SPOOL_MAC_LEN] = { 0 };
+	struct spool_footer	f;
+	size_t			i;
+	uint64_t		size = 1000 + 300 + SPOOL_FOOTER_LEN;
 
 	(void)state;
-	spool_footer_format(buf, 1000, 300, mac);
+	footer(buf, 1000, 0, 300, mac);
 	/* a size the footer does not add up to: a file that grew or shrank */
 	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN, size + 1,
-	    &body, &envlen, got), -1);
+	    &f), -1);
 	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN, size - 1,
-	    &body, &envlen, got), -1);
+	    &f), -1);
 	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN, 10,
-	    &body, &envlen, got), -1);
-	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN - 1, size,
-	    &body, &envlen, got), -1);
+	    &f), -1);
+	assert_int_equal(spool_footer_parse(buf + 1, SPOOL_FOOTER_LEN - 1,
+	    size, &f), -1);
 	/* any byte changed: not a footer */
 	for (i = 0; i < SPOOL_FOOTER_LEN; i++) {
 		memcpy(bad, buf, sizeof(bad));
@@ -180,17 +307,21 @@ test_footer_refusals(void **state)
 		if (bad[i] == '8')
 			continue;	/* another valid number */
 		assert_int_equal(spool_footer_parse(bad, SPOOL_FOOTER_LEN,
-		    size, &body, &envlen, got), -1);
+		    size, &f), -1);
 	}
 	/* an envelope too long for any envelope file */
-	spool_footer_format(buf, 0, SPOOL_ENVELOPE_MAX, mac);
+	footer(buf, 0, 0, SPOOL_ENVELOPE_MAX, mac);
 	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN,
-	    SPOOL_ENVELOPE_MAX + SPOOL_FOOTER_LEN, &body, &envlen, got), -1);
+	    SPOOL_ENVELOPE_MAX + SPOOL_FOOTER_LEN, &f), -1);
 	/* sizes that would wrap around */
-	spool_footer_format(buf, 0, 10, mac);
+	footer(buf, 0, 10, 10, mac);
+	memcpy(buf + 24, "18446744073709551615", 20);
+	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER2_LEN,
+	    19 + SPOOL_FOOTER2_LEN, &f), -1);
+	footer(buf, 0, 0, 10, mac);
 	memcpy(buf + 24, "18446744073709551615", 20);
 	assert_int_equal(spool_footer_parse(buf, SPOOL_FOOTER_LEN,
-	    9 + SPOOL_FOOTER_LEN, &body, &envlen, got), -1);
+	    9 + SPOOL_FOOTER_LEN, &f), -1);
 }
 
 int
@@ -201,6 +332,8 @@ main(void)
 		cmocka_unit_test(test_optional_key_absent),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_footer_round_trip),
+		cmocka_unit_test(test_footer_v1_bytes),
+		cmocka_unit_test(test_footer_v2),
 		cmocka_unit_test(test_footer_refusals),
 	};
 

@@ -269,13 +269,13 @@ deliver_mbox_str(const char *path, const char *sender, const char *rcpt,
 	int			rc;
 
 	memset(&m, 0, sizeof(m));
-	m.fd = spool(msg, strlen(msg));
-	m.size = (int64_t)(strlen(msg));
+	m.file.fd = spool(msg, strlen(msg));
+	m.file.body = (int64_t)(strlen(msg));
 	m.sender = sender;
 	m.rcpt = rcpt;
 	m.hostname = "mx.example";
 	rc = mda_mbox_deliver(path, &m, err, errlen);
-	assert_int_equal(close(m.fd), 0);
+	assert_int_equal(close(m.file.fd), 0);
 	return rc;
 }
 
@@ -343,12 +343,12 @@ test_maildir_deliver(void **state)
 	m.rcpt = "bob@example.net";
 	m.hostname = "mx/a:b.example";
 	for (i = 0; i < 4; i++) {
-		m.fd = spool(msgs[i], strlen(msgs[i]));
-		m.size = (int64_t)(strlen(msgs[i]));
+		m.file.fd = spool(msgs[i], strlen(msgs[i]));
+		m.file.body = (int64_t)(strlen(msgs[i]));
 		err[0] = '\0';
 		assert_int_equal(mda_maildir_deliver(md, &m, err,
 		    sizeof(err)), MDA_OK);
-		assert_int_equal(close(m.fd), 0);
+		assert_int_equal(close(m.file.fd), 0);
 	}
 
 	path_in(sub, sizeof(sub), "home/u/Maildir/tmp");
@@ -420,14 +420,14 @@ test_maildir_large_null_sender(void **state)
 	for (i = 0; i < n; i++)
 		msg[i] = (i % 73 == 72) ? '\n' : (char)('a' + i % 26);
 	path_in(md, sizeof(md), "Maildir");
-	m.fd = spool(msg, n);
-	m.size = (int64_t)(n);
+	m.file.fd = spool(msg, n);
+	m.file.body = (int64_t)(n);
 	m.sender = "";
 	m.rcpt = "bob@example.net";
 	m.hostname = NULL;	/* falls back to gethostname() */
 	assert_int_equal(mda_maildir_deliver(md, &m, err, sizeof(err)),
 	    MDA_OK);
-	assert_int_equal(close(m.fd), 0);
+	assert_int_equal(close(m.file.fd), 0);
 
 	path_in(sub, sizeof(sub), "Maildir/new");
 	d = opendir(sub);
@@ -459,8 +459,8 @@ test_maildir_not_a_directory(void **state)
 	m.sender = "a@b";
 	m.rcpt = "c@d";
 	m.hostname = "h";
-	m.fd = spool("x\n", 2);
-	m.size = (int64_t)(2);
+	m.file.fd = spool("x\n", 2);
+	m.file.body = (int64_t)(2);
 
 	/* the Maildir path is a file */
 	path_in(md, sizeof(md), "file");
@@ -484,7 +484,7 @@ test_maildir_not_a_directory(void **state)
 	assert_int_equal(mda_maildir_deliver(md, &m, err, sizeof(err)),
 	    MDA_PERMFAIL);
 	assert_true(strncmp(err, "5.2.0 ", 6) == 0);
-	assert_int_equal(close(m.fd), 0);
+	assert_int_equal(close(m.file.fd), 0);
 }
 
 static void
@@ -504,18 +504,18 @@ test_maildir_repair_and_errors(void **state)
 	assert_int_equal(mkdir(md, 0700), 0);
 	path_in(sub, sizeof(sub), "md/tmp");
 	assert_int_equal(mkdir(sub, 0700), 0);
-	m.fd = spool("x\n", 2);
-	m.size = (int64_t)(2);
+	m.file.fd = spool("x\n", 2);
+	m.file.body = (int64_t)(2);
 	assert_int_equal(mda_maildir_deliver(md, &m, err, sizeof(err)),
 	    MDA_OK);
-	assert_int_equal(close(m.fd), 0);
+	assert_int_equal(close(m.file.fd), 0);
 	path_in(sub, sizeof(sub), "md/new");
 	assert_int_equal(count_entries(sub, NULL), 1);
 	path_in(sub, sizeof(sub), "md/cur");
 	assert_int_equal(count_entries(sub, NULL), 0);
 
 	/* an unreadable spool file: temporary, and nothing left behind */
-	m.fd = -1;
+	m.file.fd = -1;
 	assert_int_equal(mda_maildir_deliver(md, &m, err, sizeof(err)),
 	    MDA_TEMPFAIL);
 	assert_true(strncmp(err, "4.3.0 maildir: ", 15) == 0);
@@ -525,8 +525,8 @@ test_maildir_repair_and_errors(void **state)
 	assert_int_equal(count_entries(sub, NULL), 1);
 
 	/* header injection through the envelope is refused */
-	m.fd = spool("x\n", 2);
-	m.size = (int64_t)(2);
+	m.file.fd = spool("x\n", 2);
+	m.file.body = (int64_t)(2);
 	m.sender = "a@b>\nX-Evil: 1";
 	assert_int_equal(mda_maildir_deliver(md, &m, err, sizeof(err)),
 	    MDA_PERMFAIL);
@@ -534,7 +534,7 @@ test_maildir_repair_and_errors(void **state)
 	m.rcpt = "c@d\r\nX-Evil: 1";
 	assert_int_equal(mda_maildir_deliver(md, &m, err, sizeof(err)),
 	    MDA_PERMFAIL);
-	assert_int_equal(close(m.fd), 0);
+	assert_int_equal(close(m.file.fd), 0);
 	assert_int_equal(count_entries(sub, NULL), 1);
 }
 
@@ -566,8 +566,8 @@ test_maildir_batch(void **state)
 	m.sender = "a@b";
 	m.rcpt = "c@d";
 	m.hostname = "h";
-	m.fd = spool("x\n", 2);
-	m.size = (int64_t)(2);
+	m.file.fd = spool("x\n", 2);
+	m.file.body = (int64_t)(2);
 	path_in(md, sizeof(md), "Maildir");
 	fds = open_fds();
 
@@ -618,7 +618,7 @@ test_maildir_batch(void **state)
 
 	/* nothing open: nothing to sync */
 	assert_int_equal(mda_maildir_sync(), 0);
-	assert_int_equal(close(m.fd), 0);
+	assert_int_equal(close(m.file.fd), 0);
 }
 
 /* The one file in DIR/new. */
@@ -674,8 +674,8 @@ test_head_then_rest(void **state)
 		ncuts = round == 0 ? n + 1 : 4;
 		for (i = 0; i < ncuts; i++) {
 			cut = round == 0 ? i : big_cuts[i];
-			m.fd = spool(msg, n);
-			m.size = (int64_t)(n);
+			m.file.fd = spool(msg, n);
+			m.file.body = (int64_t)(n);
 			m.head = msg;
 			m.headlen = cut;
 
@@ -704,7 +704,7 @@ test_head_then_rest(void **state)
 			free(exp);
 			free(q);
 			free(data);
-			assert_int_equal(close(m.fd), 0);
+			assert_int_equal(close(m.file.fd), 0);
 		}
 	}
 	free(big);
@@ -892,11 +892,11 @@ test_mbox_quoting_boundaries(void **state)
 			memcpy(msg + n, pieces[k], strlen(pieces[k]));
 			n += strlen(pieces[k]);
 		}
-		m.fd = spool(msg, n);
-		m.size = (int64_t)(n);
+		m.file.fd = spool(msg, n);
+		m.file.body = (int64_t)(n);
 		assert_int_equal(mda_mbox_deliver(mbox, &m, err, sizeof(err)),
 		    MDA_OK);
-		assert_int_equal(close(m.fd), 0);
+		assert_int_equal(close(m.file.fd), 0);
 
 		/* the raw bytes match the reference quoting */
 		data = slurp(mbox, &len);
@@ -1006,8 +1006,8 @@ test_mbox_rollback(void **state)
 	big[n] = '\0';
 
 	/* the spool file is written before the limit is lowered */
-	m.fd = spool(big, n);
-	m.size = (int64_t)(n);
+	m.file.fd = spool(big, n);
+	m.file.body = (int64_t)(n);
 	m.sender = "a@b";
 	m.rcpt = "c@d";
 	m.hostname = "h";
@@ -1033,7 +1033,7 @@ test_mbox_rollback(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_int_equal(close(m.fd), 0);
+	assert_int_equal(close(m.file.fd), 0);
 
 	after = slurp(mbox, &alen);
 	assert_int_equal(alen, blen);
@@ -1046,8 +1046,8 @@ test_mbox_rollback(void **state)
 		int	p[2];
 
 		assert_int_equal(pipe(p), 0);
-		m.fd = p[0];	/* pread(2) on a pipe: ESPIPE */
-		m.size = 1;
+		m.file.fd = p[0];	/* pread(2) on a pipe: ESPIPE */
+		m.file.body = 1;
 		m.sender = "a@b";
 		m.rcpt = "c@d";
 		m.hostname = "h";
@@ -1255,8 +1255,8 @@ test_mbox_unwritable_dir(void **state)
 
 	(void)state;
 	memset(&m, 0, sizeof(m));
-	m.fd = spool("x\n", 2);
-	m.size = (int64_t)(2);
+	m.file.fd = spool("x\n", 2);
+	m.file.body = (int64_t)(2);
 	m.sender = "a@b";
 	m.rcpt = "c@d";
 	m.hostname = "h";
@@ -1286,7 +1286,7 @@ test_mbox_unwritable_dir(void **state)
 		assert_int_equal(chmod(dir, 0755), 0);
 		assert_int_equal(rc, MDA_OK);
 	}
-	assert_int_equal(close(m.fd), 0);
+	assert_int_equal(close(m.file.fd), 0);
 	data = slurp(mbox, &len);
 	assert_true(strncmp(data, "From a@b ", 9) == 0);
 	free(data);
@@ -1374,8 +1374,8 @@ test_file_deliver(void **state)
 	m.sender = "a@b";
 	m.rcpt = "c@d";
 	m.hostname = "h";
-	m.fd = spool("From me\nhi\n", 11);
-	m.size = (int64_t)(11);
+	m.file.fd = spool("From me\nhi\n", 11);
+	m.file.body = (int64_t)(11);
 
 	/* a fresh dotlock does not concern /file deliveries */
 	path_in(file, sizeof(file), "log");
@@ -1409,7 +1409,7 @@ test_file_deliver(void **state)
 
 	assert_int_equal(mda_file_deliver("/dev/null", &m, err, sizeof(err)),
 	    MDA_OK);
-	assert_int_equal(close(m.fd), 0);
+	assert_int_equal(close(m.file.fd), 0);
 }
 
 /*
