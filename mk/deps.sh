@@ -30,7 +30,16 @@
 # organizational domain (libpsl reads Debian's list from
 # /usr/share/publicsuffix, never a copy in the tree), zlib1g-dev for the
 # gzip'd DMARC aggregate reports, libxml2-utils for xmllint, which checks
-# those reports against RFC 7489's schema in the unit tests.
+# those reports against RFC 7489's schema in the unit tests, and
+# python3-authres, an independent RFC 8601 parser that reads back the
+# Authentication-Results headers we write (test_authres), and
+# libopendmarc2, OpenDMARC's library, an independent DMARC implementation
+# that test_dmarc_oracle loads with dlopen(3) to compare record readings
+# and verdicts (a test oracle only: nothing of Posthaste links it; it
+# brings libspf2-2 along as its own dependency, which we never use);
+# rbldnsd, the DNS block list server, which test_dnsbl_rbldnsd starts on
+# loopback to check our block list questions against (its own service,
+# a DNS server on port 53, is disabled at once, as Dovecot's is).
 #
 # Dovecot (for the LMTP tests) is installed but never enabled or left
 # running: its package enables dovecot.service, which is undone at once.
@@ -102,6 +111,9 @@ PACKAGES="
 	publicsuffix
 	zlib1g-dev
 	libxml2-utils
+	python3-authres
+	libopendmarc2
+	rbldnsd
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -182,6 +194,21 @@ if [ -n "$missing" ]; then
 		rm -f /etc/systemd/system/*.wants/fail2ban.service
 		if command -v update-rc.d >/dev/null 2>&1; then
 			update-rc.d fail2ban disable >/dev/null 2>&1
+		fi
+		;;
+	esac
+	case " $missing " in
+	*" rbldnsd "*)
+		# test_dnsbl_rbldnsd starts its own on a loopback port; the
+		# package's socket unit would answer DNS on port 53
+		if command -v deb-systemd-helper >/dev/null 2>&1; then
+			deb-systemd-helper disable rbldnsd.socket \
+			    rbldnsd.service >/dev/null 2>&1
+		fi
+		rm -f /etc/systemd/system/*.wants/rbldnsd.socket \
+		    /etc/systemd/system/*.wants/rbldnsd.service
+		if command -v update-rc.d >/dev/null 2>&1; then
+			update-rc.d rbldnsd disable >/dev/null 2>&1
 		fi
 		;;
 	esac
