@@ -139,6 +139,29 @@ def test_local_paths_deliver_added_headers_first():
                 assert_same(rest, lf(msg) + b"\n", "mbox entry")
 
 
+def test_bdat_message_gets_added_headers_first():
+    """The worker's end of data is the same for BDAT: the message sent
+    in two chunks is delivered with the added fields first."""
+    with Setup() as s, forge_daemon(s.conf()) as d:
+        marker = unique_marker("prepend-bdat")
+        msg = normal_message(marker)
+        half = len(msg) // 2
+        with SMTPConnection(d.port) as c:
+            assert c.command("EHLO %s" % HELO).code == 250
+            assert c.command("MAIL FROM:<%s>" % SENDER).code == 250
+            assert c.command("RCPT TO:<%s>" % MAILDIR_RCPT).code == 250
+            c.send(b"BDAT %d\r\n" % half + msg[:half])
+            assert c.reply().code == 250
+            c.send(b"BDAT %d LAST\r\n" % (len(msg) - half) + msg[half:])
+            r = c.reply()
+            assert r.code == 250, r
+            msgid = re.search(r"queued as ([0-9a-f]{8})", str(r)).group(1)
+            c.command("QUIT")
+        data = wait_maildir_key(id_key(msgid))
+        assert_same(split_local(data, MAILDIR_RCPT, msgid), lf(msg),
+                    "Maildir file of a BDAT message")
+
+
 def test_lmtp_dovecot_gets_added_headers_first():
     """LMTP to Dovecot: after Dovecot's own trace lines, the added
     fields, our Received: and the message."""
