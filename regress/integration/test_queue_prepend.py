@@ -309,6 +309,56 @@ def test_show_message_and_restart_keep_added_headers():
             shutil.rmtree(top, ignore_errors=True)
 
 
+def check_multi(data, rcpt, msgid, msg, what):
+    """Return-Path, Delivered-To, HEAD, our Received: (no "for": there
+    were two recipients) and the message."""
+    top = b"Return-Path: <%s>\nDelivered-To: %s\n" % (SENDER.encode(),
+                                                       rcpt.encode())
+    assert_same(data[:len(top) + len(HEAD)], top + HEAD, what)
+    m = re.match(rb"Received: from [^\n]*\n(\t[^\n]*\n)*",
+                 data[len(top) + len(HEAD):])
+    assert m and b" id %s" % msgid.encode() in m.group(0), \
+        "%s: not our Received: %r" % (what, data[:600])
+    assert_same(data[len(top) + len(HEAD) + m.end():], lf(msg), what)
+
+
+def test_several_recipients_after_restart():
+    """A message for two recipients has its envelopes in files of their
+    own; the added fields' length is in the message file's footer, so
+    after a restart both deliveries (Maildir and a program) still get
+    them first."""
+    with Setup() as s:
+        top = tempfile.mkdtemp(prefix="prepend.", dir=fixture.TEST_ROOT)
+        os.chmod(top, 0o755)
+        spool = os.path.join(top, "spool")
+        try:
+            marker = unique_marker("prepend-multi")
+            msg = normal_message(marker)
+            with forge_daemon(spool_conf(s, spool)) as d:
+                ctl(d, "pause", "mda")
+                with SMTPConnection(d.port) as c:
+                    for cmd in ("EHLO %s" % HELO, "MAIL FROM:<%s>" % SENDER,
+                                "RCPT TO:<%s>" % MAILDIR_RCPT,
+                                "RCPT TO:<%s>" % PROG_RCPT):
+                        assert c.command(cmd).code == 250, cmd
+                    assert c.command("DATA").code == 354
+                    r = c.command(dot_stuff(msg) + b".\r\n")
+                    assert r.code == 250, r
+                    msgid = re.search(r"queued as ([0-9a-f]{8})",
+                                      str(r)).group(1)
+            names = os.listdir(os.path.join(spool, "queue"))
+            assert len([n for n in names if n.startswith(msgid) and
+                        len(n) == 16]) == 2, names
+            with Daemon(conf=spool_conf(s, spool)) as d:
+                data = wait_maildir_key(("Subject: %s\n" % marker).encode())
+                check_multi(data, MAILDIR_RCPT, msgid, msg, "Maildir file")
+                wait_done(d, msgid, PROG_RCPT)
+                check_multi(read_file(s.prog_dest), PROG_RCPT, msgid, msg,
+                            "command input")
+        finally:
+            shutil.rmtree(top, ignore_errors=True)
+
+
 def test_version2_file_written_by_hand():
     """A file queued without added fields (version 1 footer, by the real
     daemon) is rewritten here as version 2 with a head section and the
