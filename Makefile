@@ -50,7 +50,8 @@ HARDEN		= -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=2 \
 		  -fstack-clash-protection
 HARDEN_LD	= -pie -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
 
-PKGS		= libevent libevent_openssl openssl libseccomp libbsd-overlay
+PKGS		= libevent libevent_openssl openssl libseccomp libbsd-overlay \
+		  libpsl zlib
 PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -153,7 +154,11 @@ $(SANDBOX_TEST): $(OBJDIR)/smtpd/smtpd.o \
 	@echo "  CCLD    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-unit: $(UNIT_BINS) $(FORGE) $(SANDBOX_TEST)
+# signs and verifies message files through common/dkim.h, for
+# test_dkim_codec.py (built by the regress/unit rule above)
+DKIM_TOOL	:= $(OBJDIR)/regress/dkim_tool
+
+unit: $(UNIT_BINS) $(FORGE) $(SANDBOX_TEST) $(DKIM_TOOL)
 
 # Compile (no link) every library and program source as strict C11 and
 # POSIX.1-2008 with the BSD extensions (_DEFAULT_SOURCE) and nothing of

@@ -53,6 +53,8 @@ enum dest_type {
 #define EF_MEASURED		0x40000
 #define EF_HEADER_8BIT		0x80000
 #define EF_BODY_8BIT		0x100000
+/* DMARC p=quarantine failed: the maildir "junk" option files it apart */
+#define EF_QUARANTINE		0x200000
 
 struct envelope {
 	uint64_t	 id;		/* msgid << 32 | random */

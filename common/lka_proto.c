@@ -64,3 +64,51 @@ proto_valid_forward_req(const struct forward_req *f)
 		return -1;
 	return 0;
 }
+
+int
+proto_valid_lka_dnsbl(const struct lka_dnsbl *r)
+{
+	if (!family_ok(&r->addr, 0) || r->listed < 0 || r->listed > 1 ||
+	    !STR_OK(r->lists))
+		return -1;
+	return 0;
+}
+
+int
+proto_valid_lka_spf(const struct lka_spf *r)
+{
+	if (!family_ok(&r->addr, 0) || !STR_OK(r->helo) ||
+	    !STR_OK(r->sender) || !STR_OK(r->domain) ||
+	    !STR_OK(r->mechanism) || !STR_OK(r->explanation) ||
+	    r->result < 0 || r->result > 6)
+		return -1;
+	return 0;
+}
+
+int
+proto_valid_lka_authcheck(const struct lka_authcheck *r)
+{
+	uint32_t	i;
+
+	if (!STR_OK(r->from_domain) || !STR_OK(r->spf_domain) ||
+	    r->spf_result < 0 || r->spf_result > 6 ||
+	    r->nsigs > LKA_AUTH_SIGS)
+		return -1;
+	for (i = 0; i < r->nsigs; i++)
+		if (dkim_vsig_valid(&r->sigs[i]) == -1)
+			return -1;
+	return 0;
+}
+
+int
+proto_valid_lka_authcheck_res(const struct lka_authcheck_res *r)
+{
+	uint32_t	i;
+
+	if (r->nsigs > LKA_AUTH_SIGS || !STR_OK(r->dmarc_domain))
+		return -1;
+	for (i = 0; i < r->nsigs; i++)
+		if (!STR_OK(r->dkim[i].why))
+			return -1;
+	return 0;
+}

@@ -54,6 +54,11 @@ struct proc_fds {
 	int	*listen;			/* smtp worker: its sockets */
 	int	nlisten;
 	int	ctlsock;			/* control: listening socket */
+	int	keys;				/* smtp worker, mta: to keys */
+	int	keys_dkim;			/* smtp worker: to keys, DKIM */
+	int	smtp_dkim[SMTPD_MAX_WORKERS];	/* keys: one per worker */
+	int	*keyfiles;			/* keys: per pki, cert and key */
+	int	nkeyfiles;
 };
 
 void	smtp_main(int worker, struct proc_fds *)
@@ -62,6 +67,7 @@ void	queue_main(struct proc_fds *) __attribute__((noreturn));
 void	lookup_main(struct proc_fds *) __attribute__((noreturn));
 void	mta_main(struct proc_fds *) __attribute__((noreturn));
 void	control_main(struct proc_fds *) __attribute__((noreturn));
+void	keys_main(struct proc_fds *) __attribute__((noreturn));
 #ifdef POSTHASTE_FUZZ
 /* control.c, for regress/fuzz/fuzz_control.c only (mk/fuzz.mk) */
 void	control_fuzz_start(int parent, int queue, int ctlsock);

@@ -125,3 +125,36 @@ proto_direct_delivery(const struct envelope *evp, const struct action *a)
 	return a != NULL && a->type == ACTION_MAILDIR &&
 	    evp->dest_type == DEST_MAILBOX;
 }
+
+int
+proto_valid_keys_sign_req(const struct keys_sign_req *r)
+{
+	if (r->op < KEYS_OP_RSA_PKCS1 || r->op > KEYS_OP_ED25519 ||
+	    r->len == 0 || r->len > sizeof(r->data))
+		return -1;
+	if (r->saltlen < -1 || r->saltlen > KEYS_SIG_MAX)
+		return -1;
+	return 0;
+}
+
+int
+proto_valid_keys_sign_res(const struct keys_sign_res *r)
+{
+	if (r->status != PROTO_OK && r->status != PROTO_PERMFAIL)
+		return -1;
+	if (r->len > sizeof(r->sig) || (r->status == PROTO_OK) != (r->len > 0))
+		return -1;
+	return 0;
+}
+
+int
+proto_valid_keys_dkim_ident(const struct keys_dkim_ident *k)
+{
+	if (!STR_OK(k->domain) || !STR_OK(k->selector) ||
+	    k->domain[0] == '\0' || k->selector[0] == '\0')
+		return -1;
+	if (k->op != 0 && k->op != KEYS_OP_RSA_PKCS1 &&
+	    k->op != KEYS_OP_ED25519)
+		return -1;
+	return 0;
+}

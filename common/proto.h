@@ -15,6 +15,7 @@
 
 #include "addr.h"
 #include "destmac.h"
+#include "dkim.h"
 #include "envelope.h"
 #include "imsg.h"
 #include "platform.h"
@@ -101,6 +102,20 @@ enum imsg_type {
 	IMSG_PAUSE,		/* uint32 what */
 	IMSG_RESUME,
 	IMSG_RETIRE,		/* smtp worker, mta: a reload replaced you */
+
+	/* smtp worker, mta -> keys: a private-key operation (keys_client.h) */
+	IMSG_KEYS_SIGN,		/* struct keys_sign_req -> keys_sign_res */
+	/* smtp worker -> lookup: the inbound checks (checks.c) */
+	IMSG_LKA_DNSBL,		/* struct lka_dnsbl (request and reply) */
+	IMSG_LKA_SPF,		/* struct lka_spf (request and reply) */
+	IMSG_LKA_AUTHCHECK,	/* struct lka_authcheck -> lka_authcheck_res */
+
+	/* parent -> keys: the DKIM signing keys (a new set replaces) */
+	IMSG_KEYS_DKIM_KEY,	/* struct keys_dkim_ident + key file fd */
+	IMSG_KEYS_DKIM_DONE,	/* the set is complete: use it */
+	/* keys -> smtp workers: whom they may sign for */
+	IMSG_KEYS_DKIM_LIST,	/* struct keys_dkim_ident, one per key */
+	IMSG_KEYS_DKIM_LIST_END,
 
 	IMSG_MAX
 };
@@ -199,6 +214,64 @@ struct lka_rdns {
 	uint32_t		fcrdns;		/* reply: forward-confirmed */
 	char			name[256];	/* reply: "" when none */
 };
+
+/*
+ * The inbound checks of a session (lookup/checks.c, smtp/smtp_checks.c).
+ * DNS lists at the connection; SPF from MAIL FROM on, answered while
+ * the client sends its recipients and data; DKIM verification and DMARC
+ * at the end of data.  Results are the RFC 8601 words' codes of
+ * lookup/spf.h (SPF_*), common/dkim.h (DKIM_*) and lookup/dmarc.h
+ * (DMARC_RESULT_*, DMARC_POLICY_*).
+ */
+struct lka_dnsbl {
+	uint32_t		reqid;
+	struct sockaddr_storage	addr;
+	int32_t			listed;		/* reply: 1 listed */
+	int32_t			score;
+	uint32_t		nfailed;	/* lists that did not answer */
+	char			lists[256];	/* reply: the lists that hit */
+};
+
+struct lka_spf {
+	uint32_t		reqid;
+	uint32_t		serial;		/* the transaction's */
+	struct sockaddr_storage	addr;
+	char			helo[256];
+	char			sender[512];	/* "" = the null sender */
+	int32_t			result;		/* reply: SPF_* */
+	char			domain[256];	/* reply */
+	char			mechanism[256];
+	char			explanation[512];
+};
+
+#define LKA_AUTH_SIGS	8		/* DKIM_MAX_SIGS */
+struct lka_authcheck {
+	uint32_t		reqid;
+	uint32_t		serial;
+	char			from_domain[256];	/* "" when not one */
+	char			spf_domain[256];
+	int32_t			spf_result;		/* SPF_* */
+	uint32_t		nsigs;
+	struct dkim_vsig	sigs[LKA_AUTH_SIGS];
+};
+
+struct lka_authcheck_res {
+	uint32_t		reqid;
+	uint32_t		serial;
+	uint32_t		nsigs;
+	struct {
+		int32_t		result;			/* DKIM_* */
+		char		why[96];
+	} dkim[LKA_AUTH_SIGS];
+	int32_t			dmarc_result;		/* DMARC_RESULT_* */
+	int32_t			dmarc_policy;		/* DMARC_POLICY_* */
+	int32_t			dmarc_disposition;	/* after pct */
+	char			dmarc_domain[256];
+};
+int	proto_valid_lka_dnsbl(const struct lka_dnsbl *);
+int	proto_valid_lka_spf(const struct lka_spf *);
+int	proto_valid_lka_authcheck(const struct lka_authcheck *);
+int	proto_valid_lka_authcheck_res(const struct lka_authcheck_res *);
 
 struct forward_req {
 	uint32_t	reqid;
@@ -357,6 +430,53 @@ int	proto_valid_forward_req(const struct forward_req *);
 int	proto_valid_auth_system_req(const struct auth_system_req *);
 int	proto_valid_auth_system_res(const struct auth_system_res *);
 int	proto_valid_mailaddr(const struct mailaddr *);
+
+/*
+ * The keys process (keys/keys.c) signs for the smtp workers and the mta
+ * with keys only it holds: TLS server and client keys (key id = the
+ * pki's place in conf->pkis) and DKIM keys.  The request carries what
+ * is signed: a digest (RSA, ECDSA; md is its NID) or, for Ed25519, the
+ * whole message (TLS 1.3 signs at most ~200 bytes; DKIM a 32-byte hash).
+ */
+#define KEYS_OP_RSA_PKCS1	1	/* RSASSA-PKCS1-v1_5 over a digest */
+#define KEYS_OP_RSA_PSS		2	/* RSASSA-PSS: saltlen, mgf1md */
+#define KEYS_OP_ECDSA		3
+#define KEYS_OP_ED25519		4	/* PureEdDSA over the data */
+#define KEYS_DATA_MAX		1024
+#define KEYS_SIG_MAX		1024	/* RSA-8192 */
+
+struct keys_sign_req {
+	uint32_t	keyid;
+	uint32_t	op;		/* KEYS_OP_* */
+	uint32_t	md;		/* NID of the digest, 0 for Ed25519 */
+	uint32_t	mgf1md;		/* PSS: NID of the MGF1 digest */
+	int32_t		saltlen;	/* PSS: bytes, or -1 = digest size */
+	uint32_t	len;
+	uint8_t		data[KEYS_DATA_MAX];
+};
+
+struct keys_sign_res {
+	int32_t		status;		/* PROTO_OK, else PROTO_PERMFAIL */
+	uint32_t	len;
+	uint8_t		sig[KEYS_SIG_MAX];
+};
+/*
+ * A DKIM signing key: the domain (lower case) and selector it signs as;
+ * from the keys process also its id (for IMSG_KEYS_SIGN, ids of DKIM
+ * keys start at KEYS_DKIM_ID0 and are never reused) and algorithm
+ * (KEYS_OP_RSA_PKCS1 for rsa-sha256, KEYS_OP_ED25519).
+ */
+#define KEYS_DKIM_ID0		0x10000
+#define KEYS_DKIM_MAX		1024	/* keys in one set */
+struct keys_dkim_ident {
+	uint32_t	keyid;
+	uint32_t	op;
+	char		domain[256];
+	char		selector[128];
+};
+int	proto_valid_keys_dkim_ident(const struct keys_dkim_ident *);
+int	proto_valid_keys_sign_req(const struct keys_sign_req *);
+int	proto_valid_keys_sign_res(const struct keys_sign_res *);
 
 /*
  * Whether the queue may send this envelope straight to a delivery

@@ -20,6 +20,12 @@
 #define CONF_NAME_MAX	128	/* action, table, pki names */
 #define CONF_PATH_MAX	1024	/* file names, templates, commands */
 #define CONF_HOST_MAX	256	/* host names */
+#define CONF_MAX_PKIS	64	/* each is a key the keys process holds */
+#define CONF_MAX_DNSBL	16	/* DNS lists: lookup/dnsbl.h DNSBL_MAX_LISTS */
+/* what a failed DMARC check with p=reject / p=quarantine does */
+#define CONF_DMARC_ENFORCE	0	/* 550 / quarantine (the default) */
+#define CONF_DMARC_QUARANTINE	1	/* quarantine both */
+#define CONF_DMARC_TAG		2	/* only the Authentication-Results */
 
 #define SMTPD_CONF_DEFAULT	"/etc/smtpd.conf"
 #define SMTPD_SPOOL_DEFAULT	"/var/spool/smtpd"
@@ -90,7 +96,17 @@ struct listener {
 	int			 senders_checked; /* "senders <table>" */
 	char			 senders_table[CONF_NAME_MAX];
 	int			 check_sender_domain; /* "check-sender-domain" */
+	int			 checks;	/* LISTEN_CHECKS_* */
 };
+/*
+ * The inbound checks (SPF, DKIM, DMARC, DNS lists): by default on mail
+ * from clients neither authenticated nor on this host (loopback, the
+ * local socket); "no-checks" turns them off on a listener, "checks
+ * all-clients" on for every client (a proxy or a test on loopback).
+ */
+#define LISTEN_CHECKS_DEFAULT		0
+#define LISTEN_CHECKS_NONE		1
+#define LISTEN_CHECKS_ALL_CLIENTS	2
 
 enum action_type {
 	ACTION_MAILDIR,		/* maildir ["template"] */
@@ -119,12 +135,16 @@ struct action {
 	char		 userbase_table[CONF_NAME_MAX];	/* "userbase <t>" */
 	char		 user[CONF_NAME_MAX];		/* "user NAME" */
 	int		 forward_file;		/* honour ~/.forward (default 1) */
+	int		 junk;			/* maildir: quarantined mail into
+						 * the .Junk folder */
 	/* relay */
 	char		 relay_host[CONF_PATH_MAX];	/* "host URL", "" = MX */
 	char		 relay_auth_table[CONF_NAME_MAX]; /* "auth <t>" */
 	enum relay_tls	 relay_tls;
 	char		 helo[CONF_HOST_MAX];		/* "helo NAME" */
 	char		 relay_src[CONF_HOST_MAX];	/* "src ADDR" */
+	char		 relay_pki[CONF_HOST_MAX];	/* "pki NAME": client
+							 * certificate */
 };
 
 enum match_from {
@@ -210,8 +230,15 @@ struct smtpd_config {
 	char		 resolver[CONF_HOST_MAX]; /* "resolver ADDR [port N]" */
 	uint16_t	 resolver_port;
 
+	/* mail authentication (parse_auth.c) */
+	char		 dkim_sign_table[CONF_NAME_MAX]; /* "dkim sign <t>" */
+	char		 dnsbl[CONF_MAX_DNSBL][CONF_HOST_MAX]; /* list specs */
+	int		 ndnsbl;
+	int		 dnsbl_threshold;	/* "dnsbl ... threshold N" */
+	int		 dmarc_policy;		/* CONF_DMARC_* */
+
 	TAILQ_HEAD(, table)	tables;
-	TAILQ_HEAD(, pki)	pkis;
+	TAILQ_HEAD(pkilist, pki)	pkis;
 	TAILQ_HEAD(, listener)	listeners;
 	TAILQ_HEAD(, action)	actions;
 	TAILQ_HEAD(, match)	matches;
@@ -247,6 +274,10 @@ void			 config_forget_secrets(struct smtpd_config *,
 struct table	*config_find_table(const struct smtpd_config *, const char *);
 struct action	*config_find_action(const struct smtpd_config *, const char *);
 struct pki	*config_find_pki(const struct smtpd_config *, const char *);
+/* a pki some listener or relay action uses: its files are loaded */
+int		 config_pki_used(const struct smtpd_config *, const struct pki *);
+/* a pki's place in conf->pkis: its key's id in the keys process */
+int		 config_pki_index(const struct smtpd_config *, const struct pki *);
 /*
  * Can each process open the files the configuration names, as the user
  * it runs as (config_check.c)?  Writes one "FILE:LINE: ..." line per

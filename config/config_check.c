@@ -123,14 +123,22 @@ table_read_by_mta(const struct smtpd_config *c, const struct table *t)
 	return 0;
 }
 
-/* as smtp_tls_init(): only the pkis of TLS listeners are loaded */
-static int
-pki_used(const struct smtpd_config *c, const struct pki *k)
+/*
+ * Only the pkis of TLS listeners and of relay actions (a client
+ * certificate) are loaded: by the keys process (the key) and the smtp
+ * workers and the mta (the certificate).
+ */
+int
+config_pki_used(const struct smtpd_config *c, const struct pki *k)
 {
 	const struct listener	*l;
+	const struct action	*a;
 
 	TAILQ_FOREACH(l, &c->listeners, entry)
 		if (l->tls != LISTEN_TLS_NONE && strcmp(l->pki, k->name) == 0)
+			return 1;
+	TAILQ_FOREACH(a, &c->actions, entry)
+		if (a->type == ACTION_RELAY && strcmp(a->relay_pki, k->name) == 0)
 			return 1;
 	return 0;
 }
@@ -138,7 +146,7 @@ pki_used(const struct smtpd_config *c, const struct pki *k)
 int
 config_check_files(const struct smtpd_config *c, FILE *out)
 {
-	struct who		 lookup, root = { "root (smtp workers, mta)",
+	struct who		 lookup, root = { "root (smtpd, for keys)",
 				    0, 0 };
 	const struct table	*t;
 	const struct pki	*k;
@@ -169,7 +177,7 @@ config_check_files(const struct smtpd_config *c, FILE *out)
 		    &lookup, t->line, what, t->path);
 	}
 	TAILQ_FOREACH(k, &c->pkis, entry) {
-		if (!pki_used(c, k))
+		if (!config_pki_used(c, k))
 			continue;
 		snprintf(what, sizeof(what), "pki %s cert", k->name);
 		n += check_one(c, out, &root, k->cert_line, what,
@@ -178,4 +186,18 @@ config_check_files(const struct smtpd_config *c, FILE *out)
 		n += check_one(c, out, &root, k->key_line, what, k->key_file);
 	}
 	return n;
+}
+
+int
+config_pki_index(const struct smtpd_config *c, const struct pki *k)
+{
+	const struct pki	*p;
+	int			 i = 0;
+
+	TAILQ_FOREACH(p, &c->pkis, entry) {
+		if (p == k)
+			return i;
+		i++;
+	}
+	return -1;
 }

@@ -770,6 +770,10 @@ parse_pki(struct parser *p, const char *keyword, int line)
 		return parse_unexpected(p, t, "cert or key after pki name");
 	what = tok_is_keyword(t, "cert") ? "cert" : "key";
 	if ((pki = config_find_pki(conf, name)) == NULL) {
+		if (config_pki_index(conf, TAILQ_LAST(&conf->pkis, pkilist)) ==
+		    CONF_MAX_PKIS - 1)
+			return parse_error(p, line, "too many pkis (at most %d)",
+			    CONF_MAX_PKIS);
 		if ((pki = calloc(1, sizeof(*pki))) == NULL)
 			return parse_error(p, line, "out of memory");
 		memcpy(pki->name, name, sizeof(pki->name));
@@ -969,6 +973,9 @@ static const struct {
 } statements[] = {
     {"action", parse_action},
     {"bounce", parse_option},
+    {"dkim", parse_dkim},
+    {"dmarc", parse_dmarc},
+    {"dnsbl", parse_dnsbl},
     {"hostname", parse_hostname_statement},
     {"listen", parse_listen},
     {"mailname", parse_hostname_statement},

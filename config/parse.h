@@ -141,5 +141,8 @@ int	conf_get_port(struct parser *p, const char *what, uint16_t *port);
 int	parse_listen(struct parser *p, const char *keyword, int line);
 int	parse_action(struct parser *p, const char *keyword, int line);
 int	parse_match(struct parser *p, const char *keyword, int line);
+int	parse_dkim(struct parser *p, const char *keyword, int line);
+int	parse_dnsbl(struct parser *p, const char *keyword, int line);
+int	parse_dmarc(struct parser *p, const char *keyword, int line);
 
 #endif

@@ -321,6 +321,18 @@ parse_listen(struct parser *p, const char *keyword, int line)
 					  sizeof(tmpl.senders_table), 1,
 					  "<table> after senders") == -1)
 				return -1;
+		} else if (tok_is_keyword(t, "no-checks") ||
+			   tok_is_keyword(t, "checks")) {
+			if (tmpl.checks != LISTEN_CHECKS_DEFAULT)
+				return listen_option_twice(p, t);
+			tmpl.checks = LISTEN_CHECKS_NONE;
+			if (tok_is_keyword(t, "checks")) {
+				t = tok_next(p);
+				if (!tok_is_keyword(t, "all-clients"))
+					return parse_unexpected(p, t,
+					    "all-clients after checks");
+				tmpl.checks = LISTEN_CHECKS_ALL_CLIENTS;
+			}
 		} else if (tok_is_keyword(t, "check-sender-domain")) {
 			if (tmpl.check_sender_domain++)
 				return listen_option_twice(p, t);
@@ -378,7 +390,7 @@ parse_listen(struct parser *p, const char *keyword, int line)
  */
 
 static const char *const local_options[] = {
-    "alias", "virtual", "userbase", "user", "forward-file",
+    "alias", "virtual", "userbase", "user", "forward-file", "junk",
 };
 
 static int
@@ -465,6 +477,16 @@ parse_relay_options(struct parser *p, struct action *a)
 				return parse_error(
 				    p, t->line,
 				    "src must be an IPv4 or IPv6 address");
+		} else if (tok_is_keyword(t, "pki")) {
+			/* a client certificate, for servers that ask */
+			if (a->relay_pki[0] != '\0')
+				return action_option_twice(p, t);
+			if (conf_get_value(p, "name after pki", &t) == -1 ||
+			    conf_copy_value(p, t, a->relay_pki,
+				       sizeof(a->relay_pki), "pki name") == -1 ||
+			    conf_add_ref(p, REF_PKI, t->line, a->relay_pki) ==
+				NULL)
+				return -1;
 		} else if (is_local_option(t))
 			return parse_error(
 			    p, t->line,
@@ -548,6 +570,12 @@ parse_local_options(struct parser *p, struct action *a)
 						   "user %s: the daemon's own "
 						   "account never receives "
 						   "mail", a->user);
+		} else if (tok_is_keyword(t, "junk")) {
+			if (a->type != ACTION_MAILDIR)
+				return parse_error(p, t->line,
+				    "junk is only valid for a maildir action");
+			if (a->junk++)
+				return action_option_twice(p, t);
 		} else if (tok_is_keyword(t, "forward-file")) {
 			if (forward_set++)
 				return action_option_twice(p, t);
@@ -556,7 +584,7 @@ parse_local_options(struct parser *p, struct action *a)
 				return -1;
 		} else if (tok_is_keyword(t, "host") || tok_is_keyword(t, "helo") ||
 			   tok_is_keyword(t, "src") || tok_is_keyword(t, "tls") ||
-			   tok_is_keyword(t, "auth"))
+			   tok_is_keyword(t, "auth") || tok_is_keyword(t, "pki"))
 			return parse_error(
 			    p, t->line,
 			    "\"%s\" is only valid for a relay action", t->text);

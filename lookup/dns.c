@@ -168,10 +168,23 @@ dns_name_ok(const char *s)
 	return 1;
 }
 
+/*
+ * DNS_Q_ANYNAME: any printable ASCII (the presentation form escapes the
+ * rest), for SPF, whose domain-specs may hold any visible character.
+ */
+static int
+dns_name_any_ok(const char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			return 0;
+	return 1;
+}
+
 /* a name from the wire: lower case, no trailing dot, "" for the root */
 static int
 dns_name_from_wire(const ns_msg *msg, const unsigned char *p, char *out,
-    size_t outlen)
+    size_t outlen, int anyname)
 {
 	size_t	n;
 	char	*c;
@@ -186,6 +199,8 @@ dns_name_from_wire(const ns_msg *msg, const unsigned char *p, char *out,
 		*c = (char)tolower((unsigned char)*c);
 	if (n == 0)
 		return 0;
+	if (anyname)
+		return dns_name_any_ok(out) ? 0 : -1;
 	return dns_name_ok(out) ? 0 : -1;
 }
 
@@ -226,8 +241,9 @@ dns_parse_answer(struct dns_result *res, int qtype, int rcode,
 	ns_msg		 msg;
 	ns_rr		 rr;
 	struct dns_rr	*r;
-	int		 i, n;
+	int		 i, n, anyname = (qtype & DNS_Q_ANYNAME) != 0;
 
+	qtype &= ~DNS_Q_ANYNAME;
 	res->nrr = 0;
 	res->txtused = 0;
 	if (rcode == ns_r_nxdomain) {
@@ -284,12 +300,12 @@ dns_parse_answer(struct dns_result *res, int qtype, int rcode,
 				continue;
 			r->preference = (uint16_t)ns_get16(ns_rr_rdata(rr));
 			if (dns_name_from_wire(&msg, ns_rr_rdata(rr) + 2,
-			    r->name, sizeof(r->name)) == -1)
+			    r->name, sizeof(r->name), anyname) == -1)
 				continue;
 			break;
 		case DNS_T_PTR:
 			if (dns_name_from_wire(&msg, ns_rr_rdata(rr), r->name,
-			    sizeof(r->name)) == -1 || r->name[0] == '\0')
+			    sizeof(r->name), anyname) == -1 || r->name[0] == '\0')
 				continue;
 			break;
 		case DNS_T_TXT:
@@ -386,8 +402,8 @@ dns_query(const char *name, int type, int timeout, dns_cb cb, void *arg)
 		rc = UB_INITFAIL;
 	} else {
 		q->submitting = 1;
-		rc = ub_resolve_event(ub, name, type, ns_c_in, q, dns_ub_cb,
-		    NULL);
+		rc = ub_resolve_event(ub, name, type & ~DNS_Q_ANYNAME,
+		    ns_c_in, q, dns_ub_cb, NULL);
 		q->submitting = 0;
 	}
 	if (rc != 0) {

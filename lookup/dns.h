@@ -24,6 +24,14 @@
 #define DNS_T_TXT	16
 #define DNS_T_AAAA	28
 
+/*
+ * OR'ed into a query's type: MX and PTR names of any printable ASCII are
+ * kept, in presentation form (escapes such as \032 as they came), not
+ * only host names.  For SPF (RFC 7208 7.1: a domain-spec may hold any
+ * visible character), whose names go back into dns_query() only.
+ */
+#define DNS_Q_ANYNAME	0x10000
+
 #define DNS_MAX_RR	32	/* answers kept per query; more are ignored */
 #define DNS_NAME_MAX	256
 #define DNS_TXT_MAX	16384	/* all TXT strings of one answer together */

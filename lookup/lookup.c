@@ -86,6 +86,30 @@ lookup_smtp_dispatch(struct mproc *p, struct imsg *m)
 		PROTO_READ(p, m, &req, proto_valid_lka_rcpt_req);
 		dns_lka_sender(p, &req);
 		break;
+	case IMSG_LKA_DNSBL: {
+		struct lka_dnsbl r;
+
+		PROTO_READ(p, m, &r, proto_valid_lka_dnsbl);
+		checks_dnsbl(p, &r);
+		break;
+	}
+	case IMSG_LKA_SPF: {
+		struct lka_spf r;
+
+		PROTO_READ(p, m, &r, proto_valid_lka_spf);
+		checks_spf(p, &r);
+		break;
+	}
+	case IMSG_LKA_AUTHCHECK: {
+		struct lka_authcheck *r;
+
+		if ((r = malloc(sizeof(*r))) == NULL)
+			fatal("malloc");
+		PROTO_READ(p, m, r, proto_valid_lka_authcheck);
+		checks_authcheck(p, r);
+		free(r);
+		break;
+	}
 	case IMSG_LKA_ETRN: {
 		struct lka_result r;
 
@@ -233,6 +257,7 @@ lookup_main(struct proc_fds *f)
 		fatalx("event_base_new");
 	mproc_defer_turns();
 	dns_init();	/* reads resolv.conf and hosts */
+	checks_init();	/* reads the Public Suffix List */
 	lookup_read_set();
 	sandbox_enter(SANDBOX_LOOKUP);
 	mproc_init(&l_parent, f->parent, "parent", lookup_parent_dispatch,

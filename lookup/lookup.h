@@ -76,4 +76,13 @@ void	rcpt_forward_reply(const struct forward_req *, int fd);
 void	lookup_rcpt_reply(struct mproc *, const struct lka_rcpt_req *,
 	    struct match *, struct lka_result *);
 
+/* checks.c: the inbound checks an smtp worker asks for */
+struct lka_dnsbl;
+struct lka_spf;
+struct lka_authcheck;
+void	checks_init(void);
+void	checks_dnsbl(struct mproc *, const struct lka_dnsbl *);
+void	checks_spf(struct mproc *, const struct lka_spf *);
+void	checks_authcheck(struct mproc *, const struct lka_authcheck *);
+
 #endif

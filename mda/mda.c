@@ -542,6 +542,14 @@ mda_child_deliver(const struct passwd *pw, struct envelope *evp, int fd,
 			    "5.3.5 cannot expand maildir path \"%.200s\"", tmpl);
 			return 0;
 		}
+		/* "junk": DMARC quarantine into the Maildir++ folder Junk */
+		if (a->junk && (evp->flags & EF_QUARANTINE) &&
+		    strlcat(path, "/.Junk", sizeof(path)) >= sizeof(path)) {
+			r->status = PROTO_PERMFAIL;
+			snprintf(r->text, sizeof(r->text),
+			    "5.3.5 maildir path too long");
+			return 0;
+		}
 		if (pend != NULL) {
 			rc = mda_maildir_begin(path, &msg, pend, r->text,
 			    sizeof(r->text));

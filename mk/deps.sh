@@ -14,7 +14,21 @@
 # ca-certificates, mandoc for the manual page lint, git, dpkg-dev,
 # debhelper and lintian for the package test (which fails on lintian's
 # errors; lintian brings groff for the manual page rendering test).
+# gdb for gcore(1): test_keys_memory.py dumps the processes' memory to
+# prove that no private key is outside the keys process.
 # "make check-fresh" proves the list.
+#
+# python3-dnslib and python3-yaml: the SPF conformance test
+# (regress/integration/test_spf_suite.py) reads the openspf suite's YAML
+# and serves its zones from regress/integration/dnsserver.py, a loopback
+# authoritative DNS server built on dnslib (reused for DKIM keys, DMARC
+# and block lists).
+#
+# Mail authentication (issue 18): libpsl-dev and publicsuffix for DMARC's
+# organizational domain (libpsl reads Debian's list from
+# /usr/share/publicsuffix, never a copy in the tree), zlib1g-dev for the
+# gzip'd DMARC aggregate reports, libxml2-utils for xmllint, which checks
+# those reports against RFC 7489's schema in the unit tests.
 #
 # Dovecot (for the LMTP tests) is installed but never enabled or left
 # running: its package enables dovecot.service, which is undone at once.
@@ -43,6 +57,8 @@ PACKAGES="
 	libunbound-dev
 	libcmocka-dev
 	python3
+	python3-dnslib
+	python3-yaml
 	swaks
 	libnet-ssleay-perl
 	libio-socket-ssl-perl
@@ -57,11 +73,16 @@ PACKAGES="
 	dovecot-core
 	dovecot-lmtpd
 	fail2ban
+	gdb
 	mandoc
 	git
 	dpkg-dev
 	debhelper
 	lintian
+	libpsl-dev
+	publicsuffix
+	zlib1g-dev
+	libxml2-utils
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

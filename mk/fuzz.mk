@@ -34,7 +34,8 @@ WARNINGS	= -Wall -Wextra $(FUZZ_WERROR) -Wshadow -Wpointer-arith \
 		  -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
 		  -Wno-unused-parameter
 
-PKGS		= libevent libevent_openssl openssl libseccomp libbsd-overlay
+PKGS		= libevent libevent_openssl openssl libseccomp libbsd-overlay \
+		  libpsl zlib
 PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

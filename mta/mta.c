@@ -48,6 +48,7 @@
 #include <openssl/x509.h>
 
 #define POSTHASTE_MTA_INTERNAL
+#include "keys_client.h"
 #include "log.h"
 #include "table.h"
 #include "mproc.h"
@@ -869,6 +870,74 @@ mta_tls_init(void)
 	close(fd);
 }
 
+/*
+ * Client certificates ("relay ... pki NAME"), for servers that ask for
+ * one: the chain read now, as root; the key is a stub whose signatures
+ * the keys process makes (keys_client.h).  Indexed by pki id.
+ */
+struct mta_client_pki {
+	X509		*cert;
+	STACK_OF(X509)	*chain;
+	EVP_PKEY	*stub;
+};
+static struct mta_client_pki	client_pkis[CONF_MAX_PKIS];
+
+static void
+mta_tls_client_certs(void)
+{
+	struct mta_client_pki	*cp;
+	struct action		*a;
+	struct pki		*pki;
+	X509			*x;
+	EVP_PKEY		*pub;
+	BIO			*bio;
+	int			 id;
+
+	TAILQ_FOREACH(a, &conf->actions, entry) {
+		if (a->type != ACTION_RELAY || a->relay_pki[0] == '\0' ||
+		    (pki = config_find_pki(conf, a->relay_pki)) == NULL ||
+		    (id = config_pki_index(conf, pki)) < 0 ||
+		    client_pkis[id].cert != NULL)
+			continue;
+		cp = &client_pkis[id];
+		if ((bio = BIO_new_file(pki->cert_file, "r")) == NULL ||
+		    (cp->cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) ==
+		    NULL)
+			fatalx("pki %s: cannot read the certificate %s",
+			    pki->name, pki->cert_file);
+		if ((cp->chain = sk_X509_new_null()) == NULL)
+			fatalx("sk_X509_new_null");
+		while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+			if (!sk_X509_push(cp->chain, x))
+				fatalx("sk_X509_push");
+		BIO_free(bio);
+		ERR_clear_error();
+		if ((pub = X509_get0_pubkey(cp->cert)) == NULL ||
+		    (cp->stub = keys_client_stub((uint32_t)id, pub)) == NULL)
+			fatalx("pki %s: certificate %s: unusable public key",
+			    pki->name, pki->cert_file);
+	}
+}
+
+void
+mta_tls_use_client_cert(SSL *ssl, const struct action *a)
+{
+	struct mta_client_pki	*cp;
+	struct pki		*pki;
+	int			 id;
+
+	if (a->relay_pki[0] == '\0' ||
+	    (pki = config_find_pki(conf, a->relay_pki)) == NULL ||
+	    (id = config_pki_index(conf, pki)) < 0 ||
+	    (cp = &client_pkis[id])->cert == NULL)
+		return;
+	if (SSL_use_certificate(ssl, cp->cert) != 1 ||
+	    SSL_use_PrivateKey(ssl, cp->stub) != 1 ||
+	    SSL_set1_chain(ssl, cp->chain) != 1)
+		fatalx("pki %s: cannot use the client certificate",
+		    pki->name);
+}
+
 static void
 mta_tls_load_cas(void)
 {
@@ -946,7 +1015,9 @@ void
 mta_main(struct proc_fds *f)
 {
 	proc_setup("mta");
+	keys_client_init(f->keys);
 	mta_tls_init();
+	mta_tls_client_certs();
 	mta_secrets_init();
 	/* the credentials are copied: no other table entry stays here */
 	config_forget_secrets(conf, CONF_FORGET_ALL);

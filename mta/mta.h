@@ -143,6 +143,9 @@ struct mta_io {
 extern SSL_CTX		*mta_ssl_ctx;
 extern int		 mta_ssl_ca_loaded;
 
+/* mta.c: the action's client certificate ("relay ... pki NAME") on ssl */
+void	mta_tls_use_client_cert(SSL *, const struct action *);
+
 /* mta.c */
 void	mta_route_kick(struct mta_route *);
 struct mta_task *mta_route_take(struct mta_route *);

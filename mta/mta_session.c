@@ -445,6 +445,7 @@ session_start_tls(struct mta_session *s)
 
 	if ((s->ssl = SSL_new(mta_ssl_ctx)) == NULL)
 		fatalx("SSL_new");
+	mta_tls_use_client_cert(s->ssl, s->route->action);
 	if (!host_is_literal(name) &&
 	    SSL_set_tlsext_host_name(s->ssl, name) != 1)
 		log_debug("SNI %s refused by OpenSSL", name);

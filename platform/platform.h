@@ -67,6 +67,7 @@ enum sandbox_profile {
 	SANDBOX_CONTROL,
 	SANDBOX_MDA,		/* local delivery as a user, no exec */
 	SANDBOX_AUTH,		/* system passwords: read-only files */
+	SANDBOX_KEYS,		/* private keys: channels only, nothing else */
 };
 void	sandbox_enter(enum sandbox_profile);
 /*

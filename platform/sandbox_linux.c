@@ -141,6 +141,35 @@ static const int sc_base[] = {
 	-1
 };
 
+/*
+ * The keys process: the tightest list of all.  It reads requests on the
+ * channels it was given and writes answers, on its event loop; nothing
+ * else -- no open, no socket, no pipe, no descriptor of any kind made
+ * (sc_base is not used for it).
+ */
+static const int sc_keys[] = {
+	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
+	SCMP_SYS(recvmsg), SCMP_SYS(sendmsg),
+	SCMP_SYS(close), SCMP_SYS(exit), SCMP_SYS(exit_group),
+	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
+	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
+	SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday),
+	SCMP_SYS(getpid), SCMP_SYS(getrandom), SCMP_SYS(futex),
+	SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
+	SCMP_SYS(rt_sigaction), SCMP_SYS(restart_syscall),
+	SCMP_SYS(fcntl), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
+	SCMP_SYS(lseek),	/* stdio's fflush of the log stream */
+#ifdef POSTHASTE_SAN
+	SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(prctl),
+	SCMP_SYS(getrlimit), SCMP_SYS(prlimit64), SCMP_SYS(sched_yield),
+	SCMP_SYS(uname), SCMP_SYS(gettid), SCMP_SYS(tgkill),
+	SCMP_SYS(getdents64), SCMP_SYS(sched_getaffinity), SCMP_SYS(kill),
+	SCMP_SYS(clone), SCMP_SYS(wait4), SCMP_SYS(ptrace),
+	SCMP_SYS(sigaltstack), SCMP_SYS(getppid),
+#endif
+	-1
+};
+
 /* network servers: accept clients and talk on sockets */
 static const int sc_accept[] = {
 	SCMP_SYS(accept), SCMP_SYS(accept4), SCMP_SYS(getsockopt),
@@ -327,7 +356,7 @@ static const char *const profile_names[] = {
 	[SANDBOX_SMTP] = "smtp", [SANDBOX_QUEUE] = "queue",
 	[SANDBOX_LOOKUP] = "lookup", [SANDBOX_MTA] = "mta",
 	[SANDBOX_CONTROL] = "control", [SANDBOX_MDA] = "mda",
-	[SANDBOX_AUTH] = "auth",
+	[SANDBOX_AUTH] = "auth", [SANDBOX_KEYS] = "keys",
 };
 
 static void
@@ -421,7 +450,7 @@ sandbox_enter(enum sandbox_profile profile)
 	/* every thread of the process (the queue's syncer) gets the filter */
 	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) != 0)
 		fatalx("seccomp_attr_set TSYNC");
-	sandbox_allow(ctx, sc_base);
+	sandbox_allow(ctx, profile == SANDBOX_KEYS ? sc_keys : sc_base);
 	sandbox_wx(ctx);
 #ifdef POSTHASTE_SAN
 	sandbox_ro_open(ctx);	/* /proc/self/maps for a report */
@@ -471,6 +500,8 @@ sandbox_enter(enum sandbox_profile profile)
 		break;
 	case SANDBOX_AUTH:
 		sandbox_auth(ctx);
+		break;
+	case SANDBOX_KEYS:
 		break;
 	}
 	if (seccomp_load(ctx) < 0)

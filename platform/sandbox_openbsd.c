@@ -34,6 +34,8 @@ static const char *const promises[] = {
 	    "recvfd sendfd",
 	/* reads the password database (getpwnam_shadow) */
 	[SANDBOX_AUTH] = "stdio rpath getpw unix",
+	/* keys: its channels only */
+	[SANDBOX_KEYS] = "stdio",
 };
 
 static int	unveiled;

@@ -23,7 +23,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctl_dkim.h"
 #include "ctl_format.h"
+#include "ctl_spf.h"
 #include "imsg.h"
 #include "json.h"
 #include "platform.h"
@@ -43,7 +45,10 @@ usage(void)
 	    "  pause envelope ID|all    resume envelope ID|all\n"
 	    "  pause mda|mta|smtp       resume mda|mta|smtp\n"
 	    "  log verbose|brief        update table NAME\n"
-	    "  encrypt [password]       print a SHA-512-crypt hash\n");
+	    "  encrypt [password]       print a SHA-512-crypt hash\n"
+	    "  dkim keygen [-t rsa|ed25519] [-b bits] -d domain -s selector "
+	    "-o keyfile\n"
+	    "  check spf [-H] [-t seconds] IP HELO SENDER\n");
 	exit(64);
 }
 
@@ -346,6 +351,11 @@ main(int argc, char **argv)
 			usage();
 		return encrypt_password(argc == 2 ? argv[1] : NULL);
 	}
+	if (strcmp(argv[0], "dkim") == 0)
+		return ctl_dkim(argc, argv);
+	if (strcmp(argv[0], "check") == 0 && argc >= 2 &&
+	    strcmp(argv[1], "spf") == 0)
+		return ctl_check_spf(cfg, argc - 2, argv + 2);
 	memset(&req, 0, sizeof(req));
 	if (strcmp(argv[0], "show") == 0 && argc >= 2) {
 		if (argc > 2 && (strcmp(argv[1], "queue") == 0 ||

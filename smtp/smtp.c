@@ -31,6 +31,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "keys_client.h"
 #include "log.h"
 #include "mproc.h"
 #include "platform.h"
@@ -210,9 +211,10 @@ smtp_main(int worker, struct proc_fds *f)
 	proc_setup(title);
 	smtp_worker.id = worker;
 	/*
-	 * Keys are read while we are still root and outside the chroot:
-	 * after the drop this process can never open the key file again.
+	 * Certificates are read while we are still root and outside the
+	 * chroot; the keys stay in the keys process (keys_client.h).
 	 */
+	keys_client_init(f->keys);
 	smtp_tls_init();
 	privsep_drop(SMTPD_USER, SMTPD_EMPTY_DIR);
 	if ((ev_base = event_base_new()) == NULL)
@@ -224,6 +226,7 @@ smtp_main(int worker, struct proc_fds *f)
 	    smtp_parent_dispatch, NULL);
 	mproc_init(&smtp_worker.queue, f->queue, "queue",
 	    smtp_queue_dispatch, NULL);
+	smtp_dkim_init(f->keys_dkim);
 	mproc_init(&smtp_worker.lookup, f->lookup, "lookup",
 	    smtp_lookup_dispatch, NULL);
 
@@ -347,6 +350,27 @@ smtp_lookup_dispatch(struct mproc *p, struct imsg *m)
 		PROTO_READ(p, m, &rdns, proto_valid_lka_rdns);
 		session_lookup_rdns(&rdns);
 		break;
+	case IMSG_LKA_DNSBL: {
+		struct lka_dnsbl bl;
+
+		PROTO_READ(p, m, &bl, proto_valid_lka_dnsbl);
+		smtp_checks_dnsbl_reply(&bl);
+		break;
+	}
+	case IMSG_LKA_SPF: {
+		struct lka_spf sp;
+
+		PROTO_READ(p, m, &sp, proto_valid_lka_spf);
+		smtp_checks_spf_reply(&sp);
+		break;
+	}
+	case IMSG_LKA_AUTHCHECK: {
+		struct lka_authcheck_res ar;
+
+		PROTO_READ(p, m, &ar, proto_valid_lka_authcheck_res);
+		smtp_checks_authcheck_reply(&ar);
+		break;
+	}
 	case IMSG_LKA_AUTH:
 		PROTO_READ(p, m, &r, proto_valid_lka_result);
 		if ((s = session_find(r.reqid)) != NULL)

@@ -27,6 +27,7 @@
 #include <event2/event.h>
 
 #include "addr.h"
+#include "dkim.h"
 #include "log.h"
 #include "mproc.h"
 #include "proto.h"
@@ -359,6 +360,10 @@ queue_created(struct session *s, const struct queue_msg_resp *r, int fd)
 		fatal("evbuffer_new");
 	wirescan_init(&tx->wire);
 	tx->in_headers = 1;
+	/* one hasher for the checks and for our signature */
+	if ((tx->checks || smtp_dkim_want_sign(s)) &&
+	    (tx->dkim = dkim_msg_new(smtp_dkim_want_sign(s))) == NULL)
+		fatal("dkim_msg_new");
 	session_received(s);
 	if (tx->bdat)
 		s->state = S_BDAT;
@@ -667,12 +672,24 @@ session_queue_committed(const struct queue_msg_resp *r)
 	session_process(s);
 }
 
+static void	msg_emit(struct txn *, char *, size_t);
+
+/* a line we add to the message, as the client's lines go (msg_line) */
+static void
+msg_add_line(struct txn *tx, char *line, int n)
+{
+	if (n < 0 || (size_t)n >= SMTP_LINE_ADD_MAX)
+		fatalx("msg_add_line: %d", n);
+	msg_emit(tx, line, (size_t)n);
+}
+
 /* Message-ID and Date for submissions that lack them (RFC 6409 8) */
 static void
 msg_add_headers(struct session *s)
 {
 	struct txn	*tx = s->tx;
-	char		 date[64], stamp[32];
+	char		 date[64], stamp[32], line[SMTP_LINE_ADD_MAX];
+	int		 n;
 	struct tm	 tm;
 	time_t		 now;
 
@@ -680,14 +697,16 @@ msg_add_headers(struct session *s)
 		return;
 	if (!tx->has_date) {
 		format_date(date, sizeof(date));
-		evbuffer_add_printf(tx->msgbuf, "Date: %s\n", date);
+		n = snprintf(line, sizeof(line), "Date: %s", date);
+		msg_add_line(tx, line, n);
 	}
 	if (!tx->has_msgid) {
 		now = time(NULL);
 		gmtime_r(&now, &tm);
 		strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
-		evbuffer_add_printf(tx->msgbuf, "Message-ID: <%s.%08x.%08x@%s>"
-		    "\n", stamp, tx->msgid, arc4random(), session_hostname(s));
+		n = snprintf(line, sizeof(line), "Message-ID: <%s.%08x.%08x@%s>",
+		    stamp, tx->msgid, arc4random(), session_hostname(s));
+		msg_add_line(tx, line, n);
 	}
 }
 
@@ -714,6 +733,60 @@ header_field(const char *line, size_t len)
 	return 0;
 }
 
+/*
+ * A line on its way to the spool: hashed, then buffered.  line has room
+ * for its LF.
+ */
+static void
+msg_emit(struct txn *tx, char *line, size_t len)
+{
+	if (tx->dkim != NULL)
+		dkim_msg_line(tx->dkim, line, len);
+	line[len] = '\n';
+	evbuffer_add(tx->msgbuf, line, len + 1);
+}
+
+/*
+ * An incoming Authentication-Results field is held until its last line
+ * is in: one that claims our authserv-id, or cannot be read, is dropped
+ * (RFC 8601 5); any other goes on.  Held lines are LF-joined.
+ */
+#define AR_HOLD_MAX	8192
+
+static void
+ar_release(struct session *s)
+{
+	struct txn	*tx = s->tx;
+	char		*p, *nl, *end;
+
+	if (tx->arlen == 0)
+		return;
+	if (smtp_checks_forged(s, tx->arhold, tx->arlen)) {
+		log_info("%08x: an Authentication-Results field claiming to "
+		    "be ours was removed", tx->msgid);
+	} else {
+		end = tx->arhold + tx->arlen;
+		for (p = tx->arhold; p < end; p = nl + 1) {
+			nl = memchr(p, '\n', (size_t)(end - p));
+			msg_emit(tx, p, (size_t)(nl - p));
+		}
+	}
+	tx->arlen = 0;
+}
+
+static int
+ar_hold(struct txn *tx, const char *line, size_t len)
+{
+	if (tx->arhold == NULL && (tx->arhold = malloc(AR_HOLD_MAX)) == NULL)
+		fatal("malloc");
+	if (len + 1 > AR_HOLD_MAX - tx->arlen)
+		return -1;
+	memcpy(tx->arhold + tx->arlen, line, len);
+	tx->arhold[tx->arlen + len] = '\n';
+	tx->arlen += len + 1;
+	return 0;
+}
+
 /* one line of the message, transparency already undone, no CRLF */
 static void
 msg_line(struct session *s, char *line, size_t len)
@@ -727,6 +800,13 @@ msg_line(struct session *s, char *line, size_t len)
 		tx->data_err = DE_TOOBIG;
 		return;
 	}
+	if (tx->in_headers && tx->arlen > 0) {
+		/* a held Authentication-Results goes on, or is complete */
+		if ((line[0] == ' ' || line[0] == '\t') &&
+		    ar_hold(tx, line, len) == 0)
+			return;
+		ar_release(s);
+	}
 	if (tx->in_headers) {
 		if (len == 0) {
 			tx->in_headers = 0;
@@ -734,6 +814,9 @@ msg_line(struct session *s, char *line, size_t len)
 		} else if (line[0] == ' ' || line[0] == '\t') {
 			/* a folded header line */
 		} else if (header_field(line, len)) {
+			if (header_is(line, len, "Authentication-Results") &&
+			    ar_hold(tx, line, len) == 0)
+				return;
 			if (header_is(line, len, "Received") &&
 			    ++tx->nreceived >= SMTP_MAX_HOPS) {
 				tx->data_err = DE_LOOP;
@@ -753,8 +836,7 @@ msg_line(struct session *s, char *line, size_t len)
 		}
 	}
 	/* the line sits in linebuf, which has room for its LF */
-	line[len] = '\n';
-	evbuffer_add(tx->msgbuf, line, len + 1);
+	msg_emit(tx, line, len);
 	if (evbuffer_get_length(tx->msgbuf) >= SPOOL_FLUSH_SIZE &&
 	    spool_flush(s) == -1)
 		tx->data_err = DE_IO;
@@ -777,12 +859,19 @@ data_error_reply(int err)
 	case DE_NUL:
 		return "554 5.6.0 NUL character in message; RFC 5322 2.1 "
 		    "forbids it";
+	case DE_SIGN:
+		return "451 4.7.0 DKIM signing failed, try again later";
 	default:
 		return "451 4.3.0 Local error writing the message";
 	}
 }
 
-/* the message is complete: check, sync and commit it */
+static void	msg_checked(struct session *, int);
+static void	msg_sign(struct session *, int);
+static void	msg_signed(struct session *, int);
+static void	msg_end_finish(struct session *, int);
+
+/* the message is complete: check, sign, sync and commit it */
 void
 msg_end(struct session *s)
 {
@@ -791,11 +880,57 @@ msg_end(struct session *s)
 
 	if (!err && tx->in_headers) {
 		/* a message of headers only */
+		ar_release(s);
 		tx->in_headers = 0;
 		msg_add_headers(s);
 	}
 	if (!err && spool_flush(s) == -1)
 		err = DE_IO;
+	if (!err && smtp_checks_end(s, msg_checked)) {
+		s->flags |= SS_WAIT;	/* until lookup has checked it */
+		return;
+	}
+	msg_sign(s, err);
+}
+
+/* lookup's verdict on a checked message: on to signing, or refused */
+static void
+msg_checked(struct session *s, int err)
+{
+	s->flags &= ~SS_WAIT;
+	msg_sign(s, err);
+	if (!(s->flags & SS_WAIT))
+		session_process(s);
+}
+
+static void
+msg_sign(struct session *s, int err)
+{
+	if (!err && smtp_dkim_sign(s, msg_signed)) {
+		s->flags |= SS_WAIT;	/* until the signatures are back */
+		return;
+	}
+	msg_end_finish(s, err);
+}
+
+/* keys answered: the signatures are added, or the message failed */
+static void
+msg_signed(struct session *s, int ok)
+{
+	s->flags &= ~SS_WAIT;
+	if (!ok)
+		log_warnx("%08x: DKIM signing failed", s->tx->msgid);
+	msg_end_finish(s, ok ? 0 : DE_SIGN);
+	if (!(s->flags & SS_WAIT))
+		session_process(s);
+}
+
+static void
+msg_end_finish(struct session *s, int err)
+{
+	struct txn	*tx = s->tx;
+	char		 reply[384];
+
 #ifdef POSTHASTE_TEST_FORGE
 	if (!err)
 		forge_head(s);
@@ -818,8 +953,16 @@ msg_end(struct session *s)
 	if (err == DE_LOOP)
 		log_info("%08x: loop: %d Received: fields", tx->msgid,
 		    tx->nreceived);
-	session_log_reject(s, "END-OF-MESSAGE", data_error_reply(err), NULL);
-	session_reply(s, "%s", data_error_reply(err));
+	if (err == DE_DMARC) {
+		snprintf(reply, sizeof(reply), "550 5.7.1 Message rejected: "
+		    "DMARC policy of %s (p=reject)", tx->dmarc_domain);
+		session_log_reject(s, "END-OF-MESSAGE", reply, NULL);
+		session_reply(s, "%s", reply);
+	} else {
+		session_log_reject(s, "END-OF-MESSAGE", data_error_reply(err),
+		    NULL);
+		session_reply(s, "%s", data_error_reply(err));
+	}
 	session_reset(s);
 	s->state = S_HELO;
 	session_set_timeout(s);

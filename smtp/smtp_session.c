@@ -234,11 +234,7 @@ session_reply_close(struct session *s, const char *fmt, ...)
 		session_io_update(s);	/* stops reading */
 }
 
-/* refuse and hang up, with a reject line (session_log_reject()) */
-static void	session_reject_close(struct session *, const char *,
-		    const char *, ...) __attribute__((format(printf, 3, 4)));
-
-static void
+void
 session_reject_close(struct session *s, const char *stage,
     const char *fmt, ...)
 {
@@ -486,6 +482,7 @@ session_new(int fd, struct listener *l, uint32_t lindex,
 	/* the name goes into the Received header if it comes in time */
 	memo = rdns_memo_slot(&s->ss, &known);
 	if (memo != NULL && known && time(NULL) - memo->at < RDNS_MEMO_TTL) {
+		s->iprev = memo->name[0] != '\0' ? IPREV_PASS : IPREV_FAIL;
 		if (memo->name[0] != '\0' &&
 		    (s->rdns = strdup(memo->name)) == NULL)
 			log_warn("strdup");
@@ -502,6 +499,7 @@ session_new(int fd, struct listener *l, uint32_t lindex,
 			session_close(s);
 		return;
 	}
+	smtp_checks_connect(s);
 	session_greet(s);
 	session_io_update(s);		/* start reading */
 }
@@ -548,7 +546,11 @@ session_lookup_rdns(const struct lka_rdns *r)
 		snprintf(memo->name, sizeof(memo->name), "%s",
 		    good ? r->name : "");
 	}
-	if ((s = session_find(r->reqid)) == NULL || !good || s->rdns != NULL)
+	if ((s = session_find(r->reqid)) == NULL)
+		return;
+	s->iprev = good ? IPREV_PASS : r->status == PROTO_TEMPFAIL ?
+	    IPREV_TEMPERROR : IPREV_FAIL;
+	if (!good || s->rdns != NULL)
 		return;
 	if ((s->rdns = strdup(r->name)) == NULL)
 		log_warn("strdup");
@@ -592,6 +594,8 @@ txn_free(struct txn *tx)
 		evbuffer_free(tx->msgbuf);
 	if (tx->partial)
 		evbuffer_free(tx->partial);
+	smtp_dkim_txn_gone(tx);
+	free(tx->arhold);
 	free(tx);
 }
 
@@ -906,6 +910,7 @@ cmd_mail(struct session *s, char *args)
 	}
 	s->tx = tx;
 	s->state = S_MAIL;
+	smtp_checks_mail(s);	/* SPF, while the recipients come */
 	/* check-sender-domain: MAIL FROM must name a domain that exists */
 	if (s->l->check_sender_domain && (tx->mailfrom.user[0] ||
 	    tx->mailfrom.domain[0]) && tx->mailfrom.domain[0]) {
@@ -1311,6 +1316,9 @@ session_process(struct session *s)
 
 	while (!(s->flags & (SS_WAIT | SS_CLOSING | SS_OUTFULL)) &&
 	    s->state != S_TLS) {
+		/* the DNS lists' verdict first (smtp_checks.c) */
+		if (smtp_checks_gate(s))
+			break;
 		if (smtp_stopping() && s->state <= S_HELO) {
 			session_reply_close(s, "421 4.3.2 %s Service shutting "
 			    "down", session_hostname(s));

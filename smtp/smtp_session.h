@@ -63,6 +63,7 @@ enum sstate {
 #define SS_SENDER	0x0800	/* MAIL FROM's domain is being checked */
 #define SS_FLUSHQ	0x1000	/* replies waiting for io_flush() */
 #define SS_TIMEDOUT	0x2000	/* timed out: 10 s more to say 421 */
+#define SS_DNSBL	0x4000	/* a command waits for the DNS lists */
 
 /* one recipient after expansion, with its DSN parameters */
 struct sdest {
@@ -75,6 +76,8 @@ struct sdest {
 struct strset;
 
 /* the mail transaction, from MAIL to the end of data or RSET */
+struct session;
+
 struct txn {
 	struct mailaddr		 mailfrom;
 	struct smtp_mail_params	 mp;
@@ -101,6 +104,21 @@ struct txn {
 	/* BDAT */
 	int			 bdat;		/* the data comes in chunks */
 	struct evbuffer		*partial;	/* bytes of an unfinished line */
+
+	/* DKIM (smtp_dkim.c): the hasher, a signature being made */
+	struct dkim_msg		*dkim;
+	struct dkim_job		*dkim_job;
+
+	/* the inbound checks (smtp_checks.c) */
+	uint32_t		 serial;	/* this transaction, for replies */
+	int			 checks;	/* they run on this message */
+	int			 checks_waiting_spf;
+	struct lka_spf		 spf;		/* result -1 while pending */
+	void			(*checks_done)(struct session *, int);
+	char			 dmarc_domain[256];
+	/* an incoming Authentication-Results being held (smtp_data.c) */
+	char			*arhold;
+	size_t			 arlen;
 };
 
 struct auth_state;
@@ -128,6 +146,8 @@ struct session {
 	char			 addr[46];	/* INET6_ADDRSTRLEN */
 	char			*helo;
 	char			*rdns;		/* NULL: "unknown" */
+	uint8_t			 iprev;		/* IPREV_*: rDNS's verdict */
+	uint8_t			 dnsbl;		/* DNSBL_*, smtp_checks.c */
 	char			*authname;
 	int			 ip;		/* sesscount handle */
 	struct txn		*tx;		/* NULL outside a transaction */
@@ -191,6 +211,9 @@ void	session_lka_request(const struct session *, struct lka_rcpt_req *);
 void	session_reject(struct session *, const char *,
 	    const struct mailaddr *, const char *, ...)
 	    __attribute__((format(printf, 4, 5)));
+/* refuse and hang up, with a reject line (session_log_reject()) */
+void	session_reject_close(struct session *, const char *,
+	    const char *, ...) __attribute__((format(printf, 3, 4)));
 
 /* smtp_query.c: VRFY, EXPN, HELP, ETRN */
 void	cmd_vrfy(struct session *, char *args, int expn);
@@ -256,6 +279,10 @@ extern char	*linebuf;	/* the line being handled, shared */
 #define DE_LOOP		4
 #define DE_BARE		5	/* bare CR or LF in a BDAT chunk */
 #define DE_NUL		6	/* a NUL in the message (RFC 5322 2.1) */
+#define DE_SIGN		7	/* the DKIM signature could not be made */
+#define DE_DMARC	8	/* DMARC p=reject failed (tx->dmarc_domain) */
+/* a line the worker adds to the message (Date, Message-ID) */
+#define SMTP_LINE_ADD_MAX	1024
 
 /* line flags from buf_getline() */
 #define LF_BARELF	0x1
@@ -289,6 +316,44 @@ void	msg_end(struct session *s);
  * calls it yet.
  */
 int	smtp_data_add_header(struct session *s, const char *text);
+
+/* smtp_checks.c */
+#define IPREV_UNKNOWN	0
+#define IPREV_PASS	1
+#define IPREV_FAIL	2
+#define IPREV_TEMPERROR	3
+#define DNSBL_NONE	0
+#define DNSBL_PENDING	1
+#define DNSBL_CLEAN	2
+#define DNSBL_LISTED	3
+int	smtp_client_is_loopback(const struct sockaddr_storage *);
+int	smtp_checks_active(const struct session *);
+void	smtp_checks_connect(struct session *);
+int	smtp_checks_gate(struct session *);
+void	smtp_checks_dnsbl_reply(const struct lka_dnsbl *);
+void	smtp_checks_mail(struct session *);
+void	smtp_checks_spf_reply(const struct lka_spf *);
+/*
+ * At the end of data: 0 when the message is not checked; 1 when the
+ * checks are under way: done(s, err) follows with the header added and
+ * err 0 or DE_DMARC.
+ */
+int	smtp_checks_end(struct session *, void (*done)(struct session *, int));
+void	smtp_checks_authcheck_reply(const struct lka_authcheck_res *);
+int	smtp_checks_forged(const struct session *, const char *, size_t);
+
+/* smtp_dkim.c */
+void	smtp_dkim_init(int fd);
+/* does this session's mail get signed (if its From: domain has keys)? */
+int	smtp_dkim_want_sign(const struct session *);
+/*
+ * At the end of data: 0 when there is nothing to sign; 1 when the
+ * signatures are being made: done(s, ok) follows, from the loop, with
+ * the DKIM-Signature fields added (smtp_data_add_header()) when ok.
+ */
+int	smtp_dkim_sign(struct session *, void (*done)(struct session *, int));
+/* the transaction is being freed */
+void	smtp_dkim_txn_gone(struct txn *);
 void	data_line(struct session *s, char *line, size_t len, int lflags);
 int	bdat_consume(struct session *s);
 

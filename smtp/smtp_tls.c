@@ -2,9 +2,10 @@
  * smtp_tls.c -- TLS for smtp workers: STARTTLS (RFC 3207) and smtps
  * (implicit TLS, RFC 8314).
  *
- * Certificates and keys are loaded once, while the worker is still root
- * and outside its chroot; after privsep_drop() the key file can never be
- * opened again by this process, only the copy in memory is used.
+ * Certificates are loaded once, while the worker is still root and
+ * outside its chroot.  The private keys are not here at all: the keys
+ * process holds them, and the SSL_CTX gets a stub key (keys_client.h)
+ * whose signatures that process makes, one round trip per handshake.
  *
  * The switch to TLS puts an OpenSSL bufferevent on the session's socket
  * in place of the plain session's own reading and writing (smtp_io.c).
@@ -28,13 +29,19 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
+#include "keys_client.h"
 #include "log.h"
 #include "smtp_session.h"
 #include "proc.h"
 
-/* TLS 1.2 suites: forward secrecy and AEAD first, nothing weak */
+/*
+ * TLS 1.2 suites: forward secrecy and AEAD first, nothing weak.  No RSA
+ * key exchange (kRSA): it would need the keys process to decrypt for
+ * us, and it has no forward secrecy anyway.
+ */
 #define SMTP_TLS_CIPHERS \
-	"HIGH:!aNULL:!eNULL:!MD5:!RC4:!3DES:!PSK:!SRP:!CAMELLIA:!ARIA:@STRENGTH"
+	"HIGH:!aNULL:!eNULL:!kRSA:!MD5:!RC4:!3DES:!PSK:!SRP:!CAMELLIA:!ARIA:" \
+	"@STRENGTH"
 
 struct tls_ctx {
 	const struct pki	*pki;
@@ -59,7 +66,8 @@ ssl_error(void)
 static SSL_CTX *
 tls_ctx_new(const struct pki *pki)
 {
-	SSL_CTX	*ctx;
+	SSL_CTX		*ctx;
+	EVP_PKEY	*pub, *stub;
 
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
 		fatalx("SSL_CTX_new: %s", ssl_error());
@@ -77,13 +85,16 @@ tls_ctx_new(const struct pki *pki)
 	if (!SSL_CTX_use_certificate_chain_file(ctx, pki->cert_file))
 		fatalx("pki %s: certificate %s: %s", pki->name, pki->cert_file,
 		    ssl_error());
-	if (!SSL_CTX_use_PrivateKey_file(ctx, pki->key_file,
-	    SSL_FILETYPE_PEM))
-		fatalx("pki %s: key %s: %s", pki->name, pki->key_file,
-		    ssl_error());
-	if (!SSL_CTX_check_private_key(ctx))
-		fatalx("pki %s: key does not match the certificate: %s",
-		    pki->name, ssl_error());
+	/* keys.c checked that the key matches this certificate */
+	if ((pub = X509_get0_pubkey(SSL_CTX_get0_certificate(ctx))) == NULL ||
+	    (stub = keys_client_stub((uint32_t)config_pki_index(conf, pki),
+	    pub)) == NULL)
+		fatalx("pki %s: certificate %s: unusable public key: %s",
+		    pki->name, pki->cert_file, ssl_error());
+	if (!SSL_CTX_use_PrivateKey(ctx, stub) ||
+	    !SSL_CTX_check_private_key(ctx))
+		fatalx("pki %s: %s", pki->name, ssl_error());
+	EVP_PKEY_free(stub);
 	return ctx;
 }
 

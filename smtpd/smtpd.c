@@ -46,6 +46,7 @@
 #include <event2/event.h>
 
 #include "destmac.h"
+#include "dkim_keys.h"
 #include "forward.h"
 #include "log.h"
 #include "mda/mda_proc.h"
@@ -61,7 +62,7 @@
 #include "util.h"
 
 
-enum child_kind { C_SMTP, C_QUEUE, C_LOOKUP, C_MTA, C_CONTROL, C_AUTH };
+enum child_kind { C_SMTP, C_QUEUE, C_LOOKUP, C_MTA, C_CONTROL, C_AUTH, C_KEYS };
 
 /*
  * Children come in two kinds of lifetime.  The queue and control live as
@@ -310,7 +311,7 @@ socketpair_or_die(int sv[2])
 static void
 child_keep_fds(struct proc_fds *f)
 {
-	int	keep[SMTPD_MAX_WORKERS * 2 + 64], n = 0, i;
+	int	keep[SMTPD_MAX_WORKERS * 2 + 64 + 2 * CONF_MAX_PKIS], n = 0, i;
 
 #define KEEP(x)	do { if ((x) != -1) keep[n++] = (x); } while (0)
 	KEEP(f->parent);
@@ -320,8 +321,14 @@ child_keep_fds(struct proc_fds *f)
 	KEEP(f->control);
 	KEEP(f->auth);
 	KEEP(f->ctlsock);
-	for (i = 0; i < f->nsmtp; i++)
+	KEEP(f->keys);
+	KEEP(f->keys_dkim);
+	for (i = 0; i < f->nkeyfiles; i++)
+		KEEP(f->keyfiles[i]);
+	for (i = 0; i < f->nsmtp; i++) {
 		KEEP(f->smtp[i]);
+		KEEP(f->smtp_dkim[i]);
+	}
 	for (i = 0; i < f->nlisten; i++)
 		KEEP(f->listen[i]);
 #undef KEEP
@@ -338,6 +345,8 @@ proc_fds_init(struct proc_fds *f)
 	f->parent = f->queue = f->lookup = f->mta = f->control = -1;
 	f->auth = -1;
 	f->ctlsock = -1;
+	f->keys = f->keys_dkim = -1;
+	memset(f->smtp_dkim, -1, sizeof(f->smtp_dkim));
 }
 
 /*
@@ -396,6 +405,8 @@ spawn(struct child *c, struct proc_fds *f)
 			control_main(f);
 		case C_AUTH:
 			auth_system_main(f);
+		case C_KEYS:
+			keys_main(f);
 		}
 		_exit(1);
 	}
@@ -484,12 +495,44 @@ send_queue_conf(void)
  * listener authenticates system accounts, the auth helper that lookup
  * asks (auth_system.c), which goes when its lookup does.
  */
+/*
+ * The files of every pki in use, opened here as root for the keys
+ * process (keys.c), which alone reads them: per pki in conf->pkis
+ * order, the certificate and the key, -1 for a pki nothing uses.
+ * Returns how many slots were filled.  A file that cannot be opened
+ * stops the start (or the reload) with its name.
+ */
+static int
+open_key_files(int *fds)
+{
+	struct pki	*pki;
+	int		 n = 0;
+
+	TAILQ_FOREACH(pki, &conf->pkis, entry) {
+		fds[n] = fds[n + 1] = -1;
+		if (config_pki_used(conf, pki)) {
+			if ((fds[n] = open(pki->cert_file,
+			    O_RDONLY | O_CLOEXEC)) == -1)
+				fatal("pki %s: %s", pki->name, pki->cert_file);
+			if ((fds[n + 1] = open(pki->key_file,
+			    O_RDONLY | O_CLOEXEC)) == -1)
+				fatal("pki %s: %s", pki->name, pki->key_file);
+		}
+		n += 2;
+	}
+	return n;
+}
+
 static void
 start_generation(int *listen_fds, int nl, int nworkers)
 {
 	int		 qs[SMTPD_MAX_WORKERS][2];	/* queue <-> smtp */
 	int		 ls[SMTPD_MAX_WORKERS][2];	/* lookup <-> smtp */
-	int		 qm[2], ql[2], lm[2], la[2] = { -1, -1 };
+	int		 ks[SMTPD_MAX_WORKERS][2];	/* keys <-> smtp */
+	int		 kd[SMTPD_MAX_WORKERS][2];	/* the same, DKIM */
+	int		 qm[2], ql[2], lm[2], km[2], la[2] = { -1, -1 };
+	int		 keyfiles[2 * CONF_MAX_PKIS], nkeyfiles;
+	struct child	*kc;
 	struct proc_fds	 f;
 	char		 title[32];
 	int		 i;
@@ -498,7 +541,10 @@ start_generation(int *listen_fds, int nl, int nworkers)
 	for (i = 0; i < nworkers; i++) {
 		socketpair_or_die(qs[i]);
 		socketpair_or_die(ls[i]);
+		socketpair_or_die(ks[i]);
+		socketpair_or_die(kd[i]);
 	}
+	socketpair_or_die(km);
 	socketpair_or_die(qm);
 	socketpair_or_die(ql);
 	socketpair_or_die(lm);
@@ -522,16 +568,42 @@ start_generation(int *listen_fds, int nl, int nworkers)
 		close(la[1]);
 	}
 
+	/* the keys first: no other child ever sees their files */
+	nkeyfiles = open_key_files(keyfiles);
+	proc_fds_init(&f);
+	for (i = 0; i < nworkers; i++) {
+		f.smtp[i] = ks[i][0];
+		f.smtp_dkim[i] = kd[i][0];
+	}
+	f.nsmtp = nworkers;
+	f.mta = km[0];
+	f.keyfiles = keyfiles;
+	f.nkeyfiles = nkeyfiles;
+	kc = start_child(C_KEYS, 0, "keys", &f);
+	dkim_keys_send(&kc->mp, 0);
+	for (i = 0; i < nkeyfiles; i++)
+		if (keyfiles[i] != -1)
+			close(keyfiles[i]);
+	for (i = 0; i < nworkers; i++) {
+		close(ks[i][0]);
+		close(kd[i][0]);
+	}
+	close(km[0]);
+
 	proc_fds_init(&f);
 	f.queue = qm[1];
 	f.lookup = lm[1];
+	f.keys = km[1];
 	start_child(C_MTA, 0, "mta", &f);
+	close(km[1]);
 
 	for (i = 0; i < nworkers; i++) {
 		snprintf(title, sizeof(title), "smtp worker %d", i + 1);
 		proc_fds_init(&f);
 		f.queue = qs[i][1];
 		f.lookup = ls[i][1];
+		f.keys = ks[i][1];
+		f.keys_dkim = kd[i][1];
 		f.listen = listen_fds + i * nl;
 		f.nlisten = nl;
 		start_child(C_SMTP, i + 1, title, &f);
@@ -552,6 +624,8 @@ start_generation(int *listen_fds, int nl, int nworkers)
 		close(qs[i][1]);
 		close(ls[i][0]);
 		close(ls[i][1]);
+		close(ks[i][1]);
+		close(kd[i][1]);
 	}
 	close(qm[1]);
 	close(ql[1]);
@@ -832,8 +906,9 @@ retire_step(void)
 	for (i = 0; i < MAX_CHILDREN; i++) {
 		struct child *c = &children[i];
 
-		if (c->used && !c->exited && c->kind == C_LOOKUP &&
-		    c->retiring && !generation_busy(c->generation))
+		if (c->used && !c->exited && (c->kind == C_LOOKUP ||
+		    c->kind == C_KEYS) && c->retiring &&
+		    !generation_busy(c->generation))
 			kill(c->pid, SIGTERM);
 	}
 }
@@ -1193,8 +1268,16 @@ parent_dispatch(struct mproc *p, struct imsg *m)
 		parent_forward(p, &fwd);
 		break;
 	case IMSG_LKA_UPDATE_TABLE:
-		if (c->kind != C_CONTROL || m->len != 128)
+		if (c->kind != C_CONTROL || m->len != 128 ||
+		    memchr(m->data, '\0', 128) == NULL)
 			fatalx("bad table update from %s", c->title);
+		/* the DKIM keys: opened anew here, swapped in by keys */
+		if (strcmp(m->data, conf->dkim_sign_table) == 0)
+			for (i = 0; i < MAX_CHILDREN; i++)
+				if (children[i].used && !children[i].exited &&
+				    !children[i].retiring &&
+				    children[i].kind == C_KEYS)
+					dkim_keys_send(&children[i].mp, 1);
 		for (i = 0; i < MAX_CHILDREN; i++)
 			if (children[i].used && !children[i].exited &&
 			    !children[i].retiring &&

@@ -419,9 +419,10 @@ table_match(struct table *t, const char *key)
 
 /*
  * Walk every key (netaddr and mailaddr tables are matched by content,
- * not by exact key).  cb returns 1 to stop with a match.
+ * not by exact key; the DKIM signing keys are all loaded).  cb returns 1
+ * to stop with a match.
  */
-static int
+int
 table_foreach(struct table *t, int (*cb)(void *, const char *,
     const char *), void *arg)
 {

@@ -22,6 +22,9 @@
 int	table_lookup(struct table *, const char *key, char *val, size_t len);
 /* membership in a list table, or key present in a mapping */
 int	table_match(struct table *, const char *key);
+/* every key and value; cb returns 1 to stop (TABLE_FOUND then) */
+int	table_foreach(struct table *, int (*cb)(void *, const char *,
+	    const char *), void *arg);
 /* netaddr: is the address in the table's CIDR list? */
 int	table_match_addr(struct table *, const struct sockaddr_storage *);
 void	table_reload_all(void);

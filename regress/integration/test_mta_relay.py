@@ -67,13 +67,15 @@ class FakeSMTP:
                  rcpt_reply=None, data_reply=None, raw_replies=None,
                  greeting="220 fake.test ESMTP", cert=None, auth=None,
                  addr=("127.0.0.1", 0), dribble=0, implicit_tls=False,
-                 rcvbuf=0, data_delay=0, hangup_after=()):
+                 rcvbuf=0, data_delay=0, hangup_after=(), client_ca=None):
         self.ehlo = list(ehlo) if ehlo is not None else None
         self.rcpt_reply = rcpt_reply
         self.data_reply = data_reply
         self.raw_replies = raw_replies or {}
         self.greeting = greeting
         self.cert = cert		# (certfile, keyfile): offer STARTTLS
+        self.client_ca = client_ca	# CA file: demand a client cert
+        self.client_certs = []		# the client certificates seen (DER)
         self.auth = auth		# {user: password}: offer AUTH
         self.dribble = dribble
         self.implicit_tls = implicit_tls
@@ -96,6 +98,18 @@ class FakeSMTP:
         self.stopping = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
+
+    def _tls(self, conn):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*self.cert)
+        if self.client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(self.client_ca)
+        conn = ctx.wrap_socket(conn, server_side=True)
+        if self.client_ca:
+            with self.lock:
+                self.client_certs.append(conn.getpeercert(binary_form=True))
+        return conn
 
     def __enter__(self):
         return self
@@ -144,9 +158,7 @@ class FakeSMTP:
             if self.dribble:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.implicit_tls:
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                ctx.load_cert_chain(*self.cert)
-                conn = ctx.wrap_socket(conn, server_side=True)
+                conn = self._tls(conn)
                 f = conn.makefile("rb")
                 sess["tls"] = True
             send(self.greeting)
@@ -182,9 +194,7 @@ class FakeSMTP:
                     send("250 fake.test")
                 elif verb == "STARTTLS" and self.cert:
                     send("220 2.0.0 go ahead")
-                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                    ctx.load_cert_chain(*self.cert)
-                    conn = ctx.wrap_socket(conn, server_side=True)
+                    conn = self._tls(conn)
                     f = conn.makefile("rb")
                     sess["tls"] = True
                 elif verb == "AUTH" and self.auth:

@@ -32,7 +32,8 @@ SAN_MARKER = b"POSTHASTE_SAN_SANDBOX_ALLOWANCES"
 
 # the process title the parent logs, per sandbox profile
 TITLES = {"smtp": "smtp worker", "queue": "queue", "lookup": "lookup",
-          "mta": "mta", "control": "control", "auth": "auth"}
+          "mta": "mta", "control": "control", "auth": "auth",
+          "keys": "keys"}
 
 
 def sandbox_binary():
@@ -100,6 +101,10 @@ _CASES += [(p, "socket-inet") for p in ("smtp", "queue", "control",
                                         "auth")]
 # mta: TCP and unix stream sockets only
 _CASES += [("mta", "socket-raw6")]
+# keys, the holder of the private keys: its channels and nothing else --
+# no file opened even to read, no socket, no executable memory
+_CASES += [("keys", c) for c in ("socket-inet", "read-etc", "create",
+                                 "mmap-exec", "mprotect-exec")]
 
 for _p, _c in _CASES:
     _t = _make(_p, _c)
