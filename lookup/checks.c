@@ -56,8 +56,8 @@ checks_init(void)
 	/* the Public Suffix List, read now: the sandbox comes next */
 	if (dmarc_init() == -1)
 		log_warnx("dmarc: no Public Suffix List (%s): the "
-		    "organizational domain is the From: domain's last two "
-		    "labels", dmarc_psl_file());
+		    "organizational domain is the From: domain itself",
+		    dmarc_psl_file());
 }
 
 /* ---- DNS lists ---- */
