@@ -69,6 +69,7 @@ int
 proto_valid_lka_dnsbl(const struct lka_dnsbl *r)
 {
 	if (!family_ok(&r->addr, 0) || r->listed < 0 || r->listed > 1 ||
+	    r->trusted < 0 || r->trusted > 1 || r->ask_lists > 1 ||
 	    !STR_OK(r->lists))
 		return -1;
 	return 0;
@@ -91,7 +92,7 @@ proto_valid_lka_authcheck(const struct lka_authcheck *r)
 	uint32_t	i;
 
 	if (!STR_OK(r->from_domain) || !STR_OK(r->spf_domain) ||
-	    r->spf_result < 0 || r->spf_result > 6 ||
+	    r->spf_result < 0 || r->spf_result > 6 || r->no_dmarc > 1 ||
 	    r->nsigs > LKA_AUTH_SIGS)
 		return -1;
 	for (i = 0; i < r->nsigs; i++)

@@ -229,7 +229,9 @@ struct lka_rdns {
 struct lka_dnsbl {
 	uint32_t		reqid;
 	struct sockaddr_storage	addr;
+	uint32_t		ask_lists;	/* 0: only "trusted?" */
 	int32_t			listed;		/* reply: 1 listed */
+	int32_t			trusted;	/* reply: a "from src" client */
 	int32_t			score;
 	uint32_t		nfailed;	/* lists that did not answer */
 	char			lists[256];	/* reply: the lists that hit */
@@ -256,6 +258,7 @@ struct lka_authcheck {
 	char			from_domain[256];	/* "" when not one */
 	char			spf_domain[256];
 	int32_t			spf_result;		/* SPF_* */
+	uint32_t		no_dmarc;		/* "no-checks dmarc" */
 	uint32_t		nsigs;
 	struct dkim_vsig	sigs[LKA_AUTH_SIGS];
 };

@@ -97,7 +97,12 @@ struct listener {
 	char			 senders_table[CONF_NAME_MAX];
 	int			 check_sender_domain; /* "check-sender-domain" */
 	int			 checks;	/* LISTEN_CHECKS_* */
+	int			 checks_off;	/* CHECK_*: "no-checks spf..." */
 };
+#define CHECK_SPF	0x01
+#define CHECK_DKIM	0x02
+#define CHECK_DMARC	0x04
+#define CHECK_DNSBL	0x08
 /*
  * The inbound checks (SPF, DKIM, DMARC, DNS lists): by default on mail
  * from clients neither authenticated nor on this host (loopback, the

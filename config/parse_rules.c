@@ -321,18 +321,37 @@ parse_listen(struct parser *p, const char *keyword, int line)
 					  sizeof(tmpl.senders_table), 1,
 					  "<table> after senders") == -1)
 				return -1;
-		} else if (tok_is_keyword(t, "no-checks") ||
-			   tok_is_keyword(t, "checks")) {
+		} else if (tok_is_keyword(t, "no-checks")) {
+			/* "no-checks spf dkim ...": only those are off */
+			int off = 0, bit;
+
+			for (;;) {
+				struct token *w = tok_peek(p);
+
+				bit = tok_is_keyword(w, "spf") ? CHECK_SPF :
+				    tok_is_keyword(w, "dkim") ? CHECK_DKIM :
+				    tok_is_keyword(w, "dmarc") ? CHECK_DMARC :
+				    tok_is_keyword(w, "dnsbl") ? CHECK_DNSBL : 0;
+				if (bit == 0)
+					break;
+				tok_next(p);
+				off |= bit;
+			}
+			if (tmpl.checks_off != 0 ||
+			    tmpl.checks == LISTEN_CHECKS_NONE ||
+			    (off == 0 && tmpl.checks != LISTEN_CHECKS_DEFAULT))
+				return listen_option_twice(p, t);
+			if (off == 0)
+				tmpl.checks = LISTEN_CHECKS_NONE;
+			tmpl.checks_off = off;
+		} else if (tok_is_keyword(t, "checks")) {
 			if (tmpl.checks != LISTEN_CHECKS_DEFAULT)
 				return listen_option_twice(p, t);
-			tmpl.checks = LISTEN_CHECKS_NONE;
-			if (tok_is_keyword(t, "checks")) {
-				t = tok_next(p);
-				if (!tok_is_keyword(t, "all-clients"))
-					return parse_unexpected(p, t,
-					    "all-clients after checks");
-				tmpl.checks = LISTEN_CHECKS_ALL_CLIENTS;
-			}
+			t = tok_next(p);
+			if (!tok_is_keyword(t, "all-clients"))
+				return parse_unexpected(p, t,
+				    "all-clients after checks");
+			tmpl.checks = LISTEN_CHECKS_ALL_CLIENTS;
 		} else if (tok_is_keyword(t, "check-sender-domain")) {
 			if (tmpl.check_sender_domain++)
 				return listen_option_twice(p, t);

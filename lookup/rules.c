@@ -249,6 +249,22 @@ rule_decided_statically(const struct match *m)
 	return 0;
 }
 
+/*
+ * A trusted client, as Postfix's mynetworks: one some rule names with
+ * "from src" (not negated).  The inbound checks skip its mail.
+ */
+int
+rule_client_trusted(const struct sockaddr_storage *ss)
+{
+	const struct match	*m;
+
+	TAILQ_FOREACH(m, &conf->matches, entry)
+		if (m->from == MATCH_FROM_SRC && !m->from_crit.negate &&
+		    crit_match_addr(&m->from_crit, ss))
+			return 1;
+	return 0;
+}
+
 int
 rule_need_rdns(void)
 {

@@ -150,6 +150,7 @@ struct session {
 	char			*rdns;		/* NULL: "unknown" */
 	uint8_t			 iprev;		/* IPREV_*: rDNS's verdict */
 	uint8_t			 dnsbl;		/* DNSBL_*, smtp_checks.c */
+	uint8_t			 trusted;	/* a "from src" network's */
 	char			*authname;
 	int			 ip;		/* sesscount handle */
 	struct txn		*tx;		/* NULL outside a transaction */

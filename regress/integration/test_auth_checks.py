@@ -244,3 +244,26 @@ def test_results_in_match_rules():
             assert r.code == 550 and "5.7.1" in r.text, r
             r = rcpt_reply(d.port, "alice@example.org")	# spf pass
             assert r.code == 250, r
+
+
+def test_trusted_network_and_checks_switched_off():
+    """A client in a "from src" network is trusted: no checks (even with
+    "checks all-clients").  "no-checks dkim dmarc" leaves SPF alone."""
+    dnsserver.require()
+    reset_maildir(TEST_USER1)
+    rules = 'match from src "127.0.0.1/32" for domain "example.test" ' \
+            'action "local"\n'
+    with dnsserver.DNSServer(zone("v=DKIM1; p="), port=PORT + 4) as dns:
+        with daemon(dns, rules=rules) as d:
+            m1 = unique_marker("trusted-net")
+            assert send(d.port, "bob@reject.test",
+                        message("bob@reject.test", m1)).code == 250
+            assert authres(delivered(m1)) == []
+        with daemon(dns, listen="checks all-clients no-checks dkim dmarc") \
+                as d:
+            m2 = unique_marker("spf-only")
+            assert send(d.port, "bob@reject.test",
+                        message("bob@reject.test", m2)).code == 250
+            ar = authres(delivered(m2))
+            assert len(ar) == 1 and "spf=fail" in ar[0] and \
+                "dkim" not in ar[0] and "dmarc" not in ar[0], ar

@@ -1150,6 +1150,8 @@ test_mail_auth(void **state)
 	    "dmarc policy quarantine\n"
 	    "listen on 127.0.0.1 checks all-clients\n"
 	    "listen on 127.0.0.1 port 2525 no-checks\n"
+	    "listen on 127.0.0.1 port 2526 checks all-clients no-checks dkim "
+	    "dnsbl\n"
 	    "action a maildir \"~/Maildir\" junk\n"
 	    "match from any spf softfail dnsbl for any defer\n"
 	    "match from any !spf pass for any action a\n");
@@ -1160,6 +1162,9 @@ test_mail_auth(void **state)
 	l = TAILQ_FIRST(&c->listeners);
 	assert_int_equal(l->checks, LISTEN_CHECKS_ALL_CLIENTS);
 	assert_int_equal(TAILQ_NEXT(l, entry)->checks, LISTEN_CHECKS_NONE);
+	l = TAILQ_NEXT(TAILQ_NEXT(l, entry), entry);
+	assert_int_equal(l->checks, LISTEN_CHECKS_ALL_CLIENTS);
+	assert_int_equal(l->checks_off, CHECK_DKIM | CHECK_DNSBL);
 	a = TAILQ_FIRST(&c->actions);
 	assert_int_equal(a->junk, 1);
 	m = TAILQ_FIRST(&c->matches);
@@ -1178,6 +1183,8 @@ test_mail_auth(void **state)
 	expect_error("dnsbl \"a.example\" threshold 0\n", 1,
 	    "dnsbl threshold: a number from 1 to 1000");
 	expect_error("dmarc policy loose\n", 1, "syntax error near \"loose\"");
+	expect_error("listen on 127.0.0.1 no-checks checks all-clients\n", 1,
+	    "listen option \"checks\" given twice");
 	expect_error("listen on 127.0.0.1 checks some\n", 1,
 	    "syntax error near \"some\"");
 	expect_error("action a mbox junk\n", 1,
