@@ -572,8 +572,51 @@ dkim_vsig_precheck(const struct dkim_vsig *v, time_t now,
 
 /* ---- the key record (RFC 6376 3.6.1, RFC 8463 4.2) ---- */
 
+/*
+ * Decoding an RSA key costs ~100 us in OpenSSL 3 (its decoder machinery),
+ * as much as the verification itself: lookup sees the same few keys
+ * again and again, so the last KEY_CACHE decoded are kept, by their
+ * bytes.  A cached key is shared (a reference each).
+ */
+#define KEY_CACHE	64
+#define KEY_CACHE_DER	1100		/* RSA-8192's SubjectPublicKeyInfo */
+
+static struct {
+	EVP_PKEY	*pkey;
+	int		 ed25519;
+	size_t		 len;
+	uint8_t		 der[KEY_CACHE_DER];
+} key_cache[KEY_CACHE];
+static size_t	key_cache_next;
+
+static EVP_PKEY	*key_decode_new(int, const uint8_t *, size_t);
+
 static EVP_PKEY *
 key_decode(int ed25519, const uint8_t *der, size_t len)
+{
+	EVP_PKEY	*pkey;
+	size_t		 i;
+
+	for (i = 0; i < KEY_CACHE; i++)
+		if (key_cache[i].pkey != NULL && key_cache[i].len == len &&
+		    key_cache[i].ed25519 == ed25519 &&
+		    memcmp(key_cache[i].der, der, len) == 0)
+			return EVP_PKEY_up_ref(key_cache[i].pkey) ?
+			    key_cache[i].pkey : NULL;
+	if ((pkey = key_decode_new(ed25519, der, len)) == NULL ||
+	    len > KEY_CACHE_DER || !EVP_PKEY_up_ref(pkey))
+		return pkey;
+	i = key_cache_next++ % KEY_CACHE;
+	EVP_PKEY_free(key_cache[i].pkey);
+	key_cache[i].pkey = pkey;
+	key_cache[i].ed25519 = ed25519;
+	key_cache[i].len = len;
+	memcpy(key_cache[i].der, der, len);
+	return pkey;
+}
+
+static EVP_PKEY *
+key_decode_new(int ed25519, const uint8_t *der, size_t len)
 {
 	const unsigned char	*p = der;
 	EVP_PKEY		*pkey;
