@@ -345,14 +345,20 @@ authres_parse_id(const char *hdr, size_t len, char *id, size_t idlen)
 
 	if (idlen == 0 || memchr(hdr, '\0', len) != NULL)
 		return -1;
+	/*
+	 * The field name, when given, is the name and a colon; a body
+	 * whose id only begins with the same letters
+	 * ("authentication-results.example") is read as a body.
+	 */
 	if (len >= sizeof(name) - 1 &&
 	    strncasecmp(hdr, name, sizeof(name) - 1) == 0) {
 		p += sizeof(name) - 1;
 		while (p < end && (*p == ' ' || *p == '\t'))
 			p++;
-		if (p == end || *p != ':')
-			return -1;
-		p++;
+		if (p < end && *p == ':')
+			p++;
+		else
+			p = hdr;
 	}
 	if (skip_cfws(&p, end) == -1 || p == end)
 		return -1;

@@ -234,7 +234,8 @@ dkim_b64_encode(const uint8_t *in, size_t len, char *out)
 	uint32_t		 v;
 
 	for (i = 0; i + 2 < len; i += 3) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
+		    in[i + 2];
 		out[n++] = a[v >> 18];
 		out[n++] = a[(v >> 12) & 63];
 		out[n++] = a[(v >> 6) & 63];
@@ -327,7 +328,7 @@ parse_count(const struct dkim_tag *t, uint64_t *out)
 		if (!isdigit((unsigned char)t->value[i]))
 			return -1;
 		if (v > (UINT64_MAX - 9) / 10)
-			v = UINT64_MAX;		/* longer than any body */
+			v = UINT64_MAX;	/* longer than any body */
 		else
 			v = v * 10 + (uint64_t)(t->value[i] - '0');
 	}
@@ -449,7 +450,9 @@ dkim_sig_parse(const char *s, size_t len, struct dkim_vsig *v,
 	v->hcanon = v->bcanon = DKIM_CANON_SIMPLE;
 	if ((t = tag_find(tags, ntags, "c")) != NULL) {
 		const char	*slash = memchr(t->value, '/', t->len);
-		size_t		 hl = slash ? (size_t)(slash - t->value) : t->len;
+		size_t		 hl;
+
+		hl = slash ? (size_t)(slash - t->value) : t->len;
 
 		if (parse_canon(t->value, hl, &v->hcanon) == -1 ||
 		    (slash != NULL && parse_canon(slash + 1,
@@ -521,6 +524,10 @@ dkim_vsig_valid(const struct dkim_vsig *v)
 	    !terminated(v->bprefix, sizeof(v->bprefix)) ||
 	    !terminated(v->why, sizeof(v->why)))
 		return -1;
+	/* one that needs its key names it, and has an AUID */
+	if (v->status == DKIM_NONE && (v->d[0] == '\0' || v->s[0] == '\0' ||
+	    strchr(v->i, '@') == NULL))
+		return -1;
 	return 0;
 }
 
@@ -565,8 +572,51 @@ dkim_vsig_precheck(const struct dkim_vsig *v, time_t now,
 
 /* ---- the key record (RFC 6376 3.6.1, RFC 8463 4.2) ---- */
 
+/*
+ * Decoding an RSA key costs ~100 us in OpenSSL 3 (its decoder machinery),
+ * as much as the verification itself: lookup sees the same few keys
+ * again and again, so the last KEY_CACHE decoded are kept, by their
+ * bytes.  A cached key is shared (a reference each).
+ */
+#define KEY_CACHE	64
+#define KEY_CACHE_DER	1100		/* RSA-8192's SubjectPublicKeyInfo */
+
+static struct {
+	EVP_PKEY	*pkey;
+	int		 ed25519;
+	size_t		 len;
+	uint8_t		 der[KEY_CACHE_DER];
+} key_cache[KEY_CACHE];
+static size_t	key_cache_next;
+
+static EVP_PKEY	*key_decode_new(int, const uint8_t *, size_t);
+
 static EVP_PKEY *
 key_decode(int ed25519, const uint8_t *der, size_t len)
+{
+	EVP_PKEY	*pkey;
+	size_t		 i;
+
+	for (i = 0; i < KEY_CACHE; i++)
+		if (key_cache[i].pkey != NULL && key_cache[i].len == len &&
+		    key_cache[i].ed25519 == ed25519 &&
+		    memcmp(key_cache[i].der, der, len) == 0)
+			return EVP_PKEY_up_ref(key_cache[i].pkey) ?
+			    key_cache[i].pkey : NULL;
+	if ((pkey = key_decode_new(ed25519, der, len)) == NULL ||
+	    len > KEY_CACHE_DER || !EVP_PKEY_up_ref(pkey))
+		return pkey;
+	i = key_cache_next++ % KEY_CACHE;
+	EVP_PKEY_free(key_cache[i].pkey);
+	key_cache[i].pkey = pkey;
+	key_cache[i].ed25519 = ed25519;
+	key_cache[i].len = len;
+	memcpy(key_cache[i].der, der, len);
+	return pkey;
+}
+
+static EVP_PKEY *
+key_decode_new(int ed25519, const uint8_t *der, size_t len)
 {
 	const unsigned char	*p = der;
 	EVP_PKEY		*pkey;

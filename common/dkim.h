@@ -8,30 +8,42 @@
  *
  *  smtp worker, as it spools a message:
  *	m = dkim_msg_new(want_sign);
- *	dkim_msg_line(m, line, len);	for every line written to the spool,
+ *	dkim_msg_line(m, line, len);	every line written to the spool,
  *					dot-unstuffed, WITHOUT its line end
  *					(exactly what smtp_data.c msg_line()
  *					has); the headers the worker adds
  *					(Received, Message-ID, Date) are
- *					lines like the others
+ *					lines like the others, fed before
+ *					the empty line that ends the header
+ *					section, in the order they are
+ *					written
  *	dkim_msg_end(m);		after the last line
  *	then, for verification: n = dkim_msg_nsigs(m) and each
  *	dkim_msg_vsig(m, k) -- a flat struct dkim_vsig that goes in an imsg
  *	to lookup as it is.  For signing: dkim_msg_from_domain(m) to choose
  *	a key, dkim_sign_prepare() for the 32-byte digest the keys process
  *	signs, dkim_sign_header() for the header to prepend.
- *  lookup: dkim_vsig_valid() on what a worker sent, dkim_vsig_precheck()
- *	(a result that needs no key: syntax, rsa-sha1, x=, t=, body hash),
- *	else a TXT query for dkim_vsig_keyname() and dkim_verify() on the
- *	answer.  A DNS failure is temperror and NXDOMAIN/no record is
- *	permerror: lookup decides those without calling here.
+ *  lookup: dkim_vsig_valid() on what a worker sent (a struct dkim_vsig
+ *	is about 1.3 KB: one per imsg, or all of them in one), then
+ *	dkim_vsig_precheck() (a result that needs no key: syntax, rsa-sha1,
+ *	x=, t=, body hash), else a TXT query for dkim_vsig_keyname() and
+ *	dkim_verify() on the answer.  A DNS failure is temperror and
+ *	NXDOMAIN or no TXT record permerror ("no key"): lookup decides
+ *	those without calling here.  Several TXT records at the name (RFC
+ *	6376 3.6.2.2 lets the verifier try each): dkim_verify() on each
+ *	until one is not permerror (a record that is not a usable key).
  *  keys: dkim_sign_digest() with the private key.
  *  smtpctl dkim keygen (programs/ctl_dkim.c): dkim_key_txt().
  *
  * Limits (beyond them the message is neither signed nor verified, and
- * dkim_msg_overflow() says so): DKIM_HDR_MAX bytes of header section.
- * Only the first DKIM_MAX_SIGS DKIM-Signature fields (top down) are
- * verified; dkim_msg_nsigs_ignored() counts the rest.
+ * dkim_msg_overflow() says so): DKIM_HDR_MAX bytes of header section
+ * (the header hashes need all of it; the body is never kept).  Only the
+ * first DKIM_MAX_SIGS DKIM-Signature fields (top down) are verified;
+ * dkim_msg_nsigs_ignored() counts the rest (suggested A-R: none for
+ * them, they are not evaluated).  A message whose signed fields have
+ * more instances than fit 1 KB of h= is not signed (dkim_sign_prepare()
+ * says why).  The body costs one SHA-256 pass per distinct (body
+ * canonicalization, l=) asked for, at most DKIM_MAX_SIGS + 1.
  *
  * Result words (RFC 8601 2.7.1) and which failure gets which:
  *	pass		signature and body hash verified
@@ -64,9 +76,10 @@
 #include <time.h>
 
 #define DKIM_HDR_MAX		65536	/* header section bytes kept */
-#define DKIM_MAX_SIGS		8	/* DKIM-Signature fields verified */
+#define DKIM_MAX_SIGS		8	/* signatures verified */
 #define DKIM_MAX_TAGS		32	/* tags in one tag-list */
-#define DKIM_SIG_MAX		512	/* b= bytes: RSA up to 4096 bits */
+#define DKIM_SIG_MAX		512	/* b= bytes: RSA <= 4096 bits;
+					   a longer b= is neutral */
 #define DKIM_CLOCK_SKEW		300	/* seconds t= may be ahead */
 #define DKIM_RSA_MIN_VERIFY	1024	/* RFC 8301 3.2 */
 #define DKIM_RSA_MIN_SIGN	2048
@@ -74,7 +87,7 @@
 #define DKIM_SELECTOR_MAX	128	/* s=, with its NUL */
 #define DKIM_AUID_MAX		320	/* i=, with its NUL */
 #define DKIM_WHY_MAX		96
-#define DKIM_HEADER_MAX		8192	/* a DKIM-Signature we build */
+#define DKIM_HEADER_MAX		8192	/* our DKIM-Signature */
 
 enum dkim_result {
 	DKIM_NONE = 0,
@@ -108,7 +121,7 @@ enum dkim_canon {
 struct dkim_vsig {
 	uint8_t		status;		/* enum dkim_result */
 	uint8_t		alg;		/* enum dkim_alg */
-	uint8_t		bh_ok;		/* the body hash matched bh= */
+	uint8_t		bh_ok;		/* body hash matched bh= */
 	uint8_t		hcanon, bcanon;	/* enum dkim_canon */
 	uint8_t		pad[1];
 	uint16_t	blen;		/* bytes in b */
@@ -116,9 +129,9 @@ struct dkim_vsig {
 	char		d[DKIM_DOMAIN_MAX];
 	char		s[DKIM_SELECTOR_MAX];
 	char		i[DKIM_AUID_MAX];	/* "@d" when absent */
-	char		bprefix[16];	/* b= start, RFC 8601's header.b */
+	char		bprefix[16];	/* b= start: RFC 8601 header.b */
 	char		why[DKIM_WHY_MAX];
-	uint8_t		hh[32];		/* SHA-256 of the signed headers */
+	uint8_t		hh[32];		/* SHA-256, signed headers */
 	uint8_t		b[DKIM_SIG_MAX];	/* b= decoded */
 };
 
@@ -212,17 +225,18 @@ struct dkim_sign {
  * -1 (why set) when the message cannot be signed: no hasher for
  * signing, overflow, not exactly one From:, bad domain or selector.
  */
-int		 dkim_sign_prepare(const struct dkim_msg *, const char *domain,
-		    const char *selector, enum dkim_alg, time_t,
-		    struct dkim_sign *, uint8_t digest[32], char *why,
+int		 dkim_sign_prepare(const struct dkim_msg *,
+		    const char *domain, const char *selector, enum dkim_alg,
+		    time_t, struct dkim_sign *, uint8_t digest[32], char *why,
 		    size_t whylen);
 
 /*
  * The complete field, "DKIM-Signature: ...\r\n" with b= folded, to be
  * put before the message.  Returns its length, or -1 when out is short.
  */
-ssize_t		 dkim_sign_header(const struct dkim_sign *, const uint8_t *sig,
-		    size_t siglen, char *out, size_t outlen);
+ssize_t		 dkim_sign_header(const struct dkim_sign *,
+		    const uint8_t *sig, size_t siglen, char *out,
+		    size_t outlen);
 
 /*
  * The private-key operation the keys process performs: rsa-sha256 is
@@ -244,7 +258,7 @@ int		 dkim_key_txt(void *pkey, char *out, size_t outlen);
 struct dkim_tag {
 	char		name[16];
 	const char	*value;		/* into the parsed text */
-	size_t		 len;		/* without the FWS around it */
+	size_t		 len;		/* without FWS around it */
 };
 
 /*
@@ -258,10 +272,10 @@ int		 dkim_tags_parse(const char *, size_t, struct dkim_tag *,
 struct dkim_sigtags {
 	uint8_t		 bh[32];
 	int		 has_l;
-	uint64_t	 l;		/* UINT64_MAX when too large to count */
-	const char	*h;		/* h= as written, into the parsed text */
+	uint64_t	 l;		/* UINT64_MAX: too large */
+	const char	*h;		/* h= as written, in the text */
 	size_t		 hlen;
-	const char	*bval;		/* b= value, into the parsed text */
+	const char	*bval;		/* b= value, in the text */
 	size_t		 blen;
 };
 
@@ -277,7 +291,8 @@ void		 dkim_sig_parse(const char *, size_t, struct dkim_vsig *,
  * Base64 with folding whitespace (RFC 6376 2.4), strict padding.  The
  * decoded length, or -1.
  */
-ssize_t		 dkim_b64_decode(const char *, size_t, uint8_t *, size_t);
+ssize_t		 dkim_b64_decode(const char *, size_t, uint8_t *,
+		    size_t);
 /* plain base64; out must hold 4 * ((len + 2) / 3) + 1; returns its length */
 size_t		 dkim_b64_encode(const uint8_t *, size_t, char *);
 

@@ -68,7 +68,7 @@ struct dkim_msg {
 	int		 sign_slot;
 	struct rsig	 sigs[DKIM_MAX_SIGS];
 	size_t		 nsigs, nignored;
-	char		*line;		/* a relaxed copy of a body line */
+	char		*line;		/* relaxed copy of a body line */
 	size_t		 linecap;
 	int		 nfrom;
 	char		 from_domain[DKIM_DOMAIN_MAX];
@@ -264,7 +264,8 @@ field_name(const char *s, size_t len)
 		if ((unsigned char)s[p] <= 32 || (unsigned char)s[p] > 126)
 			break;
 	n = p;
-	while (p < len && is_wsp((unsigned char)s[p]))	/* obsolete "Name :" */
+	/* the obsolete "Name :" */
+	while (p < len && is_wsp((unsigned char)s[p]))
 		p++;
 	if (n == 0 || p == len || s[p] != ':')
 		return 0;
@@ -457,7 +458,8 @@ hash_hlist(const struct dkim_msg *m, EVP_MD_CTX *ctx, uint8_t canon,
 			if (used[k] || !field_is(m, f, h + start, end - start))
 				continue;
 			used[k] = 1;
-			ret = hash_field(ctx, canon, m->hdr + f->off, f->len, 0);
+			ret = hash_field(ctx, canon, m->hdr + f->off, f->len,
+			    0);
 			break;
 		}
 	}
@@ -596,11 +598,14 @@ dkim_msg_line(struct dkim_msg *m, const char *s, size_t len)
 		body_line(m, s, len);
 		return;
 	}
-	if (len == 0) {			/* the separator, not in the body */
+	if (len == 0) {		/* the separator, not in the body */
 		headers_done(m);
 		return;
 	}
 	if (is_wsp((unsigned char)s[0]) && m->nfields > 0) {
+		/* past the limit, a short line must not join a kept field */
+		if (m->overflow || m->nomem)
+			return;
 		if (hdr_append(m, s, len, 1) == 0)
 			m->fields[m->nfields - 1].len += len + 2;
 		return;
@@ -615,7 +620,9 @@ dkim_msg_line(struct dkim_msg *m, const char *s, size_t len)
 		return;
 	if (m->nfields == m->fieldcap) {
 		size_t		 cap = m->fieldcap ? m->fieldcap * 2 : 32;
-		struct field	*f = reallocarray(m->fields, cap, sizeof(*f));
+		struct field	*f;
+
+		f = reallocarray(m->fields, cap, sizeof(*f));
 
 		if (f == NULL) {
 			m->nomem = 1;
@@ -658,7 +665,8 @@ dkim_msg_end(struct dkim_msg *m)
 			continue;
 		b = &m->bh[rs->slot];
 		/* l= past the end of the body: not the body signed */
-		rs->v.bh_ok = (b->limit == UINT64_MAX || b->limit <= b->total) &&
+		rs->v.bh_ok = (b->limit == UINT64_MAX ||
+		    b->limit <= b->total) &&
 		    memcmp(b->digest, rs->bh, sizeof(rs->bh)) == 0;
 	}
 }

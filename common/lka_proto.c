@@ -70,6 +70,7 @@ int
 proto_valid_lka_dnsbl(const struct lka_dnsbl *r)
 {
 	if (!family_ok(&r->addr, 0) || r->listed < 0 || r->listed > 1 ||
+	    r->trusted < 0 || r->trusted > 1 || r->ask_lists > 1 ||
 	    !STR_OK(r->lists))
 		return -1;
 	return 0;
@@ -81,7 +82,7 @@ proto_valid_lka_spf(const struct lka_spf *r)
 	if (!family_ok(&r->addr, 0) || !STR_OK(r->helo) ||
 	    !STR_OK(r->sender) || !STR_OK(r->domain) ||
 	    !STR_OK(r->mechanism) || !STR_OK(r->explanation) ||
-	    r->result < 0 || r->result > 6)
+	    r->result < 0 || r->result > 6 || r->helo_only > 1)
 		return -1;
 	return 0;
 }
@@ -93,7 +94,7 @@ proto_valid_lka_authcheck(const struct lka_authcheck *r)
 
 	if (!STR_OK(r->from_domain) || !STR_OK(r->spf_domain) ||
 	    !STR_OK(r->mailfrom_domain) || !family_ok(&r->addr, 1) ||
-	    r->spf_result < 0 || r->spf_result > 6 ||
+	    r->spf_result < 0 || r->spf_result > 6 || r->no_dmarc > 1 ||
 	    r->nsigs > LKA_AUTH_SIGS)
 		return -1;
 	for (i = 0; i < r->nsigs; i++)

@@ -133,6 +133,8 @@ enum imsg_type {
 #define SF_AUTH		0x02
 #define SF_LOCAL	0x04	/* local submission (socket) */
 #define SF_SMTPUTF8	0x08
+#define SF_CHECKED	0x10	/* the inbound checks ran: spf is set */
+#define SF_DNSBL	0x20	/* the DNS lists listed the client */
 
 struct lka_rcpt_req {
 	uint32_t		reqid;
@@ -143,6 +145,7 @@ struct lka_rcpt_req {
 	char			authname[128];
 	struct mailaddr		mailfrom;
 	struct mailaddr		rcpt;
+	int32_t			spf;		/* SF_CHECKED: SPF_* */
 };
 
 struct lka_dest {
@@ -229,7 +232,9 @@ struct lka_rdns {
 struct lka_dnsbl {
 	uint32_t		reqid;
 	struct sockaddr_storage	addr;
+	uint32_t		ask_lists;	/* 0: only "trusted?" */
 	int32_t			listed;		/* reply: 1 listed */
+	int32_t			trusted;	/* reply: a "from src" client */
 	int32_t			score;
 	uint32_t		nfailed;	/* lists that did not answer */
 	char			lists[256];	/* reply: the lists that hit */
@@ -238,6 +243,8 @@ struct lka_dnsbl {
 struct lka_spf {
 	uint32_t		reqid;
 	uint32_t		serial;		/* the transaction's */
+	uint32_t		helo_only;	/* the HELO identity (RFC 7208
+						 * 2.3), not MAIL FROM */
 	struct sockaddr_storage	addr;
 	char			helo[256];
 	char			sender[512];	/* "" = the null sender */
@@ -256,6 +263,7 @@ struct lka_authcheck {
 	char			from_domain[256];	/* "" when not one */
 	char			spf_domain[256];
 	int32_t			spf_result;		/* SPF_* */
+	uint32_t		no_dmarc;		/* "no-checks dmarc" */
 	uint32_t		nsigs;
 	struct dkim_vsig	sigs[LKA_AUTH_SIGS];
 };

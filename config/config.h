@@ -97,7 +97,12 @@ struct listener {
 	char			 senders_table[CONF_NAME_MAX];
 	int			 check_sender_domain; /* "check-sender-domain" */
 	int			 checks;	/* LISTEN_CHECKS_* */
+	int			 checks_off;	/* CHECK_*: "no-checks spf..." */
 };
+#define CHECK_SPF	0x01
+#define CHECK_DKIM	0x02
+#define CHECK_DMARC	0x04
+#define CHECK_DNSBL	0x08
 /*
  * The inbound checks (SPF, DKIM, DMARC, DNS lists): by default on mail
  * from clients neither authenticated nor on this host (loopback, the
@@ -187,10 +192,15 @@ struct match {
 	struct match_crit tls;		/* "tls": session is encrypted */
 	struct match_crit helo;		/* "helo <t>" */
 	struct match_crit tag;		/* "tag NAME": the listener's tag */
-	int		 reject;	/* "reject" instead of "action" */
+	struct match_crit spf;		/* "spf RESULT" of MAIL FROM */
+	struct match_crit dnsbl;	/* "dnsbl": the DNS lists listed it */
+	int		 reject;	/* MATCH_REJECT, MATCH_DEFER or 0 */
 	char		 action_name[CONF_NAME_MAX];
 	struct action	*action;	/* resolved at end of parse */
 };
+
+#define MATCH_REJECT	1		/* "reject": 550 5.7.1 */
+#define MATCH_DEFER	2		/* "defer": 451 4.7.1 */
 
 struct smtpd_config {
 	char		 path[CONF_PATH_MAX];	/* the file this came from */
@@ -239,6 +249,9 @@ struct smtpd_config {
 	/* "dmarc reports from ADDRESS [org NAME]": "" = reports off */
 	char		 dmarc_report_from[256];
 	char		 dmarc_report_org[256];
+	int		 rules_spf;	/* a rule asks SPF: RCPT waits for it */
+	int		 rules_dnsbl;	/* a rule asks the lists: they do not
+					 * refuse at connect, the rules decide */
 
 	TAILQ_HEAD(, table)	tables;
 	TAILQ_HEAD(pkilist, pki)	pkis;

@@ -321,18 +321,37 @@ parse_listen(struct parser *p, const char *keyword, int line)
 					  sizeof(tmpl.senders_table), 1,
 					  "<table> after senders") == -1)
 				return -1;
-		} else if (tok_is_keyword(t, "no-checks") ||
-			   tok_is_keyword(t, "checks")) {
+		} else if (tok_is_keyword(t, "no-checks")) {
+			/* "no-checks spf dkim ...": only those are off */
+			int off = 0, bit;
+
+			for (;;) {
+				struct token *w = tok_peek(p);
+
+				bit = tok_is_keyword(w, "spf") ? CHECK_SPF :
+				    tok_is_keyword(w, "dkim") ? CHECK_DKIM :
+				    tok_is_keyword(w, "dmarc") ? CHECK_DMARC :
+				    tok_is_keyword(w, "dnsbl") ? CHECK_DNSBL : 0;
+				if (bit == 0)
+					break;
+				tok_next(p);
+				off |= bit;
+			}
+			if (tmpl.checks_off != 0 ||
+			    tmpl.checks == LISTEN_CHECKS_NONE ||
+			    (off == 0 && tmpl.checks != LISTEN_CHECKS_DEFAULT))
+				return listen_option_twice(p, t);
+			if (off == 0)
+				tmpl.checks = LISTEN_CHECKS_NONE;
+			tmpl.checks_off = off;
+		} else if (tok_is_keyword(t, "checks")) {
 			if (tmpl.checks != LISTEN_CHECKS_DEFAULT)
 				return listen_option_twice(p, t);
-			tmpl.checks = LISTEN_CHECKS_NONE;
-			if (tok_is_keyword(t, "checks")) {
-				t = tok_next(p);
-				if (!tok_is_keyword(t, "all-clients"))
-					return parse_unexpected(p, t,
-					    "all-clients after checks");
-				tmpl.checks = LISTEN_CHECKS_ALL_CLIENTS;
-			}
+			t = tok_next(p);
+			if (!tok_is_keyword(t, "all-clients"))
+				return parse_unexpected(p, t,
+				    "all-clients after checks");
+			tmpl.checks = LISTEN_CHECKS_ALL_CLIENTS;
 		} else if (tok_is_keyword(t, "check-sender-domain")) {
 			if (tmpl.check_sender_domain++)
 				return listen_option_twice(p, t);
@@ -663,7 +682,12 @@ parse_action(struct parser *p, const char *keyword, int line)
 
 static const char *const match_keywords[] = {
     "from", "for", "auth", "mail-from", "tls", "helo", "tag", "action",
-    "reject",
+    "reject", "defer", "spf", "dnsbl",
+};
+
+/* RFC 8601's SPF result words, the values of "spf" */
+static const char *const spf_words[] = {
+    "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror",
 };
 
 static int
@@ -810,14 +834,21 @@ parse_match(struct parser *p, const char *keyword, int line)
 			crit = &m->helo;
 		else if (tok_is_keyword(t, "tag"))
 			crit = &m->tag;
+		else if (tok_is_keyword(t, "spf"))
+			crit = &m->spf;
+		else if (tok_is_keyword(t, "dnsbl"))
+			crit = &m->dnsbl;
 		else if (negate)
 			return parse_unexpected(p, t, "criterion after \"!\"");
-		else if (tok_is_keyword(t, "action") || tok_is_keyword(t, "reject"))
+		else if (tok_is_keyword(t, "action") ||
+			 tok_is_keyword(t, "reject") ||
+			 tok_is_keyword(t, "defer"))
 			break;
 		else if (tok_is_end(t))
 			return parse_error(
 			    p, t->line,
-			    "match rule needs \"action NAME\" or \"reject\"");
+			    "match rule needs \"action NAME\", \"reject\" "
+			    "or \"defer\"");
 		else
 			return parse_syntax_error(p, t);
 
@@ -849,10 +880,31 @@ parse_match(struct parser *p, const char *keyword, int line)
 			if (get_crit(p, crit, 0,
 				     "<table> or name after tag") == -1)
 				return -1;
+		} else if (crit == &m->spf) {
+			size_t i;
+
+			t = tok_next(p);
+			for (i = 0; i < sizeof(spf_words) / sizeof(spf_words[0]);
+			     i++)
+				if (tok_is_keyword(t, spf_words[i]))
+					break;
+			if (i == sizeof(spf_words) / sizeof(spf_words[0]))
+				return parse_unexpected(p, t, "an SPF result "
+				    "(pass, fail, softfail, neutral, none, "
+				    "temperror, permerror) after spf");
+			snprintf(crit->value, sizeof(crit->value), "%zu", i);
+			p->conf->rules_spf = 1;
+		} else if (crit == &m->dnsbl) {
+			if (p->conf->ndnsbl == 0)
+				return parse_error(p, t->line, "dnsbl criterion "
+				    "without DNS lists: a \"dnsbl\" statement "
+				    "must come first");
+			p->conf->rules_dnsbl = 1;
 		}
 	}
-	if (tok_is_keyword(t, "reject")) {
-		m->reject = 1;
+	if (tok_is_keyword(t, "reject") || tok_is_keyword(t, "defer")) {
+		m->reject = tok_is_keyword(t, "reject") ? MATCH_REJECT :
+		    MATCH_DEFER;
 		return 0;
 	}
 	if (conf_get_string(p, m->action_name, sizeof(m->action_name),

@@ -2,8 +2,9 @@
  * checks.c -- the inbound checks, lookup's side: what an smtp worker
  * asks about a session (smtp/smtp_checks.c).
  *
- *	IMSG_LKA_DNSBL		the client's address in the configured DNS
- *				block and allow lists (dnsbl.c), at connect
+ *	IMSG_LKA_DNSBL		at connect: is the client trusted (a "from
+ *				src" network of the rules, rules.c), and is
+ *				it in the DNS block and allow lists (dnsbl.c)
  *	IMSG_LKA_SPF		SPF of MAIL FROM (spf.c), while the client
  *				sends its recipients and data
  *	IMSG_LKA_AUTHCHECK	at the end of data: each DKIM signature the
@@ -56,8 +57,8 @@ checks_init(void)
 	/* the Public Suffix List, read now: the sandbox comes next */
 	if (dmarc_init() == -1)
 		log_warnx("dmarc: no Public Suffix List (%s): the "
-		    "organizational domain is the From: domain's last two "
-		    "labels", dmarc_psl_file());
+		    "organizational domain is the From: domain itself",
+		    dmarc_psl_file());
 }
 
 /* ---- DNS lists ---- */
@@ -90,7 +91,9 @@ checks_dnsbl(struct mproc *p, const struct lka_dnsbl *r)
 		fatal("calloc");
 	q->p = p;
 	q->r = *r;
-	if (!dnsbl_ready || dnsbl_set.nlist == 0) {
+	q->r.trusted = rule_client_trusted(&r->addr);
+	if (!dnsbl_ready || dnsbl_set.nlist == 0 || !r->ask_lists ||
+	    q->r.trusted) {
 		dnsbl_done(q, &(struct dnsbl_result){ 0 });
 		return;
 	}
@@ -135,7 +138,10 @@ checks_spf(struct mproc *p, const struct lka_spf *r)
 	snprintf(req.helo, sizeof(req.helo), "%s", r->helo);
 	snprintf(req.sender, sizeof(req.sender), "%s", r->sender);
 	snprintf(req.receiver, sizeof(req.receiver), "%s", conf->hostname);
-	(void)spf_check(&req, spf_done, q);
+	if (r->helo_only)
+		(void)spf_check_helo(&req, spf_done, q);
+	else
+		(void)spf_check(&req, spf_done, q);
 }
 
 /* ---- DKIM, then DMARC ---- */
@@ -212,7 +218,7 @@ auth_dkim_done(struct auth_q *a)
 	struct dmarc_req	dr;
 	uint32_t		i;
 
-	if (a->req.from_domain[0] == '\0') {
+	if (a->req.from_domain[0] == '\0' || a->req.no_dmarc) {
 		a->res.dmarc_result = DMARC_RESULT_NONE;
 		auth_reply(a);
 		return;

@@ -22,7 +22,6 @@
 #include <sys/types.h>
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -425,11 +424,17 @@ dmarc_init(void)
 	if (dmarc_psl != NULL)
 		return 0;
 	if ((dmarc_psl = psl_latest(NULL)) == NULL) {
-		log_warnx("dmarc: no Public Suffix List (%s): organizational "
-		    "domains from libpsl's built-in list", psl_dist_filename());
-		return psl_builtin() != NULL ? 0 : -1;
+		if (psl_builtin() == NULL) {
+			log_warnx("dmarc: no Public Suffix List: neither %s "
+			    "nor libpsl's built-in one", psl_dist_filename());
+			return -1;
+		}
+		log_warnx("dmarc: %s not loaded: libpsl's built-in Public "
+		    "Suffix List is used", psl_dist_filename());
+		return 0;
 	}
-	log_debug("dmarc: Public Suffix List from %s", psl_dist_filename());
+	log_debug("dmarc: Public Suffix List: the newer of %s and libpsl's "
+	    "built-in one", psl_dist_filename());
 	return 0;
 }
 
@@ -674,7 +679,7 @@ dmarc_dns_cb(void *arg, const struct dns_result *dr)
 	struct dmarc_check	*c = arg;
 	struct dmarc_record	 rec, found;
 	size_t			 i, ndmarc = 0, nbad = 0;
-	const char		*err = NULL;
+	const char		*err = NULL, *why = NULL;
 
 	if (dr->status == DNS_TEMPFAIL) {
 		c->res.result = DMARC_RESULT_TEMPERROR;
@@ -695,8 +700,10 @@ dmarc_dns_cb(void *arg, const struct dns_result *dr)
 		ndmarc++;
 		if (r == 1)
 			found = rec;
-		else
+		else {
 			nbad++;
+			why = err;
+		}
 	}
 	if (ndmarc > 1) {
 		/* 6.6.3 step 5: several records, no DMARC processing */
@@ -709,7 +716,7 @@ dmarc_dns_cb(void *arg, const struct dns_result *dr)
 	}
 	if (ndmarc == 1 && nbad == 1) {
 		log_debug("dmarc: %s: record not usable: %s",
-		    c->res.policy_domain, err ? err : "?");
+		    c->res.policy_domain, why ? why : "?");
 		c->res.result = DMARC_RESULT_PERMERROR;
 		c->res.reason = "DMARC record not usable";
 		dmarc_done(c);
@@ -751,20 +758,21 @@ dmarc_check(const struct dmarc_req *req, dmarc_cb cb, void *arg)
 {
 	struct dmarc_check	*c;
 	struct timeval		 now = { 0, 0 };
+	size_t			 i;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		fatal("%s: calloc", __func__);
 	c->req = *req;
 	c->req.from_domain[sizeof(c->req.from_domain) - 1] = '\0';
 	c->req.spf_domain[sizeof(c->req.spf_domain) - 1] = '\0';
-	for (size_t i = 0; i < DMARC_MAX_DKIM; i++)
+	for (i = 0; i < DMARC_MAX_DKIM; i++)
 		c->req.dkim[i].domain[sizeof(c->req.dkim[i].domain) - 1] =
 		    '\0';
 	c->cb = cb;
 	c->arg = arg;
 	/*
 	 * The From domain must be one, and its _dmarc name must fit in
-	 * a DNS name (250 bytes leave room for "_dmarc." in 253+NUL+dot).
+	 * a DNS name: 246 bytes and "_dmarc." make the 253 of RFC 1035.
 	 */
 	if (domain_norm(c->req.from_domain, c->res.domain,
 	    sizeof(c->res.domain)) == -1 ||

@@ -48,12 +48,13 @@ int	dmarc_org_domain(const char *domain, char *out, size_t outlen);
 
 /*
  * Load the Public Suffix List: psl_latest(NULL), which reads Debian's
- * /usr/share/publicsuffix/public_suffix_list.dafsa (package publicsuffix;
- * libpsl falls back to its built-in copy when the file is absent, and
- * says so in the log here).  Call once before the sandbox: that file
- * belongs in lookup's read set (lookup/lookup.c lookup_read_set) if the
- * lookup process ever needs to reload it.  0, or -1 when libpsl has no
- * list at all.
+ * /usr/share/publicsuffix/public_suffix_list.dafsa (package publicsuffix,
+ * kept current by apt) and keeps the newer of it and libpsl's built-in
+ * copy (the built-in one alone when the file is absent).  Call once
+ * before the sandbox: nothing is read afterwards; that file belongs in
+ * lookup's read set (lookup/lookup.c lookup_read_set) only if the lookup
+ * process is ever made to reload it.  0, or -1 when libpsl has no list
+ * at all.
  */
 int	dmarc_init(void);
 void	dmarc_shutdown(void);
@@ -89,7 +90,8 @@ struct dmarc_dkim {
 /*
  * One message.  from_domain: the RFC 5322.From domain (exactly one
  * From with one address: what to do otherwise is the caller's policy,
- * RFC 7489 6.6.1).  spf_domain: the MAIL FROM domain, or the HELO
+ * RFC 7489 6.6.1), internationalized names in A-labels (xn--...): a
+ * name with other than letters, digits, '-' and '_' is permerror.  spf_domain: the MAIL FROM domain, or the HELO
  * domain when MAIL FROM was null (RFC 7489 4.1 and RFC 7208 2.4), with
  * spf_result the SPF result for that identity.  dkim: every verified or
  * failed signature's d= with its result, at most DMARC_MAX_DKIM.

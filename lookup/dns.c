@@ -175,10 +175,13 @@ dns_name_ok(const char *s)
 static int
 dns_name_any_ok(const char *s)
 {
-	for (; *s; s++)
-		if (*s < 0x21 || *s > 0x7e)
+	const char	*p;
+
+	for (p = s; *p; p++)
+		if (*p < 0x21 || *p > 0x7e)
 			return 0;
-	return 1;
+	/* one ending in an escaped dot (a\.) lost it above: not a name */
+	return p == s || p[-1] != '\\';
 }
 
 /* a name from the wire: lower case, no trailing dot, "" for the root */

@@ -81,6 +81,7 @@ struct lka_dnsbl;
 struct lka_spf;
 struct lka_authcheck;
 void	checks_init(void);
+int	rule_client_trusted(const struct sockaddr_storage *);
 void	checks_dnsbl(struct mproc *, const struct lka_dnsbl *);
 void	checks_spf(struct mproc *, const struct lka_spf *);
 void	checks_authcheck(struct mproc *, const struct lka_authcheck *);

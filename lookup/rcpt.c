@@ -183,6 +183,12 @@ rcpt_route(struct rcpt_job *j)
 		rcpt_finish(j, PROTO_PERMFAIL, reply, 0);
 		return;
 	}
+	if (j->m->reject == MATCH_DEFER) {
+		snprintf(reply, sizeof(reply), "451 4.7.1 <%s>: Recipient "
+		    "address deferred by policy", rcpt);
+		rcpt_finish(j, PROTO_TEMPFAIL, reply, 0);
+		return;
+	}
 	if (j->m->reject || j->m->action == NULL) {
 		snprintf(reply, sizeof(reply), "550 5.7.1 <%s>: Recipient "
 		    "address rejected by policy", rcpt);

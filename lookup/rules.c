@@ -241,11 +241,27 @@ rule_decided_statically(const struct match *m)
 		if (r->from == MATCH_FROM_RDNS || !crit_static(&r->from_crit) ||
 		    !crit_static(&r->for_crit) || !crit_static(&r->auth) ||
 		    !crit_static(&r->mail_from) || !crit_static(&r->helo) ||
-		    !crit_static(&r->tag))
+		    !crit_static(&r->tag) || r->spf.set || r->dnsbl.set)
 			return 0;
 		if (r == m)
 			return 1;
 	}
+	return 0;
+}
+
+/*
+ * A trusted client, as Postfix's mynetworks: one some rule names with
+ * "from src" (not negated).  The inbound checks skip its mail.
+ */
+int
+rule_client_trusted(const struct sockaddr_storage *ss)
+{
+	const struct match	*m;
+
+	TAILQ_FOREACH(m, &conf->matches, entry)
+		if (m->from == MATCH_FROM_SRC && !m->from_crit.negate &&
+		    crit_match_addr(&m->from_crit, ss))
+			return 1;
 	return 0;
 }
 
@@ -307,6 +323,20 @@ rule_find_rdns(const struct lka_rcpt_req *req, const struct lka_rdns *rdns,
 			    crit_match_string(&m->tag, tag);
 
 			if (m->tag.negate ? r : !r)
+				continue;
+		}
+		/* the checks' results: false when the checks did not run */
+		if (m->spf.set) {
+			int r = (req->flags & SF_CHECKED) &&
+			    req->spf == atoi(m->spf.value);
+
+			if (m->spf.negate ? r : !r)
+				continue;
+		}
+		if (m->dnsbl.set) {
+			int r = (req->flags & SF_DNSBL) != 0;
+
+			if (m->dnsbl.negate ? r : !r)
 				continue;
 		}
 		*out = m;

@@ -93,8 +93,8 @@ struct spf_check {
 	int			 nnames, iname;
 
 	/* PTR validation (5.5), shared by ptr and %{p}, done once */
-	int			 ptr_state;	/* 0 not yet, 1 running, 2 done */
-	int			 ptr_void;	/* the PTR lookup found nothing */
+	int			 ptr_state;	/* 0 no, 1 asking, 2 known */
+	int			 ptr_void;	/* the PTR lookup was void */
 	char			 ptr_names[SPF_MAX_NAMES][SPF_DOMAIN_MAX];
 	int			 ptr_ok[SPF_MAX_NAMES];
 	int			 nptr, iptr;
@@ -949,6 +949,11 @@ spf_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct spf_check	*c = arg;
 
+	if (c->exp_stage != EXP_NONE) {
+		/* the result is known; only its explanation was late (6.2) */
+		spf_finish(c, SPF_FAIL, NULL);
+		return;
+	}
 	spf_finish(c, SPF_TEMPERROR, "SPF check of %s took longer than %d "
 	    "seconds", c->res.domain, spf_total_timeout);
 }

@@ -22,24 +22,46 @@
 # (regress/integration/test_spf_suite.py) reads the openspf suite's YAML
 # and serves its zones from regress/integration/dnsserver.py, a loopback
 # authoritative DNS server built on dnslib (reused for DKIM keys, DMARC
-# and block lists).
+# and block lists); python3-spf (pyspf, on python3-dnspython) is the
+# independent SPF implementation the same test compares generated
+# records with.
 #
 # Mail authentication (issue 18): libpsl-dev and publicsuffix for DMARC's
 # organizational domain (libpsl reads Debian's list from
 # /usr/share/publicsuffix, never a copy in the tree), zlib1g-dev for the
 # gzip'd DMARC aggregate reports, libxml2-utils for xmllint, which checks
-# those reports against RFC 7489's schema in the unit tests.
+# those reports against RFC 7489's schema in the unit tests, and
+# python3-authres, an independent RFC 8601 parser that reads back the
+# Authentication-Results headers we write (test_authres), and
+# libopendmarc2, OpenDMARC's library, an independent DMARC implementation
+# that test_dmarc_oracle loads with dlopen(3) to compare record readings
+# and verdicts (a test oracle only: nothing of Posthaste links it; it
+# brings libspf2-2 along as its own dependency, which we never use);
+# rbldnsd, the DNS block list server, which test_dnsbl_rbldnsd starts on
+# loopback to check our block list questions against (its own service,
+# a DNS server on port 53, is disabled at once, as Dovecot's is).
 #
 # Dovecot (for the LMTP tests) is installed but never enabled or left
 # running: its package enables dovecot.service, which is undone at once.
 # So is fail2ban: the logging tests run its fail2ban-regex(1) and filters
 # against the daemon's log; its service, which would firewall, stays off.
 #
+# The DKIM codec is proven against independent implementations
+# (regress/integration/test_dkim_codec.py): python3-dkim (dkimpy, with
+# python3-nacl for ed25519 and python3-cryptography for its test keys)
+# and opendkim-tools (opendkim-testmsg and libopendkim; the milter package
+# opendkim is not needed).  opendkim-testmsg finds keys only in DNS, so
+# it runs in a network namespace of its own (unshare from util-linux, ip
+# from iproute2) with dnsmasq answering there.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
 # benchmarks) must install it on purpose and stop its service.  Likewise no
-# other mail-transport-agent is pulled in here.
+# other mail-transport-agent is pulled in here, nor opendkim (the milter
+# daemon, not opendkim-tools): only "make bench SCENARIOS=dkim" runs it, as
+# Postfix's signer, and mk/bench.sh installs it itself and stops and
+# disables the service the package starts.
 
 set -u
 
@@ -59,6 +81,7 @@ PACKAGES="
 	python3
 	python3-dnslib
 	python3-yaml
+	python3-spf
 	swaks
 	libnet-ssleay-perl
 	libio-socket-ssl-perl
@@ -70,6 +93,11 @@ PACKAGES="
 	passwd
 	util-linux
 	dnsmasq-base
+	iproute2
+	python3-dkim
+	python3-nacl
+	python3-cryptography
+	opendkim-tools
 	dovecot-core
 	dovecot-lmtpd
 	fail2ban
@@ -83,6 +111,9 @@ PACKAGES="
 	publicsuffix
 	zlib1g-dev
 	libxml2-utils
+	python3-authres
+	libopendmarc2
+	rbldnsd
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -163,6 +194,21 @@ if [ -n "$missing" ]; then
 		rm -f /etc/systemd/system/*.wants/fail2ban.service
 		if command -v update-rc.d >/dev/null 2>&1; then
 			update-rc.d fail2ban disable >/dev/null 2>&1
+		fi
+		;;
+	esac
+	case " $missing " in
+	*" rbldnsd "*)
+		# test_dnsbl_rbldnsd starts its own on a loopback port; the
+		# package's socket unit would answer DNS on port 53
+		if command -v deb-systemd-helper >/dev/null 2>&1; then
+			deb-systemd-helper disable rbldnsd.socket \
+			    rbldnsd.service >/dev/null 2>&1
+		fi
+		rm -f /etc/systemd/system/*.wants/rbldnsd.socket \
+		    /etc/systemd/system/*.wants/rbldnsd.service
+		if command -v update-rc.d >/dev/null 2>&1; then
+			update-rc.d rbldnsd disable >/dev/null 2>&1
 		fi
 		;;
 	esac

@@ -5,7 +5,9 @@
  * libevent loop of its own and a resolver set up as the daemon's would
  * be (smtpd.conf's "resolver ADDR [port N]", else /etc/resolv.conf), so
  * what an administrator sees here is what a session would get.  No
- * daemon and no privileges are needed.
+ * daemon and no privileges are needed.  That is why this file, alone in
+ * programs/, includes lookup/'s headers (by name, so the crossing
+ * shows): it runs lookup's code, not a copy of it.
  *
  * Output: the result as the first word, then the explanation on the same
  * line (the exp= text for a fail); a second line says which term decided

@@ -42,7 +42,11 @@
  * action, user, path, and a sender lookup chose -- carries lookup's seal
  * (destmac.h), checked in queue_envelope(); otherwise a worker could have
  * us run any command as any user.  Envelopes we make ourselves (bounces)
- * take their destinations straight from lookup and need no seal.
+ * take their destinations straight from lookup and need no seal.  Header
+ * fields a worker adds after the message (spool_msg.h) are loaded only
+ * as complete, well-formed header lines of bounded size
+ * (commit_head_valid()); their length is in the mac'd footer, their
+ * bytes are no more trusted than the message's own.
  *
  * The process's files: queue.c starts it and holds its channels;
  * queue_spool.c the spool's files and the start-up load; queue_commit.c

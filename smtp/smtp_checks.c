@@ -4,8 +4,10 @@
  * Authentication-Results header (RFC 8601) that reports them.
  *
  * They run on mail from clients that are neither authenticated nor on
- * this host (loopback, the local socket): "no-checks" on a listener turns
- * them off, "checks all-clients" on for everyone (smtpd.conf(5)).  Lookup
+ * this host (loopback, the local socket) nor trusted (in a network a
+ * rule names with "from src", as Postfix's mynetworks): "no-checks" on a
+ * listener turns them off (or some of them), "checks all-clients" on for
+ * loopback and authenticated clients too (smtpd.conf(5)).  Lookup
  * does the DNS work (lookup/checks.c); nothing here waits on DNS except
  * where the answer decides what to reply:
  *
@@ -14,8 +16,9 @@
  *    there yet, and a listed client gets 554 5.7.1 naming the lists and
  *    is disconnected.  Not on listeners that require AUTH (submission):
  *    users on listed dynamic addresses must still reach them;
- *  - SPF of MAIL FROM starts when MAIL is accepted and runs while the
- *    client sends its recipients and data;
+ *  - SPF of MAIL FROM (and of the HELO name, RFC 7208 2.3, reported
+ *    apart) starts when MAIL is accepted and runs while the client sends
+ *    its recipients and data;
  *  - the message is hashed while it is spooled (common/dkim.c, the same
  *    hasher as for signing); at the end of data lookup verifies each
  *    DKIM-Signature and evaluates DMARC with the SPF result.  A DMARC
@@ -73,26 +76,39 @@ int
 smtp_checks_active(const struct session *s)
 {
 	if (s->l == NULL || s->l->checks == LISTEN_CHECKS_NONE ||
-	    (s->flags & SS_LOCAL))
+	    (s->flags & SS_LOCAL) || s->trusted)
 		return 0;
 	if (s->l->checks == LISTEN_CHECKS_ALL_CLIENTS)
 		return 1;
 	return !(s->flags & SS_AUTH) && !smtp_client_is_loopback(&s->ss);
 }
 
+/* is this check switched off on the session's listener? */
+static int
+check_off(const struct session *s, int check)
+{
+	return (s->l->checks_off & check) != 0;
+}
+
 /* ---- DNS lists ---- */
 
+/*
+ * At connect, lookup is asked whether the client is trusted (then the
+ * checks skip it) and what the DNS lists say; the first command waits
+ * for the answer.
+ */
 void
 smtp_checks_connect(struct session *s)
 {
 	struct lka_dnsbl	r;
 
-	if (conf->ndnsbl == 0 || !smtp_checks_active(s) ||
-	    s->l->auth == LISTEN_AUTH_REQUIRE)
+	if (!smtp_checks_active(s))
 		return;
 	memset(&r, 0, sizeof(r));
 	r.reqid = s->id;
 	r.addr = s->ss;
+	r.ask_lists = conf->ndnsbl > 0 && !check_off(s, CHECK_DNSBL) &&
+	    s->l->auth != LISTEN_AUTH_REQUIRE;
 	s->dnsbl = DNSBL_PENDING;
 	mproc_compose(&smtp_worker.lookup, IMSG_LKA_DNSBL, s->id, -1, &r,
 	    sizeof(r));
@@ -104,6 +120,14 @@ smtp_checks_gate(struct session *s)
 {
 	if (s->dnsbl == DNSBL_PENDING) {
 		s->flags |= SS_WAIT | SS_DNSBL;
+		return 1;
+	}
+	/* a rule asks SPF: the recipients wait for its result */
+	if (conf->rules_spf && s->tx != NULL && s->tx->checks &&
+	    s->tx->spf.result == -1 &&
+	    (s->state == S_MAIL || s->state == S_RCPT)) {
+		s->flags |= SS_WAIT | SS_DNSBL;
+		s->tx->checks_gated = 1;
 		return 1;
 	}
 	return 0;
@@ -119,10 +143,15 @@ smtp_checks_dnsbl_reply(const struct lka_dnsbl *r)
 	    s->dnsbl != DNSBL_PENDING)
 		return;
 	s->dnsbl = r->listed ? DNSBL_LISTED : DNSBL_CLEAN;
+	s->trusted = r->trusted;
 	if (r->nfailed > 0)
 		log_info("%08x: dnsbl: %u list(s) did not answer for %s",
 		    s->id, r->nfailed, s->addr);
-	if (r->listed) {
+	if (r->listed && conf->rules_dnsbl) {
+		/* the match rules decide ("dnsbl" criterion) */
+		log_info("%08x: dnsbl: %s listed by %s", s->id, s->addr,
+		    log_sanitize(r->lists, clean, sizeof(clean)));
+	} else if (r->listed) {
 		log_sanitize(r->lists, clean, sizeof(clean));
 		s->flags &= ~(SS_WAIT | SS_DNSBL);
 		session_reject_close(s, "CONNECT", "554 5.7.1 Service "
@@ -148,6 +177,9 @@ smtp_checks_mail(struct session *s)
 	if (!smtp_checks_active(s))
 		return;
 	tx->checks = 1;
+	tx->spf.result = tx->spf_helo.result = SPF_NONE;
+	if (check_off(s, CHECK_SPF))
+		return;
 	memset(&r, 0, sizeof(r));
 	r.reqid = s->id;
 	r.serial = tx->serial;
@@ -159,6 +191,15 @@ smtp_checks_mail(struct session *s)
 	tx->spf.result = -1;		/* pending */
 	mproc_compose(&smtp_worker.lookup, IMSG_LKA_SPF, s->id, -1, &r,
 	    sizeof(r));
+	/* and the HELO identity (RFC 7208 2.3), when it is a name */
+	tx->spf_helo.result = SPF_NONE;
+	if (s->helo != NULL && s->helo[0] != '[' &&
+	    strchr(s->helo, '.') != NULL && r.sender[0] != '\0') {
+		r.helo_only = 1;
+		tx->spf_helo.result = -1;
+		mproc_compose(&smtp_worker.lookup, IMSG_LKA_SPF, s->id, -1,
+		    &r, sizeof(r));
+	}
 }
 
 static void	authcheck_send(struct session *);
@@ -171,10 +212,19 @@ smtp_checks_spf_reply(const struct lka_spf *r)
 	if ((s = session_find(r->reqid)) == NULL || s->tx == NULL ||
 	    s->tx->serial != r->serial || !s->tx->checks)
 		return;
-	s->tx->spf = *r;
-	if (s->tx->checks_waiting_spf) {
+	if (r->helo_only)
+		s->tx->spf_helo = *r;
+	else
+		s->tx->spf = *r;
+	if (s->tx->checks_waiting_spf && s->tx->spf.result != -1 &&
+	    s->tx->spf_helo.result != -1) {
 		s->tx->checks_waiting_spf = 0;
 		authcheck_send(s);
+	} else if (s->tx->checks_gated && s->tx->spf.result != -1) {
+		/* the commands waiting for it go on (last: s may go) */
+		s->tx->checks_gated = 0;
+		s->flags &= ~(SS_WAIT | SS_DNSBL);
+		session_process(s);
 	}
 }
 
@@ -201,7 +251,8 @@ authcheck_send(struct session *s)
 	snprintf(r->spf_domain, sizeof(r->spf_domain), "%s",
 	    tx->spf.domain[0] ? tx->spf.domain : tx->mailfrom.domain);
 	r->spf_result = tx->spf.result;
-	n = dkim_msg_nsigs(tx->dkim);
+	r->no_dmarc = check_off(s, CHECK_DMARC);
+	n = check_off(s, CHECK_DKIM) ? 0 : dkim_msg_nsigs(tx->dkim);
 	for (i = 0; i < n && i < LKA_AUTH_SIGS; i++)
 		r->sigs[r->nsigs++] = *dkim_msg_vsig(tx->dkim, i);
 	mproc_compose(&smtp_worker.lookup, IMSG_LKA_AUTHCHECK, s->id, -1, r,
@@ -218,7 +269,7 @@ smtp_checks_end(struct session *s, void (*done)(struct session *, int))
 		return 0;
 	dkim_msg_end(tx->dkim);
 	tx->checks_done = done;
-	if (tx->spf.result == -1)
+	if (tx->spf.result == -1 || tx->spf_helo.result == -1)
 		tx->checks_waiting_spf = 1;	/* sent when SPF is in */
 	else
 		authcheck_send(s);
@@ -270,22 +321,28 @@ smtp_checks_authcheck_reply(const struct lka_authcheck_res *r)
 		    tx->mailfrom.domain);
 	else
 		sender[0] = '\0';
-	authres_spf(&ar, spf_result_name(tx->spf.result), sender,
-	    sender[0] == '\0' ? s->helo : NULL);
+	if (!check_off(s, CHECK_SPF))
+		authres_spf(&ar, spf_result_name(tx->spf.result), sender,
+		    sender[0] == '\0' ? s->helo : NULL);
+	/* the HELO name's own result, when it was checked apart */
+	if (sender[0] != '\0' && tx->spf_helo.domain[0] != '\0')
+		authres_spf(&ar, spf_result_name(tx->spf_helo.result), NULL,
+		    s->helo);
 	for (i = 0; i < r->nsigs && i < dkim_msg_nsigs(tx->dkim); i++) {
 		v = dkim_msg_vsig(tx->dkim, i);
 		snprintf(b, sizeof(b), "%.8s", v->bprefix);
 		authres_dkim(&ar, dkim_word(r->dkim[i].result), v->d, v->s, b);
 	}
-	if (r->nsigs == 0)
+	if (r->nsigs == 0 && !check_off(s, CHECK_DKIM))
 		authres_method(&ar, "dkim", "none", NULL);
 	word = dmarc_result_name(r->dmarc_result);
 	pol = dmarc_policy_name(r->dmarc_policy);
 	snprintf(dis, sizeof(dis), "%s", r->dmarc_result == DMARC_RESULT_FAIL ?
 	    dmarc_policy_name(r->dmarc_disposition) : "none");
-	authres_dmarc(&ar, word, r->dmarc_result == DMARC_RESULT_NONE ? NULL :
-	    pol, r->dmarc_result == DMARC_RESULT_FAIL ? dis : NULL,
-	    r->dmarc_domain[0] ? r->dmarc_domain : NULL);
+	if (!check_off(s, CHECK_DMARC))
+		authres_dmarc(&ar, word, r->dmarc_result == DMARC_RESULT_NONE ?
+		    NULL : pol, r->dmarc_result == DMARC_RESULT_FAIL ? dis :
+		    NULL, r->dmarc_domain[0] ? r->dmarc_domain : NULL);
 	if (iprev_word(s) != NULL)
 		authres_iprev(&ar, iprev_word(s), s->addr, s->rdns);
 	if ((hdr = authres_end(&ar, &len)) == NULL ||

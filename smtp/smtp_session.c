@@ -958,6 +958,13 @@ session_rcpt_request(const struct session *s, struct lka_rcpt_req *req)
 	session_lka_request(s, req);
 	req->mailfrom = s->tx->mailfrom;
 	req->rcpt = s->tx->rcpt_pending;
+	/* the checks' results, for "spf" and "dnsbl" in match rules */
+	if (s->tx->checks && s->tx->spf.result >= 0) {
+		req->flags |= SF_CHECKED;
+		req->spf = s->tx->spf.result;
+	}
+	if (s->dnsbl == DNSBL_LISTED)
+		req->flags |= SF_DNSBL;
 }
 
 static void

@@ -113,7 +113,9 @@ struct txn {
 	uint32_t		 serial;	/* this transaction, for replies */
 	int			 checks;	/* they run on this message */
 	int			 checks_waiting_spf;
+	int			 checks_gated;	/* commands wait for SPF */
 	struct lka_spf		 spf;		/* result -1 while pending */
+	struct lka_spf		 spf_helo;	/* the HELO name's, likewise */
 	void			(*checks_done)(struct session *, int);
 	char			 dmarc_domain[256];
 	/* an incoming Authentication-Results being held (smtp_data.c) */
@@ -148,6 +150,7 @@ struct session {
 	char			*rdns;		/* NULL: "unknown" */
 	uint8_t			 iprev;		/* IPREV_*: rDNS's verdict */
 	uint8_t			 dnsbl;		/* DNSBL_*, smtp_checks.c */
+	uint8_t			 trusted;	/* a "from src" network's */
 	char			*authname;
 	int			 ip;		/* sesscount handle */
 	struct txn		*tx;		/* NULL outside a transaction */

@@ -130,8 +130,8 @@ fuzz_message(const char *s, size_t len)
 	struct dkim_sign	 sg;
 	const struct dkim_vsig	*v;
 	uint8_t			 digest[32], sig[64];
-	char			 why[128], hdr[DKIM_HEADER_MAX + 1024], *both;
-	char			*clean;
+	char			 why[128], hdr[DKIM_HEADER_MAX + 1024];
+	char			*both, *clean;
 	ssize_t			 hlen;
 	size_t			 k;
 

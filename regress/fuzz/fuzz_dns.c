@@ -10,7 +10,8 @@
  * status, at most DNS_MAX_RR records (none unless DNS_OK), all of the type asked, names lower
  * case LDH without a trailing dot and NUL-terminated inside their field,
  * addresses of the family the type says, a status of DNS_OK exactly when
- * there are records.
+ * there are records.  With DNS_Q_ANYNAME (SPF's MX and PTR questions),
+ * names are any printable ASCII without spaces, still lower case.
  */
 
 #include <sys/socket.h>
@@ -24,7 +25,7 @@
 #include "dns.h"
 
 static const int qtypes[] = { DNS_T_A, DNS_T_AAAA, DNS_T_MX, DNS_T_PTR,
-    DNS_T_TXT };
+    DNS_T_TXT, DNS_T_MX | DNS_Q_ANYNAME, DNS_T_PTR | DNS_Q_ANYNAME };
 
 static void
 check_name(const char *name, int may_be_empty)
@@ -43,6 +44,22 @@ check_name(const char *name, int may_be_empty)
 		    *name == '_' || *name == '.');
 }
 
+/* DNS_Q_ANYNAME: printable ASCII without spaces, not ending in '\\' */
+static void
+check_any_name(const char *name, int may_be_empty)
+{
+	size_t	n = strnlen(name, DNS_NAME_MAX);
+
+	CHECK(n < DNS_NAME_MAX);
+	CHECK(may_be_empty || n > 0);
+	if (n == 0)
+		return;
+	CHECK(name[n - 1] != '\\');
+	for (; *name; name++)
+		CHECK(*name > ' ' && *name < 0x7f &&
+		    !isupper((unsigned char)*name));
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -53,7 +70,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	qtype = qtypes[(data[0] & 7) % 5];
+	qtype = qtypes[(data[0] & 7) % 7];
 	/* mostly NOERROR; sometimes NXDOMAIN or SERVFAIL from the resolver */
 	rcode = (data[0] >> 3) == 1 ? 3 : (data[0] >> 3) == 2 ? 2 : 0;
 	memset(&res, 0xa5, sizeof(res));
@@ -65,7 +82,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK((res.status == DNS_OK) == (res.nrr > 0));
 	for (i = 0; i < res.nrr; i++) {
 		r = &res.rr[i];
-		CHECK(r->type == qtype);
+		CHECK(r->type == (qtype & ~DNS_Q_ANYNAME));
 		switch (qtype) {
 		case DNS_T_A:
 			CHECK(r->addr.ss_family == AF_INET);
@@ -79,6 +96,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case DNS_T_PTR:
 			check_name(r->name, 0);
+			break;
+		case DNS_T_MX | DNS_Q_ANYNAME:
+			check_any_name(r->name, 1);
+			break;
+		case DNS_T_PTR | DNS_Q_ANYNAME:
+			check_any_name(r->name, 0);
 			break;
 		case DNS_T_TXT:
 			CHECK(r->txt < res.txtused);

@@ -107,6 +107,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((data[0] & 1) == 0)
 		fuzz_record((const char *)data + 1, size - 1);
 	else
-		fuzz_macro((const char *)data + 1, size - 1, (data[0] >> 1) & 3);
+		fuzz_macro((const char *)data + 1, size - 1,
+		    (data[0] >> 1) & 3);
 	return 0;
 }

@@ -36,6 +36,7 @@ resolver 127.0.0.1 port %(dns)d
 %(extra)s
 listen on 127.0.0.1 port @PORT@ %(listen)s
 action "local" maildir "~/Maildir" junk
+%(rules)s
 match from any for domain "example.test" action "local"
 """
 
@@ -59,6 +60,7 @@ def dkimpy():
 def zone(keytxt):
     return {
         "example.org": [("TXT", "v=spf1 ip4:127.0.0.1 -all")],
+        "client.checks.test": [("TXT", "v=spf1 a:other.test -all")],
         "_dmarc.example.org": [("TXT", "v=DMARC1; p=reject")],
         "sel._domainkey.example.org": [("TXT", keytxt)],
         "reject.test": [("TXT", "v=spf1 -all")],
@@ -121,9 +123,10 @@ def authres(msg):
     return [re.sub(rb"\s+", b" ", f).strip().decode() for f in fields]
 
 
-def daemon(dns, extra="", listen="checks all-clients"):
+def daemon(dns, extra="", listen="checks all-clients", rules=""):
     return Daemon(conf=CONF % {"host": HOST, "dns": dns.port,
-                               "extra": extra, "listen": listen})
+                               "extra": extra, "listen": listen,
+                               "rules": rules})
 
 
 def test_checks_results_and_policies():
@@ -150,6 +153,8 @@ def test_checks_results_and_policies():
         assert "spf=pass" in ours[0] and "dkim=pass" in ours[0] and \
             "dmarc=pass" in ours[0] and "header.d=example.org" in ours[0], \
             ours
+        # the HELO name checked apart (RFC 7208 2.3): not this client
+        assert "spf=fail smtp.helo=client.checks.test" in ours[0], ours
         assert any(a.startswith("other.example") for a in ar), ar
 
         # the body changed after signing: DKIM fails, SPF still aligns
@@ -212,3 +217,53 @@ def test_loopback_not_checked_by_default():
         assert send(d.port, "bob@reject.test",
                     message("bob@reject.test", m)).code == 250
         assert authres(delivered(m)) == []
+
+
+def rcpt_reply(port, mail_from):
+    with SMTPConnection(port) as c:
+        assert c.command("EHLO client.checks.test").code == 250
+        assert c.command("MAIL FROM:<%s>" % mail_from).code == 250
+        r = c.command("RCPT TO:<%s@example.test>" % TEST_USER1)
+        c.command("QUIT")
+        return r
+
+
+def test_results_in_match_rules():
+    """"spf RESULT" and "dnsbl" as match criteria: a rule with "dnsbl"
+    makes the lists decide through the rules (here: defer), not at
+    connect; "spf fail ... reject" refuses at RCPT."""
+    dnsserver.require()
+    rules = ('match from any dnsbl for domain "example.test" defer\n'
+             'match from any spf fail for domain "example.test" reject\n')
+    with dnsserver.DNSServer(zone("v=DKIM1; p="), port=PORT + 3) as dns:
+        with daemon(dns, extra='dnsbl "bl.test"', rules=rules) as d:
+            r = rcpt_reply(d.port, "alice@example.org")
+            assert r.code == 451 and "4.7.1" in r.text, r
+        with daemon(dns, rules=rules.split("\n", 1)[1]) as d:
+            r = rcpt_reply(d.port, "bob@reject.test")
+            assert r.code == 550 and "5.7.1" in r.text, r
+            r = rcpt_reply(d.port, "alice@example.org")	# spf pass
+            assert r.code == 250, r
+
+
+def test_trusted_network_and_checks_switched_off():
+    """A client in a "from src" network is trusted: no checks (even with
+    "checks all-clients").  "no-checks dkim dmarc" leaves SPF alone."""
+    dnsserver.require()
+    reset_maildir(TEST_USER1)
+    rules = 'match from src "127.0.0.1/32" for domain "example.test" ' \
+            'action "local"\n'
+    with dnsserver.DNSServer(zone("v=DKIM1; p="), port=PORT + 4) as dns:
+        with daemon(dns, rules=rules) as d:
+            m1 = unique_marker("trusted-net")
+            assert send(d.port, "bob@reject.test",
+                        message("bob@reject.test", m1)).code == 250
+            assert authres(delivered(m1)) == []
+        with daemon(dns, listen="checks all-clients no-checks dkim dmarc") \
+                as d:
+            m2 = unique_marker("spf-only")
+            assert send(d.port, "bob@reject.test",
+                        message("bob@reject.test", m2)).code == 250
+            ar = authres(delivered(m2))
+            assert len(ar) == 1 and "spf=fail" in ar[0] and \
+                "dkim" not in ar[0] and "dmarc" not in ar[0], ar

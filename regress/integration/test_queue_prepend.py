@@ -139,6 +139,29 @@ def test_local_paths_deliver_added_headers_first():
                 assert_same(rest, lf(msg) + b"\n", "mbox entry")
 
 
+def test_bdat_message_gets_added_headers_first():
+    """The worker's end of data is the same for BDAT: the message sent
+    in two chunks is delivered with the added fields first."""
+    with Setup() as s, forge_daemon(s.conf()) as d:
+        marker = unique_marker("prepend-bdat")
+        msg = normal_message(marker)
+        half = len(msg) // 2
+        with SMTPConnection(d.port) as c:
+            assert c.command("EHLO %s" % HELO).code == 250
+            assert c.command("MAIL FROM:<%s>" % SENDER).code == 250
+            assert c.command("RCPT TO:<%s>" % MAILDIR_RCPT).code == 250
+            c.send(b"BDAT %d\r\n" % half + msg[:half])
+            assert c.reply().code == 250
+            c.send(b"BDAT %d LAST\r\n" % (len(msg) - half) + msg[half:])
+            r = c.reply()
+            assert r.code == 250, r
+            msgid = re.search(r"queued as ([0-9a-f]{8})", str(r)).group(1)
+            c.command("QUIT")
+        data = wait_maildir_key(id_key(msgid))
+        assert_same(split_local(data, MAILDIR_RCPT, msgid), lf(msg),
+                    "Maildir file of a BDAT message")
+
+
 def test_lmtp_dovecot_gets_added_headers_first():
     """LMTP to Dovecot: after Dovecot's own trace lines, the added
     fields, our Received: and the message."""
@@ -282,6 +305,56 @@ def test_show_message_and_restart_keep_added_headers():
                 data = wait_maildir_key(id_key(msgid))
                 assert_same(split_local(data, MAILDIR_RCPT, msgid), lf(msg),
                             "Maildir file after the restart")
+        finally:
+            shutil.rmtree(top, ignore_errors=True)
+
+
+def check_multi(data, rcpt, msgid, msg, what):
+    """Return-Path, Delivered-To, HEAD, our Received: (no "for": there
+    were two recipients) and the message."""
+    top = b"Return-Path: <%s>\nDelivered-To: %s\n" % (SENDER.encode(),
+                                                       rcpt.encode())
+    assert_same(data[:len(top) + len(HEAD)], top + HEAD, what)
+    m = re.match(rb"Received: from [^\n]*\n(\t[^\n]*\n)*",
+                 data[len(top) + len(HEAD):])
+    assert m and b" id %s" % msgid.encode() in m.group(0), \
+        "%s: not our Received: %r" % (what, data[:600])
+    assert_same(data[len(top) + len(HEAD) + m.end():], lf(msg), what)
+
+
+def test_several_recipients_after_restart():
+    """A message for two recipients has its envelopes in files of their
+    own; the added fields' length is in the message file's footer, so
+    after a restart both deliveries (Maildir and a program) still get
+    them first."""
+    with Setup() as s:
+        top = tempfile.mkdtemp(prefix="prepend.", dir=fixture.TEST_ROOT)
+        os.chmod(top, 0o755)
+        spool = os.path.join(top, "spool")
+        try:
+            marker = unique_marker("prepend-multi")
+            msg = normal_message(marker)
+            with forge_daemon(spool_conf(s, spool)) as d:
+                ctl(d, "pause", "mda")
+                with SMTPConnection(d.port) as c:
+                    for cmd in ("EHLO %s" % HELO, "MAIL FROM:<%s>" % SENDER,
+                                "RCPT TO:<%s>" % MAILDIR_RCPT,
+                                "RCPT TO:<%s>" % PROG_RCPT):
+                        assert c.command(cmd).code == 250, cmd
+                    assert c.command("DATA").code == 354
+                    r = c.command(dot_stuff(msg) + b".\r\n")
+                    assert r.code == 250, r
+                    msgid = re.search(r"queued as ([0-9a-f]{8})",
+                                      str(r)).group(1)
+            names = os.listdir(os.path.join(spool, "queue"))
+            assert len([n for n in names if n.startswith(msgid) and
+                        len(n) == 16]) == 2, names
+            with Daemon(conf=spool_conf(s, spool)) as d:
+                data = wait_maildir_key(("Subject: %s\n" % marker).encode())
+                check_multi(data, MAILDIR_RCPT, msgid, msg, "Maildir file")
+                wait_done(d, msgid, PROG_RCPT)
+                check_multi(read_file(s.prog_dest), PROG_RCPT, msgid, msg,
+                            "command input")
         finally:
             shutil.rmtree(top, ignore_errors=True)
 

@@ -106,6 +106,12 @@ start_dnsmasq(void **state)
 			    "--txt-record=_dmarc.multi.test,v=DMARC1; p=reject",
 			    "--txt-record=_dmarc.multi.test,"
 			    "v=DMARC1; p=quarantine",
+			    /* ... also below an org domain with a record:
+			       still none, no fallback (6.6.3 step 5) */
+			    "--txt-record=_dmarc.multi.example.test,"
+			    "v=DMARC1; p=none",
+			    "--txt-record=_dmarc.multi.example.test,"
+			    "v=DMARC1; p=none; pct=50",
 			    /* one DMARC and one other record: fine */
 			    "--txt-record=_dmarc.mixed.test,v=DMARC1; p=reject",
 			    "--txt-record=_dmarc.mixed.test,hello",
@@ -231,6 +237,9 @@ test_dmarc_discovery(void **state)
 
 	/* several DMARC records: none; one among others: used */
 	dmarc("multi.test", "elsewhere.test");
+	assert_int_equal(mres.result, DMARC_RESULT_NONE);
+	assert_int_equal(mres.disposition, DMARC_POLICY_NONE);
+	dmarc("multi.example.test", "elsewhere.test");
 	assert_int_equal(mres.result, DMARC_RESULT_NONE);
 	assert_int_equal(mres.disposition, DMARC_POLICY_NONE);
 	dmarc("mixed.test", "elsewhere.test");

@@ -3,11 +3,18 @@
  * we write (RFC 8601 syntax, folding at 78 columns, quoting of values
  * that need it, no CR/LF smuggled in) and the authserv-id reader that
  * decides which incoming headers are forgeries of ours (CFWS, nested
- * comments, quoted-string ids, case).
+ * comments, quoted-string ids, case).  What we write is also read back
+ * by python3-authres, an independent RFC 8601 parser
+ * (regress/dmarc/authres_read.py; skipped when it is not installed, run
+ * from the top of the tree).
  */
+#include <sys/types.h>
+#include <sys/wait.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -225,8 +232,16 @@ test_parse_id(void **state)
 	assert_int_equal(is_ours("(unclosed mx.example.org; spf=pass"), -1);
 	assert_int_equal(is_ours("\"mx.example.org; spf=pass"), -1);
 	assert_int_equal(is_ours("mx.example.org/x; spf=pass"), -1);
+	/* a name without its colon is no name: "Authentication-Results"
+	   is then the id, followed by junk */
 	assert_int_equal(is_ours("Authentication-Results mx.example.org"),
 	    -1);
+	/* an id that begins like the field name */
+	assert_int_equal(authres_is_ours("authentication-results.example; "
+	    "spf=pass", 40, "authentication-results.example"), 1);
+	assert_int_equal(authres_is_ours("Authentication-Results: "
+	    "authentication-results.example", 54,
+	    "authentication-results.example"), 1);
 	assert_int_equal(authres_is_ours("mx.example.org\0; x", 18,
 	    "mx.example.org"), -1);
 	/* too long for the caller's buffer */
@@ -241,6 +256,94 @@ test_parse_id(void **state)
 	assert_int_equal(is_ours(h), 1);
 }
 
+#define PYTHON		"/usr/bin/python3"
+#define AUTHRES_READ	"regress/dmarc/authres_read.py"
+
+/*
+ * What python3-authres reads in header h: its output, or NULL when the
+ * module is not installed (status 2).
+ */
+static char *
+python_reads(const char *h)
+{
+	static char	out[4096];
+	int		in[2], res[2], st;
+	size_t		n = 0;
+	ssize_t		r;
+	pid_t		pid;
+
+	assert_int_equal(pipe(in), 0);
+	assert_int_equal(pipe(res), 0);
+	if ((pid = fork()) == -1)
+		fail();
+	if (pid == 0) {
+		if (dup2(in[0], 0) == -1 || dup2(res[1], 1) == -1)
+			_exit(126);
+		close(in[1]);
+		close(res[0]);
+		execl(PYTHON, "python3", AUTHRES_READ, (char *)NULL);
+		_exit(2);
+	}
+	close(in[0]);
+	close(res[1]);
+	assert_int_equal(write(in[1], h, strlen(h)), (ssize_t)strlen(h));
+	close(in[1]);
+	while ((r = read(res[0], out + n, sizeof(out) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(res[0]);
+	out[n] = '\0';
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == 2)
+		return NULL;
+	assert_int_equal(WEXITSTATUS(st), 0);
+	return out;
+}
+
+static void
+test_independent_reader(void **state)
+{
+	struct authres	 ar;
+	const char	*h;
+	char		*got;
+
+	if (access(PYTHON, X_OK) == -1 || access(AUTHRES_READ, R_OK) == -1)
+		skip();
+	authres_begin(&ar, "mx.example.org");
+	authres_spf(&ar, "softfail", "alice@example.com", "bad helo name");
+	authres_dkim(&ar, "pass", "example.com", "sel2026",
+	    "ab/cd+efGHIJ");
+	authres_dkim(&ar, "fail", "signer-with-a-long-name.example.net",
+	    "selector-that-is-quite-long-too", "0123456789");
+	authres_dmarc(&ar, "fail", "reject", "quarantine", "example.com");
+	authres_iprev(&ar, "temperror", "2001:db8::1", "host.example");
+	authres_dnsbl(&ar, "pass", "bl.example", "192.0.2.1");
+	authres_method(&ar, "auth", "pass", "user logged in");
+	authres_prop(&ar, "smtp.auth", "alice");
+	h = authres_end(&ar, NULL);
+	assert_non_null(h);
+	if ((got = python_reads(h)) == NULL)
+		skip();
+	assert_string_equal(got, "mx.example.org\n"
+	    "spf=softfail smtp.mailfrom=alice@example.com "
+	    "smtp.helo=bad helo name\n"
+	    "dkim=pass header.d=example.com header.s=sel2026 "
+	    "header.b=ab/cd+ef\n"
+	    "dkim=fail header.d=signer-with-a-long-name.example.net "
+	    "header.s=selector-that-is-quite-long-too header.b=01234567\n"
+	    "dmarc=fail header.from=example.com\n"
+	    "iprev=temperror policy.iprev=2001:db8::1\n"
+	    "dnsbl=pass policy.ip=192.0.2.1\n"
+	    "auth=pass reason=user logged in smtp.auth=alice\n");
+
+	/* no result at all */
+	authres_begin(&ar, "mx.example.org");
+	h = authres_end(&ar, NULL);
+	got = python_reads(h);
+	assert_non_null(got);
+	assert_string_equal(got, "mx.example.org\n");
+}
+
 int
 main(void)
 {
@@ -251,6 +354,7 @@ main(void)
 		cmocka_unit_test(test_build_folding_long),
 		cmocka_unit_test(test_build_overflow),
 		cmocka_unit_test(test_parse_id),
+		cmocka_unit_test(test_independent_reader),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -131,7 +131,7 @@ test_tags(void **state)
 	assert_int_equal(dkim_tags_parse(s, strlen(s), t, 4), 1);
 	assert_int_equal(t[0].len, 0);
 	assert_int_equal(dkim_tags_parse("", 0, t, 4), 0);
-	s = "a=1; a=2";			/* 3.2: duplicates void the list */
+	s = "a=1; a=2";		/* 3.2: duplicates void the list */
 	assert_int_equal(dkim_tags_parse(s, strlen(s), t, 4), -1);
 	s = "1a=1";
 	assert_int_equal(dkim_tags_parse(s, strlen(s), t, 4), -1);
@@ -342,6 +342,15 @@ test_rfc8463(void **state)
 	assert_null(dkim_msg_from_domain(m));	/* two From: fields */
 	dkim_msg_free(m);
 	free(bad);
+	/*
+	 * A second To: above the signed one: h= names "to" once, and takes
+	 * the last instance (RFC 6376 5.4.2), so the signature holds (and
+	 * would not with the first instance taken)
+	 */
+	bad = replace(rfc8463_msg, "To: Suzie", "To: x@evil.test\nTo: Suzie");
+	assert_int_equal(verdict(bad, 1, rfc8463_rsa_key, RFC8463_NOW, &res),
+	    DKIM_PASS);
+	free(bad);
 	/* an unsigned field added: still good */
 	bad = replace(rfc8463_msg, "From: Joe", "X-Added: 1\nFrom: Joe");
 	assert_int_equal(verdict(bad, 1, rfc8463_rsa_key, RFC8463_NOW, &res),
@@ -356,9 +365,10 @@ test_key_records(void **state)
 {
 	struct dkim_vres	 res;
 	char			 key[512];
-	const char		*p = "p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+	const char		*p;
 
 	(void)state;
+	p = "p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
 #define KEY(fmt) (snprintf(key, sizeof(key), fmt, p), key)
 	assert_int_equal(verdict(rfc8463_msg, 0, KEY("k=ed25519; %s"),
 	    RFC8463_NOW, &res), DKIM_PASS);
@@ -461,6 +471,21 @@ test_sig_checks(void **state)
 	    DKIM_NEUTRAL);
 	assert_int_equal(sig_verdict("s=brisbane;", "s=brisbane; s=x;",
 	    RFC8463_NOW, &res), DKIM_NEUTRAL);
+	/* key t=s: i= in a subdomain of d= is refused before any hash */
+	{
+		char	*msg;
+
+		msg = replace(rfc8463_msg, "i=@football.example.com",
+		    "i=joe@sub.football.example.com");
+
+		assert_int_equal(verdict(msg, 0, "k=ed25519; t=s; "
+		    "p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+		    RFC8463_NOW, &res), DKIM_PERMERROR);
+		/* without t=s it is allowed (and fails: the field changed) */
+		assert_int_equal(verdict(msg, 0, rfc8463_ed_key, RFC8463_NOW,
+		    &res), DKIM_FAIL);
+		free(msg);
+	}
 	/* t= in the future, x= in the past: policy (RFC 6376 3.5's MAY) */
 	assert_int_equal(verdict(rfc8463_msg, 0, rfc8463_ed_key,
 	    RFC8463_NOW - 3600, &res), DKIM_POLICY);
@@ -478,15 +503,60 @@ test_sig_checks(void **state)
 }
 
 static void
+test_sig_parse(void **state)
+{
+	struct dkim_vsig	 v;
+	struct dkim_sigtags	 st;
+	const char		*s;
+
+	(void)state;
+	/* unknown tags are ignored (RFC 6376 3.2), names are lowered */
+	s = " v=1; a=ed25519-sha256; d=Example.ORG; s=Sel; zz=what ever;\r\n"
+	    "\th=From : To; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;"
+	    " future_tag=1; l=10; b=AAAA;";
+	dkim_sig_parse(s, strlen(s), &v, &st);
+	assert_int_equal(v.status, DKIM_NONE);
+	assert_string_equal(v.d, "example.org");
+	assert_string_equal(v.s, "sel");
+	assert_string_equal(v.i, "@example.org");
+	assert_int_equal(v.hcanon, DKIM_CANON_SIMPLE);
+	assert_int_equal(v.bcanon, DKIM_CANON_SIMPLE);
+	assert_int_equal(st.has_l, 1);
+	assert_int_equal(st.l, 10);
+	assert_int_equal(v.blen, 3);
+	assert_int_equal(st.hlen, strlen("From : To"));
+	/* t= of more than 12 digits: infinite (3.5) */
+	s = "v=1; a=rsa-sha256; d=x.test; s=s; h=from; t=9999999999999; "
+	    "bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA";
+	dkim_sig_parse(s, strlen(s), &v, &st);
+	assert_int_equal(v.status, DKIM_NONE);
+	assert_true(v.t == INT64_MAX);
+	/* required tags */
+	s = "v=1; a=rsa-sha256; d=x.test; h=from; bh=47DEQpj8HBSa+/TImW+5JCeu"
+	    "QeRkm5NMpJWZG3hSuFU=; b=AAAA";
+	dkim_sig_parse(s, strlen(s), &v, &st);
+	assert_int_equal(v.status, DKIM_NEUTRAL);
+	assert_string_equal(v.why, "signature s= missing or invalid");
+	s = "v=1; a=rsa-sha256; d=x..test; s=s; h=from; bh=47DEQpj8HBSa+/TIm"
+	    "W+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA";
+	dkim_sig_parse(s, strlen(s), &v, &st);
+	assert_int_equal(v.status, DKIM_NEUTRAL);
+	s = "v=1; a=rsa-sha256; d=x.test; s=s; h=from; bh=AAAA; b=AAAA";
+	dkim_sig_parse(s, strlen(s), &v, &st);
+	assert_int_equal(v.status, DKIM_NEUTRAL);	/* bh= not 32 bytes */
+}
+
+static void
 test_rsa_sha1(void **state)
 {
 	struct dkim_vres	 res;
 	struct dkim_vsig	 v;
 	struct dkim_sigtags	 st;
-	const char		*s = "v=1; a=rsa-sha1; d=x.test; s=s; h=from; "
-	    "bh=2jmj7l5rSw0yVb/vlWAYkK/YBwk=; b=AAAA";
+	const char		*s;
 
 	(void)state;
+	s = "v=1; a=rsa-sha1; d=x.test; s=s; h=from; "
+	    "bh=2jmj7l5rSw0yVb/vlWAYkK/YBwk=; b=AAAA";
 	dkim_sig_parse(s, strlen(s), &v, &st);
 	assert_int_equal(v.status, DKIM_NONE);
 	assert_int_equal(v.alg, DKIM_ALG_RSA_SHA1);
@@ -572,6 +642,42 @@ test_limits(void **state)
 	assert_int_equal(dkim_msg_nsigs_ignored(m), 3);
 	assert_int_equal(dkim_vsig_valid(dkim_msg_vsig(m, 0)), 0);
 	dkim_msg_free(m);
+}
+
+/* ---- what lookup checks of a vsig from a worker ---- */
+
+static void
+test_vsig_valid(void **state)
+{
+	struct dkim_msg		*m;
+	struct dkim_vsig	 v;
+	char			 name[300];
+
+	(void)state;
+	m = feed(rfc8463_msg, 0);
+	v = *dkim_msg_vsig(m, 0);
+	dkim_msg_free(m);
+	assert_int_equal(dkim_vsig_valid(&v), 0);
+	assert_int_equal(dkim_vsig_keyname(&v, name, sizeof(name)), 0);
+	assert_string_equal(name, "brisbane._domainkey.football.example.com");
+	assert_int_equal(dkim_vsig_keyname(&v, name, 10), -1);
+	memset(v.d, 'a', sizeof(v.d));
+	assert_int_equal(dkim_vsig_valid(&v), -1);
+	v.d[0] = '\0';
+	assert_int_equal(dkim_vsig_valid(&v), -1);	/* no domain */
+	v.d[0] = 'a';
+	v.d[1] = '\0';
+	assert_int_equal(dkim_vsig_valid(&v), 0);
+	v.i[0] = '\0';
+	assert_int_equal(dkim_vsig_valid(&v), -1);	/* no '@' */
+	v.status = DKIM_NEUTRAL;
+	assert_int_equal(dkim_vsig_valid(&v), 0);
+	v.status = 200;
+	assert_int_equal(dkim_vsig_valid(&v), -1);
+	v.status = DKIM_NONE;
+	v.i[0] = '@';
+	v.blen = sizeof(v.b) + 1;
+	assert_int_equal(dkim_vsig_valid(&v), -1);
 }
 
 /* ---- our own signatures ---- */
@@ -753,9 +859,11 @@ main(void)
 		cmocka_unit_test(test_key_records),
 		cmocka_unit_test(test_small_rsa_key),
 		cmocka_unit_test(test_sig_checks),
+		cmocka_unit_test(test_sig_parse),
 		cmocka_unit_test(test_rsa_sha1),
 		cmocka_unit_test(test_from_domain),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_vsig_valid),
 		cmocka_unit_test(test_sign_ed25519),
 		cmocka_unit_test(test_sign_rsa),
 		cmocka_unit_test(test_sign_refused),

@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <setjmp.h>
@@ -21,6 +22,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "dns.h"
 #include "dnsbl.h"
 
 static void
@@ -184,6 +186,40 @@ test_query_name(void **state)
 	    sizeof(name)), -1);
 }
 
+/*
+ * The question names agree with lookup/dns.c's dns_ptr_name(), written
+ * separately for reverse DNS: the same reversal under in-addr.arpa and
+ * ip6.arpa, for random addresses of both families.
+ */
+static void
+test_query_name_vs_ptr(void **state)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6	*s6 = (struct sockaddr_in6 *)&ss;
+	char			 ours[256], ptr[256];
+	int			 i;
+
+	for (i = 0; i < 2000; i++) {
+		memset(&ss, 0, sizeof(ss));
+		if (i % 2) {
+			s4->sin_family = AF_INET;
+			arc4random_buf(&s4->sin_addr, sizeof(s4->sin_addr));
+			assert_int_equal(dnsbl_query_name(&ss, "in-addr.arpa",
+			    ours, sizeof(ours)), 0);
+		} else {
+			s6->sin6_family = AF_INET6;
+			arc4random_buf(&s6->sin6_addr, sizeof(s6->sin6_addr));
+			if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+				continue;
+			assert_int_equal(dnsbl_query_name(&ss, "ip6.arpa",
+			    ours, sizeof(ours)), 0);
+		}
+		assert_int_equal(dns_ptr_name(&ss, ptr, sizeof(ptr)), 0);
+		assert_string_equal(ours, ptr);
+	}
+}
+
 static void
 test_filters(void **state)
 {
@@ -268,6 +304,7 @@ main(void)
 		cmocka_unit_test(test_parse_ok),
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_query_name),
+		cmocka_unit_test(test_query_name_vs_ptr),
 		cmocka_unit_test(test_filters),
 		cmocka_unit_test(test_hits_text),
 	};

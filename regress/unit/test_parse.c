@@ -1030,7 +1030,7 @@ test_errors(void **state)
 	expect_error("action r lmtp relative\n", 1, "lmtp destination must be");
 
 	expect_error("action a mbox\nmatch from any for any\n", 2,
-		     "match rule needs \"action NAME\" or \"reject\"");
+		     "match rule needs \"action NAME\", \"reject\" or \"defer\"");
 	expect_error("action a mbox\nmatch from src \"10.0.0.0/33\" "
 		     "action a\n",
 		     2, "invalid address \"10.0.0.0/33\" after src");
@@ -1168,6 +1168,71 @@ test_forget_secrets(void **state)
 	config_free(conf);
 }
 
+/* issue 18: the mail authentication statements and options */
+static void
+test_mail_auth(void **state)
+{
+	struct smtpd_config	*c;
+	struct listener		*l;
+	struct match		*m;
+	struct action		*a;
+
+	(void)state;
+	c = parse_ok("table k { \"example.org\" = \"s:/k.pem\" }\n"
+	    "dkim sign <k>\n"
+	    "dnsbl \"zen.example=127.0.0.[2..11]*3\" \"ok.example*-2\" "
+	    "threshold 3\n"
+	    "dmarc policy quarantine\n"
+	    "listen on 127.0.0.1 checks all-clients\n"
+	    "listen on 127.0.0.1 port 2525 no-checks\n"
+	    "listen on 127.0.0.1 port 2526 checks all-clients no-checks dkim "
+	    "dnsbl\n"
+	    "action a maildir \"~/Maildir\" junk\n"
+	    "match from any spf softfail dnsbl for any defer\n"
+	    "match from any !spf pass for any action a\n");
+	assert_string_equal(c->dkim_sign_table, "k");
+	assert_int_equal(c->ndnsbl, 2);
+	assert_int_equal(c->dnsbl_threshold, 3);
+	assert_int_equal(c->dmarc_policy, CONF_DMARC_QUARANTINE);
+	l = TAILQ_FIRST(&c->listeners);
+	assert_int_equal(l->checks, LISTEN_CHECKS_ALL_CLIENTS);
+	assert_int_equal(TAILQ_NEXT(l, entry)->checks, LISTEN_CHECKS_NONE);
+	l = TAILQ_NEXT(TAILQ_NEXT(l, entry), entry);
+	assert_int_equal(l->checks, LISTEN_CHECKS_ALL_CLIENTS);
+	assert_int_equal(l->checks_off, CHECK_DKIM | CHECK_DNSBL);
+	a = TAILQ_FIRST(&c->actions);
+	assert_int_equal(a->junk, 1);
+	m = TAILQ_FIRST(&c->matches);
+	assert_int_equal(m->reject, MATCH_DEFER);
+	assert_true(m->spf.set && m->dnsbl.set);
+	assert_string_equal(m->spf.value, "4");		/* softfail */
+	m = TAILQ_NEXT(m, entry);
+	assert_true(m->spf.set && m->spf.negate);
+	assert_int_equal(c->rules_spf, 1);
+	assert_int_equal(c->rules_dnsbl, 1);
+	config_free(c);
+
+	expect_error("dkim verify <k>\n", 1, "syntax error near \"verify\", "
+	    "expected sign after dkim");
+	expect_error("dnsbl \"zen.example*x\"\n", 1, "dnsbl \"zen.example*x\"");
+	expect_error("dnsbl \"a.example\" threshold 0\n", 1,
+	    "dnsbl threshold: a number from 1 to 1000");
+	expect_error("dmarc policy loose\n", 1, "syntax error near \"loose\"");
+	expect_error("listen on 127.0.0.1 no-checks checks all-clients\n", 1,
+	    "listen option \"checks\" given twice");
+	expect_error("listen on 127.0.0.1 checks some\n", 1,
+	    "syntax error near \"some\"");
+	expect_error("action a mbox junk\n", 1,
+	    "junk is only valid for a maildir action");
+	expect_error("action a mbox\nmatch spf maybe for any action a\n", 2,
+	    "syntax error near \"maybe\", expected an SPF result");
+	expect_error("action a mbox\nmatch dnsbl for any action a\n", 2,
+	    "dnsbl criterion without DNS lists");
+	expect_error("pki p cert /c\npki p key /k\n"
+	    "action r relay pki q\nmatch for any action r\n", 3,
+	    "no pki \"q\" defined");
+}
+
 int
 main(void)
 {
@@ -1195,6 +1260,7 @@ main(void)
 	    cmocka_unit_test(test_size),
 	    cmocka_unit_test(test_duration),
 	    cmocka_unit_test(test_forget_secrets),
+	    cmocka_unit_test(test_mail_auth),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -103,6 +103,9 @@ test_record_terms(void **state)
 	assert_int_equal(parse("v=spf1 -ALL Redirect=x.example", &t), 2);
 	assert_int_equal(t[1].type, SPF_T_REDIRECT);
 	free(t);
+	/* RFC 7208 6: unknown modifiers are ignored however often */
+	assert_int_equal(parse("v=spf1 foo=bar foo=bar -all", &t), 3);
+	free(t);
 	/* "a" with only an IPv6 prefix length */
 	assert_int_equal(parse("v=spf1 a//0", &t), 1);
 	assert_int_equal(t[0].cidr4, 32);
@@ -155,7 +158,7 @@ test_record_errors(void **state)
 		"v=spf1 =foo",
 		"v=spf1 1x=foo",
 		"v=spf1 moo.cow/far_out=man:dog/cat",
-		"v=spf1 x=%",			/* unknown modifier, bad macro */
+		"v=spf1 x=%",			/* bad macro, unknown mod. */
 		"v=spf1 ++all",
 		"v=spf10",
 		"v=spf1\tall",

@@ -151,7 +151,7 @@ test_head_valid(void **state)
 		"",				/* nothing */
 		"X: y",				/* no line end */
 		"X: y\r\n",			/* CR: the spool has LF */
-		"X: y\n\n",			/* an empty line ends the header */
+		"X: y\n\n",			/* ends the header */
 		" X: y\n",			/* a continuation first */
 		"\tfolded\n",
 		"X: y\n \n",			/* a continuation of nothing */
