@@ -93,7 +93,7 @@ proto_valid_lka_authcheck(const struct lka_authcheck *r)
 
 	if (!STR_OK(r->from_domain) || !STR_OK(r->spf_domain) ||
 	    r->spf_result < 0 || r->spf_result > 6 || r->no_dmarc > 1 ||
-	    r->nsigs > LKA_AUTH_SIGS)
+	    r->nsigs > LKA_AUTH_SIGS || proto_valid_lka_rcpt_req(&r->ctx) == -1)
 		return -1;
 	for (i = 0; i < r->nsigs; i++)
 		if (dkim_vsig_valid(&r->sigs[i]) == -1)
@@ -106,7 +106,8 @@ proto_valid_lka_authcheck_res(const struct lka_authcheck_res *r)
 {
 	uint32_t	i;
 
-	if (r->nsigs > LKA_AUTH_SIGS || !STR_OK(r->dmarc_domain))
+	if (r->nsigs > LKA_AUTH_SIGS || !STR_OK(r->dmarc_domain) ||
+	    r->verdict < 0 || r->verdict > 2)
 		return -1;
 	for (i = 0; i < r->nsigs; i++)
 		if (!STR_OK(r->dkim[i].why))

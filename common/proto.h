@@ -255,6 +255,8 @@ struct lka_spf {
 struct lka_authcheck {
 	uint32_t		reqid;
 	uint32_t		serial;
+	struct lka_rcpt_req	ctx;	/* the session, for the message's rules
+					 * (rcpt empty) */
 	char			from_domain[256];	/* "" when not one */
 	char			spf_domain[256];
 	int32_t			spf_result;		/* SPF_* */
@@ -275,6 +277,8 @@ struct lka_authcheck_res {
 	int32_t			dmarc_policy;		/* DMARC_POLICY_* */
 	int32_t			dmarc_disposition;	/* after pct */
 	char			dmarc_domain[256];
+	int32_t			verdict;	/* MATCH_REJECT, _DEFER or 0 */
+	int32_t			verdict_line;	/* of the rule that decided */
 };
 int	proto_valid_lka_dnsbl(const struct lka_dnsbl *);
 int	proto_valid_lka_spf(const struct lka_spf *);
