@@ -93,9 +93,8 @@ proto_valid_lka_authcheck(const struct lka_authcheck *r)
 	uint32_t	i;
 
 	if (!STR_OK(r->from_domain) || !STR_OK(r->spf_domain) ||
-	    !STR_OK(r->mailfrom_domain) || !family_ok(&r->addr, 1) ||
 	    r->spf_result < 0 || r->spf_result > 6 || r->no_dmarc > 1 ||
-	    r->nsigs > LKA_AUTH_SIGS)
+	    r->nsigs > LKA_AUTH_SIGS || proto_valid_lka_rcpt_req(&r->ctx) == -1)
 		return -1;
 	for (i = 0; i < r->nsigs; i++)
 		if (dkim_vsig_valid(&r->sigs[i]) == -1)
@@ -108,7 +107,8 @@ proto_valid_lka_authcheck_res(const struct lka_authcheck_res *r)
 {
 	uint32_t	i;
 
-	if (r->nsigs > LKA_AUTH_SIGS || !STR_OK(r->dmarc_domain))
+	if (r->nsigs > LKA_AUTH_SIGS || !STR_OK(r->dmarc_domain) ||
+	    r->verdict < 0 || r->verdict > 2)
 		return -1;
 	for (i = 0; i < r->nsigs; i++)
 		if (!STR_OK(r->dkim[i].why))

@@ -258,8 +258,8 @@ struct lka_spf {
 struct lka_authcheck {
 	uint32_t		reqid;
 	uint32_t		serial;
-	struct sockaddr_storage	addr;		/* the client, for reports */
-	char			mailfrom_domain[256];	/* "" null sender */
+	struct lka_rcpt_req	ctx;	/* the session, for the message's rules
+					 * (rcpt empty) */
 	char			from_domain[256];	/* "" when not one */
 	char			spf_domain[256];
 	int32_t			spf_result;		/* SPF_* */
@@ -280,6 +280,8 @@ struct lka_authcheck_res {
 	int32_t			dmarc_policy;		/* DMARC_POLICY_* */
 	int32_t			dmarc_disposition;	/* after pct */
 	char			dmarc_domain[256];
+	int32_t			verdict;	/* MATCH_REJECT, _DEFER or 0 */
+	int32_t			verdict_line;	/* of the rule that decided */
 };
 int	proto_valid_lka_dnsbl(const struct lka_dnsbl *);
 int	proto_valid_lka_spf(const struct lka_spf *);
@@ -291,8 +293,9 @@ int	proto_valid_lka_authcheck_res(const struct lka_authcheck_res *);
  * record with rua= mailto: URIs, when "dmarc reports" is on: a row of
  * the next aggregate report (common/dmarc_rec.h, queue/dmarc_send.c).
  * The mailboxes are the URIs lookup kept: those within the policy
- * domain's organizational domain (RFC 7489 7.1; the others are skipped
- * with a log line).  Codes: common/dmarc_record.h's DMARC_POLICY_*,
+ * domain's organizational domain, and external ones whose domain agreed
+ * (RFC 7489 7.1; the others are skipped with a log line).  The client
+ * and MAIL FROM come from lka_authcheck's ctx.  Codes: common/dmarc_record.h's DMARC_POLICY_*,
  * DMARC_ALIGN_*, DMARC_FO_*; common/dmarc_report.h's DMARC_RPT_*.
  * Every string is a token (printable ASCII, no space): dmarc_rec_valid()
  * says so, on both sides.

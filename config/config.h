@@ -194,6 +194,8 @@ struct match {
 	struct match_crit tag;		/* "tag NAME": the listener's tag */
 	struct match_crit spf;		/* "spf RESULT" of MAIL FROM */
 	struct match_crit dnsbl;	/* "dnsbl": the DNS lists listed it */
+	struct match_crit dkim;		/* "dkim RESULT": at the end of data */
+	struct match_crit dmarc;	/* "dmarc RESULT": likewise */
 	int		 reject;	/* MATCH_REJECT, MATCH_DEFER or 0 */
 	char		 action_name[CONF_NAME_MAX];
 	struct action	*action;	/* resolved at end of parse */
@@ -252,6 +254,7 @@ struct smtpd_config {
 	int		 rules_spf;	/* a rule asks SPF: RCPT waits for it */
 	int		 rules_dnsbl;	/* a rule asks the lists: they do not
 					 * refuse at connect, the rules decide */
+	int		 rules_message;	/* a rule asks dkim or dmarc */
 
 	TAILQ_HEAD(, table)	tables;
 	TAILQ_HEAD(pkilist, pki)	pkis;

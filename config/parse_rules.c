@@ -682,8 +682,28 @@ parse_action(struct parser *p, const char *keyword, int line)
 
 static const char *const match_keywords[] = {
     "from", "for", "auth", "mail-from", "tls", "helo", "tag", "action",
-    "reject", "defer", "spf", "dnsbl",
+    "reject", "defer", "spf", "dnsbl", "dkim", "dmarc",
 };
+
+/* RFC 8601's DKIM and DMARC result words (common/dkim.h, lookup/dmarc.h) */
+static const char *const dkim_words[] = {
+    "none", "pass", "fail", "policy", "neutral", "temperror", "permerror",
+};
+static const char *const dmarc_words[] = {
+    "none", "pass", "fail", "temperror", "permerror",
+};
+
+/* the word's index in words, or -1 */
+static int
+result_word(const struct token *t, const char *const *words, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (tok_is_keyword(t, words[i]))
+			return (int)i;
+	return -1;
+}
 
 /* RFC 8601's SPF result words, the values of "spf" */
 static const char *const spf_words[] = {
@@ -838,6 +858,10 @@ parse_match(struct parser *p, const char *keyword, int line)
 			crit = &m->spf;
 		else if (tok_is_keyword(t, "dnsbl"))
 			crit = &m->dnsbl;
+		else if (tok_is_keyword(t, "dkim"))
+			crit = &m->dkim;
+		else if (tok_is_keyword(t, "dmarc"))
+			crit = &m->dmarc;
 		else if (negate)
 			return parse_unexpected(p, t, "criterion after \"!\"");
 		else if (tok_is_keyword(t, "action") ||
@@ -894,6 +918,21 @@ parse_match(struct parser *p, const char *keyword, int line)
 				    "temperror, permerror) after spf");
 			snprintf(crit->value, sizeof(crit->value), "%zu", i);
 			p->conf->rules_spf = 1;
+		} else if (crit == &m->dkim || crit == &m->dmarc) {
+			int dk = crit == &m->dkim, i;
+
+			t = tok_next(p);
+			i = dk ? result_word(t, dkim_words, sizeof(dkim_words) /
+			    sizeof(dkim_words[0])) : result_word(t, dmarc_words,
+			    sizeof(dmarc_words) / sizeof(dmarc_words[0]));
+			if (i == -1)
+				return parse_unexpected(p, t, dk ? "a DKIM result "
+				    "(pass, fail, policy, neutral, none, "
+				    "temperror, permerror) after dkim" :
+				    "a DMARC result (pass, fail, none, "
+				    "temperror, permerror) after dmarc");
+			snprintf(crit->value, sizeof(crit->value), "%d", i);
+			p->conf->rules_message = 1;
 		} else if (crit == &m->dnsbl) {
 			if (p->conf->ndnsbl == 0)
 				return parse_error(p, t->line, "dnsbl criterion "
@@ -902,11 +941,20 @@ parse_match(struct parser *p, const char *keyword, int line)
 			p->conf->rules_dnsbl = 1;
 		}
 	}
+	if ((m->dkim.set || m->dmarc.set) && (m->for_ != MATCH_FOR_ANY ||
+	    m->for_crit.negate || m->from == MATCH_FROM_RDNS))
+		return parse_error(p, t->line, "a rule with dkim or dmarc is for "
+		    "the whole message: \"for any\", and not \"from rdns\"");
 	if (tok_is_keyword(t, "reject") || tok_is_keyword(t, "defer")) {
 		m->reject = tok_is_keyword(t, "reject") ? MATCH_REJECT :
 		    MATCH_DEFER;
 		return 0;
 	}
+	/* known only at the end of data, for the whole message */
+	if (m->dkim.set || m->dmarc.set)
+		return parse_error(p, t->line, "a rule with dkim or dmarc "
+		    "rejects or defers the whole message: it takes reject or "
+		    "defer, not an action");
 	if (conf_get_string(p, m->action_name, sizeof(m->action_name),
 		       "action name") == -1)
 		return -1;

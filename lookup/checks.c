@@ -193,6 +193,17 @@ dmarc_auth_of_dkim(int r)
 static void
 auth_reply(struct auth_q *a)
 {
+	int		dkim[LKA_AUTH_SIGS], line = 0;
+	uint32_t	i;
+
+	/* the rules with dkim or dmarc decide now, on the whole message */
+	if (conf->rules_message) {
+		for (i = 0; i < a->res.nsigs; i++)
+			dkim[i] = a->res.dkim[i].result;
+		a->res.verdict = rule_message(&a->req.ctx, dkim, a->res.nsigs,
+		    a->res.dmarc_result, &line);
+		a->res.verdict_line = line;
+	}
 	mproc_compose(a->p, IMSG_LKA_AUTHCHECK, a->req.reqid, -1, &a->res,
 	    sizeof(a->res));
 	free(a);

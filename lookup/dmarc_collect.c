@@ -241,14 +241,15 @@ dmarc_collect(const struct lka_authcheck *req,
 	    res->result != DMARC_RESULT_FAIL))
 		return;
 	/* local submission has no source IP to report */
-	if (req->addr.ss_family != AF_INET && req->addr.ss_family != AF_INET6)
+	if (req->ctx.client.ss_family != AF_INET &&
+	    req->ctx.client.ss_family != AF_INET6)
 		return;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_warn("dmarc: report row");
 		return;
 	}
 	q = &c->q;
-	q->source = req->addr;
+	q->source = req->ctx.client;
 	snprintf(q->policy_domain, sizeof(q->policy_domain), "%s",
 	    res->policy_domain);
 	lower(q->policy_domain);
@@ -264,13 +265,13 @@ dmarc_collect(const struct lka_authcheck *req,
 	q->sampled_out = res->sampled_out != 0;
 	snprintf(q->header_from, sizeof(q->header_from), "%s", res->domain);
 	snprintf(q->envelope_from, sizeof(q->envelope_from), "%s",
-	    req->mailfrom_domain);
+	    req->ctx.mailfrom.domain);
 	snprintf(q->spf_domain, sizeof(q->spf_domain), "%s",
 	    req->spf_domain);
 	lower(q->header_from);
 	lower(q->envelope_from);
 	lower(q->spf_domain);
-	q->spf_scope = req->mailfrom_domain[0] == '\0' ?
+	q->spf_scope = req->ctx.mailfrom.domain[0] == '\0' ?
 	    DMARC_RPT_SPF_HELO : DMARC_RPT_SPF_MFROM;
 	q->spf_result = rpt_of_spf(req->spf_result);
 	for (i = 0; i < req->nsigs && i < ares->nsigs &&

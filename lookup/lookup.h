@@ -82,6 +82,9 @@ struct lka_spf;
 struct lka_authcheck;
 void	checks_init(void);
 int	rule_client_trusted(const struct sockaddr_storage *);
+/* rules.c: the rules with dkim or dmarc, at the end of data */
+int	rule_message(const struct lka_rcpt_req *, const int *dkim,
+	    size_t ndkim, int dmarc, int *line);
 void	checks_dnsbl(struct mproc *, const struct lka_dnsbl *);
 void	checks_spf(struct mproc *, const struct lka_spf *);
 void	checks_authcheck(struct mproc *, const struct lka_authcheck *);

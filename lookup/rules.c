@@ -282,6 +282,64 @@ rule_find(const struct lka_rcpt_req *req, struct match **out)
 	return rule_find_rdns(req, NULL, out);
 }
 
+/* every criterion of m but dkim and dmarc holds for req */
+static int
+rule_holds(const struct match *m, const struct lka_rcpt_req *req,
+    const struct lka_rdns *rdns)
+{
+	if (!match_from(m, req, rdns) || !match_for(m, req))
+		return 0;
+	if (m->auth.set) {
+		int r = (req->flags & SF_AUTH) != 0;
+
+		if (r && m->auth.value[0])
+			r = crit_match_string(&m->auth, req->authname);
+		if (m->auth.negate ? r : !r)
+			return 0;
+	}
+	if (m->mail_from.set) {
+		int r = match_mail_from(&m->mail_from, &req->mailfrom);
+
+		if (m->mail_from.negate ? r : !r)
+			return 0;
+	}
+	if (m->tls.set) {
+		int r = (req->flags & SF_TLS) != 0;
+
+		if (m->tls.negate ? r : !r)
+			return 0;
+	}
+	if (m->helo.set) {
+		int r = crit_match_string(&m->helo, req->helo);
+
+		if (m->helo.negate ? r : !r)
+			return 0;
+	}
+	if (m->tag.set) {
+		const char	*tag = request_tag(req);
+		int		 r = tag != NULL &&
+		    crit_match_string(&m->tag, tag);
+
+		if (m->tag.negate ? r : !r)
+			return 0;
+	}
+	/* the checks' results: false when the checks did not run */
+	if (m->spf.set) {
+		int r = (req->flags & SF_CHECKED) &&
+		    req->spf == atoi(m->spf.value);
+
+		if (m->spf.negate ? r : !r)
+			return 0;
+	}
+	if (m->dnsbl.set) {
+		int r = (req->flags & SF_DNSBL) != 0;
+
+		if (m->dnsbl.negate ? r : !r)
+			return 0;
+	}
+	return 1;
+}
+
 int
 rule_find_rdns(const struct lka_rcpt_req *req, const struct lka_rdns *rdns,
     struct match **out)
@@ -289,59 +347,54 @@ rule_find_rdns(const struct lka_rcpt_req *req, const struct lka_rdns *rdns,
 	struct match	*m;
 
 	TAILQ_FOREACH(m, &conf->matches, entry) {
-		if (!match_from(m, req, rdns) || !match_for(m, req))
+		/* the message's rules wait for the end of data */
+		if (m->dkim.set || m->dmarc.set)
 			continue;
-		if (m->auth.set) {
-			int r = (req->flags & SF_AUTH) != 0;
-
-			if (r && m->auth.value[0])
-				r = crit_match_string(&m->auth, req->authname);
-			if (m->auth.negate ? r : !r)
-				continue;
-		}
-		if (m->mail_from.set) {
-			int r = match_mail_from(&m->mail_from, &req->mailfrom);
-
-			if (m->mail_from.negate ? r : !r)
-				continue;
-		}
-		if (m->tls.set) {
-			int r = (req->flags & SF_TLS) != 0;
-
-			if (m->tls.negate ? r : !r)
-				continue;
-		}
-		if (m->helo.set) {
-			int r = crit_match_string(&m->helo, req->helo);
-
-			if (m->helo.negate ? r : !r)
-				continue;
-		}
-		if (m->tag.set) {
-			const char	*tag = request_tag(req);
-			int		 r = tag != NULL &&
-			    crit_match_string(&m->tag, tag);
-
-			if (m->tag.negate ? r : !r)
-				continue;
-		}
-		/* the checks' results: false when the checks did not run */
-		if (m->spf.set) {
-			int r = (req->flags & SF_CHECKED) &&
-			    req->spf == atoi(m->spf.value);
-
-			if (m->spf.negate ? r : !r)
-				continue;
-		}
-		if (m->dnsbl.set) {
-			int r = (req->flags & SF_DNSBL) != 0;
-
-			if (m->dnsbl.negate ? r : !r)
-				continue;
-		}
+		if (!rule_holds(m, req, rdns))
+			continue;
 		*out = m;
 		return 1;
 	}
 	*out = NULL;
+	return 0;
+}
+
+/*
+ * The rules with "dkim" or "dmarc": tried at the end of data, in their
+ * order, on the whole message (they are "for any", the parser sees to
+ * it), when lookup has verified its signatures and evaluated DMARC.
+ * dkim RESULT holds when some signature has that result ("none": the
+ * message has none).  MATCH_REJECT, MATCH_DEFER, or 0 when none holds;
+ * *line says which rule.
+ */
+int
+rule_message(const struct lka_rcpt_req *req, const int *dkim, size_t ndkim,
+    int dmarc, int *line)
+{
+	const struct match	*m;
+	size_t			 i;
+	int			 want, r;
+
+	TAILQ_FOREACH(m, &conf->matches, entry) {
+		if (!m->dkim.set && !m->dmarc.set)
+			continue;
+		if (!rule_holds(m, req, NULL))
+			continue;
+		if (m->dkim.set) {
+			want = atoi(m->dkim.value);
+			r = want == 0 && ndkim == 0;
+			for (i = 0; i < ndkim && !r; i++)
+				r = dkim[i] == want;
+			if (m->dkim.negate ? r : !r)
+				continue;
+		}
+		if (m->dmarc.set) {
+			r = dmarc == atoi(m->dmarc.value);
+			if (m->dmarc.negate ? r : !r)
+				continue;
+		}
+		*line = m->line;
+		return m->reject;
+	}
 	return 0;
 }

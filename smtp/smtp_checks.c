@@ -242,9 +242,14 @@ authcheck_send(struct session *s)
 		fatal("calloc");
 	r->reqid = s->id;
 	r->serial = tx->serial;
-	r->addr = s->ss;		/* for the DMARC reports */
-	snprintf(r->mailfrom_domain, sizeof(r->mailfrom_domain), "%s",
-	    tx->mailfrom.domain);
+	session_lka_request(s, &r->ctx);
+	r->ctx.mailfrom = tx->mailfrom;
+	if (tx->spf.result >= 0) {
+		r->ctx.flags |= SF_CHECKED;
+		r->ctx.spf = tx->spf.result;
+	}
+	if (s->dnsbl == DNSBL_LISTED)
+		r->ctx.flags |= SF_DNSBL;
 	if ((from = dkim_msg_from_domain(tx->dkim)) != NULL)
 		snprintf(r->from_domain, sizeof(r->from_domain), "%s", from);
 	/* SPF's identity: MAIL FROM's domain, or the HELO name for <> */
@@ -363,6 +368,13 @@ smtp_checks_authcheck_reply(const struct lka_authcheck_res *r)
 	}
 	snprintf(tx->dmarc_domain, sizeof(tx->dmarc_domain), "%s",
 	    r->dmarc_domain);
+	/* a rule with dkim or dmarc (smtpd.conf line verdict_line) */
+	if (!err && r->verdict != 0) {
+		log_info("%08x: %s by the rule at line %d", tx->msgid,
+		    r->verdict == MATCH_REJECT ? "rejected" : "deferred",
+		    r->verdict_line);
+		err = r->verdict == MATCH_REJECT ? DE_POLICY : DE_POLICY_DEFER;
+	}
 	tx->checks_done(s, err);
 }
 

@@ -861,6 +861,10 @@ data_error_reply(int err)
 		    "forbids it";
 	case DE_SIGN:
 		return "451 4.7.0 DKIM signing failed, try again later";
+	case DE_POLICY:
+		return "550 5.7.1 Message rejected by policy";
+	case DE_POLICY_DEFER:
+		return "451 4.7.1 Message deferred by policy, try again later";
 	default:
 		return "451 4.3.0 Local error writing the message";
 	}

@@ -284,6 +284,8 @@ extern char	*linebuf;	/* the line being handled, shared */
 #define DE_NUL		6	/* a NUL in the message (RFC 5322 2.1) */
 #define DE_SIGN		7	/* the DKIM signature could not be made */
 #define DE_DMARC	8	/* DMARC p=reject failed (tx->dmarc_domain) */
+#define DE_POLICY	9	/* a rule with dkim or dmarc: reject */
+#define DE_POLICY_DEFER	10	/* likewise: defer */
 /* a line the worker adds to the message (Date, Message-ID) */
 #define SMTP_LINE_ADD_MAX	1024
 

@@ -267,3 +267,33 @@ def test_trusted_network_and_checks_switched_off():
             ar = authres(delivered(m2))
             assert len(ar) == 1 and "spf=fail" in ar[0] and \
                 "dkim" not in ar[0] and "dmarc" not in ar[0], ar
+
+
+def test_dkim_and_dmarc_in_match_rules():
+    """Rules with dkim or dmarc decide at the end of data, for the whole
+    message: a signature that fails is deferred (451), a DMARC failure
+    under p=none rejected (550) by the rules."""
+    dnsserver.require()
+    dkim, pem, keytxt = dkimpy()
+    rules = ('match from any dkim fail for any defer\n'
+             'match from any dmarc fail for any reject\n')
+    reset_maildir(TEST_USER1)
+    with dnsserver.DNSServer(zone(keytxt), port=PORT + 1) as dns, \
+            daemon(dns, rules=rules) as d:
+        m1 = unique_marker("rule-dkim")
+        msg = message("alice@example.org", m1)
+        bad = dkim.sign(msg, b"sel", b"example.org", pem,
+                        include_headers=[b"from", b"subject"]) + \
+            msg.replace(b"body ", b"BODY ")
+        r = send(d.port, "alice@example.org", bad)
+        assert r.code == 451 and "4.7.1" in r.text, r
+        r = send(d.port, "dave@none.test",
+                 message("dave@none.test", unique_marker("rule-dmarc")))
+        assert r.code == 550 and "5.7.1" in r.text and "policy" in r.text, r
+        m3 = unique_marker("rule-pass")
+        good = dkim.sign(message("alice@example.org", m3), b"sel",
+                         b"example.org", pem,
+                         include_headers=[b"from", b"subject"])
+        assert send(d.port, "alice@example.org",
+                    good + message("alice@example.org", m3)).code == 250
+        delivered(m3)

@@ -1189,7 +1189,8 @@ test_mail_auth(void **state)
 	    "dnsbl\n"
 	    "action a maildir \"~/Maildir\" junk\n"
 	    "match from any spf softfail dnsbl for any defer\n"
-	    "match from any !spf pass for any action a\n");
+	    "match from any !spf pass for any action a\n"
+	    "match from any dkim permerror dmarc fail for any reject\n");
 	assert_string_equal(c->dkim_sign_table, "k");
 	assert_int_equal(c->ndnsbl, 2);
 	assert_int_equal(c->dnsbl_threshold, 3);
@@ -1210,7 +1211,18 @@ test_mail_auth(void **state)
 	assert_true(m->spf.set && m->spf.negate);
 	assert_int_equal(c->rules_spf, 1);
 	assert_int_equal(c->rules_dnsbl, 1);
+	m = TAILQ_NEXT(m, entry);
+	assert_string_equal(m->dkim.value, "6");
+	assert_string_equal(m->dmarc.value, "2");
+	assert_int_equal(c->rules_message, 1);
 	config_free(c);
+	expect_error("action a mbox\nmatch from any dmarc fail for any "
+	    "action a\n", 2, "a rule with dkim or dmarc rejects or defers");
+	expect_error("match from any dkim pass for domain \"x.example\" "
+	    "reject\n", 1, "a rule with dkim or dmarc is for the whole "
+	    "message");
+	expect_error("match from any dmarc maybe for any reject\n", 1,
+	    "syntax error near \"maybe\", expected a DMARC result");
 
 	expect_error("dkim verify <k>\n", 1, "syntax error near \"verify\", "
 	    "expected sign after dkim");
