@@ -12,7 +12,11 @@ The rua address is outside sender.test's organizational domain, so it
 is used only because example.test publishes the RFC 7489 7.1
 verification record; noauth.test names the same address without that
 record and gets no report.  tiny.test asks for "!1k", which no report
-fits in: not sent, with a log line.
+fits in: not sent, with a log line.  A row of a day that ended while
+the daemon was down is reported at start-up, without smtpctl.
+
+Checked to fail when equal rows are not counted together, when external
+rua addresses are used unverified, and when the start-up check is off.
 """
 
 import base64
@@ -317,3 +321,43 @@ def test_dmarc_reports_off_by_default():
         assert rc != 0 and "off" in out, (rc, out)
         assert not os.path.exists(os.path.join(d.spool, "dmarc",
                                                "records"))
+
+
+def test_dmarc_reports_day_ended_while_down():
+    """rows of a day that ended while the daemon was down are reported
+    at start-up, without smtpctl"""
+    dnsserver.require()
+    reset_maildir(TEST_USER1)
+    fixture.setup_system()
+    spool = tempfile.mkdtemp(prefix="spool.", dir=fixture.TEST_ROOT)
+    conf = CONF.replace('"@TMP@/spool"', '"%s"' % spool)
+    records = os.path.join(spool, "dmarc", "records")
+    try:
+        with dnsserver.DNSServer(zone(None), port=PORT) as dns:
+            with Daemon(conf=conf % {"host": HOST, "dns": dns.port}) as d:
+                m = unique_marker("yesterday")
+                assert send(d.port, "alice@sender.test",
+                            message("alice@sender.test", m)).code == 250
+                assert poll(lambda: os.path.exists(records) or None, 20)
+            # the row, made yesterday
+            with open(records) as f:
+                fields = f.read().split(" ")
+            yesterday = int(fields[1]) - 86400
+            fields[1] = str(yesterday)
+            with open(records, "w") as f:
+                f.write(" ".join(fields))
+            assert reports_for("sender.test") == []
+            with Daemon(conf=conf % {"host": HOST, "dns": dns.port}) as d:
+                got = poll(lambda: reports_for("sender.test") or None, 30)
+                assert got, "no report at start-up; log tail:\n%s" % \
+                    "\n".join(d.log().splitlines()[-30:])
+                assert not os.path.exists(records)
+        msg = email.message_from_bytes(got[0], policy=email.policy.default)
+        part = [p for p in msg.iter_attachments()
+                if p.get_content_type() == "application/gzip"][0]
+        root = ET.fromstring(gzip.decompress(part.get_content()))
+        assert int(root.findtext("report_metadata/date_range/begin")) == \
+            yesterday
+        assert root.findtext("record/row/count") == "1"
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
