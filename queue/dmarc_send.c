@@ -54,8 +54,13 @@
 #define RECORDS_FILE		"records"
 #define SENDING_FILE		"sending"
 #define SEND_MAX_DESTS		16
-#define SEND_MAX_ROWS		100000	/* distinct rows in one run */
-#define SEND_FILE_MAX		(256 * 1024 * 1024)
+/*
+ * Distinct rows (a row is ~4 KB: 40 MB at most) and policy domains in
+ * one run; equal rows are counted, not kept, so a busy day from few
+ * sources stays far below.  What is over is logged and skipped.
+ */
+#define SEND_MAX_ROWS		10000
+#define SEND_MAX_DOMAINS	2000
 #define DAY			86400
 #define AFTER_MIDNIGHT		60	/* seconds into the new day */
 #define RETRY_SECS		30	/* no lookup channel yet */
@@ -155,19 +160,54 @@ row_same(const struct dmarc_report_row *a, const struct dmarc_report_row *b)
 	return memcmp(&x, &y, sizeof(x)) == 0;
 }
 
-static int
-add_row(struct domain_rows *d, const struct dmarc_report_row *w,
-    size_t *total)
+/* FNV-1a over the row but its count, and the domain it belongs to */
+static uint32_t
+row_hash(const struct dmarc_report_row *w, size_t dom)
 {
+	struct dmarc_report_row	 x = *w;
+	const unsigned char	*p = (const unsigned char *)&x;
+	uint32_t		 h = 2166136261U ^ (uint32_t)dom;
+	size_t			 i;
+
+	x.count = 0;
+	for (i = 0; i < sizeof(x); i++)
+		h = (h ^ p[i]) * 16777619U;
+	return h;
+}
+
+/*
+ * A run's rows: per policy domain, and a hash of every distinct row
+ * (domain, index), so that counting equal rows stays linear however
+ * many there are: the queue's loop waits while this runs.
+ */
+struct run {
+	struct domain_rows	*doms;
+	size_t			 ndom;
+	struct {
+		uint32_t	 dom, row;
+	}			*slot;		/* dom UINT32_MAX: free */
+	size_t			 nslot, total;
+};
+
+static int
+run_add(struct run *run, size_t dom, const struct dmarc_report_row *w)
+{
+	struct domain_rows	*d = &run->doms[dom];
 	struct dmarc_report_row	*n;
 	size_t			 i;
 
-	for (i = 0; i < d->nrow; i++)
-		if (row_same(&d->rows[i], w)) {
-			d->rows[i].count++;
+	i = row_hash(w, dom) & (run->nslot - 1);
+	for (;; i = (i + 1) & (run->nslot - 1)) {
+		if (run->slot[i].dom == UINT32_MAX)
+			break;
+		if (run->slot[i].dom == dom &&
+		    row_same(&d->rows[run->slot[i].row], w)) {
+			d->rows[run->slot[i].row].count++;
 			return 0;
 		}
-	if (*total >= SEND_MAX_ROWS)
+	}
+	/* the table holds SEND_MAX_ROWS in 2 * SEND_MAX_ROWS slots */
+	if (run->total >= SEND_MAX_ROWS)
 		return -1;
 	if (d->nrow == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 16;
@@ -177,83 +217,111 @@ add_row(struct domain_rows *d, const struct dmarc_report_row *w,
 		d->rows = n;
 		d->cap = cap;
 	}
+	run->slot[i].dom = (uint32_t)dom;
+	run->slot[i].row = (uint32_t)d->nrow;
 	d->rows[d->nrow++] = *w;
-	(*total)++;
+	run->total++;
 	return 0;
 }
 
-/* the file's rows by policy domain; *ndom of them, or NULL */
-static struct domain_rows *
-read_rows(int fd, size_t *ndom)
+static int
+run_line(struct run *run, const char *line, size_t len,
+    struct queue_dmarc_record *r)
 {
-	struct domain_rows		*doms = NULL, *d, *nd;
-	struct queue_dmarc_record	*r;
-	struct dmarc_report_row		 w;
-	struct stat			 st;
-	char				*buf, *p, *nl;
-	size_t				 n = 0, i, total = 0, bad = 0;
-	ssize_t				 got;
-	int64_t				 when;
-	off_t				 off = 0;
+	struct domain_rows	*nd;
+	struct dmarc_report_row	 w;
+	int64_t			 when;
+	size_t			 i;
 
-	*ndom = 0;
-	if (fstat(fd, &st) == -1 || st.st_size > SEND_FILE_MAX) {
-		log_warnx("dmarc: dmarc/%s unreadable or too big",
-		    SENDING_FILE);
-		return NULL;
+	if (dmarc_rec_parse(line, len, r, &when) == -1)
+		return -1;
+	for (i = 0; i < run->ndom; i++)
+		if (strcmp(run->doms[i].name, r->policy_domain) == 0)
+			break;
+	if (i == run->ndom) {
+		if (run->ndom == SEND_MAX_DOMAINS || (nd = reallocarray(
+		    run->doms, run->ndom + 1, sizeof(*nd))) == NULL)
+			return -1;
+		run->doms = nd;
+		memset(&nd[i], 0, sizeof(nd[i]));
+		snprintf(nd[i].name, sizeof(nd[i].name), "%s",
+		    r->policy_domain);
+		nd[i].begin = when;
+		run->ndom++;
 	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL ||
-	    (r = malloc(sizeof(*r))) == NULL) {
+	run->doms[i].last = *r;
+	if (when < run->doms[i].begin)
+		run->doms[i].begin = when;
+	row_of(r, &w);
+	return run_add(run, i, &w);
+}
+
+/*
+ * The file's rows by policy domain, read a block at a time (the file
+ * may be big; a line never is): 0, or -1 when nothing could be read.
+ * Lines that do not parse (torn, edited) or go over the limits are
+ * counted and logged, never fatal.
+ */
+static int
+read_rows(int fd, struct run *run)
+{
+	struct queue_dmarc_record	*r;
+	char				*buf, *p, *nl;
+	size_t				 have = 0, bad = 0, i, cap;
+	ssize_t				 got;
+	int				 skipping = 0;
+
+	memset(run, 0, sizeof(*run));
+	cap = 4 * DMARC_REC_LINE_MAX;
+	run->nslot = 1;
+	while (run->nslot < 2 * SEND_MAX_ROWS)
+		run->nslot *= 2;
+	if ((buf = malloc(cap)) == NULL ||
+	    (r = malloc(sizeof(*r))) == NULL ||
+	    (run->slot = calloc(run->nslot, sizeof(*run->slot))) == NULL) {
+		log_warn("dmarc: reading the rows");
 		free(buf);
-		return NULL;
+		free(run->slot);
+		return -1;
 	}
-	while (off < st.st_size) {
-		got = read(fd, buf + off, (size_t)(st.st_size - off));
+	for (i = 0; i < run->nslot; i++)
+		run->slot[i].dom = UINT32_MAX;
+	for (;;) {
+		got = read(fd, buf + have, cap - have);
 		if (got == -1 && errno == EINTR)
 			continue;
+		if (got == -1)
+			log_warn("dmarc: read dmarc/%s", SENDING_FILE);
 		if (got <= 0)
 			break;
-		off += got;
-	}
-	buf[off] = '\0';
-	for (p = buf; p < buf + off; p = nl + 1) {
-		if ((nl = memchr(p, '\n', (size_t)(buf + off - p))) == NULL)
-			nl = buf + off;		/* torn: refused below */
-		if (dmarc_rec_parse(p, (size_t)(nl - p), r, &when) == -1) {
-			bad++;
-			continue;
-		}
-		for (i = 0; i < n; i++)
-			if (strcmp(doms[i].name, r->policy_domain) == 0)
-				break;
-		if (i == n) {
-			if ((nd = reallocarray(doms, n + 1,
-			    sizeof(*nd))) == NULL) {
+		have += (size_t)got;
+		p = buf;
+		while ((nl = memchr(p, '\n', have - (size_t)(p - buf))) !=
+		    NULL) {
+			if (!skipping && run_line(run, p, (size_t)(nl - p),
+			    r) == -1)
 				bad++;
-				continue;
-			}
-			doms = nd;
-			memset(&doms[n], 0, sizeof(doms[n]));
-			snprintf(doms[n].name, sizeof(doms[n].name), "%s",
-			    r->policy_domain);
-			doms[n].begin = when;
-			n++;
+			skipping = 0;
+			p = nl + 1;
 		}
-		d = &doms[i];
-		d->last = *r;
-		if (when < d->begin)
-			d->begin = when;
-		row_of(r, &w);
-		if (add_row(d, &w, &total) == -1)
+		have -= (size_t)(p - buf);
+		memmove(buf, p, have);
+		if (have == cap) {		/* no line is that long */
 			bad++;
+			skipping = 1;
+			have = 0;
+		}
 	}
+	if (have > 0 && !skipping)		/* torn: no '\n' */
+		bad++;
 	if (bad)
 		log_warnx("dmarc: %zu report rows unreadable or over the "
-		    "limit, skipped", bad);
+		    "limits, skipped", bad);
+	free(run->slot);
+	run->slot = NULL;
 	free(r);
 	free(buf);
-	*ndom = n;
-	return doms;
+	return 0;
 }
 
 /* ---- the message ---- */
@@ -528,8 +596,8 @@ sending_exists(void)
 int
 dmarc_send_now(void)
 {
-	struct domain_rows	*doms;
-	size_t			 ndom, i;
+	struct run		 run;
+	size_t			 i;
 	int			 fd;
 
 	if (dfd_dmarc == -1 || conf->dmarc_report_from[0] == '\0')
@@ -554,17 +622,20 @@ dmarc_send_now(void)
 		log_warn("dmarc: open dmarc/%s", SENDING_FILE);
 		return -1;
 	}
-	doms = read_rows(fd, &ndom);
+	if (read_rows(fd, &run) == -1) {
+		close(fd);
+		return -1;		/* kept for the next try */
+	}
 	close(fd);
-	for (i = 0; i < ndom; i++)
-		send_domain(&doms[i], time(NULL));
-	for (i = 0; i < ndom; i++)
-		free(doms[i].rows);
-	free(doms);
+	for (i = 0; i < run.ndom; i++)
+		send_domain(&run.doms[i], time(NULL));
+	for (i = 0; i < run.ndom; i++)
+		free(run.doms[i].rows);
+	free(run.doms);
 	if (unlinkat(dfd_dmarc, SENDING_FILE, 0) == -1)
 		log_warn("dmarc: unlink dmarc/%s", SENDING_FILE);
-	log_info("dmarc: aggregate reports for %zu domains", ndom);
-	return (int)ndom;
+	log_info("dmarc: aggregate reports for %zu domains", run.ndom);
+	return (int)run.ndom;
 }
 
 static struct report *
@@ -669,7 +740,11 @@ done:
 
 /* ---- when ---- */
 
-/* the first row's time in dmarc/records, or -1 */
+/*
+ * The first row's time in dmarc/records; -1 when there is no file or
+ * it is empty, -2 when its first line does not read (then its rows are
+ * reported now rather than never).
+ */
 static int64_t
 records_first(void)
 {
@@ -685,12 +760,14 @@ records_first(void)
 		return -1;
 	n = read(fd, line, sizeof(line) - 1);
 	close(fd);
-	if (n <= 0 || (nl = memchr(line, '\n', (size_t)n)) == NULL)
+	if (n <= 0)
 		return -1;
+	if ((nl = memchr(line, '\n', (size_t)n)) == NULL)
+		return -2;
 	if ((r = malloc(sizeof(*r))) == NULL)
 		return -1;
 	if (dmarc_rec_parse(line, (size_t)(nl - line), r, &when) == -1)
-		when = -1;
+		when = -2;
 	free(r);
 	return when;
 }
@@ -724,7 +801,7 @@ on_day_timer(evutil_socket_t fd, short ev, void *arg)
 	}
 	first = records_first();
 	if (sending_exists() ||
-	    (first >= 0 && first / DAY < (int64_t)now / DAY))
+	    first == -2 || (first >= 0 && first / DAY < (int64_t)now / DAY))
 		dmarc_send_now();
 	arm(DAY - now % DAY + AFTER_MIDNIGHT);
 }
