@@ -627,22 +627,14 @@ bounce_finish(struct bounce *b)
 	for (i = 0; i < b->ndests; i++) {
 		struct envelope *n = &evps[i];
 
-		n->id = (uint64_t)msgid << 32;
-		n->ctime = time(NULL);
+		queue_message_envelope(n, msgid, &b->dests[i]);
 		n->flags = EF_BOUNCE | (b->orig.flags & EF_8BITMIME);
 		if (is_null_sender(&b->orig))
 			n->flags |= EF_DOUBLE_BOUNCE;
-		n->dest_type = b->dests[i].dest_type;
-		n->dest = b->dests[i].dest;
 		if (!is_null_sender(&b->orig))
 			n->rcpt = b->orig.sender;
 		else
 			n->rcpt = b->dests[i].dest;
-		memcpy(n->action, b->dests[i].action, sizeof(n->action));
-		memcpy(n->user, b->dests[i].user, sizeof(n->user));
-		memcpy(n->path, b->dests[i].path, sizeof(n->path));
-		snprintf(n->helo, sizeof(n->helo), "%s", conf->hostname);
-		snprintf(n->client, sizeof(n->client), "local");
 	}
 	if (queue_message_commit(msgid, evps, b->ndests) == -1) {
 		log_warnx("%016" PRIx64 ": cannot queue DSN", b->orig.id);

@@ -713,19 +713,11 @@ dmarc_send_lookup_result(const struct lka_result *res)
 	for (i = 0; i < r->ndests; i++) {
 		struct envelope *n = &evps[i];
 
-		n->id = (uint64_t)msgid << 32;
-		n->ctime = time(NULL);
-		n->dest_type = r->dests[i].dest_type;
-		n->dest = r->dests[i].dest;
+		queue_message_envelope(n, msgid, &r->dests[i]);
 		n->rcpt = r->rcpt;
 		if (addr_parse_mailbox(conf->dmarc_report_from, &n->sender,
 		    0) != 0)
 			memset(&n->sender, 0, sizeof(n->sender));
-		memcpy(n->action, r->dests[i].action, sizeof(n->action));
-		memcpy(n->user, r->dests[i].user, sizeof(n->user));
-		memcpy(n->path, r->dests[i].path, sizeof(n->path));
-		snprintf(n->helo, sizeof(n->helo), "%s", conf->hostname);
-		snprintf(n->client, sizeof(n->client), "local");
 	}
 	if (queue_message_commit(msgid, evps, r->ndests) == -1) {
 		log_warnx("dmarc: cannot queue the report for %s",

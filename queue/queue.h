@@ -29,6 +29,13 @@ int	queue_message_create(uint32_t *msgid, int *fd);
 int	queue_message_commit(uint32_t msgid, const struct envelope *, size_t);
 void	queue_message_abort(uint32_t msgid);
 /*
+ * Its envelope for a destination lookup chose: id, time, destination,
+ * helo and client filled; sender, recipient and flags are the caller's.
+ */
+struct lka_dest;
+void	queue_message_envelope(struct envelope *, uint32_t msgid,
+	    const struct lka_dest *);
+/*
  * The committed message, its size and the size of the headers added
  * after it (the file goes on after both: spool_msg.h)
  */

@@ -551,6 +551,21 @@ queue_message_abort(uint32_t msgid)
  * The same commit as for a message from a client, done at once: the
  * caller has written and synced the message file.
  */
+void
+queue_message_envelope(struct envelope *n, uint32_t msgid,
+    const struct lka_dest *d)
+{
+	n->id = (uint64_t)msgid << 32;
+	n->ctime = time(NULL);
+	n->dest_type = d->dest_type;
+	n->dest = d->dest;
+	memcpy(n->action, d->action, sizeof(n->action));
+	memcpy(n->user, d->user, sizeof(n->user));
+	memcpy(n->path, d->path, sizeof(n->path));
+	snprintf(n->helo, sizeof(n->helo), "%s", conf->hostname);
+	snprintf(n->client, sizeof(n->client), "local");
+}
+
 int
 queue_message_commit(uint32_t msgid, const struct envelope *evps, size_t n)
 {

@@ -82,10 +82,11 @@ send_key(struct dkim_walk *w, const char *domain, char *item)
 		    item, path);
 		return;
 	}
-	snprintf(k.domain, sizeof(k.domain), "%s", domain);
+	/* lengths checked above */
+	memcpy(k.domain, domain, strlen(domain) + 1);
 	for (end = k.domain; *end != '\0'; end++)
 		*end = (char)tolower((unsigned char)*end);
-	snprintf(k.selector, sizeof(k.selector), "%s", item);
+	memcpy(k.selector, item, strlen(item) + 1);
 	mproc_compose(w->keys, IMSG_KEYS_DKIM_KEY, 0, fd, &k, sizeof(k));
 	w->n++;
 }

@@ -9,8 +9,10 @@
  * faked here on the far ends of the worker's imsg channels (their
  * answers go in through the functions smtp.c's dispatchers call).  The
  * fake lookup accepts any recipient but bad*, tmp* (tempfail) and list*
- * (two destinations); AUTH accepts good/secret.  The fake queue hands
- * out memfd spool files and checks each commit.
+ * (two destinations); AUTH accepts good/secret; the inbound checks
+ * (DNS lists, SPF, DKIM/DMARC, smtp_checks.c) get answers that vary
+ * with the session.  The fake queue hands out memfd spool files and
+ * checks each commit.
  *
  * Input: byte 0 picks the listener (MX, submission with AUTH, AUTH
  * required, local submission) and whether rDNS answers; byte 1 is the
@@ -22,7 +24,8 @@
  * 4.5.3.1.5); nothing follows a closing 221/421/521; a commit carries
  * as many envelopes as were sent, each valid, and a spool file as long
  * as the worker says, with LF line ends only (no CR survives: a bare CR
- * or LF in the data is refused); every "250 ... queued as" was a commit;
+ * or LF in the data is refused), then the header fields it added, as
+ * the queue would accept them; every "250 ... queued as" was a commit;
  * and the session is freed once the client is gone.
  */
 #include <sys/mman.h>
@@ -40,6 +43,7 @@
 #include <event2/event.h>
 
 #include "fuzz.h"
+#include "spool_msg.h"
 
 #include "config.h"
 #include "envelope.h"
@@ -214,6 +218,55 @@ lookup_one(struct imsg *m)
 		snprintf(rdns.name, sizeof(rdns.name), "client.example.net");
 		session_lookup_rdns(&rdns);
 		break;
+	/* the inbound checks (smtp_checks.c): answers that vary a little */
+	case IMSG_LKA_DNSBL: {
+		struct lka_dnsbl	bl;
+
+		CHECK(m->len == sizeof(bl));
+		memcpy(&bl, m->data, sizeof(bl));
+		CHECK(proto_valid_lka_dnsbl(&bl) == 0);
+		bl.listed = bl.ask_lists && (next_sid % 5) == 4;
+		snprintf(bl.lists, sizeof(bl.lists), "bl.example");
+		smtp_checks_dnsbl_reply(&bl);
+		break;
+	}
+	case IMSG_LKA_SPF: {
+		struct lka_spf	sp;
+
+		CHECK(m->len == sizeof(sp));
+		memcpy(&sp, m->data, sizeof(sp));
+		CHECK(proto_valid_lka_spf(&sp) == 0);
+		sp.result = (int32_t)(next_sid % 7);
+		snprintf(sp.domain, sizeof(sp.domain), "example.org");
+		smtp_checks_spf_reply(&sp);
+		break;
+	}
+	case IMSG_LKA_AUTHCHECK: {
+		struct lka_authcheck_res	*ar;
+		struct lka_authcheck		*aq;
+		uint32_t			 i;
+
+		CHECK(m->len == sizeof(*aq));
+		aq = malloc(sizeof(*aq));	/* m->data is not aligned */
+		ar = calloc(1, sizeof(*ar));
+		CHECK(aq != NULL && ar != NULL);
+		memcpy(aq, m->data, sizeof(*aq));
+		CHECK(proto_valid_lka_authcheck(aq) == 0);
+		ar->reqid = aq->reqid;
+		ar->serial = aq->serial;
+		ar->nsigs = aq->nsigs;
+		for (i = 0; i < ar->nsigs; i++)
+			ar->dkim[i].result = (int32_t)((next_sid + i) % 7);
+		ar->dmarc_result = (int32_t)(next_sid % 5);
+		ar->dmarc_policy = ar->dmarc_disposition =
+		    (int32_t)(next_sid % 3);
+		snprintf(ar->dmarc_domain, sizeof(ar->dmarc_domain),
+		    "example.org");
+		smtp_checks_authcheck_reply(ar);
+		free(aq);
+		free(ar);
+		break;
+	}
 	default:
 		CHECK(!"unexpected message to lookup");
 	}
@@ -239,17 +292,30 @@ msg_forget(struct fake_msg *fm)
 	fm->fd = -1;
 }
 
-/* what the worker spooled: LF line ends only, and the length it said */
+/*
+ * what the worker spooled: LF line ends only, and the length it said,
+ * then the header fields it added (Authentication-Results), valid
+ */
 static void
-check_spool(int fd, uint64_t spooled)
+check_spool(int fd, uint64_t spooled, uint32_t head)
 {
 	struct stat	 st;
 	char		*p;
 	size_t		 len, i;
 
 	CHECK(fstat(fd, &st) == 0);
-	CHECK((uint64_t)st.st_size == spooled);
-	len = (size_t)st.st_size;
+	CHECK((uint64_t)st.st_size == spooled + head);
+	if (head > 0) {
+		size_t	lines;
+
+		CHECK(head <= SPOOL_HEAD_MAX);
+		if ((p = malloc(head)) == NULL)
+			return;
+		CHECK(pread(fd, p, head, (off_t)spooled) == (ssize_t)head);
+		CHECK(spool_head_valid(p, head, &lines) == 0);
+		free(p);
+	}
+	len = (size_t)spooled;
 	CHECK(len > 0);		/* at least our Received: */
 	if ((p = malloc(len)) == NULL)
 		return;
@@ -309,7 +375,7 @@ queue_one(struct imsg *m)
 		CHECK((fm = msg_find(req.msgid)) != NULL);
 		CHECK(req.nenvelopes == fm->nenvelopes);
 		CHECK(req.nenvelopes > 0);
-		check_spool(fm->fd, req.spooled);
+		check_spool(fm->fd, req.spooled, req.head);
 		msg_forget(fm);
 		ncommitted++;
 		r.reqid = req.reqid;
