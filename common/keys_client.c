@@ -729,20 +729,30 @@ prov_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
 	return 1;
 }
 
+/* loaded for the life of the process */
+static OSSL_PROVIDER	*deflt, *ours;
+
+void
+keys_client_provider_unload(void)
+{
+	if (ours != NULL)
+		OSSL_PROVIDER_unload(ours);
+	if (deflt != NULL)
+		OSSL_PROVIDER_unload(deflt);
+	ours = deflt = NULL;
+}
+
 void
 keys_client_provider_load(void)
 {
-	static int	loaded;
-
-	if (loaded)
+	if (ours != NULL)
 		return;
 	/* loading any provider stops the implicit load of the default */
-	if (OSSL_PROVIDER_load(NULL, "default") == NULL ||
+	if ((deflt = OSSL_PROVIDER_load(NULL, "default")) == NULL ||
 	    !OSSL_PROVIDER_add_builtin(NULL, KEYS_PROVIDER, prov_init) ||
-	    OSSL_PROVIDER_load(NULL, KEYS_PROVIDER) == NULL ||
+	    (ours = OSSL_PROVIDER_load(NULL, KEYS_PROVIDER)) == NULL ||
 	    !EVP_set_default_properties(NULL, "?provider=default"))
 		fatalx("keys: cannot load the stub key provider");
-	loaded = 1;
 }
 
 void

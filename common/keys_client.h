@@ -46,8 +46,9 @@ EVP_PKEY	*keys_client_stub(uint32_t id, EVP_PKEY *pub);
 typedef int	(*keys_transport)(const struct keys_sign_req *,
 		    struct keys_sign_res *);
 void		 keys_client_set_transport(keys_transport);
-/* the provider alone, without a channel (unit tests) */
+/* the provider alone, without a channel (unit tests); and unloaded */
 void		 keys_client_provider_load(void);
+void		 keys_client_provider_unload(void);
 
 /* signatures asked and answered so far (tests, logs) */
 uint64_t	 keys_client_count(void);

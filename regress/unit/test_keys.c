@@ -306,6 +306,7 @@ test_sign_refusals(void **state)
 int
 main(void)
 {
+	int	rc;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sign_rsa),
 		cmocka_unit_test(test_sign_ec_ed25519),
@@ -317,5 +318,7 @@ main(void)
 
 	keys_client_provider_load();
 	keys_client_set_transport(local_sign);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	keys_client_provider_unload();
+	return rc;
 }
