@@ -46,6 +46,10 @@ def sandbox_binary():
 def killed_at_start(profile, call):
     """Start the daemon with PROFILE trying CALL once sandboxed: the
     process must die by the filter's signal, and the parent say so."""
+    if call == "read-etc" and _has_marker(sandbox_binary()):
+        # the sanitizers read /proc/self/maps for a report: their build
+        # lets every profile open files read-only (sandbox_linux.c)
+        fixture.skip("a sanitizer build allows read-only opens")
     conf = None
     if profile == "auth":
         # the system-password helper runs for "auth" without a table
