@@ -24,9 +24,9 @@
  *    DKIM-Signature and evaluates DMARC with the SPF result.  A DMARC
  *    failure under p=reject refuses the message (550 5.7.1), under
  *    p=quarantine marks it for the maildir "junk" option; "dmarc policy"
- *    says otherwise.  A DMARC temperror under p=reject... cannot be
- *    known: a DNS failure is never a rejection, the message is accepted
- *    and tagged.
+ *    says otherwise.  A DMARC temperror (the policy or a key could not
+ *    be fetched) is never a rejection: the message is accepted and
+ *    tagged dmarc=temperror.
  *
  * The header goes above the message without rewriting it
  * (smtp_data_add_header()).  Incoming Authentication-Results headers
