@@ -55,6 +55,12 @@ enum dest_type {
 #define EF_BODY_8BIT		0x100000
 /* DMARC p=quarantine failed: the maildir "junk" option files it apart */
 #define EF_QUARANTINE		0x200000
+/*
+ * Held in the queue (a milter's quarantine, or smtpctl hold): not
+ * delivered, not bounced for its age, until smtpctl release; the reason
+ * is in hold_reason.  Durable, unlike EF_PAUSED.
+ */
+#define EF_HOLD			0x400000
 
 struct envelope {
 	uint64_t	 id;		/* msgid << 32 | random */
@@ -78,6 +84,7 @@ struct envelope {
 	char		 envid[ENV_TEXT_MAX / 4];	/* DSN ENVID, xtext */
 	char		 orcpt[ENV_TEXT_MAX];	/* DSN ORCPT, as given */
 	char		 errorline[ENV_TEXT_MAX];	/* last error */
+	char		 hold_reason[ENV_TEXT_MAX / 4];	/* EF_HOLD: why */
 	/*
 	 * Not stored: set by the queue when it hands the message file to a
 	 * delivery.  The file goes on after the message (spool footer

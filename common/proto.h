@@ -120,6 +120,12 @@ enum imsg_type {
 	/* lookup -> queue: a row for the DMARC aggregate reports */
 	IMSG_QUEUE_DMARC_RECORD,	/* struct queue_dmarc_record */
 
+	/* smtp worker -> parent: a connection to a mail filter, please;
+	 * the parent answers with the same message and the socket (or -1) */
+	IMSG_MILTER_CONNECT,	/* struct milter_connect */
+	/* smtp worker -> parent: its counters of one filter (smtpctl) */
+	IMSG_MILTER_STATS,	/* struct milter_stats */
+
 	IMSG_MAX
 };
 
@@ -546,5 +552,52 @@ int	proto_valid_keys_sign_res(const struct keys_sign_res *);
 struct action;
 int	proto_direct_delivery(const struct envelope *, const struct action *);
 #define PROTO_DIRECT_MAX	256
+
+/*
+ * A connection to a mail filter.  The workers are chrooted into an empty
+ * directory and may not create sockets (seccomp), so the parent connects
+ * for them: to "unix:PATH" wherever it is (the filter's socket is often
+ * in a directory only its group may enter: the parent is root), and to
+ * "inet:HOST:PORT" within the filter's connect-timeout.  The filter is
+ * named, not numbered, so that a worker of an older generation (during a
+ * reload) cannot be given another filter than the one it means.  The
+ * answer is the same struct with status PROTO_OK and the connected
+ * socket, or another status, no socket and why in error.
+ */
+struct milter_connect {
+	uint32_t	reqid;		/* the worker's, echoed */
+	uint32_t	status;		/* answer: PROTO_* */
+	char		name[128];	/* struct milter_conf.name */
+	char		error[256];	/* answer: "connect: Connection refused" */
+};
+
+/*
+ * One worker's counters of one filter, sent to the parent when they
+ * changed (at most once a second); the parent adds the workers' up for
+ * smtpctl show milters.  Counters are totals since the worker started.
+ */
+#define MILTER_STATE_UNUSED	0	/* no session has used it yet */
+#define MILTER_STATE_UP		1	/* its last session went well */
+#define MILTER_STATE_DOWN	2	/* its last session failed (error) */
+struct milter_stats {
+	char		name[128];
+	uint32_t	state;		/* MILTER_STATE_* */
+	int64_t		since;		/* when state last changed (time_t) */
+	uint64_t	sessions;	/* connections negotiated */
+	uint64_t	messages;	/* end of message reached */
+	uint64_t	accepted;	/* accept / continue to the end */
+	uint64_t	rejected;	/* reject or a 5xx reply, any stage */
+	uint64_t	tempfailed;	/* tempfail or a 4xx reply */
+	uint64_t	discarded;
+	uint64_t	quarantined;
+	uint64_t	modified;	/* messages it changed */
+	uint64_t	errors;		/* connect failed, timeout, garbage */
+	uint64_t	defaults;	/* times its on-error action was used */
+	int64_t		error_at;	/* the last error: when, and what */
+	char		error[256];
+};
+
+int	proto_valid_milter_connect(const struct milter_connect *);
+int	proto_valid_milter_stats(const struct milter_stats *);
 
 #endif

@@ -22,6 +22,8 @@
 #define CONF_HOST_MAX	256	/* host names */
 #define CONF_MAX_PKIS	64	/* each is a key the keys process holds */
 #define CONF_MAX_DNSBL	16	/* DNS lists: lookup/dnsbl.h DNSBL_MAX_LISTS */
+#define CONF_MAX_MILTERS	32	/* "milter NAME ..." definitions */
+#define CONF_MILTER_CHAIN	8	/* filters in one chain */
 /* what a failed DMARC check with p=reject / p=quarantine does */
 #define CONF_DMARC_ENFORCE	0	/* 550 / quarantine (the default) */
 #define CONF_DMARC_QUARANTINE	1	/* quarantine both */
@@ -98,6 +100,10 @@ struct listener {
 	int			 check_sender_domain; /* "check-sender-domain" */
 	int			 checks;	/* LISTEN_CHECKS_* */
 	int			 checks_off;	/* CHECK_*: "no-checks spf..." */
+	/* "milter NAME" or "milter { A B }": the chain, in order, as
+	 * indexes into conf->milters (struct milter_conf.index) */
+	int			 milters[CONF_MILTER_CHAIN];
+	int			 nmilters;
 };
 #define CHECK_SPF	0x01
 #define CHECK_DKIM	0x02
@@ -112,6 +118,36 @@ struct listener {
 #define LISTEN_CHECKS_DEFAULT		0
 #define LISTEN_CHECKS_NONE		1
 #define LISTEN_CHECKS_ALL_CLIENTS	2
+
+/*
+ * A mail filter (milter protocol 6), "milter NAME ADDRESS [options]":
+ * smtp/smtp_milter.c is the client, the parent connects the socket for
+ * it (smtpd/milter_connect.c) and passes the descriptor.
+ */
+enum milter_default {
+	MILTER_DEFAULT_TEMPFAIL,	/* "on-error tempfail" (the default) */
+	MILTER_DEFAULT_ACCEPT,		/* as if the filter were not there */
+	MILTER_DEFAULT_REJECT,
+	MILTER_DEFAULT_QUARANTINE,	/* accept, held in the queue */
+};
+
+struct milter_conf {
+	TAILQ_ENTRY(milter_conf) entry;
+	int		 index;		/* its place in conf->milters, from 0 */
+	char		 name[CONF_NAME_MAX];
+	char		 address[CONF_PATH_MAX]; /* "inet:HOST:PORT", "unix:PATH"
+						 * as written */
+	/* where to connect: AF_UNIX (sun_path), AF_INET or AF_INET6
+	 * (HOST numeric, or resolved once when the file is read) */
+	struct sockaddr_storage ss;
+	socklen_t	 sslen;
+	time_t		 connect_timeout;	/* "connect-timeout 30s" */
+	time_t		 command_timeout;	/* "command-timeout 30s" */
+	time_t		 eom_timeout;		/* "eom-timeout 5m": the end of
+						 * the message, body included */
+	enum milter_default on_error;		/* "on-error ..." */
+	int		 line;
+};
 
 enum action_type {
 	ACTION_MAILDIR,		/* maildir ["template"] */
@@ -261,6 +297,13 @@ struct smtpd_config {
 	TAILQ_HEAD(, listener)	listeners;
 	TAILQ_HEAD(, action)	actions;
 	TAILQ_HEAD(, match)	matches;
+	/* "milter NAME ...", in the order written (index 0, 1, ...) */
+	TAILQ_HEAD(, milter_conf) milters;
+	int			nmilters;
+	/* "sendmail milter { A B }": the chain for local submission
+	 * (sendmail(8), the control socket), Postfix's non_smtpd_milters */
+	int			local_milters[CONF_MILTER_CHAIN];
+	int			nlocal_milters;
 };
 
 /*
@@ -293,6 +336,10 @@ void			 config_forget_secrets(struct smtpd_config *,
 struct table	*config_find_table(const struct smtpd_config *, const char *);
 struct action	*config_find_action(const struct smtpd_config *, const char *);
 struct pki	*config_find_pki(const struct smtpd_config *, const char *);
+struct milter_conf *config_find_milter(const struct smtpd_config *,
+		    const char *);
+/* the milter at index i of conf->milters, or NULL */
+struct milter_conf *config_milter_at(const struct smtpd_config *, int i);
 /* a pki some listener or relay action uses: its files are loaded */
 int		 config_pki_used(const struct smtpd_config *, const struct pki *);
 /* a pki's place in conf->pkis: its key's id in the keys process */
