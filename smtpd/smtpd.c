@@ -1365,6 +1365,7 @@ main(int argc, char **argv)
 		/* each file as the process that will open it: config_check.c */
 		if (config_check_files(conf, stderr) > 0)
 			exit(1);
+		config_print_milters(conf, stdout);
 		printf("configuration OK\n");
 		exit(0);
 	}
