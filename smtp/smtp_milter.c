@@ -510,6 +510,8 @@ macro_value(struct session *s, const char *name, char *buf, size_t size)
 			addr_to_string(&tx->mailfrom, buf, size);
 			return buf;
 		}
+		if (local)
+			return NULL;	/* Postfix: {mail_addr} only */
 		if (strcmp(name, "{mail_host}") == 0)
 			return tx->mailfrom.domain[0] ? tx->mailfrom.domain :
 			    NULL;
@@ -527,6 +529,8 @@ macro_value(struct session *s, const char *name, char *buf, size_t size)
 			addr_to_string(&tx->rcpt_pending, buf, size);
 			return buf;
 		}
+		if (local)
+			return NULL;	/* Postfix: {rcpt_addr} only */
 		if (strcmp(name, "{rcpt_host}") == 0)
 			return d->d.dest.domain[0] ? d->d.dest.domain : NULL;
 		if (strcmp(name, "{rcpt_mailer}") == 0)
@@ -897,10 +901,17 @@ stage_command(struct milter_conn *c, int stage)
 	switch (stage) {
 	case MS_CONNECT:
 		milter_put_stage_macros(c, smfim, SMFIC_CONNECT);
-		if (s->flags & SS_LOCAL)
-			rc = milter_put_connect(c->out, "localhost", NULL,
+		if (s->flags & SS_LOCAL) {
+			/* as Postfix shows non-SMTP mail: localhost */
+			struct sockaddr_storage	 lss;
+			struct sockaddr_in	*sin = (struct sockaddr_in *)&lss;
+
+			memset(&lss, 0, sizeof(lss));
+			sin->sin_family = AF_INET;
+			sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			rc = milter_put_connect(c->out, "localhost", &lss,
 			    NULL);
-		else {
+		} else {
 			snprintf(argbuf, sizeof(argbuf), "[%s]", s->addr);
 			rc = milter_put_connect(c->out, s->rdns ? s->rdns :
 			    argbuf, &s->ss, NULL);
@@ -908,7 +919,8 @@ stage_command(struct milter_conn *c, int stage)
 		break;
 	case MS_HELO:
 		milter_put_stage_macros(c, smfim, SMFIC_HELO);
-		rc = milter_put_helo(c->out, c->ms->arg);
+		rc = milter_put_helo(c->out, (s->flags & SS_LOCAL) ?
+		    "localhost" : c->ms->arg);
 		break;
 	case MS_MAIL:
 	case MS_RCPT:
@@ -919,7 +931,9 @@ stage_command(struct milter_conn *c, int stage)
 		}
 		addr_to_string(stage == MS_MAIL ? &tx->mailfrom :
 		    &tx->rcpt_pending, text, sizeof(text));
-		snprintf(addr, sizeof(addr), "<%s>", text);
+		/* non-SMTP mail: Postfix gives the bare address */
+		snprintf(addr, sizeof(addr), (s->flags & SS_LOCAL) ? "%s" :
+		    "<%s>", text);
 		snprintf(argbuf, sizeof(argbuf), "%s", c->ms->arg ?
 		    c->ms->arg : "");
 		for (p = strtok_r(argbuf, " ", &last); p != NULL &&
@@ -949,6 +963,31 @@ milter_stage_done(struct milter_sess *ms)
 	void		(*done)(struct session *, int) = ms->done;
 	int		 async = !ms->in_call;
 
+	/*
+	 * As Postfix: a refusal at CONNECT or HELO is given at MAIL, to
+	 * every transaction of the session; a discard there means nothing.
+	 */
+	if ((ms->stage == MS_CONNECT || ms->stage == MS_HELO) &&
+	    !ms->sticky) {
+		if (ms->verdict == MILTER_DISCARD)
+			ms->verdict = MILTER_CONTINUE;
+		if (ms->verdict == MILTER_REJECT ||
+		    ms->verdict == MILTER_TEMPFAIL) {
+			ms->sticky = ms->verdict;
+			if (ms->nlines > 0)
+				snprintf(ms->sticky_reply,
+				    sizeof(ms->sticky_reply), "%s",
+				    ms->lines[ms->nlines - 1]);
+			else
+				snprintf(ms->sticky_reply,
+				    sizeof(ms->sticky_reply), "%s",
+				    ms->verdict == MILTER_REJECT ?
+				    "550 5.7.1 Command rejected" :
+				    "451 4.7.1 Service unavailable - try "
+				    "again later");
+			ms->nlines = 0;
+		}
+	}
 	ms->stage = -1;
 	ms->done = NULL;
 	s->flags &= ~SS_WAIT;

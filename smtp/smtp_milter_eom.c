@@ -397,6 +397,17 @@ eom_pump(struct milter_sess *ms, struct milter_conn *c)
 				e->phase = P_EOH;
 				continue;
 			}
+			/*
+			 * Our own Received: field, the file's first, is not
+			 * shown (Postfix does not show its own either), but
+			 * it counts in the positions of INSHEADER.
+			 */
+			if (e->h[e->hi].origin == H_FILE &&
+			    e->h[e->hi].fileno == 0 &&
+			    strcasecmp(e->h[e->hi].name, "Received") == 0) {
+				e->hi++;
+				continue;
+			}
 			send_header(c, &e->h[e->hi++]);
 			if (c->protocol & SMFIP_NR_HDR)
 				continue;

@@ -391,7 +391,12 @@ session_milter_connected(struct session *s, int verdict)
 		smtp_milter_reply(s, "CONNECT", NULL);
 		return;
 	}
-	session_greet(s);
+	/* refused: said at MAIL; and the banner says so, as Postfix's */
+	if (verdict == MILTER_REJECT)
+		session_reply(s, "554 %s ESMTP not accepting connections",
+		    session_hostname(s));
+	else
+		session_greet(s);
 	session_set_timeout(s);
 }
 
@@ -805,11 +810,12 @@ cmd_helo(struct session *s, const char *verb, char *args, int ehlo)
 static void
 helo_milter(struct session *s, int verdict)
 {
-	if (verdict == MILTER_CONTINUE || verdict == MILTER_DISCARD) {
-		helo_reply(s);
+	/* a refusal is the session's from now, given at MAIL (Postfix) */
+	if (verdict == MILTER_CLOSE) {
+		smtp_milter_reply(s, "HELO", NULL);
 		return;
 	}
-	smtp_milter_reply(s, "HELO", NULL);
+	helo_reply(s);
 }
 
 static void
