@@ -54,6 +54,11 @@
 # it runs in a network namespace of its own (unshare from util-linux, ip
 # from iproute2) with dnsmasq answering there.
 #
+# python3-milter (pymilter, built on Sendmail's libmilter): the milter
+# codec (common/milter.c) is proven against libmilter by
+# regress/integration/test_milter_codec.py, which runs a scripted filter
+# on it; the milter tests with real filters use it too (issue 19).
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -114,6 +119,7 @@ PACKAGES="
 	python3-authres
 	libopendmarc2
 	rbldnsd
+	python3-milter
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
