@@ -130,7 +130,12 @@ struct evbuffer;
  * Encoding: each appends one whole packet to out and returns 0, or -1
  * if out could not grow (ENOMEM) or an argument is out of bounds (a
  * string longer than MILTER_PACKET_MAX, a body chunk over
- * MILTER_CHUNK_MAX).
+ * MILTER_CHUNK_MAX).  Note that libmilter takes no command with more
+ * than 64 KB of data unless the filter negotiated a larger size
+ * (Sendmail's SMFIP_MDS_256K 0x10000000 / SMFIP_MDS_1M 0x20000000,
+ * not offered here): tried, a 70000-byte header makes it stop
+ * answering; the caller keeps what it sends (a header field) within
+ * MILTER_CHUNK_MAX.
  */
 int	milter_put_optneg(struct evbuffer *out, uint32_t version,
 	    uint32_t actions, uint32_t protocol);
