@@ -389,6 +389,35 @@ test_parse_framing(void **state)
 	assert_int_equal(milter_parse_reply(p, 0, &r, &err), -1);
 }
 
+/* a packet of MILTER_PACKET_MAX is taken, one byte more is not */
+static void
+test_parse_oversize(void **state)
+{
+	struct milter_reply	 r;
+	const char		*err;
+	uint8_t			*p;
+	uint32_t		 n;
+
+	(void)state;
+	p = calloc(1, 4 + MILTER_PACKET_MAX + 1);
+	assert_non_null(p);
+	n = htonl(MILTER_PACKET_MAX);
+	memcpy(p, &n, 4);
+	p[4] = SMFIR_REPLBODY;
+	assert_int_equal(milter_frame(p, 4 + MILTER_PACKET_MAX),
+	    4 + MILTER_PACKET_MAX);
+	assert_int_equal(milter_parse_reply(p, 4 + MILTER_PACKET_MAX, &r,
+	    &err), 0);
+	assert_int_equal(r.len, MILTER_PACKET_MAX - 1);
+	n = htonl(MILTER_PACKET_MAX + 1);
+	memcpy(p, &n, 4);
+	assert_int_equal(milter_frame(p, 4 + MILTER_PACKET_MAX + 1), -1);
+	assert_int_equal(milter_parse_reply(p, 4 + MILTER_PACKET_MAX + 1, &r,
+	    &err), -1);
+	assert_non_null(err);
+	free(p);
+}
+
 static void
 test_parse_optneg(void **state)
 {
@@ -823,6 +852,7 @@ main(void)
 		cmocka_unit_test(test_frame),
 		cmocka_unit_test(test_parse_simple),
 		cmocka_unit_test(test_parse_framing),
+		cmocka_unit_test(test_parse_oversize),
 		cmocka_unit_test(test_parse_optneg),
 		cmocka_unit_test(test_parse_headers),
 		cmocka_unit_test(test_parse_envelope),
