@@ -683,7 +683,8 @@ milter_reply_check(const char *text, char *buf, size_t bufsize,
 	int		 n = 0, c, last;
 
 	*err = NULL;
-	if (bufsize < strlen(text) + 1 + MILTER_REPLY_LINES) {
+	/* each line's NUL takes the place of its line end (1 or 2 bytes) */
+	if (bufsize < strlen(text) + 1) {
 		*err = "reply buffer too small";
 		return -1;
 	}

@@ -252,8 +252,9 @@ int	milter_parse_reply(uint8_t *pkt, size_t len, struct milter_reply *r,
  * line at most MILTER_REPLY_LINE_MAX bytes.  lines[i] gets the i-th
  * line as the SMTP client will see it ("550-5.7.1 a"; a last line with
  * no text gets no trailing space), each NUL-terminated in buf (at
- * least strlen(text) + 1 + MILTER_REPLY_LINES bytes).  Returns the
- * number of lines and *code (e.g. 550), or -1 with *err.
+ * least strlen(text) + 1 bytes: each line's NUL takes the place of its
+ * line end).  Returns the number of lines and *code (e.g. 550), or -1
+ * with *err.
  */
 int	milter_reply_check(const char *text, char *buf, size_t bufsize,
 	    char *lines[MILTER_REPLY_LINES], int *code, const char **err);

@@ -91,7 +91,7 @@ static void
 reply_text(const char *text)
 {
 	char	*buf, *lines[MILTER_REPLY_LINES];
-	size_t	 size = strlen(text) + 1 + MILTER_REPLY_LINES;
+	size_t	 size = strlen(text) + 1;
 	const char *err;
 	int	 n, code;
 

@@ -696,7 +696,7 @@ test_reply_check(void **state)
 		"550-a\n 550 b",
 	};
 	const char	*err;
-	char		*l[MILTER_REPLY_LINES], small[64];
+	char		*l[MILTER_REPLY_LINES], small[64], *big, *p;
 	size_t		 i;
 	int		 code, n;
 
@@ -755,10 +755,40 @@ test_reply_check(void **state)
 	text[MILTER_REPLY_LINE_MAX + 1] = '\0';
 	assert_int_equal(check(text, lines, &code), -1);
 
-	/* the buffer must be as large as the header says */
-	n = milter_reply_check("550 a", small, 5 + 1 + MILTER_REPLY_LINES - 1,
-	    l, &code, &err);
+	/* the buffer must be as large as the header says, no larger */
+	n = milter_reply_check("550 a", small, 5, l, &code, &err);
 	assert_int_equal(n, -1);
+	n = milter_reply_check("550 a", small, 6, l, &code, &err);
+	assert_int_equal(n, 1);
+	assert_string_equal(l[0], "550 a");
+	n = milter_reply_check("550-a\r\n550-b\n550 c", small, 18, l,
+	    &code, &err);
+	assert_int_equal(n, -1);
+	n = milter_reply_check("550-a\r\n550-b\n550 c", small, 19, l,
+	    &code, &err);
+	assert_int_equal(n, 3);
+	assert_string_equal(l[2], "550 c");
+	/* the longest reply there is fits in strlen + 1 */
+	p = text;
+	for (i = 0; i < MILTER_REPLY_LINES; i++) {
+		memcpy(p, i < MILTER_REPLY_LINES - 1 ? "550-" : "550 ", 4);
+		memset(p + 4, 'x', MILTER_REPLY_LINE_MAX - 4);
+		p += MILTER_REPLY_LINE_MAX;
+		if (i < MILTER_REPLY_LINES - 1) {
+			memcpy(p, "\r\n", 2);
+			p += 2;
+		}
+	}
+	*p = '\0';
+	assert_int_equal(strlen(text), MILTER_REPLY_LINES *
+	    (MILTER_REPLY_LINE_MAX + 2) - 2);
+	big = malloc(strlen(text) + 1);
+	assert_non_null(big);
+	n = milter_reply_check(text, big, strlen(text) + 1, l, &code, &err);
+	assert_int_equal(n, MILTER_REPLY_LINES);
+	assert_int_equal(strlen(l[MILTER_REPLY_LINES - 1]),
+	    MILTER_REPLY_LINE_MAX);
+	free(big);
 }
 
 static void
