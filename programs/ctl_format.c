@@ -115,3 +115,9 @@ ctl_queue_entry_text(FILE *fp, const struct ctl_queue_entry *q)
 	}
 	fputc('\n', fp);
 }
+
+void
+ctl_text_safe(FILE *fp, const char *s, size_t max)
+{
+	text_safe(fp, s, max);
+}
