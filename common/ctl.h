@@ -35,6 +35,14 @@ enum ctl_cmd {
 	CTL_SHOW_QUEUE_ENTRIES,
 	/* the DMARC aggregate reports of the rows so far, now */
 	CTL_DMARC_REPORT_NOW,
+	/*
+	 * smtpctl hold|release ID|all (root): EF_HOLD set, with "smtpctl
+	 * hold by " and arg (smtpctl's user name) as its reason, or cleared
+	 * and the envelope scheduled now; both written to the spool before
+	 * the answer.
+	 */
+	CTL_HOLD,
+	CTL_RELEASE,
 };
 
 /*

@@ -585,7 +585,7 @@ queue_load(void)
 	struct qenv	*e, *etmp;
 	DIR		*dir;
 	char		 name[17];
-	int		 fd, n = 0;
+	int		 fd, n = 0, held = 0;
 	time_t		 now = time(NULL);
 
 	spool_legacy = !spool_format_known();
@@ -635,10 +635,11 @@ queue_load(void)
 			continue;
 		}
 		if (e->msg->onspool) {
+			/* a held one goes on no list (queue_sched.c) */
 			if (e->evp.nexttry > now)
-				sched_wait(e);
+				held += sched_wait(e);
 			else
-				sched_ready(e);
+				held += sched_ready(e);
 			continue;
 		}
 		log_info("queue/%s: its message never committed, removed",
@@ -658,4 +659,6 @@ queue_load(void)
 	}
 	if (n)
 		log_info("%d messages loaded from the spool", n);
+	if (held)
+		log_info("%d envelopes held (smtpctl release)", held);
 }
