@@ -302,15 +302,24 @@ qenv_remove(struct qenv *e)
 	}
 }
 
+/*
+ * The envelope as it is now, in queue/EVPID (written aside, synced, then
+ * renamed over the old one): a retry, smtpctl hold or release.  A pause
+ * stays out of it: it is kept in memory only (smtpctl(8)), and a held
+ * envelope must come back after a restart held, not paused as well.
+ */
 int
 qenv_update(struct qenv *e)
 {
-	char	name[17], tmp[24];
-	int	rc;
+	struct envelope	stored;
+	char		name[17], tmp[24];
+	int		rc;
 
 	evpid_to_text(e->evp.id, name);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
-	rc = write_envelope_at(dfd_queue, tmp, &e->evp, 1);
+	stored = e->evp;
+	stored.flags &= ~EF_PAUSED;
+	rc = write_envelope_at(dfd_queue, tmp, &stored, 1);
 	if (rc == 0 && renameat(dfd_queue, tmp, dfd_queue, name) == -1) {
 		log_warn("rename queue/%s", tmp);
 		unlinkat(dfd_queue, tmp, 0);

@@ -22,7 +22,9 @@ import time
 
 from fixture import (TEST_ROOT, TEST_USER2, Daemon, SMTPConnection, binary,
                      ensure_test_user, maildir_files, poll, reset_maildir,
-                     unique_marker, wait_maildir)
+                     unique_marker)
+# the spool's file format, as test_queue_spool reads and writes it
+from test_queue_spool import committed, spool_key, split
 
 TIMEOUT = 120
 # a user of its own: other test modules reset phtest1's Maildir
@@ -266,3 +268,58 @@ def test_not_expired_while_held_bounced_after_release():
                                 open(f, "rb").read()], 30)
             assert dsn, "no bounce after release"
             wait_queue_empty(d, spool)
+
+
+def test_committed_held_as_a_milter_leaves_it():
+    """A message committed held -- what a milter's quarantine leaves:
+    EF_HOLD and the reason in the envelope inside the message file, under
+    its footer's mac -- is loaded held and stays so until released.  A
+    pause on top of a hold is not written with it: after a restart the
+    envelope is held, not paused, and a release delivers it."""
+    with fresh_spool() as spool:
+        marker = unique_marker("milter")
+        reason = "milter spamfilter: quarantined \\o/ | 100%"
+        d = Daemon(conf=conf(spool))
+        with d:
+            ctl(d, "pause", "mda")
+            msgid = send(d, RCPT, marker)
+            evpid = queue_json(d)[0]["id"]
+        path = os.path.join(spool, "queue", msgid)
+        st = os.stat(path)
+        body, envtext = split(open(path, "rb").read())
+        flags = int(re.search(r"\nflags: ([0-9a-f]{8})\n", envtext).group(1),
+                    16)
+        envtext = re.sub(r"\nflags: [0-9a-f]{8}\n", "\nflags: %08x\n" % (
+            flags | 0x400000), envtext)
+        envtext = envtext.replace("\nend: ok\n", "\nhold-reason: %s\nend: ok\n"
+                                  % reason.replace("\\", "\\x5c"))
+        with open(path, "wb") as f:
+            f.write(committed(spool_key(spool), body, envtext))
+        os.chown(path, st.st_uid, st.st_gid)
+
+        d2 = Daemon(conf=conf(spool))
+        with d2:
+            time.sleep(WAIT)
+            assert delivered(marker) == [], "a held message was delivered"
+            assert_held(d2, evpid, reason)
+            assert "%s! " % evpid in mailq(d2)
+            # paused and released: written without the hold (and without
+            # the pause, which is memory only), not delivered while paused
+            ctl(d2, "pause", "envelope", evpid)
+            assert "1 envelopes released" in ctl(d2, "release", evpid).stdout
+            time.sleep(WAIT)
+            assert delivered(marker) == [], "delivered while paused"
+            stored = open(os.path.join(spool, "queue", evpid)).read()
+            assert "hold-reason" not in stored and not int(re.search(
+                r"\nflags: ([0-9a-f]{8})\n", stored).group(1), 16) & \
+                0x400000, stored
+            assert "1 envelopes held" in ctl(d2, "hold", evpid).stdout
+        d3 = Daemon(conf=conf(spool))
+        with d3:
+            time.sleep(WAIT)
+            assert delivered(marker) == []
+            assert_held(d3, evpid)
+            assert "1 envelopes released" in ctl(d3, "release", "all").stdout
+            assert poll(lambda: delivered(marker), 20), \
+                "not delivered after release: paused after a restart?"
+            wait_queue_empty(d3, spool)
