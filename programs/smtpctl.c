@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ usage(void)
 	    "  show message ID          show envelope ID\n"
 	    "  monitor\n"
 	    "  schedule ID|all          remove ID|all\n"
+	    "  hold ID|all              release ID|all\n"
 	    "  pause envelope ID|all    resume envelope ID|all\n"
 	    "  pause mda|mta|smtp       resume mda|mta|smtp\n"
 	    "  log verbose|brief        update table NAME\n"
@@ -429,6 +431,18 @@ main(int argc, char **argv)
 			fprintf(stderr, "smtpctl: invalid id: %s\n", argv[1]);
 			exit(64);
 		}
+	} else if ((strcmp(argv[0], "hold") == 0 ||
+	    strcmp(argv[0], "release") == 0) && argc == 2) {
+		struct passwd	*pw;
+
+		req.cmd = argv[0][0] == 'h' ? CTL_HOLD : CTL_RELEASE;
+		if (parse_id(argv[1], &req.id) == -1) {
+			fprintf(stderr, "smtpctl: invalid id: %s\n", argv[1]);
+			exit(64);
+		}
+		/* for the reason, "smtpctl hold by NAME"; the queue checks it */
+		if ((pw = getpwuid(getuid())) != NULL)
+			snprintf(req.arg, sizeof(req.arg), "%s", pw->pw_name);
 	} else if ((strcmp(argv[0], "pause") == 0 ||
 	    strcmp(argv[0], "resume") == 0) && argc >= 2) {
 		int pause = strcmp(argv[0], "pause") == 0;
