@@ -24,7 +24,7 @@ libmilter can give at that stage (libmilter keeps the macros of earlier
 stages of the same message and connection, so a macro shows at its
 stage and after).
 
-The script (JSON, every key optional):
+The script (JSON, every key optional), read anew at each connection:
   "reply": {STAGE: REPLY}    the reply at that stage; REPLY is one of
       "continue" "accept" "reject" "tempfail" "discard" "skip", or
       {"action": "reject", "setreply": [CODE, XCODE|null, TEXT, MORE...]}
@@ -95,7 +95,7 @@ REPLIES = {
     "discard": Milter.DISCARD, "skip": Milter.SKIP,
 }
 
-SCRIPT = {}
+SCRIPT_PATH = None
 LOG = None
 LOG_LOCK = threading.Lock()
 CONN_SEQ = [0]
@@ -120,6 +120,12 @@ class Scripted(Milter.Base):
         with LOG_LOCK:
             CONN_SEQ[0] += 1
             self.conn = CONN_SEQ[0]
+        # read anew for each connection: a test changes the script
+        # between SMTP sessions without restarting the filter
+        self.script = {}
+        if SCRIPT_PATH is not None:
+            with open(SCRIPT_PATH) as f:
+                self.script = json.load(f)
 
     def event(self, stage, *args):
         macros = {}
@@ -134,16 +140,16 @@ class Scripted(Milter.Base):
              "args": [text(a) if not isinstance(a, (list, tuple)) else
                       [text(x) for x in a] for a in args],
              "macros": macros})
-        if SCRIPT.get("crash_at") == stage:
+        if self.script.get("crash_at") == stage:
             log({"conn": self.conn, "stage": "crash"})
             os._exit(3)
-        if SCRIPT.get("hang_at") == stage:
+        if self.script.get("hang_at") == stage:
             log({"conn": self.conn, "stage": "hang"})
             time.sleep(3600)
-        delay = SCRIPT.get("sleep", {}).get(stage)
+        delay = self.script.get("sleep", {}).get(stage)
         if delay:
             time.sleep(delay)
-        return self.answer(stage, SCRIPT.get("reply", {}).get(stage),
+        return self.answer(stage, self.script.get("reply", {}).get(stage),
                            args)
 
     def answer(self, stage, spec, args):
@@ -168,19 +174,19 @@ class Scripted(Milter.Base):
         log({"conn": self.conn, "stage": "negotiate",
              "args": [actions, proto]})
         self._actions = actions
-        for stage, names in SCRIPT.get("symlist", {}).items():
+        for stage, names in self.script.get("symlist", {}).items():
             # (Base.setsymlist() hands libmilter bytes, which python3's
             # milter module refuses: the context's own call takes str)
             self._ctx.setsymlist(STAGE_MACRO[stage], names)
         want = proto & (Milter.P_SKIP | Milter.P_RCPT_REJ |
                         Milter.P_HDR_LEADSPC)
-        if not SCRIPT.get("leadspace"):
+        if not self.script.get("leadspace"):
             want &= ~Milter.P_HDR_LEADSPC
-        if not SCRIPT.get("rcpt_rej"):
+        if not self.script.get("rcpt_rej"):
             want &= ~Milter.P_RCPT_REJ
-        for stage in SCRIPT.get("noreply", []):
+        for stage in self.script.get("noreply", []):
             want |= proto & STAGE_PROTO[stage][0]
-        for stage in SCRIPT.get("nocallback", []):
+        for stage in self.script.get("nocallback", []):
             want |= proto & STAGE_PROTO[stage][1]
         opts[1] = self._protocol = want
         opts[2] = opts[3] = 0
@@ -230,18 +236,18 @@ class Scripted(Milter.Base):
     def eom(self):
         # log first (the macros), then modify, then reply
         self.event_log_only("eom")
-        if SCRIPT.get("crash_at") == "eom":
+        if self.script.get("crash_at") == "eom":
             os._exit(3)
-        if SCRIPT.get("hang_at") == "eom":
+        if self.script.get("hang_at") == "eom":
             log({"conn": self.conn, "stage": "hang"})
             time.sleep(3600)
-        end = time.monotonic() + SCRIPT.get("progress_sleep", 0)
+        end = time.monotonic() + self.script.get("progress_sleep", 0)
         while time.monotonic() < end:
             self.progress()
             time.sleep(1)
-        for op in SCRIPT.get("eom", []):
+        for op in self.script.get("eom", []):
             self.modify(op)
-        return self.answer("eom", SCRIPT.get("reply", {}).get("eom"), [])
+        return self.answer("eom", self.script.get("reply", {}).get("eom"), [])
 
     def event_log_only(self, stage):
         macros = {}
@@ -280,14 +286,15 @@ class Scripted(Milter.Base):
 
 
 def main():
-    global LOG
+    global LOG, SCRIPT_PATH
     if len(sys.argv) not in (3, 4):
         sys.stderr.write("usage: scripted_milter.py SOCKET LOGFILE "
                          "[SCRIPT.json]\n")
         return 2
     if len(sys.argv) == 4:
-        with open(sys.argv[3]) as f:
-            SCRIPT.update(json.load(f))
+        SCRIPT_PATH = sys.argv[3]
+        with open(SCRIPT_PATH) as f:
+            json.load(f)	# a broken script fails now, not per connection
     LOG = open(sys.argv[2], "a")
     Milter.factory = Scripted
     log({"stage": "ready", "pid": os.getpid()})
