@@ -258,21 +258,25 @@ def test_modifications_byte_for_byte():
         conn = filt.last_conn()
         # what the filter was shown: no Received:, the value after the
         # one space, folded lines joined by LF, the body in CRLF
+        errors = []
         hdrs = [e["args"] for e in filt.events(conn, "header")]
-        assert hdrs == [
-            ["From", "A <a@example.org>"], ["To", RCPT2],
-            ["Subject", marker], ["X-Tab", "\tvalue with tab"],
-            ["X-Dup", "one"], ["X-Dup", "two"], ["X-Dup", "three"],
-            ["Message-ID", "<%s@example.org>" % marker],
-            ["Date", "Mon, 7 Dec 2026 10:00:00 +0000"]], hdrs
+        want = [["From", "A <a@example.org>"], ["To", RCPT2],
+                ["Subject", marker], ["X-Tab", "\tvalue with tab"],
+                ["X-Dup", "one"], ["X-Dup", "two"], ["X-Dup", "three"],
+                ["Message-ID", "<%s@example.org>" % marker],
+                ["Date", "Mon, 7 Dec 2026 10:00:00 +0000"]]
+        if hdrs != want:
+            errors.append("the filter was shown %r, expected %r"
+                          % (hdrs, want))
         body = "".join(e["args"][0] for e in filt.events(conn, "body"))
-        assert body == "line one %s\r\n\r\nline three  \r\n" % marker, \
-            repr(body)
+        if body != "line one %s\r\n\r\nline three  \r\n" % marker:
+            errors.append("the filter was shown the body %r" % body)
 
         top, rest = split_head(got)
-        assert top == "Return-Path: <z@example.org>\nDelivered-To: %s\n" \
-            % RCPT1, top
-        assert rest == (
+        want = "Return-Path: <z@example.org>\nDelivered-To: %s\n" % RCPT1
+        if top != want:
+            errors.append("delivered with %r, expected %r" % (top, want))
+        want = (
             "X-Ins0: at zero\n"
             "<Received>\n"
             "X-Ins2: at two\n"
@@ -288,9 +292,13 @@ def test_modifications_byte_for_byte():
             "X-Added: added value\n"
             "\n"
             "new body\n"
-            "second %s\n" % (RCPT2, marker, marker, marker)), rest
+            "second %s\n" % (RCPT2, marker, marker, marker))
+        if rest != want:
+            errors.append("delivered:\n%s\nexpected:\n%s" % (rest, want))
         time.sleep(WAIT_NOT)
-        assert mbox_with(marker) == 0, "the deleted recipient got it"
+        if mbox_with(marker) != 0:
+            errors.append("the deleted recipient got it")
+        assert errors == [], "\n".join(errors)
 
         # a recipient added without arguments, next to the original
         marker = unique("addrcpt")
@@ -376,10 +384,19 @@ def test_macros_at_each_stage():
     """The macros of the issue's list, each at its stage with its
     value, as the packets show them; the connect and MAIL/RCPT commands'
     arguments; then the filter's own lists (SETSYMLIST): only what it
-    asked for, a macro without a value left out."""
+    asked for, a macro without a value left out.  Every mismatch is
+    listed before the test fails."""
     need_pymilter()
     fixture.reset_maildir(TEST_USER1)
     conf = milter_conf([("a", PORT_TAP, "")], ["a"])
+    errors = []
+
+    def check(got, want, what):
+        if got != want:
+            errors.append("%s: got %r, expected %r" % (what, got, want))
+
+    def first(m, cmd):
+        return (m.get(cmd) or [{}])[0]
     with Filter(PORT_A) as filt, Tap(PORT_TAP, PORT_A) as tap, \
             Daemon(conf=conf) as d:
         marker = unique("macros")
@@ -393,48 +410,56 @@ def test_macros_at_each_stage():
         wait_delivered(marker)
         pk = tap.packets(tap.last_conn())
         m = macros_by_stage(pk)
-        host = m["C"][0].get("j")
-        assert host, m["C"]
-        c = m["C"][0]
+        c = first(m, "C")
+        host = c.get("j")
+        assert host, "no j at connect: %s" % m
+        rdns = c.get("{client_name}")
+        if rdns not in ("localhost", "unknown"):
+            errors.append("{client_name} %r" % rdns)
         for name, value in [("{daemon_name}", host),
                             ("{daemon_addr}", "127.0.0.1"),
                             ("{client_addr}", "127.0.0.1"),
                             ("{client_port}", str(client_port)),
-                            ("{if_addr}", "127.0.0.1")]:
-            assert c.get(name) == value, (name, c)
-        rdns = c.get("{client_name}")
-        assert rdns in ("localhost", "unknown"), c
-        assert c.get("{client_ptr}") == rdns, c
-        assert c.get("_") == "%s [127.0.0.1]" % rdns, c
-        assert c.get("v"), c
-        conn = commands(pk, "C")[0]["data"]
+                            ("{client_ptr}", rdns),
+                            ("{if_addr}", "127.0.0.1"),
+                            ("_", "%s [127.0.0.1]" % rdns),
+                            ("v", c.get("v") or "(a value)")]:
+            check(c.get(name), value, "connect macro " + name)
         # an unknown name as Sendmail writes it (Postfix's milter8.c)
         shown = "[127.0.0.1]" if rdns == "unknown" else rdns
-        assert conn == "%s\x004%s127.0.0.1\x00" % (
-            shown, chr(client_port >> 8) + chr(client_port & 0xff)), \
-            repr(conn)
-        assert commands(pk, "H")[0]["data"] == "helo.example.org\x00"
-        mail = m["M"][0]
-        assert mail.get("{mail_addr}") == SENDER, mail
-        assert mail.get("{mail_host}") == "example.org", mail
-        assert mail.get("{mail_mailer}") == "smtp", mail
-        for absent in ("{auth_type}", "{auth_authen}"):
-            assert absent not in mail, mail
-        assert commands(pk, "M")[0]["data"] == \
-            "<%s>\x00BODY=8BITMIME\x00SIZE=300\x00" % SENDER
-        rcpt = m["R"][0]
-        assert rcpt.get("{rcpt_addr}") == RCPT1, rcpt
-        assert rcpt.get("{rcpt_host}") == "example.test", rcpt
-        assert rcpt.get("{rcpt_mailer}"), rcpt
-        assert commands(pk, "R")[0]["data"] == "<%s>\x00" % RCPT1
-        # the queue id: from the first stage it exists, at the end of
-        # the message, the one the client was told
-        assert m["E"][-1].get("i") == qid, (m["E"], qid)
-        for cmd in ("T", "N"):
-            assert m.get(cmd, [{}])[-1].get("i") == qid, (cmd, m.get(cmd))
-        for tls in ("{tls_version}", "{cipher}", "{cipher_bits}",
-                    "{cert_subject}", "{cert_issuer}"):
-            assert all(tls not in v for vs in m.values() for v in vs), m
+        check(commands(pk, "C")[0]["data"], "%s\x004%s127.0.0.1\x00" % (
+            shown, chr(client_port >> 8) + chr(client_port & 0xff)),
+            "SMFIC_CONNECT")
+        check(commands(pk, "H")[0]["data"], "helo.example.org\x00",
+              "SMFIC_HELO")
+        check(first(m, "H"), {}, "macros at HELO without TLS")
+        mail = first(m, "M")
+        for name, value in [("{mail_addr}", SENDER),
+                            ("{mail_host}", "example.org"),
+                            ("{mail_mailer}", "smtp"),
+                            ("{auth_type}", None),
+                            ("{auth_authen}", None)]:
+            check(mail.get(name), value, "MAIL macro " + name)
+        check(commands(pk, "M")[0]["data"],
+              "<%s>\x00BODY=8BITMIME\x00SIZE=300\x00" % SENDER,
+              "SMFIC_MAIL")
+        rcpt = first(m, "R")
+        for name, value in [("{rcpt_addr}", RCPT1),
+                            ("{rcpt_host}", "example.test"),
+                            ("{rcpt_mailer}", rcpt.get("{rcpt_mailer}") or
+                             "(a value)")]:
+            check(rcpt.get(name), value, "RCPT macro " + name)
+        check(commands(pk, "R")[0]["data"], "<%s>\x00" % RCPT1,
+              "SMFIC_RCPT")
+        # the queue id the client was told, from DATA on (Postfix has
+        # it from the first accepted RCPT)
+        for cmd in ("T", "L", "N", "B", "E"):
+            check([v.get("i") for v in m.get(cmd, [])][-1:], [qid],
+                  "i before %s" % cmd)
+        for name in ("{tls_version}", "{cipher}", "{cipher_bits}",
+                     "{cert_subject}", "{cert_issuer}"):
+            check([cmd for cmd, vs in m.items() for v in vs if name in v],
+                  [], "%s without TLS" % name)
 
         # the filter's own lists
         filt.set({"symlist": {
@@ -453,14 +478,17 @@ def test_macros_at_each_stage():
             assert_reply(t["dot"], 250, what="end of data")
             qid = fixture.queue_id(t["dot"])
         m = macros_by_stage(tap.packets(tap.last_conn()))
-        assert m["C"] == [{"{client_addr}": "127.0.0.1", "j": host}], m
-        assert m.get("H", [{}]) == [{"{client_port}": str(client_port)}], m
-        assert m["M"] == [{"{mail_host}": "example.org"}], m
-        assert m["R"] == [{"{rcpt_host}": "example.test",
-                           "{rcpt_addr}": RCPT1}], m
-        assert m["T"] == [{"{mail_addr}": SENDER}], m
-        assert m["N"] == [{"{daemon_addr}": "127.0.0.1"}], m
-        assert m["E"] == [{"i": qid, "{client_addr}": "127.0.0.1"}], m
+        for cmd, want in [
+                ("C", [{"{client_addr}": "127.0.0.1", "j": host}]),
+                ("H", [{"{client_port}": str(client_port)}]),
+                ("M", [{"{mail_host}": "example.org"}]),
+                ("R", [{"{rcpt_host}": "example.test",
+                        "{rcpt_addr}": RCPT1}]),
+                ("T", [{"{mail_addr}": SENDER}]),
+                ("N", [{"{daemon_addr}": "127.0.0.1"}]),
+                ("E", [{"i": qid, "{client_addr}": "127.0.0.1"}])]:
+            check(m.get(cmd), want, "SETSYMLIST macros before " + cmd)
+    assert errors == [], "\n".join(errors)
 
 
 def test_tls_and_auth_macros():
