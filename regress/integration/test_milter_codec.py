@@ -30,6 +30,7 @@ No daemon is started.  The filter listens on a loopback port from
 """
 
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -229,8 +230,10 @@ class Filter:
                 self.port = port
                 return self
             self.stop()
+        log = self.output()
+        shutil.rmtree(self.dir, ignore_errors=True)
         raise fixture.FixtureError("the filter did not start on any of "
-                                   "ports 15400-15409:\n" + self.output())
+                                   "ports 15400-15409:\n" + log)
 
     def output(self):
         try:
@@ -251,6 +254,7 @@ class Filter:
 
     def __exit__(self, *exc):
         self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def esc(token):

@@ -32,6 +32,7 @@
 
 #include "config.h"
 #include "imsg.h"
+#include "log.h"
 #include "milter_connect.h"
 #include "mproc.h"
 #include "proc.h"
@@ -503,6 +504,79 @@ test_show(void **state)
 	assert_int_equal(n, 2);
 }
 
+/*
+ * A filter that is down: five failures, one log line; it comes back
+ * (something listens on its port now): logged, and its state is up.
+ */
+static void
+test_log_once_then_recovery(void **state)
+{
+	struct milter_connect	ans;
+	struct milter_stats	st;
+	char			text[256], path[] = "/tmp/test_mconn.log.XXXXXX";
+	char			buf[4096], *c;
+	uint16_t		port = closed_port();
+	ssize_t			n;
+	int			fd, lfd, logfd, saved, i, lines = 0;
+
+	(void)state;
+	snprintf(text, sizeof(text), "milter flaky inet:127.0.0.1:%u\n", port);
+	load_conf(text);
+	logfd = mkstemp(path);
+	assert_true(logfd != -1);
+	unlink(path);
+	fflush(stderr);
+	saved = dup(2);
+	assert_int_equal(dup2(logfd, 2), 2);
+	for (i = 0; i < 5; i++) {
+		request("flaky", (uint32_t)i);
+		assert_int_equal(answer(&ans, &fd, 5000), 0);
+		assert_int_equal(ans.status, PROTO_TEMPFAIL);
+	}
+	milter_stats_sum("flaky", &st);
+	assert_int_equal(st.errors, 5);
+	assert_int_equal(st.state, MILTER_STATE_DOWN);
+
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	{
+		struct sockaddr_in	sin;
+		int			one = 1;
+
+		setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sin.sin_port = htons(port);
+		if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+			dup2(saved, 2);
+			close(lfd);
+			skip();		/* someone took the port meanwhile */
+		}
+	}
+	assert_int_equal(listen(lfd, 4), 0);
+	request("flaky", 99);
+	assert_int_equal(answer(&ans, &fd, 5000), 0);
+	assert_int_equal(ans.status, PROTO_OK);
+	close(fd);
+	close(lfd);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+
+	n = pread(logfd, buf, sizeof(buf) - 1, 0);
+	close(logfd);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	for (c = buf; (c = strstr(c, "milter flaky: connect to")) != NULL; c++)
+		lines++;
+	if (lines != 1)
+		fail_msg("%d lines for 5 failures:\n%s", lines, buf);
+	assert_non_null(strstr(buf, "milter flaky: reachable again"));
+	milter_stats_sum("flaky", &st);
+	assert_int_equal(st.state, MILTER_STATE_UP);
+	assert_int_equal(st.errors, 5);	/* the past failures still count */
+}
+
 static void
 test_validators(void **state)
 {
@@ -546,8 +620,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_stats_sum, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_show, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_once_then_recovery,
+		    setup, teardown),
 		cmocka_unit_test(test_validators),
 	};
 
+	log_init(1, 0);		/* the lines to stderr, where a test reads */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
