@@ -323,12 +323,20 @@ static void
 send_header(struct milter_conn *c, const struct mhdr *h)
 {
 	const char	*v = h->value;
+	size_t		 nlen, vlen;
 
+	/* Postfix strips the spaces after the ':', not a tab */
 	if (!leadspc(c))
-		while (*v == ' ' || *v == '\t')
+		while (*v == ' ')
 			v++;
-	if (milter_put_header(c->out, h->name, strlen(h->name), v,
-	    strlen(v)) == -1)
+	nlen = strlen(h->name);
+	vlen = strlen(v);
+	/* libmilter drops a command of more than 64 KB, and the filter
+	 * with it: a longer field is shown cut (it is not changed) */
+	if (nlen + vlen + 2 > MILTER_CHUNK_MAX)
+		vlen = nlen + 2 < MILTER_CHUNK_MAX ? MILTER_CHUNK_MAX - nlen -
+		    2 : 0;
+	if (milter_put_header(c->out, h->name, nlen, v, vlen) == -1)
 		fatalx("milter_put_header");
 }
 
@@ -416,6 +424,8 @@ eom_pump(struct milter_sess *ms, struct milter_conn *c)
 				e->hi++;
 				continue;
 			}
+			/* Postfix: the queue id before each field */
+			milter_put_stage_macros(c, SMFIM_EOH, SMFIC_HEADER);
 			send_header(c, &e->h[e->hi++]);
 			if (c->protocol & SMFIP_NR_HDR)
 				continue;
@@ -440,6 +450,7 @@ eom_pump(struct milter_sess *ms, struct milter_conn *c)
 				continue;
 			}
 			/* one chunk, one packet, one reply */
+			milter_put_stage_macros(c, SMFIM_EOH, SMFIC_BODY);
 			if (milter_put_body(c->out, chunk, n) == -1)
 				fatalx("milter_put_body");
 			if (c->protocol & SMFIP_NR_BODY)
@@ -1123,6 +1134,7 @@ eom_envelope(struct milter_sess *ms)
 			    tx->msgid, e->chgfrom_args, reply);
 		else {
 			tx->mailfrom = a;
+			addr_to_string(&a, text, sizeof(text));
 			if (e->chgfrom_args != NULL) {
 				tx->mp.evflags = (tx->mp.evflags &
 				    ~(EF_DSN_RET_FULL | EF_DSN_RET_HDRS)) |
@@ -1133,7 +1145,7 @@ eom_envelope(struct milter_sess *ms)
 					    mp.envid);
 			}
 			log_info("%08x: milter: sender changed to <%s>",
-			    tx->msgid, e->chgfrom);
+			    tx->msgid, text);
 		}
 	}
 	for (i = 0; i < e->ndelrcpt; i++) {

@@ -379,6 +379,7 @@ int	bdat_consume(struct session *s);
 /* smtp_data.c, for the milters' rewrite of a message */
 int	smtp_data_take_spare(uint32_t *msgid, int *fd);
 void	smtp_data_reserve(struct session *);
+void	smtp_data_spares_prefill(void);
 void	smtp_data_return_spare(uint32_t msgid, int fd);
 void	smtp_data_rescan(struct session *);
 
