@@ -54,6 +54,12 @@
 # it runs in a network namespace of its own (unshare from util-linux, ip
 # from iproute2) with dnsmasq answering there.
 #
+# libmilter-dev (issue 19): "make bench SCENARIOS=milter" builds its
+# no-op milter, regress/milter/noop_milter.c, on Sendmail's libmilter,
+# the library the Debian filters are written on, and links its static
+# archive (the fixture counts libmilter's reads and writes).  Posthaste's
+# own milter client links nothing of it.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -114,6 +120,7 @@ PACKAGES="
 	python3-authres
 	libopendmarc2
 	rbldnsd
+	libmilter-dev
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
