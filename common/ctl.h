@@ -35,6 +35,8 @@ enum ctl_cmd {
 	CTL_SHOW_QUEUE_ENTRIES,
 	/* the DMARC aggregate reports of the rows so far, now */
 	CTL_DMARC_REPORT_NOW,
+	/* the mail filters: IMSG_CTL_MILTER replies, from the parent */
+	CTL_SHOW_MILTERS,
 };
 
 /*

@@ -151,10 +151,11 @@ int	milter_put_macros(struct evbuffer *out, char cmd,
 /*
  * SMFIC_CONNECT: the client's host name ("[192.0.2.1]" when it has
  * none, as Postfix sends), then its family and port and address text
- * from ss: '4' or '6' with the port (host order here) and the address
- * in text, 'L' for a unix socket with port 0 and path text ("" if
- * unknown); ss NULL or any other family sends 'U' (unknown) and no
- * port or address.
+ * from ss: '4' or '6' with the port (taken from ss, where it is in
+ * network order already, and sent so) and the address in text
+ * ("192.0.2.1", "2001:db8::1": no "IPv6:" prefix), 'L' for a unix
+ * socket with port 0 and path text ("" if path is NULL); ss NULL or any
+ * other family sends 'U' (unknown) and no port or address.
  */
 int	milter_put_connect(struct evbuffer *out, const char *hostname,
 	    const struct sockaddr_storage *ss, const char *path);
@@ -216,8 +217,20 @@ struct milter_reply {
  * terminated in place where the protocol leaves them so) and must stay
  * alive while r is used.  0 and r filled in, or -1 with *err saying
  * what is wrong: an unknown reply, a string without its NUL, a missing
- * field, trailing bytes where the reply has none, a header name that is
- * empty or not printable, an OPTNEG with a version under 2.
+ * field, trailing bytes where the reply has none (libmilter sends no
+ * data with accept, continue, discard, reject, tempfail, skip,
+ * progress, shutdown, conn_fail: a lone NUL is refused too), a header
+ * name that is empty or not printable, a header value that would not
+ * be one header field in the spool, an OPTNEG with a version under 2
+ * or over MILTER_VERSION or a macro list for a stage >= SMFIM_COUNT or
+ * twice for one stage, an SMFIR_SETSYMLIST packet (libmilter sends the
+ * lists inside its OPTNEG reply only), control characters in an
+ * address, a quarantine reason or a macro list.  What exactly passes is
+ * in milter.c's opening comment.  Header values are the one field
+ * modified: a CRLF in them becomes LF (the spool's line end).  The
+ * REPLYCODE text is only checked to be a string here: see
+ * milter_reply_check().  Flags outside what was offered (OPTNEG) and
+ * header indexes are the caller's to judge.
  */
 int	milter_parse_reply(uint8_t *pkt, size_t len, struct milter_reply *r,
 	    const char **err);
@@ -227,8 +240,10 @@ int	milter_parse_reply(uint8_t *pkt, size_t len, struct milter_reply *r,
  * several lines "550-5.7.1 a\r\n550 5.7.1 b"; lines separated by CRLF
  * or LF): check it and split it into lines.  Accepted: 1 to
  * MILTER_REPLY_LINES lines, each a three-digit code 4xx or 5xx, the
- * same on every line, then '-' on every line but the last and ' ' (or
- * the end) on the last, then printable US-ASCII (and HTAB) only, each
+ * same on every line (second digit 0-5, RFC 5321 4.2), then '-' on
+ * every line but the last and ' ' (or the end) on the last, then
+ * printable US-ASCII (and HTAB) only, no empty line (a trailing line
+ * end is one), each
  * line at most MILTER_REPLY_LINE_MAX bytes.  lines[i] gets the i-th
  * line as the SMTP client will see it ("550-5.7.1 a"; a last line with
  * no text gets no trailing space), each NUL-terminated in buf (at
@@ -248,7 +263,10 @@ int	milter_reply_check(const char *text, char *buf, size_t bufsize,
  */
 const char *milter_macro_canon(const char *name, char *buf, size_t size);
 
-/* printable names for logs and smtpctl: "continue", "reject"... */
+/*
+ * printable names for logs and smtpctl: "continue", "reject"...; "?"
+ * for a byte that is no reply (command)
+ */
 const char *milter_reply_name(char cmd);
 const char *milter_command_name(char cmd);
 

@@ -158,3 +158,29 @@ proto_valid_keys_dkim_ident(const struct keys_dkim_ident *k)
 		return -1;
 	return 0;
 }
+
+int
+proto_valid_milter_connect(const struct milter_connect *c)
+{
+	if (c->status > PROTO_PERMFAIL || !STR_OK(c->name) ||
+	    !STR_OK(c->error) || c->name[0] == '\0')
+		return -1;
+	return 0;
+}
+
+int
+proto_valid_milter_stats(const struct milter_stats *s)
+{
+	if (s->state > MILTER_STATE_DOWN || !STR_OK(s->name) ||
+	    !STR_OK(s->error) || s->name[0] == '\0')
+		return -1;
+	return 0;
+}
+
+int
+proto_valid_ctl_milter(const struct ctl_milter *m)
+{
+	if (!STR_OK(m->address) || proto_valid_milter_stats(&m->st) == -1)
+		return -1;
+	return 0;
+}

@@ -125,6 +125,9 @@ enum imsg_type {
 	IMSG_MILTER_CONNECT,	/* struct milter_connect */
 	/* smtp worker -> parent: its counters of one filter (smtpctl) */
 	IMSG_MILTER_STATS,	/* struct milter_stats */
+	/* parent -> control -> smtpctl: show milters, one per filter,
+	 * then an IMSG_CTL_REPLY with the end flag */
+	IMSG_CTL_MILTER,	/* struct ctl_milter */
 
 	IMSG_MAX
 };
@@ -599,5 +602,20 @@ struct milter_stats {
 
 int	proto_valid_milter_connect(const struct milter_connect *);
 int	proto_valid_milter_stats(const struct milter_stats *);
+
+/*
+ * smtpctl show milters: one filter of the running configuration, its
+ * address as written and the counters of every worker added up (the
+ * parent's own connect failures in errors); state MILTER_STATE_UNUSED
+ * and since 0 when no worker has used it yet.
+ */
+struct ctl_milter {
+	uint32_t	reqid;
+	int64_t		now;		/* the parent's clock, time(3) */
+	char		address[1024];	/* struct milter_conf.address */
+	struct milter_stats st;
+};
+
+int	proto_valid_ctl_milter(const struct ctl_milter *);
 
 #endif

@@ -340,6 +340,13 @@ struct milter_conf *config_find_milter(const struct smtpd_config *,
 		    const char *);
 /* the milter at index i of conf->milters, or NULL */
 struct milter_conf *config_milter_at(const struct smtpd_config *, int i);
+/* "tempfail", "accept", ... */
+const char	*config_milter_on_error_name(enum milter_default);
+/* where its socket address points: "/run/f.sock", "::1 port 11332" */
+const char	*config_milter_sockaddr(const struct milter_conf *, char *,
+		    size_t);
+/* smtpd -n: the filters, where they are reached, and the chains */
+void		 config_print_milters(const struct smtpd_config *, FILE *);
 /* a pki some listener or relay action uses: its files are loaded */
 int		 config_pki_used(const struct smtpd_config *, const struct pki *);
 /* a pki's place in conf->pkis: its key's id in the keys process */

@@ -499,6 +499,18 @@ get_scalar(struct parser *p, enum scalar_kind kind, const char *what,
 }
 
 int
+conf_get_duration(struct parser *p, const char *what, long long min,
+    long long max, time_t *out)
+{
+	long long v;
+
+	if (get_scalar(p, SCALAR_SECONDS, what, min, max, &v) == -1)
+		return -1;
+	*out = (time_t)v;
+	return 0;
+}
+
+int
 conf_get_port(struct parser *p, const char *what, uint16_t *port)
 {
 	long long v;
@@ -981,10 +993,12 @@ static const struct {
     {"mailname", parse_hostname_statement},
     {"match", parse_match},
     {"mda", parse_option},
+    {"milter", parse_milter},
     {"mta", parse_option},
     {"pki", parse_pki},
     {"queue", parse_option},
     {"resolver", parse_resolver},
+    {"sendmail", parse_sendmail},
     {"smtp", parse_option},
     {"socket", parse_path_statement},
     {"spool", parse_path_statement},
@@ -1083,6 +1097,10 @@ resolve_refs(struct parser *p)
 						   "no action \"%s\" defined",
 						   r->name);
 			break;
+		case REF_MILTER:
+			if (milter_resolve_ref(p, r) == -1)
+				return -1;
+			break;
 		}
 	}
 	return 0;
@@ -1128,6 +1146,7 @@ config_new(void)
 	TAILQ_INIT(&conf->listeners);
 	TAILQ_INIT(&conf->actions);
 	TAILQ_INIT(&conf->matches);
+	TAILQ_INIT(&conf->milters);
 	memcpy(conf->spool, SMTPD_SPOOL_DEFAULT, sizeof(SMTPD_SPOOL_DEFAULT));
 	memcpy(conf->socket, SMTPD_SOCKET_DEFAULT,
 	       sizeof(SMTPD_SOCKET_DEFAULT));
@@ -1469,6 +1488,7 @@ config_free(struct smtpd_config *conf)
 		TAILQ_REMOVE(&conf->matches, m, entry);
 		free(m);
 	}
+	config_free_milters(conf);
 	free(conf);
 }
 

@@ -66,14 +66,17 @@ enum ref_kind {
 	REF_LISTENER_TLS,  /* tls without "pki NAME": find one by host */
 	REF_PKI_COMPLETE,  /* a pki needs both cert and key */
 	REF_ACTION,	   /* match ... action "NAME" */
+	REF_MILTER,	   /* a chain's "milter NAME": listener or sendmail */
 };
 
 struct ref {
 	enum ref_kind kind;
 	int line;
 	char name[CONF_HOST_MAX];
-	struct listener *listener; /* REF_LISTENER_TLS: first of n */
+	struct listener *listener; /* REF_LISTENER_TLS: first of n;
+				    * REF_MILTER: NULL = the sendmail chain */
 	int nlisteners;
+	int slot;	     /* REF_MILTER: the place in the chain */
 	struct match *match; /* REF_ACTION */
 };
 
@@ -137,6 +140,23 @@ int	conf_valid_ip(const char *s);
 int	conf_valid_cidr(const char *s);
 const char	*conf_check_relay_url(const char *url, enum url_scheme *scheme);
 int	conf_get_port(struct parser *p, const char *what, uint16_t *port);
+int	conf_get_duration(struct parser *p, const char *what, long long min,
+	    long long max, time_t *out);
+
+/* parse_milter.c: a chain's names, before its listeners exist */
+struct milter_chain {
+	int	n;
+	int	line;			/* of the "milter" keyword */
+	char	name[CONF_MILTER_CHAIN][CONF_NAME_MAX];
+	int	lines[CONF_MILTER_CHAIN];
+};
+int	parse_milter(struct parser *p, const char *keyword, int line);
+int	parse_sendmail(struct parser *p, const char *keyword, int line);
+int	parse_milter_chain(struct parser *p, struct milter_chain *chain);
+int	milter_chain_refs(struct parser *p, const struct milter_chain *chain,
+	    struct listener *first, int n);
+int	milter_resolve_ref(struct parser *p, const struct ref *r);
+void	config_free_milters(struct smtpd_config *conf);
 
 int	parse_listen(struct parser *p, const char *keyword, int line);
 int	parse_action(struct parser *p, const char *keyword, int line);

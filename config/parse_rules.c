@@ -233,10 +233,12 @@ parse_listen(struct parser *p, const char *keyword, int line)
 	int n = 0, have_port = 0, family_set = 0;
 	int tls_set = 0, auth_set = 0;
 	int submission_set = 0;
+	struct milter_chain milters;
 	struct ref *r;
 
 	(void)keyword;
 	memset(&tmpl, 0, sizeof(tmpl));
+	memset(&milters, 0, sizeof(milters));
 	if (!tok_is_keyword(t = tok_next(p), "on"))
 		return parse_unexpected(p, t, "\"on\" after listen");
 	if (conf_get_string(p, tmpl.ifname, sizeof(tmpl.ifname),
@@ -366,6 +368,13 @@ parse_listen(struct parser *p, const char *keyword, int line)
 		} else if (tok_is_keyword(t, "auth-cram-md5")) {
 			if (tmpl.auth_cram_md5++)
 				return listen_option_twice(p, t);
+		} else if (tok_is_keyword(t, "milter")) {
+			/* "milter NAME" or "milter { A B }" (parse_milter.c) */
+			if (milters.n > 0)
+				return listen_option_twice(p, t);
+			if (parse_milter_chain(p, &milters) == -1)
+				return -1;
+			tmpl.nmilters = milters.n;
 		} else
 			return parse_syntax_error(p, t);
 	}
@@ -393,6 +402,8 @@ parse_listen(struct parser *p, const char *keyword, int line)
 				   "(auth <table>)",
 				   tmpl.ifname);
 	if (expand_listen(p, &tmpl, family, line, &first, &n) == -1)
+		return -1;
+	if (milters.n > 0 && milter_chain_refs(p, &milters, first, n) == -1)
 		return -1;
 	if (tmpl.tls != LISTEN_TLS_NONE && tmpl.pki[0] == '\0') {
 		if ((r = conf_add_ref(p, REF_LISTENER_TLS, line, tmpl.hostname)) ==

@@ -178,6 +178,7 @@ cmd_needs_root(uint32_t cmd)
 	case CTL_SHOW_QUEUE_ENTRIES:	/* the queue shows each user his own */
 	case CTL_SHOW_STATS:
 	case CTL_SHOW_STATUS:
+	case CTL_SHOW_MILTERS:	/* names, addresses, counters: as stats */
 	case CTL_SUBMIT:
 		return 0;
 	default:
@@ -272,6 +273,14 @@ client_dispatch(struct mproc *p, struct imsg *m)
 	case CTL_LOG_BRIEF:
 		log_setverbose(req.cmd == CTL_LOG_VERBOSE);
 		client_reply(c, 0, "logging level changed");
+		return;
+	case CTL_SHOW_MILTERS:
+		/* the parent holds the running configuration and the
+		 * workers' counters (smtpd/milter_connect.c) */
+		mproc_compose(&c_parent, IMSG_CTL_REQUEST, c->id, -1, &req,
+		    sizeof(req));
+		if (++c->inflight >= CONTROL_MAX_INFLIGHT)
+			mproc_hold_reading(&c->mp, 1);
 		return;
 	default:
 		mproc_compose(&c_queue, IMSG_CTL_REQUEST, c->id, -1, &req,
@@ -399,23 +408,31 @@ on_accept(evutil_socket_t lfd, short ev, void *arg)
 	client_touch(c);
 }
 
+/* a reply from the queue or the parent, on to its client */
+static void
+control_reply(struct mproc *p, struct imsg *m)
+{
+	struct ctl_reply	 r;
+	struct ctl_client	*c;
+
+	PROTO_READ(p, m, &r, proto_valid_ctl_reply);
+	if ((c = client_find(r.reqid)) == NULL)
+		return;		/* the client went away */
+	mproc_compose(&c->mp, IMSG_CTL_REPLY, 0, -1, &r, sizeof(r));
+	client_touch(c);
+	if (r.end && c->inflight > 0 && --c->inflight < CONTROL_MAX_INFLIGHT)
+		mproc_hold_reading(&c->mp, 0);
+}
+
 static void
 control_queue_dispatch(struct mproc *p, struct imsg *m)
 {
-	struct ctl_reply	 r;
 	struct ctl_queue_entry	 q;
 	struct ctl_client	*c;
 
 	switch (m->hdr.type) {
 	case IMSG_CTL_REPLY:
-		PROTO_READ(p, m, &r, proto_valid_ctl_reply);
-		if ((c = client_find(r.reqid)) == NULL)
-			return;		/* the client went away */
-		mproc_compose(&c->mp, IMSG_CTL_REPLY, 0, -1, &r, sizeof(r));
-		client_touch(c);
-		if (r.end && c->inflight > 0 && --c->inflight <
-		    CONTROL_MAX_INFLIGHT)
-			mproc_hold_reading(&c->mp, 0);
+		control_reply(p, m);
 		break;
 	case IMSG_CTL_QUEUE_ENTRY:
 		PROTO_READ(p, m, &q, proto_valid_ctl_queue_entry);
@@ -432,7 +449,23 @@ control_queue_dispatch(struct mproc *p, struct imsg *m)
 static void
 control_parent_dispatch(struct mproc *p, struct imsg *m)
 {
-	fatalx("unexpected message %u from parent", m->hdr.type);
+	struct ctl_milter	 mi;
+	struct ctl_client	*c;
+
+	switch (m->hdr.type) {
+	case IMSG_CTL_REPLY:
+		control_reply(p, m);
+		break;
+	case IMSG_CTL_MILTER:
+		PROTO_READ(p, m, &mi, proto_valid_ctl_milter);
+		if ((c = client_find(mi.reqid)) == NULL)
+			return;
+		mproc_compose(&c->mp, IMSG_CTL_MILTER, 0, -1, &mi,
+		    sizeof(mi));
+		break;
+	default:
+		fatalx("unexpected message %u from parent", m->hdr.type);
+	}
 }
 
 #ifdef POSTHASTE_FUZZ

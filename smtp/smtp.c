@@ -248,6 +248,7 @@ smtp_main(int worker, struct proc_fds *f)
 	ev_resume_accept = evtimer_new(ev_base, accept_resume, NULL);
 	proc_on_term(smtp_shutdown);
 	session_init();
+	smtp_milter_init();
 	event_base_dispatch(ev_base);
 	exit(0);
 }
@@ -256,8 +257,15 @@ static void
 smtp_parent_dispatch(struct mproc *p, struct imsg *m)
 {
 	struct local_session	ls;
+	struct milter_connect	mcr;
 
 	switch (m->hdr.type) {
+	case IMSG_MILTER_CONNECT:
+		proto_get(p, m, &mcr, sizeof(mcr));
+		if (proto_valid_milter_connect(&mcr) == -1)
+			fatalx("parent: malformed milter connection");
+		smtp_milter_connected(&mcr, m->fd);
+		break;
 	case IMSG_SMTP_LOCAL:
 		proto_get(p, m, &ls, sizeof(ls));
 		if (m->fd == -1 || proto_valid_string(ls.user,

@@ -412,6 +412,7 @@ smtp_auth_result(struct session *s, const struct lka_result *r)
 		    "authentication failure, sasl_username=%s", client, mech,
 		    clean);
 	if (r->status == PROTO_OK) {
+		s->auth_mech = mech;
 		free(s->authname);
 		if ((s->authname = strdup(s->auth->user)) == NULL)
 			fatal("strdup");

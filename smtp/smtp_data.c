@@ -135,6 +135,36 @@ spare_created(const struct queue_msg_resp *r, int fd)
 static void	queue_created(struct session *, const struct queue_msg_resp *,
 		    int);
 
+/*
+ * For the milters' rewrite of a message (smtp_milter_eom.c): a spare
+ * file to hold the old body for a moment, at once or not at all (-1),
+ * and back to the queue after.
+ */
+int
+smtp_data_take_spare(uint32_t *msgid, int *fd)
+{
+	if (nspares == 0)
+		return -1;
+	nspares--;
+	*msgid = spares[nspares].msgid;
+	*fd = spares[nspares].fd;
+	spares_refill();
+	return 0;
+}
+
+void
+smtp_data_return_spare(uint32_t msgid, int fd)
+{
+	if (ftruncate(fd, 0) == 0 && nspares < SPARE_MAX &&
+	    !smtp_stopping()) {
+		spares[nspares].msgid = msgid;
+		spares[nspares].fd = fd;
+		nspares++;
+		return;
+	}
+	spare_return(msgid, fd);
+}
+
 static void
 queue_create(struct session *s)
 {
@@ -160,6 +190,48 @@ queue_create(struct session *s)
 	    sizeof(req));
 }
 
+static void	bdat_discard(struct session *, uint64_t, const char *);
+
+/* what the filters said of DATA */
+static void
+data_milter(struct session *s, int verdict)
+{
+	switch (verdict) {
+	case MILTER_DISCARD:
+		s->tx->discard = 1;
+		/* FALLTHROUGH */
+	case MILTER_CONTINUE:
+		queue_create(s);
+		return;
+	}
+	smtp_milter_reply(s, "DATA", NULL);
+	if (!(s->flags & SS_CLOSING))
+		session_reset(s);
+}
+
+/* and of the first BDAT: its chunk is read and dropped if they refuse */
+static void
+bdat_milter(struct session *s, int verdict)
+{
+	char	reply[SMTP_REPLY_MAX];
+
+	switch (verdict) {
+	case MILTER_DISCARD:
+		s->tx->discard = 1;
+		/* FALLTHROUGH */
+	case MILTER_CONTINUE:
+		queue_create(s);
+		return;
+	case MILTER_CLOSE:
+		smtp_milter_reply(s, "DATA", NULL);
+		return;
+	}
+	smtp_milter_reply_line(s, reply, sizeof(reply));
+	session_log_reject(s, "DATA", reply, NULL);
+	session_reset(s);
+	bdat_discard(s, s->chunk_left, reply);
+}
+
 void
 cmd_data(struct session *s, char *args)
 {
@@ -177,6 +249,8 @@ cmd_data(struct session *s, char *args)
 		session_error(s);
 		return;
 	}
+	if (smtp_milter_stage(s, MILTER_STAGE_DATA, NULL, data_milter))
+		return;
 	queue_create(s);
 }
 
@@ -226,6 +300,8 @@ cmd_bdat(struct session *s, char *args)
 		tx->bdat = 1;
 		if ((tx->partial = evbuffer_new()) == NULL)
 			fatal("evbuffer_new");
+		if (smtp_milter_stage(s, MILTER_STAGE_DATA, NULL, bdat_milter))
+			return;
 		queue_create(s);
 		return;
 	}
@@ -403,6 +479,30 @@ spool_measure(struct txn *tx)
 		    EVBUFFER_PTR_ADD) == -1)
 			return;
 	}
+}
+
+/* the message was written again (the milters): measure it again */
+void
+smtp_data_rescan(struct session *s)
+{
+	struct txn	*tx = s->tx;
+	char		 buf[65536];
+	int64_t		 off = 0;
+	ssize_t		 n;
+
+	wirescan_init(&tx->wire);
+	while (off < (int64_t)tx->spooled) {
+		n = pread(tx->msgfd, buf, sizeof(buf), (off_t)off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (off + n > (int64_t)tx->spooled)
+			n = (ssize_t)((int64_t)tx->spooled - off);
+		wirescan_add(&tx->wire, buf, (size_t)n);
+		off += n;
+	}
+	tx->msgsize = (size_t)wirescan_size(&tx->wire);
 }
 
 static int
@@ -592,6 +692,13 @@ session_commit(struct session *s)
 	snprintf(evp.envid, sizeof(evp.envid), "%s", tx->mp.envid);
 	snprintf(evp.helo, sizeof(evp.helo), "%s", s->helo ? s->helo : "");
 	snprintf(evp.client, sizeof(evp.client), "%s", s->addr);
+	if (tx->hold[0]) {
+		/* a filter quarantined it: held until smtpctl release */
+		evp.flags |= EF_HOLD;
+		snprintf(evp.hold_reason, sizeof(evp.hold_reason), "%s",
+		    tx->hold);
+		log_info("%08x: held: %s", tx->msgid, tx->hold);
+	}
 	/* the envelopes and the commit leave in one write */
 	mproc_defer_begin();
 	for (i = 0; i < tx->ndests; i++) {
@@ -871,6 +978,8 @@ data_error_reply(int err)
 }
 
 static void	msg_checked(struct session *, int);
+static void	msg_filter(struct session *, int);
+static void	msg_filtered(struct session *, int);
 static void	msg_sign(struct session *, int);
 static void	msg_signed(struct session *, int);
 static void	msg_end_finish(struct session *, int);
@@ -894,7 +1003,7 @@ msg_end(struct session *s)
 		s->flags |= SS_WAIT;	/* until lookup has checked it */
 		return;
 	}
-	msg_sign(s, err);
+	msg_filter(s, err);
 }
 
 /* lookup's verdict on a checked message: on to signing, or refused */
@@ -902,9 +1011,47 @@ static void
 msg_checked(struct session *s, int err)
 {
 	s->flags &= ~SS_WAIT;
-	msg_sign(s, err);
+	msg_filter(s, err);
 	if (!(s->flags & SS_WAIT))
 		session_process(s);
+}
+
+/* the mail filters' end of message (smtp_milter_eom.c), then signing */
+static void
+msg_filter(struct session *s, int err)
+{
+	if (!err && smtp_milter_stage(s, MILTER_STAGE_EOM, NULL,
+	    msg_filtered))
+		return;
+	if (!err && s->tx->discard) {
+		msg_filtered(s, MILTER_DISCARD);
+		return;
+	}
+	msg_sign(s, err);
+}
+
+static void
+msg_filtered(struct session *s, int verdict)
+{
+	struct txn	*tx = s->tx;
+
+	switch (verdict) {
+	case MILTER_CONTINUE:
+		msg_sign(s, 0);
+		return;
+	case MILTER_DISCARD:
+		/* the client is told it went well; nothing is kept */
+		log_info("%08x: discarded by a mail filter", tx->msgid);
+		session_reply(s, "250 2.0.0 Ok: queued as %08x", tx->msgid);
+		break;
+	default:
+		smtp_milter_reply(s, "END-OF-MESSAGE", NULL);
+		break;
+	}
+	session_reset(s);
+	if (s->state != S_TLS)
+		s->state = S_HELO;
+	session_set_timeout(s);
 }
 
 static void

@@ -58,6 +58,8 @@ session_cmp(struct session *a, struct session *b)
 RB_HEAD(session_tree, session);
 RB_GENERATE_STATIC(session_tree, session, node, session_cmp)
 static struct session_tree	sessions = RB_INITIALIZER(&sessions);
+
+static void	milter_rcpt_result(struct session *, const struct lka_result *);
 static uint32_t			next_id;
 char				*linebuf;	/* one line, shared */
 static size_t			 linebufsz;
@@ -313,6 +315,7 @@ session_free(struct session *s)
 {
 	RB_REMOVE(session_tree, &sessions, s);
 	session_reset(s);
+	smtp_milter_free(s);
 	smtp_auth_free(s);
 	if (s->ev_delay)
 		event_free(s->ev_delay);
@@ -378,6 +381,32 @@ static void
 session_greet(struct session *s)
 {
 	session_reply(s, "220 %s ESMTP %s", session_hostname(s), SMTPD_NAME);
+}
+
+/* the filters' connect stage is over: greet, or hang up if they said so */
+static void
+session_milter_connected(struct session *s, int verdict)
+{
+	if (verdict == MILTER_CLOSE) {
+		smtp_milter_reply(s, "CONNECT", NULL);
+		return;
+	}
+	/* refused: said at MAIL; and the banner says so, as Postfix's */
+	if (verdict == MILTER_REJECT)
+		session_reply(s, "554 %s ESMTP not accepting connections",
+		    session_hostname(s));
+	else
+		session_greet(s);
+	session_set_timeout(s);
+}
+
+/* the session begins: the filters see it (if any), then the greeting */
+void
+session_begin(struct session *s)
+{
+	if (smtp_milter_start(s, session_milter_connected))
+		return;
+	session_greet(s);
 }
 
 static struct session *
@@ -500,7 +529,7 @@ session_new(int fd, struct listener *l, uint32_t lindex,
 		return;
 	}
 	smtp_checks_connect(s);
-	session_greet(s);
+	session_begin(s);
 	session_io_update(s);		/* start reading */
 }
 
@@ -524,7 +553,7 @@ session_new_local(int fd, const struct local_session *ls)
 	}
 	log_debug("%08x: local submission by %s (uid %u)", s->id, ls->user,
 	    ls->uid);
-	session_greet(s);
+	session_begin(s);
 	session_io_update(s);		/* start reading */
 }
 
@@ -589,6 +618,8 @@ txn_free(struct txn *tx)
 	for (i = 0; i < tx->ndests; i++)
 		free(tx->dests[i].orcpt);
 	free(tx->dests);
+	free(tx->mail_args);
+	free(tx->rcpt_args);
 	strset_free(tx->destset);
 	if (tx->msgbuf)
 		evbuffer_free(tx->msgbuf);
@@ -608,6 +639,7 @@ session_reset(struct session *s)
 
 	if (tx == NULL)
 		goto done;
+	smtp_milter_abort(s);
 	if (tx->msgfd != -1) {
 		close(tx->msgfd);
 		memset(&req, 0, sizeof(req));
@@ -738,12 +770,13 @@ has_8bit(const char *p)
 
 /* ---- HELO, EHLO ---- */
 
+static void	helo_milter(struct session *, int);
+static void	helo_reply(struct session *);
+
 static void
 cmd_helo(struct session *s, const char *verb, char *args, int ehlo)
 {
-	const char	*ext[16];
-	char		 size[32], *helo;
-	int		 n = 0, i;
+	char		*helo;
 
 	if (args == NULL || *args == '\0') {
 		session_reply(s, "501 5.5.4 Syntax: %s hostname", verb);
@@ -764,13 +797,39 @@ cmd_helo(struct session *s, const char *verb, char *args, int ehlo)
 	free(s->helo);
 	s->helo = helo;
 	s->state = S_HELO;
-	if (!ehlo) {
+	if (ehlo)
+		s->flags |= SS_EHLO;
+	else
 		s->flags &= ~SS_EHLO;
-		session_reply(s, "250 %s Hello %s [%s]", session_hostname(s),
-		    args, s->addr);
+	if (smtp_milter_stage(s, MILTER_STAGE_HELO, s->helo, helo_milter))
+		return;
+	helo_reply(s);
+}
+
+/* what the filters said of HELO/EHLO */
+static void
+helo_milter(struct session *s, int verdict)
+{
+	/* a refusal is the session's from now, given at MAIL (Postfix) */
+	if (verdict == MILTER_CLOSE) {
+		smtp_milter_reply(s, "HELO", NULL);
 		return;
 	}
-	s->flags |= SS_EHLO;
+	helo_reply(s);
+}
+
+static void
+helo_reply(struct session *s)
+{
+	const char	*ext[16];
+	char		 size[32];
+	int		 n = 0, i;
+
+	if (!(s->flags & SS_EHLO)) {
+		session_reply(s, "250 %s Hello %s [%s]", session_hostname(s),
+		    s->helo, s->addr);
+		return;
+	}
 	snprintf(size, sizeof(size), "SIZE %zu", conf->max_message_size);
 	ext[n++] = "8BITMIME";
 	ext[n++] = "PIPELINING";
@@ -785,7 +844,7 @@ cmd_helo(struct session *s, const char *verb, char *args, int ehlo)
 	if (smtp_auth_offered(s))
 		ext[n++] = smtp_auth_mechanisms(s);
 	ext[n++] = "HELP";
-	session_reply(s, "250-%s Hello %s [%s]", session_hostname(s), args,
+	session_reply(s, "250-%s Hello %s [%s]", session_hostname(s), s->helo,
 	    s->addr);
 	for (i = 0; i < n; i++)
 		session_reply(s, "250%c%s", i == n - 1 ? ' ' : '-', ext[i]);
@@ -833,6 +892,32 @@ local_sender_allowed(const struct session *s, const struct mailaddr *a)
 		return 0;
 	return strcasecmp(a->domain, conf->mailname) == 0 ||
 	    strcasecmp(a->domain, conf->hostname) == 0;
+}
+
+/* what the filters said of MAIL FROM */
+static void
+mail_milter(struct session *s, int verdict)
+{
+	switch (verdict) {
+	case MILTER_DISCARD:
+		s->tx->discard = 1;
+		/* FALLTHROUGH */
+	case MILTER_CONTINUE:
+		session_reply(s, "250 2.1.0 Ok");
+		return;
+	}
+	smtp_milter_reply(s, "MAIL", NULL);
+	session_reset(s);
+}
+
+/* MAIL FROM passed our checks: the filters' turn, then 250 */
+static void
+mail_accept(struct session *s)
+{
+	if (smtp_milter_stage(s, MILTER_STAGE_MAIL, s->tx->mail_args,
+	    mail_milter))
+		return;
+	session_reply(s, "250 2.1.0 Ok");
 }
 
 static void
@@ -910,6 +995,9 @@ cmd_mail(struct session *s, char *args)
 	}
 	s->tx = tx;
 	s->state = S_MAIL;
+	if (smtp_milter_active(s) && *rest == ' ' &&
+	    (tx->mail_args = strdup(rest + 1)) == NULL)
+		fatal("strdup");
 	smtp_checks_mail(s);	/* SPF, while the recipients come */
 	/* check-sender-domain: MAIL FROM must name a domain that exists */
 	if (s->l->check_sender_domain && (tx->mailfrom.user[0] ||
@@ -923,7 +1011,7 @@ cmd_mail(struct session *s, char *args)
 		    &req, sizeof(req));
 		return;
 	}
-	session_reply(s, "250 2.1.0 Ok");
+	mail_accept(s);
 	return;
 fail:
 	txn_free(tx);
@@ -940,7 +1028,7 @@ session_lookup_sender(const struct lka_result *r)
 		return;
 	s->flags &= ~(SS_WAIT | SS_SENDER);
 	if (r->status == PROTO_OK)
-		session_reply(s, "250 2.1.0 Ok");
+		mail_accept(s);
 	else {
 		session_reject(s, "MAIL", NULL, "%s", r->reply[0] ? r->reply :
 		    "450 4.1.8 Sender address rejected: Domain not found");
@@ -1018,6 +1106,12 @@ cmd_rcpt(struct session *s, char *args)
 	}
 	s->state = S_RCPT;
 	tx->ndests_before = tx->ndests;
+	if (smtp_milter_active(s)) {
+		free(tx->rcpt_args);
+		tx->rcpt_args = NULL;
+		if (*rest == ' ' && (tx->rcpt_args = strdup(rest + 1)) == NULL)
+			fatal("strdup");
+	}
 	session_rcpt_request(s, &req);
 	if (rcache_replay(s, &req))
 		return;		/* asked a moment ago, and accepted */
@@ -1097,7 +1191,8 @@ session_lookup_dest(const struct lka_dest *d)
 		vrfy_dest(s, d);
 		return;
 	}
-	if ((tx = s->tx) == NULL || s->state != S_RCPT)
+	if ((tx = s->tx) == NULL || (s->state != S_RCPT &&
+	    !(s->flags & SS_MILTER_RCPT)))
 		return;
 	if (tx->ndests >= conf->max_rcpt * 4)
 		return;		/* lookup bounds expansions; belt and braces */
@@ -1135,8 +1230,60 @@ session_lookup_result(const struct lka_result *r)
 
 	if ((s = session_find(r->reqid)) == NULL || !(s->flags & SS_WAIT))
 		return;
+	if (s->flags & SS_MILTER_RCPT) {
+		milter_rcpt_result(s, r);
+		return;
+	}
 	session_rcpt_result(s, r);
 	session_process(s);
+}
+
+/* forget whatever the pending recipient expanded to */
+static void
+dests_forget(struct txn *tx)
+{
+	size_t	i;
+
+	for (i = tx->ndests_before; i < tx->ndests; i++)
+		free(tx->dests[i].orcpt);
+	tx->ndests = tx->ndests_before;
+}
+
+/* lookup's answer on a recipient a filter added */
+static void
+milter_rcpt_result(struct session *s, const struct lka_result *r)
+{
+	struct txn	*tx = s->tx;
+	int		 ok = r->status == PROTO_OK && r->ndest > 0;
+
+	if (tx == NULL)
+		return;
+	if (ok)
+		dests_remember(tx);
+	else
+		dests_forget(tx);
+	smtp_milter_rcpt_done(s, ok, r->reply[0] ? r->reply :
+	    "temporary lookup failure");
+}
+
+/* what the filters said of a recipient lookup accepted */
+static void
+rcpt_milter(struct session *s, int verdict)
+{
+	struct txn	*tx = s->tx;
+
+	switch (verdict) {
+	case MILTER_DISCARD:
+		tx->discard = 1;
+		/* FALLTHROUGH */
+	case MILTER_CONTINUE:
+		dests_remember(tx);
+		tx->nrcpt_ok++;
+		session_reply(s, "250 2.1.5 Ok");
+		return;
+	}
+	dests_forget(tx);
+	smtp_milter_reply(s, "RCPT", &tx->rcpt_pending);
 }
 
 /* lookup's answer, or the cache's (inside session_process() then) */
@@ -1157,6 +1304,9 @@ session_rcpt_result(struct session *s, const struct lka_result *r)
 		rcache_store(s, r);
 	/* lookup counts what it sent; duplicates may have been merged here */
 	if (r->status == PROTO_OK && r->ndest > 0) {
+		if (smtp_milter_stage(s, MILTER_STAGE_RCPT, tx->rcpt_args,
+		    rcpt_milter))
+			return;
 		dests_remember(tx);
 		tx->nrcpt_ok++;
 		session_reply(s, "250 2.1.5 Ok");
@@ -1206,6 +1356,17 @@ cmd_starttls(struct session *s, char *args)
 	evbuffer_drain(s->in, evbuffer_get_length(s->in));
 	s->state = S_TLS;
 	session_io_update(s);
+}
+
+/* what the filters said of a command we do not know */
+static void
+unknown_milter(struct session *s, int verdict)
+{
+	if (verdict == MILTER_CONTINUE || verdict == MILTER_DISCARD)
+		session_reply(s, "500 5.5.2 Error: command not recognized");
+	else
+		smtp_milter_reply(s, "UNKNOWN", NULL);
+	session_error(s);
 }
 
 static void
@@ -1309,6 +1470,9 @@ session_command(struct session *s, char *line, size_t len, int lflags)
 		session_error(s);
 		break;
 	default:
+		if (smtp_milter_stage(s, MILTER_STAGE_UNKNOWN, line,
+		    unknown_milter))
+			break;
 		session_reply(s, "500 5.5.2 Error: command not recognized");
 		session_error(s);
 		break;

@@ -64,6 +64,7 @@ enum sstate {
 #define SS_FLUSHQ	0x1000	/* replies waiting for io_flush() */
 #define SS_TIMEDOUT	0x2000	/* timed out: 10 s more to say 421 */
 #define SS_DNSBL	0x4000	/* a command waits for the DNS lists */
+#define SS_MILTER_RCPT	0x8000	/* lookup resolves a milter's recipient */
 
 /* one recipient after expansion, with its DSN parameters */
 struct sdest {
@@ -121,9 +122,16 @@ struct txn {
 	/* an incoming Authentication-Results being held (smtp_data.c) */
 	char			*arhold;
 	size_t			 arlen;
+
+	/* the milters (smtp_milter.c): ESMTP arguments as given, for them */
+	char			*mail_args;
+	char			*rcpt_args;
+	int			 discard;	/* a filter said drop it */
+	char			 hold[ENV_TEXT_MAX / 4]; /* held in the queue: why */
 };
 
 struct auth_state;
+struct milter_sess;
 
 struct session {
 	RB_ENTRY(session)	 node;
@@ -173,6 +181,8 @@ struct session {
 	char			*addhead;	/* SPOOL_HEAD_MAX bytes */
 	size_t			 addhead_len;
 	size_t			 addhead_lines;
+	struct milter_sess	*milter;	/* NULL: no filters */
+	const char		*auth_mech;	/* SS_AUTH: "PLAIN"... */
 };
 
 void	session_init(void);
@@ -182,6 +192,7 @@ void	session_queue_etrn(const struct queue_etrn *);
 void	session_new(int fd, struct listener *, uint32_t lindex,
 	    struct sockaddr_storage *, socklen_t);
 void	session_new_local(int fd, const struct local_session *);
+void	session_begin(struct session *);	/* filters, then 220 */
 void	session_shutdown_all(void);
 void	session_lookup_dest(const struct lka_dest *);
 void	session_lookup_result(const struct lka_result *);
@@ -361,5 +372,47 @@ int	smtp_dkim_sign(struct session *, void (*done)(struct session *, int));
 void	smtp_dkim_txn_gone(struct txn *);
 void	data_line(struct session *s, char *line, size_t len, int lflags);
 int	bdat_consume(struct session *s);
+/* smtp_data.c, for the milters' rewrite of a message */
+int	smtp_data_take_spare(uint32_t *msgid, int *fd);
+void	smtp_data_return_spare(uint32_t msgid, int fd);
+void	smtp_data_rescan(struct session *);
+
+/*
+ * smtp_milter.c: the mail filters.  smtp_milter_start() at the start of
+ * a session, smtp_milter_stage() at each stage (MS_* of smtp_milter.h:
+ * the callers use the names below): 0 when there is nothing to do, 1
+ * when done(s, verdict) has been called or will be (from the loop, and
+ * then the session is processed after it).  A refused stage's reply is
+ * given with smtp_milter_reply().
+ */
+#define MILTER_CONTINUE	0
+#define MILTER_REJECT	1
+#define MILTER_TEMPFAIL	2
+#define MILTER_DISCARD	3
+#define MILTER_CLOSE	4	/* 421, hang up */
+#define MILTER_STAGE_CONNECT	0
+#define MILTER_STAGE_HELO	1
+#define MILTER_STAGE_MAIL	2
+#define MILTER_STAGE_RCPT	3
+#define MILTER_STAGE_DATA	4
+#define MILTER_STAGE_UNKNOWN	5
+#define MILTER_STAGE_EOM	6
+struct milter_connect;
+void	smtp_milter_init(void);
+int	smtp_milter_active(const struct session *);
+int	smtp_milter_start(struct session *, void (*)(struct session *, int));
+int	smtp_milter_stage(struct session *, int stage, const char *arg,
+	    void (*done)(struct session *, int));
+void	smtp_milter_reply(struct session *, const char *what,
+	    const struct mailaddr *rcpt);
+/* the reply as one line (the last), for a BDAT chunk's */
+void	smtp_milter_reply_line(struct session *, char *, size_t);
+void	smtp_milter_abort(struct session *);
+void	smtp_milter_free(struct session *);
+void	smtp_milter_connected(const struct milter_connect *, int fd);
+void	smtp_milter_rcpt_done(struct session *, int ok, const char *reply);
+/* smtp_tls.c: a TLS macro's value ({tls_version}, {cipher}...) */
+const char *smtp_tls_macro(const struct session *, const char *name,
+	    char *buf, size_t size);
 
 #endif

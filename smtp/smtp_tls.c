@@ -209,9 +209,8 @@ smtp_tls_connected(struct session *s)
 	s->authname = NULL;
 	s->flags &= ~(SS_EHLO | SS_AUTH);
 	s->state = S_CONNECTED;
-	if (s->l->tls == LISTEN_TLS_SMTPS)
-		session_reply(s, "220 %s ESMTP %s", session_hostname(s),
-		    SMTPD_NAME);
+	if (s->l->tls == LISTEN_TLS_SMTPS && s->milter == NULL)
+		session_begin(s);
 	session_process(s);
 }
 
@@ -266,5 +265,39 @@ smtp_tls_describe(const struct session *s, char *buf, size_t len)
 	snprintf(buf, len, "version=%s cipher=%s bits=%d",
 	    SSL_get_version(ssl), SSL_get_cipher_name(ssl),
 	    SSL_get_cipher_bits(ssl, NULL));
+	return buf;
+}
+
+/* the milter macros of a TLS session (smtp_milter.c) */
+const char *
+smtp_tls_macro(const struct session *s, const char *name, char *buf,
+    size_t size)
+{
+	SSL		*ssl;
+	X509		*cert;
+	const char	*v = NULL;
+
+	if (s->bev == NULL ||
+	    (ssl = bufferevent_openssl_get_ssl(s->bev)) == NULL)
+		return NULL;
+	if (strcmp(name, "{tls_version}") == 0)
+		v = SSL_get_version(ssl);
+	else if (strcmp(name, "{cipher}") == 0)
+		v = SSL_get_cipher_name(ssl);
+	else if (strcmp(name, "{cipher_bits}") == 0) {
+		snprintf(buf, size, "%d", SSL_get_cipher_bits(ssl, NULL));
+		return buf;
+	} else if (strcmp(name, "{cert_subject}") == 0 ||
+	    strcmp(name, "{cert_issuer}") == 0) {
+		if ((cert = SSL_get0_peer_certificate(ssl)) == NULL)
+			return NULL;
+		X509_NAME_oneline(strcmp(name, "{cert_subject}") == 0 ?
+		    X509_get_subject_name(cert) : X509_get_issuer_name(cert),
+		    buf, (int)size);
+		return buf;
+	}
+	if (v == NULL)
+		return NULL;
+	snprintf(buf, size, "%s", v);
 	return buf;
 }

@@ -45,11 +45,13 @@
 
 #include <event2/event.h>
 
+#include "ctl.h"
 #include "destmac.h"
 #include "dkim_keys.h"
 #include "forward.h"
 #include "log.h"
 #include "mda/mda_proc.h"
+#include "milter_connect.h"
 #include "mproc.h"
 #include "offline.h"
 #include "pidfile.h"
@@ -942,6 +944,8 @@ on_sigchld(evutil_socket_t sig, short ev, void *arg)
 			c->exited = 1;
 			if (c->mp.ev)
 				mproc_clear(&c->mp);
+			if (c->kind == C_SMTP)
+				milter_worker_gone(c);
 			describe_status(status, desc, sizeof(desc));
 			if (!shutting_down && !c->retiring) {
 				log_warnx("%s (pid %d) %s; shutting down",
@@ -1261,9 +1265,33 @@ parent_dispatch(struct mproc *p, struct imsg *m)
 	struct child		*c = p->arg;
 	struct envelope		 evp;
 	struct forward_req	 fwd;
+	struct milter_connect	 mconn;
+	struct milter_stats	 mstats;
+	struct ctl_request	 req;
 	int			 i;
 
 	switch (m->hdr.type) {
+	case IMSG_MILTER_CONNECT:
+		if (c->kind != C_SMTP || m->fd != -1)
+			fatalx("bad milter connect request from %s", c->title);
+		PROTO_READ(p, m, &mconn, proto_valid_milter_connect);
+		milter_connect_request(c, p, &mconn);
+		break;
+	case IMSG_MILTER_STATS:
+		if (c->kind != C_SMTP || m->fd != -1)
+			fatalx("bad milter counters from %s", c->title);
+		PROTO_READ(p, m, &mstats, proto_valid_milter_stats);
+		milter_stats_update(c, &mstats);
+		break;
+	case IMSG_CTL_REQUEST:
+		/* control passes on what only the parent can answer */
+		if (c->kind != C_CONTROL || m->fd != -1)
+			fatalx("control request from %s", c->title);
+		PROTO_READ(p, m, &req, proto_valid_ctl_request);
+		if (req.cmd != CTL_SHOW_MILTERS)
+			fatalx("control request %u for the parent", req.cmd);
+		milter_show(p, req.reqid);
+		break;
 	case IMSG_PARENT_FORWARD:
 		if (c->kind != C_LOOKUP)
 			fatalx(".forward request from %s", c->title);
@@ -1365,6 +1393,7 @@ main(int argc, char **argv)
 		/* each file as the process that will open it: config_check.c */
 		if (config_check_files(conf, stderr) > 0)
 			exit(1);
+		config_print_milters(conf, stdout);
 		printf("configuration OK\n");
 		exit(0);
 	}

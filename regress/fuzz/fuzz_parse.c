@@ -53,7 +53,9 @@ check_config(const struct smtpd_config *conf)
 	const struct listener *l;
 	const struct action *a;
 	const struct match *m;
+	const struct milter_conf *mc;
 	size_t i;
+	int j;
 
 	TERMINATED(conf->spool);
 	TERMINATED(conf->socket);
@@ -83,7 +85,29 @@ check_config(const struct smtpd_config *conf)
 		if (l->senders_checked)
 			CHECK(config_find_table(conf, l->senders_table) !=
 			      NULL);
+		CHECK(l->nmilters >= 0 && l->nmilters <= CONF_MILTER_CHAIN);
+		for (j = 0; j < l->nmilters; j++)
+			CHECK(config_milter_at(conf, l->milters[j]) != NULL);
 	}
+	j = 0;
+	TAILQ_FOREACH(mc, &conf->milters, entry)
+	{
+		TERMINATED(mc->name);
+		TERMINATED(mc->address);
+		CHECK(mc->index == j++);
+		CHECK(config_find_milter(conf, mc->name) == mc);
+		CHECK(mc->sslen > 0 && mc->sslen <= sizeof(mc->ss));
+		CHECK(mc->ss.ss_family == AF_UNIX ||
+		      mc->ss.ss_family == AF_INET ||
+		      mc->ss.ss_family == AF_INET6);
+		CHECK(mc->connect_timeout > 0 && mc->command_timeout > 0 &&
+		      mc->eom_timeout > 0);
+	}
+	CHECK(j == conf->nmilters && j <= CONF_MAX_MILTERS);
+	CHECK(conf->nlocal_milters >= 0 &&
+	      conf->nlocal_milters <= CONF_MILTER_CHAIN);
+	for (j = 0; j < conf->nlocal_milters; j++)
+		CHECK(config_milter_at(conf, conf->local_milters[j]) != NULL);
 	TAILQ_FOREACH(a, &conf->actions, entry)
 	{
 		TERMINATED(a->path);
