@@ -54,6 +54,19 @@
 # it runs in a network namespace of its own (unshare from util-linux, ip
 # from iproute2) with dnsmasq answering there.
 #
+# python3-milter (pymilter, built on Sendmail's libmilter): the milter
+# codec (common/milter.c) is proven against libmilter by
+# regress/integration/test_milter_codec.py, which runs a scripted filter
+# on it; the milter tests with real filters use it too (issue 19).
+# The milter tests (issue 19) run real Debian filters against the daemon:
+# python3-milter (pymilter, on Sendmail's libmilter) for the scripted
+# filters in regress/milter/, rspamd (its proxy worker in milter mode,
+# started by test_milter_rspamd.py with a minimal configuration of its own;
+# the package's Recommends redis-server is not installed, since
+# --no-install-recommends, and not needed) and opendkim, the milter daemon
+# (signing and verify mode, test_milter_opendkim.py).  The services both
+# packages enable stay off: the tests start their own on loopback ports.
+#
 # libmilter-dev (issue 19): "make bench SCENARIOS=milter" builds its
 # no-op milter, regress/milter/noop_milter.c, on Sendmail's libmilter,
 # the library the Debian filters are written on, and links its static
@@ -64,10 +77,7 @@
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
 # benchmarks) must install it on purpose and stop its service.  Likewise no
-# other mail-transport-agent is pulled in here, nor opendkim (the milter
-# daemon, not opendkim-tools): only "make bench SCENARIOS=dkim" runs it, as
-# Postfix's signer, and mk/bench.sh installs it itself and stops and
-# disables the service the package starts.
+# other mail-transport-agent is pulled in here.
 
 set -u
 
@@ -120,6 +130,9 @@ PACKAGES="
 	python3-authres
 	libopendmarc2
 	rbldnsd
+	python3-milter
+	rspamd
+	opendkim
 	libmilter-dev
 "
 
@@ -219,6 +232,21 @@ if [ -n "$missing" ]; then
 		fi
 		;;
 	esac
+	for svc in rspamd opendkim; do
+		case " $missing " in
+		*" $svc "*)
+			# the milter tests start their own on loopback ports
+			if command -v deb-systemd-helper >/dev/null 2>&1; then
+				deb-systemd-helper disable "$svc.service" \
+				    >/dev/null 2>&1
+			fi
+			rm -f "/etc/systemd/system/multi-user.target.wants/$svc.service"
+			if command -v update-rc.d >/dev/null 2>&1; then
+				update-rc.d "$svc" disable >/dev/null 2>&1
+			fi
+			;;
+		esac
+	done
 	echo "deps: installed:$missing"
 fi
 if [ -n "$need_sink" ]; then
