@@ -802,6 +802,9 @@ for (s, m, z, srv), rs in sorted(mil.items()):
                     if k.startswith("command.")),
           ", ".join("%s %.3f" % (k, per(k)) for k in sorted(c)
                     if k.startswith("reply."))))
+    print("      macro packets per message, by stage: %s" % (
+          ", ".join("%s %.3f" % (k[10:], per(k)) for k in sorted(c)
+                    if k.startswith("macro_for.")) or "none"))
     print("      offered: version %d, actions 0x%x, protocol %s" % (
           c["offered.version"], c["offered.actions"],
           flags(c["offered.protocol"])))

@@ -28,16 +28,18 @@
  * mi_wr_cmd() (one reply written), with the linker's --wrap (see
  * mk/bench.sh): every command received and every reply sent is counted
  * by kind, whatever libmilter does with it.  Their prototypes are not
- * in an installed header; they have been the same since libmilter 8.12
- * (comm.c), and the counts check themselves: the end-of-message
- * callbacks must equal the SMFIC_BODYEOB commands read.
+ * in an installed header; they are the same in 8.12's comm.c and in
+ * Debian 12's 8.17.1 (used here), and the counts check themselves: the
+ * end-of-message callbacks must equal the SMFIC_BODYEOB commands read
+ * ("wrappers_ok").
  *
  * Usage: noop_milter -p inet:PORT@127.0.0.1 | unix:/PATH -o COUNTS
  * The totals (connections, messages, callbacks, commands and replies by
- * kind, the round trips, what was negotiated, this process's CPU time)
- * go to COUNTS as "name value" lines: on SIGUSR1 (and it keeps running)
- * and when SIGTERM, SIGINT or SIGHUP stops it (libmilter's own signal
- * thread catches those and makes smfi_main() return).  The file is
+ * kind, the macro packets by the stage they are for, the round trips,
+ * what was negotiated, this process's CPU time) go to COUNTS as "name
+ * value" lines: on SIGUSR1 (and it keeps running) and when SIGTERM,
+ * SIGINT or SIGHUP stops it (libmilter's own signal thread catches those
+ * and makes smfi_main() return).  The file is
  * written beside and renamed, so a reader never sees half of it.
  */
 
@@ -66,6 +68,8 @@ int	 __wrap_mi_wr_cmd(int, struct timeval *, int, char *, size_t);
 /* one counter per command or reply byte (mi_rd_cmd's errors are 1..7) */
 static atomic_ulong	commands[256];
 static atomic_ulong	replies[256];
+/* SMFIC_MACRO by the stage it is for (its first byte, a command) */
+static atomic_ulong	macros[256];
 static atomic_ulong	cb_eom, cb_abort, cb_close;
 /* the last option negotiation seen: what the MTA offered, the answer */
 static atomic_ulong	offer_version, offer_actions, offer_protocol;
@@ -135,6 +139,8 @@ __wrap_mi_rd_cmd(int sd, struct timeval *timeout, char *cmd, size_t *rlen,
 
 	buf = __real_mi_rd_cmd(sd, timeout, cmd, rlen, name);
 	atomic_fetch_add(&commands[(unsigned char)*cmd], 1);
+	if (*cmd == SMFIC_MACRO && buf != NULL && *rlen >= 1)
+		atomic_fetch_add(&macros[(unsigned char)buf[0]], 1);
 	if (*cmd == SMFIC_OPTNEG && buf != NULL && *rlen >= 12) {
 		atomic_store(&offer_version, get32(buf));
 		atomic_store(&offer_actions, get32(buf + 4));
@@ -233,6 +239,8 @@ write_counts(void)
 	fprintf(fp, "callback.abort %lu\n", atomic_load(&cb_abort));
 	fprintf(fp, "callback.close %lu\n", atomic_load(&cb_close));
 	write_names(fp, "command", commands, command_names,
+	    sizeof command_names / sizeof command_names[0]);
+	write_names(fp, "macro_for", macros, command_names,
 	    sizeof command_names / sizeof command_names[0]);
 	write_names(fp, "reply", replies, reply_names,
 	    sizeof reply_names / sizeof reply_names[0]);
