@@ -203,6 +203,13 @@ smtp_milter_active(const struct session *s)
 	return n > 0;
 }
 
+int
+smtp_milter_busy(const struct session *s)
+{
+	return s->milter != NULL && (s->milter->stage != -1 ||
+	    (s->flags & SS_MILTER_RCPT));
+}
+
 static void
 conn_close(struct milter_conn *c)
 {

@@ -406,6 +406,8 @@ void	smtp_data_rescan(struct session *);
 struct milter_connect;
 void	smtp_milter_init(void);
 int	smtp_milter_active(const struct session *);
+/* a stage is waiting for the filters (they time out on their own) */
+int	smtp_milter_busy(const struct session *);
 int	smtp_milter_start(struct session *, void (*)(struct session *, int));
 int	smtp_milter_stage(struct session *, int stage, const char *arg,
 	    void (*done)(struct session *, int));
