@@ -74,6 +74,9 @@ struct mhdr {
 #define P_EOMWAIT	4
 
 #define OUT_HIWAT	(256 * 1024)	/* queued to a filter, unanswered */
+/* what the filters may make of a message: beyond, a filter misbehaves */
+#define MAX_FIELDS	10000		/* header fields in the model */
+#define MAX_DELRCPT	10000
 #define BODY_READ	(MILTER_CHUNK_MAX / 2)	/* raw, <= 64K as CRLF */
 
 struct addrcpt {
@@ -614,6 +617,11 @@ eom_change(struct milter_sess *ms, struct milter_conn *c,
 		e->changed = 1;
 		break;
 	}
+	if ((r->cmd == SMFIR_ADDHEADER || r->cmd == SMFIR_INSHEADER ||
+	    r->cmd == SMFIR_CHGHEADER) && e->nh >= MAX_FIELDS) {
+		milter_fail(c, "too many header fields");
+		return -1;
+	}
 	switch (r->cmd) {
 	case SMFIR_ADDHEADER:
 	case SMFIR_INSHEADER:
@@ -684,6 +692,10 @@ eom_change(struct milter_sess *ms, struct milter_conn *c,
 	case SMFIR_DELRCPT:
 		if (!may(c, SMFIF_DELRCPT))
 			return -1;
+		if (e->ndelrcpt >= MAX_DELRCPT) {
+			milter_fail(c, "too many recipients deleted");
+			return -1;
+		}
 		if ((e->delrcpt = reallocarray(e->delrcpt, e->ndelrcpt + 1,
 		    sizeof(*e->delrcpt))) == NULL)
 			fatal("reallocarray");
