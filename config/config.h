@@ -146,6 +146,9 @@ struct milter_conf {
 	time_t		 eom_timeout;		/* "eom-timeout 5m": the end of
 						 * the message, body included */
 	enum milter_default on_error;		/* "on-error ..." */
+	int		 reuse;		/* "reuse": a connection serves
+					 * session after session
+					 * (SMFIC_QUIT_NC) */
 	int		 line;
 };
 

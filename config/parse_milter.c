@@ -3,6 +3,7 @@
  *
  *	milter NAME ADDRESS [connect-timeout 30s] [command-timeout 30s]
  *	    [eom-timeout 5m] [on-error tempfail|accept|reject|quarantine]
+ *	    [reuse]
  *	listen on ... milter NAME		(or: milter { NAME NAME ... })
  *	sendmail milter NAME			(or: sendmail milter { ... })
  *
@@ -198,6 +199,13 @@ milter_option(struct parser *p, struct milter_conf *mc, struct token *t,
 		return conf_get_duration(p, what, 1, MILTER_TIMEOUT_MAX,
 		    dst[i]);
 	}
+	if (tok_is_keyword(t, "reuse")) {
+		if (seen[4]++)
+			return parse_error(p, t->line, "milter \"%s\": reuse "
+			    "given twice", mc->name);
+		mc->reuse = 1;
+		return 0;
+	}
 	if (!tok_is_keyword(t, "on-error"))
 		return parse_error(p, t->line, "milter \"%s\": unknown option "
 		    "\"%s\"", mc->name, tok_show(t, show, sizeof(show)));
@@ -222,7 +230,7 @@ parse_milter(struct parser *p, const char *keyword, int line)
 	struct milter_conf	*mc, *other;
 	struct token		*t;
 	char			 name[CONF_NAME_MAX];
-	int			 seen[4] = { 0, 0, 0, 0 };
+	int			 seen[5] = { 0, 0, 0, 0, 0 };
 
 	(void)keyword;
 	if (conf_get_value(p, "milter name", &t) == -1 ||
@@ -470,12 +478,13 @@ config_print_milters(const struct smtpd_config *conf, FILE *out)
 	TAILQ_FOREACH(mc, &conf->milters, entry)
 		fprintf(out, "milter %s %s: connect to %s, connect-timeout "
 		    "%llds, command-timeout %llds, eom-timeout %llds, "
-		    "on-error %s\n", mc->name, mc->address,
+		    "on-error %s%s\n", mc->name, mc->address,
 		    config_milter_sockaddr(mc, where, sizeof(where)),
 		    (long long)mc->connect_timeout,
 		    (long long)mc->command_timeout,
 		    (long long)mc->eom_timeout,
-		    config_milter_on_error_name(mc->on_error));
+		    config_milter_on_error_name(mc->on_error),
+		    mc->reuse ? ", reuse" : "");
 	TAILQ_FOREACH(l, &conf->listeners, entry) {
 		if (l->nmilters == 0)
 			continue;

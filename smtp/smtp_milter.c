@@ -63,6 +63,30 @@
 /* the protocol steps we can do without and the flags we understand */
 #define OFFER_PROTOCOL	(SMFIP_ALL & ~SMFIP_RCPT_REJ)
 
+/*
+ * Connections kept for the next session ("reuse"): when a session ends
+ * cleanly, SMFIC_QUIT_NC tells the filter a new connection follows on
+ * the same socket (libmilter then awaits the next CONNECT with the
+ * options it negotiated), and the socket waits here, at most POOL_IDLE
+ * seconds, for the next session of this worker.  That session needs
+ * neither the parent, nor a TCP handshake, nor a new negotiation, and a
+ * libmilter filter no new thread.  Postfix never does this, and not
+ * every filter understands QUIT_NC (python3-milter's binding does not):
+ * it is the filter's option, off by default.
+ */
+#define POOL_MAX	8	/* idle connections per filter and worker */
+#define POOL_IDLE	60	/* seconds one is kept */
+
+struct pooled {
+	int		 fd;
+	time_t		 since;
+	uint32_t	 actions, protocol;
+	char		*symbuf;
+	char		*symlist[SMFIM_COUNT];
+};
+static struct pooled	pool[CONF_MAX_MILTERS][POOL_MAX];
+static int		npool[CONF_MAX_MILTERS];
+
 static struct milter_stats	 wstats[CONF_MAX_MILTERS];
 static int			 wdirty[CONF_MAX_MILTERS];
 static struct event		*ev_stats;
@@ -230,6 +254,73 @@ conn_close(struct milter_conn *c)
 	c->in = c->out = NULL;
 }
 
+/* a filter's connection, done with its session, kept for the next */
+static int
+pool_put(struct milter_conn *c)
+{
+	struct pooled	*p;
+	int		 i = c->mc->index, k, n;
+
+	if (!c->mc->reuse || c->fd == -1 || c->state != MC_IDLE ||
+	    c->draining || evbuffer_get_length(c->in) > 0 ||
+	    npool[i] >= POOL_MAX)
+		return 0;
+	if (milter_put_empty(c->out, SMFIC_QUIT_NC) == -1)
+		return 0;
+	/* what is buffered (an abort, macros) and the QUIT_NC, at once */
+	for (k = 0; k < 4 && evbuffer_get_length(c->out) > 0; k++)
+		if ((n = evbuffer_write(c->out, c->fd)) == -1 && errno != EINTR)
+			return 0;
+	if (evbuffer_get_length(c->out) > 0)
+		return 0;
+	p = &pool[i][npool[i]++];
+	p->fd = c->fd;
+	p->since = time(NULL);
+	p->actions = c->actions;
+	p->protocol = c->protocol;
+	p->symbuf = c->symbuf;
+	memcpy(p->symlist, c->symlist, sizeof(p->symlist));
+	c->symbuf = NULL;
+	c->fd = -1;		/* conn_close() leaves it open */
+	return 1;
+}
+
+/* an idle connection to the filter, alive, or -1 */
+static int
+pool_take(struct milter_conn *c)
+{
+	struct pooled	*p;
+	struct msghdr	 msg;
+	struct iovec	 iov;
+	char		 b;
+	ssize_t		 r;
+	int		 i = c->mc->index;
+
+	while (npool[i] > 0) {
+		p = &pool[i][--npool[i]];
+		/* the filter may have gone, or closed it meanwhile */
+		memset(&msg, 0, sizeof(msg));
+		iov.iov_base = &b;
+		iov.iov_len = 1;
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		r = recvmsg(p->fd, &msg, MSG_PEEK | MSG_DONTWAIT);
+		if (time(NULL) - p->since > POOL_IDLE || r != -1 ||
+		    (errno != EAGAIN && errno != EWOULDBLOCK)) {
+			close(p->fd);
+			free(p->symbuf);
+			continue;
+		}
+		c->fd = p->fd;
+		c->actions = p->actions;
+		c->protocol = p->protocol;
+		c->symbuf = p->symbuf;
+		memcpy(c->symlist, p->symlist, sizeof(c->symlist));
+		return 0;
+	}
+	return -1;
+}
+
 void
 smtp_milter_free(struct session *s)
 {
@@ -243,7 +334,9 @@ smtp_milter_free(struct session *s)
 		struct milter_conn *c = &ms->c[i];
 
 		/* a polite goodbye, if it can be said without waiting */
-		if (c->fd != -1 && c->state != MC_DEAD &&
+		if (ms->stage == -1 && pool_put(c))
+			;
+		else if (c->fd != -1 && c->state != MC_DEAD &&
 		    c->state != MC_WAITFD) {
 			evbuffer_drain(c->out, evbuffer_get_length(c->out));
 			if (milter_put_empty(c->out, SMFIC_QUIT) == 0)
@@ -711,7 +804,7 @@ smtp_milter_reply_line(struct session *s, char *buf, size_t size)
 /* ---- connecting ---- */
 
 static void
-conn_negotiate(struct milter_conn *c)
+conn_setup(struct milter_conn *c)
 {
 	if ((c->in = evbuffer_new()) == NULL ||
 	    (c->out = evbuffer_new()) == NULL)
@@ -723,6 +816,12 @@ conn_negotiate(struct milter_conn *c)
 	    (c->ev_timer = evtimer_new(ev_base, conn_timeout, c)) == NULL)
 		fatalx("event_new");
 	event_add(c->ev_read, NULL);
+}
+
+static void
+conn_negotiate(struct milter_conn *c)
+{
+	conn_setup(c);
 	if (milter_put_optneg(c->out, MILTER_VERSION, SMFIF_ALL,
 	    OFFER_PROTOCOL) == -1)
 		fatalx("milter_put_optneg");
@@ -761,6 +860,14 @@ smtp_milter_start(struct session *s, void (*done)(struct session *, int))
 		c->fd = -1;
 		if ((c->mc = config_milter_at(conf, chain[i])) == NULL)
 			fatalx("milter %d not configured", chain[i]);
+		if (c->mc->reuse && pool_take(c) == 0) {
+			/* negotiated already: ready at once */
+			conn_setup(c);
+			c->state = MC_IDLE;
+			stats_of(c->mc)->sessions++;
+			continue;
+		}
+		ms->waiting++;
 		c->state = MC_WAITFD;
 		memset(&req, 0, sizeof(req));
 		req.reqid = s->id;
@@ -768,8 +875,15 @@ smtp_milter_start(struct session *s, void (*done)(struct session *, int))
 		mproc_compose(&smtp_worker.parent, IMSG_MILTER_CONNECT, s->id,
 		    -1, &req, sizeof(req));
 	}
-	ms->waiting = n;
 	s->flags |= SS_WAIT;
+	if (ms->waiting == 0) {
+		/* every filter's connection came from the pool */
+		ms->cur = 0;
+		ms->in_call = 1;
+		stage_next(ms);
+		if (s->milter == ms)
+			ms->in_call = 0;
+	}
 	return 1;
 }
 

@@ -40,6 +40,9 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,6 +274,19 @@ milter_connect_request(void *worker, struct mproc *mp,
 	    SOCK_CLOEXEC, 0)) == -1) {
 		connect_failed(mp, &ans, mc->address, strerror(errno));
 		return;
+	}
+	/*
+	 * The protocol is small packets, each answered before the next:
+	 * Nagle would hold one back while an earlier one (a command the
+	 * filter does not answer, the QUIT_NC of a reused connection) is
+	 * still unacknowledged -- 40 ms of delayed ACK per message.
+	 */
+	if (mc->ss.ss_family != AF_UNIX) {
+		int	on = 1;
+
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
+		    sizeof(on)) == -1)
+			log_warn("milter %s: TCP_NODELAY", mc->name);
 	}
 	if (connect(fd, (const struct sockaddr *)&mc->ss, mc->sslen) == 0) {
 		connect_done(mp, &ans, fd);
