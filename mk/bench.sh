@@ -53,7 +53,10 @@
 #   it sends; each run records them, and the table is followed by the
 #   milter round trips per message of each server (replies the MTA waited
 #   for / messages), what each offered and what libmilter answered.
-#   Target: Posthaste >= 5x Postfix delivered/s.
+#   A third row, posthaste+milter-reuse, keeps the filter's connections
+#   from session to session (the filter's "reuse" option, SMFIC_QUIT_NC;
+#   Postfix has none: its row and ours with a connection per session are
+#   the like-for-like pair).  Target: Posthaste >= 5x Postfix delivered/s.
 #
 # Results: regress/results/bench.jsonl (one JSON line per run) and a table.
 set -eu
@@ -415,7 +418,7 @@ EOF
 PF_NOOP="smtpd_milters = inet:127.0.0.1:$NOOP_PORT
 milter_default_action = tempfail"
 
-# run_milter LABEL postfix|posthaste REP: one run of the relay scenario
+# run_milter LABEL postfix|posthaste REP [CONF]: one run of the relay scenario
 # through the no-op milter, each cell on its own (the counts are the
 # milter's whole life, one run)
 run_milter() {
@@ -430,7 +433,7 @@ run_milter() {
 			    "$BENCH_DIR/run.sh" custom relay || true
 		else
 			MATRIX=$cell \
-			START_CMD="$NM/start.sh posthaste $STATE/milter.conf" \
+			START_CMD="$NM/start.sh posthaste ${4:-$STATE/milter.conf}" \
 			STOP_CMD="$NM/stop.sh posthaste" \
 			RESET_CMD="rm -rf $STATE/spool" REPS=1 REP_BASE=$3 \
 			RESULTS=$STATE/run.jsonl PORT=$PORT \
@@ -648,6 +651,12 @@ dkim sign <dkimkeys>" ""
 		noop_milter_setup
 		write_conf "$STATE/milter.conf" \
 		    "milter noop \"inet:127.0.0.1:$NOOP_PORT\"" " milter noop"
+		# and with the connections kept from session to session
+		# (the filter's "reuse" option, SMFIC_QUIT_NC: Postfix has
+		# no such thing, so both rows are shown)
+		write_conf "$STATE/milter-reuse.conf" \
+		    "milter noop \"inet:127.0.0.1:$NOOP_PORT\" reuse" \
+		    " milter noop"
 		# until this build has the milter grammar: Postfix alone
 		ph=1
 		conf_ok "$STATE/milter.conf" || {
@@ -665,6 +674,9 @@ dkim sign <dkimkeys>" ""
 			    run_milter postfix+milter postfix "$rep"
 			[ $ph = 0 ] ||
 			    run_milter posthaste+milter posthaste "$rep"
+			[ $ph = 0 ] || ! conf_ok "$STATE/milter-reuse.conf" ||
+			    run_milter posthaste+milter-reuse posthaste \
+			    "$rep" "$STATE/milter-reuse.conf"
 			rep=$((rep + 1))
 		done
 		continue

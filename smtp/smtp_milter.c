@@ -74,7 +74,7 @@
  * every filter understands QUIT_NC (python3-milter's binding does not):
  * it is the filter's option, off by default.
  */
-#define POOL_MAX	8	/* idle connections per filter and worker */
+#define POOL_MAX	32	/* idle connections per filter and worker */
 #define POOL_IDLE	60	/* seconds one is kept */
 
 struct pooled {
