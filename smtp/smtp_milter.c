@@ -338,7 +338,7 @@ smtp_milter_free(struct session *s)
 			;
 		else if (c->fd != -1 && c->state != MC_DEAD &&
 		    c->state != MC_WAITFD) {
-			evbuffer_drain(c->out, evbuffer_get_length(c->out));
+			/* what is buffered (an abort, macros), then QUIT */
 			if (milter_put_empty(c->out, SMFIC_QUIT) == 0)
 				(void)evbuffer_write(c->out, c->fd);
 		}
@@ -1046,9 +1046,11 @@ stage_command(struct milter_conn *c, int stage)
 			rc = milter_put_connect(c->out, "localhost", &lss,
 			    NULL);
 		} else {
-			/* the verified name, else "unknown", as Postfix */
+			/* the verified name, else "[address]" (Postfix
+			 * gives Sendmail's form) */
+			snprintf(argbuf, sizeof(argbuf), "[%s]", s->addr);
 			rc = milter_put_connect(c->out, s->rdns ? s->rdns :
-			    "unknown", &s->ss, NULL);
+			    argbuf, &s->ss, NULL);
 		}
 		break;
 	case MS_HELO:
@@ -1248,9 +1250,10 @@ smtp_milter_abort(struct session *s)
 		c->in_msg = 0;
 		if (c->state == MC_BUSY)
 			continue;	/* it is told when it answers */
-		/* written with the next command it answers */
+		/* at once: the filter may act on it (Postfix sends it so) */
 		if (milter_put_empty(c->out, SMFIC_ABORT) == -1)
 			fatalx("milter_put_empty");
+		milter_send(c);
 	}
 }
 
