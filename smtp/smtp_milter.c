@@ -429,8 +429,8 @@ static const char *const default_macros[SMFIM_COUNT] = {
 	/* SMFIM_HELO */
 	"{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}",
 	/* SMFIM_ENVFROM */
-	"i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} "
-	    "{mail_mailer}",
+	("i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} "
+	    "{mail_mailer}"),
 	/* SMFIM_ENVRCPT */
 	"i {rcpt_addr} {rcpt_host} {rcpt_mailer}",
 	/* SMFIM_DATA */
