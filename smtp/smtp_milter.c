@@ -1165,15 +1165,21 @@ conn_reply(struct milter_conn *c, struct milter_reply *r)
 		milter_eom_reply(ms, c, r);
 		return;
 	}
+	/*
+	 * c stays MC_BUSY until its reply is known to be a good one: a
+	 * reply that makes it fail must find the stage waiting on it, for
+	 * milter_fail() to go on with its on-error action.
+	 */
 	evtimer_del(c->ev_timer);
-	c->state = MC_IDLE;
 	switch (r->cmd) {
 	case SMFIR_CONTINUE:
+		c->state = MC_IDLE;
 		ms->cur++;
 		stage_next(ms);
 		return;
 	case SMFIR_ACCEPT:
 		/* the connection, or the message, needs it no more */
+		c->state = MC_IDLE;
 		if (ms->stage == MS_CONNECT || ms->stage == MS_HELO)
 			c->state = MC_DONE;
 		else if (ms->stage != MS_UNKNOWN)
@@ -1184,6 +1190,7 @@ conn_reply(struct milter_conn *c, struct milter_reply *r)
 	}
 	switch (milter_set_reply(ms, r, c)) {
 	case 1:
+		c->state = MC_IDLE;
 		if (ms->verdict == MILTER_DISCARD) {
 			/* the message is dropped: the filter hears no more
 			 * of it (libmilter would take another command for a
