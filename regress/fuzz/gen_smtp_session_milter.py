@@ -48,7 +48,7 @@ CLIENT = (b"EHLO client.example.net\r\n"
           b".\r\n"
           b"QUIT\r\n")
 
-LOCAL = (b"EHLO localhost\r\nMAIL FROM:<alice>\r\nRCPT TO:<bob>\r\n"
+LOCAL = (b"EHLO localhost\r\nMAIL FROM:<alice@mx.example.org>\r\nRCPT TO:<bob@example.org>\r\n"
          b"DATA\r\nSubject: local\r\n\r\nbody\r\n.\r\nQUIT\r\n")
 
 
