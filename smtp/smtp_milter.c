@@ -669,10 +669,13 @@ smtp_milter_reply(struct session *s, const char *what,
 		return;
 	if (ms->nlines > 0) {
 		session_log_reject(s, what, ms->lines[ms->nlines - 1], rcpt);
-		for (i = 0; i < ms->nlines; i++)
+		for (i = 0; i < ms->nlines - 1; i++)
 			session_reply(s, "%s", ms->lines[i]);
+		/* a 421's last line closes the session: nothing after it */
 		if (ms->verdict == MILTER_CLOSE)
-			session_reply_close(s, "%s", "");
+			session_reply_close(s, "%s", ms->lines[i]);
+		else
+			session_reply(s, "%s", ms->lines[i]);
 		return;
 	}
 	switch (ms->verdict) {

@@ -244,6 +244,7 @@ static const char *const d_reply[] = {
 	"421 4.7.0 Closing", "554-5.7.1 line one\r\n554 5.7.1 line two",
 	"250 2.0.0 ok?", "550 plain", "5xx bad", "", "450 4.2.0 %s %%",
 	"554 5.7.1", "550-a\r\n450 b",
+	"421-4.7.0 first\r\n421 4.7.0 last",
 };
 static const char *const d_reason[] = {
 	"spam", "virus found", "", "bad\001ctl", "\xc3\xa9t\xc3\xa9",

@@ -86,6 +86,10 @@ seed("chain-two", optneg(EOM_ONLY) + optneg(EOM_ONLY) +
 # refusals at each stage, custom replies
 seed("reject-mail", optneg(ALL_STEPS) + [CONT, CONT, REJECT])
 seed("reply-rcpt", optneg(ALL_STEPS) + [CONT, CONT, CONT, REPLY, 3, CONT])
+# a 421 reply code closes the session: nothing after it (was an empty
+# line), one line at CONNECT, two at EOM
+seed("replycode-421-connect", optneg(ALL_STEPS) + [REPLY, 2])
+seed("replycode-421-eom", optneg(EOM_ONLY) + [REPLY, 11])
 seed("tempfail-eom", optneg(EOM_ONLY) + [TEMPFAIL])
 seed("discard-eom", optneg(EOM_ONLY) + [DISCARD])
 seed("shutdown-eom", optneg(EOM_ONLY) + [0x80 | 10])
