@@ -522,8 +522,8 @@ static const char *const default_macros[SMFIM_COUNT] = {
 	/* SMFIM_HELO */
 	"{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}",
 	/* SMFIM_ENVFROM */
-	"i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} "
-	    "{mail_mailer}",
+	("i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} "
+	    "{mail_mailer}"),
 	/* SMFIM_ENVRCPT */
 	"i {rcpt_addr} {rcpt_host} {rcpt_mailer}",
 	/* SMFIM_DATA */
@@ -762,10 +762,13 @@ smtp_milter_reply(struct session *s, const char *what,
 		return;
 	if (ms->nlines > 0) {
 		session_log_reject(s, what, ms->lines[ms->nlines - 1], rcpt);
-		for (i = 0; i < ms->nlines; i++)
+		for (i = 0; i < ms->nlines - 1; i++)
 			session_reply(s, "%s", ms->lines[i]);
+		/* a 421's last line closes the session: nothing after it */
 		if (ms->verdict == MILTER_CLOSE)
-			session_reply_close(s, "%s", "");
+			session_reply_close(s, "%s", ms->lines[i]);
+		else
+			session_reply(s, "%s", ms->lines[i]);
 		return;
 	}
 	switch (ms->verdict) {
@@ -1282,15 +1285,21 @@ conn_reply(struct milter_conn *c, struct milter_reply *r)
 		milter_eom_reply(ms, c, r);
 		return;
 	}
+	/*
+	 * c stays MC_BUSY until its reply is known to be a good one: a
+	 * reply that makes it fail must find the stage waiting on it, for
+	 * milter_fail() to go on with its on-error action.
+	 */
 	evtimer_del(c->ev_timer);
-	c->state = MC_IDLE;
 	switch (r->cmd) {
 	case SMFIR_CONTINUE:
+		c->state = MC_IDLE;
 		ms->cur++;
 		stage_next(ms);
 		return;
 	case SMFIR_ACCEPT:
 		/* the connection, or the message, needs it no more */
+		c->state = MC_IDLE;
 		if (ms->stage == MS_CONNECT || ms->stage == MS_HELO)
 			c->state = MC_DONE;
 		else if (ms->stage != MS_UNKNOWN)
@@ -1301,6 +1310,7 @@ conn_reply(struct milter_conn *c, struct milter_reply *r)
 	}
 	switch (milter_set_reply(ms, r, c)) {
 	case 1:
+		c->state = MC_IDLE;
 		if (ms->verdict == MILTER_DISCARD) {
 			/* the message is dropped: the filter hears no more
 			 * of it (libmilter would take another command for a

@@ -758,13 +758,18 @@ milter_eom_reply(struct milter_sess *ms, struct milter_conn *c,
 			milter_stage_done(ms);
 		return;
 	}
+	/*
+	 * c stays MC_BUSY until its reply is known to be a good one: one
+	 * that makes it fail must find it so, for milter_fail() to go on
+	 * with its on-error action (else the message waits for ever).
+	 */
 	evtimer_del(c->ev_timer);
-	c->state = MC_IDLE;
 	c->draining = 0;
 	if (e->phase == P_EOMWAIT) {
 		switch (r->cmd) {
 		case SMFIR_CONTINUE:
 		case SMFIR_ACCEPT:
+			c->state = MC_IDLE;
 			c->in_msg = 0;
 			eom_take_body(e);
 			if (c->modified)
@@ -776,6 +781,7 @@ milter_eom_reply(struct milter_sess *ms, struct milter_conn *c,
 		}
 		switch (milter_set_reply(ms, r, c)) {
 		case 1:
+			c->state = MC_IDLE;
 			c->in_msg = 0;
 			milter_stage_done(ms);
 			return;
@@ -790,6 +796,7 @@ milter_eom_reply(struct milter_sess *ms, struct milter_conn *c,
 	/* a reply to a header, the end of the header or a body chunk */
 	switch (r->cmd) {
 	case SMFIR_CONTINUE:
+		c->state = MC_IDLE;
 		eom_pump(ms, c);
 		return;
 	case SMFIR_SKIP:
@@ -797,11 +804,13 @@ milter_eom_reply(struct milter_sess *ms, struct milter_conn *c,
 			milter_fail(c, "skip outside the body");
 			return;
 		}
+		c->state = MC_IDLE;
 		e->phase = P_EOM;
 		eom_pump(ms, c);
 		return;
 	case SMFIR_ACCEPT:
 		/* the rest of this message is no business of this filter's */
+		c->state = MC_IDLE;
 		c->msg_accepted = 1;
 		c->in_msg = 0;
 		milter_stats_count(c, MST_ACCEPT);
@@ -811,6 +820,7 @@ milter_eom_reply(struct milter_sess *ms, struct milter_conn *c,
 	}
 	switch (milter_set_reply(ms, r, c)) {
 	case 1:
+		c->state = MC_IDLE;
 		c->in_msg = 0;
 		milter_stage_done(ms);
 		return;
