@@ -810,10 +810,22 @@ def test_garbage_costs_only_its_session():
                 t = s.transaction(SENDER, [RCPT1], message(marker))
                 assert_reply(t["mail"], 250, what="MAIL after %s" % kind)
                 assert_reply(t["dot"], 250, what="end of data")
-            wait_delivered(marker)
-        with Garbage(PORT_BAD, "mail", kind), Filter(PORT_GOOD) as good, \
-                Daemon(conf=conf) as d:
+                t = s.transaction(SENDER, [RCPT1], message(marker))
+                assert_reply(t["dot"], 250, what="the next transaction")
+            wait_delivered(marker, count=2)
+        with Garbage(PORT_BAD, "mail", kind) as bad, \
+                Filter(PORT_GOOD) as good, Daemon(conf=conf) as d:
             check_broken(d, port2, good, run, None)
+            ev = [json.loads(ln) for ln in open(bad.log_path)]
+            conn = [e["conn"] for e in ev if e.get("event") == "garbage"]
+            assert len(conn) == 1, ev
+            ev = [e for e in ev if e["conn"] == conn[0]]
+            # asked about MAIL once, answered garbage, was dropped
+            assert [e.get("event") for e in ev if "event" in e] == [
+                "garbage", "closed"], ev
+            assert len([e for e in ev if e.get("cmd") == "M"]) == 1, ev
+            assert re.search(r"milter bad\b.*on-error accept", d.log()), \
+                "no log line about the broken filter"
 
 
 def test_filter_down_and_quarantine_action():
