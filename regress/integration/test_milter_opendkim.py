@@ -18,12 +18,12 @@ Skipped when opendkim, python3-dkim or python3-dnslib is missing.
 """
 
 import base64
+import importlib.util
 import os
 import re
 import shutil
 import signal
 import subprocess
-import time
 
 import fixture
 from fixture import TEST_USER1, Daemon
@@ -47,9 +47,7 @@ def need_tools():
     if shutil.which("opendkim") is None and \
             not os.path.exists("/usr/sbin/opendkim"):
         fixture.skip("opendkim is not installed (mk/deps.sh installs it)")
-    try:
-        import dkim  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("dkim") is None:
         fixture.skip("python3-dkim is not installed")
     dnsserver.require()
 
