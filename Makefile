@@ -157,8 +157,11 @@ $(SANDBOX_TEST): $(OBJDIR)/smtpd/smtpd.o \
 # signs and verifies message files through common/dkim.h, for
 # test_dkim_codec.py (built by the regress/unit rule above)
 DKIM_TOOL	:= $(OBJDIR)/regress/dkim_tool
+# speaks to a real milter through common/milter.h, for
+# test_milter_codec.py (built by the same rule)
+MILTER_PROBE	:= $(OBJDIR)/regress/milter_probe
 
-unit: $(UNIT_BINS) $(FORGE) $(SANDBOX_TEST) $(DKIM_TOOL)
+unit: $(UNIT_BINS) $(FORGE) $(SANDBOX_TEST) $(DKIM_TOOL) $(MILTER_PROBE)
 
 # Compile (no link) every library and program source as strict C11 and
 # POSIX.1-2008 with the BSD extensions (_DEFAULT_SOURCE) and nothing of

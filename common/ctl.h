@@ -37,6 +37,14 @@ enum ctl_cmd {
 	CTL_DMARC_REPORT_NOW,
 	/* the mail filters: IMSG_CTL_MILTER replies, from the parent */
 	CTL_SHOW_MILTERS,
+	/*
+	 * smtpctl hold|release ID|all (root): EF_HOLD set, with "smtpctl
+	 * hold by " and arg (smtpctl's user name) as its reason, or cleared
+	 * and the envelope scheduled now; both written to the spool before
+	 * the answer.
+	 */
+	CTL_HOLD,
+	CTL_RELEASE,
 };
 
 /*

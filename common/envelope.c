@@ -13,6 +13,12 @@
  * be known and appear once, every value must be well formed and in
  * range, and the "end" marker must be last, so a torn or tampered file
  * is detected instead of trusted.
+ *
+ * Keys added later are optional, so an older file still loads:
+ * "wire-size", and "hold-reason" (EF_HOLD's reason, printable text; the
+ * flag and the reason come together or not at all).  A file with a
+ * hold-reason is refused by a version that predates it: only held mail
+ * has one.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -59,6 +65,8 @@ static const struct field fields[] = {
 	FLD("envid", F_STR, envid, 0),
 	FLD("orcpt", F_STR, orcpt, 0),
 	FLD("errorline", F_STR, errorline, 0),
+	/* after every older key: a file without it is not held */
+	FLD("hold-reason", F_STR, hold_reason, 0),
 };
 #define NFIELDS	(sizeof(fields) / sizeof(fields[0]))
 
@@ -343,6 +351,21 @@ str_ok(const char *s, size_t size)
 	return memchr(s, '\0', size) != NULL;
 }
 
+/*
+ * Text an admin reads in smtpctl's and mailq's lines and in the log, as
+ * it came (a milter's reply, smtpctl's user): no control character, so
+ * none can end a line or drive a terminal.  Bytes from 0x80 are left to
+ * the readers (UTF-8 is shown, the rest as '?').
+ */
+static int
+text_printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
 /* system user names: what useradd accepts, nothing a shell would parse */
 static int
 username_ok(const char *s)
@@ -374,7 +397,12 @@ envelope_valid(const struct envelope *e)
 	    !str_ok(e->authname, sizeof(e->authname)) ||
 	    !str_ok(e->envid, sizeof(e->envid)) ||
 	    !str_ok(e->orcpt, sizeof(e->orcpt)) ||
-	    !str_ok(e->errorline, sizeof(e->errorline)))
+	    !str_ok(e->errorline, sizeof(e->errorline)) ||
+	    !str_ok(e->hold_reason, sizeof(e->hold_reason)))
+		return -1;
+	/* held with a reason, and a reason only while held */
+	if (!(e->flags & EF_HOLD) != (e->hold_reason[0] == '\0') ||
+	    !text_printable(e->hold_reason))
 		return -1;
 	if (e->dest_type < DEST_MAILBOX || e->dest_type > DEST_REMOTE)
 		return -1;

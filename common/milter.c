@@ -122,7 +122,7 @@ packet_end(struct packet *pk)
 
 /* n + m, or SIZE_MAX when it would overflow (then refused as too long) */
 static size_t
-add(size_t n, size_t m)
+size_add(size_t n, size_t m)
 {
 	return n > SIZE_MAX - m ? SIZE_MAX : n + m;
 }
@@ -192,8 +192,8 @@ milter_put_macros(struct evbuffer *out, char cmd,
 			errno = EINVAL;
 			return -1;
 		}
-		len = add(len, add(strlen(m[i].name), 1));
-		len = add(len, add(strlen(m[i].value), 1));
+		len = size_add(len, size_add(strlen(m[i].name), 1));
+		len = size_add(len, size_add(strlen(m[i].value), 1));
 	}
 	if (packet_begin(&pk, out, SMFIC_MACRO, len) == -1)
 		return -1;
@@ -243,9 +243,9 @@ milter_put_connect(struct evbuffer *out, const char *hostname,
 		addr = path != NULL ? path : "";
 	}
 	hlen = strlen(hostname);
-	len = add(hlen, 2);
+	len = size_add(hlen, 2);
 	if (addr != NULL)
-		len = add(len, add(2, add(strlen(addr), 1)));
+		len = size_add(len, size_add(2, size_add(strlen(addr), 1)));
 	if (packet_begin(&pk, out, SMFIC_CONNECT, len) == -1)
 		return -1;
 	packet_str(&pk, hostname, hlen);
@@ -269,7 +269,7 @@ put_string(struct evbuffer *out, char cmd, const char *s)
 		return -1;
 	}
 	len = strlen(s);
-	if (packet_begin(&pk, out, cmd, add(len, 1)) == -1)
+	if (packet_begin(&pk, out, cmd, size_add(len, 1)) == -1)
 		return -1;
 	packet_str(&pk, s, len);
 	return packet_end(&pk);
@@ -298,13 +298,13 @@ milter_put_envaddr(struct evbuffer *out, char cmd, const char *addr,
 		errno = EINVAL;
 		return -1;
 	}
-	len = add(strlen(addr), 1);
+	len = size_add(strlen(addr), 1);
 	for (i = 0; i < nargs; i++) {
 		if (args[i] == NULL) {
 			errno = EINVAL;
 			return -1;
 		}
-		len = add(len, add(strlen(args[i]), 1));
+		len = size_add(len, size_add(strlen(args[i]), 1));
 	}
 	if (packet_begin(&pk, out, cmd, len) == -1)
 		return -1;
@@ -327,7 +327,7 @@ milter_put_header(struct evbuffer *out, const char *name, size_t namelen,
 		return -1;
 	}
 	if (packet_begin(&pk, out, SMFIC_HEADER,
-	    add(add(namelen, 1), add(valuelen, 1))) == -1)
+	    size_add(size_add(namelen, 1), size_add(valuelen, 1))) == -1)
 		return -1;
 	packet_str(&pk, name, namelen);
 	packet_str(&pk, value, valuelen);
@@ -683,7 +683,8 @@ milter_reply_check(const char *text, char *buf, size_t bufsize,
 	int		 n = 0, c, last;
 
 	*err = NULL;
-	if (bufsize < strlen(text) + 1 + MILTER_REPLY_LINES) {
+	/* each line's NUL takes the place of its line end (1 or 2 bytes) */
+	if (bufsize < strlen(text) + 1) {
 		*err = "reply buffer too small";
 		return -1;
 	}

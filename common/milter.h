@@ -130,7 +130,12 @@ struct evbuffer;
  * Encoding: each appends one whole packet to out and returns 0, or -1
  * if out could not grow (ENOMEM) or an argument is out of bounds (a
  * string longer than MILTER_PACKET_MAX, a body chunk over
- * MILTER_CHUNK_MAX).
+ * MILTER_CHUNK_MAX).  Note that libmilter takes no command with more
+ * than 64 KB of data unless the filter negotiated a larger size
+ * (Sendmail's SMFIP_MDS_256K 0x10000000 / SMFIP_MDS_1M 0x20000000,
+ * not offered here): tried, a 70000-byte header makes it stop
+ * answering; the caller keeps what it sends (a header field) within
+ * MILTER_CHUNK_MAX.
  */
 int	milter_put_optneg(struct evbuffer *out, uint32_t version,
 	    uint32_t actions, uint32_t protocol);
@@ -247,8 +252,9 @@ int	milter_parse_reply(uint8_t *pkt, size_t len, struct milter_reply *r,
  * line at most MILTER_REPLY_LINE_MAX bytes.  lines[i] gets the i-th
  * line as the SMTP client will see it ("550-5.7.1 a"; a last line with
  * no text gets no trailing space), each NUL-terminated in buf (at
- * least strlen(text) + 1 + MILTER_REPLY_LINES bytes).  Returns the
- * number of lines and *code (e.g. 550), or -1 with *err.
+ * least strlen(text) + 1 bytes: each line's NUL takes the place of its
+ * line end).  Returns the number of lines and *code (e.g. 550), or -1
+ * with *err.
  */
 int	milter_reply_check(const char *text, char *buf, size_t bufsize,
 	    char *lines[MILTER_REPLY_LINES], int *code, const char **err);

@@ -114,7 +114,7 @@ int
 proto_valid_ctl_queue_entry(const struct ctl_queue_entry *q)
 {
 	if (q->state >= CTL_QSTATE_MAX || !STR_OK(q->sender) ||
-	    !STR_OK(q->recipient) || !STR_OK(q->error))
+	    !STR_OK(q->recipient) || !STR_OK(q->error) || !STR_OK(q->held))
 		return -1;
 	return 0;
 }

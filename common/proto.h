@@ -442,6 +442,7 @@ enum ctl_queue_state {
 	CTL_QSTATE_PAUSED,	/* smtpctl pause envelope */
 	CTL_QSTATE_REMOVING,	/* removed in flight: goes when it ends */
 	CTL_QSTATE_BOUNCING,	/* failed: kept until its DSN is queued */
+	CTL_QSTATE_HELD,	/* EF_HOLD: until smtpctl release */
 	CTL_QSTATE_MAX
 };
 
@@ -458,6 +459,8 @@ struct ctl_queue_entry {
 	char		sender[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 	char		recipient[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 	char		error[ENV_TEXT_MAX];	/* the last, as received */
+	/* EF_HOLD: its reason (never empty); "" when not held */
+	char		held[ENV_TEXT_MAX / 4];
 };
 
 /* copy a payload out; fatal when its length is not exactly that size */

@@ -54,6 +54,10 @@
 # it runs in a network namespace of its own (unshare from util-linux, ip
 # from iproute2) with dnsmasq answering there.
 #
+# python3-milter (pymilter, built on Sendmail's libmilter): the milter
+# codec (common/milter.c) is proven against libmilter by
+# regress/integration/test_milter_codec.py, which runs a scripted filter
+# on it; the milter tests with real filters use it too (issue 19).
 # The milter tests (issue 19) run real Debian filters against the daemon:
 # python3-milter (pymilter, on Sendmail's libmilter) for the scripted
 # filters in regress/milter/, rspamd (its proxy worker in milter mode,

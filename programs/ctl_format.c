@@ -21,6 +21,7 @@ static const char *const state_names[CTL_QSTATE_MAX] = {
 	[CTL_QSTATE_PAUSED] = "paused",
 	[CTL_QSTATE_REMOVING] = "removing",
 	[CTL_QSTATE_BOUNCING] = "bouncing",
+	[CTL_QSTATE_HELD] = "held",
 };
 
 const char *
@@ -68,6 +69,12 @@ ctl_queue_entry_json(struct json *j, const struct ctl_queue_entry *q)
 		json_kv_null(j, "next_try");
 	json_key(j, "error");
 	json_string(j, q->error, strnlen(q->error, sizeof(q->error)));
+	/* EF_HOLD's reason; null when not held (in flight, it may be) */
+	if (q->held[0] != '\0') {
+		json_key(j, "held");
+		json_string(j, q->held, strnlen(q->held, sizeof(q->held)));
+	} else
+		json_kv_null(j, "held");
 	json_object_end(j);
 }
 
@@ -97,7 +104,9 @@ text_safe(FILE *fp, const char *s, size_t max)
 void
 ctl_queue_entry_text(FILE *fp, const struct ctl_queue_entry *q)
 {
-	fprintf(fp, "%016" PRIx64 " ", q->evpid);
+	/* held: '!' after the id, as Postfix's mailq marks it */
+	fprintf(fp, "%016" PRIx64 "%s ", q->evpid, q->held[0] != '\0' ?
+	    "!" : "");
 	if (q->sender[0] == '\0')
 		fputs("<>", fp);
 	else
@@ -109,9 +118,19 @@ ctl_queue_entry_text(FILE *fp, const struct ctl_queue_entry *q)
 	    ctl_queue_state_name(q->state));
 	if (q->nexttry > q->now)
 		fprintf(fp, " next=%" PRIu64 "s", age_of(q->now, q->nexttry));
+	if (q->held[0] != '\0') {
+		fputs(" held=", fp);
+		text_safe(fp, q->held, sizeof(q->held));
+	}
 	if (q->error[0] != '\0') {
 		fputs(" error=", fp);
 		text_safe(fp, q->error, sizeof(q->error));
 	}
 	fputc('\n', fp);
+}
+
+void
+ctl_text_safe(FILE *fp, const char *s, size_t max)
+{
+	text_safe(fp, s, max);
 }

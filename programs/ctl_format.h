@@ -16,7 +16,12 @@
 const char	*ctl_queue_state_name(uint32_t);
 /* one envelope as a JSON object, the whole document of j */
 void		 ctl_queue_entry_json(struct json *, const struct ctl_queue_entry *);
-/* one envelope as a line of text; control and non-UTF-8 bytes as '?' */
+/*
+ * one envelope as a line of text; control and non-UTF-8 bytes as '?'; a
+ * held one has '!' after its id (as in Postfix's mailq) and held=REASON
+ */
 void		 ctl_queue_entry_text(FILE *, const struct ctl_queue_entry *);
+/* at most max bytes of s: printable ASCII and UTF-8 as is, else '?' */
+void		 ctl_text_safe(FILE *, const char *s, size_t max);
 
 #endif

@@ -1280,23 +1280,29 @@ mode_smtp(const struct instance *inst)
 	return EX_OK;
 }
 
-/* "ID|sender|rcpt|age|tries|state|error", as smtpctl shows it */
+/*
+ * "ID|sender|rcpt|age|tries|state|held|error", as smtpctl shows it; the
+ * error is the rest of the line (a remote server's text may hold '|').
+ * A held envelope (held: its reason, without '|') gets a '!' after its
+ * id, as in Postfix's mailq.
+ */
 static void
 print_queue_line(const char *text)
 {
-	char	 buf[1100], *f[7], *p = buf;
+	char	 buf[1100], *f[8], *p = buf;
 	int	 n = 0;
 
 	snprintf(buf, sizeof(buf), "%s", text);
 	while (n < 7 && (f[n] = strsep(&p, "|")) != NULL)
 		n++;
-	if (n < 7) {
+	if (n < 7 || p == NULL) {
 		printf("%s\n", text);
 		return;
 	}
-	printf("%s %s -> %s age=%ss tries=%s state=%s%s%s\n", f[0],
-	    f[1][0] ? f[1] : "<>", f[2], f[3], f[4], f[5],
-	    f[6][0] ? " error=" : "", f[6]);
+	f[7] = p;
+	printf("%s%s %s -> %s age=%ss tries=%s state=%s%s%s%s%s\n", f[0],
+	    f[6][0] ? "!" : "", f[1][0] ? f[1] : "<>", f[2], f[3], f[4], f[5],
+	    f[6][0] ? " held=" : "", f[6], f[7][0] ? " error=" : "", f[7]);
 }
 
 /* one control request; replies are printed, the exit status returned */

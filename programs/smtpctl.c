@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "config.h"
 #include "ctl_dkim.h"
 #include "ctl_format.h"
+#include "ctl_milter.h"
 #include "ctl_spf.h"
 #include "imsg.h"
 #include "json.h"
@@ -39,9 +41,11 @@ usage(void)
 	    "usage: smtpctl [-s socket] [-f config] command [argument]\n"
 	    "commands:\n"
 	    "  show queue [-j]          show status | stats [-j]\n"
+	    "  show milters [-j]\n"
 	    "  show message ID          show envelope ID\n"
 	    "  monitor\n"
 	    "  schedule ID|all          remove ID|all\n"
+	    "  hold ID|all              release ID|all\n"
 	    "  pause envelope ID|all    resume envelope ID|all\n"
 	    "  pause mda|mta|smtp       resume mda|mta|smtp\n"
 	    "  log verbose|brief        update table NAME\n"
@@ -136,7 +140,8 @@ encrypt_password(const char *arg)
 	return 0;
 }
 
-enum out_mode { OUT_LINES, OUT_RAW, OUT_QUEUE, OUT_QUEUE_JSON, OUT_STATS };
+enum out_mode { OUT_LINES, OUT_RAW, OUT_QUEUE, OUT_QUEUE_JSON, OUT_STATS,
+	OUT_MILTERS, OUT_MILTERS_JSON };
 
 static int
 ctl_connect(const char *sock)
@@ -183,6 +188,20 @@ print_json(struct json *j)
 }
 
 static void
+print_milter(const struct ctl_milter *m, int json)
+{
+	struct json	j;
+
+	if (!json) {
+		ctl_milter_text(stdout, m);
+		return;
+	}
+	json_init(&j);
+	ctl_milter_json(&j, m);
+	print_json(&j);
+}
+
+static void
 print_queue_entry(const struct ctl_queue_entry *q, int json)
 {
 	struct json	j;
@@ -223,8 +242,9 @@ ctl_call(const char *sock, const struct ctl_request *req, enum out_mode mode,
 	struct imsg		m;
 	struct ctl_reply	r;
 	struct ctl_queue_entry	q;
+	struct ctl_milter	mi;
 	ssize_t			n;
-	int			fd, failed = 0;
+	int			fd, failed = 0, nmilters = 0;
 
 	fd = ctl_connect(sock);
 	imsgbuf_init(&ib, fd);
@@ -254,6 +274,18 @@ ctl_call(const char *sock, const struct ctl_request *req, enum out_mode mode,
 				print_queue_entry(&q, mode == OUT_QUEUE_JSON);
 				continue;
 			}
+			if ((mode == OUT_MILTERS || mode == OUT_MILTERS_JSON) &&
+			    m.hdr.type == IMSG_CTL_MILTER &&
+			    m.len == sizeof(mi)) {
+				memcpy(&mi, m.data, sizeof(mi));
+				if (proto_valid_ctl_milter(&mi) == -1) {
+					fprintf(stderr, "smtpctl: bad reply\n");
+					exit(76);
+				}
+				print_milter(&mi, mode == OUT_MILTERS_JSON);
+				nmilters++;
+				continue;
+			}
 			if (m.hdr.type != IMSG_CTL_REPLY ||
 			    m.len != sizeof(r)) {
 				fprintf(stderr, "smtpctl: bad reply\n");
@@ -281,6 +313,9 @@ ctl_call(const char *sock, const struct ctl_request *req, enum out_mode mode,
 			else
 				printf("%s\n", r.text);
 			if (r.end) {
+				if (mode == OUT_MILTERS && nmilters == 0 &&
+				    !r.status)
+					printf("no milters configured\n");
 				imsgbuf_clear(&ib);
 				close(fd);
 				fflush(stdout);
@@ -360,7 +395,8 @@ main(int argc, char **argv)
 	memset(&req, 0, sizeof(req));
 	if (strcmp(argv[0], "show") == 0 && argc >= 2) {
 		if (argc > 2 && (strcmp(argv[1], "queue") == 0 ||
-		    strcmp(argv[1], "stats") == 0)) {
+		    strcmp(argv[1], "stats") == 0 ||
+		    strcmp(argv[1], "milters") == 0)) {
 			if (argc > 3 || strcmp(argv[2], "-j") != 0)
 				usage();
 			json = 1;
@@ -370,6 +406,8 @@ main(int argc, char **argv)
 			show_queue = 1;
 		} else if (strcmp(argv[1], "stats") == 0)
 			req.cmd = CTL_SHOW_STATS;
+		else if (strcmp(argv[1], "milters") == 0)
+			req.cmd = CTL_SHOW_MILTERS;
 		else if (strcmp(argv[1], "status") == 0 && argc == 2)
 			req.cmd = CTL_SHOW_STATUS;
 		else if ((strcmp(argv[1], "message") == 0 ||
@@ -393,6 +431,18 @@ main(int argc, char **argv)
 			fprintf(stderr, "smtpctl: invalid id: %s\n", argv[1]);
 			exit(64);
 		}
+	} else if ((strcmp(argv[0], "hold") == 0 ||
+	    strcmp(argv[0], "release") == 0) && argc == 2) {
+		struct passwd	*pw;
+
+		req.cmd = argv[0][0] == 'h' ? CTL_HOLD : CTL_RELEASE;
+		if (parse_id(argv[1], &req.id) == -1) {
+			fprintf(stderr, "smtpctl: invalid id: %s\n", argv[1]);
+			exit(64);
+		}
+		/* for the reason, "smtpctl hold by NAME"; the queue checks it */
+		if ((pw = getpwuid(getuid())) != NULL)
+			snprintf(req.arg, sizeof(req.arg), "%s", pw->pw_name);
 	} else if ((strcmp(argv[0], "pause") == 0 ||
 	    strcmp(argv[0], "resume") == 0) && argc >= 2) {
 		int pause = strcmp(argv[0], "pause") == 0;
@@ -447,6 +497,7 @@ main(int argc, char **argv)
 		return rc == 0 ? 0 : 1;
 	}
 	mode = show_queue ? (json ? OUT_QUEUE_JSON : OUT_QUEUE) :
-	    raw ? OUT_RAW : OUT_LINES;
+	    req.cmd == CTL_SHOW_MILTERS ? (json ? OUT_MILTERS_JSON :
+	    OUT_MILTERS) : raw ? OUT_RAW : OUT_LINES;
 	return ctl_call(sock, &req, mode, NULL) == 0 ? 0 : 1;
 }

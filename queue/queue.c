@@ -12,8 +12,10 @@
  *				a footer (envelope.h)
  *	queue/EVPID		an envelope of a message with several
  *				recipients, or one that changed since
- *				the commit (a retry; a pause is
- *				kept in memory only, smtpctl(8))
+ *				the commit (a retry, smtpctl hold or
+ *				release: EF_HOLD and its reason; a
+ *				pause is kept in memory only,
+ *				smtpctl(8))
  *	queue/.format		"2": every message in queue/ has a footer
  *	queue/.key		the key of the footers' macs
  *	corrupt/		envelopes that failed validation

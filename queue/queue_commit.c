@@ -280,7 +280,13 @@ commit_schedule(struct qmsg *m)
 		e->arrived = now;
 		e->onfile = !m->inline_env;
 		RB_INSERT(qenv_tree, &envs, e);
-		sched_ready(e);
+		if (sched_ready(e)) {	/* a milter's quarantine */
+			char	why[sizeof(e->evp.hold_reason) * 4];
+
+			log_info("%016" PRIx64 ": held: %s", e->evp.id,
+			    log_sanitize(e->evp.hold_reason, why,
+			    sizeof(why)));
+		}
 		m->nenv++;
 	}
 	qmsg_pending_clear(m);

@@ -1,7 +1,7 @@
 /*
  * queue_control.c -- smtpctl's requests, as the control process passes
  * them on: show queue, status, stats, message or envelope; schedule,
- * remove, pause and resume.
+ * remove, pause and resume, hold and release.
  *
  * Each request comes with the asker's uid, as the kernel gave it to
  * control, which lets only root change the queue: one who is not root
@@ -9,6 +9,11 @@
  * envelope in flight cannot be taken back from its agent: remove takes
  * its records off the spool at once and the envelope when the attempt
  * ends (ctl_remove_in_flight(), ctl_removed_landed()).
+ *
+ * Hold and release change what is stored, unlike pause: EF_HOLD and its
+ * reason are written to queue/EVPID as a retry rewrites an envelope
+ * (qenv_update()), queue/ is synced, and only then is smtpctl answered,
+ * so a hold it reported survives a crash (ctl_hold()).
  */
 #include <sys/types.h>
 
@@ -140,6 +145,8 @@ ctl_state(const struct qenv *e)
 		return CTL_QSTATE_INFLIGHT;
 	if (e->bouncing)
 		return CTL_QSTATE_BOUNCING;
+	if (e->evp.flags & EF_HOLD)
+		return CTL_QSTATE_HELD;
 	if (e->evp.flags & EF_PAUSED)
 		return CTL_QSTATE_PAUSED;
 	return e->onlist == LIST_WAIT ? CTL_QSTATE_DEFERRED :
@@ -178,6 +185,8 @@ ctl_show_entries(struct mproc *p, const struct ctl_request *req)
 		addr_to_string(&e->evp.dest, q.recipient, sizeof(q.recipient));
 		memcpy(q.error, e->evp.errorline, sizeof(q.error));
 		q.error[sizeof(q.error) - 1] = '\0';
+		/* envelope_valid(): a held one has a reason, never "" */
+		memcpy(q.held, e->evp.hold_reason, sizeof(q.held));
 		mproc_compose(p, IMSG_CTL_QUEUE_ENTRY, req->reqid, -1, &q,
 		    sizeof(q));
 	}
@@ -224,6 +233,129 @@ ctl_removed_landed(struct qenv *e, const struct delivery_result *r)
 	qenv_remove(e);
 }
 
+/*
+ * The reason of smtpctl hold, with the user smtpctl says runs it (only
+ * root may: control checks): a plain user name, else the uid the kernel
+ * gave control.
+ */
+static void
+ctl_hold_reason(const struct ctl_request *req, char *out, size_t len)
+{
+	const char	*s = req->arg;
+	size_t		 n = strlen(s);
+
+	if (n == 0 || n > 32 || *s == '-' ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789._-") != n)
+		snprintf(out, len, "smtpctl hold by uid %u",
+		    (unsigned)req->uid);
+	else
+		snprintf(out, len, "smtpctl hold by %s", s);
+}
+
+/*
+ * smtpctl hold|release ID|all: EF_HOLD set with its reason, or cleared
+ * and the envelope due now.  Each change is written to queue/EVPID (the
+ * way a retry rewrites an envelope), then one sync of queue/ makes the
+ * renames durable, and only then the answer.  An envelope whose record
+ * cannot be written keeps its old state, in memory too.  One in flight
+ * stays there: its result decides (a success removes it, a temporary
+ * failure leaves it held and not expired, queue_deliver.c).  One being
+ * removed or bounced is left alone: it is going anyway.
+ */
+static void
+ctl_hold(struct mproc *p, const struct ctl_request *req)
+{
+	struct qenv	*e;
+	char		 reason[sizeof(e->evp.hold_reason)];
+	char		 old[sizeof(reason)], why[sizeof(reason) * 4];
+	uint32_t	 flags;
+	int64_t		 nexttry;
+	int		 hold = req->cmd == CTL_HOLD;
+	int		 matched = 0, n = 0, failed = 0;
+
+	ctl_hold_reason(req, reason, sizeof(reason));
+	RB_FOREACH(e, qenv_tree, &envs) {
+		if (req->id != 0 && e->evp.id != req->id &&
+		    msgid_of(e->evp.id) != req->id)
+			continue;
+		matched++;
+		if (e->removed || e->bouncing ||
+		    hold == !!(e->evp.flags & EF_HOLD))
+			continue;
+		flags = e->evp.flags;
+		nexttry = e->evp.nexttry;
+		memcpy(old, e->evp.hold_reason, sizeof(old));
+		if (hold) {
+			e->evp.flags |= EF_HOLD;
+			memcpy(e->evp.hold_reason, reason, sizeof(reason));
+		} else {
+			e->evp.flags &= ~EF_HOLD;
+			memset(e->evp.hold_reason, 0,
+			    sizeof(e->evp.hold_reason));
+			e->evp.nexttry = 0;
+		}
+		if (qenv_update(e) == -1) {
+			log_warnx("%016" PRIx64 ": cannot %s: envelope not "
+			    "written", e->evp.id, hold ? "hold" : "release");
+			e->evp.flags = flags;
+			e->evp.nexttry = nexttry;
+			memcpy(e->evp.hold_reason, old, sizeof(old));
+			failed++;
+			continue;
+		}
+		n++;
+		if (hold)
+			log_info("%016" PRIx64 ": held: %s", e->evp.id,
+			    log_sanitize(reason, why, sizeof(why)));
+		else
+			log_info("%016" PRIx64 ": released by smtpctl",
+			    e->evp.id);
+		if (e->inflight)
+			continue;	/* its result lists it, or not */
+		if (hold)
+			qenv_unlist(e);
+		else
+			sched_ready(e);
+	}
+	if (n > 0 && fsync(dfd_queue) == -1) {
+		log_warn("fsync queue/ after smtpctl %s",
+		    hold ? "hold" : "release");
+		failed += n;
+	}
+	if (!hold)
+		queue_schedule();
+	/* "all" on an empty queue is not an error; a missing id is */
+	if (failed)
+		queue_ctl_reply(p, req->reqid, 1, 1, "%d envelopes %s, %d "
+		    "not written to the spool (see the log)", n,
+		    hold ? "held" : "released", failed);
+	else if (matched == 0 && req->id != 0)
+		queue_ctl_reply(p, req->reqid, 1, 1, "no such envelope");
+	else
+		queue_ctl_reply(p, req->reqid, 1, 0, "%d envelopes %s", n,
+		    hold ? "held" : "released");
+}
+
+/* a held reason in a line of show queue's text: no '|' (the separator) */
+static const char *
+ctl_text_field(const char *in, char *out, size_t len)
+{
+	size_t	o = 0;
+
+	for (; *in != '\0' && o + 5 < len; in++) {
+		unsigned char c = (unsigned char)*in;
+
+		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '|') {
+			out[o++] = c;
+			continue;
+		}
+		o += snprintf(out + o, len - o, "\\x%02x", c);
+	}
+	out[o] = '\0';
+	return out;
+}
+
 void
 queue_control_request(struct mproc *p, const struct ctl_request *req)
 {
@@ -231,8 +363,9 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 	char		 from[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 	char		 to[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 	char		 err[ENV_TEXT_MAX * 4];
+	char		 held[ENV_TEXT_MAX];
 	time_t		 now = time(NULL);
-	int		 n = 0;
+	int		 n = 0, nheld = 0;
 
 	switch (req->cmd) {
 	case CTL_SHOW_QUEUE:
@@ -241,13 +374,17 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 				continue;
 			addr_to_string(&e->evp.sender, from, sizeof(from));
 			addr_to_string(&e->evp.dest, to, sizeof(to));
+			/* the error last: it may hold '|' */
 			queue_ctl_reply(p, req->reqid, 0, 0,
-			    "%016" PRIx64 "|%s|%s|%lld|%u|%s|%s", e->evp.id,
+			    "%016" PRIx64 "|%s|%s|%lld|%u|%s|%s|%s", e->evp.id,
 			    from, to, (long long)(now - e->evp.ctime),
 			    e->evp.tries, e->removed ? "removing" :
 			    e->inflight ? "inflight" :
+			    (e->evp.flags & EF_HOLD) ? "held" :
 			    (e->evp.flags & EF_PAUSED) ? "paused" :
 			    e->onlist == LIST_WAIT ? "deferred" : "pending",
+			    ctl_text_field(e->evp.hold_reason, held,
+			    sizeof(held)),
 			    log_sanitize(e->evp.errorline, err, sizeof(err)));
 		}
 		queue_ctl_reply(p, req->reqid, 1, 0, NULL);
@@ -295,15 +432,27 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 			    e->evp.id != req->id && msgid_of(e->evp.id) !=
 			    req->id))
 				continue;
+			if (e->evp.flags & EF_HOLD) {	/* release first */
+				nheld++;
+				continue;
+			}
 			e->evp.nexttry = 0;
 			sched_ready(e);
 			n++;
 		}
 		queue_schedule();
 		/* "all" on an empty queue is not an error; a missing id is */
-		queue_ctl_reply(p, req->reqid, 1, n || !req->id ? 0 : 1,
-		    n || !req->id ? "%d envelopes scheduled" :
-		    "no such envelope", n);
+		if (nheld)
+			queue_ctl_reply(p, req->reqid, 1, 0, "%d envelopes "
+			    "scheduled, %d held (smtpctl release)", n, nheld);
+		else
+			queue_ctl_reply(p, req->reqid, 1, n || !req->id ? 0 : 1,
+			    n || !req->id ? "%d envelopes scheduled" :
+			    "no such envelope", n);
+		break;
+	case CTL_HOLD:
+	case CTL_RELEASE:
+		ctl_hold(p, req);
 		break;
 	case CTL_REMOVE: {
 		struct qenv	*tmp;

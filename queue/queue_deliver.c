@@ -119,14 +119,16 @@ queue_delivery_result(const struct delivery_result *r)
 		qenv_remove(e);
 		break;
 	case PROTO_TEMPFAIL:
-		if (now - e->evp.ctime < conf->queue_ttl) {
+		/* held while in flight: kept, however old, until released */
+		if (now - e->evp.ctime < conf->queue_ttl ||
+		    (e->evp.flags & EF_HOLD)) {
 			snprintf(e->evp.errorline, sizeof(e->evp.errorline),
 			    "%s", r->text);
 			e->evp.nexttry = now + retry_delay(&e->evp);
 			log_delivery(e, "deferred", r);
 			queue_stats.deferred++;
 			if (conf->bounce_warn > 0 &&
-			    !(e->evp.flags & EF_WARNED) &&
+			    !(e->evp.flags & (EF_WARNED | EF_HOLD)) &&
 			    now - e->evp.ctime >= conf->bounce_warn &&
 			    bounce_wants(&e->evp, DSN_DELAYED)) {
 				e->evp.flags |= EF_WARNED;

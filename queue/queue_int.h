@@ -72,8 +72,9 @@ struct qenv {
 	int			 bouncing;	/* kept until its DSN is queued */
 	int			 removed;	/* smtpctl remove, in flight */
 	int			 onfile;	/* queue/EVPID exists */
-	int			 onlist;	/* 0, LIST_READY, LIST_WAIT,
-						 * LIST_PARKED */
+	int			 onlist;	/* 0 (in flight, bouncing,
+						 * held), LIST_READY,
+						 * LIST_WAIT, LIST_PARKED */
 	struct chanwait		*park;		/* LIST_PARKED: on whose list */
 };
 
@@ -156,8 +157,8 @@ void		queue_smtp_dispatch(struct mproc *, struct imsg *);
 
 /* queue_sched.c: which envelope goes when */
 void		qenv_unlist(struct qenv *);
-void		sched_ready(struct qenv *);
-void		sched_wait(struct qenv *);
+int		sched_ready(struct qenv *);
+int		sched_wait(struct qenv *);
 time_t		retry_delay(const struct envelope *);
 void		on_sched_timer(evutil_socket_t, short, void *);
 void		queue_schedule(void);

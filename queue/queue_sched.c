@@ -8,6 +8,12 @@
  * ones to ready and sends as many as the in-flight limit allows; a
  * temporary failure waits retry_delay(); ETRN and smtpctl schedule make
  * envelopes due now.
+ *
+ * A held envelope (EF_HOLD: a milter's quarantine, smtpctl hold) is on
+ * no list at all: sched_ready() and sched_wait() leave it off, so the
+ * scheduler never sees it -- a quarantine of thousands costs the hot
+ * path nothing but that one flag test -- and it is neither tried nor
+ * expired (expiry is decided on a failed try) until smtpctl release.
  */
 #include <sys/types.h>
 
@@ -41,21 +47,27 @@ qenv_unlist(struct qenv *e)
 	e->park = NULL;
 }
 
-void
+/* 1 if it is held, and stays on no list */
+int
 sched_ready(struct qenv *e)
 {
 	qenv_unlist(e);
+	if (e->evp.flags & EF_HOLD)
+		return 1;
 	TAILQ_INSERT_TAIL(&ready, e, sched);
 	e->onlist = LIST_READY;
+	return 0;
 }
 
-/* the waiting list stays sorted by next try */
-void
+/* the waiting list stays sorted by next try; 1 if held (sched_ready()) */
+int
 sched_wait(struct qenv *e)
 {
 	struct qenv	*w;
 
 	qenv_unlist(e);
+	if (e->evp.flags & EF_HOLD)
+		return 1;
 	TAILQ_FOREACH_REVERSE(w, &waiting, qenv_list, sched)
 		if (w->evp.nexttry <= e->evp.nexttry)
 			break;
@@ -64,6 +76,7 @@ sched_wait(struct qenv *e)
 	else
 		TAILQ_INSERT_AFTER(&waiting, w, e, sched);
 	e->onlist = LIST_WAIT;
+	return 0;
 }
 
 time_t
@@ -132,7 +145,8 @@ queue_schedule_domain(const char *domain, int subdomains)
 		const char *d = e->evp.dest.domain;
 
 		if (e->inflight || e->bouncing ||
-		    e->evp.dest_type != DEST_REMOTE)
+		    e->evp.dest_type != DEST_REMOTE ||
+		    (e->evp.flags & EF_HOLD))
 			continue;
 		el = strlen(d);
 		if (strcasecmp(d, domain) != 0 && !(subdomains && el > dl &&

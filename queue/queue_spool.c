@@ -302,15 +302,24 @@ qenv_remove(struct qenv *e)
 	}
 }
 
+/*
+ * The envelope as it is now, in queue/EVPID (written aside, synced, then
+ * renamed over the old one): a retry, smtpctl hold or release.  A pause
+ * stays out of it: it is kept in memory only (smtpctl(8)), and a held
+ * envelope must come back after a restart held, not paused as well.
+ */
 int
 qenv_update(struct qenv *e)
 {
-	char	name[17], tmp[24];
-	int	rc;
+	struct envelope	stored;
+	char		name[17], tmp[24];
+	int		rc;
 
 	evpid_to_text(e->evp.id, name);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
-	rc = write_envelope_at(dfd_queue, tmp, &e->evp, 1);
+	stored = e->evp;
+	stored.flags &= ~EF_PAUSED;
+	rc = write_envelope_at(dfd_queue, tmp, &stored, 1);
 	if (rc == 0 && renameat(dfd_queue, tmp, dfd_queue, name) == -1) {
 		log_warn("rename queue/%s", tmp);
 		unlinkat(dfd_queue, tmp, 0);
@@ -585,7 +594,7 @@ queue_load(void)
 	struct qenv	*e, *etmp;
 	DIR		*dir;
 	char		 name[17];
-	int		 fd, n = 0;
+	int		 fd, n = 0, held = 0;
 	time_t		 now = time(NULL);
 
 	spool_legacy = !spool_format_known();
@@ -635,10 +644,11 @@ queue_load(void)
 			continue;
 		}
 		if (e->msg->onspool) {
+			/* a held one goes on no list (queue_sched.c) */
 			if (e->evp.nexttry > now)
-				sched_wait(e);
+				held += sched_wait(e);
 			else
-				sched_ready(e);
+				held += sched_ready(e);
 			continue;
 		}
 		log_info("queue/%s: its message never committed, removed",
@@ -658,4 +668,6 @@ queue_load(void)
 	}
 	if (n)
 		log_info("%d messages loaded from the spool", n);
+	if (held)
+		log_info("%d envelopes held (smtpctl release)", held);
 }

@@ -153,6 +153,17 @@ smtp_data_take_spare(uint32_t *msgid, int *fd)
 }
 
 void
+smtp_data_reserve(struct session *s)
+{
+	struct txn	*tx = s->tx;
+
+	if (tx->msgfd != -1 || tx->resv_fd != -1)
+		return;
+	if (smtp_data_take_spare(&tx->resv_msgid, &tx->resv_fd) == -1)
+		tx->resv_fd = -1;
+}
+
+void
 smtp_data_return_spare(uint32_t msgid, int fd)
 {
 	if (ftruncate(fd, 0) == 0 && nspares < SPARE_MAX &&
@@ -170,8 +181,20 @@ queue_create(struct session *s)
 {
 	struct queue_msg_req	req;
 	struct queue_msg_resp	r;
+	int			fd;
 
 	s->flags |= SS_WAIT;
+	if (s->tx->resv_fd != -1) {
+		/* set aside at MAIL (smtp_data_reserve()) */
+		memset(&r, 0, sizeof(r));
+		r.reqid = s->id;
+		r.msgid = s->tx->resv_msgid;
+		r.status = PROTO_OK;
+		fd = s->tx->resv_fd;
+		s->tx->resv_fd = -1;
+		queue_created(s, &r, fd);
+		return;
+	}
 	if (nspares > 0) {
 		nspares--;
 		memset(&r, 0, sizeof(r));

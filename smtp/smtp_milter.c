@@ -492,9 +492,10 @@ macro_value(struct session *s, const char *name, char *buf, size_t size)
 		return buf[0] ? buf : NULL;
 	}
 	if (strcmp(name, "i") == 0) {
-		if (tx == NULL || tx->msgfd == -1)
+		if (tx == NULL || (tx->msgfd == -1 && tx->resv_fd == -1))
 			return NULL;
-		snprintf(buf, size, "%08x", tx->msgid);
+		snprintf(buf, size, "%08x", tx->msgfd != -1 ? tx->msgid :
+		    tx->resv_msgid);
 		return buf;
 	}
 	if (strcmp(name, "{auth_type}") == 0)
@@ -1168,6 +1169,11 @@ conn_read(evutil_socket_t fd, short ev, void *arg)
 	if (n == -1 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n <= 0) {
+		if (c->state == MC_DONE) {
+			/* it accepted the connection: nothing more to say */
+			conn_close(c);
+			return;
+		}
 		if (c->state == MC_IDLE && c->ms->stage == -1) {
 			/* gone between stages: its on-error comes later */
 			milter_fail(c, "%s", n == 0 ? "closed the connection"

@@ -102,6 +102,7 @@ struct milter_eom {
 	size_t		 naddrcpt, iaddrcpt;
 	char		 hold[128];	/* quarantined: why */
 	int		 changed;	/* a filter changed the message */
+	int		 loaded;	/* the model is made (eom_model()) */
 };
 
 static void	eom_next_filter(struct milter_sess *);
@@ -251,13 +252,18 @@ has_blank_line(const char *p, size_t len)
 	return 0;
 }
 
-/* the model of the message as it stands: added fields, then the file's */
+/*
+ * The model of the message as it stands: added fields, then the file's.
+ * Made when first needed: a filter that asked for neither header nor
+ * body and changes nothing (a no-op, or one that only looks at the
+ * envelope) costs no read of the message.
+ */
 static int
-eom_load(struct milter_sess *ms)
+eom_model(struct milter_sess *ms)
 {
 	struct session		*s = ms->s;
 	struct txn		*tx = s->tx;
-	struct milter_eom	*e;
+	struct milter_eom	*e = ms->eom;
 	struct evbuffer		*b;
 	char			 buf[65536];
 	ssize_t			 n;
@@ -266,9 +272,9 @@ eom_load(struct milter_sess *ms)
 	int			 blank;
 	char			*p;
 
-	if ((e = calloc(1, sizeof(*e))) == NULL)
-		fatal("calloc");
-	ms->eom = e;
+	if (e->loaded)
+		return 0;
+	e->loaded = 1;
 	if (s->addhead_len > 0)
 		hdr_parse_block(e, s->addhead, s->addhead_len, H_ADDED,
 		    &blank);
@@ -393,6 +399,8 @@ eom_pump(struct milter_sess *ms, struct milter_conn *c)
 		}
 		switch (e->phase) {
 		case P_HEADERS:
+			if (!(c->protocol & SMFIP_NOHDRS) && eom_model(ms) == -1)
+				goto local_error;
 			if ((c->protocol & SMFIP_NOHDRS) || e->hi >= e->nh) {
 				e->phase = P_EOH;
 				continue;
@@ -424,6 +432,8 @@ eom_pump(struct milter_sess *ms, struct milter_conn *c)
 				continue;
 			break;
 		case P_BODY:
+			if (!(c->protocol & SMFIP_NOBODY) && eom_model(ms) == -1)
+				goto local_error;
 			if ((c->protocol & SMFIP_NOBODY) ||
 			    (n = body_chunk(ms, chunk)) == 0) {
 				e->phase = P_EOM;
@@ -453,6 +463,11 @@ eom_pump(struct milter_sess *ms, struct milter_conn *c)
 	}
 	/* it failed while we wrote: its on-error decides */
 	milter_eom_reply(ms, c, NULL);
+	return;
+local_error:
+	ms->verdict = MILTER_TEMPFAIL;
+	ms->nlines = 0;
+	milter_stage_done(ms);
 }
 
 void
@@ -504,11 +519,8 @@ milter_eom_start(struct milter_sess *ms)
 		return;
 	}
 	milter_eom_free(ms);
-	if (eom_load(ms) == -1) {
-		ms->verdict = MILTER_TEMPFAIL;
-		milter_stage_done(ms);
-		return;
-	}
+	if ((ms->eom = calloc(1, sizeof(*ms->eom))) == NULL)
+		fatal("calloc");
 	ms->cur = 0;
 	eom_next_filter(ms);
 }
@@ -579,6 +591,18 @@ eom_change(struct milter_sess *ms, struct milter_conn *c,
 	size_t			 i, n;
 	char			*v;
 
+	switch (r->cmd) {
+	case SMFIR_ADDHEADER:
+	case SMFIR_INSHEADER:
+	case SMFIR_CHGHEADER:
+	case SMFIR_REPLBODY:
+		if (eom_model(ms) == -1) {
+			milter_fail(c, "the message could not be read");
+			return -1;
+		}
+		e->changed = 1;
+		break;
+	}
 	switch (r->cmd) {
 	case SMFIR_ADDHEADER:
 	case SMFIR_INSHEADER:
@@ -720,10 +744,8 @@ milter_eom_reply(struct milter_sess *ms, struct milter_conn *c,
 		case SMFIR_ACCEPT:
 			c->in_msg = 0;
 			eom_take_body(e);
-			if (c->modified) {
+			if (c->modified)
 				milter_stats_count(c, MST_MODIFIED);
-				e->changed = 1;
-			}
 			milter_stats_count(c, MST_ACCEPT);
 			ms->cur++;
 			eom_next_filter(ms);

@@ -640,6 +640,8 @@ session_reset(struct session *s)
 	if (tx == NULL)
 		goto done;
 	smtp_milter_abort(s);
+	if (tx->resv_fd != -1)
+		smtp_data_return_spare(tx->resv_msgid, tx->resv_fd);
 	if (tx->msgfd != -1) {
 		close(tx->msgfd);
 		memset(&req, 0, sizeof(req));
@@ -914,6 +916,8 @@ mail_milter(struct session *s, int verdict)
 static void
 mail_accept(struct session *s)
 {
+	if (s->milter != NULL)
+		smtp_data_reserve(s);
 	if (smtp_milter_stage(s, MILTER_STAGE_MAIL, s->tx->mail_args,
 	    mail_milter))
 		return;
@@ -958,6 +962,7 @@ cmd_mail(struct session *s, char *args)
 		return;
 	}
 	tx->msgfd = -1;
+	tx->resv_fd = -1;
 	rc = addr_parse_path(p, &tx->mailfrom, ADDR_ALLOW_NULL |
 	    ADDR_ALLOW_UTF8, &rest);
 	if (rc != ADDR_OK) {

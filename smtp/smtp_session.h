@@ -127,6 +127,10 @@ struct txn {
 	char			*mail_args;
 	char			*rcpt_args;
 	int			 discard;	/* a filter said drop it */
+	/* a spare file set aside at MAIL, so that the filters know the
+	 * queue id ("i") from then on; DATA takes it */
+	uint32_t		 resv_msgid;
+	int			 resv_fd;
 	char			 hold[ENV_TEXT_MAX / 4]; /* held in the queue: why */
 };
 
@@ -374,6 +378,7 @@ void	data_line(struct session *s, char *line, size_t len, int lflags);
 int	bdat_consume(struct session *s);
 /* smtp_data.c, for the milters' rewrite of a message */
 int	smtp_data_take_spare(uint32_t *msgid, int *fd);
+void	smtp_data_reserve(struct session *);
 void	smtp_data_return_spare(uint32_t msgid, int fd);
 void	smtp_data_rescan(struct session *);
 

@@ -56,6 +56,14 @@
 #include "proc.h"
 #include "proto.h"
 
+/* a filter's name and address as the configuration holds them fit */
+_Static_assert(sizeof(((struct milter_connect *)0)->name) >= CONF_NAME_MAX,
+    "milter_connect.name");
+_Static_assert(sizeof(((struct milter_stats *)0)->name) >= CONF_NAME_MAX,
+    "milter_stats.name");
+_Static_assert(sizeof(((struct ctl_milter *)0)->address) >= CONF_PATH_MAX,
+    "ctl_milter.address");
+
 /* per worker: at most this many filters' counters (its configuration's) */
 #define MILTER_RECORDS_PER_WORKER	CONF_MAX_MILTERS
 

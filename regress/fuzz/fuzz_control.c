@@ -180,7 +180,7 @@ frame_requests(const uint8_t *data, size_t size, uint8_t *out, size_t cap)
 	imsgbuf_init(&ib, sv[0]);
 	while (i < size) {
 		memset(&req, 0, sizeof(req));
-		req.cmd = data[i++] % (CTL_SHOW_QUEUE_ENTRIES + 2);
+		req.cmd = data[i++] % (CTL_RELEASE + 1);
 		req.uid = 0;	/* a lie control must not believe */
 		for (n = 0; i < size && data[i] != '\0' &&
 		    n < sizeof(req.arg) - 1; n++)

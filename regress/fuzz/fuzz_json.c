@@ -422,6 +422,8 @@ fuzz_queue_entry(const uint8_t *data, size_t size)
 	copy_field(q.recipient, sizeof(q.recipient), s, len);
 	len = next_field(&f, &s);
 	copy_field(q.error, sizeof(q.error), s, len);
+	len = next_field(&f, &s);	/* none: not held, "held": null */
+	copy_field(q.held, sizeof(q.held), s, len);
 	if (size >= 8)
 		memcpy(&q.evpid, data, 8);
 	if (size >= 16)
@@ -462,6 +464,9 @@ fuzz_queue_entry(const uint8_t *data, size_t size)
 	expected_put(&want, "next_try", 8);
 	expected_put(&want, "error", 5);
 	expected_put(&want, q.error, strlen(q.error));
+	expected_put(&want, "held", 4);
+	if (q.held[0] != '\0')
+		expected_put(&want, q.held, strlen(q.held));
 	compare(&got, &want);
 	free(got.out);
 	free(want.out);

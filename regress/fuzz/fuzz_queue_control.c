@@ -30,9 +30,11 @@
  * dump envelope_load() takes back, with that id; show message is the
  * message (NUL shown as ^@); the in-flight count of show status is the
  * number of deliveries the agents hold; nothing is sent to an agent
- * while it is paused, no envelope while it is held or twice; and after
- * the clean-up the queue holds nothing and the spool's folders are empty
- * but for .format and .key.
+ * while it is paused, no envelope while it is paused or held (smtpctl
+ * hold, EF_HOLD) or twice; an envelope shown held has its reason, and
+ * one shown with a reason is held (or in flight, removed, bouncing);
+ * and after the clean-up (remove all: held ones too) the queue holds
+ * nothing and the spool's folders are empty but for .format and .key.
  */
 #include <sys/stat.h>
 #include <sys/socket.h>
@@ -209,7 +211,8 @@ agent_take(struct imsg *m, int remote)
 	CHECK((evp.dest_type == DEST_REMOTE) == remote);
 	/* never while its agent is paused or it is held, never twice */
 	CHECK(remote ? !mta_paused : !mda_paused);
-	CHECK(!(evp.flags & EF_PAUSED));
+	CHECK(!(evp.flags & (EF_PAUSED | EF_HOLD)));
+	CHECK(evp.hold_reason[0] == '\0');
 	CHECK(flight_find(evp.id) == NULL);
 	CHECK(learning || known_find(evp.id) != NULL);
 	CHECK(nflights < FLIGHT_MAX);
@@ -315,6 +318,14 @@ serve_control(struct answer *a)
 			CHECK((q.state == CTL_QSTATE_INFLIGHT ||
 			    q.state == CTL_QSTATE_REMOVING) ==
 			    (flight_find(q.evpid) != NULL));
+			/* held: with its reason; a reason: held */
+			CHECK(q.state != CTL_QSTATE_HELD ||
+			    strcmp(q.held, "smtpctl hold by fuzz") == 0);
+			CHECK(q.held[0] == '\0' ||
+			    q.state == CTL_QSTATE_HELD ||
+			    q.state == CTL_QSTATE_INFLIGHT ||
+			    q.state == CTL_QSTATE_REMOVING ||
+			    q.state == CTL_QSTATE_BOUNCING);
 			continue;
 		}
 		CHECK(m.hdr.type == IMSG_CTL_REPLY);
@@ -586,7 +597,7 @@ one_request(const uint8_t *data, size_t size, size_t *ip, uint8_t op)
 	static const uint32_t	 uids[4] = { 0, 1000, 1001, 4242 };
 	struct answer		 a;
 	struct known		*k = NULL;
-	uint32_t		 cmd = op % (CTL_SHOW_QUEUE_ENTRIES + 2);
+	uint32_t		 cmd = op % (CTL_RELEASE + 1);
 	uint32_t		 uid;
 	uint64_t		 id = 0;
 	uint8_t			 b = *ip < size ? data[(*ip)++] : 0;
@@ -627,7 +638,19 @@ one_request(const uint8_t *data, size_t size, size_t *ip, uint8_t op)
 			/* the dump as stored, then an empty end */
 			CHECK(envelope_load(a.raw, a.rlen, &evp) == 0);
 			CHECK(evp.id == id);
+			CHECK(!(evp.flags & EF_HOLD) ||
+			    strcmp(evp.hold_reason, "smtpctl hold by fuzz") ==
+			    0);
 		}
+		break;
+	case CTL_HOLD:
+	case CTL_RELEASE:
+		/* "all" never fails (tmpfs: every write works), an
+		 * envelope that never was always does */
+		if (id == 0)
+			CHECK(a.status == 0);
+		if (sel == 14)
+			CHECK(a.status == 1);
 		break;
 	case CTL_SHOW_MESSAGE:
 		if (a.status == 0) {

@@ -118,6 +118,34 @@ def test_bad_size():
         check_error(c.write("bad.conf", text), line)
 
 
+def test_milters():
+    """A good milter configuration, and each milter error on its line
+    (the grammar in full: regress/unit/test_parse_milter.c)."""
+    filters = ('milter rspamd "inet:127.0.0.1:11332" on-error accept\n'
+               "milter dkim unix:/run/opendkim/opendkim.sock\n"
+               "sendmail milter { dkim rspamd }\n")
+    with ConfDir() as c:
+        text = good_conf(c.path).replace(
+            "port 2525", "port 2525 milter { rspamd, dkim }") + filters
+        check_ok(c.write("good.conf", text))
+        base = good_conf(c.path) + filters
+        n = len(base.splitlines())
+        for extra, message in [
+                ("milter rspamd inet:127.0.0.1:1\n", "already defined"),
+                ("milter x inet:127.0.0.1:0\n", "invalid port"),
+                ("milter x tcp:1\n", "unknown address"),
+                ("milter x inet:127.0.0.1:1 frob\n", "unknown option"),
+                ("milter x inet:127.0.0.1:1 eom-timeout 5y\n",
+                 "invalid duration"),
+                ("listen on 127.0.0.1 port 2526 milter nosuch\n",
+                 'no milter "nosuch"'),
+                ("listen on 127.0.0.1 port 2526 milter { dkim dkim }\n",
+                 "named twice")]:
+            path = c.write("bad.conf", base + extra)
+            check_error(path, n + 1)
+            assert message in run_smtpd(["-n", "-f", path]).output, extra
+
+
 def test_missing_file():
     """A file that does not exist is an error too, not an empty config."""
     with ConfDir() as c:

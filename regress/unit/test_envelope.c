@@ -128,6 +128,124 @@ test_refusals(void **state)
 	refused_with("end: ok\n", "");
 }
 
+/*
+ * A held envelope (EF_HOLD, a milter's quarantine or smtpctl hold): its
+ * reason is stored escaped, comes back the same, and is refused when it
+ * is not printable text or does not go with the flag.
+ */
+static void
+held(struct envelope *e)
+{
+	sample(e);
+	e->flags |= EF_HOLD;
+	snprintf(e->hold_reason, sizeof(e->hold_reason),
+	    "milter rspamd: spam \\ score 15 \xc3\xa9t\xc3\xa9 | 100%%");
+}
+
+static void
+test_hold_round_trip(void **state)
+{
+	struct envelope	e, back;
+	char		buf[16384], line[256];
+	int		n;
+
+	(void)state;
+	held(&e);
+	n = dump(&e, buf, sizeof(buf) - 1);
+	/* the backslash escaped, the rest as it is */
+	assert_non_null(strstr(buf, "hold-reason: milter rspamd: spam "
+	    "\\x5c score 15 \xc3\xa9t\xc3\xa9 | 100%\n"));
+	snprintf(line, sizeof(line), "flags: %08x\n", (unsigned)e.flags);
+	assert_non_null(strstr(buf, line));
+	assert_int_equal(envelope_load(buf, n, &back), 0);
+	assert_memory_equal(&e, &back, sizeof(e));
+	assert_true(back.flags & EF_HOLD);
+	assert_string_equal(back.hold_reason, e.hold_reason);
+
+	/* as long as the field holds */
+	memset(e.hold_reason, 'r', sizeof(e.hold_reason) - 1);
+	e.hold_reason[sizeof(e.hold_reason) - 1] = '\0';
+	n = dump(&e, buf, sizeof(buf) - 1);
+	assert_int_equal(envelope_load(buf, n, &back), 0);
+	assert_memory_equal(&e, &back, sizeof(e));
+
+	/* not held: no hold-reason line at all (an older reader's file) */
+	sample(&e);
+	dump(&e, buf, sizeof(buf) - 1);
+	assert_null(strstr(buf, "hold-reason"));
+}
+
+/* what a worker or smtpctl may not store (envelope_valid() too) */
+static void
+test_hold_refusals(void **state)
+{
+	struct envelope	e, back;
+	char		buf[16384], out[16384], *p;
+	int		n;
+
+	(void)state;
+	/* the flag without a reason, a reason without the flag */
+	held(&e);
+	e.hold_reason[0] = '\0';
+	assert_int_equal(envelope_valid(&e), -1);
+	assert_int_equal(envelope_dump(&e, buf, sizeof(buf)), -1);
+	held(&e);
+	e.flags &= ~EF_HOLD;
+	assert_int_equal(envelope_valid(&e), -1);
+	assert_int_equal(envelope_dump(&e, buf, sizeof(buf)), -1);
+	/* control characters: a line or a terminal sequence in mailq */
+	held(&e);
+	e.hold_reason[3] = '\n';
+	assert_int_equal(envelope_valid(&e), -1);
+	e.hold_reason[3] = '\x1b';
+	assert_int_equal(envelope_valid(&e), -1);
+	e.hold_reason[3] = 0x7f;
+	assert_int_equal(envelope_valid(&e), -1);
+	/* not NUL-terminated within the field */
+	held(&e);
+	memset(e.hold_reason, 'r', sizeof(e.hold_reason));
+	assert_int_equal(envelope_valid(&e), -1);
+
+	/* the same on read-back */
+	held(&e);
+	n = dump(&e, buf, sizeof(buf) - 1);
+	p = strstr(buf, "hold-reason: ");
+	assert_non_null(p);
+	/* escaped control characters are refused once unescaped */
+	n = snprintf(out, sizeof(out), "%.*shold-reason: a\\x0ab\n%s",
+	    (int)(p - buf), buf, strchr(p, '\n') + 1);
+	assert_int_equal(envelope_load(out, n, &back), -1);
+	n = snprintf(out, sizeof(out), "%.*shold-reason: a\\x1b[2Jb\n%s",
+	    (int)(p - buf), buf, strchr(p, '\n') + 1);
+	assert_int_equal(envelope_load(out, n, &back), -1);
+	/* a reason without the flag */
+	memcpy(out, buf, sizeof(out));
+	assert_non_null(p = strstr(out, "flags: 00540002\n"));
+	memcpy(p, "flags: 00140002\n", 16);
+	assert_int_equal(envelope_load(out, strlen(out), &back), -1);
+	p = strstr(buf, "hold-reason: ");
+	/* the flag without a reason */
+	n = snprintf(out, sizeof(out), "%.*s%s", (int)(p - buf), buf,
+	    strchr(p, '\n') + 1);
+	assert_int_equal(envelope_load(out, n, &back), -1);
+	/* empty, repeated, too long */
+	n = snprintf(out, sizeof(out), "%.*shold-reason: \n%s",
+	    (int)(p - buf), buf, strchr(p, '\n') + 1);
+	assert_int_equal(envelope_load(out, n, &back), -1);
+	n = snprintf(out, sizeof(out), "%.*shold-reason: x\n%s",
+	    (int)(p - buf), buf, p);
+	assert_int_equal(envelope_load(out, n, &back), -1);
+	n = snprintf(out, sizeof(out), "%.*shold-reason: %0*d\n%s",
+	    (int)(p - buf), buf, (int)sizeof(e.hold_reason), 0,
+	    strchr(p, '\n') + 1);
+	assert_int_equal(envelope_load(out, n, &back), -1);
+	/* one character less fits */
+	n = snprintf(out, sizeof(out), "%.*shold-reason: %0*d\n%s",
+	    (int)(p - buf), buf, (int)sizeof(e.hold_reason) - 1, 0,
+	    strchr(p, '\n') + 1);
+	assert_int_equal(envelope_load(out, n, &back), 0);
+}
+
 static size_t
 footer(char *buf, uint64_t body, size_t head, size_t envlen,
     const uint8_t *mac)
@@ -331,6 +449,8 @@ main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_optional_key_absent),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_hold_round_trip),
+		cmocka_unit_test(test_hold_refusals),
 		cmocka_unit_test(test_footer_round_trip),
 		cmocka_unit_test(test_footer_v1_bytes),
 		cmocka_unit_test(test_footer_v2),

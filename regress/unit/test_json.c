@@ -258,8 +258,23 @@ test_queue_entry_json(void **state)
 	    "\"state\":\"deferred\",\"size\":1234,\"arrival\":1800000000,"
 	    "\"age\":100,\"tries\":2,\"last_try\":1800000050,"
 	    "\"next_try\":1800000400,"
-	    "\"error\":\"4.2.0 \\\"busy\\\"\\u000d\\u000a\\u001b[2J\\ufffd\"}");
+	    "\"error\":\"4.2.0 \\\"busy\\\"\\u000d\\u000a\\u001b[2J\\ufffd\","
+	    "\"held\":null}");
 	json_free(&j);
+
+	/* held (smtpctl hold, a milter's quarantine): the reason */
+	q.state = CTL_QSTATE_HELD;
+	snprintf(q.held, sizeof(q.held), "milter m: \"spam\" \\ \xc3\xa9");
+	json_init(&j);
+	ctl_queue_entry_json(&j, &q);
+	out = json_finish(&j, NULL);
+	assert_non_null(out);
+	assert_non_null(strstr(out, "\"state\":\"held\","));
+	assert_non_null(strstr(out, ",\"held\":\"milter m: \\\"spam\\\" "
+	    "\\\\ \xc3\xa9\"}"));
+	json_free(&j);
+	q.state = CTL_QSTATE_DEFERRED;
+	q.held[0] = '\0';
 
 	/* never tried, nothing planned, an unknown state: still a document */
 	q.lasttry = q.nexttry = 0;
@@ -291,6 +306,21 @@ test_queue_entry_text(void **state)
 	assert_string_equal(buf, "0123abcd00000001 \"john doe\"@example.test "
 	    "-> \"back\\\\slash\"@x.test size=1234 age=100s tries=2 "
 	    "state=deferred next=300s error=4.2.0 \"busy\"???[2J?\n");
+	free(buf);
+
+	/* held: '!' after the id (Postfix's mailq), and the reason */
+	q.state = CTL_QSTATE_HELD;
+	q.nexttry = 0;
+	q.error[0] = '\0';
+	snprintf(q.held, sizeof(q.held), "smtpctl hold by root\x1b[2J");
+	buf = NULL;
+	fp = open_memstream(&buf, &len);
+	assert_non_null(fp);
+	ctl_queue_entry_text(fp, &q);
+	fclose(fp);
+	assert_string_equal(buf, "0123abcd00000001! \"john doe\"@example.test "
+	    "-> \"back\\\\slash\"@x.test size=1234 age=100s tries=2 "
+	    "state=held held=smtpctl hold by root?[2J\n");
 	free(buf);
 }
 

@@ -389,6 +389,35 @@ test_parse_framing(void **state)
 	assert_int_equal(milter_parse_reply(p, 0, &r, &err), -1);
 }
 
+/* a packet of MILTER_PACKET_MAX is taken, one byte more is not */
+static void
+test_parse_oversize(void **state)
+{
+	struct milter_reply	 r;
+	const char		*err;
+	uint8_t			*p;
+	uint32_t		 n;
+
+	(void)state;
+	p = calloc(1, 4 + MILTER_PACKET_MAX + 1);
+	assert_non_null(p);
+	n = htonl(MILTER_PACKET_MAX);
+	memcpy(p, &n, 4);
+	p[4] = SMFIR_REPLBODY;
+	assert_int_equal(milter_frame(p, 4 + MILTER_PACKET_MAX),
+	    4 + MILTER_PACKET_MAX);
+	assert_int_equal(milter_parse_reply(p, 4 + MILTER_PACKET_MAX, &r,
+	    &err), 0);
+	assert_int_equal(r.len, MILTER_PACKET_MAX - 1);
+	n = htonl(MILTER_PACKET_MAX + 1);
+	memcpy(p, &n, 4);
+	assert_int_equal(milter_frame(p, 4 + MILTER_PACKET_MAX + 1), -1);
+	assert_int_equal(milter_parse_reply(p, 4 + MILTER_PACKET_MAX + 1, &r,
+	    &err), -1);
+	assert_non_null(err);
+	free(p);
+}
+
 static void
 test_parse_optneg(void **state)
 {
@@ -667,7 +696,7 @@ test_reply_check(void **state)
 		"550-a\n 550 b",
 	};
 	const char	*err;
-	char		*l[MILTER_REPLY_LINES], small[64];
+	char		*l[MILTER_REPLY_LINES], small[64], *big, *p;
 	size_t		 i;
 	int		 code, n;
 
@@ -726,10 +755,40 @@ test_reply_check(void **state)
 	text[MILTER_REPLY_LINE_MAX + 1] = '\0';
 	assert_int_equal(check(text, lines, &code), -1);
 
-	/* the buffer must be as large as the header says */
-	n = milter_reply_check("550 a", small, 5 + 1 + MILTER_REPLY_LINES - 1,
-	    l, &code, &err);
+	/* the buffer must be as large as the header says, no larger */
+	n = milter_reply_check("550 a", small, 5, l, &code, &err);
 	assert_int_equal(n, -1);
+	n = milter_reply_check("550 a", small, 6, l, &code, &err);
+	assert_int_equal(n, 1);
+	assert_string_equal(l[0], "550 a");
+	n = milter_reply_check("550-a\r\n550-b\n550 c", small, 18, l,
+	    &code, &err);
+	assert_int_equal(n, -1);
+	n = milter_reply_check("550-a\r\n550-b\n550 c", small, 19, l,
+	    &code, &err);
+	assert_int_equal(n, 3);
+	assert_string_equal(l[2], "550 c");
+	/* the longest reply there is fits in strlen + 1 */
+	p = text;
+	for (i = 0; i < MILTER_REPLY_LINES; i++) {
+		memcpy(p, i < MILTER_REPLY_LINES - 1 ? "550-" : "550 ", 4);
+		memset(p + 4, 'x', MILTER_REPLY_LINE_MAX - 4);
+		p += MILTER_REPLY_LINE_MAX;
+		if (i < MILTER_REPLY_LINES - 1) {
+			memcpy(p, "\r\n", 2);
+			p += 2;
+		}
+	}
+	*p = '\0';
+	assert_int_equal(strlen(text), MILTER_REPLY_LINES *
+	    (MILTER_REPLY_LINE_MAX + 2) - 2);
+	big = malloc(strlen(text) + 1);
+	assert_non_null(big);
+	n = milter_reply_check(text, big, strlen(text) + 1, l, &code, &err);
+	assert_int_equal(n, MILTER_REPLY_LINES);
+	assert_int_equal(strlen(l[MILTER_REPLY_LINES - 1]),
+	    MILTER_REPLY_LINE_MAX);
+	free(big);
 }
 
 static void
@@ -823,6 +882,7 @@ main(void)
 		cmocka_unit_test(test_frame),
 		cmocka_unit_test(test_parse_simple),
 		cmocka_unit_test(test_parse_framing),
+		cmocka_unit_test(test_parse_oversize),
 		cmocka_unit_test(test_parse_optneg),
 		cmocka_unit_test(test_parse_headers),
 		cmocka_unit_test(test_parse_envelope),
