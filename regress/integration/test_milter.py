@@ -533,7 +533,8 @@ def test_tls_and_auth_macros():
 def test_negotiated_steps():
     """A filter that wants no reply to any stage, and one that wants
     no header and no body: the MTA waits for no answer it was told not
-    to expect, and sends no step it was told to leave out."""
+    to expect, and sends no step it was told to leave out -- but still
+    the macros of the envelope steps left out (as Postfix)."""
     need_pymilter()
     fixture.reset_maildir(TEST_USER1)
     conf = milter_conf([("a", PORT_TAP, "")], ["a"])
@@ -567,6 +568,28 @@ def test_negotiated_steps():
             assert step not in sent, sent
         assert "E" in sent, sent
         assert filt.events(filt.last_conn(), "header") == []
+
+        # the envelope steps away: not sent, but their macros are (as
+        # Postfix does), so that the filter still has them at the end
+        filt.set({"nocallback": ["connect", "helo", "envfrom", "envrcpt",
+                                 "data"]})
+        marker = unique("noenv")
+        with Session(d.port) as s:
+            s.ehlo()
+            t = s.transaction(SENDER, [RCPT1], message(marker))
+            assert_reply(t["dot"], 250, what="end of data")
+            qid = fixture.queue_id(t["dot"])
+        pk = tap.packets(tap.last_conn())
+        sent = [p["cmd"] for p in pk if p.get("from") == "mta"
+                and p.get("cmd") not in ("D", None)]
+        for step in ("C", "H", "M", "R", "T"):
+            assert step not in sent, sent
+        assert set("CMRT") <= set(macros_by_stage(pk)), \
+            macros_by_stage(pk)
+        eom = filt.events(filt.last_conn(), "eom")[0]["macros"]
+        for name, value in [("{mail_addr}", SENDER), ("{rcpt_addr}", RCPT1),
+                            ("{daemon_addr}", "127.0.0.1"), ("i", qid)]:
+            assert eom.get(name) == value, (name, eom)
 
 
 def test_skip_and_large_body():
