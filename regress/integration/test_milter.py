@@ -202,6 +202,31 @@ def test_custom_replies():
         assert maildir_with(marker) == []
 
 
+def test_unknown_command_and_abort():
+    """An unknown command goes to the filter (its verb, as Postfix sends
+    it); the filter's reject is the reply, its continue leaves ours.
+    RSET in a transaction is an ABORT for the filter."""
+    need_pymilter()
+    with Filter(PORT_A, {"reply": {"unknown": "reject"}}) as filt, \
+            Daemon(conf=milter_conf([("a", PORT_A, "")], ["a"])) as d:
+        with Session(d.port) as s:
+            s.ehlo()
+            assert_reply(s.cmd("XFOO bar baz"), 550, REJECT, "XFOO")
+            assert_reply(s.cmd("MAIL FROM:<%s>" % SENDER), 250,
+                         what="MAIL")
+            assert_reply(s.cmd("RSET"), 250, what="RSET")
+            conn = filt.last_conn()
+            filt.wait_event(conn, "abort")
+            unknown = [e["args"] for e in filt.events(conn, "unknown")]
+            assert unknown == [["XFOO"]], unknown
+        filt.set({})
+        with Session(d.port) as s:
+            s.ehlo()
+            r = s.cmd("XFOO bar baz")
+            assert r is not None and r.code == 500, r
+            filt.wait_event(filt.last_conn(), "unknown")
+
+
 # --------------------------------------------------------------------------
 # modifications
 
