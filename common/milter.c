@@ -179,6 +179,8 @@ milter_put_macros(struct evbuffer *out, char cmd,
 	case SMFIC_EOH:
 	case SMFIC_BODYEOB:
 	case SMFIC_UNKNOWN:
+	case SMFIC_HEADER:	/* Postfix: the queue id before each */
+	case SMFIC_BODY:
 		break;
 	default:
 		errno = EINVAL;

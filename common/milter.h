@@ -148,7 +148,8 @@ struct milter_macro {
 };
 /*
  * SMFIC_MACRO for the command cmd that follows it (SMFIC_CONNECT,
- * HELO, MAIL, RCPT, DATA, EOH, BODYEOB, UNKNOWN): n name/value pairs.
+ * HELO, MAIL, RCPT, DATA, HEADER, EOH, BODY, BODYEOB, UNKNOWN): n
+ * name/value pairs.
  * With n == 0 nothing is appended (and 0 returned).
  */
 int	milter_put_macros(struct evbuffer *out, char cmd,

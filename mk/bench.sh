@@ -5,7 +5,8 @@
 #   SCENARIOS="local relay"     which scenarios; "idle" holds 10 000 idle
 #                               sessions open (mk/bench_idle.py) and prints
 #                               the daemon's memory per session;
-#                               "dkim" and "checks" are issue 18's (below)
+#                               "dkim" and "checks" are issue 18's,
+#                               "milter" issue 19's (below)
 #   MATRIX="20:10000:1024"      sessions:messages:size cells (bench/run.sh)
 #   REPS=3                      repetitions per cell, alternating
 #                               between the servers (medians are
@@ -16,10 +17,11 @@
 #   BENCH_DIR=../shared/bench   the harness
 #   POSTFIX=0                   skip the Postfix runs (quick iterations;
 #                               no ratios then)
-#   SMOKE=1                     dkim and checks: no measurement; send 3
-#                               messages through each server and show
-#                               that the signatures (verified by dkimpy)
-#                               and the checks really happen
+#   SMOKE=1                     dkim, checks and milter: no
+#                               measurement; send 3 messages through
+#                               each server and show that the signatures
+#                               (verified by dkimpy), the checks and the
+#                               milter's round trips really happen
 #
 # dkim: the relay scenario with every message DKIM-signed (RSA-2048,
 #   d=client.test s=bench; smtp-source's header is "From:
@@ -40,6 +42,18 @@
 #   file: 1 KB of body signed once by dkimpy (1.7 KB in all), sent by
 #   smtp-source -F (the cell's size is not used, the file's is recorded).
 #   Reported: checks-on as a % of checks-off (target >= 80 %).
+# milter: the relay scenario through one no-op milter, the same program
+#   for both servers: regress/milter/noop_milter.c (libmilter, built here
+#   into obj/bench/, never installed; only an end-of-message callback, so
+#   libmilter negotiates every other step away) on 127.0.0.1:10043,
+#   started with each server inside the harness's cgroup (its CPU counts
+#   for both).  Postfix: smtpd_milters, milter_default_action = tempfail;
+#   Posthaste: "milter noop" on the listener (on-error tempfail, the
+#   default).  The milter counts the commands it reads and the replies
+#   it sends; each run records them, and the table is followed by the
+#   milter round trips per message of each server (replies the MTA waited
+#   for / messages), what each offered and what libmilter answered.
+#   Target: Posthaste >= 5x Postfix delivered/s.
 #
 # Results: regress/results/bench.jsonl (one JSON line per run) and a table.
 set -eu
@@ -153,17 +167,30 @@ EOF
 
 # record LABEL SCENARIO [MESSAGE]: $STATE/run.jsonl's runs go to $OUT.new
 # under these names (the harness knows them as "custom" and local or
-# relay), with MESSAGE's size as theirs
+# relay), with MESSAGE's size as theirs; with RECORD_COUNTS=FILE, the
+# no-op milter's counts of that run (noop_milter.c) go with them
 record() {
-	/usr/bin/python3 - "$STATE/run.jsonl" "$1" "$2" "${3:-}" \
-	    >> "$OUT.new" <<'EOF'
+	RECORD_COUNTS=${RECORD_COUNTS:-} /usr/bin/python3 - \
+	    "$STATE/run.jsonl" "$1" "$2" "${3:-}" >> "$OUT.new" <<'EOF'
 import json, os, sys
+counts = None
+if os.environ["RECORD_COUNTS"]:
+    counts = {}
+    try:
+        for l in open(os.environ["RECORD_COUNTS"]):
+            k, v = l.split()
+            counts[k] = int(v, 16) if v.startswith("0x") else \
+                float(v) if "." in v else int(v)
+    except OSError:
+        counts = None
 for l in open(sys.argv[1]):
     if l.strip():
         r = json.loads(l)
         r["server"], r["scenario"] = sys.argv[2], sys.argv[3]
         if sys.argv[4]:
             r["size"] = os.path.getsize(sys.argv[4])
+        if os.environ["RECORD_COUNTS"]:
+            r["milter"] = counts
         print(json.dumps(r))
 EOF
 }
@@ -318,6 +345,101 @@ with open(sys.argv[2], "wb") as f:
 EOF
 }
 
+# ---- issue 19: the no-op milter, the same for both servers ----
+NM=/tmp/bench-noopmilter
+NOOP_PORT=10043
+NOOP_BIN=$TOP/obj/bench/noop_milter
+# noop_milter_build: the fixture, with libmilter's static archive: the
+# linker's --wrap, which counts libmilter's reads and writes, reaches
+# calls between libmilter's own objects only there (see its header)
+noop_milter_build() {
+	[ -f /usr/include/libmilter/mfapi.h ] || {
+		echo "make bench: no libmilter-dev (make deps)" >&2; exit 1; }
+	mkdir -p "$TOP/obj/bench"
+	cc -std=c11 -D_DEFAULT_SOURCE -O2 -Wall -Wextra -Werror \
+	    -o "$NOOP_BIN" "$TOP/regress/milter/noop_milter.c" \
+	    -Wl,--wrap=mi_rd_cmd -Wl,--wrap=mi_wr_cmd -l:libmilter.a \
+	    -lpthread
+}
+
+# noop_milter_setup: $NM/start.sh postfix | posthaste CONF starts the
+# milter (counts in $NM/counts), then the server; $NM/stop.sh postfix |
+# posthaste stops the server, then the milter, which writes its counts
+# as it exits (libmilter notices SIGTERM within about 5 s)
+noop_milter_setup() {
+	rm -rf "$NM"
+	mkdir -p "$NM"
+	cat > "$NM/start.sh" <<EOF
+#!/bin/sh
+set -e
+rm -f $NM/counts $NM/counts.tmp
+# bounded: timeout(1) ends it after 2 h even if nobody stops it
+setsid timeout 7200 $NOOP_BIN -p inet:$NOOP_PORT@127.0.0.1 \\
+    -o $NM/counts </dev/null >$NM/milter.log 2>&1 &
+echo \$! > $NM/pid
+i=0
+while ! ss -Hltn "sport = :$NOOP_PORT" | grep -q .; do
+	i=\$((i + 1))
+	[ \$i -le 100 ] || { echo "noop_milter does not listen" >&2; exit 1; }
+	sleep 0.1
+done
+case \$1 in
+postfix)
+	exec $BENCH_DIR/servers/postfix/start.sh ;;
+posthaste)
+	$STATE/smtpd -d -f \$2 -P $STATE/smtpd.pid >$STATE/log 2>&1 &
+	echo \$! > $STATE/pid ;;
+esac
+EOF
+	cat > "$NM/stop.sh" <<EOF
+#!/bin/sh
+case \$1 in
+postfix)
+	$BENCH_DIR/servers/postfix/stop.sh ;;
+posthaste)
+	[ -f $STATE/pid ] && kill \$(cat $STATE/pid) 2>/dev/null
+	sleep 1 ;;
+esac
+[ -f $NM/pid ] || exit 0
+p=\$(cat $NM/pid)
+kill \$p 2>/dev/null
+i=0
+while kill -0 \$p 2>/dev/null && [ \$i -lt 150 ]; do
+	i=\$((i + 1))
+	sleep 0.1
+done
+rm -f $NM/pid
+EOF
+	chmod 755 "$NM/start.sh" "$NM/stop.sh"
+}
+PF_NOOP="smtpd_milters = inet:127.0.0.1:$NOOP_PORT
+milter_default_action = tempfail"
+
+# run_milter LABEL postfix|posthaste REP: one run of the relay scenario
+# through the no-op milter, each cell on its own (the counts are the
+# milter's whole life, one run)
+run_milter() {
+	for cell in $MATRIX; do
+		echo "== milter: $1, $cell, repetition $3" >&2
+		: > "$STATE/run.jsonl"
+		if [ "$2" = postfix ]; then
+			MATRIX=$cell START_CMD="$NM/start.sh postfix" \
+			STOP_CMD="$NM/stop.sh postfix" \
+			POSTFIX_EXTRA="$PF_NOOP" REPS=1 REP_BASE=$3 \
+			RESULTS=$STATE/run.jsonl PORT=10025 \
+			    "$BENCH_DIR/run.sh" custom relay || true
+		else
+			MATRIX=$cell \
+			START_CMD="$NM/start.sh posthaste $STATE/milter.conf" \
+			STOP_CMD="$NM/stop.sh posthaste" \
+			RESET_CMD="rm -rf $STATE/spool" REPS=1 REP_BASE=$3 \
+			RESULTS=$STATE/run.jsonl PORT=$PORT \
+			    "$BENCH_DIR/run.sh" custom relay || true
+		fi
+		RECORD_COUNTS=$NM/counts record "$1" milter
+	done
+}
+
 # conf_ok CONF: does the daemon accept this configuration?
 conf_ok() {
 	"$STATE/smtpd" -n -f "$1" >/dev/null 2>"$STATE/conf.err" && return 0
@@ -440,6 +562,41 @@ smoke_checks() {
 	grep -o 'query\[[A-Z]*\] [^ ]*' "$STATE/dnsmasq.log" | sort | uniq -c
 }
 
+# smoke_milter POSTHASTE: 3 messages through each server and the no-op
+# milter, relayed to a dumping smtp-sink; the milter's counts shown
+smoke_milter() {
+	rm -rf "$SM"
+	for who in postfix posthaste; do
+		[ "$who" = postfix ] && [ "${POSTFIX:-1}" = 0 ] && continue
+		[ "$who" = posthaste ] && [ "$1" = 0 ] && continue
+		mkdir -p "$SM/$who"
+		chmod 777 "$SM/$who"
+		setsid timeout 300 /usr/sbin/smtp-sink -u nobody \
+		    -d "$SM/$who/%H%M%S." 127.0.0.1:10040 64 \
+		    </dev/null >/dev/null 2>&1 &
+		sink=$!
+		smoke_wait_port 10040
+		if [ $who = postfix ]; then
+			PORT=10025 PROFILE=tuned SINK_PORT=10040 \
+			    POSTFIX_EXTRA="$PF_NOOP" "$NM/start.sh" postfix
+			smoke_wait_port 10025
+			smoke_send 10025 user@relay.test || true
+		else
+			rm -rf "$STATE/spool"
+			"$NM/start.sh" posthaste "$STATE/milter.conf"
+			smoke_wait_port "$PORT"
+			smoke_send "$PORT" user@relay.test || true
+		fi
+		smoke_wait_files "$SM/$who" 3 || true
+		"$NM/stop.sh" $who
+		kill "$sink" 2>/dev/null || true
+		echo "== $who: $(ls "$SM/$who" | wc -l) messages at the sink;" \
+		    "the milter's counts:"
+		sed 's/^/	/' "$NM/counts"
+		[ ! -s "$NM/milter.log" ] || sed 's/^/	log: /' "$NM/milter.log"
+	done
+}
+
 : > "$OUT.new"
 for sc in $SCENARIOS; do
 	if [ "$sc" = idle ]; then
@@ -482,6 +639,32 @@ dkim sign <dkimkeys>" ""
 			    "$STATE/dkim-rsa.conf" "$rep"
 			run_posthaste posthaste-ed25519 dkim relay \
 			    "$STATE/dkim-ed25519.conf" "$rep"
+			rep=$((rep + 1))
+		done
+		continue
+	fi
+	if [ "$sc" = milter ]; then
+		noop_milter_build
+		noop_milter_setup
+		write_conf "$STATE/milter.conf" \
+		    "milter noop \"inet:127.0.0.1:$NOOP_PORT\"" " milter noop"
+		# until this build has the milter grammar: Postfix alone
+		ph=1
+		conf_ok "$STATE/milter.conf" || {
+			echo "make bench: Posthaste left out of the milter" \
+			    "scenario (no ratio)" >&2
+			ph=0
+		}
+		if [ "${SMOKE:-0}" = 1 ]; then
+			smoke_milter $ph
+			continue
+		fi
+		rep=1
+		while [ "$rep" -le "$REPS" ]; do
+			[ "${POSTFIX:-1}" = 0 ] ||
+			    run_milter postfix+milter postfix "$rep"
+			[ $ph = 0 ] ||
+			    run_milter posthaste+milter posthaste "$rep"
 			rep=$((rep + 1))
 		done
 		continue
@@ -534,7 +717,8 @@ cat "$OUT.new" >> "$OUT"
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 # what each scenario's other rows are compared with
-BASE = {"dkim": "postfix+opendkim", "checks": "posthaste-checks-off"}
+BASE = {"dkim": "postfix+opendkim", "checks": "posthaste-checks-off",
+        "milter": "postfix+milter"}
 # rows with no fair baseline: OpenDKIM 2.11 cannot sign with Ed25519
 NORATIO = {"posthaste-ed25519"}
 cells = {}
@@ -574,4 +758,57 @@ for key, by in sorted(cells.items()):
         print("%-7s %-14s %-20s %8s %-18s %8s %7s %7s %7s  %s" % (key[0],
               "%d:%d:%d" % key[1:], base, a or "-", srv or "-", b or "-", ratio,
               cpu(pf), cpu(ph), " ".join(pairs)))
+# the milter scenario: the no-op milter's counts of each run
+MFLAGS = ["NOCONNECT", "NOHELO", "NOMAIL", "NORCPT", "NOBODY", "NOHDRS",
+          "NOEOH", "NR_HDR", "NOUNKNOWN", "NODATA", "SKIP", "RCPT_REJ",
+          "NR_CONN", "NR_HELO", "NR_MAIL", "NR_RCPT", "NR_DATA", "NR_UNKN",
+          "NR_EOH", "NR_BODY", "HDR_LEADSPC"]
+def flags(v):
+    names = [n for i, n in enumerate(MFLAGS) if v & (1 << i)]
+    rest = v & ~((1 << len(MFLAGS)) - 1)
+    return "0x%x (%s%s)" % (v, " ".join(names) or "none",
+                            " +0x%x" % rest if rest else "")
+mil = {}
+for r in runs:
+    if r.get("scenario") == "milter":
+        mil.setdefault((r["sessions"], r["msgs"], r["size"], r["server"]),
+                       []).append(r)
+if mil:
+    print("\nmilter round trips per message (the no-op milter's counts;"
+          " a round trip = a reply the MTA waited for):")
+for (s, m, z, srv), rs in sorted(mil.items()):
+    cs = [r["milter"] for r in rs if r.get("milter")
+          and r["milter"].get("messages")]
+    if not cs:
+        print("  %d:%d:%d %-18s no counts" % (s, m, z, srv))
+        continue
+    per = lambda k: med([c.get(k, 0) / c["messages"] for c in cs])
+    mcpu = lambda c: c["cpu_user_s"] + c["cpu_sys_s"]
+    cpu = med([mcpu(c) * 1000 / c["messages"] for c in cs])
+    # the cgroup's CPU holds the milter's: the server's own is the rest
+    own = med([(r["cpu_s"] - mcpu(r["milter"])) * 1000 / r["msgs"]
+               for r in rs if r.get("milter") and r.get("cpu_s")])
+    print("  %d:%d:%d %-18s %.3f per message (runs: %s); CPU ms/message:"
+          " milter %.3f, server without it %s; %s" % (s, m, z, srv,
+          per("round_trips"),
+          " ".join("%.3f" % (c["round_trips"] / c["messages"]) for c in cs),
+          cpu, "%.2f" % own if own is not None else "-",
+          "wrappers ok" if all(c.get("wrappers_ok") for c in cs)
+          else "WRAPPERS DISAGREE WITH THE CALLBACKS"))
+    c = cs[-1]
+    print("      per message: connections %.3f, %s; %s" % (
+          per("connections"),
+          ", ".join("%s %.3f" % (k[8:], per(k)) for k in sorted(c)
+                    if k.startswith("command.")),
+          ", ".join("%s %.3f" % (k, per(k)) for k in sorted(c)
+                    if k.startswith("reply."))))
+    print("      macro packets per message, by stage: %s" % (
+          ", ".join("%s %.3f" % (k[10:], per(k)) for k in sorted(c)
+                    if k.startswith("macro_for.")) or "none"))
+    print("      offered: version %d, actions 0x%x, protocol %s" % (
+          c["offered.version"], c["offered.actions"],
+          flags(c["offered.protocol"])))
+    print("      libmilter answered: version %d, actions 0x%x, protocol %s"
+          % (c["negotiated.version"], c["negotiated.actions"],
+             flags(c["negotiated.protocol"])))
 EOF

@@ -67,6 +67,12 @@
 # (signing and verify mode, test_milter_opendkim.py).  The services both
 # packages enable stay off: the tests start their own on loopback ports.
 #
+# libmilter-dev (issue 19): "make bench SCENARIOS=milter" builds its
+# no-op milter, regress/milter/noop_milter.c, on Sendmail's libmilter,
+# the library the Debian filters are written on, and links its static
+# archive (the fixture counts libmilter's reads and writes).  Posthaste's
+# own milter client links nothing of it.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -127,6 +133,7 @@ PACKAGES="
 	python3-milter
 	rspamd
 	opendkim
+	libmilter-dev
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -140,6 +140,13 @@ static void	queue_created(struct session *, const struct queue_msg_resp *,
  * file to hold the old body for a moment, at once or not at all (-1),
  * and back to the queue after.
  */
+/* spare files from the start: the filters want the queue id at MAIL */
+void
+smtp_data_spares_prefill(void)
+{
+	spares_refill();
+}
+
 int
 smtp_data_take_spare(uint32_t *msgid, int *fd)
 {

@@ -165,8 +165,20 @@ milter_stats_count(struct milter_conn *c, int what)
 void
 smtp_milter_init(void)
 {
+	struct listener	*l;
+
 	if ((ev_stats = evtimer_new(ev_base, stats_flush, NULL)) == NULL)
 		fatalx("evtimer_new");
+	/* the queue id ("i") at MAIL needs a spare file at hand */
+	if (conf->nlocal_milters > 0) {
+		smtp_data_spares_prefill();
+		return;
+	}
+	TAILQ_FOREACH(l, &conf->listeners, entry)
+		if (l->nmilters > 0) {
+			smtp_data_spares_prefill();
+			return;
+		}
 }
 
 /* ---- the session's chain ---- */
@@ -189,6 +201,13 @@ smtp_milter_active(const struct session *s)
 
 	chain_of(s, &n);
 	return n > 0;
+}
+
+int
+smtp_milter_busy(const struct session *s)
+{
+	return s->milter != NULL && (s->milter->stage != -1 ||
+	    (s->flags & SS_MILTER_RCPT));
 }
 
 static void
@@ -406,8 +425,7 @@ conn_timeout(evutil_socket_t fd, short ev, void *arg)
 /* the macros Postfix sends at each stage when the filter names none */
 static const char *const default_macros[SMFIM_COUNT] = {
 	/* SMFIM_CONNECT */
-	"j {daemon_name} {daemon_addr} v _ {client_addr} {client_port} "
-	    "{client_name} {client_ptr} {if_addr}",
+	"j {daemon_name} {daemon_addr} v _",
 	/* SMFIM_HELO */
 	"{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}",
 	/* SMFIM_ENVFROM */
@@ -492,7 +510,10 @@ macro_value(struct session *s, const char *name, char *buf, size_t size)
 		return buf[0] ? buf : NULL;
 	}
 	if (strcmp(name, "i") == 0) {
-		if (tx == NULL || (tx->msgfd == -1 && tx->resv_fd == -1))
+		/* at MAIL only for non-SMTP mail, as Postfix (its queue
+		 * file opens after the first RCPT) */
+		if (tx == NULL || (tx->msgfd == -1 && tx->resv_fd == -1) ||
+		    (s->state == S_MAIL && !local))
 			return NULL;
 		snprintf(buf, size, "%08x", tx->msgfd != -1 ? tx->msgid :
 		    tx->resv_msgid);
@@ -789,13 +810,11 @@ smtp_milter_connected(const struct milter_connect *r, int fd)
 	if (r->status != PROTO_OK || fd == -1) {
 		if (fd != -1)
 			close(fd);
+		/* the parent counted it and logged it (at most once in
+		 * 10 s): a filter that is down costs no line per session */
 		c->state = MC_DEAD;
-		stats_of(c->mc)->errors++;
-		stats_of(c->mc)->error_at = time(NULL);
-		snprintf(stats_of(c->mc)->error, sizeof(stats_of(c->mc)->error),
-		    "%s", r->error);
 		stats_state(c->mc, MILTER_STATE_DOWN);
-		log_warnx("%08x: milter %s: %s; on-error %s", s->id,
+		log_debug("%08x: milter %s: %s; on-error %s", s->id,
 		    c->mc->name, r->error[0] ? r->error : "cannot connect",
 		    default_name(c->mc->on_error));
 		conn_settled(ms);
@@ -913,9 +932,9 @@ stage_command(struct milter_conn *c, int stage)
 			rc = milter_put_connect(c->out, "localhost", &lss,
 			    NULL);
 		} else {
-			snprintf(argbuf, sizeof(argbuf), "[%s]", s->addr);
+			/* the verified name, else "unknown", as Postfix */
 			rc = milter_put_connect(c->out, s->rdns ? s->rdns :
-			    argbuf, &s->ss, NULL);
+			    "unknown", &s->ss, NULL);
 		}
 		break;
 	case MS_HELO:
@@ -935,8 +954,9 @@ stage_command(struct milter_conn *c, int stage)
 		/* non-SMTP mail: Postfix gives the bare address */
 		snprintf(addr, sizeof(addr), (s->flags & SS_LOCAL) ? "%s" :
 		    "<%s>", text);
-		snprintf(argbuf, sizeof(argbuf), "%s", c->ms->arg ?
-		    c->ms->arg : "");
+		/* non-SMTP mail: Postfix sends no ESMTP arguments */
+		snprintf(argbuf, sizeof(argbuf), "%s", c->ms->arg &&
+		    !(s->flags & SS_LOCAL) ? c->ms->arg : "");
 		for (p = strtok_r(argbuf, " ", &last); p != NULL &&
 		    nargs < 32; p = strtok_r(NULL, " ", &last))
 			args[nargs++] = p;
@@ -955,6 +975,19 @@ stage_command(struct milter_conn *c, int stage)
 	}
 	if (rc == -1)
 		fatalx("milter: cannot encode stage %d", stage);
+}
+
+/* a stage's macros, without its command, for a filter that skips it */
+static void
+stage_macros_only(struct milter_conn *c, int stage)
+{
+	static const char cmd[] = { SMFIC_CONNECT, SMFIC_HELO, SMFIC_MAIL,
+	    SMFIC_RCPT, SMFIC_DATA };
+	int	smfim = stage_smfim(stage);
+
+	if (smfim < 0 || (stage >= MS_MAIL && c->msg_accepted))
+		return;
+	milter_put_stage_macros(c, smfim, cmd[smfim]);
 }
 
 void
@@ -1013,17 +1046,27 @@ stage_next(struct milter_sess *ms)
 				continue;
 			break;
 		}
-		if (!stage_wanted(c, ms->stage, &noreply))
+		if (!stage_wanted(c, ms->stage, &noreply)) {
+			/*
+			 * Postfix sends a stage's macros even to a filter
+			 * that negotiated the stage away: one that only
+			 * looks at the end of message may still read
+			 * {client_addr} or {mail_addr} there.  They wait
+			 * in its buffer for the next command it answers
+			 * (no system call of their own).
+			 */
+			stage_macros_only(c, ms->stage);
 			continue;
+		}
 		stage_command(c, ms->stage);
+		if (noreply)
+			continue;	/* sent with the next that is answered */
 		milter_send(c);
 		if (c->state == MC_DEAD) {
 			/* the write failed: its on-error, once more round */
 			ms->cur--;
 			continue;
 		}
-		if (noreply)
-			continue;
 		milter_wait(c, c->mc->command_timeout);
 		return;
 	}
@@ -1091,9 +1134,9 @@ smtp_milter_abort(struct session *s)
 		c->in_msg = 0;
 		if (c->state == MC_BUSY)
 			continue;	/* it is told when it answers */
+		/* written with the next command it answers */
 		if (milter_put_empty(c->out, SMFIC_ABORT) == -1)
 			fatalx("milter_put_empty");
-		milter_send(c);
 	}
 }
 
@@ -1141,8 +1184,10 @@ conn_reply(struct milter_conn *c, struct milter_reply *r)
 	}
 	switch (milter_set_reply(ms, r, c)) {
 	case 1:
-		if (ms->stage == MS_RCPT && ms->verdict == MILTER_DISCARD) {
-			/* libmilter: discard at RCPT drops the message */
+		if (ms->verdict == MILTER_DISCARD) {
+			/* the message is dropped: the filter hears no more
+			 * of it (libmilter would take another command for a
+			 * protocol error) */
 			c->msg_accepted = 1;
 		}
 		milter_stage_done(ms);

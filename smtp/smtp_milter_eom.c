@@ -74,6 +74,9 @@ struct mhdr {
 #define P_EOMWAIT	4
 
 #define OUT_HIWAT	(256 * 1024)	/* queued to a filter, unanswered */
+/* what the filters may make of a message: beyond, a filter misbehaves */
+#define MAX_FIELDS	10000		/* header fields in the model */
+#define MAX_DELRCPT	10000
 #define BODY_READ	(MILTER_CHUNK_MAX / 2)	/* raw, <= 64K as CRLF */
 
 struct addrcpt {
@@ -323,12 +326,20 @@ static void
 send_header(struct milter_conn *c, const struct mhdr *h)
 {
 	const char	*v = h->value;
+	size_t		 nlen, vlen;
 
+	/* Postfix strips the spaces after the ':', not a tab */
 	if (!leadspc(c))
-		while (*v == ' ' || *v == '\t')
+		while (*v == ' ')
 			v++;
-	if (milter_put_header(c->out, h->name, strlen(h->name), v,
-	    strlen(v)) == -1)
+	nlen = strlen(h->name);
+	vlen = strlen(v);
+	/* libmilter drops a command of more than 64 KB, and the filter
+	 * with it: a longer field is shown cut (it is not changed) */
+	if (nlen + vlen + 2 > MILTER_CHUNK_MAX)
+		vlen = nlen + 2 < MILTER_CHUNK_MAX ? MILTER_CHUNK_MAX - nlen -
+		    2 : 0;
+	if (milter_put_header(c->out, h->name, nlen, v, vlen) == -1)
 		fatalx("milter_put_header");
 }
 
@@ -416,6 +427,8 @@ eom_pump(struct milter_sess *ms, struct milter_conn *c)
 				e->hi++;
 				continue;
 			}
+			/* Postfix: the queue id before each field */
+			milter_put_stage_macros(c, SMFIM_EOH, SMFIC_HEADER);
 			send_header(c, &e->h[e->hi++]);
 			if (c->protocol & SMFIP_NR_HDR)
 				continue;
@@ -440,6 +453,7 @@ eom_pump(struct milter_sess *ms, struct milter_conn *c)
 				continue;
 			}
 			/* one chunk, one packet, one reply */
+			milter_put_stage_macros(c, SMFIM_EOH, SMFIC_BODY);
 			if (milter_put_body(c->out, chunk, n) == -1)
 				fatalx("milter_put_body");
 			if (c->protocol & SMFIP_NR_BODY)
@@ -603,6 +617,11 @@ eom_change(struct milter_sess *ms, struct milter_conn *c,
 		e->changed = 1;
 		break;
 	}
+	if ((r->cmd == SMFIR_ADDHEADER || r->cmd == SMFIR_INSHEADER ||
+	    r->cmd == SMFIR_CHGHEADER) && e->nh >= MAX_FIELDS) {
+		milter_fail(c, "too many header fields");
+		return -1;
+	}
 	switch (r->cmd) {
 	case SMFIR_ADDHEADER:
 	case SMFIR_INSHEADER:
@@ -673,6 +692,10 @@ eom_change(struct milter_sess *ms, struct milter_conn *c,
 	case SMFIR_DELRCPT:
 		if (!may(c, SMFIF_DELRCPT))
 			return -1;
+		if (e->ndelrcpt >= MAX_DELRCPT) {
+			milter_fail(c, "too many recipients deleted");
+			return -1;
+		}
 		if ((e->delrcpt = reallocarray(e->delrcpt, e->ndelrcpt + 1,
 		    sizeof(*e->delrcpt))) == NULL)
 			fatal("reallocarray");
@@ -1123,6 +1146,7 @@ eom_envelope(struct milter_sess *ms)
 			    tx->msgid, e->chgfrom_args, reply);
 		else {
 			tx->mailfrom = a;
+			addr_to_string(&a, text, sizeof(text));
 			if (e->chgfrom_args != NULL) {
 				tx->mp.evflags = (tx->mp.evflags &
 				    ~(EF_DSN_RET_FULL | EF_DSN_RET_HDRS)) |
@@ -1133,7 +1157,7 @@ eom_envelope(struct milter_sess *ms)
 					    mp.envid);
 			}
 			log_info("%08x: milter: sender changed to <%s>",
-			    tx->msgid, e->chgfrom);
+			    tx->msgid, text);
 		}
 	}
 	for (i = 0; i < e->ndelrcpt; i++) {

@@ -365,6 +365,14 @@ session_timeout(struct session *s)
 		session_close(s);
 		return;
 	}
+	/*
+	 * The client is silent because it waits for us: a filter has its
+	 * own timeouts (up to eom-timeout), and they decide.
+	 */
+	if ((s->flags & SS_WAIT) && smtp_milter_busy(s)) {
+		session_set_timeout(s);
+		return;
+	}
 	/* RFC 5321 4.5.3.2: we may close after a timeout, with 421 */
 	log_info("%08x: timeout, client %s", s->id, s->addr);
 	if (s->state == S_TLS) {

@@ -379,6 +379,7 @@ int	bdat_consume(struct session *s);
 /* smtp_data.c, for the milters' rewrite of a message */
 int	smtp_data_take_spare(uint32_t *msgid, int *fd);
 void	smtp_data_reserve(struct session *);
+void	smtp_data_spares_prefill(void);
 void	smtp_data_return_spare(uint32_t msgid, int fd);
 void	smtp_data_rescan(struct session *);
 
@@ -405,6 +406,8 @@ void	smtp_data_rescan(struct session *);
 struct milter_connect;
 void	smtp_milter_init(void);
 int	smtp_milter_active(const struct session *);
+/* a stage is waiting for the filters (they time out on their own) */
+int	smtp_milter_busy(const struct session *);
 int	smtp_milter_start(struct session *, void (*)(struct session *, int));
 int	smtp_milter_stage(struct session *, int stage, const char *arg,
 	    void (*done)(struct session *, int));

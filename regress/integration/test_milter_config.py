@@ -39,12 +39,20 @@ COUNTERS = ("sessions", "messages", "accepted", "rejected", "tempfailed",
             "discarded", "quarantined", "modified", "errors")
 
 
+PORT_FILTERED = 15413	# a listener of the daemon's that filters
+
+
 def milter_conf(filters=FILTERS):
-    """DEFAULT_CONF with the filters, its listener filtering through two."""
+    """DEFAULT_CONF with the filters, and a second listener filtering
+    through two of them (not the one the fixture waits on for its
+    banner: a session there would use the filters, and the "open" one
+    never answers the negotiation, so the banner would wait for its
+    command-timeout)."""
     listen = "listen on 127.0.0.1 port @PORT@"
     assert listen + "\n" in DEFAULT_CONF
     return DEFAULT_CONF.replace(
-        listen + "\n", listen + " milter { closed open }\n") + filters
+        listen + "\n", listen + "\nlisten on 127.0.0.1 port %d "
+        "milter { closed open }\n" % PORT_FILTERED) + filters
 
 
 class Listener:
@@ -173,8 +181,8 @@ def test_check_prints_filters():
             "%d, connect-timeout 30s, command-timeout 30s, eom-timeout " \
             "60s, on-error tempfail" % (PORT_OPEN, PORT_OPEN) in out, out
         assert "on-error quarantine" in out, out
-        assert "listen on 127.0.0.1 port 15412: milters closed open" \
-            in out, out
+        assert "listen on 127.0.0.1 port %d: milters closed open" \
+            % PORT_FILTERED in out, out
         assert "sendmail: milters local open" in out, out
         assert out.rstrip().endswith("configuration OK"), out
 
