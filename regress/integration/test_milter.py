@@ -343,6 +343,36 @@ def test_modifications_byte_for_byte():
                 ).encode() in data, data[-600:]
 
 
+def test_modification_arguments_in_the_envelope():
+    """The ESMTP arguments of an added recipient (ORCPT) and of a changed
+    sender (ENVID) reach the envelopes: the message is quarantined so
+    that `smtpctl show envelope` can show them."""
+    need_pymilter()
+    marker = unique("args")
+    script = {"eom": [
+        ["addrcpt", "<%s>" % RCPT2, "ORCPT=rfc822;orig@example.org"],
+        ["chgfrom", "<z@example.org>", "ENVID=env-%s" % marker[-8:]],
+        ["quarantine", "arguments"]]}
+    with Filter(PORT_A, script), \
+            Daemon(conf=milter_conf([("a", PORT_A, "")], ["a"])) as d:
+        with Session(d.port) as s:
+            s.ehlo()
+            t = s.transaction(SENDER, [RCPT1], message(marker))
+            assert_reply(t["dot"], 250, what="end of data")
+        q = queue_json(d)
+        assert all(e.get("state") == "held" for e in q), q
+        shown = dict((e["id"], smtpctl(d, "show", "envelope",
+                                       e["id"]).stdout) for e in q)
+        assert len(shown) == 2, (q, shown)
+        text = "\n".join(shown.values())
+        added = [t for t in shown.values() if RCPT2 in t]
+        assert added and "orig@example.org" in added[0], shown
+        assert all("z@example.org" in t for t in shown.values()), shown
+        assert all("env-%s" % marker[-8:] in t for t in shown.values()), \
+            text
+        smtpctl(d, "remove", "all")
+
+
 def test_chain_each_sees_the_previous():
     """Two filters: the second sees the message as the first left it
     (changed Subject, added field, replaced body); both changes are
