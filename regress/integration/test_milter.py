@@ -761,7 +761,7 @@ def parallel_session(d_port, marker, go, done):
             r2 = s.cmd("RCPT TO:<%s>" % RCPT1)
             go.wait(30)
             _, r3 = s.data(message(marker))
-            done.append((r1, r2, r3))
+            done.append((r1, r2, r3, time.monotonic()))
     except Exception as e:	# reported by the test
         done.append(e)
 
@@ -776,11 +776,13 @@ def broken_conf(opts):
     return conf, port2
 
 
-def check_broken(d, port2, good, run, expect_mail):
+def check_broken(d, port2, good, run, expect_mail, broken=None):
     """run(d) breaks the bad filter in a session of listener 1 while a
     session of listener 2 is open; then: the daemon and its workers are
     the same, listener 2's session and a mail acknowledged before are
-    delivered."""
+    delivered.  With broken (a function true once the filter is broken),
+    listener 2's session sends its message then, and must be answered
+    before run() ends."""
     fixture.reset_maildir(TEST_USER1)
     before = unique("before")
     with Session(port2) as s:
@@ -793,15 +795,27 @@ def check_broken(d, port2, good, run, expect_mail):
     th = threading.Thread(target=parallel_session,
                           args=(port2, par, go, done))
     th.start()
+    watch = None
+    if broken is not None:
+        def watcher():
+            fixture.poll(broken, 20)
+            go.set()
+        watch = threading.Thread(target=watcher)
+        watch.start()
     try:
         fixture.poll(lambda: good.events(stage="envrcpt"))
         run(d, expect_mail)
+        end = time.monotonic()
     finally:
         go.set()
         th.join(40)
+        if watch is not None:
+            watch.join(30)
     assert done and not isinstance(done[0], Exception), done
-    r1, r2, r3 = done[0]
+    r1, r2, r3, when = done[0]
     assert_reply(r3, 250, what="the parallel session's end of data")
+    if broken is not None:
+        assert when < end, "the parallel session waited for the broken one"
     wait_delivered(before)
     wait_delivered(par)
     assert d.running(), "the daemon died"
@@ -832,7 +846,8 @@ def test_crash_at_mail_costs_only_its_session():
 def test_hang_at_eom_times_out():
     """No answer at the end of message: after eom-timeout the on-error
     action (reject: 550 5.7.1) for this message; the session can still
-    talk (its next MAIL gets the same action)."""
+    talk (its next MAIL gets the same action); meanwhile a session of
+    another listener delivers a message."""
     need_pymilter()
     conf, port2 = broken_conf("eom-timeout 2s on-error reject")
 
@@ -850,9 +865,11 @@ def test_hang_at_eom_times_out():
             assert_reply(r, 550, REJECT, "the next MAIL")
         time.sleep(WAIT_NOT)
         assert maildir_with(marker) == []
-    with Filter(PORT_BAD, {"hang_at": "eom"}), \
+    with Filter(PORT_BAD, {"hang_at": "eom"}) as bad, \
             Filter(PORT_GOOD) as good, Daemon(conf=conf) as d:
-        check_broken(d, port2, good, run, None)
+        # the other session's message goes through while this one hangs
+        check_broken(d, port2, good, run, None,
+                     broken=lambda: bad.events(stage="hang"))
 
 
 def test_progress_keeps_a_slow_filter():
