@@ -21,6 +21,7 @@ then SIGKILL) and nothing else.  The ports are this module's: 15420-15449
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -373,11 +374,13 @@ def wait_delivered(marker, username=fixture.TEST_USER1, count=1,
 
 
 def mbox_with(marker, username=fixture.TEST_USER2):
+    """How many messages in username's mbox hold marker."""
     try:
         data = fixture.read_file(fixture.mbox_path(username))
     except FileNotFoundError:
         return 0
-    return data.count(marker.encode())
+    msgs = re.split(rb"(?:^|\n)From ", data)
+    return sum(1 for m in msgs if marker.encode() in m)
 
 
 def smtpctl(d, *args, check=True):
