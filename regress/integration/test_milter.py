@@ -19,6 +19,7 @@ Received: field, but insheader's index counts it.
 """
 
 import json
+import os
 import re
 import threading
 import time
@@ -371,6 +372,67 @@ def test_modification_arguments_in_the_envelope():
         assert all("env-%s" % marker[-8:] in t for t in shown.values()), \
             text
         smtpctl(d, "remove", "all")
+
+
+def test_dkim_signing_after_the_filters():
+    """Our own DKIM signing ("dkim sign", mail from loopback is signed)
+    after a filter that changed a field, added one and replaced the body:
+    the signature is made on the message as the filter left it, so it
+    verifies with dkimpy on the delivered message (and not once the body
+    is changed)."""
+    need_pymilter()
+    from test_dkim_codec import (DOMAIN, dkimpy_verify, keygen,
+                                 need_dkimpy, records, tamper)
+    need_dkimpy()
+    fixture.reset_maildir(TEST_USER1)
+    _, sel, _ = key = keygen("rsa")
+    d0 = milterlib.tmpdir("dkimtab.")
+    table = os.path.join(d0, "dkimkeys")
+    with open(table, "w") as f:
+        f.write("%s %s:%s\n" % (DOMAIN, sel, key[0]))
+    os.chmod(table, 0o644)
+    base = "table dkimkeys file:%s\ndkim sign <dkimkeys>\n" % table + \
+        fixture.DEFAULT_CONF
+    marker = unique("signed")
+    script = {"eom": [["chgheader", "Subject", 1, "changed " + marker],
+                      ["addheader", "X-Filter", "added before signing"],
+                      ["replbody", "replaced body %s\r\n" % marker]]}
+    conf = milter_conf([("a", PORT_A, "")], ["a"], base=base)
+    with Filter(PORT_A, script), Daemon(conf=conf) as d:
+        with Session(d.port) as s:
+            s.ehlo()
+            t = s.transaction("alice@" + DOMAIN, [RCPT1], message(marker))
+            assert_reply(t["dot"], 250, what="end of data")
+        got, = wait_delivered(marker)
+    msg = got.replace(b"\n", b"\r\n")
+    head, _, body = msg.partition(b"\r\n\r\n")
+    assert b"\r\nX-Filter: added before signing" in head, head
+    assert body == ("replaced body %s\r\n" % marker).encode(), body
+    assert re.search(rb"(?im)^DKIM-Signature:.* s=%s;" % sel.encode(),
+                     head.replace(b"\r\n\t", b" ")), head
+    keys = records("rsa")
+    assert dkimpy_verify(msg, keys) == [True], head
+    assert dkimpy_verify(tamper(msg), keys) == [False]
+
+
+def test_filter_slower_than_smtp_timeout():
+    """A filter working longer than "smtp timeout" at the end of message
+    (within its eom-timeout): the client, silent meanwhile, is not timed
+    out, and gets its 250."""
+    need_pymilter()
+    fixture.reset_maildir(TEST_USER1)
+    marker = unique("slow")
+    base = fixture.DEFAULT_CONF + "smtp timeout 2s\n"
+    conf = milter_conf([("a", PORT_A, "eom-timeout 20s")], ["a"],
+                       base=base)
+    with Filter(PORT_A, {"eom": [["sleep", 4]]}), Daemon(conf=conf) as d:
+        with Session(d.port) as s:
+            s.ehlo()
+            start = time.monotonic()
+            t = s.transaction(SENDER, [RCPT1], message(marker))
+            assert_reply(t["dot"], 250, what="end of data after 4 s")
+            assert time.monotonic() - start > 3.5
+        wait_delivered(marker)
 
 
 def test_chain_each_sees_the_previous():
