@@ -250,7 +250,7 @@ ctl_hold_reason(const struct ctl_request *req, char *out, size_t len)
 		snprintf(out, len, "smtpctl hold by uid %u",
 		    (unsigned)req->uid);
 	else
-		snprintf(out, len, "smtpctl hold by %s", s);
+		snprintf(out, len, "smtpctl hold by %.32s", s);
 }
 
 /*

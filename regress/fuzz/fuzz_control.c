@@ -127,11 +127,29 @@ serve_parent(void)
 		any = 1;
 		CHECK(m.hdr.type == IMSG_SMTP_LOCAL ||
 		    m.hdr.type == IMSG_LKA_UPDATE_TABLE ||
-		    m.hdr.type == IMSG_PAUSE || m.hdr.type == IMSG_RESUME);
+		    m.hdr.type == IMSG_PAUSE || m.hdr.type == IMSG_RESUME ||
+		    m.hdr.type == IMSG_CTL_REQUEST);
 		CHECK((m.fd != -1) == (m.hdr.type == IMSG_SMTP_LOCAL));
 		if (m.fd != -1)
 			close(m.fd);
+		if (m.hdr.type == IMSG_CTL_REQUEST) {
+			/* show milters, the one request the parent answers */
+			struct ctl_request	req;
+			struct ctl_reply	r;
+
+			CHECK(m.len == sizeof(req));
+			memcpy(&req, m.data, sizeof(req));
+			CHECK(proto_valid_ctl_request(&req) == 0);
+			CHECK(req.cmd == CTL_SHOW_MILTERS);
+			memset(&r, 0, sizeof(r));
+			r.reqid = req.reqid;
+			r.end = 1;
+			if (imsg_compose(&parent_ib, IMSG_CTL_REPLY, 0, -1,
+			    &r, sizeof(r)) == -1)
+				abort();
+		}
 	}
+	(void)imsg_flush_nb(&parent_ib);
 	CHECK(rc == 0);
 	return any;
 }

@@ -17,7 +17,12 @@
  * Input: byte 0 picks the listener (MX, submission with AUTH, AUTH
  * required, local submission) and whether rDNS answers; byte 1 is the
  * size of the pieces the client's bytes are written in (0: at once);
- * the rest is what the client sends, pipelining and all.
+ * the rest is what the client sends, pipelining and all.  With byte 0's
+ * bit 2, the session has a chain of mail filters (smtp_milter*.c) played
+ * by the harness from a script in the input (see "the fake parent and
+ * the fake filters" below): the parent's connect is faked, each packet
+ * the worker sends a filter is checked, the filter's answers are
+ * hostile at will.
  *
  * Beyond "does not crash", checked: every reply line is "DDD" then a
  * space or a hyphen, ends in CRLF and fits 512 octets (RFC 5321
@@ -134,12 +139,15 @@ init(void)
 /*
  * Milter inputs (byte 0 bit 2 set): byte 2 is the chain (bit 0: two
  * filters, bits 1-2 and 3-4: their on-error, bits 5 and 6: the parent
- * cannot connect the first / second), bytes 3-4 the length of the
- * filters' script (network order), then the script, then the client's
- * bytes.  Both filters read the one script, in the order they are
- * asked.
+ * cannot connect the first / second, bit 7: "reuse"), bytes 3-4 the
+ * length of the filters' script (network order), then the script, then
+ * the client's bytes.  The filters read the one script, in the order
+ * they are asked.  With reuse, a connection the worker pooled (QUIT_NC)
+ * stays open across inputs, and a later input's session may take it.
  */
 #define FILTER_MAX	2
+#define FSLOT_MAX	8	/* filter ends: this input's and pooled ones */
+#define FPOOL_KEEP	4	/* kept for the next inputs, at most */
 #define FILTER_INMAX	(2 * (MILTER_PACKET_MAX + 4))
 
 struct ffilter {
@@ -150,12 +158,15 @@ struct ffilter {
 	size_t		 outlen, outcap;
 	int		 optneg;	/* OPTNEG received */
 	uint32_t	 protocol;	/* what we answered (if valid) */
-	int		 quit;		/* QUIT received */
+	int		 quit;		/* QUIT or QUIT_NC received */
+	int		 quit_nc;	/* QUIT_NC: the worker keeps it */
+	int		 pooled;	/* kept from an input before, unused */
 };
 
 static struct milter_conf	mconfs[FILTER_MAX];
-static struct ffilter		filters[FILTER_MAX];
+static struct ffilter		filters[FSLOT_MAX];
 static int			milters_on, nfilters, fail_connect[FILTER_MAX];
+static int			reuse_on;
 static const uint8_t		*script;
 static size_t			 script_len, script_off;
 static struct imsgbuf		 parent_ib;
@@ -560,7 +571,10 @@ f_check(struct ffilter *f, uint8_t cmd, const uint8_t *d, size_t len)
 	case SMFIC_QUIT:
 	case SMFIC_QUIT_NC:
 		CHECK(len == 0);
+		/* QUIT_NC only to a filter configured with reuse */
+		CHECK(cmd == SMFIC_QUIT || reuse_on);
 		f->quit = 1;
+		f->quit_nc = cmd == SMFIC_QUIT_NC;
 		return 0;
 	default:
 		CHECK(!"unknown command to a filter");
@@ -598,6 +612,7 @@ f_serve(struct ffilter *f)
 	while (off < f->inlen &&
 	    (pk = milter_frame(f->in + off, f->inlen - off)) != 0) {
 		CHECK(pk > 0);	/* a length in bounds */
+		f->pooled = 0;	/* in use again */
 		if (f_check(f, f->in[off + 4], f->in + off + 5,
 		    (size_t)pk - 5) && f->fd != -1) {
 			if (f->in[off + 4] == SMFIC_OPTNEG)
@@ -629,7 +644,8 @@ parent_one(struct imsg *m)
 {
 	struct milter_connect	r;
 	struct milter_stats	st;
-	int			sv[2], i;
+	struct ffilter		*f;
+	int			sv[2], i, k;
 
 	switch (m->hdr.type) {
 	case IMSG_MILTER_CONNECT:
@@ -641,7 +657,10 @@ parent_one(struct imsg *m)
 			if (strcmp(r.name, mconfs[i].name) == 0)
 				break;
 		CHECK(i < nfilters);
-		if (fail_connect[i] || filters[i].fd != -1 ||
+		for (k = 0; k < FSLOT_MAX; k++)
+			if (filters[k].fd == -1)
+				break;
+		if (fail_connect[i] || k == FSLOT_MAX ||
 		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
 		    sv) == -1) {
 			r.status = PROTO_TEMPFAIL;
@@ -650,7 +669,11 @@ parent_one(struct imsg *m)
 			smtp_milter_connected(&r, -1);
 			break;
 		}
-		filters[i].fd = sv[1];
+		f = &filters[k];
+		f->fd = sv[1];
+		f->inlen = f->outlen = 0;
+		f->optneg = f->quit = f->quit_nc = 0;
+		f->protocol = 0;
 		r.status = PROTO_OK;
 		smtp_milter_connected(&r, sv[0]);
 		break;
@@ -695,6 +718,9 @@ milter_setup(int on, uint8_t cfg)
 
 	milters_on = on;
 	nfilters = on ? 1 + (cfg & 1) : 0;
+	reuse_on = on && (cfg & 0x80);
+	for (i = 0; i < FILTER_MAX; i++)
+		mconfs[i].reuse = reuse_on;
 	for (i = 0; i < nfilters; i++) {
 		mconfs[i].on_error = (enum milter_default)((cfg >> (1 + 2 *
 		    i)) & 3);
@@ -729,6 +755,8 @@ milter_init(void)
 		mc->connect_timeout = mc->command_timeout =
 		    mc->eom_timeout = 1;
 		TAILQ_INSERT_TAIL(&conf->milters, mc, entry);
+	}
+	for (i = 0; i < FSLOT_MAX; i++) {
 		filters[i].fd = -1;
 		if ((filters[i].in = malloc(FILTER_INMAX)) == NULL)
 			abort();
@@ -743,14 +771,23 @@ milter_init(void)
 static void
 milter_end(void)
 {
-	int	i;
+	int	i, kept = 0;
 
-	for (i = 0; i < FILTER_MAX; i++) {
+	for (i = 0; i < FSLOT_MAX; i++) {
 		struct ffilter *f = &filters[i];
 
+		/* a connection the worker pooled ("reuse") stays open for
+		 * the next inputs, as the filter would; a few at most */
+		if (f->fd != -1 && reuse_on && (f->quit_nc || f->pooled) &&
+		    f->inlen == 0 && f->outlen == 0 && kept < FPOOL_KEEP) {
+			kept++;
+			f->pooled = 1;
+			f->quit = f->quit_nc = 0;
+			continue;
+		}
 		f_close(f);
 		f->inlen = f->outlen = 0;
-		f->optneg = f->quit = 0;
+		f->optneg = f->quit = f->quit_nc = f->pooled = 0;
 		f->protocol = 0;
 	}
 }
@@ -1235,7 +1272,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		progress |= serve(&lookup_ib, lookup_one);
 		progress |= serve(&queue_ib, queue_one);
 		progress |= serve(&parent_ib, parent_one);
-		for (i = 0; i < FILTER_MAX; i++)
+		for (i = 0; i < FSLOT_MAX; i++)
 			progress |= f_serve(&filters[i]);
 		progress |= client_read(sv[1], &rp, &eof);
 		if (progress) {
@@ -1261,7 +1298,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	serve(&lookup_ib, lookup_one);
 	serve(&queue_ib, queue_one);
 	serve(&parent_ib, parent_one);
-	for (i = 0; i < FILTER_MAX; i++)
+	for (i = 0; i < FSLOT_MAX; i++)
 		f_serve(&filters[i]);	/* its goodbye, checked */
 	milter_end();
 	client_read(sv[1], &rp, &eof);

@@ -4,7 +4,8 @@ fuzz_smtp_session.c into regress/fuzz/corpus/smtp_session/milter-*.
 
 A milter input: byte 0 the listener | 4, byte 1 the write size, byte 2
 the chain (bit 0 two filters, bits 1-2 and 3-4 on-error tempfail 0,
-accept 1, reject 2, quarantine 3, bits 5/6 the parent cannot connect),
+accept 1, reject 2, quarantine 3, bits 5/6 the parent cannot connect,
+bit 7 reuse),
 bytes 3-4 the script's length, the script (the filters' answers, see
 f_answer() and f_optneg() in the harness), then the client's bytes.
 Rerun after changing the script's encoding: python3 THIS."""
@@ -108,5 +109,7 @@ seed("down-accept-two", optneg(EOM_ONLY) + [ADDH, 1, 0, CONT],
 # local submission through the sendmail chain
 seed("local", optneg(EOM_ONLY) + [ADDRCPT, 11, 0, DELRCPT, 0, CONT],
      mode=3, client=LOCAL)
+# reuse: the connection is pooled (QUIT_NC) at the session's end
+seed("reuse", optneg(EOM_ONLY) + [ADDH, 1, 0, CONT], cfg=0x80)
 # byte by byte from the client while the filter answers
 seed("slow-client", optneg(EOM_ONLY) + [CHGFROM, 4, 0, CONT], chunk=7)
