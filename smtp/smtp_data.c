@@ -511,30 +511,6 @@ spool_measure(struct txn *tx)
 	}
 }
 
-/* the message was written again (the milters): measure it again */
-void
-smtp_data_rescan(struct session *s)
-{
-	struct txn	*tx = s->tx;
-	char		 buf[65536];
-	int64_t		 off = 0;
-	ssize_t		 n;
-
-	wirescan_init(&tx->wire);
-	while (off < (int64_t)tx->spooled) {
-		n = pread(tx->msgfd, buf, sizeof(buf), (off_t)off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (off + n > (int64_t)tx->spooled)
-			n = (ssize_t)((int64_t)tx->spooled - off);
-		wirescan_add(&tx->wire, buf, (size_t)n);
-		off += n;
-	}
-	tx->msgsize = (size_t)wirescan_size(&tx->wire);
-}
-
 static int
 spool_flush(struct session *s)
 {

@@ -968,38 +968,51 @@ copy_range(int fd, int64_t from, int tfd, int64_t to, int64_t len)
 	return 0;
 }
 
-/* feed the DKIM signer the message as it now is (it was rewritten) */
+/*
+ * The message was written again: measure it again for the envelope
+ * (wirescan.h: size on the wire, where the 8-bit bytes are) and, when
+ * we sign it, hash it again for the signer (DKIM signs after the
+ * filters), in one read of the new file.
+ */
 static void
-eom_rehash(struct session *s)
+eom_reread(struct session *s)
 {
 	struct txn	*tx = s->tx;
 	char		 buf[65536], *line;
-	struct evbuffer	*b;
+	struct evbuffer	*b = NULL;
 	int64_t		 off = 0;
 	ssize_t		 n;
 	size_t		 len;
 
-	if (tx->dkim == NULL || !smtp_dkim_want_sign(s))
-		return;
-	dkim_msg_free(tx->dkim);
-	if ((tx->dkim = dkim_msg_new(1)) == NULL || (b = evbuffer_new()) ==
-	    NULL)
-		fatal("dkim_msg_new");
+	wirescan_init(&tx->wire);
+	if (tx->dkim != NULL && smtp_dkim_want_sign(s)) {
+		dkim_msg_free(tx->dkim);
+		if ((tx->dkim = dkim_msg_new(1)) == NULL ||
+		    (b = evbuffer_new()) == NULL)
+			fatal("dkim_msg_new");
+	}
 	while (off < (int64_t)tx->spooled) {
 		n = pread(tx->msgfd, buf, sizeof(buf), (off_t)off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		evbuffer_add(b, buf, (size_t)n);
+		if (off + n > (int64_t)tx->spooled)
+			n = (ssize_t)((int64_t)tx->spooled - off);
 		off += n;
+		wirescan_add(&tx->wire, buf, (size_t)n);
+		if (b == NULL)
+			continue;
+		evbuffer_add(b, buf, (size_t)n);
 		while ((line = evbuffer_readln(b, &len,
 		    EVBUFFER_EOL_LF)) != NULL) {
 			dkim_msg_line(tx->dkim, line, len);
 			free(line);
 		}
 	}
-	evbuffer_free(b);
+	if (b != NULL)
+		evbuffer_free(b);
+	tx->msgsize = (size_t)wirescan_size(&tx->wire);
 }
 
 /*
@@ -1100,8 +1113,7 @@ eom_write(struct milter_sess *ms)
 		goto io;
 	tx->spooled = (uint64_t)off;
 	s->addhead_len = s->addhead_lines = 0;
-	smtp_data_rescan(s);
-	eom_rehash(s);
+	eom_reread(s);
 	rc = 0;
 	goto done;
 io:

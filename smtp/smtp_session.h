@@ -381,7 +381,6 @@ int	smtp_data_take_spare(uint32_t *msgid, int *fd);
 void	smtp_data_reserve(struct session *);
 void	smtp_data_spares_prefill(void);
 void	smtp_data_return_spare(uint32_t msgid, int fd);
-void	smtp_data_rescan(struct session *);
 
 /*
  * smtp_milter.c: the mail filters.  smtp_milter_start() at the start of
