@@ -1346,12 +1346,7 @@ conn_read(evutil_socket_t fd, short ev, void *arg)
 			conn_close(c);
 			return;
 		}
-		if (c->state == MC_IDLE && c->ms->stage == -1) {
-			/* gone between stages: its on-error comes later */
-			milter_fail(c, "%s", n == 0 ? "closed the connection"
-			    : strerror(errno));
-			return;
-		}
+		/* between stages, its on-error comes when it is next used */
 		milter_fail(c, "%s", n == 0 ? "closed the connection" :
 		    strerror(errno));
 		return;

@@ -343,8 +343,12 @@ send_header(struct milter_conn *c, const struct mhdr *h)
 		fatalx("milter_put_header");
 }
 
-/* the next piece of the body, CRLF line ends, into chunk; 0 at its end */
-static size_t
+/*
+ * The next piece of the body, CRLF line ends, into chunk: its length, 0
+ * at its end, -1 if the spool could not be read (the filter must not
+ * judge a body cut short: the message gets 451).
+ */
+static ssize_t
 body_chunk(struct milter_sess *ms, char *chunk)
 {
 	struct milter_eom	*e = ms->eom;
@@ -367,7 +371,7 @@ body_chunk(struct milter_sess *ms, char *chunk)
 		    &pos, chunk, (size_t)n)) <= 0)
 			return 0;
 		e->boff += n;
-		return (size_t)n;
+		return n;
 	}
 	do {
 		n = pread(tx->msgfd, raw, sizeof(raw), (off_t)(e->body_off +
@@ -375,7 +379,7 @@ body_chunk(struct milter_sess *ms, char *chunk)
 	} while (n == -1 && errno == EINTR);
 	if (n == -1) {
 		log_warn("%08x: milter: spool read", tx->msgid);
-		return 0;
+		return -1;
 	}
 	if (e->body_off + e->boff + n > (int64_t)tx->spooled)
 		n = (ssize_t)((int64_t)tx->spooled - e->body_off - e->boff);
@@ -385,7 +389,7 @@ body_chunk(struct milter_sess *ms, char *chunk)
 		chunk[out++] = raw[i];
 	}
 	e->boff += n;
-	return out;
+	return (ssize_t)out;
 }
 
 /* send what the filter takes next; wait where it answers */
@@ -394,7 +398,7 @@ eom_pump(struct milter_sess *ms, struct milter_conn *c)
 {
 	struct milter_eom	*e = ms->eom;
 	static char		 chunk[MILTER_CHUNK_MAX];
-	size_t			 n;
+	ssize_t			 n;
 
 	while (c->state != MC_DEAD) {
 		if (evbuffer_get_length(c->out) > OUT_HIWAT) {
@@ -452,9 +456,11 @@ eom_pump(struct milter_sess *ms, struct milter_conn *c)
 				e->phase = P_EOM;
 				continue;
 			}
+			if (n == -1)
+				goto local_error;
 			/* one chunk, one packet, one reply */
 			milter_put_stage_macros(c, SMFIM_EOH, SMFIC_BODY);
-			if (milter_put_body(c->out, chunk, n) == -1)
+			if (milter_put_body(c->out, chunk, (size_t)n) == -1)
 				fatalx("milter_put_body");
 			if (c->protocol & SMFIP_NR_BODY)
 				continue;
@@ -974,7 +980,7 @@ copy_range(int fd, int64_t from, int tfd, int64_t to, int64_t len)
  * we sign it, hash it again for the signer (DKIM signs after the
  * filters), in one read of the new file.
  */
-static void
+static int
 eom_reread(struct session *s)
 {
 	struct txn	*tx = s->tx;
@@ -995,8 +1001,11 @@ eom_reread(struct session *s)
 		n = pread(tx->msgfd, buf, sizeof(buf), (off_t)off);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			break;
+		if (n <= 0) {
+			if (b != NULL)
+				evbuffer_free(b);
+			return -1;	/* the envelope would be wrong */
+		}
 		if (off + n > (int64_t)tx->spooled)
 			n = (ssize_t)((int64_t)tx->spooled - off);
 		off += n;
@@ -1013,6 +1022,7 @@ eom_reread(struct session *s)
 	if (b != NULL)
 		evbuffer_free(b);
 	tx->msgsize = (size_t)wirescan_size(&tx->wire);
+	return 0;
 }
 
 /*
@@ -1113,7 +1123,8 @@ eom_write(struct milter_sess *ms)
 		goto io;
 	tx->spooled = (uint64_t)off;
 	s->addhead_len = s->addhead_lines = 0;
-	eom_reread(s);
+	if (eom_reread(s) == -1)
+		goto io;
 	rc = 0;
 	goto done;
 io:
