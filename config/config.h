@@ -160,11 +160,27 @@ enum action_type {
 	ACTION_RELAY,		/* relay [host URL] ... */
 };
 
+/*
+ * How the mta uses TLS toward a destination (Postfix's security levels;
+ * "tls LEVEL" on a relay action, or the destination's entry in the TLS
+ * policy table).  MTA-STS (RFC 8461) is not a level: a domain's policy
+ * in enforce mode raises "may" and "encrypt" to "verify" against its MX
+ * patterns; DANE wins where both exist.
+ */
 enum relay_tls {
-	RELAY_TLS_OPPORTUNISTIC,	/* default: STARTTLS when offered */
-	RELAY_TLS_REQUIRE,		/* "tls" */
-	RELAY_TLS_VERIFY,		/* "tls verify" (or "tls" with smtps://) */
-	RELAY_TLS_NO,			/* "tls no": never */
+	RELAY_TLS_OPPORTUNISTIC,	/* default, "tls may": STARTTLS when
+					 * offered, else plain text */
+	RELAY_TLS_REQUIRE,		/* "tls" / "tls encrypt": TLS, any
+					 * certificate */
+	RELAY_TLS_VERIFY,		/* "tls verify" (or "tls" with smtps://):
+					 * PKIX chain, the host's name */
+	RELAY_TLS_NO,			/* "tls no" / "tls none": never */
+	RELAY_TLS_SECURE,		/* "tls secure": PKIX chain, the next-hop
+					 * domain's name (not the MX name DNS
+					 * gave: RFC 7672 1.3) */
+	RELAY_TLS_DANE,			/* "tls dane": DANE where usable TLSA
+					 * records are (RFC 7672), else "may" */
+	RELAY_TLS_DANE_ONLY,		/* "tls dane-only": DANE or defer */
 };
 
 struct action {
@@ -338,6 +354,15 @@ void			 config_forget_secrets(struct smtpd_config *,
 
 struct table	*config_find_table(const struct smtpd_config *, const char *);
 struct action	*config_find_action(const struct smtpd_config *, const char *);
+/*
+ * A TLS security level's word ("none", "may", "encrypt", "verify",
+ * "secure", "dane", "dane-only"; "no" for "none") into *level: 0, or -1
+ * for any other word.  The grammar's "tls LEVEL" and the TLS policy
+ * table's values.
+ */
+int		 conf_tls_level(const char *, enum relay_tls *);
+/* the word of a level, as conf_tls_level() reads it */
+const char	*conf_tls_level_name(enum relay_tls);
 struct pki	*config_find_pki(const struct smtpd_config *, const char *);
 struct milter_conf *config_find_milter(const struct smtpd_config *,
 		    const char *);

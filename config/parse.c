@@ -204,6 +204,44 @@ conf_valid_pattern(const char *s)
 	return 1;
 }
 
+static const struct {
+	const char	*word;
+	enum relay_tls	 level;
+} tls_levels[] = {
+	{ "none", RELAY_TLS_NO },
+	{ "no", RELAY_TLS_NO },
+	{ "may", RELAY_TLS_OPPORTUNISTIC },
+	{ "encrypt", RELAY_TLS_REQUIRE },
+	{ "verify", RELAY_TLS_VERIFY },
+	{ "secure", RELAY_TLS_SECURE },
+	{ "dane", RELAY_TLS_DANE },
+	{ "dane-only", RELAY_TLS_DANE_ONLY },
+};
+
+int
+conf_tls_level(const char *word, enum relay_tls *level)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(tls_levels) / sizeof(tls_levels[0]); i++)
+		if (strcmp(word, tls_levels[i].word) == 0) {
+			*level = tls_levels[i].level;
+			return 0;
+		}
+	return -1;
+}
+
+const char *
+conf_tls_level_name(enum relay_tls level)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(tls_levels) / sizeof(tls_levels[0]); i++)
+		if (tls_levels[i].level == level)
+			return tls_levels[i].word;
+	return "?";
+}
+
 int
 conf_valid_ip(const char *s)
 {

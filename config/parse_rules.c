@@ -470,13 +470,10 @@ parse_relay_options(struct parser *p, struct action *a)
 			if (tls_set++)
 				return action_option_twice(p, t);
 			a->relay_tls = RELAY_TLS_REQUIRE;
-			if (tok_is_keyword(tok_peek(p), "verify")) {
+			if (tok_peek(p)->type == TOK_WORD &&
+			    conf_tls_level(tok_peek(p)->text, &a->relay_tls) ==
+			    0)
 				tok_next(p);
-				a->relay_tls = RELAY_TLS_VERIFY;
-			} else if (tok_is_keyword(tok_peek(p), "no")) {
-				tok_next(p);
-				a->relay_tls = RELAY_TLS_NO;
-			}
 		} else if (tok_is_keyword(t, "auth")) {
 			if (a->relay_auth_table[0] != '\0')
 				return action_option_twice(p, t);

@@ -99,6 +99,22 @@ mta_elapsed_ms(const struct timespec *since)
 	    (now.tv_nsec - since->tv_nsec) / 1e6;
 }
 
+const char *
+mta_tls_auth_name(enum mta_tls_auth a)
+{
+	switch (a) {
+	case MTA_TLS_NONE:
+		return "none";
+	case MTA_TLS_ANON:
+		return "anonymous";
+	case MTA_TLS_VERIFIED:
+		return "verified";
+	case MTA_TLS_DANE:
+		return "verified-dane";
+	}
+	return "?";
+}
+
 int
 mta_addr_utf8(const struct mailaddr *a)
 {
@@ -358,6 +374,7 @@ route_find(struct action *a, const char *domain)
 	rt->action = a;
 	snprintf(rt->domain, sizeof(rt->domain), "%s", domain);
 	rt->scheme = MTA_SCHEME_MX;
+	rt->tls_level = a->relay_tls;
 	if (a->relay_host[0] != '\0' &&
 	    route_parse_url(rt, a->relay_host) == -1)
 		fatalx("relay host \"%s\" of action %s does not parse",

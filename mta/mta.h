@@ -47,6 +47,20 @@ enum mta_scheme {
 	MTA_SCHEME_LMTP,
 };
 
+/*
+ * What a session's TLS proved about the peer (set when the handshake is
+ * done; mta_tls_auth_name() for logs).  REQUIRETLS (RFC 8689) needs
+ * MTA_TLS_VERIFIED or MTA_TLS_DANE.
+ */
+enum mta_tls_auth {
+	MTA_TLS_NONE,		/* plain text */
+	MTA_TLS_ANON,		/* encrypted; the peer not authenticated */
+	MTA_TLS_VERIFIED,	/* PKIX chain to a trusted CA and the name
+				 * (verify, secure, MTA-STS enforce) */
+	MTA_TLS_DANE,		/* a usable TLSA record matched (RFC 7672) */
+};
+const char	*mta_tls_auth_name(enum mta_tls_auth);
+
 struct mta_host {
 	char			 name[256];
 	uint32_t		 preference;
@@ -89,6 +103,9 @@ struct mta_route {
 	struct action		*action;
 	char			 domain[256];	/* MX lookups; "" = relay */
 	enum mta_scheme		 scheme;
+	/* the TLS level for this destination: the action's "tls LEVEL",
+	 * or the destination's entry in the TLS policy table */
+	enum relay_tls		 tls_level;
 	char			 label[CONF_NAME_MAX];
 	char			 host[256];
 	uint16_t		 port;		/* 0 = scheme default */
@@ -171,6 +188,16 @@ int	mta_retiring(void);
 /* the daemon stops: only a reply to an end of data is still awaited */
 int	mta_stopping(void);
 double	mta_elapsed_ms(const struct timespec *since);
+
+/*
+ * mta_tlsrpt.c: one TLS outcome toward a policy domain for TLS-RPT (RFC
+ * 8460): a session that negotiated TLS under a DANE or MTA-STS policy
+ * (result TLSRPT_SUCCESS) or failed to (the failure's TLSRPT_* type of
+ * common/tlsrpt.h); detail: free text for the report's
+ * failure-reason-code, or NULL.
+ */
+void	mta_tlsrpt_note(const struct mta_route *, const struct mta_host *,
+	    int policy_type, int result, const char *detail);
 
 /* mta_io.c */
 void	mta_io_init(void);

@@ -99,6 +99,7 @@ struct mta_session {
 	char			 relay[320];	/* host[ip]:port */
 	int			 ready;		/* left the connecting count */
 	int			 tls;
+	enum mta_tls_auth	 tls_auth;	/* what TLS proved */
 	int			 starttls_refused;
 	int			 authed;
 	uint32_t		 ext;
@@ -161,7 +162,24 @@ session_free(struct mta_session *s)
 static enum relay_tls
 session_tls_mode(const struct mta_session *s)
 {
-	return s->route->action->relay_tls;
+	return s->route->tls_level;
+}
+
+/*
+ * The peer's certificate must verify (PKIX and a name).  Until DANE
+ * lands, "secure" and "dane-only" verify as "verify" does: fail closed.
+ */
+static int
+session_tls_verifies(const struct mta_session *s)
+{
+	switch (session_tls_mode(s)) {
+	case RELAY_TLS_VERIFY:
+	case RELAY_TLS_SECURE:
+	case RELAY_TLS_DANE_ONLY:
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 static void
@@ -368,6 +386,7 @@ session_connect(struct mta_session *s)
 	}
 	s->host = h;
 	s->tls = s->authed = s->starttls_refused = 0;
+	s->tls_auth = MTA_TLS_NONE;
 	s->ext = 0;
 	mta_reply_init(&s->reply);
 	if (h->ss.ss_family == AF_INET) {
@@ -449,7 +468,7 @@ session_start_tls(struct mta_session *s)
 	if (!host_is_literal(name) &&
 	    SSL_set_tlsext_host_name(s->ssl, name) != 1)
 		log_debug("SNI %s refused by OpenSSL", name);
-	if (session_tls_mode(s) == RELAY_TLS_VERIFY) {
+	if (session_tls_verifies(s)) {
 		param = SSL_get0_param(s->ssl);
 		X509_VERIFY_PARAM_set_hostflags(param,
 		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -469,7 +488,7 @@ session_tls_done(struct mta_session *s)
 	X509	*cert;
 	long	 vr;
 
-	if (session_tls_mode(s) == RELAY_TLS_VERIFY) {
+	if (session_tls_verifies(s)) {
 		vr = SSL_get_verify_result(s->ssl);
 		cert = SSL_get1_peer_certificate(s->ssl);
 		if (cert != NULL)
@@ -483,8 +502,12 @@ session_tls_done(struct mta_session *s)
 		}
 	}
 	s->tls = 1;
-	log_debug("mta session %016llx: %s with %s", (unsigned long long)s->id,
-	    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
+	s->tls_auth = session_tls_verifies(s) ? MTA_TLS_VERIFIED :
+	    MTA_TLS_ANON;
+	log_info("mta session %016llx: %s: TLS=%s, %s with cipher %s",
+	    (unsigned long long)s->id, s->relay,
+	    mta_tls_auth_name(s->tls_auth), SSL_get_version(s->ssl),
+	    SSL_get_cipher_name(s->ssl));
 	if (s->route->scheme == MTA_SCHEME_SMTPS) {
 		s->state = S_GREETING;
 		return;
@@ -578,7 +601,8 @@ session_after_ehlo(struct mta_session *s)
 			s->state = S_STARTTLS;
 			return 0;
 		}
-		if (mode == RELAY_TLS_REQUIRE || mode == RELAY_TLS_VERIFY)
+		if (mode != RELAY_TLS_OPPORTUNISTIC && mode != RELAY_TLS_NO &&
+		    mode != RELAY_TLS_DANE)
 			return session_setup_failed(s, PROTO_TEMPFAIL, "4.7.4 "
 			    "%s: TLS is required, but %s", s->relay,
 			    s->starttls_refused ? "STARTTLS was refused" :
