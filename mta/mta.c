@@ -12,8 +12,14 @@
  *
  * Sessions (mta_session.c) take tasks from their route: an idle cached
  * session first, otherwise a new connection while the route has fewer
- * than "mta max-conn-per-host" of them.  Every recipient's outcome goes
- * back to the queue as its own struct delivery_result.
+ * than its concurrency window allows (slow start, mta_window.c: from
+ * "mta initial-conn-per-host" up to "mta max-conn-per-host", one more
+ * per delivery, one fewer per refused session).  A burst for one
+ * destination thus opens a few connections that each carry several
+ * messages.  A task holds at most "mta max-rcpt-per-msg" recipients;
+ * "mta rate-per-dest" and "mta delay-per-dest" space the messages a
+ * route hands out.  Every recipient's outcome goes back to the queue as
+ * its own struct delivery_result.
  *
  * Nothing a remote server sends ever changes an envelope: the results
  * carry our own escaped copy of its reply text, and the queue writes
@@ -375,6 +381,8 @@ route_find(struct action *a, const char *domain)
 	snprintf(rt->domain, sizeof(rt->domain), "%s", domain);
 	rt->scheme = MTA_SCHEME_MX;
 	rt->tls_level = a->relay_tls;
+	mta_window_init(&rt->window, conf->mta_initial_per_dest,
+	    conf->mta_max_per_dest);
 	if (a->relay_host[0] != '\0' &&
 	    route_parse_url(rt, a->relay_host) == -1)
 		fatalx("relay host \"%s\" of action %s does not parse",
@@ -427,44 +435,106 @@ mta_route_error(struct mta_route *rt, int status, const char *text)
 	mta_route_kick(rt);
 }
 
+void
+mta_route_delivered(struct mta_route *rt)
+{
+	int	before = rt->window.limit;
+
+	mta_window_success(&rt->window);
+	if (rt->window.limit != before && rt->ntasks > 0)
+		mta_route_kick(rt);
+}
+
+void
+mta_host_ok(struct mta_host *h)
+{
+	h->fails = 0;
+}
+
+void
+mta_route_refused(struct mta_route *rt, struct mta_host *h)
+{
+	time_t	secs;
+
+	mta_window_failure(&rt->window);
+	if (h == NULL)
+		return;
+	if (h->fails < 1000)
+		h->fails++;
+	secs = mta_backoff_secs(conf->mta_backoff, h->fails);
+	h->dead_until = time(NULL) + secs;
+	log_info("mta: %s: not connecting again for %lld s (failure %u in "
+	    "a row); %s allows %d session%s", h->name, (long long)secs,
+	    h->fails, rt->domain[0] ? rt->domain : rt->host,
+	    rt->window.limit, rt->window.limit == 1 ? "" : "s");
+}
+
 static void
 route_pace_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	mta_route_kick(arg);
 }
 
+/* microseconds between two messages to one destination; 0: no pace */
+static int64_t
+route_pace_us(void)
+{
+	if (conf->mta_delay_per_dest > 0)
+		return (int64_t)conf->mta_delay_per_dest * 1000000;
+	if (conf->mta_rate_per_dest > 0)
+		return (int64_t)3600 * 1000000 / conf->mta_rate_per_dest;
+	return 0;
+}
+
 /*
- * "mta delay-per-dest": at least that long between two messages to one
- * destination, as Postfix's default_destination_rate_delay (and, like
- * it, one connection at a time then).  When it is too early, a timer
- * kicks the route when it is time.
+ * "mta delay-per-dest" (at least that long between two messages to one
+ * destination, as Postfix's default_destination_rate_delay, and like it
+ * one connection at a time then) and "mta rate-per-dest" (at most that
+ * many messages per second, minute or hour; as many connections as the
+ * window allows, but no new one while it is too early for a message).
+ * 1 when a message may go now; otherwise a timer kicks the route when it
+ * is time.
  */
 static int
-route_paced_ok(struct mta_route *rt)
+route_pace_ready(struct mta_route *rt)
 {
 	struct timespec	now;
 	struct timeval	tv;
-	int64_t		wait_ms;
+	int64_t		wait_us;
 
-	if (conf->mta_delay_per_dest <= 0)
+	if (route_pace_us() == 0)
 		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	wait_ms = (rt->next_take.tv_sec - now.tv_sec) * 1000 +
-	    (rt->next_take.tv_nsec - now.tv_nsec) / 1000000;
-	if (wait_ms > 0) {
-		if (rt->ev_pace == NULL && (rt->ev_pace = evtimer_new(ev_base,
-		    route_pace_cb, rt)) == NULL)
-			fatal("evtimer_new");
-		if (!evtimer_pending(rt->ev_pace, NULL)) {
-			tv.tv_sec = wait_ms / 1000;
-			tv.tv_usec = (wait_ms % 1000) * 1000;
-			evtimer_add(rt->ev_pace, &tv);
-		}
-		return 0;
+	wait_us = (int64_t)(rt->next_take.tv_sec - now.tv_sec) * 1000000 +
+	    (rt->next_take.tv_nsec - now.tv_nsec) / 1000;
+	if (wait_us <= 0)
+		return 1;
+	if (rt->ev_pace == NULL && (rt->ev_pace = evtimer_new(ev_base,
+	    route_pace_cb, rt)) == NULL)
+		fatal("evtimer_new");
+	if (!evtimer_pending(rt->ev_pace, NULL)) {
+		tv.tv_sec = wait_us / 1000000;
+		tv.tv_usec = wait_us % 1000000;
+		evtimer_add(rt->ev_pace, &tv);
 	}
-	rt->next_take = now;
-	rt->next_take.tv_sec += conf->mta_delay_per_dest;
-	return 1;
+	return 0;
+}
+
+/* a message goes now: the next one not before one interval from now */
+static void
+route_pace_taken(struct mta_route *rt)
+{
+	int64_t	us = route_pace_us();
+
+	if (us == 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &rt->next_take);
+	rt->next_take.tv_sec += us / 1000000;
+	rt->next_take.tv_nsec += (us % 1000000) * 1000;
+	if (rt->next_take.tv_nsec >= 1000000000) {
+		rt->next_take.tv_sec++;
+		rt->next_take.tv_nsec -= 1000000000;
+	}
 }
 
 struct mta_task *
@@ -472,8 +542,9 @@ mta_route_take(struct mta_route *rt)
 {
 	struct mta_task	*t;
 
-	if ((t = TAILQ_FIRST(&rt->tasks)) == NULL || !route_paced_ok(rt))
+	if ((t = TAILQ_FIRST(&rt->tasks)) == NULL || !route_pace_ready(rt))
 		return NULL;
+	route_pace_taken(rt);
 	TAILQ_REMOVE(&rt->tasks, t, entry);
 	rt->ntasks--;
 	t->started = 1;
@@ -506,7 +577,6 @@ mta_route_kick_cb(evutil_socket_t fd, short ev, void *arg)
 	struct mta_route	*rt = arg;
 	struct mta_session	*s;
 	struct mta_task		*t;
-	int			 limit = conf->mta_max_per_dest;
 
 	if (rt->ntasks == 0 && rt->nsessions == 0 &&
 	    (!rt->resolving || stopping)) {
@@ -531,10 +601,14 @@ mta_route_kick_cb(evutil_socket_t fd, short ev, void *arg)
 			mta_session_give(s, t);
 			continue;
 		}
-		if (conf->mta_delay_per_dest > 0)
-			limit = 1;
-		if (rt->nsessions >= limit ||
+		/* one connection at a time with a delay, as Postfix */
+		if (conf->mta_delay_per_dest > 0 && rt->nsessions >= 1)
+			break;
+		if (!mta_window_may_open(&rt->window, rt->nsessions) ||
 		    (size_t)rt->nconnecting >= rt->ntasks)
+			break;
+		/* too early for a message: no session to wait for it */
+		if (!route_pace_ready(rt))
 			break;
 		if (route_all_dead(rt)) {
 			/* nothing left to try now; the queue retries later */
@@ -587,6 +661,7 @@ mta_deliver(const struct envelope *evp, int fd)
 	/* same message, same sender, not yet taken: one more RCPT */
 	TAILQ_FOREACH(t, &rt->tasks, entry) {
 		if (t->msgid == msgid_of(evp->id) &&
+		    t->nrcpts < (size_t)conf->mta_max_rcpt &&
 		    t->nrcpts < MTA_TASK_MAX_RCPT &&
 		    strcmp(t->rcpts[0].evp.sender.user, evp->sender.user) == 0 &&
 		    strcmp(t->rcpts[0].evp.sender.domain,

@@ -284,8 +284,8 @@ session_setup_failed(struct mta_session *s, int status, const char *fmt, ...)
 		rt->lasterr_conn = conn;
 		rt->lasterr_at = now;
 	}
-	if (s->host != NULL)
-		s->host->dead_until = time(NULL) + MTA_DEAD_SECS;
+	/* negative feedback: fewer sessions, this host left alone */
+	mta_route_refused(rt, s->host);
 	mta_io_close(&s->io);
 	s->ssl = NULL;
 	s->hostidx++;
@@ -578,6 +578,7 @@ session_is_ready(struct mta_session *s)
 		s->ready = 1;
 		rt->nconnecting--;
 		s->setup_ms = (uint32_t)mta_elapsed_ms(&s->t_start);
+		mta_host_ok(s->host);
 		log_debug("mta session %016llx: ready on %s (%s%s)",
 		    (unsigned long long)s->id, s->relay,
 		    s->tls ? "TLS" : "plain", s->authed ? ", authenticated" :
@@ -989,6 +990,52 @@ end:
 	return 0;
 }
 
+/* the reply says "too busy, come back later" (mta_window.c) */
+static int
+session_reply_throttles(const struct mta_session *s)
+{
+	char	line[ENV_TEXT_MAX];
+
+	mta_reply_oneline(&s->reply, line, sizeof(line));
+	return mta_reply_throttles(s->reply.code, line);
+}
+
+/*
+ * The server sent us away in a transaction: 421 to any command (RFC 5321
+ * 3.8: it closes the channel), or "too many connections" in a 4xx to
+ * MAIL.  Nothing of the message was delivered: the task goes back to its
+ * route once, for a session that is still welcome (or, with none left,
+ * to the queue's retry); the route's window shrinks and this host is
+ * left alone for its back-off.  Always frees the session: -1.
+ */
+static int
+session_txn_throttled(struct mta_session *s, const char *what)
+{
+	struct mta_task	*t = s->task;
+	char		 text[ENV_TEXT_MAX];
+
+	reply_describe(s, what, text, sizeof(text));
+	log_info("mta session %016llx: %s", (unsigned long long)s->id, text);
+	mta_route_refused(s->route, s->host);
+	s->task = NULL;
+	if (!t->requeued) {
+		t->requeued = 1;
+		mta_task_requeue(t);
+	} else {
+		mta_task_fail(t, PROTO_TEMPFAIL, s->relay, "%s", text);
+		mta_task_free(t);
+	}
+	if (s->reply.code == 421) {
+		session_free(s);
+		return -1;
+	}
+	/* the server may still read: say goodbye, close on its reply */
+	s->state = S_QUIT;
+	session_printf(s, "QUIT");
+	session_timeout(s, MTA_TIMEOUT_QUIT);
+	return -1;
+}
+
 /* a reply in a transaction; -1 when the session was freed */
 static int
 session_txn_reply(struct mta_session *s)
@@ -1004,6 +1051,12 @@ session_txn_reply(struct mta_session *s)
 		return -1;
 	}
 	p = &s->plan[s->nreplied++];
+	if (s->reply.code == 421 || (p->cmd == C_MAIL &&
+	    session_reply_throttles(s)))
+		return session_txn_throttled(s, p->cmd == C_MAIL ?
+		    "MAIL FROM command" : p->cmd == C_RCPT ? "RCPT TO command" :
+		    p->cmd == C_DATA ? "DATA command" : p->cmd == C_BODY ?
+		    "end of DATA command" : "RSET command");
 	switch (p->cmd) {
 	case C_RSET:
 		if (st != PROTO_OK) {
@@ -1085,6 +1138,8 @@ session_txn_reply(struct mta_session *s)
 			session_txn_done(s);
 			return 0;
 		}
+		/* positive feedback: the destination takes mail */
+		mta_route_delivered(s->route);
 		if (st == PROTO_OK && s->reply.code < 300) {
 			mta_reply_status(&s->reply, dsn, sizeof(dsn));
 			mta_reply_oneline(&s->reply, line, sizeof(line));

@@ -1,0 +1,108 @@
+/*
+ * mta_window.c -- polite delivery's arithmetic (mta_window.h): a
+ * destination's concurrency window, a host's back-off, and the replies
+ * that mean "too busy".
+ *
+ * Why slow start: a burst of mail for one destination must not open as
+ * many connections as there are messages.  Receivers count connections
+ * per client and answer "421 too many connections" (or greylist the
+ * client) long before they run out of capacity, and each refused
+ * connection costs both sides more than a reused one.  So a route
+ * starts with a few sessions, lets each of them carry several messages
+ * (the session takes the next task when it is done), and grows only
+ * while the destination keeps accepting mail.  A refusal shrinks the
+ * window at once; a host that keeps refusing is left alone for a
+ * back-off that doubles with each failure in a row.
+ */
+#include <ctype.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "mta_window.h"
+
+void
+mta_window_init(struct mta_window *w, int initial, int max)
+{
+	if (max < 1)
+		max = 1;
+	if (initial < 1)
+		initial = 1;
+	w->max = max;
+	w->limit = initial < max ? initial : max;
+	w->fails = 0;
+}
+
+void
+mta_window_success(struct mta_window *w)
+{
+	w->fails = 0;
+	if (w->limit < w->max)
+		w->limit++;
+}
+
+void
+mta_window_failure(struct mta_window *w)
+{
+	if (w->fails < 1000)
+		w->fails++;
+	if (w->limit > 1)
+		w->limit--;
+}
+
+int
+mta_window_may_open(const struct mta_window *w, int nsessions)
+{
+	return nsessions < w->limit;
+}
+
+time_t
+mta_backoff_secs(time_t base, unsigned fails)
+{
+	unsigned	shift;
+
+	if (base <= 0)
+		return 0;
+	shift = fails > 1 ? fails - 1 : 0;
+	if (shift > MTA_BACKOFF_MAX_SHIFT)
+		shift = MTA_BACKOFF_MAX_SHIFT;
+	return base << shift;
+}
+
+/* needle (lower case) in hay, ignoring the case of hay */
+static int
+has_word(const char *hay, const char *needle)
+{
+	size_t	n = strlen(needle), i;
+
+	for (; *hay != '\0'; hay++) {
+		for (i = 0; i < n; i++)
+			if (hay[i] == '\0' || tolower((unsigned char)hay[i]) !=
+			    needle[i])
+				break;
+		if (i == n)
+			return 1;
+	}
+	return 0;
+}
+
+int
+mta_reply_throttles(int code, const char *text)
+{
+	static const char *const busy[] = {
+		"too many connections",
+		"too many concurrent",
+		"too many sessions",
+		"connection rate",
+		"connection limit",
+	};
+	size_t	i;
+
+	if (code == 421)
+		return 1;
+	if (code < 400 || code > 499 || text == NULL)
+		return 0;
+	for (i = 0; i < sizeof(busy) / sizeof(busy[0]); i++)
+		if (has_word(text, busy[i]))
+			return 1;
+	return 0;
+}
