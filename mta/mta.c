@@ -445,27 +445,132 @@ mta_route_delivered(struct mta_route *rt)
 		mta_route_kick(rt);
 }
 
-void
-mta_host_ok(struct mta_host *h)
+/*
+ * Hosts that sent us away lately, by address.  A route's host list goes
+ * with the route -- freed as soon as it has nothing to do, refilled by
+ * each MX lookup -- but a back-off must outlive it: otherwise the
+ * queue's next retry of the mail that failed would make a new route
+ * that connects at once, and a host that says 421 would see a
+ * connection at every retry of every message.  An entry is forgotten
+ * one back-off after its end, so that failures in a row double it.
+ */
+struct mta_backoff {
+	TAILQ_ENTRY(mta_backoff) entry;
+	struct sockaddr_storage	 ss;
+	time_t			 until;		/* no connection before */
+	time_t			 forget;	/* then a fresh start */
+	unsigned		 fails;
+	char			 text[ENV_TEXT_MAX];	/* why, for the queue */
+};
+static TAILQ_HEAD(, mta_backoff) backoffs = TAILQ_HEAD_INITIALIZER(backoffs);
+
+static int
+ss_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	h->fails = 0;
+	const struct sockaddr_in	*a4, *b4;
+	const struct sockaddr_in6	*a6, *b6;
+
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET) {
+		a4 = (const struct sockaddr_in *)a;
+		b4 = (const struct sockaddr_in *)b;
+		return a4->sin_port == b4->sin_port &&
+		    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		a6 = (const struct sockaddr_in6 *)a;
+		b6 = (const struct sockaddr_in6 *)b;
+		return a6->sin6_port == b6->sin6_port &&
+		    memcmp(&a6->sin6_addr, &b6->sin6_addr,
+		    sizeof(a6->sin6_addr)) == 0;
+	}
+	return 0;
+}
+
+/* the host's entry, or NULL; drops the entries forgotten by now */
+static struct mta_backoff *
+backoff_find(const struct sockaddr_storage *ss, time_t now)
+{
+	struct mta_backoff	*b, *tmp;
+
+	TAILQ_FOREACH_SAFE(b, &backoffs, entry, tmp) {
+		if (b->forget <= now) {
+			TAILQ_REMOVE(&backoffs, b, entry);
+			free(b);
+			continue;
+		}
+		if (ss_equal(&b->ss, ss))
+			return b;
+	}
+	return NULL;
+}
+
+int
+mta_host_usable(const struct mta_host *h, time_t now)
+{
+	struct mta_backoff	*b;
+
+	if (h->dead_until > now)
+		return 0;
+	return (b = backoff_find(&h->ss, now)) == NULL || b->until <= now;
 }
 
 void
-mta_route_refused(struct mta_route *rt, struct mta_host *h)
+mta_host_ok(struct mta_host *h)
 {
-	time_t	secs;
+	struct mta_backoff	*b;
+
+	if ((b = backoff_find(&h->ss, time(NULL))) != NULL) {
+		TAILQ_REMOVE(&backoffs, b, entry);
+		free(b);
+	}
+}
+
+/* why the route's hosts are backed off, or NULL */
+static const char *
+route_backoff_text(struct mta_route *rt)
+{
+	struct mta_backoff	*b;
+	time_t			 now = time(NULL);
+	size_t			 i;
+
+	for (i = 0; i < rt->nhosts; i++)
+		if ((b = backoff_find(&rt->hosts[i].ss, now)) != NULL &&
+		    b->until > now)
+			return b->text;
+	return NULL;
+}
+
+void
+mta_route_refused(struct mta_route *rt, struct mta_host *h,
+    const char *text)
+{
+	struct mta_backoff	*b;
+	time_t			 now = time(NULL), secs;
 
 	mta_window_failure(&rt->window);
 	if (h == NULL)
 		return;
-	if (h->fails < 1000)
-		h->fails++;
-	secs = mta_backoff_secs(conf->mta_backoff, h->fails);
-	h->dead_until = time(NULL) + secs;
+	if ((b = backoff_find(&h->ss, now)) == NULL) {
+		if ((b = calloc(1, sizeof(*b))) == NULL)
+			fatal("calloc");
+		b->ss = h->ss;
+		TAILQ_INSERT_TAIL(&backoffs, b, entry);
+	}
+	snprintf(b->text, sizeof(b->text), "%s", text);
+	h->dead_until = b->until;
+	/* the other sessions of one wave fail too: that is one failure */
+	if (b->until > now)
+		return;
+	if (b->fails < 1000)
+		b->fails++;
+	secs = mta_backoff_secs(conf->mta_backoff, b->fails);
+	h->dead_until = b->until = now + secs;
+	b->forget = b->until + secs;
 	log_info("mta: %s: not connecting again for %lld s (failure %u in "
-	    "a row); %s allows %d session%s", h->name, (long long)secs,
-	    h->fails, rt->domain[0] ? rt->domain : rt->host,
+	    "a row); %s allows %d session%s now", h->name, (long long)secs,
+	    b->fails, rt->domain[0] ? rt->domain : rt->host,
 	    rt->window.limit, rt->window.limit == 1 ? "" : "s");
 }
 
@@ -566,7 +671,7 @@ route_all_dead(struct mta_route *rt)
 	size_t	i;
 
 	for (i = 0; i < rt->nhosts; i++)
-		if (rt->hosts[i].dead_until <= now)
+		if (mta_host_usable(&rt->hosts[i], now))
 			return 0;
 	return 1;
 }
@@ -577,6 +682,7 @@ mta_route_kick_cb(evutil_socket_t fd, short ev, void *arg)
 	struct mta_route	*rt = arg;
 	struct mta_session	*s;
 	struct mta_task		*t;
+	const char		*why;
 
 	if (rt->ntasks == 0 && rt->nsessions == 0 &&
 	    (!rt->resolving || stopping)) {
@@ -616,7 +722,8 @@ mta_route_kick_cb(evutil_socket_t fd, short ev, void *arg)
 				mta_route_error(rt, rt->lasterr_status ?
 				    rt->lasterr_status : PROTO_TEMPFAIL,
 				    rt->lasterr[0] ? rt->lasterr :
-				    "4.4.1 no host to connect to");
+				    (why = route_backoff_text(rt)) != NULL ?
+				    why : "4.4.1 no host to connect to");
 			break;
 		}
 		mta_session_new(rt);
@@ -1157,6 +1264,18 @@ mta_fuzz_quit_idle(void)
 
 	TAILQ_FOREACH(rt, &routes, entry)
 		mta_session_quit_idle(rt);
+}
+
+/* each input starts afresh: no host backed off by the one before */
+void
+mta_fuzz_forget_backoffs(void)
+{
+	struct mta_backoff	*b;
+
+	while ((b = TAILQ_FIRST(&backoffs)) != NULL) {
+		TAILQ_REMOVE(&backoffs, b, entry);
+		free(b);
+	}
 }
 
 /* routes still held: each goes once its tasks and sessions are done */

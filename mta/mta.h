@@ -68,7 +68,6 @@ struct mta_host {
 	uint32_t		 preference;
 	struct sockaddr_storage	 ss;
 	time_t			 dead_until;	/* connecting failed lately */
-	unsigned		 fails;		/* failed sessions in a row */
 	time_t			 notls_until;	/* its TLS handshake failed */
 };
 
@@ -178,9 +177,12 @@ void	mta_route_error(struct mta_route *, int status, const char *text);
  * for its back-off).
  */
 void	mta_route_delivered(struct mta_route *);
-void	mta_route_refused(struct mta_route *, struct mta_host *);
+void	mta_route_refused(struct mta_route *, struct mta_host *,
+	    const char *text);
 /* the host let a session in: its back-off starts again from the base */
 void	mta_host_ok(struct mta_host *);
+/* 0 while the host is backed off (by any route) */
+int	mta_host_usable(const struct mta_host *, time_t now);
 /* one recipient's outcome; text starts with its X.Y.Z status */
 void	mta_rcpt_result(struct mta_task *, size_t, int status,
 	    const char *relay, const char *fmt, ...)
@@ -259,6 +261,7 @@ void	mta_session_stop(struct mta_route *);
 /* mta.c, for regress/fuzz/fuzz_mta_session.c only (mk/fuzz.mk) */
 void	mta_fuzz_start(int queue, int lookup);
 void	mta_fuzz_quit_idle(void);
+void	mta_fuzz_forget_backoffs(void);
 int	mta_fuzz_nroutes(void);
 #endif
 

@@ -285,7 +285,7 @@ session_setup_failed(struct mta_session *s, int status, const char *fmt, ...)
 		rt->lasterr_at = now;
 	}
 	/* negative feedback: fewer sessions, this host left alone */
-	mta_route_refused(rt, s->host);
+	mta_route_refused(rt, s->host, text);
 	mta_io_close(&s->io);
 	s->ssl = NULL;
 	s->hostidx++;
@@ -375,7 +375,7 @@ session_connect(struct mta_session *s)
 	int			 fd, on = 1;
 
 	for (; s->hostidx < rt->nhosts; s->hostidx++) {
-		if (rt->hosts[s->hostidx].dead_until <= now) {
+		if (mta_host_usable(&rt->hosts[s->hostidx], now)) {
 			h = &rt->hosts[s->hostidx];
 			break;
 		}
@@ -1016,7 +1016,7 @@ session_txn_throttled(struct mta_session *s, const char *what)
 
 	reply_describe(s, what, text, sizeof(text));
 	log_info("mta session %016llx: %s", (unsigned long long)s->id, text);
-	mta_route_refused(s->route, s->host);
+	mta_route_refused(s->route, s->host, text);
 	s->task = NULL;
 	if (!t->requeued) {
 		t->requeued = 1;
