@@ -713,8 +713,12 @@ mta_route_kick_cb(evutil_socket_t fd, short ev, void *arg)
 		if (!mta_window_may_open(&rt->window, rt->nsessions) ||
 		    (size_t)rt->nconnecting >= rt->ntasks)
 			break;
-		/* too early for a message: no session to wait for it */
-		if (!route_pace_ready(rt))
+		/*
+		 * Paced: a new session only when it is time for a message
+		 * and no session being set up will take that one anyway.
+		 */
+		if (route_pace_us() > 0 && (rt->nconnecting > 0 ||
+		    !route_pace_ready(rt)))
 			break;
 		if (route_all_dead(rt)) {
 			/* nothing left to try now; the queue retries later */
