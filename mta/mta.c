@@ -436,11 +436,13 @@ mta_route_error(struct mta_route *rt, int status, const char *text)
 }
 
 void
-mta_route_delivered(struct mta_route *rt)
+mta_route_delivered(struct mta_route *rt, const struct mta_task *t)
 {
 	int	before = rt->window.limit;
 
 	mta_window_success(&rt->window);
+	mta_window_note_txn(&rt->window, (uint32_t)(mta_elapsed_ms(
+	    &t->t_taken) * 1000));
 	if (rt->window.limit != before && rt->ntasks > 0)
 		mta_route_kick(rt);
 }
@@ -517,9 +519,11 @@ mta_host_usable(const struct mta_host *h, time_t now)
 }
 
 void
-mta_host_ok(struct mta_host *h)
+mta_route_ready(struct mta_route *rt, struct mta_host *h, uint32_t setup_us)
 {
 	struct mta_backoff	*b;
+
+	mta_window_note_setup(&rt->window, setup_us);
 
 	if ((b = backoff_find(&h->ss, time(NULL))) != NULL) {
 		TAILQ_REMOVE(&backoffs, b, entry);
@@ -710,8 +714,9 @@ mta_route_kick_cb(evutil_socket_t fd, short ev, void *arg)
 		/* one connection at a time with a delay, as Postfix */
 		if (conf->mta_delay_per_dest > 0 && rt->nsessions >= 1)
 			break;
-		if (!mta_window_may_open(&rt->window, rt->nsessions) ||
-		    (size_t)rt->nconnecting >= rt->ntasks)
+		if ((size_t)rt->nconnecting >= rt->ntasks ||
+		    !mta_window_may_open(&rt->window, rt->nsessions,
+		    rt->ntasks - (size_t)rt->nconnecting))
 			break;
 		/*
 		 * Paced: a new session only when it is time for a message

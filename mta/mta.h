@@ -176,11 +176,16 @@ void	mta_route_error(struct mta_route *, int status, const char *text);
  * away at set-up or with 421 (the window shrinks, the host is left alone
  * for its back-off).
  */
-void	mta_route_delivered(struct mta_route *);
+void	mta_route_delivered(struct mta_route *, const struct mta_task *);
 void	mta_route_refused(struct mta_route *, struct mta_host *,
 	    const char *text);
-/* the host let a session in: its back-off starts again from the base */
-void	mta_host_ok(struct mta_host *);
+/*
+ * A session is ready for mail after setup_us: the host let it in (its
+ * back-off starts again from the base), and the route learns how long a
+ * new session takes.
+ */
+void	mta_route_ready(struct mta_route *, struct mta_host *,
+	    uint32_t setup_us);
 /* 0 while the host is backed off (by any route) */
 int	mta_host_usable(const struct mta_host *, time_t now);
 /* one recipient's outcome; text starts with its X.Y.Z status */

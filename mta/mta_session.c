@@ -578,7 +578,8 @@ session_is_ready(struct mta_session *s)
 		s->ready = 1;
 		rt->nconnecting--;
 		s->setup_ms = (uint32_t)mta_elapsed_ms(&s->t_start);
-		mta_host_ok(s->host);
+		mta_route_ready(rt, s->host,
+		    (uint32_t)(mta_elapsed_ms(&s->t_start) * 1000));
 		log_debug("mta session %016llx: ready on %s (%s%s)",
 		    (unsigned long long)s->id, s->relay,
 		    s->tls ? "TLS" : "plain", s->authed ? ", authenticated" :
@@ -1139,7 +1140,7 @@ session_txn_reply(struct mta_session *s)
 			return 0;
 		}
 		/* positive feedback: the destination takes mail */
-		mta_route_delivered(s->route);
+		mta_route_delivered(s->route, t);
 		if (st == PROTO_OK && s->reply.code < 300) {
 			mta_reply_status(&s->reply, dsn, sizeof(dsn));
 			mta_reply_oneline(&s->reply, line, sizeof(line));

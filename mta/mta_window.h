@@ -8,6 +8,8 @@
 #ifndef POSTHASTE_MTA_WINDOW_H
 #define POSTHASTE_MTA_WINDOW_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #define MTA_BACKOFF_MAX_SHIFT	4	/* a host's back-off grows to 16x */
@@ -24,6 +26,9 @@ struct mta_window {
 	int		 limit;		/* sessions allowed now */
 	int		 max;
 	unsigned	 fails;		/* failed sessions in a row */
+	/* moving averages, microseconds; 0: nothing measured yet */
+	uint32_t	 setup_us;	/* connect to ready for mail */
+	uint32_t	 txn_us;	/* a transaction, MAIL to its end */
 };
 
 void	mta_window_init(struct mta_window *, int initial, int max);
@@ -31,8 +36,18 @@ void	mta_window_init(struct mta_window *, int initial, int max);
 void	mta_window_success(struct mta_window *);
 /* a session failed or was refused: one fewer (never below 1) */
 void	mta_window_failure(struct mta_window *);
-/* 1 when one more session may be opened next to nsessions */
-int	mta_window_may_open(const struct mta_window *, int nsessions);
+/* what setting up a session, and a transaction, took */
+void	mta_window_note_setup(struct mta_window *, uint32_t us);
+void	mta_window_note_txn(struct mta_window *, uint32_t us);
+/*
+ * 1 when one more session is allowed next to nsessions and worth it for
+ * nwaiting messages: the window has room, and the sessions there are
+ * would take longer to carry the waiting messages than a new session
+ * takes to be set up (until both are measured, the window alone).  So
+ * a burst that the open sessions clear quickly opens no more of them.
+ */
+int	mta_window_may_open(const struct mta_window *, int nsessions,
+	    size_t nwaiting);
 
 /*
  * How long a host is left alone after its fails-th failure in a row

@@ -27,16 +27,16 @@ test_slow_start(void **state)
 	(void)state;
 	mta_window_init(&w, 5, 20);
 	assert_int_equal(w.limit, 5);
-	assert_true(mta_window_may_open(&w, 4));
-	assert_false(mta_window_may_open(&w, 5));
+	assert_true(mta_window_may_open(&w, 4, 100));
+	assert_false(mta_window_may_open(&w, 5, 100));
 	/* one more session per delivery, up to the maximum */
 	mta_window_success(&w);
 	assert_int_equal(w.limit, 6);
-	assert_true(mta_window_may_open(&w, 5));
+	assert_true(mta_window_may_open(&w, 5, 100));
 	for (i = 0; i < 100; i++)
 		mta_window_success(&w);
 	assert_int_equal(w.limit, 20);
-	assert_false(mta_window_may_open(&w, 20));
+	assert_false(mta_window_may_open(&w, 20, 100));
 }
 
 static void
@@ -51,8 +51,8 @@ test_initial_clamped(void **state)
 	mta_window_init(&w, 0, 0);
 	assert_int_equal(w.limit, 1);
 	assert_int_equal(w.max, 1);
-	assert_true(mta_window_may_open(&w, 0));
-	assert_false(mta_window_may_open(&w, 1));
+	assert_true(mta_window_may_open(&w, 0, 100));
+	assert_false(mta_window_may_open(&w, 1, 100));
 }
 
 static void
@@ -71,12 +71,49 @@ test_negative_feedback(void **state)
 	/* never below one: the destination is not given up here */
 	assert_int_equal(w.limit, 1);
 	assert_int_equal(w.fails, 11);
-	assert_true(mta_window_may_open(&w, 0));
-	assert_false(mta_window_may_open(&w, 1));
+	assert_true(mta_window_may_open(&w, 0, 100));
+	assert_false(mta_window_may_open(&w, 1, 100));
 	/* a delivery ends the run of failures and grows again */
 	mta_window_success(&w);
 	assert_int_equal(w.limit, 2);
 	assert_int_equal(w.fails, 0);
+}
+
+/* a new session only while the backlog outlasts its set-up */
+static void
+test_worth_opening(void **state)
+{
+	struct mta_window	w;
+
+	(void)state;
+	mta_window_init(&w, 5, 20);
+	/* nothing waits: no session, whatever the window */
+	assert_false(mta_window_may_open(&w, 0, 0));
+	/* nothing measured: the window alone */
+	assert_true(mta_window_may_open(&w, 4, 1));
+	mta_window_note_setup(&w, 3000);	/* 3 ms to be ready */
+	mta_window_note_txn(&w, 1000);		/* 1 ms a message */
+	assert_int_equal(w.setup_us, 3000);
+	assert_int_equal(w.txn_us, 1000);
+	/* 4 sessions clear 12 messages in 3 ms: as long as a set-up */
+	assert_false(mta_window_may_open(&w, 4, 12));
+	assert_true(mta_window_may_open(&w, 4, 13));
+	/* the first session is always worth it */
+	assert_true(mta_window_may_open(&w, 0, 1));
+	/* but never beyond the window */
+	assert_false(mta_window_may_open(&w, 5, 1000));
+	/* a slow peer: 150 ms a message, every waiting one is worth it */
+	mta_window_init(&w, 5, 20);
+	mta_window_note_setup(&w, 3000);
+	mta_window_note_txn(&w, 150000);
+	assert_true(mta_window_may_open(&w, 4, 1));
+	/* the averages follow a change within a few samples */
+	mta_window_note_txn(&w, 1000);
+	assert_int_equal(w.txn_us, (150000 * 3 + 1000) / 4);
+	mta_window_note_txn(&w, 0);		/* counts as 1 us */
+	assert_true(w.txn_us > 0);
+	mta_window_note_setup(&w, 4000000000u);
+	assert_true(w.setup_us > 3000);
 }
 
 static void
@@ -144,6 +181,7 @@ main(void)
 		cmocka_unit_test(test_slow_start),
 		cmocka_unit_test(test_initial_clamped),
 		cmocka_unit_test(test_negative_feedback),
+		cmocka_unit_test(test_worth_opening),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_throttles),
 	};
