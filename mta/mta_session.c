@@ -7,6 +7,10 @@
  * transaction per task it takes from the route.  After a transaction it
  * stays open for the next task (connection caching), until it has been
  * idle for MTA_IDLE_SECS or has carried MTA_SESSION_MAX_MSGS messages.
+ * Polite delivery (mta_window.c): every failed set-up tells the route
+ * (fewer sessions, the host backed off), every reply to an end of data
+ * too (one more session allowed); a 421, or a "too many connections"
+ * 4xx to MAIL, ends the session and puts its message back once.
  *
  * With PIPELINING (RFC 2920) a whole transaction goes out in one write:
  * [RSET] MAIL RCPT... DATA, and the replies are matched to the commands
