@@ -458,8 +458,9 @@ mta_session_new(struct mta_route *rt)
 
 /*
  * A session of an earlier connection to the same host, for the same
- * action and level, resumes this one (mta_tlscache.c).  Not under DANE:
- * its records are checked on every full handshake.
+ * action and level (and destination, when the level verifies names),
+ * resumes this one (mta_tlscache.c).  Not under DANE: its records are
+ * checked on every full handshake.
  */
 static void
 session_tls_resume(struct mta_session *s)
@@ -469,8 +470,11 @@ session_tls_resume(struct mta_session *s)
 	if (session_tls_mode(s) == RELAY_TLS_DANE ||
 	    session_tls_mode(s) == RELAY_TLS_DANE_ONLY)
 		return;
-	snprintf(key, sizeof(key), "%s|%s|%s", s->route->action->name,
-	    conf_tls_level_name(session_tls_mode(s)), s->relay);
+	/* the names a verifying level checks may come from the
+	 * destination (secure, match=): then it is part of the key */
+	snprintf(key, sizeof(key), "%s|%s|%s|%s", s->route->action->name,
+	    conf_tls_level_name(session_tls_mode(s)), s->relay,
+	    session_tls_verifies(s) ? s->route->domain : "");
 	mta_tlscache_resume(s->ssl, key);
 }
 
