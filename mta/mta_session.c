@@ -465,7 +465,7 @@ mta_session_new(struct mta_route *rt)
 static void
 session_tls_resume(struct mta_session *s)
 {
-	char	key[512];
+	char	key[1024];
 
 	if (session_tls_mode(s) == RELAY_TLS_DANE ||
 	    session_tls_mode(s) == RELAY_TLS_DANE_ONLY)

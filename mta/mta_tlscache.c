@@ -32,7 +32,7 @@
 #include "mta.h"
 
 #define TLSCACHE_SIZE	256
-#define TLSCACHE_KEY	512
+#define TLSCACHE_KEY	1024
 
 struct tlscache_entry {
 	char		 key[TLSCACHE_KEY];
