@@ -63,8 +63,9 @@
 #   session tickets) in front of the harness's smtp-sink, reached with
 #   implicit TLS (Posthaste "relay host smtps://...", level encrypt;
 #   Postfix smtp_tls_wrappermode = yes, smtp_tls_security_level =
-#   encrypt, its TLS session cache in tlsmgr, added to the harness's
-#   master.cf for this run).  Rows: postfix+tls, posthaste+tls, and
+#   encrypt, its TLS session cache in tlsmgr and its TLS connection
+#   reuse through tlsproxy (smtp_tls_connection_reuse), both added to
+#   the harness's master.cf for this run).  Rows: postfix+tls, posthaste+tls, and
 #   posthaste's plaintext relay in the same run (posthaste-plain), so the
 #   cost of TLS shows beside it.  stunnel logs each handshake as new or
 #   resumed: the table is followed by the handshakes per delivered
@@ -461,7 +462,8 @@ TS=/tmp/bench-tls
 PF_TLS="transport_maps = inline:{ relay.test=smtp:[127.0.0.1]:$TLS_PORT }
 smtp_tls_security_level = encrypt
 smtp_tls_wrappermode = yes
-smtp_tls_session_cache_database = btree:\$data_directory/smtp_scache"
+smtp_tls_session_cache_database = btree:\$data_directory/smtp_scache
+smtp_tls_connection_reuse = yes"
 
 # tls_setup: the sink's certificate, stunnel's configuration, and the
 # start/stop scripts of the tls scenario ($TS/start.sh postfix |
@@ -502,11 +504,13 @@ done
 case \$1 in
 postfix)
 	$BENCH_DIR/servers/postfix/start.sh
-	# the harness's master.cf has no tlsmgr: without it Postfix's
-	# smtp keeps no TLS session cache
+	# the harness's master.cf has no tlsmgr (without it Postfix's
+	# smtp keeps no TLS session cache) and no tlsproxy (without it
+	# no TLS connection is reused: smtp_tls_connection_reuse)
 	grep -q '^tlsmgr' /tmp/bench-postfix/etc/master.cf || {
-		printf 'tlsmgr unix - - n 1000? 1 tlsmgr\\n' \\
-		    >> /tmp/bench-postfix/etc/master.cf
+		{ echo 'tlsmgr unix - - n 1000? 1 tlsmgr'
+		  echo 'tlsproxy unix - - n - 0 tlsproxy'
+		} >> /tmp/bench-postfix/etc/master.cf
 		/usr/sbin/postfix -c /tmp/bench-postfix/etc reload \\
 		    >/dev/null 2>&1
 	} ;;
