@@ -379,36 +379,36 @@ noop_milter_build() {
 	    -lpthread
 }
 
-# noop_milter_setup: $NM/start.sh postfix | posthaste CONF starts the
-# milter (counts in $NM/counts), then the server; $NM/stop.sh postfix |
-# posthaste stops the server, then the milter, which writes its counts
-# as it exits (libmilter notices SIGTERM within about 5 s)
-noop_milter_setup() {
-	rm -rf "$NM"
-	mkdir -p "$NM"
-	cat > "$NM/start.sh" <<EOF
+# addon_scripts DIR PORT NAME START [POSTFIX_AFTER]: DIR/start.sh
+# postfix | posthaste CONF runs the shell lines START (which start an
+# add-on in the background: bounded by timeout(1) so that it ends after
+# 2 h even if nobody stops it), keeps its pid, waits until it listens on
+# PORT, then starts the server (for Postfix followed by the shell lines
+# POSTFIX_AFTER); DIR/stop.sh postfix | posthaste stops the server, then
+# the add-on, waiting up to 15 s for it to exit (the no-op milter writes
+# its counts as it exits: libmilter notices SIGTERM within about 5 s)
+addon_scripts() {
+	cat > "$1/start.sh" <<EOF
 #!/bin/sh
 set -e
-rm -f $NM/counts $NM/counts.tmp
-# bounded: timeout(1) ends it after 2 h even if nobody stops it
-setsid timeout 7200 $NOOP_BIN -p inet:$NOOP_PORT@127.0.0.1 \\
-    -o $NM/counts </dev/null >$NM/milter.log 2>&1 &
-echo \$! > $NM/pid
+$4
+echo \$! > $1/pid
 i=0
-while ! ss -Hltn "sport = :$NOOP_PORT" | grep -q .; do
+while ! ss -Hltn "sport = :$2" | grep -q .; do
 	i=\$((i + 1))
-	[ \$i -le 100 ] || { echo "noop_milter does not listen" >&2; exit 1; }
+	[ \$i -le 100 ] || { echo "$3 does not listen" >&2; exit 1; }
 	sleep 0.1
 done
 case \$1 in
 postfix)
-	exec $BENCH_DIR/servers/postfix/start.sh ;;
+	$BENCH_DIR/servers/postfix/start.sh
+	${5:-:} ;;
 posthaste)
 	$STATE/smtpd -d -f \$2 -P $STATE/smtpd.pid >$STATE/log 2>&1 &
 	echo \$! > $STATE/pid ;;
 esac
 EOF
-	cat > "$NM/stop.sh" <<EOF
+	cat > "$1/stop.sh" <<EOF
 #!/bin/sh
 case \$1 in
 postfix)
@@ -417,17 +417,30 @@ posthaste)
 	[ -f $STATE/pid ] && kill \$(cat $STATE/pid) 2>/dev/null
 	sleep 1 ;;
 esac
-[ -f $NM/pid ] || exit 0
-p=\$(cat $NM/pid)
+[ -f $1/pid ] || exit 0
+p=\$(cat $1/pid)
 kill \$p 2>/dev/null
 i=0
 while kill -0 \$p 2>/dev/null && [ \$i -lt 150 ]; do
 	i=\$((i + 1))
 	sleep 0.1
 done
-rm -f $NM/pid
+rm -f $1/pid
 EOF
-	chmod 755 "$NM/start.sh" "$NM/stop.sh"
+	chmod 755 "$1/start.sh" "$1/stop.sh"
+}
+
+# noop_milter_setup: $NM/start.sh postfix | posthaste CONF starts the
+# milter (counts in $NM/counts), then the server; $NM/stop.sh postfix |
+# posthaste stops the server, then the milter, which writes its counts
+# as it exits (libmilter notices SIGTERM within about 5 s)
+noop_milter_setup() {
+	rm -rf "$NM"
+	mkdir -p "$NM"
+	addon_scripts "$NM" "$NOOP_PORT" noop_milter \
+	    "rm -f $NM/counts $NM/counts.tmp
+setsid timeout 7200 $NOOP_BIN -p inet:$NOOP_PORT@127.0.0.1 \\
+    -o $NM/counts </dev/null >$NM/milter.log 2>&1 &" ""
 }
 PF_NOOP="smtpd_milters = inet:127.0.0.1:$NOOP_PORT
 milter_default_action = tempfail"
@@ -488,51 +501,16 @@ connect = 127.0.0.1:10040
 cert = $TS/cert.pem
 key = $TS/key.pem
 EOF
-	cat > "$TS/start.sh" <<EOF
-#!/bin/sh
-set -e
-: > $TS/stunnel.log
-setsid timeout 7200 stunnel4 $TS/stunnel.conf </dev/null \\
-    >$TS/stunnel.out 2>&1 &
-echo \$! > $TS/pid
-i=0
-while ! ss -Hltn "sport = :$TLS_PORT" | grep -q .; do
-	i=\$((i + 1))
-	[ \$i -le 100 ] || { echo "stunnel does not listen" >&2; exit 1; }
-	sleep 0.1
-done
-case \$1 in
-postfix)
-	$BENCH_DIR/servers/postfix/start.sh
 	# the harness's master.cf has no tlsmgr (without it Postfix's
-	# smtp keeps no TLS session cache) and no tlsproxy (without it
-	# no TLS connection is reused: smtp_tls_connection_reuse)
-	grep -q '^tlsmgr' /tmp/bench-postfix/etc/master.cf || {
-		{ echo 'tlsmgr unix - - n 1000? 1 tlsmgr'
-		  echo 'tlsproxy unix - - n - 0 tlsproxy'
-		} >> /tmp/bench-postfix/etc/master.cf
-		/usr/sbin/postfix -c /tmp/bench-postfix/etc reload \\
-		    >/dev/null 2>&1
-	} ;;
-posthaste)
-	$STATE/smtpd -d -f \$2 -P $STATE/smtpd.pid >$STATE/log 2>&1 &
-	echo \$! > $STATE/pid ;;
-esac
-EOF
-	cat > "$TS/stop.sh" <<EOF
-#!/bin/sh
-case \$1 in
-postfix)
-	$BENCH_DIR/servers/postfix/stop.sh ;;
-posthaste)
-	[ -f $STATE/pid ] && kill \$(cat $STATE/pid) 2>/dev/null
-	sleep 1 ;;
-esac
-[ -f $TS/pid ] && kill \$(cat $TS/pid) 2>/dev/null
-sleep 0.5
-rm -f $TS/pid
-EOF
-	chmod 755 "$TS/start.sh" "$TS/stop.sh"
+	# smtp keeps no TLS session cache) and no tlsproxy (without it no
+	# TLS connection is reused: smtp_tls_connection_reuse)
+	addon_scripts "$TS" "$TLS_PORT" stunnel ": > $TS/stunnel.log
+setsid timeout 7200 stunnel4 $TS/stunnel.conf </dev/null \\
+    >$TS/stunnel.out 2>&1 &" \
+	    "{ echo 'tlsmgr unix - - n 1000? 1 tlsmgr'
+	  echo 'tlsproxy unix - - n - 0 tlsproxy'
+	} >> /tmp/bench-postfix/etc/master.cf
+	/usr/sbin/postfix -c /tmp/bench-postfix/etc reload >/dev/null 2>&1"
 }
 
 # tls_counts: stunnel's handshakes in the last run, for record()
