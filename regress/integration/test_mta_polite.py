@@ -10,6 +10,13 @@ transaction, and can refuse the first connections with a 421 greeting
 or answer the first MAILs with "451 4.7.0 too many connections".  Each test
 starts its own daemon (the runner stops a test's daemons when it ends),
 relaying everything to its sink.
+
+Checked to fail against main before polite delivery (31fefff): a burst
+of 20 opened 20 connections (one message each, 20 open at once), the
+two 421 greetings cost 10 connections for 10 messages, a queue retry
+reconnected at once to a host that had just said 421 (the back-off died
+with its route), and a "451 too many connections" to MAIL deferred the
+message to the queue; the rate and recipient options did not exist.
 """
 
 import asyncio
