@@ -50,6 +50,7 @@ struct policy_entry {
 
 static struct policy_entry	*entries;
 static size_t			 nentries;
+static int			 unreadable;	/* every destination deferred */
 
 static int
 entry_cmp(const void *a, const void *b)
@@ -83,9 +84,18 @@ mta_tlspolicy_init(void)
 		return;
 	if ((t = config_find_table(conf, conf->mta_tls_policy)) == NULL)
 		fatalx("no table %s for mta tls-policy", conf->mta_tls_policy);
-	if (table_foreach(t, load_cb, NULL) == TABLE_ERROR)
-		/* what the table asks for is not known: defer everything */
-		fatalx("mta tls-policy: cannot read table %s", t->name);
+	if (table_foreach(t, load_cb, NULL) == TABLE_ERROR) {
+		/*
+		 * The parent read it a moment ago (it may have gone since):
+		 * what it asks for is not known, so nothing goes out until a
+		 * reload reads it again.  Not fatal: a reload must not stop
+		 * the daemon.
+		 */
+		log_warnx("mta tls-policy: cannot read table %s: all remote "
+		    "mail is deferred until a reload", t->name);
+		unreadable = 1;
+		return;
+	}
 	qsort(entries, nentries, sizeof(*entries), entry_cmp);
 	log_debug("mta tls-policy: %zu entries from table %s", nentries,
 	    t->name);
@@ -108,6 +118,8 @@ mta_tlspolicy_find(const char *dest, struct tls_policy *tp)
 	char				 key[256], err[256];
 	size_t				 i, len = strlen(dest);
 
+	if (unreadable)
+		return -1;
 	if (nentries == 0 || len == 0 || len >= sizeof(key))
 		return 0;
 	for (i = 0; i < len; i++)

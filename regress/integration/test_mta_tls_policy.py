@@ -9,6 +9,7 @@ One daemon for the module (one test): dnsmasq (on a free loopback port) answers 
 127.0.0.1:15541 (this module's range is 15540-15559).  The mail for every
 case goes in first and the outcomes are awaited after, so the cases
 overlap in time; `queue retry-remote` is long: a deferral is seen once.
+At the end, reloads: a bad entry is refused, a good one applies.
 
     verify.test   verify              MX mx.hosting.test, cert for it
     wrong.test    verify              MX mx.wrong.test, cert for other.test
@@ -213,6 +214,7 @@ def run_cases(stops):
                   check_secure_dot_nexthop_and_parent_entry,
                   check_none_wins_over_the_action, check_client_certificate):
         check(d, sinks, markers)
+    check_reload(d, sinks, markers, policy)
 
 
 def delivered(sink, marker):
@@ -284,6 +286,30 @@ def check_client_certificate(d, sinks, m):
     assert sinks["cc"].client_certs, "no client certificate seen"
     wait_log(d, r"to=<t@nocc\.test>.*status=deferred", timeout=WAIT)
     assert not delivered(sinks["cc"], m["t@nocc.test"])
+
+
+def check_reload(d, sinks, m, policy):
+    """A reload with a bad entry keeps the running configuration (and
+    says where the entry is); one with a good entry gives the new mta
+    the new policy: wrong.test, retried, now goes out."""
+    with open(policy, "w") as f:
+        f.write(POLICY.replace("wrong.test\tverify\n",
+                               "wrong.test\tverify match=\n"))
+    d.send_signal(signal.SIGHUP)
+    wait_log(d, r"%s:3: TLS policy table policy: \"wrong\.test\": "
+             r"match= needs a name" % re.escape(policy), timeout=WAIT)
+    wait_log(d, r"reload failed, keeping the running configuration: bad "
+             r"TLS policy table", timeout=WAIT)
+    with open(policy, "w") as f:
+        f.write(POLICY.replace("wrong.test\tverify\n",
+                               "wrong.test\tverify match=other.test\n"))
+    d.send_signal(signal.SIGHUP)
+    wait_log(d, r"configuration reloaded", timeout=WAIT)
+    subprocess.run([fixture.binary("smtpctl"), "-s", d.socket_path,
+                    "schedule", "all"], check=True,
+                   stdout=subprocess.DEVNULL)
+    sent(d, "t@wrong.test")
+    assert delivered(sinks["wrong"], m["t@wrong.test"])
 
 
 def test_bad_policy_is_a_config_error():
