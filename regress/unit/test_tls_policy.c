@@ -2,7 +2,8 @@
  * test_tls_policy.c -- the TLS policy table's values (config/tls_policy.c:
  * levels, match= and what is refused), the parent's check of a whole
  * table with its file and line, and the grammar around it in smtpd.conf
- * ("mta tls-policy", "mta ca-file", several pki on one listener).
+ * ("mta tls-policy", "mta ca-file", several pki on one listener), and
+ * the mta's lookup in it (mta/mta_tlspolicy.c).
  */
 #include <sys/types.h>
 
@@ -18,7 +19,10 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "proc.h"
 #include "tls_policy.h"
+#define POSTHASTE_MTA_INTERNAL
+#include "mta/mta.h"
 
 static void
 parse_ok(const char *value, struct tls_policy *tp)
@@ -134,7 +138,7 @@ static char	path[64];
 static struct smtpd_config *
 parse_conf(const char *text, char *err, size_t errlen)
 {
-	struct smtpd_config	*conf;
+	struct smtpd_config	*cf;
 	FILE			*fp;
 	int			 fd;
 
@@ -143,19 +147,19 @@ parse_conf(const char *text, char *err, size_t errlen)
 	assert_non_null(fp = fdopen(fd, "w"));
 	assert_true(fputs(text, fp) >= 0);
 	assert_int_equal(fclose(fp), 0);
-	conf = config_parse(path, err, errlen);
+	cf = config_parse(path, err, errlen);
 	unlink(path);
-	return conf;
+	return cf;
 }
 
 static void
 conf_error(const char *text, int line, const char *why)
 {
-	struct smtpd_config	*conf;
+	struct smtpd_config	*cf;
 	char			 err[512] = "", want[128];
 
-	if ((conf = parse_conf(text, err, sizeof(err))) != NULL) {
-		config_free(conf);
+	if ((cf = parse_conf(text, err, sizeof(err))) != NULL) {
+		config_free(cf);
 		fail_msg("accepted: %s", text);
 	}
 	snprintf(want, sizeof(want), "%s:%d: ", path, line);
@@ -166,12 +170,12 @@ conf_error(const char *text, int line, const char *why)
 static void
 test_grammar(void **state)
 {
-	struct smtpd_config	*conf;
+	struct smtpd_config	*cf;
 	struct listener		*l;
 	char			 err[512] = "";
 
 	(void)state;
-	conf = parse_conf("table pol { example.org = secure }\n"
+	cf = parse_conf("table pol { example.org = secure }\n"
 	    "mta tls-policy <pol>\n"
 	    "mta ca-file \"/etc/ssl/test-ca.pem\"\n"
 	    "mta max-conn-per-host 3\n"
@@ -180,13 +184,13 @@ test_grammar(void **state)
 	    "pki c cert /c.crt\npki c key /c.key\n"
 	    "listen on 127.0.0.1 tls pki a pki b pki c\n"
 	    "listen on 127.0.0.1 port 465 smtps pki b\n", err, sizeof(err));
-	if (conf == NULL)
+	if (cf == NULL)
 		fail_msg("%s", err);
-	assert_string_equal(conf->mta_tls_policy, "pol");
-	assert_int_equal(conf->mta_tls_policy_line, 2);
-	assert_string_equal(conf->mta_ca_file, "/etc/ssl/test-ca.pem");
-	assert_int_equal(conf->mta_max_per_dest, 3);
-	l = TAILQ_FIRST(&conf->listeners);
+	assert_string_equal(cf->mta_tls_policy, "pol");
+	assert_int_equal(cf->mta_tls_policy_line, 2);
+	assert_string_equal(cf->mta_ca_file, "/etc/ssl/test-ca.pem");
+	assert_int_equal(cf->mta_max_per_dest, 3);
+	l = TAILQ_FIRST(&cf->listeners);
 	assert_string_equal(l->pki, "a");
 	assert_int_equal(l->nsni_pki, 2);
 	assert_string_equal(l->sni_pki[0], "b");
@@ -194,7 +198,7 @@ test_grammar(void **state)
 	l = TAILQ_NEXT(l, entry);
 	assert_string_equal(l->pki, "b");
 	assert_int_equal(l->nsni_pki, 0);
-	config_free(conf);
+	config_free(cf);
 
 	conf_error("mta tls-policy <nope>\n", 1, "no table \"nope\"");
 	conf_error("table t { a, b }\nmta tls-policy <t>\n", 2,
@@ -216,7 +220,7 @@ test_grammar(void **state)
 static void
 test_check_table(void **state)
 {
-	struct smtpd_config	*conf;
+	struct smtpd_config	*cf;
 	char			 tab[64], text[256], err[512] = "", *out = NULL;
 	size_t			 outlen = 0;
 	FILE			*fp, *mem;
@@ -236,10 +240,10 @@ test_check_table(void **state)
 	assert_int_equal(fclose(fp), 0);
 	snprintf(text, sizeof(text), "table p file:%s\nmta tls-policy <p>\n",
 	    tab);
-	if ((conf = parse_conf(text, err, sizeof(err))) == NULL)
+	if ((cf = parse_conf(text, err, sizeof(err))) == NULL)
 		fail_msg("%s", err);
 	assert_non_null(mem = open_memstream(&out, &outlen));
-	assert_int_equal(config_check_tls_policy(conf, mem), 3);
+	assert_int_equal(config_check_tls_policy(cf, mem), 3);
 	assert_int_equal(fclose(mem), 0);
 	snprintf(text, sizeof(text), "%s:4: TLS policy table p: "
 	    "\"bad.example\": match= needs a name", tab);
@@ -250,38 +254,81 @@ test_check_table(void **state)
 	snprintf(text, sizeof(text), "%s:7: ", tab);
 	assert_non_null(strstr(out, text));
 	free(out);
-	config_free(conf);
+	config_free(cf);
 
 	/* an inline table: smtpd.conf's line of "mta tls-policy" */
-	conf = parse_conf("table p { a.example = secure, b.example = "
+	cf = parse_conf("table p { a.example = secure, b.example = "
 	    "\"verify match=x..y\" }\n\nmta tls-policy <p>\n", err,
 	    sizeof(err));
-	if (conf == NULL)
+	if (cf == NULL)
 		fail_msg("%s", err);
 	out = NULL;
 	assert_non_null(mem = open_memstream(&out, &outlen));
-	assert_int_equal(config_check_tls_policy(conf, mem), 1);
+	assert_int_equal(config_check_tls_policy(cf, mem), 1);
 	assert_int_equal(fclose(mem), 0);
 	snprintf(text, sizeof(text), "%s:3: TLS policy table p: "
 	    "\"b.example\": match=: invalid name \"x..y\"", path);
 	if (strstr(out, text) == NULL)
 		fail_msg("no \"%s\" in:\n%s", text, out);
 	free(out);
-	config_free(conf);
+	config_free(cf);
 
 	/* a file that is gone is one problem, at the table's line */
 	unlink(tab);
 	snprintf(text, sizeof(text), "table p file:%s\nmta tls-policy <p>\n",
 	    tab);
-	if ((conf = parse_conf(text, err, sizeof(err))) == NULL)
+	if ((cf = parse_conf(text, err, sizeof(err))) == NULL)
 		fail_msg("%s", err);
 	out = NULL;
 	assert_non_null(mem = open_memstream(&out, &outlen));
-	assert_int_equal(config_check_tls_policy(conf, mem), 1);
+	assert_int_equal(config_check_tls_policy(cf, mem), 1);
 	assert_int_equal(fclose(mem), 0);
 	assert_non_null(strstr(out, "cannot read"));
 	free(out);
+	config_free(cf);
+}
+
+/* the mta's lookup: Postfix's order, ".parent" entries, case, bad ones */
+static void
+test_mta_lookup(void **state)
+{
+	struct tls_policy	tp;
+	char			err[512] = "";
+
+	(void)state;
+	conf = parse_conf("table p { example.org = secure, "
+	    ".example.org = \"verify match=hostname\", "
+	    ".b.example.org = encrypt, Upper.Example = none, "
+	    "broken.example = \"sekure\" }\n"
+	    "mta tls-policy <p>\n", err, sizeof(err));
+	if (conf == NULL)
+		fail_msg("%s", err);
+	mta_tlspolicy_init();
+
+	assert_int_equal(mta_tlspolicy_find("example.org", &tp), 1);
+	assert_int_equal(tp.level, RELAY_TLS_SECURE);
+	assert_int_equal(mta_tlspolicy_find("EXAMPLE.org.", &tp), 1);
+	assert_int_equal(tp.level, RELAY_TLS_SECURE);
+	/* a subdomain: ".example.org", not the domain's own entry */
+	assert_int_equal(mta_tlspolicy_find("a.example.org", &tp), 1);
+	assert_int_equal(tp.level, RELAY_TLS_VERIFY);
+	assert_int_equal(tp.nmatch, 1);
+	/* the nearest parent first */
+	assert_int_equal(mta_tlspolicy_find("x.b.example.org", &tp), 1);
+	assert_int_equal(tp.level, RELAY_TLS_REQUIRE);
+	assert_int_equal(mta_tlspolicy_find("b.example.org", &tp), 1);
+	assert_int_equal(tp.level, RELAY_TLS_VERIFY);
+	assert_int_equal(mta_tlspolicy_find("upper.example", &tp), 1);
+	assert_int_equal(tp.level, RELAY_TLS_NO);
+	/* no entry: the action's level stays */
+	assert_int_equal(mta_tlspolicy_find("example.net", &tp), 0);
+	assert_int_equal(mta_tlspolicy_find("org", &tp), 0);
+	assert_int_equal(mta_tlspolicy_find("xexample.org", &tp), 0);
+	assert_int_equal(mta_tlspolicy_find("", &tp), 0);
+	/* an entry that does not parse: -1, the destination deferred */
+	assert_int_equal(mta_tlspolicy_find("broken.example", &tp), -1);
 	config_free(conf);
+	conf = NULL;
 }
 
 int
@@ -293,6 +340,7 @@ main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_grammar),
 		cmocka_unit_test(test_check_table),
+		cmocka_unit_test(test_mta_lookup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
