@@ -136,7 +136,6 @@ config_pki_used(const struct smtpd_config *c, const struct pki *k)
 {
 	const struct listener	*l;
 	const struct action	*a;
-
 	int			 i;
 
 	TAILQ_FOREACH(l, &c->listeners, entry) {

@@ -1398,7 +1398,7 @@ main(int argc, char **argv)
 	}
 	if (checkonly) {
 		/* each file as the process that will open it: config_check.c */
-		if (config_check_files(conf, stderr) > 0 ||
+		if (config_check_files(conf, stderr) +
 		    config_check_tls_policy(conf, stderr) > 0)
 			exit(1);
 		config_print_milters(conf, stdout);
