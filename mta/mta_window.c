@@ -17,7 +17,8 @@
  * The window says how many sessions a destination may have, not that it
  * should have them: a new one is opened only while the messages waiting
  * would keep the open sessions busy for longer than setting up one more
- * takes (both measured per route).  On a fast peer a burst of 20 is
+ * takes and then a message's time (both measured per route), so that
+ * the new one does not arrive when the others have cleared the queue.  On a fast peer a burst of 20 is
  * carried by the first few sessions, each taking the next message as
  * it finishes; on a slow one the sessions grow with the window.
  */
@@ -87,9 +88,15 @@ mta_window_may_open(const struct mta_window *w, int nsessions,
 		return 0;
 	if (nsessions <= 0 || w->setup_us == 0 || w->txn_us == 0)
 		return 1;
-	/* the backlog outlasts a set-up: a new session carries some of it */
-	return (uint64_t)nwaiting * w->txn_us >
-	    (uint64_t)w->setup_us * (uint64_t)nsessions;
+	/*
+	 * The open sessions carry the backlog in nwaiting * txn / nsessions;
+	 * a new one is worth it when that outlasts its set-up by at least
+	 * MTA_WINDOW_MIN_CARRY messages' time (it would carry that many): on
+	 * a slow peer, about one message waiting per open session.
+	 */
+	return (uint64_t)nwaiting * w->txn_us > (uint64_t)nsessions *
+	    ((uint64_t)w->setup_us + MTA_WINDOW_MIN_CARRY *
+	    (uint64_t)w->txn_us);
 }
 
 time_t

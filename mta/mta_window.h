@@ -13,6 +13,7 @@
 #include <time.h>
 
 #define MTA_BACKOFF_MAX_SHIFT	4	/* a host's back-off grows to 16x */
+#define MTA_WINDOW_MIN_CARRY	1	/* messages a new session must get */
 
 /*
  * A destination's concurrency window, as Postfix's queue manager keeps
@@ -43,8 +44,9 @@ void	mta_window_note_txn(struct mta_window *, uint32_t us);
  * 1 when one more session is allowed next to nsessions and worth it for
  * nwaiting messages: the window has room, and the sessions there are
  * would take longer to carry the waiting messages than a new session
- * takes to be set up (until both are measured, the window alone).  So
- * a burst that the open sessions clear quickly opens no more of them.
+ * takes to be set up and to carry MTA_WINDOW_MIN_CARRY of them (until
+ * both times are measured, the window alone).  So a burst that the open
+ * sessions clear quickly opens no more of them.
  */
 int	mta_window_may_open(const struct mta_window *, int nsessions,
 	    size_t nwaiting);

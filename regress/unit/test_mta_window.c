@@ -95,18 +95,25 @@ test_worth_opening(void **state)
 	mta_window_note_txn(&w, 1000);		/* 1 ms a message */
 	assert_int_equal(w.setup_us, 3000);
 	assert_int_equal(w.txn_us, 1000);
-	/* 4 sessions clear 12 messages in 3 ms: as long as a set-up */
+	/*
+	 * 4 sessions clear 16 messages in 4 ms: a new one, ready after
+	 * 3 ms, would carry 1 at best -- not worth it; 17 and it is.
+	 */
 	assert_false(mta_window_may_open(&w, 4, 12));
-	assert_true(mta_window_may_open(&w, 4, 13));
+	assert_false(mta_window_may_open(&w, 4, 16));
+	assert_true(mta_window_may_open(&w, 4, 17));
+	assert_false(mta_window_may_open(&w, 1, 4));
+	assert_true(mta_window_may_open(&w, 1, 5));
 	/* the first session is always worth it */
 	assert_true(mta_window_may_open(&w, 0, 1));
 	/* but never beyond the window */
 	assert_false(mta_window_may_open(&w, 5, 1000));
-	/* a slow peer: 150 ms a message, every waiting one is worth it */
+	/* a slow peer: 150 ms a message, one waiting per session is enough */
 	mta_window_init(&w, 5, 20);
 	mta_window_note_setup(&w, 3000);
 	mta_window_note_txn(&w, 150000);
-	assert_true(mta_window_may_open(&w, 4, 1));
+	assert_false(mta_window_may_open(&w, 4, 4));
+	assert_true(mta_window_may_open(&w, 4, 5));
 	/* the averages follow a change within a few samples */
 	mta_window_note_txn(&w, 1000);
 	assert_int_equal(w.txn_us, (150000 * 3 + 1000) / 4);
