@@ -254,6 +254,25 @@ reply_describe(struct mta_session *s, const char *what, char *out,
 }
 
 /*
+ * The failing set-up is the host's refusal: connecting failed, or no
+ * greeting and EHLO/HELO success (a 4xx/5xx reply, or nothing).
+ */
+static int
+session_turned_away(const struct mta_session *s)
+{
+	switch (s->state) {
+	case S_CONNECT:
+		return 1;
+	case S_GREETING:
+	case S_EHLO:
+	case S_HELO:
+		return s->reply.code != 220 && s->reply.code != 250;
+	default:
+		return 0;
+	}
+}
+
+/*
  * Setting up the session failed at this host: note why for the route,
  * skip the host for a while, and go on with the next one.  Returns -1:
  * the connection the caller was reading is gone (and the session may be
@@ -290,8 +309,17 @@ session_setup_failed(struct mta_session *s, int status, const char *fmt, ...)
 		rt->lasterr_conn = conn;
 		rt->lasterr_at = now;
 	}
-	/* negative feedback: fewer sessions, this host left alone */
-	mta_route_refused(rt, s->host, text);
+	/*
+	 * A host that could not be reached or turned us away before EHLO
+	 * was through: negative feedback (fewer sessions) and the back-off
+	 * every route sees.  Anything later (STARTTLS, the certificate,
+	 * AUTH, what this route's mail needs) says nothing about the host
+	 * for other mail: it is skipped for this route's mail only.
+	 */
+	if (session_turned_away(s))
+		mta_route_refused(rt, s->host, text);
+	else if (s->host != NULL)
+		s->host->dead_until = now + conf->mta_backoff;
 	mta_io_close(&s->io);
 	s->ssl = NULL;
 	s->hostidx++;
