@@ -131,17 +131,17 @@ def test_requiretls_end_to_end():
                        "Subject: %s\r\n\r\nsecret\r\n" % m_bad)
 
         wait_log(a, r"to=<%s@rt.test>.*status=sent" % TEST_USER1,
-                 timeout=TIMEOUT)
+                 timeout=20)
         wait_log(b, r"from=<%s@example.test>.*requiretls=yes" % TEST_USER1,
-                 timeout=TIMEOUT)
+                 timeout=20)
         wait_marker(TEST_USER1, m_ok)
-        wait_log(a, r"to=<o@bad.test>.*status=sent", timeout=TIMEOUT)
+        wait_log(a, r"to=<o@bad.test>.*status=sent", timeout=20)
         wait_log(a, r"to=<w@bad.test>.*dsn=4\.7\.5, status=deferred",
-                 timeout=TIMEOUT)
+                 timeout=20)
         wait_log(a, r"to=<n@norq.test>.*dsn=5\.7\.30, status=bounced.*"
-                 r"REQUIRETLS support required", timeout=TIMEOUT)
+                 r"REQUIRETLS support required", timeout=20)
         wait_log(a, r"to=<b@bad.test>.*dsn=5\.7\.10, status=bounced",
-                 timeout=TIMEOUT)
+                 timeout=20)
 
         # nothing of the REQUIRETLS mail went to the sinks
         assert norq.transactions() == [], norq.transactions()
