@@ -14,6 +14,11 @@
  * Everything is event-driven; the connection (mta_io.c) is the socket
  * itself for a plain session, and an OpenSSL filter bufferevent stacked
  * on it after STARTTLS (or at once for smtps://).
+ *
+ * A route of REQUIRETLS mail (RFC 8689) takes a host only once its TLS
+ * proved the peer and its EHLO offers REQUIRETLS; any other host is
+ * passed over like one that failed, permanently, so that the mail
+ * bounces instead of waiting when none is left.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
