@@ -293,6 +293,7 @@ struct smtpd_config {
 	int		 mda_max;		/* "mda max-processes N" */
 	int		 mta_max_per_dest;	/* "mta max-conn-per-host N" */
 	time_t		 mta_delay_per_dest;	/* "mta delay-per-dest T", 0 off */
+	int		 mta_sts;		/* "mta mta-sts yes|no" (RFC 8461) */
 
 	char		 resolver[CONF_HOST_MAX]; /* "resolver ADDR [port N]" */
 	uint16_t	 resolver_port;

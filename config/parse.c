@@ -636,6 +636,8 @@ static const struct option_spec option_specs[] = {
     /* 0, the default, sets no pace */
     OPTION("mta", "delay-per-dest", SCALAR_SECONDS, 0, STORE_TIME,
 	   mta_delay_per_dest, 0, SECONDS_PER_DAY),
+    /* MTA-STS policies of MX destinations (RFC 8461); on by default */
+    OPTION("mta", "mta-sts", SCALAR_COUNT, 1, STORE_INT, mta_sts, 0, 1),
 };
 
 static int
@@ -1217,6 +1219,7 @@ config_new(void)
 	conf->queue_max_inflight = 1000;
 	conf->mda_max = 64;
 	conf->mta_max_per_dest = 20;
+	conf->mta_sts = 1;
 
 	conf->resolver_port = 53;
 	return conf;

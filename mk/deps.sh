@@ -73,6 +73,11 @@
 # archive (the fixture counts libmilter's reads and writes).  Posthaste's
 # own milter client links nothing of it.
 #
+# MTA-STS (issue 20): libcurl4-openssl-dev, libcurl built on OpenSSL (the
+# TLS library we already use), for the lookup process's HTTPS fetch of
+# policies (lookup/sts.c), on its libevent loop through curl's multi
+# interface.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -134,6 +139,7 @@ PACKAGES="
 	rspamd
 	opendkim
 	libmilter-dev
+	libcurl4-openssl-dev
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

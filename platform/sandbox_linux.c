@@ -106,6 +106,15 @@ sandbox_read_only(const char *path)
 		ro_add(path);
 }
 
+static int	write_dirfd = -1;	/* sandbox_write_dir() */
+
+void
+sandbox_write_dir(const char *path, int dirfd)
+{
+	(void)path;
+	write_dirfd = dirfd;
+}
+
 /* system calls every process needs, whatever it does */
 static const int sc_base[] = {
 	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
@@ -306,6 +315,27 @@ sandbox_sockets(scmp_filter_ctx ctx, const int *families, int dgram)
 }
 
 /*
+ * Creating, renaming and removing files relative to write_dirfd only:
+ * the "*at" calls whose directory argument is that descriptor.  (A
+ * name with ".." could still leave it; the callers make names without
+ * "/" from validated host names.)
+ */
+static void
+sandbox_dir_writes(scmp_filter_ctx ctx)
+{
+	struct scmp_arg_cmp	a[2];
+
+	if (write_dirfd == -1)
+		return;
+	a[0] = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)write_dirfd);
+	sandbox_rule(ctx, SCMP_SYS(openat), 1, a);
+	sandbox_rule(ctx, SCMP_SYS(unlinkat), 1, a);
+	a[1] = SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)write_dirfd);
+	sandbox_rule(ctx, SCMP_SYS(renameat), 2, a);
+	sandbox_rule(ctx, SCMP_SYS(renameat2), 2, a);
+}
+
+/*
  * W^X: after start-up no process maps or makes memory executable; every
  * library it runs was mapped before the filter (the name service modules
  * are loaded on purpose first, lookup.c).  An exploit cannot stage code.
@@ -480,6 +510,7 @@ sandbox_enter(enum sandbox_profile profile)
 
 		sandbox_allow(ctx, sc_lookup);
 		sandbox_ro_open(ctx);
+		sandbox_dir_writes(ctx);	/* the MTA-STS cache */
 		sandbox_allow(ctx, sc_client);
 		/*
 		 * DNS over UDP and TCP (libunbound, to the configured
