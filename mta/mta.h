@@ -129,6 +129,9 @@ struct mta_route {
 	char			 lasterr[ENV_TEXT_MAX];
 	int			 lasterr_conn;	/* only "could not connect" */
 	time_t			 lasterr_at;
+	/* the domain's MTA-STS policy from the last resolution, or NULL
+	 * (mta_sts.c) */
+	struct lka_mx_sts	*sts;
 };
 
 /*
@@ -198,6 +201,24 @@ double	mta_elapsed_ms(const struct timespec *since);
  */
 void	mta_tlsrpt_note(const struct mta_route *, const struct mta_host *,
 	    int policy_type, int result, const char *detail);
+
+/*
+ * mta_sts.c: MTA-STS (RFC 8461).  mta_sts_wanted(): ask lookup for the
+ * route's policy (an MX route at level may, encrypt or dane, and "mta
+ * mta-sts" on).  mta_sts_set(): lookup's answer for the route.
+ * mta_sts_filter_hosts(): the hosts are in; under enforce only those
+ * the policy names stay; -1 when none does (the route's tasks were
+ * deferred).  mta_sts_enforced(), mta_sts_testing(): the route is under
+ * a policy of that mode.  mta_sts_verify_result(): an X509_V_* result
+ * as a TLSRPT_* result type.
+ */
+struct lka_mx_sts;
+int	mta_sts_wanted(const struct mta_route *);
+void	mta_sts_set(struct mta_route *, const struct lka_mx_sts *);
+int	mta_sts_filter_hosts(struct mta_route *);
+int	mta_sts_enforced(const struct mta_route *);
+int	mta_sts_testing(const struct mta_route *);
+int	mta_sts_verify_result(long);
 
 /* mta_io.c */
 void	mta_io_init(void);
