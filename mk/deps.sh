@@ -73,6 +73,10 @@
 # archive (the fixture counts libmilter's reads and writes).  Posthaste's
 # own milter client links nothing of it.
 #
+# stunnel4 (issue 20): "make bench SCENARIOS=tls" puts it in front of
+# the harness's smtp-sink as the TLS sink; it logs every handshake as new
+# or resumed, which the scenario counts.  Its service stays off.
+#
 # MTA-STS (issue 20): libcurl4-openssl-dev, libcurl built on OpenSSL (the
 # TLS library we already use), for the lookup process's HTTPS fetch of
 # policies (lookup/sts.c), on its libevent loop through curl's multi
@@ -139,6 +143,7 @@ PACKAGES="
 	rspamd
 	opendkim
 	libmilter-dev
+	stunnel4
 	libcurl4-openssl-dev
 "
 

@@ -203,6 +203,17 @@ void	mta_tlsrpt_note(const struct mta_route *, const struct mta_host *,
 	    int policy_type, int result, const char *detail);
 
 /*
+ * mta_tlscache.c: TLS session resumption.  init() once per client
+ * context; resume(ssl, key) before the handshake: key names what the
+ * session may be reused for (the same action, level, host and address,
+ * and no DANE records: those are verified afresh); count(ssl) after it.
+ */
+void	mta_tlscache_init(SSL_CTX *);
+void	mta_tlscache_resume(SSL *, const char *key);
+void	mta_tlscache_count(SSL *);
+void	mta_tlscache_stats(uint64_t *full, uint64_t *resumed);
+
+/*
  * mta_sts.c: MTA-STS (RFC 8461).  mta_sts_wanted(): ask lookup for the
  * route's policy (an MX route at level may, encrypt or dane, and "mta
  * mta-sts" on).  mta_sts_set(): lookup's answer for the route.
