@@ -90,6 +90,30 @@ mta_sts_host_matches(const struct lka_mx_sts *p, const char *host)
 }
 
 /*
+ * The policy as TLS-RPT's "policy-string" (RFC 8460 4.4): its lines,
+ * in the canonical form of what lookup parsed.
+ */
+static void
+mta_sts_report_policy(const struct mta_route *rt, const struct lka_mx_sts *p)
+{
+	char		*buf;
+	size_t		 size = 128 + (size_t)STS_MX_MAX * (STS_NAME_MAX + 8);
+	size_t		 n;
+	uint32_t	 i;
+
+	if ((buf = malloc(size)) == NULL)
+		fatal("malloc");
+	n = (size_t)snprintf(buf, size, "version: STSv1\nmode: %s",
+	    sts_mode_name((int)p->mode));
+	for (i = 0; i < p->nmx && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, "\nmx: %s", p->mx[i]);
+	if (n < size)
+		snprintf(buf + n, size - n, "\nmax_age: %u", p->max_age);
+	mta_tlsrpt_policy(rt, NULL, TLSRPT_POLICY_STS, buf);
+	free(buf);
+}
+
+/*
  * Lookup's answer for the route, before its hosts: kept for the
  * sessions until the next resolution.  A failure to get a policy is no
  * policy (RFC 8461 5: mail goes as it would), but it is reported.
@@ -116,6 +140,7 @@ mta_sts_set(struct mta_route *rt, const struct lka_mx_sts *sts)
 		log_debug("mta-sts: %s: policy id %s, mode %s (%s)",
 		    rt->domain, sts->id, sts_mode_name((int)sts->mode),
 		    sts->detail);
+		mta_sts_report_policy(rt, sts);
 		break;
 	}
 	if (result != -1)
