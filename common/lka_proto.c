@@ -59,6 +59,11 @@ proto_valid_lka_mx_host(const struct lka_mx_host *h)
 	return 0;
 }
 
+_Static_assert(sizeof(((struct lka_mx_sts *)0)->id) == STS_ID_MAX &&
+    sizeof(((struct lka_mx_sts *)0)->mx) / STS_NAME_MAX == STS_MX_MAX &&
+    sizeof(((struct lka_mx_sts *)0)->mx[0]) == STS_NAME_MAX,
+    "struct lka_mx_sts and common/sts.h disagree");
+
 /* the policy as common/sts.c would have accepted it */
 int
 proto_valid_lka_mx_sts(const struct lka_mx_sts *r)

@@ -468,6 +468,8 @@ sts_fetch_start(struct sts_job *job)
 	SETOPT(job->easy, CURLOPT_FOLLOWLOCATION, 0L);
 	SETOPT(job->easy, CURLOPT_PROXY, "");	/* none, whatever env says */
 	SETOPT(job->easy, CURLOPT_NOSIGNAL, 1L);
+	/* fetches are rare: no idle connection kept open after one */
+	SETOPT(job->easy, CURLOPT_FORBID_REUSE, 1L);
 	SETOPT(job->easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	SETOPT(job->easy, CURLOPT_SSL_VERIFYPEER, 1L);
 	SETOPT(job->easy, CURLOPT_SSL_VERIFYHOST, 2L);

@@ -3,7 +3,8 @@
  * policy file (3.2) with LF and CRLF lines, its refusals (each required
  * field missing or doubled, bad values, empty lines, lone CR, 64 KB),
  * the MX patterns (4.1: "*." stands for exactly one label), and the
- * lookup process's cache file (round trip, torn and edited files).
+ * lookup process's cache file (round trip, torn and edited files), and
+ * the check of the policy's message to the mta (proto_valid_lka_mx_sts).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "proto.h"
 #include "sts.h"
 
 static int
@@ -281,6 +283,45 @@ test_cache(void **state)
 	assert_int_equal(sts_cache_decode(buf, (size_t)n, &c), -1);
 }
 
+static void
+test_proto_validator(void **state)
+{
+	static struct lka_mx_sts	r;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(proto_valid_lka_mx_sts(&r), 0);	/* none */
+	r.status = LKA_STS_POLICY;
+	r.mode = STS_MODE_ENFORCE;
+	r.max_age = 86400;
+	assert_int_equal(proto_valid_lka_mx_sts(&r), -1);	/* no mx */
+	r.nmx = 2;
+	snprintf(r.mx[0], sizeof(r.mx[0]), "mx.example.com");
+	snprintf(r.mx[1], sizeof(r.mx[1]), "*.example.net");
+	snprintf(r.id, sizeof(r.id), "abc");
+	assert_int_equal(proto_valid_lka_mx_sts(&r), 0);
+	snprintf(r.mx[1], sizeof(r.mx[1]), "*.Example.net");
+	assert_int_equal(proto_valid_lka_mx_sts(&r), -1);	/* not folded */
+	snprintf(r.mx[1], sizeof(r.mx[1]), "a.*.example.net");
+	assert_int_equal(proto_valid_lka_mx_sts(&r), -1);
+	snprintf(r.mx[1], sizeof(r.mx[1]), "*.example.net");
+	r.max_age = STS_MAX_AGE_MAX + 1;
+	assert_int_equal(proto_valid_lka_mx_sts(&r), -1);
+	r.max_age = 1;
+	r.nmx = STS_MX_MAX + 1;
+	assert_int_equal(proto_valid_lka_mx_sts(&r), -1);
+	r.nmx = 2;
+	memset(r.id, 'a', sizeof(r.id));
+	assert_int_equal(proto_valid_lka_mx_sts(&r), -1);	/* no NUL */
+	r.id[0] = '\0';
+	r.status = LKA_STS_WEBPKI + 1;
+	assert_int_equal(proto_valid_lka_mx_sts(&r), -1);
+	r.status = LKA_STS_FETCH_ERROR;
+	assert_int_equal(proto_valid_lka_mx_sts(&r), -1);	/* mx kept */
+	r.nmx = 0;
+	assert_int_equal(proto_valid_lka_mx_sts(&r), 0);
+}
+
 int
 main(void)
 {
@@ -292,6 +333,7 @@ main(void)
 		cmocka_unit_test(test_mx_match),
 		cmocka_unit_test(test_domain_valid),
 		cmocka_unit_test(test_cache),
+		cmocka_unit_test(test_proto_validator),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
