@@ -12,9 +12,10 @@ The TXT records are served with TTL 0, so that a changed id is seen at
 once; the SMTP server hangs up after each message, so that each message
 makes the mta resolve the domain (and ask for its policy) again.
 
-Two daemons' worth of starts: one for the three modes side by side, and
-one (started twice on the same spool) for the cache: a new id and an
-expired policy are fetched again, an unchanged id after a restart is not.
+Four daemon starts in all: one for the modes and failures side by
+side, one (started twice on the same spool) for the cache -- a new id
+and an expired policy are fetched again, an unchanged id after a
+restart is not -- and one with "mta mta-sts no".  About 8 s a build.
 """
 
 import http.server
@@ -26,7 +27,7 @@ import time
 
 import dnsserver
 import fixture
-from fixture import Daemon, poll, unique_marker
+from fixture import Daemon, unique_marker
 from test_mta_relay import FakeSMTP, send_mail, message, wait_log
 from test_mta_tls import make_ca_and_cert
 
@@ -287,3 +288,22 @@ def test_refetch_expiry_and_restart():
             deliver(d, "restart")
             assert web.count("ref.test") == 3
             wait_log(d, r"mx\.ref\.test\[127\.0\.0\.62\]:25: TLS=verified")
+
+
+def test_switched_off():
+    """"mta mta-sts no": the policy of bad.test (enforce, naming another
+    host) is never fetched, and the mail goes to its MX."""
+    ca, cert, key = certs()
+    with ZeroTTLDNS(zone({"bad.test": "b1"})), \
+            PolicyServer(cert, key) as web, \
+            FakeSMTP(addr=(MX_IP, 25), cert=(cert, key),
+                     hangup_after=("DATA",)) as mx, \
+            Daemon(conf=CONF % {"spool": "@TMP@/spool", "dns": DNS_PORT} +
+                   "mta mta-sts no\n", env={"SSL_CERT_FILE": ca}) as d:
+        web.policies["bad.test"] = policy("enforce", ["mx.other.test"])
+        send_mail(d.port, ["off@bad.test"], message(unique_marker("off")))
+        wait_log(d, r"to=<off@bad\.test>, relay=mx\.bad\.test.*status=sent",
+                 timeout=TIMEOUT)
+        assert web.count("bad.test") == 0
+        assert len(mx.transactions()) == 1
+        assert "mta-sts" not in d.log()

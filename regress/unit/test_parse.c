@@ -225,6 +225,7 @@ check_defaults(const struct smtpd_config *conf)
 	assert_int_equal(conf->queue_max_inflight, 1000);
 	assert_int_equal(conf->mda_max, 64);
 	assert_int_equal(conf->mta_max_per_dest, 20);
+	assert_int_equal(conf->mta_sts, 1);
 	assert_string_equal(conf->resolver, "");
 	assert_true(TAILQ_EMPTY(&conf->tables));
 	assert_true(TAILQ_EMPTY(&conf->pkis));
@@ -345,6 +346,10 @@ test_queue_options(void **state)
 
 	conf = parse_ok("bounce warn-interval 0\n");
 	assert_int_equal(conf->bounce_warn, 0);
+	config_free(conf);
+
+	conf = parse_ok("mta mta-sts no\n");
+	assert_int_equal(conf->mta_sts, 0);
 	config_free(conf);
 }
 
