@@ -22,8 +22,8 @@
  * The folder mta/ is the mta process: this file (routes and tasks),
  * mta_session.c (the SMTP/LMTP client), mta_io.c (its sockets),
  * mta_sts.c (MTA-STS policies), mta_7bit.c and mime7bit.c (8-bit to
- * 7-bit).  The reply parser is shared with the
- * LMTP delivery process, so it lives in common/mta_reply.c.
+ * 7-bit).  The reply parser is shared with the LMTP delivery process,
+ * so it lives in common/mta_reply.c.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
