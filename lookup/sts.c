@@ -8,8 +8,8 @@
  * If the cache holds an unexpired policy of that id, that is the
  * answer; otherwise the policy is fetched from
  * https://mta-sts.DOMAIN/.well-known/mta-sts.txt (3.3): HTTPS only, the
- * server's certificate verified against the trust anchors for the
- * name, no redirects, a 200 with Content-Type text/plain, at most
+ * server's certificate verified for the name against the trust anchors
+ * the mta uses ("mta ca-file", else the system's), no redirects, a 200 with Content-Type text/plain, at most
  * STS_POLICY_MAX bytes, bounded in time.  The host's addresses come
  * from our own resolver (libunbound, the configured "resolver") and are
  * handed to libcurl, which then never resolves anything itself (no
@@ -597,7 +597,10 @@ sts_lookup(uint32_t reqid, const char *domain, sts_result_cb cb, void *arg)
 	dns_query(name, DNS_T_TXT, STS_DNS_TIMEOUT, sts_txt_cb, job);
 }
 
-/* the trust anchors, as the mta reads its own (mta.c) */
+/*
+ * The trust anchors, the mta's own (mta.c): "mta ca-file", else what
+ * OpenSSL's tools would read.  Read as our user, before the sandbox.
+ */
 static void
 sts_read_ca(void)
 {
@@ -606,7 +609,8 @@ sts_read_ca(void)
 	ssize_t		 n;
 	int		 fd;
 
-	cafile = getenv(X509_get_default_cert_file_env());
+	cafile = conf->mta_ca_file[0] != '\0' ? conf->mta_ca_file :
+	    getenv(X509_get_default_cert_file_env());
 	if (cafile == NULL)
 		cafile = X509_get_default_cert_file();
 	if ((fd = open(cafile, O_RDONLY | O_CLOEXEC)) == -1 ||

@@ -5,7 +5,9 @@
  * sends it with the MX answer (IMSG_LKA_MX_STS) when we ask for it:
  * for a route to a domain's MX hosts (no relay host) at the TLS levels
  * may, encrypt and dane, unless "mta mta-sts no".  verify, secure and
- * dane-only already ask for more, and "tls none" asked for nothing.
+ * dane-only already ask for more (REQUIRETLS raises a route to verify),
+ * "tls none" asked for nothing, and mail with "TLS-Required: No" (RFC
+ * 8689) is sent as if there were no policy.
  *
  * Under a policy in mode "enforce" (RFC 8461 5):
  *  - only the MX hosts that match one of the policy's patterns are
@@ -44,8 +46,10 @@
 int
 mta_sts_wanted(const struct mta_route *rt)
 {
+	/* RFC 8689 4.1: "TLS-Required: No" mail ignores the policy */
 	if (!conf->mta_sts || rt->scheme != MTA_SCHEME_MX ||
-	    rt->domain[0] == '\0' || rt->action->relay_host[0] != '\0')
+	    rt->domain[0] == '\0' || rt->action->relay_host[0] != '\0' ||
+	    rt->tls_optional)
 		return 0;
 	switch (rt->tls_level) {
 	case RELAY_TLS_OPPORTUNISTIC:
