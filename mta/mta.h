@@ -265,6 +265,9 @@ int	mta_sts_filter_hosts(struct mta_route *);
 int	mta_sts_enforced(const struct mta_route *);
 int	mta_sts_testing(const struct mta_route *);
 int	mta_sts_verify_result(long);
+/* the policy names host; the reports' words when it does not */
+int	mta_sts_host_listed(const struct mta_route *, const char *host);
+#define MTA_STS_NOT_LISTED	"MX host not listed in the MTA-STS policy"
 
 /* mta_io.c */
 void	mta_io_init(void);

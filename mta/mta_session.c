@@ -202,6 +202,11 @@ session_sts_note(const struct mta_session *s, int result, const char *detail)
 	if (s->tls_auth == MTA_TLS_DANE ||
 	    (!mta_sts_enforced(s->route) && !mta_sts_testing(s->route)))
 		return;
+	/* testing: a host the policy does not name fails, whatever TLS did */
+	if (!mta_sts_host_listed(s->route, s->host->name)) {
+		result = TLSRPT_VALIDATION_FAILURE;
+		detail = MTA_STS_NOT_LISTED;
+	}
 	mta_tlsrpt_note(s->route, s->host, TLSRPT_POLICY_STS, result, detail);
 }
 

@@ -43,6 +43,8 @@
 #include "sts.h"
 #include "tlsrpt.h"
 
+static int	mta_sts_host_matches(const struct lka_mx_sts *, const char *);
+
 int
 mta_sts_wanted(const struct mta_route *rt)
 {
@@ -68,6 +70,12 @@ mta_sts_mode(const struct mta_route *rt)
 	    !mta_sts_wanted(rt))
 		return -1;
 	return (int)rt->sts->mode;
+}
+
+int
+mta_sts_host_listed(const struct mta_route *rt, const char *host)
+{
+	return rt->sts != NULL && mta_sts_host_matches(rt->sts, host);
 }
 
 int
@@ -174,11 +182,13 @@ mta_sts_filter_hosts(struct mta_route *rt)
 		    "(mode %s)%s", rt->domain, rt->hosts[i].name,
 		    sts_mode_name(mode), mode == STS_MODE_ENFORCE ?
 		    ": not used" : "");
-		mta_tlsrpt_note(rt, &rt->hosts[i], TLSRPT_POLICY_STS,
-		    TLSRPT_VALIDATION_FAILURE,
-		    "MX host not listed in the MTA-STS policy");
-		if (mode == STS_MODE_TESTING)
+		/* testing: the session to it counts (mta_session.c) */
+		if (mode == STS_MODE_TESTING) {
 			rt->hosts[kept++] = rt->hosts[i];
+			continue;
+		}
+		mta_tlsrpt_note(rt, &rt->hosts[i], TLSRPT_POLICY_STS,
+		    TLSRPT_VALIDATION_FAILURE, MTA_STS_NOT_LISTED);
 	}
 	rt->nhosts = kept;
 	if (kept > 0)

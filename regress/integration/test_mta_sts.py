@@ -221,8 +221,12 @@ def test_enforce_testing_modes():
                         ("badweb", r"- policy 1 result 11\b"),
                         ("nocert", r"mx\.nocert\.test policy 1 result 2\b"),
                         ("bad", r"mx\.bad\.test policy 1 result 5\b"),
+                        ("tst", r"mx\.tst\.test policy 1 result 5: MX host "
+                         r"not listed"),
                         ("enf", r"mx\.enf\.test policy 1 result 0\b")):
             wait_log(d, r"tlsrpt: %s\.test %s" % (dom, rx))
+        # a testing session to an unlisted host is one failure, no success
+        assert "tlsrpt: tst.test mx.tst.test policy 1 result 0" not in d.log()
         # testing, and no policy: TLS as the level says (may)
         assert "mx.tst.test[127.0.0.62]:25: TLS=anonymous" in d.log()
         assert "mx.nopol.test[127.0.0.62]:25: TLS=anonymous" in d.log()
