@@ -35,7 +35,8 @@
  * reader refuses (the final "end" line) and which costs one fetch.
  * It is read again at every request (mx routes are resolved again
  * every few minutes at most), so a new lookup after a reload or a
- * restart has it at once.  The directory is opened before the
+ * restart has it at once.  The file of a domain whose policy expired
+ * and that publishes no record any more is removed.  The directory is opened before the
  * sandbox; the seccomp filter allows creating, renaming and removing
  * files only beneath that descriptor (platform.h sandbox_write_dir()).
  */
@@ -80,6 +81,7 @@ struct sts_job {
 	sts_result_cb	 cb;
 	void		*arg;
 	int		 cached;	/* cache holds an unexpired policy */
+	int		 cache_file;	/* the domain has a cache file */
 	struct sts_cache cache;
 	char		 id[STS_ID_MAX];	/* the TXT record's */
 	/* the fetch */
@@ -193,6 +195,7 @@ sts_cache_load(struct sts_job *job)
 			log_warn("mta-sts: cache file %s", job->domain);
 		return;
 	}
+	job->cache_file = 1;
 	if ((buf = malloc(STS_CACHE_MAX)) == NULL)
 		fatal("malloc");
 	while (len < STS_CACHE_MAX &&
@@ -551,6 +554,13 @@ sts_txt_cb(void *arg, const struct dns_result *res)
 		txt = t;
 		len = res->rr[i].txtlen;
 	}
+	/*
+	 * The domain publishes no record any more and its policy ran out:
+	 * its cache file goes (a domain that drops MTA-STS leaves nothing)
+	 */
+	if (nsts == 0 && job->cache_file && !job->cached &&
+	    unlinkat(cache_dir, job->domain, 0) == -1 && errno != ENOENT)
+		log_warn("mta-sts: unlink cache file %s", job->domain);
 	/* RFC 8461 3.1: not exactly one record, or not valid: no policy */
 	if (nsts != 1 || sts_txt_parse(txt, len, job->id) == -1) {
 		sts_answer_fail(job, LKA_STS_NONE, nsts == 0 ? "no record" :

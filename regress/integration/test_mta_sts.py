@@ -248,7 +248,8 @@ def test_refetch_expiry_and_restart():
     """ref.test under enforce: fetched once; a new TXT id is fetched
     again; a policy whose max_age has run out is fetched again; after a
     daemon restart on the same spool, an unchanged id is served from the
-    cache, not fetched."""
+    cache, not fetched; when the record is gone and the policy ran out,
+    the cache file is removed."""
     ca, cert, key = certs()
     spool = spool_dir()
     rcpt = "r@ref.test"
@@ -292,6 +293,20 @@ def test_refetch_expiry_and_restart():
             deliver(d, "restart")
             assert web.count("ref.test") == 3
             wait_log(d, r"mx\.ref\.test\[127\.0\.0\.62\]:25: TLS=verified")
+            # the domain drops MTA-STS: once its policy ran out, the
+            # cache file goes
+            web.policies["ref.test"] = policy("enforce", ["mx.ref.test"],
+                                              max_age=1)
+            dns.set_zone(zone({"ref.test": "r3"}))
+            deliver(d, "short")
+            assert web.count("ref.test") == 4
+            fetched = time.monotonic()
+            dns.set_zone(zone({}))
+            time.sleep(max(0.0, fetched + 1.1 - time.monotonic()))
+            deliver(d, "dropped")
+            assert web.count("ref.test") == 4
+            assert not os.path.exists(os.path.join(spool, "sts",
+                                                   "ref.test"))
 
 
 def test_switched_off():
