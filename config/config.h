@@ -312,6 +312,7 @@ struct smtpd_config {
 	 * = $SSL_CERT_FILE or OpenSSL's default file */
 	char		 mta_ca_file[CONF_PATH_MAX];
 	int		 mta_ca_file_line;
+	int		 mta_sts;		/* "mta mta-sts yes|no" (RFC 8461) */
 
 	char		 resolver[CONF_HOST_MAX]; /* "resolver ADDR [port N]" */
 	uint16_t	 resolver_port;

@@ -689,6 +689,8 @@ static const struct option_spec option_specs[] = {
     /* 0, the default, sets no pace */
     OPTION("mta", "delay-per-dest", SCALAR_SECONDS, 0, STORE_TIME,
 	   mta_delay_per_dest, 0, SECONDS_PER_DAY),
+    /* MTA-STS policies of MX destinations (RFC 8461); on by default */
+    OPTION("mta", "mta-sts", SCALAR_COUNT, 1, STORE_INT, mta_sts, 0, 1),
 };
 
 static int
@@ -1313,6 +1315,7 @@ config_new(void)
 	conf->mta_initial_per_dest = 5;	/* Postfix's initial concurrency */
 	conf->mta_max_rcpt = 100;
 	conf->mta_backoff = 30;
+	conf->mta_sts = 1;
 
 	conf->resolver_port = 53;
 	return conf;

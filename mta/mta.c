@@ -26,9 +26,10 @@
  * that through the envelope escaping again.
  *
  * The folder mta/ is the mta process: this file (routes and tasks),
- * mta_session.c (the SMTP/LMTP client), mta_io.c (its sockets), mta_7bit.c
- * and mime7bit.c (8-bit to 7-bit).  The reply parser is shared with the
- * LMTP delivery process, so it lives in common/mta_reply.c.
+ * mta_session.c (the SMTP/LMTP client), mta_io.c (its sockets),
+ * mta_sts.c (MTA-STS policies), mta_7bit.c and mime7bit.c (8-bit to
+ * 7-bit).  The reply parser is shared with the LMTP delivery process,
+ * so it lives in common/mta_reply.c.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -365,6 +366,11 @@ route_resolve(struct mta_route *rt)
 	snprintf(req.domain, sizeof(req.domain), "%s", rt->domain);
 	snprintf(req.relay_host, sizeof(req.relay_host), "%s",
 	    rt->action->relay_host);
+	/* the MTA-STS policy comes anew with each resolution */
+	free(rt->sts);
+	rt->sts = NULL;
+	if (mta_sts_wanted(rt))
+		req.flags |= LKA_MX_STS;
 	rt->resolving = 1;
 	rt->nhosts = 0;
 	mproc_compose(&m_lookup, IMSG_LKA_MX, 0, -1, &req, sizeof(req));
@@ -467,6 +473,7 @@ route_free(struct mta_route *rt)
 	event_free(rt->ev_kick);
 	if (rt->ev_pace != NULL)
 		event_free(rt->ev_pace);
+	free(rt->sts);
 	free(rt);
 }
 
@@ -917,6 +924,7 @@ static void
 mta_lookup_dispatch(struct mproc *p, struct imsg *m)
 {
 	struct lka_mx_host	 h;
+	struct lka_mx_sts	*sts;
 	struct lka_result	 res;
 	struct mta_route	*rt;
 	struct mta_host		*mh;
@@ -954,6 +962,18 @@ mta_lookup_dispatch(struct mproc *p, struct imsg *m)
 				sin6->sin6_port = htons(port);
 		}
 		break;
+	case IMSG_LKA_MX_STS:
+		/* large: not on the stack */
+		if ((sts = malloc(sizeof(*sts))) == NULL)
+			fatal("malloc");
+		PROTO_READ(p, m, sts, proto_valid_lka_mx_sts);
+		if ((rt = route_by_reqid(sts->reqid)) == NULL && !stopping)
+			fatalx("MTA-STS policy for an unknown request from "
+			    "lookup");
+		if (rt != NULL)
+			mta_sts_set(rt, sts);
+		free(sts);
+		break;
 	case IMSG_LKA_MX_RESULT:
 		PROTO_READ(p, m, &res, proto_valid_lka_result);
 		if ((rt = route_by_reqid(res.reqid)) == NULL && stopping)
@@ -961,6 +981,9 @@ mta_lookup_dispatch(struct mproc *p, struct imsg *m)
 		if (rt == NULL)
 			fatalx("MX result for an unknown request from lookup");
 		rt->resolving = 0;
+		if (res.status == PROTO_OK && rt->nhosts > 0 &&
+		    mta_sts_filter_hosts(rt) == -1)
+			break;	/* MTA-STS enforce: no host may be used */
 		if (res.status == PROTO_OK && rt->nhosts > 0) {
 			rt->resolved = 1;
 			rt->resolved_at = time(NULL);

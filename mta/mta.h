@@ -148,6 +148,9 @@ struct mta_route {
 	char			 lasterr[ENV_TEXT_MAX];
 	int			 lasterr_conn;	/* only "could not connect" */
 	time_t			 lasterr_at;
+	/* the domain's MTA-STS policy from the last resolution, or NULL
+	 * (mta_sts.c) */
+	struct lka_mx_sts	*sts;
 };
 
 /*
@@ -235,6 +238,15 @@ double	mta_elapsed_ms(const struct timespec *since);
  */
 void	mta_tlsrpt_note(const struct mta_route *, const struct mta_host *,
 	    int policy_type, int result, const char *detail);
+/*
+ * The policy string of a route's reports: for TLSRPT_POLICY_STS the
+ * MTA-STS policy text's lines (host NULL: the whole domain's), for
+ * TLSRPT_POLICY_TLSA the host's TLSA records, each as "usage selector
+ * mtype hexdata"; lines joined by '\n'.  Call it when the route or host
+ * learns its policy, before the notes under it.
+ */
+void	mta_tlsrpt_policy(const struct mta_route *, const struct mta_host *,
+	    int policy_type, const char *policy_string);
 
 /*
  * mta_tlspolicy.c: "mta tls-policy <table>", read at start-up (before
@@ -256,6 +268,27 @@ void	mta_tlscache_init(SSL_CTX *);
 void	mta_tlscache_resume(SSL *, const char *key);
 void	mta_tlscache_count(SSL *);
 void	mta_tlscache_stats(uint64_t *full, uint64_t *resumed);
+
+/*
+ * mta_sts.c: MTA-STS (RFC 8461).  mta_sts_wanted(): ask lookup for the
+ * route's policy (an MX route at level may, encrypt or dane, and "mta
+ * mta-sts" on).  mta_sts_set(): lookup's answer for the route.
+ * mta_sts_filter_hosts(): the hosts are in; under enforce only those
+ * the policy names stay; -1 when none does (the route's tasks were
+ * deferred).  mta_sts_enforced(), mta_sts_testing(): the route is under
+ * a policy of that mode.  mta_sts_verify_result(): an X509_V_* result
+ * as a TLSRPT_* result type.
+ */
+struct lka_mx_sts;
+int	mta_sts_wanted(const struct mta_route *);
+void	mta_sts_set(struct mta_route *, const struct lka_mx_sts *);
+int	mta_sts_filter_hosts(struct mta_route *);
+int	mta_sts_enforced(const struct mta_route *);
+int	mta_sts_testing(const struct mta_route *);
+int	mta_sts_verify_result(long);
+/* the policy names host; the reports' words when it does not */
+int	mta_sts_host_listed(const struct mta_route *, const char *host);
+#define MTA_STS_NOT_LISTED	"MX host not listed in the MTA-STS policy"
 
 /* mta_io.c */
 void	mta_io_init(void);

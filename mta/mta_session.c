@@ -55,6 +55,7 @@
 #include "proto.h"
 #include "tls_policy.h"
 #include "proc.h"
+#include "tlsrpt.h"
 #include "util.h"
 
 #define MTA_IDLE_SECS		10	/* a cached session waits this long */
@@ -189,8 +190,28 @@ session_tls_verifies(const struct mta_session *s)
 	case RELAY_TLS_DANE_ONLY:
 		return 1;
 	default:
-		return 0;
+		/* MTA-STS enforce: as "verify" (mta_sts.c) */
+		return mta_sts_enforced(s->route);
 	}
+}
+
+/*
+ * The session's TLS outcome under the route's MTA-STS policy, for
+ * TLS-RPT; nothing when there is none, or when DANE authenticated the
+ * peer (RFC 8461 2: DANE wins where it applies).
+ */
+static void
+session_sts_note(const struct mta_session *s, int result, const char *detail)
+{
+	if (s->tls_auth == MTA_TLS_DANE ||
+	    (!mta_sts_enforced(s->route) && !mta_sts_testing(s->route)))
+		return;
+	/* testing: a host the policy does not name fails, whatever TLS did */
+	if (!mta_sts_host_listed(s->route, s->host->name)) {
+		result = TLSRPT_VALIDATION_FAILURE;
+		detail = MTA_STS_NOT_LISTED;
+	}
+	mta_tlsrpt_note(s->route, s->host, TLSRPT_POLICY_STS, result, detail);
 }
 
 static void
@@ -589,10 +610,12 @@ session_tls_resume(struct mta_session *s)
 	    session_tls_mode(s) == RELAY_TLS_DANE_ONLY)
 		return;
 	/* the names a verifying level checks may come from the
-	 * destination (secure, match=): then it is part of the key */
+	 * destination (secure, match=): then it is part of the key; so
+	 * under MTA-STS testing, whose verify result is reported */
 	snprintf(key, sizeof(key), "%s|%s|%s|%s", s->route->action->name,
 	    conf_tls_level_name(session_tls_mode(s)), s->relay,
-	    session_tls_verifies(s) ? s->route->domain : "");
+	    session_tls_verifies(s) || mta_sts_testing(s->route) ?
+	    s->route->domain : "");
 	mta_tlscache_resume(s->ssl, key);
 }
 
@@ -608,7 +631,8 @@ session_start_tls(struct mta_session *s)
 	if (!host_is_literal(name) &&
 	    SSL_set_tlsext_host_name(s->ssl, name) != 1)
 		log_debug("SNI %s refused by OpenSSL", name);
-	if (session_tls_verifies(s)) {
+	/* MTA-STS testing: verified too, only to report the result */
+	if (session_tls_verifies(s) || mta_sts_testing(s->route)) {
 		param = SSL_get0_param(s->ssl);
 		X509_VERIFY_PARAM_set_hostflags(param,
 		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -632,6 +656,11 @@ session_tls_done(struct mta_session *s)
 		if (cert != NULL)
 			X509_free(cert);
 		if (!mta_ssl_ca_loaded || cert == NULL || vr != X509_V_OK) {
+			session_sts_note(s, cert == NULL ?
+			    TLSRPT_VALIDATION_FAILURE :
+			    mta_sts_verify_result(vr), cert == NULL ?
+			    "no certificate" :
+			    X509_verify_cert_error_string(vr));
 			session_setup_failed(s, PROTO_TEMPFAIL, "4.7.5 %s: TLS "
 			    "certificate verification failed: %s", s->relay,
 			    cert == NULL ? "no certificate" :
@@ -642,6 +671,18 @@ session_tls_done(struct mta_session *s)
 	s->tls = 1;
 	s->tls_auth = session_tls_verifies(s) ? MTA_TLS_VERIFIED :
 	    MTA_TLS_ANON;
+	if (mta_sts_testing(s->route)) {
+		vr = SSL_get_verify_result(s->ssl);
+		session_sts_note(s, mta_ssl_ca_loaded ?
+		    mta_sts_verify_result(vr) : TLSRPT_VALIDATION_FAILURE,
+		    vr == X509_V_OK ? NULL : X509_verify_cert_error_string(vr));
+		if (vr != X509_V_OK)
+			log_info("mta session %016llx: %s: MTA-STS testing: the "
+			    "certificate would not verify: %s",
+			    (unsigned long long)s->id, s->relay,
+			    X509_verify_cert_error_string(vr));
+	} else
+		session_sts_note(s, TLSRPT_SUCCESS, NULL);
 	mta_tlscache_count(s->ssl);
 	log_info("mta session %016llx: %s: TLS=%s, %s with cipher %s%s",
 	    (unsigned long long)s->id, s->relay,
@@ -763,13 +804,23 @@ session_after_ehlo(struct mta_session *s)
 	enum relay_tls		 mode = session_tls_mode(s);
 
 	if (!s->tls) {
+		/* MTA-STS enforce: never plain text after a failed TLS */
 		if (mode != RELAY_TLS_NO && (s->ext & MTA_EXT_STARTTLS) &&
 		    !s->starttls_refused &&
-		    s->host->notls_until <= time(NULL)) {
+		    (s->host->notls_until <= time(NULL) ||
+		    mta_sts_enforced(rt))) {
 			session_printf(s, "STARTTLS");
 			s->state = S_STARTTLS;
 			return 0;
 		}
+		session_sts_note(s, TLSRPT_STARTTLS_NOT_SUPPORTED,
+		    s->starttls_refused ? "STARTTLS was refused" :
+		    "STARTTLS was not offered");
+		if (mta_sts_enforced(rt))
+			return session_setup_failed(s, PROTO_TEMPFAIL, "4.7.4 "
+			    "%s: TLS is required by the MTA-STS policy, but %s",
+			    s->relay, s->starttls_refused ?
+			    "STARTTLS was refused" : "was not offered");
 		if (mode != RELAY_TLS_OPPORTUNISTIC && mode != RELAY_TLS_NO &&
 		    mode != RELAY_TLS_DANE)
 			return session_setup_failed(s, PROTO_TEMPFAIL, "4.7.4 "
@@ -1563,8 +1614,11 @@ session_eventcb(void *arg, short what, int err)
 		    err));
 	ERR_clear_error();
 
+	if (s->state == S_TLS && !s->tls)
+		session_sts_note(s, TLSRPT_VALIDATION_FAILURE, why);
 	if (s->state == S_TLS && !s->tls &&
 	    session_tls_mode(s) == RELAY_TLS_OPPORTUNISTIC &&
+	    !mta_sts_enforced(s->route) &&
 	    s->route->scheme != MTA_SCHEME_SMTPS) {
 		/* opportunistic: this host gets plain text for a while */
 		log_info("mta session %016llx: %s: TLS handshake failed (%s);"

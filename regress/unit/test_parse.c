@@ -229,6 +229,7 @@ check_defaults(const struct smtpd_config *conf)
 	assert_int_equal(conf->mta_rate_per_dest, 0);
 	assert_int_equal(conf->mta_max_rcpt, 100);
 	assert_int_equal(conf->mta_backoff, 30);
+	assert_int_equal(conf->mta_sts, 1);
 	assert_string_equal(conf->resolver, "");
 	assert_true(TAILQ_EMPTY(&conf->tables));
 	assert_true(TAILQ_EMPTY(&conf->pkis));
@@ -349,6 +350,10 @@ test_queue_options(void **state)
 
 	conf = parse_ok("bounce warn-interval 0\n");
 	assert_int_equal(conf->bounce_warn, 0);
+	config_free(conf);
+
+	conf = parse_ok("mta mta-sts no\n");
+	assert_int_equal(conf->mta_sts, 0);
 	config_free(conf);
 }
 
