@@ -352,8 +352,11 @@ route_resolve(struct mta_route *rt)
 	snprintf(req.domain, sizeof(req.domain), "%s", rt->domain);
 	snprintf(req.relay_host, sizeof(req.relay_host), "%s",
 	    rt->action->relay_host);
+	if (mta_dane_wanted(rt))
+		req.flags |= LKA_MX_DANE;
 	rt->resolving = 1;
 	rt->nhosts = 0;
+	mta_dane_reset(rt);
 	mproc_compose(&m_lookup, IMSG_LKA_MX, 0, -1, &req, sizeof(req));
 }
 
@@ -397,6 +400,7 @@ static void
 route_free(struct mta_route *rt)
 {
 	TAILQ_REMOVE(&routes, rt, entry);
+	mta_dane_reset(rt);
 	event_free(rt->ev_kick);
 	if (rt->ev_pace != NULL)
 		event_free(rt->ev_pace);
@@ -667,6 +671,7 @@ static void
 mta_lookup_dispatch(struct mproc *p, struct imsg *m)
 {
 	struct lka_mx_host	 h;
+	struct lka_mx_tlsa	 tlsa;
 	struct lka_result	 res;
 	struct mta_route	*rt;
 	struct mta_host		*mh;
@@ -703,6 +708,19 @@ mta_lookup_dispatch(struct mproc *p, struct imsg *m)
 			if (sin6->sin6_port == 0)
 				sin6->sin6_port = htons(port);
 		}
+		break;
+	case IMSG_LKA_MX_TLSA:
+		/* after the hosts, before the result: the hosts' DANE */
+		PROTO_READ(p, m, &tlsa, proto_valid_lka_mx_tlsa);
+		if ((rt = route_by_reqid(tlsa.reqid)) == NULL && stopping)
+			break;
+		if (rt == NULL)
+			fatalx("TLSA records for an unknown request from "
+			    "lookup");
+		if (!mta_dane_wanted(rt))
+			fatalx("TLSA records that were not asked for from "
+			    "lookup");
+		mta_dane_note(rt, &tlsa);
 		break;
 	case IMSG_LKA_MX_RESULT:
 		PROTO_READ(p, m, &res, proto_valid_lka_result);
@@ -861,6 +879,7 @@ mta_tls_init(void)
 		fatalx("SSL_CTX_new");
 	SSL_CTX_set_mode(mta_ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(mta_ssl_ctx, SSL_VERIFY_NONE, NULL);
+	mta_dane_init(mta_ssl_ctx);
 	cafile = getenv(X509_get_default_cert_file_env());
 	if (cafile == NULL)
 		cafile = X509_get_default_cert_file();
@@ -1068,6 +1087,7 @@ mta_fuzz_start(int queue, int lookup)
 		fatalx("SSL_CTX_new");
 	SSL_CTX_set_mode(mta_ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(mta_ssl_ctx, SSL_VERIFY_NONE, NULL);
+	mta_dane_init(mta_ssl_ctx);
 	mproc_defer_turns();
 	mta_io_init();
 	mproc_init(&m_queue, queue, "queue", mta_queue_dispatch, NULL);

@@ -45,6 +45,7 @@
 #include "mta.h"
 #include "proto.h"
 #include "proc.h"
+#include "tlsrpt.h"
 #include "util.h"
 
 #define MTA_IDLE_SECS		10	/* a cached session waits this long */
@@ -166,8 +167,8 @@ session_tls_mode(const struct mta_session *s)
 }
 
 /*
- * The peer's certificate must verify (PKIX and a name).  Until DANE
- * lands, "secure" and "dane-only" verify as "verify" does: fail closed.
+ * The peer's certificate must verify (PKIX and a name).  "dane" and
+ * "dane-only" verify with TLSA records instead (session_dane).
  */
 static int
 session_tls_verifies(const struct mta_session *s)
@@ -175,10 +176,31 @@ session_tls_verifies(const struct mta_session *s)
 	switch (session_tls_mode(s)) {
 	case RELAY_TLS_VERIFY:
 	case RELAY_TLS_SECURE:
-	case RELAY_TLS_DANE_ONLY:
 		return 1;
 	default:
 		return 0;
+	}
+}
+
+/* the current host's DANE state (LKA_TLSA_*; mta_dane.c) */
+static int
+session_dane(const struct mta_session *s)
+{
+	return mta_dane_host_state(s->route, s->host);
+}
+
+/* TLS is mandatory for this host: the level, or its TLSA records */
+static int
+session_tls_required(const struct mta_session *s)
+{
+	switch (session_tls_mode(s)) {
+	case RELAY_TLS_OPPORTUNISTIC:
+	case RELAY_TLS_NO:
+		return 0;
+	case RELAY_TLS_DANE:
+		return session_dane(s) != LKA_TLSA_NONE;
+	default:
+		return 1;
 	}
 }
 
@@ -403,6 +425,25 @@ session_connect(struct mta_session *s)
 		len = sizeof(*sin6);
 	}
 	snprintf(s->relay, sizeof(s->relay), "%s[%s]:%u", h->name, ip, port);
+	/*
+	 * DANE decided before any byte goes out: a host whose TLSA lookup
+	 * failed is not used at all (RFC 7672 2.2), nor one without TLSA
+	 * records under "dane-only".
+	 */
+	if (session_dane(s) == LKA_TLSA_BOGUS) {
+		mta_tlsrpt_note(rt, h, TLSRPT_POLICY_TLSA,
+		    TLSRPT_DNSSEC_INVALID, "TLSA lookup failed validation");
+		session_setup_failed(s, PROTO_TEMPFAIL, "4.7.5 %s: the TLSA "
+		    "lookup failed DNSSEC validation or did not answer; not "
+		    "delivering without DANE", s->relay);
+		return -1;
+	}
+	if (session_tls_mode(s) == RELAY_TLS_DANE_ONLY &&
+	    session_dane(s) != LKA_TLSA_RECORD) {
+		session_setup_failed(s, PROTO_TEMPFAIL, "4.7.5 %s: no usable "
+		    "DNSSEC-validated TLSA record (tls dane-only)", s->relay);
+		return -1;
+	}
 	if ((fd = socket(h->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1) {
 		session_setup_failed(s, PROTO_TEMPFAIL, "4.4.0 socket: %s",
@@ -456,7 +497,8 @@ mta_session_new(struct mta_route *rt)
 
 /* ---- TLS ---- */
 
-static void
+/* 0, or -1 when the host was given up (the session may be freed) */
+static int
 session_start_tls(struct mta_session *s)
 {
 	X509_VERIFY_PARAM	*param;
@@ -468,6 +510,16 @@ session_start_tls(struct mta_session *s)
 	if (!host_is_literal(name) &&
 	    SSL_set_tlsext_host_name(s->ssl, name) != 1)
 		log_debug("SNI %s refused by OpenSSL", name);
+	if (session_dane(s) == LKA_TLSA_RECORD &&
+	    mta_dane_start(s->ssl, s->route, s->host) == -1) {
+		mta_tlsrpt_note(s->route, s->host, TLSRPT_POLICY_TLSA,
+		    TLSRPT_TLSA_INVALID, "no TLSA record usable by OpenSSL");
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+		session_setup_failed(s, PROTO_TEMPFAIL, "4.7.5 %s: no TLSA "
+		    "record could be used", s->relay);
+		return -1;
+	}
 	if (session_tls_verifies(s)) {
 		param = SSL_get0_param(s->ssl);
 		X509_VERIFY_PARAM_set_hostflags(param,
@@ -480,6 +532,7 @@ session_start_tls(struct mta_session *s)
 	session_timeout(s, MTA_TIMEOUT_REPLY);
 	mta_io_start_tls(&s->io, s->ssl);
 	s->state = S_TLS;
+	return 0;
 }
 
 static void
@@ -487,7 +540,27 @@ session_tls_done(struct mta_session *s)
 {
 	X509	*cert;
 	long	 vr;
+	char	 why[256];
 
+	switch (session_dane(s)) {
+	case LKA_TLSA_RECORD:
+		if (!mta_dane_check(s->ssl, why, sizeof(why))) {
+			mta_tlsrpt_note(s->route, s->host, TLSRPT_POLICY_TLSA,
+			    TLSRPT_VALIDATION_FAILURE, why);
+			session_setup_failed(s, PROTO_TEMPFAIL, "4.7.5 %s: TLS "
+			    "certificate does not match the TLSA records "
+			    "(DANE): %s", s->relay, why);
+			return;
+		}
+		mta_tlsrpt_note(s->route, s->host, TLSRPT_POLICY_TLSA,
+		    TLSRPT_SUCCESS, NULL);
+		break;
+	case LKA_TLSA_UNUSABLE:
+		/* RFC 7672 2.2: encrypted, not authenticated */
+		mta_tlsrpt_note(s->route, s->host, TLSRPT_POLICY_TLSA,
+		    TLSRPT_TLSA_INVALID, "no usable TLSA record");
+		break;
+	}
 	if (session_tls_verifies(s)) {
 		vr = SSL_get_verify_result(s->ssl);
 		cert = SSL_get1_peer_certificate(s->ssl);
@@ -502,8 +575,11 @@ session_tls_done(struct mta_session *s)
 		}
 	}
 	s->tls = 1;
-	s->tls_auth = session_tls_verifies(s) ? MTA_TLS_VERIFIED :
-	    MTA_TLS_ANON;
+	if (session_dane(s) == LKA_TLSA_RECORD)
+		s->tls_auth = MTA_TLS_DANE;
+	else
+		s->tls_auth = session_tls_verifies(s) ? MTA_TLS_VERIFIED :
+		    MTA_TLS_ANON;
 	log_info("mta session %016llx: %s: TLS=%s, %s with cipher %s",
 	    (unsigned long long)s->id, s->relay,
 	    mta_tls_auth_name(s->tls_auth), SSL_get_version(s->ssl),
@@ -594,19 +670,27 @@ session_after_ehlo(struct mta_session *s)
 	enum relay_tls		 mode = session_tls_mode(s);
 
 	if (!s->tls) {
+		/* a host with TLSA records gets no plain-text fallback */
 		if (mode != RELAY_TLS_NO && (s->ext & MTA_EXT_STARTTLS) &&
 		    !s->starttls_refused &&
-		    s->host->notls_until <= time(NULL)) {
+		    (s->host->notls_until <= time(NULL) ||
+		    session_tls_required(s))) {
 			session_printf(s, "STARTTLS");
 			s->state = S_STARTTLS;
 			return 0;
 		}
-		if (mode != RELAY_TLS_OPPORTUNISTIC && mode != RELAY_TLS_NO &&
-		    mode != RELAY_TLS_DANE)
+		if (session_tls_required(s)) {
+			if (session_dane(s) != LKA_TLSA_NONE)
+				mta_tlsrpt_note(rt, s->host,
+				    TLSRPT_POLICY_TLSA,
+				    TLSRPT_STARTTLS_NOT_SUPPORTED,
+				    s->starttls_refused ? "STARTTLS refused" :
+				    "STARTTLS not offered");
 			return session_setup_failed(s, PROTO_TEMPFAIL, "4.7.4 "
 			    "%s: TLS is required, but %s", s->relay,
 			    s->starttls_refused ? "STARTTLS was refused" :
 			    "was not offered");
+		}
 	}
 	if (rt->action->relay_auth_table[0] != '\0' && !s->authed) {
 		if (rt->auth_user == NULL)
@@ -1190,7 +1274,7 @@ session_on_reply(struct mta_session *s)
 			    "data after the STARTTLS reply", s->relay);
 			return -1;
 		}
-		session_start_tls(s);
+		(void)session_start_tls(s);
 		return 1;
 	case S_AUTH:
 		if (s->reply.code != 235) {
@@ -1315,7 +1399,7 @@ session_eventcb(void *arg, short what, int err)
 			return;	/* the greeting was faster */
 		session_timeout(s, MTA_TIMEOUT_REPLY);
 		if (s->route->scheme == MTA_SCHEME_SMTPS) {
-			session_start_tls(s);
+			(void)session_start_tls(s);
 			return;
 		}
 		s->state = S_GREETING;
@@ -1334,8 +1418,16 @@ session_eventcb(void *arg, short what, int err)
 		    err));
 	ERR_clear_error();
 
+	/*
+	 * The handshake failed.  Under a DANE policy, that is the end of
+	 * this host (never plain text: RFC 7672 2.2); "tls dane" without
+	 * TLSA records is opportunistic ("may").
+	 */
 	if (s->state == S_TLS && !s->tls &&
-	    session_tls_mode(s) == RELAY_TLS_OPPORTUNISTIC &&
+	    session_dane(s) == LKA_TLSA_RECORD)
+		mta_tlsrpt_note(s->route, s->host, TLSRPT_POLICY_TLSA,
+		    TLSRPT_VALIDATION_FAILURE, why);
+	if (s->state == S_TLS && !s->tls && !session_tls_required(s) &&
 	    s->route->scheme != MTA_SCHEME_SMTPS) {
 		/* opportunistic: this host gets plain text for a while */
 		log_info("mta session %016llx: %s: TLS handshake failed (%s);"
