@@ -42,6 +42,7 @@ from test_mta_relay import FakeSMTP, send_mail, message, wait_log
 from test_mta_tls import make_cert, make_ca_and_cert
 
 TIMEOUT = 60
+WAIT = 15    # seconds for one expected log line
 
 NSD = "/usr/sbin/nsd"
 UNBOUND = "/usr/sbin/unbound"
@@ -379,28 +380,28 @@ def test_dane_outcomes():
 
         # matching DANE-EE: sent over TLS, verified by the TLSA record
         wait_log(d, r"to=<u@ok\.dane\.test>, relay=mx-ok\.dane\.test"
-                 r"\[127\.0\.155\.1\]:25.*status=sent", timeout=TIMEOUT)
+                 r"\[127\.0\.155\.1\]:25.*status=sent", timeout=WAIT)
         wait_log(d, r"mx-ok\.dane\.test\[127\.0\.155\.1\]:25: "
                  r"TLS=verified-dane")
         assert markers["ok"].encode() in data_of(ok)
         assert all(s["tls"] for s in ok.sessions), ok.sessions
 
         # DANE-TA with a test CA and the MX name in the certificate
-        wait_log(d, r"to=<u@ta\.dane\.test>.*status=sent", timeout=TIMEOUT)
+        wait_log(d, r"to=<u@ta\.dane\.test>.*status=sent", timeout=WAIT)
         wait_log(d, r"mx-ta\.dane\.test\[127\.0\.155\.5\]:25: "
                  r"TLS=verified-dane")
         assert markers["ta"].encode() in data_of(ta)
 
         # a TLSA record under an insecure delegation is not DANE
         wait_log(d, r"to=<u@insecure\.dane\.test>.*status=sent",
-                 timeout=TIMEOUT)
+                 timeout=WAIT)
         wait_log(d, r"mx\.insecure\.dane\.test\[127\.0\.155\.3\]:25: "
                  r"TLS=anonymous")
         assert markers["insecure"].encode() in data_of(insecure)
 
         # mismatching record: the handshake happens, no mail goes out
         wait_log(d, r"to=<u@bad\.dane\.test>.*dsn=4\.7\.5, "
-                 r"status=deferred.*TLSA", timeout=TIMEOUT)
+                 r"status=deferred.*TLSA", timeout=WAIT)
         assert bad.transactions() == []
         assert bad.sessions and all(
             "STARTTLS" in s["commands"] and
@@ -409,12 +410,12 @@ def test_dane_outcomes():
 
         # bogus TLSA: the host is never contacted
         wait_log(d, r"to=<u@broken\.dane\.test>.*dsn=4\.7\.5, "
-                 r"status=deferred.*DNSSEC", timeout=TIMEOUT)
+                 r"status=deferred.*DNSSEC", timeout=WAIT)
         assert broken.sessions == [] and broken.transactions() == []
 
         # dane-only without secure TLSA records: deferred
         wait_log(d, r"to=<u@only\.insecure\.dane\.test>.*dsn=4\.7\.5, "
-                 r"status=deferred.*dane-only", timeout=TIMEOUT)
+                 r"status=deferred.*dane-only", timeout=WAIT)
         assert only.sessions == []
 
         # and nothing of theirs was ever sent, to anyone
@@ -424,3 +425,30 @@ def test_dane_outcomes():
                         markers[name] in ln], name
             for srv in (ok, bad, insecure, broken, ta, only):
                 assert markers[name].encode() not in data_of(srv), name
+
+
+def test_trust_anchor_config_errors():
+    """"dnssec trust-anchor": a missing file or a relative path is an
+    error on its line (smtpd -n), a readable file is fine."""
+    d = tempfile.mkdtemp(prefix="danecf.", dir=fixture.TEST_ROOT)
+    try:
+        anchor = os.path.join(d, "anchor.ds")
+        with open(anchor, "w") as f:
+            f.write("dane.test.\tIN\tDS\t4550 13 2 %s\n" % ("ab" * 32))
+        cases = [('dnssec trust-anchor "%s"\n' % anchor, 0, None),
+                 ('\ndnssec trust-anchor "%s/none"\n' % d, 1,
+                  ":2: dnssec trust-anchor %s/none: No such file" % d),
+                 ('dnssec trust-anchor "anchor.ds"\n', 1,
+                  ":1: dnssec trust-anchor must be an absolute path"),
+                 ('dnssec "%s"\n' % anchor, 1,
+                  ':1: expected "trust-anchor" after dnssec')]
+        for i, (text, rc, msg) in enumerate(cases):
+            path = os.path.join(d, "smtpd%d.conf" % i)
+            with open(path, "w") as f:
+                f.write(text + 'spool "%s/spool"\n' % d)
+            r = fixture.run_smtpd(["-n", "-f", path])
+            assert (r.returncode != 0) == bool(rc), (text, r.output)
+            if msg:
+                assert path + msg in r.output, (msg, r.output)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
