@@ -73,6 +73,10 @@
 # archive (the fixture counts libmilter's reads and writes).  Posthaste's
 # own milter client links nothing of it.
 #
+# stunnel4 (issue 20): "make bench SCENARIOS=tls" puts it in front of
+# the harness's smtp-sink as the TLS sink; it logs every handshake as new
+# or resumed, which the scenario counts.  Its service stays off.
+#
 # DANE (issue 20): dns-root-data, Debian's DNSSEC root trust anchor
 # (/usr/share/dns/root.key), which lookup validates DANE's lookups with
 # unless "dnssec trust-anchor" names another; for
@@ -83,7 +87,7 @@
 # ports with configurations of its own; the packages' services (DNS on
 # port 53, and unbound-resolvconf, which would point /etc/resolv.conf at
 # it) are disabled at once, as Dovecot's is.
-
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -149,6 +153,7 @@ PACKAGES="
 	ldnsutils
 	nsd
 	unbound
+	stunnel4
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -232,6 +232,17 @@ int	mta_dane_start(SSL *, const struct mta_route *,
 	    const struct mta_host *);
 int	mta_dane_check(SSL *, char *why, size_t);
 
+/*
+ * mta_tlscache.c: TLS session resumption.  init() once per client
+ * context; resume(ssl, key) before the handshake: key names what the
+ * session may be reused for (the same action, level, host and address,
+ * and no DANE records: those are verified afresh); count(ssl) after it.
+ */
+void	mta_tlscache_init(SSL_CTX *);
+void	mta_tlscache_resume(SSL *, const char *key);
+void	mta_tlscache_count(SSL *);
+void	mta_tlscache_stats(uint64_t *full, uint64_t *resumed);
+
 /* mta_io.c */
 void	mta_io_init(void);
 /* start a non-blocking connect on fd; -1 and errno if it failed at once */
