@@ -24,6 +24,11 @@ test_mta_mx.py.  The cases, one daemon for all:
   ta.dane.test      TLSA 2 0 1 of a test CA, the sink's certificate for the
                     MX name issued by it: delivered, TLS=verified-dane
   only.insecure.dane.test with "tls dane-only" and no secure TLSA: deferred
+  nostls.dane.test  a matching TLSA record, but the MX offers no STARTTLS:
+                    deferred 4.7.4, never sent in plain text
+  hsfail.dane.test  a matching TLSA record, the MX's TLS handshake fails:
+                    deferred, no second connection without TLS (as "tls
+                    may" would make)
 
 Ports: NSD 15500, unbound 15501 (the dane owner's range).
 """
@@ -53,7 +58,8 @@ UNBOUND_PORT = 15501
 
 SINKS = {"ok": "127.0.155.1", "bad": "127.0.155.2", "insecure":
          "127.0.155.3", "broken": "127.0.155.4", "ta": "127.0.155.5",
-         "only": "127.0.155.6"}
+         "only": "127.0.155.6", "nostls": "127.0.155.7",
+         "hsfail": "127.0.155.8"}
 
 CONF = """\
 spool "@TMP@/spool"
@@ -87,6 +93,12 @@ _25._tcp.mx-broken	TLSA	3 1 1 %(ok_spki)s
 ta	MX	10 mx-ta.dane.test.
 mx-ta	A	%(ta)s
 _25._tcp.mx-ta	TLSA	2 0 1 %(ca_cert)s
+nostls	MX	10 mx-nostls.dane.test.
+mx-nostls	A	%(nostls)s
+_25._tcp.mx-nostls	TLSA	3 1 1 %(ok_spki)s
+hsfail	MX	10 mx-hsfail.dane.test.
+mx-hsfail	A	%(hsfail)s
+_25._tcp.mx-hsfail	TLSA	3 1 1 %(ok_spki)s
 insecure	NS	ns.insecure.dane.test.
 ns.insecure	A	127.0.0.1
 """
@@ -345,9 +357,9 @@ class DnssecWorld:
         return False
 
 
-def sink(name, cert):
+def sink(name, cert, **kw):
     try:
-        return FakeSMTP(addr=(SINKS[name], 25), cert=cert)
+        return FakeSMTP(addr=(SINKS[name], 25), cert=cert, **kw)
     except OSError as e:
         raise fixture.FixtureError("cannot listen on %s:25: %s"
                                    % (SINKS[name], e))
@@ -362,13 +374,18 @@ def test_dane_outcomes():
             sink("broken", w.sink_cert) as broken, \
             sink("ta", w.ta_cert) as ta, \
             sink("only", w.sink_cert) as only, \
+            sink("nostls", None) as nostls, \
+            sink("hsfail", None, ehlo=("PIPELINING", "STARTTLS"),
+                 raw_replies={"STARTTLS": "220 2.0.0 go ahead"},
+                 hangup_after=("STARTTLS",)) as hsfail, \
             Daemon(conf=CONF % {"dns": UNBOUND_PORT,
                                 "anchor": w.path("anchor.ds")}) as d:
         # a bogus answer from the validating unbound is SERVFAIL
         r = dns_ask(UNBOUND_PORT, "_25._tcp.mx-broken.dane.test", "TLSA")
         assert r is not None and r[0] == 2, r
         markers = {}
-        for name in ("ok", "bad", "insecure", "broken", "ta", "only"):
+        for name in ("ok", "bad", "insecure", "broken", "ta", "only",
+                     "nostls", "hsfail"):
             domain = ("insecure.dane.test" if name == "insecure" else
                       "only.insecure.dane.test" if name == "only" else
                       "%s.dane.test" % name)
@@ -418,12 +435,27 @@ def test_dane_outcomes():
                  r"status=deferred.*dane-only", timeout=WAIT)
         assert only.sessions == []
 
+        # TLSA records and no STARTTLS: no plain text
+        wait_log(d, r"to=<u@nostls\.dane\.test>.*dsn=4\.7\.4, "
+                 r"status=deferred.*TLS is required", timeout=WAIT)
+        assert nostls.transactions() == []
+        assert [not [c for c in s["commands"] if c.startswith("MAIL")]
+                for s in nostls.sessions] == [True], nostls.sessions
+
+        # TLSA records and a failed handshake: no retry without TLS
+        wait_log(d, r"to=<u@hsfail\.dane\.test>.*status=deferred",
+                 timeout=WAIT)
+        assert [s["commands"][-1] for s in hsfail.sessions] == \
+            ["STARTTLS"], hsfail.sessions
+        assert "retrying without TLS" not in d.log()
+
         # and nothing of theirs was ever sent, to anyone
-        for name in ("bad", "broken", "only"):
+        for name in ("bad", "broken", "only", "nostls", "hsfail"):
             assert not [ln for ln in d.log().splitlines()
                         if "status=sent" in ln and
                         markers[name] in ln], name
-            for srv in (ok, bad, insecure, broken, ta, only):
+            for srv in (ok, bad, insecure, broken, ta, only, nostls,
+                        hsfail):
                 assert markers[name].encode() not in data_of(srv), name
 
 
