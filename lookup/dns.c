@@ -154,6 +154,63 @@ dns_init_with(const char *addr, uint16_t port, const char *hosts)
 	return 0;
 }
 
+/* a decimal number of at most `max' */
+static int
+dns_anchor_num(const char *tok, unsigned long max)
+{
+	char		*end;
+	unsigned long	 v;
+
+	if (*tok < '0' || *tok > '9')
+		return 0;
+	v = strtoul(tok, &end, 10);
+	return *end == '\0' && v <= max;
+}
+
+/*
+ * "OWNER [TTL] [IN] DS keytag alg digesttype HEX..." or "... DNSKEY
+ * flags protocol alg BASE64...": libunbound keeps the text and parses it
+ * only at the first query, so a typo is caught here, at start-up, and
+ * not as a DANE lookup that fails at every delivery.
+ */
+int
+dns_anchor_ok(const char *line)
+{
+	char		 buf[4096], *tok[64], *save = NULL, *t;
+	const char	*chars;
+	size_t		 n = 0, i, k, type;
+
+	snprintf(buf, sizeof(buf), "%s", line);
+	for (t = strtok_r(buf, " \t", &save); t != NULL && n < 64;
+	    t = strtok_r(NULL, " \t", &save))
+		tok[n++] = t;
+	for (type = 1; type < n && type < 4; type++)
+		if (strcasecmp(tok[type], "DS") == 0 ||
+		    strcasecmp(tok[type], "DNSKEY") == 0)
+			break;
+	if (type >= n || type >= 4 || n < type + 5)
+		return 0;
+	if (strcasecmp(tok[type], "DS") == 0) {
+		if (!dns_anchor_num(tok[type + 1], 65535) ||
+		    !dns_anchor_num(tok[type + 2], 255) ||
+		    !dns_anchor_num(tok[type + 3], 255))
+			return 0;
+		chars = "0123456789abcdefABCDEF";
+	} else {
+		if (!dns_anchor_num(tok[type + 1], 65535) ||
+		    strcmp(tok[type + 2], "3") != 0 ||
+		    !dns_anchor_num(tok[type + 3], 255))
+			return 0;
+		chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		    "0123456789+/=";
+	}
+	for (i = type + 4; i < n; i++)
+		for (k = 0; tok[i][k] != '\0'; k++)
+			if (strchr(chars, tok[i][k]) == NULL)
+				return 0;
+	return 1;
+}
+
 /* one line of a trust anchor file: a record, or nothing (blank, ';') */
 static int
 dns_anchor_line(const char *file, int lineno, char *line)
@@ -169,9 +226,7 @@ dns_anchor_line(const char *file, int lineno, char *line)
 		;
 	if (*p == '\0')
 		return 0;
-	if (strstr(p, " DS ") == NULL && strstr(p, "\tDS\t") == NULL &&
-	    strstr(p, " DNSKEY ") == NULL && strstr(p, "\tDNSKEY\t") ==
-	    NULL) {
+	if (!dns_anchor_ok(p)) {
 		log_warnx("%s:%d: not a DS or DNSKEY record", file, lineno);
 		return -1;
 	}

@@ -120,6 +120,8 @@ int	dns_init_with(const char *addr, uint16_t port, const char *hosts);
  * record is refused.  Without it, DNS_Q_DNSSEC answers are insecure.
  */
 int	dns_init_dnssec(const char *file);
+/* one line of such a file (comment removed) is a DS or DNSKEY record */
+int	dns_anchor_ok(const char *line);
 #define DNS_ROOT_ANCHOR	"/usr/share/dns/root.key"	/* dns-root-data */
 void	dns_shutdown(void);
 

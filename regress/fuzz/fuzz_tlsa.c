@@ -5,6 +5,8 @@
  * of each record, then the IMSG_LKA_MX_TLSA check the mta applies
  * (common/lka_proto.c).  The first byte chooses the resolver's result
  * code and whether the answer validated; the rest is the wire message.
+ * With the first byte's high bit set, the rest is instead a line of a
+ * trust anchor file for dns_anchor_ok() ("dnssec trust-anchor").
  *
  * Beyond "does not crash": records only of the TLSA type, each with 1
  * to DNS_TLSA_DATA_MAX bytes of data lying inside the used part of the
@@ -36,6 +38,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
+	if (data[0] & 0x80) {
+		static char	line[4096];
+
+		if (size - 1 >= sizeof(line))
+			return 0;
+		memcpy(line, data + 1, size - 1);
+		line[size - 1] = '\0';
+		(void)dns_anchor_ok(line);
+		return 0;
+	}
 	rcode = (data[0] & 3) == 1 ? 3 : (data[0] & 3) == 2 ? 2 : 0;
 	memset(&res, 0xa5, sizeof(res));
 	dns_parse_answer(&res, DNS_T_TLSA | DNS_Q_DNSSEC, rcode, data + 1,

@@ -4,7 +4,8 @@
  * in the text buffer, short and oversized records, a malformed reply),
  * which records DANE for SMTP may use (dns_tlsa_usable, RFC 7672
  * 3.1.3), what an answer means for the host (dns_tlsa_kind, RFC 7672
- * 2.2), the TLSA owner name, and the check of IMSG_LKA_MX_TLSA.  The
+ * 2.2), the TLSA owner name, the check of IMSG_LKA_MX_TLSA, and the
+ * trust anchor files dns_init_dnssec() reads (`dnssec trust-anchor').  The
  * same parser runs under libFuzzer in fuzz_tlsa.c and against a real
  * signed zone in test_mta_dane.py.
  */
@@ -21,7 +22,11 @@
 
 #include <cmocka.h>
 
+#include <event2/event.h>
+#include <unistd.h>
+
 #include "dns.h"
+#include "mproc.h"
 #include "proto.h"
 
 struct pkt {
@@ -331,6 +336,66 @@ test_imsg_check(void **state)
 	assert_int_equal(proto_valid_lka_mx_tlsa(&t), -1);
 }
 
+/* a trust anchor file with these contents; dns_init_dnssec()'s result */
+static int
+anchor_file(const char *text)
+{
+	char	path[] = "/tmp/test_tlsa.XXXXXX";
+	FILE	*fp;
+	int	 fd, rc;
+
+	assert_int_not_equal(fd = mkstemp(path), -1);
+	assert_non_null(fp = fdopen(fd, "w"));
+	assert_int_equal(fputs(text, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+	rc = dns_init_dnssec(path);
+	unlink(path);
+	return rc;
+}
+
+static void
+test_trust_anchor_files(void **state)
+{
+	assert_non_null(ev_base = event_base_new());
+	assert_int_equal(dns_init_with("127.0.0.1", 9, NULL), 0);
+	/* a DS as ldns-keygen writes it, and comments */
+	assert_int_equal(anchor_file("; the test zone\n\n"
+	    "dane.test.\tIN\tDS\t4550 13 2 5a59dd64d547a485cc67e1e74f51d4565"
+	    "1fc74f7b7512a3b6ed07337a569f726\n"), 0);
+	/* a DNSKEY with its keytag comment, as in root.key */
+	assert_int_equal(anchor_file(". IN DNSKEY 257 3 8 AwEAAaz/tAm8yTn4Mfeh"
+	    "5eyI96WSVexTBAvkMgJzkKTOiW1vkIbzxeF3+/4RgWOq7HrxRixHlFlExOLAJr5e"
+	    "mLvN7SWXgnLh4+B5xQlNVz8Og8kvArMtNROxVQuCaSnIDdD5LKyWbRd2n9WGe2R8"
+	    "PzgCmr3EgVLrjyBxWezF0jLHwVN8efS3rCj/EWgvIWgb9tarpVUDK/b58Da+sqql"
+	    "s3eNbuv7pr+eoZG+SrDK6nWeL3c6H5Apxz7LjVc1uTIdsIXxuOLYA4/ilBmSVIzu"
+	    "DWfdRUfhHdY6+cn8HFRm+2hM8AnXGXws9555KrUB5qihylGa8subX2Nn6UwNR1Ak"
+	    "UTV74bU= ; keytag 20326\n"), 0);
+	/* nothing but comments: no anchor is an error */
+	assert_int_equal(anchor_file("; nothing\n\n"), -1);
+	/* a record of another type, or one unbound refuses */
+	assert_int_equal(anchor_file("dane.test. IN A 192.0.2.1\n"), -1);
+	assert_int_equal(anchor_file("dane.test. IN DS not a digest\n"), -1);
+	/* TTL and class given, the digest in two pieces */
+	assert_int_equal(anchor_file("dane.test. 3600 IN DS 4550 13 2 "
+	    "5a59dd64d547a485cc67e1e74f51d4565 1fc74f7b7512a3b6ed07337a569f72"
+	    "6\n"), 0);
+	assert_true(dns_anchor_ok("a.test. DNSKEY 257 3 13 AbC+/="));
+	assert_false(dns_anchor_ok("a.test. DNSKEY 257 4 13 AbC+/="));
+	assert_false(dns_anchor_ok("a.test. DNSKEY 257 3 13 Ab*"));
+	assert_false(dns_anchor_ok("a.test. DS 4550 13 2"));
+	assert_false(dns_anchor_ok("a.test. DS 65536 13 2 ab"));
+	assert_false(dns_anchor_ok("a.test. DS 4550 13 -2 ab"));
+	assert_false(dns_anchor_ok("DS 4550 13 2 ab"));
+	assert_false(dns_anchor_ok(""));
+	/* a missing file */
+	assert_int_equal(dns_init_dnssec("/nonexistent/anchor"), -1);
+	if (access(DNS_ROOT_ANCHOR, R_OK) == 0)
+		assert_int_equal(dns_init_dnssec(DNS_ROOT_ANCHOR), 0);
+	dns_shutdown();
+	event_base_free(ev_base);
+	ev_base = NULL;
+}
+
 int
 main(void)
 {
@@ -343,6 +408,7 @@ main(void)
 		cmocka_unit_test(test_kind),
 		cmocka_unit_test(test_name),
 		cmocka_unit_test(test_imsg_check),
+		cmocka_unit_test(test_trust_anchor_files),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
