@@ -55,6 +55,7 @@
 #include "mta.h"
 #include "privsep.h"
 #include "proto.h"
+#include "tls_policy.h"
 #include "proc.h"
 #include "util.h"
 #include "wirescan.h"
@@ -347,6 +348,12 @@ route_resolve(struct mta_route *rt)
 		    "are not supported; use an lmtp action");
 		return;
 	}
+	if (rt->tls_policy_bad) {
+		/* logged by mta_tlspolicy_find(); never a weaker policy */
+		mta_route_error(rt, PROTO_TEMPFAIL, "4.7.5 the TLS policy "
+		    "table's entry for the destination is invalid");
+		return;
+	}
 	memset(&req, 0, sizeof(req));
 	req.reqid = rt->reqid = ++mta_reqid;
 	snprintf(req.domain, sizeof(req.domain), "%s", rt->domain);
@@ -358,6 +365,30 @@ route_resolve(struct mta_route *rt)
 	rt->nhosts = 0;
 	mta_dane_reset(rt);
 	mproc_compose(&m_lookup, IMSG_LKA_MX, 0, -1, &req, sizeof(req));
+}
+
+/*
+ * The TLS policy table's entry for the destination (the recipient
+ * domain, or the relay host's name) wins over the action's level.
+ */
+static void
+route_tls_policy(struct mta_route *rt)
+{
+	struct tls_policy	tp;
+	int			rc;
+
+	rc = mta_tlspolicy_find(rt->domain[0] != '\0' ? rt->domain :
+	    rt->host, &tp);
+	if (rc == -1) {
+		rt->tls_policy_bad = 1;
+		return;
+	}
+	if (rc == 0)
+		return;
+	rt->tls_level = tp.level;
+	if ((rt->tls_policy = malloc(sizeof(*rt->tls_policy))) == NULL)
+		fatal("malloc");
+	*rt->tls_policy = tp;
 }
 
 static struct mta_route *
@@ -382,6 +413,7 @@ route_find(struct action *a, const char *domain)
 	    route_parse_url(rt, a->relay_host) == -1)
 		fatalx("relay host \"%s\" of action %s does not parse",
 		    a->relay_host, a->name);
+	route_tls_policy(rt);
 	TAILQ_INIT(&rt->tasks);
 	TAILQ_INIT(&rt->sessions);
 	if ((rt->ev_kick = event_new(ev_base, -1, 0, mta_route_kick_cb, rt)) ==
@@ -401,6 +433,7 @@ route_free(struct mta_route *rt)
 {
 	TAILQ_REMOVE(&routes, rt, entry);
 	mta_dane_reset(rt);
+	free(rt->tls_policy);
 	event_free(rt->ev_kick);
 	if (rt->ev_pace != NULL)
 		event_free(rt->ev_pace);
@@ -881,7 +914,9 @@ mta_tls_init(void)
 	SSL_CTX_set_verify(mta_ssl_ctx, SSL_VERIFY_NONE, NULL);
 	mta_dane_init(mta_ssl_ctx);
 	mta_tlscache_init(mta_ssl_ctx);
-	cafile = getenv(X509_get_default_cert_file_env());
+	/* "mta ca-file", else what OpenSSL's own tools would read */
+	cafile = conf->mta_ca_file[0] != '\0' ? conf->mta_ca_file :
+	    getenv(X509_get_default_cert_file_env());
 	if (cafile == NULL)
 		cafile = X509_get_default_cert_file();
 	/*
@@ -1056,6 +1091,7 @@ mta_main(struct proc_fds *f)
 	mta_tls_init();
 	mta_tls_client_certs();
 	mta_secrets_init();
+	mta_tlspolicy_init();
 	/* the credentials are copied: no other table entry stays here */
 	config_forget_secrets(conf, CONF_FORGET_ALL);
 	table_forget_all();

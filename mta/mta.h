@@ -116,6 +116,10 @@ struct mta_route {
 	/* the TLS level for this destination: the action's "tls LEVEL",
 	 * or the destination's entry in the TLS policy table */
 	enum relay_tls		 tls_level;
+	/* the policy table's entry (match= names), or NULL; bad: the
+	 * entry does not parse, the route's mail is deferred */
+	struct tls_policy	*tls_policy;
+	int			 tls_policy_bad;
 	char			 label[CONF_NAME_MAX];
 	char			 host[256];
 	uint16_t		 port;		/* 0 = scheme default */
@@ -231,6 +235,16 @@ void	mta_dane_reset(struct mta_route *);
 int	mta_dane_start(SSL *, const struct mta_route *,
 	    const struct mta_host *);
 int	mta_dane_check(SSL *, char *why, size_t);
+
+/*
+ * mta_tlspolicy.c: "mta tls-policy <table>", read at start-up (before
+ * the chroot); find: the entry for a recipient domain or relay host
+ * (Postfix's order: the name, then ".parent" entries) into *tp: 1, 0
+ * none, -1 an entry that does not parse (logged).
+ */
+struct tls_policy;
+void	mta_tlspolicy_init(void);
+int	mta_tlspolicy_find(const char *dest, struct tls_policy *tp);
 
 /*
  * mta_tlscache.c: TLS session resumption.  init() once per client

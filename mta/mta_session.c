@@ -44,6 +44,7 @@
 #include "mproc.h"
 #include "mta.h"
 #include "proto.h"
+#include "tls_policy.h"
 #include "proc.h"
 #include "tlsrpt.h"
 #include "util.h"
@@ -167,7 +168,8 @@ session_tls_mode(const struct mta_session *s)
 }
 
 /*
- * The peer's certificate must verify (PKIX and a name).  "dane" and
+ * The peer's certificate must verify (PKIX and a name): "verify" and
+ * "secure" (session_tls_names() says which names).  "dane" and
  * "dane-only" verify with TLSA records instead (session_dane).
  */
 static int
@@ -498,6 +500,62 @@ mta_session_new(struct mta_route *rt)
 /* ---- TLS ---- */
 
 /*
+ * The names the peer's certificate must match, Postfix's way: the
+ * policy table's match= names if it gave some, else for "verify" the
+ * host's name (the MX name DNS gave us, or the relay host), and for
+ * "secure" the next-hop domain and its subdomains (nexthop:dot-nexthop):
+ * never the MX name alone, which whoever forges a DNS answer chooses
+ * (RFC 7672 1.3).  The next hop is the recipient domain of an MX route
+ * and the relay host's name of a relay.  A name beginning with "."
+ * matches any name below it (X509_check_host(3)); an address literal
+ * is matched against the certificate's IP addresses.
+ */
+static void
+session_tls_names(struct mta_session *s, X509_VERIFY_PARAM *param)
+{
+	static const char	*verify_names[] = { TLS_MATCH_HOSTNAME };
+	static const char	*secure_names[] = { TLS_MATCH_NEXTHOP,
+				    TLS_MATCH_DOT_NEXTHOP };
+	const struct mta_route	*rt = s->route;
+	const struct tls_policy	*tp = rt->tls_policy;
+	const char		*nexthop, *name, **defaults = verify_names;
+	char			 dotted[CONF_HOST_MAX + 1];
+	int			 i, n;
+
+	nexthop = rt->domain[0] != '\0' ? rt->domain : rt->host;
+	n = 1;
+	if (session_tls_mode(s) == RELAY_TLS_SECURE) {
+		defaults = secure_names;
+		n = 2;
+	}
+	if (tp != NULL && tp->nmatch > 0)
+		n = tp->nmatch;
+	for (i = 0; i < n; i++) {
+		name = tp != NULL && tp->nmatch > 0 ? tp->match[i] :
+		    defaults[i];
+		if (strcmp(name, TLS_MATCH_HOSTNAME) == 0)
+			name = s->host->name;
+		else if (strcmp(name, TLS_MATCH_NEXTHOP) == 0)
+			name = nexthop;
+		else if (strcmp(name, TLS_MATCH_DOT_NEXTHOP) == 0) {
+			if (host_is_literal(nexthop))
+				continue;
+			snprintf(dotted, sizeof(dotted), ".%s", nexthop);
+			name = dotted;
+		}
+		if (host_is_literal(name)) {
+			if (X509_VERIFY_PARAM_set1_ip_asc(param, name) != 1)
+				fatalx("X509_VERIFY_PARAM_set1_ip_asc");
+			continue;
+		}
+		if (X509_VERIFY_PARAM_add1_host(param, name, 0) != 1)
+			fatalx("X509_VERIFY_PARAM_add1_host");
+		log_debug("mta session %016llx: the certificate may match %s",
+		    (unsigned long long)s->id, name);
+	}
+}
+
+/*
  * A session of an earlier connection to the same host, for the same
  * action and level (and destination, when the level verifies names),
  * resumes this one (mta_tlscache.c).  Not under DANE: its records are
@@ -546,10 +604,7 @@ session_start_tls(struct mta_session *s)
 		param = SSL_get0_param(s->ssl);
 		X509_VERIFY_PARAM_set_hostflags(param,
 		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-		if (host_is_literal(name) ?
-		    X509_VERIFY_PARAM_set1_ip_asc(param, name) != 1 :
-		    X509_VERIFY_PARAM_set1_host(param, name, 0) != 1)
-			fatalx("X509_VERIFY_PARAM_set1_host");
+		session_tls_names(s, param);
 	}
 	session_tls_resume(s);
 	session_timeout(s, MTA_TIMEOUT_REPLY);
