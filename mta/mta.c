@@ -1125,6 +1125,7 @@ mta_fuzz_start(int queue, int lookup)
 	SSL_CTX_set_mode(mta_ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(mta_ssl_ctx, SSL_VERIFY_NONE, NULL);
 	mta_dane_init(mta_ssl_ctx);
+	mta_tlscache_init(mta_ssl_ctx);
 	mproc_defer_turns();
 	mta_io_init();
 	mproc_init(&m_queue, queue, "queue", mta_queue_dispatch, NULL);
