@@ -24,6 +24,9 @@ test_mta_mx.py.  The cases, one daemon for all:
   ta.dane.test      TLSA 2 0 1 of a test CA, the sink's certificate for the
                     MX name issued by it: delivered, TLS=verified-dane
   only.insecure.dane.test with "tls dane-only" and no secure TLSA: deferred
+  tanext.dane.test  TLSA 2 1 1 of another CA, the certificate for the
+                    recipient domain (the next hop, RFC 7672 3.2.2): delivered
+  tabad.dane.test   the same, the certificate for neither name: deferred
   nostls.dane.test  a matching TLSA record, but the MX offers no STARTTLS:
                     deferred 4.7.4, never sent in plain text
   hsfail.dane.test  a matching TLSA record, the MX's TLS handshake fails:
@@ -59,7 +62,8 @@ UNBOUND_PORT = 15501
 SINKS = {"ok": "127.0.155.1", "bad": "127.0.155.2", "insecure":
          "127.0.155.3", "broken": "127.0.155.4", "ta": "127.0.155.5",
          "only": "127.0.155.6", "nostls": "127.0.155.7",
-         "hsfail": "127.0.155.8"}
+         "hsfail": "127.0.155.8", "tanext": "127.0.155.9",
+         "tabad": "127.0.155.10"}
 
 CONF = """\
 spool "@TMP@/spool"
@@ -99,6 +103,12 @@ _25._tcp.mx-nostls	TLSA	3 1 1 %(ok_spki)s
 hsfail	MX	10 mx-hsfail.dane.test.
 mx-hsfail	A	%(hsfail)s
 _25._tcp.mx-hsfail	TLSA	3 1 1 %(ok_spki)s
+tanext	MX	10 mx-tanext.dane.test.
+mx-tanext	A	%(tanext)s
+_25._tcp.mx-tanext	TLSA	2 1 1 %(ca2_spki)s
+tabad	MX	10 mx-tabad.dane.test.
+mx-tabad	A	%(tabad)s
+_25._tcp.mx-tabad	TLSA	2 1 1 %(ca3_spki)s
 insecure	NS	ns.insecure.dane.test.
 ns.insecure	A	127.0.0.1
 """
@@ -289,6 +299,8 @@ class DnssecWorld:
                     out.write(inp.read())
         os.chmod(chain, 0o644)
         self.ta_cert = (chain, ta_key)
+        self.tanext_cert, ca2 = self.chain_for("tanext", "DNS:tanext.dane.test")
+        self.tabad_cert, ca3 = self.chain_for("tabad", "DNS:other.test")
         ca_der = subprocess.run(["openssl", "x509", "-in", self.ca,
                                  "-outform", "DER"], stdout=subprocess.PIPE,
                                 check=True).stdout
@@ -296,6 +308,8 @@ class DnssecWorld:
         values["ok_spki"] = spki_sha256(self.sink_cert[0])
         values["other_spki"] = spki_sha256(other_cert)
         values["ca_cert"] = hashlib.sha256(ca_der).hexdigest()
+        values["ca2_spki"] = spki_sha256(ca2)
+        values["ca3_spki"] = spki_sha256(ca3)
         with open(self.path("dane.test"), "w") as f:
             f.write(SIGNED % values)
         with open(self.path("insecure.dane.test"), "w") as f:
@@ -324,6 +338,18 @@ class DnssecWorld:
         self.servers.append(self.unbound)
         # the zone validates: unbound says so with the AD bit
         self._wait(UNBOUND_PORT, "ok.dane.test", "MX", self.unbound, ad=True)
+
+    def chain_for(self, name, san):
+        """((chain file, key), CA file): a new CA and a certificate for
+        san it issued, the chain file holding both."""
+        ca, cert, key = make_ca_and_cert(san)
+        chain = self.path(name + "-chain.pem")
+        with open(chain, "w") as out:
+            for f in (cert, ca):
+                with open(f) as inp:
+                    out.write(inp.read())
+        os.chmod(chain, 0o644)
+        return (chain, key), ca
 
     def _wait(self, port, name, qtype, server, ad):
         deadline = time.monotonic() + 10
@@ -375,6 +401,8 @@ def test_dane_outcomes():
             sink("ta", w.ta_cert) as ta, \
             sink("only", w.sink_cert) as only, \
             sink("nostls", None) as nostls, \
+            sink("tanext", w.tanext_cert) as tanext, \
+            sink("tabad", w.tabad_cert) as tabad, \
             sink("hsfail", None, ehlo=("PIPELINING", "STARTTLS"),
                  raw_replies={"STARTTLS": "220 2.0.0 go ahead"},
                  hangup_after=("STARTTLS",)) as hsfail, \
@@ -385,7 +413,7 @@ def test_dane_outcomes():
         assert r is not None and r[0] == 2, r
         markers = {}
         for name in ("ok", "bad", "insecure", "broken", "ta", "only",
-                     "nostls", "hsfail"):
+                     "nostls", "hsfail", "tanext", "tabad"):
             domain = ("insecure.dane.test" if name == "insecure" else
                       "only.insecure.dane.test" if name == "only" else
                       "%s.dane.test" % name)
@@ -408,6 +436,17 @@ def test_dane_outcomes():
         wait_log(d, r"mx-ta\.dane\.test\[127\.0\.155\.5\]:25: "
                  r"TLS=verified-dane")
         assert markers["ta"].encode() in data_of(ta)
+
+        # DANE-TA: the next-hop domain is a name the certificate may
+        # carry; a name that is neither is refused
+        wait_log(d, r"to=<u@tanext\.dane\.test>.*status=sent",
+                 timeout=WAIT)
+        wait_log(d, r"mx-tanext\.dane\.test\[127\.0\.155\.9\]:25: "
+                 r"TLS=verified-dane")
+        assert markers["tanext"].encode() in data_of(tanext)
+        wait_log(d, r"to=<u@tabad\.dane\.test>.*dsn=4\.7\.5, "
+                 r"status=deferred.*TLSA", timeout=WAIT)
+        assert tabad.transactions() == []
 
         # a TLSA record under an insecure delegation is not DANE
         wait_log(d, r"to=<u@insecure\.dane\.test>.*status=sent",
@@ -450,12 +489,12 @@ def test_dane_outcomes():
         assert "retrying without TLS" not in d.log()
 
         # and nothing of theirs was ever sent, to anyone
-        for name in ("bad", "broken", "only", "nostls", "hsfail"):
+        for name in ("bad", "broken", "only", "nostls", "hsfail", "tabad"):
             assert not [ln for ln in d.log().splitlines()
                         if "status=sent" in ln and
                         markers[name] in ln], name
             for srv in (ok, bad, insecure, broken, ta, only, nostls,
-                        hsfail):
+                        hsfail, tanext, tabad):
                 assert markers[name].encode() not in data_of(srv), name
 
 
