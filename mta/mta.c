@@ -391,17 +391,42 @@ route_tls_policy(struct mta_route *rt)
 	*rt->tls_policy = tp;
 }
 
+/*
+ * RFC 8689 on a new route of REQUIRETLS or "TLS-Required: No" mail.
+ * REQUIRETLS needs a verified certificate: a level that would not check
+ * one ("may", "encrypt") checks it; "no" and the DANE levels stay (a
+ * session without a verified peer is refused for it then).  TLS-Required
+ * No (4.2.2): TLS is still tried, and nothing more is required.
+ */
+static void
+route_tls_needs(struct mta_route *rt, uint32_t evflags)
+{
+	if (evflags & EF_REQUIRETLS) {
+		rt->requiretls = 1;
+		if (rt->tls_level == RELAY_TLS_OPPORTUNISTIC ||
+		    rt->tls_level == RELAY_TLS_REQUIRE)
+			rt->tls_level = RELAY_TLS_VERIFY;
+	} else if (evflags & EF_TLS_OPTIONAL) {
+		rt->tls_optional = 1;
+		if (rt->tls_level != RELAY_TLS_NO)
+			rt->tls_level = RELAY_TLS_OPPORTUNISTIC;
+	}
+}
+
 static struct mta_route *
-route_find(struct action *a, const char *domain)
+route_find(struct action *a, const char *domain, uint32_t evflags)
 {
 	struct mta_route	*rt;
 	size_t			 i;
+	int			 rtls = (evflags & EF_REQUIRETLS) != 0;
+	int			 topt = !rtls && (evflags & EF_TLS_OPTIONAL);
 
 	/* a smarthost takes every domain; otherwise one route per domain */
 	if (a->relay_host[0] != '\0')
 		domain = "";
 	TAILQ_FOREACH(rt, &routes, entry)
-		if (rt->action == a && strcasecmp(rt->domain, domain) == 0)
+		if (rt->action == a && strcasecmp(rt->domain, domain) == 0 &&
+		    rt->requiretls == rtls && rt->tls_optional == topt)
 			return rt;
 	if ((rt = calloc(1, sizeof(*rt))) == NULL)
 		fatal("calloc");
@@ -414,6 +439,7 @@ route_find(struct action *a, const char *domain)
 		fatalx("relay host \"%s\" of action %s does not parse",
 		    a->relay_host, a->name);
 	route_tls_policy(rt);
+	route_tls_needs(rt, evflags);
 	TAILQ_INIT(&rt->tasks);
 	TAILQ_INIT(&rt->sessions);
 	if ((rt->ev_kick = event_new(ev_base, -1, 0, mta_route_kick_cb, rt)) ==
@@ -620,7 +646,7 @@ mta_deliver(const struct envelope *evp, int fd)
 		mproc_compose(&m_queue, IMSG_MTA_RESULT, 0, -1, &r, sizeof(r));
 		return;
 	}
-	rt = route_find(a, evp->dest.domain);
+	rt = route_find(a, evp->dest.domain, evp->flags);
 	/* same message, same sender, not yet taken: one more RCPT */
 	TAILQ_FOREACH(t, &rt->tasks, entry) {
 		if (t->msgid == msgid_of(evp->id) &&

@@ -120,6 +120,18 @@ struct mta_route {
 	 * entry does not parse, the route's mail is deferred */
 	struct tls_policy	*tls_policy;
 	int			 tls_policy_bad;
+	/*
+	 * RFC 8689: mail with REQUIRETLS, and mail with "TLS-Required: No"
+	 * (EF_REQUIRETLS, EF_TLS_OPTIONAL), goes on routes of its own, so
+	 * each session carries one kind.  requiretls: a host serves only
+	 * if its certificate verified (MTA_TLS_VERIFIED or MTA_TLS_DANE)
+	 * and it offers REQUIRETLS, else the mail bounces (5.7.10, 5.7.30).
+	 * tls_optional: the hook for every TLS policy: where a failed
+	 * certificate check or policy (verify, DANE, MTA-STS) would defer,
+	 * a session of such a route goes on as "tls may" would instead.
+	 */
+	int			 requiretls;
+	int			 tls_optional;
 	char			 label[CONF_NAME_MAX];
 	char			 host[256];
 	uint16_t		 port;		/* 0 = scheme default */

@@ -14,6 +14,11 @@
  * Everything is event-driven; the connection (mta_io.c) is the socket
  * itself for a plain session, and an OpenSSL filter bufferevent stacked
  * on it after STARTTLS (or at once for smtps://).
+ *
+ * A route of REQUIRETLS mail (RFC 8689) takes a host only once its TLS
+ * proved the peer and its EHLO offers REQUIRETLS; any other host is
+ * passed over like one that failed, permanently, so that the mail
+ * bounces instead of waiting when none is left.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -272,6 +277,28 @@ reply_describe(struct mta_session *s, const char *what, char *out,
 }
 
 /*
+ * RFC 8689 4.2.1: for REQUIRETLS mail a host whose TLS failed (4.7.x:
+ * STARTTLS not offered or refused, a certificate that did not verify;
+ * but not 4.7.0, AUTH) is not worth a retry: when no host is left the
+ * mail bounces with "5.7.10 Encryption needed".  A connection or
+ * handshake that broke (4.4.x) stays temporary.
+ */
+static void
+requiretls_tls_failed(struct mta_session *s, int *status, char *text,
+    size_t len)
+{
+	char	tmp[ENV_TEXT_MAX];
+
+	if (!s->route->requiretls || *status == PROTO_PERMFAIL ||
+	    strncmp(text, "4.7.", 4) != 0 || strncmp(text, "4.7.0 ", 6) == 0)
+		return;
+	snprintf(tmp, sizeof(tmp), "5.7.10 REQUIRETLS:%s",
+	    text + strcspn(text, " "));
+	snprintf(text, len, "%s", tmp);
+	*status = PROTO_PERMFAIL;
+}
+
+/*
  * Setting up the session failed at this host: note why for the route,
  * skip the host for a while, and go on with the next one.  Returns -1:
  * the connection the caller was reading is gone (and the session may be
@@ -293,6 +320,7 @@ session_setup_failed(struct mta_session *s, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	requiretls_tls_failed(s, &status, text, sizeof(text));
 	log_info("mta session %016llx: %s", (unsigned long long)s->id, text);
 	/*
 	 * What the queue will say if every host fails: a host that could
@@ -742,6 +770,33 @@ session_is_ready(struct mta_session *s)
 	session_next(s);
 }
 
+/*
+ * RFC 8689 4.2.1: a route of REQUIRETLS mail uses a host only when TLS
+ * proved who it is (PKIX or DANE) and its EHLO after TLS offers
+ * REQUIRETLS.  Any other host is passed over for the next one, and when
+ * none is left the route's mail bounces with the last reason (mta.c).
+ * LMTP is final delivery, outside the RFC.  1 when refused (the
+ * connection is gone), 0 when the host serves.
+ */
+static int
+session_requiretls_refused(struct mta_session *s)
+{
+	if (s->route->scheme == MTA_SCHEME_LMTP)
+		return 0;
+	if (s->tls_auth != MTA_TLS_VERIFIED && s->tls_auth != MTA_TLS_DANE) {
+		session_setup_failed(s, PROTO_PERMFAIL, "5.7.10 REQUIRETLS: "
+		    "%s: %s", s->relay, s->tls ? "its TLS certificate was not "
+		    "verified" : "no TLS");
+		return 1;
+	}
+	if (!(s->ext & MTA_EXT_REQUIRETLS)) {
+		session_setup_failed(s, PROTO_PERMFAIL, "5.7.30 REQUIRETLS "
+		    "support required, but %s does not offer it", s->relay);
+		return 1;
+	}
+	return 0;
+}
+
 /* 0, or -1 when the connection is gone */
 static int
 session_after_ehlo(struct mta_session *s)
@@ -772,6 +827,8 @@ session_after_ehlo(struct mta_session *s)
 			    "was not offered");
 		}
 	}
+	if (rt->requiretls && session_requiretls_refused(s))
+		return -1;
 	if (rt->action->relay_auth_table[0] != '\0' && !s->authed) {
 		if (rt->auth_user == NULL)
 			return session_setup_failed(s, PROTO_TEMPFAIL, "4.7.0 "
@@ -841,6 +898,10 @@ session_send_cmd(struct mta_session *s, const struct mta_plan *p)
 			PARAM(" SIZE=%llu", (unsigned long long)t->wire_size);
 		if ((e->flags & EF_8BITMIME) && (s->ext & MTA_EXT_8BITMIME))
 			PARAM(" BODY=8BITMIME");
+		/* the route checked the peer (session_requiretls_refused) */
+		if ((e->flags & EF_REQUIRETLS) &&
+		    (s->ext & MTA_EXT_REQUIRETLS))
+			PARAM(" REQUIRETLS");
 		if ((s->ext & MTA_EXT_SMTPUTF8) && ((e->flags & EF_SMTPUTF8) ||
 		    task_needs_utf8(t)))
 			PARAM(" SMTPUTF8");
