@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "mta_reply.h"
+#include "mta_window.h"
 
 /*
  * Inside the mta process: mta.c keeps routes (one per action and
@@ -35,7 +36,8 @@
 #include "spool_msg.h"
 #include "mproc.h"
 
-#define MTA_TASK_MAX_RCPT	100	/* RFC 5321 4.5.3.1.8 minimum */
+/* RFC 5321 4.5.3.1.8 minimum; "mta max-rcpt-per-msg" may say fewer */
+#define MTA_TASK_MAX_RCPT	100
 #define MTA_HOSTS_MAX		32	/* MX hosts x addresses we try */
 
 enum mta_scheme {
@@ -148,8 +150,9 @@ struct mta_route {
 	TAILQ_HEAD(, mta_session) sessions;
 	int			 nsessions;
 	int			 nconnecting;	/* not ready for mail yet */
+	struct mta_window	 window;	/* slow start (mta_window.c) */
 	struct event		*ev_kick;
-	struct event		*ev_pace;	/* "mta delay-per-dest" */
+	struct event		*ev_pace;	/* delay- or rate-per-dest */
 	struct timespec		 next_take;	/* the pace allows a message */
 	const char		*auth_user;	/* from the secrets table */
 	const char		*auth_pass;
@@ -195,6 +198,24 @@ void	mta_tls_use_client_cert(SSL *, const struct action *);
 void	mta_route_kick(struct mta_route *);
 struct mta_task *mta_route_take(struct mta_route *);
 void	mta_route_error(struct mta_route *, int status, const char *text);
+/*
+ * Polite delivery's feedback from the sessions: the destination took a
+ * message (the window grows), or a host could not be reached or sent us
+ * away at set-up or with 421 (the window shrinks, the host is left alone
+ * for its back-off).
+ */
+void	mta_route_delivered(struct mta_route *, const struct mta_task *);
+void	mta_route_refused(struct mta_route *, struct mta_host *,
+	    const char *text);
+/*
+ * A session is ready for mail after setup_us: the host let it in (its
+ * back-off starts again from the base), and the route learns how long a
+ * new session takes.
+ */
+void	mta_route_ready(struct mta_route *, struct mta_host *,
+	    uint32_t setup_us);
+/* 0 while the host is backed off (by any route) */
+int	mta_host_usable(const struct mta_host *, time_t now);
 /* one recipient's outcome; text starts with its X.Y.Z status */
 void	mta_rcpt_result(struct mta_task *, size_t, int status,
 	    const char *relay, const char *fmt, ...)
@@ -315,6 +336,7 @@ void	mta_session_stop(struct mta_route *);
 /* mta.c, for regress/fuzz/fuzz_mta_session.c only (mk/fuzz.mk) */
 void	mta_fuzz_start(int queue, int lookup);
 void	mta_fuzz_quit_idle(void);
+void	mta_fuzz_forget_backoffs(void);
 int	mta_fuzz_nroutes(void);
 #endif
 

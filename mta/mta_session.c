@@ -7,6 +7,10 @@
  * transaction per task it takes from the route.  After a transaction it
  * stays open for the next task (connection caching), until it has been
  * idle for MTA_IDLE_SECS or has carried MTA_SESSION_MAX_MSGS messages.
+ * Polite delivery (mta_window.c): every failed set-up tells the route
+ * (fewer sessions, the host backed off), every reply to an end of data
+ * too (one more session allowed); a 421, or a "too many connections"
+ * 4xx to MAIL, ends the session and puts its message back once.
  *
  * With PIPELINING (RFC 2920) a whole transaction goes out in one write:
  * [RSET] MAIL RCPT... DATA, and the replies are matched to the commands
@@ -107,6 +111,8 @@ struct mta_session {
 	int			 ready;		/* left the connecting count */
 	int			 tls;
 	enum mta_tls_auth	 tls_auth;	/* what TLS proved */
+	int			 dane_skip;	/* DANE refused the host before
+						 * connecting: not its fault */
 	int			 starttls_refused;
 	int			 authed;
 	uint32_t		 ext;
@@ -277,6 +283,27 @@ reply_describe(struct mta_session *s, const char *what, char *out,
 }
 
 /*
+ * The failing set-up is the host's refusal: connecting failed, or no
+ * greeting and EHLO/HELO success (a 4xx/5xx reply, or nothing).
+ */
+static int
+session_turned_away(const struct mta_session *s)
+{
+	if (s->dane_skip)
+		return 0;
+	switch (s->state) {
+	case S_CONNECT:
+		return 1;
+	case S_GREETING:
+	case S_EHLO:
+	case S_HELO:
+		return s->reply.code != 220 && s->reply.code != 250;
+	default:
+		return 0;
+	}
+}
+
+/*
  * RFC 8689 4.2.1: for REQUIRETLS mail a host whose TLS failed (4.7.x:
  * STARTTLS not offered or refused, a certificate that did not verify;
  * but not 4.7.0, AUTH) is not worth a retry: when no host is left the
@@ -336,8 +363,17 @@ session_setup_failed(struct mta_session *s, int status, const char *fmt, ...)
 		rt->lasterr_conn = conn;
 		rt->lasterr_at = now;
 	}
-	if (s->host != NULL)
-		s->host->dead_until = time(NULL) + MTA_DEAD_SECS;
+	/*
+	 * A host that could not be reached or turned us away before EHLO
+	 * was through: negative feedback (fewer sessions) and the back-off
+	 * every route sees.  Anything later (STARTTLS, the certificate,
+	 * AUTH, what this route's mail needs) says nothing about the host
+	 * for other mail: it is skipped for this route's mail only.
+	 */
+	if (session_turned_away(s))
+		mta_route_refused(rt, s->host, text);
+	else if (s->host != NULL)
+		s->host->dead_until = now + conf->mta_backoff;
 	mta_io_close(&s->io);
 	s->ssl = NULL;
 	s->hostidx++;
@@ -427,7 +463,7 @@ session_connect(struct mta_session *s)
 	int			 fd, on = 1;
 
 	for (; s->hostidx < rt->nhosts; s->hostidx++) {
-		if (rt->hosts[s->hostidx].dead_until <= now) {
+		if (mta_host_usable(&rt->hosts[s->hostidx], now)) {
 			h = &rt->hosts[s->hostidx];
 			break;
 		}
@@ -460,7 +496,9 @@ session_connect(struct mta_session *s)
 	 * failed is not used at all (RFC 7672 2.2), nor one without TLSA
 	 * records under "dane-only".
 	 */
+	s->dane_skip = 0;
 	if (session_dane(s) == LKA_TLSA_BOGUS) {
+		s->dane_skip = 1;
 		mta_tlsrpt_note(rt, h, TLSRPT_POLICY_TLSA,
 		    TLSRPT_DNSSEC_INVALID, "TLSA lookup failed validation");
 		session_setup_failed(s, PROTO_TEMPFAIL, "4.7.5 %s: the TLSA "
@@ -470,6 +508,7 @@ session_connect(struct mta_session *s)
 	}
 	if (session_tls_mode(s) == RELAY_TLS_DANE_ONLY &&
 	    session_dane(s) != LKA_TLSA_RECORD) {
+		s->dane_skip = 1;
 		session_setup_failed(s, PROTO_TEMPFAIL, "4.7.5 %s: no usable "
 		    "DNSSEC-validated TLSA record (tls dane-only)", s->relay);
 		return -1;
@@ -762,6 +801,8 @@ session_is_ready(struct mta_session *s)
 		s->ready = 1;
 		rt->nconnecting--;
 		s->setup_ms = (uint32_t)mta_elapsed_ms(&s->t_start);
+		mta_route_ready(rt, s->host,
+		    (uint32_t)(mta_elapsed_ms(&s->t_start) * 1000));
 		log_debug("mta session %016llx: ready on %s (%s%s)",
 		    (unsigned long long)s->id, s->relay,
 		    s->tls ? "TLS" : "plain", s->authed ? ", authenticated" :
@@ -1214,6 +1255,52 @@ end:
 	return 0;
 }
 
+/* the reply says "too busy, come back later" (mta_window.c) */
+static int
+session_reply_throttles(const struct mta_session *s)
+{
+	char	line[ENV_TEXT_MAX];
+
+	mta_reply_oneline(&s->reply, line, sizeof(line));
+	return mta_reply_throttles(s->reply.code, line);
+}
+
+/*
+ * The server sent us away in a transaction: 421 to any command (RFC 5321
+ * 3.8: it closes the channel), or "too many connections" in a 4xx to
+ * MAIL.  Nothing of the message was delivered: the task goes back to its
+ * route once, for a session that is still welcome (or, with none left,
+ * to the queue's retry); the route's window shrinks and this host is
+ * left alone for its back-off.  Always frees the session: -1.
+ */
+static int
+session_txn_throttled(struct mta_session *s, const char *what)
+{
+	struct mta_task	*t = s->task;
+	char		 text[ENV_TEXT_MAX];
+
+	reply_describe(s, what, text, sizeof(text));
+	log_info("mta session %016llx: %s", (unsigned long long)s->id, text);
+	mta_route_refused(s->route, s->host, text);
+	s->task = NULL;
+	if (!t->requeued) {
+		t->requeued = 1;
+		mta_task_requeue(t);
+	} else {
+		mta_task_fail(t, PROTO_TEMPFAIL, s->relay, "%s", text);
+		mta_task_free(t);
+	}
+	if (s->reply.code == 421) {
+		session_free(s);
+		return -1;
+	}
+	/* the server may still read: say goodbye, close on its reply */
+	s->state = S_QUIT;
+	session_printf(s, "QUIT");
+	session_timeout(s, MTA_TIMEOUT_QUIT);
+	return -1;
+}
+
 /* a reply in a transaction; -1 when the session was freed */
 static int
 session_txn_reply(struct mta_session *s)
@@ -1229,6 +1316,12 @@ session_txn_reply(struct mta_session *s)
 		return -1;
 	}
 	p = &s->plan[s->nreplied++];
+	if (s->reply.code == 421 || (p->cmd == C_MAIL &&
+	    session_reply_throttles(s)))
+		return session_txn_throttled(s, p->cmd == C_MAIL ?
+		    "MAIL FROM command" : p->cmd == C_RCPT ? "RCPT TO command" :
+		    p->cmd == C_DATA ? "DATA command" : p->cmd == C_BODY ?
+		    "end of DATA command" : "RSET command");
 	switch (p->cmd) {
 	case C_RSET:
 		if (st != PROTO_OK) {
@@ -1310,6 +1403,8 @@ session_txn_reply(struct mta_session *s)
 			session_txn_done(s);
 			return 0;
 		}
+		/* positive feedback: the destination takes mail */
+		mta_route_delivered(s->route, t);
 		if (st == PROTO_OK && s->reply.code < 300) {
 			mta_reply_status(&s->reply, dsn, sizeof(dsn));
 			mta_reply_oneline(&s->reply, line, sizeof(line));
