@@ -60,6 +60,7 @@
 #include <event2/event.h>
 #include <openssl/x509.h>
 
+#include "cabundle.h"
 #include "config.h"
 #include "dns.h"
 #include "log.h"
@@ -614,31 +615,8 @@ sts_lookup(uint32_t reqid, const char *domain, sts_result_cb cb, void *arg)
 static void
 sts_read_ca(void)
 {
-	const char	*cafile;
-	struct stat	 st;
-	ssize_t		 n;
-	int		 fd;
-
-	cafile = conf->mta_ca_file[0] != '\0' ? conf->mta_ca_file :
-	    getenv(X509_get_default_cert_file_env());
-	if (cafile == NULL)
-		cafile = X509_get_default_cert_file();
-	if ((fd = open(cafile, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    fstat(fd, &st) == -1 || st.st_size <= 0 ||
-	    st.st_size > 64 * 1024 * 1024 ||
-	    (ca_pem = malloc((size_t)st.st_size)) == NULL) {
-		log_warnx("mta-sts: cannot read the CA bundle %s: policy "
-		    "fetches will fail", cafile);
-		if (fd != -1)
-			close(fd);
-		return;
-	}
-	for (ca_pem_len = 0; ca_pem_len < (size_t)st.st_size;
-	    ca_pem_len += (size_t)n)
-		if ((n = read(fd, ca_pem + ca_pem_len, (size_t)st.st_size -
-		    ca_pem_len)) <= 0)
-			break;
-	close(fd);
+	ca_pem = cabundle_read(conf->mta_ca_file, &ca_pem_len,
+	    "MTA-STS policy fetches will fail");
 }
 
 void

@@ -55,6 +55,7 @@
 #include <openssl/x509.h>
 
 #define POSTHASTE_MTA_INTERNAL
+#include "cabundle.h"
 #include "keys_client.h"
 #include "log.h"
 #include "table.h"
@@ -1143,43 +1144,19 @@ mta_parent_dispatch(struct mproc *p, struct imsg *m)
 static void
 mta_tls_init(void)
 {
-	const char	*cafile;
-	struct stat	 st;
-	ssize_t		 n;
-	int		 fd;
-
 	if ((mta_ssl_ctx = SSL_CTX_new(TLS_client_method())) == NULL)
 		fatalx("SSL_CTX_new");
 	SSL_CTX_set_mode(mta_ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(mta_ssl_ctx, SSL_VERIFY_NONE, NULL);
 	mta_dane_init(mta_ssl_ctx);
 	mta_tlscache_init(mta_ssl_ctx);
-	/* "mta ca-file", else what OpenSSL's own tools would read */
-	cafile = conf->mta_ca_file[0] != '\0' ? conf->mta_ca_file :
-	    getenv(X509_get_default_cert_file_env());
-	if (cafile == NULL)
-		cafile = X509_get_default_cert_file();
 	/*
 	 * Only the bytes are read here, as root before the chroot: parsing
 	 * a few hundred certificates is slow, and that can wait until the
 	 * process is unprivileged (mta_tls_load_cas).
 	 */
-	if ((fd = open(cafile, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    fstat(fd, &st) == -1 || st.st_size <= 0 ||
-	    st.st_size > 16 * 1024 * 1024 ||
-	    (ca_pem = malloc(st.st_size)) == NULL) {
-		log_warnx("cannot read the CA store %s: \"relay tls verify\" "
-		    "will fail", cafile);
-		if (fd != -1)
-			close(fd);
-		return;
-	}
-	for (ca_pem_len = 0; ca_pem_len < (size_t)st.st_size;
-	    ca_pem_len += n)
-		if ((n = read(fd, ca_pem + ca_pem_len, st.st_size -
-		    ca_pem_len)) <= 0)
-			break;
-	close(fd);
+	ca_pem = cabundle_read(conf->mta_ca_file, &ca_pem_len,
+	    "\"relay tls verify\" will fail");
 }
 
 /*

@@ -878,6 +878,20 @@ session_requiretls_refused(struct mta_session *s)
 		    "verified" : "no TLS");
 		return 1;
 	}
+	/*
+	 * 4.2.1: the MX host itself must be authenticated: by DNSSEC (a
+	 * DANE match needs secure MX and address records) or by the
+	 * domain's MTA-STS policy naming it.  A relay host was named by
+	 * the configuration, not by DNS.
+	 */
+	if (s->route->scheme == MTA_SCHEME_MX && s->tls_auth != MTA_TLS_DANE &&
+	    !((mta_sts_enforced(s->route) || mta_sts_testing(s->route)) &&
+	    mta_sts_host_listed(s->route, s->host->name))) {
+		session_setup_failed(s, PROTO_PERMFAIL, "5.7.10 REQUIRETLS: "
+		    "%s: the MX host is authenticated neither by DNSSEC "
+		    "(DANE) nor by an MTA-STS policy", s->relay);
+		return 1;
+	}
 	if (!(s->ext & MTA_EXT_REQUIRETLS)) {
 		session_setup_failed(s, PROTO_PERMFAIL, "5.7.30 REQUIRETLS "
 		    "support required, but %s does not offer it", s->relay);

@@ -53,6 +53,10 @@ mta_sts_wanted(const struct mta_route *rt)
 	    rt->domain[0] == '\0' || rt->action->relay_host[0] != '\0' ||
 	    rt->tls_optional)
 		return 0;
+	/* REQUIRETLS (RFC 8689 4.2.1): the policy may authenticate the
+	 * MX hosts, whatever the level */
+	if (rt->requiretls)
+		return 1;
 	switch (rt->tls_level) {
 	case RELAY_TLS_OPPORTUNISTIC:
 	case RELAY_TLS_REQUIRE:

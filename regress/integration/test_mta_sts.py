@@ -326,3 +326,35 @@ def test_switched_off():
         assert web.count("bad.test") == 0
         assert len(mx.transactions()) == 1
         assert "mta-sts" not in d.log()
+
+
+def test_requiretls_needs_the_mx_authenticated():
+    """RFC 8689 4.2.1: REQUIRETLS mail goes to an MX host only when the
+    host itself is authenticated, by DNSSEC (DANE) or by the domain's
+    MTA-STS policy naming it.  enf.test's policy names its MX: delivered
+    with REQUIRETLS.  nopol.test publishes no policy and its DNS is not
+    signed: its MX verifies and offers REQUIRETLS, but DNS alone named
+    it, so the message is returned (5.7.10) and never sent."""
+    from test_requiretls import submit
+    ca, cert, key = certs()
+    conf = ('pki mx.test cert "%s"\npki mx.test key "%s"\n' % (cert, key) +
+            (CONF % {"spool": spool_dir(), "dns": DNS_PORT}).replace(
+                "port @PORT@", "port @PORT@ tls pki mx.test"))
+    ehlo = ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "REQUIRETLS")
+    with ZeroTTLDNS(zone({"enf.test": "e1"})), \
+            PolicyServer(cert, key) as web, \
+            FakeSMTP(addr=(MX_IP, 25), cert=(cert, key), ehlo=ehlo,
+                     hangup_after=("DATA",)) as mx, \
+            Daemon(conf=conf, env={"SSL_CERT_FILE": ca}) as d:
+        web.policies["enf.test"] = policy("enforce", ["mx.enf.test"])
+        m_ok, m_no = unique_marker("rq-sts"), unique_marker("rq-nopol")
+        submit(d.port, "u@enf.test", "Subject: %s\r\n\r\nx\r\n" % m_ok)
+        submit(d.port, "u@nopol.test", "Subject: %s\r\n\r\nx\r\n" % m_no)
+        wait_log(d, r"to=<u@enf\.test>, relay=mx\.enf\.test.*status=sent",
+                 timeout=TIMEOUT)
+        wait_log(d, r"to=<u@nopol\.test>.*dsn=5\.7\.10, status=bounced.*"
+                 r"authenticated neither by DNSSEC", timeout=TIMEOUT)
+        got = [t for t in mx.transactions()]
+        assert any(m_ok.encode() in t["data"] and "REQUIRETLS" in
+                   t["mail"] for t in got), got
+        assert not any(m_no.encode() in t["data"] for t in got), got
