@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "dmarc_record.h"
+#include "gzip.h"
 
 /* authentication results as reported (DKIMResultType, SPFResultType) */
 #define DMARC_RPT_NONE		0
@@ -83,10 +84,6 @@ struct dmarc_report_meta {
 char	*dmarc_report_xml(const struct dmarc_report_meta *,
 	    const char *policy_domain, const struct dmarc_record *rec,
 	    const struct dmarc_report_row *rows, size_t nrow, size_t *len);
-
-/* gzip (RFC 1952) of data: a malloc'd buffer, or NULL */
-unsigned char *dmarc_report_gzip(const void *data, size_t len,
-	    size_t *outlen);
 
 /*
  * 7.2.1.1's file name: receiver!policy-domain!begin!end[!unique].xml.gz
