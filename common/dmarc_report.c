@@ -10,8 +10,9 @@
  *    sequences are ordered, and the test validates with xmllint), and
  *    no namespace is declared: that is what deployed receivers send and
  *    report parsers expect.
- *  - gzip through zlib in one call: a day's report for one domain is
- *    small (one record per source and result combination).
+ *  - gzip through zlib in one call (gzip_buffer(), common/gzip.c): a
+ *    day's report for one domain is small (one record per source and
+ *    result combination).
  */
 #include <sys/types.h>
 #include <sys/socket.h>

@@ -6,7 +6,7 @@
  * Who calls what: the queue process (queue/dmarc_send.c), which keeps
  * the day's rows in the spool and mails the reports, builds the rows
  * for one policy domain, then calls dmarc_report_xml(),
- * dmarc_report_gzip(), dmarc_report_filename() and
+ * gzip_buffer(), dmarc_report_filename() and
  * dmarc_report_subject().  Pure functions, no I/O.
  */
 #ifndef POSTHASTE_DMARC_REPORT_H

@@ -12,7 +12,7 @@
 #include "gzip.h"
 
 unsigned char *
-dmarc_report_gzip(const void *data, size_t len, size_t *outlen)
+gzip_buffer(const void *data, size_t len, size_t *outlen)
 {
 	z_stream	 z;
 	unsigned char	*out;

@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 /* gzip (RFC 1952) of data: a malloc'd buffer, or NULL */
-unsigned char *dmarc_report_gzip(const void *data, size_t len,
+unsigned char *gzip_buffer(const void *data, size_t len,
 	    size_t *outlen);
 
 #endif

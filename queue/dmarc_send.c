@@ -457,7 +457,7 @@ build_report(const struct domain_rows *d, time_t end, char **head,
 	rec.fo = d->last.fo;
 	if ((xml = dmarc_report_xml(&m, d->name, &rec, d->rows, d->nrow,
 	    &xlen)) == NULL ||
-	    (gz = dmarc_report_gzip(xml, xlen, &gzlen)) == NULL ||
+	    (gz = gzip_buffer(xml, xlen, &gzlen)) == NULL ||
 	    dmarc_report_filename(&m, d->name, NULL, fname,
 	    sizeof(fname)) == -1 ||
 	    dmarc_report_subject(&m, d->name, subj, sizeof(subj)) == -1 ||
