@@ -65,18 +65,6 @@
 #define AFTER_MIDNIGHT		60	/* seconds into the new day */
 #define RETRY_SECS		30	/* no lookup channel yet */
 
-/* one report message, waiting for lookup to resolve its recipient */
-struct report {
-	TAILQ_ENTRY(report)	 entry;
-	uint32_t		 reqid;
-	struct mailaddr		 rcpt;
-	char			 policy_domain[DMARC_DOMAIN_MAX];
-	char			*text;
-	size_t			 len;
-	struct lka_dest		 dests[SEND_MAX_DESTS];
-	size_t			 ndests;
-};
-
 /* one policy domain's rows of a run */
 struct domain_rows {
 	char				 name[DMARC_DOMAIN_MAX];
@@ -326,100 +314,6 @@ read_rows(int fd, struct run *run)
 
 /* ---- the message ---- */
 
-static void
-format_date(time_t t, char *buf, size_t len)
-{
-	struct tm	tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-}
-
-/* RFC 2045 base64, lines of 76 */
-static void
-add_base64(struct evbuffer *out, const unsigned char *p, size_t len)
-{
-	static const char	 b64[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char			 line[80];
-	size_t			 i, n = 0;
-	uint32_t		 v;
-
-	for (i = 0; i < len; i += 3) {
-		v = (uint32_t)p[i] << 16;
-		if (i + 1 < len)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		line[n++] = b64[(v >> 18) & 63];
-		line[n++] = b64[(v >> 12) & 63];
-		line[n++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-		line[n++] = i + 2 < len ? b64[v & 63] : '=';
-		if (n == 76) {
-			line[n++] = '\n';
-			evbuffer_add(out, line, n);
-			n = 0;
-		}
-	}
-	if (n > 0) {
-		line[n++] = '\n';
-		evbuffer_add(out, line, n);
-	}
-}
-
-/* a quoted-string of printable ASCII (the org name, from the config) */
-static void
-add_quoted(struct evbuffer *out, const char *s)
-{
-	evbuffer_add(out, "\"", 1);
-	for (; *s != '\0'; s++) {
-		if (*s == '"' || *s == '\\')
-			evbuffer_add(out, "\\", 1);
-		evbuffer_add(out, s, 1);
-	}
-	evbuffer_add(out, "\"", 1);
-}
-
-/*
- * The whole message, To: rcpt: the text before and after the place of
- * the To: header is the same for each rua of a domain, so it is built
- * once (head and body) and joined here.
- */
-static char *
-join_message(const char *head, const char *rcpt, const char *body,
-    size_t *len)
-{
-	size_t	 hl = strlen(head), rl = strlen(rcpt), bl = strlen(body);
-	char	*m;
-
-	*len = hl + 5 + rl + 2 + bl;
-	if ((m = malloc(*len + 1)) == NULL)
-		return NULL;
-	memcpy(m, head, hl);
-	memcpy(m + hl, "To: <", 5);
-	memcpy(m + hl + 5, rcpt, rl);
-	memcpy(m + hl + 5 + rl, ">\n", 2);
-	memcpy(m + hl + 5 + rl + 2, body, bl);
-	m[*len] = '\0';
-	return m;
-}
-
-static char *
-evbuffer_string(struct evbuffer *b)
-{
-	size_t	 n = evbuffer_get_length(b);
-	char	*s;
-
-	if ((s = malloc(n + 1)) == NULL)
-		return NULL;
-	if (evbuffer_remove(b, s, n) != (int)n) {
-		free(s);
-		return NULL;
-	}
-	s[n] = '\0';
-	return s;
-}
-
 /* the report's head (without To:) and body; 0 or -1 */
 static int
 build_report(const struct domain_rows *d, time_t end, char **head,
@@ -514,13 +408,6 @@ done:
 }
 
 /* ---- sending ---- */
-
-static void
-report_free(struct report *r)
-{
-	free(r->text);
-	free(r);
-}
 
 /* one message per rua mailbox; lookup resolves each */
 static void
@@ -636,98 +523,6 @@ dmarc_send_now(void)
 		log_warn("dmarc: unlink dmarc/%s", SENDING_FILE);
 	log_info("dmarc: aggregate reports for %zu domains", run.ndom);
 	return (int)run.ndom;
-}
-
-static struct report *
-report_find(uint32_t reqid)
-{
-	struct report	*r;
-
-	TAILQ_FOREACH(r, &reports, entry)
-		if (r->reqid == reqid)
-			return r;
-	return NULL;
-}
-
-void
-dmarc_send_lookup_dest(const struct lka_dest *d)
-{
-	struct report	*r;
-
-	if ((r = report_find(d->reqid)) == NULL)
-		fatalx("lookup answered an unknown report request");
-	if (r->ndests < SEND_MAX_DESTS)
-		r->dests[r->ndests++] = *d;
-}
-
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	ssize_t	n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return fsync(fd);
-}
-
-void
-dmarc_send_lookup_result(const struct lka_result *res)
-{
-	struct envelope	 evps[SEND_MAX_DESTS];
-	struct report	*r;
-	uint32_t	 msgid;
-	size_t		 i;
-	int		 fd;
-	char		 rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
-
-	if ((r = report_find(res->reqid)) == NULL)
-		fatalx("lookup answered an unknown report request");
-	TAILQ_REMOVE(&reports, r, entry);
-	addr_to_string(&r->rcpt, rcpt, sizeof(rcpt));
-	if (res->status != PROTO_OK || r->ndests == 0) {
-		log_warnx("dmarc: report for %s to %s refused: %s",
-		    r->policy_domain, rcpt, res->reply);
-		goto done;
-	}
-	if (queue_message_create(&msgid, &fd) == -1) {
-		log_warnx("dmarc: cannot create the report for %s",
-		    r->policy_domain);
-		goto done;
-	}
-	if (write_all(fd, r->text, r->len) == -1) {
-		log_warn("dmarc: writing the report for %s",
-		    r->policy_domain);
-		close(fd);
-		queue_message_abort(msgid);
-		goto done;
-	}
-	close(fd);
-	memset(evps, 0, sizeof(evps));
-	for (i = 0; i < r->ndests; i++) {
-		struct envelope *n = &evps[i];
-
-		queue_message_envelope(n, msgid, &r->dests[i]);
-		n->rcpt = r->rcpt;
-		if (addr_parse_mailbox(conf->dmarc_report_from, &n->sender,
-		    0) != 0)
-			memset(&n->sender, 0, sizeof(n->sender));
-	}
-	if (queue_message_commit(msgid, evps, r->ndests) == -1) {
-		log_warnx("dmarc: cannot queue the report for %s",
-		    r->policy_domain);
-		goto done;
-	}
-	log_info("%08x: DMARC report for %s to %s queued", msgid,
-	    r->policy_domain, rcpt);
-done:
-	report_free(r);
 }
 
 /* ---- when ---- */
