@@ -53,7 +53,6 @@
 
 #define RECORDS_FILE		"records"
 #define SENDING_FILE		"sending"
-#define SEND_MAX_DESTS		16
 /*
  * Distinct rows (a row is ~4 KB: 40 MB at most) and policy domains in
  * one run; equal rows are counted, not kept, so a busy day from few
@@ -74,8 +73,6 @@ struct domain_rows {
 	int64_t				 begin;
 };
 
-static TAILQ_HEAD(, report) reports = TAILQ_HEAD_INITIALIZER(reports);
-static uint32_t		 next_reqid;
 static int		 records_fd = -1;
 static struct event	*ev_day;
 
@@ -357,10 +354,10 @@ build_report(const struct domain_rows *d, time_t end, char **head,
 	    dmarc_report_subject(&m, d->name, subj, sizeof(subj)) == -1 ||
 	    (h = evbuffer_new()) == NULL || (b = evbuffer_new()) == NULL)
 		goto done;
-	format_date(end, date, sizeof(date));
+	report_mail_date(end, date, sizeof(date));
 	snprintf(boundary, sizeof(boundary), "=_dmarc_%s", id);
 	evbuffer_add_printf(h, "From: ");
-	add_quoted(h, m.org_name);
+	report_mail_quoted(h, m.org_name);
 	evbuffer_add_printf(h, " <%s>\n", m.email);
 	evbuffer_add_printf(b,
 	    "Subject: %s\n"
@@ -385,13 +382,13 @@ build_report(const struct domain_rows *d, time_t end, char **head,
 	    "Content-Disposition: attachment; filename=\"%s\"\n"
 	    "\n",
 	    subj, date, id, m.receiver, boundary, boundary, m.email, d->name,
-	    conf->hostname, (format_date(m.begin, b1, sizeof(b1)), b1),
-	    (format_date(m.end, b2, sizeof(b2)), b2),
+	    conf->hostname, (report_mail_date(m.begin, b1, sizeof(b1)), b1),
+	    (report_mail_date(m.end, b2, sizeof(b2)), b2),
 	    (long long)m.begin, (long long)m.end, boundary, fname, fname);
-	add_base64(b, gz, gzlen);
+	report_mail_base64(b, gz, gzlen);
 	evbuffer_add_printf(b, "\n--%s--\n", boundary);
-	if ((*head = evbuffer_string(h)) == NULL ||
-	    (*body = evbuffer_string(b)) == NULL) {
+	if ((*head = report_mail_text(h)) == NULL ||
+	    (*body = report_mail_text(b)) == NULL) {
 		free(*head);
 		*head = NULL;
 		goto done;
@@ -413,56 +410,32 @@ done:
 static void
 send_domain(const struct domain_rows *d, time_t end)
 {
-	struct lka_rcpt_req	 req;
-	struct mailaddr		 from;
-	struct report		*r;
-	char			*head, *body;
-	uint32_t		 i;
+	char		*head, *body, *text;
+	size_t		 len;
+	uint32_t	 i;
 
 	if (build_report(d, end, &head, &body) == -1) {
 		log_warnx("dmarc: cannot build the report for %s", d->name);
 		return;
 	}
-	if (addr_parse_mailbox(conf->dmarc_report_from, &from, 0) != 0) {
-		log_warnx("dmarc: reports from %s: not an address",
-		    conf->dmarc_report_from);
-		goto done;
-	}
 	for (i = 0; i < d->last.nrua; i++) {
-		if ((r = calloc(1, sizeof(*r))) == NULL) {
+		if ((text = report_mail_join(head, d->last.rua[i].addr, body,
+		    &len)) == NULL) {
 			log_warn("dmarc: report for %s", d->name);
 			break;
 		}
-		snprintf(r->policy_domain, sizeof(r->policy_domain), "%s",
-		    d->name);
-		if (addr_parse_mailbox(d->last.rua[i].addr, &r->rcpt, 0) !=
-		    0 || (r->text = join_message(head, d->last.rua[i].addr,
-		    body, &r->len)) == NULL) {
-			log_warnx("dmarc: report for %s to %s: bad address "
-			    "or out of memory", d->name, d->last.rua[i].addr);
-			report_free(r);
-			continue;
-		}
 		if (d->last.rua[i].maxsize != 0 &&
-		    r->len > d->last.rua[i].maxsize) {
+		    len > d->last.rua[i].maxsize) {
 			log_info("dmarc: report for %s to %s not sent: %zu "
 			    "bytes, over its limit of %" PRIu64, d->name,
-			    d->last.rua[i].addr, r->len,
+			    d->last.rua[i].addr, len,
 			    d->last.rua[i].maxsize);
-			report_free(r);
+			free(text);
 			continue;
 		}
-		r->reqid = DMARC_SEND_REQID | (++next_reqid & ~DMARC_SEND_REQID);
-		TAILQ_INSERT_TAIL(&reports, r, entry);
-		memset(&req, 0, sizeof(req));
-		req.reqid = r->reqid;
-		req.flags = SF_LOCAL;		/* from the local system */
-		snprintf(req.helo, sizeof(req.helo), "%s", conf->hostname);
-		req.mailfrom = from;
-		req.rcpt = r->rcpt;
-		queue_lookup_request(&req);
+		report_mail_send("DMARC", d->name, conf->dmarc_report_from,
+		    d->last.rua[i].addr, text, len);
 	}
-done:
 	free(head);
 	free(body);
 }

@@ -279,15 +279,15 @@ queue_lookup_dispatch(struct mproc *p, struct imsg *im)
 	switch (im->hdr.type) {
 	case IMSG_LKA_RCPT_DEST:
 		PROTO_READ(p, im, &d, proto_valid_lka_dest);
-		if (d.reqid & DMARC_SEND_REQID)
-			dmarc_send_lookup_dest(&d);
+		if (d.reqid & REPORT_MAIL_REQID)
+			report_mail_lookup_dest(&d);
 		else
 			bounce_lookup_dest(&d);
 		break;
 	case IMSG_LKA_RCPT_RESULT:
 		PROTO_READ(p, im, &r, proto_valid_lka_result);
-		if (r.reqid & DMARC_SEND_REQID)
-			dmarc_send_lookup_result(&r);
+		if (r.reqid & REPORT_MAIL_REQID)
+			report_mail_lookup_result(&r);
 		else
 			bounce_lookup_result(&r);
 		queue_schedule();

@@ -178,15 +178,29 @@ void		mdachan_retire_all(void);
 void		mdachan_add(struct imsg *);
 
 /*
- * dmarc_send.c: the DMARC aggregate reports.  Their lookups use request
- * ids with DMARC_SEND_REQID set (bounce.c's never reach it).
+ * report_mail.c: a report (DMARC, TLS-RPT) mailed through the normal
+ * path.  Its lookups use request ids with REPORT_MAIL_REQID set
+ * (bounce.c's never reach it).
  */
-#define DMARC_SEND_REQID	0x80000000U
+#define REPORT_MAIL_REQID	0x80000000U
+struct evbuffer;
+int		report_mail_send(const char *what, const char *policy_domain,
+		    const char *sender, const char *rcpt, char *text,
+		    size_t len);
+void		report_mail_lookup_dest(const struct lka_dest *);
+void		report_mail_lookup_result(const struct lka_result *);
+void		report_mail_date(time_t, char *, size_t);
+void		report_mail_base64(struct evbuffer *, const unsigned char *,
+		    size_t);
+void		report_mail_quoted(struct evbuffer *, const char *);
+char		*report_mail_join(const char *head, const char *rcpt,
+		    const char *body, size_t *len);
+char		*report_mail_text(struct evbuffer *);
+
+/* dmarc_send.c: the DMARC aggregate reports */
 void		dmarc_send_init(void);
 void		dmarc_send_record(const struct queue_dmarc_record *);
 int		dmarc_send_now(void);
-void		dmarc_send_lookup_dest(const struct lka_dest *);
-void		dmarc_send_lookup_result(const struct lka_result *);
 
 /* queue_control.c: smtpctl's requests */
 void		queue_control_dispatch(struct mproc *, struct imsg *);

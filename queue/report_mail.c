@@ -25,20 +25,27 @@
 #include "proc.h"
 #include "util.h"
 
+#define SEND_MAX_DESTS		16
+
 /* one report message, waiting for lookup to resolve its recipient */
 struct report {
 	TAILQ_ENTRY(report)	 entry;
 	uint32_t		 reqid;
+	const char		*what;		/* "DMARC", "TLS-RPT": logs */
+	struct mailaddr		 sender;
 	struct mailaddr		 rcpt;
-	char			 policy_domain[DMARC_DOMAIN_MAX];
+	char			 policy_domain[256];
 	char			*text;
 	size_t			 len;
 	struct lka_dest		 dests[SEND_MAX_DESTS];
 	size_t			 ndests;
 };
 
-static void
-format_date(time_t t, char *buf, size_t len)
+static TAILQ_HEAD(, report) reports = TAILQ_HEAD_INITIALIZER(reports);
+static uint32_t		 next_reqid;
+
+void
+report_mail_date(time_t t, char *buf, size_t len)
 {
 	struct tm	tm;
 
@@ -47,8 +54,8 @@ format_date(time_t t, char *buf, size_t len)
 }
 
 /* RFC 2045 base64, lines of 76 */
-static void
-add_base64(struct evbuffer *out, const unsigned char *p, size_t len)
+void
+report_mail_base64(struct evbuffer *out, const unsigned char *p, size_t len)
 {
 	static const char	 b64[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -79,8 +86,8 @@ add_base64(struct evbuffer *out, const unsigned char *p, size_t len)
 }
 
 /* a quoted-string of printable ASCII (the org name, from the config) */
-static void
-add_quoted(struct evbuffer *out, const char *s)
+void
+report_mail_quoted(struct evbuffer *out, const char *s)
 {
 	evbuffer_add(out, "\"", 1);
 	for (; *s != '\0'; s++) {
@@ -96,8 +103,8 @@ add_quoted(struct evbuffer *out, const char *s)
  * the To: header is the same for each rua of a domain, so it is built
  * once (head and body) and joined here.
  */
-static char *
-join_message(const char *head, const char *rcpt, const char *body,
+char *
+report_mail_join(const char *head, const char *rcpt, const char *body,
     size_t *len)
 {
 	size_t	 hl = strlen(head), rl = strlen(rcpt), bl = strlen(body);
@@ -115,8 +122,8 @@ join_message(const char *head, const char *rcpt, const char *body,
 	return m;
 }
 
-static char *
-evbuffer_string(struct evbuffer *b)
+char *
+report_mail_text(struct evbuffer *b)
 {
 	size_t	 n = evbuffer_get_length(b);
 	char	*s;
@@ -138,6 +145,47 @@ report_free(struct report *r)
 	free(r);
 }
 
+/*
+ * One report message (text taken: freed here, whatever happens) from
+ * sender to rcpt: lookup resolves the recipient, then
+ * report_mail_lookup_result() queues it.  0, or -1 (logged).
+ */
+int
+report_mail_send(const char *what, const char *policy_domain,
+    const char *sender, const char *rcpt, char *text, size_t len)
+{
+	struct lka_rcpt_req	 req;
+	struct report		*r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		log_warn("%s: report for %s", what, policy_domain);
+		free(text);
+		return -1;
+	}
+	r->what = what;
+	r->text = text;
+	r->len = len;
+	snprintf(r->policy_domain, sizeof(r->policy_domain), "%s",
+	    policy_domain);
+	if (addr_parse_mailbox(sender, &r->sender, 0) != 0 ||
+	    addr_parse_mailbox(rcpt, &r->rcpt, 0) != 0) {
+		log_warnx("%s: report for %s from %s to %s: not an address",
+		    what, policy_domain, sender, rcpt);
+		report_free(r);
+		return -1;
+	}
+	r->reqid = REPORT_MAIL_REQID | (++next_reqid & ~REPORT_MAIL_REQID);
+	TAILQ_INSERT_TAIL(&reports, r, entry);
+	memset(&req, 0, sizeof(req));
+	req.reqid = r->reqid;
+	req.flags = SF_LOCAL;		/* from the local system */
+	snprintf(req.helo, sizeof(req.helo), "%s", conf->hostname);
+	req.mailfrom = r->sender;
+	req.rcpt = r->rcpt;
+	queue_lookup_request(&req);
+	return 0;
+}
+
 static struct report *
 report_find(uint32_t reqid)
 {
@@ -150,7 +198,7 @@ report_find(uint32_t reqid)
 }
 
 void
-dmarc_send_lookup_dest(const struct lka_dest *d)
+report_mail_lookup_dest(const struct lka_dest *d)
 {
 	struct report	*r;
 
@@ -178,7 +226,7 @@ write_all(int fd, const char *p, size_t len)
 }
 
 void
-dmarc_send_lookup_result(const struct lka_result *res)
+report_mail_lookup_result(const struct lka_result *res)
 {
 	struct envelope	 evps[SEND_MAX_DESTS];
 	struct report	*r;
@@ -192,17 +240,17 @@ dmarc_send_lookup_result(const struct lka_result *res)
 	TAILQ_REMOVE(&reports, r, entry);
 	addr_to_string(&r->rcpt, rcpt, sizeof(rcpt));
 	if (res->status != PROTO_OK || r->ndests == 0) {
-		log_warnx("dmarc: report for %s to %s refused: %s",
-		    r->policy_domain, rcpt, res->reply);
+		log_warnx("%s report for %s to %s refused: %s",
+		    r->what, r->policy_domain, rcpt, res->reply);
 		goto done;
 	}
 	if (queue_message_create(&msgid, &fd) == -1) {
-		log_warnx("dmarc: cannot create the report for %s",
-		    r->policy_domain);
+		log_warnx("%s: cannot create the report for %s",
+		    r->what, r->policy_domain);
 		goto done;
 	}
 	if (write_all(fd, r->text, r->len) == -1) {
-		log_warn("dmarc: writing the report for %s",
+		log_warn("%s: writing the report for %s", r->what,
 		    r->policy_domain);
 		close(fd);
 		queue_message_abort(msgid);
@@ -215,17 +263,15 @@ dmarc_send_lookup_result(const struct lka_result *res)
 
 		queue_message_envelope(n, msgid, &r->dests[i]);
 		n->rcpt = r->rcpt;
-		if (addr_parse_mailbox(conf->dmarc_report_from, &n->sender,
-		    0) != 0)
-			memset(&n->sender, 0, sizeof(n->sender));
+		n->sender = r->sender;
 	}
 	if (queue_message_commit(msgid, evps, r->ndests) == -1) {
-		log_warnx("dmarc: cannot queue the report for %s",
-		    r->policy_domain);
+		log_warnx("%s: cannot queue the report for %s",
+		    r->what, r->policy_domain);
 		goto done;
 	}
-	log_info("%08x: DMARC report for %s to %s queued", msgid,
-	    r->policy_domain, rcpt);
+	log_info("%08x: %s report for %s to %s queued", msgid,
+	    r->what, r->policy_domain, rcpt);
 done:
 	report_free(r);
 }
