@@ -51,8 +51,6 @@
 #include "proc.h"
 #include "util.h"
 
-#define RECORDS_FILE		"records"
-#define SENDING_FILE		"sending"
 /*
  * Distinct rows (a row is ~4 KB: 40 MB at most) and policy domains in
  * one run; equal rows are counted, not kept, so a busy day from few
@@ -60,9 +58,6 @@
  */
 #define SEND_MAX_ROWS		10000
 #define SEND_MAX_DOMAINS	2000
-#define DAY			86400
-#define AFTER_MIDNIGHT		60	/* seconds into the new day */
-#define RETRY_SECS		30	/* no lookup channel yet */
 
 /* one policy domain's rows of a run */
 struct domain_rows {
@@ -73,10 +68,38 @@ struct domain_rows {
 	int64_t				 begin;
 };
 
-static int		 records_fd = -1;
-static struct event	*ev_day;
+static int	dmarc_enabled(void);
+static int	dmarc_line_time(const char *, size_t, int64_t *);
 
-static void	on_day_timer(evutil_socket_t, short, void *);
+static struct report_journal journal = {
+	.what = "dmarc",
+	.dfd = -1,
+	.line_max = DMARC_REC_LINE_MAX,
+	.jitter = 0,
+	.line_time = dmarc_line_time,
+	.enabled = dmarc_enabled,
+	.send_now = dmarc_send_now,
+	.fd = -1,
+};
+
+static int
+dmarc_enabled(void)
+{
+	return conf->dmarc_report_from[0] != '\0';
+}
+
+static int
+dmarc_line_time(const char *line, size_t len, int64_t *when)
+{
+	struct queue_dmarc_record	*r;
+	int				 rc;
+
+	if ((r = malloc(sizeof(*r))) == NULL)
+		return -1;
+	rc = dmarc_rec_parse(line, len, r, when);
+	free(r);
+	return rc;
+}
 
 /* ---- recording ---- */
 
@@ -94,14 +117,7 @@ dmarc_send_record(const struct queue_dmarc_record *r)
 		    r->policy_domain);
 		return;
 	}
-	if (records_fd == -1 && (records_fd = openat(dfd_dmarc, RECORDS_FILE,
-	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) == -1) {
-		log_warn("dmarc: open dmarc/%s", RECORDS_FILE);
-		return;
-	}
-	/* O_APPEND: one write per line, so lines never interleave */
-	if (write(records_fd, line, (size_t)n) != n)
-		log_warn("dmarc: append to dmarc/%s", RECORDS_FILE);
+	report_journal_append(&journal, line, (size_t)n);
 }
 
 /* ---- grouping the rows ---- */
@@ -172,6 +188,7 @@ struct run {
 		uint32_t	 dom, row;
 	}			*slot;		/* dom UINT32_MAX: free */
 	size_t			 nslot, total;
+	struct queue_dmarc_record *rec;		/* a line's, while read */
 };
 
 static int
@@ -239,6 +256,45 @@ run_line(struct run *run, const char *line, size_t len,
 		run->doms[i].begin = when;
 	row_of(r, &w);
 	return run_add(run, i, &w);
+}
+
+/* one line of the file into the run: 0, or -1 (refused, logged) */
+static int
+run_cb(void *arg, const char *line, size_t len)
+{
+	struct run	*run = arg;
+
+	return run_line(run, line, len, run->rec);
+}
+
+/*
+ * The file's rows by policy domain (report_journal_read()): 0, or -1
+ * when nothing could be read.
+ */
+static int
+read_rows(int fd, struct run *run)
+{
+	size_t	i;
+	int	rc;
+
+	memset(run, 0, sizeof(*run));
+	run->nslot = 1;
+	while (run->nslot < 2 * SEND_MAX_ROWS)
+		run->nslot *= 2;
+	if ((run->rec = malloc(sizeof(*run->rec))) == NULL ||
+	    (run->slot = calloc(run->nslot, sizeof(*run->slot))) == NULL) {
+		log_warn("dmarc: reading the rows");
+		free(run->rec);
+		return -1;
+	}
+	for (i = 0; i < run->nslot; i++)
+		run->slot[i].dom = UINT32_MAX;
+	rc = report_journal_read(&journal, fd, run_cb, run);
+	free(run->slot);
+	run->slot = NULL;
+	free(run->rec);
+	run->rec = NULL;
+	return rc;
 }
 
 /* ---- the message ---- */
@@ -387,24 +443,10 @@ dmarc_send_now(void)
 		return -1;
 	if (q_lookup == NULL)
 		return -1;
-	if (!sending_exists()) {
-		if (records_fd != -1) {
-			close(records_fd);
-			records_fd = -1;
-		}
-		if (renameat(dfd_dmarc, RECORDS_FILE, dfd_dmarc,
-		    SENDING_FILE) == -1) {
-			if (errno == ENOENT)
-				return 0;
-			log_warn("dmarc: rename dmarc/%s", RECORDS_FILE);
-			return -1;
-		}
-	}
-	if ((fd = openat(dfd_dmarc, SENDING_FILE, O_RDONLY | O_CLOEXEC)) ==
-	    -1) {
-		log_warn("dmarc: open dmarc/%s", SENDING_FILE);
+	if ((fd = report_journal_begin(&journal)) == -2)
+		return 0;
+	if (fd == -1)
 		return -1;
-	}
 	if (read_rows(fd, &run) == -1) {
 		close(fd);
 		return -1;		/* kept for the next try */
@@ -415,8 +457,7 @@ dmarc_send_now(void)
 	for (i = 0; i < run.ndom; i++)
 		free(run.doms[i].rows);
 	free(run.doms);
-	if (unlinkat(dfd_dmarc, SENDING_FILE, 0) == -1)
-		log_warn("dmarc: unlink dmarc/%s", SENDING_FILE);
+	report_journal_done(&journal);
 	log_info("dmarc: aggregate reports for %zu domains", run.ndom);
 	return (int)run.ndom;
 }
@@ -426,9 +467,6 @@ dmarc_send_now(void)
 void
 dmarc_send_init(void)
 {
-	if (dfd_dmarc == -1)
-		return;
-	if ((ev_day = evtimer_new(ev_base, on_day_timer, NULL)) == NULL)
-		fatalx("evtimer_new");
-	arm(RETRY_SECS / 10);
+	journal.dfd = dfd_dmarc;
+	report_journal_init(&journal);
 }

@@ -197,6 +197,34 @@ char		*report_mail_join(const char *head, const char *rcpt,
 		    const char *body, size_t *len);
 char		*report_mail_text(struct evbuffer *);
 
+/*
+ * report_journal.c: a report's rows in the spool (dfd: its folder) and
+ * the daily run (send_now, when enabled()); line_time reads a line's
+ * time (0, or -1 when the line does not read).
+ */
+struct event;
+struct report_journal {
+	const char	*what;			/* "dmarc": logs, folder */
+	int		 dfd;
+	size_t		 line_max;
+	int		 jitter;		/* random delay, seconds */
+	int		(*line_time)(const char *, size_t, int64_t *);
+	int		(*enabled)(void);
+	int		(*send_now)(void);
+	int		 fd;			/* records, appending */
+	struct event	*ev_day;
+};
+void		report_journal_init(struct report_journal *);
+void		report_journal_append(struct report_journal *, const char *,
+		    size_t);
+/* the run's file (what an earlier run left, or else the records):
+ * its fd, -2 when there is nothing, -1 on error */
+int		report_journal_begin(struct report_journal *);
+int		report_journal_read(struct report_journal *, int fd,
+		    int (*)(void *, const char *, size_t), void *);
+/* the run's reports are queued: its file goes */
+void		report_journal_done(struct report_journal *);
+
 /* dmarc_send.c: the DMARC aggregate reports */
 void		dmarc_send_init(void);
 void		dmarc_send_record(const struct queue_dmarc_record *);

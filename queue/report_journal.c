@@ -3,7 +3,15 @@
  * day's rows in a journal in the spool: appended one line at a time,
  * renamed to "sending" when the day is reported on, read back a block at
  * a time, unlinked when the reports are queued; and a timer that starts
- * a run a little after each UTC midnight.
+ * a run a little after each UTC midnight (and at start-up, when the
+ * journal holds an earlier day's rows or a run was left half done).
+ *
+ * Best effort, and the durability says so: rows are appended without
+ * fsync (a crash may lose the last ones, and a torn last line is refused
+ * by its reader); a crash after the rename and before the unlink
+ * reports those rows again at start-up (a duplicate, which receivers
+ * tolerate); a crash after the unlink loses reports whose messages were
+ * not committed yet.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -25,50 +33,97 @@
 #include "proc.h"
 #include "util.h"
 
-/*
- * The file's rows by policy domain, read a block at a time (the file
- * may be big; a line never is): 0, or -1 when nothing could be read.
- * Lines that do not parse (torn, edited) or go over the limits are
- * counted and logged, never fatal.
- */
-static int
-read_rows(int fd, struct run *run)
-{
-	struct queue_dmarc_record	*r;
-	char				*buf, *p, *nl;
-	size_t				 have = 0, bad = 0, i, cap;
-	ssize_t				 got;
-	int				 skipping = 0;
+#define RECORDS_FILE		"records"
+#define SENDING_FILE		"sending"
+#define DAY			86400
+#define AFTER_MIDNIGHT		60	/* seconds into the new day */
+#define RETRY_SECS		30	/* no lookup channel yet */
 
-	memset(run, 0, sizeof(*run));
-	cap = 4 * DMARC_REC_LINE_MAX;
-	run->nslot = 1;
-	while (run->nslot < 2 * SEND_MAX_ROWS)
-		run->nslot *= 2;
-	if ((buf = malloc(cap)) == NULL ||
-	    (r = malloc(sizeof(*r))) == NULL ||
-	    (run->slot = calloc(run->nslot, sizeof(*run->slot))) == NULL) {
-		log_warn("dmarc: reading the rows");
-		free(buf);
-		free(run->slot);
+void
+report_journal_append(struct report_journal *j, const char *line, size_t n)
+{
+	if (j->dfd == -1)
+		return;
+	if (j->fd == -1 && (j->fd = openat(j->dfd, RECORDS_FILE,
+	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		log_warn("%s: open %s/%s", j->what, j->what, RECORDS_FILE);
+		return;
+	}
+	/* O_APPEND: one write per line, so lines never interleave */
+	if (write(j->fd, line, n) != (ssize_t)n)
+		log_warn("%s: append to %s/%s", j->what, j->what,
+		    RECORDS_FILE);
+}
+
+/* a run left half done (fstatat: the queue's sandbox allows it) */
+static int
+sending_exists(struct report_journal *j)
+{
+	struct stat	st;
+
+	return fstatat(j->dfd, SENDING_FILE, &st, 0) == 0;
+}
+
+int
+report_journal_begin(struct report_journal *j)
+{
+	int	fd;
+
+	if (j->dfd == -1)
+		return -1;
+	if (!sending_exists(j)) {
+		if (j->fd != -1) {
+			close(j->fd);
+			j->fd = -1;
+		}
+		if (renameat(j->dfd, RECORDS_FILE, j->dfd, SENDING_FILE) ==
+		    -1) {
+			if (errno == ENOENT)
+				return -2;
+			log_warn("%s: rename %s/%s", j->what, j->what,
+			    RECORDS_FILE);
+			return -1;
+		}
+	}
+	if ((fd = openat(j->dfd, SENDING_FILE, O_RDONLY | O_CLOEXEC)) == -1)
+		log_warn("%s: open %s/%s", j->what, j->what, SENDING_FILE);
+	return fd;
+}
+
+/*
+ * The file's lines, read a block at a time (the file may be big; a
+ * line never is, j->line_max at most): each to cb.  Lines cb refuses,
+ * torn or too long are counted and logged, never fatal.  0, or -1 when
+ * nothing could be read.
+ */
+int
+report_journal_read(struct report_journal *j, int fd,
+    int (*cb)(void *, const char *, size_t), void *arg)
+{
+	char	*buf, *p, *nl;
+	size_t	 have = 0, bad = 0, cap;
+	ssize_t	 got;
+	int	 skipping = 0;
+
+	cap = 4 * j->line_max;
+	if ((buf = malloc(cap)) == NULL) {
+		log_warn("%s: reading the rows", j->what);
 		return -1;
 	}
-	for (i = 0; i < run->nslot; i++)
-		run->slot[i].dom = UINT32_MAX;
 	for (;;) {
 		got = read(fd, buf + have, cap - have);
 		if (got == -1 && errno == EINTR)
 			continue;
 		if (got == -1)
-			log_warn("dmarc: read dmarc/%s", SENDING_FILE);
+			log_warn("%s: read %s/%s", j->what, j->what,
+			    SENDING_FILE);
 		if (got <= 0)
 			break;
 		have += (size_t)got;
 		p = buf;
 		while ((nl = memchr(p, '\n', have - (size_t)(p - buf))) !=
 		    NULL) {
-			if (!skipping && run_line(run, p, (size_t)(nl - p),
-			    r) == -1)
+			if (!skipping && cb(arg, p, (size_t)(nl - p)) == -1)
 				bad++;
 			skipping = 0;
 			p = nl + 1;
@@ -84,86 +139,104 @@ read_rows(int fd, struct run *run)
 	if (have > 0 && !skipping)		/* torn: no '\n' */
 		bad++;
 	if (bad)
-		log_warnx("dmarc: %zu report rows unreadable or over the "
-		    "limits, skipped", bad);
-	free(run->slot);
-	run->slot = NULL;
-	free(r);
+		log_warnx("%s: %zu report rows unreadable or over the "
+		    "limits, skipped", j->what, bad);
 	free(buf);
 	return 0;
 }
 
-/* a run left half done (fstatat: the queue's sandbox allows it) */
-static int
-sending_exists(void)
+void
+report_journal_done(struct report_journal *j)
 {
-	struct stat	st;
-
-	return fstatat(dfd_dmarc, SENDING_FILE, &st, 0) == 0;
+	if (unlinkat(j->dfd, SENDING_FILE, 0) == -1)
+		log_warn("%s: unlink %s/%s", j->what, j->what, SENDING_FILE);
 }
 
 /*
- * The first row's time in dmarc/records; -1 when there is no file or
- * it is empty, -2 when its first line does not read (then its rows are
+ * The first row's time in the journal; -1 when there is no file or it
+ * is empty, -2 when its first line does not read (then its rows are
  * reported now rather than never).
  */
 static int64_t
-records_first(void)
+records_first(struct report_journal *j)
 {
-	struct queue_dmarc_record	*r;
-	char				 line[DMARC_REC_LINE_MAX];
-	ssize_t				 n;
-	int64_t				 when = -1;
-	char				*nl;
-	int				 fd;
+	char		*line;
+	ssize_t		 n;
+	int64_t		 when = -1;
+	char		*nl;
+	int		 fd;
 
-	if ((fd = openat(dfd_dmarc, RECORDS_FILE, O_RDONLY | O_CLOEXEC)) ==
+	if ((fd = openat(j->dfd, RECORDS_FILE, O_RDONLY | O_CLOEXEC)) ==
 	    -1)
 		return -1;
-	n = read(fd, line, sizeof(line) - 1);
+	if ((line = malloc(j->line_max)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	n = read(fd, line, j->line_max - 1);
 	close(fd);
 	if (n <= 0)
-		return -1;
-	if ((nl = memchr(line, '\n', (size_t)n)) == NULL)
-		return -2;
-	if ((r = malloc(sizeof(*r))) == NULL)
-		return -1;
-	if (dmarc_rec_parse(line, (size_t)(nl - line), r, &when) == -1)
+		when = -1;
+	else if ((nl = memchr(line, '\n', (size_t)n)) == NULL ||
+	    j->line_time(line, (size_t)(nl - line), &when) == -1)
 		when = -2;
-	free(r);
+	free(line);
 	return when;
 }
 
 static void
-arm(time_t secs)
+arm(struct report_journal *j, time_t secs)
 {
 	struct timeval	tv = { secs, 0 };
 
-	evtimer_add(ev_day, &tv);
+	evtimer_add(j->ev_day, &tv);
+}
+
+/* the next run: a minute into the next UTC day, and up to j->jitter */
+static time_t
+next_day(struct report_journal *j, time_t now)
+{
+	time_t	secs = DAY - now % DAY + AFTER_MIDNIGHT;
+
+	if (j->jitter > 0)
+		secs += (time_t)(queue_random() % (uint32_t)j->jitter);
+	return secs;
 }
 
 /*
- * At start-up (once lookup is there) and then a minute into each UTC
- * day: report when a run was left half done or the rows are from a day
- * that has ended.
+ * At start-up (once lookup is there) and then after each UTC midnight:
+ * report when a run was left half done or the rows are from a day that
+ * has ended.
  */
 static void
 on_day_timer(evutil_socket_t fd, short ev, void *arg)
 {
-	time_t	now = time(NULL);
-	int64_t	first;
+	struct report_journal	*j = arg;
+	time_t			 now = time(NULL);
+	int64_t			 first;
 
-	if (conf->dmarc_report_from[0] == '\0') {
-		arm(DAY - now % DAY + AFTER_MIDNIGHT);
+	if (!j->enabled()) {
+		arm(j, next_day(j, now));
 		return;
 	}
 	if (q_lookup == NULL) {
-		arm(RETRY_SECS);
+		arm(j, RETRY_SECS);
 		return;
 	}
-	first = records_first();
-	if (sending_exists() ||
+	first = records_first(j);
+	if (sending_exists(j) ||
 	    first == -2 || (first >= 0 && first / DAY < (int64_t)now / DAY))
-		dmarc_send_now();
-	arm(DAY - now % DAY + AFTER_MIDNIGHT);
+		j->send_now();
+	arm(j, next_day(j, now));
+}
+
+void
+report_journal_init(struct report_journal *j)
+{
+	j->fd = -1;
+	if (j->dfd == -1)
+		return;
+	if ((j->ev_day = evtimer_new(ev_base, on_day_timer, j)) == NULL)
+		fatalx("evtimer_new");
+	arm(j, RETRY_SECS / 10);
 }
