@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dmarc_rec.h"
+#include "tlsrpt_rec.h"
 #include "proto.h"
 
 #define STR_OK(f)	(proto_valid_string((f), sizeof(f)) == 0)
@@ -120,4 +121,16 @@ int
 proto_valid_queue_dmarc_record(const struct queue_dmarc_record *r)
 {
 	return dmarc_rec_valid(r);
+}
+
+int
+proto_valid_lka_tlsrpt(const struct lka_tlsrpt *o)
+{
+	return tlsrpt_note_valid(o);
+}
+
+int
+proto_valid_queue_tlsrpt_record(const struct queue_tlsrpt_record *r)
+{
+	return tlsrpt_rec_valid(r);
 }
