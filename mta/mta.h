@@ -188,6 +188,8 @@ int	mta_retiring(void);
 /* the daemon stops: only a reply to an end of data is still awaited */
 int	mta_stopping(void);
 double	mta_elapsed_ms(const struct timespec *since);
+/* the channel to lookup (mta_tlsrpt.c sends it the outcomes) */
+struct mproc *mta_lookup_channel(void);
 
 /*
  * mta_tlsrpt.c: one TLS outcome toward a policy domain for TLS-RPT (RFC
@@ -198,6 +200,14 @@ double	mta_elapsed_ms(const struct timespec *since);
  */
 void	mta_tlsrpt_note(const struct mta_route *, const struct mta_host *,
 	    int policy_type, int result, const char *detail);
+/*
+ * The policy string of a route's reports: for TLSRPT_POLICY_STS the
+ * MTA-STS policy text's lines, for TLSRPT_POLICY_TLSA each TLSA record
+ * as "usage selector mtype hexdata", lines joined by '\n'.  Call it
+ * when the route learns its policy, before the notes under it.
+ */
+void	mta_tlsrpt_policy(const struct mta_route *, int policy_type,
+	    const char *policy_string);
 
 /* mta_io.c */
 void	mta_io_init(void);

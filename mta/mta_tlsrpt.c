@@ -1,24 +1,123 @@
 /*
  * mta_tlsrpt.c -- TLS-RPT (RFC 8460) outcomes as the mta sees them.
  *
- * For now only logged at debug level; the counting and the daily
- * reports are being built (issue 20).
+ * Each TLS outcome under a DANE or MTA-STS policy (a session that
+ * negotiated and verified TLS, or one that failed to; a policy that
+ * failed before any session) goes to lookup as one IMSG_LKA_TLSRPT.
+ * Lookup reads the policy domain's "_smtp._tls" record and passes the
+ * outcome on to the queue, which keeps the day's counts and mails the
+ * reports (lookup/tlsrpt_collect.c, queue/tlsrpt_send.c).  Why not
+ * count here: the mta is chrooted in an empty directory and restarts on
+ * a reload, while counts must outlive both; and only lookup does DNS.
+ *
+ * The policy string of a report (section 4.3: the MTA-STS policy's
+ * lines, or the TLSA records) comes from mta_tlsrpt_policy(), which the
+ * DANE and MTA-STS code call when a route learns its policy: kept here
+ * per policy domain and type (a small table, oldest entry replaced), so
+ * that mta_tlsrpt_note() keeps its short signature.
+ *
+ * Nothing is sent when "tlsrpt reports" is off: lookup would drop it.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
 
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #define POSTHASTE_MTA_INTERNAL
+#include "config.h"
 #include "log.h"
+#include "mproc.h"
 #include "mta.h"
+#include "proc.h"
+#include "proto.h"
 #include "tlsrpt.h"
+
+#define POLICIES_MAX	64
+
+static struct {
+	char	 domain[256];
+	int	 type;
+	char	 policy[TLSRPT_POLICY_STRING_MAX];
+	time_t	 used;
+} policies[POLICIES_MAX];
+
+void
+mta_tlsrpt_policy(const struct mta_route *rt, int policy_type,
+    const char *policy_string)
+{
+	size_t	i, slot = 0;
+
+	if (conf->tlsrpt_report_from[0] == '\0' || policy_string == NULL)
+		return;
+	for (i = 0; i < POLICIES_MAX; i++) {
+		if (policies[i].type == policy_type &&
+		    strcmp(policies[i].domain, rt->domain) == 0) {
+			slot = i;
+			break;
+		}
+		if (policies[i].used < policies[slot].used)
+			slot = i;
+	}
+	snprintf(policies[slot].domain, sizeof(policies[slot].domain), "%s",
+	    rt->domain);
+	policies[slot].type = policy_type;
+	/* a policy longer than the field: cut at its last whole line */
+	if (snprintf(policies[slot].policy, sizeof(policies[slot].policy),
+	    "%s", policy_string) >= (int)sizeof(policies[slot].policy)) {
+		char *nl = strrchr(policies[slot].policy, '\n');
+
+		if (nl != NULL)
+			*nl = '\0';
+	}
+	policies[slot].used = time(NULL);
+}
+
+static const char *
+policy_of(const char *domain, int type)
+{
+	size_t	i;
+
+	for (i = 0; i < POLICIES_MAX; i++)
+		if (policies[i].type == type &&
+		    strcmp(policies[i].domain, domain) == 0) {
+			policies[i].used = time(NULL);
+			return policies[i].policy;
+		}
+	return "";
+}
 
 void
 mta_tlsrpt_note(const struct mta_route *rt, const struct mta_host *h,
     int policy_type, int result, const char *detail)
 {
+	struct lka_tlsrpt	o;
+
 	log_debug("tlsrpt: %s %s policy %d result %d%s%s", rt->domain,
 	    h != NULL ? h->name : "-", policy_type, result,
 	    detail != NULL ? ": " : "", detail != NULL ? detail : "");
+	if (conf->tlsrpt_report_from[0] == '\0' || rt->domain[0] == '\0')
+		return;
+	memset(&o, 0, sizeof(o));
+	snprintf(o.policy_domain, sizeof(o.policy_domain), "%s", rt->domain);
+	o.policy_type = policy_type;
+	o.result = result;
+	if (h != NULL) {
+		snprintf(o.mx_host, sizeof(o.mx_host), "%s", h->name);
+		if (h->ss.ss_family == AF_INET || h->ss.ss_family == AF_INET6)
+			o.receiving_ip = h->ss;
+	}
+	if (detail != NULL && result != TLSRPT_SUCCESS)
+		snprintf(o.reason, sizeof(o.reason), "%s", detail);
+	snprintf(o.policy, sizeof(o.policy), "%s",
+	    policy_of(rt->domain, policy_type));
+	if (proto_valid_lka_tlsrpt(&o) == -1) {
+		log_warnx("tlsrpt: %s: an outcome out of range, not counted",
+		    rt->domain);
+		return;
+	}
+	mproc_compose(mta_lookup_channel(), IMSG_LKA_TLSRPT, 0, -1, &o,
+	    sizeof(o));
 }

@@ -275,6 +275,7 @@ queue_lookup_dispatch(struct mproc *p, struct imsg *im)
 	struct lka_dest			 d;
 	struct lka_result		 r;
 	struct queue_dmarc_record	*dr;
+	struct queue_tlsrpt_record	*tr;
 
 	switch (im->hdr.type) {
 	case IMSG_LKA_RCPT_DEST:
@@ -298,6 +299,13 @@ queue_lookup_dispatch(struct mproc *p, struct imsg *im)
 		PROTO_READ(p, im, dr, proto_valid_queue_dmarc_record);
 		dmarc_send_record(dr);
 		free(dr);
+		break;
+	case IMSG_QUEUE_TLSRPT_RECORD:
+		if ((tr = malloc(sizeof(*tr))) == NULL)
+			fatal("malloc");
+		PROTO_READ(p, im, tr, proto_valid_queue_tlsrpt_record);
+		tlsrpt_send_record(tr);
+		free(tr);
 		break;
 	default:
 		fatalx("unexpected message %u from lookup", im->hdr.type);

@@ -230,6 +230,12 @@ void		dmarc_send_init(void);
 void		dmarc_send_record(const struct queue_dmarc_record *);
 int		dmarc_send_now(void);
 
+/* tlsrpt_send.c: the TLS-RPT reports (RFC 8460) */
+extern int		 dfd_tlsrpt;		/* -1: no reports */
+void		tlsrpt_send_init(void);
+void		tlsrpt_send_record(const struct queue_tlsrpt_record *);
+int		tlsrpt_send_now(void);
+
 /* queue_control.c: smtpctl's requests */
 void		queue_control_dispatch(struct mproc *, struct imsg *);
 void		ctl_removed_landed(struct qenv *,
