@@ -180,8 +180,8 @@ valid_meta(const struct tlsrpt_report_meta *m, const char *policy_domain)
 {
 	return m->org_name != NULL && m->contact_info != NULL &&
 	    valid_id(m->report_id) && m->submitter != NULL &&
-	    domain_valid(m->submitter, 0) == 0 && policy_domain != NULL &&
-	    domain_valid(policy_domain, 0) == 0 && m->begin <= m->end;
+	    domain_valid(m->submitter, 0) && policy_domain != NULL &&
+	    domain_valid(policy_domain, 0) && m->begin <= m->end;
 }
 
 char *
