@@ -1,0 +1,234 @@
+"""
+SMTP TLS Reporting (RFC 8460) through the real daemon: the queue's
+reporting side, from its spool journal to the mailed report.
+
+"tlsrpt reports from" on; a day of mixed TLS outcomes toward two policy
+domains is put in the queue's journal (tlsrpt/records, the lines
+common/tlsrpt_rec.c writes: what lookup hands the queue for each outcome
+the mta saw under a DANE or MTA-STS policy), with a torn last line as a
+crash leaves it.  `smtpctl tlsrpt report now' makes the queue sum them
+and mail one report per domain to its rua (a local user here) through
+the normal path.  Each message must be what RFC 8460 5.3 asks
+(multipart/report; report-type="tlsrpt", the TLS-Report-Domain and
+TLS-Report-Submitter headers, the Subject with the Report-ID, the
+application/tlsrpt+gzip part named as 5.1 says), and its JSON (section
+4) must hold the policies with their strings and MX hosts, the summed
+counts, and the failures alike counted together.  A second run reports
+on nothing; without "tlsrpt reports" smtpctl says the reports are off.
+
+Why the journal and not the mta: until the DANE and MTA-STS code calls
+mta_tlsrpt_note() (issue 20, in progress), no real session produces an
+outcome; the journal is the queue's input, so everything after it is the
+production path.  The mta -> lookup -> queue leg is to be covered here
+with a real DANE or MTA-STS relay once those land.
+
+Checked to fail when equal failures are not counted together and when
+the attachment's media type is application/gzip.
+"""
+
+import email
+import email.policy
+import gzip
+import json
+import os
+import re
+import subprocess
+import time
+
+import fixture
+from fixture import (TEST_USER1, Daemon, binary, maildir_path, poll,
+                     reset_maildir)
+
+HOST = "mx.example.test"
+RUA = "%s@example.test" % TEST_USER1
+
+CONF = """\
+hostname %(host)s
+spool "@TMP@/spool"
+socket "@TMP@/smtpd.sock"
+tlsrpt reports from "tlsrpt@mx.example.test" org "Posthaste Test Org"
+listen on 127.0.0.1 port @PORT@
+action "local" maildir "~/Maildir"
+match from any for domain "example.test" action "local"
+"""
+
+STS = ("version: STSv1\nmode: enforce\nmx: *.policy.test\n"
+       "max_age: 86400")
+TLSA = "3 1 1 " + "ab" * 32
+
+
+def enc(s):
+    """a string field of the journal line (common/tlsrpt_rec.h)"""
+    if s == "":
+        return "-"
+    if s == "-":
+        return "%2D"
+    return "".join(c if "!" <= c <= "~" and c != "%" else
+                   "%%%02X" % ord(c) for c in s)
+
+
+def line(when, domain, ptype, result, mx="", sip="", rip="", reason="",
+         policy="", rua=("mailto:%s" % RUA,)):
+    return "t1 %d %s %d %d %s %s %s %s %s %d %s .\n" % (
+        when, enc(domain), ptype, result, enc(mx), sip or "-", rip or "-",
+        enc(reason), enc(policy), len(rua), " ".join(enc(u) for u in rua))
+
+
+def day_lines(when):
+    out = []
+    # policy.test under MTA-STS: 3 sessions verified, 2 alike with an
+    # expired certificate, 1 without STARTTLS
+    for mx in ("mx1.policy.test", "mx1.policy.test", "mx2.policy.test"):
+        out.append(line(when, "policy.test", 1, 0, mx, rip="192.0.2.1",
+                        policy=STS))
+    for _ in range(2):
+        out.append(line(when, "policy.test", 1, 3, "mx1.policy.test",
+                        rip="192.0.2.1", reason="certificate has expired",
+                        policy=STS))
+    out.append(line(when, "policy.test", 1, 1, "mx2.policy.test",
+                    rip="2001:db8::2", policy=STS))
+    # policy.test's backup under DANE: 1 verified, 1 tlsa-invalid
+    out.append(line(when, "policy.test", 2, 0, "backup.policy.test",
+                    rip="192.0.2.3", policy=TLSA))
+    out.append(line(when, "policy.test", 2, 6, "backup.policy.test",
+                    rip="192.0.2.3", policy=TLSA,
+                    reason="no TLSA record matched"))
+    # other.test: one success, its rua percent-encoded; and an https:
+    # rua, logged and skipped
+    out.append(line(when, "other.test", 1, 0, "mx.other.test",
+                    rip="192.0.2.9", policy=STS.replace("policy", "other"),
+                    rua=("https://r.other.test/v1",
+                         "mailto:%s%%40example.test" % TEST_USER1)))
+    return "".join(out)
+
+
+def ctl(d, *args):
+    p = subprocess.run([binary("smtpctl"), "-s", d.socket_path] +
+                       list(args), stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=20)
+    return p.returncode, (p.stdout + p.stderr).decode()
+
+
+def reports_for(domain):
+    d = os.path.join(maildir_path(TEST_USER1), "new")
+    out = []
+    for n in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        with open(os.path.join(d, n), "rb") as f:
+            m = f.read()
+        if b"Report Domain: " + domain.encode() + b" " in m:
+            out.append(m)
+    return out
+
+
+def write_journal(d, text):
+    path = os.path.join(d.spool, "tlsrpt", "records")
+    st = os.stat(os.path.dirname(path))
+    with open(path, "w") as f:
+        f.write(text)
+    os.chown(path, st.st_uid, st.st_gid)
+    os.chmod(path, 0o600)
+
+
+def test_tlsrpt_reports():
+    reset_maildir(TEST_USER1)
+    now = int(time.time())
+    with Daemon(conf=CONF % {"host": HOST}) as d:
+        write_journal(d, day_lines(now) + "t1 %d policy.te" % now)
+        rc, out = ctl(d, "tlsrpt", "report", "now")
+        assert rc == 0 and "for 2 domains" in out, (rc, out)
+        got = poll(lambda: (len(reports_for("policy.test")) == 1 and
+                            len(reports_for("other.test")) == 1) or None,
+                   15)
+        assert got, "reports not mailed; log tail:\n%s" % "\n".join(
+            d.log().splitlines()[-30:])
+        assert "not supported yet" in d.log()
+        assert re.search(r"1 report rows unreadable", d.log())
+        rep = check_mail(reports_for("policy.test")[0], "policy.test", now)
+        check_policy_test(rep)
+        rep = check_mail(reports_for("other.test")[0], "other.test", now)
+        assert len(rep["policies"]) == 1
+        assert rep["policies"][0]["summary"] == {
+            "total-successful-session-count": 1,
+            "total-failure-session-count": 0}
+        assert "failure-details" not in rep["policies"][0]
+
+        rc, out = ctl(d, "tlsrpt", "report", "now")
+        assert rc == 0 and "for 0 domains" in out, (rc, out)
+        assert not os.path.exists(os.path.join(d.spool, "tlsrpt",
+                                               "records"))
+
+
+def check_mail(raw, domain, now):
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["From"].addresses[0].addr_spec == "tlsrpt@mx.example.test"
+    assert msg["To"].addresses[0].addr_spec == RUA
+    subj = str(msg["Subject"])
+    assert re.fullmatch(r"Report Domain: %s Submitter: mx\.example\.test "
+                        r"Report-ID: <([0-9]+\.[0-9a-f]+)"
+                        r"@mx\.example\.test>" % re.escape(domain),
+                        subj), subj
+    rid = re.search(r"<([^@]+)@", subj).group(1)
+    assert msg["TLS-Report-Domain"] == domain
+    assert msg["TLS-Report-Submitter"] == "mx.example.test"
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "tlsrpt"
+    parts = [p for p in msg.iter_parts()
+             if p.get_content_type() == "application/tlsrpt+gzip"]
+    assert len(parts) == 1, [p.get_content_type() for p in msg.iter_parts()]
+    name = parts[0].get_filename()
+    m = re.fullmatch(r"mx\.example\.test!%s!([0-9]+)!([0-9]+)\.json\.gz" %
+                     re.escape(domain), name)
+    assert m, name
+    begin, end = int(m.group(1)), int(m.group(2))
+    assert begin == now - now % 86400 and begin <= end <= now + 60, \
+        (begin, end, now)
+    rep = json.loads(gzip.decompress(parts[0].get_content()))
+    assert rep["organization-name"] == "Posthaste Test Org"
+    assert rep["contact-info"] == "mailto:tlsrpt@mx.example.test"
+    assert rep["report-id"] == rid
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    assert rep["date-range"] == {
+        "start-datetime": time.strftime(fmt, time.gmtime(begin)),
+        "end-datetime": time.strftime(fmt, time.gmtime(end))}
+    return rep
+
+
+def check_policy_test(rep):
+    pols = {p["policy"]["policy-type"]: p for p in rep["policies"]}
+    assert sorted(pols) == ["sts", "tlsa"], rep
+    sts = pols["sts"]
+    assert sts["policy"] == {
+        "policy-type": "sts", "policy-string": STS.split("\n"),
+        "policy-domain": "policy.test", "mx-host": ["*.policy.test"]}
+    assert sts["summary"] == {"total-successful-session-count": 3,
+                              "total-failure-session-count": 3}
+    fails = sorted(sts["failure-details"], key=lambda f: f["result-type"])
+    assert fails == [
+        {"result-type": "certificate-expired",
+         "receiving-mx-hostname": "mx1.policy.test",
+         "receiving-ip": "192.0.2.1", "failed-session-count": 2,
+         "failure-reason-code": "certificate has expired"},
+        {"result-type": "starttls-not-supported",
+         "receiving-mx-hostname": "mx2.policy.test",
+         "receiving-ip": "2001:db8::2", "failed-session-count": 1},
+    ], fails
+    tlsa = pols["tlsa"]
+    assert tlsa["policy"] == {
+        "policy-type": "tlsa", "policy-string": [TLSA],
+        "policy-domain": "policy.test", "mx-host": ["backup.policy.test"]}
+    assert tlsa["summary"] == {"total-successful-session-count": 1,
+                               "total-failure-session-count": 1}
+    assert tlsa["failure-details"] == [
+        {"result-type": "tlsa-invalid",
+         "receiving-mx-hostname": "backup.policy.test",
+         "receiving-ip": "192.0.2.3", "failed-session-count": 1,
+         "failure-reason-code": "no TLSA record matched"}]
+
+
+def test_tlsrpt_reports_off_by_default():
+    """without "tlsrpt reports", smtpctl says the reports are off"""
+    conf = "\n".join(ln for ln in CONF.splitlines()
+                     if not ln.startswith("tlsrpt reports")) + "\n"
+    with Daemon(conf=conf % {"host": HOST}) as d:
+        rc, out = ctl(d, "tlsrpt", "report", "now")
+        assert rc != 0 and "off" in out, (rc, out)
