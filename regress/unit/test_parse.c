@@ -416,7 +416,8 @@ test_dmarc_reports(void **state)
 	    "tlsrpt reports given twice");
 	expect_error("tlsrpt reports from \"a@b.example\" org \"\"\n", 1,
 	    "org name must not be empty");
-	expect_error("tlsrpt now\n", 1, "reports after tlsrpt");
+	expect_error("tlsrpt now\n", 1,
+	    "syntax error near \"now\", expected reports after tlsrpt");
 }
 
 static void
