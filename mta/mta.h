@@ -202,12 +202,13 @@ void	mta_tlsrpt_note(const struct mta_route *, const struct mta_host *,
 	    int policy_type, int result, const char *detail);
 /*
  * The policy string of a route's reports: for TLSRPT_POLICY_STS the
- * MTA-STS policy text's lines, for TLSRPT_POLICY_TLSA each TLSA record
- * as "usage selector mtype hexdata", lines joined by '\n'.  Call it
- * when the route learns its policy, before the notes under it.
+ * MTA-STS policy text's lines (host NULL: the whole domain's), for
+ * TLSRPT_POLICY_TLSA the host's TLSA records, each as "usage selector
+ * mtype hexdata"; lines joined by '\n'.  Call it when the route or host
+ * learns its policy, before the notes under it.
  */
-void	mta_tlsrpt_policy(const struct mta_route *, int policy_type,
-	    const char *policy_string);
+void	mta_tlsrpt_policy(const struct mta_route *, const struct mta_host *,
+	    int policy_type, const char *policy_string);
 
 /* mta_io.c */
 void	mta_io_init(void);

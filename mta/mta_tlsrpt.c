@@ -12,9 +12,11 @@
  *
  * The policy string of a report (section 4.3: the MTA-STS policy's
  * lines, or the TLSA records) comes from mta_tlsrpt_policy(), which the
- * DANE and MTA-STS code call when a route learns its policy: kept here
- * per policy domain and type (a small table, oldest entry replaced), so
- * that mta_tlsrpt_note() keeps its short signature.
+ * DANE and MTA-STS code call when a route (MTA-STS) or one of its hosts
+ * (DANE: each MX host has its own TLSA records, so its own policy in the
+ * report) learns its policy: kept here per policy domain, host and type
+ * (a small table, the least recently used entry replaced), so that
+ * mta_tlsrpt_note() keeps its short signature.
  *
  * Nothing is sent when "tlsrpt reports" is off: lookup would drop it.
  */
@@ -39,22 +41,31 @@
 
 static struct {
 	char	 domain[256];
+	char	 host[256];		/* "": the whole domain's */
 	int	 type;
 	char	 policy[TLSRPT_POLICY_STRING_MAX];
 	time_t	 used;
 } policies[POLICIES_MAX];
 
-void
-mta_tlsrpt_policy(const struct mta_route *rt, int policy_type,
-    const char *policy_string)
+static int
+policy_is(size_t i, const char *domain, const char *host, int type)
 {
-	size_t	i, slot = 0;
+	return policies[i].type == type &&
+	    strcmp(policies[i].domain, domain) == 0 &&
+	    strcmp(policies[i].host, host) == 0;
+}
+
+void
+mta_tlsrpt_policy(const struct mta_route *rt, const struct mta_host *h,
+    int policy_type, const char *policy_string)
+{
+	const char	*host = h != NULL ? h->name : "";
+	size_t		 i, slot = 0;
 
 	if (conf->tlsrpt_report_from[0] == '\0' || policy_string == NULL)
 		return;
 	for (i = 0; i < POLICIES_MAX; i++) {
-		if (policies[i].type == policy_type &&
-		    strcmp(policies[i].domain, rt->domain) == 0) {
+		if (policy_is(i, rt->domain, host, policy_type)) {
 			slot = i;
 			break;
 		}
@@ -63,6 +74,8 @@ mta_tlsrpt_policy(const struct mta_route *rt, int policy_type,
 	}
 	snprintf(policies[slot].domain, sizeof(policies[slot].domain), "%s",
 	    rt->domain);
+	snprintf(policies[slot].host, sizeof(policies[slot].host), "%s",
+	    host);
 	policies[slot].type = policy_type;
 	/* a policy longer than the field: cut at its last whole line */
 	if (snprintf(policies[slot].policy, sizeof(policies[slot].policy),
@@ -75,17 +88,18 @@ mta_tlsrpt_policy(const struct mta_route *rt, int policy_type,
 	policies[slot].used = time(NULL);
 }
 
+/* the host's own policy, else the domain's, else none */
 static const char *
-policy_of(const char *domain, int type)
+policy_of(const char *domain, const char *host, int type)
 {
-	size_t	i;
+	size_t	i, pass;
 
-	for (i = 0; i < POLICIES_MAX; i++)
-		if (policies[i].type == type &&
-		    strcmp(policies[i].domain, domain) == 0) {
-			policies[i].used = time(NULL);
-			return policies[i].policy;
-		}
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < POLICIES_MAX; i++)
+			if (policy_is(i, domain, pass == 0 ? host : "", type)) {
+				policies[i].used = time(NULL);
+				return policies[i].policy;
+			}
 	return "";
 }
 
@@ -112,7 +126,7 @@ mta_tlsrpt_note(const struct mta_route *rt, const struct mta_host *h,
 	if (detail != NULL && result != TLSRPT_SUCCESS)
 		snprintf(o.reason, sizeof(o.reason), "%s", detail);
 	snprintf(o.policy, sizeof(o.policy), "%s",
-	    policy_of(rt->domain, policy_type));
+	    policy_of(rt->domain, o.mx_host, policy_type));
 	if (proto_valid_lka_tlsrpt(&o) == -1) {
 		log_warnx("tlsrpt: %s: an outcome out of range, not counted",
 		    rt->domain);
