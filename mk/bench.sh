@@ -6,7 +6,8 @@
 #                               sessions open (mk/bench_idle.py) and prints
 #                               the daemon's memory per session;
 #                               "dkim" and "checks" are issue 18's,
-#                               "milter" issue 19's (below)
+#                               "milter" issue 19's, "tls" issue
+#                               20's (below)
 #   MATRIX="20:10000:1024"      sessions:messages:size cells (bench/run.sh)
 #   REPS=3                      repetitions per cell, alternating
 #                               between the servers (medians are
@@ -57,6 +58,18 @@
 #   from session to session (the filter's "reuse" option, SMFIC_QUIT_NC;
 #   Postfix has none: its row and ours with a connection per session are
 #   the like-for-like pair).  Target: Posthaste >= 5x Postfix delivered/s.
+# tls: the relay scenario to a TLS sink: stunnel (Debian's stunnel4,
+#   127.0.0.1:10044, a self-signed certificate made here, TLS 1.3 with
+#   session tickets) in front of the harness's smtp-sink, reached with
+#   implicit TLS (Posthaste "relay host smtps://...", level encrypt;
+#   Postfix smtp_tls_wrappermode = yes, smtp_tls_security_level =
+#   encrypt, its TLS session cache in tlsmgr and its TLS connection
+#   reuse through tlsproxy (smtp_tls_connection_reuse), both added to
+#   the harness's master.cf for this run).  Rows: postfix+tls, posthaste+tls, and
+#   posthaste's plaintext relay in the same run (posthaste-plain), so the
+#   cost of TLS shows beside it.  stunnel logs each handshake as new or
+#   resumed: the table is followed by the handshakes per delivered
+#   message of each server (full and resumed).
 #
 # Results: regress/results/bench.jsonl (one JSON line per run) and a table.
 set -eu
@@ -94,8 +107,8 @@ mkdir -p /var/empty
 mkdir -p "$STATE"
 DKIM_DIR=$STATE/dkim
 
-# write_conf FILE EXTRA LISTEN_OPTIONS: the daemon's configuration, with
-# EXTRA's lines (if any) before the listener
+# write_conf FILE EXTRA LISTEN_OPTIONS [RELAY_URL]: the daemon's
+# configuration, with EXTRA's lines (if any) before the listener
 write_conf() {
 	{
 		printf 'spool "%s"\nsocket "%s"\n' "$STATE/spool" \
@@ -104,7 +117,7 @@ write_conf() {
 		printf 'listen on 127.0.0.1 port %s%s\n' "$PORT" "$3"
 		cat <<EOF
 action "local" maildir "~/Maildir"
-action "relay" relay host "smtp://127.0.0.1:10040"
+action "relay" relay host "${4:-smtp://127.0.0.1:10040}"
 match from any for domain "bench.test" action "local"
 match from local for domain "relay.test" action "relay"
 EOF
@@ -173,7 +186,8 @@ EOF
 # relay), with MESSAGE's size as theirs; with RECORD_COUNTS=FILE, the
 # no-op milter's counts of that run (noop_milter.c) go with them
 record() {
-	RECORD_COUNTS=${RECORD_COUNTS:-} /usr/bin/python3 - \
+	RECORD_COUNTS=${RECORD_COUNTS:-} RECORD_KEY=${RECORD_KEY:-} \
+	    /usr/bin/python3 - \
 	    "$STATE/run.jsonl" "$1" "$2" "${3:-}" >> "$OUT.new" <<'EOF'
 import json, os, sys
 counts = None
@@ -193,7 +207,7 @@ for l in open(sys.argv[1]):
         if sys.argv[4]:
             r["size"] = os.path.getsize(sys.argv[4])
         if os.environ["RECORD_COUNTS"]:
-            r["milter"] = counts
+            r[os.environ.get("RECORD_KEY") or "milter"] = counts
         print(json.dumps(r))
 EOF
 }
@@ -365,36 +379,36 @@ noop_milter_build() {
 	    -lpthread
 }
 
-# noop_milter_setup: $NM/start.sh postfix | posthaste CONF starts the
-# milter (counts in $NM/counts), then the server; $NM/stop.sh postfix |
-# posthaste stops the server, then the milter, which writes its counts
-# as it exits (libmilter notices SIGTERM within about 5 s)
-noop_milter_setup() {
-	rm -rf "$NM"
-	mkdir -p "$NM"
-	cat > "$NM/start.sh" <<EOF
+# addon_scripts DIR PORT NAME START [POSTFIX_AFTER]: DIR/start.sh
+# postfix | posthaste CONF runs the shell lines START (which start an
+# add-on in the background: bounded by timeout(1) so that it ends after
+# 2 h even if nobody stops it), keeps its pid, waits until it listens on
+# PORT, then starts the server (for Postfix followed by the shell lines
+# POSTFIX_AFTER); DIR/stop.sh postfix | posthaste stops the server, then
+# the add-on, waiting up to 15 s for it to exit (the no-op milter writes
+# its counts as it exits: libmilter notices SIGTERM within about 5 s)
+addon_scripts() {
+	cat > "$1/start.sh" <<EOF
 #!/bin/sh
 set -e
-rm -f $NM/counts $NM/counts.tmp
-# bounded: timeout(1) ends it after 2 h even if nobody stops it
-setsid timeout 7200 $NOOP_BIN -p inet:$NOOP_PORT@127.0.0.1 \\
-    -o $NM/counts </dev/null >$NM/milter.log 2>&1 &
-echo \$! > $NM/pid
+$4
+echo \$! > $1/pid
 i=0
-while ! ss -Hltn "sport = :$NOOP_PORT" | grep -q .; do
+while ! ss -Hltn "sport = :$2" | grep -q .; do
 	i=\$((i + 1))
-	[ \$i -le 100 ] || { echo "noop_milter does not listen" >&2; exit 1; }
+	[ \$i -le 100 ] || { echo "$3 does not listen" >&2; exit 1; }
 	sleep 0.1
 done
 case \$1 in
 postfix)
-	exec $BENCH_DIR/servers/postfix/start.sh ;;
+	$BENCH_DIR/servers/postfix/start.sh
+	${5:-:} ;;
 posthaste)
 	$STATE/smtpd -d -f \$2 -P $STATE/smtpd.pid >$STATE/log 2>&1 &
 	echo \$! > $STATE/pid ;;
 esac
 EOF
-	cat > "$NM/stop.sh" <<EOF
+	cat > "$1/stop.sh" <<EOF
 #!/bin/sh
 case \$1 in
 postfix)
@@ -403,17 +417,30 @@ posthaste)
 	[ -f $STATE/pid ] && kill \$(cat $STATE/pid) 2>/dev/null
 	sleep 1 ;;
 esac
-[ -f $NM/pid ] || exit 0
-p=\$(cat $NM/pid)
+[ -f $1/pid ] || exit 0
+p=\$(cat $1/pid)
 kill \$p 2>/dev/null
 i=0
 while kill -0 \$p 2>/dev/null && [ \$i -lt 150 ]; do
 	i=\$((i + 1))
 	sleep 0.1
 done
-rm -f $NM/pid
+rm -f $1/pid
 EOF
-	chmod 755 "$NM/start.sh" "$NM/stop.sh"
+	chmod 755 "$1/start.sh" "$1/stop.sh"
+}
+
+# noop_milter_setup: $NM/start.sh postfix | posthaste CONF starts the
+# milter (counts in $NM/counts), then the server; $NM/stop.sh postfix |
+# posthaste stops the server, then the milter, which writes its counts
+# as it exits (libmilter notices SIGTERM within about 5 s)
+noop_milter_setup() {
+	rm -rf "$NM"
+	mkdir -p "$NM"
+	addon_scripts "$NM" "$NOOP_PORT" noop_milter \
+	    "rm -f $NM/counts $NM/counts.tmp
+setsid timeout 7200 $NOOP_BIN -p inet:$NOOP_PORT@127.0.0.1 \\
+    -o $NM/counts </dev/null >$NM/milter.log 2>&1 &" ""
 }
 PF_NOOP="smtpd_milters = inet:127.0.0.1:$NOOP_PORT
 milter_default_action = tempfail"
@@ -440,6 +467,81 @@ run_milter() {
 			    "$BENCH_DIR/run.sh" custom relay || true
 		fi
 		RECORD_COUNTS=$NM/counts record "$1" milter
+	done
+}
+
+TLS_PORT=10044
+TS=/tmp/bench-tls
+PF_TLS="transport_maps = inline:{ relay.test=smtp:[127.0.0.1]:$TLS_PORT }
+smtp_tls_security_level = encrypt
+smtp_tls_wrappermode = yes
+smtp_tls_session_cache_database = btree:\$data_directory/smtp_scache
+smtp_tls_connection_reuse = yes"
+
+# tls_setup: the sink's certificate, stunnel's configuration, and the
+# start/stop scripts of the tls scenario ($TS/start.sh postfix |
+# posthaste CONF starts stunnel, then the server; stop.sh the reverse;
+# each run's stunnel log is $TS/stunnel.log)
+tls_setup() {
+	command -v stunnel4 >/dev/null || {
+		echo "make bench: no stunnel4 (make deps)" >&2; exit 1; }
+	rm -rf "$TS"
+	mkdir -p "$TS"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TS/key.pem" \
+	    -out "$TS/cert.pem" -days 2 -subj /CN=sink.relay.test \
+	    >/dev/null 2>&1
+	cat > "$TS/stunnel.conf" <<EOF
+foreground = yes
+pid =
+debug = info
+output = $TS/stunnel.log
+[sink]
+accept = 127.0.0.1:$TLS_PORT
+connect = 127.0.0.1:10040
+cert = $TS/cert.pem
+key = $TS/key.pem
+EOF
+	# the harness's master.cf has no tlsmgr (without it Postfix's
+	# smtp keeps no TLS session cache) and no tlsproxy (without it no
+	# TLS connection is reused: smtp_tls_connection_reuse)
+	addon_scripts "$TS" "$TLS_PORT" stunnel ": > $TS/stunnel.log
+setsid timeout 7200 stunnel4 $TS/stunnel.conf </dev/null \\
+    >$TS/stunnel.out 2>&1 &" \
+	    "{ echo 'tlsmgr unix - - n 1000? 1 tlsmgr'
+	  echo 'tlsproxy unix - - n - 0 tlsproxy'
+	} >> /tmp/bench-postfix/etc/master.cf
+	/usr/sbin/postfix -c /tmp/bench-postfix/etc reload >/dev/null 2>&1"
+}
+
+# tls_counts: stunnel's handshakes in the last run, for record()
+tls_counts() {
+	printf 'full %s\nresumed %s\n' \
+	    "$(grep -c 'new session negotiated' "$TS/stunnel.log" || true)" \
+	    "$(grep -c 'previous session reused' "$TS/stunnel.log" || true)" \
+	    > "$TS/counts"
+}
+
+# run_tls LABEL postfix|posthaste REP [CONF]: one run of the relay
+# scenario to the TLS sink, each cell on its own (counts are per run)
+run_tls() {
+	for cell in $MATRIX; do
+		echo "== tls: $1, $cell, repetition $3" >&2
+		: > "$STATE/run.jsonl"
+		if [ "$2" = postfix ]; then
+			MATRIX=$cell START_CMD="$TS/start.sh postfix" \
+			STOP_CMD="$TS/stop.sh postfix" \
+			POSTFIX_EXTRA="$PF_TLS" REPS=1 REP_BASE=$3 \
+			RESULTS=$STATE/run.jsonl PORT=10025 \
+			    "$BENCH_DIR/run.sh" custom relay || true
+		else
+			MATRIX=$cell START_CMD="$TS/start.sh posthaste $4" \
+			STOP_CMD="$TS/stop.sh posthaste" \
+			RESET_CMD="rm -rf $STATE/spool" REPS=1 REP_BASE=$3 \
+			RESULTS=$STATE/run.jsonl PORT=$PORT \
+			    "$BENCH_DIR/run.sh" custom relay || true
+		fi
+		tls_counts
+		RECORD_COUNTS=$TS/counts RECORD_KEY=tls record "$1" tls
 	done
 }
 
@@ -681,6 +783,22 @@ dkim sign <dkimkeys>" ""
 		done
 		continue
 	fi
+	if [ "$sc" = tls ]; then
+		tls_setup
+		write_conf "$STATE/tls.conf" "" "" \
+		    "smtps://127.0.0.1:$TLS_PORT"
+		conf_ok "$STATE/tls.conf" || exit 1
+		rep=1
+		while [ "$rep" -le "$REPS" ]; do
+			[ "${POSTFIX:-1}" = 0 ] ||
+			    run_tls postfix+tls postfix "$rep"
+			run_tls posthaste+tls posthaste "$rep" "$STATE/tls.conf"
+			run_posthaste posthaste-plain tls relay \
+			    "$STATE/smtpd.conf" "$rep"
+			rep=$((rep + 1))
+		done
+		continue
+	fi
 	if [ "$sc" = checks ]; then
 		dkim_keys
 		dns_start
@@ -730,7 +848,7 @@ import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 # what each scenario's other rows are compared with
 BASE = {"dkim": "postfix+opendkim", "checks": "posthaste-checks-off",
-        "milter": "postfix+milter"}
+        "milter": "postfix+milter", "tls": "postfix+tls"}
 # rows with no fair baseline: OpenDKIM 2.11 cannot sign with Ed25519
 NORATIO = {"posthaste-ed25519"}
 cells = {}
@@ -770,6 +888,21 @@ for key, by in sorted(cells.items()):
         print("%-7s %-14s %-20s %8s %-18s %8s %7s %7s %7s  %s" % (key[0],
               "%d:%d:%d" % key[1:], base, a or "-", srv or "-", b or "-", ratio,
               cpu(pf), cpu(ph), " ".join(pairs)))
+# the tls scenario: stunnel's handshakes per delivered message
+tls = {}
+for r in runs:
+    if r.get("scenario") == "tls" and r.get("tls"):
+        tls.setdefault((r["sessions"], r["msgs"], r["size"], r["server"]),
+                       []).append(r)
+if tls:
+    print("\nTLS handshakes per delivered message (stunnel's log; full"
+          " and resumed):")
+for (s, m, z, srv), rs in sorted(tls.items()):
+    full = med([r["tls"]["full"] / r["msgs"] for r in rs])
+    res = med([r["tls"]["resumed"] / r["msgs"] for r in rs])
+    print("  %d:%d:%d %-18s full %.3f, resumed %.3f (runs: %s)" % (
+          s, m, z, srv, full, res, " ".join("%d+%d" % (r["tls"]["full"],
+          r["tls"]["resumed"]) for r in rs)))
 # the milter scenario: the no-op milter's counts of each run
 MFLAGS = ["NOCONNECT", "NOHELO", "NOMAIL", "NORCPT", "NOBODY", "NOHDRS",
           "NOEOH", "NR_HDR", "NOUNKNOWN", "NODATA", "SKIP", "RCPT_REJ",

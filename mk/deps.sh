@@ -73,6 +73,10 @@
 # archive (the fixture counts libmilter's reads and writes).  Posthaste's
 # own milter client links nothing of it.
 #
+# stunnel4 (issue 20): "make bench SCENARIOS=tls" puts it in front of
+# the harness's smtp-sink as the TLS sink; it logs every handshake as new
+# or resumed, which the scenario counts.  Its service stays off.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -134,6 +138,7 @@ PACKAGES="
 	rspamd
 	opendkim
 	libmilter-dev
+	stunnel4
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -867,6 +867,7 @@ mta_tls_init(void)
 		fatalx("SSL_CTX_new");
 	SSL_CTX_set_mode(mta_ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(mta_ssl_ctx, SSL_VERIFY_NONE, NULL);
+	mta_tlscache_init(mta_ssl_ctx);
 	cafile = getenv(X509_get_default_cert_file_env());
 	if (cafile == NULL)
 		cafile = X509_get_default_cert_file();

@@ -210,6 +210,17 @@ void	mta_tlsrpt_note(const struct mta_route *, const struct mta_host *,
 void	mta_tlsrpt_policy(const struct mta_route *, const struct mta_host *,
 	    int policy_type, const char *policy_string);
 
+/*
+ * mta_tlscache.c: TLS session resumption.  init() once per client
+ * context; resume(ssl, key) before the handshake: key names what the
+ * session may be reused for (the same action, level, host and address,
+ * and no DANE records: those are verified afresh); count(ssl) after it.
+ */
+void	mta_tlscache_init(SSL_CTX *);
+void	mta_tlscache_resume(SSL *, const char *key);
+void	mta_tlscache_count(SSL *);
+void	mta_tlscache_stats(uint64_t *full, uint64_t *resumed);
+
 /* mta_io.c */
 void	mta_io_init(void);
 /* start a non-blocking connect on fd; -1 and errno if it failed at once */

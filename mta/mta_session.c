@@ -456,6 +456,28 @@ mta_session_new(struct mta_route *rt)
 
 /* ---- TLS ---- */
 
+/*
+ * A session of an earlier connection to the same host, for the same
+ * action and level (and destination, when the level verifies names),
+ * resumes this one (mta_tlscache.c).  Not under DANE: its records are
+ * checked on every full handshake.
+ */
+static void
+session_tls_resume(struct mta_session *s)
+{
+	char	key[1024];
+
+	if (session_tls_mode(s) == RELAY_TLS_DANE ||
+	    session_tls_mode(s) == RELAY_TLS_DANE_ONLY)
+		return;
+	/* the names a verifying level checks may come from the
+	 * destination (secure, match=): then it is part of the key */
+	snprintf(key, sizeof(key), "%s|%s|%s|%s", s->route->action->name,
+	    conf_tls_level_name(session_tls_mode(s)), s->relay,
+	    session_tls_verifies(s) ? s->route->domain : "");
+	mta_tlscache_resume(s->ssl, key);
+}
+
 static void
 session_start_tls(struct mta_session *s)
 {
@@ -477,6 +499,7 @@ session_start_tls(struct mta_session *s)
 		    X509_VERIFY_PARAM_set1_host(param, name, 0) != 1)
 			fatalx("X509_VERIFY_PARAM_set1_host");
 	}
+	session_tls_resume(s);
 	session_timeout(s, MTA_TIMEOUT_REPLY);
 	mta_io_start_tls(&s->io, s->ssl);
 	s->state = S_TLS;
@@ -504,10 +527,12 @@ session_tls_done(struct mta_session *s)
 	s->tls = 1;
 	s->tls_auth = session_tls_verifies(s) ? MTA_TLS_VERIFIED :
 	    MTA_TLS_ANON;
-	log_info("mta session %016llx: %s: TLS=%s, %s with cipher %s",
+	mta_tlscache_count(s->ssl);
+	log_info("mta session %016llx: %s: TLS=%s, %s with cipher %s%s",
 	    (unsigned long long)s->id, s->relay,
 	    mta_tls_auth_name(s->tls_auth), SSL_get_version(s->ssl),
-	    SSL_get_cipher_name(s->ssl));
+	    SSL_get_cipher_name(s->ssl),
+	    SSL_session_reused(s->ssl) ? ", resumed" : "");
 	if (s->route->scheme == MTA_SCHEME_SMTPS) {
 		s->state = S_GREETING;
 		return;

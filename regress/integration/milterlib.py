@@ -40,6 +40,7 @@ PYTHON = "/usr/bin/python3"	# Debian's: it sees python3-milter
 
 PORT_FIRST = 15420
 PORT_LAST = 15449
+STOP_GRACE = 0.3	# seconds a filter gets to exit on SIGTERM (Process.stop)
 
 REJECT = "5.7.1 Command rejected"
 TEMPFAIL = "4.7.1 Service unavailable - try again later"
@@ -114,9 +115,12 @@ class Process:
         if self.proc is None:
             return
         if self.proc.poll() is None:
+            # libmilter notices SIGTERM only at its next accept timeout
+            # (seconds); what the tests read is written and flushed as it
+            # happens, so a short grace and then SIGKILL lose nothing
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(3)
+                self.proc.wait(STOP_GRACE)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)

@@ -22,14 +22,13 @@ import importlib.util
 import os
 import re
 import shutil
-import signal
-import subprocess
 
 import fixture
 from fixture import TEST_USER1, Daemon
 import dnsserver
+import milterlib
 from milterlib import (Session, assert_reply, message, milter_conf,
-                       port_free, tmpdir, wait_delivered, wait_port)
+                       tmpdir, wait_delivered)
 
 TIMEOUT = 60
 PORT_SIGN = 15432
@@ -81,17 +80,21 @@ def dns_txt(name, timeout=5):
     return b""
 
 
-class OpenDKIM:
+class OpenDKIM(milterlib.Process):
+    """Debian's opendkim in the foreground on 127.0.0.1:port, with a
+    configuration of its own (conf: @DIR@ and @PORT@ filled in)."""
+
     def __init__(self, port, conf):
         self.port = port
         self.dir = tmpdir("opendkim.")
         self.conf = conf.replace("@DIR@", self.dir).replace(
             "@PORT@", str(port))
-        self.proc = None
+        path = os.path.join(self.dir, "opendkim.conf")
+        self.argv = [shutil.which("opendkim") or "/usr/sbin/opendkim",
+                     "-f", "-x", path]
 
     def start(self):
-        path = os.path.join(self.dir, "opendkim.conf")
-        with open(path, "w") as f:
+        with open(self.argv[-1], "w") as f:
             f.write(self.conf)
         with open(os.path.join(self.dir, "internal"), "w") as f:
             f.write("192.0.2.1\n")	# not us: we get verified
@@ -100,37 +103,11 @@ class OpenDKIM:
                     '  module-config: "iterator"\n'
                     'forward-zone:\n  name: "."\n'
                     '  forward-addr: 127.0.0.1@%d\n' % DNS_PORT)
-        port_free(self.port)
-        self.out = open(os.path.join(self.dir, "stdout"), "ab")
-        exe = shutil.which("opendkim") or "/usr/sbin/opendkim"
-        self.proc = subprocess.Popen([exe, "-f", "-x", path],
-                                     stdin=subprocess.DEVNULL,
-                                     stdout=self.out,
-                                     stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        wait_port(self.port, self.proc)
-        return self
+        return super().start()
 
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
-        self.out.close()
+        super().stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
 
 
 COMMON = """\

@@ -100,12 +100,16 @@ class FakeSMTP:
         self.thread.start()
 
     def _tls(self, conn):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(*self.cert)
-        if self.client_ca:
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            ctx.load_verify_locations(self.client_ca)
-        conn = ctx.wrap_socket(conn, server_side=True)
+        # one context for the server's life: its ticket key lets a
+        # client resume an earlier session, as a real server's does
+        if getattr(self, "_ctx", None) is None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.cert)
+            if self.client_ca:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(self.client_ca)
+            self._ctx = ctx
+        conn = self._ctx.wrap_socket(conn, server_side=True)
         if self.client_ca:
             with self.lock:
                 self.client_certs.append(conn.getpeercert(binary_form=True))

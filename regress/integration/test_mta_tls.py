@@ -188,3 +188,21 @@ def test_no_credentials_without_tls():
         wait_log(d, r"to=<c@remote.test>.*dsn=4\.7\.0, status=deferred.*"
                  r"without TLS")
         assert srv.auth_seen == []
+
+
+def test_tls_session_resumed():
+    """A second connection to the same host resumes the first one's TLS
+    session (a ticket): no second full handshake."""
+    with FakeSMTP(cert=make_cert(), hangup_after=("DATA",)) as srv, \
+            Daemon(conf=conf(srv.port)) as d:
+        for n in range(2):
+            rcpt = "resume%d@remote.test" % n
+            send_mail(d.port, [rcpt], message(unique_marker("resume")))
+            wait_log(d, r"to=<%s>.*status=sent" % rcpt)
+        assert len(srv.sessions) == 2 and all(s["tls"] for s in
+                                               srv.sessions)
+        tls = [line for line in d.log().splitlines() if "TLS=anonymous"
+               in line]
+        assert len(tls) == 2, tls
+        assert not tls[0].endswith(", resumed") and \
+            tls[1].endswith(", resumed"), tls
