@@ -67,6 +67,9 @@ struct mta_host {
 	struct sockaddr_storage	 ss;
 	time_t			 dead_until;	/* connecting failed lately */
 	time_t			 notls_until;	/* its TLS handshake failed */
+	struct sockaddr_storage	 src;		/* our address toward it, as
+						   of the last connect
+						   (TLS-RPT's sending-mta-ip) */
 };
 
 struct mta_rcpt {
@@ -209,6 +212,8 @@ void	mta_tlsrpt_note(const struct mta_route *, const struct mta_host *,
  */
 void	mta_tlsrpt_policy(const struct mta_route *, const struct mta_host *,
 	    int policy_type, const char *policy_string);
+/* a connection to h was started on fd: remember our address (h->src) */
+void	mta_tlsrpt_source(struct mta_host *, int fd);
 
 /*
  * mta_tlscache.c: TLS session resumption.  init() once per client

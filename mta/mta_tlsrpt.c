@@ -23,6 +23,8 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -103,6 +105,42 @@ policy_of(const char *domain, const char *host, int type)
 	return "";
 }
 
+/* the address without its port (a report counts by address) */
+static void
+ip_only(struct sockaddr_storage *dst, const struct sockaddr_storage *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	if (src->ss_family == AF_INET) {
+		struct sockaddr_in *d = (struct sockaddr_in *)dst;
+
+		d->sin_family = AF_INET;
+		d->sin_addr = ((const struct sockaddr_in *)src)->sin_addr;
+	} else if (src->ss_family == AF_INET6) {
+		struct sockaddr_in6 *d = (struct sockaddr_in6 *)dst;
+
+		d->sin6_family = AF_INET6;
+		d->sin6_addr = ((const struct sockaddr_in6 *)src)->sin6_addr;
+	}
+}
+
+/*
+ * The kernel picks our address and port at connect(2), even a
+ * non-blocking one still in progress: so getsockname(2) says now which
+ * of our addresses the host sees.  Unknown (family 0) when it fails.
+ */
+void
+mta_tlsrpt_source(struct mta_host *h, int fd)
+{
+	socklen_t	len = sizeof(h->src);
+
+	if (conf->tlsrpt_report_from[0] == '\0')
+		return;
+	if (getsockname(fd, (struct sockaddr *)&h->src, &len) == -1) {
+		log_warn("tlsrpt: getsockname");
+		memset(&h->src, 0, sizeof(h->src));
+	}
+}
+
 void
 mta_tlsrpt_note(const struct mta_route *rt, const struct mta_host *h,
     int policy_type, int result, const char *detail)
@@ -120,8 +158,8 @@ mta_tlsrpt_note(const struct mta_route *rt, const struct mta_host *h,
 	o.result = result;
 	if (h != NULL) {
 		snprintf(o.mx_host, sizeof(o.mx_host), "%s", h->name);
-		if (h->ss.ss_family == AF_INET || h->ss.ss_family == AF_INET6)
-			o.receiving_ip = h->ss;
+		ip_only(&o.receiving_ip, &h->ss);
+		ip_only(&o.sending_ip, &h->src);
 	}
 	if (detail != NULL && result != TLSRPT_SUCCESS)
 		snprintf(o.reason, sizeof(o.reason), "%s", detail);
