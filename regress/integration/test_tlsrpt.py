@@ -16,11 +16,14 @@ application/tlsrpt+gzip part named as 5.1 says), and its JSON (section
 counts, and the failures alike counted together.  A second run reports
 on nothing; without "tlsrpt reports" smtpctl says the reports are off.
 
-Why the journal and not the mta: until the DANE and MTA-STS code calls
-mta_tlsrpt_note() (issue 20, in progress), no real session produces an
-outcome; the journal is the queue's input, so everything after it is the
-production path.  The mta -> lookup -> queue leg is to be covered here
-with a real DANE or MTA-STS relay once those land.
+The journal is the queue's input, so everything after it is the
+production path, with every kind of outcome in one report.  The whole
+path -- real sessions under DANE, the mta noting each outcome, lookup
+reading "_smtp._tls", the queue keeping and mailing -- is
+test_tlsrpt_dane_end_to_end: it borrows test_mta_dane.py's DNSSEC world
+(a zone signed at test time, NSD, a validating unbound; its TLS sinks),
+with "_smtp._tls" records added and this module's ports and addresses,
+and is skipped where that module or its tools are missing.
 
 Checked to fail when equal failures are not counted together and when
 the attachment's media type is application/gzip.
@@ -37,7 +40,7 @@ import time
 
 import fixture
 from fixture import (TEST_USER1, Daemon, binary, maildir_path, poll,
-                     reset_maildir)
+                     reset_maildir, unique_marker)
 
 HOST = "mx.example.test"
 RUA = "%s@example.test" % TEST_USER1
@@ -232,3 +235,133 @@ def test_tlsrpt_reports_off_by_default():
     with Daemon(conf=conf % {"host": HOST}) as d:
         rc, out = ctl(d, "tlsrpt", "report", "now")
         assert rc != 0 and "off" in out, (rc, out)
+
+
+# ---- end to end under DANE ----
+
+DANE_CONF = """\
+hostname %(host)s
+spool "@TMP@/spool"
+socket "@TMP@/smtpd.sock"
+smtp workers 1
+resolver 127.0.0.1 port %(dns)d
+dnssec trust-anchor "%(anchor)s"
+queue retry-remote 1h
+tlsrpt reports from "tlsrpt@mx.example.test" org "Posthaste Test Org"
+listen on 127.0.0.1 port @PORT@
+action "local" maildir "~/Maildir"
+action "dane" relay tls dane
+match from any for domain "example.test" action "local"
+match from local for any action "dane"
+"""
+
+# the reports' rua: ok.dane.test names it percent-encoded
+TLSRPT_TXT = """\
+_smtp._tls.ok	TXT	"v=TLSRPTv1; rua=mailto:%(user)s%%40example.test"
+_smtp._tls.bad	TXT	"v=TLSRPTv1;rua=mailto:%(user)s@example.test"
+"""
+
+
+class DaneWorld:
+    """test_mta_dane's world with our ports (15602, 15603), our sink
+    addresses (127.0.156.x) and the _smtp._tls records; the module's
+    settings are put back on the way out (run.py may run it later in
+    the same interpreter)."""
+
+    def __enter__(self):
+        try:
+            import test_mta_dane as dane
+        except ImportError:
+            fixture.skip("test_mta_dane.py not in this tree (DANE)")
+        self.dane = dane
+        self.saved = {k: getattr(dane, k) for k in
+                      ("SIGNED", "NSD_PORT", "UNBOUND_PORT", "SINKS")}
+        # the zone is a %-template too: our '%' survive it doubled
+        dane.SIGNED = dane.SIGNED + (TLSRPT_TXT % {
+            "user": TEST_USER1}).replace("%", "%%")
+        dane.NSD_PORT, dane.UNBOUND_PORT = 15602, 15603
+        dane.SINKS = {k: v.replace("127.0.155.", "127.0.156.")
+                      for k, v in self.saved["SINKS"].items()}
+        try:
+            self.world = dane.DnssecWorld()
+        except BaseException:
+            self._restore()
+            raise
+        return self
+
+    def _restore(self):
+        for k, v in self.saved.items():
+            setattr(self.dane, k, v)
+
+    def __exit__(self, *exc):
+        try:
+            self.world.stop()
+        finally:
+            self._restore()
+        return False
+
+
+def wait_records(d, n):
+    """mta -> lookup -> queue is asynchronous: n outcomes on file"""
+    path = os.path.join(d.spool, "tlsrpt", "records")
+
+    def count():
+        try:
+            with open(path, "rb") as f:
+                k = f.read().count(b"\n")
+        except FileNotFoundError:
+            return None
+        return k if k >= n else None
+    assert poll(count, 15), "%d TLS-RPT outcomes not recorded; log:\n%s" \
+        % (n, "\n".join(d.log().splitlines()[-30:]))
+
+
+def test_tlsrpt_dane_end_to_end():
+    """ok.dane.test: a DANE-EE match, one success; bad.dane.test: a
+    mismatch, a validation-failure with our address, the MX host and its
+    address; one report each, mailed through the queue"""
+    reset_maildir(TEST_USER1)
+    with DaneWorld() as dw:
+        dane, w = dw.dane, dw.world
+        from test_mta_relay import send_mail, message, wait_log
+        with dane.sink("ok", w.sink_cert), dane.sink("bad", w.sink_cert), \
+                Daemon(conf=DANE_CONF % {
+                    "host": HOST, "dns": dane.UNBOUND_PORT,
+                    "anchor": w.path("anchor.ds")}) as d:
+            for name in ("ok", "bad"):
+                send_mail(d.port, ["u@%s.dane.test" % name],
+                          message(unique_marker("tlsrpt-" + name)))
+            wait_log(d, r"to=<u@ok\.dane\.test>.*status=sent", timeout=15)
+            wait_log(d, r"to=<u@bad\.dane\.test>.*dsn=4\.7\.5, "
+                     r"status=deferred", timeout=15)
+            wait_records(d, 2)
+            now = int(time.time())
+            rc, out = ctl(d, "tlsrpt", "report", "now")
+            assert rc == 0 and "for 2 domains" in out, (rc, out)
+            assert poll(lambda: (reports_for("ok.dane.test") and
+                                 reports_for("bad.dane.test")) or None,
+                        15), "no reports; log:\n%s" % "\n".join(
+                d.log().splitlines()[-30:])
+            ok = check_mail(reports_for("ok.dane.test")[0], "ok.dane.test",
+                            now)
+            spki = dane.spki_sha256(w.sink_cert[0])
+            bad = check_mail(reports_for("bad.dane.test")[0],
+                             "bad.dane.test", now)
+    (p,) = ok["policies"]
+    assert p["policy"]["policy-type"] == "tlsa", p
+    assert p["policy"]["policy-domain"] == "ok.dane.test", p
+    assert p["policy"]["mx-host"] == ["mx-ok.dane.test"], p
+    assert p["policy"]["policy-string"] == ["3 1 1 " + spki.lower()], p
+    assert p["summary"]["total-failure-session-count"] == 0, p
+    assert p["summary"]["total-successful-session-count"] >= 1, p
+    (p,) = bad["policies"]
+    assert p["policy"]["policy-type"] == "tlsa", p
+    assert p["summary"]["total-successful-session-count"] == 0, p
+    fails = p["failure-details"]
+    assert p["summary"]["total-failure-session-count"] == \
+        sum(f["failed-session-count"] for f in fails) >= 1, p
+    assert {f["result-type"] for f in fails} == {"validation-failure"}, p
+    for f in fails:
+        assert f["receiving-mx-hostname"] == "mx-bad.dane.test", f
+        assert f["receiving-ip"] == "127.0.156.2", f
+        assert f["sending-mta-ip"] == "127.0.0.1", f
