@@ -18,7 +18,8 @@
  * "wire-size", and "hold-reason" (EF_HOLD's reason, printable text; the
  * flag and the reason come together or not at all).  A file with a
  * hold-reason is refused by a version that predates it: only held mail
- * has one.
+ * has one.  New flags need no key: EF_REQUIRETLS and EF_TLS_OPTIONAL
+ * (RFC 8689) are bits of "flags", which every version reads whole.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -403,6 +404,9 @@ envelope_valid(const struct envelope *e)
 	/* held with a reason, and a reason only while held */
 	if (!(e->flags & EF_HOLD) != (e->hold_reason[0] == '\0') ||
 	    !text_printable(e->hold_reason))
+		return -1;
+	/* RFC 8689 4.1: with REQUIRETLS the header field is ignored */
+	if ((e->flags & EF_REQUIRETLS) && (e->flags & EF_TLS_OPTIONAL))
 		return -1;
 	if (e->dest_type < DEST_MAILBOX || e->dest_type > DEST_REMOTE)
 		return -1;

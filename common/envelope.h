@@ -61,6 +61,18 @@ enum dest_type {
  * is in hold_reason.  Durable, unlike EF_PAUSED.
  */
 #define EF_HOLD			0x400000
+/*
+ * RFC 8689: MAIL FROM ... REQUIRETLS (only accepted over TLS): relayed
+ * only to a peer whose certificate verified (PKIX or DANE) and that
+ * offers REQUIRETLS, else bounced (5.7.30 / 5.7.10) with a DSN that
+ * leaves the original out.  EF_TLS_OPTIONAL: the message had
+ * "TLS-Required: No" and no REQUIRETLS (section 3): relayed even when
+ * the peer's certificate or TLS policy (verify, DANE, MTA-STS) fails.
+ * Never both.  Stored in "flags" like the others, so older files load
+ * (without them) and an older queue reads newer files (it ignores them).
+ */
+#define EF_REQUIRETLS		0x800000
+#define EF_TLS_OPTIONAL		0x1000000
 
 struct envelope {
 	uint64_t	 id;		/* msgid << 32 | random */

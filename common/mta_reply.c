@@ -220,6 +220,8 @@ mta_reply_extensions(const struct mta_reply *r, uint64_t *size)
 			ext |= MTA_EXT_STARTTLS;
 		else if (ext_match(line, "ENHANCEDSTATUSCODES"))
 			ext |= MTA_EXT_ENHANCED;
+		else if (ext_match(line, "REQUIRETLS"))
+			ext |= MTA_EXT_REQUIRETLS;
 		else if ((v = ext_match(line, "AUTH")) != NULL)
 			ext |= auth_mechs(v);
 		else if ((v = ext_match(line, "SIZE")) != NULL) {

@@ -59,6 +59,7 @@ void	mta_reply_oneline(const struct mta_reply *, char *out, size_t len);
 #define MTA_EXT_AUTH_PLAIN	0x0040
 #define MTA_EXT_AUTH_LOGIN	0x0080
 #define MTA_EXT_ENHANCED	0x0100
+#define MTA_EXT_REQUIRETLS	0x0200	/* RFC 8689 */
 
 /* the extensions of an EHLO (or LHLO) reply; *size = SIZE limit or 0 */
 uint32_t mta_reply_extensions(const struct mta_reply *, uint64_t *size);

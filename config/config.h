@@ -66,6 +66,8 @@ struct pki {
 	int	key_line;
 };
 
+#define LISTEN_SNI_MAX	7	/* pkis on a listener besides the first */
+
 enum listen_tls {
 	LISTEN_TLS_NONE,	/* plain, STARTTLS not offered */
 	LISTEN_TLS_STARTTLS,	/* "tls": STARTTLS offered */
@@ -86,7 +88,12 @@ struct listener {
 	char			 ifname[CONF_HOST_MAX]; /* as written */
 	uint16_t		 port;
 	enum listen_tls		 tls;
-	char			 pki[CONF_HOST_MAX];	/* "" = none */
+	char			 pki[CONF_HOST_MAX];	/* "" = none; with SNI
+							 * the default */
+	/* "pki NAME" given again: more certificates, chosen by the name
+	 * the client asks for (SNI, smtp/smtp_tls.c) */
+	char			 sni_pki[LISTEN_SNI_MAX][CONF_HOST_MAX];
+	int			 nsni_pki;
 	enum listen_auth	 auth;
 	char			 auth_table[CONF_NAME_MAX]; /* "" = system */
 	int			 auth_plain_ok;	/* "auth-plaintext"? AUTH w/o TLS */
@@ -293,6 +300,13 @@ struct smtpd_config {
 	int		 mda_max;		/* "mda max-processes N" */
 	int		 mta_max_per_dest;	/* "mta max-conn-per-host N" */
 	time_t		 mta_delay_per_dest;	/* "mta delay-per-dest T", 0 off */
+	/* "mta tls-policy <table>" (config/tls_policy.h): "" = none */
+	char		 mta_tls_policy[CONF_NAME_MAX];
+	int		 mta_tls_policy_line;
+	/* "mta ca-file FILE": the CAs "tls verify" and "secure" trust; ""
+	 * = $SSL_CERT_FILE or OpenSSL's default file */
+	char		 mta_ca_file[CONF_PATH_MAX];
+	int		 mta_ca_file_line;
 
 	char		 resolver[CONF_HOST_MAX]; /* "resolver ADDR [port N]" */
 	uint16_t	 resolver_port;

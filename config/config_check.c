@@ -10,8 +10,10 @@
  *
  * Who opens what:
  *   - file: and db: tables: lookup, as _smtpd, when first asked;
- *   - tables a relay action names with "auth": the mta, as root, before
- *     it drops privileges (mta.c, mta_secrets_init());
+ *   - tables a relay action names with "auth", and "mta tls-policy":
+ *     the mta, as root, before it drops privileges (mta.c,
+ *     mta_secrets_init(); mta_tlspolicy.c);
+ *   - "mta ca-file": the mta, as root (mta.c, mta_tls_init());
  *   - pki certificates and keys: each smtp worker, as root, before it
  *     drops privileges (smtp_tls.c).
  *
@@ -120,7 +122,8 @@ table_read_by_mta(const struct smtpd_config *c, const struct table *t)
 		if (a->type == ACTION_RELAY &&
 		    strcmp(a->relay_auth_table, t->name) == 0)
 			return 1;
-	return 0;
+	/* and the TLS policy table (mta/mta_tlspolicy.c) */
+	return strcmp(c->mta_tls_policy, t->name) == 0;
 }
 
 /*
@@ -133,10 +136,17 @@ config_pki_used(const struct smtpd_config *c, const struct pki *k)
 {
 	const struct listener	*l;
 	const struct action	*a;
+	int			 i;
 
-	TAILQ_FOREACH(l, &c->listeners, entry)
-		if (l->tls != LISTEN_TLS_NONE && strcmp(l->pki, k->name) == 0)
+	TAILQ_FOREACH(l, &c->listeners, entry) {
+		if (l->tls == LISTEN_TLS_NONE)
+			continue;
+		if (strcmp(l->pki, k->name) == 0)
 			return 1;
+		for (i = 0; i < l->nsni_pki; i++)
+			if (strcmp(l->sni_pki[i], k->name) == 0)
+				return 1;
+	}
 	TAILQ_FOREACH(a, &c->actions, entry)
 		if (a->type == ACTION_RELAY && strcmp(a->relay_pki, k->name) == 0)
 			return 1;
@@ -176,6 +186,9 @@ config_check_files(const struct smtpd_config *c, FILE *out)
 		n += check_one(c, out, table_read_by_mta(c, t) ? &root :
 		    &lookup, t->line, what, t->path);
 	}
+	if (c->mta_ca_file[0] != '\0')
+		n += check_one(c, out, &root, c->mta_ca_file_line,
+		    "mta ca-file", c->mta_ca_file);
 	TAILQ_FOREACH(k, &c->pkis, entry) {
 		if (!config_pki_used(c, k))
 			continue;

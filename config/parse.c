@@ -687,6 +687,46 @@ parse_option(struct parser *p, const char *section, int line)
 	return 0;
 }
 
+/*
+ * mta tls-policy <table>: per-destination TLS levels (tls_policy.h)
+ * mta ca-file "FILE": the CAs "tls verify" and "secure" trust
+ * mta OPTION VALUE: the numeric settings above
+ */
+static int
+parse_mta(struct parser *p, const char *section, int line)
+{
+	struct smtpd_config *conf = p->conf;
+	struct token *t = tok_peek(p);
+	int kwline = t->line;
+
+	if (tok_is_keyword(t, "tls-policy")) {
+		tok_next(p);
+		if (conf->mta_tls_policy[0] != '\0')
+			return parse_error(p, kwline,
+			    "mta tls-policy given twice");
+		conf->mta_tls_policy_line = kwline;
+		return conf_get_table_ref(p, conf->mta_tls_policy,
+		    sizeof(conf->mta_tls_policy), 1,
+		    "<table> after mta tls-policy");
+	}
+	if (tok_is_keyword(t, "ca-file")) {
+		tok_next(p);
+		if (conf->mta_ca_file[0] != '\0')
+			return parse_error(p, kwline,
+			    "mta ca-file given twice");
+		conf->mta_ca_file_line = kwline;
+		if (conf_get_value(p, "file for mta ca-file", &t) == -1 ||
+		    conf_copy_value(p, t, conf->mta_ca_file,
+		    sizeof(conf->mta_ca_file), "mta ca-file") == -1)
+			return -1;
+		if (conf->mta_ca_file[0] != '/')
+			return parse_error(p, t->line,
+			    "mta ca-file must be an absolute path");
+		return 0;
+	}
+	return parse_option(p, section, line);
+}
+
 static int
 parse_path_statement(struct parser *p, const char *keyword, int line)
 {
@@ -1032,7 +1072,7 @@ static const struct {
     {"match", parse_match},
     {"mda", parse_option},
     {"milter", parse_milter},
-    {"mta", parse_option},
+    {"mta", parse_mta},
     {"pki", parse_pki},
     {"queue", parse_option},
     {"resolver", parse_resolver},

@@ -272,13 +272,35 @@ parse_listen(struct parser *p, const char *keyword, int line)
 				       ? LISTEN_TLS_SMTPS
 				       : LISTEN_TLS_REQUIRE;
 		} else if (tok_is_keyword(t, "pki")) {
-			if (tmpl.pki[0] != '\0')
-				return listen_option_twice(p, t);
+			/*
+			 * "pki a pki b ...": the first is the default, the
+			 * others are chosen by SNI (smtp/smtp_tls.c)
+			 */
+			char *dst = tmpl.pki;
+			int i;
+
+			if (tmpl.pki[0] != '\0') {
+				if (tmpl.nsni_pki >= LISTEN_SNI_MAX)
+					return parse_error(p, t->line,
+					    "too many pki on one listener (at "
+					    "most %d)", LISTEN_SNI_MAX + 1);
+				dst = tmpl.sni_pki[tmpl.nsni_pki];
+			}
 			if (conf_get_value(p, "pki name", &t) == -1 ||
-			    conf_copy_value(p, t, tmpl.pki, sizeof(tmpl.pki),
+			    conf_copy_value(p, t, dst, CONF_HOST_MAX,
 				       "pki name") == -1 ||
-			    conf_add_ref(p, REF_PKI, t->line, tmpl.pki) == NULL)
+			    conf_add_ref(p, REF_PKI, t->line, dst) == NULL)
 				return -1;
+			if (dst != tmpl.pki) {
+				for (i = 0; i < tmpl.nsni_pki; i++)
+					if (strcmp(tmpl.sni_pki[i], dst) == 0)
+						break;
+				if (strcmp(tmpl.pki, dst) == 0 ||
+				    i < tmpl.nsni_pki)
+					return parse_error(p, t->line,
+					    "pki \"%s\" given twice", dst);
+				tmpl.nsni_pki++;
+			}
 		} else if (tok_is_keyword(t, "auth") ||
 			   tok_is_keyword(t, "auth-optional")) {
 			if (auth_set++)

@@ -55,6 +55,7 @@
 #include "mta.h"
 #include "privsep.h"
 #include "proto.h"
+#include "tls_policy.h"
 #include "proc.h"
 #include "util.h"
 #include "wirescan.h"
@@ -353,6 +354,12 @@ route_resolve(struct mta_route *rt)
 		    "are not supported; use an lmtp action");
 		return;
 	}
+	if (rt->tls_policy_bad) {
+		/* logged by mta_tlspolicy_find(); never a weaker policy */
+		mta_route_error(rt, PROTO_TEMPFAIL, "4.7.5 the TLS policy "
+		    "table's entry for the destination is invalid");
+		return;
+	}
 	memset(&req, 0, sizeof(req));
 	req.reqid = rt->reqid = ++mta_reqid;
 	snprintf(req.domain, sizeof(req.domain), "%s", rt->domain);
@@ -363,17 +370,66 @@ route_resolve(struct mta_route *rt)
 	mproc_compose(&m_lookup, IMSG_LKA_MX, 0, -1, &req, sizeof(req));
 }
 
+/*
+ * The TLS policy table's entry for the destination (the recipient
+ * domain, or the relay host's name) wins over the action's level.
+ */
+static void
+route_tls_policy(struct mta_route *rt)
+{
+	struct tls_policy	tp;
+	int			rc;
+
+	rc = mta_tlspolicy_find(rt->domain[0] != '\0' ? rt->domain :
+	    rt->host, &tp);
+	if (rc == -1) {
+		rt->tls_policy_bad = 1;
+		return;
+	}
+	if (rc == 0)
+		return;
+	rt->tls_level = tp.level;
+	if ((rt->tls_policy = malloc(sizeof(*rt->tls_policy))) == NULL)
+		fatal("malloc");
+	*rt->tls_policy = tp;
+}
+
+/*
+ * RFC 8689 on a new route of REQUIRETLS or "TLS-Required: No" mail.
+ * REQUIRETLS needs a verified certificate: a level that would not check
+ * one ("may", "encrypt") checks it; "no" and the DANE levels stay (a
+ * session without a verified peer is refused for it then).  TLS-Required
+ * No (4.2.2): TLS is still tried, and nothing more is required.
+ */
+static void
+route_tls_needs(struct mta_route *rt, uint32_t evflags)
+{
+	if (evflags & EF_REQUIRETLS) {
+		rt->requiretls = 1;
+		if (rt->tls_level == RELAY_TLS_OPPORTUNISTIC ||
+		    rt->tls_level == RELAY_TLS_REQUIRE)
+			rt->tls_level = RELAY_TLS_VERIFY;
+	} else if (evflags & EF_TLS_OPTIONAL) {
+		rt->tls_optional = 1;
+		if (rt->tls_level != RELAY_TLS_NO)
+			rt->tls_level = RELAY_TLS_OPPORTUNISTIC;
+	}
+}
+
 static struct mta_route *
-route_find(struct action *a, const char *domain)
+route_find(struct action *a, const char *domain, uint32_t evflags)
 {
 	struct mta_route	*rt;
 	size_t			 i;
+	int			 rtls = (evflags & EF_REQUIRETLS) != 0;
+	int			 topt = !rtls && (evflags & EF_TLS_OPTIONAL);
 
 	/* a smarthost takes every domain; otherwise one route per domain */
 	if (a->relay_host[0] != '\0')
 		domain = "";
 	TAILQ_FOREACH(rt, &routes, entry)
-		if (rt->action == a && strcasecmp(rt->domain, domain) == 0)
+		if (rt->action == a && strcasecmp(rt->domain, domain) == 0 &&
+		    rt->requiretls == rtls && rt->tls_optional == topt)
 			return rt;
 	if ((rt = calloc(1, sizeof(*rt))) == NULL)
 		fatal("calloc");
@@ -385,6 +441,8 @@ route_find(struct action *a, const char *domain)
 	    route_parse_url(rt, a->relay_host) == -1)
 		fatalx("relay host \"%s\" of action %s does not parse",
 		    a->relay_host, a->name);
+	route_tls_policy(rt);
+	route_tls_needs(rt, evflags);
 	TAILQ_INIT(&rt->tasks);
 	TAILQ_INIT(&rt->sessions);
 	if ((rt->ev_kick = event_new(ev_base, -1, 0, mta_route_kick_cb, rt)) ==
@@ -403,6 +461,7 @@ static void
 route_free(struct mta_route *rt)
 {
 	TAILQ_REMOVE(&routes, rt, entry);
+	free(rt->tls_policy);
 	event_free(rt->ev_kick);
 	if (rt->ev_pace != NULL)
 		event_free(rt->ev_pace);
@@ -589,7 +648,7 @@ mta_deliver(const struct envelope *evp, int fd)
 		mproc_compose(&m_queue, IMSG_MTA_RESULT, 0, -1, &r, sizeof(r));
 		return;
 	}
-	rt = route_find(a, evp->dest.domain);
+	rt = route_find(a, evp->dest.domain, evp->flags);
 	/* same message, same sender, not yet taken: one more RCPT */
 	TAILQ_FOREACH(t, &rt->tasks, entry) {
 		if (t->msgid == msgid_of(evp->id) &&
@@ -868,7 +927,9 @@ mta_tls_init(void)
 	SSL_CTX_set_mode(mta_ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(mta_ssl_ctx, SSL_VERIFY_NONE, NULL);
 	mta_tlscache_init(mta_ssl_ctx);
-	cafile = getenv(X509_get_default_cert_file_env());
+	/* "mta ca-file", else what OpenSSL's own tools would read */
+	cafile = conf->mta_ca_file[0] != '\0' ? conf->mta_ca_file :
+	    getenv(X509_get_default_cert_file_env());
 	if (cafile == NULL)
 		cafile = X509_get_default_cert_file();
 	/*
@@ -1043,6 +1104,7 @@ mta_main(struct proc_fds *f)
 	mta_tls_init();
 	mta_tls_client_certs();
 	mta_secrets_init();
+	mta_tlspolicy_init();
 	/* the credentials are copied: no other table entry stays here */
 	config_forget_secrets(conf, CONF_FORGET_ALL);
 	table_forget_all();

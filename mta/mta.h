@@ -109,6 +109,22 @@ struct mta_route {
 	/* the TLS level for this destination: the action's "tls LEVEL",
 	 * or the destination's entry in the TLS policy table */
 	enum relay_tls		 tls_level;
+	/* the policy table's entry (match= names), or NULL; bad: the
+	 * entry does not parse, the route's mail is deferred */
+	struct tls_policy	*tls_policy;
+	int			 tls_policy_bad;
+	/*
+	 * RFC 8689: mail with REQUIRETLS, and mail with "TLS-Required: No"
+	 * (EF_REQUIRETLS, EF_TLS_OPTIONAL), goes on routes of its own, so
+	 * each session carries one kind.  requiretls: a host serves only
+	 * if its certificate verified (MTA_TLS_VERIFIED or MTA_TLS_DANE)
+	 * and it offers REQUIRETLS, else the mail bounces (5.7.10, 5.7.30).
+	 * tls_optional: the hook for every TLS policy: where a failed
+	 * certificate check or policy (verify, DANE, MTA-STS) would defer,
+	 * a session of such a route goes on as "tls may" would instead.
+	 */
+	int			 requiretls;
+	int			 tls_optional;
 	char			 label[CONF_NAME_MAX];
 	char			 host[256];
 	uint16_t		 port;		/* 0 = scheme default */
@@ -214,6 +230,16 @@ void	mta_tlsrpt_policy(const struct mta_route *, const struct mta_host *,
 	    int policy_type, const char *policy_string);
 /* a connection to h was started on fd: remember our address (h->src) */
 void	mta_tlsrpt_source(struct mta_host *, int fd);
+
+/*
+ * mta_tlspolicy.c: "mta tls-policy <table>", read at start-up (before
+ * the chroot); find: the entry for a recipient domain or relay host
+ * (Postfix's order: the name, then ".parent" entries) into *tp: 1, 0
+ * none, -1 an entry that does not parse (logged).
+ */
+struct tls_policy;
+void	mta_tlspolicy_init(void);
+int	mta_tlspolicy_find(const char *dest, struct tls_policy *tp);
 
 /*
  * mta_tlscache.c: TLS session resumption.  init() once per client

@@ -14,6 +14,11 @@
  * Everything is event-driven; the connection (mta_io.c) is the socket
  * itself for a plain session, and an OpenSSL filter bufferevent stacked
  * on it after STARTTLS (or at once for smtps://).
+ *
+ * A route of REQUIRETLS mail (RFC 8689) takes a host only once its TLS
+ * proved the peer and its EHLO offers REQUIRETLS; any other host is
+ * passed over like one that failed, permanently, so that the mail
+ * bounces instead of waiting when none is left.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -44,6 +49,7 @@
 #include "mproc.h"
 #include "mta.h"
 #include "proto.h"
+#include "tls_policy.h"
 #include "proc.h"
 #include "util.h"
 
@@ -166,8 +172,9 @@ session_tls_mode(const struct mta_session *s)
 }
 
 /*
- * The peer's certificate must verify (PKIX and a name).  Until DANE
- * lands, "secure" and "dane-only" verify as "verify" does: fail closed.
+ * The peer's certificate must verify (PKIX and a name): "verify" and
+ * "secure" (session_tls_names() says which names).  Until DANE lands,
+ * "dane-only" verifies as "verify" does: fail closed.
  */
 static int
 session_tls_verifies(const struct mta_session *s)
@@ -248,6 +255,28 @@ reply_describe(struct mta_session *s, const char *what, char *out,
 }
 
 /*
+ * RFC 8689 4.2.1: for REQUIRETLS mail a host whose TLS failed (4.7.x:
+ * STARTTLS not offered or refused, a certificate that did not verify;
+ * but not 4.7.0, AUTH) is not worth a retry: when no host is left the
+ * mail bounces with "5.7.10 Encryption needed".  A connection or
+ * handshake that broke (4.4.x) stays temporary.
+ */
+static void
+requiretls_tls_failed(struct mta_session *s, int *status, char *text,
+    size_t len)
+{
+	char	tmp[ENV_TEXT_MAX];
+
+	if (!s->route->requiretls || *status == PROTO_PERMFAIL ||
+	    strncmp(text, "4.7.", 4) != 0 || strncmp(text, "4.7.0 ", 6) == 0)
+		return;
+	snprintf(tmp, sizeof(tmp), "5.7.10 REQUIRETLS:%s",
+	    text + strcspn(text, " "));
+	snprintf(text, len, "%s", tmp);
+	*status = PROTO_PERMFAIL;
+}
+
+/*
  * Setting up the session failed at this host: note why for the route,
  * skip the host for a while, and go on with the next one.  Returns -1:
  * the connection the caller was reading is gone (and the session may be
@@ -269,6 +298,7 @@ session_setup_failed(struct mta_session *s, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	requiretls_tls_failed(s, &status, text, sizeof(text));
 	log_info("mta session %016llx: %s", (unsigned long long)s->id, text);
 	/*
 	 * What the queue will say if every host fails: a host that could
@@ -458,6 +488,62 @@ mta_session_new(struct mta_route *rt)
 /* ---- TLS ---- */
 
 /*
+ * The names the peer's certificate must match, Postfix's way: the
+ * policy table's match= names if it gave some, else for "verify" the
+ * host's name (the MX name DNS gave us, or the relay host), and for
+ * "secure" the next-hop domain and its subdomains (nexthop:dot-nexthop):
+ * never the MX name alone, which whoever forges a DNS answer chooses
+ * (RFC 7672 1.3).  The next hop is the recipient domain of an MX route
+ * and the relay host's name of a relay.  A name beginning with "."
+ * matches any name below it (X509_check_host(3)); an address literal
+ * is matched against the certificate's IP addresses.
+ */
+static void
+session_tls_names(struct mta_session *s, X509_VERIFY_PARAM *param)
+{
+	static const char	*verify_names[] = { TLS_MATCH_HOSTNAME };
+	static const char	*secure_names[] = { TLS_MATCH_NEXTHOP,
+				    TLS_MATCH_DOT_NEXTHOP };
+	const struct mta_route	*rt = s->route;
+	const struct tls_policy	*tp = rt->tls_policy;
+	const char		*nexthop, *name, **defaults = verify_names;
+	char			 dotted[CONF_HOST_MAX + 1];
+	int			 i, n;
+
+	nexthop = rt->domain[0] != '\0' ? rt->domain : rt->host;
+	n = 1;
+	if (session_tls_mode(s) == RELAY_TLS_SECURE) {
+		defaults = secure_names;
+		n = 2;
+	}
+	if (tp != NULL && tp->nmatch > 0)
+		n = tp->nmatch;
+	for (i = 0; i < n; i++) {
+		name = tp != NULL && tp->nmatch > 0 ? tp->match[i] :
+		    defaults[i];
+		if (strcmp(name, TLS_MATCH_HOSTNAME) == 0)
+			name = s->host->name;
+		else if (strcmp(name, TLS_MATCH_NEXTHOP) == 0)
+			name = nexthop;
+		else if (strcmp(name, TLS_MATCH_DOT_NEXTHOP) == 0) {
+			if (host_is_literal(nexthop))
+				continue;
+			snprintf(dotted, sizeof(dotted), ".%s", nexthop);
+			name = dotted;
+		}
+		if (host_is_literal(name)) {
+			if (X509_VERIFY_PARAM_set1_ip_asc(param, name) != 1)
+				fatalx("X509_VERIFY_PARAM_set1_ip_asc");
+			continue;
+		}
+		if (X509_VERIFY_PARAM_add1_host(param, name, 0) != 1)
+			fatalx("X509_VERIFY_PARAM_add1_host");
+		log_debug("mta session %016llx: the certificate may match %s",
+		    (unsigned long long)s->id, name);
+	}
+}
+
+/*
  * A session of an earlier connection to the same host, for the same
  * action and level (and destination, when the level verifies names),
  * resumes this one (mta_tlscache.c).  Not under DANE: its records are
@@ -495,10 +581,7 @@ session_start_tls(struct mta_session *s)
 		param = SSL_get0_param(s->ssl);
 		X509_VERIFY_PARAM_set_hostflags(param,
 		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-		if (host_is_literal(name) ?
-		    X509_VERIFY_PARAM_set1_ip_asc(param, name) != 1 :
-		    X509_VERIFY_PARAM_set1_host(param, name, 0) != 1)
-			fatalx("X509_VERIFY_PARAM_set1_host");
+		session_tls_names(s, param);
 	}
 	session_tls_resume(s);
 	session_timeout(s, MTA_TIMEOUT_REPLY);
@@ -612,6 +695,33 @@ session_is_ready(struct mta_session *s)
 	session_next(s);
 }
 
+/*
+ * RFC 8689 4.2.1: a route of REQUIRETLS mail uses a host only when TLS
+ * proved who it is (PKIX or DANE) and its EHLO after TLS offers
+ * REQUIRETLS.  Any other host is passed over for the next one, and when
+ * none is left the route's mail bounces with the last reason (mta.c).
+ * LMTP is final delivery, outside the RFC.  1 when refused (the
+ * connection is gone), 0 when the host serves.
+ */
+static int
+session_requiretls_refused(struct mta_session *s)
+{
+	if (s->route->scheme == MTA_SCHEME_LMTP)
+		return 0;
+	if (s->tls_auth != MTA_TLS_VERIFIED && s->tls_auth != MTA_TLS_DANE) {
+		session_setup_failed(s, PROTO_PERMFAIL, "5.7.10 REQUIRETLS: "
+		    "%s: %s", s->relay, s->tls ? "its TLS certificate was not "
+		    "verified" : "no TLS");
+		return 1;
+	}
+	if (!(s->ext & MTA_EXT_REQUIRETLS)) {
+		session_setup_failed(s, PROTO_PERMFAIL, "5.7.30 REQUIRETLS "
+		    "support required, but %s does not offer it", s->relay);
+		return 1;
+	}
+	return 0;
+}
+
 /* 0, or -1 when the connection is gone */
 static int
 session_after_ehlo(struct mta_session *s)
@@ -634,6 +744,8 @@ session_after_ehlo(struct mta_session *s)
 			    s->starttls_refused ? "STARTTLS was refused" :
 			    "was not offered");
 	}
+	if (rt->requiretls && session_requiretls_refused(s))
+		return -1;
 	if (rt->action->relay_auth_table[0] != '\0' && !s->authed) {
 		if (rt->auth_user == NULL)
 			return session_setup_failed(s, PROTO_TEMPFAIL, "4.7.0 "
@@ -703,6 +815,10 @@ session_send_cmd(struct mta_session *s, const struct mta_plan *p)
 			PARAM(" SIZE=%llu", (unsigned long long)t->wire_size);
 		if ((e->flags & EF_8BITMIME) && (s->ext & MTA_EXT_8BITMIME))
 			PARAM(" BODY=8BITMIME");
+		/* the route checked the peer (session_requiretls_refused) */
+		if ((e->flags & EF_REQUIRETLS) &&
+		    (s->ext & MTA_EXT_REQUIRETLS))
+			PARAM(" REQUIRETLS");
 		if ((s->ext & MTA_EXT_SMTPUTF8) && ((e->flags & EF_SMTPUTF8) ||
 		    task_needs_utf8(t)))
 			PARAM(" SMTPUTF8");

@@ -526,6 +526,10 @@ bounce_write(struct bounce *b, uint32_t msgid, int fd)
 		clean_text(b->rcpts[i].text, diag, sizeof(diag));
 		evbuffer_add_printf(out, "<%s>: %s\n", rcpt, diag);
 	}
+	if (e->flags & EF_REQUIRETLS)
+		evbuffer_add_printf(out, "\nThe message required TLS all the "
+		    "way (REQUIRETLS), so this report\ndoes not include it, "
+		    "nor its header.\n");
 	evbuffer_add_printf(out,
 	    "\n"
 	    "--%s\n"
@@ -540,6 +544,15 @@ bounce_write(struct bounce *b, uint32_t msgid, int fd)
 		    e->envid);
 	for (i = 0; i < b->nrcpts; i++)
 		write_rcpt_fields(out, b, &b->rcpts[i], action);
+	/*
+	 * RFC 8689 5: a DSN about a REQUIRETLS message must itself go with
+	 * REQUIRETLS unless it is redacted.  The way back to the sender may
+	 * not offer it, so ours is redacted: no part of the original, not
+	 * even its header (which says who wrote to whom about what), and it
+	 * goes as ordinary mail.
+	 */
+	if (e->flags & EF_REQUIRETLS)
+		goto end;
 	evbuffer_add_printf(out, "\n--%s\nContent-Type: %s\n%s\n", boundary,
 	    headers_only ? "text/rfc822-headers" : "message/rfc822",
 	    (e->flags & EF_8BITMIME) ? "Content-Transfer-Encoding: 8bit\n" :
@@ -550,6 +563,7 @@ bounce_write(struct bounce *b, uint32_t msgid, int fd)
 	msg.head = b->head;
 	if (append_original(out, &msg, headers_only) == -1)
 		rc = -1;
+end:
 	evbuffer_add_printf(out, "\n--%s--\n", boundary);
 	while (rc == 0 && evbuffer_get_length(out) > 0)
 		if (evbuffer_write(out, fd) == -1 && errno != EINTR)

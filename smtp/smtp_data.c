@@ -677,6 +677,9 @@ session_commit(struct session *s)
 	evp.flags = tx->mp.evflags;
 	if (s->flags & SS_TLS)
 		evp.flags |= EF_TLS;
+	/* RFC 8689 4.1: with REQUIRETLS, TLS-Required is ignored */
+	if (tx->tls_optional && !(evp.flags & EF_REQUIRETLS))
+		evp.flags |= EF_TLS_OPTIONAL;
 	evp.flags |= EF_MEASURED;
 	/* the added fields are CRLF lines on the wire, none begins with "." */
 	evp.wire_size = (int64_t)(wirescan_size(&tx->wire) + s->addhead_len +
@@ -768,12 +771,14 @@ session_queue_committed(const struct queue_msg_resp *r)
 		addr_to_string(&tx->mailfrom, sender, sizeof(sender));
 		/* the queue id of "queued as" and of the delivery lines */
 		log_info("%08x: from=<%s>, size=%zu, nrcpt=%zu, client=%s, "
-		    "helo=<%s>%s%s", tx->msgid, log_sanitize(sender, clean,
+		    "helo=<%s>%s%s%s", tx->msgid, log_sanitize(sender, clean,
 		    sizeof(clean)), tx->msgsize, tx->ndests,
 		    session_client(s, client, sizeof(client)),
 		    s->helo ? log_sanitize(s->helo, helo, sizeof(helo)) : "",
 		    s->authname ? ", sasl_username=" : "",
-		    s->authname ? s->authname : "");
+		    s->authname ? s->authname : "",
+		    (tx->mp.evflags & EF_REQUIRETLS) ? ", requiretls=yes" :
+		    tx->tls_optional ? ", tls_required=no" : "");
 		s->nmessages++;
 		session_reply(s, "250 2.0.0 Ok: queued as %08x", tx->msgid);
 	} else
@@ -900,6 +905,32 @@ ar_hold(struct txn *tx, const char *line, size_t len)
 	return 0;
 }
 
+/*
+ * RFC 8689 3: "TLS-Required: No" asks that the message be relayed even
+ * where the TLS policy would hold it back.  The field's value is
+ * gathered (folded lines too) and judged when the field ends; a value
+ * too long to be "No" is not.  Only the header block counts.
+ */
+static void
+tlsreq_add(struct txn *tx, const char *p, size_t len)
+{
+	if (len > sizeof(tx->tlsreq) - tx->tlsreq_len) {
+		tx->tlsreq_over = 1;
+		return;
+	}
+	memcpy(tx->tlsreq + tx->tlsreq_len, p, len);
+	tx->tlsreq_len += len;
+}
+
+static void
+tlsreq_end(struct txn *tx)
+{
+	if (tx->tlsreq_in && !tx->tlsreq_over &&
+	    smtp_parse_tls_required(tx->tlsreq, tx->tlsreq_len))
+		tx->tls_optional = 1;
+	tx->tlsreq_in = 0;
+}
+
 /* one line of the message, transparency already undone, no CRLF */
 static void
 msg_line(struct session *s, char *line, size_t len)
@@ -921,12 +952,23 @@ msg_line(struct session *s, char *line, size_t len)
 		ar_release(s);
 	}
 	if (tx->in_headers) {
+		if (tx->tlsreq_in && len > 0 &&
+		    (line[0] == ' ' || line[0] == '\t'))
+			tlsreq_add(tx, line, len);
+		else
+			tlsreq_end(tx);
 		if (len == 0) {
 			tx->in_headers = 0;
 			msg_add_headers(s);
 		} else if (line[0] == ' ' || line[0] == '\t') {
 			/* a folded header line */
 		} else if (header_field(line, len)) {
+			if (header_is(line, len, "TLS-Required")) {
+				tx->tlsreq_in = 1;
+				tx->tlsreq_over = 0;
+				tx->tlsreq_len = 0;
+				tlsreq_add(tx, line + 13, len - 13);
+			}
 			if (header_is(line, len, "Authentication-Results") &&
 			    ar_hold(tx, line, len) == 0)
 				return;
@@ -999,6 +1041,7 @@ msg_end(struct session *s)
 
 	if (!err && tx->in_headers) {
 		/* a message of headers only */
+		tlsreq_end(tx);
 		ar_release(s);
 		tx->in_headers = 0;
 		msg_add_headers(s);

@@ -144,7 +144,7 @@ smtp_parse_mail_params(const char *rest, int esmtp,
 	struct esmtp_param	 params[ESMTP_PARAMS_MAX];
 	char			 buf[1024];
 	int			 n, i, seen_body = 0, seen_ret = 0;
-	int			 seen_auth = 0, seen_utf8 = 0;
+	int			 seen_auth = 0, seen_utf8 = 0, seen_rtls = 0;
 
 	memset(mp, 0, sizeof(*mp));
 	if ((n = split_params(rest, buf, sizeof(buf), params, reply,
@@ -172,6 +172,14 @@ smtp_parse_mail_params(const char *rest, int esmtp,
 			if (seen_utf8++ || v != NULL)
 				return bad_value("SMTPUTF8", reply, replylen);
 			mp->evflags |= EF_SMTPUTF8;
+		} else if (strcasecmp(k, "REQUIRETLS") == 0) {
+			/*
+			 * RFC 8689 2: no value.  Whether the session may
+			 * ask (only over TLS) is the session's to say.
+			 */
+			if (seen_rtls++ || v != NULL)
+				return bad_value("REQUIRETLS", reply, replylen);
+			mp->evflags |= EF_REQUIRETLS;
 		} else if (strcasecmp(k, "RET") == 0) {
 			if (seen_ret++ || v == NULL)
 				return bad_value("RET", reply, replylen);
@@ -201,6 +209,19 @@ smtp_parse_mail_params(const char *rest, int esmtp,
 			return unknown_param(k, reply, replylen);
 	}
 	return 0;
+}
+
+int
+smtp_parse_tls_required(const char *v, size_t len)
+{
+	/* tls-required = "TLS-Required:" [FWS] "No" CRLF */
+	while (len > 0 && (*v == ' ' || *v == '\t')) {
+		v++;
+		len--;
+	}
+	while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	return len == 2 && strncasecmp(v, "No", 2) == 0;
 }
 
 static int

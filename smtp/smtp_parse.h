@@ -48,7 +48,8 @@ const char	*smtp_cmd_name(enum smtp_cmd);
 
 /* what MAIL FROM parameters asked for */
 struct smtp_mail_params {
-	uint32_t	evflags;	/* EF_8BITMIME, EF_SMTPUTF8, EF_DSN_RET_* */
+	uint32_t	evflags;	/* EF_8BITMIME, EF_SMTPUTF8, EF_DSN_RET_*,
+					 * EF_REQUIRETLS */
 	int		has_size;
 	uint64_t	size;		/* SIZE=, when has_size */
 	char		envid[SMTP_ENVID_MAX + 1];	/* as given (xtext) */
@@ -69,6 +70,13 @@ int	smtp_parse_mail_params(const char *rest, int esmtp,
 	    struct smtp_mail_params *, char *reply, size_t replylen);
 int	smtp_parse_rcpt_params(const char *rest, int esmtp,
 	    struct smtp_rcpt_params *, char *reply, size_t replylen);
+
+/*
+ * RFC 8689 3: the value of a "TLS-Required" header field (what follows
+ * the colon, continuation lines joined, no line ends): 1 when it is
+ * "No" (any case, white space around it), 0 for anything else.
+ */
+int	smtp_parse_tls_required(const char *value, size_t len);
 
 /* "BDAT <size> [LAST]" arguments; -1 on a syntax error */
 int	smtp_parse_bdat(const char *args, uint64_t *size, int *last);

@@ -851,6 +851,9 @@ helo_reply(struct session *s)
 	ext[n++] = "ETRN";
 	if (smtp_tls_available(s))
 		ext[n++] = "STARTTLS";
+	/* RFC 8689 2: only in a session that is over TLS */
+	if (s->flags & SS_TLS)
+		ext[n++] = "REQUIRETLS";
 	if (smtp_auth_offered(s))
 		ext[n++] = smtp_auth_mechanisms(s);
 	ext[n++] = "HELP";
@@ -985,6 +988,17 @@ cmd_mail(struct session *s, char *args)
 	if (smtp_parse_mail_params(rest, s->flags & SS_EHLO, &tx->mp, reply,
 	    sizeof(reply)) == -1) {
 		session_reply(s, "%s", reply);
+		goto fail;
+	}
+	/*
+	 * RFC 8689 2: REQUIRETLS only in a session over TLS (we offer it
+	 * in no other); asked for in the clear, the message would start
+	 * its way unprotected: refused, as for a command that needs TLS
+	 * (RFC 3207 4, 530) with "encryption needed" (RFC 5248 X.7.10).
+	 */
+	if ((tx->mp.evflags & EF_REQUIRETLS) && !(s->flags & SS_TLS)) {
+		session_reply(s, "530 5.7.10 REQUIRETLS needs a TLS session; "
+		    "issue STARTTLS first");
 		goto fail;
 	}
 	if (tx->mp.has_size && tx->mp.size > conf->max_message_size) {

@@ -101,6 +101,10 @@ struct txn {
 	int			 in_headers;	/* still in the header block */
 	int			 nreceived;	/* Received: fields seen */
 	int			 has_msgid, has_date;
+	/* RFC 8689 3: a "TLS-Required" field being read, and its verdict */
+	int			 tlsreq_in, tlsreq_over, tls_optional;
+	size_t			 tlsreq_len;
+	char			 tlsreq[32];
 
 	/* BDAT */
 	int			 bdat;		/* the data comes in chunks */

@@ -7,6 +7,15 @@
  * process holds them, and the SSL_CTX gets a stub key (keys_client.h)
  * whose signatures that process makes, one round trip per handshake.
  *
+ * A listener may have several pkis ("pki a pki b", smtpd.conf(5)): the
+ * first is the default, and the name a client asks for (SNI, RFC 6066
+ * section 3) picks another -- the pki of that name, else the first
+ * whose certificate is valid for it (X509_check_host: its DNS names or
+ * wildcards).  The servername callback swaps the handshake's SSL_CTX
+ * for that pki's; each SSL_CTX has its own stub key, so every key stays
+ * in the keys process.  A name no pki serves gets the default, as a
+ * client that sends no name does.
+ *
  * The switch to TLS puts an OpenSSL bufferevent on the session's socket
  * in place of the plain session's own reading and writing (smtp_io.c).
  * What the client pipelined after STARTTLS has been discarded by then
@@ -19,10 +28,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -50,6 +61,9 @@ struct tls_ctx {
 
 static struct tls_ctx	*ctxs;
 static size_t		 nctxs;
+static int		 ssl_session_idx = -1;	/* SSL ex_data: the session */
+
+static int	tls_servername_cb(SSL *, int *, void *);
 
 static const char *
 ssl_error(void)
@@ -95,46 +109,117 @@ tls_ctx_new(const struct pki *pki)
 	    !SSL_CTX_check_private_key(ctx))
 		fatalx("pki %s: %s", pki->name, ssl_error());
 	EVP_PKEY_free(stub);
+	SSL_CTX_set_tlsext_servername_callback(ctx, tls_servername_cb);
 	return ctx;
+}
+
+static void
+tls_ctx_add(const struct listener *l, const char *name)
+{
+	struct pki	*pki;
+	size_t		 i;
+
+	if ((pki = config_find_pki(conf, name)) == NULL)
+		fatalx("listener %s: no pki %s", l->ifname, name);
+	for (i = 0; i < nctxs; i++)
+		if (ctxs[i].pki == pki)
+			return;
+	if ((ctxs = reallocarray(ctxs, nctxs + 1, sizeof(*ctxs))) == NULL)
+		fatal("reallocarray");
+	ctxs[nctxs].pki = pki;
+	ctxs[nctxs].ctx = tls_ctx_new(pki);
+	nctxs++;
 }
 
 void
 smtp_tls_init(void)
 {
 	struct listener	*l;
-	struct pki	*pki;
-	size_t		 i;
+	int		 i;
 
+	if ((ssl_session_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+	    NULL)) == -1)
+		fatalx("SSL_get_ex_new_index");
 	TAILQ_FOREACH(l, &conf->listeners, entry) {
 		if (l->tls == LISTEN_TLS_NONE || l->pki[0] == '\0')
 			continue;
-		if ((pki = config_find_pki(conf, l->pki)) == NULL)
-			fatalx("listener %s: no pki %s", l->ifname, l->pki);
-		for (i = 0; i < nctxs; i++)
-			if (ctxs[i].pki == pki)
-				break;
-		if (i < nctxs)
-			continue;
-		if ((ctxs = reallocarray(ctxs, nctxs + 1, sizeof(*ctxs))) ==
-		    NULL)
-			fatal("reallocarray");
-		ctxs[nctxs].pki = pki;
-		ctxs[nctxs].ctx = tls_ctx_new(pki);
-		nctxs++;
+		tls_ctx_add(l, l->pki);
+		for (i = 0; i < l->nsni_pki; i++)
+			tls_ctx_add(l, l->sni_pki[i]);
 	}
+}
+
+static SSL_CTX *
+ctx_by_pki(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < nctxs; i++)
+		if (strcmp(ctxs[i].pki->name, name) == 0)
+			return ctxs[i].ctx;
+	return NULL;
 }
 
 static SSL_CTX *
 ctx_for(const struct listener *l)
 {
-	size_t	i;
-
 	if (l->tls == LISTEN_TLS_NONE || l->pki[0] == '\0')
 		return NULL;
-	for (i = 0; i < nctxs; i++)
-		if (strcmp(ctxs[i].pki->name, l->pki) == 0)
-			return ctxs[i].ctx;
+	return ctx_by_pki(l->pki);
+}
+
+/* the listener's pki for the name a client asked for, or NULL */
+static SSL_CTX *
+ctx_for_name(const struct listener *l, const char *name)
+{
+	const char	*pkis[LISTEN_SNI_MAX + 1];
+	SSL_CTX		*ctx;
+	X509		*cert;
+	int		 i, n = 0;
+
+	pkis[n++] = l->pki;
+	for (i = 0; i < l->nsni_pki; i++)
+		pkis[n++] = l->sni_pki[i];
+	for (i = 0; i < n; i++)
+		if (strcasecmp(pkis[i], name) == 0)
+			return ctx_by_pki(pkis[i]);
+	for (i = 0; i < n; i++)
+		if ((ctx = ctx_by_pki(pkis[i])) != NULL &&
+		    (cert = SSL_CTX_get0_certificate(ctx)) != NULL &&
+		    X509_check_host(cert, name, 0,
+		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1)
+			return ctx;
 	return NULL;
+}
+
+/*
+ * SNI: the handshake goes on with the certificate (and stub key) of the
+ * pki that serves the name, else with the listener's default.  Never an
+ * alert: a client that asks for a name we do not serve still gets TLS.
+ */
+static int
+tls_servername_cb(SSL *ssl, int *alert, void *arg)
+{
+	const struct session	*s;
+	const char		*name;
+	SSL_CTX			*ctx;
+
+	if ((s = SSL_get_ex_data(ssl, ssl_session_idx)) == NULL ||
+	    s->l->nsni_pki == 0 ||
+	    (name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) ==
+	    NULL)
+		return SSL_TLSEXT_ERR_OK;
+	if ((ctx = ctx_for_name(s->l, name)) == NULL) {
+		log_debug("%08x: SNI %.255s: no pki for it, the default %s",
+		    s->id, name, s->l->pki);
+		return SSL_TLSEXT_ERR_OK;
+	}
+	if (ctx != SSL_get_SSL_CTX(ssl) && SSL_set_SSL_CTX(ssl, ctx) == NULL) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
+	log_debug("%08x: SNI %.255s", s->id, name);
+	return SSL_TLSEXT_ERR_OK;
 }
 
 int
@@ -161,6 +246,11 @@ tls_switch(struct session *s)
 	}
 	if ((ssl = SSL_new(ctx)) == NULL) {
 		log_warnx("%08x: SSL_new: %s", s->id, ssl_error());
+		return -1;
+	}
+	if (SSL_set_ex_data(ssl, ssl_session_idx, s) != 1) {
+		log_warnx("%08x: SSL_set_ex_data: %s", s->id, ssl_error());
+		SSL_free(ssl);
 		return -1;
 	}
 	/* from here on the TLS bufferevent owns the socket and the SSL */

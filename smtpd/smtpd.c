@@ -61,6 +61,7 @@
 #include "sesscount.h"
 #include "proc.h"
 #include "sysusers.h"
+#include "tls_policy.h"
 #include "util.h"
 
 
@@ -1115,6 +1116,12 @@ parent_reload(void)
 		    "%s", err);
 		return;
 	}
+	if (config_check_tls_policy(nconf, NULL) > 0) {
+		log_warnx("reload failed, keeping the running configuration: "
+		    "bad TLS policy table");
+		config_free(nconf);
+		return;
+	}
 	if (strcmp(nconf->spool, conf->spool) != 0 ||
 	    strcmp(nconf->socket, conf->socket) != 0) {
 		log_warnx("reload failed: spool and socket can only change "
@@ -1395,7 +1402,8 @@ main(int argc, char **argv)
 	}
 	if (checkonly) {
 		/* each file as the process that will open it: config_check.c */
-		if (config_check_files(conf, stderr) > 0)
+		if (config_check_files(conf, stderr) +
+		    config_check_tls_policy(conf, stderr) > 0)
 			exit(1);
 		config_print_milters(conf, stdout);
 		printf("configuration OK\n");
@@ -1413,6 +1421,9 @@ main(int argc, char **argv)
 
 	conf_path = path;
 	(void)config_check_files(conf, NULL);	/* logged; files may appear */
+	/* a TLS policy the mta could not apply is a configuration error */
+	if (config_check_tls_policy(conf, NULL) > 0)
+		fatalx("bad TLS policy table: not starting");
 	raise_fd_limit();
 	nworkers = worker_count();
 	setup_spool();

@@ -1,7 +1,7 @@
 /*
  * fuzz_smtp_parse.c -- libFuzzer harness for smtp/smtp_parse.c: the
- * command splitter, MAIL/RCPT parameters, BDAT arguments, base64 and
- * SASL PLAIN, all fed the same hostile line.
+ * command splitter, MAIL/RCPT parameters, BDAT arguments, base64,
+ * SASL PLAIN and a TLS-Required value, all fed the same hostile line.
  *
  * Beyond "does not crash", what is accepted is checked against the
  * promises: refusals carry a 501 or 555 reply, accepted values fit
@@ -46,7 +46,8 @@ fuzz_params(const char *s)
 		if (rc == 0) {
 			CHECK(strlen(mp.envid) <= SMTP_ENVID_MAX);
 			CHECK((mp.evflags & ~(EF_8BITMIME | EF_SMTPUTF8 |
-			    EF_DSN_RET_FULL | EF_DSN_RET_HDRS)) == 0);
+			    EF_DSN_RET_FULL | EF_DSN_RET_HDRS |
+			    EF_REQUIRETLS)) == 0);
 			CHECK(!(mp.evflags & EF_DSN_RET_FULL) ||
 			    !(mp.evflags & EF_DSN_RET_HDRS));
 		}
@@ -127,6 +128,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		free(line);
 	}
 	fuzz_params(s);
+	(void)smtp_parse_tls_required(s, strlen(s));
 	if (smtp_parse_bdat(s, &size, &last) == 0)
 		CHECK(last == 0 || last == 1);
 	fuzz_b64(s, data, len);

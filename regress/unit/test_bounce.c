@@ -27,9 +27,10 @@ anon_fd(void)
 	return fd;
 }
 
-/* the DSN for one failed recipient with this diagnostic and ORCPT */
+/* the DSN for one recipient with this diagnostic, ORCPT and flags */
 static char *
-write_dsn(const char *text, const char *reply, const char *orcpt)
+write_dsn_flags(const char *text, const char *reply, const char *orcpt,
+    enum dsn_action action, uint32_t flags)
 {
 	static const char	 orig[] = "Subject: x\n\nbody\n";
 	struct envelope		 e;
@@ -49,6 +50,7 @@ write_dsn(const char *text, const char *reply, const char *orcpt)
 	snprintf(e.dest.domain, sizeof(e.dest.domain), "example.net");
 	snprintf(e.orcpt, sizeof(e.orcpt), "%s", orcpt);
 	e.dest_type = DEST_REMOTE;
+	e.flags = flags;
 	snprintf(r.text, sizeof(r.text), "%s", text);
 	snprintf(r.reply, sizeof(r.reply), "%s", reply);
 	snprintf(r.relay, sizeof(r.relay), "mx.example.net[192.0.2.1]:25");
@@ -57,7 +59,7 @@ write_dsn(const char *text, const char *reply, const char *orcpt)
 	assert_true(msgfd != -1 && outfd != -1);
 	assert_int_equal(write(msgfd, orig, sizeof(orig) - 1),
 	    sizeof(orig) - 1);
-	b.action = DSN_FAILED;
+	b.action = action;
 	b.orig = e;
 	b.fd = msgfd;
 	b.size = sizeof(orig) - 1;
@@ -72,6 +74,12 @@ write_dsn(const char *text, const char *reply, const char *orcpt)
 	    st.st_size);
 	close(outfd);
 	return dsn;
+}
+
+static char *
+write_dsn(const char *text, const char *reply, const char *orcpt)
+{
+	return write_dsn_flags(text, reply, orcpt, DSN_FAILED, 0);
 }
 
 /* everything before the returned original is ours: US-ASCII only */
@@ -124,12 +132,50 @@ test_orcpt_8bit(void **state)
 	free(dsn);
 }
 
+/*
+ * RFC 8689 5: the DSN of a REQUIRETLS message (which goes without it)
+ * holds nothing of the original, header or body, whatever RET asked;
+ * without the flag the same DSN returns the message.
+ */
+static void
+test_requiretls_redacted(void **state)
+{
+	static const enum dsn_action	actions[] = {
+		DSN_FAILED, DSN_DELAYED, DSN_DELIVERED
+	};
+	char	*dsn;
+	size_t	 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+		dsn = write_dsn_flags("5.7.30 REQUIRETLS support required", "",
+		    "", actions[i], EF_REQUIRETLS | EF_DSN_RET_FULL);
+		assert_non_null(strstr(dsn, "Content-Type: "
+		    "message/delivery-status\n"));
+		assert_null(strstr(dsn, "message/rfc822"));
+		assert_null(strstr(dsn, "rfc822-headers"));
+		assert_null(strstr(dsn, "Subject: x"));
+		assert_null(strstr(dsn, "body"));
+		assert_non_null(strstr(dsn, "(REQUIRETLS)"));
+		/* the MIME structure still ends */
+		assert_non_null(strstr(dsn, "\n--0000abcd/mx.example.org--\n"));
+		free(dsn);
+	}
+	dsn = write_dsn_flags("5.1.1 no such user", "", "", DSN_FAILED,
+	    EF_DSN_RET_FULL);
+	assert_non_null(strstr(dsn, "Content-Type: message/rfc822\n"));
+	assert_non_null(strstr(dsn, "Subject: x\n\nbody\n"));
+	assert_null(strstr(dsn, "REQUIRETLS"));
+	free(dsn);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_diagnostic_8bit),
 		cmocka_unit_test(test_orcpt_8bit),
+		cmocka_unit_test(test_requiretls_redacted),
 	};
 	static struct smtpd_config c;
 

@@ -175,6 +175,54 @@ test_hold_round_trip(void **state)
 	assert_null(strstr(buf, "hold-reason"));
 }
 
+/*
+ * RFC 8689's two flags: stored in "flags" and back; a file written
+ * before them (no such bit) loads without them; both at once is refused
+ * (REQUIRETLS makes the TLS-Required field ignored).
+ */
+static void
+test_requiretls_flags(void **state)
+{
+	struct envelope	e, back;
+	char		buf[16384], line[64], *p;
+	int		n;
+
+	(void)state;
+	sample(&e);
+	e.flags |= EF_REQUIRETLS;
+	n = dump(&e, buf, sizeof(buf) - 1);
+	assert_non_null(strstr(buf, "flags: 00940002\n"));
+	assert_int_equal(envelope_load(buf, n, &back), 0);
+	assert_memory_equal(&e, &back, sizeof(e));
+	assert_true(back.flags & EF_REQUIRETLS);
+	assert_false(back.flags & EF_TLS_OPTIONAL);
+
+	sample(&e);
+	e.flags |= EF_TLS_OPTIONAL;
+	n = dump(&e, buf, sizeof(buf) - 1);
+	snprintf(line, sizeof(line), "flags: %08x\n", (unsigned)e.flags);
+	assert_non_null(strstr(buf, line));
+	assert_int_equal(envelope_load(buf, n, &back), 0);
+	assert_true(back.flags & EF_TLS_OPTIONAL);
+	assert_false(back.flags & EF_REQUIRETLS);
+
+	/* an older file: the same text without the bits */
+	sample(&e);
+	n = dump(&e, buf, sizeof(buf) - 1);
+	assert_int_equal(envelope_load(buf, n, &back), 0);
+	assert_false(back.flags & (EF_REQUIRETLS | EF_TLS_OPTIONAL));
+
+	/* both: refused to write and to read */
+	e.flags |= EF_REQUIRETLS | EF_TLS_OPTIONAL;
+	assert_int_equal(envelope_valid(&e), -1);
+	assert_int_equal(envelope_dump(&e, buf, sizeof(buf)), -1);
+	sample(&e);
+	n = dump(&e, buf, sizeof(buf) - 1);
+	assert_non_null(p = strstr(buf, "flags: 00140002\n"));
+	memcpy(p, "flags: 01940002\n", 16);
+	assert_int_equal(envelope_load(buf, n, &back), -1);
+}
+
 /* what a worker or smtpctl may not store (envelope_valid() too) */
 static void
 test_hold_refusals(void **state)
@@ -451,6 +499,7 @@ main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_hold_round_trip),
 		cmocka_unit_test(test_hold_refusals),
+		cmocka_unit_test(test_requiretls_flags),
 		cmocka_unit_test(test_footer_round_trip),
 		cmocka_unit_test(test_footer_v1_bytes),
 		cmocka_unit_test(test_footer_v2),

@@ -138,7 +138,7 @@ test_extensions(void **state)
 		"250-mx.example.org Hello", "250-PIPELINING",
 		"250-SIZE 52428800", "250-8BITMIME", "250-AUTH=LOGIN",
 		"250-AUTH CRAM-MD5 PLAIN", "250-smtputf8", "250-DSN",
-		"250-STARTTLS", "250 ENHANCEDSTATUSCODES",
+		"250-STARTTLS", "250-requiretls", "250 ENHANCEDSTATUSCODES",
 	};
 	struct mta_reply	r;
 	uint64_t		size;
@@ -153,12 +153,13 @@ test_extensions(void **state)
 	assert_int_equal(ext, MTA_EXT_PIPELINING | MTA_EXT_SIZE |
 	    MTA_EXT_8BITMIME | MTA_EXT_AUTH_LOGIN | MTA_EXT_AUTH_PLAIN |
 	    MTA_EXT_SMTPUTF8 | MTA_EXT_DSN | MTA_EXT_STARTTLS |
-	    MTA_EXT_ENHANCED);
+	    MTA_EXT_REQUIRETLS | MTA_EXT_ENHANCED);
 	assert_int_equal(size, 52428800);
 	/* the greeting line is not a keyword; "PIPELININGX" is not one */
 	mta_reply_init(&r);
 	mta_reply_line(&r, "250-PIPELINING", 14);
-	mta_reply_line(&r, "250 PIPELININGX", 15);
+	mta_reply_line(&r, "250-PIPELININGX", 15);
+	mta_reply_line(&r, "250 REQUIRETLSX", 15);
 	assert_int_equal(mta_reply_extensions(&r, &size), 0);
 }
 

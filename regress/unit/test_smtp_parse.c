@@ -1,7 +1,8 @@
 /*
  * test_smtp_parse.c -- tables for smtp/smtp_parse.c: command verbs,
  * MAIL and RCPT parameters (SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH,
- * NOTIFY, ORCPT), BDAT arguments, base64 and SASL PLAIN.
+ * REQUIRETLS, NOTIFY, ORCPT), BDAT arguments, base64, SASL PLAIN and the
+ * value of a TLS-Required header field.
  *
  * Each row is one input and the exact result expected (for refusals, the
  * reply code the session will send).
@@ -110,6 +111,15 @@ test_mail_params(void **state)
 		{ " AUTH=<>", 1, 0, 0 },
 		{ " AUTH=joe+40example.test", 1, 0, 0 },
 		{ " AUTH=bad+ZZ", 1, 501, 0 },
+		{ " REQUIRETLS", 1, 0, EF_REQUIRETLS },
+		{ " requiretls", 1, 0, EF_REQUIRETLS },
+		{ " REQUIRETLS", 0, 555, 0 },		/* after HELO */
+		{ " REQUIRETLS=YES", 1, 501, 0 },	/* RFC 8689 2: no value */
+		{ " REQUIRETLS=", 1, 501, 0 },
+		{ " REQUIRETLS REQUIRETLS", 1, 501, 0 },
+		{ " REQUIRETLSX", 1, 555, 0 },
+		{ " SMTPUTF8 REQUIRETLS BODY=8BITMIME", 1, 0,
+		    EF_SMTPUTF8 | EF_REQUIRETLS | EF_8BITMIME },
 		{ " XFOO=bar", 1, 555, 0 },
 		{ " =bar", 1, 501, 0 },
 		{ " SIZE=10 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=x", 1, 0,
@@ -136,6 +146,39 @@ test_mail_params(void **state)
 	assert_true(mp.has_size);
 	assert_true(mp.size == 12345);
 	assert_string_equal(mp.envid, "q+2Bq");
+}
+
+/* RFC 8689 3: only "No" is a value, white space and case aside */
+static void
+test_tls_required(void **state)
+{
+	static const struct {
+		const char	*in;
+		int		 no;
+	} cases[] = {
+		{ " No", 1 },
+		{ "No", 1 },
+		{ " no", 1 },
+		{ " NO \t", 1 },
+		{ "\t No", 1 },
+		{ " Yes", 0 },
+		{ " No No", 0 },
+		{ " Nope", 0 },
+		{ " N", 0 },
+		{ "", 0 },
+		{ "   ", 0 },
+		{ " No;", 0 },
+	};
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < NELEM(cases); i++)
+		if (smtp_parse_tls_required(cases[i].in,
+		    strlen(cases[i].in)) != cases[i].no)
+			fail_msg("TLS-Required:%s: want %d", cases[i].in,
+			    cases[i].no);
+	/* the length counts, not a NUL */
+	assert_int_equal(smtp_parse_tls_required(" Nox", 3), 1);
 }
 
 static void
@@ -320,6 +363,7 @@ main(void)
 		cmocka_unit_test(test_commands),
 		cmocka_unit_test(test_mail_params),
 		cmocka_unit_test(test_rcpt_params),
+		cmocka_unit_test(test_tls_required),
 		cmocka_unit_test(test_bdat),
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_sasl_plain),
