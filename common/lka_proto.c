@@ -7,11 +7,13 @@
 
 #include <netinet/in.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "dmarc_rec.h"
 #include "tlsrpt_rec.h"
 #include "proto.h"
+#include "sts.h"
 
 #define STR_OK(f)	(proto_valid_string((f), sizeof(f)) == 0)
 
@@ -55,6 +57,38 @@ proto_valid_lka_mx_host(const struct lka_mx_host *h)
 {
 	if (!STR_OK(h->host) || !family_ok(&h->addr, 0))
 		return -1;
+	return 0;
+}
+
+_Static_assert(sizeof(((struct lka_mx_sts *)0)->id) == STS_ID_MAX &&
+    sizeof(((struct lka_mx_sts *)0)->mx) / STS_NAME_MAX == STS_MX_MAX &&
+    sizeof(((struct lka_mx_sts *)0)->mx[0]) == STS_NAME_MAX,
+    "struct lka_mx_sts and common/sts.h disagree");
+
+/* the policy as common/sts.c would have accepted it */
+int
+proto_valid_lka_mx_sts(const struct lka_mx_sts *r)
+{
+	char	name[STS_NAME_MAX];
+	size_t	i, off;
+
+	if (r->status > LKA_STS_WEBPKI || r->mode > STS_MODE_ENFORCE ||
+	    r->max_age > STS_MAX_AGE_MAX || r->nmx > STS_MX_MAX ||
+	    !STR_OK(r->id) || !STR_OK(r->detail))
+		return -1;
+	if (r->status != LKA_STS_POLICY)
+		return r->nmx == 0 ? 0 : -1;
+	if (r->mode != STS_MODE_NONE && r->nmx == 0)
+		return -1;
+	for (i = 0; i < r->nmx; i++) {
+		if (!STR_OK(r->mx[i]))
+			return -1;
+		off = strncmp(r->mx[i], "*.", 2) == 0 ? 2 : 0;
+		snprintf(name, sizeof(name), "%s", r->mx[i] + off);
+		if (sts_domain_valid(name) == -1 ||
+		    strcmp(name, r->mx[i] + off) != 0)
+			return -1;
+	}
 	return 0;
 }
 

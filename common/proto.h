@@ -81,6 +81,9 @@ enum imsg_type {
 	IMSG_LKA_MX,		/* struct lka_mx_req */
 	IMSG_LKA_MX_HOST,	/* struct lka_mx_host, in preference order */
 	IMSG_LKA_MX_RESULT,	/* struct lka_result (ndest = hosts sent) */
+	/* lookup -> mta, before the MX result when the request had
+	 * LKA_MX_STS: the domain's MTA-STS policy (RFC 8461) */
+	IMSG_LKA_MX_STS,	/* struct lka_mx_sts */
 	/* smtp -> lookup: reverse DNS of a new client */
 	IMSG_LKA_RDNS,		/* struct lka_rdns (request and reply) */
 	/* lookup -> parent: open ~user/.forward; reply carries the fd */
@@ -219,6 +222,37 @@ struct lka_mx_req {
 	uint32_t	reqid;
 	char		domain[256];
 	char		relay_host[1024];	/* action's "host URL", "" = MX */
+	uint32_t	flags;			/* LKA_MX_* */
+};
+
+/* what the mta wants besides the hosts (lka_mx_req flags) */
+#define LKA_MX_STS	0x02	/* the MTA-STS policy: IMSG_LKA_MX_STS */
+
+/*
+ * The MTA-STS policy of a domain (lookup/sts.c, mta/mta_sts.c; the
+ * words of common/sts.h).  status: LKA_STS_NONE the domain publishes
+ * no policy (no usable "_mta-sts" TXT record); LKA_STS_POLICY a policy
+ * (fresh or cached) in mode, max_age and mx; the rest are failures to
+ * get one, which count as no policy but are reported (RFC 8460):
+ * LKA_STS_FETCH_ERROR (HTTPS fetch failed), LKA_STS_INVALID (the file
+ * does not parse, or not text/plain), LKA_STS_WEBPKI (the policy
+ * server's certificate did not verify).
+ */
+#define LKA_STS_NONE		0
+#define LKA_STS_POLICY		1
+#define LKA_STS_FETCH_ERROR	2
+#define LKA_STS_INVALID		3
+#define LKA_STS_WEBPKI		4
+
+struct lka_mx_sts {
+	uint32_t	reqid;
+	uint32_t	status;		/* LKA_STS_* */
+	uint32_t	mode;		/* STS_MODE_* */
+	uint32_t	max_age;
+	uint32_t	nmx;
+	char		id[33];		/* STS_ID_MAX */
+	char		mx[32][256];	/* STS_MX_MAX, STS_NAME_MAX */
+	char		detail[256];	/* why a failure, for logs and reports */
 };
 
 struct lka_mx_host {
@@ -537,6 +571,7 @@ int	proto_valid_ctl_queue_entry(const struct ctl_queue_entry *);
 int	proto_valid_lka_rdns(const struct lka_rdns *);
 int	proto_valid_lka_mx_req(const struct lka_mx_req *);
 int	proto_valid_lka_mx_host(const struct lka_mx_host *);
+int	proto_valid_lka_mx_sts(const struct lka_mx_sts *);
 int	proto_valid_forward_req(const struct forward_req *);
 int	proto_valid_auth_system_req(const struct auth_system_req *);
 int	proto_valid_auth_system_res(const struct auth_system_res *);

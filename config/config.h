@@ -300,6 +300,11 @@ struct smtpd_config {
 	int		 mda_max;		/* "mda max-processes N" */
 	int		 mta_max_per_dest;	/* "mta max-conn-per-host N" */
 	time_t		 mta_delay_per_dest;	/* "mta delay-per-dest T", 0 off */
+	int		 mta_initial_per_dest;	/* "mta initial-conn-per-host N" */
+	int		 mta_rate_per_dest;	/* "mta rate-per-dest N/s", per
+						 * hour; 0 off */
+	int		 mta_max_rcpt;		/* "mta max-rcpt-per-msg N" */
+	time_t		 mta_backoff;		/* "mta backoff-per-host T" */
 	/* "mta tls-policy <table>" (config/tls_policy.h): "" = none */
 	char		 mta_tls_policy[CONF_NAME_MAX];
 	int		 mta_tls_policy_line;
@@ -307,6 +312,7 @@ struct smtpd_config {
 	 * = $SSL_CERT_FILE or OpenSSL's default file */
 	char		 mta_ca_file[CONF_PATH_MAX];
 	int		 mta_ca_file_line;
+	int		 mta_sts;		/* "mta mta-sts yes|no" (RFC 8461) */
 
 	char		 resolver[CONF_HOST_MAX]; /* "resolver ADDR [port N]" */
 	uint16_t	 resolver_port;

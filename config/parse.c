@@ -463,7 +463,42 @@ enum scalar_kind {
 	SCALAR_COUNT,	/* 1000 */
 	SCALAR_BYTES,	/* 10M */
 	SCALAR_SECONDS, /* 5m */
+	SCALAR_RATE,	/* 10/s, 300/m, 1000/h: stored per hour */
 };
+
+/*
+ * A rate "N/s", "N/m" or "N/h" as a count per hour (so 1/h and 1000/s
+ * are both whole numbers); -1 when it does not parse.
+ */
+static long long
+parse_rate(const char *s)
+{
+	const char *end;
+	long long v, mult;
+
+	if (parse_decimal(s, &end, &v) != 0)
+		return -1;
+	if (end[0] == '\0' && v == 0)
+		return 0;	/* "0": no limit */
+	if (end[0] != '/' || end[1] == '\0' || end[2] != '\0')
+		return -1;
+	switch (end[1]) {
+	case 's':
+		mult = 60 * 60;
+		break;
+	case 'm':
+		mult = 60;
+		break;
+	case 'h':
+		mult = 1;
+		break;
+	default:
+		return -1;
+	}
+	if (v > LLONG_MAX / mult)
+		return -1;
+	return v * mult;
+}
 
 /*
  * A value that failed to parse only because it is too large: digits and
@@ -484,6 +519,8 @@ is_overflow(enum scalar_kind kind, const char *s)
 		return config_parse_size(one) >= 0;
 	case SCALAR_SECONDS:
 		return config_parse_duration(one) >= 0;
+	case SCALAR_RATE:
+		return parse_rate(one) >= 0;
 	default:
 		return s[digits] == '\0';
 	}
@@ -497,6 +534,7 @@ get_scalar(struct parser *p, enum scalar_kind kind, const char *what,
 	    [SCALAR_COUNT] = "number",
 	    [SCALAR_BYTES] = "size",
 	    [SCALAR_SECONDS] = "duration",
+	    [SCALAR_RATE] = "rate",
 	};
 	char expect[128], show[ERR_TOKEN_SHOW + 8];
 	struct token *t;
@@ -514,6 +552,10 @@ get_scalar(struct parser *p, enum scalar_kind kind, const char *what,
 		break;
 	case SCALAR_SECONDS:
 		v = config_parse_duration(t->text);
+		rc = v < 0 ? -1 : 0;
+		break;
+	case SCALAR_RATE:
+		v = parse_rate(t->text);
 		rc = v < 0 ? -1 : 0;
 		break;
 	default:
@@ -633,9 +675,22 @@ static const struct option_spec option_specs[] = {
 	   10000),
     OPTION("mta", "max-conn-per-host", SCALAR_COUNT, 0, STORE_INT,
 	   mta_max_per_dest, 1, 1000),
+    /* slow start: a destination's first sessions (mta/mta_window.c) */
+    OPTION("mta", "initial-conn-per-host", SCALAR_COUNT, 0, STORE_INT,
+	   mta_initial_per_dest, 1, 1000),
+    /* 0, the default, sets no limit; 1/h .. 1000/s */
+    OPTION("mta", "rate-per-dest", SCALAR_RATE, 0, STORE_INT,
+	   mta_rate_per_dest, 0, 1000 * 60 * 60),
+    /* at most MTA_TASK_MAX_RCPT (mta/mta.h) */
+    OPTION("mta", "max-rcpt-per-msg", SCALAR_COUNT, 0, STORE_INT,
+	   mta_max_rcpt, 1, 100),
+    OPTION("mta", "backoff-per-host", SCALAR_SECONDS, 0, STORE_TIME,
+	   mta_backoff, 1, SECONDS_PER_DAY),
     /* 0, the default, sets no pace */
     OPTION("mta", "delay-per-dest", SCALAR_SECONDS, 0, STORE_TIME,
 	   mta_delay_per_dest, 0, SECONDS_PER_DAY),
+    /* MTA-STS policies of MX destinations (RFC 8461); on by default */
+    OPTION("mta", "mta-sts", SCALAR_COUNT, 1, STORE_INT, mta_sts, 0, 1),
 };
 
 static int
@@ -1258,6 +1313,10 @@ config_new(void)
 	conf->queue_max_inflight = 1000;
 	conf->mda_max = 64;
 	conf->mta_max_per_dest = 20;
+	conf->mta_initial_per_dest = 5;	/* Postfix's initial concurrency */
+	conf->mta_max_rcpt = 100;
+	conf->mta_backoff = 30;
+	conf->mta_sts = 1;
 
 	conf->resolver_port = 53;
 	return conf;

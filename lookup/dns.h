@@ -146,4 +146,16 @@ void	dns_mx(const struct lka_mx_req *, dns_mx_host_cb, dns_result_cb,
 int	dns_parse_relay_url(const char *url, char *host, size_t hostlen,
 	    uint16_t *port);
 
+/*
+ * MTA-STS (RFC 8461), sts.c: the policy of a domain (a host name; any
+ * other name has none), from the cache or fetched over HTTPS, as the
+ * payload of IMSG_LKA_MX_STS for request reqid.  The callback runs
+ * later from the event loop, exactly once.  sts_init() before the
+ * sandbox: it reads the trust anchors and opens the cache directory.
+ */
+typedef void	(*sts_result_cb)(void *arg, const struct lka_mx_sts *);
+void	sts_init(void);
+void	sts_lookup(uint32_t reqid, const char *domain, sts_result_cb,
+	    void *arg);
+
 #endif

@@ -13,8 +13,9 @@
  * request, in every generation.
  *
  * The folder lookup/ is the lookup process: this file (its entry point and
- * dispatch), rules.c, rcpt.c and expand.c (recipients), auth.c, dns.c and
- * mx.c.  The table backends it reads are the table/ library.
+ * dispatch), rules.c, rcpt.c and expand.c (recipients), auth.c, dns.c,
+ * mx.c and sts.c (MTA-STS policies).  The table backends it reads are
+ * the table/ library.
  */
 #include <sys/types.h>
 
@@ -272,6 +273,7 @@ lookup_main(struct proc_fds *f)
 	mproc_defer_turns();
 	dns_init();	/* reads resolv.conf and hosts */
 	checks_init();	/* reads the Public Suffix List */
+	sts_init();	/* the trust anchors, the MTA-STS cache */
 	lookup_read_set();
 	sandbox_enter(SANDBOX_LOOKUP);
 	mproc_init(&l_parent, f->parent, "parent", lookup_parent_dispatch,

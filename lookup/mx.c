@@ -13,6 +13,9 @@
  * MX order when all are in.  IPv4 addresses of a host come before its
  * IPv6 ones: a host without IPv6 connectivity then finds a working
  * address first.
+ *
+ * When the mta asks for it (LKA_MX_STS), the domain's MTA-STS policy
+ * (sts.c) travels with the answer, ahead of the hosts.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -395,24 +398,87 @@ dns_mx(const struct lka_mx_req *req, dns_mx_host_cb host_cb,
 	dns_query(req->domain, DNS_T_MX, MX_TIMEOUT, mx_cb, st);
 }
 
+/*
+ * One IMSG_LKA_MX from the mta.  With LKA_MX_STS the domain's MTA-STS
+ * policy is looked up alongside the MX hosts (sts.c), and the answer
+ * waits for both: the policy goes first, so that the mta has it when
+ * the hosts arrive.  The hosts are kept until then.
+ */
+struct lka_mx_job {
+	struct mproc		*p;
+	int			 want_sts;
+	int			 sts_done;
+	int			 mx_done;
+	struct lka_mx_sts	 sts;
+	struct lka_mx_host	*hosts;
+	size_t			 nhosts;
+	struct lka_result	 result;
+};
+
+static void
+lka_mx_flush(struct lka_mx_job *job)
+{
+	size_t	i;
+
+	if (!job->mx_done || (job->want_sts && !job->sts_done))
+		return;
+	if (job->want_sts)
+		mproc_compose(job->p, IMSG_LKA_MX_STS, job->sts.reqid, -1,
+		    &job->sts, sizeof(job->sts));
+	for (i = 0; i < job->nhosts; i++)
+		mproc_compose(job->p, IMSG_LKA_MX_HOST, job->hosts[i].reqid,
+		    -1, &job->hosts[i], sizeof(job->hosts[i]));
+	mproc_compose(job->p, IMSG_LKA_MX_RESULT, job->result.reqid, -1,
+	    &job->result, sizeof(job->result));
+	free(job->hosts);
+	free(job);
+}
+
 static void
 lka_mx_host_reply(void *arg, const struct lka_mx_host *h)
 {
-	struct mproc	*p = arg;
+	struct lka_mx_job	*job = arg;
+	struct lka_mx_host	*n;
 
-	mproc_compose(p, IMSG_LKA_MX_HOST, h->reqid, -1, h, sizeof(*h));
+	if ((n = reallocarray(job->hosts, job->nhosts + 1,
+	    sizeof(*job->hosts))) == NULL)
+		fatal("reallocarray");
+	job->hosts = n;
+	job->hosts[job->nhosts++] = *h;
 }
 
 static void
 lka_mx_result_reply(void *arg, const struct lka_result *r)
 {
-	struct mproc	*p = arg;
+	struct lka_mx_job	*job = arg;
 
-	mproc_compose(p, IMSG_LKA_MX_RESULT, r->reqid, -1, r, sizeof(*r));
+	job->result = *r;
+	job->mx_done = 1;
+	lka_mx_flush(job);
+}
+
+static void
+lka_mx_sts_reply(void *arg, const struct lka_mx_sts *sts)
+{
+	struct lka_mx_job	*job = arg;
+
+	job->sts = *sts;
+	job->sts_done = 1;
+	lka_mx_flush(job);
 }
 
 void
 dns_lka_mx(struct mproc *p, const struct lka_mx_req *req)
 {
-	dns_mx(req, lka_mx_host_reply, lka_mx_result_reply, p);
+	struct lka_mx_job	*job;
+
+	if ((job = calloc(1, sizeof(*job))) == NULL)
+		fatal("calloc");
+	job->p = p;
+	/* MTA-STS is about a domain's MX hosts, never a relay host */
+	job->want_sts = (req->flags & LKA_MX_STS) &&
+	    req->relay_host[0] == '\0' && req->domain[0] != '\0';
+	if (job->want_sts)
+		sts_lookup(req->reqid, req->domain, lka_mx_sts_reply, job);
+	dns_mx(req, lka_mx_host_reply, lka_mx_result_reply, job);
 }

@@ -77,6 +77,11 @@
 # the harness's smtp-sink as the TLS sink; it logs every handshake as new
 # or resumed, which the scenario counts.  Its service stays off.
 #
+# MTA-STS (issue 20): libcurl4-openssl-dev, libcurl built on OpenSSL (the
+# TLS library we already use), for the lookup process's HTTPS fetch of
+# policies (lookup/sts.c), on its libevent loop through curl's multi
+# interface.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -139,6 +144,7 @@ PACKAGES="
 	opendkim
 	libmilter-dev
 	stunnel4
+	libcurl4-openssl-dev
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -12,17 +12,24 @@
  *
  * Sessions (mta_session.c) take tasks from their route: an idle cached
  * session first, otherwise a new connection while the route has fewer
- * than "mta max-conn-per-host" of them.  Every recipient's outcome goes
- * back to the queue as its own struct delivery_result.
+ * than its concurrency window allows (slow start, mta_window.c: from
+ * "mta initial-conn-per-host" up to "mta max-conn-per-host", one more
+ * per delivery, one fewer per refused session).  A burst for one
+ * destination thus opens a few connections that each carry several
+ * messages.  A task holds at most "mta max-rcpt-per-msg" recipients;
+ * "mta rate-per-dest" and "mta delay-per-dest" space the messages a
+ * route hands out.  Every recipient's outcome goes back to the queue as
+ * its own struct delivery_result.
  *
  * Nothing a remote server sends ever changes an envelope: the results
  * carry our own escaped copy of its reply text, and the queue writes
  * that through the envelope escaping again.
  *
  * The folder mta/ is the mta process: this file (routes and tasks),
- * mta_session.c (the SMTP/LMTP client), mta_io.c (its sockets), mta_7bit.c
- * and mime7bit.c (8-bit to 7-bit).  The reply parser is shared with the
- * LMTP delivery process, so it lives in common/mta_reply.c.
+ * mta_session.c (the SMTP/LMTP client), mta_io.c (its sockets),
+ * mta_sts.c (MTA-STS policies), mta_7bit.c and mime7bit.c (8-bit to
+ * 7-bit).  The reply parser is shared with the LMTP delivery process,
+ * so it lives in common/mta_reply.c.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -365,6 +372,11 @@ route_resolve(struct mta_route *rt)
 	snprintf(req.domain, sizeof(req.domain), "%s", rt->domain);
 	snprintf(req.relay_host, sizeof(req.relay_host), "%s",
 	    rt->action->relay_host);
+	/* the MTA-STS policy comes anew with each resolution */
+	free(rt->sts);
+	rt->sts = NULL;
+	if (mta_sts_wanted(rt))
+		req.flags |= LKA_MX_STS;
 	rt->resolving = 1;
 	rt->nhosts = 0;
 	mproc_compose(&m_lookup, IMSG_LKA_MX, 0, -1, &req, sizeof(req));
@@ -437,6 +449,8 @@ route_find(struct action *a, const char *domain, uint32_t evflags)
 	snprintf(rt->domain, sizeof(rt->domain), "%s", domain);
 	rt->scheme = MTA_SCHEME_MX;
 	rt->tls_level = a->relay_tls;
+	mta_window_init(&rt->window, conf->mta_initial_per_dest,
+	    conf->mta_max_per_dest);
 	if (a->relay_host[0] != '\0' &&
 	    route_parse_url(rt, a->relay_host) == -1)
 		fatalx("relay host \"%s\" of action %s does not parse",
@@ -465,6 +479,7 @@ route_free(struct mta_route *rt)
 	event_free(rt->ev_kick);
 	if (rt->ev_pace != NULL)
 		event_free(rt->ev_pace);
+	free(rt->sts);
 	free(rt);
 }
 
@@ -492,44 +507,215 @@ mta_route_error(struct mta_route *rt, int status, const char *text)
 	mta_route_kick(rt);
 }
 
+void
+mta_route_delivered(struct mta_route *rt, const struct mta_task *t)
+{
+	int	before = rt->window.limit;
+
+	mta_window_success(&rt->window);
+	mta_window_note_txn(&rt->window, (uint32_t)(mta_elapsed_ms(
+	    &t->t_taken) * 1000));
+	if (rt->window.limit != before && rt->ntasks > 0)
+		mta_route_kick(rt);
+}
+
+/*
+ * Hosts that sent us away lately, by address.  A route's host list goes
+ * with the route -- freed as soon as it has nothing to do, refilled by
+ * each MX lookup -- but a back-off must outlive it: otherwise the
+ * queue's next retry of the mail that failed would make a new route
+ * that connects at once, and a host that says 421 would see a
+ * connection at every retry of every message.  An entry is forgotten
+ * one back-off after its end, so that failures in a row double it.
+ */
+struct mta_backoff {
+	TAILQ_ENTRY(mta_backoff) entry;
+	struct sockaddr_storage	 ss;
+	time_t			 until;		/* no connection before */
+	time_t			 forget;	/* then a fresh start */
+	unsigned		 fails;
+	char			 text[ENV_TEXT_MAX];	/* why, for the queue */
+};
+static TAILQ_HEAD(, mta_backoff) backoffs = TAILQ_HEAD_INITIALIZER(backoffs);
+
+static int
+ss_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	const struct sockaddr_in	*a4, *b4;
+	const struct sockaddr_in6	*a6, *b6;
+
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET) {
+		a4 = (const struct sockaddr_in *)a;
+		b4 = (const struct sockaddr_in *)b;
+		return a4->sin_port == b4->sin_port &&
+		    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		a6 = (const struct sockaddr_in6 *)a;
+		b6 = (const struct sockaddr_in6 *)b;
+		return a6->sin6_port == b6->sin6_port &&
+		    memcmp(&a6->sin6_addr, &b6->sin6_addr,
+		    sizeof(a6->sin6_addr)) == 0;
+	}
+	return 0;
+}
+
+/* the host's entry, or NULL; drops the entries forgotten by now */
+static struct mta_backoff *
+backoff_find(const struct sockaddr_storage *ss, time_t now)
+{
+	struct mta_backoff	*b, *tmp;
+
+	TAILQ_FOREACH_SAFE(b, &backoffs, entry, tmp) {
+		if (b->forget <= now) {
+			TAILQ_REMOVE(&backoffs, b, entry);
+			free(b);
+			continue;
+		}
+		if (ss_equal(&b->ss, ss))
+			return b;
+	}
+	return NULL;
+}
+
+int
+mta_host_usable(const struct mta_host *h, time_t now)
+{
+	struct mta_backoff	*b;
+
+	if (h->dead_until > now)
+		return 0;
+	return (b = backoff_find(&h->ss, now)) == NULL || b->until <= now;
+}
+
+void
+mta_route_ready(struct mta_route *rt, struct mta_host *h, uint32_t setup_us)
+{
+	struct mta_backoff	*b;
+
+	mta_window_note_setup(&rt->window, setup_us);
+
+	if ((b = backoff_find(&h->ss, time(NULL))) != NULL) {
+		TAILQ_REMOVE(&backoffs, b, entry);
+		free(b);
+	}
+}
+
+/* why the route's hosts are backed off, or NULL */
+static const char *
+route_backoff_text(struct mta_route *rt)
+{
+	struct mta_backoff	*b;
+	time_t			 now = time(NULL);
+	size_t			 i;
+
+	for (i = 0; i < rt->nhosts; i++)
+		if ((b = backoff_find(&rt->hosts[i].ss, now)) != NULL &&
+		    b->until > now)
+			return b->text;
+	return NULL;
+}
+
+void
+mta_route_refused(struct mta_route *rt, struct mta_host *h,
+    const char *text)
+{
+	struct mta_backoff	*b;
+	time_t			 now = time(NULL), secs;
+
+	mta_window_failure(&rt->window);
+	if (h == NULL)
+		return;
+	if ((b = backoff_find(&h->ss, now)) == NULL) {
+		if ((b = calloc(1, sizeof(*b))) == NULL)
+			fatal("calloc");
+		b->ss = h->ss;
+		TAILQ_INSERT_TAIL(&backoffs, b, entry);
+	}
+	snprintf(b->text, sizeof(b->text), "%s", text);
+	h->dead_until = b->until;
+	/* the other sessions of one wave fail too: that is one failure */
+	if (b->until > now)
+		return;
+	if (b->fails < 1000)
+		b->fails++;
+	secs = mta_backoff_secs(conf->mta_backoff, b->fails);
+	h->dead_until = b->until = now + secs;
+	b->forget = b->until + secs;
+	log_info("mta: %s: not connecting again for %lld s (failure %u in "
+	    "a row); %s allows %d session%s now", h->name, (long long)secs,
+	    b->fails, rt->domain[0] ? rt->domain : rt->host,
+	    rt->window.limit, rt->window.limit == 1 ? "" : "s");
+}
+
 static void
 route_pace_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	mta_route_kick(arg);
 }
 
+/* microseconds between two messages to one destination; 0: no pace */
+static int64_t
+route_pace_us(void)
+{
+	if (conf->mta_delay_per_dest > 0)
+		return (int64_t)conf->mta_delay_per_dest * 1000000;
+	if (conf->mta_rate_per_dest > 0)
+		return (int64_t)3600 * 1000000 / conf->mta_rate_per_dest;
+	return 0;
+}
+
 /*
- * "mta delay-per-dest": at least that long between two messages to one
- * destination, as Postfix's default_destination_rate_delay (and, like
- * it, one connection at a time then).  When it is too early, a timer
- * kicks the route when it is time.
+ * "mta delay-per-dest" (at least that long between two messages to one
+ * destination, as Postfix's default_destination_rate_delay, and like it
+ * one connection at a time then) and "mta rate-per-dest" (at most that
+ * many messages per second, minute or hour; as many connections as the
+ * window allows, but no new one while it is too early for a message).
+ * 1 when a message may go now; otherwise a timer kicks the route when it
+ * is time.
  */
 static int
-route_paced_ok(struct mta_route *rt)
+route_pace_ready(struct mta_route *rt)
 {
 	struct timespec	now;
 	struct timeval	tv;
-	int64_t		wait_ms;
+	int64_t		wait_us;
 
-	if (conf->mta_delay_per_dest <= 0)
+	if (route_pace_us() == 0)
 		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	wait_ms = (rt->next_take.tv_sec - now.tv_sec) * 1000 +
-	    (rt->next_take.tv_nsec - now.tv_nsec) / 1000000;
-	if (wait_ms > 0) {
-		if (rt->ev_pace == NULL && (rt->ev_pace = evtimer_new(ev_base,
-		    route_pace_cb, rt)) == NULL)
-			fatal("evtimer_new");
-		if (!evtimer_pending(rt->ev_pace, NULL)) {
-			tv.tv_sec = wait_ms / 1000;
-			tv.tv_usec = (wait_ms % 1000) * 1000;
-			evtimer_add(rt->ev_pace, &tv);
-		}
-		return 0;
+	wait_us = (int64_t)(rt->next_take.tv_sec - now.tv_sec) * 1000000 +
+	    (rt->next_take.tv_nsec - now.tv_nsec) / 1000;
+	if (wait_us <= 0)
+		return 1;
+	if (rt->ev_pace == NULL && (rt->ev_pace = evtimer_new(ev_base,
+	    route_pace_cb, rt)) == NULL)
+		fatal("evtimer_new");
+	if (!evtimer_pending(rt->ev_pace, NULL)) {
+		tv.tv_sec = wait_us / 1000000;
+		tv.tv_usec = wait_us % 1000000;
+		evtimer_add(rt->ev_pace, &tv);
 	}
-	rt->next_take = now;
-	rt->next_take.tv_sec += conf->mta_delay_per_dest;
-	return 1;
+	return 0;
+}
+
+/* a message goes now: the next one not before one interval from now */
+static void
+route_pace_taken(struct mta_route *rt)
+{
+	int64_t	us = route_pace_us();
+
+	if (us == 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &rt->next_take);
+	rt->next_take.tv_sec += us / 1000000;
+	rt->next_take.tv_nsec += (us % 1000000) * 1000;
+	if (rt->next_take.tv_nsec >= 1000000000) {
+		rt->next_take.tv_sec++;
+		rt->next_take.tv_nsec -= 1000000000;
+	}
 }
 
 struct mta_task *
@@ -537,8 +723,9 @@ mta_route_take(struct mta_route *rt)
 {
 	struct mta_task	*t;
 
-	if ((t = TAILQ_FIRST(&rt->tasks)) == NULL || !route_paced_ok(rt))
+	if ((t = TAILQ_FIRST(&rt->tasks)) == NULL || !route_pace_ready(rt))
 		return NULL;
+	route_pace_taken(rt);
 	TAILQ_REMOVE(&rt->tasks, t, entry);
 	rt->ntasks--;
 	t->started = 1;
@@ -560,7 +747,7 @@ route_all_dead(struct mta_route *rt)
 	size_t	i;
 
 	for (i = 0; i < rt->nhosts; i++)
-		if (rt->hosts[i].dead_until <= now)
+		if (mta_host_usable(&rt->hosts[i], now))
 			return 0;
 	return 1;
 }
@@ -571,7 +758,7 @@ mta_route_kick_cb(evutil_socket_t fd, short ev, void *arg)
 	struct mta_route	*rt = arg;
 	struct mta_session	*s;
 	struct mta_task		*t;
-	int			 limit = conf->mta_max_per_dest;
+	const char		*why;
 
 	if (rt->ntasks == 0 && rt->nsessions == 0 &&
 	    (!rt->resolving || stopping)) {
@@ -596,10 +783,19 @@ mta_route_kick_cb(evutil_socket_t fd, short ev, void *arg)
 			mta_session_give(s, t);
 			continue;
 		}
-		if (conf->mta_delay_per_dest > 0)
-			limit = 1;
-		if (rt->nsessions >= limit ||
-		    (size_t)rt->nconnecting >= rt->ntasks)
+		/* one connection at a time with a delay, as Postfix */
+		if (conf->mta_delay_per_dest > 0 && rt->nsessions >= 1)
+			break;
+		if ((size_t)rt->nconnecting >= rt->ntasks ||
+		    !mta_window_may_open(&rt->window, rt->nsessions,
+		    rt->ntasks - (size_t)rt->nconnecting))
+			break;
+		/*
+		 * Paced: a new session only when it is time for a message
+		 * and no session being set up will take that one anyway.
+		 */
+		if (route_pace_us() > 0 && (rt->nconnecting > 0 ||
+		    !route_pace_ready(rt)))
 			break;
 		if (route_all_dead(rt)) {
 			/* nothing left to try now; the queue retries later */
@@ -607,7 +803,8 @@ mta_route_kick_cb(evutil_socket_t fd, short ev, void *arg)
 				mta_route_error(rt, rt->lasterr_status ?
 				    rt->lasterr_status : PROTO_TEMPFAIL,
 				    rt->lasterr[0] ? rt->lasterr :
-				    "4.4.1 no host to connect to");
+				    (why = route_backoff_text(rt)) != NULL ?
+				    why : "4.4.1 no host to connect to");
 			break;
 		}
 		mta_session_new(rt);
@@ -652,6 +849,7 @@ mta_deliver(const struct envelope *evp, int fd)
 	/* same message, same sender, not yet taken: one more RCPT */
 	TAILQ_FOREACH(t, &rt->tasks, entry) {
 		if (t->msgid == msgid_of(evp->id) &&
+		    t->nrcpts < (size_t)conf->mta_max_rcpt &&
 		    t->nrcpts < MTA_TASK_MAX_RCPT &&
 		    strcmp(t->rcpts[0].evp.sender.user, evp->sender.user) == 0 &&
 		    strcmp(t->rcpts[0].evp.sender.domain,
@@ -732,6 +930,7 @@ static void
 mta_lookup_dispatch(struct mproc *p, struct imsg *m)
 {
 	struct lka_mx_host	 h;
+	struct lka_mx_sts	*sts;
 	struct lka_result	 res;
 	struct mta_route	*rt;
 	struct mta_host		*mh;
@@ -769,6 +968,18 @@ mta_lookup_dispatch(struct mproc *p, struct imsg *m)
 				sin6->sin6_port = htons(port);
 		}
 		break;
+	case IMSG_LKA_MX_STS:
+		/* large: not on the stack */
+		if ((sts = malloc(sizeof(*sts))) == NULL)
+			fatal("malloc");
+		PROTO_READ(p, m, sts, proto_valid_lka_mx_sts);
+		if ((rt = route_by_reqid(sts->reqid)) == NULL && !stopping)
+			fatalx("MTA-STS policy for an unknown request from "
+			    "lookup");
+		if (rt != NULL)
+			mta_sts_set(rt, sts);
+		free(sts);
+		break;
 	case IMSG_LKA_MX_RESULT:
 		PROTO_READ(p, m, &res, proto_valid_lka_result);
 		if ((rt = route_by_reqid(res.reqid)) == NULL && stopping)
@@ -776,6 +987,9 @@ mta_lookup_dispatch(struct mproc *p, struct imsg *m)
 		if (rt == NULL)
 			fatalx("MX result for an unknown request from lookup");
 		rt->resolving = 0;
+		if (res.status == PROTO_OK && rt->nhosts > 0 &&
+		    mta_sts_filter_hosts(rt) == -1)
+			break;	/* MTA-STS enforce: no host may be used */
 		if (res.status == PROTO_OK && rt->nhosts > 0) {
 			rt->resolved = 1;
 			rt->resolved_at = time(NULL);
@@ -1137,6 +1351,7 @@ mta_fuzz_start(int queue, int lookup)
 		fatalx("SSL_CTX_new");
 	SSL_CTX_set_mode(mta_ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(mta_ssl_ctx, SSL_VERIFY_NONE, NULL);
+	mta_tlscache_init(mta_ssl_ctx);
 	mproc_defer_turns();
 	mta_io_init();
 	mproc_init(&m_queue, queue, "queue", mta_queue_dispatch, NULL);
@@ -1151,6 +1366,18 @@ mta_fuzz_quit_idle(void)
 
 	TAILQ_FOREACH(rt, &routes, entry)
 		mta_session_quit_idle(rt);
+}
+
+/* each input starts afresh: no host backed off by the one before */
+void
+mta_fuzz_forget_backoffs(void)
+{
+	struct mta_backoff	*b;
+
+	while ((b = TAILQ_FIRST(&backoffs)) != NULL) {
+		TAILQ_REMOVE(&backoffs, b, entry);
+		free(b);
+	}
 }
 
 /* routes still held: each goes once its tasks and sessions are done */

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "mta_reply.h"
+#include "mta_window.h"
 
 /*
  * Inside the mta process: mta.c keeps routes (one per action and
@@ -35,7 +36,8 @@
 #include "spool_msg.h"
 #include "mproc.h"
 
-#define MTA_TASK_MAX_RCPT	100	/* RFC 5321 4.5.3.1.8 minimum */
+/* RFC 5321 4.5.3.1.8 minimum; "mta max-rcpt-per-msg" may say fewer */
+#define MTA_TASK_MAX_RCPT	100
 #define MTA_HOSTS_MAX		32	/* MX hosts x addresses we try */
 
 enum mta_scheme {
@@ -139,8 +141,9 @@ struct mta_route {
 	TAILQ_HEAD(, mta_session) sessions;
 	int			 nsessions;
 	int			 nconnecting;	/* not ready for mail yet */
+	struct mta_window	 window;	/* slow start (mta_window.c) */
 	struct event		*ev_kick;
-	struct event		*ev_pace;	/* "mta delay-per-dest" */
+	struct event		*ev_pace;	/* delay- or rate-per-dest */
 	struct timespec		 next_take;	/* the pace allows a message */
 	const char		*auth_user;	/* from the secrets table */
 	const char		*auth_pass;
@@ -148,6 +151,9 @@ struct mta_route {
 	char			 lasterr[ENV_TEXT_MAX];
 	int			 lasterr_conn;	/* only "could not connect" */
 	time_t			 lasterr_at;
+	/* the domain's MTA-STS policy from the last resolution, or NULL
+	 * (mta_sts.c) */
+	struct lka_mx_sts	*sts;
 };
 
 /*
@@ -186,6 +192,24 @@ void	mta_tls_use_client_cert(SSL *, const struct action *);
 void	mta_route_kick(struct mta_route *);
 struct mta_task *mta_route_take(struct mta_route *);
 void	mta_route_error(struct mta_route *, int status, const char *text);
+/*
+ * Polite delivery's feedback from the sessions: the destination took a
+ * message (the window grows), or a host could not be reached or sent us
+ * away at set-up or with 421 (the window shrinks, the host is left alone
+ * for its back-off).
+ */
+void	mta_route_delivered(struct mta_route *, const struct mta_task *);
+void	mta_route_refused(struct mta_route *, struct mta_host *,
+	    const char *text);
+/*
+ * A session is ready for mail after setup_us: the host let it in (its
+ * back-off starts again from the base), and the route learns how long a
+ * new session takes.
+ */
+void	mta_route_ready(struct mta_route *, struct mta_host *,
+	    uint32_t setup_us);
+/* 0 while the host is backed off (by any route) */
+int	mta_host_usable(const struct mta_host *, time_t now);
 /* one recipient's outcome; text starts with its X.Y.Z status */
 void	mta_rcpt_result(struct mta_task *, size_t, int status,
 	    const char *relay, const char *fmt, ...)
@@ -252,6 +276,27 @@ void	mta_tlscache_resume(SSL *, const char *key);
 void	mta_tlscache_count(SSL *);
 void	mta_tlscache_stats(uint64_t *full, uint64_t *resumed);
 
+/*
+ * mta_sts.c: MTA-STS (RFC 8461).  mta_sts_wanted(): ask lookup for the
+ * route's policy (an MX route at level may, encrypt or dane, and "mta
+ * mta-sts" on).  mta_sts_set(): lookup's answer for the route.
+ * mta_sts_filter_hosts(): the hosts are in; under enforce only those
+ * the policy names stay; -1 when none does (the route's tasks were
+ * deferred).  mta_sts_enforced(), mta_sts_testing(): the route is under
+ * a policy of that mode.  mta_sts_verify_result(): an X509_V_* result
+ * as a TLSRPT_* result type.
+ */
+struct lka_mx_sts;
+int	mta_sts_wanted(const struct mta_route *);
+void	mta_sts_set(struct mta_route *, const struct lka_mx_sts *);
+int	mta_sts_filter_hosts(struct mta_route *);
+int	mta_sts_enforced(const struct mta_route *);
+int	mta_sts_testing(const struct mta_route *);
+int	mta_sts_verify_result(long);
+/* the policy names host; the reports' words when it does not */
+int	mta_sts_host_listed(const struct mta_route *, const char *host);
+#define MTA_STS_NOT_LISTED	"MX host not listed in the MTA-STS policy"
+
 /* mta_io.c */
 void	mta_io_init(void);
 /* start a non-blocking connect on fd; -1 and errno if it failed at once */
@@ -298,6 +343,7 @@ void	mta_session_stop(struct mta_route *);
 /* mta.c, for regress/fuzz/fuzz_mta_session.c only (mk/fuzz.mk) */
 void	mta_fuzz_start(int queue, int lookup);
 void	mta_fuzz_quit_idle(void);
+void	mta_fuzz_forget_backoffs(void);
 int	mta_fuzz_nroutes(void);
 #endif
 

@@ -7,6 +7,10 @@
  * transaction per task it takes from the route.  After a transaction it
  * stays open for the next task (connection caching), until it has been
  * idle for MTA_IDLE_SECS or has carried MTA_SESSION_MAX_MSGS messages.
+ * Polite delivery (mta_window.c): every failed set-up tells the route
+ * (fewer sessions, the host backed off), every reply to an end of data
+ * too (one more session allowed); a 421, or a "too many connections"
+ * 4xx to MAIL, ends the session and puts its message back once.
  *
  * With PIPELINING (RFC 2920) a whole transaction goes out in one write:
  * [RSET] MAIL RCPT... DATA, and the replies are matched to the commands
@@ -51,6 +55,7 @@
 #include "proto.h"
 #include "tls_policy.h"
 #include "proc.h"
+#include "tlsrpt.h"
 #include "util.h"
 
 #define MTA_IDLE_SECS		10	/* a cached session waits this long */
@@ -185,8 +190,28 @@ session_tls_verifies(const struct mta_session *s)
 	case RELAY_TLS_DANE_ONLY:
 		return 1;
 	default:
-		return 0;
+		/* MTA-STS enforce: as "verify" (mta_sts.c) */
+		return mta_sts_enforced(s->route);
 	}
+}
+
+/*
+ * The session's TLS outcome under the route's MTA-STS policy, for
+ * TLS-RPT; nothing when there is none, or when DANE authenticated the
+ * peer (RFC 8461 2: DANE wins where it applies).
+ */
+static void
+session_sts_note(const struct mta_session *s, int result, const char *detail)
+{
+	if (s->tls_auth == MTA_TLS_DANE ||
+	    (!mta_sts_enforced(s->route) && !mta_sts_testing(s->route)))
+		return;
+	/* testing: a host the policy does not name fails, whatever TLS did */
+	if (!mta_sts_host_listed(s->route, s->host->name)) {
+		result = TLSRPT_VALIDATION_FAILURE;
+		detail = MTA_STS_NOT_LISTED;
+	}
+	mta_tlsrpt_note(s->route, s->host, TLSRPT_POLICY_STS, result, detail);
 }
 
 static void
@@ -255,6 +280,25 @@ reply_describe(struct mta_session *s, const char *what, char *out,
 }
 
 /*
+ * The failing set-up is the host's refusal: connecting failed, or no
+ * greeting and EHLO/HELO success (a 4xx/5xx reply, or nothing).
+ */
+static int
+session_turned_away(const struct mta_session *s)
+{
+	switch (s->state) {
+	case S_CONNECT:
+		return 1;
+	case S_GREETING:
+	case S_EHLO:
+	case S_HELO:
+		return s->reply.code != 220 && s->reply.code != 250;
+	default:
+		return 0;
+	}
+}
+
+/*
  * RFC 8689 4.2.1: for REQUIRETLS mail a host whose TLS failed (4.7.x:
  * STARTTLS not offered or refused, a certificate that did not verify;
  * but not 4.7.0, AUTH) is not worth a retry: when no host is left the
@@ -314,8 +358,17 @@ session_setup_failed(struct mta_session *s, int status, const char *fmt, ...)
 		rt->lasterr_conn = conn;
 		rt->lasterr_at = now;
 	}
-	if (s->host != NULL)
-		s->host->dead_until = time(NULL) + MTA_DEAD_SECS;
+	/*
+	 * A host that could not be reached or turned us away before EHLO
+	 * was through: negative feedback (fewer sessions) and the back-off
+	 * every route sees.  Anything later (STARTTLS, the certificate,
+	 * AUTH, what this route's mail needs) says nothing about the host
+	 * for other mail: it is skipped for this route's mail only.
+	 */
+	if (session_turned_away(s))
+		mta_route_refused(rt, s->host, text);
+	else if (s->host != NULL)
+		s->host->dead_until = now + conf->mta_backoff;
 	mta_io_close(&s->io);
 	s->ssl = NULL;
 	s->hostidx++;
@@ -405,7 +458,7 @@ session_connect(struct mta_session *s)
 	int			 fd, on = 1;
 
 	for (; s->hostidx < rt->nhosts; s->hostidx++) {
-		if (rt->hosts[s->hostidx].dead_until <= now) {
+		if (mta_host_usable(&rt->hosts[s->hostidx], now)) {
 			h = &rt->hosts[s->hostidx];
 			break;
 		}
@@ -558,10 +611,12 @@ session_tls_resume(struct mta_session *s)
 	    session_tls_mode(s) == RELAY_TLS_DANE_ONLY)
 		return;
 	/* the names a verifying level checks may come from the
-	 * destination (secure, match=): then it is part of the key */
+	 * destination (secure, match=): then it is part of the key; so
+	 * under MTA-STS testing, whose verify result is reported */
 	snprintf(key, sizeof(key), "%s|%s|%s|%s", s->route->action->name,
 	    conf_tls_level_name(session_tls_mode(s)), s->relay,
-	    session_tls_verifies(s) ? s->route->domain : "");
+	    session_tls_verifies(s) || mta_sts_testing(s->route) ?
+	    s->route->domain : "");
 	mta_tlscache_resume(s->ssl, key);
 }
 
@@ -577,7 +632,8 @@ session_start_tls(struct mta_session *s)
 	if (!host_is_literal(name) &&
 	    SSL_set_tlsext_host_name(s->ssl, name) != 1)
 		log_debug("SNI %s refused by OpenSSL", name);
-	if (session_tls_verifies(s)) {
+	/* MTA-STS testing: verified too, only to report the result */
+	if (session_tls_verifies(s) || mta_sts_testing(s->route)) {
 		param = SSL_get0_param(s->ssl);
 		X509_VERIFY_PARAM_set_hostflags(param,
 		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -601,6 +657,11 @@ session_tls_done(struct mta_session *s)
 		if (cert != NULL)
 			X509_free(cert);
 		if (!mta_ssl_ca_loaded || cert == NULL || vr != X509_V_OK) {
+			session_sts_note(s, cert == NULL ?
+			    TLSRPT_VALIDATION_FAILURE :
+			    mta_sts_verify_result(vr), cert == NULL ?
+			    "no certificate" :
+			    X509_verify_cert_error_string(vr));
 			session_setup_failed(s, PROTO_TEMPFAIL, "4.7.5 %s: TLS "
 			    "certificate verification failed: %s", s->relay,
 			    cert == NULL ? "no certificate" :
@@ -611,6 +672,18 @@ session_tls_done(struct mta_session *s)
 	s->tls = 1;
 	s->tls_auth = session_tls_verifies(s) ? MTA_TLS_VERIFIED :
 	    MTA_TLS_ANON;
+	if (mta_sts_testing(s->route)) {
+		vr = SSL_get_verify_result(s->ssl);
+		session_sts_note(s, mta_ssl_ca_loaded ?
+		    mta_sts_verify_result(vr) : TLSRPT_VALIDATION_FAILURE,
+		    vr == X509_V_OK ? NULL : X509_verify_cert_error_string(vr));
+		if (vr != X509_V_OK)
+			log_info("mta session %016llx: %s: MTA-STS testing: the "
+			    "certificate would not verify: %s",
+			    (unsigned long long)s->id, s->relay,
+			    X509_verify_cert_error_string(vr));
+	} else
+		session_sts_note(s, TLSRPT_SUCCESS, NULL);
 	mta_tlscache_count(s->ssl);
 	log_info("mta session %016llx: %s: TLS=%s, %s with cipher %s%s",
 	    (unsigned long long)s->id, s->relay,
@@ -687,6 +760,8 @@ session_is_ready(struct mta_session *s)
 		s->ready = 1;
 		rt->nconnecting--;
 		s->setup_ms = (uint32_t)mta_elapsed_ms(&s->t_start);
+		mta_route_ready(rt, s->host,
+		    (uint32_t)(mta_elapsed_ms(&s->t_start) * 1000));
 		log_debug("mta session %016llx: ready on %s (%s%s)",
 		    (unsigned long long)s->id, s->relay,
 		    s->tls ? "TLS" : "plain", s->authed ? ", authenticated" :
@@ -730,13 +805,23 @@ session_after_ehlo(struct mta_session *s)
 	enum relay_tls		 mode = session_tls_mode(s);
 
 	if (!s->tls) {
+		/* MTA-STS enforce: never plain text after a failed TLS */
 		if (mode != RELAY_TLS_NO && (s->ext & MTA_EXT_STARTTLS) &&
 		    !s->starttls_refused &&
-		    s->host->notls_until <= time(NULL)) {
+		    (s->host->notls_until <= time(NULL) ||
+		    mta_sts_enforced(rt))) {
 			session_printf(s, "STARTTLS");
 			s->state = S_STARTTLS;
 			return 0;
 		}
+		session_sts_note(s, TLSRPT_STARTTLS_NOT_SUPPORTED,
+		    s->starttls_refused ? "STARTTLS was refused" :
+		    "STARTTLS was not offered");
+		if (mta_sts_enforced(rt))
+			return session_setup_failed(s, PROTO_TEMPFAIL, "4.7.4 "
+			    "%s: TLS is required by the MTA-STS policy, but %s",
+			    s->relay, s->starttls_refused ?
+			    "STARTTLS was refused" : "was not offered");
 		if (mode != RELAY_TLS_OPPORTUNISTIC && mode != RELAY_TLS_NO &&
 		    mode != RELAY_TLS_DANE)
 			return session_setup_failed(s, PROTO_TEMPFAIL, "4.7.4 "
@@ -1131,6 +1216,52 @@ end:
 	return 0;
 }
 
+/* the reply says "too busy, come back later" (mta_window.c) */
+static int
+session_reply_throttles(const struct mta_session *s)
+{
+	char	line[ENV_TEXT_MAX];
+
+	mta_reply_oneline(&s->reply, line, sizeof(line));
+	return mta_reply_throttles(s->reply.code, line);
+}
+
+/*
+ * The server sent us away in a transaction: 421 to any command (RFC 5321
+ * 3.8: it closes the channel), or "too many connections" in a 4xx to
+ * MAIL.  Nothing of the message was delivered: the task goes back to its
+ * route once, for a session that is still welcome (or, with none left,
+ * to the queue's retry); the route's window shrinks and this host is
+ * left alone for its back-off.  Always frees the session: -1.
+ */
+static int
+session_txn_throttled(struct mta_session *s, const char *what)
+{
+	struct mta_task	*t = s->task;
+	char		 text[ENV_TEXT_MAX];
+
+	reply_describe(s, what, text, sizeof(text));
+	log_info("mta session %016llx: %s", (unsigned long long)s->id, text);
+	mta_route_refused(s->route, s->host, text);
+	s->task = NULL;
+	if (!t->requeued) {
+		t->requeued = 1;
+		mta_task_requeue(t);
+	} else {
+		mta_task_fail(t, PROTO_TEMPFAIL, s->relay, "%s", text);
+		mta_task_free(t);
+	}
+	if (s->reply.code == 421) {
+		session_free(s);
+		return -1;
+	}
+	/* the server may still read: say goodbye, close on its reply */
+	s->state = S_QUIT;
+	session_printf(s, "QUIT");
+	session_timeout(s, MTA_TIMEOUT_QUIT);
+	return -1;
+}
+
 /* a reply in a transaction; -1 when the session was freed */
 static int
 session_txn_reply(struct mta_session *s)
@@ -1146,6 +1277,12 @@ session_txn_reply(struct mta_session *s)
 		return -1;
 	}
 	p = &s->plan[s->nreplied++];
+	if (s->reply.code == 421 || (p->cmd == C_MAIL &&
+	    session_reply_throttles(s)))
+		return session_txn_throttled(s, p->cmd == C_MAIL ?
+		    "MAIL FROM command" : p->cmd == C_RCPT ? "RCPT TO command" :
+		    p->cmd == C_DATA ? "DATA command" : p->cmd == C_BODY ?
+		    "end of DATA command" : "RSET command");
 	switch (p->cmd) {
 	case C_RSET:
 		if (st != PROTO_OK) {
@@ -1227,6 +1364,8 @@ session_txn_reply(struct mta_session *s)
 			session_txn_done(s);
 			return 0;
 		}
+		/* positive feedback: the destination takes mail */
+		mta_route_delivered(s->route, t);
 		if (st == PROTO_OK && s->reply.code < 300) {
 			mta_reply_status(&s->reply, dsn, sizeof(dsn));
 			mta_reply_oneline(&s->reply, line, sizeof(line));
@@ -1476,8 +1615,11 @@ session_eventcb(void *arg, short what, int err)
 		    err));
 	ERR_clear_error();
 
+	if (s->state == S_TLS && !s->tls)
+		session_sts_note(s, TLSRPT_VALIDATION_FAILURE, why);
 	if (s->state == S_TLS && !s->tls &&
 	    session_tls_mode(s) == RELAY_TLS_OPPORTUNISTIC &&
+	    !mta_sts_enforced(s->route) &&
 	    s->route->scheme != MTA_SCHEME_SMTPS) {
 		/* opportunistic: this host gets plain text for a while */
 		log_info("mta session %016llx: %s: TLS handshake failed (%s);"

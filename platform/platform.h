@@ -79,6 +79,15 @@ void	sandbox_enter(enum sandbox_profile);
  * skipped.  Fatal on any other failure.
  */
 void	sandbox_read_only(const char *path);
+/*
+ * Before sandbox_enter(SANDBOX_LOOKUP): the process may create, write,
+ * rename and remove files in the directory path, opened as dirfd, and
+ * nowhere else: on Linux through dirfd only (openat, renameat and
+ * unlinkat relative to it; seccomp compares the descriptor argument)
+ * and, where Landlock is, beneath path only; on OpenBSD by unveil(2).
+ * Lookup's MTA-STS policy cache (lookup/sts.c).
+ */
+void	sandbox_write_dir(const char *path, int dirfd);
 
 /* native on Linux, FreeBSD and OpenBSD; glibc declares them for GNU */
 int	platform_setresuid(uid_t, uid_t, uid_t);

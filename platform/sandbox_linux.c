@@ -36,19 +36,26 @@
 /*
  * Landlock (Linux 5.13, ABI 1): reads confined to a set of paths
  * (sandbox_read_only()), on top of the seccomp filter, which already
- * keeps lookup from writing anything.  Only reading files and listing
- * directories is handled: every other access is the filter's business.
- * Rules name inodes: a directory covers a file that is replaced in it
- * by rename (makemap) later.  The raw system calls, no liblandlock.
+ * keeps lookup from writing anything but beneath one directory
+ * (sandbox_write_dir()).  Reading files, listing directories, writing
+ * files and making and removing regular files are handled: writes are
+ * allowed beneath that directory only, so that a name with ".." given
+ * with its descriptor still cannot leave it.  Every other access is
+ * the filter's business.  Rules name inodes: a directory covers a file
+ * that is replaced in it by rename (makemap) later.  The raw system
+ * calls, no liblandlock.
  */
 #define RO_ACCESS	(LANDLOCK_ACCESS_FS_READ_FILE | \
 			    LANDLOCK_ACCESS_FS_READ_DIR)
+#define RW_ACCESS	(RO_ACCESS | LANDLOCK_ACCESS_FS_WRITE_FILE | \
+			    LANDLOCK_ACCESS_FS_MAKE_REG | \
+			    LANDLOCK_ACCESS_FS_REMOVE_FILE)
 
 static int	ro_ruleset = -1;
 static int	ro_state;	/* 0 not asked yet, 1 in use, -1 no Landlock */
 
 static void
-ro_add(const char *path)
+ro_add(const char *path, __u64 dir_access)
 {
 	struct landlock_path_beneath_attr	pb;
 	struct stat				sb;
@@ -66,7 +73,7 @@ ro_add(const char *path)
 	if (fstat(fd, &sb) == -1)
 		fatal("sandbox: fstat %s", path);
 	memset(&pb, 0, sizeof(pb));
-	pb.allowed_access = S_ISDIR(sb.st_mode) ? RO_ACCESS :
+	pb.allowed_access = S_ISDIR(sb.st_mode) ? dir_access :
 	    LANDLOCK_ACCESS_FS_READ_FILE;
 	pb.parent_fd = fd;
 	if (syscall(SYS_landlock_add_rule, ro_ruleset,
@@ -75,8 +82,8 @@ ro_add(const char *path)
 	close(fd);
 }
 
-void
-sandbox_read_only(const char *path)
+static void
+ro_start(void)
 {
 	struct landlock_ruleset_attr	attr;
 	long				abi;
@@ -93,17 +100,34 @@ sandbox_read_only(const char *path)
 			return;
 		}
 		memset(&attr, 0, sizeof(attr));
-		attr.handled_access_fs = RO_ACCESS;
+		attr.handled_access_fs = RW_ACCESS;
 		if ((ro_ruleset = syscall(SYS_landlock_create_ruleset, &attr,
 		    sizeof(attr), 0)) == -1)
 			fatal("landlock_create_ruleset");
 		ro_state = 1;
 #ifdef POSTHASTE_SAN
-		ro_add("/proc");	/* the sanitizers' reports read maps */
+		ro_add("/proc", RO_ACCESS);	/* the sanitizers' reports */
 #endif
 	}
+}
+
+void
+sandbox_read_only(const char *path)
+{
+	ro_start();
 	if (ro_state == 1)
-		ro_add(path);
+		ro_add(path, RO_ACCESS);
+}
+
+static int	write_dirfd = -1;	/* sandbox_write_dir() */
+
+void
+sandbox_write_dir(const char *path, int dirfd)
+{
+	write_dirfd = dirfd;
+	ro_start();
+	if (ro_state == 1)
+		ro_add(path, RW_ACCESS);
 }
 
 /* system calls every process needs, whatever it does */
@@ -306,6 +330,27 @@ sandbox_sockets(scmp_filter_ctx ctx, const int *families, int dgram)
 }
 
 /*
+ * Creating, renaming and removing files relative to write_dirfd only:
+ * the "*at" calls whose directory argument is that descriptor.  (A
+ * name with ".." could still leave it; the callers make names without
+ * "/" from validated host names.)
+ */
+static void
+sandbox_dir_writes(scmp_filter_ctx ctx)
+{
+	struct scmp_arg_cmp	a[2];
+
+	if (write_dirfd == -1)
+		return;
+	a[0] = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)write_dirfd);
+	sandbox_rule(ctx, SCMP_SYS(openat), 1, a);
+	sandbox_rule(ctx, SCMP_SYS(unlinkat), 1, a);
+	a[1] = SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)write_dirfd);
+	sandbox_rule(ctx, SCMP_SYS(renameat), 2, a);
+	sandbox_rule(ctx, SCMP_SYS(renameat2), 2, a);
+}
+
+/*
  * W^X: after start-up no process maps or makes memory executable; every
  * library it runs was mapped before the filter (the name service modules
  * are loaded on purpose first, lookup.c).  An exploit cannot stage code.
@@ -401,6 +446,22 @@ sandbox_test_try(enum sandbox_profile profile)
 		if ((rc = open("/etc/passwd", O_RDONLY | O_CLOEXEC)) != -1)
 			close((int)rc);
 	}
+	else if (strcmp(call, "sts-write") == 0) {
+		/* lookup's MTA-STS cache directory: allowed */
+		if ((rc = openat(write_dirfd, ".sandbox-probe", O_CREAT |
+		    O_WRONLY | O_CLOEXEC, 0600)) != -1) {
+			close((int)rc);
+			rc = unlinkat(write_dirfd, ".sandbox-probe", 0);
+		}
+	} else if (strcmp(call, "sts-escape") == 0) {
+		/* elsewhere (/tmp: anyone may write there) with the
+		 * descriptor the filter allows: Landlock refuses */
+		if ((rc = openat(write_dirfd, path, O_CREAT | O_WRONLY |
+		    O_CLOEXEC, 0600)) != -1) {
+			close((int)rc);
+			(void)unlinkat(write_dirfd, path, 0);
+		}
+	}
 	else if (strcmp(call, "mmap-exec") == 0) {
 		p = mmap(NULL, 4096, PROT_READ | PROT_EXEC,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -480,6 +541,7 @@ sandbox_enter(enum sandbox_profile profile)
 
 		sandbox_allow(ctx, sc_lookup);
 		sandbox_ro_open(ctx);
+		sandbox_dir_writes(ctx);	/* the MTA-STS cache */
 		sandbox_allow(ctx, sc_client);
 		/*
 		 * DNS over UDP and TCP (libunbound, to the configured

@@ -24,6 +24,13 @@ sandbox_read_only(const char *path)
 }
 
 void
+sandbox_write_dir(const char *path, int dirfd)
+{
+	(void)path;
+	(void)dirfd;
+}
+
+void
 sandbox_enter(enum sandbox_profile profile)
 {
 	(void)profile;

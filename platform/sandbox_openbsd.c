@@ -52,6 +52,18 @@ sandbox_read_only(const char *path)
 	unveiled = 1;
 }
 
+/* lookup's MTA-STS cache: files made, renamed and removed there only */
+static int	write_dir;
+
+void
+sandbox_write_dir(const char *path, int dirfd)
+{
+	(void)dirfd;
+	if (unveil(path, "rwc") == -1)
+		fatal("unveil %s", path);
+	unveiled = write_dir = 1;
+}
+
 void
 sandbox_enter(enum sandbox_profile profile)
 {
@@ -61,7 +73,9 @@ sandbox_enter(enum sandbox_profile profile)
 	/* no more unveil(2) calls: the set is final */
 	if (unveiled && unveil(NULL, NULL) == -1)
 		fatal("unveil");
-	if (pledge(promises[profile], NULL) == -1)
+	if (pledge(profile == SANDBOX_LOOKUP && write_dir ?
+	    "stdio rpath wpath cpath flock getpw inet dns unix recvfd sendfd" :
+	    promises[profile], NULL) == -1)
 		fatal("pledge");
 }
 

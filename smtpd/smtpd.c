@@ -190,6 +190,11 @@ setup_spool(void)
 		mkdir_owned(path, strcmp(subdirs[i], "offline") == 0 ?
 		    01777 : 0700, quid, qgid);
 	}
+	/* lookup's MTA-STS policy cache (lookup/sts.c) is lookup's own */
+	if ((pw = getpwnam(SMTPD_USER)) == NULL)
+		fatalx("user %s does not exist (see INSTALL)", SMTPD_USER);
+	snprintf(path, sizeof(path), "%s/sts", conf->spool);
+	mkdir_owned(path, 0700, pw->pw_uid, pw->pw_gid);
 	if (mkdir(SMTPD_EMPTY_DIR, 0755) == -1 && errno != EEXIST)
 		fatal("mkdir %s", SMTPD_EMPTY_DIR);
 }

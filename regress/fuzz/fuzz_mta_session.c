@@ -609,6 +609,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 2 || size > 64 * 1024)
 		return 0;
+	/* a host refused by the input before is not backed off for this one */
+	mta_fuzz_forget_backoffs();
 	f = data[0];
 	g = data[1];
 	action = f & 3;

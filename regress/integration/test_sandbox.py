@@ -190,6 +190,20 @@ def test_lookup_cannot_read_outside_its_files():
         os.unlink(LANDLOCK_PROBE)
 
 
+def test_lookup_writes_only_its_mta_sts_cache():
+    """lookup creates and removes files in spool/sts (the MTA-STS policy
+    cache, lookup/sts.c) through that directory's descriptor, which the
+    seccomp filter allows, and nowhere else: not even with that
+    descriptor and an absolute path (into /tmp, where anyone may write),
+    which Landlock refuses."""
+    if platform.system() != "Linux" or landlock_abi() < 1:
+        fixture.skip("no Landlock in this kernel")
+    line = lookup_tries_read("sts-write")
+    assert re.search(r"sts-write: returned 0$", line), line
+    line = lookup_tries_read("sts-escape")
+    assert "returned -1, Permission denied" in line, line
+
+
 INCLUDE_CONF = """\
 spool "@TMP@/spool"
 socket "@TMP@/smtpd.sock"

@@ -225,6 +225,11 @@ check_defaults(const struct smtpd_config *conf)
 	assert_int_equal(conf->queue_max_inflight, 1000);
 	assert_int_equal(conf->mda_max, 64);
 	assert_int_equal(conf->mta_max_per_dest, 20);
+	assert_int_equal(conf->mta_initial_per_dest, 5);
+	assert_int_equal(conf->mta_rate_per_dest, 0);
+	assert_int_equal(conf->mta_max_rcpt, 100);
+	assert_int_equal(conf->mta_backoff, 30);
+	assert_int_equal(conf->mta_sts, 1);
 	assert_string_equal(conf->resolver, "");
 	assert_true(TAILQ_EMPTY(&conf->tables));
 	assert_true(TAILQ_EMPTY(&conf->pkis));
@@ -346,6 +351,57 @@ test_queue_options(void **state)
 	conf = parse_ok("bounce warn-interval 0\n");
 	assert_int_equal(conf->bounce_warn, 0);
 	config_free(conf);
+
+	conf = parse_ok("mta mta-sts no\n");
+	assert_int_equal(conf->mta_sts, 0);
+	config_free(conf);
+}
+
+/* polite delivery: slow start, rate, recipients per message, back-off */
+static void
+test_mta_polite_options(void **state)
+{
+	struct smtpd_config *conf;
+
+	(void)state;
+	conf = parse_ok("mta initial-conn-per-host 2\n"
+			"mta rate-per-dest 10/s\n"
+			"mta max-rcpt-per-msg 3\n"
+			"mta backoff-per-host 2m\n");
+	assert_int_equal(conf->mta_initial_per_dest, 2);
+	assert_int_equal(conf->mta_rate_per_dest, 36000);
+	assert_int_equal(conf->mta_max_rcpt, 3);
+	assert_int_equal(conf->mta_backoff, 120);
+	config_free(conf);
+
+	conf = parse_ok("mta rate-per-dest 30/m\n");
+	assert_int_equal(conf->mta_rate_per_dest, 1800);
+	config_free(conf);
+	conf = parse_ok("mta rate-per-dest 1/h\n");
+	assert_int_equal(conf->mta_rate_per_dest, 1);
+	config_free(conf);
+	conf = parse_ok("mta rate-per-dest 0\n");
+	assert_int_equal(conf->mta_rate_per_dest, 0);
+	config_free(conf);
+
+	expect_error("mta rate-per-dest 10\n", 1,
+		     "invalid rate \"10\" for mta rate-per-dest");
+	expect_error("mta rate-per-dest 10/d\n", 1, "invalid rate");
+	expect_error("mta rate-per-dest 10/\n", 1, "invalid rate");
+	expect_error("mta rate-per-dest 10/ss\n", 1, "invalid rate");
+	expect_error("mta rate-per-dest /s\n", 1, "invalid rate");
+	expect_error("mta rate-per-dest 1001/s\n", 1,
+		     "mta rate-per-dest must be between 0 and 3600000");
+	expect_error("mta rate-per-dest 99999999999999999999/s\n", 1,
+		     "mta rate-per-dest must be between");
+	expect_error("mta max-rcpt-per-msg 0\n", 1,
+		     "mta max-rcpt-per-msg must be between 1 and 100");
+	expect_error("mta max-rcpt-per-msg 101\n", 1,
+		     "mta max-rcpt-per-msg must be between 1 and 100");
+	expect_error("mta initial-conn-per-host 0\n", 1,
+		     "mta initial-conn-per-host must be between 1 and 1000");
+	expect_error("mta backoff-per-host 0\n", 1,
+		     "mta backoff-per-host must be between");
 }
 
 static void
@@ -1274,6 +1330,7 @@ main(void)
 	    cmocka_unit_test(test_globals),
 	    cmocka_unit_test(test_smtp_options),
 	    cmocka_unit_test(test_queue_options),
+	    cmocka_unit_test(test_mta_polite_options),
 	    cmocka_unit_test(test_resolver),
 	    cmocka_unit_test(test_pki),
 	    cmocka_unit_test(test_tables),
