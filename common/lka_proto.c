@@ -45,7 +45,8 @@ proto_valid_lka_rdns(const struct lka_rdns *r)
 int
 proto_valid_lka_mx_req(const struct lka_mx_req *r)
 {
-	if (!STR_OK(r->domain) || !STR_OK(r->relay_host))
+	if (!STR_OK(r->domain) || !STR_OK(r->relay_host) ||
+	    (r->flags & ~LKA_MX_DANE) != 0)
 		return -1;
 	if (r->domain[0] == '\0' && r->relay_host[0] == '\0')
 		return -1;
@@ -90,6 +91,29 @@ proto_valid_lka_mx_sts(const struct lka_mx_sts *r)
 			return -1;
 	}
 	return 0;
+}
+
+int
+proto_valid_lka_mx_tlsa(const struct lka_mx_tlsa *t)
+{
+	if (!STR_OK(t->host) || t->host[0] == '\0')
+		return -1;
+	switch (t->kind) {
+	case LKA_TLSA_RECORD:
+		if ((t->usage != 2 && t->usage != 3) || t->selector > 1)
+			return -1;
+		if ((t->mtype == 0 && (t->datalen == 0 ||
+		    t->datalen > LKA_TLSA_DATA_MAX)) ||
+		    (t->mtype == 1 && t->datalen != 32) ||
+		    (t->mtype == 2 && t->datalen != 64) || t->mtype > 2)
+			return -1;
+		return 0;
+	case LKA_TLSA_UNUSABLE:
+	case LKA_TLSA_BOGUS:
+		return t->datalen == 0 ? 0 : -1;
+	default:
+		return -1;
+	}
 }
 
 int

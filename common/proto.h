@@ -84,6 +84,8 @@ enum imsg_type {
 	/* lookup -> mta, before the MX result when the request had
 	 * LKA_MX_STS: the domain's MTA-STS policy (RFC 8461) */
 	IMSG_LKA_MX_STS,	/* struct lka_mx_sts */
+	/* lookup -> mta: DANE, after the hosts, before the result */
+	IMSG_LKA_MX_TLSA,	/* struct lka_mx_tlsa, per record or host */
 	/* smtp -> lookup: reverse DNS of a new client */
 	IMSG_LKA_RDNS,		/* struct lka_rdns (request and reply) */
 	/* lookup -> parent: open ~user/.forward; reply carries the fd */
@@ -218,15 +220,17 @@ struct auth_system_res {
 	uint32_t	status;		/* PROTO_OK, PROTO_PERMFAIL, TEMPFAIL */
 };
 
+/* lka_mx_req flags: what the mta wants besides the hosts */
+#define LKA_MX_DANE	0x01	/* DNSSEC and TLSA records (RFC 7672) */
+#define LKA_MX_STS	0x02	/* the MTA-STS policy: IMSG_LKA_MX_STS */
+
 struct lka_mx_req {
 	uint32_t	reqid;
+	uint32_t	flags;			/* LKA_MX_* */
 	char		domain[256];
 	char		relay_host[1024];	/* action's "host URL", "" = MX */
-	uint32_t	flags;			/* LKA_MX_* */
 };
 
-/* what the mta wants besides the hosts (lka_mx_req flags) */
-#define LKA_MX_STS	0x02	/* the MTA-STS policy: IMSG_LKA_MX_STS */
 
 /*
  * The MTA-STS policy of a domain (lookup/sts.c, mta/mta_sts.c; the
@@ -260,6 +264,32 @@ struct lka_mx_host {
 	uint32_t		preference;
 	char			host[256];
 	struct sockaddr_storage	addr;	/* port filled when the URL had one */
+};
+
+/*
+ * IMSG_LKA_MX_TLSA (LKA_MX_DANE): for an MX host whose MX and address
+ * records were DNSSEC-secure, what its TLSA lookup found (lookup/tlsa.c,
+ * RFC 7672 2.2): one message per usable record (LKA_TLSA_RECORD, the
+ * record in usage..data), or one for the host (LKA_TLSA_UNUSABLE: secure
+ * records, none usable; LKA_TLSA_BOGUS: the lookup failed validation or
+ * did not answer).  No message: no DANE for the host (LKA_TLSA_NONE is
+ * never sent).
+ */
+#define LKA_TLSA_NONE		0
+#define LKA_TLSA_RECORD		1
+#define LKA_TLSA_UNUSABLE	2
+#define LKA_TLSA_BOGUS		3
+#define LKA_TLSA_DATA_MAX	2048	/* = lookup's DNS_TLSA_DATA_MAX */
+
+struct lka_mx_tlsa {
+	uint32_t	reqid;
+	uint32_t	kind;		/* LKA_TLSA_RECORD, _UNUSABLE, _BOGUS */
+	char		host[256];	/* as in IMSG_LKA_MX_HOST */
+	uint8_t		usage;		/* 2 DANE-TA, 3 DANE-EE */
+	uint8_t		selector;	/* 0 certificate, 1 public key */
+	uint8_t		mtype;		/* 0 full, 1 SHA-256, 2 SHA-512 */
+	uint16_t	datalen;
+	unsigned char	data[LKA_TLSA_DATA_MAX];
 };
 
 struct lka_rdns {
@@ -572,6 +602,10 @@ int	proto_valid_lka_rdns(const struct lka_rdns *);
 int	proto_valid_lka_mx_req(const struct lka_mx_req *);
 int	proto_valid_lka_mx_host(const struct lka_mx_host *);
 int	proto_valid_lka_mx_sts(const struct lka_mx_sts *);
+/* IMSG_LKA_MX_TLSA: a known kind; a record only usable ones (RFC 7672
+ * 3.1.3: usage 2 or 3, selector 0 or 1, matching type 0..2 of its
+ * length); the others without data */
+int	proto_valid_lka_mx_tlsa(const struct lka_mx_tlsa *);
 int	proto_valid_forward_req(const struct forward_req *);
 int	proto_valid_auth_system_req(const struct auth_system_req *);
 int	proto_valid_auth_system_res(const struct auth_system_res *);

@@ -316,6 +316,8 @@ struct smtpd_config {
 
 	char		 resolver[CONF_HOST_MAX]; /* "resolver ADDR [port N]" */
 	uint16_t	 resolver_port;
+	/* "dnssec trust-anchor FILE" (DANE); "" = Debian's root key */
+	char		 dnssec_anchor[CONF_PATH_MAX];
 
 	/* mail authentication (parse_auth.c) */
 	char		 dkim_sign_table[CONF_NAME_MAX]; /* "dkim sign <t>" */

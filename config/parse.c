@@ -846,6 +846,36 @@ parse_resolver(struct parser *p, const char *keyword, int line)
 	return 0;
 }
 
+/*
+ * "dnssec trust-anchor FILE": the DNSSEC trust anchors lookup validates
+ * DANE's lookups with (lookup/dns.c reads the file, as the unprivileged
+ * lookup user, at its start).  Checked here so that a typo is an error
+ * with its line, not a lookup process that dies at start.
+ */
+static int
+parse_dnssec(struct parser *p, const char *keyword, int line)
+{
+	struct smtpd_config *conf = p->conf;
+	struct token *t;
+
+	(void)keyword;
+	if (!tok_is_keyword(tok_peek(p), "trust-anchor"))
+		return parse_error(p, line,
+				   "expected \"trust-anchor\" after dnssec");
+	tok_next(p);
+	if (conf_get_value(p, "file for dnssec trust-anchor", &t) == -1 ||
+	    conf_copy_value(p, t, conf->dnssec_anchor,
+		       sizeof(conf->dnssec_anchor), "trust anchor file") == -1)
+		return -1;
+	if (conf->dnssec_anchor[0] != '/')
+		return parse_error(p, t->line,
+				   "dnssec trust-anchor must be an absolute path");
+	if (access(conf->dnssec_anchor, R_OK) == -1)
+		return parse_error(p, t->line, "dnssec trust-anchor %s: %s",
+				   conf->dnssec_anchor, strerror(errno));
+	return 0;
+}
+
 static int
 parse_macro(struct parser *p)
 {
@@ -1120,6 +1150,7 @@ static const struct {
     {"bounce", parse_option},
     {"dkim", parse_dkim},
     {"dmarc", parse_dmarc},
+    {"dnssec", parse_dnssec},
     {"dnsbl", parse_dnsbl},
     {"hostname", parse_hostname_statement},
     {"listen", parse_listen},

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <unbound.h>
@@ -41,6 +42,15 @@
 #define DNS_RDNS_MAX_NAMES	4	/* PTR names tried for confirmation */
 
 static struct ub_ctx	*ub;
+/*
+ * The validating context of DNS_Q_DNSSEC queries (DANE), with the trust
+ * anchor: a separate one, so that a forwarder that cannot answer DNSSEC
+ * questions (a site's resolver for private zones, a test's) makes only
+ * DANE lookups fail, never the ordinary ones.
+ */
+static struct ub_ctx	*ub_sec;
+static char		 ub_fwd[128];	/* the forwarder, for ub_sec too */
+static char		 ub_hosts[256];
 
 struct dns_query {
 	struct event		*ev;	/* timeout, and deferred delivery */
@@ -62,7 +72,7 @@ struct dns_query {
  * the defaults stay, so private names never leak to the Internet.
  */
 static void
-dns_unblock_local_zones(void)
+dns_unblock_local_zones(struct ub_ctx *ctx)
 {
 	static const char *zones[] = {
 		"test.", "invalid.", "home.arpa.", "local.",
@@ -74,67 +84,219 @@ dns_unblock_local_zones(void)
 	char	buf[128];
 	int	i, rc;
 
-	if ((rc = ub_ctx_set_option(ub, "unblock-lan-zones:", "yes")) != 0 ||
-	    (rc = ub_ctx_set_option(ub, "insecure-lan-zones:", "yes")) != 0)
+	if ((rc = ub_ctx_set_option(ctx, "unblock-lan-zones:", "yes")) != 0 ||
+	    (rc = ub_ctx_set_option(ctx, "insecure-lan-zones:", "yes")) != 0)
 		log_warnx("dns: unblock-lan-zones: %s", ub_strerror(rc));
 	for (i = 0; zones[i] != NULL; i++) {
 		/* "nodefault" is not honoured through ub_ctx_set_option */
 		snprintf(buf, sizeof(buf), "%s transparent", zones[i]);
-		if ((rc = ub_ctx_set_option(ub, "local-zone:", buf)) != 0)
+		if ((rc = ub_ctx_set_option(ctx, "local-zone:", buf)) != 0)
 			log_warnx("dns: local-zone %s: %s", buf,
 			    ub_strerror(rc));
 	}
 }
 
-int
-dns_init_with(const char *addr, uint16_t port, const char *hosts)
+/* a context on ev_base, forwarding to ub_fwd ("": resolv.conf) */
+static struct ub_ctx *
+dns_ctx_new(void)
 {
-	char	fwd[128];
-	int	rc, forwarding = 0;
+	struct ub_ctx	*ctx;
+	int		 rc, forwarding = 0;
 
-	if (ub != NULL)
-		dns_shutdown();
-	if ((ub = ub_ctx_create_event(ev_base)) == NULL) {
+	if ((ctx = ub_ctx_create_event(ev_base)) == NULL) {
 		log_warnx("dns: ub_ctx_create_event failed");
-		return -1;
+		return NULL;
 	}
 	/*
 	 * Local resolvers (127.0.0.53, a dnsmasq, a test server) are the
 	 * common case for an MTA host; unbound refuses to query loopback
 	 * addresses unless told otherwise.
 	 */
-	if ((rc = ub_ctx_set_option(ub, "do-not-query-localhost:", "no")) !=
+	if ((rc = ub_ctx_set_option(ctx, "do-not-query-localhost:", "no")) !=
 	    0)
 		log_warnx("dns: do-not-query-localhost: %s", ub_strerror(rc));
-	if (addr != NULL && addr[0] != '\0') {
-		if (strchr(addr, ':') != NULL || port != 53)
-			snprintf(fwd, sizeof(fwd), "%s@%u", addr,
-			    port ? port : 53);
-		else
-			snprintf(fwd, sizeof(fwd), "%s", addr);
-		if ((rc = ub_ctx_set_fwd(ub, fwd)) != 0) {
-			log_warnx("dns: resolver %s: %s", fwd, ub_strerror(rc));
-			return -1;
+	if (ub_fwd[0] != '\0') {
+		if ((rc = ub_ctx_set_fwd(ctx, ub_fwd)) != 0) {
+			log_warnx("dns: resolver %s: %s", ub_fwd,
+			    ub_strerror(rc));
+			ub_ctx_delete(ctx);
+			return NULL;
 		}
 		forwarding = 1;
-	} else if ((rc = ub_ctx_resolvconf(ub, NULL)) != 0)
+	} else if ((rc = ub_ctx_resolvconf(ctx, NULL)) != 0)
 		log_warnx("dns: /etc/resolv.conf: %s; resolving from the "
 		    "root servers", ub_strerror(rc));
 	else
 		forwarding = 1;
 	if (forwarding)
-		dns_unblock_local_zones();
-	if (hosts != NULL && (rc = ub_ctx_hosts(ub, hosts)) != 0)
-		log_warnx("dns: %s: %s", hosts, ub_strerror(rc));
+		dns_unblock_local_zones(ctx);
+	if (ub_hosts[0] != '\0' && (rc = ub_ctx_hosts(ctx, ub_hosts)) != 0)
+		log_warnx("dns: %s: %s", ub_hosts, ub_strerror(rc));
+	return ctx;
+}
+
+int
+dns_init_with(const char *addr, uint16_t port, const char *hosts)
+{
+	if (ub != NULL)
+		dns_shutdown();
+	ub_fwd[0] = '\0';
+	if (addr != NULL && addr[0] != '\0') {
+		if (strchr(addr, ':') != NULL || port != 53)
+			snprintf(ub_fwd, sizeof(ub_fwd), "%s@%u", addr,
+			    port ? port : 53);
+		else
+			snprintf(ub_fwd, sizeof(ub_fwd), "%s", addr);
+	}
+	snprintf(ub_hosts, sizeof(ub_hosts), "%s", hosts ? hosts : "");
+	if ((ub = dns_ctx_new()) == NULL)
+		return -1;
 	return 0;
 }
 
+/* a decimal number of at most `max' */
+static int
+dns_anchor_num(const char *tok, unsigned long max)
+{
+	char		*end;
+	unsigned long	 v;
+
+	if (*tok < '0' || *tok > '9')
+		return 0;
+	v = strtoul(tok, &end, 10);
+	return *end == '\0' && v <= max;
+}
+
+/*
+ * "OWNER [TTL] [IN] DS keytag alg digesttype HEX..." or "... DNSKEY
+ * flags protocol alg BASE64...": libunbound keeps the text and parses it
+ * only at the first query, so a typo is caught here, at start-up, and
+ * not as a DANE lookup that fails at every delivery.
+ */
+int
+dns_anchor_ok(const char *line)
+{
+	char		 buf[4096], *tok[64], *save = NULL, *t;
+	const char	*chars;
+	size_t		 n = 0, i, k, type;
+
+	snprintf(buf, sizeof(buf), "%s", line);
+	for (t = strtok_r(buf, " \t", &save); t != NULL && n < 64;
+	    t = strtok_r(NULL, " \t", &save))
+		tok[n++] = t;
+	for (type = 1; type < n && type < 4; type++)
+		if (strcasecmp(tok[type], "DS") == 0 ||
+		    strcasecmp(tok[type], "DNSKEY") == 0)
+			break;
+	if (type >= n || type >= 4 || n < type + 5)
+		return 0;
+	if (strcasecmp(tok[type], "DS") == 0) {
+		if (!dns_anchor_num(tok[type + 1], 65535) ||
+		    !dns_anchor_num(tok[type + 2], 255) ||
+		    !dns_anchor_num(tok[type + 3], 255))
+			return 0;
+		chars = "0123456789abcdefABCDEF";
+	} else {
+		if (!dns_anchor_num(tok[type + 1], 65535) ||
+		    strcmp(tok[type + 2], "3") != 0 ||
+		    !dns_anchor_num(tok[type + 3], 255))
+			return 0;
+		chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		    "0123456789+/=";
+	}
+	for (i = type + 4; i < n; i++)
+		for (k = 0; tok[i][k] != '\0'; k++)
+			if (strchr(chars, tok[i][k]) == NULL)
+				return 0;
+	return 1;
+}
+
+/* one line of a trust anchor file: a record, or nothing (blank, ';') */
+static int
+dns_anchor_line(const char *file, int lineno, char *line)
+{
+	char	*p, *semi;
+	int	 rc;
+
+	/* ';' starts a comment (keytags in root.key); none in DS/DNSKEY */
+	if ((semi = strchr(line, ';')) != NULL)
+		*semi = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+	for (p = line; *p == ' ' || *p == '\t'; p++)
+		;
+	if (*p == '\0')
+		return 0;
+	if (!dns_anchor_ok(p)) {
+		log_warnx("%s:%d: not a DS or DNSKEY record", file, lineno);
+		return -1;
+	}
+	if ((rc = ub_ctx_add_ta(ub_sec, p)) != 0) {
+		log_warnx("%s:%d: trust anchor refused: %s", file, lineno,
+		    ub_strerror(rc));
+		return -1;
+	}
+	return 1;
+}
+
+int
+dns_init_dnssec(const char *file)
+{
+	FILE	*fp;
+	char	 line[4096];
+	int	 lineno = 0, n = 0, rc = 0, r;
+
+	if (ub_sec != NULL)
+		ub_ctx_delete(ub_sec);
+	if ((ub_sec = dns_ctx_new()) == NULL)
+		return -1;
+	if ((fp = fopen(file, "re")) == NULL) {
+		log_warn("dnssec trust anchor %s", file);
+		goto fail;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		lineno++;
+		if ((r = dns_anchor_line(file, lineno, line)) == -1)
+			rc = -1;
+		else
+			n += r;
+	}
+	if (ferror(fp)) {
+		log_warn("dnssec trust anchor %s", file);
+		rc = -1;
+	}
+	fclose(fp);
+	if (rc == 0 && n == 0) {
+		log_warnx("%s: no trust anchor in the file", file);
+		rc = -1;
+	}
+	if (rc == 0)
+		return 0;
+fail:
+	ub_ctx_delete(ub_sec);
+	ub_sec = NULL;
+	return -1;
+}
+
+/*
+ * The trust anchor: "dnssec trust-anchor FILE", else Debian's root key
+ * when dns-root-data is installed, else none (DANE never applies: every
+ * TLSA answer is insecure).  A configured file that does not load is
+ * fatal: the administrator asked for DANE with it.
+ */
 void
 dns_init(void)
 {
 	if (dns_init_with(conf->resolver, conf->resolver_port,
 	    "/etc/hosts") == -1)
 		fatalx("dns: cannot set up the resolver");
+	if (conf->dnssec_anchor[0] != '\0') {
+		if (dns_init_dnssec(conf->dnssec_anchor) == -1)
+			fatalx("dns: cannot load the DNSSEC trust anchor %s",
+			    conf->dnssec_anchor);
+	} else if (access(DNS_ROOT_ANCHOR, R_OK) == 0 &&
+	    dns_init_dnssec(DNS_ROOT_ANCHOR) == -1)
+		log_warnx("dns: no DNSSEC validation: %s does not load; "
+		    "DANE is off", DNS_ROOT_ANCHOR);
 }
 
 void
@@ -142,7 +304,9 @@ dns_shutdown(void)
 {
 	if (ub != NULL)
 		ub_ctx_delete(ub);
-	ub = NULL;
+	if (ub_sec != NULL)
+		ub_ctx_delete(ub_sec);
+	ub = ub_sec = NULL;
 }
 
 /* a host name we are willing to pass on: LDH labels (and '_') */
@@ -237,6 +401,33 @@ dns_txt_from_wire(struct dns_result *res, struct dns_rr *r,
 	return 1;
 }
 
+/*
+ * A TLSA record (RFC 6698 2.1): usage, selector, matching type, then the
+ * association data, which goes to txtbuf.  0 when it is left out: no
+ * data, more than DNS_TLSA_DATA_MAX, or no room left in txtbuf.
+ */
+static int
+dns_tlsa_from_wire(struct dns_result *res, struct dns_rr *r,
+    const unsigned char *rd, size_t rdlen)
+{
+	size_t	at = res->txtused, len;
+
+	if (rdlen < 4 || rdlen - 3 > DNS_TLSA_DATA_MAX)
+		return 0;
+	len = rdlen - 3;
+	if (len > sizeof(res->txtbuf) - at - 1)
+		return 0;
+	r->tlsa_usage = rd[0];
+	r->tlsa_selector = rd[1];
+	r->tlsa_mtype = rd[2];
+	memcpy(res->txtbuf + at, rd + 3, len);
+	res->txtbuf[at + len] = '\0';
+	r->txt = (uint32_t)at;
+	r->txtlen = (uint32_t)len;
+	res->txtused = at + len + 1;
+	return 1;
+}
+
 void
 dns_parse_answer(struct dns_result *res, int qtype, int rcode,
     const unsigned char *pkt, int len)
@@ -246,7 +437,7 @@ dns_parse_answer(struct dns_result *res, int qtype, int rcode,
 	struct dns_rr	*r;
 	int		 i, n, anyname = (qtype & DNS_Q_ANYNAME) != 0;
 
-	qtype &= ~DNS_Q_ANYNAME;
+	qtype &= ~DNS_Q_FLAGS;
 	res->nrr = 0;
 	res->txtused = 0;
 	if (rcode == ns_r_nxdomain) {
@@ -311,6 +502,11 @@ dns_parse_answer(struct dns_result *res, int qtype, int rcode,
 			    sizeof(r->name), anyname) == -1 || r->name[0] == '\0')
 				continue;
 			break;
+		case DNS_T_TLSA:
+			if (!dns_tlsa_from_wire(res, r, ns_rr_rdata(rr),
+			    ns_rr_rdlen(rr)))
+				continue;
+			break;
 		case DNS_T_TXT:
 			switch (dns_txt_from_wire(res, r, ns_rr_rdata(rr),
 			    ns_rr_rdlen(rr))) {
@@ -361,7 +557,10 @@ dns_ub_cb(void *arg, int rcode, void *pkt, int len, int sec, char *bogus,
 	q->res.secure = sec == 2;
 	if (sec == 1) {
 		/* bogus DNSSEC: do not believe it, try again later */
+		if (bogus != NULL)
+			log_info("dns: DNSSEC validation failed: %s", bogus);
 		q->res.status = DNS_TEMPFAIL;
+		q->res.bogus = 1;
 		q->res.nrr = 0;
 	}
 	if (q->submitting)
@@ -390,6 +589,7 @@ void
 dns_query(const char *name, int type, int timeout, dns_cb cb, void *arg)
 {
 	struct dns_query	*q;
+	struct ub_ctx		*ctx;
 	struct timeval		 tv;
 	int			 rc;
 
@@ -401,11 +601,13 @@ dns_query(const char *name, int type, int timeout, dns_cb cb, void *arg)
 	q->arg = arg;
 	q->type = type;
 	q->res.status = DNS_TEMPFAIL;
-	if (ub == NULL) {
+	/* without a trust anchor, DNSSEC questions get insecure answers */
+	ctx = (type & DNS_Q_DNSSEC) && ub_sec != NULL ? ub_sec : ub;
+	if (ctx == NULL) {
 		rc = UB_INITFAIL;
 	} else {
 		q->submitting = 1;
-		rc = ub_resolve_event(ub, name, type & ~DNS_Q_ANYNAME,
+		rc = ub_resolve_event(ctx, name, type & ~DNS_Q_FLAGS,
 		    ns_c_in, q, dns_ub_cb, NULL);
 		q->submitting = 0;
 	}

@@ -23,6 +23,7 @@
 #define DNS_T_MX	15
 #define DNS_T_TXT	16
 #define DNS_T_AAAA	28
+#define DNS_T_TLSA	52	/* RFC 6698 */
 
 /*
  * OR'ed into a query's type: MX and PTR names of any printable ASCII are
@@ -31,17 +32,30 @@
  * visible character), whose names go back into dns_query() only.
  */
 #define DNS_Q_ANYNAME	0x10000
+/*
+ * OR'ed into a query's type: ask the validating resolver (the DNSSEC
+ * trust anchor's; dns_init_dnssec()), for DANE (RFC 7672 2.2): the
+ * answer's `secure' and `bogus' say what validation found.  Without a
+ * trust anchor every such answer is insecure.
+ */
+#define DNS_Q_DNSSEC	0x20000
+#define DNS_Q_FLAGS	(DNS_Q_ANYNAME | DNS_Q_DNSSEC)
 
 #define DNS_MAX_RR	32	/* answers kept per query; more are ignored */
 #define DNS_NAME_MAX	256
 #define DNS_TXT_MAX	16384	/* all TXT strings of one answer together */
+#define DNS_TLSA_DATA_MAX 2048	/* one TLSA record's association data */
 
 struct dns_rr {
 	uint16_t		type;
 	uint16_t		preference;		/* MX */
 	uint32_t		ttl;
-	uint32_t		txt;			/* TXT: offset in txtbuf */
-	uint32_t		txtlen;			/* TXT: its length */
+	uint32_t		txt;			/* TXT, TLSA: offset in
+							 * txtbuf */
+	uint32_t		txtlen;			/* TXT, TLSA: length */
+	uint8_t			tlsa_usage;		/* TLSA (RFC 6698 2.1) */
+	uint8_t			tlsa_selector;
+	uint8_t			tlsa_mtype;
 	char			name[DNS_NAME_MAX];	/* MX, PTR target */
 	struct sockaddr_storage	addr;			/* A, AAAA */
 };
@@ -49,13 +63,16 @@ struct dns_rr {
 struct dns_result {
 	int		status;		/* DNS_* */
 	int		secure;		/* DNSSEC validated (for DANE) */
+	int		bogus;		/* DNSSEC validation failed (status
+					 * is then DNS_TEMPFAIL) */
 	size_t		nrr;
 	struct dns_rr	rr[DNS_MAX_RR];
 	/*
 	 * TXT records: each record's character-strings joined without
 	 * separator (RFC 7208 3.3, RFC 6376 3.6.2.2), NUL-terminated, at
 	 * rr[i].txt; a record with a NUL inside is kept (txtlen says its
-	 * length), the caller decides.  dns_rr_txt() reads one.
+	 * length), the caller decides.  dns_rr_txt() reads one.  A TLSA
+	 * record's association data (binary) is kept here the same way.
 	 */
 	size_t		txtused;
 	char		txtbuf[DNS_TXT_MAX];
@@ -76,7 +93,10 @@ typedef void	(*dns_cb)(void *arg, const struct dns_result *);
  * the trailing dot, LDH labels only (a record with any other name is
  * skipped); A and AAAA of the right length only; TXT records whole (a
  * record whose strings overrun its data is malformed; records that no
- * longer fit in txtbuf are left out).  Never reads outside
+ * longer fit in txtbuf are left out); TLSA records with their three
+ * fields and at most DNS_TLSA_DATA_MAX bytes of data (at least one),
+ * the data in txtbuf as for TXT (a longer record is left out).  Never
+ * reads outside
  * pkt; any malformed message is DNS_TEMPFAIL.  Exposed for the unit
  * tests and the fuzz harness.
  */
@@ -91,6 +111,18 @@ void	dns_parse_answer(struct dns_result *res, int qtype, int rcode,
 void	dns_init(void);
 /* the same with an explicit forwarder (NULL: resolv.conf); for tests */
 int	dns_init_with(const char *addr, uint16_t port, const char *hosts);
+/*
+ * The validating resolver of DNS_Q_DNSSEC queries, with the same
+ * forwarder as dns_init_with()'s (call after it): its trust anchors read
+ * now from `file' (DS or DNSKEY records in zone file form, one a line,
+ * ';' comments), such as Debian's root key /usr/share/dns/root.key.  -1
+ * (logged with the file's line) when the file cannot be read or a
+ * record is refused.  Without it, DNS_Q_DNSSEC answers are insecure.
+ */
+int	dns_init_dnssec(const char *file);
+/* one line of such a file (comment removed) is a DS or DNSKEY record */
+int	dns_anchor_ok(const char *line);
+#define DNS_ROOT_ANCHOR	"/usr/share/dns/root.key"	/* dns-root-data */
 void	dns_shutdown(void);
 
 /*
@@ -134,13 +166,37 @@ void	dns_check_sender(const struct lka_rcpt_req *, dns_result_cb, void *);
 /*
  * IMSG_LKA_MX from the mta: IMSG_LKA_MX_HOST per address (MX preference
  * order, equal preferences shuffled; A/AAAA of the domain when there is
- * no MX; the relay host when relay_host is set), then
- * IMSG_LKA_MX_RESULT.  mx.c.
+ * no MX; the relay host when relay_host is set), with LKA_MX_DANE the
+ * IMSG_LKA_MX_TLSA of each secure host, then IMSG_LKA_MX_RESULT.  mx.c.
  */
 void	dns_lka_mx(struct mproc *, const struct lka_mx_req *);
 typedef void	(*dns_mx_host_cb)(void *arg, const struct lka_mx_host *);
 void	dns_mx(const struct lka_mx_req *, dns_mx_host_cb, dns_result_cb,
 	    void *arg);
+/* the same, with the TLSA answers of LKA_MX_DANE (after the hosts) */
+typedef void	(*dns_mx_tlsa_cb)(void *arg, const struct lka_mx_tlsa *);
+void	dns_mx_dane(const struct lka_mx_req *, dns_mx_host_cb, dns_mx_tlsa_cb,
+	    dns_result_cb, void *arg);
+
+/*
+ * tlsa.c: is a TLSA record usable for SMTP (RFC 7672 3.1.3, RFC 6698
+ * 2.1)?  DANE-TA(2) and DANE-EE(3) only, selector 0 (certificate) or 1
+ * (public key), matching type 0 (full), 1 (SHA-256, 32 bytes) or 2
+ * (SHA-512, 64 bytes), with data of the length the type says.
+ */
+int	dns_tlsa_usable(uint8_t usage, uint8_t selector, uint8_t mtype,
+	    size_t datalen);
+/* tlsa.c: "_25._tcp.HOST", the TLSA name of a host and port; -1 too long */
+int	dns_tlsa_name(const char *host, uint16_t port, char *, size_t);
+/*
+ * tlsa.c: what a DNS_Q_DNSSEC answer to a TLSA question means for the
+ * host (RFC 7672 2.2), an LKA_TLSA_* of proto.h: LKA_TLSA_NONE (no
+ * records, or not secure: no DANE), LKA_TLSA_RECORD (secure, at least
+ * one usable record), LKA_TLSA_UNUSABLE (secure, none usable: TLS
+ * without authentication), LKA_TLSA_BOGUS (validation failed or no
+ * answer: the host may not be used without DANE).
+ */
+int	dns_tlsa_kind(const struct dns_result *);
 
 /* parse "smtp://host:port" style relay URLs: host and port (0 = none) */
 int	dns_parse_relay_url(const char *url, char *host, size_t hostlen,

@@ -14,6 +14,17 @@
  * IPv6 ones: a host without IPv6 connectivity then finds a working
  * address first.
  *
+ * DANE (LKA_MX_DANE, RFC 7672 2.2): every question goes to the
+ * validating resolver.  A bogus MX answer defers the domain.  A host
+ * whose MX RRset (or the relay host's name, which the configuration
+ * gave) and address records are all secure gets its TLSA records looked
+ * up at _PORT._tcp.HOST; what they say (tlsa.c) follows the hosts as
+ * IMSG_LKA_MX_TLSA.  An insecure MX RRset or host means no DANE for it,
+ * and no TLSA question: records under an insecure name prove nothing.
+ * (A host name that is a CNAME is looked up under the name the MX gave,
+ * not under the CNAME's target: RFC 7672 2.2.2's first choice is not
+ * made.)
+ *
  * When the mta asks for it (LKA_MX_STS), the domain's MTA-STS policy
  * (sts.c) travels with the answer, ahead of the hosts.
  */
@@ -42,11 +53,13 @@ struct mx_host {
 	uint32_t	 order;		/* random, among equal preferences */
 	char		 name[DNS_NAME_MAX];
 	struct dns_result *res[2];	/* A, AAAA */
+	struct dns_result *tlsa;	/* DANE: its TLSA answer, or NULL */
 };
 
 struct mx_state {
 	struct lka_mx_req	 req;
 	dns_mx_host_cb		 host_cb;
+	dns_mx_tlsa_cb		 tlsa_cb;
 	dns_result_cb		 done_cb;
 	void			*arg;
 	uint16_t		 port;		/* from the relay URL */
@@ -55,6 +68,8 @@ struct mx_state {
 	size_t			 nhosts;
 	size_t			 pending;
 	int			 mx_status;	/* DNS_* of the MX query */
+	int			 dnssec;	/* DNS_Q_DNSSEC when DANE */
+	int			 mx_secure;	/* the MX answer validated */
 };
 
 struct mx_addr_query {
@@ -149,8 +164,49 @@ mx_free(struct mx_state *st)
 	for (i = 0; i < st->nhosts; i++) {
 		free(st->hosts[i].res[0]);
 		free(st->hosts[i].res[1]);
+		free(st->hosts[i].tlsa);
 	}
 	free(st);
+}
+
+/* what the TLSA answer of one host says, as IMSG_LKA_MX_TLSA messages */
+static void
+mx_emit_tlsa(struct mx_state *st, const struct mx_host *mh)
+{
+	struct lka_mx_tlsa	 t;
+	const struct dns_rr	*r;
+	size_t			 i;
+	int			 kind;
+
+	if (mh->tlsa == NULL || st->tlsa_cb == NULL)
+		return;
+	kind = dns_tlsa_kind(mh->tlsa);
+	if (kind == LKA_TLSA_NONE)
+		return;
+	memset(&t, 0, sizeof(t));
+	t.reqid = st->req.reqid;
+	snprintf(t.host, sizeof(t.host), "%s", mh->name);
+	if (kind != LKA_TLSA_RECORD) {
+		log_info("dane: %s: %s", mh->name, kind == LKA_TLSA_BOGUS ?
+		    "TLSA lookup failed or did not validate" :
+		    "no usable TLSA record");
+		t.kind = (uint32_t)kind;
+		st->tlsa_cb(st->arg, &t);
+		return;
+	}
+	for (i = 0; i < mh->tlsa->nrr; i++) {
+		r = &mh->tlsa->rr[i];
+		if (!dns_tlsa_usable(r->tlsa_usage, r->tlsa_selector,
+		    r->tlsa_mtype, r->txtlen))
+			continue;
+		t.kind = LKA_TLSA_RECORD;
+		t.usage = r->tlsa_usage;
+		t.selector = r->tlsa_selector;
+		t.mtype = r->tlsa_mtype;
+		t.datalen = (uint16_t)r->txtlen;
+		memcpy(t.data, dns_rr_txt(mh->tlsa, r), r->txtlen);
+		st->tlsa_cb(st->arg, &t);
+	}
 }
 
 /* every address query is in: send the hosts in order, then the result */
@@ -189,6 +245,8 @@ mx_emit(struct mx_state *st)
 		}
 	}
 	if (nsent > 0) {
+		for (i = 0; i < st->nhosts; i++)
+			mx_emit_tlsa(st, &st->hosts[i]);
 		memset(&r, 0, sizeof(r));
 		r.reqid = st->req.reqid;
 		r.status = PROTO_OK;
@@ -210,6 +268,79 @@ mx_emit(struct mx_state *st)
 }
 
 static void
+mx_tlsa_cb(void *arg, const struct dns_result *res)
+{
+	struct mx_addr_query	*q = arg;
+	struct mx_state		*st = q->st;
+
+	if ((st->hosts[q->host].tlsa = malloc(sizeof(*res))) == NULL)
+		fatal("malloc");
+	*st->hosts[q->host].tlsa = *res;
+	free(q);
+	if (--st->pending == 0)
+		mx_emit(st);
+}
+
+/*
+ * RFC 7672 2.2.2: TLSA records are looked for only where the MX RRset
+ * and the host's address records are secure.  Every answer that gave
+ * addresses must be (a secure A with an insecure AAAA could send us to
+ * an address an attacker chose).
+ */
+static int
+mx_host_secure(const struct mx_state *st, const struct mx_host *mh)
+{
+	int	f, any = 0;
+
+	if (!st->mx_secure)
+		return 0;
+	for (f = 0; f < 2; f++) {
+		if (mh->res[f]->status != DNS_OK)
+			continue;
+		if (!mh->res[f]->secure)
+			return 0;
+		any = 1;
+	}
+	return any;
+}
+
+static void
+mx_resolve_tlsa(struct mx_state *st)
+{
+	struct mx_addr_query	*q;
+	char			 name[DNS_NAME_MAX];
+	size_t			 i, n = 0;
+	int			 sec[MX_MAX_HOSTS];
+
+	for (i = 0; i < st->nhosts; i++) {
+		sec[i] = mx_host_secure(st, &st->hosts[i]) &&
+		    dns_tlsa_name(st->hosts[i].name, st->port ? st->port : 25,
+		    name, sizeof(name)) == 0;
+		n += sec[i];
+		if (!sec[i])
+			log_debug("dane: %s: not DNSSEC-secure, no TLSA lookup",
+			    st->hosts[i].name);
+	}
+	if (n == 0) {
+		mx_emit(st);
+		return;
+	}
+	st->pending = n;
+	for (i = 0; i < st->nhosts; i++) {
+		if (!sec[i])
+			continue;
+		if ((q = calloc(1, sizeof(*q))) == NULL)
+			fatal("calloc");
+		q->st = st;
+		q->host = i;
+		dns_tlsa_name(st->hosts[i].name, st->port ? st->port : 25,
+		    name, sizeof(name));
+		dns_query(name, DNS_T_TLSA | DNS_Q_DNSSEC, MX_TIMEOUT,
+		    mx_tlsa_cb, q);
+	}
+}
+
+static void
 mx_addr_cb(void *arg, const struct dns_result *res)
 {
 	struct mx_addr_query	*q = arg;
@@ -221,7 +352,11 @@ mx_addr_cb(void *arg, const struct dns_result *res)
 	*copy = *res;
 	st->hosts[q->host].res[q->family] = copy;
 	free(q);
-	if (--st->pending == 0)
+	if (--st->pending > 0)
+		return;
+	if (st->dnssec)
+		mx_resolve_tlsa(st);
+	else
 		mx_emit(st);
 }
 
@@ -288,8 +423,8 @@ mx_resolve_hosts(struct mx_state *st)
 			q->st = st;
 			q->host = i;
 			q->family = f;
-			dns_query(st->hosts[i].name, f ? DNS_T_AAAA : DNS_T_A,
-			    MX_TIMEOUT, mx_addr_cb, q);
+			dns_query(st->hosts[i].name, (f ? DNS_T_AAAA :
+			    DNS_T_A) | st->dnssec, MX_TIMEOUT, mx_addr_cb, q);
 		}
 	}
 }
@@ -301,6 +436,14 @@ mx_cb(void *arg, const struct dns_result *res)
 	size_t		 i;
 
 	st->mx_status = res->status;
+	st->mx_secure = res->secure;
+	if (res->bogus) {
+		/* RFC 7672 2.2.1: a bogus MX RRset is a lookup failure */
+		mx_finish(st, PROTO_TEMPFAIL, "451 4.7.5",
+		    "MX records failed DNSSEC validation");
+		mx_free(st);
+		return;
+	}
 	switch (res->status) {
 	case DNS_TEMPFAIL:
 		mx_finish(st, PROTO_TEMPFAIL, "451 4.4.3",
@@ -356,6 +499,13 @@ void
 dns_mx(const struct lka_mx_req *req, dns_mx_host_cb host_cb,
     dns_result_cb done_cb, void *arg)
 {
+	dns_mx_dane(req, host_cb, NULL, done_cb, arg);
+}
+
+void
+dns_mx_dane(const struct lka_mx_req *req, dns_mx_host_cb host_cb,
+    dns_mx_tlsa_cb tlsa_cb, dns_result_cb done_cb, void *arg)
+{
 	struct mx_state	*st;
 	char		 host[DNS_NAME_MAX];
 
@@ -363,9 +513,13 @@ dns_mx(const struct lka_mx_req *req, dns_mx_host_cb host_cb,
 		fatal("calloc");
 	st->req = *req;
 	st->host_cb = host_cb;
+	st->tlsa_cb = tlsa_cb;
 	st->done_cb = done_cb;
 	st->arg = arg;
+	st->dnssec = (req->flags & LKA_MX_DANE) ? DNS_Q_DNSSEC : 0;
 	if (req->relay_host[0] != '\0') {
+		/* the configuration named it: as trusted as a secure MX */
+		st->mx_secure = 1;
 		if (dns_parse_relay_url(req->relay_host, host, sizeof(host),
 		    &st->port) == -1) {
 			/* the parser checked it; a bad one is a config bug */
@@ -395,14 +549,15 @@ dns_mx(const struct lka_mx_req *req, dns_mx_host_cb host_cb,
 		}
 		return;
 	}
-	dns_query(req->domain, DNS_T_MX, MX_TIMEOUT, mx_cb, st);
+	dns_query(req->domain, DNS_T_MX | st->dnssec, MX_TIMEOUT, mx_cb, st);
 }
 
 /*
  * One IMSG_LKA_MX from the mta.  With LKA_MX_STS the domain's MTA-STS
  * policy is looked up alongside the MX hosts (sts.c), and the answer
  * waits for both: the policy goes first, so that the mta has it when
- * the hosts arrive.  The hosts are kept until then.
+ * the hosts arrive.  The hosts (and with LKA_MX_DANE their TLSA
+ * records, which follow them) are kept until then.
  */
 struct lka_mx_job {
 	struct mproc		*p;
@@ -412,6 +567,8 @@ struct lka_mx_job {
 	struct lka_mx_sts	 sts;
 	struct lka_mx_host	*hosts;
 	size_t			 nhosts;
+	struct lka_mx_tlsa	*tlsa;		/* DANE: after the hosts */
+	size_t			 ntlsa;
 	struct lka_result	 result;
 };
 
@@ -428,9 +585,13 @@ lka_mx_flush(struct lka_mx_job *job)
 	for (i = 0; i < job->nhosts; i++)
 		mproc_compose(job->p, IMSG_LKA_MX_HOST, job->hosts[i].reqid,
 		    -1, &job->hosts[i], sizeof(job->hosts[i]));
+	for (i = 0; i < job->ntlsa; i++)
+		mproc_compose(job->p, IMSG_LKA_MX_TLSA, job->tlsa[i].reqid,
+		    -1, &job->tlsa[i], sizeof(job->tlsa[i]));
 	mproc_compose(job->p, IMSG_LKA_MX_RESULT, job->result.reqid, -1,
 	    &job->result, sizeof(job->result));
 	free(job->hosts);
+	free(job->tlsa);
 	free(job);
 }
 
@@ -467,6 +628,19 @@ lka_mx_sts_reply(void *arg, const struct lka_mx_sts *sts)
 	lka_mx_flush(job);
 }
 
+static void
+lka_mx_tlsa_reply(void *arg, const struct lka_mx_tlsa *t)
+{
+	struct lka_mx_job	*job = arg;
+	struct lka_mx_tlsa	*n;
+
+	if ((n = reallocarray(job->tlsa, job->ntlsa + 1,
+	    sizeof(*job->tlsa))) == NULL)
+		fatal("reallocarray");
+	job->tlsa = n;
+	job->tlsa[job->ntlsa++] = *t;
+}
+
 void
 dns_lka_mx(struct mproc *p, const struct lka_mx_req *req)
 {
@@ -480,5 +654,6 @@ dns_lka_mx(struct mproc *p, const struct lka_mx_req *req)
 	    req->relay_host[0] == '\0' && req->domain[0] != '\0';
 	if (job->want_sts)
 		sts_lookup(req->reqid, req->domain, lka_mx_sts_reply, job);
-	dns_mx(req, lka_mx_host_reply, lka_mx_result_reply, job);
+	dns_mx_dane(req, lka_mx_host_reply, lka_mx_tlsa_reply,
+	    lka_mx_result_reply, job);
 }

@@ -82,6 +82,17 @@
 # policies (lookup/sts.c), on its libevent loop through curl's multi
 # interface.
 #
+# DANE (issue 20): dns-root-data, Debian's DNSSEC root trust anchor
+# (/usr/share/dns/root.key), which lookup validates DANE's lookups with
+# unless "dnssec trust-anchor" names another; for
+# regress/integration/test_mta_dane.py, which signs a test zone at test
+# time, ldnsutils (ldns-keygen, ldns-signzone), nsd (the authoritative
+# server for the signed zone) and unbound (the validating resolver in
+# front of it).  The test starts its own nsd and unbound on loopback
+# ports with configurations of its own; the packages' services (DNS on
+# port 53, and unbound-resolvconf, which would point /etc/resolv.conf at
+# it) are disabled at once, as Dovecot's is.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -143,6 +154,10 @@ PACKAGES="
 	rspamd
 	opendkim
 	libmilter-dev
+	dns-root-data
+	ldnsutils
+	nsd
+	unbound
 	stunnel4
 	libcurl4-openssl-dev
 "
@@ -243,15 +258,18 @@ if [ -n "$missing" ]; then
 		fi
 		;;
 	esac
-	for svc in rspamd opendkim; do
+	for svc in rspamd opendkim nsd unbound; do
 		case " $missing " in
 		*" $svc "*)
-			# the milter tests start their own on loopback ports
+			# the milter and DANE tests start their own on
+			# loopback ports
 			if command -v deb-systemd-helper >/dev/null 2>&1; then
 				deb-systemd-helper disable "$svc.service" \
 				    >/dev/null 2>&1
 			fi
 			rm -f "/etc/systemd/system/multi-user.target.wants/$svc.service"
+			[ "$svc" = unbound ] &&
+			    rm -rf /etc/systemd/system/unbound.service.wants
 			if command -v update-rc.d >/dev/null 2>&1; then
 				update-rc.d "$svc" disable >/dev/null 2>&1
 			fi

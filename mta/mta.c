@@ -377,8 +377,11 @@ route_resolve(struct mta_route *rt)
 	rt->sts = NULL;
 	if (mta_sts_wanted(rt))
 		req.flags |= LKA_MX_STS;
+	if (mta_dane_wanted(rt))
+		req.flags |= LKA_MX_DANE;
 	rt->resolving = 1;
 	rt->nhosts = 0;
+	mta_dane_reset(rt);
 	mproc_compose(&m_lookup, IMSG_LKA_MX, 0, -1, &req, sizeof(req));
 }
 
@@ -475,6 +478,7 @@ static void
 route_free(struct mta_route *rt)
 {
 	TAILQ_REMOVE(&routes, rt, entry);
+	mta_dane_reset(rt);
 	free(rt->tls_policy);
 	event_free(rt->ev_kick);
 	if (rt->ev_pace != NULL)
@@ -931,6 +935,7 @@ mta_lookup_dispatch(struct mproc *p, struct imsg *m)
 {
 	struct lka_mx_host	 h;
 	struct lka_mx_sts	*sts;
+	struct lka_mx_tlsa	 tlsa;
 	struct lka_result	 res;
 	struct mta_route	*rt;
 	struct mta_host		*mh;
@@ -979,6 +984,19 @@ mta_lookup_dispatch(struct mproc *p, struct imsg *m)
 		if (rt != NULL)
 			mta_sts_set(rt, sts);
 		free(sts);
+		break;
+	case IMSG_LKA_MX_TLSA:
+		/* after the hosts, before the result: the hosts' DANE */
+		PROTO_READ(p, m, &tlsa, proto_valid_lka_mx_tlsa);
+		if ((rt = route_by_reqid(tlsa.reqid)) == NULL && stopping)
+			break;
+		if (rt == NULL)
+			fatalx("TLSA records for an unknown request from "
+			    "lookup");
+		if (!mta_dane_wanted(rt))
+			fatalx("TLSA records that were not asked for from "
+			    "lookup");
+		mta_dane_note(rt, &tlsa);
 		break;
 	case IMSG_LKA_MX_RESULT:
 		PROTO_READ(p, m, &res, proto_valid_lka_result);
@@ -1140,6 +1158,7 @@ mta_tls_init(void)
 		fatalx("SSL_CTX_new");
 	SSL_CTX_set_mode(mta_ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(mta_ssl_ctx, SSL_VERIFY_NONE, NULL);
+	mta_dane_init(mta_ssl_ctx);
 	mta_tlscache_init(mta_ssl_ctx);
 	/* "mta ca-file", else what OpenSSL's own tools would read */
 	cafile = conf->mta_ca_file[0] != '\0' ? conf->mta_ca_file :
@@ -1351,6 +1370,7 @@ mta_fuzz_start(int queue, int lookup)
 		fatalx("SSL_CTX_new");
 	SSL_CTX_set_mode(mta_ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(mta_ssl_ctx, SSL_VERIFY_NONE, NULL);
+	mta_dane_init(mta_ssl_ctx);
 	mta_tlscache_init(mta_ssl_ctx);
 	mproc_defer_turns();
 	mta_io_init();

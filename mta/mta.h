@@ -72,6 +72,16 @@ struct mta_host {
 	struct sockaddr_storage	 src;		/* our address toward it, as
 						   of the last connect
 						   (TLS-RPT's sending-mta-ip) */
+	int			 dane;		/* LKA_TLSA_* of its TLSA lookup
+						 * (routes asking for DANE) */
+};
+
+/* a usable TLSA record of one of a route's hosts (mta_dane.c) */
+struct mta_tlsa {
+	char			 host[256];
+	uint8_t			 usage, selector, mtype;
+	uint16_t		 datalen;
+	unsigned char		*data;
 };
 
 struct mta_rcpt {
@@ -135,6 +145,8 @@ struct mta_route {
 	uint32_t		 reqid;
 	struct mta_host		 hosts[MTA_HOSTS_MAX];
 	size_t			 nhosts;
+	struct mta_tlsa		*tlsa;		/* DANE: the hosts' records */
+	size_t			 ntlsa;
 	time_t			 resolved_at;
 	TAILQ_HEAD(, mta_task)	 tasks;		/* waiting for a session */
 	size_t			 ntasks;
@@ -254,6 +266,27 @@ void	mta_tlsrpt_policy(const struct mta_route *, const struct mta_host *,
 	    int policy_type, const char *policy_string);
 /* a connection to h was started on fd: remember our address (h->src) */
 void	mta_tlsrpt_source(struct mta_host *, int fd);
+
+/*
+ * mta_dane.c: DANE for SMTP (RFC 7672) on OpenSSL's DANE verifier.
+ * init: once, on the client context.  wanted: does the route's TLS level
+ * ask lookup for TLSA records.  host_state: a host's LKA_TLSA_* under
+ * the route's level (LKA_TLSA_NONE when the level is not dane).  note:
+ * an IMSG_LKA_MX_TLSA of the route's lookup, kept for its hosts.
+ * reset: forget them (a new lookup, or the route goes).  start: before
+ * the handshake, the host's records and reference names on ssl; -1
+ * when none could be set.  check: after it, 1 when a record matched the
+ * peer's chain, else 0 and why.
+ */
+struct lka_mx_tlsa;
+void	mta_dane_init(SSL_CTX *);
+int	mta_dane_wanted(const struct mta_route *);
+int	mta_dane_host_state(const struct mta_route *, const struct mta_host *);
+void	mta_dane_note(struct mta_route *, const struct lka_mx_tlsa *);
+void	mta_dane_reset(struct mta_route *);
+int	mta_dane_start(SSL *, const struct mta_route *,
+	    const struct mta_host *);
+int	mta_dane_check(SSL *, char *why, size_t);
 
 /*
  * mta_tlspolicy.c: "mta tls-policy <table>", read at start-up (before

@@ -111,6 +111,8 @@ struct mta_session {
 	int			 ready;		/* left the connecting count */
 	int			 tls;
 	enum mta_tls_auth	 tls_auth;	/* what TLS proved */
+	int			 dane_skip;	/* DANE refused the host before
+						 * connecting: not its fault */
 	int			 starttls_refused;
 	int			 authed;
 	uint32_t		 ext;
@@ -176,10 +178,17 @@ session_tls_mode(const struct mta_session *s)
 	return s->route->tls_level;
 }
 
+/* the current host's DANE state (LKA_TLSA_*; mta_dane.c) */
+static int
+session_dane(const struct mta_session *s)
+{
+	return mta_dane_host_state(s->route, s->host);
+}
+
 /*
  * The peer's certificate must verify (PKIX and a name): "verify" and
- * "secure" (session_tls_names() says which names).  Until DANE lands,
- * "dane-only" verifies as "verify" does: fail closed.
+ * "secure" (session_tls_names() says which names).  "dane" and
+ * "dane-only" verify with TLSA records instead (session_dane).
  */
 static int
 session_tls_verifies(const struct mta_session *s)
@@ -187,11 +196,12 @@ session_tls_verifies(const struct mta_session *s)
 	switch (session_tls_mode(s)) {
 	case RELAY_TLS_VERIFY:
 	case RELAY_TLS_SECURE:
-	case RELAY_TLS_DANE_ONLY:
 		return 1;
 	default:
-		/* MTA-STS enforce: as "verify" (mta_sts.c) */
-		return mta_sts_enforced(s->route);
+		/* MTA-STS enforce: as "verify" (mta_sts.c), but DANE wins
+		 * where the host has usable TLSA records (RFC 8461 2) */
+		return session_dane(s) != LKA_TLSA_RECORD &&
+		    mta_sts_enforced(s->route);
 	}
 }
 
@@ -212,6 +222,26 @@ session_sts_note(const struct mta_session *s, int result, const char *detail)
 		detail = MTA_STS_NOT_LISTED;
 	}
 	mta_tlsrpt_note(s->route, s->host, TLSRPT_POLICY_STS, result, detail);
+}
+
+/*
+ * TLS is mandatory for this host: the level, its TLSA records, or the
+ * domain's MTA-STS policy in enforce mode
+ */
+static int
+session_tls_required(const struct mta_session *s)
+{
+	switch (session_tls_mode(s)) {
+	case RELAY_TLS_NO:
+		return 0;
+	case RELAY_TLS_OPPORTUNISTIC:
+		return mta_sts_enforced(s->route);
+	case RELAY_TLS_DANE:
+		return session_dane(s) != LKA_TLSA_NONE ||
+		    mta_sts_enforced(s->route);
+	default:
+		return 1;
+	}
 }
 
 static void
@@ -286,6 +316,8 @@ reply_describe(struct mta_session *s, const char *what, char *out,
 static int
 session_turned_away(const struct mta_session *s)
 {
+	if (s->dane_skip)
+		return 0;
 	switch (s->state) {
 	case S_CONNECT:
 		return 1;
@@ -486,6 +518,28 @@ session_connect(struct mta_session *s)
 		len = sizeof(*sin6);
 	}
 	snprintf(s->relay, sizeof(s->relay), "%s[%s]:%u", h->name, ip, port);
+	/*
+	 * DANE decided before any byte goes out: a host whose TLSA lookup
+	 * failed is not used at all (RFC 7672 2.2), nor one without TLSA
+	 * records under "dane-only".
+	 */
+	s->dane_skip = 0;
+	if (session_dane(s) == LKA_TLSA_BOGUS) {
+		s->dane_skip = 1;
+		mta_tlsrpt_note(rt, h, TLSRPT_POLICY_TLSA,
+		    TLSRPT_DNSSEC_INVALID, "TLSA lookup failed validation");
+		session_setup_failed(s, PROTO_TEMPFAIL, "4.7.5 %s: the TLSA "
+		    "lookup failed DNSSEC validation or did not answer; not "
+		    "delivering without DANE", s->relay);
+		return -1;
+	}
+	if (session_tls_mode(s) == RELAY_TLS_DANE_ONLY &&
+	    session_dane(s) != LKA_TLSA_RECORD) {
+		s->dane_skip = 1;
+		session_setup_failed(s, PROTO_TEMPFAIL, "4.7.5 %s: no usable "
+		    "DNSSEC-validated TLSA record (tls dane-only)", s->relay);
+		return -1;
+	}
 	if ((fd = socket(h->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1) {
 		session_setup_failed(s, PROTO_TEMPFAIL, "4.4.0 socket: %s",
@@ -620,7 +674,8 @@ session_tls_resume(struct mta_session *s)
 	mta_tlscache_resume(s->ssl, key);
 }
 
-static void
+/* 0, or -1 when the host was given up (the session may be freed) */
+static int
 session_start_tls(struct mta_session *s)
 {
 	X509_VERIFY_PARAM	*param;
@@ -632,8 +687,19 @@ session_start_tls(struct mta_session *s)
 	if (!host_is_literal(name) &&
 	    SSL_set_tlsext_host_name(s->ssl, name) != 1)
 		log_debug("SNI %s refused by OpenSSL", name);
+	if (session_dane(s) == LKA_TLSA_RECORD &&
+	    mta_dane_start(s->ssl, s->route, s->host) == -1) {
+		mta_tlsrpt_note(s->route, s->host, TLSRPT_POLICY_TLSA,
+		    TLSRPT_TLSA_INVALID, "no TLSA record usable by OpenSSL");
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+		session_setup_failed(s, PROTO_TEMPFAIL, "4.7.5 %s: no TLSA "
+		    "record could be used", s->relay);
+		return -1;
+	}
 	/* MTA-STS testing: verified too, only to report the result */
-	if (session_tls_verifies(s) || mta_sts_testing(s->route)) {
+	if (session_tls_verifies(s) || (mta_sts_testing(s->route) &&
+	    session_dane(s) != LKA_TLSA_RECORD)) {
 		param = SSL_get0_param(s->ssl);
 		X509_VERIFY_PARAM_set_hostflags(param,
 		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -643,6 +709,7 @@ session_start_tls(struct mta_session *s)
 	session_timeout(s, MTA_TIMEOUT_REPLY);
 	mta_io_start_tls(&s->io, s->ssl);
 	s->state = S_TLS;
+	return 0;
 }
 
 static void
@@ -650,7 +717,27 @@ session_tls_done(struct mta_session *s)
 {
 	X509	*cert;
 	long	 vr;
+	char	 why[256];
 
+	switch (session_dane(s)) {
+	case LKA_TLSA_RECORD:
+		if (!mta_dane_check(s->ssl, why, sizeof(why))) {
+			mta_tlsrpt_note(s->route, s->host, TLSRPT_POLICY_TLSA,
+			    TLSRPT_VALIDATION_FAILURE, why);
+			session_setup_failed(s, PROTO_TEMPFAIL, "4.7.5 %s: TLS "
+			    "certificate does not match the TLSA records "
+			    "(DANE): %s", s->relay, why);
+			return;
+		}
+		mta_tlsrpt_note(s->route, s->host, TLSRPT_POLICY_TLSA,
+		    TLSRPT_SUCCESS, NULL);
+		break;
+	case LKA_TLSA_UNUSABLE:
+		/* RFC 7672 2.2: encrypted, not authenticated */
+		mta_tlsrpt_note(s->route, s->host, TLSRPT_POLICY_TLSA,
+		    TLSRPT_TLSA_INVALID, "no usable TLSA record");
+		break;
+	}
 	if (session_tls_verifies(s)) {
 		vr = SSL_get_verify_result(s->ssl);
 		cert = SSL_get1_peer_certificate(s->ssl);
@@ -670,9 +757,12 @@ session_tls_done(struct mta_session *s)
 		}
 	}
 	s->tls = 1;
-	s->tls_auth = session_tls_verifies(s) ? MTA_TLS_VERIFIED :
-	    MTA_TLS_ANON;
-	if (mta_sts_testing(s->route)) {
+	if (session_dane(s) == LKA_TLSA_RECORD)
+		s->tls_auth = MTA_TLS_DANE;
+	else
+		s->tls_auth = session_tls_verifies(s) ? MTA_TLS_VERIFIED :
+		    MTA_TLS_ANON;
+	if (mta_sts_testing(s->route) && s->tls_auth != MTA_TLS_DANE) {
 		vr = SSL_get_verify_result(s->ssl);
 		session_sts_note(s, mta_ssl_ca_loaded ?
 		    mta_sts_verify_result(vr) : TLSRPT_VALIDATION_FAILURE,
@@ -805,11 +895,12 @@ session_after_ehlo(struct mta_session *s)
 	enum relay_tls		 mode = session_tls_mode(s);
 
 	if (!s->tls) {
-		/* MTA-STS enforce: never plain text after a failed TLS */
+		/* a host with TLSA records, or under an enforced MTA-STS
+		 * policy, gets no plain-text fallback */
 		if (mode != RELAY_TLS_NO && (s->ext & MTA_EXT_STARTTLS) &&
 		    !s->starttls_refused &&
 		    (s->host->notls_until <= time(NULL) ||
-		    mta_sts_enforced(rt))) {
+		    session_tls_required(s))) {
 			session_printf(s, "STARTTLS");
 			s->state = S_STARTTLS;
 			return 0;
@@ -817,17 +908,20 @@ session_after_ehlo(struct mta_session *s)
 		session_sts_note(s, TLSRPT_STARTTLS_NOT_SUPPORTED,
 		    s->starttls_refused ? "STARTTLS was refused" :
 		    "STARTTLS was not offered");
-		if (mta_sts_enforced(rt))
+		if (session_tls_required(s)) {
+			if (session_dane(s) != LKA_TLSA_NONE)
+				mta_tlsrpt_note(rt, s->host,
+				    TLSRPT_POLICY_TLSA,
+				    TLSRPT_STARTTLS_NOT_SUPPORTED,
+				    s->starttls_refused ? "STARTTLS refused" :
+				    "STARTTLS not offered");
 			return session_setup_failed(s, PROTO_TEMPFAIL, "4.7.4 "
-			    "%s: TLS is required by the MTA-STS policy, but %s",
-			    s->relay, s->starttls_refused ?
-			    "STARTTLS was refused" : "was not offered");
-		if (mode != RELAY_TLS_OPPORTUNISTIC && mode != RELAY_TLS_NO &&
-		    mode != RELAY_TLS_DANE)
-			return session_setup_failed(s, PROTO_TEMPFAIL, "4.7.4 "
-			    "%s: TLS is required, but %s", s->relay,
+			    "%s: TLS is required%s, but %s", s->relay,
+			    session_tls_verifies(s) && mta_sts_enforced(rt) ?
+			    " by the MTA-STS policy" : "",
 			    s->starttls_refused ? "STARTTLS was refused" :
 			    "was not offered");
+		}
 	}
 	if (rt->requiretls && session_requiretls_refused(s))
 		return -1;
@@ -1471,7 +1565,7 @@ session_on_reply(struct mta_session *s)
 			    "data after the STARTTLS reply", s->relay);
 			return -1;
 		}
-		session_start_tls(s);
+		(void)session_start_tls(s);
 		return 1;
 	case S_AUTH:
 		if (s->reply.code != 235) {
@@ -1596,7 +1690,7 @@ session_eventcb(void *arg, short what, int err)
 			return;	/* the greeting was faster */
 		session_timeout(s, MTA_TIMEOUT_REPLY);
 		if (s->route->scheme == MTA_SCHEME_SMTPS) {
-			session_start_tls(s);
+			(void)session_start_tls(s);
 			return;
 		}
 		s->state = S_GREETING;
@@ -1617,9 +1711,16 @@ session_eventcb(void *arg, short what, int err)
 
 	if (s->state == S_TLS && !s->tls)
 		session_sts_note(s, TLSRPT_VALIDATION_FAILURE, why);
+	/*
+	 * The handshake failed.  Under a DANE policy, that is the end of
+	 * this host (never plain text: RFC 7672 2.2); "tls dane" without
+	 * TLSA records is opportunistic ("may").
+	 */
 	if (s->state == S_TLS && !s->tls &&
-	    session_tls_mode(s) == RELAY_TLS_OPPORTUNISTIC &&
-	    !mta_sts_enforced(s->route) &&
+	    session_dane(s) == LKA_TLSA_RECORD)
+		mta_tlsrpt_note(s->route, s->host, TLSRPT_POLICY_TLSA,
+		    TLSRPT_VALIDATION_FAILURE, why);
+	if (s->state == S_TLS && !s->tls && !session_tls_required(s) &&
 	    s->route->scheme != MTA_SCHEME_SMTPS) {
 		/* opportunistic: this host gets plain text for a while */
 		log_info("mta session %016llx: %s: TLS handshake failed (%s);"

@@ -174,7 +174,11 @@ mta_sts_filter_hosts(struct mta_route *rt)
 	if (mode != STS_MODE_ENFORCE && mode != STS_MODE_TESTING)
 		return 0;
 	for (i = 0; i < rt->nhosts; i++) {
-		if (mta_sts_host_matches(rt->sts, rt->hosts[i].name)) {
+		/* DANE wins where the host has usable TLSA records (RFC
+		 * 8461 2): it is authenticated that way, listed or not */
+		if (mta_sts_host_matches(rt->sts, rt->hosts[i].name) ||
+		    mta_dane_host_state(rt, &rt->hosts[i]) ==
+		    LKA_TLSA_RECORD) {
 			rt->hosts[kept++] = rt->hosts[i];
 			continue;
 		}

@@ -62,6 +62,8 @@ check_config(const struct smtpd_config *conf)
 	TERMINATED(conf->hostname);
 	TERMINATED(conf->mailname);
 	CHECK(conf->spool[0] == '/' && conf->socket[0] == '/');
+	TERMINATED(conf->dnssec_anchor);
+	CHECK(conf->dnssec_anchor[0] == '\0' || conf->dnssec_anchor[0] == '/');
 	TAILQ_FOREACH(t, &conf->tables, entry)
 	{
 		TERMINATED(t->name);
