@@ -46,7 +46,7 @@ int
 proto_valid_lka_mx_req(const struct lka_mx_req *r)
 {
 	if (!STR_OK(r->domain) || !STR_OK(r->relay_host) ||
-	    (r->flags & ~LKA_MX_DANE) != 0)
+	    (r->flags & ~(LKA_MX_DANE | LKA_MX_STS)) != 0)
 		return -1;
 	if (r->domain[0] == '\0' && r->relay_host[0] == '\0')
 		return -1;
