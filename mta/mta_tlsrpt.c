@@ -141,6 +141,39 @@ mta_tlsrpt_source(struct mta_host *h, int fd)
 	}
 }
 
+/*
+ * A "tlsa" policy's string (RFC 8460 4.3): the host's usable TLSA
+ * records as the route keeps them (mta_dane.c), "usage selector mtype
+ * hex" a line; those that no longer fit are left out.
+ */
+static void
+tlsa_policy(const struct mta_route *rt, const char *host, char *out,
+    size_t outlen)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const struct mta_tlsa	*t;
+	size_t			 i, k, n = 0, need;
+	int			 w;
+
+	out[0] = '\0';
+	for (i = 0; i < rt->ntlsa; i++) {
+		t = &rt->tlsa[i];
+		if (strcmp(t->host, host) != 0)
+			continue;
+		need = (n > 0) + 12 + 2 * (size_t)t->datalen;
+		if (n + need >= outlen)
+			break;
+		w = snprintf(out + n, outlen - n, "%s%u %u %u ",
+		    n > 0 ? "\n" : "", t->usage, t->selector, t->mtype);
+		n += (size_t)w;
+		for (k = 0; k < t->datalen; k++) {
+			out[n++] = hex[t->data[k] >> 4];
+			out[n++] = hex[t->data[k] & 15];
+		}
+		out[n] = '\0';
+	}
+}
+
 void
 mta_tlsrpt_note(const struct mta_route *rt, const struct mta_host *h,
     int policy_type, int result, const char *detail)
@@ -165,6 +198,8 @@ mta_tlsrpt_note(const struct mta_route *rt, const struct mta_host *h,
 		snprintf(o.reason, sizeof(o.reason), "%s", detail);
 	snprintf(o.policy, sizeof(o.policy), "%s",
 	    policy_of(rt->domain, o.mx_host, policy_type));
+	if (o.policy[0] == '\0' && policy_type == TLSRPT_POLICY_TLSA)
+		tlsa_policy(rt, o.mx_host, o.policy, sizeof(o.policy));
 	if (proto_valid_lka_tlsrpt(&o) == -1) {
 		log_warnx("tlsrpt: %s: an outcome out of range, not counted",
 		    rt->domain);
