@@ -45,6 +45,8 @@ enum ctl_cmd {
 	 */
 	CTL_HOLD,
 	CTL_RELEASE,
+	/* the TLS-RPT reports of the outcomes so far, now (root) */
+	CTL_TLSRPT_REPORT_NOW,
 };
 
 /*

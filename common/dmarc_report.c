@@ -10,8 +10,9 @@
  *    sequences are ordered, and the test validates with xmllint), and
  *    no namespace is declared: that is what deployed receivers send and
  *    report parsers expect.
- *  - gzip through zlib in one call: a day's report for one domain is
- *    small (one record per source and result combination).
+ *  - gzip through zlib in one call (gzip_buffer(), common/gzip.c): a
+ *    day's report for one domain is small (one record per source and
+ *    result combination).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -309,39 +310,6 @@ dmarc_report_xml(const struct dmarc_report_meta *m, const char *policy_domain,
 	if (len)
 		*len = b.len;
 	return b.p;
-}
-
-unsigned char *
-dmarc_report_gzip(const void *data, size_t len, size_t *outlen)
-{
-	z_stream	 z;
-	unsigned char	*out;
-	uLong		 bound;
-
-	if (len > UINT32_MAX)
-		return NULL;
-	memset(&z, 0, sizeof(z));
-	/* windowBits 15 + 16: a gzip header and trailer, not zlib's */
-	if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
-	    Z_DEFAULT_STRATEGY) != Z_OK)
-		return NULL;
-	bound = deflateBound(&z, (uLong)len) + 32;	/* + gzip framing */
-	if ((out = malloc(bound)) == NULL) {
-		deflateEnd(&z);
-		return NULL;
-	}
-	z.next_in = (Bytef *)(uintptr_t)data;
-	z.avail_in = (uInt)len;
-	z.next_out = out;
-	z.avail_out = (uInt)bound;
-	if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
-		deflateEnd(&z);
-		free(out);
-		return NULL;
-	}
-	*outlen = z.total_out;
-	deflateEnd(&z);
-	return out;
 }
 
 int

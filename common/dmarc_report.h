@@ -6,7 +6,7 @@
  * Who calls what: the queue process (queue/dmarc_send.c), which keeps
  * the day's rows in the spool and mails the reports, builds the rows
  * for one policy domain, then calls dmarc_report_xml(),
- * dmarc_report_gzip(), dmarc_report_filename() and
+ * gzip_buffer(), dmarc_report_filename() and
  * dmarc_report_subject().  Pure functions, no I/O.
  */
 #ifndef POSTHASTE_DMARC_REPORT_H
@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "dmarc_record.h"
+#include "gzip.h"
 
 /* authentication results as reported (DKIMResultType, SPFResultType) */
 #define DMARC_RPT_NONE		0
@@ -83,10 +84,6 @@ struct dmarc_report_meta {
 char	*dmarc_report_xml(const struct dmarc_report_meta *,
 	    const char *policy_domain, const struct dmarc_record *rec,
 	    const struct dmarc_report_row *rows, size_t nrow, size_t *len);
-
-/* gzip (RFC 1952) of data: a malloc'd buffer, or NULL */
-unsigned char *dmarc_report_gzip(const void *data, size_t len,
-	    size_t *outlen);
 
 /*
  * 7.2.1.1's file name: receiver!policy-domain!begin!end[!unique].xml.gz

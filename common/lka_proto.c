@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "dmarc_rec.h"
+#include "tlsrpt_rec.h"
 #include "proto.h"
 #include "sts.h"
 
@@ -178,4 +179,16 @@ int
 proto_valid_queue_dmarc_record(const struct queue_dmarc_record *r)
 {
 	return dmarc_rec_valid(r);
+}
+
+int
+proto_valid_lka_tlsrpt(const struct lka_tlsrpt *o)
+{
+	return tlsrpt_note_valid(o);
+}
+
+int
+proto_valid_queue_tlsrpt_record(const struct queue_tlsrpt_record *r)
+{
+	return tlsrpt_rec_valid(r);
 }

@@ -134,6 +134,12 @@ enum imsg_type {
 	 * then an IMSG_CTL_REPLY with the end flag */
 	IMSG_CTL_MILTER,	/* struct ctl_milter */
 
+	/* mta -> lookup: one TLS outcome under a policy (TLS-RPT) */
+	IMSG_LKA_TLSRPT,		/* struct lka_tlsrpt */
+	/* lookup -> queue: that outcome and where its domain wants the
+	 * reports */
+	IMSG_QUEUE_TLSRPT_RECORD,	/* struct queue_tlsrpt_record */
+
 	IMSG_MAX
 };
 
@@ -403,6 +409,38 @@ struct queue_dmarc_record {
 };
 int	proto_valid_queue_dmarc_record(const struct queue_dmarc_record *);
 
+/*
+ * mta -> lookup: one TLS outcome (a session, or a policy failure before
+ * any session) toward policy_domain under a DANE or MTA-STS policy
+ * (mta/mta_tlsrpt.c, RFC 8460).  Lookup reads the domain's "_smtp._tls"
+ * record and, when it asks for reports and "tlsrpt reports" is on,
+ * passes the outcome on to the queue with the record's rua URIs
+ * (lookup/tlsrpt_collect.c); the queue keeps the day's outcomes and
+ * mails the reports (queue/tlsrpt_send.c).  Codes: common/tlsrpt.h.
+ * Strings are NUL-terminated (tlsrpt_rec_valid(), common/tlsrpt_rec.h);
+ * an address of family 0 is unknown.
+ */
+#define TLSRPT_POLICY_STRING_MAX	2048	/* the policy's lines */
+struct lka_tlsrpt {
+	char			policy_domain[256];
+	int32_t			policy_type;	/* TLSRPT_POLICY_* */
+	int32_t			result;		/* TLSRPT_SUCCESS or a failure */
+	char			mx_host[256];	/* "" none (a policy failure) */
+	struct sockaddr_storage	sending_ip;
+	struct sockaddr_storage	receiving_ip;
+	char			reason[256];	/* failure-reason-code, "" */
+	char			policy[TLSRPT_POLICY_STRING_MAX];
+};
+int	proto_valid_lka_tlsrpt(const struct lka_tlsrpt *);
+
+#define QUEUE_TLSRPT_RUA	4	/* TLSRPT_MAX_RUA */
+struct queue_tlsrpt_record {
+	struct lka_tlsrpt	o;
+	uint32_t		nrua;
+	char			rua[QUEUE_TLSRPT_RUA][512];	/* URIs */
+};
+int	proto_valid_queue_tlsrpt_record(const struct queue_tlsrpt_record *);
+
 struct forward_req {
 	uint32_t	reqid;
 	uint32_t	status;		/* reply: PROTO_OK with fd, else why not */
@@ -424,6 +462,8 @@ struct queue_conf {
 	char		hostname[256];
 	char		dmarc_report_from[256];	/* "" reports off */
 	char		dmarc_report_org[256];
+	char		tlsrpt_report_from[256];	/* "" reports off */
+	char		tlsrpt_report_org[256];
 };
 
 struct queue_etrn {

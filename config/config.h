@@ -328,6 +328,9 @@ struct smtpd_config {
 	/* "dmarc reports from ADDRESS [org NAME]": "" = reports off */
 	char		 dmarc_report_from[256];
 	char		 dmarc_report_org[256];
+	/* "tlsrpt reports from ADDRESS [org NAME]": "" = reports off */
+	char		 tlsrpt_report_from[256];
+	char		 tlsrpt_report_org[256];
 	int		 rules_spf;	/* a rule asks SPF: RCPT waits for it */
 	int		 rules_dnsbl;	/* a rule asks the lists: they do not
 					 * refuse at connect, the rules decide */

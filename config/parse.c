@@ -1167,6 +1167,7 @@ static const struct {
     {"socket", parse_path_statement},
     {"spool", parse_path_statement},
     {"table", parse_table},
+    {"tlsrpt", parse_tlsrpt},
 };
 
 

@@ -164,5 +164,6 @@ int	parse_match(struct parser *p, const char *keyword, int line);
 int	parse_dkim(struct parser *p, const char *keyword, int line);
 int	parse_dnsbl(struct parser *p, const char *keyword, int line);
 int	parse_dmarc(struct parser *p, const char *keyword, int line);
+int	parse_tlsrpt(struct parser *p, const char *keyword, int line);
 
 #endif

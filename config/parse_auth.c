@@ -5,6 +5,7 @@
  *	dnsbl "zone[=pattern...][*weight]" ... [threshold N]
  *	dmarc policy enforce | quarantine | tag
  *	dmarc reports from "ADDRESS" [org "NAME"]
+ *	tlsrpt reports from "ADDRESS" [org "NAME"]
  *
  * The table maps a signing domain to its keys, "selector:keyfile",
  * several separated by commas (an RSA and an Ed25519 key side by side):
@@ -84,49 +85,61 @@ parse_dnsbl(struct parser *p, const char *keyword, int line)
 }
 
 /*
- * Aggregate reports are mail to third parties (the rua= addresses of
- * the domains whose mail we check): off unless this names the sender.
- * The address is the report's From: and <email>, and its domain our
- * name in the reports (the file name, the Subject); the org name
- * defaults to the host name.
+ * Aggregate reports (DMARC, TLS-RPT) are mail to third parties (the rua=
+ * addresses of the domains we receive from or deliver to): off unless
+ * "KEYWORD reports from ADDRESS [org NAME]" names the sender.  The
+ * address is the report's From: and contact, and its domain our name
+ * in the reports (the file name, the Subject); the org name defaults
+ * to the host name.
  */
 static int
-parse_dmarc_reports(struct parser *p, int line)
+parse_reports_from(struct parser *p, int line, const char *kw, char *from,
+    size_t fromlen, char *org, size_t orglen)
 {
-	struct smtpd_config	*conf = p->conf;
 	struct mailaddr		 a;
 	struct token		*t;
 	const char		*c;
 
-	if (conf->dmarc_report_from[0] != '\0')
-		return parse_error(p, line, "dmarc reports given twice");
+	if (from[0] != '\0')
+		return parse_error(p, line, "%s reports given twice", kw);
 	if (!tok_is_keyword(tok_next(p), "from"))
-		return parse_error(p, line, "dmarc reports: from \"ADDRESS\" "
-		    "expected");
-	if (conf_get_value(p, "address after dmarc reports from", &t) == -1 ||
-	    conf_copy_value(p, t, conf->dmarc_report_from,
-	    sizeof(conf->dmarc_report_from), "address") == -1)
+		return parse_error(p, line, "%s reports: from \"ADDRESS\" "
+		    "expected", kw);
+	if (conf_get_value(p, "address after reports from", &t) == -1 ||
+	    conf_copy_value(p, t, from, fromlen, "address") == -1)
 		return -1;
-	if (addr_parse_mailbox(conf->dmarc_report_from, &a, 0) != 0 ||
+	if (addr_parse_mailbox(from, &a, 0) != 0 ||
 	    a.user[0] == '\0' || strchr(a.domain, '.') == NULL ||
 	    a.domain[0] == '[')
-		return parse_error(p, t->line, "dmarc reports from \"%s\": "
-		    "not a user@domain address", conf->dmarc_report_from);
+		return parse_error(p, t->line, "%s reports from \"%s\": "
+		    "not a user@domain address", kw, from);
 	if (!tok_is_keyword(tok_peek(p), "org"))
 		return 0;
 	tok_next(p);
 	if (conf_get_value(p, "name after org", &t) == -1 ||
-	    conf_copy_value(p, t, conf->dmarc_report_org,
-	    sizeof(conf->dmarc_report_org), "org name") == -1)
+	    conf_copy_value(p, t, org, orglen, "org name") == -1)
 		return -1;
-	/* it goes into the report's XML and the mail's text: ASCII */
-	for (c = conf->dmarc_report_org; *c != '\0'; c++)
+	/* it goes into the report and the mail's text: ASCII */
+	for (c = org; *c != '\0'; c++)
 		if (*c < ' ' || *c > '~')
-			return parse_error(p, t->line, "dmarc reports org: "
-			    "printable ASCII only");
-	if (conf->dmarc_report_org[0] == '\0')
-		return parse_error(p, t->line, "dmarc reports org: empty");
+			return parse_error(p, t->line, "%s reports org: "
+			    "printable ASCII only", kw);
+	if (org[0] == '\0')
+		return parse_error(p, t->line, "%s reports org: empty", kw);
 	return 0;
+}
+
+/* "tlsrpt reports from ADDRESS [org NAME]": TLS-RPT (RFC 8460) */
+int
+parse_tlsrpt(struct parser *p, const char *keyword, int line)
+{
+	struct token	*t = tok_next(p);
+
+	if (!tok_is_keyword(t, "reports"))
+		return parse_unexpected(p, t, "reports after tlsrpt");
+	return parse_reports_from(p, line, keyword,
+	    p->conf->tlsrpt_report_from, sizeof(p->conf->tlsrpt_report_from),
+	    p->conf->tlsrpt_report_org, sizeof(p->conf->tlsrpt_report_org));
 }
 
 int
@@ -134,9 +147,12 @@ parse_dmarc(struct parser *p, const char *keyword, int line)
 {
 	struct token	*t = tok_next(p);
 
-	(void)keyword;
 	if (tok_is_keyword(t, "reports"))
-		return parse_dmarc_reports(p, line);
+		return parse_reports_from(p, line, keyword,
+		    p->conf->dmarc_report_from,
+		    sizeof(p->conf->dmarc_report_from),
+		    p->conf->dmarc_report_org,
+		    sizeof(p->conf->dmarc_report_org));
 	if (!tok_is_keyword(t, "policy"))
 		return parse_unexpected(p, t, "policy or reports after dmarc");
 	t = tok_next(p);

@@ -141,11 +141,19 @@ static void
 lookup_mta_dispatch(struct mproc *p, struct imsg *m)
 {
 	struct lka_mx_req	req;
+	struct lka_tlsrpt	*o;
 
 	switch (m->hdr.type) {
 	case IMSG_LKA_MX:
 		PROTO_READ(p, m, &req, proto_valid_lka_mx_req);
 		dns_lka_mx(p, &req);
+		break;
+	case IMSG_LKA_TLSRPT:
+		if ((o = malloc(sizeof(*o))) == NULL)
+			fatal("malloc");
+		PROTO_READ(p, m, o, proto_valid_lka_tlsrpt);
+		tlsrpt_collect(o);
+		free(o);
 		break;
 	default:
 		fatalx("unexpected message %u from %s", m->hdr.type, p->name);

@@ -99,6 +99,13 @@ struct lka_authcheck_res;
 struct dmarc_result;
 void	dmarc_collect(const struct lka_authcheck *,
 	    const struct lka_authcheck_res *, const struct dmarc_result *);
+/*
+ * tlsrpt_collect.c: a TLS outcome from the mta (IMSG_LKA_TLSRPT), sent on
+ * to the queue with its domain's rua URIs when "tlsrpt reports" is on
+ * and the domain asks for reports (IMSG_QUEUE_TLSRPT_RECORD).
+ */
+struct lka_tlsrpt;
+void	tlsrpt_collect(const struct lka_tlsrpt *);
 /* lookup.c: the channel to the queue */
 struct mproc *lookup_queue_channel(void);
 

@@ -98,6 +98,12 @@ static size_t		  nsecrets;
 
 static void	mta_route_kick_cb(evutil_socket_t, short, void *);
 
+struct mproc *
+mta_lookup_channel(void)
+{
+	return &m_lookup;
+}
+
 double
 mta_elapsed_ms(const struct timespec *since)
 {

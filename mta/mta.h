@@ -69,6 +69,9 @@ struct mta_host {
 	struct sockaddr_storage	 ss;
 	time_t			 dead_until;	/* connecting failed lately */
 	time_t			 notls_until;	/* its TLS handshake failed */
+	struct sockaddr_storage	 src;		/* our address toward it, as
+						   of the last connect
+						   (TLS-RPT's sending-mta-ip) */
 	int			 dane;		/* LKA_TLSA_* of its TLSA lookup
 						 * (routes asking for DANE) */
 };
@@ -240,6 +243,8 @@ int	mta_retiring(void);
 /* the daemon stops: only a reply to an end of data is still awaited */
 int	mta_stopping(void);
 double	mta_elapsed_ms(const struct timespec *since);
+/* the channel to lookup (mta_tlsrpt.c sends it the outcomes) */
+struct mproc *mta_lookup_channel(void);
 
 /*
  * mta_tlsrpt.c: one TLS outcome toward a policy domain for TLS-RPT (RFC
@@ -259,6 +264,8 @@ void	mta_tlsrpt_note(const struct mta_route *, const struct mta_host *,
  */
 void	mta_tlsrpt_policy(const struct mta_route *, const struct mta_host *,
 	    int policy_type, const char *policy_string);
+/* a connection to h was started on fd: remember our address (h->src) */
+void	mta_tlsrpt_source(struct mta_host *, int fd);
 
 /*
  * mta_dane.c: DANE for SMTP (RFC 7672) on OpenSSL's DANE verifier.

@@ -566,6 +566,7 @@ session_connect(struct mta_session *s)
 		    "4.4.1 connect to %s: %s", s->relay, strerror(errno));
 		return -1;
 	}
+	mta_tlsrpt_source(h, fd);
 	return 0;
 }
 

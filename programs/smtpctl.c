@@ -53,7 +53,7 @@ usage(void)
 	    "  dkim keygen [-t rsa|ed25519] [-b bits] -d domain -s selector "
 	    "-o keyfile\n"
 	    "  check spf [-H] [-t seconds] IP HELO SENDER\n"
-	    "  dmarc report now\n");
+	    "  dmarc report now         tlsrpt report now\n");
 	exit(64);
 }
 
@@ -474,6 +474,9 @@ main(int argc, char **argv)
 	} else if (strcmp(argv[0], "dmarc") == 0 && argc == 3 &&
 	    strcmp(argv[1], "report") == 0 && strcmp(argv[2], "now") == 0) {
 		req.cmd = CTL_DMARC_REPORT_NOW;
+	} else if (strcmp(argv[0], "tlsrpt") == 0 && argc == 3 &&
+	    strcmp(argv[1], "report") == 0 && strcmp(argv[2], "now") == 0) {
+		req.cmd = CTL_TLSRPT_REPORT_NOW;
 	} else if (strcmp(argv[0], "log") == 0 && argc == 2) {
 		if (strcmp(argv[1], "verbose") == 0)
 			req.cmd = CTL_LOG_VERBOSE;

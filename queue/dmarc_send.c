@@ -51,9 +51,6 @@
 #include "proc.h"
 #include "util.h"
 
-#define RECORDS_FILE		"records"
-#define SENDING_FILE		"sending"
-#define SEND_MAX_DESTS		16
 /*
  * Distinct rows (a row is ~4 KB: 40 MB at most) and policy domains in
  * one run; equal rows are counted, not kept, so a busy day from few
@@ -61,21 +58,6 @@
  */
 #define SEND_MAX_ROWS		10000
 #define SEND_MAX_DOMAINS	2000
-#define DAY			86400
-#define AFTER_MIDNIGHT		60	/* seconds into the new day */
-#define RETRY_SECS		30	/* no lookup channel yet */
-
-/* one report message, waiting for lookup to resolve its recipient */
-struct report {
-	TAILQ_ENTRY(report)	 entry;
-	uint32_t		 reqid;
-	struct mailaddr		 rcpt;
-	char			 policy_domain[DMARC_DOMAIN_MAX];
-	char			*text;
-	size_t			 len;
-	struct lka_dest		 dests[SEND_MAX_DESTS];
-	size_t			 ndests;
-};
 
 /* one policy domain's rows of a run */
 struct domain_rows {
@@ -86,12 +68,38 @@ struct domain_rows {
 	int64_t				 begin;
 };
 
-static TAILQ_HEAD(, report) reports = TAILQ_HEAD_INITIALIZER(reports);
-static uint32_t		 next_reqid;
-static int		 records_fd = -1;
-static struct event	*ev_day;
+static int	dmarc_enabled(void);
+static int	dmarc_line_time(const char *, size_t, int64_t *);
 
-static void	on_day_timer(evutil_socket_t, short, void *);
+static struct report_journal journal = {
+	.what = "dmarc",
+	.dfd = -1,
+	.line_max = DMARC_REC_LINE_MAX,
+	.jitter = 0,
+	.line_time = dmarc_line_time,
+	.enabled = dmarc_enabled,
+	.send_now = dmarc_send_now,
+	.fd = -1,
+};
+
+static int
+dmarc_enabled(void)
+{
+	return conf->dmarc_report_from[0] != '\0';
+}
+
+static int
+dmarc_line_time(const char *line, size_t len, int64_t *when)
+{
+	struct queue_dmarc_record	*r;
+	int				 rc;
+
+	if ((r = malloc(sizeof(*r))) == NULL)
+		return -1;
+	rc = dmarc_rec_parse(line, len, r, when);
+	free(r);
+	return rc;
+}
 
 /* ---- recording ---- */
 
@@ -109,14 +117,7 @@ dmarc_send_record(const struct queue_dmarc_record *r)
 		    r->policy_domain);
 		return;
 	}
-	if (records_fd == -1 && (records_fd = openat(dfd_dmarc, RECORDS_FILE,
-	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) == -1) {
-		log_warn("dmarc: open dmarc/%s", RECORDS_FILE);
-		return;
-	}
-	/* O_APPEND: one write per line, so lines never interleave */
-	if (write(records_fd, line, (size_t)n) != n)
-		log_warn("dmarc: append to dmarc/%s", RECORDS_FILE);
+	report_journal_append(&journal, line, (size_t)n);
 }
 
 /* ---- grouping the rows ---- */
@@ -187,6 +188,7 @@ struct run {
 		uint32_t	 dom, row;
 	}			*slot;		/* dom UINT32_MAX: free */
 	size_t			 nslot, total;
+	struct queue_dmarc_record *rec;		/* a line's, while read */
 };
 
 static int
@@ -256,169 +258,46 @@ run_line(struct run *run, const char *line, size_t len,
 	return run_add(run, i, &w);
 }
 
+/* one line of the file into the run: 0, or -1 (refused, logged) */
+static int
+run_cb(void *arg, const char *line, size_t len)
+{
+	struct run	*run = arg;
+
+	return run_line(run, line, len, run->rec);
+}
+
 /*
- * The file's rows by policy domain, read a block at a time (the file
- * may be big; a line never is): 0, or -1 when nothing could be read.
- * Lines that do not parse (torn, edited) or go over the limits are
- * counted and logged, never fatal.
+ * The file's rows by policy domain (report_journal_read()): 0, or -1
+ * when nothing could be read.
  */
 static int
 read_rows(int fd, struct run *run)
 {
-	struct queue_dmarc_record	*r;
-	char				*buf, *p, *nl;
-	size_t				 have = 0, bad = 0, i, cap;
-	ssize_t				 got;
-	int				 skipping = 0;
+	size_t	i;
+	int	rc;
 
 	memset(run, 0, sizeof(*run));
-	cap = 4 * DMARC_REC_LINE_MAX;
 	run->nslot = 1;
 	while (run->nslot < 2 * SEND_MAX_ROWS)
 		run->nslot *= 2;
-	if ((buf = malloc(cap)) == NULL ||
-	    (r = malloc(sizeof(*r))) == NULL ||
+	if ((run->rec = malloc(sizeof(*run->rec))) == NULL ||
 	    (run->slot = calloc(run->nslot, sizeof(*run->slot))) == NULL) {
 		log_warn("dmarc: reading the rows");
-		free(buf);
-		free(run->slot);
+		free(run->rec);
 		return -1;
 	}
 	for (i = 0; i < run->nslot; i++)
 		run->slot[i].dom = UINT32_MAX;
-	for (;;) {
-		got = read(fd, buf + have, cap - have);
-		if (got == -1 && errno == EINTR)
-			continue;
-		if (got == -1)
-			log_warn("dmarc: read dmarc/%s", SENDING_FILE);
-		if (got <= 0)
-			break;
-		have += (size_t)got;
-		p = buf;
-		while ((nl = memchr(p, '\n', have - (size_t)(p - buf))) !=
-		    NULL) {
-			if (!skipping && run_line(run, p, (size_t)(nl - p),
-			    r) == -1)
-				bad++;
-			skipping = 0;
-			p = nl + 1;
-		}
-		have -= (size_t)(p - buf);
-		memmove(buf, p, have);
-		if (have == cap) {		/* no line is that long */
-			bad++;
-			skipping = 1;
-			have = 0;
-		}
-	}
-	if (have > 0 && !skipping)		/* torn: no '\n' */
-		bad++;
-	if (bad)
-		log_warnx("dmarc: %zu report rows unreadable or over the "
-		    "limits, skipped", bad);
+	rc = report_journal_read(&journal, fd, run_cb, run);
 	free(run->slot);
 	run->slot = NULL;
-	free(r);
-	free(buf);
-	return 0;
+	free(run->rec);
+	run->rec = NULL;
+	return rc;
 }
 
 /* ---- the message ---- */
-
-static void
-format_date(time_t t, char *buf, size_t len)
-{
-	struct tm	tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-}
-
-/* RFC 2045 base64, lines of 76 */
-static void
-add_base64(struct evbuffer *out, const unsigned char *p, size_t len)
-{
-	static const char	 b64[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char			 line[80];
-	size_t			 i, n = 0;
-	uint32_t		 v;
-
-	for (i = 0; i < len; i += 3) {
-		v = (uint32_t)p[i] << 16;
-		if (i + 1 < len)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		line[n++] = b64[(v >> 18) & 63];
-		line[n++] = b64[(v >> 12) & 63];
-		line[n++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-		line[n++] = i + 2 < len ? b64[v & 63] : '=';
-		if (n == 76) {
-			line[n++] = '\n';
-			evbuffer_add(out, line, n);
-			n = 0;
-		}
-	}
-	if (n > 0) {
-		line[n++] = '\n';
-		evbuffer_add(out, line, n);
-	}
-}
-
-/* a quoted-string of printable ASCII (the org name, from the config) */
-static void
-add_quoted(struct evbuffer *out, const char *s)
-{
-	evbuffer_add(out, "\"", 1);
-	for (; *s != '\0'; s++) {
-		if (*s == '"' || *s == '\\')
-			evbuffer_add(out, "\\", 1);
-		evbuffer_add(out, s, 1);
-	}
-	evbuffer_add(out, "\"", 1);
-}
-
-/*
- * The whole message, To: rcpt: the text before and after the place of
- * the To: header is the same for each rua of a domain, so it is built
- * once (head and body) and joined here.
- */
-static char *
-join_message(const char *head, const char *rcpt, const char *body,
-    size_t *len)
-{
-	size_t	 hl = strlen(head), rl = strlen(rcpt), bl = strlen(body);
-	char	*m;
-
-	*len = hl + 5 + rl + 2 + bl;
-	if ((m = malloc(*len + 1)) == NULL)
-		return NULL;
-	memcpy(m, head, hl);
-	memcpy(m + hl, "To: <", 5);
-	memcpy(m + hl + 5, rcpt, rl);
-	memcpy(m + hl + 5 + rl, ">\n", 2);
-	memcpy(m + hl + 5 + rl + 2, body, bl);
-	m[*len] = '\0';
-	return m;
-}
-
-static char *
-evbuffer_string(struct evbuffer *b)
-{
-	size_t	 n = evbuffer_get_length(b);
-	char	*s;
-
-	if ((s = malloc(n + 1)) == NULL)
-		return NULL;
-	if (evbuffer_remove(b, s, n) != (int)n) {
-		free(s);
-		return NULL;
-	}
-	s[n] = '\0';
-	return s;
-}
 
 /* the report's head (without To:) and body; 0 or -1 */
 static int
@@ -457,16 +336,16 @@ build_report(const struct domain_rows *d, time_t end, char **head,
 	rec.fo = d->last.fo;
 	if ((xml = dmarc_report_xml(&m, d->name, &rec, d->rows, d->nrow,
 	    &xlen)) == NULL ||
-	    (gz = dmarc_report_gzip(xml, xlen, &gzlen)) == NULL ||
+	    (gz = gzip_buffer(xml, xlen, &gzlen)) == NULL ||
 	    dmarc_report_filename(&m, d->name, NULL, fname,
 	    sizeof(fname)) == -1 ||
 	    dmarc_report_subject(&m, d->name, subj, sizeof(subj)) == -1 ||
 	    (h = evbuffer_new()) == NULL || (b = evbuffer_new()) == NULL)
 		goto done;
-	format_date(end, date, sizeof(date));
+	report_mail_date(end, date, sizeof(date));
 	snprintf(boundary, sizeof(boundary), "=_dmarc_%s", id);
 	evbuffer_add_printf(h, "From: ");
-	add_quoted(h, m.org_name);
+	report_mail_quoted(h, m.org_name);
 	evbuffer_add_printf(h, " <%s>\n", m.email);
 	evbuffer_add_printf(b,
 	    "Subject: %s\n"
@@ -491,13 +370,13 @@ build_report(const struct domain_rows *d, time_t end, char **head,
 	    "Content-Disposition: attachment; filename=\"%s\"\n"
 	    "\n",
 	    subj, date, id, m.receiver, boundary, boundary, m.email, d->name,
-	    conf->hostname, (format_date(m.begin, b1, sizeof(b1)), b1),
-	    (format_date(m.end, b2, sizeof(b2)), b2),
+	    conf->hostname, (report_mail_date(m.begin, b1, sizeof(b1)), b1),
+	    (report_mail_date(m.end, b2, sizeof(b2)), b2),
 	    (long long)m.begin, (long long)m.end, boundary, fname, fname);
-	add_base64(b, gz, gzlen);
+	report_mail_base64(b, gz, gzlen);
 	evbuffer_add_printf(b, "\n--%s--\n", boundary);
-	if ((*head = evbuffer_string(h)) == NULL ||
-	    (*body = evbuffer_string(b)) == NULL) {
+	if ((*head = report_mail_text(h)) == NULL ||
+	    (*body = report_mail_text(b)) == NULL) {
 		free(*head);
 		*head = NULL;
 		goto done;
@@ -515,78 +394,38 @@ done:
 
 /* ---- sending ---- */
 
-static void
-report_free(struct report *r)
-{
-	free(r->text);
-	free(r);
-}
-
 /* one message per rua mailbox; lookup resolves each */
 static void
 send_domain(const struct domain_rows *d, time_t end)
 {
-	struct lka_rcpt_req	 req;
-	struct mailaddr		 from;
-	struct report		*r;
-	char			*head, *body;
-	uint32_t		 i;
+	char		*head, *body, *text;
+	size_t		 len;
+	uint32_t	 i;
 
 	if (build_report(d, end, &head, &body) == -1) {
 		log_warnx("dmarc: cannot build the report for %s", d->name);
 		return;
 	}
-	if (addr_parse_mailbox(conf->dmarc_report_from, &from, 0) != 0) {
-		log_warnx("dmarc: reports from %s: not an address",
-		    conf->dmarc_report_from);
-		goto done;
-	}
 	for (i = 0; i < d->last.nrua; i++) {
-		if ((r = calloc(1, sizeof(*r))) == NULL) {
+		if ((text = report_mail_join(head, d->last.rua[i].addr, body,
+		    &len)) == NULL) {
 			log_warn("dmarc: report for %s", d->name);
 			break;
 		}
-		snprintf(r->policy_domain, sizeof(r->policy_domain), "%s",
-		    d->name);
-		if (addr_parse_mailbox(d->last.rua[i].addr, &r->rcpt, 0) !=
-		    0 || (r->text = join_message(head, d->last.rua[i].addr,
-		    body, &r->len)) == NULL) {
-			log_warnx("dmarc: report for %s to %s: bad address "
-			    "or out of memory", d->name, d->last.rua[i].addr);
-			report_free(r);
-			continue;
-		}
 		if (d->last.rua[i].maxsize != 0 &&
-		    r->len > d->last.rua[i].maxsize) {
+		    len > d->last.rua[i].maxsize) {
 			log_info("dmarc: report for %s to %s not sent: %zu "
 			    "bytes, over its limit of %" PRIu64, d->name,
-			    d->last.rua[i].addr, r->len,
+			    d->last.rua[i].addr, len,
 			    d->last.rua[i].maxsize);
-			report_free(r);
+			free(text);
 			continue;
 		}
-		r->reqid = DMARC_SEND_REQID | (++next_reqid & ~DMARC_SEND_REQID);
-		TAILQ_INSERT_TAIL(&reports, r, entry);
-		memset(&req, 0, sizeof(req));
-		req.reqid = r->reqid;
-		req.flags = SF_LOCAL;		/* from the local system */
-		snprintf(req.helo, sizeof(req.helo), "%s", conf->hostname);
-		req.mailfrom = from;
-		req.rcpt = r->rcpt;
-		queue_lookup_request(&req);
+		report_mail_send("DMARC", d->name, conf->dmarc_report_from,
+		    d->last.rua[i].addr, text, len);
 	}
-done:
 	free(head);
 	free(body);
-}
-
-/* a run left half done (fstatat: the queue's sandbox allows it) */
-static int
-sending_exists(void)
-{
-	struct stat	st;
-
-	return fstatat(dfd_dmarc, SENDING_FILE, &st, 0) == 0;
 }
 
 /*
@@ -604,24 +443,10 @@ dmarc_send_now(void)
 		return -1;
 	if (q_lookup == NULL)
 		return -1;
-	if (!sending_exists()) {
-		if (records_fd != -1) {
-			close(records_fd);
-			records_fd = -1;
-		}
-		if (renameat(dfd_dmarc, RECORDS_FILE, dfd_dmarc,
-		    SENDING_FILE) == -1) {
-			if (errno == ENOENT)
-				return 0;
-			log_warn("dmarc: rename dmarc/%s", RECORDS_FILE);
-			return -1;
-		}
-	}
-	if ((fd = openat(dfd_dmarc, SENDING_FILE, O_RDONLY | O_CLOEXEC)) ==
-	    -1) {
-		log_warn("dmarc: open dmarc/%s", SENDING_FILE);
+	if ((fd = report_journal_begin(&journal)) == -2)
+		return 0;
+	if (fd == -1)
 		return -1;
-	}
 	if (read_rows(fd, &run) == -1) {
 		close(fd);
 		return -1;		/* kept for the next try */
@@ -632,178 +457,16 @@ dmarc_send_now(void)
 	for (i = 0; i < run.ndom; i++)
 		free(run.doms[i].rows);
 	free(run.doms);
-	if (unlinkat(dfd_dmarc, SENDING_FILE, 0) == -1)
-		log_warn("dmarc: unlink dmarc/%s", SENDING_FILE);
+	report_journal_done(&journal);
 	log_info("dmarc: aggregate reports for %zu domains", run.ndom);
 	return (int)run.ndom;
 }
 
-static struct report *
-report_find(uint32_t reqid)
-{
-	struct report	*r;
-
-	TAILQ_FOREACH(r, &reports, entry)
-		if (r->reqid == reqid)
-			return r;
-	return NULL;
-}
-
-void
-dmarc_send_lookup_dest(const struct lka_dest *d)
-{
-	struct report	*r;
-
-	if ((r = report_find(d->reqid)) == NULL)
-		fatalx("lookup answered an unknown report request");
-	if (r->ndests < SEND_MAX_DESTS)
-		r->dests[r->ndests++] = *d;
-}
-
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	ssize_t	n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return fsync(fd);
-}
-
-void
-dmarc_send_lookup_result(const struct lka_result *res)
-{
-	struct envelope	 evps[SEND_MAX_DESTS];
-	struct report	*r;
-	uint32_t	 msgid;
-	size_t		 i;
-	int		 fd;
-	char		 rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
-
-	if ((r = report_find(res->reqid)) == NULL)
-		fatalx("lookup answered an unknown report request");
-	TAILQ_REMOVE(&reports, r, entry);
-	addr_to_string(&r->rcpt, rcpt, sizeof(rcpt));
-	if (res->status != PROTO_OK || r->ndests == 0) {
-		log_warnx("dmarc: report for %s to %s refused: %s",
-		    r->policy_domain, rcpt, res->reply);
-		goto done;
-	}
-	if (queue_message_create(&msgid, &fd) == -1) {
-		log_warnx("dmarc: cannot create the report for %s",
-		    r->policy_domain);
-		goto done;
-	}
-	if (write_all(fd, r->text, r->len) == -1) {
-		log_warn("dmarc: writing the report for %s",
-		    r->policy_domain);
-		close(fd);
-		queue_message_abort(msgid);
-		goto done;
-	}
-	close(fd);
-	memset(evps, 0, sizeof(evps));
-	for (i = 0; i < r->ndests; i++) {
-		struct envelope *n = &evps[i];
-
-		queue_message_envelope(n, msgid, &r->dests[i]);
-		n->rcpt = r->rcpt;
-		if (addr_parse_mailbox(conf->dmarc_report_from, &n->sender,
-		    0) != 0)
-			memset(&n->sender, 0, sizeof(n->sender));
-	}
-	if (queue_message_commit(msgid, evps, r->ndests) == -1) {
-		log_warnx("dmarc: cannot queue the report for %s",
-		    r->policy_domain);
-		goto done;
-	}
-	log_info("%08x: DMARC report for %s to %s queued", msgid,
-	    r->policy_domain, rcpt);
-done:
-	report_free(r);
-}
-
 /* ---- when ---- */
-
-/*
- * The first row's time in dmarc/records; -1 when there is no file or
- * it is empty, -2 when its first line does not read (then its rows are
- * reported now rather than never).
- */
-static int64_t
-records_first(void)
-{
-	struct queue_dmarc_record	*r;
-	char				 line[DMARC_REC_LINE_MAX];
-	ssize_t				 n;
-	int64_t				 when = -1;
-	char				*nl;
-	int				 fd;
-
-	if ((fd = openat(dfd_dmarc, RECORDS_FILE, O_RDONLY | O_CLOEXEC)) ==
-	    -1)
-		return -1;
-	n = read(fd, line, sizeof(line) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	if ((nl = memchr(line, '\n', (size_t)n)) == NULL)
-		return -2;
-	if ((r = malloc(sizeof(*r))) == NULL)
-		return -1;
-	if (dmarc_rec_parse(line, (size_t)(nl - line), r, &when) == -1)
-		when = -2;
-	free(r);
-	return when;
-}
-
-static void
-arm(time_t secs)
-{
-	struct timeval	tv = { secs, 0 };
-
-	evtimer_add(ev_day, &tv);
-}
-
-/*
- * At start-up (once lookup is there) and then a minute into each UTC
- * day: report when a run was left half done or the rows are from a day
- * that has ended.
- */
-static void
-on_day_timer(evutil_socket_t fd, short ev, void *arg)
-{
-	time_t	now = time(NULL);
-	int64_t	first;
-
-	if (conf->dmarc_report_from[0] == '\0') {
-		arm(DAY - now % DAY + AFTER_MIDNIGHT);
-		return;
-	}
-	if (q_lookup == NULL) {
-		arm(RETRY_SECS);
-		return;
-	}
-	first = records_first();
-	if (sending_exists() ||
-	    first == -2 || (first >= 0 && first / DAY < (int64_t)now / DAY))
-		dmarc_send_now();
-	arm(DAY - now % DAY + AFTER_MIDNIGHT);
-}
 
 void
 dmarc_send_init(void)
 {
-	if (dfd_dmarc == -1)
-		return;
-	if ((ev_day = evtimer_new(ev_base, on_day_timer, NULL)) == NULL)
-		fatalx("evtimer_new");
-	arm(RETRY_SECS / 10);
+	journal.dfd = dfd_dmarc;
+	report_journal_init(&journal);
 }

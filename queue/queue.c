@@ -23,6 +23,10 @@
  *				line each (dmarc_send.c: best effort,
  *				appended without fsync)
  *	dmarc/sending		the rows being reported on right now
+ *	tlsrpt/records		TLS outcomes for the TLS-RPT reports, one
+ *				line each (tlsrpt_send.c: best effort,
+ *				like dmarc/)
+ *	tlsrpt/sending		the outcomes being reported on right now
  *
  * One recipient is the common case, and its envelope travels in the
  * message file: one inode per message to create, sync and unlink, not
@@ -91,6 +95,7 @@ int			 q_lookups_open[QUEUE_MAX_PEERS];
 struct mproc		*q_mta, *q_lookup;	/* the current ones */
 int			 dfd_incoming, dfd_queue, dfd_corrupt;
 int			 dfd_dmarc = -1;
+int			 dfd_tlsrpt = -1;
 struct event		*ev_commit, *ev_sched;
 int			 inflight;
 int			 paused_mda, paused_mta;
@@ -176,6 +181,10 @@ queue_set_conf(const struct queue_conf *qc)
 	    sizeof(qc->dmarc_report_from)) == -1 ||
 	    proto_valid_string(qc->dmarc_report_org,
 	    sizeof(qc->dmarc_report_org)) == -1 ||
+	    proto_valid_string(qc->tlsrpt_report_from,
+	    sizeof(qc->tlsrpt_report_from)) == -1 ||
+	    proto_valid_string(qc->tlsrpt_report_org,
+	    sizeof(qc->tlsrpt_report_org)) == -1 ||
 	    qc->queue_ttl < 0 || qc->bounce_warn < 0 || qc->retry_local <= 0 ||
 	    qc->retry_remote <= 0 || qc->max_inflight <= 0)
 		fatalx("invalid queue settings from the parent");
@@ -189,6 +198,10 @@ queue_set_conf(const struct queue_conf *qc)
 	    "%s", qc->dmarc_report_from);
 	snprintf(conf->dmarc_report_org, sizeof(conf->dmarc_report_org),
 	    "%s", qc->dmarc_report_org);
+	snprintf(conf->tlsrpt_report_from, sizeof(conf->tlsrpt_report_from),
+	    "%s", qc->tlsrpt_report_from);
+	snprintf(conf->tlsrpt_report_org, sizeof(conf->tlsrpt_report_org),
+	    "%s", qc->tlsrpt_report_org);
 	mdachan_retire_all();
 }
 
@@ -258,6 +271,8 @@ queue_main(struct proc_fds *f)
 		fatal("spool layout");
 	if ((dfd_dmarc = open("/dmarc", O_RDONLY | O_DIRECTORY)) == -1)
 		log_warn("spool: dmarc/: no DMARC reports");
+	if ((dfd_tlsrpt = open("/tlsrpt", O_RDONLY | O_DIRECTORY)) == -1)
+		log_warn("spool: tlsrpt/: no TLS-RPT reports");
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	mproc_defer_turns();
@@ -277,6 +292,7 @@ queue_main(struct proc_fds *f)
 	proc_on_term(queue_shutdown);
 	queue_schedule();
 	dmarc_send_init();
+	tlsrpt_send_init();
 	event_base_dispatch(ev_base);
 	exit(0);
 }

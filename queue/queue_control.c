@@ -532,6 +532,14 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 			queue_ctl_reply(p, req->reqid, 1, 0, "DMARC reports "
 			    "for %d domains on their way", (int)n);
 		break;
+	case CTL_TLSRPT_REPORT_NOW:
+		if ((n = tlsrpt_send_now()) == -1)
+			queue_ctl_reply(p, req->reqid, 1, 1, "TLS-RPT reports "
+			    "are off or cannot be sent now (see the log)");
+		else
+			queue_ctl_reply(p, req->reqid, 1, 0, "TLS-RPT reports "
+			    "for %d domains on their way", (int)n);
+		break;
 	default:
 		queue_ctl_reply(p, req->reqid, 1, 1, "unknown command");
 		break;

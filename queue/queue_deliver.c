@@ -275,19 +275,20 @@ queue_lookup_dispatch(struct mproc *p, struct imsg *im)
 	struct lka_dest			 d;
 	struct lka_result		 r;
 	struct queue_dmarc_record	*dr;
+	struct queue_tlsrpt_record	*tr;
 
 	switch (im->hdr.type) {
 	case IMSG_LKA_RCPT_DEST:
 		PROTO_READ(p, im, &d, proto_valid_lka_dest);
-		if (d.reqid & DMARC_SEND_REQID)
-			dmarc_send_lookup_dest(&d);
+		if (d.reqid & REPORT_MAIL_REQID)
+			report_mail_lookup_dest(&d);
 		else
 			bounce_lookup_dest(&d);
 		break;
 	case IMSG_LKA_RCPT_RESULT:
 		PROTO_READ(p, im, &r, proto_valid_lka_result);
-		if (r.reqid & DMARC_SEND_REQID)
-			dmarc_send_lookup_result(&r);
+		if (r.reqid & REPORT_MAIL_REQID)
+			report_mail_lookup_result(&r);
 		else
 			bounce_lookup_result(&r);
 		queue_schedule();
@@ -298,6 +299,13 @@ queue_lookup_dispatch(struct mproc *p, struct imsg *im)
 		PROTO_READ(p, im, dr, proto_valid_queue_dmarc_record);
 		dmarc_send_record(dr);
 		free(dr);
+		break;
+	case IMSG_QUEUE_TLSRPT_RECORD:
+		if ((tr = malloc(sizeof(*tr))) == NULL)
+			fatal("malloc");
+		PROTO_READ(p, im, tr, proto_valid_queue_tlsrpt_record);
+		tlsrpt_send_record(tr);
+		free(tr);
 		break;
 	default:
 		fatalx("unexpected message %u from lookup", im->hdr.type);

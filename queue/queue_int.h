@@ -178,15 +178,63 @@ void		mdachan_retire_all(void);
 void		mdachan_add(struct imsg *);
 
 /*
- * dmarc_send.c: the DMARC aggregate reports.  Their lookups use request
- * ids with DMARC_SEND_REQID set (bounce.c's never reach it).
+ * report_mail.c: a report (DMARC, TLS-RPT) mailed through the normal
+ * path.  Its lookups use request ids with REPORT_MAIL_REQID set
+ * (bounce.c's never reach it).
  */
-#define DMARC_SEND_REQID	0x80000000U
+#define REPORT_MAIL_REQID	0x80000000U
+struct evbuffer;
+int		report_mail_send(const char *what, const char *policy_domain,
+		    const char *sender, const char *rcpt, char *text,
+		    size_t len);
+void		report_mail_lookup_dest(const struct lka_dest *);
+void		report_mail_lookup_result(const struct lka_result *);
+void		report_mail_date(time_t, char *, size_t);
+void		report_mail_base64(struct evbuffer *, const unsigned char *,
+		    size_t);
+void		report_mail_quoted(struct evbuffer *, const char *);
+char		*report_mail_join(const char *head, const char *rcpt,
+		    const char *body, size_t *len);
+char		*report_mail_text(struct evbuffer *);
+
+/*
+ * report_journal.c: a report's rows in the spool (dfd: its folder) and
+ * the daily run (send_now, when enabled()); line_time reads a line's
+ * time (0, or -1 when the line does not read).
+ */
+struct event;
+struct report_journal {
+	const char	*what;			/* "dmarc": logs, folder */
+	int		 dfd;
+	size_t		 line_max;
+	int		 jitter;		/* random delay, seconds */
+	int		(*line_time)(const char *, size_t, int64_t *);
+	int		(*enabled)(void);
+	int		(*send_now)(void);
+	int		 fd;			/* records, appending */
+	struct event	*ev_day;
+};
+void		report_journal_init(struct report_journal *);
+void		report_journal_append(struct report_journal *, const char *,
+		    size_t);
+/* the run's file (what an earlier run left, or else the records):
+ * its fd, -2 when there is nothing, -1 on error */
+int		report_journal_begin(struct report_journal *);
+int		report_journal_read(struct report_journal *, int fd,
+		    int (*)(void *, const char *, size_t), void *);
+/* the run's reports are queued: its file goes */
+void		report_journal_done(struct report_journal *);
+
+/* dmarc_send.c: the DMARC aggregate reports */
 void		dmarc_send_init(void);
 void		dmarc_send_record(const struct queue_dmarc_record *);
 int		dmarc_send_now(void);
-void		dmarc_send_lookup_dest(const struct lka_dest *);
-void		dmarc_send_lookup_result(const struct lka_result *);
+
+/* tlsrpt_send.c: the TLS-RPT reports (RFC 8460) */
+extern int		 dfd_tlsrpt;		/* -1: no reports */
+void		tlsrpt_send_init(void);
+void		tlsrpt_send_record(const struct queue_tlsrpt_record *);
+int		tlsrpt_send_now(void);
 
 /* queue_control.c: smtpctl's requests */
 void		queue_control_dispatch(struct mproc *, struct imsg *);

@@ -162,7 +162,7 @@ setup_spool(void)
 {
 	static const char *subdirs[] = {
 		"incoming", "queue", "corrupt", "offline", "purge", "dmarc",
-		NULL
+		"tlsrpt", NULL
 	};
 	struct passwd	*pw;
 	char		 path[CONF_PATH_MAX + 32];
@@ -498,6 +498,10 @@ send_queue_conf(void)
 	    conf->dmarc_report_from);
 	snprintf(qc.dmarc_report_org, sizeof(qc.dmarc_report_org), "%s",
 	    conf->dmarc_report_org);
+	snprintf(qc.tlsrpt_report_from, sizeof(qc.tlsrpt_report_from), "%s",
+	    conf->tlsrpt_report_from);
+	snprintf(qc.tlsrpt_report_org, sizeof(qc.tlsrpt_report_org), "%s",
+	    conf->tlsrpt_report_org);
 	mproc_compose(&queue_child->mp, IMSG_QUEUE_CONF, 0, -1, &qc,
 	    sizeof(qc));
 }

@@ -454,6 +454,26 @@ test_dmarc_reports(void **state)
 	    "dmarc reports from \"c@b.example\"\n", 2,
 	    "dmarc reports given twice");
 	expect_error("dmarc sometimes\n", 1, "");
+
+	/* TLS-RPT: the same grammar, its own settings, off by default */
+	conf = parse_ok("dmarc reports from \"dmarc@example.org\"\n");
+	assert_string_equal(conf->tlsrpt_report_from, "");
+	config_free(conf);
+	conf = parse_ok("tlsrpt reports from \"tls@example.org\" "
+	    "org \"Example, Inc.\"\n");
+	assert_string_equal(conf->tlsrpt_report_from, "tls@example.org");
+	assert_string_equal(conf->tlsrpt_report_org, "Example, Inc.");
+	assert_string_equal(conf->dmarc_report_from, "");
+	config_free(conf);
+	expect_error("tlsrpt reports from \"nobody\"\n", 1,
+	    "tlsrpt reports from \"nobody\": not a user@domain");
+	expect_error("tlsrpt reports from \"a@b.example\"\n"
+	    "tlsrpt reports from \"c@b.example\"\n", 2,
+	    "tlsrpt reports given twice");
+	expect_error("tlsrpt reports from \"a@b.example\" org \"\"\n", 1,
+	    "org name must not be empty");
+	expect_error("tlsrpt now\n", 1,
+	    "syntax error near \"now\", expected reports after tlsrpt");
 }
 
 static void
