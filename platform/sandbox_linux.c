@@ -342,10 +342,13 @@ sandbox_dir_writes(scmp_filter_ctx ctx)
 
 	if (write_dirfd == -1)
 		return;
-	a[0] = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)write_dirfd);
+	/* spelt out: clang finds SCMP_An()'s initializers incomplete */
+	a[0] = (struct scmp_arg_cmp){ .arg = 0, .op = SCMP_CMP_EQ,
+	    .datum_a = (scmp_datum_t)write_dirfd, .datum_b = 0 };
 	sandbox_rule(ctx, SCMP_SYS(openat), 1, a);
 	sandbox_rule(ctx, SCMP_SYS(unlinkat), 1, a);
-	a[1] = SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)write_dirfd);
+	a[1] = (struct scmp_arg_cmp){ .arg = 2, .op = SCMP_CMP_EQ,
+	    .datum_a = (scmp_datum_t)write_dirfd, .datum_b = 0 };
 	sandbox_rule(ctx, SCMP_SYS(renameat), 2, a);
 	sandbox_rule(ctx, SCMP_SYS(renameat2), 2, a);
 }
