@@ -65,7 +65,8 @@
 #   Postfix smtp_tls_wrappermode = yes, smtp_tls_security_level =
 #   encrypt, its TLS session cache in tlsmgr and its TLS connection
 #   reuse through tlsproxy (smtp_tls_connection_reuse), both added to
-#   the harness's master.cf for this run).  Rows: postfix+tls, posthaste+tls, and
+#   the harness's master.cf for this run).  stunnel runs outside the
+#   harness's cgroup: its CPU (the receiving side's TLS) is not counted.  Rows: postfix+tls, posthaste+tls, and
 #   posthaste's plaintext relay in the same run (posthaste-plain), so the
 #   cost of TLS shows beside it.  stunnel logs each handshake as new or
 #   resumed: the table is followed by the handshakes per delivered
@@ -379,12 +380,11 @@ noop_milter_build() {
 	    -lpthread
 }
 
-# addon_scripts DIR PORT NAME START [POSTFIX_AFTER]: DIR/start.sh
-# postfix | posthaste CONF runs the shell lines START (which start an
-# add-on in the background: bounded by timeout(1) so that it ends after
-# 2 h even if nobody stops it), keeps its pid, waits until it listens on
-# PORT, then starts the server (for Postfix followed by the shell lines
-# POSTFIX_AFTER); DIR/stop.sh postfix | posthaste stops the server, then
+# addon_scripts DIR PORT NAME START: DIR/start.sh postfix | posthaste
+# CONF runs the shell lines START (which start an add-on in the
+# background: bounded by timeout(1) so that it ends after 2 h even if
+# nobody stops it), keeps its pid, waits until it listens on PORT, then
+# starts the server; DIR/stop.sh postfix | posthaste stops the server, then
 # the add-on, waiting up to 15 s for it to exit (the no-op milter writes
 # its counts as it exits: libmilter notices SIGTERM within about 5 s)
 addon_scripts() {
@@ -401,8 +401,7 @@ while ! ss -Hltn "sport = :$2" | grep -q .; do
 done
 case \$1 in
 postfix)
-	$BENCH_DIR/servers/postfix/start.sh
-	${5:-:} ;;
+	exec $BENCH_DIR/servers/postfix/start.sh ;;
 posthaste)
 	$STATE/smtpd -d -f \$2 -P $STATE/smtpd.pid >$STATE/log 2>&1 &
 	echo \$! > $STATE/pid ;;
@@ -440,7 +439,7 @@ noop_milter_setup() {
 	addon_scripts "$NM" "$NOOP_PORT" noop_milter \
 	    "rm -f $NM/counts $NM/counts.tmp
 setsid timeout 7200 $NOOP_BIN -p inet:$NOOP_PORT@127.0.0.1 \\
-    -o $NM/counts </dev/null >$NM/milter.log 2>&1 &" ""
+    -o $NM/counts </dev/null >$NM/milter.log 2>&1 &"
 }
 PF_NOOP="smtpd_milters = inet:127.0.0.1:$NOOP_PORT
 milter_default_action = tempfail"
@@ -478,10 +477,13 @@ smtp_tls_wrappermode = yes
 smtp_tls_session_cache_database = btree:\$data_directory/smtp_scache
 smtp_tls_connection_reuse = yes"
 
-# tls_setup: the sink's certificate, stunnel's configuration, and the
-# start/stop scripts of the tls scenario ($TS/start.sh postfix |
-# posthaste CONF starts stunnel, then the server; stop.sh the reverse;
-# each run's stunnel log is $TS/stunnel.log)
+# tls_setup: the sink's certificate and stunnel, started here for the
+# whole scenario: outside the harness's cgroup, so that the TLS server's
+# CPU (it is the receiving side) is not counted as the server's under
+# test; and $TS/pf-tls.sh, run after Postfix starts: the harness's
+# master.cf has no tlsmgr (without it Postfix's smtp keeps no TLS
+# session cache) and no tlsproxy (without it no TLS connection is
+# reused: smtp_tls_connection_reuse)
 tls_setup() {
 	command -v stunnel4 >/dev/null || {
 		echo "make bench: no stunnel4 (make deps)" >&2; exit 1; }
@@ -501,24 +503,42 @@ connect = 127.0.0.1:10040
 cert = $TS/cert.pem
 key = $TS/key.pem
 EOF
-	# the harness's master.cf has no tlsmgr (without it Postfix's
-	# smtp keeps no TLS session cache) and no tlsproxy (without it no
-	# TLS connection is reused: smtp_tls_connection_reuse)
-	addon_scripts "$TS" "$TLS_PORT" stunnel ": > $TS/stunnel.log
-setsid timeout 7200 stunnel4 $TS/stunnel.conf </dev/null \\
-    >$TS/stunnel.out 2>&1 &" \
-	    "{ echo 'tlsmgr unix - - n 1000? 1 tlsmgr'
-	  echo 'tlsproxy unix - - n - 0 tlsproxy'
-	} >> /tmp/bench-postfix/etc/master.cf
-	/usr/sbin/postfix -c /tmp/bench-postfix/etc reload >/dev/null 2>&1"
+	cat > "$TS/pf-tls.sh" <<EOF
+#!/bin/sh
+{ echo 'tlsmgr unix - - n 1000? 1 tlsmgr'
+  echo 'tlsproxy unix - - n - 0 tlsproxy'
+} >> /tmp/bench-postfix/etc/master.cf
+/usr/sbin/postfix -c /tmp/bench-postfix/etc reload >/dev/null 2>&1
+EOF
+	chmod 755 "$TS/pf-tls.sh"
+	# bounded: timeout(1) ends it after 2 h even if nobody stops it
+	setsid timeout 7200 stunnel4 "$TS/stunnel.conf" </dev/null \
+	    >"$TS/stunnel.out" 2>&1 &
+	echo $! > "$TS/pid"
+	i=0
+	while ! ss -Hltn "sport = :$TLS_PORT" | grep -q .; do
+		i=$((i + 1))
+		[ $i -le 100 ] || {
+			echo "make bench: stunnel does not listen" >&2; exit 1; }
+		sleep 0.1
+	done
+	printf '0 0\n' > "$TS/seen"
 }
 
-# tls_counts: stunnel's handshakes in the last run, for record()
+tls_stop() {
+	[ -f "$TS/pid" ] && kill "$(cat "$TS/pid")" 2>/dev/null
+	rm -f "$TS/pid"
+}
+
+# tls_counts: stunnel's handshakes since the last call, for record()
 tls_counts() {
-	printf 'full %s\nresumed %s\n' \
-	    "$(grep -c 'new session negotiated' "$TS/stunnel.log" || true)" \
-	    "$(grep -c 'previous session reused' "$TS/stunnel.log" || true)" \
+	full=$(grep -c 'new session negotiated' "$TS/stunnel.log" || true)
+	resumed=$(grep -c 'previous session reused' "$TS/stunnel.log" ||
+	    true)
+	read -r f0 r0 < "$TS/seen"
+	printf 'full %s\nresumed %s\n' $((full - f0)) $((resumed - r0)) \
 	    > "$TS/counts"
+	printf '%s %s\n' "$full" "$resumed" > "$TS/seen"
 }
 
 # run_tls LABEL postfix|posthaste REP [CONF]: one run of the relay
@@ -527,15 +547,19 @@ run_tls() {
 	for cell in $MATRIX; do
 		echo "== tls: $1, $cell, repetition $3" >&2
 		: > "$STATE/run.jsonl"
+		tls_counts
 		if [ "$2" = postfix ]; then
-			MATRIX=$cell START_CMD="$TS/start.sh postfix" \
-			STOP_CMD="$TS/stop.sh postfix" \
+			MATRIX=$cell START_CMD="$BENCH_DIR/servers/postfix/start.sh \
+			    && $TS/pf-tls.sh" \
+			STOP_CMD="$BENCH_DIR/servers/postfix/stop.sh" \
 			POSTFIX_EXTRA="$PF_TLS" REPS=1 REP_BASE=$3 \
 			RESULTS=$STATE/run.jsonl PORT=10025 \
 			    "$BENCH_DIR/run.sh" custom relay || true
 		else
-			MATRIX=$cell START_CMD="$TS/start.sh posthaste $4" \
-			STOP_CMD="$TS/stop.sh posthaste" \
+			MATRIX=$cell START_CMD="$STATE/smtpd -d -f $4 \
+			    -P $STATE/smtpd.pid >$STATE/log 2>&1 &
+			    echo \$! > $STATE/pid" \
+			STOP_CMD="kill \$(cat $STATE/pid) 2>/dev/null; sleep 1" \
 			RESET_CMD="rm -rf $STATE/spool" REPS=1 REP_BASE=$3 \
 			RESULTS=$STATE/run.jsonl PORT=$PORT \
 			    "$BENCH_DIR/run.sh" custom relay || true
@@ -797,6 +821,7 @@ dkim sign <dkimkeys>" ""
 			    "$STATE/smtpd.conf" "$rep"
 			rep=$((rep + 1))
 		done
+		tls_stop
 		continue
 	fi
 	if [ "$sc" = checks ]; then
