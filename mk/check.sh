@@ -148,14 +148,18 @@ build "build obj-san (ASan+UBSan)" \
 # end.  This keeps the whole run inside CI's half hour.
 fuzz_pid=
 if command -v clang >/dev/null 2>&1; then
-	( nice -n 19 sh mk/fuzz-smoke.sh >"$tmp/fuzz.out" 2>&1
-	  echo $? >"$tmp/fuzz.rc" ) &
+	( t0=$(date +%s)
+	  nice -n 19 sh mk/fuzz-smoke.sh >"$tmp/fuzz.out" 2>&1
+	  echo $? >"$tmp/fuzz.rc"
+	  echo "fuzz smoke: $(($(date +%s) - t0))s in the background" \
+	      >"$tmp/fuzz.time" ) &
 	fuzz_pid=$!
 fi
 
 # fuzz_report: the background fuzz smoke's output and exit status
 fuzz_report()
 {
+	cat "$tmp/fuzz.time" 2>/dev/null
 	cat "$tmp/fuzz.out"
 	return "$(cat "$tmp/fuzz.rc" 2>/dev/null || echo 1)"
 }
