@@ -373,15 +373,7 @@ build_report(const struct domain_rows *d, time_t end, char **head,
 	    conf->hostname, (report_mail_date(m.begin, b1, sizeof(b1)), b1),
 	    (report_mail_date(m.end, b2, sizeof(b2)), b2),
 	    (long long)m.begin, (long long)m.end, boundary, fname, fname);
-	report_mail_base64(b, gz, gzlen);
-	evbuffer_add_printf(b, "\n--%s--\n", boundary);
-	if ((*head = report_mail_text(h)) == NULL ||
-	    (*body = report_mail_text(b)) == NULL) {
-		free(*head);
-		*head = NULL;
-		goto done;
-	}
-	rc = 0;
+	rc = report_mail_finish(h, b, boundary, gz, gzlen, head, body);
 done:
 	if (h != NULL)
 		evbuffer_free(h);

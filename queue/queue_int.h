@@ -196,6 +196,11 @@ void		report_mail_quoted(struct evbuffer *, const char *);
 char		*report_mail_join(const char *head, const char *rcpt,
 		    const char *body, size_t *len);
 char		*report_mail_text(struct evbuffer *);
+/* the gzipped report as the last base64 part of the multipart body b,
+ * then header h and body b as strings; 0, or -1 with both NULL */
+int		report_mail_finish(struct evbuffer *h, struct evbuffer *b,
+		    const char *boundary, const unsigned char *gz,
+		    size_t gzlen, char **head, char **body);
 
 /*
  * report_journal.c: a report's rows in the spool (dfd: its folder) and

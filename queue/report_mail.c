@@ -122,6 +122,24 @@ report_mail_join(const char *head, const char *rcpt, const char *body,
 	return m;
 }
 
+int
+report_mail_finish(struct evbuffer *h, struct evbuffer *b,
+    const char *boundary, const unsigned char *gz, size_t gzlen,
+    char **head, char **body)
+{
+	report_mail_base64(b, gz, gzlen);
+	evbuffer_add_printf(b, "\n--%s--\n", boundary);
+	*body = NULL;
+	if ((*head = report_mail_text(h)) == NULL)
+		return -1;
+	if ((*body = report_mail_text(b)) == NULL) {
+		free(*head);
+		*head = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 char *
 report_mail_text(struct evbuffer *b)
 {

@@ -402,15 +402,7 @@ build_report(const struct domain_sum *d, time_t now, char **head,
 	    subj, date, id, m.submitter, d->name, m.submitter, boundary,
 	    boundary, conf->tlsrpt_report_from, d->name, conf->hostname,
 	    (long long)m.begin, (long long)m.end, boundary, fname, fname);
-	report_mail_base64(b, gz, gzlen);
-	evbuffer_add_printf(b, "\n--%s--\n", boundary);
-	if ((*head = report_mail_text(h)) == NULL ||
-	    (*body = report_mail_text(b)) == NULL) {
-		free(*head);
-		*head = NULL;
-		goto done;
-	}
-	rc = 0;
+	rc = report_mail_finish(h, b, boundary, gz, gzlen, head, body);
 done:
 	if (h != NULL)
 		evbuffer_free(h);
