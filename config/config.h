@@ -37,7 +37,14 @@ enum table_backend {
 	TABLE_INLINE,		/* { a, b } or { k = v } in smtpd.conf */
 	TABLE_FILE,		/* file:/path  (or a bare absolute path) */
 	TABLE_DB,		/* db:/path.db  Berkeley DB hash */
+	TABLE_REMOTE,		/* pgsql: ldap: redis: socketmap: proc: --
+				 * asked on lookup's event loop, answers
+				 * cached (table/remote.c) */
 };
+
+#define TABLE_SCHEME_MAX	16	/* "socketmap" */
+#define TABLE_CACHE_TTL		60	/* seconds, a found answer */
+#define TABLE_NEGATIVE_TTL	10	/* seconds, "not found" */
 
 struct table_entry {
 	char	*key;
@@ -55,6 +62,14 @@ struct table {
 	int			 line;		/* FILE and DB: where defined */
 	int			 forgotten;	/* INLINE: entries wiped here
 						 * (config_forget_secrets) */
+	/* REMOTE: "pgsql" and what follows "pgsql:" in path */
+	char			 scheme[TABLE_SCHEME_MAX];
+	time_t			 cache_ttl;	/* 0: answers used once */
+	time_t			 negative_ttl;
+	/* pgsql, ldap, redis: the backend's configuration file, read by
+	 * the parent (it may hold a password; only lookup keeps it) */
+	char			*conf_text;
+	size_t			 conf_len;
 };
 
 struct pki {

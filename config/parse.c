@@ -1080,6 +1080,83 @@ parse_table_inline(struct parser *p, struct table *table, int line)
 	return 0;
 }
 
+/*
+ * The shared-table backends (table/remote.c answers them in lookup):
+ * "pgsql:/etc/posthaste/users.conf" (ldap: and redis: likewise name
+ * their configuration file), "socketmap:unix:/run/map.sock:NAME" or
+ * "socketmap:inet:127.0.0.1:9000:NAME", "proc:/usr/libexec/table-x".
+ * Returns the length of the scheme with its colon, or 0.
+ */
+static const char *const remote_schemes[] = {
+	"pgsql", "ldap", "redis", "socketmap", "proc",
+};
+
+static size_t
+table_remote_scheme(const char *s)
+{
+	size_t	i, n;
+
+	for (i = 0; i < sizeof(remote_schemes) / sizeof(*remote_schemes);
+	    i++) {
+		n = strlen(remote_schemes[i]);
+		if (strncmp(s, remote_schemes[i], n) == 0 && s[n] == ':')
+			return n + 1;
+	}
+	return 0;
+}
+
+/*
+ * table NAME pgsql:/path [cache-ttl DURATION] [negative-ttl DURATION]
+ * The file itself is read and checked by table_remote_load() (the
+ * parent, as root: it may hold the database's password).
+ */
+static int
+parse_table_remote(struct parser *p, struct table *table,
+    const struct token *t, int line)
+{
+	size_t		 n = table_remote_scheme(t->text);
+	const char	*rest = t->text + n;
+	struct token	*o;
+
+	table->backend = TABLE_REMOTE;
+	memcpy(table->scheme, t->text, n - 1);
+	table->scheme[n - 1] = '\0';
+	if (rest[0] == '\0')
+		return parse_error(p, t->line, "table \"%s\": %s: needs %s",
+		    table->name, table->scheme,
+		    strcmp(table->scheme, "socketmap") == 0 ?
+		    "unix:/path:NAME or inet:HOST:PORT:NAME" :
+		    strcmp(table->scheme, "proc") == 0 ? "a program's path" :
+		    "a configuration file's path");
+	if (strcmp(table->scheme, "socketmap") != 0 && rest[0] != '/')
+		return parse_error(p, t->line,
+		    "table \"%s\": path must be absolute", table->name);
+	if (strlen(rest) >= sizeof(table->path))
+		return parse_error(p, t->line, "table \"%s\": %s is too long "
+		    "(at most %zu characters)", table->name, table->scheme,
+		    sizeof(table->path) - 1);
+	memcpy(table->path, rest, strlen(rest) + 1);
+	table->line = line;
+	table->cache_ttl = TABLE_CACHE_TTL;
+	table->negative_ttl = TABLE_NEGATIVE_TTL;
+	for (;;) {
+		o = tok_peek(p);
+		if (tok_is_keyword(o, "cache-ttl")) {
+			(void)tok_next(p);
+			if (conf_get_duration(p, "cache-ttl", 0, 86400,
+			    &table->cache_ttl) == -1)
+				return -1;
+		} else if (tok_is_keyword(o, "negative-ttl")) {
+			(void)tok_next(p);
+			if (conf_get_duration(p, "negative-ttl", 0, 86400,
+			    &table->negative_ttl) == -1)
+				return -1;
+		} else
+			break;
+	}
+	return 0;
+}
+
 static int
 parse_table(struct parser *p, const char *keyword, int line)
 {
@@ -1116,13 +1193,16 @@ parse_table(struct parser *p, const char *keyword, int line)
 	} else if (t->text[0] == '/') {
 		table->backend = TABLE_FILE;
 		path = t->text;
+	} else if (table_remote_scheme(t->text) > 0) {
+		return parse_table_remote(p, table, t, line);
 	} else {
 		char show[ERR_TOKEN_SHOW + 8];
 
 		return parse_error(
 		    p, t->line,
 		    "unknown table source \"%s\" (expected file:/path, "
-		    "db:/path or { ... })",
+		    "db:/path, pgsql:, ldap:, redis:, socketmap:, proc: or "
+		    "{ ... })",
 		    tok_show(t, show, sizeof(show)));
 	}
 	if (path[0] != '/')
@@ -1566,6 +1646,15 @@ table_forget_entries(struct table *table)
 	table->nentries = 0;
 }
 
+static void
+table_forget_remote(struct table *table)
+{
+	if (table->conf_text != NULL)
+		freezero(table->conf_text, table->conf_len + 1);
+	table->conf_text = NULL;
+	table->conf_len = 0;
+}
+
 /* is the table named anywhere lookup uses tables (not a relay's auth)? */
 static int
 table_used_by_lookup(const struct smtpd_config *conf, const char *name)
@@ -1609,6 +1698,10 @@ config_forget_secrets(struct smtpd_config *conf, enum conf_forget which)
 	int relay;
 
 	TAILQ_FOREACH(table, &conf->tables, entry) {
+		/* a database's password: only lookup asks databases */
+		if (table->backend == TABLE_REMOTE &&
+		    which != CONF_FORGET_RELAY_AUTH)
+			table_forget_remote(table);
 		if (table->backend != TABLE_INLINE)
 			continue;
 		if (which == CONF_FORGET_RELAY_AUTH) {
@@ -1639,6 +1732,7 @@ config_free(struct smtpd_config *conf)
 	while ((table = TAILQ_FIRST(&conf->tables)) != NULL) {
 		TAILQ_REMOVE(&conf->tables, table, entry);
 		table_forget_entries(table);
+		table_forget_remote(table);
 		free(table);
 	}
 	while ((pki = TAILQ_FIRST(&conf->pkis)) != NULL) {

@@ -244,6 +244,9 @@ config_check_tls_policy(const struct smtpd_config *conf, FILE *out)
 			check_report(&c, (size_t)t->line, t->name,
 			    "cannot read the table");
 		break;
+	case TABLE_REMOTE:
+		/* refused by table_remote_load(): the mta reads it once */
+		break;
 	}
 	return c.problems;
 }

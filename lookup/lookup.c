@@ -274,6 +274,7 @@ lookup_main(struct proc_fds *f)
 	dns_init();	/* reads resolv.conf and hosts */
 	checks_init();	/* reads the Public Suffix List */
 	sts_init();	/* the trust anchors, the MTA-STS cache */
+	table_remote_start(ev_base);	/* proc: starts its programs */
 	lookup_read_set();
 	sandbox_enter(SANDBOX_LOOKUP);
 	mproc_init(&l_parent, f->parent, "parent", lookup_parent_dispatch,

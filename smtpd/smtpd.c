@@ -61,6 +61,7 @@
 #include "sesscount.h"
 #include "proc.h"
 #include "sysusers.h"
+#include "table.h"
 #include "tls_policy.h"
 #include "util.h"
 
@@ -1127,6 +1128,12 @@ parent_reload(void)
 		config_free(nconf);
 		return;
 	}
+	if (table_remote_load(nconf, NULL) > 0) {
+		log_warnx("reload failed, keeping the running configuration: "
+		    "a shared table's configuration is wrong");
+		config_free(nconf);
+		return;
+	}
 	if (strcmp(nconf->spool, conf->spool) != 0 ||
 	    strcmp(nconf->socket, conf->socket) != 0) {
 		log_warnx("reload failed: spool and socket can only change "
@@ -1408,7 +1415,8 @@ main(int argc, char **argv)
 	if (checkonly) {
 		/* each file as the process that will open it: config_check.c */
 		if (config_check_files(conf, stderr) +
-		    config_check_tls_policy(conf, stderr) > 0)
+		    config_check_tls_policy(conf, stderr) +
+		    table_remote_load(conf, stderr) > 0)
 			exit(1);
 		config_print_milters(conf, stdout);
 		printf("configuration OK\n");
@@ -1429,6 +1437,9 @@ main(int argc, char **argv)
 	/* a TLS policy the mta could not apply is a configuration error */
 	if (config_check_tls_policy(conf, NULL) > 0)
 		fatalx("bad TLS policy table: not starting");
+	/* read as root: the files may hold a database's password */
+	if (table_remote_load(conf, NULL) > 0)
+		fatalx("a shared table's configuration is wrong: not starting");
 	raise_fd_limit();
 	nworkers = worker_count();
 	setup_spool();

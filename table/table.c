@@ -19,6 +19,9 @@
  */
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <ctype.h>
 #include <db.h>
@@ -32,6 +35,7 @@
 
 #include "addr.h"
 #include "aliases.h"
+#include "backend.h"
 #include "log.h"
 #include "table.h"
 #include "proc.h"
@@ -291,6 +295,8 @@ table_state(struct table *t)
 		if (load_db(st) == -1)
 			goto fail;
 		break;
+	case TABLE_REMOTE:
+		fatalx("table %s: a shared table has no local state", t->name);
 	}
 	st->loaded = 1;
 	return st;
@@ -319,6 +325,10 @@ table_reload(const char *name)
 	/* a relay's credentials: the mta's, nothing of it is held here */
 	if (t->forgotten)
 		return 0;
+	if (t->backend == TABLE_REMOTE) {
+		table_remote_flush(t);
+		return 0;
+	}
 	for (i = 0; i < nstates; i++)
 		if (states[i].t == t)
 			state_clear(&states[i]);
@@ -330,14 +340,15 @@ table_owner(struct table *t, uid_t *uid)
 {
 	struct table_state	*st;
 
-	if (t->backend == TABLE_INLINE || (st = table_state(t)) == NULL)
+	if (t->backend == TABLE_INLINE || t->backend == TABLE_REMOTE ||
+	    (st = table_state(t)) == NULL)
 		return -1;
 	*uid = st->owner;
 	return 0;
 }
 
-int
-table_lookup_alloc(struct table *t, const char *key, char **val)
+static int
+local_get(struct table *t, const char *key, char **val)
 {
 	struct table_state	*st;
 	struct kv		 k, *f;
@@ -392,23 +403,59 @@ table_lookup_alloc(struct table *t, const char *key, char **val)
 	return TABLE_FOUND;
 }
 
+/* a file: or db: table answers every service from the same keys */
+static int
+table_get(struct table *t, enum table_service service, const char *key,
+    char **val)
+{
+	if (t->backend == TABLE_REMOTE)
+		return table_remote_get(t, service, key, val);
+	return local_get(t, key, val);
+}
+
 int
-table_lookup(struct table *t, const char *key, char *val, size_t len)
+table_lookup_alloc(struct table *t, const char *key, char **val)
+{
+	return table_get(t, TS_STRING, key, val);
+}
+
+int
+table_lookup_alias(struct table *t, const char *key, char **val)
+{
+	return table_get(t, TS_ALIAS, key, val);
+}
+
+int
+table_match_as(struct table *t, enum table_service service, const char *key)
+{
+	return table_get(t, service, key, NULL);
+}
+
+/* a value into the caller's buffer */
+static int
+lookup_into(struct table *t, enum table_service service, const char *key,
+    char *val, size_t len)
 {
 	char	*v = NULL;
 	int	 rc;
 
-	rc = table_lookup_alloc(t, key, val ? &v : NULL);
+	rc = table_get(t, service, key, val ? &v : NULL);
 	if (rc != TABLE_FOUND || val == NULL)
 		return rc;
 	if (strlen(v) >= len) {
 		log_warnx("table %s: value of %s too long", t->name, key);
-		free(v);
+		freezero(v, strlen(v) + 1);
 		return TABLE_ERROR;
 	}
 	memcpy(val, v, strlen(v) + 1);
-	free(v);
+	freezero(v, strlen(v) + 1);
 	return TABLE_FOUND;
+}
+
+int
+table_lookup(struct table *t, const char *key, char *val, size_t len)
+{
+	return lookup_into(t, TS_STRING, key, val, len);
 }
 
 int
@@ -433,6 +480,12 @@ table_foreach(struct table *t, int (*cb)(void *, const char *,
 	size_t			 i;
 	int			 rc, found = 0;
 
+	if (t->backend == TABLE_REMOTE) {
+		/* table_remote_load() refuses them where a walk is needed */
+		log_warnx("table %s: a %s: table cannot be listed", t->name,
+		    t->scheme);
+		return TABLE_ERROR;
+	}
 	if ((st = table_state(t)) == NULL)
 		return TABLE_ERROR;
 	if (st->db == NULL) {
@@ -475,10 +528,26 @@ cidr_cb(void *arg, const char *key, const char *val)
 }
 
 int
+table_match_netaddr(struct table *t, const struct sockaddr_storage *ss)
+{
+	char	a[INET6_ADDRSTRLEN];
+
+	if (t->backend != TABLE_REMOTE)
+		return table_foreach(t, cidr_cb, (void *)(uintptr_t)ss);
+	/* the server decides: e.g. SQL's inet <<= */
+	if ((ss->ss_family != AF_INET || inet_ntop(AF_INET,
+	    &((const struct sockaddr_in *)ss)->sin_addr, a, sizeof(a)) ==
+	    NULL) && (ss->ss_family != AF_INET6 || inet_ntop(AF_INET6,
+	    &((const struct sockaddr_in6 *)ss)->sin6_addr, a, sizeof(a)) ==
+	    NULL))
+		return TABLE_NOTFOUND;
+	return table_get(t, TS_NETADDR, a, NULL);
+}
+
+int
 table_match_addr(struct table *t, const struct sockaddr_storage *ss)
 {
-	return table_foreach(t, cidr_cb, (void *)(uintptr_t)ss) ==
-	    TABLE_FOUND;
+	return table_match_netaddr(t, ss) == TABLE_FOUND;
 }
 
 int
@@ -490,7 +559,8 @@ table_lookup_userinfo(struct table *t, const char *user,
 	unsigned long	 n;
 	int		 rc, i;
 
-	if ((rc = table_lookup(t, user, val, sizeof(val))) != TABLE_FOUND)
+	if ((rc = lookup_into(t, TS_USERINFO, user, val, sizeof(val))) !=
+	    TABLE_FOUND)
 		return rc;
 	/* "uid:gid:home" */
 	p = val;
@@ -523,7 +593,8 @@ table_lookup_credentials(struct table *t, const char *user, char *hash,
 	char	val[1024], *colon;
 	int	rc;
 
-	if ((rc = table_lookup(t, user, val, sizeof(val))) != TABLE_FOUND)
+	if ((rc = lookup_into(t, TS_CREDENTIALS, user, val, sizeof(val))) !=
+	    TABLE_FOUND)
 		return rc;
 	/* "user:hash" in the value is accepted as well as the bare hash */
 	colon = strchr(val, ':');
@@ -549,7 +620,7 @@ table_match_mailaddr(struct table *t, const char *key,
 	char	*val, *p, *tok, full[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 	int	 rc, found = 0;
 
-	if ((rc = table_lookup_alloc(t, key, &val)) != TABLE_FOUND)
+	if ((rc = table_get(t, TS_MAILADDRMAP, key, &val)) != TABLE_FOUND)
 		return rc;
 	addr_to_string(from, full, sizeof(full));
 	for (p = val; !found && (tok = strsep(&p, ", \t")) != NULL;) {
@@ -572,12 +643,16 @@ table_match_domain(struct table *t, const char *domain)
 	const char	*dot;
 	int		 rc;
 
-	if ((rc = table_match(t, domain)) != TABLE_NOTFOUND)
+	if ((rc = table_match_as(t, TS_DOMAIN, domain)) != TABLE_NOTFOUND)
 		return rc;
+	/* a shared table's query does its own wildcards, in one question */
+	if (t->backend == TABLE_REMOTE)
+		return TABLE_NOTFOUND;
 	for (dot = strchr(domain, '.'); dot != NULL;
 	    dot = strchr(dot + 1, '.')) {
 		snprintf(wild, sizeof(wild), "*%s", dot);
-		if ((rc = table_match(t, wild)) != TABLE_NOTFOUND)
+		if ((rc = table_match_as(t, TS_DOMAIN, wild)) !=
+		    TABLE_NOTFOUND)
 			return rc;
 	}
 	return TABLE_NOTFOUND;
@@ -633,4 +708,49 @@ table_alias_includes(struct table *t, void (*cb)(void *, const char *),
 	struct include_walk	w = { cb, arg };
 
 	return table_foreach(t, include_entry_cb, &w) == TABLE_ERROR ? -1 : 0;
+}
+
+/*
+ * "smtpctl table lookup NAME SERVICE KEY": what the daemon would see.
+ * A list answers "" when the key is in it.
+ */
+int
+table_lookup_service(struct table *t, enum table_service service,
+    const char *key, char **val)
+{
+	struct sockaddr_storage	 ss;
+	struct table_userinfo	 ui;
+	int			 rc;
+
+	*val = NULL;
+	switch (service) {
+	case TS_NETADDR:
+		memset(&ss, 0, sizeof(ss));
+		if (inet_pton(AF_INET, key,
+		    &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+			ss.ss_family = AF_INET;
+		else if (inet_pton(AF_INET6, key,
+		    &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+			ss.ss_family = AF_INET6;
+		else
+			return TABLE_NOTFOUND;
+		rc = table_match_netaddr(t, &ss);
+		break;
+	case TS_DOMAIN:
+		rc = table_match_domain(t, key);
+		break;
+	case TS_USERINFO:
+		if ((rc = table_lookup_userinfo(t, key, &ui)) != TABLE_FOUND)
+			return rc;
+		if ((*val = malloc(sizeof(ui.home) + 32)) == NULL)
+			return TABLE_ERROR;
+		snprintf(*val, sizeof(ui.home) + 32, "%u:%u:%s",
+		    (unsigned)ui.uid, (unsigned)ui.gid, ui.home);
+		return TABLE_FOUND;
+	default:
+		return table_get(t, service, key, val);
+	}
+	if (rc == TABLE_FOUND && (*val = strdup("")) == NULL)
+		return TABLE_ERROR;
+	return rc;
 }
