@@ -157,8 +157,9 @@ query_answer(struct ldquery *lq, int status, const char *value)
 		lq->conn->ninflight--;
 	} else
 		TAILQ_REMOVE(&tab->queue, lq, entry);
-	query_free(lq);
+	/* value may be lq's own: freed after */
 	table_query_done(q, status, value);
+	query_free(lq);
 }
 
 /* every query of a list answered: TABLE_ERROR */
