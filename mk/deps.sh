@@ -93,6 +93,20 @@
 # port 53, and unbound-resolvconf, which would point /etc/resolv.conf at
 # it) are disabled at once, as Dovecot's is.
 #
+# LDAP shared tables (issue 21): libldap-dev, OpenLDAP's client library
+# (table/ldap.c; Debian 12 names it libldap-dev, libldap2-dev being the
+# old name of the same package), and for
+# regress/integration/test_table_ldap.py slapd, the OpenLDAP server, and
+# ldap-utils (ldapadd, ldapsearch).  The test runs its own slapd as the
+# user openldap (made by the package) with a cn=config directory of its
+# own on 127.0.0.1:15730.  Debian's slapd postinst, installed without
+# questions (DEBIAN_FRONTEND=noninteractive), makes a default directory
+# for the host's domain and starts slapd on port 389 and ldapi:///
+# through its init script (systemd runs it as slapd.service from
+# /etc/init.d/slapd): the temporary policy-rc.d below denies that start,
+# and the service is disabled at once, as Dovecot's is, so no system
+# slapd runs on port 389.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -160,6 +174,9 @@ PACKAGES="
 	unbound
 	stunnel4
 	libcurl4-openssl-dev
+	libldap-dev
+	slapd
+	ldap-utils
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -258,11 +275,11 @@ if [ -n "$missing" ]; then
 		fi
 		;;
 	esac
-	for svc in rspamd opendkim nsd unbound; do
+	for svc in rspamd opendkim nsd unbound slapd; do
 		case " $missing " in
 		*" $svc "*)
-			# the milter and DANE tests start their own on
-			# loopback ports
+			# the milter, DANE and LDAP tests start their own
+			# on loopback ports
 			if command -v deb-systemd-helper >/dev/null 2>&1; then
 				deb-systemd-helper disable "$svc.service" \
 				    >/dev/null 2>&1
