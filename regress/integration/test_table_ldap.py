@@ -406,5 +406,12 @@ def test_ldap_config_errors():
             assert r.returncode == 1, r.output
             assert "%s:%d: " % (path, line) in r.output, r.output
             assert why in r.output, r.output
+        # the example in the sources is a valid configuration
+        sample = os.path.join(fixture.REPO, "etc", "ldap.conf")
+        with open(conf, "w") as f:
+            f.write(fill(CONF % {"conf": sample}, tmp=tmp, port="2525"))
+        r = run_smtpd(["-n", "-f", conf])
+        assert r.returncode == 0 and "configuration OK" in r.output, \
+            r.output
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
