@@ -24,7 +24,8 @@ One daemon for every case:
   - an entry added with ldapadd works once the negative answer's ttl
     (1 s) is over;
   - slapd stopped: the same recipients get 451 (a temporary failure),
-    never 550, and the outage is logged once.
+    never 550, AUTH 454, and the outage is logged once; slapd started
+    again is found by the next attempt of the back-off.
 
 And "smtpd -n" reports a bad ldap configuration file with its file and
 line.  Port: 15730 (the ldap owner's range 15730-15739).
@@ -246,7 +247,12 @@ class Slapd:
                          self.pw.pw_gid)
         os.chown(self.dir, self.pw.pw_uid, self.pw.pw_gid)
         os.chmod(self.dir, 0o755)
-        with open(self.log_path, "wb") as log:
+        return self.launch()
+
+    def launch(self):
+        """slapd on the directory start() made (again after stop())."""
+        cfg = self.path("slapd.d")
+        with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [SLAPD, "-d", "0", "-u", SLAPD_USER, "-g", SLAPD_USER,
                  "-F", cfg, "-h", URL + "/"],
@@ -374,9 +380,17 @@ def test_ldap_tables():
                             timeout=5), rcpt(d.port, address)
             r = auth_plain(d.port, "ldapuser", PASSWORD)
             assert r.code == 454, r
+
+            # back: the next attempt (1 s, 2 s, 4 s ... after the
+            # outage began) finds it
+            s.launch()
+            assert poll(lambda: rcpt(d.port, "ldapuser@ldapdom.test").code
+                        == 250, timeout=10), \
+                rcpt(d.port, "ldapuser@ldapdom.test")
             log = d.log()
         assert log.count("unreachable") == 1, \
             [ln for ln in log.splitlines() if "unreachable" in ln]
+        assert "answers again" in log
 
 
 BAD_CONFS = [

@@ -172,6 +172,7 @@ test_refused(void **state)
 		{ "pool two\n", "/etc/t.conf:1: ", "number" },
 		{ "timeout 0\n", "/etc/t.conf:1: ", "duration" },
 		{ "timeout 2m\n", "/etc/t.conf:1: ", "duration" },
+		{ "timeout 11\n", "/etc/t.conf:1: ", "1s to 10s" },
 		{ "timeout soon\n", "/etc/t.conf:1: ", "duration" },
 		{ "password secret\n#\nbogus\n", "/etc/t.conf:3: ",
 		    "unknown keyword" },
