@@ -17,7 +17,8 @@ One daemon for every case:
     delivered, an address not in LDAP is refused 550;
   - AUTH PLAIN checks the password against userPassword, which holds
     "{CRYPT}" and a SHA-512 crypt(3) hash: the driver takes the prefix
-    off (etc/ldap.conf says so too);
+    off (etc/ldap.conf says so too); "senders <ldap>" lets the user send
+    from the addresses of its two "mail" values only (mailaddrmap);
   - a user name with "*)(" in it is an escaped assertion value: with the
     right password of another user it still fails (pasted raw into the
     filter it would have matched that user);
@@ -149,6 +150,8 @@ gidNumber: 5001
 homeDirectory: /var/empty
 mailLocalAddress: ldapuser@ldapdom.test
 mailRoutingAddress: @USER1@
+mail: ldapuser@ldapdom.test
+mail: ldap.user@ldapdom.test
 userPassword: {CRYPT}@HASH@
 """
 
@@ -177,13 +180,16 @@ alias_filter (&(objectClass=inetLocalMailRecipient)(mailLocalAddress=%%s))
 alias_attributes mailRoutingAddress
 credentials_filter (&(objectClass=posixAccount)(uid=%%s))
 credentials_attributes userPassword
+mailaddrmap_filter (&(objectClass=posixAccount)(uid=%%s))
+mailaddrmap_attributes mail
 """
 
 CONF = """\
 spool "@TMP@/spool"
 socket "@TMP@/smtpd.sock"
 smtp workers 1
-listen on 127.0.0.1 port @PORT@ auth-optional <ldap> auth-plaintext
+listen on 127.0.0.1 port @PORT@ auth-optional <ldap> auth-plaintext \
+    senders <ldap>
 table ldap ldap:%(conf)s cache-ttl 1s negative-ttl 1s
 action "local" maildir "~/Maildir"
 action "ldap" maildir "~/Maildir" virtual <ldap>
@@ -313,10 +319,15 @@ def rcpt(port, address):
     return r[3]
 
 
-def auth_plain(port, user, password):
+def auth_plain(port, user, password, senders=()):
+    """The reply to AUTH PLAIN, and then to MAIL FROM with each sender."""
     token = base64.b64encode(("\0%s\0%s" % (user, password)).encode())
-    r = smtp_dialog(port, ["EHLO client.test",
-                           "AUTH PLAIN %s" % token.decode(), "QUIT"])
+    items = ["EHLO client.test", "AUTH PLAIN %s" % token.decode()]
+    for sender in senders:
+        items += ["MAIL FROM:<%s>" % sender, "RSET"]
+    r = smtp_dialog(port, items + ["QUIT"])
+    if senders:
+        return r[2], [r[3 + 2 * i] for i in range(len(senders))]
     return r[2]
 
 
@@ -355,8 +366,13 @@ def test_ldap_tables():
             assert r.code == 550, r
 
             # AUTH against userPassword's {CRYPT} hash
-            r = auth_plain(d.port, "ldapuser", PASSWORD)
+            # ... and the sender addresses it may use: both values of
+            # "mail" (joined with ", "), no other
+            r, mail = auth_plain(d.port, "ldapuser", PASSWORD, senders=(
+                "ldap.user@ldapdom.test", "ldapuser@ldapdom.test",
+                "other@ldapdom.test"))
             assert r.code == 235, r
+            assert [m.code for m in mail] == [250, 250, 553], mail
             r = auth_plain(d.port, "ldapuser", "wrong")
             assert r.code == 535, r
             # the key is an assertion value: "*)(uid=ldapuser" pasted
