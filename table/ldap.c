@@ -720,14 +720,17 @@ send_query(struct ldconn *c, struct ldquery *lq)
 	return 0;
 }
 
-/* send what waits on the bound connections; make those missing */
+/*
+ * Send what waits, each on the bound connection with the fewest searches
+ * in flight; when none is idle, make one more, up to the pool.
+ */
 static void
 dispatch(struct ldtable *tab)
 {
 	struct ldquery	*lq;
-	struct ldconn	*c;
+	struct ldconn	*c, *down = NULL;
 	struct timeval	 tv = { 0, RETRY_BUSY_MS * 1000 };
-	int		 i, need;
+	int		 i, idle = 0, making = 0, load;
 
 	while ((lq = TAILQ_FIRST(&tab->queue)) != NULL &&
 	    (c = pick_conn(tab)) != NULL) {
@@ -737,21 +740,23 @@ dispatch(struct ldtable *tab)
 			return;
 		}
 	}
-	if (TAILQ_EMPTY(&tab->queue) || tab->down)
+	if (tab->down)
 		return;
-	/* connections still to make: as many as the queue wants */
-	need = 0;
-	TAILQ_FOREACH(lq, &tab->queue, entry)
-		need++;
-	for (i = 0; i < tab->conf.pool && need > 0 && !tab->down; i++) {
+	/* only for work: a server that drops us at once is not a loop */
+	load = !TAILQ_EMPTY(&tab->queue);
+	for (i = 0; i < tab->conf.pool; i++) {
 		c = &tab->conns[i];
-		if (c->state == C_CONNECTING || c->state == C_BINDING)
-			need -= INFLIGHT_MAX;
-		else if (c->state == C_DOWN) {
-			conn_connect(c);
-			need -= INFLIGHT_MAX;
-		}
+		if (c->ninflight > 0)
+			load = 1;
+		if (c->state == C_READY && c->ninflight == 0)
+			idle = 1;
+		else if (c->state == C_CONNECTING || c->state == C_BINDING)
+			making = 1;
+		else if (c->state == C_DOWN && down == NULL)
+			down = c;
 	}
+	if (load && !idle && !making && down != NULL)
+		conn_connect(down);
 }
 
 static void
