@@ -15,6 +15,9 @@ One daemon for every case:
   - a domain only in LDAP (associatedDomain) is ours, a virtual user
     only in LDAP (mailLocalAddress -> mailRoutingAddress phtest1) is
     delivered, an address not in LDAP is refused 550;
+  - "virtual <ldap> userbase <ldap>": a virtual user with its uid, gid
+    and home in LDAP (userinfo) is delivered into a vmail tree as the
+    vmail user;
   - AUTH PLAIN checks the password against userPassword, which holds
     "{CRYPT}" and a SHA-512 crypt(3) hash: the driver takes the prefix
     off (etc/ldap.conf says so too); "senders <ldap>" lets the user send
@@ -60,6 +63,7 @@ ROOTPW = "admin-secret"
 BINDDN = "cn=posthaste," + BASE
 BINDPW = "posthaste-secret"
 PASSWORD = "ldap horse battery"
+VMAIL = "phvmail"	# the virtual mailboxes' owner (test_lookup_aliases's)
 
 CONFIG_LDIF = """\
 dn: cn=config
@@ -153,6 +157,19 @@ mailRoutingAddress: @USER1@
 mail: ldapuser@ldapdom.test
 mail: ldap.user@ldapdom.test
 userPassword: {CRYPT}@HASH@
+
+dn: uid=vuser,ou=people,@BASE@
+objectClass: inetOrgPerson
+objectClass: posixAccount
+objectClass: inetLocalMailRecipient
+uid: vuser
+cn: Virtual User
+sn: User
+uidNumber: @VUID@
+gidNumber: @VGID@
+homeDirectory: @VDIR@
+mailLocalAddress: vuser@vmail.test
+mailRoutingAddress: vuser
 """
 
 LATER_LDIF = """\
@@ -180,6 +197,8 @@ alias_filter (&(objectClass=inetLocalMailRecipient)(mailLocalAddress=%%s))
 alias_attributes mailRoutingAddress
 credentials_filter (&(objectClass=posixAccount)(uid=%%s))
 credentials_attributes userPassword
+userinfo_filter (&(objectClass=posixAccount)(uid=%%s))
+userinfo_attributes uidNumber gidNumber homeDirectory
 mailaddrmap_filter (&(objectClass=posixAccount)(uid=%%s))
 mailaddrmap_attributes mail
 """
@@ -193,7 +212,10 @@ listen on 127.0.0.1 port @PORT@ auth-optional <ldap> auth-plaintext \
 table ldap ldap:%(conf)s cache-ttl 1s negative-ttl 1s
 action "local" maildir "~/Maildir"
 action "ldap" maildir "~/Maildir" virtual <ldap>
+action "vmail" maildir "%(vdir)s/%%{dest.domain}/%%{dest.user}" \
+    virtual <ldap> userbase <ldap>
 match from any for domain "example.test" action "local"
+match from any for domain "vmail.test" action "vmail"
 match from any for domain <ldap> action "ldap"
 """
 
@@ -348,20 +370,48 @@ def table_conf_file(directory):
     return path
 
 
+def vmail_tree():
+    """A directory for the virtual mailboxes, vmail.test's owned by the
+    vmail user."""
+    vm = fixture.ensure_test_user(VMAIL)
+    vdir = tempfile.mkdtemp(prefix="ldap-vmail-", dir="/tmp")
+    os.chmod(vdir, 0o755)
+    os.mkdir(os.path.join(vdir, "vmail.test"), 0o755)
+    os.chown(os.path.join(vdir, "vmail.test"), vm.pw_uid, vm.pw_gid)
+    return vm, vdir
+
+
 def test_ldap_tables():
     """Every case of the module docstring against one slapd and one
     daemon."""
+    vm, vdir = vmail_tree()
     data = fill(DATA_LDIF, base=BASE, binddn=BINDDN, bindpw=BINDPW,
-                user1=TEST_USER1, hash=sha512_crypt(PASSWORD))
+                user1=TEST_USER1, hash=sha512_crypt(PASSWORD),
+                vuid=str(vm.pw_uid), vgid=str(vm.pw_gid), vdir=vdir)
+    try:
+        ldap_cases(data, vm, vdir)
+    finally:
+        shutil.rmtree(vdir, ignore_errors=True)
+
+
+def ldap_cases(data, vm, vdir):
     with Slapd(data) as s:
         path = table_conf_file(s.dir)
-        with Daemon(conf=CONF % {"conf": path}) as d:
+        with Daemon(conf=CONF % {"conf": path, "vdir": vdir}) as d:
             # a domain and a virtual user only in LDAP
             marker = unique("ldap-virtual")
             send(d.port, "ldapuser@ldapdom.test", marker)
             wait_marker(TEST_USER1, marker)
             r = rcpt(d.port, "nobody@ldapdom.test")
             assert r.code == 550, r
+            # a virtual user whose uid, gid and home are in LDAP too
+            marker = unique("ldap-userbase")
+            send(d.port, "vuser@vmail.test", marker)
+            new = os.path.join(vdir, "vmail.test", "vuser", "new")
+            files = poll(lambda: os.path.isdir(new) and os.listdir(new))
+            assert files, "nothing in %s" % new
+            st = os.stat(os.path.join(new, files[0]))
+            assert st.st_uid == vm.pw_uid, "owned by %d" % st.st_uid
             r = rcpt(d.port, "ldapuser@other.test")
             assert r.code == 550, r
 
@@ -431,7 +481,8 @@ def test_ldap_config_errors():
                 f.write(text)
             conf = os.path.join(tmp, "smtpd.conf")
             with open(conf, "w") as f:
-                f.write(fill(CONF % {"conf": path}, tmp=tmp, port="2525"))
+                f.write(fill(CONF % {"conf": path, "vdir": tmp}, tmp=tmp,
+                             port="2525"))
             r = run_smtpd(["-n", "-f", conf])
             assert r.returncode == 1, r.output
             assert "%s:%d: " % (path, line) in r.output, r.output
@@ -439,7 +490,8 @@ def test_ldap_config_errors():
         # the example in the sources is a valid configuration
         sample = os.path.join(fixture.REPO, "etc", "ldap.conf")
         with open(conf, "w") as f:
-            f.write(fill(CONF % {"conf": sample}, tmp=tmp, port="2525"))
+            f.write(fill(CONF % {"conf": sample, "vdir": tmp}, tmp=tmp,
+                         port="2525"))
         r = run_smtpd(["-n", "-f", conf])
         assert r.returncode == 0 and "configuration OK" in r.output, \
             r.output
