@@ -4,7 +4,10 @@
  *
  * The configuration file is parsed by ldap_conf.c.  Each table keeps a
  * pool of connections ("pool N", 2 by default), each an LDAP handle of
- * its own.  libldap is used only through its asynchronous calls:
+ * its own, made when the first query comes and one more whenever every
+ * bound one has a search in flight; a search goes to the bound
+ * connection with the fewest (LDAP multiplexes them by message id).
+ * libldap is used only through its asynchronous calls:
  *
  *   - connect: LDAP_OPT_CONNECT_ASYNC makes ldap_sasl_bind() answer
  *     LDAP_X_CONNECTING while the TCP connection is in progress; we wait
