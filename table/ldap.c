@@ -95,7 +95,7 @@ struct ldquery {
 	char			*value;		/* built from the entries */
 	size_t			 vlen;
 	int			 nentries;
-	int			 failed;	/* an entry broke a rule */
+	const char		*failed;	/* why the answer is refused */
 };
 TAILQ_HEAD(ldquery_list, ldquery);
 
@@ -386,13 +386,16 @@ value_add(struct ldquery *lq, const char *sep, const char *v, size_t vlen)
 	size_t	 seplen = lq->vlen > 0 ? strlen(sep) : 0;
 	char	*n;
 
-	if (memchr(v, '\0', vlen) != NULL || lq->vlen + seplen + vlen >
-	    TABLE_VALUE_MAX) {
-		lq->failed = 1;
+	if (memchr(v, '\0', vlen) != NULL) {
+		lq->failed = "a value holds a NUL byte";
+		return -1;
+	}
+	if (lq->vlen + seplen + vlen > TABLE_VALUE_MAX) {
+		lq->failed = "the answer is too long";
 		return -1;
 	}
 	if ((n = realloc(lq->value, lq->vlen + seplen + vlen + 1)) == NULL) {
-		lq->failed = 1;
+		lq->failed = "out of memory";
 		return -1;
 	}
 	lq->value = n;
@@ -430,7 +433,7 @@ entry_userinfo(struct ldquery *lq, LDAP *ld, LDAPMessage *m)
 			ok = 0;
 	if (ok) {
 		if (lq->nentries++ > 0)
-			lq->failed = 1;
+			lq->failed = "more than one entry";
 		for (i = 0; i < LDAP_CONF_NATTRS && !lq->failed; i++)
 			value_add(lq, ":", v[i][0]->bv_val, v[i][0]->bv_len);
 	}
@@ -463,7 +466,7 @@ entry_credentials(struct ldquery *lq, LDAP *ld, LDAPMessage *m)
 		return;
 	}
 	if (lq->nentries++ > 0)
-		lq->failed = 1;
+		lq->failed = "more than one entry";
 	else
 		value_add(lq, "", h, n);
 	ldap_value_free_len(v);
@@ -526,11 +529,10 @@ search_done(struct ldquery *lq, LDAP *ld, LDAPMessage *m)
 		    lq->q->key, ldap_err2string(err), text != NULL &&
 		    *text ? ": " : "", text != NULL ? text : "");
 		query_answer(lq, TABLE_ERROR, NULL);
-	} else if (lq->failed) {
+	} else if (lq->failed != NULL) {
 		log_warnx("table %s: %s search for \"%s\": %s", tname(tab),
 		    table_service_name(lq->q->service), lq->q->key,
-		    lq->nentries > 1 ? "more than one entry" :
-		    "a value too long or holding a NUL byte");
+		    lq->failed);
 		query_answer(lq, TABLE_ERROR, NULL);
 	} else if (lq->nentries == 0)
 		query_answer(lq, TABLE_NOTFOUND, NULL);
