@@ -844,13 +844,25 @@ ldap_open(const struct table *t, char *err, size_t errlen)
 	return tab;
 }
 
-/* connections are made when the first query comes */
+/*
+ * Connections are made when the first query comes.  libldap's one-time
+ * set-up (its defaults, the host's own name, SASL's plugins) is done
+ * now, before the sandbox and before the event loop runs, rather than
+ * in the first query; without reading /etc/ldap/ldap.conf or a user's
+ * ldaprc: the table's file is the whole configuration.
+ */
 static int
 ldap_start(void *h, struct event_base *base)
 {
 	struct ldtable	*tab = h;
-	int		 i;
+	int		 i, v;
 
+	if (setenv("LDAPNOINIT", "1", 1) == -1 ||
+	    ldap_get_option(NULL, LDAP_OPT_PROTOCOL_VERSION, &v) !=
+	    LDAP_OPT_SUCCESS) {
+		log_warnx("table %s: libldap cannot start", tname(tab));
+		return -1;
+	}
 	tab->base = base;
 	tab->backoff = BACKOFF_FIRST;
 	if ((tab->retry = evtimer_new(base, retry_cb, tab)) == NULL ||
