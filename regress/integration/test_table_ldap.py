@@ -27,6 +27,8 @@ One daemon for every case:
     filter it would have matched that user);
   - an entry added with ldapadd works once the negative answer's ttl
     (1 s) is over;
+  - slapd frozen (SIGSTOP): no answer within the table's timeout (2 s),
+    the search is abandoned and the recipient gets 451;
   - slapd stopped: the same recipients get 451 (a temporary failure),
     never 550, AUTH 454, and the outage is logged once; slapd started
     again is found by the next attempt of the back-off.
@@ -439,6 +441,20 @@ def ldap_cases(data, vm, vdir):
                         == 250, timeout=5), \
                 rcpt(d.port, "later@ldapdom.test")
 
+            # slapd frozen: no answer within "timeout 2s", the search is
+            # abandoned and the recipient deferred
+            s.proc.send_signal(signal.SIGSTOP)
+            try:
+                start = time.monotonic()
+                r = rcpt(d.port, "frozen@ldapdom.test")
+                took = time.monotonic() - start
+            finally:
+                s.proc.send_signal(signal.SIGCONT)
+            assert r.code == 451, r
+            assert 1.5 < took < 6, took
+            assert poll(lambda: rcpt(d.port, "ldapuser@ldapdom.test").code
+                        == 250, timeout=5)
+
             # slapd gone: temporary failures, never "unknown user"
             s.stop()
             for address in ("ldapuser@ldapdom.test", "nobody@ldapdom.test"):
@@ -457,6 +473,7 @@ def ldap_cases(data, vm, vdir):
         assert log.count("unreachable") == 1, \
             [ln for ln in log.splitlines() if "unreachable" in ln]
         assert "answers again" in log
+        assert "no answer from %s within 2 s" % URL in log
 
 
 BAD_CONFS = [
