@@ -24,13 +24,15 @@
  * A query waits in the table's queue until a connection is bound; each
  * has its deadline ("timeout DUR", 5 s) from the moment it was asked:
  * past it, the search is abandoned (ldap_abandon_ext) and the answer is
- * TABLE_ERROR.  When a connection cannot be made or bound, the table is
- * down: every query is answered TABLE_ERROR at once (a temporary
- * failure for the client, never "not found"), the outage is logged once,
- * and a new connection is tried after 1 s, then 2, 4 ... up to 30 s.  A
+ * TABLE_ERROR.  When a connection cannot be made or bound and no other
+ * is bound, the table is down: every query is answered TABLE_ERROR at
+ * once (a temporary failure for the client, never "not found"), the
+ * outage is logged once, and a new connection is tried after 1 s, then
+ * 2, 4 ... up to 30 s.  A
  * connection that breaks after it was bound (the server restarted, an
  * idle timeout) fails the searches it carried and is made again when
- * next needed.
+ * next needed; one that cannot be made while others serve is not tried
+ * again for 30 s.
  *
  * The key is an RFC 4515 assertion value (ldap_filter_expand()), never
  * filter text.  The answer is built from the entries found:
@@ -123,6 +125,7 @@ struct ldtable {
 	int			 failures;	/* attempts in this outage */
 	struct event		*retry;		/* the next attempt */
 	struct event		*busy;		/* dispatch again shortly */
+	time_t			 grow_after;	/* a new connection failed */
 	int			 timeouts_logged;
 };
 
@@ -233,6 +236,27 @@ table_up(struct ldtable *tab)
 
 /* ---- connections ---- */
 
+static time_t
+now_mono(void)
+{
+	struct timespec	ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		fatal("clock_gettime");
+	return ts.tv_sec;
+}
+
+static int
+any_ready(const struct ldtable *tab)
+{
+	int	i;
+
+	for (i = 0; i < tab->conf.pool; i++)
+		if (tab->conns[i].state == C_READY)
+			return 1;
+	return 0;
+}
+
 static void
 conn_close(struct ldconn *c)
 {
@@ -263,6 +287,13 @@ conn_fail(struct ldconn *c, const char *why)
 
 	conn_close(c);
 	fail_list(&c->inflight);
+	if (!was_ready && any_ready(tab)) {
+		/* one more could not be made: the others serve meanwhile */
+		log_info("table %s: connection %d to %s: %s", tname(tab),
+		    c->id, tab->conf.url, why);
+		tab->grow_after = now_mono() + BACKOFF_MAX;
+		return;
+	}
 	if (!was_ready) {
 		table_down(tab, why);
 		return;
@@ -760,7 +791,8 @@ dispatch(struct ldtable *tab)
 		else if (c->state == C_DOWN && down == NULL)
 			down = c;
 	}
-	if (load && !idle && !making && down != NULL)
+	if (load && !idle && !making && down != NULL &&
+	    (!any_ready(tab) || now_mono() >= tab->grow_after))
 		conn_connect(down);
 }
 
