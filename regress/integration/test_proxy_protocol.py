@@ -174,6 +174,45 @@ def v2_header(src, dst, sport, dport, cmd=0x21, fam=0x11):
     return V2_SIG + bytes([cmd, fam]) + struct.pack(">H", len(body)) + body
 
 
+def tls_greeting_after_header(header):
+    """Straight to the smtps listener from the balancer's address: the
+    header and the TLS ClientHello in one write, so that they arrive
+    together and a reader that took more than the header would break the
+    handshake.  Returns the greeting read over TLS."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out)
+    s = raw(LB, PORT_V1)
+    try:
+        try:
+            tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        s.sendall(header + out.read())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if tls.version() is None:
+                    tls.do_handshake()
+                data = tls.read(512)
+                if data:
+                    return data
+            except ssl.SSLWantReadError:
+                pass
+            pending = out.read()
+            if pending:
+                s.sendall(pending)
+            data = s.recv(4096)
+            if not data:
+                return b""
+            inc.write(data)
+        return b""
+    finally:
+        s.close()
+
+
 def log_has(d, pattern, timeout=5):
     return poll(lambda: re.search(pattern, d.log()), timeout=timeout)
 
@@ -217,6 +256,13 @@ def test_behind_haproxy():
                                   timeout=10, context=ctx,
                                   source_address=(CLIENT, 0)) as c:
                 send_message(c, "%s@trusted.test" % TEST_USER1, mark1)
+
+            # the header never takes a byte of what follows: here the
+            # ClientHello, in the same segment
+            hdr = b"PROXY TCP4 127.0.0.72 127.0.0.71 1234 465\r\n"
+            assert tls_greeting_after_header(hdr).startswith(b"220 ")
+            assert tls_greeting_after_header(
+                v2_header(CLIENT, LB, 1, 465)).startswith(b"220 ")
 
             # the per-address limit counts clients, not the balancer
             held = [via_v2(), via_v2()]
