@@ -30,6 +30,7 @@ import ssl
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 
 import fixture
@@ -206,6 +207,20 @@ def v2_header(src, dst, sport, dport, cmd=0x21, fam=0x11):
     return V2_SIG + bytes([cmd, fam]) + struct.pack(">H", len(body)) + body
 
 
+def send_slowly(s):
+    """A v1 header (UNKNOWN, padded to 106 bytes), a byte every 0.5 s,
+    until the daemon hangs up."""
+    header = b"PROXY UNKNOWN " + b"x" * 90 + b"\r\n"
+    try:
+        for b in header:
+            s.sendall(bytes([b]))
+            time.sleep(0.5)
+    except OSError:
+        pass
+    finally:
+        s.close()
+
+
 def tls_greeting_after_header(header):
     """Straight to the smtps listener from the balancer's address: the
     header and the TLS ClientHello in one write, so that they arrive
@@ -266,6 +281,12 @@ def test_behind_haproxy():
             # meanwhile the one worker serves everyone else
             silent = raw(LB)
             silent_at = time.monotonic()
+            # nor a header trickled a byte every half second (the 5 s
+            # are for the whole header)
+            trickle = raw(LB)
+            trickler = threading.Thread(target=send_slowly,
+                                        args=(trickle,), daemon=True)
+            trickler.start()
 
             lb = HAProxy()
             lb.wait_ready()
@@ -353,12 +374,16 @@ def test_behind_haproxy():
             with via_v2() as c:
                 send_message(c, "%s@example.test" % TEST_USER1, mark2)
 
-            # the silent one: closed after its 5 s, not before
+            # the silent one and the trickle: closed after 5 s, not before
             assert closed_without_greeting(silent, timeout=10)
             waited = time.monotonic() - silent_at
             assert 4 <= waited < 9, waited
-            assert log_has(d, r"bad PROXY header from 127\.0\.0\.71 .*: "
-                           r"no header in time")
+            trickler.join(10)
+            assert not trickler.is_alive()
+            waited = time.monotonic() - silent_at
+            assert waited < 9, waited
+            assert len(re.findall(r"bad PROXY header from 127\.0\.0\.71 "
+                                  r".*: no header in time", d.log())) == 2
 
             # what was delivered names the client, never the balancer
             files = wait_maildir(TEST_USER1, 3)
