@@ -93,6 +93,14 @@
 # port 53, and unbound-resolvconf, which would point /etc/resolv.conf at
 # it) are disabled at once, as Dovecot's is.
 #
+# haproxy (issue 21): regress/integration/test_proxy_protocol.py puts a
+# real HAProxy in front of the daemon (send-proxy and send-proxy-v2) to
+# prove the PROXY protocol listener.  The test runs its own in the
+# foreground (-db) with a configuration it writes, on 127.0.0.71; the
+# package's service is disabled at once like the others (Debian's
+# /etc/haproxy/haproxy.cfg binds no port anyway, but a running service
+# is one more process to get in the way).
+#
 # LDAP shared tables (issue 21): libldap-dev, OpenLDAP's client library
 # (table/ldap.c; Debian 12 names it libldap-dev, libldap2-dev being the
 # old name of the same package), and for
@@ -174,6 +182,7 @@ PACKAGES="
 	unbound
 	stunnel4
 	libcurl4-openssl-dev
+	haproxy
 	libldap-dev
 	slapd
 	ldap-utils
@@ -275,11 +284,11 @@ if [ -n "$missing" ]; then
 		fi
 		;;
 	esac
-	for svc in rspamd opendkim nsd unbound slapd; do
+	for svc in rspamd opendkim nsd unbound haproxy slapd; do
 		case " $missing " in
 		*" $svc "*)
-			# the milter, DANE and LDAP tests start their own
-			# on loopback ports
+			# the milter, DANE, PROXY protocol and LDAP tests
+			# start their own on loopback ports
 			if command -v deb-systemd-helper >/dev/null 2>&1; then
 				deb-systemd-helper disable "$svc.service" \
 				    >/dev/null 2>&1
