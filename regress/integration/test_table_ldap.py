@@ -24,7 +24,8 @@ One daemon for every case:
     from the addresses of its two "mail" values only (mailaddrmap);
   - a user name with "*)(" in it is an escaped assertion value: with the
     right password of another user it still fails (pasted raw into the
-    filter it would have matched that user);
+    filter it would have matched that user); a user name with two
+    entries is a temporary failure (454), neither password is taken;
   - an entry added with ldapadd works once the negative answer's ttl
     (1 s) is over;
   - slapd frozen (SIGSTOP): no answer within the table's timeout (2 s),
@@ -158,6 +159,32 @@ mailLocalAddress: ldapuser@ldapdom.test
 mailRoutingAddress: @USER1@
 mail: ldapuser@ldapdom.test
 mail: ldap.user@ldapdom.test
+userPassword: {CRYPT}@HASH@
+
+dn: uid=twin,ou=people,@BASE@
+objectClass: inetOrgPerson
+objectClass: posixAccount
+uid: twin
+cn: Twin
+sn: One
+uidNumber: 5002
+gidNumber: 5002
+homeDirectory: /var/empty
+userPassword: {CRYPT}@HASH@
+
+dn: ou=others,@BASE@
+objectClass: organizationalUnit
+ou: others
+
+dn: uid=twin,ou=others,@BASE@
+objectClass: inetOrgPerson
+objectClass: posixAccount
+uid: twin
+cn: Twin
+sn: Two
+uidNumber: 5003
+gidNumber: 5003
+homeDirectory: /var/empty
 userPassword: {CRYPT}@HASH@
 
 dn: uid=vuser,ou=people,@BASE@
@@ -432,6 +459,10 @@ def ldap_cases(data, vm, vdir):
             # ldapuser, and his password would do
             r = auth_plain(d.port, "*)(uid=ldapuser", PASSWORD)
             assert r.code == 535, r
+            # two entries for one user name: which password is a guess,
+            # so neither is taken (a temporary failure, logged)
+            r = auth_plain(d.port, "twin", PASSWORD)
+            assert r.code == 454, r
 
             # an entry added later: seen once the negative ttl is over
             r = rcpt(d.port, "later@ldapdom.test")
@@ -474,6 +505,7 @@ def ldap_cases(data, vm, vdir):
             [ln for ln in log.splitlines() if "unreachable" in ln]
         assert "answers again" in log
         assert "no answer from %s within 2 s" % URL in log
+        assert 'credentials search for "twin": more than one entry' in log
 
 
 BAD_CONFS = [
