@@ -233,6 +233,7 @@ control_table_lookup(struct ctl_client *c, struct imsg *m)
 {
 	struct ctl_table_lookup	 req;
 	enum table_service	 s;
+	const char		*p;
 
 	if (m->len != sizeof(req) || m->fd != -1) {
 		if (m->fd != -1)
@@ -258,6 +259,13 @@ control_table_lookup(struct ctl_client *c, struct imsg *m)
 		table_refuse(c, "no such table: ", req.table);
 		return;
 	}
+	for (p = req.key; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			/* no key of the daemon's holds one; nor may the log */
+			table_refuse(c, "the key holds a control character",
+			    "");
+			return;
+		}
 	if (table_service_parse(req.service, &s) == -1) {
 		table_refuse(c, "no such service (string, alias, domain, "
 		    "credentials, netaddr, userinfo, mailaddr or mailaddrmap): ",
