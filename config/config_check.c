@@ -187,16 +187,15 @@ config_check_files(const struct smtpd_config *c, FILE *out)
 	lookup.uid = pw->pw_uid;
 	lookup.gid = pw->pw_gid;
 	TAILQ_FOREACH(t, &c->tables, entry) {
-		/* a shared table's file is read by the parent, as root,
-		 * and checked by its backend (table_remote_load()) */
-		if (t->backend == TABLE_INLINE || t->backend == TABLE_REMOTE)
+		if (t->backend == TABLE_INLINE)
 			continue;
 		snprintf(what, sizeof(what), "table %s:", t->name);
 		if (t->backend == TABLE_REMOTE) {
 			/*
-			 * pgsql:, ldap:, redis: files are read by the parent
-			 * (table_remote_load), socketmap: names no file; a
-			 * proc: program is run by lookup, as its user
+			 * a shared table's file (pgsql:, ldap:, redis:) is
+			 * read by the parent, as root, and checked by its
+			 * backend (table_remote_load()); socketmap: names no
+			 * file; a proc: program is run by lookup, as its user
 			 */
 			if (strcmp(t->scheme, "proc") == 0) {
 				snprintf(prog, sizeof(prog), "%s", t->path);
