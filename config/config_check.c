@@ -112,8 +112,9 @@ check_one(const struct smtpd_config *c, FILE *out, const struct who *w,
 	if ((rc = open_as(w, path, exec)) == 0)
 		return 0;
 	report(out, "%s:%d: %s %s: %s cannot %s it: %s", c->path, line,
-	    what, path, w->name, exec ? "run" : "read", rc == CHECK_NOT_REGULAR ?
-	    "not a regular file" : rc == CHECK_NO_IDENTITY ?
+	    what, path, w->name, exec ? "run" : "read",
+	    rc == CHECK_NOT_REGULAR ? "not a regular file" :
+	    rc == CHECK_NO_IDENTITY ?
 	    "cannot take that identity" : strerror(rc));
 	return 1;
 }

@@ -378,7 +378,8 @@ ctl_table_lookup(const char *sock, char **argv)
 			fprintf(stderr, "smtpctl: %s\n", rep.text);
 			return CTL_TABLE_ERROR;
 		}
-		if (m.hdr.type != IMSG_CTL_TABLE_RESULT || m.len != sizeof(*r)) {
+		if (m.hdr.type != IMSG_CTL_TABLE_RESULT ||
+		    m.len != sizeof(*r)) {
 			fprintf(stderr, "smtpctl: bad reply\n");
 			exit(76);
 		}
