@@ -93,6 +93,14 @@
 # port 53, and unbound-resolvconf, which would point /etc/resolv.conf at
 # it) are disabled at once, as Dovecot's is.
 #
+# haproxy (issue 21): regress/integration/test_proxy_protocol.py puts a
+# real HAProxy in front of the daemon (send-proxy and send-proxy-v2) to
+# prove the PROXY protocol listener.  The test runs its own in the
+# foreground (-db) with a configuration it writes, on 127.0.0.71; the
+# package's service is disabled at once like the others (Debian's
+# /etc/haproxy/haproxy.cfg binds no port anyway, but a running service
+# is one more process to get in the way).
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -160,6 +168,7 @@ PACKAGES="
 	unbound
 	stunnel4
 	libcurl4-openssl-dev
+	haproxy
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -258,11 +267,11 @@ if [ -n "$missing" ]; then
 		fi
 		;;
 	esac
-	for svc in rspamd opendkim nsd unbound; do
+	for svc in rspamd opendkim nsd unbound haproxy; do
 		case " $missing " in
 		*" $svc "*)
-			# the milter and DANE tests start their own on
-			# loopback ports
+			# the milter, DANE and PROXY protocol tests
+			# start their own on loopback ports
 			if command -v deb-systemd-helper >/dev/null 2>&1; then
 				deb-systemd-helper disable "$svc.service" \
 				    >/dev/null 2>&1
