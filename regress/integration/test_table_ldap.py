@@ -22,6 +22,9 @@ One daemon for every case:
     "{CRYPT}" and a SHA-512 crypt(3) hash: the driver takes the prefix
     off (etc/ldap.conf says so too); "senders <ldap>" lets the user send
     from the addresses of its two "mail" values only (mailaddrmap);
+  - smtpctl table lookup shows the answers: the values of two entries
+    joined with ", " (alias), uid:gid:home (userinfo), the hash without
+    "{CRYPT}"; "*" and "*)(mailLocalAddress=*" find nothing (exit 1);
   - a user name with "*)(" in it is an escaped assertion value: with the
     right password of another user it still fails (pasted raw into the
     filter it would have matched that user); a user name with two
@@ -160,6 +163,22 @@ mailRoutingAddress: @USER1@
 mail: ldapuser@ldapdom.test
 mail: ldap.user@ldapdom.test
 userPassword: {CRYPT}@HASH@
+
+dn: cn=team1,ou=people,@BASE@
+objectClass: inetOrgPerson
+objectClass: inetLocalMailRecipient
+cn: team1
+sn: Team
+mailLocalAddress: team@ldapdom.test
+mailRoutingAddress: phtest1
+
+dn: cn=team2,ou=people,@BASE@
+objectClass: inetOrgPerson
+objectClass: inetLocalMailRecipient
+cn: team2
+sn: Team
+mailLocalAddress: team@ldapdom.test
+mailRoutingAddress: phtest2
 
 dn: uid=twin,ou=people,@BASE@
 objectClass: inetOrgPerson
@@ -390,6 +409,15 @@ def send(port, address, marker):
     assert r[3].code == 250 and r[5].code == 250, r
 
 
+def lookup(d, service, key):
+    """smtpctl table lookup ldap SERVICE KEY: (exit status, output)."""
+    r = subprocess.run([fixture.binary("smtpctl"), "-s", d.socket_path,
+                        "table", "lookup", "ldap", service, key],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=20, universal_newlines=True)
+    return r.returncode, r.stdout.strip()
+
+
 def table_conf_file(directory):
     path = os.path.join(directory, "ldap.conf")
     with open(path, "w") as f:
@@ -444,6 +472,22 @@ def ldap_cases(data, vm, vdir):
             r = rcpt(d.port, "ldapuser@other.test")
             assert r.code == 550, r
 
+            # what the table answers, as smtpctl shows it: the values of
+            # two entries joined, a userinfo, the hash without {CRYPT}
+            rc, out = lookup(d, "alias", "team@ldapdom.test")
+            assert rc == 0 and sorted(out.split(", ")) == \
+                ["phtest1", "phtest2"], (rc, out)
+            rc, out = lookup(d, "userinfo", "vuser")
+            assert (rc, out) == (0, "%d:%d:%s" % (vm.pw_uid, vm.pw_gid,
+                                                  vdir)), (rc, out)
+            rc, out = lookup(d, "credentials", "ldapuser")
+            assert rc == 0 and out.startswith("$6$"), (rc, out)
+            # a key is an assertion value: "*)(" is no wildcard
+            rc, out = lookup(d, "alias", "*)(mailLocalAddress=*")
+            assert rc == 1, (rc, out)
+            rc, out = lookup(d, "alias", "*")
+            assert rc == 1, (rc, out)
+
             # AUTH against userPassword's {CRYPT} hash
             # ... and the sender addresses it may use: both values of
             # "mail" (joined with ", "), no other
@@ -493,6 +537,8 @@ def ldap_cases(data, vm, vdir):
                             timeout=5), rcpt(d.port, address)
             r = auth_plain(d.port, "ldapuser", PASSWORD)
             assert r.code == 454, r
+            rc, out = lookup(d, "alias", "ldapuser@ldapdom.test")
+            assert rc == 2, (rc, out)
 
             # back: the next attempt (1 s, 2 s, 4 s ... after the
             # outage began) finds it
