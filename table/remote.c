@@ -61,6 +61,7 @@ static const char *const service_names[TS_COUNT] = {
 };
 
 enum entry_state {
+	E_NEW,		/* never asked */
 	E_PENDING,
 	E_FOUND,
 	E_NOTFOUND,
@@ -256,6 +257,7 @@ table_query_done(struct table_query *q, int status, const char *value)
 	const char	*v = value != NULL ? value : "";
 	const char	*p;
 
+	free((char *)q->key);
 	free(q);
 	if (e == NULL)
 		return;		/* timed out earlier: the answer is late */
@@ -378,7 +380,9 @@ entry_ask(struct remote *r, struct entry *e)
 		fatal("calloc");
 	q->table = e->t;
 	q->service = e->service;
-	q->key = e->key;	/* lives as long as the entry: pinned */
+	/* the query's own: a late answer may outlive the entry */
+	if ((q->key = strdup(e->key)) == NULL)
+		fatal("strdup");
 	q->priv = e;
 	e->q = q;
 	if ((e->timer = evtimer_new(base, query_timeout_cb, e)) == NULL ||
@@ -430,8 +434,8 @@ table_remote_get(struct table *t, enum table_service service,
 		    strcmp(e->key, lk) == 0)
 			break;
 	now = now_mono();
-	if (e != NULL && e->state != E_PENDING && !e->stale &&
-	    (e->expires > now || e->pins > 0)) {
+	if (e != NULL && e->state != E_PENDING && e->state != E_NEW &&
+	    !e->stale && (e->expires > now || e->pins > 0)) {
 		if (current != NULL)
 			pin(current, e);
 		if (e->state == E_ERROR)
