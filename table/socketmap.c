@@ -488,12 +488,11 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	    &used);
 	if (r == 0 && len < REPLY_WIRE_MAX)
 		return;		/* more to come */
-	if (r != 1) {
-		conn_close(c, "a malformed netstring");
-		return;
-	}
-	if (c->state != SM_BUSY) {
-		conn_close(c, "a reply to no question");
+	if (r != 1 || c->state != SM_BUSY) {
+		log_warnx("table %s: socketmap server %s: %s", m->t->name,
+		    m->t->path, r != 1 ? "a malformed netstring" :
+		    "a reply to no question");
+		conn_close(c, NULL);
 		return;
 	}
 	why[0] = '\0';
@@ -506,21 +505,24 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	c->state = SM_IDLE;
 	evtimer_del(c->timer);
 	recovered(m);
-	if (status == TABLE_ERROR && !bad) {
+	if (status == TABLE_ERROR) {
 		if (!m->reply_logged)
 			log_warnx("table %s: %s \"%s\": %s", m->t->name,
 			    table_service_name(q->service), q->key, why);
 		m->reply_logged = 1;
-	} else if (status != TABLE_ERROR)
+	} else
 		m->reply_logged = 0;
 	table_query_done(q, status, value);
 	if (value != NULL)
 		freezero(value, strlen(value) + 1);
+	/* the server is there: no back-off, but the stream is suspect */
 	if (bad)
-		conn_close(c, why);
-	else if (evbuffer_get_length(in) > 0)
-		conn_close(c, "a reply to no question");
-	else
+		conn_close(c, NULL);
+	else if (evbuffer_get_length(in) > 0) {
+		log_warnx("table %s: socketmap server %s: a reply to no "
+		    "question", m->t->name, m->t->path);
+		conn_close(c, NULL);
+	} else
 		dispatch(m);
 }
 
