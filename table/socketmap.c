@@ -113,6 +113,11 @@ socketmap_target_parse(const char *spec, struct socketmap_target *tg,
 		}
 	memcpy(tg->mapname, map, strlen(map) + 1);
 	n = (size_t)(map - 1 - spec);	/* up to the map name's ':' */
+	if (n < 5) {			/* "unix:/path" lacks its map name */
+		snprintf(err, errlen, "expected unix:/path:MAPNAME or "
+		    "inet:HOST:PORT:MAPNAME");
+		return -1;
+	}
 	if (strncmp(spec, "unix:", 5) == 0) {
 		rest = spec + 5;
 		n -= 5;
