@@ -93,6 +93,15 @@
 # port 53, and unbound-resolvconf, which would point /etc/resolv.conf at
 # it) are disabled at once, as Dovecot's is.
 #
+# Shared tables (issue 21): libhiredis-dev, the client library of the
+# redis: tables (table/redis.c: its asynchronous API and libevent
+# adapter), and redis-server, which regress/integration/test_table_redis.py
+# starts itself, unprivileged, on 127.0.0.1:15740 without persistence.
+# The package's own service (redis-server.service, port 6379) must not
+# run: its start is forbidden during the install (policy-rc.d, below) and
+# it is disabled at once, as nsd's and unbound's are, so that nothing
+# answers on the default port unless an administrator sets it up.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -160,6 +169,8 @@ PACKAGES="
 	unbound
 	stunnel4
 	libcurl4-openssl-dev
+	libhiredis-dev
+	redis-server
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -258,11 +269,11 @@ if [ -n "$missing" ]; then
 		fi
 		;;
 	esac
-	for svc in rspamd opendkim nsd unbound; do
+	for svc in rspamd opendkim nsd unbound redis-server; do
 		case " $missing " in
 		*" $svc "*)
-			# the milter and DANE tests start their own on
-			# loopback ports
+			# the milter, DANE and redis table tests start
+			# their own on loopback ports
 			if command -v deb-systemd-helper >/dev/null 2>&1; then
 				deb-systemd-helper disable "$svc.service" \
 				    >/dev/null 2>&1
