@@ -27,8 +27,8 @@ import subprocess
 import tempfile
 import time
 
-from fixture import (Daemon, ensure_test_user, poll, run_smtpd, skip,
-                     smtp_dialog, user)
+from fixture import (REPO, Daemon, ensure_test_user, poll, run_smtpd,
+                     skip, smtp_dialog)
 
 TIMEOUT = 60
 REDIS_PORT = 15740
@@ -209,6 +209,11 @@ def test_redis_config_errors():
         r = run_smtpd(["-n", "-f", conf])
         assert r.returncode != 0 and "no query_SERVICE" in r.output, \
             r.output
+        # the sample in etc/ is a valid file
+        with open(os.path.join(REPO, "etc", "redis.conf")) as f:
+            write(rconf, f.read())
+        r = run_smtpd(["-n", "-f", conf])
+        assert r.returncode == 0, r.output
     finally:
         shutil.rmtree(dir, ignore_errors=True)
 
