@@ -9,7 +9,8 @@ Checked: mail to a virtual user is delivered into the vmail tree; an
 address added in redis is accepted once the negative answer expires
 (negative-ttl 1s); a key with spaces, quotes or "%s" in it is one
 argument (found when stored under exactly that name, harmless
-otherwise); with redis stopped a RCPT is 451, never 550; smtpd -n
+otherwise); with redis paused beyond the table's timeout, or stopped, a
+RCPT is 451, never 550; smtpd -n
 names the configuration file and line of a mistake.
 
 One redis-server and one daemon for the module.  Checked to fail when
@@ -53,7 +54,7 @@ TCP_CONF = """\
 server 127.0.0.1:%d
 password %s
 database 3
-timeout 2s
+timeout 1s
 pool 2
 query_domain SISMEMBER domains %%s
 query_alias GET virtual:%%s
@@ -283,6 +284,17 @@ def test_redis_tables():
                 assert r.code == 550, (rcpt, r)
             assert redis.cmd("DBSIZE") == 6, redis.cmd("KEYS", "*")
             assert redis.cmd("PING") == b"PONG"
+
+            # redis too slow (paused): 451 after the table's timeout (1s),
+            # not remote.c's 15 s
+            redis.cmd("CLIENT", "PAUSE", "1500")
+            t0 = time.monotonic()
+            r = rcpt_code(d.port, "gina@virtual.test")
+            assert r.code == 451, r
+            assert time.monotonic() - t0 < 5, time.monotonic() - t0
+            assert poll(lambda: b"no answer within the timeout" in
+                        open(d.log_path, "rb").read(), timeout=2)
+            assert redis.cmd("PING") == b"PONG"	# waits for the pause
 
             # redis down: a temporary failure, never "unknown user"
             redis.stop()
