@@ -22,7 +22,9 @@
  * A server that is down: the failure starts a back-off (1 s, doubling
  * to 30 s) during which questions are TABLE_ERROR at once, logged once
  * when the outage starts and once when it ends.  A server that closes
- * an idle connection is no outage.  TEMP, TIMEOUT and PERM replies are
+ * an idle connection is no outage; one that closes a connection just as
+ * a question goes out on it (its idle timeout and our question crossed)
+ * is asked that question again on a new connection, once.  TEMP, TIMEOUT and PERM replies are
  * TABLE_ERROR too (a temporary failure for the client: a table never
  * makes us refuse mail for good because its server had a problem),
  * logged with the server's reason.
@@ -331,12 +333,15 @@ struct smconn {
 	struct bufferevent	*bev;
 	enum smstate		 state;
 	struct table_query	*cur;		/* SM_BUSY */
+	int			 retry;		/* cur is asked a second time */
+	int			 answered;	/* replies on this connection */
 	struct event		*timer;
 };
 
 struct smwait {
 	TAILQ_ENTRY(smwait)	 entry;
 	struct table_query	*q;
+	int			 retry;
 };
 
 struct socketmap {
@@ -507,6 +512,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		fatalx("evbuffer_drain");
 	q = c->cur;
 	c->cur = NULL;
+	c->answered++;
 	c->state = SM_IDLE;
 	evtimer_del(c->timer);
 	recovered(m);
@@ -535,6 +541,7 @@ static void
 conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct smconn	*c = arg;
+	struct smwait	*w;
 	char		 why[128];
 
 	(void)bev;
@@ -547,6 +554,22 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (c->state == SM_IDLE) {
 		conn_close(c, NULL);	/* the server's idle timeout */
+		return;
+	}
+	/*
+	 * A connection that served before, closed as the question was
+	 * sent without a byte of answer: the server's idle timeout met
+	 * our question.  Ask it once more, on a new connection.
+	 */
+	if (c->state == SM_BUSY && c->answered > 0 && !c->retry &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
+	    (w = calloc(1, sizeof(*w))) != NULL) {
+		w->q = c->cur;
+		w->retry = 1;
+		c->cur = NULL;
+		TAILQ_INSERT_HEAD(&c->m->queue, w, entry);
+		c->m->nqueue++;
+		conn_close(c, NULL);
 		return;
 	}
 	if (what & BEV_EVENT_EOF)
@@ -577,12 +600,13 @@ conn_open(struct smconn *c)
 		return -1;
 	}
 	c->state = SM_CONNECTING;
+	c->answered = 0;
 	conn_timer_add(c);
 	return 0;
 }
 
 static void
-conn_send(struct smconn *c, struct table_query *q)
+conn_send(struct smconn *c, struct table_query *q, int retry)
 {
 	char	*req;
 	size_t	 len;
@@ -596,6 +620,7 @@ conn_send(struct smconn *c, struct table_query *q)
 	}
 	freezero(req, len);
 	c->cur = q;
+	c->retry = retry;
 	c->state = SM_BUSY;
 	conn_timer_add(c);
 }
@@ -619,7 +644,7 @@ dispatch(struct socketmap *m)
 			break;
 		TAILQ_REMOVE(&m->queue, w, entry);
 		m->nqueue--;
-		conn_send(c, w->q);
+		conn_send(c, w->q, w->retry);
 		free(w);
 	}
 	if (m->nqueue == 0)

@@ -7,7 +7,9 @@ unix socket.
 
 Checked: virtual domains, addresses and users answered by the server
 deliver a message into the vmail tree; a key added on the server is
-seen once the negative answer expires (negative-ttl 1s); a key with
+seen once the negative answer expires (negative-ttl 1s); a question
+whose connection the server closes without answering is asked again on
+a new connection, once; a key with
 spaces and quotes reaches the server as it is, in one request; TEMP, a
 malformed reply and a stopped server are 451, never 550; smtpd -n
 refuses a target that is no numeric address or no absolute path.
@@ -122,6 +124,10 @@ class SocketmapServer:
                 self.requests.append(req)
                 name, key = req.split(b" ", 1)
                 value = self.maps.get(name.decode(), {}).get(key, b"")
+                if value == b"!close-once":
+                    # an idle timeout crossing the question: no reply
+                    self.maps[name.decode()][key] = b"alice"
+                    return
                 if value == b"":
                     reply = netstring(b"NOTFOUND ")
                 elif value is None:
@@ -196,7 +202,8 @@ def test_socketmap_tables():
             "virtual": {b"alice@virtual.test": b"alice",
                         b'"john doe"@virtual.test': b"alice",
                         b"broken@virtual.test": b"!bad",
-                        b"frank@virtual.test": b"alice"},
+                        b"frank@virtual.test": b"alice",
+                        b"late@virtual.test": b"!close-once"},
             "users": {b"alice": home, b"bob": home},
         }
         server.start()
@@ -233,6 +240,11 @@ def test_socketmap_tables():
             assert r.code == 550, r
             assert all(q.startswith((b"virtual ", b"domains ", b"users "))
                        for q in server.requests[n:]), server.requests[n:]
+
+            # a connection closed as the question went out: asked again
+            r = rcpt_code(d.port, "late@virtual.test")
+            assert r.code == 250, r
+            assert server.requests.count(b"virtual late@virtual.test") == 2
 
             # TEMP, a malformed reply: temporary failures
             r = rcpt_code(d.port, "x@temp.test")
