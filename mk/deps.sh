@@ -93,6 +93,14 @@
 # port 53, and unbound-resolvconf, which would point /etc/resolv.conf at
 # it) are disabled at once, as Dovecot's is.
 #
+# haproxy (issue 21): regress/integration/test_proxy_protocol.py puts a
+# real HAProxy in front of the daemon (send-proxy and send-proxy-v2) to
+# prove the PROXY protocol listener.  The test runs its own in the
+# foreground (-db) with a configuration it writes, on 127.0.0.71; the
+# package's service is disabled at once like the others (Debian's
+# /etc/haproxy/haproxy.cfg binds no port anyway, but a running service
+# is one more process to get in the way).
+#
 # Shared tables (issue 21): libhiredis-dev, the client library of the
 # redis: tables (table/redis.c: its asynchronous API and libevent
 # adapter), and redis-server, which regress/integration/test_table_redis.py
@@ -169,6 +177,7 @@ PACKAGES="
 	unbound
 	stunnel4
 	libcurl4-openssl-dev
+	haproxy
 	libhiredis-dev
 	redis-server
 "
@@ -269,11 +278,11 @@ if [ -n "$missing" ]; then
 		fi
 		;;
 	esac
-	for svc in rspamd opendkim nsd unbound redis-server; do
+	for svc in rspamd opendkim nsd unbound haproxy redis-server; do
 		case " $missing " in
 		*" $svc "*)
-			# the milter, DANE and redis table tests start
-			# their own on loopback ports
+			# the milter, DANE, PROXY protocol and redis table
+			# tests start their own on loopback ports
 			if command -v deb-systemd-helper >/dev/null 2>&1; then
 				deb-systemd-helper disable "$svc.service" \
 				    >/dev/null 2>&1
