@@ -7,7 +7,8 @@ asks it over TCP and over the unix socket, with AUTH and SELECT.
 
 Checked: mail to a virtual user is delivered into the vmail tree; an
 address added in redis is accepted once the negative answer expires
-(negative-ttl 1s); a key with spaces, quotes or "%s" in it is one
+(negative-ttl 1s), a value changed once the found one expires
+(cache-ttl 1s); a key with spaces, quotes or "%s" in it is one
 argument (found when stored under exactly that name, harmless
 otherwise); with redis paused beyond the table's timeout, or stopped, a
 RCPT is 451, never 550; smtpd -n
@@ -274,6 +275,12 @@ def test_redis_tables():
             r = poll(lambda: rcpt_code(d.port, "bob@virtual.test").code
                      == 250, timeout=5, interval=0.2)
             assert r, "bob never accepted"
+            # changed in redis: seen once the found answer expired
+            # (cache-ttl 1s): bob's address now names no user
+            redis.cmd("SET", "virtual:bob@virtual.test", "nosuchuser")
+            r = poll(lambda: rcpt_code(d.port, "bob@virtual.test").code
+                     == 550, timeout=5, interval=0.2)
+            assert r, "bob's new value never seen"
 
             # keys with spaces, quotes, %s: one argument each
             r = rcpt_code(d.port, '"john doe"@virtual.test')
