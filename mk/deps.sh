@@ -62,8 +62,8 @@
 # python3-milter (pymilter, on Sendmail's libmilter) for the scripted
 # filters in regress/milter/, rspamd (its proxy worker in milter mode,
 # started by test_milter_rspamd.py with a minimal configuration of its own;
-# the package's Recommends redis-server is not installed, since
-# --no-install-recommends, and not needed) and opendkim, the milter daemon
+# it does not need the redis-server its package recommends, which is
+# installed for the redis table tests below) and opendkim, the milter daemon
 # (signing and verify mode, test_milter_opendkim.py).  The services both
 # packages enable stay off: the tests start their own on loopback ports.
 #
@@ -114,6 +114,15 @@
 # /etc/init.d/slapd): the temporary policy-rc.d below denies that start,
 # and the service is disabled at once, as Dovecot's is, so no system
 # slapd runs on port 389.
+#
+# Shared tables (issue 21): libhiredis-dev, the client library of the
+# redis: tables (table/redis.c: its asynchronous API and libevent
+# adapter), and redis-server, which regress/integration/test_table_redis.py
+# starts itself, unprivileged, on 127.0.0.1:15740 without persistence.
+# The package's own service (redis-server.service, port 6379) must not
+# run: its start is forbidden during the install (policy-rc.d, below) and
+# it is disabled at once, as nsd's and unbound's are, so that nothing
+# answers on the default port unless an administrator sets it up.
 #
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
@@ -186,6 +195,8 @@ PACKAGES="
 	libldap-dev
 	slapd
 	ldap-utils
+	libhiredis-dev
+	redis-server
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -284,11 +295,11 @@ if [ -n "$missing" ]; then
 		fi
 		;;
 	esac
-	for svc in rspamd opendkim nsd unbound haproxy slapd; do
+	for svc in rspamd opendkim nsd unbound haproxy slapd redis-server; do
 		case " $missing " in
 		*" $svc "*)
-			# the milter, DANE, PROXY protocol and LDAP tests
-			# start their own on loopback ports
+			# the milter, DANE, PROXY protocol, LDAP and redis
+			# table tests start their own on loopback ports
 			if command -v deb-systemd-helper >/dev/null 2>&1; then
 				deb-systemd-helper disable "$svc.service" \
 				    >/dev/null 2>&1
