@@ -93,6 +93,12 @@
 # port 53, and unbound-resolvconf, which would point /etc/resolv.conf at
 # it) are disabled at once, as Dovecot's is.
 #
+# Shared tables (issue 21): libpq-dev, PostgreSQL's client library, for
+# the pgsql: table (table/pgsql.c, asynchronous on lookup's event loop);
+# postgresql for the test server: regress/integration/pglib.py makes and
+# starts a throw-away cluster as an unprivileged user on a loopback port.
+# The package's own cluster service (port 5432) is disabled at once.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -160,6 +166,8 @@ PACKAGES="
 	unbound
 	stunnel4
 	libcurl4-openssl-dev
+	libpq-dev
+	postgresql
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -255,6 +263,19 @@ if [ -n "$missing" ]; then
 		    /etc/systemd/system/*.wants/rbldnsd.service
 		if command -v update-rc.d >/dev/null 2>&1; then
 			update-rc.d rbldnsd disable >/dev/null 2>&1
+		fi
+		;;
+	esac
+	case " $missing " in
+	*" postgresql "*)
+		# pglib.py starts its own clusters on loopback ports
+		if command -v deb-systemd-helper >/dev/null 2>&1; then
+			deb-systemd-helper disable postgresql.service \
+			    >/dev/null 2>&1
+		fi
+		rm -f /etc/systemd/system/multi-user.target.wants/postgresql.service
+		if command -v update-rc.d >/dev/null 2>&1; then
+			update-rc.d postgresql disable >/dev/null 2>&1
 		fi
 		;;
 	esac
