@@ -78,6 +78,9 @@ static const struct {
 	{ "client_encoding", "UTF8" },
 };
 
+static int	conf_error(char *, size_t, const char *, int, const char *,
+		    ...) __attribute__((format(printf, 5, 6)));
+
 static int
 conf_error(char *err, size_t errlen, const char *file, int line,
     const char *fmt, ...)
