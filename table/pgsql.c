@@ -276,6 +276,21 @@ conn_poll(struct pgconn *c)
 	}
 }
 
+/* libpq's notices (and a FATAL sent to an idle session) go to the log */
+static void
+conn_notice(void *arg, const char *message)
+{
+	struct pgconn	*c = arg;
+	char		 buf[512];
+	size_t		 i;
+
+	snprintf(buf, sizeof(buf), "%s", message);
+	for (i = 0; buf[i] != '\0'; i++)
+		if (buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t')
+			buf[i] = ' ';
+	log_debug("table %s: connection %d: %s", c->pg->t->name, c->id, buf);
+}
+
 static void
 conn_connect(struct pgconn *c)
 {
@@ -294,6 +309,7 @@ conn_connect(struct pgconn *c)
 		conn_fail(c, NULL);
 		return;
 	}
+	(void)PQsetNoticeProcessor(c->conn, conn_notice, c);
 	evtimer_assign(c->timer, pg->base, connect_timeout_cb, c);
 	if (evtimer_add(c->timer, &tv) == -1)
 		fatalx("evtimer_add");
