@@ -460,6 +460,7 @@ table_remote_get(struct table *t, enum table_service service,
 		e->t = t;
 		e->service = service;
 		e->hash = h;
+		e->state = E_ERROR;	/* not asked yet (E_PENDING is 0) */
 		e->next = buckets[h % CACHE_BUCKETS];
 		buckets[h % CACHE_BUCKETS] = e;
 		nentries++;
