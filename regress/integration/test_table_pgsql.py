@@ -12,6 +12,12 @@ server stopped a recipient is deferred (451 4.3.0, never 550) and
 nothing is bounced, and with it back everything works again.  smtpd -n
 reports a broken pgsql configuration with its file and line.
 
+Before the daemon, obj/regress/table_probe (regress/unit/table_probe.c)
+asks the table through lookup's own path, without SMTP around it: what
+each service makes of the rows, twelve questions queued over a pool of
+two connections, a query past its timeout (an error, the connection
+opened again), a query that cannot be prepared (an error, logged).
+
 One PostgreSQL and one daemon for the whole module (the suite's time).
 """
 
@@ -22,6 +28,7 @@ import subprocess
 import tempfile
 import time
 
+import fixture
 from fixture import (Daemon, ensure_test_user, poll, run_smtpd,
                      smtp_dialog, spool_files_containing, skip, user,
                      unique_marker, REPO)
@@ -116,15 +123,20 @@ class Setup:
             INSERT INTO domains VALUES ('pg.test');
             INSERT INTO users VALUES ('alice', %s, %d, %d, %s);
             INSERT INTO aliases VALUES ('alice@pg.test', 'alice'),
-                ('o''brien@pg.test', 'alice');
+                ('o''brien@pg.test', 'alice'),
+                ('team', 'alice'), ('team', 'bob@pg.test');
             """ % (sql_quote(crypt_hash(PASSWORD)), self.vm.pw_uid,
                    self.vm.pw_gid, sql_quote(self.vmail)))
         path = os.path.join(self.dir, "pg.conf")
         with open(path, "w") as f:
-            f.write(PG_CONF % {"port": PG_PORT, "password":
-                               DB_PASSWORD.replace("\\", "\\\\")
-                               .replace("'", "\\'")})
+            f.write(PG_CONF % {"port": PG_PORT,
+                               "password": self.conninfo_password()})
         os.chmod(path, 0o600)
+
+    @staticmethod
+    def conninfo_password():
+        """DB_PASSWORD in a single-quoted conninfo value."""
+        return DB_PASSWORD.replace("\\", "\\\\").replace("'", "\\'")
 
     def sql(self, text):
         return self.pg.psql(text, db="mail")
@@ -150,6 +162,88 @@ class Setup:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+PROBE_CONF = """\
+listen on 127.0.0.1 port 25
+table pg pgsql:@DIR@/probe.conf cache-ttl 0
+action "l" maildir alias <pg>
+match from any for domain "example.test" action "l"
+"""
+
+PROBE_PG_CONF = """\
+conninfo host=127.0.0.1 port=%(port)d dbname=mail user=posthaste \
+password='%(password)s'
+query_alias		SELECT dest FROM aliases WHERE name = $1
+query_credentials	SELECT password FROM users WHERE name = $1
+query_userinfo		SELECT uid, gid, home FROM users WHERE name = $1
+query_domain		SELECT 1 FROM domains WHERE name = $1
+query_string		SELECT 1 FROM pg_sleep(CASE WHEN $1 = 'slow' THEN 10 \
+ELSE 0.1 END)
+query_mailaddr		SELECT 1 FROM no_such_table WHERE a = $1
+pool 2
+timeout 1s
+"""
+
+
+def probe(s, *questions):
+    """table_probe's answers: {index: (answer, value, ms)}."""
+    path = os.path.join(fixture.BINDIR, "..", "regress", "table_probe")
+    assert os.path.exists(path), "%s missing: 'make unit'" % path
+    conf = os.path.join(s.dir, "probe-smtpd.conf")
+    with open(conf, "w") as f:
+        f.write(PROBE_CONF.replace("@DIR@", s.dir))
+    with open(os.path.join(s.dir, "probe.conf"), "w") as f:
+        f.write(PROBE_PG_CONF % {"port": PG_PORT, "password":
+                                 s.conninfo_password()})
+    r = subprocess.run([path, conf, "pg"] + list(questions),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=40)
+    assert r.returncode == 0, "table_probe: %d: %s" % (r.returncode,
+                                                      r.stdout)
+    out = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"^(\d+) (found|notfound|error) ?(.*) ms=(\d+)$", line)
+        if m:
+            out[int(m.group(1))] = (m.group(2), m.group(3),
+                                    int(m.group(4)))
+    return out, r.stdout
+
+
+def probe_checks(s):
+    """The backend alone, through lookup's own path (table_probe)."""
+    # every service's rows; several questions at once over the pool
+    a, log = probe(s, "alias", "team", "alias", "nobody@pg.test",
+                   "userinfo", "alice", "credentials", "alice",
+                   "credentials", "mallory", "domain", "pg.test",
+                   "domain", "other.test", "alias", "x'; drop table users",
+                   "mailaddr", "a@b")
+    assert a[0][:2] == ("found", "alice, bob@pg.test"), log
+    assert a[1][0] == "notfound", log
+    assert a[2][:2] == ("found", "%d:%d:%s" % (
+        s.vm.pw_uid, s.vm.pw_gid, s.vmail)), log
+    assert a[3][0] == "found" and a[3][1].startswith("$6$"), log
+    assert a[4][0] == "notfound" and a[6][0] == "notfound", log
+    assert a[5][:2] == ("found", ""), log
+    assert a[7][0] == "notfound", log
+    # a query that cannot be prepared fails alone, and says why
+    assert a[8][0] == "error", log
+    assert "no_such_table" in log and "cannot prepare" in log, log
+    # twelve questions of 0.1 s over two connections: queued, six rounds
+    qs = []
+    for i in range(12):
+        qs += ["string", "k%d" % i]
+    a, log = probe(s, *qs)
+    assert len(a) == 12 and all(x[0] == "found" for x in a.values()), log
+    slowest = max(x[2] for x in a.values())
+    assert 550 <= slowest < 5000, "12 x 0.1 s over 2 connections took " \
+        "%d ms: %s" % (slowest, log)
+    # the timeout (1 s): an error, and the other connection still serves
+    a, log = probe(s, "string", "slow", "-w", "1200", "string", "fast",
+                   "alias", "team")
+    assert a[0][0] == "error" and 900 <= a[0][2] < 4000, log
+    assert "query_string timed out after 1 s" in log, log
+    assert a[1][0] == "found" and a[2][0] == "found", log
+
+
 def send(port, address, marker):
     msg = ("From: <s@client.test>\r\nTo: <%s>\r\nSubject: %s\r\n\r\n"
            "%s\r\n.\r\n" % (address, marker, marker))
@@ -163,6 +257,7 @@ def test_pgsql_shared_table():
     s = Setup()
     try:
         s.start_db()
+        probe_checks(s)
         with Daemon(conf=s.conf()) as d:
             # a virtual user that exists only in the database
             marker = unique_marker("pg")
@@ -217,7 +312,7 @@ def test_pgsql_shared_table():
                                      auth_plain("' OR ''='", "' OR ''='"),
                                      "QUIT"])
             assert r[2].code == 535, "AUTH with SQL: %r" % r[2]
-            assert s.sql("SELECT count(*) FROM aliases").strip() == "2"
+            assert s.sql("SELECT count(*) FROM aliases").strip() == "4"
 
             # the server stopped: deferred, never refused, nothing bounced
             s.pg.stop()
