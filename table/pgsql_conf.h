@@ -13,7 +13,7 @@
 #define PGSQL_POOL_DEFAULT	2
 #define PGSQL_POOL_MAX		16
 #define PGSQL_TIMEOUT_DEFAULT	5	/* seconds */
-#define PGSQL_TIMEOUT_MAX	60
+#define PGSQL_TIMEOUT_MAX	15	/* remote.c gives up at 15 s anyway */
 #define PGSQL_PARAMS_MAX	40	/* conninfo keywords */
 #define PGSQL_LINE_MAX		16384	/* bytes, a query included */
 
