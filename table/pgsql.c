@@ -168,6 +168,24 @@ retry_cb(evutil_socket_t fd, short ev, void *arg)
 	conn_connect(arg);
 }
 
+/* no more session: the socket unwatched, libpq's state freed */
+static void
+conn_close(struct pgconn *c)
+{
+	conn_watch(c, 0);
+	evtimer_del(c->timer);
+	if (c->res != NULL) {
+		PQclear(c->res);
+		c->res = NULL;
+	}
+	if (c->conn != NULL) {
+		PQfinish(c->conn);
+		c->conn = NULL;
+	}
+	c->fd = -1;
+	c->state = C_DOWN;
+}
+
 /*
  * The connection is gone (or never came): its query fails, it tries
  * again after its back-off.  No connection left: an outage begins.
@@ -185,22 +203,10 @@ conn_fail(struct pgconn *c, const char *why)
 		snprintf(msg, sizeof(msg), "%s", why);
 	else
 		conn_error(c, msg, sizeof(msg));
-	conn_watch(c, 0);
-	if (c->timer != NULL)
-		evtimer_del(c->timer);
-	if (c->res != NULL) {
-		PQclear(c->res);
-		c->res = NULL;
-	}
-	if (c->conn != NULL) {
-		PQfinish(c->conn);
-		c->conn = NULL;
-	}
-	c->fd = -1;
 	if (c->state != C_CONNECTING && !pg->outage)
 		log_warnx("table %s: connection %d to PostgreSQL lost: %s",
 		    pg->t->name, c->id, msg);
-	c->state = C_DOWN;
+	conn_close(c);
 	if (c->q != NULL)
 		pgq_done(c->q, TABLE_ERROR, NULL);
 	for (i = 0; i < pg->conf.pool; i++)
@@ -386,6 +392,14 @@ result_error(const PGresult *r, char *buf, size_t len)
 		buf[--i] = '\0';
 }
 
+/* any row is the answer: the cells are not read */
+static int
+membership(enum table_service s)
+{
+	return s == TS_STRING || s == TS_DOMAIN || s == TS_NETADDR ||
+	    s == TS_MAILADDR;
+}
+
 /* the rows of a query's answer: its value */
 static void
 query_answer(struct pgconn *c, struct pgq *q, PGresult *r)
@@ -394,7 +408,7 @@ query_answer(struct pgconn *c, struct pgq *q, PGresult *r)
 	enum table_service	 s = q->tq->service;
 	const char		**cells;
 	char			 why[512], *value = NULL;
-	int			 nrows, ncols, i, j, status;
+	int			 nrows, ncols, cells_rows, i, j, status;
 
 	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
 		if (r != NULL)
@@ -407,19 +421,21 @@ query_answer(struct pgconn *c, struct pgq *q, PGresult *r)
 	}
 	nrows = PQntuples(r);
 	ncols = PQnfields(r);
-	if (nrows > 0 && ncols > 0 &&
-	    (size_t)nrows > TABLE_VALUE_MAX / (size_t)ncols) {
-		log_query_error(pg, s, "refused", "too many rows");
+	/* membership needs no cell; a value is made of at most 64 KB */
+	cells_rows = membership(s) ? 0 : nrows;
+	if (cells_rows > 0 && ncols > 0 &&
+	    (size_t)cells_rows > TABLE_VALUE_MAX / (size_t)ncols) {
+		log_query_error(pg, s, "answer refused", "too many rows");
 		pgq_done(q, TABLE_ERROR, NULL);
 		return;
 	}
-	if ((cells = calloc((size_t)nrows * (size_t)ncols + 1,
+	if ((cells = calloc((size_t)cells_rows * (size_t)ncols + 1,
 	    sizeof(*cells))) == NULL) {
 		log_warn("table %s: calloc", pg->t->name);
 		pgq_done(q, TABLE_ERROR, NULL);
 		return;
 	}
-	for (i = 0; i < nrows; i++)
+	for (i = 0; i < cells_rows; i++)
 		for (j = 0; j < ncols; j++)
 			cells[i * ncols + j] = PQgetisnull(r, i, j) ? NULL :
 			    PQgetvalue(r, i, j);
@@ -557,9 +573,15 @@ query_timeout_cb(evutil_socket_t fd, short ev, void *arg)
 	event_free(q->timer);
 	q->timer = NULL;
 	pgq_done(q, TABLE_ERROR, NULL);
-	/* PQcancel() would block: the connection goes, and comes again */
-	if (c != NULL)
-		conn_fail(c, "a query timed out");
+	/*
+	 * PQcancel() would block: the connection goes, and a new one is
+	 * opened at once (a server that hangs fails that one's connect
+	 * deadline, then backs off).
+	 */
+	if (c != NULL) {
+		conn_close(c);
+		conn_connect(c);
+	}
 }
 
 static void *

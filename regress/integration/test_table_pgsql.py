@@ -283,10 +283,7 @@ def test_pgsql_shared_table():
             r = smtp_dialog(d.port, ["EHLO t.example.test",
                                      auth_plain("alice", "wrong"), "QUIT"])
             assert r[2].code == 535, "AUTH with a wrong password: %r" % r[2]
-            r = smtp_dialog(d.port, ["EHLO t.example.test",
-                                     auth_plain("mallory", PASSWORD),
-                                     "QUIT"])
-            assert r[2].code == 535, "AUTH of an unknown user: %r" % r[2]
+            # (an unknown user's "not found": probe_checks)
 
             # an alias added with SQL works once the negative entry
             # expires (1 s), without a reload; a deleted one stops
