@@ -133,13 +133,18 @@ pgq_done(struct pgq *q, int status, const char *value)
 	free(q);
 }
 
-/* watch the connection's socket for these events (0: none) */
+/*
+ * Watch the connection's socket for these events (0: none).  While it
+ * connects, libpq may close its socket and open another one (the next
+ * host of a list), which can get the same number: the kernel dropped
+ * the closed one from the event set, so each step registers it anew.
+ */
 static void
-conn_watch(struct pgconn *c, short what)
+conn_watch_step(struct pgconn *c, short what, int again)
 {
 	int	fd = c->conn != NULL ? PQsocket(c->conn) : -1;
 
-	if (c->watching == what && c->fd == fd)
+	if (!again && c->watching == what && c->fd == fd)
 		return;
 	if (c->watching != 0 && event_del(c->ev) == -1)
 		fatalx("event_del");
@@ -151,6 +156,12 @@ conn_watch(struct pgconn *c, short what)
 	    conn_event_cb, c) == -1 || event_add(c->ev, NULL) == -1)
 		fatalx("event_add");
 	c->watching = what;
+}
+
+static void
+conn_watch(struct pgconn *c, short what)
+{
+	conn_watch_step(c, what, 0);
 }
 
 static int
@@ -245,7 +256,7 @@ conn_ready(struct pgconn *c)
 	memset(c->prepared, 0, sizeof(c->prepared));
 	c->state = C_READY;
 	c->backoff = BACKOFF_FIRST;
-	conn_watch(c, EV_READ);		/* to see it close */
+	conn_watch_step(c, EV_READ, 1);	/* to see it close */
 	if (pg->outage) {
 		pg->outage = 0;
 		log_warnx("table %s: PostgreSQL is back", pg->t->name);
@@ -268,10 +279,10 @@ conn_poll(struct pgconn *c)
 {
 	switch (PQconnectPoll(c->conn)) {
 	case PGRES_POLLING_READING:
-		conn_watch(c, EV_READ);
+		conn_watch_step(c, EV_READ, 1);
 		break;
 	case PGRES_POLLING_WRITING:
-		conn_watch(c, EV_WRITE);
+		conn_watch_step(c, EV_WRITE, 1);
 		break;
 	case PGRES_POLLING_OK:
 		conn_ready(c);

@@ -36,6 +36,7 @@ import pglib
 
 TIMEOUT = 60
 PG_PORT = 15720			# ours: 15720-15729
+NOBODY_PORT = 15729		# nothing listens there
 VMAIL = "phvmail"
 PASSWORD = "s3cret pass"	# alice's AUTH password
 DB_PASSWORD = "db'pw\\x"	# the table's role, quoted in the conninfo
@@ -168,9 +169,11 @@ action "l" maildir alias <pg>
 match from any for domain "example.test" action "l"
 """
 
+# two hosts: the first refuses (nothing on NOBODY_PORT), libpq moves on to
+# the next with a new socket, which may get the same descriptor number
 PROBE_PG_CONF = """\
-conninfo host=127.0.0.1 port=%(port)d dbname=mail user=posthaste \
-password='%(password)s'
+conninfo host=127.0.0.1,127.0.0.1 port=%(nobody_port)d,%(port)d \
+dbname=mail user=posthaste password='%(password)s'
 query_alias		SELECT dest FROM aliases WHERE name = $1
 query_credentials	SELECT password FROM users WHERE name = $1
 query_userinfo		SELECT uid, gid, home FROM users WHERE name = $1
@@ -191,8 +194,8 @@ def probe(s, *questions):
     with open(conf, "w") as f:
         f.write(PROBE_CONF.replace("@DIR@", s.dir))
     with open(os.path.join(s.dir, "probe.conf"), "w") as f:
-        f.write(PROBE_PG_CONF % {"port": PG_PORT, "password":
-                                 s.conninfo_password()})
+        f.write(PROBE_PG_CONF % {"port": PG_PORT, "nobody_port": NOBODY_PORT,
+                                 "password": s.conninfo_password()})
     r = subprocess.run([path, conf, "pg"] + list(questions),
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        universal_newlines=True, timeout=40)
