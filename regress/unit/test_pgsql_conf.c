@@ -200,8 +200,10 @@ test_limits(void **state)
 	size_t	 n = PGSQL_LINE_MAX + 100;
 
 	(void)state;
-	if ((big = malloc(n + 128)) == NULL)
+	if ((big = malloc(n + 128)) == NULL) {
 		fail();
+		return;
+	}
 	snprintf(big, 128, "%squery_alias SELECT $1 ", CONNINFO);
 	memset(big + strlen(big), 'x', n - strlen(big));
 	big[n] = '\0';
@@ -303,8 +305,10 @@ test_rows_too_long(void **state)
 
 	(void)state;
 	if ((cell = malloc(TABLE_VALUE_MAX / 20)) == NULL ||
-	    (cells = calloc((size_t)n, sizeof(*cells))) == NULL)
+	    (cells = calloc((size_t)n, sizeof(*cells))) == NULL) {
 		fail();
+		return;
+	}
 	memset(cell, 'a', TABLE_VALUE_MAX / 20 - 1);
 	cell[TABLE_VALUE_MAX / 20 - 1] = '\0';
 	for (i = 0; i < n; i++)
