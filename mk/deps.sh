@@ -99,6 +99,14 @@
 # starts a throw-away cluster as an unprivileged user on a loopback port.
 # The package's own cluster service (port 5432) is disabled at once.
 #
+# haproxy (issue 21): regress/integration/test_proxy_protocol.py puts a
+# real HAProxy in front of the daemon (send-proxy and send-proxy-v2) to
+# prove the PROXY protocol listener.  The test runs its own in the
+# foreground (-db) with a configuration it writes, on 127.0.0.71; the
+# package's service is disabled at once like the others (Debian's
+# /etc/haproxy/haproxy.cfg binds no port anyway, but a running service
+# is one more process to get in the way).
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -168,6 +176,7 @@ PACKAGES="
 	libcurl4-openssl-dev
 	libpq-dev
 	postgresql
+	haproxy
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -266,24 +275,11 @@ if [ -n "$missing" ]; then
 		fi
 		;;
 	esac
-	case " $missing " in
-	*" postgresql "*)
-		# pglib.py starts its own clusters on loopback ports
-		if command -v deb-systemd-helper >/dev/null 2>&1; then
-			deb-systemd-helper disable postgresql.service \
-			    >/dev/null 2>&1
-		fi
-		rm -f /etc/systemd/system/multi-user.target.wants/postgresql.service
-		if command -v update-rc.d >/dev/null 2>&1; then
-			update-rc.d postgresql disable >/dev/null 2>&1
-		fi
-		;;
-	esac
-	for svc in rspamd opendkim nsd unbound; do
+	for svc in rspamd opendkim nsd unbound haproxy postgresql; do
 		case " $missing " in
 		*" $svc "*)
-			# the milter and DANE tests start their own on
-			# loopback ports
+			# the milter, DANE and PROXY protocol tests
+			# (and pglib.py) start their own on loopback ports
 			if command -v deb-systemd-helper >/dev/null 2>&1; then
 				deb-systemd-helper disable "$svc.service" \
 				    >/dev/null 2>&1
