@@ -62,11 +62,13 @@ ask_run(void *arg)
 {
 	struct ask	*a = arg;
 	char		*val = NULL;
-	int		 rc;
+	int		 rc, stalled;
 
 	table_stall_begin(&a->stall);
 	rc = table_lookup_service(a->t, a->service, a->key, &val);
-	if (table_stall_end(&a->stall)) {
+	stalled = a->stall.stalled;
+	(void)table_stall_end();
+	if (stalled) {
 		free(val);
 		table_stall_park(&a->stall, ask_run, a);
 		return;
