@@ -58,7 +58,7 @@ struct pgq {
 	TAILQ_ENTRY(pgq)	 entry;
 	struct pgsql		*pg;
 	struct table_query	*tq;
-	struct pgconn		*c;	/* running on; NULL while waiting */
+	struct pgconn		*c;	/* NULL while waiting */
 	struct event		*timer;
 };
 
@@ -67,10 +67,10 @@ struct pgconn {
 	int			 id;
 	enum conn_state		 state;
 	PGconn			*conn;
-	struct event		*ev;	/* PQsocket() readable/writable */
+	struct event		*ev;	/* on PQsocket() */
 	int			 fd;
 	short			 watching;
-	struct event		*timer;	/* connect deadline, or retry */
+	struct event		*timer;	/* connect deadline, retry */
 	int			 backoff;
 	int			 prepared[TS_COUNT];
 	struct pgq		*q;	/* C_PREPARING, C_QUERYING */

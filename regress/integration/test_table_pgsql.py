@@ -1,7 +1,8 @@
 """
 The pgsql: shared table through the real daemon and a real PostgreSQL
 (pglib.py: a throw-away cluster as nobody on 127.0.0.1:15720, loaded
-with the sample schema etc/pgsql-schema.sql).  One table answers every
+with the sample schema etc/pgsql-schema.sql, asked with the sample
+etc/pgsql.conf).  One table answers every
 service: the domains of a "match ... for domain <pg>" rule, the virtual
 users (alias), their mail store (userinfo, userbase) and AUTH
 (credentials, a crypt(3) hash).  A user that exists only in the
@@ -14,9 +15,10 @@ reports a broken pgsql configuration with its file and line.
 
 Before the daemon, obj/regress/table_probe (regress/unit/table_probe.c)
 asks the table through lookup's own path, without SMTP around it: what
-each service makes of the rows, twelve questions queued over a pool of
-two connections, a query past its timeout (an error, the connection
-opened again), a query that cannot be prepared (an error, logged).
+each service makes of the rows (netaddr and mailaddrmap too), twelve
+questions queued over a pool of two connections, a query past its
+timeout (an error, the connection opened again), a query that cannot be
+prepared (an error, logged), a conninfo whose first host refuses.
 
 One PostgreSQL and one daemon for the whole module (the suite's time).
 """
@@ -51,17 +53,19 @@ action "vmail" maildir "@DIR@/vmail/%{dest.user}" virtual <pg> userbase <pg>
 match from any for domain <pg> action "vmail"
 """
 
-PG_CONF = """\
-# the sample's queries (etc/pgsql.conf), against the sample schema
-conninfo host=127.0.0.1 port=%(port)d dbname=mail user=posthaste \
-password='%(password)s'
-query_domain		SELECT 1 FROM domains WHERE name = $1
-query_alias		SELECT dest FROM aliases WHERE name = $1
-query_credentials	SELECT password FROM users WHERE name = $1
-query_userinfo		SELECT uid, gid, home FROM users WHERE name = $1
-pool 2
-timeout 3s
-"""
+# The daemon's table is the sample etc/pgsql.conf (against the sample
+# schema), with this conninfo in place of its own.
+CONNINFO = ("conninfo host=127.0.0.1 port=%(port)d dbname=mail "
+            "user=posthaste password='%(password)s'")
+
+
+def sample_conf(port, password):
+    with open(os.path.join(REPO, "etc", "pgsql.conf")) as f:
+        lines = f.read().splitlines()
+    conninfo = [i for i, x in enumerate(lines) if x.startswith("conninfo ")]
+    assert len(conninfo) == 1, "etc/pgsql.conf: one conninfo line"
+    lines[conninfo[0]] = CONNINFO % {"port": port, "password": password}
+    return "\n".join(lines) + "\n"
 
 
 def crypt_hash(password):
@@ -126,12 +130,14 @@ class Setup:
             INSERT INTO aliases VALUES ('alice@pg.test', 'alice'),
                 ('o''brien@pg.test', 'alice'),
                 ('team', 'alice'), ('team', 'bob@pg.test');
+            INSERT INTO networks VALUES ('192.0.2.0/24'), ('2001:db8::/32');
+            INSERT INTO senders VALUES ('alice', 'alice@pg.test'),
+                ('alice', '@pg.test');
             """ % (sql_quote(crypt_hash(PASSWORD)), self.vm.pw_uid,
                    self.vm.pw_gid, sql_quote(self.vmail)))
         path = os.path.join(self.dir, "pg.conf")
         with open(path, "w") as f:
-            f.write(PG_CONF % {"port": PG_PORT,
-                               "password": self.conninfo_password()})
+            f.write(sample_conf(PG_PORT, self.conninfo_password()))
         os.chmod(path, 0o600)
 
     @staticmethod
@@ -181,6 +187,8 @@ query_domain		SELECT 1 FROM domains WHERE name = $1
 query_string		SELECT 1 FROM pg_sleep(CASE WHEN $1 = 'slow' THEN 10 \
 ELSE 0.1 END)
 query_mailaddr		SELECT 1 FROM no_such_table WHERE a = $1
+query_netaddr		SELECT 1 FROM networks WHERE $1::inet <<= net
+query_mailaddrmap	SELECT address FROM senders WHERE name = $1
 pool 2
 timeout 1s
 """
@@ -217,7 +225,9 @@ def probe_checks(s):
                    "userinfo", "alice", "credentials", "alice",
                    "credentials", "mallory", "domain", "pg.test",
                    "domain", "other.test", "alias", "x'; drop table users",
-                   "mailaddr", "a@b")
+                   "mailaddr", "a@b", "netaddr", "192.0.2.7",
+                   "netaddr", "2001:db8::25", "netaddr", "198.51.100.1",
+                   "mailaddrmap", "alice", "mailaddrmap", "bob")
     assert a[0][:2] == ("found", "alice, bob@pg.test"), log
     assert a[1][0] == "notfound", log
     assert a[2][:2] == ("found", "%d:%d:%s" % (
@@ -229,6 +239,10 @@ def probe_checks(s):
     # a query that cannot be prepared fails alone, and says why
     assert a[8][0] == "error", log
     assert "no_such_table" in log and "cannot prepare" in log, log
+    assert [x[0] for x in (a[9], a[10], a[11])] == [
+        "found", "found", "notfound"], log
+    assert a[12][:2] == ("found", "alice@pg.test, @pg.test"), log
+    assert a[13][0] == "notfound", log
     # twelve questions of 0.1 s over two connections: queued, six rounds
     qs = []
     for i in range(12):

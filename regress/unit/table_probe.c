@@ -13,7 +13,7 @@
  * many milliseconds after the loop starts) and answered on a line of its
  * own, in the order the answers came:
  *
- *	N found VALUE | N notfound | N error		(N: its index, from 0)
+ *	N found VALUE | N notfound | N error	(N: its index, from 0)
  *	  then " ms=ELAPSED" since the loop started
  *
  * Exit status 0 when every question was answered within 30 s, 2 on a

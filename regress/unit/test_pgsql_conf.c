@@ -213,8 +213,8 @@ test_limits(void **state)
 	{
 		struct pgsql_conf	pc;
 		char			err[256] = "";
-		const char		text[] = CONNINFO "query_alias SELECT "
-					    "$1\0 x\n";
+		const char		text[] = CONNINFO
+					    "query_alias SELECT $1\0 x\n";
 
 		assert_int_equal(pgsql_conf_parse(&pc, text, sizeof(text) - 1,
 		    "/f", err, sizeof(err)), -1);
@@ -327,7 +327,8 @@ test_driver_open(void **state)
 {
 	struct table	 t;
 	char		 err[512] = "";
-	char		 good[] = CONNINFO "query_domain SELECT 1 WHERE $1 = ''\n";
+	char		 good[] = CONNINFO
+			    "query_domain SELECT 1 WHERE $1 = ''\n";
 	char		 bad[] = CONNINFO "query_domain SELECT 1\n";
 	void		*h;
 
