@@ -93,6 +93,12 @@
 # port 53, and unbound-resolvconf, which would point /etc/resolv.conf at
 # it) are disabled at once, as Dovecot's is.
 #
+# Shared tables (issue 21): libpq-dev, PostgreSQL's client library, for
+# the pgsql: table (table/pgsql.c, asynchronous on lookup's event loop);
+# postgresql for the test server: regress/integration/pglib.py makes and
+# starts a throw-away cluster as an unprivileged user on a loopback port.
+# The package's own cluster service (port 5432) is disabled at once.
+#
 # haproxy (issue 21): regress/integration/test_proxy_protocol.py puts a
 # real HAProxy in front of the daemon (send-proxy and send-proxy-v2) to
 # prove the PROXY protocol listener.  The test runs its own in the
@@ -191,6 +197,8 @@ PACKAGES="
 	unbound
 	stunnel4
 	libcurl4-openssl-dev
+	libpq-dev
+	postgresql
 	haproxy
 	libldap-dev
 	slapd
@@ -295,11 +303,12 @@ if [ -n "$missing" ]; then
 		fi
 		;;
 	esac
-	for svc in rspamd opendkim nsd unbound haproxy slapd redis-server; do
+	for svc in rspamd opendkim nsd unbound haproxy slapd redis-server \
+	    postgresql; do
 		case " $missing " in
 		*" $svc "*)
-			# the milter, DANE, PROXY protocol, LDAP and redis
-			# table tests start their own on loopback ports
+			# the milter, DANE, PROXY protocol and shared table
+			# tests start their own on loopback ports
 			if command -v deb-systemd-helper >/dev/null 2>&1; then
 				deb-systemd-helper disable "$svc.service" \
 				    >/dev/null 2>&1
