@@ -22,6 +22,7 @@
 #define POSTHASTE_TABLE_BACKEND_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include "config.h"
 #include "table.h"
@@ -44,6 +45,26 @@ struct table_query {
  * by the backend, with the table's name).  The query is freed here.
  */
 void	table_query_done(struct table_query *, int status, const char *value);
+
+/*
+ * A server's outages, for a driver that keeps no timer of its own: each
+ * logged once when it starts and once when it ends, the server tried
+ * again after a back-off (1 s, doubling to 30 s) during which questions
+ * are answered TABLE_ERROR at once.
+ */
+struct table_outage {
+	int	down;		/* logged */
+	int	backoff;	/* seconds, 0: none */
+	time_t	retry_at;	/* monotonic, 0: none */
+};
+/* a failure: one back-off step per outage, not per connection */
+void	table_outage_fail(struct table_outage *, const struct table *,
+	    const char *server, const char *why);
+/* an answer: the outage, if any, is over */
+void	table_outage_over(struct table_outage *, const struct table *,
+	    const char *server);
+/* still backing off: do not try the server yet */
+int	table_outage_waiting(const struct table_outage *);
 
 /* table.c's way in (remote.c): see table_stall_begin() in table.h */
 int	table_remote_get(struct table *, enum table_service, const char *key,

@@ -56,8 +56,6 @@
 #include "redis.h"
 #include "util.h"
 
-#define BACKOFF_FIRST	1	/* seconds */
-#define BACKOFF_MAX	30
 #define LINE_MAX_LEN	4096
 
 /*
@@ -585,9 +583,7 @@ struct redis {
 	struct redis_conf	 conf;
 	struct event_base	*base;
 	struct rconn		 conns[REDIS_POOL_MAX];
-	int			 down;		/* an outage, logged */
-	int			 backoff;	/* seconds, 0: none */
-	time_t			 retry_at;	/* monotonic */
+	struct table_outage	 outage;
 	int			 reply_logged;	/* an error reply, logged */
 	char			 server[128];
 };
@@ -601,44 +597,11 @@ struct rquery {
 	struct event		*timer;
 };
 
-static time_t
-mono_now(void)
-{
-	struct timespec	ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		fatal("clock_gettime");
-	return ts.tv_sec;
-}
-
 /* the server failed us: answers are errors until the back-off is over */
 static void
 redis_outage(struct redis *r, const char *why)
 {
-	time_t	now = mono_now();
-
-	/* another connection of the same outage: one back-off step */
-	if (r->retry_at != 0 && now < r->retry_at)
-		return;
-	r->backoff = r->backoff == 0 ? BACKOFF_FIRST :
-	    r->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : r->backoff * 2;
-	r->retry_at = now + r->backoff;
-	if (r->down)
-		return;
-	r->down = 1;
-	log_warnx("table %s: redis server %s: %s: its answers are temporary "
-	    "failures until it is back", r->t->name, r->server, why);
-}
-
-static void
-redis_recovered(struct redis *r)
-{
-	r->backoff = 0;
-	r->retry_at = 0;
-	if (!r->down)
-		return;
-	r->down = 0;
-	log_info("table %s: redis server %s is back", r->t->name, r->server);
+	table_outage_fail(&r->outage, r->t, r->server, why);
 }
 
 /* forget the context (hiredis frees it, or we do) */
@@ -821,8 +784,8 @@ conn_pick(struct redis *r)
 	}
 	if (best != NULL && (best->inflight == 0 || free_slot == NULL))
 		return best;
-	if (free_slot != NULL && (r->retry_at == 0 ||
-	    mono_now() >= r->retry_at) && conn_open(free_slot) == 0)
+	if (free_slot != NULL && !table_outage_waiting(&r->outage) &&
+	    conn_open(free_slot) == 0)
 		return free_slot;
 	return best;
 }
@@ -866,7 +829,7 @@ redis_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
 	if (reply == NULL)
 		rquery_answer(rq, TABLE_ERROR, NULL);
 	else if (rq->q != NULL) {
-		redis_recovered(r);
+		table_outage_over(&r->outage, r->t, r->server);
 		why[0] = '\0';
 		status = redis_reply_answer(reply, rq->q->service, &value,
 		    why, sizeof(why));

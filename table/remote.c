@@ -36,6 +36,8 @@
 #include "util.h"
 
 #define QUERY_TIMEOUT	15	/* seconds, whatever the backend says */
+#define OUTAGE_FIRST	1	/* seconds: a driver's first back-off */
+#define OUTAGE_MAX	30
 #define CACHE_MAX	65536	/* entries, all tables */
 #define CACHE_BUCKETS	4096
 #define STALL_RUNS	32	/* replays of one request */
@@ -698,4 +700,42 @@ table_remote_start(struct event_base *eb)
 			r->h = NULL;
 		}
 	}
+}
+
+void
+table_outage_fail(struct table_outage *o, const struct table *t,
+    const char *server, const char *why)
+{
+	time_t	now = now_mono();
+
+	/* another connection of the same outage: one back-off step */
+	if (o->retry_at != 0 && now < o->retry_at)
+		return;
+	o->backoff = o->backoff == 0 ? OUTAGE_FIRST :
+	    o->backoff * 2 > OUTAGE_MAX ? OUTAGE_MAX : o->backoff * 2;
+	o->retry_at = now + o->backoff;
+	if (o->down)
+		return;
+	o->down = 1;
+	log_warnx("table %s: %s server %s: %s: its answers are temporary "
+	    "failures until it is back", t->name, t->scheme, server, why);
+}
+
+void
+table_outage_over(struct table_outage *o, const struct table *t,
+    const char *server)
+{
+	o->backoff = 0;
+	o->retry_at = 0;
+	if (!o->down)
+		return;
+	o->down = 0;
+	log_info("table %s: %s server %s is back", t->name, t->scheme,
+	    server);
+}
+
+int
+table_outage_waiting(const struct table_outage *o)
+{
+	return o->retry_at != 0 && now_mono() < o->retry_at;
 }

@@ -24,8 +24,8 @@
  * when the outage starts and once when it ends.  A server that closes
  * an idle connection is no outage; one that closes a connection just as
  * a question goes out on it (its idle timeout and our question crossed)
- * is asked that question again on a new connection, once.  TEMP, TIMEOUT and PERM replies are
- * TABLE_ERROR too (a temporary failure for the client: a table never
+ * is asked that question again on a new connection, once.  TEMP,
+ * TIMEOUT and PERM replies are TABLE_ERROR too (a temporary failure for the client: a table never
  * makes us refuse mail for good because its server had a problem),
  * logged with the server's reason.
  */
@@ -56,8 +56,6 @@
 #define SOCKETMAP_POOL		4	/* connections */
 #define SOCKETMAP_TIMEOUT	5	/* seconds, a connection or a reply */
 #define SOCKETMAP_QUEUE_MAX	1024	/* questions waiting for a connection */
-#define BACKOFF_FIRST		1	/* seconds */
-#define BACKOFF_MAX		30
 /* "100000:" and "," around the longest reply */
 #define REPLY_WIRE_MAX		(SOCKETMAP_REPLY_MAX + 8)
 
@@ -351,59 +349,17 @@ struct socketmap {
 	struct smconn		 conns[SOCKETMAP_POOL];
 	TAILQ_HEAD(, smwait)	 queue;
 	int			 nqueue;
-	int			 down;		/* an outage, logged */
-	int			 backoff;	/* seconds, 0: none */
-	time_t			 retry_at;	/* monotonic */
+	struct table_outage	 outage;
 	int			 reply_logged;	/* a TEMP/PERM, logged */
 };
 
 static void	dispatch(struct socketmap *);
 
-static time_t
-mono_now(void)
-{
-	struct timespec	ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		fatal("clock_gettime");
-	return ts.tv_sec;
-}
-
-static int
-in_backoff(const struct socketmap *m)
-{
-	return m->retry_at != 0 && mono_now() < m->retry_at;
-}
-
+/* the server failed us: answers are errors until the back-off is over */
 static void
 outage(struct socketmap *m, const char *why)
 {
-	time_t	now = mono_now();
-
-	/* another connection of the same outage: one back-off step */
-	if (m->retry_at != 0 && now < m->retry_at)
-		return;
-	m->backoff = m->backoff == 0 ? BACKOFF_FIRST :
-	    m->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : m->backoff * 2;
-	m->retry_at = now + m->backoff;
-	if (m->down)
-		return;
-	m->down = 1;
-	log_warnx("table %s: socketmap server %s: %s: its answers are "
-	    "temporary failures until it is back", m->t->name, m->t->path,
-	    why);
-}
-
-static void
-recovered(struct socketmap *m)
-{
-	m->backoff = 0;
-	m->retry_at = 0;
-	if (!m->down)
-		return;
-	m->down = 0;
-	log_info("table %s: socketmap server %s is back", m->t->name,
-	    m->t->path);
+	table_outage_fail(&m->outage, m->t, m->t->path, why);
 }
 
 static int
@@ -448,7 +404,7 @@ conn_close(struct smconn *c, const char *why)
 		outage(m, why);
 	if (q != NULL)
 		table_query_done(q, TABLE_ERROR, NULL);
-	if (!alive(m) && in_backoff(m))
+	if (!alive(m) && table_outage_waiting(&m->outage))
 		fail_queue(m);
 	else
 		dispatch(m);
@@ -515,7 +471,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	c->answered++;
 	c->state = SM_IDLE;
 	evtimer_del(c->timer);
-	recovered(m);
+	table_outage_over(&m->outage, m->t, m->t->path);
 	if (status == TABLE_ERROR) {
 		if (!m->reply_logged)
 			log_warnx("table %s: %s \"%s\": %s", m->t->name,
@@ -548,7 +504,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		c->state = SM_IDLE;
 		evtimer_del(c->timer);
-		recovered(c->m);
+		table_outage_over(&c->m->outage, c->m->t, c->m->t->path);
 		dispatch(c->m);
 		return;
 	}
@@ -655,7 +611,7 @@ dispatch(struct socketmap *m)
 	for (i = 0; i < SOCKETMAP_POOL && connecting < m->nqueue; i++) {
 		if (m->conns[i].state != SM_CLOSED)
 			continue;
-		if (in_backoff(m))
+		if (table_outage_waiting(&m->outage))
 			break;
 		if (conn_open(&m->conns[i]) == 0)
 			connecting++;
@@ -670,7 +626,8 @@ socketmap_query(void *h, struct table_query *q)
 	struct socketmap	*m = h;
 	struct smwait		*w;
 
-	if ((in_backoff(m) && !alive(m)) || m->nqueue >= SOCKETMAP_QUEUE_MAX) {
+	if ((table_outage_waiting(&m->outage) && !alive(m)) ||
+	    m->nqueue >= SOCKETMAP_QUEUE_MAX) {
 		table_query_done(q, TABLE_ERROR, NULL);
 		return;
 	}
