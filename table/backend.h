@@ -66,6 +66,10 @@ void	table_outage_over(struct table_outage *, const struct table *,
 /* still backing off: do not try the server yet */
 int	table_outage_waiting(const struct table_outage *);
 
+/* a driver's configuration error: "FILE:LINE: why" into err; -1 */
+int	table_conf_error(char *err, size_t errlen, const char *file, int line,
+	    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /* table.c's way in (remote.c): see table_stall_begin() in table.h */
 int	table_remote_get(struct table *, enum table_service, const char *key,
 	    char **val);

@@ -78,26 +78,6 @@ static const struct {
 	{ "client_encoding", "UTF8" },
 };
 
-static int	conf_error(char *, size_t, const char *, int, const char *,
-		    ...) __attribute__((format(printf, 5, 6)));
-
-static int
-conf_error(char *err, size_t errlen, const char *file, int line,
-    const char *fmt, ...)
-{
-	char	why[512];
-	va_list	ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	if (line > 0)
-		snprintf(err, errlen, "%.200s:%d: %s", file, line, why);
-	else
-		snprintf(err, errlen, "%.200s: %s", file, why);
-	return -1;
-}
-
 /* a word of the file in an error message: printable, short */
 static void
 show(char *dst, size_t len, const char *s, size_t n)
@@ -168,11 +148,11 @@ parse_conninfo(struct pgsql_conf *pc, const char *s, const char *file,
 		char	msg[256];
 
 		if (perr == NULL)
-			return conf_error(err, errlen, file, line,
+			return table_conf_error(err, errlen, file, line,
 			    "conninfo: out of memory");
 		show(msg, sizeof(msg), perr, strcspn(perr, "\n"));
 		PQfreemem(perr);
-		return conf_error(err, errlen, file, line, "conninfo: %s",
+		return table_conf_error(err, errlen, file, line, "conninfo: %s",
 		    msg);
 	}
 	for (o = opts; o->keyword != NULL; o++) {
@@ -184,13 +164,15 @@ parse_conninfo(struct pgsql_conf *pc, const char *s, const char *file,
 				break;
 			}
 		if (why != NULL) {
-			conf_error(err, errlen, file, line, "conninfo: %s= %s",
+			table_conf_error(err, errlen, file, line,
+			    "conninfo: %s= %s",
 			    o->keyword, why);
 			goto fail;
 		}
 		if (strcmp(o->keyword, "sslmode") == 0 &&
 		    strncmp(o->val, "verify-", 7) == 0) {
-			conf_error(err, errlen, file, line, "conninfo: sslmode="
+			table_conf_error(err, errlen, file, line,
+			    "conninfo: sslmode="
 			    "%s needs a CA file, which cannot be read inside "
 			    "the lookup sandbox (require encrypts)",
 			    strcmp(o->val, "verify-ca") == 0 ? "verify-ca" :
@@ -202,7 +184,7 @@ parse_conninfo(struct pgsql_conf *pc, const char *s, const char *file,
 		if (strcmp(o->keyword, "hostaddr") == 0 && o->val[0] != '\0') {
 			has_hostaddr = 1;
 			if ((why = check_hosts(o->val, 1)) != NULL) {
-				conf_error(err, errlen, file, line,
+				table_conf_error(err, errlen, file, line,
 				    "conninfo: %s", why);
 				goto fail;
 			}
@@ -212,12 +194,13 @@ parse_conninfo(struct pgsql_conf *pc, const char *s, const char *file,
 		if (!has_hostaddr && o->val != NULL &&
 		    strcmp(o->keyword, "host") == 0 &&
 		    (why = check_hosts(o->val, 0)) != NULL) {
-			conf_error(err, errlen, file, line, "conninfo: %s",
+			table_conf_error(err, errlen, file, line,
+			    "conninfo: %s",
 			    why);
 			goto fail;
 		}
 	if (!has_user) {
-		conf_error(err, errlen, file, line, "conninfo: user= is "
+		table_conf_error(err, errlen, file, line, "conninfo: user= is "
 		    "required");
 		goto fail;
 	}
@@ -225,14 +208,16 @@ parse_conninfo(struct pgsql_conf *pc, const char *s, const char *file,
 		if (o->val == NULL)
 			continue;
 		if (n >= PGSQL_PARAMS_MAX - 2) {
-			conf_error(err, errlen, file, line, "conninfo: too "
+			table_conf_error(err, errlen, file, line,
+			    "conninfo: too "
 			    "many parameters");
 			goto fail;
 		}
 		if ((pc->keywords[n] = strdup(o->keyword)) == NULL ||
 		    (pc->values[n] = strdup(o->val)) == NULL) {
 			n++;
-			conf_error(err, errlen, file, line, "out of memory");
+			table_conf_error(err, errlen, file, line,
+			    "out of memory");
 			goto fail;
 		}
 		n++;
@@ -247,7 +232,8 @@ parse_conninfo(struct pgsql_conf *pc, const char *s, const char *file,
 		if ((pc->keywords[n] = strdup(defaults[i].keyword)) == NULL ||
 		    (pc->values[n] = strdup(defaults[i].value)) == NULL) {
 			n++;
-			conf_error(err, errlen, file, line, "out of memory");
+			table_conf_error(err, errlen, file, line,
+			    "out of memory");
 			goto fail;
 		}
 		n++;
@@ -302,7 +288,8 @@ set_number(const char *kw, const char *arg, long long min, long long max,
 		}
 	}
 	if (v < min || v > max)
-		return conf_error(err, errlen, file, line, "%s: expected a %s "
+		return table_conf_error(err, errlen, file, line,
+		    "%s: expected a %s "
 		    "from %lld to %lld%s", kw, duration ? "duration" :
 		    "number", min, max, duration ? " seconds" : "");
 	*out = (int)v;
@@ -338,14 +325,15 @@ pgsql_conf_parse(struct pgsql_conf *pc, const char *text, size_t len,
 		if (n == 0 || *p == '#')
 			continue;
 		if (n >= sizeof(line_buf)) {
-			conf_error(err, errlen, file, line, "line longer than "
+			table_conf_error(err, errlen, file, line,
+			    "line longer than "
 			    "%zu bytes", sizeof(line_buf) - 1);
 			goto fail;
 		}
 		memcpy(line_buf, p, n);
 		line_buf[n] = '\0';
 		if (memchr(line_buf, '\0', n) != NULL) {
-			conf_error(err, errlen, file, line, "NUL byte");
+			table_conf_error(err, errlen, file, line, "NUL byte");
 			goto fail;
 		}
 		kw = line_buf;
@@ -355,13 +343,14 @@ pgsql_conf_parse(struct pgsql_conf *pc, const char *text, size_t len,
 		line_buf[kwlen] = '\0';
 		show(what, sizeof(what), kw, kwlen);
 		if (*arg == '\0') {
-			conf_error(err, errlen, file, line, "%s: expected a "
+			table_conf_error(err, errlen, file, line,
+			    "%s: expected a "
 			    "value", what);
 			goto fail;
 		}
 		if (strcmp(kw, "conninfo") == 0) {
 			if (has_conninfo++) {
-				conf_error(err, errlen, file, line,
+				table_conf_error(err, errlen, file, line,
 				    "duplicate conninfo");
 				goto fail;
 			}
@@ -373,7 +362,7 @@ pgsql_conf_parse(struct pgsql_conf *pc, const char *text, size_t len,
 		}
 		if (strcmp(kw, "pool") == 0) {
 			if (has_pool++) {
-				conf_error(err, errlen, file, line,
+				table_conf_error(err, errlen, file, line,
 				    "duplicate pool");
 				goto fail;
 			}
@@ -384,7 +373,7 @@ pgsql_conf_parse(struct pgsql_conf *pc, const char *text, size_t len,
 		}
 		if (strcmp(kw, "timeout") == 0) {
 			if (has_timeout++) {
-				conf_error(err, errlen, file, line,
+				table_conf_error(err, errlen, file, line,
 				    "duplicate timeout");
 				goto fail;
 			}
@@ -397,33 +386,38 @@ pgsql_conf_parse(struct pgsql_conf *pc, const char *text, size_t len,
 			if (strcmp(kw, query_keywords[s]) == 0)
 				break;
 		if (s == TS_COUNT) {
-			conf_error(err, errlen, file, line, "unknown keyword "
+			table_conf_error(err, errlen, file, line,
+			    "unknown keyword "
 			    "\"%s\"", what);
 			goto fail;
 		}
 		if (pc->query[s] != NULL) {
-			conf_error(err, errlen, file, line, "duplicate %s",
+			table_conf_error(err, errlen, file, line,
+			    "duplicate %s",
 			    what);
 			goto fail;
 		}
 		if ((why = check_query(arg)) != NULL) {
-			conf_error(err, errlen, file, line, "%s: %s", what,
+			table_conf_error(err, errlen, file, line,
+			    "%s: %s", what,
 			    why);
 			goto fail;
 		}
 		if ((pc->query[s] = strdup(arg)) == NULL) {
-			conf_error(err, errlen, file, line, "out of memory");
+			table_conf_error(err, errlen, file, line,
+			    "out of memory");
 			goto fail;
 		}
 		any_query = 1;
 	}
 	explicit_bzero(line_buf, sizeof(line_buf));
 	if (!has_conninfo) {
-		conf_error(err, errlen, file, 0, "no conninfo line");
+		table_conf_error(err, errlen, file, 0, "no conninfo line");
 		goto fail;
 	}
 	if (!any_query) {
-		conf_error(err, errlen, file, 0, "no query_* line: the table "
+		table_conf_error(err, errlen, file, 0,
+		    "no query_* line: the table "
 		    "answers nothing");
 		goto fail;
 	}

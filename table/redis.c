@@ -73,26 +73,6 @@ static const char *const query_keywords[TS_COUNT] = {
 	[TS_MAILADDRMAP] = "query_mailaddrmap",
 };
 
-static int conf_error(char *, size_t, const char *, int, const char *, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static int
-conf_error(char *err, size_t errlen, const char *file, int line,
-    const char *fmt, ...)
-{
-	char	why[512];
-	va_list	ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	if (line > 0)
-		snprintf(err, errlen, "%.200s:%d: %s", file, line, why);
-	else
-		snprintf(err, errlen, "%.200s: %s", file, why);
-	return -1;
-}
-
 /* "5s", "500ms", "1m", "5" (seconds): milliseconds, or -1 */
 static long
 parse_duration_ms(const char *s)
@@ -266,14 +246,15 @@ redis_conf_parse(const char *file, const char *text, size_t len,
 	rc->timeout_ms = REDIS_TIMEOUT_DEFAULT;
 	rc->pool = 2;
 	if (memchr(text, '\0', len) != NULL)
-		return conf_error(err, errlen, file, 0, "NUL byte in the file");
+		return table_conf_error(err, errlen, file, 0,
+		    "NUL byte in the file");
 	while (p < end) {
 		lineno++;
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 			nl = end;
 		n = (size_t)(nl - p);
 		if (n >= sizeof(line)) {
-			conf_error(err, errlen, file, lineno,
+			table_conf_error(err, errlen, file, lineno,
 			    "line longer than %d bytes", LINE_MAX_LEN - 1);
 			goto bad;
 		}
@@ -298,47 +279,47 @@ redis_conf_parse(const char *file, const char *text, size_t len,
 		*e = '\0';
 		for (e = v; *e != '\0'; e++)
 			if ((unsigned char)*e < 0x20 && *e != '\t') {
-				conf_error(err, errlen, file, lineno,
+				table_conf_error(err, errlen, file, lineno,
 				    "control character in the line");
 				goto bad;
 			}
 		if (*v == '\0') {
-			conf_error(err, errlen, file, lineno, "\"%.40s\" "
+			table_conf_error(err, errlen, file, lineno, "\"%.40s\" "
 			    "needs a value", kw);
 			goto bad;
 		}
 		if (strcmp(kw, "server") == 0) {
 			if (seen_server++) {
-				conf_error(err, errlen, file, lineno,
+				table_conf_error(err, errlen, file, lineno,
 				    "server given twice");
 				goto bad;
 			}
 			if (parse_server(v, rc, why, sizeof(why)) == -1) {
-				conf_error(err, errlen, file, lineno,
+				table_conf_error(err, errlen, file, lineno,
 				    "server: %s", why);
 				goto bad;
 			}
 		} else if (strcmp(kw, "password") == 0) {
 			if (rc->password != NULL) {
-				conf_error(err, errlen, file, lineno,
+				table_conf_error(err, errlen, file, lineno,
 				    "password given twice");
 				goto bad;
 			}
 			if (strlen(v) > REDIS_PASSWORD_MAX) {
-				conf_error(err, errlen, file, lineno,
+				table_conf_error(err, errlen, file, lineno,
 				    "password longer than %d bytes",
 				    REDIS_PASSWORD_MAX);
 				goto bad;
 			}
 			if ((rc->password = strdup(v)) == NULL) {
-				conf_error(err, errlen, file, lineno,
+				table_conf_error(err, errlen, file, lineno,
 				    "out of memory");
 				goto bad;
 			}
 		} else if (strcmp(kw, "database") == 0) {
 			if (seen_db++ || (num = parse_number(v, 0,
 			    INT_MAX)) == -1) {
-				conf_error(err, errlen, file, lineno,
+				table_conf_error(err, errlen, file, lineno,
 				    "database: expected one number");
 				goto bad;
 			}
@@ -346,7 +327,7 @@ redis_conf_parse(const char *file, const char *text, size_t len,
 		} else if (strcmp(kw, "timeout") == 0) {
 			num = parse_duration_ms(v);
 			if (seen_timeout++ || num < 100 || num > 300000) {
-				conf_error(err, errlen, file, lineno,
+				table_conf_error(err, errlen, file, lineno,
 				    "timeout: expected one duration from "
 				    "100ms to 5m (e.g. 5s)");
 				goto bad;
@@ -355,7 +336,7 @@ redis_conf_parse(const char *file, const char *text, size_t len,
 		} else if (strcmp(kw, "pool") == 0) {
 			if (seen_pool++ || (num = parse_number(v, 1,
 			    REDIS_POOL_MAX)) == -1) {
-				conf_error(err, errlen, file, lineno,
+				table_conf_error(err, errlen, file, lineno,
 				    "pool: expected one number from 1 to %d",
 				    REDIS_POOL_MAX);
 				goto bad;
@@ -366,18 +347,19 @@ redis_conf_parse(const char *file, const char *text, size_t len,
 				if (strcmp(kw, query_keywords[i]) == 0)
 					break;
 			if (i == TS_COUNT) {
-				conf_error(err, errlen, file, lineno,
+				table_conf_error(err, errlen, file, lineno,
 				    "unknown keyword \"%.40s\"", kw);
 				goto bad;
 			}
 			if (rc->query[i] != NULL) {
-				conf_error(err, errlen, file, lineno,
+				table_conf_error(err, errlen, file, lineno,
 				    "%s given twice", kw);
 				goto bad;
 			}
 			if ((rc->query[i] = parse_command(v, why,
 			    sizeof(why))) == NULL) {
-				conf_error(err, errlen, file, lineno, "%s: %s",
+				table_conf_error(err, errlen, file, lineno,
+				    "%s: %s",
 				    kw, why);
 				goto bad;
 			}
@@ -385,11 +367,11 @@ redis_conf_parse(const char *file, const char *text, size_t len,
 		}
 	}
 	if (!seen_server) {
-		conf_error(err, errlen, file, 0, "no \"server\" line");
+		table_conf_error(err, errlen, file, 0, "no \"server\" line");
 		goto bad;
 	}
 	if (!any) {
-		conf_error(err, errlen, file, 0, "no query_SERVICE line "
+		table_conf_error(err, errlen, file, 0, "no query_SERVICE line "
 		    "(query_alias, query_domain ...)");
 		goto bad;
 	}

@@ -20,6 +20,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -738,4 +739,21 @@ int
 table_outage_waiting(const struct table_outage *o)
 {
 	return o->retry_at != 0 && now_mono() < o->retry_at;
+}
+
+int
+table_conf_error(char *err, size_t errlen, const char *file, int line,
+    const char *fmt, ...)
+{
+	char	why[512];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(err, errlen, "%.200s:%d: %s", file, line, why);
+	else
+		snprintf(err, errlen, "%.200s: %s", file, why);
+	return -1;
 }
