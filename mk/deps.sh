@@ -93,6 +93,12 @@
 # port 53, and unbound-resolvconf, which would point /etc/resolv.conf at
 # it) are disabled at once, as Dovecot's is.
 #
+# haproxy (issue 21): regress/integration/test_cluster.py puts Debian's
+# HAProxy in front of three daemons on loopback (round robin, PROXY v2,
+# health checks), as a site with several MX hosts behind a TCP load
+# balancer does.  The test starts its own; the package's service stays
+# off.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -160,6 +166,7 @@ PACKAGES="
 	unbound
 	stunnel4
 	libcurl4-openssl-dev
+	haproxy
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -258,11 +265,11 @@ if [ -n "$missing" ]; then
 		fi
 		;;
 	esac
-	for svc in rspamd opendkim nsd unbound; do
+	for svc in rspamd opendkim nsd unbound haproxy; do
 		case " $missing " in
 		*" $svc "*)
-			# the milter and DANE tests start their own on
-			# loopback ports
+			# the milter, DANE and cluster tests start their
+			# own on loopback ports
 			if command -v deb-systemd-helper >/dev/null 2>&1; then
 				deb-systemd-helper disable "$svc.service" \
 				    >/dev/null 2>&1
