@@ -121,10 +121,14 @@ def begin_test(name=None):
 def end_test():
     """Called by the runner after each test: stop every daemon the test
     left running.  Returns the list of daemons the test started (for
-    printing their logs on failure).  Raises if a stop failed."""
+    printing their logs on failure).  Raises if a stop failed.  A daemon
+    with keep_running set serves the module's next tests: its module's
+    teardown_module() stops it (run.py)."""
     daemons = list(_started)
     errors = []
     for d in daemons:
+        if getattr(d, "keep_running", False):
+            continue
         try:
             d.stop()
         except AssertionError as e:
