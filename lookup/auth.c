@@ -33,6 +33,7 @@
 #include "addr.h"
 #include "destmac.h"
 #include "log.h"
+#include "dns.h"
 #include "lookup.h"
 #include "mproc.h"
 #include "proto.h"
@@ -40,6 +41,7 @@
 #include "proc.h"
 
 #define PLAIN_PREFIX	"{plain}"
+#define VRFY_MAX_DESTS	100	/* an EXPN answer is cut there */
 
 static struct listener *
 listener_by_index(uint32_t idx)
@@ -184,14 +186,23 @@ check_cram(const char *stored, const char *pass)
 	return (int)i;
 }
 
-void
-lookup_auth(struct mproc *p, const struct lka_auth_req *req)
+/* an AUTH checked against a table, which a shared table may stall */
+struct auth_job {
+	struct table_stall	 stall;
+	struct mproc		*p;
+	struct lka_auth_req	 req;
+};
+
+static void
+auth_run(void *arg)
 {
-	struct lka_result	 r;
-	struct listener		*l;
-	struct table		*t;
-	char			 stored[1024];
-	int			 rc, cram;
+	struct auth_job			*j = arg;
+	const struct lka_auth_req	*req = &j->req;
+	struct lka_result		 r;
+	struct listener			*l;
+	struct table			*t;
+	char				 stored[1024];
+	int				 rc, cram;
 
 	memset(&r, 0, sizeof(r));
 	r.reqid = req->reqid;
@@ -199,16 +210,15 @@ lookup_auth(struct mproc *p, const struct lka_auth_req *req)
 	if ((l = listener_by_index(req->listener)) == NULL)
 		fatalx("auth request for unknown listener %u", req->listener);
 	cram = strcmp(req->mech, "CRAM-MD5") == 0;
-	if (l->auth_table[0] == '\0') {
-		/* system accounts: the helper that may read /etc/shadow */
-		if (cram)
-			goto done;	/* the parser refuses the combination */
-		auth_system_ask(p, req);
-		return;
-	}
 	if ((t = config_find_table(conf, l->auth_table)) == NULL)
 		fatalx("auth: no table %s", l->auth_table);
-	rc = table_lookup(t, req->user, stored, sizeof(stored));
+	table_stall_begin(&j->stall);
+	rc = table_lookup_credentials(t, req->user, stored, sizeof(stored));
+	if (table_stall_end(&j->stall)) {
+		/* the database's answer is not in yet: asked again then */
+		table_stall_park(&j->stall, auth_run, j);
+		return;
+	}
 	if (rc == TABLE_ERROR) {
 		r.status = PROTO_TEMPFAIL;
 		goto done;
@@ -223,7 +233,120 @@ lookup_auth(struct mproc *p, const struct lka_auth_req *req)
 		r.status = PROTO_OK;
 done:
 	explicit_bzero(stored, sizeof(stored));
-	mproc_compose(p, IMSG_LKA_AUTH, req->reqid, -1, &r, sizeof(r));
+	mproc_compose(j->p, IMSG_LKA_AUTH, req->reqid, -1, &r, sizeof(r));
+	table_stall_done(&j->stall);
+	freezero(j, sizeof(*j));
+}
+
+void
+lookup_auth(struct mproc *p, const struct lka_auth_req *req)
+{
+	struct listener	*l;
+	struct auth_job	*j;
+
+	if ((l = listener_by_index(req->listener)) == NULL)
+		fatalx("auth request for unknown listener %u", req->listener);
+	if (l->auth_table[0] == '\0') {
+		/* system accounts: the helper that may read /etc/shadow */
+		if (strcmp(req->mech, "CRAM-MD5") == 0) {
+			/* the parser refuses the combination */
+			struct lka_result r;
+
+			memset(&r, 0, sizeof(r));
+			r.reqid = req->reqid;
+			r.status = PROTO_PERMFAIL;
+			mproc_compose(p, IMSG_LKA_AUTH, req->reqid, -1, &r,
+			    sizeof(r));
+			return;
+		}
+		auth_system_ask(p, req);
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		fatal("calloc");
+	j->p = p;
+	j->req = *req;
+	auth_run(j);
+}
+
+/*
+ * MAIL FROM on a listener with "senders <table>": an authenticated user
+ * may use only the addresses the table maps the user name to (Postfix's
+ * smtpd_sender_login_maps, OpenSMTPD's senders), then the listener's
+ * check-sender-domain.  The null sender is always allowed (a vacation
+ * reply, a bounce).
+ */
+struct sender_job {
+	struct table_stall	 stall;
+	struct mproc		*p;
+	struct lka_rcpt_req	 req;
+};
+
+static void
+sender_run(void *arg)
+{
+	struct sender_job	*j = arg;
+	struct lka_result	 r;
+	struct listener		*l;
+	struct table		*t;
+	char			 from[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	int			 rc;
+
+	if (j->req.flags & SF_LOCAL) {
+		/* sendmail(8): asked for check-sender-domain only */
+		dns_lka_sender(j->p, &j->req);
+		free(j);
+		return;
+	}
+	if ((l = listener_by_index(j->req.listener)) == NULL)
+		fatalx("sender check for unknown listener %u",
+		    j->req.listener);
+	memset(&r, 0, sizeof(r));
+	r.reqid = j->req.reqid;
+	r.status = PROTO_OK;
+	if (l->senders_table[0] != '\0' && (j->req.flags & SF_AUTH) &&
+	    (j->req.mailfrom.user[0] || j->req.mailfrom.domain[0])) {
+		if ((t = config_find_table(conf, l->senders_table)) == NULL)
+			fatalx("senders: no table %s", l->senders_table);
+		table_stall_begin(&j->stall);
+		rc = table_match_mailaddr(t, j->req.authname,
+		    &j->req.mailfrom);
+		if (table_stall_end(&j->stall)) {
+			table_stall_park(&j->stall, sender_run, j);
+			return;
+		}
+		addr_to_string(&j->req.mailfrom, from, sizeof(from));
+		if (rc == TABLE_ERROR) {
+			r.status = PROTO_TEMPFAIL;
+			snprintf(r.reply, sizeof(r.reply), "451 4.3.0 <%s>: "
+			    "Sender address rejected: temporary lookup "
+			    "failure", from);
+		} else if (rc != TABLE_FOUND) {
+			r.status = PROTO_PERMFAIL;
+			snprintf(r.reply, sizeof(r.reply), "553 5.7.1 <%s>: "
+			    "Sender address rejected: not owned by user %s",
+			    from, j->req.authname);
+		}
+	}
+	table_stall_done(&j->stall);
+	if (r.status == PROTO_OK && l->check_sender_domain)
+		dns_lka_sender(j->p, &j->req);
+	else
+		mproc_compose(j->p, IMSG_LKA_SENDER, r.reqid, -1, &r,
+		    sizeof(r));
+	free(j);
+}
+
+void
+lookup_sender(struct mproc *p, const struct lka_rcpt_req *req)
+{
+	struct sender_job	*j;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		fatal("calloc");
+	j->p = p;
+	j->req = *req;
+	sender_run(j);
 }
 
 /*
@@ -261,21 +384,25 @@ lookup_client_trusted(const struct lka_rcpt_req *req)
 	return 0;
 }
 
-struct vrfy_ctx {
-	struct mproc	*p;
-	uint32_t	 ndest;
+/* a VRFY or EXPN, which a shared table may stall and run again */
+struct vrfy_job {
+	struct table_stall	 stall;
+	struct mproc		*p;
+	struct lka_rcpt_req	 req;
+	int			 expn;
+	uint32_t		 ndest;
+	struct lka_dest		 dests[VRFY_MAX_DESTS];
 };
 
 static void
 vrfy_emit(void *arg, const struct lka_dest *d)
 {
-	struct vrfy_ctx	*ctx = arg;
+	struct vrfy_job	*j = arg;
 
 	/* an EXPN of a huge list is cut short, not an error */
-	if (ctx->ndest >= 100)
+	if (j->ndest >= VRFY_MAX_DESTS)
 		return;
-	ctx->ndest++;
-	mproc_compose(ctx->p, IMSG_LKA_RCPT_DEST, d->reqid, -1, d, sizeof(*d));
+	j->dests[j->ndest++] = *d;
 }
 
 static struct action *
@@ -289,69 +416,103 @@ first_local_action(void)
 	return NULL;
 }
 
-void
-lookup_vrfy(struct mproc *p, const struct lka_rcpt_req *req, int expn)
+static void
+vrfy_answer(struct vrfy_job *j, struct lka_result *r)
 {
-	struct lka_result	 r;
-	struct lka_rcpt_req	 q = *req;
+	struct lka_rcpt_req	 q = j->req;
 	struct match		*m;
 	struct action		*a = NULL;
-	struct vrfy_ctx		 ctx;
 	char			 rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	int			 rc;
 
-	memset(&r, 0, sizeof(r));
-	r.reqid = req->reqid;
-	addr_to_string(&req->rcpt, rcpt, sizeof(rcpt));
-	if (!lookup_client_trusted(req)) {
-		r.status = PROTO_PERMFAIL;
-		snprintf(r.reply, sizeof(r.reply), "252 2.5.0 Cannot %s "
+	addr_to_string(&j->req.rcpt, rcpt, sizeof(rcpt));
+	if (!lookup_client_trusted(&j->req)) {
+		r->status = PROTO_PERMFAIL;
+		snprintf(r->reply, sizeof(r->reply), "252 2.5.0 Cannot %s "
 		    "user, but will accept message and attempt delivery",
-		    expn ? "EXPN" : "VRFY");
-		goto done;
+		    j->expn ? "EXPN" : "VRFY");
+		return;
 	}
-	if (rule_find(&q, &m) && !m->reject && m->action != NULL)
+	if ((rc = rule_find(&q, &m)) == -1) {
+		r->status = PROTO_TEMPFAIL;
+		snprintf(r->reply, sizeof(r->reply), "451 4.3.0 <%s>: "
+		    "Temporary lookup failure", rcpt);
+		return;
+	}
+	if (rc == 1 && !m->reject && m->action != NULL)
 		a = m->action;
 	else if (q.rcpt.domain[0] == '\0')
 		a = first_local_action();	/* a bare local name */
 	if (a == NULL) {
-		r.status = PROTO_PERMFAIL;
-		snprintf(r.reply, sizeof(r.reply), "550 5.1.1 <%s>: not a "
+		r->status = PROTO_PERMFAIL;
+		snprintf(r->reply, sizeof(r->reply), "550 5.1.1 <%s>: not a "
 		    "deliverable address here", rcpt);
-		goto done;
+		return;
 	}
-	if (a->type == ACTION_RELAY && !expn) {
-		r.status = PROTO_PERMFAIL;
-		snprintf(r.reply, sizeof(r.reply), "252 2.1.5 <%s>: cannot "
+	if (a->type == ACTION_RELAY && !j->expn) {
+		r->status = PROTO_PERMFAIL;
+		snprintf(r->reply, sizeof(r->reply), "252 2.1.5 <%s>: cannot "
 		    "verify a remote address, but will attempt delivery",
 		    rcpt);
-		goto done;
+		return;
 	}
-	ctx.p = p;
-	ctx.ndest = 0;
-	r.status = expand_recipient(&q, a, vrfy_emit, &ctx, r.reply,
-	    sizeof(r.reply));
-	r.ndest = ctx.ndest;
-done:
-	mproc_compose(p, IMSG_LKA_RCPT_RESULT, req->reqid, -1, &r, sizeof(r));
+	r->status = expand_recipient(&q, a, vrfy_emit, j, r->reply,
+	    sizeof(r->reply));
 }
 
-/*
- * The fallback's destinations become envelopes, as an RCPT's do, so they
- * are sealed like rcpt.c's (the queue refuses, fatally, one that is not).
- */
+static void
+vrfy_run(void *arg)
+{
+	struct vrfy_job		*j = arg;
+	struct lka_result	 r;
+	uint32_t		 i;
+
+	memset(&r, 0, sizeof(r));
+	r.reqid = j->req.reqid;
+	j->ndest = 0;
+	table_stall_begin(&j->stall);
+	vrfy_answer(j, &r);
+	if (table_stall_end(&j->stall)) {
+		table_stall_park(&j->stall, vrfy_run, j);
+		return;
+	}
+	for (i = 0; i < j->ndest; i++)
+		mproc_compose(j->p, IMSG_LKA_RCPT_DEST, j->dests[i].reqid, -1,
+		    &j->dests[i], sizeof(j->dests[i]));
+	r.ndest = j->ndest;
+	mproc_compose(j->p, IMSG_LKA_RCPT_RESULT, j->req.reqid, -1, &r,
+	    sizeof(r));
+	table_stall_done(&j->stall);
+	free(j);
+}
+
+void
+lookup_vrfy(struct mproc *p, const struct lka_rcpt_req *req, int expn)
+{
+	struct vrfy_job	*j;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		fatal("calloc");
+	j->p = p;
+	j->req = *req;
+	j->expn = expn;
+	vrfy_run(j);
+}
+
+struct postmaster_ctx {
+	expand_emit	 emit;
+	void		*arg;
+	uint32_t	 ndest;
+};
+
+/* the fallback's destinations become envelopes, as an RCPT's do */
 static void
 postmaster_emit(void *arg, const struct lka_dest *d)
 {
-	struct vrfy_ctx	*ctx = arg;
-	struct lka_dest	 sealed = *d;
-	const uint8_t	*key;
+	struct postmaster_ctx	*ctx = arg;
 
-	if ((key = destmac_key()) == NULL)
-		fatalx("lookup holds no destination key");
-	destmac_compute(key, &sealed, sealed.mac);
 	ctx->ndest++;
-	mproc_compose(ctx->p, IMSG_LKA_RCPT_DEST, sealed.reqid, -1, &sealed,
-	    sizeof(sealed));
+	ctx->emit(ctx->arg, d);
 }
 
 /*
@@ -361,13 +522,14 @@ postmaster_emit(void *arg, const struct lka_dest *d)
  * alias.  `m' is the rule that matched the recipient, if any.
  */
 int
-lookup_postmaster(struct mproc *p, const struct lka_rcpt_req *req,
-    struct match *m, uint32_t *ndest, char *reply, size_t replylen)
+lookup_postmaster(const struct lka_rcpt_req *req, struct match *m,
+    expand_emit emit, void *arg, uint32_t *ndest, char *reply,
+    size_t replylen)
 {
 	static const char *const names[] = { "postmaster", "root" };
 	struct lka_rcpt_req	 q = *req;
 	struct action		*a;
-	struct vrfy_ctx		 ctx;
+	struct postmaster_ctx	 ctx;
 	char			 why[512];
 	size_t			 i;
 	int			 rc = PROTO_PERMFAIL;
@@ -385,7 +547,8 @@ lookup_postmaster(struct mproc *p, const struct lka_rcpt_req *req,
 		return PROTO_PERMFAIL;
 	if (a == NULL)
 		return PROTO_PERMFAIL;
-	ctx.p = p;
+	ctx.emit = emit;
+	ctx.arg = arg;
 	ctx.ndest = 0;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		snprintf(q.rcpt.user, sizeof(q.rcpt.user), "%s", names[i]);

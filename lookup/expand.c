@@ -306,7 +306,7 @@ expand_table(struct expand *e, struct expand_node *n, struct table *t,
 	char		*val, owner[ADDR_LOCAL_MAX + 16], where[512];
 	int		 rc;
 
-	rc = table_lookup_alloc(t, key, &val);
+	rc = table_lookup_alias(t, key, &val);
 	if (rc == TABLE_ERROR) {
 		expand_fail(e, PROTO_TEMPFAIL, "451 4.3.0 <%s>: Temporary "
 		    "failure in alias lookup", e->rcpt);
@@ -333,7 +333,7 @@ expand_table(struct expand *e, struct expand_node *n, struct table *t,
 	    e->req.mailfrom.user[0] != '\0' &&
 	    strlen(key) + 6 <= ADDR_LOCAL_MAX) {
 		snprintf(owner, sizeof(owner), "owner-%s", key);
-		if (table_match(t, owner) == TABLE_FOUND) {
+		if (table_match_as(t, TS_ALIAS, owner) == TABLE_FOUND) {
 			memcpy(n->sender_override.user, owner,
 			    strlen(owner) + 1);
 			snprintf(n->sender_override.domain,
@@ -382,7 +382,12 @@ expand_address(struct expand *e, struct expand_node *n)
 		req = e->req;
 		req.rcpt = n->it.addr;
 		req.flags |= SF_INTERNAL;
-		if (!rule_find(&req, &m) || m->reject || m->action == NULL) {
+		if ((rc = rule_find(&req, &m)) == -1) {
+			expand_fail(e, PROTO_TEMPFAIL, "451 4.3.0 <%s>: "
+			    "Temporary lookup failure", e->rcpt);
+			return STEP_DONE;
+		}
+		if (rc == 0 || m->reject || m->action == NULL) {
 			log_warnx("alias expansion of <%s>: no rule accepts "
 			    "<%s>", e->rcpt, log_sanitize(addr, clean,
 			    sizeof(clean)));

@@ -41,23 +41,6 @@
 static struct mproc	l_parent, l_queue, l_mta;
 static struct mproc	l_smtp[SMTPD_MAX_WORKERS];
 
-/*
- * The end of an RCPT lookup (rcpt.c): RFC 5321 4.5.1's postmaster
- * fallback, and the result to the asker.  The worker logs a refusal:
- * it knows the client (smtp_session.c, session_log_reject()).
- */
-void
-lookup_rcpt_reply(struct mproc *p, const struct lka_rcpt_req *req,
-    struct match *m, struct lka_result *r)
-{
-	/* RFC 5321 4.5.1: postmaster is always accepted (lookup/auth.c) */
-	if (r->status == PROTO_PERMFAIL && r->ndest == 0 &&
-	    lookup_postmaster(p, req, m, &r->ndest, r->reply,
-	    sizeof(r->reply)) == PROTO_OK)
-		r->status = PROTO_OK;
-	mproc_compose(p, IMSG_LKA_RCPT_RESULT, req->reqid, -1, r, sizeof(*r));
-}
-
 static void
 lookup_smtp_dispatch(struct mproc *p, struct imsg *m)
 {
@@ -85,7 +68,7 @@ lookup_smtp_dispatch(struct mproc *p, struct imsg *m)
 		break;
 	case IMSG_LKA_SENDER:
 		PROTO_READ(p, m, &req, proto_valid_lka_rcpt_req);
-		dns_lka_sender(p, &req);
+		lookup_sender(p, &req);
 		break;
 	case IMSG_LKA_DNSBL: {
 		struct lka_dnsbl r;

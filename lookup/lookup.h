@@ -1,9 +1,9 @@
 /*
  * lookup.h -- the lookup process: rules, tables, recipient resolution.
  *
- * lookup.c (the dispatch) and rcpt.c (a RCPT's asynchronous resolution)
- * call each other both ways on purpose: lookup.c starts a resolution and
- * rcpt.c ends it with lookup_rcpt_reply(), which answers the worker.
+ * lookup.c dispatches; rcpt.c resolves a RCPT asynchronously and
+ * answers the worker.  A request that asks a shared table whose answer
+ * is not cached is parked and run again (table.h, table_stall_begin()).
  */
 #ifndef POSTHASTE_LOOKUP_H
 #define POSTHASTE_LOOKUP_H
@@ -22,7 +22,11 @@
  */
 #define SF_INTERNAL	0x100
 
-/* rules.c: the first matching "match" rule for a recipient */
+/*
+ * rules.c: the first matching "match" rule for a recipient: 1 (*m set),
+ * 0 none, -1 a table could not answer (a temporary failure; the request
+ * may be stalled, table.h)
+ */
 int	rule_find(const struct lka_rcpt_req *, struct match **);
 /* the same knowing the client's reverse DNS ("from rdns"); may be NULL */
 int	rule_find_rdns(const struct lka_rcpt_req *, const struct lka_rdns *,
@@ -37,12 +41,15 @@ void	lookup_auth(struct mproc *, const struct lka_auth_req *);
 /* the channel to the system-account helper (-1: none configured) */
 void	auth_system_init(int fd);
 void	lookup_vrfy(struct mproc *, const struct lka_rcpt_req *, int expn);
+/* MAIL FROM: the listener's senders table, then check-sender-domain */
+void	lookup_sender(struct mproc *, const struct lka_rcpt_req *);
 int	lookup_client_trusted(const struct lka_rcpt_req *);
-int	lookup_postmaster(struct mproc *, const struct lka_rcpt_req *,
-	    struct match *, uint32_t *ndest, char *reply, size_t replylen);
+typedef void (*expand_emit)(void *arg, const struct lka_dest *);
+int	lookup_postmaster(const struct lka_rcpt_req *, struct match *,
+	    expand_emit, void *arg, uint32_t *ndest, char *reply,
+	    size_t replylen);
 
 /* expand.c: a recipient to its final destinations */
-typedef void (*expand_emit)(void *arg, const struct lka_dest *);
 /*
  * Synchronous, without ~/.forward (VRFY, EXPN): returns PROTO_*; on
  * failure reply holds the SMTP reply.
@@ -66,15 +73,13 @@ void	expand_forward_done(struct expand *, int fd, int status);
 
 /*
  * rcpt.c: IMSG_LKA_RCPT, asynchronous (rDNS for "from rdns" rules,
- * ~/.forward through the parent).  It ends with lookup_rcpt_reply().
+ * ~/.forward through the parent, shared tables).  The result comes
+ * after the destinations, with RFC 5321 4.5.1's postmaster fallback.
  */
 struct mproc;
 void	rcpt_init(struct mproc *parent);
 void	rcpt_start(struct mproc *, const struct lka_rcpt_req *);
 void	rcpt_forward_reply(const struct forward_req *, int fd);
-/* lookup.c: the RCPT result (m: the rule that matched, or NULL) */
-void	lookup_rcpt_reply(struct mproc *, const struct lka_rcpt_req *,
-	    struct match *, struct lka_result *);
 
 /* checks.c: the inbound checks an smtp worker asks for */
 struct lka_dnsbl;

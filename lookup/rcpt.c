@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "destmac.h"
+#include "table.h"
 #include "dns.h"
 #include "log.h"
 #include "lookup.h"
@@ -50,6 +51,14 @@ struct rcpt_job {
 	uint32_t		 reuse_ms;	/* for an acceptance */
 	struct match		*m;
 	struct expand		*e;	/* while a .forward is asked for */
+	/*
+	 * The destinations found, sent with the result: a run that meets
+	 * a shared table's unanswered query is dropped and run again
+	 * (table.h), and its destinations with it.
+	 */
+	struct lka_dest		*dests;
+	size_t			 ndests, capdests;
+	struct table_stall	 stall;
 };
 
 static TAILQ_HEAD(, rcpt_job)	jobs = TAILQ_HEAD_INITIALIZER(jobs);
@@ -62,21 +71,14 @@ rcpt_init(struct mproc *p)
 	parent = p;
 }
 
-static void
-rcpt_finish(struct rcpt_job *j, uint32_t status, const char *reply,
-    uint32_t ndest)
-{
-	struct lka_result	r;
+static void	rcpt_route(struct rcpt_job *);
 
-	memset(&r, 0, sizeof(r));
-	r.reqid = j->req.reqid;
-	r.status = status;
-	r.ndest = ndest;
-	r.reuse_ms = status == PROTO_OK ? j->reuse_ms : 0;
-	snprintf(r.reply, sizeof(r.reply), "%s", reply);
-	TAILQ_REMOVE(&jobs, j, entry);
-	lookup_rcpt_reply(j->p, &j->req, j->m, &r);
-	free(j);
+static void
+rcpt_resume(void *arg)
+{
+	struct rcpt_job	*j = arg;
+
+	rcpt_route(j);
 }
 
 /*
@@ -88,14 +90,58 @@ static void
 rcpt_emit(void *arg, const struct lka_dest *d)
 {
 	struct rcpt_job	*j = arg;
-	struct lka_dest	 sealed = *d;
+	struct lka_dest	*n;
 	const uint8_t	*key;
 
 	if ((key = destmac_key()) == NULL)
 		fatalx("lookup holds no destination key");
-	destmac_compute(key, &sealed, sealed.mac);
-	mproc_compose(j->p, IMSG_LKA_RCPT_DEST, sealed.reqid, -1, &sealed,
-	    sizeof(sealed));
+	if (j->ndests == j->capdests) {
+		if ((n = reallocarray(j->dests, j->capdests ?
+		    j->capdests * 2 : 4, sizeof(*n))) == NULL)
+			fatal("reallocarray");
+		j->dests = n;
+		j->capdests = j->capdests ? j->capdests * 2 : 4;
+	}
+	n = &j->dests[j->ndests++];
+	*n = *d;
+	destmac_compute(key, n, n->mac);
+}
+
+static void
+rcpt_finish(struct rcpt_job *j, uint32_t status, const char *reply,
+    uint32_t ndest)
+{
+	struct lka_result	r;
+	size_t			i;
+
+	memset(&r, 0, sizeof(r));
+	r.reqid = j->req.reqid;
+	r.status = status;
+	r.ndest = ndest;
+	r.reuse_ms = status == PROTO_OK ? j->reuse_ms : 0;
+	snprintf(r.reply, sizeof(r.reply), "%s", reply);
+	/* RFC 5321 4.5.1: postmaster is always accepted (lookup/auth.c) */
+	if (r.status == PROTO_PERMFAIL && r.ndest == 0 &&
+	    !j->stall.stalled && lookup_postmaster(&j->req, j->m, rcpt_emit,
+	    j, &r.ndest, r.reply, sizeof(r.reply)) == PROTO_OK)
+		r.status = PROTO_OK;
+	j->m = NULL;
+	if (j->stall.stalled) {
+		/* a shared table's answer is not in: the run starts over */
+		j->ndests = 0;
+		j->reuse_ms = 0;
+		table_stall_park(&j->stall, rcpt_resume, j);
+		return;
+	}
+	for (i = 0; i < j->ndests; i++)
+		mproc_compose(j->p, IMSG_LKA_RCPT_DEST, j->dests[i].reqid, -1,
+		    &j->dests[i], sizeof(j->dests[i]));
+	TAILQ_REMOVE(&jobs, j, entry);
+	mproc_compose(j->p, IMSG_LKA_RCPT_RESULT, j->req.reqid, -1, &r,
+	    sizeof(r));
+	table_stall_done(&j->stall);
+	free(j->dests);
+	free(j);
 }
 
 static void
@@ -159,16 +205,27 @@ rcpt_forward_reply(const struct forward_req *fr, int fd)
 		fatalx("forward reply from parent: status and fd disagree");
 	e = j->e;
 	j->e = NULL;
+	table_stall_begin(&j->stall);
 	expand_forward_done(e, fd, (int)fr->status);
+	(void)table_stall_end(&j->stall);
 }
 
 static void
-rcpt_route(struct rcpt_job *j)
+rcpt_route_run(struct rcpt_job *j)
 {
 	char	rcpt[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2], reply[512];
+	int	rc;
 
 	addr_to_string(&j->req.rcpt, rcpt, sizeof(rcpt));
-	if (!rule_find_rdns(&j->req, j->have_rdns ? &j->rdns : NULL, &j->m)) {
+	rc = rule_find_rdns(&j->req, j->have_rdns ? &j->rdns : NULL, &j->m);
+	if (rc == -1) {
+		/* a database that is down: never "relay denied" */
+		snprintf(reply, sizeof(reply), "451 4.3.0 <%s>: Temporary "
+		    "lookup failure", rcpt);
+		rcpt_finish(j, PROTO_TEMPFAIL, reply, 0);
+		return;
+	}
+	if (rc == 0) {
 		/* a rule might have matched had the client's name resolved */
 		if (j->have_rdns && j->rdns.status == PROTO_TEMPFAIL) {
 			snprintf(reply, sizeof(reply), "451 4.4.3 <%s>: "
@@ -200,6 +257,15 @@ rcpt_route(struct rcpt_job *j)
 		j->reuse_ms = RCPT_REUSE_MS;
 	expand_start(&j->req, j->m->action, rcpt_emit, rcpt_forward,
 	    rcpt_expand_done, j, RCPT_MAX_DESTS);
+}
+
+/* one run of the request, which a shared table may stall (table.h) */
+static void
+rcpt_route(struct rcpt_job *j)
+{
+	table_stall_begin(&j->stall);
+	rcpt_route_run(j);
+	(void)table_stall_end(&j->stall);
 }
 
 static void

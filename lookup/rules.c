@@ -54,9 +54,25 @@ rule_is_local_domain(const char *domain)
 	return 0;
 }
 
+/*
+ * Set when a table could not answer while a rule was tried (a database
+ * that is down, or an answer not in yet: table.h): that rule cannot be
+ * decided, and neither can the rules after it.
+ */
+static int	table_failed;
+
+static int
+table_said(int rc)
+{
+	if (rc == TABLE_ERROR)
+		table_failed = 1;
+	return rc == TABLE_FOUND;
+}
+
 /* a literal or <table> value against a string key */
 static int
-crit_match_string(const struct match_crit *c, const char *key)
+crit_match_string(const struct match_crit *c, enum table_service service,
+    const char *key)
 {
 	struct table	*t;
 
@@ -64,7 +80,7 @@ crit_match_string(const struct match_crit *c, const char *key)
 		return strcasecmp(c->value, key) == 0;
 	if ((t = config_find_table(conf, c->value)) == NULL)
 		return 0;
-	return table_match(t, key) == TABLE_FOUND;
+	return table_said(table_match_as(t, service, key));
 }
 
 static int
@@ -76,7 +92,7 @@ crit_match_addr(const struct match_crit *c, const struct sockaddr_storage *ss)
 		return addr_in_cidr(ss, c->value);
 	if ((t = config_find_table(conf, c->value)) == NULL)
 		return 0;
-	return table_match_addr(t, ss);
+	return table_said(table_match_netaddr(t, ss));
 }
 
 /* a host name against a literal or <table>; "*.example.org" wildcards */
@@ -89,7 +105,7 @@ crit_match_host(const struct match_crit *c, const char *name)
 	if (c->is_table) {
 		if ((t = config_find_table(conf, c->value)) == NULL)
 			return 0;
-		return table_match_domain(t, name) == TABLE_FOUND;
+		return table_said(table_match_domain(t, name));
 	}
 	if (strcasecmp(c->value, name) == 0)
 		return 1;
@@ -134,7 +150,8 @@ match_from(const struct match *m, const struct lka_rcpt_req *req,
 	case MATCH_FROM_AUTH:
 		r = (req->flags & SF_AUTH) != 0;
 		if (r && m->from_crit.value[0])
-			r = crit_match_string(&m->from_crit, req->authname);
+			r = crit_match_string(&m->from_crit, TS_STRING,
+			    req->authname);
 		break;
 	case MATCH_FROM_RDNS:
 		r = match_rdns(m, rdns);
@@ -144,6 +161,16 @@ match_from(const struct match *m, const struct lka_rcpt_req *req,
 		break;
 	}
 	return m->from_crit.negate ? !r : r;
+}
+
+/* a shared table: its query does wildcards itself, in one question */
+static int
+crit_remote(const struct match_crit *c)
+{
+	struct table	*t;
+
+	return (t = config_find_table(conf, c->value)) != NULL &&
+	    table_is_remote(t);
 }
 
 static int
@@ -165,8 +192,10 @@ match_for(const struct match *m, const struct lka_rcpt_req *req)
 			    crit_match_host(&m->for_crit, req->rcpt.domain);
 			break;
 		}
-		r = crit_match_string(&m->for_crit, req->rcpt.domain);
-		if (!r && m->for_crit.is_table && req->rcpt.domain[0]) {
+		r = crit_match_string(&m->for_crit, TS_DOMAIN,
+		    req->rcpt.domain);
+		if (!r && m->for_crit.is_table && req->rcpt.domain[0] &&
+		    !table_failed && !crit_remote(&m->for_crit)) {
 			/* "*.example.org" style wildcard entries */
 			const char *dot = strchr(req->rcpt.domain, '.');
 
@@ -174,14 +203,15 @@ match_for(const struct match *m, const struct lka_rcpt_req *req)
 				char wild[ADDR_DOMAIN_MAX + 2];
 
 				snprintf(wild, sizeof(wild), "*%s", dot);
-				r = crit_match_string(&m->for_crit, wild);
+				r = crit_match_string(&m->for_crit,
+				    TS_DOMAIN, wild);
 				dot = strchr(dot + 1, '.');
 			}
 		}
 		break;
 	case MATCH_FOR_RCPT:
 		addr_to_string(&req->rcpt, addr, sizeof(addr));
-		r = crit_match_string(&m->for_crit, addr);
+		r = crit_match_string(&m->for_crit, TS_MAILADDR, addr);
 		break;
 	default:
 		r = 0;
@@ -197,12 +227,12 @@ match_mail_from(const struct match_crit *c, const struct mailaddr *from)
 	char	at[ADDR_DOMAIN_MAX + 2];
 
 	addr_to_string(from, addr, sizeof(addr));
-	if (crit_match_string(c, addr))
+	if (crit_match_string(c, TS_MAILADDR, addr))
 		return 1;
-	if (from->domain[0] == '\0')
+	if (from->domain[0] == '\0' || table_failed)
 		return 0;		/* <> has no domain */
 	snprintf(at, sizeof(at), "@%s", from->domain);
-	return crit_match_string(c, at);
+	return crit_match_string(c, TS_MAILADDR, at);
 }
 
 /* the tag of the listener the request came in on, NULL if none */
@@ -293,7 +323,8 @@ rule_holds(const struct match *m, const struct lka_rcpt_req *req,
 		int r = (req->flags & SF_AUTH) != 0;
 
 		if (r && m->auth.value[0])
-			r = crit_match_string(&m->auth, req->authname);
+			r = crit_match_string(&m->auth, TS_STRING,
+			    req->authname);
 		if (m->auth.negate ? r : !r)
 			return 0;
 	}
@@ -310,7 +341,7 @@ rule_holds(const struct match *m, const struct lka_rcpt_req *req,
 			return 0;
 	}
 	if (m->helo.set) {
-		int r = crit_match_string(&m->helo, req->helo);
+		int r = crit_match_string(&m->helo, TS_STRING, req->helo);
 
 		if (m->helo.negate ? r : !r)
 			return 0;
@@ -318,7 +349,7 @@ rule_holds(const struct match *m, const struct lka_rcpt_req *req,
 	if (m->tag.set) {
 		const char	*tag = request_tag(req);
 		int		 r = tag != NULL &&
-		    crit_match_string(&m->tag, tag);
+		    crit_match_string(&m->tag, TS_STRING, tag);
 
 		if (m->tag.negate ? r : !r)
 			return 0;
@@ -346,16 +377,25 @@ rule_find_rdns(const struct lka_rcpt_req *req, const struct lka_rdns *rdns,
 {
 	struct match	*m;
 
+	int		 holds;
+
+	*out = NULL;
 	TAILQ_FOREACH(m, &conf->matches, entry) {
 		/* the message's rules wait for the end of data */
 		if (m->dkim.set || m->dmarc.set)
 			continue;
-		if (!rule_holds(m, req, rdns))
+		table_failed = 0;
+		holds = rule_holds(m, req, rdns);
+		if (table_failed) {
+			log_debug("rule at line %d: a table could not answer",
+			    m->line);
+			return -1;
+		}
+		if (!holds)
 			continue;
 		*out = m;
 		return 1;
 	}
-	*out = NULL;
 	return 0;
 }
 

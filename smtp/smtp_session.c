@@ -1026,9 +1026,14 @@ cmd_mail(struct session *s, char *args)
 	    (tx->mail_args = strdup(rest + 1)) == NULL)
 		fatal("strdup");
 	smtp_checks_mail(s);	/* SPF, while the recipients come */
-	/* check-sender-domain: MAIL FROM must name a domain that exists */
-	if (s->l->check_sender_domain && (tx->mailfrom.user[0] ||
-	    tx->mailfrom.domain[0]) && tx->mailfrom.domain[0]) {
+	/*
+	 * senders <table>: the addresses an authenticated user may use;
+	 * check-sender-domain: MAIL FROM must name a domain that exists
+	 * (lookup/auth.c, lookup_sender())
+	 */
+	if ((s->l->check_sender_domain && tx->mailfrom.domain[0]) ||
+	    (s->l->senders_table[0] && (s->flags & SS_AUTH) &&
+	    !(s->flags & SS_LOCAL))) {
 		struct lka_rcpt_req req;
 
 		session_lka_request(s, &req);

@@ -369,6 +369,7 @@ entry_ask(struct remote *r, struct entry *e)
 	struct timeval		 tv = { QUERY_TIMEOUT, 0 };
 
 	e->state = E_PENDING;
+	e->stale = 0;
 	if (e->value != NULL) {
 		freezero(e->value, strlen(e->value) + 1);
 		e->value = NULL;
@@ -441,12 +442,7 @@ table_remote_get(struct table *t, enum table_service service,
 			return TABLE_ERROR;
 		return TABLE_FOUND;
 	}
-	if (current == NULL) {
-		/* a caller outside a request: a bug, never a wrong answer */
-		log_warnx("table %s: asked outside a request", t->name);
-		return TABLE_ERROR;
-	}
-	if (current->runs > STALL_RUNS) {
+	if (current != NULL && current->runs > STALL_RUNS) {
 		log_warnx("table %s: more than %d rounds of questions for "
 		    "one request", t->name, STALL_RUNS);
 		return TABLE_ERROR;
@@ -463,15 +459,23 @@ table_remote_get(struct table *t, enum table_service service,
 		e->next = buckets[h % CACHE_BUCKETS];
 		buckets[h % CACHE_BUCKETS] = e;
 		nentries++;
-	} else if (e->stale && e->state != E_PENDING && e->pins == 0)
-		e->stale = 0;
+	}
+	/*
+	 * A question outside a request that can be parked (the inbound
+	 * checks' trusted networks): a temporary "no", and the answer is
+	 * fetched for the next time.
+	 */
+	if (current == NULL) {
+		if (e->state != E_PENDING)
+			entry_ask(r, e);
+		return TABLE_ERROR;
+	}
 	pin(current, e);
 	if (e->state == E_PENDING) {
 		wait_for(current, e);
 		return TABLE_ERROR;
 	}
 	/* expired, or flushed (a pinned stale entry is asked again) */
-	e->stale = 0;
 	wait_for(current, e);
 	entry_ask(r, e);
 	return TABLE_ERROR;
@@ -482,8 +486,6 @@ table_stall_begin(struct table_stall *s)
 {
 	if (current != NULL)
 		fatalx("table_stall_begin: a request is already running");
-	s->stalled = 0;
-	s->runs++;
 	current = s;
 }
 
@@ -503,6 +505,8 @@ table_stall_park(struct table_stall *s, void (*resume)(void *), void *arg)
 
 	s->resume = resume;
 	s->arg = arg;
+	s->stalled = 0;		/* the next run starts afresh */
+	s->runs++;
 	/* every answer came within the run itself: go again now */
 	if (s->waiting == 0 && event_base_once(base, -1, EV_TIMEOUT,
 	    stall_resume_cb, s, &now) == -1)

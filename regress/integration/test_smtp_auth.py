@@ -174,6 +174,34 @@ def test_authenticated_submission():
     assert b"\nMessage-ID: <" in head, head
 
 
+def test_senders_table():
+    """listen ... auth <creds> senders <senders>: an authenticated user
+    may use only the addresses the table maps the name to ("@domain" for
+    a whole domain) and the null sender; anyone else's is 553 5.7.1."""
+    senders = credentials_table([("alice", "alice@example.test, "
+                                  "@alias.test")])
+    conf = auth_conf("auth <creds> senders <senders>").replace(
+        "table creds ", "table senders file:%s\ntable creds " % senders)
+    with Daemon(conf=conf) as d:
+        c, _ = tls_session(d.port)
+        with c:
+            r = c.command("AUTH PLAIN " + b64("\0alice\0" + PASSWORD))
+            assert r.code == 235, r
+            for sender, code in (("alice@example.test", 250),
+                                 ("Alice@Example.TEST", 250),
+                                 ("anyone@alias.test", 250),
+                                 ("", 250),
+                                 ("bob@example.test", 553),
+                                 ("alice@other.test", 553)):
+                r = c.command("MAIL FROM:<%s>" % sender)
+                assert r.code == code, (sender, r)
+                if code == 553:
+                    expect(r, 553, "5.7.1", "not owned: " + sender)
+                    assert "not owned by user alice" in r.text, r
+                else:
+                    assert c.command("RSET").code == 250
+
+
 def test_unauthenticated_no_relay():
     with Daemon(conf=auth_conf("auth-optional <creds>")) as d, \
             SMTPConnection(d.port) as c:
