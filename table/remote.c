@@ -61,6 +61,7 @@ static const char *const service_names[TS_COUNT] = {
 };
 
 enum entry_state {
+	E_NEW,		/* never asked */
 	E_PENDING,
 	E_FOUND,
 	E_NOTFOUND,
@@ -430,8 +431,8 @@ table_remote_get(struct table *t, enum table_service service,
 		    strcmp(e->key, lk) == 0)
 			break;
 	now = now_mono();
-	if (e != NULL && e->state != E_PENDING && !e->stale &&
-	    (e->expires > now || e->pins > 0)) {
+	if (e != NULL && e->state != E_PENDING && e->state != E_NEW &&
+	    !e->stale && (e->expires > now || e->pins > 0)) {
 		if (current != NULL)
 			pin(current, e);
 		if (e->state == E_ERROR)
