@@ -51,7 +51,7 @@ HARDEN		= -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=2 \
 HARDEN_LD	= -pie -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
 
 PKGS		= libevent libevent_openssl openssl libseccomp libbsd-overlay \
-		  libpsl zlib libcurl
+		  libpsl zlib libcurl libpq
 PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -93,6 +93,12 @@
 # port 53, and unbound-resolvconf, which would point /etc/resolv.conf at
 # it) are disabled at once, as Dovecot's is.
 #
+# Shared tables (issue 21): libpq-dev, PostgreSQL's client library, for
+# the pgsql: table (table/pgsql.c, asynchronous on lookup's event loop);
+# postgresql for the test server: regress/integration/pglib.py makes and
+# starts a throw-away cluster as an unprivileged user on a loopback port.
+# The package's own cluster service (port 5432) is disabled at once.
+#
 # haproxy (issue 21): regress/integration/test_cluster.py puts Debian's
 # HAProxy in front of three daemons on loopback (round robin, PROXY v2,
 # health checks), as a site with several MX hosts behind a TCP load
@@ -166,6 +172,8 @@ PACKAGES="
 	unbound
 	stunnel4
 	libcurl4-openssl-dev
+	libpq-dev
+	postgresql
 	haproxy
 "
 
@@ -262,6 +270,19 @@ if [ -n "$missing" ]; then
 		    /etc/systemd/system/*.wants/rbldnsd.service
 		if command -v update-rc.d >/dev/null 2>&1; then
 			update-rc.d rbldnsd disable >/dev/null 2>&1
+		fi
+		;;
+	esac
+	case " $missing " in
+	*" postgresql "*)
+		# pglib.py starts its own clusters on loopback ports
+		if command -v deb-systemd-helper >/dev/null 2>&1; then
+			deb-systemd-helper disable postgresql.service \
+			    >/dev/null 2>&1
+		fi
+		rm -f /etc/systemd/system/multi-user.target.wants/postgresql.service
+		if command -v update-rc.d >/dev/null 2>&1; then
+			update-rc.d postgresql disable >/dev/null 2>&1
 		fi
 		;;
 	esac
