@@ -81,6 +81,8 @@ struct pki {
 	int	key_line;
 };
 
+#define LISTEN_PROXY_MAX	16	/* "proxy-protocol from { ... }" */
+#define LISTEN_CIDR_MAX		50	/* an IPv6 address, "/128", NUL */
 #define LISTEN_SNI_MAX	7	/* pkis on a listener besides the first */
 
 enum listen_tls {
@@ -126,6 +128,16 @@ struct listener {
 	 * indexes into conf->milters (struct milter_conf.index) */
 	int			 milters[CONF_MILTER_CHAIN];
 	int			 nmilters;
+	/*
+	 * "proxy-protocol from NET|{ NET, ... }": every connection opens
+	 * with a PROXY header (v1 or v2) naming the real client, and only
+	 * these peers (CIDR or address, as written) may send one
+	 * (smtp/smtp_proxy.c).  A list, not a table: the worker decides
+	 * before anything else, and knows no tables.
+	 */
+	int			 proxy_protocol;
+	char			 proxy_from[LISTEN_PROXY_MAX][LISTEN_CIDR_MAX];
+	int			 nproxy_from;
 };
 #define CHECK_SPF	0x01
 #define CHECK_DKIM	0x02

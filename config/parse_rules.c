@@ -224,6 +224,54 @@ listen_option_twice(struct parser *p, const struct token *t)
 			   t->text);
 }
 
+/*
+ * "proxy-protocol from NET" or "proxy-protocol from { NET, NET ... }":
+ * the load balancers that may speak for their clients.  Required: a
+ * PROXY header from anyone else would let them pick their own address.
+ */
+static int
+parse_proxy_from(struct parser *p, struct listener *l)
+{
+	struct token	*t;
+	int		 braces;
+
+	if (!tok_is_keyword(t = tok_next(p), "from"))
+		return parse_unexpected(p, t, "\"from\" after proxy-protocol "
+		    "(the trusted proxies)");
+	braces = tok_peek(p)->type == TOK_LBRACE;
+	if (braces)
+		tok_next(p);
+	for (;;) {
+		do {
+			t = tok_next(p);
+		} while (braces && (t->type == TOK_NEWLINE ||
+		    (t->type == TOK_COMMA && l->nproxy_from > 0)));
+		if (braces && t->type == TOK_RBRACE)
+			break;
+		if (!tok_is_value(t))
+			return parse_unexpected(p, t, braces ?
+			    "address or network or \"}\"" :
+			    "address or network after proxy-protocol from");
+		if (l->nproxy_from == LISTEN_PROXY_MAX)
+			return parse_error(p, t->line, "at most %d trusted "
+			    "proxies on a listener", LISTEN_PROXY_MAX);
+		if (conf_copy_value(p, t, l->proxy_from[l->nproxy_from],
+		    LISTEN_CIDR_MAX, "proxy address") == -1)
+			return -1;
+		if (!conf_valid_cidr(l->proxy_from[l->nproxy_from]))
+			return parse_error(p, t->line, "invalid address "
+			    "\"%.64s\" after proxy-protocol from",
+			    l->proxy_from[l->nproxy_from]);
+		l->nproxy_from++;
+		if (!braces)
+			break;
+	}
+	if (l->nproxy_from == 0)
+		return parse_error(p, p->cur.line, "no address after "
+		    "proxy-protocol from");
+	return 0;
+}
+
 int
 parse_listen(struct parser *p, const char *keyword, int line)
 {
@@ -390,6 +438,11 @@ parse_listen(struct parser *p, const char *keyword, int line)
 		} else if (tok_is_keyword(t, "auth-cram-md5")) {
 			if (tmpl.auth_cram_md5++)
 				return listen_option_twice(p, t);
+		} else if (tok_is_keyword(t, "proxy-protocol")) {
+			if (tmpl.proxy_protocol++)
+				return listen_option_twice(p, t);
+			if (parse_proxy_from(p, &tmpl) == -1)
+				return -1;
 		} else if (tok_is_keyword(t, "milter")) {
 			/* "milter NAME" or "milter { A B }" (parse_milter.c) */
 			if (milters.n > 0)

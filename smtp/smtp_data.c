@@ -771,14 +771,15 @@ session_queue_committed(const struct queue_msg_resp *r)
 		addr_to_string(&tx->mailfrom, sender, sizeof(sender));
 		/* the queue id of "queued as" and of the delivery lines */
 		log_info("%08x: from=<%s>, size=%zu, nrcpt=%zu, client=%s, "
-		    "helo=<%s>%s%s%s", tx->msgid, log_sanitize(sender, clean,
-		    sizeof(clean)), tx->msgsize, tx->ndests,
+		    "helo=<%s>%s%s%s%s%s", tx->msgid, log_sanitize(sender,
+		    clean, sizeof(clean)), tx->msgsize, tx->ndests,
 		    session_client(s, client, sizeof(client)),
 		    s->helo ? log_sanitize(s->helo, helo, sizeof(helo)) : "",
 		    s->authname ? ", sasl_username=" : "",
 		    s->authname ? s->authname : "",
 		    (tx->mp.evflags & EF_REQUIRETLS) ? ", requiretls=yes" :
-		    tx->tls_optional ? ", tls_required=no" : "");
+		    tx->tls_optional ? ", tls_required=no" : "",
+		    s->proxy_addr[0] ? ", proxy=" : "", s->proxy_addr);
 		s->nmessages++;
 		session_reply(s, "250 2.0.0 Ok: queued as %08x", tx->msgid);
 	} else

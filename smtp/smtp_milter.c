@@ -542,8 +542,12 @@ server_addr(const struct session *s, char *buf, size_t size)
 	const void		*a;
 
 	buf[0] = '\0';
-	if ((s->flags & SS_LOCAL) || getsockname(s->fd, (struct sockaddr *)&ss,
-	    &len) == -1)
+	if (s->flags & SS_LOCAL)
+		return;
+	/* behind a proxy: the address the client connected to, on it */
+	if (s->local_ss.ss_family != 0)
+		ss = s->local_ss;
+	else if (getsockname(s->fd, (struct sockaddr *)&ss, &len) == -1)
 		return;
 	if (ss.ss_family == AF_INET)
 		a = &((struct sockaddr_in *)&ss)->sin_addr;

@@ -151,10 +151,11 @@ session_log_reject(const struct session *s, const char *stage,
 	if (s->helo != NULL)
 		snprintf(helo, sizeof(helo), " helo=<%s>",
 		    log_sanitize(s->helo, tmp, sizeof(tmp)));
-	log_info("NOQUEUE: reject: %s from %s: %s;%s%s proto=%s%s", stage,
+	log_info("NOQUEUE: reject: %s from %s: %s;%s%s proto=%s%s%s%s", stage,
 	    session_client(s, client, sizeof(client)),
 	    log_sanitize(reply, clean, sizeof(clean)), from, to,
-	    (s->flags & SS_EHLO) ? "ESMTP" : "SMTP", helo);
+	    (s->flags & SS_EHLO) ? "ESMTP" : "SMTP", helo,
+	    s->proxy_addr[0] ? " proxy=" : "", s->proxy_addr);
 }
 
 uint32_t
@@ -314,6 +315,7 @@ static void
 session_free(struct session *s)
 {
 	RB_REMOVE(session_tree, &sessions, s);
+	smtp_proxy_free(s);
 	session_reset(s);
 	smtp_milter_free(s);
 	smtp_auth_free(s);
@@ -478,11 +480,7 @@ void
 session_new(int fd, struct listener *l, uint32_t lindex,
     struct sockaddr_storage *ss, socklen_t sslen)
 {
-	struct rdns_memo *memo;
-	int		 known;
 	struct session	*s;
-	struct lka_rdns	 rdns;
-	int		 ok;
 
 	if ((s = session_alloc(fd)) == NULL)
 		return;
@@ -491,16 +489,62 @@ session_new(int fd, struct listener *l, uint32_t lindex,
 	if (sslen > sizeof(s->ss))
 		sslen = sizeof(s->ss);
 	memcpy(&s->ss, ss, sslen);
+	session_set_addr(s);
+	if (!l->proxy_protocol) {
+		session_start(s);
+		return;
+	}
+	/*
+	 * A PROXY header names the client, so only a balancer we were
+	 * told to trust may send one: anyone else is hung up on, before
+	 * a byte is read (logged with the address it really has).
+	 */
+	if (!smtp_proxy_trusted(l, &s->ss)) {
+		log_info("%08x: proxy: connection from %s on %s port %u "
+		    "refused: not a trusted proxy", s->id, s->addr,
+		    l->ifname, l->port);
+		session_close(s);
+		return;
+	}
+	if (smtp_proxy_start(s) == -1)
+		session_close(s);
+}
+
+/* the client's address as text, for logs, limits and lookups */
+void
+session_set_addr(struct session *s)
+{
+	const struct sockaddr_storage	*ss = &s->ss;
+
 	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)ss)->sin_addr,
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr,
 		    s->addr, sizeof(s->addr));
 	else if (ss->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ss)->sin6_addr,
-		    s->addr, sizeof(s->addr));
+		inet_ntop(AF_INET6,
+		    &((const struct sockaddr_in6 *)ss)->sin6_addr, s->addr,
+		    sizeof(s->addr));
 	else
 		snprintf(s->addr, sizeof(s->addr), "local");
-	log_debug("%08x: connection from %s on %s port %u%s%s", s->id,
-	    s->addr, l->ifname, l->port, l->tag[0] ? " tag=" : "", l->tag);
+}
+
+/*
+ * The client is known: its address is the connection's, or what a
+ * trusted proxy's header said (smtp_proxy.c) -- everything from here on
+ * (limits, rDNS, rules, checks, filters, the Received field) sees only
+ * that one.
+ */
+void
+session_start(struct session *s)
+{
+	struct rdns_memo *memo;
+	int		 known;
+	struct lka_rdns	 rdns;
+	int		 ok;
+	struct listener	*l = s->l;
+
+	log_debug("%08x: connection from %s on %s port %u%s%s%s%s", s->id,
+	    s->addr, l->ifname, l->port, l->tag[0] ? " tag=" : "", l->tag,
+	    s->proxy_addr[0] ? " proxy=" : "", s->proxy_addr);
 	/* counted across all workers: the kernel spreads one client's
 	 * connections over all of them */
 	ok = sesscount_take(s->addr, conf->max_sessions_per_ip,
@@ -607,6 +651,11 @@ session_shutdown_all(void)
 	RB_FOREACH_SAFE(s, session_tree, &sessions, tmp) {
 		if (s->flags & (SS_WAIT | SS_CLOSING))
 			continue;
+		if (s->proxy != NULL) {
+			/* not a client yet: no greeting to take back */
+			session_close(s);
+			continue;
+		}
 		if (s->state >= S_MAIL && s->state <= S_BDAT)
 			continue;
 		if (s->state == S_TLS) {

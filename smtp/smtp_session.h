@@ -191,6 +191,15 @@ struct session {
 	size_t			 addhead_lines;
 	struct milter_sess	*milter;	/* NULL: no filters */
 	const char		*auth_mech;	/* SS_AUTH: "PLAIN"... */
+	/*
+	 * smtp_proxy.c: a "proxy-protocol" listener's header being read
+	 * (NULL otherwise), and once it is in, the balancer's address
+	 * ("" when not proxied; ss and addr are then the client's) and
+	 * where the client connected to (ss_family 0: ask the socket).
+	 */
+	struct smtp_proxy	*proxy;
+	char			 proxy_addr[46];
+	struct sockaddr_storage	 local_ss;
 };
 
 void	session_init(void);
@@ -201,6 +210,9 @@ void	session_new(int fd, struct listener *, uint32_t lindex,
 	    struct sockaddr_storage *, socklen_t);
 void	session_new_local(int fd, const struct local_session *);
 void	session_begin(struct session *);	/* filters, then 220 */
+/* the client is known (smtp_proxy.c): limits, rDNS, TLS or greeting */
+void	session_start(struct session *);
+void	session_set_addr(struct session *);	/* s->addr from s->ss */
 void	session_shutdown_all(void);
 void	session_lookup_dest(const struct lka_dest *);
 void	session_lookup_result(const struct lka_result *);
@@ -257,6 +269,12 @@ void	session_io_close(struct session *);
 void	session_io_flush_later(struct session *);
 void	session_io_update(struct session *);
 void	session_set_timeout(struct session *);
+
+/* smtp_proxy.c: the PROXY protocol header, on listeners that want it */
+int	smtp_proxy_trusted(const struct listener *,
+	    const struct sockaddr_storage *);
+int	smtp_proxy_start(struct session *);	/* -1: close the session */
+void	smtp_proxy_free(struct session *);
 
 /* smtp_deadline.c: slowloris */
 int	session_deadline_check(struct session *);
