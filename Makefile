@@ -71,6 +71,8 @@ CPPFLAGS	+= -I. $(addprefix -I,$(SHARED_DIRS)) -D_DEFAULT_SOURCE \
 CFLAGS		+= -std=c11 $(OPT) $(WARNINGS) $(HARDEN) $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS		+= $(HARDEN_LD) $(SANFLAGS)
 LDLIBS		+= $(PKG_LIBS) -ldb -lunbound -lcrypt -lresolv -pthread
+# OpenLDAP's client library (table/ldap.c: ldap: shared tables)
+LDLIBS		+= -lldap -llber
 
 # POSIX and the BSD extensions (-D_DEFAULT_SOURCE: what glibc needs under
 # -std=c11, and what the BSDs give by default).  Only platform/ may need

@@ -53,6 +53,8 @@ FUZZ_CPPFLAGS	= -I. $(TEST_CPPFLAGS) -D_DEFAULT_SOURCE \
 FUZZ_CFLAGS	= -std=c11 -O1 -g -fno-omit-frame-pointer $(WARNINGS) \
 		  $(SAN_COMPILE) $(PKG_CFLAGS)
 FUZZ_LDLIBS	= $(PKG_LIBS) -ldb -lunbound -lcrypt -lresolv
+# OpenLDAP's client library (table/ldap.c)
+FUZZ_LDLIBS	+= -lldap -llber
 
 # Same split as the main Makefile (mk/layout.mk): files with a main()
 # stay out.

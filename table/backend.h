@@ -34,7 +34,7 @@ struct event_base;
 struct table_query {
 	const struct table	*table;
 	enum table_service	 service;
-	const char		*key;
+	const char		*key;	/* valid until the answer */
 	void			*priv;	/* remote.c's */
 };
 

@@ -257,6 +257,7 @@ table_query_done(struct table_query *q, int status, const char *value)
 	const char	*v = value != NULL ? value : "";
 	const char	*p;
 
+	free((char *)q->key);
 	free(q);
 	if (e == NULL)
 		return;		/* timed out earlier: the answer is late */
@@ -379,7 +380,9 @@ entry_ask(struct remote *r, struct entry *e)
 		fatal("calloc");
 	q->table = e->t;
 	q->service = e->service;
-	q->key = e->key;	/* lives as long as the entry: pinned */
+	/* the query's own: a late answer may outlive the entry */
+	if ((q->key = strdup(e->key)) == NULL)
+		fatal("strdup");
 	q->priv = e;
 	e->q = q;
 	if ((e->timer = evtimer_new(base, query_timeout_cb, e)) == NULL ||

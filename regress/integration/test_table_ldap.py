@@ -1,0 +1,299 @@
+"""
+test_table_ldap.py -- ldap: shared tables (table/ldap.c) against a real
+OpenLDAP slapd, through the real daemon (issue 21).
+
+slapd (Debian's slapd package) is started by this module as the
+unprivileged user openldap, with a cn=config directory of its own made
+by slapadd -n0 from CONFIG_LDIF (an mdb database in a temporary
+directory) on ldap://127.0.0.1:15730, the entries of DATA_LDIF loaded
+with slapadd before it starts; it is stopped at the end of the module.
+The daemon binds as cn=posthaste,dc=example,dc=org, the one DN the ACL
+lets read userPassword.
+
+One daemon for every case:
+
+  - a domain only in LDAP (associatedDomain) is ours, a virtual user
+    only in LDAP (mailLocalAddress -> mailRoutingAddress phtest1) is
+    delivered, an address not in LDAP is refused 550;
+  - AUTH PLAIN checks the password against userPassword, which holds
+    "{CRYPT}" and a SHA-512 crypt(3) hash: the driver takes the prefix
+    off (etc/ldap.conf says so too);
+  - a user name with "*)(" in it is an escaped assertion value: with the
+    right password of another user it still fails (pasted raw into the
+    filter it would have matched that user);
+  - an entry added with ldapadd works once the negative answer's ttl
+    (1 s) is over;
+  - slapd stopped: the same recipients get 451 (a temporary failure),
+    never 550, and the outage is logged once.
+
+And "smtpd -n" reports a bad ldap configuration file with its file and
+line.  Port: 15730 (the ldap owner's range 15730-15739).
+"""
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import fixture
+from fixture import Daemon, TEST_USER1, poll, run_smtpd, smtp_dialog
+from test_smtp_common import sha512_crypt, wait_marker, unique
+
+TIMEOUT = 60
+
+SLAPD = "/usr/sbin/slapd"
+SLAPADD = "/usr/sbin/slapadd"
+LDAPADD = "/usr/bin/ldapadd"
+SLAPD_USER = "openldap"
+SLAPD_PORT = 15730
+URL = "ldap://127.0.0.1:%d" % SLAPD_PORT
+BASE = "dc=example,dc=org"
+ROOTDN = "cn=admin," + BASE
+ROOTPW = "admin-secret"
+BINDDN = "cn=posthaste," + BASE
+BINDPW = "posthaste-secret"
+PASSWORD = "ldap horse battery"
+
+CONFIG_LDIF = """\
+dn: cn=config
+objectClass: olcGlobal
+cn: config
+olcPidFile: @DIR@/slapd.pid
+
+dn: cn=module{0},cn=config
+objectClass: olcModuleList
+cn: module{0}
+olcModulePath: /usr/lib/ldap
+olcModuleLoad: back_mdb
+
+dn: cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: schema
+
+include: file:///etc/ldap/schema/core.ldif
+
+include: file:///etc/ldap/schema/cosine.ldif
+
+include: file:///etc/ldap/schema/inetorgperson.ldif
+
+include: file:///etc/ldap/schema/nis.ldif
+
+include: file:///etc/ldap/schema/misc.ldif
+
+dn: olcDatabase={-1}frontend,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcFrontendConfig
+olcDatabase: {-1}frontend
+
+dn: olcDatabase={0}config,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {0}config
+olcAccess: {0}to * by * none
+
+dn: olcDatabase={1}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {1}mdb
+olcSuffix: @BASE@
+olcDbDirectory: @DIR@/db
+olcDbMaxSize: 16777216
+olcRootDN: @ROOTDN@
+olcRootPW: @ROOTPW@
+olcAccess: {0}to attrs=userPassword by dn.exact="@BINDDN@" read
+  by anonymous auth by * none
+olcAccess: {1}to * by * read
+"""
+
+DATA_LDIF = """\
+dn: @BASE@
+objectClass: dcObject
+objectClass: organization
+dc: example
+o: Example
+
+dn: @BINDDN@
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: posthaste
+userPassword: @BINDPW@
+
+dn: ou=domains,@BASE@
+objectClass: organizationalUnit
+ou: domains
+
+dn: ou=ldapdom.test,ou=domains,@BASE@
+objectClass: organizationalUnit
+objectClass: domainRelatedObject
+ou: ldapdom.test
+associatedDomain: ldapdom.test
+
+dn: ou=people,@BASE@
+objectClass: organizationalUnit
+ou: people
+
+dn: uid=ldapuser,ou=people,@BASE@
+objectClass: inetOrgPerson
+objectClass: posixAccount
+objectClass: inetLocalMailRecipient
+uid: ldapuser
+cn: LDAP User
+sn: User
+uidNumber: 5001
+gidNumber: 5001
+homeDirectory: /var/empty
+mailLocalAddress: ldapuser@ldapdom.test
+mailRoutingAddress: @USER1@
+userPassword: {CRYPT}@HASH@
+"""
+
+LATER_LDIF = """\
+dn: uid=later,ou=people,@BASE@
+objectClass: inetOrgPerson
+objectClass: inetLocalMailRecipient
+uid: later
+cn: Later
+sn: Later
+mailLocalAddress: later@ldapdom.test
+mailRoutingAddress: @USER1@
+"""
+
+TABLE_CONF = """\
+# the ldap: table of test_table_ldap.py
+url %(url)s
+username %(binddn)s
+password %(bindpw)s
+basedn %(base)s
+pool 2
+timeout 2s
+
+domain_filter (&(objectClass=domainRelatedObject)(associatedDomain=%%s))
+alias_filter (&(objectClass=inetLocalMailRecipient)(mailLocalAddress=%%s))
+alias_attributes mailRoutingAddress
+credentials_filter (&(objectClass=posixAccount)(uid=%%s))
+credentials_attributes userPassword
+"""
+
+CONF = """\
+spool "@TMP@/spool"
+socket "@TMP@/smtpd.sock"
+smtp workers 1
+listen on 127.0.0.1 port @PORT@ auth-optional <ldap> auth-plaintext
+table ldap ldap:%(conf)s cache-ttl 1s negative-ttl 1s
+action "local" maildir "~/Maildir"
+action "ldap" maildir "~/Maildir" virtual <ldap>
+match from any for domain "example.test" action "local"
+match from any for domain <ldap> action "ldap"
+"""
+
+
+def fill(text, **kw):
+    for k, v in kw.items():
+        text = text.replace("@%s@" % k.upper(), v)
+    return text
+
+
+class Slapd:
+    """slapd on 127.0.0.1:15730 as user openldap, its cn=config and mdb
+    database in a temporary directory; stop() ends it."""
+
+    def __init__(self, data):
+        for prog in (SLAPD, SLAPADD, LDAPADD):
+            if not os.path.exists(prog):
+                fixture.skip("%s is missing (slapd, ldap-utils)" % prog)
+        try:
+            self.pw = pwd.getpwnam(SLAPD_USER)
+        except KeyError:
+            fixture.skip("no user %s (the slapd package makes it)"
+                         % SLAPD_USER)
+        self.dir = tempfile.mkdtemp(prefix="slapd-", dir="/tmp")
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "slapd.log")
+        self.data = data
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def write(self, name, text):
+        with open(self.path(name), "w") as f:
+            f.write(text)
+        return self.path(name)
+
+    def run(self, argv, stdin=None):
+        r = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=20)
+        assert r.returncode == 0, "%s: %s" % (" ".join(argv),
+                                              r.stdout.decode(errors="replace"))
+        return r
+
+    def start(self):
+        cfg = self.path("slapd.d")
+        os.mkdir(cfg, 0o700)
+        os.mkdir(self.path("db"), 0o700)
+        conf = self.write("config.ldif", fill(
+            CONFIG_LDIF, dir=self.dir, base=BASE, rootdn=ROOTDN,
+            rootpw=ROOTPW, binddn=BINDDN))
+        data = self.write("data.ldif", self.data)
+        self.run([SLAPADD, "-n0", "-F", cfg, "-l", conf])
+        self.run([SLAPADD, "-n1", "-F", cfg, "-l", data])
+        for root, dirs, files in os.walk(self.dir):
+            for n in dirs + files:
+                os.chown(os.path.join(root, n), self.pw.pw_uid,
+                         self.pw.pw_gid)
+        os.chown(self.dir, self.pw.pw_uid, self.pw.pw_gid)
+        os.chmod(self.dir, 0o755)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [SLAPD, "-d", "0", "-u", SLAPD_USER, "-g", SLAPD_USER,
+                 "-F", cfg, "-h", URL + "/"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True)
+        if not poll(self.listening, timeout=10):
+            self.stop()
+            raise fixture.FixtureError("slapd did not listen on %d: %s"
+                                       % (SLAPD_PORT, self.log()))
+        return self
+
+    def listening(self):
+        if self.proc.poll() is not None:
+            raise fixture.FixtureError("slapd exited: %s" % self.log())
+        try:
+            with socket.create_connection(("127.0.0.1", SLAPD_PORT),
+                                          timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")[-2000:]
+        except OSError:
+            return ""
+
+    def ldapadd(self, ldif):
+        self.run([LDAPADD, "-x", "-H", URL, "-D", ROOTDN, "-w", ROOTPW],
+                 stdin=ldif.encode())
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
