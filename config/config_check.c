@@ -49,9 +49,9 @@ struct who {
 	gid_t		 gid;
 };
 
-/* open path as who, in a child; 0 or an errno-like code */
+/* open (or, exec: run) path as who, in a child; 0 or an errno-like code */
 static int
-open_as(const struct who *w, const char *path)
+open_as(const struct who *w, const char *path, int exec)
 {
 	struct stat	sb;
 	pid_t		pid;
@@ -64,6 +64,12 @@ open_as(const struct who *w, const char *path)
 		    platform_setresgid(w->gid, w->gid, w->gid) == -1 ||
 		    platform_setresuid(w->uid, w->uid, w->uid) == -1))
 			_exit(CHECK_NO_IDENTITY);
+		if (exec && access(path, X_OK) == -1)
+			_exit(errno > 0 && errno < CHECK_NOT_REGULAR ? errno :
+			    EIO);
+		if (exec)
+			_exit(stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? 0 :
+			    CHECK_NOT_REGULAR);
 		if ((fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK)) == -1)
 			_exit(errno > 0 && errno < CHECK_NOT_REGULAR ? errno :
 			    EIO);
@@ -99,14 +105,14 @@ report(FILE *out, const char *fmt, ...)
 
 static int
 check_one(const struct smtpd_config *c, FILE *out, const struct who *w,
-    int line, const char *what, const char *path)
+    int line, const char *what, const char *path, int exec)
 {
 	int	rc;
 
-	if ((rc = open_as(w, path)) == 0)
+	if ((rc = open_as(w, path, exec)) == 0)
 		return 0;
-	report(out, "%s:%d: %s %s: %s cannot read it: %s", c->path, line,
-	    what, path, w->name, rc == CHECK_NOT_REGULAR ?
+	report(out, "%s:%d: %s %s: %s cannot %s it: %s", c->path, line,
+	    what, path, w->name, exec ? "run" : "read", rc == CHECK_NOT_REGULAR ?
 	    "not a regular file" : rc == CHECK_NO_IDENTITY ?
 	    "cannot take that identity" : strerror(rc));
 	return 1;
@@ -162,6 +168,7 @@ config_check_files(const struct smtpd_config *c, FILE *out)
 	const struct pki	*k;
 	struct passwd		*pw;
 	char			 what[CONF_HOST_MAX + 16];
+	char			 prog[CONF_PATH_MAX];
 	int			 n = 0;
 
 	if (geteuid() != 0) {
@@ -183,20 +190,35 @@ config_check_files(const struct smtpd_config *c, FILE *out)
 		if (t->backend == TABLE_INLINE)
 			continue;
 		snprintf(what, sizeof(what), "table %s:", t->name);
+		if (t->backend == TABLE_REMOTE) {
+			/*
+			 * pgsql:, ldap:, redis: files are read by the parent
+			 * (table_remote_load), socketmap: names no file; a
+			 * proc: program is run by lookup, as its user
+			 */
+			if (strcmp(t->scheme, "proc") == 0) {
+				snprintf(prog, sizeof(prog), "%s", t->path);
+				prog[strcspn(prog, " \t")] = '\0';
+				n += check_one(c, out, &lookup, t->line, what,
+				    prog, 1);
+			}
+			continue;
+		}
 		n += check_one(c, out, table_read_by_mta(c, t) ? &root :
-		    &lookup, t->line, what, t->path);
+		    &lookup, t->line, what, t->path, 0);
 	}
 	if (c->mta_ca_file[0] != '\0')
 		n += check_one(c, out, &root, c->mta_ca_file_line,
-		    "mta ca-file", c->mta_ca_file);
+		    "mta ca-file", c->mta_ca_file, 0);
 	TAILQ_FOREACH(k, &c->pkis, entry) {
 		if (!config_pki_used(c, k))
 			continue;
 		snprintf(what, sizeof(what), "pki %s cert", k->name);
 		n += check_one(c, out, &root, k->cert_line, what,
-		    k->cert_file);
+		    k->cert_file, 0);
 		snprintf(what, sizeof(what), "pki %s key", k->name);
-		n += check_one(c, out, &root, k->key_line, what, k->key_file);
+		n += check_one(c, out, &root, k->key_line, what, k->key_file,
+		    0);
 	}
 	return n;
 }
