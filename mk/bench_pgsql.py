@@ -48,9 +48,9 @@ BATCH = 500		# recipients per transaction (smtp max-rcpt is 1000)
 
 # the pgsql: table's file (see smtpd.conf(5), etc/pgsql.conf)
 CONF = """\
-conninfo "host=127.0.0.1 port=%d dbname=%s user=%s password=%s"
+conninfo host=127.0.0.1 port=%d dbname=%s user=%s password=%s
 pool 4
-query alias "SELECT dest FROM virtuals WHERE address = $1"
+query_alias SELECT dest FROM virtuals WHERE address = $1
 """
 
 
