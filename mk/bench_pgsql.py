@@ -179,6 +179,7 @@ def rcpt(port, users, sessions, seconds):
                       "rcpt_250": sum(c[1] for c in counts),
                       "seconds": round(took, 3),
                       "rcpt_per_s": round(answered / took, 1),
+                      "load": open("/proc/loadavg").read().split()[0],
                       "errors": errors[:3]}))
 
 
