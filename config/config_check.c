@@ -187,7 +187,9 @@ config_check_files(const struct smtpd_config *c, FILE *out)
 	lookup.uid = pw->pw_uid;
 	lookup.gid = pw->pw_gid;
 	TAILQ_FOREACH(t, &c->tables, entry) {
-		if (t->backend == TABLE_INLINE)
+		/* a shared table's file is read by the parent, as root,
+		 * and checked by its backend (table_remote_load()) */
+		if (t->backend == TABLE_INLINE || t->backend == TABLE_REMOTE)
 			continue;
 		snprintf(what, sizeof(what), "table %s:", t->name);
 		if (t->backend == TABLE_REMOTE) {

@@ -214,7 +214,7 @@ auth_run(void *arg)
 		fatalx("auth: no table %s", l->auth_table);
 	table_stall_begin(&j->stall);
 	rc = table_lookup_credentials(t, req->user, stored, sizeof(stored));
-	if (table_stall_end(&j->stall)) {
+	if (table_stall_end()) {
 		/* the database's answer is not in yet: asked again then */
 		table_stall_park(&j->stall, auth_run, j);
 		return;
@@ -311,7 +311,7 @@ sender_run(void *arg)
 		table_stall_begin(&j->stall);
 		rc = table_match_mailaddr(t, j->req.authname,
 		    &j->req.mailfrom);
-		if (table_stall_end(&j->stall)) {
+		if (table_stall_end()) {
 			table_stall_park(&j->stall, sender_run, j);
 			return;
 		}
@@ -472,7 +472,7 @@ vrfy_run(void *arg)
 	j->ndest = 0;
 	table_stall_begin(&j->stall);
 	vrfy_answer(j, &r);
-	if (table_stall_end(&j->stall)) {
+	if (table_stall_end()) {
 		table_stall_park(&j->stall, vrfy_run, j);
 		return;
 	}

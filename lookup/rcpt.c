@@ -207,7 +207,7 @@ rcpt_forward_reply(const struct forward_req *fr, int fd)
 	j->e = NULL;
 	table_stall_begin(&j->stall);
 	expand_forward_done(e, fd, (int)fr->status);
-	(void)table_stall_end(&j->stall);
+	(void)table_stall_end();
 }
 
 static void
@@ -265,7 +265,7 @@ rcpt_route(struct rcpt_job *j)
 {
 	table_stall_begin(&j->stall);
 	rcpt_route_run(j);
-	(void)table_stall_end(&j->stall);
+	(void)table_stall_end();
 }
 
 static void

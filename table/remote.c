@@ -227,9 +227,12 @@ stall_resume_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct table_stall	*s = arg;
 
+	void			(*resume)(void *) = s->resume;
+
 	(void)fd;
 	(void)ev;
-	s->resume(s->arg);
+	s->resume = NULL;	/* running, not parked */
+	resume(s->arg);
 }
 
 /* one answer in: wake the requests that have all theirs */
@@ -494,12 +497,12 @@ table_stall_begin(struct table_stall *s)
 }
 
 int
-table_stall_end(struct table_stall *s)
+table_stall_end(void)
 {
-	if (current != s)
-		fatalx("table_stall_end: not the running request");
+	struct table_stall	*s = current;
+
 	current = NULL;
-	return s->stalled;
+	return s != NULL && s->stalled && s->resume == NULL;
 }
 
 void
@@ -511,6 +514,8 @@ table_stall_park(struct table_stall *s, void (*resume)(void *), void *arg)
 	s->arg = arg;
 	s->stalled = 0;		/* the next run starts afresh */
 	s->runs++;
+	if (current == s)
+		current = NULL;	/* the run is over */
 	/* every answer came within the run itself: go again now */
 	if (s->waiting == 0 && event_base_once(base, -1, EV_TIMEOUT,
 	    stall_resume_cb, s, &now) == -1)
@@ -525,6 +530,8 @@ table_stall_done(struct table_stall *s)
 
 	if (s->waiting != 0)
 		fatalx("table_stall_done: answers still awaited");
+	if (current == s)
+		current = NULL;	/* the run is over */
 	while ((p = s->pins) != NULL) {
 		s->pins = p->next;
 		e = p->e;

@@ -112,14 +112,18 @@ struct table_stall {
 	void		(*resume)(void *);
 	void		*arg;
 };
-/* the request being run: until table_stall_end() */
+/* the request being run: until table_stall_end() or table_stall_done() */
 void	table_stall_begin(struct table_stall *);
-/* 1: stalled, park it (table_stall_park) instead of replying */
-int	table_stall_end(struct table_stall *);
+/*
+ * The run is over: 1 if it stalled and is not parked yet (park it,
+ * table_stall_park(), instead of replying).  0 after the request was
+ * parked or done within the run (it may be freed: never pass it here).
+ */
+int	table_stall_end(void);
 /* call resume(arg) once every answer is in; the request runs again */
 void	table_stall_park(struct table_stall *, void (*resume)(void *),
 	    void *arg);
-/* the request is done (replied, or dropped): its pins go */
+/* the request is done (replied, or dropped): its pins go; ends the run */
 void	table_stall_done(struct table_stall *);
 
 /*

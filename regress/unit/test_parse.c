@@ -1066,7 +1066,7 @@ test_errors(void **state)
 		     "table \"t\": cannot mix list entries");
 	expect_error("table t { a = 1, a = 2 }\n", 1,
 		     "table \"t\": duplicate key \"a\"");
-	expect_error("table t ldap:/x\n", 1, "unknown table source");
+	expect_error("table t ftp:/x\n", 1, "unknown table source");
 	expect_error("table t file:relative\n", 1,
 		     "table \"t\": path must be absolute");
 	expect_error("table t { a }\naction a mbox alias <t>\n", 2,

@@ -137,7 +137,7 @@ req_run(void *arg)
 	r->val = NULL;
 	table_stall_begin(&r->stall);
 	r->rc = table_lookup_service(r->t, r->service, r->key, &r->val);
-	if (table_stall_end(&r->stall)) {
+	if (table_stall_end()) {
 		table_stall_park(&r->stall, req_run, r);
 		return;
 	}
