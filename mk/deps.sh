@@ -105,6 +105,20 @@
 # balancer does.  The test starts its own; the package's service stays
 # off.
 #
+# LDAP shared tables (issue 21): libldap-dev, OpenLDAP's client library
+# (table/ldap.c; Debian 12 names it libldap-dev, libldap2-dev being the
+# old name of the same package), and for
+# regress/integration/test_table_ldap.py slapd, the OpenLDAP server, and
+# ldap-utils (ldapadd, ldapsearch).  The test runs its own slapd as the
+# user openldap (made by the package) with a cn=config directory of its
+# own on 127.0.0.1:15730.  Debian's slapd postinst, installed without
+# questions (DEBIAN_FRONTEND=noninteractive), makes a default directory
+# for the host's domain and starts slapd on port 389 and ldapi:///
+# through its init script (systemd runs it as slapd.service from
+# /etc/init.d/slapd): the temporary policy-rc.d below denies that start,
+# and the service is disabled at once, as Dovecot's is, so no system
+# slapd runs on port 389.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -175,6 +189,9 @@ PACKAGES="
 	libpq-dev
 	postgresql
 	haproxy
+	libldap-dev
+	slapd
+	ldap-utils
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -286,11 +303,11 @@ if [ -n "$missing" ]; then
 		fi
 		;;
 	esac
-	for svc in rspamd opendkim nsd unbound haproxy; do
+	for svc in rspamd opendkim nsd unbound haproxy slapd; do
 		case " $missing " in
 		*" $svc "*)
-			# the milter, DANE and cluster tests start their
-			# own on loopback ports
+			# the milter, DANE, LDAP and cluster tests start
+			# their own on loopback ports
 			if command -v deb-systemd-helper >/dev/null 2>&1; then
 				deb-systemd-helper disable "$svc.service" \
 				    >/dev/null 2>&1

@@ -157,8 +157,9 @@ query_answer(struct ldquery *lq, int status, const char *value)
 		lq->conn->ninflight--;
 	} else
 		TAILQ_REMOVE(&tab->queue, lq, entry);
-	query_free(lq);
+	/* value may be lq's own: freed after */
 	table_query_done(q, status, value);
+	query_free(lq);
 }
 
 /* every query of a list answered: TABLE_ERROR */
@@ -219,8 +220,8 @@ table_up(struct ldtable *tab)
 {
 	if (tab->down)
 		log_warnx("table %s: LDAP server %s answers again (after %d "
-		    "failed attempts)", tname(tab), tab->conf.url,
-		    tab->failures);
+		    "failed attempt%s)", tname(tab), tab->conf.url,
+		    tab->failures, tab->failures == 1 ? "" : "s");
 	tab->down = 0;
 	tab->failures = 0;
 	tab->backoff = BACKOFF_FIRST;
@@ -554,14 +555,14 @@ bind_done(struct ldconn *c, LDAPMessage *m)
 {
 	struct ldtable	*tab = c->tab;
 	char		*text = NULL;
-	char		 why[LDAP_CONF_DN_MAX + 256];
+	char		 why[1200];
 	int		 err = LDAP_OTHER;
 
 	if (ldap_parse_result(c->ld, m, &err, NULL, &text, NULL, NULL, 0) !=
 	    LDAP_SUCCESS)
 		err = LDAP_OTHER;
 	if (err != LDAP_SUCCESS) {
-		snprintf(why, sizeof(why), "bind as \"%.512s\": %s%.128s%.128s",
+		snprintf(why, sizeof(why), "bind as \"%.400s\": %.200s%s%.200s",
 		    tab->conf.binddn, ldap_err2string(err),
 		    text != NULL && *text ? ": " : "",
 		    text != NULL ? text : "");
@@ -625,8 +626,12 @@ conn_event_cb(evutil_socket_t fd, short ev, void *arg)
 	for (n = 0; n < 1024; n++) {
 		m = NULL;
 		rc = ldap_result(c->ld, LDAP_RES_ANY, LDAP_MSG_ONE, &zero, &m);
-		if (rc == 0)
+		if (rc == 0) {
+			/* answers made room for what waits */
+			if (!TAILQ_EMPTY(&c->tab->queue))
+				dispatch(c->tab);
 			return;
+		}
 		if (rc == -1) {
 			err = LDAP_SERVER_DOWN;
 			(void)ldap_get_option(c->ld, LDAP_OPT_RESULT_CODE,
@@ -641,6 +646,8 @@ conn_event_cb(evutil_socket_t fd, short ev, void *arg)
 		if (rc == -1)
 			return;
 	}
+	/* libldap may hold what the socket no longer shows: come back */
+	event_active(c->ev, EV_READ, 0);
 }
 
 /* ---- queries ---- */

@@ -18,7 +18,7 @@
 #define LDAP_CONF_POOL_MAX	16
 #define LDAP_CONF_POOL		2
 #define LDAP_CONF_TIMEOUT	5	/* seconds */
-#define LDAP_CONF_TIMEOUT_MAX	60
+#define LDAP_CONF_TIMEOUT_MAX	10	/* remote.c gives up at 15 s */
 
 struct ldap_conf {
 	char	url[LDAP_CONF_URL_MAX];		/* ldap://ADDR[:PORT] */

@@ -24,12 +24,14 @@ One daemon for every case:
   - an entry added with ldapadd works once the negative answer's ttl
     (1 s) is over;
   - slapd stopped: the same recipients get 451 (a temporary failure),
-    never 550, and the outage is logged once.
+    never 550, AUTH 454, and the outage is logged once; slapd started
+    again is found by the next attempt of the back-off.
 
 And "smtpd -n" reports a bad ldap configuration file with its file and
 line.  Port: 15730 (the ldap owner's range 15730-15739).
 """
 
+import base64
 import os
 import pwd
 import shutil
@@ -245,7 +247,12 @@ class Slapd:
                          self.pw.pw_gid)
         os.chown(self.dir, self.pw.pw_uid, self.pw.pw_gid)
         os.chmod(self.dir, 0o755)
-        with open(self.log_path, "wb") as log:
+        return self.launch()
+
+    def launch(self):
+        """slapd on the directory start() made (again after stop())."""
+        cfg = self.path("slapd.d")
+        with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [SLAPD, "-d", "0", "-u", SLAPD_USER, "-g", SLAPD_USER,
                  "-F", cfg, "-h", URL + "/"],
@@ -297,3 +304,128 @@ class Slapd:
     def __exit__(self, *exc):
         self.cleanup()
         return False
+
+
+def rcpt(port, address):
+    """The reply to RCPT TO:<address>."""
+    r = smtp_dialog(port, ["EHLO client.test", "MAIL FROM:<s@client.test>",
+                           "RCPT TO:<%s>" % address, "QUIT"])
+    return r[3]
+
+
+def auth_plain(port, user, password):
+    token = base64.b64encode(("\0%s\0%s" % (user, password)).encode())
+    r = smtp_dialog(port, ["EHLO client.test",
+                           "AUTH PLAIN %s" % token.decode(), "QUIT"])
+    return r[2]
+
+
+def send(port, address, marker):
+    body = ("From: <s@client.test>\r\nTo: <%s>\r\nSubject: %s\r\n\r\n"
+            "%s\r\n.\r\n" % (address, marker, marker)).encode()
+    r = smtp_dialog(port, ["EHLO client.test", "MAIL FROM:<s@client.test>",
+                           "RCPT TO:<%s>" % address, "DATA", body, "QUIT"])
+    assert r[3].code == 250 and r[5].code == 250, r
+
+
+def table_conf_file(directory):
+    path = os.path.join(directory, "ldap.conf")
+    with open(path, "w") as f:
+        f.write(TABLE_CONF % {"url": URL, "binddn": BINDDN,
+                              "bindpw": BINDPW, "base": BASE})
+    os.chmod(path, 0o600)	# a password: the parent reads it as root
+    return path
+
+
+def test_ldap_tables():
+    """Every case of the module docstring against one slapd and one
+    daemon."""
+    data = fill(DATA_LDIF, base=BASE, binddn=BINDDN, bindpw=BINDPW,
+                user1=TEST_USER1, hash=sha512_crypt(PASSWORD))
+    with Slapd(data) as s:
+        path = table_conf_file(s.dir)
+        with Daemon(conf=CONF % {"conf": path}) as d:
+            # a domain and a virtual user only in LDAP
+            marker = unique("ldap-virtual")
+            send(d.port, "ldapuser@ldapdom.test", marker)
+            wait_marker(TEST_USER1, marker)
+            r = rcpt(d.port, "nobody@ldapdom.test")
+            assert r.code == 550, r
+            r = rcpt(d.port, "ldapuser@other.test")
+            assert r.code == 550, r
+
+            # AUTH against userPassword's {CRYPT} hash
+            r = auth_plain(d.port, "ldapuser", PASSWORD)
+            assert r.code == 235, r
+            r = auth_plain(d.port, "ldapuser", "wrong")
+            assert r.code == 535, r
+            # the key is an assertion value: "*)(uid=ldapuser" pasted
+            # into (&(objectClass=posixAccount)(uid=%s)) would find
+            # ldapuser, and his password would do
+            r = auth_plain(d.port, "*)(uid=ldapuser", PASSWORD)
+            assert r.code == 535, r
+
+            # an entry added later: seen once the negative ttl is over
+            r = rcpt(d.port, "later@ldapdom.test")
+            assert r.code == 550, r
+            s.ldapadd(fill(LATER_LDIF, base=BASE, user1=TEST_USER1))
+            assert poll(lambda: rcpt(d.port, "later@ldapdom.test").code
+                        == 250, timeout=5), \
+                rcpt(d.port, "later@ldapdom.test")
+
+            # slapd gone: temporary failures, never "unknown user"
+            s.stop()
+            for address in ("ldapuser@ldapdom.test", "nobody@ldapdom.test"):
+                assert poll(lambda: rcpt(d.port, address).code == 451,
+                            timeout=5), rcpt(d.port, address)
+            r = auth_plain(d.port, "ldapuser", PASSWORD)
+            assert r.code == 454, r
+
+            # back: the next attempt (1 s, 2 s, 4 s ... after the
+            # outage began) finds it
+            s.launch()
+            assert poll(lambda: rcpt(d.port, "ldapuser@ldapdom.test").code
+                        == 250, timeout=10), \
+                rcpt(d.port, "ldapuser@ldapdom.test")
+            log = d.log()
+        assert log.count("unreachable") == 1, \
+            [ln for ln in log.splitlines() if "unreachable" in ln]
+        assert "answers again" in log
+
+
+BAD_CONFS = [
+    # (file text, line, what the error says)
+    ("url ldap://127.0.0.1:15730\nbasedn dc=x\nalias_filter (mail=%s)\n",
+     3, "alias_attributes"),
+    ("url ldap://ldap.example.org\nbasedn dc=x\n", 1, "not an IP address"),
+    ("# c\nurl ldap://127.0.0.1\nbasedn dc=x\nsurname x\n", 4,
+     "unknown keyword"),
+    ("url ldap://127.0.0.1\nbasedn dc=x\ndomain_filter (dc=x)\n", 3,
+     "no %s"),
+]
+
+
+def test_ldap_config_errors():
+    """smtpd -n names the ldap configuration file and the line."""
+    tmp = tempfile.mkdtemp(prefix="ldapconf-", dir="/tmp")
+    try:
+        for text, line, why in BAD_CONFS:
+            path = os.path.join(tmp, "ldap.conf")
+            with open(path, "w") as f:
+                f.write(text)
+            conf = os.path.join(tmp, "smtpd.conf")
+            with open(conf, "w") as f:
+                f.write(fill(CONF % {"conf": path}, tmp=tmp, port="2525"))
+            r = run_smtpd(["-n", "-f", conf])
+            assert r.returncode == 1, r.output
+            assert "%s:%d: " % (path, line) in r.output, r.output
+            assert why in r.output, r.output
+        # the example in the sources is a valid configuration
+        sample = os.path.join(fixture.REPO, "etc", "ldap.conf")
+        with open(conf, "w") as f:
+            f.write(fill(CONF % {"conf": sample}, tmp=tmp, port="2525"))
+        r = run_smtpd(["-n", "-f", conf])
+        assert r.returncode == 0 and "configuration OK" in r.output, \
+            r.output
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
