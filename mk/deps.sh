@@ -99,12 +99,6 @@
 # starts a throw-away cluster as an unprivileged user on a loopback port.
 # The package's own cluster service (port 5432) is disabled at once.
 #
-# haproxy (issue 21): regress/integration/test_cluster.py puts Debian's
-# HAProxy in front of three daemons on loopback (round robin, PROXY v2,
-# health checks), as a site with several MX hosts behind a TCP load
-# balancer does.  The test starts its own; the package's service stays
-# off.
-#
 # LDAP shared tables (issue 21): libldap-dev, OpenLDAP's client library
 # (table/ldap.c; Debian 12 names it libldap-dev, libldap2-dev being the
 # old name of the same package), and for
@@ -118,6 +112,17 @@
 # /etc/init.d/slapd): the temporary policy-rc.d below denies that start,
 # and the service is disabled at once, as Dovecot's is, so no system
 # slapd runs on port 389.
+#
+# haproxy (issue 21): regress/integration/test_proxy_protocol.py puts a
+# real HAProxy in front of the daemon (send-proxy and send-proxy-v2) to
+# prove the PROXY protocol listener.  The test runs its own in the
+# foreground (-db) with a configuration it writes, on 127.0.0.71; the
+# package's service is disabled at once like the others (Debian's
+# /etc/haproxy/haproxy.cfg binds no port anyway, but a running service
+# is one more process to get in the way).  test_cluster.py puts it
+# in front of three daemons (round robin, PROXY v2, SMTP health
+# checks), as a site with several MX hosts behind a TCP load balancer
+# does.
 #
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
@@ -306,8 +311,8 @@ if [ -n "$missing" ]; then
 	for svc in rspamd opendkim nsd unbound haproxy slapd; do
 		case " $missing " in
 		*" $svc "*)
-			# the milter, DANE, LDAP and cluster tests start
-			# their own on loopback ports
+			# the milter, DANE, LDAP, PROXY protocol and
+			# cluster tests start their own on loopback ports
 			if command -v deb-systemd-helper >/dev/null 2>&1; then
 				deb-systemd-helper disable "$svc.service" \
 				    >/dev/null 2>&1

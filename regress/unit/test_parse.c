@@ -629,6 +629,51 @@ test_listen(void **state)
 	config_free(conf);
 }
 
+/* "proxy-protocol from": one network or a list; required, checked */
+static void
+test_listen_proxy(void **state)
+{
+	struct smtpd_config *conf;
+	struct listener *l;
+
+	(void)state;
+	conf = parse_ok("listen on 192.0.2.25 proxy-protocol from 192.0.2.10\n"
+	    "listen on 192.0.2.25 port 2525 proxy-protocol from {\n"
+	    "\t192.0.2.0/28, 2001:db8::/32\n"
+	    "\t198.51.100.7 } tag LB\n"
+	    "listen on 192.0.2.25 port 2526\n");
+	l = nth_listener(conf, 0);
+	assert_int_equal(l->proxy_protocol, 1);
+	assert_int_equal(l->nproxy_from, 1);
+	assert_string_equal(l->proxy_from[0], "192.0.2.10");
+	l = nth_listener(conf, 1);
+	assert_int_equal(l->nproxy_from, 3);
+	assert_string_equal(l->proxy_from[0], "192.0.2.0/28");
+	assert_string_equal(l->proxy_from[1], "2001:db8::/32");
+	assert_string_equal(l->proxy_from[2], "198.51.100.7");
+	assert_string_equal(l->tag, "LB");
+	assert_int_equal(nth_listener(conf, 2)->proxy_protocol, 0);
+	config_free(conf);
+
+	expect_error("listen on 127.0.0.1 proxy-protocol\n", 1,
+	    "missing \"from\" after proxy-protocol");
+	expect_error("listen on 127.0.0.1 proxy-protocol from\n", 1,
+	    "missing address or network after proxy-protocol from");
+	expect_error("listen on 127.0.0.1 proxy-protocol from 10.0.0.0/33\n",
+	    1, "invalid address \"10.0.0.0/33\" after proxy-protocol from");
+	expect_error("listen on 127.0.0.1 proxy-protocol from lb.example\n", 1,
+	    "invalid address \"lb.example\"");
+	expect_error("listen on 127.0.0.1 proxy-protocol from { }\n", 1,
+	    "no address after proxy-protocol from");
+	expect_error("listen on 127.0.0.1 proxy-protocol from 10.0.0.1 "
+	    "proxy-protocol from 10.0.0.2\n", 1,
+	    "listen option \"proxy-protocol\" given twice");
+	expect_error("listen on 127.0.0.1 proxy-protocol from { 1.0.0.1 "
+	    "1.0.0.2 1.0.0.3 1.0.0.4 1.0.0.5 1.0.0.6 1.0.0.7 1.0.0.8 1.0.0.9 "
+	    "1.0.0.10 1.0.0.11 1.0.0.12 1.0.0.13 1.0.0.14 1.0.0.15 1.0.0.16 "
+	    "1.0.0.17 }\n", 1, "at most 16 trusted proxies");
+}
+
 static void
 test_listen_tls_auth(void **state)
 {
@@ -1336,6 +1381,7 @@ main(void)
 	    cmocka_unit_test(test_tables),
 	    cmocka_unit_test(test_table_large),
 	    cmocka_unit_test(test_listen),
+	    cmocka_unit_test(test_listen_proxy),
 	    cmocka_unit_test(test_listen_tls_auth),
 	    cmocka_unit_test(test_actions),
 	    cmocka_unit_test(test_match),
