@@ -111,6 +111,22 @@ proto_valid_ctl_reply(const struct ctl_reply *r)
 }
 
 int
+proto_valid_ctl_table_lookup(const struct ctl_table_lookup *r)
+{
+	if (!STR_OK(r->table) || !STR_OK(r->service) || !STR_OK(r->key))
+		return -1;
+	return 0;
+}
+
+int
+proto_valid_ctl_table_result(const struct ctl_table_result *r)
+{
+	if (r->status > CTL_TABLE_ERROR || !STR_OK(r->text))
+		return -1;
+	return 0;
+}
+
+int
 proto_valid_ctl_queue_entry(const struct ctl_queue_entry *q)
 {
 	if (q->state >= CTL_QSTATE_MAX || !STR_OK(q->sender) ||

@@ -140,6 +140,12 @@ enum imsg_type {
 	 * reports */
 	IMSG_QUEUE_TLSRPT_RECORD,	/* struct queue_tlsrpt_record */
 
+	/* smtpctl -> control -> parent -> lookup: smtpctl table lookup;
+	 * the answer back the same way (to smtpctl from control itself for
+	 * a request it refuses) */
+	IMSG_CTL_TABLE_LOOKUP,		/* struct ctl_table_lookup */
+	IMSG_CTL_TABLE_RESULT,		/* struct ctl_table_result */
+
 	IMSG_MAX
 };
 
@@ -729,5 +735,34 @@ struct ctl_milter {
 };
 
 int	proto_valid_ctl_milter(const struct ctl_milter *);
+
+/*
+ * smtpctl table lookup NAME SERVICE KEY: what the daemon's lookup
+ * process answers for that key, as the service asks it (table.h,
+ * table_lookup_service()).  status is smtpctl's exit status: found
+ * (text: the value, "" for a list), not found, or a temporary failure
+ * or a refused request (text: why).  Root only.
+ */
+#define CTL_TABLE_KEY_MAX	512	/* table/backend.h TABLE_KEY_MAX */
+#define CTL_TABLE_VALUE_MAX	65536	/* table/backend.h TABLE_VALUE_MAX */
+#define CTL_TABLE_FOUND		0
+#define CTL_TABLE_NOTFOUND	1
+#define CTL_TABLE_ERROR		2
+
+struct ctl_table_lookup {
+	uint32_t	reqid;		/* control's client, set by control */
+	char		table[128];	/* CONF_NAME_MAX */
+	char		service[16];	/* "alias" (table_service_name()) */
+	char		key[CTL_TABLE_KEY_MAX + 1];
+};
+
+struct ctl_table_result {
+	uint32_t	reqid;
+	uint32_t	status;		/* CTL_TABLE_* */
+	char		text[CTL_TABLE_VALUE_MAX + 1];
+};
+
+int	proto_valid_ctl_table_lookup(const struct ctl_table_lookup *);
+int	proto_valid_ctl_table_result(const struct ctl_table_result *);
 
 #endif

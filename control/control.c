@@ -46,6 +46,7 @@
 #include "proto.h"
 #include "ctl.h"
 #include "proc.h"
+#include "table.h"
 
 #define CONTROL_MAX_CLIENTS	64
 #define CONTROL_ROOT_RESERVE	16	/* of those, only for uid 0 */
@@ -210,6 +211,75 @@ control_submit(struct ctl_client *c)
 }
 
 static void
+table_refuse(struct ctl_client *c, const char *why, const char *what)
+{
+	struct ctl_table_result	*r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		fatal("calloc");
+	r->status = CTL_TABLE_ERROR;
+	snprintf(r->text, sizeof(r->text), "%s%s", why, what);
+	mproc_compose(&c->mp, IMSG_CTL_TABLE_RESULT, 0, -1, r, sizeof(*r));
+	free(r);
+}
+
+/*
+ * smtpctl table lookup NAME SERVICE KEY (root): the table and the
+ * service are checked here, the question goes to lookup by way of the
+ * parent, and lookup's answer comes back the same way (control_reply).
+ */
+static void
+control_table_lookup(struct ctl_client *c, struct imsg *m)
+{
+	struct ctl_table_lookup	 req;
+	enum table_service	 s;
+	const char		*p;
+
+	if (m->len != sizeof(req) || m->fd != -1) {
+		if (m->fd != -1)
+			close(m->fd);
+		log_warnx("malformed table lookup from uid %u; dropped",
+		    (unsigned)c->uid);
+		client_free_later(c);
+		return;
+	}
+	client_touch(c);
+	memcpy(&req, m->data, sizeof(req));
+	if (proto_valid_ctl_table_lookup(&req) == -1) {
+		log_warnx("invalid table lookup from uid %u; dropped",
+		    (unsigned)c->uid);
+		client_free_later(c);
+		return;
+	}
+	if (c->uid != 0) {
+		table_refuse(c, "permission denied", "");
+		return;
+	}
+	if (config_find_table(conf, req.table) == NULL) {
+		table_refuse(c, "no such table: ", req.table);
+		return;
+	}
+	for (p = req.key; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			/* no key of the daemon's holds one; nor may the log */
+			table_refuse(c, "the key holds a control character",
+			    "");
+			return;
+		}
+	if (table_service_parse(req.service, &s) == -1) {
+		table_refuse(c, "no such service (string, alias, domain, "
+		    "credentials, netaddr, userinfo, mailaddr or mailaddrmap): ",
+		    req.service);
+		return;
+	}
+	req.reqid = c->id;
+	mproc_compose(&c_parent, IMSG_CTL_TABLE_LOOKUP, c->id, -1, &req,
+	    sizeof(req));
+	if (++c->inflight >= CONTROL_MAX_INFLIGHT)
+		mproc_hold_reading(&c->mp, 1);
+}
+
+static void
 client_dispatch(struct mproc *p, struct imsg *m)
 {
 	struct ctl_client	*c = p->arg;
@@ -218,6 +288,10 @@ client_dispatch(struct mproc *p, struct imsg *m)
 	if (c->closing) {
 		if (m->fd != -1)
 			close(m->fd);
+		return;
+	}
+	if (m->hdr.type == IMSG_CTL_TABLE_LOOKUP) {
+		control_table_lookup(c, m);
 		return;
 	}
 	if (m->hdr.type != IMSG_CTL_REQUEST || m->len != sizeof(req) ||
@@ -446,6 +520,26 @@ control_queue_dispatch(struct mproc *p, struct imsg *m)
 	}
 }
 
+/* lookup's answer to smtpctl table lookup, by way of the parent */
+static void
+control_table_result(struct mproc *p, struct imsg *m)
+{
+	struct ctl_table_result	*r;
+	struct ctl_client	*c;
+
+	if ((r = malloc(sizeof(*r))) == NULL)
+		fatal("malloc");
+	PROTO_READ(p, m, r, proto_valid_ctl_table_result);
+	if ((c = client_find(r->reqid)) != NULL) {
+		mproc_compose(&c->mp, IMSG_CTL_TABLE_RESULT, 0, -1, r,
+		    sizeof(*r));
+		client_touch(c);
+		if (c->inflight > 0 && --c->inflight < CONTROL_MAX_INFLIGHT)
+			mproc_hold_reading(&c->mp, 0);
+	}
+	freezero(r, sizeof(*r));
+}
+
 static void
 control_parent_dispatch(struct mproc *p, struct imsg *m)
 {
@@ -455,6 +549,9 @@ control_parent_dispatch(struct mproc *p, struct imsg *m)
 	switch (m->hdr.type) {
 	case IMSG_CTL_REPLY:
 		control_reply(p, m);
+		break;
+	case IMSG_CTL_TABLE_RESULT:
+		control_table_result(p, m);
 		break;
 	case IMSG_CTL_MILTER:
 		PROTO_READ(p, m, &mi, proto_valid_ctl_milter);

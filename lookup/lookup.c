@@ -165,6 +165,13 @@ lookup_parent_dispatch(struct mproc *p, struct imsg *m)
 			log_info("table %s reloaded by smtpctl", name);
 		break;
 	}
+	case IMSG_CTL_TABLE_LOOKUP: {
+		struct ctl_table_lookup	req;
+
+		PROTO_READ(p, m, &req, proto_valid_ctl_table_lookup);
+		lookup_table_ctl(p, &req);
+		break;
+	}
 	default:
 		fatalx("unexpected message %u from %s", m->hdr.type, p->name);
 	}

@@ -36,6 +36,9 @@ int	rule_need_rdns(void);
 int	rule_decided_statically(const struct match *);
 int	rule_is_local_domain(const char *domain);
 
+/* ctl_table.c: smtpctl table lookup (from the parent, answered to it) */
+void	lookup_table_ctl(struct mproc *, const struct ctl_table_lookup *);
+
 /* auth.c: AUTH checks, VRFY/EXPN answers, the postmaster fallback */
 void	lookup_auth(struct mproc *, const struct lka_auth_req *);
 /* the channel to the system-account helper (-1: none configured) */

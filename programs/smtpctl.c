@@ -49,6 +49,7 @@ usage(void)
 	    "  pause envelope ID|all    resume envelope ID|all\n"
 	    "  pause mda|mta|smtp       resume mda|mta|smtp\n"
 	    "  log verbose|brief        update table NAME\n"
+	    "  table lookup NAME SERVICE KEY\n"
 	    "  encrypt [password]       print a SHA-512-crypt hash\n"
 	    "  dkim keygen [-t rsa|ed25519] [-b bits] -d domain -s selector "
 	    "-o keyfile\n"
@@ -325,6 +326,88 @@ ctl_call(const char *sock, const struct ctl_request *req, enum out_mode mode,
 	}
 }
 
+/*
+ * smtpctl table lookup NAME SERVICE KEY: the value on stdout (nothing
+ * for a list's member) and exit 0; not found: 1; a temporary failure, an
+ * unknown table or service, or any refusal: the reason on stderr and 2.
+ */
+static int
+ctl_table_lookup(const char *sock, char **argv)
+{
+	struct ctl_table_lookup	 req;
+	struct ctl_table_result	*r;
+	struct ctl_reply	 rep;
+	struct imsgbuf		 ib;
+	struct imsg		 m;
+	ssize_t			 n;
+	int			 fd, status;
+
+	memset(&req, 0, sizeof(req));
+	if (strlen(argv[0]) >= sizeof(req.table) ||
+	    strlen(argv[1]) >= sizeof(req.service) ||
+	    strlen(argv[2]) >= sizeof(req.key)) {
+		fprintf(stderr, "smtpctl: table name, service or key too "
+		    "long\n");
+		return CTL_TABLE_ERROR;
+	}
+	memcpy(req.table, argv[0], strlen(argv[0]));
+	memcpy(req.service, argv[1], strlen(argv[1]));
+	memcpy(req.key, argv[2], strlen(argv[2]));
+	fd = ctl_connect(sock);
+	imsgbuf_init(&ib, fd);
+	if (imsg_compose(&ib, IMSG_CTL_TABLE_LOOKUP, 0, -1, &req,
+	    sizeof(req)) == -1 || imsg_flush(&ib) == -1) {
+		perror("smtpctl: write");
+		exit(74);
+	}
+	for (;;) {
+		if ((n = imsg_read(&ib)) == -1 && errno != EAGAIN) {
+			perror("smtpctl: read");
+			exit(74);
+		}
+		if (n == 0) {
+			fprintf(stderr, "smtpctl: connection closed\n");
+			exit(74);
+		}
+		if (imsg_get(&ib, &m) != 1)
+			continue;
+		if (m.hdr.type == IMSG_CTL_REPLY && m.len == sizeof(rep)) {
+			/* refused before the request was read (busy) */
+			memcpy(&rep, m.data, sizeof(rep));
+			rep.text[sizeof(rep.text) - 1] = '\0';
+			fprintf(stderr, "smtpctl: %s\n", rep.text);
+			return CTL_TABLE_ERROR;
+		}
+		if (m.hdr.type != IMSG_CTL_TABLE_RESULT || m.len != sizeof(*r)) {
+			fprintf(stderr, "smtpctl: bad reply\n");
+			exit(76);
+		}
+		if ((r = malloc(sizeof(*r))) == NULL) {
+			perror("smtpctl: malloc");
+			exit(71);
+		}
+		memcpy(r, m.data, sizeof(*r));
+		if (proto_valid_ctl_table_result(r) == -1) {
+			fprintf(stderr, "smtpctl: bad reply\n");
+			exit(76);
+		}
+		status = (int)r->status;
+		if (status == CTL_TABLE_FOUND && r->text[0] != '\0')
+			printf("%s\n", r->text);
+		else if (status == CTL_TABLE_ERROR)
+			fprintf(stderr, "smtpctl: table %s: %s\n", req.table,
+			    r->text);
+		freezero(r, sizeof(*r));
+		imsgbuf_clear(&ib);
+		close(fd);
+		if (fflush(stdout) == EOF) {
+			perror("smtpctl: stdout");
+			exit(74);
+		}
+		return status;
+	}
+}
+
 /* smtpctl monitor: the counters every second, as changes, until ^C */
 static int
 ctl_monitor(const char *sock)
@@ -365,6 +448,7 @@ main(int argc, char **argv)
 	struct stats		 st;
 	int			 ch, json = 0, show_queue = 0;
 	int			 raw = 0, monitor = 0, rc;
+	char			**table_args = NULL;
 
 	while ((ch = getopt(argc, argv, "+f:s:")) != -1) {
 		switch (ch) {
@@ -471,6 +555,9 @@ main(int argc, char **argv)
 			exit(64);
 		}
 		snprintf(req.arg, sizeof(req.arg), "%s", argv[2]);
+	} else if (strcmp(argv[0], "table") == 0 && argc == 5 &&
+	    strcmp(argv[1], "lookup") == 0) {
+		table_args = argv + 2;
 	} else if (strcmp(argv[0], "dmarc") == 0 && argc == 3 &&
 	    strcmp(argv[1], "report") == 0 && strcmp(argv[2], "now") == 0) {
 		req.cmd = CTL_DMARC_REPORT_NOW;
@@ -493,6 +580,8 @@ main(int argc, char **argv)
 	}
 	if (monitor)
 		return ctl_monitor(sock);
+	if (table_args != NULL)
+		return ctl_table_lookup(sock, table_args);
 	if (req.cmd == CTL_SHOW_STATS && json) {
 		memset(&st, 0, sizeof(st));
 		if ((rc = ctl_call(sock, &req, OUT_STATS, &st)) == 0)

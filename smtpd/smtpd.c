@@ -1282,6 +1282,61 @@ parent_local_session(struct mproc *p, struct imsg *m)
 	    sizeof(ls));
 }
 
+/* the live child of a kind that is not retiring (lookup, control) */
+static struct child *
+current_child(enum child_kind kind)
+{
+	int	i;
+
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].used && !children[i].exited &&
+		    !children[i].retiring && children[i].kind == kind)
+			return &children[i];
+	return NULL;
+}
+
+/*
+ * smtpctl table lookup: control's question to the current lookup, and
+ * its answer back to control (proto.h, struct ctl_table_lookup).
+ */
+static void
+parent_table_lookup(struct child *c, struct mproc *p, struct imsg *m)
+{
+	struct ctl_table_lookup	 req;
+	struct ctl_table_result	*r;
+	struct child		*to;
+
+	if (m->fd != -1)
+		fatalx("unexpected descriptor from %s", c->title);
+	if (m->hdr.type == IMSG_CTL_TABLE_LOOKUP) {
+		if (c->kind != C_CONTROL)
+			fatalx("table lookup from %s", c->title);
+		PROTO_READ(p, m, &req, proto_valid_ctl_table_lookup);
+		if ((to = current_child(C_LOOKUP)) != NULL) {
+			mproc_compose(&to->mp, IMSG_CTL_TABLE_LOOKUP, 0, -1,
+			    &req, sizeof(req));
+			return;
+		}
+		if ((r = calloc(1, sizeof(*r))) == NULL)
+			fatal("calloc");
+		r->reqid = req.reqid;
+		r->status = CTL_TABLE_ERROR;
+		snprintf(r->text, sizeof(r->text), "lookup is not running");
+		mproc_compose(p, IMSG_CTL_TABLE_RESULT, 0, -1, r, sizeof(*r));
+		free(r);
+		return;
+	}
+	if (c->kind != C_LOOKUP)
+		fatalx("table lookup result from %s", c->title);
+	if ((r = malloc(sizeof(*r))) == NULL)
+		fatal("malloc");
+	PROTO_READ(p, m, r, proto_valid_ctl_table_result);
+	if ((to = current_child(C_CONTROL)) != NULL)
+		mproc_compose(&to->mp, IMSG_CTL_TABLE_RESULT, 0, -1, r,
+		    sizeof(*r));
+	freezero(r, sizeof(*r));
+}
+
 static void
 parent_dispatch(struct mproc *p, struct imsg *m)
 {
@@ -1340,6 +1395,10 @@ parent_dispatch(struct mproc *p, struct imsg *m)
 			    children[i].kind == C_LOOKUP)
 				mproc_compose(&children[i].mp,
 				    IMSG_LKA_UPDATE_TABLE, 0, -1, m->data, 128);
+		break;
+	case IMSG_CTL_TABLE_LOOKUP:
+	case IMSG_CTL_TABLE_RESULT:
+		parent_table_lookup(c, p, m);
 		break;
 	case IMSG_PAUSE:
 	case IMSG_RESUME:

@@ -7,7 +7,8 @@
  * sandbox and its loop.  The harness listens on a Unix socket of a
  * scratch directory, connects as a client, writes the input, turns the
  * event loop a bounded number of times, and plays the queue (each
- * request is answered with one final reply) and the parent.
+ * request is answered with one final reply) and the parent (a table
+ * lookup: "not found").
  *
  * Input: byte 0 chooses raw mode (odd: the bytes go to the socket as
  * they are, imsg framing and all) or request mode (even: each request is
@@ -17,7 +18,7 @@
  * Beyond "does not crash" (a fatal() on client input would end the
  * process, which libFuzzer reports): what reaches the queue is a valid
  * request stamped with the kernel's uid and the client's id; the client
- * gets only well-formed replies of the two reply types; and once the
+ * gets only well-formed replies of the three reply types; and once the
  * client hangs up, control holds no client any more.
  */
 #include <sys/socket.h>
@@ -57,12 +58,19 @@ cleanup(void)
 static void
 init(void)
 {
-	int	pa[2], qu[2], lfd;
+	struct table	*t;
+	int		 pa[2], qu[2], lfd;
 
 	signal(SIGPIPE, SIG_IGN);
 	log_init(0, 0);
 	if ((conf = config_default()) == NULL)
 		abort();
+	/* a table "t", for smtpctl table lookup to reach the parent */
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		abort();
+	snprintf(t->name, sizeof(t->name), "t");
+	t->backend = TABLE_INLINE;
+	TAILQ_INSERT_TAIL(&conf->tables, t, entry);
 	if ((ev_base = event_base_new()) == NULL)
 		abort();
 	snprintf(sockdir, sizeof(sockdir), "/tmp/posthaste-fuzz-ctl-XXXXXX");
@@ -128,10 +136,26 @@ serve_parent(void)
 		CHECK(m.hdr.type == IMSG_SMTP_LOCAL ||
 		    m.hdr.type == IMSG_LKA_UPDATE_TABLE ||
 		    m.hdr.type == IMSG_PAUSE || m.hdr.type == IMSG_RESUME ||
-		    m.hdr.type == IMSG_CTL_REQUEST);
+		    m.hdr.type == IMSG_CTL_REQUEST ||
+		    m.hdr.type == IMSG_CTL_TABLE_LOOKUP);
 		CHECK((m.fd != -1) == (m.hdr.type == IMSG_SMTP_LOCAL));
 		if (m.fd != -1)
 			close(m.fd);
+		if (m.hdr.type == IMSG_CTL_TABLE_LOOKUP) {
+			/* smtpctl table lookup: lookup's answer, "not found" */
+			struct ctl_table_lookup	 req;
+			static struct ctl_table_result r;
+
+			CHECK(m.len == sizeof(req));
+			memcpy(&req, m.data, sizeof(req));
+			CHECK(proto_valid_ctl_table_lookup(&req) == 0);
+			memset(&r, 0, sizeof(r));
+			r.reqid = req.reqid;
+			r.status = CTL_TABLE_NOTFOUND;
+			if (imsg_compose(&parent_ib, IMSG_CTL_TABLE_RESULT, 0,
+			    -1, &r, sizeof(r)) == -1)
+				abort();
+		}
 		if (m.hdr.type == IMSG_CTL_REQUEST) {
 			/* show milters, the one request the parent answers */
 			struct ctl_request	req;
@@ -174,6 +198,12 @@ client_read(struct imsgbuf *ib, int *eof)
 			CHECK(m.len == sizeof(r));
 			memcpy(&r, m.data, sizeof(r));
 			CHECK(proto_valid_ctl_reply(&r) == 0);
+		} else if (m.hdr.type == IMSG_CTL_TABLE_RESULT) {
+			static struct ctl_table_result r;
+
+			CHECK(m.len == sizeof(r));
+			memcpy(&r, m.data, sizeof(r));
+			CHECK(proto_valid_ctl_table_result(&r) == 0);
 		} else {
 			CHECK(m.hdr.type == IMSG_CTL_QUEUE_ENTRY);
 			CHECK(m.len == sizeof(struct ctl_queue_entry));
@@ -183,7 +213,33 @@ client_read(struct imsgbuf *ib, int *eof)
 	return any;
 }
 
-/* request mode: each request a command byte and its argument */
+/* smtpctl table lookup: "TABLE SERVICE KEY" in arg */
+static void
+frame_table_lookup(struct imsgbuf *ib, const char *arg)
+{
+	struct ctl_table_lookup	 tl;
+	char			*fields[3] = { tl.table, tl.service, tl.key };
+	size_t			 sizes[3] = { sizeof(tl.table),
+				    sizeof(tl.service), sizeof(tl.key) };
+	size_t			 f = 0, n = 0;
+
+	memset(&tl, 0, sizeof(tl));
+	for (; *arg != '\0'; arg++) {
+		if (*arg == ' ' && f < 2) {
+			f++;
+			n = 0;
+		} else if (n < sizes[f] - 1)
+			fields[f][n++] = *arg;
+	}
+	if (imsg_compose(ib, IMSG_CTL_TABLE_LOOKUP, 0, -1, &tl,
+	    sizeof(tl)) == -1)
+		abort();
+}
+
+/*
+ * request mode: each request a command byte and its argument (0xff:
+ * smtpctl table lookup)
+ */
 static size_t
 frame_requests(const uint8_t *data, size_t size, uint8_t *out, size_t cap)
 {
@@ -191,13 +247,14 @@ frame_requests(const uint8_t *data, size_t size, uint8_t *out, size_t cap)
 	struct ctl_request	req;
 	struct imsg_chunk	*c;
 	size_t			i = 0, o = 0, n;
-	int			sv[2];
+	int			sv[2], table;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
 		abort();
 	imsgbuf_init(&ib, sv[0]);
 	while (i < size) {
 		memset(&req, 0, sizeof(req));
+		table = data[i] == 0xff;
 		req.cmd = data[i++] % (CTL_RELEASE + 1);
 		req.uid = 0;	/* a lie control must not believe */
 		for (n = 0; i < size && data[i] != '\0' &&
@@ -205,6 +262,10 @@ frame_requests(const uint8_t *data, size_t size, uint8_t *out, size_t cap)
 			req.arg[n] = (char)data[i++];
 		if (i < size)
 			i++;	/* the NUL */
+		if (table) {
+			frame_table_lookup(&ib, req.arg);
+			continue;
+		}
 		if (imsg_compose(&ib, IMSG_CTL_REQUEST, 0, -1, &req,
 		    sizeof(req)) == -1)
 			abort();
