@@ -80,7 +80,7 @@ job_run(void *arg)
 	key[i] = '\0';
 	table_stall_begin(&j->stall);
 	rc = table_lookup_service(t, s, key, &val);
-	if (table_stall_end(&j->stall)) {
+	if (table_stall_end()) {
 		if (val != NULL)
 			freezero(val, strlen(val) + 1);
 		/* the answer is not in yet: asked again then */
