@@ -27,9 +27,9 @@ A test module may set TIMEOUT (seconds) for its tests, and a test function
 may carry a .timeout attribute.  A module whose tests share servers
 started once (test_cluster.py) may define teardown_module(): it is run
 after the module's last test that ran, with the module's TIMEOUT, and a
-failure there is one more failed test (module::teardown_module).  Daemon logs are kept under
-regress/results/<build>/ (obj, obj-san); set POSTHASTE_KEEP=1 to keep the temporary
-spools too.
+failure there is one more failed test (module::teardown_module).
+Daemon logs are kept under regress/results/<build>/ (obj, obj-san); set
+POSTHASTE_KEEP=1 to keep the temporary spools too.
 """
 
 import argparse
