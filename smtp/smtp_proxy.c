@@ -15,13 +15,14 @@
  * sees the balancer's address as the client's.  The balancer's stays in
  * s->proxy_addr for the logs' "proxy=".
  *
- * The header is read without blocking the worker: a read event with a
- * short timeout (PROXY_TIMEOUT).  Reads never take a byte past the
- * header -- each turn peeks at what is there and consumes only what the
- * parser says is surely header -- because the next bytes are the
- * client's: its TLS handshake on an smtps listener, which the
- * bufferevent must see whole.  A header that is malformed, too long or
- * late ends the connection with a log line and no greeting.
+ * The header is read without blocking the worker: a read event, with a
+ * short deadline for the whole header (PROXY_TIMEOUT), so that a peer
+ * trickling it a byte at a time cannot hold a session open.  Reads never
+ * take a byte past the header -- each turn peeks at what is there and
+ * consumes only what the parser says is surely header -- because the
+ * next bytes are the client's: its TLS handshake on an smtps listener,
+ * which the bufferevent must see whole.  A header that is malformed, too
+ * long or late ends the connection with a log line and no greeting.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -31,6 +32,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -44,6 +46,7 @@
 
 struct smtp_proxy {
 	struct event	*ev;
+	struct timespec	 deadline;	/* for the whole header */
 	size_t		 have;		/* header bytes consumed so far */
 	uint8_t		 buf[PROXY_HDR_MAX];
 };
@@ -62,22 +65,50 @@ smtp_proxy_trusted(const struct listener *l,
 	return 0;
 }
 
+/*
+ * Wait for more of the header, until the deadline: one for the whole
+ * header, so that a peer trickling a byte at a time cannot stretch it.
+ * 0 when the time is up.
+ */
+static int
+proxy_wait(struct smtp_proxy *p)
+{
+	struct timespec	now;
+	struct timeval	tv;
+	long long	left;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &now) == -1)
+		fatal("clock_gettime");
+	left = (long long)(p->deadline.tv_sec - now.tv_sec) * 1000000 +
+	    (p->deadline.tv_nsec - now.tv_nsec) / 1000;
+	if (left <= 0)
+		return 0;
+	tv.tv_sec = (time_t)(left / 1000000);
+	tv.tv_usec = (suseconds_t)(left % 1000000);
+	if (event_add(p->ev, &tv) == -1)
+		fatalx("event_add");
+	return 1;
+}
+
 int
 smtp_proxy_start(struct session *s)
 {
-	struct timeval	tv = { PROXY_TIMEOUT, 0 };
+	struct smtp_proxy	*p;
 
-	if ((s->proxy = calloc(1, sizeof(*s->proxy))) == NULL) {
+	if ((p = s->proxy = calloc(1, sizeof(*s->proxy))) == NULL) {
 		log_warn("calloc");
 		return -1;
 	}
-	if ((s->proxy->ev = event_new(ev_base, s->fd, EV_READ | EV_PERSIST,
-	    proxy_read, s)) == NULL) {
+	if ((p->ev = event_new(ev_base, s->fd, EV_READ, proxy_read, s)) ==
+	    NULL) {
 		log_warnx("%08x: event_new", s->id);
 		return -1;
 	}
-	if (event_add(s->proxy->ev, &tv) == -1)
-		fatalx("event_add");
+	if (clock_gettime(CLOCK_MONOTONIC, &p->deadline) == -1)
+		fatal("clock_gettime");
+	p->deadline.tv_sec += PROXY_TIMEOUT;
+	if (!proxy_wait(p))
+		fatalx("smtp_proxy_start: no time");
 	return 0;
 }
 
@@ -136,8 +167,11 @@ proxy_read(evutil_socket_t fd, short ev, void *arg)
 	/* look, then take only what is header (see the top) */
 	n = recv(fd, p->buf + p->have, sizeof(p->buf) - p->have, MSG_PEEK);
 	if (n == -1) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+			if (!proxy_wait(p))
+				proxy_fail(s, "no header in time");
 			return;
+		}
 		log_debug("%08x: proxy: read from %s: %s", s->id, s->addr,
 		    strerror(errno));
 		session_close(s);
@@ -161,8 +195,11 @@ proxy_read(evutil_socket_t fd, short ev, void *arg)
 		}
 		p->have = used;
 	}
-	if (rc == PROXY_MORE)
+	if (rc == PROXY_MORE) {
+		if (!proxy_wait(p))
+			proxy_fail(s, "no header in time");
 		return;
+	}
 	smtp_proxy_free(s);
 	proxy_apply(s, &h);
 	session_start(s);

@@ -30,10 +30,12 @@ import ssl
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 
 import fixture
 from fixture import Daemon, TEST_USER1, poll, run_smtpd, wait_maildir
+from milterlib import Filter, need_pymilter
 from test_smtp_common import HELO, make_certificate
 
 TIMEOUT = 60
@@ -45,6 +47,8 @@ PORT_V2 = 15750			# daemon, plain, behind send-proxy-v2
 FE_V2 = 15751			# HAProxy's frontend for it
 PORT_V1 = 15752			# daemon, smtps, behind send-proxy
 FE_V1 = 15753
+MILTER = 15754			# a scripted filter on the v2 listener
+MILTER_ADDR = "127.0.0.74"
 
 CONF = """\
 spool "@TMP@/spool"
@@ -53,7 +57,8 @@ smtp workers 1
 smtp max-sessions-per-ip 2
 %(pki)s
 listen on 127.0.0.1 port @PORT@
-listen on %(lb)s port %(v2)d proxy-protocol from %(lb)s
+milter m "inet:%(milter_addr)s:%(milter)d"
+listen on %(lb)s port %(v2)d proxy-protocol from %(lb)s milter m
 listen on %(lb)s port %(v1)d smtps pki mail.example.test \\
 	proxy-protocol from { 192.0.2.0/24, %(lb)s/32 }
 action "local" maildir "~/Maildir"
@@ -139,6 +144,34 @@ class HAProxy:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class ProxyFilter(Filter):
+    """milterlib's scripted filter, on this module's address and port
+    (milterlib's own start() keeps to the milter tests' ports)."""
+
+    def __init__(self):
+        Filter.__init__(self, MILTER)
+        self.argv[2] = "inet:%d@%s" % (MILTER, MILTER_ADDR)
+
+    def start(self):
+        self.out = open(os.path.join(self.dir, "stdout"), "ab")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=self.out,
+                                     stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise fixture.FixtureError("filter exited: %s"
+                                           % self.output())
+            try:
+                socket.create_connection((MILTER_ADDR, MILTER),
+                                         timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise fixture.FixtureError("filter not listening")
+
+
 def via_v2(source=CLIENT):
     """smtplib through HAProxy's version 2 frontend, from `source'."""
     return smtplib.SMTP(LB, FE_V2, local_hostname=HELO, timeout=10,
@@ -172,6 +205,20 @@ def v2_header(src, dst, sport, dport, cmd=0x21, fam=0x11):
     body = socket.inet_aton(src) + socket.inet_aton(dst) + \
         struct.pack(">HH", sport, dport)
     return V2_SIG + bytes([cmd, fam]) + struct.pack(">H", len(body)) + body
+
+
+def send_slowly(s):
+    """A v1 header (UNKNOWN, padded to 106 bytes), a byte every 0.5 s,
+    until the daemon hangs up."""
+    header = b"PROXY UNKNOWN " + b"x" * 90 + b"\r\n"
+    try:
+        for b in header:
+            s.sendall(bytes([b]))
+            time.sleep(0.5)
+    except OSError:
+        pass
+    finally:
+        s.close()
 
 
 def tls_greeting_after_header(header):
@@ -219,19 +266,27 @@ def log_has(d, pattern, timeout=5):
 
 def test_behind_haproxy():
     haproxy_binary()
+    need_pymilter()
     cert, key = make_certificate()
     pki = 'pki mail.example.test cert "%s"\npki mail.example.test key ' \
         '"%s"' % (cert, key)
     conf = CONF % {"pki": pki, "lb": LB, "v2": PORT_V2, "v1": PORT_V1,
-                   "client": CLIENT}
+                   "client": CLIENT, "milter": MILTER,
+                   "milter_addr": MILTER_ADDR}
     lb = None
-    with Daemon(conf=conf) as d:
+    with ProxyFilter() as filt, Daemon(conf=conf) as d:
         fixture.reset_maildir(TEST_USER1)
         try:
             # from a trusted peer, and no header: closed after 5 s;
             # meanwhile the one worker serves everyone else
             silent = raw(LB)
             silent_at = time.monotonic()
+            # nor a header trickled a byte every half second (the 5 s
+            # are for the whole header)
+            trickle = raw(LB)
+            trickler = threading.Thread(target=send_slowly,
+                                        args=(trickle,), daemon=True)
+            trickler.start()
 
             lb = HAProxy()
             lb.wait_ready()
@@ -319,12 +374,16 @@ def test_behind_haproxy():
             with via_v2() as c:
                 send_message(c, "%s@example.test" % TEST_USER1, mark2)
 
-            # the silent one: closed after its 5 s, not before
+            # the silent one and the trickle: closed after 5 s, not before
             assert closed_without_greeting(silent, timeout=10)
             waited = time.monotonic() - silent_at
             assert 4 <= waited < 9, waited
-            assert log_has(d, r"bad PROXY header from 127\.0\.0\.71 .*: "
-                           r"no header in time")
+            trickler.join(10)
+            assert not trickler.is_alive()
+            waited = time.monotonic() - silent_at
+            assert waited < 9, waited
+            assert len(re.findall(r"bad PROXY header from 127\.0\.0\.71 "
+                                  r".*: no header in time", d.log())) == 2
 
             # what was delivered names the client, never the balancer
             files = wait_maildir(TEST_USER1, 3)
@@ -338,6 +397,15 @@ def test_behind_haproxy():
                 received = text[0].split("\n\n", 1)[0]
                 assert "[127.0.0.72]" in received, received
                 assert "127.0.0.71" not in received, received
+            # the filter's connect stage: the client, not the balancer
+            senders = [e["conn"] for e in filt.events(stage="envfrom")
+                       if e["args"][0] == "<sender@client.test>" or
+                       e["args"][0] == "sender@client.test"]
+            assert senders, filt.events(stage="envfrom")
+            for conn in senders:
+                ev = filt.events(conn, "connect")
+                assert ev and ev[0]["args"][2][0] in ("127.0.0.72",
+                                                      "127.0.0.73"), ev
             log = d.log()
             lines = [ln for ln in log.splitlines()
                      if "from=<sender@client.test>, size=" in ln]
