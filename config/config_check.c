@@ -112,8 +112,9 @@ check_one(const struct smtpd_config *c, FILE *out, const struct who *w,
 	if ((rc = open_as(w, path, exec)) == 0)
 		return 0;
 	report(out, "%s:%d: %s %s: %s cannot %s it: %s", c->path, line,
-	    what, path, w->name, exec ? "run" : "read", rc == CHECK_NOT_REGULAR ?
-	    "not a regular file" : rc == CHECK_NO_IDENTITY ?
+	    what, path, w->name, exec ? "run" : "read",
+	    rc == CHECK_NOT_REGULAR ? "not a regular file" :
+	    rc == CHECK_NO_IDENTITY ?
 	    "cannot take that identity" : strerror(rc));
 	return 1;
 }
@@ -187,16 +188,15 @@ config_check_files(const struct smtpd_config *c, FILE *out)
 	lookup.uid = pw->pw_uid;
 	lookup.gid = pw->pw_gid;
 	TAILQ_FOREACH(t, &c->tables, entry) {
-		/* a shared table's file is read by the parent, as root,
-		 * and checked by its backend (table_remote_load()) */
-		if (t->backend == TABLE_INLINE || t->backend == TABLE_REMOTE)
+		if (t->backend == TABLE_INLINE)
 			continue;
 		snprintf(what, sizeof(what), "table %s:", t->name);
 		if (t->backend == TABLE_REMOTE) {
 			/*
-			 * pgsql:, ldap:, redis: files are read by the parent
-			 * (table_remote_load), socketmap: names no file; a
-			 * proc: program is run by lookup, as its user
+			 * a shared table's file (pgsql:, ldap:, redis:) is
+			 * read by the parent, as root, and checked by its
+			 * backend (table_remote_load()); socketmap: names no
+			 * file; a proc: program is run by lookup, as its user
 			 */
 			if (strcmp(t->scheme, "proc") == 0) {
 				snprintf(prog, sizeof(prog), "%s", t->path);

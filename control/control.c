@@ -268,8 +268,8 @@ control_table_lookup(struct ctl_client *c, struct imsg *m)
 		}
 	if (table_service_parse(req.service, &s) == -1) {
 		table_refuse(c, "no such service (string, alias, domain, "
-		    "credentials, netaddr, userinfo, mailaddr or mailaddrmap): ",
-		    req.service);
+		    "credentials, netaddr, userinfo, mailaddr or "
+		    "mailaddrmap): ", req.service);
 		return;
 	}
 	req.reqid = c->id;

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,6 +327,8 @@ ctl_call(const char *sock, const struct ctl_request *req, enum out_mode mode,
 	}
 }
 
+#define CTL_TABLE_WAIT	30	/* seconds for an answer to table lookup */
+
 /*
  * smtpctl table lookup NAME SERVICE KEY: the value on stdout (nothing
  * for a list's member) and exit 0; not found: 1; a temporary failure, an
@@ -339,6 +342,7 @@ ctl_table_lookup(const char *sock, char **argv)
 	struct ctl_reply	 rep;
 	struct imsgbuf		 ib;
 	struct imsg		 m;
+	struct pollfd		 pfd;
 	ssize_t			 n;
 	int			 fd, status;
 
@@ -361,7 +365,23 @@ ctl_table_lookup(const char *sock, char **argv)
 		exit(74);
 	}
 	for (;;) {
-		if ((n = imsg_read(&ib)) == -1 && errno != EAGAIN) {
+		/*
+		 * A shared table gives up after 15 seconds; a request lost
+		 * with its lookup process (a reload) is never answered
+		 */
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if ((n = poll(&pfd, 1, CTL_TABLE_WAIT * 1000)) == 0) {
+			fprintf(stderr, "smtpctl: no answer in %d seconds\n",
+			    CTL_TABLE_WAIT);
+			return CTL_TABLE_ERROR;
+		}
+		if (n == -1 && errno != EINTR) {
+			perror("smtpctl: poll");
+			exit(74);
+		}
+		if ((n = imsg_read(&ib)) == -1 && errno != EAGAIN &&
+		    errno != EINTR) {
 			perror("smtpctl: read");
 			exit(74);
 		}
@@ -378,7 +398,8 @@ ctl_table_lookup(const char *sock, char **argv)
 			fprintf(stderr, "smtpctl: %s\n", rep.text);
 			return CTL_TABLE_ERROR;
 		}
-		if (m.hdr.type != IMSG_CTL_TABLE_RESULT || m.len != sizeof(*r)) {
+		if (m.hdr.type != IMSG_CTL_TABLE_RESULT ||
+		    m.len != sizeof(*r)) {
 			fprintf(stderr, "smtpctl: bad reply\n");
 			exit(76);
 		}

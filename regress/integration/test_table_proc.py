@@ -11,8 +11,9 @@ smtpctl table lookup prints what the daemon sees for file:, db:, inline
 and proc: tables, with exit status 0/1/2; smtpctl update table empties
 the proc: table's cache (the program is asked again).  Then the program
 is killed: RCPT is 451 (never 550), smtpctl says 2; a second program
-that answers garbage is given up on the same way.  The programs exit at
-the end of their input when the daemon stops.
+that answers garbage is given up on the same way.  A reload starts new
+programs (and the old ones exit); they all exit at the end of their
+input when the daemon stops.
 """
 
 import base64
@@ -238,6 +239,20 @@ def run_end_to_end(tmp, prog, log):
                    "the domain, the program dead")
         rc, out, err = lookup(d, "db", "alias", "bob@virt.test")
         assert rc == 2, (rc, out, err)
+
+        # a reload starts a new lookup process, and new programs; the old
+        # lookup's programs see their input end and exit
+        d.send_signal(signal.SIGHUP)
+        assert fixture.poll(lambda: lookup(d, "db", "alias",
+                                           "bob@virt.test")[0] == 0), \
+            d.log_tail()
+        assert fixture.poll(lambda: len(programs_running(bad_json)) == 1,
+                            timeout=5), programs_running(bad_json)
+        with SMTPConnection(d.port) as c:
+            assert c.command("EHLO client.test").code == 250
+            assert c.command("MAIL FROM:<a@client.test>").code == 250
+            expect(c.command("RCPT TO:<slow@virt.test>"), 250, "2.1.5",
+                   "after the reload")
     # the other program saw its input end and exited
     assert fixture.poll(lambda: not programs_running(bad_json), timeout=5)
 
