@@ -444,8 +444,11 @@ class Cluster:
                 "proxy_port": PROXY_PORT, "name": "node%d" % i,
                 "domain": DOMAIN, "proxy": PROXY_OPTION}
             self.nodes.append(Node(i, addr, conf))
+        # at once: each waits for its banner and its sandboxes
         for n in self.nodes:
-            n.start()
+            n.start(wait=False)
+        for n in self.nodes:
+            n.wait_banner()
         self.lb = HAProxy(os.path.join(BASE, "haproxy"), self.nodes)
         self.lb.start()
 
