@@ -4,7 +4,10 @@
  *
  * The configuration file is parsed by ldap_conf.c.  Each table keeps a
  * pool of connections ("pool N", 2 by default), each an LDAP handle of
- * its own.  libldap is used only through its asynchronous calls:
+ * its own, made when the first query comes and one more whenever every
+ * bound one has a search in flight; a search goes to the bound
+ * connection with the fewest (LDAP multiplexes them by message id).
+ * libldap is used only through its asynchronous calls:
  *
  *   - connect: LDAP_OPT_CONNECT_ASYNC makes ldap_sasl_bind() answer
  *     LDAP_X_CONNECTING while the TCP connection is in progress; we wait
@@ -21,13 +24,15 @@
  * A query waits in the table's queue until a connection is bound; each
  * has its deadline ("timeout DUR", 5 s) from the moment it was asked:
  * past it, the search is abandoned (ldap_abandon_ext) and the answer is
- * TABLE_ERROR.  When a connection cannot be made or bound, the table is
- * down: every query is answered TABLE_ERROR at once (a temporary
- * failure for the client, never "not found"), the outage is logged once,
- * and a new connection is tried after 1 s, then 2, 4 ... up to 30 s.  A
+ * TABLE_ERROR.  When a connection cannot be made or bound and no other
+ * is bound, the table is down: every query is answered TABLE_ERROR at
+ * once (a temporary failure for the client, never "not found"), the
+ * outage is logged once, and a new connection is tried after 1 s, then
+ * 2, 4 ... up to 30 s.  A
  * connection that breaks after it was bound (the server restarted, an
  * idle timeout) fails the searches it carried and is made again when
- * next needed.
+ * next needed; one that cannot be made while others serve is not tried
+ * again for 30 s.
  *
  * The key is an RFC 4515 assertion value (ldap_filter_expand()), never
  * filter text.  The answer is built from the entries found:
@@ -92,7 +97,7 @@ struct ldquery {
 	char			*value;		/* built from the entries */
 	size_t			 vlen;
 	int			 nentries;
-	int			 failed;	/* an entry broke a rule */
+	const char		*failed;	/* why the answer is refused */
 };
 TAILQ_HEAD(ldquery_list, ldquery);
 
@@ -120,6 +125,7 @@ struct ldtable {
 	int			 failures;	/* attempts in this outage */
 	struct event		*retry;		/* the next attempt */
 	struct event		*busy;		/* dispatch again shortly */
+	time_t			 grow_after;	/* a new connection failed */
 	int			 timeouts_logged;
 };
 
@@ -230,6 +236,27 @@ table_up(struct ldtable *tab)
 
 /* ---- connections ---- */
 
+static time_t
+now_mono(void)
+{
+	struct timespec	ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		fatal("clock_gettime");
+	return ts.tv_sec;
+}
+
+static int
+any_ready(const struct ldtable *tab)
+{
+	int	i;
+
+	for (i = 0; i < tab->conf.pool; i++)
+		if (tab->conns[i].state == C_READY)
+			return 1;
+	return 0;
+}
+
 static void
 conn_close(struct ldconn *c)
 {
@@ -260,6 +287,13 @@ conn_fail(struct ldconn *c, const char *why)
 
 	conn_close(c);
 	fail_list(&c->inflight);
+	if (!was_ready && any_ready(tab)) {
+		/* one more could not be made: the others serve meanwhile */
+		log_info("table %s: connection %d to %s: %s", tname(tab),
+		    c->id, tab->conf.url, why);
+		tab->grow_after = now_mono() + BACKOFF_MAX;
+		return;
+	}
 	if (!was_ready) {
 		table_down(tab, why);
 		return;
@@ -383,13 +417,16 @@ value_add(struct ldquery *lq, const char *sep, const char *v, size_t vlen)
 	size_t	 seplen = lq->vlen > 0 ? strlen(sep) : 0;
 	char	*n;
 
-	if (memchr(v, '\0', vlen) != NULL || lq->vlen + seplen + vlen >
-	    TABLE_VALUE_MAX) {
-		lq->failed = 1;
+	if (memchr(v, '\0', vlen) != NULL) {
+		lq->failed = "a value holds a NUL byte";
+		return -1;
+	}
+	if (lq->vlen + seplen + vlen > TABLE_VALUE_MAX) {
+		lq->failed = "the answer is too long";
 		return -1;
 	}
 	if ((n = realloc(lq->value, lq->vlen + seplen + vlen + 1)) == NULL) {
-		lq->failed = 1;
+		lq->failed = "out of memory";
 		return -1;
 	}
 	lq->value = n;
@@ -427,7 +464,7 @@ entry_userinfo(struct ldquery *lq, LDAP *ld, LDAPMessage *m)
 			ok = 0;
 	if (ok) {
 		if (lq->nentries++ > 0)
-			lq->failed = 1;
+			lq->failed = "more than one entry";
 		for (i = 0; i < LDAP_CONF_NATTRS && !lq->failed; i++)
 			value_add(lq, ":", v[i][0]->bv_val, v[i][0]->bv_len);
 	}
@@ -460,7 +497,7 @@ entry_credentials(struct ldquery *lq, LDAP *ld, LDAPMessage *m)
 		return;
 	}
 	if (lq->nentries++ > 0)
-		lq->failed = 1;
+		lq->failed = "more than one entry";
 	else
 		value_add(lq, "", h, n);
 	ldap_value_free_len(v);
@@ -523,11 +560,10 @@ search_done(struct ldquery *lq, LDAP *ld, LDAPMessage *m)
 		    lq->q->key, ldap_err2string(err), text != NULL &&
 		    *text ? ": " : "", text != NULL ? text : "");
 		query_answer(lq, TABLE_ERROR, NULL);
-	} else if (lq->failed) {
+	} else if (lq->failed != NULL) {
 		log_warnx("table %s: %s search for \"%s\": %s", tname(tab),
 		    table_service_name(lq->q->service), lq->q->key,
-		    lq->nentries > 1 ? "more than one entry" :
-		    "a value too long or holding a NUL byte");
+		    lq->failed);
 		query_answer(lq, TABLE_ERROR, NULL);
 	} else if (lq->nentries == 0)
 		query_answer(lq, TABLE_NOTFOUND, NULL);
@@ -720,14 +756,17 @@ send_query(struct ldconn *c, struct ldquery *lq)
 	return 0;
 }
 
-/* send what waits on the bound connections; make those missing */
+/*
+ * Send what waits, each on the bound connection with the fewest searches
+ * in flight; when none is idle, make one more, up to the pool.
+ */
 static void
 dispatch(struct ldtable *tab)
 {
 	struct ldquery	*lq;
-	struct ldconn	*c;
+	struct ldconn	*c, *down = NULL;
 	struct timeval	 tv = { 0, RETRY_BUSY_MS * 1000 };
-	int		 i, need;
+	int		 i, idle = 0, making = 0, load;
 
 	while ((lq = TAILQ_FIRST(&tab->queue)) != NULL &&
 	    (c = pick_conn(tab)) != NULL) {
@@ -737,21 +776,24 @@ dispatch(struct ldtable *tab)
 			return;
 		}
 	}
-	if (TAILQ_EMPTY(&tab->queue) || tab->down)
+	if (tab->down)
 		return;
-	/* connections still to make: as many as the queue wants */
-	need = 0;
-	TAILQ_FOREACH(lq, &tab->queue, entry)
-		need++;
-	for (i = 0; i < tab->conf.pool && need > 0 && !tab->down; i++) {
+	/* only for work: a server that drops us at once is not a loop */
+	load = !TAILQ_EMPTY(&tab->queue);
+	for (i = 0; i < tab->conf.pool; i++) {
 		c = &tab->conns[i];
-		if (c->state == C_CONNECTING || c->state == C_BINDING)
-			need -= INFLIGHT_MAX;
-		else if (c->state == C_DOWN) {
-			conn_connect(c);
-			need -= INFLIGHT_MAX;
-		}
+		if (c->ninflight > 0)
+			load = 1;
+		if (c->state == C_READY && c->ninflight == 0)
+			idle = 1;
+		else if (c->state == C_CONNECTING || c->state == C_BINDING)
+			making = 1;
+		else if (c->state == C_DOWN && down == NULL)
+			down = c;
 	}
+	if (load && !idle && !making && down != NULL &&
+	    (!any_ready(tab) || now_mono() >= tab->grow_after))
+		conn_connect(down);
 }
 
 static void
@@ -834,13 +876,25 @@ ldap_open(const struct table *t, char *err, size_t errlen)
 	return tab;
 }
 
-/* connections are made when the first query comes */
+/*
+ * Connections are made when the first query comes.  libldap's one-time
+ * set-up (its defaults, the host's own name, SASL's plugins) is done
+ * now, before the sandbox and before the event loop runs, rather than
+ * in the first query; without reading /etc/ldap/ldap.conf or a user's
+ * ldaprc: the table's file is the whole configuration.
+ */
 static int
 ldap_start(void *h, struct event_base *base)
 {
 	struct ldtable	*tab = h;
-	int		 i;
+	int		 i, v;
 
+	if (setenv("LDAPNOINIT", "1", 1) == -1 ||
+	    ldap_get_option(NULL, LDAP_OPT_PROTOCOL_VERSION, &v) !=
+	    LDAP_OPT_SUCCESS) {
+		log_warnx("table %s: libldap cannot start", tname(tab));
+		return -1;
+	}
 	tab->base = base;
 	tab->backoff = BACKOFF_FIRST;
 	if ((tab->retry = evtimer_new(base, retry_cb, tab)) == NULL ||

@@ -15,14 +15,24 @@ One daemon for every case:
   - a domain only in LDAP (associatedDomain) is ours, a virtual user
     only in LDAP (mailLocalAddress -> mailRoutingAddress phtest1) is
     delivered, an address not in LDAP is refused 550;
+  - "virtual <ldap> userbase <ldap>": a virtual user with its uid, gid
+    and home in LDAP (userinfo) is delivered into a vmail tree as the
+    vmail user;
   - AUTH PLAIN checks the password against userPassword, which holds
     "{CRYPT}" and a SHA-512 crypt(3) hash: the driver takes the prefix
-    off (etc/ldap.conf says so too);
+    off (etc/ldap.conf says so too); "senders <ldap>" lets the user send
+    from the addresses of its two "mail" values only (mailaddrmap);
+  - smtpctl table lookup shows the answers: the values of two entries
+    joined with ", " (alias), uid:gid:home (userinfo), the hash without
+    "{CRYPT}"; "*" and "*)(mailLocalAddress=*" find nothing (exit 1);
   - a user name with "*)(" in it is an escaped assertion value: with the
     right password of another user it still fails (pasted raw into the
-    filter it would have matched that user);
+    filter it would have matched that user); a user name with two
+    entries is a temporary failure (454), neither password is taken;
   - an entry added with ldapadd works once the negative answer's ttl
     (1 s) is over;
+  - slapd frozen (SIGSTOP): no answer within the table's timeout (2 s),
+    the search is abandoned and the recipient gets 451;
   - slapd stopped: the same recipients get 451 (a temporary failure),
     never 550, AUTH 454, and the outage is logged once; slapd started
     again is found by the next attempt of the back-off.
@@ -59,6 +69,7 @@ ROOTPW = "admin-secret"
 BINDDN = "cn=posthaste," + BASE
 BINDPW = "posthaste-secret"
 PASSWORD = "ldap horse battery"
+VMAIL = "phvmail"	# the virtual mailboxes' owner (test_lookup_aliases's)
 
 CONFIG_LDIF = """\
 dn: cn=config
@@ -149,7 +160,64 @@ gidNumber: 5001
 homeDirectory: /var/empty
 mailLocalAddress: ldapuser@ldapdom.test
 mailRoutingAddress: @USER1@
+mail: ldapuser@ldapdom.test
+mail: ldap.user@ldapdom.test
 userPassword: {CRYPT}@HASH@
+
+dn: cn=team1,ou=people,@BASE@
+objectClass: inetOrgPerson
+objectClass: inetLocalMailRecipient
+cn: team1
+sn: Team
+mailLocalAddress: team@ldapdom.test
+mailRoutingAddress: phtest1
+
+dn: cn=team2,ou=people,@BASE@
+objectClass: inetOrgPerson
+objectClass: inetLocalMailRecipient
+cn: team2
+sn: Team
+mailLocalAddress: team@ldapdom.test
+mailRoutingAddress: phtest2
+
+dn: uid=twin,ou=people,@BASE@
+objectClass: inetOrgPerson
+objectClass: posixAccount
+uid: twin
+cn: Twin
+sn: One
+uidNumber: 5002
+gidNumber: 5002
+homeDirectory: /var/empty
+userPassword: {CRYPT}@HASH@
+
+dn: ou=others,@BASE@
+objectClass: organizationalUnit
+ou: others
+
+dn: uid=twin,ou=others,@BASE@
+objectClass: inetOrgPerson
+objectClass: posixAccount
+uid: twin
+cn: Twin
+sn: Two
+uidNumber: 5003
+gidNumber: 5003
+homeDirectory: /var/empty
+userPassword: {CRYPT}@HASH@
+
+dn: uid=vuser,ou=people,@BASE@
+objectClass: inetOrgPerson
+objectClass: posixAccount
+objectClass: inetLocalMailRecipient
+uid: vuser
+cn: Virtual User
+sn: User
+uidNumber: @VUID@
+gidNumber: @VGID@
+homeDirectory: @VDIR@
+mailLocalAddress: vuser@vmail.test
+mailRoutingAddress: vuser
 """
 
 LATER_LDIF = """\
@@ -177,17 +245,25 @@ alias_filter (&(objectClass=inetLocalMailRecipient)(mailLocalAddress=%%s))
 alias_attributes mailRoutingAddress
 credentials_filter (&(objectClass=posixAccount)(uid=%%s))
 credentials_attributes userPassword
+userinfo_filter (&(objectClass=posixAccount)(uid=%%s))
+userinfo_attributes uidNumber gidNumber homeDirectory
+mailaddrmap_filter (&(objectClass=posixAccount)(uid=%%s))
+mailaddrmap_attributes mail
 """
 
 CONF = """\
 spool "@TMP@/spool"
 socket "@TMP@/smtpd.sock"
 smtp workers 1
-listen on 127.0.0.1 port @PORT@ auth-optional <ldap> auth-plaintext
+listen on 127.0.0.1 port @PORT@ auth-optional <ldap> auth-plaintext \
+    senders <ldap>
 table ldap ldap:%(conf)s cache-ttl 1s negative-ttl 1s
 action "local" maildir "~/Maildir"
 action "ldap" maildir "~/Maildir" virtual <ldap>
+action "vmail" maildir "%(vdir)s/%%{dest.domain}/%%{dest.user}" \
+    virtual <ldap> userbase <ldap>
 match from any for domain "example.test" action "local"
+match from any for domain "vmail.test" action "vmail"
 match from any for domain <ldap> action "ldap"
 """
 
@@ -313,10 +389,15 @@ def rcpt(port, address):
     return r[3]
 
 
-def auth_plain(port, user, password):
+def auth_plain(port, user, password, senders=()):
+    """The reply to AUTH PLAIN, and then to MAIL FROM with each sender."""
     token = base64.b64encode(("\0%s\0%s" % (user, password)).encode())
-    r = smtp_dialog(port, ["EHLO client.test",
-                           "AUTH PLAIN %s" % token.decode(), "QUIT"])
+    items = ["EHLO client.test", "AUTH PLAIN %s" % token.decode()]
+    for sender in senders:
+        items += ["MAIL FROM:<%s>" % sender, "RSET"]
+    r = smtp_dialog(port, items + ["QUIT"])
+    if senders:
+        return r[2], [r[3 + 2 * i] for i in range(len(senders))]
     return r[2]
 
 
@@ -328,6 +409,15 @@ def send(port, address, marker):
     assert r[3].code == 250 and r[5].code == 250, r
 
 
+def lookup(d, service, key):
+    """smtpctl table lookup ldap SERVICE KEY: (exit status, output)."""
+    r = subprocess.run([fixture.binary("smtpctl"), "-s", d.socket_path,
+                        "table", "lookup", "ldap", service, key],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=20, universal_newlines=True)
+    return r.returncode, r.stdout.strip()
+
+
 def table_conf_file(directory):
     path = os.path.join(directory, "ldap.conf")
     with open(path, "w") as f:
@@ -337,26 +427,75 @@ def table_conf_file(directory):
     return path
 
 
+def vmail_tree():
+    """A directory for the virtual mailboxes, vmail.test's owned by the
+    vmail user."""
+    vm = fixture.ensure_test_user(VMAIL)
+    vdir = tempfile.mkdtemp(prefix="ldap-vmail-", dir="/tmp")
+    os.chmod(vdir, 0o755)
+    os.mkdir(os.path.join(vdir, "vmail.test"), 0o755)
+    os.chown(os.path.join(vdir, "vmail.test"), vm.pw_uid, vm.pw_gid)
+    return vm, vdir
+
+
 def test_ldap_tables():
     """Every case of the module docstring against one slapd and one
     daemon."""
+    vm, vdir = vmail_tree()
     data = fill(DATA_LDIF, base=BASE, binddn=BINDDN, bindpw=BINDPW,
-                user1=TEST_USER1, hash=sha512_crypt(PASSWORD))
+                user1=TEST_USER1, hash=sha512_crypt(PASSWORD),
+                vuid=str(vm.pw_uid), vgid=str(vm.pw_gid), vdir=vdir)
+    try:
+        ldap_cases(data, vm, vdir)
+    finally:
+        shutil.rmtree(vdir, ignore_errors=True)
+
+
+def ldap_cases(data, vm, vdir):
     with Slapd(data) as s:
         path = table_conf_file(s.dir)
-        with Daemon(conf=CONF % {"conf": path}) as d:
+        with Daemon(conf=CONF % {"conf": path, "vdir": vdir}) as d:
             # a domain and a virtual user only in LDAP
             marker = unique("ldap-virtual")
             send(d.port, "ldapuser@ldapdom.test", marker)
             wait_marker(TEST_USER1, marker)
             r = rcpt(d.port, "nobody@ldapdom.test")
             assert r.code == 550, r
+            # a virtual user whose uid, gid and home are in LDAP too
+            marker = unique("ldap-userbase")
+            send(d.port, "vuser@vmail.test", marker)
+            new = os.path.join(vdir, "vmail.test", "vuser", "new")
+            files = poll(lambda: os.path.isdir(new) and os.listdir(new))
+            assert files, "nothing in %s" % new
+            st = os.stat(os.path.join(new, files[0]))
+            assert st.st_uid == vm.pw_uid, "owned by %d" % st.st_uid
             r = rcpt(d.port, "ldapuser@other.test")
             assert r.code == 550, r
 
+            # what the table answers, as smtpctl shows it: the values of
+            # two entries joined, a userinfo, the hash without {CRYPT}
+            rc, out = lookup(d, "alias", "team@ldapdom.test")
+            assert rc == 0 and sorted(out.split(", ")) == \
+                ["phtest1", "phtest2"], (rc, out)
+            rc, out = lookup(d, "userinfo", "vuser")
+            assert (rc, out) == (0, "%d:%d:%s" % (vm.pw_uid, vm.pw_gid,
+                                                  vdir)), (rc, out)
+            rc, out = lookup(d, "credentials", "ldapuser")
+            assert rc == 0 and out.startswith("$6$"), (rc, out)
+            # a key is an assertion value: "*)(" is no wildcard
+            rc, out = lookup(d, "alias", "*)(mailLocalAddress=*")
+            assert rc == 1, (rc, out)
+            rc, out = lookup(d, "alias", "*")
+            assert rc == 1, (rc, out)
+
             # AUTH against userPassword's {CRYPT} hash
-            r = auth_plain(d.port, "ldapuser", PASSWORD)
+            # ... and the sender addresses it may use: both values of
+            # "mail" (joined with ", "), no other
+            r, mail = auth_plain(d.port, "ldapuser", PASSWORD, senders=(
+                "ldap.user@ldapdom.test", "ldapuser@ldapdom.test",
+                "other@ldapdom.test"))
             assert r.code == 235, r
+            assert [m.code for m in mail] == [250, 250, 553], mail
             r = auth_plain(d.port, "ldapuser", "wrong")
             assert r.code == 535, r
             # the key is an assertion value: "*)(uid=ldapuser" pasted
@@ -364,6 +503,10 @@ def test_ldap_tables():
             # ldapuser, and his password would do
             r = auth_plain(d.port, "*)(uid=ldapuser", PASSWORD)
             assert r.code == 535, r
+            # two entries for one user name: which password is a guess,
+            # so neither is taken (a temporary failure, logged)
+            r = auth_plain(d.port, "twin", PASSWORD)
+            assert r.code == 454, r
 
             # an entry added later: seen once the negative ttl is over
             r = rcpt(d.port, "later@ldapdom.test")
@@ -373,6 +516,20 @@ def test_ldap_tables():
                         == 250, timeout=5), \
                 rcpt(d.port, "later@ldapdom.test")
 
+            # slapd frozen: no answer within "timeout 2s", the search is
+            # abandoned and the recipient deferred
+            s.proc.send_signal(signal.SIGSTOP)
+            try:
+                start = time.monotonic()
+                r = rcpt(d.port, "frozen@ldapdom.test")
+                took = time.monotonic() - start
+            finally:
+                s.proc.send_signal(signal.SIGCONT)
+            assert r.code == 451, r
+            assert 1.5 < took < 6, took
+            assert poll(lambda: rcpt(d.port, "ldapuser@ldapdom.test").code
+                        == 250, timeout=5)
+
             # slapd gone: temporary failures, never "unknown user"
             s.stop()
             for address in ("ldapuser@ldapdom.test", "nobody@ldapdom.test"):
@@ -380,6 +537,8 @@ def test_ldap_tables():
                             timeout=5), rcpt(d.port, address)
             r = auth_plain(d.port, "ldapuser", PASSWORD)
             assert r.code == 454, r
+            rc, out = lookup(d, "alias", "ldapuser@ldapdom.test")
+            assert rc == 2, (rc, out)
 
             # back: the next attempt (1 s, 2 s, 4 s ... after the
             # outage began) finds it
@@ -391,6 +550,8 @@ def test_ldap_tables():
         assert log.count("unreachable") == 1, \
             [ln for ln in log.splitlines() if "unreachable" in ln]
         assert "answers again" in log
+        assert "no answer from %s within 2 s" % URL in log
+        assert 'credentials search for "twin": more than one entry' in log
 
 
 BAD_CONFS = [
@@ -415,7 +576,8 @@ def test_ldap_config_errors():
                 f.write(text)
             conf = os.path.join(tmp, "smtpd.conf")
             with open(conf, "w") as f:
-                f.write(fill(CONF % {"conf": path}, tmp=tmp, port="2525"))
+                f.write(fill(CONF % {"conf": path, "vdir": tmp}, tmp=tmp,
+                             port="2525"))
             r = run_smtpd(["-n", "-f", conf])
             assert r.returncode == 1, r.output
             assert "%s:%d: " % (path, line) in r.output, r.output
@@ -423,7 +585,8 @@ def test_ldap_config_errors():
         # the example in the sources is a valid configuration
         sample = os.path.join(fixture.REPO, "etc", "ldap.conf")
         with open(conf, "w") as f:
-            f.write(fill(CONF % {"conf": sample}, tmp=tmp, port="2525"))
+            f.write(fill(CONF % {"conf": sample, "vdir": tmp}, tmp=tmp,
+                         port="2525"))
         r = run_smtpd(["-n", "-f", conf])
         assert r.returncode == 0 and "configuration OK" in r.output, \
             r.output

@@ -1,22 +1,39 @@
 /*
- * test_proc_table.c -- table/proc.c's parser of a proc: table program's
- * lines (smtpd-tables(7)): the answers of the manual's examples, values
- * holding '|', errors with and without a message, and everything it
- * must refuse (a wrong prefix, an ID that is no ID of ours, a lookup's
- * "found" without a value, trailing text, a CR); the registrations of
- * the handshake; which request asks which service.
+ * test_proc_table.c -- table/proc.c: its parser of a proc: table
+ * program's lines (smtpd-tables(7)): the answers of the manual's
+ * examples, values holding '|', errors with and without a message, and
+ * everything it must refuse (a wrong prefix, an ID that is no ID of
+ * ours, a lookup's "found" without a value, trailing text, a CR); the
+ * registrations of the handshake; which request asks which service.
+ *
+ * Then the driver itself, through remote.c as lookup uses it, with a
+ * table program written in sh: questions asked during the handshake, an
+ * answer held back and given after a later one's (matched by ID), check
+ * and lookup, a value holding '|', the program's error, a service it did
+ * not register; a program that writes garbage and one that exits fail
+ * the question and every later one.
  */
 
+#include <sys/types.h>
+
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
 
+#include "config.h"
+#include "proc.h"
 #include "proc_table.h"
+#include "table.h"
 
 static void
 test_answers(void **state)
@@ -152,6 +169,184 @@ test_service_op(void **state)
 	assert_int_equal(proc_service_op(TS_STRING), PROC_OP_LOOKUP);
 }
 
+/*
+ * The driver, with a program
+ */
+
+static const char program[] =
+    "#!/bin/sh\n"
+    "while IFS= read -r line; do\n"
+    "	[ \"$line\" = \"config|ready\" ] && break\n"
+    "done\n"
+    "echo 'register|alias'\n"
+    "echo 'register|domain'\n"
+    "echo 'register|source'\n"
+    "echo 'register|ready'\n"
+    "held=\n"
+    "while IFS='|' read -r t v ts name op svc id key; do\n"
+    "	case \"$key\" in\n"
+    "	slow) held=\"lookup-result|$id|found|late\" ;;\n"
+    "	garbage) echo 'nonsense' ;;\n"
+    "	exit) exit 0 ;;\n"
+    "	error) echo \"lookup-result|$id|error|down\" ;;\n"
+    "	example.org) echo \"check-result|$id|found\" ;;\n"
+    "	alice) echo \"lookup-result|$id|found|a|b\"\n"
+    "		[ -n \"$held\" ] && echo \"$held\"; held= ;;\n"
+    "	*) echo \"$op-result|$id|not-found\" ;;\n"
+    "	esac\n"
+    "done\n";
+
+static struct event_base	*eb;
+static char			 tdir[] = "/tmp/test_proc_table.XXXXXX";
+
+struct req {
+	struct table_stall	 stall;
+	struct table		*t;
+	enum table_service	 service;
+	const char		*key;
+	int			 done;
+	int			 rc;
+	char			*val;
+};
+
+static void
+req_run(void *arg)
+{
+	struct req	*r = arg;
+
+	free(r->val);
+	r->val = NULL;
+	table_stall_begin(&r->stall);
+	r->rc = table_lookup_service(r->t, r->service, r->key, &r->val);
+	if (table_stall_end()) {
+		table_stall_park(&r->stall, req_run, r);
+		return;
+	}
+	r->done = 1;
+	table_stall_done(&r->stall);
+}
+
+static void
+start(struct req *r, const char *table, enum table_service s,
+    const char *key)
+{
+	memset(r, 0, sizeof(*r));
+	assert_non_null(r->t = config_find_table(conf, table));
+	r->service = s;
+	r->key = key;
+	req_run(r);
+}
+
+/* turn the loop until the request is answered (5 s at most) */
+static void
+wait_done(struct req *r)
+{
+	int	i;
+
+	for (i = 0; i < 5000 && !r->done; i++) {
+		event_base_loop(eb, EVLOOP_NONBLOCK);
+		if (!r->done)
+			usleep(1000);
+	}
+	assert_true(r->done);
+}
+
+static int
+ask(const char *table, enum table_service s, const char *key,
+    char **val)
+{
+	struct req	r;
+
+	start(&r, table, s, key);
+	wait_done(&r);
+	*val = r.val;
+	return r.rc;
+}
+
+static int
+driver_setup(void **state)
+{
+	char	 path[256], conftext[1024], err[1024] = "";
+	FILE	*fp;
+
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);	/* as lookup: a dead program is EPIPE */
+	assert_non_null(mkdtemp(tdir));
+	snprintf(path, sizeof(path), "%s/prog", tdir);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs(program, fp);
+	fclose(fp);
+	assert_int_equal(chmod(path, 0755), 0);
+	snprintf(conftext, sizeof(conftext),
+	    "table p \"proc:%s arg\" cache-ttl 0 negative-ttl 0\n"
+	    "table g proc:%s cache-ttl 0 negative-ttl 0\n"
+	    "table x proc:%s cache-ttl 0 negative-ttl 0\n", path, path, path);
+	snprintf(path, sizeof(path), "%s/smtpd.conf", tdir);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs(conftext, fp);
+	fclose(fp);
+	if ((conf = config_parse(path, err, sizeof(err))) == NULL)
+		fail_msg("%s", err);
+	assert_non_null(eb = event_base_new());
+	table_remote_start(eb);
+	return 0;
+}
+
+static int
+driver_teardown(void **state)
+{
+	char	cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+test_driver(void **state)
+{
+	struct req	 slow, fast;
+	char		*val;
+
+	(void)state;
+	/* asked at once: during the handshake, sent after it */
+	start(&slow, "p", TS_ALIAS, "slow");
+	start(&fast, "p", TS_ALIAS, "alice");
+	wait_done(&fast);
+	wait_done(&slow);
+	assert_int_equal(fast.rc, TABLE_FOUND);
+	assert_string_equal(fast.val, "a|b");
+	assert_int_equal(slow.rc, TABLE_FOUND);
+	assert_string_equal(slow.val, "late");
+	free(fast.val);
+	free(slow.val);
+	assert_int_equal(ask("p", TS_DOMAIN, "example.org", &val),
+	    TABLE_FOUND);
+	free(val);
+	assert_int_equal(ask("p", TS_DOMAIN, "example.net", &val),
+	    TABLE_NOTFOUND);
+	assert_int_equal(ask("p", TS_ALIAS, "bob", &val), TABLE_NOTFOUND);
+	assert_int_equal(ask("p", TS_ALIAS, "error", &val), TABLE_ERROR);
+	/* not registered */
+	assert_int_equal(ask("p", TS_CREDENTIALS, "alice", &val),
+	    TABLE_ERROR);
+	/* still serving */
+	assert_int_equal(ask("p", TS_ALIAS, "alice", &val), TABLE_FOUND);
+	free(val);
+
+	/* garbage: given up on, for good */
+	assert_int_equal(ask("g", TS_ALIAS, "alice", &val), TABLE_FOUND);
+	free(val);
+	assert_int_equal(ask("g", TS_ALIAS, "garbage", &val), TABLE_ERROR);
+	assert_int_equal(ask("g", TS_ALIAS, "alice", &val), TABLE_ERROR);
+	/* exited: the same */
+	assert_int_equal(ask("x", TS_ALIAS, "exit", &val), TABLE_ERROR);
+	assert_int_equal(ask("x", TS_ALIAS, "alice", &val), TABLE_ERROR);
+	/* the other tables' programs are their own */
+	assert_int_equal(ask("p", TS_ALIAS, "alice", &val), TABLE_FOUND);
+	free(val);
+}
+
 int
 main(void)
 {
@@ -160,6 +355,8 @@ main(void)
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_register),
 		cmocka_unit_test(test_service_op),
+		cmocka_unit_test_setup_teardown(test_driver, driver_setup,
+		    driver_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
