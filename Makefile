@@ -51,7 +51,7 @@ HARDEN		= -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=2 \
 HARDEN_LD	= -pie -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
 
 PKGS		= libevent libevent_openssl openssl libseccomp libbsd-overlay \
-		  libpsl zlib libcurl libpq
+		  libpsl zlib libcurl hiredis libpq
 PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -162,8 +162,12 @@ DKIM_TOOL	:= $(OBJDIR)/regress/dkim_tool
 # speaks to a real milter through common/milter.h, for
 # test_milter_codec.py (built by the same rule)
 MILTER_PROBE	:= $(OBJDIR)/regress/milter_probe
+# asks a shared table through lookup's own path (table/remote.c), for
+# test_table_pgsql.py (built by the same rule)
+TABLE_PROBE	:= $(OBJDIR)/regress/table_probe
 
-unit: $(UNIT_BINS) $(FORGE) $(SANDBOX_TEST) $(DKIM_TOOL) $(MILTER_PROBE)
+unit: $(UNIT_BINS) $(FORGE) $(SANDBOX_TEST) $(DKIM_TOOL) $(MILTER_PROBE) \
+    $(TABLE_PROBE)
 
 # Compile (no link) every library and program source as strict C11 and
 # POSIX.1-2008 with the BSD extensions (_DEFAULT_SOURCE) and nothing of

@@ -62,8 +62,8 @@
 # python3-milter (pymilter, on Sendmail's libmilter) for the scripted
 # filters in regress/milter/, rspamd (its proxy worker in milter mode,
 # started by test_milter_rspamd.py with a minimal configuration of its own;
-# the package's Recommends redis-server is not installed, since
-# --no-install-recommends, and not needed) and opendkim, the milter daemon
+# it does not need the redis-server its package recommends, which is
+# installed for the redis table tests below) and opendkim, the milter daemon
 # (signing and verify mode, test_milter_opendkim.py).  The services both
 # packages enable stay off: the tests start their own on loopback ports.
 #
@@ -99,6 +99,16 @@
 # starts a throw-away cluster as an unprivileged user on a loopback port.
 # The package's own cluster service (port 5432) is disabled at once.
 #
+# haproxy (issue 21): regress/integration/test_proxy_protocol.py puts a
+# real HAProxy in front of the daemon (send-proxy and send-proxy-v2) to
+# prove the PROXY protocol listener.  The test runs its own in the
+# foreground (-db) with a configuration it writes, on 127.0.0.71; the
+# package's service is disabled at once like the others (Debian's
+# /etc/haproxy/haproxy.cfg binds no port anyway, but a running service
+# is one more process to get in the way).  test_cluster.py puts it in
+# front of three daemons (round robin, PROXY v2, SMTP health checks), as
+# a site with several MX hosts behind a TCP load balancer does.
+#
 # LDAP shared tables (issue 21): libldap-dev, OpenLDAP's client library
 # (table/ldap.c; Debian 12 names it libldap-dev, libldap2-dev being the
 # old name of the same package), and for
@@ -113,16 +123,14 @@
 # and the service is disabled at once, as Dovecot's is, so no system
 # slapd runs on port 389.
 #
-# haproxy (issue 21): regress/integration/test_proxy_protocol.py puts a
-# real HAProxy in front of the daemon (send-proxy and send-proxy-v2) to
-# prove the PROXY protocol listener.  The test runs its own in the
-# foreground (-db) with a configuration it writes, on 127.0.0.71; the
-# package's service is disabled at once like the others (Debian's
-# /etc/haproxy/haproxy.cfg binds no port anyway, but a running service
-# is one more process to get in the way).  test_cluster.py puts it
-# in front of three daemons (round robin, PROXY v2, SMTP health
-# checks), as a site with several MX hosts behind a TCP load balancer
-# does.
+# Shared tables (issue 21): libhiredis-dev, the client library of the
+# redis: tables (table/redis.c: its asynchronous API and libevent
+# adapter), and redis-server, which regress/integration/test_table_redis.py
+# starts itself, unprivileged, on 127.0.0.1:15740 without persistence.
+# The package's own service (redis-server.service, port 6379) must not
+# run: its start is forbidden during the install (policy-rc.d, below) and
+# it is disabled at once, as nsd's and unbound's are, so that nothing
+# answers on the default port unless an administrator sets it up.
 #
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
@@ -197,6 +205,8 @@ PACKAGES="
 	libldap-dev
 	slapd
 	ldap-utils
+	libhiredis-dev
+	redis-server
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -295,24 +305,12 @@ if [ -n "$missing" ]; then
 		fi
 		;;
 	esac
-	case " $missing " in
-	*" postgresql "*)
-		# pglib.py starts its own clusters on loopback ports
-		if command -v deb-systemd-helper >/dev/null 2>&1; then
-			deb-systemd-helper disable postgresql.service \
-			    >/dev/null 2>&1
-		fi
-		rm -f /etc/systemd/system/multi-user.target.wants/postgresql.service
-		if command -v update-rc.d >/dev/null 2>&1; then
-			update-rc.d postgresql disable >/dev/null 2>&1
-		fi
-		;;
-	esac
-	for svc in rspamd opendkim nsd unbound haproxy slapd; do
+	for svc in rspamd opendkim nsd unbound haproxy slapd redis-server \
+	    postgresql; do
 		case " $missing " in
 		*" $svc "*)
-			# the milter, DANE, LDAP, PROXY protocol and
-			# cluster tests start their own on loopback ports
+			# the milter, DANE, PROXY protocol and shared table
+			# tests start their own on loopback ports
 			if command -v deb-systemd-helper >/dev/null 2>&1; then
 				deb-systemd-helper disable "$svc.service" \
 				    >/dev/null 2>&1

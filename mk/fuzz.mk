@@ -35,7 +35,7 @@ WARNINGS	= -Wall -Wextra $(FUZZ_WERROR) -Wshadow -Wpointer-arith \
 		  -Wno-unused-parameter
 
 PKGS		= libevent libevent_openssl openssl libseccomp libbsd-overlay \
-		  libpsl zlib libcurl libpq
+		  libpsl zlib libcurl hiredis libpq
 PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -58,7 +58,7 @@ struct pgq {
 	TAILQ_ENTRY(pgq)	 entry;
 	struct pgsql		*pg;
 	struct table_query	*tq;
-	struct pgconn		*c;	/* running on; NULL while waiting */
+	struct pgconn		*c;	/* NULL while waiting */
 	struct event		*timer;
 };
 
@@ -67,10 +67,10 @@ struct pgconn {
 	int			 id;
 	enum conn_state		 state;
 	PGconn			*conn;
-	struct event		*ev;	/* PQsocket() readable/writable */
+	struct event		*ev;	/* on PQsocket() */
 	int			 fd;
 	short			 watching;
-	struct event		*timer;	/* connect deadline, or retry */
+	struct event		*timer;	/* connect deadline, retry */
 	int			 backoff;
 	int			 prepared[TS_COUNT];
 	struct pgq		*q;	/* C_PREPARING, C_QUERYING */
@@ -133,13 +133,18 @@ pgq_done(struct pgq *q, int status, const char *value)
 	free(q);
 }
 
-/* watch the connection's socket for these events (0: none) */
+/*
+ * Watch the connection's socket for these events (0: none).  While it
+ * connects, libpq may close its socket and open another one (the next
+ * host of a list), which can get the same number: the kernel dropped
+ * the closed one from the event set, so each step registers it anew.
+ */
 static void
-conn_watch(struct pgconn *c, short what)
+conn_watch_step(struct pgconn *c, short what, int again)
 {
 	int	fd = c->conn != NULL ? PQsocket(c->conn) : -1;
 
-	if (c->watching == what && c->fd == fd)
+	if (!again && c->watching == what && c->fd == fd)
 		return;
 	if (c->watching != 0 && event_del(c->ev) == -1)
 		fatalx("event_del");
@@ -151,6 +156,12 @@ conn_watch(struct pgconn *c, short what)
 	    conn_event_cb, c) == -1 || event_add(c->ev, NULL) == -1)
 		fatalx("event_add");
 	c->watching = what;
+}
+
+static void
+conn_watch(struct pgconn *c, short what)
+{
+	conn_watch_step(c, what, 0);
 }
 
 static int
@@ -166,6 +177,24 @@ retry_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	conn_connect(arg);
+}
+
+/* no more session: the socket unwatched, libpq's state freed */
+static void
+conn_close(struct pgconn *c)
+{
+	conn_watch(c, 0);
+	evtimer_del(c->timer);
+	if (c->res != NULL) {
+		PQclear(c->res);
+		c->res = NULL;
+	}
+	if (c->conn != NULL) {
+		PQfinish(c->conn);
+		c->conn = NULL;
+	}
+	c->fd = -1;
+	c->state = C_DOWN;
 }
 
 /*
@@ -185,22 +214,10 @@ conn_fail(struct pgconn *c, const char *why)
 		snprintf(msg, sizeof(msg), "%s", why);
 	else
 		conn_error(c, msg, sizeof(msg));
-	conn_watch(c, 0);
-	if (c->timer != NULL)
-		evtimer_del(c->timer);
-	if (c->res != NULL) {
-		PQclear(c->res);
-		c->res = NULL;
-	}
-	if (c->conn != NULL) {
-		PQfinish(c->conn);
-		c->conn = NULL;
-	}
-	c->fd = -1;
 	if (c->state != C_CONNECTING && !pg->outage)
 		log_warnx("table %s: connection %d to PostgreSQL lost: %s",
 		    pg->t->name, c->id, msg);
-	c->state = C_DOWN;
+	conn_close(c);
 	if (c->q != NULL)
 		pgq_done(c->q, TABLE_ERROR, NULL);
 	for (i = 0; i < pg->conf.pool; i++)
@@ -239,7 +256,7 @@ conn_ready(struct pgconn *c)
 	memset(c->prepared, 0, sizeof(c->prepared));
 	c->state = C_READY;
 	c->backoff = BACKOFF_FIRST;
-	conn_watch(c, EV_READ);		/* to see it close */
+	conn_watch_step(c, EV_READ, 1);	/* to see it close */
 	if (pg->outage) {
 		pg->outage = 0;
 		log_warnx("table %s: PostgreSQL is back", pg->t->name);
@@ -262,10 +279,10 @@ conn_poll(struct pgconn *c)
 {
 	switch (PQconnectPoll(c->conn)) {
 	case PGRES_POLLING_READING:
-		conn_watch(c, EV_READ);
+		conn_watch_step(c, EV_READ, 1);
 		break;
 	case PGRES_POLLING_WRITING:
-		conn_watch(c, EV_WRITE);
+		conn_watch_step(c, EV_WRITE, 1);
 		break;
 	case PGRES_POLLING_OK:
 		conn_ready(c);
@@ -274,6 +291,21 @@ conn_poll(struct pgconn *c)
 		conn_fail(c, NULL);
 		break;
 	}
+}
+
+/* libpq's notices (and a FATAL sent to an idle session) go to the log */
+static void
+conn_notice(void *arg, const char *message)
+{
+	struct pgconn	*c = arg;
+	char		 buf[512];
+	size_t		 i;
+
+	snprintf(buf, sizeof(buf), "%s", message);
+	for (i = 0; buf[i] != '\0'; i++)
+		if (buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t')
+			buf[i] = ' ';
+	log_debug("table %s: connection %d: %s", c->pg->t->name, c->id, buf);
 }
 
 static void
@@ -294,6 +326,7 @@ conn_connect(struct pgconn *c)
 		conn_fail(c, NULL);
 		return;
 	}
+	(void)PQsetNoticeProcessor(c->conn, conn_notice, c);
 	evtimer_assign(c->timer, pg->base, connect_timeout_cb, c);
 	if (evtimer_add(c->timer, &tv) == -1)
 		fatalx("evtimer_add");
@@ -370,6 +403,14 @@ result_error(const PGresult *r, char *buf, size_t len)
 		buf[--i] = '\0';
 }
 
+/* any row is the answer: the cells are not read */
+static int
+membership(enum table_service s)
+{
+	return s == TS_STRING || s == TS_DOMAIN || s == TS_NETADDR ||
+	    s == TS_MAILADDR;
+}
+
 /* the rows of a query's answer: its value */
 static void
 query_answer(struct pgconn *c, struct pgq *q, PGresult *r)
@@ -378,7 +419,7 @@ query_answer(struct pgconn *c, struct pgq *q, PGresult *r)
 	enum table_service	 s = q->tq->service;
 	const char		**cells;
 	char			 why[512], *value = NULL;
-	int			 nrows, ncols, i, j, status;
+	int			 nrows, ncols, cells_rows, i, j, status;
 
 	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
 		if (r != NULL)
@@ -391,19 +432,21 @@ query_answer(struct pgconn *c, struct pgq *q, PGresult *r)
 	}
 	nrows = PQntuples(r);
 	ncols = PQnfields(r);
-	if (nrows > 0 && ncols > 0 &&
-	    (size_t)nrows > TABLE_VALUE_MAX / (size_t)ncols) {
-		log_query_error(pg, s, "refused", "too many rows");
+	/* membership needs no cell; a value is made of at most 64 KB */
+	cells_rows = membership(s) ? 0 : nrows;
+	if (cells_rows > 0 && ncols > 0 &&
+	    (size_t)cells_rows > TABLE_VALUE_MAX / (size_t)ncols) {
+		log_query_error(pg, s, "answer refused", "too many rows");
 		pgq_done(q, TABLE_ERROR, NULL);
 		return;
 	}
-	if ((cells = calloc((size_t)nrows * (size_t)ncols + 1,
+	if ((cells = calloc((size_t)cells_rows * (size_t)ncols + 1,
 	    sizeof(*cells))) == NULL) {
 		log_warn("table %s: calloc", pg->t->name);
 		pgq_done(q, TABLE_ERROR, NULL);
 		return;
 	}
-	for (i = 0; i < nrows; i++)
+	for (i = 0; i < cells_rows; i++)
 		for (j = 0; j < ncols; j++)
 			cells[i * ncols + j] = PQgetisnull(r, i, j) ? NULL :
 			    PQgetvalue(r, i, j);
@@ -541,9 +584,15 @@ query_timeout_cb(evutil_socket_t fd, short ev, void *arg)
 	event_free(q->timer);
 	q->timer = NULL;
 	pgq_done(q, TABLE_ERROR, NULL);
-	/* PQcancel() would block: the connection goes, and comes again */
-	if (c != NULL)
-		conn_fail(c, "a query timed out");
+	/*
+	 * PQcancel() would block: the connection goes, and a new one is
+	 * opened at once (a server that hangs fails that one's connect
+	 * deadline, then backs off).
+	 */
+	if (c != NULL) {
+		conn_close(c);
+		conn_connect(c);
+	}
 }
 
 static void *

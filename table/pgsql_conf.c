@@ -78,6 +78,9 @@ static const struct {
 	{ "client_encoding", "UTF8" },
 };
 
+static int	conf_error(char *, size_t, const char *, int, const char *,
+		    ...) __attribute__((format(printf, 5, 6)));
+
 static int
 conf_error(char *err, size_t errlen, const char *file, int line,
     const char *fmt, ...)
@@ -209,7 +212,8 @@ parse_conninfo(struct pgsql_conf *pc, const char *s, const char *file,
 		if (!has_hostaddr && o->val != NULL &&
 		    strcmp(o->keyword, "host") == 0 &&
 		    (why = check_hosts(o->val, 0)) != NULL) {
-			conf_error(err, errlen, file, line, "conninfo: %s", why);
+			conf_error(err, errlen, file, line, "conninfo: %s",
+			    why);
 			goto fail;
 		}
 	if (!has_user) {
@@ -312,7 +316,8 @@ pgsql_conf_parse(struct pgsql_conf *pc, const char *text, size_t len,
 	const char	*p = text, *end = text + len, *eol, *kw, *arg, *why;
 	char		 line_buf[PGSQL_LINE_MAX], what[64];
 	size_t		 kwlen, n;
-	int		 line = 0, has_pool = 0, has_timeout = 0, has_conninfo = 0;
+	int		 line = 0, has_pool = 0, has_timeout = 0;
+	int		 has_conninfo = 0;
 	int		 s, any_query = 0;
 
 	memset(pc, 0, sizeof(*pc));
@@ -456,7 +461,8 @@ join_rows(const char *const *cells, int nrows, char **value, char *err,
 	for (r = 0; r < nrows; r++)
 		if (cells[r] != NULL && cells[r][0] != '\0') {
 			n = strlen(cells[r]);
-			if (n > TABLE_VALUE_MAX || len + n + 2 > TABLE_VALUE_MAX) {
+			if (n > TABLE_VALUE_MAX ||
+			    len + n + 2 > TABLE_VALUE_MAX) {
 				snprintf(err, errlen, "the rows make more "
 				    "than %d bytes", TABLE_VALUE_MAX);
 				return TABLE_ERROR;

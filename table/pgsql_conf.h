@@ -13,7 +13,7 @@
 #define PGSQL_POOL_DEFAULT	2
 #define PGSQL_POOL_MAX		16
 #define PGSQL_TIMEOUT_DEFAULT	5	/* seconds */
-#define PGSQL_TIMEOUT_MAX	60
+#define PGSQL_TIMEOUT_MAX	15	/* remote.c gives up then */
 #define PGSQL_PARAMS_MAX	40	/* conninfo keywords */
 #define PGSQL_LINE_MAX		16384	/* bytes, a query included */
 
@@ -22,7 +22,7 @@ struct pgsql_conf {
 	 * with our defaults added (gssencmode=disable) */
 	char	*keywords[PGSQL_PARAMS_MAX + 1];
 	char	*values[PGSQL_PARAMS_MAX + 1];
-	char	*query[TS_COUNT];	/* NULL: the service is not served */
+	char	*query[TS_COUNT];	/* NULL: not served */
 	int	 pool;
 	int	 timeout;		/* seconds */
 };

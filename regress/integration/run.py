@@ -110,8 +110,9 @@ def short_reason(exc):
 
 def copy_programs(bindir):
     """A copy of bindir/* (and the forging and sandbox test builds, and
-    test_dkim_codec.py's dkim_tool and test_milter_codec.py's
-    milter_probe, beside it in ../regress/) in a new
+    test_dkim_codec.py's dkim_tool, test_milter_codec.py's
+    milter_probe and test_table_pgsql.py's table_probe, beside it in
+    ../regress/) in a new
     directory of mode 0755 under /tmp, so that
     unprivileged users can run the programs whatever the modes of the
     directories above the tree.  Returns (root, new bindir)."""
@@ -126,7 +127,7 @@ def copy_programs(bindir):
             os.chmod(os.path.join(dest, name), 0o755)
     os.mkdir(os.path.join(root, "regress"), 0o755)
     for test_build in ("smtpd-forge", "smtpd-sandbox", "dkim_tool",
-                       "milter_probe"):
+                       "milter_probe", "table_probe"):
         src = os.path.join(os.path.dirname(bindir), "regress", test_build)
         if os.path.isfile(src):
             shutil.copy2(src, os.path.join(root, "regress"))
