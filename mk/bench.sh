@@ -7,7 +7,7 @@
 #                               the daemon's memory per session;
 #                               "dkim" and "checks" are issue 18's,
 #                               "milter" issue 19's, "tls" issue
-#                               20's (below)
+#                               20's, "pgsql" issue 21's (below)
 #   MATRIX="20:10000:1024"      sessions:messages:size cells (bench/run.sh)
 #   REPS=3                      repetitions per cell, alternating
 #                               between the servers (medians are
@@ -71,6 +71,29 @@
 #   cost of TLS shows beside it.  stunnel logs each handshake as new or
 #   resumed: the table is followed by the handshakes per delivered
 #   message of each server (full and resumed).
+# pgsql: the local scenario with the recipient a virtual user ("action
+#   local maildir virtual <users>") answered by PostgreSQL (a pgsql:
+#   table, default cache-ttl 60 s) against the same with a db: table
+#   (makemap) holding the same map, alternating, same run.  PostgreSQL
+#   (mk/bench_pgsql.py: pglib.py's cluster, as nobody, 127.0.0.1:15770,
+#   10 000 users u00001..u10000@bench.test and benchuser@bench.test, all
+#   mapped to benchuser) runs outside the harness's cgroup: its CPU is
+#   not counted (with the cache on it answers a few queries per run).
+#   Reported: pgsql as a % of db: (target >= 90 %).  Then the lookups
+#   with the cache off (cache-ttl 0, negative-ttl 0): a daemon outside
+#   the harness on 127.0.0.1:15771, and mk/bench_pgsql.py rcpt sending
+#   RCPT TO of distinct recipients, one command at a time per session,
+#   through 1 and then 8 concurrent sessions (10 000 recipients or 20 s
+#   at most; REPS times, alternating with the db: runs, medians shown,
+#   with the load average: one session is latency-bound, four processes
+#   hand each RCPT on, and on a busy 2-CPU VM every hand-over may wait
+#   for a CPU); the daemon is restarted for each run, and PostgreSQL's own
+#   count of the scans of the table (pg_stat_user_tables, flushed when
+#   the daemon's connections close) gives the lookups the database
+#   answered: lookups/s = that count / the run's seconds (a recipient
+#   costs 2: its address, then the user name it maps to, which the
+#   virtual table is asked again as an alias).  The same runs with the
+#   db: table give the RCPT path's own ceiling.
 #
 # Results: regress/results/bench.jsonl (one JSON line per run) and a table.
 set -eu
@@ -569,6 +592,62 @@ run_tls() {
 	done
 }
 
+# ---- issue 21: virtual users in PostgreSQL ----
+PG_DIR=/tmp/bench-pgsql
+PG_PORT=15770
+LK_PORT=15771
+BP="/usr/bin/python3 $TOP/mk/bench_pgsql.py"
+
+# pgsql_setup: the database, the same map as a db: file, and the
+# configurations: pg-db, pg-pgsql (default cache), pg-nocache
+pgsql_setup() {
+	$BP down "$PG_DIR"
+	$BP up "$PG_DIR" "$PG_PORT" "${PGSQL_USERS:-10000}" || return 1
+	"$TOP/obj/bin/makemap" -o "$STATE/virtuals.db" "$PG_DIR/virtuals" \
+	    >/dev/null || return 1
+	write_conf "$STATE/pg-db.conf" "table users db:$STATE/virtuals.db" ""
+	write_conf "$STATE/pg-pgsql.conf" \
+	    "table users pgsql:$PG_DIR/pgsql.conf" ""
+	write_conf "$STATE/pg-nocache.conf" "table users \
+pgsql:$PG_DIR/pgsql.conf cache-ttl 0 negative-ttl 0" ""
+	for f in pg-db pg-pgsql pg-nocache; do
+		sed -i 's|^action "local" maildir "~/Maildir"$|& virtual <users>|' \
+		    "$STATE/$f.conf"
+		conf_ok "$STATE/$f.conf" || return 1
+	done
+}
+
+# pgsql_lookups LABEL CONF SESSIONS: one run of RCPT TO of distinct
+# recipients against a daemon of its own (restarted, so that its
+# database connections close and PostgreSQL counts their scans)
+pgsql_lookups() {
+	echo "== pgsql: lookups, $1, $3 session(s)" >&2
+	sed -e "s/^listen on .*/listen on 127.0.0.1 port $LK_PORT/" "$2" \
+	    > "$STATE/lk.conf"
+	rm -rf "$STATE/spool"
+	q0=$($BP queries "$PG_DIR")
+	"$STATE/smtpd" -d -f "$STATE/lk.conf" -P "$STATE/lk.pid" \
+	    >"$STATE/lk.log" 2>&1 &
+	lk=$!
+	smoke_wait_port "$LK_PORT" || { kill "$lk"; return 1; }
+	r=$($BP rcpt "$LK_PORT" "${PGSQL_USERS:-10000}" "$3" 20) || r=
+	kill "$lk"
+	wait "$lk" 2>/dev/null || true
+	sleep 1
+	q1=$($BP queries "$PG_DIR")
+	[ -n "$r" ] || return 1
+	echo "$r" | /usr/bin/python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+r["server"], r["scenario"] = sys.argv[1], "pgsql-lookups"
+q = int(sys.argv[3]) - int(sys.argv[2])
+if sys.argv[1].startswith("pgsql"):
+    r["db_queries"] = q
+    r["lookups_per_s"] = round(q / r["seconds"], 1)
+print(json.dumps(r))' "$1" "$q0" "$q1" >> "$OUT.new"
+	tail -n 1 "$OUT.new" >&2
+}
+
 # conf_ok CONF: does the daemon accept this configuration?
 conf_ok() {
 	"$STATE/smtpd" -n -f "$1" >/dev/null 2>"$STATE/conf.err" && return 0
@@ -824,6 +903,29 @@ dkim sign <dkimkeys>" ""
 		tls_stop
 		continue
 	fi
+	if [ "$sc" = pgsql ]; then
+		pgsql_setup || { $BP down "$PG_DIR"; exit 1; }
+		rep=1
+		while [ "$rep" -le "$REPS" ]; do
+			run_posthaste posthaste-db pgsql local \
+			    "$STATE/pg-db.conf" "$rep"
+			run_posthaste posthaste-pgsql pgsql local \
+			    "$STATE/pg-pgsql.conf" "$rep"
+			rep=$((rep + 1))
+		done
+		rep=1
+		while [ "$rep" -le "$REPS" ]; do
+			for n in 1 8; do
+				pgsql_lookups pgsql-cache-off \
+				    "$STATE/pg-nocache.conf" "$n" || true
+				pgsql_lookups db "$STATE/pg-db.conf" "$n" ||
+				    true
+			done
+			rep=$((rep + 1))
+		done
+		$BP down "$PG_DIR"
+		continue
+	fi
 	if [ "$sc" = checks ]; then
 		dkim_keys
 		dns_start
@@ -873,6 +975,7 @@ import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 # what each scenario's other rows are compared with
 BASE = {"dkim": "postfix+opendkim", "checks": "posthaste-checks-off",
+        "pgsql": "posthaste-db",
         "milter": "postfix+milter", "tls": "postfix+tls"}
 # rows with no fair baseline: OpenDKIM 2.11 cannot sign with Ed25519
 NORATIO = {"posthaste-ed25519"}
@@ -899,7 +1002,7 @@ for key, by in sorted(cells.items()):
     for srv in sorted(s for s in by if s != base) or [None]:
         ph = by.get(srv, [])
         b = med([r["delivered_per_s"] for r in ph])
-        pct = key[0] == "checks"
+        pct = key[0] in ("checks", "pgsql")
         def fmt(x):
             return ("%.0f%%" % (100 * x)) if pct else ("%.2fx" % x)
         if srv in NORATIO:
@@ -913,6 +1016,29 @@ for key, by in sorted(cells.items()):
         print("%-7s %-14s %-20s %8s %-18s %8s %7s %7s %7s  %s" % (key[0],
               "%d:%d:%d" % key[1:], base, a or "-", srv or "-", b or "-", ratio,
               cpu(pf), cpu(ph), " ".join(pairs)))
+# the pgsql scenario: lookups with the cache off
+lk = {}
+for r in runs:
+    if r.get("scenario") == "pgsql-lookups":
+        lk.setdefault((r["server"], r["sessions"]), []).append(r)
+if lk:
+    print("\nRCPT TO of distinct recipients, one command at a time per"
+          " session (pgsql: cache off; db: the same map in a db: file);"
+          " medians of the runs:")
+for (srv, n), rs in sorted(lk.items()):
+    q = [r for r in rs if "db_queries" in r]
+    print("  %-16s %d session(s): %.0f RCPT/s%s (runs: %s; load %s)" % (
+          srv, n, med([r["rcpt_per_s"] for r in rs]),
+          ", database lookups %.0f/s, %.2f per RCPT" % (
+              med([r["lookups_per_s"] for r in q]),
+              med([r["db_queries"] / max(1, r["rcpt"]) for r in q]))
+          if q else "",
+          " ".join("%.0f" % r["rcpt_per_s"] for r in rs),
+          " ".join(r.get("load", "?") for r in rs)))
+    bad = sum(r["rcpt"] - r["rcpt_250"] for r in rs)
+    if bad or any(r["errors"] for r in rs):
+        print("      NOT 250: %d; errors: %s" % (bad, [e for r in rs
+              for e in r["errors"]][:3]))
 # the tls scenario: stunnel's handshakes per delivered message
 tls = {}
 for r in runs:

@@ -105,7 +105,9 @@
 # foreground (-db) with a configuration it writes, on 127.0.0.71; the
 # package's service is disabled at once like the others (Debian's
 # /etc/haproxy/haproxy.cfg binds no port anyway, but a running service
-# is one more process to get in the way).
+# is one more process to get in the way).  test_cluster.py puts it in
+# front of three daemons (round robin, PROXY v2, SMTP health checks), as
+# a site with several MX hosts behind a TCP load balancer does.
 #
 # LDAP shared tables (issue 21): libldap-dev, OpenLDAP's client library
 # (table/ldap.c; Debian 12 names it libldap-dev, libldap2-dev being the

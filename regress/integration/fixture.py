@@ -121,10 +121,14 @@ def begin_test(name=None):
 def end_test():
     """Called by the runner after each test: stop every daemon the test
     left running.  Returns the list of daemons the test started (for
-    printing their logs on failure).  Raises if a stop failed."""
+    printing their logs on failure).  Raises if a stop failed.  A daemon
+    with keep_running set serves the module's next tests: its module's
+    teardown_module() stops it (run.py)."""
     daemons = list(_started)
     errors = []
     for d in daemons:
+        if getattr(d, "keep_running", False):
+            continue
         try:
             d.stop()
         except AssertionError as e:
@@ -477,13 +481,23 @@ class Daemon:
 
     Attributes once started: port, tmp, spool, socket_path, conf_path,
     log_path, proc (subprocess.Popen), pid.
+
+    Several daemons at once on fixed places (test_cluster.py): host is
+    the loopback address the banner is awaited on (@ADDR@ in the
+    configuration), port a fixed port instead of a free one, and tmp a
+    directory of the caller's that outlives stop() (the spool stays for
+    a restart; the caller removes it).
     """
 
     _serial = 0
 
     def __init__(self, conf_extra="", conf=None, args=(), env=None,
-                 name=None, program=None):
+                 name=None, program=None, host="127.0.0.1", port=None,
+                 tmp=None):
         self.program = program	# another build of smtpd (test_privsep)
+        self.host = host
+        self.fixed_port = port
+        self.fixed_tmp = tmp
         self.conf_extra = conf_extra
         self.conf_template = conf
         self.args = list(args)
@@ -524,8 +538,8 @@ class Daemon:
         if self.conf_extra:
             text = text.rstrip("\n") + "\n" + self.conf_extra.rstrip("\n") \
                 + "\n"
-        return text.replace("@TMP@", self.tmp).replace("@PORT@",
-                                                       str(self.port))
+        return text.replace("@TMP@", self.tmp).replace(
+            "@PORT@", str(self.port)).replace("@ADDR@", self.host)
 
     @property
     def spool(self):
@@ -585,9 +599,13 @@ class Daemon:
         os.makedirs(TEST_ROOT, mode=0o755, exist_ok=True)
         # The tmp dir holds the spool and the control socket: root's, but
         # traversable, so that unprivileged users can reach the socket.
-        self.tmp = tempfile.mkdtemp(prefix="d.", dir=TEST_ROOT)
+        if self.fixed_tmp:
+            self.tmp = self.fixed_tmp
+            os.makedirs(self.tmp, mode=0o755, exist_ok=True)
+        else:
+            self.tmp = tempfile.mkdtemp(prefix="d.", dir=TEST_ROOT)
         os.chmod(self.tmp, 0o755)
-        self.port = free_port()
+        self.port = self.fixed_port or free_port()
         with open(self.conf_path, "w") as f:
             f.write(self.config_text())
 
@@ -633,7 +651,8 @@ class Daemon:
                     % (_describe_status(self.proc.returncode),
                        ": " + lines[-1].strip() if lines else ""))
             try:
-                with SMTPConnection(self.port, timeout=5) as c:
+                with SMTPConnection(self.port, host=self.host,
+                                    timeout=5) as c:
                     if c.greeting.code == 220:
                         c.command("QUIT")
                         self.wait_sandboxed(deadline)
@@ -642,8 +661,8 @@ class Daemon:
             except (OSError, SMTPError) as e:
                 last = str(e)
             time.sleep(0.1)
-        raise FixtureError("no 220 banner on port %d within %ds (%s)"
-                           % (self.port, timeout, last))
+        raise FixtureError("no 220 banner on %s port %d within %ds (%s)"
+                           % (self.host, self.port, timeout, last))
 
     def wait_sandboxed(self, deadline):
         """The workers greet before every sibling has finished starting
@@ -759,7 +778,8 @@ class Daemon:
             pass
 
     def _cleanup_tmp(self):
-        if self.tmp and not os.environ.get("POSTHASTE_KEEP"):
+        if self.tmp and not self.fixed_tmp and \
+                not os.environ.get("POSTHASTE_KEEP"):
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 

@@ -24,9 +24,12 @@ After the last test the users, groups, mailboxes and directories the run
 created are removed again.
 
 A test module may set TIMEOUT (seconds) for its tests, and a test function
-may carry a .timeout attribute.  Daemon logs are kept under
-regress/results/<build>/ (obj, obj-san); set POSTHASTE_KEEP=1 to keep the temporary
-spools too.
+may carry a .timeout attribute.  A module whose tests share servers
+started once (test_cluster.py) may define teardown_module(): it is run
+after the module's last test that ran, with the module's TIMEOUT, and a
+failure there is one more failed test (module::teardown_module).
+Daemon logs are kept under regress/results/<build>/ (obj, obj-san); set
+POSTHASTE_KEEP=1 to keep the temporary spools too.
 """
 
 import argparse
@@ -214,6 +217,16 @@ def main():
             print("%s (%ds)" % (name, timeout))
         return 0
 
+    def teardown(modname):
+        """The module's teardown_module(), if it has one, as a test."""
+        module = sys.modules.get(modname)
+        func = getattr(module, "teardown_module", None)
+        if func is None:
+            return None
+        return run_one("%s::teardown_module" % modname, func,
+                       getattr(module, "TIMEOUT", DEFAULT_TIMEOUT),
+                       args.timeout_scale)
+
     passed = failed = skipped = 0
     setup_error = None
     copy_root = None
@@ -228,14 +241,26 @@ def main():
             setup_error = str(e)
 
     started = time.monotonic()
-    for name, func, timeout in tests:
+    # (name, func, timeout); after a module's last test, its teardown
+    plan = []
+    for i, test in enumerate(tests):
+        plan.append(test)
+        modname = test[0].split("::")[0]
+        if i + 1 == len(tests) or tests[i + 1][0].split("::")[0] != modname:
+            if getattr(sys.modules.get(modname), "teardown_module", None):
+                plan.append(("%s::teardown_module" % modname,
+                             lambda m=modname: teardown(m), None))
+    for name, func, timeout in plan:
         if setup_error:
             print("FAIL %s: %s" % (name, setup_error), flush=True)
             failed += 1
             continue
         t0 = time.monotonic()
-        status, reason, details = run_one(name, func, timeout,
-                                          args.timeout_scale)
+        if timeout is None:
+            status, reason, details = func()
+        else:
+            status, reason, details = run_one(name, func, timeout,
+                                              args.timeout_scale)
         took = time.monotonic() - t0
         if status == "pass":
             passed += 1
