@@ -7,6 +7,7 @@
 #   SBINDIR/smtpd, SBINDIR/smtpctl, SBINDIR/makemap, SBINDIR/sendmail
 #   BINDIR/mailq, BINDIR/newaliases -> SBINDIR/sendmail (multi-call)
 #   MANDIR/man5/*.5, MANDIR/man8/*.8; mailq.8, newaliases.8 -> sendmail.8
+#   MANDIR/../doc/posthaste/examples: the shared tables' sample files
 #   SYSCONFDIR/smtpd.conf, SYSCONFDIR/aliases     (never overwritten)
 #   /lib/systemd/system/posthaste.service         (Linux)
 #
@@ -139,6 +140,16 @@ fi
 inst_dir "$SYSCONFDIR"
 inst_conf etc/smtpd.conf "$SYSCONFDIR/smtpd.conf"
 inst_conf etc/aliases "$SYSCONFDIR/aliases"
+
+# the shared tables' samples (smtpd.conf(5), "Shared tables"): examples to
+# copy and edit, never read where they are
+DOCDIR=$(dirname "$MANDIR")/doc/posthaste
+inst_dir "$DOCDIR/examples"
+for f in etc/pgsql.conf etc/pgsql-schema.sql etc/ldap.conf etc/redis.conf; do
+	if [ -e "$f" ]; then
+		inst_file "$f" "$DOCDIR/examples/$(basename "$f")" 0644
+	fi
+done
 
 if [ "$(uname -s)" = Linux ] && [ -e etc/posthaste.service ]; then
 	inst_dir /lib/systemd/system
