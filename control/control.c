@@ -47,6 +47,7 @@
 #include "ctl.h"
 #include "proc.h"
 #include "table.h"
+#include "metrics_http.h"
 
 #define CONTROL_MAX_CLIENTS	64
 #define CONTROL_ROOT_RESERVE	16	/* of those, only for uid 0 */
@@ -178,6 +179,7 @@ cmd_needs_root(uint32_t cmd)
 	case CTL_SHOW_QUEUE:
 	case CTL_SHOW_QUEUE_ENTRIES:	/* the queue shows each user his own */
 	case CTL_SHOW_STATS:
+	case CTL_SHOW_METRICS:	/* the same counters as stats */
 	case CTL_SHOW_STATUS:
 	case CTL_SHOW_MILTERS:	/* names, addresses, counters: as stats */
 	case CTL_SUBMIT:
@@ -490,6 +492,10 @@ control_reply(struct mproc *p, struct imsg *m)
 	struct ctl_client	*c;
 
 	PROTO_READ(p, m, &r, proto_valid_ctl_reply);
+	if (r.reqid & METRICS_HTTP_REQID) {
+		metrics_http_reply(&r);
+		return;
+	}
 	if ((c = client_find(r.reqid)) == NULL)
 		return;		/* the client went away */
 	mproc_compose(&c->mp, IMSG_CTL_REPLY, 0, -1, &r, sizeof(r));
@@ -565,6 +571,20 @@ control_parent_dispatch(struct mproc *p, struct imsg *m)
 	}
 }
 
+/* a scrape of GET /metrics: the queue's text, as smtpctl show metrics */
+static void
+metrics_ask(uint32_t reqid)
+{
+	struct ctl_request	req;
+
+	memset(&req, 0, sizeof(req));
+	req.cmd = CTL_SHOW_METRICS;
+	req.reqid = reqid;
+	req.uid = UINT32_MAX;	/* nobody's: the counters are anyone's */
+	mproc_compose(&c_queue, IMSG_CTL_REQUEST, reqid, -1, &req,
+	    sizeof(req));
+}
+
 #ifdef POSTHASTE_FUZZ
 /*
  * Only in mk/fuzz.mk's build: control_main() without the privilege drop,
@@ -603,6 +623,8 @@ control_main(struct proc_fds *f)
 	ev_accept = event_new(ev_base, f->ctlsock, EV_READ | EV_PERSIST,
 	    on_accept, NULL);
 	event_add(ev_accept, NULL);
+	if (f->metricsock != -1)
+		metrics_http_init(ev_base, f->metricsock, metrics_ask);
 	proc_on_term(NULL);
 	event_base_dispatch(ev_base);
 	exit(0);

@@ -41,7 +41,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: smtpctl [-s socket] [-f config] command [argument]\n"
 	    "commands:\n"
-	    "  show queue [-j]          show status | stats [-j]\n"
+	    "  show queue [-j]          show status | stats [-j] | metrics\n"
 	    "  show milters [-j]\n"
 	    "  show message ID          show envelope ID\n"
 	    "  monitor\n"
@@ -513,6 +513,8 @@ main(int argc, char **argv)
 			req.cmd = CTL_SHOW_STATS;
 		else if (strcmp(argv[1], "milters") == 0)
 			req.cmd = CTL_SHOW_MILTERS;
+		else if (strcmp(argv[1], "metrics") == 0 && argc == 2)
+			req.cmd = CTL_SHOW_METRICS;
 		else if (strcmp(argv[1], "status") == 0 && argc == 2)
 			req.cmd = CTL_SHOW_STATUS;
 		else if ((strcmp(argv[1], "message") == 0 ||
