@@ -41,8 +41,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: smtpctl [-s socket] [-f config] command [argument]\n"
 	    "commands:\n"
-	    "  show queue [-j]          show status | stats [-j] | metrics\n"
-	    "  show milters [-j]\n"
+	    "  show queue [-j]          show status | stats [-j]\n"
+	    "  show milters [-j]        show metrics\n"
 	    "  show message ID          show envelope ID\n"
 	    "  monitor\n"
 	    "  schedule ID|all          remove ID|all\n"
