@@ -32,6 +32,8 @@
 #include "platform.h"
 #include "metrics_http.h"
 #include "http_request.h"
+#include "metrics.h"
+#include "smtpcount.h"
 
 #define MH_MAX_CONN	16
 #define MH_TIMEOUT	10	/* seconds: request, queue, answer */
@@ -189,6 +191,8 @@ conn_deadline(evutil_socket_t fd, short ev, void *arg)
 	conn_error(c, "503 Service Unavailable");
 }
 
+static void	conn_done(struct mh_conn *);
+
 static struct mh_conn *
 conn_find(uint32_t id)
 {
@@ -232,7 +236,32 @@ metrics_http_reply(const struct ctl_reply *r)
 		c->body[c->bodylen++] = '\n';
 	}
 	if (r->end)
-		conn_answer(c, "200 OK",
+		conn_done(c);
+}
+
+/* the queue's text is complete: the smtp workers' counters follow */
+static void
+conn_done(struct mh_conn *c)
+{
+	struct metrics	 m;
+	const char	*text;
+	size_t		 len;
+	char		*nb;
+
+	metrics_init(&m);
+	smtpcount_metrics(&m);
+	if ((text = metrics_text(&m, &len)) == NULL ||
+	    (nb = realloc(c->body, c->bodylen + len + 1)) == NULL) {
+		metrics_free(&m);
+		conn_error(c, "500 Internal Server Error");
+		return;
+	}
+	c->body = nb;
+	memcpy(c->body + c->bodylen, text, len);
+	c->bodylen += len;
+	c->bodycap = c->bodylen + 1;
+	metrics_free(&m);
+	conn_answer(c, "200 OK",
 		    "text/plain; version=0.0.4; charset=utf-8", c->body,
 		    c->bodylen);
 }

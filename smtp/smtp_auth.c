@@ -28,6 +28,7 @@
 #include "proto.h"
 #include "smtp_parse.h"
 #include "smtp_session.h"
+#include "smtpcount.h"
 #include "proc.h"
 
 #define AUTH_MAX_FAILURES	3
@@ -118,6 +119,7 @@ auth_check(struct session *s, const char *user, const char *pass)
 		log_warnx("warning: %s: SASL %s authentication failed: "
 		    "credentials too long", session_client(s, client,
 		    sizeof(client)), req.mech);
+		smtpcount_add(SC_AUTH_FAILURE);
 		explicit_bzero(&req, sizeof(req));
 		session_reply(s, "535 5.7.8 Authentication credentials "
 		    "invalid");
@@ -400,6 +402,10 @@ smtp_auth_result(struct session *s, const struct lka_result *r)
 	mech = s->auth->mech == MECH_PLAIN ? "PLAIN" : s->auth->mech ==
 	    MECH_LOGIN ? "LOGIN" : "CRAM-MD5";
 	log_sanitize(s->auth->user, clean, sizeof(clean));
+	if (r->status == PROTO_OK)
+		smtpcount_add(SC_AUTH_SUCCESS);
+	else if (r->status != PROTO_TEMPFAIL)
+		smtpcount_add(SC_AUTH_FAILURE);
 	if (r->status == PROTO_OK)
 		log_info("%08x: client=%s, sasl_method=%s, sasl_username=%s",
 		    s->id, client, mech, clean);

@@ -139,6 +139,15 @@ def test_smtpctl_show_metrics():
     assert sample(text, "posthaste_delivery_delay_seconds_count") == NLOCAL
     assert sample(text, "posthaste_delivery_delay_seconds_bucket",
                   le="+Inf") == NLOCAL
+    # the smtp workers' counters (common/smtpcount.c), read by control:
+    # our session and the fixture's banner probe at least
+    assert sample(text, "posthaste_smtp_connections_total") >= 2
+    assert sample(text, "posthaste_smtp_auth_total", result="failure") == 0
+    assert sample(text, "posthaste_smtp_tls_sessions_total",
+                  version="TLSv1.3") == 0
+    assert poll(lambda: sample(show_metrics(d),
+                               "posthaste_smtp_sessions_open") == 0), \
+        "sessions still open"
     assert types["posthaste_messages_received_total"] == "counter"
     assert types["posthaste_queue_envelopes"] == "gauge"
     assert types["posthaste_delivery_delay_seconds"] == "histogram"

@@ -18,6 +18,7 @@
 
 #include "http_request.h"
 #include "metrics.h"
+#include "smtpcount.h"
 
 static void
 test_family_and_samples(void **state)
@@ -104,6 +105,38 @@ test_misuse(void **state)
 	assert_false(metrics_valid_name("a b"));
 }
 
+/* the smtp workers' counters as control writes them */
+static void
+test_smtpcount(void **state)
+{
+	struct metrics	 m;
+	const char	*t;
+
+	(void)state;
+	smtpcount_init();
+	smtpcount_add(SC_CONNECTION);
+	smtpcount_add(SC_CONNECTION);
+	smtpcount_add(SC_AUTH_FAILURE);
+	smtpcount_add(SC_TLS_13);
+	smtpcount_add(SC_MAX);		/* out of range: ignored */
+	smtpcount_open(1);
+	smtpcount_open(1);
+	smtpcount_open(-1);
+	metrics_init(&m);
+	smtpcount_metrics(&m);
+	t = metrics_text(&m, NULL);
+	assert_non_null(t);
+	assert_non_null(strstr(t, "\nposthaste_smtp_connections_total 2\n"));
+	assert_non_null(strstr(t, "\nposthaste_smtp_sessions_open 1\n"));
+	assert_non_null(strstr(t,
+	    "\nposthaste_smtp_auth_total{result=\"failure\"} 1\n"));
+	assert_non_null(strstr(t,
+	    "\nposthaste_smtp_auth_total{result=\"success\"} 0\n"));
+	assert_non_null(strstr(t,
+	    "\nposthaste_smtp_tls_sessions_total{version=\"TLSv1.3\"} 1\n"));
+	metrics_free(&m);
+}
+
 static enum http_request_status
 parse(const char *s, struct http_request *r)
 {
@@ -185,6 +218,7 @@ main(void)
 		cmocka_unit_test(test_family_and_samples),
 		cmocka_unit_test(test_histogram),
 		cmocka_unit_test(test_misuse),
+		cmocka_unit_test(test_smtpcount),
 		cmocka_unit_test(test_http_ok),
 		cmocka_unit_test(test_http_more_and_bad),
 	};

@@ -1,0 +1,101 @@
+/*
+ * smtpcount.c -- counters shared by the smtp workers (smtpcount.h).
+ *
+ * The kernel spreads connections over the workers, so no worker alone
+ * knows how many AUTH failures the server saw.  As the session table
+ * (sesscount.c) does, the parent maps one page of shared memory before
+ * it forks control and the workers; the workers add with C11 atomics (no
+ * lock a worker could hold against control) and control reads.  A
+ * worker taken over could make the figures lie, nothing more: control
+ * reads only integers from here, and a worker that dies takes the daemon
+ * down anyway.  Processes forked without it (tools, tests) count
+ * nothing.
+ */
+#include <sys/mman.h>
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "smtpcount.h"
+
+struct smtpcount_table {
+	_Atomic uint64_t	n[SC_MAX];
+	_Atomic int64_t		open;
+};
+
+static struct smtpcount_table	*table;
+
+void
+smtpcount_init(void)
+{
+	int	i;
+
+	table = mmap(NULL, sizeof(*table), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (table == MAP_FAILED)
+		fatal("mmap");
+	for (i = 0; i < SC_MAX; i++)
+		atomic_init(&table->n[i], 0);
+	atomic_init(&table->open, 0);
+}
+
+void
+smtpcount_add(enum smtpcount_event ev)
+{
+	if (table != NULL && ev < SC_MAX)
+		atomic_fetch_add_explicit(&table->n[ev], 1,
+		    memory_order_relaxed);
+}
+
+void
+smtpcount_open(int delta)
+{
+	if (table != NULL)
+		atomic_fetch_add_explicit(&table->open, delta,
+		    memory_order_relaxed);
+}
+
+static uint64_t
+get(enum smtpcount_event ev)
+{
+	return table != NULL ? atomic_load_explicit(&table->n[ev],
+	    memory_order_relaxed) : 0;
+}
+
+void
+smtpcount_metrics(struct metrics *m)
+{
+	int64_t	open = table != NULL ? atomic_load_explicit(&table->open,
+	    memory_order_relaxed) : 0;
+
+	metrics_family(m, "posthaste_smtp_connections_total", "counter",
+	    "SMTP sessions begun (including those refused at once).");
+	metrics_u64(m, "posthaste_smtp_connections_total", get(SC_CONNECTION),
+	    NULL);
+	metrics_family(m, "posthaste_smtp_sessions_refused_total", "counter",
+	    "SMTP sessions refused with 421 at connect, by reason.");
+	metrics_u64(m, "posthaste_smtp_sessions_refused_total",
+	    get(SC_REFUSED_TOTAL), "reason", "server_limit", NULL);
+	metrics_u64(m, "posthaste_smtp_sessions_refused_total",
+	    get(SC_REFUSED_PER_IP), "reason", "client_limit", NULL);
+	metrics_family(m, "posthaste_smtp_sessions_open", "gauge",
+	    "SMTP sessions open now, all listeners together.");
+	metrics_u64(m, "posthaste_smtp_sessions_open",
+	    open > 0 ? (uint64_t)open : 0, NULL);
+	metrics_family(m, "posthaste_smtp_auth_total", "counter",
+	    "SMTP AUTH attempts that were answered, by result.");
+	metrics_u64(m, "posthaste_smtp_auth_total", get(SC_AUTH_SUCCESS),
+	    "result", "success", NULL);
+	metrics_u64(m, "posthaste_smtp_auth_total", get(SC_AUTH_FAILURE),
+	    "result", "failure", NULL);
+	metrics_family(m, "posthaste_smtp_tls_sessions_total", "counter",
+	    "SMTP sessions that established TLS, by protocol version.");
+	metrics_u64(m, "posthaste_smtp_tls_sessions_total", get(SC_TLS_12),
+	    "version", "TLSv1.2", NULL);
+	metrics_u64(m, "posthaste_smtp_tls_sessions_total", get(SC_TLS_13),
+	    "version", "TLSv1.3", NULL);
+	metrics_u64(m, "posthaste_smtp_tls_sessions_total",
+	    get(SC_TLS_OTHER), "version", "other", NULL);
+}
