@@ -15,14 +15,34 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "log.h"
 #include "metrics.h"
 #include "smtpcount.h"
 
+/*
+ * Refusals by the stage logged (a fixed list: the label's values are
+ * ours, never the client's) and the reply's class; refused recipients
+ * also by the reason their enhanced status code (RFC 3463) gives.
+ */
+static const char *const stages[] = {
+	"CONNECT", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT",
+	"END-OF-MESSAGE", "AUTH", "other"
+};
+#define NSTAGES		(sizeof(stages) / sizeof(stages[0]))
+#define STAGE_RCPT	4
+enum rcpt_reason { RR_UNKNOWN_USER, RR_DENIED, RR_TEMPORARY, RR_OTHER,
+	RR_MAX };
+static const char *const rcpt_reasons[RR_MAX] = {
+	"unknown_user", "denied", "temporary", "other"
+};
+
 struct smtpcount_table {
 	_Atomic uint64_t	n[SC_MAX];
 	_Atomic int64_t		open;
+	_Atomic uint64_t	reject[NSTAGES][2];	/* 4xx, 5xx */
+	_Atomic uint64_t	rcpt[RR_MAX];
 };
 
 static struct smtpcount_table	*table;
@@ -36,9 +56,46 @@ smtpcount_init(void)
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (table == MAP_FAILED)
 		fatal("mmap");
+	size_t	j;
+
 	for (i = 0; i < SC_MAX; i++)
 		atomic_init(&table->n[i], 0);
 	atomic_init(&table->open, 0);
+	for (j = 0; j < NSTAGES; j++) {
+		atomic_init(&table->reject[j][0], 0);
+		atomic_init(&table->reject[j][1], 0);
+	}
+	for (i = 0; i < RR_MAX; i++)
+		atomic_init(&table->rcpt[i], 0);
+}
+
+void
+smtpcount_reject(const char *stage, const char *reply)
+{
+	size_t	i;
+	int	rr;
+
+	if (table == NULL || reply == NULL)
+		return;
+	for (i = 0; i < NSTAGES - 1; i++)
+		if (strcmp(stage, stages[i]) == 0)
+			break;
+	atomic_fetch_add_explicit(&table->reject[i][reply[0] == '4' ? 0 : 1],
+	    1, memory_order_relaxed);
+	if (i != STAGE_RCPT)
+		return;
+	/* "550 5.1.1 ...": the enhanced code after the reply code */
+	if (reply[0] == '4')
+		rr = RR_TEMPORARY;
+	else if (strncmp(reply + 3, " 5.1.1 ", 7) == 0 ||
+	    strncmp(reply + 3, "-5.1.1 ", 7) == 0)
+		rr = RR_UNKNOWN_USER;
+	else if (strncmp(reply + 3, " 5.7.", 5) == 0 ||
+	    strncmp(reply + 3, "-5.7.", 5) == 0)
+		rr = RR_DENIED;
+	else
+		rr = RR_OTHER;
+	atomic_fetch_add_explicit(&table->rcpt[rr], 1, memory_order_relaxed);
 }
 
 void
@@ -69,6 +126,8 @@ smtpcount_metrics(struct metrics *m)
 {
 	int64_t	open = table != NULL ? atomic_load_explicit(&table->open,
 	    memory_order_relaxed) : 0;
+	size_t	i;
+	int	c;
 
 	metrics_family(m, "posthaste_smtp_connections_total", "counter",
 	    "SMTP sessions begun (including those refused at once).");
@@ -90,6 +149,24 @@ smtpcount_metrics(struct metrics *m)
 	    "result", "success", NULL);
 	metrics_u64(m, "posthaste_smtp_auth_total", get(SC_AUTH_FAILURE),
 	    "result", "failure", NULL);
+	metrics_family(m, "posthaste_smtp_rejects_total", "counter",
+	    "SMTP commands and connections refused, by stage and class.");
+	for (i = 0; i < NSTAGES; i++)
+		for (c = 0; c < 2; c++)
+			metrics_u64(m, "posthaste_smtp_rejects_total",
+			    table != NULL ? atomic_load_explicit(
+			    &table->reject[i][c], memory_order_relaxed) : 0,
+			    "stage", stages[i], "class", c ? "5xx" : "4xx",
+			    NULL);
+	metrics_family(m, "posthaste_smtp_recipients_rejected_total",
+	    "counter", "RCPT TO refused, by reason (from the enhanced "
+	    "status code: 5.1.1 unknown_user, 5.7.x denied, 4.x.x "
+	    "temporary).");
+	for (i = 0; i < RR_MAX; i++)
+		metrics_u64(m, "posthaste_smtp_recipients_rejected_total",
+		    table != NULL ? atomic_load_explicit(&table->rcpt[i],
+		    memory_order_relaxed) : 0, "reason", rcpt_reasons[i],
+		    NULL);
 	metrics_family(m, "posthaste_smtp_tls_sessions_total", "counter",
 	    "SMTP sessions that established TLS, by protocol version.");
 	metrics_u64(m, "posthaste_smtp_tls_sessions_total", get(SC_TLS_12),

@@ -22,6 +22,9 @@ enum smtpcount_event {
 	SC_MAX
 };
 
+/* a refused command (session_log_reject): stage as logged, the reply */
+void	smtpcount_reject(const char *stage, const char *reply);
+
 /* in the parent, before control and any worker are forked */
 void	smtpcount_init(void);
 void	smtpcount_add(enum smtpcount_event);

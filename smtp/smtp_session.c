@@ -138,6 +138,7 @@ session_log_reject(const struct session *s, const char *stage,
 	char	helo[ADDR_DOMAIN_MAX * 4 + 16], clean[REJECT_REPLY_MAX * 4];
 	char	tmp[ADDR_DOMAIN_MAX * 4 + 1];
 
+	smtpcount_reject(stage, reply);
 	from[0] = to[0] = helo[0] = '\0';
 	if (s->tx != NULL) {
 		addr_to_string(&s->tx->mailfrom, addr, sizeof(addr));

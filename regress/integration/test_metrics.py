@@ -70,6 +70,11 @@ def daemon():
                        "Subject: %s\r\n\r\nbody\r\n" % unique_marker())
         s.sendmail("sender@example.test", ["someone@remote.test"],
                    "Subject: deferred\r\n\r\nbody\r\n")
+        # two refused recipients: an unknown user, a relay attempt
+        s.mail("sender@example.test")
+        assert s.rcpt("nosuchuser-metrics@example.test")[0] == 550
+        assert s.rcpt("someone@elsewhere.test")[0] >= 550
+        s.rset()
     assert poll(lambda: len(maildir_files(USER)) == NLOCAL), \
         "the local mail was not delivered"
     # the relay's first attempt fails at once (nothing on port 9)
@@ -143,6 +148,12 @@ def test_smtpctl_show_metrics():
     # our session and the fixture's banner probe at least
     assert sample(text, "posthaste_smtp_connections_total") >= 2
     assert sample(text, "posthaste_smtp_auth_total", result="failure") == 0
+    assert sample(text, "posthaste_smtp_recipients_rejected_total",
+                  reason="unknown_user") == 1, text
+    assert sample(text, "posthaste_smtp_recipients_rejected_total",
+                  reason="denied") == 1, text
+    assert sample(text, "posthaste_smtp_rejects_total", stage="RCPT",
+                  **{"class": "5xx"}) == 2
     assert sample(text, "posthaste_smtp_tls_sessions_total",
                   version="TLSv1.3") == 0
     assert poll(lambda: sample(show_metrics(d),

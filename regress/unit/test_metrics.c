@@ -122,6 +122,11 @@ test_smtpcount(void **state)
 	smtpcount_open(1);
 	smtpcount_open(1);
 	smtpcount_open(-1);
+	smtpcount_reject("RCPT", "550 5.1.1 <x@y>: Recipient address rejected");
+	smtpcount_reject("RCPT", "554 5.7.1 <x@z>: Relay access denied");
+	smtpcount_reject("RCPT", "451 4.3.0 try again");
+	smtpcount_reject("RCPT", "550 no code");
+	smtpcount_reject("XYZZY", "500 5.5.2 what");
 	metrics_init(&m);
 	smtpcount_metrics(&m);
 	t = metrics_text(&m, NULL);
@@ -134,6 +139,20 @@ test_smtpcount(void **state)
 	    "\nposthaste_smtp_auth_total{result=\"success\"} 0\n"));
 	assert_non_null(strstr(t,
 	    "\nposthaste_smtp_tls_sessions_total{version=\"TLSv1.3\"} 1\n"));
+	assert_non_null(strstr(t, "\nposthaste_smtp_rejects_total{stage="
+	    "\"RCPT\",class=\"5xx\"} 3\n"));
+	assert_non_null(strstr(t, "\nposthaste_smtp_rejects_total{stage="
+	    "\"RCPT\",class=\"4xx\"} 1\n"));
+	assert_non_null(strstr(t, "\nposthaste_smtp_rejects_total{stage="
+	    "\"other\",class=\"5xx\"} 1\n"));
+	assert_non_null(strstr(t, "\nposthaste_smtp_recipients_rejected_total"
+	    "{reason=\"unknown_user\"} 1\n"));
+	assert_non_null(strstr(t, "\nposthaste_smtp_recipients_rejected_total"
+	    "{reason=\"denied\"} 1\n"));
+	assert_non_null(strstr(t, "\nposthaste_smtp_recipients_rejected_total"
+	    "{reason=\"temporary\"} 1\n"));
+	assert_non_null(strstr(t, "\nposthaste_smtp_recipients_rejected_total"
+	    "{reason=\"other\"} 1\n"));
 	metrics_free(&m);
 }
 
