@@ -24,6 +24,8 @@ struct queue_stats {
 	uint64_t	deferred_by[2];
 	uint64_t	bounced_by[2];
 	struct metrics_hist delivery_delay;	/* seconds, queued to sent */
+	struct metrics_hist message_size;	/* bytes, as spooled */
+	struct metrics_hist commit_latency;	/* seconds, asked to durable */
 };
 extern struct queue_stats queue_stats;
 #define QUEUE_TR_LOCAL	0
@@ -33,6 +35,10 @@ void	queue_metrics_reply(struct mproc *, uint32_t reqid);
 /* delivery delay histogram's upper bounds, seconds */
 #define QUEUE_DELAY_NBOUNDS	10
 extern const double queue_delay_bounds[QUEUE_DELAY_NBOUNDS];
+#define QUEUE_SIZE_NBOUNDS	9
+extern const double queue_size_bounds[QUEUE_SIZE_NBOUNDS];
+#define QUEUE_COMMIT_NBOUNDS	10
+extern const double queue_commit_bounds[QUEUE_COMMIT_NBOUNDS];
 int	queue_transport(const struct envelope *);
 
 void	queue_control_request(struct mproc *, const struct ctl_request *);

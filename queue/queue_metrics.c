@@ -29,6 +29,17 @@ const double queue_delay_bounds[QUEUE_DELAY_NBOUNDS] = {
 	0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 86400
 };
 
+/* 1 KiB to 64 MiB, by fours */
+const double queue_size_bounds[QUEUE_SIZE_NBOUNDS] = {
+	1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216,
+	67108864
+};
+
+/* a group commit is one sync: a millisecond on flash, more on disks */
+const double queue_commit_bounds[QUEUE_COMMIT_NBOUNDS] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
+};
+
 static const char *const transports[2] = { "local", "relay" };
 
 int
@@ -118,6 +129,15 @@ queue_metrics_build(struct metrics *m)
 	    "Time from queueing to successful delivery.");
 	metrics_hist_write(m, "posthaste_delivery_delay_seconds",
 	    &queue_stats.delivery_delay);
+	metrics_family(m, "posthaste_message_size_bytes", "histogram",
+	    "Size of the messages received, as spooled.");
+	metrics_hist_write(m, "posthaste_message_size_bytes",
+	    &queue_stats.message_size);
+	metrics_family(m, "posthaste_queue_commit_latency_seconds",
+	    "histogram", "Time from a worker's commit request to the "
+	    "message being durable (the client's 250).");
+	metrics_hist_write(m, "posthaste_queue_commit_latency_seconds",
+	    &queue_stats.commit_latency);
 }
 
 void

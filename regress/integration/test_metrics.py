@@ -159,6 +159,11 @@ def test_smtpctl_show_metrics():
     assert poll(lambda: sample(show_metrics(d),
                                "posthaste_smtp_sessions_open") == 0), \
         "sessions still open"
+    assert sample(text, "posthaste_message_size_bytes_count") == NLOCAL + 1
+    assert sample(text, "posthaste_message_size_bytes_bucket",
+                  le="1024") == NLOCAL + 1	# small test messages
+    assert sample(text, "posthaste_queue_commit_latency_seconds_count") \
+        == NLOCAL + 1
     assert types["posthaste_messages_received_total"] == "counter"
     assert types["posthaste_queue_envelopes"] == "gauge"
     assert types["posthaste_delivery_delay_seconds"] == "histogram"
