@@ -20,9 +20,9 @@ struct queue_stats {
 	uint64_t	deferred;
 	uint64_t	bounced;
 	/* the same by transport (QUEUE_TR_*), for the metrics */
-	uint64_t	delivered_by[2];
-	uint64_t	deferred_by[2];
-	uint64_t	bounced_by[2];
+	uint64_t	delivered_by[3];
+	uint64_t	deferred_by[3];
+	uint64_t	bounced_by[3];
 	struct metrics_hist delivery_delay;	/* seconds, queued to sent */
 	struct metrics_hist message_size;	/* bytes, as spooled */
 	struct metrics_hist commit_latency;	/* seconds, asked to durable */
@@ -30,6 +30,7 @@ struct queue_stats {
 extern struct queue_stats queue_stats;
 #define QUEUE_TR_LOCAL	0
 #define QUEUE_TR_RELAY	1
+#define QUEUE_TR_LMTP	2
 /* queue_metrics.c: smtpctl show metrics, GET /metrics (control) */
 void	queue_metrics_reply(struct mproc *, uint32_t reqid);
 /* delivery delay histogram's upper bounds, seconds */

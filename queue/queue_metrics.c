@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "proc.h"
 #include "queue.h"
 #include "queue_int.h"
 
@@ -40,13 +41,25 @@ const double queue_commit_bounds[QUEUE_COMMIT_NBOUNDS] = {
 	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 };
 
-static const char *const transports[2] = { "local", "relay" };
+static const char *const transports[3] = { "local", "relay", "lmtp" };
 
+/*
+ * relay: the mta's; lmtp: a mailbox an LMTP action hands to its server
+ * (as mda/mda.c decides; the action looked up as queue_sched.c does);
+ * local: the rest (mailboxes, files, programs).
+ */
 int
 queue_transport(const struct envelope *evp)
 {
-	return evp->dest_type == DEST_REMOTE ? QUEUE_TR_RELAY :
-	    QUEUE_TR_LOCAL;
+	const struct action	*a;
+
+	if (evp->dest_type == DEST_REMOTE)
+		return QUEUE_TR_RELAY;
+	if (evp->dest_type == DEST_MAILBOX && conf != NULL &&
+	    (a = config_find_action(conf, evp->action)) != NULL &&
+	    a->type == ACTION_LMTP)
+		return QUEUE_TR_LMTP;
+	return QUEUE_TR_LOCAL;
 }
 
 static void
@@ -56,7 +69,7 @@ by_transport(struct metrics *m, const char *name, const char *help,
 	int	i;
 
 	metrics_family(m, name, "counter", help);
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 3; i++)
 		metrics_u64(m, name, v[i], "transport", transports[i], NULL);
 }
 
