@@ -393,6 +393,11 @@ smtp_auth_result(struct session *s, const struct lka_result *r)
 
 	if (!(s->flags & SS_WAIT) || s->auth == NULL)
 		return;
+	if (r->status == PROTO_OK)		/* the metrics */
+		smtpcount_add(SC_AUTH_SUCCESS);
+	else if (r->status != PROTO_TEMPFAIL)
+		smtpcount_add(SC_AUTH_FAILURE);
+
 	/*
 	 * Postfix's lines: fail2ban's postfix filter (mode auth) bans on
 	 * "authentication failed", so a failure on our side (tempfail) must
@@ -402,10 +407,6 @@ smtp_auth_result(struct session *s, const struct lka_result *r)
 	mech = s->auth->mech == MECH_PLAIN ? "PLAIN" : s->auth->mech ==
 	    MECH_LOGIN ? "LOGIN" : "CRAM-MD5";
 	log_sanitize(s->auth->user, clean, sizeof(clean));
-	if (r->status == PROTO_OK)
-		smtpcount_add(SC_AUTH_SUCCESS);
-	else if (r->status != PROTO_TEMPFAIL)
-		smtpcount_add(SC_AUTH_FAILURE);
 	if (r->status == PROTO_OK)
 		log_info("%08x: client=%s, sasl_method=%s, sasl_username=%s",
 		    s->id, client, mech, clean);
