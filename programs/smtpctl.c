@@ -51,7 +51,7 @@ usage(void)
 	    "  pause mda|mta|smtp       resume mda|mta|smtp\n"
 	    "  log verbose|brief        update table NAME\n"
 	    "  table lookup NAME SERVICE KEY\n"
-	    "  show metrics             (Prometheus text format)\n"
+	    "  show metrics\n"
 	    "  encrypt [password]       print a SHA-512-crypt hash\n"
 	    "  dkim keygen [-t rsa|ed25519] [-b bits] -d domain -s selector "
 	    "-o keyfile\n"
