@@ -47,6 +47,11 @@ enum ctl_cmd {
 	CTL_RELEASE,
 	/* the TLS-RPT reports of the outcomes so far, now (root) */
 	CTL_TLSRPT_REPORT_NOW,
+	/*
+	 * the counters and gauges in the Prometheus text format, a reply
+	 * per line (anyone, as show stats; control asks it for GET /metrics)
+	 */
+	CTL_SHOW_METRICS,
 };
 
 /*

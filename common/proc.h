@@ -54,6 +54,7 @@ struct proc_fds {
 	int	*listen;			/* smtp worker: its sockets */
 	int	nlisten;
 	int	ctlsock;			/* control: listening socket */
+	int	metricsock;			/* control: GET /metrics, or -1 */
 	int	keys;				/* smtp worker, mta: to keys */
 	int	keys_dkim;			/* smtp worker: to keys, DKIM */
 	int	smtp_dkim[SMTPD_MAX_WORKERS];	/* keys: one per worker */

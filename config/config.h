@@ -343,6 +343,13 @@ struct smtpd_config {
 
 	char		 resolver[CONF_HOST_MAX]; /* "resolver ADDR [port N]" */
 	uint16_t	 resolver_port;
+	/*
+	 * "metrics listen on ADDR [port N]": GET /metrics (control
+	 * process); "" = off.  Bound by the parent at start only: a
+	 * reload does not move it.
+	 */
+	char		 metrics_addr[CONF_HOST_MAX];
+	uint16_t	 metrics_port;
 	/* "dnssec trust-anchor FILE" (DANE); "" = Debian's root key */
 	char		 dnssec_anchor[CONF_PATH_MAX];
 

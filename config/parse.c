@@ -847,6 +847,46 @@ parse_resolver(struct parser *p, const char *keyword, int line)
 }
 
 /*
+ * "metrics listen on ADDR [port N]": the address (an IP address, no
+ * name: it is bound before any resolver runs) of the Prometheus
+ * endpoint, port 9180 unless given (control/metrics_http.c).
+ */
+#define METRICS_PORT_DEFAULT	9180
+
+static int
+parse_metrics(struct parser *p, const char *keyword, int line)
+{
+	struct smtpd_config *conf = p->conf;
+	struct token *t;
+
+	(void)keyword;
+	if (!tok_is_keyword(tok_peek(p), "listen"))
+		return parse_error(p, line, "expected \"listen on\" after "
+				   "metrics");
+	tok_next(p);
+	if (!tok_is_keyword(tok_peek(p), "on"))
+		return parse_error(p, line, "expected \"on\" after "
+				   "metrics listen");
+	tok_next(p);
+	if (conf->metrics_addr[0] != '\0')
+		return parse_error(p, line, "metrics listen given twice");
+	if (conf_get_value(p, "address for metrics listen on", &t) == -1 ||
+	    conf_copy_value(p, t, conf->metrics_addr,
+		       sizeof(conf->metrics_addr), "metrics address") == -1)
+		return -1;
+	if (!conf_valid_ip(conf->metrics_addr))
+		return parse_error(p, t->line, "metrics listen on: \"%s\" "
+				   "is not an IPv4 or IPv6 address",
+				   conf->metrics_addr);
+	conf->metrics_port = METRICS_PORT_DEFAULT;
+	if (tok_is_keyword(tok_peek(p), "port")) {
+		tok_next(p);
+		return conf_get_port(p, "metrics port", &conf->metrics_port);
+	}
+	return 0;
+}
+
+/*
  * "dnssec trust-anchor FILE": the DNSSEC trust anchors lookup validates
  * DANE's lookups with (lookup/dns.c reads the file, as the unprivileged
  * lookup user, at its start).  Checked here so that a typo is an error
@@ -1236,6 +1276,7 @@ static const struct {
     {"listen", parse_listen},
     {"mailname", parse_hostname_statement},
     {"match", parse_match},
+    {"metrics", parse_metrics},
     {"mda", parse_option},
     {"milter", parse_milter},
     {"mta", parse_mta},

@@ -47,6 +47,9 @@
 #include "ctl.h"
 #include "proc.h"
 #include "table.h"
+#include "metrics.h"
+#include "metrics_http.h"
+#include "smtpcount.h"
 
 #define CONTROL_MAX_CLIENTS	64
 #define CONTROL_ROOT_RESERVE	16	/* of those, only for uid 0 */
@@ -61,6 +64,8 @@ struct ctl_client {
 	struct mproc	 mp;
 	struct event	*ev_idle;
 	int		 inflight;	/* requests the queue has not ended */
+	int		 metrics;	/* show metrics in flight: the smtp
+					 * workers' counters go before its end */
 	uint64_t	 idle_wmark;	/* mp.ib.wtotal at the last idle check */
 	int		 closing;
 };
@@ -178,6 +183,7 @@ cmd_needs_root(uint32_t cmd)
 	case CTL_SHOW_QUEUE:
 	case CTL_SHOW_QUEUE_ENTRIES:	/* the queue shows each user his own */
 	case CTL_SHOW_STATS:
+	case CTL_SHOW_METRICS:	/* the same counters as stats */
 	case CTL_SHOW_STATUS:
 	case CTL_SHOW_MILTERS:	/* names, addresses, counters: as stats */
 	case CTL_SUBMIT:
@@ -357,6 +363,8 @@ client_dispatch(struct mproc *p, struct imsg *m)
 			mproc_hold_reading(&c->mp, 1);
 		return;
 	default:
+		if (req.cmd == CTL_SHOW_METRICS)
+			c->metrics = 1;
 		mproc_compose(&c_queue, IMSG_CTL_REQUEST, c->id, -1, &req,
 		    sizeof(req));
 		if (++c->inflight >= CONTROL_MAX_INFLIGHT)
@@ -482,6 +490,34 @@ on_accept(evutil_socket_t lfd, short ev, void *arg)
 	client_touch(c);
 }
 
+/*
+ * show metrics: the queue's text is followed by the smtp workers'
+ * counters, which control reads itself (common/smtpcount.c), a reply
+ * per line as the queue's
+ */
+static void
+client_smtp_metrics(struct ctl_client *c)
+{
+	struct metrics		 m;
+	struct ctl_reply	 r;
+	const char		*text, *nl;
+
+	metrics_init(&m);
+	smtpcount_metrics(&m);
+	if ((text = metrics_text(&m, NULL)) == NULL)
+		fatalx("smtp metrics text");
+	while (*text != '\0') {
+		if ((nl = strchr(text, '\n')) == NULL)
+			nl = text + strlen(text);
+		memset(&r, 0, sizeof(r));
+		snprintf(r.text, sizeof(r.text), "%.*s", (int)(nl - text),
+		    text);
+		mproc_compose(&c->mp, IMSG_CTL_REPLY, 0, -1, &r, sizeof(r));
+		text = *nl ? nl + 1 : nl;
+	}
+	metrics_free(&m);
+}
+
 /* a reply from the queue or the parent, on to its client */
 static void
 control_reply(struct mproc *p, struct imsg *m)
@@ -490,8 +526,17 @@ control_reply(struct mproc *p, struct imsg *m)
 	struct ctl_client	*c;
 
 	PROTO_READ(p, m, &r, proto_valid_ctl_reply);
+	if (r.reqid & METRICS_HTTP_REQID) {
+		metrics_http_reply(&r);
+		return;
+	}
 	if ((c = client_find(r.reqid)) == NULL)
 		return;		/* the client went away */
+	if (r.end && c->metrics) {
+		c->metrics = 0;
+		if (r.status == 0)
+			client_smtp_metrics(c);
+	}
 	mproc_compose(&c->mp, IMSG_CTL_REPLY, 0, -1, &r, sizeof(r));
 	client_touch(c);
 	if (r.end && c->inflight > 0 && --c->inflight < CONTROL_MAX_INFLIGHT)
@@ -565,6 +610,20 @@ control_parent_dispatch(struct mproc *p, struct imsg *m)
 	}
 }
 
+/* a scrape of GET /metrics: the queue's text, as smtpctl show metrics */
+static void
+metrics_ask(uint32_t reqid)
+{
+	struct ctl_request	req;
+
+	memset(&req, 0, sizeof(req));
+	req.cmd = CTL_SHOW_METRICS;
+	req.reqid = reqid;
+	req.uid = UINT32_MAX;	/* nobody's: the counters are anyone's */
+	mproc_compose(&c_queue, IMSG_CTL_REQUEST, reqid, -1, &req,
+	    sizeof(req));
+}
+
 #ifdef POSTHASTE_FUZZ
 /*
  * Only in mk/fuzz.mk's build: control_main() without the privilege drop,
@@ -603,6 +662,8 @@ control_main(struct proc_fds *f)
 	ev_accept = event_new(ev_base, f->ctlsock, EV_READ | EV_PERSIST,
 	    on_accept, NULL);
 	event_add(ev_accept, NULL);
+	if (f->metricsock != -1)
+		metrics_http_init(ev_base, f->metricsock, metrics_ask);
 	proc_on_term(NULL);
 	event_base_dispatch(ev_base);
 	exit(0);

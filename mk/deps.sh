@@ -132,6 +132,13 @@
 # it is disabled at once, as nsd's and unbound's are, so that nothing
 # answers on the default port unless an administrator sets it up.
 #
+# prometheus (issue 22): its promtool checks our metrics text ("promtool
+# check metrics") and regress/integration/test_metrics.py starts the
+# server itself, with a configuration of its own on a loopback port, to
+# scrape the daemon's GET /metrics and read the values back through its
+# query API.  The package's own service (port 9090, and the node exporter
+# it recommends, which is not installed) is disabled at once, as nsd's is.
+#
 # Deliberately absent: postfix.  Its smtp-source(1) is handy for load tests,
 # but installing the package starts a second MTA on port 25 that competes
 # with the daemon under test (and with "make run").  Whatever needs it (the
@@ -207,6 +214,7 @@ PACKAGES="
 	ldap-utils
 	libhiredis-dev
 	redis-server
+	prometheus
 "
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -306,11 +314,11 @@ if [ -n "$missing" ]; then
 		;;
 	esac
 	for svc in rspamd opendkim nsd unbound haproxy slapd redis-server \
-	    postgresql; do
+	    postgresql prometheus; do
 		case " $missing " in
 		*" $svc "*)
-			# the milter, DANE, PROXY protocol and shared table
-			# tests start their own on loopback ports
+			# the milter, DANE, PROXY protocol, shared table and
+			# metrics tests start their own on loopback ports
 			if command -v deb-systemd-helper >/dev/null 2>&1; then
 				deb-systemd-helper disable "$svc.service" \
 				    >/dev/null 2>&1

@@ -141,11 +141,13 @@ inst_dir "$SYSCONFDIR"
 inst_conf etc/smtpd.conf "$SYSCONFDIR/smtpd.conf"
 inst_conf etc/aliases "$SYSCONFDIR/aliases"
 
-# the shared tables' samples (smtpd.conf(5), "Shared tables"): examples to
-# copy and edit, never read where they are
+# the shared tables' samples (smtpd.conf(5), "Shared tables") and the
+# Grafana dashboard (smtpd.conf(5), "Metrics"): examples to copy, import
+# and edit, never read where they are
 DOCDIR=$(dirname "$MANDIR")/doc/posthaste
 inst_dir "$DOCDIR/examples"
-for f in etc/pgsql.conf etc/pgsql-schema.sql etc/ldap.conf etc/redis.conf; do
+for f in etc/pgsql.conf etc/pgsql-schema.sql etc/ldap.conf etc/redis.conf \
+    etc/grafana-posthaste.json; do
 	if [ -e "$f" ]; then
 		inst_file "$f" "$DOCDIR/examples/$(basename "$f")" 0644
 	fi

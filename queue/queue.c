@@ -100,7 +100,12 @@ struct event		*ev_commit, *ev_sched;
 int			 inflight;
 int			 paused_mda, paused_mta;
 
-struct queue_stats	 queue_stats;
+struct queue_stats	 queue_stats = {
+	.delivery_delay = { queue_delay_bounds, QUEUE_DELAY_NBOUNDS, {0}, 0, 0 },
+	.message_size = { queue_size_bounds, QUEUE_SIZE_NBOUNDS, {0}, 0, 0 },
+	.commit_latency = { queue_commit_bounds, QUEUE_COMMIT_NBOUNDS, {0}, 0,
+	    0 },
+};
 
 /*
  * Message and envelope names only have to be unlikely to collide (each

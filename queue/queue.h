@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "envelope.h"
+#include "metrics.h"
 #include "mproc.h"
 #include "ctl.h"
 #include "proto.h"
@@ -18,8 +19,28 @@ struct queue_stats {
 	uint64_t	delivered;
 	uint64_t	deferred;
 	uint64_t	bounced;
+	/* the same by transport (QUEUE_TR_*), for the metrics */
+	uint64_t	delivered_by[3];
+	uint64_t	deferred_by[3];
+	uint64_t	bounced_by[3];
+	struct metrics_hist delivery_delay;	/* seconds, queued to sent */
+	struct metrics_hist message_size;	/* bytes, as spooled */
+	struct metrics_hist commit_latency;	/* seconds, asked to durable */
 };
 extern struct queue_stats queue_stats;
+#define QUEUE_TR_LOCAL	0
+#define QUEUE_TR_RELAY	1
+#define QUEUE_TR_LMTP	2
+/* queue_metrics.c: smtpctl show metrics, GET /metrics (control) */
+void	queue_metrics_reply(struct mproc *, uint32_t reqid);
+/* delivery delay histogram's upper bounds, seconds */
+#define QUEUE_DELAY_NBOUNDS	10
+extern const double queue_delay_bounds[QUEUE_DELAY_NBOUNDS];
+#define QUEUE_SIZE_NBOUNDS	9
+extern const double queue_size_bounds[QUEUE_SIZE_NBOUNDS];
+#define QUEUE_COMMIT_NBOUNDS	10
+extern const double queue_commit_bounds[QUEUE_COMMIT_NBOUNDS];
+int	queue_transport(const struct envelope *);
 
 void	queue_control_request(struct mproc *, const struct ctl_request *);
 void	queue_ctl_reply(struct mproc *, uint32_t reqid, int end, int status,

@@ -147,6 +147,9 @@ commit_reply_text(struct qmsg *m, int ok, const char *reply)
 	r.reqid = m->commit_reqid;
 	r.msgid = m->msgid;
 	r.status = ok ? PROTO_OK : PROTO_TEMPFAIL;
+	if (ok && m->commit_start > 0)	/* asked to durable, this batch */
+		metrics_hist_observe(&queue_stats.commit_latency,
+		    (now_ms() - m->commit_start) / 1000.0);
 	if (!ok)
 		snprintf(r.reply, sizeof(r.reply), "%s", reply);
 	/* a worker that went away meanwhile no longer needs an answer */
@@ -293,6 +296,8 @@ commit_schedule(struct qmsg *m)
 	m->committed = 1;
 	queue_stats.queued++;
 	queue_stats.envelopes += m->nenv;
+	metrics_hist_observe(&queue_stats.message_size,
+	    (double)m->body_size);
 }
 
 /*
@@ -455,6 +460,7 @@ queue_commit(int worker, const struct queue_msg_req *req)
 		fatalx("commit with %u envelopes, %zu received, from smtp "
 		    "worker %d", req->nenvelopes, m->npending, worker + 1);
 	m->commit_reqid = req->reqid;
+	m->commit_start = now_ms();
 	m->body_size = req->spooled;
 	if (commit_head_valid(m, req) == -1) {
 		commit_reply(m, 0);

@@ -226,8 +226,10 @@ ctl_removed_landed(struct qenv *e, const struct delivery_result *r)
 	if (r != NULL) {
 		e->evp.tries++;
 		log_delivery(e, r->status == PROTO_OK ? "sent" : "removed", r);
-		if (r->status == PROTO_OK)
+		if (r->status == PROTO_OK) {
 			queue_stats.delivered++;
+			queue_stats.delivered_by[queue_transport(&e->evp)]++;
+		}
 	}
 	log_info("%016" PRIx64 ": removed by smtpctl", e->evp.id);
 	qenv_remove(e);
@@ -425,6 +427,9 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 			n++;
 		queue_ctl_reply(p, req->reqid, 0, 0, "queue.size=%d", n);
 		queue_ctl_reply(p, req->reqid, 1, 0, NULL);
+		break;
+	case CTL_SHOW_METRICS:
+		queue_metrics_reply(p, req->reqid);
 		break;
 	case CTL_SCHEDULE:
 		RB_FOREACH(e, qenv_tree, &envs) {

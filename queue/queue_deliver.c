@@ -105,6 +105,10 @@ queue_delivery_result(const struct delivery_result *r)
 	case PROTO_OK:
 		log_delivery(e, "sent", r);
 		queue_stats.delivered++;
+		queue_stats.delivered_by[queue_transport(&e->evp)]++;
+		metrics_hist_observe(&queue_stats.delivery_delay,
+		    e->arrived ? (now_ms() - e->arrived) / 1000.0 :
+		    (double)(now - e->evp.ctime));
 		/*
 		 * RFC 3461 5.2: a next hop that took our NOTIFY reports the
 		 * success itself; one without DSN makes it ours to say the
@@ -127,6 +131,7 @@ queue_delivery_result(const struct delivery_result *r)
 			e->evp.nexttry = now + retry_delay(&e->evp);
 			log_delivery(e, "deferred", r);
 			queue_stats.deferred++;
+			queue_stats.deferred_by[queue_transport(&e->evp)]++;
 			if (conf->bounce_warn > 0 &&
 			    !(e->evp.flags & (EF_WARNED | EF_HOLD)) &&
 			    now - e->evp.ctime >= conf->bounce_warn &&
@@ -147,6 +152,7 @@ queue_delivery_result(const struct delivery_result *r)
 		    r->text);
 		log_delivery(e, "bounced", r);
 		queue_stats.bounced++;
+		queue_stats.bounced_by[queue_transport(&e->evp)]++;
 		if (!bounce_wants(&e->evp, DSN_FAILED)) {
 			qenv_remove(e);
 			break;

@@ -89,6 +89,7 @@ struct qmsg {
 	struct strset		*pending_ids;	/* their random parts */
 	TAILQ_ENTRY(qmsg)	 batch;		/* commit batch */
 	uint32_t		 commit_reqid;
+	int64_t			 commit_start;	/* ms: the worker asked */
 	int			 onspool;	/* queue_load(): file seen */
 	/*
 	 * incoming: the queue's own descriptor, for the tail it writes at

@@ -28,6 +28,7 @@
 #include "proto.h"
 #include "smtp_parse.h"
 #include "smtp_session.h"
+#include "smtpcount.h"
 #include "proc.h"
 
 #define AUTH_MAX_FAILURES	3
@@ -118,6 +119,7 @@ auth_check(struct session *s, const char *user, const char *pass)
 		log_warnx("warning: %s: SASL %s authentication failed: "
 		    "credentials too long", session_client(s, client,
 		    sizeof(client)), req.mech);
+		smtpcount_add(SC_AUTH_FAILURE);
 		explicit_bzero(&req, sizeof(req));
 		session_reply(s, "535 5.7.8 Authentication credentials "
 		    "invalid");
@@ -391,6 +393,11 @@ smtp_auth_result(struct session *s, const struct lka_result *r)
 
 	if (!(s->flags & SS_WAIT) || s->auth == NULL)
 		return;
+	if (r->status == PROTO_OK)		/* the metrics */
+		smtpcount_add(SC_AUTH_SUCCESS);
+	else if (r->status != PROTO_TEMPFAIL)
+		smtpcount_add(SC_AUTH_FAILURE);
+
 	/*
 	 * Postfix's lines: fail2ban's postfix filter (mode auth) bans on
 	 * "authentication failed", so a failure on our side (tempfail) must

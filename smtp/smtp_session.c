@@ -43,6 +43,7 @@
 #include "ctl.h"
 #include "smtp_parse.h"
 #include "sesscount.h"
+#include "smtpcount.h"
 #include "smtp_session.h"
 #include "proc.h"
 #include "strset.h"
@@ -137,6 +138,7 @@ session_log_reject(const struct session *s, const char *stage,
 	char	helo[ADDR_DOMAIN_MAX * 4 + 16], clean[REJECT_REPLY_MAX * 4];
 	char	tmp[ADDR_DOMAIN_MAX * 4 + 1];
 
+	smtpcount_reject(stage, reply);
 	from[0] = to[0] = helo[0] = '\0';
 	if (s->tx != NULL) {
 		addr_to_string(&s->tx->mailfrom, addr, sizeof(addr));
@@ -307,6 +309,7 @@ ipcount_release(struct session *s)
 {
 	if (s->ip == -1)
 		return;
+	smtpcount_open(-1);
 	sesscount_release(s->ip);
 	s->ip = -1;
 }
@@ -549,12 +552,17 @@ session_start(struct session *s)
 	 * connections over all of them */
 	ok = sesscount_take(s->addr, conf->max_sessions_per_ip,
 	    conf->max_sessions > 0 ? conf->max_sessions : 10000, &s->ip);
+	smtpcount_add(SC_CONNECTION);
+	if (s->ip != -1)	/* until ipcount_release() */
+		smtpcount_open(1);
 	if (ok == SESSCOUNT_TOTAL) {
+		smtpcount_add(SC_REFUSED_TOTAL);
 		session_reject_close(s, "CONNECT", "421 4.7.0 %s Too many "
 		    "sessions, try again later", session_hostname(s));
 		return;
 	}
 	if (ok == SESSCOUNT_PER_IP) {
+		smtpcount_add(SC_REFUSED_PER_IP);
 		session_reject_close(s, "CONNECT", "421 4.7.0 %s Too many "
 		    "sessions from your address, try again later",
 		    session_hostname(s));

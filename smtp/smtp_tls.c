@@ -43,6 +43,7 @@
 #include "keys_client.h"
 #include "log.h"
 #include "smtp_session.h"
+#include "smtpcount.h"
 #include "proc.h"
 
 /*
@@ -285,10 +286,17 @@ smtp_tls_accept(struct session *s)
 void
 smtp_tls_connected(struct session *s)
 {
-	char	desc[128];
+	char	 desc[128];
+	SSL	*ssl;
+	int	 v = 0;
 
 	log_info("%08x: TLS established with %s: %s", s->id, s->addr,
 	    smtp_tls_describe(s, desc, sizeof(desc)));
+	if (s->bev != NULL &&
+	    (ssl = bufferevent_openssl_get_ssl(s->bev)) != NULL)
+		v = SSL_version(ssl);
+	smtpcount_add(v == TLS1_3_VERSION ? SC_TLS_13 :
+	    v == TLS1_2_VERSION ? SC_TLS_12 : SC_TLS_OTHER);
 	/*
 	 * RFC 3207 4.2: forget everything the client said in the clear,
 	 * its EHLO name and any authentication included.

@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 
 #include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +58,7 @@
 #include "pidfile.h"
 #include "platform.h"
 #include "privsep.h"
+#include "smtpcount.h"
 #include "proto.h"
 #include "sesscount.h"
 #include "proc.h"
@@ -331,6 +333,7 @@ child_keep_fds(struct proc_fds *f)
 	KEEP(f->control);
 	KEEP(f->auth);
 	KEEP(f->ctlsock);
+	KEEP(f->metricsock);
 	KEEP(f->keys);
 	KEEP(f->keys_dkim);
 	for (i = 0; i < f->nkeyfiles; i++)
@@ -354,7 +357,7 @@ proc_fds_init(struct proc_fds *f)
 	memset(f, 0, sizeof(*f));
 	f->parent = f->queue = f->lookup = f->mta = f->control = -1;
 	f->auth = -1;
-	f->ctlsock = -1;
+	f->ctlsock = f->metricsock = -1;
 	f->keys = f->keys_dkim = -1;
 	memset(f->smtp_dkim, -1, sizeof(f->smtp_dkim));
 }
@@ -462,9 +465,48 @@ start_child(enum child_kind kind, int index, const char *title,
 	return c;
 }
 
+/*
+ * "metrics listen on": bound here (the port may be below 1024) and
+ * handed to control, which serves it (control/metrics_http.c); -1 when
+ * not configured.  At start only, as the control socket.
+ */
+static int
+bind_metrics(void)
+{
+	struct listener		 l;
+	struct sockaddr_in	*sin;
+	struct sockaddr_in6	*sin6;
+	int			 fd;
+
+	if (conf->metrics_addr[0] == '\0')
+		return -1;
+	memset(&l, 0, sizeof(l));
+	snprintf(l.ifname, sizeof(l.ifname), "%s", conf->metrics_addr);
+	l.port = conf->metrics_port;
+	sin = (struct sockaddr_in *)(void *)&l.ss;
+	sin6 = (struct sockaddr_in6 *)(void *)&l.ss;
+	if (inet_pton(AF_INET, conf->metrics_addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(l.port);
+		l.sslen = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, conf->metrics_addr,
+	    &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(l.port);
+		l.sslen = sizeof(*sin6);
+	} else
+		fatalx("metrics listen on %s: not an address",
+		    conf->metrics_addr);
+	probe_listener(&l);
+	if ((fd = bind_listener(&l)) == -1)
+		fatalx("metrics listen on %s port %u: cannot listen",
+		    conf->metrics_addr, conf->metrics_port);
+	return fd;
+}
+
 /* queue and control: for the whole life of the daemon */
 static void
-start_core(int ctlsock)
+start_core(int ctlsock, int metricsock)
 {
 	struct proc_fds	 f;
 	int		 qc[2];
@@ -476,10 +518,13 @@ start_core(int ctlsock)
 	proc_fds_init(&f);
 	f.queue = qc[1];
 	f.ctlsock = ctlsock;
+	f.metricsock = metricsock;
 	start_child(C_CONTROL, 0, "control", &f);
 	close(qc[0]);
 	close(qc[1]);
 	close(ctlsock);
+	if (metricsock != -1)
+		close(metricsock);
 }
 
 static void
@@ -1540,7 +1585,8 @@ main(int argc, char **argv)
 	destmac_key_generate();
 	sched_batch();		/* every child inherits it (util.c) */
 	mda_init(parent_delivery_result, parent_mda_channel);
-	start_core(bind_control());
+	smtpcount_init();	/* the workers count, control reads */
+	start_core(bind_control(), bind_metrics());
 	sesscount_init();	/* shared by every generation of workers */
 	start_generation(listen_fds, nl, nworkers);
 	/*

@@ -421,6 +421,39 @@ test_resolver(void **state)
 	config_free(conf);
 }
 
+/* "metrics listen on ADDR [port N]": off unless given, port 9180 */
+static void
+test_metrics_listen(void **state)
+{
+	struct smtpd_config *conf;
+
+	(void)state;
+	conf = parse_ok("resolver 127.0.0.53\n");
+	assert_string_equal(conf->metrics_addr, "");
+	config_free(conf);
+
+	conf = parse_ok("metrics listen on 127.0.0.1\n");
+	assert_string_equal(conf->metrics_addr, "127.0.0.1");
+	assert_int_equal(conf->metrics_port, 9180);
+	config_free(conf);
+
+	conf = parse_ok("metrics listen on ::1 port 9100\n");
+	assert_string_equal(conf->metrics_addr, "::1");
+	assert_int_equal(conf->metrics_port, 9100);
+	config_free(conf);
+
+	expect_error("metrics on 127.0.0.1\n", 1,
+		     "expected \"listen on\" after metrics");
+	expect_error("metrics listen localhost\n", 1,
+		     "expected \"on\" after metrics listen");
+	expect_error("metrics listen on localhost\n", 1,
+		     "metrics listen on: \"localhost\" is not an IPv4 or IPv6 "
+		     "address");
+	expect_error("metrics listen on 127.0.0.1\n"
+		     "metrics listen on 127.0.0.2\n", 2,
+		     "metrics listen given twice");
+}
+
 /* "dmarc reports from ADDRESS [org NAME]": off unless given */
 static void
 test_dmarc_reports(void **state)
@@ -1377,6 +1410,7 @@ main(void)
 	    cmocka_unit_test(test_queue_options),
 	    cmocka_unit_test(test_mta_polite_options),
 	    cmocka_unit_test(test_resolver),
+	    cmocka_unit_test(test_metrics_listen),
 	    cmocka_unit_test(test_pki),
 	    cmocka_unit_test(test_tables),
 	    cmocka_unit_test(test_table_large),
