@@ -139,6 +139,7 @@ def run_end_to_end(tmp, prog, log):
         'action "virt" maildir "~/Maildir" virtual <db>\n'
         'match from any for domain <db> action "virt"\n'
         % (prog, db_json, prog, bad_json, files, files))
+    fixture.reset_maildir(TEST_USER1)   # other modules deliver there too
     with Daemon(conf=conf) as d:
         # virtual users: delivered, unknown 550, a slow answer overtaken
         # by a fast one on another connection
