@@ -21,8 +21,9 @@
  * at the next line.  A syslogd that is behind or away never makes the
  * parent wait either: its lines wait in a bounded backlog, tried again
  * from the event loop, and what does not fit is dropped and counted.  The syslog tag is Postfix's shape,
- * "smtpd/SERVICE[PID]:" (smtpd/smtp, smtpd/queue ...), which log
- * analysers such as pflogsumm and fail2ban know how to take apart.
+ * "smtpd/SERVICE[PID]:" (smtpd/smtpd for the smtp workers, as Postfix's
+ * SMTP server is postfix/smtpd; smtpd/queue ...), which log analysers
+ * such as pflogsumm and fail2ban know how to take apart.
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -182,6 +183,13 @@ log_procname(const char *name)
 		log_service[i] = name[i];
 	log_service[i] = '\0';
 	if (i == 0)
+		snprintf(log_service, sizeof(log_service), "smtpd");
+	/*
+	 * The SMTP server is "smtpd" in syslog, Postfix's name for it:
+	 * pflogsumm counts receptions and rejections only from a service
+	 * of that name (smtpd/smtpd[PID]: with --syslog-name=smtpd).
+	 */
+	else if (strcmp(log_service, "smtp") == 0)
 		snprintf(log_service, sizeof(log_service), "smtpd");
 }
 

@@ -45,6 +45,10 @@
 # running: its package enables dovecot.service, which is undone at once.
 # So is fail2ban: the logging tests run its fail2ban-regex(1) and filters
 # against the daemon's log; its service, which would firewall, stays off.
+# pflogsumm (issue 22): test_log_tools.py runs Debian's Postfix log
+# summariser on a syslog file the daemon wrote and checks its counts of
+# received, delivered, deferred, bounced and rejected messages (a Perl
+# script, no service).
 #
 # The DKIM codec is proven against independent implementations
 # (regress/integration/test_dkim_codec.py): python3-dkim (dkimpy, with
@@ -183,6 +187,7 @@ PACKAGES="
 	dovecot-core
 	dovecot-lmtpd
 	fail2ban
+	pflogsumm
 	gdb
 	mandoc
 	git

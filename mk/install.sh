@@ -7,7 +7,8 @@
 #   SBINDIR/smtpd, SBINDIR/smtpctl, SBINDIR/makemap, SBINDIR/sendmail
 #   BINDIR/mailq, BINDIR/newaliases -> SBINDIR/sendmail (multi-call)
 #   MANDIR/man5/*.5, MANDIR/man8/*.8; mailq.8, newaliases.8 -> sendmail.8
-#   MANDIR/../doc/posthaste/examples: the shared tables' sample files
+#   MANDIR/../doc/posthaste/examples: the shared tables' sample files,
+#       fail2ban/{filter.d,jail.d}/posthaste.conf
 #   SYSCONFDIR/smtpd.conf, SYSCONFDIR/aliases     (never overwritten)
 #   /lib/systemd/system/posthaste.service         (Linux)
 #
@@ -150,6 +151,15 @@ for f in etc/pgsql.conf etc/pgsql-schema.sql etc/ldap.conf etc/redis.conf \
     etc/grafana-posthaste.json; do
 	if [ -e "$f" ]; then
 		inst_file "$f" "$DOCDIR/examples/$(basename "$f")" 0644
+	fi
+done
+# fail2ban's filter and jail for our log (smtpd(8) LOGGING), laid out as
+# under /etc/fail2ban: an administrator copies them there
+for d in filter.d jail.d; do
+	if [ -e "etc/fail2ban/$d/posthaste.conf" ]; then
+		inst_dir "$DOCDIR/examples/fail2ban/$d"
+		inst_file "etc/fail2ban/$d/posthaste.conf" \
+		    "$DOCDIR/examples/fail2ban/$d/posthaste.conf" 0644
 	fi
 done
 

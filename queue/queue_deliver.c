@@ -37,7 +37,10 @@ static void	mdachan_close(struct mdachan *);
  * One line per delivery attempt, in the shape log analysers know from
  * Postfix: delay is the message's age; delays=a/b/c/d are before the
  * queue (not measured: 0), in the queue and waiting in the agent,
- * connection set-up, and the transfer itself.
+ * connection set-up, and the transfer itself.  Nothing comes between
+ * delays= and dsn=, nor after the status text: pflogsumm's and
+ * postfix_exporter's patterns need Postfix's order exactly (the number
+ * of tries is in "smtpctl show queue").
  */
 void
 log_delivery(const struct qenv *e, const char *status,
@@ -71,9 +74,9 @@ log_delivery(const struct qenv *e, const char *status,
 	addr_to_string(&e->evp.dest, to, sizeof(to));
 	/* the message's queue id, as in "queued as" and the from= line */
 	log_info("%08" PRIx32 ": to=<%s>, relay=%s, delay=%.2f, "
-	    "delays=0/%.2f/%.2f/%.2f, tries=%u, dsn=%s, status=%s (%s)",
+	    "delays=0/%.2f/%.2f/%.2f, dsn=%s, status=%s (%s)",
 	    (uint32_t)(e->evp.id >> 32), to, r->relay, (now - since) / 1000.0,
-	    b / 1000.0, c / 1000.0, d / 1000.0, e->evp.tries, dsn, status,
+	    b / 1000.0, c / 1000.0, d / 1000.0, dsn, status,
 	    log_sanitize(text, clean, sizeof(clean)));
 }
 

@@ -401,15 +401,17 @@ smtp_auth_result(struct session *s, const struct lka_result *r)
 	/*
 	 * Postfix's lines: fail2ban's postfix filter (mode auth) bans on
 	 * "authentication failed", so a failure on our side (tempfail) must
-	 * not say it.
+	 * not say it.  A success says "ID: auth: client=": pflogsumm would
+	 * count "ID: client=" as a message received (that line is the
+	 * message's, smtp_data.c).
 	 */
 	session_client(s, client, sizeof(client));
 	mech = s->auth->mech == MECH_PLAIN ? "PLAIN" : s->auth->mech ==
 	    MECH_LOGIN ? "LOGIN" : "CRAM-MD5";
 	log_sanitize(s->auth->user, clean, sizeof(clean));
 	if (r->status == PROTO_OK)
-		log_info("%08x: client=%s, sasl_method=%s, sasl_username=%s",
-		    s->id, client, mech, clean);
+		log_info("%08x: auth: client=%s, sasl_method=%s, "
+		    "sasl_username=%s", s->id, client, mech, clean);
 	else if (r->status == PROTO_TEMPFAIL)
 		log_warnx("warning: %s: SASL %s authentication unavailable: "
 		    "temporary failure, sasl_username=%s", client, mech,

@@ -769,11 +769,23 @@ session_queue_committed(const struct queue_msg_resp *r)
 	tx->msgfd = -1;
 	if (r->status == PROTO_OK) {
 		addr_to_string(&tx->mailfrom, sender, sizeof(sender));
+		session_client(s, client, sizeof(client));
+		/*
+		 * Postfix's smtpd line for a message it took: pflogsumm
+		 * counts receptions by "QUEUEID: client=" alone, and the
+		 * line after it keeps everything in one place for grep.
+		 */
+		if (s->authname != NULL)
+			log_info("%08x: client=%s, sasl_method=%s, "
+			    "sasl_username=%s", tx->msgid, client,
+			    s->auth_mech ? s->auth_mech : "PLAIN",
+			    log_sanitize(s->authname, clean, sizeof(clean)));
+		else
+			log_info("%08x: client=%s", tx->msgid, client);
 		/* the queue id of "queued as" and of the delivery lines */
 		log_info("%08x: from=<%s>, size=%zu, nrcpt=%zu, client=%s, "
 		    "helo=<%s>%s%s%s%s%s", tx->msgid, log_sanitize(sender,
-		    clean, sizeof(clean)), tx->msgsize, tx->ndests,
-		    session_client(s, client, sizeof(client)),
+		    clean, sizeof(clean)), tx->msgsize, tx->ndests, client,
 		    s->helo ? log_sanitize(s->helo, helo, sizeof(helo)) : "",
 		    s->authname ? ", sasl_username=" : "",
 		    s->authname ? s->authname : "",

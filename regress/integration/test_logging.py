@@ -44,7 +44,7 @@ def test_received_and_delivered_lines():
         assert re.fullmatch(r"[0-9a-f]{8}", msgid), msgid
         pats = [(r"\] queue: %s: to=<%s@example\.test>, relay=local, "
                  r"delay=\d+\.\d\d, delays=0/\d+\.\d\d/\d+\.\d\d/"
-                 r"\d+\.\d\d, tries=1, dsn=2\.0\.0, status=sent "
+                 r"\d+\.\d\d, dsn=2\.0\.0, status=sent "
                  r"\(delivered\)" % (msgid, u)) for u in (USER, TEST_USER1)]
         deadline = time.monotonic() + 10
         while not all(re.search(p, d.log()) for p in pats):
@@ -372,22 +372,30 @@ def test_no_syslog_at_all():
     """Issue 15 item 7: with no /dev/log, the daemon without -d died
     within a second of its first queued message (a sandboxed child's
     syslog() tried to reconnect: socket(), SIGSYS).  It must deliver and
-    keep running; when a syslogd appears, lines arrive."""
+    keep running; when a syslogd appears, lines arrive: the new ones and
+    (issue 22: nothing lost silently) those of the time without it,
+    each at facility mail."""
     ensure_test_user(SYSLOG_USER)
     reset_maildir(SYSLOG_USER)
     rcpt = "%s@example.test" % SYSLOG_USER
     with SyslogDaemon(syslog=False) as d:
         before = sorted(d.daemons())
-        _send_messages(d.port, rcpt, ["n%02d" % i for i in range(10)])
+        early = _send_messages(d.port, rcpt, ["n%02d" % i for i in range(10)])
         wait_maildir(SYSLOG_USER, 10)
         time.sleep(1.5)
         gone = [pid for pid in before if pid not in d.daemons()]
         assert not gone, "processes died: %s" % gone
         d.syslog.start()
         ids = _send_messages(d.port, rcpt, ["late"])
-        assert poll(lambda: re.search(r"smtpd/queue\[\d+\]: %s: to=<"
-                                      % ids[0], d.syslog.text())), \
+        assert poll(lambda: all(re.search(
+            r"smtpd/queue\[\d+\]: %s: to=<.*status=sent" % i,
+            d.syslog.text()) for i in early + ids), timeout=15), \
             d.syslog.text()
+        text = d.syslog.text()
+    pris = re.findall(r"^<(\d+)>", text, re.M)
+    assert pris and all(int(p) >> 3 == 2 for p in pris), \
+        "not all at facility mail (2): %s" % sorted(set(pris))
+    assert len(pris) == len(text.splitlines()), text
 
 
 test_no_syslog_at_all.timeout = 120

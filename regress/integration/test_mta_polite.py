@@ -20,6 +20,7 @@ message to the queue; the rate and recipient options did not exist.
 """
 
 import asyncio
+import re
 import subprocess
 import threading
 import time
@@ -322,7 +323,10 @@ def test_421_everywhere_backs_off():
     assert retry, conns
     # "queue retry-remote 1s" asked again within the back-off, in vain
     assert retry[0]["opened"] - last_refusal >= 1.9, conns
-    assert "tries=2, dsn=4.7.0, status=deferred" in log, log
+    # one envelope deferred twice (the log has no tries=: Postfix's shape)
+    deferred = re.findall(r"\] queue: (\w+: to=<[^>]*>), .*dsn=4\.7\.0, "
+                          r"status=deferred", log)
+    assert any(deferred.count(k) >= 2 for k in deferred), log
     assert len(conns) <= INITIAL + 3, conns
 
 
