@@ -1,9 +1,10 @@
 /*
  * smtpctl.c -- control a running smtpd over its control socket.
  *
- * What the daemon sends is printed through ctl_format.c (show queue) or
- * json.c (-j): never a field pasted into output by hand, since the fields
- * hold what senders and remote servers chose.
+ * What the daemon sends is printed through ctl_format.c (show queue),
+ * ctl_qshape.c (show qshape, counted from show queue's entries) or json.c
+ * (-j): never a field pasted into output by hand, since the fields hold
+ * what senders and remote servers chose.
  *
  * The folder programs/ holds the user programs, apart from the daemon:
  * smtpctl.c, sendmail.c (also mailq and newaliases) and makemap.c.  They
