@@ -55,6 +55,17 @@ enum ctl_cmd {
 };
 
 /*
+ * struct ctl_request.match: which envelopes schedule, remove, hold and
+ * release act on.  CTL_MATCH_ID: id (an envelope, a message, 0 = all);
+ * the others: those whose sender, or recipient (as the client gave it
+ * or after expansion), matches pattern, a shell glob (fnmatch(3))
+ * compared without regard to case; id is then 0.
+ */
+#define CTL_MATCH_ID		0
+#define CTL_MATCH_SENDER	1
+#define CTL_MATCH_RCPT		2
+
+/*
  * struct ctl_reply.status: 0 done, 1 failed; CTL_STATUS_BUSY: control
  * refused the connection (too many clients, of this uid or in all) and
  * nothing was done; sendmail leaves the message in the offline directory.

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "ctl.h"
 #include "log.h"
 #include "mproc.h"
 #include "proto.h"
@@ -101,7 +102,13 @@ proto_valid_delivery_result(const struct delivery_result *r)
 int
 proto_valid_ctl_request(const struct ctl_request *r)
 {
-	return STR_OK(r->arg) ? 0 : -1;
+	if (!STR_OK(r->arg) || !STR_OK(r->pattern))
+		return -1;
+	/* a pattern picks the envelopes by itself: no id with it */
+	if (r->match > CTL_MATCH_RCPT || (r->match != CTL_MATCH_ID &&
+	    r->id != 0))
+		return -1;
+	return 0;
 }
 
 int

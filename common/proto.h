@@ -532,6 +532,8 @@ struct ctl_request {
 	uint32_t	uid;		/* the client's uid (SO_PEERCRED) */
 	uint64_t	id;		/* evpid / msgid / 0 = all */
 	char		arg[256];
+	uint32_t	match;		/* CTL_MATCH_* (ctl.h) */
+	char		pattern[256];	/* CTL_MATCH_SENDER/RCPT: a glob */
 };
 
 struct ctl_reply {

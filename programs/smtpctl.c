@@ -1,9 +1,10 @@
 /*
  * smtpctl.c -- control a running smtpd over its control socket.
  *
- * What the daemon sends is printed through ctl_format.c (show queue) or
- * json.c (-j): never a field pasted into output by hand, since the fields
- * hold what senders and remote servers chose.
+ * What the daemon sends is printed through ctl_format.c (show queue),
+ * ctl_qshape.c (show qshape, counted from show queue's entries) or json.c
+ * (-j): never a field pasted into output by hand, since the fields hold
+ * what senders and remote servers chose.
  *
  * The folder programs/ holds the user programs, apart from the daemon:
  * smtpctl.c, sendmail.c (also mailq and newaliases) and makemap.c.  They
@@ -28,7 +29,9 @@
 #include "ctl_dkim.h"
 #include "ctl_format.h"
 #include "ctl_milter.h"
+#include "ctl_qshape.h"
 #include "ctl_spf.h"
+#include "envelope.h"
 #include "imsg.h"
 #include "json.h"
 #include "platform.h"
@@ -43,10 +46,13 @@ usage(void)
 	    "commands:\n"
 	    "  show queue [-j]          show status | stats [-j]\n"
 	    "  show milters [-j]\n"
-	    "  show message ID          show envelope ID\n"
+	    "  show message [-e] [-h] ID\n"
+	    "  show envelope ID         show qshape [-s] [STATE]\n"
 	    "  monitor\n"
-	    "  schedule ID|all          remove ID|all\n"
-	    "  hold ID|all              release ID|all\n"
+	    "  schedule ID|all|from PATTERN|to PATTERN|domain DOMAIN\n"
+	    "  remove ID|all|from PATTERN|to PATTERN|domain DOMAIN\n"
+	    "  hold ID|all|from PATTERN|to PATTERN|domain DOMAIN\n"
+	    "  release ID|all|from PATTERN|to PATTERN|domain DOMAIN\n"
 	    "  pause envelope ID|all    resume envelope ID|all\n"
 	    "  pause mda|mta|smtp       resume mda|mta|smtp\n"
 	    "  log verbose|brief        update table NAME\n"
@@ -75,6 +81,45 @@ parse_id(const char *s, uint64_t *id)
 	    (strlen(s) != 8 && strlen(s) != 16))
 		return -1;
 	return 0;
+}
+
+/*
+ * Which envelopes schedule, remove, hold and release act on: ID|all,
+ * "from PATTERN", "to PATTERN" (globs, ctl.h), or "domain DOMAIN", the
+ * recipients "*@DOMAIN" (schedule domain: Postfix's flush of a site).
+ */
+static void
+parse_select(int argc, char **argv, struct ctl_request *req)
+{
+	const char	*what = argv[0];
+	int		 n;
+
+	if (argc == 1) {
+		if (parse_id(what, &req->id) == -1) {
+			fprintf(stderr, "smtpctl: invalid id: %s\n", what);
+			exit(64);
+		}
+		return;
+	}
+	if (argc != 2)
+		usage();
+	if (strcmp(what, "from") == 0)
+		req->match = CTL_MATCH_SENDER;
+	else if (strcmp(what, "to") == 0 || strcmp(what, "domain") == 0)
+		req->match = CTL_MATCH_RCPT;
+	else
+		usage();
+	if (what[0] == 'd' && (argv[1][0] == '\0' ||
+	    strchr(argv[1], '@') != NULL)) {
+		fprintf(stderr, "smtpctl: invalid domain: %s\n", argv[1]);
+		exit(64);
+	}
+	n = snprintf(req->pattern, sizeof(req->pattern), "%s%s",
+	    what[0] == 'd' ? "*@" : "", argv[1]);
+	if (n < 0 || (size_t)n >= sizeof(req->pattern)) {
+		fprintf(stderr, "smtpctl: pattern too long\n");
+		exit(64);
+	}
 }
 
 /* the socket named in the configuration, when -s is not given */
@@ -144,7 +189,13 @@ encrypt_password(const char *arg)
 }
 
 enum out_mode { OUT_LINES, OUT_RAW, OUT_QUEUE, OUT_QUEUE_JSON, OUT_STATS,
-	OUT_MILTERS, OUT_MILTERS_JSON };
+	OUT_MILTERS, OUT_MILTERS_JSON, OUT_ENTRIES, OUT_HEADERS };
+
+/* OUT_ENTRIES: each envelope of show queue to a function of the caller */
+struct entry_sink {
+	int	(*fn)(const struct ctl_queue_entry *, void *);
+	void	*arg;
+};
 
 static int
 ctl_connect(const char *sock)
@@ -234,13 +285,47 @@ print_stats_json(const struct stats *st)
 }
 
 /*
+ * show message -h: the message's text up to the empty line that ends its
+ * header (LF or CRLF), across the chunks of one message
+ */
+static void
+print_headers(const char *text)
+{
+	static int	done, bol = 1, cr;
+
+	for (; *text != '\0' && !done; text++) {
+		if (bol && *text == '\n') {
+			done = 1;
+			break;
+		}
+		if (bol && *text == '\r' && !cr) {
+			cr = 1;
+			continue;
+		}
+		if (cr) {
+			cr = 0;
+			if (*text == '\n') {
+				done = 1;
+				break;
+			}
+			fputc('\r', stdout);
+		}
+		fputc(*text, stdout);
+		bol = *text == '\n';
+	}
+}
+
+/*
  * One request, its replies printed as asked; -1 when the daemon said
- * something failed.  OUT_STATS collects key=value replies instead.
+ * something failed.  OUT_STATS collects key=value replies in arg (a
+ * struct stats), OUT_ENTRIES gives show queue's to arg's function.
  */
 static int
 ctl_call(const char *sock, const struct ctl_request *req, enum out_mode mode,
-    struct stats *st)
+    void *arg)
 {
+	struct stats		*st = mode == OUT_STATS ? arg : NULL;
+	struct entry_sink	*sink = mode == OUT_ENTRIES ? arg : NULL;
 	struct imsgbuf		ib;
 	struct imsg		m;
 	struct ctl_reply	r;
@@ -266,7 +351,8 @@ ctl_call(const char *sock, const struct ctl_request *req, enum out_mode mode,
 			exit(74);
 		}
 		while (imsg_get(&ib, &m) == 1) {
-			if ((mode == OUT_QUEUE || mode == OUT_QUEUE_JSON) &&
+			if ((mode == OUT_QUEUE || mode == OUT_QUEUE_JSON ||
+			    mode == OUT_ENTRIES) &&
 			    m.hdr.type == IMSG_CTL_QUEUE_ENTRY &&
 			    m.len == sizeof(q)) {
 				memcpy(&q, m.data, sizeof(q));
@@ -274,7 +360,13 @@ ctl_call(const char *sock, const struct ctl_request *req, enum out_mode mode,
 					fprintf(stderr, "smtpctl: bad reply\n");
 					exit(76);
 				}
-				print_queue_entry(&q, mode == OUT_QUEUE_JSON);
+				if (sink == NULL)
+					print_queue_entry(&q,
+					    mode == OUT_QUEUE_JSON);
+				else if (sink->fn(&q, sink->arg) == -1) {
+					perror("smtpctl");
+					exit(71);
+				}
 				continue;
 			}
 			if ((mode == OUT_MILTERS || mode == OUT_MILTERS_JSON) &&
@@ -313,6 +405,8 @@ ctl_call(const char *sock, const struct ctl_request *req, enum out_mode mode,
 				}
 			} else if (mode == OUT_RAW)
 				fputs(r.text, stdout);
+			else if (mode == OUT_HEADERS)
+				print_headers(r.text);
 			else
 				printf("%s\n", r.text);
 			if (r.end) {
@@ -430,6 +524,113 @@ ctl_table_lookup(const char *sock, char **argv)
 	}
 }
 
+struct qshape_sink {
+	struct qshape	*qs;
+	const char	*state;		/* only envelopes in it; NULL: all */
+};
+
+static int
+qshape_entry(const struct ctl_queue_entry *q, void *arg)
+{
+	struct qshape_sink	*k = arg;
+
+	if (k->state != NULL &&
+	    strcmp(ctl_queue_state_name(q->state), k->state) != 0)
+		return 0;
+	return qshape_add(k->qs, q);
+}
+
+/* smtpctl show qshape [-s] [STATE]: show queue, counted (ctl_qshape.c) */
+static int
+ctl_qshape(const char *sock, int by_sender, const char *state)
+{
+	struct ctl_request	req;
+	struct qshape		qs;
+	struct qshape_sink	k = { &qs, state };
+	struct entry_sink	sink = { qshape_entry, &k };
+
+	memset(&req, 0, sizeof(req));
+	req.cmd = CTL_SHOW_QUEUE_ENTRIES;
+	qshape_init(&qs, by_sender);
+	if (ctl_call(sock, &req, OUT_ENTRIES, &sink) == -1) {
+		qshape_free(&qs);
+		return 1;
+	}
+	qshape_print(stdout, &qs);
+	qshape_free(&qs);
+	return fflush(stdout) == EOF ? 1 : 0;
+}
+
+struct evpid_list {
+	uint64_t	 id;		/* a message's (8 hex) or an envelope's */
+	uint64_t	*evpids;
+	size_t		 n, cap;
+};
+
+static int
+evpid_entry(const struct ctl_queue_entry *q, void *arg)
+{
+	struct evpid_list	*l = arg;
+	uint64_t		*n;
+
+	if (q->evpid != l->id && msgid_of(q->evpid) != l->id)
+		return 0;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 8;
+		if ((n = reallocarray(l->evpids, l->cap, sizeof(*n))) == NULL)
+			return -1;
+		l->evpids = n;
+	}
+	l->evpids[l->n++] = q->evpid;
+	return 0;
+}
+
+/*
+ * smtpctl show message [-e] [-h] ID: with -e the envelope of each of its
+ * recipients first (show envelope), as postcat -q shows a queue file's
+ * records; with -h the message's header only.  The envelopes are those
+ * show queue lists at the time: one delivered meanwhile is "no such
+ * envelope" on stderr, and the exit status 1.
+ */
+static int
+ctl_show_message(const char *sock, uint64_t id, int envelopes, int headers)
+{
+	struct ctl_request	req;
+	struct evpid_list	l;
+	struct entry_sink	sink = { evpid_entry, &l };
+	size_t			i;
+	int			rc = 0;
+
+	memset(&req, 0, sizeof(req));
+	memset(&l, 0, sizeof(l));
+	if (envelopes) {
+		l.id = id;
+		req.cmd = CTL_SHOW_QUEUE_ENTRIES;
+		if (ctl_call(sock, &req, OUT_ENTRIES, &sink) == -1)
+			return 1;
+		if (l.n == 0) {
+			fprintf(stderr, "no such message\n");
+			return 1;
+		}
+		for (i = 0; i < l.n; i++) {
+			printf("*** ENVELOPE %016" PRIx64 " ***\n",
+			    l.evpids[i]);
+			req.cmd = CTL_SHOW_ENVELOPE;
+			req.id = l.evpids[i];
+			if (ctl_call(sock, &req, OUT_RAW, NULL) == -1)
+				rc = 1;
+		}
+		free(l.evpids);
+		printf("*** MESSAGE %s ***\n", headers ? "HEADER" :
+		    "CONTENTS");
+	}
+	req.cmd = CTL_SHOW_MESSAGE;
+	req.id = id;
+	if (ctl_call(sock, &req, headers ? OUT_HEADERS : OUT_RAW, NULL) == -1)
+		rc = 1;
+	return rc;
+}
+
 /* smtpctl monitor: the counters every second, as changes, until ^C */
 static int
 ctl_monitor(const char *sock)
@@ -470,6 +671,9 @@ main(int argc, char **argv)
 	struct stats		 st;
 	int			 ch, json = 0, show_queue = 0;
 	int			 raw = 0, monitor = 0, rc;
+	int			 qshape = 0, by_sender = 0, msg_env = 0;
+	int			 msg_head = 0;
+	const char		*qstate = NULL;
 	char			**table_args = NULL;
 
 	while ((ch = getopt(argc, argv, "+f:s:")) != -1) {
@@ -518,10 +722,50 @@ main(int argc, char **argv)
 			req.cmd = CTL_SHOW_METRICS;
 		else if (strcmp(argv[1], "status") == 0 && argc == 2)
 			req.cmd = CTL_SHOW_STATUS;
-		else if ((strcmp(argv[1], "message") == 0 ||
-		    strcmp(argv[1], "envelope") == 0) && argc == 3) {
-			req.cmd = argv[1][0] == 'm' ? CTL_SHOW_MESSAGE :
-			    CTL_SHOW_ENVELOPE;
+		else if (strcmp(argv[1], "qshape") == 0) {
+			int	i;
+
+			qshape = 1;
+			for (i = 2; i < argc; i++)
+				if (strcmp(argv[i], "-s") == 0 && !by_sender)
+					by_sender = 1;
+				else if (argv[i][0] != '-' && qstate == NULL)
+					qstate = argv[i];
+				else
+					usage();
+			if (qstate != NULL) {
+				uint32_t s;
+
+				for (s = 0; s < CTL_QSTATE_MAX; s++)
+					if (strcmp(ctl_queue_state_name(s),
+					    qstate) == 0)
+						break;
+				if (s == CTL_QSTATE_MAX) {
+					fprintf(stderr, "smtpctl: unknown "
+					    "state: %s\n", qstate);
+					exit(64);
+				}
+			}
+		} else if (strcmp(argv[1], "message") == 0 && argc >= 3) {
+			int	i;
+
+			for (i = 2; i < argc - 1; i++)
+				if (strcmp(argv[i], "-e") == 0)
+					msg_env = 1;
+				else if (strcmp(argv[i], "-h") == 0)
+					msg_head = 1;
+				else
+					usage();
+			req.cmd = CTL_SHOW_MESSAGE;
+			raw = 1;
+			if (parse_id(argv[argc - 1], &req.id) == -1 ||
+			    req.id == 0) {
+				fprintf(stderr, "smtpctl: invalid id: %s\n",
+				    argv[argc - 1]);
+				exit(64);
+			}
+		} else if (strcmp(argv[1], "envelope") == 0 && argc == 3) {
+			req.cmd = CTL_SHOW_ENVELOPE;
 			raw = 1;
 			if (parse_id(argv[2], &req.id) == -1 || req.id == 0) {
 				fprintf(stderr, "smtpctl: invalid id: %s\n",
@@ -533,21 +777,15 @@ main(int argc, char **argv)
 	} else if (strcmp(argv[0], "monitor") == 0 && argc == 1) {
 		monitor = 1;
 	} else if ((strcmp(argv[0], "schedule") == 0 ||
-	    strcmp(argv[0], "remove") == 0) && argc == 2) {
+	    strcmp(argv[0], "remove") == 0) && argc >= 2) {
 		req.cmd = argv[0][0] == 's' ? CTL_SCHEDULE : CTL_REMOVE;
-		if (parse_id(argv[1], &req.id) == -1) {
-			fprintf(stderr, "smtpctl: invalid id: %s\n", argv[1]);
-			exit(64);
-		}
+		parse_select(argc - 1, argv + 1, &req);
 	} else if ((strcmp(argv[0], "hold") == 0 ||
-	    strcmp(argv[0], "release") == 0) && argc == 2) {
+	    strcmp(argv[0], "release") == 0) && argc >= 2) {
 		struct passwd	*pw;
 
 		req.cmd = argv[0][0] == 'h' ? CTL_HOLD : CTL_RELEASE;
-		if (parse_id(argv[1], &req.id) == -1) {
-			fprintf(stderr, "smtpctl: invalid id: %s\n", argv[1]);
-			exit(64);
-		}
+		parse_select(argc - 1, argv + 1, &req);
 		/* for the reason, "smtpctl hold by NAME"; the queue checks it */
 		if ((pw = getpwuid(getuid())) != NULL)
 			snprintf(req.arg, sizeof(req.arg), "%s", pw->pw_name);
@@ -606,6 +844,10 @@ main(int argc, char **argv)
 		return ctl_monitor(sock);
 	if (table_args != NULL)
 		return ctl_table_lookup(sock, table_args);
+	if (qshape)
+		return ctl_qshape(sock, by_sender, qstate);
+	if (msg_env || msg_head)
+		return ctl_show_message(sock, req.id, msg_env, msg_head);
 	if (req.cmd == CTL_SHOW_STATS && json) {
 		memset(&st, 0, sizeof(st));
 		if ((rc = ctl_call(sock, &req, OUT_STATS, &st)) == 0)

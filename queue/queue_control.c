@@ -14,10 +14,18 @@
  * reason are written to queue/EVPID as a retry rewrites an envelope
  * (qenv_update()), queue/ is synced, and only then is smtpctl answered,
  * so a hold it reported survives a crash (ctl_hold()).
+ *
+ * Schedule, remove, hold and release take the envelopes an id names (an
+ * envelope, a message, all), or those whose sender or recipient matches
+ * a pattern (ctl_selects()): "smtpctl remove from '*@spam.example'",
+ * "smtpctl schedule domain example.org" (a flush: the recipients
+ * "*@example.org").
  */
 #include <sys/types.h>
 
+#include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "log.h"
 #include "queue.h"
 #include "queue_int.h"
@@ -73,6 +82,44 @@ ctl_may_see(const struct ctl_request *req, const struct qenv *e)
 	/* root sees all; others only what they sent (local submission) */
 	return req->uid == 0 || ((e->evp.flags & EF_LOCAL) &&
 	    e->evp.uid == req->uid);
+}
+
+/*
+ * An address against smtpctl's glob, both in lower case: admins write
+ * "*@Example.ORG" and mean the domain, whatever case senders used.  The
+ * empty sender (a bounce) is "", which the pattern "" matches.
+ */
+static int
+ctl_glob(const char *pattern, const struct mailaddr *a)
+{
+	char	pat[sizeof(((struct ctl_request *)0)->pattern)];
+	char	addr[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	size_t	i;
+
+	if (addr_to_string(a, addr, sizeof(addr)) == -1)
+		return 0;
+	for (i = 0; addr[i] != '\0'; i++)
+		addr[i] = tolower((unsigned char)addr[i]);
+	for (i = 0; pattern[i] != '\0' && i + 1 < sizeof(pat); i++)
+		pat[i] = tolower((unsigned char)pattern[i]);
+	pat[i] = '\0';
+	return fnmatch(pat, addr, 0) == 0;
+}
+
+/* the envelopes schedule, remove, hold and release act on (ctl.h) */
+static int
+ctl_selects(const struct ctl_request *req, const struct qenv *e)
+{
+	switch (req->match) {
+	case CTL_MATCH_SENDER:
+		return ctl_glob(req->pattern, &e->evp.sender);
+	case CTL_MATCH_RCPT:
+		return ctl_glob(req->pattern, &e->evp.rcpt) ||
+		    ctl_glob(req->pattern, &e->evp.dest);
+	default:
+		return req->id == 0 || e->evp.id == req->id ||
+		    msgid_of(e->evp.id) == req->id;
+	}
 }
 
 /*
@@ -278,8 +325,7 @@ ctl_hold(struct mproc *p, const struct ctl_request *req)
 
 	ctl_hold_reason(req, reason, sizeof(reason));
 	RB_FOREACH(e, qenv_tree, &envs) {
-		if (req->id != 0 && e->evp.id != req->id &&
-		    msgid_of(e->evp.id) != req->id)
+		if (!ctl_selects(req, e))
 			continue;
 		matched++;
 		if (e->removed || e->bouncing ||
@@ -433,9 +479,7 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 		break;
 	case CTL_SCHEDULE:
 		RB_FOREACH(e, qenv_tree, &envs) {
-			if (e->inflight || e->bouncing || (req->id != 0 &&
-			    e->evp.id != req->id && msgid_of(e->evp.id) !=
-			    req->id))
+			if (e->inflight || e->bouncing || !ctl_selects(req, e))
 				continue;
 			if (e->evp.flags & EF_HOLD) {	/* release first */
 				nheld++;
@@ -464,9 +508,7 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 		int		 flying = 0;
 
 		RB_FOREACH_SAFE(e, qenv_tree, &envs, tmp) {
-			if (e->bouncing || (req->id != 0 &&
-			    e->evp.id != req->id && msgid_of(e->evp.id) !=
-			    req->id))
+			if (e->bouncing || !ctl_selects(req, e))
 				continue;
 			if (e->inflight) {
 				ctl_remove_in_flight(e);
@@ -496,8 +538,7 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 
 		/* the count is of those that changed, not of those seen */
 		RB_FOREACH(e, qenv_tree, &envs) {
-			if (req->id != 0 && e->evp.id != req->id &&
-			    msgid_of(e->evp.id) != req->id)
+			if (!ctl_selects(req, e))
 				continue;
 			matched++;
 			if (pause == !!(e->evp.flags & EF_PAUSED))

@@ -388,6 +388,9 @@ settle(struct answer *a)
 }
 
 static uint32_t	 reqids;
+/* the next request picks by pattern (ctl.h CTL_MATCH_*), not by id */
+static uint32_t	 next_match;
+static const char *next_pattern = "";
 
 static void
 request(uint32_t cmd, uint32_t uid, uint64_t id, struct answer *a)
@@ -400,6 +403,11 @@ request(uint32_t cmd, uint32_t uid, uint64_t id, struct answer *a)
 	req.uid = uid;
 	req.id = id;
 	snprintf(req.arg, sizeof(req.arg), "fuzz");
+	req.match = next_match;
+	snprintf(req.pattern, sizeof(req.pattern), "%s", next_pattern);
+	next_match = CTL_MATCH_ID;
+	next_pattern = "";
+	CHECK(proto_valid_ctl_request(&req) == 0);
 	memset(a, 0, sizeof(*a));
 	a->reqid = req.reqid;
 	a->uid = uid;
@@ -616,6 +624,15 @@ one_request(const uint8_t *data, size_t size, size_t *ip, uint8_t op)
 	} else if (sel == 13) {
 		for (j = 0; j < 8 && *ip < size; j++)
 			id = id << 8 | data[(*ip)++];
+	} else if (sel == 0 && *ip < size && (data[*ip] & 0x80) &&
+	    cmd >= CTL_SCHEDULE && cmd != CTL_SHOW_MESSAGE_BODY) {
+		/* from/to PATTERN: globs, broken ones too, and case */
+		static const char *const pats[8] = { "*", "", "*@*", "[a-",
+		    "*\\", "?*", "*@EXAMPLE.NET", "[c-e]*@*" };
+		uint8_t	pb = data[(*ip)++];
+
+		next_match = (pb & 1) ? CTL_MATCH_RCPT : CTL_MATCH_SENDER;
+		next_pattern = pats[(pb >> 1) & 7];
 	} else if (sel == 14)
 		id = 0xdeadbeef00000001ULL;
 	else if (sel == 15)
