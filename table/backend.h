@@ -66,6 +66,9 @@ void	table_outage_over(struct table_outage *, const struct table *,
 /* still backing off: do not try the server yet */
 int	table_outage_waiting(const struct table_outage *);
 
+/* "query_alias" ...: the service a driver's keyword names, or TS_COUNT */
+enum table_service table_query_keyword(const char *);
+
 /* a driver's configuration error: "FILE:LINE: why" into err; -1 */
 int	table_conf_error(char *err, size_t errlen, const char *file, int line,
 	    const char *fmt, ...) __attribute__((format(printf, 5, 6)));

@@ -38,17 +38,6 @@
 #include "config.h"
 #include "pgsql_conf.h"
 
-static const char *const query_keywords[TS_COUNT] = {
-	[TS_STRING] = "query_string",
-	[TS_ALIAS] = "query_alias",
-	[TS_DOMAIN] = "query_domain",
-	[TS_CREDENTIALS] = "query_credentials",
-	[TS_NETADDR] = "query_netaddr",
-	[TS_USERINFO] = "query_userinfo",
-	[TS_MAILADDR] = "query_mailaddr",
-	[TS_MAILADDRMAP] = "query_mailaddrmap",
-};
-
 /* conninfo keywords refused, and why */
 static const struct {
 	const char	*keyword;
@@ -382,9 +371,7 @@ pgsql_conf_parse(struct pgsql_conf *pc, const char *text, size_t len,
 				goto fail;
 			continue;
 		}
-		for (s = 0; s < TS_COUNT; s++)
-			if (strcmp(kw, query_keywords[s]) == 0)
-				break;
+		s = table_query_keyword(kw);
 		if (s == TS_COUNT) {
 			table_conf_error(err, errlen, file, line,
 			    "unknown keyword "

@@ -62,17 +62,6 @@
  * The configuration file
  */
 
-static const char *const query_keywords[TS_COUNT] = {
-	[TS_STRING] = "query_string",
-	[TS_ALIAS] = "query_alias",
-	[TS_DOMAIN] = "query_domain",
-	[TS_CREDENTIALS] = "query_credentials",
-	[TS_NETADDR] = "query_netaddr",
-	[TS_USERINFO] = "query_userinfo",
-	[TS_MAILADDR] = "query_mailaddr",
-	[TS_MAILADDRMAP] = "query_mailaddrmap",
-};
-
 /* "5s", "500ms", "1m", "5" (seconds): milliseconds, or -1 */
 static long
 parse_duration_ms(const char *s)
@@ -343,9 +332,7 @@ redis_conf_parse(const char *file, const char *text, size_t len,
 			}
 			rc->pool = (int)num;
 		} else {
-			for (i = 0; i < TS_COUNT; i++)
-				if (strcmp(kw, query_keywords[i]) == 0)
-					break;
+			i = (int)table_query_keyword(kw);
 			if (i == TS_COUNT) {
 				table_conf_error(err, errlen, file, lineno,
 				    "unknown keyword \"%.40s\"", kw);

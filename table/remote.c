@@ -757,3 +757,14 @@ table_conf_error(char *err, size_t errlen, const char *file, int line,
 		snprintf(err, errlen, "%.200s: %s", file, why);
 	return -1;
 }
+
+enum table_service
+table_query_keyword(const char *kw)
+{
+	enum table_service	s;
+
+	if (strncmp(kw, "query_", 6) != 0 ||
+	    table_service_parse(kw + 6, &s) == -1)
+		return TS_COUNT;
+	return s;
+}
