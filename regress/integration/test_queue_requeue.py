@@ -14,7 +14,8 @@ dropped.test is no longer ours, team@alias.test is two addresses; a
 reload (SIGHUP), and:
 
   requeue ID          stay.test's envelope: routed as before and tried
-                      at once (still the 451 hop)
+                      at once (still the 451 hop); held, it is routed
+                      and stays held
   requeue domain D    moved.test's three envelopes get the new route
                       (written to the spool: show envelope says so),
                       the alias one (its destination is in moved.test)
@@ -167,6 +168,14 @@ def test_requeue_reroutes_durably():
         out = ctl(d, "requeue", stay).stdout
         assert out.strip() == "1 requeued, 0 unchanged", out
         assert poll(lambda: deferred(d, ["s@stay.test"], tries=2), 15), \
+            queue(d)
+        # held: routed again, and still held (not tried) until released
+        ctl(d, "hold", stay)
+        out = ctl(d, "requeue", "to", "s@stay.test").stdout
+        assert out.strip() == "1 requeued, 0 unchanged", out
+        assert queue(d)["s@stay.test"]["state"] == "held", queue(d)
+        ctl(d, "release", stay)
+        assert poll(lambda: deferred(d, ["s@stay.test"], tries=3), 15), \
             queue(d)
 
         # by domain, the mta paused: the new route is written, not tried
