@@ -32,7 +32,7 @@ MAX_CLIENTS = 64	# control.c
 PER_UID = 16		# CONTROL_MAX_PER_UID
 ROOT_RESERVE = 16	# CONTROL_ROOT_RESERVE
 IDLE_TIMEOUT = 10	# CONTROL_IDLE_TIMEOUT
-OFFLINE_RESCAN = 30	# smtpd.c OFFLINE_RESCAN_SECS
+OFFLINE_RESCAN = 10	# smtpd.c OFFLINE_RESCAN_SECS
 # the helpers run as test users, who cannot read root's own python
 PYTHON = "/usr/bin/python3"
 
