@@ -64,10 +64,10 @@ enum ctl_cmd {
 
 /*
  * struct ctl_request.match: which envelopes schedule, remove, hold,
- * release and requeue act on.  CTL_MATCH_ID: id (an envelope, a message, 0 = all);
- * the others: those whose sender, or recipient (as the client gave it
- * or after expansion), matches pattern, a shell glob (fnmatch(3))
- * compared without regard to case; id is then 0.
+ * release and requeue act on.  CTL_MATCH_ID: id (an envelope, a
+ * message, 0 = all); the others: those whose sender, or recipient (as
+ * the client gave it or after expansion), matches pattern, a shell glob
+ * (fnmatch(3)) compared without regard to case; id is then 0.
  */
 #define CTL_MATCH_ID		0
 #define CTL_MATCH_SENDER	1

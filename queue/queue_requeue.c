@@ -23,8 +23,9 @@
  * Durability, as hold: the new destination is written to queue/EVPID
  * (qenv_update(): aside, synced, renamed over), queue/ is synced once
  * the last answer is in, and only then are the envelopes scheduled and
- * smtpctl answered; a crash before leaves each envelope with its old
- * destination or its new one, never a mix.  Lookup seals its
+ * smtpctl answered (one whose destination is what it was is only
+ * scheduled: nothing to write); a crash before leaves each envelope
+ * with its old destination or its new one, never a mix.  Lookup seals its
  * destinations (destmac.h) and the seal is checked here as for a
  * worker's envelope: a destination that does not verify is a broken
  * lookup, fatal.
@@ -73,6 +74,7 @@ struct requeue {
 	struct requeue_item	*items;
 	size_t			 nitems, nsent, nanswered;
 	int			 requeued, unchanged, failed;
+	int			 written;	/* renamed into queue/ */
 };
 
 static TAILQ_HEAD(, requeue)	jobs = TAILQ_HEAD_INITIALIZER(jobs);
@@ -161,7 +163,7 @@ requeue_finish(struct requeue *q)
 	size_t		 i;
 	int		 synced = 1;
 
-	if (q->requeued > 0 && fsync(dfd_queue) == -1) {
+	if (q->written > 0 && fsync(dfd_queue) == -1) {
 		log_warn("fsync queue/ after smtpctl requeue");
 		synced = 0;
 	}
@@ -190,7 +192,33 @@ requeue_finish(struct requeue *q)
 	free(q);
 }
 
-/* lookup's one destination becomes the envelope's, on the spool first */
+static int
+requeue_same_addr(const struct mailaddr *a, const struct mailaddr *b)
+{
+	return strcmp(a->user, b->user) == 0 &&
+	    strcmp(a->domain, b->domain) == 0;
+}
+
+/* lookup's destination is the one the envelope has: nothing to write */
+static int
+requeue_same_route(const struct envelope *evp, const struct lka_dest *d)
+{
+	if (d->dest_type != evp->dest_type ||
+	    !requeue_same_addr(&d->dest, &evp->dest) ||
+	    strcmp(d->action, evp->action) != 0 ||
+	    strcmp(d->user, evp->user) != 0 ||
+	    strcmp(d->path, evp->path) != 0)
+		return 0;
+	return (d->sender_override.user[0] == '\0' &&
+	    d->sender_override.domain[0] == '\0') ||
+	    requeue_same_addr(&d->sender_override, &evp->sender);
+}
+
+/*
+ * lookup's one destination becomes the envelope's, on the spool first;
+ * the same as before, it is only due now (no write: "requeue all" after
+ * a change for one domain costs the others no sync)
+ */
 static void
 requeue_rewrite(struct requeue *q, struct requeue_item *it, struct qenv *e)
 {
@@ -199,13 +227,22 @@ requeue_rewrite(struct requeue *q, struct requeue_item *it, struct qenv *e)
 	char			 rcpt[(ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2) *
 				    4 + 3];
 	char			 to[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
-	char			 clean[sizeof(to) * 4], action[ENV_NAME_MAX * 4];
+	char			 clean[sizeof(to) * 4];
+	char			 action[ENV_NAME_MAX * 4];
 	const uint8_t		*key;
 
 	if ((key = destmac_key()) == NULL)
 		fatalx("queue holds no destination key");
 	if (destmac_verify(key, d, d->mac) == -1)
 		fatalx("requeue: a destination lookup did not seal");
+	if (requeue_same_route(&e->evp, d)) {
+		it->rewritten = 1;
+		q->requeued++;
+		log_info("requeue: %016" PRIx64 ": %s: routed as before",
+		    e->evp.id, requeue_rcpt_text(&e->evp, rcpt,
+		    sizeof(rcpt)));
+		return;
+	}
 	e->evp.dest_type = d->dest_type;
 	e->evp.dest = d->dest;
 	memcpy(e->evp.action, d->action, sizeof(e->evp.action));
@@ -227,6 +264,7 @@ requeue_rewrite(struct requeue *q, struct requeue_item *it, struct qenv *e)
 	}
 	it->rewritten = 1;
 	q->requeued++;
+	q->written++;
 	addr_to_string(&e->evp.dest, to, sizeof(to));
 	log_info("requeue: %016" PRIx64 ": %s: routed to <%s>, action %s",
 	    e->evp.id, requeue_rcpt_text(&e->evp, rcpt, sizeof(rcpt)),

@@ -167,6 +167,7 @@ def test_requeue_reroutes_durably():
         stay = queue(d)["s@stay.test"]["id"]
         out = ctl(d, "requeue", stay).stdout
         assert out.strip() == "1 requeued, 0 unchanged", out
+        wait_log(d, r"requeue: %s: <s@stay\.test>: routed as before$" % stay)
         assert poll(lambda: deferred(d, ["s@stay.test"], tries=2), 15), \
             queue(d)
         # held: routed again, and still held (not tried) until released
@@ -185,6 +186,9 @@ def test_requeue_reroutes_durably():
         assert out.strip() == "3 requeued, 1 unchanged", out
         wait_log(d, r"requeue: [0-9a-f]{16}: <team@alias\.test>: not "
                  r"re-routed: 2 destinations now, not one$")
+        for r in moved:
+            wait_log(d, r"requeue: [0-9a-f]{16}: <%s>: routed to <%s>, "
+                     r"action new$" % (re.escape(r), re.escape(r)))
         q = queue(d)
         ids = {r: q[r]["id"] for r in moved}
         for r in moved:
