@@ -60,6 +60,11 @@ enum ctl_cmd {
 	 * (queue/queue_requeue.c)
 	 */
 	CTL_REQUEUE,
+	/*
+	 * smtpctl reload (root): SIGHUP's reload, done by the parent, with
+	 * its outcome as the answer (status 1 and why when nothing changed)
+	 */
+	CTL_RELOAD,
 };
 
 /*

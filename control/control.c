@@ -355,6 +355,7 @@ client_dispatch(struct mproc *p, struct imsg *m)
 		client_reply(c, 0, "logging level changed");
 		return;
 	case CTL_SHOW_MILTERS:
+	case CTL_RELOAD:
 		/* the parent holds the running configuration and the
 		 * workers' counters (smtpd/milter_connect.c) */
 		mproc_compose(&c_parent, IMSG_CTL_REQUEST, c->id, -1, &req,
