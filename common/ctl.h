@@ -52,6 +52,12 @@ enum ctl_cmd {
 	 * per line (anyone, as show stats; control asks it for GET /metrics)
 	 */
 	CTL_SHOW_METRICS,
+	/*
+	 * the rate limits' keys at or near their limit, a reply per line
+	 * (root: client addresses and user names); control reads the
+	 * table itself (common/ratelimit.c)
+	 */
+	CTL_SHOW_LIMITS,
 };
 
 /*
