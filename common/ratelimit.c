@@ -42,7 +42,7 @@
 #define RATELIMIT_SLOTS		8192
 #define RATELIMIT_PROBE		64	/* slots looked at per key, at most */
 #define RATELIMIT_KEY_MAX	64	/* with the NUL */
-#define RATELIMIT_KEY_CUT	46	/* a long key: so much of it, "~", hash */
+#define RATELIMIT_KEY_CUT	46	/* a long key: its start, "~", a hash */
 
 static const char *const names[RATE_MAX] = {
 	[RATE_CLIENT_CONN] = "client-connection-rate",
