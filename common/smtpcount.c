@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "smtpcount.h"
 
 /*
@@ -43,6 +44,8 @@ struct smtpcount_table {
 	_Atomic int64_t		open;
 	_Atomic uint64_t	reject[NSTAGES][2];	/* 4xx, 5xx */
 	_Atomic uint64_t	rcpt[RR_MAX];
+	_Atomic uint64_t	limited[RATE_MAX];	/* ratelimit.c */
+	_Atomic uint64_t	rate_table_full;
 };
 
 static struct smtpcount_table	*table;
@@ -67,6 +70,25 @@ smtpcount_init(void)
 	}
 	for (i = 0; i < RR_MAX; i++)
 		atomic_init(&table->rcpt[i], 0);
+	for (i = 0; i < RATE_MAX; i++)
+		atomic_init(&table->limited[i], 0);
+	atomic_init(&table->rate_table_full, 0);
+}
+
+void
+smtpcount_rate_limited(int kind)
+{
+	if (table != NULL && kind >= 0 && kind < RATE_MAX)
+		atomic_fetch_add_explicit(&table->limited[kind], 1,
+		    memory_order_relaxed);
+}
+
+void
+smtpcount_rate_table_full(void)
+{
+	if (table != NULL)
+		atomic_fetch_add_explicit(&table->rate_table_full, 1,
+		    memory_order_relaxed);
 }
 
 void
@@ -175,4 +197,18 @@ smtpcount_metrics(struct metrics *m)
 	    "version", "TLSv1.3", NULL);
 	metrics_u64(m, "posthaste_smtp_tls_sessions_total",
 	    get(SC_TLS_OTHER), "version", "other", NULL);
+	metrics_family(m, "posthaste_smtp_rate_limited_total", "counter",
+	    "SMTP connections and commands refused by a rate limit, by the "
+	    "limit's setting (smtp client-message-rate ...).");
+	for (i = 0; i < RATE_MAX; i++)
+		metrics_u64(m, "posthaste_smtp_rate_limited_total",
+		    table != NULL ? atomic_load_explicit(&table->limited[i],
+		    memory_order_relaxed) : 0, "limit",
+		    ratelimit_name((enum conf_rate_kind)i), NULL);
+	metrics_family(m, "posthaste_smtp_rate_table_full_total", "counter",
+	    "Rate-limited events let through because the rate limit table "
+	    "had no room for their key.");
+	metrics_u64(m, "posthaste_smtp_rate_table_full_total",
+	    table != NULL ? atomic_load_explicit(&table->rate_table_full,
+	    memory_order_relaxed) : 0, NULL);
 }

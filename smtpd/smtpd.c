@@ -59,6 +59,7 @@
 #include "pidfile.h"
 #include "platform.h"
 #include "privsep.h"
+#include "ratelimit.h"
 #include "smtpcount.h"
 #include "proto.h"
 #include "sesscount.h"
@@ -1624,6 +1625,7 @@ main(int argc, char **argv)
 	sched_batch();		/* every child inherits it (util.c) */
 	mda_init(parent_delivery_result, parent_mda_channel);
 	smtpcount_init();	/* the workers count, control reads */
+	ratelimit_init();	/* likewise; it outlives reloads */
 	start_core(bind_control(), bind_metrics());
 	sesscount_init();	/* shared by every generation of workers */
 	start_generation(listen_fds, nl, nworkers);
