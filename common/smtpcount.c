@@ -157,8 +157,10 @@ smtpcount_milter(enum smtpcount_milter action)
 static void
 listener_name(char *buf, size_t len, const char *ifname, uint16_t port)
 {
-	snprintf(buf, len, strchr(ifname, ':') != NULL ? "[%s]:%u" :
-	    "%s:%u", ifname, (unsigned)port);
+	if (strchr(ifname, ':') != NULL)
+		snprintf(buf, len, "[%s]:%u", ifname, (unsigned)port);
+	else
+		snprintf(buf, len, "%s:%u", ifname, (unsigned)port);
 }
 
 int
