@@ -272,7 +272,9 @@ now_ms(void)
  * Postfix's qmgr line for a message that entered the queue: pflogsumm
  * takes the "bytes received" and the senders from it (the smtpd line of
  * the worker, though it says the same, is not read for them).  Once per
- * message, after the sync that made it durable.
+ * message, after the sync that made it durable.  The sender is the
+ * first envelope's: the client's MAIL FROM, or owner-LIST when lookup
+ * expanded a mailing list (each envelope keeps only its own).
  */
 static void
 commit_log(const struct qmsg *m)
