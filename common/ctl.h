@@ -52,14 +52,22 @@ enum ctl_cmd {
 	 * per line (anyone, as show stats; control asks it for GET /metrics)
 	 */
 	CTL_SHOW_METRICS,
+	/*
+	 * smtpctl requeue ID|all|from|to|domain (root), Postfix's postsuper
+	 * -r: each selected envelope's recipient routed again by lookup
+	 * under the configuration in force; rewritten (and synced) only
+	 * when that gives exactly one destination, then scheduled now
+	 * (queue/queue_requeue.c)
+	 */
+	CTL_REQUEUE,
 };
 
 /*
- * struct ctl_request.match: which envelopes schedule, remove, hold and
- * release act on.  CTL_MATCH_ID: id (an envelope, a message, 0 = all);
- * the others: those whose sender, or recipient (as the client gave it
- * or after expansion), matches pattern, a shell glob (fnmatch(3))
- * compared without regard to case; id is then 0.
+ * struct ctl_request.match: which envelopes schedule, remove, hold,
+ * release and requeue act on.  CTL_MATCH_ID: id (an envelope, a
+ * message, 0 = all); the others: those whose sender, or recipient (as
+ * the client gave it or after expansion), matches pattern, a shell glob
+ * (fnmatch(3)) compared without regard to case; id is then 0.
  */
 #define CTL_MATCH_ID		0
 #define CTL_MATCH_SENDER	1

@@ -188,12 +188,13 @@ emit_dest(struct expand *e, const struct expand_node *n, int type,
 
 	/*
 	 * Duplicate suppression: the same delivery.  The address only
-	 * tells deliveries apart when the action's path depends on it (a
-	 * vmail tree, "/var/vmail/%{dest.domain}/%{dest.user}"); otherwise
-	 * "list: bob, bob@here" gives bob one copy.
+	 * tells local deliveries apart when the action's path depends on
+	 * it (a vmail tree, "/var/vmail/%{dest.domain}/%{dest.user}");
+	 * otherwise "list: bob, bob@here" gives bob one copy.  A relayed
+	 * one is its address: "list: a@remote, b@remote" is two.
 	 */
 	dest[0] = '\0';
-	if (strstr(n->action->path, "%{") != NULL)
+	if (type == DEST_REMOTE || strstr(n->action->path, "%{") != NULL)
 		addr_to_string(&n->dest, dest, sizeof(dest));
 	if (seen(e, "d:%d:%s:%s:%s:%s", type, n->action->name, user, path,
 	    dest))

@@ -53,6 +53,7 @@ usage(void)
 	    "  remove ID|all|from PATTERN|to PATTERN|domain DOMAIN\n"
 	    "  hold ID|all|from PATTERN|to PATTERN|domain DOMAIN\n"
 	    "  release ID|all|from PATTERN|to PATTERN|domain DOMAIN\n"
+	    "  requeue ID|all|from PATTERN|to PATTERN|domain DOMAIN\n"
 	    "  pause envelope ID|all    resume envelope ID|all\n"
 	    "  pause mda|mta|smtp       resume mda|mta|smtp\n"
 	    "  log verbose|brief        update table NAME\n"
@@ -84,9 +85,10 @@ parse_id(const char *s, uint64_t *id)
 }
 
 /*
- * Which envelopes schedule, remove, hold and release act on: ID|all,
- * "from PATTERN", "to PATTERN" (globs, ctl.h), or "domain DOMAIN", the
- * recipients "*@DOMAIN" (schedule domain: Postfix's flush of a site).
+ * Which envelopes schedule, remove, hold, release and requeue act on:
+ * ID|all, "from PATTERN", "to PATTERN" (globs, ctl.h), or "domain
+ * DOMAIN", the recipients "*@DOMAIN" (schedule domain: Postfix's flush
+ * of a site).
  */
 static void
 parse_select(int argc, char **argv, struct ctl_request *req)
@@ -789,6 +791,10 @@ main(int argc, char **argv)
 		/* for the reason, "smtpctl hold by NAME"; the queue checks it */
 		if ((pw = getpwuid(getuid())) != NULL)
 			snprintf(req.arg, sizeof(req.arg), "%s", pw->pw_name);
+	} else if (strcmp(argv[0], "requeue") == 0 && argc >= 2) {
+		/* routed again under the running configuration, then due */
+		req.cmd = CTL_REQUEUE;
+		parse_select(argc - 1, argv + 1, &req);
 	} else if ((strcmp(argv[0], "pause") == 0 ||
 	    strcmp(argv[0], "resume") == 0) && argc >= 2) {
 		int pause = strcmp(argv[0], "pause") == 0;

@@ -38,6 +38,7 @@
 #include "addr.h"
 #include "log.h"
 #include "queue.h"
+#include "queue_int.h"
 #include "proc.h"
 #include "spool_msg.h"
 #include "util.h"
@@ -205,7 +206,10 @@ bounce_generate(const struct envelope *e, enum dsn_action action,
 		bounce_free(b);
 		goto fail;
 	}
-	b->reqid = ++next_reqid;
+	/* an id of bounce.c's: neither report_mail.c's nor requeue's */
+	b->reqid = ++next_reqid & ~(REPORT_MAIL_REQID | REQUEUE_REQID);
+	if (b->reqid == 0)
+		b->reqid = next_reqid = 1;
 	TAILQ_INSERT_TAIL(&pending, b, entry);
 
 	memset(&req, 0, sizeof(req));

@@ -13,7 +13,8 @@
  *	queue/EVPID		an envelope of a message with several
  *				recipients, or one that changed since
  *				the commit (a retry, smtpctl hold or
- *				release: EF_HOLD and its reason; a
+ *				release: EF_HOLD and its reason;
+ *				smtpctl requeue: a new destination; a
  *				pause is kept in memory only,
  *				smtpctl(8))
  *	queue/.format		"2": every message in queue/ has a footer
@@ -58,7 +59,8 @@
  * queue_spool.c the spool's files and the start-up load; queue_commit.c
  * a worker's message up to the commit, and the group commit;
  * queue_sched.c the ready and waiting lists; queue_deliver.c the agents'
- * results and channels; queue_control.c smtpctl's requests; bounce.c the
+ * results and channels; queue_control.c smtpctl's requests, and
+ * queue_requeue.c its requeue (routed again by lookup); bounce.c the
  * DSNs; dmarc_send.c the DMARC aggregate reports.  queue_int.h is what they share, queue.h the queue's interface.
  */
 #include <sys/types.h>

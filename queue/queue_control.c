@@ -1,7 +1,8 @@
 /*
  * queue_control.c -- smtpctl's requests, as the control process passes
  * them on: show queue, status, stats, message or envelope; schedule,
- * remove, pause and resume, hold and release.
+ * remove, pause and resume, hold and release; requeue starts here and
+ * goes on in queue_requeue.c.
  *
  * Each request comes with the asker's uid, as the kernel gave it to
  * control, which lets only root change the queue: one who is not root
@@ -106,8 +107,11 @@ ctl_glob(const char *pattern, const struct mailaddr *a)
 	return fnmatch(pat, addr, 0) == 0;
 }
 
-/* the envelopes schedule, remove, hold and release act on (ctl.h) */
-static int
+/*
+ * the envelopes schedule, remove, hold, release and requeue act on
+ * (ctl.h)
+ */
+int
 ctl_selects(const struct ctl_request *req, const struct qenv *e)
 {
 	switch (req->match) {
@@ -502,6 +506,9 @@ queue_control_request(struct mproc *p, const struct ctl_request *req)
 	case CTL_HOLD:
 	case CTL_RELEASE:
 		ctl_hold(p, req);
+		break;
+	case CTL_REQUEUE:
+		ctl_requeue(p, req);	/* answered when lookup has */
 		break;
 	case CTL_REMOVE: {
 		struct qenv	*tmp;

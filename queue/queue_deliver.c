@@ -9,7 +9,7 @@
  * envelopes it was given.  queue_delivery_result() says what a result
  * means for its envelope: gone, tried again later (queue_sched.c), or
  * bounced once expired or failed (bounce.c).  The lookup channel is
- * bounce.c's.
+ * bounce.c's, report_mail.c's and queue_requeue.c's (by request id).
  */
 #include <sys/types.h>
 
@@ -291,6 +291,8 @@ queue_lookup_dispatch(struct mproc *p, struct imsg *im)
 		PROTO_READ(p, im, &d, proto_valid_lka_dest);
 		if (d.reqid & REPORT_MAIL_REQID)
 			report_mail_lookup_dest(&d);
+		else if (d.reqid & REQUEUE_REQID)
+			requeue_lookup_dest(p, &d);
 		else
 			bounce_lookup_dest(&d);
 		break;
@@ -298,6 +300,8 @@ queue_lookup_dispatch(struct mproc *p, struct imsg *im)
 		PROTO_READ(p, im, &r, proto_valid_lka_result);
 		if (r.reqid & REPORT_MAIL_REQID)
 			report_mail_lookup_result(&r);
+		else if (r.reqid & REQUEUE_REQID)
+			requeue_lookup_result(p, &r);
 		else
 			bounce_lookup_result(&r);
 		queue_schedule();
@@ -354,6 +358,8 @@ queue_lookup_closed(struct mproc *p)
 {
 	if (q_lookup == p)
 		q_lookup = NULL;
+	/* smtpctl requeue: what it asked of this one is left unchanged */
+	requeue_lookup_closed(p);
 	q_lookups_open[p - q_lookups] = 0;
 	mproc_clear(p);
 }

@@ -246,5 +246,18 @@ int		tlsrpt_send_now(void);
 void		queue_control_dispatch(struct mproc *, struct imsg *);
 void		ctl_removed_landed(struct qenv *,
 		    const struct delivery_result *);
+int		ctl_selects(const struct ctl_request *, const struct qenv *);
+
+/*
+ * queue_requeue.c: smtpctl requeue, recipients routed again.  Its
+ * lookups use request ids with REQUEUE_REQID set (and not
+ * REPORT_MAIL_REQID); bounce.c's have neither.
+ */
+#define REQUEUE_REQID	0x40000000U
+void		ctl_requeue(struct mproc *, const struct ctl_request *);
+void		requeue_lookup_dest(struct mproc *, const struct lka_dest *);
+void		requeue_lookup_result(struct mproc *,
+		    const struct lka_result *);
+void		requeue_lookup_closed(struct mproc *);
 
 #endif

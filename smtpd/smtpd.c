@@ -107,7 +107,7 @@ struct child {
  * the replies to its ends of data, then the queue records them).
  */
 #define SHUTDOWN_WAIT	30
-#define OFFLINE_RESCAN_SECS 30	/* the offline directory, looked at again */
+#define OFFLINE_RESCAN_SECS 10	/* the offline directory, looked at again */
 #define RETIRES_GENTLY(c) ((c)->kind == C_SMTP || (c)->kind == C_MTA)
 
 static struct child	 children[MAX_CHILDREN];

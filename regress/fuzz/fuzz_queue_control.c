@@ -35,6 +35,15 @@
  * one shown with a reason is held (or in flight, removed, bouncing);
  * and after the clean-up (remove all: held ones too) the queue holds
  * nothing and the spool's folders are empty but for .format and .key.
+ *
+ * The harness plays lookup too, for smtpctl requeue (the command byte
+ * that would be CTL_NONE is CTL_REQUEUE, its next byte the way lookup
+ * answers: the same destination, a new one, two, none, a temporary
+ * failure, or its channel closes, and the parent sends a new one).  A
+ * requeue's lookups carry REQUEUE_REQID and the recipient of an
+ * envelope of the queue; its reply counts "N requeued, M unchanged",
+ * none requeued unless lookup gave exactly one destination, and a new
+ * destination is what show envelope then shows.
  */
 #include <sys/stat.h>
 #include <sys/socket.h>
@@ -53,6 +62,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "destmac.h"
 #include "envelope.h"
 #include "imsg.h"
 #include "log.h"
@@ -65,7 +75,7 @@
 #define FLIGHT_MAX	16
 #define LOOP_MAX	64	/* turns for one operation to settle */
 
-static struct imsgbuf	 parent_ib, control_ib, mta_ib;
+static struct imsgbuf	 parent_ib, control_ib, mta_ib, lookup_ib;
 static char		 spooldir[64];
 
 /* the envelopes of the queue each input starts with */
@@ -89,6 +99,19 @@ struct flight {
 static struct flight	 flights[FLIGHT_MAX];
 static size_t		 nflights;
 static int		 mta_paused, mda_paused;
+
+/* how the harness, as lookup, answers a requeue (LOOKUP_*) */
+enum {
+	LOOKUP_SAME,		/* the envelope's destination again */
+	LOOKUP_NEW,		/* another address, same kind */
+	LOOKUP_TWO,		/* an alias of two now */
+	LOOKUP_NONE,		/* refused: no destination */
+	LOOKUP_TEMP,		/* a temporary failure */
+	LOOKUP_CLOSE,		/* the channel closes unanswered */
+	LOOKUP_MODES
+};
+static int		 lookup_mode;
+static size_t		 lookup_asked;
 
 static char		 body_big[1500];
 static const char	 body_a[] = "Subject: a\n\nhello\n.\n";
@@ -132,6 +155,21 @@ cleanup(void)
 	rmdir(spooldir);
 }
 
+/* a (new) lookup process, from the parent, as at a reload */
+static void
+lookup_channel(void)
+{
+	int	lk[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, lk) == -1)
+		abort();
+	imsgbuf_init(&lookup_ib, lk[1]);
+	if (imsg_compose(&parent_ib, IMSG_QUEUE_SET_LOOKUP, 0, lk[0], NULL,
+	    0) == -1 || imsg_flush(&parent_ib) == -1)
+		abort();
+	/* imsg_compose() closes the queue's end once it has gone */
+}
+
 static void
 init(void)
 {
@@ -139,6 +177,9 @@ init(void)
 	char	path[128];
 	int	pa[2], ctl[2], mta[2];
 	size_t	i;
+
+	/* the queue checks lookup's seal on a requeue's destination */
+	destmac_key_generate();
 
 	signal(SIGPIPE, SIG_IGN);
 	log_init(0, 0);
@@ -172,6 +213,7 @@ init(void)
 		body_big[i] = i % 61 == 60 ? '\n' : i % 97 == 0 ? '\0' :
 		    (char)('a' + i % 26);
 	queue_fuzz_start(spooldir, pa[0], ctl[0], mta[0]);
+	lookup_channel();
 }
 
 /* ---- the agents ---- */
@@ -259,6 +301,109 @@ agent_answer(size_t i, int status, const char *text, size_t textlen)
 	    imsg_flush(f.remote ? &mta_ib : &parent_ib) == -1)
 		abort();
 	flights[i] = flights[--nflights];
+}
+
+/* ---- lookup, for requeue ---- */
+
+static void
+lookup_send(uint32_t type, const void *data, size_t len)
+{
+	if (imsg_compose(&lookup_ib, type, 0, -1, data, len) == -1 ||
+	    imsg_flush(&lookup_ib) == -1)
+		abort();
+}
+
+/* one destination of the envelope whose recipient req names */
+static void
+lookup_dest(const struct lka_rcpt_req *req, const struct envelope *like,
+    const char *user)
+{
+	struct lka_dest	d;
+
+	memset(&d, 0, sizeof(d));
+	d.reqid = req->reqid;
+	d.dest_type = like->dest_type;
+	d.dest = req->rcpt;
+	if (user != NULL)
+		snprintf(d.dest.user, sizeof(d.dest.user), "%s", user);
+	memcpy(d.action, like->action, sizeof(d.action));
+	memcpy(d.user, like->user, sizeof(d.user));
+	destmac_compute(destmac_key(), &d, d.mac);
+	lookup_send(IMSG_LKA_RCPT_DEST, &d, sizeof(d));
+}
+
+/*
+ * A requeue's questions, answered as lookup_mode says; 1 when there were
+ * any.  The envelopes were all made by mkevp(): a remote one has action
+ * "relay" and no user, a local one "local" and its user.
+ */
+static int
+serve_lookup(void)
+{
+	struct imsg		m;
+	struct lka_rcpt_req	req;
+	struct lka_result	r;
+	struct envelope		like;
+	int			any = 0, rc;
+
+	while (imsg_read(&lookup_ib) > 0)
+		;
+	while ((rc = imsg_get(&lookup_ib, &m)) == 1) {
+		any = 1;
+		CHECK(m.hdr.type == IMSG_LKA_RCPT && m.fd == -1);
+		CHECK(m.len == sizeof(req));
+		memcpy(&req, m.data, sizeof(req));
+		CHECK(proto_valid_lka_rcpt_req(&req) == 0);
+		/* requeue's ids: not bounce.c's, not report_mail.c's */
+		CHECK((req.reqid & 0xc0000000U) == 0x40000000U);
+		CHECK(strcmp(req.mailfrom.user, "alice") == 0);
+		lookup_asked++;
+		if (lookup_mode == LOOKUP_CLOSE)
+			continue;
+		memset(&like, 0, sizeof(like));
+		like.dest_type = strcmp(req.rcpt.domain, "example.net") == 0 ?
+		    DEST_REMOTE : DEST_MAILBOX;
+		snprintf(like.action, sizeof(like.action), "%s",
+		    like.dest_type == DEST_REMOTE ? "relay" : "local");
+		if (like.dest_type != DEST_REMOTE)
+			snprintf(like.user, sizeof(like.user), "%s",
+			    req.rcpt.user);
+		memset(&r, 0, sizeof(r));
+		r.reqid = req.reqid;
+		r.status = PROTO_OK;
+		switch (lookup_mode) {
+		case LOOKUP_SAME:
+			lookup_dest(&req, &like, NULL);
+			r.ndest = 1;
+			break;
+		case LOOKUP_NEW:
+			lookup_dest(&req, &like, "moved");
+			r.ndest = 1;
+			break;
+		case LOOKUP_TWO:
+			lookup_dest(&req, &like, "one");
+			lookup_dest(&req, &like, "two");
+			r.ndest = 2;
+			break;
+		case LOOKUP_NONE:
+			r.status = PROTO_PERMFAIL;
+			snprintf(r.reply, sizeof(r.reply), "550 5.7.1 no");
+			break;
+		default:
+			r.status = PROTO_TEMPFAIL;
+			snprintf(r.reply, sizeof(r.reply), "451 4.3.0 later");
+			break;
+		}
+		lookup_send(IMSG_LKA_RCPT_RESULT, &r, sizeof(r));
+	}
+	CHECK(rc == 0);
+	if (any && lookup_mode == LOOKUP_CLOSE) {
+		/* gone unanswered; a reload brings another */
+		imsgbuf_clear(&lookup_ib);
+		close(lookup_ib.fd);
+		lookup_channel();
+	}
+	return any;
 }
 
 /* ---- control ---- */
@@ -371,6 +516,7 @@ turn_once(struct answer *a)
 	event_base_loop(ev_base, EVLOOP_NONBLOCK);
 	progress |= serve_agent(&mta_ib, 1);
 	progress |= serve_agent(&parent_ib, 0);
+	progress |= serve_lookup();
 	if (a != NULL)
 		progress |= serve_control(a);
 	return progress;
@@ -608,10 +754,20 @@ one_request(const uint8_t *data, size_t size, size_t *ip, uint8_t op)
 	uint32_t		 cmd = op % (CTL_RELEASE + 1);
 	uint32_t		 uid;
 	uint64_t		 id = 0;
-	uint8_t			 b = *ip < size ? data[(*ip)++] : 0;
-	size_t			 sel = b & 0x0f, j;
+	uint8_t			 b;
+	size_t			 sel, j;
+	int			 nrq = 0, nun = 0;
 
 	(void)k;
+	/* CTL_NONE (the queue's "unknown command") stands for requeue,
+	 * and its next byte says how lookup answers */
+	if (cmd == CTL_NONE) {
+		cmd = CTL_REQUEUE;
+		lookup_mode = (*ip < size ? data[(*ip)++] : 0) % LOOKUP_MODES;
+		lookup_asked = 0;
+	}
+	b = *ip < size ? data[(*ip)++] : 0;
+	sel = b & 0x0f;
 
 	if (control_own(cmd))
 		return;
@@ -681,6 +837,29 @@ one_request(const uint8_t *data, size_t size, size_t *ip, uint8_t op)
 		break;
 	case CTL_SHOW_STATUS:
 		check_status(&a, NULL);
+		break;
+	case CTL_REQUEUE:
+		if (a.status == 1 && strstr(a.text, "no such envelope")) {
+			CHECK(id != 0 && lookup_asked == 0);
+			break;
+		}
+		/* tmpfs: every write works */
+		CHECK(a.status == 0);
+		CHECK(sscanf(a.text, "%d requeued, %d unchanged", &nrq,
+		    &nun) == 2);
+		CHECK(nrq >= 0 && nun >= 0 && (size_t)nrq <= lookup_asked);
+		if (lookup_mode >= LOOKUP_TWO)
+			CHECK(nrq == 0);
+		/* one envelope, re-routed: show envelope has its new address */
+		if (nrq == 1 && sel >= 1 && sel <= 8) {
+			struct envelope	evp;
+
+			request(CTL_SHOW_ENVELOPE, 0, id, &a);
+			CHECK(a.status == 0);
+			CHECK(envelope_load(a.raw, a.rlen, &evp) == 0);
+			CHECK(lookup_mode != LOOKUP_NEW ||
+			    strcmp(evp.dest.user, "moved") == 0);
+		}
 		break;
 	default:
 		break;

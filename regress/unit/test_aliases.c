@@ -234,6 +234,7 @@ setup_conf(void **state)
 	    "d0: d1\nd1: d2\nd2: d3\nd3: d4\nd4: d5\nd5: d6\nd6: d7\n"
 	    "d7: d8\nd8: d9\nd9: d10\nd10: d11\nd11: daemon\n"
 	    "remote: someone@far.test\n"
+	    "remotes: a@far.test, b@far.test, a@far.test, c@near.test\n"
 	    "tag+x: bin\n"
 	    "_smtpq: daemon\n");
 	put("inc", "# an include file\nbin\n/tmp/never\n|/bin/never\n");
@@ -336,6 +337,13 @@ test_expand_lists(void **state)
 	assert_int_equal(dests[0].dest_type, DEST_REMOTE);
 	assert_string_equal(dests[0].dest.domain, "far.test");
 	assert_string_equal(dests[0].action, "out");
+	/* several relayed addresses: one copy each */
+	assert_int_equal(expand("remotes@local.test", NULL, reply,
+	    sizeof(reply)), PROTO_OK);
+	assert_int_equal(ndests, 3);
+	assert_string_equal(dests[0].dest.user, "a");
+	assert_string_equal(dests[1].dest.user, "b");
+	assert_string_equal(dests[2].dest.domain, "near.test");
 }
 
 static void
