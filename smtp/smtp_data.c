@@ -729,6 +729,7 @@ session_commit(struct session *s)
 	snprintf(evp.envid, sizeof(evp.envid), "%s", tx->mp.envid);
 	snprintf(evp.helo, sizeof(evp.helo), "%s", s->helo ? s->helo : "");
 	snprintf(evp.client, sizeof(evp.client), "%s", s->addr);
+	session_log_client(s);
 	if (tx->hold[0]) {
 		/* a filter quarantined it: held until smtpctl release */
 		evp.flags |= EF_HOLD;
@@ -736,7 +737,6 @@ session_commit(struct session *s)
 		    tx->hold);
 		log_info("%08x: held: %s", tx->msgid, tx->hold);
 	}
-	session_log_client(s);
 	/* the envelopes and the commit leave in one write */
 	mproc_defer_begin();
 	for (i = 0; i < tx->ndests; i++) {
