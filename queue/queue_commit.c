@@ -268,6 +268,28 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Postfix's qmgr line for a message that entered the queue: pflogsumm
+ * takes the "bytes received" and the senders from it (the smtpd line of
+ * the worker, though it says the same, is not read for them).  Once per
+ * message, after the sync that made it durable.  The sender is the
+ * first envelope's: the client's MAIL FROM, or owner-LIST when lookup
+ * expanded a mailing list (each envelope keeps only its own).
+ */
+static void
+commit_log(const struct qmsg *m)
+{
+	char	sender[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char	clean[sizeof(sender) * 4];
+
+	if (addr_to_string(&m->pending[0].sender, sender, sizeof(sender)) ==
+	    -1)
+		sender[0] = '\0';
+	log_info("%08x: from=<%s>, size=%" PRIu64 ", nrcpt=%zu (queue "
+	    "active)", m->msgid, log_sanitize(sender, clean, sizeof(clean)),
+	    m->body_size + m->head_size, m->npending);
+}
+
 static void
 commit_schedule(struct qmsg *m)
 {
@@ -275,6 +297,7 @@ commit_schedule(struct qmsg *m)
 	int64_t		 now = now_ms();
 	size_t		 i;
 
+	commit_log(m);
 	for (i = 0; i < m->npending; i++) {
 		if ((e = calloc(1, sizeof(*e))) == NULL)
 			fatal("calloc");

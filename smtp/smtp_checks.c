@@ -45,6 +45,7 @@
 #include "authres.h"
 #include "dkim.h"
 #include "log.h"
+#include "smtpcount.h"
 #include "mproc.h"
 #include "proc.h"
 #include "proto.h"
@@ -144,6 +145,8 @@ smtp_checks_dnsbl_reply(const struct lka_dnsbl *r)
 		return;
 	s->dnsbl = r->listed ? DNSBL_LISTED : DNSBL_CLEAN;
 	s->trusted = r->trusted;
+	if (r->listed)
+		smtpcount_add(SC_DNSBL_LISTED);
 	if (r->nfailed > 0)
 		log_info("%08x: dnsbl: %u list(s) did not answer for %s",
 		    s->id, r->nfailed, s->addr);
@@ -214,8 +217,10 @@ smtp_checks_spf_reply(const struct lka_spf *r)
 		return;
 	if (r->helo_only)
 		s->tx->spf_helo = *r;
-	else
+	else {
 		s->tx->spf = *r;
+		smtpcount_check(SCK_SPF, spf_result_name(r->result));
+	}
 	if (s->tx->checks_waiting_spf && s->tx->spf.result != -1 &&
 	    s->tx->spf_helo.result != -1) {
 		s->tx->checks_waiting_spf = 0;
@@ -337,17 +342,22 @@ smtp_checks_authcheck_reply(const struct lka_authcheck_res *r)
 		v = dkim_msg_vsig(tx->dkim, i);
 		snprintf(b, sizeof(b), "%.8s", v->bprefix);
 		authres_dkim(&ar, dkim_word(r->dkim[i].result), v->d, v->s, b);
+		smtpcount_check(SCK_DKIM, dkim_word(r->dkim[i].result));
 	}
-	if (r->nsigs == 0 && !check_off(s, CHECK_DKIM))
+	if (r->nsigs == 0 && !check_off(s, CHECK_DKIM)) {
 		authres_method(&ar, "dkim", "none", NULL);
+		smtpcount_check(SCK_DKIM, "none");
+	}
 	word = dmarc_result_name(r->dmarc_result);
 	pol = dmarc_policy_name(r->dmarc_policy);
 	snprintf(dis, sizeof(dis), "%s", r->dmarc_result == DMARC_RESULT_FAIL ?
 	    dmarc_policy_name(r->dmarc_disposition) : "none");
-	if (!check_off(s, CHECK_DMARC))
+	if (!check_off(s, CHECK_DMARC)) {
 		authres_dmarc(&ar, word, r->dmarc_result == DMARC_RESULT_NONE ?
 		    NULL : pol, r->dmarc_result == DMARC_RESULT_FAIL ? dis :
 		    NULL, r->dmarc_domain[0] ? r->dmarc_domain : NULL);
+		smtpcount_check(SCK_DMARC, word);
+	}
 	if (iprev_word(s) != NULL)
 		authres_iprev(&ar, iprev_word(s), s->addr, s->rdns);
 	if ((hdr = authres_end(&ar, &len)) == NULL ||

@@ -662,6 +662,34 @@ forge_head(struct session *s)
 }
 #endif
 
+/*
+ * Postfix's smtpd line for a message it takes: pflogsumm counts
+ * receptions by "QUEUEID: client=" alone, and takes the bytes and the
+ * sender from the queue's "QUEUEID: from=<>, size=" line only when it
+ * has seen this one first (queue_commit.c).  So it goes out before the
+ * commit request: every process's lines reach the parent through one
+ * datagram socket, in the order they were sent.  A commit that then
+ * fails leaves a client= line without a message, as Postfix's does for
+ * a message refused after its queue file was made.
+ */
+static void
+session_log_client(struct session *s)
+{
+	struct txn	*tx = s->tx;
+	char		 client[320], clean[(ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX +
+			    2) * 4];
+
+	session_client(s, client, sizeof(client));
+	if (s->authname != NULL)
+		log_info("%08x: client=%s, sasl_method=%s, sasl_username=%s%s%s",
+		    tx->msgid, client, s->auth_mech ? s->auth_mech : "PLAIN",
+		    log_sanitize(s->authname, clean, sizeof(clean)),
+		    s->proxy_addr[0] ? ", proxy=" : "", s->proxy_addr);
+	else
+		log_info("%08x: client=%s%s%s", tx->msgid, client,
+		    s->proxy_addr[0] ? ", proxy=" : "", s->proxy_addr);
+}
+
 static void
 session_commit(struct session *s)
 {
@@ -701,6 +729,7 @@ session_commit(struct session *s)
 	snprintf(evp.envid, sizeof(evp.envid), "%s", tx->mp.envid);
 	snprintf(evp.helo, sizeof(evp.helo), "%s", s->helo ? s->helo : "");
 	snprintf(evp.client, sizeof(evp.client), "%s", s->addr);
+	session_log_client(s);
 	if (tx->hold[0]) {
 		/* a filter quarantined it: held until smtpctl release */
 		evp.flags |= EF_HOLD;
@@ -770,18 +799,6 @@ session_queue_committed(const struct queue_msg_resp *r)
 	if (r->status == PROTO_OK) {
 		addr_to_string(&tx->mailfrom, sender, sizeof(sender));
 		session_client(s, client, sizeof(client));
-		/*
-		 * Postfix's smtpd line for a message it took: pflogsumm
-		 * counts receptions by "QUEUEID: client=" alone, and the
-		 * line after it keeps everything in one place for grep.
-		 */
-		if (s->authname != NULL)
-			log_info("%08x: client=%s, sasl_method=%s, "
-			    "sasl_username=%s", tx->msgid, client,
-			    s->auth_mech ? s->auth_mech : "PLAIN",
-			    log_sanitize(s->authname, clean, sizeof(clean)));
-		else
-			log_info("%08x: client=%s", tx->msgid, client);
 		/* the queue id of "queued as" and of the delivery lines */
 		log_info("%08x: from=<%s>, size=%zu, nrcpt=%zu, client=%s, "
 		    "helo=<%s>%s%s%s%s%s", tx->msgid, log_sanitize(sender,

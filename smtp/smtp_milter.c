@@ -53,6 +53,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "smtpcount.h"
 #include "milter.h"
 #include "mproc.h"
 #include "proc.h"
@@ -161,27 +162,42 @@ milter_stats_count(struct milter_conn *c, int what)
 {
 	struct milter_stats	*st = stats_of(c->mc);
 
+	/* per filter for "smtpctl show milters", all together for metrics */
 	switch (what) {
 	case MST_MESSAGE:
 		st->messages++;
 		break;
 	case MST_ACCEPT:
 		st->accepted++;
+		smtpcount_milter(SCM_ACCEPT);
 		break;
 	case MST_REJECT:
 		st->rejected++;
+		smtpcount_milter(SCM_REJECT);
 		break;
 	case MST_TEMPFAIL:
 		st->tempfailed++;
+		smtpcount_milter(SCM_TEMPFAIL);
 		break;
 	case MST_DISCARD:
 		st->discarded++;
+		smtpcount_milter(SCM_DISCARD);
 		break;
 	case MST_QUARANTINE:
 		st->quarantined++;
+		smtpcount_milter(SCM_QUARANTINE);
 		break;
 	case MST_MODIFIED:
 		st->modified++;
+		smtpcount_milter(SCM_MODIFY);
+		break;
+	case MST_REPLY_REJECT:
+		st->rejected++;
+		smtpcount_milter(SCM_REPLYCODE);
+		break;
+	case MST_REPLY_TEMPFAIL:
+		st->tempfailed++;
+		smtpcount_milter(SCM_REPLYCODE);
 		break;
 	}
 }
@@ -742,8 +758,8 @@ milter_set_reply(struct milter_sess *ms, const struct milter_reply *r,
 		else
 			ms->verdict = code >= 500 ? MILTER_REJECT :
 			    MILTER_TEMPFAIL;
-		milter_stats_count(c, code >= 500 ? MST_REJECT :
-		    MST_TEMPFAIL);
+		milter_stats_count(c, code >= 500 ? MST_REPLY_REJECT :
+		    MST_REPLY_TEMPFAIL);
 		return 1;
 	}
 	return 0;

@@ -103,6 +103,8 @@ void	milter_stage_done(struct milter_sess *);
 #define MST_DISCARD	4
 #define MST_QUARANTINE	5
 #define MST_MODIFIED	6
+#define MST_REPLY_REJECT	7	/* a reply code of its own: 5xx */
+#define MST_REPLY_TEMPFAIL	8	/* the same, 4xx */
 
 /* smtp_milter_eom.c, for smtp_milter.c */
 void	milter_eom_start(struct milter_sess *);

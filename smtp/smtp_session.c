@@ -310,8 +310,10 @@ ipcount_release(struct session *s)
 	if (s->ip == -1)
 		return;
 	smtpcount_open(-1);
+	smtpcount_listener_open(s->lslot, -1);
 	sesscount_release(s->ip);
 	s->ip = -1;
+	s->lslot = -1;
 }
 
 static void
@@ -442,6 +444,7 @@ session_alloc(int fd)
 		return NULL;
 	}
 	s->ip = -1;
+	s->lslot = -1;
 	RB_INSERT(session_tree, &sessions, s);
 	smtp_worker.nsessions++;
 	return s;
@@ -553,8 +556,11 @@ session_start(struct session *s)
 	ok = sesscount_take(s->addr, conf->max_sessions_per_ip,
 	    conf->max_sessions > 0 ? conf->max_sessions : 10000, &s->ip);
 	smtpcount_add(SC_CONNECTION);
-	if (s->ip != -1)	/* until ipcount_release() */
+	if (s->ip != -1) {	/* until ipcount_release() */
 		smtpcount_open(1);
+		s->lslot = smtpcount_listener_slot(l->ifname, l->port, l->tag);
+		smtpcount_listener_open(s->lslot, 1);
+	}
 	if (ok == SESSCOUNT_TOTAL) {
 		smtpcount_add(SC_REFUSED_TOTAL);
 		session_reject_close(s, "CONNECT", "421 4.7.0 %s Too many "

@@ -171,6 +171,7 @@ struct session {
 	uint8_t			 trusted;	/* a "from src" network's */
 	char			*authname;
 	int			 ip;		/* sesscount handle */
+	int			 lslot;		/* its listener's gauge */
 	struct txn		*tx;		/* NULL outside a transaction */
 	struct auth_state	*auth;		/* NULL outside AUTH */
 	char			*pending;	/* a reply line held back */

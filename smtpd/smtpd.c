@@ -599,10 +599,14 @@ start_generation(int *listen_fds, int nl, int nworkers)
 	int		 keyfiles[2 * CONF_MAX_PKIS], nkeyfiles;
 	struct child	*kc;
 	struct proc_fds	 f;
+	struct listener	*l;
 	char		 title[32];
 	int		 i;
 
 	generation++;
+	/* named before the workers that count under the names */
+	TAILQ_FOREACH(l, &conf->listeners, entry)
+		smtpcount_listener_add(l->ifname, l->port, l->tag);
 	for (i = 0; i < nworkers; i++) {
 		socketpair_or_die(qs[i]);
 		socketpair_or_die(ls[i]);

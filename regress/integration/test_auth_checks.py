@@ -23,6 +23,7 @@ import dnsserver
 import fixture
 from fixture import (TEST_USER1, Daemon, SMTPConnection, maildir_path, poll,
                      reset_maildir, unique_marker)
+from test_metrics import sample, show_metrics
 
 PORT = 15365
 TIMEOUT = 30
@@ -195,6 +196,26 @@ def test_checks_results_and_policies():
         ours = [a for a in authres(delivered(m6)) if a.startswith(HOST)]
         assert "dmarc=temperror" in ours[0], ours
 
+        # the same results counted for the metrics (smtpctl show metrics)
+        text = show_metrics(d)
+        assert sample(text, "posthaste_dkim_results_total",
+                      result="pass") == 1, text
+        assert sample(text, "posthaste_dkim_results_total",
+                      result="fail") == 1, text
+        assert sample(text, "posthaste_dkim_results_total",
+                      result="none") == 4, text
+        assert sample(text, "posthaste_dmarc_results_total",
+                      result="pass") == 2, text
+        assert sample(text, "posthaste_dmarc_results_total",
+                      result="fail") == 3, text
+        assert sample(text, "posthaste_dmarc_results_total",
+                      result="temperror") == 1, text
+        spf = {r: sample(text, "posthaste_spf_results_total", result=r)
+               for r in ("pass", "fail", "softfail", "neutral", "none",
+                         "temperror", "permerror")}
+        # one per transaction (MAIL FROM's identity, not HELO's)
+        assert spf["pass"] == 2 and sum(spf.values()) == 6, spf
+
 
 def test_block_list_refuses_at_first_command():
     dnsserver.require()
@@ -206,6 +227,10 @@ def test_block_list_refuses_at_first_command():
             assert r.code == 554 and "5.7.1" in r.text and \
                 "bl.test" in r.text, r
         assert "blocked using bl.test" in d.log()
+        # ours, and the fixture's start-up probe if it stayed for the
+        # answer (it comes from the same address)
+        assert sample(show_metrics(d), "posthaste_dnsbl_listed_total") in \
+            (1, 2)
 
 
 def test_loopback_not_checked_by_default():

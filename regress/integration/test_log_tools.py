@@ -144,7 +144,9 @@ def _make_log():
 def test_pflogsumm_counts():
     """pflogsumm --syslog-name=smtpd counts each message once: received
     by its "ID: client=" line, delivered, deferred and bounced by its
-    to= lines, rejected by the NOQUEUE: reject: lines."""
+    to= lines, rejected by the NOQUEUE: reject: lines; bytes received
+    and senders by the queue's "ID: from=<>, size=N, nrcpt=N (queue
+    active)" line."""
     if shutil.which("pflogsumm") is None:
         skip("pflogsumm is not installed (mk/deps.sh installs it)")
     path, text = _make_log()
@@ -159,6 +161,35 @@ def test_pflogsumm_counts():
         got.setdefault(m.group(2), int(m.group(1)))
     assert got == EXPECTED, "pflogsumm says %r, expected %r:\n%s\n%s" % (
         got, EXPECTED, out[:1500], text)
+    # bytes and senders come from the queue's qmgr-like line, one per
+    # message queued, after the smtpd client= line of its message; the
+    # DSN, made by the queue, has one too but no client= line
+    qmgr = re.findall(r" smtpd/queue\[\d+\]: ([0-9a-f]{8}): from=<([^>]*)>, "
+                      r"size=(\d+), nrcpt=(\d+) \(queue active\)$", text,
+                      re.M)
+    received = set(re.findall(r" smtpd/smtpd\[\d+\]: ([0-9a-f]{8}): client=",
+                              text))
+    assert len(received) == EXPECTED["received"], text
+    assert len(qmgr) == EXPECTED["received"] + 1, text
+    assert [q for q in qmgr if q[0] not in received][0][1] == "", qmgr
+    qmgr = [q for q in qmgr if q[0] in received]
+    assert sorted(q[0] for q in qmgr) == sorted(received), text
+    assert all(q[3] == "1" for q in qmgr), qmgr
+    for q in qmgr:
+        assert text.index("%s: client=" % q[0]) < \
+            text.index("%s: from=<%s>, size=" % (q[0], q[1])), text
+    totals = {}
+    for m in re.finditer(r"^\s*(\d+)\s+(bytes received|bytes delivered|"
+                         r"senders|sending hosts/domains)$", out, re.M):
+        totals.setdefault(m.group(2), int(m.group(1)))
+    assert totals.get("bytes received") == sum(int(q[2]) for q in qmgr), \
+        (totals, qmgr, out[:1500])
+    assert totals.get("bytes received") > 6 * len("Subject: logs"), totals
+    # a@, b@ and the local user (whose message bounced)
+    assert totals.get("senders") == len(set(q[1] for q in qmgr)) == 3, \
+        (totals, qmgr)
+    assert totals.get("sending hosts/domains") == 1, totals
+    assert totals.get("bytes delivered", 0) > 0, totals
 
 
 def _fail2ban_ips(path, filt):

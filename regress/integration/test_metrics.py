@@ -4,7 +4,8 @@ format, by `smtpctl show metrics` and by GET /metrics on the address
 `metrics listen on` names (served by the control process).
 
 One daemon for the module: mail to a local user (delivered) and to a
-relay nobody answers (deferred), then
+relay nobody answers (deferred); on a second listener (TLS, AUTH, a
+tag) one STARTTLS session with one AUTH failure and one success; then
  - smtpctl show metrics: the counts the test caused, and promtool (from
    Debian's prometheus) finds nothing to lint in the text;
  - GET /metrics: the same text, the right Content-Type, and 404/405/400
@@ -12,8 +13,11 @@ relay nobody answers (deferred), then
  - a real Prometheus started here on loopback scrapes the endpoint every
    second, and its query API returns the values the test caused;
  - etc/grafana-posthaste.json: valid JSON whose every expr queries
-   metric names the daemon exports.
-Ports 15800-15819: 15800 the endpoint, 15801 Prometheus.
+   metric names the daemon exports;
+ - the sessions gauge per listener follows a session held open on the
+   second listener.
+Ports 15800-15819: 15800 the endpoint, 15801 Prometheus, 15802 the
+second listener.
 """
 
 import http.client
@@ -29,12 +33,18 @@ import time
 import urllib.parse
 import urllib.request
 
-from fixture import (REPO, TEST_ROOT, Daemon, binary, ensure_test_user,
-                     maildir_files, poll, reset_maildir, skip, unique_marker)
+from fixture import (REPO, TEST_ROOT, Daemon, SMTPConnection, binary,
+                     ensure_test_user, maildir_files, poll, reset_maildir,
+                     skip, unique_marker)
+from test_smtp_auth import PASSWORD, b64
+from test_smtp_common import (HELO, credentials_table, expect, pki_conf,
+                              sha512_crypt, starttls)
 
 USER = "phmetrics"
 METRICS_PORT = 15800
 PROM_PORT = 15801
+SUBMIT_PORT = 15802
+SUBMIT = {"listener": "127.0.0.1:%d" % SUBMIT_PORT, "tag": "submission"}
 NLOCAL = 3
 
 CONF = """\
@@ -43,12 +53,14 @@ socket "@TMP@/smtpd.sock"
 smtp workers 1
 queue retry-remote 1s
 listen on 127.0.0.1 port @PORT@
+listen on 127.0.0.1 port %d tls pki mail.example.test auth <creds> \
+    tag "submission"
 metrics listen on 127.0.0.1 port %d
 action "local" maildir "~/Maildir"
 action "dead" relay host "smtp://127.0.0.1:9"
 match from any for domain "example.test" action "local"
 match from any for domain "remote.test" action "dead"
-""" % METRICS_PORT
+""" % (SUBMIT_PORT, METRICS_PORT)
 
 _daemon = None
 
@@ -60,7 +72,8 @@ def daemon():
         return _daemon
     ensure_test_user(USER)
     reset_maildir(USER)
-    d = Daemon(conf=CONF)
+    creds = credentials_table([("alice", sha512_crypt(PASSWORD))])
+    d = Daemon(conf=pki_conf() + "table creds file:%s\n" % creds + CONF)
     d.keep_running = True
     d.start()
     _daemon = d
@@ -75,6 +88,17 @@ def daemon():
         assert s.rcpt("nosuchuser-metrics@example.test")[0] == 550
         assert s.rcpt("someone@elsewhere.test")[0] >= 550
         s.rset()
+    # the AUTH and TLS counters, end to end: one STARTTLS session, one
+    # failed AUTH, one that succeeds
+    with SMTPConnection(SUBMIT_PORT) as c:
+        assert c.command("EHLO " + HELO).code == 250
+        starttls(c)
+        assert c.command("EHLO " + HELO).code == 250
+        expect(c.command("AUTH PLAIN " + b64("\0alice\0wrong")), 535,
+               "5.7.8", "AUTH with a wrong password")
+        expect(c.command("AUTH PLAIN " + b64("\0alice\0" + PASSWORD)),
+               235, "2.7.0", "AUTH PLAIN")
+        c.command("QUIT")
     assert poll(lambda: len(maildir_files(USER)) == NLOCAL), \
         "the local mail was not delivered"
     # the relay's first attempt fails at once (nothing on port 9)
@@ -147,15 +171,24 @@ def test_smtpctl_show_metrics():
     # the smtp workers' counters (common/smtpcount.c), read by control:
     # our session and the fixture's banner probe at least
     assert sample(text, "posthaste_smtp_connections_total") >= 2
-    assert sample(text, "posthaste_smtp_auth_total", result="failure") == 0
+    assert sample(text, "posthaste_smtp_auth_total", result="failure") == 1
+    assert sample(text, "posthaste_smtp_auth_total", result="success") == 1
     assert sample(text, "posthaste_smtp_recipients_rejected_total",
                   reason="unknown_user") == 1, text
     assert sample(text, "posthaste_smtp_recipients_rejected_total",
                   reason="denied") == 1, text
     assert sample(text, "posthaste_smtp_rejects_total", stage="RCPT",
                   **{"class": "5xx"}) == 2
+    # Python's ssl and OpenSSL 3 agree on TLS 1.3
     assert sample(text, "posthaste_smtp_tls_sessions_total",
-                  version="TLSv1.3") == 0
+                  version="TLSv1.3") == 1, text
+    assert sample(text, "posthaste_smtp_tls_sessions_total",
+                  version="TLSv1.2") == 0
+    # no checks, no milter here: every result counted 0, and listed
+    assert sample(text, "posthaste_spf_results_total", result="pass") == 0
+    assert sample(text, "posthaste_dmarc_results_total", result="none") == 0
+    assert sample(text, "posthaste_milter_actions_total",
+                  action="reject") == 0
     assert poll(lambda: sample(show_metrics(d),
                                "posthaste_smtp_sessions_open") == 0), \
         "sessions still open"
@@ -313,3 +346,23 @@ def test_grafana_dashboard_queries_our_metrics():
         assert names, "expr names no metric of ours: %s" % e
         for n in names:
             assert n in exported, "expr %s: %s is not exported" % (e, n)
+
+
+def test_sessions_per_listener():
+    """The gauge of the listener a session came in on moves with it; the
+    other listener's stays where it was."""
+    d = daemon()
+    main = {"listener": "127.0.0.1:%d" % d.port, "tag": ""}
+
+    def gauge(labels):
+        return sample(show_metrics(d), "posthaste_smtp_listener_sessions_open",
+                      **labels)
+    assert poll(lambda: gauge(SUBMIT) == 0 and gauge(main) == 0), \
+        show_metrics(d)
+    with SMTPConnection(SUBMIT_PORT) as c:
+        assert c.command("EHLO " + HELO).code == 250
+        assert poll(lambda: gauge(SUBMIT) == 1), show_metrics(d)
+        assert gauge(main) == 0
+        text = show_metrics(d)
+        assert sample(text, "posthaste_smtp_sessions_open") == 1, text
+    assert poll(lambda: gauge(SUBMIT) == 0), show_metrics(d)

@@ -26,6 +26,7 @@ import time
 
 import fixture
 from fixture import TEST_USER1, TEST_USER2, Daemon
+from test_metrics import sample, show_metrics
 import milterlib
 from milterlib import (REJECT, TEMPFAIL, Filter, Garbage, Session, Tap,
                        assert_reply, maildir_with, mbox_with, milter_conf,
@@ -201,6 +202,12 @@ def test_custom_replies():
             assert s.cmd("NOOP") is None, "the session was not closed"
         time.sleep(WAIT_NOT)
         assert maildir_with(marker) == []
+        # the metrics count the four reply codes as such
+        text = show_metrics(d)
+        assert sample(text, "posthaste_milter_actions_total",
+                      action="replycode") == 4, text
+        assert sample(text, "posthaste_milter_actions_total",
+                      action="reject") == 0, text
 
 
 def test_unknown_command_and_abort():
@@ -1069,3 +1076,9 @@ def test_show_milters():
         assert re.search(r"^a\b.* state=up\b.* rejected=1\b", text,
                          re.M), text
         assert re.search(r"^down\b.* state=down\b", text, re.M), text
+        # the metrics: the same answers, all filters together
+        text = show_metrics(d)
+        for action, n in [("accept", 1), ("modify", 1), ("reject", 1),
+                          ("tempfail", 0), ("replycode", 0)]:
+            assert sample(text, "posthaste_milter_actions_total",
+                          action=action) == n, (action, text)

@@ -407,12 +407,20 @@ def test_behind_haproxy():
                 assert ev and ev[0]["args"][2][0] in ("127.0.0.72",
                                                       "127.0.0.73"), ev
             log = d.log()
+            # the smtpd lines (the queue's from= line names no client)
             lines = [ln for ln in log.splitlines()
-                     if "from=<sender@client.test>, size=" in ln]
+                     if "from=<sender@client.test>, size=" in ln and
+                     ", client=" in ln]
             assert len(lines) == 3, lines
             for ln in lines:
                 assert re.search(r"client=[^ ]*\[127\.0\.0\.72\], .*"
                                  r"proxy=127\.0\.0\.71$", ln), ln
+            # and the "ID: client=" line pflogsumm reads, as Postfix's
+            # smtpd writes it behind a balancer
+            lines = re.findall(r": [0-9a-f]{8}: client=[^ ]*\[127\.0\.0\.72\]"
+                               r"(?:, sasl_[^ ]*)*, proxy=127\.0\.0\.71$",
+                               log, re.M)
+            assert len(lines) == 3, log
             assert re.search(r"NOQUEUE: reject: RCPT from [^ ]*"
                              r"\[127\.0\.0\.73\]: 550 .*proxy=127\.0\.0\.71",
                              log), "no reject line for .73"

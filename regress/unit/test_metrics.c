@@ -127,6 +127,28 @@ test_smtpcount(void **state)
 	smtpcount_reject("RCPT", "451 4.3.0 try again");
 	smtpcount_reject("RCPT", "550 no code");
 	smtpcount_reject("XYZZY", "500 5.5.2 what");
+	smtpcount_check(SCK_SPF, "softfail");
+	smtpcount_check(SCK_SPF, "policy");	/* not SPF's: permerror */
+	smtpcount_check(SCK_DKIM, "policy");
+	smtpcount_check(SCK_DMARC, "pass");
+	smtpcount_check(SCK_MAX, "pass");	/* out of range: ignored */
+	smtpcount_milter(SCM_REPLYCODE);
+	smtpcount_milter(SCM_MAX);		/* ignored */
+	smtpcount_add(SC_DNSBL_LISTED);
+	/* listeners: named by the parent, found by the workers */
+	assert_int_equal(smtpcount_listener_slot("127.0.0.1", 25, ""), -1);
+	smtpcount_listener_add("127.0.0.1", 25, "");
+	smtpcount_listener_add("::1", 587, "submission");
+	smtpcount_listener_add("127.0.0.1", 25, "");	/* kept its slot */
+	assert_int_equal(smtpcount_listener_slot("127.0.0.1", 25, ""), 0);
+	assert_int_equal(smtpcount_listener_slot("::1", 587, "submission"), 1);
+	assert_int_equal(smtpcount_listener_slot("::1", 587, ""), -1);
+	smtpcount_listener_open(1, 1);
+	smtpcount_listener_open(1, 1);
+	smtpcount_listener_open(0, 1);
+	smtpcount_listener_open(0, -1);
+	smtpcount_listener_open(-1, 1);		/* no slot: nothing */
+	smtpcount_listener_open(SMTPCOUNT_LISTENERS, 1);
 	metrics_init(&m);
 	smtpcount_metrics(&m);
 	t = metrics_text(&m, NULL);
@@ -153,6 +175,25 @@ test_smtpcount(void **state)
 	    "{reason=\"temporary\"} 1\n"));
 	assert_non_null(strstr(t, "\nposthaste_smtp_recipients_rejected_total"
 	    "{reason=\"other\"} 1\n"));
+	assert_non_null(strstr(t,
+	    "\nposthaste_spf_results_total{result=\"softfail\"} 1\n"));
+	assert_non_null(strstr(t,
+	    "\nposthaste_spf_results_total{result=\"permerror\"} 1\n"));
+	assert_null(strstr(t, "posthaste_spf_results_total{result=\"policy"));
+	assert_non_null(strstr(t,
+	    "\nposthaste_dkim_results_total{result=\"policy\"} 1\n"));
+	assert_non_null(strstr(t,
+	    "\nposthaste_dmarc_results_total{result=\"pass\"} 1\n"));
+	assert_null(strstr(t, "posthaste_dmarc_results_total{result=\"soft"));
+	assert_non_null(strstr(t,
+	    "\nposthaste_milter_actions_total{action=\"replycode\"} 1\n"));
+	assert_non_null(strstr(t,
+	    "\nposthaste_milter_actions_total{action=\"accept\"} 0\n"));
+	assert_non_null(strstr(t, "\nposthaste_dnsbl_listed_total 1\n"));
+	assert_non_null(strstr(t, "\nposthaste_smtp_listener_sessions_open{"
+	    "listener=\"127.0.0.1:25\",tag=\"\"} 0\n"));
+	assert_non_null(strstr(t, "\nposthaste_smtp_listener_sessions_open{"
+	    "listener=\"[::1]:587\",tag=\"submission\"} 2\n"));
 	metrics_free(&m);
 }
 
