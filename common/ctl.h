@@ -60,6 +60,17 @@ enum ctl_cmd {
 	 * (queue/queue_requeue.c)
 	 */
 	CTL_REQUEUE,
+	/*
+	 * the rate limits' keys at or near their limit, a reply per line
+	 * (root: client addresses and user names); control reads the
+	 * table itself (common/ratelimit.c)
+	 */
+	CTL_SHOW_LIMITS,
+	/*
+	 * smtpctl reload (root): SIGHUP's reload, done by the parent, with
+	 * its outcome as the answer (status 1 and why when nothing changed)
+	 */
+	CTL_RELOAD,
 };
 
 /*

@@ -27,6 +27,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "smtpcount.h"
 
 /*
@@ -94,6 +95,8 @@ struct smtpcount_table {
 	_Atomic uint64_t	milter[SCM_MAX];
 	_Atomic int		nlisteners;	/* slots published */
 	struct smtpcount_listener listener[SMTPCOUNT_LISTENERS];
+	_Atomic uint64_t	limited[RATE_MAX];	/* ratelimit.c */
+	_Atomic uint64_t	rate_table_full;
 };
 
 static struct smtpcount_table	*table;
@@ -126,6 +129,9 @@ smtpcount_init(void)
 	for (i = 0; i < SMTPCOUNT_LISTENERS; i++)
 		atomic_init(&table->listener[i].open, 0);
 	atomic_init(&table->nlisteners, 0);
+	for (i = 0; i < RATE_MAX; i++)
+		atomic_init(&table->limited[i], 0);
+	atomic_init(&table->rate_table_full, 0);
 }
 
 void
@@ -209,6 +215,22 @@ smtpcount_listener_open(int slot, int delta)
 {
 	if (table != NULL && slot >= 0 && slot < SMTPCOUNT_LISTENERS)
 		atomic_fetch_add_explicit(&table->listener[slot].open, delta,
+		    memory_order_relaxed);
+}
+
+void
+smtpcount_rate_limited(int kind)
+{
+	if (table != NULL && kind >= 0 && kind < RATE_MAX)
+		atomic_fetch_add_explicit(&table->limited[kind], 1,
+		    memory_order_relaxed);
+}
+
+void
+smtpcount_rate_table_full(void)
+{
+	if (table != NULL)
+		atomic_fetch_add_explicit(&table->rate_table_full, 1,
 		    memory_order_relaxed);
 }
 
@@ -367,4 +389,18 @@ smtpcount_metrics(struct metrics *m)
 		    atomic_load_explicit(&table->milter[i],
 		    memory_order_relaxed) : 0, "action", milter_actions[i],
 		    NULL);
+	metrics_family(m, "posthaste_smtp_rate_limited_total", "counter",
+	    "SMTP connections and commands refused by a rate limit, by the "
+	    "limit's setting (smtp client-message-rate ...).");
+	for (i = 0; i < RATE_MAX; i++)
+		metrics_u64(m, "posthaste_smtp_rate_limited_total",
+		    table != NULL ? atomic_load_explicit(&table->limited[i],
+		    memory_order_relaxed) : 0, "limit",
+		    ratelimit_name((enum conf_rate_kind)i), NULL);
+	metrics_family(m, "posthaste_smtp_rate_table_full_total", "counter",
+	    "Rate-limited events let through because the rate limit table "
+	    "had no room for their key.");
+	metrics_u64(m, "posthaste_smtp_rate_table_full_total",
+	    table != NULL ? atomic_load_explicit(&table->rate_table_full,
+	    memory_order_relaxed) : 0, NULL);
 }

@@ -52,6 +52,13 @@ enum smtpcount_milter {
 /* a refused command (session_log_reject): stage as logged, the reply */
 void	smtpcount_reject(const char *stage, const char *reply);
 
+/*
+ * a refusal by a rate limit (kind: enum conf_rate_kind, config.h), and
+ * an event let through because the rate limit table had no room
+ */
+void	smtpcount_rate_limited(int kind);
+void	smtpcount_rate_table_full(void);
+
 /* in the parent, before control and any worker are forked */
 void	smtpcount_init(void);
 void	smtpcount_add(enum smtpcount_event);

@@ -293,6 +293,29 @@ struct match {
 #define MATCH_REJECT	1		/* "reject": 550 5.7.1 */
 #define MATCH_DEFER	2		/* "defer": 451 4.7.1 */
 
+/*
+ * The rate limits of the smtp workers (smtpd.conf(5) "smtp
+ * client-connection-rate" ...), in the order of their names in
+ * common/ratelimit.c: at most n events in any window of period seconds
+ * (the burst is n); n == 0: no limit.
+ */
+enum conf_rate_kind {
+	RATE_CLIENT_CONN,	/* per client address, at connect */
+	RATE_CLIENT_MSG,	/* per client address, at MAIL FROM */
+	RATE_CLIENT_RCPT,	/* per client address, at RCPT */
+	RATE_CLIENT_AUTHFAIL,	/* per client address, failed AUTH */
+	RATE_USER_MSG,		/* per SASL user, at MAIL FROM */
+	RATE_USER_RCPT,		/* per SASL user, at RCPT */
+	RATE_MAX
+};
+
+struct conf_rate {
+	int	n;
+	int	period;		/* seconds */
+};
+
+#define RATE_EXEMPT_MAX		16	/* "smtp rate-exempt { ... }" */
+
 struct smtpd_config {
 	char		 path[CONF_PATH_MAX];	/* the file this came from */
 	char		 spool[CONF_PATH_MAX];	/* "spool PATH" */
@@ -308,6 +331,14 @@ struct smtpd_config {
 	int		 max_sessions;		/* "smtp max-sessions N" */
 	int		 max_sessions_per_ip;	/* "smtp max-sessions-per-ip N" */
 	int		 max_messages_per_session; /* "smtp max-messages N" */
+	/*
+	 * "smtp client-message-rate 10/m" etc. (common/ratelimit.c), kept
+	 * across every smtp worker; rate_exempt: "smtp rate-exempt NET|{}",
+	 * client networks never limited
+	 */
+	struct conf_rate rate[RATE_MAX];
+	char		 rate_exempt[RATE_EXEMPT_MAX][LISTEN_CIDR_MAX];
+	int		 nrate_exempt;
 	int		 vrfy;			/* "smtp vrfy yes|no" */
 	int		 expn;			/* "smtp expn yes|no" */
 	time_t		 timeout_cmd;		/* "smtp timeout N[smh]" */
@@ -449,5 +480,11 @@ int		 config_check_files(const struct smtpd_config *, FILE *out);
 long long	 config_parse_size(const char *);
 /* "30s", "5m", "4h", "4d", "60" -> seconds; -1 on error */
 long long	 config_parse_duration(const char *);
+/*
+ * "10/m", "3/s", "100/h", "5/10m" (N per period), "0" -> count and period
+ * in seconds (0 and 0 for "0"); -1 on error
+ */
+int		 config_parse_rate(const char *, long long *n,
+		    long long *period);
 
 #endif

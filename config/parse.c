@@ -501,6 +501,74 @@ parse_rate(const char *s)
 }
 
 /*
+ * A rate limit of the smtp workers: "N/s", "N/m", "N/h", "N/d" or
+ * "N/DURATION" ("3/10s", "100/2h"): at most N events in any window of
+ * that length.  Kept as a count AND a period: 10/m lets a client send
+ * 10 at once and then one every 6 seconds, where 600/h would let it send
+ * 600 at once.  "0" (no limit) gives 0 and 0.
+ */
+int
+config_parse_rate(const char *s, long long *n, long long *period)
+{
+	const char	*end;
+	long long	 v, t;
+
+	if (parse_decimal(s, &end, &v) != 0)
+		return -1;
+	if (end[0] == '\0' && v == 0) {
+		*n = *period = 0;
+		return 0;
+	}
+	if (end[0] != '/' || end[1] == '\0')
+		return -1;
+	end++;
+	if (end[1] == '\0' && strchr("smhd", end[0]) != NULL) {
+		char	one[3] = { '1', end[0], '\0' };
+
+		t = config_parse_duration(one);
+	} else if (*end >= '0' && *end <= '9' &&
+	    end[strlen(end) - 1] >= 'a')	/* a unit is required */
+		t = config_parse_duration(end);
+	else
+		return -1;
+	if (t <= 0)
+		return -1;
+	*n = v;
+	*period = t;
+	return 0;
+}
+
+/*
+ * "smtp client-message-rate RATE" and the like: v is N, *period the
+ * window in seconds (the range of N is checked by the caller)
+ */
+static int
+get_rate_window(struct parser *p, const char *what, long long max,
+    long long *v, long long *period)
+{
+	char		 expect[160], show[ERR_TOKEN_SHOW + 8];
+	struct token	*t;
+
+	snprintf(expect, sizeof(expect), "rate for %s", what);
+	if (conf_get_value(p, expect, &t) == -1)
+		return -1;
+	if (config_parse_rate(t->text, v, period) == -1)
+		return parse_error(p, t->line, "invalid rate \"%s\" for %s "
+		    "(N/s, N/m, N/h, N/d or N/DURATION)",
+		    tok_show(t, show, sizeof(show)), what);
+	if (*period > SECONDS_PER_DAY)
+		return parse_error(p, t->line, "the window of %s must be at "
+		    "most a day", what);
+	if (*v > max)
+		return parse_error(p, t->line, "%s must be at most %lld per "
+		    "window", what, max);
+	if (*v > 0 && *v > *period * 1000)
+		return parse_error(p, t->line, "%s must be at most 1000/s",
+		    what);
+	return 0;
+}
+
+/*
  * A value that failed to parse only because it is too large: digits and
  * a suffix that parse fine with the number replaced by 1.  Reported as
  * out of range rather than as a typo.
@@ -610,6 +678,7 @@ enum option_store {
 	STORE_INT,
 	STORE_SIZE,
 	STORE_TIME,
+	STORE_RATE,	/* struct conf_rate: count and period */
 };
 
 struct option_spec {
@@ -629,6 +698,13 @@ struct option_spec {
 		    offsetof(struct smtpd_config, field), min, max             \
 	}
 
+#define RATE_OPTION(name, k)                                                   \
+	{                                                                      \
+		"smtp", name, SCALAR_RATE, 0, STORE_RATE,                      \
+		    offsetof(struct smtpd_config, rate) +                      \
+			(k) * sizeof(struct conf_rate), 0, 1000000             \
+	}
+
 static const struct option_spec option_specs[] = {
     OPTION("smtp", "workers", SCALAR_COUNT, 0, STORE_INT, smtp_workers, 0, 256),
     OPTION("smtp", "max-message-size", SCALAR_BYTES, 0, STORE_SIZE,
@@ -645,6 +721,14 @@ static const struct option_spec option_specs[] = {
 	   max_sessions_per_ip, 1, 1000000),
     OPTION("smtp", "max-messages", SCALAR_COUNT, 0, STORE_INT,
 	   max_messages_per_session, 1, 1000000),
+    /* rate limits (common/ratelimit.c), named after Postfix's anvil
+     * settings; N up to a million per window, the window up to a day */
+    RATE_OPTION("client-connection-rate", RATE_CLIENT_CONN),
+    RATE_OPTION("client-message-rate", RATE_CLIENT_MSG),
+    RATE_OPTION("client-rcpt-rate", RATE_CLIENT_RCPT),
+    RATE_OPTION("client-auth-failures", RATE_CLIENT_AUTHFAIL),
+    RATE_OPTION("user-message-rate", RATE_USER_MSG),
+    RATE_OPTION("user-rcpt-rate", RATE_USER_RCPT),
     OPTION("smtp", "vrfy", SCALAR_COUNT, 1, STORE_INT, vrfy, 0, 1),
     OPTION("smtp", "expn", SCALAR_COUNT, 1, STORE_INT, expn, 0, 1),
     OPTION("smtp", "timeout", SCALAR_SECONDS, 0, STORE_TIME, timeout_cmd, 1,
@@ -720,6 +804,17 @@ parse_option(struct parser *p, const char *section, int line)
 		return parse_error(p, t->line, "unknown %s option \"%s\"",
 				   section, tok_show(t, show, sizeof(show)));
 	snprintf(what, sizeof(what), "%s %s", section, spec->name);
+	field = (char *)p->conf + spec->offset;
+	if (spec->store == STORE_RATE) {
+		struct conf_rate	*r = (struct conf_rate *)(void *)field;
+		long long		 period;
+
+		if (get_rate_window(p, what, spec->max, &v, &period) == -1)
+			return -1;
+		r->n = (int)v;
+		r->period = (int)period;
+		return 0;
+	}
 	if (spec->yesno) {
 		if (conf_get_yesno(p, what, &yes) == -1)
 			return -1;
@@ -727,7 +822,6 @@ parse_option(struct parser *p, const char *section, int line)
 	} else if (get_scalar(p, spec->kind, what, spec->min, spec->max, &v) ==
 		   -1)
 		return -1;
-	field = (char *)p->conf + spec->offset;
 	switch (spec->store) {
 	case STORE_INT:
 		*(int *)(void *)field = (int)v;
@@ -737,6 +831,8 @@ parse_option(struct parser *p, const char *section, int line)
 		break;
 	case STORE_TIME:
 		*(time_t *)(void *)field = (time_t)v;
+		break;
+	case STORE_RATE:	/* above */
 		break;
 	}
 	return 0;
@@ -778,6 +874,29 @@ parse_mta(struct parser *p, const char *section, int line)
 			return parse_error(p, t->line,
 			    "mta ca-file must be an absolute path");
 		return 0;
+	}
+	return parse_option(p, section, line);
+}
+
+/*
+ * smtp rate-exempt NET | { NET ... }: client networks no rate limit
+ * applies to (common/ratelimit.c)
+ * smtp OPTION VALUE: the settings above
+ */
+static int
+parse_smtp(struct parser *p, const char *section, int line)
+{
+	struct smtpd_config *conf = p->conf;
+	struct token *t = tok_peek(p);
+	int kwline = t->line;
+
+	if (tok_is_keyword(t, "rate-exempt")) {
+		tok_next(p);
+		if (conf->nrate_exempt > 0)
+			return parse_error(p, kwline,
+			    "smtp rate-exempt given twice");
+		return conf_get_nets(p, "smtp rate-exempt", conf->rate_exempt,
+		    &conf->nrate_exempt, RATE_EXEMPT_MAX, "exempt networks");
 	}
 	return parse_option(p, section, line);
 }
@@ -1284,7 +1403,7 @@ static const struct {
     {"queue", parse_option},
     {"resolver", parse_resolver},
     {"sendmail", parse_sendmail},
-    {"smtp", parse_option},
+    {"smtp", parse_smtp},
     {"socket", parse_path_statement},
     {"spool", parse_path_statement},
     {"table", parse_table},

@@ -138,6 +138,9 @@ int	conf_valid_name(const char *s, const char *extra);
 int	conf_valid_pattern(const char *s);
 int	conf_valid_ip(const char *s);
 int	conf_valid_cidr(const char *s);
+int	conf_get_nets(struct parser *p, const char *what,
+	    char (*nets)[LISTEN_CIDR_MAX], int *n, int max,
+	    const char *toomany);
 const char	*conf_check_relay_url(const char *url, enum url_scheme *scheme);
 int	conf_get_port(struct parser *p, const char *what, uint16_t *port);
 int	conf_get_duration(struct parser *p, const char *what, long long min,

@@ -225,6 +225,53 @@ listen_option_twice(struct parser *p, const struct token *t)
 }
 
 /*
+ * NET or { NET, NET ... } after "what" (the words before it, for the
+ * errors): addresses or networks in CIDR notation, at most max, added
+ * to nets[*n].  toomany names them in the error past max.
+ */
+int
+conf_get_nets(struct parser *p, const char *what, char (*nets)[LISTEN_CIDR_MAX],
+    int *n, int max, const char *toomany)
+{
+	struct token	*t;
+	char		 expect[128];
+	int		 braces, first = *n;
+
+	braces = tok_peek(p)->type == TOK_LBRACE;
+	if (braces)
+		tok_next(p);
+	for (;;) {
+		do {
+			t = tok_next(p);
+		} while (braces && (t->type == TOK_NEWLINE ||
+		    (t->type == TOK_COMMA && *n > first)));
+		if (braces && t->type == TOK_RBRACE)
+			break;
+		if (!tok_is_value(t)) {
+			snprintf(expect, sizeof(expect), "address or network "
+			    "after %s", what);
+			return parse_unexpected(p, t, braces ?
+			    "address or network or \"}\"" : expect);
+		}
+		if (*n == max)
+			return parse_error(p, t->line, "at most %d %s", max,
+			    toomany);
+		if (conf_copy_value(p, t, nets[*n], LISTEN_CIDR_MAX,
+		    "address") == -1)
+			return -1;
+		if (!conf_valid_cidr(nets[*n]))
+			return parse_error(p, t->line, "invalid address "
+			    "\"%.64s\" after %s", nets[*n], what);
+		(*n)++;
+		if (!braces)
+			break;
+	}
+	if (*n == first)
+		return parse_error(p, p->cur.line, "no address after %s", what);
+	return 0;
+}
+
+/*
  * "proxy-protocol from NET" or "proxy-protocol from { NET, NET ... }":
  * the load balancers that may speak for their clients.  Required: a
  * PROXY header from anyone else would let them pick their own address.
@@ -233,43 +280,12 @@ static int
 parse_proxy_from(struct parser *p, struct listener *l)
 {
 	struct token	*t;
-	int		 braces;
 
 	if (!tok_is_keyword(t = tok_next(p), "from"))
 		return parse_unexpected(p, t, "\"from\" after proxy-protocol "
 		    "(the trusted proxies)");
-	braces = tok_peek(p)->type == TOK_LBRACE;
-	if (braces)
-		tok_next(p);
-	for (;;) {
-		do {
-			t = tok_next(p);
-		} while (braces && (t->type == TOK_NEWLINE ||
-		    (t->type == TOK_COMMA && l->nproxy_from > 0)));
-		if (braces && t->type == TOK_RBRACE)
-			break;
-		if (!tok_is_value(t))
-			return parse_unexpected(p, t, braces ?
-			    "address or network or \"}\"" :
-			    "address or network after proxy-protocol from");
-		if (l->nproxy_from == LISTEN_PROXY_MAX)
-			return parse_error(p, t->line, "at most %d trusted "
-			    "proxies on a listener", LISTEN_PROXY_MAX);
-		if (conf_copy_value(p, t, l->proxy_from[l->nproxy_from],
-		    LISTEN_CIDR_MAX, "proxy address") == -1)
-			return -1;
-		if (!conf_valid_cidr(l->proxy_from[l->nproxy_from]))
-			return parse_error(p, t->line, "invalid address "
-			    "\"%.64s\" after proxy-protocol from",
-			    l->proxy_from[l->nproxy_from]);
-		l->nproxy_from++;
-		if (!braces)
-			break;
-	}
-	if (l->nproxy_from == 0)
-		return parse_error(p, p->cur.line, "no address after "
-		    "proxy-protocol from");
-	return 0;
+	return conf_get_nets(p, "proxy-protocol from", l->proxy_from,
+	    &l->nproxy_from, LISTEN_PROXY_MAX, "trusted proxies on a listener");
 }
 
 int

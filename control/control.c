@@ -49,6 +49,7 @@
 #include "table.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "ratelimit.h"
 #include "smtpcount.h"
 
 #define CONTROL_MAX_CLIENTS	64
@@ -285,6 +286,37 @@ control_table_lookup(struct ctl_client *c, struct imsg *m)
 		mproc_hold_reading(&c->mp, 1);
 }
 
+/*
+ * show limits: the smtp workers' rate limit table (common/ratelimit.c),
+ * read here under its lock, a reply per line
+ */
+#define SHOW_LIMITS_MAX		1000
+
+static void
+client_show_limits(struct ctl_client *c)
+{
+	struct ctl_reply	 r;
+	char			*buf, *line, *nl;
+	size_t			 len = SHOW_LIMITS_MAX * 160, n;
+
+	if ((buf = malloc(len)) == NULL) {
+		client_reply(c, 1, "out of memory");
+		return;
+	}
+	n = ratelimit_show(buf, len, SHOW_LIMITS_MAX);
+	for (line = buf; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+		memset(&r, 0, sizeof(r));
+		snprintf(r.text, sizeof(r.text), "%.*s", (int)(nl - line),
+		    line);
+		mproc_compose(&c->mp, IMSG_CTL_REPLY, 0, -1, &r, sizeof(r));
+	}
+	free(buf);
+	if (n == 0)
+		client_reply(c, 0, "no client or user at or near a rate limit");
+	else
+		client_reply(c, 0, "");
+}
+
 static void
 client_dispatch(struct mproc *p, struct imsg *m)
 {
@@ -354,7 +386,11 @@ client_dispatch(struct mproc *p, struct imsg *m)
 		log_setverbose(req.cmd == CTL_LOG_VERBOSE);
 		client_reply(c, 0, "logging level changed");
 		return;
+	case CTL_SHOW_LIMITS:
+		client_show_limits(c);
+		return;
 	case CTL_SHOW_MILTERS:
+	case CTL_RELOAD:
 		/* the parent holds the running configuration and the
 		 * workers' counters (smtpd/milter_connect.c) */
 		mproc_compose(&c_parent, IMSG_CTL_REQUEST, c->id, -1, &req,

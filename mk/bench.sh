@@ -18,6 +18,9 @@
 #   BENCH_DIR=../shared/bench   the harness
 #   POSTFIX=0                   skip the Postfix runs (quick iterations;
 #                               no ratios then)
+#   CONF_EXTRA="smtp ..."       lines added to the configuration of the
+#                               local and relay scenarios (a setting's
+#                               cost on the hot path: rate limits, say)
 #   SMOKE=1                     dkim, checks and milter: no
 #                               measurement; send 3 messages through
 #                               each server and show that the signatures
@@ -147,7 +150,7 @@ match from local for domain "relay.test" action "relay"
 EOF
 	} > "$1"
 }
-write_conf "$STATE/smtpd.conf" "" ""
+write_conf "$STATE/smtpd.conf" "${CONF_EXTRA:-}" ""
 cp "$TOP/obj/bin/smtpd" "$STATE/smtpd"
 
 # run_posthaste LABEL SCENARIO HARNESS_SCENARIO CONF REP [MESSAGE]:

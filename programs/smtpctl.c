@@ -58,7 +58,8 @@ usage(void)
 	    "  pause mda|mta|smtp       resume mda|mta|smtp\n"
 	    "  log verbose|brief        update table NAME\n"
 	    "  table lookup NAME SERVICE KEY\n"
-	    "  show metrics\n"
+	    "  show metrics             show limits\n"
+	    "  reload\n"
 	    "  encrypt [password]       print a SHA-512-crypt hash\n"
 	    "  dkim keygen [-t rsa|ed25519] [-b bits] -d domain -s selector "
 	    "-o keyfile\n"
@@ -722,6 +723,8 @@ main(int argc, char **argv)
 			req.cmd = CTL_SHOW_MILTERS;
 		else if (strcmp(argv[1], "metrics") == 0 && argc == 2)
 			req.cmd = CTL_SHOW_METRICS;
+		else if (strcmp(argv[1], "limits") == 0 && argc == 2)
+			req.cmd = CTL_SHOW_LIMITS;
 		else if (strcmp(argv[1], "status") == 0 && argc == 2)
 			req.cmd = CTL_SHOW_STATUS;
 		else if (strcmp(argv[1], "qshape") == 0) {
@@ -791,6 +794,9 @@ main(int argc, char **argv)
 		/* for the reason, "smtpctl hold by NAME"; the queue checks it */
 		if ((pw = getpwuid(getuid())) != NULL)
 			snprintf(req.arg, sizeof(req.arg), "%s", pw->pw_name);
+	} else if (strcmp(argv[0], "reload") == 0 && argc == 1) {
+		/* SIGHUP's reload, with its outcome */
+		req.cmd = CTL_RELOAD;
 	} else if (strcmp(argv[0], "requeue") == 0 && argc >= 2) {
 		/* routed again under the running configuration, then due */
 		req.cmd = CTL_REQUEUE;

@@ -121,9 +121,10 @@ auth_check(struct session *s, const char *user, const char *pass)
 		    sizeof(client)), req.mech);
 		smtpcount_add(SC_AUTH_FAILURE);
 		explicit_bzero(&req, sizeof(req));
-		session_reply(s, "535 5.7.8 Authentication credentials "
-		    "invalid");
 		auth_done(s);
+		if (smtp_limit_auth_failed(s))
+			session_reply(s, "535 5.7.8 Authentication "
+			    "credentials invalid");
 		return;
 	}
 	if (user != s->auth->user)
@@ -437,6 +438,10 @@ smtp_auth_result(struct session *s, const struct lka_result *r)
 		s->flags &= ~SS_WAIT;
 		session_reply(s, "454 4.7.0 Temporary authentication failure");
 		session_process(s);
+		return;
+	}
+	if (!smtp_limit_auth_failed(s)) {	/* 421, closing */
+		s->flags &= ~SS_WAIT;
 		return;
 	}
 	/* stay SS_WAIT: nothing else is read until the delay is over */

@@ -574,6 +574,8 @@ session_start(struct session *s)
 		    session_hostname(s));
 		return;
 	}
+	if (!smtp_limit_connect(s))
+		return;
 	/* the name goes into the Received header if it comes in time */
 	memo = rdns_memo_slot(&s->ss, &known);
 	if (memo != NULL && known && time(NULL) - memo->at < RDNS_MEMO_TTL) {
@@ -1031,6 +1033,8 @@ cmd_mail(struct session *s, char *args)
 		    "messages in this session", session_hostname(s));
 		return;
 	}
+	if (!smtp_limit_mail(s))
+		return;
 	if ((tx = calloc(1, sizeof(*tx))) == NULL) {
 		session_reply(s, "451 4.3.0 Out of memory");
 		return;
@@ -1199,6 +1203,8 @@ cmd_rcpt(struct session *s, char *args)
 		session_error(s);
 		return;
 	}
+	if (!smtp_limit_rcpt(s, &tx->rcpt_pending))
+		return;
 	s->state = S_RCPT;
 	tx->ndests_before = tx->ndests;
 	if (smtp_milter_active(s)) {

@@ -149,6 +149,8 @@ struct session {
 	uint8_t			 state;		/* enum sstate */
 	uint8_t			 nerrors;
 	uint8_t			 nauthfail;
+	uint8_t			 rate_exempt;	/* smtp_limits.c */
+	uint8_t			 nrate_refused;	/* 450s by a rate limit */
 	uint8_t			 chunk_flags;	/* the BDAT chunk being read */
 	uint16_t		 nmessages;
 	int			 fd;		/* the client socket */
@@ -211,6 +213,16 @@ void	session_new(int fd, struct listener *, uint32_t lindex,
 	    struct sockaddr_storage *, socklen_t);
 void	session_new_local(int fd, const struct local_session *);
 void	session_begin(struct session *);	/* filters, then 220 */
+/*
+ * smtp_limits.c: the rate limits (common/ratelimit.c).  Each returns 1
+ * when the session may go on, 0 when the command (or the connection)
+ * was refused and answered.
+ */
+int	smtp_limit_connect(struct session *);
+int	smtp_limit_mail(struct session *);
+int	smtp_limit_rcpt(struct session *, const struct mailaddr *);
+int	smtp_limit_auth_failed(struct session *);
+
 /* the client is known (smtp_proxy.c): limits, rDNS, TLS or greeting */
 void	session_start(struct session *);
 void	session_set_addr(struct session *);	/* s->addr from s->ss */

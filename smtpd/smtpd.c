@@ -38,6 +38,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,7 @@
 #include "pidfile.h"
 #include "platform.h"
 #include "privsep.h"
+#include "ratelimit.h"
 #include "smtpcount.h"
 #include "proto.h"
 #include "sesscount.h"
@@ -1157,38 +1159,56 @@ retire_workers(void)
  * deliveries it holds, its lookup follows them.
  * The queue and control stay; the queue takes the new queue settings.
  */
-static void
-parent_reload(void)
+/*
+ * A reload that did not happen: logged, and said in why for smtpctl
+ * reload (why may be NULL).  Returns -1.
+ */
+static int reload_failed(char *, size_t, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+reload_failed(char *why, size_t len, const char *fmt, ...)
+{
+	char	buf[1024];	/* struct ctl_reply's text */
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_warnx("%s", buf);
+	if (why != NULL)
+		snprintf(why, len, "%s", buf);
+	return -1;
+}
+
+static int
+parent_reload(char *why, size_t len)
 {
 	struct smtpd_config	*nconf, *old;
 	char			 err[CONF_PATH_MAX + 256];
 	int			*fds, nl, nworkers, i;
 
 	if (shutting_down)
-		return;
-	if ((nconf = config_parse(conf_path, err, sizeof(err))) == NULL) {
-		log_warnx("reload failed, keeping the running configuration: "
-		    "%s", err);
-		return;
-	}
+		return reload_failed(why, len, "reload refused: shutting down");
+	if ((nconf = config_parse(conf_path, err, sizeof(err))) == NULL)
+		return reload_failed(why, len, "reload failed, keeping the "
+		    "running configuration: %s", err);
 	if (config_check_tls_policy(nconf, NULL) > 0) {
-		log_warnx("reload failed, keeping the running configuration: "
-		    "bad TLS policy table");
 		config_free(nconf);
-		return;
+		return reload_failed(why, len, "reload failed, keeping the "
+		    "running configuration: bad TLS policy table");
 	}
 	if (table_remote_load(nconf, NULL) > 0) {
-		log_warnx("reload failed, keeping the running configuration: "
-		    "a shared table's configuration is wrong");
 		config_free(nconf);
-		return;
+		return reload_failed(why, len, "reload failed, keeping the "
+		    "running configuration: a shared table's configuration "
+		    "is wrong");
 	}
 	if (strcmp(nconf->spool, conf->spool) != 0 ||
 	    strcmp(nconf->socket, conf->socket) != 0) {
-		log_warnx("reload failed: spool and socket can only change "
-		    "with a restart");
 		config_free(nconf);
-		return;
+		return reload_failed(why, len, "reload failed: spool and "
+		    "socket can only change with a restart");
 	}
 	old = conf;
 	conf = nconf;
@@ -1202,20 +1222,18 @@ parent_reload(void)
 	    children_alive(1 << C_SMTP, 0) + nworkers >
 	    SMTPD_MAX_LIVE_WORKERS ||
 	    children_used() + nworkers + 3 > MAX_CHILDREN) {
-		log_warnx("reload refused: %d older generations of processes "
-		    "are still finishing their sessions; keeping the running "
-		    "configuration, try again later",
-		    children_alive(1 << C_LOOKUP, 1));
 		conf = old;
 		config_free(nconf);
-		return;
+		return reload_failed(why, len, "reload refused: %d older "
+		    "generations of processes are still finishing their "
+		    "sessions; keeping the running configuration, try again "
+		    "later", children_alive(1 << C_LOOKUP, 1));
 	}
 	if ((fds = bind_listeners(nworkers, &nl)) == NULL) {
-		log_warnx("reload failed: cannot listen as configured; "
-		    "keeping the running configuration");
 		conf = old;
 		config_free(nconf);
-		return;
+		return reload_failed(why, len, "reload failed: cannot listen "
+		    "as configured; keeping the running configuration");
 	}
 	for (i = 0; i < MAX_CHILDREN; i++) {
 		struct child *c = &children[i];
@@ -1233,6 +1251,10 @@ parent_reload(void)
 	config_free(old);
 	log_info("configuration reloaded from %s: %d smtp workers",
 	    conf_path, nworkers);
+	if (why != NULL)
+		snprintf(why, len, "configuration reloaded from %s: %d smtp "
+		    "workers", conf_path, nworkers);
+	return 0;
 }
 
 /* lines for syslog: the children's, and those syslog did not take yet */
@@ -1260,7 +1282,21 @@ static void
 on_sighup(evutil_socket_t sig, short ev, void *arg)
 {
 	log_info("received SIGHUP, reloading the configuration");
-	parent_reload();
+	(void)parent_reload(NULL, 0);
+}
+
+/* smtpctl reload (root, checked by control): SIGHUP with an answer */
+static void
+ctl_reload(struct mproc *control, const struct ctl_request *req)
+{
+	struct ctl_reply	r;
+
+	log_info("smtpctl reload, reloading the configuration");
+	memset(&r, 0, sizeof(r));
+	r.reqid = req->reqid;
+	r.end = 1;
+	r.status = parent_reload(r.text, sizeof(r.text)) == 0 ? 0 : 1;
+	mproc_compose(control, IMSG_CTL_REPLY, 0, -1, &r, sizeof(r));
 }
 
 /* mda/ reports a local delivery's outcome; the queue gets it */
@@ -1415,9 +1451,12 @@ parent_dispatch(struct mproc *p, struct imsg *m)
 		if (c->kind != C_CONTROL || m->fd != -1)
 			fatalx("control request from %s", c->title);
 		PROTO_READ(p, m, &req, proto_valid_ctl_request);
-		if (req.cmd != CTL_SHOW_MILTERS)
+		if (req.cmd == CTL_RELOAD)
+			ctl_reload(p, &req);
+		else if (req.cmd == CTL_SHOW_MILTERS)
+			milter_show(p, req.reqid);
+		else
 			fatalx("control request %u for the parent", req.cmd);
-		milter_show(p, req.reqid);
 		break;
 	case IMSG_PARENT_FORWARD:
 		if (c->kind != C_LOOKUP)
@@ -1590,6 +1629,7 @@ main(int argc, char **argv)
 	sched_batch();		/* every child inherits it (util.c) */
 	mda_init(parent_delivery_result, parent_mda_channel);
 	smtpcount_init();	/* the workers count, control reads */
+	ratelimit_init();	/* likewise; it outlives reloads */
 	start_core(bind_control(), bind_metrics());
 	sesscount_init();	/* shared by every generation of workers */
 	start_generation(listen_fds, nl, nworkers);

@@ -64,6 +64,19 @@ check_config(const struct smtpd_config *conf)
 	CHECK(conf->spool[0] == '/' && conf->socket[0] == '/');
 	TERMINATED(conf->dnssec_anchor);
 	CHECK(conf->dnssec_anchor[0] == '\0' || conf->dnssec_anchor[0] == '/');
+	/* rate limits: none, or N in 1..1000000 over 1 s..1 day, at most
+	 * 1000 a second; the exempt networks are CIDRs */
+	for (j = 0; j < RATE_MAX; j++) {
+		CHECK(conf->rate[j].n >= 0 && conf->rate[j].n <= 1000000);
+		CHECK(conf->rate[j].n == 0 || (conf->rate[j].period >= 1 &&
+		    conf->rate[j].period <= 86400 &&
+		    conf->rate[j].n <= conf->rate[j].period * 1000));
+	}
+	CHECK(conf->nrate_exempt >= 0 && conf->nrate_exempt <= RATE_EXEMPT_MAX);
+	for (j = 0; j < conf->nrate_exempt; j++) {
+		TERMINATED(conf->rate_exempt[j]);
+		CHECK(conf->rate_exempt[j][0] != '\0');
+	}
 	TAILQ_FOREACH(t, &conf->tables, entry)
 	{
 		TERMINATED(t->name);

@@ -100,11 +100,24 @@ def test_reload_new_rules_and_open_session_survives():
 
 
 def test_reload_bad_config_keeps_running():
+    """SIGHUP and smtpctl reload: a configuration with an error changes
+    nothing; smtpctl says why (file and line) and exits 1, and says so
+    when the reload happened (root only)."""
     with Daemon() as d:
+        r = ctl(d, "reload")
+        out = r.stdout.decode() + r.stderr.decode()
+        assert "configuration reloaded from %s" % d.conf_path in out, out
+        wait_log(d, "smtpctl reload, reloading")
+        r = ctl(d, "reload", user=TEST_USER1, check=False)
+        assert r.returncode != 0 and b"permission denied" in r.stderr, r
         with open(d.conf_path, "a") as f:
             f.write("this is not a keyword\n")
         d.send_signal(signal.SIGHUP)
         wait_log(d, "reload failed")
+        r = ctl(d, "reload", check=False)
+        out = r.stdout.decode() + r.stderr.decode()
+        assert r.returncode == 1, (r.returncode, out)
+        assert "reload failed" in out and d.conf_path in out, out
         assert d.running(), "a bad configuration stopped the daemon"
         assert rcpt_code(d.port, "%s@example.test" % TEST_USER1) == 250
 

@@ -707,6 +707,72 @@ test_listen_proxy(void **state)
 	    "1.0.0.17 }\n", 1, "at most 16 trusted proxies");
 }
 
+/* "smtp client-message-rate RATE" and the like; "smtp rate-exempt" */
+static void
+test_rate_limits(void **state)
+{
+	struct smtpd_config *conf;
+
+	(void)state;
+	conf = parse_ok("");
+	assert_int_equal(conf->rate[RATE_CLIENT_CONN].n, 0);
+	assert_int_equal(conf->rate[RATE_USER_RCPT].n, 0);
+	assert_int_equal(conf->nrate_exempt, 0);
+	config_free(conf);
+
+	conf = parse_ok("smtp client-connection-rate 30/m\n"
+	    "smtp client-message-rate 10/h\n"
+	    "smtp client-rcpt-rate 2/s\n"
+	    "smtp client-auth-failures 5/10m\n"
+	    "smtp user-message-rate 100/d\n"
+	    "smtp user-rcpt-rate 0\n"
+	    "smtp rate-exempt { 10.0.0.0/8, 2001:db8::/32\n 192.0.2.1 }\n");
+	assert_int_equal(conf->rate[RATE_CLIENT_CONN].n, 30);
+	assert_int_equal(conf->rate[RATE_CLIENT_CONN].period, 60);
+	assert_int_equal(conf->rate[RATE_CLIENT_MSG].n, 10);
+	assert_int_equal(conf->rate[RATE_CLIENT_MSG].period, 3600);
+	assert_int_equal(conf->rate[RATE_CLIENT_RCPT].n, 2);
+	assert_int_equal(conf->rate[RATE_CLIENT_RCPT].period, 1);
+	assert_int_equal(conf->rate[RATE_CLIENT_AUTHFAIL].n, 5);
+	assert_int_equal(conf->rate[RATE_CLIENT_AUTHFAIL].period, 600);
+	assert_int_equal(conf->rate[RATE_USER_MSG].n, 100);
+	assert_int_equal(conf->rate[RATE_USER_MSG].period, 86400);
+	assert_int_equal(conf->rate[RATE_USER_RCPT].n, 0);
+	assert_int_equal(conf->nrate_exempt, 3);
+	assert_string_equal(conf->rate_exempt[0], "10.0.0.0/8");
+	assert_string_equal(conf->rate_exempt[1], "2001:db8::/32");
+	assert_string_equal(conf->rate_exempt[2], "192.0.2.1");
+	config_free(conf);
+
+	conf = parse_ok("smtp rate-exempt 127.0.0.0/8\n");
+	assert_int_equal(conf->nrate_exempt, 1);
+	config_free(conf);
+
+	expect_error("smtp client-message-rate 10\n", 1,
+	    "invalid rate \"10\" for smtp client-message-rate");
+	expect_error("smtp client-message-rate 10/x\n", 1, "invalid rate");
+	expect_error("smtp client-message-rate /m\n", 1, "invalid rate");
+	expect_error("smtp client-message-rate 10/10\n", 1, "invalid rate");
+	expect_error("smtp client-message-rate 10/2d\n", 1,
+	    "the window of smtp client-message-rate must be at most a day");
+	expect_error("smtp client-rcpt-rate 1001/s\n", 1,
+	    "smtp client-rcpt-rate must be at most 1000/s");
+	expect_error("smtp client-rcpt-rate 2000000/h\n", 1,
+	    "smtp client-rcpt-rate must be at most 1000000 per window");
+	expect_error("smtp user-rcpt-rate\n", 1, "missing rate for smtp "
+	    "user-rcpt-rate");
+	expect_error("smtp rate-exempt\n", 1, "missing address or network "
+	    "after smtp rate-exempt");
+	expect_error("smtp rate-exempt 10.0.0.0/33\n", 1,
+	    "invalid address \"10.0.0.0/33\" after smtp rate-exempt");
+	expect_error("smtp rate-exempt 10.0.0.1\nsmtp rate-exempt 10.0.0.2\n",
+	    2, "smtp rate-exempt given twice");
+	expect_error("smtp rate-exempt { 1.0.0.1 "
+	    "1.0.0.2 1.0.0.3 1.0.0.4 1.0.0.5 1.0.0.6 1.0.0.7 1.0.0.8 1.0.0.9 "
+	    "1.0.0.10 1.0.0.11 1.0.0.12 1.0.0.13 1.0.0.14 1.0.0.15 1.0.0.16 "
+	    "1.0.0.17 }\n", 1, "at most 16 exempt networks");
+}
+
 static void
 test_listen_tls_auth(void **state)
 {
@@ -1416,6 +1482,7 @@ main(void)
 	    cmocka_unit_test(test_table_large),
 	    cmocka_unit_test(test_listen),
 	    cmocka_unit_test(test_listen_proxy),
+	    cmocka_unit_test(test_rate_limits),
 	    cmocka_unit_test(test_listen_tls_auth),
 	    cmocka_unit_test(test_actions),
 	    cmocka_unit_test(test_match),
