@@ -28,14 +28,13 @@
  * integers and NUL-terminated keys of bounded length out of here; a
  * worker that dies takes the daemon down anyway.
  */
-#include <sys/mman.h>
-
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "log.h"
 #include "ratelimit.h"
+#include "shm.h"
 #include "smtpcount.h"
 #include "util.h"
 
@@ -74,17 +73,8 @@ static struct ratelimit_table	*table;
 void
 ratelimit_init(void)
 {
-	pthread_mutexattr_t	attr;
-
-	table = mmap(NULL, sizeof(*table), PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (table == MAP_FAILED)
-		fatal("mmap");
-	if (pthread_mutexattr_init(&attr) != 0 ||
-	    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED) != 0 ||
-	    pthread_mutex_init(&table->lock, &attr) != 0)
-		fatalx("rate limit table mutex");
-	pthread_mutexattr_destroy(&attr);
+	table = shm_alloc(sizeof(*table));
+	shm_mutex_init(&table->lock, "rate limit table");
 }
 
 const char *

@@ -8,14 +8,13 @@
  * that corrupted the table could only change who is refused, and a worker
  * that dies takes the daemon down anyway.
  */
-#include <sys/mman.h>
-
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "log.h"
 #include "sesscount.h"
+#include "shm.h"
 
 #define SESSCOUNT_SLOTS	16384
 #define SESSCOUNT_PROBE	64	/* slots looked at per address, at most */
@@ -36,17 +35,8 @@ static struct sesscount_table	*table;
 void
 sesscount_init(void)
 {
-	pthread_mutexattr_t	attr;
-
-	table = mmap(NULL, sizeof(*table), PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (table == MAP_FAILED)
-		fatal("mmap");
-	if (pthread_mutexattr_init(&attr) != 0 ||
-	    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED) != 0 ||
-	    pthread_mutex_init(&table->lock, &attr) != 0)
-		fatalx("session table mutex");
-	pthread_mutexattr_destroy(&attr);
+	table = shm_alloc(sizeof(*table));
+	shm_mutex_init(&table->lock, "session table");
 }
 
 static unsigned int

@@ -18,8 +18,6 @@
  * it, so a worker that scribbled on the page gives a wrong label (which
  * the metrics writer escapes), never an overrun.
  */
-#include <sys/mman.h>
-
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +26,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "shm.h"
 #include "smtpcount.h"
 
 /*
@@ -106,10 +105,7 @@ smtpcount_init(void)
 {
 	int	i;
 
-	table = mmap(NULL, sizeof(*table), PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (table == MAP_FAILED)
-		fatal("mmap");
+	table = shm_alloc(sizeof(*table));
 	size_t	j;
 
 	for (i = 0; i < SC_MAX; i++)
