@@ -928,6 +928,32 @@ def dot_stuff(body):
 
 
 # --------------------------------------------------------------------------
+# smtpctl
+
+def smtpctl(d, *args, user=None, check=True, text=True):
+    """smtpctl against daemon d, as root or as user (setpriv); raises
+    when it fails and check is set."""
+    cmd = [binary("smtpctl"), "-s", d.socket_path] + list(args)
+    if user:
+        cmd = ["setpriv", "--reuid", user, "--regid", user, "--init-groups",
+               "--"] + cmd
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                       text=text, timeout=20)
+    if check and p.returncode != 0:
+        err = p.stderr if text else p.stderr.decode(errors="replace")
+        raise AssertionError("smtpctl %s: exit %d: %s" % (
+            " ".join(args), p.returncode, err))
+    return p
+
+
+def queue_json(d, user=None):
+    """smtpctl show queue -j: the envelopes, one dict each."""
+    import json
+    out = smtpctl(d, "show", "queue", "-j", user=user).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------
 # mailboxes
 
 def poll(fn, timeout=DELIVERY_TIMEOUT, interval=0.05):

@@ -12,7 +12,6 @@ SIGTERM).
 """
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -20,6 +19,7 @@ import subprocess
 import tempfile
 import time
 
+import fixture
 from fixture import (TEST_ROOT, TEST_USER2, Daemon, SMTPConnection, binary,
                      ensure_test_user, maildir_files, poll, reset_maildir,
                      unique_marker)
@@ -67,22 +67,8 @@ def fresh_spool():
         shutil.rmtree(top, ignore_errors=True)
 
 
-def ctl(d, *args, user=None, check=True):
-    cmd = [binary("smtpctl"), "-s", d.socket_path] + list(args)
-    if user:
-        cmd = ["setpriv", "--reuid", user, "--regid", user, "--init-groups",
-               "--"] + cmd
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=20)
-    if check and p.returncode != 0:
-        raise AssertionError("smtpctl %s: exit %d: %s" % (
-            " ".join(args), p.returncode, p.stderr))
-    return p
-
-
-def queue_json(d):
-    out = ctl(d, "show", "queue", "-j").stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+ctl = fixture.smtpctl
+queue_json = fixture.queue_json
 
 
 def mailq(d):

@@ -30,10 +30,10 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 
-from fixture import (TEST_ROOT, TEST_USER2, Daemon, SMTPConnection, binary,
+import fixture
+from fixture import (TEST_ROOT, TEST_USER2, Daemon, SMTPConnection,
                      poll, unique_marker)
 from test_mta_relay import FakeSMTP
 
@@ -67,17 +67,7 @@ VIRT_BEFORE = "team@alias.test  one@moved.test\n"
 VIRT_AFTER = "team@alias.test  one@moved.test, two@moved.test\n"
 
 
-def ctl(d, *args, user=None, check=True):
-    cmd = [binary("smtpctl"), "-s", d.socket_path] + list(args)
-    if user:
-        cmd = ["setpriv", "--reuid", user, "--regid", user, "--init-groups",
-               "--"] + cmd
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=20)
-    if check and p.returncode != 0:
-        raise AssertionError("smtpctl %s: exit %d: %s" % (
-            " ".join(args), p.returncode, p.stderr))
-    return p
+ctl = fixture.smtpctl
 
 
 def queue(d):

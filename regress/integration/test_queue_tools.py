@@ -16,11 +16,10 @@ first try, and the next is an hour away (queue retry-remote 1h), so any
 later try is one smtpctl asked for.
 """
 
-import json
 import re
-import subprocess
 
-from fixture import (TEST_USER2, Daemon, SMTPConnection, binary, poll,
+import fixture
+from fixture import (TEST_USER2, Daemon, SMTPConnection, poll,
                      unique_marker)
 from test_mta_relay import FakeSMTP
 
@@ -47,22 +46,8 @@ _msgs = {}
 _accept = []	# non-empty: the sink takes the mail
 
 
-def ctl(d, *args, user=None, check=True):
-    cmd = [binary("smtpctl"), "-s", d.socket_path] + list(args)
-    if user:
-        cmd = ["setpriv", "--reuid", user, "--regid", user, "--init-groups",
-               "--"] + cmd
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=20)
-    if check and p.returncode != 0:
-        raise AssertionError("smtpctl %s: exit %d: %s" % (
-            " ".join(args), p.returncode, p.stderr))
-    return p
-
-
-def queue_json(d):
-    out = ctl(d, "show", "queue", "-j").stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+ctl = fixture.smtpctl
+queue_json = fixture.queue_json
 
 
 def by_rcpt(d):

@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 
+import fixture
 from fixture import (TEST_USER2, Daemon, SMTPConnection, binary,
                      ensure_test_user, maildir_files, poll, reset_maildir,
                      unique_marker, wait_maildir)
@@ -22,16 +23,7 @@ ensure_test_user(TEST_USER1)
 
 
 def ctl(d, *args, user=None, check=True):
-    cmd = [binary("smtpctl"), "-s", d.socket_path] + list(args)
-    if user:
-        cmd = ["setpriv", "--reuid", user, "--regid", user, "--init-groups",
-               "--"] + cmd
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=20)
-    if check and p.returncode != 0:
-        raise AssertionError("smtpctl %s: exit %d: %s" % (
-            " ".join(args), p.returncode, p.stderr.decode()))
-    return p
+    return fixture.smtpctl(d, *args, user=user, check=check, text=False)
 
 
 def send(d, rcpt, marker):
