@@ -144,6 +144,9 @@ def test_requeue_reroutes_durably():
             f.write(d.config_text())
         d.send_signal(signal.SIGHUP)
         wait_log(d, r"configuration reloaded")
+        # the old worker accepts what reached it before it retired, and
+        # serves it under the old configuration: wait until it has
+        wait_log(d, r"smtp worker \d+ \(retired\): retired by a reload")
 
         # new mail to the alias: two envelopes now, to the new hop
         # (lookup told two relayed addresses apart: it once gave one)

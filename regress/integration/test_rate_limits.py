@@ -39,7 +39,8 @@ import subprocess
 import time
 
 import fixture
-from fixture import SMTPConnection, TEST_USER1, binary, poll, skip
+from fixture import (SMTPConnection, TEST_USER1, binary, poll, proc_title,
+                     skip)
 from test_logging import F2B_FILTER, SyslogDaemon
 from test_smtp_auth import PASSWORD, auth_conf, b64
 
@@ -277,9 +278,16 @@ def test_reload_connection_rate():
     with open(d.conf_path, "w") as f:
         f.write((_d["conf"] + "smtp client-connection-rate 2/2s\n").replace(
             "@TMP@", d.tmp).replace("@PORT@", str(d.port)))
+    old = [p for p in fixture.children_of(d.pid)
+           if (proc_title(p) or "").startswith("smtpd: smtp worker")]
     os.kill(d.pid, signal.SIGHUP)
     assert poll(lambda: "configuration reloaded" in d.syslog.text(),
                 timeout=10), d.syslog.text()[-2000:]
+    # an old worker serves what reached it before it retired under the
+    # old configuration (no connection rate): wait until they have
+    assert poll(lambda: all((proc_title(p) or "(retired)").endswith(
+        "(retired)") for p in old), timeout=10), \
+        [(p, proc_title(p)) for p in old]
     # the table was kept
     c = session(MSG)
     expect(c.command("MAIL FROM:<a@client.test>"), 450, "message rate")
