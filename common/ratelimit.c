@@ -245,7 +245,7 @@ ratelimit_show(char *buf, size_t len, size_t max)
 	int64_t				 now, period, interval, ahead, over;
 	size_t				 i, n = 0, used = 0;
 	long long			 count;
-	char				 line[512];
+	char				 line[512], key[RATELIMIT_KEY_MAX];
 	char				 clean[RATELIMIT_KEY_MAX * 4];
 	int				 k, w;
 
@@ -275,11 +275,16 @@ ratelimit_show(char *buf, size_t len, size_t max)
 			/* past this, the next event is refused */
 			over = ahead - (k == RATE_CLIENT_AUTHFAIL ? period :
 			    period - interval);
-			/* the key is ours or the client's: printable ASCII
-			 * (addresses) or a SASL name, shown escaped */
+			/*
+			 * The key is ours or the client's: printable ASCII
+			 * (addresses) or a SASL name, shown escaped.  A
+			 * worker writes this memory: its end is not trusted.
+			 */
+			memcpy(key, sl->key, sizeof(key));
+			key[sizeof(key) - 1] = '\0';
 			w = snprintf(line, sizeof(line), "%s %s limit=%d/%ds "
 			    "count=%lld clears=%llds%s", names[k],
-			    log_sanitize(sl->key, clean, sizeof(clean)),
+			    log_sanitize(key, clean, sizeof(clean)),
 			    l->rate.n,
 			    l->rate.period, count, ceil_s(ahead),
 			    over > 0 ? " limited" : "");

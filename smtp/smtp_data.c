@@ -675,19 +675,16 @@ forge_head(struct session *s)
 static void
 session_log_client(struct session *s)
 {
-	struct txn	*tx = s->tx;
-	char		 client[320], clean[(ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX +
-			    2) * 4];
+	char	client[320], clean[(ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2) * 4];
+	char	sasl[sizeof(clean) + 64] = "";
 
 	session_client(s, client, sizeof(client));
 	if (s->authname != NULL)
-		log_info("%08x: client=%s, sasl_method=%s, sasl_username=%s%s%s",
-		    tx->msgid, client, s->auth_mech ? s->auth_mech : "PLAIN",
-		    log_sanitize(s->authname, clean, sizeof(clean)),
-		    s->proxy_addr[0] ? ", proxy=" : "", s->proxy_addr);
-	else
-		log_info("%08x: client=%s%s%s", tx->msgid, client,
-		    s->proxy_addr[0] ? ", proxy=" : "", s->proxy_addr);
+		snprintf(sasl, sizeof(sasl), ", sasl_method=%s, "
+		    "sasl_username=%s", s->auth_mech ? s->auth_mech : "PLAIN",
+		    log_sanitize(s->authname, clean, sizeof(clean)));
+	log_info("%08x: client=%s%s%s%s", s->tx->msgid, client, sasl,
+	    s->proxy_addr[0] ? ", proxy=" : "", s->proxy_addr);
 }
 
 static void
